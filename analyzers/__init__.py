@@ -1,0 +1,1 @@
+"""Rebuild every message's path and find what went wrong, and where."""

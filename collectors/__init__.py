@@ -1,0 +1,1 @@
+"""Read every log a chat system leaves behind into one event table."""

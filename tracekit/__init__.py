@@ -1,0 +1,1 @@
+"""tracekit: follow every chat message across client, server and recipients."""

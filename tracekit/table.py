@@ -1,0 +1,69 @@
+"""The event table: schema v1 as a polars frame, shared by collectors and analyzers.
+
+Collectors produce a ``LazyFrame`` with exactly :data:`EVENT_SCHEMA`; analyzers only ever see
+that. Imports polars, so ``import tracekit`` never imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import polars as pl
+
+__all__ = ["EVENT_SCHEMA", "TIMESTAMP_DTYPE", "empty_events", "events_frame"]
+
+TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
+
+#: Column order and types of the event table. ``file``/``line`` are the evidence of each event
+#: (where it was read); ``recipients`` is set on ``WS-BROADCAST.start`` events.
+EVENT_SCHEMA: Final = pl.Schema(
+    {
+        "timestamp": TIMESTAMP_DTYPE,
+        "stage": pl.String,
+        "action": pl.String,
+        "event": pl.String,
+        "trace_id": pl.String,
+        "msg_id": pl.String,
+        "conv_id": pl.String,
+        "actor": pl.String,
+        "peer": pl.String,
+        "source": pl.String,
+        "seq": pl.Int64,
+        "span_id": pl.String,
+        "recipients": pl.List(pl.String),
+        "level": pl.String,
+        "file": pl.String,
+        "line": pl.Int64,
+    }
+)
+
+
+def empty_events() -> pl.LazyFrame:
+    """An event table with no rows."""
+    return pl.LazyFrame(schema=EVENT_SCHEMA)
+
+
+def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Build an event table from dicts (tests, in-memory sources).
+
+    Missing keys become nulls, unknown keys are ignored, ``timestamp`` may be an ISO-8601
+    string (``Z`` or offset) or a ``datetime``; everything is normalised to UTC nanoseconds.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA}
+    for row in rows:
+        for name, values in columns.items():
+            values.append(row.get(name))
+    raw_ts = columns.pop("timestamp")
+    frame = pl.DataFrame(
+        columns, schema={k: v for k, v in EVENT_SCHEMA.items() if k != "timestamp"}
+    )
+    ts = pl.Series("timestamp", raw_ts)
+    if ts.dtype == pl.String:
+        ts = ts.str.to_datetime(time_unit="ns", time_zone="UTC")
+    elif isinstance(ts.dtype, pl.Datetime):
+        ts = ts.dt.cast_time_unit("ns")
+        ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")  # type: ignore[union-attr]
+    else:
+        ts = ts.cast(TIMESTAMP_DTYPE)
+    return frame.with_columns(ts).select(list(EVENT_SCHEMA))
