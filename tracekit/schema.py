@@ -61,9 +61,7 @@ META_STAGE: Final = "TRACEKIT"
 TEXT_KEYS: Final = frozenset({"text", "content", "body", "message", "message_text", "msg_text"})
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ZERO_ID = "0" * 32
 
 

@@ -18,7 +18,7 @@ TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
 #: Column order and types of the event table. ``file``/``line`` are the evidence of each event
 #: (where it was read); ``recipients`` is set on ``WS-BROADCAST.start`` events.
 EVENT_SCHEMA: Final = pl.Schema(
-    {
+    {  # type: ignore[arg-type]
         "timestamp": TIMESTAMP_DTYPE,
         "stage": pl.String,
         "action": pl.String,
@@ -63,7 +63,11 @@ def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         ts = ts.str.to_datetime(time_unit="ns", time_zone="UTC")
     elif isinstance(ts.dtype, pl.Datetime):
         ts = ts.dt.cast_time_unit("ns")
-        ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")  # type: ignore[union-attr]
+        ts = (
+            ts.dt.replace_time_zone("UTC")
+            if ts.dtype.time_zone is None
+            else ts.dt.convert_time_zone("UTC")
+        )  # type: ignore[union-attr]
     else:
         ts = ts.cast(TIMESTAMP_DTYPE)
     return frame.with_columns(ts).select(list(EVENT_SCHEMA))

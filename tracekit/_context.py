@@ -1,0 +1,115 @@
+"""The current message, bound through contextvars so nested stages and asyncio tasks inherit it."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tracekit.schema import new_trace_id, normalize_trace_id
+
+__all__ = ["MessageContext", "bind", "current", "message"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """What every event of one message carries: its trace id and what is known about it.
+
+    ``parent_span_id`` is the remote OpenTelemetry parent learnt from a carrier (``extract``),
+    so the spans of this process join the sender's trace under the right parent.
+    """
+
+    trace_id: str
+    conv_id: str | None = None
+    msg_id: str | None = None
+    actor: str | None = None
+    parent_span_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def event_fields(self) -> dict[str, Any]:
+        """The keys this context contributes to an event (fields given to the event win)."""
+        out: dict[str, Any] = {"trace_id": self.trace_id}
+        if self.msg_id is not None:
+            out["msg_id"] = self.msg_id
+        if self.conv_id is not None:
+            out["conv_id"] = self.conv_id
+        if self.actor is not None:
+            out["actor"] = self.actor
+        if self.fields:
+            out.update(self.fields)
+        return out
+
+
+_current: contextvars.ContextVar[MessageContext | None] = contextvars.ContextVar(
+    "tracekit_message", default=None
+)
+# Fields bound without a message (e.g. ``actor`` for a whole connection handler).
+_bound: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tracekit_bound", default=None
+)
+
+
+def current() -> MessageContext | None:
+    """The message bound in this context, if any."""
+    return _current.get()
+
+
+@contextmanager
+def message(
+    ctx: MessageContext | str | None = None,
+    *,
+    conv_id: str | None = None,
+    msg_id: str | None = None,
+    actor: str | None = None,
+    **fields: Any,
+) -> Iterator[MessageContext]:
+    """Bind a message for the duration of the block.
+
+    ``ctx`` is a :class:`MessageContext` (e.g. from ``extract``) or a trace id (32 hex or a
+    client message id UUID). Without one, the enclosing message is refined (e.g. once the
+    server knows ``msg_id``) or, outside any message, a fresh trace id is made. Works whether
+    or not tracekit is configured: binding is a contextvar set.
+    """
+    outer = _current.get()
+    if isinstance(ctx, MessageContext):
+        base = ctx
+    elif ctx is not None:
+        base = MessageContext(trace_id=normalize_trace_id(ctx))
+    elif outer is not None:
+        base = outer
+    else:
+        base = MessageContext(trace_id=new_trace_id())
+    if outer is not None and base is not outer and base.trace_id == outer.trace_id:
+        # Same message seen again deeper in the call tree: keep what the outer scope knew.
+        base = replace(
+            base,
+            conv_id=base.conv_id or outer.conv_id,
+            msg_id=base.msg_id or outer.msg_id,
+            actor=base.actor or outer.actor,
+            fields={**outer.fields, **base.fields},
+        )
+    updated = replace(
+        base,
+        conv_id=conv_id if conv_id is not None else base.conv_id,
+        msg_id=msg_id if msg_id is not None else base.msg_id,
+        actor=actor if actor is not None else base.actor,
+        fields={**base.fields, **fields} if fields else base.fields,
+    )
+    token = _current.set(updated)
+    try:
+        yield updated
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    """Bind event fields (e.g. ``actor``, ``conv_id``) for the block, message or not."""
+    outer = _bound.get()
+    token = _bound.set({**outer, **fields} if outer else dict(fields))
+    try:
+        yield
+    finally:
+        _bound.reset(token)

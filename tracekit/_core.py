@@ -1,0 +1,492 @@
+"""configure / stage / emit: the instrumentation API.
+
+Until :func:`configure` runs, ``_emitter`` is None and every call returns after one global
+lookup (the OpenTelemetry API's idea: instrumentation costs nothing until someone configures
+it). Nothing here raises into the application: internal failures are counted in ``stats()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import itertools
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from tracekit._clock import iso_utc, now_ns
+from tracekit._context import _bound, _current
+from tracekit._processors import Processor, RedactText, render_json
+from tracekit._sinks import Sink, SinkSpec, make_sink
+from tracekit.errors import ConfigError
+from tracekit.schema import META_STAGE, TEXT_KEYS
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, TracerProvider
+
+    from tracekit._otel import SpanFactory
+
+__all__ = [
+    "Config",
+    "configure",
+    "emit",
+    "flush",
+    "is_configured",
+    "shutdown",
+    "stage",
+    "stats",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What :func:`configure` was told. ``sink`` is kept as given (path, stream, callable...)."""
+
+    service: str
+    source: str
+    actor: str
+    sink: object = None
+    otel: object = False
+    redact: frozenset[str] = TEXT_KEYS
+    sample: float = 1.0
+    processors: tuple[Processor, ...] = ()
+    max_queue: int = 100_000
+    level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Emitter:
+    """Turns (stage, action, fields) into one JSON line in the sink and, optionally, a span."""
+
+    def __init__(self, config: Config, sink: Sink, seq: Iterable[int] | None = None) -> None:
+        self.config = config
+        self.sink = sink
+        self.seq = iter(seq) if seq is not None else itertools.count(1)
+        self.source = config.source
+        self.actor = config.actor
+        self.level = config.level
+        chain: list[Processor] = []
+        if config.redact:
+            chain.append(RedactText(config.redact))
+        chain.extend(config.processors)
+        self.processors = tuple(chain)
+        # Keep a trace when the low 64 bits of its id fall under the threshold: every process
+        # makes the same decision for the same message, so kept traces are whole.
+        self.threshold = int(config.sample * 2**64) if config.sample < 1.0 else None
+        self.spans: SpanFactory | None = None
+        if config.otel:
+            from tracekit._otel import SpanFactory
+
+            provider = None if config.otel is True else cast("TracerProvider", config.otel)
+            self.spans = SpanFactory(provider)
+        self.emitted = 0
+        self.sampled_out = 0
+        self.filtered = 0
+        self.internal_errors = 0
+        if hasattr(sink, "on_drop"):
+            sink.on_drop = self._report_drop
+
+    def keep(self, trace_id: object) -> bool:
+        if self.threshold is None or not isinstance(trace_id, str) or len(trace_id) != 32:
+            return True
+        try:
+            return int(trace_id[16:], 16) < self.threshold
+        except ValueError:
+            return True
+
+    def base_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Context (bound fields, current message) under the call's own fields."""
+        bound = _bound.get()
+        msg = _current.get()
+        if bound is None and msg is None:
+            return fields
+        merged: dict[str, Any] = dict(bound) if bound else {}
+        if msg is not None:
+            merged.update(msg.event_fields())
+        merged.update(fields)
+        return merged
+
+    def write(
+        self,
+        stage: str,
+        action: str,
+        fields: dict[str, Any],
+        ts_ns: int,
+        after: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Render and submit one event; returns its seq (None if filtered)."""
+        event: dict[str, Any] = {
+            "timestamp": iso_utc(ts_ns),
+            "stage": stage,
+            "action": action,
+            "event": fields.pop("event", None) or f"{stage} {action}",
+        }
+        event.update(fields)
+        if "actor" not in event:
+            event["actor"] = self.actor
+        if after:
+            event.update(after)
+        if "level" not in event:
+            event["level"] = self.level
+        for processor in self.processors:
+            try:
+                event = processor(None, event["level"], event)  # type: ignore[assignment]
+            except BaseException as exc:  # structlog.DropEvent is a BaseException
+                if type(exc).__name__ == "DropEvent":  # matched by name: no structlog import
+                    self.filtered += 1
+                    return None
+                raise
+        seq = next(self.seq)
+        event["source"] = self.source
+        event["seq"] = seq
+        self.sink.submit(event, render_json(event))
+        self.emitted += 1
+        return seq
+
+    def _report_drop(self, n: int, reason: str) -> None:
+        self.write(
+            META_STAGE,
+            "dropped",
+            {"event": f"tracekit dropped {n} events: {reason}", "dropped": n, "reason": reason},
+            now_ns(),
+            {"total_dropped": self.sink.dropped, "level": "warning"},
+        )
+
+
+_emitter: _Emitter | None = None
+_config_lock = threading.Lock()
+_atexit_registered = False
+# Arguments of the last unconfigured stage() call on this thread: lets the shared no-op object
+# also work as a decorator (decoration happens right after the call, on the same thread).
+_pending = threading.local()
+
+
+def is_configured() -> bool:
+    """True once :func:`configure` has run (and :func:`shutdown` has not)."""
+    return _emitter is not None
+
+
+def _default_source(service: str) -> str:
+    return f"{service}-{secrets.token_hex(2)}"
+
+
+def configure(
+    *,
+    service: str,
+    source: str | None = None,
+    actor: str | None = None,
+    sink: SinkSpec | None = None,
+    otel: bool | TracerProvider = False,
+    redact: bool | Iterable[str] = True,
+    sample: float = 1.0,
+    processors: Sequence[Processor] = (),
+    max_queue: int = 100_000,
+    level: str = "info",
+) -> dict[str, tuple[object, object]]:
+    """Turn instrumentation on (or change it). Returns what changed: ``{name: (old, new)}``.
+
+    - ``service``: the emitting program (``chat-server``, ``client``); ``source`` the process
+      instance (default ``{service}-{4 hex}``); ``actor`` the default actor (default: service).
+    - ``sink``: a file path (JSON lines, appended), an open stream, a callable taking each
+      event dict, or a :class:`~tracekit.Sink`. Default: standard error.
+    - ``otel``: True for spans through the global tracer provider, or a provider to use.
+    - ``redact``: True (message text keys redacted), False (keep text: opt-in), or the keys.
+    - ``sample``: fraction of traces kept, decided by trace id (the same in every process).
+
+    Calling it again is safe: the sequence continues when ``source`` is unchanged, the old sink
+    is flushed and closed, and a ``TRACEKIT.configured`` event lists what changed. Invalid
+    arguments raise :class:`~tracekit.ConfigError` (this is setup, not the app's hot path).
+    """
+    global _emitter, _atexit_registered
+    if not isinstance(service, str) or not service:
+        raise ConfigError("configure(service=...) needs a non-empty name, e.g. 'chat-server'")
+    if not 0.0 <= sample <= 1.0:
+        raise ConfigError(f"sample must be between 0 and 1, got {sample!r}")
+    if redact is True:
+        redact_keys = TEXT_KEYS
+    elif redact is False:
+        redact_keys = frozenset()
+    else:
+        redact_keys = frozenset(redact)
+    with _config_lock:
+        old = _emitter
+        new_source = source or (
+            old.config.source if old is not None and old.config.service == service else None
+        )
+        config = Config(
+            service=service,
+            source=new_source or _default_source(service),
+            actor=actor or service,
+            sink=sink,
+            otel=otel,
+            redact=redact_keys,
+            sample=sample,
+            processors=tuple(processors),
+            max_queue=max_queue,
+            level=level,
+        )
+        same_sink = old is not None and old.config.sink is sink and sink is not None
+        try:
+            if same_sink:
+                assert old is not None
+                out = old.sink
+            else:
+                out = make_sink(sink if sink is not None else _stderr(), max_queue=max_queue)
+        except (OSError, TypeError) as exc:
+            raise ConfigError(f"cannot open sink {sink!r}: {exc}") from exc
+        keep_seq = old is not None and old.config.source == config.source
+        emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
+        changes = _diff(old.config if old is not None else None, config)
+        _emitter = emitter
+        if old is not None and not same_sink:
+            old.sink.close()
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    if old is not None and changes:
+        emit(
+            META_STAGE,
+            "configured",
+            event="tracekit reconfigured",
+            changed=sorted(changes),
+            actor=config.actor,
+        )
+    return changes
+
+
+def _stderr() -> Any:
+    import sys
+
+    return sys.stderr
+
+
+def _diff(old: Config | None, new: Config) -> dict[str, tuple[object, object]]:
+    out: dict[str, tuple[object, object]] = {}
+    for f in fields(Config):
+        before = getattr(old, f.name) if old is not None else None
+        after = getattr(new, f.name)
+        if before != after:
+            out[f.name] = (before, after)
+    return out
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Wait until queued events are written; True if all were written in time."""
+    emitter = _emitter
+    return True if emitter is None else emitter.sink.flush(timeout)
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Flush, close the sink and go back to the unconfigured no-op state. Runs at exit."""
+    global _emitter
+    with _config_lock:
+        emitter, _emitter = _emitter, None
+    if emitter is not None:
+        try:
+            emitter.sink.close(timeout)
+        except Exception:
+            pass
+
+
+def stats() -> dict[str, int]:
+    """Counters of the current configuration: emitted, dropped, sampled_out, ..."""
+    emitter = _emitter
+    if emitter is None:
+        return {}
+    return {
+        "emitted": emitter.emitted,
+        "dropped": emitter.sink.dropped,
+        "sampled_out": emitter.sampled_out,
+        "filtered": emitter.filtered,
+        "internal_errors": emitter.internal_errors,
+    }
+
+
+def _swap(emitter: _Emitter | None) -> _Emitter | None:
+    """Install ``emitter`` without closing the previous one (``tracekit.testing`` uses it)."""
+    global _emitter
+    with _config_lock:
+        previous, _emitter = _emitter, emitter
+    return previous
+
+
+def emit(stage: str, action: str, /, **fields: Any) -> None:
+    """Emit one point event (timestamp = now) for the current message."""
+    emitter = _emitter
+    if emitter is None:
+        return
+    try:
+        merged = emitter.base_fields(fields)
+        if not emitter.keep(merged.get("trace_id")):
+            emitter.sampled_out += 1
+            return
+        emitter.write(stage, action, merged if merged is not fields else dict(fields), now_ns())
+    except Exception:
+        emitter.internal_errors += 1
+
+
+class _Stage:
+    """One stage of a message: context manager (sync and async) and decorator.
+
+    The event is written when the stage ends, stamped with its start time and carrying
+    ``duration_ms`` and ``status`` (``ok``/``error`` with ``error``); the app's exception is
+    recorded and re-raised unchanged.
+    """
+
+    __slots__ = ("_action", "_emitter", "_fields", "_late", "_span", "_stage", "_start", "_token")
+
+    def __init__(self, stage: str, action: str, fields: dict[str, Any]) -> None:
+        self._stage = stage
+        self._action = action
+        self._fields = fields
+        self._emitter: _Emitter | None = None
+        self._late: dict[str, Any] | None = None
+        self._span: Span | None = None
+        self._token: object = None
+        self._start = 0
+
+    def set(self, **fields: Any) -> None:
+        """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned)."""
+        if self._late is None:
+            self._late = fields
+        else:
+            self._late.update(fields)
+
+    def __enter__(self) -> _Stage:
+        emitter = _emitter
+        if emitter is None:
+            return self
+        try:
+            merged = emitter.base_fields(self._fields)
+            if not emitter.keep(merged.get("trace_id")):
+                emitter.sampled_out += 1
+                return self
+            self._fields = merged if merged is not self._fields else dict(merged)
+            self._emitter = emitter
+            self._start = now_ns()
+            if emitter.spans is not None:
+                msg = _current.get()
+                parent = msg.parent_span_id if msg is not None else None
+                spec = {**self._fields, "source": emitter.source}
+                spec.setdefault("actor", emitter.actor)
+                self._span, self._token = emitter.spans.start(
+                    self._stage, self._action, spec, parent, self._start
+                )
+        except Exception:
+            emitter.internal_errors += 1
+            self._emitter = None
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        emitter = self._emitter
+        if emitter is None:
+            return
+        self._emitter = None
+        try:
+            end = now_ns()
+            after: dict[str, Any] = {}
+            fields = self._fields
+            if self._late:
+                fields = {**fields, **self._late}
+            if self._span is not None:
+                after["span_id"] = emitter.spans.span_id(self._span)  # type: ignore[union-attr]
+            after["duration_ms"] = round((end - self._start) / 1e6, 3)
+            if exc is None:
+                after["status"] = "ok"
+            else:
+                after["status"] = "error"
+                after["error"] = f"{type(exc).__name__}: {exc}"
+                after["level"] = "error"
+            seq = emitter.write(self._stage, self._action, dict(fields), self._start, after)
+            if self._span is not None:
+                emitter.spans.finish(self._span, self._token, end, exc, seq)  # type: ignore[union-attr]
+        except Exception:
+            emitter.internal_errors += 1
+        finally:
+            self._span = None
+
+    async def __aenter__(self) -> _Stage:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        stage, action, static = self._stage, self._action, self._fields
+        if inspect.iscoroutinefunction(fn):
+            afn = cast("Callable[P, Awaitable[Any]]", fn)
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with _Stage(stage, action, dict(static)):
+                    return await afn(*args, **kwargs)
+
+            return cast("Callable[P, R]", async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with _Stage(stage, action, dict(static)):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class _NoopStage(_Stage):
+    """The shared stage returned while unconfigured: entering and leaving it does nothing."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("", "", {})
+
+    def set(self, **fields: Any) -> None:
+        return None
+
+    def __enter__(self) -> _Stage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        args = getattr(_pending, "args", None)
+        if args is None:  # not reached through stage(); nothing to record
+            return fn
+        return _Stage(*args)(fn)
+
+
+_NOOP = _NoopStage()
+
+
+def stage(stage: str, action: str, /, **fields: Any) -> _Stage:
+    """A stage of the current message, e.g. ``with tracekit.stage("REST", "persist"):``.
+
+    Also ``async with`` and a decorator (``@tracekit.stage("REPO", "add")``). Fields given
+    here (``peer=``, ``conv_id=``, ``msg_id=``, ``event=``...) go on the event and the span.
+    """
+    if _emitter is None:
+        _pending.args = (stage, action, fields)
+        return _NOOP
+    return _Stage(stage, action, fields)

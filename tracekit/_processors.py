@@ -1,0 +1,51 @@
+"""The event pipeline: plain structlog-style processors behind one alias, then the renderer.
+
+A processor is ``(logger, method_name, event_dict) -> event_dict``, exactly structlog's
+contract, so any structlog processor can be put in ``configure(processors=[...])``; raising
+``structlog.DropEvent`` filters an event out (before it takes a ``seq``, so no false gap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, TypeAlias
+
+import orjson
+
+from tracekit.schema import TEXT_KEYS
+
+__all__ = ["REDACTED", "Processor", "RedactText", "render_json"]
+
+EventDict: TypeAlias = MutableMapping[str, Any]
+#: structlog's processor signature.
+Processor: TypeAlias = Callable[[Any, str, EventDict], EventDict]
+
+REDACTED = "[redacted]"
+
+
+class RedactText:
+    """Replace message text (``text``, ``content``, ``body``, ...) unless the app opted in."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: Iterable[str] = TEXT_KEYS) -> None:
+        self.keys = frozenset(keys)
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        for key in self.keys.intersection(event_dict):
+            if event_dict[key] is not None:
+                event_dict[key] = REDACTED
+        return event_dict
+
+
+def _default(value: object) -> str:
+    # Never fail on an odd field value: its repr is better than a lost event.
+    return repr(value)
+
+
+_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def render_json(event_dict: EventDict) -> bytes:
+    """One JSON line, as structlog's JSONRenderer with orjson would write it."""
+    return orjson.dumps(event_dict, default=_default, option=_OPTIONS)

@@ -1,0 +1,234 @@
+"""Where events go. Writes never happen on the caller's thread (except the in-memory sink for
+tests): ``submit`` appends to a bounded queue and a daemon thread writes batches, so a slow or
+broken sink costs the application nothing. What could not be written is counted and reported.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CallableSink",
+    "DropReporter",
+    "MemorySink",
+    "Sink",
+    "ThreadedSink",
+    "file_sink",
+    "make_sink",
+    "stream_sink",
+]
+
+#: Called (from the writer thread) with the number of events lost since the last report and why.
+DropReporter = Callable[[int, str], None]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """The one seam between the emitter and an output."""
+
+    def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
+        """Take one rendered event; must not block and must not raise."""
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Write out what is queued; True when everything was written in time."""
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush and release the output."""
+
+    @property
+    def dropped(self) -> int:
+        """Events lost so far (queue full or output failing)."""
+
+
+class ThreadedSink:
+    """A bounded queue drained by one daemon writer thread.
+
+    ``write`` gets one batch of lines joined into bytes. If it raises, the batch is counted as
+    dropped; once a later write succeeds, ``on_drop`` is told how many were lost and why, so the
+    loss itself lands in the log (as a ``TRACEKIT.dropped`` event).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[bytes], list[MutableMapping[str, Any]]], None],
+        *,
+        close: Callable[[], None] | None = None,
+        max_queue: int = 100_000,
+        name: str = "tracekit-sink",
+    ) -> None:
+        self._write = write
+        self._close = close
+        self._max_queue = max_queue
+        self._queue: deque[tuple[MutableMapping[str, Any], bytes]] = deque()
+        self._busy = False
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._dropped = 0
+        self._unreported = 0
+        self._reason = ""
+        self.on_drop: DropReporter | None = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
+        if len(self._queue) >= self._max_queue or self._stopped:
+            self._count_drop(1, "queue full" if not self._stopped else "sink closed")
+            return
+        self._queue.append((event, line))  # deque.append is atomic: no lock on the hot path
+
+    def _count_drop(self, n: int, reason: str) -> None:
+        with self._lock:
+            self._dropped += n
+            self._unreported += n
+            self._reason = reason
+
+    def _run(self) -> None:
+        while True:
+            wrote = self._drain()
+            if self._stopped and not self._queue:
+                return
+            if not wrote:
+                self._wake.wait(0.02)
+                self._wake.clear()
+
+    def _drain(self) -> bool:
+        queue = self._queue
+        if not queue:
+            return False
+        self._busy = True
+        try:
+            events: list[MutableMapping[str, Any]] = []
+            lines: list[bytes] = []
+            while queue and len(lines) < 4096:
+                event, line = queue.popleft()
+                events.append(event)
+                lines.append(line)
+            try:
+                self._write(lines, events)
+            except Exception as exc:  # a broken output must never reach the app
+                self._count_drop(len(lines), f"sink error: {type(exc).__name__}: {exc}")
+            else:
+                self._report_drops()
+        finally:
+            self._busy = False
+        return True
+
+    def _report_drops(self) -> None:
+        if not self._unreported or self.on_drop is None:
+            return
+        with self._lock:
+            n, reason, self._unreported = self._unreported, self._reason, 0
+        try:
+            self.on_drop(n, reason)
+        except Exception:
+            pass
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._queue or self._busy:
+            if not self._thread.is_alive():
+                return False
+            self._wake.set()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        self.flush(timeout)
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._close is not None:
+            try:
+                self._close()
+            except Exception:
+                pass
+
+
+def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> ThreadedSink:
+    """Append JSON lines to ``path`` (parents created)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fh = target.open("ab")
+
+    def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+        fh.write(b"".join(lines))
+        fh.flush()
+
+    return ThreadedSink(write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}")
+
+
+def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
+    """Write JSON lines to an open stream (text or binary); the stream is not closed by us."""
+    text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
+
+    def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+        data = b"".join(lines)
+        stream.write(data.decode() if text else data)
+        stream.flush()
+
+    return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream")
+
+
+class CallableSink(ThreadedSink):
+    """Hand each event dict to a function, on the writer thread."""
+
+    def __init__(
+        self, fn: Callable[[MutableMapping[str, Any]], object], *, max_queue: int = 100_000
+    ) -> None:
+        def write(_lines: list[bytes], events: list[MutableMapping[str, Any]]) -> None:
+            for event in events:
+                fn(event)
+
+        super().__init__(write, max_queue=max_queue, name="tracekit-callable")
+
+
+class MemorySink:
+    """Keep events in a list, synchronously: for tests (see ``tracekit.testing``)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[bytes] = []
+
+    @property
+    def dropped(self) -> int:
+        return 0
+
+    def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
+        self.events.append(dict(event))
+        self.lines.append(line)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        return None
+
+
+SinkSpec = str | os.PathLike[str] | IO[Any] | Callable[[MutableMapping[str, Any]], object] | Sink
+
+
+def make_sink(spec: SinkSpec, *, max_queue: int = 100_000) -> Sink:
+    """Turn what ``configure(sink=...)`` accepts into a :class:`Sink`."""
+    if isinstance(spec, str | os.PathLike):
+        return file_sink(spec, max_queue=max_queue)
+    if isinstance(spec, Sink):
+        return spec
+    if hasattr(spec, "write"):
+        return stream_sink(spec, max_queue=max_queue)  # type: ignore[arg-type]
+    if callable(spec):
+        return CallableSink(spec, max_queue=max_queue)
+    raise TypeError(f"cannot use {spec!r} as a sink: give a path, a stream, a callable or a Sink")
