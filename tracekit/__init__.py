@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from tracekit._context import MessageContext, bind, current, message
 from tracekit._core import (
     Config,
+    Instrumentation,
     configure,
     emit,
     flush,
@@ -43,6 +44,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "InputError",
+    "Instrumentation",
     "MemorySink",
     "MessageContext",
     "PipelineError",

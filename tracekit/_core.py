@@ -8,12 +8,14 @@ it). Nothing here raises into the application: internal failures are counted in 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Config",
+    "Instrumentation",
     "configure",
     "emit",
     "flush",
@@ -161,6 +164,11 @@ class _Emitter:
 
 
 _emitter: _Emitter | None = None
+# An Instrumentation activated for a context (one client among several in one process) wins
+# over the process-wide configuration.
+_scoped: contextvars.ContextVar[_Emitter | None] = contextvars.ContextVar(
+    "tracekit_emitter", default=None
+)
 _config_lock = threading.Lock()
 _atexit_registered = False
 # Arguments of the last unconfigured stage() call on this thread: lets the shared no-op object
@@ -168,13 +176,62 @@ _atexit_registered = False
 _pending = threading.local()
 
 
+def _active() -> _Emitter | None:
+    return _scoped.get() or _emitter
+
+
 def is_configured() -> bool:
-    """True once :func:`configure` has run (and :func:`shutdown` has not)."""
-    return _emitter is not None
+    """True once :func:`configure` has run (and :func:`shutdown` has not), or inside an
+    activated :class:`Instrumentation`."""
+    return _emitter is not None or _scoped.get() is not None
 
 
 def _default_source(service: str) -> str:
     return f"{service}-{secrets.token_hex(2)}"
+
+
+def _make_config(
+    *,
+    service: str,
+    source: str | None,
+    actor: str | None,
+    sink: object,
+    otel: object,
+    redact: bool | Iterable[str],
+    sample: float,
+    processors: Sequence[Processor],
+    max_queue: int,
+    level: str,
+) -> Config:
+    if not isinstance(service, str) or not service:
+        raise ConfigError("configure(service=...) needs a non-empty name, e.g. 'chat-server'")
+    if not 0.0 <= sample <= 1.0:
+        raise ConfigError(f"sample must be between 0 and 1, got {sample!r}")
+    if redact is True:
+        redact_keys = TEXT_KEYS
+    elif redact is False:
+        redact_keys = frozenset()
+    else:
+        redact_keys = frozenset(redact)
+    return Config(
+        service=service,
+        source=source or _default_source(service),
+        actor=actor or service,
+        sink=sink,
+        otel=otel,
+        redact=redact_keys,
+        sample=sample,
+        processors=tuple(processors),
+        max_queue=max_queue,
+        level=level,
+    )
+
+
+def _open_sink(sink: SinkSpec | None, max_queue: int) -> Sink:
+    try:
+        return make_sink(sink if sink is not None else _stderr(), max_queue=max_queue)
+    except (OSError, TypeError) as exc:
+        raise ConfigError(f"cannot open sink {sink!r}: {exc}") from exc
 
 
 def configure(
@@ -190,7 +247,8 @@ def configure(
     max_queue: int = 100_000,
     level: str = "info",
 ) -> dict[str, tuple[object, object]]:
-    """Turn instrumentation on (or change it). Returns what changed: ``{name: (old, new)}``.
+    """Turn instrumentation on for the whole process (or change it). Returns what changed:
+    ``{name: (old, new)}``.
 
     - ``service``: the emitting program (``chat-server``, ``client``); ``source`` the process
       instance (default ``{service}-{4 hex}``); ``actor`` the default actor (default: service).
@@ -205,42 +263,24 @@ def configure(
     arguments raise :class:`~tracekit.ConfigError` (this is setup, not the app's hot path).
     """
     global _emitter, _atexit_registered
-    if not isinstance(service, str) or not service:
-        raise ConfigError("configure(service=...) needs a non-empty name, e.g. 'chat-server'")
-    if not 0.0 <= sample <= 1.0:
-        raise ConfigError(f"sample must be between 0 and 1, got {sample!r}")
-    if redact is True:
-        redact_keys = TEXT_KEYS
-    elif redact is False:
-        redact_keys = frozenset()
-    else:
-        redact_keys = frozenset(redact)
     with _config_lock:
         old = _emitter
-        new_source = source or (
-            old.config.source if old is not None and old.config.service == service else None
-        )
-        config = Config(
+        if source is None and old is not None and old.config.service == service:
+            source = old.config.source
+        config = _make_config(
             service=service,
-            source=new_source or _default_source(service),
-            actor=actor or service,
+            source=source,
+            actor=actor,
             sink=sink,
             otel=otel,
-            redact=redact_keys,
+            redact=redact,
             sample=sample,
-            processors=tuple(processors),
+            processors=processors,
             max_queue=max_queue,
             level=level,
         )
         same_sink = old is not None and old.config.sink is sink and sink is not None
-        try:
-            if same_sink:
-                assert old is not None
-                out = old.sink
-            else:
-                out = make_sink(sink if sink is not None else _stderr(), max_queue=max_queue)
-        except (OSError, TypeError) as exc:
-            raise ConfigError(f"cannot open sink {sink!r}: {exc}") from exc
+        out = old.sink if same_sink and old is not None else _open_sink(sink, max_queue)
         keep_seq = old is not None and old.config.source == config.source
         emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
         changes = _diff(old.config if old is not None else None, config)
@@ -261,6 +301,66 @@ def configure(
     return changes
 
 
+class Instrumentation:
+    """An emitter of its own (source, seq, sink) for one part of a process.
+
+    ``configure`` sets up the whole process; an ``Instrumentation`` serves when one process
+    hosts several emitters, e.g. several chat clients in one test or demo process: inside
+    ``with inst.activate():`` (and in asyncio tasks started there) every stage and event goes
+    to this instance. Takes :func:`configure`'s arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        source: str | None = None,
+        actor: str | None = None,
+        sink: SinkSpec | None = None,
+        otel: bool | TracerProvider = False,
+        redact: bool | Iterable[str] = True,
+        sample: float = 1.0,
+        processors: Sequence[Processor] = (),
+        max_queue: int = 100_000,
+        level: str = "info",
+    ) -> None:
+        config = _make_config(
+            service=service,
+            source=source,
+            actor=actor,
+            sink=sink,
+            otel=otel,
+            redact=redact,
+            sample=sample,
+            processors=processors,
+            max_queue=max_queue,
+            level=level,
+        )
+        self._emitter = _Emitter(config, _open_sink(sink, max_queue))
+
+    @property
+    def source(self) -> str:
+        return self._emitter.source
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Instrumentation]:
+        """Route this context's stages and events (and its tasks') to this instance."""
+        token = _scoped.set(self._emitter)
+        try:
+            yield self
+        finally:
+            _scoped.reset(token)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        return self._emitter.sink.flush(timeout)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._emitter.sink.close(timeout)
+
+    def stats(self) -> dict[str, int]:
+        return _stats(self._emitter)
+
+
 def _stderr() -> Any:
     import sys
 
@@ -279,7 +379,7 @@ def _diff(old: Config | None, new: Config) -> dict[str, tuple[object, object]]:
 
 def flush(timeout: float = 2.0) -> bool:
     """Wait until queued events are written; True if all were written in time."""
-    emitter = _emitter
+    emitter = _scoped.get() or _emitter
     return True if emitter is None else emitter.sink.flush(timeout)
 
 
@@ -297,9 +397,11 @@ def shutdown(timeout: float = 2.0) -> None:
 
 def stats() -> dict[str, int]:
     """Counters of the current configuration: emitted, dropped, sampled_out, ..."""
-    emitter = _emitter
-    if emitter is None:
-        return {}
+    emitter = _scoped.get() or _emitter
+    return {} if emitter is None else _stats(emitter)
+
+
+def _stats(emitter: _Emitter) -> dict[str, int]:
     return {
         "emitted": emitter.emitted,
         "dropped": emitter.sink.dropped,
@@ -319,7 +421,7 @@ def _swap(emitter: _Emitter | None) -> _Emitter | None:
 
 def emit(stage: str, action: str, /, **fields: Any) -> None:
     """Emit one point event (timestamp = now) for the current message."""
-    emitter = _emitter
+    emitter = _scoped.get() or _emitter
     if emitter is None:
         return
     try:
@@ -360,7 +462,7 @@ class _Stage:
             self._late.update(fields)
 
     def __enter__(self) -> _Stage:
-        emitter = _emitter
+        emitter = _scoped.get() or _emitter
         if emitter is None:
             return self
         try:
@@ -486,7 +588,7 @@ def stage(stage: str, action: str, /, **fields: Any) -> _Stage:
     Also ``async with`` and a decorator (``@tracekit.stage("REPO", "add")``). Fields given
     here (``peer=``, ``conv_id=``, ``msg_id=``, ``event=``...) go on the event and the span.
     """
-    if _emitter is None:
+    if _emitter is None and _scoped.get() is None:
         _pending.args = (stage, action, fields)
         return _NOOP
     return _Stage(stage, action, fields)

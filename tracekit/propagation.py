@@ -86,7 +86,7 @@ def inject(
     msg = ctx if ctx is not None else current()
     if msg is None:
         return
-    emitter = _core._emitter
+    emitter = _core._active()
     try:
         span_id = None
         if emitter is not None and emitter.spans is not None:

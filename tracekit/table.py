@@ -62,12 +62,9 @@ def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     if ts.dtype == pl.String:
         ts = ts.str.to_datetime(time_unit="ns", time_zone="UTC")
     elif isinstance(ts.dtype, pl.Datetime):
+        naive = getattr(ts.dtype, "time_zone", None) is None
         ts = ts.dt.cast_time_unit("ns")
-        ts = (
-            ts.dt.replace_time_zone("UTC")
-            if ts.dtype.time_zone is None
-            else ts.dt.convert_time_zone("UTC")
-        )  # type: ignore[union-attr]
+        ts = ts.dt.replace_time_zone("UTC") if naive else ts.dt.convert_time_zone("UTC")
     else:
         ts = ts.cast(TIMESTAMP_DTYPE)
     return frame.with_columns(ts).select(list(EVENT_SCHEMA))

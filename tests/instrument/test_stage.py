@@ -328,3 +328,30 @@ def test_flush_on_exit(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert [e["seq"] for e in read_jsonl(out)] == list(range(1, 2001))
+
+
+async def test_instrumentations_give_each_client_its_own_source_and_seq(tmp_path: Path) -> None:
+    u1 = tracekit.Instrumentation(service="client", source="client-u1", sink=tmp_path / "u1.jsonl")
+    u2 = tracekit.Instrumentation(service="client", source="client-u2", sink=tmp_path / "u2.jsonl")
+
+    async def client(inst: tracekit.Instrumentation, n: int) -> None:
+        with inst.activate():
+            for _ in range(n):
+                await asyncio.sleep(0)
+                # a task started inside activate() inherits the instance
+                await asyncio.create_task(asyncio.sleep(0))
+                tracekit.emit("WS-RECV", "receive")
+
+    await asyncio.gather(client(u1, 3), client(u2, 2))
+    tracekit.emit("CTRL", "send")  # outside: unconfigured, goes nowhere
+    for inst in (u1, u2):
+        inst.close()
+    assert [(e["source"], e["seq"]) for e in read_jsonl(tmp_path / "u1.jsonl")] == [
+        ("client-u1", 1),
+        ("client-u1", 2),
+        ("client-u1", 3),
+    ]
+    assert [(e["source"], e["seq"]) for e in read_jsonl(tmp_path / "u2.jsonl")] == [
+        ("client-u2", 1),
+        ("client-u2", 2),
+    ]
