@@ -58,6 +58,9 @@ class SpanFactory:
 
         source = provider if provider is not None else trace.get_tracer_provider()
         self._tracer = source.get_tracer("tracekit", __version__)
+        # The remote parent of the last message seen: consecutive stages of one message reuse it.
+        self._parent_key: tuple[int, int] | None = None
+        self._parent_ctx: otel_context.Context | None = None
 
     def start(
         self,
@@ -74,12 +77,15 @@ class SpanFactory:
             current = trace.get_current_span().get_span_context()
             if not (current.is_valid and current.trace_id == tid):
                 sid = int(parent_span_id, 16) if parent_span_id else _phantom_parent_id(trace_id)
-                remote = SpanContext(tid, sid, is_remote=True, trace_flags=_SAMPLED)
-                parent = trace.set_span_in_context(NonRecordingSpan(remote))
+                if self._parent_key == (tid, sid):
+                    parent = self._parent_ctx
+                else:
+                    remote = SpanContext(tid, sid, is_remote=True, trace_flags=_SAMPLED)
+                    parent = trace.set_span_in_context(NonRecordingSpan(remote))
+                    self._parent_key, self._parent_ctx = (tid, sid), parent
+        # Few attributes on purpose: the SDK validates each one (about 1 us apiece).
         attributes: dict[str, Any] = {
-            "messaging.system": "tracekit",
             "messaging.operation.type": _OPERATION.get(action, "process"),
-            "messaging.operation.name": action,
             "tracekit.stage": stage,
             "tracekit.action": action,
         }
@@ -93,8 +99,6 @@ class SpanFactory:
             value = fields.get(key)
             if value is not None:
                 attributes[attr] = str(value)
-        if "conv_id" in fields:
-            attributes["messaging.destination.name"] = str(fields["conv_id"])
         span = self._tracer.start_span(
             f"{stage} {action}",
             context=parent,
