@@ -1,0 +1,255 @@
+"""collect(): inputs -> one event table plus the account of what was read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import polars as pl
+
+from tracekit.collectors._link import link
+from tracekit.collectors._normalize import empty_table
+from tracekit.collectors._sources import Source, expand_paths
+from tracekit.collectors._stats import InputStats
+from tracekit.errors import InputError
+from tracekit.table import EVENT_SCHEMA
+
+__all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
+
+#: Bump when the table a reader produces changes, so old cache entries are not reused.
+_CACHE_VERSION: Final = 1
+BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
+_KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
+_KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
+_TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
+
+FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded TextFormat
+
+
+@dataclass
+class Collected:
+    """What :func:`collect` returns: the event table (lazy, EVENT_SCHEMA) and the account."""
+
+    events: pl.LazyFrame
+    inputs: InputStats
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if not sample:
+        return False
+    if b"\x00" in sample[:4096]:
+        return True
+    odd = sum(1 for b in sample[:4096] if b not in _TEXTISH)
+    return odd > len(sample[:4096]) * 0.1
+
+
+def detect_format(data: bytes) -> str:
+    """Guess a built-in format from the first non-blank lines."""
+    sample = data[:65536]
+    lines = [ln for ln in sample.split(b"\n")[:200] if ln.strip()][:50]
+    if not lines:
+        return "jsonl"
+    first = lines[0].lstrip()
+    if first.startswith((b"{", b"[")):
+        if b'"resourceSpans"' in sample or b'"resourceLogs"' in sample:
+            return "otlp"
+        return "jsonl"
+    kv = sum(1 for ln in lines if _KV_LINE.match(ln) and _KV_KEYS.search(ln))
+    if kv * 2 >= len(lines):
+        return "kv"
+    return "legacy"
+
+
+def _reader(name: str) -> Callable[..., pl.DataFrame]:
+    if name == "jsonl":
+        from tracekit.collectors._jsonl import read_jsonl
+
+        return read_jsonl
+    if name == "kv":
+        from tracekit.collectors._kv import read_kv
+
+        return read_kv
+    if name == "legacy":
+        from tracekit.collectors._text import read_legacy
+
+        return read_legacy
+    if name == "otlp":
+        from tracekit.collectors._otlp import read_otlp_json
+
+        return read_otlp_json
+    raise InputError(f"unknown format {name!r} (known: {', '.join(BUILTIN_FORMATS)})")
+
+
+def _resolve_formats(formats: Sequence[FormatSpec] | None) -> list[Any]:
+    """Builtin names stay strings; anything else is a user format (loaded from TOML)."""
+    if not formats:
+        return []
+    from tracekit.collectors._formats import TextFormat, load_format
+
+    out: list[Any] = []
+    for f in formats:
+        if isinstance(f, TextFormat) or (isinstance(f, str) and f in BUILTIN_FORMATS):
+            out.append(f)
+        elif isinstance(f, str | os.PathLike):
+            out.append(load_format(Path(f)))
+        else:
+            raise InputError(f"not a format: {f!r}")
+    return out
+
+
+def _choose(data: bytes, src: Source, formats: list[Any]) -> Any:
+    if src.format is not None:
+        return src.format if src.format in BUILTIN_FORMATS else _resolve_formats([src.format])[0]
+    if len(formats) == 1:
+        return formats[0]
+    users = [f for f in formats if not isinstance(f, str)]
+    for fmt in users:
+        if fmt.matches(data[:65536]):
+            return fmt
+    guess = detect_format(data)
+    builtins = [f for f in formats if isinstance(f, str)]
+    if builtins and guess not in builtins:
+        return builtins[0]
+    return guess
+
+
+def _cache_key(sources: list[Source], options: dict[str, Any], formats: list[Any]) -> str | None:
+    idents: list[Any] = []
+    for src in sources:
+        ident = src.identity()
+        if ident is None:
+            return None
+        idents.append([src.name, list(ident)])
+    fmt_ids = [f if isinstance(f, str) else f.identity() for f in formats]
+    blob = orjson.dumps(
+        {"v": _CACHE_VERSION, "inputs": idents, "options": options, "formats": fmt_ids},
+        default=str,
+    )
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def collect(
+    paths: Iterable[str | os.PathLike[str] | Source] | str | os.PathLike[str] | Source,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    timezone: str | None = None,
+    formats: Sequence[FormatSpec] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Collected:
+    """Read every input into one event table (EVENT_SCHEMA, in input then line order).
+
+    ``paths``: files, directories (recursive; ``include``/``exclude`` globs), ``-`` for stdin,
+    or :class:`Source` objects. ``timezone`` is applied to timestamps without a zone (without
+    it they are read as UTC and a warning says so). ``formats`` restricts or forces the parsers
+    (``jsonl``, ``kv``, ``legacy``, ``otlp`` or a TOML format file). ``cache_dir`` keeps the
+    table as Parquet keyed by the inputs' identity (path, size, mtime).
+
+    Raises InputError when an input as a whole cannot be read; bad lines are only counted.
+    """
+    if isinstance(paths, str | os.PathLike | Source):
+        paths = [paths]
+    sources = expand_paths(paths, include=include, exclude=exclude)
+    if timezone is not None:
+        _check_timezone(timezone)
+    fmts = _resolve_formats(formats)
+
+    key = None
+    cache_path: Path | None = None
+    if cache_dir is not None:
+        key = _cache_key(
+            sources, {"include": include, "exclude": exclude, "timezone": timezone}, fmts
+        )
+        if key is not None:
+            cache_path = Path(cache_dir)
+            hit = _cache_read(cache_path, key)
+            if hit is not None:
+                return hit
+
+    stats = InputStats()
+    frames: list[pl.DataFrame] = []
+    for src in sources:
+        frames.append(_read_one(src, fmts, timezone, stats))
+    frames = [f for f in frames if f.height]
+    table = pl.concat(frames, how="diagonal") if frames else empty_table()
+    table = link(table, stats)
+    table = table.select(list(EVENT_SCHEMA))
+    if cache_path is not None and key is not None:
+        _cache_write(cache_path, key, table, stats)
+    return Collected(table.lazy(), stats)
+
+
+def _check_timezone(tz: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"unknown timezone {tz!r} (use an IANA name such as 'Europe/Berlin')"
+        ) from None
+
+
+def _read_one(
+    src: Source, formats: list[Any], timezone: str | None, stats: InputStats
+) -> pl.DataFrame:
+    raw = src.read()
+    stats.files += 1
+    stats.bytes += raw.raw_size
+    for w in raw.warnings:
+        stats.warn(w)
+    data = raw.data
+    if not data.strip():
+        stats.warn(f"{src.name}: empty, no events")
+        return empty_table()
+    if _looks_binary(data[:65536]):
+        from tracekit.collectors._jsonl import count_lines
+
+        stats.lines += count_lines(data)
+        stats.malformed_line(
+            src.name, 1, f"binary data, not a log ({len(data)} bytes); file skipped"
+        )
+        stats.warn(f"{src.name}: binary data, not a log; skipped")
+        return empty_table()
+    fmt = _choose(data, src, formats)
+    if isinstance(fmt, str):
+        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+        reader = _reader(fmt)
+        return reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
+    stats.formats[fmt.name] = stats.formats.get(fmt.name, 0) + 1
+    result: pl.DataFrame = fmt.read(
+        data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
+    )
+    return result
+
+
+def _cache_read(cache_dir: Path, key: str) -> Collected | None:
+    parquet = cache_dir / f"{key}.parquet"
+    meta = cache_dir / f"{key}.json"
+    if not (parquet.is_file() and meta.is_file()):
+        return None
+    try:
+        stats = InputStats.from_dict(orjson.loads(meta.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, TypeError):
+        return None
+    stats.cached = True
+    return Collected(pl.scan_parquet(parquet), stats)
+
+
+def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputStats) -> None:
+    """Best effort: a cache that cannot be written only costs speed next time."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
+        table.write_parquet(tmp, compression="lz4", statistics=False)
+        os.replace(tmp, cache_dir / f"{key}.parquet")
+        tmp_meta = cache_dir / f".{key}.{os.getpid()}.json.tmp"
+        tmp_meta.write_bytes(orjson.dumps(stats.to_dict()))
+        os.replace(tmp_meta, cache_dir / f"{key}.json")
+    except OSError as exc:
+        stats.warn(f"cache not written to {cache_dir}: {exc.strerror or exc}")

@@ -1,0 +1,229 @@
+"""Text formats as configuration: the built-in legacy reader and user-defined TOML formats.
+
+A format file describes one kind of log without code::
+
+    name = "acme"
+    line_regex = '^(?P<timestamp>\\S+ \\S+) (?P<level>\\w+) (?P<tag>\\w+): (?P<msg>.*)$'
+    timestamp_format = "%Y-%m-%d %H:%M:%S%.f"   # chrono syntax; optional (else auto)
+    timezone = "Europe/Berlin"                  # for times without a zone; optional
+    [aliases]                                   # tag -> STAGE.action
+    SEND = "CTRL.send"
+    [[rules]]                                   # or by tag and message regex, first match wins
+    tag = "NET"
+    match = 'POST /messages'
+    event = "REST.request"
+    [fields]                                    # more values from the message (one group each)
+    msg_id = 'id=(\\w+)'
+
+Named groups of ``line_regex`` may be any schema key (``timestamp``, ``stage``, ``action``,
+``trace_id``, ``msg_id``, ``conv_id``, ``actor``, ``peer``, ``source``, ``seq``, ``level``,
+``recipients``) plus ``tag``, ``msg``, ``prefix`` and ``client_id``. ``kind = "json"`` with a
+``[json_fields]`` table (schema key = input key) reads JSON lines with other key names.
+Regexes use Rust's regex syntax (as polars does): no look-around.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from tracekit.collectors._stats import InputStats
+from tracekit.errors import InputError
+
+__all__ = ["FormatError", "Rule", "TextFormat", "legacy_format", "load_format"]
+
+_ALLOWED_KEYS: Final = frozenset(
+    {
+        "name",
+        "kind",
+        "line_regex",
+        "tags",
+        "timestamp_regex",
+        "timestamp_format",
+        "timezone",
+        "untimed",
+        "actor_from_source",
+        "server_from_source",
+        "aliases",
+        "rules",
+        "fields",
+        "json_fields",
+        "detect",
+    }
+)
+
+
+class FormatError(InputError):
+    """A format file is invalid; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    tag: str | None
+    match: str | None
+    event: str  # "STAGE.action"
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """One log format; ``read`` turns a file's bytes into event rows."""
+
+    name: str
+    line_regex: str = ""
+    kind: str = "regex"
+    timestamp_regex: str | None = None
+    timestamp_format: str | None = None
+    timezone: str | None = None
+    untimed: str = "malformed"
+    actor_from_source: str | None = None
+    server_from_source: str | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    json_fields: dict[str, str] = field(default_factory=dict)
+    detect: str | None = None
+    path: str | None = None
+
+    def identity(self) -> list[Any]:
+        if self.path is None:
+            return [self.name]
+        st = Path(self.path).stat()
+        return [self.name, self.path, st.st_size, st.st_mtime_ns]
+
+    def matches(self, sample: bytes) -> bool:
+        """True when at least half of the sample's non-blank lines match (detection)."""
+        lines = [ln for ln in sample.decode("utf-8", "replace").split("\n") if ln.strip()][:50]
+        if not lines:
+            return False
+        if self.kind == "json":
+            return lines[0].lstrip().startswith("{") and all(
+                f'"{k}"' in sample.decode("utf-8", "replace") for k in self.json_fields.values()
+            )
+        pattern = self.detect or self.line_regex
+        hits = pl.Series(lines).str.contains(pattern).sum()
+        return bool(hits * 2 >= len(lines))
+
+    def read(
+        self,
+        data: bytes,
+        *,
+        file: str,
+        source: str,
+        stats: InputStats,
+        timezone: str | None = None,
+    ) -> pl.DataFrame:
+        if self.kind == "json":
+            from tracekit.collectors._jsonl import read_jsonl
+
+            return read_jsonl(
+                data,
+                file=file,
+                source=source,
+                stats=stats,
+                timezone=timezone or self.timezone,
+                rename={v: k for k, v in self.json_fields.items()},
+                timestamp_format=self.timestamp_format,
+            )
+        from tracekit.collectors._text import read_text
+
+        return read_text(data, self, file=file, source=source, stats=stats, timezone=timezone)
+
+
+def _check_regex(where: str, regex: str) -> None:
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(regex)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()
+        raise FormatError(
+            f"{where}: invalid regex {regex!r}: {first[-1] if first else exc}"
+        ) from None
+
+
+def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
+    unknown = set(raw) - _ALLOWED_KEYS
+    if unknown:
+        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{where}: 'name' (a non-empty string) is required")
+    kind = raw.get("kind", "regex")
+    if kind not in ("regex", "json"):
+        raise FormatError(f"{where}: kind must be 'regex' or 'json', not {kind!r}")
+    line_regex = raw.get("line_regex", "")
+    tags = raw.get("tags", [])
+    if "{tags}" in line_regex:
+        import re
+
+        line_regex = line_regex.replace(
+            "{tags}", "|".join(re.escape(t) for t in sorted(tags, key=len, reverse=True))
+        )
+    if kind == "regex":
+        if not line_regex:
+            raise FormatError(f"{where}: 'line_regex' is required for kind = 'regex'")
+        _check_regex(where, line_regex)
+        if "(?P<tag>" not in line_regex and "(?P<stage>" not in line_regex:
+            raise FormatError(f"{where}: line_regex needs a named group 'tag' or 'stage'")
+    elif not raw.get("json_fields"):
+        raise FormatError(f"{where}: kind = 'json' needs a [json_fields] table")
+    rules = []
+    for i, r in enumerate(raw.get("rules", [])):
+        event = r.get("event")
+        if not isinstance(event, str) or "." not in event:
+            raise FormatError(f"{where}: rules[{i}].event must look like 'STAGE.action'")
+        if r.get("match"):
+            _check_regex(f"{where}: rules[{i}]", r["match"])
+        rules.append(Rule(r.get("tag"), r.get("match"), event))
+    fields = dict(raw.get("fields", {}))
+    for key, regex in fields.items():
+        _check_regex(f"{where}: fields.{key}", regex)
+    for key in ("timestamp_regex", "detect", "actor_from_source", "server_from_source"):
+        if raw.get(key):
+            _check_regex(f"{where}: {key}", raw[key])
+    untimed = raw.get("untimed", "malformed")
+    if untimed not in ("malformed", "previous"):
+        raise FormatError(f"{where}: untimed must be 'malformed' or 'previous'")
+    aliases = dict(raw.get("aliases", {}))
+    return TextFormat(
+        name=name,
+        line_regex=line_regex,
+        kind=kind,
+        timestamp_regex=raw.get("timestamp_regex"),
+        timestamp_format=raw.get("timestamp_format"),
+        timezone=raw.get("timezone"),
+        untimed=untimed,
+        actor_from_source=raw.get("actor_from_source"),
+        server_from_source=raw.get("server_from_source"),
+        aliases=aliases,
+        rules=tuple(rules),
+        fields=fields,
+        json_fields=dict(raw.get("json_fields", {})),
+        detect=raw.get("detect"),
+        path=path,
+    )
+
+
+def load_format(path: str | Path) -> TextFormat:
+    """Load a TOML format file; FormatError (an InputError) names what is wrong."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(f"{p}: format file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{p}: cannot read format file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(f"{p}: invalid TOML: {exc}") from None
+    return _from_dict(raw, str(p), str(p.resolve()))
+
+
+@cache
+def legacy_format() -> TextFormat:
+    """The built-in bracket-text format (collectors/legacy.toml)."""
+    text = resources.files("tracekit.collectors").joinpath("legacy.toml").read_text("utf-8")
+    return _from_dict(tomllib.loads(text), "legacy.toml", None)

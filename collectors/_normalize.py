@@ -1,0 +1,168 @@
+"""Raw string columns -> the event table (EVENT_SCHEMA), with an exact account of what was lost.
+
+Every reader produces a frame of String columns named after schema v1 keys plus ``line``;
+this module is the single place where they are typed, checked and counted.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+from tracekit.collectors._stats import InputStats
+from tracekit.collectors._time import parse_timestamps
+from tracekit.schema import META_STAGE
+from tracekit.table import EVENT_SCHEMA
+
+__all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize"]
+
+#: Keys read as text whatever their JSON type (numbers stringify, lists serialise): one schema
+#: for every line, so a wrongly typed value never costs the row, only that value.
+RAW_COLUMNS: Final = (
+    "timestamp",
+    "stage",
+    "action",
+    "event",
+    "trace_id",
+    "msg_id",
+    "conv_id",
+    "actor",
+    "peer",
+    "source",
+    "seq",
+    "span_id",
+    "recipients",
+    "level",
+    "dropped",
+)
+RAW_SCHEMA: Final = pl.Schema({c: pl.String for c in RAW_COLUMNS})
+#: Required by schema v1 but not needed to place an event: kept, counted in ``missing``.
+_SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")
+
+
+def empty_table() -> pl.DataFrame:
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:
+    return (
+        pl.when(expr.str.len_chars() > n).then(expr.str.slice(0, n) + pl.lit("...")).otherwise(expr)
+    )
+
+
+def normalize(
+    raw: pl.DataFrame,
+    *,
+    file: str,
+    source: str,
+    stats: InputStats,
+    timezone: str | None = None,
+    timestamp_format: str | None = None,
+    soft_required: tuple[str, ...] = _SOFT_REQUIRED,
+) -> pl.DataFrame:
+    """Type and check ``raw``; rows that cannot be events are counted as malformed.
+
+    ``soft_required``: the keys whose absence is counted in ``missing`` (text formats derive
+    ``source`` from the file name by design, so they leave it out)."""
+    missing_cols = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing_cols:
+        raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing_cols)
+    if raw.height == 0:
+        return empty_table()
+    # Empty strings count as absent for the keys an event cannot do without.
+    raw = raw.with_columns(
+        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("timestamp", "stage", "action")
+    )
+    times = parse_timestamps(raw.get_column("timestamp"), timezone, fmt=timestamp_format)
+    raw = raw.with_columns(times.values.alias("ts"))
+    reason = (
+        pl.when(pl.col("timestamp").is_null())
+        .then(pl.lit("missing required key 'timestamp'"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("unparseable timestamp ") + _clip(pl.col("timestamp")))
+        .when(pl.col("stage").is_null())
+        .then(pl.lit("missing required key 'stage'"))
+        .when(pl.col("action").is_null())
+        .then(pl.lit("missing required key 'action'"))
+    )
+    raw = raw.with_columns(reason.alias("reason"))
+    bad = raw.filter(pl.col("reason").is_not_null())
+    if bad.height:
+        stats.malformed_frame(file, bad)
+        raw = raw.filter(pl.col("reason").is_null())
+    if times.naive and times.assumed_utc:
+        stats.warn(
+            f"{file}: {times.naive} timestamps have no time zone and were read as UTC; "
+            "pass timezone=... (e.g. 'Europe/Berlin') if they are local times"
+        )
+    if raw.height == 0:
+        return empty_table()
+
+    for key in soft_required:
+        stats.count_missing(key, int(raw.get_column(key).is_null().sum()))
+
+    seq = raw.get_column("seq")
+    seq_int = seq.cast(pl.Int64, strict=False)
+    seq_int = seq_int.fill_null(seq.cast(pl.Float64, strict=False).round().cast(pl.Int64))
+    bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
+    if bad_seq:
+        stats.warn(f"{file}: {bad_seq} events have a non-integer seq; it was left empty")
+
+    tid = pl.col("trace_id").str.strip_chars().str.to_lowercase()
+    tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
+    tid_ok = tid.str.contains(r"^[0-9a-f]{32}$") & (tid != "0" * 32)
+    raw = raw.with_columns(
+        pl.when(tid_ok).then(tid).otherwise(None).alias("trace_id_n"),
+    )
+    bad_tid = int(
+        (raw.get_column("trace_id").is_not_null() & raw.get_column("trace_id_n").is_null()).sum()
+    )
+    if bad_tid:
+        stats.warn(f"{file}: {bad_tid} events have an invalid trace_id; it was left empty")
+
+    recipients = _recipients(raw.get_column("recipients"), file, stats)
+
+    dropped = raw.filter(pl.col("stage") == META_STAGE).get_column("dropped")
+    if dropped.len():
+        stats.dropped_by_sink += int(dropped.cast(pl.Int64, strict=False).fill_null(0).sum())
+
+    out = raw.select(
+        pl.col("ts").alias("timestamp"),
+        "stage",
+        "action",
+        "event",
+        pl.col("trace_id_n").alias("trace_id"),
+        "msg_id",
+        "conv_id",
+        "actor",
+        "peer",
+        pl.col("source").fill_null(pl.lit(source)),
+        seq_int.alias("seq"),
+        "span_id",
+        recipients.alias("recipients"),
+        "level",
+        pl.lit(file, dtype=pl.String).alias("file"),
+        pl.col("line").cast(pl.Int64),
+    )
+    stats.events += out.height
+    return out
+
+
+def _recipients(col: pl.Series, file: str, stats: InputStats) -> pl.Series:
+    """JSON lists (as the reader serialised them) or comma-separated text -> List(String)."""
+    if col.null_count() == col.len():
+        return pl.Series("recipients", [None] * col.len(), dtype=pl.List(pl.String))
+    is_json = col.str.starts_with("[")
+    try:
+        as_json = col.zip_with(is_json, pl.Series([None], dtype=pl.String)).str.json_decode(
+            pl.List(pl.String)
+        )
+    except pl.exceptions.PolarsError:
+        stats.warn(
+            f"{file}: some 'recipients' values are not lists of strings; they were left empty"
+        )
+        as_json = pl.Series([None] * col.len(), dtype=pl.List(pl.String))
+    as_text = col.str.split(",").list.eval(pl.element().str.strip_chars())
+    return as_json.zip_with(is_json.fill_null(False), as_text)

@@ -1,0 +1,315 @@
+"""The input seam: where bytes come from (files, stdin, memory) and how they are unpacked.
+
+Like httpx's transports, a :class:`Source` only delivers bytes plus a name for the evidence;
+parsing lives elsewhere, so tests swap in a :class:`MemorySource` and exercise the real parsers.
+"""
+
+from __future__ import annotations
+
+import abc
+import bz2
+import fnmatch
+import os
+import re
+import sys
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from tracekit.errors import InputError
+
+__all__ = [
+    "FileSource",
+    "MemorySource",
+    "RawInput",
+    "Source",
+    "StdinSource",
+    "decompress",
+    "expand_paths",
+    "source_name_from_path",
+]
+
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd")
+_ROTATED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})$")
+_DATED = re.compile(r"^(?P<base>.+?)[.-](?P<stamp>\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2,6})?)$")
+_LOG_EXTENSIONS = (".log", ".jsonl", ".ndjson", ".json", ".txt", ".out", ".logfmt")
+
+
+@dataclass
+class RawInput:
+    """What a source delivered: decompressed bytes and anything worth telling about them."""
+
+    data: bytes
+    raw_size: int
+    warnings: list[str] = field(default_factory=list)
+
+
+class Source(abc.ABC):
+    """One input. ``name`` is what evidence (``file``) shows; ``source_name`` is the default
+    ``source`` of events that do not carry one (derived from the file name)."""
+
+    name: str
+    source_name: str
+    #: a format name forcing the parser (``jsonl``, ``legacy``, ...), None = detect
+    format: str | None = None
+
+    @abc.abstractmethod
+    def read(self) -> RawInput:
+        """Return the (decompressed) content; raise InputError when it cannot be read at all."""
+
+    def identity(self) -> tuple[Any, ...] | None:
+        """A cache key component; None when the content has no stable identity (stdin)."""
+        return None
+
+
+class FileSource(Source):
+    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name if name is not None else str(path)
+        self.source_name = source_name_from_path(self.path)
+
+    def read(self) -> RawInput:
+        try:
+            raw = self.path.read_bytes()
+        except IsADirectoryError:
+            raise InputError(f"{self.name}: is a directory") from None
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+        data, warnings = decompress(raw, self.name)
+        return RawInput(data, len(raw), warnings)
+
+    def identity(self) -> tuple[Any, ...] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+class StdinSource(Source):
+    """``-``: standard input, read to the end (compressed input is recognised too)."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream
+        self.name = "<stdin>"
+        self.source_name = "stdin"
+
+    def read(self) -> RawInput:
+        stream = self._stream if self._stream is not None else sys.stdin.buffer
+        try:
+            raw = stream.read()
+        except OSError as exc:
+            raise InputError(f"<stdin>: cannot read: {exc}") from None
+        data, warnings = decompress(raw, self.name)
+        return RawInput(data, len(raw), warnings)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    raise TypeError
+
+
+class MemorySource(Source):
+    """In-memory input for tests: event dicts (written as JSON lines) or raw lines/bytes.
+
+    ``MemorySource([{"timestamp": ..., "stage": ...}])`` goes through the real JSON-lines
+    parser; ``MemorySource(["[CTRL] sendMessage: ..."], format="legacy")`` through the
+    legacy one.
+    """
+
+    def __init__(
+        self,
+        events: Iterable[Mapping[str, Any]] | Sequence[str] | str | bytes,
+        *,
+        name: str = "memory",
+        source_name: str | None = None,
+        format: str | None = None,
+    ) -> None:
+        if isinstance(events, bytes):
+            data = events
+        elif isinstance(events, str):
+            data = events.encode()
+        else:
+            items = list(events)
+            if items and all(isinstance(i, str) for i in items):
+                data = "\n".join(items).encode() + b"\n"  # type: ignore[arg-type]
+            else:
+                data = b"".join(
+                    orjson.dumps(i, default=_default) + b"\n"
+                    for i in items
+                    if not isinstance(i, str)
+                )
+        self._data = data
+        self.name = name
+        self.source_name = source_name if source_name is not None else name
+        self.format = format
+
+    def read(self) -> RawInput:
+        data, warnings = decompress(self._data, self.name)
+        return RawInput(data, len(self._data), warnings)
+
+    def identity(self) -> tuple[Any, ...] | None:
+        return ("memory", self.name, zlib.crc32(self._data), len(self._data))
+
+
+# -- decompression ------------------------------------------------------------------------
+
+
+def decompress(raw: bytes, name: str) -> tuple[bytes, list[str]]:
+    """Unpack gzip/bz2/zstd by magic bytes, keeping everything before a truncation or corruption."""
+    if raw[:2] == b"\x1f\x8b":
+        return _gunzip(raw, name)
+    if raw[:3] == b"BZh" and len(raw) > 4 and raw[3:4].isdigit():
+        return _bunzip(raw, name)
+    if raw[:4] == b"\x28\xb5\x2f\xfd":
+        return _unzstd(raw, name)
+    return raw, []
+
+
+def _gunzip(raw: bytes, name: str) -> tuple[bytes, list[str]]:
+    out: list[bytes] = []
+    rest = raw
+    while rest:
+        d = zlib.decompressobj(wbits=47)  # 32+15: gzip header, multi-member via the loop
+        try:
+            out.append(d.decompress(rest))
+        except zlib.error as exc:
+            done = sum(map(len, out))
+            return b"".join(out), [
+                f"{name}: corrupt gzip data after {done} decompressed bytes ({exc}); "
+                "the rest of the file is unreadable"
+            ]
+        if not d.eof:
+            out.append(d.flush())
+            done = sum(map(len, out))
+            return b"".join(out), [
+                f"{name}: truncated gzip stream: the compressed data ends early; "
+                f"kept the {done} bytes decompressed before the end"
+            ]
+        rest = d.unused_data.lstrip(b"\x00")
+    return b"".join(out), []
+
+
+def _bunzip(raw: bytes, name: str) -> tuple[bytes, list[str]]:
+    out: list[bytes] = []
+    rest = raw
+    while rest:
+        d = bz2.BZ2Decompressor()
+        try:
+            out.append(d.decompress(rest))
+        except (OSError, EOFError) as exc:
+            return b"".join(out), [f"{name}: corrupt bz2 data ({exc}); kept what came before"]
+        if not d.eof:
+            done = sum(map(len, out))
+            return b"".join(out), [
+                f"{name}: truncated bz2 stream; kept the {done} bytes decompressed before the end"
+            ]
+        rest = d.unused_data
+    return b"".join(out), []
+
+
+def _unzstd(raw: bytes, name: str) -> tuple[bytes, list[str]]:
+    import zstandard
+
+    out: list[bytes] = []
+    rest = raw
+    while rest:
+        d = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out.append(d.decompress(rest))
+        except zstandard.ZstdError as exc:
+            return b"".join(out), [f"{name}: corrupt zstd data ({exc}); kept what came before"]
+        if not d.eof:
+            done = sum(map(len, out))
+            return b"".join(out), [
+                f"{name}: truncated zstd stream; kept the {done} bytes decompressed before the end"
+            ]
+        rest = d.unused_data
+    return b"".join(out), []
+
+
+# -- paths ----------------------------------------------------------------------------------
+
+
+def _strip_compression(name: str) -> str:
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def source_name_from_path(path: Path) -> str:
+    """``logs/client-u2.log.2.gz`` -> ``client-u2``: compression, rotation and extension go."""
+    name = _strip_compression(path.name)
+    m = _ROTATED.match(name) or _DATED.match(name)
+    if m:
+        name = m.group("base")
+    for ext in _LOG_EXTENSIONS:
+        if name.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _rotation_key(path: Path) -> tuple[str, str, int, int, str]:
+    """Order rotated sets oldest first: app.log.2.gz, app.log.1, app.log (logrotate numbering);
+    date-stamped rotations sort by their stamp, before the live file."""
+    name = _strip_compression(path.name)
+    m = _ROTATED.match(name)
+    if m:
+        return (str(path.parent), m.group("base"), 0, -int(m.group("n")), "")
+    m = _DATED.match(name)
+    if m:
+        return (str(path.parent), m.group("base"), 1, 0, m.group("stamp"))
+    return (str(path.parent), name, 2, 0, "")
+
+
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def expand_paths(
+    paths: Iterable[str | os.PathLike[str] | Source],
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> list[Source]:
+    """Turn the user's inputs into sources: files as given, directories walked recursively
+    (hidden entries skipped, include/exclude globs on the relative path or the name), ``-`` as
+    stdin. Rotated sets read oldest first. A missing path raises InputError."""
+    sources: list[Source] = []
+    for item in paths:
+        if isinstance(item, Source):
+            sources.append(item)
+            continue
+        text = os.fspath(item)
+        if text == "-":
+            sources.append(StdinSource())
+            continue
+        path = Path(text)
+        if path.is_dir():
+            found: list[Path] = []
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for f in files:
+                    if f.startswith("."):
+                        continue
+                    full = Path(root) / f
+                    rel = full.relative_to(path).as_posix()
+                    if include and not _matches(rel, include):
+                        continue
+                    if exclude and _matches(rel, exclude):
+                        continue
+                    found.append(full)
+            sources.extend(FileSource(p) for p in sorted(found, key=_rotation_key))
+        elif path.exists():
+            sources.append(FileSource(path))
+        else:
+            raise InputError(f"{text}: no such file or directory")
+    return sources

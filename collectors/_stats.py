@@ -1,0 +1,95 @@
+"""The account of what was read: counts, the first few examples, file-level warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import polars as pl
+
+__all__ = ["MAX_EXAMPLES", "InputStats"]
+
+#: How many ``file:line: reason`` examples are kept per kind; the counts are always exact.
+MAX_EXAMPLES: Final = 10
+
+
+@dataclass
+class InputStats:
+    """Exact counts of what :func:`collect` read, with a few examples of what went wrong.
+
+    ``lines`` counts physical lines (blank ones too); every non-blank line ends up as exactly one
+    of: an event, ``malformed`` (unusable, with a reason) or ``ignored`` (readable but not a
+    trace event, e.g. a legacy line without a stage tag or a foreign OTLP span). ``unlinked``
+    counts message events that could not be tied to a trace id (they are still in the table,
+    with a null ``trace_id``).
+    """
+
+    files: int = 0
+    lines: int = 0
+    events: int = 0
+    malformed: int = 0
+    unlinked: int = 0
+    ignored: int = 0
+    bytes: int = 0
+    examples: list[str] = field(default_factory=list)
+    unlinked_examples: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+    #: events lacking a required key (schema v1) that were kept anyway, per key
+    missing: dict[str, int] = field(default_factory=dict)
+    #: events the instrumentation itself reported dropping (``TRACEKIT.dropped``)
+    dropped_by_sink: int = 0
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "events": self.events,
+            "malformed": self.malformed,
+            "unlinked": self.unlinked,
+            "ignored": self.ignored,
+            "bytes": self.bytes,
+            "examples": list(self.examples),
+            "unlinked_examples": list(self.unlinked_examples),
+            "warnings": list(self.warnings),
+            "formats": dict(sorted(self.formats.items())),
+            "missing": dict(sorted(self.missing.items())),
+            "dropped_by_sink": self.dropped_by_sink,
+            "cached": self.cached,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputStats:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    # -- recording -------------------------------------------------------------------------
+
+    def malformed_line(self, file: str, line: int, reason: str) -> None:
+        self.malformed += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(f"{file}:{line}: {reason}")
+
+    def malformed_frame(self, file: str, bad: pl.DataFrame) -> None:
+        """Record rows of ``bad`` (columns ``line`` and ``reason``) as malformed."""
+        self.malformed += bad.height
+        room = MAX_EXAMPLES - len(self.examples)
+        if room > 0 and bad.height:
+            for line, reason in bad.select("line", "reason").head(room).iter_rows():
+                self.examples.append(f"{file}:{line}: {reason}")
+
+    def unlinked_frame(self, file: str, rows: pl.DataFrame) -> None:
+        """Record rows of ``rows`` (columns ``line`` and ``reason``) as unlinked."""
+        self.unlinked += rows.height
+        room = MAX_EXAMPLES - len(self.unlinked_examples)
+        if room > 0 and rows.height:
+            for line, reason in rows.select("line", "reason").head(room).iter_rows():
+                self.unlinked_examples.append(f"{file}:{line}: {reason}")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def count_missing(self, key: str, n: int) -> None:
+        if n:
+            self.missing[key] = self.missing.get(key, 0) + n

@@ -1,0 +1,98 @@
+"""Timestamps in mixed formats -> UTC nanoseconds, vectorised.
+
+The common case (tracekit's own ``...T...Z`` strings) is one ``str.to_datetime`` with an explicit
+format: 10x faster than letting polars infer or typing the column as Datetime in the reader.
+Only rows that fail it go through the slower alternatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from tracekit.table import TIMESTAMP_DTYPE
+
+__all__ = ["ParsedTimes", "parse_timestamps"]
+
+_FAST: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
+#: With a zone designator (Z or an offset), T or space separated.
+_ZONED: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z")
+#: Without a zone: local times, they need the caller's timezone.
+_NAIVE: Final = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S,%3f",
+    "%Y/%m/%d %H:%M:%S%.f",
+)
+_EPOCH: Final = r"^\s*-?\d+(?:\.\d+)?\s*$"
+
+
+@dataclass
+class ParsedTimes:
+    values: pl.Series  # Datetime(ns, UTC); null where unparseable or absent
+    naive: int  # how many were local times without a zone
+    assumed_utc: bool  # naive ones were read as UTC because no timezone was given
+
+
+def _epoch_ns(s: pl.Series) -> pl.Series:
+    """Epoch numbers by magnitude: seconds, milliseconds, microseconds or nanoseconds.
+
+    Works on the text so decimal seconds keep their digits (a float64 loses sub-microsecond
+    precision at today's epoch)."""
+    parts = s.str.strip_chars().str.extract_groups(r"^(-?\d+)(?:\.(\d+))?$")
+    whole = parts.struct.field("1").cast(pl.Int64, strict=False)
+    frac9 = parts.struct.field("2").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64).fill_null(0)
+    frame = pl.DataFrame({"w": whole, "f": frac9})
+    out = frame.select(
+        pl.when(pl.col("w").abs() < 100_000_000_000)
+        .then(pl.col("w") * 1_000_000_000 + pl.col("f"))
+        .when(pl.col("w").abs() < 100_000_000_000_000)
+        .then(pl.col("w") * 1_000_000 + pl.col("f") // 1_000)
+        .when(pl.col("w").abs() < 100_000_000_000_000_000)
+        .then(pl.col("w") * 1_000 + pl.col("f") // 1_000_000)
+        .otherwise(pl.col("w"))
+        .alias("ns")
+    ).to_series()
+    return out.cast(TIMESTAMP_DTYPE)
+
+
+def parse_timestamps(
+    raw: pl.Series, timezone: str | None = None, *, fmt: str | None = None
+) -> ParsedTimes:
+    """Parse a String column; ``fmt`` (a user format's explicit format) is tried first."""
+    if raw.dtype != pl.String:
+        raw = raw.cast(pl.String)
+    first = fmt or _FAST
+    if fmt is not None and "%z" not in fmt and "%#z" not in fmt and "%:z" not in fmt:
+        tz = timezone or "UTC"
+        out = raw.str.to_datetime(fmt, time_unit="ns", strict=False)
+        out = out.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        out = out.dt.convert_time_zone("UTC")
+        naive_n = int(out.is_not_null().sum())
+        return _finish(raw, out, timezone, naive_n)
+    out = raw.str.to_datetime(first, time_unit="ns", time_zone="UTC", strict=False)
+    return _finish(raw, out, timezone, 0)
+
+
+def _finish(raw: pl.Series, out: pl.Series, timezone: str | None, naive_n: int) -> ParsedTimes:
+    todo = out.is_null() & raw.is_not_null()
+    if not todo.any():
+        return ParsedTimes(out.alias("timestamp"), naive_n, naive_n > 0 and timezone is None)
+    for f in _ZONED:
+        out = out.fill_null(raw.str.to_datetime(f, time_unit="ns", time_zone="UTC", strict=False))
+    is_epoch = raw.str.contains(_EPOCH)
+    if is_epoch.any():
+        out = out.fill_null(_epoch_ns(raw.zip_with(is_epoch, pl.Series([None], dtype=pl.String))))
+    still = out.is_null() & raw.is_not_null()
+    if still.any():
+        tz = timezone or "UTC"
+        naive = pl.Series("timestamp", [None] * len(raw), dtype=TIMESTAMP_DTYPE)
+        for f in _NAIVE:
+            parsed = raw.str.to_datetime(f, time_unit="ns", strict=False)
+            parsed = parsed.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+            naive = naive.fill_null(parsed.dt.convert_time_zone("UTC"))
+        naive_n += int((naive.is_not_null() & out.is_null()).sum())
+        out = out.fill_null(naive)
+    return ParsedTimes(out.alias("timestamp"), naive_n, naive_n > 0 and timezone is None)
