@@ -1,0 +1,210 @@
+"""Drops and messages in flight: the first missing hop after the last one reached.
+
+A hop is *missing* for a message (or for one of its recipients) when it never happened while
+every hop before it did and no hop after it did either: if a later hop happened, the message
+got through and only the evidence is missing, which is not a drop. That reports each broken path
+once, at its first missing hop, with the last hop reached as ``last_seen``.
+
+The grace window is measured from the end of the logs as a whole (the latest corrected
+timestamp of any source): a path whose last hop is within ``grace`` of that end is ``in_flight``.
+A path whose missing hop should have been logged by a source with a ``seq`` gap overlapping
+``[last_seen, last_seen + grace]`` is indeterminate: it is not a drop, the ``log_gap`` finding
+lists it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from tracekit.analyzers._findings import evidence, findings, ms
+from tracekit.analyzers._paths import Paths, col, grace_ns
+from tracekit.analyzers._pipeline import Pipeline
+
+__all__ = ["drop_candidates", "drops_and_in_flight"]
+
+
+def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
+    """Columns of the predecessor reached last (the only one in a chain)."""
+    if len(preds) == 1:
+        i = preds[0]
+        return {
+            "last_seen": pl.lit(p.hops[i].id),
+            **{f"{k}_last": pl.col(col(k, i)) for k in ("t", "src", "file", "line")},
+        }
+    order = pl.concat_list([pl.col(col("t", i)) for i in preds]).list.arg_max()
+    out: dict[str, pl.Expr] = {
+        "last_seen": order.replace_strict(
+            dict(enumerate(p.hops[i].id for i in preds)), return_dtype=pl.String
+        )
+    }
+    for k in ("t", "src", "file", "line"):
+        expr: pl.Expr = pl.lit(None)
+        for n, i in reversed(list(enumerate(preds))):
+            expr = pl.when(order == n).then(pl.col(col(k, i))).otherwise(expr)
+        out[f"{k}_last"] = expr
+    return out
+
+
+def _reached(p: Pipeline, i: int, *, from_pairs: bool, for_desc: bool = False) -> pl.Expr:
+    h = p.hops[i]
+    if h.scope == "recipient" and not from_pairs:
+        return pl.col(col("any", i)).fill_null(False)
+    return pl.col(col("n", i)).fill_null(0) > 0
+
+
+def _raw_candidates(paths: Paths) -> pl.LazyFrame:
+    p = paths.pipeline
+    frames: list[pl.LazyFrame] = []
+    for i, h in enumerate(p.hops):
+        if not h.after:
+            continue
+        preds = [p.index(a) for a in h.after]
+        pairs = h.scope == "recipient"
+        cond = ~_reached(p, i, from_pairs=pairs)
+        for j in preds:
+            cond &= _reached(p, j, from_pairs=pairs)
+        for d in p.descendants(h.id):
+            cond &= ~_reached(p, p.index(d), from_pairs=pairs)
+        base = paths.pairs.lazy().filter(pl.col("expected")) if pairs else paths.msg.lazy()
+        who = {"sender": pl.col("sender"), "recipient": pl.col("recipient")}.get(h.emitter)
+        frames.append(
+            base.filter(cond).select(
+                "trace_id",
+                (pl.col("recipient") if pairs else pl.lit(None, dtype=pl.String)).alias(
+                    "recipient"
+                ),
+                pl.lit(h.id).alias("stage"),
+                pl.lit(h.emitter).alias("emitter"),
+                (who if who is not None else pl.lit(None, dtype=pl.String)).alias("who"),
+                "conv_id",
+                **_last_seen(p, preds),
+            )
+        )
+    schema = {
+        "trace_id": pl.String,
+        "recipient": pl.String,
+        "stage": pl.String,
+        "emitter": pl.String,
+        "who": pl.String,
+        "conv_id": pl.String,
+        "last_seen": pl.String,
+        "t_last": pl.Int64,
+        "src_last": pl.String,
+        "file_last": pl.String,
+        "line_last": pl.Int64,
+    }
+    if not frames:
+        return pl.LazyFrame(schema=schema)
+    return pl.concat([f.cast(schema) for f in frames], how="vertical")  # type: ignore[arg-type]
+
+
+def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
+    """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
+    p = paths.pipeline
+    g = grace_ns(p, grace)
+    t_end = paths.t_end if paths.t_end is not None else 0
+    cand = _raw_candidates(paths).with_row_index("rid")
+    gaps = paths.gaps.lazy()
+    hops = paths.hops.lazy()
+    emitters = {h.emitter for h in p.hops}
+    server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
+    client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
+    server_sources = hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
+    user_sources = (
+        pl.concat(
+            [
+                hops.filter(pl.col("hop").is_in(client_hops)).select("actor", "source"),
+                paths.fetches.lazy().select("actor", "source"),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+    )
+    srcs = [
+        cand.filter(pl.col("emitter") != "server")
+        .join(user_sources, left_on="who", right_on="actor")
+        .select("rid", "source")
+    ]
+    if "server" in emitters:
+        srcs.append(
+            cand.filter(pl.col("emitter") == "server")
+            .join(server_sources, how="cross")
+            .select("rid", "source")
+        )
+    gap_hit = (
+        pl.concat(srcs)
+        .join(cand.select("rid", "t_last"), on="rid")
+        .join(gaps, on="source")
+        .filter(
+            (pl.col("t_after") >= pl.col("t_last")) & (pl.col("t_before") <= pl.col("t_last") + g)
+        )
+        .group_by("rid")
+        .agg(
+            pl.col("source").sort_by("source", "seq_before").first().alias("gap_source"),
+            pl.col("seq_before").sort_by("source", "seq_before").first().alias("gap_seq"),
+        )
+    )
+    return (
+        cand.join(gap_hit, on="rid", how="left")
+        .with_columns(
+            status=pl.when(pl.col("t_last") + g > t_end)
+            .then(pl.lit("in_flight"))
+            .when(pl.col("gap_source").is_not_null())
+            .then(pl.lit("log_gap"))
+            .otherwise(pl.lit("drop")),
+            logs_after=pl.lit(t_end, dtype=pl.Int64) - pl.col("t_last"),
+        )
+        .drop("rid")
+    )
+
+
+def drops_and_in_flight(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
+    cand = drop_candidates(paths, grace)
+    g = grace_ns(paths.pipeline, grace)
+    who = (
+        pl.when(pl.col("recipient").is_not_null())
+        .then(pl.format("recipient {}: ", pl.col("recipient")))
+        .otherwise(pl.lit(""))
+    )
+    drop = findings(
+        cand.filter(pl.col("status") == "drop"),
+        "drop",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage="stage",
+        last_seen="last_seen",
+        conv_id="conv_id",
+        source="src_last",
+        detail=pl.format(
+            "{}reached {}, never reached {} (the logs go on {} ms after it)",
+            who,
+            pl.col("last_seen"),
+            pl.col("stage"),
+            ms(pl.col("logs_after")),
+        ),
+        evidence=evidence(("file_last", "line_last")),
+        at="t_last",
+    )
+    in_flight = findings(
+        cand.filter(pl.col("status") == "in_flight"),
+        "in_flight",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage="stage",
+        last_seen="last_seen",
+        conv_id="conv_id",
+        source="src_last",
+        detail=pl.format(
+            "{}reached {}, {} not seen yet; the logs end {} ms later, inside the {} ms grace window",
+            who,
+            pl.col("last_seen"),
+            pl.col("stage"),
+            ms(pl.col("logs_after")),
+            pl.lit(str(round(g / 1e6))),
+        ),
+        evidence=evidence(("file_last", "line_last")),
+        at="t_last",
+    )
+    return pl.concat([drop, in_flight])

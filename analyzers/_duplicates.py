@@ -1,0 +1,180 @@
+"""Duplicates (a hop seen twice for one message and recipient; two msg_ids for one trace) and
+unexpected events (no send seen; a WS delivery to someone the broadcast did not name)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings
+from tracekit.analyzers._paths import Paths, col
+
+__all__ = ["duplicates", "unexpected"]
+
+
+def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
+    """``keys`` (trace_id, hop, rkey) -> every occurrence's file/line, in log order."""
+    hops = paths.hops.lazy().select(
+        "trace_id", "hop", pl.col("recipient").fill_null("").alias("rkey"), "file", "line"
+    )
+    return (
+        keys.join(hops, on=["trace_id", "hop", "rkey"])
+        .group_by("trace_id", "hop", "rkey")
+        .agg(pl.struct("file", "line").sort_by("file", "line").alias("evidence"))
+        .with_columns(pl.col("evidence").cast(EVIDENCE))
+    )
+
+
+def duplicates(paths: Paths) -> pl.LazyFrame:
+    p = paths.pipeline
+    keys: list[pl.LazyFrame] = []
+    for i, h in enumerate(p.hops):
+        if h.repeatable:
+            continue
+        n = pl.col(col("n", i))
+        if h.scope == "message":
+            frame = paths.msg.lazy().select(
+                "trace_id",
+                pl.lit(None, dtype=pl.String).alias("recipient"),
+                "conv_id",
+                n,
+                pl.col(col("src", i)),
+                pl.col(col("t", i)),
+            )
+        else:
+            frame = paths.pairs.lazy().select(
+                "trace_id", "recipient", "conv_id", n, pl.col(col("src", i)), pl.col(col("t", i))
+            )
+        keys.append(
+            frame.filter(n > 1).select(
+                "trace_id",
+                pl.lit(i, dtype=pl.Int32).alias("hop"),
+                pl.col("recipient").fill_null("").alias("rkey"),
+                "recipient",
+                "conv_id",
+                n.alias("n"),
+                pl.col(col("src", i)).alias("src"),
+                pl.col(col("t", i)).alias("t"),
+            )
+        )
+    names = pl.col("hop").replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
+    out: list[pl.LazyFrame] = []
+    if keys:
+        dup = pl.concat(keys)
+        dup = dup.join(
+            _all_evidence(paths, dup.select("trace_id", "hop", "rkey")),
+            on=["trace_id", "hop", "rkey"],
+            how="left",
+        )
+        out.append(
+            findings(
+                dup,
+                "duplicate",
+                trace_id="trace_id",
+                recipient="recipient",
+                stage=names,
+                conv_id="conv_id",
+                source="src",
+                detail=pl.format(
+                    "{} happened {} times{}",
+                    names,
+                    pl.col("n"),
+                    pl.when(pl.col("recipient").is_not_null())
+                    .then(pl.format(" for recipient {}", pl.col("recipient")))
+                    .otherwise(pl.lit("")),
+                ),
+                evidence=pl.col("evidence"),
+                at="t",
+            )
+        )
+    persist = p.role("persist")
+    if persist is not None:
+        i = p.index(persist)
+        out.append(
+            findings(
+                paths.msg.lazy().filter(pl.col("n_msg_id") > 1),
+                "duplicate",
+                trace_id="trace_id",
+                stage=pl.lit(persist),
+                conv_id="conv_id",
+                source=col("src", i),
+                detail=pl.format(
+                    "one trace id got two canonical msg_ids: {} and {}",
+                    pl.col("msg_id_min"),
+                    pl.col("msg_id_max"),
+                ),
+                evidence=evidence((col("file", i), col("line", i))),
+                at=col("t", i),
+            )
+        )
+    return pl.concat(out) if out else empty_findings()
+
+
+def unexpected(paths: Paths) -> pl.LazyFrame:
+    p = paths.pipeline
+    send = p.index(p.roles["send"])
+    msg_hops = [i for i, h in enumerate(p.hops) if h.scope == "message"]
+    rcp_hops = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    first: pl.Expr = pl.lit(None, dtype=pl.String)
+    for i in reversed(msg_hops + rcp_hops):
+        reached = (
+            pl.col(col("n", i)) > 0 if i in msg_hops else pl.col(col("any", i)).fill_null(False)
+        )
+        first = pl.when(reached).then(pl.lit(p.ids[i])).otherwise(first)
+    no_send = findings(
+        paths.msg.lazy().filter(pl.col(col("n", send)) == 0),
+        "unexpected",
+        trace_id="trace_id",
+        stage=first,
+        conv_id="conv_id",
+        source="src_first",
+        detail=pl.format(
+            "{} event(s) for a message whose {} was never seen (first: {})",
+            pl.col("n_events"),
+            pl.lit(p.ids[send]),
+            first,
+        ),
+        evidence=evidence(("file_first", "line_first")),
+        at="t_first",
+    )
+    entry = [p.index(r) for r in (p.role("deliver"), p.role("receive")) if r is not None]
+    if not entry:
+        entry = rcp_hops[:1]
+    if not entry:
+        return no_send
+    via_ws = pl.lit(False)
+    for i in entry:
+        via_ws |= pl.col(col("n", i)).fill_null(0) > 0
+    rfirst: pl.Expr = pl.lit(None, dtype=pl.String)
+    for k in ("t", "src", "file", "line"):
+        pass
+    cols: dict[str, pl.Expr] = {}
+    for k in ("id", "t", "src", "file", "line"):
+        expr: pl.Expr = pl.lit(None)
+        for i in reversed(rcp_hops):
+            val = pl.lit(p.ids[i]) if k == "id" else pl.col(col(k, i))
+            expr = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(val).otherwise(expr)
+        cols[k] = expr
+    rfirst = cols["id"]
+    stray = findings(
+        paths.pairs.lazy()
+        .filter(~pl.col("expected") & pl.col("has_list").fill_null(False) & via_ws)
+        .with_columns(
+            r_id=cols["id"],
+            r_t=cols["t"],
+            r_src=cols["src"],
+            r_file=cols["file"],
+            r_line=cols["line"],
+        ),
+        "unexpected",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage="r_id",
+        conv_id="conv_id",
+        source="r_src",
+        detail=pl.format(
+            "{} reached recipient {}, whom the broadcast did not name", rfirst, pl.col("recipient")
+        ),
+        evidence=evidence(("r_file", "r_line")),
+        at="r_t",
+    )
+    return pl.concat([no_send, stray])

@@ -1,0 +1,111 @@
+"""Log gaps (``seq`` jumps) and clock findings: the analysis of the logs themselves."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracekit.analyzers._findings import evidence, findings
+from tracekit.analyzers._paths import Paths
+
+__all__ = ["clock_findings", "log_gaps"]
+
+
+def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
+    """One finding per seq jump, naming the message paths it leaves undecided."""
+    lost = (
+        indeterminate.filter(pl.col("status") == "log_gap")
+        .with_columns(
+            what=pl.when(pl.col("recipient").is_not_null())
+            .then(
+                pl.format("{} ({} at {})", pl.col("trace_id"), pl.col("recipient"), pl.col("stage"))
+            )
+            .otherwise(pl.format("{} (at {})", pl.col("trace_id"), pl.col("stage")))
+        )
+        .group_by(pl.col("gap_source").alias("source"), pl.col("gap_seq").alias("seq_before"))
+        .agg(n_lost=pl.len(), lost=pl.col("what").sort().head(5).str.join(", "))
+    )
+    rows = paths.gaps.lazy().join(lost, on=["source", "seq_before"], how="left")
+    return findings(
+        rows,
+        "log_gap",
+        source="source",
+        detail=pl.format(
+            "seq jumps from {} to {}: {} event(s) lost by the logging{}",
+            pl.col("seq_before"),
+            pl.col("seq_after"),
+            pl.col("missing"),
+            pl.when(pl.col("n_lost").is_not_null())
+            .then(
+                pl.format(
+                    "; {} message path(s) indeterminate, not reported as drops: {}{}",
+                    pl.col("n_lost"),
+                    pl.col("lost"),
+                    pl.when(pl.col("n_lost") > 5).then(pl.lit(", ...")).otherwise(pl.lit("")),
+                )
+            )
+            .otherwise(pl.lit("")),
+        ),
+        evidence=evidence(("file_before", "line_before"), ("file_after", "line_after")),
+        at="t_before",
+    )
+
+
+def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
+    p = paths.pipeline
+    limit = p.clock_skew.total_seconds() * 1e9
+    rows: list[dict[str, object]] = []
+    for s, c in sorted(paths.clock.items()):
+        if s == paths.reference:
+            continue
+        off_ms = c.offset_ns / 1e6
+        if not c.consistent:
+            rows.append(
+                {
+                    "source": s,
+                    "detail": (
+                        f"clock of {s} contradicts causality: some event is logged "
+                        f"{(c.lo_ns - c.hi_ns) / 1e6:.1f} ms before its cause whatever the "
+                        f"offset; estimated {off_ms:+.1f} ms against {paths.reference}"
+                    ),
+                }
+            )
+        elif abs(c.offset_ns) > limit and (
+            c.uncertainty_ns is None or abs(c.offset_ns) > c.uncertainty_ns
+        ):
+            unc = "unbounded" if c.uncertainty_ns is None else f"{c.uncertainty_ns / 1e6:.1f}"
+            rows.append(
+                {
+                    "source": s,
+                    "detail": (
+                        f"{s} runs {off_ms:+.1f} ms ahead of {paths.reference} "
+                        f"(uncertainty {unc} ms, from {c.samples} causal pair(s)); "
+                        f"cross-host latencies are corrected for it"
+                    ),
+                }
+            )
+    flagged = {r["source"] for r in rows}
+    for r in negatives.iter_rows(named=True):
+        if r["src_b"] in flagged:
+            continue
+        rows.append(
+            {
+                "source": r["src_b"],
+                "detail": (
+                    f"{r['n']} {r['edge']} pair(s) from {r['src_a']} are still reversed after "
+                    f"clock correction (worst {r['worst'] / 1e6:.1f} ms): clock, not latency"
+                ),
+                "file": r["file_b"],
+                "line": r["line_b"],
+            }
+        )
+    frame = pl.LazyFrame(
+        rows,
+        schema={"source": pl.String, "detail": pl.String, "file": pl.String, "line": pl.Int64},
+    )
+    return findings(
+        frame,
+        "clock_skew",
+        source="source",
+        detail="detail",
+        evidence=evidence(("file", "line")),
+    )

@@ -1,0 +1,174 @@
+"""Ordering violations and REST/WebSocket races: positions are compared inside one source's log
+(by ``seq``, emission order), never by raw timestamps across hosts."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracekit.analyzers._findings import empty_findings, evidence, findings
+from tracekit.analyzers._paths import Paths, col
+
+__all__ = ["races", "reorders"]
+
+
+def _key(pos: str, t: str, src: str, over: list[str]) -> pl.Expr:
+    """Position in one source's log when the group has one source, else corrected time."""
+    return pl.when(pl.col(src).n_unique().over(over) == 1).then(pl.col(pos)).otherwise(pl.col(t))
+
+
+def reorders(paths: Paths) -> pl.LazyFrame:
+    p = paths.pipeline
+    order = p.role("order") or p.role("final")
+    persist = p.role("persist")
+    if order is None or persist is None:
+        return empty_findings()
+    o, ps = p.index(order), p.index(persist)
+    persisted = (
+        paths.msg.lazy()
+        .filter((pl.col(col("n", ps)) > 0) & pl.col("conv_id").is_not_null())
+        .select(
+            "trace_id",
+            _key(col("pos", ps), col("t", ps), col("src", ps), ["conv_id"]).alias("pkey"),
+        )
+    )
+    group = ["conv_id", "recipient"]
+    stored = (
+        paths.pairs.lazy()
+        .filter((pl.col(col("n", o)).fill_null(0) > 0) & pl.col("conv_id").is_not_null())
+        .select(
+            "trace_id",
+            "conv_id",
+            "recipient",
+            _key(col("pos", o), col("t", o), col("src", o), group).alias("rkey"),
+            pl.col(col("t", o)).alias("t"),
+            pl.col(col("src", o)).alias("src"),
+            pl.col(col("file", o)).alias("file"),
+            pl.col(col("line", o)).alias("line"),
+        )
+        .join(persisted, on="trace_id")
+        .sort(*group, "rkey", "trace_id")
+    )
+    running = pl.col("pkey").cum_max().over(group)
+    lead = pl.col("pkey") == pl.col("running")
+    ahead = stored.with_columns(running=running).with_columns(
+        prev_max=pl.col("running").shift(1).over(group),
+        **{
+            f"lead_{k}": pl.when(lead).then(pl.col(k)).forward_fill().shift(1).over(group)
+            for k in ("trace_id", "file", "line")
+        },
+    )
+    return findings(
+        ahead.filter(pl.col("pkey") < pl.col("prev_max")),
+        "reorder",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage=pl.lit(order),
+        conv_id="conv_id",
+        source="src",
+        detail=pl.format(
+            "recipient {} stored this message after {} although the server persisted it first",
+            pl.col("recipient"),
+            pl.col("lead_trace_id"),
+        ),
+        evidence=evidence(("lead_file", "lead_line"), ("file", "line")),
+        at="t",
+    )
+
+
+def races(paths: Paths) -> pl.LazyFrame:
+    p = paths.pipeline
+    receive = p.role("receive")
+    if receive is None or paths.fetches.is_empty():
+        return empty_findings()
+    r = p.index(receive)
+    rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    final = p.role("final")
+    by = ["source", "conv_id"]
+    nxt = {
+        f"end_{k}": pl.when(pl.col("kind") == "end").then(pl.col(k)).backward_fill().over(by)
+        for k in ("pos", "file", "line")
+    }
+    windows = (
+        paths.fetches.lazy()
+        .filter(pl.col("conv_id").is_not_null())
+        .sort(*by, "pos")
+        .with_columns(**nxt)
+        .filter(pl.col("kind") == "start")
+        .select(
+            *by,
+            pl.col("pos").alias("start_pos"),
+            pl.col("file").alias("start_file"),
+            pl.col("line").alias("start_line"),
+            *nxt,
+        )
+    )
+    conv = paths.msg.lazy().select("trace_id", pl.col("conv_id").alias("msg_conv"))
+    recv = (
+        paths.hops.lazy()
+        .filter(pl.col("hop") == r)
+        .join(conv, on="trace_id", how="left")
+        .select(
+            "trace_id",
+            "recipient",
+            "source",
+            "pos",
+            "t",
+            "file",
+            "line",
+            pl.coalesce("conv_id", "msg_conv").alias("conv_id"),
+        )
+    )
+    last: pl.Expr = pl.lit(None, dtype=pl.String)
+    for i in rcp:
+        last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)
+    state = paths.pairs.lazy().select(
+        "trace_id",
+        "recipient",
+        last.alias("last_seen"),
+        (pl.col(col("n", p.index(final))).fill_null(0) > 0 if final else pl.lit(True)).alias(
+            "arrived"
+        ),
+    )
+    hits = (
+        recv.join(windows, on=by)
+        .filter(
+            (pl.col("pos") > pl.col("start_pos"))
+            & (pl.col("end_pos").is_null() | (pl.col("pos") < pl.col("end_pos")))
+        )
+        .sort("trace_id", "recipient", "start_pos")
+        .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
+        .join(state, on=["trace_id", "recipient"], how="left")
+    )
+    then = (
+        pl.when(pl.col("arrived"))
+        .then(pl.lit(f"the message then reached {final}"))
+        .otherwise(
+            pl.format(
+                "the message then went missing: last reached {}, never reached {}",
+                pl.col("last_seen"),
+                pl.lit(final),
+            )
+        )
+    )
+    return findings(
+        hits,
+        "race",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage=pl.lit(receive),
+        last_seen="last_seen",
+        conv_id="conv_id",
+        source="source",
+        detail=pl.format(
+            "{} for conversation {} arrived on {} while a REST history fetch of it was in flight{}; {}",
+            pl.lit(receive),
+            pl.col("conv_id"),
+            pl.col("source"),
+            pl.when(pl.col("end_pos").is_null())
+            .then(pl.lit(" (never finished)"))
+            .otherwise(pl.lit("")),
+            then,
+        ),
+        evidence=evidence(("start_file", "start_line"), ("file", "line"), ("end_file", "end_line")),
+        at="t",
+    )

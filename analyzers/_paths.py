@@ -1,0 +1,356 @@
+"""Rebuild every message's path: events -> hops -> one wide row per message and per recipient.
+
+This is the only pass over the whole event table. It keeps, per message and per hop, the
+first occurrence (input order, i.e. log order) with its source, position, file and line, and how
+many times the hop happened; per (message, recipient) the same for the recipient hops. Clock
+offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on corrected time
+(integer ns, ``true = ts - offset``). The finding functions only read these small frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+
+from tracekit.analyzers._clock import ClockEstimate, solve_offsets
+from tracekit.analyzers._pipeline import Pipeline, default_pipeline
+
+__all__ = ["Paths", "build_paths", "hop_events"]
+
+_I64: Final = pl.Int64
+_PER_HOP: Final = ("t", "src", "pos", "file", "line")
+_SOURCE_COL: Final = {"t": "ts", "src": "source", "pos": "pos", "file": "file", "line": "line"}
+
+
+def col(kind: str, i: int) -> str:
+    """Name of a per-hop column, e.g. ``t3`` (first corrected ns of hop 3), ``n3`` (count)."""
+    return f"{kind}{i}"
+
+
+@dataclass(frozen=True)
+class Paths:
+    pipeline: Pipeline
+    hops: pl.DataFrame  # the hop events themselves (for evidence, races, reorders)
+    msg: pl.DataFrame  # one row per trace id
+    pairs: pl.DataFrame  # one row per (trace id, recipient), expected and/or observed
+    clock: dict[str, ClockEstimate]
+    reference: str | None
+    sources: pl.DataFrame  # per-source stats: n, seq bounds, corrected end
+    t_end: int | None  # corrected end of the logs (ns), None when empty
+    fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
+    rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
+    gaps: pl.DataFrame  # one row per seq jump of a source
+
+
+def _with_hop(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+    key = pl.concat_str([pl.col("stage"), pl.lit("."), pl.col("action")])
+    hop = key.replace_strict(
+        {h: i for i, h in enumerate(p.ids)}, default=None, return_dtype=pl.Int32
+    )
+    return events.with_columns(
+        hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
+        ts=pl.col("timestamp").cast(_I64),
+    ).with_columns(pos=pl.coalesce(pl.col("seq"), pl.col("ts")))
+
+
+def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+    """Events of the pipeline's hops, with ``hop`` (index), ``recipient``, ``ts`` (ns), ``pos``."""
+    return _hop_rows(_with_hop(events, p), p)
+
+
+def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+    peer_hops = [i for i, h in enumerate(p.hops) if h.recipient == "peer"]
+    actor_hops = [i for i, h in enumerate(p.hops) if h.recipient == "actor"]
+    recipient = (
+        pl.when(pl.col("hop").is_in(peer_hops))
+        .then(pl.col("peer"))
+        .when(pl.col("hop").is_in(actor_hops))
+        .then(pl.col("actor"))
+        .otherwise(None)
+    )
+    return base.filter(pl.col("hop").is_not_null()).select(
+        "trace_id",
+        "hop",
+        recipient.alias("recipient"),
+        "ts",
+        "source",
+        "seq",
+        "pos",
+        "actor",
+        "conv_id",
+        "msg_id",
+        "recipients",
+        "file",
+        "line",
+    )
+
+
+def _first(name: str, i: int) -> pl.Expr:
+    return pl.col(name).filter(pl.col("hop") == i).first().alias(col(name, i))
+
+
+def _per_hop_aggs(indices: list[int]) -> list[pl.Expr]:
+    out: list[pl.Expr] = []
+    for i in indices:
+        out.append((pl.col("hop") == i).sum().cast(pl.UInt32).alias(col("n", i)))
+        out.extend(_first(_SOURCE_COL[name], i).alias(col(name, i)) for name in _PER_HOP)
+    return out
+
+
+def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
+    start, end = p.role("fetch_start"), p.role("fetch_end")
+    cols = ("kind", "source", "actor", "conv_id", "ts", "pos", "file", "line")
+    if start is None or end is None:
+        return rest.head(0).with_columns(kind=pl.lit(None, dtype=pl.String)).select(cols)
+    key = pl.concat_str([pl.col("stage"), pl.lit("."), pl.col("action")])
+    kind = pl.when(key == start).then(pl.lit("start")).when(key == end).then(pl.lit("end"))
+    return rest.with_columns(kind=kind).filter(pl.col("kind").is_not_null()).select(cols)
+
+
+def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
+    return events.group_by("source").agg(
+        n=pl.len(),
+        n_seq=pl.col("seq").count(),
+        seq_min=pl.col("seq").min(),
+        seq_max=pl.col("seq").max(),
+        seq_unique=pl.col("seq").drop_nulls().n_unique(),
+        ts_max=pl.col("timestamp").max().cast(_I64),
+    )
+
+
+def _clock_constraints(
+    msg: pl.DataFrame, pairs: pl.DataFrame, p: Pipeline
+) -> list[tuple[str, str, int, int]]:
+    """Tightest ``(src_a, src_b, min(ts_b - ts_a), n)`` over every cross-source pipeline edge."""
+    frames: list[pl.LazyFrame] = []
+    for a, b in p.edges:
+        ia, ib = p.index(a), p.index(b)
+        frame = pairs if p.hop(b).scope == "recipient" else msg
+        frames.append(
+            frame.lazy()
+            .select(
+                pl.col(col("src", ia)).alias("a"),
+                pl.col(col("src", ib)).alias("b"),
+                (pl.col(col("t", ib)) - pl.col(col("t", ia))).alias("w"),
+            )
+            .filter(pl.col("a") != pl.col("b"))
+        )
+    if not frames:
+        return []
+    agg = (
+        pl.concat(frames)
+        .drop_nulls()
+        .group_by("a", "b")
+        .agg(pl.col("w").min(), pl.len().alias("n"))
+        .sort("a", "b")
+        .collect()
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
+
+
+def _expected(msg: pl.LazyFrame, observed: pl.LazyFrame, fetches: pl.LazyFrame) -> pl.LazyFrame:
+    """Expected (trace, recipient) pairs: the broadcast's list, else conversation membership."""
+    named = (
+        msg.filter(pl.col("recipients").is_not_null())
+        .select("trace_id", "recipients")
+        .explode("recipients")
+        .drop_nulls("recipients")
+        .rename({"recipients": "recipient"})
+    )
+    obs_conv = observed.select("trace_id", "recipient").join(
+        msg.select("trace_id", "conv_id"), on="trace_id", how="left"
+    )
+    members = (
+        pl.concat(
+            [
+                msg.select("conv_id", pl.col("sender").alias("user")),
+                named.join(msg.select("trace_id", "conv_id"), on="trace_id").select(
+                    "conv_id", pl.col("recipient").alias("user")
+                ),
+                obs_conv.select("conv_id", pl.col("recipient").alias("user")),
+                fetches.select("conv_id", pl.col("actor").alias("user")),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+    )
+    # Without a recipients list: every member seen in the conversation except the sender (the
+    # sender counts only where the logs show them receiving it, which the observed join adds).
+    fallback = (
+        msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
+        .select("trace_id", "conv_id", "sender")
+        .join(members, on="conv_id")
+        .filter(pl.col("user") != pl.col("sender").fill_null(""))
+        .select("trace_id", pl.col("user").alias("recipient"))
+    )
+    return pl.concat(
+        [
+            named.with_columns(named=pl.lit(True)),
+            fallback.with_columns(named=pl.lit(False)),
+        ]
+    ).unique(subset=["trace_id", "recipient"], keep="first", maintain_order=False)
+
+
+def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
+    p = pipeline or default_pipeline()
+    msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
+    rcp_idx = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    send = p.index(p.roles["send"])
+    bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
+
+    base = _with_hop(events, p)
+    hops_lf = _hop_rows(base, p)
+    rest_lf = base.filter(pl.col("hop").is_null()).select(
+        "stage", "action", "event", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
+    )
+    recipients_expr = (
+        pl.col("recipients").filter(pl.col("hop") == bcast).first()
+        if bcast is not None
+        else pl.lit(None, dtype=pl.List(pl.String))
+    )
+    msg_lf = hops_lf.group_by("trace_id").agg(
+        *_per_hop_aggs(msg_idx),
+        *[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx],
+        pl.col("actor").filter(pl.col("hop") == send).first().alias("sender"),
+        pl.col("conv_id").drop_nulls().first().alias("conv_id"),
+        pl.col("msg_id").min().alias("msg_id_min"),
+        pl.col("msg_id").max().alias("msg_id_max"),
+        recipients_expr.alias("recipients"),
+        pl.len().alias("n_events"),
+        pl.col("ts").first().alias("t_first"),
+        pl.col("source").first().alias("src_first"),
+        pl.col("file").first().alias("file_first"),
+        pl.col("line").first().alias("line_first"),
+    )
+    rcp_lf = (
+        hops_lf.filter(pl.col("recipient").is_not_null())
+        .group_by("trace_id", "recipient")
+        .agg(*_per_hop_aggs(rcp_idx))
+    )
+    hops_df, rest, msg_raw, rcp_raw, sources = pl.collect_all(
+        [hops_lf, rest_lf, msg_lf, rcp_lf, _source_stats(events)]
+    )
+    fetches = _fetch_events(rest, p)
+    msg_raw = msg_raw.with_columns(
+        n_msg_id=pl.when(pl.col("msg_id_min").is_null())
+        .then(0)
+        .when(pl.col("msg_id_min") == pl.col("msg_id_max"))
+        .then(1)
+        .otherwise(2)
+    )
+    expected = _expected(msg_raw.lazy(), rcp_raw.lazy(), fetches.lazy())
+    pairs_raw = (
+        expected.join(rcp_raw.lazy(), on=["trace_id", "recipient"], how="full", coalesce=True)
+        .with_columns(named=pl.col("named").fill_null(False), listed=pl.col("named").is_not_null())
+        .join(
+            msg_raw.lazy().select(
+                "trace_id",
+                "conv_id",
+                "sender",
+                pl.col("recipients").is_not_null().alias("has_list"),
+                *[pl.col(col(k, i)) for i in msg_idx for k in ("n", *_PER_HOP)],
+            ),
+            on="trace_id",
+            how="left",
+        )
+        # Membership mode: every recipient seen counts as expected (nothing to contradict it).
+        .with_columns(expected=pl.col("listed") | ~pl.col("has_list").fill_null(False))
+        .drop("listed")
+        .collect()
+    )
+
+    # Clock: reference = the source that persists most messages (else the busiest source).
+    persist = p.role("persist")
+    reference: str | None = None
+    if persist is not None:
+        ref = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().mode().sort()
+        reference = ref[0] if len(ref) else None
+    if reference is None and sources.height:
+        reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
+    constraints = _clock_constraints(msg_raw, pairs_raw, p)
+    clock = solve_offsets(reference, sources.get_column("source").drop_nulls(), constraints)
+    offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
+
+    def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
+        if not offsets:
+            return frame
+        return frame.with_columns(
+            (
+                pl.col(col("t", i))
+                - pl.col(col("src", i)).replace_strict(offsets, default=0, return_dtype=_I64)
+            ).alias(col("t", i))
+            for i in indices
+        )
+
+    msg = corrected(msg_raw, msg_idx)
+    if offsets:
+        msg = msg.with_columns(
+            t_first=pl.col("t_first")
+            - pl.col("src_first").replace_strict(offsets, default=0, return_dtype=_I64)
+        )
+    pairs = corrected(pairs_raw, msg_idx + rcp_idx)
+
+    def fix(frame: pl.DataFrame, ts: str, out: str) -> pl.DataFrame:
+        shift = (
+            pl.col("source").replace_strict(offsets, default=0, return_dtype=_I64)
+            if offsets
+            else pl.lit(0, dtype=_I64)
+        )
+        return frame.with_columns((pl.col(ts) - shift).alias(out))
+
+    hops_df = fix(hops_df, "ts", "t")
+    rest = fix(rest, "ts", "t")
+    sources = fix(sources, "ts_max", "t_end")
+    gaps = _gaps(hops_df, rest, sources)
+    t_end_val = sources.get_column("t_end").max()
+    return Paths(
+        pipeline=p,
+        hops=hops_df,
+        msg=msg,
+        pairs=pairs,
+        clock=clock,
+        reference=reference,
+        sources=sources,
+        t_end=int(t_end_val) if isinstance(t_end_val, int) else None,
+        fetches=fetches,
+        rest=rest,
+        gaps=gaps,
+    )
+
+
+def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
+    """Seq jumps per source. Only sources whose seq range is not dense get sorted."""
+    gappy = sources.filter(
+        (pl.col("n_seq") > 0) & (pl.col("seq_max") - pl.col("seq_min") + 1 > pl.col("seq_unique"))
+    ).get_column("source")
+    cols = ["source", "seq", "t", "file", "line"]
+    rows = (
+        pl.concat([hops.select(cols), rest.select(cols)])
+        .filter(pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null())
+        .sort("source", "seq")
+    )
+    nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in ("seq", "t", "file", "line")}
+    return (
+        rows.with_columns(**nxt)
+        .filter(pl.col("seq_after") - pl.col("seq") > 1)
+        .select(
+            "source",
+            pl.col("seq").alias("seq_before"),
+            "seq_after",
+            (pl.col("seq_after") - pl.col("seq") - 1).alias("missing"),
+            pl.col("t").alias("t_before"),
+            "t_after",
+            pl.col("file").alias("file_before"),
+            pl.col("line").alias("line_before"),
+            "file_after",
+            "line_after",
+        )
+    )
+
+
+def grace_ns(p: Pipeline, grace: timedelta | None) -> int:
+    g = p.grace if grace is None else grace
+    return int(g.total_seconds() * 1_000_000_000)

@@ -1,0 +1,260 @@
+"""``analyze``: every finding kind, latency and clock over one pass, assembled as the report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Final
+
+import polars as pl
+
+from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
+from tracekit.analyzers._duplicates import duplicates, unexpected
+from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
+from tracekit.analyzers._gaps import clock_findings, log_gaps
+from tracekit.analyzers._latency import (
+    latency_samples,
+    latency_stats,
+    negative_latencies,
+    outliers_and_slo,
+)
+from tracekit.analyzers._order import races, reorders
+from tracekit.analyzers._paths import Paths, build_paths, col
+from tracekit.analyzers._pipeline import END_TO_END, Pipeline, default_pipeline
+from tracekit.errors import PipelineError
+from tracekit.table import TIMESTAMP_DTYPE
+
+__all__ = ["REPORT_SCHEMA", "Report", "analyze", "timeline", "with_overrides"]
+
+REPORT_SCHEMA: Final = "tracekit.report/1"
+_INPUT_KEYS: Final = ("files", "lines", "events", "malformed")
+_SORT: Final = ["rank", "at", "trace_id", "recipient", "stage", "source", "detail"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The analysis of one event table (DESIGN.md section 6)."""
+
+    findings: pl.DataFrame
+    summary: dict[str, Any]
+    latency: dict[str, Any]
+    clock: list[dict[str, Any]]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = []
+        for r in self.findings.iter_rows(named=True):
+            at = r["at"]
+            rows.append(
+                {
+                    "kind": r["kind"],
+                    "trace_id": r["trace_id"],
+                    "recipient": r["recipient"],
+                    "stage": r["stage"],
+                    "last_seen": r["last_seen"],
+                    "conv_id": r["conv_id"],
+                    "source": r["source"],
+                    "detail": r["detail"],
+                    "evidence": [{"file": e["file"], "line": e["line"]} for e in r["evidence"]],
+                    "at": at.isoformat().replace("+00:00", "Z") if at is not None else None,
+                }
+            )
+        return {
+            "schema": REPORT_SCHEMA,
+            "inputs": dict(self.inputs),
+            "summary": dict(self.summary),
+            "findings": rows,
+            "latency": self.latency,
+            "clock": list(self.clock),
+        }
+
+
+def with_overrides(
+    pipeline: Pipeline | None,
+    *,
+    grace: timedelta | None = None,
+    slo: Mapping[str, timedelta] | None = None,
+) -> Pipeline:
+    """The pipeline with the caller's grace window and SLOs (``end_to_end`` or ``"A->B"``)."""
+    p = pipeline or default_pipeline()
+    if slo:
+        edges = {f"{a}->{b}" for a, b in p.edges}
+        for key in slo:
+            if key != END_TO_END and key not in edges:
+                raise PipelineError(
+                    f"unknown SLO {key!r} (use {END_TO_END!r} or an edge of: "
+                    f"{', '.join(sorted(edges))})"
+                )
+        p = replace(p, slo={**p.slo, **slo})
+    if grace is not None:
+        p = replace(p, grace=grace)
+    return p
+
+
+def _clock_section(paths: Paths) -> list[dict[str, Any]]:
+    out = []
+    for s, c in sorted(paths.clock.items()):
+        out.append(
+            {
+                "source": s,
+                "offset_ms": round(c.offset_ns / 1e6, 3),
+                "uncertainty_ms": None
+                if c.uncertainty_ns is None
+                else round(c.uncertainty_ns / 1e6, 3),
+                "reference": s == paths.reference,
+                "samples": c.samples,
+            }
+        )
+    return out
+
+
+def analyze(
+    events: pl.LazyFrame,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | None = None,
+    slo: Mapping[str, timedelta] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Report:
+    """Analyze an event table (``EVENT_SCHEMA``) against ``pipeline`` (default: the chat one).
+
+    ``grace`` defaults to the pipeline's (5 s for the built-in one); ``slo`` adds or overrides
+    thresholds (``{"end_to_end": timedelta(milliseconds=500)}``); ``inputs`` (the collectors'
+    counts) is copied into the report.
+    """
+    p = with_overrides(pipeline, grace=grace, slo=slo)
+    paths = build_paths(events, p)
+    cand = drop_candidates(paths).cache()
+    samples = latency_samples(paths).collect()
+    parts = [
+        drops_and_in_flight(paths),
+        duplicates(paths),
+        unexpected(paths),
+        reorders(paths),
+        races(paths),
+        outliers_and_slo(samples.lazy(), paths),
+        log_gaps(paths, cand),
+    ]
+    negatives = negative_latencies(samples.lazy()).collect()
+    found = pl.concat([*parts, clock_findings(paths, negatives)]).collect()
+    found = _explain_clock(found)
+    found = sort_findings(found)
+    return Report(
+        findings=found,
+        summary=_summary(paths, found),
+        latency=latency_stats(samples, paths),
+        clock=_clock_section(paths),
+        inputs={k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
+        | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
+    )
+
+
+def sort_findings(found: pl.DataFrame) -> pl.DataFrame:
+    rank = pl.col("kind").replace_strict(
+        {k: i for i, k in enumerate(KINDS)}, default=len(KINDS), return_dtype=pl.Int32
+    )
+    return (
+        found.with_columns(rank=rank)
+        .sort(_SORT, nulls_last=True)
+        .drop("rank")
+        .select(list(FINDING_SCHEMA))
+    )
+
+
+def _explain_clock(found: pl.DataFrame) -> pl.DataFrame:
+    """Clock findings say how many other findings come from that source."""
+    skew = found.filter(pl.col("kind") == "clock_skew")
+    if skew.is_empty():
+        return found
+    counts = (
+        found.filter(pl.col("kind") != "clock_skew").group_by("source").agg(n_affected=pl.len())
+    )
+    return (
+        found.join(counts, on="source", how="left")
+        .with_columns(
+            detail=pl.when((pl.col("kind") == "clock_skew") & (pl.col("n_affected") > 0))
+            .then(pl.format("{}; {} other finding(s) involve this source", "detail", "n_affected"))
+            .otherwise(pl.col("detail"))
+        )
+        .drop("n_affected")
+    )
+
+
+def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
+    p = paths.pipeline
+    counts = dict(found.group_by("kind").len().iter_rows())
+    expected = paths.pairs.filter(pl.col("expected"))
+    final = p.role("final")
+    delivered = (
+        expected.filter(pl.col(col("n", p.index(final))).fill_null(0) > 0).height
+        if final is not None
+        else 0
+    )
+    listed = paths.msg.filter(pl.col("recipients").is_not_null()).height
+    out: dict[str, Any] = {
+        "messages": paths.msg.height,
+        "deliveries_expected": expected.height,
+        "delivered": delivered,
+    }
+    out.update({k: int(counts.get(k, 0)) for k in KINDS})
+    out["recipients_from"] = {"broadcast": listed, "membership": paths.msg.height - listed}
+    return out
+
+
+def timeline(
+    events: pl.LazyFrame | pl.DataFrame,
+    trace_id: str,
+    pipeline: Pipeline | None = None,
+) -> pl.DataFrame:
+    """One message's path: a row per (recipient, hop), message hops first (recipient null).
+
+    Columns: recipient, hop (pipeline order), stage_action, reached, count, source, timestamp
+    (clock-corrected), latency_ms (from the previous hop reached), file, line. Clock offsets
+    are estimated from the whole table, so pass all events, not only this trace's.
+    """
+    p = pipeline or default_pipeline()
+    paths = build_paths(events.lazy(), p)
+    msg = paths.msg.filter(pl.col("trace_id") == trace_id)
+    pairs = paths.pairs.filter(pl.col("trace_id") == trace_id).sort("recipient")
+    frames: list[pl.DataFrame] = []
+    for i, h in enumerate(p.hops):
+        src = msg if h.scope == "message" else pairs
+        if src.is_empty():
+            continue
+        prev: pl.Expr = pl.lit(None, dtype=pl.Int64)
+        for a in h.after:
+            t_a = pl.col(col("t", p.index(a)))
+            prev = pl.when(prev.is_null() | (t_a > prev)).then(t_a).otherwise(prev)
+        frames.append(
+            src.select(
+                (pl.col("recipient") if h.scope == "recipient" else pl.lit(None, pl.String))
+                .cast(pl.String)
+                .alias("recipient"),
+                pl.lit(i, dtype=pl.Int32).alias("hop"),
+                pl.lit(h.id).alias("stage_action"),
+                (pl.col(col("n", i)).fill_null(0) > 0).alias("reached"),
+                pl.col(col("n", i)).fill_null(0).cast(pl.UInt32).alias("count"),
+                pl.col(col("src", i)).cast(pl.String).alias("source"),
+                pl.col(col("t", i)).cast(pl.Int64).cast(TIMESTAMP_DTYPE).alias("timestamp"),
+                ((pl.col(col("t", i)) - prev) / 1e6).alias("latency_ms"),
+                pl.col(col("file", i)).cast(pl.String).alias("file"),
+                pl.col(col("line", i)).cast(pl.Int64).alias("line"),
+            )
+        )
+    if not frames:
+        return pl.DataFrame(
+            schema={
+                "recipient": pl.String,
+                "hop": pl.Int32,
+                "stage_action": pl.String,
+                "reached": pl.Boolean,
+                "count": pl.UInt32,
+                "source": pl.String,
+                "timestamp": TIMESTAMP_DTYPE,
+                "latency_ms": pl.Float64,
+                "file": pl.String,
+                "line": pl.Int64,
+            }
+        )
+    return pl.concat(frames).sort("recipient", "hop", nulls_last=False)

@@ -1,0 +1,144 @@
+"""Hand-written chat histories for the analyzer tests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tracekit.analyzers import default_pipeline
+from tracekit.table import events_frame
+
+T0 = datetime(2026, 2, 9, 12, 0, 0, tzinfo=UTC)
+SERVER = "server-1"
+PIPE = default_pipeline()
+
+FULL = (
+    "CTRL.send",
+    "REST.request",
+    "REST.persist",
+    "REST.response",
+    "WS-BROADCAST.start",
+)
+PER_RECIPIENT = ("WS-BROADCAST.deliver", "WS-RECV.receive", "REPO.add", "CTRL.add")
+
+
+def tid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def client(user: str) -> str:
+    return f"client-{user}"
+
+
+class History:
+    """Events appended in emission order; ``seq`` and ``line`` count per source."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.seq: dict[str, int] = defaultdict(int)
+
+    def ev(
+        self,
+        t_ms: float,
+        hop: str,
+        source: str,
+        actor: str,
+        *,
+        trace: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        stage, action = hop.split(".", 1)
+        seq = self.seq[source]
+        self.seq[source] += 1
+        row = {
+            "timestamp": T0 + timedelta(milliseconds=t_ms),
+            "stage": stage,
+            "action": action,
+            "event": hop,
+            "trace_id": trace,
+            "actor": actor,
+            "source": source,
+            "seq": seq,
+            "file": f"{source}.jsonl",
+            "line": seq + 1,
+            **extra,
+        }
+        self.rows.append(row)
+        return row
+
+    def message(
+        self,
+        n: int,
+        sender: str,
+        recipients: Iterable[str] | None,
+        *,
+        conv: str = "c1",
+        t: float = 0.0,
+        stop: dict[str, str] | None = None,
+        skip_message: Iterable[str] = (),
+        offsets: dict[str, float] | None = None,
+        step: float = 5.0,
+    ) -> str:
+        """One message through the whole pipeline; ``stop[recipient]`` = first hop not logged.
+
+        ``stop`` may name the key ``""`` for a message hop; ``skip_message`` leaves out single
+        message hops. ``offsets`` shifts a source's timestamps (its clock runs ahead).
+        """
+        trace = tid(n)
+        off = offsets or {}
+        rec = list(recipients) if recipients is not None else None
+        gone: set[str] = set(skip_message)
+        for who, hop in (stop or {}).items():
+            if who == "":
+                gone |= {hop} | PIPE.descendants(hop)
+        when = {h: t + k * step for k, h in enumerate(FULL)}
+        when["REST.response"] = when["WS-BROADCAST.start"] + step  # after the broadcast
+        for hop in FULL:
+            if hop in gone:
+                continue
+            server = hop in ("REST.persist", "WS-BROADCAST.start")
+            src = SERVER if server else client(sender)
+            extra: dict[str, Any] = {"conv_id": conv}
+            if hop == "REST.persist":
+                extra["msg_id"] = f"m{n}"
+            if hop == "WS-BROADCAST.start":
+                extra["recipients"] = rec
+            self.ev(when[hop] + off.get(src, 0.0), hop, src, sender, trace=trace, **extra)
+        base = when["WS-BROADCAST.start"]
+        for k, r in enumerate(rec or []):
+            lost = set(gone)
+            if r in (stop or {}):
+                lost |= {stop[r]} | PIPE.descendants(stop[r])
+            for j, hop in enumerate(PER_RECIPIENT):
+                if hop in lost:
+                    continue
+                src = SERVER if j == 0 else client(r)
+                ts = base + step * (1 + j) + k * 0.5 + off.get(src, 0.0)
+                if j == 0:
+                    self.ev(ts, hop, src, "server", trace=trace, conv_id=conv, peer=r)
+                else:
+                    self.ev(ts, hop, src, r, trace=trace, conv_id=conv)
+        return trace
+
+    def frame(self) -> pl.LazyFrame:
+        return events_frame(self.rows).lazy()
+
+
+@pytest.fixture
+def history() -> History:
+    return History()
+
+
+def kinds(report_findings: pl.DataFrame) -> list[tuple[Any, ...]]:
+    """(kind, trace_id, recipient, stage, last_seen) of every finding, in report order."""
+    return [
+        tuple(r)
+        for r in report_findings.select(
+            "kind", "trace_id", "recipient", "stage", "last_seen"
+        ).iter_rows()
+    ]
