@@ -55,10 +55,11 @@ def detect_format(data: bytes) -> str:
     lines = [ln for ln in sample.split(b"\n")[:200] if ln.strip()][:50]
     if not lines:
         return "jsonl"
-    first = lines[0].lstrip()
-    if first.startswith((b"{", b"[")):
-        if b'"resourceSpans"' in sample or b'"resourceLogs"' in sample:
-            return "otlp"
+    if b'"resourceSpans"' in sample or b'"resourceLogs"' in sample:
+        return "otlp"
+    # "[" alone is not enough: bracketed timestamps start many text logs.
+    objects = sum(1 for ln in lines if ln.lstrip().startswith(b"{"))
+    if objects * 2 >= len(lines):
         return "jsonl"
     kv = sum(1 for ln in lines if _KV_LINE.match(ln) and _KV_KEYS.search(ln))
     if kv * 2 >= len(lines):

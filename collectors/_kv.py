@@ -53,7 +53,9 @@ def read_kv(
     is_kv = pl.col("raw").str.contains(r"^\s*[A-Za-z_][\w.@-]*=")
     bad = df.filter(~is_kv)
     if bad.height:
-        stats.malformed_frame(file, bad.select("line", pl.lit("not key=value text").alias("reason")))
+        stats.malformed_frame(
+            file, bad.select("line", pl.lit("not key=value text").alias("reason"))
+        )
         df = df.filter(is_kv)
     if df.height == 0:
         return empty_table()

@@ -37,6 +37,8 @@ __all__ = [
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd")
 _ROTATED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})$")
 _DATED = re.compile(r"^(?P<base>.+?)[.-](?P<stamp>\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2,6})?)$")
+#: Never logs: documentation and configuration next to them in a directory walk.
+_NOT_LOGS = ("README*", "*.md", "*.rst", "*.toml", "*.py", "*.parquet")
 _LOG_EXTENSIONS = (".log", ".jsonl", ".ndjson", ".json", ".txt", ".out", ".logfmt")
 
 
@@ -298,7 +300,7 @@ def expand_paths(
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for f in files:
-                    if f.startswith("."):
+                    if f.startswith(".") or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS):
                         continue
                     full = Path(root) / f
                     rel = full.relative_to(path).as_posix()

@@ -1,0 +1,266 @@
+"""A small OTLP/HTTP receiver: ``/v1/traces`` and ``/v1/logs``, protobuf or JSON bodies.
+
+Each span or log record that is a tracekit event is appended to ``out`` as one schema v1 JSON
+line, so ``collect([out])`` reads it like any other log. Bound to 127.0.0.1 by default.
+Built on the standard library's threading HTTP server: no event loop, trivially started in a
+thread by tests (port 0 picks a free port) and stopped with :meth:`OTLPReceiver.stop`.
+
+    with OTLPReceiver(out=Path("events.jsonl"), port=0) as rx:
+        exporter = OTLPSpanExporter(endpoint=f"{rx.url}/v1/traces")
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final
+
+import orjson
+
+from tracekit.collectors._otlp import otlp_events
+
+__all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
+
+#: Request bodies above this size are refused (413) rather than buffered.
+MAX_BODY: Final = 64 << 20
+_KEYS: Final = (
+    "timestamp",
+    "stage",
+    "action",
+    "event",
+    "trace_id",
+    "msg_id",
+    "conv_id",
+    "actor",
+    "peer",
+    "source",
+    "seq",
+    "span_id",
+    "recipients",
+    "level",
+)
+
+
+def _iso(ns_text: Any) -> str | None:
+    try:
+        ns = int(ns_text)
+    except (TypeError, ValueError):
+        return None
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def event_line(ev: dict[str, Any]) -> bytes:
+    """One event as a schema v1 JSON line (timestamp ISO-8601 with nanoseconds)."""
+    out: dict[str, Any] = {}
+    for key in _KEYS:
+        val = ev.get(key)
+        if val is None:
+            continue
+        if key == "timestamp":
+            val = _iso(val)
+        elif key == "seq":
+            try:
+                val = int(val)
+            except (TypeError, ValueError):
+                continue
+        elif key == "recipients" and isinstance(val, str):
+            val = [v.strip() for v in val.split(",") if v.strip()]
+        out[key] = val
+    return orjson.dumps(out) + b"\n"
+
+
+def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:
+    if content_type.startswith("application/json"):
+        doc = orjson.loads(body)
+        if not isinstance(doc, dict):
+            raise ValueError("JSON body is not an object")
+        return doc
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+
+    if path == "/v1/traces":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        msg: Any = ExportTraceServiceRequest.FromString(body)
+    else:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        msg = ExportLogsServiceRequest.FromString(body)
+    result: dict[str, Any] = MessageToDict(msg)
+    return result
+
+
+def _response(path: str, content_type: str) -> tuple[bytes, str]:
+    if content_type.startswith("application/json"):
+        return b"{}", "application/json"
+    if path == "/v1/traces":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        return ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf"
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+    return ExportLogsServiceResponse().SerializeToString(), "application/x-protobuf"
+
+
+class OTLPReceiver:
+    """The receiver as an object: ``start()`` serves in a thread, ``stop()`` shuts it down."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str] | IO[bytes],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4318,
+        on_events: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self._own = isinstance(out, str | os.PathLike)
+        self._out: IO[bytes]
+        if isinstance(out, str | os.PathLike):
+            self._out = open(Path(out), "ab")  # noqa: SIM115  (closed in stop())
+        else:
+            self._out = out
+        self._lock = threading.Lock()
+        self._on_events = on_events
+        self.events = 0
+        self.ignored = 0
+        self.requests = 0
+        self.rejected = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the exporter retries are not worth a line each
+
+            def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                receiver._handle(self)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        return f"http://{host}:{self.port}"
+
+    def _handle(self, req: Any) -> None:
+        path = req.path.split("?", 1)[0]
+        if path not in ("/v1/traces", "/v1/logs"):
+            req._reply(404, b"only /v1/traces and /v1/logs\n")
+            return
+        try:
+            length = int(req.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.rejected += 1
+            req.close_connection = True
+            req._reply(413, b"body too large or without Content-Length\n")
+            return
+        body = req.rfile.read(length)
+        ctype = (req.headers.get("Content-Type") or "application/x-protobuf").lower()
+        if not ctype.startswith(("application/json", "application/x-protobuf")):
+            self.rejected += 1
+            req._reply(415, b"use application/x-protobuf or application/json\n")
+            return
+        try:
+            encoding = (req.headers.get("Content-Encoding") or "").lower()
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding == "deflate":
+                body = zlib.decompress(body)
+            doc = _decode(path, ctype, body)
+            events, ignored = otlp_events(doc)
+        except Exception as exc:  # a bad body is the client's problem: 400, never a crash
+            self.rejected += 1
+            req._reply(400, f"cannot decode OTLP body: {type(exc).__name__}\n".encode())
+            return
+        payload = b"".join(event_line(ev) for ev in events)
+        with self._lock:
+            self.requests += 1
+            self.events += len(events)
+            self.ignored += ignored
+            if payload:
+                self._out.write(payload)
+                self._out.flush()
+        if self._on_events is not None and events:
+            self._on_events(events)
+        resp, rtype = _response(path, ctype)
+        req._reply(200, resp, rtype)
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._close()
+
+    def start(self) -> OTLPReceiver:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._close()
+
+    def _close(self) -> None:
+        self._server.server_close()
+        with self._lock:
+            if self._own and not self._out.closed:
+                self._out.close()
+            elif not self._own:
+                self._out.flush()
+
+    def __enter__(self) -> OTLPReceiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 4318, out: str | os.PathLike[str] = "events.jsonl"
+) -> None:
+    """Receive OTLP/HTTP on ``host:port`` and append events to ``out``; blocks until interrupted."""
+    receiver = OTLPReceiver(out, host=host, port=port)
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
