@@ -1,0 +1,131 @@
+"""Gate parsing and evaluation over a report dict, without the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+
+from tracekit.cli._gates import (
+    Gate,
+    evaluate,
+    gates_from_config,
+    github_annotations,
+    junit_xml,
+    merge,
+    parse_latency_gate,
+    parse_max_gate,
+)
+from tracekit.cli._units import parse_duration, parse_percent
+
+REPORT: dict[str, Any] = {
+    "summary": {"messages": 10, "deliveries_expected": 20, "delivered": 19, "drop": 1},
+    "findings": [
+        {
+            "kind": "drop",
+            "trace_id": "t1",
+            "recipient": "u2",
+            "stage": "CTRL.add",
+            "last_seen": "REPO.add",
+            "evidence": [{"file": "client-u2.jsonl", "line": 14}],
+        }
+    ],
+    "latency": {
+        "hops": [
+            {"from": "WS-BROADCAST.deliver", "to": "WS-RECV.receive", "count": 19, "p99_ms": 80.0}
+        ],
+        "end_to_end": {"count": 19, "p50_ms": 40.0, "p99_ms": 620.0, "max_ms": 700.0},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("500ms", 0.5), ("2s", 2), ("1m", 60), ("250", 0.25), ("1.5s", 1.5)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_bad_values_say_how_to_fix_them() -> None:
+    with pytest.raises(ValueError, match=r"use e.g. 500ms, 2s, 1m"):
+        parse_duration("fast")
+    with pytest.raises(ValueError, match=r"use e.g. 99.9%"):
+        parse_percent("most")
+    with pytest.raises(ValueError, match="KIND one of drop"):
+        parse_max_gate("drops=0")
+    with pytest.raises(ValueError, match="whole number"):
+        parse_max_gate("drop=x")
+    with pytest.raises(ValueError, match="FROM->TO"):
+        parse_latency_gate("p99", "CTRL.add=5ms")
+    assert parse_percent("99.9%") == 99.9
+
+
+def test_evaluate_names_failures_with_examples() -> None:
+    gates = [
+        parse_max_gate("drop=0"),
+        parse_max_gate("duplicate=0"),
+        parse_latency_gate("p99", "end_to_end=500ms"),
+        parse_latency_gate("p99", "WS-BROADCAST.deliver->WS-RECV.receive=100ms"),
+        Gate("min_delivered", "delivered", 99.9),
+    ]
+    results = evaluate(REPORT, gates)
+    assert [(r.gate.name, r.ok) for r in results] == [
+        ("drop <= 0", False),
+        ("duplicate <= 0", True),
+        ("p99 end_to_end <= 500 ms", False),
+        ("p99 WS-BROADCAST.deliver->WS-RECV.receive <= 100 ms", True),
+        ("delivered >= 99.9%", False),
+    ]
+    assert results[0].examples == (
+        "t1 recipient u2 at CTRL.add (last seen REPO.add) [client-u2.jsonl:14]",
+    )
+    assert results[2].detail == "p99 end_to_end = 620.0 ms over 19 samples"
+    assert results[4].detail == "19/20 delivered = 95.000%, required 99.9%"
+
+
+def test_missing_latency_samples_fail_the_gate() -> None:
+    (result,) = evaluate(REPORT, [parse_latency_gate("p99", "REST.persist->REST.response=1s")])
+    assert (result.ok, result.detail) == (
+        False,
+        "no latency samples for REST.persist->REST.response",
+    )
+
+
+def test_gates_from_pyproject_and_cli_override(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        "[tool.tracekit.gates]\n"
+        "max = {drop = 0, duplicate = 2}\n"
+        'p99 = {end_to_end = "500ms"}\n'
+        'min_delivered = "99%"\n'
+    )
+    configured = gates_from_config(pyproject)
+    assert configured == [
+        Gate("max", "drop", 0),
+        Gate("max", "duplicate", 2),
+        Gate("p99", "end_to_end", 500.0),
+        Gate("min_delivered", "delivered", 99.0),
+    ]
+    merged = merge(configured, [parse_max_gate("duplicate=0")])
+    assert Gate("max", "duplicate", 0) in merged and Gate("max", "duplicate", 2) not in merged
+    assert gates_from_config(tmp_path / "absent.toml") == []
+    pyproject.write_text("[tool.tracekit.gates]\nslow = 3\n")
+    with pytest.raises(ValueError, match="unknown or malformed gate"):
+        gates_from_config(pyproject)
+
+
+def test_junit_and_github_annotations() -> None:
+    results = evaluate(REPORT, [parse_max_gate("drop=0"), parse_max_gate("race=0")])
+    suite = ElementTree.fromstring(junit_xml(results)).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    cases = {c.get("name"): c.find("failure") for c in suite.iter("testcase")}
+    assert cases["race <= 0"] is None
+    failure = cases["drop <= 0"]
+    assert failure is not None and "t1 recipient u2 at CTRL.add" in (failure.text or "")
+    assert github_annotations(results) == [
+        "::error title=tracekit gate drop <= 0::1 drop finding(s), allowed 0%0A"
+        "t1 recipient u2 at CTRL.add (last seen REPO.add) [client-u2.jsonl:14]"
+    ]

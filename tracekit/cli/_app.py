@@ -1,0 +1,510 @@
+"""The ``tracekit`` commands (typer). Exit codes (DESIGN.md section 7): 0 ran and passed,
+1 ran and a gate failed, 2 bad usage or unreadable input (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from tracekit import __version__
+from tracekit.cli._units import parse_duration
+
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.console import Console
+
+    from tracekit.analyzers import Pipeline, Report
+
+app = typer.Typer(
+    name="tracekit",
+    help="Follow every chat message across client, server and recipients.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+class Scenario(StrEnum):
+    fixed = "fixed"
+    race_bug = "race-bug"
+    faults = "faults"
+
+
+def _fail(message: str) -> NoReturn:
+    """Bad usage or unreadable input: one line on stderr, exit 2."""
+    typer.echo(f"tracekit: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Our own errors and bad values become exit 2 with their message; nothing else hides."""
+    from tracekit.errors import TracekitError
+
+    try:
+        yield
+    except (TracekitError, ValueError) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tracekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """tracekit: instrument, collect, analyze and gate message delivery in chat systems."""
+
+
+# -- shared options ---------------------------------------------------------------------------
+
+Paths = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Log files or directories (recursive); '-' reads stdin. gzip/bz2/zstd are read.",
+        show_default=False,
+    ),
+]
+PipelineOpt = Annotated[
+    Path | None,
+    typer.Option("--pipeline", help="Pipeline model (TOML); default: the built-in chat pipeline."),
+]
+GraceOpt = Annotated[
+    str,
+    typer.Option(
+        "--grace",
+        help="Undecided window at the end of the logs (500ms, 2s, 1m).",
+        show_default=True,
+    ),
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Only events at or after this ISO time.")
+]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only events before this ISO time.")]
+TimezoneOpt = Annotated[
+    str | None,
+    typer.Option("--timezone", help="Zone of timestamps written without one, e.g. Europe/Paris."),
+]
+
+
+def _iso(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--{name} {value!r} is not an ISO time (e.g. 2026-11-25T10:00:00Z)")
+    if parsed.tzinfo is None:
+        _fail(f"--{name} {value!r} needs a time zone (append Z for UTC)")
+    return parsed
+
+
+def _duration(value: str, name: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        _fail(f"--{name}: {exc}")
+
+
+def _load_pipeline(path: Path | None) -> Pipeline:
+    from tracekit.analyzers import default_pipeline, load_pipeline
+
+    if path is None:
+        return default_pipeline()
+    if not path.is_file():
+        _fail(f"pipeline file not found: {path}")
+    return load_pipeline(path)
+
+
+def _collect(
+    paths: Sequence[Path], since: str | None, until: str | None, timezone: str | None
+) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    import polars as pl
+
+    from tracekit.collectors import collect
+
+    start, end = _iso(since, "since"), _iso(until, "until")
+    for path in paths:
+        if str(path) != "-" and not path.exists():
+            _fail(f"no such file or directory: {path}")
+    show = sys.stderr.isatty()
+    began = time.monotonic()
+    collected = collect([str(p) for p in paths], timezone=timezone)
+    if show and time.monotonic() - began > 1.0:
+        _stderr().print(f"[dim]read {collected.inputs.to_dict().get('events', 0)} events[/dim]")
+    events = collected.events
+    if start is not None:
+        events = events.filter(pl.col("timestamp") >= start)
+    if end is not None:
+        events = events.filter(pl.col("timestamp") < end)
+    return events, collected.inputs.to_dict()
+
+
+def _analyze(
+    paths: Sequence[Path],
+    pipeline: Path | None,
+    grace: str,
+    since: str | None,
+    until: str | None,
+    timezone: str | None = None,
+    slo: Mapping[str, timedelta] | None = None,
+) -> tuple[Report, pl.LazyFrame, Pipeline]:
+    from tracekit.analyzers import analyze
+
+    model = _load_pipeline(pipeline)
+    events, inputs = _collect(paths, since, until, timezone)
+    events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
+    report = analyze(
+        events,
+        pipeline=model,
+        grace=_duration(grace, "grace"),
+        slo=dict(slo) if slo else None,
+        inputs=inputs,
+    )
+    return report, events, model
+
+
+def _report_dict(report: Report, events: pl.LazyFrame, model: Pipeline) -> dict[str, Any]:
+    from tracekit.cli._funnel import funnel
+
+    data = report.to_dict()
+    data["funnel"] = funnel(events, model, data["summary"])
+    return data
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@app.command()
+def analyze(
+    paths: Paths,
+    pipeline: PipelineOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    grace: GraceOpt = "5s",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    timezone: TimezoneOpt = None,
+) -> None:
+    """Rebuild every message's path and report drops, duplicates, races, latency...
+
+    Example: `tracekit analyze logs/ --format json -o report.json`
+    """
+    with _translated_errors():
+        report, events, model = _analyze(paths, pipeline, grace, since, until, timezone)
+        data = _report_dict(report, events, model)
+        if format is Format.json:
+            from tracekit.cli._render import render_json
+
+            _emit(render_json(data), output)
+        elif format is Format.markdown:
+            from tracekit.cli._render import render_markdown
+
+            _emit(render_markdown(data), output)
+        elif format is Format.html:
+            _emit(_html(data, report, events, model), output)
+        else:
+            from tracekit.cli._render import render_table
+
+            if output is None:
+                render_table(data, _stdout())
+            else:
+                from rich.console import Console
+
+                with output.open("w", encoding="utf-8") as fh:
+                    render_table(data, Console(file=fh, width=160))
+
+
+def _html(data: Mapping[str, Any], report: Report, events: pl.LazyFrame, model: Pipeline) -> str:
+    from tracekit.analyzers import timeline
+    from tracekit.cli._html import render_html
+    from tracekit.cli._timeline import timeline_rows
+
+    traced = []
+    for f in data["findings"]:
+        tid = f.get("trace_id")
+        if tid and tid not in traced and f.get("kind") != "in_flight":
+            traced.append(tid)
+    timelines = {tid: timeline_rows(timeline(events, tid, pipeline=model)) for tid in traced[:50]}
+    return render_html(data, timelines)
+
+
+@app.command()
+def report(
+    paths: Paths,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
+        "tracekit-report.html"
+    ),
+    pipeline: PipelineOpt = None,
+    grace: GraceOpt = "5s",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """Write one self-contained HTML report (funnel, latency, findings, timelines).
+
+    Example: `tracekit report logs/ -o report.html`
+    """
+    with _translated_errors():
+        analysis, events, model = _analyze(paths, pipeline, grace, since, until)
+        data = _report_dict(analysis, events, model)
+        _emit(_html(data, analysis, events, model), output)
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def check(
+    paths: Paths,
+    max: Annotated[
+        list[str] | None,
+        typer.Option("--max", help="KIND=N: at most N findings of KIND (drop=0, duplicate=0)."),
+    ] = None,
+    p50: Annotated[list[str] | None, typer.Option("--p50", help="HOP=DURATION")] = None,
+    p95: Annotated[list[str] | None, typer.Option("--p95", help="HOP=DURATION")] = None,
+    p99: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--p99", help="HOP=DURATION, HOP = end_to_end or FROM->TO (end_to_end=500ms)."
+        ),
+    ] = None,
+    max_latency: Annotated[
+        list[str] | None, typer.Option("--max-latency", help="HOP=DURATION on the maximum.")
+    ] = None,
+    min_delivered: Annotated[
+        str | None, typer.Option("--min-delivered", help="Delivered share, e.g. 99.9%.")
+    ] = None,
+    config: Annotated[
+        Path,
+        typer.Option("--config", help="pyproject.toml with [tool.tracekit.gates]."),
+    ] = Path("pyproject.toml"),
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    pipeline: PipelineOpt = None,
+    grace: GraceOpt = "5s",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """The CI gate: exit 0 when every gate holds, 1 when one fails, 2 on bad usage/input.
+
+    Example: `tracekit check logs/ --max drop=0 --max duplicate=0 --p99 end_to_end=500ms --min-delivered 99.9%`
+    """
+    from tracekit.cli import _gates
+
+    try:
+        gates = [_gates.parse_max_gate(g) for g in max or []]
+        for name, values in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max_latency)):
+            gates += [_gates.parse_latency_gate(name, v) for v in values or []]
+        if min_delivered is not None:
+            from tracekit.cli._units import parse_percent
+
+            gates.append(_gates.Gate("min_delivered", "delivered", parse_percent(min_delivered)))
+        gates = _gates.merge(_gates.gates_from_config(config), gates)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not gates:
+        _fail(
+            "no gates: give --max/--p99/--min-delivered or [tool.tracekit.gates] in pyproject.toml"
+        )
+    slo = {g.target: timedelta(milliseconds=g.limit) for g in gates if g.kind == "p99"}
+    with _translated_errors():
+        analysis, events, model = _analyze(paths, pipeline, grace, since, until, slo=slo)
+        data = _report_dict(analysis, events, model)
+    results = _gates.evaluate(data, gates)
+    for result in results:
+        mark = "PASS" if result.ok else "FAIL"
+        typer.echo(f"{mark}  {result.gate.name}: {result.detail}")
+        for example in result.examples:
+            typer.echo(f"      {example}")
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(_gates.junit_xml(results), encoding="utf-8")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in _gates.github_annotations(results):
+            typer.echo(line)
+    failed = sum(not r.ok for r in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="Trace id (32 hex) or client message UUID.")],
+    paths: Paths,
+    pipeline: PipelineOpt = None,
+    timezone: TimezoneOpt = None,
+) -> None:
+    """One message's path as a timeline: every hop per recipient, the missing hop marked.
+
+    Example: `tracekit trace 4bf92f3577b34da6a3ce929d0e0e4736 logs/`
+    """
+    from tracekit.schema import normalize_trace_id
+
+    with _translated_errors():
+        tid = normalize_trace_id(trace_id)
+        from tracekit.analyzers import timeline
+        from tracekit.cli._render import render_timeline
+        from tracekit.cli._timeline import timeline_rows
+
+        model = _load_pipeline(pipeline)
+        events, _inputs = _collect(paths, None, None, timezone)
+        rows = timeline_rows(timeline(events, tid, pipeline=model))
+        if not rows:
+            _fail(f"trace {tid} does not occur in the given logs")
+        render_timeline(tid, rows, _stdout())
+
+
+@app.command()
+def watch(
+    path: Annotated[list[Path], typer.Argument(help="Log files or directories to follow.")],
+    pipeline: PipelineOpt = None,
+    grace: GraceOpt = "5s",
+    interval: Annotated[
+        str, typer.Option("--interval", help="How often to look again (e.g. 500ms).")
+    ] = "1s",
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Stop after this long (default: never).")
+    ] = None,
+) -> None:
+    """Follow growing (and rotated) logs; print each finding once it is decided.
+
+    Example: `tracekit watch logs/ --grace 2s`
+    """
+    from tracekit.cli._watch import watch_paths
+
+    with _translated_errors():
+        every = _duration(interval, "interval").total_seconds()
+        stop = _duration(duration, "duration").total_seconds() if duration else None
+        for path_ in path:
+            if not path_.exists():
+                _fail(f"no such file or directory: {path_}")
+        watch_paths(
+            path,
+            _load_pipeline(pipeline),
+            grace=_duration(grace, "grace"),
+            interval=every,
+            stop_after=stop,
+            out=_stdout(),
+            status=_stderr(),
+        )
+
+
+@app.command()
+def collect(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="JSON-lines file the received events go to.")
+    ] = Path("otlp-events.jsonl"),
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (OTLP/HTTP default 4318).")] = 4318,
+) -> None:
+    """Receive OTLP/HTTP (/v1/traces, /v1/logs; protobuf or JSON) and append events as JSON lines.
+
+    Example: `tracekit collect --out logs/otlp.jsonl --port 4318`
+    """
+    from tracekit.collectors import otlp_receiver  # type: ignore[attr-defined]
+
+    with _translated_errors():
+        typer.echo(f"tracekit collect: listening on http://{host}:{port} -> {out}", err=True)
+        otlp_receiver.serve(host=host, port=port, out=out)
+
+
+@app.command()
+def demo(
+    scenario: Annotated[
+        Scenario, typer.Option("--scenario", help="What the clients do.")
+    ] = Scenario.race_bug,
+    users: Annotated[int, typer.Option("--users", min=2, help="Chat users.")] = 3,
+    messages: Annotated[int, typer.Option("--messages", min=1, help="Messages to send.")] = 20,
+    out: Annotated[Path, typer.Option("--out", help="Where the logs go.")] = Path("tracekit-demo"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """Run the reference chat system on 127.0.0.1, then analyze what it logged.
+
+    Example: `tracekit demo --scenario race-bug --users 3 --messages 20`
+    """
+    from tracekit.chat.demo import run_demo  # type: ignore[import-not-found, unused-ignore]
+
+    with _translated_errors():
+        status = _stderr()
+        status.print(
+            f"[bold]tracekit demo[/bold]: scenario {scenario.value}, {users} users, "
+            f"{messages} messages, logs in {out}/"
+        )
+        run = run_demo(scenario=scenario.value, users=users, messages=messages, out=out, seed=seed)
+        analysis, events, model = _analyze([out], None, "2s", None, None)
+        data = _report_dict(analysis, events, model)
+        if format is Format.json:
+            from tracekit.cli._render import render_json
+
+            _emit(render_json(data), None)
+        else:
+            from tracekit.cli._render import render_table
+
+            render_table(data, _stdout())
+            _explain_demo(run, data, status)
+
+
+def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
+    """Compare what the demo knows it broke with what tracekit found."""
+    truth = getattr(run, "expected_drops", None)
+    if truth is None:
+        return
+    found = {(f["trace_id"], f["recipient"]) for f in data["findings"] if f["kind"] == "drop"}
+    expected = {(t, r) for t, r in truth}
+    if found == expected:
+        console.print(
+            f"[green]tracekit found exactly the {len(expected)} lost deliveries the scenario "
+            "caused.[/green]"
+        )
+    else:
+        console.print(
+            f"[red]ground truth {len(expected)} lost deliveries; tracekit reported "
+            f"{len(found & expected)} of them and {len(found - expected)} others.[/red]"
+        )

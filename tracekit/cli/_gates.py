@@ -1,0 +1,247 @@
+"""CI gates over a JSON report: ``--max drop=0``, ``--p99 end_to_end=500ms``,
+``--min-delivered 99.9%``, or the same under ``[tool.tracekit.gates]`` in pyproject.toml.
+
+Pure functions over the report dict (DESIGN.md section 6), so they are tested without a CLI.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from xml.sax.saxutils import escape, quoteattr
+
+from tracekit.cli._units import parse_duration, parse_percent
+
+__all__ = [
+    "Gate",
+    "GateResult",
+    "evaluate",
+    "gates_from_config",
+    "github_annotations",
+    "junit_xml",
+    "parse_latency_gate",
+    "parse_max_gate",
+]
+
+FINDING_KINDS: Final = (
+    "drop",
+    "in_flight",
+    "duplicate",
+    "unexpected",
+    "reorder",
+    "latency_outlier",
+    "slo_breach",
+    "race",
+    "log_gap",
+    "clock_skew",
+)
+PERCENTILES: Final = ("p50", "p95", "p99", "max")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One condition. ``kind``: ``max`` (findings of ``target`` <= limit), a percentile
+    (latency of hop ``target`` <= limit ms) or ``min_delivered`` (delivered % >= limit)."""
+
+    kind: str
+    target: str
+    limit: float
+
+    @property
+    def name(self) -> str:
+        if self.kind == "max":
+            return f"{self.target} <= {self.limit:g}"
+        if self.kind == "min_delivered":
+            return f"delivered >= {self.limit:g}%"
+        return f"{self.kind} {self.target} <= {self.limit:g} ms"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    ok: bool
+    actual: float | None
+    detail: str
+    examples: tuple[str, ...] = ()
+
+
+def parse_max_gate(text: str) -> Gate:
+    """``drop=0`` -> Gate("max", "drop", 0)."""
+    kind, sep, value = text.partition("=")
+    kind = kind.strip()
+    if not sep or kind not in FINDING_KINDS:
+        raise ValueError(
+            f"bad --max gate {text!r}: use KIND=N with KIND one of {', '.join(FINDING_KINDS)}"
+        )
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ValueError(f"bad --max gate {text!r}: the limit must be a whole number") from None
+    if limit < 0:
+        raise ValueError(f"bad --max gate {text!r}: the limit must be >= 0")
+    return Gate("max", kind, limit)
+
+
+def parse_latency_gate(percentile: str, text: str) -> Gate:
+    """``end_to_end=500ms`` or ``WS-BROADCAST.deliver->WS-RECV.receive=100ms``."""
+    target, sep, value = text.rpartition("=")
+    target = target.strip()
+    if not sep or not target:
+        raise ValueError(
+            f"bad --{percentile} gate {text!r}: use HOP=DURATION, e.g. end_to_end=500ms or "
+            "WS-BROADCAST.deliver->WS-RECV.receive=100ms"
+        )
+    if target != "end_to_end" and "->" not in target:
+        raise ValueError(
+            f"bad --{percentile} gate {text!r}: HOP is end_to_end or FROM->TO "
+            "(e.g. REST.persist->WS-BROADCAST.start)"
+        )
+    limit_ms = parse_duration(value).total_seconds() * 1000
+    return Gate(percentile, target, limit_ms)
+
+
+def gates_from_config(pyproject: Path) -> list[Gate]:
+    """Gates from ``[tool.tracekit.gates]``; an absent file or table gives none."""
+    if not pyproject.is_file():
+        return []
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read gates from {pyproject}: {exc}") from None
+    table = data.get("tool", {}).get("tracekit", {}).get("gates", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{pyproject}: [tool.tracekit.gates] must be a table")
+    gates: list[Gate] = []
+    for key, value in table.items():
+        where = f"{pyproject}: [tool.tracekit.gates] {key}"
+        if key == "max" and isinstance(value, dict):
+            gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
+        elif key in PERCENTILES and isinstance(value, dict):
+            gates += [parse_latency_gate(key, f"{k}={v}") for k, v in value.items()]
+        elif key == "min_delivered" and isinstance(value, str | int | float):
+            gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))
+        else:
+            raise ValueError(
+                f"{where}: unknown or malformed gate (use max = {{drop = 0}}, "
+                'p99 = {end_to_end = "500ms"}, min_delivered = "99.9%")'
+            )
+    return gates
+
+
+def merge(config: Iterable[Gate], cli: Iterable[Gate]) -> list[Gate]:
+    """Command-line gates replace configured gates of the same kind and target."""
+    merged = {(g.kind, g.target): g for g in config}
+    merged.update({(g.kind, g.target): g for g in cli})
+    return list(merged.values())
+
+
+def _example(finding: Mapping[str, Any]) -> str:
+    parts = [str(finding.get("trace_id") or "-")]
+    if finding.get("recipient"):
+        parts.append(f"recipient {finding['recipient']}")
+    if finding.get("stage"):
+        parts.append(f"at {finding['stage']}")
+    if finding.get("last_seen"):
+        parts.append(f"(last seen {finding['last_seen']})")
+    evidence = finding.get("evidence") or []
+    if evidence:
+        first = evidence[0]
+        parts.append(f"[{first.get('file')}:{first.get('line')}]")
+    return " ".join(parts)
+
+
+def _latency_row(report: Mapping[str, Any], target: str) -> Mapping[str, Any] | None:
+    latency = report.get("latency", {})
+    if target == "end_to_end":
+        row = latency.get("end_to_end")
+        return row if isinstance(row, Mapping) else None
+    source, _, dest = target.partition("->")
+    for row in latency.get("hops", []):
+        if row.get("from") == source and row.get("to") == dest:
+            return row  # type: ignore[no-any-return]
+    return None
+
+
+def evaluate(
+    report: Mapping[str, Any], gates: Sequence[Gate], examples: int = 3
+) -> list[GateResult]:
+    """Check every gate against a report dict; failing gates carry their worst examples."""
+    summary = report.get("summary", {})
+    findings = report.get("findings", [])
+    results: list[GateResult] = []
+    for gate in gates:
+        if gate.kind == "max":
+            actual = float(summary.get(gate.target, 0))
+            ok = actual <= gate.limit
+            matching = [f for f in findings if f.get("kind") == gate.target]
+            detail = f"{int(actual)} {gate.target} finding(s), allowed {gate.limit:g}"
+            shown = tuple(_example(f) for f in matching[:examples]) if not ok else ()
+            results.append(GateResult(gate, ok, actual, detail, shown))
+        elif gate.kind == "min_delivered":
+            expected = int(summary.get("deliveries_expected", 0))
+            delivered = int(summary.get("delivered", 0))
+            pct = 100.0 if expected == 0 else 100.0 * delivered / expected
+            ok = pct >= gate.limit
+            detail = f"{delivered}/{expected} delivered = {pct:.3f}%, required {gate.limit:g}%"
+            lost = [f for f in findings if f.get("kind") == "drop"]
+            shown = tuple(_example(f) for f in lost[:examples]) if not ok else ()
+            results.append(GateResult(gate, ok, pct, detail, shown))
+        else:
+            row = _latency_row(report, gate.target)
+            key = f"{gate.kind}_ms"
+            if row is None or row.get(key) is None or not row.get("count"):
+                results.append(
+                    GateResult(gate, False, None, f"no latency samples for {gate.target}")
+                )
+                continue
+            value = float(row[key])
+            ok = value <= gate.limit
+            detail = f"{gate.kind} {gate.target} = {value:.1f} ms over {row['count']} samples"
+            slow = [
+                f
+                for f in findings
+                if f.get("kind") in ("slo_breach", "latency_outlier")
+                and (gate.target == "end_to_end" or f.get("stage") == gate.target.split("->")[1])
+            ]
+            shown = tuple(_example(f) for f in slow[:examples]) if not ok else ()
+            results.append(GateResult(gate, ok, value, detail, shown))
+    return results
+
+
+def junit_xml(results: Sequence[GateResult], *, name: str = "tracekit.check") -> str:
+    """One JUnit test case per gate, failures with their detail and examples."""
+    failures = sum(not r.ok for r in results)
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<testsuites><testsuite name={quoteattr(name)} tests="{len(results)}" '
+        f'failures="{failures}" errors="0">',
+    ]
+    for result in results:
+        case = f"<testcase classname={quoteattr(name)} name={quoteattr(result.gate.name)}"
+        if result.ok:
+            lines.append(case + " />")
+        else:
+            body = "\n".join([result.detail, *result.examples])
+            lines.append(
+                case + f"><failure message={quoteattr(result.detail)}>{escape(body)}</failure>"
+                "</testcase>"
+            )
+    lines.append("</testsuite></testsuites>")
+    return "\n".join(lines) + "\n"
+
+
+def github_annotations(results: Sequence[GateResult]) -> list[str]:
+    """GitHub Actions workflow commands, one error per failing gate."""
+
+    def clean(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    return [
+        f"::error title=tracekit gate {clean(r.gate.name)}::"
+        + clean("\n".join([r.detail, *r.examples]))
+        for r in results
+        if not r.ok
+    ]

@@ -1,0 +1,232 @@
+"""Terminal (rich), Markdown and JSON renderings of a report dict (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["render_json", "render_markdown", "render_table", "render_timeline"]
+
+_KIND_STYLE = {
+    "drop": "bold red",
+    "duplicate": "yellow",
+    "unexpected": "yellow",
+    "reorder": "yellow",
+    "race": "magenta",
+    "slo_breach": "red",
+    "latency_outlier": "cyan",
+    "clock_skew": "blue",
+    "log_gap": "blue",
+    "in_flight": "dim",
+}
+
+
+def render_json(report: Mapping[str, Any]) -> str:
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _ms(value: object) -> str:
+    return "-" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
+
+
+def _where(f: Mapping[str, Any]) -> str:
+    parts = []
+    if f.get("recipient"):
+        parts.append(f"for {f['recipient']}")
+    if f.get("stage"):
+        parts.append(f"at {f['stage']}")
+    if f.get("last_seen"):
+        parts.append(f"after {f['last_seen']}")
+    if f.get("source") and not f.get("recipient"):
+        parts.append(f"in {f['source']}")
+    return " ".join(parts)
+
+
+def _evidence(f: Mapping[str, Any], limit: int = 2) -> str:
+    ev = f.get("evidence") or []
+    shown = ", ".join(f"{e.get('file')}:{e.get('line')}" for e in ev[:limit])
+    return shown + (f" (+{len(ev) - limit})" if len(ev) > limit else "")
+
+
+def _delivered_pct(summary: Mapping[str, Any]) -> str:
+    expected = summary.get("deliveries_expected", 0) or 0
+    if not expected:
+        return "-"
+    return f"{100.0 * summary.get('delivered', 0) / expected:.1f}%"
+
+
+def render_table(report: Mapping[str, Any], console: Console, *, max_findings: int = 20) -> None:
+    """The human report: summary, funnel, findings grouped by kind, latency per hop."""
+    summary = report.get("summary", {})
+    inputs = report.get("inputs", {})
+    head = Text()
+    head.append(f"{summary.get('messages', 0)} messages", style="bold")
+    head.append(
+        f" · {summary.get('delivered', 0)}/{summary.get('deliveries_expected', 0)} deliveries"
+        f" ({_delivered_pct(summary)})"
+    )
+    head.append(
+        f" · {inputs.get('events', 0)} events from {inputs.get('files', 0)} file(s),"
+        f" {inputs.get('malformed', 0)} malformed line(s)"
+    )
+    counts = Text()
+    for kind, style in _KIND_STYLE.items():
+        n = summary.get(kind, 0)
+        if n:
+            counts.append(f"{kind}={n}  ", style=style)
+    if not counts:
+        counts.append("no findings", style="green")
+    console.print(Panel(Group(head, counts), title="tracekit", expand=False))
+
+    funnel = report.get("funnel")
+    if funnel:
+        table = Table(title="Delivery funnel", title_justify="left")
+        table.add_column("hop")
+        table.add_column("scope")
+        table.add_column("reached", justify="right")
+        table.add_column("expected", justify="right")
+        for row in funnel:
+            style: str | None = "red" if row["reached"] < row["expected"] else None
+            table.add_row(
+                row["hop"], row["scope"], str(row["reached"]), str(row["expected"]), style=style
+            )
+        console.print(table)
+
+    findings: Sequence[Mapping[str, Any]] = report.get("findings", [])
+    if findings:
+        table = Table(title="Findings", title_justify="left")
+        table.add_column("kind")
+        table.add_column("trace")
+        table.add_column("where")
+        table.add_column("detail")
+        table.add_column("evidence")
+        shown = 0
+        for kind in _KIND_STYLE:
+            for f in (f for f in findings if f.get("kind") == kind):
+                if shown >= max_findings:
+                    break
+                table.add_row(
+                    Text(kind, style=_KIND_STYLE[kind]),
+                    str(f.get("trace_id") or "-")[:12],
+                    _where(f),
+                    str(f.get("detail", "")),
+                    _evidence(f),
+                )
+                shown += 1
+        console.print(table)
+        if len(findings) > shown:
+            console.print(f"... and {len(findings) - shown} more (use --format json for all)")
+
+    latency = report.get("latency", {})
+    hops = latency.get("hops", [])
+    if hops:
+        table = Table(title="Latency (ms, clock-corrected)", title_justify="left")
+        for col in ("from", "to", "count", "p50", "p95", "p99", "max"):
+            table.add_column(col, justify="right" if col not in ("from", "to") else "left")
+        rows = [*hops]
+        e2e = latency.get("end_to_end")
+        for row in rows:
+            table.add_row(
+                row["from"],
+                row["to"],
+                str(row["count"]),
+                *(_ms(row.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+            )
+        if e2e and e2e.get("count"):
+            table.add_row(
+                "end to end",
+                "",
+                str(e2e["count"]),
+                *(_ms(e2e.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                style="bold",
+            )
+        console.print(table)
+    clock = [c for c in report.get("clock", []) if c.get("offset_ms")]
+    if clock:
+        console.print(
+            "clock offsets: "
+            + ", ".join(
+                f"{c['source']} {c['offset_ms']:+.1f} ms (±{c.get('uncertainty_ms') or 0:.1f})"
+                for c in clock
+            )
+        )
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    summary = report.get("summary", {})
+    out = [
+        "# tracekit report",
+        "",
+        f"**{summary.get('messages', 0)} messages**, "
+        f"{summary.get('delivered', 0)}/{summary.get('deliveries_expected', 0)} deliveries "
+        f"({_delivered_pct(summary)})",
+        "",
+        "| kind | count |",
+        "|---|---:|",
+    ]
+    out += [f"| {k} | {summary.get(k, 0)} |" for k in _KIND_STYLE if k in summary]
+    findings = report.get("findings", [])
+    if findings:
+        out += [
+            "",
+            "## Findings",
+            "",
+            "| kind | trace | where | detail | evidence |",
+            "|---|---|---|---|---|",
+        ]
+        for f in findings:
+            cells = [
+                str(f.get("kind")),
+                f"`{f.get('trace_id') or '-'}`",
+                _where(f),
+                str(f.get("detail", "")).replace("|", "\\|"),
+                _evidence(f),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+    hops = report.get("latency", {}).get("hops", [])
+    if hops:
+        out += [
+            "",
+            "## Latency (ms)",
+            "",
+            "| from | to | count | p50 | p95 | p99 | max |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in hops:
+            out.append(
+                f"| {row['from']} | {row['to']} | {row['count']} | "
+                + " | ".join(_ms(row.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+                + " |"
+            )
+        e2e = report.get("latency", {}).get("end_to_end")
+        if e2e and e2e.get("count"):
+            out.append(
+                f"| **end to end** | | {e2e['count']} | "
+                + " | ".join(_ms(e2e.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+                + " |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
+    """One message's path: a row per (recipient, hop), the missing hops marked."""
+    table = Table(title=f"trace {trace_id}", title_justify="left")
+    for col in ("recipient", "hop", "source", "time (corrected, UTC)", "+ms"):
+        table.add_column(col, justify="right" if col == "+ms" else "left")
+    for row in rows:
+        reached = row.get("reached", True)
+        table.add_row(
+            str(row.get("recipient") or "·"),
+            str(row.get("hop")) if reached else f"✗ {row.get('hop')} (missing)",
+            str(row.get("source") or ""),
+            str(row.get("timestamp") or ""),
+            _ms(row.get("latency_ms")) if reached else "",
+            style=None if reached else "bold red",
+        )
+    console.print(table)

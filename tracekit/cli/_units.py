@@ -1,0 +1,31 @@
+"""Durations (``500ms``, ``2s``, ``1m``) and percentages (``99.9%``) as the CLI accepts them."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+__all__ = ["parse_duration", "parse_percent"]
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*")
+_UNIT = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``500ms`` -> 0.5 s; a bare number is milliseconds. Raises ValueError with the fix."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 2s, 1m)")
+    value, unit = match.groups()
+    return timedelta(seconds=float(value) * _UNIT[unit or "ms"])
+
+
+def parse_percent(text: str) -> float:
+    """``99.9%`` or ``99.9`` -> 99.9. Raises ValueError with the fix."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise ValueError(f"not a percentage: {text!r} (use e.g. 99.9%)") from None
+    if not 0.0 <= value <= 100.0:
+        raise ValueError(f"percentage out of range: {text!r} (0% to 100%)")
+    return value

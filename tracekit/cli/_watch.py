@@ -1,0 +1,94 @@
+"""``tracekit watch``: follow growing logs and print findings once they are decided.
+
+Each round re-reads the inputs (so rotation is just "the files changed") and analyzes them;
+a finding is printed once, the first round it appears. ``in_flight`` is never printed: it is a
+drop that is not decided yet, and becomes a ``drop`` once its grace window has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tracekit.analyzers import Pipeline, analyze
+from tracekit.collectors import collect
+from tracekit.errors import InputError
+
+__all__ = ["watch_paths"]
+
+
+def _key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return (f["kind"], f.get("trace_id"), f.get("recipient"), f.get("stage"), f.get("source"))
+
+
+def _identity(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    files = []
+    for path in paths:
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in candidates:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            if f.is_file():
+                files.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(files)
+
+
+def watch_paths(
+    paths: Sequence[Path],
+    pipeline: Pipeline,
+    *,
+    grace: timedelta,
+    interval: float,
+    stop_after: float | None,
+    out: Console,
+    status: Console,
+) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    began = time.monotonic()
+    last: tuple[tuple[str, int, int], ...] | None = None
+    while True:
+        identity = _identity(paths)
+        if identity != last and identity:
+            last = identity
+            try:
+                collected = collect([str(p) for p in paths])
+            except InputError as exc:  # a file rotated away between listing and reading
+                status.print(f"[dim]skipped a round: {exc}[/dim]")
+            else:
+                report = analyze(
+                    collected.events,
+                    pipeline=pipeline,
+                    grace=grace,
+                    inputs=collected.inputs.to_dict(),
+                ).to_dict()
+                for f in report["findings"]:
+                    if f["kind"] == "in_flight" or _key(f) in seen:
+                        continue
+                    seen.add(_key(f))
+                    where = " ".join(
+                        str(x)
+                        for x in (
+                            f.get("trace_id"),
+                            f.get("recipient") and f"recipient {f['recipient']}",
+                            f.get("stage") and f"at {f['stage']}",
+                            f.get("last_seen") and f"after {f['last_seen']}",
+                        )
+                        if x
+                    )
+                    out.print(f"[bold]{f['kind']}[/bold] {where}: {f.get('detail', '')}")
+                s = report["summary"]
+                status.print(
+                    f"[dim]{s['messages']} messages, {s['delivered']}/"
+                    f"{s['deliveries_expected']} delivered, {s['drop']} dropped, "
+                    f"{s['in_flight']} in flight[/dim]"
+                )
+        if stop_after is not None and time.monotonic() - began >= stop_after:
+            return
+        time.sleep(interval)
