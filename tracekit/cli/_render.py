@@ -92,9 +92,9 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         table.add_column("reached", justify="right")
         table.add_column("expected", justify="right")
         for row in funnel:
-            style: str | None = "red" if row["reached"] < row["expected"] else None
+            row_style = "red" if row["reached"] < row["expected"] else None
             table.add_row(
-                row["hop"], row["scope"], str(row["reached"]), str(row["expected"]), style=style
+                row["hop"], row["scope"], str(row["reached"]), str(row["expected"]), style=row_style
             )
         console.print(table)
 
