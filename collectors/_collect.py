@@ -41,12 +41,13 @@ class Collected:
 
 
 def _looks_binary(sample: bytes) -> bool:
-    if not sample:
+    """Mostly control bytes or invalid UTF-8: not a log (a few bad lines in a log are fine)."""
+    head = sample[:4096]
+    if not head:
         return False
-    if b"\x00" in sample[:4096]:
-        return True
-    odd = sum(1 for b in sample[:4096] if b not in _TEXTISH)
-    return odd > len(sample[:4096]) * 0.1
+    control = sum(1 for b in head if b not in _TEXTISH)
+    invalid = head.decode("utf-8", errors="replace").count("\ufffd")
+    return control > len(head) * 0.1 or invalid > len(head) * 0.1
 
 
 def detect_format(data: bytes) -> str:

@@ -24,6 +24,7 @@ _BLANK_KEY: Final = "__tracekit_blank__"
 _BLANK_LINE: Final = b'{"' + _BLANK_KEY.encode() + b'":"1"}'
 _BLANK_RE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _BLOCK: Final = 4096
+_AT: Final = re.compile(r"at character (\d+)")
 
 
 def count_lines(data: bytes) -> int:
@@ -84,8 +85,8 @@ def _reason(exc: Exception, line: bytes) -> str:
         return "invalid UTF-8" + size
     if "expected to contain JSON object" in text:
         return "not a JSON object" + size
-    detail = text.removeprefix("error parsing line: ")
-    return f"invalid JSON ({detail[:60]}){size}"
+    at = _AT.search(text)
+    return "invalid JSON" + (f" at character {at.group(1)}" if at else "") + size
 
 
 def _slow(data: bytes, schema: pl.Schema, file: str, stats: InputStats) -> pl.DataFrame:

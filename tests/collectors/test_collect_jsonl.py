@@ -1,0 +1,294 @@
+"""JSON lines: exact events, types, and every bad-input case of DESIGN.md section 8."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+import polars as pl
+from conftest import T1, T2, event, jl, ts
+
+from tracekit.collectors import MemorySource, collect
+from tracekit.table import EVENT_SCHEMA
+
+
+def lines_of(*objs: object) -> bytes:
+    return b"".join((o if isinstance(o, bytes) else orjson.dumps(o)) + b"\n" for o in objs)
+
+
+def test_exact_events_and_schema(tmp_path: Path) -> None:
+    p = tmp_path / "chat-server-1.jsonl"
+    p.write_bytes(
+        lines_of(
+            {
+                "timestamp": "2026-11-25T10:00:00.123456Z",
+                "stage": "WS-BROADCAST",
+                "action": "start",
+                "event": "WS-BROADCAST start",
+                "trace_id": T1,
+                "msg_id": "m1",
+                "conv_id": "c1",
+                "actor": "server",
+                "source": "chat-server-1",
+                "seq": 16,
+                "span_id": "00f067aa0ba902b7",
+                "recipients": ["u1", "u2"],
+                "duration_ms": 0.1,
+                "level": "info",
+            },
+            # any key order, unknown keys, numbers where text is expected
+            {
+                "level": "info",
+                "seq": 17,
+                "peer": "u2",
+                "source": "chat-server-1",
+                "actor": "server",
+                "conv_id": "c1",
+                "msg_id": 1001,
+                "trace_id": T1.upper(),
+                "event": "WS-BROADCAST deliver",
+                "action": "deliver",
+                "stage": "WS-BROADCAST",
+                "timestamp": "2026-11-25T10:00:00.123999Z",
+                "status": "ok",
+            },
+        )
+    )
+    got = collect([p])
+    frame = got.events.collect()
+    assert frame.schema == EVENT_SCHEMA
+    assert frame.to_dicts() == [
+        event(
+            timestamp=ts("10:00:00.123456"),
+            stage="WS-BROADCAST",
+            action="start",
+            event="WS-BROADCAST start",
+            trace_id=T1,
+            msg_id="m1",
+            conv_id="c1",
+            actor="server",
+            source="chat-server-1",
+            seq=16,
+            span_id="00f067aa0ba902b7",
+            recipients=["u1", "u2"],
+            level="info",
+            file=str(p),
+            line=1,
+        ),
+        event(
+            timestamp=ts("10:00:00.123999"),
+            stage="WS-BROADCAST",
+            action="deliver",
+            event="WS-BROADCAST deliver",
+            trace_id=T1,
+            msg_id="1001",
+            conv_id="c1",
+            actor="server",
+            peer="u2",
+            source="chat-server-1",
+            seq=17,
+            level="info",
+            file=str(p),
+            line=2,
+        ),
+    ]
+    assert got.inputs.to_dict() | {"bytes": 0} == {
+        "files": 1,
+        "lines": 2,
+        "events": 2,
+        "malformed": 0,
+        "unlinked": 0,
+        "ignored": 0,
+        "bytes": 0,
+        "examples": [],
+        "unlinked_examples": [],
+        "warnings": [],
+        "formats": {"jsonl": 1},
+        "missing": {},
+        "dropped_by_sink": 0,
+        "cached": False,
+    }
+
+
+def test_memory_source_events() -> None:
+    got = collect([MemorySource([jl(), jl(seq=2, action="add", event="CTRL add")])])
+    frame = got.events.collect()
+    assert frame.get_column("action").to_list() == ["send", "add"]
+    assert frame.get_column("line").to_list() == [1, 2]
+    assert frame.get_column("file").to_list() == ["memory", "memory"]
+
+
+def test_mixed_timestamp_formats() -> None:
+    stamps = [
+        "2026-11-25T10:00:00.000001Z",
+        "2026-11-25T12:00:00.5+02:00",
+        "2026-11-25 10:00:01Z",
+        1795600801.25,  # epoch seconds
+        1795600801500,  # epoch ms
+        1795600801750000,  # epoch us
+        1795600801999999999,  # epoch ns
+        "1795600802",
+        "2026-11-25T10:00:03.123456789Z",
+    ]
+    got = collect([MemorySource([jl(timestamp=s, seq=i) for i, s in enumerate(stamps)])])
+    frame = got.events.collect()
+    assert frame.get_column("timestamp").cast(pl.Int64).to_list() == [
+        1795600800_000001000,
+        1795600800_500000000,
+        1795600801_000000000,
+        1795600801_250000000,
+        1795600801_500000000,
+        1795600801_750000000,
+        1795600801_999999999,
+        1795600802_000000000,
+        1795600803_123456789,
+    ]
+    assert got.inputs.malformed == 0
+    assert got.inputs.warnings == []
+
+
+def test_naive_timestamps_need_a_timezone() -> None:
+    src = [jl(timestamp="2026-11-25 11:00:00.5"), jl(timestamp="2026-11-25T11:00:01")]
+    got = collect([MemorySource(src)])
+    assert got.events.collect().get_column("timestamp").to_list() == [
+        ts("11:00:00.5"),
+        ts("11:00:01"),
+    ]
+    assert got.inputs.warnings == [
+        "memory: 2 timestamps have no time zone and were read as UTC; "
+        "pass timezone=... (e.g. 'Europe/Berlin') if they are local times"
+    ]
+    berlin = collect([MemorySource(src)], timezone="Europe/Berlin")
+    assert berlin.events.collect().get_column("timestamp").to_list() == [
+        ts("10:00:00.5"),
+        ts("10:00:01"),
+    ]
+    assert berlin.inputs.warnings == []
+
+
+def test_missing_required_keys() -> None:
+    data = lines_of(
+        jl(seq=1),
+        {k: v for k, v in jl(seq=2).items() if k != "timestamp"},
+        {k: v for k, v in jl(seq=3).items() if k != "stage"},
+        {k: v for k, v in jl(seq=4).items() if k != "action"},
+        jl(seq=5, timestamp="yesterday"),
+        {k: v for k, v in jl(seq=6).items() if k not in ("seq", "actor", "source")},
+        jl(seq=7),
+    )
+    got = collect([MemorySource(data, name="app.jsonl", source_name="app")])
+    frame = got.events.collect()
+    assert frame.get_column("line").to_list() == [1, 6, 7]
+    assert frame.get_column("seq").to_list() == [1, None, 7]
+    assert frame.get_column("source").to_list() == ["client-u1", "app", "client-u1"]
+    inputs = got.inputs
+    assert inputs.malformed == 4
+    assert inputs.examples == [
+        "app.jsonl:2: missing required key 'timestamp'",
+        "app.jsonl:3: missing required key 'stage'",
+        "app.jsonl:4: missing required key 'action'",
+        "app.jsonl:5: unparseable timestamp yesterday",
+    ]
+    assert inputs.missing == {"actor": 1, "seq": 1, "source": 1}
+
+
+def test_bad_lines_are_counted_and_neighbours_kept() -> None:
+    data = b"".join(
+        [
+            lines_of(jl(seq=1)),
+            b"\n",  # blank
+            b"{not json\n",
+            b"\xff\xfe\x00garbage\x01\n",  # binary garbage / invalid UTF-8
+            lines_of(jl(seq=2)),
+            b'{"stage": "CTRL", "text": "caf\xe9"}\n',  # latin-1 byte inside a string
+            b"[1, 2, 3]\n",
+            b"   \n",
+            lines_of(jl(seq=3)),
+            orjson.dumps(jl(seq=4))[:25],  # truncated last line
+        ]
+    )
+    got = collect([MemorySource(data, name="f")])
+    frame = got.events.collect()
+    assert frame.get_column("seq").to_list() == [1, 2, 3]
+    assert frame.get_column("line").to_list() == [1, 5, 9]
+    inputs = got.inputs
+    assert (inputs.lines, inputs.events, inputs.malformed) == (10, 3, 5)
+    assert [e.split(": ", 1)[0] for e in inputs.examples] == ["f:3", "f:4", "f:6", "f:7", "f:10"]
+    assert inputs.examples[1] == "f:4: invalid UTF-8"
+    assert inputs.examples[2] == "f:6: invalid UTF-8"
+    assert inputs.examples[3] == "f:7: not a JSON object"
+    assert inputs.examples[0] == "f:3: invalid JSON at character 1"
+    assert inputs.examples[4].startswith("f:10: invalid JSON")
+
+
+def test_examples_are_capped_counts_exact() -> None:
+    data = b"".join([b"{bad\n"] * 25 + [lines_of(jl())])
+    got = collect([MemorySource(data, name="f")])
+    assert got.inputs.malformed == 25
+    assert len(got.inputs.examples) == 10
+    assert got.inputs.events == 1
+
+
+def test_wrongly_typed_values_cost_only_the_value() -> None:
+    got = collect([MemorySource([jl(seq="x7"), jl(seq="8", recipients="u1,u2"), jl(seq=9.0)])])
+    frame = got.events.collect()
+    assert frame.get_column("seq").to_list() == [None, 8, 9]
+    assert frame.get_column("recipients").to_list() == [None, ["u1", "u2"], None]
+    assert got.inputs.warnings == ["memory: 1 events have a non-integer seq; it was left empty"]
+
+
+def test_trace_id_forms() -> None:
+    uuid = "3F2B8C1E-5D4A-4E8F-9A7B-1C2D3E4F5A6B"
+    got = collect([MemorySource([jl(trace_id=uuid), jl(trace_id="zz"), jl(trace_id="0" * 32)])])
+    assert got.events.collect().get_column("trace_id").to_list() == [T1, None, None]
+    assert got.inputs.warnings == ["memory: 2 events have an invalid trace_id; it was left empty"]
+
+
+def test_meta_events_and_sink_drops() -> None:
+    meta = {
+        "timestamp": "2026-11-25T10:00:05Z",
+        "stage": "TRACEKIT",
+        "action": "dropped",
+        "event": "TRACEKIT dropped",
+        "actor": "server",
+        "source": "chat-server-1",
+        "seq": 9,
+        "dropped": 12,
+    }
+    got = collect([MemorySource([jl(), meta])])
+    assert got.events.collect().get_column("stage").to_list() == ["CTRL", "TRACEKIT"]
+    assert got.inputs.dropped_by_sink == 12
+    assert got.inputs.unlinked == 0
+
+
+def test_gzip_jsonl(tmp_path: Path) -> None:
+    p = tmp_path / "app.jsonl.gz"
+    p.write_bytes(gzip.compress(lines_of(jl(), jl(trace_id=T2, seq=2))))
+    got = collect([p])
+    assert got.events.collect().get_column("trace_id").to_list() == [T1, T2]
+    assert got.events.collect().get_column("source").to_list() == ["client-u1", "client-u1"]
+
+
+def test_50mb_single_line_between_valid_events() -> None:
+    huge_json = orjson.dumps(jl(seq=2, text="x" * 50_000_000))
+    huge_garbage = b"y" * 50_000_000
+    data = lines_of(jl(seq=1), huge_json, huge_garbage, jl(seq=3))
+    got = collect([MemorySource(data, name="big")])
+    frame = got.events.collect()
+    assert frame.get_column("seq").to_list() == [1, 2, 3]
+    assert got.inputs.malformed == 1
+    assert got.inputs.examples == ["big:3: invalid JSON at character 0 (50.0 MB line)"]
+
+
+def test_sample_jsonl(samples: Path) -> None:
+    got = collect([samples / "jsonl"])
+    frame = got.events.collect()
+    assert got.inputs.to_dict()["malformed"] == 0
+    assert got.inputs.files == 3
+    assert frame.height == got.inputs.events == got.inputs.lines == 27
+    assert set(frame.get_column("source")) == {"chat-server-1", "client-u1-7f3a", "client-u2-91c0"}
+    start = frame.filter(pl.col("action") == "start")
+    assert start.get_column("recipients").to_list() == [["u1", "u2"], ["u1", "u2"]]
+    fetch = frame.filter(pl.col("action").str.starts_with("fetch")).select("action", "conv_id")
+    assert fetch.rows() == [("fetch_start", "conv-42"), ("fetch_end", "conv-42")]

@@ -1,0 +1,147 @@
+"""Inputs: files, directories, globs, rotated sets, compression, stdin, cache, bad files."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+import sys
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+import zstandard
+from conftest import jl
+
+from tracekit.collectors import Collected, FileSource, StdinSource, collect
+from tracekit.collectors._sources import expand_paths, source_name_from_path
+from tracekit.errors import InputError
+
+
+def jsonl(*seqs: int, **kw: object) -> bytes:
+    return b"".join(orjson.dumps(jl(seq=s, **kw)) + b"\n" for s in seqs)
+
+
+def seqs(c: Collected) -> list[int]:
+    return c.events.collect().get_column("seq").to_list()
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"nope\.log: no such file or directory"):
+        collect([tmp_path / "nope.log"])
+
+
+def test_directory_as_file_source(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory"):
+        collect([FileSource(tmp_path)])
+
+
+def test_unknown_timezone(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown timezone 'Mars/Olympus'"):
+        collect([], timezone="Mars/Olympus")
+
+
+def test_source_names() -> None:
+    assert source_name_from_path(Path("logs/client-u2.log.2.gz")) == "client-u2"
+    assert source_name_from_path(Path("chat-server-1.jsonl")) == "chat-server-1"
+    assert source_name_from_path(Path("app.log.2026-11-24")) == "app"
+    assert source_name_from_path(Path("server")) == "server"
+
+
+def test_directory_walk_rotation_order_and_globs(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    (d / "sub").mkdir(parents=True)
+    (d / "app.log").write_bytes(jsonl(5))
+    (d / "app.log.1").write_bytes(jsonl(4))
+    (d / "app.log.2.gz").write_bytes(gzip.compress(jsonl(3)))
+    (d / "app.log.10.bz2").write_bytes(bz2.compress(jsonl(1)))
+    (d / "app.log.3.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl(2)))
+    (d / "sub" / "other.jsonl").write_bytes(jsonl(6))
+    (d / ".hidden.jsonl").write_bytes(jsonl(99))
+    (d / "README.md").write_text("# not a log\n")
+    (d / "notes.txt").write_bytes(jsonl(7))
+    got = collect([d], exclude=["*.txt"])
+    assert seqs(got) == [1, 2, 3, 4, 5, 6]
+    assert got.inputs.files == 6
+    names = [s.name for s in expand_paths([d], include=["sub/*"])]
+    assert names == [str(d / "sub" / "other.jsonl")]
+    assert seqs(collect([d], include=["app.log*"], exclude=["*.gz"])) == [1, 2, 4, 5]
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = io.TextIOWrapper(io.BytesIO(gzip.compress(jsonl(1, 2))))
+    monkeypatch.setattr(sys, "stdin", fake)
+    got = collect(["-"])
+    assert seqs(got) == [1, 2]
+    assert got.events.collect().get_column("file").to_list() == ["<stdin>", "<stdin>"]
+    assert seqs(collect([StdinSource(io.BytesIO(jsonl(3)))])) == [3]
+
+
+def test_truncated_gzip_keeps_what_came_before(tmp_path: Path) -> None:
+    whole = gzip.compress(jsonl(*range(1, 2001)))
+    p = tmp_path / "app.log.1.gz"
+    p.write_bytes(whole[: len(whole) // 2])
+    got = collect([p])
+    got_seqs = seqs(got)
+    assert got_seqs == list(range(1, len(got_seqs) + 1)) and len(got_seqs) > 100
+    inputs = got.inputs
+    assert len(inputs.warnings) == 1
+    assert inputs.warnings[0].startswith(f"{p}: truncated gzip stream")
+    # the torn last line is the only malformed one
+    assert inputs.malformed == 1 and inputs.examples[0].startswith(f"{p}:{len(got_seqs) + 1}:")
+
+
+def test_corrupt_gzip(tmp_path: Path) -> None:
+    whole = bytearray(gzip.compress(jsonl(*range(1, 200))))
+    whole[40:60] = b"\x00" * 20
+    p = tmp_path / "bad.jsonl.gz"
+    p.write_bytes(bytes(whole))
+    got = collect([p])
+    assert any("gzip" in w for w in got.inputs.warnings)
+
+
+def test_empty_and_binary_files(tmp_path: Path) -> None:
+    (tmp_path / "a-empty.log").write_bytes(b"")
+    (tmp_path / "b-blank.log").write_bytes(b"\n\n  \n")
+    (tmp_path / "c-core.bin").write_bytes(os.urandom(3000))
+    (tmp_path / "d-good.jsonl").write_bytes(jsonl(1, 2))
+    got = collect([tmp_path])
+    assert seqs(got) == [1, 2]
+    inputs = got.inputs
+    assert inputs.files == 4
+    assert inputs.warnings[:2] == [
+        f"{tmp_path / 'a-empty.log'}: empty, no events",
+        f"{tmp_path / 'b-blank.log'}: empty, no events",
+    ]
+    assert inputs.warnings[2] == f"{tmp_path / 'c-core.bin'}: binary data, not a log; skipped"
+    assert inputs.malformed == 1
+    assert inputs.examples[0].startswith(f"{tmp_path / 'c-core.bin'}:1: binary data")
+
+
+def test_parquet_cache(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(jsonl(1, 2))
+    cache = tmp_path / "cache"
+    first = collect([logs], cache_dir=cache)
+    assert not first.inputs.cached
+    second = collect([logs], cache_dir=cache)
+    assert second.inputs.cached
+    assert second.events.collect().equals(first.events.collect())
+    assert second.events.collect().schema == first.events.collect().schema
+    assert second.inputs.to_dict() | {"cached": False} == first.inputs.to_dict()
+    # a changed file (size/mtime) is a new key
+    (logs / "a.jsonl").write_bytes(jsonl(1, 2, 3))
+    third = collect([logs], cache_dir=cache)
+    assert not third.inputs.cached and seqs(third) == [1, 2, 3]
+    # options are part of the key
+    assert not collect([logs], cache_dir=cache, timezone="UTC").inputs.cached
+    assert len(list(cache.glob("*.parquet"))) == 3
+
+
+def test_empty_input_list() -> None:
+    got = collect([])
+    assert got.events.collect().height == 0
+    assert got.events.collect_schema() == pl.Schema(got.events.collect().schema)
