@@ -144,9 +144,6 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     via_ws = pl.lit(False)
     for i in entry:
         via_ws |= pl.col(col("n", i)).fill_null(0) > 0
-    rfirst: pl.Expr = pl.lit(None, dtype=pl.String)
-    for k in ("t", "src", "file", "line"):
-        pass
     cols: dict[str, pl.Expr] = {}
     for k in ("id", "t", "src", "file", "line"):
         expr: pl.Expr = pl.lit(None)
@@ -154,7 +151,6 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             val = pl.lit(p.ids[i]) if k == "id" else pl.col(col(k, i))
             expr = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(val).otherwise(expr)
         cols[k] = expr
-    rfirst = cols["id"]
     stray = findings(
         paths.pairs.lazy()
         .filter(~pl.col("expected") & pl.col("has_list").fill_null(False) & via_ws)
@@ -172,7 +168,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         conv_id="conv_id",
         source="r_src",
         detail=pl.format(
-            "{} reached recipient {}, whom the broadcast did not name", rfirst, pl.col("recipient")
+            "{} reached recipient {}, whom the broadcast did not name", pl.col("r_id"), pl.col("recipient")
         ),
         evidence=evidence(("r_file", "r_line")),
         at="r_t",

@@ -1,0 +1,648 @@
+"""Synthetic chat histories with known faults: the ground truth for tests and benchmarks.
+
+``generate(seed, ...)`` plans every message of a chat (users, conversations, random branch
+orderings, network jitter, per-source clock offsets, nested stages whose events are emitted when
+the stage ends but stamped with its start), optionally injects faults, then writes the events the
+instrumentation would have written. The same seed always gives the same history. ``truth`` lists
+the findings the analyzers must report, exactly.
+
+Clean histories are built to be unambiguous: messages of one conversation are at least ``gap_ms``
+apart (so no store order can flip by jitter), latencies are bounded (no outlier, no SLO breach),
+clock offsets stay below ``clock_offset_ms``, history loads never overlap a delivery, and the
+logs go on ``tail_ms`` after the last message (heartbeat meta events), past the grace window.
+
+Imports polars only inside :meth:`Synth.frame`, so it stays cheap for the instrumentation side.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["FAULT_KINDS", "Expected", "Fault", "Synth", "generate"]
+
+FaultKind = Literal[
+    "drop",
+    "duplicate",
+    "msg_id",
+    "reorder",
+    "delay",
+    "slow",
+    "seq_gap",
+    "log_loss",
+    "race",
+    "race_drop",
+    "unexpected",
+    "orphan",
+    "skew",
+]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
+    "drop",
+    "duplicate",
+    "msg_id",
+    "reorder",
+    "delay",
+    "slow",
+    "seq_gap",
+    "log_loss",
+    "race",
+    "race_drop",
+    "unexpected",
+    "orphan",
+    "skew",
+)
+SERVER: Final = "chat-server-1"
+T0_NS: Final = int(datetime(2026, 2, 9, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
+_MSG_HOPS: Final = (
+    "CTRL.send",
+    "REST.request",
+    "REST.persist",
+    "REST.response",
+    "WS-BROADCAST.start",
+)
+_RCP_HOPS: Final = ("WS-BROADCAST.deliver", "WS-RECV.receive", "REPO.add", "CTRL.add")
+_PRED: Final = {
+    "REST.request": "CTRL.send",
+    "REST.persist": "REST.request",
+    "REST.response": "REST.persist",
+    "WS-BROADCAST.start": "REST.persist",
+    "WS-BROADCAST.deliver": "WS-BROADCAST.start",
+    "WS-RECV.receive": "WS-BROADCAST.deliver",
+    "REPO.add": "WS-RECV.receive",
+    "CTRL.add": "REPO.add",
+}
+_MS: Final = 1_000_000
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault to inject; unset targets are chosen by the seeded generator.
+
+    ``hop`` is the first hop lost (``drop``), duplicated (``duplicate``) or delayed (``delay``,
+    ``slow``: that hop and the rest of the recipient's path happen ``delay_ms`` later).
+    """
+
+    kind: FaultKind
+    hop: str | None = None
+    delay_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A finding the analyzers must report (``source`` only for source-level kinds)."""
+
+    kind: str
+    trace_id: str | None = None
+    recipient: str | None = None
+    stage: str | None = None
+    last_seen: str | None = None
+    source: str | None = None
+
+
+@dataclass
+class _Msg:
+    trace: str
+    conv: str
+    sender: str
+    recipients: list[str]
+    t: dict[str, float]  # true start time (ms) per message hop
+    r: dict[str, dict[str, float]]  # per recipient: true start time per recipient hop
+    named: bool = True  # the broadcast carries the recipients list
+    retry: bool = False
+    lost: set[tuple[str, str]] = field(default_factory=set)  # (recipient or "", hop)
+    dup: set[tuple[str, str]] = field(default_factory=set)
+    extra_msg_id: bool = False
+    reconnect: str | None = None  # recipient whose socket dropped: gets it by a history load
+
+
+@dataclass
+class Synth:
+    """A generated history: columns in emission order plus the ground truth."""
+
+    columns: dict[str, Any]
+    truth: list[Expected]
+    messages: int
+    sources: dict[str, float]  # true clock offset (ms) per source
+
+    def __len__(self) -> int:
+        return len(self.columns["ts"])
+
+    def frame(self) -> pl.DataFrame:
+        """The event table (``tracekit.table.EVENT_SCHEMA``), ``file`` ``synth.jsonl``."""
+        import polars as pl
+
+        from tracekit.table import EVENT_SCHEMA
+
+        c = self.columns
+        n = len(c["ts"])
+        data = {
+            "timestamp": pl.Series(c["ts"], dtype=pl.Int64).cast(EVENT_SCHEMA["timestamp"]),
+            "stage": c["stage"],
+            "action": c["action"],
+            "event": c["event"],
+            "trace_id": c["trace_id"],
+            "msg_id": c["msg_id"],
+            "conv_id": c["conv_id"],
+            "actor": c["actor"],
+            "peer": c["peer"],
+            "source": c["source"],
+            "seq": pl.Series(c["seq"], dtype=pl.Int64),
+            "span_id": [None] * n,
+            "recipients": c["recipients"],
+            "level": ["info"] * n,
+            "file": ["synth.jsonl"] * n,
+            "line": pl.int_range(1, n + 1, eager=True),
+        }
+        return pl.DataFrame(data, schema=EVENT_SCHEMA)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Event dicts as the instrumentation writes them (absent keys left out)."""
+        c = self.columns
+        keys = ("stage", "action", "event", "trace_id", "msg_id", "conv_id", "actor", "peer")
+        for i in range(len(c["ts"])):
+            ns = c["ts"][i]
+            sec, frac = divmod(ns, 1_000_000_000)
+            stamp = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            ev: dict[str, Any] = {"timestamp": f"{stamp}.{frac // 1000:06d}Z"}
+            for k in keys:
+                v = c[k][i]
+                if v is not None:
+                    ev[k] = v
+            ev["source"] = c["source"][i]
+            ev["seq"] = c["seq"][i]
+            if c["recipients"][i] is not None:
+                ev["recipients"] = c["recipients"][i]
+            ev["level"] = "info"
+            yield ev
+
+    def write_jsonl(self, path: str | Path) -> int:
+        """Write the events as JSON lines (orjson); returns the number of lines."""
+        import orjson
+
+        n = 0
+        with open(path, "wb") as fh:
+            buf: list[bytes] = []
+            for ev in self.events():
+                buf.append(orjson.dumps(ev))
+                n += 1
+                if len(buf) >= 65536:
+                    fh.write(b"\n".join(buf) + b"\n")
+                    buf.clear()
+            if buf:
+                fh.write(b"\n".join(buf) + b"\n")
+        return n
+
+
+class _Out:
+    """Event columns being written (true emission time decides ``seq`` order)."""
+
+    def __init__(self, offsets: dict[str, float]) -> None:
+        self.offsets = {s: int(o * _MS) for s, o in offsets.items()}
+        self.ts = array("q")
+        self.emit = array("q")
+        self.cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "stage",
+                "action",
+                "event",
+                "trace_id",
+                "msg_id",
+                "conv_id",
+                "actor",
+                "peer",
+                "source",
+                "recipients",
+            )
+        }
+
+    def add(
+        self,
+        hop: str,
+        source: str,
+        actor: str,
+        start_ms: float,
+        end_ms: float,
+        *,
+        trace: str | None = None,
+        conv: str | None = None,
+        msg_id: str | None = None,
+        peer: str | None = None,
+        recipients: list[str] | None = None,
+    ) -> None:
+        stage, action = hop.split(".", 1)
+        c = self.cols
+        self.ts.append(T0_NS + int(start_ms * _MS) + self.offsets.get(source, 0))
+        self.emit.append(int(end_ms * _MS))
+        c["stage"].append(stage)
+        c["action"].append(action)
+        c["event"].append(hop)
+        c["trace_id"].append(trace)
+        c["msg_id"].append(msg_id)
+        c["conv_id"].append(conv)
+        c["actor"].append(actor)
+        c["peer"].append(peer)
+        c["source"].append(source)
+        c["recipients"].append(recipients)
+
+
+def _client(user: str) -> str:
+    return f"client-{user}"
+
+
+def generate(
+    seed: int = 0,
+    *,
+    messages: int = 100,
+    users: int = 6,
+    conversations: int = 3,
+    max_members: int = 4,
+    clock_offset_ms: float = 40.0,
+    include_sender: bool = True,
+    retries: float = 0.05,
+    history_loads: float = 0.1,
+    reconnects: float = 0.0,
+    unnamed: float = 0.0,
+    single_member: bool = False,
+    faults: Sequence[Fault | FaultKind] = (),
+    gap_ms: float = 1000.0,
+    tail_ms: float = 8000.0,
+) -> Synth:
+    """Plan and write a chat history; see the module docstring for what "clean" guarantees.
+
+    ``include_sender``: the broadcast names the sender too (their client then receives its own
+    message). ``unnamed``: share of broadcasts without a ``recipients`` list (legacy servers).
+    ``single_member``: conversation ``c0`` has only one member.
+    """
+    rng = random.Random(seed)
+    names = [f"u{i}" for i in range(max(users, 2))]
+    offsets = {SERVER: 0.0}
+    for u in names:
+        offsets[_client(u)] = rng.uniform(-clock_offset_ms, clock_offset_ms)
+    convs: list[tuple[str, list[str]]] = []
+    for c in range(max(conversations, 1)):
+        if single_member and c == 0:
+            members = [rng.choice(names)]
+        else:
+            k = rng.randint(2, max(2, min(max_members, len(names))))
+            members = sorted(rng.sample(names, k))
+        convs.append((f"c{c}", members))
+
+    # Phase 1: plan every message (true times in ms).
+    plans: list[_Msg] = []
+    per_conv = [
+        messages // len(convs) + (1 if i < messages % len(convs) else 0) for i in range(len(convs))
+    ]
+    for (conv, members), count in zip(convs, per_conv, strict=True):
+        t = rng.uniform(0, gap_ms)
+        for _ in range(count):
+            sender = rng.choice(members)
+            recips = [m for m in members if include_sender or m != sender]
+            trace = f"{rng.getrandbits(128) | 1:032x}"
+            tt: dict[str, float] = {"CTRL.send": t}
+            tt["REST.request"] = t + rng.uniform(0.2, 1.0)
+            tt["REST.persist"] = tt["REST.request"] + rng.uniform(1.0, 8.0)
+            tt["WS-BROADCAST.start"] = tt["REST.persist"] + rng.uniform(0.5, 3.0)
+            tt["REST.response"] = tt["REST.persist"] + rng.uniform(1.0, 8.0)
+            rr: dict[str, dict[str, float]] = {}
+            d = tt["WS-BROADCAST.start"]
+            for r in recips:
+                d += rng.uniform(0.05, 0.3)
+                recv = d + rng.uniform(2.0, 15.0)
+                add = recv + rng.uniform(0.1, 1.5)
+                rr[r] = {
+                    "WS-BROADCAST.deliver": d,
+                    "WS-RECV.receive": recv,
+                    "REPO.add": add,
+                    "CTRL.add": add + rng.uniform(0.1, 1.5),
+                }
+            m = _Msg(trace, conv, sender, recips, tt, rr)
+            m.named = rng.random() >= unnamed
+            m.retry = rng.random() < retries
+            others = [r for r in recips if r != sender]
+            if others and rng.random() < reconnects:
+                m.reconnect = rng.choice(others)
+            plans.append(m)
+            t += gap_ms + rng.expovariate(1 / (gap_ms / 4))
+    plans.sort(key=lambda m: m.t["CTRL.send"])
+    t_last = max((max(m.t.values()) for m in plans), default=0.0) + 100.0
+
+    # Phase 2: faults on the plan.
+    truth: list[Expected] = []
+    fetches: list[tuple[str, str, float, float]] = []  # (user, conv, start, end)
+    for f in faults:
+        fault = f if isinstance(f, Fault) else Fault(f)
+        _inject(fault, plans, convs, names, offsets, rng, truth, fetches, t_last, tail_ms)
+    # Clean history loads, in the quiet time after a message of that conversation.
+    for m in plans:
+        if rng.random() < history_loads:
+            user = rng.choice([u for c, ms in convs if c == m.conv for u in ms])
+            s = max(max(v["CTRL.add"] for v in m.r.values()) if m.r else 0, m.t["REST.response"])
+            s += rng.uniform(20.0, 60.0)
+            fetches.append((user, m.conv, s, s + rng.uniform(10.0, 100.0)))
+
+    # Phase 3: write events.
+    out = _Out(offsets)
+    for m in plans:
+        _emit(m, out, rng, fetches)
+    for user, conv, s, e in fetches:
+        out.add("REST.fetch_start", _client(user), user, s, s, conv=conv)
+        out.add("REST.fetch_end", _client(user), user, e, e, conv=conv)
+    t_hb = t_last + tail_ms
+    for src in sorted(offsets):
+        actor = "server" if src == SERVER else src.removeprefix("client-")
+        out.add("TRACEKIT.configured", src, actor, 0.0, -1.0)
+        out.add("TRACEKIT.heartbeat", src, actor, t_hb, t_hb)
+    columns = _sequence(out, plans, truth, rng, faults)
+    return Synth(columns, truth, len(plans), offsets)
+
+
+def _eligible(plans: list[_Msg], t_last: float, need_other: bool = True) -> list[int]:
+    # Far enough from both ends of the history (never in flight) and with a real recipient.
+    idx = [
+        i
+        for i, m in enumerate(plans)
+        if 0 < i < len(plans) - 1
+        and m.t["CTRL.send"] < t_last - 2000.0
+        and m.named
+        and m.reconnect is None
+        and (not need_other or any(r != m.sender for r in m.recipients))
+    ]
+    if not idx:
+        raise ValueError("history too small to inject a fault: generate more messages")
+    return idx
+
+
+def _inject(
+    fault: Fault,
+    plans: list[_Msg],
+    convs: list[tuple[str, list[str]]],
+    names: list[str],
+    offsets: dict[str, float],
+    rng: random.Random,
+    truth: list[Expected],
+    fetches: list[tuple[str, str, float, float]],
+    t_last: float,
+    tail_ms: float,
+) -> None:
+    kind = fault.kind
+    used = {e.trace_id for e in truth}
+    pool = [i for i in _eligible(plans, t_last) if plans[i].trace not in used]
+    m = plans[rng.choice(pool)]
+    others = sorted(r for r in m.recipients if r != m.sender)
+    r = rng.choice(others)
+    if kind == "drop":
+        hop = fault.hop or rng.choice(_MSG_HOPS[1:] + _RCP_HOPS)
+        if hop in _MSG_HOPS:
+            m.lost.add(("", hop))
+            truth.append(Expected("drop", m.trace, None, hop, _PRED[hop]))
+        else:
+            m.lost.add((r, hop))
+            truth.append(Expected("drop", m.trace, r, hop, _PRED[hop]))
+    elif kind == "duplicate":
+        hop = fault.hop or rng.choice(("WS-BROADCAST.start", *_RCP_HOPS))
+        who = "" if hop in _MSG_HOPS else r
+        m.dup.add((who, hop))
+        truth.append(Expected("duplicate", m.trace, who or None, hop, None))
+    elif kind == "msg_id":
+        m.extra_msg_id = True
+        truth.append(Expected("duplicate", m.trace, None, "REST.persist", None))
+    elif kind == "reorder":
+        # The next message of the same conversation to the same recipient: swap the order in
+        # which the recipient's store applies the two (emission order only).
+        nxt = next(
+            (
+                n
+                for n in plans
+                if n.conv == m.conv
+                and n.t["CTRL.send"] > m.t["CTRL.send"]
+                and r in n.r
+                and n.trace not in used
+            ),
+            None,
+        )
+        if nxt is None:
+            raise ValueError("no later message to reorder with: generate more messages")
+        a, b = m.r[r], nxt.r[r]
+        a["_emit_ctrl"], b["_emit_ctrl"] = b["CTRL.add"] + 0.6, a["CTRL.add"] + 0.6
+        truth.append(Expected("reorder", m.trace, r, "CTRL.add", None))
+    elif kind in ("delay", "slow"):
+        hop = fault.hop or rng.choice(_RCP_HOPS[1:])
+        extra = fault.delay_ms or (250.0 if kind == "delay" else 600.0)
+        seen = False
+        for h in _RCP_HOPS:
+            seen = seen or h == hop
+            if seen:
+                m.r[r][h] += extra
+        truth.append(Expected("latency_outlier", m.trace, r, hop, _PRED[hop]))
+        if kind == "slow":
+            truth.append(Expected("slo_breach", m.trace, r, "CTRL.add", "CTRL.send"))
+    elif kind in ("seq_gap", "log_loss"):
+        src = _client(r)
+        m.lost.add((r, "_log_loss" if kind == "log_loss" else "_seq_gap"))
+        truth.append(Expected("log_gap", None, None, None, None, source=src))
+    elif kind in ("race", "race_drop"):
+        recv = m.r[r]["WS-RECV.receive"]
+        fetches.append((r, m.conv, recv - rng.uniform(5.0, 20.0), m.r[r]["CTRL.add"] + 30.0))
+        if kind == "race_drop":
+            m.lost.add((r, "CTRL.add"))
+            truth.append(Expected("race", m.trace, r, "WS-RECV.receive", "REPO.add"))
+            truth.append(Expected("drop", m.trace, r, "CTRL.add", "REPO.add"))
+        else:
+            truth.append(Expected("race", m.trace, r, "WS-RECV.receive", "CTRL.add"))
+    elif kind == "unexpected":
+        outsider = sorted(u for u in names if u not in m.r)
+        if not outsider:
+            raise ValueError("every user is in the conversation: use more users")
+        u = rng.choice(outsider)
+        d = max(v["WS-BROADCAST.deliver"] for v in m.r.values()) + 0.1
+        recv = d + rng.uniform(2.0, 10.0)
+        m.r[u] = {
+            "WS-BROADCAST.deliver": d,
+            "WS-RECV.receive": recv,
+            "REPO.add": recv + 0.5,
+            "CTRL.add": recv + 1.0,
+            "_unnamed": 1.0,
+        }
+        truth.append(Expected("unexpected", m.trace, u, "WS-BROADCAST.deliver", None))
+    elif kind == "orphan":
+        m.lost.add(("", "_no_send"))
+        truth.append(Expected("unexpected", m.trace, None, "REST.request", None))
+    elif kind == "skew":
+        src = _client(m.sender)
+        offsets[src] = offsets[src] + (fault.delay_ms or 2000.0)
+        truth.append(Expected("clock_skew", None, None, None, None, source=src))
+    else:  # pragma: no cover - Literal exhausts it
+        raise ValueError(f"unknown fault {kind!r}")
+
+
+def _emit(
+    m: _Msg, out: _Out, rng: random.Random, fetches: list[tuple[str, str, float, float]]
+) -> None:
+    t, s = m.t, m.sender
+    cs = _client(s)
+    gone = {h for who, h in m.lost if who == ""}
+    while True:  # a lost hop takes everything after it on its branch
+        more = {x for x, p in _PRED.items() if p in gone} - gone
+        if not more:
+            break
+        gone |= more
+    resp = t["REST.response"]
+    if "_no_send" not in gone and "CTRL.send" not in gone:
+        out.add("CTRL.send", cs, s, t["CTRL.send"], resp + 0.1, trace=m.trace, conv=m.conv)
+    if "REST.request" not in gone:
+        if m.retry:  # the first attempt timed out; the retry got through
+            out.add(
+                "REST.request",
+                cs,
+                s,
+                t["CTRL.send"] + 0.1,
+                t["REST.request"],
+                trace=m.trace,
+                conv=m.conv,
+            )
+        out.add("REST.request", cs, s, t["REST.request"], resp, trace=m.trace, conv=m.conv)
+    if "REST.persist" not in gone:
+        p = t["REST.persist"]
+        out.add(
+            "REST.persist",
+            SERVER,
+            s,
+            p,
+            p + 0.3,
+            trace=m.trace,
+            conv=m.conv,
+            msg_id=f"m-{m.trace[:12]}",
+        )
+        if m.extra_msg_id:
+            out.add(
+                "REST.persist",
+                SERVER,
+                s,
+                p + 0.4,
+                p + 0.6,
+                trace=m.trace,
+                conv=m.conv,
+                msg_id=f"m-{m.trace[12:24]}",
+            )
+    if "REST.response" not in gone:
+        out.add("REST.response", cs, s, resp, resp, trace=m.trace, conv=m.conv)
+    if "WS-BROADCAST.start" in gone:
+        return
+    st = t["WS-BROADCAST.start"]
+    last = max((v["WS-BROADCAST.deliver"] for v in m.r.values()), default=st)
+    n_start = 2 if ("", "WS-BROADCAST.start") in m.dup else 1
+    for k in range(n_start):
+        out.add(
+            "WS-BROADCAST.start",
+            SERVER,
+            "server",
+            st + k * 0.2,
+            last + 0.1 + k * 0.2,
+            trace=m.trace,
+            conv=m.conv,
+            recipients=list(m.recipients) if m.named else None,
+        )
+    for r, times in m.r.items():
+        lost = {h for who, h in m.lost if who == r}
+        for h in list(lost):
+            if h in _PRED:
+                lost |= {x for x in _RCP_HOPS if _RCP_HOPS.index(x) > _RCP_HOPS.index(h)}
+        cr = _client(r)
+        if r == m.reconnect:
+            # The socket write went to a dead connection; after reconnecting the client loads the
+            # history, which brings the message into its store.
+            d = times["WS-BROADCAST.deliver"]
+            out.add(
+                "WS-BROADCAST.deliver",
+                SERVER,
+                "server",
+                d,
+                d + 0.02,
+                trace=m.trace,
+                conv=m.conv,
+                peer=r,
+            )
+            fs = d + rng.uniform(50.0, 100.0)
+            fe = fs + rng.uniform(10.0, 50.0)
+            fetches.append((r, m.conv, fs, fe))
+            out.add("REPO.add", cr, r, fe + 1.0, fe + 1.6, trace=m.trace, conv=m.conv)
+            out.add("CTRL.add", cr, r, fe + 1.2, fe + 1.4, trace=m.trace, conv=m.conv)
+            continue
+        ctrl = times["CTRL.add"]
+        emit_ctrl = times.get("_emit_ctrl", ctrl + 0.05)
+        rows = (
+            (
+                "WS-BROADCAST.deliver",
+                SERVER,
+                "server",
+                times["WS-BROADCAST.deliver"],
+                times["WS-BROADCAST.deliver"] + 0.02,
+            ),
+            ("WS-RECV.receive", cr, r, times["WS-RECV.receive"], emit_ctrl + 0.2),
+            ("REPO.add", cr, r, times["REPO.add"], emit_ctrl + 0.1),
+            ("CTRL.add", cr, r, ctrl, emit_ctrl),
+        )
+        for hop, src, actor, start, end in rows:
+            if hop in lost:
+                continue
+            n = 2 if (r, hop) in m.dup else 1
+            for k in range(n):
+                out.add(
+                    hop,
+                    src,
+                    actor,
+                    start + k * 0.3,
+                    end + k * 0.3,
+                    trace=m.trace,
+                    conv=m.conv,
+                    peer=r if src == SERVER else None,
+                )
+
+
+def _sequence(
+    out: _Out,
+    plans: list[_Msg],
+    truth: list[Expected],
+    rng: random.Random,
+    faults: Sequence[Fault | FaultKind],
+) -> dict[str, Any]:
+    """Give each source its ``seq`` in emission order, then apply the logging faults."""
+    n = len(out.ts)
+    order = sorted(range(n), key=lambda i: (out.emit[i], i))
+    seq = [0] * n
+    counter: dict[str, int] = {}
+    src = out.cols["source"]
+    for i in order:
+        s = src[i]
+        seq[i] = counter.get(s, 0)
+        counter[s] = seq[i] + 1
+    drop_rows: set[int] = set()
+    bumps: list[tuple[str, int]] = []
+    for m in plans:
+        for who, what in m.lost:
+            if what not in ("_log_loss", "_seq_gap"):
+                continue
+            s = _client(who)
+            trace_rows = [i for i in range(n) if src[i] == s and out.cols["trace_id"][i] == m.trace]
+            if what == "_log_loss":
+                drop_rows.update(trace_rows)  # the logging lost this message's client events
+            else:
+                bumps.append((s, min(seq[i] for i in trace_rows)))
+    for s, from_seq in bumps:  # the logging lost 3 events that were not message hops
+        for i in range(n):
+            if src[i] == s and seq[i] >= from_seq:
+                seq[i] += 3
+    keep = [i for i in order if i not in drop_rows]
+    cols: dict[str, Any] = {k: [v[i] for i in keep] for k, v in out.cols.items()}
+    cols["ts"] = [out.ts[i] for i in keep]
+    cols["seq"] = [seq[i] for i in keep]
+    return cols
