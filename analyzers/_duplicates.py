@@ -168,7 +168,9 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         conv_id="conv_id",
         source="r_src",
         detail=pl.format(
-            "{} reached recipient {}, whom the broadcast did not name", pl.col("r_id"), pl.col("recipient")
+            "{} reached recipient {}, whom the broadcast did not name",
+            pl.col("r_id"),
+            pl.col("recipient"),
         ),
         evidence=evidence(("r_file", "r_line")),
         at="r_t",

@@ -24,20 +24,19 @@ KINDS: Final = (
     "log_gap",
 )
 EVIDENCE: Final = pl.List(pl.Struct({"file": pl.String, "line": pl.Int64}))
-FINDING_SCHEMA: Final = pl.Schema(
-    {
-        "kind": pl.String,
-        "trace_id": pl.String,
-        "recipient": pl.String,
-        "stage": pl.String,
-        "last_seen": pl.String,
-        "conv_id": pl.String,
-        "source": pl.String,
-        "detail": pl.String,
-        "evidence": EVIDENCE,
-        "at": TIMESTAMP_DTYPE,  # (corrected) time of the event that shows the finding
-    }
-)
+_COLUMNS: dict[str, pl.DataType] = {
+    "kind": pl.String(),
+    "trace_id": pl.String(),
+    "recipient": pl.String(),
+    "stage": pl.String(),
+    "last_seen": pl.String(),
+    "conv_id": pl.String(),
+    "source": pl.String(),
+    "detail": pl.String(),
+    "evidence": EVIDENCE,
+    "at": TIMESTAMP_DTYPE,  # (corrected) time of the event that shows the finding
+}
+FINDING_SCHEMA: Final = pl.Schema(_COLUMNS)
 
 
 def evidence(*where: tuple[str, str]) -> pl.Expr:
