@@ -1,20 +1,231 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): a thin layer over
+"""pytest plugin, registered through the ``pytest11`` entry point: a thin layer over
 :mod:`tracekit.testing`.
+
+- fixture ``tracekit_events``: the events this test emitted (captured in memory);
+- fixture ``tracekit_logs``: a directory for the JSON-lines logs of servers and subprocesses the
+  test starts; the marker's checks read it too;
+- marker ``@pytest.mark.tracekit(complete=True, max_latency="500ms", no_findings=[...],
+  pipeline=None)``: fails the test when its messages were not delivered;
+- ``--tracekit-report FILE``: the JSON report over every captured event of the session;
+- ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,min_delivered=99.9%``: session
+  gates over the same events; a failing gate fails the run.
+
+Works under pytest-xdist: workers send their events to the controller, which reports once.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tracekit.testing import CapturedEvents, capture
+from tracekit.testing import (
+    CapturedEvents,
+    assert_complete,
+    assert_latency,
+    assert_no_findings,
+    capture,
+)
 
-__all__ = ["tracekit_events"]
+__all__ = ["tracekit_events", "tracekit_logs"]
+
+_EVENTS = pytest.StashKey[CapturedEvents]()
+_LOGS = pytest.StashKey[Path]()
+_SESSION = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tracekit", "trace completeness (tracekit)")
+    group.addoption(
+        "--tracekit-report",
+        metavar="FILE",
+        default=None,
+        help="write the tracekit JSON report of all events captured in this session",
+    )
+    group.addoption(
+        "--tracekit-gates",
+        metavar="GATES",
+        default=None,
+        help="comma-separated session gates, e.g. drop=0,duplicate=0,p99:end_to_end=500ms,"
+        "min_delivered=99.9%%",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "tracekit(complete=True, max_latency=None, no_findings=None, pipeline=None): "
+        "fail the test unless every message it sent reached every recipient",
+    )
+    config.stash[_SESSION] = []
+    spec = config.getoption("--tracekit-gates", None)
+    if spec:
+        try:
+            config.stash[_GATES] = _parse_gates(spec)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--tracekit-gates: {exc}") from None
+
+
+def _wants_capture(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("tracekit") is not None or "tracekit_events" in names
+
+
+@pytest.fixture(autouse=True)
+def _tracekit_capture(request: pytest.FixtureRequest) -> Iterator[None]:
+    item = request.node
+    if not _wants_capture(item):
+        yield
+        return
+    # One source per test: seq restarts for each test without looking like a log gap.
+    with capture(source=f"pytest:{item.nodeid}") as events:
+        item.stash[_EVENTS] = events
+        yield
+    request.config.stash[_SESSION].extend(_session_events(item))
+
+
+def _session_events(item: pytest.Item) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = list(item.stash.get(_EVENTS, []))
+    logs = item.stash.get(_LOGS, None)
+    if logs is not None:
+        for path in sorted(logs.rglob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+    return events
 
 
 @pytest.fixture
-def tracekit_events() -> Iterator[CapturedEvents]:
-    """The tracekit events emitted by this test, captured in memory."""
-    with capture() as events:
-        yield events
+def tracekit_events(request: pytest.FixtureRequest) -> CapturedEvents:
+    """The tracekit events emitted by this test, in emission order."""
+    events: CapturedEvents = request.node.stash[_EVENTS]
+    return events
+
+
+@pytest.fixture
+def tracekit_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A directory for JSON-lines logs (``sink=tracekit_logs / "server.jsonl"``)."""
+    logs = tmp_path / "tracekit-logs"
+    logs.mkdir()
+    request.node.stash[_LOGS] = logs
+    return logs
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    marker = item.get_closest_marker("tracekit")
+    if marker is None:
+        return result
+    _check_marker(item, marker)
+    return result
+
+
+def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
+    if marker.args:
+        raise pytest.UsageError("@pytest.mark.tracekit takes keyword arguments only")
+    options = dict(marker.kwargs)
+    complete = options.pop("complete", True)
+    max_latency = options.pop("max_latency", None)
+    no_findings = options.pop("no_findings", None)
+    pipeline = options.pop("pipeline", None)
+    if options:
+        raise pytest.UsageError(
+            f"@pytest.mark.tracekit: unknown option(s) {', '.join(sorted(options))}"
+        )
+    events = _session_events(item)
+    if pipeline is not None:
+        from tracekit.analyzers import load_pipeline
+
+        pipeline = load_pipeline(Path(pipeline))
+    __tracebackhide__ = True
+    if complete:
+        assert_complete(events, within=max_latency, pipeline=pipeline)
+    elif max_latency is not None:
+        assert_latency(events, max=max_latency, pipeline=pipeline)
+    if no_findings is not None:
+        assert_no_findings(events, kinds=no_findings, pipeline=pipeline)
+
+
+# -- session report and gates (xdist: workers ship events, the controller reports) ----------
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: collect a finished worker's events."""
+    events = getattr(node, "workeroutput", {}).get("tracekit_events")
+    if events:
+        node.config.stash[_SESSION].extend(json.loads(events))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    events = config.stash[_SESSION]
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the events over
+        workeroutput["tracekit_events"] = json.dumps(events, default=str)
+        return
+    report_path = config.getoption("--tracekit-report")
+    gates = config.stash.get(_GATES, None)
+    if report_path is None and gates is None:
+        return
+    from tracekit.testing import analyze_events
+
+    if not events:
+        data: dict[str, Any] | None = None
+    else:
+        data = analyze_events(events).to_dict()
+    if report_path is not None and data is not None:
+        Path(report_path).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    if gates is not None:
+        lines = _evaluate_gates(gates, data)
+        config.stash[_GATE_LINES] = lines
+        if any(line.startswith("FAIL") for line in lines) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_GATE_LINES = pytest.StashKey[list[str]]()
+_GATES = pytest.StashKey[list[Any]]()
+
+
+def _parse_gates(spec: str) -> list[Any]:
+    from tracekit.cli import _gates
+    from tracekit.cli._units import parse_percent
+
+    gates = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        kind, colon, rest = part.partition(":")
+        if colon and kind in _gates.PERCENTILES:
+            gates.append(_gates.parse_latency_gate(kind, rest))
+        elif part.startswith("min_delivered="):
+            gates.append(
+                _gates.Gate("min_delivered", "delivered", parse_percent(part.split("=", 1)[1]))
+            )
+        else:
+            gates.append(_gates.parse_max_gate(part))
+    return gates
+
+
+def _evaluate_gates(gates: list[Any], data: dict[str, Any] | None) -> list[str]:
+    from tracekit.cli import _gates
+
+    if data is None:
+        return ["FAIL tracekit gates: no events were captured in this session"]
+    return [
+        f"{'PASS' if r.ok else 'FAIL'} {r.gate.name}: {r.detail}"
+        + "".join(f"\n    {e}" for e in r.examples)
+        for r in _gates.evaluate(data, gates)
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(_GATE_LINES, None)
+    if not lines:
+        return
+    terminalreporter.section("tracekit gates")
+    for line in lines:
+        terminalreporter.write_line(line)

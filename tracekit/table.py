@@ -65,6 +65,8 @@ def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         naive = getattr(ts.dtype, "time_zone", None) is None
         ts = ts.dt.cast_time_unit("ns")
         ts = ts.dt.replace_time_zone("UTC") if naive else ts.dt.convert_time_zone("UTC")
-    else:
+    elif ts.dtype == pl.Null:
+        ts = pl.Series("timestamp", raw_ts, dtype=TIMESTAMP_DTYPE)
+    else:  # epoch numbers are taken as nanoseconds here; collectors handle other units
         ts = ts.cast(TIMESTAMP_DTYPE)
     return frame.with_columns(ts).select(list(EVENT_SCHEMA))

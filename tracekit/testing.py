@@ -1,19 +1,43 @@
-"""Helpers for testing code instrumented with tracekit (shipped for users, like structlog's).
+"""Helpers for testing code instrumented with tracekit, shipped for users (like structlog's).
 
-``capture()`` swaps in an in-memory sink for the block and restores whatever configuration
-was there before, so it nests inside an app that already called ``configure``.
+- :func:`capture` swaps in an in-memory sink for a block and restores what was there before.
+- :func:`analyze_events` runs the analysis on captured events, event dicts, or log files.
+- ``assert_complete``, ``assert_no_findings``, ``assert_latency``: assertions whose failure
+  message shows each failing message's path as a timeline, the missing hop marked.
+
+Importing this module stays light (the pytest plugin imports it in every session): polars and
+the analyzers load on the first analysis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tracekit import _core
 from tracekit._sinks import MemorySink
+from tracekit.schema import META_STAGE, TEXT_KEYS
 
-__all__ = ["CapturedEvents", "capture"]
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tracekit.analyzers import Pipeline, Report
+
+__all__ = [
+    "CapturedEvents",
+    "Events",
+    "analyze_events",
+    "assert_complete",
+    "assert_latency",
+    "assert_no_findings",
+    "capture",
+    "format_timeline",
+    "load_events",
+]
 
 
 class CapturedEvents(list[dict[str, Any]]):
@@ -25,14 +49,19 @@ class CapturedEvents(list[dict[str, Any]]):
 
     def hops(self) -> list[str]:
         """``stage.action`` of every message event, in order (meta events left out)."""
-        return [f"{e['stage']}.{e['action']}" for e in self if e["stage"] != "TRACEKIT"]
+        return [f"{e['stage']}.{e['action']}" for e in self if e["stage"] != META_STAGE]
+
+
+#: What the analysis helpers accept: event dicts (e.g. :class:`CapturedEvents`), an event
+#: table, or log files/directories (read with :mod:`tracekit.collectors`).
+Events: TypeAlias = "Iterable[Mapping[str, Any]] | pl.DataFrame | pl.LazyFrame | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]"
 
 
 @contextmanager
 def capture(
     *, service: str = "test", source: str = "test-1", **options: Any
 ) -> Iterator[CapturedEvents]:
-    """Capture emitted events in memory for the block.
+    """Capture emitted events in memory for the block (process-wide, all threads).
 
     ``options`` are :func:`tracekit.configure`'s (``otel=``, ``redact=``, ``sample=``...).
     """
@@ -58,8 +87,6 @@ def capture(
 
 
 def _redact_keys(redact: Any) -> frozenset[str]:
-    from tracekit.schema import TEXT_KEYS
-
     if redact is True:
         return TEXT_KEYS
     if redact is False:
@@ -71,3 +98,193 @@ class _Capture(MemorySink):
     def __init__(self, events: CapturedEvents) -> None:
         super().__init__()
         self.events = events
+
+
+# -- analysis ------------------------------------------------------------------------------
+
+
+def load_events(events: Events) -> pl.LazyFrame:
+    """Turn any :data:`Events` into an event table."""
+    import polars as pl
+
+    from tracekit.table import events_frame
+
+    if isinstance(events, pl.LazyFrame):
+        return events
+    if isinstance(events, pl.DataFrame):
+        return events.lazy()
+    if isinstance(events, str | os.PathLike):
+        events = [events]
+    items = list(events)  # type: ignore[arg-type]
+    if items and all(isinstance(i, str | os.PathLike) for i in items):
+        from tracekit.collectors import collect
+
+        return collect([str(i) for i in items]).events
+    return events_frame(e for e in items if isinstance(e, Mapping)).lazy()
+
+
+def analyze_events(
+    events: Events,
+    *,
+    pipeline: Pipeline | str | os.PathLike[str] | None = None,
+    grace: timedelta | str = timedelta(0),
+    slo: Mapping[str, timedelta | str] | None = None,
+) -> Report:
+    """Analyze events. ``grace`` defaults to zero: when a test is over, whatever has not
+    arrived is missing, not in flight."""
+    from tracekit.analyzers import analyze, load_pipeline
+
+    model = load_pipeline(Path(pipeline)) if isinstance(pipeline, str | os.PathLike) else pipeline
+    return analyze(
+        load_events(events),
+        pipeline=model,
+        grace=_td(grace),
+        slo={k: _td(v) for k, v in slo.items()} if slo else None,
+    )
+
+
+def _td(value: timedelta | str) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    from tracekit.cli._units import parse_duration
+
+    return parse_duration(value)
+
+
+def format_timeline(events: Events, trace_id: str, pipeline: Pipeline | None = None) -> str:
+    """One message's path as text: a line per hop per recipient, missing hops marked ✗."""
+    from tracekit.analyzers import timeline
+
+    frame = timeline(load_events(events), trace_id, pipeline=pipeline)
+    lines = [f"message {trace_id}:"]
+    current: object = ()
+    for row in frame.iter_rows(named=True):
+        if row["recipient"] != current:
+            current = row["recipient"]
+            lines.append(f"  recipient {current}:" if current else "  message hops:")
+        if row["reached"]:
+            ts = row["timestamp"].strftime("%H:%M:%S.%f") if row["timestamp"] else "?"
+            lat = f"+{row['latency_ms']:.1f} ms" if row["latency_ms"] is not None else ""
+            where = f"{row['file']}:{row['line']}" if row.get("file") else ""
+            extra = f" x{row['count']}" if row["count"] > 1 else ""
+            lines.append(
+                f"    ✓ {row['stage_action']:<22} {row['source'] or '':<18} {ts} {lat:>11}"
+                f"{extra}  {where}".rstrip()
+            )
+        else:
+            lines.append(f"    ✗ {row['stage_action']:<22} (missing)")
+    return "\n".join(lines)
+
+
+def _explain(
+    events: Events, findings: Sequence[Mapping[str, Any]], pipeline: Pipeline | None, limit: int
+) -> str:
+    table = load_events(events).collect().lazy()
+    lines = []
+    for f in findings[:limit]:
+        where = ", ".join(
+            f"{k}={f[k]}" for k in ("recipient", "stage", "last_seen", "source") if f.get(k)
+        )
+        lines.append(f"- {f['kind']} {f.get('trace_id') or ''} ({where}): {f.get('detail', '')}")
+    shown: list[str] = []
+    for f in findings:
+        tid = f.get("trace_id")
+        if tid and tid not in shown and len(shown) < limit:
+            shown.append(tid)
+    lines += ["", *(format_timeline(table, tid, pipeline) for tid in shown)]
+    if len(findings) > limit:
+        lines.append(f"... and {len(findings) - limit} more findings")
+    return "\n".join(lines)
+
+
+def assert_no_findings(
+    events: Events,
+    kinds: Iterable[str] | None = None,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | str = timedelta(0),
+    limit: int = 5,
+) -> None:
+    """Fail if the analysis finds anything of ``kinds`` (default: every kind)."""
+    report = analyze_events(events, pipeline=pipeline, grace=grace).to_dict()
+    wanted = set(kinds) if kinds is not None else None
+    found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
+    if found:
+        raise AssertionError(
+            f"tracekit found {len(found)} problem(s):\n" + _explain(events, found, pipeline, limit)
+        )
+
+
+def assert_complete(
+    events: Events,
+    *,
+    traces: Iterable[str] | None = None,
+    within: timedelta | str | None = None,
+    pipeline: Pipeline | None = None,
+    limit: int = 5,
+) -> None:
+    """Every message (or those of ``traces``) reached every expected recipient's final hop,
+    exactly once, in order, and (with ``within``) end to end within that time."""
+    slo = {"end_to_end": _td(within)} if within is not None else None
+    report = analyze_events(events, pipeline=pipeline, slo=slo).to_dict()
+    kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
+    if within is not None:
+        kinds.add("slo_breach")
+    wanted = set(traces) if traces is not None else None
+    found = [
+        f
+        for f in report["findings"]
+        if f["kind"] in kinds
+        and (wanted is None or f.get("trace_id") in wanted or f.get("trace_id") is None)
+    ]
+    if wanted is not None:
+        seen = _trace_ids(events)
+        missing = sorted(wanted - seen)
+        if missing:
+            raise AssertionError(f"no events at all for trace(s): {', '.join(missing)}")
+    if found:
+        summary = report["summary"]
+        raise AssertionError(
+            f"not every message was delivered completely ({summary['delivered']}/"
+            f"{summary['deliveries_expected']} deliveries):\n"
+            + _explain(events, found, pipeline, limit)
+        )
+
+
+def _trace_ids(events: Events) -> set[str]:
+    import polars as pl
+
+    frame = load_events(events).select(pl.col("trace_id").drop_nulls().unique()).collect()
+    return set(frame["trace_id"].to_list())
+
+
+def assert_latency(
+    events: Events,
+    hop: str = "end_to_end",
+    *,
+    p50: timedelta | str | None = None,
+    p95: timedelta | str | None = None,
+    p99: timedelta | str | None = None,
+    max: timedelta | str | None = None,
+    pipeline: Pipeline | None = None,
+) -> None:
+    """Fail if a latency percentile of ``hop`` (``end_to_end`` or ``FROM->TO``) is over its
+    limit, or if there are no samples to check."""
+    latency = analyze_events(events, pipeline=pipeline).to_dict()["latency"]
+    if hop == "end_to_end":
+        row = latency["end_to_end"]
+    else:
+        source, _, dest = hop.partition("->")
+        row = next((r for r in latency["hops"] if (r["from"], r["to"]) == (source, dest)), None)
+    if not row or not row.get("count"):
+        raise AssertionError(f"no latency samples for {hop}")
+    over = []
+    for name, limit in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max)):
+        if limit is None:
+            continue
+        limit_ms = _td(limit).total_seconds() * 1000
+        value = row[f"{name}_ms"]
+        if value is not None and value > limit_ms:
+            over.append(f"{name} {value:.1f} ms > {limit_ms:g} ms")
+    if over:
+        raise AssertionError(f"latency of {hop} over {row['count']} samples: " + "; ".join(over))

@@ -12,7 +12,7 @@ __all__ = ["timeline_rows"]
 # Accept the analyzers' column names and a few obvious synonyms.
 _NAMES = {
     "recipient": ("recipient",),
-    "hop": ("hop", "hop_id", "stage_action"),
+    "hop": ("stage_action", "hop_id", "hop"),
     "source": ("source",),
     "timestamp": ("timestamp", "corrected", "corrected_ts", "time"),
     "latency_ms": ("latency_ms", "since_previous_ms", "delta_ms"),

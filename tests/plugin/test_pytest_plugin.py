@@ -1,0 +1,167 @@
+"""The pytest plugin, driven with pytester: passing and failing tests, failure text, options."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Loaded here so that in-process pytester runs share these modules with this process (pytester
+# drops modules first imported inside a run, and a second polars would not match the first).
+
+CHATFLOW = (Path(__file__).parent / "chatflow.py").read_text()
+T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
+T2 = "0b9e6f4c1d2a4e8b9c3f5a6b7c8d9e0f"
+T3, T4, T5 = ("3" * 32, "4" * 32, "5" * 32)
+
+TESTS = f'''
+import pytest
+from chatflow import send_message
+
+T1, T2, T3, T4, T5 = "{T1}", "{T2}", "{T3}", "{T4}", "{T5}"
+
+
+@pytest.mark.tracekit(complete=True)
+def test_delivered():
+    send_message(T1, recipients=["u2", "u3"])
+
+
+@pytest.mark.tracekit(complete=True)
+def test_lost_at_controller():
+    send_message(T3, msg_id="m3", recipients=["u2", "u3"])
+    send_message(T2, msg_id="m2", recipients=["u2", "u3"], stop_before={{"u2": "CTRL.add"}})
+
+
+@pytest.mark.tracekit(complete=False, no_findings=["duplicate"])
+def test_shown_twice():
+    send_message(T4, msg_id="m4", recipients=["u2"], twice={{"u2": "CTRL.add"}})
+
+
+def test_fixture_sees_events(tracekit_events):
+    send_message(T5, msg_id="m5", recipients=["u2"])
+    assert tracekit_events.hops()[:3] == ["CTRL.send", "REST.request", "REST.persist"]
+    assert len(tracekit_events.filter(stage="CTRL", action="add")) == 1
+'''
+
+
+@pytest.fixture
+def chat_tests(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(chatflow=CHATFLOW, test_chat=TESTS)
+    pytester.syspathinsert()
+    return pytester
+
+
+def test_marker_passes_and_fails_with_the_path_shown(chat_tests: pytest.Pytester) -> None:
+    result = chat_tests.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    text = result.stdout.str()
+    assert "test_lost_at_controller" in text and "test_shown_twice" in text
+    result.stdout.fnmatch_lines(
+        [
+            "*not every message was delivered completely (3/4 deliveries):*",
+            f"*- drop {T2} (recipient=u2, stage=CTRL.add, last_seen=REPO.add*",
+            f"*message {T2}:*",
+            "*recipient u2:*",
+            "*REPO.add*",
+            "*✗ CTRL.add*(missing)*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*tracekit found 1 problem(s):*", f"*- duplicate {T4}*u2*CTRL.add*"]
+    )
+    # the complete message of the failing test is not blamed
+    assert f"- drop {T3}" not in text
+
+
+def test_report_option_writes_the_session_report(chat_tests: pytest.Pytester) -> None:
+    out = chat_tests.path / "report.json"
+    chat_tests.runpytest("-p", "no:cacheprovider", f"--tracekit-report={out}")
+    report = json.loads(out.read_text())
+    assert report["schema"] == "tracekit.report/1"
+    drops = [
+        (f["trace_id"], f["recipient"], f["stage"])
+        for f in report["findings"]
+        if f["kind"] == "drop"
+    ]
+    assert drops == [(T2, "u2", "CTRL.add")]
+
+
+def test_gates_option_fails_the_run(chat_tests: pytest.Pytester) -> None:
+    result = chat_tests.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "delivered or fixture",
+        "--tracekit-gates=drop=0,duplicate=0",
+    )
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*tracekit gates*", "PASS drop <= 0*", "PASS duplicate <= 0*"])
+
+    result = chat_tests.runpytest("-p", "no:cacheprovider", "--tracekit-gates=drop=0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["FAIL drop <= 0: 1 drop finding(s), allowed 0", f"    {T2} recipient u2 at CTRL.add*"]
+    )
+
+
+def test_bad_gate_is_a_usage_error(chat_tests: pytest.Pytester) -> None:
+    result = chat_tests.runpytest("-p", "no:cacheprovider", "--tracekit-gates=drops=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--tracekit-gates: bad --max gate 'drops=0'*"])
+
+
+def test_marker_with_unknown_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.tracekit(completely=True)
+        def test_x():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*unknown option(s) completely*"])
+
+
+def test_logs_fixture_files_are_checked(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(chatflow=CHATFLOW)
+    pytester.syspathinsert()
+    pytester.makepyfile(
+        f'''
+        import pytest
+        import tracekit
+        from chatflow import send_message
+
+        @pytest.mark.tracekit(complete=True)
+        def test_server_log(tracekit_logs):
+            # a "server" writing its own log file, as a subprocess would
+            inst = tracekit.Instrumentation(service="server", source="srv-1",
+                                            sink=tracekit_logs / "server.jsonl")
+            with inst.activate():
+                send_message("{T2}", recipients=["u2"], stop_before={{"u2": "WS-RECV.receive"}})
+            inst.close()
+        '''
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*- drop {T2} (recipient=u2, stage=WS-RECV.receive*"])
+
+
+@pytest.mark.skipif(shutil.which("true") is None, reason="needs a POSIX shell")
+def test_xdist_workers_report_to_the_controller(chat_tests: pytest.Pytester) -> None:
+    out = chat_tests.path / "report.json"
+    result = chat_tests.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", f"--tracekit-report={out}", "--tracekit-gates=drop=0"
+    )
+    result.assert_outcomes(passed=2, failed=2)
+    report = json.loads(out.read_text())
+    assert report["summary"]["drop"] == 1
+    assert report["summary"]["duplicate"] == 1
+    result.stdout.fnmatch_lines(["FAIL drop <= 0*"])
