@@ -11,7 +11,7 @@ import pytest
 # Loaded here so that in-process pytester runs share these modules with this process (pytester
 # drops modules first imported inside a run, and a second polars would not match the first).
 
-CHATFLOW = (Path(__file__).parent / "chatflow.py").read_text()
+CHATFLOW = (Path(__file__).parents[1] / "chatflow.py").read_text()
 T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
 T2 = "0b9e6f4c1d2a4e8b9c3f5a6b7c8d9e0f"
 T3, T4, T5 = ("3" * 32, "4" * 32, "5" * 32)

@@ -1,0 +1,181 @@
+"""The tracekit CLI through typer's CliRunner, and exit codes through real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import jsonschema
+import pytest
+from conftest import T_LOST
+from typer.testing import CliRunner
+
+from tracekit.cli._app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version() -> None:
+    assert run("--version")[:2] == (0, "tracekit 0.1.0\n")
+
+
+@pytest.mark.parametrize(
+    "command", ["analyze", "check", "trace", "watch", "collect", "demo", "report"]
+)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "Example:" in out and f"tracekit {command}" in out
+
+
+def test_analyze_table(logs: Path) -> None:
+    code, out, _ = run("analyze", str(logs), "--grace", "0s")
+    assert code == 0
+    assert "2 messages · 3/4 deliveries (75.0%)" in out
+    assert "drop=1" in out
+    assert "Delivery funnel" in out and "Latency (ms, clock-corrected)" in out
+    finding = next(line for line in out.splitlines() if "│ drop " in line)
+    assert T_LOST[:12] in finding and "for u2 at CTRL.add after REPO.add" in finding
+
+
+def test_analyze_json_follows_the_documented_schema(logs: Path) -> None:
+    code, out, _ = run("analyze", str(logs), "--format", "json", "--grace", "0s")
+    assert code == 0
+    report = json.loads(out)
+    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert report["summary"]["drop"] == 1
+    (drop,) = [f for f in report["findings"] if f["kind"] == "drop"]
+    assert (drop["trace_id"], drop["recipient"], drop["stage"], drop["last_seen"]) == (
+        T_LOST,
+        "u2",
+        "CTRL.add",
+        "REPO.add",
+    )
+    assert drop["evidence"][0]["file"].endswith("chat.jsonl")
+    funnel = {row["hop"]: (row["reached"], row["expected"]) for row in report["funnel"]}
+    assert funnel["CTRL.send"] == (2, 2) and funnel["CTRL.add"] == (3, 4)
+
+
+def test_inside_grace_it_is_in_flight_not_a_drop(logs: Path) -> None:
+    report = json.loads(run("analyze", str(logs), "-f", "json", "--grace", "1m")[1])
+    assert (report["summary"]["drop"], report["summary"]["in_flight"]) == (0, 1)
+
+
+def test_markdown_and_output_file(logs: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.md"
+    code, out, _ = run("analyze", str(logs), "-f", "markdown", "-o", str(target), "--grace", "0")
+    assert (code, out) == (0, "")
+    text = target.read_text()
+    assert text.startswith("# tracekit report")
+    assert f"| drop | `{T_LOST}` | for u2 at CTRL.add after REPO.add |" in text
+
+
+def test_since_until_filter(logs: Path) -> None:
+    report = json.loads(
+        run("analyze", str(logs), "-f", "json", "--until", "2000-01-01T00:00:00Z")[1]
+    )
+    assert report["summary"]["messages"] == 0
+
+
+def test_check_passes_and_fails_with_examples(logs: Path, tmp_path: Path) -> None:
+    code, out, _ = run("check", str(logs), "--max", "duplicate=0", "--grace", "0s")
+    assert code == 0
+    assert "PASS  duplicate <= 0" in out and "1 passed, 0 failed" in out
+
+    junit = tmp_path / "junit.xml"
+    code, out, _ = run(
+        "check",
+        str(logs),
+        "--max",
+        "drop=0",
+        "--min-delivered",
+        "99%",
+        "--grace",
+        "0s",
+        "--junit",
+        str(junit),
+        env={"GITHUB_ACTIONS": "true"},
+    )
+    assert code == 1
+    assert "FAIL  drop <= 0: 1 drop finding(s), allowed 0" in out
+    assert f"      {T_LOST} recipient u2 at CTRL.add (last seen REPO.add)" in out
+    assert "FAIL  delivered >= 99%: 3/4 delivered = 75.000%" in out
+    assert "::error title=tracekit gate drop <= 0::" in out
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("2", "2")
+
+
+def test_check_reads_gates_from_pyproject(logs: Path, tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.tracekit.gates]\nmax = {drop = 0}\np99 = {end_to_end = "10s"}\n')
+    code, out, _ = run("check", str(logs), "--config", str(pyproject), "--grace", "0s")
+    assert code == 1
+    assert "FAIL  drop <= 0" in out and "PASS  p99 end_to_end <= 10000 ms" in out
+    # the command line overrides the file's gate of the same kind
+    code, out, _ = run(
+        "check", str(logs), "--config", str(pyproject), "--max", "drop=1", "--grace", "0s"
+    )
+    assert code == 0 and "PASS  drop <= 1" in out
+
+
+def test_trace_shows_the_missing_hop(logs: Path) -> None:
+    code, out, _ = run("trace", T_LOST, str(logs))
+    assert code == 0
+    lines = out.splitlines()
+    missing = [line for line in lines if "missing" in line]
+    assert len(missing) == 1 and "u2" in missing[0] and "✗ CTRL.add (missing)" in missing[0]
+    # accepts the client message id UUID form too
+    assert run("trace", "0b9e6f4c-1d2a-4e8b-9c3f-5a6b7c8d9e0f", str(logs))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze", "nope/"], "no such file or directory: nope"),
+        (["analyze", "{logs}", "--grace", "soon"], "--grace: not a duration: 'soon'"),
+        (["analyze", "{logs}", "--pipeline", "missing.toml"], "pipeline file not found"),
+        (["analyze", "{logs}", "--since", "yesterday"], "is not an ISO time"),
+        (["check", "{logs}", "--max", "drops=0"], "bad --max gate 'drops=0'"),
+        (["check", "{logs}"], "no gates"),
+        (["trace", "xyz", "{logs}"], "not a trace id"),
+        (["trace", "1" * 32, "{logs}"], "does not occur in the given logs"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(logs: Path, args: list[str], message: str) -> None:
+    code, _out, err = run(*(a.replace("{logs}", str(logs)) for a in args))
+    assert code == 2
+    assert err.startswith("tracekit: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_pipeline_file_exits_2(logs: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text('[[hops]]\nid = "nodot"\n')
+    code, _, err = run("analyze", str(logs), "--pipeline", str(bad))
+    assert code == 2 and "invalid pipeline model" in err
+
+
+def test_real_subprocess_exit_codes_and_no_traceback(logs: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tracekit", *args], capture_output=True, text=True, timeout=120
+        )
+
+    ok = cli("check", str(logs), "--max", "duplicate=0", "--grace", "0s")
+    failed = cli("check", str(logs), "--max", "drop=0", "--grace", "0s")
+    bad = cli("analyze", str(logs / "absent.jsonl"))
+    assert (ok.returncode, failed.returncode, bad.returncode) == (0, 1, 2)
+    assert (
+        bad.stderr.strip() == f"tracekit: error: no such file or directory: {logs / 'absent.jsonl'}"
+    )
+    assert "Traceback" not in bad.stderr + failed.stderr

@@ -1,0 +1,5 @@
+"""``python -m tracekit`` runs the CLI."""
+
+from tracekit.cli import main
+
+main()
