@@ -120,8 +120,21 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             pl.col(col("n", i)) > 0 if i in msg_hops else pl.col(col("any", i)).fill_null(False)
         )
         first = pl.when(reached).then(pl.lit(p.ids[i])).otherwise(first)
+    orphans = paths.msg.lazy().filter(pl.col(col("n", send)) == 0)
+    first_event = (
+        paths.hops.lazy()
+        .join(orphans.select("trace_id"), on="trace_id", how="semi")
+        .group_by("trace_id")
+        .agg(
+            pl.col("t").first().alias("t_first"),
+            pl.col("source").first().alias("src_first"),
+            pl.col("file").first().alias("file_first"),
+            pl.col("line").first().alias("line_first"),
+            pl.len().alias("n_events"),
+        )
+    )
     no_send = findings(
-        paths.msg.lazy().filter(pl.col(col("n", send)) == 0),
+        orphans.join(first_event, on="trace_id", how="left"),
         "unexpected",
         trace_id="trace_id",
         stage=first,

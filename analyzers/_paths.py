@@ -22,7 +22,8 @@ __all__ = ["Paths", "build_paths", "hop_events"]
 
 _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "file", "line")
-_SOURCE_COL: Final = {"t": "ts", "src": "source", "pos": "pos", "file": "file", "line": "line"}
+# Aggregated per hop; source and file as integer codes (string aggregations are slow).
+_CODED: Final = {"t": "ts", "pos": "pos", "line": "line", "sc": "sc", "fc": "fc"}
 
 
 def col(kind: str, i: int) -> str:
@@ -88,16 +89,59 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     )
 
 
-def _first(name: str, i: int) -> pl.Expr:
-    return pl.col(name).filter(pl.col("hop") == i).first().alias(col(name, i))
-
-
-def _per_hop_aggs(indices: list[int]) -> list[pl.Expr]:
+def _fast_aggs(indices: list[int]) -> list[pl.Expr]:
+    """Per-hop columns with fast-path aggregations (exact when the hop happened once)."""
     out: list[pl.Expr] = []
     for i in indices:
-        out.append((pl.col("hop") == i).sum().cast(pl.UInt32).alias(col("n", i)))
-        out.extend(_first(_SOURCE_COL[name], i).alias(col(name, i)) for name in _PER_HOP)
+        hit = pl.col("hop") == i
+        out.append(hit.sum().cast(pl.UInt32).alias(col("n", i)))
+        out.extend(
+            pl.when(hit).then(pl.col(c)).min().alias(col(name, i)) for name, c in _CODED.items()
+        )
     return out
+
+
+def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
+    """The same, first occurrence in log order: only run on the few groups with repeats."""
+    return [
+        pl.col(c).filter(pl.col("hop") == i).first().alias(col(name, i))
+        for i in indices
+        for name, c in _CODED.items()
+    ]
+
+
+def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int]) -> pl.DataFrame:
+    wide = hops.lazy().group_by(keys).agg(_fast_aggs(indices)).collect()
+    repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
+    again = wide.filter(repeated).select(keys)
+    if again.height:
+        exact = (
+            hops.lazy()
+            .join(again.lazy(), on=keys, how="semi")
+            .group_by(keys)
+            .agg(_exact_aggs(indices))
+            .collect()
+        )
+        wide = wide.update(exact, on=keys)
+    return wide
+
+
+def _decode(frame: pl.DataFrame, indices: list[int], sources: list[str], files: list[str]) -> pl.DataFrame:
+    """Source and file codes back to names."""
+    return frame.with_columns(
+        *[
+            pl.col(col("sc", i))
+            .replace_strict(dict(enumerate(sources)), default=None, return_dtype=pl.String)
+            .alias(col("src", i))
+            for i in indices
+        ],
+        *[
+            pl.col(col("fc", i))
+            .replace_strict(dict(enumerate(files)), default=None, return_dtype=pl.String)
+            .alias(col("file", i))
+            for i in indices
+        ],
+    ).drop([col(k, i) for i in indices for k in ("sc", "fc")])
 
 
 def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
@@ -194,6 +238,53 @@ def _expected(msg: pl.LazyFrame, observed: pl.LazyFrame, fetches: pl.LazyFrame) 
     ).unique(subset=["trace_id", "recipient"], keep="first", maintain_order=False)
 
 
+def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> pl.DataFrame:
+    """Sender, conversation, canonical ids and recipients list per trace (from few rows)."""
+    lf = hops.lazy()
+    sender = (
+        lf.filter(pl.col("hop") == send)
+        .group_by("trace_id")
+        .agg(pl.col("actor").first().alias("sender"))
+    )
+    conv = (
+        lf.filter(pl.col("recipient").is_null() & pl.col("conv_id").is_not_null())
+        .group_by("trace_id")
+        .agg(pl.col("conv_id").first())
+    )
+    # Recipient events only where no message event names the conversation (rare).
+    conv_any = (
+        lf.filter(pl.col("recipient").is_not_null() & pl.col("conv_id").is_not_null())
+        .join(conv, on="trace_id", how="anti")
+        .group_by("trace_id")
+        .agg(pl.col("conv_id").first().alias("conv_any"))
+    )
+    ids = (
+        lf.filter(pl.col("msg_id").is_not_null())
+        .group_by("trace_id")
+        .agg(
+            pl.col("msg_id").min().alias("msg_id_min"),
+            pl.col("msg_id").max().alias("msg_id_max"),
+            pl.col("msg_id").n_unique().alias("n_msg_id"),
+        )
+    )
+    facts = [sender, conv, conv_any, ids]
+    if bcast is not None:
+        facts.append(
+            lf.filter(pl.col("hop") == bcast)
+            .group_by("trace_id")
+            .agg(pl.col("recipients").drop_nulls().first().alias("recipients"))
+        )
+    out = lf.select("trace_id").unique()
+    for f in facts:
+        out = out.join(f, on="trace_id", how="left")
+    out = out.with_columns(
+        conv_id=pl.coalesce("conv_id", "conv_any"), n_msg_id=pl.col("n_msg_id").fill_null(0)
+    ).drop("conv_any")
+    if bcast is None:
+        out = out.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
+    return out.collect()
+
+
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
     p = pipeline or default_pipeline()
     msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
@@ -206,40 +297,34 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     rest_lf = base.filter(pl.col("hop").is_null()).select(
         "stage", "action", "event", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
     )
-    recipients_expr = (
-        pl.col("recipients").filter(pl.col("hop") == bcast).first()
-        if bcast is not None
-        else pl.lit(None, dtype=pl.List(pl.String))
-    )
-    msg_lf = hops_lf.group_by("trace_id").agg(
-        *_per_hop_aggs(msg_idx),
-        *[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx],
-        pl.col("actor").filter(pl.col("hop") == send).first().alias("sender"),
-        pl.col("conv_id").drop_nulls().first().alias("conv_id"),
-        pl.col("msg_id").min().alias("msg_id_min"),
-        pl.col("msg_id").max().alias("msg_id_max"),
-        recipients_expr.alias("recipients"),
-        pl.len().alias("n_events"),
-        pl.col("ts").first().alias("t_first"),
-        pl.col("source").first().alias("src_first"),
-        pl.col("file").first().alias("file_first"),
-        pl.col("line").first().alias("line_first"),
-    )
-    rcp_lf = (
-        hops_lf.filter(pl.col("recipient").is_not_null())
-        .group_by("trace_id", "recipient")
-        .agg(*_per_hop_aggs(rcp_idx))
-    )
-    hops_df, rest, msg_raw, rcp_raw, sources = pl.collect_all(
-        [hops_lf, rest_lf, msg_lf, rcp_lf, _source_stats(events)]
-    )
+    hops_df, rest, sources = pl.collect_all([hops_lf, rest_lf, _source_stats(events)])
     fetches = _fetch_events(rest, p)
-    msg_raw = msg_raw.with_columns(
-        n_msg_id=pl.when(pl.col("msg_id_min").is_null())
-        .then(0)
-        .when(pl.col("msg_id_min") == pl.col("msg_id_max"))
-        .then(1)
-        .otherwise(2)
+    src_names = sorted(sources.get_column("source").drop_nulls().to_list())
+    file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())
+    coded = hops_df.with_columns(
+        sc=pl.col("source").replace_strict(
+            {s: i for i, s in enumerate(src_names)}, default=None, return_dtype=pl.UInt32
+        ),
+        fc=pl.col("file").replace_strict(
+            {f: i for i, f in enumerate(file_names)}, default=None, return_dtype=pl.UInt32
+        ),
+    ).select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
+    reached_any = (
+        coded.lazy()
+        .filter(pl.col("recipient").is_not_null())
+        .group_by("trace_id")
+        .agg(*[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx])
+        .collect()
+    )
+    msg_raw = _wide(coded, ["trace_id"], msg_idx).join(reached_any, on="trace_id", how="left")
+    msg_raw = _decode(msg_raw, msg_idx, src_names, file_names)
+    per_trace = _trace_facts(hops_df, send, bcast)
+    msg_raw = msg_raw.join(per_trace, on="trace_id", how="left")
+    rcp_raw = _decode(
+        _wide(coded.filter(pl.col("recipient").is_not_null()), ["trace_id", "recipient"], rcp_idx),
+        rcp_idx,
+        src_names,
+        file_names,
     )
     expected = _expected(msg_raw.lazy(), rcp_raw.lazy(), fetches.lazy())
     pairs_raw = (
@@ -286,11 +371,6 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
 
     msg = corrected(msg_raw, msg_idx)
-    if offsets:
-        msg = msg.with_columns(
-            t_first=pl.col("t_first")
-            - pl.col("src_first").replace_strict(offsets, default=0, return_dtype=_I64)
-        )
     pairs = corrected(pairs_raw, msg_idx + rcp_idx)
 
     def fix(frame: pl.DataFrame, ts: str, out: str) -> pl.DataFrame:
