@@ -1,0 +1,65 @@
+"""`tracekit watch` against logs that a thread appends to (and rotates) while it runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from chatflow import send_message
+from conftest import T_LOST, T_OK
+from typer.testing import CliRunner
+
+import tracekit
+from tracekit.cli._app import app
+
+T_AFTER = "7" * 32
+
+
+def _writer(logs: Path, stop: threading.Event) -> None:
+    first = tracekit.Instrumentation(service="chat", source="chat-1", sink=logs / "chat.jsonl")
+    with first.activate():
+        send_message(T_OK, recipients=["u2"])
+        send_message(T_LOST, msg_id="m2", recipients=["u2"], stop_before={"u2": "CTRL.add"})
+    first.close()
+    time.sleep(0.5)
+    # rotate, as a log shipper would, and go on in a fresh file (a restarted process)
+    (logs / "chat.jsonl").rename(logs / "chat.jsonl.1")
+    second = tracekit.Instrumentation(service="chat", source="chat-2", sink=logs / "chat.jsonl")
+    n = 0
+    while not stop.is_set():  # keep the logs going, past the grace window
+        with second.activate():
+            send_message(f"{n + 1:032x}", msg_id=f"k{n}", recipients=["u2"])
+        second.flush()
+        n += 1
+        time.sleep(0.1)
+    with second.activate():
+        send_message(T_AFTER, msg_id="late", recipients=["u2"], stop_before={"u2": "REPO.add"})
+    second.close()
+
+
+def test_watch_prints_each_decided_finding_once(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stop = threading.Event()
+    writer = threading.Thread(target=_writer, args=(logs, stop))
+    writer.start()
+    try:
+        timer = threading.Timer(2.5, stop.set)
+        timer.start()
+        result = CliRunner().invoke(
+            app,
+            ["watch", str(logs), "--grace", "300ms", "--interval", "100ms", "--duration", "4s"],
+            env={"COLUMNS": "200"},
+        )
+    finally:
+        stop.set()
+        writer.join()
+    assert result.exit_code == 0, result.output
+    drops = [line for line in result.stdout.splitlines() if line.startswith("drop")]
+    # T_LOST decided once, despite many rounds and the rotation; T_AFTER came in the last
+    # moment, the logs do not go on past its grace window: still in flight, so not printed.
+    assert len(drops) == 1
+    assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add after REPO.add: ")
+    assert T_AFTER not in result.stdout
+    assert "messages," in result.stderr and "delivered" in result.stderr
