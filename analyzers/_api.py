@@ -17,7 +17,7 @@ from tracekit.analyzers._latency import latency_samples, negative_latencies, out
 from tracekit.analyzers._order import races, reorders
 from tracekit.analyzers._paths import build_paths
 from tracekit.analyzers._pipeline import Pipeline
-from tracekit.analyzers._report import with_overrides
+from tracekit.analyzers._report import sort_lazy, with_overrides
 
 __all__ = [
     "find_clock_skew",
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def _kind(lf: pl.LazyFrame, kind: str) -> pl.LazyFrame:
-    return lf.filter(pl.col("kind") == kind)
+    return sort_lazy(lf.filter(pl.col("kind") == kind))
 
 
 def find_drops(
@@ -52,19 +52,19 @@ def find_in_flight(
 
 
 def find_duplicates(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return duplicates(build_paths(events, pipeline))
+    return sort_lazy(duplicates(build_paths(events, pipeline)))
 
 
 def find_unexpected(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return unexpected(build_paths(events, pipeline))
+    return sort_lazy(unexpected(build_paths(events, pipeline)))
 
 
 def find_reorders(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return reorders(build_paths(events, pipeline))
+    return sort_lazy(reorders(build_paths(events, pipeline)))
 
 
 def find_races(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return races(build_paths(events, pipeline))
+    return sort_lazy(races(build_paths(events, pipeline)))
 
 
 def find_latency_outliers(
@@ -88,9 +88,9 @@ def find_log_gaps(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
     paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return log_gaps(paths, drop_candidates(paths))
+    return sort_lazy(log_gaps(paths, drop_candidates(paths)))
 
 
 def find_clock_skew(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
     paths = build_paths(events, pipeline)
-    return clock_findings(paths, negative_latencies(latency_samples(paths)).collect())
+    return sort_lazy(clock_findings(paths, negative_latencies(latency_samples(paths)).collect()))

@@ -36,11 +36,11 @@ class ClockEstimate:
 
 def _shortest(
     start: str, adj: dict[str, list[tuple[str, int]]], nodes: Iterable[str]
-) -> dict[str, float]:
-    """Bellman-Ford from ``start``; stops after |V| rounds (a negative cycle = inconsistent)."""
+) -> tuple[dict[str, float], bool]:
+    """Bellman-Ford from ``start``; ``False`` when a negative cycle (a contradiction) remains."""
     dist: dict[str, float] = dict.fromkeys(nodes, math.inf)
     dist[start] = 0.0
-    for _ in range(len(dist)):
+    for _ in range(len(dist) + 1):
         changed = False
         for a, outs in adj.items():
             da = dist[a]
@@ -51,8 +51,8 @@ def _shortest(
                     dist[b] = da + w
                     changed = True
         if not changed:
-            break
-    return dist
+            return dist, True
+    return dist, False
 
 
 def solve_offsets(
@@ -65,7 +65,8 @@ def solve_offsets(
     fwd: dict[str, list[tuple[str, int]]] = defaultdict(list)
     rev: dict[str, list[tuple[str, int]]] = defaultdict(list)
     count: dict[str, int] = defaultdict(int)
-    for a, b, w, n in constraints:
+    constraints_list = list(constraints)
+    for a, b, w, n in constraints_list:
         fwd[a].append((b, w))
         rev[b].append((a, w))
         count[a] += n
@@ -75,8 +76,15 @@ def solve_offsets(
         for s in nodes:
             out[s] = ClockEstimate(s, 0, None, -math.inf, math.inf, count[s], True)
         return out
-    hi = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
-    back = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
+    hi, ok_hi = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
+    back, ok_lo = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
+    if not (ok_hi and ok_lo):
+        # Some pairs contradict each other: paths through other sources would spread the
+        # contradiction to everyone, so each source keeps only its own pairs with the reference.
+        direct = {(a, b): w for a, b, w, _ in constraints_list}
+        hi = {s: float(direct.get((reference, s), math.inf)) for s in nodes}
+        back = {s: float(direct.get((s, reference), math.inf)) for s in nodes}
+        hi[reference] = back[reference] = 0.0
     for s in nodes:
         h, lo = hi[s], -back[s]
         if s == reference:

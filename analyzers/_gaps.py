@@ -85,14 +85,19 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
             )
     flagged = {r["source"] for r in rows}
     for r in negatives.iter_rows(named=True):
-        if r["src_b"] in flagged:
+        if r["src_a"] in flagged or r["src_b"] in flagged:
             continue
+        # Blame the side that is not the reference.
+        src = r["src_a"] if r["src_b"] == paths.reference else r["src_b"]
+        other = r["src_b"] if src == r["src_a"] else r["src_a"]
+        flagged.add(src)
         rows.append(
             {
-                "source": r["src_b"],
+                "source": src,
                 "detail": (
-                    f"{r['n']} {r['edge']} pair(s) from {r['src_a']} are still reversed after "
-                    f"clock correction (worst {r['worst'] / 1e6:.1f} ms): clock, not latency"
+                    f"{r['n']} {r['edge']} pair(s) between {other} and {src} are still "
+                    f"reversed after clock correction (worst {r['worst'] / 1e6:.1f} ms): "
+                    "clock, not latency"
                 ),
                 "file": r["file_b"],
                 "line": r["line_b"],

@@ -180,19 +180,16 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
 
 
 def negative_latencies(samples: pl.LazyFrame) -> pl.LazyFrame:
-    """Cross-host pairs still reversed after correction, per (later) source."""
+    """Cross-host pairs still reversed after correction, per source pair."""
     return (
         samples.filter((pl.col("lat") < 0) & (pl.col("src_a") != pl.col("src_b")))
-        .group_by("src_b")
+        .group_by("src_a", "src_b")
         .agg(
             n=pl.len(),
             worst=pl.col("lat").min(),
-            src_a=pl.col("src_a").first(),
-            edge=pl.col("edge").first(),
-            file_a=pl.col("file_a").first(),
-            line_a=pl.col("line_a").first(),
-            file_b=pl.col("file_b").first(),
-            line_b=pl.col("line_b").first(),
-            t=pl.col("t").first(),
+            edge=pl.col("edge").sort().first(),
+            file_b=pl.col("file_b").sort().first(),
+            line_b=pl.col("line_b").sort().first(),
         )
+        .sort("src_a", "src_b")
     )

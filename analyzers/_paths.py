@@ -126,7 +126,9 @@ def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int]) -> pl.DataFra
     return wide
 
 
-def _decode(frame: pl.DataFrame, indices: list[int], sources: list[str], files: list[str]) -> pl.DataFrame:
+def _decode(
+    frame: pl.DataFrame, indices: list[int], sources: list[str], files: list[str]
+) -> pl.DataFrame:
     """Source and file codes back to names."""
     return frame.with_columns(
         *[

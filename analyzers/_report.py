@@ -151,12 +151,17 @@ def analyze(
 
 
 def sort_findings(found: pl.DataFrame) -> pl.DataFrame:
+    return sort_lazy(found.lazy()).collect()
+
+
+def sort_lazy(found: pl.LazyFrame) -> pl.LazyFrame:
+    """The report's deterministic order: kind, time, trace, recipient, stage, source, detail."""
     rank = pl.col("kind").replace_strict(
         {k: i for i, k in enumerate(KINDS)}, default=len(KINDS), return_dtype=pl.Int32
     )
     return (
         found.with_columns(rank=rank)
-        .sort(_SORT, nulls_last=True)
+        .sort(_SORT, nulls_last=True, maintain_order=True)
         .drop("rank")
         .select(list(FINDING_SCHEMA))
     )

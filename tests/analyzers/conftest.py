@@ -96,8 +96,8 @@ class History:
         for who, hop in (stop or {}).items():
             if who == "":
                 gone |= {hop} | PIPE.descendants(hop)
+        # send 0, request +5, persist +10, response +15, broadcast +20 (with step = 5)
         when = {h: t + k * step for k, h in enumerate(FULL)}
-        when["REST.response"] = when["WS-BROADCAST.start"] + step  # after the broadcast
         for hop in FULL:
             if hop in gone:
                 continue

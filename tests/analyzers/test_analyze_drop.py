@@ -21,7 +21,9 @@ def test_seed_bug_reads_reached_repo_add_never_ctrl_add(history):
     assert row["conv_id"] == "c1"
     assert row["source"] == "client-u2"
     assert row["detail"].startswith("recipient u2: reached REPO.add, never reached CTRL.add")
-    assert row["evidence"] == [{"file": "client-u2.jsonl", "line": 5}]  # u2: 3 events for message 1, then receive, add
+    assert row["evidence"] == [
+        {"file": "client-u2.jsonl", "line": 5}
+    ]  # u2: 3 events for message 1, then receive, add
     assert report.summary["drop"] == 1
     assert report.summary["deliveries_expected"] == 6
     assert report.summary["delivered"] == 5
@@ -45,9 +47,7 @@ def test_drop_at_each_recipient_hop_is_located(history):
             "last_seen": pred,
         }
     )
-    assert_frame_equal(
-        got.select(expected.columns).sort("trace_id"), expected.sort("trace_id")
-    )
+    assert_frame_equal(got.select(expected.columns).sort("trace_id"), expected.sort("trace_id"))
 
 
 def test_message_level_drops(history):
@@ -99,7 +99,10 @@ def test_drop_inside_a_log_gap_is_indeterminate(history):
     gap = report.findings.row(0, named=True)
     assert gap["source"] == "client-u2"
     assert "seq jumps from 2 to 6: 3 event(s) lost" in gap["detail"]
-    assert f"1 message path(s) indeterminate, not reported as drops: {t2} (u2 at WS-RECV.receive)" in gap["detail"]
+    assert (
+        f"1 message path(s) indeterminate, not reported as drops: {t2} (u2 at WS-RECV.receive)"
+        in gap["detail"]
+    )
     assert report.summary["drop"] == 0 and report.summary["log_gap"] == 1
 
 

@@ -1,0 +1,75 @@
+"""Duplicates and unexpected events."""
+
+from __future__ import annotations
+
+from tracekit.analyzers import analyze, find_duplicates, find_unexpected
+
+
+def test_hop_seen_twice_for_one_recipient(history):
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0)
+    history.ev(40, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("duplicate", t1, "u2", "CTRL.add", None)]
+    row = report.findings.row(0, named=True)
+    assert row["detail"] == "CTRL.add happened 2 times for recipient u2"
+    assert row["evidence"] == [
+        {"file": "client-u2.jsonl", "line": 3},
+        {"file": "client-u2.jsonl", "line": 4},
+    ]
+
+
+def test_retried_request_is_not_a_duplicate(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(2, "REST.request", "client-u1", "u1", trace=t1, conv_id="c1")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def test_two_canonical_msg_ids_for_one_trace(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(11, "REST.persist", "server-1", "u1", trace=t1, conv_id="c1", msg_id="m1-again")
+    history.tail()
+    got = find_duplicates(history.frame()).collect()
+    assert history.kinds(got) == [("duplicate", t1, None, "REST.persist", None)]
+    assert got["detail"][0] == "one trace id got two canonical msg_ids: m1 and m1-again"
+
+
+def test_broadcast_twice_is_a_duplicate(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(21, "WS-BROADCAST.start", "server-1", "u1", trace=t1, recipients=["u2"])
+    history.tail()
+    assert history.kinds(analyze(history.frame()).findings) == [
+        ("duplicate", t1, None, "WS-BROADCAST.start", None)
+    ]
+
+
+def test_events_without_a_send(history):
+    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["CTRL.send"])
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t1, None, "REST.request", None)]
+    assert got["detail"][0].startswith("8 event(s) for a message whose CTRL.send was never seen")
+
+
+def test_delivery_to_someone_the_broadcast_did_not_name(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u9")
+    history.ev(30, "WS-RECV.receive", "client-u9", "u9", trace=t1)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("unexpected", t1, "u9", "WS-BROADCAST.deliver", None)
+    ]
+    assert report.summary["unexpected"] == 1
+
+
+def test_history_load_of_an_unnamed_user_is_not_unexpected(history):
+    # u3 was offline at broadcast time (not named) and got the message from a history load.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(200, "REST.fetch_start", "client-u3", "u3", conv_id="c1")
+    history.ev(220, "REST.fetch_end", "client-u3", "u3", conv_id="c1")
+    history.ev(221, "REPO.add", "client-u3", "u3", trace=t1, conv_id="c1")
+    history.ev(222, "CTRL.add", "client-u3", "u3", trace=t1, conv_id="c1")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()

@@ -1,0 +1,88 @@
+"""Reorders (store order vs persist order, by seq within one log) and REST/WS races."""
+
+from __future__ import annotations
+
+from tracekit.analyzers import analyze, find_races, find_reorders
+
+
+def _swap_last_two(history, source, hop="CTRL.add"):
+    rows = [
+        r for r in history.rows if r["source"] == source and f"{r['stage']}.{r['action']}" == hop
+    ]
+    a, b = rows[-2], rows[-1]
+    a["seq"], b["seq"] = b["seq"], a["seq"]
+    a["line"], b["line"] = b["line"], a["line"]
+
+
+def test_store_applies_two_messages_in_the_other_order(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u3", ["u2"], t=1000)
+    _swap_last_two(history, "client-u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("reorder", t1, "u2", "CTRL.add", None)]
+    assert report.findings["detail"][0] == (
+        f"recipient u2 stored this message after {t2} although the server persisted it first"
+    )
+
+
+def test_timestamps_across_hosts_do_not_make_a_reorder(history):
+    # u2's clock is 900 ms behind: raw timestamps of its adds interleave with the server's
+    # persists in another order, but its own log order is the persist order.
+    off = {"client-u2": -900.0}
+    history.message(1, "u1", ["u2"], t=0, offsets=off)
+    history.message(2, "u1", ["u2"], t=100, offsets=off)
+    history.message(3, "u1", ["u2"], t=200, offsets=off)
+    history.tail()
+    assert find_reorders(history.frame()).collect().is_empty()
+
+
+def test_reorders_are_per_conversation(history):
+    history.message(1, "u1", ["u2"], conv="c1", t=0)
+    history.message(2, "u1", ["u2"], conv="c2", t=1000)
+    _swap_last_two(history, "client-u2")  # different conversations: no order to keep
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def _fetch(history, user, t0, t1, conv="c1"):
+    history.ev(t0, "REST.fetch_start", f"client-{user}", user, conv_id=conv)
+    history.ev(t1, "REST.fetch_end", f"client-{user}", user, conv_id=conv)
+
+
+def test_seed_bug_race_then_drop(history):
+    history.message(1, "u1", ["u1", "u2"], t=0)
+    history.ev(1000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t2 = history.message(2, "u1", ["u1", "u2"], t=1005, stop={"u2": "CTRL.add"})
+    history.ev(1100, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "CTRL.add", "REPO.add"),
+        ("race", t2, "u2", "WS-RECV.receive", "REPO.add"),
+    ]
+    race = report.findings.row(1, named=True)
+    assert race["detail"] == (
+        "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
+        "of it was in flight; the message then went missing: last reached REPO.add, never "
+        "reached CTRL.add"
+    )
+    assert [e["line"] for e in race["evidence"]] == [4, 5, 7]
+
+
+def test_race_where_the_message_still_arrived(history):
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    got = find_races(history.frame()).collect()  # the fetch never ends
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert "(never finished); the message then reached CTRL.add" in got["detail"][0]
+
+
+def test_fetch_of_another_conversation_or_client_is_no_race(history):
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c9")
+    history.ev(0, "REST.fetch_start", "client-u3", "u3", conv_id="c1")
+    history.message(1, "u1", ["u2"], t=5)
+    history.ev(200, "REST.fetch_end", "client-u2", "u2", conv_id="c9")
+    history.ev(200, "REST.fetch_end", "client-u3", "u3", conv_id="c1")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
