@@ -164,5 +164,5 @@ def test_hop_slo(history):
 
 def test_unknown_slo_is_refused(history):
     history.message(1, "u1", ["u2"])
-    with pytest.raises(PipelineError, match="unknown SLO 'CTRL.send->CTRL.add'"):
+    with pytest.raises(PipelineError, match=r"unknown SLO 'CTRL\.send->CTRL\.add'"):
         analyze(history.frame(), slo={"CTRL.send->CTRL.add": timedelta(seconds=1)})
