@@ -19,11 +19,15 @@ Named groups of ``line_regex`` may be any schema key (``timestamp``, ``stage``, 
 ``trace_id``, ``msg_id``, ``conv_id``, ``actor``, ``peer``, ``source``, ``seq``, ``level``,
 ``recipients``) plus ``tag``, ``msg``, ``prefix`` and ``client_id``. ``kind = "json"`` with a
 ``[json_fields]`` table (schema key = input key) reads JSON lines with other key names.
-Regexes use Rust's regex syntax (as polars does): no look-around.
+Instead of ``line_regex``, ``tag_regex`` (with a ``tag`` group) finds the tag anywhere in the line:
+what comes before it is the ``prefix`` (searched with ``timestamp_regex``), what follows the
+``msg``; that is how the built-in legacy format reads any prefix, and it is several times faster
+than a whole-line regex. Regexes use Rust's regex syntax (as polars does): no look-around.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -43,6 +47,7 @@ _ALLOWED_KEYS: Final = frozenset(
         "name",
         "kind",
         "line_regex",
+        "tag_regex",
         "tags",
         "timestamp_regex",
         "timestamp_format",
@@ -76,6 +81,7 @@ class TextFormat:
 
     name: str
     line_regex: str = ""
+    tag_regex: str = ""
     kind: str = "regex"
     timestamp_regex: str | None = None
     timestamp_format: str | None = None
@@ -105,7 +111,7 @@ class TextFormat:
             return lines[0].lstrip().startswith("{") and all(
                 f'"{k}"' in sample.decode("utf-8", "replace") for k in self.json_fields.values()
             )
-        pattern = self.detect or self.line_regex
+        pattern = self.detect or self.line_regex or self.tag_regex
         hits = pl.Series(lines).str.contains(pattern).sum()
         return bool(hits * 2 >= len(lines))
 
@@ -155,20 +161,18 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     kind = raw.get("kind", "regex")
     if kind not in ("regex", "json"):
         raise FormatError(f"{where}: kind must be 'regex' or 'json', not {kind!r}")
-    line_regex = raw.get("line_regex", "")
     tags = raw.get("tags", [])
-    if "{tags}" in line_regex:
-        import re
-
-        line_regex = line_regex.replace(
-            "{tags}", "|".join(re.escape(t) for t in sorted(tags, key=len, reverse=True))
-        )
+    alternation = "|".join(re.escape(t) for t in sorted(tags, key=len, reverse=True))
+    line_regex = raw.get("line_regex", "").replace("{tags}", alternation)
+    tag_regex = raw.get("tag_regex", "").replace("{tags}", alternation)
     if kind == "regex":
-        if not line_regex:
-            raise FormatError(f"{where}: 'line_regex' is required for kind = 'regex'")
-        _check_regex(where, line_regex)
-        if "(?P<tag>" not in line_regex and "(?P<stage>" not in line_regex:
+        if bool(line_regex) == bool(tag_regex):
+            raise FormatError(f"{where}: give exactly one of 'line_regex' and 'tag_regex'")
+        _check_regex(where, line_regex or tag_regex)
+        if line_regex and "(?P<tag>" not in line_regex and "(?P<stage>" not in line_regex:
             raise FormatError(f"{where}: line_regex needs a named group 'tag' or 'stage'")
+        if tag_regex and "(?P<tag>" not in tag_regex:
+            raise FormatError(f"{where}: tag_regex needs a named group 'tag'")
     elif not raw.get("json_fields"):
         raise FormatError(f"{where}: kind = 'json' needs a [json_fields] table")
     rules = []
@@ -192,6 +196,7 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     return TextFormat(
         name=name,
         line_regex=line_regex,
+        tag_regex=tag_regex,
         kind=kind,
         timestamp_regex=raw.get("timestamp_regex"),
         timestamp_format=raw.get("timestamp_format"),

@@ -39,12 +39,6 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     """Fill ``trace_id`` where it can be derived; drop the private ``_client_id`` column."""
     if "_client_id" not in table.columns:
         table = table.with_columns(pl.lit(None, dtype=pl.String).alias("_client_id"))
-    table = table.with_columns(
-        pl.when(pl.col("_client_id").str.contains(_UUID_RE))
-        .then(pl.col("_client_id").str.to_lowercase())
-        .otherwise(pl.col("_client_id"))
-        .alias("_client_id")
-    )
     need = table.filter(
         pl.col("trace_id").is_null()
         & (pl.col("msg_id").is_not_null() | pl.col("_client_id").is_not_null())
@@ -56,6 +50,48 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     return table.drop("_client_id")
 
 
+def _components(nodes: pl.Series, edges: pl.DataFrame) -> pl.DataFrame:
+    """node -> label (the smallest id of its connected component), by min-label propagation
+    with pointer jumping, on integer ids.
+
+    Components here are tiny (a client id, a server id, maybe a trace id), so this converges in
+    two or three vectorised rounds; no Python runs per id. Returns columns ``node`` (the
+    string) and ``label`` (UInt32)."""
+    n_e = edges.height
+    # One categorical cast over everything gives every distinct string one integer id.
+    codes = (
+        pl.concat([edges.get_column("a"), edges.get_column("b"), nodes.rename("a")])
+        .cast(pl.Categorical)
+        .to_physical()
+    )
+    ea, eb, nid = codes.slice(0, n_e), codes.slice(n_e, n_e), codes.slice(2 * n_e)
+    both = pl.DataFrame({"src": pl.concat([ea, eb]), "dst": pl.concat([eb, ea])})
+    labels = pl.DataFrame({"id": nid, "label": nid})
+    for _ in range(10_000):
+        cand = (
+            both.join(labels, left_on="dst", right_on="id")
+            .group_by("src")
+            .agg(pl.col("label").min().alias("cand"))
+        )
+        new = labels.join(cand, left_on="id", right_on="src", how="left").select(
+            "id", pl.min_horizontal("label", "cand").alias("label")
+        )
+        # pointer jumping: adopt the label's own label, halving long chains each round
+        new = new.join(
+            new.rename({"id": "l2", "label": "ll"}), left_on="label", right_on="l2", how="left"
+        ).select("id", pl.coalesce("ll", "label").alias("label"))
+        changed = (
+            new.join(labels, on="id", suffix="_old")
+            .filter(pl.col("label") != pl.col("label_old"))
+            .height
+        )
+        labels = new
+        if not changed:
+            break
+    by_id = pl.DataFrame({"id": nid, "node": nodes})
+    return by_id.join(labels, on="id").select("node", "label")
+
+
 def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
     m = pl.lit("m:") + pl.col("msg_id")
     c = pl.lit("c:") + pl.col("_client_id")
@@ -65,83 +101,82 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
     # Only rows that can touch the ids in question feed the graph (keeps big JSON inputs cheap).
     relevant = table.filter(
         pl.col("msg_id").is_in(wanted_m.implode()) | pl.col("_client_id").is_in(wanted_c.implode())
-    )
+    ).select(m.alias("m"), c.alias("c"), t.alias("t"))
+    multi = relevant.filter(
+        pl.sum_horizontal(pl.col("m", "c", "t").is_not_null().cast(pl.UInt8)) >= 2
+    ).unique()
     edges = (
         pl.concat(
             [
-                relevant.select(m.alias("a"), c.alias("b")),
-                relevant.select(m.alias("a"), t.alias("b")),
-                relevant.select(c.alias("a"), t.alias("b")),
+                multi.select(pl.col("m").alias("a"), pl.col("c").alias("b")),
+                multi.select(pl.col("m").alias("a"), pl.col("t").alias("b")),
+                multi.select(pl.col("c").alias("a"), pl.col("t").alias("b")),
             ]
         )
         .drop_nulls()
         .unique()
     )
     nodes = (
-        pl.concat(
-            [
-                relevant.select(m.alias("n")),
-                relevant.select(c.alias("n")),
-                relevant.select(t.alias("n")),
-            ]
-        )
+        pl.concat([relevant.get_column("m"), relevant.get_column("c"), relevant.get_column("t")])
         .drop_nulls()
         .unique()
-        .get_column("n")
-        .to_list()
+        .rename("node")
     )
+    labels = _components(nodes, edges)
 
-    parent: dict[str, str] = {n: n for n in nodes}
-
-    def find(x: str) -> str:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in edges.iter_rows():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    groups: dict[str, list[str]] = {}
-    for n in nodes:
-        groups.setdefault(find(n), []).append(n)
-
-    from tracekit.schema import trace_id_from_uuid
-
-    uuid_check = pl.Series([n[2:] for n in nodes if n.startswith("c:")], dtype=pl.String)
-    uuids = set(uuid_check.filter(uuid_check.str.contains(_UUID_RE)).to_list())
-    node_tid: dict[str, str] = {}
-    ambiguous: set[str] = set()
-    for members in groups.values():
-        carried = {n[2:] for n in members if n.startswith("t:")}
-        client_uuids = {n[2:] for n in members if n.startswith("c:") and n[2:] in uuids}
-        if len(carried) > 1 or (not carried and len(client_uuids) > 1):
-            ambiguous.update(members)
-            continue
-        if carried:
-            tid = next(iter(carried))
-        elif client_uuids:
-            tid = trace_id_from_uuid(next(iter(client_uuids)))
-        else:
-            servers = sorted(n[2:] for n in members if n.startswith("m:"))
-            clients = sorted(n[2:] for n in members if n.startswith("c:"))
-            tid = _derived(servers[0] if servers else clients[0])
-        for n in members:
-            node_tid[n] = tid
-    mapping = pl.DataFrame(
-        {"_node": list(node_tid), "_tid": list(node_tid.values())},
-        schema={"_node": pl.String, "_tid": pl.String},
+    kind = pl.col("node").str.slice(0, 2)
+    ident = pl.col("node").str.slice(2)
+    is_uuid = (kind == "c:") & ident.str.contains(_UUID_RE)
+    per = labels.group_by("label").agg(
+        ident.filter(kind == "t:").unique().alias("carried"),
+        ident.filter(is_uuid).str.to_lowercase().unique().alias("uuids"),  # case-blind
+        ident.filter(kind == "m:").min().alias("server"),
+        ident.filter(kind == "c:").min().alias("client"),
     )
-    key = pl.coalesce(m, c).alias("_node")
+    per = per.with_columns(
+        (
+            (pl.col("carried").list.len() > 1)
+            | ((pl.col("carried").list.len() == 0) & (pl.col("uuids").list.len() > 1))
+        ).alias("ambiguous"),
+        pl.coalesce(
+            pl.col("carried").list.first(),
+            pl.col("uuids").list.first().str.replace_all("-", ""),
+        ).alias("tid"),
+    )
+    # A derived id only where neither a carried trace id nor a UUID exists (hashlib: stable).
+    derive = per.filter(pl.col("tid").is_null() & ~pl.col("ambiguous"))
+    if derive.height:
+        seeds = derive.select(pl.coalesce("server", "client")).to_series().to_list()
+        derived = pl.DataFrame(
+            {"label": derive.get_column("label"), "derived": [_derived(x) for x in seeds]}
+        )
+        per = per.join(derived, on="label", how="left").with_columns(
+            pl.coalesce("tid", "derived").alias("tid")
+        )
+    per = per.with_columns(
+        pl.when(pl.col("ambiguous") | (pl.col("tid") == "0" * 32)).then(None).otherwise("tid")
+    )
+    mapping = labels.join(per.select("label", "tid", "ambiguous"), on="label")
+    ambiguous = set(mapping.filter(pl.col("ambiguous")).get_column("node").to_list())
+    kind = pl.col("node").str.slice(0, 2)
+    by_msg = mapping.filter(kind == "m:").select(
+        pl.col("node").str.slice(2).alias("msg_id"), pl.col("tid").alias("_tid_m")
+    )
+    by_client = mapping.filter(kind == "c:").select(
+        pl.col("node").str.slice(2).alias("_client_id"), pl.col("tid").alias("_tid_c")
+    )
+    # Two joins on the plain ids: no per-row key strings over the whole table.
     out = (
-        table.with_columns(key)
-        .join(mapping, on="_node", how="left", maintain_order="left")
-        .with_columns(pl.col("trace_id").fill_null(pl.col("_tid")))
-        .drop("_node", "_tid")
+        table.join(by_msg, on="msg_id", how="left", maintain_order="left")
+        .join(by_client, on="_client_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("trace_id").fill_null(
+                pl.when(pl.col("msg_id").is_not_null())
+                .then(pl.col("_tid_m"))
+                .otherwise(pl.col("_tid_c"))
+            )
+        )
+        .drop("_tid_m", "_tid_c")
     )
     return out, ambiguous
 

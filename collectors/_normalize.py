@@ -60,11 +60,14 @@ def normalize(
     timezone: str | None = None,
     timestamp_format: str | None = None,
     soft_required: tuple[str, ...] = _SOFT_REQUIRED,
+    no_timestamp: str = "missing required key 'timestamp'",
+    keep: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Type and check ``raw``; rows that cannot be events are counted as malformed.
 
     ``soft_required``: the keys whose absence is counted in ``missing`` (text formats derive
-    ``source`` from the file name by design, so they leave it out)."""
+    ``source`` from the file name by design, so they leave it out). ``keep``: extra columns
+    of ``raw`` carried to the output after the schema's."""
     missing_cols = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing_cols:
         raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing_cols)
@@ -79,7 +82,7 @@ def normalize(
     raw = raw.with_columns(times.values.alias("ts"))
     reason = (
         pl.when(pl.col("timestamp").is_null())
-        .then(pl.lit("missing required key 'timestamp'"))
+        .then(pl.lit(no_timestamp))
         .when(pl.col("ts").is_null())
         .then(pl.lit("unparseable timestamp ") + _clip(pl.col("timestamp")))
         .when(pl.col("stage").is_null())
@@ -145,6 +148,7 @@ def normalize(
         "level",
         pl.lit(file, dtype=pl.String).alias("file"),
         pl.col("line").cast(pl.Int64),
+        *keep,
     )
     stats.events += out.height
     return out

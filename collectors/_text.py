@@ -8,11 +8,11 @@ messages across all files (a client log names the client id, the server log the 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
-from tracekit.collectors._formats import TextFormat, legacy_format
+from tracekit.collectors._formats import Rule, TextFormat, legacy_format
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize
 from tracekit.collectors._stats import InputStats
 
@@ -50,25 +50,36 @@ def _decode(data: bytes, file: str, stats: InputStats) -> str:
         return text
 
 
-def read_text(
-    data: bytes,
-    fmt: TextFormat,
-    *,
-    file: str,
-    source: str,
-    stats: InputStats,
-    timezone: str | None = None,
-) -> pl.DataFrame:
-    text = _decode(data, file, stats)
-    if text.endswith("\n"):
-        text = text[:-1]
-    lines = pl.Series("raw", [text]).str.split("\n").explode()
-    stats.lines += lines.len()
-    df = pl.DataFrame([lines]).with_row_index("line", offset=1)
-    df = df.with_columns(pl.col("raw").str.strip_suffix("\r"), pl.col("line").cast(pl.Int64))
+def _lines(data: bytes, file: str, stats: InputStats) -> pl.DataFrame:
+    """The file's lines with 1-based numbers (blank ones included, so numbers stay true).
 
-    too_long = df.filter(pl.col("raw").str.len_bytes() > MAX_TEXT_LINE)
-    if too_long.height:
+    polars' CSV reader with one column and no quoting splits lines in parallel straight from
+    the bytes (blank lines come back as nulls, keeping the numbering); a file containing the
+    unit separator falls back to Python's split."""
+    if b"\x1f" in data:
+        text = _decode(data, file, stats)
+        raw = pl.Series("raw", text.split("\n"), dtype=pl.String)
+        if text.endswith("\n"):
+            raw = raw.head(-1)
+        raw = raw.str.strip_suffix("\r")
+    else:
+        raw = pl.read_csv(
+            data,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"raw": pl.String},
+            encoding="utf8-lossy",
+        ).get_column("raw")
+        raw = raw.fill_null("")
+        if raw.str.contains("\ufffd", literal=True).any():
+            _decode(data, file, stats)  # warns only when the bytes really were invalid
+    stats.lines += raw.len()
+    df = pl.DataFrame([raw]).with_row_index("line", offset=1)
+    df = df.with_columns(pl.col("line").cast(pl.Int64))
+    longest = df.get_column("raw").str.len_bytes().max()
+    if isinstance(longest, int) and longest > MAX_TEXT_LINE:
+        too_long = df.filter(pl.col("raw").str.len_bytes() > MAX_TEXT_LINE)
         stats.malformed_frame(
             file,
             too_long.select(
@@ -81,82 +92,123 @@ def read_text(
             ),
         )
         df = df.filter(pl.col("raw").str.len_bytes() <= MAX_TEXT_LINE)
+    return df
 
-    groups = [g for g in re.findall(r"\(\?P<(\w+)>", fmt.line_regex)]
-    df = df.with_columns(pl.col("raw").str.extract_groups(fmt.line_regex).alias("g")).unnest("g")
+
+def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
+    """prefix / tag / msg around the first tag match.
+
+    ``str.find`` (a DFA search, no captures) gives the byte offset of the tag; the capturing
+    regex then runs anchored on the few bytes of the tag only. Several times faster than one
+    capturing whole-line regex. ``str.slice`` counts characters, so rows whose prefix is not
+    ASCII (offset in bytes != in characters) are redone with a slower exact replace."""
+    plain = re.sub(r"\(\?P<\w+>", "(?:", tag_regex)
+    pos = pl.col("raw").str.find(plain)
+    df = df.with_columns(pos.alias("_p"))
+    df = df.with_columns(
+        pl.col("raw").str.slice(0, pl.col("_p")).alias("prefix"),
+        pl.col("raw").str.slice(pl.col("_p")).alias("_rest"),
+    )
+    df = df.with_columns(
+        pl.col("_rest").str.extract_groups(f"^(?P<_head>{tag_regex})").alias("_g")
+    ).unnest("_g")
+    df = df.with_columns(
+        pl.col("_rest").str.slice(pl.col("_head").str.len_chars()).alias("msg"),
+    )
+    off = df.filter(pl.col("_p").is_not_null() & (pl.col("prefix").str.len_bytes() != pl.col("_p")))
+    if off.height:
+        exact = (
+            pl.col("raw")
+            .str.replace(tag_regex, "\x1f${tag}\x1f", n=1)
+            .str.split_exact("\x1f", 2)
+            .struct.rename_fields(["prefix", "tag", "msg"])
+        )
+        fixed = off.with_columns(exact.alias("_x")).with_columns(
+            pl.col("_x").struct.field("prefix"),
+            pl.col("_x").struct.field("tag"),
+            pl.col("_x").struct.field("msg"),
+        )
+        df = df.update(fixed.select("line", "prefix", "tag", "msg"), on="line")
+    return df.drop("_p", "_rest", "_head")
+
+
+def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> pl.DataFrame:
+    """``_ev`` = "STAGE.action": rules (first match wins), then aliases, then the raw groups.
+
+    Rules run per tag on that tag's rows only, so their cost does not grow with the number of
+    tags."""
+    has_action = "action" in df.columns
+
+    def chain_for(rules: list[Rule]) -> pl.Expr:
+        alias = pl.col(key).replace_strict(fmt.aliases, default=None, return_dtype=pl.String)
+        if has_action:
+            alias = alias.fill_null(pl.col(key) + pl.lit(".") + pl.col("action"))
+        elif not fmt.rules and not fmt.aliases:
+            alias = pl.col(key) + pl.lit(".")
+        chain: Any = None
+        for rule in rules:
+            cond = msg.str.contains(rule.match) if rule.match else pl.lit(True)
+            chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(rule.event))
+        return alias if chain is None else chain.otherwise(alias)
+
+    if not any(r.tag is not None for r in fmt.rules):
+        return df.with_columns(chain_for(list(fmt.rules)).alias("_ev"))
+    pieces = []
+    for part in df.partition_by(key, maintain_order=True):
+        tag = part.get_column(key)[0]
+        rules = [r for r in fmt.rules if r.tag is None or r.tag == tag]
+        pieces.append(part.with_columns(chain_for(rules).alias("_ev")))
+    return pl.concat(pieces).sort("line")
+
+
+def read_text(
+    data: bytes,
+    fmt: TextFormat,
+    *,
+    file: str,
+    source: str,
+    stats: InputStats,
+    timezone: str | None = None,
+) -> pl.DataFrame:
+    df = _lines(data, file, stats)
+    if fmt.tag_regex:
+        df = _split_on_tag(df, fmt.tag_regex)
+        groups = ["prefix", "tag", "msg"]
+        df = df.with_columns(pl.col("msg").str.strip_chars_end())
+    else:
+        groups = re.findall(r"\(\?P<(\w+)>", fmt.line_regex)
+        df = df.with_columns(pl.col("raw").str.extract_groups(fmt.line_regex).alias("g"))
+        df = df.unnest("g")
     key = "tag" if "tag" in groups else "stage"
     matched = pl.col(key).is_not_null()
     blank = pl.col("raw").str.strip_chars() == ""
+    ignored = df.filter(~matched & ~blank).height
+    df = df.filter(matched)
+
+    msg = pl.col("msg") if "msg" in groups else pl.col("raw")
+    df = _stage_action(df, fmt, key, msg)
+    unmapped = df.filter(pl.col("_ev").is_null()).height
+    stats.ignored += ignored + unmapped
+    df = df.filter(pl.col("_ev").is_not_null())
 
     # Timestamps: a group, or the first match of timestamp_regex in the prefix (or line).
     if "timestamp" in groups:
         ts = pl.col("timestamp")
     elif fmt.timestamp_regex:
         where = pl.col("prefix") if "prefix" in groups else pl.col("raw")
-        ts = (
-            pl.when(matched)
-            .then(where)
-            .otherwise(pl.col("raw"))
-            .str.extract(fmt.timestamp_regex, 1)
-        )
+        ts = where.str.extract(fmt.timestamp_regex, 1)
     else:
         ts = pl.lit(None, dtype=pl.String)
-    df = df.with_columns(ts.alias("_ts"))
-    inherited = 0
-    if fmt.untimed == "previous":
-        df = df.with_columns(
-            pl.col("_ts").is_null().alias("_untimed"),
-            pl.col("_ts").forward_fill().alias("_ts"),
-        )
-        inherited = df.filter(matched & pl.col("_untimed") & pl.col("_ts").is_not_null()).height
-
-    n_blank = df.filter(blank).height
-    ignored = df.filter(~matched & ~blank).height
-    df = df.filter(matched)
-
-    # Stage and action: rules (first match wins), then aliases, then the groups as written.
-    msg = pl.col("msg") if "msg" in groups else pl.col("raw")
-    ev: pl.Expr | None = None
-    chain: pl.expr.whenthen.Then | pl.expr.whenthen.ChainedThen | None = None
-    for rule in fmt.rules:
-        cond = pl.lit(True)
-        if rule.tag is not None:
-            cond = cond & (pl.col(key) == rule.tag)
-        if rule.match:
-            cond = cond & msg.str.contains(rule.match)
-        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(rule.event))
-    alias = pl.col(key).replace_strict(fmt.aliases, default=None, return_dtype=pl.String)
-    ev = alias if chain is None else chain.otherwise(alias)
-    if "action" in groups:
-        direct = pl.col(key) + pl.lit(".") + pl.col("action")
-        ev = ev.fill_null(direct)
-    elif not fmt.rules and not fmt.aliases:
-        ev = pl.col(key) + pl.lit(".")
-    df = df.with_columns(ev.alias("_ev"))
-    unmapped = df.filter(pl.col("_ev").is_null()).height
-    stats.ignored += ignored + unmapped
-    df = df.filter(pl.col("_ev").is_not_null())
-    if fmt.untimed == "previous":
-        untimed = df.filter(pl.col("_untimed") & pl.col("_ts").is_not_null()).height
-        if untimed:
-            stats.warn(
-                f"{file}: {untimed} lines have no timestamp; they took the previous line's time"
-            )
-    del inherited, n_blank
 
     parts = pl.col("_ev").str.split_exact(".", 1)
     cols: dict[str, pl.Expr] = {
-        "timestamp": pl.col("_ts"),
+        "timestamp": ts,
         "stage": parts.struct.field("field_0"),
         "action": parts.struct.field("field_1").replace("", None),
-        "event": (
-            pl.lit("[") + pl.col(key) + pl.lit("] ") + msg
-            if key == "tag"
-            else pl.col("msg" if "msg" in groups else "raw")
-        ),
+        "event": (pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if key == "tag" else msg),
     }
     for name in [*RAW_COLUMNS, "client_id"]:
-        if name in cols or name in ("dropped",):
+        if name in cols or name == "dropped":
             continue
         if name in groups:
             cols[name] = pl.col(name).replace("", None)
@@ -167,18 +219,27 @@ def read_text(
     actor = _actor_for(source, fmt)
     if actor is not None:
         cols["actor"] = cols["actor"].fill_null(pl.lit(actor))
+    # One select: the regexes run in parallel, one per column.
     raw = df.select(pl.col("line"), *(e.alias(k) for k, e in cols.items()))
-    out = normalize(
-        raw.drop("client_id"),
+    if fmt.untimed == "previous":
+        untimed = raw.get_column("timestamp").is_null()
+        raw = raw.with_columns(pl.col("timestamp").forward_fill())
+        n_inherited = int((untimed & raw.get_column("timestamp").is_not_null()).sum())
+        if n_inherited:
+            stats.warn(
+                f"{file}: {n_inherited} lines have no timestamp; "
+                "they took the previous event line's time"
+            )
+    soft = ("event", "actor", "seq") + (("source",) if "source" in groups else ())
+    return normalize(
+        raw.rename({"client_id": "_client_id"}),
         file=file,
         source=source,
         stats=stats,
         timezone=timezone or fmt.timezone,
         timestamp_format=fmt.timestamp_format,
-        soft_required=("event", "actor", "seq")
-        if "source" not in groups
-        else ("event", "actor", "seq", "source"),
+        soft_required=soft,
+        no_timestamp="no timestamp on the line"
+        + (" nor on an event line before it" if fmt.untimed == "previous" else ""),
+        keep=("_client_id",),  # for linking across files (tracekit.collectors._link)
     )
-    # Carry the client id for linking (normalize keeps row order and only drops malformed rows).
-    ids = raw.select("line", pl.col("client_id").alias("_client_id"))
-    return out.join(ids, on="line", how="left", maintain_order="left")

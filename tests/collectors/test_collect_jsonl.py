@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import polars as pl
-from conftest import T1, T2, event, jl, ts
+from collectors_helpers import T1, T2, event, jl, ts
 
 from tracekit.collectors import MemorySource, collect
 from tracekit.table import EVENT_SCHEMA

@@ -13,7 +13,7 @@ import orjson
 import polars as pl
 import pytest
 import zstandard
-from conftest import jl
+from collectors_helpers import jl
 
 from tracekit.collectors import Collected, FileSource, StdinSource, collect
 from tracekit.collectors._sources import expand_paths, source_name_from_path

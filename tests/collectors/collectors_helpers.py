@@ -1,0 +1,65 @@
+"""Shared helpers of the collectors tests (a unique module name: conftest.py is not importable
+unambiguously when several test directories have one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_logs"
+
+T1 = "3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b"
+T2 = "9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d"
+
+
+def ts(text: str) -> datetime:
+    """'10:00:01.5' -> 2026-11-25 10:00:01.5 UTC."""
+    hms, _, frac = text.partition(".")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return datetime(2026, 11, 25, h, m, s, int((frac or "0").ljust(6, "0")[:6]), tzinfo=UTC)
+
+
+def event(**kw: Any) -> dict[str, Any]:
+    """A full table row with nulls where not given (EVENT_SCHEMA order)."""
+    row: dict[str, Any] = dict.fromkeys(
+        (
+            "timestamp",
+            "stage",
+            "action",
+            "event",
+            "trace_id",
+            "msg_id",
+            "conv_id",
+            "actor",
+            "peer",
+            "source",
+            "seq",
+            "span_id",
+            "recipients",
+            "level",
+            "file",
+            "line",
+        )
+    )
+    for k, v in kw.items():
+        assert k in row, k
+        row[k] = v
+    return row
+
+
+def jl(**kw: Any) -> dict[str, Any]:
+    """A schema v1 JSON-lines event with sensible defaults."""
+    base: dict[str, Any] = {
+        "timestamp": "2026-11-25T10:00:00.000000Z",
+        "stage": "CTRL",
+        "action": "send",
+        "event": "CTRL send",
+        "trace_id": T1,
+        "actor": "u1",
+        "source": "client-u1",
+        "seq": 1,
+    }
+    base.update(kw)
+    return base
