@@ -154,7 +154,10 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
             pl.coalesce("tid", "derived").alias("tid")
         )
     per = per.with_columns(
-        pl.when(pl.col("ambiguous") | (pl.col("tid") == "0" * 32)).then(None).otherwise("tid")
+        pl.when(pl.col("ambiguous") | (pl.col("tid") == "0" * 32))
+        .then(None)
+        .otherwise(pl.col("tid"))
+        .alias("tid")
     )
     mapping = labels.join(per.select("label", "tid", "ambiguous"), on="label")
     ambiguous = set(mapping.filter(pl.col("ambiguous")).get_column("node").to_list())

@@ -1,0 +1,243 @@
+"""Legacy bracket text: prefixes, stage mapping from configuration, linking, unlinked lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from collectors_helpers import T1, T2, event, ts
+
+from tracekit.collectors import MemorySource, collect
+from tracekit.collectors._link import _derived
+
+U1 = "3f2b8c1e-5d4a-4e8f-9a7b-1c2d3e4f5a6b"
+
+
+def legacy(lines: list[str], name: str = "client-u1.log") -> MemorySource:
+    return MemorySource(lines, name=name, source_name=name.removesuffix(".log"), format="legacy")
+
+
+def test_exact_events_behind_common_prefixes() -> None:
+    src = legacy(
+        [
+            f'2026-11-25T10:00:01.000000000Z stdout F [CTRL] sendMessage: "Hello" clientMsgId={U1}',
+            f"[2026-11-25T10:00:01.001Z] main.dart.js:4218 [REST] Sending message: clientMsgId={U1} conversationId=conv-42",
+            "2026-11-25 10:00:01.030 I/flutter ( 4242): [REST-SEND] Message sent: id=msg-1001 "
+            f"clientMsgId={U1}",
+            "   ",
+            "Some unrelated line",
+            "2026-11-25T10:00:01.040+00:00 [WS-RECV] Received event type=typing",
+            "2026-11-25T11:00:01.050+01:00 [WS-RECV] Received event type=message:created id=msg-1001",
+        ]
+    )
+    got = collect([src], timezone="UTC")
+    assert got.events.collect().to_dicts() == [
+        event(
+            timestamp=ts("10:00:01"),
+            stage="CTRL",
+            action="send",
+            event=f'[CTRL] sendMessage: "Hello" clientMsgId={U1}',
+            trace_id=T1,
+            actor="u1",
+            source="client-u1",
+            file="client-u1.log",
+            line=1,
+        ),
+        event(
+            timestamp=ts("10:00:01.001"),
+            stage="REST",
+            action="request",
+            event=f"[REST] Sending message: clientMsgId={U1} conversationId=conv-42",
+            trace_id=T1,
+            conv_id="conv-42",
+            actor="u1",
+            source="client-u1",
+            file="client-u1.log",
+            line=2,
+        ),
+        event(
+            timestamp=ts("10:00:01.030"),
+            stage="REST",
+            action="response",
+            event=f"[REST-SEND] Message sent: id=msg-1001 clientMsgId={U1}",
+            trace_id=T1,
+            msg_id="msg-1001",
+            actor="u1",
+            source="client-u1",
+            file="client-u1.log",
+            line=3,
+        ),
+        event(
+            timestamp=ts("10:00:01.050"),
+            stage="WS-RECV",
+            action="receive",
+            event="[WS-RECV] Received event type=message:created id=msg-1001",
+            trace_id=T1,
+            msg_id="msg-1001",
+            actor="u1",
+            source="client-u1",
+            file="client-u1.log",
+            line=7,
+        ),
+    ]
+    inputs = got.inputs
+    assert (inputs.lines, inputs.events, inputs.ignored, inputs.malformed, inputs.unlinked) == (
+        7,
+        4,
+        2,
+        0,
+        0,
+    )
+    assert inputs.missing == {"seq": 4}  # legacy lines carry no seq: no log-gap analysis
+
+
+def test_linking_across_files_and_derived_ids() -> None:
+    client = legacy(
+        [
+            "2026-11-25T10:00:05.100Z [CTRL] sendMessage: clientMsgId=tmp-17",
+            "2026-11-25T10:00:05.125Z [REST-SEND] Message sent: id=msg-1003 clientMsgId=tmp-17",
+        ],
+        name="client-u2.log",
+    )
+    server = legacy(
+        [
+            "2026-11-25T10:00:05.110Z [REST] Persisted message id=msg-1003 conversationId=c from=u2",
+            "2026-11-25T10:00:05.113Z [WS-BROADCAST] Sending to userId=u1 id=msg-1003",
+        ],
+        name="chat-server.log",
+    )
+    # the server log alone does not know the client id: a derived id from the server id
+    alone = collect([server]).events.collect()
+    assert alone.get_column("trace_id").to_list() == [_derived("msg-1003")] * 2
+    both = collect([client, server]).events.collect()
+    assert both.get_column("trace_id").to_list() == [_derived("msg-1003")] * 4
+    assert both.get_column("actor").to_list() == ["u2", "u2", "u2", "server"]
+    assert both.get_column("peer").to_list() == [None, None, None, "u1"]
+
+
+def test_json_trace_ids_reach_legacy_lines() -> None:
+    server_json = MemorySource(
+        [
+            {
+                "timestamp": "2026-11-25T10:00:03.010Z",
+                "stage": "REST",
+                "action": "persist",
+                "event": "REST persist",
+                "trace_id": T2,
+                "msg_id": "msg-1002",
+                "actor": "u1",
+                "source": "chat-server-1",
+                "seq": 1,
+            }
+        ],
+        name="server.jsonl",
+    )
+    client = legacy(
+        ["2026-11-25T10:00:03.019Z [WS-RECV] Received event type=message:created id=msg-1002"]
+    )
+    got = collect([server_json, client]).events.collect()
+    assert got.get_column("trace_id").to_list() == [T2, T2]
+
+
+def test_unlinked_and_ambiguous_are_reported_not_guessed() -> None:
+    other = "11111111-2222-4333-8444-555555555555"
+    src = legacy(
+        [
+            "2026-11-25T10:00:00Z [WS-RECV] Received event type=message:created",
+            f"2026-11-25T10:00:01Z [REST-SEND] Message sent: id=m9 clientMsgId={U1}",
+            f"2026-11-25T10:00:02Z [REST-SEND] Message sent: id=m9 clientMsgId={other}",
+            "2026-11-25T10:00:03Z [REPO] Added message to store id=m9",
+            "2026-11-25T10:00:04Z [REST] Fetching messages conversationId=c1",
+        ]
+    )
+    got = collect([src])
+    frame = got.events.collect()
+    assert frame.get_column("trace_id").to_list() == [None, None, None, None, None]
+    assert got.inputs.unlinked == 4  # the history fetch is not a message event
+    assert got.inputs.unlinked_examples == [
+        "client-u1.log:1: no message id on the line: WS-RECV.receive",
+        "client-u1.log:2: ambiguous: its ids link to more than one message: REST.response",
+        "client-u1.log:3: ambiguous: its ids link to more than one message: REST.response",
+        "client-u1.log:4: ambiguous: its ids link to more than one message: REPO.add",
+    ]
+
+
+def test_untimed_lines_and_naive_times() -> None:
+    src = legacy(
+        [
+            "[CTRL] sendMessage: clientMsgId=a",
+            "2026-11-25 10:00:00.500 [CTRL] sendMessage: clientMsgId=b",
+            "I/flutter ( 1): [CTRL] sendMessage: clientMsgId=c",
+        ]
+    )
+    got = collect([src], timezone="Europe/Berlin")
+    frame = got.events.collect()
+    assert frame.get_column("timestamp").to_list() == [ts("09:00:00.5"), ts("09:00:00.5")]
+    assert frame.get_column("line").to_list() == [2, 3]
+    assert got.inputs.examples == [
+        "client-u1.log:1: no timestamp on the line nor on an event line before it"
+    ]
+    assert got.inputs.warnings == [
+        "client-u1.log: 1 lines have no timestamp; they took the previous event line's time"
+    ]
+
+
+def test_long_lines_and_invalid_utf8() -> None:
+    data = (
+        b"2026-11-25T10:00:00Z [CTRL] sendMessage: clientMsgId=a\n"
+        + b"2026-11-25T10:00:01Z [CTRL] "
+        + b"x" * 2_000_000
+        + b"\n"
+        + b'2026-11-25T10:00:02Z [CTRL] sendMessage: "caf\xe9" clientMsgId=b\n'
+        + b"\x00\x01\x02garbage\n"
+    )
+    got = collect([MemorySource(data, name="c.log", format="legacy")])
+    frame = got.events.collect()
+    assert frame.get_column("line").to_list() == [1, 3]
+    assert frame.get_column("event").to_list()[1] == '[CTRL] sendMessage: "caf\ufffd" clientMsgId=b'
+    assert got.inputs.examples == ["c.log:2: line too long (2.0 MB), not parsed"]
+    assert got.inputs.warnings == [
+        "c.log: invalid UTF-8 bytes were replaced by U+FFFD; those lines are kept"
+    ]
+    assert got.inputs.ignored == 1
+
+
+def test_sample_legacy_logs(samples: Path) -> None:
+    got = collect([samples / "legacy"], timezone="UTC")
+    frame = got.events.collect()
+    inputs = got.inputs.to_dict()
+    assert {k: inputs[k] for k in ("files", "lines", "events", "malformed", "unlinked")} == {
+        "files": 3,
+        "lines": 47,
+        "events": 40,
+        "malformed": 0,
+        "unlinked": 1,
+    }
+    assert inputs["unlinked_examples"] == [
+        f"{samples / 'legacy' / 'client-u2.log'}:9: no message id on the line: WS-RECV.receive"
+    ]
+    assert inputs["warnings"] == []
+    derived = _derived("msg-1003")
+    per_trace = (
+        frame.filter(pl.col("trace_id").is_not_null())
+        .group_by("trace_id")
+        .agg(pl.len())
+        .sort("trace_id")
+        .rows()
+    )
+    assert per_trace == sorted([(T1, 13), (T2, 11), (derived, 13)])
+    # the seed race: u2 received msg-1002 while its history fetch was in flight, and never
+    # added it (no REPO.add / CTRL.add for u2)
+    u2 = frame.filter(pl.col("source") == "client-u2").select(
+        "timestamp", "stage", "action", "msg_id"
+    )
+    race = u2.filter(
+        (pl.col("timestamp") >= ts("10:00:03")) & (pl.col("timestamp") < ts("10:00:04"))
+    ).rows()
+    assert race == [
+        (ts("10:00:03.002"), "REST", "fetch_start", None),
+        (ts("10:00:03.019"), "WS-RECV", "receive", "msg-1002"),
+        (ts("10:00:03.150"), "REST", "fetch_end", None),
+    ]
+    starts = frame.filter(pl.col("action") == "start").get_column("recipients").to_list()
+    assert starts == [["u1", "u2"]] * 3
