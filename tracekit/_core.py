@@ -476,10 +476,14 @@ class _Stage:
             if emitter.spans is not None:
                 msg = _current.get()
                 parent = msg.parent_span_id if msg is not None else None
-                spec = {**self._fields, "source": emitter.source}
-                spec.setdefault("actor", emitter.actor)
                 self._span, self._token = emitter.spans.start(
-                    self._stage, self._action, spec, parent, self._start
+                    self._stage,
+                    self._action,
+                    self._fields,
+                    emitter.source,
+                    emitter.actor,
+                    parent,
+                    self._start,
                 )
         except Exception:
             emitter.internal_errors += 1

@@ -42,6 +42,11 @@ _KIND = {
     ("WS-RECV", "receive"): SpanKind.CONSUMER,
 }
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_OPTIONAL = (
+    ("msg_id", "messaging.message.id"),
+    ("conv_id", "messaging.message.conversation_id"),
+    ("peer", "tracekit.peer"),
+)
 
 
 def _phantom_parent_id(trace_id: str) -> int:
@@ -59,14 +64,17 @@ class SpanFactory:
         source = provider if provider is not None else trace.get_tracer_provider()
         self._tracer = source.get_tracer("tracekit", __version__)
         # The remote parent of the last message seen: consecutive stages of one message reuse it.
-        self._parent_key: tuple[int, int] | None = None
-        self._parent_ctx: otel_context.Context | None = None
+        # One tuple, replaced whole, so threads never see a key with another key's context.
+        self._parent: tuple[tuple[int, int], otel_context.Context] | None = None
+        self._names: dict[tuple[str, str], str] = {}
 
     def start(
         self,
         stage: str,
         action: str,
         fields: dict[str, Any],
+        source: str,
+        actor: str,
         parent_span_id: str | None,
         start_ns: int,
     ) -> tuple[Span, object]:
@@ -77,30 +85,30 @@ class SpanFactory:
             current = trace.get_current_span().get_span_context()
             if not (current.is_valid and current.trace_id == tid):
                 sid = int(parent_span_id, 16) if parent_span_id else _phantom_parent_id(trace_id)
-                if self._parent_key == (tid, sid):
-                    parent = self._parent_ctx
+                cached = self._parent
+                if cached is not None and cached[0] == (tid, sid):
+                    parent = cached[1]
                 else:
                     remote = SpanContext(tid, sid, is_remote=True, trace_flags=_SAMPLED)
                     parent = trace.set_span_in_context(NonRecordingSpan(remote))
-                    self._parent_key, self._parent_ctx = (tid, sid), parent
+                    self._parent = ((tid, sid), parent)
         # Few attributes on purpose: the SDK validates each one (about 1 us apiece).
         attributes: dict[str, Any] = {
             "messaging.operation.type": _OPERATION.get(action, "process"),
             "tracekit.stage": stage,
             "tracekit.action": action,
+            "tracekit.actor": str(fields.get("actor") or actor),
+            "tracekit.source": source,
         }
-        for key, attr in (
-            ("msg_id", "messaging.message.id"),
-            ("conv_id", "messaging.message.conversation_id"),
-            ("actor", "tracekit.actor"),
-            ("peer", "tracekit.peer"),
-            ("source", "tracekit.source"),
-        ):
+        for key, attr in _OPTIONAL:
             value = fields.get(key)
             if value is not None:
                 attributes[attr] = str(value)
+        name = self._names.get((stage, action))
+        if name is None:
+            name = self._names[(stage, action)] = f"{stage} {action}"
         span = self._tracer.start_span(
-            f"{stage} {action}",
+            name,
             context=parent,
             kind=_KIND.get((stage, action), SpanKind.INTERNAL),
             attributes=attributes,
