@@ -1,0 +1,157 @@
+"""The report as a whole: JSON shape, summary, recipients, edge cases, timeline."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from tracekit.analyzers import FINDING_SCHEMA, analyze, timeline
+from tracekit.table import empty_events
+
+
+def test_json_report_has_exactly_the_design_keys(history):
+    history.message(1, "u1", ["u2"], t=0, stop={"u2": "CTRL.add"})
+    history.tail()
+    inputs = {"files": 3, "lines": 20, "events": 19, "malformed": 1}
+    doc = analyze(history.frame(), inputs=inputs).to_dict()
+    json.dumps(doc)  # serialisable as is
+    assert list(doc) == ["schema", "inputs", "summary", "findings", "latency", "clock"]
+    assert doc["schema"] == "tracekit.report/1"
+    assert doc["inputs"] == inputs
+    assert set(doc["summary"]) >= {
+        "messages",
+        "deliveries_expected",
+        "delivered",
+        "drop",
+        "in_flight",
+        "duplicate",
+        "unexpected",
+        "reorder",
+        "latency_outlier",
+        "slo_breach",
+        "race",
+        "log_gap",
+    }
+    (finding,) = doc["findings"]
+    assert list(finding)[:9] == [
+        "kind",
+        "trace_id",
+        "recipient",
+        "stage",
+        "last_seen",
+        "conv_id",
+        "source",
+        "detail",
+        "evidence",
+    ]
+    assert finding["evidence"] == [{"file": "client-u2.jsonl", "line": 2}]
+    assert finding["at"] == "2026-02-09T12:00:00.035000Z"
+    assert set(doc["latency"]) == {"hops", "end_to_end"}
+    assert set(doc["latency"]["end_to_end"]) == {"count", "p50_ms", "p95_ms", "p99_ms", "max_ms"}
+    assert {c["source"] for c in doc["clock"]} == {"client-u1", "client-u2", "server-1"}
+    assert set(doc["clock"][0]) >= {"source", "offset_ms", "uncertainty_ms"}
+
+
+def test_inputs_default_to_zeros_and_empty_input_is_a_clean_report():
+    report = analyze(empty_events())
+    doc = report.to_dict()
+    assert doc["inputs"] == {"files": 0, "lines": 0, "events": 0, "malformed": 0}
+    assert doc["findings"] == [] and doc["clock"] == []
+    assert doc["summary"]["messages"] == 0
+    assert doc["latency"]["end_to_end"]["count"] == 0
+    assert report.findings.schema == FINDING_SCHEMA
+
+
+def test_recipients_from_membership_when_the_broadcast_names_none(history):
+    history.message(1, "u1", ["u2", "u3"], t=0)  # u1, u2, u3 are seen in c1
+    t2 = history.message(2, "u2", None, t=1000)  # legacy broadcast: no recipients list
+    # the server still delivered it to u1 (fine) and u3 (who never got it into the UI)
+    history.ev(1025, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, peer="u1")
+    history.ev(1030, "WS-RECV.receive", "client-u1", "u1", trace=t2)
+    history.ev(1031, "REPO.add", "client-u1", "u1", trace=t2)
+    history.ev(1032, "CTRL.add", "client-u1", "u1", trace=t2)
+    history.ev(1025, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, peer="u3")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 1}
+    assert report.summary["deliveries_expected"] == 4
+
+
+def test_sender_who_is_also_a_recipient(history):
+    t1 = history.message(1, "u1", ["u1", "u2"], t=0, stop={"u1": "REPO.add"})
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t1, "u1", "REPO.add", "WS-RECV.receive")]
+    assert report.summary["deliveries_expected"] == 2
+
+
+def test_conversation_with_one_member(history):
+    history.message(1, "u1", ["u1"], conv="solo", t=0)
+    history.message(2, "u1", [], conv="solo", t=1000)  # a server that does not echo
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["deliveries_expected"] == 1
+    assert report.summary["delivered"] == 1
+
+
+def test_recipient_reconnecting_gets_it_from_history(history):
+    # deliver went to a dead socket (no receive); after reconnecting, a history load adds it.
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    history.ev(200, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(230, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(231, "REPO.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(232, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["delivered"] == 1
+
+
+def test_meta_events_are_never_hops(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(50, "TRACEKIT.dropped", "client-u2", "u2", trace=t1)
+    history.ev(51, "TRACEKIT.configured", "client-u2", "u2")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def test_timeline_of_one_message(history):
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0, stop={"u3": "REPO.add"})
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    tl = timeline(history.frame(), t1)
+    assert tl.columns == [
+        "recipient",
+        "hop",
+        "stage_action",
+        "reached",
+        "count",
+        "source",
+        "timestamp",
+        "latency_ms",
+        "file",
+        "line",
+    ]
+    got = tl.select("recipient", "stage_action", "reached", "latency_ms")
+    rows = got.rows()
+    assert rows[:5] == [
+        (None, "CTRL.send", True, None),
+        (None, "REST.request", True, 5.0),
+        (None, "REST.persist", True, 5.0),
+        (None, "REST.response", True, 5.0),
+        (None, "WS-BROADCAST.start", True, 10.0),
+    ]
+    assert rows[5:9] == [
+        ("u2", "WS-BROADCAST.deliver", True, 5.0),
+        ("u2", "WS-RECV.receive", True, 5.0),
+        ("u2", "REPO.add", True, 5.0),
+        ("u2", "CTRL.add", True, 5.0),
+    ]
+    assert rows[11:] == [("u3", "REPO.add", False, None), ("u3", "CTRL.add", False, None)]
+    assert tl.filter(pl.col("stage_action") == "REST.persist")["source"][0] == "server-1"
+    assert timeline(history.frame(), "f" * 32).is_empty()

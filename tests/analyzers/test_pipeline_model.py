@@ -1,0 +1,127 @@
+"""The pipeline model: the built-in one, custom TOML models and their validation."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+
+import pytest
+
+from tracekit.analyzers import analyze, default_pipeline, load_pipeline
+from tracekit.errors import PipelineError
+
+CUSTOM = """
+[pipeline]
+name = "mini"
+grace_ms = 1000
+
+[roles]
+send = "APP.send"
+persist = "API.store"
+final = "APP.show"
+
+[[hops]]
+id = "APP.send"
+
+[[hops]]
+id = "API.store"
+after = ["APP.send"]
+emitter = "server"
+
+[[hops]]
+id = "APP.show"
+after = ["API.store"]
+scope = "recipient"
+recipient = "actor"
+
+[slo]
+end_to_end_ms = 100
+"API.store->APP.show" = 50
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "pipeline.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_default_pipeline_is_the_design_one():
+    p = default_pipeline()
+    assert p.ids == (
+        "CTRL.send",
+        "REST.request",
+        "REST.persist",
+        "REST.response",
+        "WS-BROADCAST.start",
+        "WS-BROADCAST.deliver",
+        "WS-RECV.receive",
+        "REPO.add",
+        "CTRL.add",
+    )
+    assert p.hop("WS-BROADCAST.deliver").recipient == "peer"
+    assert p.hop("CTRL.add").recipient == "actor"
+    assert p.slo == {"end_to_end": timedelta(milliseconds=500)}
+    assert p.grace == timedelta(seconds=5)
+    assert p.descendants("REST.persist") >= {"REST.response", "CTRL.add"}
+
+
+def test_custom_pipeline_loads_and_analyzes(tmp_path, history):
+    p = load_pipeline(_write(tmp_path, CUSTOM))
+    assert p.name == "mini" and p.edges == (("APP.send", "API.store"), ("API.store", "APP.show"))
+    assert p.slo["API.store->APP.show"] == timedelta(milliseconds=50)
+    trace = history.tid(1)
+    history.ev(0, "APP.send", "client-u1", "u1", trace=trace, conv_id="c1")
+    history.ev(10, "API.store", "server-1", "u1", trace=trace, conv_id="c1")
+    history.ev(20, "APP.show", "client-u1", "u1", trace=trace, conv_id="c1")
+    history.ev(20, "APP.show", "client-u2", "u2", trace=trace, conv_id="c1")
+    t2 = history.tid(2)
+    history.ev(100, "APP.send", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(110, "API.store", "server-1", "u2", trace=t2, conv_id="c1")
+    history.ev(120, "APP.show", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail(5000)
+    report = analyze(history.frame(), pipeline=p)
+    # no recipients list: membership of c1 = u1, u2; the sender u2 did show it, u1 did not
+    assert history.kinds(report.findings) == [("drop", t2, "u1", "APP.show", "API.store")]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('[[hops]]\nid = "APP.send"', '[[hops]]\nid = "APPsend"'), "'id' must be 'STAGE.action'"),
+        (
+            ('after = ["APP.send"]\nemitter', 'after = ["APP.nope"]\nemitter'),
+            "unknown hop 'APP.nope'",
+        ),
+        (('scope = "recipient"', 'scope = "everyone"'), "'scope' must be 'message' or 'recipient'"),
+        (('recipient = "actor"', 'recipient = "peer2"'), "needs 'recipient' = 'peer' or 'actor'"),
+        (('send = "APP.send"', 'send = "API.store"'), "must be a first hop"),
+        (("grace_ms = 1000", "grace_ms = -1"), "grace_ms: must be a non-negative number"),
+        (("end_to_end_ms = 100", "e2e = 100"), "unknown key 'e2e'"),
+        (('name = "mini"', 'name = "mini"\ncolour = "red"'), "unknown key(s) 'colour'"),
+        (('emitter = "server"', 'emitter = "cloud"'), "'emitter' must be"),
+    ],
+)
+def test_invalid_models_name_the_problem(tmp_path, change, message):
+    old, new = change
+    assert old in CUSTOM
+    with pytest.raises(PipelineError) as err:
+        load_pipeline(_write(tmp_path, CUSTOM.replace(old, new, 1)))
+    assert message in str(err.value)
+    assert "pipeline.toml" in str(err.value)
+
+
+def test_cycles_duplicates_and_unreadable_files(tmp_path):
+    cyc = CUSTOM.replace('id = "APP.send"', 'id = "APP.send"\nafter = ["APP.show"]')
+    with pytest.raises(PipelineError, match="cycle"):
+        load_pipeline(_write(tmp_path, cyc))
+    dup = CUSTOM + '\n[[hops]]\nid = "APP.send"\n'
+    with pytest.raises(PipelineError, match="duplicate hop id"):
+        load_pipeline(_write(tmp_path, dup))
+    with pytest.raises(PipelineError, match="not valid TOML"):
+        load_pipeline(_write(tmp_path, "[[hops"))
+    with pytest.raises(PipelineError, match="cannot read pipeline model"):
+        load_pipeline(tmp_path / "missing.toml")
+    no_send = CUSTOM.replace('send = "APP.send"\n', "")
+    with pytest.raises(PipelineError, match="missing required role 'send'"):
+        load_pipeline(_write(tmp_path, no_send))
