@@ -205,7 +205,8 @@ def read_text(
         "timestamp": ts,
         "stage": parts.struct.field("field_0"),
         "action": parts.struct.field("field_1").replace("", None),
-        "event": (pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if key == "tag" else msg),
+        # the legacy line as written from its tag on; a user format's msg group (or line)
+        "event": (pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if fmt.tag_regex else msg),
     }
     for name in [*RAW_COLUMNS, "client_id"]:
         if name in cols or name == "dropped":
