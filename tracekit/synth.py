@@ -416,21 +416,28 @@ def _inject(
         m.extra_msg_id = True
         truth.append(Expected("duplicate", m.trace, None, "REST.persist", None))
     elif kind == "reorder":
-        # The next message of the same conversation to the same recipient: swap the order in
-        # which the recipient's store applies the two (emission order only).
-        nxt = next(
-            (
-                n
-                for n in plans
-                if n.conv == m.conv
-                and n.t["CTRL.send"] > m.t["CTRL.send"]
-                and r in n.r
-                and n.trace not in used
-            ),
-            None,
-        )
-        if nxt is None:
-            raise ValueError("no later message to reorder with: generate more messages")
+        # A message and the next one of its conversation to the same recipient: swap the order
+        # in which the recipient's store applies the two (emission order only).
+        order = list(pool)
+        rng.shuffle(order)
+        for i in order:
+            m = plans[i]
+            for r in sorted(x for x in m.recipients if x != m.sender):
+                nxt = next(
+                    (
+                        n
+                        for n in plans[i + 1 :]
+                        if n.conv == m.conv and r in n.r and n.reconnect != r
+                    ),
+                    None,
+                )
+                if nxt is not None and nxt.trace not in used:
+                    break
+            else:
+                continue
+            break
+        else:
+            raise ValueError("no two messages to reorder: generate more messages")
         a, b = m.r[r], nxt.r[r]
         a["_emit_ctrl"], b["_emit_ctrl"] = b["CTRL.add"] + 0.6, a["CTRL.add"] + 0.6
         truth.append(Expected("reorder", m.trace, r, "CTRL.add", None))
