@@ -171,20 +171,21 @@ class OTLPReceiver:
         return f"http://{host}:{self.port}"
 
     def _handle(self, req: Any) -> None:
-        path = req.path.split("?", 1)[0]
-        if path not in ("/v1/traces", "/v1/logs"):
-            req._reply(404, b"only /v1/traces and /v1/logs\n")
-            return
         try:
             length = int(req.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY:
             self.rejected += 1
-            req.close_connection = True
+            req.close_connection = True  # the unread body must not be taken for a request
             req._reply(413, b"body too large or without Content-Length\n")
             return
+        # Read the body before any reply so a keep-alive connection stays in step.
         body = req.rfile.read(length)
+        path = req.path.split("?", 1)[0]
+        if path not in ("/v1/traces", "/v1/logs"):
+            req._reply(404, b"only /v1/traces and /v1/logs\n")
+            return
         ctype = (req.headers.get("Content-Type") or "application/x-protobuf").lower()
         if not ctype.startswith(("application/json", "application/x-protobuf")):
             self.rejected += 1

@@ -1,0 +1,317 @@
+"""OTLP: JSON exports on disk, and the OTLP/HTTP receiver fed by the real exporters."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import polars as pl
+import pytest
+from collectors_helpers import T1, T2, event, ts
+
+from tracekit.collectors import MemorySource, collect
+from tracekit.collectors.otlp_receiver import OTLPReceiver
+
+NS = 1_795_600_800_000_000_000  # 2026-11-25T10:00:00Z
+
+
+def test_sample_otlp_exports(samples: Path) -> None:
+    got = collect([samples / "otlp"])
+    frame = got.events.collect()
+    traces = samples / "otlp" / "traces.jsonl"
+    server = frame.filter(pl.col("source") == "chat-server-1")
+    assert server.to_dicts()[1] == event(
+        timestamp=ts("10:00:01.012"),
+        stage="WS-BROADCAST",
+        action="start",
+        event="WS-BROADCAST start",
+        trace_id=T1,
+        msg_id="msg-1001",
+        conv_id="conv-42",
+        actor="server",
+        source="chat-server-1",
+        seq=2,
+        span_id=server.get_column("span_id")[1],
+        recipients=["u1", "u2"],
+        file=str(traces),
+        line=1,
+    )
+    assert frame.height == 13
+    inputs = got.inputs
+    assert (inputs.events, inputs.ignored, inputs.malformed) == (13, 2, 0)
+    logs = frame.filter(pl.col("source") == "client-u2-91c0")
+    assert logs.select("stage", "action", "level", "seq").rows() == [
+        ("WS-RECV", "receive", "info", 1),
+        ("REPO", "add", "info", 2),
+        ("CTRL", "add", "info", 3),
+    ]
+    assert set(frame.get_column("trace_id")) == {T1}
+
+
+def test_otlp_json_bad_lines() -> None:
+    good = {"resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 1)]}]}]}
+    data = orjson.dumps(good) + b"\n{oops\n" + orjson.dumps({"other": 1}) + b"\n"
+    got = collect([MemorySource(data, name="x.jsonl", format="otlp")])
+    assert got.events.collect().height == 1
+    assert [e.split(": ")[0] for e in got.inputs.examples] == ["x.jsonl:2", "x.jsonl:3"]
+
+
+def _span_json(stage: str, action: str, ms: int) -> dict[str, Any]:
+    return {
+        "traceId": T2,
+        "spanId": "00f067aa0ba902b7",
+        "name": f"{stage} {action}",
+        "startTimeUnixNano": str(NS + ms * 1_000_000),
+        "endTimeUnixNano": str(NS + ms * 1_000_000 + 1000),
+        "attributes": [
+            {"key": "tracekit.stage", "value": {"stringValue": stage}},
+            {"key": "tracekit.action", "value": {"stringValue": action}},
+            {"key": "tracekit.actor", "value": {"stringValue": "u1"}},
+            {"key": "tracekit.source", "value": {"stringValue": "client-u1"}},
+            {"key": "tracekit.seq", "value": {"intValue": "5"}},
+        ],
+    }
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Any:
+    out = tmp_path / "events.jsonl"
+    with OTLPReceiver(out, port=0) as rx:
+        yield rx, out
+
+
+def _tracer_provider(url: str, **kw: Any) -> Any:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "chat", "service.instance.id": "chat-server-1"})
+    )
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=5, **kw))
+    )
+    return provider
+
+
+def _emit_spans(provider: Any) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    tracer = provider.get_tracer("tracekit")
+    parent = SpanContext(int(T1, 16), 0x1234, is_remote=True, trace_flags=TraceFlags(1))
+    ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+    persist = tracer.start_span(
+        "REST persist",
+        context=ctx,
+        start_time=NS + 10_000_000,
+        attributes={
+            "tracekit.stage": "REST",
+            "tracekit.action": "persist",
+            "messaging.message.id": "msg-1001",
+            "messaging.message.conversation_id": "conv-42",
+            "tracekit.actor": "u1",
+            "tracekit.source": "chat-server-1",
+        },
+    )
+    persist.set_attribute("tracekit.seq", 7)
+    persist.end(end_time=NS + 11_000_000)
+    start = tracer.start_span(
+        "WS-BROADCAST start",
+        context=ctx,
+        start_time=NS + 12_000_000,
+        attributes={
+            "tracekit.stage": "WS-BROADCAST",
+            "tracekit.action": "start",
+            "messaging.message.id": "msg-1001",
+            "tracekit.actor": "server",
+            "tracekit.recipients": ["u1", "u2"],
+            "tracekit.seq": 8,
+        },
+    )
+    start.end(end_time=NS + 12_500_000)
+    foreign = tracer.start_span("POST /messages", context=ctx, start_time=NS)
+    foreign.end(end_time=NS + 20_000_000)
+
+
+def test_receiver_with_real_span_exporter(receiver: Any) -> None:
+    rx, out = receiver
+    provider = _tracer_provider(rx.url)
+    _emit_spans(provider)
+    provider.shutdown()
+    assert (rx.events, rx.ignored, rx.rejected) == (2, 1, 0)
+    got = collect([out])
+    frame = got.events.collect()
+    span_ids = frame.get_column("span_id").to_list()
+    assert all(isinstance(s, str) and len(s) == 16 for s in span_ids)
+    assert frame.to_dicts() == [
+        event(
+            timestamp=ts("10:00:00.010"),
+            stage="REST",
+            action="persist",
+            event="REST persist",
+            trace_id=T1,
+            msg_id="msg-1001",
+            conv_id="conv-42",
+            actor="u1",
+            source="chat-server-1",
+            seq=7,
+            span_id=span_ids[0],
+            file=str(out),
+            line=1,
+        ),
+        event(
+            timestamp=ts("10:00:00.012"),
+            stage="WS-BROADCAST",
+            action="start",
+            event="WS-BROADCAST start",
+            trace_id=T1,
+            msg_id="msg-1001",
+            actor="server",
+            source="chat-server-1",  # from the resource's service.instance.id
+            seq=8,
+            span_id=span_ids[1],
+            recipients=["u1", "u2"],
+            file=str(out),
+            line=2,
+        ),
+    ]
+
+
+def test_receiver_gzip_exporter(receiver: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    rx, out = receiver
+    provider = _tracer_provider(rx.url, compression=Compression.Gzip)
+    _emit_spans(provider)
+    provider.shutdown()
+    assert rx.events == 2
+    assert collect([out]).events.collect().height == 2
+
+
+def test_receiver_with_real_log_exporter(receiver: Any) -> None:
+    from opentelemetry._logs import LogRecord, SeverityNumber
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import TraceFlags
+
+    rx, out = receiver
+    provider = LoggerProvider(resource=Resource.create({"service.instance.id": "client-u2-91c0"}))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{rx.url}/v1/logs", timeout=5))
+    )
+    logger = provider.get_logger("chat.client")
+    logger.emit(
+        LogRecord(
+            timestamp=NS + 20_000_000,
+            trace_id=int(T1, 16),
+            span_id=0xB3D05A82BB5F508D,
+            trace_flags=TraceFlags(1),
+            severity_text="INFO",
+            severity_number=SeverityNumber.INFO,
+            body="WS-RECV receive",
+            attributes={
+                "stage": "WS-RECV",
+                "action": "receive",
+                "msg_id": "msg-1001",
+                "actor": "u2",
+                "seq": 1,
+            },
+        )
+    )
+    logger.emit(LogRecord(timestamp=NS, body="websocket connected", severity_text="INFO"))
+    provider.shutdown()
+    assert (rx.events, rx.ignored) == (1, 1)
+    frame = collect([out]).events.collect()
+    assert frame.to_dicts() == [
+        event(
+            timestamp=ts("10:00:00.020"),
+            stage="WS-RECV",
+            action="receive",
+            event="WS-RECV receive",
+            trace_id=T1,
+            msg_id="msg-1001",
+            actor="u2",
+            source="client-u2-91c0",
+            seq=1,
+            span_id="b3d05a82bb5f508d",
+            level="info",
+            file=str(out),
+            line=1,
+        )
+    ]
+
+
+def test_receiver_json_bodies_and_errors(receiver: Any) -> None:
+    rx, out = receiver
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 1)]}]}]}
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        ok = client.post(
+            "/v1/traces", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        assert (ok.status_code, ok.json()) == (200, {})
+        zipped = client.post(
+            "/v1/traces",
+            content=gzip.compress(orjson.dumps(body)),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        assert zipped.status_code == 200
+        assert (
+            client.post(
+                "/v1/traces",
+                content=b"\x00garbage",
+                headers={"Content-Type": "application/x-protobuf"},
+            ).status_code
+            == 400
+        )
+        assert (
+            client.post(
+                "/v1/logs", content=b"{nope", headers={"Content-Type": "application/json"}
+            ).status_code
+            == 400
+        )
+        assert client.post("/v1/metrics", content=b"{}").status_code == 404
+        assert (
+            client.post(
+                "/v1/traces", content=b"x", headers={"Content-Type": "text/plain"}
+            ).status_code
+            == 415
+        )
+    assert (rx.events, rx.rejected) == (2, 3)
+    frame = collect([out]).events.collect()
+    assert (
+        frame.select("trace_id", "stage", "seq", "timestamp").rows()
+        == [
+            (T2, "CTRL", 5, ts("10:00:00.001")),
+        ]
+        * 2
+    )
+
+
+def test_receiver_concurrent_requests(receiver: Any) -> None:
+    rx, out = receiver
+    body = orjson.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 1)] * 50}]}]}
+    )
+
+    def post() -> None:
+        with httpx.Client(base_url=rx.url, timeout=5) as client:
+            for _ in range(5):
+                client.post(
+                    "/v1/traces", content=body, headers={"Content-Type": "application/json"}
+                )
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = collect([out])
+    assert got.inputs.malformed == 0 and got.events.collect().height == 4 * 5 * 50
