@@ -361,8 +361,11 @@ def test_findings_exactly_those_with_their_location(page_html: str) -> None:
     drop = rows[0][1]
     assert drop["last-seen"] == "REPO.add"
     assert "never happened" in drop["detail"]
-    assert "logs/client-u2.jsonl:88" in drop["evidence"]
-    assert "logs/client-u1.jsonl:207" in rows[1][1]["evidence"]
+    # file:line, shown under the directory all evidence shares, the full path on hover
+    assert drop["evidence"] == "client-u2.jsonl:88"
+    assert "client-u1.jsonl:207" in rows[1][1]["evidence"]
+    assert page.find("code", title="logs/client-u2.jsonl:88")
+    assert "Evidence files are under logs/" in " ".join(page.within("findings").split())
     assert rows[2][1]["last-seen"] == "—"
     # grouped by kind, each group with its count badge
     for kind in ("drop", "duplicate", "race"):
@@ -392,6 +395,16 @@ def test_timeline_marks_the_missing_hop(page_html: str) -> None:
     assert "t7" in page.within("timelines")
     # the sources are in the legend
     assert "chat-server-1" in page.within("timelines")
+
+
+def test_an_in_flight_hop_is_pending_not_missing() -> None:
+    report = make_report()
+    report["findings"][0].update(kind="in_flight", detail="the logs end 0.9 s later")
+    page = Page(render_html(report, make_timelines()))
+    [node] = page.find("g", class_="first-missing")
+    assert "pending" in node["class"].split()
+    assert (node["data-recipient"], node["data-hop"]) == ("u2", "CTRL.add")
+    assert "pending" in page.within("trace-t1")
 
 
 def test_clock_and_inputs(page_html: str) -> None:
@@ -431,7 +444,7 @@ def test_hostile_strings_are_escaped() -> None:
     # the escaped text reads back as what the logs said
     rows = _Rows(out).rows
     assert rows[0][1]["detail"] == f"detail {evil}"
-    assert f"logs/{evil}.jsonl:1" in rows[0][1]["evidence"]
+    assert f"{evil}.jsonl:1" in rows[0][1]["evidence"]
     # ids made from user strings stay safe and unique
     for sid in page.ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]+", sid), sid
@@ -518,6 +531,24 @@ def test_linear_scale_when_latencies_are_alike() -> None:
     report["latency"]["end_to_end"].update(p50_ms=60.0, p95_ms=80.0, p99_ms=90.0, max_ms=120.0)
     page = Page(render_html(report))
     assert "linear" in page.within("latency")
+
+
+def test_long_trace_ids_and_paths_stay_compact() -> None:
+    report = make_report()
+    long_id = "9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d"
+    report["findings"][1]["trace_id"] = long_id  # the race
+    report["findings"][0]["evidence"] = [{"file": "/srv/a/client-u2.jsonl", "line": 4}]
+    report["findings"][1]["evidence"] = [{"file": "/srv/b/client-u1.jsonl", "line": 5}]
+    report["findings"][2]["evidence"] = [{"file": "/srv/b/client-u1.jsonl", "line": 6}]
+    out = render_html(report, {long_id: make_timelines()["t1"]})
+    page = Page(out)
+    rows = {c["stage"] + k: c for k, c in _Rows(out).rows}
+    race = rows["WS-RECV.receiverace"]
+    assert race["trace"] == long_id[:17] + "…"
+    assert page.find("a", href=f"#trace-{long_id}")
+    assert long_id in page.within(f"trace-{long_id}")  # the timeline shows it whole
+    assert race["evidence"] == "b/client-u1.jsonl:5"
+    assert "Evidence files are under /srv/" in " ".join(page.within("findings").split())
 
 
 def test_many_findings_are_capped_but_counted() -> None:

@@ -143,11 +143,13 @@ svg .lat-whisker{stroke:var(--muted);stroke-width:1.5}
 svg .lane{stroke:var(--border);stroke-width:3;stroke-linecap:round}
 svg .edge{stroke:var(--muted);stroke-width:2}
 svg .edge.missing{stroke:var(--bad);stroke-dasharray:5 4}
+svg .edge.missing.pending{stroke:var(--warn)}
 svg .edge.after{stroke:var(--border);stroke-dasharray:3 4}
 svg .node.reached circle{stroke:var(--panel);stroke-width:2}
 svg .node.missing circle{fill:var(--panel);stroke:var(--border);stroke-width:2;stroke-dasharray:3 3}
 svg .node.first-missing circle{fill:var(--bad-soft);stroke:var(--bad);stroke-width:2.5;stroke-dasharray:none}
 svg .node.first-missing path{stroke:var(--bad);stroke-width:2.5;stroke-linecap:round}
+svg .node.pending circle{fill:var(--warn-soft);stroke:var(--warn)}svg .node.pending path{stroke:var(--warn)}
 svg .flag{fill:none;stroke-width:2.5}
 svg .flag.k-warn{stroke:var(--warn)}svg .flag.k-bad{stroke:var(--bad)}svg .flag.k-race{stroke:var(--race)}
 svg .flag.k-info{stroke:var(--info)}svg .flag.k-muted{stroke:var(--muted)}
@@ -169,6 +171,7 @@ svg .acc-blank{fill:var(--track)}
 .legend i.lat-tail{background:var(--lat-tail)}.legend i.whisker{height:2px;vertical-align:3px;background:var(--muted)}
 .legend i.p50{width:2px;background:var(--fg)}
 .legend i.miss{background:var(--bad-soft);border:2px solid var(--bad);border-radius:50%}
+.legend i.miss.pending{background:var(--warn-soft);border-color:var(--warn)}
 .legend i.acc-events{background:var(--ok)}.legend i.acc-ignored{background:var(--muted)}
 .legend i.acc-malformed{background:var(--bad)}.legend i.acc-blank{background:var(--track)}
 table{border-collapse:collapse;width:100%;font-size:13px}
@@ -177,7 +180,8 @@ th{white-space:nowrap;color:var(--muted);font-weight:600;font-size:12px;text-tra
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:var(--faint)}
 td.detail{max-width:460px;overflow-wrap:anywhere}
-td.trace,td.recipient,td.stage,td.last-seen,td.conv-id{white-space:nowrap}
+td.trace,td.recipient,td.stage,td.last-seen,td.conv-id,td.source{white-space:nowrap}
+td.detail{min-width:260px}
 td.evidence code{display:block;white-space:nowrap}
 td.trace a{color:var(--info);text-decoration:none}td.trace a:hover{text-decoration:underline}
 .dash{color:var(--muted)}
@@ -679,12 +683,31 @@ def _latency(report: Mapping[str, Any]) -> str:
     )
 
 
-def _evidence(ev: Sequence[Any]) -> str:
+def _common_dir(files: Iterable[str]) -> str:
+    """The directory every one of ``files`` is under (``"logs/"``), or ``""``."""
+    parts: list[str] | None = None
+    for f in files:
+        dirs = f.replace("\\", "/").split("/")[:-1]
+        if parts is None:
+            parts = dirs
+        else:
+            n = 0
+            while n < min(len(parts), len(dirs)) and parts[n] == dirs[n]:
+                n += 1
+            parts = parts[:n]
+        if not parts:
+            return ""
+    return "/".join(parts) + "/" if parts else ""
+
+
+def _evidence(ev: Sequence[Any], strip: str) -> str:
     items = []
     for e in (_m(x) for x in ev[:MAX_EVIDENCE]):
         line = e.get("line")
-        where = f"{e.get('file') or '?'}" + (f":{line}" if line is not None else "")
-        items.append(f"<code>{_e(where)}</code>")
+        file = str(e.get("file") or "?")
+        where = f"{file}" + (f":{line}" if line is not None else "")
+        shown = where[len(strip) :] if strip and where.startswith(strip) else where
+        items.append(f'<code title="{_e(where)}">{_e(shown)}</code>')
     if len(ev) > MAX_EVIDENCE:
         items.append(f'<span class="dash">+{len(ev) - MAX_EVIDENCE} more</span>')
     return "".join(items) or '<span class="dash">—</span>'
@@ -705,6 +728,13 @@ def _findings(
             "Findings",
             '<div class="verdict ok"><span class="dot"></span>No findings</div>',
         )
+    files = [
+        str(_m(e).get("file"))
+        for f in findings
+        for e in _seq(f.get("evidence"))
+        if _m(e).get("file") is not None
+    ]
+    strip = _common_dir(files)
     groups: dict[str, list[Mapping[str, Any]]] = {k: [] for k in kinds}
     for f in findings:
         groups[str(f.get("kind") or "unknown")].append(f)
@@ -726,8 +756,10 @@ def _findings(
             if tid is not None and str(tid) in anchors:
                 trace = (
                     f'<td class="trace"><a href="#{anchors[str(tid)]}" '
-                    f'title="show the timeline">{_e(tid)}</a></td>'
+                    f'title="{_e(tid)}: show the timeline">{_e(_truncate(str(tid), 18))}</a></td>'
                 )
+            elif tid is not None and len(str(tid)) > 18:
+                trace = f'<td class="trace" title="{_e(tid)}">{_e(_truncate(str(tid), 18))}</td>'
             else:
                 trace = _cell(tid, "trace")
             rows.append(
@@ -737,7 +769,7 @@ def _findings(
                 + _cell(f.get("last_seen"), "last-seen")
                 + "".join(_cell(f.get(c), c.replace("_", "-")) for c in extra)
                 + _cell(f.get("detail"), "detail")
-                + f'<td class="evidence">{_evidence(_seq(f.get("evidence")))}</td></tr>'
+                + f'<td class="evidence">{_evidence(_seq(f.get("evidence")), strip)}</td></tr>'
             )
         more = ""
         if len(group) > MAX_FINDINGS_PER_KIND:
@@ -756,7 +788,8 @@ def _findings(
         "findings",
         "Findings",
         "".join(parts),
-        "Grouped by kind, worst first. Trace ids link to the message's timeline.",
+        "Grouped by kind, worst first. Trace ids link to the message's timeline."
+        + (f" Evidence files are under <code>{_e(strip)}</code>." if strip else ""),
     )
 
 
@@ -824,7 +857,10 @@ def _timeline_svg(
             px, py = cx(hops[first - 1]) + 9, lane_y[None]
             tx, rad = px + 14, (12.0 if y > py else -12.0)
             first_reached = bool(lane_rows[0].get("reached", True))
+            first_hop = str(lane_rows[0].get("hop"))
             edge = "edge" if first_reached else "edge missing"
+            if (flagged.get((lane, first_hop)) or ("", ""))[0] == "in_flight":
+                edge += " pending"
             out.append(
                 f'<path class="{edge}" fill="none" d="M{px:.1f},{py:.1f} '
                 f"Q{tx:.1f},{py:.1f} {tx:.1f},{py + rad:.1f} L{tx:.1f},{y - rad:.1f} "
@@ -835,6 +871,10 @@ def _timeline_svg(
             reached = bool(r.get("reached", True))
             if i:
                 edge = "edge" if reached else ("edge after" if missing_seen else "edge missing")
+                if edge == "edge missing" and (
+                    (flagged.get((lane, str(r.get("hop")))) or ("", ""))[0] == "in_flight"
+                ):
+                    edge += " pending"
                 out.append(
                     f'<line class="{edge}" x1="{xs[i - 1] + 9:.1f}" x2="{xs[i] - 9:.1f}" '
                     f'y1="{y:.1f}" y2="{y:.1f}"/>'
@@ -868,13 +908,17 @@ def _timeline_svg(
                 )
             elif not missing_seen:
                 missing_seen = True
+                # an in-flight hop is undecided (the logs end inside the grace window)
+                pending = (flagged.get((lane, hop)) or ("", ""))[0] == "in_flight"
                 out.append(
-                    f'<g class="node missing first-missing" {attrs}><title>{_e(tip)}</title>'
+                    f'<g class="node missing first-missing{" pending" if pending else ""}" {attrs}>'
+                    f"<title>{_e(tip)}</title>"
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9"/>'
                     f'<path d="M{x - 4:.1f},{y - 4:.1f} L{x + 4:.1f},{y + 4:.1f} '
                     f'M{x + 4:.1f},{y - 4:.1f} L{x - 4:.1f},{y + 4:.1f}"/></g>'
                 )
-                out.append(_text(x, y + 24, "missing", "bad bold small", "middle"))
+                label, cls = ("pending", "warn") if pending else ("missing", "bad")
+                out.append(_text(x, y + 24, label, f"{cls} bold small", "middle"))
             else:
                 out.append(
                     f'<g class="node missing" {attrs}><title>{_e(tip)}</title>'
@@ -970,6 +1014,7 @@ def _timelines(
     )
     legend = (
         f'<div class="legend">{legend}<span><i class="miss"></i>missing hop</span>'
+        '<span><i class="miss pending"></i>pending (in flight)</span>'
         "<span>ring: hop with a finding · hover a hop for its time</span></div>"
     )
     notes = []
