@@ -179,3 +179,16 @@ def test_real_subprocess_exit_codes_and_no_traceback(logs: Path) -> None:
         bad.stderr.strip() == f"tracekit: error: no such file or directory: {logs / 'absent.jsonl'}"
     )
     assert "Traceback" not in bad.stderr + failed.stderr
+
+
+def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    code, _, err = run("report", str(logs), "-o", str(target), "--grace", "0s")
+    assert code == 0 and f"wrote {target}" in err
+    page = target.read_text()
+    for section in ("summary", "funnel", "latency", "findings", "timelines", "clock", "inputs"):
+        assert f'id="{section}"' in page
+    assert T_LOST in page and "http://" not in page and "https://" not in page
+    # the same through analyze --format html
+    code, out, _ = run("analyze", str(logs), "-f", "html", "--grace", "0s")
+    assert code == 0 and out.startswith("<!DOCTYPE html>")
