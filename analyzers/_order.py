@@ -11,9 +11,18 @@ from tracekit.analyzers._paths import Paths, col
 __all__ = ["races", "reorders"]
 
 
-def _key(pos: str, t: str, src: str, over: list[str]) -> pl.Expr:
-    """Position in one source's log when the group has one source, else corrected time."""
-    return pl.when(pl.col(src).n_unique().over(over) == 1).then(pl.col(pos)).otherwise(pl.col(t))
+def _one_source(frame: pl.DataFrame, src: str, by: str) -> pl.Expr:
+    """True where every event of ``by`` (its value) comes from one source (positions compare)."""
+    multi = (
+        frame.lazy()
+        .filter(pl.col(src).is_not_null())
+        .group_by(by)
+        .agg(pl.col(src).n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
+        .collect()
+        .get_column(by)
+    )
+    return ~pl.col(by).is_in(multi.implode())
 
 
 def reorders(paths: Paths) -> pl.LazyFrame:
@@ -23,12 +32,19 @@ def reorders(paths: Paths) -> pl.LazyFrame:
     if order is None or persist is None:
         return empty_findings()
     o, ps = p.index(order), p.index(persist)
+    # Persist order: the server's log position when a conversation is persisted by one source,
+    # else corrected time. Its global dense rank keeps keys small for the encoding below.
     persisted = (
         paths.msg.lazy()
         .filter((pl.col(col("n", ps)) > 0) & pl.col("conv_id").is_not_null())
+        .with_columns(
+            pl.when(_one_source(paths.msg, col("src", ps), "conv_id"))
+            .then(pl.col(col("pos", ps)))
+            .otherwise(pl.col(col("t", ps)))
+            .alias("pkey")
+        )
         .select(
-            "trace_id",
-            _key(col("pos", ps), col("t", ps), col("src", ps), ["conv_id"]).alias("pkey"),
+            "trace_id", pl.struct("conv_id", "pkey").rank("dense").cast(pl.Int64).alias("prank")
         )
     )
     group = ["conv_id", "recipient"]
@@ -39,7 +55,10 @@ def reorders(paths: Paths) -> pl.LazyFrame:
             "trace_id",
             "conv_id",
             "recipient",
-            _key(col("pos", o), col("t", o), col("src", o), group).alias("rkey"),
+            pl.when(_one_source(paths.pairs, col("src", o), "recipient"))
+            .then(pl.col(col("pos", o)))
+            .otherwise(pl.col(col("t", o)))
+            .alias("rkey"),
             pl.col(col("t", o)).alias("t"),
             pl.col(col("src", o)).alias("src"),
             pl.col(col("file", o)).alias("file"),
@@ -48,17 +67,26 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         .join(persisted, on="trace_id")
         .sort(*group, "rkey", "trace_id")
     )
-    running = pl.col("pkey").cum_max().over(group)
-    lead = pl.col("pkey") == pl.col("running")
-    ahead = stored.with_columns(running=running).with_columns(
-        prev_max=pl.col("running").shift(1).over(group),
-        **{
-            f"lead_{k}": pl.when(lead).then(pl.col(k)).forward_fill().shift(1).over(group)
-            for k in ("trace_id", "file", "line")
-        },
+    # One sorted pass instead of windows: number the (conversation, recipient) groups and add
+    # group * 2**32 to the persist rank, so one running maximum never crosses a group.
+    new = (pl.col("conv_id") != pl.col("conv_id").shift(1)) | (
+        pl.col("recipient") != pl.col("recipient").shift(1)
+    )
+    ahead = (
+        stored.with_columns(gid=new.fill_null(True).cum_sum().cast(pl.Int64))
+        .with_columns(key=pl.col("gid") * (1 << 32) + pl.col("prank"))
+        .with_columns(running=pl.col("key").cum_max())
+        .with_columns(lead=pl.col("key") == pl.col("running"))
+        .with_columns(
+            **{
+                f"lead_{k}": pl.when(pl.col("lead")).then(pl.col(k)).forward_fill().shift(1)
+                for k in ("trace_id", "file", "line")
+            },
+            prev_max=pl.col("running").shift(1),
+        )
     )
     return findings(
-        ahead.filter(pl.col("pkey") < pl.col("prev_max")),
+        ahead.filter(pl.col("key") < pl.col("prev_max")),
         "reorder",
         trace_id="trace_id",
         recipient="recipient",

@@ -62,7 +62,8 @@ def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     return _hop_rows(_with_hop(events, p), p)
 
 
-def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+def _hop_rows(base: pl.LazyFrame, p: Pipeline, *, keep_rest: bool = False) -> pl.LazyFrame:
+    """Hop events (``keep_rest``: every event, ``stage``/``action`` kept where not a hop)."""
     peer_hops = [i for i, h in enumerate(p.hops) if h.recipient == "peer"]
     actor_hops = [i for i, h in enumerate(p.hops) if h.recipient == "actor"]
     recipient = (
@@ -72,7 +73,7 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
         .then(pl.col("actor"))
         .otherwise(None)
     )
-    return base.filter(pl.col("hop").is_not_null()).select(
+    cols: list[str | pl.Expr] = [
         "trace_id",
         "hop",
         recipient.alias("recipient"),
@@ -86,6 +87,14 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
         "recipients",
         "file",
         "line",
+    ]
+    if not keep_rest:
+        return base.filter(pl.col("hop").is_not_null()).select(cols)
+    other = pl.col("hop").is_null()
+    return base.select(
+        *cols,
+        pl.when(other).then(pl.col("stage")).alias("stage"),
+        pl.when(other).then(pl.col("action")).alias("action"),
     )
 
 
@@ -163,7 +172,7 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
         seq_min=pl.col("seq").min(),
         seq_max=pl.col("seq").max(),
         seq_unique=pl.col("seq").drop_nulls().n_unique(),
-        ts_max=pl.col("timestamp").max().cast(_I64),
+        ts_max=pl.col("ts").max(),
     )
 
 
@@ -294,12 +303,15 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     send = p.index(p.roles["send"])
     bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
 
-    base = _with_hop(events, p)
-    hops_lf = _hop_rows(base, p)
-    rest_lf = base.filter(pl.col("hop").is_null()).select(
-        "stage", "action", "event", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
+    # One pass over the input (a scan may be expensive to repeat), then only in-memory frames.
+    every = _hop_rows(_with_hop(events, p), p, keep_rest=True).collect()
+    sources = _source_stats(every.lazy()).collect()
+    is_hop = pl.col("hop").is_not_null()
+    hops_df = every.filter(is_hop).drop("stage", "action")
+    rest = every.filter(~is_hop).select(
+        "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
     )
-    hops_df, rest, sources = pl.collect_all([hops_lf, rest_lf, _source_stats(events)])
+    del every
     fetches = _fetch_events(rest, p)
     src_names = sorted(sources.get_column("source").drop_nulls().to_list())
     file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())

@@ -100,16 +100,27 @@ def read_events(path: Path) -> Any:
 
     return (
         pl.scan_ndjson(path, schema=_pl_schema())
-        .with_row_index("line", offset=1)
         .with_columns(
             pl.col("timestamp").str.to_datetime(
                 "%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", time_zone="UTC"
             ),
             pl.lit(str(path)).alias("file"),
-            pl.col("line").cast(pl.Int64),
+            # with_row_index on a scan serialises the reader; int_range does not
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"),
         )
         .select(list(EVENT_SCHEMA))
     )
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM belongs to this exec'd image; ru_maxrss would include the forked parent's pages.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _child(mode: str, path: Path) -> dict[str, Any]:
@@ -137,7 +148,7 @@ def _child(mode: str, path: Path) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown mode {mode}")
     out["seconds"] = round(time.perf_counter() - t0, 3)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
 
@@ -163,7 +174,9 @@ def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, Path, int, int
         frame = synth.frame().with_columns(__import__("polars").lit(str(jsonl)).alias("file"))
         frame.write_parquet(parquet)
         meta.write_text(json.dumps({"events": n, "faults": len(synth.truth)}))
-        print(f"generated {n} events in {time.perf_counter() - t0:.1f} s -> {jsonl}", file=sys.stderr)
+        print(
+            f"generated {n} events in {time.perf_counter() - t0:.1f} s -> {jsonl}", file=sys.stderr
+        )
     info = json.loads(meta.read_text())
     return jsonl, parquet, int(info["events"]), int(info["faults"])
 
