@@ -205,25 +205,41 @@ def _read_one(
     stats.bytes += raw.raw_size
     for w in raw.warnings:
         stats.warn(w)
-    data = raw.data
-    if not data.strip():
+    head = raw.head
+    if (raw.raw_size == 0 or (len(head) < 65536 and not head.strip())) and (
+        raw.data is None or not raw.data.strip()
+    ):
         stats.warn(f"{src.name}: empty, no events")
         return empty_table()
-    if _looks_binary(data[:65536]):
+    if _looks_binary(head):
         from tracekit.collectors._jsonl import count_lines
 
+        data = raw.load()
         stats.lines += count_lines(data)
         stats.malformed_line(
             src.name, 1, f"binary data, not a log ({len(data)} bytes); file skipped"
         )
         stats.warn(f"{src.name}: binary data, not a log; skipped")
         return empty_table()
-    fmt = _choose(data, src, formats)
+    fmt = _choose(head, src, formats)
+    name = fmt if isinstance(fmt, str) else fmt.name
+    stats.formats[name] = stats.formats.get(name, 0) + 1
+    if fmt == "jsonl":
+        from tracekit.collectors._jsonl import read_jsonl
+
+        # polars reads a plain file itself (memory-mapped) rather than from a Python copy
+        return read_jsonl(
+            raw.data,
+            path=raw.path,
+            file=src.name,
+            source=src.source_name,
+            stats=stats,
+            timezone=timezone,
+        )
+    data = raw.load()
     if isinstance(fmt, str):
-        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         reader = _reader(fmt)
         return reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
-    stats.formats[fmt.name] = stats.formats.get(fmt.name, 0) + 1
     result: pl.DataFrame = fmt.read(
         data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
     )

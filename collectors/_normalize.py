@@ -75,26 +75,26 @@ def normalize(
         return empty_table()
     # Empty strings count as absent for the keys an event cannot do without.
     raw = raw.with_columns(
-        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+        pl.when(pl.col(c).str.len_bytes() == 0).then(None).otherwise(pl.col(c)).alias(c)
         for c in ("timestamp", "stage", "action")
     )
     times = parse_timestamps(raw.get_column("timestamp"), timezone, fmt=timestamp_format)
     raw = raw.with_columns(times.values.alias("ts"))
-    reason = (
-        pl.when(pl.col("timestamp").is_null())
-        .then(pl.lit(no_timestamp))
-        .when(pl.col("ts").is_null())
-        .then(pl.lit("unparseable timestamp ") + _clip(pl.col("timestamp")))
-        .when(pl.col("stage").is_null())
-        .then(pl.lit("missing required key 'stage'"))
-        .when(pl.col("action").is_null())
-        .then(pl.lit("missing required key 'action'"))
-    )
-    raw = raw.with_columns(reason.alias("reason"))
-    bad = raw.filter(pl.col("reason").is_not_null())
-    if bad.height:
+    unusable = pl.any_horizontal(pl.col("ts", "stage", "action").is_null())
+    if raw.select(unusable.any()).item():  # the reasons are only worked out when needed
+        reason = (
+            pl.when(pl.col("timestamp").is_null())
+            .then(pl.lit(no_timestamp))
+            .when(pl.col("ts").is_null())
+            .then(pl.lit("unparseable timestamp ") + _clip(pl.col("timestamp")))
+            .when(pl.col("stage").is_null())
+            .then(pl.lit("missing required key 'stage'"))
+            .when(pl.col("action").is_null())
+            .then(pl.lit("missing required key 'action'"))
+        )
+        bad = raw.filter(unusable).with_columns(reason.alias("reason"))
         stats.malformed_frame(file, bad)
-        raw = raw.filter(pl.col("reason").is_null())
+        raw = raw.filter(~unusable)
     if times.naive and times.assumed_utc:
         stats.warn(
             f"{file}: {times.naive} timestamps have no time zone and were read as UTC; "
@@ -108,22 +108,31 @@ def normalize(
 
     seq = raw.get_column("seq")
     seq_int = seq.cast(pl.Int64, strict=False)
-    seq_int = seq_int.fill_null(seq.cast(pl.Float64, strict=False).round().cast(pl.Int64))
     bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
+    if bad_seq:  # "4.0" and the like: integral floats are fine
+        seq_int = seq_int.fill_null(seq.cast(pl.Float64, strict=False).round().cast(pl.Int64))
+        bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:
         stats.warn(f"{file}: {bad_seq} events have a non-integer seq; it was left empty")
 
-    tid = pl.col("trace_id").str.strip_chars().str.to_lowercase()
-    tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
-    tid_ok = tid.str.contains(r"^[0-9a-f]{32}$") & (tid != "0" * 32)
-    raw = raw.with_columns(
-        pl.when(tid_ok).then(tid).otherwise(None).alias("trace_id_n"),
+    # Canonical trace ids pass with one regex scan; anything else is normalised or dropped.
+    canonical = pl.col("trace_id").str.contains(r"^[0-9a-f]{32}$") & (
+        pl.col("trace_id") != "0" * 32
     )
-    bad_tid = int(
-        (raw.get_column("trace_id").is_not_null() & raw.get_column("trace_id_n").is_null()).sum()
-    )
-    if bad_tid:
-        stats.warn(f"{file}: {bad_tid} events have an invalid trace_id; it was left empty")
+    if raw.select((canonical | pl.col("trace_id").is_null()).all()).item():
+        raw = raw.with_columns(pl.col("trace_id").alias("trace_id_n"))
+    else:
+        tid = pl.col("trace_id").str.strip_chars().str.to_lowercase()
+        tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
+        tid_ok = tid.str.contains(r"^[0-9a-f]{32}$") & (tid != "0" * 32)
+        raw = raw.with_columns(pl.when(tid_ok).then(tid).otherwise(None).alias("trace_id_n"))
+        bad_tid = int(
+            (
+                raw.get_column("trace_id").is_not_null() & raw.get_column("trace_id_n").is_null()
+            ).sum()
+        )
+        if bad_tid:
+            stats.warn(f"{file}: {bad_tid} events have an invalid trace_id; it was left empty")
 
     recipients = _recipients(raw.get_column("recipients"), file, stats)
 
@@ -155,18 +164,28 @@ def normalize(
 
 
 def _recipients(col: pl.Series, file: str, stats: InputStats) -> pl.Series:
-    """JSON lists (as the reader serialised them) or comma-separated text -> List(String)."""
-    if col.null_count() == col.len():
-        return pl.Series("recipients", [None] * col.len(), dtype=pl.List(pl.String))
-    is_json = col.str.starts_with("[")
+    """JSON lists (as the reader serialised them) or comma-separated text -> List(String).
+
+    Only the few non-null values (``WS-BROADCAST.start`` rows) are decoded."""
+    dtype = pl.List(pl.String)
+    present = col.is_not_null()
+    if not present.any():
+        return pl.Series("recipients", [None] * col.len(), dtype=dtype)
+    idx = present.arg_true()
+    values = col.gather(idx)
+    is_json = values.str.starts_with("[")
     try:
-        as_json = col.zip_with(is_json, pl.Series([None], dtype=pl.String)).str.json_decode(
-            pl.List(pl.String)
+        as_json = values.zip_with(is_json, pl.Series([None], dtype=pl.String)).str.json_decode(
+            dtype
         )
     except pl.exceptions.PolarsError:
         stats.warn(
             f"{file}: some 'recipients' values are not lists of strings; they were left empty"
         )
-        as_json = pl.Series([None] * col.len(), dtype=pl.List(pl.String))
-    as_text = col.str.split(",").list.eval(pl.element().str.strip_chars())
-    return as_json.zip_with(is_json.fill_null(False), as_text)
+        as_json = pl.Series([None] * values.len(), dtype=dtype)
+    as_text = values.str.split(",").list.eval(pl.element().str.strip_chars())
+    decoded = as_json.zip_with(is_json, as_text)
+    # scatter() does not take lists: put them back by row index instead
+    back = pl.DataFrame({"i": idx, "recipients": decoded})
+    full = pl.DataFrame({"i": pl.int_range(0, col.len(), dtype=idx.dtype, eager=True)})
+    return full.join(back, on="i", how="left", maintain_order="left").get_column("recipients")

@@ -34,6 +34,7 @@ __all__ = [
     "source_name_from_path",
 ]
 
+_HEAD = 65536
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd")
 _ROTATED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})$")
 _DATED = re.compile(r"^(?P<base>.+?)[.-](?P<stamp>\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2,6})?)$")
@@ -44,11 +45,25 @@ _LOG_EXTENSIONS = (".log", ".jsonl", ".ndjson", ".json", ".txt", ".out", ".logfm
 
 @dataclass
 class RawInput:
-    """What a source delivered: decompressed bytes and anything worth telling about them."""
+    """What a source delivered: decompressed bytes (or, for a plain file, its path, so the
+    JSON-lines reader can let polars map it instead of copying it into Python) and anything
+    worth telling about them."""
 
-    data: bytes
+    data: bytes | None
     raw_size: int
     warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+    head: bytes = b""  # the first 64 KiB, for format detection
+
+    def __post_init__(self) -> None:
+        if not self.head and self.data is not None:
+            self.head = self.data[:_HEAD]
+
+    def load(self) -> bytes:
+        if self.data is None:
+            assert self.path is not None
+            self.data = self.path.read_bytes()
+        return self.data
 
 
 class Source(abc.ABC):
@@ -77,7 +92,13 @@ class FileSource(Source):
 
     def read(self) -> RawInput:
         try:
-            raw = self.path.read_bytes()
+            with self.path.open("rb") as fh:
+                head = fh.read(_HEAD)
+                size = os.fstat(fh.fileno()).st_size
+                if _compression(head) is None:
+                    # Not compressed: leave the bytes on disk until a reader needs them.
+                    return RawInput(None, size, path=self.path, head=head)
+                raw = head + fh.read()
         except IsADirectoryError:
             raise InputError(f"{self.name}: is a directory") from None
         except OSError as exc:
@@ -163,13 +184,24 @@ class MemorySource(Source):
 # -- decompression ------------------------------------------------------------------------
 
 
+def _compression(head: bytes) -> str | None:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return "bz2"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
 def decompress(raw: bytes, name: str) -> tuple[bytes, list[str]]:
     """Unpack gzip/bz2/zstd by magic bytes, keeping everything before a truncation or corruption."""
-    if raw[:2] == b"\x1f\x8b":
+    kind = _compression(raw[:4])
+    if kind == "gzip":
         return _gunzip(raw, name)
-    if raw[:3] == b"BZh" and len(raw) > 4 and raw[3:4].isdigit():
+    if kind == "bz2":
         return _bunzip(raw, name)
-    if raw[:4] == b"\x28\xb5\x2f\xfd":
+    if kind == "zstd":
         return _unzstd(raw, name)
     return raw, []
 

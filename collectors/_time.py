@@ -72,8 +72,24 @@ def parse_timestamps(
         out = out.dt.convert_time_zone("UTC")
         naive_n = int(out.is_not_null().sum())
         return _finish(raw, out, timezone, naive_n)
-    out = raw.str.to_datetime(first, time_unit="ns", time_zone="UTC", strict=False)
-    return _finish(raw, out, timezone, 0)
+    return _finish(raw, _parallel_to_datetime(raw, first), timezone, 0)
+
+
+def _parallel_to_datetime(raw: pl.Series, fmt: str, parts: int = 4) -> pl.Series:
+    """``str.to_datetime`` runs on one core; slices in a lazy concat run on all of them."""
+    n = raw.len()
+    if n < 200_000:
+        return raw.str.to_datetime(fmt, time_unit="ns", time_zone="UTC", strict=False)
+    step = -(-n // parts)
+    frames = [
+        pl.LazyFrame({"t": raw.slice(i, step)}).select(
+            pl.col("t").str.to_datetime(
+                fmt, time_unit="ns", time_zone="UTC", strict=False, cache=False
+            )
+        )
+        for i in range(0, n, step)
+    ]
+    return pl.concat(frames).collect().get_column("t")
 
 
 def _finish(raw: pl.Series, out: pl.Series, timezone: str | None, naive_n: int) -> ParsedTimes:
