@@ -1,0 +1,67 @@
+"""``websockets`` (or any frame source): extract the message context on receive.
+
+``async for received in iter_received(connection)`` yields each frame decoded, with the
+context from its ``_trace`` envelope; ``with receiving(received, actor="u2"):`` binds the
+message and wraps the handling in the ``WS-RECV.receive`` stage, so the client's
+``REPO.add`` / ``CTRL.add`` stages nest under it in the sender's trace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import tracekit
+from tracekit._context import MessageContext
+
+__all__ = ["Received", "decode", "iter_received", "receiving"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One frame: ``payload`` (the decoded JSON, None if not JSON) and its message context."""
+
+    raw: str | bytes
+    payload: Any
+    context: MessageContext | None
+
+
+def decode(raw: str | bytes) -> Received:
+    """Decode a JSON frame and extract its envelope; never raises."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, TypeError):
+        return Received(raw, None, None)
+    ctx = tracekit.extract(payload, tracekit.envelope_getter) if isinstance(payload, dict) else None
+    return Received(raw, payload, ctx)
+
+
+async def iter_received(frames: AsyncIterable[str | bytes]) -> AsyncIterator[Received]:
+    """Each frame of ``frames`` (e.g. a ``websockets`` connection) as :class:`Received`."""
+    async for raw in frames:
+        yield decode(raw)
+
+
+@contextmanager
+def receiving(
+    received: Received,
+    *,
+    actor: str | None = None,
+    conv_id: str | None = None,
+    msg_id: str | None = None,
+    **fields: Any,
+) -> Iterator[None]:
+    """Bind the frame's message (when it carries one) and run the block as ``WS-RECV.receive``.
+
+    Frames without a trace context are handled without a stage: they are not message hops.
+    """
+    with ExitStack() as stack:
+        if received.context is not None:
+            stack.enter_context(
+                tracekit.message(received.context, conv_id=conv_id, msg_id=msg_id, actor=actor)
+            )
+            stack.enter_context(tracekit.stage("WS-RECV", "receive", **fields))
+        yield
