@@ -30,10 +30,17 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
         "log_gap",
         source="source",
         detail=pl.format(
-            "seq jumps from {} to {}: {} event(s) lost by the logging{}",
-            pl.col("seq_before"),
-            pl.col("seq_after"),
-            pl.col("missing"),
+            "{}{}",
+            pl.when(pl.col("missing").is_not_null())
+            .then(
+                pl.format(
+                    "seq jumps from {} to {}: {} event(s) lost by the logging",
+                    pl.col("seq_before"),
+                    pl.col("seq_after"),
+                    pl.col("missing"),
+                )
+            )
+            .otherwise(pl.lit("the emitter reported dropping events (TRACEKIT.dropped)")),
             pl.when(pl.col("n_lost").is_not_null())
             .then(
                 pl.format(

@@ -17,6 +17,7 @@ import polars as pl
 
 from tracekit.analyzers._clock import ClockEstimate, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
+from tracekit.schema import META_STAGE
 
 __all__ = ["Paths", "build_paths", "hop_events"]
 
@@ -427,7 +428,7 @@ def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.D
         .sort("source", "seq")
     )
     nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in ("seq", "t", "file", "line")}
-    return (
+    jumps = (
         rows.with_columns(**nxt)
         .filter(pl.col("seq_after") - pl.col("seq") > 1)
         .select(
@@ -442,6 +443,54 @@ def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.D
             "file_after",
             "line_after",
         )
+    )
+    return pl.concat([jumps, _dropped_markers(hops, rest, jumps)], how="vertical_relaxed")
+
+
+def _dropped_markers(hops: pl.DataFrame, rest: pl.DataFrame, jumps: pl.DataFrame) -> pl.DataFrame:
+    """``TRACEKIT.dropped``: the emitter itself says it lost events since its previous event.
+
+    Only where no seq jump already ends at that event (then the jump says it, with a count);
+    this is what still finds losses in logs without ``seq``.
+    """
+    is_marker = (pl.col("stage") == META_STAGE) & (pl.col("action") == "dropped")
+    marked = rest.filter(is_marker).get_column("source").unique()
+    cols = ["source", "seq", "pos", "t", "file", "line"]
+    if marked.is_empty():
+        return jumps.head(0)
+    rows = (
+        pl.concat(
+            [
+                hops.select(cols).with_columns(marker=pl.lit(False)),
+                rest.select(*cols, is_marker.alias("marker")),
+            ]
+        )
+        .filter(pl.col("source").is_in(marked.implode()))
+        .sort("source", "pos", "t")
+    )
+    prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in ("seq", "t", "file", "line")}
+    return (
+        rows.with_columns(**prev)
+        .filter(pl.col("marker"))
+        .select(
+            "source",
+            "seq_before",
+            pl.col("seq").alias("seq_after"),
+            pl.lit(None, dtype=pl.Int64).alias("missing"),
+            "t_before",
+            pl.col("t").alias("t_after"),
+            "file_before",
+            "line_before",
+            pl.col("file").alias("file_after"),
+            pl.col("line").alias("line_after"),
+        )
+        .join(
+            jumps.select("source", "seq_after"),
+            on=["source", "seq_after"],
+            how="anti",
+            nulls_equal=False,
+        )
+        .with_columns(pl.col("seq_before").fill_null(-1))
     )
 
 

@@ -21,10 +21,36 @@ def test_seq_jump_is_a_log_gap(history):
 
 def test_meta_events_take_seq_numbers_and_close_no_gap(history):
     history.message(1, "u1", ["u2"], t=0)
-    history.ev(100, "TRACEKIT.dropped", "client-u2", "u2")
+    history.ev(100, "TRACEKIT.configured", "client-u2", "u2")
     history.message(2, "u1", ["u2"], t=1000)
     history.tail()
     assert analyze(history.frame()).findings.is_empty()
+
+
+def test_dropped_marker_without_seq_hides_the_drop(history):
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1100, "TRACEKIT.dropped", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=2000)
+    for r in history.rows:
+        if r["source"] == "client-u2":
+            r["seq"] = None  # a legacy emitter: no seq, only its own drop report
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    detail = report.findings["detail"][0]
+    assert detail.startswith("the emitter reported dropping events (TRACEKIT.dropped)")
+    assert f"{t2} (u2 at WS-RECV.receive)" in detail
+
+
+def test_dropped_marker_after_a_seq_jump_is_one_gap(history):
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u2"] += 2
+    history.ev(100, "TRACEKIT.dropped", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert list(report.findings["kind"]) == ["log_gap"]
+    assert report.findings["detail"][0] == "seq jumps from 2 to 5: 2 event(s) lost by the logging"
 
 
 def test_legacy_logs_without_seq_have_no_gap_analysis(history):

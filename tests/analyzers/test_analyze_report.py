@@ -114,7 +114,7 @@ def test_recipient_reconnecting_gets_it_from_history(history):
 
 def test_meta_events_are_never_hops(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
-    history.ev(50, "TRACEKIT.dropped", "client-u2", "u2", trace=t1)
+    history.ev(50, "TRACEKIT.flush", "client-u2", "u2", trace=t1)
     history.ev(51, "TRACEKIT.configured", "client-u2", "u2")
     history.tail()
     assert analyze(history.frame()).findings.is_empty()
