@@ -10,8 +10,9 @@ its own child process (so peak RSS is that step's own):
 - ``duckdb``: a hand-written SQL query doing the simple part of the job (group by trace, count
   stages per recipient, flag missing / duplicate hops);
 - ``analyze``: reading the JSON lines into the event table + ``tracekit.analyzers.analyze``.
-  Until the collectors are wired in here, the reader is this file's own ``read_events``
-  (``scan_ndjson`` with the schema, ISO timestamps parsed, file/line added);
+  The reader is ``tracekit.collectors.collect`` (``--reader collectors``, the default) or this
+  file's own ``read_events`` (``--reader own``: ``scan_ndjson`` with the schema, ISO timestamps
+  parsed, file/line added), written before the collectors landed;
 - ``parquet``: ``analyze`` from the Parquet cache (events/s).
 
 Prints a table and, with ``--json``, one JSON object (for docs/perf/analyze.md).
@@ -123,7 +124,7 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _child(mode: str, path: Path) -> dict[str, Any]:
+def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
     import polars as pl
 
     t0 = time.perf_counter()
@@ -141,8 +142,17 @@ def _child(mode: str, path: Path) -> dict[str, Any]:
     elif mode in ("analyze", "parquet"):
         from tracekit.analyzers import analyze
 
-        lf = read_events(path) if mode == "analyze" else pl.scan_parquet(path)
-        report = analyze(lf)
+        inputs = None
+        if mode == "parquet":
+            lf = pl.scan_parquet(path)
+        elif reader == "collectors":
+            from tracekit.collectors import collect
+
+            collected = collect([str(path)])
+            lf, inputs = collected.events, collected.inputs.to_dict()
+        else:
+            lf = read_events(path)
+        report = analyze(lf, inputs=inputs)
         out["rows"] = report.findings.height
         out["summary"] = {k: v for k, v in report.summary.items() if v}
     else:
@@ -188,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/tracekit-bench"))
     ap.add_argument("--repeat", type=int, default=1, help="runs per mode; the best is kept")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--reader", choices=("collectors", "own"), default="collectors")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(args.child[0], Path(args.child[1]))))
+        print(json.dumps(_child(args.child[0], Path(args.child[1]), args.reader)))
         return 0
     jsonl, parquet, n, faults = _prepare(args.events, args.seed, args.dir)
     results: dict[str, dict[str, Any]] = {}
@@ -199,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         best: dict[str, Any] | None = None
         for _ in range(args.repeat):
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", mode, str(path)],
+                [sys.executable, __file__, "--reader", args.reader, "--child", mode, str(path)],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -212,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     raw, duck, full, pq = (results[m] for m in ("raw", "duckdb", "analyze", "parquet"))
     summary = {
         "events": n,
+        "reader": args.reader,
         "injected_faults": faults,
         "jsonl_mb": round(jsonl.stat().st_size / 2**20, 1),
         "cpus": os.cpu_count(),
