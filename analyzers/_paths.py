@@ -120,20 +120,26 @@ def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
     ]
 
 
-def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int]) -> pl.DataFrame:
-    wide = hops.lazy().group_by(keys).agg(_fast_aggs(indices)).collect()
+def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int]) -> pl.LazyFrame:
+    return hops.lazy().group_by(keys).agg(_fast_aggs(indices))
+
+
+def _exact(
+    wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int]
+) -> pl.DataFrame:
+    """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
     repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
     again = wide.filter(repeated).select(keys)
-    if again.height:
-        exact = (
-            hops.lazy()
-            .join(again.lazy(), on=keys, how="semi")
-            .group_by(keys)
-            .agg(_exact_aggs(indices))
-            .collect()
-        )
-        wide = wide.update(exact, on=keys)
-    return wide
+    if again.is_empty():
+        return wide
+    exact = (
+        hops.lazy()
+        .join(again.lazy(), on=keys, how="semi")
+        .group_by(keys)
+        .agg(_exact_aggs(indices))
+        .collect()
+    )
+    return wide.update(exact, on=keys)
 
 
 def _decode(
@@ -250,7 +256,7 @@ def _expected(msg: pl.LazyFrame, observed: pl.LazyFrame, fetches: pl.LazyFrame) 
     ).unique(subset=["trace_id", "recipient"], keep="first", maintain_order=False)
 
 
-def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> pl.DataFrame:
+def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> pl.LazyFrame:
     """Sender, conversation, canonical ids and recipients list per trace (from few rows)."""
     lf = hops.lazy()
     sender = (
@@ -294,7 +300,7 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> pl.DataFra
     ).drop("conv_any")
     if bcast is None:
         out = out.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
-    return out.collect()
+    return out
 
 
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
@@ -324,22 +330,25 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             {f: i for i, f in enumerate(file_names)}, default=None, return_dtype=pl.UInt32
         ),
     ).select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
+    with_recipient = coded.filter(pl.col("recipient").is_not_null())
     reached_any = (
-        coded.lazy()
-        .filter(pl.col("recipient").is_not_null())
+        with_recipient.lazy()
         .group_by("trace_id")
         .agg(*[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx])
-        .collect()
     )
-    msg_raw = _wide(coded, ["trace_id"], msg_idx).join(reached_any, on="trace_id", how="left")
-    msg_raw = _decode(msg_raw, msg_idx, src_names, file_names)
-    per_trace = _trace_facts(hops_df, send, bcast)
-    msg_raw = msg_raw.join(per_trace, on="trace_id", how="left")
+    rcp_keys = ["trace_id", "recipient"]
+    msg_w, rcp_w, any_w, facts = pl.collect_all(
+        [
+            _wide(coded, ["trace_id"], msg_idx),
+            _wide(with_recipient, rcp_keys, rcp_idx),
+            reached_any,
+            _trace_facts(hops_df, send, bcast),
+        ]
+    )
+    msg_raw = _decode(_exact(msg_w, coded, ["trace_id"], msg_idx), msg_idx, src_names, file_names)
+    msg_raw = msg_raw.join(any_w, on="trace_id", how="left").join(facts, on="trace_id", how="left")
     rcp_raw = _decode(
-        _wide(coded.filter(pl.col("recipient").is_not_null()), ["trace_id", "recipient"], rcp_idx),
-        rcp_idx,
-        src_names,
-        file_names,
+        _exact(rcp_w, with_recipient, rcp_keys, rcp_idx), rcp_idx, src_names, file_names
     )
     expected = _expected(msg_raw.lazy(), rcp_raw.lazy(), fetches.lazy())
     pairs_raw = (
