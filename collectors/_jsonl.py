@@ -16,7 +16,7 @@ from typing import Final
 
 import polars as pl
 
-from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize
+from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
 __all__ = ["count_lines", "read_jsonl"]
@@ -65,6 +65,21 @@ def _parse(data: bytes | Path, schema: pl.Schema) -> pl.DataFrame:
     return pl.read_ndjson(data, schema=schema)
 
 
+def _parse_prepared(
+    data: bytes | Path, schema: pl.Schema, rename: dict[str, str] | None, fmt: str | None
+) -> pl.DataFrame:
+    """The fast path: scan, row numbers and normalize's per-row work in one lazy query."""
+    frame = (
+        pl.scan_ndjson(data, schema=schema)
+        if isinstance(data, Path)
+        else pl.read_ndjson(data, schema=schema).lazy()
+    )
+    frame = frame.with_row_index("line", offset=1)
+    if rename:
+        frame = frame.rename({k: v for k, v in rename.items() if k in schema})
+    return prepared(frame, fmt).collect()
+
+
 def read_jsonl(
     data: bytes | None,
     *,
@@ -90,17 +105,16 @@ def read_jsonl(
         schema = pl.Schema({inverse.get(c, c): pl.String for c in RAW_SCHEMA})
     raw: pl.DataFrame | None
     try:
-        raw = _parse(data if data is not None else path, schema)  # type: ignore[arg-type]
+        source_data = data if data is not None else path
+        raw = _parse_prepared(source_data, schema, rename, timestamp_format)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError:
         raw = None
-    if raw is not None and raw.height == n_lines:
-        raw = raw.with_row_index("line", offset=1)
-    else:
+    if raw is None or raw.height != n_lines:
         if data is None:
             data = path.read_bytes()  # type: ignore[union-attr]
         raw = _slow(data, schema, file, stats)
-    if rename:
-        raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
+        if rename:
+            raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
     return normalize(
         raw,
         file=file,

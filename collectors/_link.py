@@ -39,9 +39,9 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     """Fill ``trace_id`` where it can be derived; drop the private ``_client_id`` column."""
     if "_client_id" not in table.columns:
         table = table.with_columns(pl.lit(None, dtype=pl.String).alias("_client_id"))
-    need = table.filter(
-        pl.col("trace_id").is_null()
-        & (pl.col("msg_id").is_not_null() | pl.col("_client_id").is_not_null())
+    need = table.select("msg_id", "_client_id").filter(
+        table.get_column("trace_id").is_null()
+        & (table.get_column("msg_id").is_not_null() | table.get_column("_client_id").is_not_null())
     )
     ambiguous_nodes: set[str] = set()
     if need.height:
@@ -185,7 +185,8 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
 
 
 def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats) -> None:
-    rows = table.filter(
+    narrow = table.select("trace_id", "stage", "action", "msg_id", "_client_id", "file", "line")
+    rows = narrow.filter(
         pl.col("trace_id").is_null()
         & (pl.col("stage") != META_STAGE)
         & ~pl.col("action").is_in(_NOT_MESSAGE_ACTIONS)

@@ -11,11 +11,11 @@ from typing import Final
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
-from tracekit.collectors._time import parse_timestamps
+from tracekit.collectors._time import FAST_FORMAT, parse_timestamps
 from tracekit.schema import META_STAGE
-from tracekit.table import EVENT_SCHEMA
+from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
 
-__all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize"]
+__all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
 #: Keys read as text whatever their JSON type (numbers stringify, lists serialise): one schema
 #: for every line, so a wrongly typed value never costs the row, only that value.
@@ -51,6 +51,35 @@ def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:
     )
 
 
+def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.LazyFrame:
+    """The per-row work of :func:`normalize` as lazy expressions, so a reader can fuse it into
+    its scan (polars then parses and converts chunk by chunk, on all cores)."""
+    names = frame.collect_schema().names()
+    missing = [c for c in RAW_COLUMNS if c not in names]
+    if missing:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
+    # Empty strings count as absent for the keys an event cannot do without.
+    frame = frame.with_columns(
+        pl.when(pl.col(c).str.len_bytes() == 0).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("timestamp", "stage", "action")
+    )
+    fast = (
+        pl.col("timestamp").str.to_datetime(
+            FAST_FORMAT, time_unit="ns", time_zone="UTC", strict=False, cache=False
+        )
+        if timestamp_format is None
+        else pl.lit(None, dtype=TIMESTAMP_DTYPE)
+    )
+    canonical = pl.col("trace_id").str.contains(r"^[0-9a-f]{32}$") & (
+        pl.col("trace_id") != "0" * 32
+    )
+    return frame.with_columns(
+        fast.alias("_ts_fast"),
+        pl.col("seq").cast(pl.Int64, strict=False).alias("_seq_i"),
+        (canonical | pl.col("trace_id").is_null()).alias("_tid_ok"),
+    )
+
+
 def normalize(
     raw: pl.DataFrame,
     *,
@@ -65,21 +94,24 @@ def normalize(
 ) -> pl.DataFrame:
     """Type and check ``raw``; rows that cannot be events are counted as malformed.
 
-    ``soft_required``: the keys whose absence is counted in ``missing`` (text formats derive
-    ``source`` from the file name by design, so they leave it out). ``keep``: extra columns
-    of ``raw`` carried to the output after the schema's."""
-    missing_cols = [c for c in RAW_COLUMNS if c not in raw.columns]
-    if missing_cols:
-        raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing_cols)
+    ``raw`` is a frame of String columns (plus ``line``), optionally already passed through
+    :func:`prepared`. ``soft_required``: the keys whose absence is counted in ``missing``
+    (text formats derive ``source`` from the file name by design, so they leave it out).
+    ``keep``: extra columns of ``raw`` carried to the output after the schema's."""
     if raw.height == 0:
         return empty_table()
-    # Empty strings count as absent for the keys an event cannot do without.
-    raw = raw.with_columns(
-        pl.when(pl.col(c).str.len_bytes() == 0).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("timestamp", "stage", "action")
-    )
-    times = parse_timestamps(raw.get_column("timestamp"), timezone, fmt=timestamp_format)
-    raw = raw.with_columns(times.values.alias("ts"))
+    if "_ts_fast" not in raw.columns:
+        raw = prepared(raw.lazy(), timestamp_format).collect()
+    ts_raw = raw.get_column("timestamp")
+    fast = raw.get_column("_ts_fast")
+    if timestamp_format is not None or (fast.is_null() & ts_raw.is_not_null()).any():
+        # Something other than tracekit's own format: the full (slower) parser, every row.
+        times = parse_timestamps(ts_raw, timezone, fmt=timestamp_format)
+        raw = raw.with_columns(times.values.alias("ts"))
+        naive, assumed_utc = times.naive, times.assumed_utc
+    else:
+        raw = raw.rename({"_ts_fast": "ts"})
+        naive, assumed_utc = 0, False
     unusable = pl.any_horizontal(pl.col("ts", "stage", "action").is_null())
     if raw.select(unusable.any()).item():  # the reasons are only worked out when needed
         reason = (
@@ -95,9 +127,9 @@ def normalize(
         bad = raw.filter(unusable).with_columns(reason.alias("reason"))
         stats.malformed_frame(file, bad)
         raw = raw.filter(~unusable)
-    if times.naive and times.assumed_utc:
+    if naive and assumed_utc:
         stats.warn(
-            f"{file}: {times.naive} timestamps have no time zone and were read as UTC; "
+            f"{file}: {naive} timestamps have no time zone and were read as UTC; "
             "pass timezone=... (e.g. 'Europe/Berlin') if they are local times"
         )
     if raw.height == 0:
@@ -107,7 +139,7 @@ def normalize(
         stats.count_missing(key, int(raw.get_column(key).is_null().sum()))
 
     seq = raw.get_column("seq")
-    seq_int = seq.cast(pl.Int64, strict=False)
+    seq_int = raw.get_column("_seq_i")
     bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:  # "4.0" and the like: integral floats are fine
         seq_int = seq_int.fill_null(seq.cast(pl.Float64, strict=False).round().cast(pl.Int64))
@@ -115,11 +147,8 @@ def normalize(
     if bad_seq:
         stats.warn(f"{file}: {bad_seq} events have a non-integer seq; it was left empty")
 
-    # Canonical trace ids pass with one regex scan; anything else is normalised or dropped.
-    canonical = pl.col("trace_id").str.contains(r"^[0-9a-f]{32}$") & (
-        pl.col("trace_id") != "0" * 32
-    )
-    if raw.select((canonical | pl.col("trace_id").is_null()).all()).item():
+    # Canonical trace ids pass as they are; anything else is normalised or dropped.
+    if raw.get_column("_tid_ok").all():
         raw = raw.with_columns(pl.col("trace_id").alias("trace_id_n"))
     else:
         tid = pl.col("trace_id").str.strip_chars().str.to_lowercase()
@@ -170,7 +199,7 @@ def _recipients(col: pl.Series, file: str, stats: InputStats) -> pl.Series:
     dtype = pl.List(pl.String)
     present = col.is_not_null()
     if not present.any():
-        return pl.Series("recipients", [None] * col.len(), dtype=dtype)
+        return pl.repeat(None, col.len(), dtype=dtype, eager=True).alias("recipients")
     idx = present.arg_true()
     values = col.gather(idx)
     is_json = values.str.starts_with("[")
@@ -182,10 +211,10 @@ def _recipients(col: pl.Series, file: str, stats: InputStats) -> pl.Series:
         stats.warn(
             f"{file}: some 'recipients' values are not lists of strings; they were left empty"
         )
-        as_json = pl.Series([None] * values.len(), dtype=dtype)
+        as_json = pl.repeat(None, values.len(), dtype=dtype, eager=True)
     as_text = values.str.split(",").list.eval(pl.element().str.strip_chars())
     decoded = as_json.zip_with(is_json, as_text)
     # scatter() does not take lists: put them back by row index instead
     back = pl.DataFrame({"i": idx, "recipients": decoded})
-    full = pl.DataFrame({"i": pl.int_range(0, col.len(), dtype=idx.dtype, eager=True)})
+    full = pl.DataFrame({"i": pl.int_range(0, col.len(), dtype=pl.UInt32, eager=True)})
     return full.join(back, on="i", how="left", maintain_order="left").get_column("recipients")

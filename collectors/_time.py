@@ -14,9 +14,9 @@ import polars as pl
 
 from tracekit.table import TIMESTAMP_DTYPE
 
-__all__ = ["ParsedTimes", "parse_timestamps"]
+__all__ = ["FAST_FORMAT", "ParsedTimes", "parse_timestamps"]
 
-_FAST: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
+FAST_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
 #: With a zone designator (Z or an offset), T or space separated.
 _ZONED: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z")
 #: Without a zone: local times, they need the caller's timezone.
@@ -64,7 +64,7 @@ def parse_timestamps(
     """Parse a String column; ``fmt`` (a user format's explicit format) is tried first."""
     if raw.dtype != pl.String:
         raw = raw.cast(pl.String)
-    first = fmt or _FAST
+    first = fmt or FAST_FORMAT
     if fmt is not None and "%z" not in fmt and "%#z" not in fmt and "%:z" not in fmt:
         tz = timezone or "UTC"
         out = raw.str.to_datetime(fmt, time_unit="ns", strict=False)
@@ -104,7 +104,7 @@ def _finish(raw: pl.Series, out: pl.Series, timezone: str | None, naive_n: int) 
     still = out.is_null() & raw.is_not_null()
     if still.any():
         tz = timezone or "UTC"
-        naive = pl.Series("timestamp", [None] * len(raw), dtype=TIMESTAMP_DTYPE)
+        naive = pl.repeat(None, len(raw), dtype=TIMESTAMP_DTYPE, eager=True)
         for f in _NAIVE:
             parsed = raw.str.to_datetime(f, time_unit="ns", strict=False)
             parsed = parsed.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
