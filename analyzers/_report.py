@@ -207,6 +207,19 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
     return out
 
 
+_LAST: list[tuple[object, Pipeline, Paths]] = []
+
+
+def _paths_for(events: pl.LazyFrame | pl.DataFrame, p: Pipeline) -> Paths:
+    """Rebuilt paths, reused while the same events object is asked about again (a report
+    showing the timelines of its findings asks once per message)."""
+    if _LAST and _LAST[0][0] is events and _LAST[0][1] == p:
+        return _LAST[0][2]
+    paths = build_paths(events.lazy(), p)
+    _LAST[:] = [(events, p, paths)]
+    return paths
+
+
 def timeline(
     events: pl.LazyFrame | pl.DataFrame,
     trace_id: str,
@@ -216,10 +229,11 @@ def timeline(
 
     Columns: recipient, hop (pipeline order), stage_action, reached, count, source, timestamp
     (clock-corrected), latency_ms (from the previous hop reached), file, line. Clock offsets
-    are estimated from the whole table, so pass all events, not only this trace's.
+    are estimated from the whole table, so pass all events, not only this trace's; the rebuilt
+    paths of the last ``events`` object are kept, so asking about many messages is cheap.
     """
     p = pipeline or default_pipeline()
-    paths = build_paths(events.lazy(), p)
+    paths = _paths_for(events, p)
     msg = paths.msg.filter(pl.col("trace_id") == trace_id)
     pairs = paths.pairs.filter(pl.col("trace_id") == trace_id).sort("recipient")
     frames: list[pl.DataFrame] = []
