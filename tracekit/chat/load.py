@@ -1,0 +1,421 @@
+"""Load generator with fault injection, and the ground truth of what it did.
+
+:func:`plan_load` turns (scenario, users, messages, seed) into a deterministic plan: the
+conversations, every message with its client message id (known before the run, so faults
+can target it), the steps to play and the server's delivery faults. :class:`LoadDriver` plays
+it against running clients; :func:`ground_truth` then records what really happened to every
+(message, recipient), observed from the clients themselves, never from tracekit's logs.
+
+Scenarios:
+
+- ``race-bug`` / ``fixed``: bursts of messages in the group conversation while one member
+  reloads its history (the server's history page takes ``history_latency`` seconds to land),
+  then quieter messages anywhere. The race-bug client loses the burst; the fixed one does not.
+- ``faults``: fixed clients, no overlapping reloads; one delivery dropped on the wire, one
+  written twice, one recipient disconnected for two messages (it reconnects and reloads), and
+  the last message delayed to one recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tracekit.chat.client import Behaviour, ChatClient
+from tracekit.chat.faults import DeliveryFaults
+from tracekit.schema import trace_id_from_uuid
+
+__all__ = [
+    "SCENARIOS",
+    "Expected",
+    "GroundTruth",
+    "LoadDriver",
+    "LoadPlan",
+    "PlannedMessage",
+    "ground_truth",
+    "plan_load",
+]
+
+SCENARIOS = ("race-bug", "fixed", "faults")
+TRUTH_SCHEMA = "tracekit.demo-truth/1"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    index: int
+    conv_id: str
+    sender: str
+    client_msg_id: str
+
+    @property
+    def trace_id(self) -> str:
+        return trace_id_from_uuid(self.client_msg_id)
+
+    @property
+    def text(self) -> str:
+        return f"message {self.index} from {self.sender}"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: PlannedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Reload ``conv_id`` on ``user``'s client; ``wait=False`` lets it run in the background."""
+
+    user: str
+    conv_id: str
+    wait: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitReloads:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    user: str
+
+
+Step = Send | Reload | Pause | AwaitReloads | Disconnect | Reconnect
+
+
+@dataclass
+class LoadPlan:
+    scenario: str
+    seed: int
+    behaviour: Behaviour
+    users: list[str]
+    conversations: dict[str, list[str]]
+    history_latency: float
+    steps: list[Step] = field(default_factory=list)
+    faults: DeliveryFaults = field(default_factory=DeliveryFaults)
+    #: trace id -> recipients that are disconnected when it is sent
+    offline: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> list[PlannedMessage]:
+        return [s.message for s in self.steps if isinstance(s, Send)]
+
+    def recipients(self, msg: PlannedMessage) -> list[str]:
+        """Who the server broadcasts ``msg`` to: every member but the sender."""
+        return [u for u in self.conversations[msg.conv_id] if u != msg.sender]
+
+    def expected_frames(self, msg: PlannedMessage, recipient: str) -> int:
+        key = (msg.trace_id, recipient)
+        if recipient in self.offline.get(msg.trace_id, ()) or key in self.faults.drop:
+            return 0
+        return 2 if key in self.faults.duplicate else 1
+
+
+def plan_load(
+    scenario: str,
+    *,
+    users: int = 3,
+    messages: int = 20,
+    conversations: int = 2,
+    seed: int = 0,
+    interval: float = 0.04,
+    burst: int = 4,
+    history_latency: float = 0.5,
+) -> LoadPlan:
+    """A deterministic plan for ``scenario`` (same seed, same messages, ids and faults)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if users < 2:
+        raise ValueError("a chat needs at least 2 users")
+    if messages < 1:
+        raise ValueError("messages must be at least 1")
+    rng = random.Random(seed)
+    names = [f"u{i}" for i in range(1, users + 1)]
+    convs = {"c1": list(names)}
+    for k in range(2, conversations + 1):
+        convs[f"c{k}"] = sorted(rng.sample(names, 2))
+    plan = LoadPlan(
+        scenario=scenario,
+        seed=seed,
+        behaviour="race-bug" if scenario == "race-bug" else "fixed",
+        users=names,
+        conversations=convs,
+        history_latency=history_latency if scenario != "faults" else 0.0,
+    )
+    counter = iter(range(messages))
+
+    def new(conv_id: str, sender: str) -> PlannedMessage:
+        cmid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        return PlannedMessage(next(counter), conv_id, sender, cmid)
+
+    def send(conv_id: str, sender: str) -> PlannedMessage:
+        msg = new(conv_id, sender)
+        plan.steps += [Send(msg), Pause(interval)]
+        return msg
+
+    def quiet(n: int) -> None:
+        for _ in range(n):
+            conv_id = rng.choice(sorted(convs))
+            send(conv_id, rng.choice(convs[conv_id]))
+
+    if scenario in ("race-bug", "fixed"):
+        left = messages
+        while left > 0:
+            # a burst lands while one member's history page of c1 is in flight
+            reloader = rng.choice(names)
+            plan.steps += [Reload(reloader, "c1", wait=False), Pause(0.08)]
+            for _ in range(min(burst, left)):
+                send("c1", rng.choice([u for u in names if u != reloader]))
+                left -= 1
+            plan.steps.append(AwaitReloads())
+            n = min(burst, left)
+            quiet(n)
+            left -= n
+        return plan
+
+    # faults: each fault on its own message, the disconnect mid-run, the delay last
+    disconnect_at = max(4, messages // 2)
+    for i in range(messages):
+        if i == messages - 1 and i >= 1:
+            msg = send("c1", rng.choice(names))
+            plan.faults.delay[(msg.trace_id, rng.choice(plan.recipients(msg)))] = 0.8
+        elif i == disconnect_at and i + 2 < messages - 1:
+            gone = rng.choice(names)
+            plan.steps.append(Disconnect(gone))
+            for _ in range(2):
+                msg = send("c1", rng.choice([u for u in names if u != gone]))
+                plan.offline[msg.trace_id] = {gone}
+            plan.steps.append(Reconnect(gone))
+        elif i in (disconnect_at + 1, disconnect_at + 2) and plan.offline:
+            continue  # sent while disconnected, above
+        elif i in (1, 3):
+            msg = send("c1", rng.choice(names))
+            target = (msg.trace_id, rng.choice(plan.recipients(msg)))
+            (plan.faults.drop if i == 1 else plan.faults.duplicate).add(target)
+        else:
+            quiet(1)
+    return plan
+
+
+class LoadDriver:
+    """Plays a :class:`LoadPlan` on running clients (one per user)."""
+
+    def __init__(self, plan: LoadPlan, clients: dict[str, ChatClient], base_url: str) -> None:
+        self.plan = plan
+        self.clients = clients
+        self.base_url = base_url
+        #: trace id -> canonical msg_id the server assigned
+        self.msg_ids: dict[str, str] = {}
+        self._reloads: list[asyncio.Task[Any]] = []
+
+    async def run(self, settle_timeout: float = 5.0) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as http:
+            for step in self.plan.steps:
+                await self._play(step, http)
+            await self._await_reloads()
+            await self.settle(settle_timeout)
+
+    async def _play(self, step: Step, http: httpx.AsyncClient) -> None:
+        if isinstance(step, Send):
+            m = step.message
+            sent = await self.clients[m.sender].send(
+                m.conv_id, m.text, client_msg_id=m.client_msg_id
+            )
+            self.msg_ids[m.trace_id] = sent.id or ""
+        elif isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, Reload):
+            job = self.clients[step.user].open(step.conv_id)
+            if step.wait:
+                await job
+            else:
+                self._reloads.append(asyncio.create_task(job))
+        elif isinstance(step, AwaitReloads):
+            await self._await_reloads()
+        elif isinstance(step, Disconnect):
+            await self.clients[step.user].disconnect()
+            await _wait_presence(http, step.user, online=False)
+        elif isinstance(step, Reconnect):
+            await self.clients[step.user].reconnect()
+            await _wait_presence(http, step.user, online=True)
+
+    async def _await_reloads(self) -> None:
+        reloads, self._reloads = self._reloads, []
+        await asyncio.gather(*reloads)
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until every frame the plan expects has arrived (True) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(
+                collections.Counter(self.clients[r].socket.received)[m.trace_id]
+                >= self.plan.expected_frames(m, r)
+                for m in self.plan.messages
+                for r in self.plan.recipients(m)
+            ):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+
+async def _wait_presence(http: httpx.AsyncClient, user: str, *, online: bool) -> None:
+    # the server must have noticed before the next message, or the outcome is a coin toss
+    for _ in range(500):
+        r = await http.get("/presence")
+        if (user in r.json()["online"]) == online:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"server never saw {user} {'connect' if online else 'disconnect'}")
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """One finding the analysis should report for this run (DESIGN.md section 5 kinds)."""
+
+    kind: str
+    trace_id: str
+    recipient: str
+    conv_id: str
+    msg_id: str
+    stage: str
+    last_seen: str | None = None
+    cause: str = ""
+    #: the message is in the recipient's store at the end (e.g. a later reload brought it)
+    in_final_store: bool = False
+
+
+@dataclass
+class GroundTruth:
+    scenario: str
+    seed: int
+    behaviour: str
+    users: list[str]
+    conversations: dict[str, list[str]]
+    #: every message: trace_id, client_msg_id, msg_id, conv_id, sender, recipients
+    messages: list[dict[str, Any]]
+    deliveries_expected: int
+    #: (message, recipient) that never reached CTRL.add, with the hop where it stopped
+    lost: list[Expected]
+    #: (message, recipient) whose frame arrived more than once
+    duplicates: list[Expected]
+    #: deliveries the server delayed on purpose
+    delayed: list[Expected]
+    #: frames that arrived while their conversation's history load was in flight
+    races: list[dict[str, str]]
+    #: what the server's fault injection actually did, plus the planned disconnects
+    faults_applied: list[dict[str, Any]]
+
+    @property
+    def expected_findings(self) -> list[Expected]:
+        return [*self.lost, *self.duplicates, *self.delayed]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["expected_findings"] = [asdict(e) for e in self.expected_findings]
+        return {"schema": TRUTH_SCHEMA, **out}
+
+    def write(self, path: Path) -> Path:
+        import json
+
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def ground_truth(plan: LoadPlan, driver: LoadDriver) -> GroundTruth:
+    """What happened to every (message, recipient), read from the clients' own state."""
+    clients = driver.clients
+    messages: list[dict[str, Any]] = []
+    lost: list[Expected] = []
+    duplicates: list[Expected] = []
+    delayed: list[Expected] = []
+    expected = 0
+    dropped = {u: {m.client_msg_id for m in c.controller.dropped} for u, c in clients.items()}
+    for m in plan.messages:
+        msg_id = driver.msg_ids.get(m.trace_id, "")
+        recipients = plan.recipients(m)
+        messages.append(
+            {
+                "trace_id": m.trace_id,
+                "client_msg_id": m.client_msg_id,
+                "msg_id": msg_id,
+                "conv_id": m.conv_id,
+                "sender": m.sender,
+                "recipients": recipients,
+            }
+        )
+        for r in recipients:
+            expected += 1
+            client = clients[r]
+            frames = collections.Counter(client.socket.received)[m.trace_id]
+            shown = any(x.client_msg_id == m.client_msg_id for x in client.messages(m.conv_id))
+            base = {"trace_id": m.trace_id, "recipient": r, "conv_id": m.conv_id}
+            if m.client_msg_id in dropped[r]:
+                lost.append(
+                    Expected("drop", **base, msg_id=msg_id, stage="CTRL.add",
+                             last_seen="REPO.add", cause="race-bug controller",
+                             in_final_store=shown)
+                )  # fmt: skip
+            elif frames == 0 and r in plan.offline.get(m.trace_id, ()):
+                lost.append(
+                    Expected("drop", **base, msg_id=msg_id, stage="WS-BROADCAST.deliver",
+                             last_seen="WS-BROADCAST.start", cause="recipient disconnected",
+                             in_final_store=shown)
+                )  # fmt: skip
+            elif frames == 0:
+                lost.append(
+                    Expected("drop", **base, msg_id=msg_id, stage="WS-RECV.receive",
+                             last_seen="WS-BROADCAST.deliver", cause="frame lost on the wire",
+                             in_final_store=shown)
+                )  # fmt: skip
+            if frames > 1:
+                duplicates.append(
+                    Expected("duplicate", **base, msg_id=msg_id, stage="WS-RECV.receive",
+                             cause=f"frame delivered {frames} times", in_final_store=shown)
+                )  # fmt: skip
+            if (m.trace_id, r) in plan.faults.delay:
+                delay_ms = round(plan.faults.delay[(m.trace_id, r)] * 1000)
+                delayed.append(
+                    Expected("latency_outlier", **base, msg_id=msg_id, stage="WS-RECV.receive",
+                             last_seen="WS-BROADCAST.deliver",
+                             cause=f"delivery delayed {delay_ms} ms", in_final_store=shown)
+                )  # fmt: skip
+    races = [
+        {"recipient": u, "trace_id": t, "conv_id": c}
+        for u, client in clients.items()
+        for t, c in client.socket.races
+    ]
+    applied = list(plan.faults.applied)
+    for trace_id, gone in plan.offline.items():
+        applied += [{"kind": "disconnect", "trace_id": trace_id, "recipient": u} for u in gone]
+    return GroundTruth(
+        scenario=plan.scenario,
+        seed=plan.seed,
+        behaviour=plan.behaviour,
+        users=plan.users,
+        conversations=plan.conversations,
+        messages=messages,
+        deliveries_expected=expected,
+        lost=lost,
+        duplicates=duplicates,
+        delayed=delayed,
+        races=races,
+        faults_applied=applied,
+    )
