@@ -2,7 +2,27 @@
 
 ``analyze(events)`` runs every analyzer over an event table (``tracekit.table.EVENT_SCHEMA``)
 and returns a :class:`Report`; the ``find_*`` functions run one finding kind each
-(``LazyFrame -> LazyFrame`` in the findings schema) and :func:`timeline` shows one message's path.
+(``LazyFrame -> LazyFrame`` in :data:`FINDING_SCHEMA`, report order) and :func:`timeline` shows
+one message's path.
+
+Choices where DESIGN.md leaves room (each module's docstring says why):
+
+- Expected recipients are the ``recipients`` of ``WS-BROADCAST.start``; the sender is a
+  recipient exactly when the broadcast names them. Without a list (legacy servers), every user
+  seen in the conversation (senders, recipients, history loads) except the sender, plus whoever
+  the logs show receiving it; ``summary.recipients_from`` counts messages per method.
+- A drop is the first missing hop of a path with no later hop reached (a later hop reached means
+  the message got through and only evidence is missing). The grace window counts back from the
+  end of the logs as a whole (latest corrected timestamp of any source).
+- Order (reorders, races) is compared by ``seq`` inside one source's log; timestamps only across
+  sources, and then clock-corrected.
+- Clock offsets come from every cross-source pipeline edge as difference constraints (NTP on
+  request/persist/response, causal bound on deliver/receive); ``uncertainty_ms`` is null when
+  only a one-sided bound exists. A finding needs ``|offset|`` above the pipeline's
+  ``clock_skew_ms`` (100 ms) and above its uncertainty, or pairs that contradict causality.
+- ``REST.request``, ``REST.persist`` and ``REST.response`` may repeat (client retries, idempotent
+  persists); a second canonical ``msg_id`` is still a duplicate.
+- ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 """
 
 from tracekit.analyzers._api import (
