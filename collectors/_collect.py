@@ -264,7 +264,8 @@ def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputSta
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
-        table.write_parquet(tmp, compression="lz4", statistics=False)
+        # uncompressed: reading it back is what the cache is for (about 2x faster than lz4)
+        table.write_parquet(tmp, compression="uncompressed", statistics=False)
         os.replace(tmp, cache_dir / f"{key}.parquet")
         tmp_meta = cache_dir / f".{key}.{os.getpid()}.json.tmp"
         tmp_meta.write_bytes(orjson.dumps(stats.to_dict()))
