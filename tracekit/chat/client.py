@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 
 import tracekit
 from tracekit.integrations.httpx import traced_client
-from tracekit.integrations.websockets import iter_received, receiving
+from tracekit.integrations.websockets import iter_received
 from tracekit.schema import trace_id_from_uuid
 
 __all__ = [
@@ -224,8 +224,10 @@ class Controller:
         self._loading[conv_id] = self._loading.get(conv_id, 0) + 1
         try:
             with tracekit.bind(actor=self.user, conv_id=conv_id):
-                with tracekit.stage("REST", "fetch_start"):
-                    page = await self.rest.history(conv_id)
+                # point events: the window must enclose, in time and in log order, the
+                # socket events that arrive while the page is in flight
+                tracekit.emit("REST", "fetch_start")
+                page = await self.rest.history(conv_id)
                 if self.behaviour == "race-bug":
                     self._store[conv_id] = list(page)  # the bug: overwrites socket messages
                     added = len(page)
@@ -246,11 +248,11 @@ class Controller:
     ) -> ChatMessage:
         """Show the message at once (optimistic), POST it, then show the canonical one."""
         cmid = client_msg_id or str(uuid.uuid4())
-        with (
-            tracekit.message(cmid, conv_id=conv_id, actor=self.user),
-            tracekit.stage("CTRL", "send"),
-        ):
-            self._upsert(ChatMessage(cmid, conv_id, self.user, text))
+        # Sibling stages, not nested: a stage's event is written when it ends, and the log
+        # should read in pipeline order (CTRL.send, REST.request, REST.response).
+        with tracekit.message(cmid, conv_id=conv_id, actor=self.user):
+            with tracekit.stage("CTRL", "send"):
+                self._upsert(ChatMessage(cmid, conv_id, self.user, text))
             self._changed(conv_id)
             canonical = await self.rest.post_message(conv_id, cmid, text)
             with tracekit.message(msg_id=canonical.id), tracekit.stage("REST", "response"):
@@ -312,7 +314,11 @@ class SocketClient:
                 self.received.append(msg.trace_id)
                 if self._loading is not None and self._loading(msg.conv_id):
                     self.races.append((msg.trace_id, msg.conv_id))
-                with receiving(frame, actor=self.user, conv_id=msg.conv_id, msg_id=msg.id):
+                # the envelope's context (remote parent span); the client message id otherwise
+                ctx = frame.context or msg.client_msg_id
+                with tracekit.message(ctx, actor=self.user, conv_id=msg.conv_id, msg_id=msg.id):
+                    with tracekit.stage("WS-RECV", "receive"):
+                        pass  # the receipt itself; the store's stages follow, in log order
                     try:
                         self.repository.on_socket_message(msg)
                     except Exception:

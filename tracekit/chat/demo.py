@@ -50,6 +50,9 @@ class DemoRun:
     db_path: Path
     base_url: str
     duration_s: float
+    #: how long the logs go on after the last delivery: an analysis grace window below this
+    #: decides every drop (the built-in pipeline's 5 s would leave them ``in_flight``)
+    tail_ms: int
 
     @property
     def logs(self) -> list[Path]:
@@ -75,10 +78,13 @@ def run_demo(
     seed: int = 0,
     *,
     conversations: int = 2,
+    tail: float = 1.2,
 ) -> DemoRun:
     """Run one scenario (``race-bug``, ``fixed`` or ``faults``) and return where it wrote.
 
     Same seed, same messages, ids and faults. Previous demo files in ``out`` are replaced.
+    ``tail``: seconds the clients stay up after the last delivery before a final refresh
+    (analyze with a grace window shorter than that, e.g. ``tail_ms - 200``).
     Raises ``ValueError`` for a bad scenario or size. Must not be called from a running event
     loop (use ``asyncio.to_thread``).
     """
@@ -102,7 +108,7 @@ def run_demo(
     app = create_app(db_path, inst=server_inst, options=options)
     try:
         with ServerThread(app) as server:
-            driver = asyncio.run(_drive(plan, client_logs, server.base_url, server.ws_url))
+            driver = asyncio.run(_drive(plan, client_logs, server.base_url, server.ws_url, tail))
             base_url = server.base_url
     finally:
         server_inst.close()
@@ -118,11 +124,12 @@ def run_demo(
         db_path=db_path,
         base_url=base_url,
         duration_s=round(time.monotonic() - started, 3),
+        tail_ms=round(tail * 1000),
     )
 
 
 async def _drive(
-    plan: LoadPlan, client_logs: dict[str, Path], base_url: str, ws_url: str
+    plan: LoadPlan, client_logs: dict[str, Path], base_url: str, ws_url: str, tail: float
 ) -> LoadDriver:
     insts = {
         u: tracekit.Instrumentation(service="client", source=f"client-{u}", actor=u, sink=path)
@@ -143,7 +150,7 @@ async def _drive(
             )
         )
         driver = LoadDriver(plan, clients, base_url)
-        await driver.run()
+        await driver.run(tail=tail)
     finally:
         for client in clients.values():
             await client.close()

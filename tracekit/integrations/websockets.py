@@ -1,9 +1,11 @@
 """``websockets`` (or any frame source): extract the message context on receive.
 
 ``async for received in iter_received(connection)`` yields each frame decoded, with the
-context from its ``_trace`` envelope; ``with receiving(received, actor="u2"):`` binds the
-message and wraps the handling in the ``WS-RECV.receive`` stage, so the client's
-``REPO.add`` / ``CTRL.add`` stages nest under it in the sender's trace.
+context from its ``_trace`` envelope. Then either ``with receiving(received, actor="u2"):``
+(binds the message and runs the block as the ``WS-RECV.receive`` stage: later stages nest
+under its span) or ``with bound(received, actor="u2"):`` (binds only; mark the receive
+yourself, e.g. a short stage, so the log's order is the pipeline's: a stage's event is
+written when it ends).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import tracekit
 from tracekit._context import MessageContext
 
-__all__ = ["Received", "decode", "iter_received", "receiving"]
+__all__ = ["Received", "bound", "decode", "iter_received", "receiving"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,22 @@ async def iter_received(frames: AsyncIterable[str | bytes]) -> AsyncIterator[Rec
     """Each frame of ``frames`` (e.g. a ``websockets`` connection) as :class:`Received`."""
     async for raw in frames:
         yield decode(raw)
+
+
+@contextmanager
+def bound(
+    received: Received,
+    *,
+    actor: str | None = None,
+    conv_id: str | None = None,
+    msg_id: str | None = None,
+) -> Iterator[MessageContext | None]:
+    """Bind the frame's message for the block (nothing when the frame carries none)."""
+    if received.context is None:
+        yield None
+        return
+    with tracekit.message(received.context, conv_id=conv_id, msg_id=msg_id, actor=actor) as ctx:
+        yield ctx
 
 
 @contextmanager
