@@ -209,16 +209,23 @@ def _read_one(
     if (raw.raw_size == 0 or (len(head) < 65536 and not head.strip())) and (
         raw.data is None or not raw.data.strip()
     ):
-        stats.warn(f"{src.name}: empty, no events")
-        return empty_table()
-    if _looks_binary(head):
         from tracekit.collectors._jsonl import count_lines
 
+        stats.lines += count_lines(raw.load())
+        stats.warn(f"{src.name}: empty, no events")
+        return empty_table()
+    if len(head) >= 256 and _looks_binary(head):
         data = raw.load()
-        stats.lines += count_lines(data)
-        stats.malformed_line(
-            src.name, 1, f"binary data, not a log ({len(data)} bytes); file skipped"
-        )
+        lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        nonblank = sum(1 for ln in lines if ln.strip())
+        stats.lines += len(lines)
+        stats.malformed += nonblank
+        if len(stats.examples) < 10:
+            stats.examples.append(
+                f"{src.name}:1: binary data, not a log ({len(data)} bytes, {nonblank} lines skipped)"
+            )
         stats.warn(f"{src.name}: binary data, not a log; skipped")
         return empty_table()
     fmt = _choose(head, src, formats)

@@ -107,7 +107,7 @@ def read_jsonl(
     try:
         source_data = data if data is not None else path
         raw = _parse_prepared(source_data, schema, rename, timestamp_format)  # type: ignore[arg-type]
-    except pl.exceptions.PolarsError:
+    except (pl.exceptions.PolarsError, OSError):  # polars sniffs compression: OSError
         raw = None
     if raw is None or raw.height != n_lines:
         if data is None:
@@ -148,7 +148,7 @@ def _slow(data: bytes, schema: pl.Schema, file: str, stats: InputStats) -> pl.Da
         chunk = b"\n".join(lines[lo:hi])
         try:
             df = _parse(chunk, full)
-        except pl.exceptions.PolarsError as exc:
+        except (pl.exceptions.PolarsError, OSError) as exc:
             if hi - lo == 1:
                 stats.malformed_line(file, lo + 1, _reason(exc, lines[lo]))
                 return

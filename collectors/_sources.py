@@ -197,13 +197,14 @@ def _compression(head: bytes) -> str | None:
 def decompress(raw: bytes, name: str) -> tuple[bytes, list[str]]:
     """Unpack gzip/bz2/zstd by magic bytes, keeping everything before a truncation or corruption."""
     kind = _compression(raw[:4])
-    if kind == "gzip":
-        return _gunzip(raw, name)
-    if kind == "bz2":
-        return _bunzip(raw, name)
-    if kind == "zstd":
-        return _unzstd(raw, name)
-    return raw, []
+    if kind is None:
+        return raw, []
+    unpack = {"gzip": _gunzip, "bz2": _bunzip, "zstd": _unzstd}[kind]
+    data, warnings = unpack(raw, name)
+    if not data and warnings:
+        # Nothing came out: the magic bytes were a coincidence (or the header is all there is).
+        return raw, [f"{name}: starts like a {kind} stream but is not one; read as it is"]
+    return data, warnings
 
 
 def _gunzip(raw: bytes, name: str) -> tuple[bytes, list[str]]:

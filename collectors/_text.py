@@ -138,6 +138,8 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
     Rules run per tag on that tag's rows only, so their cost does not grow with the number of
     tags."""
     has_action = "action" in df.columns
+    if df.height == 0:
+        return df.with_columns(pl.lit(None, dtype=pl.String).alias("_ev"))
 
     def chain_for(rules: list[Rule]) -> pl.Expr:
         alias = pl.col(key).replace_strict(fmt.aliases, default=None, return_dtype=pl.String)
@@ -147,18 +149,26 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
             alias = pl.col(key) + pl.lit(".")
         chain: Any = None
         for rule in rules:
-            cond = msg.str.contains(rule.match) if rule.match else pl.lit(True)
+            cond = pl.col("_msg").str.contains(rule.match) if rule.match else pl.lit(True)
             chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(rule.event))
         return alias if chain is None else chain.otherwise(alias)
 
     if not any(r.tag is not None for r in fmt.rules):
-        return df.with_columns(chain_for(list(fmt.rules)).alias("_ev"))
+        return (
+            df.with_columns(msg.alias("_msg"))
+            .with_columns(chain_for(list(fmt.rules)).alias("_ev"))
+            .drop("_msg")
+        )
+    # Narrow partitions (line, tag, message), re-sorted by line: the wide frame never moves.
+    cols = ["line", key, *(["action"] if has_action else [])]
+    narrow = df.select(*cols, msg.alias("_msg"))
     pieces = []
-    for part in df.partition_by(key, maintain_order=True):
+    for part in narrow.partition_by(key, maintain_order=True):
         tag = part.get_column(key)[0]
         rules = [r for r in fmt.rules if r.tag is None or r.tag == tag]
-        pieces.append(part.with_columns(chain_for(rules).alias("_ev")))
-    return pl.concat(pieces).sort("line")
+        pieces.append(part.select("line", chain_for(rules).alias("_ev")))
+    ev = pl.concat(pieces).sort("line").get_column("_ev")
+    return df.with_columns(ev)
 
 
 def read_text(

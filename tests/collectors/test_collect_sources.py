@@ -105,7 +105,8 @@ def test_corrupt_gzip(tmp_path: Path) -> None:
 def test_empty_and_binary_files(tmp_path: Path) -> None:
     (tmp_path / "a-empty.log").write_bytes(b"")
     (tmp_path / "b-blank.log").write_bytes(b"\n\n  \n")
-    (tmp_path / "c-core.bin").write_bytes(os.urandom(3000))
+    binary = os.urandom(3000)
+    (tmp_path / "c-core.bin").write_bytes(binary)
     (tmp_path / "d-good.jsonl").write_bytes(jsonl(1, 2))
     got = collect([tmp_path])
     assert seqs(got) == [1, 2]
@@ -116,8 +117,13 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
         f"{tmp_path / 'b-blank.log'}: empty, no events",
     ]
     assert inputs.warnings[2] == f"{tmp_path / 'c-core.bin'}: binary data, not a log; skipped"
-    assert inputs.malformed == 1
-    assert inputs.examples[0].startswith(f"{tmp_path / 'c-core.bin'}:1: binary data")
+    # every non-blank line of the binary file counts as malformed; one example says why
+    assert inputs.malformed == sum(1 for ln in binary.split(b"\n") if ln.strip())
+    assert inputs.examples == [
+        f"{tmp_path / 'c-core.bin'}:1: binary data, not a log (3000 bytes, "
+        f"{inputs.malformed} lines skipped)"
+    ]
+    assert inputs.lines == 0 + 3 + binary.count(b"\n") + (not binary.endswith(b"\n")) + 2
 
 
 def test_parquet_cache(tmp_path: Path) -> None:
