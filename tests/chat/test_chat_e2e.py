@@ -101,7 +101,8 @@ async def test_no_duplicates_even_when_a_frame_arrives_twice(chat: Chat) -> None
 
 async def test_rapid_messages_keep_their_order(chat: Chat) -> None:
     u1, u2, u3 = [await chat.client(u) for u in ("u1", "u2", "u3")]
-    # two senders at once, no pause: the server's per-conversation seq is the order
+    # two senders firing without waiting for answers: the outbox keeps each one's order,
+    # the server's per-conversation seq is the order everyone sees
     sends = [u.send("c1", f"{u.user}-{i}") for i in range(8) for u in (u1, u2)]
     await asyncio.gather(*sends)
     await until(lambda: len(u3.messages("c1")) == 16)
@@ -148,10 +149,10 @@ async def test_messages_survive_a_history_reload(chat: Chat) -> None:
 
 async def _race(chat: Chat, behaviour: str) -> tuple[list[str], list[str]]:
     """u2 reloads c1 (page takes 0.4 s); u1 sends two messages meanwhile, then one after."""
-    chat.options.history_latency = 0.4
     u1, u2 = await chat.client("u1"), await chat.client("u2", behaviour)  # type: ignore[arg-type]
     await u1.send("c1", "before")
     await until(lambda: len(u2.messages("c1")) == 1)
+    chat.options.history_latency = 0.4
     reload = asyncio.create_task(u2.open("c1"))
     await asyncio.sleep(0.1)  # the server has read the page; it is on its way
     during = [(await u1.send("c1", f"during {i}")).trace_id for i in range(2)]

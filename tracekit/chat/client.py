@@ -172,6 +172,7 @@ class Controller:
         self.behaviour = behaviour
         self._store: dict[str, list[ChatMessage]] = {}
         self._loading: dict[str, int] = {}
+        self._outbox: dict[str, asyncio.Lock] = {}
         #: socket messages the race-bug controller threw away (ground truth, never logged)
         self.dropped: list[ChatMessage] = []
         #: called with (conversation, its messages) on every change: what a UI would redraw
@@ -254,7 +255,10 @@ class Controller:
             with tracekit.stage("CTRL", "send"):
                 self._upsert(ChatMessage(cmid, conv_id, self.user, text))
             self._changed(conv_id)
-            canonical = await self.rest.post_message(conv_id, cmid, text)
+            # an outbox per conversation: sends fired faster than the server answers still
+            # reach it (and get their seq) in the order the user wrote them
+            async with self._outbox.setdefault(conv_id, asyncio.Lock()):
+                canonical = await self.rest.post_message(conv_id, cmid, text)
             with tracekit.message(msg_id=canonical.id), tracekit.stage("REST", "response"):
                 self._upsert(canonical)
             self._changed(conv_id)
