@@ -40,14 +40,27 @@ class Collected:
     inputs: InputStats
 
 
+def _clean_line(line: bytes) -> bool:
+    try:
+        text = line.decode("utf-8").replace("\t", " ").rstrip("\r")
+    except UnicodeDecodeError:
+        return False
+    return len(text) >= 16 and text.isprintable()
+
+
 def _looks_binary(sample: bytes) -> bool:
-    """Mostly control bytes or invalid UTF-8: not a log (a few bad lines in a log are fine)."""
+    """Mostly control bytes or invalid UTF-8, and not one clean text line: not a log.
+
+    A log with garbage in it keeps at least one clean line, so its valid lines are never
+    thrown away with the garbage (they are read, and the garbage counted line by line)."""
     head = sample[:4096]
     if not head:
         return False
     control = sum(1 for b in head if b not in _TEXTISH)
     invalid = head.decode("utf-8", errors="replace").count("\ufffd")
-    return control > len(head) * 0.1 or invalid > len(head) * 0.1
+    if control <= len(head) * 0.1 and invalid <= len(head) * 0.1:
+        return False
+    return not any(_clean_line(ln) for ln in sample.split(b"\n"))
 
 
 def detect_format(data: bytes) -> str:
@@ -214,7 +227,7 @@ def _read_one(
         stats.lines += count_lines(raw.load())
         stats.warn(f"{src.name}: empty, no events")
         return empty_table()
-    if len(head) >= 256 and _looks_binary(head):
+    if _looks_binary(head):
         data = raw.load()
         lines = data.split(b"\n")
         if lines and not lines[-1]:
