@@ -317,18 +317,28 @@ def expand_paths(
 ) -> list[Source]:
     """Turn the user's inputs into sources: files as given, directories walked recursively
     (hidden entries skipped, include/exclude globs on the relative path or the name), ``-`` as
-    stdin. Rotated sets read oldest first. A missing path raises InputError."""
+    stdin. Rotated sets read oldest first, also when named one by one (``app.log*``). A missing
+    path raises InputError."""
     sources: list[Source] = []
+    run: list[Path] = []  # consecutive file arguments, e.g. a shell glob of a rotated set
+
+    def flush() -> None:
+        sources.extend(FileSource(p) for p in sorted(run, key=_rotation_key))
+        run.clear()
+
     for item in paths:
         if isinstance(item, Source):
+            flush()
             sources.append(item)
             continue
         text = os.fspath(item)
         if text == "-":
+            flush()
             sources.append(StdinSource())
             continue
         path = Path(text)
         if path.is_dir():
+            flush()
             found: list[Path] = []
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -344,7 +354,8 @@ def expand_paths(
                     found.append(full)
             sources.extend(FileSource(p) for p in sorted(found, key=_rotation_key))
         elif path.exists():
-            sources.append(FileSource(path))
+            run.append(path)
         else:
             raise InputError(f"{text}: no such file or directory")
+    flush()
     return sources

@@ -68,6 +68,9 @@ def test_directory_walk_rotation_order_and_globs(tmp_path: Path) -> None:
     names = [s.name for s in expand_paths([d], include=["sub/*"])]
     assert names == [str(d / "sub" / "other.jsonl")]
     assert seqs(collect([d], include=["app.log*"], exclude=["*.gz"])) == [1, 2, 4, 5]
+    # named one by one, in shell-glob order: still oldest first
+    globbed = sorted(str(p) for p in d.glob("app.log*"))
+    assert seqs(collect(globbed)) == [1, 2, 3, 4, 5]
 
 
 def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
