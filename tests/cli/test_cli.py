@@ -192,3 +192,22 @@ def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> No
     # the same through analyze --format html
     code, out, _ = run("analyze", str(logs), "-f", "html", "--grace", "0s")
     assert code == 0 and out.startswith("<!DOCTYPE html>")
+
+
+def test_demo_race_bug_finds_exactly_what_the_scenario_lost(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    code, stdout, stderr = run(
+        "demo", "--scenario", "race-bug", "--users", "3", "--messages", "10", "--out", str(out)
+    )
+    assert code == 0, stderr
+    truth = json.loads((out / "ground_truth.json").read_text())
+    lost = {(e["trace_id"], e["recipient"]) for e in truth["lost"]}
+    assert lost, "the race-bug scenario must lose messages"
+    assert f"tracekit reported exactly the {len(truth['expected_findings'])} expected" in stderr
+    report = json.loads(run("analyze", str(out), "-f", "json", "--grace", "100ms")[1])
+    drops = {(f["trace_id"], f["recipient"]) for f in report["findings"] if f["kind"] == "drop"}
+    assert drops == lost
+    assert {f["stage"] for f in report["findings"] if f["kind"] == "drop"} == {"CTRL.add"}
+    races = {(f["trace_id"], f["recipient"]) for f in report["findings"] if f["kind"] == "race"}
+    assert lost <= races  # every lost message arrived during a history fetch
+    assert "Delivery funnel" in stdout

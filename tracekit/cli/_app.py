@@ -447,7 +447,7 @@ def collect(
 
     Example: `tracekit collect --out logs/otlp.jsonl --port 4318`
     """
-    from tracekit.collectors import otlp_receiver  # type: ignore[attr-defined]
+    from tracekit.collectors import otlp_receiver
 
     with _translated_errors():
         typer.echo(f"tracekit collect: listening on http://{host}:{port} -> {out}", err=True)
@@ -469,7 +469,7 @@ def demo(
 
     Example: `tracekit demo --scenario race-bug --users 3 --messages 20`
     """
-    from tracekit.chat.demo import run_demo  # type: ignore[import-not-found, unused-ignore]
+    from tracekit.chat.demo import run_demo
 
     with _translated_errors():
         status = _stderr()
@@ -478,7 +478,10 @@ def demo(
             f"{messages} messages, logs in {out}/"
         )
         run = run_demo(scenario=scenario.value, users=users, messages=messages, out=out, seed=seed)
-        analysis, events, model = _analyze([out], None, "2s", None, None)
+        # The run's logs go on `tail_ms` after the last delivery: a grace window under that
+        # decides every drop instead of leaving it in flight.
+        grace = f"{max(run.tail_ms // 2, 100)}ms"
+        analysis, events, model = _analyze(run.logs, None, grace, None, None)
         data = _report_dict(analysis, events, model)
         if format is Format.json:
             from tracekit.cli._render import render_json
@@ -492,19 +495,29 @@ def demo(
 
 
 def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
-    """Compare what the demo knows it broke with what tracekit found."""
-    truth = getattr(run, "expected_drops", None)
-    if truth is None:
-        return
-    found = {(f["trace_id"], f["recipient"]) for f in data["findings"] if f["kind"] == "drop"}
-    expected = {(t, r) for t, r in truth}
+    """Compare what the scenario knows it caused with what tracekit found."""
+    kinds = {e.kind for e in run.expected_findings}
+    expected = {(e.kind, e.trace_id, e.recipient, e.stage) for e in run.expected_findings}
+    found = {
+        (f["kind"], f["trace_id"], f["recipient"], f["stage"])
+        for f in data["findings"]
+        if f["kind"] in kinds | {"drop", "duplicate"}
+    }
+    summary = data["summary"]
+    console.print(
+        f"scenario {run.scenario}: {len(run.lost)} deliveries lost by the app, "
+        f"{len(expected)} findings expected; tracekit: {summary['drop']} drop(s), "
+        f"{summary['race']} race(s), {summary['duplicate']} duplicate(s)."
+    )
     if found == expected:
+        what = "finding" if len(expected) == 1 else "findings"
         console.print(
-            f"[green]tracekit found exactly the {len(expected)} lost deliveries the scenario "
-            "caused.[/green]"
+            f"[green]tracekit reported exactly the {len(expected)} expected {what}"
+            f"{'' if expected else ' (none)'}.[/green] Ground truth: {run.truth_path}"
         )
     else:
         console.print(
-            f"[red]ground truth {len(expected)} lost deliveries; tracekit reported "
-            f"{len(found & expected)} of them and {len(found - expected)} others.[/red]"
+            f"[red]mismatch: {len(expected - found)} expected finding(s) not reported, "
+            f"{len(found - expected)} reported but not expected.[/red] Ground truth: "
+            f"{run.truth_path}"
         )
