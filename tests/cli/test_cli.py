@@ -211,3 +211,14 @@ def test_demo_race_bug_finds_exactly_what_the_scenario_lost(tmp_path: Path) -> N
     races = {(f["trace_id"], f["recipient"]) for f in report["findings"] if f["kind"] == "race"}
     assert lost <= races  # every lost message arrived during a history fetch
     assert "Delivery funnel" in stdout
+
+
+def test_include_and_exclude_globs(logs: Path) -> None:
+    (logs / "notes.txt").write_text("not a log at all\n")
+
+    def inputs(*args: str) -> dict[str, int]:
+        return json.loads(run("analyze", str(logs), "-f", "json", *args)[1])["inputs"]  # type: ignore[no-any-return]
+
+    assert inputs()["files"] == 2
+    assert inputs("--exclude", "*.txt")["files"] == 1
+    assert inputs("--include", "*.jsonl")["files"] == 1

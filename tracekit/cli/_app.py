@@ -120,6 +120,14 @@ SinceOpt = Annotated[
     str | None, typer.Option("--since", help="Only events at or after this ISO time.")
 ]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only events before this ISO time.")]
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--include", help="Only files matching this glob in directories (repeatable)."),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Skip files matching this glob in directories (repeatable)."),
+]
 TimezoneOpt = Annotated[
     str | None,
     typer.Option("--timezone", help="Zone of timestamps written without one, e.g. Europe/Paris."),
@@ -156,7 +164,12 @@ def _load_pipeline(path: Path | None) -> Pipeline:
 
 
 def _collect(
-    paths: Sequence[Path], since: str | None, until: str | None, timezone: str | None
+    paths: Sequence[Path],
+    since: str | None,
+    until: str | None,
+    timezone: str | None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> tuple[pl.LazyFrame, dict[str, Any]]:
     import polars as pl
 
@@ -168,7 +181,9 @@ def _collect(
             _fail(f"no such file or directory: {path}")
     show = sys.stderr.isatty()
     began = time.monotonic()
-    collected = collect([str(p) for p in paths], timezone=timezone)
+    collected = collect(
+        [str(p) for p in paths], timezone=timezone, include=include or None, exclude=exclude or None
+    )
     if show and time.monotonic() - began > 1.0:
         _stderr().print(f"[dim]read {collected.inputs.to_dict().get('events', 0)} events[/dim]")
     events = collected.events
@@ -187,11 +202,13 @@ def _analyze(
     until: str | None,
     timezone: str | None = None,
     slo: Mapping[str, timedelta] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> tuple[Report, pl.LazyFrame, Pipeline]:
     from tracekit.analyzers import analyze
 
     model = _load_pipeline(pipeline)
-    events, inputs = _collect(paths, since, until, timezone)
+    events, inputs = _collect(paths, since, until, timezone, include, exclude)
     events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
     report = analyze(
         events,
@@ -234,13 +251,17 @@ def analyze(
     since: SinceOpt = None,
     until: UntilOpt = None,
     timezone: TimezoneOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
 ) -> None:
     """Rebuild every message's path and report drops, duplicates, races, latency...
 
     Example: `tracekit analyze logs/ --format json -o report.json`
     """
     with _translated_errors():
-        report, events, model = _analyze(paths, pipeline, grace, since, until, timezone)
+        report, events, model = _analyze(
+            paths, pipeline, grace, since, until, timezone, include=include, exclude=exclude
+        )
         data = _report_dict(report, events, model)
         if format is Format.json:
             from tracekit.cli._render import render_json
@@ -288,13 +309,17 @@ def report(
     grace: GraceOpt = "5s",
     since: SinceOpt = None,
     until: UntilOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
 ) -> None:
     """Write one self-contained HTML report (funnel, latency, findings, timelines).
 
     Example: `tracekit report logs/ -o report.html`
     """
     with _translated_errors():
-        analysis, events, model = _analyze(paths, pipeline, grace, since, until)
+        analysis, events, model = _analyze(
+            paths, pipeline, grace, since, until, include=include, exclude=exclude
+        )
         data = _report_dict(analysis, events, model)
         _emit(_html(data, analysis, events, model), output)
     typer.echo(f"wrote {output}", err=True)
@@ -330,6 +355,8 @@ def check(
     grace: GraceOpt = "5s",
     since: SinceOpt = None,
     until: UntilOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
 ) -> None:
     """The CI gate: exit 0 when every gate holds, 1 when one fails, 2 on bad usage/input.
 
@@ -354,7 +381,9 @@ def check(
         )
     slo = {g.target: timedelta(milliseconds=g.limit) for g in gates if g.kind == "p99"}
     with _translated_errors():
-        analysis, events, model = _analyze(paths, pipeline, grace, since, until, slo=slo)
+        analysis, events, model = _analyze(
+            paths, pipeline, grace, since, until, slo=slo, include=include, exclude=exclude
+        )
         data = _report_dict(analysis, events, model)
     results = _gates.evaluate(data, gates)
     for result in results:
