@@ -104,11 +104,13 @@ def run_demo(
     server_inst = tracekit.Instrumentation(
         service="chat-server", source=SERVER_SOURCE, actor="server", sink=server_log
     )
-    options = ServerOptions(history_latency=plan.history_latency, faults=plan.faults)
+    options = ServerOptions(faults=plan.faults)  # the driver sets history_latency
     app = create_app(db_path, inst=server_inst, options=options)
     try:
         with ServerThread(app) as server:
-            driver = asyncio.run(_drive(plan, client_logs, server.base_url, server.ws_url, tail))
+            driver = asyncio.run(
+                _drive(plan, options, client_logs, server.base_url, server.ws_url, tail)
+            )
             base_url = server.base_url
     finally:
         server_inst.close()
@@ -129,7 +131,12 @@ def run_demo(
 
 
 async def _drive(
-    plan: LoadPlan, client_logs: dict[str, Path], base_url: str, ws_url: str, tail: float
+    plan: LoadPlan,
+    options: ServerOptions,
+    client_logs: dict[str, Path],
+    base_url: str,
+    ws_url: str,
+    tail: float,
 ) -> LoadDriver:
     insts = {
         u: tracekit.Instrumentation(service="client", source=f"client-{u}", actor=u, sink=path)
@@ -149,7 +156,7 @@ async def _drive(
                 for u, c in clients.items()
             )
         )
-        driver = LoadDriver(plan, clients, base_url)
+        driver = LoadDriver(plan, clients, base_url, options)
         await driver.run(tail=tail)
     finally:
         for client in clients.values():

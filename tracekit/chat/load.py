@@ -31,6 +31,7 @@ import httpx
 
 from tracekit.chat.client import Behaviour, ChatClient
 from tracekit.chat.faults import DeliveryFaults
+from tracekit.chat.server import ServerOptions
 from tracekit.schema import trace_id_from_uuid
 
 __all__ = [
@@ -220,8 +221,17 @@ def plan_load(
 class LoadDriver:
     """Plays a :class:`LoadPlan` on running clients (one per user)."""
 
-    def __init__(self, plan: LoadPlan, clients: dict[str, ChatClient], base_url: str) -> None:
+    def __init__(
+        self,
+        plan: LoadPlan,
+        clients: dict[str, ChatClient],
+        base_url: str,
+        options: ServerOptions | None = None,
+    ) -> None:
+        """``options``: the in-process server's, to slow history pages only while the steps
+        play (setup and the final refresh stay quick)."""
         self.plan = plan
+        self.options = options
         self.clients = clients
         self.base_url = base_url
         #: trace id -> canonical msg_id the server assigned
@@ -236,9 +246,15 @@ class LoadDriver:
         (an analysis grace window shorter than that decides every drop), and the race-bug
         client's lost messages appear, as they did for its users, after a refresh."""
         async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as http:
-            for step in self.plan.steps:
-                await self._play(step, http)
-            await self._await_reloads()
+            if self.options is not None:
+                self.options.history_latency = self.plan.history_latency
+            try:
+                for step in self.plan.steps:
+                    await self._play(step, http)
+                await self._await_reloads()
+            finally:
+                if self.options is not None:
+                    self.options.history_latency = 0.0
             await self.settle(settle_timeout)
         self.shown_before_refresh = {
             u: {m.client_msg_id for conv in c.opened for m in c.messages(conv)}

@@ -1,0 +1,186 @@
+"""``run_demo``: each scenario's logs agree with its ground truth, hop by hop."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracekit.chat.demo import DemoRun, run_demo
+from tracekit.chat.load import plan_load
+
+
+def _events(run: DemoRun) -> dict[str, list[dict[str, Any]]]:
+    """source -> its events, in log order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in run.logs:
+        events = [json.loads(line) for line in path.read_text().splitlines()]
+        assert events, f"{path} is empty"
+        out[events[0]["source"]] = events
+    return out
+
+
+def _hops(events: list[dict[str, Any]], trace_id: str) -> Counter[str]:
+    return Counter(f"{e['stage']}.{e['action']}" for e in events if e.get("trace_id") == trace_id)
+
+
+def _ts(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+
+
+def _check_common(run: DemoRun, tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
+    assert run.out == tmp_path and run.server_log == tmp_path / "server.jsonl"
+    assert sorted(p.name for p in run.logs) == [
+        "client-u1.jsonl",
+        "client-u2.jsonl",
+        "client-u3.jsonl",
+        "server.jsonl",
+    ]
+    on_disk = json.loads(run.truth_path.read_text())
+    assert on_disk == json.loads(json.dumps(run.truth.as_dict()))
+    assert on_disk["schema"] == "tracekit.demo-truth/1"
+    events = _events(run)
+    assert sorted(events) == ["chat-server-1", "client-u1", "client-u2", "client-u3"]
+    for source, evs in events.items():
+        assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1)), source  # no log gaps
+    # every message: sent once, persisted once, broadcast to every member but its sender
+    server = events["chat-server-1"]
+    for m in run.truth.messages:
+        sender = _hops(events[f"client-{m['sender']}"], m["trace_id"])
+        assert sender == Counter({"CTRL.send": 1, "REST.request": 1, "REST.response": 1})
+        (start,) = [
+            e for e in server if e.get("trace_id") == m["trace_id"] and e["action"] == "start"
+        ]
+        assert start["recipients"] == m["recipients"] and m["sender"] not in m["recipients"]
+    return events
+
+
+def _delivered(events: dict[str, list[dict[str, Any]]], trace_id: str, user: str) -> int:
+    return _hops(events[f"client-{user}"], trace_id)["CTRL.add"]
+
+
+def test_race_bug_demo_loses_messages_at_ctrl_add_during_history_loads(tmp_path: Path) -> None:
+    run = run_demo("race-bug", users=3, messages=12, out=tmp_path, seed=0, tail=0.3)
+    events = _check_common(run, tmp_path)
+
+    assert len(run.lost) >= 4
+    lost = {(e.trace_id, e.recipient) for e in run.lost}
+    assert {(e.kind, e.stage, e.last_seen) for e in run.lost} == {("drop", "CTRL.add", "REPO.add")}
+    for m in run.truth.messages:
+        for r in m["recipients"]:
+            hops = _hops(events[f"client-{r}"], m["trace_id"])
+            assert hops["WS-RECV.receive"] == hops["REPO.add"] == 1
+            assert hops["CTRL.add"] == (0 if (m["trace_id"], r) in lost else 1)
+    # each lost message arrived inside a history fetch of its conversation on that client
+    for e in run.lost:
+        log = events[f"client-{e.recipient}"]
+        (recv,) = [x for x in log if x.get("trace_id") == e.trace_id and x["action"] == "receive"]
+        windows = [
+            x
+            for x in log
+            if x["action"] in ("fetch_start", "fetch_end") and x["conv_id"] == e.conv_id
+        ]
+        before = [w for w in windows if w["seq"] < recv["seq"]][-1]
+        after = next(w for w in windows if w["seq"] > recv["seq"])
+        assert (before["action"], after["action"]) == ("fetch_start", "fetch_end")
+        assert _ts(before) <= _ts(recv) <= _ts(after)
+        assert e.shown_after_refresh  # the final refresh brings it back
+    assert {(r["trace_id"], r["recipient"]) for r in run.truth.races} >= lost
+    assert run.duration_s < 10
+
+
+def test_fixed_demo_delivers_everything(tmp_path: Path) -> None:
+    run = run_demo("fixed", users=3, messages=12, out=tmp_path, seed=0, tail=0.3)
+    events = _check_common(run, tmp_path)
+
+    assert run.lost == [] and run.expected_findings == []
+    assert run.truth.races  # the same race happened; the fixed client lost nothing to it
+    for m in run.truth.messages:
+        for r in m["recipients"]:
+            assert _delivered(events, m["trace_id"], r) == 1
+    assert run.truth.deliveries_expected == sum(len(m["recipients"]) for m in run.truth.messages)
+
+
+def test_faults_demo_ground_truth_matches_what_the_logs_show(tmp_path: Path) -> None:
+    run = run_demo("faults", users=3, messages=10, out=tmp_path, seed=1, tail=0.3)
+    events = _check_common(run, tmp_path)
+    server = events["chat-server-1"]
+    truth = run.truth
+
+    found = Counter((e.kind, e.stage) for e in run.expected_findings)
+    assert found == Counter(
+        {
+            ("drop", "WS-RECV.receive"): 1,
+            ("drop", "WS-BROADCAST.deliver"): 2,
+            ("duplicate", "WS-RECV.receive"): 1,
+            ("latency_outlier", "WS-RECV.receive"): 1,
+            ("slo_breach", "CTRL.add"): 1,
+        }
+    )
+    assert Counter(f["kind"] for f in truth.faults_applied) == Counter(
+        {"drop": 1, "duplicate": 1, "delay": 1, "disconnect": 2}
+    )
+
+    def delivers(trace_id: str, peer: str) -> list[dict[str, Any]]:
+        return [
+            e for e in server
+            if e.get("trace_id") == trace_id and e["action"] == "deliver" and e["peer"] == peer
+        ]  # fmt: skip
+
+    for e in run.expected_findings:
+        hops = _hops(events[f"client-{e.recipient}"], e.trace_id)
+        if e.kind == "drop" and e.stage == "WS-RECV.receive":  # lost on the wire
+            assert len(delivers(e.trace_id, e.recipient)) == 1 and hops["WS-RECV.receive"] == 0
+        elif e.kind == "drop":  # recipient disconnected: no socket to write to
+            assert delivers(e.trace_id, e.recipient) == [] and hops["WS-RECV.receive"] == 0
+            assert e.shown_after_refresh  # the reload after reconnecting brought it
+        elif e.kind == "duplicate":
+            assert hops == Counter({"WS-RECV.receive": 2, "REPO.add": 1, "CTRL.add": 1})
+        elif e.kind == "latency_outlier":
+            (deliver,) = delivers(e.trace_id, e.recipient)
+            log = events[f"client-{e.recipient}"]
+            (recv,) = [
+                x for x in log if x.get("trace_id") == e.trace_id and x["action"] == "receive"
+            ]
+            assert deliver["duration_ms"] >= 800
+            assert (_ts(recv) - _ts(deliver)).total_seconds() >= 0.8
+    # everything else arrived exactly once
+    faulty = {(e.trace_id, e.recipient) for e in run.expected_findings if e.kind != "slo_breach"}
+    for m in truth.messages:
+        for r in m["recipients"]:
+            if (m["trace_id"], r) not in faulty:
+                assert _hops(events[f"client-{r}"], m["trace_id"]) == Counter(
+                    {"WS-RECV.receive": 1, "REPO.add": 1, "CTRL.add": 1}
+                )
+
+
+def test_plans_are_deterministic_per_seed() -> None:
+    a, b, c = (plan_load("faults", seed=s) for s in (7, 7, 8))
+    assert [m.client_msg_id for m in a.messages] == [m.client_msg_id for m in b.messages]
+    assert (a.faults.drop, a.faults.duplicate, a.faults.delay) == (
+        b.faults.drop,
+        b.faults.duplicate,
+        b.faults.delay,
+    )
+    assert [m.client_msg_id for m in a.messages] != [m.client_msg_id for m in c.messages]
+    assert len(plan_load("race-bug", messages=20).messages) == 20
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scenario": "chaos"}, "scenario must be one of"),
+        ({"users": 1}, "at least 2 users"),
+        ({"messages": 0}, "at least 1"),
+    ],
+)
+def test_run_demo_rejects_bad_arguments(
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_demo(out=tmp_path, **kwargs)
+    assert list(tmp_path.iterdir()) == []
