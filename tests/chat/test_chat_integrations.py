@@ -214,3 +214,20 @@ async def test_fastapi_http_and_stage_spans_join_the_senders_trace(
         "HTTP /ws",
         "POST /conversations",
     ]
+
+
+def test_integrations_package_is_light_and_the_chat_app_needs_no_polars() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracekit, tracekit.integrations\n"
+        "heavy = ('fastapi', 'uvicorn', 'httpx', 'websockets', 'starlette', 'polars')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "import tracekit.chat.demo\n"
+        "print('polars' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    assert out[:2] == ["[]", "False"]
