@@ -153,8 +153,9 @@ async def _race(chat: Chat, behaviour: str) -> tuple[list[str], list[str]]:
     await u1.send("c1", "before")
     await until(lambda: len(u2.messages("c1")) == 1)
     chat.options.history_latency = 0.4
+    reads = chat.options.history_reads
     reload = asyncio.create_task(u2.open("c1"))
-    await asyncio.sleep(0.1)  # the server has read the page; it is on its way
+    await until(lambda: chat.options.history_reads > reads)  # the page is on its way
     during = [(await u1.send("c1", f"during {i}")).trace_id for i in range(2)]
     await until(lambda: len(u2.socket.received) == 3)
     await reload

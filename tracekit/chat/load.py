@@ -184,7 +184,7 @@ def plan_load(
         while left > 0:
             # a burst lands while one member's history page of c1 is in flight
             reloader = rng.choice(names)
-            plan.steps += [Reload(reloader, "c1", wait=False), Pause(0.08)]
+            plan.steps += [Reload(reloader, "c1", wait=False), Pause(0.02)]
             for _ in range(min(burst, left)):
                 send("c1", rng.choice([u for u in names if u != reloader]))
                 left -= 1
@@ -282,7 +282,9 @@ class LoadDriver:
             if step.wait:
                 await job
             else:
+                reads = self.options.history_reads if self.options is not None else 0
                 self._reloads.append(asyncio.create_task(job))
+                await self._page_read(reads)
         elif isinstance(step, AwaitReloads):
             await self._await_reloads()
         elif isinstance(step, Disconnect):
@@ -291,6 +293,14 @@ class LoadDriver:
         elif isinstance(step, Reconnect):
             await self.clients[step.user].reconnect()
             await _wait_presence(http, step.user, online=True)
+
+    async def _page_read(self, reads: int, timeout: float = 2.0) -> None:
+        """Until the server has read the page (its snapshot predates what is sent next)."""
+        if self.options is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self.options.history_reads <= reads and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
 
     async def _await_reloads(self) -> None:
         reloads, self._reloads = self._reloads, []

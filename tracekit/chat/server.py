@@ -72,6 +72,9 @@ class ServerOptions:
     #: their way, which is the window of the REST/WebSocket race.
     history_latency: float = 0.0
     faults: DeliveryFaults = field(default_factory=DeliveryFaults)
+    #: history pages read from the database so far (lets a test or the load generator act
+    #: right after the page's snapshot was taken, instead of guessing with a sleep)
+    history_reads: int = 0
 
 
 class _Connection:
@@ -260,6 +263,7 @@ def _routes(app: FastAPI, service: ChatService) -> None:
         page, more = await asyncio.to_thread(
             store.history, conv_id, limit=limit, before_seq=before_seq
         )
+        service.options.history_reads += 1
         if service.options.history_latency > 0:
             await asyncio.sleep(service.options.history_latency)
         return {"messages": [m.as_dict() for m in page], "has_more": more}
