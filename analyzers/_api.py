@@ -93,4 +93,6 @@ def find_log_gaps(
 
 def find_clock_skew(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
     paths = build_paths(events, pipeline)
-    return sort_lazy(clock_findings(paths, negative_latencies(latency_samples(paths)).collect()))
+    return sort_lazy(
+        clock_findings(paths, negative_latencies(latency_samples(paths), paths).collect())
+    )

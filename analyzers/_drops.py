@@ -47,7 +47,7 @@ def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
     return out
 
 
-def _reached(p: Pipeline, i: int, *, from_pairs: bool, for_desc: bool = False) -> pl.Expr:
+def _reached(p: Pipeline, i: int, *, from_pairs: bool) -> pl.Expr:
     h = p.hops[i]
     if h.scope == "recipient" and not from_pairs:
         return pl.col(col("any", i)).fill_null(False)

@@ -5,6 +5,9 @@ only on the slow side, only with ``min_samples`` samples, and only when the late
 the median by an absolute floor: that floor alone decides when the spread (MAD) is zero, and it
 keeps sub-millisecond jitter from ever being an "outlier". A cross-host latency that is still
 negative after correction is not a latency: it is left out and reported as a clock finding.
+
+Samples are kept lean (edge id, keys, latency, cross-host flag); sources, files and lines are
+joined back only for the few rows that become findings.
 """
 
 from __future__ import annotations
@@ -18,55 +21,75 @@ from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import Paths, col
 from tracekit.analyzers._pipeline import END_TO_END
 
-__all__ = ["latency_samples", "latency_stats", "outliers_and_slo"]
+__all__ = ["latency_samples", "latency_stats", "negative_latencies", "outliers_and_slo"]
 
 _E2E = END_TO_END
 
 
-def latency_samples(paths: Paths) -> pl.LazyFrame:
-    """One row per measured edge: ``edge`` ("A->B" or "end_to_end"), ``lat`` (ns) and evidence."""
+def _edges(paths: Paths) -> list[tuple[str, str, str]]:
+    """``(name, from, to)`` per measured edge: the pipeline's edges, then end to end."""
     p = paths.pipeline
-    frames: list[pl.LazyFrame] = []
-    pairs_edges = list(p.edges)
+    out = [(f"{a}->{b}", a, b) for a, b in p.edges]
     final = p.role("final")
     if final is not None:
-        pairs_edges.append((p.roles["send"], final))
-    for n, (a, b) in enumerate(pairs_edges):
+        out.append((_E2E, p.roles["send"], final))
+    return out
+
+
+def _frame(paths: Paths, to: str) -> pl.LazyFrame:
+    return paths.pairs.lazy() if paths.pipeline.hop(to).scope == "recipient" else paths.msg.lazy()
+
+
+def latency_samples(paths: Paths) -> pl.LazyFrame:
+    """One row per measured pair: ``eid`` (index into the edges), ``lat`` (ns), ``cross``."""
+    p = paths.pipeline
+    frames: list[pl.LazyFrame] = []
+    for eid, (_, a, b) in enumerate(_edges(paths)):
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
-        frame = paths.pairs.lazy() if rcp else paths.msg.lazy()
-        name = _E2E if n >= len(p.edges) else f"{a}->{b}"
         frames.append(
-            frame.filter(
+            _frame(paths, b)
+            .filter(
                 (pl.col(col("n", ia)).fill_null(0) > 0) & (pl.col(col("n", ib)).fill_null(0) > 0)
-            ).select(
-                pl.lit(name).alias("edge"),
-                pl.lit(a).alias("from"),
-                pl.lit(b).alias("to"),
+            )
+            .select(
+                pl.lit(eid, dtype=pl.UInt8).alias("eid"),
                 "trace_id",
                 (pl.col("recipient") if rcp else pl.lit(None, dtype=pl.String)).alias("recipient"),
-                "conv_id",
                 (pl.col(col("t", ib)) - pl.col(col("t", ia))).alias("lat"),
-                pl.col(col("t", ib)).alias("t"),
-                pl.col(col("src", ia)).alias("src_a"),
-                pl.col(col("src", ib)).alias("src_b"),
-                pl.col(col("file", ia)).alias("file_a"),
-                pl.col(col("line", ia)).alias("line_a"),
-                pl.col(col("file", ib)).alias("file_b"),
-                pl.col(col("line", ib)).alias("line_b"),
+                (pl.col(col("src", ia)) != pl.col(col("src", ib))).alias("cross"),
             )
         )
     return pl.concat(frames)
 
 
-def _stats(lat_ms: pl.Expr) -> list[pl.Expr]:
-    return [
-        lat_ms.count().alias("count"),
-        lat_ms.quantile(0.5, "linear").alias("p50_ms"),
-        lat_ms.quantile(0.95, "linear").alias("p95_ms"),
-        lat_ms.quantile(0.99, "linear").alias("p99_ms"),
-        lat_ms.max().alias("max_ms"),
-    ]
+def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
+    """Names, sources, conversation, time and evidence for a few sample rows."""
+    p = paths.pipeline
+    parts: list[pl.LazyFrame] = []
+    for eid, (name, a, b) in enumerate(_edges(paths)):
+        ia, ib = p.index(a), p.index(b)
+        rcp = p.hop(b).scope == "recipient"
+        keys = ["trace_id", "recipient"] if rcp else ["trace_id"]
+        side = _frame(paths, b).select(
+            *keys,
+            "conv_id",
+            pl.col(col("t", ib)).alias("t"),
+            pl.col(col("src", ia)).alias("src_a"),
+            pl.col(col("src", ib)).alias("src_b"),
+            pl.col(col("file", ia)).alias("file_a"),
+            pl.col(col("line", ia)).alias("line_a"),
+            pl.col(col("file", ib)).alias("file_b"),
+            pl.col(col("line", ib)).alias("line_b"),
+        )
+        parts.append(
+            rows.filter(pl.col("eid") == eid)
+            .join(side, on=keys, how="left")
+            .with_columns(
+                pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")
+            )
+        )
+    return pl.concat(parts, how="diagonal_relaxed")
 
 
 def _r(x: Any) -> float | None:
@@ -75,46 +98,57 @@ def _r(x: Any) -> float | None:
 
 def latency_stats(samples: pl.DataFrame, paths: Paths) -> dict[str, Any]:
     """The report's ``latency`` section: per edge in pipeline order, then end to end."""
-    ok = samples.lazy().filter(pl.col("lat") >= 0)
-    stats = ok.group_by("edge").agg(*_stats(pl.col("lat") / 1e6)).collect()
-    by_edge = {r["edge"]: r for r in stats.iter_rows(named=True)}
-
-    def block(name: str) -> dict[str, Any]:
-        r = by_edge.get(name)
-        if r is None:
-            return {"count": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
-        return {
-            "count": int(r["count"]),
-            **{k: _r(r[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
-        }
-
-    hops = [{"from": a, "to": b, **block(f"{a}->{b}")} for a, b in paths.pipeline.edges]
-    return {"hops": hops, "end_to_end": block(_E2E)}
+    lat = pl.col("lat") / 1e6
+    stats = (
+        samples.lazy()
+        .filter(pl.col("lat") >= 0)
+        .group_by("eid")
+        .agg(
+            lat.count().alias("count"),
+            lat.quantile(0.5, "linear").alias("p50_ms"),
+            lat.quantile(0.95, "linear").alias("p95_ms"),
+            lat.quantile(0.99, "linear").alias("p99_ms"),
+            lat.max().alias("max_ms"),
+        )
+        .collect()
+    )
+    by_edge = {r["eid"]: r for r in stats.iter_rows(named=True)}
+    keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+    empty: dict[str, Any] = {"count": 0, **dict.fromkeys(keys)}
+    blocks: dict[str, dict[str, Any]] = {}
+    for eid, (name, _, _) in enumerate(_edges(paths)):
+        r = by_edge.get(eid)
+        blocks[name] = (
+            dict(empty) if r is None else {"count": int(r["count"]), **{k: _r(r[k]) for k in keys}}
+        )
+    hops = [{"from": a, "to": b, **blocks[f"{a}->{b}"]} for a, b in paths.pipeline.edges]
+    return {"hops": hops, "end_to_end": blocks.get(_E2E, empty)}
 
 
 def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
+    edges = _edges(paths)
+    e2e = next((i for i, (name, _, _) in enumerate(edges) if name == _E2E), -1)
     floor = p.outlier_floor.total_seconds() * 1e3
-    lat_ms = pl.col("lat") / 1e6
-    ok = samples.filter(pl.col("lat") >= 0).with_columns(
-        lat_ms=lat_ms, log=lat_ms.clip(lower_bound=0.01).log()
-    )
-    per_edge = (
-        ok.filter(pl.col("edge") != _E2E)
-        .group_by("edge")
-        .agg(n=pl.len(), med_log=pl.col("log").median(), med_ms=pl.col("lat_ms").median())
-    )
-    mad = (
-        ok.join(per_edge, on="edge")
-        .group_by("edge")
-        .agg(mad=(pl.col("log") - pl.col("med_log")).abs().median())
+    ok = samples.filter(pl.col("lat") >= 0)
+    log = (pl.col("lat") / 1e6).clip(lower_bound=0.01).log()
+    # One pass for the robust statistics, then only the rows past the floor are scored.
+    stats = (
+        ok.filter(pl.col("eid") != e2e)
+        .group_by("eid")
+        .agg(
+            n=pl.len(),
+            med_log=log.median(),
+            med_ms=(pl.col("lat") / 1e6).median(),
+            mad=(log - log.median()).abs().median(),
+        )
     )
     scored = (
-        ok.join(per_edge.join(mad, on="edge"), on="edge")
-        .with_columns(z=0.6745 * (pl.col("log") - pl.col("med_log")) / pl.col("mad"))
+        ok.join(stats, on="eid")
+        .filter(pl.col("lat") / 1e6 - pl.col("med_ms") > floor)
+        .with_columns(z=0.6745 * ((pl.col("lat") / 1e6).log() - pl.col("med_log")) / pl.col("mad"))
         .filter(
             (pl.col("n") >= p.outlier_min_samples)
-            & (pl.col("lat_ms") - pl.col("med_ms") > floor)
             & ((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
         )
     )
@@ -124,7 +158,7 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
         .otherwise(pl.lit(""))
     )
     outl = findings(
-        scored,
+        _enrich(scored, paths),
         "latency_outlier",
         trace_id="trace_id",
         recipient="recipient",
@@ -145,15 +179,15 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("file_a", "line_a"), ("file_b", "line_b")),
         at="t",
     )
-    if not p.slo:
+    ids = {name: i for i, (name, _, _) in enumerate(edges)}
+    limits = {ids[k]: int(v.total_seconds() * 1e9) for k, v in p.slo.items() if k in ids}
+    if not limits:
         return outl
     thresholds = pl.LazyFrame(
-        {
-            "edge": list(p.slo),
-            "slo_ns": [int(v.total_seconds() * 1e9) for v in p.slo.values()],
-        }
+        {"eid": list(limits), "slo_ns": list(limits.values())},
+        schema={"eid": pl.UInt8, "slo_ns": pl.Int64},
     )
-    breach = ok.join(thresholds, on="edge").filter(pl.col("lat") > pl.col("slo_ns"))
+    breach = _enrich(ok.join(thresholds, on="eid").filter(pl.col("lat") > pl.col("slo_ns")), paths)
     slo = findings(
         breach,
         "slo_breach",
@@ -179,11 +213,11 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     return pl.concat([outl, slo])
 
 
-def negative_latencies(samples: pl.LazyFrame) -> pl.LazyFrame:
+def negative_latencies(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     """Cross-host pairs still reversed after correction, per source pair."""
+    rows = _enrich(samples.filter((pl.col("lat") < 0) & pl.col("cross")), paths)
     return (
-        samples.filter((pl.col("lat") < 0) & (pl.col("src_a") != pl.col("src_b")))
-        .group_by("src_a", "src_b")
+        rows.group_by("src_a", "src_b")
         .agg(
             n=pl.len(),
             worst=pl.col("lat").min(),

@@ -43,11 +43,9 @@ def reorders(paths: Paths) -> pl.LazyFrame:
             .otherwise(pl.col(col("t", ps)))
             .alias("pkey")
         )
-        .select(
-            "trace_id", pl.struct("conv_id", "pkey").rank("dense").cast(pl.Int64).alias("prank")
-        )
+        # A rank over all messages keeps every conversation's own order (one key kind each).
+        .select("trace_id", pl.col("pkey").rank("dense").cast(pl.Int64).alias("prank"))
     )
-    group = ["conv_id", "recipient"]
     stored = (
         paths.pairs.lazy()
         .filter((pl.col(col("n", o)).fill_null(0) > 0) & pl.col("conv_id").is_not_null())
@@ -65,13 +63,16 @@ def reorders(paths: Paths) -> pl.LazyFrame:
             pl.col(col("line", o)).alias("line"),
         )
         .join(persisted, on="trace_id")
-        .sort(*group, "rkey", "trace_id")
+        .with_columns(
+            # integer codes sort much faster than the strings; only grouping matters here
+            gc=pl.col("conv_id").cast(pl.Categorical).to_physical(),
+            gr=pl.col("recipient").cast(pl.Categorical).to_physical(),
+        )
+        .sort("gc", "gr", "rkey", "prank")
     )
     # One sorted pass instead of windows: number the (conversation, recipient) groups and add
     # group * 2**32 to the persist rank, so one running maximum never crosses a group.
-    new = (pl.col("conv_id") != pl.col("conv_id").shift(1)) | (
-        pl.col("recipient") != pl.col("recipient").shift(1)
-    )
+    new = (pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("gr") != pl.col("gr").shift(1))
     ahead = (
         stored.with_columns(gid=new.fill_null(True).cum_sum().cast(pl.Int64))
         .with_columns(key=pl.col("gid") * (1 << 32) + pl.col("prank"))

@@ -256,51 +256,35 @@ def _expected(msg: pl.LazyFrame, observed: pl.LazyFrame, fetches: pl.LazyFrame) 
     ).unique(subset=["trace_id", "recipient"], keep="first", maintain_order=False)
 
 
-def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> pl.LazyFrame:
-    """Sender, conversation, canonical ids and recipients list per trace (from few rows)."""
+def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
+    """Sender, conversation, canonical ids and recipients list per trace (each from few rows).
+
+    ``hops`` has ``trace_id`` as Categorical (integer grouping); keys come back as String.
+    """
     lf = hops.lazy()
-    sender = (
+    back = pl.col("trace_id").cast(pl.String)
+    facts = [
         lf.filter(pl.col("hop") == send)
         .group_by("trace_id")
-        .agg(pl.col("actor").first().alias("sender"))
-    )
-    conv = (
+        .agg(pl.col("actor").first().alias("sender")),
         lf.filter(pl.col("recipient").is_null() & pl.col("conv_id").is_not_null())
         .group_by("trace_id")
-        .agg(pl.col("conv_id").first())
-    )
-    # Recipient events only where no message event names the conversation (rare).
-    conv_any = (
-        lf.filter(pl.col("recipient").is_not_null() & pl.col("conv_id").is_not_null())
-        .join(conv, on="trace_id", how="anti")
-        .group_by("trace_id")
-        .agg(pl.col("conv_id").first().alias("conv_any"))
-    )
-    ids = (
+        .agg(pl.col("conv_id").first()),
         lf.filter(pl.col("msg_id").is_not_null())
         .group_by("trace_id")
         .agg(
             pl.col("msg_id").min().alias("msg_id_min"),
             pl.col("msg_id").max().alias("msg_id_max"),
             pl.col("msg_id").n_unique().alias("n_msg_id"),
-        )
-    )
-    facts = [sender, conv, conv_any, ids]
+        ),
+    ]
     if bcast is not None:
         facts.append(
             lf.filter(pl.col("hop") == bcast)
             .group_by("trace_id")
             .agg(pl.col("recipients").drop_nulls().first().alias("recipients"))
         )
-    out = lf.select("trace_id").unique()
-    for f in facts:
-        out = out.join(f, on="trace_id", how="left")
-    out = out.with_columns(
-        conv_id=pl.coalesce("conv_id", "conv_any"), n_msg_id=pl.col("n_msg_id").fill_null(0)
-    ).drop("conv_any")
-    if bcast is None:
-        out = out.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
-    return out
+    return [f.with_columns(back) for f in facts]
 
 
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
@@ -322,7 +306,11 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     fetches = _fetch_events(rest, p)
     src_names = sorted(sources.get_column("source").drop_nulls().to_list())
     file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())
+    # Categorical keys group as integers: several times faster than hashing trace id strings.
+    cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
     coded = hops_df.with_columns(
+        **cat,
+        recipient=pl.col("recipient").cast(pl.Categorical),
         sc=pl.col("source").replace_strict(
             {s: i for i, s in enumerate(src_names)}, default=None, return_dtype=pl.UInt32
         ),
@@ -337,19 +325,44 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         .agg(*[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx])
     )
     rcp_keys = ["trace_id", "recipient"]
-    msg_w, rcp_w, any_w, facts = pl.collect_all(
+    facts_cols = hops_df.select(
+        "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
+    )
+    msg_w, rcp_w, any_w, *facts = pl.collect_all(
         [
             _wide(coded, ["trace_id"], msg_idx),
             _wide(with_recipient, rcp_keys, rcp_idx),
             reached_any,
-            _trace_facts(hops_df, send, bcast),
+            *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
     )
-    msg_raw = _decode(_exact(msg_w, coded, ["trace_id"], msg_idx), msg_idx, src_names, file_names)
-    msg_raw = msg_raw.join(any_w, on="trace_id", how="left").join(facts, on="trace_id", how="left")
-    rcp_raw = _decode(
-        _exact(rcp_w, with_recipient, rcp_keys, rcp_idx), rcp_idx, src_names, file_names
+    strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
+    msg_w = _exact(msg_w, coded, ["trace_id"], msg_idx).with_columns(strings[0])
+    rcp_w = _exact(rcp_w, with_recipient, rcp_keys, rcp_idx).with_columns(strings)
+    msg_raw = _decode(msg_w, msg_idx, src_names, file_names).join(
+        any_w.with_columns(strings[0]), on="trace_id", how="left"
     )
+    for f in facts:
+        msg_raw = msg_raw.join(f, on="trace_id", how="left")
+    if bcast is None:
+        msg_raw = msg_raw.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
+    lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
+    if lacking.height:  # no message event named the conversation: take a recipient event's
+        conv_any = (
+            hops_df.lazy()
+            .join(lacking.lazy(), on="trace_id", how="semi")
+            .filter(pl.col("conv_id").is_not_null())
+            .group_by("trace_id")
+            .agg(pl.col("conv_id").first().alias("conv_any"))
+            .collect()
+        )
+        msg_raw = (
+            msg_raw.join(conv_any, on="trace_id", how="left")
+            .with_columns(conv_id=pl.coalesce("conv_id", "conv_any"))
+            .drop("conv_any")
+        )
+    msg_raw = msg_raw.with_columns(pl.col("n_msg_id").fill_null(0))
+    rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
     expected = _expected(msg_raw.lazy(), rcp_raw.lazy(), fetches.lazy())
     pairs_raw = (
         expected.join(rcp_raw.lazy(), on=["trace_id", "recipient"], how="full", coalesce=True)

@@ -136,7 +136,7 @@ def analyze(
         outliers_and_slo(samples.lazy(), paths),
         log_gaps(paths, cand),
     ]
-    negatives = negative_latencies(samples.lazy()).collect()
+    negatives = negative_latencies(samples.lazy(), paths).collect()
     found = pl.concat([*parts, clock_findings(paths, negatives)]).collect()
     found = _explain_clock(found)
     found = sort_findings(found)
