@@ -455,11 +455,19 @@ class _Stage:
         self._start = 0
 
     def set(self, **fields: Any) -> None:
-        """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned)."""
+        """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned); they
+        go on the event and, for the keys spans carry, on the span."""
         if self._late is None:
             self._late = fields
         else:
             self._late.update(fields)
+        if self._span is not None:
+            try:
+                from tracekit._otel import span_attributes
+
+                self._span.set_attributes(span_attributes(fields))
+            except Exception:
+                pass
 
     def __enter__(self) -> _Stage:
         emitter = _scoped.get() or _emitter

@@ -19,7 +19,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-__all__ = ["SpanFactory", "current_span_id"]
+__all__ = ["SpanFactory", "current_span_id", "span_attributes"]
 
 # messaging.operation.type per action (OpenTelemetry messaging semantic conventions).
 _OPERATION = {
@@ -53,6 +53,14 @@ def _phantom_parent_id(trace_id: str) -> int:
     # A message's spans that have no parent in their process hang under one shared, derived
     # parent id, so every process of the trace agrees on it without talking to each other.
     return int(trace_id[16:], 16) or 1
+
+
+def span_attributes(fields: dict[str, Any]) -> dict[str, str]:
+    """The span attributes for event fields learnt after the span started."""
+    out = {attr: str(fields[key]) for key, attr in _OPTIONAL if fields.get(key) is not None}
+    if fields.get("actor") is not None:
+        out["tracekit.actor"] = str(fields["actor"])
+    return out
 
 
 class SpanFactory:

@@ -205,7 +205,8 @@ async def test_fastapi_http_and_stage_spans_join_the_senders_trace(
     assert parent(deliver) == http_span.context.span_id
     assert parent(receive) == deliver.context.span_id
     assert persist.attributes is not None and deliver.attributes is not None
-    # msg_id is learnt inside REST.persist (stage.set): on its event; spans after it carry it
+    # msg_id is learnt inside REST.persist (stage.set): on its event and its span too
+    assert persist.attributes["messaging.message.id"] == "m1"
     assert deliver.attributes["messaging.message.id"] == "m1"
     assert deliver.attributes["tracekit.peer"] == "u2"
     # the setup request and the socket carried no message: their spans are not in its trace

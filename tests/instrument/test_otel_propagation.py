@@ -56,6 +56,17 @@ def test_stage_span_in_message_trace_with_semconv_attributes(spans: Any) -> None
     assert persist.attributes["tracekit.seq"] == by_action["persist"]["seq"]
 
 
+def test_fields_set_during_the_stage_reach_the_span(spans: Any) -> None:
+    provider, exporter = spans
+    with capture(otel=provider) as events, tracekit.message(TID, conv_id="c1"):
+        with tracekit.stage("REST", "persist") as stage:
+            stage.set(msg_id="m7")
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["messaging.message.id"] == "m7"
+    assert events[0]["msg_id"] == "m7"
+
+
 def test_exception_recorded_on_span(spans: Any) -> None:
     provider, exporter = spans
     with (
