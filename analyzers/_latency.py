@@ -132,7 +132,8 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     floor = p.outlier_floor.total_seconds() * 1e3
     ok = samples.filter(pl.col("lat") >= 0)
     log = (pl.col("lat") / 1e6).clip(lower_bound=0.01).log()
-    # One pass for the robust statistics, then only the rows past the floor are scored.
+    # One pass for the robust statistics (a few rows), then only the rows past the floor are
+    # scored: thresholds go in as a lookup, not as a join of every sample.
     stats = (
         ok.filter(pl.col("eid") != e2e)
         .group_by("eid")
@@ -142,15 +143,17 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
             med_ms=(pl.col("lat") / 1e6).median(),
             mad=(log - log.median()).abs().median(),
         )
+        .filter(pl.col("n") >= p.outlier_min_samples)
+        .collect()
     )
+    above = {r["eid"]: int((r["med_ms"] + floor) * 1e6) for r in stats.iter_rows(named=True)}
     scored = (
-        ok.join(stats, on="eid")
-        .filter(pl.col("lat") / 1e6 - pl.col("med_ms") > floor)
-        .with_columns(z=0.6745 * ((pl.col("lat") / 1e6).log() - pl.col("med_log")) / pl.col("mad"))
-        .filter(
-            (pl.col("n") >= p.outlier_min_samples)
-            & ((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
+        ok.filter(
+            pl.col("lat") > pl.col("eid").replace_strict(above, default=None, return_dtype=pl.Int64)
         )
+        .join(stats.lazy(), on="eid")
+        .with_columns(z=0.6745 * ((pl.col("lat") / 1e6).log() - pl.col("med_log")) / pl.col("mad"))
+        .filter((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
     )
     rcp = (
         pl.when(pl.col("recipient").is_not_null())
@@ -183,11 +186,8 @@ def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     limits = {ids[k]: int(v.total_seconds() * 1e9) for k, v in p.slo.items() if k in ids}
     if not limits:
         return outl
-    thresholds = pl.LazyFrame(
-        {"eid": list(limits), "slo_ns": list(limits.values())},
-        schema={"eid": pl.UInt8, "slo_ns": pl.Int64},
-    )
-    breach = _enrich(ok.join(thresholds, on="eid").filter(pl.col("lat") > pl.col("slo_ns")), paths)
+    slo_ns = pl.col("eid").replace_strict(limits, default=None, return_dtype=pl.Int64)
+    breach = _enrich(ok.filter(pl.col("lat") > slo_ns).with_columns(slo_ns.alias("slo_ns")), paths)
     slo = findings(
         breach,
         "slo_breach",

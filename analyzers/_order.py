@@ -53,10 +53,7 @@ def reorders(paths: Paths) -> pl.LazyFrame:
             "trace_id",
             "conv_id",
             "recipient",
-            pl.when(_one_source(paths.pairs, col("src", o), "recipient"))
-            .then(pl.col(col("pos", o)))
-            .otherwise(pl.col(col("t", o)))
-            .alias("rkey"),
+            pl.col(col("pos", o)).alias("rkey"),
             pl.col(col("t", o)).alias("t"),
             pl.col(col("src", o)).alias("src"),
             pl.col(col("file", o)).alias("file"),
@@ -66,11 +63,12 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         .with_columns(
             # integer codes sort much faster than the strings; only grouping matters here
             gc=pl.col("conv_id").cast(pl.Categorical).to_physical(),
-            gr=pl.col("recipient").cast(pl.Categorical).to_physical(),
+            gr=pl.col("src").cast(pl.Categorical).to_physical(),
         )
         .sort("gc", "gr", "rkey", "prank")
     )
-    # One sorted pass instead of windows: number the (conversation, recipient) groups and add
+    # Each device keeps its own store, so the order is checked per (conversation, recipient's
+    # source) by that log's seq. One sorted pass instead of windows: number the groups and add
     # group * 2**32 to the persist rank, so one running maximum never crosses a group.
     new = (pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("gr") != pl.col("gr").shift(1))
     ahead = (

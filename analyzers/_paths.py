@@ -129,17 +129,18 @@ def _exact(
 ) -> pl.DataFrame:
     """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
     repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
-    again = wide.filter(repeated).select(keys)
+    again = wide.filter(repeated)
     if again.is_empty():
         return wide
     exact = (
         hops.lazy()
-        .join(again.lazy(), on=keys, how="semi")
+        .join(again.lazy().select(keys), on=keys, how="semi")
         .group_by(keys)
         .agg(_exact_aggs(indices))
-        .collect()
     )
-    return wide.update(exact, on=keys)
+    counts = again.lazy().select(*keys, *[col("n", i) for i in indices])
+    fixed = counts.join(exact, on=keys).select(wide.columns).collect()
+    return pl.concat([wide.filter(~repeated), fixed.cast(wide.schema)])
 
 
 def _decode(
@@ -178,7 +179,6 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
         n_seq=pl.col("seq").count(),
         seq_min=pl.col("seq").min(),
         seq_max=pl.col("seq").max(),
-        seq_unique=pl.col("seq").drop_nulls().n_unique(),
         ts_max=pl.col("ts").max(),
     )
 
@@ -213,47 +213,52 @@ def _clock_constraints(
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
 
 
-def _expected(msg: pl.LazyFrame, observed: pl.LazyFrame, fetches: pl.LazyFrame) -> pl.LazyFrame:
+def _expected(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
     """Expected (trace, recipient) pairs: the broadcast's list, else conversation membership."""
     named = (
-        msg.filter(pl.col("recipients").is_not_null())
-        .select("trace_id", "recipients")
-        .explode("recipients")
-        .drop_nulls("recipients")
-        .rename({"recipients": "recipient"})
+        msg.lazy()
+        .filter(pl.col("recipients").is_not_null())
+        .select("trace_id", pl.col("recipients").list.unique().alias("recipient"))
+        .explode("recipient")
+        .drop_nulls("recipient")
+        .with_columns(named=pl.lit(True))
     )
-    obs_conv = observed.select("trace_id", "recipient").join(
-        msg.select("trace_id", "conv_id"), on="trace_id", how="left"
-    )
+    unlisted = msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
+    if unlisted.is_empty():
+        return named
+    # Membership of just the conversations that need it (a few legacy broadcasts, or none).
+    convs = unlisted.select("conv_id").unique().lazy()
+    in_convs = msg.lazy().join(convs, on="conv_id", how="semi")
     members = (
         pl.concat(
             [
-                msg.select("conv_id", pl.col("sender").alias("user")),
-                named.join(msg.select("trace_id", "conv_id"), on="trace_id").select(
-                    "conv_id", pl.col("recipient").alias("user")
-                ),
-                obs_conv.select("conv_id", pl.col("recipient").alias("user")),
-                fetches.select("conv_id", pl.col("actor").alias("user")),
-            ]
+                in_convs.select("conv_id", pl.col("sender").alias("user")),
+                in_convs.filter(pl.col("recipients").is_not_null())
+                .select("conv_id", pl.col("recipients").alias("user"))
+                .explode("user"),
+                observed.lazy()
+                .select("trace_id", pl.col("recipient").alias("user"))
+                .join(in_convs.select("trace_id", "conv_id"), on="trace_id"),
+                fetches.lazy()
+                .select("conv_id", pl.col("actor").alias("user"))
+                .join(convs, on="conv_id", how="semi"),
+            ],
+            how="diagonal_relaxed",
         )
+        .select("conv_id", "user")
         .drop_nulls()
         .unique()
     )
     # Without a recipients list: every member seen in the conversation except the sender (the
     # sender counts only where the logs show them receiving it, which the observed join adds).
     fallback = (
-        msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
+        unlisted.lazy()
         .select("trace_id", "conv_id", "sender")
         .join(members, on="conv_id")
         .filter(pl.col("user") != pl.col("sender").fill_null(""))
-        .select("trace_id", pl.col("user").alias("recipient"))
+        .select("trace_id", pl.col("user").alias("recipient"), named=pl.lit(False))
     )
-    return pl.concat(
-        [
-            named.with_columns(named=pl.lit(True)),
-            fallback.with_columns(named=pl.lit(False)),
-        ]
-    ).unique(subset=["trace_id", "recipient"], keep="first", maintain_order=False)
+    return pl.concat([named, fallback])  # disjoint: a trace has a list or not
 
 
 def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
@@ -319,22 +324,19 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         ),
     ).select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
-    reached_any = (
-        with_recipient.lazy()
-        .group_by("trace_id")
-        .agg(*[(pl.col("hop") == i).any().alias(col("any", i)) for i in rcp_idx])
-    )
     rcp_keys = ["trace_id", "recipient"]
     facts_cols = hops_df.select(
         "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
     )
-    msg_w, rcp_w, any_w, *facts = pl.collect_all(
+    msg_w, rcp_w, *facts = pl.collect_all(
         [
             _wide(coded, ["trace_id"], msg_idx),
             _wide(with_recipient, rcp_keys, rcp_idx),
-            reached_any,
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
+    )
+    any_w = rcp_w.group_by("trace_id").agg(
+        *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
     msg_w = _exact(msg_w, coded, ["trace_id"], msg_idx).with_columns(strings[0])
@@ -363,7 +365,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
     msg_raw = msg_raw.with_columns(pl.col("n_msg_id").fill_null(0))
     rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
-    expected = _expected(msg_raw.lazy(), rcp_raw.lazy(), fetches.lazy())
+    expected = _expected(msg_raw, rcp_raw, fetches)
     pairs_raw = (
         expected.join(rcp_raw.lazy(), on=["trace_id", "recipient"], how="full", coalesce=True)
         .with_columns(named=pl.col("named").fill_null(False), listed=pl.col("named").is_not_null())
@@ -441,7 +443,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     """Seq jumps per source. Only sources whose seq range is not dense get sorted."""
     gappy = sources.filter(
-        (pl.col("n_seq") > 0) & (pl.col("seq_max") - pl.col("seq_min") + 1 > pl.col("seq_unique"))
+        # not exactly one event per seq number: a gap (or repeats, which the sort sorts out)
+        (pl.col("n_seq") > 0) & (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq"))
     ).get_column("source")
     cols = ["source", "seq", "t", "file", "line"]
     rows = (
