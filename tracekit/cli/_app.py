@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -163,6 +162,16 @@ def _load_pipeline(path: Path | None) -> Pipeline:
     return load_pipeline(path)
 
 
+@contextmanager
+def _progress(what: str) -> Iterator[None]:
+    """A spinner on stderr, only for a terminal (never in pipes, CI logs or JSON on stdout)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with _stderr().status(f"[dim]{what}...[/dim]", spinner="dots"):
+        yield
+
+
 def _collect(
     paths: Sequence[Path],
     since: str | None,
@@ -179,13 +188,13 @@ def _collect(
     for path in paths:
         if str(path) != "-" and not path.exists():
             _fail(f"no such file or directory: {path}")
-    show = sys.stderr.isatty()
-    began = time.monotonic()
-    collected = collect(
-        [str(p) for p in paths], timezone=timezone, include=include or None, exclude=exclude or None
-    )
-    if show and time.monotonic() - began > 1.0:
-        _stderr().print(f"[dim]read {collected.inputs.to_dict().get('events', 0)} events[/dim]")
+    with _progress("reading logs"):
+        collected = collect(
+            [str(p) for p in paths],
+            timezone=timezone,
+            include=include or None,
+            exclude=exclude or None,
+        )
     events = collected.events
     if start is not None:
         events = events.filter(pl.col("timestamp") >= start)
@@ -209,14 +218,15 @@ def _analyze(
 
     model = _load_pipeline(pipeline)
     events, inputs = _collect(paths, since, until, timezone, include, exclude)
-    events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
-    report = analyze(
-        events,
-        pipeline=model,
-        grace=_duration(grace, "grace"),
-        slo=dict(slo) if slo else None,
-        inputs=inputs,
-    )
+    with _progress(f"analyzing {inputs.get('events', 0):,} events"):
+        events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
+        report = analyze(
+            events,
+            pipeline=model,
+            grace=_duration(grace, "grace"),
+            slo=dict(slo) if slo else None,
+            inputs=inputs,
+        )
     return report, events, model
 
 
