@@ -40,3 +40,18 @@ def test_wheel_has_only_the_tracekit_top_level_package(tmp_path: Path) -> None:
     assert "tracekit/collectors/__init__.py" in names
     assert "tracekit/analyzers/__init__.py" in names
     assert "tracekit/py.typed" in names
+
+
+def test_cli_start_up_path_stays_light() -> None:
+    code = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from tracekit.cli._app import app\n"
+        "CliRunner().invoke(app, ['analyze', '--help'])\n"
+        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(out.stdout))
+    assert loaded & {"polars", "fastapi", "uvicorn", "opentelemetry", "structlog"} == set()
