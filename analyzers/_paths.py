@@ -23,6 +23,7 @@ __all__ = ["Paths", "build_paths", "hop_events"]
 
 _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "file", "line")
+_NAMED: Final = -1  # marker rows: a recipient named by the broadcast
 # Aggregated per hop; source and file as integer codes (string aggregations are slow).
 _CODED: Final = {"t": "ts", "pos": "pos", "line": "line", "sc": "sc", "fc": "fc"}
 
@@ -120,8 +121,8 @@ def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
     ]
 
 
-def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int]) -> pl.LazyFrame:
-    return hops.lazy().group_by(keys).agg(_fast_aggs(indices))
+def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int], *extra: pl.Expr) -> pl.LazyFrame:
+    return hops.lazy().group_by(keys).agg(*_fast_aggs(indices), *extra)
 
 
 def _exact(
@@ -138,8 +139,9 @@ def _exact(
         .group_by(keys)
         .agg(_exact_aggs(indices))
     )
-    counts = again.lazy().select(*keys, *[col("n", i) for i in indices])
-    fixed = counts.join(exact, on=keys).select(wide.columns).collect()
+    redone = {col(name, i) for i in indices for name in _CODED}
+    kept = again.lazy().select([c for c in wide.columns if c not in redone])
+    fixed = kept.join(exact, on=keys).select(wide.columns).collect()
     return pl.concat([wide.filter(~repeated), fixed.cast(wide.schema)])
 
 
@@ -213,19 +215,11 @@ def _clock_constraints(
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
 
 
-def _expected(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
-    """Expected (trace, recipient) pairs: the broadcast's list, else conversation membership."""
-    named = (
-        msg.lazy()
-        .filter(pl.col("recipients").is_not_null())
-        .select("trace_id", pl.col("recipients").list.unique().alias("recipient"))
-        .explode("recipient")
-        .drop_nulls("recipient")
-        .with_columns(named=pl.lit(True))
-    )
+def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
+    """Expected recipients of messages whose broadcast names none: conversation membership."""
     unlisted = msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
     if unlisted.is_empty():
-        return named
+        return pl.LazyFrame(schema={"trace_id": pl.String, "recipient": pl.String})
     # Membership of just the conversations that need it (a few legacy broadcasts, or none).
     convs = unlisted.select("conv_id").unique().lazy()
     in_convs = msg.lazy().join(convs, on="conv_id", how="semi")
@@ -238,27 +232,25 @@ def _expected(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
                 .explode("user"),
                 observed.lazy()
                 .select("trace_id", pl.col("recipient").alias("user"))
-                .join(in_convs.select("trace_id", "conv_id"), on="trace_id"),
+                .join(in_convs.select("trace_id", "conv_id"), on="trace_id")
+                .select("conv_id", "user"),
                 fetches.lazy()
                 .select("conv_id", pl.col("actor").alias("user"))
                 .join(convs, on="conv_id", how="semi"),
             ],
-            how="diagonal_relaxed",
         )
-        .select("conv_id", "user")
         .drop_nulls()
         .unique()
     )
-    # Without a recipients list: every member seen in the conversation except the sender (the
-    # sender counts only where the logs show them receiving it, which the observed join adds).
-    fallback = (
+    # Every member seen in the conversation except the sender (the sender counts only where
+    # the logs show them receiving it: observed pairs are expected in this mode anyway).
+    return (
         unlisted.lazy()
         .select("trace_id", "conv_id", "sender")
         .join(members, on="conv_id")
         .filter(pl.col("user") != pl.col("sender").fill_null(""))
-        .select("trace_id", pl.col("user").alias("recipient"), named=pl.lit(False))
+        .select("trace_id", pl.col("user").alias("recipient"))
     )
-    return pl.concat([named, fallback])  # disjoint: a trace has a list or not
 
 
 def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
@@ -324,6 +316,22 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         ),
     ).select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
+    if bcast is not None:
+        # Recipients named by the broadcast join the per-recipient rows as markers (hop -1):
+        # one group-by then yields every expected or observed pair, with no full join.
+        named_rows = (
+            hops_df.lazy()
+            .filter((pl.col("hop") == bcast) & pl.col("recipients").is_not_null())
+            .select(
+                pl.col("trace_id").cast(pl.Categorical),
+                pl.col("recipients").list.unique().alias("recipient"),
+            )
+            .explode("recipient")
+            .drop_nulls("recipient")
+            .with_columns(pl.col("recipient").cast(pl.Categorical), hop=pl.lit(_NAMED, pl.Int32))
+            .collect()
+        )
+        with_recipient = pl.concat([with_recipient, named_rows], how="diagonal")
     rcp_keys = ["trace_id", "recipient"]
     facts_cols = hops_df.select(
         "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
@@ -331,7 +339,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     msg_w, rcp_w, *facts = pl.collect_all(
         [
             _wide(coded, ["trace_id"], msg_idx),
-            _wide(with_recipient, rcp_keys, rcp_idx),
+            _wide(
+                with_recipient, rcp_keys, rcp_idx, (pl.col("hop") == _NAMED).any().alias("named")
+            ),
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
     )
@@ -365,24 +375,31 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
     msg_raw = msg_raw.with_columns(pl.col("n_msg_id").fill_null(0))
     rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
-    expected = _expected(msg_raw, rcp_raw, fetches)
+    keys = ["trace_id", "recipient"]
+    fallback = _fallback(msg_raw, rcp_raw, fetches)
+    observed = rcp_raw.lazy()
+    if not rcp_raw.is_empty():
+        fallback = fallback.join(observed.select(keys), on=keys, how="anti")
+    # Only the message hops that recipient rows refer to: predecessors of recipient hops
+    # (drops, latency, clock) and the send (end to end).
+    needed = {p.index(a) for h in p.hops if h.scope == "recipient" for a in h.after} | {send}
+    needed &= set(msg_idx)
     pairs_raw = (
-        expected.join(rcp_raw.lazy(), on=["trace_id", "recipient"], how="full", coalesce=True)
-        .with_columns(named=pl.col("named").fill_null(False), listed=pl.col("named").is_not_null())
+        pl.concat([observed, fallback], how="diagonal_relaxed")
+        .with_columns(pl.col("named").fill_null(False))
         .join(
             msg_raw.lazy().select(
                 "trace_id",
                 "conv_id",
                 "sender",
                 pl.col("recipients").is_not_null().alias("has_list"),
-                *[pl.col(col(k, i)) for i in msg_idx for k in ("n", *_PER_HOP)],
+                *[pl.col(col(k, i)) for i in sorted(needed) for k in ("n", *_PER_HOP)],
             ),
             on="trace_id",
             how="left",
         )
         # Membership mode: every recipient seen counts as expected (nothing to contradict it).
-        .with_columns(expected=pl.col("listed") | ~pl.col("has_list").fill_null(False))
-        .drop("listed")
+        .with_columns(expected=pl.col("named") | ~pl.col("has_list").fill_null(False))
         .collect()
     )
 
@@ -410,7 +427,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
 
     msg = corrected(msg_raw, msg_idx)
-    pairs = corrected(pairs_raw, msg_idx + rcp_idx)
+    pairs = corrected(pairs_raw, sorted(needed) + rcp_idx)
 
     def fix(frame: pl.DataFrame, ts: str, out: str) -> pl.DataFrame:
         shift = (
