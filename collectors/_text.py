@@ -7,7 +7,9 @@ messages across all files (a client log names the client id, the server log the 
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import polars as pl
@@ -20,6 +22,8 @@ __all__ = ["MAX_TEXT_LINE", "read_legacy", "read_text"]
 
 #: Text lines longer than this are counted as malformed rather than run through the regexes.
 MAX_TEXT_LINE: Final = 1 << 20
+#: Files with more lines than this are read in slices on several threads.
+_SLICE: Final = 200_000
 _GROUP_KEYS: Final = frozenset(RAW_COLUMNS) | {"client_id"}
 
 
@@ -171,22 +175,22 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
     return df.with_columns(ev)
 
 
-def read_text(
-    data: bytes,
-    fmt: TextFormat,
-    *,
-    file: str,
-    source: str,
-    stats: InputStats,
-    timezone: str | None = None,
-) -> pl.DataFrame:
-    df = _lines(data, file, stats)
+def _groups(fmt: TextFormat) -> list[str]:
+    if fmt.tag_regex:
+        return ["prefix", "tag", "msg"]
+    return re.findall(r"\(\?P<(\w+)>", fmt.line_regex)
+
+
+def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.DataFrame, int]:
+    """Lines -> raw String columns of their events, and how many lines were ignored.
+
+    Works on any slice of a file's lines (no state carries from one line to the next), so
+    slices can run in parallel."""
+    groups = _groups(fmt)
     if fmt.tag_regex:
         df = _split_on_tag(df, fmt.tag_regex)
-        groups = ["prefix", "tag", "msg"]
         df = df.with_columns(pl.col("msg").str.strip_chars_end())
     else:
-        groups = re.findall(r"\(\?P<(\w+)>", fmt.line_regex)
         df = df.with_columns(pl.col("raw").str.extract_groups(fmt.line_regex).alias("g"))
         df = df.unnest("g")
     key = "tag" if "tag" in groups else "stage"
@@ -194,11 +198,12 @@ def read_text(
     blank = pl.col("raw").str.strip_chars() == ""
     ignored = df.filter(~matched & ~blank).height
     df = df.filter(matched)
+    if "raw" not in groups and "msg" in groups:
+        df = df.drop("raw")  # every later step reads the parts, not the whole line
 
     msg = pl.col("msg") if "msg" in groups else pl.col("raw")
     df = _stage_action(df, fmt, key, msg)
-    unmapped = df.filter(pl.col("_ev").is_null()).height
-    stats.ignored += ignored + unmapped
+    ignored += df.filter(pl.col("_ev").is_null()).height
     df = df.filter(pl.col("_ev").is_not_null())
 
     # Timestamps: a group, or the first match of timestamp_regex in the prefix (or line).
@@ -227,11 +232,35 @@ def read_text(
             cols[name] = msg.str.extract(fmt.fields[name], 1)
         else:
             cols[name] = pl.lit(None, dtype=pl.String)
-    actor = _actor_for(source, fmt)
     if actor is not None:
         cols["actor"] = cols["actor"].fill_null(pl.lit(actor))
     # One select: the regexes run in parallel, one per column.
-    raw = df.select(pl.col("line"), *(e.alias(k) for k, e in cols.items()))
+    return df.select(pl.col("line"), *(e.alias(k) for k, e in cols.items())), ignored
+
+
+def read_text(
+    data: bytes,
+    fmt: TextFormat,
+    *,
+    file: str,
+    source: str,
+    stats: InputStats,
+    timezone: str | None = None,
+) -> pl.DataFrame:
+    df = _lines(data, file, stats)
+    actor = _actor_for(source, fmt)
+    # Most steps are one regex over one column, i.e. one core: big files go in slices on a
+    # few threads (polars releases the GIL), then join up in line order.
+    workers = min(4, os.cpu_count() or 1)
+    step = max(_SLICE, -(-df.height // workers))
+    slices = [df.slice(i, step) for i in range(0, df.height, step)] or [df]
+    if len(slices) == 1:
+        results = [_extract(slices[0], fmt, actor)]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda part: _extract(part, fmt, actor), slices))
+    raw = pl.concat([r[0] for r in results])
+    stats.ignored += sum(r[1] for r in results)
     if fmt.untimed == "previous":
         untimed = raw.get_column("timestamp").is_null()
         raw = raw.with_columns(pl.col("timestamp").forward_fill())
@@ -241,7 +270,7 @@ def read_text(
                 f"{file}: {n_inherited} lines have no timestamp; "
                 "they took the previous event line's time"
             )
-    soft = ("event", "actor", "seq") + (("source",) if "source" in groups else ())
+    soft = ("event", "actor", "seq") + (("source",) if "source" in _groups(fmt) else ())
     return normalize(
         raw.rename({"client_id": "_client_id"}),
         file=file,
