@@ -120,10 +120,15 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
             pl.col("msg_id").is_in(wanted_m.implode())
             | pl.col("_client_id").is_in(wanted_c.implode())
         )
-    relevant = ids.select(m.alias("m"), c.alias("c"), t.alias("t"))
+    # Distinct id tuples first: a message's ids repeat on many lines.
+    relevant = (
+        ids.filter(pl.any_horizontal(pl.col("msg_id", "_client_id").is_not_null()))
+        .unique()
+        .select(m.alias("m"), c.alias("c"), t.alias("t"))
+    )
     multi = relevant.filter(
         pl.sum_horizontal(pl.col("m", "c", "t").is_not_null().cast(pl.UInt8)) >= 2
-    ).unique()
+    )
     edges = (
         pl.concat(
             [
