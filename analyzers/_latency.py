@@ -21,7 +21,13 @@ from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import Paths, col
 from tracekit.analyzers._pipeline import END_TO_END
 
-__all__ = ["latency_samples", "latency_stats", "negative_latencies", "outliers_and_slo"]
+__all__ = [
+    "edge_stats",
+    "latency_samples",
+    "latency_stats",
+    "negative_latencies",
+    "outliers_and_slo",
+]
 
 _E2E = END_TO_END
 
@@ -96,12 +102,12 @@ def _r(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 3)
 
 
-def latency_stats(samples: pl.DataFrame, paths: Paths) -> dict[str, Any]:
-    """The report's ``latency`` section: per edge in pipeline order, then end to end."""
+def edge_stats(samples: pl.LazyFrame) -> pl.DataFrame:
+    """Per edge, in one pass: the report's percentiles and the outliers' robust statistics."""
     lat = pl.col("lat") / 1e6
-    stats = (
-        samples.lazy()
-        .filter(pl.col("lat") >= 0)
+    log = lat.clip(lower_bound=0.01).log()
+    return (
+        samples.filter(pl.col("lat") >= 0)
         .group_by("eid")
         .agg(
             lat.count().alias("count"),
@@ -109,9 +115,15 @@ def latency_stats(samples: pl.DataFrame, paths: Paths) -> dict[str, Any]:
             lat.quantile(0.95, "linear").alias("p95_ms"),
             lat.quantile(0.99, "linear").alias("p99_ms"),
             lat.max().alias("max_ms"),
+            log.median().alias("med_log"),
+            (log - log.median()).abs().median().alias("mad"),
         )
         .collect()
     )
+
+
+def latency_stats(stats: pl.DataFrame, paths: Paths) -> dict[str, Any]:
+    """The report's ``latency`` section: per edge in pipeline order, then end to end."""
     by_edge = {r["eid"]: r for r in stats.iter_rows(named=True)}
     keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
     empty: dict[str, Any] = {"count": 0, **dict.fromkeys(keys)}
@@ -125,33 +137,27 @@ def latency_stats(samples: pl.DataFrame, paths: Paths) -> dict[str, Any]:
     return {"hops": hops, "end_to_end": blocks.get(_E2E, empty)}
 
 
-def outliers_and_slo(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
+def outliers_and_slo(
+    samples: pl.LazyFrame, paths: Paths, stats: pl.DataFrame | None = None
+) -> pl.LazyFrame:
     p = paths.pipeline
     edges = _edges(paths)
     e2e = next((i for i, (name, _, _) in enumerate(edges) if name == _E2E), -1)
     floor = p.outlier_floor.total_seconds() * 1e3
     ok = samples.filter(pl.col("lat") >= 0)
-    log = (pl.col("lat") / 1e6).clip(lower_bound=0.01).log()
-    # One pass for the robust statistics (a few rows), then only the rows past the floor are
-    # scored: thresholds go in as a lookup, not as a join of every sample.
-    stats = (
-        ok.filter(pl.col("eid") != e2e)
-        .group_by("eid")
-        .agg(
-            n=pl.len(),
-            med_log=log.median(),
-            med_ms=(pl.col("lat") / 1e6).median(),
-            mad=(log - log.median()).abs().median(),
-        )
-        .filter(pl.col("n") >= p.outlier_min_samples)
-        .collect()
-    )
-    above = {r["eid"]: int((r["med_ms"] + floor) * 1e6) for r in stats.iter_rows(named=True)}
+    if stats is None:
+        stats = edge_stats(samples)
+    # Only rows past median + floor are scored: thresholds go in as a lookup, not as a join of
+    # every sample.
+    usable = stats.filter(
+        (pl.col("eid") != e2e) & (pl.col("count") >= p.outlier_min_samples)
+    ).select("eid", pl.col("p50_ms").alias("med_ms"), "med_log", "mad")
+    above = {r["eid"]: int((r["med_ms"] + floor) * 1e6) for r in usable.iter_rows(named=True)}
     scored = (
         ok.filter(
             pl.col("lat") > pl.col("eid").replace_strict(above, default=None, return_dtype=pl.Int64)
         )
-        .join(stats.lazy(), on="eid")
+        .join(usable.lazy(), on="eid")
         .with_columns(z=0.6745 * ((pl.col("lat") / 1e6).log() - pl.col("med_log")) / pl.col("mad"))
         .filter((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
     )

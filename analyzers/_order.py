@@ -11,55 +11,31 @@ from tracekit.analyzers._paths import Paths, col
 __all__ = ["races", "reorders"]
 
 
-def _one_source(frame: pl.DataFrame, src: str, by: str) -> pl.Expr:
-    """True where every event of ``by`` (its value) comes from one source (positions compare)."""
-    multi = (
-        frame.lazy()
-        .filter(pl.col(src).is_not_null())
-        .group_by(by)
-        .agg(pl.col(src).n_unique().alias("k"))
-        .filter(pl.col("k") > 1)
-        .collect()
-        .get_column(by)
-    )
-    return ~pl.col(by).is_in(multi.implode())
-
-
 def reorders(paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
     order = p.role("order") or p.role("final")
     persist = p.role("persist")
     if order is None or persist is None:
         return empty_findings()
-    o, ps = p.index(order), p.index(persist)
-    # Persist order: the server's log position when a conversation is persisted by one source,
-    # else corrected time. Its global dense rank keeps keys small for the encoding below.
-    persisted = (
-        paths.msg.lazy()
-        .filter((pl.col(col("n", ps)) > 0) & pl.col("conv_id").is_not_null())
-        .with_columns(
-            pl.when(_one_source(paths.msg, col("src", ps), "conv_id"))
-            .then(pl.col(col("pos", ps)))
-            .otherwise(pl.col(col("t", ps)))
-            .alias("pkey")
-        )
-        # A rank over all messages keeps every conversation's own order (one key kind each).
-        .select("trace_id", pl.col("pkey").rank("dense").cast(pl.Int64).alias("prank"))
-    )
+    o = p.index(order)
     stored = (
         paths.pairs.lazy()
-        .filter((pl.col(col("n", o)).fill_null(0) > 0) & pl.col("conv_id").is_not_null())
+        .filter(
+            (pl.col(col("n", o)).fill_null(0) > 0)
+            & pl.col("conv_id").is_not_null()
+            & pl.col("prank").is_not_null()
+        )
         .select(
             "trace_id",
             "conv_id",
             "recipient",
             pl.col(col("pos", o)).alias("rkey"),
+            "prank",
             pl.col(col("t", o)).alias("t"),
             pl.col(col("src", o)).alias("src"),
             pl.col(col("file", o)).alias("file"),
             pl.col(col("line", o)).alias("line"),
         )
-        .join(persisted, on="trace_id")
         .with_columns(
             # integer codes sort much faster than the strings; only grouping matters here
             gc=pl.col("conv_id").cast(pl.Categorical).to_physical(),

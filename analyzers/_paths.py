@@ -284,6 +284,37 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
     return [f.with_columns(back) for f in facts]
 
 
+def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
+    """``prank``: the message's place in its conversation's canonical (persist) order.
+
+    The persisting source's log position (``seq``) when one source persists the conversation,
+    else its timestamp (positions of two logs do not compare; it is taken before clock
+    correction, a limit for conversations persisted by several servers). One dense rank over all
+    messages keeps each conversation's own order and small integers for the reorder check.
+    """
+    persist = p.role("persist")
+    if persist is None:
+        return msg.with_columns(prank=pl.lit(None, dtype=pl.Int64))
+    i = p.index(persist)
+    multi = (
+        msg.lazy()
+        .filter(pl.col(col("src", i)).is_not_null())
+        .group_by("conv_id")
+        .agg(pl.col(col("src", i)).n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
+        .collect()
+        .get_column("conv_id")
+    )
+    key = (
+        pl.when(pl.col("conv_id").is_in(multi.implode()))
+        .then(pl.col(col("t", i)))
+        .otherwise(pl.col(col("pos", i)))
+    )
+    return msg.with_columns(
+        prank=pl.when(pl.col(col("n", i)) > 0).then(key.rank("dense").cast(pl.Int64))
+    )
+
+
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
     p = pipeline or default_pipeline()
     msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
@@ -373,7 +404,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .with_columns(conv_id=pl.coalesce("conv_id", "conv_any"))
             .drop("conv_any")
         )
-    msg_raw = msg_raw.with_columns(pl.col("n_msg_id").fill_null(0))
+    msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
     rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)
@@ -393,6 +424,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
                 "conv_id",
                 "sender",
                 pl.col("recipients").is_not_null().alias("has_list"),
+                "prank",
                 *[pl.col(col(k, i)) for i in sorted(needed) for k in ("n", *_PER_HOP)],
             ),
             on="trace_id",

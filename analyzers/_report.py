@@ -14,6 +14,7 @@ from tracekit.analyzers._duplicates import duplicates, unexpected
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import (
+    edge_stats,
     latency_samples,
     latency_stats,
     negative_latencies,
@@ -127,13 +128,14 @@ def analyze(
     paths = build_paths(events, p)
     cand = drop_candidates(paths).cache()
     samples = latency_samples(paths).collect()
+    stats = edge_stats(samples.lazy())
     parts = [
         drops_and_in_flight(paths),
         duplicates(paths),
         unexpected(paths),
         reorders(paths),
         races(paths),
-        outliers_and_slo(samples.lazy(), paths),
+        outliers_and_slo(samples.lazy(), paths, stats),
         log_gaps(paths, cand),
     ]
     negatives = negative_latencies(samples.lazy(), paths).collect()
@@ -143,7 +145,7 @@ def analyze(
     return Report(
         findings=found,
         summary=_summary(paths, found),
-        latency=latency_stats(samples, paths),
+        latency=latency_stats(stats, paths),
         clock=_clock_section(paths),
         inputs={k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
         | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
