@@ -24,7 +24,8 @@ __all__ = ["count_lines", "read_jsonl"]
 _BLANK_KEY: Final = "__tracekit_blank__"
 _BLANK_LINE: Final = b'{"' + _BLANK_KEY.encode() + b'":"1"}'
 _BLANK_RE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
-_BLOCK: Final = 4096
+#: Byte size of the blocks the slow path parses (then bisects when one fails).
+_BLOCK_BYTES: Final = 4 << 20
 _AT: Final = re.compile(r"at character (\d+)")
 
 
@@ -142,33 +143,45 @@ def _reason(exc: Exception, line: bytes) -> str:
 
 
 def _slow(data: bytes, schema: pl.Schema, file: str, stats: InputStats) -> pl.DataFrame:
-    body = data[:-1] if data.endswith(b"\n") else data
-    # Every line non-blank, so the reader's row i is line i + 1 within each block.
-    body = _BLANK_RE.sub(_BLANK_LINE, body)
-    lines = body.split(b"\n")
+    """Parse what polars rejected as a whole: byte ranges of whole lines, bisected down to the
+    lines it rejects. Cost grows with the number of bad lines (log2 of the block per bad
+    line), not with the file: a torn last line costs a few small re-parses."""
     full = pl.Schema([*schema.items(), (_BLANK_KEY, pl.String())])
     frames: list[pl.DataFrame] = []
 
-    def parse_range(lo: int, hi: int) -> None:
-        chunk = b"\n".join(lines[lo:hi])
+    def parse_range(start: int, end: int, first_line: int) -> None:
+        # data[start:end] holds whole lines (without the final newline), first one first_line
+        chunk = data[start:end]
+        n = chunk.count(b"\n") + 1
+        if not chunk.strip():
+            return  # blank lines only
         try:
             df = _parse(chunk, full)
+            if df.height != n:
+                # blank lines shift the rows: give them a sentinel object, then drop them
+                df = _parse(_BLANK_RE.sub(_BLANK_LINE, chunk), full)
+                if df.height != n:
+                    raise pl.exceptions.ComputeError("row count mismatch")
         except (pl.exceptions.PolarsError, OSError) as exc:
-            if hi - lo == 1:
-                stats.malformed_line(file, lo + 1, _reason(exc, lines[lo]))
+            if n == 1:
+                stats.malformed_line(file, first_line, _reason(exc, chunk))
                 return
-            mid = (lo + hi) // 2
-            parse_range(lo, mid)
-            parse_range(mid, hi)
+            mid = data.find(b"\n", start + (end - start) // 2, end)
+            if mid < 0:
+                mid = data.rfind(b"\n", start, end)
+            parse_range(start, mid, first_line)
+            parse_range(mid + 1, end, first_line + data.count(b"\n", start, mid) + 1)
             return
-        if df.height != hi - lo:  # cannot happen with no blank lines; be safe rather than shift
-            for i in range(lo, hi):
-                parse_range(i, i + 1)
-            return
-        frames.append(df.with_row_index("line", offset=lo + 1))
+        frames.append(df.with_row_index("line", offset=first_line))
 
-    for start in range(0, len(lines), _BLOCK):
-        parse_range(start, min(start + _BLOCK, len(lines)))
+    end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    pos, line = 0, 1
+    while pos < end:
+        stop = data.find(b"\n", min(pos + _BLOCK_BYTES, end), end)
+        stop = end if stop < 0 else stop
+        parse_range(pos, stop, line)
+        line += data.count(b"\n", pos, stop) + 1
+        pos = stop + 1
     if not frames:
         return pl.DataFrame(schema={"line": pl.UInt32, **schema})
     out = pl.concat(frames)
