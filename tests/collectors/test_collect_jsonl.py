@@ -292,3 +292,19 @@ def test_sample_jsonl(samples: Path) -> None:
     assert start.get_column("recipients").to_list() == [["u1", "u2"], ["u1", "u2"]]
     fetch = frame.filter(pl.col("action").str.starts_with("fetch")).select("action", "conv_id")
     assert fetch.rows() == [("fetch_start", "conv-42"), ("fetch_end", "conv-42")]
+
+
+def test_file_with_blank_lines_and_a_torn_last_line(tmp_path: Path) -> None:
+    p = tmp_path / "live.jsonl"
+    body = b"".join(
+        orjson.dumps(jl(seq=i)) + b"\n" + (b"\n" if i % 3 == 0 else b"") for i in range(1, 10)
+    )
+    p.write_bytes(body + orjson.dumps(jl(seq=10))[:30])
+    got = collect([p])
+    frame = got.events.collect()
+    assert frame.get_column("seq").to_list() == list(range(1, 10))
+    # lines: 9 events + 3 blank lines (after seq 3, 6, 9) + the torn one
+    assert frame.get_column("line").to_list() == [1, 2, 3, 5, 6, 7, 9, 10, 11]
+    assert got.inputs.lines == 13
+    assert len(got.inputs.examples) == 1
+    assert got.inputs.examples[0].startswith(f"{p}:13: invalid JSON")
