@@ -50,38 +50,34 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     return table.drop("_client_id")
 
 
-def _components(nodes: pl.Series, edges: pl.DataFrame) -> pl.DataFrame:
-    """node -> label (the smallest id of its connected component), by min-label propagation
-    with pointer jumping, on integer ids.
+def _components(n_nodes: int, edges: pl.DataFrame) -> pl.DataFrame:
+    """Integer node ids ``0..n_nodes-1`` -> ``label`` (the smallest id of its connected
+    component), by min-label propagation with pointer jumping. Returns columns ``id``, ``label``.
 
     Components here are tiny (a client id, a server id, maybe a trace id), so this converges in
-    two or three vectorised rounds; no Python runs per id. Returns columns ``node`` (the
-    string) and ``label`` (UInt32)."""
-    n_e = edges.height
+    two or three vectorised rounds; no Python runs per id."""
+    labels = pl.DataFrame({"id": pl.int_range(0, n_nodes, dtype=pl.UInt32, eager=True)})
+    labels = labels.with_columns(pl.col("id").alias("label"))
+    if edges.height == 0:
+        return labels
     ends = pl.concat([edges.get_column("a"), edges.get_column("b")])
     if not ends.is_duplicated().any():
         # The usual case (one client id <-> one server id): every component is a single edge
         # or a lone node, so no propagation is needed.
-        label = edges.select(pl.min_horizontal("a", "b").alias("label"), "a", "b")
+        low = edges.select(pl.min_horizontal("a", "b").alias("label"), "a", "b")
         pairs = pl.concat(
             [
-                label.select(pl.col("a").alias("node"), "label"),
-                label.select(pl.col("b").alias("node"), "label"),
+                low.select(pl.col("a").alias("id"), "label"),
+                low.select(pl.col("b").alias("id"), "label"),
             ]
         )
-        alone = pl.DataFrame({"node": nodes}).join(pairs, on="node", how="anti")
-        named = pl.concat([pairs, alone.with_columns(pl.col("node").alias("label"))])
-        codes = named.get_column("label").cast(pl.Categorical).to_physical()
-        return named.select("node").with_columns(codes.alias("label"))
-    # One categorical cast over everything gives every distinct string one integer id.
-    codes = (
-        pl.concat([edges.get_column("a"), edges.get_column("b"), nodes.rename("a")])
-        .cast(pl.Categorical)
-        .to_physical()
+        return labels.update(pairs, on="id")
+    both = pl.concat(
+        [
+            edges.select(pl.col("a").alias("src"), pl.col("b").alias("dst")),
+            edges.select(pl.col("b").alias("src"), pl.col("a").alias("dst")),
+        ]
     )
-    ea, eb, nid = codes.slice(0, n_e), codes.slice(n_e, n_e), codes.slice(2 * n_e)
-    both = pl.DataFrame({"src": pl.concat([ea, eb]), "dst": pl.concat([eb, ea])})
-    labels = pl.DataFrame({"id": nid, "label": nid})
     for _ in range(10_000):
         cand = (
             both.join(labels, left_on="dst", right_on="id")
@@ -95,79 +91,77 @@ def _components(nodes: pl.Series, edges: pl.DataFrame) -> pl.DataFrame:
         new = new.join(
             new.rename({"id": "l2", "label": "ll"}), left_on="label", right_on="l2", how="left"
         ).select("id", pl.coalesce("ll", "label").alias("label"))
-        changed = (
-            new.join(labels, on="id", suffix="_old")
-            .filter(pl.col("label") != pl.col("label_old"))
-            .height
-        )
+        changed = (new.get_column("label") != labels.get_column("label")).any()
         labels = new
         if not changed:
             break
-    by_id = pl.DataFrame({"id": nid, "node": nodes})
-    return by_id.join(labels, on="id").select("node", "label")
+    return labels
+
+
+def _numbered(values: pl.Series, name: str, offset: int) -> pl.DataFrame:
+    values = values.drop_nulls().unique()
+    ids = pl.int_range(offset, offset + values.len(), dtype=pl.UInt32, eager=True)
+    return pl.DataFrame({name: values, "id": ids})
 
 
 def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
-    m = pl.lit("m:") + pl.col("msg_id")
-    c = pl.lit("c:") + pl.col("_client_id")
-    t = pl.lit("t:") + pl.col("trace_id")
-    wanted_m = need.get_column("msg_id").drop_nulls().unique()
-    wanted_c = need.get_column("_client_id").drop_nulls().unique()
-    # Only rows that can touch the ids in question feed the graph (keeps big JSON inputs cheap).
     ids = table.select("msg_id", "_client_id", "trace_id")
     if need.height * 2 < table.height:
+        # Only rows that can touch the ids in question feed the graph (big JSON inputs).
+        wanted_m = need.get_column("msg_id").drop_nulls().unique()
+        wanted_c = need.get_column("_client_id").drop_nulls().unique()
         ids = ids.filter(
             pl.col("msg_id").is_in(wanted_m.implode())
             | pl.col("_client_id").is_in(wanted_c.implode())
         )
-    # Distinct id tuples first: a message's ids repeat on many lines.
-    relevant = (
-        ids.filter(pl.any_horizontal(pl.col("msg_id", "_client_id").is_not_null()))
-        .unique()
-        .select(m.alias("m"), c.alias("c"), t.alias("t"))
-    )
-    multi = relevant.filter(
-        pl.sum_horizontal(pl.col("m", "c", "t").is_not_null().cast(pl.UInt8)) >= 2
+    # Distinct id tuples: a message's ids repeat on many lines.
+    tup = ids.filter(pl.any_horizontal(pl.col("msg_id", "_client_id").is_not_null())).unique()
+    # Every server id, client id and trace id becomes one integer node (no string keys).
+    m_ids = _numbered(tup.get_column("msg_id"), "msg_id", 0)
+    c_ids = _numbered(tup.get_column("_client_id"), "_client_id", m_ids.height)
+    t_ids = _numbered(tup.get_column("trace_id"), "trace_id", m_ids.height + c_ids.height)
+    n_nodes = m_ids.height + c_ids.height + t_ids.height
+    num = (
+        tup.join(m_ids.rename({"id": "m"}), on="msg_id", how="left")
+        .join(c_ids.rename({"id": "c"}), on="_client_id", how="left")
+        .join(t_ids.rename({"id": "t"}), on="trace_id", how="left")
+        .select("m", "c", "t")
     )
     edges = (
         pl.concat(
             [
-                multi.select(pl.col("m").alias("a"), pl.col("c").alias("b")),
-                multi.select(pl.col("m").alias("a"), pl.col("t").alias("b")),
-                multi.select(pl.col("c").alias("a"), pl.col("t").alias("b")),
+                num.select(pl.col("m").alias("a"), pl.col("c").alias("b")),
+                num.select(pl.col("m").alias("a"), pl.col("t").alias("b")),
+                num.select(pl.col("c").alias("a"), pl.col("t").alias("b")),
             ]
         )
         .drop_nulls()
         .unique()
     )
-    nodes = (
-        pl.concat([relevant.get_column("m"), relevant.get_column("c"), relevant.get_column("t")])
-        .drop_nulls()
-        .unique()
-        .rename("node")
-    )
-    labels = _components(nodes, edges)
+    labels = _components(n_nodes, edges)
 
-    kind = pl.col("node").str.slice(0, 2)
-    ident = pl.col("node").str.slice(2)
-    is_uuid = (kind == "c:") & ident.str.contains(_UUID_RE)
-    # Plain column aggregates (min/max) rather than per-group filters: several times faster.
-    per = (
-        labels.with_columns(
-            pl.when(kind == "t:").then(ident).alias("_t"),
-            pl.when(is_uuid).then(ident.str.to_lowercase()).alias("_u"),
-            pl.when(kind == "m:").then(ident).alias("_m"),
-            pl.when(kind == "c:").then(ident).alias("_c"),
-        )
-        .group_by("label")
-        .agg(
-            pl.col("_t").min().alias("carried"),
-            (pl.col("_t").min() != pl.col("_t").max()).alias("two_carried"),
-            pl.col("_u").min().alias("uuid"),
-            (pl.col("_u").min() != pl.col("_u").max()).alias("two_uuids"),  # case-blind
-            pl.col("_m").min().alias("server"),
-            pl.col("_c").min().alias("client"),
-        )
+    # What each component holds, as plain column aggregates (min/max) per label.
+    attrs = pl.concat(
+        [
+            m_ids.select("id", pl.col("msg_id").alias("_m")),
+            c_ids.select(
+                "id",
+                pl.col("_client_id").alias("_c"),
+                pl.when(pl.col("_client_id").str.contains(_UUID_RE))
+                .then(pl.col("_client_id").str.to_lowercase())
+                .alias("_u"),  # case-blind
+            ),
+            t_ids.select("id", pl.col("trace_id").alias("_t")),
+        ],
+        how="diagonal",
+    ).join(labels, on="id")
+    per = attrs.group_by("label").agg(
+        pl.col("_t").min().alias("carried"),
+        (pl.col("_t").min() != pl.col("_t").max()).alias("two_carried"),
+        pl.col("_u").min().alias("uuid"),
+        (pl.col("_u").min() != pl.col("_u").max()).alias("two_uuids"),
+        pl.col("_m").min().alias("server"),
+        pl.col("_c").min().alias("client"),
     )
     per = per.with_columns(
         (
@@ -186,27 +180,26 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
         per = per.join(derived, on="label", how="left").with_columns(
             pl.coalesce("tid", "derived").alias("tid")
         )
-    per = per.with_columns(
+    per = per.select(
+        "label",
+        "ambiguous",
         pl.when(pl.col("ambiguous") | (pl.col("tid") == "0" * 32))
         .then(None)
         .otherwise(pl.col("tid"))
-        .alias("tid")
+        .alias("tid"),
     )
-    mapping = labels.join(per.select("label", "tid", "ambiguous"), on="label")
-    ambiguous = set(mapping.filter(pl.col("ambiguous")).get_column("node").to_list())
-    kind = pl.col("node").str.slice(0, 2)
-    by_msg = mapping.filter(kind == "m:").select(
-        pl.col("node").str.slice(2).alias("msg_id"), pl.col("tid").alias("_tid_m")
-    )
-    by_client = mapping.filter(kind == "c:").select(
-        pl.col("node").str.slice(2).alias("_client_id"), pl.col("tid").alias("_tid_c")
-    )
+    node_tid = labels.join(per, on="label")
+    by_msg = m_ids.join(node_tid, on="id")
+    by_client = c_ids.join(node_tid, on="id")
+    ambiguous = {f"m:{x}" for x in by_msg.filter("ambiguous").get_column("msg_id")} | {
+        f"c:{x}" for x in by_client.filter("ambiguous").get_column("_client_id")
+    }
     # Hash lookups on the plain ids: no per-row key strings, no wide joins over the table.
     tid_m = table.get_column("msg_id").replace_strict(
-        by_msg.get_column("msg_id"), by_msg.get_column("_tid_m"), default=None
+        by_msg.get_column("msg_id"), by_msg.get_column("tid"), default=None
     )
     tid_c = table.get_column("_client_id").replace_strict(
-        by_client.get_column("_client_id"), by_client.get_column("_tid_c"), default=None
+        by_client.get_column("_client_id"), by_client.get_column("tid"), default=None
     )
     has_m = table.get_column("msg_id").is_not_null()
     out = table.with_columns(pl.col("trace_id").fill_null(tid_m.zip_with(has_m, tid_c)))

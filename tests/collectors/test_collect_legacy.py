@@ -241,3 +241,16 @@ def test_sample_legacy_logs(samples: Path) -> None:
     ]
     starts = frame.filter(pl.col("action") == "start").get_column("recipients").to_list()
     assert starts == [["u1", "u2"]] * 3
+
+
+def test_components_general_path() -> None:
+    from tracekit.collectors._link import _components
+
+    # a chain 5-4-3-2-1, a pair 6-7, a lone 0 and a lone 8
+    edges = pl.DataFrame(
+        {"a": [5, 4, 3, 2, 6], "b": [4, 3, 2, 1, 7]}, schema={"a": pl.UInt32, "b": pl.UInt32}
+    )
+    labels = _components(9, edges).sort("id").get_column("label").to_list()
+    assert labels == [0, 1, 1, 1, 1, 1, 6, 6, 8]
+    single = pl.DataFrame({"a": [3], "b": [1]}, schema={"a": pl.UInt32, "b": pl.UInt32})
+    assert _components(4, single).sort("id").get_column("label").to_list() == [0, 1, 2, 1]
