@@ -79,6 +79,8 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
                 pl.lit(h.emitter).alias("emitter"),
                 (who if who is not None else pl.lit(None, dtype=pl.String)).alias("who"),
                 "conv_id",
+                # a recipient the broadcast did not name was expected from membership
+                (~pl.col("named") if pairs else pl.lit(False)).alias("by_membership"),
                 **_last_seen(p, preds),
             )
         )
@@ -89,6 +91,7 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "emitter": pl.String,
         "who": pl.String,
         "conv_id": pl.String,
+        "by_membership": pl.Boolean,
         "last_seen": pl.String,
         "t_last": pl.Int64,
         "src_last": pl.String,
@@ -178,11 +181,14 @@ def drops_and_in_flight(paths: Paths, grace: timedelta | None = None) -> pl.Lazy
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}reached {}, never reached {} (the logs go on {} ms after it)",
+            "{}reached {}, never reached {} (the logs go on {} ms after it){}",
             who,
             pl.col("last_seen"),
             pl.col("stage"),
             ms(pl.col("logs_after")),
+            pl.when(pl.col("by_membership"))
+            .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
+            .otherwise(pl.lit("")),
         ),
         evidence=evidence(("file_last", "line_last")),
         at="t_last",

@@ -77,6 +77,9 @@ def test_recipients_from_membership_when_the_broadcast_names_none(history):
     assert history.kinds(report.findings) == [
         ("drop", t2, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver")
     ]
+    assert report.findings["detail"][0].endswith(
+        "; expected from conversation membership, the broadcast named no one"
+    )
     assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 1}
     assert report.summary["deliveries_expected"] == 4
 
