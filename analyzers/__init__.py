@@ -21,7 +21,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   only a one-sided bound exists. A finding needs ``|offset|`` above the pipeline's
   ``clock_skew_ms`` (100 ms) and above its uncertainty, or pairs that contradict causality.
 - ``REST.request``, ``REST.persist`` and ``REST.response`` may repeat (client retries, idempotent
-  persists); a second canonical ``msg_id`` is still a duplicate.
+  persists); a second canonical ``msg_id`` is still a duplicate. A recipient with several
+  devices (sources) gets each of its own hops once per device and one server write per device:
+  only repeats beyond that are duplicates. Reorders are checked per device log.
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 """
 

@@ -27,9 +27,13 @@ def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
 def duplicates(paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
     keys: list[pl.LazyFrame] = []
+    devices = [
+        j for j, h in enumerate(p.hops) if h.scope == "recipient" and h.emitter == "recipient"
+    ]
     for i, h in enumerate(p.hops):
         if h.repeatable:
             continue
+        over: pl.Expr
         n = pl.col(col("n", i))
         if h.scope == "message":
             frame = paths.msg.lazy().select(
@@ -40,12 +44,27 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 pl.col(col("src", i)),
                 pl.col(col("t", i)),
             )
+            over = n > 1
         else:
             frame = paths.pairs.lazy().select(
-                "trace_id", "recipient", "conv_id", n, pl.col(col("src", i)), pl.col(col("t", i))
+                "trace_id",
+                "recipient",
+                "conv_id",
+                n,
+                pl.col(col("src", i)),
+                pl.col(col("t", i)),
+                *[pl.col(col("k", j)).fill_null(0) for j in devices],
             )
+            # A user with several devices (sources) legitimately gets a hop once per device:
+            # the recipient's own hops repeat only within one log; the server's writes only
+            # beyond the number of devices seen for that recipient.
+            if h.emitter == "recipient":
+                over = n > pl.col(col("k", i))
+            else:
+                seen = pl.max_horizontal(pl.lit(1), *[pl.col(col("k", j)) for j in devices])
+                over = n > seen
         keys.append(
-            frame.filter(n > 1).select(
+            frame.filter(over).select(
                 "trace_id",
                 pl.lit(i, dtype=pl.Int32).alias("hop"),
                 pl.col("recipient").fill_null("").alias("rkey"),

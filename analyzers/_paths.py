@@ -113,11 +113,20 @@ def _fast_aggs(indices: list[int]) -> list[pl.Expr]:
 
 
 def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
-    """The same, first occurrence in log order: only run on the few groups with repeats."""
+    """The same, first occurrence in log order: only run on the few groups with repeats.
+
+    Also ``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
+    """
     return [
-        pl.col(c).filter(pl.col("hop") == i).first().alias(col(name, i))
-        for i in indices
-        for name, c in _CODED.items()
+        *[
+            pl.col(c).filter(pl.col("hop") == i).first().alias(col(name, i))
+            for i in indices
+            for name, c in _CODED.items()
+        ],
+        *[
+            pl.col("sc").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
+            for i in indices
+        ],
     ]
 
 
@@ -129,6 +138,8 @@ def _exact(
     wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int]
 ) -> pl.DataFrame:
     """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
+    # Where a hop happened at most once, its number of sources is its count.
+    wide = wide.with_columns(pl.col(col("n", i)).alias(col("k", i)) for i in indices)
     repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
     again = wide.filter(repeated)
     if again.is_empty():
@@ -139,7 +150,7 @@ def _exact(
         .group_by(keys)
         .agg(_exact_aggs(indices))
     )
-    redone = {col(name, i) for i in indices for name in _CODED}
+    redone = {col(name, i) for i in indices for name in (*_CODED, "k")}
     kept = again.lazy().select([c for c in wide.columns if c not in redone])
     fixed = kept.join(exact, on=keys).select(wide.columns).collect()
     return pl.concat([wide.filter(~repeated), fixed.cast(wide.schema)])

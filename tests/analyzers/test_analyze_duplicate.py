@@ -73,3 +73,18 @@ def test_history_load_of_an_unnamed_user_is_not_unexpected(history):
     history.ev(222, "CTRL.add", "client-u3", "u3", trace=t1, conv_id="c1")
     history.tail()
     assert analyze(history.frame()).findings.is_empty()
+
+
+def test_two_devices_of_one_recipient_are_not_duplicates(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    # u2's second device (its own log) got it too, through a second socket write
+    history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(31 + k, hop, "client-u2-tablet", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+    # a third write to the same two devices is one too many
+    history.ev(27, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    assert history.kinds(analyze(history.frame()).findings) == [
+        ("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)
+    ]
