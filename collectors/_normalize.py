@@ -11,7 +11,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
-from tracekit.collectors._time import FAST_FORMAT, parse_timestamps
+from tracekit.collectors._time import fixed_iso_utc, parse_timestamps
 from tracekit.schema import META_STAGE
 from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
 
@@ -64,9 +64,7 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
         for c in ("timestamp", "stage", "action")
     )
     fast = (
-        pl.col("timestamp").str.to_datetime(
-            FAST_FORMAT, time_unit="ns", time_zone="UTC", strict=False, cache=False
-        )
+        fixed_iso_utc(pl.col("timestamp"))
         if timestamp_format is None
         else pl.lit(None, dtype=TIMESTAMP_DTYPE)
     )
