@@ -241,9 +241,17 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
                 in_convs.filter(pl.col("recipients").is_not_null())
                 .select("conv_id", pl.col("recipients").alias("user"))
                 .explode("user"),
+                # recipients seen receiving, unless a broadcast list left them out (a stray
+                # delivery is an `unexpected` finding, not a membership)
                 observed.lazy()
-                .select("trace_id", pl.col("recipient").alias("user"))
-                .join(in_convs.select("trace_id", "conv_id"), on="trace_id")
+                .select("trace_id", "named", pl.col("recipient").alias("user"))
+                .join(
+                    in_convs.select(
+                        "trace_id", "conv_id", pl.col("recipients").is_null().alias("unlisted")
+                    ),
+                    on="trace_id",
+                )
+                .filter(pl.col("named") | pl.col("unlisted"))
                 .select("conv_id", "user"),
                 fetches.lazy()
                 .select("conv_id", pl.col("actor").alias("user"))

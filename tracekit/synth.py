@@ -258,6 +258,10 @@ def _client(user: str) -> str:
     return f"client-{user}"
 
 
+def _tablet(user: str) -> str:
+    return f"client-{user}-b"
+
+
 def generate(
     seed: int = 0,
     *,
@@ -272,6 +276,7 @@ def generate(
     reconnects: float = 0.0,
     unnamed: float = 0.0,
     single_member: bool = False,
+    second_devices: float = 0.0,
     faults: Sequence[Fault | FaultKind] = (),
     gap_ms: float = 1000.0,
     tail_ms: float = 8000.0,
@@ -280,13 +285,18 @@ def generate(
 
     ``include_sender``: the broadcast names the sender too (their client then receives its own
     message). ``unnamed``: share of broadcasts without a ``recipients`` list (legacy servers).
-    ``single_member``: conversation ``c0`` has only one member.
+    ``single_member``: conversation ``c0`` has only one member. ``second_devices``: share of users
+    with a second client (``client-uN-b``, its own log and clock) that receives every message too;
+    faults never target those users.
     """
     rng = random.Random(seed)
     names = [f"u{i}" for i in range(max(users, 2))]
     offsets = {SERVER: 0.0}
     for u in names:
         offsets[_client(u)] = rng.uniform(-clock_offset_ms, clock_offset_ms)
+    tablets = {u for u in names if second_devices and rng.random() < second_devices}
+    for u in sorted(tablets):
+        offsets[_tablet(u)] = rng.uniform(-clock_offset_ms, clock_offset_ms)
     convs: list[tuple[str, list[str]]] = []
     for c in range(max(conversations, 1)):
         if single_member and c == 0:
@@ -340,7 +350,7 @@ def generate(
     fetches: list[tuple[str, str, float, float]] = []  # (user, conv, start, end)
     for f in faults:
         fault = f if isinstance(f, Fault) else Fault(f)
-        _inject(fault, plans, convs, names, offsets, rng, truth, fetches, t_last, tail_ms)
+        _inject(fault, plans, names, offsets, rng, truth, fetches, t_last, tablets)
     # Clean history loads, in the quiet time after a message of that conversation.
     for m in plans:
         if rng.random() < history_loads:
@@ -352,7 +362,7 @@ def generate(
     # Phase 3: write events.
     out = _Out(offsets)
     for m in plans:
-        _emit(m, out, rng, fetches)
+        _emit(m, out, rng, fetches, tablets)
     for user, conv, s, e in fetches:
         out.add("REST.fetch_start", _client(user), user, s, s, conv=conv)
         out.add("REST.fetch_end", _client(user), user, e, e, conv=conv)
@@ -365,8 +375,9 @@ def generate(
     return Synth(columns, truth, len(plans), offsets)
 
 
-def _eligible(plans: list[_Msg], t_last: float, need_other: bool = True) -> list[int]:
-    # Far enough from both ends of the history (never in flight) and with a real recipient.
+def _eligible(plans: list[_Msg], t_last: float, tablets: set[str]) -> list[int]:
+    # Far enough from both ends of the history (never in flight) and with a real recipient
+    # that has one device.
     idx = [
         i
         for i, m in enumerate(plans)
@@ -374,7 +385,7 @@ def _eligible(plans: list[_Msg], t_last: float, need_other: bool = True) -> list
         and m.t["CTRL.send"] < t_last - 2000.0
         and m.named
         and m.reconnect is None
-        and (not need_other or any(r != m.sender for r in m.recipients))
+        and any(r != m.sender and r not in tablets for r in m.recipients)
     ]
     if not idx:
         raise ValueError("history too small to inject a fault: generate more messages")
@@ -384,20 +395,19 @@ def _eligible(plans: list[_Msg], t_last: float, need_other: bool = True) -> list
 def _inject(
     fault: Fault,
     plans: list[_Msg],
-    convs: list[tuple[str, list[str]]],
     names: list[str],
     offsets: dict[str, float],
     rng: random.Random,
     truth: list[Expected],
     fetches: list[tuple[str, str, float, float]],
     t_last: float,
-    tail_ms: float,
+    tablets: set[str],
 ) -> None:
     kind = fault.kind
     used = {e.trace_id for e in truth}
-    pool = [i for i in _eligible(plans, t_last) if plans[i].trace not in used]
+    pool = [i for i in _eligible(plans, t_last, tablets) if plans[i].trace not in used]
     m = plans[rng.choice(pool)]
-    others = sorted(r for r in m.recipients if r != m.sender)
+    others = sorted(r for r in m.recipients if r != m.sender and r not in tablets)
     r = rng.choice(others)
     if kind == "drop":
         hop = fault.hop or rng.choice(_MSG_HOPS[1:] + _RCP_HOPS)
@@ -422,7 +432,7 @@ def _inject(
         rng.shuffle(order)
         for i in order:
             m = plans[i]
-            for r in sorted(x for x in m.recipients if x != m.sender):
+            for r in sorted(x for x in m.recipients if x != m.sender and x not in tablets):
                 nxt = next(
                     (
                         n
@@ -492,7 +502,11 @@ def _inject(
 
 
 def _emit(
-    m: _Msg, out: _Out, rng: random.Random, fetches: list[tuple[str, str, float, float]]
+    m: _Msg,
+    out: _Out,
+    rng: random.Random,
+    fetches: list[tuple[str, str, float, float]],
+    tablets: set[str],
 ) -> None:
     t, s = m.t, m.sender
     cs = _client(s)
@@ -613,6 +627,20 @@ def _emit(
                     conv=m.conv,
                     peer=r if src == SERVER else None,
                 )
+        if r in tablets:  # the second device: its own socket write, its own log
+            d = times["WS-BROADCAST.deliver"] + 0.05
+            out.add(
+                "WS-BROADCAST.deliver",
+                SERVER,
+                "server",
+                d,
+                d + 0.02,
+                trace=m.trace,
+                conv=m.conv,
+                peer=r,
+            )
+            for hop, _, _, start, end in rows[1:]:
+                out.add(hop, _tablet(r), r, start + 0.7, end + 0.7, trace=m.trace, conv=m.conv)
 
 
 def _sequence(

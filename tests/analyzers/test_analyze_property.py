@@ -38,9 +38,10 @@ def _found(report) -> list[Expected]:
     unnamed=st.sampled_from([0.0, 0.5]),
     reconnects=st.sampled_from([0.0, 0.1]),
     single=st.booleans(),
+    devices=st.sampled_from([0.0, 0.3]),
 )
 def test_clean_histories_have_no_findings(
-    seed, users, conversations, include_sender, offset, unnamed, reconnects, single
+    seed, users, conversations, include_sender, offset, unnamed, reconnects, single, devices
 ):
     synth = generate(
         seed,
@@ -52,6 +53,7 @@ def test_clean_histories_have_no_findings(
         unnamed=unnamed,
         reconnects=reconnects,
         single_member=single,
+        second_devices=devices,
         retries=0.1,
         history_loads=0.2,
     )
@@ -65,9 +67,21 @@ def test_clean_histories_have_no_findings(
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**32 - 1), fault=st.sampled_from(FAULT_KINDS))
-def test_one_fault_gives_exactly_its_findings(seed, fault):
-    synth = generate(seed, messages=60, users=8, conversations=3, max_members=4, faults=[fault])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    fault=st.sampled_from(FAULT_KINDS),
+    devices=st.sampled_from([0.0, 0.25]),
+)
+def test_one_fault_gives_exactly_its_findings(seed, fault, devices):
+    synth = generate(
+        seed,
+        messages=60,
+        users=8,
+        conversations=3,
+        max_members=4,
+        second_devices=devices,
+        faults=[fault],
+    )
     report = analyze(synth.frame().lazy())
     assert _found(report) == sorted(synth.truth, key=repr)
 
