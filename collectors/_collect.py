@@ -82,10 +82,7 @@ def detect_format(data: bytes) -> str:
 
 
 def _reader(name: str) -> Callable[..., pl.DataFrame]:
-    if name == "jsonl":
-        from tracekit.collectors._jsonl import read_jsonl
-
-        return read_jsonl
+    """The reader of a built-in format other than jsonl (which _read_one calls directly)."""
     if name == "kv":
         from tracekit.collectors._kv import read_kv
 
