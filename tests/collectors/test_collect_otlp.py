@@ -315,3 +315,38 @@ def test_receiver_concurrent_requests(receiver: Any) -> None:
         t.join()
     got = collect([out])
     assert got.inputs.malformed == 0 and got.events.collect().height == 4 * 5 * 50
+
+
+def test_receiver_json_logs(receiver: Any) -> None:
+    rx, out = receiver
+    record = {
+        "timeUnixNano": str(NS + 5_000_000),
+        "severityText": "WARN",
+        "traceId": T2,
+        "body": {
+            "stringValue": orjson.dumps(
+                {"stage": "REPO", "action": "add", "msg_id": "m2", "actor": "u2", "seq": 4}
+            ).decode()
+        },
+    }
+    body = {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.instance.id", "value": {"stringValue": "client-u2-91c0"}}
+                    ]
+                },
+                "scopeLogs": [{"logRecords": [record]}],
+            }
+        ]
+    }
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        ok = client.post(
+            "/v1/logs", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        )
+    assert ok.status_code == 200
+    frame = collect([out]).events.collect()
+    assert frame.select(
+        "timestamp", "stage", "action", "trace_id", "msg_id", "source", "seq", "level"
+    ).rows() == [(ts("10:00:00.005"), "REPO", "add", T2, "m2", "client-u2-91c0", 4, "warn")]
