@@ -139,8 +139,10 @@ def otlp_events(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
                 if ev.get("stage") is None or ev.get("action") is None:
                     ignored += 1
                     continue
-                if ev.get("event") is None and isinstance(body, str):
-                    ev["event"] = body
+                if ev.get("event") is None:
+                    # a plain text body is the message; a structured one gets the span-style name
+                    plain = isinstance(body, str) and not body.startswith("{")
+                    ev["event"] = body if plain else f"{ev['stage']} {ev['action']}"
                 if ev.get("timestamp") is None:
                     ts = rec.get("timeUnixNano")
                     if ts in (None, "0", 0):
