@@ -121,6 +121,7 @@ class _Msg:
     dup: set[tuple[str, str]] = field(default_factory=set)
     extra_msg_id: bool = False
     reconnect: str | None = None  # recipient whose socket dropped: gets it by a history load
+    faulted: bool = False  # one fault per message keeps the truth unambiguous
 
 
 @dataclass
@@ -348,8 +349,11 @@ def generate(
     # Phase 2: faults on the plan.
     truth: list[Expected] = []
     fetches: list[tuple[str, str, float, float]] = []  # (user, conv, start, end)
-    for f in faults:
-        fault = f if isinstance(f, Fault) else Fault(f)
+    # Logging faults last, on clients no other fault involves: a seq gap near another fault's
+    # events would rightly make that fault indeterminate, and the truth would not say so.
+    wanted = [f if isinstance(f, Fault) else Fault(f) for f in faults]
+    wanted.sort(key=lambda f: f.kind in ("seq_gap", "log_loss"))
+    for fault in wanted:
         _inject(fault, plans, names, offsets, rng, truth, fetches, t_last, tablets)
     # Clean history loads, in the quiet time after a message of that conversation.
     for m in plans:
@@ -404,10 +408,20 @@ def _inject(
     tablets: set[str],
 ) -> None:
     kind = fault.kind
-    used = {e.trace_id for e in truth}
-    pool = [i for i in _eligible(plans, t_last, tablets) if plans[i].trace not in used]
+    pool = [i for i in _eligible(plans, t_last, tablets) if not plans[i].faulted]
+    if not pool:
+        raise ValueError("more faults than messages to put them on: generate more messages")
     m = plans[rng.choice(pool)]
+    m.faulted = True
     others = sorted(r for r in m.recipients if r != m.sender and r not in tablets)
+    if kind in ("seq_gap", "log_loss"):
+        involved = {e.recipient for e in truth} | {
+            e.source.removeprefix("client-") for e in truth if e.source
+        }
+        involved |= {p.sender for p in plans if p.faulted and p is not m}
+        others = [x for x in others if x not in involved]
+        if not others:
+            raise ValueError("no client free of other faults for a log fault: use more users")
     r = rng.choice(others)
     if kind == "drop":
         hop = fault.hop or rng.choice(_MSG_HOPS[1:] + _RCP_HOPS)
@@ -433,21 +447,16 @@ def _inject(
         for i in order:
             m = plans[i]
             for r in sorted(x for x in m.recipients if x != m.sender and x not in tablets):
-                nxt = next(
-                    (
-                        n
-                        for n in plans[i + 1 :]
-                        if n.conv == m.conv and r in n.r and n.reconnect != r
-                    ),
-                    None,
-                )
-                if nxt is not None and nxt.trace not in used:
+                # the very next message this recipient stores in that conversation
+                nxt = next((n for n in plans[i + 1 :] if n.conv == m.conv and r in n.r), None)
+                if nxt is not None and nxt.reconnect != r and not nxt.faulted:
                     break
             else:
                 continue
             break
         else:
             raise ValueError("no two messages to reorder: generate more messages")
+        m.faulted = nxt.faulted = True
         a, b = m.r[r], nxt.r[r]
         a["_emit_ctrl"], b["_emit_ctrl"] = b["CTRL.add"] + 0.6, a["CTRL.add"] + 0.6
         truth.append(Expected("reorder", m.trace, r, "CTRL.add", None))
