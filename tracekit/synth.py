@@ -503,7 +503,11 @@ def _inject(
         m.lost.add(("", "_no_send"))
         truth.append(Expected("unexpected", m.trace, None, "REST.request", None))
     elif kind == "skew":
-        src = _client(m.sender)
+        skewed = {e.source for e in truth if e.kind == "clock_skew"}
+        senders = sorted({_client(plans[i].sender) for i in pool} - skewed)
+        if not senders:
+            raise ValueError("every sender's clock is skewed already: use more users")
+        src = _client(m.sender) if _client(m.sender) in senders else rng.choice(senders)
         offsets[src] = offsets[src] + (fault.delay_ms or 2000.0)
         truth.append(Expected("clock_skew", None, None, None, None, source=src))
     else:  # pragma: no cover - Literal exhausts it

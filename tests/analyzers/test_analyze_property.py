@@ -91,3 +91,14 @@ def test_every_fault_kind_once():
         synth = generate(n, messages=60, users=8, conversations=3, max_members=4, faults=[fault])
         report = analyze(synth.frame().lazy())
         assert _found(report) == sorted(synth.truth, key=repr), fault
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    faults=st.lists(st.sampled_from(FAULT_KINDS), min_size=2, max_size=4),
+)
+def test_several_faults_give_exactly_their_findings(seed, faults):
+    synth = generate(seed, messages=100, users=10, conversations=3, max_members=4, faults=faults)
+    report = analyze(synth.frame().lazy())
+    assert _found(report) == sorted(synth.truth, key=repr)
