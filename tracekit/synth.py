@@ -411,17 +411,27 @@ def _inject(
     pool = [i for i in _eligible(plans, t_last, tablets) if not plans[i].faulted]
     if not pool:
         raise ValueError("more faults than messages to put them on: generate more messages")
-    m = plans[rng.choice(pool)]
-    m.faulted = True
-    others = sorted(r for r in m.recipients if r != m.sender and r not in tablets)
+    involved: set[str | None] = set()
     if kind in ("seq_gap", "log_loss"):
         involved = {e.recipient for e in truth} | {
             e.source.removeprefix("client-") for e in truth if e.source
         }
-        involved |= {p.sender for p in plans if p.faulted and p is not m}
-        others = [x for x in others if x not in involved]
-        if not others:
+        involved |= {p.sender for p in plans if p.faulted}
+        pool = [
+            i
+            for i in pool
+            if any(
+                r != plans[i].sender and r not in tablets and r not in involved
+                for r in plans[i].recipients
+            )
+        ]
+        if not pool:
             raise ValueError("no client free of other faults for a log fault: use more users")
+    m = plans[rng.choice(pool)]
+    m.faulted = True
+    others = sorted(
+        r for r in m.recipients if r != m.sender and r not in tablets and r not in involved
+    )
     r = rng.choice(others)
     if kind == "drop":
         hop = fault.hop or rng.choice(_MSG_HOPS[1:] + _RCP_HOPS)
