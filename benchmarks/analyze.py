@@ -175,7 +175,7 @@ def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, Path, int, int
         synth = generate(
             seed,
             messages=max(events // 21, 60),
-            users=max(events // 3000, 8),
+            users=max(events // 3000, 30),
             conversations=max(events // 2000, 3),
             max_members=6,
             faults=FAULTS,
