@@ -109,6 +109,11 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     g = grace_ns(p, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
     cand = _raw_candidates(paths).with_row_index("rid")
+    if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
+        gap_hit = pl.LazyFrame(
+            schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}
+        )
+        return _classify(cand, gap_hit, g, t_end)
     gaps = paths.gaps.lazy()
     hops = paths.hops.lazy()
     emitters = {h.emitter for h in p.hops}
@@ -149,6 +154,10 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
             pl.col("seq_before").sort_by("source", "seq_before").first().alias("gap_seq"),
         )
     )
+    return _classify(cand, gap_hit, g, t_end)
+
+
+def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> pl.LazyFrame:
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
@@ -163,8 +172,12 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     )
 
 
-def drops_and_in_flight(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
-    cand = drop_candidates(paths, grace)
+def drops_and_in_flight(
+    paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """``drop`` and ``in_flight`` findings (``cand``: :func:`drop_candidates`, if at hand)."""
+    if cand is None:
+        cand = drop_candidates(paths, grace)
     g = grace_ns(paths.pipeline, grace)
     who = (
         pl.when(pl.col("recipient").is_not_null())

@@ -130,7 +130,7 @@ def analyze(
     samples = latency_samples(paths).collect()
     stats = edge_stats(samples.lazy())
     parts = [
-        drops_and_in_flight(paths),
+        drops_and_in_flight(paths, cand=cand),
         duplicates(paths),
         unexpected(paths),
         reorders(paths),
