@@ -145,7 +145,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         .join(orphans.select("trace_id"), on="trace_id", how="semi")
         .group_by("trace_id")
         .agg(
-            pl.col("t").first().alias("t_first"),
+            paths.true_time().first().alias("t_first"),
             pl.col("source").first().alias("src_first"),
             pl.col("file").first().alias("file_first"),
             pl.col("line").first().alias("line_first"),

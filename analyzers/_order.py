@@ -105,22 +105,16 @@ def races(paths: Paths) -> pl.LazyFrame:
             *nxt,
         )
     )
-    conv = paths.msg.lazy().select("trace_id", pl.col("conv_id").alias("msg_conv"))
-    recv = (
-        paths.hops.lazy()
-        .filter(pl.col("hop") == r)
-        .join(conv, on="trace_id", how="left")
-        .select(
-            "trace_id",
-            "recipient",
-            "source",
-            "pos",
-            "t",
-            "file",
-            "line",
-            pl.coalesce("conv_id", "msg_conv").alias("conv_id"),
-        )
+    cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line", "conv_id"]
+    received = paths.hops.lazy().filter(pl.col("hop") == r).select(cols)
+    # A receive that does not name its conversation takes its message's (rare: a join of few rows).
+    unnamed = (
+        received.filter(pl.col("conv_id").is_null())
+        .drop("conv_id")
+        .join(paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left")
+        .select(cols)
     )
+    recv = pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
     last: pl.Expr = pl.lit(None, dtype=pl.String)
     for i in rcp:
         last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)
@@ -141,6 +135,7 @@ def races(paths: Paths) -> pl.LazyFrame:
         .sort("trace_id", "recipient", "start_pos")
         .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
         .join(state, on=["trace_id", "recipient"], how="left")
+        .with_columns(t=paths.true_time())
     )
     then = (
         pl.when(pl.col("arrived"))

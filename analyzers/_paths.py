@@ -46,6 +46,17 @@ class Paths:
     fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
     rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
     gaps: pl.DataFrame  # one row per seq jump of a source
+    offsets: dict[str, int]  # ns per source (only non-zero ones)
+
+    def true_time(self, ts: str = "ts", source: str = "source") -> pl.Expr:
+        """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
+        return true_time(self.offsets, ts, source)
+
+
+def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -> pl.Expr:
+    if not offsets:
+        return pl.col(ts)
+    return pl.col(ts) - pl.col(source).replace_strict(offsets, default=0, return_dtype=_I64)
 
 
 def _with_hop(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
@@ -488,10 +499,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
         return frame.with_columns((pl.col(ts) - shift).alias(out))
 
-    hops_df = fix(hops_df, "ts", "t")
     rest = fix(rest, "ts", "t")
     sources = fix(sources, "ts_max", "t_end")
-    gaps = _gaps(hops_df, rest, sources)
+    gaps = _gaps(hops_df, rest, sources, offsets)
     t_end_val = sources.get_column("t_end").max()
     return Paths(
         pipeline=p,
@@ -505,21 +515,26 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         fetches=fetches,
         rest=rest,
         gaps=gaps,
+        offsets=offsets,
     )
 
 
-def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
+def _gaps(
+    hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame, offsets: dict[str, int]
+) -> pl.DataFrame:
     """Seq jumps per source. Only sources whose seq range is not dense get sorted."""
     gappy = sources.filter(
         # not exactly one event per seq number: a gap (or repeats, which the sort sorts out)
         (pl.col("n_seq") > 0) & (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq"))
     ).get_column("source")
     cols = ["source", "seq", "t", "file", "line"]
-    rows = (
-        pl.concat([hops.select(cols), rest.select(cols)])
-        .filter(pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null())
-        .sort("source", "seq")
-    )
+    in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
+    rows = pl.concat(
+        [
+            hops.filter(in_gappy).with_columns(t=true_time(offsets)).select(cols),
+            rest.filter(in_gappy).select(cols),
+        ]
+    ).sort("source", "seq")
     nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in ("seq", "t", "file", "line")}
     jumps = (
         rows.with_columns(**nxt)
@@ -537,10 +552,13 @@ def _gaps(hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame) -> pl.D
             "line_after",
         )
     )
-    return pl.concat([jumps, _dropped_markers(hops, rest, jumps)], how="vertical_relaxed")
+    markers = _dropped_markers(hops, rest, jumps, offsets)
+    return pl.concat([jumps, markers], how="vertical_relaxed")
 
 
-def _dropped_markers(hops: pl.DataFrame, rest: pl.DataFrame, jumps: pl.DataFrame) -> pl.DataFrame:
+def _dropped_markers(
+    hops: pl.DataFrame, rest: pl.DataFrame, jumps: pl.DataFrame, offsets: dict[str, int]
+) -> pl.DataFrame:
     """``TRACEKIT.dropped``: the emitter itself says it lost events since its previous event.
 
     Only where no seq jump already ends at that event (then the jump says it, with a count);
@@ -551,16 +569,17 @@ def _dropped_markers(hops: pl.DataFrame, rest: pl.DataFrame, jumps: pl.DataFrame
     cols = ["source", "seq", "pos", "t", "file", "line"]
     if marked.is_empty():
         return jumps.head(0)
-    rows = (
-        pl.concat(
-            [
-                hops.select(cols).with_columns(marker=pl.lit(False)),
-                rest.select(*cols, is_marker.alias("marker")),
-            ]
-        )
-        .filter(pl.col("source").is_in(marked.implode()))
-        .sort("source", "pos", "t")
-    )
+    rows = pl.concat(
+        [
+            hops.filter(pl.col("source").is_in(marked.implode()))
+            .with_columns(t=true_time(offsets))
+            .select(cols)
+            .with_columns(marker=pl.lit(False)),
+            rest.filter(pl.col("source").is_in(marked.implode())).select(
+                *cols, is_marker.alias("marker")
+            ),
+        ]
+    ).sort("source", "pos", "t")
     prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in ("seq", "t", "file", "line")}
     return (
         rows.with_columns(**prev)
