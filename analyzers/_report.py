@@ -111,7 +111,7 @@ def _clock_section(paths: Paths) -> list[dict[str, Any]]:
 
 
 def analyze(
-    events: pl.LazyFrame,
+    events: pl.LazyFrame | pl.DataFrame,
     *,
     pipeline: Pipeline | None = None,
     grace: timedelta | None = None,
@@ -125,7 +125,7 @@ def analyze(
     counts) is copied into the report.
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
-    paths = build_paths(events, p)
+    paths = build_paths(events.lazy(), p)
     cand = drop_candidates(paths).cache()
     samples = latency_samples(paths).collect()
     stats = edge_stats(samples.lazy())
