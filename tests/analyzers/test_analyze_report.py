@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import pytest
 
 from tracekit.analyzers import FINDING_SCHEMA, analyze, timeline
 from tracekit.table import empty_events
@@ -158,3 +159,18 @@ def test_timeline_of_one_message(history):
     assert rows[11:] == [("u3", "REPO.add", False, None), ("u3", "CTRL.add", False, None)]
     assert tl.filter(pl.col("stage_action") == "REST.persist")["source"][0] == "server-1"
     assert timeline(history.frame(), "f" * 32).is_empty()
+
+
+def test_report_validates_against_the_published_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    from tracekit.synth import generate
+
+    schema_path = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
+    if not schema_path.exists():
+        pytest.skip("docs/report.schema.json not present")
+    synth = generate(2, messages=80, users=8, faults=["drop", "race_drop", "skew", "seq_gap"])
+    doc = analyze(synth.frame()).to_dict()
+    jsonschema.validate(doc, json.loads(schema_path.read_text()))
+    assert len(doc["findings"]) == len(synth.truth)
