@@ -215,6 +215,10 @@ def _read_one(
     stats.bytes += raw.raw_size
     for w in raw.warnings:
         stats.warn(w)
+    if raw.head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (Windows tools)
+        raw.data = raw.load()[3:]
+        raw.path = None
+        raw.head = raw.data[:65536]
     head = raw.head
     if (raw.raw_size == 0 or (len(head) < 65536 and not head.strip())) and (
         raw.data is None or not raw.data.strip()

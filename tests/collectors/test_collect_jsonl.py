@@ -308,3 +308,12 @@ def test_file_with_blank_lines_and_a_torn_last_line(tmp_path: Path) -> None:
     assert got.inputs.lines == 13
     assert len(got.inputs.examples) == 1
     assert got.inputs.examples[0].startswith(f"{p}:13: invalid JSON")
+
+
+def test_crlf_and_byte_order_mark(tmp_path: Path) -> None:
+    ev = orjson.dumps(jl())
+    p = tmp_path / "win.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + ev + b"\r\n" + ev + b"\r\n")
+    got = collect([p])
+    assert got.events.collect().get_column("line").to_list() == [1, 2]
+    assert got.inputs.malformed == 0
