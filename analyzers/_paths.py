@@ -151,6 +151,8 @@ def _exact(
     """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
     # Where a hop happened at most once, its number of sources is its count.
     wide = wide.with_columns(pl.col(col("n", i)).alias(col("k", i)) for i in indices)
+    if not indices:
+        return wide
     repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
     again = wide.filter(repeated)
     if again.is_empty():

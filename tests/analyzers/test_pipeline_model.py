@@ -125,3 +125,27 @@ def test_cycles_duplicates_and_unreadable_files(tmp_path):
     no_send = CUSTOM.replace('send = "APP.send"\n', "")
     with pytest.raises(PipelineError, match="missing required role 'send'"):
         load_pipeline(_write(tmp_path, no_send))
+
+
+def test_pipeline_without_recipient_hops(history):
+    from tracekit.analyzers._pipeline import parse_pipeline
+
+    p = parse_pipeline(
+        {
+            "roles": {"send": "JOB.submit"},
+            "hops": [
+                {"id": "JOB.submit"},
+                {"id": "JOB.run", "after": ["JOB.submit"], "emitter": "server"},
+            ],
+        }
+    )
+    history.ev(0, "JOB.submit", "client-u1", "u1", trace=history.tid(1))
+    history.ev(10, "JOB.run", "server-1", "u1", trace=history.tid(1))
+    history.ev(20, "JOB.submit", "client-u1", "u1", trace=history.tid(2))
+    history.tail()
+    report = analyze(history.frame(), pipeline=p)
+    assert history.kinds(report.findings) == [
+        ("drop", history.tid(2), None, "JOB.run", "JOB.submit")
+    ]
+    assert report.latency["hops"][0]["count"] == 1
+    assert report.latency["end_to_end"]["count"] == 0
