@@ -110,7 +110,11 @@ def normalize(
     else:
         raw = raw.rename({"_ts_fast": "ts"})
         naive, assumed_utc = 0, False
-    unusable = pl.any_horizontal(pl.col("ts", "stage", "action").is_null())
+    # A list or an object where a name belongs (JSON readers serialise them to text).
+    not_text = pl.any_horizontal(
+        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in ("stage", "action")
+    ).fill_null(False)
+    unusable = pl.any_horizontal(pl.col("ts", "stage", "action").is_null()) | not_text
     if raw.select(unusable.any()).item():  # the reasons are only worked out when needed
         reason = (
             pl.when(pl.col("timestamp").is_null())
@@ -121,6 +125,7 @@ def normalize(
             .then(pl.lit("missing required key 'stage'"))
             .when(pl.col("action").is_null())
             .then(pl.lit("missing required key 'action'"))
+            .otherwise(pl.lit("'stage' and 'action' must be strings"))
         )
         bad = raw.filter(unusable).with_columns(reason.alias("reason"))
         stats.malformed_frame(file, bad)
@@ -140,7 +145,8 @@ def normalize(
     seq_int = raw.get_column("_seq_i")
     bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:  # "4.0" and the like: integral floats are fine
-        seq_int = seq_int.fill_null(seq.cast(pl.Float64, strict=False).round().cast(pl.Int64))
+        as_float = seq.cast(pl.Float64, strict=False).round()
+        seq_int = seq_int.fill_null(as_float.cast(pl.Int64, strict=False))
         bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:
         stats.warn(f"{file}: {bad_seq} events have a non-integer seq; it was left empty")

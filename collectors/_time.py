@@ -8,6 +8,7 @@ Only rows that fail it go through the slower alternatives.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 import polars as pl
@@ -17,6 +18,8 @@ from tracekit.table import TIMESTAMP_DTYPE
 __all__ = ["FAST_FORMAT", "ParsedTimes", "fixed_iso_utc", "parse_timestamps"]
 
 FAST_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
+_NS_MIN_DATE: Final = date(1677, 9, 22)
+_NS_MAX_DATE: Final = date(2262, 4, 10)
 #: With a zone designator (Z or an offset), T or space separated.
 _ZONED: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z")
 #: Without a zone: local times, they need the caller's timezone.
@@ -56,6 +59,7 @@ def fixed_iso_utc(c: pl.Expr) -> pl.Expr:
         .otherwise(0)
     )
     ok = shape & (h < 24) & (m < 60) & (sec < 60) & (h >= 0) & (m >= 0) & (sec >= 0)
+    ok = ok & date.is_between(_NS_MIN_DATE, _NS_MAX_DATE)  # what int64 nanoseconds can hold
     ns = date.cast(pl.Int64) * 86_400_000_000_000 + ((h * 60 + m) * 60 + sec) * 1_000_000_000 + frac
     return pl.when(ok).then(ns).cast(TIMESTAMP_DTYPE)
 
@@ -76,14 +80,16 @@ def _epoch_ns(s: pl.Series) -> pl.Series:
     whole = parts.struct.field("1").cast(pl.Int64, strict=False)
     frac9 = parts.struct.field("2").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64).fill_null(0)
     frame = pl.DataFrame({"w": whole, "f": frac9})
+    w = pl.col("w")
+    # Values int64 nanoseconds cannot hold (past 2262) become null rather than wrap around.
     out = frame.select(
-        pl.when(pl.col("w").abs() < 100_000_000_000)
-        .then(pl.col("w") * 1_000_000_000 + pl.col("f"))
-        .when(pl.col("w").abs() < 100_000_000_000_000)
-        .then(pl.col("w") * 1_000_000 + pl.col("f") // 1_000)
-        .when(pl.col("w").abs() < 100_000_000_000_000_000)
-        .then(pl.col("w") * 1_000 + pl.col("f") // 1_000_000)
-        .otherwise(pl.col("w"))
+        pl.when(w.abs() < 100_000_000_000)
+        .then(pl.when(w.abs() <= 9_223_372_035).then(w * 1_000_000_000 + pl.col("f")))
+        .when(w.abs() < 100_000_000_000_000)
+        .then(pl.when(w.abs() <= 9_223_372_036_853).then(w * 1_000_000 + pl.col("f") // 1_000))
+        .when(w.abs() < 100_000_000_000_000_000)
+        .then(pl.when(w.abs() <= 9_223_372_036_854_774).then(w * 1_000 + pl.col("f") // 1_000_000))
+        .otherwise(w)
         .alias("ns")
     ).to_series()
     return out.cast(TIMESTAMP_DTYPE)
@@ -124,6 +130,14 @@ def _parallel_to_datetime(raw: pl.Series, fmt: str, parts: int = 4) -> pl.Series
 
 
 def _finish(raw: pl.Series, out: pl.Series, timezone: str | None, naive_n: int) -> ParsedTimes:
+    # str.to_datetime wraps years int64 nanoseconds cannot hold (before 1678, after 2261)
+    # around silently: such dates are unparseable here, not some other date.
+    year = raw.str.extract(r"^\s*(\d{4})-", 1).cast(pl.Int32, strict=False)
+    if ((year < 1678) | (year > 2261)).any():
+        raw = raw.zip_with(
+            ~((year < 1678) | (year > 2261)).fill_null(False), pl.Series([None], dtype=pl.String)
+        )
+        out = out.zip_with(raw.is_not_null(), pl.Series([None], dtype=out.dtype))
     todo = out.is_null() & raw.is_not_null()
     if not todo.any():
         return ParsedTimes(out.alias("timestamp"), naive_n, naive_n > 0 and timezone is None)

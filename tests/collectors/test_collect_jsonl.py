@@ -317,3 +317,24 @@ def test_crlf_and_byte_order_mark(tmp_path: Path) -> None:
     got = collect([p])
     assert got.events.collect().get_column("line").to_list() == [1, 2]
     assert got.inputs.malformed == 0
+
+
+def test_out_of_range_and_wrongly_shaped_values() -> None:
+    base = {"stage": "CTRL", "action": "send"}
+    lines = [
+        {**base, "timestamp": "2026-11-25T10:00:00Z", "seq": 1e30},
+        {**base, "timestamp": "9999-12-31T23:59:59Z"},
+        {"timestamp": "2026-11-25T10:00:00Z", "stage": [1, 2], "action": {"a": 1}},
+        {**base, "timestamp": "2026-11-25T10:00:00Z", "recipients": [1, {"x": 2}]},
+    ]
+    got = collect([MemorySource(lines, name="w")])
+    frame = got.events.collect()
+    assert frame.select("seq", "recipients", "line").rows() == [(None, None, 1), (None, None, 4)]
+    assert got.inputs.examples == [
+        "w:2: unparseable timestamp 9999-12-31T23:59:59Z",
+        "w:3: 'stage' and 'action' must be strings",
+    ]
+    assert got.inputs.warnings == [
+        "w: 1 events have a non-integer seq; it was left empty",
+        "w: some 'recipients' values are not lists of strings; they were left empty",
+    ]
