@@ -196,7 +196,11 @@ def read_otlp_json(
         if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
             stats.malformed_line(file, i, "not an OTLP export (no resourceSpans/resourceLogs)")
             continue
-        evs, ignored = otlp_events(doc)
+        try:
+            evs, ignored = otlp_events(doc)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            stats.malformed_line(file, i, f"not a valid OTLP export ({type(exc).__name__})")
+            continue
         stats.ignored += ignored
         events.extend(evs)
         lines.extend([i] * len(evs))

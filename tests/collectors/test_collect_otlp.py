@@ -58,6 +58,10 @@ def test_otlp_json_bad_lines() -> None:
     got = collect([MemorySource(data, name="x.jsonl", format="otlp")])
     assert got.events.collect().height == 1
     assert [e.split(": ")[0] for e in got.inputs.examples] == ["x.jsonl:2", "x.jsonl:3"]
+    broken = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": "x"}]}]}]})
+    got = collect([MemorySource(broken + b"\n" + orjson.dumps(good) + b"\n", format="otlp")])
+    assert got.events.collect().height == 1
+    assert got.inputs.examples == ["memory:1: not a valid OTLP export (TypeError)"]
 
 
 def _span_json(stage: str, action: str, ms: int) -> dict[str, Any]:

@@ -94,3 +94,40 @@ def test_fixed_position_timestamps_match_the_general_parser(
     general = parse_timestamps(s[:1]).values.to_list()
     assert fast[0] == general[0] and fast[0] is not None
     assert fast[1:] == [None, None]  # other layouts go to the general parser
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+otlp_junk = st.builds(
+    lambda key, v: orjson.dumps({key: v}),
+    st.sampled_from(["resourceSpans", "resourceLogs"]),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["scopeSpans", "scopeLogs", "resource"]),
+            st.lists(st.dictionaries(st.sampled_from(["spans", "logRecords"]), json_values)),
+        ),
+        max_size=2,
+    )
+    | json_values,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(garbage, json_values.map(orjson.dumps), otlp_junk), max_size=20))
+def test_no_reader_crashes_on_junk(lines: list[bytes]) -> None:
+    data = b"".join(ln + b"\n" for ln in lines)
+    for fmt in ("jsonl", "kv", "legacy", "otlp"):
+        got = collect([MemorySource(data, name="j", format=fmt)])
+        got.events.collect()
+        assert got.inputs.lines == len(lines) or not data.strip()
