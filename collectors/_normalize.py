@@ -89,6 +89,7 @@ def normalize(
     soft_required: tuple[str, ...] = _SOFT_REQUIRED,
     no_timestamp: str = "missing required key 'timestamp'",
     keep: tuple[str, ...] = (),
+    count_foreign_as_ignored: bool = True,
 ) -> pl.DataFrame:
     """Type and check ``raw``; rows that cannot be events are counted as malformed.
 
@@ -127,8 +128,14 @@ def normalize(
             .then(pl.lit("missing required key 'action'"))
             .otherwise(pl.lit("'stage' and 'action' must be strings"))
         )
-        bad = raw.filter(unusable).with_columns(reason.alias("reason"))
-        stats.malformed_frame(file, bad)
+        # Objects with none of stage, action, trace_id are the application's own log lines
+        # (tracekit shares the structlog stream): ignored, not malformed.
+        foreign = pl.all_horizontal(pl.col("stage", "action", "trace_id").is_null())
+        bad = raw.filter(unusable)
+        if count_foreign_as_ignored:
+            stats.ignored += bad.filter(foreign).height
+            bad = bad.filter(~foreign)
+        stats.malformed_frame(file, bad.with_columns(reason.alias("reason")))
         raw = raw.filter(~unusable)
     if naive and assumed_utc:
         stats.warn(

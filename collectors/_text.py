@@ -282,4 +282,5 @@ def read_text(
         no_timestamp="no timestamp on the line"
         + (" nor on an event line before it" if fmt.untimed == "previous" else ""),
         keep=("_client_id",),  # for linking across files (tracekit.collectors._link)
+        count_foreign_as_ignored=False,  # every row here has a stage: a tagged line
     )

@@ -338,3 +338,11 @@ def test_out_of_range_and_wrongly_shaped_values() -> None:
         "w: 1 events have a non-integer seq; it was left empty",
         "w: some 'recipients' values are not lists of strings; they were left empty",
     ]
+
+
+def test_application_log_lines_are_ignored_not_malformed() -> None:
+    # tracekit's events share the app's structlog stream with its own log lines
+    app_line = {"timestamp": "2026-11-25T10:00:00Z", "event": "request started", "level": "info"}
+    got = collect([MemorySource([app_line, jl(), {"event": "no time either"}])])
+    assert got.events.collect().height == 1
+    assert (got.inputs.ignored, got.inputs.malformed) == (2, 0)

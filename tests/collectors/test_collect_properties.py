@@ -36,7 +36,7 @@ def test_jsonl_valid_events_survive_any_garbage(items: list[int | bytes]) -> Non
     inputs = got.inputs
     blank = sum(1 for ln in lines if not ln.strip())
     assert inputs.lines == len(lines)
-    assert inputs.events + inputs.malformed + blank == len(lines)
+    assert inputs.events + inputs.malformed + inputs.ignored + blank == len(lines)
 
 
 @settings(max_examples=40, deadline=None)
