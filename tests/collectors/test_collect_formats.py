@@ -98,6 +98,7 @@ def test_format_detection_among_several(tmp_path: Path) -> None:
         ("name = 'x'\nline_regex = '(?P<tag>.*)'\n[[rules]]\nevent = 'x'", "STAGE.action"),
         ("name = [", "invalid TOML"),
     ],
+    ids=["bad-regex", "no-tag-group", "no-name", "unknown-key", "bad-rule", "bad-toml"],
 )
 def test_format_errors(tmp_path: Path, text: str, message: str) -> None:
     p = tmp_path / "bad.toml"
