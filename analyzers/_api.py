@@ -47,16 +47,20 @@ def find_drops(
 def find_in_flight(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
+    """Undecided paths: near the end of the logs, or begun before their start."""
     paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return _kind(drops_and_in_flight(paths), "in_flight")
+    return _kind(pl.concat([drops_and_in_flight(paths), unexpected(paths)]), "in_flight")
 
 
 def find_duplicates(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
     return sort_lazy(duplicates(build_paths(events, pipeline)))
 
 
-def find_unexpected(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return sort_lazy(unexpected(build_paths(events, pipeline)))
+def find_unexpected(
+    events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
+) -> pl.LazyFrame:
+    paths = build_paths(events, with_overrides(pipeline, grace=grace))
+    return _kind(unexpected(paths), "unexpected")
 
 
 def find_reorders(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:

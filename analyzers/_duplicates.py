@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, col
+from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
+from tracekit.analyzers._paths import Paths, col, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -146,14 +146,39 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         .group_by("trace_id")
         .agg(
             paths.true_time().first().alias("t_first"),
+            paths.true_time().min().alias("t_min"),
             pl.col("source").first().alias("src_first"),
             pl.col("file").first().alias("file_first"),
             pl.col("line").first().alias("line_first"),
             pl.len().alias("n_events"),
         )
     )
+    # A message whose first event comes within the grace window after the logs begin was
+    # probably sent before them: undecided (in flight), like one near their end.
+    start = paths.t_start if paths.t_start is not None else 0
+    early = pl.col("t_min") - start < grace_ns(p, None)
+    orphans = orphans.join(first_event, on="trace_id", how="left")
+    before = findings(
+        orphans.filter(early),
+        "in_flight",
+        trace_id="trace_id",
+        stage=pl.lit(p.ids[send]),
+        last_seen=first,
+        conv_id="conv_id",
+        source="src_first",
+        detail=pl.format(
+            "{} not seen: the message's first event ({}) comes {} ms after the logs begin, "
+            "inside the {} ms grace window, so it was probably sent before them",
+            pl.lit(p.ids[send]),
+            first,
+            ms(pl.col("t_min") - start),
+            pl.lit(str(round(grace_ns(p, None) / 1e6))),
+        ),
+        evidence=evidence(("file_first", "line_first")),
+        at="t_first",
+    )
     no_send = findings(
-        orphans.join(first_event, on="trace_id", how="left"),
+        orphans.filter(~early),
         "unexpected",
         trace_id="trace_id",
         stage=first,
@@ -172,7 +197,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     if not entry:
         entry = rcp_hops[:1]
     if not entry:
-        return no_send
+        return pl.concat([before, no_send])
     via_ws = pl.lit(False)
     for i in entry:
         via_ws |= pl.col(col("n", i)).fill_null(0) > 0
@@ -207,4 +232,4 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("r_file", "r_line")),
         at="r_t",
     )
-    return pl.concat([no_send, stray])
+    return pl.concat([before, no_send, stray])

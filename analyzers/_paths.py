@@ -43,6 +43,7 @@ class Paths:
     reference: str | None
     sources: pl.DataFrame  # per-source stats: n, seq bounds, corrected end
     t_end: int | None  # corrected end of the logs (ns), None when empty
+    t_start: int | None  # corrected start of the logs (ns)
     fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
     rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
     gaps: pl.DataFrame  # one row per seq jump of a source
@@ -205,6 +206,7 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
         n_seq=pl.col("seq").count(),
         seq_min=pl.col("seq").min(),
         seq_max=pl.col("seq").max(),
+        ts_min=pl.col("ts").min(),
         ts_max=pl.col("ts").max(),
     )
 
@@ -502,9 +504,10 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         return frame.with_columns((pl.col(ts) - shift).alias(out))
 
     rest = fix(rest, "ts", "t")
-    sources = fix(sources, "ts_max", "t_end")
+    sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
     gaps = _gaps(hops_df, rest, sources, offsets)
     t_end_val = sources.get_column("t_end").max()
+    t_start_val = sources.get_column("t_start").min()
     return Paths(
         pipeline=p,
         hops=hops_df,
@@ -514,6 +517,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         reference=reference,
         sources=sources,
         t_end=int(t_end_val) if isinstance(t_end_val, int) else None,
+        t_start=int(t_start_val) if isinstance(t_start_val, int) else None,
         fetches=fetches,
         rest=rest,
         gaps=gaps,

@@ -386,7 +386,7 @@ def _eligible(plans: list[_Msg], t_last: float, tablets: set[str]) -> list[int]:
         i
         for i, m in enumerate(plans)
         if 0 < i < len(plans) - 1
-        and m.t["CTRL.send"] < t_last - 2000.0
+        and 6000.0 < m.t["CTRL.send"] < t_last - 2000.0  # past a 5 s grace at both ends
         and m.named
         and m.reconnect is None
         and any(r != m.sender and r not in tablets for r in m.recipients)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracekit.analyzers import analyze, find_duplicates, find_unexpected
+from tracekit.analyzers import analyze, find_duplicates, find_in_flight, find_unexpected
 
 
 def test_hop_seen_twice_for_one_recipient(history):
@@ -45,11 +45,26 @@ def test_broadcast_twice_is_a_duplicate(history):
 
 
 def test_events_without_a_send(history):
-    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["CTRL.send"])
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
     history.tail()
     got = find_unexpected(history.frame()).collect()
-    assert history.kinds(got) == [("unexpected", t1, None, "REST.request", None)]
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
     assert got["detail"][0].startswith("8 event(s) for a message whose CTRL.send was never seen")
+
+
+def test_message_begun_before_the_logs_is_in_flight(history):
+    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["CTRL.send", "REST.request"])
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("in_flight", t1, None, "CTRL.send", "REST.persist")]
+    assert report.findings["detail"][0] == (
+        "CTRL.send not seen: the message's first event (REST.persist) comes 0.0 ms after the "
+        "logs begin, inside the 5000 ms grace window, so it was probably sent before them"
+    )
+    assert history.kinds(find_in_flight(history.frame()).collect()) == history.kinds(
+        report.findings
+    )
 
 
 def test_delivery_to_someone_the_broadcast_did_not_name(history):
