@@ -13,7 +13,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   the logs show receiving it; ``summary.recipients_from`` counts messages per method.
 - A drop is the first missing hop of a path with no later hop reached (a later hop reached means
   the message got through and only evidence is missing). The grace window counts back from the
-  end of the logs as a whole (latest corrected timestamp of any source).
+  end of the logs as a whole (latest corrected timestamp of any source); symmetrically, a
+  message without a send whose first event lies within the grace window after the logs begin is
+  ``in_flight`` (sent before the logs), not ``unexpected``.
 - Order (reorders, races) is compared by ``seq`` inside one source's log; timestamps only across
   sources, and then clock-corrected.
 - Clock offsets come from every cross-source pipeline edge as difference constraints (NTP on
