@@ -61,10 +61,11 @@ def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -
 
 
 def _with_hop(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
-    key = pl.concat_str([pl.col("stage"), pl.lit("."), pl.col("action")])
-    hop = key.replace_strict(
-        {h: i for i, h in enumerate(p.ids)}, default=None, return_dtype=pl.Int32
-    )
+    # Equality tests on the two columns beat building "STAGE.action" strings for every event.
+    hop: pl.Expr = pl.lit(None, dtype=pl.Int32)
+    for i, h in reversed(list(enumerate(p.hops))):
+        is_hop = (pl.col("stage") == h.stage) & (pl.col("action") == h.action)
+        hop = pl.when(is_hop).then(pl.lit(i, dtype=pl.Int32)).otherwise(hop)
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
         ts=pl.col("timestamp").cast(_I64),
