@@ -13,6 +13,9 @@ import polars as pl
 from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
 
+#: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
+_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
+
 __all__ = ["read_kv"]
 
 _VALUE: Final = r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[[^\]]*\]|\S*)"""
@@ -49,7 +52,7 @@ def read_kv(
     stats.lines += lines.len()
     df = pl.DataFrame([lines]).with_row_index("line", offset=1)
     df = df.with_columns(pl.col("raw").str.strip_suffix("\r"), pl.col("line").cast(pl.Int64))
-    df = df.filter(pl.col("raw").str.strip_chars() != "")
+    df = df.filter(pl.col("raw").str.strip_chars(_ASCII_SPACE) != "")
     is_kv = pl.col("raw").str.contains(r"^\s*[A-Za-z_][\w.@-]*=")
     bad = df.filter(~is_kv)
     if bad.height:

@@ -17,13 +17,33 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-import polars as pl
 
-from tracekit.collectors._normalize import RAW_COLUMNS, RAW_SCHEMA, empty_table, normalize
 from tracekit.collectors._stats import InputStats
+
+if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays light
+    import polars as pl
+
+#: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
+_RAW_KEYS: Final = (
+    "timestamp",
+    "stage",
+    "action",
+    "event",
+    "trace_id",
+    "msg_id",
+    "conv_id",
+    "actor",
+    "peer",
+    "source",
+    "seq",
+    "span_id",
+    "recipients",
+    "level",
+    "dropped",
+)
 
 __all__ = ["otlp_events", "read_otlp_json"]
 
@@ -41,7 +61,7 @@ _ATTR_KEYS: Final = {
     "messaging.message.id": "msg_id",
     "messaging.message.conversation_id": "conv_id",
 }
-_PLAIN_KEYS: Final = frozenset(RAW_COLUMNS)
+_PLAIN_KEYS: Final = frozenset(_RAW_KEYS)
 
 
 def _value(v: dict[str, Any]) -> Any:
@@ -168,6 +188,10 @@ def _text(v: Any) -> str | None:
 
 
 def events_raw_frame(events: list[dict[str, Any]], lines: list[int]) -> pl.DataFrame:
+    import polars as pl
+
+    from tracekit.collectors._normalize import RAW_COLUMNS, RAW_SCHEMA
+
     cols: dict[str, list[Any]] = {c: [_text(e.get(c)) for e in events] for c in RAW_COLUMNS}
     return pl.DataFrame({"line": lines, **cols}, schema={"line": pl.Int64, **RAW_SCHEMA})
 
@@ -176,6 +200,7 @@ def read_otlp_json(
     data: bytes, *, file: str, source: str, stats: InputStats, timezone: str | None = None
 ) -> pl.DataFrame:
     from tracekit.collectors._jsonl import count_lines
+    from tracekit.collectors._normalize import empty_table, normalize
 
     stats.lines += count_lines(data)
     docs: list[tuple[int, Any]]

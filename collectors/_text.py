@@ -18,6 +18,9 @@ from tracekit.collectors._formats import Rule, TextFormat, legacy_format
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize
 from tracekit.collectors._stats import InputStats
 
+#: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
+_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
+
 __all__ = ["MAX_TEXT_LINE", "read_legacy", "read_text"]
 
 #: Text lines longer than this are counted as malformed rather than run through the regexes.
@@ -195,7 +198,7 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
         df = df.unnest("g")
     key = "tag" if "tag" in groups else "stage"
     matched = pl.col(key).is_not_null()
-    blank = pl.col("raw").str.strip_chars() == ""
+    blank = pl.col("raw").str.strip_chars(_ASCII_SPACE) == ""
     ignored = df.filter(~matched & ~blank).height
     df = df.filter(matched)
     if "raw" not in groups and "msg" in groups:
