@@ -113,19 +113,25 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline, *, keep_rest: bool = False) -> pl
     )
 
 
-def _fast_aggs(indices: list[int]) -> list[pl.Expr]:
+def _coded(i: int, positions: frozenset[int]) -> dict[str, str]:
+    """Columns kept for hop ``i``: log positions only where order is checked."""
+    return {k: v for k, v in _CODED.items() if k != "pos" or i in positions}
+
+
+def _fast_aggs(indices: list[int], positions: frozenset[int]) -> list[pl.Expr]:
     """Per-hop columns with fast-path aggregations (exact when the hop happened once)."""
     out: list[pl.Expr] = []
     for i in indices:
         hit = pl.col("hop") == i
         out.append(hit.sum().cast(pl.UInt32).alias(col("n", i)))
         out.extend(
-            pl.when(hit).then(pl.col(c)).min().alias(col(name, i)) for name, c in _CODED.items()
+            pl.when(hit).then(pl.col(c)).min().alias(col(name, i))
+            for name, c in _coded(i, positions).items()
         )
     return out
 
 
-def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
+def _exact_aggs(indices: list[int], positions: frozenset[int]) -> list[pl.Expr]:
     """The same, first occurrence in log order: only run on the few groups with repeats.
 
     Also ``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
@@ -134,7 +140,7 @@ def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
         *[
             pl.col(c).filter(pl.col("hop") == i).first().alias(col(name, i))
             for i in indices
-            for name, c in _CODED.items()
+            for name, c in _coded(i, positions).items()
         ],
         *[
             pl.col("sc").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
@@ -143,12 +149,22 @@ def _exact_aggs(indices: list[int]) -> list[pl.Expr]:
     ]
 
 
-def _wide(hops: pl.DataFrame, keys: list[str], indices: list[int], *extra: pl.Expr) -> pl.LazyFrame:
-    return hops.lazy().group_by(keys).agg(*_fast_aggs(indices), *extra)
+def _wide(
+    hops: pl.DataFrame,
+    keys: list[str],
+    indices: list[int],
+    positions: frozenset[int],
+    *extra: pl.Expr,
+) -> pl.LazyFrame:
+    return hops.lazy().group_by(keys).agg(*_fast_aggs(indices, positions), *extra)
 
 
 def _exact(
-    wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int]
+    wide: pl.DataFrame,
+    hops: pl.DataFrame,
+    keys: list[str],
+    indices: list[int],
+    positions: frozenset[int],
 ) -> pl.DataFrame:
     """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
     # Where a hop happened at most once, its number of sources is its count.
@@ -163,9 +179,9 @@ def _exact(
         hops.lazy()
         .join(again.lazy().select(keys), on=keys, how="semi")
         .group_by(keys)
-        .agg(_exact_aggs(indices))
+        .agg(_exact_aggs(indices, positions))
     )
-    redone = {col(name, i) for i in indices for name in (*_CODED, "k")}
+    redone = {col(name, i) for i in indices for name in (*_coded(i, positions), "k")}
     kept = again.lazy().select([c for c in wide.columns if c not in redone])
     fixed = kept.join(exact, on=keys).select(wide.columns).collect()
     return pl.concat([wide.filter(~repeated), fixed.cast(wide.schema)])
@@ -402,11 +418,17 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     facts_cols = hops_df.select(
         "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
     )
+    # Log positions are only compared for the persist order and the recipients' store order.
+    positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
     msg_w, rcp_w, *facts = pl.collect_all(
         [
-            _wide(coded, ["trace_id"], msg_idx),
+            _wide(coded, ["trace_id"], msg_idx, positions),
             _wide(
-                with_recipient, rcp_keys, rcp_idx, (pl.col("hop") == _NAMED).any().alias("named")
+                with_recipient,
+                rcp_keys,
+                rcp_idx,
+                positions,
+                (pl.col("hop") == _NAMED).any().alias("named"),
             ),
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
@@ -415,8 +437,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
-    msg_w = _exact(msg_w, coded, ["trace_id"], msg_idx).with_columns(strings[0])
-    rcp_w = _exact(rcp_w, with_recipient, rcp_keys, rcp_idx).with_columns(strings)
+    msg_w = _exact(msg_w, coded, ["trace_id"], msg_idx, positions).with_columns(strings[0])
+    rcp_w = _exact(rcp_w, with_recipient, rcp_keys, rcp_idx, positions).with_columns(strings)
     msg_raw = _decode(msg_w, msg_idx, src_names, file_names).join(
         any_w.with_columns(strings[0]), on="trace_id", how="left"
     )
@@ -460,7 +482,12 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
                 "sender",
                 pl.col("recipients").is_not_null().alias("has_list"),
                 "prank",
-                *[pl.col(col(k, i)) for i in sorted(needed) for k in ("n", *_PER_HOP)],
+                *[
+                    pl.col(col(k, i))
+                    for i in sorted(needed)
+                    for k in ("n", *_PER_HOP)
+                    if col(k, i) in msg_raw.columns
+                ],
             ),
             on="trace_id",
             how="left",
