@@ -11,7 +11,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
-from tracekit.collectors._time import fixed_iso_utc, parse_timestamps
+from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 from tracekit.schema import META_STAGE
 from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
 
@@ -58,13 +58,8 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
     missing = [c for c in RAW_COLUMNS if c not in names]
     if missing:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
-    # Empty strings count as absent for the keys an event cannot do without.
-    frame = frame.with_columns(
-        pl.when(pl.col(c).str.len_bytes() == 0).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("timestamp", "stage", "action")
-    )
     fast = (
-        fixed_iso_utc(pl.col("timestamp"))
+        fast_iso_utc(pl.col("timestamp"))
         if timestamp_format is None
         else pl.lit(None, dtype=TIMESTAMP_DTYPE)
     )
@@ -103,7 +98,7 @@ def normalize(
         raw = prepared(raw.lazy(), timestamp_format).collect()
     ts_raw = raw.get_column("timestamp")
     fast = raw.get_column("_ts_fast")
-    if timestamp_format is not None or (fast.is_null() & ts_raw.is_not_null()).any():
+    if timestamp_format is not None or (fast.is_null() & (ts_raw.str.len_bytes() > 0)).any():
         # Something other than tracekit's own format: the full (slower) parser, every row.
         times = parse_timestamps(ts_raw, timezone, fmt=timestamp_format)
         raw = raw.with_columns(times.values.alias("ts"))
@@ -115,22 +110,28 @@ def normalize(
     not_text = pl.any_horizontal(
         pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in ("stage", "action")
     ).fill_null(False)
-    unusable = pl.any_horizontal(pl.col("ts", "stage", "action").is_null()) | not_text
+    # Empty strings count as absent for the keys an event cannot do without (checked here,
+    # not rewritten: rewriting three string columns costs more than the whole check).
+    absent = {
+        c: pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0) for c in ("stage", "action")
+    }
+    no_ts = pl.col("timestamp").is_null() | (pl.col("timestamp").str.len_bytes() == 0)
+    unusable = pl.col("ts").is_null() | absent["stage"] | absent["action"] | not_text
     if raw.select(unusable.any()).item():  # the reasons are only worked out when needed
         reason = (
-            pl.when(pl.col("timestamp").is_null())
+            pl.when(no_ts)
             .then(pl.lit(no_timestamp))
             .when(pl.col("ts").is_null())
             .then(pl.lit("unparseable timestamp ") + _clip(pl.col("timestamp")))
-            .when(pl.col("stage").is_null())
+            .when(absent["stage"])
             .then(pl.lit("missing required key 'stage'"))
-            .when(pl.col("action").is_null())
+            .when(absent["action"])
             .then(pl.lit("missing required key 'action'"))
             .otherwise(pl.lit("'stage' and 'action' must be strings"))
         )
         # Objects with none of stage, action, trace_id are the application's own log lines
         # (tracekit shares the structlog stream): ignored, not malformed.
-        foreign = pl.all_horizontal(pl.col("stage", "action", "trace_id").is_null())
+        foreign = absent["stage"] & absent["action"] & pl.col("trace_id").is_null()
         bad = raw.filter(unusable)
         if count_foreign_as_ignored:
             stats.ignored += bad.filter(foreign).height

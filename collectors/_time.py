@@ -8,18 +8,15 @@ Only rows that fail it go through the slower alternatives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Final
 
 import polars as pl
 
 from tracekit.table import TIMESTAMP_DTYPE
 
-__all__ = ["FAST_FORMAT", "ParsedTimes", "fixed_iso_utc", "parse_timestamps"]
+__all__ = ["FAST_FORMAT", "ParsedTimes", "fast_iso_utc", "parse_timestamps"]
 
 FAST_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
-_NS_MIN_DATE: Final = date(1677, 9, 22)
-_NS_MAX_DATE: Final = date(2262, 4, 10)
 #: With a zone designator (Z or an offset), T or space separated.
 _ZONED: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z")
 #: Without a zone: local times, they need the caller's timezone.
@@ -32,36 +29,18 @@ _NAIVE: Final = (
 _EPOCH: Final = r"^\s*-?\d+(?:\.\d+)?\s*$"
 
 
-def fixed_iso_utc(c: pl.Expr) -> pl.Expr:
-    """``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` (what tracekit writes) -> Datetime(ns, UTC), by fixed
-    positions and integer arithmetic: about twice as fast as ``str.to_datetime``. Anything
-    else (other layouts, out-of-range fields) gives null and goes to the general parser."""
-    n = c.str.len_bytes()
-    digits = n - 21
-    has_frac = (c.str.slice(19, 1) == ".") & (digits >= 1) & (digits <= 9)
-    shape = (
-        c.str.ends_with("Z")
-        & (c.str.slice(10, 1) == "T")
-        & (c.str.slice(13, 1) == ":")
-        & (c.str.slice(16, 1) == ":")
-        & ((n == 20) | has_frac)
+def fast_iso_utc(c: pl.Expr) -> pl.Expr:
+    """tracekit's own ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` -> Datetime(ns, UTC); null for anything
+    else, which then goes to the general parser.
+
+    ``str.to_datetime`` with the explicit format (measured: as fast as a hand-written
+    fixed-position parser once that validates its input, and 10x faster than a Datetime in the
+    reader's schema). Years int64 nanoseconds cannot hold would wrap around silently: null."""
+    year = c.str.slice(0, 4).cast(pl.Int32, strict=False)
+    parsed = c.str.to_datetime(
+        FAST_FORMAT, time_unit="ns", time_zone="UTC", strict=False, cache=False
     )
-    date = c.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    h = c.str.slice(11, 2).cast(pl.Int64, strict=False)
-    m = c.str.slice(14, 2).cast(pl.Int64, strict=False)
-    sec = c.str.slice(17, 2).cast(pl.Int64, strict=False)
-    scale = digits.replace_strict(
-        list(range(1, 10)), [10 ** (9 - k) for k in range(1, 10)], default=0, return_dtype=pl.Int64
-    )
-    frac = (
-        pl.when(has_frac)
-        .then(c.str.slice(20, digits.clip(0, 9)).cast(pl.Int64, strict=False) * scale)
-        .otherwise(0)
-    )
-    ok = shape & (h < 24) & (m < 60) & (sec < 60) & (h >= 0) & (m >= 0) & (sec >= 0)
-    ok = ok & date.is_between(_NS_MIN_DATE, _NS_MAX_DATE)  # what int64 nanoseconds can hold
-    ns = date.cast(pl.Int64) * 86_400_000_000_000 + ((h * 60 + m) * 60 + sec) * 1_000_000_000 + frac
-    return pl.when(ok).then(ns).cast(TIMESTAMP_DTYPE)
+    return pl.when(year.is_between(1678, 2261)).then(parsed)
 
 
 @dataclass
