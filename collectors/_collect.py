@@ -27,6 +27,7 @@ _CACHE_VERSION: Final = 1
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
+_BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
 
 FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded TextFormat
@@ -229,12 +230,15 @@ def _read_one(
         stats.warn(f"{src.name}: empty, no events")
         return empty_table()
     if _looks_binary(head):
+        from tracekit.collectors._jsonl import count_lines
+
         data = raw.load()
-        lines = data.split(b"\n")
-        if lines and not lines[-1]:
-            lines.pop()
-        nonblank = sum(1 for ln in lines if ln.strip())
-        stats.lines += len(lines)
+        n_lines = count_lines(data)
+        body = data[:-1] if data.endswith(b"\n") else data
+        # counted without splitting: a core dump can be gigabytes
+        blank = sum(1 for _ in _BLANK_LINE.finditer(body)) if body else 0
+        nonblank = n_lines - blank
+        stats.lines += n_lines
         stats.malformed += nonblank
         if len(stats.examples) < 10:
             stats.examples.append(
