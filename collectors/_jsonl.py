@@ -49,7 +49,7 @@ def _count_file_lines(path: Path) -> int:
             .item()
         )
         return int(n)
-    except pl.exceptions.PolarsError:
+    except (pl.exceptions.PolarsError, OSError):
         pass
     n = 0
     last = b"\n"

@@ -63,21 +63,26 @@ def _lines(data: bytes, file: str, stats: InputStats) -> pl.DataFrame:
     polars' CSV reader with one column and no quoting splits lines in parallel straight from
     the bytes (blank lines come back as nulls, keeping the numbering); a file containing the
     unit separator falls back to Python's split."""
-    if b"\x1f" in data:
+    raw: pl.Series | None = None
+    if b"\x1f" not in data:
+        try:
+            raw = pl.read_csv(
+                data,
+                has_header=False,
+                separator="\x1f",
+                quote_char=None,
+                schema={"raw": pl.String},
+                encoding="utf8-lossy",
+            ).get_column("raw")
+        except (pl.exceptions.PolarsError, OSError):  # e.g. it sniffed compression magic
+            raw = None
+    if raw is None:
         text = _decode(data, file, stats)
         raw = pl.Series("raw", text.split("\n"), dtype=pl.String)
         if text.endswith("\n"):
             raw = raw.head(-1)
         raw = raw.str.strip_suffix("\r")
     else:
-        raw = pl.read_csv(
-            data,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            schema={"raw": pl.String},
-            encoding="utf8-lossy",
-        ).get_column("raw")
         raw = raw.fill_null("")
         if raw.str.contains("\ufffd", literal=True).any():
             _decode(data, file, stats)  # warns only when the bytes really were invalid

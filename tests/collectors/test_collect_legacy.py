@@ -254,3 +254,13 @@ def test_components_general_path() -> None:
     assert labels == [0, 1, 1, 1, 1, 1, 6, 6, 8]
     single = pl.DataFrame({"a": [3], "b": [1]}, schema={"a": pl.UInt32, "b": pl.UInt32})
     assert _components(4, single).sort("id").get_column("label").to_list() == [0, 1, 2, 1]
+
+
+def test_text_starting_like_a_compressed_stream() -> None:
+    # zstd magic bytes, then ordinary lines: read as text, the odd line ignored
+    data = b"(\xb5/\xfd\n2026-11-25T10:00:00Z [REPO] Added message to store id=m1\n"
+    got = collect([MemorySource(data, name="odd.log", format="legacy")])
+    assert got.events.collect().get_column("msg_id").to_list() == ["m1"]
+    assert (
+        got.inputs.warnings[0] == "odd.log: starts like a zstd stream but is not one; read as it is"
+    )
