@@ -27,6 +27,20 @@ _CACHE_VERSION: Final = 1
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
+#: File signatures of things found next to logs that are never logs (databases, executables,
+#: core dumps, images, archives): binary whatever text they contain.
+_BINARY_MAGIC: Final = (
+    b"SQLite format 3\x00",
+    b"\x7fELF",
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"%PDF-",
+    b"PK\x03\x04",
+)
+_EVENTISH: Final = re.compile(
+    rb'"stage"\s*:|(?:^|\s)stage=|\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]'
+)
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
 
@@ -57,6 +71,9 @@ def _looks_binary(sample: bytes) -> bool:
     head = sample[:4096]
     if not head:
         return False
+    if head.startswith(_BINARY_MAGIC):
+        # unless a trace event shows through: valid events are never thrown away
+        return _EVENTISH.search(sample) is None
     control = sum(1 for b in head if b not in _TEXTISH)
     invalid = head.decode("utf-8", errors="replace").count("\ufffd")
     if control <= len(head) * 0.1 and invalid <= len(head) * 0.1:
@@ -72,6 +89,8 @@ def detect_format(data: bytes) -> str:
         return "jsonl"
     if b'"resourceSpans"' in sample or b'"resourceLogs"' in sample:
         return "otlp"
+    if lines[0].strip() in (b"{", b"["):
+        return "document"  # one pretty-printed JSON document: not a log
     # "[" alone is not enough: bracketed timestamps start many text logs.
     objects = sum(1 for ln in lines if ln.lstrip().startswith(b"{"))
     if objects * 2 >= len(lines):
@@ -127,7 +146,7 @@ def _choose(data: bytes, src: Source, formats: list[Any]) -> Any:
             return fmt
     guess = detect_format(data)
     builtins = [f for f in formats if isinstance(f, str)]
-    if builtins and guess not in builtins:
+    if builtins and guess not in builtins and guess != "document":
         return builtins[0]
     return guess
 
@@ -238,15 +257,23 @@ def _read_one(
         # counted without splitting: a core dump can be gigabytes
         blank = sum(1 for _ in _BLANK_LINE.finditer(body)) if body else 0
         nonblank = n_lines - blank
+        # Not a log at all (a database, a core dump next to the logs): its "lines" are
+        # ignored, not malformed; the warning says what was skipped.
         stats.lines += n_lines
-        stats.malformed += nonblank
-        if len(stats.examples) < 10:
-            stats.examples.append(
-                f"{src.name}:1: binary data, not a log ({len(data)} bytes, {nonblank} lines skipped)"
-            )
-        stats.warn(f"{src.name}: binary data, not a log; skipped")
+        stats.ignored += nonblank
+        stats.warn(
+            f"{src.name}: binary data, not a log; skipped ({len(data)} bytes, {nonblank} lines)"
+        )
         return empty_table()
     fmt = _choose(head, src, formats)
+    if fmt == "document":
+        from tracekit.collectors._jsonl import count_lines
+
+        n = count_lines(raw.load())
+        stats.lines += n
+        stats.ignored += n
+        stats.warn(f"{src.name}: a JSON document, not JSON lines nor an OTLP export; skipped")
+        return empty_table()
     name = fmt if isinstance(fmt, str) else fmt.name
     stats.formats[name] = stats.formats.get(name, 0) + 1
     if fmt == "jsonl":

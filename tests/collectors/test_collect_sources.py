@@ -119,13 +119,12 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
         f"{tmp_path / 'a-empty.log'}: empty, no events",
         f"{tmp_path / 'b-blank.log'}: empty, no events",
     ]
-    assert inputs.warnings[2] == f"{tmp_path / 'c-core.bin'}: binary data, not a log; skipped"
-    # every non-blank line of the binary file counts as malformed; one example says why
-    assert inputs.malformed == sum(1 for ln in binary.split(b"\n") if ln.strip())
-    assert inputs.examples == [
-        f"{tmp_path / 'c-core.bin'}:1: binary data, not a log (3000 bytes, "
-        f"{inputs.malformed} lines skipped)"
-    ]
+    # a binary file is not a log: its lines are ignored (not malformed), the warning says so
+    nonblank = sum(1 for ln in binary.split(b"\n") if ln.strip())
+    assert inputs.warnings[2] == (
+        f"{tmp_path / 'c-core.bin'}: binary data, not a log; skipped (3000 bytes, {nonblank} lines)"
+    )
+    assert (inputs.malformed, inputs.ignored, inputs.examples) == (0, nonblank, [])
     assert inputs.lines == 0 + 3 + binary.count(b"\n") + (not binary.endswith(b"\n")) + 2
 
 
@@ -154,3 +153,25 @@ def test_empty_input_list() -> None:
     got = collect([])
     assert got.events.collect().height == 0
     assert got.events.collect_schema() == pl.Schema(got.events.collect().schema)
+
+
+def test_databases_and_json_documents_next_to_logs(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "chat.db") as db:
+        db.execute("CREATE TABLE messages (id TEXT PRIMARY KEY, conversation TEXT, body TEXT)")
+        db.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?)", [(f"m{i}", "c1", "hello") for i in range(50)]
+        )
+    (tmp_path / "truth.json").write_text('{\n  "schema": "x",\n  "messages": [\n    1\n  ]\n}\n')
+    (tmp_path / "server.jsonl").write_bytes(jsonl(1, 2))
+    got = collect([tmp_path])
+    assert seqs(got) == [1, 2]
+    db_warning, doc_warning = got.inputs.warnings
+    assert db_warning.startswith(f"{tmp_path / 'chat.db'}: binary data, not a log; skipped (")
+    assert doc_warning == (
+        f"{tmp_path / 'truth.json'}: a JSON document, not JSON lines nor an OTLP export; skipped"
+    )
+    assert got.inputs.malformed == 0
+    db_lines = int(db_warning.rsplit(", ", 1)[1].split()[0])
+    assert got.inputs.ignored == 6 + db_lines  # the document's lines, the database's "lines"
