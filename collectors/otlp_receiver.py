@@ -116,6 +116,36 @@ def _response(path: str, content_type: str) -> tuple[bytes, str]:
     return ExportLogsServiceResponse().SerializeToString(), "application/x-protobuf"
 
 
+def _read_body(req: Any) -> bytes | None:
+    """The request body (Content-Length or chunked), None when too big or unreadable."""
+    if "chunked" in (req.headers.get("Transfer-Encoding") or "").lower():
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = req.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                return None
+            if size == 0:
+                while req.rfile.readline(1024).strip():  # trailers, then the blank line
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                return None
+            parts.append(req.rfile.read(size))
+            req.rfile.readline(8)  # the CRLF after each chunk
+    try:
+        length = int(req.headers.get("Content-Length", "0"))
+    except ValueError:
+        return None
+    if length < 0 or length > MAX_BODY:
+        return None
+    data: bytes = req.rfile.read(length)
+    return data
+
+
 class OTLPReceiver:
     """The receiver as an object: ``start()`` serves in a thread, ``stop()`` shuts it down."""
 
@@ -171,17 +201,13 @@ class OTLPReceiver:
         return f"http://{host}:{self.port}"
 
     def _handle(self, req: Any) -> None:
-        try:
-            length = int(req.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
+        # Read the body before any reply so a keep-alive connection stays in step.
+        body = _read_body(req)
+        if body is None:
             self.rejected += 1
             req.close_connection = True  # the unread body must not be taken for a request
-            req._reply(413, b"body too large or without Content-Length\n")
+            req._reply(413, b"body too large or its length unreadable\n")
             return
-        # Read the body before any reply so a keep-alive connection stays in step.
-        body = req.rfile.read(length)
         path = req.path.split("?", 1)[0]
         if path not in ("/v1/traces", "/v1/logs"):
             req._reply(404, b"only /v1/traces and /v1/logs\n")

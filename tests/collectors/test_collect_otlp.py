@@ -354,3 +354,21 @@ def test_receiver_json_logs(receiver: Any) -> None:
     assert frame.select(
         "timestamp", "stage", "action", "trace_id", "msg_id", "source", "seq", "level"
     ).rows() == [(ts("10:00:00.005"), "REPO", "add", T2, "m2", "client-u2-91c0", 4, "warn")]
+
+
+def test_receiver_chunked_body(receiver: Any) -> None:
+    rx, out = receiver
+    body = orjson.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 1)]}]}]}
+    )
+
+    def chunks() -> Any:
+        yield body[:10]
+        yield body[10:]
+
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        ok = client.post(
+            "/v1/traces", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert ok.status_code == 200
+    assert collect([out]).events.collect().height == 1
