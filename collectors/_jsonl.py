@@ -1,11 +1,13 @@
 """JSON lines (structlog's JSONRenderer): the hot path.
 
-Fast path: one ``read_ndjson`` over the whole input with every key typed as String (numbers and
-lists come back as text, so a wrongly typed value never costs the row), timestamps parsed in one
-vectorised pass. No Python code runs per line. Only when polars rejects the input (a line that is
-not a JSON object) or skips blank lines (which would shift line numbers) does the slow path run:
-blank lines become a sentinel object, the input is parsed in blocks, and a block that fails is
-bisected down to the offending lines, which are counted with the parser's reason.
+Fast path: one ``scan_ndjson`` over the whole input (polars reads a plain file from disk itself)
+with every key typed as String, so numbers and lists come back as text and a wrongly typed value
+never costs the row; then normalize's per-row work (timestamps, seq, trace id check) on frame
+slices in parallel. No Python code runs per line. Only when polars rejects the input (a line
+that is not a JSON object) or skips blank lines (which would shift line numbers) does the slow
+path run: 4 MiB blocks of whole lines, blank lines given a sentinel object where they shift
+rows, and a block that fails bisected by bytes down to the offending lines, which are counted
+with the parser's reason.
 """
 
 from __future__ import annotations
