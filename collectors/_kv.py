@@ -13,10 +13,10 @@ import polars as pl
 from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
 
+__all__ = ["read_kv"]
+
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
-
-__all__ = ["read_kv"]
 
 _VALUE: Final = r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[[^\]]*\]|\S*)"""
 _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", "lvl")}

@@ -18,16 +18,15 @@ from tracekit.collectors._formats import Rule, TextFormat, legacy_format
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize
 from tracekit.collectors._stats import InputStats
 
+__all__ = ["MAX_TEXT_LINE", "read_legacy", "read_text"]
+
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
-
-__all__ = ["MAX_TEXT_LINE", "read_legacy", "read_text"]
 
 #: Text lines longer than this are counted as malformed rather than run through the regexes.
 MAX_TEXT_LINE: Final = 1 << 20
 #: Files with more lines than this are read in slices on several threads.
 _SLICE: Final = 200_000
-_GROUP_KEYS: Final = frozenset(RAW_COLUMNS) | {"client_id"}
 
 
 def read_legacy(
