@@ -12,30 +12,14 @@ import polars as pl
 
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
-from tracekit.schema import META_STAGE
+from tracekit.schema import EVENT_KEYS, META_STAGE
 from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
 #: Keys read as text whatever their JSON type (numbers stringify, lists serialise): one schema
 #: for every line, so a wrongly typed value never costs the row, only that value.
-RAW_COLUMNS: Final = (
-    "timestamp",
-    "stage",
-    "action",
-    "event",
-    "trace_id",
-    "msg_id",
-    "conv_id",
-    "actor",
-    "peer",
-    "source",
-    "seq",
-    "span_id",
-    "recipients",
-    "level",
-    "dropped",
-)
+RAW_COLUMNS: Final = (*EVENT_KEYS, "dropped")
 RAW_SCHEMA: Final = pl.Schema({c: pl.String for c in RAW_COLUMNS})
 #: Required by schema v1 but not needed to place an event: kept, counted in ``missing``.
 _SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")

@@ -22,28 +22,13 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from tracekit.collectors._stats import InputStats
+from tracekit.schema import EVENT_KEYS
 
 if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays light
     import polars as pl
 
 #: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
-_RAW_KEYS: Final = (
-    "timestamp",
-    "stage",
-    "action",
-    "event",
-    "trace_id",
-    "msg_id",
-    "conv_id",
-    "actor",
-    "peer",
-    "source",
-    "seq",
-    "span_id",
-    "recipients",
-    "level",
-    "dropped",
-)
+_RAW_KEYS: Final = (*EVENT_KEYS, "dropped")
 
 __all__ = ["otlp_events", "read_otlp_json"]
 

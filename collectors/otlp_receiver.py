@@ -25,27 +25,13 @@ from typing import IO, Any, Final
 import orjson
 
 from tracekit.collectors._otlp import otlp_events
+from tracekit.schema import EVENT_KEYS
 
 __all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
 
 #: Request bodies above this size are refused (413) rather than buffered.
 MAX_BODY: Final = 64 << 20
-_KEYS: Final = (
-    "timestamp",
-    "stage",
-    "action",
-    "event",
-    "trace_id",
-    "msg_id",
-    "conv_id",
-    "actor",
-    "peer",
-    "source",
-    "seq",
-    "span_id",
-    "recipients",
-    "level",
-)
+_KEYS: Final = EVENT_KEYS
 
 
 def _iso(ns_text: Any) -> str | None:

@@ -16,6 +16,7 @@ from tracekit.errors import SchemaError
 
 __all__ = [
     "ACTIONS",
+    "EVENT_KEYS",
     "META_STAGE",
     "OPTIONAL_KEYS",
     "REQUIRED_KEYS",
@@ -36,6 +37,24 @@ SCHEMA_VERSION: Final = 1
 REQUIRED_KEYS: Final = ("timestamp", "stage", "action", "event", "actor", "source", "seq")
 #: Keys with a defined meaning that may be absent.
 OPTIONAL_KEYS: Final = ("trace_id", "msg_id", "conv_id", "peer", "span_id", "level", "recipients")
+
+#: Every key with a defined meaning, in the order events are written and tables are laid out.
+EVENT_KEYS: Final = (
+    "timestamp",
+    "stage",
+    "action",
+    "event",
+    "trace_id",
+    "msg_id",
+    "conv_id",
+    "actor",
+    "peer",
+    "source",
+    "seq",
+    "span_id",
+    "recipients",
+    "level",
+)
 
 #: The default stage vocabulary; a pipeline model may add more.
 STAGES: Final = frozenset({"CTRL", "REST", "REPO", "WS-BROADCAST", "WS-RECV"})
