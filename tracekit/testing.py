@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tracekit import _core
 from tracekit._sinks import MemorySink
-from tracekit.schema import META_STAGE, TEXT_KEYS
+from tracekit.schema import META_STAGE
 
 if TYPE_CHECKING:
     import polars as pl
@@ -67,15 +67,17 @@ def capture(
     """
     events = CapturedEvents()
     sink = _Capture(events)
-    config = _core.Config(
+    config = _core._make_config(
         service=service,
         source=source,
-        actor=options.pop("actor", service),
+        actor=options.pop("actor", None),
         sink=sink,
         otel=options.pop("otel", False),
-        redact=_redact_keys(options.pop("redact", True)),
+        redact=options.pop("redact", True),
         sample=options.pop("sample", 1.0),
-        processors=tuple(options.pop("processors", ())),
+        processors=options.pop("processors", ()),
+        max_queue=100_000,
+        level="info",
     )
     if options:
         raise TypeError(f"capture() got unexpected options: {', '.join(sorted(options))}")
@@ -84,14 +86,6 @@ def capture(
         yield events
     finally:
         _core._swap(previous)
-
-
-def _redact_keys(redact: Any) -> frozenset[str]:
-    if redact is True:
-        return TEXT_KEYS
-    if redact is False:
-        return frozenset()
-    return frozenset(redact)
 
 
 class _Capture(MemorySink):

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tracekit.table import EVENT_SCHEMA
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_logs"
 
@@ -23,26 +25,7 @@ def ts(text: str) -> datetime:
 
 def event(**kw: Any) -> dict[str, Any]:
     """A full table row with nulls where not given (EVENT_SCHEMA order)."""
-    row: dict[str, Any] = dict.fromkeys(
-        (
-            "timestamp",
-            "stage",
-            "action",
-            "event",
-            "trace_id",
-            "msg_id",
-            "conv_id",
-            "actor",
-            "peer",
-            "source",
-            "seq",
-            "span_id",
-            "recipients",
-            "level",
-            "file",
-            "line",
-        )
-    )
+    row: dict[str, Any] = dict.fromkeys(EVENT_SCHEMA)
     for k, v in kw.items():
         assert k in row, k
         row[k] = v
