@@ -80,12 +80,7 @@ def _parse_prepared(
     frame = frame.with_row_index("line", offset=1)
     if rename:
         frame = frame.rename({k: v for k, v in rename.items() if k in schema})
-    raw = frame.collect()
-    # The per-row work (mostly str.to_datetime) runs on one core per frame: slices of the
-    # frame in a lazy concat run on all of them (zero-copy slices, same result).
-    step = max(-(-raw.height // 4), 250_000)
-    parts = [prepared(raw.slice(i, step).lazy(), fmt) for i in range(0, raw.height, step)]
-    return pl.concat(parts).collect() if parts else prepared(raw.lazy(), fmt).collect()
+    return prepared(frame, fmt).collect()
 
 
 def read_jsonl(

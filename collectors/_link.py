@@ -37,6 +37,8 @@ def _derived(ident: str) -> str:
 
 def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     """Fill ``trace_id`` where it can be derived; drop the private ``_client_id`` column."""
+    if table.get_column("trace_id").null_count() == 0:  # tracekit's own logs: nothing to do
+        return table.drop("_client_id") if "_client_id" in table.columns else table
     if "_client_id" not in table.columns:
         table = table.with_columns(pl.lit(None, dtype=pl.String).alias("_client_id"))
     need = table.select("msg_id", "_client_id").filter(

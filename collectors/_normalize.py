@@ -82,10 +82,16 @@ def normalize(
         raw = prepared(raw.lazy(), timestamp_format).collect()
     ts_raw = raw.get_column("timestamp")
     fast = raw.get_column("_ts_fast")
-    if timestamp_format is not None or (fast.is_null() & (ts_raw.str.len_bytes() > 0)).any():
-        # Something other than tracekit's own format: the full (slower) parser, every row.
+    todo = fast.is_null() & (ts_raw.str.len_bytes() > 0)
+    if timestamp_format is not None:
         times = parse_timestamps(ts_raw, timezone, fmt=timestamp_format)
         raw = raw.with_columns(times.values.alias("ts"))
+        naive, assumed_utc = times.naive, times.assumed_utc
+    elif todo.any():
+        # Only the rows not in tracekit's own format go through the general (slower) parser.
+        idx = todo.arg_true()
+        times = parse_timestamps(ts_raw.gather(idx), timezone)
+        raw = raw.with_columns(fast.scatter(idx, times.values).alias("ts")).drop("_ts_fast")
         naive, assumed_utc = times.naive, times.assumed_utc
     else:
         raw = raw.rename({"_ts_fast": "ts"})
@@ -159,7 +165,7 @@ def normalize(
         if bad_tid:
             stats.warn(f"{file}: {bad_tid} events have an invalid trace_id; it was left empty")
 
-    recipients = _recipients(raw.get_column("recipients"), file, stats)
+    recipients = _recipients(raw, file, stats)
 
     dropped = raw.filter(pl.col("stage") == META_STAGE).get_column("dropped")
     if dropped.len():
@@ -188,29 +194,25 @@ def normalize(
     return out
 
 
-def _recipients(col: pl.Series, file: str, stats: InputStats) -> pl.Series:
+def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
     """JSON lists (as the reader serialised them) or comma-separated text -> List(String).
 
-    Only the few non-null values (``WS-BROADCAST.start`` rows) are decoded."""
+    An expression, so the column keeps the chunks of the others (a column built apart, in one
+    chunk, makes every later operation on the table realign hundreds of chunks). Decoding is
+    tried first on the few non-null values (``WS-BROADCAST.start`` rows)."""
     dtype = pl.List(pl.String)
-    present = col.is_not_null()
-    if not present.any():
-        return pl.repeat(None, col.len(), dtype=dtype, eager=True).alias("recipients")
-    idx = present.arg_true()
-    values = col.gather(idx)
-    is_json = values.str.starts_with("[")
+    c = pl.col("recipients")
+    is_json = c.str.starts_with("[")
+    as_json = pl.when(is_json).then(c).str.json_decode(dtype)
+    as_text = c.str.split(",").list.eval(pl.element().str.strip_chars())
+    present = raw.select("recipients").filter(c.is_not_null())
+    if present.height == 0:
+        return pl.lit(None, dtype=dtype)
     try:
-        as_json = values.zip_with(is_json, pl.Series([None], dtype=pl.String)).str.json_decode(
-            dtype
-        )
+        present.select(as_json)
     except pl.exceptions.PolarsError:
         stats.warn(
             f"{file}: some 'recipients' values are not lists of strings; they were left empty"
         )
-        as_json = pl.repeat(None, values.len(), dtype=dtype, eager=True)
-    as_text = values.str.split(",").list.eval(pl.element().str.strip_chars())
-    decoded = as_json.zip_with(is_json, as_text)
-    # scatter() does not take lists: put them back by row index instead
-    back = pl.DataFrame({"i": idx, "recipients": decoded})
-    full = pl.DataFrame({"i": pl.int_range(0, col.len(), dtype=pl.UInt32, eager=True)})
-    return full.join(back, on="i", how="left", maintain_order="left").get_column("recipients")
+        return pl.when(~is_json).then(as_text)
+    return pl.when(is_json).then(as_json).otherwise(as_text)

@@ -30,17 +30,30 @@ _EPOCH: Final = r"^\s*-?\d+(?:\.\d+)?\s*$"
 
 
 def fast_iso_utc(c: pl.Expr) -> pl.Expr:
-    """tracekit's own ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` -> Datetime(ns, UTC); null for anything
+    """tracekit's own ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`` -> Datetime(ns, UTC); null for anything
     else, which then goes to the general parser.
 
-    ``str.to_datetime`` with the explicit format (measured: as fast as a hand-written
-    fixed-position parser once that validates its input, and 10x faster than a Datetime in the
-    reader's schema). Years int64 nanoseconds cannot hold would wrap around silently: null."""
-    year = c.str.slice(0, 4).cast(pl.Int32, strict=False)
-    parsed = c.str.to_datetime(
-        FAST_FORMAT, time_unit="ns", time_zone="UTC", strict=False, cache=False
+    Whole seconds go through ``str.to_datetime`` with ``cache=True``: a log holds few distinct
+    seconds, so chrono parses each once and the rest is a hash lookup. The fraction is an
+    integer cast of its digits. Measured: a quarter of the CPU of one ``str.to_datetime`` over
+    the whole string (0.09 s against 0.31 s per million rows), and 10x less than a Datetime in
+    the reader's schema. Years int64 nanoseconds cannot hold would wrap around silently: null
+    (compared as text, which orders 4-digit years correctly and costs no allocation)."""
+    n = c.str.len_bytes()
+    seconds = c.str.slice(0, 19).str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S", time_unit="ns", time_zone="UTC", strict=False, cache=True
     )
-    return pl.when(year.is_between(1678, 2261)).then(parsed)
+    digits = c.str.slice(20, n - 21)
+    # An integer cast takes a sign; chrono's %.f does not.
+    signed = digits.str.starts_with("+") | digits.str.starts_with("-")
+    scaled = digits.cast(pl.Int64, strict=False) * pl.lit(10, dtype=pl.Int64).pow(30 - n)
+    fraction = pl.when(n == 20).then(pl.lit(0, dtype=pl.Int64)).otherwise(scaled)
+    layout = ((n == 20) | ((n >= 22) & (n <= 30) & (c.str.slice(19, 1) == "."))) & c.str.ends_with(
+        "Z"
+    )
+    in_range = c.is_between(pl.lit("1678"), pl.lit("2262"), closed="left")
+    ok = layout & in_range & ~signed.fill_null(False) & (fraction >= 0)
+    return pl.when(ok).then(seconds + pl.duration(nanoseconds=fraction))
 
 
 @dataclass
