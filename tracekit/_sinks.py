@@ -28,6 +28,9 @@ __all__ = [
 #: Called (from the writer thread) with the number of events lost since the last report and why.
 DropReporter = Callable[[int, str], None]
 
+#: Most events one ``write`` call gets.
+_BATCH = 4096
+
 
 @runtime_checkable
 class Sink(Protocol):
@@ -50,8 +53,8 @@ class Sink(Protocol):
 class ThreadedSink:
     """A bounded queue drained by one daemon writer thread.
 
-    ``write`` gets one batch of lines joined into bytes. If it raises, the batch is counted as
-    dropped; once a later write succeeds, ``on_drop`` is told how many were lost and why, so the
+    ``write`` gets one batch: the rendered lines and their event dicts (an empty list with
+    ``events=False``). If it raises, the batch is counted as dropped; once a later write succeeds, ``on_drop`` is told how many were lost and why, so the
     loss itself lands in the log (as a ``TRACEKIT.dropped`` event).
     """
 
@@ -62,11 +65,17 @@ class ThreadedSink:
         close: Callable[[], None] | None = None,
         max_queue: int = 100_000,
         name: str = "tracekit-sink",
+        events: bool = True,
+        interval: float = 0.02,
     ) -> None:
         self._write = write
         self._close = close
         self._max_queue = max_queue
-        self._queue: deque[tuple[MutableMapping[str, Any], bytes]] = deque()
+        # With ``events=False`` (files, streams) only the rendered lines are queued: the
+        # writer's per-event work is one ``popleft`` and ``write`` gets ``(lines, [])``.
+        self._events = events
+        self._interval = interval
+        self._queue: deque[Any] = deque()
         self._busy = False
         self._stopped = False
         self._lock = threading.Lock()
@@ -83,10 +92,11 @@ class ThreadedSink:
         return self._dropped
 
     def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
-        if len(self._queue) >= self._max_queue or self._stopped:
-            self._count_drop(1, "queue full" if not self._stopped else "sink closed")
-            return
-        self._queue.append((event, line))  # deque.append is atomic: no lock on the hot path
+        # deque.append is atomic: no lock, and no wake-up of the writer, on the hot path.
+        if len(self._queue) < self._max_queue and not self._stopped:
+            self._queue.append((event, line) if self._events else line)
+        else:
+            self._count_drop(1, "sink closed" if self._stopped else "queue full")
 
     def _count_drop(self, n: int, reason: str) -> None:
         with self._lock:
@@ -95,30 +105,38 @@ class ThreadedSink:
             self._reason = reason
 
     def _run(self) -> None:
+        # The writer wakes on a timer (``interval``), not per event: an app thread emitting
+        # thousands of events a second hands the GIL to it about 50 times a second, and each
+        # wake-up writes everything queued. It loops without waiting only while a full batch
+        # is pending; ``flush`` and ``close`` wake it early.
+        queue, wake = self._queue, self._wake
         while True:
-            wrote = self._drain()
-            if self._stopped and not self._queue:
-                return
-            if not wrote:
-                self._wake.wait(0.02)
-                self._wake.clear()
+            self._drain()
+            if self._stopped:
+                if not queue:
+                    return
+            elif len(queue) < _BATCH:
+                wake.wait(self._interval)
+                wake.clear()
 
     def _drain(self) -> bool:
         queue = self._queue
-        if not queue:
+        n = min(len(queue), _BATCH)
+        if not n:
             return False
         self._busy = True
         try:
-            events: list[MutableMapping[str, Any]] = []
-            lines: list[bytes] = []
-            while queue and len(lines) < 4096:
-                event, line = queue.popleft()
-                events.append(event)
-                lines.append(line)
+            popleft = queue.popleft
+            items = [popleft() for _ in range(n)]
+            if self._events:
+                events = [item[0] for item in items]
+                lines = [item[1] for item in items]
+            else:
+                events, lines = [], items
             try:
                 self._write(lines, events)
             except Exception as exc:  # a broken output must never reach the app
-                self._count_drop(len(lines), f"sink error: {type(exc).__name__}: {exc}")
+                self._count_drop(n, f"sink error: {type(exc).__name__}: {exc}")
             else:
                 self._report_drops()
         finally:
@@ -168,7 +186,9 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
         fh.write(b"".join(lines))
         fh.flush()
 
-    return ThreadedSink(write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}")
+    return ThreadedSink(
+        write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}", events=False
+    )
 
 
 def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
@@ -180,7 +200,7 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
         stream.write(data.decode() if text else data)
         stream.flush()
 
-    return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream")
+    return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)
 
 
 class CallableSink(ThreadedSink):
