@@ -27,9 +27,11 @@ class MessageContext:
     actor: str | None = None
     parent_span_id: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    # event_fields(), built once: every stage of the message copies it instead of rebuilding
+    # it. Read-only by convention (the context is frozen; ``fields`` is not changed in place).
+    _event: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    def event_fields(self) -> dict[str, Any]:
-        """The keys this context contributes to an event (fields given to the event win)."""
+    def __post_init__(self) -> None:
         out: dict[str, Any] = {"trace_id": self.trace_id}
         if self.msg_id is not None:
             out["msg_id"] = self.msg_id
@@ -39,7 +41,11 @@ class MessageContext:
             out["actor"] = self.actor
         if self.fields:
             out.update(self.fields)
-        return out
+        object.__setattr__(self, "_event", out)
+
+    def event_fields(self) -> dict[str, Any]:
+        """The keys this context contributes to an event (fields given to the event win)."""
+        return dict(self._event)
 
 
 _current: contextvars.ContextVar[MessageContext | None] = contextvars.ContextVar(

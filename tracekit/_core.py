@@ -20,9 +20,11 @@ from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+import orjson
+
 from tracekit._clock import iso_utc, now_ns
 from tracekit._context import _bound, _current
-from tracekit._processors import Processor, RedactText, render_json
+from tracekit._processors import JSON_OPTIONS, Processor, RedactText, json_default
 from tracekit._sinks import Sink, SinkSpec, make_sink
 from tracekit.errors import ConfigError
 from tracekit.schema import META_STAGE, TEXT_KEYS
@@ -108,11 +110,11 @@ class _Emitter:
         """Context (bound fields, current message) under the call's own fields."""
         bound = _bound.get()
         msg = _current.get()
-        if bound is None and msg is None:
-            return fields
-        merged: dict[str, Any] = dict(bound) if bound else {}
+        if bound is None:
+            return fields if msg is None else {**msg._event, **fields}
+        merged: dict[str, Any] = dict(bound)
         if msg is not None:
-            merged.update(msg.event_fields())
+            merged.update(msg._event)
         merged.update(fields)
         return merged
 
@@ -124,14 +126,20 @@ class _Emitter:
         ts_ns: int,
         after: dict[str, Any] | None = None,
     ) -> int | None:
-        """Render and submit one event; returns its seq (None if filtered)."""
+        """Render and submit one event; returns its seq (None if filtered). ``fields`` is
+        not modified."""
+        if "event" in fields:
+            fields = dict(fields)
+            name = fields.pop("event") or f"{stage} {action}"
+        else:
+            name = f"{stage} {action}"
         event: dict[str, Any] = {
             "timestamp": iso_utc(ts_ns),
             "stage": stage,
             "action": action,
-            "event": fields.pop("event", None) or f"{stage} {action}",
+            "event": name,
+            **fields,
         }
-        event.update(fields)
         if "actor" not in event:
             event["actor"] = self.actor
         if after:
@@ -149,7 +157,7 @@ class _Emitter:
         seq = next(self.seq)
         event["source"] = self.source
         event["seq"] = seq
-        self.sink.submit(event, render_json(event))
+        self.sink.submit(event, _dumps(event, default=json_default, option=JSON_OPTIONS))
         self.emitted += 1
         return seq
 
@@ -163,12 +171,17 @@ class _Emitter:
         )
 
 
+_dumps = orjson.dumps
+
 _emitter: _Emitter | None = None
 # An Instrumentation activated for a context (one client among several in one process) wins
 # over the process-wide configuration.
 _scoped: contextvars.ContextVar[_Emitter | None] = contextvars.ContextVar(
     "tracekit_emitter", default=None
 )
+# True once any Instrumentation has been activated. Until then ``_scoped`` is None everywhere
+# and the hot paths skip reading it (a ContextVar.get is a C call; a global read is not).
+_any_scoped = False
 _config_lock = threading.Lock()
 _atexit_registered = False
 # Arguments of the last unconfigured stage() call on this thread: lets the shared no-op object
@@ -177,7 +190,7 @@ _pending = threading.local()
 
 
 def _active() -> _Emitter | None:
-    return _scoped.get() or _emitter
+    return (_scoped.get() or _emitter) if _any_scoped else _emitter
 
 
 def is_configured() -> bool:
@@ -345,6 +358,8 @@ class Instrumentation:
     @contextlib.contextmanager
     def activate(self) -> Iterator[Instrumentation]:
         """Route this context's stages and events (and its tasks') to this instance."""
+        global _any_scoped
+        _any_scoped = True
         token = _scoped.set(self._emitter)
         try:
             yield self
@@ -421,15 +436,15 @@ def _swap(emitter: _Emitter | None) -> _Emitter | None:
 
 def emit(stage: str, action: str, /, **fields: Any) -> None:
     """Emit one point event (timestamp = now) for the current message."""
-    emitter = _scoped.get() or _emitter
+    emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
     if emitter is None:
         return
     try:
         merged = emitter.base_fields(fields)
-        if not emitter.keep(merged.get("trace_id")):
+        if emitter.threshold is not None and not emitter.keep(merged.get("trace_id")):
             emitter.sampled_out += 1
             return
-        emitter.write(stage, action, merged if merged is not fields else dict(fields), now_ns())
+        emitter.write(stage, action, merged, now_ns())
     except Exception:
         emitter.internal_errors += 1
 
@@ -442,17 +457,26 @@ class _Stage:
     recorded and re-raised unchanged.
     """
 
-    __slots__ = ("_action", "_emitter", "_fields", "_late", "_span", "_stage", "_start", "_token")
+    __slots__ = (
+        "_action",
+        "_emitter",
+        "_fields",
+        "_late",
+        "_span",
+        "_span_id",
+        "_stage",
+        "_start",
+        "_token",
+    )
 
     def __init__(self, stage: str, action: str, fields: dict[str, Any]) -> None:
+        # _span_id, _start and _token are set by __enter__ before anything reads them.
         self._stage = stage
         self._action = action
         self._fields = fields
         self._emitter: _Emitter | None = None
         self._late: dict[str, Any] | None = None
         self._span: Span | None = None
-        self._token: object = None
-        self._start = 0
 
     def set(self, **fields: Any) -> None:
         """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned); they
@@ -470,32 +494,38 @@ class _Stage:
                 pass
 
     def __enter__(self) -> _Stage:
-        emitter = _scoped.get() or _emitter
+        emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
         if emitter is None:
             return self
         try:
-            merged = emitter.base_fields(self._fields)
-            if not emitter.keep(merged.get("trace_id")):
+            # Emitter.base_fields, inlined: this runs for every stage.
+            fields = self._fields
+            msg = _current.get()
+            bound = _bound.get()
+            if bound is None:
+                if msg is not None:
+                    fields = {**msg._event, **fields}
+            else:
+                fields = emitter.base_fields(fields)
+            if emitter.threshold is not None and not emitter.keep(fields.get("trace_id")):
                 emitter.sampled_out += 1
                 return self
-            self._fields = merged if merged is not self._fields else dict(merged)
-            self._emitter = emitter
-            self._start = now_ns()
-            if emitter.spans is not None:
-                msg = _current.get()
-                parent = msg.parent_span_id if msg is not None else None
-                self._span, self._token = emitter.spans.start(
+            self._fields = fields
+            self._start = start = now_ns()
+            spans = emitter.spans
+            if spans is not None:
+                self._span, self._token, self._span_id = spans.start(
                     self._stage,
                     self._action,
-                    self._fields,
+                    fields,
                     emitter.source,
                     emitter.actor,
-                    parent,
-                    self._start,
+                    msg.parent_span_id if msg is not None else None,
+                    start,
                 )
+            self._emitter = emitter
         except Exception:
             emitter.internal_errors += 1
-            self._emitter = None
         return self
 
     def __exit__(
@@ -508,14 +538,11 @@ class _Stage:
         if emitter is None:
             return
         self._emitter = None
+        span = self._span
         try:
             end = now_ns()
-            after: dict[str, Any] = {}
-            fields = self._fields
-            if self._late:
-                fields = {**fields, **self._late}
-            if self._span is not None:
-                after["span_id"] = emitter.spans.span_id(self._span)  # type: ignore[union-attr]
+            fields = self._fields if self._late is None else {**self._fields, **self._late}
+            after: dict[str, Any] = {} if span is None else {"span_id": self._span_id}
             after["duration_ms"] = round((end - self._start) / 1e6, 3)
             if exc is None:
                 after["status"] = "ok"
@@ -523,9 +550,9 @@ class _Stage:
                 after["status"] = "error"
                 after["error"] = f"{type(exc).__name__}: {exc}"
                 after["level"] = "error"
-            seq = emitter.write(self._stage, self._action, dict(fields), self._start, after)
-            if self._span is not None:
-                emitter.spans.finish(self._span, self._token, end, exc, seq)  # type: ignore[union-attr]
+            seq = emitter.write(self._stage, self._action, fields, self._start, after)
+            if span is not None:
+                emitter.spans.finish(span, self._token, end, exc, seq)  # type: ignore[union-attr]
         except Exception:
             emitter.internal_errors += 1
         finally:
@@ -600,7 +627,9 @@ def stage(stage: str, action: str, /, **fields: Any) -> _Stage:
     Also ``async with`` and a decorator (``@tracekit.stage("REPO", "add")``). Fields given
     here (``peer=``, ``conv_id=``, ``msg_id=``, ``event=``...) go on the event and the span.
     """
-    if _emitter is None and _scoped.get() is None:
+    # Unconfigured: two global reads, one thread-local store (what a decorator needs), and
+    # the shared no-op object. Nothing is built.
+    if _emitter is None and (not _any_scoped or _scoped.get() is None):
         _pending.args = (stage, action, fields)
         return _NOOP
     return _Stage(stage, action, fields)

@@ -71,10 +71,28 @@ class SpanFactory:
 
         source = provider if provider is not None else trace.get_tracer_provider()
         self._tracer = source.get_tracer("tracekit", __version__)
-        # The remote parent of the last message seen: consecutive stages of one message reuse it.
-        # One tuple, replaced whole, so threads never see a key with another key's context.
-        self._parent: tuple[tuple[int, int], otel_context.Context] | None = None
-        self._names: dict[tuple[str, str], str] = {}
+        # The remote parent of the last message seen, as (trace id, parent span id, int trace
+        # id, context): consecutive stages of one message reuse it. One tuple, replaced whole,
+        # so threads never see a key with another key's context.
+        self._parent: tuple[str, str | None, int, otel_context.Context] | None = None
+        # (span name, kind, messaging.operation.type) per (stage, action).
+        self._kinds: dict[tuple[str, str], tuple[str, SpanKind, str]] = {}
+
+    def _remote_parent(
+        self, trace_id: str, parent_span_id: str | None
+    ) -> tuple[int, otel_context.Context] | None:
+        cached = self._parent
+        if cached is not None and cached[0] == trace_id and cached[1] == parent_span_id:
+            return cached[2], cached[3]
+        try:
+            tid = int(trace_id, 16)
+            sid = int(parent_span_id, 16) if parent_span_id else _phantom_parent_id(trace_id)
+        except ValueError:
+            return None
+        remote = SpanContext(tid, sid, is_remote=True, trace_flags=_SAMPLED)
+        context = trace.set_span_in_context(NonRecordingSpan(remote))
+        self._parent = (trace_id, parent_span_id, tid, context)
+        return tid, context
 
     def start(
         self,
@@ -85,24 +103,29 @@ class SpanFactory:
         actor: str,
         parent_span_id: str | None,
         start_ns: int,
-    ) -> tuple[Span, object]:
+    ) -> tuple[Span, object, str]:
+        """Start the stage's span and make it current; returns it, the context token to
+        give back to :meth:`finish`, and its span id as 16 hex digits."""
         trace_id = fields.get("trace_id")
         parent: otel_context.Context | None = None
         if isinstance(trace_id, str) and len(trace_id) == 32:
-            tid = int(trace_id, 16)
-            current = trace.get_current_span().get_span_context()
-            if not (current.is_valid and current.trace_id == tid):
-                sid = int(parent_span_id, 16) if parent_span_id else _phantom_parent_id(trace_id)
-                cached = self._parent
-                if cached is not None and cached[0] == (tid, sid):
-                    parent = cached[1]
-                else:
-                    remote = SpanContext(tid, sid, is_remote=True, trace_flags=_SAMPLED)
-                    parent = trace.set_span_in_context(NonRecordingSpan(remote))
-                    self._parent = ((tid, sid), parent)
+            remote = self._remote_parent(trace_id, parent_span_id)
+            if remote is not None:
+                # Under a current span of the same trace (e.g. the web framework's server
+                # span, or an enclosing stage), nest in it; otherwise join the remote parent.
+                current = trace.get_current_span().get_span_context()
+                if not (current.is_valid and current.trace_id == remote[0]):
+                    parent = remote[1]
+        kind = self._kinds.get((stage, action))
+        if kind is None:
+            kind = self._kinds[(stage, action)] = (
+                f"{stage} {action}",
+                _KIND.get((stage, action), SpanKind.INTERNAL),
+                _OPERATION.get(action, "process"),
+            )
         # Few attributes on purpose: the SDK validates each one (about 1 us apiece).
         attributes: dict[str, Any] = {
-            "messaging.operation.type": _OPERATION.get(action, "process"),
+            "messaging.operation.type": kind[2],
             "tracekit.stage": stage,
             "tracekit.action": action,
             "tracekit.actor": str(fields.get("actor") or actor),
@@ -112,18 +135,12 @@ class SpanFactory:
             value = fields.get(key)
             if value is not None:
                 attributes[attr] = str(value)
-        name = self._names.get((stage, action))
-        if name is None:
-            name = self._names[(stage, action)] = f"{stage} {action}"
         span = self._tracer.start_span(
-            name,
-            context=parent,
-            kind=_KIND.get((stage, action), SpanKind.INTERNAL),
-            attributes=attributes,
-            start_time=start_ns,
+            kind[0], context=parent, kind=kind[1], attributes=attributes, start_time=start_ns
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        return span, token
+        span_id = f"{span.get_span_context().span_id:016x}"
+        # Last: nothing after the attach can fail and leave the context attached.
+        return span, otel_context.attach(trace.set_span_in_context(span)), span_id
 
     @staticmethod
     def finish(

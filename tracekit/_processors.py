@@ -14,7 +14,7 @@ import orjson
 
 from tracekit.schema import TEXT_KEYS
 
-__all__ = ["REDACTED", "Processor", "RedactText", "render_json"]
+__all__ = ["JSON_OPTIONS", "REDACTED", "Processor", "RedactText", "json_default", "render_json"]
 
 EventDict: TypeAlias = MutableMapping[str, Any]
 #: structlog's processor signature.
@@ -32,20 +32,26 @@ class RedactText:
         self.keys = frozenset(keys)
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        # The usual event has no text key: one C-level check over our few keys, no set built.
+        if event_dict.keys().isdisjoint(self.keys):
+            return event_dict
         for key in self.keys.intersection(event_dict):
             if event_dict[key] is not None:
                 event_dict[key] = REDACTED
         return event_dict
 
 
-def _default(value: object) -> str:
-    # Never fail on an odd field value: its repr is better than a lost event.
+def json_default(value: object) -> str:
+    """orjson's ``default``: never fail on an odd field value, its repr is better than a lost
+    event."""
     return repr(value)
 
 
-_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+#: orjson options of an event line (``orjson.dumps(event, default=json_default,
+#: option=JSON_OPTIONS)``, which the emitter calls inline).
+JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def render_json(event_dict: EventDict) -> bytes:
     """One JSON line, as structlog's JSONRenderer with orjson would write it."""
-    return orjson.dumps(event_dict, default=_default, option=_OPTIONS)
+    return orjson.dumps(event_dict, default=json_default, option=JSON_OPTIONS)
