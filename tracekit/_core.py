@@ -77,11 +77,11 @@ class _Emitter:
         self.source = config.source
         self.actor = config.actor
         self.level = config.level
-        chain: list[Processor] = []
-        if config.redact:
-            chain.append(RedactText(config.redact))
-        chain.extend(config.processors)
-        self.processors = tuple(chain)
+        # Redaction runs first, inline: most events carry no text key, and one C-level check
+        # tells (RedactText is only called for the events that do).
+        self.redact = RedactText(config.redact) if config.redact else None
+        self.redact_keys = self.redact.keys if self.redact is not None else frozenset()
+        self.processors = tuple(config.processors)
         # Keep a trace when the low 64 bits of its id fall under the threshold: every process
         # makes the same decision for the same message, so kept traces are whole.
         self.threshold = int(config.sample * 2**64) if config.sample < 1.0 else None
@@ -146,6 +146,8 @@ class _Emitter:
             event.update(after)
         if "level" not in event:
             event["level"] = self.level
+        if self.redact is not None and not event.keys().isdisjoint(self.redact_keys):
+            self.redact(None, event["level"], event)
         for processor in self.processors:
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
@@ -543,7 +545,8 @@ class _Stage:
             end = now_ns()
             fields = self._fields if self._late is None else {**self._fields, **self._late}
             after: dict[str, Any] = {} if span is None else {"span_id": self._span_id}
-            after["duration_ms"] = round((end - self._start) / 1e6, 3)
+            # Rounded to the microsecond in integers (round(x, 3) on a float costs 0.3 us).
+            after["duration_ms"] = (end - self._start + 500) // 1000 / 1000
             if exc is None:
                 after["status"] = "ok"
             else:

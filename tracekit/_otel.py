@@ -138,7 +138,7 @@ class SpanFactory:
         span = self._tracer.start_span(
             kind[0], context=parent, kind=kind[1], attributes=attributes, start_time=start_ns
         )
-        span_id = f"{span.get_span_context().span_id:016x}"
+        span_id = "%016x" % span.get_span_context().span_id  # noqa: UP031 (faster than f"")
         # Last: nothing after the attach can fail and leave the context attached.
         return span, otel_context.attach(trace.set_span_in_context(span)), span_id
 
