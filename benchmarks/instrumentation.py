@@ -114,14 +114,16 @@ class Counter:
         self.fn()
 
 
-def _lean_logger(run: Run) -> Callable[[], None]:
+def _lean_logger(run: Run, stack: ExitStack) -> Callable[[], None]:
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
-        logger_factory=structlog.BytesLoggerFactory((run.tmp / "structlog.jsonl").open("ab")),
+        logger_factory=structlog.BytesLoggerFactory(
+            stack.enter_context((run.tmp / "structlog.jsonl").open("ab"))
+        ),
         cache_logger_on_first_use=True,
     )
     log = structlog.get_logger()
@@ -204,7 +206,7 @@ def case_floor(run: Run, stack: ExitStack) -> Callable[[], None]:
 
 
 def case_structlog(run: Run, stack: ExitStack) -> Callable[[], None]:
-    return _lean_logger(run)
+    return _lean_logger(run, stack)
 
 
 def _bare_span(run: Run, stack: ExitStack, name: str, body: Callable[[], None] | None) -> Counter:
@@ -234,7 +236,7 @@ def case_bare_span(run: Run, stack: ExitStack) -> Callable[[], None]:
 
 
 def case_structlog_in_span(run: Run, stack: ExitStack) -> Callable[[], None]:
-    return _bare_span(run, stack, "structlog in bare", _lean_logger(run))
+    return _bare_span(run, stack, "structlog in bare", _lean_logger(run, stack))
 
 
 def case_emit(run: Run, stack: ExitStack) -> Callable[[], None]:
@@ -293,11 +295,17 @@ CASES: dict[str, tuple[str, Setup]] = {
 }
 
 
-def measure(run: Run, key: str, n: int, repeats: int) -> float:
-    with ExitStack() as stack:
-        fn = CASES[key][1](run, stack)
-        fn()  # warm: caches, the structlog logger, the span name
-        return timed(fn, n, repeats)
+def measure(run: Run, n: int, repeats: int) -> dict[str, float]:
+    """Median us/event of every case. The cases take turns (one pass of ``n`` events each,
+    ``repeats`` rounds), so a load that comes and goes on the machine hits them alike."""
+    samples: dict[str, list[float]] = {key: [] for key in CASES}
+    for _ in range(repeats):
+        for key, (_label, setup) in CASES.items():
+            with ExitStack() as stack:
+                fn = setup(run, stack)
+                fn()  # warm: caches, the structlog logger, the span name
+                samples[key].append(timed(fn, n, 1))
+    return {key: statistics.median(values) for key, values in samples.items()}
 
 
 def report(results: dict[str, float], unit: str, run: Run | None, header: str) -> None:
@@ -388,8 +396,8 @@ def main() -> None:
         report(instructions(n), "instr", None, f"instructions/event (callgrind, {n} events)")
         return
     n = args.events if args.events is not None else 20_000
-    results = {key: measure(run, key, n, args.repeats) for key in CASES}
-    report(results, "us", run, f"us/event (median of {args.repeats} x {n})")
+    results = measure(run, n, args.repeats)
+    report(results, "us", run, f"us/event (median of {args.repeats} rounds x {n})")
 
 
 if __name__ == "__main__":
