@@ -66,6 +66,8 @@ def _with_hop(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     for i, h in reversed(list(enumerate(p.hops))):
         is_hop = (pl.col("stage") == h.stage) & (pl.col("action") == h.action)
         hop = pl.when(is_hop).then(pl.lit(i, dtype=pl.Int32)).otherwise(hop)
+    # The event table keeps names as Categorical (compact); the analyzers work on text keys.
+    events = events.with_columns(pl.col(pl.Categorical).cast(pl.String))
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
         ts=pl.col("timestamp").cast(_I64),

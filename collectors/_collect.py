@@ -18,7 +18,7 @@ from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
 from tracekit.collectors._stats import InputStats
 from tracekit.errors import InputError
-from tracekit.table import EVENT_SCHEMA
+from tracekit.table import compact
 
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 
@@ -210,7 +210,7 @@ def collect(
     frames = [f for f in frames if f.height]
     table = pl.concat(frames, how="diagonal") if frames else empty_table()
     table = link(table, stats)
-    table = table.select(list(EVENT_SCHEMA))
+    table = compact(table.lazy()).collect()
     if cache_path is not None and key is not None:
         _cache_write(cache_path, key, table, stats)
     return Collected(table.lazy(), stats)

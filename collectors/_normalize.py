@@ -1,4 +1,4 @@
-"""Raw string columns -> the event table (EVENT_SCHEMA), with an exact account of what was lost.
+"""Raw string columns -> the event table (TEXT_SCHEMA), with an exact account of what was lost.
 
 Every reader produces a frame of String columns named after schema v1 keys plus ``line``;
 this module is the single place where they are typed, checked and counted.
@@ -13,7 +13,7 @@ import polars as pl
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
-from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import TEXT_SCHEMA, TIMESTAMP_DTYPE
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
@@ -26,7 +26,7 @@ _SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")
 
 
 def empty_table() -> pl.DataFrame:
-    return pl.DataFrame(schema=EVENT_SCHEMA)
+    return pl.DataFrame(schema=TEXT_SCHEMA)
 
 
 def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:

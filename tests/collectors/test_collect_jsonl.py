@@ -290,7 +290,9 @@ def test_sample_jsonl(samples: Path) -> None:
     assert set(frame.get_column("source")) == {"chat-server-1", "client-u1-7f3a", "client-u2-91c0"}
     start = frame.filter(pl.col("action") == "start")
     assert start.get_column("recipients").to_list() == [["u1", "u2"], ["u1", "u2"]]
-    fetch = frame.filter(pl.col("action").str.starts_with("fetch")).select("action", "conv_id")
+    fetch = frame.filter(pl.col("action").cast(pl.String).str.starts_with("fetch")).select(
+        "action", "conv_id"
+    )
     assert fetch.rows() == [("fetch_start", "conv-42"), ("fetch_end", "conv-42")]
 
 
