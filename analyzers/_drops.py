@@ -115,7 +115,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         )
         return _classify(cand, gap_hit, g, t_end)
     gaps = paths.gaps.lazy()
-    hops = paths.hops.lazy()
+    hops = paths.hops_text()
     emitters = {h.emitter for h in p.hops}
     server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]

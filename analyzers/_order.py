@@ -106,7 +106,7 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
     )
     cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line", "conv_id"]
-    received = paths.hops.lazy().filter(pl.col("hop") == r).select(cols)
+    received = paths.hops_text().filter(pl.col("hop") == r).select(cols)
     # A receive that does not name its conversation takes its message's (rare: a join of few rows).
     unnamed = (
         received.filter(pl.col("conv_id").is_null())

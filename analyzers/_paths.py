@@ -53,6 +53,16 @@ class Paths:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
         return true_time(self.offsets, ts, source)
 
+    def hops_text(self) -> pl.LazyFrame:
+        """``hops`` with its names as text, like every other frame here (the cast runs after
+        the query's filters and projections, on the rows and columns it keeps)."""
+        return as_text(self.hops.lazy())
+
+
+def as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Categorical columns (the event table's names) -> String."""
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
 
 def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -> pl.Expr:
     if not offsets:
@@ -332,7 +342,7 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
             .group_by("trace_id")
             .agg(pl.col("recipients").drop_nulls().first().alias("recipients"))
         )
-    return [f.with_columns(back) for f in facts]
+    return [as_text(f.with_columns(back)) for f in facts]
 
 
 def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
@@ -375,12 +385,16 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     # One pass over the input (a scan may be expensive to repeat), then only in-memory frames.
     every = _hop_rows(_with_hop(events, p), p, keep_rest=True).collect()
-    sources = _source_stats(every.lazy()).collect()
+    # Names stay Categorical (4 bytes a row) in the event-sized frames (every, hops_df,
+    # coded); the per-source, per-message and per-recipient frames hold them as text.
+    sources = as_text(_source_stats(every.lazy())).collect()
     is_hop = pl.col("hop").is_not_null()
     hops_df = every.filter(is_hop).drop("stage", "action")
-    rest = every.filter(~is_hop).select(
-        "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
-    )
+    rest = as_text(
+        every.lazy()
+        .filter(~is_hop)
+        .select("stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line")
+    ).collect()
     del every
     fetches = _fetch_events(rest, p)
     src_names = sorted(sources.get_column("source").drop_nulls().to_list())
@@ -449,7 +463,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
     if lacking.height:  # no message event named the conversation: take a recipient event's
         conv_any = (
-            hops_df.lazy()
+            as_text(hops_df.lazy())
             .join(lacking.lazy(), on="trace_id", how="semi")
             .filter(pl.col("conv_id").is_not_null())
             .group_by("trace_id")
@@ -533,7 +547,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     rest = fix(rest, "ts", "t")
     sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
-    gaps = _gaps(hops_df, rest, sources, offsets)
+    gaps = _gaps(as_text(hops_df.lazy()), rest, sources, offsets)
     t_end_val = sources.get_column("t_end").max()
     t_start_val = sources.get_column("t_start").min()
     return Paths(
@@ -554,7 +568,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
 
 def _gaps(
-    hops: pl.DataFrame, rest: pl.DataFrame, sources: pl.DataFrame, offsets: dict[str, int]
+    hops: pl.LazyFrame, rest: pl.DataFrame, sources: pl.DataFrame, offsets: dict[str, int]
 ) -> pl.DataFrame:
     """Seq jumps per source. Only sources whose seq range is not dense get sorted."""
     gappy = sources.filter(
@@ -565,7 +579,7 @@ def _gaps(
     in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
     rows = pl.concat(
         [
-            hops.filter(in_gappy).with_columns(t=true_time(offsets)).select(cols),
+            hops.filter(in_gappy).with_columns(t=true_time(offsets)).select(cols).collect(),
             rest.filter(in_gappy).select(cols),
         ]
     ).sort("source", "seq")
@@ -591,7 +605,7 @@ def _gaps(
 
 
 def _dropped_markers(
-    hops: pl.DataFrame, rest: pl.DataFrame, jumps: pl.DataFrame, offsets: dict[str, int]
+    hops: pl.LazyFrame, rest: pl.DataFrame, jumps: pl.DataFrame, offsets: dict[str, int]
 ) -> pl.DataFrame:
     """``TRACEKIT.dropped``: the emitter itself says it lost events since its previous event.
 
@@ -608,7 +622,8 @@ def _dropped_markers(
             hops.filter(pl.col("source").is_in(marked.implode()))
             .with_columns(t=true_time(offsets))
             .select(cols)
-            .with_columns(marker=pl.lit(False)),
+            .with_columns(marker=pl.lit(False))
+            .collect(),
             rest.filter(pl.col("source").is_in(marked.implode())).select(
                 *cols, is_marker.alias("marker")
             ),

@@ -13,15 +13,17 @@ with the parser's reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import InputStats
+from tracekit.table import compact
 
-__all__ = ["count_lines", "read_jsonl"]
+__all__ = ["CHUNK_BYTES", "count_lines", "read_jsonl"]
 
 _BLANK_KEY: Final = "__tracekit_blank__"
 _BLANK_LINE: Final = b'{"' + _BLANK_KEY.encode() + b'":"1"}'
@@ -69,7 +71,11 @@ def _parse(data: bytes | Path, schema: pl.Schema) -> pl.DataFrame:
 
 
 def _parse_prepared(
-    data: bytes | Path, schema: pl.Schema, rename: dict[str, str] | None, fmt: str | None
+    data: bytes | Path,
+    schema: pl.Schema,
+    rename: dict[str, str] | None,
+    fmt: str | None,
+    first_line: int = 1,
 ) -> pl.DataFrame:
     """The fast path: scan with row numbers, then normalize's per-row work."""
     frame = (
@@ -77,7 +83,7 @@ def _parse_prepared(
         if isinstance(data, Path)
         else pl.read_ndjson(data, schema=schema).lazy()
     )
-    frame = frame.with_row_index("line", offset=1)
+    frame = frame.with_row_index("line", offset=first_line)
     if rename:
         frame = frame.rename({k: v for k, v in rename.items() if k in schema})
     return prepared(frame, fmt).collect()
@@ -94,10 +100,60 @@ def read_jsonl(
     timestamp_format: str | None = None,
     path: Path | None = None,
 ) -> pl.DataFrame:
-    """Parse JSON lines into the event table. ``rename`` maps input keys to schema keys (a user
-    format's field mapping). Give ``data``, or ``path`` for a plain file polars can map."""
+    """Parse JSON lines into the event table (compact: :data:`tracekit.table.EVENT_SCHEMA`).
+
+    ``rename`` maps input keys to schema keys (a user format's field mapping). Give ``data``,
+    or ``path`` for a plain file polars can map. Inputs larger than :data:`CHUNK_BYTES` are read
+    in blocks of whole lines, each made compact before the next is parsed, so peak memory
+    follows the event table rather than the text."""
     if data is None and path is None:
         raise ValueError("read_jsonl needs data or path")
+    size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
+    options = {"rename": rename, "timestamp_format": timestamp_format, "timezone": timezone}
+    if size <= 2 * CHUNK_BYTES:
+        return compact(_read_block(data, path, 1, file, source, stats, options).lazy()).collect()
+    frames: list[pl.DataFrame] = []
+    first_line = 1
+    for block in _blocks(data, path):
+        frame = _read_block(block, None, first_line, file, source, stats, options)
+        frames.append(compact(frame.lazy()).collect())
+        first_line += count_lines(block)
+    return pl.concat(frames) if frames else compact(empty_table().lazy()).collect()
+
+
+#: Block size of the chunked read (whole lines; the last line of a block is completed).
+CHUNK_BYTES: Final = 64 << 20
+
+
+def _blocks(data: bytes | None, path: Path | None) -> Iterator[bytes]:
+    if data is not None:
+        view = memoryview(data)
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", min(pos + CHUNK_BYTES, len(data)))
+            end = len(data) if end < 0 else end + 1
+            yield bytes(view[pos:end])
+            pos = end
+        return
+    with path.open("rb") as fh:  # type: ignore[union-attr]
+        while block := fh.read(CHUNK_BYTES):
+            if not block.endswith(b"\n"):
+                block += fh.readline()
+            yield block
+
+
+def _read_block(
+    data: bytes | None,
+    path: Path | None,
+    first_line: int,
+    file: str,
+    source: str,
+    stats: InputStats,
+    options: dict[str, Any],
+) -> pl.DataFrame:
+    """One block of whole lines (or the whole input) -> the event table in TEXT_SCHEMA."""
+    rename: dict[str, str] | None = options["rename"]
+    fmt: str | None = options["timestamp_format"]
     n_lines = count_lines(data) if data is not None else _count_file_lines(path)  # type: ignore[arg-type]
     stats.lines += n_lines
     if n_lines == 0:
@@ -109,13 +165,13 @@ def read_jsonl(
     raw: pl.DataFrame | None
     try:
         source_data = data if data is not None else path
-        raw = _parse_prepared(source_data, schema, rename, timestamp_format)  # type: ignore[arg-type]
+        raw = _parse_prepared(source_data, schema, rename, fmt, first_line)  # type: ignore[arg-type]
     except (pl.exceptions.PolarsError, OSError):  # polars sniffs compression: OSError
         raw = None
     if raw is None or raw.height != n_lines:
         if data is None:
             data = path.read_bytes()  # type: ignore[union-attr]
-        raw = _slow(data, schema, file, stats)
+        raw = _slow(data, schema, file, stats, first_line)
         if rename:
             raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
     return normalize(
@@ -123,8 +179,8 @@ def read_jsonl(
         file=file,
         source=source,
         stats=stats,
-        timezone=timezone,
-        timestamp_format=timestamp_format,
+        timezone=options["timezone"],
+        timestamp_format=fmt,
     )
 
 
@@ -139,7 +195,9 @@ def _reason(exc: Exception, line: bytes) -> str:
     return "invalid JSON" + (f" at character {at.group(1)}" if at else "") + size
 
 
-def _slow(data: bytes, schema: pl.Schema, file: str, stats: InputStats) -> pl.DataFrame:
+def _slow(
+    data: bytes, schema: pl.Schema, file: str, stats: InputStats, first_line: int = 1
+) -> pl.DataFrame:
     """Parse what polars rejected as a whole: byte ranges of whole lines, bisected down to the
     lines it rejects. Cost grows with the number of bad lines (log2 of the block per bad
     line), not with the file: a torn last line costs a few small re-parses."""
@@ -172,7 +230,7 @@ def _slow(data: bytes, schema: pl.Schema, file: str, stats: InputStats) -> pl.Da
         frames.append(df.with_row_index("line", offset=first_line))
 
     end = len(data) - 1 if data.endswith(b"\n") else len(data)
-    pos, line = 0, 1
+    pos, line = 0, first_line
     while pos < end:
         stop = data.find(b"\n", min(pos + _BLOCK_BYTES, end), end)
         stop = end if stop < 0 else stop

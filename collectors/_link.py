@@ -47,6 +47,8 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     )
     ambiguous_nodes: set[str] = set()
     if need.height:
+        # Linking works on the ids as text (the table arrives compact, ids as Categorical).
+        table = table.with_columns(pl.col("msg_id", "trace_id").cast(pl.String))
         table, ambiguous_nodes = _fill(table, need)
     _count_unlinked(table, ambiguous_nodes, stats)
     return table.drop("_client_id")

@@ -1,4 +1,4 @@
-"""Raw string columns -> the event table (EVENT_SCHEMA), with an exact account of what was lost.
+"""Raw string columns -> the event table (TEXT_SCHEMA), with an exact account of what was lost.
 
 Every reader produces a frame of String columns named after schema v1 keys plus ``line``;
 this module is the single place where they are typed, checked and counted.
@@ -13,7 +13,7 @@ import polars as pl
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
-from tracekit.table import EVENT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import TEXT_SCHEMA, TIMESTAMP_DTYPE
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
@@ -26,7 +26,7 @@ _SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")
 
 
 def empty_table() -> pl.DataFrame:
-    return pl.DataFrame(schema=EVENT_SCHEMA)
+    return pl.DataFrame(schema=TEXT_SCHEMA)
 
 
 def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:
@@ -129,9 +129,11 @@ def normalize(
         stats.malformed_frame(file, bad.with_columns(reason.alias("reason")))
         raw = raw.filter(~unusable)
     if naive and assumed_utc:
-        stats.warn(
-            f"{file}: {naive} timestamps have no time zone and were read as UTC; "
-            "pass timezone=... (e.g. 'Europe/Berlin') if they are local times"
+        stats.warn_count(
+            file,
+            naive,
+            "timestamps have no time zone and were read as UTC; "
+            "pass timezone=... (e.g. 'Europe/Berlin') if they are local times",
         )
     if raw.height == 0:
         return empty_table()
@@ -147,7 +149,7 @@ def normalize(
         seq_int = seq_int.fill_null(as_float.cast(pl.Int64, strict=False))
         bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:
-        stats.warn(f"{file}: {bad_seq} events have a non-integer seq; it was left empty")
+        stats.warn_count(file, bad_seq, "events have a non-integer seq; it was left empty")
 
     # Canonical trace ids pass as they are; anything else is normalised or dropped.
     if raw.get_column("_tid_ok").all():
@@ -163,7 +165,7 @@ def normalize(
             ).sum()
         )
         if bad_tid:
-            stats.warn(f"{file}: {bad_tid} events have an invalid trace_id; it was left empty")
+            stats.warn_count(file, bad_tid, "events have an invalid trace_id; it was left empty")
 
     recipients = _recipients(raw, file, stats)
 

@@ -41,6 +41,10 @@ class InputStats:
     #: events the instrumentation itself reported dropping (``TRACEKIT.dropped``)
     dropped_by_sink: int = 0
     cached: bool = False
+    #: (file, text) -> (index in warnings, count so far), for :meth:`warn_count`
+    _counted: dict[tuple[str, str], tuple[int, int]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,7 +93,20 @@ class InputStats:
                 self.unlinked_examples.append(f"{file}:{line}: {reason}")
 
     def warn(self, message: str) -> None:
-        self.warnings.append(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def warn_count(self, file: str, n: int, text: str) -> None:
+        """Warn ``"{file}: {n} {text}"``; another call for the same file and text adds to
+        that warning's count (a file read in blocks still warns once)."""
+        before = self._counted.get((file, text))
+        if before is None:
+            self._counted[(file, text)] = (len(self.warnings), n)
+            self.warnings.append(f"{file}: {n} {text}")
+            return
+        index, total = before[0], before[1] + n
+        self._counted[(file, text)] = (index, total)
+        self.warnings[index] = f"{file}: {total} {text}"
 
     def count_missing(self, key: str, n: int) -> None:
         if n:

@@ -11,13 +11,39 @@ from typing import Any, Final
 
 import polars as pl
 
-__all__ = ["EVENT_SCHEMA", "TIMESTAMP_DTYPE", "empty_events", "events_frame"]
+__all__ = [
+    "CATEGORICAL_COLUMNS",
+    "EVENT_SCHEMA",
+    "TEXT_SCHEMA",
+    "TIMESTAMP_DTYPE",
+    "compact",
+    "empty_events",
+    "events_frame",
+]
 
 TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
 
-#: Column order and types of the event table. ``file``/``line`` are the evidence of each event
-#: (where it was read); ``recipients`` is set on ``WS-BROADCAST.start`` events.
-EVENT_SCHEMA: Final = pl.Schema(
+#: Columns holding names (a few thousand distinct values in millions of events): kept as
+#: Categorical, 4 bytes a row instead of a 16-byte string view plus the text. At 5M events the
+#: table is ~0.5 GB instead of ~1.4 GB, and group-bys on them hash integers.
+CATEGORICAL_COLUMNS: Final = (
+    "stage",
+    "action",
+    "event",
+    "trace_id",
+    "msg_id",
+    "conv_id",
+    "actor",
+    "peer",
+    "source",
+    "level",
+    "file",
+)
+
+#: Column order and types of the event table as readers build it (every name as text).
+#: ``file``/``line`` are the evidence of each event (where it was read); ``recipients`` is set
+#: on ``WS-BROADCAST.start`` events.
+TEXT_SCHEMA: Final = pl.Schema(
     {  # type: ignore[arg-type]
         "timestamp": TIMESTAMP_DTYPE,
         "stage": pl.String,
@@ -37,6 +63,21 @@ EVENT_SCHEMA: Final = pl.Schema(
         "line": pl.Int64,
     }
 )
+
+#: The event table: :data:`TEXT_SCHEMA` with :data:`CATEGORICAL_COLUMNS` as Categorical.
+#: Compare them with strings as usual (``pl.col("stage") == "CTRL"``); for string functions,
+#: ``.cast(pl.String)`` first.
+EVENT_SCHEMA: Final = pl.Schema(
+    {
+        name: pl.Categorical() if name in CATEGORICAL_COLUMNS else dtype
+        for name, dtype in TEXT_SCHEMA.items()
+    }
+)
+
+
+def compact(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """A frame in :data:`TEXT_SCHEMA` (or already compact) -> :data:`EVENT_SCHEMA`."""
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in EVENT_SCHEMA.items())
 
 
 def empty_events() -> pl.LazyFrame:
