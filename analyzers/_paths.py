@@ -87,8 +87,8 @@ def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     return _hop_rows(_with_hop(events, p), p)
 
 
-def _hop_rows(base: pl.LazyFrame, p: Pipeline, *, keep_rest: bool = False) -> pl.LazyFrame:
-    """Hop events (``keep_rest``: every event, ``stage``/``action`` kept where not a hop)."""
+def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+    """Hop events, with ``recipient`` (the peer or actor the hop is about)."""
     peer_hops = [i for i, h in enumerate(p.hops) if h.recipient == "peer"]
     actor_hops = [i for i, h in enumerate(p.hops) if h.recipient == "actor"]
     recipient = (
@@ -113,14 +113,7 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline, *, keep_rest: bool = False) -> pl
         "file",
         "line",
     ]
-    if not keep_rest:
-        return base.filter(pl.col("hop").is_not_null()).select(cols)
-    other = pl.col("hop").is_null()
-    return base.select(
-        *cols,
-        pl.when(other).then(pl.col("stage")).alias("stage"),
-        pl.when(other).then(pl.col("action")).alias("action"),
-    )
+    return base.filter(pl.col("hop").is_not_null()).select(cols)
 
 
 def _coded(i: int, positions: frozenset[int]) -> dict[str, str]:
@@ -383,19 +376,23 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     send = p.index(p.roles["send"])
     bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
 
-    # One pass over the input (a scan may be expensive to repeat), then only in-memory frames.
-    every = _hop_rows(_with_hop(events, p), p, keep_rest=True).collect()
-    # Names stay Categorical (4 bytes a row) in the event-sized frames (every, hops_df,
-    # coded); the per-source, per-message and per-recipient frames hold them as text.
-    sources = as_text(_source_stats(every.lazy())).collect()
-    is_hop = pl.col("hop").is_not_null()
-    hops_df = every.filter(is_hop).drop("stage", "action")
+    # The input read once (zero-copy when it is already in memory, one read of the needed
+    # columns when it is a scan); hop and other events then filtered from it separately, so
+    # no intermediate copy of every event exists.
+    needed = [
+        "timestamp", "stage", "action", "trace_id", "seq", "peer", "actor", "source",
+        "conv_id", "msg_id", "recipients", "file", "line",
+    ]  # fmt: skip
+    base = _with_hop(events.select(needed).collect().lazy(), p)
+    # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
+    # per-source, per-message and per-recipient frames hold them as text.
+    sources = as_text(_source_stats(base)).collect()
+    hops_df = _hop_rows(base, p).collect()
     rest = as_text(
-        every.lazy()
-        .filter(~is_hop)
-        .select("stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line")
+        base.filter(pl.col("hop").is_null()).select(
+            "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
+        )
     ).collect()
-    del every
     fetches = _fetch_events(rest, p)
     src_names = sorted(sources.get_column("source").drop_nulls().to_list())
     file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())
