@@ -379,11 +379,11 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
-    needed = [
+    columns = [
         "timestamp", "stage", "action", "trace_id", "seq", "peer", "actor", "source",
         "conv_id", "msg_id", "recipients", "file", "line",
     ]  # fmt: skip
-    base = _with_hop(events.select(needed).collect().lazy(), p)
+    base = _with_hop(events.select(columns).collect().lazy(), p)
     # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
     # per-source, per-message and per-recipient frames hold them as text.
     sources = as_text(_source_stats(base)).collect()
