@@ -540,9 +540,10 @@ class _Stage:
         if emitter is None:
             return
         self._emitter = None
+        end = now_ns()
+        seq = None
         span = self._span
         try:
-            end = now_ns()
             fields = self._fields if self._late is None else {**self._fields, **self._late}
             after: dict[str, Any] = {} if span is None else {"span_id": self._span_id}
             # Rounded to the microsecond in integers (round(x, 3) on a float costs 0.3 us).
@@ -554,12 +555,15 @@ class _Stage:
                 after["error"] = f"{type(exc).__name__}: {exc}"
                 after["level"] = "error"
             seq = emitter.write(self._stage, self._action, fields, self._start, after)
-            if span is not None:
-                emitter.spans.finish(span, self._token, end, exc, seq)  # type: ignore[union-attr]
         except Exception:
             emitter.internal_errors += 1
-        finally:
+        if span is not None:
+            # Even when the event failed: the span's context must be detached and the span ended.
             self._span = None
+            try:
+                emitter.spans.finish(span, self._token, end, exc, seq)  # type: ignore[union-attr]
+            except Exception:
+                emitter.internal_errors += 1
 
     async def __aenter__(self) -> _Stage:
         return self.__enter__()

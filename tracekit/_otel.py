@@ -157,10 +157,6 @@ class SpanFactory:
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.end(end_time=end_ns)
 
-    @staticmethod
-    def span_id(span: Span) -> str:
-        return f"{span.get_span_context().span_id:016x}"
-
 
 def current_span_id(trace_id: str) -> str | None:
     """The current span's id if it belongs to ``trace_id`` (for ``inject``)."""

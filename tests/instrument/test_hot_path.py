@@ -129,3 +129,23 @@ def test_stage_with_unparsable_32_char_trace_id_still_emits_and_spans() -> None:
         assert tracekit.stats()["internal_errors"] == 0
     assert [e["trace_id"] for e in events] == [bad]
     assert [s.name for s in exporter.get_finished_spans()] == ["REST persist"]
+
+
+def test_failing_processor_still_ends_the_span_and_detaches_its_context() -> None:
+    from opentelemetry import trace
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def broken(_l: Any, _m: str, _ed: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("bug in a processor")
+
+    before = trace.get_current_span()
+    with capture(otel=provider, processors=[broken]) as events, tracekit.message(TID):
+        with tracekit.stage("REST", "persist"):
+            pass
+        assert tracekit.stats()["internal_errors"] == 1
+    assert trace.get_current_span() is before
+    assert events == []
+    assert [s.name for s in exporter.get_finished_spans()] == ["REST persist"]
