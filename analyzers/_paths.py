@@ -153,18 +153,18 @@ def _exact_aggs(indices: list[int], positions: frozenset[int]) -> list[pl.Expr]:
 
 
 def _wide(
-    hops: pl.DataFrame,
+    hops: pl.LazyFrame,
     keys: list[str],
     indices: list[int],
     positions: frozenset[int],
     *extra: pl.Expr,
 ) -> pl.LazyFrame:
-    return hops.lazy().group_by(keys).agg(*_fast_aggs(indices, positions), *extra)
+    return hops.group_by(keys).agg(*_fast_aggs(indices, positions), *extra)
 
 
 def _exact(
     wide: pl.DataFrame,
-    hops: pl.DataFrame,
+    hops: pl.LazyFrame,
     keys: list[str],
     indices: list[int],
     positions: frozenset[int],
@@ -178,9 +178,9 @@ def _exact(
     again = wide.filter(repeated)
     if again.is_empty():
         return wide
+    # "first" below means first in log order: the join must keep the events' order.
     exact = (
-        hops.lazy()
-        .join(again.lazy().select(keys), on=keys, how="semi")
+        hops.join(again.lazy().select(keys), on=keys, how="semi", maintain_order="left")
         .group_by(keys)
         .agg(_exact_aggs(indices, positions))
     )
@@ -398,16 +398,21 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
-    coded = hops_df.with_columns(
-        **cat,
-        recipient=pl.col("recipient").cast(pl.Categorical),
-        sc=pl.col("source").replace_strict(
-            {s: i for i, s in enumerate(src_names)}, default=None, return_dtype=pl.UInt32
-        ),
-        fc=pl.col("file").replace_strict(
-            {f: i for i, f in enumerate(file_names)}, default=None, return_dtype=pl.UInt32
-        ),
-    ).select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
+    # Lazy: the group-bys read hops_df through it, no event-sized copy is kept.
+    coded = (
+        hops_df.lazy()
+        .with_columns(
+            **cat,
+            recipient=pl.col("recipient").cast(pl.Categorical),
+            sc=pl.col("source").replace_strict(
+                {s: i for i, s in enumerate(src_names)}, default=None, return_dtype=pl.UInt32
+            ),
+            fc=pl.col("file").replace_strict(
+                {f: i for i, f in enumerate(file_names)}, default=None, return_dtype=pl.UInt32
+            ),
+        )
+        .select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
+    )
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
     if bcast is not None:
         # Recipients named by the broadcast join the per-recipient rows as markers (hop -1):
@@ -424,7 +429,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .with_columns(pl.col("recipient").cast(pl.Categorical), hop=pl.lit(_NAMED, pl.Int32))
             .collect()
         )
-        with_recipient = pl.concat([with_recipient, named_rows], how="diagonal")
+        with_recipient = pl.concat([with_recipient, named_rows.lazy()], how="diagonal")
     rcp_keys = ["trace_id", "recipient"]
     facts_cols = hops_df.select(
         "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
@@ -474,6 +479,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
     msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
     rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
+    del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)
     observed = rcp_raw.lazy()
