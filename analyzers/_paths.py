@@ -513,6 +513,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         .with_columns(expected=pl.col("named") | ~pl.col("has_list").fill_null(False))
         .collect()
     )
+    del rcp_raw, observed, fallback  # pairs_raw holds them now
 
     # Clock: reference = the source that persists most messages (else the busiest source).
     persist = p.role("persist")
