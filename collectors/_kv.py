@@ -1,11 +1,19 @@
-"""logfmt (``key=value key="quoted value"``) and structlog's KeyValueRenderer output.
+r"""logfmt (``key=value key="quoted value"``) and structlog's KeyValueRenderer output.
 
 KeyValueRenderer writes Python reprs: ``event='CTRL send' seq=17 recipients=['u1', 'u2']
 peer=None``; logfmt writes double quotes and bare words. One regex per schema key, vectorised.
+
+Escapes in quoted values (and list items) are decoded the way Python reads a string literal:
+that undoes both repr (``'it\'s'``, ``'\x1b'``, ``'\u2028'``) and logfmt (``"say \"hi\""``,
+``\\``, ``\n``). Values without a backslash stay on the vectorised path; only the others are
+decoded one by one in Python. Bare words are taken as written.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
 from typing import Final
 
 import polars as pl
@@ -18,24 +26,116 @@ __all__ = ["read_kv"]
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 
-_VALUE: Final = r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\[[^\]]*\]|\S*)"""
+#: A single- or double-quoted string; a backslash escapes the character after it.
+_STRING: Final = r"'(?:[^'\\]|\\.)*'|" + r'"(?:[^"\\]|\\.)*"'
+#: A quoted string, a list (``]`` may appear inside its quoted items; a quote that opens no
+#: string is just a character) or a bare word.
+_VALUE: Final = rf"""({_STRING}|\[(?:[^\]'"]|{_STRING}|['"])*\]|\S*)"""
 _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", "lvl")}
+
+_STRING_RE: Final = re.compile(_STRING, re.DOTALL)
+_LIST_RE: Final = re.compile(
+    rf"\[\s*(?:(?:{_STRING})\s*,\s*)*(?:(?:{_STRING})\s*,?\s*)?\]", re.DOTALL
+)
+_ESCAPE_RE: Final = re.compile(
+    r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"  # a surrogate pair
+    r"|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{1,3})|N\{([^}]*)\}|(.))",
+    re.DOTALL,
+)
+_SIMPLE_ESCAPES: Final = {
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+}
+
+
+def _escape(m: re.Match[str]) -> str:
+    """One escape sequence -> its character; one that stands for none stays as written."""
+    high, low, hex2, hex4, hex8, octal, name, char = m.groups()
+    if char is not None:
+        return _SIMPLE_ESCAPES.get(char, m.group(0))  # unknown escapes keep the backslash
+    if high is not None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    if name is not None:
+        try:
+            return unicodedata.lookup(name)
+        except KeyError:
+            return m.group(0)
+    code = int(octal, 8) if octal is not None else int(hex2 or hex4 or hex8, 16)
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:  # not a character: polars holds UTF-8
+        return m.group(0)
+    return chr(code)
+
+
+def _decode_string(token: str) -> str:
+    """``'it\\'s'`` -> ``it's``; a token that is not one whole quoted string stays as written."""
+    if _STRING_RE.fullmatch(token) is None:
+        return token
+    return _ESCAPE_RE.sub(_escape, token[1:-1])
+
+
+def _decode(token: str) -> str:
+    """A quoted value or list repr with a backslash (or a list with double quotes) -> its text;
+    lists become JSON, as :func:`_unquote` makes them. Never raises: falls back to the token."""
+    try:
+        if not token.startswith("["):
+            return _decode_string(token)
+        if _LIST_RE.fullmatch(token) is None:  # not a list of strings: the vectorised rewrite
+            return token.replace("'", '"')
+        items = [_decode_string(m.group(0)) for m in _STRING_RE.finditer(token)]
+        return json.dumps(items, ensure_ascii=False)
+    except Exception:
+        return token
+
+
+def _quoted(v: pl.Expr) -> pl.Expr:
+    both = (v.str.starts_with('"') & v.str.ends_with('"')) | (
+        v.str.starts_with("'") & v.str.ends_with("'")
+    )
+    return both & (v.str.len_chars() >= 2)
 
 
 def _unquote(v: pl.Expr) -> pl.Expr:
-    inner = v.str.slice(1, v.str.len_chars() - 2).str.replace_all(r"\\(.)", "$1")
-    quoted = (v.str.starts_with('"') & v.str.ends_with('"')) | (
-        v.str.starts_with("'") & v.str.ends_with("'")
-    )
+    """The vectorised decoding, exact for values without a backslash (see :func:`_slow`)."""
     return (
         pl.when(v.is_in(["None", "null", ""]))
         .then(None)
-        .when(quoted & (v.str.len_chars() >= 2))
-        .then(inner)
+        .when(_quoted(v))
+        .then(v.str.slice(1, v.str.len_chars() - 2))
         .when(v.str.starts_with("["))
         .then(v.str.replace_all("'", '"'))  # a Python list repr of strings -> JSON
         .otherwise(v)
     )
+
+
+def _slow(v: pl.Expr) -> pl.Expr:
+    """The values :func:`_unquote` cannot decode: quoted or listed ones with escapes in them,
+    and lists with double-quoted items (Python's repr of a string holding ``'``)."""
+    escaped = v.str.contains("\\", literal=True)
+    is_list = v.str.starts_with("[")
+    return (
+        (escaped & (_quoted(v) | is_list)) | (is_list & v.str.contains('"', literal=True))
+    ).fill_null(False)
+
+
+def _decode_slow(tokens: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """``raw`` with the values :func:`_slow` picks out of ``tokens`` decoded one by one."""
+    masks = tokens.select(_slow(pl.col(c)).alias(c) for c in RAW_COLUMNS)
+    for c in RAW_COLUMNS:
+        mask = masks.get_column(c)
+        if not mask.any():
+            continue
+        idx = mask.arg_true()
+        fixed = pl.Series([_decode(t) for t in tokens.get_column(c).gather(idx)], dtype=pl.String)
+        raw = raw.with_columns(raw.get_column(c).clone().scatter(idx, fixed))
+    return raw
 
 
 def read_kv(
@@ -66,6 +166,10 @@ def read_kv(
     for key in RAW_COLUMNS:
         names = _ALIASES.get(key, (key,))
         found = [pl.col("raw").str.extract(rf"(?:^|\s){n}={_VALUE}", 1) for n in names]
-        cols.append(_unquote(pl.coalesce(found) if len(found) > 1 else found[0]).alias(key))
-    raw = df.select("line", *cols)
+        cols.append((pl.coalesce(found) if len(found) > 1 else found[0]).alias(key))
+    # The tokens first, then their decoding: each regex then runs once, not once per use.
+    tokens = df.select("line", *cols)
+    raw = tokens.select("line", *(_unquote(pl.col(c)).alias(c) for c in RAW_COLUMNS))
+    if "\\" in text or ("[" in text and '"' in text):  # escapes, or lists that need Python
+        raw = _decode_slow(tokens, raw)
     return normalize(raw, file=file, source=source, stats=stats, timezone=timezone)

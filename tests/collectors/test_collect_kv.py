@@ -80,3 +80,107 @@ def test_logfmt() -> None:
         ("REST", "request", "REST request", 2, "info", 3),
     ]
     assert got.inputs.examples == ["lf.log:2: not key=value text"]
+
+
+# Values whose repr or logfmt form needs escapes (issue 3): each must come back exactly.
+TRICKY = [
+    "line1\nline2",
+    "col1\tcol2",
+    "it's",
+    'say "hi"',
+    "both ' and \"",
+    "C:\\temp\\new",
+    "trailing backslash \\",
+    "\x1b[31mred\x1b[0m",
+    "nul \x00 and bell \x07",
+    "café \u2028 sep",
+    "emoji \U0001f600",
+    "\\n is not a newline",
+    "[not a list]",
+]
+
+
+def test_keyvalue_renderer_escapes_round_trip() -> None:
+    kv = structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"])
+    lines = [render(kv, jl(event=v, seq=i, peer=None)) for i, v in enumerate(TRICKY)]
+    assert "event='line1\\nline2'" in lines[0]  # what structlog writes: a Python repr
+    assert "event='both \\' and \"'" in lines[4]
+    assert "peer=None" in lines[0]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    frame = got.events.collect()
+    assert frame.get_column("event").to_list() == TRICKY
+    assert frame.get_column("peer").to_list() == [None] * len(TRICKY)
+    assert frame.get_column("seq").to_list() == list(range(len(TRICKY)))
+    assert got.inputs.malformed == 0 and got.inputs.warnings == []
+
+
+def test_keyvalue_renderer_list_values() -> None:
+    kv = structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"])
+    lists = [
+        ["u1", "u2"],
+        ["o'brien", "u2"],
+        ['say "hi"', "it's"],
+        ["back\\slash", "tab\there", "caf\u00e9"],
+        ["a]b", "c"],
+        [],
+    ]
+    lines = [render(kv, jl(recipients=r, seq=i)) for i, r in enumerate(lists)]
+    assert "recipients=[\"o'brien\", 'u2']" in lines[1]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    assert got.events.collect().get_column("recipients").to_list() == lists
+    assert got.inputs.warnings == []
+
+
+def test_logfmt_escapes_round_trip() -> None:
+    lf = structlog.processors.LogfmtRenderer(key_order=["timestamp", "event"])
+    # Values structlog quotes (a space in each): inside double quotes, \" \\ \n are escapes.
+    values = [
+        'say "hi" now',
+        "C:\\temp dir\\x",
+        "two\nlines here",
+        "it's ok",
+        "tab\there too",
+        "['u1', \"u'2\"]",
+    ]
+    lines = [render(lf, jl(event=v, seq=i)) for i, v in enumerate(values)]
+    assert 'event="say \\"hi\\" now"' in lines[0]
+    assert 'event="C:\\\\temp dir\\\\x"' in lines[1]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    assert got.events.collect().get_column("event").to_list() == values
+
+
+def test_logfmt_escapes_of_other_writers() -> None:
+    # Go's strconv.Quote and JSON-minded writers: \t \x.. \u.... \U........ and surrogate pairs.
+    line = (
+        "timestamp=2026-11-25T10:00:00Z stage=CTRL action=send seq=1 actor=u1 source=s "
+        'event="caf\\u00e9\\tx \\x1b[0m \\U0001F600 \\ud83d\\ude00 \\\\ \\"q\\" \\/"'
+    )
+    got = collect([MemorySource([line], name="f", format="kv")])
+    assert got.events.collect().get_column("event").to_list() == [
+        'caf\u00e9\tx \x1b[0m \U0001f600 \U0001f600 \\ "q" \\/'
+    ]
+
+
+def test_undecodable_escapes_are_kept_as_written() -> None:
+    # Never raise: an escape that decodes to nothing valid stays as it was written.
+    odd = [
+        r"'\x4'",
+        r"'\U00110000'",
+        r"'\ud800 lone'",
+        r"'\N{NO SUCH NAME}'",
+        r"'\q unknown'",
+        '"unterminated\\"',
+    ]
+    lines = [
+        f"timestamp=2026-11-25T10:00:00Z stage=CTRL action=send seq={i} event={v}"
+        for i, v in enumerate(odd)
+    ]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    assert got.events.collect().get_column("event").to_list() == [
+        r"\x4",
+        r"\U00110000",
+        r"\ud800 lone",
+        r"\N{NO SUCH NAME}",
+        r"\q unknown",
+        '"unterminated\\"',  # the closing quote is escaped: not a quoted value at all
+    ]
