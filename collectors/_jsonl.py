@@ -13,7 +13,9 @@ with the parser's reason.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
@@ -103,21 +105,41 @@ def read_jsonl(
     """Parse JSON lines into the event table (compact: :data:`tracekit.table.EVENT_SCHEMA`).
 
     ``rename`` maps input keys to schema keys (a user format's field mapping). Give ``data``,
-    or ``path`` for a plain file polars can map. Inputs larger than :data:`CHUNK_BYTES` are read
-    in blocks of whole lines, each made compact before the next is parsed, so peak memory
-    follows the event table rather than the text."""
+    or ``path`` for a plain file polars can map. Inputs over 8 blocks (512 MiB) are read in
+    blocks of :data:`CHUNK_BYTES` whole lines, each made compact as soon as it is parsed, so
+    peak memory follows the event table rather than the text (one read of a smaller input is
+    faster: 1.3 s against 1.65 s for 1M events)."""
     if data is None and path is None:
         raise ValueError("read_jsonl needs data or path")
     size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
     options = {"rename": rename, "timestamp_format": timestamp_format, "timezone": timezone}
-    if size <= 2 * CHUNK_BYTES:
+    if size <= 8 * CHUNK_BYTES:
         return compact(_read_block(data, path, 1, file, source, stats, options).lazy()).collect()
     frames: list[pl.DataFrame] = []
-    first_line = 1
-    for block in _blocks(data, path):
-        frame = _read_block(block, None, first_line, file, source, stats, options)
-        frames.append(compact(frame.lazy()).collect())
-        first_line += count_lines(block)
+    # Two blocks in flight: one's single-threaded steps overlap the other's parse (polars
+    # releases the GIL), and memory stays bounded by a few blocks. Each block keeps its own
+    # account, merged in order so examples and warnings read as for one pass.
+    pending: deque[tuple[Future[pl.DataFrame], InputStats]] = deque()
+
+    def block_frame(block: bytes, first_line: int, part: InputStats) -> pl.DataFrame:
+        frame = _read_block(block, None, first_line, file, source, part, options)
+        return compact(frame.lazy()).collect()
+
+    def finish_one() -> None:
+        future, part = pending.popleft()
+        frames.append(future.result())
+        stats.merge(part)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracekit-jsonl") as pool:
+        first_line = 1
+        for block in _blocks(data, path):
+            part = InputStats()
+            pending.append((pool.submit(block_frame, block, first_line, part), part))
+            first_line += count_lines(block)
+            if len(pending) == 2:
+                finish_one()
+        while pending:
+            finish_one()
     return pl.concat(frames) if frames else compact(empty_table().lazy()).collect()
 
 

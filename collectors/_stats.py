@@ -92,6 +92,35 @@ class InputStats:
             for line, reason in rows.select("line", "reason").head(room).iter_rows():
                 self.unlinked_examples.append(f"{file}:{line}: {reason}")
 
+    def merge(self, part: InputStats) -> None:
+        """Add the account of a later part of the same read (a block of a large file):
+        counts add up, examples keep their order, counted warnings are summed."""
+        for name in (
+            "files",
+            "lines",
+            "events",
+            "malformed",
+            "unlinked",
+            "ignored",
+            "bytes",
+            "dropped_by_sink",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        self.examples.extend(part.examples[: max(0, MAX_EXAMPLES - len(self.examples))])
+        room = max(0, MAX_EXAMPLES - len(self.unlinked_examples))
+        self.unlinked_examples.extend(part.unlinked_examples[:room])
+        counted = {index: key for key, (index, _) in part._counted.items()}
+        for index, message in enumerate(part.warnings):
+            key = counted.get(index)
+            if key is None:
+                self.warn(message)
+            else:
+                self.warn_count(key[0], part._counted[key][1], key[1])
+        for missing_key, n in part.missing.items():
+            self.count_missing(missing_key, n)
+        for name, n in part.formats.items():
+            self.formats[name] = self.formats.get(name, 0) + n
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
