@@ -207,9 +207,12 @@ def collect(
     frames: list[pl.DataFrame] = []
     for src in sources:
         frame = _read_one(src, fmts, timezone, stats)
-        # Compact per input, so a directory of logs never holds all of them as text at once
-        # (private columns such as ``_client_id`` stay for linking).
-        frames.append(frame.with_columns(pl.col(CATEGORICAL_COLUMNS).cast(pl.Categorical())))
+        if len(sources) > 1:
+            # Compact per input, so a directory of logs never holds all of them as text at
+            # once (private columns such as ``_client_id`` stay for linking). One input is
+            # made compact once, after linking (which works on text ids).
+            frame = frame.with_columns(pl.col(CATEGORICAL_COLUMNS).cast(pl.Categorical()))
+        frames.append(frame)
     frames = [f for f in frames if f.height]
     table = pl.concat(frames, how="diagonal") if frames else empty_table()
     table = link(table, stats)
