@@ -108,3 +108,19 @@ def test_several_faults_give_exactly_their_findings(seed, faults):
         reject()
     report = analyze(synth.frame().lazy())
     assert _found(report) == sorted(synth.truth, key=repr)
+
+
+def test_names_as_text_or_categorical_give_the_same_report():
+    """The event table keeps names Categorical; a table of text (an old cache, a hand-built
+    frame) must give exactly the same report."""
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    synth = generate(3, messages=80, users=12, conversations=3, max_members=4, faults=FAULT_KINDS)
+    compact = synth.frame()
+    assert compact.schema["trace_id"] == pl.Categorical()
+    text = compact.with_columns(pl.col(pl.Categorical).cast(pl.String))
+    a, b = analyze(compact.lazy()), analyze(text.lazy())
+    assert_frame_equal(a.findings, b.findings)
+    assert a.to_dict() == b.to_dict()
+    assert _found(a) == sorted(synth.truth, key=repr)
