@@ -13,7 +13,7 @@ import polars as pl
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
-from tracekit.table import TEXT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import CATEGORICAL_COLUMNS, TEXT_SCHEMA, TIMESTAMP_DTYPE
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
@@ -50,10 +50,27 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
     canonical = pl.col("trace_id").str.contains(r"^[0-9a-f]{32}$") & (
         pl.col("trace_id") != "0" * 32
     )
+    # A list or an object where a name belongs (JSON readers serialise them to text).
+    not_text = pl.any_horizontal(
+        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in ("stage", "action")
+    ).fill_null(False)
+    # Empty strings count as absent for the keys an event cannot do without (checked here,
+    # not rewritten: rewriting three string columns costs more than the whole check).
+    absent = [
+        (pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0)).alias(f"_{c}_absent")
+        for c in ("stage", "action")
+    ]
+    # Every check on the text above, then the names made Categorical in the same pass: in the
+    # reader's query that runs chunk by chunk on all cores (~0.2 s less per million rows than
+    # a cast afterwards).
+    categorical = [c for c in CATEGORICAL_COLUMNS if c in RAW_COLUMNS]
     return frame.with_columns(
         fast.alias("_ts_fast"),
         pl.col("seq").cast(pl.Int64, strict=False).alias("_seq_i"),
         (canonical | pl.col("trace_id").is_null()).alias("_tid_ok"),
+        not_text.alias("_not_text"),
+        *absent,
+        pl.col(categorical).cast(pl.Categorical()),
     )
 
 
@@ -96,15 +113,8 @@ def normalize(
     else:
         raw = raw.rename({"_ts_fast": "ts"})
         naive, assumed_utc = 0, False
-    # A list or an object where a name belongs (JSON readers serialise them to text).
-    not_text = pl.any_horizontal(
-        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in ("stage", "action")
-    ).fill_null(False)
-    # Empty strings count as absent for the keys an event cannot do without (checked here,
-    # not rewritten: rewriting three string columns costs more than the whole check).
-    absent = {
-        c: pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0) for c in ("stage", "action")
-    }
+    not_text = pl.col("_not_text")
+    absent = {c: pl.col(f"_{c}_absent") for c in ("stage", "action")}
     no_ts = pl.col("timestamp").is_null() | (pl.col("timestamp").str.len_bytes() == 0)
     unusable = pl.col("ts").is_null() | absent["stage"] | absent["action"] | not_text
     if raw.select(unusable.any()).item():  # the reasons are only worked out when needed
@@ -155,7 +165,7 @@ def normalize(
     if raw.get_column("_tid_ok").all():
         raw = raw.with_columns(pl.col("trace_id").alias("trace_id_n"))
     else:
-        tid = pl.col("trace_id").str.strip_chars().str.to_lowercase()
+        tid = pl.col("trace_id").cast(pl.String).str.strip_chars().str.to_lowercase()
         tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
         tid_ok = tid.str.contains(r"^[0-9a-f]{32}$") & (tid != "0" * 32)
         raw = raw.with_columns(pl.when(tid_ok).then(tid).otherwise(None).alias("trace_id_n"))
