@@ -95,6 +95,15 @@ def _decode(token: str) -> str:
         return token
 
 
+def _decode_listed(token: str) -> str:
+    """:func:`_decode` for ``recipients``: a quoted list repr (logfmt quotes what
+    KeyValueRenderer leaves bare: ``recipients="['u1', 'u2']"``) is a list too."""
+    text = _decode(token)
+    if token[:1] in ("'", '"') and text.startswith("["):
+        return _decode(text)
+    return text
+
+
 def _quoted(v: pl.Expr) -> pl.Expr:
     both = (v.str.starts_with('"') & v.str.ends_with('"')) | (
         v.str.starts_with("'") & v.str.ends_with("'")
@@ -102,13 +111,18 @@ def _quoted(v: pl.Expr) -> pl.Expr:
     return both & (v.str.len_chars() >= 2)
 
 
-def _unquote(v: pl.Expr) -> pl.Expr:
-    """The vectorised decoding, exact for values without a backslash (see :func:`_slow`)."""
+def _unquote(v: pl.Expr, *, listed: bool = False) -> pl.Expr:
+    """The vectorised decoding, exact for values without a backslash (see :func:`_slow`).
+    ``listed``: a quoted list repr is a list (``recipients`` as logfmt writes it)."""
+    inner = v.str.slice(1, v.str.len_chars() - 2)
+    quoted_list = (_quoted(v) & inner.str.starts_with("[")) if listed else pl.lit(False)
     return (
         pl.when(v.is_in(["None", "null", ""]))
         .then(None)
+        .when(quoted_list)
+        .then(inner.str.replace_all("'", '"'))
         .when(_quoted(v))
-        .then(v.str.slice(1, v.str.len_chars() - 2))
+        .then(inner)
         .when(v.str.starts_with("["))
         .then(v.str.replace_all("'", '"'))  # a Python list repr of strings -> JSON
         .otherwise(v)
@@ -133,7 +147,8 @@ def _decode_slow(tokens: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
         if not mask.any():
             continue
         idx = mask.arg_true()
-        fixed = pl.Series([_decode(t) for t in tokens.get_column(c).gather(idx)], dtype=pl.String)
+        decode = _decode_listed if c == "recipients" else _decode
+        fixed = pl.Series([decode(t) for t in tokens.get_column(c).gather(idx)], dtype=pl.String)
         raw = raw.with_columns(raw.get_column(c).clone().scatter(idx, fixed))
     return raw
 
@@ -169,7 +184,9 @@ def read_kv(
         cols.append((pl.coalesce(found) if len(found) > 1 else found[0]).alias(key))
     # The tokens first, then their decoding: each regex then runs once, not once per use.
     tokens = df.select("line", *cols)
-    raw = tokens.select("line", *(_unquote(pl.col(c)).alias(c) for c in RAW_COLUMNS))
+    raw = tokens.select(
+        "line", *(_unquote(pl.col(c), listed=c == "recipients").alias(c) for c in RAW_COLUMNS)
+    )
     if "\\" in text or ("[" in text and '"' in text):  # escapes, or lists that need Python
         raw = _decode_slow(tokens, raw)
     return normalize(raw, file=file, source=source, stats=stats, timezone=timezone)

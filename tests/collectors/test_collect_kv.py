@@ -131,6 +131,24 @@ def test_keyvalue_renderer_list_values() -> None:
     assert got.inputs.warnings == []
 
 
+def test_logfmt_list_values() -> None:
+    """LogfmtRenderer writes a list as its Python repr inside double quotes."""
+    lf = structlog.processors.LogfmtRenderer(key_order=["timestamp", "event"])
+    lists = [
+        ["u1", "u2"],
+        ["o'brien", "u2"],
+        ['say "hi"', "it's"],
+        ["back\\slash", "caf\u00e9"],
+        ["a]b", "c"],
+        [],
+    ]
+    lines = [render(lf, jl(recipients=r, seq=i)) for i, r in enumerate(lists)]
+    assert "recipients=\"['u1', 'u2']\"" in lines[0]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    assert got.events.collect().get_column("recipients").to_list() == lists
+    assert got.inputs.warnings == []
+
+
 def test_logfmt_escapes_round_trip() -> None:
     lf = structlog.processors.LogfmtRenderer(key_order=["timestamp", "event"])
     # Values structlog quotes (a space in each): inside double quotes, \" \\ \n are escapes.
