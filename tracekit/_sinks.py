@@ -54,8 +54,9 @@ class ThreadedSink:
     """A bounded queue drained by one daemon writer thread.
 
     ``write`` gets one batch: the rendered lines and their event dicts (an empty list with
-    ``events=False``). If it raises, the batch is counted as dropped; once a later write succeeds, ``on_drop`` is told how many were lost and why, so the
-    loss itself lands in the log (as a ``TRACEKIT.dropped`` event).
+    ``events=False``). If it raises, the batch is counted as dropped; once a later write
+    succeeds, ``on_drop`` is told how many were lost and why, so the loss itself lands in the
+    log (as a ``TRACEKIT.dropped`` event).
     """
 
     def __init__(
