@@ -198,12 +198,14 @@ def _decode(
         *[
             pl.col(col("sc", i))
             .replace_strict(dict(enumerate(sources)), default=None, return_dtype=pl.String)
+            .cast(pl.Categorical())
             .alias(col("src", i))
             for i in indices
         ],
         *[
             pl.col(col("fc", i))
             .replace_strict(dict(enumerate(files)), default=None, return_dtype=pl.String)
+            .cast(pl.Categorical())
             .alias(col("file", i))
             for i in indices
         ],
