@@ -193,7 +193,7 @@ def _exact(
 def _decode(
     frame: pl.DataFrame, indices: list[int], sources: list[str], files: list[str]
 ) -> pl.DataFrame:
-    """Source and file codes back to names."""
+    """Source and file codes back to names (Categorical)."""
     return frame.with_columns(
         *[
             pl.col(col("sc", i))
@@ -387,7 +387,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     ]  # fmt: skip
     base = _with_hop(events.select(columns).collect().lazy(), p)
     # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
-    # per-source, per-message and per-recipient frames hold them as text.
+    # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
+    # source and file names stay Categorical: one pair per hop and row adds up).
     sources = as_text(_source_stats(base)).collect()
     hops_df = _hop_rows(base, p).collect()
     rest = as_text(
