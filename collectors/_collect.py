@@ -18,7 +18,7 @@ from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
 from tracekit.collectors._stats import InputStats
 from tracekit.errors import InputError
-from tracekit.table import CATEGORICAL_COLUMNS, compact
+from tracekit.table import compact
 
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 
@@ -206,17 +206,11 @@ def collect(
     stats = InputStats()
     frames: list[pl.DataFrame] = []
     for src in sources:
-        frame = _read_one(src, fmts, timezone, stats)
-        if len(sources) > 1:
-            # Compact per input, so a directory of logs never holds all of them as text at
-            # once (private columns such as ``_client_id`` stay for linking). One input is
-            # made compact once, after linking (which works on text ids).
-            frame = frame.with_columns(pl.col(CATEGORICAL_COLUMNS).cast(pl.Categorical()))
-        frames.append(frame)
+        frames.append(_read_one(src, fmts, timezone, stats))
     frames = [f for f in frames if f.height]
     table = pl.concat(frames, how="diagonal") if frames else empty_table()
-    table = link(table, stats)
-    table = compact(table.lazy()).collect()
+    # Readers return compact frames; linking may leave trace ids as text, hence the cast.
+    table = compact(link(table, stats).lazy()).collect()
     if cache_path is not None and key is not None:
         _cache_write(cache_path, key, table, stats)
     return Collected(table.lazy(), stats)

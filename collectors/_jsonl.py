@@ -23,7 +23,6 @@ import polars as pl
 
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import InputStats
-from tracekit.table import compact
 
 __all__ = ["CHUNK_BYTES", "count_lines", "read_jsonl"]
 
@@ -102,11 +101,11 @@ def read_jsonl(
     timestamp_format: str | None = None,
     path: Path | None = None,
 ) -> pl.DataFrame:
-    """Parse JSON lines into the event table (compact: :data:`tracekit.table.EVENT_SCHEMA`).
+    """Parse JSON lines into the event table (:data:`tracekit.table.EVENT_SCHEMA`).
 
     ``rename`` maps input keys to schema keys (a user format's field mapping). Give ``data``,
     or ``path`` for a plain file polars can map. Inputs over 8 blocks (512 MiB) are read in
-    blocks of :data:`CHUNK_BYTES` whole lines, each made compact as soon as it is parsed, so
+    blocks of :data:`CHUNK_BYTES` whole lines, each made compact as it is parsed, so
     peak memory follows the event table rather than the text (one read of a smaller input is
     faster: 1.3 s against 1.65 s for 1M events)."""
     if data is None and path is None:
@@ -114,7 +113,7 @@ def read_jsonl(
     size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
     options = {"rename": rename, "timestamp_format": timestamp_format, "timezone": timezone}
     if size <= 8 * CHUNK_BYTES:
-        return compact(_read_block(data, path, 1, file, source, stats, options).lazy()).collect()
+        return _read_block(data, path, 1, file, source, stats, options)
     frames: list[pl.DataFrame] = []
     # Two blocks in flight: one's single-threaded steps overlap the other's parse (polars
     # releases the GIL), and memory stays bounded by a few blocks. Each block keeps its own
@@ -122,8 +121,7 @@ def read_jsonl(
     pending: deque[tuple[Future[pl.DataFrame], InputStats]] = deque()
 
     def block_frame(block: bytes, first_line: int, part: InputStats) -> pl.DataFrame:
-        frame = _read_block(block, None, first_line, file, source, part, options)
-        return compact(frame.lazy()).collect()
+        return _read_block(block, None, first_line, file, source, part, options)
 
     def finish_one() -> None:
         future, part = pending.popleft()
@@ -140,7 +138,7 @@ def read_jsonl(
                 finish_one()
         while pending:
             finish_one()
-    return pl.concat(frames) if frames else compact(empty_table().lazy()).collect()
+    return pl.concat(frames) if frames else empty_table()
 
 
 #: Block size of the chunked read (whole lines; the last line of a block is completed).
@@ -173,7 +171,7 @@ def _read_block(
     stats: InputStats,
     options: dict[str, Any],
 ) -> pl.DataFrame:
-    """One block of whole lines (or the whole input) -> the event table in TEXT_SCHEMA."""
+    """One block of whole lines (or the whole input) -> the event table."""
     rename: dict[str, str] | None = options["rename"]
     fmt: str | None = options["timestamp_format"]
     n_lines = count_lines(data) if data is not None else _count_file_lines(path)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
-"""Raw string columns -> the event table (TEXT_SCHEMA), with an exact account of what was lost.
+"""Raw string columns -> the event table (EVENT_SCHEMA), with an exact account of what was lost.
 
 Every reader produces a frame of String columns named after schema v1 keys plus ``line``;
-this module is the single place where they are typed, checked and counted.
+this module is the single place where they are typed (names made Categorical), checked and
+counted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import polars as pl
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
-from tracekit.table import CATEGORICAL_COLUMNS, TEXT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import CATEGORICAL_COLUMNS, EVENT_SCHEMA, TIMESTAMP_DTYPE
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
@@ -26,7 +27,7 @@ _SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")
 
 
 def empty_table() -> pl.DataFrame:
-    return pl.DataFrame(schema=TEXT_SCHEMA)
+    return pl.DataFrame(schema=EVENT_SCHEMA)
 
 
 def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:
@@ -187,7 +188,7 @@ def normalize(
         "stage",
         "action",
         "event",
-        pl.col("trace_id_n").alias("trace_id"),
+        pl.col("trace_id_n").cast(pl.Categorical()).alias("trace_id"),
         "msg_id",
         "conv_id",
         "actor",
@@ -197,7 +198,7 @@ def normalize(
         "span_id",
         recipients.alias("recipients"),
         "level",
-        pl.lit(file, dtype=pl.String).alias("file"),
+        pl.lit(file, dtype=pl.Categorical()).alias("file"),
         pl.col("line").cast(pl.Int64),
         *keep,
     )

@@ -11,6 +11,8 @@ from typing import Any, Final
 
 import polars as pl
 
+from tracekit.schema import EVENT_KEYS
+
 __all__ = [
     "CATEGORICAL_COLUMNS",
     "EVENT_SCHEMA",
@@ -23,45 +25,27 @@ __all__ = [
 
 TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
 
-#: Columns holding names (a few thousand distinct values in millions of events): kept as
-#: Categorical, 4 bytes a row instead of a 16-byte string view plus the text. At 5M events the
-#: table is ~0.5 GB instead of ~1.4 GB, and group-bys on them hash integers.
-CATEGORICAL_COLUMNS: Final = (
-    "stage",
-    "action",
-    "event",
-    "trace_id",
-    "msg_id",
-    "conv_id",
-    "actor",
-    "peer",
-    "source",
-    "level",
-    "file",
-)
-
-#: Column order and types of the event table as readers build it (every name as text).
-#: ``file``/``line`` are the evidence of each event (where it was read); ``recipients`` is set
-#: on ``WS-BROADCAST.start`` events.
+#: Column order and types of the event table with every name as text: schema v1's keys, then
+#: ``file``/``line``, the evidence of each event (where it was read). ``recipients`` is set on
+#: ``WS-BROADCAST.start`` events.
 TEXT_SCHEMA: Final = pl.Schema(
     {  # type: ignore[arg-type]
-        "timestamp": TIMESTAMP_DTYPE,
-        "stage": pl.String,
-        "action": pl.String,
-        "event": pl.String,
-        "trace_id": pl.String,
-        "msg_id": pl.String,
-        "conv_id": pl.String,
-        "actor": pl.String,
-        "peer": pl.String,
-        "source": pl.String,
-        "seq": pl.Int64,
-        "span_id": pl.String,
-        "recipients": pl.List(pl.String),
-        "level": pl.String,
-        "file": pl.String,
-        "line": pl.Int64,
+        key: {
+            "timestamp": TIMESTAMP_DTYPE,
+            "seq": pl.Int64,
+            "recipients": pl.List(pl.String),
+            "line": pl.Int64,
+        }.get(key, pl.String)
+        for key in (*EVENT_KEYS, "file", "line")
     }
+)
+
+#: The text columns that hold names (a few thousand distinct values in millions of events):
+#: every one but ``span_id``, which is unique per event. Kept as Categorical, 4 bytes a row
+#: instead of a 16-byte string view plus the text: at 5M events the table is ~0.35 GB instead
+#: of ~1.4 GB, and group-bys on them hash integers.
+CATEGORICAL_COLUMNS: Final = tuple(
+    key for key, dtype in TEXT_SCHEMA.items() if dtype == pl.String and key != "span_id"
 )
 
 #: The event table: :data:`TEXT_SCHEMA` with :data:`CATEGORICAL_COLUMNS` as Categorical.
