@@ -601,20 +601,12 @@ def _emit(
             if h in _PRED:
                 lost |= {x for x in _RCP_HOPS if _RCP_HOPS.index(x) > _RCP_HOPS.index(h)}
         cr = _client(r)
+
         if r == m.reconnect:
             # The socket write went to a dead connection; after reconnecting the client loads the
             # history, which brings the message into its store.
             d = times["WS-BROADCAST.deliver"]
-            out.add(
-                "WS-BROADCAST.deliver",
-                SERVER,
-                "server",
-                d,
-                d + 0.02,
-                trace=m.trace,
-                conv=m.conv,
-                peer=r,
-            )
+            _deliver(out, m, r, d)
             fs = d + rng.uniform(50.0, 100.0)
             fe = fs + rng.uniform(10.0, 50.0)
             fetches.append((r, m.conv, fs, fe))
@@ -651,19 +643,16 @@ def _emit(
                     peer=r if src == SERVER else None,
                 )
         if r in tablets:  # the second device: its own socket write, its own log
-            d = times["WS-BROADCAST.deliver"] + 0.05
-            out.add(
-                "WS-BROADCAST.deliver",
-                SERVER,
-                "server",
-                d,
-                d + 0.02,
-                trace=m.trace,
-                conv=m.conv,
-                peer=r,
-            )
+            _deliver(out, m, r, times["WS-BROADCAST.deliver"] + 0.05)
             for hop, _, _, start, end in rows[1:]:
                 out.add(hop, _tablet(r), r, start + 0.7, end + 0.7, trace=m.trace, conv=m.conv)
+
+
+def _deliver(out: _Out, m: _Msg, r: str, at: float) -> None:
+    """A socket write of the server to recipient ``r``."""
+    out.add(
+        "WS-BROADCAST.deliver", SERVER, "server", at, at + 0.02, trace=m.trace, conv=m.conv, peer=r
+    )
 
 
 def _sequence(
