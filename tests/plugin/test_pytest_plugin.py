@@ -6,10 +6,18 @@ import json
 import shutil
 from pathlib import Path
 
+import polars
 import pytest
 
-# Loaded here so that in-process pytester runs share these modules with this process (pytester
-# drops modules first imported inside a run, and a second polars would not match the first).
+import tracekit.analyzers
+import tracekit.collectors
+import tracekit.table
+
+# Loaded here so that in-process pytester runs share these modules with this process: pytester
+# drops modules first imported inside a run, and a second polars does not match the first (its
+# dtypes compare unequal). Run alone, this file failed without them; named so no linter fix
+# removes them again.
+_SHARED_MODULES = (polars, tracekit.analyzers, tracekit.collectors, tracekit.table)
 
 CHATFLOW = (Path(__file__).parents[1] / "chatflow.py").read_text()
 T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
