@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import websockets
 from fastapi import FastAPI, WebSocket
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -137,14 +135,6 @@ async def test_httpx_client_injects_only_inside_a_message() -> None:
     assert seen[0]["tracekit-trace-id"] == TID and seen[0]["tracekit-conv-id"] == "c1"
     assert seen[0]["traceparent"].startswith(f"00-{TID}-")
     assert "traceparent" not in seen[1] and "tracekit-trace-id" not in seen[1]
-
-
-@pytest.fixture
-def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
 
 
 async def test_fastapi_http_and_stage_spans_join_the_senders_trace(
