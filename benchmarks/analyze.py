@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _measure import peak_rss_mb
 
 RAW_SCHEMA = {
     "timestamp": "String",
@@ -113,17 +114,6 @@ def read_events(path: Path) -> Any:
     )
 
 
-def _peak_rss_mb() -> float:
-    # VmHWM belongs to this exec'd image; ru_maxrss would include the forked parent's pages.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
     import polars as pl
 
@@ -158,7 +148,7 @@ def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown mode {mode}")
     out["seconds"] = round(time.perf_counter() - t0, 3)
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 

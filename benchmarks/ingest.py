@@ -3,7 +3,7 @@
     python benchmarks/ingest.py                      # 5M events (~1.3 GB), 1M legacy lines
     python benchmarks/ingest.py --events 1000000 --legacy-lines 1000000
 
-Every measurement runs in a fresh subprocess (peak RSS is that process's ``ru_maxrss``), one
+Every measurement runs in a fresh subprocess (peak RSS is that process's ``VmHWM``, see ``_measure.py``), one
 after the other, on files generated once in a temporary directory. Rows:
 
 - ``raw scan_ndjson``: ``pl.scan_ndjson(path).collect()`` (schema inferred, timestamps left as text);
@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _measure import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,7 +130,7 @@ def _child(kind: str, path: str, cache: str) -> None:
         if kind == "legacy":
             rows = got.inputs.lines
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    peak = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak}))
 
 
