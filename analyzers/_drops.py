@@ -19,7 +19,7 @@ from datetime import timedelta
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, grace_ns
+from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
 
 __all__ = ["drop_candidates", "drops_and_in_flight"]
@@ -115,15 +115,19 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         )
         return _classify(cand, gap_hit, g, t_end)
     gaps = paths.gaps.lazy()
-    hops = paths.hops_text()
+    hops = paths.hops.lazy()  # names as integer codes until unique (few rows) is done
     emitters = {h.emitter for h in p.hops}
     server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
-    server_sources = hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
+    server_sources = as_text(
+        hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
+    )
     user_sources = (
         pl.concat(
             [
-                hops.filter(pl.col("hop").is_in(client_hops)).select("actor", "source"),
+                as_text(
+                    hops.filter(pl.col("hop").is_in(client_hops)).select("actor", "source").unique()
+                ),
                 paths.fetches.lazy().select("actor", "source"),
             ]
         )

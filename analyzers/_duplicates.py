@@ -13,7 +13,7 @@ __all__ = ["duplicates", "unexpected"]
 
 def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
     """``keys`` (trace_id, hop, rkey) -> every occurrence's file/line, in log order."""
-    hops = paths.hops_text().select(
+    hops = paths.hops_of(keys).select(
         "trace_id", "hop", pl.col("recipient").fill_null("").alias("rkey"), "file", "line"
     )
     return (
@@ -141,8 +141,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         first = pl.when(reached).then(pl.lit(p.ids[i])).otherwise(first)
     orphans = paths.msg.lazy().filter(pl.col(col("n", send)) == 0)
     first_event = (
-        paths.hops_text()
-        .join(orphans.select("trace_id"), on="trace_id", how="semi")
+        paths.hops_of(orphans.select("trace_id"))
         .group_by("trace_id")
         .agg(
             paths.true_time().first().alias("t_first"),

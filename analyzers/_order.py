@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, col
+from tracekit.analyzers._paths import Paths, as_text, col
 
 __all__ = ["races", "reorders"]
 
@@ -106,15 +106,18 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
     )
     cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line", "conv_id"]
-    received = paths.hops_text().filter(pl.col("hop") == r).select(cols)
+    received = paths.hops.lazy().filter(pl.col("hop") == r).select(cols)
+    # Only receives on a (source, conversation) that fetched are converted to text: picked
+    # on the table's integer codes.
+    fetched = windows.select(pl.col(c).cast(paths.hops.schema[c]) for c in by).unique()
     # A receive that does not name its conversation takes its message's (rare: a join of few rows).
     unnamed = (
-        received.filter(pl.col("conv_id").is_null())
+        as_text(received.filter(pl.col("conv_id").is_null()))
         .drop("conv_id")
         .join(paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left")
         .select(cols)
     )
-    recv = pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
+    recv = pl.concat([as_text(received.join(fetched, on=by, how="semi")), unnamed])
     last: pl.Expr = pl.lit(None, dtype=pl.String)
     for i in rcp:
         last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)

@@ -54,14 +54,27 @@ class Paths:
         return true_time(self.offsets, ts, source)
 
     def hops_text(self) -> pl.LazyFrame:
-        """``hops`` with its names as text, like every other frame here (the cast runs after
-        the query's filters and projections, on the rows and columns it keeps)."""
+        """``hops`` with its names as text, like every other frame here. The cast comes first
+        in the query, so a filter or join on a name runs on the converted column: select
+        rows with :meth:`hops_of` (or on the Categorical ``hops``) when only a few are needed."""
         return as_text(self.hops.lazy())
+
+    def hops_of(self, trace_ids: pl.LazyFrame) -> pl.LazyFrame:
+        """The hops of these traces (a frame with a text ``trace_id``), names as text: the rows
+        are picked on the table's integer codes, so only theirs are converted."""
+        return _hops_of(self.hops, trace_ids)
 
 
 def as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Categorical columns (the event table's names) -> String."""
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
+
+
+def _hops_of(hops: pl.DataFrame, trace_ids: pl.LazyFrame) -> pl.LazyFrame:
+    wanted = trace_ids.select(pl.col("trace_id").cast(hops.schema["trace_id"])).unique()
+    # log order kept: callers take each trace's first event
+    picked = hops.lazy().join(wanted, on="trace_id", how="semi", maintain_order="left")
+    return as_text(picked)
 
 
 def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -> pl.Expr:
@@ -316,13 +329,15 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
     """
     lf = hops.lazy()
     back = pl.col("trace_id").cast(pl.String)
+
+    def first(rows: pl.Expr, value: pl.Expr) -> pl.LazyFrame:
+        # each trace's first row in log order (a unique, ~20x faster than a group-by's first)
+        picked = lf.filter(rows).select("trace_id", value)
+        return picked.unique("trace_id", keep="first", maintain_order=True)
+
     facts = [
-        lf.filter(pl.col("hop") == send)
-        .group_by("trace_id")
-        .agg(pl.col("actor").first().alias("sender")),
-        lf.filter(pl.col("recipient").is_null() & pl.col("conv_id").is_not_null())
-        .group_by("trace_id")
-        .agg(pl.col("conv_id").first()),
+        first(pl.col("hop") == send, pl.col("actor").alias("sender")),
+        first(pl.col("recipient").is_null() & pl.col("conv_id").is_not_null(), pl.col("conv_id")),
         lf.filter(pl.col("msg_id").is_not_null())
         .group_by("trace_id")
         .agg(
@@ -332,11 +347,8 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
         ),
     ]
     if bcast is not None:
-        facts.append(
-            lf.filter(pl.col("hop") == bcast)
-            .group_by("trace_id")
-            .agg(pl.col("recipients").drop_nulls().first().alias("recipients"))
-        )
+        named = (pl.col("hop") == bcast) & pl.col("recipients").is_not_null()
+        facts.append(first(named, pl.col("recipients")))
     return [as_text(f.with_columns(back)) for f in facts]
 
 
@@ -468,8 +480,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
     if lacking.height:  # no message event named the conversation: take a recipient event's
         conv_any = (
-            as_text(hops_df.lazy())
-            .join(lacking.lazy(), on="trace_id", how="semi")
+            _hops_of(hops_df, lacking.lazy())
             .filter(pl.col("conv_id").is_not_null())
             .group_by("trace_id")
             .agg(pl.col("conv_id").first().alias("conv_any"))
@@ -554,7 +565,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     rest = fix(rest, "ts", "t")
     sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
-    gaps = _gaps(as_text(hops_df.lazy()), rest, sources, offsets)
+    gaps = _gaps(hops_df.lazy(), rest, sources, offsets)
     t_end_val = sources.get_column("t_end").max()
     t_start_val = sources.get_column("t_start").min()
     return Paths(
@@ -586,7 +597,10 @@ def _gaps(
     in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
     rows = pl.concat(
         [
-            hops.filter(in_gappy).with_columns(t=true_time(offsets)).select(cols).collect(),
+            as_text(hops.filter(in_gappy).select("source", "seq", "ts", "file", "line"))
+            .with_columns(t=true_time(offsets))
+            .select(cols)
+            .collect(),
             rest.filter(in_gappy).select(cols),
         ]
     ).sort("source", "seq")
@@ -626,7 +640,11 @@ def _dropped_markers(
         return jumps.head(0)
     rows = pl.concat(
         [
-            hops.filter(pl.col("source").is_in(marked.implode()))
+            as_text(
+                hops.filter(pl.col("source").is_in(marked.implode())).select(
+                    "source", "seq", "pos", "ts", "file", "line"
+                )
+            )
             .with_columns(t=true_time(offsets))
             .select(cols)
             .with_columns(marker=pl.lit(False))
