@@ -2,7 +2,8 @@
 
 This is the only pass over the whole event table. It keeps, per message and per hop, the
 first occurrence (input order, i.e. log order) with its source, position, file and line, and how
-many times the hop happened; per (message, recipient) the same for the recipient hops. Clock
+many times the hop happened; per (message, recipient) the same for the recipient hops. The
+group-bys find only each hop's count and first row; the row's columns are then gathered. Clock
 offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on corrected time
 (integer ns, ``true = ts - offset``). The finding functions only read these small frames.
 """
@@ -24,8 +25,6 @@ __all__ = ["Paths", "build_paths", "hop_events"]
 _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "file", "line")
 _NAMED: Final = -1  # marker rows: a recipient named by the broadcast
-# Aggregated per hop; source and file as integer codes (string aggregations are slow).
-_CODED: Final = {"t": "ts", "pos": "pos", "line": "line", "sc": "sc", "fc": "fc"}
 
 
 def col(kind: str, i: int) -> str:
@@ -129,61 +128,27 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     return base.filter(pl.col("hop").is_not_null()).select(cols)
 
 
-def _coded(i: int, positions: frozenset[int]) -> dict[str, str]:
-    """Columns kept for hop ``i``: log positions only where order is checked."""
-    return {k: v for k, v in _CODED.items() if k != "pos" or i in positions}
-
-
-def _fast_aggs(indices: list[int], positions: frozenset[int]) -> list[pl.Expr]:
-    """Per-hop columns with fast-path aggregations (exact when the hop happened once)."""
+def _first_rows(indices: list[int]) -> list[pl.Expr]:
+    """Per hop: how many times it happened (``n*``) and the row of its first occurrence in
+    log order (``r*``, an index into the hop events). Two aggregations a hop; the first
+    occurrence's columns are then gathered by row (:func:`_gather`)."""
     out: list[pl.Expr] = []
     for i in indices:
         hit = pl.col("hop") == i
         out.append(hit.sum().cast(pl.UInt32).alias(col("n", i)))
-        out.extend(
-            pl.when(hit).then(pl.col(c)).min().alias(col(name, i))
-            for name, c in _coded(i, positions).items()
-        )
+        out.append(pl.when(hit).then(pl.col("row")).min().alias(col("r", i)))
     return out
 
 
-def _exact_aggs(indices: list[int], positions: frozenset[int]) -> list[pl.Expr]:
-    """The same, first occurrence in log order: only run on the few groups with repeats.
-
-    Also ``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
-    """
-    return [
-        *[
-            pl.col(c).filter(pl.col("hop") == i).first().alias(col(name, i))
-            for i in indices
-            for name, c in _coded(i, positions).items()
-        ],
-        *[
-            pl.col("sc").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
-            for i in indices
-        ],
-    ]
+def _wide(hops: pl.LazyFrame, keys: list[str], indices: list[int], *extra: pl.Expr) -> pl.LazyFrame:
+    return hops.group_by(keys).agg(*_first_rows(indices), *extra)
 
 
-def _wide(
-    hops: pl.LazyFrame,
-    keys: list[str],
-    indices: list[int],
-    positions: frozenset[int],
-    *extra: pl.Expr,
-) -> pl.LazyFrame:
-    return hops.group_by(keys).agg(*_fast_aggs(indices, positions), *extra)
-
-
-def _exact(
-    wide: pl.DataFrame,
-    hops: pl.LazyFrame,
-    keys: list[str],
-    indices: list[int],
-    positions: frozenset[int],
+def _sources_per_hop(
+    wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int]
 ) -> pl.DataFrame:
-    """Redo the groups where a hop repeats, keeping each hop's first occurrence in log order."""
-    # Where a hop happened at most once, its number of sources is its count.
+    """``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
+    Counted only for the groups where a hop repeats; elsewhere it is the hop's count."""
     wide = wide.with_columns(pl.col(col("n", i)).alias(col("k", i)) for i in indices)
     if not indices:
         return wide
@@ -191,38 +156,39 @@ def _exact(
     again = wide.filter(repeated)
     if again.is_empty():
         return wide
-    # "first" below means first in log order: the join must keep the events' order.
-    exact = (
-        hops.join(again.lazy().select(keys), on=keys, how="semi", maintain_order="left")
+    counted = (
+        hops.join(again.lazy().select(keys), on=keys, how="semi")
         .group_by(keys)
-        .agg(_exact_aggs(indices, positions))
+        .agg(
+            pl.col("source")
+            .filter(pl.col("hop") == i)
+            .n_unique()
+            .cast(pl.UInt32)
+            .alias(col("k", i))
+            for i in indices
+        )
     )
-    redone = {col(name, i) for i in indices for name in (*_coded(i, positions), "k")}
-    kept = again.lazy().select([c for c in wide.columns if c not in redone])
-    fixed = kept.join(exact, on=keys).select(wide.columns).collect()
-    return pl.concat([wide.filter(~repeated), fixed.cast(wide.schema)])
+    ks = [col("k", i) for i in indices]
+    fixed = again.lazy().drop(ks).join(counted, on=keys).select(wide.columns).collect()
+    return pl.concat([wide.filter(~repeated), fixed])
 
 
-def _decode(
-    frame: pl.DataFrame, indices: list[int], sources: list[str], files: list[str]
+def _gather(
+    frame: pl.DataFrame, hops: pl.DataFrame, indices: list[int], positions: frozenset[int]
 ) -> pl.DataFrame:
-    """Source and file codes back to names (Categorical)."""
-    return frame.with_columns(
-        *[
-            pl.col(col("sc", i))
-            .replace_strict(dict(enumerate(sources)), default=None, return_dtype=pl.String)
-            .cast(pl.Categorical())
-            .alias(col("src", i))
-            for i in indices
-        ],
-        *[
-            pl.col(col("fc", i))
-            .replace_strict(dict(enumerate(files)), default=None, return_dtype=pl.String)
-            .cast(pl.Categorical())
-            .alias(col("file", i))
-            for i in indices
-        ],
-    ).drop([col(k, i) for i in indices for k in ("sc", "fc")])
+    """Each hop's first occurrence, by row: ``t*`` (raw ns), ``src*``, ``file*``, ``line*``,
+    and ``pos*`` where order is checked. Names stay Categorical."""
+    picked = {"t": "ts", "src": "source", "pos": "pos", "file": "file", "line": "line"}
+    cat = pl.Categorical()
+    out: list[pl.Series] = []
+    for i in indices:
+        rows = frame.get_column(col("r", i))
+        for name, source in picked.items():
+            if name == "pos" and i not in positions:
+                continue
+            values = hops.get_column(source).gather(rows).alias(col(name, i))
+            out.append(values.cast(cat) if name in ("src", "file") else values)
+    return frame.with_columns(out).drop([col("r", i) for i in indices])
 
 
 def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
@@ -409,24 +375,15 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
     ).collect()
     fetches = _fetch_events(rest, p)
-    src_names = sorted(sources.get_column("source").drop_nulls().to_list())
-    file_names = sorted(hops_df.get_column("file").drop_nulls().unique().to_list())
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
-    # Lazy: the group-bys read hops_df through it, no event-sized copy is kept.
+    # Lazy: the group-bys read hops_df through it, no event-sized copy is kept. ``row``
+    # points back into hops_df, whose order is log order.
     coded = (
         hops_df.lazy()
-        .with_columns(
-            **cat,
-            recipient=pl.col("recipient").cast(pl.Categorical),
-            sc=pl.col("source").replace_strict(
-                {s: i for i, s in enumerate(src_names)}, default=None, return_dtype=pl.UInt32
-            ),
-            fc=pl.col("file").replace_strict(
-                {f: i for i, f in enumerate(file_names)}, default=None, return_dtype=pl.UInt32
-            ),
-        )
-        .select("trace_id", "recipient", "hop", "ts", "pos", "line", "sc", "fc")
+        .with_row_index("row")
+        .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
+        .select("trace_id", "recipient", "hop", "row", "source")
     )
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
     if bcast is not None:
@@ -453,13 +410,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
     msg_w, rcp_w, *facts = pl.collect_all(
         [
-            _wide(coded, ["trace_id"], msg_idx, positions),
+            _wide(coded, ["trace_id"], msg_idx),
             _wide(
-                with_recipient,
-                rcp_keys,
-                rcp_idx,
-                positions,
-                (pl.col("hop") == _NAMED).any().alias("named"),
+                with_recipient, rcp_keys, rcp_idx, (pl.col("hop") == _NAMED).any().alias("named")
             ),
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
@@ -468,9 +421,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
-    msg_w = _exact(msg_w, coded, ["trace_id"], msg_idx, positions).with_columns(strings[0])
-    rcp_w = _exact(rcp_w, with_recipient, rcp_keys, rcp_idx, positions).with_columns(strings)
-    msg_raw = _decode(msg_w, msg_idx, src_names, file_names).join(
+    msg_w = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx).with_columns(strings[0])
+    rcp_w = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx).with_columns(strings)
+    msg_raw = _gather(msg_w, hops_df, msg_idx, positions).join(
         any_w.with_columns(strings[0]), on="trace_id", how="left"
     )
     for f in facts:
@@ -492,7 +445,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .drop("conv_any")
         )
     msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
-    rcp_raw = _decode(rcp_w, rcp_idx, src_names, file_names)
+    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions)
     del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)
