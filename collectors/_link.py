@@ -47,8 +47,6 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     )
     ambiguous_nodes: set[str] = set()
     if need.height:
-        # Linking works on the ids as text (the table arrives compact, ids as Categorical).
-        table = table.with_columns(pl.col("msg_id", "trace_id").cast(pl.String))
         table, ambiguous_nodes = _fill(table, need)
     _count_unlinked(table, ambiguous_nodes, stats)
     return table.drop("_client_id")
@@ -103,12 +101,21 @@ def _components(n_nodes: int, edges: pl.DataFrame) -> pl.DataFrame:
 
 
 def _numbered(values: pl.Series, name: str, offset: int) -> pl.DataFrame:
+    """Distinct ``values`` (nulls dropped) -> ``name`` (as given), ``text`` (as String) and
+    ``id`` from ``offset`` in the order of the text, so the smallest id of a kind within a
+    component is its smallest value: components aggregate integers, not strings."""
     values = values.drop_nulls().unique()
+    text = values.cast(pl.String)
+    order = text.arg_sort()
     ids = pl.int_range(offset, offset + values.len(), dtype=pl.UInt32, eager=True)
-    return pl.DataFrame({name: values, "id": ids})
+    return pl.DataFrame({name: values.gather(order), "text": text.gather(order), "id": ids})
 
 
 def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
+    # msg_id and trace_id stay Categorical (the table arrives compact): the graph hashes their
+    # integer codes and the trace ids found go back as Categorical, so no column of the whole
+    # table is converted to text and back.
+    table = table.with_columns(pl.col("msg_id", "trace_id").cast(pl.Categorical()))
     ids = table.select("msg_id", "_client_id", "trace_id")
     if need.height * 2 < table.height:
         # Only rows that can touch the ids in question feed the graph (big JSON inputs).
@@ -124,11 +131,12 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
     m_ids = _numbered(tup.get_column("msg_id"), "msg_id", 0)
     c_ids = _numbered(tup.get_column("_client_id"), "_client_id", m_ids.height)
     t_ids = _numbered(tup.get_column("trace_id"), "trace_id", m_ids.height + c_ids.height)
-    n_nodes = m_ids.height + c_ids.height + t_ids.height
+    n_m, n_c = m_ids.height, c_ids.height
+    n_nodes = n_m + n_c + t_ids.height
     num = (
-        tup.join(m_ids.rename({"id": "m"}), on="msg_id", how="left")
-        .join(c_ids.rename({"id": "c"}), on="_client_id", how="left")
-        .join(t_ids.rename({"id": "t"}), on="trace_id", how="left")
+        tup.join(m_ids.select("msg_id", pl.col("id").alias("m")), on="msg_id", how="left")
+        .join(c_ids.select("_client_id", pl.col("id").alias("c")), on="_client_id", how="left")
+        .join(t_ids.select("trace_id", pl.col("id").alias("t")), on="trace_id", how="left")
         .select("m", "c", "t")
     )
     edges = (
@@ -144,28 +152,39 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
     )
     labels = _components(n_nodes, edges)
 
-    # What each component holds, as plain column aggregates (min/max) per label.
-    attrs = pl.concat(
-        [
-            m_ids.select("id", pl.col("msg_id").alias("_m")),
-            c_ids.select(
-                "id",
-                pl.col("_client_id").alias("_c"),
-                pl.when(pl.col("_client_id").str.contains(_UUID_RE))
-                .then(pl.col("_client_id").str.to_lowercase())
-                .alias("_u"),  # case-blind
-            ),
-            t_ids.select("id", pl.col("trace_id").alias("_t")),
-        ],
-        how="diagonal",
-    ).join(labels, on="id")
-    per = attrs.group_by("label").agg(
-        pl.col("_t").min().alias("carried"),
-        (pl.col("_t").min() != pl.col("_t").max()).alias("two_carried"),
-        pl.col("_u").min().alias("uuid"),
-        (pl.col("_u").min() != pl.col("_u").max()).alias("two_uuids"),
-        pl.col("_m").min().alias("server"),
-        pl.col("_c").min().alias("client"),
+    # What each component holds, as min/max of integers per label: node ids of each kind
+    # (numbered in text order) and the dense rank of the lowercased client UUIDs (case-blind).
+    m_text, c_text, t_text = (f.get_column("text") for f in (m_ids, c_ids, t_ids))
+    text = pl.col("text")
+    uuid = c_ids.select(pl.when(text.str.contains(_UUID_RE)).then(text.str.to_lowercase()))
+    uuid_rank = uuid.to_series().rank("dense").cast(pl.UInt32)
+    uuid_text = uuid.to_series().drop_nulls().unique().sort()
+    node = pl.col("id")
+    rank_of_node = pl.concat(
+        [pl.repeat(None, n_m, dtype=pl.UInt32, eager=True), uuid_rank],
+    ).extend_constant(None, t_ids.height)
+    per = (
+        labels.with_columns(
+            pl.when(node < n_m).then(node).alias("_m"),
+            pl.when((node >= n_m) & (node < n_m + n_c)).then(node - n_m).alias("_c"),
+            pl.when(node >= n_m + n_c).then(node - n_m - n_c).alias("_t"),
+            rank_of_node.gather(labels.get_column("id")).alias("_u"),
+        )
+        .group_by("label")
+        .agg(
+            pl.col("_t").min().alias("carried"),
+            (pl.col("_t").min() != pl.col("_t").max()).alias("two_carried"),
+            pl.col("_u").min().alias("uuid"),
+            (pl.col("_u").min() != pl.col("_u").max()).alias("two_uuids"),
+            pl.col("_m").min().alias("server"),
+            pl.col("_c").min().alias("client"),
+        )
+    )
+    per = per.with_columns(
+        pl.Series("carried", t_text.gather(per.get_column("carried"))),
+        pl.Series("uuid", uuid_text.gather(per.get_column("uuid") - 1)),
+        pl.Series("server", m_text.gather(per.get_column("server"))),
+        pl.Series("client", c_text.gather(per.get_column("client"))),
     )
     per = per.with_columns(
         (
@@ -190,17 +209,23 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
         pl.when(pl.col("ambiguous") | (pl.col("tid") == "0" * 32))
         .then(None)
         .otherwise(pl.col("tid"))
+        .cast(pl.Categorical())
         .alias("tid"),
     )
     node_tid = labels.join(per, on="label")
     by_msg = m_ids.join(node_tid, on="id")
     by_client = c_ids.join(node_tid, on="id")
-    ambiguous = {f"m:{x}" for x in by_msg.filter("ambiguous").get_column("msg_id")} | {
-        f"c:{x}" for x in by_client.filter("ambiguous").get_column("_client_id")
+    ambiguous = {f"m:{x}" for x in by_msg.filter("ambiguous").get_column("text")} | {
+        f"c:{x}" for x in by_client.filter("ambiguous").get_column("text")
     }
-    # Hash lookups on the plain ids: no per-row key strings, no wide joins over the table.
-    tid_m = table.get_column("msg_id").replace_strict(
-        by_msg.get_column("msg_id"), by_msg.get_column("tid"), default=None
+    # Hash lookups on the ids (the server ids by their integer codes): no per-row key
+    # strings, no wide joins over the table.
+    tid_m = (
+        table.get_column("msg_id")
+        .to_physical()
+        .replace_strict(
+            by_msg.get_column("msg_id").to_physical(), by_msg.get_column("tid"), default=None
+        )
     )
     tid_c = table.get_column("_client_id").replace_strict(
         by_client.get_column("_client_id"), by_client.get_column("tid"), default=None
@@ -216,7 +241,7 @@ def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats)
         pl.col("trace_id").is_null()
         & (pl.col("stage") != META_STAGE)
         & ~pl.col("action").is_in(_NOT_MESSAGE_ACTIONS)
-    )
+    ).with_columns(pl.col("msg_id").cast(pl.String))
     if not rows.height:
         return
     amb = pl.Series(sorted(ambiguous), dtype=pl.String)
