@@ -223,12 +223,15 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
         ts = pl.lit(None, dtype=pl.String)
 
     parts = pl.col("_ev").str.split_exact(".", 1)
+    # the legacy line as written from its tag on; a user format's msg group (or line)
+    event = pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if fmt.tag_regex else msg
     cols: dict[str, pl.Expr] = {
         "timestamp": ts,
         "stage": parts.struct.field("field_0"),
         "action": parts.struct.field("field_1").replace("", None),
-        # the legacy line as written from its tag on; a user format's msg group (or line)
-        "event": (pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if fmt.tag_regex else msg),
+        # Nearly unique per line, so its Categorical cast (normalize's otherwise) is costly and
+        # serialised on the shared category map: cast here, it overlaps the other slices' work.
+        "event": event.cast(pl.Categorical()),
     }
     for name in [*RAW_COLUMNS, "client_id"]:
         if name in cols or name == "dropped":
