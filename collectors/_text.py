@@ -15,7 +15,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._formats import Rule, TextFormat, legacy_format
-from tracekit.collectors._normalize import RAW_COLUMNS, normalize
+from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
 __all__ = ["MAX_TEXT_LINE", "read_legacy", "read_text"]
@@ -244,8 +244,10 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
             cols[name] = pl.lit(None, dtype=pl.String)
     if actor is not None:
         cols["actor"] = cols["actor"].fill_null(pl.lit(actor))
-    # One select: the regexes run in parallel, one per column.
-    return df.select(pl.col("line"), *(e.alias(k) for k, e in cols.items())), ignored
+    # One select: the regexes run in parallel, one per column; normalize's per-row checks and
+    # casts (timestamp parse included) fused in, so they too run in the slice threads.
+    out = df.lazy().select(pl.col("line"), *(e.alias(k) for k, e in cols.items()))
+    return prepared(out, fmt.timestamp_format).collect(), ignored
 
 
 def read_text(
@@ -273,7 +275,10 @@ def read_text(
     stats.ignored += sum(r[1] for r in results)
     if fmt.untimed == "previous":
         untimed = raw.get_column("timestamp").is_null()
-        raw = raw.with_columns(pl.col("timestamp").forward_fill())
+        # Each row takes the text and the parsed time of the last timed row up to it.
+        timed = pl.when(pl.col("timestamp").is_not_null()).then(pl.int_range(pl.len()))
+        if untimed.any():
+            raw = raw.with_columns(pl.col("timestamp", "_ts_fast").gather(timed.forward_fill()))
         n_inherited = int((untimed & raw.get_column("timestamp").is_not_null()).sum())
         if n_inherited:
             stats.warn(
