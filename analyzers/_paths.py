@@ -176,16 +176,11 @@ def _sources_per_hop(
 _GATHERED: Final = {"t": "ts", "src": "source", "pos": "pos", "file": "file", "line": "line"}
 
 
-def _gatherable(hops: pl.DataFrame) -> pl.DataFrame:
-    # One chunk: a gather from many looks up each row's chunk (3-5x slower).
-    return hops.select(_GATHERED.values()).rechunk()
-
-
 def _gather(
     frame: pl.DataFrame, hops: pl.DataFrame, indices: list[int], positions: frozenset[int]
 ) -> pl.DataFrame:
-    """Each hop's first occurrence, by row (``hops``: :func:`_gatherable`): ``t*`` (raw ns),
-    ``src*``, ``file*``, ``line*``, and ``pos*`` where order is checked. Names Categorical."""
+    """Each hop's first occurrence, by row: ``t*`` (raw ns), ``src*``, ``file*``, ``line*``,
+    and ``pos*`` where order is checked. Names stay Categorical."""
     cat = pl.Categorical()
     out: list[pl.Series] = []
     for i in indices:
@@ -298,10 +293,10 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
 def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
     """Sender, conversation, canonical ids and recipients list per trace (each from few rows).
 
-    ``hops`` has ``trace_id`` as Categorical (integer grouping); keys come back as String.
+    ``hops`` has ``trace_id`` as Categorical (integer grouping and joins, kept); the other
+    names come back as text.
     """
     lf = hops.lazy()
-    back = pl.col("trace_id").cast(pl.String)
 
     def first(rows: pl.Expr, value: pl.Expr) -> pl.LazyFrame:
         # each trace's first row in log order (a unique, ~20x faster than a group-by's first)
@@ -322,7 +317,8 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
     if bcast is not None:
         named = (pl.col("hop") == bcast) & pl.col("recipients").is_not_null()
         facts.append(first(named, pl.col("recipients")))
-    return [as_text(f.with_columns(back)) for f in facts]
+    text = pl.col(pl.Categorical).exclude("trace_id").cast(pl.String)
+    return [f.with_columns(text) for f in facts]
 
 
 def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
@@ -375,7 +371,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
     # source and file names stay Categorical: one pair per hop and row adds up).
     sources = as_text(_source_stats(base)).collect()
-    hops_df = _hop_rows(base, p).collect()
+    # One chunk: the first occurrences are gathered from it by row (a gather from many
+    # chunks looks up each row's chunk; at 5M events 3-5x slower than this copy).
+    hops_df = _hop_rows(base, p).collect().rechunk()
     rest = as_text(
         base.filter(pl.col("hop").is_null()).select(
             "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
@@ -427,15 +425,18 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
-    strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
-    msg_w = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx).with_columns(strings[0])
-    rcp_w = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx).with_columns(strings)
-    firsts = _gatherable(hops_df)
-    msg_raw = _gather(msg_w, firsts, msg_idx, positions).join(
-        any_w.with_columns(strings[0]), on="trace_id", how="left"
-    )
+    msg_w = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx)
+    rcp_w = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx)
+    # Joined on the Categorical trace id (integers); text from here on.
+    # The narrow frames joined first: each join of the wide one copies all its columns.
+    narrow = any_w.lazy()
     for f in facts:
-        msg_raw = msg_raw.join(f, on="trace_id", how="left")
+        narrow = narrow.join(f.lazy(), on="trace_id", how="full", coalesce=True)
+    msg_raw = _gather(msg_w, hops_df, msg_idx, positions).join(
+        narrow.collect(), on="trace_id", how="left"
+    )
+    strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
+    msg_raw = msg_raw.with_columns(strings[0])
     if bcast is None:
         msg_raw = msg_raw.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
     lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
@@ -453,8 +454,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .drop("conv_any")
         )
     msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
-    rcp_raw = _gather(rcp_w, firsts, rcp_idx, positions)
-    del msg_w, rcp_w, any_w, facts, firsts
+    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions).with_columns(strings)
+    del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)
     observed = rcp_raw.lazy()
