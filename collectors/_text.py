@@ -203,7 +203,8 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
     key = "tag" if "tag" in groups else "stage"
     matched = pl.col(key).is_not_null()
     blank = pl.col("raw").str.strip_chars(_ASCII_SPACE) == ""
-    ignored = df.filter(~matched & ~blank).height
+    # blank is checked on the untagged rows only: stripping every line copies the whole text
+    ignored = df.filter(~matched).filter(~blank).height
     df = df.filter(matched)
     if "raw" not in groups and "msg" in groups:
         df = df.drop("raw")  # every later step reads the parts, not the whole line
