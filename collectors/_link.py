@@ -112,10 +112,10 @@ def _numbered(values: pl.Series, name: str, offset: int) -> pl.DataFrame:
 
 
 def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[str]]:
-    # msg_id and trace_id stay Categorical (the table arrives compact): the graph hashes their
-    # integer codes and the trace ids found go back as Categorical, so no column of the whole
-    # table is converted to text and back.
-    table = table.with_columns(pl.col("msg_id", "trace_id").cast(pl.Categorical()))
+    # The ids are Categorical (the table arrives compact; the text reader casts the client ids
+    # in its threads): the graph hashes their integer codes and the trace ids found go back as
+    # Categorical, so no column of the whole table is converted to text and back.
+    table = table.with_columns(pl.col("msg_id", "trace_id", "_client_id").cast(pl.Categorical()))
     ids = table.select("msg_id", "_client_id", "trace_id")
     if need.height * 2 < table.height:
         # Only rows that can touch the ids in question feed the graph (big JSON inputs).
@@ -218,18 +218,14 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
     ambiguous = {f"m:{x}" for x in by_msg.filter("ambiguous").get_column("text")} | {
         f"c:{x}" for x in by_client.filter("ambiguous").get_column("text")
     }
-    # Hash lookups on the ids (the server ids by their integer codes): no per-row key
-    # strings, no wide joins over the table.
-    tid_m = (
-        table.get_column("msg_id")
-        .to_physical()
-        .replace_strict(
-            by_msg.get_column("msg_id").to_physical(), by_msg.get_column("tid"), default=None
-        )
-    )
-    tid_c = table.get_column("_client_id").replace_strict(
-        by_client.get_column("_client_id"), by_client.get_column("tid"), default=None
-    )
+
+    # Hash lookups on the ids' integer codes: no per-row key strings, no wide joins.
+    def tid_of(column: str, found: pl.DataFrame) -> pl.Series:
+        codes = found.get_column(column).to_physical()
+        by_code = table.get_column(column).to_physical()
+        return by_code.replace_strict(codes, found.get_column("tid"), default=None)
+
+    tid_m, tid_c = tid_of("msg_id", by_msg), tid_of("_client_id", by_client)
     has_m = table.get_column("msg_id").is_not_null()
     out = table.with_columns(pl.col("trace_id").fill_null(tid_m.zip_with(has_m, tid_c)))
     return out, ambiguous
@@ -241,7 +237,7 @@ def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats)
         pl.col("trace_id").is_null()
         & (pl.col("stage") != META_STAGE)
         & ~pl.col("action").is_in(_NOT_MESSAGE_ACTIONS)
-    ).with_columns(pl.col("msg_id").cast(pl.String))
+    ).with_columns(pl.col("msg_id", "_client_id").cast(pl.String))
     if not rows.height:
         return
     amb = pl.Series(sorted(ambiguous), dtype=pl.String)

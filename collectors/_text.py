@@ -245,6 +245,8 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
             cols[name] = pl.lit(None, dtype=pl.String)
     if actor is not None:
         cols["actor"] = cols["actor"].fill_null(pl.lit(actor))
+    # for linking, which keys on Categorical ids: cast here, in the slice threads
+    cols["client_id"] = cols["client_id"].cast(pl.Categorical())
     # One select: the regexes run in parallel, one per column; normalize's per-row checks and
     # casts (timestamp parse included) fused in, so they too run in the slice threads.
     out = df.lazy().select(pl.col("line"), *(e.alias(k) for k, e in cols.items()))
