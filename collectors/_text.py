@@ -182,6 +182,36 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
     return df.with_columns(ev)
 
 
+def _whole_group(regex: str) -> bool:
+    """True when group 1 of ``regex`` is the whole pattern, ``(...)``, so group 1 is the match.
+
+    Conservative: a character class holding a bracket or parenthesis gives False."""
+    if not regex.startswith("(") or regex.startswith("(?") or not regex.endswith(")"):
+        return False
+    depth, i, in_class = 0, 0, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c in "([)":
+                return False
+            in_class = c != "]"
+        elif c == "[":
+            if regex[i + 1 : i + 2] in ("]", "^"):
+                return False
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0 and i != len(regex) - 1:
+                return False
+        i += 1
+    return depth == 0
+
+
 def _groups(fmt: TextFormat) -> list[str]:
     if fmt.tag_regex:
         return ["prefix", "tag", "msg"]
@@ -219,7 +249,10 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
         ts = pl.col("timestamp")
     elif fmt.timestamp_regex:
         where = pl.col("prefix") if "prefix" in groups else pl.col("raw")
-        ts = where.str.extract(fmt.timestamp_regex, 1)
+        if _whole_group(fmt.timestamp_regex):  # the match itself: no capture search needed
+            ts = where.str.extract_all(fmt.timestamp_regex).list.first()
+        else:
+            ts = where.str.extract(fmt.timestamp_regex, 1)
     else:
         ts = pl.lit(None, dtype=pl.String)
 

@@ -264,3 +264,13 @@ def test_text_starting_like_a_compressed_stream() -> None:
     assert (
         got.inputs.warnings[0] == "odd.log: starts like a zstd stream but is not one; read as it is"
     )
+
+
+def test_timestamp_group_read_as_the_match_only_when_it_is_the_whole_pattern() -> None:
+    from tracekit.collectors._formats import legacy_format
+    from tracekit.collectors._text import _whole_group
+
+    assert _whole_group(legacy_format().timestamp_regex or "")
+    assert _whole_group("((a)b)") and _whole_group(r"(\d+\))")
+    for regex in ("(a)|(b)", "(a)(b)", "(?i)(a)", "a(b)", "(a)+", r"(\)", "([()])", "([^)]+)"):
+        assert not _whole_group(regex), regex
