@@ -125,12 +125,14 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
             pl.col("msg_id").is_in(wanted_m.implode())
             | pl.col("_client_id").is_in(wanted_c.implode())
         )
-    # Distinct id tuples: a message's ids repeat on many lines.
-    tup = ids.filter(pl.any_horizontal(pl.col("msg_id", "_client_id").is_not_null())).unique()
+    ids = ids.filter(pl.any_horizontal(pl.col("msg_id", "_client_id").is_not_null()))
     # Every server id, client id and trace id becomes one integer node (no string keys).
-    m_ids = _numbered(tup.get_column("msg_id"), "msg_id", 0)
-    c_ids = _numbered(tup.get_column("_client_id"), "_client_id", m_ids.height)
-    t_ids = _numbered(tup.get_column("trace_id"), "trace_id", m_ids.height + c_ids.height)
+    m_ids = _numbered(ids.get_column("msg_id"), "msg_id", 0)
+    c_ids = _numbered(ids.get_column("_client_id"), "_client_id", m_ids.height)
+    t_ids = _numbered(ids.get_column("trace_id"), "trace_id", m_ids.height + c_ids.height)
+    # Edges come from lines naming two ids or more, as distinct tuples (they repeat).
+    named = pl.sum_horizontal(pl.col("msg_id", "_client_id", "trace_id").is_not_null())
+    tup = ids.filter(named >= 2).unique()
     n_m, n_c = m_ids.height, c_ids.height
     n_nodes = n_m + n_c + t_ids.height
     num = (
