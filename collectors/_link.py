@@ -66,14 +66,10 @@ def _components(n_nodes: int, edges: pl.DataFrame) -> pl.DataFrame:
     if not ends.is_duplicated().any():
         # The usual case (one client id <-> one server id): every component is a single edge
         # or a lone node, so no propagation is needed.
-        low = edges.select(pl.min_horizontal("a", "b").alias("label"), "a", "b")
-        pairs = pl.concat(
-            [
-                low.select(pl.col("a").alias("id"), "label"),
-                low.select(pl.col("b").alias("id"), "label"),
-            ]
-        )
-        return labels.update(pairs, on="id")
+        low = edges.select(pl.min_horizontal("a", "b")).to_series()
+        label = labels.get_column("label").clone()  # ids are positions: written in place
+        label.scatter(edges.get_column("a"), low).scatter(edges.get_column("b"), low)
+        return labels.with_columns(label)
     both = pl.concat(
         [
             edges.select(pl.col("a").alias("src"), pl.col("b").alias("dst")),
