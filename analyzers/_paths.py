@@ -422,11 +422,15 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
     )
+    # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events).
+    del facts_cols
+    hops_df = hops_df.drop("msg_id", "recipients")
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     msg_w = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx)
     rcp_w = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx)
+    del coded, with_recipient  # they read the hop events as they were before the drop
     # Joined on the Categorical trace id (integers); text from here on.
     # The narrow frames joined first: each join of the wide one copies all its columns.
     narrow = any_w.lazy()
