@@ -245,10 +245,12 @@ def _clock_constraints(
 
 
 def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
-    """Expected recipients of messages whose broadcast names none: conversation membership."""
+    """Expected recipients of messages whose broadcast names none: conversation membership.
+
+    Trace ids and recipients are Categorical in ``msg``/``observed`` and in the result."""
     unlisted = msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
     if unlisted.is_empty():
-        return pl.LazyFrame(schema={"trace_id": pl.String, "recipient": pl.String})
+        return pl.LazyFrame(schema={"trace_id": pl.Categorical(), "recipient": pl.Categorical()})
     # Membership of just the conversations that need it (a few legacy broadcasts, or none).
     convs = unlisted.select("conv_id").unique().lazy()
     in_convs = msg.lazy().join(convs, on="conv_id", how="semi")
@@ -270,7 +272,7 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
                     on="trace_id",
                 )
                 .filter(pl.col("named") | pl.col("unlisted"))
-                .select("conv_id", "user"),
+                .select("conv_id", pl.col("user").cast(pl.String)),
                 fetches.lazy()
                 .select("conv_id", pl.col("actor").alias("user"))
                 .join(convs, on="conv_id", how="semi"),
@@ -286,7 +288,7 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
         .select("trace_id", "conv_id", "sender")
         .join(members, on="conv_id")
         .filter(pl.col("user") != pl.col("sender").fill_null(""))
-        .select("trace_id", pl.col("user").alias("recipient"))
+        .select("trace_id", pl.col("user").cast(pl.Categorical).alias("recipient"))
     )
 
 
@@ -439,8 +441,6 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     msg_raw = _gather(msg_w, hops_df, msg_idx, positions).join(
         narrow.collect(), on="trace_id", how="left"
     )
-    strings = [pl.col(k).cast(pl.String) for k in rcp_keys]
-    msg_raw = msg_raw.with_columns(strings[0])
     if bcast is None:
         msg_raw = msg_raw.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
     lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
@@ -450,6 +450,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .filter(pl.col("conv_id").is_not_null())
             .group_by("trace_id")
             .agg(pl.col("conv_id").first().alias("conv_any"))
+            .with_columns(pl.col("trace_id").cast(pl.Categorical))
             .collect()
         )
         msg_raw = (
@@ -458,7 +459,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .drop("conv_any")
         )
     msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
-    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions).with_columns(strings)
+    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions)
     del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)
@@ -494,6 +495,10 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         .collect()
     )
     del rcp_raw, observed, fallback  # pairs_raw holds them now
+    # Keys joined as Categorical (integers) up to here; the frames hold them as text.
+    strings = [pl.col(k).cast(pl.String) for k in keys]
+    msg_raw = msg_raw.with_columns(strings[0])
+    pairs_raw = pairs_raw.with_columns(strings)
 
     # Clock: reference = the source that persists most messages (else the busiest source).
     persist = p.role("persist")
