@@ -72,12 +72,21 @@ def latency_samples(paths: Paths) -> pl.LazyFrame:
 def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     """Names, sources, conversation, time and evidence for a few sample rows."""
     p = paths.pipeline
+    # A few rows: collected, so each edge's side is cut to their traces before the join (a
+    # join hashes all of its right side, every pair or message, even for no rows at all).
+    few = rows.collect()
     parts: list[pl.LazyFrame] = []
     for eid, (name, a, b) in enumerate(_edges(paths)):
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
         keys = ["trace_id", "recipient"] if rcp else ["trace_id"]
-        side = _frame(paths, b).select(
+        mine = few.filter(pl.col("eid") == eid)
+        frame = _frame(paths, b)
+        if mine.is_empty():
+            frame = frame.head(0)
+        else:
+            frame = frame.filter(pl.col("trace_id").is_in(mine.get_column("trace_id").implode()))
+        side = frame.select(
             *keys,
             "conv_id",
             pl.col(col("t", ib)).alias("t"),
@@ -89,7 +98,7 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
             pl.col(col("line", ib)).alias("line_b"),
         )
         parts.append(
-            rows.filter(pl.col("eid") == eid)
+            mine.lazy()
             .join(side, on=keys, how="left")
             .with_columns(
                 pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")

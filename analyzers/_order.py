@@ -121,15 +121,7 @@ def races(paths: Paths) -> pl.LazyFrame:
     last: pl.Expr = pl.lit(None, dtype=pl.String)
     for i in rcp:
         last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)
-    state = paths.pairs.lazy().select(
-        "trace_id",
-        "recipient",
-        last.alias("last_seen"),
-        (pl.col(col("n", p.index(final))).fill_null(0) > 0 if final else pl.lit(True)).alias(
-            "arrived"
-        ),
-    )
-    hits = (
+    raced = (
         recv.join(windows, on=by)
         .filter(
             (pl.col("pos") > pl.col("start_pos"))
@@ -137,6 +129,23 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
         .sort("trace_id", "recipient", "start_pos")
         .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
+        .collect()
+    )
+    # The pairs' state only for the few raced traces (a join hashes all of its right side).
+    state = (
+        paths.pairs.lazy()
+        .filter(pl.col("trace_id").is_in(raced.get_column("trace_id").implode()))
+        .select(
+            "trace_id",
+            "recipient",
+            last.alias("last_seen"),
+            (pl.col(col("n", p.index(final))).fill_null(0) > 0 if final else pl.lit(True)).alias(
+                "arrived"
+            ),
+        )
+    )
+    hits = (
+        raced.lazy()
         .join(state, on=["trace_id", "recipient"], how="left")
         .with_columns(t=paths.true_time())
     )
