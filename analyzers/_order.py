@@ -127,7 +127,8 @@ def races(paths: Paths) -> pl.LazyFrame:
             (pl.col("pos") > pl.col("start_pos"))
             & (pl.col("end_pos").is_null() | (pl.col("pos") < pl.col("end_pos")))
         )
-        .sort("trace_id", "recipient", "start_pos")
+        # The first fetch in flight; ties (two devices of one recipient) by source, position.
+        .sort("trace_id", "recipient", "start_pos", "source", "pos", maintain_order=True)
         .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
         .collect()
     )

@@ -52,12 +52,6 @@ class Paths:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
         return true_time(self.offsets, ts, source)
 
-    def hops_text(self) -> pl.LazyFrame:
-        """``hops`` with its names as text, like every other frame here. The cast comes first
-        in the query, so a filter or join on a name runs on the converted column: select
-        rows with :meth:`hops_of` (or on the Categorical ``hops``) when only a few are needed."""
-        return as_text(self.hops.lazy())
-
     def hops_of(self, trace_ids: pl.LazyFrame) -> pl.LazyFrame:
         """The hops of these traces (a frame with a text ``trace_id``), names as text: the rows
         are picked on the table's integer codes, so only theirs are converted."""
