@@ -176,15 +176,17 @@ def _gather(
     """Each hop's first occurrence, by row: ``t*`` (raw ns), ``src*``, ``file*``, ``line*``,
     and ``pos*`` where order is checked. Names stay Categorical."""
     cat = pl.Categorical()
-    out: list[pl.Series] = []
+    picks: list[pl.Expr] = []
     for i in indices:
-        rows = frame.get_column(col("r", i))
+        rows = pl.lit(frame.get_column(col("r", i)))
         for name, source in _GATHERED.items():
             if name == "pos" and i not in positions:
                 continue
-            values = hops.get_column(source).gather(rows).alias(col(name, i))
-            out.append(values.cast(cat) if name in ("src", "file") else values)
-    return frame.with_columns(out).drop([col("r", i) for i in indices])
+            values = pl.col(source).gather(rows).alias(col(name, i))
+            picks.append(values.cast(cat) if name in ("src", "file") else values)
+    if picks:  # one select: the gathers (random reads, cache misses) run on every core
+        frame = frame.with_columns(hops.select(picks).get_columns())
+    return frame.drop([col("r", i) for i in indices])
 
 
 def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
