@@ -227,4 +227,7 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
             f"{file}: some 'recipients' values are not lists of strings; they were left empty"
         )
         return pl.when(~is_json).then(as_text)
+    if present.select(is_json.all()).item():
+        # Lists only (JSON lines always): the text branch would still run on every row.
+        return c.str.json_decode(dtype)
     return pl.when(is_json).then(as_json).otherwise(as_text)
