@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import jsonschema
@@ -222,3 +223,37 @@ def test_include_and_exclude_globs(logs: Path) -> None:
     assert inputs()["files"] == 2
     assert inputs("--exclude", "*.txt")["files"] == 1
     assert inputs("--include", "*.jsonl")["files"] == 1
+
+
+def test_cache_dir_second_run_reads_the_cache_and_reports_the_same(
+    logs: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+
+    def report(*extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        code, out, _ = run("analyze", str(logs), "-f", "json", "--grace", "0s", *extra, env=env)
+        assert code == 0
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    first = report("--cache-dir", str(cache))
+    assert first["inputs"]["cached"] is False
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".parquet"]
+    second = report("--cache-dir", str(cache))
+    assert second["inputs"]["cached"] is True
+    assert second["findings"] == first["findings"] and second["summary"] == first["summary"]
+    # the environment variable does the same; the table says where the events came from
+    assert report(env={"TRACEKIT_CACHE_DIR": str(cache)})["inputs"]["cached"] is True
+    code, out, _ = run("analyze", str(logs), "--grace", "0s", "--cache-dir", str(cache))
+    assert code == 0 and "(read from the cache)" in out
+    # a log that changed is read again, and its new events are analysed
+    with (logs / "chat.jsonl").open("a") as fh:
+        fh.write("not json\n")
+    changed = report("--cache-dir", str(cache))
+    assert changed["inputs"]["cached"] is False
+    assert changed["inputs"]["malformed"] == 1
+
+
+def test_without_cache_dir_nothing_is_cached(logs: Path, tmp_path: Path) -> None:
+    report = json.loads(run("analyze", str(logs), "-f", "json", "--grace", "0s")[1])
+    assert report["inputs"]["cached"] is False
+    assert not any(tmp_path.glob("**/*.parquet"))

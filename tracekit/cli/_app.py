@@ -131,6 +131,15 @@ TimezoneOpt = Annotated[
     str | None,
     typer.Option("--timezone", help="Zone of timestamps written without one, e.g. Europe/Paris."),
 ]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="TRACEKIT_CACHE_DIR",
+        help="Keep the parsed events here (Parquet, keyed by each file's path, size and mtime): "
+        "the next run over unchanged logs skips parsing. Off unless given.",
+    ),
+]
 
 
 def _iso(value: str | None, name: str) -> datetime | None:
@@ -179,6 +188,7 @@ def _collect(
     timezone: str | None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[pl.LazyFrame, dict[str, Any]]:
     import polars as pl
 
@@ -194,6 +204,7 @@ def _collect(
             timezone=timezone,
             include=include or None,
             exclude=exclude or None,
+            cache_dir=cache_dir,
         )
     events = collected.events
     if start is not None:
@@ -213,11 +224,12 @@ def _analyze(
     slo: Mapping[str, timedelta] | None = None,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[Report, pl.LazyFrame, Pipeline]:
     from tracekit.analyzers import analyze
 
     model = _load_pipeline(pipeline)
-    events, inputs = _collect(paths, since, until, timezone, include, exclude)
+    events, inputs = _collect(paths, since, until, timezone, include, exclude, cache_dir)
     with _progress(f"analyzing {inputs.get('events', 0):,} events"):
         events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
         report = analyze(
@@ -263,6 +275,7 @@ def analyze(
     timezone: TimezoneOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    cache_dir: CacheOpt = None,
 ) -> None:
     """Rebuild every message's path and report drops, duplicates, races, latency...
 
@@ -270,7 +283,15 @@ def analyze(
     """
     with _translated_errors():
         report, events, model = _analyze(
-            paths, pipeline, grace, since, until, timezone, include=include, exclude=exclude
+            paths,
+            pipeline,
+            grace,
+            since,
+            until,
+            timezone,
+            include=include,
+            exclude=exclude,
+            cache_dir=cache_dir,
         )
         data = _report_dict(report, events, model)
         if format is Format.json:
@@ -321,6 +342,7 @@ def report(
     until: UntilOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    cache_dir: CacheOpt = None,
 ) -> None:
     """Write one self-contained HTML report (funnel, latency, findings, timelines).
 
@@ -328,7 +350,14 @@ def report(
     """
     with _translated_errors():
         analysis, events, model = _analyze(
-            paths, pipeline, grace, since, until, include=include, exclude=exclude
+            paths,
+            pipeline,
+            grace,
+            since,
+            until,
+            include=include,
+            exclude=exclude,
+            cache_dir=cache_dir,
         )
         data = _report_dict(analysis, events, model)
         _emit(_html(data, analysis, events, model), output)
@@ -367,6 +396,7 @@ def check(
     until: UntilOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    cache_dir: CacheOpt = None,
 ) -> None:
     """The CI gate: exit 0 when every gate holds, 1 when one fails, 2 on bad usage/input.
 
@@ -392,7 +422,15 @@ def check(
     slo = {g.target: timedelta(milliseconds=g.limit) for g in gates if g.kind == "p99"}
     with _translated_errors():
         analysis, events, model = _analyze(
-            paths, pipeline, grace, since, until, slo=slo, include=include, exclude=exclude
+            paths,
+            pipeline,
+            grace,
+            since,
+            until,
+            slo=slo,
+            include=include,
+            exclude=exclude,
+            cache_dir=cache_dir,
         )
         data = _report_dict(analysis, events, model)
     results = _gates.evaluate(data, gates)
@@ -418,6 +456,7 @@ def trace(
     paths: Paths,
     pipeline: PipelineOpt = None,
     timezone: TimezoneOpt = None,
+    cache_dir: CacheOpt = None,
 ) -> None:
     """One message's path as a timeline: every hop per recipient, the missing hop marked.
 
@@ -432,7 +471,7 @@ def trace(
         from tracekit.cli._timeline import timeline_rows
 
         model = _load_pipeline(pipeline)
-        events, _inputs = _collect(paths, None, None, timezone)
+        events, _inputs = _collect(paths, None, None, timezone, cache_dir=cache_dir)
         rows = timeline_rows(timeline(events, tid, pipeline=model))
         if not rows:
             _fail(f"trace {tid} does not occur in the given logs")

@@ -74,6 +74,7 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     head.append(
         f" · {inputs.get('events', 0)} events from {inputs.get('files', 0)} file(s),"
         f" {inputs.get('malformed', 0)} malformed line(s)"
+        + (" (read from the cache)" if inputs.get("cached") else "")
     )
     counts = Text()
     for kind, style in _KIND_STYLE.items():
