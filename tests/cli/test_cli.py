@@ -257,3 +257,36 @@ def test_without_cache_dir_nothing_is_cached(logs: Path, tmp_path: Path) -> None
     report = json.loads(run("analyze", str(logs), "-f", "json", "--grace", "0s")[1])
     assert report["inputs"]["cached"] is False
     assert not any(tmp_path.glob("**/*.parquet"))
+
+
+def test_naive_times_take_the_timezone_in_every_command(logs: Path, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    path = logs / "chat.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:  # local times without a zone, as many apps write them
+        row["timestamp"] = row["timestamp"].removesuffix("Z")
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    first = min(datetime.fromisoformat(row["timestamp"]) for row in rows)
+    # Paris is UTC+1 or +2: in UTC these events come 1-2 hours before their digits say.
+    until = (first - timedelta(minutes=30)).isoformat() + "Z"
+    gate = ["check", str(logs), "--max", "drop=0", "--grace", "0s", "--until", until]
+    assert run(*gate)[0] == 0  # read as UTC, every event is after --until: nothing to gate
+    assert run(*gate, "--timezone", "Europe/Paris")[0] == 1  # in Paris time the drop is in range
+
+    def warnings(*extra: str) -> list[str]:
+        out = run("analyze", str(logs), "-f", "json", "--grace", "0s", *extra)[1]
+        return json.loads(out)["inputs"]["warnings"]  # type: ignore[no-any-return]
+
+    assert any("no time zone" in w for w in warnings())
+    assert not any("no time zone" in w for w in warnings("--timezone", "Europe/Paris"))
+    html = tmp_path / "report.html"
+    args = ["report", str(logs), "-o", str(html), "--until", until]
+    assert run(*args, "--timezone", "Europe/Paris")[0] == 0 and T_LOST in html.read_text()
+    assert run(*args)[0] == 0 and T_LOST not in html.read_text()
+
+
+def test_watch_refuses_an_unknown_timezone_at_once(logs: Path) -> None:
+    code, _, err = run("watch", str(logs), "--timezone", "Mars/Base", "--duration", "5s")
+    assert code == 2
+    assert "unknown timezone 'Mars/Base'" in err

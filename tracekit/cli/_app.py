@@ -340,6 +340,7 @@ def report(
     grace: GraceOpt = "5s",
     since: SinceOpt = None,
     until: UntilOpt = None,
+    timezone: TimezoneOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     cache_dir: CacheOpt = None,
@@ -355,6 +356,7 @@ def report(
             grace,
             since,
             until,
+            timezone,
             include=include,
             exclude=exclude,
             cache_dir=cache_dir,
@@ -394,6 +396,7 @@ def check(
     grace: GraceOpt = "5s",
     since: SinceOpt = None,
     until: UntilOpt = None,
+    timezone: TimezoneOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     cache_dir: CacheOpt = None,
@@ -427,6 +430,7 @@ def check(
             grace,
             since,
             until,
+            timezone,
             slo=slo,
             include=include,
             exclude=exclude,
@@ -489,6 +493,7 @@ def watch(
     duration: Annotated[
         str | None, typer.Option("--duration", help="Stop after this long (default: never).")
     ] = None,
+    timezone: TimezoneOpt = None,
 ) -> None:
     """Follow growing (and rotated) logs; print each finding once it is decided.
 
@@ -502,6 +507,11 @@ def watch(
         for path_ in path:
             if not path_.exists():
                 _fail(f"no such file or directory: {path_}")
+        if timezone is not None:
+            # checked once here: each round would only skip itself on a bad zone, forever
+            from tracekit.collectors._collect import _check_timezone
+
+            _check_timezone(timezone)
         watch_paths(
             path,
             _load_pipeline(pipeline),
@@ -510,6 +520,7 @@ def watch(
             stop_after=stop,
             out=_stdout(),
             status=_stderr(),
+            timezone=timezone,
         )
 
 

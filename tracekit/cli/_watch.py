@@ -49,6 +49,7 @@ def watch_paths(
     stop_after: float | None,
     out: Console,
     status: Console,
+    timezone: str | None = None,
 ) -> None:
     seen: set[tuple[Any, ...]] = set()
     began = time.monotonic()
@@ -58,7 +59,7 @@ def watch_paths(
         if identity != last and identity:
             last = identity
             try:
-                collected = collect([str(p) for p in paths])
+                collected = collect([str(p) for p in paths], timezone=timezone)
             except InputError as exc:  # a file rotated away between listing and reading
                 status.print(f"[dim]skipped a round: {exc}[/dim]")
             else:
