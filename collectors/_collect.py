@@ -23,7 +23,7 @@ from tracekit.table import compact
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 
 #: Bump when the table a reader produces changes, so old cache entries are not reused.
-_CACHE_VERSION: Final = 1
+_CACHE_VERSION: Final = 2  # 2: `event` is text, not Categorical
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")

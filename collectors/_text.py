@@ -263,9 +263,7 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
         "timestamp": ts,
         "stage": parts.struct.field("field_0"),
         "action": parts.struct.field("field_1").replace("", None),
-        # Nearly unique per line, so its Categorical cast (normalize's otherwise) is costly and
-        # serialised on the shared category map: cast here, it overlaps the other slices' work.
-        "event": event.cast(pl.Categorical()),
+        "event": event,  # text in the table (nearly unique per line)
     }
     for name in [*RAW_COLUMNS, "client_id"]:
         if name in cols or name == "dropped":

@@ -9,6 +9,7 @@ from collectors_helpers import T1, T2, event, ts
 
 from tracekit.collectors import MemorySource, collect
 from tracekit.collectors._link import _derived
+from tracekit.table import EVENT_SCHEMA
 
 U1 = "3f2b8c1e-5d4a-4e8f-9a7b-1c2d3e4f5a6b"
 
@@ -89,6 +90,17 @@ def test_exact_events_behind_common_prefixes() -> None:
         0,
     )
     assert inputs.missing == {"seq": 4}  # legacy lines carry no seq: no log-gap analysis
+
+
+def test_names_are_categorical_and_the_message_is_text() -> None:
+    # A legacy line's event is its whole message (unique per line): text, not a category.
+    lines = [f'2026-11-25T10:00:0{i}Z [CTRL] sendMessage: "hello {i}"' for i in range(3)]
+    frame = collect([legacy(lines)]).events.collect()
+    assert frame.schema == EVENT_SCHEMA
+    assert frame.schema["event"] == pl.String and frame.schema["stage"] == pl.Categorical()
+    assert frame.get_column("event").to_list() == [
+        f'[CTRL] sendMessage: "hello {i}"' for i in range(3)
+    ]
 
 
 def test_linking_across_files_and_derived_ids() -> None:
