@@ -18,7 +18,7 @@ from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
 from tracekit.collectors._stats import InputStats
 from tracekit.errors import InputError
-from tracekit.table import compact
+from tracekit.table import EVENT_SCHEMA, compact
 
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 
@@ -152,18 +152,27 @@ def _choose(data: bytes, src: Source, formats: list[Any]) -> Any:
 
 
 def _cache_key(sources: list[Source], options: dict[str, Any], formats: list[Any]) -> str | None:
+    """``{inputs}-{state}``: the first half names the inputs, options and formats, the second
+    adds the inputs' sizes and times. A new state of the same inputs replaces the old entry,
+    so a cache over growing logs does not grow with every run."""
     idents: list[Any] = []
+    names: list[Any] = []
     for src in sources:
         ident = src.identity()
         if ident is None:
             return None
         idents.append([src.name, list(ident)])
+        names.append([src.name, ident[0]])
     fmt_ids = [f if isinstance(f, str) else f.identity() for f in formats]
-    blob = orjson.dumps(
-        {"v": _CACHE_VERSION, "inputs": idents, "options": options, "formats": fmt_ids},
-        default=str,
-    )
-    return hashlib.sha256(blob).hexdigest()[:32]
+
+    def digest(inputs: list[Any]) -> str:
+        blob = orjson.dumps(
+            {"v": _CACHE_VERSION, "inputs": inputs, "options": options, "formats": fmt_ids},
+            default=str,
+        )
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    return f"{digest(names)}-{digest(idents)}"
 
 
 def collect(
@@ -299,16 +308,22 @@ def _read_one(
 
 
 def _cache_read(cache_dir: Path, key: str) -> Collected | None:
+    """The cached table and account, or None: a missing, unreadable or damaged entry is a
+    miss (the logs are read again and the entry rewritten), never an error."""
     parquet = cache_dir / f"{key}.parquet"
     meta = cache_dir / f"{key}.json"
-    if not (parquet.is_file() and meta.is_file()):
-        return None
     try:
+        if not (parquet.is_file() and meta.is_file()):
+            return None
         stats = InputStats.from_dict(orjson.loads(meta.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, TypeError):
+        # Read now, not scanned: damage must show here, not in the caller's collect.
+        table = pl.read_parquet(parquet)
+    except (OSError, ValueError, TypeError, AttributeError, pl.exceptions.PolarsError):
+        return None  # orjson.JSONDecodeError is a ValueError
+    if table.schema != EVENT_SCHEMA:
         return None
     stats.cached = True
-    return Collected(pl.scan_parquet(parquet), stats)
+    return Collected(table.lazy(), stats)
 
 
 def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputStats) -> None:
@@ -324,3 +339,11 @@ def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputSta
         os.replace(tmp_meta, cache_dir / f"{key}.json")
     except OSError as exc:
         stats.warn(f"cache not written to {cache_dir}: {exc.strerror or exc}")
+        return
+    inputs = key.split("-", 1)[0]
+    for old in cache_dir.glob(f"{inputs}-*"):  # earlier states of the same inputs
+        if old.stem != key:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:
+                pass

@@ -2,8 +2,8 @@
 
 Fast path: one ``scan_ndjson`` over the whole input (polars reads a plain file from disk itself)
 with every key typed as String, so numbers and lists come back as text and a wrongly typed value
-never costs the row; then normalize's per-row work (timestamps, seq, trace id check) on frame
-slices in parallel. No Python code runs per line. Only when polars rejects the input (a line
+never costs the row; then normalize's per-row work (timestamps, seq, checks, Categorical
+casts) fused into the scan. No Python code runs per line. Only when polars rejects the input (a line
 that is not a JSON object) or skips blank lines (which would shift line numbers) does the slow
 path run: 4 MiB blocks of whole lines, blank lines given a sentinel object where they shift
 rows, and a block that fails bisected by bytes down to the offending lines, which are counted

@@ -140,13 +140,39 @@ def test_parquet_cache(tmp_path: Path) -> None:
     assert second.events.collect().equals(first.events.collect())
     assert second.events.collect().schema == first.events.collect().schema
     assert second.inputs.to_dict() | {"cached": False} == first.inputs.to_dict()
-    # a changed file (size/mtime) is a new key
+    # a changed file (size/mtime) is a new key, and its entry replaces the old state's
+    (before,) = cache.glob("*.parquet")
     (logs / "a.jsonl").write_bytes(jsonl(1, 2, 3))
     third = collect([logs], cache_dir=cache)
     assert not third.inputs.cached and seqs(third) == [1, 2, 3]
-    # options are part of the key
+    (after,) = cache.glob("*.parquet")
+    assert after != before and sorted(p.stem for p in cache.iterdir()) == [after.stem] * 2
+    # options are part of the key: another entry, which keeps the first
     assert not collect([logs], cache_dir=cache, timezone="UTC").inputs.cached
-    assert len(list(cache.glob("*.parquet"))) == 3
+    assert len(list(cache.glob("*.parquet"))) == 2
+    assert collect([logs], cache_dir=cache).inputs.cached
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated table", "account not an object", "table of another schema"],
+)
+def test_a_damaged_cache_entry_is_a_miss_and_is_rewritten(tmp_path: Path, damage: str) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(jsonl(1, 2))
+    cache = tmp_path / "cache"
+    first = collect([logs], cache_dir=cache)
+    (table,) = cache.glob("*.parquet")
+    if damage == "truncated table":
+        table.write_bytes(table.read_bytes()[:100])
+    elif damage == "account not an object":
+        table.with_suffix(".json").write_text("[1, 2]")
+    else:  # e.g. an entry written by another tracekit version under the same key
+        first.events.collect().select("seq").write_parquet(table)
+    again = collect([logs], cache_dir=cache)
+    assert not again.inputs.cached and seqs(again) == [1, 2]
+    assert collect([logs], cache_dir=cache).inputs.cached  # rewritten whole
 
 
 def test_empty_input_list() -> None:

@@ -136,6 +136,7 @@ CacheOpt = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="TRACEKIT_CACHE_DIR",
+        readable=False,  # an unusable cache only costs speed: the collectors warn, not fail
         help="Keep the parsed events here (Parquet, keyed by each file's path, size and mtime): "
         "the next run over unchanged logs skips parsing. Off unless given.",
     ),
