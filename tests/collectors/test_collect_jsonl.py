@@ -340,7 +340,29 @@ def test_out_of_range_and_wrongly_shaped_values() -> None:
     ]
     assert got.inputs.warnings == [
         "w: 1 events have a non-integer seq; it was left empty",
-        "w: some 'recipients' values are not lists of strings; they were left empty",
+        "w: 1 events have 'recipients' that are not lists of strings; left empty",
+    ]
+
+
+def test_a_bad_recipients_value_costs_only_itself() -> None:
+    base = {"stage": "WS-BROADCAST", "action": "start", "timestamp": "2026-11-25T10:00:00Z"}
+    lines = [
+        {**base, "recipients": ["u2", "u3"]},
+        {**base, "recipients": "[u2, u3"},  # a list written by hand, badly
+        {**base, "recipients": "u4,u5"},  # comma text
+        {**base, "recipients": [1, 2]},
+        {**base, "recipients": ["u6"]},
+    ]
+    got = collect([MemorySource(lines, name="w")])
+    assert got.events.collect().get_column("recipients").to_list() == [
+        ["u2", "u3"],
+        None,
+        ["u4", "u5"],
+        ["1", "2"],
+        ["u6"],
+    ]
+    assert got.inputs.warnings == [
+        "w: 1 events have 'recipients' that are not lists of strings; left empty"
     ]
 
 
