@@ -44,8 +44,9 @@ def fast_iso_utc(c: pl.Expr) -> pl.Expr:
         "%Y-%m-%dT%H:%M:%S", time_unit="ns", time_zone="UTC", strict=False, cache=True
     )
     digits = c.str.slice(20, n - 21)
-    # An integer cast takes a sign; chrono's %.f does not.
-    signed = digits.str.starts_with("+") | digits.str.starts_with("-")
+    # An integer cast takes a sign; chrono's %.f does not. (Read as the one byte after the
+    # dot: starts_with on the digits cost a third of this whole function.)
+    signed = c.str.slice(20, 1).is_in(["+", "-"])
     scaled = digits.cast(pl.Int64, strict=False) * pl.lit(10, dtype=pl.Int64).pow(30 - n)
     fraction = pl.when(n == 20).then(pl.lit(0, dtype=pl.Int64)).otherwise(scaled)
     layout = ((n == 20) | ((n >= 22) & (n <= 30) & (c.str.slice(19, 1) == "."))) & c.str.ends_with(

@@ -101,6 +101,15 @@ def test_fast_timestamps_match_the_general_parser(when: datetime, digits: int, n
     assert fast[1:] == [None, None]  # other layouts go to the general parser
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-25T10:00:00.+12345Z", "2026-11-25T10:00:00.-12345Z", "2026-11-25T10:00:00.Z"],
+)
+def test_fast_timestamps_refuse_a_signed_or_empty_fraction(text: str) -> None:
+    # An integer cast would take "+12345"; the general parser decides these (and rejects them).
+    assert pl.select(fast_iso_utc(pl.lit(text))).item() is None
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
