@@ -252,6 +252,4 @@ def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats)
         pl.col("line"),
         (reason + pl.lit(": ") + pl.col("stage") + pl.lit(".") + pl.col("action")).alias("reason"),
     )
-    stats.unlinked += detail.height
-    for file, line, why in detail.head(10 - len(stats.unlinked_examples)).iter_rows():
-        stats.unlinked_examples.append(f"{file}:{line}: {why}")
+    stats.unlinked_frame(detail)

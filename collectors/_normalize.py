@@ -209,35 +209,28 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
 
     An expression, so the column keeps the chunks of the others (a column built apart, in one
     chunk, makes every later operation on the table realign hundreds of chunks). Decoding is
-    tried first on the few non-null values (``WS-BROADCAST.start`` rows)."""
+    tried on the distinct lists first; a value that is not a list of strings is left empty,
+    alone."""
     dtype = pl.List(pl.String)
     c = pl.col("recipients")
     is_json = c.str.starts_with("[")
-    as_json = pl.when(is_json).then(c).str.json_decode(dtype)
-    as_text = c.str.split(",").list.eval(pl.element().str.strip_chars())
     present = raw.select("recipients").filter(c.is_not_null())
     if present.height == 0:
         return pl.lit(None, dtype=dtype)
-    try:
-        present.select(as_json)
-    except pl.exceptions.PolarsError:
-        # Only the values that are not lists of strings are lost, not every list of the file.
-        listed = present.filter(is_json).get_column("recipients").unique()
-        bad = _undecodable(listed, dtype)
-        n_bad = present.filter(c.is_in(pl.Series(bad, dtype=pl.String).implode())).height
+    listed = present.filter(is_json).get_column("recipients").unique()
+    bad = pl.Series(_undecodable(listed, dtype), dtype=pl.String).implode()
+    decodable = is_json & ~c.is_in(bad)
+    n_bad = present.filter(c.is_in(bad)).height
+    if n_bad:
         stats.warn_count(
             file, n_bad, "events have 'recipients' that are not lists of strings; left empty"
         )
-        ok = is_json & ~c.is_in(pl.Series(bad, dtype=pl.String).implode())
-        return (
-            pl.when(ok)
-            .then(pl.when(ok).then(c).str.json_decode(dtype))
-            .otherwise(pl.when(~is_json).then(as_text))
-        )
-    if present.select(is_json.all()).item():
+    elif present.select(is_json.all()).item():
         # Lists only (JSON lines always): the text branch would still run on every row.
         return c.str.json_decode(dtype)
-    return pl.when(is_json).then(as_json).otherwise(as_text)
+    decoded = pl.when(decodable).then(c).str.json_decode(dtype)
+    as_text = c.str.split(",").list.eval(pl.element().str.strip_chars())
+    return pl.when(is_json).then(decoded).otherwise(as_text)
 
 
 def _undecodable(values: pl.Series, dtype: pl.DataType) -> list[str]:

@@ -84,12 +84,13 @@ class InputStats:
             for line, reason in bad.select("line", "reason").head(room).iter_rows():
                 self.examples.append(f"{file}:{line}: {reason}")
 
-    def unlinked_frame(self, file: str, rows: pl.DataFrame) -> None:
-        """Record rows of ``rows`` (columns ``line`` and ``reason``) as unlinked."""
+    def unlinked_frame(self, rows: pl.DataFrame) -> None:
+        """Record ``rows`` (columns ``file``, ``line`` and ``reason``) as unlinked: linking
+        spans every input, so the rows name their files."""
         self.unlinked += rows.height
         room = MAX_EXAMPLES - len(self.unlinked_examples)
         if room > 0 and rows.height:
-            for line, reason in rows.select("line", "reason").head(room).iter_rows():
+            for file, line, reason in rows.select("file", "line", "reason").head(room).iter_rows():
                 self.unlinked_examples.append(f"{file}:{line}: {reason}")
 
     def merge(self, part: InputStats) -> None:

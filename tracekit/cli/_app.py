@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -182,30 +183,35 @@ def _progress(what: str) -> Iterator[None]:
         yield
 
 
-def _collect(
-    paths: Sequence[Path],
-    since: str | None,
-    until: str | None,
-    timezone: str | None,
-    include: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-    cache_dir: Path | None = None,
-) -> tuple[pl.LazyFrame, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Reading:
+    """What the reading commands read, and how: their shared options."""
+
+    paths: Sequence[Path]
+    since: str | None = None
+    until: str | None = None
+    timezone: str | None = None
+    include: Sequence[str] | None = None
+    exclude: Sequence[str] | None = None
+    cache_dir: Path | None = None
+
+
+def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
     import polars as pl
 
     from tracekit.collectors import collect
 
-    start, end = _iso(since, "since"), _iso(until, "until")
-    for path in paths:
+    start, end = _iso(reading.since, "since"), _iso(reading.until, "until")
+    for path in reading.paths:
         if str(path) != "-" and not path.exists():
             _fail(f"no such file or directory: {path}")
     with _progress("reading logs"):
         collected = collect(
-            [str(p) for p in paths],
-            timezone=timezone,
-            include=include or None,
-            exclude=exclude or None,
-            cache_dir=cache_dir,
+            [str(p) for p in reading.paths],
+            timezone=reading.timezone,
+            include=reading.include or None,
+            exclude=reading.exclude or None,
+            cache_dir=reading.cache_dir,
         )
     events = collected.events
     if start is not None:
@@ -216,21 +222,15 @@ def _collect(
 
 
 def _analyze(
-    paths: Sequence[Path],
+    reading: _Reading,
     pipeline: Path | None,
     grace: str,
-    since: str | None,
-    until: str | None,
-    timezone: str | None = None,
     slo: Mapping[str, timedelta] | None = None,
-    include: Sequence[str] | None = None,
-    exclude: Sequence[str] | None = None,
-    cache_dir: Path | None = None,
 ) -> tuple[Report, pl.LazyFrame, Pipeline]:
     from tracekit.analyzers import analyze
 
     model = _load_pipeline(pipeline)
-    events, inputs = _collect(paths, since, until, timezone, include, exclude, cache_dir)
+    events, inputs = _collect(reading)
     with _progress(f"analyzing {inputs.get('events', 0):,} events"):
         events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
         report = analyze(
@@ -283,17 +283,8 @@ def analyze(
     Example: `tracekit analyze logs/ --format json -o report.json`
     """
     with _translated_errors():
-        report, events, model = _analyze(
-            paths,
-            pipeline,
-            grace,
-            since,
-            until,
-            timezone,
-            include=include,
-            exclude=exclude,
-            cache_dir=cache_dir,
-        )
+        reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
+        report, events, model = _analyze(reading, pipeline, grace)
         data = _report_dict(report, events, model)
         if format is Format.json:
             from tracekit.cli._render import render_json
@@ -351,17 +342,8 @@ def report(
     Example: `tracekit report logs/ -o report.html`
     """
     with _translated_errors():
-        analysis, events, model = _analyze(
-            paths,
-            pipeline,
-            grace,
-            since,
-            until,
-            timezone,
-            include=include,
-            exclude=exclude,
-            cache_dir=cache_dir,
-        )
+        reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
+        analysis, events, model = _analyze(reading, pipeline, grace)
         data = _report_dict(analysis, events, model)
         _emit(_html(data, analysis, events, model), output)
     typer.echo(f"wrote {output}", err=True)
@@ -425,18 +407,8 @@ def check(
         )
     slo = {g.target: timedelta(milliseconds=g.limit) for g in gates if g.kind == "p99"}
     with _translated_errors():
-        analysis, events, model = _analyze(
-            paths,
-            pipeline,
-            grace,
-            since,
-            until,
-            timezone,
-            slo=slo,
-            include=include,
-            exclude=exclude,
-            cache_dir=cache_dir,
-        )
+        reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
+        analysis, events, model = _analyze(reading, pipeline, grace, slo=slo)
         data = _report_dict(analysis, events, model)
     results = _gates.evaluate(data, gates)
     for result in results:
@@ -476,7 +448,7 @@ def trace(
         from tracekit.cli._timeline import timeline_rows
 
         model = _load_pipeline(pipeline)
-        events, _inputs = _collect(paths, None, None, timezone, cache_dir=cache_dir)
+        events, _inputs = _collect(_Reading(paths, timezone=timezone, cache_dir=cache_dir))
         rows = timeline_rows(timeline(events, tid, pipeline=model))
         if not rows:
             _fail(f"trace {tid} does not occur in the given logs")
@@ -509,10 +481,11 @@ def watch(
             if not path_.exists():
                 _fail(f"no such file or directory: {path_}")
         if timezone is not None:
-            # checked once here: each round would only skip itself on a bad zone, forever
-            from tracekit.collectors._collect import _check_timezone
+            # checked once here (collect checks the zone before reading anything): each round
+            # would only skip itself on a bad zone, forever
+            from tracekit.collectors import collect
 
-            _check_timezone(timezone)
+            collect([], timezone=timezone)
         watch_paths(
             path,
             _load_pipeline(pipeline),
@@ -571,7 +544,7 @@ def demo(
         # The run's logs go on `tail_ms` after the last delivery: a grace window under that
         # decides every drop instead of leaving it in flight.
         grace = f"{max(run.tail_ms // 2, 100)}ms"
-        analysis, events, model = _analyze(run.logs, None, grace, None, None)
+        analysis, events, model = _analyze(_Reading(run.logs), None, grace)
         data = _report_dict(analysis, events, model)
         if format is Format.json:
             from tracekit.cli._render import render_json
