@@ -7,7 +7,8 @@ truly happen before ``a``. With ``true = ts - offset`` that gives the difference
 deliver -> receive is the causal bound; keeping only the tightest constraint per source pair and
 taking shortest paths from the reference (the source that persists messages, offset 0) gives
 each source an interval ``[lo, hi]`` of offsets consistent with every pair in the logs. The
-estimate is its middle and the uncertainty its half width. An empty interval means some receive
+estimate is its middle and the uncertainty its half width where clean pairs bound the source on
+both sides, else the point of the interval nearest zero (see :func:`solve_offsets`). An empty interval means some receive
 is before its send whatever the offsets: that is reported as a clock finding, not a latency.
 """
 
@@ -55,20 +56,46 @@ def _shortest(
     return dist, False
 
 
+def _bounds(
+    reference: str, nodes: list[str], constraints: list[tuple[str, str, int, int]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` (``inf``: unbounded)."""
+    fwd: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    rev: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for a, b, w, _ in constraints:
+        fwd[a].append((b, w))
+        rev[b].append((a, w))
+    hi, ok_hi = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
+    back, ok_lo = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
+    if not (ok_hi and ok_lo):
+        # Some pairs contradict each other: paths through other sources would spread the
+        # contradiction to everyone, so each source keeps only its own pairs with the reference.
+        direct = {(a, b): w for a, b, w, _ in constraints}
+        hi = {s: float(direct.get((reference, s), math.inf)) for s in nodes}
+        back = {s: float(direct.get((s, reference), math.inf)) for s in nodes}
+        hi[reference] = back[reference] = 0.0
+    return hi, back
+
+
 def solve_offsets(
     reference: str | None,
     sources: Iterable[str],
     constraints: Iterable[tuple[str, str, int, int]],
+    clean: Iterable[tuple[str, str, int, int]] | None = None,
 ) -> dict[str, ClockEstimate]:
-    """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs."""
+    """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs.
+
+    ``clean``: the constraints from unambiguous pairs only (no retried hop), when some are not.
+    Every constraint is a valid bound, but a retried hop's first occurrence may pair with the
+    other attempt's hop: a loose bound on one side only. The middle of the interval is the
+    estimate only where clean pairs bound the source on both sides (NTP's symmetric exchange);
+    elsewhere it is the point of the interval nearest zero (clocks are taken as in sync unless
+    the logs force an offset), and the uncertainty covers the whole interval.
+    """
     nodes = sorted(set(sources))
-    fwd: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    rev: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    count: dict[str, int] = defaultdict(int)
     constraints_list = list(constraints)
-    for a, b, w, n in constraints_list:
-        fwd[a].append((b, w))
-        rev[b].append((a, w))
+    count: dict[str, int] = defaultdict(int)
+    for a, b, _, n in constraints_list:
         count[a] += n
         count[b] += n
     out: dict[str, ClockEstimate] = {}
@@ -76,30 +103,26 @@ def solve_offsets(
         for s in nodes:
             out[s] = ClockEstimate(s, 0, None, -math.inf, math.inf, count[s], True)
         return out
-    hi, ok_hi = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
-    back, ok_lo = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
-    if not (ok_hi and ok_lo):
-        # Some pairs contradict each other: paths through other sources would spread the
-        # contradiction to everyone, so each source keeps only its own pairs with the reference.
-        direct = {(a, b): w for a, b, w, _ in constraints_list}
-        hi = {s: float(direct.get((reference, s), math.inf)) for s in nodes}
-        back = {s: float(direct.get((s, reference), math.inf)) for s in nodes}
-        hi[reference] = back[reference] = 0.0
+    hi, back = _bounds(reference, nodes, constraints_list)
+    if clean is None:
+        two_sided = {s for s in nodes if math.isfinite(hi[s]) and math.isfinite(back[s])}
+    else:
+        hi_c, back_c = _bounds(reference, nodes, list(clean))
+        two_sided = {s for s in nodes if math.isfinite(hi_c[s]) and math.isfinite(back_c[s])}
     for s in nodes:
         h, lo = hi[s], -back[s]
         if s == reference:
             out[s] = ClockEstimate(s, 0, 0, 0.0, 0.0, count[s], lo <= 0 <= h)
             continue
         consistent = lo <= h
-        if math.isfinite(h) and math.isfinite(lo):
+        if s in two_sided and math.isfinite(h) and math.isfinite(lo):
             off, unc = (lo + h) / 2, abs(h - lo) / 2
             out[s] = ClockEstimate(s, round(off), round(unc), lo, h, count[s], consistent)
-        elif math.isfinite(h):
-            # Only "at most h ahead" is known (e.g. a client that only receives): assume no
-            # offset unless the bound forces one.
-            out[s] = ClockEstimate(s, round(min(0.0, h)), None, lo, h, count[s], True)
-        elif math.isfinite(lo):
-            out[s] = ClockEstimate(s, round(max(0.0, lo)), None, lo, h, count[s], True)
-        else:
-            out[s] = ClockEstimate(s, 0, None, lo, h, count[s], True)
+            continue
+        # Only "at most h ahead" and/or "at least lo" (e.g. a client that only receives, or
+        # whose only exchanges were retried): no offset unless the bounds force one.
+        near = min(max(0.0, lo), h) if consistent else (lo + h) / 2
+        bounded = math.isfinite(h) and math.isfinite(lo)
+        spread = round(max(near - lo, h - near)) if bounded else None
+        out[s] = ClockEstimate(s, round(near), spread, lo, h, count[s], consistent)
     return out

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col
+from tracekit.analyzers._paths import Paths, col, same_device
 from tracekit.analyzers._pipeline import END_TO_END
 
 __all__ = [
@@ -53,11 +53,13 @@ def latency_samples(paths: Paths) -> pl.LazyFrame:
     for eid, (_, a, b) in enumerate(_edges(paths)):
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
+        both = (pl.col(col("n", ia)).fill_null(0) > 0) & (pl.col(col("n", ib)).fill_null(0) > 0)
+        if same_device(p, a, b):
+            # first occurrences logged by two devices of the user: no latency between them
+            both &= pl.col(col("src", ia)) == pl.col(col("src", ib))
         frames.append(
             _frame(paths, b)
-            .filter(
-                (pl.col(col("n", ia)).fill_null(0) > 0) & (pl.col(col("n", ib)).fill_null(0) > 0)
-            )
+            .filter(both)
             .select(
                 pl.lit(eid, dtype=pl.UInt8).alias("eid"),
                 "trace_id",

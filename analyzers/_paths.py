@@ -20,7 +20,7 @@ from tracekit.analyzers._clock import ClockEstimate, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
 from tracekit.schema import META_STAGE
 
-__all__ = ["Paths", "build_paths", "hop_events"]
+__all__ = ["Paths", "build_paths", "hop_events", "same_device"]
 
 _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "file", "line")
@@ -218,12 +218,27 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def same_device(p: Pipeline, a: str, b: str) -> bool:
+    """Both hops are logged on one client (the sender's or the recipient's): logged by two
+    sources, they come from two devices of that user and are not a causal pair."""
+    emitters = {p.hop(a).emitter, p.hop(b).emitter}
+    return len(emitters) == 1 and "server" not in emitters
+
+
+Constraint = tuple[str, str, int, int]
+
+
 def _clock_constraints(
     msg: pl.DataFrame, pairs: pl.DataFrame, p: Pipeline
-) -> list[tuple[str, str, int, int]]:
-    """Tightest ``(src_a, src_b, min(ts_b - ts_a), n)`` over every cross-source pipeline edge."""
+) -> tuple[list[Constraint], list[Constraint]]:
+    """Tightest ``(src_a, src_b, min(ts_b - ts_a), n)`` over every cross-source pipeline edge;
+    then the same over the clean pairs only, where both hops happened once (a retried hop's
+    first occurrence may belong to another attempt than the other hop's: request of attempt 1,
+    response of attempt 2, a valid but loose bound; see :func:`solve_offsets`)."""
     frames: list[pl.LazyFrame] = []
     for a, b in p.edges:
+        if same_device(p, a, b):
+            continue
         ia, ib = p.index(a), p.index(b)
         frame = pairs if p.hop(b).scope == "recipient" else msg
         frames.append(
@@ -232,20 +247,28 @@ def _clock_constraints(
                 pl.col(col("src", ia)).alias("a"),
                 pl.col(col("src", ib)).alias("b"),
                 (pl.col(col("t", ib)) - pl.col(col("t", ia))).alias("w"),
+                ((pl.col(col("n", ia)) == 1) & (pl.col(col("n", ib)) == 1)).alias("clean"),
             )
             .filter(pl.col("a") != pl.col("b"))
         )
     if not frames:
-        return []
+        return [], []
     agg = (
         pl.concat(frames)
         .drop_nulls()
         .group_by("a", "b")
-        .agg(pl.col("w").min(), pl.len().alias("n"))
+        .agg(
+            pl.col("w").min(),
+            pl.len().alias("n"),
+            pl.col("w").filter("clean").min().alias("w_clean"),
+            pl.col("clean").sum().alias("n_clean"),
+        )
         .sort("a", "b")
         .collect()
     )
-    return [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
+    every = [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
+    clean = [(r[0], r[1], int(r[4]), int(r[5])) for r in agg.iter_rows() if r[5]]
+    return every, clean
 
 
 def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
@@ -512,8 +535,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         reference = ref[0] if len(ref) else None
     if reference is None and sources.height:
         reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
-    constraints = _clock_constraints(msg_raw, pairs_raw, p)
-    clock = solve_offsets(reference, sources.get_column("source").drop_nulls(), constraints)
+    constraints, clean = _clock_constraints(msg_raw, pairs_raw, p)
+    clock = solve_offsets(reference, sources.get_column("source").drop_nulls(), constraints, clean)
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
 
     def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import polars as pl
 import pytest
 
 from tracekit.analyzers import analyze, find_clock_skew, find_latency_outliers, find_slo_breaches
@@ -166,3 +167,83 @@ def test_unknown_slo_is_refused(history):
     history.message(1, "u1", ["u2"])
     with pytest.raises(PipelineError, match=r"unknown SLO 'CTRL\.send->CTRL\.add'"):
         analyze(history.frame(), slo={"CTRL.send->CTRL.add": timedelta(seconds=1)})
+
+
+def _retried_message(history, *, lost: str):
+    """One message whose REST request is retried 400 ms later; every clock is in sync.
+
+    ``lost="response"``: attempt 1 reached the server, its response was lost (true end to end
+    432 ms). ``lost="request"``: attempt 1 never reached the server (true end to end 632 ms).
+    """
+    tr, u1, u2 = history.tid(1), history.client("u1"), history.client("u2")
+    server = "server-1"
+    at = {"trace": tr, "conv_id": "c1"}
+    history.ev(0, "CTRL.send", u1, "u1", **at)
+    history.ev(5, "REST.request", u1, "u1", **at)
+    if lost == "response":
+        history.ev(10, "REST.persist", server, "u1", msg_id="m1", **at)
+        base = 400
+    else:
+        base = 600
+    history.ev(base + 5, "REST.request", u1, "u1", **at)
+    history.ev(base + 10, "REST.persist", server, "u1", msg_id="m1", **at)
+    history.ev(base + 15, "REST.response", u1, "u1", msg_id="m1", **at)
+    history.ev(base + 20, "WS-BROADCAST.start", server, "u1", recipients=["u2"], **at)
+    history.ev(base + 25, "WS-BROADCAST.deliver", server, "server", peer="u2", **at)
+    history.ev(base + 30, "WS-RECV.receive", u2, "u2", **at)
+    history.ev(base + 31, "REPO.add", u2, "u2", **at)
+    history.ev(base + 32, "CTRL.add", u2, "u2", **at)
+    history.tail()
+    return tr
+
+
+@pytest.mark.parametrize(("lost", "e2e_ms"), [("response", 432.0), ("request", 632.0)])
+def test_a_retried_request_does_not_shift_the_senders_clock(history, lost, e2e_ms):
+    # The first request pairs with the retry's response: a valid but 400 ms wide bound whose
+    # middle used to move client-u1's clock by +-200 ms (a false SLO breach at 432 ms, a
+    # missed one at 632 ms).
+    tr = _retried_message(history, lost=lost)
+    report = analyze(history.frame())
+    clock = {c["source"]: c["offset_ms"] for c in report.clock}
+    assert clock == {"client-u1": 0.0, "client-u2": 0.0, "server-1": 0.0}
+    assert report.latency["end_to_end"]["max_ms"] == e2e_ms
+    breaches = [(tr, "u2", "CTRL.add")] if e2e_ms > 500 else []
+    got = report.findings.filter(pl.col("kind") == "slo_breach")
+    assert got.select("trace_id", "recipient", "stage").rows() == breaches
+    assert report.findings.filter(pl.col("kind") != "slo_breach").is_empty()
+
+
+def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(history):
+    # u2's phone gets the message late (900 ms) and shows the seed bug (no CTRL.add); the
+    # tablet has all of it at +30 ms. The phone's log is read first, so the pair's first
+    # REPO.add is the phone's and its first CTRL.add the tablet's: that is no causal pair.
+    for n in range(2, 5):  # the phone's own messages pin its clock to the server's
+        history.message(n, "u2", ["u1"], t=n * 1000 + 5000)
+    tr, u1, phone, tablet = (
+        history.tid(1),
+        history.client("u1"),
+        history.client("u2"),
+        "client-u2-tablet",
+    )
+    at = {"trace": tr, "conv_id": "c1"}
+    history.ev(0, "CTRL.send", u1, "u1", **at)
+    history.ev(5, "REST.request", u1, "u1", **at)
+    history.ev(10, "REST.persist", "server-1", "u1", msg_id="m1", **at)
+    history.ev(15, "REST.response", u1, "u1", msg_id="m1", **at)
+    history.ev(20, "WS-BROADCAST.start", "server-1", "u1", recipients=["u2"], **at)
+    history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    history.ev(900, "WS-RECV.receive", phone, "u2", **at)
+    history.ev(905, "REPO.add", phone, "u2", **at)
+    history.ev(30, "WS-RECV.receive", tablet, "u2", **at)
+    history.ev(31, "REPO.add", tablet, "u2", **at)
+    history.ev(32, "CTRL.add", tablet, "u2", **at)
+    history.tail()
+    report = analyze(history.frame())
+    assert {c["source"]: c["offset_ms"] for c in report.clock}["client-u2-tablet"] == 0.0
+    hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
+    # the three clean messages' REPO.add -> CTRL.add only, none across the two devices
+    assert hops[("REPO.add", "CTRL.add")]["count"] == 3
+    assert hops[("REPO.add", "CTRL.add")]["max_ms"] == 5.0
+    assert report.latency["end_to_end"]["max_ms"] == 40.0
+    assert report.findings.is_empty()
