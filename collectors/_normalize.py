@@ -12,7 +12,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
-from tracekit.collectors._time import fast_iso_utc, parse_timestamps
+from tracekit.collectors._time import ParsedTimes, fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
 from tracekit.table import CATEGORICAL_COLUMNS, EVENT_SCHEMA, TIMESTAMP_DTYPE
 
@@ -99,16 +99,14 @@ def normalize(
     if timestamp_format is not None:
         times = parse_timestamps(ts_raw, timezone, fmt=timestamp_format)
         raw = raw.with_columns(times.values.alias("ts"))
-        naive, assumed_utc = times.naive, times.assumed_utc
     elif todo.any():
         # Only the rows not in tracekit's own format go through the general (slower) parser.
         idx = todo.arg_true()
         times = parse_timestamps(ts_raw.gather(idx), timezone)
         raw = raw.with_columns(fast.scatter(idx, times.values).alias("ts")).drop("_ts_fast")
-        naive, assumed_utc = times.naive, times.assumed_utc
     else:
         raw = raw.rename({"_ts_fast": "ts"})
-        naive, assumed_utc = 0, False
+        times = ParsedTimes(fast.clear(), 0, False)
     not_text = pl.col("_not_text")
     absent = {c: pl.col(f"_{c}_absent") for c in ("stage", "action")}
     no_ts = pl.col("timestamp").is_null() | (pl.col("timestamp").str.len_bytes() == 0)
@@ -134,12 +132,26 @@ def normalize(
             bad = bad.filter(~foreign)
         stats.malformed_frame(file, bad.with_columns(reason.alias("reason")))
         raw = raw.filter(~unusable)
-    if naive and assumed_utc:
+    if times.naive and times.assumed_utc:
         stats.warn_count(
             file,
-            naive,
+            times.naive,
             "timestamps have no time zone and were read as UTC; "
             "pass timezone=... (e.g. 'Europe/Berlin') if they are local times",
+        )
+    if times.repeated:
+        stats.warn_count(
+            file,
+            times.repeated,
+            f"local times fall in the hour a DST change in {timezone} repeats; "
+            "each placed in the first or second pass by where the log's clock stepped back",
+        )
+    if times.skipped:
+        stats.warn_count(
+            file,
+            times.skipped,
+            f"local times fall in the hour a DST change in {timezone} skips; "
+            "they do not exist there (a wrong clock or time zone?) and count as malformed",
         )
     if raw.height == 0:
         return empty_table()
@@ -150,9 +162,10 @@ def normalize(
     seq = raw.get_column("seq")
     seq_int = raw.get_column("_seq_i")
     bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
-    if bad_seq:  # "4.0" and the like: integral floats are fine
-        as_float = seq.cast(pl.Float64, strict=False).round()
-        seq_int = seq_int.fill_null(as_float.cast(pl.Int64, strict=False))
+    if bad_seq:  # "4.0" and the like: integral floats are fine, 4.5 is no position
+        as_float = seq.cast(pl.Float64, strict=False)
+        integral = as_float.zip_with(as_float == as_float.round(), as_float.clear(1))
+        seq_int = seq_int.fill_null(integral.cast(pl.Int64, strict=False))
         bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:
         stats.warn_count(file, bad_seq, "events have a non-integer seq; it was left empty")

@@ -62,6 +62,39 @@ class ParsedTimes:
     values: pl.Series  # Datetime(ns, UTC); null where unparseable or absent
     naive: int  # how many were local times without a zone
     assumed_utc: bool  # naive ones were read as UTC because no timezone was given
+    repeated: int = 0  # local times in the hour a DST change repeats (placed by file order)
+    skipped: int = 0  # local times in the hour a DST change skips (they do not exist)
+
+
+#: A wall clock that steps back this far within a DST change's repeated hour has passed the
+#: change; smaller steps back are the jitter of a log written by several threads.
+_FALL_BACK: Final = 30 * 60 * 1_000_000_000
+
+
+def _localize(wall: pl.Series, tz: str) -> tuple[pl.Series, int, int]:
+    """Naive local times (in file order) -> UTC, with how many fell in a DST change's repeated
+    and skipped hours.
+
+    A repeated hour's time is ambiguous by itself; in a log, the second pass comes after the
+    wall clock stepped back, so each time is the earlier instant until that step within its
+    day, the later one after it. A skipped hour's time cannot come from a correct clock: null.
+    """
+    early = wall.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+    skipped = int((early.is_null() & wall.is_not_null()).sum())
+    late = wall.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
+    repeated = (early != late).fill_null(False)
+    n_repeated = int(repeated.sum())
+    if n_repeated:
+        frame = pl.DataFrame({"wall": wall, "repeated": repeated})
+        in_hour = pl.when("repeated").then(pl.col("wall").cast(pl.Int64))
+        stepped_back = pl.col("repeated") & (
+            in_hour.cum_max().shift(1) - pl.col("wall").cast(pl.Int64) > _FALL_BACK
+        ).fill_null(False)
+        second = frame.select(
+            pl.col("repeated") & (stepped_back.cum_sum().over(pl.col("wall").dt.date()) > 0)
+        ).to_series()
+        early = early.zip_with(~second, late)
+    return early.dt.convert_time_zone("UTC"), n_repeated, skipped
 
 
 def _epoch_ns(s: pl.Series) -> pl.Series:
@@ -96,12 +129,13 @@ def parse_timestamps(
         raw = raw.cast(pl.String)
     first = fmt or FAST_FORMAT
     if fmt is not None and "%z" not in fmt and "%#z" not in fmt and "%:z" not in fmt:
-        tz = timezone or "UTC"
-        out = raw.str.to_datetime(fmt, time_unit="ns", strict=False)
-        out = out.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-        out = out.dt.convert_time_zone("UTC")
+        wall = raw.str.to_datetime(fmt, time_unit="ns", strict=False)
+        out, repeated, skipped = _localize(wall, timezone or "UTC")
         naive_n = int(out.is_not_null().sum())
-        return _finish(raw, out, timezone, naive_n)
+        done = _finish(raw, out, timezone, naive_n)
+        done.repeated += repeated
+        done.skipped += skipped
+        return done
     return _finish(raw, _parallel_to_datetime(raw, first), timezone, 0)
 
 
@@ -140,13 +174,14 @@ def _finish(raw: pl.Series, out: pl.Series, timezone: str | None, naive_n: int) 
     if is_epoch.any():
         out = out.fill_null(_epoch_ns(raw.zip_with(is_epoch, pl.Series([None], dtype=pl.String))))
     still = out.is_null() & raw.is_not_null()
+    repeated = skipped = 0
     if still.any():
-        tz = timezone or "UTC"
-        naive = pl.repeat(None, len(raw), dtype=TIMESTAMP_DTYPE, eager=True)
+        wall = pl.repeat(None, len(raw), dtype=pl.Datetime("ns"), eager=True)
         for f in _NAIVE:
-            parsed = raw.str.to_datetime(f, time_unit="ns", strict=False)
-            parsed = parsed.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-            naive = naive.fill_null(parsed.dt.convert_time_zone("UTC"))
+            wall = wall.fill_null(raw.str.to_datetime(f, time_unit="ns", strict=False))
+        naive, repeated, skipped = _localize(wall.zip_with(still, wall.clear(1)), timezone or "UTC")
         naive_n += int((naive.is_not_null() & out.is_null()).sum())
         out = out.fill_null(naive)
-    return ParsedTimes(out.alias("timestamp"), naive_n, naive_n > 0 and timezone is None)
+    return ParsedTimes(
+        out.alias("timestamp"), naive_n, naive_n > 0 and timezone is None, repeated, skipped
+    )

@@ -240,6 +240,44 @@ def test_wrongly_typed_values_cost_only_the_value() -> None:
     assert got.inputs.warnings == ["memory: 1 events have a non-integer seq; it was left empty"]
 
 
+def test_a_fractional_seq_is_left_empty_not_rounded() -> None:
+    # 4.5 rounded to 4 (or "5.7" to 6) would invent a position, here a repeated seq 6
+    got = collect([MemorySource([jl(seq=v) for v in (3, 4.5, "5.7", 6.0, "6.0", "x")])])
+    assert got.events.collect().get_column("seq").to_list() == [3, None, None, 6, 6, None]
+    assert got.inputs.warnings == ["memory: 3 events have a non-integer seq; it was left empty"]
+
+
+def test_local_times_around_dst_changes() -> None:
+    # Berlin, 27 Oct 2024: 03:00 CEST steps back to 02:00 CET, so 02:00-02:59 happens twice;
+    # 31 Mar 2024: 02:00 CET jumps to 03:00 CEST, so 02:30 never happens.
+    base = {"stage": "CTRL", "action": "send"}
+    times = [
+        "2024-10-27 02:50:00",  # first pass (CEST): 00:50Z
+        "2024-10-27 02:50:00.001",  # threads' jitter, still the first pass
+        "2024-10-27 02:05:00",  # the clock stepped back: second pass (CET): 01:05Z
+        "2024-10-27 02:55:00",  # second pass: 01:55Z
+        "2024-10-27 03:10:00",  # unambiguous: 02:10Z
+        "2024-03-31 02:30:00",  # does not exist
+    ]
+    lines = [{**base, "timestamp": t} for t in times]
+    got = collect([MemorySource(lines, name="dst")], timezone="Europe/Berlin")
+    stamps = got.events.collect().get_column("timestamp").dt.strftime("%H:%M:%S%.3f").to_list()
+    assert stamps == [
+        "00:50:00.000",
+        "00:50:00.001",
+        "01:05:00.000",
+        "01:55:00.000",
+        "02:10:00.000",
+    ]
+    assert got.inputs.examples == ["dst:6: unparseable timestamp 2024-03-31 02:30:00"]
+    assert got.inputs.warnings == [
+        "dst: 4 local times fall in the hour a DST change in Europe/Berlin repeats; each placed"
+        " in the first or second pass by where the log's clock stepped back",
+        "dst: 1 local times fall in the hour a DST change in Europe/Berlin skips; they do not"
+        " exist there (a wrong clock or time zone?) and count as malformed",
+    ]
+
+
 def test_trace_id_forms() -> None:
     uuid = "3F2B8C1E-5D4A-4E8F-9A7B-1C2D3E4F5A6B"
     got = collect([MemorySource([jl(trace_id=uuid), jl(trace_id="zz"), jl(trace_id="0" * 32)])])
