@@ -350,17 +350,18 @@ def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.La
     return [f.with_columns(text) for f in facts]
 
 
-def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
-    """``prank``: the message's place in its conversation's canonical (persist) order.
+def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> tuple[pl.DataFrame, bool]:
+    """``prank``: the message's place in its conversation's canonical (persist) order, and
+    whether some conversation is persisted by several sources.
 
     The persisting source's log position (``seq``) when one source persists the conversation,
-    else its timestamp (positions of two logs do not compare; it is taken before clock
-    correction, a limit for conversations persisted by several servers). One dense rank over all
-    messages keeps each conversation's own order and small integers for the reorder check.
+    else its time (positions of two logs do not compare; ``build_paths`` ranks again on
+    clock-corrected time once the offsets are known). One dense rank over all messages keeps
+    each conversation's own order and small integers for the reorder check.
     """
     persist = p.role("persist")
     if persist is None:
-        return msg.with_columns(prank=pl.lit(None, dtype=pl.Int64))
+        return msg.with_columns(prank=pl.lit(None, dtype=pl.Int64)), False
     i = p.index(persist)
     multi = (
         msg.lazy()
@@ -376,9 +377,10 @@ def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
         .then(pl.col(col("t", i)))
         .otherwise(pl.col(col("pos", i)))
     )
-    return msg.with_columns(
+    ranked = msg.with_columns(
         prank=pl.when(pl.col(col("n", i)) > 0).then(key.rank("dense").cast(pl.Int64))
     )
+    return ranked, not multi.is_empty()
 
 
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
@@ -485,7 +487,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .with_columns(conv_id=pl.coalesce("conv_id", "conv_any"))
             .drop("conv_any")
         )
-    msg_raw = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
+    msg_raw, multi_persist = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
     rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions)
     del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
@@ -552,6 +554,13 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     msg = corrected(msg_raw, msg_idx)
     pairs = corrected(pairs_raw, sorted(needed) + rcp_idx)
+    if multi_persist and offsets:  # several servers' persist times compare only corrected
+        msg, _ = _persist_rank(msg, p)
+        pairs = (
+            pairs.drop("prank")
+            .join(msg.select("trace_id", "prank"), on="trace_id", how="left")
+            .select(pairs.columns)
+        )
 
     def fix(frame: pl.DataFrame, ts: str, out: str) -> pl.DataFrame:
         shift = (

@@ -83,11 +83,13 @@ class History:
         skip_message: Iterable[str] = (),
         offsets: dict[str, float] | None = None,
         step: float = 5.0,
+        server: str = SERVER,
     ) -> str:
         """One message through the whole pipeline; ``stop[recipient]`` = first hop not logged.
 
         ``stop`` may name the key ``""`` for a message hop; ``skip_message`` leaves out single
         message hops. ``offsets`` shifts a source's timestamps (its clock runs ahead).
+        ``server`` logs the message's server hops.
         """
         trace = tid(n)
         off = offsets or {}
@@ -101,8 +103,7 @@ class History:
         for hop in FULL:
             if hop in gone:
                 continue
-            server = hop in ("REST.persist", "WS-BROADCAST.start")
-            src = SERVER if server else client(sender)
+            src = server if hop in ("REST.persist", "WS-BROADCAST.start") else client(sender)
             extra: dict[str, Any] = {"conv_id": conv}
             if hop == "REST.persist":
                 extra["msg_id"] = f"m{n}"
@@ -117,7 +118,7 @@ class History:
             for j, hop in enumerate(PER_RECIPIENT):
                 if hop in lost:
                     continue
-                src = SERVER if j == 0 else client(r)
+                src = server if j == 0 else client(r)
                 ts = base + step * (1 + j) + k * 0.5 + off.get(src, 0.0)
                 if j == 0:
                     self.ev(ts, hop, src, "server", trace=trace, conv_id=conv, peer=r)

@@ -247,3 +247,29 @@ def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(history):
     assert hops[("REPO.add", "CTRL.add")]["max_ms"] == 5.0
     assert report.latency["end_to_end"]["max_ms"] == 40.0
     assert report.findings.is_empty()
+
+
+def test_persist_order_across_two_servers_is_read_on_corrected_time(history):
+    # m1 persisted by server-2 (clock 500 ms ahead, estimated from its exchanges), m2 and m3
+    # by server-1 100 ms and 3 s later; u2 stores them in that true order: no reorder. On raw
+    # timestamps server-2's m1 looked persisted after m2.
+    history.message(1, "u1", ["u2"], t=0, server="server-2", offsets={"server-2": 500.0})
+    history.message(2, "u1", ["u2"], t=100)
+    history.message(3, "u1", ["u2"], t=3000)
+    history.tail()
+    report = analyze(history.frame())
+    assert {c["source"]: c["offset_ms"] for c in report.clock}["server-2"] == 500.0
+    assert history.kinds(report.findings) == [("clock_skew", None, None, None, None)]
+
+
+def test_a_reorder_across_two_servers_is_found_on_corrected_time(history):
+    # The same two messages, but u2 stores m2 first (its events come first in u2's log): m1
+    # was truly persisted first, so m1 is stored out of order. Raw timestamps put server-2's
+    # m1 after m2 and saw nothing wrong.
+    history.message(2, "u1", ["u2"], t=100)
+    history.message(1, "u1", ["u2"], t=0, server="server-2", offsets={"server-2": 500.0})
+    history.tail()
+    found = analyze(history.frame()).findings.filter(pl.col("kind") == "reorder")
+    assert found.select("trace_id", "recipient", "stage", "source").rows() == [
+        (history.tid(1), "u2", "CTRL.add", "client-u2")
+    ]
