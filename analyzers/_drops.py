@@ -116,7 +116,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         return _classify(cand, gap_hit, g, t_end)
     gaps = paths.gaps.lazy()
     hops = paths.hops.lazy()  # names as integer codes until unique (few rows) is done
-    emitters = {h.emitter for h in p.hops}
+    cand = cand.collect().lazy()  # read several times below
     server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
     server_sources = as_text(
@@ -134,17 +134,26 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         .drop_nulls()
         .unique()
     )
+    is_server = pl.col("emitter") == "server"
+    client = cand.filter(~is_server)
     srcs = [
-        cand.filter(pl.col("emitter") != "server")
-        .join(user_sources, left_on="who", right_on="actor")
-        .select("rid", "source")
+        client.join(user_sources, left_on="who", right_on="actor").select("rid", "source"),
+        # the sender's log is also the one holding the message's other sender hops: the sender
+        # is unknown when the send's line is lost
+        client.filter(pl.col("emitter") == "sender")
+        .join(_logged_by(paths, "sender", "trace_id", client), on="trace_id")
+        .select("rid", "source"),
     ]
-    if "server" in emitters:
-        srcs.append(
-            cand.filter(pl.col("emitter") == "server")
-            .join(server_sources, how="cross")
-            .select("rid", "source")
-        )
+    # Whose log should hold the missing hop is not known (a server hop, or a sender hop of a
+    # message none of whose sender lines survived): a gap in any log of that side counts.
+    unknown = cand.filter(is_server | pl.col("who").is_null()).join(
+        pl.concat(srcs), on="rid", how="anti"
+    )
+    client_sources = gaps.select("source").unique().join(server_sources, on="source", how="anti")
+    srcs += [
+        unknown.filter(is_server).join(server_sources, how="cross").select("rid", "source"),
+        unknown.filter(~is_server).join(client_sources, how="cross").select("rid", "source"),
+    ]
     gap_hit = (
         pl.concat(srcs)
         .join(cand.select("rid", "t_last"), on="rid")
@@ -159,6 +168,26 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         )
     )
     return _classify(cand, gap_hit, g, t_end)
+
+
+def _logged_by(paths: Paths, emitter: str, key: str, wanted: pl.LazyFrame) -> pl.LazyFrame:
+    """``(key, source)``: the sources that logged the hops of ``emitter`` in the messages
+    (``key`` = ``trace_id``) or recipients (``recipient``) found in ``wanted``."""
+    p = paths.pipeline
+    frames = []
+    for frame, scope in ((paths.msg, "message"), (paths.pairs, "recipient")):
+        idx = [i for i, h in enumerate(p.hops) if h.emitter == emitter and h.scope == scope]
+        if idx and key in frame.columns:
+            frames.append(
+                frame.lazy()
+                .join(wanted.select(key), on=key, how="semi")
+                .select(key, pl.concat_list(pl.col(col("src", i)) for i in idx).alias("source"))
+                .explode("source")
+                .with_columns(pl.col("source").cast(pl.String))
+            )
+    if not frames:
+        return pl.LazyFrame(schema={key: pl.String, "source": pl.String})
+    return pl.concat(frames).drop_nulls().unique()
 
 
 def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> pl.LazyFrame:

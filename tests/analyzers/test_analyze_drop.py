@@ -117,3 +117,58 @@ def test_gap_elsewhere_does_not_hide_a_drop(history):
         ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
         ("log_gap", None, None, None, None),
     ]
+
+
+def _lost_client_lines(history, n: int, t: float, lose: set[str]) -> str:
+    """Message ``n`` from u1 to u2, with u1's log losing the lines ``lose`` (seq jumps)."""
+    trace, u1 = history.tid(n), history.client("u1")
+    for k, hop in enumerate(("CTRL.send", "REST.request", "REST.persist", "REST.response")):
+        if hop in lose:
+            history.seq[u1] += 1
+            continue
+        if hop == "REST.persist":
+            history.ev(t + 5 * k, hop, "server-1", "u1", trace=trace, conv_id="c1", msg_id=f"m{n}")
+        else:
+            history.ev(t + 5 * k, hop, u1, "u1", trace=trace, conv_id="c1")
+    history.ev(t + 20, "WS-BROADCAST.start", "server-1", "u1", trace=trace, conv_id="c1",
+               recipients=["u2"])  # fmt: skip
+    history.ev(t + 25, "WS-BROADCAST.deliver", "server-1", "server", trace=trace, conv_id="c1",
+               peer="u2")  # fmt: skip
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(t + 30 + k, hop, "client-u2", "u2", trace=trace, conv_id="c1")
+    return trace
+
+
+def test_missing_hop_of_an_unknown_sender_inside_its_log_gap_is_indeterminate(history):
+    # u1's log loses message 2's CTRL.send (so no hop names the sender) and its REST.response:
+    # the sender's log is still known, as the source of its REST.request.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = _lost_client_lines(history, 2, 10_000, {"CTRL.send", "REST.response"})
+    history.message(3, "u1", ["u2"], t=20_000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("unexpected", t2, None, "REST.request", None),
+        ("log_gap", None, None, None, None),
+        ("log_gap", None, None, None, None),
+    ]
+    assert report.findings["detail"][2] == (
+        "seq jumps from 4 to 6: 1 event(s) lost by the logging; 1 message path(s) "
+        f"indeterminate, not reported as drops: {t2} (at REST.response)"
+    )
+
+
+def test_missing_hop_of_a_sender_whose_every_line_is_lost_is_indeterminate(history):
+    # No line of u1 names message 2: which client should have logged REST.response is not
+    # known, so a seq gap of any client at that time leaves it undecided.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = _lost_client_lines(history, 2, 10_000, {"CTRL.send", "REST.request", "REST.response"})
+    history.message(3, "u1", ["u2"], t=20_000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("unexpected", t2, None, "REST.persist", None),
+        ("log_gap", None, None, None, None),
+    ]
+    assert report.findings["detail"][1].endswith(f"not reported as drops: {t2} (at REST.response)")
+
