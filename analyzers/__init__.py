@@ -20,8 +20,13 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   sources, and then clock-corrected.
 - Clock offsets come from every cross-source pipeline edge as difference constraints (NTP on
   request/persist/response, causal bound on deliver/receive); ``uncertainty_ms`` is null when
-  only a one-sided bound exists. A finding needs ``|offset|`` above the pipeline's
-  ``clock_skew_ms`` (100 ms) and above its uncertainty, or pairs that contradict causality.
+  only a one-sided bound exists. The offset is the middle of the consistent interval where
+  exchanges with no retried hop bound the source on both sides; otherwise (a client whose only
+  exchanges were retried, one that only receives) it is the point of the interval nearest zero:
+  clocks are taken as in sync unless the logs force an offset. Two hops a client logs for one
+  user on two different sources (two devices) are neither a clock pair nor a latency. A finding
+  needs ``|offset|`` above the pipeline's ``clock_skew_ms`` (100 ms) and above its uncertainty,
+  or pairs that contradict causality.
 - ``REST.request``, ``REST.persist`` and ``REST.response`` may repeat (client retries, idempotent
   persists); a second canonical ``msg_id`` is still a duplicate. A recipient with several
   devices (sources) gets each of its own hops once per device and one server write per device:
