@@ -122,13 +122,18 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     server_sources = as_text(
         hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
     )
+    # A user's logs: the sources of their client hops and of their other events (history
+    # fetches, meta events: a log whose every hop was lost still says whose it is). A server
+    # log's events may act for users too: not their client.
     user_sources = (
         pl.concat(
             [
                 as_text(
                     hops.filter(pl.col("hop").is_in(client_hops)).select("actor", "source").unique()
                 ),
-                paths.fetches.lazy().select("actor", "source"),
+                paths.rest.lazy()
+                .select("actor", "source")
+                .join(server_sources, on="source", how="anti"),
             ]
         )
         .drop_nulls()

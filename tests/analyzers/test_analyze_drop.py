@@ -172,3 +172,32 @@ def test_missing_hop_of_a_sender_whose_every_line_is_lost_is_indeterminate(histo
     ]
     assert report.findings["detail"][1].endswith(f"not reported as drops: {t2} (at REST.response)")
 
+
+def test_gap_in_a_log_with_no_surviving_hop_hides_the_drop(history):
+    # u2's client logged no pipeline hop that survived (its seq jumps 0 -> 4): its other
+    # events still say whose log it is.
+    history.ev(-10, "TRACEKIT.configured", "client-u2", "u2")
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    history.seq["client-u2"] += 3
+    history.ev(40, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings["detail"][0] == (
+        "seq jumps from 0 to 4: 3 event(s) lost by the logging; 1 message path(s) "
+        f"indeterminate, not reported as drops: {t1} (u2 at WS-RECV.receive)"
+    )
+
+
+def test_a_server_event_on_behalf_of_a_user_does_not_make_it_their_log(history):
+    history.ev(-10, "AUTH.login", "server-1", "u2")  # the server acts for u2: not u2's client
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.seq["server-1"] += 2  # an unrelated gap in the server's log
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("log_gap", None, None, None, None),
+    ]
