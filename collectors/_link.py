@@ -10,9 +10,19 @@ message's trace id, across all files. Each group of joined ids gets, in this ord
    ``sha256("tracekit-derived:" + smallest server id)`` (or smallest client id when no server id
    is known), so the same logs always give the same id.
 
-A group with two different candidate trace ids (two UUIDs or two carried trace ids) is
-ambiguous: its events stay unlinked, nothing is guessed. Message events (every stage but
-``TRACEKIT``; every action but history fetches) left without a trace id are counted as unlinked.
+A server id names one message everywhere, and so does a client id that is a UUID. Any other
+client id (``tmp-17``, a per-client counter) is unique only within its client: it is scoped to
+the line's actor, the sender who owns it (the client's own file, or ``from=`` on a server line;
+the source when no actor is known), so u1's ``tmp-1`` and u2's ``tmp-1`` are two nodes. A
+derived id seeded by such a client id hashes ``actor + "\x1f" + client id``.
+
+A group is ambiguous, its events stay unlinked and nothing is guessed, when it holds two
+different candidate trace ids (two UUIDs or two carried trace ids), or when its id would be
+derived (no carried trace id, no UUID) but it holds two server ids: a client reused a temp id
+(restart, second device), and which line belongs to which message cannot be told. Under a
+carried trace id or a UUID two server ids stay linked: one message persisted twice, a duplicate
+the analyzers report. Message events (every stage but ``TRACEKIT``; every action but history
+fetches) left without a trace id are counted as unlinked.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
         return table.drop("_client_id") if "_client_id" in table.columns else table
     if "_client_id" not in table.columns:
         table = table.with_columns(pl.lit(None, dtype=pl.String).alias("_client_id"))
+    table = _scope_client_ids(table)
     need = table.select("msg_id", "_client_id").filter(
         table.get_column("trace_id").is_null()
         & (table.get_column("msg_id").is_not_null() | table.get_column("_client_id").is_not_null())
@@ -50,6 +61,27 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
         table, ambiguous_nodes = _fill(table, need)
     _count_unlinked(table, ambiguous_nodes, stats)
     return table.drop("_client_id")
+
+
+def _scope_client_ids(table: pl.DataFrame) -> pl.DataFrame:
+    """Client ids that are not UUIDs -> ``actor + "\x1f" + id`` (source when no actor): a temp
+    id is unique only within the client that made it. Decided on the distinct ids; the rows are
+    only rewritten when such ids exist."""
+    cid = table.get_column("_client_id")
+    if cid.null_count() == cid.len():
+        return table
+    distinct = cid.drop_nulls().unique()
+    local = distinct.filter(~distinct.cast(pl.String).str.contains(_UUID_RE))
+    if local.len() == 0:
+        return table
+    text = pl.col("_client_id").cast(pl.String)
+    owner = pl.coalesce(pl.col("actor").cast(pl.String), pl.col("source").cast(pl.String))
+    scoped = (
+        pl.when(pl.col("_client_id").is_in(local.implode()))
+        .then(owner.fill_null("") + pl.lit("\x1f") + text)
+        .otherwise(text)
+    )
+    return table.with_columns(scoped.cast(pl.Categorical()).alias("_client_id"))
 
 
 def _components(n_nodes: int, edges: pl.DataFrame) -> pl.DataFrame:
@@ -175,6 +207,7 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
             pl.col("_u").min().alias("uuid"),
             (pl.col("_u").min() != pl.col("_u").max()).alias("two_uuids"),
             pl.col("_m").min().alias("server"),
+            (pl.col("_m").min() != pl.col("_m").max()).alias("two_servers"),
             pl.col("_c").min().alias("client"),
         )
     )
@@ -188,6 +221,12 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
         (
             pl.col("two_carried").fill_null(False)
             | (pl.col("carried").is_null() & pl.col("two_uuids").fill_null(False))
+            # an id to derive for a group of two messages (a reused temp id)
+            | (
+                pl.col("carried").is_null()
+                & pl.col("uuid").is_null()
+                & pl.col("two_servers").fill_null(False)
+            )
         ).alias("ambiguous"),
         pl.coalesce("carried", pl.col("uuid").str.replace_all("-", "")).alias("tid"),
     )

@@ -286,3 +286,131 @@ def test_timestamp_group_read_as_the_match_only_when_it_is_the_whole_pattern() -
     assert _whole_group("((a)b)") and _whole_group(r"(\d+\))")
     for regex in ("(a)|(b)", "(a)(b)", "(?i)(a)", "a(b)", "(a)+", r"(\)", "([()])", "([^)]+)"):
         assert not _whole_group(regex), regex
+
+
+def _tmp_id_logs(u1_sent: bool = True) -> list[MemorySource]:
+    """Two clients that both number their unsent messages tmp-1, tmp-2, ...: u1's tmp-1
+    became msg-A, u2's tmp-1 msg-B."""
+    u1 = [
+        '2024-01-15T10:00:00.000Z [CTRL] sendMessage: "hi from u1" clientMsgId=tmp-1',
+        "2024-01-15T10:00:00.010Z [REST] Sending message: clientMsgId=tmp-1 conversationId=c1",
+    ]
+    if u1_sent:
+        u1.append("2024-01-15T10:00:00.050Z [REST-SEND] Message sent: id=msg-A clientMsgId=tmp-1")
+    return [
+        legacy(u1, name="client-u1.log"),
+        legacy(
+            [
+                '2024-01-15T10:00:05.000Z [CTRL] sendMessage: "hi from u2" clientMsgId=tmp-1',
+                "2024-01-15T10:00:05.010Z [REST] Sending message: clientMsgId=tmp-1 "
+                "conversationId=c1",
+                "2024-01-15T10:00:05.050Z [REST-SEND] Message sent: id=msg-B clientMsgId=tmp-1",
+            ],
+            name="client-u2.log",
+        ),
+        legacy(
+            [
+                "2024-01-15T10:00:00.030Z [REST] Persisted message id=msg-A clientMsgId=tmp-1 "
+                "conversationId=c1 from=u1",
+                "2024-01-15T10:00:05.030Z [REST] Persisted message id=msg-B clientMsgId=tmp-1 "
+                "conversationId=c1 from=u2",
+            ],
+            name="chat-server.log",
+        ),
+    ]
+
+
+def test_client_temp_ids_are_scoped_to_their_client() -> None:
+    # A temp id is unique only within its client (the sender: the file's user, or from= on
+    # the server's line): u1's tmp-1 and u2's tmp-1 are two messages, not one.
+    got = collect(_tmp_id_logs())
+    frame = got.events.collect()
+    a, b = _derived("msg-A"), _derived("msg-B")
+    assert frame.select(
+        "file", "line", "stage", "action", "actor", "msg_id", "trace_id"
+    ).rows() == [
+        ("client-u1.log", 1, "CTRL", "send", "u1", None, a),
+        ("client-u1.log", 2, "REST", "request", "u1", None, a),
+        ("client-u1.log", 3, "REST", "response", "u1", "msg-A", a),
+        ("client-u2.log", 1, "CTRL", "send", "u2", None, b),
+        ("client-u2.log", 2, "REST", "request", "u2", None, b),
+        ("client-u2.log", 3, "REST", "response", "u2", "msg-B", b),
+        ("chat-server.log", 1, "REST", "persist", "u1", "msg-A", a),
+        ("chat-server.log", 2, "REST", "persist", "u2", "msg-B", b),
+    ]
+    assert (got.inputs.events, got.inputs.unlinked, got.inputs.unlinked_examples) == (8, 0, [])
+
+
+def test_a_lost_response_still_links_through_the_servers_sender() -> None:
+    # u1's REST-SEND line is missing: its tmp-1 reaches msg-A through the server's line naming
+    # the sender (from=u1), and does not touch u2's tmp-1.
+    frame = collect(_tmp_id_logs(u1_sent=False)).events.collect()
+    assert frame.select("file", "line", "trace_id").rows() == [
+        ("client-u1.log", 1, _derived("msg-A")),
+        ("client-u1.log", 2, _derived("msg-A")),
+        ("client-u2.log", 1, _derived("msg-B")),
+        ("client-u2.log", 2, _derived("msg-B")),
+        ("client-u2.log", 3, _derived("msg-B")),
+        ("chat-server.log", 1, _derived("msg-A")),
+        ("chat-server.log", 2, _derived("msg-B")),
+    ]
+
+
+def test_temp_ids_without_a_server_id_differ_per_client() -> None:
+    lines = ["2024-01-15T10:00:00Z [CTRL] sendMessage: clientMsgId=tmp-1"]
+    got = collect([legacy(lines, name="client-u1.log"), legacy(lines, name="client-u2.log")])
+    assert got.events.collect().get_column("trace_id").to_list() == [
+        _derived("u1\x1ftmp-1"),
+        _derived("u2\x1ftmp-1"),
+    ]
+    assert got.inputs.unlinked == 0
+
+
+def test_a_temp_id_reused_for_two_server_ids_is_ambiguous() -> None:
+    # u1 restarted and numbered from tmp-1 again: which lines belong to msg-A and which to
+    # msg-B cannot be told, so none is guessed.
+    src = legacy(
+        [
+            "2024-01-15T10:00:00Z [CTRL] sendMessage: clientMsgId=tmp-1",
+            "2024-01-15T10:00:01Z [REST-SEND] Message sent: id=msg-A clientMsgId=tmp-1",
+            "2024-01-15T10:00:02Z [CTRL] sendMessage: clientMsgId=tmp-1",
+            "2024-01-15T10:00:03Z [REST-SEND] Message sent: id=msg-B clientMsgId=tmp-1",
+            "2024-01-15T10:00:04Z [REPO] Added message to store id=msg-B",
+            "2024-01-15T10:00:05Z [CTRL] sendMessage: clientMsgId=tmp-2",
+        ]
+    )
+    got = collect([src])
+    assert got.events.collect().get_column("trace_id").to_list() == [None] * 5 + [
+        _derived("u1\x1ftmp-2")
+    ]
+    assert got.inputs.unlinked == 5
+    assert got.inputs.unlinked_examples == [
+        f"client-u1.log:{n}: ambiguous: its ids link to more than one message: {ev}"
+        for n, ev in [
+            (1, "CTRL.send"),
+            (2, "REST.response"),
+            (3, "CTRL.send"),
+            (4, "REST.response"),
+            (5, "REPO.add"),
+        ]
+    ]
+
+
+def test_a_client_uuid_stays_global_and_two_server_ids_under_it_are_kept() -> None:
+    # A UUID names one message wherever it appears (the sender's file or another's); two
+    # server ids under one UUID are the server persisting one message twice: a duplicate the
+    # analyzers report, so both keep the UUID's trace id.
+    got = collect(
+        [
+            legacy([f"2024-01-15T10:00:00Z [CTRL] sendMessage: clientMsgId={U1}"]),
+            legacy(
+                [
+                    f"2024-01-15T10:00:01Z [REST] Persisted message id=m1 clientMsgId={U1}",
+                    f"2024-01-15T10:00:02Z [REST] Persisted message id=m2 clientMsgId={U1}",
+                ],
+                name="chat-server.log",
+            ),
+        ]
+    )
+    assert got.events.collect().get_column("trace_id").to_list() == [T1] * 3
+    assert got.inputs.unlinked == 0
