@@ -11,6 +11,7 @@ import bz2
 import fnmatch
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -94,10 +95,13 @@ class FileSource(Source):
         try:
             with self.path.open("rb") as fh:
                 head = fh.read(_HEAD)
-                size = os.fstat(fh.fileno()).st_size
-                if _compression(head) is None:
+                st = os.fstat(fh.fileno())
+                if stat.S_ISREG(st.st_mode) and _compression(head) is None:
                     # Not compressed: leave the bytes on disk until a reader needs them.
-                    return RawInput(None, size, path=self.path, head=head)
+                    return RawInput(None, st.st_size, path=self.path, head=head)
+                # Compressed, or not a regular file (a pipe: <(cmd), /dev/stdin, a FIFO):
+                # read once, here. A pipe's size is 0 and reopening it blocks or finds it
+                # drained, so its bytes must not be left "on disk" for later.
                 raw = head + fh.read()
         except IsADirectoryError:
             raise InputError(f"{self.name}: is a directory") from None
@@ -111,6 +115,8 @@ class FileSource(Source):
             st = self.path.stat()
         except OSError:
             return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a pipe: its content is gone once read, nothing to key a cache on
         return (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
 
 
