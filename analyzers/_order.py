@@ -86,47 +86,98 @@ def races(paths: Paths) -> pl.LazyFrame:
     r = p.index(receive)
     rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     final = p.role("final")
-    by = ["source", "conv_id"]
-    nxt = {
-        f"end_{k}": pl.when(pl.col("kind") == "end").then(pl.col(k)).backward_fill().over(by)
-        for k in ("pos", "file", "line")
-    }
-    windows = (
+    # Fetches and receives are matched on integer codes of (source, conversation), packed
+    # into one key (the event table's own codes when its names are Categorical).
+    code = [
+        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in ("source", "conv_id")
+    ]
+    key = (code[0] * (1 << 32) + code[1]).alias("key")
+    # Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
+    # ones. Ends are paired with starts in order (the k-th end that closes something closes
+    # the k-th start), so at any position the open fetches are starts number ends + 1 ..
+    # starts, and the one named is the earliest still open: its window holds the receive.
+    # Open count = running sum of +1/-1 in log order, floored at 0 (an end whose start came
+    # before the logs closes nothing): floor(x) = x - min(0, running min of x).
+    is_start = pl.col("kind") == "start"
+    raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over("key")
+    floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over("key"))
+    closes = ~is_start & (pl.col("open").shift(1).over("key").fill_null(0) > 0)
+    fetch = (
         paths.fetches.lazy()
         .filter(pl.col("conv_id").is_not_null())
-        .sort(*by, "pos")
-        .with_columns(**nxt)
-        .filter(pl.col("kind") == "start")
+        .with_columns(key)
+        .sort("key", "pos", maintain_order=True)
+        .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
+        .with_columns(open=pl.col("raw") - floor)
+        .with_columns(closes=closes)
+        .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over("key"))
+        .collect()
+    )
+    # how many fetches were started and are still open after each fetch event
+    open_at = fetch.lazy().select("key", "pos", "started", "open").sort("pos")
+    starts = (
+        fetch.lazy()
+        .filter(is_start)
         .select(
-            *by,
+            "key",
+            pl.col("started").alias("k"),
             pl.col("pos").alias("start_pos"),
             pl.col("file").alias("start_file"),
             pl.col("line").alias("start_line"),
-            *nxt,
         )
     )
-    cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line", "conv_id"]
-    received = paths.hops.lazy().filter(pl.col("hop") == r).select(cols)
-    # Only receives on a (source, conversation) that fetched are converted to text: picked
-    # on the table's integer codes.
-    fetched = windows.select(pl.col(c).cast(paths.hops.schema[c]) for c in by).unique()
+    ends = (
+        fetch.lazy()
+        .filter(pl.col("closes"))
+        .select(
+            "key",
+            pl.col("closed").alias("k"),
+            pl.col("pos").alias("end_pos"),
+            pl.col("file").alias("end_file"),
+            pl.col("line").alias("end_line"),
+        )
+    )
+    # Receives are matched narrow (row, key, pos); only the raced rows are then read whole.
+    narrow = ["row", "trace_id", "source", "pos", "conv_id"]
+    received = paths.hops.lazy().with_row_index("row").filter(pl.col("hop") == r).select(narrow)
     # A receive that does not name its conversation takes its message's (rare: a join of few rows).
     unnamed = (
         as_text(received.filter(pl.col("conv_id").is_null()))
         .drop("conv_id")
         .join(paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left")
-        .select(cols)
+        .with_columns(
+            pl.col(c).cast(paths.hops.schema[c]) for c in ("trace_id", "source", "conv_id")
+        )
+        .select(narrow)
     )
-    recv = pl.concat([as_text(received.join(fetched, on=by, how="semi")), unnamed])
+    inside = (
+        pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
+        .select("row", "conv_id", "pos", key)
+        .join(fetch.lazy().select("key").unique(), on="key", how="semi")
+        .sort("pos")
+        # the last fetch event strictly before the receive in its log (a tie, only possible
+        # without seq, counts as after it); both sides sorted by pos, hence in every group
+        .join_asof(
+            open_at,
+            on="pos",
+            by="key",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+        .filter(pl.col("open") > 0)
+        .select("row", "key", "conv_id", k=pl.col("started") - pl.col("open") + 1)
+        .collect()
+    )
+    cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line"]
+    picked = paths.hops.select(cols).gather(inside.get_column("row"))
+    recv = as_text(picked.hstack(inside.select("key", "conv_id", "k")).lazy())
     last: pl.Expr = pl.lit(None, dtype=pl.String)
     for i in rcp:
         last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)
     raced = (
-        recv.join(windows, on=by)
-        .filter(
-            (pl.col("pos") > pl.col("start_pos"))
-            & (pl.col("end_pos").is_null() | (pl.col("pos") < pl.col("end_pos")))
-        )
+        recv.join(starts, on=["key", "k"])
+        .join(ends, on=["key", "k"], how="left")
         # The first fetch in flight; ties (two devices of one recipient) by source, position.
         .sort("trace_id", "recipient", "start_pos", "source", "pos", maintain_order=True)
         .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)

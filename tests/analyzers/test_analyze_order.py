@@ -101,3 +101,47 @@ def test_a_race_on_two_devices_names_the_first_by_name_on_every_run(history):
     assert history.kinds(runs[0]) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
     assert runs[0]["source"].to_list() == ["client-u2"]
     assert all(run.equals(runs[0]) for run in runs)
+
+
+def test_a_receive_during_the_second_of_two_overlapping_fetches_is_a_race(history):
+    # client-u2: fetch_start(A) fetch_start(B) fetch_end receive add add ... fetch_end. The
+    # first end closes one fetch; the other is still in flight at the receive. Unlabeled ends
+    # pair with starts in order, so the fetch named is B (line 2), closed by the last end.
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(2, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.ev(200, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    race = found.row(0, named=True)
+    assert (race["source"], race["conv_id"]) == ("client-u2", "c1")
+    assert race["detail"] == (
+        "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
+        "of it was in flight; the message then reached CTRL.add"
+    )
+    assert race["evidence"] == [
+        {"file": "client-u2.jsonl", "line": 2},
+        {"file": "client-u2.jsonl", "line": 4},
+        {"file": "client-u2.jsonl", "line": 7},
+    ]
+
+
+def test_an_end_without_its_start_closes_no_later_fetch(history):
+    # The first end belongs to a fetch begun before the logs: it must not cancel the fetch
+    # started after it, which is in flight at the receive. A fetch that ended before the
+    # receive of message 2 makes no race.
+    history.ev(0, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.ev(200, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert found["evidence"][0].to_list() == [
+        {"file": "client-u2.jsonl", "line": 2},
+        {"file": "client-u2.jsonl", "line": 3},
+        {"file": "client-u2.jsonl", "line": 6},
+    ]
