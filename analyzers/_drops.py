@@ -105,8 +105,7 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
 
 def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
     """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
-    p = paths.pipeline
-    g = grace_ns(p, grace)
+    g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
     cand = _raw_candidates(paths).with_row_index("rid")
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
@@ -114,14 +113,35 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}
         )
         return _classify(cand, gap_hit, g, t_end)
+    cand = cand.collect().lazy()
+    return _classify(cand, _gap_hits(paths, cand, g), g, t_end)
+
+
+def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
+    """``(rid, gap_source, gap_seq)``: the first gap of the logs that should hold the missing
+    hop which overlaps ``[t_last, t_last + g]``."""
+    overlaps = (pl.col("t_after") >= pl.col("t_last")) & (
+        pl.col("t_before") <= pl.col("t_last") + g
+    )
+    # Whose logs are looked up only for the few paths that meet some gap in time.
+    cand = (
+        cand.join(paths.gaps.lazy().select("t_before", "t_after"), how="cross")
+        .filter(overlaps)
+        .select(cand.collect_schema().names())
+        .unique("rid")
+        .collect()
+        .lazy()
+    )
+    p = paths.pipeline
     gaps = paths.gaps.lazy()
-    hops = paths.hops.lazy()  # names as integer codes until unique (few rows) is done
-    cand = cand.collect().lazy()  # read several times below
+    # Only the logs with gaps matter (names as integer codes until unique, few rows, is done).
+    gappy = paths.gaps.get_column("source").unique()
+    hops = paths.hops.lazy().filter(pl.col("source").is_in(gappy.implode()))
     server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
     server_sources = as_text(
         hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
-    )
+    ).collect()
     # A user's logs: the sources of their client hops and of their other events (history
     # fetches, meta events: a log whose every hop was lost still says whose it is). A server
     # log's events may act for users too: not their client.
@@ -132,8 +152,9 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
                     hops.filter(pl.col("hop").is_in(client_hops)).select("actor", "source").unique()
                 ),
                 paths.rest.lazy()
+                .filter(pl.col("source").is_in(gappy.implode()))
                 .select("actor", "source")
-                .join(server_sources, on="source", how="anti"),
+                .join(server_sources.lazy(), on="source", how="anti"),
             ]
         )
         .drop_nulls()
@@ -141,7 +162,18 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     )
     is_server = pl.col("emitter") == "server"
     client = cand.filter(~is_server)
+    server = cand.filter(is_server)
     srcs = [
+        # A server hop belongs in the log of a server that handled the message (persisted,
+        # broadcast, or wrote to another recipient's socket) or that writes to this recipient's
+        # socket: only their gaps count, not every server's. Where no server is named, any
+        # server's gap counts (below).
+        server.join(_logged_by(paths, "server", "trace_id", server), on="trace_id").select(
+            "rid", "source"
+        ),
+        server.join(_logged_by(paths, "server", "recipient", server), on="recipient").select(
+            "rid", "source"
+        ),
         client.join(user_sources, left_on="who", right_on="actor").select("rid", "source"),
         # the sender's log is also the one holding the message's other sender hops: the sender
         # is unknown when the send's line is lost
@@ -149,30 +181,30 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         .join(_logged_by(paths, "sender", "trace_id", client), on="trace_id")
         .select("rid", "source"),
     ]
-    # Whose log should hold the missing hop is not known (a server hop, or a sender hop of a
-    # message none of whose sender lines survived): a gap in any log of that side counts.
+    # Whose log should hold the missing hop is not known (a server hop of a message no server
+    # line names, or a sender hop of a message none of whose sender lines survived): a gap in
+    # any log of that side counts.
     unknown = cand.filter(is_server | pl.col("who").is_null()).join(
         pl.concat(srcs), on="rid", how="anti"
     )
-    client_sources = gaps.select("source").unique().join(server_sources, on="source", how="anti")
+    client_sources = (
+        gaps.select("source").unique().join(server_sources.lazy(), on="source", how="anti")
+    )
     srcs += [
-        unknown.filter(is_server).join(server_sources, how="cross").select("rid", "source"),
+        unknown.filter(is_server).join(server_sources.lazy(), how="cross").select("rid", "source"),
         unknown.filter(~is_server).join(client_sources, how="cross").select("rid", "source"),
     ]
-    gap_hit = (
+    return (
         pl.concat(srcs)
         .join(cand.select("rid", "t_last"), on="rid")
         .join(gaps, on="source")
-        .filter(
-            (pl.col("t_after") >= pl.col("t_last")) & (pl.col("t_before") <= pl.col("t_last") + g)
-        )
+        .filter(overlaps)
         .group_by("rid")
         .agg(
             pl.col("source").sort_by("source", "seq_before").first().alias("gap_source"),
             pl.col("seq_before").sort_by("source", "seq_before").first().alias("gap_seq"),
         )
     )
-    return _classify(cand, gap_hit, g, t_end)
 
 
 def _logged_by(paths: Paths, emitter: str, key: str, wanted: pl.LazyFrame) -> pl.LazyFrame:

@@ -201,3 +201,62 @@ def test_a_server_event_on_behalf_of_a_user_does_not_make_it_their_log(history):
         ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
         ("log_gap", None, None, None, None),
     ]
+
+
+def _delivered_by(history, n: int, t: float, server: str, *, lost: bool = False) -> str:
+    """Message ``n`` from u1 to u2, persisted by server-1; ``server`` writes to u2's socket."""
+    trace = history.message(n, "u1", ["u2"], t=t, stop={"u2": "WS-BROADCAST.deliver"})
+    if not lost:
+        history.ev(t + 25, "WS-BROADCAST.deliver", server, "server", trace=trace, conv_id="c1",
+                   peer="u2")  # fmt: skip
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(t + 30 + k, hop, "client-u2", "u2", trace=trace, conv_id="c1")
+    return trace
+
+
+def test_gap_on_a_server_that_did_not_handle_the_message_does_not_hide_its_drop(history):
+    # server-1 persists and broadcasts message 2 and never writes to u2's socket; server-2,
+    # which handles other messages, has an unrelated gap at that time.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-BROADCAST.deliver"})
+    history.ev(900, "TRACEKIT.configured", "server-2", "server")
+    history.seq["server-2"] += 4
+    history.ev(1100, "TRACEKIT.heartbeat", "server-2", "server")
+    t3 = history.tid(3)
+    history.ev(3000, "CTRL.send", "client-u3", "u3", trace=t3, conv_id="c2")
+    history.ev(3005, "REST.request", "client-u3", "u3", trace=t3, conv_id="c2")
+    history.ev(3010, "REST.persist", "server-2", "u3", trace=t3, conv_id="c2", msg_id="m3")
+    history.ev(3015, "REST.response", "client-u3", "u3", trace=t3, conv_id="c2")
+    history.ev(3020, "WS-BROADCAST.start", "server-2", "u3", trace=t3, conv_id="c2", recipients=[])
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-BROADCAST.deliver", "WS-BROADCAST.start"),
+        ("log_gap", None, None, None, None),
+    ]
+
+
+def test_gap_on_the_server_holding_the_recipients_socket_hides_the_drop(history):
+    # server-1 persists and broadcasts, server-2 writes to u2's socket: its gap counts.
+    _delivered_by(history, 1, 0, "server-2")
+    t2 = _delivered_by(history, 2, 1000, "server-2", lost=True)
+    history.seq["server-2"] += 2
+    _delivered_by(history, 3, 2000, "server-2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings["source"][0] == "server-2"
+    assert report.findings["detail"][0].endswith(f"{t2} (u2 at WS-BROADCAST.deliver)")
+
+
+def test_gap_on_any_server_hides_a_drop_no_server_line_places(history):
+    # No server line of message 2 survived: which server should have persisted it is unknown.
+    _delivered_by(history, 1, 0, "server-2")
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"": "REST.persist"})
+    history.seq["server-2"] += 2
+    _delivered_by(history, 3, 2000, "server-2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings["source"][0] == "server-2"
+    assert report.findings["detail"][0].endswith(f"{t2} (at REST.persist)")
