@@ -25,6 +25,8 @@ _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 
 #: Text lines longer than this are counted as malformed rather than run through the regexes.
 MAX_TEXT_LINE: Final = 1 << 20
+#: A date and time of day whose fraction follows a comma (group 1: up to the comma).
+_COMMA_FRACTION: Final = r"^(\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}),(\d)"
 #: Files with more lines than this are read in slices on several threads.
 _SLICE: Final = 200_000
 
@@ -284,6 +286,22 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
     return prepared(out, fmt.timestamp_format).collect(), ignored
 
 
+def _decimal_point(raw: pl.DataFrame) -> pl.DataFrame:
+    """``10:00:00,123`` -> ``10:00:00.123`` (log4j's decimal comma), so a zoned time with a
+    comma parses like one with a dot instead of failing. Only on the rows the fast parse left
+    (tracekit's own ``...Z`` times never get here)."""
+    slow = raw.get_column("_ts_fast").is_null() & raw.get_column("timestamp").is_not_null()
+    if not slow.any():
+        return raw
+    idx = slow.arg_true()
+    text = raw.get_column("timestamp").clone()  # scatter writes in place
+    part = text.gather(idx)
+    fixed = part.str.replace(_COMMA_FRACTION, "${1}.${2}")
+    if not (fixed != part).any():
+        return raw
+    return raw.with_columns(text.scatter(idx, fixed))
+
+
 def read_text(
     data: bytes,
     fmt: TextFormat,
@@ -319,6 +337,8 @@ def read_text(
                 f"{file}: {n_inherited} lines have no timestamp; "
                 "they took the previous event line's time"
             )
+    if fmt.timestamp_format is None:
+        raw = _decimal_point(raw)
     soft = ("event", "actor", "seq") + (("source",) if "source" in _groups(fmt) else ())
     return normalize(
         raw.rename({"client_id": "_client_id"}),

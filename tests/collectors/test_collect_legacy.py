@@ -414,3 +414,49 @@ def test_a_client_uuid_stays_global_and_two_server_ids_under_it_are_kept() -> No
     )
     assert got.events.collect().get_column("trace_id").to_list() == [T1] * 3
     assert got.inputs.unlinked == 0
+
+
+def test_zone_offsets_in_the_prefix_are_kept() -> None:
+    # log4j's "HH:mm:ss.SSS Z" puts a space before the offset; ISO allows an hours-only one.
+    src = legacy(
+        [
+            "2026-11-25 10:00:00.123 +0530 [CTRL] sendMessage: clientMsgId=a1",
+            "2026-11-25T10:00:00.123+05 [CTRL] sendMessage: clientMsgId=a2",
+            "2026-11-25T10:00:00.123+05:30 [CTRL] sendMessage: clientMsgId=a3",
+            "2026-11-25 10:00:00,123 +0530 [CTRL] sendMessage: clientMsgId=a4",
+            "2026-11-25T10:00:00.123 -0800 [CTRL] sendMessage: clientMsgId=a5",
+            "[2026-11-25 10:00:00 +05:30] main.dart.js:4211 [CTRL] sendMessage: clientMsgId=a6",
+            "2026-11-25 10:00:00,250-0130 [CTRL] sendMessage: clientMsgId=a7",
+            "2026-11-25 10:00:00.123 [CTRL] sendMessage: clientMsgId=a8",
+            "2026-11-25 10:00:00.123 12345 [CTRL] sendMessage: clientMsgId=a9",
+        ]
+    )
+    expected = [
+        ts("04:30:00.123"),
+        ts("05:00:00.123"),
+        ts("04:30:00.123"),
+        ts("04:30:00.123"),
+        ts("18:00:00.123"),
+        ts("04:30:00"),
+        ts("11:30:00.250"),
+    ]
+    got = collect([src])
+    frame = got.events.collect()
+    assert frame.get_column("line").to_list() == list(range(1, 10))
+    assert frame.get_column("timestamp").to_list() == [
+        *expected,
+        ts("10:00:00.123"),
+        ts("10:00:00.123"),
+    ]
+    assert got.inputs.warnings == [
+        "client-u1.log: 2 timestamps have no time zone and were read as UTC; pass timezone=... "
+        "(e.g. 'Europe/Berlin') if they are local times"
+    ]
+    assert (got.inputs.events, got.inputs.malformed, got.inputs.ignored) == (9, 0, 0)
+    berlin = collect([src], timezone="Europe/Berlin")
+    assert berlin.events.collect().get_column("timestamp").to_list() == [
+        *expected,
+        ts("09:00:00.123"),
+        ts("09:00:00.123"),
+    ]
+    assert berlin.inputs.warnings == []
