@@ -42,6 +42,10 @@ _EVENTISH: Final = re.compile(
     rb'"stage"\s*:|(?:^|\s)stage=|\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]'
 )
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
+_LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
+#: What may stand before a JSON object on a text line for the object to be read as JSON:
+#: nothing, or a container runtime's prefix (CRI: containerd, CRI-O, kubelet's /var/log/pods).
+_JSON_PREFIX: Final = re.compile(rb"[ \t]*(?:\d{4}-\d\d-\d\dT[^ \n]* (?:stdout|stderr) F [ \t]*)?")
 _TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
 
 FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded TextFormat
@@ -94,11 +98,144 @@ def detect_format(data: bytes) -> str:
     # "[" alone is not enough: bracketed timestamps start many text logs.
     objects = sum(1 for ln in lines if ln.lstrip().startswith(b"{"))
     if objects * 2 >= len(lines):
+        # legacy tagged lines among them: the legacy reader reads both kinds (mixed file)
+        if objects < len(lines) and any(
+            _LEGACY_TAG.search(ln) for ln in lines if not ln.lstrip().startswith(b"{")
+        ):
+            return "legacy"
         return "jsonl"
     kv = sum(1 for ln in lines if _KV_LINE.match(ln) and _KV_KEYS.search(ln))
     if kv * 2 >= len(lines):
         return "kv"
     return "legacy"
+
+
+def _json_lines_in_text(data: bytes) -> list[tuple[int, int, int, int, int]]:
+    """Lines of a text log that are a JSON object, alone or behind a container runtime's
+    prefix: (line number, line start, object start, object end, line end) each. Python runs
+    per ``{"`` found (then skips to the line's end), never per other line."""
+    hits: list[tuple[int, int, int, int, int]] = []
+    pos = counted_to = 0
+    lineno = 1
+    while (i := data.find(b'{"', pos)) >= 0:
+        start = data.rfind(b"\n", 0, i) + 1
+        end = data.find(b"\n", i)
+        end = len(data) if end < 0 else end
+        if _JSON_PREFIX.fullmatch(data, start, i):
+            obj_end = i + len(data[i:end].rstrip(b" \t\r"))
+            if data[obj_end - 1 : obj_end] == b"}":
+                lineno += data.count(b"\n", counted_to, start)
+                counted_to = start
+                hits.append((lineno, start, i, obj_end, end))
+        pos = end + 1
+    return hits
+
+
+def _lines_with(data: bytes, needle: bytes, check: re.Pattern[bytes] | None = None) -> list[int]:
+    """Numbers of the lines holding ``needle`` (followed by what ``check`` matches there);
+    Python runs per occurrence, never per line."""
+    found: list[int] = []
+    pos = counted_to = 0
+    lineno = 1
+    while (i := data.find(needle, pos)) >= 0:
+        end = data.find(b"\n", i)
+        end = len(data) if end < 0 else end
+        if check is None or check.match(data, i + len(needle)):
+            lineno += data.count(b"\n", counted_to, i)
+            counted_to = i
+            found.append(lineno)
+        pos = end + 1
+    return found
+
+
+_KEY_COLON: Final = re.compile(rb"\s*:")
+
+
+def _warn_unread(
+    file: str, lines: list[int], frame: pl.DataFrame, why: str, stats: InputStats
+) -> None:
+    """Warn about lines that look like JSON events but are not events in ``frame``."""
+    if not lines:
+        return
+    read = set(frame.get_column("line").to_list()) if frame.height else set()
+    unread = [n for n in lines if n not in read]
+    if unread:
+        stats.warn(
+            f"{file}: {len(unread)} lines look like JSON events but were not read as such "
+            f"(first: line {unread[0]}); {why}"
+        )
+
+
+_WHY_PREFIX: Final = (
+    "a JSON event is read when it is the whole line or follows a container runtime's "
+    "'<time> stdout F ' prefix"
+)
+_WHY_STRING: Final = "they hold the event as text inside a JSON string"
+
+
+def _docker_json(head: bytes) -> bool:
+    """Docker's json-file driver: ``{"log": "<line>\\n", "stream": ..., "time": ...}``."""
+    first = head.lstrip().split(b"\n", 1)[0]
+    if not first.startswith(b'{"log":'):
+        return False
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("log"), str) and "time" in obj
+
+
+def _unwrap_docker(data: bytes) -> bytes:
+    """Each line's ``log`` as a CRI line (``<time> <stream> F <log>``): the container
+    runtime's prefix the readers know (a legacy line without a time takes Docker's; a JSON
+    event behind it is read as JSON). Lines that are not such objects stay as they are, so
+    line numbers and the account stay true."""
+    raw: pl.Series | None = None
+    if b"\x1f" not in data:
+        try:
+            raw = pl.read_csv(
+                data,
+                has_header=False,
+                separator="\x1f",
+                quote_char=None,
+                schema={"raw": pl.String},
+                encoding="utf8-lossy",
+            ).get_column("raw")
+        except (pl.exceptions.PolarsError, OSError):
+            raw = None
+    if raw is None:
+        text = data.decode("utf-8", errors="replace")
+        raw = pl.Series("raw", text.split("\n"), dtype=pl.String)
+        if text.endswith("\n"):
+            raw = raw.head(-1)
+    line = pl.col("raw").fill_null("").str.strip_suffix("\r")
+    log = line.str.json_path_match("$.log")
+    when = line.str.json_path_match("$.time")
+    stream = line.str.json_path_match("$.stream").fill_null("stdout")
+    text_ = log.str.strip_suffix("\n").str.replace_all("\n", " ", literal=True)
+    out = (
+        pl.when(log.is_null())
+        .then(line)
+        .when(when.is_null())
+        .then(text_)
+        .otherwise(when + pl.lit(" ") + stream + pl.lit(" F ") + text_)
+    )
+    joined = pl.DataFrame([raw]).select(out.str.join("\n")).item()
+    return str(joined).encode() + b"\n"
+
+
+def _leading_value_end(data: bytes, start: int) -> int | None:
+    """Byte offset just after the JSON value starting at ``start`` (after whitespace), or
+    None when it is not a complete JSON value."""
+    import json
+
+    text = data.decode("utf-8", errors="surrogateescape")
+    lead = len(data[:start].decode("utf-8", errors="surrogateescape"))
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, lead)
+    except ValueError:
+        return None
+    return len(text[:end].encode("utf-8", errors="surrogateescape"))
 
 
 def _reader(name: str) -> Callable[..., pl.DataFrame]:
@@ -274,22 +411,48 @@ def _read_one(
             f"{src.name}: binary data, not a log; skipped ({len(data)} bytes, {nonblank} lines)"
         )
         return empty_table()
+    if src.format is None and len(formats) != 1 and _docker_json(head):
+        raw.data = _unwrap_docker(raw.load())
+        raw.path = None
+        head = raw.head = raw.data[:65536]
     fmt = _choose(head, src, formats)
-    if fmt == "document":
-        from tracekit.collectors._jsonl import count_lines
+    while fmt == "document":
+        # A pretty-printed JSON value: the whole file (a document, skipped), or a block ahead
+        # of the log lines (a config printed at startup): its lines are ignored, the rest read.
+        data = raw.load()
+        try:
+            orjson.loads(data)
+            end = None
+        except orjson.JSONDecodeError:
+            start = len(data) - len(data.lstrip())
+            end = _leading_value_end(data, start)
+        if end is None or not data[end:].strip():
+            from tracekit.collectors._jsonl import count_lines
 
-        n = count_lines(raw.load())
-        stats.lines += n
-        stats.ignored += n
-        stats.warn(f"{src.name}: a JSON document, not JSON lines nor an OTLP export; skipped")
-        return empty_table()
+            n = count_lines(data)
+            stats.lines += n
+            stats.ignored += n - sum(1 for _ in _BLANK_LINE.finditer(data.removesuffix(b"\n")))
+            stats.warn(f"{src.name}: a JSON document, not JSON lines nor an OTLP export; skipped")
+            return empty_table()
+        block = data[:end]
+        first = data.count(b"\n", 0, start) + 1
+        last = block.count(b"\n") + 1
+        stats.ignored += sum(1 for ln in block.split(b"\n") if ln.strip())
+        stats.warn(
+            f"{src.name}: lines {first}-{last}: a pretty-printed JSON value ahead of the log "
+            "lines; ignored"
+        )
+        raw.data = b"\n" * block.count(b"\n") + data[end:]  # line numbers stay true
+        raw.path = None
+        head = raw.head = raw.data[:65536]
+        fmt = _choose(head, src, formats)
     name = fmt if isinstance(fmt, str) else fmt.name
-    stats.formats[name] = stats.formats.get(name, 0) + 1
     if fmt == "jsonl":
         from tracekit.collectors._jsonl import read_jsonl
 
+        stats.formats[name] = stats.formats.get(name, 0) + 1
         # polars reads a plain file itself (memory-mapped) rather than from a Python copy
-        return read_jsonl(
+        frame = read_jsonl(
             raw.data,
             path=raw.path,
             file=src.name,
@@ -297,14 +460,87 @@ def _read_one(
             stats=stats,
             timezone=timezone,
         )
+        if b'\\"stage\\"' in head:  # events as text inside a JSON string (a wrapper)
+            lines = _lines_with(raw.load(), b'\\"stage\\"', _KEY_COLON)
+            _warn_unread(src.name, lines, frame, _WHY_STRING, stats)
+        return frame
     data = raw.load()
+    if fmt in ("kv", "legacy"):
+        hits = _json_lines_in_text(data)
+        if hits:
+            return _read_mixed(data, hits, fmt, src, timezone, stats)
+    stats.formats[name] = stats.formats.get(name, 0) + 1
     if isinstance(fmt, str):
         reader = _reader(fmt)
-        return reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
-    result: pl.DataFrame = fmt.read(
-        data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
-    )
+        result = reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
+    else:
+        result = fmt.read(
+            data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
+        )
+    if getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
+        lines = _lines_with(data, b'"stage"', _KEY_COLON)
+        _warn_unread(src.name, lines, result, _WHY_PREFIX, stats)
     return result
+
+
+def _read_mixed(
+    data: bytes,
+    hits: list[tuple[int, int, int, int, int]],
+    fmt: str,
+    src: Source,
+    timezone: str | None,
+    stats: InputStats,
+) -> pl.DataFrame:
+    """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
+    reader, the rest to ``fmt``'s, each in place (the other's lines left blank), so every
+    line keeps its number and is counted once."""
+    from tracekit.collectors._jsonl import count_lines, read_jsonl
+
+    json_parts: list[bytes] = []
+    text_parts: list[bytes] = []
+    at_line, prev_end = 1, 0
+    for lineno, start, obj_start, obj_end, end in hits:
+        json_parts.append(b"\n" * (lineno - at_line))
+        json_parts.append(data[obj_start:obj_end])
+        at_line = lineno
+        text_parts.append(data[prev_end:start])
+        prev_end = end
+    text_parts.append(data[prev_end:])
+    text = b"".join(text_parts)
+    frames: list[pl.DataFrame] = []
+    before = stats.lines
+    if text.strip():
+        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+        frames.append(
+            _reader(fmt)(
+                text, file=src.name, source=src.source_name, stats=stats, timezone=timezone
+            )
+        )
+        stats.warn(
+            f"{src.name}: {len(hits)} lines are JSON objects among {fmt} text lines; "
+            "read them as JSON lines"
+        )
+    else:  # every line a JSON object (behind a container runtime's prefix)
+        stats.formats["jsonl"] = stats.formats.get("jsonl", 0) + 1
+    stats.lines = before + count_lines(data)
+    part = InputStats()
+    frames.append(
+        read_jsonl(
+            b"".join(json_parts) + b"\n",
+            file=src.name,
+            source=src.source_name,
+            stats=part,
+            timezone=timezone,
+        )
+    )
+    part.lines = 0  # counted above, once
+    stats.merge(part)
+    frame = pl.concat([f for f in frames if f.height] or frames[-1:], how="diagonal")
+    frame = frame.sort("line")
+    if b'"stage"' in text:
+        lines = _lines_with(text, b'"stage"', _KEY_COLON)
+        _warn_unread(src.name, lines, frame, _WHY_PREFIX, stats)
+    return frame
 
 
 def _cache_read(cache_dir: Path, key: str) -> Collected | None:

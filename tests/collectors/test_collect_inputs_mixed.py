@@ -1,0 +1,162 @@
+"""Files that mix JSON events with other lines: JSON events after a plain startup banner,
+behind a container runtime's prefix (CRI), wrapped by Docker's json-file driver, after a
+pretty-printed JSON block. Their events are read with their own line numbers; JSON events
+that cannot be read are never silently ignored (a warning counts them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+from collectors_helpers import T1, jl, ts
+
+from tracekit.collectors import Collected, MemorySource, collect
+
+
+def line(**kw: object) -> str:
+    return orjson.dumps(jl(**kw)).decode()
+
+
+def counts(got: Collected) -> tuple[int, int, int, int, int]:
+    i = got.inputs
+    return (i.files, i.lines, i.events, i.ignored, i.malformed)
+
+
+def test_json_events_after_a_plain_banner(tmp_path: Path) -> None:
+    p = tmp_path / "client-u1.log"
+    banner = [f"INFO:     startup step {i}" for i in range(30)]
+    events = [line(seq=i) for i in range(100)]
+    p.write_text("\n".join(banner + events) + "\n")
+    got = collect([p])
+    frame = got.events.collect()
+    assert frame.get_column("line").to_list() == list(range(31, 131))
+    assert frame.get_column("seq").to_list() == list(range(100))
+    assert counts(got) == (1, 130, 100, 30, 0)
+    assert got.inputs.formats == {"legacy": 1}
+    assert got.inputs.warnings == [
+        f"{p}: 100 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_json_lines_interleaved_with_legacy_lines_keep_line_order() -> None:
+    data = "\n".join(
+        [
+            '2026-11-25T10:00:00.100Z [CTRL] sendMessage: "hi" clientMsgId=c1',
+            line(seq=1, timestamp="2026-11-25T10:00:00.200000Z"),
+            "plain text",
+            line(seq=2, timestamp="2026-11-25T10:00:00.300000Z"),
+            "",
+        ]
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action", "seq").rows() == [
+        (1, "CTRL", "send", None),
+        (2, "CTRL", "send", 1),
+        (4, "CTRL", "send", 2),
+    ]
+    assert counts(got) == (1, 4, 3, 1, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: 2 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_structlog_json_behind_a_cri_prefix() -> None:
+    # containerd / CRI-O (/var/log/pods/...): "<RFC3339Nano> stdout F <line>"
+    evs = [line(seq=i) for i in range(5)]
+    data = "".join(f"2026-11-25T10:00:0{i}.100000000Z stdout F {e}\n" for i, e in enumerate(evs))
+    got = collect([MemorySource(data, name="cri.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq", "trace_id").rows() == [(i + 1, i, T1) for i in range(5)]
+    assert counts(got) == (1, 5, 5, 0, 0)
+    assert got.inputs.formats == {"jsonl": 1}
+    assert got.inputs.warnings == []
+
+
+def test_cri_prefix_with_json_and_legacy_lines() -> None:
+    data = (
+        "2026-11-25T10:00:00.1Z stdout F " + line(seq=1) + "\n"
+        "2026-11-25T10:00:00.2Z stderr F [CTRL] sendMessage: clientMsgId=c1\n"
+        "2026-11-25T10:00:00.3Z stdout F INFO: plain\n"
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq").rows() == [(1, 1), (2, None)]
+    assert frame.get_column("timestamp").to_list()[1] == ts("10:00:00.2")
+    assert counts(got) == (1, 3, 2, 1, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: 1 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_docker_json_file_log_is_unwrapped() -> None:
+    evs = [line(seq=i) for i in range(3)]
+    rows = [
+        {"log": e + "\n", "stream": "stdout", "time": f"2026-11-25T10:00:0{i}.5Z"}
+        for i, e in enumerate(evs)
+    ]
+    # a legacy line without its own time takes Docker's
+    rows.append(
+        {
+            "log": "[CTRL] sendMessage: clientMsgId=c1\n",
+            "stream": "stdout",
+            "time": "2026-11-25T10:00:09.5Z",
+        }
+    )
+    data = "".join(json.dumps(r) + "\n" for r in rows)
+    got = collect([MemorySource(data, name="docker-json.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq").rows() == [(1, 0), (2, 1), (3, 2), (4, None)]
+    assert frame.get_column("timestamp").to_list()[3] == ts("10:00:09.5")
+    assert counts(got) == (1, 4, 4, 0, 0)
+    assert got.inputs.warnings == [
+        "docker-json.log: 3 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_pretty_printed_json_block_before_json_lines() -> None:
+    cfg = json.dumps(
+        {"service": "chat-client", "env": "staging", "features": {"ws": True}}, indent=2
+    )
+    n_cfg = cfg.count("\n") + 1
+    evs = [line(seq=i) for i in range(50)]
+    got = collect([MemorySource(cfg + "\n" + "\n".join(evs) + "\n", name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.get_column("line").to_list() == list(range(n_cfg + 1, n_cfg + 51))
+    assert counts(got) == (1, n_cfg + 50, 50, n_cfg, 0)
+    assert got.inputs.formats == {"jsonl": 1}
+    assert got.inputs.warnings == [
+        f"client-u1.log: lines 1-{n_cfg}: a pretty-printed JSON value ahead of the log lines; ignored"
+    ]
+
+
+def test_a_single_json_document_is_still_skipped() -> None:
+    got = collect([MemorySource('{\n  "a": 1\n}\n', name="truth.json")])
+    assert counts(got) == (1, 3, 0, 3, 0)
+    assert got.inputs.warnings == [
+        "truth.json: a JSON document, not JSON lines nor an OTLP export; skipped"
+    ]
+
+
+def test_json_events_behind_an_unknown_prefix_are_counted_in_a_warning() -> None:
+    data = "".join(f"web-1  | {line(seq=i)}\n" for i in range(3)) + "INFO: ready\n"
+    got = collect([MemorySource(data, name="compose.log")])
+    assert counts(got) == (1, 4, 0, 4, 0)
+    assert got.inputs.warnings == [
+        "compose.log: 3 lines look like JSON events but were not read as such (first: line 1); "
+        "a JSON event is read when it is the whole line or follows a container runtime's "
+        "'<time> stdout F ' prefix"
+    ]
+
+
+def test_json_events_inside_a_string_field_are_counted_in_a_warning() -> None:
+    # another shipper's wrapper: the event is text inside a JSON line, not the line
+    rows = [{"message": line(seq=i), "host": "h1"} for i in range(4)]
+    data = "".join(json.dumps(r) + "\n" for r in rows)
+    got = collect([MemorySource(data, name="shipped.jsonl")])
+    assert counts(got) == (1, 4, 0, 4, 0)
+    assert got.inputs.warnings == [
+        "shipped.jsonl: 4 lines look like JSON events but were not read as such (first: line 1); "
+        "they hold the event as text inside a JSON string"
+    ]
