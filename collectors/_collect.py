@@ -385,6 +385,19 @@ def _read_one(
         raw.data = raw.load()[3:]
         raw.path = None
         raw.head = raw.data[:65536]
+    if raw.head.startswith(b"\x00"):
+        # logrotate copytruncate while the writer keeps its offset: a hole of NUL bytes (often
+        # megabytes) before the first new line. Skipped (NUL bytes only, so every line keeps
+        # its number) and the rest read as usual.
+        data = raw.load()
+        rest = data.lstrip(b"\x00")
+        stats.warn(
+            f"{src.name}: starts with {len(data) - len(rest)} NUL bytes (a hole left by log "
+            "rotation, e.g. copytruncate); skipped them"
+        )
+        raw.data = rest
+        raw.path = None
+        raw.head = rest[:65536]
     head = raw.head
     if (raw.raw_size == 0 or (len(head) < 65536 and not head.strip())) and (
         raw.data is None or not raw.data.strip()
