@@ -15,6 +15,7 @@ lists it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final
 
 import polars as pl
 
@@ -23,6 +24,8 @@ from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
 
 __all__ = ["drop_candidates", "drops_and_in_flight"]
+
+_MSG_COLS: Final = ("n", "t", "src", "file", "line")
 
 
 def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
@@ -56,33 +59,78 @@ def _reached(p: Pipeline, i: int, *, from_pairs: bool) -> pl.Expr:
 
 def _raw_candidates(paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
+    later = [[p.index(d) for d in p.descendants(h.id)] for h in p.hops]
+    # what a per-recipient row needs of its message to tell which hops it passed
+    msg_cols = [
+        c
+        for i, h in enumerate(p.hops)
+        for c in ([col("any", i)] if h.scope == "recipient" else [col(k, i) for k in _MSG_COLS])
+        if c not in paths.pairs.columns
+    ]
+    # The message hops whose line some message lacks while a later hop proves they happened:
+    # usually none, and then no path needs the rule below (one pass over the messages).
+    msg_hops = [j for j, h in enumerate(p.hops) if h.scope == "message" and later[j]]
+    lost_somewhere = paths.msg.select(
+        (
+            ~_reached(p, j, from_pairs=False)
+            & pl.any_horizontal(_reached(p, k, from_pairs=False) for k in later[j])
+        )
+        .any()
+        .alias(str(j))
+        for j in msg_hops
+    )
+    lost = {int(c.name) for c in lost_somewhere.iter_columns() if c.any()}
     frames: list[pl.LazyFrame] = []
     for i, h in enumerate(p.hops):
         if not h.after:
             continue
         preds = [p.index(a) for a in h.after]
         pairs = h.scope == "recipient"
-        cond = ~_reached(p, i, from_pairs=pairs)
-        for j in preds:
-            cond &= _reached(p, j, from_pairs=pairs)
-        for d in p.descendants(h.id):
-            cond &= ~_reached(p, p.index(d), from_pairs=pairs)
+        # the hop and every hop after it missing
+        gone = ~pl.any_horizontal(_reached(p, k, from_pairs=pairs) for k in [i, *later[i]])
+        all_preds = pl.all_horizontal(_reached(p, j, from_pairs=pairs) for j in preds)
         base = paths.pairs.lazy().filter(pl.col("expected")) if pairs else paths.msg.lazy()
         who = {"sender": pl.col("sender"), "recipient": pl.col("recipient")}.get(h.emitter)
-        frames.append(
-            base.filter(cond).select(
-                "trace_id",
-                (pl.col("recipient") if pairs else pl.lit(None, dtype=pl.String)).alias(
-                    "recipient"
-                ),
-                pl.lit(h.id).alias("stage"),
-                pl.lit(h.emitter).alias("emitter"),
-                (who if who is not None else pl.lit(None, dtype=pl.String)).alias("who"),
-                "conv_id",
-                # a recipient the broadcast did not name was expected from membership
-                (~pl.col("named") if pairs else pl.lit(False)).alias("by_membership"),
-                **_last_seen(p, preds),
+        cols = {
+            "trace_id": pl.col("trace_id"),
+            "recipient": pl.col("recipient") if pairs else pl.lit(None, dtype=pl.String),
+            "stage": pl.lit(h.id),
+            "emitter": pl.lit(h.emitter),
+            "who": who if who is not None else pl.lit(None, dtype=pl.String),
+            "conv_id": pl.col("conv_id"),
+            # a recipient the broadcast did not name was expected from membership
+            "by_membership": ~pl.col("named") if pairs else pl.lit(False),
+        }
+        frames.append(base.filter(gone & all_preds).select(**cols, **_last_seen(p, preds)))
+        # A predecessor whose line is missing but which a later hop proves (another
+        # recipient's, another branch's) was passed as well: the path broke at this hop, after
+        # the last hop seen on the way to it. For a recipient, any recipient's later hop proves
+        # a message hop; a recipient hop only its own, off the broken part of its path.
+        broken = {i, *later[i]}
+        shared = {j for j in preds if pairs and p.hops[j].scope == "message"}
+        proof = {
+            j: [k for k in later[j] if j in shared or k not in broken]
+            if p.hops[j].scope == "recipient" or j in lost
+            else []
+            for j in preds
+        }
+        if not any(proof.values()):
+            continue
+        proven = base.filter(gone & ~all_preds)
+        if pairs:
+            msg = paths.msg.lazy().select("trace_id", *msg_cols)
+            proven = proven.join(msg, on="trace_id")
+        passed = [
+            pl.any_horizontal(
+                _reached(p, k, from_pairs=pairs and j not in shared) for k in [j, *ks]
             )
+            for j, ks in proof.items()
+        ]
+        ancestors = [k for k in range(len(p.hops)) if i in later[k]]
+        frames.append(
+            proven.filter(pl.all_horizontal(passed))
+            .select(**cols, **_last_seen(p, ancestors))
+            .filter(pl.col("t_last").is_not_null())  # nothing seen before it: no time to judge
         )
     schema = {
         "trace_id": pl.String,

@@ -260,3 +260,37 @@ def test_gap_on_any_server_hides_a_drop_no_server_line_places(history):
     assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
     assert report.findings["source"][0] == "server-2"
     assert report.findings["detail"][0].endswith(f"{t2} (at REST.persist)")
+
+
+def test_lost_broadcast_line_does_not_hide_a_recipients_drop(history):
+    # WS-BROADCAST.start of message 2 is not logged, but u2's delivery proves it happened; u3,
+    # a member of c1, gets nothing: a drop at u3's deliver, after the last hop seen (persist).
+    history.message(1, "u1", ["u2", "u3"], t=0)
+    t2 = history.message(
+        2,
+        "u1",
+        ["u2", "u3"],
+        t=1000,
+        skip_message=["WS-BROADCAST.start"],
+        stop={"u3": "WS-BROADCAST.deliver"},
+    )
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u3", "WS-BROADCAST.deliver", "REST.persist")
+    ]
+    row = report.findings.row(0, named=True)
+    assert row["source"] == "server-1"
+    assert row["evidence"] == [{"file": "server-1.jsonl", "line": 5}]  # message 2's persist
+    assert row["detail"].endswith("the broadcast named no one")
+    assert report.summary["drop"] == 1
+
+
+def test_lost_persist_line_does_not_hide_a_lost_response(history):
+    # REST.persist of message 2 is not logged, its broadcast proves it happened; the sender
+    # never got the response: a drop after the last hop seen on that path (the request).
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, skip_message=["REST.persist", "REST.response"])
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, None, "REST.response", "REST.request")]
