@@ -26,6 +26,8 @@ from tracekit.analyzers._pipeline import Pipeline
 __all__ = ["drop_candidates", "drops_and_in_flight"]
 
 _MSG_COLS: Final = ("n", "t", "src", "file", "line")
+#: Of the hop reached last: its first occurrence (time, source, evidence) and how many times.
+_LAST: Final = ("t", "src", "file", "line", "n")
 
 
 def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
@@ -34,7 +36,7 @@ def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
         i = preds[0]
         return {
             "last_seen": pl.lit(p.hops[i].id),
-            **{f"{k}_last": pl.col(col(k, i)) for k in ("t", "src", "file", "line")},
+            **{f"{k}_last": pl.col(col(k, i)) for k in _LAST},
         }
     order = pl.concat_list([pl.col(col("t", i)) for i in preds]).list.arg_max()
     out: dict[str, pl.Expr] = {
@@ -42,7 +44,7 @@ def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
             dict(enumerate(p.hops[i].id for i in preds)), return_dtype=pl.String
         )
     }
-    for k in ("t", "src", "file", "line"):
+    for k in _LAST:
         expr: pl.Expr = pl.lit(None)
         for n, i in reversed(list(enumerate(preds))):
             expr = pl.when(order == n).then(pl.col(col(k, i))).otherwise(expr)
@@ -145,6 +147,7 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "src_last": pl.String,
         "file_last": pl.String,
         "line_last": pl.Int64,
+        "n_last": pl.UInt32,
     }
     if not frames:
         return pl.LazyFrame(schema=schema)
@@ -155,14 +158,61 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
-    cand = _raw_candidates(paths).with_row_index("rid")
+    cand = _latest_attempt(paths, _raw_candidates(paths).with_row_index("rid").collect())
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}
         )
-        return _classify(cand, gap_hit, g, t_end)
-    cand = cand.collect().lazy()
-    return _classify(cand, _gap_hits(paths, cand, g), g, t_end)
+        return _classify(cand.lazy(), gap_hit, g, t_end)
+    return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), g), g, t_end)
+
+
+def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
+    """A path whose last hop repeated (a client's retries) is judged from its last attempt:
+    time, source and evidence of that hop's last occurrence. A retry 2 s before the logs end
+    is in flight, however long ago the first attempt was."""
+    retried = cand.filter(pl.col("n_last") > 1).select("rid", "trace_id", "recipient", "last_seen")
+    if retried.is_empty():
+        return cand
+    p = paths.pipeline
+    names = {i: h.id for i, h in enumerate(p.hops)}
+    per_recipient = [h.id for h in p.hops if h.scope == "recipient"]
+    last = (
+        retried.lazy()
+        .join(
+            paths.hops_of(retried.lazy()).select(
+                "trace_id",
+                pl.col("hop").replace_strict(names, return_dtype=pl.String).alias("last_seen"),
+                pl.col("recipient").alias("hop_recipient"),
+                paths.true_time().alias("t"),
+                "source",
+                "file",
+                "line",
+            ),
+            on=["trace_id", "last_seen"],
+        )
+        .filter(
+            ~pl.col("last_seen").is_in(per_recipient)
+            | (pl.col("hop_recipient") == pl.col("recipient"))
+        )
+        .sort("t", "source", "line")
+        .group_by("rid")
+        .agg(pl.all().last())
+        .select(
+            "rid",
+            pl.col("t").alias("t_last_"),
+            pl.col("source").alias("src_last_"),
+            pl.col("file").alias("file_last_"),
+            pl.col("line").alias("line_last_"),
+        )
+        .collect()
+    )
+    fields = ("t", "src", "file", "line")
+    return (
+        cand.join(last, on="rid", how="left")
+        .with_columns(pl.coalesce(f"{k}_last_", f"{k}_last").alias(f"{k}_last") for k in fields)
+        .drop(f"{k}_last_" for k in fields)
+    )
 
 
 def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:

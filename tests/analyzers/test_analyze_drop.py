@@ -73,6 +73,36 @@ def test_missing_evidence_of_a_hop_that_was_passed_is_not_a_drop(history):
     assert analyze(history.frame()).findings.is_empty()
 
 
+def test_a_retry_inside_the_grace_window_is_in_flight(history):
+    # The first request (t=1 s) got no answer; the client retried at 58 s and the logs end at
+    # 60 s: the retry may still get through. Judged from the first attempt it was a drop.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"": "REST.persist"})
+    history.ev(58_000, "REST.request", history.client("u1"), "u1", trace=t2, conv_id="c1")
+    history.tail(60_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "REST.persist", "REST.request")
+    ]
+    row = report.findings.row(0, named=True)
+    assert row["evidence"] == [{"file": "client-u1.jsonl", "line": 6}]  # the retry's line
+    assert "the logs end 2000.0 ms later" in row["detail"]
+
+
+def test_a_retry_that_never_got_through_is_a_drop_at_its_last_attempt(history):
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"": "REST.persist"})
+    history.ev(3000, "REST.request", history.client("u1"), "u1", trace=t2, conv_id="c1")
+    history.tail(60_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, None, "REST.persist", "REST.request")]
+    row = report.findings.row(0, named=True)
+    assert row["evidence"] == [{"file": "client-u1.jsonl", "line": 6}]
+    assert row["detail"] == (
+        "reached REST.request, never reached REST.persist (the logs go on 57000.0 ms after it)"
+    )
+
+
 def test_in_flight_inside_grace_window(history):
     history.message(1, "u1", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=10_000, stop={"u2": "WS-RECV.receive"})
