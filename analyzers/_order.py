@@ -18,56 +18,93 @@ def reorders(paths: Paths) -> pl.LazyFrame:
     if order is None or persist is None:
         return empty_findings()
     o = p.index(order)
-    stored = (
-        paths.pairs.lazy()
-        .filter(
-            (pl.col(col("n", o)).fill_null(0) > 0)
-            & pl.col("conv_id").is_not_null()
-            & pl.col("prank").is_not_null()
-        )
-        .select(
-            "trace_id",
-            "conv_id",
-            "recipient",
-            pl.col(col("pos", o)).alias("rkey"),
-            "prank",
-            pl.col(col("t", o)).alias("t"),
-            pl.col(col("src", o)).alias("src"),
-            pl.col(col("file", o)).alias("file"),
-            pl.col(col("line", o)).alias("line"),
-        )
-        .with_columns(
-            # integer codes sort much faster than the strings; only grouping matters here
-            gc=pl.col("conv_id").cast(pl.Categorical).to_physical(),
-            gr=pl.col("src").cast(pl.Categorical).to_physical(),
-        )
-        .sort("gc", "gr", "rkey", "prank")
+
+    def code(c: str) -> pl.Expr:  # a name's integer code (the table's own when Categorical)
+        return pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64)
+
+    # Each message's conversation and persist rank, by its trace id's code.
+    canon = (
+        paths.msg.lazy()
+        .filter(pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null())
+        .select(code("trace_id").alias("tc"), code("conv_id").alias("gc"), "prank")
     )
-    # Each device keeps its own store, so the order is checked per (conversation, recipient's
-    # source) by that log's seq. One sorted pass instead of windows: number the groups and add
-    # group * 2**32 to the persist rank, so one running maximum never crosses a group.
-    new = (pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("gr") != pl.col("gr").shift(1))
+    # Every store event, not only a pair's first: each device (source) keeps its own store, so
+    # the order is checked per (conversation, recipient, source) by that log's seq. Narrow
+    # integer rows (``row`` points back into the hop events); text only for the findings.
+    stored = (
+        paths.hops.lazy()
+        .with_row_index("row")
+        .filter((pl.col("hop") == o) & pl.col("recipient").is_not_null())
+        .select(
+            "row",
+            code("trace_id").alias("tc"),
+            (code("source") * (1 << 32) + code("recipient")).alias("dev"),
+            pl.col("pos").alias("rkey"),
+        )
+        .join(canon, on="tc", maintain_order="left")
+        .collect()
+        # Grouped by two stable one-key sorts, which keep log order inside each group: a log
+        # is in seq order already unless its writer interleaved lines (or its files were read
+        # out of order), and only such groups are sorted again below. Two eager sorts: in one
+        # plan polars merges them into one two-key sort, several times slower.
+        .sort("dev", maintain_order=True)
+        .sort("gc", maintain_order=True)
+        .with_columns(
+            gid=(
+                (pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("dev") != pl.col("dev").shift(1))
+            )
+            .fill_null(True)
+            .cum_sum()
+        )
+    )
+    back = (pl.col("gid") == pl.col("gid").shift(1)) & (
+        (pl.col("rkey") < pl.col("rkey").shift(1))
+        | (
+            (pl.col("rkey") == pl.col("rkey").shift(1))
+            & (pl.col("prank") < pl.col("prank").shift(1))
+        )
+    )
+    messy = stored.filter(back).get_column("gid").unique()
+    if len(messy):
+        fix = pl.col("gid").is_in(messy.implode())
+        stored = pl.concat([stored.filter(~fix), stored.filter(fix).sort("gid", "rkey", "prank")])
+    # One pass instead of windows: number the groups in frame order and add group * 2**32 to
+    # the persist rank, so one running maximum never crosses a group.
     ahead = (
-        stored.with_columns(gid=new.fill_null(True).cum_sum().cast(pl.Int64))
+        stored.lazy()
+        .with_columns(
+            gid=(pl.col("gid") != pl.col("gid").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+        )
+        # a message stored again on one device is a duplicate there, not a place in its order:
+        # only its first store (earliest in that log) counts
+        .filter((pl.col("gid").cast(pl.UInt64) * (1 << 32) + pl.col("tc")).is_first_distinct())
         .with_columns(key=pl.col("gid") * (1 << 32) + pl.col("prank"))
         .with_columns(running=pl.col("key").cum_max())
-        .with_columns(lead=pl.col("key") == pl.col("running"))
         .with_columns(
-            **{
-                f"lead_{k}": pl.when(pl.col("lead")).then(pl.col(k)).forward_fill().shift(1)
-                for k in ("trace_id", "file", "line")
-            },
+            lead_row=pl.when(pl.col("key") == pl.col("running"))
+            .then(pl.col("row"))
+            .forward_fill()
+            .shift(1),
             prev_max=pl.col("running").shift(1),
         )
+        .filter(pl.col("key") < pl.col("prev_max"))
+        .select("row", "lead_row")
+        .collect()
+    )
+    cols = ["trace_id", "recipient", "source", "ts", "file", "line"]
+    late = paths.hops.select(cols).gather(ahead.get_column("row"))
+    lead = paths.hops.select("trace_id", "file", "line").gather(ahead.get_column("lead_row"))
+    hits = as_text(late.hstack(lead.rename(lambda c: f"lead_{c}").get_columns()).lazy()).join(
+        paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left"
     )
     return findings(
-        ahead.filter(pl.col("key") < pl.col("prev_max")),
+        hits.with_columns(t=paths.true_time()),
         "reorder",
         trace_id="trace_id",
         recipient="recipient",
         stage=pl.lit(order),
         conv_id="conv_id",
-        source="src",
+        source="source",
         detail=pl.format(
             "recipient {} stored this message after {} although the server persisted it first",
             pl.col("recipient"),

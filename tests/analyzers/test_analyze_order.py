@@ -145,3 +145,37 @@ def test_an_end_without_its_start_closes_no_later_fetch(history):
         {"file": "client-u2.jsonl", "line": 3},
         {"file": "client-u2.jsonl", "line": 6},
     ]
+
+
+def test_a_reorder_on_a_recipients_second_device(history):
+    # u2's phone stores m1 then m2; its tablet (a log read after the phone's) stores m2 then
+    # m1: a reorder in the tablet's own log, although the pair's first store is in order.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    for trace, t in ((t1, 26), (t2, 1026)):
+        history.ev(t, "WS-BROADCAST.deliver", "server-1", "server", trace=trace, peer="u2")
+    for trace in (t2, t1):
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(1031 + k, hop, "client-u2-tablet", "u2", trace=trace, conv_id="c1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("reorder", t1, "u2", "CTRL.add", None)]
+    row = found.row(0, named=True)
+    assert (row["source"], row["conv_id"]) == ("client-u2-tablet", "c1")
+    assert row["detail"] == (
+        f"recipient u2 stored this message after {t2} although the server persisted it first"
+    )
+    assert row["evidence"] == [
+        {"file": "client-u2-tablet.jsonl", "line": 3},
+        {"file": "client-u2-tablet.jsonl", "line": 6},
+    ]
+
+
+def test_a_store_repeated_on_one_device_is_a_duplicate_not_a_reorder(history):
+    # the device stores m1, m2, then m1 again: only its first store of m1 has a place in order
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.ev(1040, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("duplicate", t1, "u2", "CTRL.add", None)]
