@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, grace_ns
+from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -24,12 +24,35 @@ def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _devices(paths: Paths, users: pl.Series) -> pl.LazyFrame:
+    """``recipient`` -> ``devices``: how many client sources the logs show acting for each of
+    ``users`` (their own hops, history loads, any other event), anywhere in the logs. Each
+    process instance is a source, so a client restarted during the logs counts twice."""
+    server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    hops = paths.hops.lazy()
+    mine = pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode())
+    # a server logs on behalf of users too (a persist's actor is the sender): not a device
+    servers = hops.filter(pl.col("hop").is_in(server)).select(
+        pl.col("source").unique().cast(pl.String)
+    )
+    seen = pl.concat(
+        [
+            as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
+            paths.rest.lazy()
+            .filter(pl.col("actor").is_in(users.implode()))
+            .select("actor", "source"),
+        ]
+    )
+    return (
+        seen.join(servers, on="source", how="anti")
+        .group_by(pl.col("actor").alias("recipient"))
+        .agg(pl.col("source").n_unique().alias("devices"))
+    )
+
+
 def duplicates(paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
     keys: list[pl.LazyFrame] = []
-    devices = [
-        j for j, h in enumerate(p.hops) if h.scope == "recipient" and h.emitter == "recipient"
-    ]
     for i, h in enumerate(p.hops):
         if h.repeatable:
             continue
@@ -47,22 +70,27 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
             over = n > 1
         else:
             frame = paths.pairs.lazy().select(
-                "trace_id",
-                "recipient",
-                "conv_id",
-                n,
-                pl.col(col("src", i)),
-                pl.col(col("t", i)),
-                *[pl.col(col("k", j)).fill_null(0) for j in devices],
+                "trace_id", "recipient", "conv_id", n, col("k", i), col("src", i), col("t", i)
             )
             # A user with several devices (sources) legitimately gets a hop once per device:
-            # the recipient's own hops repeat only within one log; the server's writes only
-            # beyond the number of devices seen for that recipient.
-            if h.emitter == "recipient":
-                over = n > pl.col(col("k", i))
-            else:
-                seen = pl.max_horizontal(pl.lit(1), *[pl.col(col("k", j)) for j in devices])
-                over = n > seen
+            # the recipient's own hops repeat only within one log (``k``: the sources that
+            # logged it).
+            over = n > pl.col(col("k", i))
+            if h.emitter != "recipient":
+                # The server writes once per device of the recipient, whether or not that
+                # device logs it (offline, asleep): allowed as many as the devices the logs
+                # show for that user anywhere. This misses a true double write to one device
+                # while another is offline, but a device that logs it twice repeats its own
+                # hops (flagged above), while counting only the devices that logged this
+                # message would report every message sent while a device is off: routine,
+                # and it would bury the real duplicates.
+                again = frame.filter(n > 1).collect()
+                users = again.get_column("recipient").unique()
+                devices = _devices(paths, users) if len(users) else None
+                frame = again.lazy()
+                if devices is not None:
+                    frame = frame.join(devices, on="recipient", how="left")
+                    over = n > pl.col("devices").fill_null(0).clip(lower_bound=1)
         keys.append(
             frame.filter(over).select(
                 "trace_id",

@@ -103,3 +103,46 @@ def test_two_devices_of_one_recipient_are_not_duplicates(history):
     assert history.kinds(analyze(history.frame()).findings) == [
         ("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)
     ]
+
+
+def _tablet_gets(history, trace, t):
+    history.ev(t, "WS-BROADCAST.deliver", "server-1", "server", trace=trace, peer="u2")
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(t + 5 + k, hop, "client-u2-tablet", "u2", trace=trace, conv_id="c1")
+
+
+def test_one_write_per_known_device_is_no_duplicate_when_a_device_logs_nothing(history):
+    # u2 has two devices (both got message 1). Message 2 is written to both sockets, and
+    # only the tablet logs it (the phone is offline): two writes for two devices.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    _tablet_gets(history, t1, 26)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    _tablet_gets(history, t2, 1026)
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def test_one_write_per_known_device_is_no_duplicate_when_no_device_logs_it(history):
+    # the same two writes for message 2, and neither device logs it: a loss, not a duplicate
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    _tablet_gets(history, t1, 26)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1026, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, peer="u2")
+    history.tail()
+    assert find_duplicates(history.frame()).collect().is_empty()
+
+
+def test_a_device_known_only_by_its_history_loads_counts(history):
+    # the tablet never logged a message hop, only a history load: still a device of u2
+    history.ev(0, "REST.fetch_start", "client-u2-tablet", "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_end", "client-u2-tablet", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=10)
+    history.ev(36, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    assert find_duplicates(history.frame()).collect().is_empty()
+    # a third write is one more than u2's two devices
+    history.ev(37, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    got = find_duplicates(history.frame()).collect()
+    assert history.kinds(got) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
+    assert got.row(0, named=True)["source"] == "server-1"
+    assert got["detail"][0] == "WS-BROADCAST.deliver happened 3 times for recipient u2"
+    assert [e["line"] for e in got["evidence"][0]] == [3, 4, 5]
