@@ -148,10 +148,83 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "file_last": pl.String,
         "line_last": pl.Int64,
         "n_last": pl.UInt32,
+        "device": pl.String,
     }
+    frames = [f.with_columns(device=pl.lit(None, dtype=pl.String)) for f in frames]
+    frames += _device_candidates(paths)
     if not frames:
         return pl.LazyFrame(schema=schema)
     return pl.concat([f.cast(schema) for f in frames], how="vertical")  # type: ignore[arg-type]
+
+
+def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
+    """Broken paths on one device of a recipient whose other device got the message.
+
+    The per-recipient path takes each hop from whichever device logged it first, so a phone
+    that stored a message but never showed it (the seed bug) is hidden when the tablet showed
+    it. Among the recipients whose own hops were logged more than once (usually few), each
+    device (source) that started the recipient's part of the path is checked on its own: a hop
+    it never logged, after one it did, that another device logged. A device that logged nothing
+    is not judged: offline is not a drop.
+    """
+    p = paths.pipeline
+    own = [i for i, h in enumerate(p.hops) if h.scope == "recipient" and h.emitter == "recipient"]
+    if len(own) < 2:
+        return []
+    multi = paths.pairs.filter(
+        pl.col("expected") & pl.any_horizontal(pl.col(col("n", i)) > 1 for i in own)
+    ).select(
+        "trace_id",
+        "recipient",
+        "conv_id",
+        "named",
+        *[(pl.col(col("n", i)) > 0).alias(f"user{i}") for i in own],
+    )
+    if multi.is_empty():
+        return []
+    hops = paths.hops_of(multi.lazy().select("trace_id")).filter(pl.col("hop").is_in(own))
+    first = {  # per device and hop: the first occurrence (hop events are in log order)
+        col(k, i): pl.col(v).filter(pl.col("hop") == i).first()
+        for i in own
+        for k, v in (("t", "t"), ("file", "file"), ("line", "line"))
+    }
+    devices = (
+        hops.with_columns(t=paths.true_time())
+        .group_by("trace_id", "recipient", "source", maintain_order=True)
+        .agg(
+            **first,
+            **{col("n", i): (pl.col("hop") == i).sum().cast(pl.UInt32) for i in own},
+        )
+        .with_columns(pl.col("source").alias(col("src", i)) for i in own)
+        .join(multi.lazy(), on=["trace_id", "recipient"])
+    )
+    later = {i: [p.index(d) for d in p.descendants(p.hops[i].id)] for i in own}
+    frames: list[pl.LazyFrame] = []
+    for i in own:
+        preds = [j for j in (p.index(a) for a in p.hops[i].after) if j in own]
+        if not preds:
+            continue
+        on_device = [k for k in later[i] if k in own]
+        broken = (
+            (pl.col(col("n", i)) == 0)
+            & pl.all_horizontal(pl.col(col("n", j)) > 0 for j in preds)
+            & ~pl.any_horizontal(pl.col(col("n", k)) > 0 for k in [i, *on_device])
+            & pl.col(f"user{i}")  # another device got this far
+        )
+        frames.append(
+            devices.filter(broken).select(
+                "trace_id",
+                "recipient",
+                stage=pl.lit(p.hops[i].id),
+                emitter=pl.lit("recipient"),
+                who=pl.col("recipient"),
+                conv_id=pl.col("conv_id"),
+                by_membership=~pl.col("named"),
+                **_last_seen(p, preds),
+                device=pl.col("source"),
+            )
+        )
+    return frames
 
 
 def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
@@ -347,10 +420,16 @@ def drops_and_in_flight(
     if cand is None:
         cand = drop_candidates(paths, grace)
     g = grace_ns(paths.pipeline, grace)
+    device = pl.col("device").is_not_null()
     who = (
-        pl.when(pl.col("recipient").is_not_null())
+        pl.when(device)
+        .then(pl.format("recipient {} on {}: ", pl.col("recipient"), pl.col("device")))
+        .when(pl.col("recipient").is_not_null())
         .then(pl.format("recipient {}: ", pl.col("recipient")))
         .otherwise(pl.lit(""))
+    )
+    on_device = (
+        pl.when(device).then(pl.lit(", which another of their devices did")).otherwise(pl.lit(""))
     )
     drop = findings(
         cand.filter(pl.col("status") == "drop"),
@@ -362,10 +441,11 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}reached {}, never reached {} (the logs go on {} ms after it){}",
+            "{}reached {}, never reached {}{} (the logs go on {} ms after it){}",
             who,
             pl.col("last_seen"),
             pl.col("stage"),
+            on_device,
             ms(pl.col("logs_after")),
             pl.when(pl.col("by_membership"))
             .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
@@ -384,10 +464,11 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}reached {}, {} not seen yet; the logs end {} ms later, inside the {} ms grace window",
+            "{}reached {}, {} not seen yet{}; the logs end {} ms later, inside the {} ms grace window",
             who,
             pl.col("last_seen"),
             pl.col("stage"),
+            on_device,
             ms(pl.col("logs_after")),
             pl.lit(str(round(g / 1e6))),
         ),

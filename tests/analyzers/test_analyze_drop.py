@@ -324,3 +324,62 @@ def test_lost_persist_line_does_not_hide_a_lost_response(history):
     history.tail()
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("drop", t2, None, "REST.response", "REST.request")]
+
+
+def _two_devices(history, phone_hops, tablet_hops, *, t=0.0, delivers=2):
+    """Message 1 from u1 to u2, whose phone (client-u2) and tablet log the given hops."""
+    tr, u1 = history.tid(1), history.client("u1")
+    at = {"trace": tr, "conv_id": "c1"}
+    for k, hop in enumerate(("CTRL.send", "REST.request")):
+        history.ev(t + k * 5, hop, u1, "u1", **at)
+    history.ev(t + 10, "REST.persist", "server-1", "u1", msg_id="m1", **at)
+    history.ev(t + 15, "REST.response", u1, "u1", msg_id="m1", **at)
+    history.ev(t + 20, "WS-BROADCAST.start", "server-1", "u1", recipients=["u2"], **at)
+    for k in range(delivers):
+        history.ev(t + 25 + k, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    for source, hops in (("client-u2", phone_hops), ("client-u2-tablet", tablet_hops)):
+        for k, hop in enumerate(hops):
+            history.ev(t + 30 + k, hop, source, "u2", **at)
+    return tr
+
+
+RECIPIENT_HOPS = ("WS-RECV.receive", "REPO.add", "CTRL.add")
+
+
+def test_seed_bug_on_one_of_two_devices(history):
+    # The tablet shows the message; the phone stored it and never showed it. Per recipient
+    # the path is complete (the tablet's CTRL.add): only the phone's own path is broken.
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", tr, "u2", "CTRL.add", "REPO.add")]
+    row = report.findings.row(0, named=True)
+    assert row["source"] == "client-u2"
+    assert row["evidence"] == [{"file": "client-u2.jsonl", "line": 2}]
+    assert row["detail"] == (
+        "recipient u2 on client-u2: reached REPO.add, never reached CTRL.add, which another of"
+        " their devices did (the logs go on 59969.0 ms after it)"
+    )
+    # near the end of the logs the same is in flight
+    history.rows.clear()
+    history.seq.clear()
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.tail(1000)
+    assert history.kinds(analyze(history.frame()).findings) == [
+        ("in_flight", tr, "u2", "CTRL.add", "REPO.add")
+    ]
+
+
+def test_a_device_that_logged_nothing_is_offline_not_a_drop(history):
+    _two_devices(history, (), RECIPIENT_HOPS, delivers=1)
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def test_a_path_no_device_finished_is_one_drop_of_the_recipient(history):
+    # Both devices stopped at REPO.add: the recipient's drop, not one more per device.
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS[:2])
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", tr, "u2", "CTRL.add", "REPO.add")]
+    assert report.findings.get_column("detail").str.starts_with("recipient u2: ").all()
