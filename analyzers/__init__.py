@@ -30,7 +30,12 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
 - ``REST.request``, ``REST.persist`` and ``REST.response`` may repeat (client retries, idempotent
   persists); a second canonical ``msg_id`` is still a duplicate. A recipient with several
   devices (sources) gets each of its own hops once per device and one server write per device:
-  only repeats beyond that are duplicates. Reorders are checked per device log.
+  only repeats beyond that are duplicates. Reorders are checked per device log. A drop is
+  judged per recipient and, where several devices logged the recipient's hops, per device: a
+  device that received a message and stopped short of a hop another device reached is a drop on
+  that device (the seed bug on a phone whose tablet showed the message); a device that logged
+  nothing of it is offline, not judged. A path whose last hop was retried is judged from the
+  last attempt.
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 """
 
