@@ -146,3 +146,66 @@ def test_a_device_known_only_by_its_history_loads_counts(history):
     assert got.row(0, named=True)["source"] == "server-1"
     assert got["detail"][0] == "WS-BROADCAST.deliver happened 3 times for recipient u2"
     assert [e["line"] for e in got["evidence"][0]] == [3, 4, 5]
+
+
+def test_a_send_lost_in_the_senders_log_gap_is_marked_indeterminate(history):
+    # client-u1's seq jumps over message 2's CTRL.send, just before its REST.request: the
+    # send may have been logged and lost, so "never seen" is indeterminate. Still reported
+    # (nothing else names the message), marked, with the gap's last line as evidence.
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u1"] += 1
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
+    row = got.row(0, named=True)
+    assert row["source"] == "client-u1"
+    assert row["detail"] == (
+        "8 event(s) for a message whose CTRL.send was never seen (first: REST.request); "
+        "indeterminate: the sender's log client-u1 lost events just before it"
+    )
+    assert row["evidence"] == [
+        {"file": "client-u1.jsonl", "line": 3},
+        {"file": "client-u1.jsonl", "line": 5},
+    ]
+
+
+def test_a_gap_in_the_senders_log_long_before_the_message_leaves_it_unexpected(history):
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u1"] += 1  # lost between message 1 and a heartbeat at 100 ms
+    history.ev(100, "TRACEKIT.heartbeat", "client-u1", "u1")
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
+    assert got["detail"][0].endswith("was never seen (first: REST.request)")
+
+
+def test_a_gap_in_another_users_log_leaves_it_unexpected(history):
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u2"] += 1  # the recipient's log, not the sender's
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
+    assert got["detail"][0].endswith("was never seen (first: REST.request)")
+
+
+def test_a_send_lost_in_a_gap_of_the_senders_log_when_none_of_its_lines_survived(history):
+    # message 2 lost every sender line (send, request, response) in one gap of client-u1:
+    # the sender (u1, the actor of the server's persist) has a gap there
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u1"] += 3
+    history.message(3, "u1", ["u2"], t=20_000)
+    sender_lines = ["CTRL.send", "REST.request", "REST.response"]
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=sender_lines)
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.persist", None)]
+    assert got["detail"][0].endswith(
+        "; indeterminate: the sender's log client-u1 lost events just before it"
+    )
+    assert got["evidence"][0].to_list() == [
+        {"file": "client-u1.jsonl", "line": 3},
+        {"file": "server-1.jsonl", "line": 7},
+    ]
