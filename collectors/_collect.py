@@ -395,6 +395,9 @@ def _read_one(
             f"{src.name}: starts with {len(data) - len(rest)} NUL bytes (a hole left by log "
             "rotation, e.g. copytruncate); skipped them"
         )
+        if not rest.split(b"\n", 1)[0].strip():  # the first line was NUL bytes only
+            stats.ignored += 1
+            stats.lines += 0 if rest else 1  # no newline after the run: that line is all
         raw.data = rest
         raw.path = None
         raw.head = rest[:65536]

@@ -50,7 +50,7 @@ def test_nul_hole_ending_in_a_newline_keeps_line_numbers(tmp_path: Path) -> None
     got = collect([p])
     assert got.events.collect().get_column("line").to_list() == list(range(2, 12))
     i = got.inputs
-    assert (i.lines, i.events, i.ignored, i.malformed) == (11, 10, 0, 0)
+    assert (i.lines, i.events, i.ignored, i.malformed) == (11, 10, 1, 0)  # line 1: NULs only
     assert i.warnings == [
         f"{p}: starts with 70000 NUL bytes (a hole left by log rotation, e.g. copytruncate); "
         "skipped them"
@@ -61,7 +61,7 @@ def test_only_nul_bytes(tmp_path: Path) -> None:
     p = tmp_path / "app.log"
     p.write_bytes(b"\x00" * 5000)
     i = collect([p]).inputs
-    assert (i.lines, i.events, i.ignored, i.malformed) == (0, 0, 0, 0)
+    assert (i.lines, i.events, i.ignored, i.malformed) == (1, 0, 1, 0)
     assert i.warnings == [
         f"{p}: starts with 5000 NUL bytes (a hole left by log rotation, e.g. copytruncate); "
         "skipped them",
