@@ -332,7 +332,10 @@ def collect(
     """
     if isinstance(paths, str | os.PathLike | Source):
         paths = [paths]
-    sources = expand_paths(paths, include=include, exclude=exclude)
+    notes: list[str] = []  # inputs skipped or read once, for the account
+    sources = expand_paths(
+        paths, include=include, exclude=exclude, cache_dir=cache_dir, warnings=notes
+    )
     if timezone is not None:
         _check_timezone(timezone)
     fmts = _resolve_formats(formats)
@@ -347,9 +350,13 @@ def collect(
             cache_path = Path(cache_dir)
             hit = _cache_read(cache_path, key)
             if hit is not None:
+                for note in notes:
+                    hit.inputs.warn(note)
                 return hit
 
     stats = InputStats()
+    for note in notes:
+        stats.warn(note)
     frames: list[pl.DataFrame] = []
     for src in sources:
         frames.append(_read_one(src, fmts, timezone, stats))

@@ -41,6 +41,9 @@ _ROTATED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})$")
 _DATED = re.compile(r"^(?P<base>.+?)[.-](?P<stamp>\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2,6})?)$")
 #: Never logs: documentation and configuration next to them in a directory walk.
 _NOT_LOGS = ("README*", "*.md", "*.rst", "*.toml", "*.py", "*.parquet")
+#: The cache's own entries (``{inputs}-{state}.parquet`` / ``.json``, see _collect._cache_key):
+#: never logs, also when the cache lives inside the log directory.
+_CACHE_ENTRY = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{16}\.(?:json|parquet)$")
 _LOG_EXTENSIONS = (".log", ".jsonl", ".ndjson", ".json", ".txt", ".out", ".logfmt")
 
 
@@ -320,13 +323,19 @@ def expand_paths(
     *,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> list[Source]:
     """Turn the user's inputs into sources: files as given, directories walked recursively
-    (hidden entries skipped, include/exclude globs on the relative path or the name), ``-`` as
-    stdin. Rotated sets read oldest first, also when named one by one (``app.log*``). A missing
-    path raises InputError."""
+    (hidden entries, ``cache_dir`` and the cache's entries skipped, so are pipes, sockets and
+    dangling links; include/exclude globs on the relative path or the name), ``-`` as stdin.
+    Rotated sets read oldest first, also when named one by one (``app.log*``). A file reached
+    twice (named again, or by another path or a link) is read once, the first time. A missing
+    path raises InputError. What was skipped is appended to ``warnings``."""
+    notes = warnings if warnings is not None else []
     sources: list[Source] = []
     run: list[Path] = []  # consecutive file arguments, e.g. a shell glob of a rotated set
+    skip_dir = _resolved(Path(cache_dir)) if cache_dir is not None else None
 
     def flush() -> None:
         sources.extend(FileSource(p) for p in sorted(run, key=_rotation_key))
@@ -347,15 +356,32 @@ def expand_paths(
             flush()
             found: list[Path] = []
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for f in files:
-                    if f.startswith(".") or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS):
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if not d.startswith(".")
+                    and (skip_dir is None or _resolved(Path(root) / d) != skip_dir)
+                )
+                for f in sorted(files):
+                    if (
+                        f.startswith(".")
+                        or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS)
+                        or _CACHE_ENTRY.match(f)
+                    ):
                         continue
                     full = Path(root) / f
                     rel = full.relative_to(path).as_posix()
                     if include and not _matches(rel, include):
                         continue
                     if exclude and _matches(rel, exclude):
+                        continue
+                    if not full.is_file():
+                        # a FIFO would block the read, a socket or a dangling link fail it
+                        notes.append(
+                            f"{full}: a link to a missing file; skipped"
+                            if full.is_symlink() and not full.exists()
+                            else f"{full}: not a regular file (a pipe, socket or device); skipped"
+                        )
                         continue
                     found.append(full)
             sources.extend(FileSource(p) for p in sorted(found, key=_rotation_key))
@@ -364,4 +390,42 @@ def expand_paths(
         else:
             raise InputError(f"{text}: no such file or directory")
     flush()
-    return sources
+    return _read_once(sources, notes)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return path.absolute()
+
+
+def _read_once(sources: list[Source], notes: list[str]) -> list[Source]:
+    """Drop a file reached again (named twice, a directory plus a file in it, a link next to
+    its target): read twice, every event of it would be a made-up duplicate."""
+    seen: dict[Path, FileSource] = {}
+    kept: list[Source] = []
+    again: list[tuple[FileSource, FileSource]] = []
+    for src in sources:
+        if isinstance(src, FileSource):
+            key = _resolved(src.path)
+            first = seen.get(key)
+            if first is not None:
+                again.append((src, first))
+                continue
+            seen[key] = src
+        kept.append(src)
+    if len(again) == 1:
+        dup, first = again[0]
+        notes.append(
+            f"{dup.name}: given twice; read once"
+            if dup.name == first.name
+            else f"{dup.name}: the same file as {first.name}; read once"
+        )
+    elif again:
+        dup, first = again[0]
+        notes.append(
+            f"{len(again)} inputs are files read already (given again, or by another path or "
+            f"link); each read once (first: {dup.name}, the same file as {first.name})"
+        )
+    return kept

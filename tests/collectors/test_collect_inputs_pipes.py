@@ -19,7 +19,11 @@ def jsonl(*seqs: int) -> bytes:
     return b"".join(orjson.dumps(jl(seq=s)) + b"\n" for s in seqs)
 
 
-def _collect_with_timeout(path: str, timeout: float = 10.0) -> Collected:
+def seqs(c: Collected) -> list[int]:
+    return c.events.collect().get_column("seq").to_list()
+
+
+def _collect_with_timeout(path: str, timeout: float = 10.0, fifo: Path | None = None) -> Collected:
     """collect([path]) in a thread: a reader stuck on a FIFO fails the test, not the suite."""
     out: list[Collected | BaseException] = []
 
@@ -33,8 +37,9 @@ def _collect_with_timeout(path: str, timeout: float = 10.0) -> Collected:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        if Path(path).is_fifo():  # unblock the reader's open(): a writer that closes at once
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        fifo = fifo or Path(path)
+        if fifo.is_fifo():  # unblock the reader's open(): a writer that closes at once
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         worker.join(timeout)
         pytest.fail(f"collect({path!r}) blocked on a pipe")
     (result,) = out
@@ -93,3 +98,18 @@ def test_a_pipe_has_no_cache_identity(tmp_path: Path) -> None:
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
     assert FileSource(fifo).identity() is None
+
+
+def test_walk_skips_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes(jsonl(1))
+    os.mkfifo(d / "b.pipe")  # opening it would block until a writer comes
+    (d / "c.log").symlink_to("gone.log")  # a dangling link
+    got = _collect_with_timeout(str(d), fifo=d / "b.pipe")
+    assert seqs(got) == [1]
+    assert got.inputs.files == 1
+    assert got.inputs.warnings == [
+        f"{d / 'b.pipe'}: not a regular file (a pipe, socket or device); skipped",
+        f"{d / 'c.log'}: a link to a missing file; skipped",
+    ]

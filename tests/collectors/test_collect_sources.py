@@ -201,3 +201,49 @@ def test_databases_and_json_documents_next_to_logs(tmp_path: Path) -> None:
     assert got.inputs.malformed == 0
     db_lines = int(db_warning.rsplit(", ", 1)[1].split()[0])
     assert got.inputs.ignored == 6 + db_lines  # the document's lines, the database's "lines"
+
+
+def test_same_file_reached_twice_is_read_once(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes(jsonl(1, 2))
+    (d / "b.jsonl").write_bytes(jsonl(3))
+    # a directory plus a file inside it
+    got = collect([d, str(d / "a.jsonl")])
+    assert seqs(got) == [1, 2, 3]
+    i = got.inputs
+    assert (i.files, i.lines, i.events) == (2, 3, 3)
+    assert i.warnings == [f"{d / 'a.jsonl'}: given twice; read once"]
+    # a link next to its target in a walked directory: the first in reading order is kept
+    (d / "current.jsonl").symlink_to("a.jsonl")
+    got = collect([d])
+    assert seqs(got) == [1, 2, 3]
+    assert got.events.collect().get_column("file").to_list() == [str(d / "a.jsonl")] * 2 + [
+        str(d / "b.jsonl")
+    ]
+    assert got.inputs.files == 2
+    assert got.inputs.warnings == [
+        f"{d / 'current.jsonl'}: the same file as {d / 'a.jsonl'}; read once"
+    ]
+    # several: one warning
+    got = collect([d, d])
+    assert seqs(got) == [1, 2, 3]
+    assert got.inputs.warnings == [
+        f"4 inputs are files read already (given again, or by another path or link); each read "
+        f"once (first: {d / 'current.jsonl'}, the same file as {d / 'a.jsonl'})"
+    ]
+
+
+def test_cache_directory_inside_the_log_directory(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    (d / "client-u1.jsonl").write_bytes(jsonl(1, 2, 3))
+    cache = d / "cache"
+    runs = [collect([d], cache_dir=cache) for _ in range(3)]
+    assert [r.inputs.cached for r in runs] == [False, True, True]
+    assert [(r.inputs.files, r.inputs.lines, r.inputs.events) for r in runs] == [(1, 3, 3)] * 3
+    assert len(list(cache.iterdir())) == 2  # one entry: table and account
+    # the cache's files are no logs, also when walked without cache_dir (or as the log dir)
+    plain = collect([d])
+    assert (plain.inputs.files, plain.inputs.warnings) == (1, [])
+    assert collect([cache]).inputs.files == 0
