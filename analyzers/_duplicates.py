@@ -179,20 +179,41 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
     persist = p.role("persist")
     if persist is not None:
         i = p.index(persist)
+        ids = paths.msg.lazy().filter(pl.col("n_msg_id") > 1)
+        # Every persist line is evidence: a retried persist is what assigns another id. (The
+        # hop events no longer hold msg_id, so a line carrying it on another hop, e.g. the
+        # response, cannot be named here.)
+        where = _all_evidence(
+            paths,
+            ids.select(
+                "trace_id", pl.lit(i, dtype=pl.Int32).alias("hop"), pl.lit("").alias("rkey")
+            ),
+        )
         out.append(
             findings(
-                paths.msg.lazy().filter(pl.col("n_msg_id") > 1),
+                ids.join(where.select("trace_id", "evidence"), on="trace_id", how="left"),
                 "duplicate",
                 trace_id="trace_id",
                 stage=pl.lit(persist),
                 conv_id="conv_id",
                 source=col("src", i),
-                detail=pl.format(
-                    "one trace id got two canonical msg_ids: {} and {}",
-                    pl.col("msg_id_min"),
-                    pl.col("msg_id_max"),
+                detail=pl.when(pl.col("n_msg_id") == 2)
+                .then(
+                    pl.format(
+                        "one trace id got two canonical msg_ids: {} and {}",
+                        pl.col("msg_id_min"),
+                        pl.col("msg_id_max"),
+                    )
+                )
+                .otherwise(
+                    pl.format(
+                        "one trace id got {} canonical msg_ids, from {} to {}",
+                        pl.col("n_msg_id"),
+                        pl.col("msg_id_min"),
+                        pl.col("msg_id_max"),
+                    )
                 ),
-                evidence=evidence((col("file", i), col("line", i))),
+                evidence=pl.col("evidence").fill_null(pl.lit([], dtype=EVIDENCE)),
                 at=col("t", i),
             )
         )

@@ -33,6 +33,21 @@ def test_two_canonical_msg_ids_for_one_trace(history):
     got = find_duplicates(history.frame()).collect()
     assert history.kinds(got) == [("duplicate", t1, None, "REST.persist", None)]
     assert got["detail"][0] == "one trace id got two canonical msg_ids: m1 and m1-again"
+    # every persist line is evidence, the one that assigned the second id too
+    assert got["evidence"][0].to_list() == [
+        {"file": "server-1.jsonl", "line": 1},
+        {"file": "server-1.jsonl", "line": 4},
+    ]
+
+
+def test_three_canonical_msg_ids_for_one_trace(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    for k, again in enumerate(("m1-b", "m1-c")):
+        history.ev(11 + k, "REST.persist", "server-1", "u1", trace=t1, conv_id="c1", msg_id=again)
+    got = find_duplicates(history.frame()).collect()
+    assert history.kinds(got) == [("duplicate", t1, None, "REST.persist", None)]
+    assert got["detail"][0] == "one trace id got 3 canonical msg_ids, from m1 to m1-c"
+    assert [e["line"] for e in got["evidence"][0]] == [1, 4, 5]
 
 
 def test_broadcast_twice_is_a_duplicate(history):
