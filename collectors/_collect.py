@@ -85,13 +85,30 @@ def _looks_binary(sample: bytes) -> bool:
     return not any(_clean_line(ln) for ln in sample.split(b"\n"))
 
 
+_OTLP_FIRST_KEY: Final = re.compile(rb'\s*\{\s*"resource(?:Spans|Logs)"\s*:')
+
+
+def _otlp_export(sample: bytes, first_line: bytes) -> bool:
+    """An OTLP/JSON export: the first JSON value has ``resourceSpans`` or ``resourceLogs`` at
+    its top level (a line that only mentions the key, e.g. in a payload, is no export)."""
+    if _OTLP_FIRST_KEY.match(sample):  # the key as the first one: also a cut-off or pretty value
+        return True
+    if b'"resourceSpans"' not in first_line and b'"resourceLogs"' not in first_line:
+        return False
+    try:
+        obj = orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and ("resourceSpans" in obj or "resourceLogs" in obj)
+
+
 def detect_format(data: bytes) -> str:
     """Guess a built-in format from the first non-blank lines."""
     sample = data[:65536]
     lines = [ln for ln in sample.split(b"\n")[:200] if ln.strip()][:50]
     if not lines:
         return "jsonl"
-    if b'"resourceSpans"' in sample or b'"resourceLogs"' in sample:
+    if _otlp_export(sample, lines[0]):
         return "otlp"
     if lines[0].strip() in (b"{", b"["):
         return "document"  # one pretty-printed JSON document: not a log

@@ -110,3 +110,35 @@ def test_format_errors(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_format_file(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="format file not found"):
         collect([], formats=[tmp_path / "nope.toml"])
+
+
+def test_a_nested_otlp_key_does_not_make_json_lines_an_otlp_export() -> None:
+    from collectors_helpers import jl
+
+    evs = [orjson.dumps(jl(seq=i)) for i in range(5)]
+    app = {"timestamp": "2026-11-25T10:00:02.5Z", "event": "export failed", "level": "warning"}
+    evs.insert(2, orjson.dumps({**app, "payload": {"resourceSpans": []}}))
+    got = collect([MemorySource(b"\n".join(evs) + b"\n", name="client-u1.jsonl")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq").rows() == [(1, 0), (2, 1), (4, 2), (5, 3), (6, 4)]
+    i = got.inputs
+    assert (i.lines, i.events, i.ignored, i.malformed) == (6, 5, 1, 0)
+    assert i.formats == {"jsonl": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"resourceSpans": [{"scopeSpans": []}]}\n', "otlp"),
+        (b'{"x": 1, "resourceLogs": []}\n', "otlp"),  # a top-level key, not the first
+        (b'{\n  "resourceSpans": [\n    {}\n  ]\n}\n', "otlp"),  # pretty-printed
+        (b'{"event": "x", "payload": {"resourceSpans": []}}\n', "jsonl"),
+        (b'{"stage": "CTRL", "action": "send"}\n{"a": {"resourceLogs": 1}}\n', "jsonl"),
+        (b'{\n  "config": {"resourceSpans": []}\n}\n', "document"),
+    ],
+    ids=["export", "not-first-key", "pretty", "nested", "nested-later", "nested-document"],
+)
+def test_otlp_detected_by_the_top_level_keys(data: bytes, expected: str) -> None:
+    from tracekit.collectors import detect_format
+
+    assert detect_format(data) == expected
