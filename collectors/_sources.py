@@ -210,10 +210,24 @@ def decompress(raw: bytes, name: str) -> tuple[bytes, list[str]]:
         return raw, []
     unpack = {"gzip": _gunzip, "bz2": _bunzip, "zstd": _unzstd}[kind]
     data, warnings = unpack(raw, name)
-    if not data and warnings:
-        # Nothing came out: the magic bytes were a coincidence (or the header is all there is).
+    if not data and warnings and not _stream_header(kind, raw):
+        # Nothing came out and no real header: the magic bytes were a coincidence (text).
         return raw, [f"{name}: starts like a {kind} stream but is not one; read as it is"]
-    return data, warnings
+    return data, warnings  # a real stream that broke before its first output: truncated
+
+
+#: What follows the magic bytes in a real stream: gzip's method (deflate); bz2's first block
+#: (pi) or, for an empty stream, its end-of-stream (sqrt(pi)) marker; zstd's frame header
+#: descriptor, whose reserved bit (3) is 0.
+_BZ2_MARKERS = (b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90")
+
+
+def _stream_header(kind: str, raw: bytes) -> bool:
+    if kind == "gzip":
+        return raw[2:3] == b"\x08"
+    if kind == "bz2":
+        return raw[4:10] in _BZ2_MARKERS
+    return len(raw) > 4 and not raw[4] & 0x08
 
 
 def _gunzip(raw: bytes, name: str) -> tuple[bytes, list[str]]:

@@ -247,3 +247,29 @@ def test_cache_directory_inside_the_log_directory(tmp_path: Path) -> None:
     plain = collect([d])
     assert (plain.inputs.files, plain.inputs.warnings) == (1, [])
     assert collect([cache]).inputs.files == 0
+
+
+@pytest.mark.parametrize("kind", ["bz2", "gzip", "zstd"])
+def test_truncated_stream_with_nothing_decompressed_says_truncated(
+    tmp_path: Path, kind: str
+) -> None:
+    # bz2 decompresses whole blocks (up to 900 kB): half a one-block file yields nothing
+    whole = {
+        "bz2": bz2.compress,
+        "gzip": gzip.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+    }[kind](jsonl(*range(1, 2001)))
+    p = tmp_path / f"client-u1.log.2.{kind}"
+    p.write_bytes(whole[: len(whole) // 2] if kind == "bz2" else whole[:12])
+    i = collect([p]).inputs
+    assert (i.lines, i.events, i.ignored, i.malformed) == (0, 0, 0, 0)
+    assert i.warnings[0].startswith(f"{p}: truncated {kind} stream")
+    assert i.warnings[1:] == [f"{p}: empty, no events"]
+
+
+def test_text_that_starts_like_a_bz2_stream(tmp_path: Path) -> None:
+    p = tmp_path / "notes.log"
+    p.write_bytes(b"BZh9 is not a stream\n" + jsonl(1))
+    got = collect([p])
+    assert seqs(got) == [1]
+    assert got.inputs.warnings[0] == f"{p}: starts like a bz2 stream but is not one; read as it is"
