@@ -1,7 +1,9 @@
 r"""logfmt (``key=value key="quoted value"``) and structlog's KeyValueRenderer output.
 
 KeyValueRenderer writes Python reprs: ``event='CTRL send' seq=17 recipients=['u1', 'u2']
-peer=None``; logfmt writes double quotes and bare words. One regex per schema key, vectorised.
+peer=None``; logfmt writes double quotes and bare words. Each line is cut into its
+``key=value`` pairs by one left-to-right regex scan that consumes quoted values whole, so a
+``peer=u9`` inside ``event='delivering to peer=u9'`` is text, never the key; vectorised.
 
 Escapes in quoted values (and list items) are decoded the way Python reads a string literal:
 that undoes both repr (``'it\'s'``, ``'\x1b'``, ``'\u2028'``) and logfmt (``"say \"hi\""``,
@@ -32,6 +34,11 @@ _STRING: Final = r"'(?:[^'\\]|\\.)*'|" + r'"(?:[^"\\]|\\.)*"'
 #: string is just a character) or a bare word.
 _VALUE: Final = rf"""({_STRING}|\[(?:[^\]'"]|{_STRING}|['"])*\]|\S*)"""
 _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", "lvl")}
+#: One ``key=value`` pair after the line's start or a space. Read left to right, match after
+#: match, so a quoted value is consumed whole: ``key=`` inside it is text, not a key. The value
+#: alternatives are tried in order (a string, a list, then a bare word), so a quote that opens
+#: no string is just a character of a bare word.
+_PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
 
 _STRING_RE: Final = re.compile(_STRING, re.DOTALL)
 _LIST_RE: Final = re.compile(
@@ -153,6 +160,46 @@ def _decode_slow(tokens: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
     return raw
 
 
+def _pairs(df: pl.DataFrame) -> pl.DataFrame:
+    """``line`` and one String column per raw key: its value token as written (quotes kept),
+    the first one on the line; null where the line has no such key.
+
+    The lines are cut into their pairs by one left-to-right regex scan (see ``_PAIR``); a key
+    is only ever looked up among those pairs, never searched for in the text."""
+    names = [n for key in RAW_COLUMNS for n in _ALIASES.get(key, (key,))]
+    rows = df.select(pl.col("raw"), pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+    # One regex over one column runs on one core: slices in a lazy concat run on all of them.
+    step = max(50_000, -(-rows.height // 4))
+    scans = [
+        rows.slice(i, step)
+        .lazy()
+        .select("_row", pl.col("raw").str.extract_all(_PAIR).alias("_pair"))
+        .explode("_pair")
+        .select(
+            "_row",
+            pl.col("_pair").str.splitn("=", 2).struct.rename_fields(["_key", "_value"]),
+        )
+        .unnest("_pair")
+        .with_columns(pl.col("_key").str.strip_chars_start())
+        .filter(pl.col("_key").is_in(names))
+        for i in range(0, max(rows.height, 1), step)
+    ]
+    pairs = pl.concat(scans).collect()
+    empty = pl.repeat(None, df.height, dtype=pl.String, eager=True)
+    columns: dict[str, pl.Series] = {}
+    for (name, *_), part in pairs.partition_by("_key", as_dict=True).items():
+        at = part.get_column("_row")  # ascending: the partition keeps the line order
+        if (at.diff() == 0).any():  # a key given twice on a line: the first one counts
+            part = part.filter(at.is_first_distinct())
+        values = part.get_column("_value")
+        columns[str(name)] = empty.clone().scatter(part.get_column("_row"), values)
+    out = df.select("line").with_columns(columns.get(n, empty).alias(n) for n in names)
+    return out.select(
+        "line",
+        *(pl.coalesce(_ALIASES.get(key, (key,))).alias(key) for key in RAW_COLUMNS),
+    )
+
+
 def read_kv(
     data: bytes, *, file: str, source: str, stats: InputStats, timezone: str | None = None
 ) -> pl.DataFrame:
@@ -177,13 +224,7 @@ def read_kv(
         df = df.filter(is_kv)
     if df.height == 0:
         return empty_table()
-    cols = []
-    for key in RAW_COLUMNS:
-        names = _ALIASES.get(key, (key,))
-        found = [pl.col("raw").str.extract(rf"(?:^|\s){n}={_VALUE}", 1) for n in names]
-        cols.append((pl.coalesce(found) if len(found) > 1 else found[0]).alias(key))
-    # The tokens first, then their decoding: each regex then runs once, not once per use.
-    tokens = df.select("line", *cols)
+    tokens = _pairs(df)
     raw = tokens.select(
         "line", *(_unquote(pl.col(c), listed=c == "recipients").alias(c) for c in RAW_COLUMNS)
     )

@@ -193,3 +193,51 @@ def test_undecodable_escapes_are_kept_as_written() -> None:
         r"\q unknown",
         '"unterminated\\"',  # the closing quote is escaped: not a quoted value at all
     ]
+
+
+def test_keys_inside_quoted_values_are_text_not_keys() -> None:
+    # The message mentions peer=, seq=, stage=: those are words of the value; the real keys
+    # come later on the line (or not at all: then the key is absent, not taken from the text).
+    kv = structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"])
+    lf = structlog.processors.LogfmtRenderer(key_order=["timestamp", "event"])
+    lines = [
+        render(
+            kv,
+            jl(
+                stage="WS-BROADCAST",
+                action="deliver",
+                event="delivering to peer=u9 seq=99",
+                actor="server",
+                peer="u2",
+                source="srv",
+                seq=7,
+            ),
+        ),
+        render(lf, jl(event="retrying after stage=REST failed", seq=8)),
+        render(lf, jl(event="no peer here, only peer=u9 in the text", seq=9)),
+        # a quote that opens no string is just a character of a bare value
+        "timestamp=2026-11-25T10:00:00Z event=it's stage=CTRL action=send trace_id="
+        + T1
+        + " seq=10",
+        # a bare value holding '=' and a quoted value ending a line
+        "stage=REST action=request trace_id="
+        + T1
+        + " seq=11 timestamp=2026-11-25T10:00:00Z event='url=/a?b=c peer=u9'",
+        # a key given twice: the first one counts
+        "timestamp=2026-11-25T10:00:00Z event='x' stage=REPO action=add trace_id="
+        + T1
+        + " seq=12 stage=CTRL",
+    ]
+    got = collect([MemorySource(lines, name="app.log", format="kv")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action", "event", "peer", "seq").rows() == [
+        (1, "WS-BROADCAST", "deliver", "delivering to peer=u9 seq=99", "u2", 7),
+        (2, "CTRL", "send", "retrying after stage=REST failed", None, 8),
+        (3, "CTRL", "send", "no peer here, only peer=u9 in the text", None, 9),
+        (4, "CTRL", "send", "it's", None, 10),
+        (5, "REST", "request", "url=/a?b=c peer=u9", None, 11),
+        (6, "REPO", "add", "x", None, 12),
+    ]
+    assert frame.get_column("timestamp").to_list() == [ts("10:00:00")] * 6
+    inputs = got.inputs
+    assert (inputs.events, inputs.malformed, inputs.ignored, inputs.warnings) == (6, 0, 0, [])
