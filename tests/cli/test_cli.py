@@ -14,6 +14,7 @@ import pytest
 from conftest import T_LOST
 from typer.testing import CliRunner
 
+import tracekit
 from tracekit.cli._app import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,38 @@ def test_check_passes_and_fails_with_examples(logs: Path, tmp_path: Path) -> Non
     assert "::error title=tracekit gate drop <= 0::" in out
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("2", "2")
+
+
+def _stuck_logs(logs: Path) -> Path:
+    """Five messages that stop at REST.request: no persist, no broadcast, no recipient."""
+    logs.mkdir(parents=True, exist_ok=True)
+    inst = tracekit.Instrumentation(service="chat", source="client-u1", sink=logs / "u1.jsonl")
+    with inst.activate():
+        for i in range(5):
+            with tracekit.message(f"{i + 1:032x}", conv_id="c1"), tracekit.bind(actor="u1"):
+                tracekit.emit("CTRL", "send")
+                tracekit.emit("REST", "request")
+    inst.close()
+    return logs
+
+
+@pytest.mark.parametrize("what", ["empty dir", "binary file", "no recipients"])
+def test_check_min_delivered_without_deliveries_fails(tmp_path: Path, what: str) -> None:
+    if what == "empty dir":
+        target = tmp_path / "empty"
+        target.mkdir()
+        reason = "the logs hold no messages"
+    elif what == "binary file":
+        target = tmp_path / "garbage.bin"
+        target.write_bytes(bytes(range(256)) * 20)
+        reason = "the logs hold no messages"
+    else:
+        target = _stuck_logs(tmp_path / "stuck")
+        reason = "5 message(s) but no expected recipient"
+    code, out, _ = run("check", str(target), "--min-delivered", "99.9%", "--grace", "0s")
+    assert code == 1
+    assert f"FAIL  delivered >= 99.9%: no deliveries to check: {reason}" in out
+    assert "100.000%" not in out and "0 passed, 1 failed" in out
 
 
 def test_check_reads_gates_from_pyproject(logs: Path, tmp_path: Path) -> None:

@@ -129,3 +129,27 @@ def test_junit_and_github_annotations() -> None:
         "::error title=tracekit gate drop <= 0::1 drop finding(s), allowed 0%0A"
         "t1 recipient u2 at CTRL.add (last seen REPO.add) [client-u2.jsonl:14]"
     ]
+
+
+def test_delivery_gate_without_expected_deliveries_fails() -> None:
+    """0/0 is not 100%: a delivery gate that has nothing to check must not pass silently."""
+    empty: dict[str, Any] = {"summary": {"messages": 0}, "findings": []}
+    (result,) = evaluate(empty, [Gate("min_delivered", "delivered", 99.9)])
+    assert (result.ok, result.actual) == (False, None)
+    assert result.detail == (
+        "no deliveries to check: the logs hold no messages (empty, unreadable or not "
+        "tracekit events?)"
+    )
+    stuck: dict[str, Any] = {
+        "summary": {"messages": 5, "deliveries_expected": 0, "delivered": 0, "drop": 5},
+        "findings": [
+            {"kind": "drop", "trace_id": f"t{i}", "stage": "REST.persist"} for i in range(5)
+        ],
+    }
+    (result,) = evaluate(stuck, [Gate("min_delivered", "delivered", 0.0)])
+    assert (result.ok, result.actual) == (False, None)
+    assert result.detail == (
+        "no deliveries to check: 5 message(s) but no expected recipient "
+        "(no broadcast recipients list, no other member of the conversation seen)"
+    )
+    assert result.examples == ("t0 at REST.persist", "t1 at REST.persist", "t2 at REST.persist")

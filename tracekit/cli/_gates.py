@@ -165,6 +165,18 @@ def _latency_row(report: Mapping[str, Any], target: str) -> Mapping[str, Any] | 
     return None
 
 
+def _no_deliveries(messages: int) -> str:
+    if messages == 0:
+        return (
+            "no deliveries to check: the logs hold no messages (empty, unreadable or not "
+            "tracekit events?)"
+        )
+    return (
+        f"no deliveries to check: {messages} message(s) but no expected recipient "
+        "(no broadcast recipients list, no other member of the conversation seen)"
+    )
+
+
 def evaluate(
     report: Mapping[str, Any], gates: Sequence[Gate], examples: int = 3
 ) -> list[GateResult]:
@@ -183,10 +195,23 @@ def evaluate(
         elif gate.kind == "min_delivered":
             expected = int(summary.get("deliveries_expected", 0))
             delivered = int(summary.get("delivered", 0))
-            pct = 100.0 if expected == 0 else 100.0 * delivered / expected
+            lost = [f for f in findings if f.get("kind") == "drop"]
+            if expected == 0:
+                # 0/0 is no evidence of delivery: like a latency gate without samples, a gate
+                # that cannot be checked fails (docs/decisions.md, CLI)
+                results.append(
+                    GateResult(
+                        gate,
+                        False,
+                        None,
+                        _no_deliveries(int(summary.get("messages", 0))),
+                        tuple(_example(f) for f in lost[:examples]),
+                    )
+                )
+                continue
+            pct = 100.0 * delivered / expected
             ok = pct >= gate.limit
             detail = f"{delivered}/{expected} delivered = {pct:.3f}%, required {gate.limit:g}%"
-            lost = [f for f in findings if f.get("kind") == "drop"]
             shown = tuple(_example(f) for f in lost[:examples]) if not ok else ()
             results.append(GateResult(gate, ok, pct, detail, shown))
         else:
