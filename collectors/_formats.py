@@ -23,6 +23,9 @@ Instead of ``line_regex``, ``tag_regex`` (with a ``tag`` group) finds the tag an
 what comes before it is the ``prefix`` (searched with ``timestamp_regex``), what follows the
 ``msg``; that is how the built-in legacy format reads any prefix, and it is several times faster
 than a whole-line regex. Regexes use Rust's regex syntax (as polars does): no look-around.
+A rule without ``tag`` applies to every tag; its ``event`` may be ``"*.action"``: the stage the
+row's tag stands for (its alias's stage, else the tag itself), as the legacy format keeps
+failures (``"*.failed"``) and retries (``"*.retry"``) as non-hop events of their stage.
 """
 
 from __future__ import annotations

@@ -147,6 +147,7 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
 
 def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> pl.DataFrame:
     """``_ev`` = "STAGE.action": rules (first match wins), then aliases, then the raw groups.
+    A rule's ``*.action`` takes the stage of the row's tag: its alias's stage, else the tag.
 
     Rules run per tag on that tag's rows only, so their cost does not grow with the number of
     tags."""
@@ -154,7 +155,14 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
     if df.height == 0:
         return df.with_columns(pl.lit(None, dtype=pl.String).alias("_ev"))
 
-    def chain_for(rules: list[Rule]) -> pl.Expr:
+    stage_of_tag = pl.col(key).replace_strict(
+        {tag: ev.split(".", 1)[0] for tag, ev in fmt.aliases.items()},
+        default=pl.col(key),
+        return_dtype=pl.String,
+    )
+
+    def chain_for(rules: list[Rule], tag: str | None = None) -> pl.Expr:
+        """``tag``: the one tag of the rows (a partition), so ``*.action`` is a literal."""
         alias = pl.col(key).replace_strict(fmt.aliases, default=None, return_dtype=pl.String)
         if has_action:
             alias = alias.fill_null(pl.col(key) + pl.lit(".") + pl.col("action"))
@@ -163,7 +171,13 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
         chain: Any = None
         for rule in rules:
             cond = pl.col("_msg").str.contains(rule.match) if rule.match else pl.lit(True)
-            chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(rule.event))
+            event = pl.lit(rule.event)
+            if rule.event.startswith("*.") and tag is not None:  # the stage the tag stands for
+                stage = fmt.aliases[tag].split(".", 1)[0] if tag in fmt.aliases else tag
+                event = pl.lit(stage + rule.event[1:])
+            elif rule.event.startswith("*."):
+                event = stage_of_tag + pl.lit(rule.event[1:])
+            chain = (pl.when(cond) if chain is None else chain.when(cond)).then(event)
         return alias if chain is None else chain.otherwise(alias)
 
     if not any(r.tag is not None for r in fmt.rules):
@@ -179,7 +193,7 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
     for part in narrow.partition_by(key, maintain_order=True):
         tag = part.get_column(key)[0]
         rules = [r for r in fmt.rules if r.tag is None or r.tag == tag]
-        pieces.append(part.select("line", chain_for(rules).alias("_ev")))
+        pieces.append(part.select("line", chain_for(rules, tag).alias("_ev")))
     ev = pl.concat(pieces).sort("line").get_column("_ev")
     return df.with_columns(ev)
 

@@ -460,3 +460,44 @@ def test_zone_offsets_in_the_prefix_are_kept() -> None:
         ts("09:00:00.123"),
     ]
     assert berlin.inputs.warnings == []
+
+
+def test_failures_and_retries_are_not_hops() -> None:
+    # A failed or retried send is no response, no request, no receive: counting it as one
+    # would hide the real drop. It stays an event of its stage (not a pipeline hop).
+    src = legacy(
+        [
+            "2024-01-15T10:00:00Z [REST-SEND] Sending message: clientMsgId=tmp-1",
+            "2024-01-15T10:00:01Z [REST-SEND] Message send failed: HTTP 500 clientMsgId=tmp-1",
+            "2024-01-15T10:00:02Z [REST-SEND] Retrying in 2s clientMsgId=tmp-1",
+            "2024-01-15T10:00:03Z [REST-SEND] Message sent: id=msg123 clientMsgId=tmp-1",
+            "2024-01-15T10:00:04Z [REST-FETCH] Fetch failed: HTTP 503 conversationId=c1",
+            "2024-01-15T10:00:05Z [REST] Sending message failed: timeout clientMsgId=tmp-2",
+            "2024-01-15T10:00:06Z [WS-RECV] Failed to parse message:created payload",
+            "2024-01-15T10:00:07Z [CTRL] sendMessage error: empty text",
+            "2024-01-15T10:00:08Z [REPO] Could not add message to store id=m7",
+            "2024-01-15T10:00:09Z [WS] Received message:created id=m8, error: unknown conversation",
+            "2024-01-15T10:00:10Z [REST] Fetching messages timed out conversationId=c1",
+            "2024-01-15T10:00:11Z [REST-SEND] Message sent: id=msg124 clientMsgId=tmp-3 errors=0",
+            "2024-01-15T10:00:12Z [WS-BROADCAST] Sending to userId=u2 failed: socket closed id=m9",
+        ]
+    )
+    got = collect([src])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [
+        (1, "REST", "request"),
+        (2, "REST", "failed"),
+        (3, "REST", "retry"),
+        (4, "REST", "response"),
+        (5, "REST", "fetch_end"),  # a failed fetch ends the history load all the same
+        (6, "REST", "failed"),
+        (7, "WS-RECV", "failed"),
+        (8, "CTRL", "failed"),
+        (9, "REPO", "failed"),
+        (10, "WS", "failed"),  # the tag's own stage: no alias names another
+        (11, "REST", "fetch_end"),
+        (12, "REST", "response"),
+        (13, "WS-BROADCAST", "failed"),
+    ]
+    inputs = got.inputs
+    assert (inputs.events, inputs.ignored, inputs.malformed) == (13, 0, 0)
