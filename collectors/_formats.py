@@ -154,6 +154,21 @@ def _check_regex(where: str, regex: str) -> None:
         ) from None
 
 
+def _check_timezone(where: str, tz: Any) -> None:
+    """The zone the reader will hand to polars: checked by polars, which knows fewer names
+    than zoneinfo (``localtime`` is a file for zoneinfo, unknown to polars)."""
+    ok = isinstance(tz, str) and bool(tz)
+    if ok:
+        try:
+            pl.Series([0], dtype=pl.Datetime("ns")).dt.replace_time_zone(tz)
+        except (pl.exceptions.PolarsError, ValueError):
+            ok = False
+    if not ok:
+        raise FormatError(
+            f"{where}: unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')"
+        )
+
+
 def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     unknown = set(raw) - _ALLOWED_KEYS
     if unknown:
@@ -192,6 +207,8 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     for key in ("timestamp_regex", "detect", "actor_from_source", "server_from_source"):
         if raw.get(key):
             _check_regex(f"{where}: {key}", raw[key])
+    if "timezone" in raw:
+        _check_timezone(f"{where}: timezone", raw["timezone"])
     untimed = raw.get("untimed", "malformed")
     if untimed not in ("malformed", "previous"):
         raise FormatError(f"{where}: untimed must be 'malformed' or 'previous'")

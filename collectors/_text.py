@@ -40,11 +40,18 @@ def read_legacy(
 
 
 def _actor_for(source: str, fmt: TextFormat) -> str | None:
+    """The actor a source (file) name gives: ``actor_from_source``'s ``actor`` group (or its
+    whole match), else ``server`` where ``server_from_source`` matches. Run with polars, i.e.
+    Rust's regex engine: the one the format's regexes were checked with and written for."""
+    name = pl.Series([source], dtype=pl.String)
     if fmt.actor_from_source:
-        m = re.search(fmt.actor_from_source, source)
-        if m:
-            return m.group("actor") if "actor" in m.groupdict() else m.group(0)
-    if fmt.server_from_source and re.search(fmt.server_from_source, source):
+        regex = fmt.actor_from_source
+        if name.str.contains(regex).item():
+            groups = name.str.extract_groups(regex)
+            if "actor" in groups.struct.fields:
+                return groups.struct.field("actor").item()  # type: ignore[no-any-return]
+            return name.str.extract(regex, 0).item()  # type: ignore[no-any-return]
+    if fmt.server_from_source and name.str.contains(fmt.server_from_source).item():
         return "server"
     return None
 

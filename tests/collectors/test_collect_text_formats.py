@@ -1,0 +1,95 @@
+"""User text formats: a bad value is a FormatError naming the file and key at load time, and
+the regexes run on the engine that checked them (Rust's, as polars uses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from collectors_helpers import event, ts
+
+from tracekit.collectors import MemorySource, collect, load_format
+from tracekit.collectors._formats import FormatError
+from tracekit.errors import InputError
+
+LINE = "line_regex = '^(?P<timestamp>\\S+) (?P<tag>\\w+): (?P<msg>.*)$'\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            'timezone = "Mars/Olympus"',
+            "timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as 'Europe/Berlin')",
+        ),
+        (
+            'timezone = "localtime"',  # a file zoneinfo finds, a name polars does not know
+            "timezone: unknown time zone 'localtime' (use an IANA name such as 'Europe/Berlin')",
+        ),
+        ("timezone = 5", "timezone: unknown time zone 5 (use an IANA name such as "),
+    ],
+    ids=["unknown-zone", "not-iana", "not-a-string"],
+)
+def test_an_unknown_timezone_is_a_format_error(tmp_path: Path, setting: str, message: str) -> None:
+    path = tmp_path / "badtz.toml"
+    path.write_text(f'name = "badtz"\n{LINE}{setting}\n[aliases]\nSEND = "CTRL.send"\n')
+    with pytest.raises(FormatError) as err:
+        load_format(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+    assert isinstance(err.value, InputError)
+    with pytest.raises(FormatError):  # collect() loads it the same way: before reading
+        collect([MemorySource(["2026-11-25 SEND: x"], name="c.log")], formats=[path])
+
+
+def test_a_valid_timezone_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "berlin.toml"
+    path.write_text(
+        f'name = "berlin"\n{LINE}timezone = "Europe/Berlin"\n[aliases]\nSEND = "CTRL.send"\n'
+    )
+    src = MemorySource(["2026-11-25T11:00:00 SEND: hi"], name="client-u1.log")
+    frame = collect([src], formats=[path]).events.collect()
+    assert frame.get_column("timestamp").to_list() == [ts("10:00:00")]
+
+
+def test_actor_from_source_runs_with_the_regex_engine_that_checked_it(tmp_path: Path) -> None:
+    # \p{L} (any letter) is Rust regex syntax: it passed the load check, then Python's re was
+    # run on it and raised re.error.
+    path = tmp_path / "pactor.toml"
+    path.write_text(
+        f'name = "pactor"\n{LINE}'
+        "actor_from_source = '^client-(?P<actor>\\p{L}+)'\n"
+        "server_from_source = '^\\p{Lu}+-srv'\n"
+        '[aliases]\nSEND = "CTRL.send"\n'
+    )
+    lines = ["2026-11-25T10:00:00Z SEND: hello"]
+    got = collect(
+        [
+            MemorySource(lines, name="client-zoë.log", source_name="client-zoë"),
+            MemorySource(lines, name="CHAT-srv.log", source_name="CHAT-srv"),
+            MemorySource(lines, name="other.log", source_name="other"),
+        ],
+        formats=[path],
+    )
+    frame = got.events.collect()
+    assert frame.to_dicts()[0] == event(
+        timestamp=ts("10:00:00"),
+        stage="CTRL",
+        action="send",
+        event="hello",
+        actor="zoë",
+        source="client-zoë",
+        file="client-zoë.log",
+        line=1,
+    )
+    assert frame.get_column("actor").to_list() == ["zoë", "server", None]
+    assert got.inputs.missing == {"actor": 1, "seq": 3}
+    assert (got.inputs.events, got.inputs.unlinked) == (3, 3)  # no ids on the lines
+
+
+def test_actor_from_source_without_an_actor_group_takes_the_match(tmp_path: Path) -> None:
+    path = tmp_path / "whole.toml"
+    path.write_text(
+        f'name = "whole"\n{LINE}actor_from_source = \'u\\d+\'\n[aliases]\nSEND = "CTRL.send"\n'
+    )
+    src = MemorySource(["2026-11-25T10:00:00Z SEND: x"], name="app-u7.log", source_name="app-u7")
+    assert collect([src], formats=[path]).events.collect().get_column("actor").to_list() == ["u7"]
