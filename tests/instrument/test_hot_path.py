@@ -63,8 +63,15 @@ def test_close_writes_everything_queued(tmp_path: Path) -> None:
     assert [e["seq"] for e in read_jsonl(out)] == list(range(1, 5001))
 
 
-def test_unconfigured_stage_returns_the_shared_no_op_and_builds_nothing() -> None:
-    assert tracekit.stage("REST", "persist", msg_id="m1") is tracekit.stage("CTRL", "add")
+def test_unconfigured_stage_returns_a_no_op_that_only_keeps_its_arguments() -> None:
+    from tracekit._core import _NoopStage
+
+    first = tracekit.stage("REST", "persist", msg_id="m1")
+    second = tracekit.stage("CTRL", "add")
+    assert type(first) is type(second) is _NoopStage  # no _Stage, no context read
+    # each keeps its own arguments (a decorator applied later must not see the other's)
+    assert (first._stage, first._action, first._fields) == ("REST", "persist", {"msg_id": "m1"})
+    assert (second._stage, second._action, second._fields) == ("CTRL", "add", {})
     with tracekit.stage("REST", "persist") as s:
         s.set(msg_id="m2")
 
