@@ -95,6 +95,8 @@ class _Emitter:
         self.sampled_out = 0
         self.filtered = 0
         self.internal_errors = 0
+        # Events whose line could not be rendered even with their odd values made safe.
+        self.unwritable = 0
         if hasattr(sink, "on_drop"):
             sink.on_drop = self._report_drop
 
@@ -159,18 +161,142 @@ class _Emitter:
         seq = next(self.seq)
         event["source"] = self.source
         event["seq"] = seq
-        self.sink.submit(event, _dumps(event, default=json_default, option=JSON_OPTIONS))
+        try:
+            line = _dumps(event, default=json_default, option=JSON_OPTIONS)
+        except Exception:  # orjson rejects some values without calling ``default``
+            safe = self._render_safe(event, seq)
+            if safe is None:
+                return None
+            event, line = safe
+        self.sink.submit(event, line)
         self.emitted += 1
         return seq
 
-    def _report_drop(self, n: int, reason: str) -> None:
+    def _render_safe(self, event: dict[str, Any], seq: int) -> tuple[dict[str, Any], bytes] | None:
+        """The slow path of ``write``: the fields orjson rejected (ints past 64 bits, lone
+        surrogates, cycles, deep nesting, non-scalar keys, a raising ``__repr__``...) made safe
+        and listed under ``unserialisable``. If even that fails, the event is counted as dropped
+        and a ``TRACEKIT.dropped`` event naming its seq is written, so the seq gap is explained.
+        """
+        try:
+            safe: dict[str, Any] = {}
+            changed: list[str] = []
+            for key, value in event.items():
+                fixed = json_safe(value)
+                if fixed is not value:
+                    changed.append(key if isinstance(key, str) else safe_repr(key))
+                safe[key if isinstance(key, str) else safe_repr(key)] = fixed
+            safe["unserialisable"] = changed
+            return safe, _dumps(safe, default=json_default, option=JSON_OPTIONS)
+        except Exception as again:
+            self.unwritable += 1
+            try:
+                self._report_drop(
+                    1,
+                    f"unserialisable event: {type(again).__name__}: {again}",
+                    lost_seq=seq,
+                )
+            except Exception:
+                self.internal_errors += 1
+            return None
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: by the sink (queue full, output failing) or not renderable at all."""
+        return self.sink.dropped + self.unwritable
+
+    def _report_drop(self, n: int, reason: str, **extra: Any) -> None:
         self.write(
             META_STAGE,
             "dropped",
-            {"event": f"tracekit dropped {n} events: {reason}", "dropped": n, "reason": reason},
+            {
+                "event": f"tracekit dropped {n} events: {reason}",
+                "dropped": n,
+                "reason": reason,
+                **extra,
+            },
             now_ns(),
-            {"total_dropped": self.sink.dropped, "level": "warning"},
+            {"total_dropped": self.dropped, "level": "warning"},
         )
+
+
+#: Nesting past this depth is written as the repr of the rest (orjson stops at 255 levels).
+_SAFE_DEPTH = 100
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, or a description of the value if its ``__repr__`` raises; always a
+    string orjson can write."""
+    try:
+        text = repr(value)
+        if not isinstance(text, str):
+            raise TypeError(f"__repr__ returned {type(text).__name__}")
+    except Exception as exc:
+        try:
+            name = type(value).__qualname__
+        except Exception:
+            name = "?"
+        text = f"<{name} object, repr failed: {type(exc).__name__}>"
+    return _safe_str(text)
+
+
+def _safe_str(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates: written as their escapes
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def json_safe(value: Any, depth: int = 0, path: set[int] | None = None) -> Any:
+    """``value`` if orjson can write it, else a copy with what it rejects replaced by strings.
+    Returns ``value`` itself (same object) when nothing needed changing."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if _INT_MIN <= value <= _INT_MAX else safe_repr(int(value))
+    if isinstance(value, str):
+        return _safe_str(value)
+    if depth >= _SAFE_DEPTH:
+        return safe_repr(value)
+    if isinstance(value, dict | list | tuple):
+        if path is None:
+            path = set()
+        if id(value) in path:
+            return "<cycle>"
+        path.add(id(value))
+        try:
+            if isinstance(value, dict):
+                out: dict[Any, Any] = {}
+                same = True
+                for k, v in value.items():
+                    key = _safe_key(k)
+                    fixed = json_safe(v, depth + 1, path)
+                    same = same and key is k and fixed is v
+                    out[key] = fixed
+                return value if same else out
+            items = [json_safe(v, depth + 1, path) for v in value]
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return items
+        finally:
+            path.discard(id(value))
+    try:  # datetimes, UUIDs, dataclasses, enums...: orjson writes them, or json_default does
+        _dumps(value, default=json_default, option=JSON_OPTIONS)
+    except Exception:
+        return safe_repr(value)
+    return value
+
+
+def _safe_key(key: Any) -> Any:
+    if isinstance(key, str):
+        return _safe_str(key)
+    if key is None or isinstance(key, bool | float):
+        return key
+    if isinstance(key, int) and _INT_MIN <= key <= _INT_MAX:
+        return key
+    return safe_repr(key)
 
 
 _dumps = orjson.dumps
@@ -418,7 +544,7 @@ def stats() -> dict[str, int]:
 def _stats(emitter: _Emitter) -> dict[str, int]:
     return {
         "emitted": emitter.emitted,
-        "dropped": emitter.sink.dropped,
+        "dropped": emitter.dropped,
         "sampled_out": emitter.sampled_out,
         "filtered": emitter.filtered,
         "internal_errors": emitter.internal_errors,

@@ -84,3 +84,108 @@ def test_unconfigured_stage_objects_are_independent_across_threads() -> None:
         ("MINE", "main"),
         ("OTHER", "thread"),
     ]
+
+
+# 2. Field values orjson rejects: the event is written with those values made safe.
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("bad repr")
+
+
+def _odd_values() -> dict[str, Any]:
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    deep: list[Any] = []
+    cur = deep
+    for _ in range(300):
+        nxt: list[Any] = []
+        cur.append(nxt)
+        cur = nxt
+    return {
+        "hugeint": 2**70,
+        "neg_hugeint": -(2**70),
+        "cycle": cycle,
+        "surrogate": "\udcff",
+        "deep": deep,
+        "badrepr": _BadRepr(),
+        "tuplekey": {(1, 2): 3},
+    }
+
+
+def test_unserialisable_field_values_are_written_not_lost() -> None:
+    out = io.StringIO()
+    tracekit.configure(service="svc", source="s1", sink=out)
+    cases = _odd_values()
+    for name, value in cases.items():
+        tracekit.emit("REST", "request", case=name, value=value)
+        with tracekit.stage("REST", "persist", case=name, value=value):
+            pass
+    tracekit.emit("REST", "request", case="plain", value=1)
+    assert tracekit.flush()
+    rows = lines_of(out)
+    assert [(e["case"], e["stage"], e["action"], e["seq"]) for e in rows] == [
+        (name, "REST", action, 2 * i + k + 1)
+        for i, name in enumerate(cases)
+        for k, action in enumerate(("request", "persist"))
+    ] + [("plain", "REST", "request", 15)]
+    values = {e["case"]: e["value"] for e in rows if e["action"] == "request"}
+    assert values["hugeint"] == str(2**70)
+    assert values["neg_hugeint"] == str(-(2**70))
+    assert values["surrogate"] == "\\udcff"
+    assert values["tuplekey"] == {"(1, 2)": 3}
+    assert values["cycle"] == {"self": "<cycle>"}
+    assert values["badrepr"].startswith("<_BadRepr object, repr failed: RuntimeError")
+    depth, cur = 0, values["deep"]
+    while isinstance(cur, list):
+        depth, cur = depth + 1, cur[0] if cur else None
+    assert isinstance(cur, str) or cur is None  # the tail past the depth limit is its repr
+    # the events say which of their fields were made safe; plain events say nothing
+    assert {e["case"]: e.get("unserialisable") for e in rows} == {
+        **{name: ["value"] for name in cases},
+        "plain": None,
+    }
+    assert tracekit.stats() == {
+        "emitted": 15,
+        "dropped": 0,
+        "sampled_out": 0,
+        "filtered": 0,
+        "internal_errors": 0,
+    }
+
+
+def test_an_event_that_still_cannot_be_written_is_counted_dropped_and_reported() -> None:
+    from tracekit import _core
+
+    out = io.StringIO()
+    tracekit.configure(service="svc", source="s1", sink=out)
+    real = _core._dumps
+    calls = 0
+
+    def failing(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # the event and its sanitised retry
+            raise TypeError("cannot serialise")
+        return real(*args, **kwargs)
+
+    tracekit.emit("REST", "request", i=0)
+    _core._dumps = failing
+    try:
+        tracekit.emit("REST", "request", i=1)
+    finally:
+        _core._dumps = real
+    tracekit.emit("REST", "request", i=2)
+    assert tracekit.flush()
+    rows = lines_of(out)
+    assert [(e["stage"], e["action"], e["seq"], e.get("i")) for e in rows] == [
+        ("REST", "request", 1, 0),
+        ("TRACEKIT", "dropped", 3, None),
+        ("REST", "request", 4, 2),
+    ]
+    report = rows[1]
+    assert (report["dropped"], report["total_dropped"], report["lost_seq"]) == (1, 1, 2)
+    assert report["reason"] == "unserialisable event: TypeError: cannot serialise"
+    assert tracekit.stats()["dropped"] == 1
+    assert tracekit.stats()["internal_errors"] == 0
