@@ -387,14 +387,10 @@ def collect(
 
 
 def _check_timezone(tz: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from tracekit.collectors._time import known_zone
 
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(
-            f"unknown timezone {tz!r} (use an IANA name such as 'Europe/Berlin')"
-        ) from None
+    if not known_zone(tz):
+        raise InputError(f"unknown timezone {tz!r} (use an IANA name such as 'Europe/Berlin')")
 
 
 def _read_one(

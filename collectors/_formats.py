@@ -41,6 +41,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
+from tracekit.collectors._time import known_zone
 from tracekit.errors import InputError
 
 __all__ = ["FormatError", "Rule", "TextFormat", "legacy_format", "load_format"]
@@ -155,15 +156,7 @@ def _check_regex(where: str, regex: str) -> None:
 
 
 def _check_timezone(where: str, tz: Any) -> None:
-    """The zone the reader will hand to polars: checked by polars, which knows fewer names
-    than zoneinfo (``localtime`` is a file for zoneinfo, unknown to polars)."""
-    ok = isinstance(tz, str) and bool(tz)
-    if ok:
-        try:
-            pl.Series([0], dtype=pl.Datetime("ns")).dt.replace_time_zone(tz)
-        except (pl.exceptions.PolarsError, ValueError):
-            ok = False
-    if not ok:
+    if not known_zone(tz):
         raise FormatError(
             f"{where}: unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')"
         )

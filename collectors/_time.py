@@ -14,11 +14,17 @@ import polars as pl
 
 from tracekit.table import TIMESTAMP_DTYPE
 
-__all__ = ["FAST_FORMAT", "ParsedTimes", "fast_iso_utc", "parse_timestamps"]
+__all__ = ["FAST_FORMAT", "ParsedTimes", "fast_iso_utc", "known_zone", "parse_timestamps"]
 
 FAST_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
 #: With a zone designator (Z or an offset), T or space separated.
-_ZONED: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z")
+_ZONED: Final = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f %#z",
+    "%Y-%m-%d %H:%M:%S,%3f%#z",  # log4j / Python logging: a comma before the milliseconds
+    "%Y-%m-%d %H:%M:%S,%3f %#z",
+)
 #: Without a zone: local times, they need the caller's timezone.
 _NAIVE: Final = (
     "%Y-%m-%dT%H:%M:%S%.f",
@@ -27,6 +33,18 @@ _NAIVE: Final = (
     "%Y/%m/%d %H:%M:%S%.f",
 )
 _EPOCH: Final = r"^\s*-?\d+(?:\.\d+)?\s*$"
+
+
+def known_zone(tz: object) -> bool:
+    """A zone polars can place local times in (it knows fewer names than zoneinfo:
+    ``localtime`` is a file for zoneinfo, unknown to polars)."""
+    if not isinstance(tz, str) or not tz:
+        return False
+    try:
+        pl.Series([0], dtype=pl.Datetime("ns")).dt.replace_time_zone(tz)
+    except (pl.exceptions.PolarsError, ValueError):
+        return False
+    return True
 
 
 def fast_iso_utc(c: pl.Expr) -> pl.Expr:

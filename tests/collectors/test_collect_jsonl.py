@@ -240,6 +240,19 @@ def test_wrongly_typed_values_cost_only_the_value() -> None:
     assert got.inputs.warnings == ["memory: 1 events have a non-integer seq; it was left empty"]
 
 
+def test_comma_milliseconds_with_an_offset() -> None:
+    # Python logging / log4j write "10:00:00,123"; with an offset it was "unparseable"
+    base = {"stage": "CTRL", "action": "send"}
+    lines = [
+        {**base, "timestamp": t}
+        for t in ("2026-11-25 10:00:00,123 +0530", "2026-11-25 10:00:00,123+01:00")
+    ]
+    got = collect([MemorySource(lines, name="c")])
+    stamps = got.events.collect().get_column("timestamp").dt.strftime("%H:%M:%S%.3f").to_list()
+    assert stamps == ["04:30:00.123", "09:00:00.123"]
+    assert got.inputs.malformed == 0
+
+
 def test_a_fractional_seq_is_left_empty_not_rounded() -> None:
     # 4.5 rounded to 4 (or "5.7" to 6) would invent a position, here a repeated seq 6
     got = collect([MemorySource([jl(seq=v) for v in (3, 4.5, "5.7", 6.0, "6.0", "x")])])

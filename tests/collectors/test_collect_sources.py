@@ -41,6 +41,10 @@ def test_directory_as_file_source(tmp_path: Path) -> None:
 def test_unknown_timezone(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown timezone 'Mars/Olympus'"):
         collect([], timezone="Mars/Olympus")
+    # a name zoneinfo finds (a file) but polars cannot place times in: refused up front,
+    # not a polars error halfway through the read
+    with pytest.raises(InputError, match="unknown timezone 'localtime'"):
+        collect([], timezone="localtime")
 
 
 def test_source_names() -> None:
