@@ -501,7 +501,10 @@ def _read_one(
             _warn_unread(src.name, lines, frame, _WHY_STRING, stats)
         return frame
     data = raw.load()
-    if fmt in ("kv", "legacy"):
+    # No "{", no JSON object anywhere: one memchr pass instead of two substring searches, which
+    # cost ~5% of reading a 1M-line legacy log (every '"' is a partial match for them).
+    braces = b"{" in data
+    if fmt in ("kv", "legacy") and braces:
         hits = _json_lines_in_text(data)
         if hits:
             return _read_mixed(data, hits, fmt, src, timezone, stats)
@@ -513,7 +516,7 @@ def _read_one(
         result = fmt.read(
             data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
         )
-    if getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
+    if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
         lines = _lines_with(data, b'"stage"', _KEY_COLON)
         _warn_unread(src.name, lines, result, _WHY_PREFIX, stats)
     return result
