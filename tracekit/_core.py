@@ -13,10 +13,13 @@ import contextvars
 import functools
 import inspect
 import itertools
+import os
+import re
 import secrets
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -99,6 +102,19 @@ class _Emitter:
         self.unwritable = 0
         if hasattr(sink, "on_drop"):
             sink.on_drop = self._report_drop
+        _live_emitters.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child is a new process instance: its own source (as a fresh process would
+        get it: ``{service}-{4 hex}`` for a default source, ``{source}-{4 hex}`` for one the app
+        chose) and a seq from 1, so its events never clash with the parent's; counters from 0."""
+        config = self.config
+        default = re.fullmatch(rf"{re.escape(config.service)}-[0-9a-f]{{4}}", config.source)
+        self.source = _default_source(config.service if default else config.source)
+        self.config = replace(config, source=self.source)
+        self.seq = itertools.count(1)
+        self.emitted = self.sampled_out = self.filtered = 0
+        self.internal_errors = self.unwritable = 0
 
     def keep(self, trace_id: object) -> bool:
         if self.threshold is None or not isinstance(trace_id, str) or len(trace_id) != 32:
@@ -312,6 +328,22 @@ _scoped: contextvars.ContextVar[_Emitter | None] = contextvars.ContextVar(
 _any_scoped = False
 _config_lock = threading.Lock()
 _atexit_registered = False
+# Every emitter still referenced: given a new source and seq in a forked child.
+_live_emitters: weakref.WeakSet[_Emitter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _config_lock
+    _config_lock = threading.Lock()  # another thread may have held it at the fork
+    for emitter in list(_live_emitters):
+        try:
+            emitter._after_fork_in_child()
+        except Exception:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _active() -> _Emitter | None:

@@ -9,6 +9,7 @@ import io
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -30,6 +31,9 @@ DropReporter = Callable[[int, str], None]
 
 #: Most events one ``write`` call gets.
 _BATCH = 4096
+
+#: Every ThreadedSink not yet closed: restarted in a forked child.
+_live: weakref.WeakSet[ThreadedSink] = weakref.WeakSet()
 
 
 @runtime_checkable
@@ -84,9 +88,11 @@ class ThreadedSink:
         self._unreported = 0
         self._reason = ""
         self.on_drop: DropReporter | None = None
+        self._name = name
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        _live.add(self)
 
     @property
     def dropped(self) -> int:
@@ -165,7 +171,21 @@ class ThreadedSink:
             time.sleep(0.001)
         return True
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child the writer thread is gone (only the forking thread survives) and
+        the queue holds the parent's events, which the parent writes: start again empty."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._queue = deque()
+        self._busy = False
+        self._dropped = self._unreported = 0
+        self._reason = ""
+        if not self._stopped:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
     def close(self, timeout: float = 2.0) -> None:
+        _live.discard(self)
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
@@ -178,14 +198,22 @@ class ThreadedSink:
 
 
 def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> ThreadedSink:
-    """Append JSON lines to ``path`` (parents created)."""
+    """Append JSON lines to ``path`` (parents created).
+
+    Unbuffered: each batch is one ``write`` on an ``O_APPEND`` descriptor, so a forked child
+    can keep writing to the same file (no inherited buffer to write twice, no buffer lock
+    possibly held by the parent's writer thread at the fork)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fh = target.open("ab")
+    fh = target.open("ab", buffering=0)
 
     def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        fh.write(b"".join(lines))
-        fh.flush()
+        data = memoryview(b"".join(lines))
+        while data:
+            n = fh.write(data)
+            if not n:
+                raise OSError(f"short write to {target}")
+            data = data[n:]
 
     return ThreadedSink(
         write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}", events=False
@@ -253,3 +281,15 @@ def make_sink(spec: SinkSpec, *, max_queue: int = 100_000) -> Sink:
     if callable(spec):
         return CallableSink(spec, max_queue=max_queue)
     raise TypeError(f"cannot use {spec!r} as a sink: give a path, a stream, a callable or a Sink")
+
+
+def _restart_in_child() -> None:
+    for sink in list(_live):
+        try:
+            sink._after_fork_in_child()
+        except Exception:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_in_child)

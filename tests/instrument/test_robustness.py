@@ -189,3 +189,84 @@ def test_an_event_that_still_cannot_be_written_is_counted_dropped_and_reported()
     assert report["reason"] == "unserialisable event: TypeError: cannot serialise"
     assert tracekit.stats()["dropped"] == 1
     assert tracekit.stats()["internal_errors"] == 0
+
+
+# 3. fork(): the child writes its events, under a source of its own, seq from 1.
+
+
+def _fork_child(body: Any) -> dict[str, Any]:
+    """Run ``body()`` in a forked child; returns what it returned (JSON over a pipe)."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            result = body()
+        except BaseException as exc:
+            result = {"error": repr(exc)}
+        os.write(write_fd, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return dict(json.loads(data))
+
+
+def test_forked_child_writes_its_events_under_its_own_source(tmp_path: Any) -> None:
+    import os
+    import re
+
+    if not hasattr(os, "fork"):
+        import pytest
+
+        pytest.skip("no fork on this platform")
+    path = tmp_path / "log.jsonl"
+    tracekit.configure(service="svc", source="parent", sink=path)
+    u1 = tracekit.Instrumentation(service="client", sink=tmp_path / "u1.jsonl")
+    tracekit.emit("REST", "request", who="parent")
+    with u1.activate():
+        tracekit.emit("CTRL", "send", who="parent")
+    parent_u1 = u1.source
+
+    def child() -> dict[str, Any]:
+        for i in range(5):
+            tracekit.emit("REST", "request", who="child", i=i)
+        with u1.activate():
+            tracekit.emit("CTRL", "send", who="child")
+        return {
+            "flush": tracekit.flush(2.0),
+            "u1_flush": u1.flush(2.0),
+            "stats": tracekit.stats(),
+            "u1_source": u1.source,
+        }
+
+    got = _fork_child(child)
+    tracekit.emit("REST", "request", who="parent-after")
+    u1.close()
+    tracekit.shutdown()
+    assert got["flush"] is True and got["u1_flush"] is True
+    assert got["stats"] == {
+        "emitted": 5,
+        "dropped": 0,
+        "sampled_out": 0,
+        "filtered": 0,
+        "internal_errors": 0,
+    }
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    parent = [(e["who"], e["source"], e["seq"]) for e in rows if e["who"] != "child"]
+    assert parent == [("parent", "parent", 1), ("parent-after", "parent", 2)]
+    kids = [e for e in rows if e["who"] == "child"]
+    assert [(e["i"], e["seq"]) for e in kids] == [(i, i + 1) for i in range(5)]
+    (child_source,) = {e["source"] for e in kids}
+    assert re.fullmatch(r"parent-[0-9a-f]{4}", child_source)
+    u1_rows = [json.loads(line) for line in (tmp_path / "u1.jsonl").read_text().splitlines()]
+    # the parent's event was still queued at the fork: the parent writes it, the child not
+    assert sorted((e["who"], e["seq"], e["source"]) for e in u1_rows) == [
+        ("child", 1, got["u1_source"]),
+        ("parent", 1, parent_u1),
+    ]
+    # a default source ("client-1a2b") is replaced as a fresh process would get it
+    assert re.fullmatch(r"client-[0-9a-f]{4}", got["u1_source"])
+    assert got["u1_source"] != parent_u1
