@@ -5,6 +5,7 @@ broken sink costs the application nothing. What could not be written is counted 
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import threading
@@ -32,7 +33,8 @@ DropReporter = Callable[[int, str], None]
 #: Most events one ``write`` call gets.
 _BATCH = 4096
 
-#: Every ThreadedSink not yet closed: restarted in a forked child.
+#: Every ThreadedSink not yet closed: restarted in a forked child, flushed and closed at exit
+#: (writer threads are daemons: whatever is still queued when the interpreter exits is lost).
 _live: weakref.WeakSet[ThreadedSink] = weakref.WeakSet()
 
 
@@ -291,5 +293,22 @@ def _restart_in_child() -> None:
             pass
 
 
+def close_all(timeout: float = 2.0) -> None:
+    """Flush and close every sink still open: ``configure()``'s (if ``shutdown`` has not
+    already closed it), every ``Instrumentation``'s, any made by ``make_sink``. Runs at exit.
+    All writers are woken first, so they write at once; ``timeout`` bounds the whole call (a
+    stuck output does not hold up the others' turn by more than its share)."""
+    sinks = list(_live)
+    for sink in sinks:
+        sink._wake.set()
+    deadline = time.monotonic() + timeout
+    for sink in sinks:
+        try:
+            sink.close(max(0.05, deadline - time.monotonic()))
+        except Exception:
+            pass
+
+
+atexit.register(close_all)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_in_child)

@@ -270,3 +270,32 @@ def test_forked_child_writes_its_events_under_its_own_source(tmp_path: Any) -> N
     # a default source ("client-1a2b") is replaced as a fresh process would get it
     assert re.fullmatch(r"client-[0-9a-f]{4}", got["u1_source"])
     assert got["u1_source"] != parent_u1
+
+
+# 4. Queued events of every sink are written at exit, not only configure()'s.
+
+
+def test_instrumentation_events_queued_at_exit_are_written(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracekit\n"
+        "a = tracekit.Instrumentation(service='client', source='c1', sink=sys.argv[1])\n"
+        "b = tracekit.Instrumentation(service='client', source='c2', sink=sys.argv[2])\n"
+        "with a.activate():\n"
+        "    for i in range(1000):\n"
+        "        tracekit.emit('CTRL', 'send', i=i)\n"
+        "with b.activate():\n"
+        "    tracekit.emit('CTRL', 'send', i=0)\n"
+        "del b  # no reference left: still flushed\n"
+    )
+    one, two = tmp_path / "c1.jsonl", tmp_path / "c2.jsonl"
+    subprocess.run([sys.executable, "-c", code, str(one), str(two)], check=True, timeout=60)
+    rows = [json.loads(line) for line in one.read_text().splitlines()]
+    assert [(e["source"], e["seq"], e["i"]) for e in rows] == [
+        ("c1", i + 1, i) for i in range(1000)
+    ]
+    assert [(e["source"], e["seq"]) for e in map(json.loads, two.read_text().splitlines())] == [
+        ("c2", 1)
+    ]
