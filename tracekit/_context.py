@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tracekit.schema import new_trace_id, normalize_trace_id
+from tracekit.schema import is_trace_id, new_trace_id, normalize_trace_id
 
 __all__ = ["MessageContext", "bind", "current", "message"]
 
@@ -77,12 +78,18 @@ def message(
     client message id UUID). Without one, the enclosing message is refined (e.g. once the
     server knows ``msg_id``) or, outside any message, a fresh trace id is made. Works whether
     or not tracekit is configured: binding is a contextvar set.
+
+    Never raises: an id that is not a trace id (from the wire, say) gets a derived one (see
+    :func:`_bad_id_context`), its events carry ``bad_trace_id`` and ``stats()`` counts it.
     """
     outer = _current.get()
     if isinstance(ctx, MessageContext):
         base = ctx
     elif ctx is not None:
-        base = MessageContext(trace_id=normalize_trace_id(ctx))
+        try:
+            base = MessageContext(trace_id=normalize_trace_id(ctx))
+        except Exception:
+            base = _bad_id_context(ctx)
     elif outer is not None:
         base = outer
     else:
@@ -108,6 +115,31 @@ def message(
         yield updated
     finally:
         _current.reset(token)
+
+
+def _bad_id_context(given: object) -> MessageContext:
+    """The message of an id that is not a trace id. A per-message id (a temp id, a server id)
+    gets the trace id the collectors derive from a server id, ``sha256("tracekit-derived:" +
+    id)[:32]``, so every process that sees the same id puts it in the same trace; an empty or
+    all-zero id, which would put unrelated messages in one trace, gets a fresh trace id."""
+    try:
+        text = given if isinstance(given, str) else str(given)
+    except Exception:
+        text = f"<{type(given).__name__}>"
+    text = text[:200].encode("utf-8", "backslashreplace").decode()
+    trace_id = None
+    if text.strip().strip("0-"):
+        derived = hashlib.sha256(b"tracekit-derived:" + text.encode()).hexdigest()[:32]
+        trace_id = derived if is_trace_id(derived) else None
+    try:
+        from tracekit import _core  # here, not at import: _core imports this module
+
+        emitter = _core._active()
+        if emitter is not None:
+            emitter.bad_trace_ids += 1
+    except Exception:
+        pass
+    return MessageContext(trace_id=trace_id or new_trace_id(), fields={"bad_trace_id": text})
 
 
 @contextmanager

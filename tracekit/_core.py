@@ -98,6 +98,8 @@ class _Emitter:
         self.sampled_out = 0
         self.filtered = 0
         self.internal_errors = 0
+        # message() calls given an id that is not a trace id (a derived or fresh one was used).
+        self.bad_trace_ids = 0
         # Events whose line could not be rendered even with their odd values made safe.
         self.unwritable = 0
         if hasattr(sink, "on_drop"):
@@ -114,7 +116,7 @@ class _Emitter:
         self.config = replace(config, source=self.source)
         self.seq = itertools.count(1)
         self.emitted = self.sampled_out = self.filtered = 0
-        self.internal_errors = self.unwritable = 0
+        self.internal_errors = self.unwritable = self.bad_trace_ids = 0
 
     def keep(self, trace_id: object) -> bool:
         if self.threshold is None or not isinstance(trace_id, str) or len(trace_id) != 32:
@@ -580,6 +582,7 @@ def _stats(emitter: _Emitter) -> dict[str, int]:
         "sampled_out": emitter.sampled_out,
         "filtered": emitter.filtered,
         "internal_errors": emitter.internal_errors,
+        "bad_trace_ids": emitter.bad_trace_ids,
     }
 
 

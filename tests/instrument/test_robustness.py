@@ -152,6 +152,7 @@ def test_unserialisable_field_values_are_written_not_lost() -> None:
         "sampled_out": 0,
         "filtered": 0,
         "internal_errors": 0,
+        "bad_trace_ids": 0,
     }
 
 
@@ -253,6 +254,7 @@ def test_forked_child_writes_its_events_under_its_own_source(tmp_path: Any) -> N
         "sampled_out": 0,
         "filtered": 0,
         "internal_errors": 0,
+        "bad_trace_ids": 0,
     }
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     parent = [(e["who"], e["source"], e["seq"]) for e in rows if e["who"] != "child"]
@@ -299,3 +301,54 @@ def test_instrumentation_events_queued_at_exit_are_written(tmp_path: Any) -> Non
     assert [(e["source"], e["seq"]) for e in map(json.loads, two.read_text().splitlines())] == [
         ("c2", 1)
     ]
+
+
+# 5. message() with a malformed id: no exception into the app; the id is derived or fresh.
+
+
+def _derived(given: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"tracekit-derived:" + given.encode()).hexdigest()[:32]
+
+
+def test_message_with_a_malformed_id_never_raises_and_says_so() -> None:
+    from tracekit.schema import is_trace_id
+
+    bad: list[object] = ["not-a-uuid", "", "0" * 32, 12345, "4BF92F3577B34DA6A3CE929D0E0E473"]
+    for b in bad:  # unconfigured: binding still works
+        with tracekit.message(b, conv_id="c1") as ctx:  # type: ignore[arg-type]
+            assert is_trace_id(ctx.trace_id)
+    out = io.StringIO()
+    tracekit.configure(service="svc", source="s", sink=out)
+    for b in bad:
+        with tracekit.message(b, conv_id="c1"):  # type: ignore[arg-type]
+            tracekit.emit("REST", "request")
+    with tracekit.message(TID):
+        tracekit.emit("REST", "request")
+    assert tracekit.flush()
+    rows = lines_of(out)
+    assert [(e["bad_trace_id"], e["conv_id"]) for e in rows[:5]] == [
+        ("not-a-uuid", "c1"),
+        ("", "c1"),
+        ("0" * 32, "c1"),
+        ("12345", "c1"),
+        ("4BF92F3577B34DA6A3CE929D0E0E473", "c1"),
+    ]
+    tids = [e["trace_id"] for e in rows]
+    # a per-message id (a temp id, a server id) gives the same trace id in every process
+    assert tids[0] == _derived("not-a-uuid")
+    assert tids[3] == _derived("12345")
+    assert tids[4] == _derived("4BF92F3577B34DA6A3CE929D0E0E473")
+    # "no id" markers would put unrelated messages in one trace: each gets a fresh one
+    assert is_trace_id(tids[1]) and is_trace_id(tids[2]) and tids[1] != tids[2]
+    assert (tids[5], "bad_trace_id" in rows[5]) == (TID, False)
+    assert tracekit.stats()["bad_trace_ids"] == 5
+    assert tracekit.stats()["internal_errors"] == 0
+
+
+def test_normalize_trace_id_stays_strict() -> None:
+    import pytest
+
+    with pytest.raises(tracekit.SchemaError):
+        tracekit.normalize_trace_id("not-a-uuid")
