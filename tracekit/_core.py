@@ -102,6 +102,7 @@ class _Emitter:
         self.bad_trace_ids = 0
         # Events whose line could not be rendered even with their odd values made safe.
         self.unwritable = 0
+        self.unwritable_at_flush = 0  # what flush() compares with
         if hasattr(sink, "on_drop"):
             sink.on_drop = self._report_drop
         _live_emitters.add(self)
@@ -117,6 +118,7 @@ class _Emitter:
         self.seq = itertools.count(1)
         self.emitted = self.sampled_out = self.filtered = 0
         self.internal_errors = self.unwritable = self.bad_trace_ids = 0
+        self.unwritable_at_flush = 0
 
     def keep(self, trace_id: object) -> bool:
         if self.threshold is None or not isinstance(trace_id, str) or len(trace_id) != 32:
@@ -217,6 +219,18 @@ class _Emitter:
             except Exception:
                 self.internal_errors += 1
             return None
+
+    def flush(self, timeout: float) -> bool:
+        """The sink's flush, and False too when an event could not be rendered since the last
+        flush."""
+        try:
+            written = self.sink.flush(timeout)
+        except Exception:
+            written = False
+        unwritable = self.unwritable
+        clean = unwritable == self.unwritable_at_flush
+        self.unwritable_at_flush = unwritable
+        return written and clean
 
     @property
     def dropped(self) -> int:
@@ -526,7 +540,8 @@ class Instrumentation:
             _scoped.reset(token)
 
     def flush(self, timeout: float = 2.0) -> bool:
-        return self._emitter.sink.flush(timeout)
+        """As :func:`tracekit.flush`, for this instance."""
+        return self._emitter.flush(timeout)
 
     def close(self, timeout: float = 2.0) -> None:
         self._emitter.sink.close(timeout)
@@ -552,9 +567,10 @@ def _diff(old: Config | None, new: Config) -> dict[str, tuple[object, object]]:
 
 
 def flush(timeout: float = 2.0) -> bool:
-    """Wait until queued events are written; True if all were written in time."""
+    """Wait until queued events are written. True when every event emitted since the previous
+    ``flush`` was written: the queue emptied in time and none was dropped (see ``stats()``)."""
     emitter = _scoped.get() or _emitter
-    return True if emitter is None else emitter.sink.flush(timeout)
+    return True if emitter is None else emitter.flush(timeout)
 
 
 def shutdown(timeout: float = 2.0) -> None:

@@ -46,7 +46,8 @@ class Sink(Protocol):
         """Take one rendered event; must not block and must not raise."""
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Write out what is queued; True when everything was written in time."""
+        """Write out what is queued. True when everything submitted since the previous flush
+        was written: the queue emptied in time and no event was dropped since then."""
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush and release the output."""
@@ -87,6 +88,7 @@ class ThreadedSink:
         self._stopped = False
         self._lock = threading.Lock()
         self._dropped = 0
+        self._dropped_at_flush = 0  # what flush() compares with: drops since the last flush
         self._unreported = 0
         self._reason = ""
         self.on_drop: DropReporter | None = None
@@ -163,6 +165,8 @@ class ThreadedSink:
             pass
 
     def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until the queue is written. True when it was, in time, and no event was dropped
+        since the previous ``flush`` (queue full, sink closed, the output failing)."""
         deadline = time.monotonic() + timeout
         while self._queue or self._busy:
             if not self._thread.is_alive():
@@ -171,7 +175,10 @@ class ThreadedSink:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
-        return True
+        dropped = self._dropped
+        clean = dropped == self._dropped_at_flush
+        self._dropped_at_flush = dropped
+        return clean
 
     def _after_fork_in_child(self) -> None:
         """In a forked child the writer thread is gone (only the forking thread survives) and
@@ -180,7 +187,7 @@ class ThreadedSink:
         self._wake = threading.Event()
         self._queue = deque()
         self._busy = False
-        self._dropped = self._unreported = 0
+        self._dropped = self._dropped_at_flush = self._unreported = 0
         self._reason = ""
         if not self._stopped:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -235,16 +242,35 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
 
 
 class CallableSink(ThreadedSink):
-    """Hand each event dict to a function, on the writer thread."""
+    """Hand each event dict to a function, on the writer thread.
+
+    Each event is offered on its own: an event the function raises on is counted as dropped
+    (and reported), the others of its batch are still delivered. When it raises on every event
+    of a batch, the batch counts as a failed write: nothing is reported until an event gets
+    through (so a function that rejects everything, its drop reports included, does not make
+    the writer report in a loop)."""
 
     def __init__(
         self, fn: Callable[[MutableMapping[str, Any]], object], *, max_queue: int = 100_000
     ) -> None:
-        def write(_lines: list[bytes], events: list[MutableMapping[str, Any]]) -> None:
-            for event in events:
-                fn(event)
+        self._fn = fn
+        super().__init__(self._deliver, max_queue=max_queue, name="tracekit-callable")
 
-        super().__init__(write, max_queue=max_queue, name="tracekit-callable")
+    def _deliver(self, _lines: list[bytes], events: list[MutableMapping[str, Any]]) -> None:
+        fn = self._fn
+        failed = 0
+        error: Exception | None = None
+        for event in events:
+            try:
+                fn(event)
+            except Exception as exc:
+                failed += 1
+                error = exc
+        if error is None:
+            return
+        if failed == len(events):
+            raise error
+        self._count_drop(failed, f"sink error: {type(error).__name__}: {error}")
 
 
 class MemorySink:

@@ -178,7 +178,8 @@ def test_an_event_that_still_cannot_be_written_is_counted_dropped_and_reported()
     finally:
         _core._dumps = real
     tracekit.emit("REST", "request", i=2)
-    assert tracekit.flush()
+    assert tracekit.flush() is False  # one event lost since the last flush
+    assert tracekit.flush() is True
     rows = lines_of(out)
     assert [(e["stage"], e["action"], e["seq"], e.get("i")) for e in rows] == [
         ("REST", "request", 1, 0),
@@ -352,3 +353,72 @@ def test_normalize_trace_id_stays_strict() -> None:
 
     with pytest.raises(tracekit.SchemaError):
         tracekit.normalize_trace_id("not-a-uuid")
+
+
+# 6. Callable sink: one failing callback loses one event; flush() says events were lost.
+
+
+def test_callable_sink_drops_only_the_events_its_callback_rejects() -> None:
+    got: list[dict[str, Any]] = []
+
+    def callback(event: Any) -> None:
+        if event.get("i") == 3:
+            raise ValueError("reject one")
+        got.append(dict(event))
+
+    tracekit.configure(service="svc", source="s", sink=callback)
+    for i in range(10):
+        tracekit.emit("REST", "request", i=i)
+    assert tracekit.flush() is False  # one event was lost since the last flush
+    assert [(e.get("i"), e["seq"]) for e in got[:9]] == [(i, i + 1) for i in range(10) if i != 3]
+    (report,) = got[9:]
+    assert (report["stage"], report["action"], report["seq"]) == ("TRACEKIT", "dropped", 11)
+    assert (report["dropped"], report["total_dropped"]) == (1, 1)
+    assert report["reason"] == "sink error: ValueError: reject one"
+    assert tracekit.stats()["dropped"] == 1
+    assert tracekit.flush() is True  # nothing lost since
+    tracekit.emit("REST", "request", i=10)
+    assert tracekit.flush() is True
+    assert [e.get("i") for e in got[10:]] == [10]
+
+
+def test_flush_is_false_while_the_output_fails() -> None:
+    class Broken(io.StringIO):
+        broken = True
+
+        def write(self, s: str) -> int:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+            return super().write(s)
+
+    stream = Broken()
+    tracekit.configure(service="svc", source="s", sink=stream)
+    tracekit.emit("REST", "request", i=0)
+    assert tracekit.flush() is False
+    assert tracekit.stats()["dropped"] == 1
+    stream.broken = False
+    tracekit.emit("REST", "request", i=1)
+    assert tracekit.flush() is True
+    rows = lines_of(stream)
+    assert [(e["stage"], e["seq"], e.get("i"), e.get("dropped")) for e in rows] == [
+        ("REST", 2, 1, None),
+        ("TRACEKIT", 3, None, 1),
+    ]
+
+
+def test_callable_sink_rejecting_everything_does_not_report_in_a_loop() -> None:
+    import time
+
+    calls = 0
+
+    def callback(event: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("no")
+
+    tracekit.configure(service="svc", source="s", sink=callback)
+    for i in range(5):
+        tracekit.emit("REST", "request", i=i)
+    assert tracekit.flush() is False
+    time.sleep(0.1)
+    assert (calls, tracekit.stats()["dropped"]) == (5, 5)
