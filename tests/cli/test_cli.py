@@ -192,6 +192,96 @@ def test_bad_usage_exits_2_with_one_line(logs: Path, args: list[str], message: s
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "{logs}", "--max", "drop=9", "--grace", "0s", "--junit", "{out}"],
+        ["analyze", "{logs}", "-o", "{out}"],
+        ["analyze", "{logs}", "-f", "json", "-o", "{out}"],
+        ["analyze", "{logs}", "-f", "markdown", "-o", "{out}"],
+        ["analyze", "{logs}", "-f", "html", "-o", "{out}"],
+        ["report", "{logs}", "-o", "{out}"],
+    ],
+    ids=[
+        "check-junit",
+        "analyze-table",
+        "analyze-json",
+        "analyze-markdown",
+        "analyze-html",
+        "report",
+    ],
+)
+@pytest.mark.parametrize("where", ["under a file", "a directory"])
+def test_unwritable_output_exits_2_with_one_line(
+    logs: Path, tmp_path: Path, args: list[str], where: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    out = blocker / "out.txt" if where == "under a file" else tmp_path
+    option = "--junit" if "--junit" in args else "-o"
+    code, _out, err = run(
+        *(a.replace("{logs}", str(logs)).replace("{out}", str(out)) for a in args)
+    )
+    assert code == 2
+    assert err.startswith(f"tracekit: error: cannot write {option} {out}: ")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_collect_rejects_a_port_out_of_range(tmp_path: Path, port: str) -> None:
+    out = tmp_path / "otlp.jsonl"
+    code, _out, err = run("collect", f"--port={port}", "--out", str(out))
+    assert code == 2
+    assert err == f"tracekit: error: --port {port}: use a port from 1 to 65535\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze", "{logs}", "--grace", "99999999999999999999999s"], "--grace: too long: "),
+        (["check", "{logs}", "--p99", "end_to_end=99999999999999999999999s"], "too long: "),
+        (["watch", "{logs}", "--interval", "99999999999999999999999h"], "--interval: too long"),
+        (["check", "{logs}", "--max", "drop=0", "--config", "{tmp}/absent.toml"], "--config "),
+    ],
+)
+def test_out_of_range_values_exit_2_with_one_line(
+    logs: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, _out, err = run(
+        *(a.replace("{logs}", str(logs)).replace("{tmp}", str(tmp_path)) for a in args)
+    )
+    assert code == 2
+    assert err.startswith("tracekit: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_outputs_in_a_real_subprocess_give_no_traceback(logs: Path, tmp_path: Path) -> None:
+    """The reviewer's repro: exit 2 and one line, not a traceback and exit 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tracekit", *args], capture_output=True, text=True, timeout=120
+        )
+
+    junit = cli(
+        "check",
+        str(logs),
+        "--max",
+        "drop=9",
+        "--grace",
+        "0s",
+        "--junit",
+        str(blocker / "report.xml"),
+    )
+    port = cli("collect", "--port", "70000", "--out", str(tmp_path / "o.jsonl"))
+    assert (junit.returncode, port.returncode) == (2, 2)
+    assert junit.stderr.startswith(f"tracekit: error: cannot write --junit {blocker}/report.xml")
+    assert port.stderr == "tracekit: error: --port 70000: use a port from 1 to 65535\n"
+
+
 def test_bad_pipeline_file_exits_2(logs: Path, tmp_path: Path) -> None:
     bad = tmp_path / "p.toml"
     bad.write_text('[[hops]]\nid = "nodot"\n')

@@ -251,12 +251,30 @@ def _report_dict(report: Report, events: pl.LazyFrame, model: Pipeline) -> dict[
     return data
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _cannot_write(output: Path, option: str, exc: OSError) -> NoReturn:
+    """An output file that cannot be written is bad usage: exit 2, one line naming the option."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename and str(exc.filename) != str(output):
+        reason = f"{reason}: {exc.filename}"  # e.g. the parent that is a file
+    _fail(f"cannot write {option} {output}: {reason}")
+
+
+@contextmanager
+def _writing(output: Path, option: str) -> Iterator[None]:
+    """Create ``output``'s parent directories; any OSError inside becomes ``_cannot_write``."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as exc:
+        _cannot_write(output, option, exc)
+
+
+def _emit(text: str, output: Path | None, option: str = "-o") -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        with _writing(output, option):
+            output.write_text(text, encoding="utf-8")
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -304,7 +322,7 @@ def analyze(
             else:
                 from rich.console import Console
 
-                with output.open("w", encoding="utf-8") as fh:
+                with _writing(output, "-o"), output.open("w", encoding="utf-8") as fh:
                     render_table(data, Console(file=fh, width=160))
 
 
@@ -371,9 +389,12 @@ def check(
         str | None, typer.Option("--min-delivered", help="Delivered share, e.g. 99.9%.")
     ] = None,
     config: Annotated[
-        Path,
-        typer.Option("--config", help="pyproject.toml with [tool.tracekit.gates]."),
-    ] = Path("pyproject.toml"),
+        Path | None,
+        typer.Option(
+            "--config",
+            help="pyproject.toml with [tool.tracekit.gates] (default: ./pyproject.toml, if any).",
+        ),
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
     pipeline: PipelineOpt = None,
     grace: GraceOpt = "5s",
@@ -390,6 +411,8 @@ def check(
     """
     from tracekit.cli import _gates
 
+    if config is not None and not config.is_file():
+        _fail(f"--config {config}: {'not a file' if config.exists() else 'no such file'}")
     try:
         gates = [_gates.parse_max_gate(g) for g in max or []]
         for name, values in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max_latency)):
@@ -398,7 +421,7 @@ def check(
             from tracekit.cli._units import parse_percent
 
             gates.append(_gates.Gate("min_delivered", "delivered", parse_percent(min_delivered)))
-        gates = _gates.merge(_gates.gates_from_config(config), gates)
+        gates = _gates.merge(_gates.gates_from_config(config or Path("pyproject.toml")), gates)
     except ValueError as exc:
         _fail(str(exc))
     if not gates:
@@ -417,8 +440,7 @@ def check(
         for example in result.examples:
             typer.echo(f"      {example}")
     if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(_gates.junit_xml(results), encoding="utf-8")
+        _emit(_gates.junit_xml(results), junit, "--junit")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in _gates.github_annotations(results):
             typer.echo(line)
@@ -512,6 +534,8 @@ def collect(
     """
     from tracekit.collectors import otlp_receiver
 
+    if not 1 <= port <= 65535:
+        _fail(f"--port {port}: use a port from 1 to 65535")
     with _translated_errors():
         typer.echo(f"tracekit collect: listening on http://{host}:{port} -> {out}", err=True)
         otlp_receiver.serve(host=host, port=port, out=out)

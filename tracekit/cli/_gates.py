@@ -99,7 +99,10 @@ def parse_latency_gate(percentile: str, text: str) -> Gate:
             f"bad --{percentile} gate {text!r}: HOP is end_to_end or FROM->TO "
             "(e.g. REST.persist->WS-BROADCAST.start)"
         )
-    limit_ms = parse_duration(value).total_seconds() * 1000
+    try:
+        limit_ms = parse_duration(value).total_seconds() * 1000
+    except ValueError as exc:
+        raise ValueError(f"bad --{percentile} gate {text!r}: {exc}") from None
     return Gate(percentile, target, limit_ms)
 
 

@@ -17,7 +17,10 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 2s, 1m)")
     value, unit = match.groups()
-    return timedelta(seconds=float(value) * _UNIT[unit or "ms"])
+    try:
+        return timedelta(seconds=float(value) * _UNIT[unit or "ms"])
+    except OverflowError:  # past timedelta's ~2.7 million years (or an infinite float)
+        raise ValueError(f"too long: {text!r} (at most 999999999 days)") from None
 
 
 def parse_percent(text: str) -> float:
