@@ -28,7 +28,7 @@ import orjson
 from tracekit._clock import iso_utc, now_ns
 from tracekit._context import _bound, _current
 from tracekit._processors import JSON_OPTIONS, Processor, RedactText, json_default
-from tracekit._sinks import Sink, SinkSpec, make_sink
+from tracekit._sinks import Sink, SinkSpec, ThreadedSink, make_sink
 from tracekit.errors import ConfigError
 from tracekit.schema import META_STAGE, TEXT_KEYS
 
@@ -472,6 +472,8 @@ def configure(
         changes = _diff(old.config if old is not None else None, config)
         _emitter = emitter
         if old is not None and not same_sink:
+            if isinstance(old.sink, ThreadedSink) and isinstance(out, ThreadedSink):
+                old.sink.successor = out  # late submissions to the old sink are reported
             old.sink.close()
         if not _atexit_registered:
             atexit.register(shutdown)

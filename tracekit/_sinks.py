@@ -92,6 +92,8 @@ class ThreadedSink:
         self._unreported = 0
         self._reason = ""
         self.on_drop: DropReporter | None = None
+        #: The sink that replaced this one (set by ``configure``): counts drops after close.
+        self.successor: ThreadedSink | None = None
         self._name = name
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -110,6 +112,12 @@ class ThreadedSink:
             self._count_drop(1, "sink closed" if self._stopped else "queue full")
 
     def _count_drop(self, n: int, reason: str) -> None:
+        successor = self.successor
+        if self._stopped and successor is not None and successor is not self:
+            # Lost after configure() replaced this sink (a thread still held the old emitter):
+            # the sink that replaced it counts and reports the loss, this one never writes again.
+            successor._count_drop(n, f"{reason} (reconfigured)")
+            return
         with self._lock:
             self._dropped += n
             self._unreported += n
@@ -199,6 +207,11 @@ class ThreadedSink:
         self._stopped = True
         self._wake.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive() and self._queue:
+            # appended by a thread that passed the ``_stopped`` check just before it was set
+            lost = len(self._queue)
+            self._queue.clear()
+            self._count_drop(lost, "sink closed")
         if self._close is not None:
             try:
                 self._close()

@@ -422,3 +422,65 @@ def test_callable_sink_rejecting_everything_does_not_report_in_a_loop() -> None:
     assert tracekit.flush() is False
     time.sleep(0.1)
     assert (calls, tracekit.stats()["dropped"]) == (5, 5)
+
+
+# 7. Reconfiguring while other threads emit: late events to the old sink are reported.
+
+
+def test_event_submitted_to_a_replaced_sink_is_reported_by_the_new_one(tmp_path: Any) -> None:
+    from tracekit import _core
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    tracekit.configure(service="svc", source="s1", sink=first)
+    tracekit.emit("CTRL", "send", i=0)
+    old = _core._emitter
+    assert old is not None
+    tracekit.configure(service="svc", source="s1", sink=second)
+    # a thread that read the old emitter just before the swap writes through it now
+    old.write("CTRL", "send", {"i": 1}, 0)
+    tracekit.emit("CTRL", "send", i=2)
+    assert tracekit.flush() is False  # one event lost since the last flush
+    assert tracekit.flush() is True
+    a = [json.loads(line) for line in first.read_text().splitlines()]
+    b = [json.loads(line) for line in second.read_text().splitlines()]
+    assert [(e["seq"], e.get("i")) for e in a] == [(1, 0)]
+    assert [(e["stage"], e["action"], e["seq"], e.get("i"), e.get("dropped")) for e in b] == [
+        ("TRACEKIT", "configured", 2, None, None),
+        ("CTRL", "send", 4, 2, None),  # seq 3 was the lost event
+        ("TRACEKIT", "dropped", 5, None, 1),
+    ]
+    assert b[2]["reason"] == "sink closed (reconfigured)"
+    assert tracekit.stats()["dropped"] == 1
+
+
+def test_reconfigure_under_load_loses_nothing_unreported(tmp_path: Any) -> None:
+    import threading
+    import time
+
+    path = tmp_path / "log.jsonl"
+    tracekit.configure(service="svc", source="s1", sink=str(path))
+    stop = False
+
+    def work() -> None:
+        while not stop:
+            tracekit.emit("CTRL", "send")
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(10):
+        time.sleep(0.005)
+        tracekit.configure(
+            service="svc", source="s1", sink=str(path), level=("info", "debug")[i % 2]
+        )
+    stop = True
+    for t in threads:
+        t.join()
+    tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    seqs = [e["seq"] for e in rows]
+    reported = sum(
+        e["dropped"] for e in rows if e["stage"] == "TRACEKIT" and e["action"] == "dropped"
+    )
+    assert len(seqs) == len(set(seqs))
+    assert max(seqs) - len(seqs) == reported
