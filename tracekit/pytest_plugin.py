@@ -5,7 +5,10 @@
 - fixture ``tracekit_logs``: a directory for the JSON-lines logs of servers and subprocesses the
   test starts; the marker's checks read it too;
 - marker ``@pytest.mark.tracekit(complete=True, max_latency="500ms", no_findings=[...],
-  pipeline=None)``: fails the test when its messages were not delivered;
+  pipeline=None, allow_empty=False)``: fails the test when its messages were not delivered,
+  and when no message event was captured at all (nothing to check) unless ``allow_empty=True``.
+  Before reading ``tracekit_logs`` it flushes every open tracekit sink of the process
+  (``configure``'s and every ``Instrumentation``'s), so events still queued are seen;
 - ``--tracekit-report FILE``: the JSON report over every captured event of the session;
 - ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,min_delivered=99.9%``: session
   gates over the same events; a failing gate fails the run.
@@ -22,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tracekit.schema import META_STAGE
 from tracekit.testing import (
     CapturedEvents,
     assert_complete,
@@ -57,8 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "tracekit(complete=True, max_latency=None, no_findings=None, pipeline=None): "
-        "fail the test unless every message it sent reached every recipient",
+        "tracekit(complete=True, max_latency=None, no_findings=None, pipeline=None, "
+        "allow_empty=False): fail the test unless every message it sent reached every "
+        "recipient; a test that sent no message fails unless allow_empty=True",
     )
     config.stash[_SESSION] = []
     spec = config.getoption("--tracekit-gates", None)
@@ -87,10 +92,29 @@ def _tracekit_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     request.config.stash[_SESSION].extend(_session_events(item))
 
 
+def _flush_sinks(timeout: float = 5.0) -> None:
+    """Write out what every tracekit sink of this process still has queued: the current
+    emitter's (``tracekit.flush``) and every open file or stream sink's, including those of
+    ``Instrumentation`` instances the test made but did not close (nothing else knows them)."""
+    import time
+
+    import tracekit
+    from tracekit import _sinks
+
+    deadline = time.monotonic() + timeout
+    tracekit.flush(timeout)
+    for sink in list(_sinks._live):
+        try:
+            sink.flush(max(0.05, deadline - time.monotonic()))
+        except Exception:
+            pass  # a failing sink shows as missing events or a log gap, never as a crash here
+
+
 def _session_events(item: pytest.Item) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = list(item.stash.get(_EVENTS, []))
     logs = item.stash.get(_LOGS, None)
     if logs is not None:
+        _flush_sinks()
         for path in sorted(logs.rglob("*.jsonl")):
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
@@ -134,6 +158,7 @@ def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
     max_latency = options.pop("max_latency", None)
     no_findings = options.pop("no_findings", None)
     pipeline = options.pop("pipeline", None)
+    allow_empty = bool(options.pop("allow_empty", False))
     if options:
         raise pytest.UsageError(
             f"@pytest.mark.tracekit: unknown option(s) {', '.join(sorted(options))}"
@@ -144,12 +169,26 @@ def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
 
         pipeline = load_pipeline(Path(pipeline))
     __tracebackhide__ = True
+    if not any(e.get("trace_id") and e.get("stage") != META_STAGE for e in events):
+        if allow_empty:
+            return
+        raise AssertionError(_NOTHING_CAPTURED)
     if complete:
-        assert_complete(events, within=max_latency, pipeline=pipeline)
+        assert_complete(events, within=max_latency, pipeline=pipeline, allow_empty=allow_empty)
     elif max_latency is not None:
         assert_latency(events, max=max_latency, pipeline=pipeline)
     if no_findings is not None:
-        assert_no_findings(events, kinds=no_findings, pipeline=pipeline)
+        assert_no_findings(events, kinds=no_findings, pipeline=pipeline, allow_empty=allow_empty)
+
+
+_NOTHING_CAPTURED = (
+    "tracekit captured no message events in this test: nothing to check (a marker that checks "
+    "nothing must not pass). The likely causes: tracekit is not configured where the messages "
+    "are sent; the events go to another sink (a file outside tracekit_logs, a subprocess's own "
+    "log); tracekit.Instrumentation instances write elsewhere (their events are not captured "
+    'in memory: give them sink=tracekit_logs / "NAME.jsonl"). If sending no message is a valid '
+    "outcome of this test, use @pytest.mark.tracekit(allow_empty=True)."
+)
 
 
 # -- session report and gates (xdist: workers ship events, the controller reports) ----------

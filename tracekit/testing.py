@@ -198,9 +198,12 @@ def assert_no_findings(
     pipeline: Pipeline | None = None,
     grace: timedelta | str = timedelta(0),
     limit: int = 5,
+    allow_empty: bool = False,
 ) -> None:
-    """Fail if the analysis finds anything of ``kinds`` (default: every kind)."""
+    """Fail if the analysis finds anything of ``kinds`` (default: every kind), or if the events
+    hold no message at all (nothing was checked) unless ``allow_empty=True``."""
     report = analyze_events(events, pipeline=pipeline, grace=grace).to_dict()
+    _require_messages(report, allow_empty)
     wanted = set(kinds) if kinds is not None else None
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
     if found:
@@ -216,9 +219,13 @@ def assert_complete(
     within: timedelta | str | None = None,
     pipeline: Pipeline | None = None,
     limit: int = 5,
+    allow_empty: bool = False,
 ) -> None:
     """Every message (or those of ``traces``) reached every expected recipient's final hop,
-    exactly once, in order, and (with ``within``) end to end within that time."""
+    exactly once, in order, and (with ``within``) end to end within that time.
+
+    Events holding no message at all fail (a check of nothing must not pass) unless
+    ``allow_empty=True``."""
     slo = {"end_to_end": _td(within)} if within is not None else None
     report = analyze_events(events, pipeline=pipeline, slo=slo).to_dict()
     kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
@@ -236,6 +243,7 @@ def assert_complete(
         missing = sorted(wanted - seen)
         if missing:
             raise AssertionError(f"no events at all for trace(s): {', '.join(missing)}")
+    _require_messages(report, allow_empty)
     if found:
         summary = report["summary"]
         raise AssertionError(
@@ -243,6 +251,16 @@ def assert_complete(
             f"{summary['deliveries_expected']} deliveries):\n"
             + _explain(events, found, pipeline, limit)
         )
+
+
+def _require_messages(report: Mapping[str, Any], allow_empty: bool) -> None:
+    if allow_empty or report["summary"]["messages"]:
+        return
+    raise AssertionError(
+        "no messages to check: the events hold no message event (is tracekit configured where "
+        "the messages are sent, and do its events reach what was passed here?); pass "
+        "allow_empty=True if no messages is a valid outcome"
+    )
 
 
 def _trace_ids(events: Events) -> set[str]:

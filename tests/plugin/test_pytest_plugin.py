@@ -173,3 +173,104 @@ def test_xdist_workers_report_to_the_controller(chat_tests: pytest.Pytester) -> 
     assert report["summary"]["drop"] == 1
     assert report["summary"]["duplicate"] == 1
     result.stdout.fnmatch_lines(["FAIL drop <= 0*"])
+
+
+def test_marker_flushes_queued_log_events_before_reading(pytester: pytest.Pytester) -> None:
+    """A log sink's events still queued when the test ends are written before the marker reads
+    ``tracekit_logs``: the duplicate is seen with or without the test flushing it."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        f'''
+        import pytest
+        import tracekit
+
+        def scenario(tracekit_logs, flush):
+            server = tracekit.Instrumentation(service="chat-server", source="srv",
+                                              sink=tracekit_logs / "server.jsonl")
+            with tracekit.message("{T1}", conv_id="c1", actor="u1"):
+                tracekit.emit("CTRL", "send")
+                tracekit.emit("REST", "request")
+                with server.activate():
+                    tracekit.emit("REST", "persist", actor="server", msg_id="m1")
+                    tracekit.emit("WS-BROADCAST", "start", recipients=["u2"], actor="server")
+                    tracekit.emit("WS-BROADCAST", "deliver", peer="u2", actor="server")
+                    tracekit.emit("WS-BROADCAST", "deliver", peer="u2", actor="server")
+                tracekit.emit("REST", "response")
+                for stage, action in [("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")]:
+                    tracekit.emit(stage, action, actor="u2")
+            if flush:
+                server.flush()
+
+        @pytest.mark.tracekit(no_findings=["duplicate"])
+        def test_no_flush(tracekit_logs):
+            scenario(tracekit_logs, flush=False)
+
+        @pytest.mark.tracekit(no_findings=["duplicate"])
+        def test_flushed(tracekit_logs):
+            scenario(tracekit_logs, flush=True)
+        '''
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    duplicate = f"*- duplicate {T1} (recipient=u2, stage=WS-BROADCAST.deliver, source=srv)*"
+    result.stdout.fnmatch_lines(["*_ test_no_flush _*", duplicate, "*_ test_flushed _*", duplicate])
+
+
+EMPTY_TESTS = """
+import pytest
+import tracekit
+
+
+@pytest.mark.tracekit(complete=True)
+def test_instrumentation_elsewhere(tmp_path):
+    u1 = tracekit.Instrumentation(service="client", source="c-u1", actor="u1",
+                                  sink=tmp_path / "u1.jsonl")
+    with u1.activate(), tracekit.message(tracekit.new_trace_id(), conv_id="c1"):
+        tracekit.emit("CTRL", "send")
+        tracekit.emit("REST", "request")
+    u1.close()
+
+
+@pytest.mark.tracekit(complete=True)
+def test_nothing_instrumented():
+    pass
+
+
+@pytest.mark.tracekit(complete=False, no_findings=["duplicate"])
+def test_no_findings_of_nothing(tracekit_logs):
+    pass
+
+
+@pytest.mark.tracekit(allow_empty=True)
+def test_empty_is_fine_when_asked():
+    pass
+"""
+
+
+def test_marker_without_any_event_fails_and_says_why(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_empty=EMPTY_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=3)
+    lines = []
+    for name in ("instrumentation_elsewhere", "nothing_instrumented", "no_findings_of_nothing"):
+        lines += [
+            f"*_ test_{name} _*",
+            "E * tracekit captured no message events in this test: nothing to check*"
+            "likely causes: tracekit is not configured*"
+            'Instrumentation instances write elsewhere*sink=tracekit_logs / "NAME.jsonl"*'
+            "@pytest.mark.tracekit(allow_empty=True)*",
+        ]
+    result.stdout.fnmatch_lines(lines)
+    assert "test_empty_is_fine_when_asked FAILED" not in result.stdout.str()
+
+
+def test_testing_assertions_fail_on_no_messages() -> None:
+    from tracekit.testing import assert_complete, assert_no_findings
+
+    with pytest.raises(AssertionError, match=r"^no messages to check: "):
+        assert_complete([])
+    with pytest.raises(AssertionError, match=r"^no messages to check: .*allow_empty=True"):
+        assert_no_findings([], kinds=["duplicate"])
+    assert_complete([], allow_empty=True)
+    assert_no_findings([], allow_empty=True)
