@@ -263,7 +263,7 @@ def test_forked_child_writes_its_events_under_its_own_source(tmp_path: Any) -> N
     kids = [e for e in rows if e["who"] == "child"]
     assert [(e["i"], e["seq"]) for e in kids] == [(i, i + 1) for i in range(5)]
     (child_source,) = {e["source"] for e in kids}
-    assert re.fullmatch(r"parent-[0-9a-f]{4}", child_source)
+    assert re.fullmatch(r"parent-[0-9a-f]{12}", child_source)
     u1_rows = [json.loads(line) for line in (tmp_path / "u1.jsonl").read_text().splitlines()]
     # the parent's event was still queued at the fork: the parent writes it, the child not
     assert sorted((e["who"], e["seq"], e["source"]) for e in u1_rows) == [
@@ -271,7 +271,7 @@ def test_forked_child_writes_its_events_under_its_own_source(tmp_path: Any) -> N
         ("parent", 1, parent_u1),
     ]
     # a default source ("client-1a2b") is replaced as a fresh process would get it
-    assert re.fullmatch(r"client-[0-9a-f]{4}", got["u1_source"])
+    assert re.fullmatch(r"client-[0-9a-f]{12}", got["u1_source"])
     assert got["u1_source"] != parent_u1
 
 

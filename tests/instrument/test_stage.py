@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -95,6 +96,17 @@ def test_seq_is_per_source_and_continues_across_reconfigure(tmp_path: Path) -> N
         ("CTRL", "add", 3),
     ]
     assert second[0]["changed"] == ["sample", "sink"]
+
+
+def test_default_sources_are_unlikely_to_collide(tmp_path: Path) -> None:
+    # Log gaps and clock offsets are per source: two processes sharing a name interleave their
+    # seqs. 48 random bits (16 used to collide for 300 processes about half the time).
+    out = tmp_path / "e.jsonl"
+    tracekit.configure(service="client", sink=str(out))
+    tracekit.emit("CTRL", "send")
+    tracekit.flush()
+    source = json.loads(out.read_text().splitlines()[-1])["source"]
+    assert re.fullmatch(r"client-[0-9a-f]{12}", source), source
 
 
 def test_configure_twice_with_same_settings_changes_nothing(tmp_path: Path) -> None:
