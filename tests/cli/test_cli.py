@@ -73,6 +73,26 @@ def test_inside_grace_it_is_in_flight_not_a_drop(logs: Path) -> None:
     assert (report["summary"]["drop"], report["summary"]["in_flight"]) == (0, 1)
 
 
+def test_check_says_how_many_are_in_flight_and_can_gate_on_them(logs: Path) -> None:
+    """Inside the grace window a lost delivery is in_flight, not a drop: --max drop=0 passes,
+    but check says so, and --max in_flight=0 gates on it."""
+    code, out, _ = run("check", str(logs), "--max", "drop=0", "--grace", "1m")
+    assert code == 0
+    assert out.splitlines()[-2:] == [
+        "note: 1 in_flight finding (undecided: its next hop may still come within the 60 s "
+        "grace window at the end of the logs), not counted as a drop: gate it with "
+        "--max in_flight=0, or decide it with --grace 0s",
+        "1 passed, 0 failed",
+    ]
+    code, out, _ = run("check", str(logs), "--max", "in_flight=0", "--grace", "1m")
+    assert code == 1
+    assert "FAIL  in_flight <= 0: 1 in_flight finding(s), allowed 0" in out
+    assert f"      {T_LOST} recipient u2 at CTRL.add (last seen REPO.add)" in out
+    # decided (grace 0s): a drop, and no note
+    code, out, _ = run("check", str(logs), "--max", "drop=0", "--grace", "0s")
+    assert code == 1 and "in_flight finding" not in out
+
+
 def test_markdown_and_output_file(logs: Path, tmp_path: Path) -> None:
     target = tmp_path / "out" / "report.md"
     code, out, _ = run("analyze", str(logs), "-f", "markdown", "-o", str(target), "--grace", "0")
