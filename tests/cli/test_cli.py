@@ -302,6 +302,29 @@ def test_bad_outputs_in_a_real_subprocess_give_no_traceback(logs: Path, tmp_path
     assert port.stderr == "tracekit: error: --port 70000: use a port from 1 to 65535\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze"], "Missing argument 'paths'. (see 'tracekit analyze --help')"),
+        (["analyze", "x", "--format", "pdf"], "Invalid value for '--format' / '-f': "),
+        (["demo", "--users", "1"], "Invalid value for '--users': "),
+        (["check", "x", "--nope"], "No such option: --nope"),
+        (["frobnicate"], "No such command 'frobnicate'."),
+    ],
+)
+def test_usage_errors_are_one_line_too(args: list[str], message: str) -> None:
+    """Errors found while parsing the command line: exit 2 and one line, like our own."""
+    code, out, err = run(*args)
+    assert code == 2 and out == ""
+    assert err.startswith("tracekit: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Usage:" not in err
+
+
+def test_no_arguments_still_shows_the_help() -> None:
+    code, out, err = run()
+    assert code == 2 and "Usage: tracekit" in out + err and "analyze" in out + err
+
+
 def test_bad_pipeline_file_exits_2(logs: Path, tmp_path: Path) -> None:
     bad = tmp_path / "p.toml"
     bad.write_text('[[hops]]\nid = "nodot"\n')

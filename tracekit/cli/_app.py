@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from tracekit import __version__
 from tracekit.cli._units import parse_duration
@@ -25,7 +26,55 @@ if TYPE_CHECKING:
 
     from tracekit.analyzers import Pipeline, Report
 
+
+class _OneLineErrors(TyperGroup):
+    """Command-line parsing errors (missing argument, bad choice, unknown option) end like the
+    commands' own: one line on stderr, exit 2 (DESIGN.md section 7), not click's usage box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except _parse_errors() as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                # bare `tracekit`: the help, as before (typer prints it on its own error path)
+                return super().main(
+                    args, prog_name, complete_var, True, windows_expand_args, **extra
+                )
+            message = " ".join(exc.format_message().split()) or type(exc).__name__
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                message += f" (see '{ctx.command_path} --help')"
+            typer.echo(f"tracekit: error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _parse_errors() -> tuple[type[Any], ...]:
+    """click's errors: typer >= 0.25 vendors click under a TyperException base, older typer uses
+    click itself (imported only then, and only on the error path)."""
+    base = getattr(typer, "TyperException", None)
+    if base is not None:
+        return (base,)
+    import click
+
+    return (click.ClickException,)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="tracekit",
     help="Follow every chat message across client, server and recipients.",
     no_args_is_help=True,
