@@ -177,7 +177,18 @@ class _Emitter:
                 if type(exc).__name__ == "DropEvent":  # matched by name: no structlog import
                     self.filtered += 1
                     return None
-                raise
+                if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
+                    raise
+                # The app's processor failed: the event is lost, so it is counted and reported
+                # like any other loss (not only as an internal error). No seq was taken.
+                self.unwritable += 1
+                if stage != META_STAGE:  # the report runs the processors too: no loop
+                    try:
+                        name = getattr(processor, "__name__", type(processor).__name__)
+                        self._report_drop(1, f"processor {name} raised {type(exc).__name__}: {exc}")
+                    except Exception:
+                        self.internal_errors += 1
+                return None
         seq = next(self.seq)
         event["source"] = self.source
         event["seq"] = seq

@@ -152,7 +152,30 @@ def test_failing_processor_still_ends_the_span_and_detaches_its_context() -> Non
     with capture(otel=provider, processors=[broken]) as events, tracekit.message(TID):
         with tracekit.stage("REST", "persist"):
             pass
-        assert tracekit.stats()["internal_errors"] == 1
+        # lost and counted: the event, then its TRACEKIT.dropped report (the processor fails
+        # on that too)
+        assert tracekit.stats()["dropped"] == 2
+        assert tracekit.stats()["internal_errors"] == 0
     assert trace.get_current_span() is before
     assert events == []
     assert [s.name for s in exporter.get_finished_spans()] == ["REST persist"]
+
+
+def test_an_event_a_processor_fails_on_is_counted_and_reported() -> None:
+    def picky(_l: Any, _m: str, ed: dict[str, Any]) -> dict[str, Any]:
+        if ed["action"] == "persist":
+            raise KeyError("conv")
+        return ed
+
+    with capture(processors=[picky]) as events, tracekit.message(TID):
+        tracekit.emit("REST", "request")
+        tracekit.emit("REST", "persist")
+        tracekit.emit("REST", "response")
+        assert tracekit.stats()["dropped"] == 1
+    assert [(e["stage"], e["action"], e["seq"]) for e in events] == [
+        ("REST", "request", 1),
+        ("TRACEKIT", "dropped", 2),
+        ("REST", "response", 3),
+    ]
+    assert events[1]["dropped"] == 1
+    assert events[1]["reason"] == "processor picky raised KeyError: 'conv'"
