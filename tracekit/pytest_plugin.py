@@ -218,13 +218,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         data: dict[str, Any] | None = None
     else:
         data = analyze_events(events).to_dict()
+    lines: list[str] = []
     if report_path is not None and data is not None:
-        Path(report_path).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        try:
+            Path(report_path).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        except OSError as exc:  # one line in the summary, not an INTERNALERROR traceback
+            lines.append(f"FAIL cannot write --tracekit-report {report_path}: {exc.strerror}")
     if gates is not None:
-        lines = _evaluate_gates(gates, data)
-        config.stash[_GATE_LINES] = lines
-        if any(line.startswith("FAIL") for line in lines) and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        lines += _evaluate_gates(gates, data)
+    config.stash[_GATE_LINES] = lines
+    if any(line.startswith("FAIL") for line in lines) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _GATE_LINES = pytest.StashKey[list[str]]()

@@ -97,6 +97,16 @@ def test_report_option_writes_the_session_report(chat_tests: pytest.Pytester) ->
     assert drops == [(T2, "u2", "CTRL.add")]
 
 
+def test_an_unwritable_report_path_is_one_failing_line(chat_tests: pytest.Pytester) -> None:
+    out = chat_tests.path / "missing-dir" / "report.json"
+    result = chat_tests.runpytest(
+        "-p", "no:cacheprovider", "-k", "delivered", f"--tracekit-report={out}"
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*FAIL cannot write --tracekit-report *report.json*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
 def test_gates_option_fails_the_run(chat_tests: pytest.Pytester) -> None:
     result = chat_tests.runpytest(
         "-p",
