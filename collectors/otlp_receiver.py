@@ -144,11 +144,6 @@ class OTLPReceiver:
         on_events: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self._own = isinstance(out, str | os.PathLike)
-        self._out: IO[bytes]
-        if isinstance(out, str | os.PathLike):
-            self._out = open(Path(out), "ab")  # noqa: SIM115  (closed in stop())
-        else:
-            self._out = out
         self._lock = threading.Lock()
         self._on_events = on_events
         self.events = 0
@@ -175,6 +170,16 @@ class OTLPReceiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        # The output is opened once the port is bound: a port in use leaves no file behind.
+        self._out: IO[bytes]
+        if isinstance(out, str | os.PathLike):
+            try:
+                self._out = open(Path(out), "ab")  # noqa: SIM115  (closed in stop())
+            except OSError:
+                self._server.server_close()
+                raise
+        else:
+            self._out = out
         self._thread: threading.Thread | None = None
 
     @property
@@ -269,10 +274,16 @@ class OTLPReceiver:
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 4318, out: str | os.PathLike[str] = "events.jsonl"
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    out: str | os.PathLike[str] = "events.jsonl",
+    on_ready: Callable[[OTLPReceiver], None] | None = None,
 ) -> None:
-    """Receive OTLP/HTTP on ``host:port`` and append events to ``out``; blocks until interrupted."""
+    """Receive OTLP/HTTP on ``host:port`` and append events to ``out``; blocks until interrupted.
+    ``on_ready`` is called once the port is bound (to announce the address)."""
     receiver = OTLPReceiver(out, host=host, port=port)
+    if on_ready is not None:
+        on_ready(receiver)
     try:
         receiver.serve_forever()
     except KeyboardInterrupt:

@@ -96,3 +96,6 @@ def test_collect_on_a_busy_port_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("tracekit: error:")
     assert "Traceback" not in proc.stderr
+    # it never listened, and left no output file behind
+    assert "listening on" not in proc.stderr
+    assert not (tmp_path / "x").exists()

@@ -372,3 +372,11 @@ def test_receiver_chunked_body(receiver: Any) -> None:
         )
     assert ok.status_code == 200
     assert collect([out]).events.collect().height == 1
+
+
+def test_a_port_in_use_leaves_no_output_file(tmp_path: Path) -> None:
+    with OTLPReceiver(tmp_path / "first.jsonl", port=0) as rx:
+        out = tmp_path / "second.jsonl"
+        with pytest.raises(OSError):
+            OTLPReceiver(out, port=rx.port)
+        assert not out.exists()

@@ -610,8 +610,14 @@ def collect(
     if not 1 <= port <= 65535:
         _fail(f"--port {port}: use a port from 1 to 65535")
     with _translated_errors():
-        typer.echo(f"tracekit collect: listening on http://{host}:{port} -> {out}", err=True)
-        otlp_receiver.serve(host=host, port=port, out=out)
+        otlp_receiver.serve(
+            host=host,
+            port=port,
+            out=out,
+            on_ready=lambda rx: typer.echo(
+                f"tracekit collect: listening on {rx.url} -> {out}", err=True
+            ),
+        )
 
 
 @app.command()
