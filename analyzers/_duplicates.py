@@ -180,14 +180,26 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
     if persist is not None:
         i = p.index(persist)
         ids = paths.msg.lazy().filter(pl.col("n_msg_id") > 1)
-        # Every persist line is evidence: a retried persist is what assigns another id. (The
-        # hop events no longer hold msg_id, so a line carrying it on another hop, e.g. the
-        # response, cannot be named here.)
-        where = _all_evidence(
-            paths,
-            ids.select(
-                "trace_id", pl.lit(i, dtype=pl.Int32).alias("hop"), pl.lit("").alias("rkey")
-            ),
+        # Every persist line (a retried persist is what assigns another id) and the first line
+        # of each id, whichever hop carried it (e.g. a response with an id never persisted).
+        persists = (
+            _all_evidence(
+                paths,
+                ids.select(
+                    "trace_id", pl.lit(i, dtype=pl.Int32).alias("hop"), pl.lit("").alias("rkey")
+                ),
+            )
+            .select("trace_id", "evidence")
+            .explode("evidence")
+        )
+        first_lines = paths.msg_ids.lazy().select(
+            "trace_id", pl.struct("file", "line").alias("evidence")
+        )
+        where = (
+            pl.concat([persists, first_lines.cast({"evidence": EVIDENCE.inner})])
+            .unique()
+            .group_by("trace_id")
+            .agg(pl.col("evidence").sort())  # by file, then line
         )
         out.append(
             findings(

@@ -47,6 +47,7 @@ class Paths:
     rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
     gaps: pl.DataFrame  # one row per seq jump of a source
     offsets: dict[str, int]  # ns per source (only non-zero ones)
+    msg_ids: pl.DataFrame  # first line of each msg_id of the traces that got several
 
     def true_time(self, ts: str = "ts", source: str = "source") -> pl.Expr:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
@@ -453,8 +454,17 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
         ]
     )
-    # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events).
+    # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events),
+    # except where each id of a trace with several was first logged (evidence, a few rows).
     del facts_cols
+    several = facts[2].filter(pl.col("n_msg_id") > 1).get_column("trace_id")
+    msg_ids = as_text(
+        hops_df.lazy()
+        .head(hops_df.height if several.len() else 0)
+        .filter(pl.col("trace_id").is_in(several.implode()) & pl.col("msg_id").is_not_null())
+        .select("trace_id", "msg_id", "file", "line")
+        .unique(["trace_id", "msg_id"], keep="first", maintain_order=True)
+    ).collect()
     hops_df = hops_df.drop("msg_id", "recipients")
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
@@ -589,6 +599,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         rest=rest,
         gaps=gaps,
         offsets=offsets,
+        msg_ids=msg_ids,
     )
 
 

@@ -50,6 +50,22 @@ def test_three_canonical_msg_ids_for_one_trace(history):
     assert [e["line"] for e in got["evidence"][0]] == [1, 4, 5]
 
 
+def test_a_second_msg_id_on_another_hop_is_cited(history):
+    # the response carries an id the server never persisted: its line is the evidence
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    for r in history.rows:
+        if r["action"] == "response":
+            r["msg_id"] = "m1-other"
+    history.tail()
+    got = find_duplicates(history.frame()).collect()
+    assert got["detail"].to_list() == ["one trace id got two canonical msg_ids: m1 and m1-other"]
+    assert got["evidence"][0].to_list() == [
+        {"file": "client-u1.jsonl", "line": 3},
+        {"file": "server-1.jsonl", "line": 1},
+    ]
+    assert history.kinds(got) == [("duplicate", t1, None, "REST.persist", None)]
+
+
 def test_broadcast_twice_is_a_duplicate(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
     history.ev(21, "WS-BROADCAST.start", "server-1", "u1", trace=t1, recipients=["u2"])
