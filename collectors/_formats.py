@@ -12,6 +12,7 @@ A format file describes one kind of log without code::
     tag = "NET"
     match = 'POST /messages'
     event = "REST.request"
+    bare = false                                # true: ignore quoted strings, key=value pairs
     [fields]                                    # more values from the message (one group each)
     msg_id = 'id=(\\w+)'
 
@@ -77,6 +78,7 @@ class Rule:
     tag: str | None
     match: str | None
     event: str  # "STAGE.action"
+    bare: bool = False  # match the message without quoted strings and key=value pairs
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,10 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
             raise FormatError(f"{where}: rules[{i}].event must look like 'STAGE.action'")
         if r.get("match"):
             _check_regex(f"{where}: rules[{i}]", r["match"])
-        rules.append(Rule(r.get("tag"), r.get("match"), event))
+        bare = r.get("bare", False)
+        if not isinstance(bare, bool):
+            raise FormatError(f"{where}: rules[{i}].bare must be true or false")
+        rules.append(Rule(r.get("tag"), r.get("match"), event, bare))
     fields = dict(raw.get("fields", {}))
     for key, regex in fields.items():
         _check_regex(f"{where}: fields.{key}", regex)

@@ -152,6 +152,27 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
     return df.drop("_p", "_rest", "_head")
 
 
+#: What a ``bare`` rule does not look at: quoted strings (what a user wrote) and ``key=value``
+#: pairs (ids, names). A quote counts only after a space, ``=``, a bracket or a comma, so the
+#: apostrophe of "couldn't" opens nothing.
+_QUOTED_OR_PAIR: Final = r"""(^|[\s=(\[,])(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|[\w.-]+=\S*"""
+
+
+def _with_bare(frame: pl.DataFrame, fmt: TextFormat) -> pl.DataFrame:
+    """``_bare``: the message without :data:`_QUOTED_OR_PAIR`, for the rules marked ``bare``
+    (failure words in "Sorry, I cannot make it" or ``conversationId=errors`` are no failure).
+    Worked out only on the lines such a rule matches as they are: a regex replace over every
+    line would cost more than the whole rule chain."""
+    bare = [r.match for r in fmt.rules if r.bare and r.match]
+    if not bare:
+        return frame.with_columns(pl.col("_msg").alias("_bare"))
+    msg = frame.get_column("_msg")
+    idx = frame.select(pl.any_horizontal(pl.col("_msg").str.contains(m) for m in bare)).to_series()
+    idx = idx.fill_null(False).arg_true()
+    stripped = msg.gather(idx).str.replace_all(_QUOTED_OR_PAIR, "${1}")
+    return frame.with_columns(msg.scatter(idx, stripped).alias("_bare"))
+
+
 def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> pl.DataFrame:
     """``_ev`` = "STAGE.action": rules (first match wins), then aliases, then the raw groups.
     A rule's ``*.action`` takes the stage of the row's tag: its alias's stage, else the tag.
@@ -177,7 +198,8 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
             alias = pl.col(key) + pl.lit(".")
         chain: Any = None
         for rule in rules:
-            cond = pl.col("_msg").str.contains(rule.match) if rule.match else pl.lit(True)
+            text = pl.col("_bare" if rule.bare else "_msg")
+            cond = text.str.contains(rule.match) if rule.match else pl.lit(True)
             event = pl.lit(rule.event)
             if rule.event.startswith("*.") and tag is not None:  # the stage the tag stands for
                 stage = fmt.aliases[tag].split(".", 1)[0] if tag in fmt.aliases else tag
@@ -189,13 +211,13 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
 
     if not any(r.tag is not None for r in fmt.rules):
         return (
-            df.with_columns(msg.alias("_msg"))
+            _with_bare(df.with_columns(msg.alias("_msg")), fmt)
             .with_columns(chain_for(list(fmt.rules)).alias("_ev"))
-            .drop("_msg")
+            .drop("_msg", "_bare")
         )
     # Narrow partitions (line, tag, message), re-sorted by line: the wide frame never moves.
     cols = ["line", key, *(["action"] if has_action else [])]
-    narrow = df.select(*cols, msg.alias("_msg"))
+    narrow = _with_bare(df.select(*cols, msg.alias("_msg")), fmt)
     pieces = []
     for part in narrow.partition_by(key, maintain_order=True):
         tag = part.get_column(key)[0]
