@@ -89,7 +89,7 @@ def message(
         try:
             base = MessageContext(trace_id=normalize_trace_id(ctx))
         except Exception:
-            base = _bad_id_context(ctx)
+            base = _bad_id_context(ctx, actor)
     elif outer is not None:
         base = outer
     else:
@@ -117,20 +117,19 @@ def message(
         _current.reset(token)
 
 
-def _bad_id_context(given: object) -> MessageContext:
-    """The message of an id that is not a trace id. A per-message id (a temp id, a server id)
-    gets the trace id the collectors derive from a server id, ``sha256("tracekit-derived:" +
-    id)[:32]``, so every process that sees the same id puts it in the same trace; an empty or
-    all-zero id, which would put unrelated messages in one trace, gets a fresh trace id."""
+def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
+    """The message of an id that is not a trace id. A per-message id (a client's temp id, a
+    server id) gets a trace id derived from it the way the collectors derive one for a client
+    temp id, scoped to its actor: ``sha256("tracekit-derived:" + actor + "\x1f" + id)[:32]``
+    (``actor``: the call's, else the configured emitter's). The same id of one actor is one
+    trace in every process; u1's ``tmp-1`` and u2's ``tmp-1`` are two. An empty or all-zero id,
+    which would put unrelated messages in one trace, gets a fresh trace id."""
     try:
         text = given if isinstance(given, str) else str(given)
     except Exception:
         text = f"<{type(given).__name__}>"
     text = text[:200].encode("utf-8", "backslashreplace").decode()
-    trace_id = None
-    if text.strip().strip("0-"):
-        derived = hashlib.sha256(b"tracekit-derived:" + text.encode()).hexdigest()[:32]
-        trace_id = derived if is_trace_id(derived) else None
+    emitter = None
     try:
         from tracekit import _core  # here, not at import: _core imports this module
 
@@ -139,6 +138,12 @@ def _bad_id_context(given: object) -> MessageContext:
             emitter.bad_trace_ids += 1
     except Exception:
         pass
+    trace_id = None
+    if text.strip().strip("0-"):
+        owner = actor if actor is not None else getattr(emitter, "actor", None)
+        seed = text if owner is None else f"{owner}\x1f{text}"
+        derived = hashlib.sha256(b"tracekit-derived:" + seed.encode()).hexdigest()[:32]
+        trace_id = derived if is_trace_id(derived) else None
     return MessageContext(trace_id=trace_id or new_trace_id(), fields={"bad_trace_id": text})
 
 

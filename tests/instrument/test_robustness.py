@@ -307,10 +307,10 @@ def test_instrumentation_events_queued_at_exit_are_written(tmp_path: Any) -> Non
 # 5. message() with a malformed id: no exception into the app; the id is derived or fresh.
 
 
-def _derived(given: str) -> str:
+def _derived(given: str, actor: str = "svc") -> str:
     import hashlib
 
-    return hashlib.sha256(b"tracekit-derived:" + given.encode()).hexdigest()[:32]
+    return hashlib.sha256(f"tracekit-derived:{actor}\x1f{given}".encode()).hexdigest()[:32]
 
 
 def test_message_with_a_malformed_id_never_raises_and_says_so() -> None:
@@ -337,7 +337,8 @@ def test_message_with_a_malformed_id_never_raises_and_says_so() -> None:
         ("4BF92F3577B34DA6A3CE929D0E0E473", "c1"),
     ]
     tids = [e["trace_id"] for e in rows]
-    # a per-message id (a temp id, a server id) gives the same trace id in every process
+    # a per-message id (a temp id, a server id) of one actor (here the emitter's, "svc") gives
+    # the same trace id in every process
     assert tids[0] == _derived("not-a-uuid")
     assert tids[3] == _derived("12345")
     assert tids[4] == _derived("4BF92F3577B34DA6A3CE929D0E0E473")
@@ -484,3 +485,13 @@ def test_reconfigure_under_load_loses_nothing_unreported(tmp_path: Any) -> None:
     )
     assert len(seqs) == len(set(seqs))
     assert max(seqs) - len(seqs) == reported
+
+
+def test_two_actors_temp_ids_are_two_traces() -> None:
+    # u1's tmp-1 and u2's tmp-1 are two messages (the collectors scope temp ids the same way)
+    with tracekit.message("tmp-1", actor="u1") as a, tracekit.message("tmp-1", actor="u2") as b:
+        pass
+    with tracekit.message("tmp-1", actor="u1") as again:
+        pass
+    assert a.trace_id == _derived("tmp-1", "u1") == again.trace_id
+    assert b.trace_id == _derived("tmp-1", "u2") != a.trace_id
