@@ -8,8 +8,9 @@ deliver -> receive is the causal bound; keeping only the tightest constraint per
 taking shortest paths from the reference (the source that persists messages, offset 0) gives
 each source an interval ``[lo, hi]`` of offsets consistent with every pair in the logs. The
 estimate is its middle and the uncertainty its half width where clean pairs bound the source on
-both sides, else the point of the interval nearest zero (see :func:`solve_offsets`). An empty interval means some receive
-is before its send whatever the offsets: that is reported as a clock finding, not a latency.
+both sides, else the point of the interval nearest zero (see :func:`solve_offsets`). An empty
+interval means some receive is before its send whatever the offsets: that is reported as a
+clock finding, not a latency.
 """
 
 from __future__ import annotations

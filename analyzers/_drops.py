@@ -206,8 +206,7 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
             continue
         on_device = [k for k in later[i] if k in own]
         broken = (
-            (pl.col(col("n", i)) == 0)
-            & pl.all_horizontal(pl.col(col("n", j)) > 0 for j in preds)
+            pl.all_horizontal(pl.col(col("n", j)) > 0 for j in preds)
             & ~pl.any_horizontal(pl.col(col("n", k)) > 0 for k in [i, *on_device])
             & pl.col(f"user{i}")  # another device got this far
         )
