@@ -243,7 +243,9 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     """A path whose last hop repeated (a client's retries) is judged from its last attempt:
     time, source and evidence of that hop's last occurrence. A retry 2 s before the logs end
     is in flight, however long ago the first attempt was."""
-    retried = cand.filter(pl.col("n_last") > 1).select("rid", "trace_id", "recipient", "last_seen")
+    retried = cand.filter(pl.col("n_last") > 1).select(
+        "rid", "trace_id", "recipient", "last_seen", "device"
+    )
     if retried.is_empty():
         return cand
     p = paths.pipeline
@@ -267,6 +269,8 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             ~pl.col("last_seen").is_in(per_recipient)
             | (pl.col("hop_recipient") == pl.col("recipient"))
         )
+        # a device's own path: its own last attempt, not another device's
+        .filter(pl.col("device").is_null() | (pl.col("source") == pl.col("device")))
         .sort("t", "source", "line")
         .group_by("rid")
         .agg(pl.all().last())

@@ -383,3 +383,24 @@ def test_a_path_no_device_finished_is_one_drop_of_the_recipient(history):
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("drop", tr, "u2", "CTRL.add", "REPO.add")]
     assert report.findings.get_column("detail").str.starts_with("recipient u2: ").all()
+
+
+def test_a_devices_repeated_last_hop_is_judged_on_that_device(history):
+    # The phone received the message twice (a reconnect) and never stored it; the tablet,
+    # whose receive comes later, stored and showed it. The phone's drop points at the phone's
+    # last receive, not at the tablet's.
+    tr = _two_devices(history, ("WS-RECV.receive", "WS-RECV.receive"), ())
+    history.ev(300, "WS-RECV.receive", "client-u2-tablet", "u2", trace=tr, conv_id="c1")
+    history.ev(301, "REPO.add", "client-u2-tablet", "u2", trace=tr, conv_id="c1")
+    history.ev(302, "CTRL.add", "client-u2-tablet", "u2", trace=tr, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", tr, "u2", "REPO.add", "WS-RECV.receive"),
+        ("duplicate", tr, "u2", "WS-RECV.receive", None),  # twice on one device
+    ]
+    row = report.findings.row(0, named=True)
+    assert (row["source"], row["evidence"]) == (
+        "client-u2",
+        [{"file": "client-u2.jsonl", "line": 2}],
+    )
