@@ -149,8 +149,10 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "line_last": pl.Int64,
         "n_last": pl.UInt32,
         "device": pl.String,
+        "t_end_device": pl.Int64,
     }
-    frames = [f.with_columns(device=pl.lit(None, dtype=pl.String)) for f in frames]
+    none = {"device": pl.lit(None, dtype=pl.String), "t_end_device": pl.lit(None, dtype=pl.Int64)}
+    frames = [f.with_columns(**none) for f in frames]
     frames += _device_candidates(paths)
     if not frames:
         return pl.LazyFrame(schema=schema)
@@ -197,6 +199,9 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
         )
         .with_columns(pl.col("source").alias(col("src", i)) for i in own)
         .join(multi.lazy(), on=["trace_id", "recipient"])
+        # where the device's own log ends: a process that stopped (a restart, a crash) soon
+        # after its last hop cannot be said to have dropped the rest
+        .join(paths.sources.lazy().select("source", "t_end"), on="source", how="left")
     )
     later = {i: [p.index(d) for d in p.descendants(p.hops[i].id)] for i in own}
     frames: list[pl.LazyFrame] = []
@@ -221,6 +226,7 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
                 by_membership=~pl.col("named"),
                 **_last_seen(p, preds),
                 device=pl.col("source"),
+                t_end_device=pl.col("t_end"),
             )
         )
     return frames
@@ -402,17 +408,20 @@ def _logged_by(paths: Paths, emitter: str, key: str, wanted: pl.LazyFrame) -> pl
 
 
 def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> pl.LazyFrame:
+    # A device's path is judged against the end of its own log, every other path against the
+    # end of the logs as a whole.
+    end = pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64))
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
-            status=pl.when(pl.col("t_last") + g > t_end)
+            status=pl.when(pl.col("t_last") + g > end)
             .then(pl.lit("in_flight"))
             .when(pl.col("gap_source").is_not_null())
             .then(pl.lit("log_gap"))
             .otherwise(pl.lit("drop")),
-            logs_after=pl.lit(t_end, dtype=pl.Int64) - pl.col("t_last"),
+            logs_after=end - pl.col("t_last"),
         )
-        .drop("rid")
+        .drop("rid", "t_end_device")
     )
 
 

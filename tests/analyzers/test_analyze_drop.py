@@ -404,3 +404,16 @@ def test_a_devices_repeated_last_hop_is_judged_on_that_device(history):
         "client-u2",
         [{"file": "client-u2.jsonl", "line": 2}],
     )
+
+
+def test_a_device_whose_log_ends_right_after_is_not_judged_a_drop(history):
+    # The app stored the message and then its process ended (killed, restarted as a new
+    # source that showed it): that process cannot be said to have dropped CTRL.add.
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.tail()
+    history.rows = [
+        r for r in history.rows if not (r["source"] == "client-u2" and r["stage"] == "TRACEKIT")
+    ]
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("in_flight", tr, "u2", "CTRL.add", "REPO.add")]
+    assert report.findings.get_column("source").to_list() == ["client-u2"]
