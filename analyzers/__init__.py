@@ -33,8 +33,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   only repeats beyond that are duplicates. Reorders are checked per device log. A drop is
   judged per recipient and, where several devices logged the recipient's hops, per device: a
   device that received a message and stopped short of a hop another device reached is a drop on
-  that device (the seed bug on a phone whose tablet showed the message); a device that logged
-  nothing of it is offline, not judged. A path whose last hop was retried is judged from the
+  that device (the seed bug on a phone whose tablet showed the message), judged against the end
+  of that device's own log (a process that ended right after is in flight, not a drop); a
+  device that logged nothing of it is offline, not judged. A path whose last hop was retried is judged from the
   last attempt.
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 """
