@@ -16,6 +16,15 @@ the line's actor, the sender who owns it (the client's own file, or ``from=`` on
 the source when no actor is known), so u1's ``tmp-1`` and u2's ``tmp-1`` are two nodes. A
 derived id seeded by such a client id hashes ``actor + "\x1f" + client id``.
 
+The server does not own the temp ids it logs; its lines need not name the sender. A temp id on
+a line of the server (actor ``server``, or no actor in a source that logs a server hop of the
+default pipeline: ``REST.persist``, ``WS-BROADCAST.start``/``deliver``) or of no known owner
+takes the scope of the one client that used that id (on its own lines or behind ``from=``), so
+a persist line without ``from=`` still ties u1's send to its server id. When several clients
+used it, which one the line means cannot be told: the line keeps no client id (it may still
+link through its server id), is counted in a per-file warning, and if left without a trace id
+is unlinked as ambiguous. When no client used it, it keeps its own scope (actor, else source).
+
 A group is ambiguous, its events stay unlinked and nothing is guessed, when it holds two
 different candidate trace ids (two UUIDs or two carried trace ids), or when its id would be
 derived (no carried trace id, no UUID) but it holds two server ids: a client reused a temp id
@@ -38,6 +47,9 @@ from tracekit.schema import META_STAGE
 __all__ = ["link"]
 
 _NOT_MESSAGE_ACTIONS: Final = ("fetch_start", "fetch_end")
+#: Hops the default chat pipeline has the server log (``emitter = "server"``): a source
+#: logging any of them is a server's log.
+_SERVER_HOPS: Final = {"REST": ("persist",), "WS-BROADCAST": ("start", "deliver")}
 _UUID_RE: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -51,7 +63,7 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
         return table.drop("_client_id") if "_client_id" in table.columns else table
     if "_client_id" not in table.columns:
         table = table.with_columns(pl.lit(None, dtype=pl.String).alias("_client_id"))
-    table = _scope_client_ids(table)
+    table = _scope_client_ids(table, stats)
     need = table.select("msg_id", "_client_id").filter(
         table.get_column("trace_id").is_null()
         & (table.get_column("msg_id").is_not_null() | table.get_column("_client_id").is_not_null())
@@ -60,13 +72,23 @@ def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
     if need.height:
         table, ambiguous_nodes = _fill(table, need)
     _count_unlinked(table, ambiguous_nodes, stats)
-    return table.drop("_client_id")
+    return table.drop("_client_id", "_client_ambiguous", strict=False)
 
 
-def _scope_client_ids(table: pl.DataFrame) -> pl.DataFrame:
-    """Client ids that are not UUIDs -> ``actor + "\x1f" + id`` (source when no actor): a temp
-    id is unique only within the client that made it. Decided on the distinct ids; the rows are
-    only rewritten when such ids exist."""
+def _server_hop() -> pl.Expr:
+    """Events of the hops a server logs in the default chat pipeline (``emitter = "server"``)."""
+    return pl.any_horizontal(
+        (pl.col("stage") == stage) & pl.col("action").is_in(actions)
+        for stage, actions in _SERVER_HOPS.items()
+    )
+
+
+def _scope_client_ids(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
+    """Client ids that are not UUIDs -> ``owner + "\x1f" + id``: a temp id is unique only
+    within the client that made it. A line of the server, or of no known owner, names a
+    client's temp id: it takes the scope of the one client that used that id; when several did,
+    its client id is dropped and the line flagged in ``_client_ambiguous``. Decided on the
+    distinct ids; the rows are only rewritten when such ids exist."""
     cid = table.get_column("_client_id")
     if cid.null_count() == cid.len():
         return table
@@ -75,13 +97,66 @@ def _scope_client_ids(table: pl.DataFrame) -> pl.DataFrame:
     if local.len() == 0:
         return table
     text = pl.col("_client_id").cast(pl.String)
-    owner = pl.coalesce(pl.col("actor").cast(pl.String), pl.col("source").cast(pl.String))
-    scoped = (
-        pl.when(pl.col("_client_id").is_in(local.implode()))
-        .then(owner.fill_null("") + pl.lit("\x1f") + text)
-        .otherwise(text)
+    # A line's own scope, the sender owning its temp id: its actor (the client's own file, or
+    # from= on a server line), else its source.
+    own_scope = pl.coalesce(pl.col("actor").cast(pl.String), pl.col("source").cast(pl.String))
+    own_scope = own_scope.fill_null("") + pl.lit("\x1f") + text
+    # Orphans: temp ids on the server's lines (actor "server", or no actor in a log of server
+    # hops) or on lines of no known owner. Tested on the Categorical codes, no text.
+    servers = table.filter(_server_hop()).get_column("source").unique()
+    actor, source = pl.col("actor"), pl.col("source")
+    server_line = (actor == "server").fill_null(False) | (
+        actor.is_null() & (source.is_null() | source.is_in(servers.implode()).fill_null(False))
     )
-    return table.with_columns(scoped.cast(pl.Categorical()).alias("_client_id"))
+    table = table.with_columns(
+        pl.col("_client_id").is_in(local.implode()).fill_null(False).alias("_local")
+    ).with_columns((pl.col("_local") & server_line).alias("_orphan"))
+    local_row, orphan = pl.col("_local"), pl.col("_orphan")
+    any_orphan, any_owned = table.select(
+        orphan.any().alias("orphan"), (local_row & ~orphan).any().alias("owned")
+    ).row(0)
+    if not (any_orphan and any_owned):  # nobody to join: every temp id keeps its own scope
+        scoped = pl.when(local_row).then(own_scope).otherwise(text)
+        return table.with_columns(scoped.cast(pl.Categorical()).alias("_client_id")).drop(
+            "_local", "_orphan"
+        )
+    # The clients that used each temp id an orphan names: one -> its scope; several ->
+    # ambiguous; none -> the orphan's own scope.
+    wanted = table.filter(orphan).get_column("_client_id").unique()
+    used = (
+        table.filter(local_row & ~orphan & pl.col("_client_id").is_in(wanted.implode()))
+        .select("_client_id", pl.coalesce(pl.col("actor"), "source").cast(pl.String).alias("by"))
+        .group_by("_client_id")
+        .agg(pl.col("by").min().alias("only"), pl.col("by").n_unique().alias("n"))
+    )
+    code = pl.col("_client_id").to_physical()
+    only = used.select(pl.when(pl.col("n") == 1).then("only")).to_series()
+    guess = code.replace_strict(
+        used.get_column("_client_id").to_physical(), only, default=None, return_dtype=pl.String
+    )
+    several = used.filter(pl.col("n") > 1).get_column("_client_id").to_physical()
+    amb = orphan & code.is_in(several.implode())
+    scoped = (
+        pl.when(~local_row)
+        .then(text)
+        .when(amb)
+        .then(None)
+        .when(orphan & guess.is_not_null())
+        .then(guess + pl.lit("\x1f") + text)
+        .otherwise(own_scope)
+    )
+    out = table.with_columns(
+        scoped.cast(pl.Categorical()).alias("_client_id"), amb.alias("_client_ambiguous")
+    ).drop("_local", "_orphan")
+    flagged = out.filter("_client_ambiguous").group_by("file", maintain_order=True).len()
+    for file, n in flagged.iter_rows():
+        stats.warn_count(
+            str(file),
+            n,
+            "lines name a temp client id that several clients used but not their sender"
+            " (from=): not linked by it",
+        )
+    return out
 
 
 def _components(n_nodes: int, edges: pl.DataFrame) -> pl.DataFrame:
@@ -269,7 +344,14 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
 
 
 def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats) -> None:
-    narrow = table.select("trace_id", "stage", "action", "msg_id", "_client_id", "file", "line")
+    flag = (
+        pl.col("_client_ambiguous")
+        if "_client_ambiguous" in table.columns
+        else pl.lit(False).alias("_client_ambiguous")
+    )
+    narrow = table.select(
+        "trace_id", "stage", "action", "msg_id", "_client_id", "file", "line", flag
+    )
     rows = narrow.filter(
         pl.col("trace_id").is_null()
         & (pl.col("stage") != META_STAGE)
@@ -282,6 +364,8 @@ def _count_unlinked(table: pl.DataFrame, ambiguous: set[str], stats: InputStats)
     reason = (
         pl.when(key.is_in(amb.implode()))
         .then(pl.lit("ambiguous: its ids link to more than one message"))
+        .when(pl.col("_client_ambiguous"))
+        .then(pl.lit("ambiguous: its temp client id was used by more than one client"))
         .when(key.is_null())
         .then(pl.lit("no message id on the line"))
         .otherwise(pl.lit("no trace id"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from collectors_helpers import T1, T2, event, ts
 
 from tracekit.collectors import MemorySource, collect
-from tracekit.collectors._link import _derived
+from tracekit.collectors._link import _SERVER_HOPS, _derived
 from tracekit.table import EVENT_SCHEMA
 
 U1 = "3f2b8c1e-5d4a-4e8f-9a7b-1c2d3e4f5a6b"
@@ -414,6 +415,112 @@ def test_a_client_uuid_stays_global_and_two_server_ids_under_it_are_kept() -> No
     )
     assert got.events.collect().get_column("trace_id").to_list() == [T1] * 3
     assert got.inputs.unlinked == 0
+
+
+def _persisted(lines: list[tuple[str, str]], name: str) -> MemorySource:
+    """The server's persist lines, ``(server id, client id)``, not naming the sender."""
+    return legacy(
+        [
+            f"2024-01-15T10:00:0{n}.030Z [REST] Persisted message id={mid} clientMsgId={cid} "
+            "conversationId=c1"
+            for n, (mid, cid) in enumerate(lines)
+        ],
+        name=name,
+    )
+
+
+@pytest.mark.parametrize("server", ["chat-server.log", "chat.log"])
+def test_a_server_line_without_the_sender_joins_the_one_client_that_used_the_temp_id(
+    server: str,
+) -> None:
+    # The server does not log from=: its line's tmp-1 is not the server's own, and only u1
+    # used tmp-1, so u1's send and request still reach msg-A though u1's response was lost.
+    # The server's log is told by its name (actor "server") or by the server hops it logs.
+    got = collect(
+        [
+            legacy(
+                [
+                    "2024-01-15T10:00:00.000Z [CTRL] sendMessage: clientMsgId=tmp-1",
+                    "2024-01-15T10:00:00.010Z [REST] Sending message: clientMsgId=tmp-1",
+                ],
+                name="client-u1.log",
+            ),
+            legacy(
+                [
+                    "2024-01-15T10:00:01.000Z [CTRL] sendMessage: clientMsgId=tmp-2",
+                    "2024-01-15T10:00:01.050Z [REST-SEND] Message sent: id=msg-B clientMsgId=tmp-2",
+                ],
+                name="client-u2.log",
+            ),
+            _persisted([("msg-A", "tmp-1"), ("msg-B", "tmp-2")], server),
+        ]
+    )
+    a, b = _derived("msg-A"), _derived("msg-B")
+    assert got.events.collect().select("file", "line", "trace_id").rows() == [
+        ("client-u1.log", 1, a),
+        ("client-u1.log", 2, a),
+        ("client-u2.log", 1, b),
+        ("client-u2.log", 2, b),
+        (server, 1, a),
+        (server, 2, b),
+    ]
+    assert (got.inputs.unlinked, got.inputs.warnings) == (0, [])
+
+
+def test_a_server_line_without_the_sender_is_not_guessed_when_two_clients_used_the_temp_id() -> (
+    None
+):
+    # u1 and u2 both used tmp-1 and the server's lines do not say whose: the server's tmp-1
+    # joins neither. Lines naming a server id still link through it; a line naming only tmp-1
+    # is unlinked as ambiguous, and the file is warned about.
+    logs = _tmp_id_logs(u1_sent=False)
+    server = legacy(
+        [
+            "2024-01-15T10:00:00.030Z [REST] Persisted message id=msg-A clientMsgId=tmp-1",
+            "2024-01-15T10:00:05.030Z [REST] Persisted message id=msg-B clientMsgId=tmp-1",
+            "2024-01-15T10:00:06.000Z [REST] Persisted message clientMsgId=tmp-1",
+        ],
+        name="chat-server.log",
+    )
+    got = collect([*logs[:2], server])
+    a, b = _derived("msg-A"), _derived("msg-B")
+    assert got.events.collect().select("file", "line", "trace_id").rows() == [
+        ("client-u1.log", 1, _derived("u1\x1ftmp-1")),
+        ("client-u1.log", 2, _derived("u1\x1ftmp-1")),
+        ("client-u2.log", 1, b),
+        ("client-u2.log", 2, b),
+        ("client-u2.log", 3, b),
+        ("chat-server.log", 1, a),
+        ("chat-server.log", 2, b),
+        ("chat-server.log", 3, None),
+    ]
+    assert got.inputs.unlinked == 1
+    assert got.inputs.unlinked_examples == [
+        "chat-server.log:3: ambiguous: its temp client id was used by more than one client: "
+        "REST.persist"
+    ]
+    assert got.inputs.warnings == [
+        "chat-server.log: 3 lines name a temp client id that several clients used but not "
+        "their sender (from=): not linked by it"
+    ]
+
+
+def test_a_server_temp_id_no_client_used_stays_the_servers() -> None:
+    # Only the server's log: its temp ids are scoped to the server, as any owner's.
+    got = collect([_persisted([("msg-A", "tmp-1")], "chat-server.log")])
+    assert got.events.collect().get_column("trace_id").to_list() == [_derived("msg-A")]
+    lines = ["2024-01-15T10:00:00Z [REST] Persisted message clientMsgId=tmp-9"]
+    got = collect([legacy(lines, name="chat-server.log")])
+    assert got.events.collect().get_column("trace_id").to_list() == [_derived("server\x1ftmp-9")]
+    assert (got.inputs.unlinked, got.inputs.warnings) == (0, [])
+
+
+def test_the_server_hops_that_mark_a_servers_log_are_the_default_pipelines() -> None:
+    # The collector tells a server's log by the hops the default pipeline has it emit.
+    from tracekit.analyzers._pipeline import default_pipeline
+
+    server = {h.id for h in default_pipeline().hops if h.emitter == "server"}
+    assert {f"{stage}.{a}" for stage, acts in _SERVER_HOPS.items() for a in acts} == server
 
 
 def test_zone_offsets_in_the_prefix_are_kept() -> None:
