@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -42,10 +43,19 @@ _EVENTISH: Final = re.compile(
     rb'"stage"\s*:|(?:^|\s)stage=|\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]'
 )
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
+_NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\f\v]")
 _LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
 #: What may stand before a JSON object on a text line for the object to be read as JSON:
 #: nothing, or a container runtime's prefix (CRI: containerd, CRI-O, kubelet's /var/log/pods).
-_JSON_PREFIX: Final = re.compile(rb"[ \t]*(?:\d{4}-\d\d-\d\dT[^ \n]* (?:stdout|stderr) F [ \t]*)?")
+#: A Rust regex (polars): the object starts at the line's first '{"', so the prefix's time
+#: holds none.
+_JSON_PREFIX: Final = (
+    r'[ \t]*(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[^ {]|\{+[^ {"])*\{* (?:stdout|stderr) F [ \t]*)?'
+)
+#: A JSON-object line in two halves, each anchored at one end: one regex anchored at both ends
+#: ('^...{".*}$') made the regex engine walk every byte of every line (0.6 s per 1M lines).
+_OBJECT_START: Final = "^" + _JSON_PREFIX + r'\{"'
+_OBJECT_END: Final = r"\}[ \t\r]*$"
 _TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
 
 FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded TextFormat
@@ -103,8 +113,13 @@ def _otlp_export(sample: bytes, first_line: bytes) -> bool:
 
 
 def detect_format(data: bytes) -> str:
-    """Guess a built-in format from the first non-blank lines."""
-    sample = data[:65536]
+    """Guess a built-in format from the first non-blank lines (blank lines ahead of them, e.g.
+    where a leading JSON block was blanked, are skipped whatever their number)."""
+    first = _NOT_BLANK.search(data)
+    if first is None:
+        return "jsonl"
+    start = data.rfind(b"\n", 0, first.start()) + 1
+    sample = data[start : start + 65536]
     lines = [ln for ln in sample.split(b"\n")[:200] if ln.strip()][:50]
     if not lines:
         return "jsonl"
@@ -127,58 +142,98 @@ def detect_format(data: bytes) -> str:
     return "legacy"
 
 
-def _json_lines_in_text(data: bytes) -> list[tuple[int, int, int, int, int]]:
-    """Lines of a text log that are a JSON object, alone or behind a container runtime's
-    prefix: (line number, line start, object start, object end, line end) each. Python runs
-    per ``{"`` found (then skips to the line's end), never per other line."""
-    hits: list[tuple[int, int, int, int, int]] = []
-    pos = counted_to = 0
-    lineno = 1
-    while (i := data.find(b'{"', pos)) >= 0:
-        start = data.rfind(b"\n", 0, i) + 1
-        end = data.find(b"\n", i)
-        end = len(data) if end < 0 else end
-        if _JSON_PREFIX.fullmatch(data, start, i):
-            obj_end = i + len(data[i:end].rstrip(b" \t\r"))
-            if data[obj_end - 1 : obj_end] == b"}":
-                lineno += data.count(b"\n", counted_to, start)
-                counted_to = start
-                hits.append((lineno, start, i, obj_end, end))
-        pos = end + 1
-    return hits
+def _text_lines(data: bytes) -> tuple[pl.Series, bool]:
+    """``data``'s lines (blank ones as "", a CR before the LF dropped: as the text readers
+    see them) and whether they were decoded as Latin-1.
+
+    polars' CSV reader (one column, no quoting) splits them in parallel, as the text readers
+    do. Input that is not valid UTF-8 is decoded as Latin-1 (one character per byte), so
+    :func:`_joined` gives back the very bytes and the readers account for them as for the
+    file; a file holding the unit separator is split by Python."""
+
+    def by_csv(blob: bytes) -> pl.Series | None:
+        try:
+            raw = pl.read_csv(
+                blob,
+                has_header=False,
+                separator="\x1f",
+                quote_char=None,
+                schema={"raw": pl.String},
+                encoding="utf8-lossy",
+            ).get_column("raw")
+        except (pl.exceptions.PolarsError, OSError):  # e.g. it sniffed compression magic
+            return None
+        return raw.fill_null("")
+
+    if b"\x1f" not in data:
+        raw = by_csv(data)
+        if raw is not None:
+            if not raw.str.contains("\ufffd", literal=True).any():
+                return raw, False
+            try:
+                data.decode("utf-8")
+                return raw, False  # a real U+FFFD
+            except UnicodeDecodeError:
+                pass
+            raw = by_csv(data.decode("latin-1").encode("utf-8"))
+            if raw is not None:
+                return raw, True
+    text = data.decode("latin-1")
+    split = text.split("\n")
+    if text.endswith("\n"):
+        split.pop()
+    return pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r"), True
 
 
-def _lines_with(data: bytes, needle: bytes, check: re.Pattern[bytes] | None = None) -> list[int]:
-    """Numbers of the lines holding ``needle`` (followed by what ``check`` matches there);
-    Python runs per occurrence, never per line."""
-    found: list[int] = []
-    pos = counted_to = 0
-    lineno = 1
-    while (i := data.find(needle, pos)) >= 0:
-        end = data.find(b"\n", i)
-        end = len(data) if end < 0 else end
-        if check is None or check.match(data, i + len(needle)):
-            lineno += data.count(b"\n", counted_to, i)
-            counted_to = i
-            found.append(lineno)
-        pos = end + 1
-    return found
+def _joined(lines: pl.Series, latin1: bool) -> bytes:
+    """The bytes of ``lines``, one a line (what :func:`_text_lines` split)."""
+    buf = io.BytesIO()
+    pl.DataFrame([lines]).write_csv(buf, include_header=False, quote_style="never")
+    out = buf.getvalue()
+    return out.decode("utf-8").encode("latin-1") if latin1 else out
 
 
-_KEY_COLON: Final = re.compile(rb"\s*:")
+def _object_lines(lines: pl.Series) -> tuple[pl.Series, bool]:
+    """Which lines are a JSON object, alone or behind a container runtime's prefix, and
+    whether all of those are bare objects ('{"' first, '}' last). The regexes run only on the
+    lines that are not bare objects."""
+    bare = lines.str.starts_with('{"') & lines.str.ends_with("}")
+    rest = (~bare).arg_true()
+    if not rest.len():
+        return bare, True
+    others = lines.gather(rest)
+    found = others.str.contains(_OBJECT_END) & others.str.contains(_OBJECT_START)
+    return bare.scatter(rest, found), not found.any()
+
+
+def _key_lines(lines: pl.DataFrame, key: str) -> pl.Series:
+    """Numbers (column ``line``) of the rows of ``lines`` whose first ``key`` (a literal) is
+    followed by a colon: a JSON key."""
+    regex = re.escape(key) + r"([ \t\n\r\f\v]*:)?"
+    raw = pl.col("raw")
+    has = lines.filter(raw.str.contains(key, literal=True))
+    return has.filter(raw.str.extract(regex, 1).is_not_null()).get_column("line")
+
+
+def _numbered(lines: pl.Series) -> pl.DataFrame:
+    return (
+        pl.DataFrame([lines])
+        .with_row_index("line", offset=1)
+        .with_columns(pl.col("line").cast(pl.Int64))
+    )
 
 
 def _warn_unread(
-    file: str, lines: list[int], frame: pl.DataFrame, why: str, stats: InputStats
+    file: str, lines: pl.Series, frame: pl.DataFrame, why: str, stats: InputStats
 ) -> None:
     """Warn about lines that look like JSON events but are not events in ``frame``."""
-    if not lines:
+    if not lines.len():
         return
-    read = set(frame.get_column("line").to_list()) if frame.height else set()
-    unread = [n for n in lines if n not in read]
-    if unread:
+    read = frame.get_column("line") if frame.height else pl.Series("line", [], pl.Int64)
+    unread = lines.filter(~lines.is_in(read.implode()))
+    if unread.len():
         stats.warn(
-            f"{file}: {len(unread)} lines look like JSON events but were not read as such "
+            f"{file}: {unread.len()} lines look like JSON events but were not read as such "
             f"(first: line {unread[0]}); {why}"
         )
 
@@ -480,7 +535,9 @@ def _read_one(
         )
         raw.data = b"\n" * block.count(b"\n") + data[end:]  # line numbers stay true
         raw.path = None
-        head = raw.head = raw.data[:65536]
+        raw.head = raw.data[:65536]
+        # chosen by the lines after the block: its blanked lines can fill any head
+        head = data[end : end + 65536]
         fmt = _choose(head, src, formats)
     name = fmt if isinstance(fmt, str) else fmt.name
     if fmt == "jsonl":
@@ -497,17 +554,21 @@ def _read_one(
             timezone=timezone,
         )
         if b'\\"stage\\"' in head:  # events as text inside a JSON string (a wrapper)
-            lines = _lines_with(raw.load(), b'\\"stage\\"', _KEY_COLON)
-            _warn_unread(src.name, lines, frame, _WHY_STRING, stats)
+            lines, _ = _text_lines(raw.load())
+            found = _key_lines(_numbered(lines), '\\"stage\\"')
+            _warn_unread(src.name, found, frame, _WHY_STRING, stats)
         return frame
     data = raw.load()
     # No "{", no JSON object anywhere: one memchr pass instead of two substring searches, which
     # cost ~5% of reading a 1M-line legacy log (every '"' is a partial match for them).
     braces = b"{" in data
+    numbered: pl.DataFrame | None = None
     if fmt in ("kv", "legacy") and braces:
-        hits = _json_lines_in_text(data)
-        if hits:
-            return _read_mixed(data, hits, fmt, src, timezone, stats)
+        lines, latin1 = _text_lines(data)
+        is_object, bare = _object_lines(lines)
+        if is_object.any():
+            return _read_mixed(lines, latin1, is_object, bare, fmt, src, timezone, stats)
+        numbered = _numbered(lines)
     stats.formats[name] = stats.formats.get(name, 0) + 1
     if isinstance(fmt, str):
         reader = _reader(fmt)
@@ -517,69 +578,96 @@ def _read_one(
             data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
         )
     if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
-        lines = _lines_with(data, b'"stage"', _KEY_COLON)
-        _warn_unread(src.name, lines, result, _WHY_PREFIX, stats)
+        if numbered is None:
+            numbered = _numbered(_text_lines(data)[0])
+        _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
     return result
 
 
 def _read_mixed(
-    data: bytes,
-    hits: list[tuple[int, int, int, int, int]],
+    lines: pl.Series,
+    latin1: bool,
+    is_object: pl.Series,
+    bare: bool,
     fmt: str,
     src: Source,
     timezone: str | None,
     stats: InputStats,
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
-    reader, the rest to ``fmt``'s, each in place (the other's lines left blank), so every
-    line keeps its number and is counted once."""
-    from tracekit.collectors._jsonl import count_lines, read_jsonl
+    reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
 
-    json_parts: list[bytes] = []
-    text_parts: list[bytes] = []
-    at_line, prev_end = 1, 0
-    for lineno, start, obj_start, obj_end, end in hits:
-        json_parts.append(b"\n" * (lineno - at_line))
-        json_parts.append(data[obj_start:obj_end])
-        at_line = lineno
-        text_parts.append(data[prev_end:start])
-        prev_end = end
-    text_parts.append(data[prev_end:])
-    text = b"".join(text_parts)
+    polars column work, none per line in Python: each reader reads its lines as a file of
+    their own (the JSON-lines reader on its fast path, which blank lines in their place would
+    cost), then events and examples get the file's line numbers back."""
+    from tracekit.collectors._jsonl import read_jsonl
+
+    raw = pl.col("raw")
+    obj = pl.col("obj")
+    table = _numbered(lines).with_columns(is_object.alias("obj"))
+    objects = table.filter(obj).select("line", "raw")
+    text = table.filter(~obj).select("line", "raw")
     frames: list[pl.DataFrame] = []
     before = stats.lines
-    if text.strip():
+    if text.select(raw.str.contains(r"[^ \t\n\r\x0b\x0c]").any()).item():
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
-        frames.append(
-            _reader(fmt)(
-                text, file=src.name, source=src.source_name, stats=stats, timezone=timezone
-            )
-        )
+        frame = _read_apart(_reader(fmt), text.filter(raw != ""), latin1, src, timezone, stats)
+        frames.append(frame)
         stats.warn(
-            f"{src.name}: {len(hits)} lines are JSON objects among {fmt} text lines; "
+            f"{src.name}: {objects.height} lines are JSON objects among {fmt} text lines; "
             "read them as JSON lines"
         )
     else:  # every line a JSON object (behind a container runtime's prefix)
         stats.formats["jsonl"] = stats.formats.get("jsonl", 0) + 1
-    stats.lines = before + count_lines(data)
-    part = InputStats()
-    frames.append(
-        read_jsonl(
-            b"".join(json_parts) + b"\n",
-            file=src.name,
-            source=src.source_name,
-            stats=part,
-            timezone=timezone,
+    stats.lines = before + lines.len()
+    if not bare:
+        objects = objects.with_columns(
+            raw.str.replace("^" + _JSON_PREFIX, "").str.strip_chars_end(" \t\r")
         )
+    frames.append(_read_apart(read_jsonl, objects, latin1, src, timezone, stats))
+    out = pl.concat([f for f in frames if f.height] or frames[-1:], how="diagonal")
+    out = out.sort("line")
+    _warn_unread(src.name, _key_lines(text, '"stage"'), out, _WHY_PREFIX, stats)
+    return out
+
+
+def _read_apart(
+    read: Callable[..., pl.DataFrame],
+    rows: pl.DataFrame,
+    latin1: bool,
+    src: Source,
+    timezone: str | None,
+    stats: InputStats,
+) -> pl.DataFrame:
+    """``rows`` (``line``, ``raw``) read by ``read`` as lines 1..n of their own, then given
+    the file's line numbers back (events and examples); their account is added to ``stats``
+    but their lines, which the caller counts."""
+    part = InputStats()
+    frame = read(
+        _joined(rows.get_column("raw"), latin1),
+        file=src.name,
+        source=src.source_name,
+        stats=part,
+        timezone=timezone,
     )
-    part.lines = 0  # counted above, once
+    numbers = rows.get_column("line")
+    if frame.height:
+        frame = frame.with_columns(numbers.gather(frame.get_column("line") - 1).alias("line"))
+    part.examples = [_renumbered(ex, src.name, numbers) for ex in part.examples]
+    part.lines = 0
     stats.merge(part)
-    frame = pl.concat([f for f in frames if f.height] or frames[-1:], how="diagonal")
-    frame = frame.sort("line")
-    if b'"stage"' in text:
-        lines = _lines_with(text, b'"stage"', _KEY_COLON)
-        _warn_unread(src.name, lines, frame, _WHY_PREFIX, stats)
     return frame
+
+
+def _renumbered(example: str, file: str, numbers: pl.Series) -> str:
+    """``file:N: reason`` with N, a line of the objects read apart, as the file's line."""
+    prefix = f"{file}:"
+    if not example.startswith(prefix):
+        return example
+    n, sep, reason = example[len(prefix) :].partition(":")
+    if not (sep and n.isdigit()) or not 0 < int(n) <= numbers.len():
+        return example
+    return f"{prefix}{numbers[int(n) - 1]}:{reason}"
 
 
 def _cache_read(cache_dir: Path, key: str) -> Collected | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from collectors_helpers import T1, jl, ts
 
-from tracekit.collectors import Collected, MemorySource, collect
+from tracekit.collectors import Collected, MemorySource, collect, detect_format
 
 
 def line(**kw: object) -> str:
@@ -159,4 +159,115 @@ def test_json_events_inside_a_string_field_are_counted_in_a_warning() -> None:
     assert got.inputs.warnings == [
         "shipped.jsonl: 4 lines look like JSON events but were not read as such (first: line 1); "
         "they hold the event as text inside a JSON string"
+    ]
+
+
+def test_a_pretty_json_block_of_over_200_lines_before_legacy_lines() -> None:
+    # the blanked block filled the 200 lines detection looked at: the log read as JSON lines
+    cfg = json.dumps({f"k{i:03}": i for i in range(260)}, indent=2)
+    n_cfg = cfg.count("\n") + 1
+    legacy = [
+        f'2026-11-25T10:00:0{i}.100Z [CTRL] sendMessage: "hi" clientMsgId=c{i}' for i in range(3)
+    ]
+    data = cfg + "\n" + "\n".join(legacy) + "\nINFO: ready\n"
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [
+        (n_cfg + 1 + i, "CTRL", "send") for i in range(3)
+    ]
+    assert counts(got) == (1, n_cfg + 4, 3, n_cfg + 1, 0)
+    assert got.inputs.formats == {"legacy": 1}
+    assert got.inputs.warnings == [
+        f"client-u1.log: lines 1-{n_cfg}: a pretty-printed JSON value ahead of the log lines; ignored"
+    ]
+
+
+def test_detect_format_skips_any_number_of_blank_lines() -> None:
+    legacy = b'2026-11-25T10:00:00.100Z [CTRL] sendMessage: "hi" clientMsgId=c1\n'
+    assert detect_format(b"\n" * 300 + legacy) == "legacy"
+    assert detect_format(b"  \n\t\n" * 150 + line(seq=1).encode() + b"\n") == "jsonl"
+    assert detect_format(b"\n\n \n") == "jsonl"
+
+
+def test_json_lines_with_one_legacy_banner_keep_their_numbers_and_reasons() -> None:
+    # read apart from the legacy line (on the JSON-lines fast path): the numbers of the events
+    # and of the malformed examples are the file's
+    rows = [line(seq=i, timestamp=f"2026-11-25T10:00:01.{i:06}Z") for i in range(6)]
+    rows[3] = '{"stage": "CTRL", "action": }'
+    rows[4] = line(seq=4, timestamp="not a time")
+    data = "2026-11-25T10:00:00Z [WS] server started on :8080\n" + "\n".join(rows) + "\n"
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq").rows() == [(2, 0), (3, 1), (4, 2), (7, 5)]
+    assert counts(got) == (1, 7, 4, 1, 2)
+    assert got.inputs.examples[0].startswith("client-u1.log:5: invalid JSON")
+    assert got.inputs.examples[1] == "client-u1.log:6: unparseable timestamp not a time"
+
+
+def test_mixed_lines_with_crlf_blank_lines_and_a_unit_separator() -> None:
+    for sep in ("", "\x1f"):
+        data = (
+            f"INFO: start{sep}\r\n"
+            "\r\n"
+            "2026-11-25T10:00:00.1Z stdout F  " + line(seq=1) + " \t\r\n"
+            '2026-11-25T10:00:00.2Z [CTRL] sendMessage: "hi" clientMsgId=c1\r\n'
+            "  " + line(seq=2) + "\r\n"
+        )
+        got = collect([MemorySource(data, name="client-u1.log")])
+        frame = got.events.collect()
+        assert frame.select("line", "seq").rows() == [(3, 1), (4, None), (5, 2)], sep
+        assert counts(got) == (1, 5, 3, 1, 0)
+
+
+def test_invalid_utf8_in_a_mixed_file_is_accounted_as_in_either_reader() -> None:
+    data = (
+        b"INFO: caf\xe9 opened\n"
+        + line(seq=1).encode()
+        + b"\n"
+        + line(seq=2).encode().replace(b'"CTRL send"', b'"CTRL \xff"')
+        + b"\n"
+        + '2026-11-25T10:00:00.2Z [CTRL] sendMessage: "h\u00e9" clientMsgId=c1\n'.encode()
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "seq").rows() == [(2, 1), (4, None)]
+    assert counts(got) == (1, 4, 2, 1, 1)
+    assert got.inputs.examples == ["client-u1.log:3: invalid UTF-8"]
+    assert got.inputs.warnings == [
+        "client-u1.log: invalid UTF-8 bytes were replaced by U+FFFD; those lines are kept",
+        "client-u1.log: 2 lines are JSON objects among legacy text lines; read them as JSON lines",
+    ]
+
+
+def test_only_the_first_open_brace_of_a_line_can_start_its_object() -> None:
+    # a '{"' inside what would be the CRI time: not a prefix, so not a JSON line
+    data = (
+        '2026-11-25T{"x"} stdout F ' + line(seq=1) + "\n"
+        "2026-11-25T10:00:00.1Z stdout F " + line(seq=2) + "\n"
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    assert got.events.collect().select("line", "seq").rows() == [(2, 2)]
+    assert counts(got) == (1, 2, 1, 1, 0)
+    assert got.inputs.warnings[-1] == (
+        "client-u1.log: 1 lines look like JSON events but were not read as such (first: line 1); "
+        "a JSON event is read when it is the whole line or follows a container runtime's "
+        "'<time> stdout F ' prefix"
+    )
+
+
+def test_legacy_payloads_with_stage_keys_are_counted_per_line() -> None:
+    # '{"' after '=' is a payload, not a JSON line; a "stage" key only counts when its first
+    # mention on the line is a key
+    data = (
+        '2026-11-25T10:00:00.1Z [CTRL] sendMessage: "hi" clientMsgId=c1 meta={"stage":"x"}\n'
+        'INFO: payload={"stage": "REST", "action": "persist"}\n'
+        'INFO: "stage" is a word here, "stage": not counted\n'
+        'INFO: payload={"k": 1}\n'
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    assert counts(got) == (1, 4, 1, 3, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: 1 lines look like JSON events but were not read as such (first: line 2); "
+        "a JSON event is read when it is the whole line or follows a container runtime's "
+        "'<time> stdout F ' prefix"
     ]
