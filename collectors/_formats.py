@@ -13,6 +13,8 @@ A format file describes one kind of log without code::
     match = 'POST /messages'
     event = "REST.request"
     bare = false                                # true: ignore quoted strings, key=value pairs
+    [patterns]                                  # named regexes a rule's match uses as {name}
+    fail = 'failed|error'
     [fields]                                    # more values from the message (one group each)
     msg_id = 'id=(\\w+)'
 
@@ -61,12 +63,16 @@ _ALLOWED_KEYS: Final = frozenset(
         "actor_from_source",
         "server_from_source",
         "aliases",
+        "patterns",
         "rules",
         "fields",
         "json_fields",
         "detect",
     }
 )
+
+
+_PATTERN_REF: Final = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 
 class FormatError(InputError):
@@ -188,12 +194,21 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
             raise FormatError(f"{where}: tag_regex needs a named group 'tag'")
     elif not raw.get("json_fields"):
         raise FormatError(f"{where}: kind = 'json' needs a [json_fields] table")
+    patterns = raw.get("patterns", {})
+    if not isinstance(patterns, dict) or not all(isinstance(v, str) for v in patterns.values()):
+        raise FormatError(f"{where}: [patterns] must map names to regex strings")
+
+    def expand(match: str) -> str:
+        # "{name}" in a rule's match stands for [patterns].name (one word list, many rules)
+        return _PATTERN_REF.sub(lambda m: patterns.get(m.group(1), m.group(0)), match)
+
     rules = []
     for i, r in enumerate(raw.get("rules", [])):
         event = r.get("event")
         if not isinstance(event, str) or "." not in event:
             raise FormatError(f"{where}: rules[{i}].event must look like 'STAGE.action'")
         if r.get("match"):
+            r = {**r, "match": expand(r["match"])}
             _check_regex(f"{where}: rules[{i}]", r["match"])
         bare = r.get("bare", False)
         if not isinstance(bare, bool):

@@ -93,3 +93,29 @@ def test_actor_from_source_without_an_actor_group_takes_the_match(tmp_path: Path
     )
     src = MemorySource(["2026-11-25T10:00:00Z SEND: x"], name="app-u7.log", source_name="app-u7")
     assert collect([src], formats=[path]).events.collect().get_column("actor").to_list() == ["u7"]
+
+
+def test_rules_share_a_named_pattern(tmp_path: Path) -> None:
+    path = tmp_path / "pat.toml"
+    path.write_text(
+        f'name = "pat"\n{LINE}'
+        "[patterns]\nbad = '(?:failed|refused)'\n"
+        '[[rules]]\ntag = "NET"\nmatch = \'^POST .*{bad}\'\nevent = "REST.failed"\n'
+        '[[rules]]\ntag = "NET"\nmatch = \'^POST\'\nevent = "REST.request"\n'
+        '[[rules]]\ntag = "WS"\nmatch = \'{bad}\'\nevent = "WS-RECV.failed"\n'
+        '[[rules]]\ntag = "WS"\nmatch = \'\\d{2} bytes\'\nevent = "WS-RECV.receive"\n'
+    )
+    lines = [
+        "2026-11-25T10:00:00Z NET: POST /messages refused",
+        "2026-11-25T10:00:01Z NET: POST /messages",
+        "2026-11-25T10:00:02Z WS: frame failed",
+        "2026-11-25T10:00:03Z WS: got 42 bytes",  # a regex's own {2} is no pattern name
+    ]
+    got = collect([MemorySource(lines, name="c.log")], formats=[path])
+    rows = got.events.collect().select("stage", "action").rows()
+    assert rows == [
+        ("REST", "failed"),
+        ("REST", "request"),
+        ("WS-RECV", "failed"),
+        ("WS-RECV", "receive"),
+    ]
