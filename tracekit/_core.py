@@ -627,7 +627,9 @@ def _swap(emitter: _Emitter | None) -> _Emitter | None:
 
 
 def emit(stage: str, action: str, /, **fields: Any) -> None:
-    """Emit one point event (timestamp = now) for the current message."""
+    """Emit one point event (timestamp = now) for the current message; with OpenTelemetry on,
+    also a zero-length span of the message's trace (every event that takes a ``seq`` has its
+    span, so a trace read back from OTLP has no hole where a point event was)."""
     emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
     if emitter is None:
         return
@@ -636,7 +638,26 @@ def emit(stage: str, action: str, /, **fields: Any) -> None:
         if emitter.threshold is not None and not emitter.keep(merged.get("trace_id")):
             emitter.sampled_out += 1
             return
-        emitter.write(stage, action, merged, now_ns())
+        ts = now_ns()
+        spans = emitter.spans
+        if spans is None:
+            emitter.write(stage, action, merged, ts)
+            return
+        msg = _current.get()
+        parent = msg.parent_span_id if msg is not None else None
+        span, token, span_id = spans.start(
+            stage, action, merged, emitter.source, emitter.actor, parent, ts
+        )
+    except Exception:
+        emitter.internal_errors += 1
+        return
+    seq = None
+    try:
+        seq = emitter.write(stage, action, merged, ts, {"span_id": span_id})
+    except Exception:
+        emitter.internal_errors += 1
+    try:  # ended even when the event failed: its context must not stay attached
+        spans.finish(span, token, ts, None, seq)
     except Exception:
         emitter.internal_errors += 1
 

@@ -45,6 +45,24 @@ def test_stage_span_in_message_trace_with_semconv_attributes(spans: Any) -> None
     assert persist.attributes["tracekit.seq"] == by_action["persist"]["seq"]
 
 
+def test_a_point_event_has_a_zero_length_span_too(spans: Any) -> None:
+    # Every event that takes a seq has its span: read back from OTLP, a trace whose
+    # WS-BROADCAST.start was an emit() had a hole (a false log gap, recipients lost).
+    provider, exporter = spans
+    with capture(otel=provider) as events, tracekit.message(TID, conv_id="c1"):
+        with tracekit.stage("REST", "persist"):
+            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+    start, persist = exporter.get_finished_spans()
+    assert start.name == "WS-BROADCAST start"
+    assert start.start_time == start.end_time
+    assert f"{start.context.trace_id:032x}" == TID
+    assert start.parent is not None and start.parent.span_id == persist.context.span_id
+    by_action = {e["action"]: e for e in events}
+    assert by_action["start"]["span_id"] == f"{start.context.span_id:016x}"
+    assert start.attributes is not None
+    assert start.attributes["tracekit.seq"] == by_action["start"]["seq"]
+
+
 def test_fields_set_during_the_stage_reach_the_span(spans: Any) -> None:
     provider, exporter = spans
     with capture(otel=provider) as events, tracekit.message(TID, conv_id="c1"):
