@@ -95,7 +95,11 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         for row in funnel:
             row_style = "red" if row["reached"] < row["expected"] else None
             table.add_row(
-                row["hop"], row["scope"], str(row["reached"]), str(row["expected"]), style=row_style
+                Text(str(row["hop"])),
+                Text(str(row["scope"])),
+                str(row["reached"]),
+                str(row["expected"]),
+                style=row_style,
             )
         console.print(table)
 
@@ -114,10 +118,10 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                     break
                 table.add_row(
                     Text(kind, style=_KIND_STYLE[kind]),
-                    str(f.get("trace_id") or "-")[:12],
-                    _where(f),
-                    str(f.get("detail", "")),
-                    _evidence(f),
+                    Text(str(f.get("trace_id") or "-")[:12]),
+                    Text(_where(f)),
+                    Text(str(f.get("detail", ""))),
+                    Text(_evidence(f)),
                 )
                 shown += 1
         console.print(table)
@@ -134,8 +138,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         e2e = latency.get("end_to_end")
         for row in rows:
             table.add_row(
-                row["from"],
-                row["to"],
+                Text(str(row["from"])),
+                Text(str(row["to"])),
                 str(row["count"]),
                 *(_ms(row.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
             )
@@ -151,10 +155,12 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     clock = [c for c in report.get("clock", []) if c.get("offset_ms")]
     if clock:
         console.print(
-            "clock offsets: "
-            + ", ".join(
-                f"{c['source']} {c['offset_ms']:+.1f} ms (±{c.get('uncertainty_ms') or 0:.1f})"
-                for c in clock
+            Text(
+                "clock offsets: "
+                + ", ".join(
+                    f"{c['source']} {c['offset_ms']:+.1f} ms (±{c.get('uncertainty_ms') or 0:.1f})"
+                    for c in clock
+                )
             )
         )
 
@@ -217,16 +223,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
     """One message's path: a row per (recipient, hop), the missing hops marked."""
-    table = Table(title=f"trace {trace_id}", title_justify="left")
+    table = Table(title=Text(f"trace {trace_id}"), title_justify="left")
     for col in ("recipient", "hop", "source", "time (corrected, UTC)", "+ms"):
         table.add_column(col, justify="right" if col == "+ms" else "left")
     for row in rows:
         reached = row.get("reached", True)
         table.add_row(
-            str(row.get("recipient") or "·"),
-            str(row.get("hop")) if reached else f"✗ {row.get('hop')} (missing)",
-            str(row.get("source") or ""),
-            str(row.get("timestamp") or ""),
+            Text(str(row.get("recipient") or "·")),
+            Text(str(row.get("hop")) if reached else f"✗ {row.get('hop')} (missing)"),
+            Text(str(row.get("source") or "")),
+            Text(str(row.get("timestamp") or "")),
             _ms(row.get("latency_ms")) if reached else "",
             style=None if reached else "bold red",
         )

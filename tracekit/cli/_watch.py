@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from tracekit.analyzers import Pipeline, analyze
 from tracekit.collectors import collect
@@ -61,7 +62,7 @@ def watch_paths(
             try:
                 collected = collect([str(p) for p in paths], timezone=timezone)
             except InputError as exc:  # a file rotated away between listing and reading
-                status.print(f"[dim]skipped a round: {exc}[/dim]")
+                status.print(Text(f"skipped a round: {exc}", style="dim"))
             else:
                 report = analyze(
                     collected.events,
@@ -83,12 +84,17 @@ def watch_paths(
                         )
                         if x
                     )
-                    out.print(f"[bold]{f['kind']}[/bold] {where}: {f.get('detail', '')}")
+                    out.print(
+                        Text.assemble((str(f["kind"]), "bold"), f" {where}: {f.get('detail', '')}")
+                    )
                 s = report["summary"]
                 status.print(
-                    f"[dim]{s['messages']} messages, {s['delivered']}/"
-                    f"{s['deliveries_expected']} delivered, {s['drop']} dropped, "
-                    f"{s['in_flight']} in flight[/dim]"
+                    Text(
+                        f"{s['messages']} messages, {s['delivered']}/"
+                        f"{s['deliveries_expected']} delivered, {s['drop']} dropped, "
+                        f"{s['in_flight']} in flight",
+                        style="dim",
+                    )
                 )
         if stop_after is not None and time.monotonic() - began >= stop_after:
             return

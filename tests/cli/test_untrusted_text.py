@@ -1,0 +1,129 @@
+"""Text from the logs (recipients, sources, details, file names) is data, never markup: the
+terminal output shows it as written, the Markdown output keeps it inside its cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tracekit.cli._app import app
+
+T = "3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b"
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "250"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _event(ts: float, stage: str, action: str, source: str, seq: int, **kw: Any) -> str:
+    return json.dumps(
+        {
+            "timestamp": f"2026-01-01T00:00:{ts:09.6f}Z",
+            "stage": stage,
+            "action": action,
+            "event": "e",
+            "trace_id": T,
+            "source": source,
+            "seq": seq,
+            "conv_id": "c1",
+            **kw,
+        }
+    )
+
+
+def write_drop(logs: Path, recipient: str) -> Path:
+    """u1 sends one message to ``recipient``; the server delivers it, the recipient never
+    receives it (a drop at WS-RECV.receive), and the server log goes on for 9 s after."""
+    logs.mkdir(parents=True, exist_ok=True)
+    server = [
+        _event(0.01, "REST", "persist", "srv", 1, actor="server", msg_id="m1"),
+        _event(
+            0.02,
+            "WS-BROADCAST",
+            "start",
+            "srv",
+            2,
+            actor="server",
+            recipients=[recipient],
+            msg_id="m1",
+        ),
+        _event(
+            0.03, "WS-BROADCAST", "deliver", "srv", 3, actor="server", peer=recipient, msg_id="m1"
+        ),
+        _event(9.0, "TRACEKIT", "configured", "srv", 4, actor="server").replace(T, ""),
+    ]
+    client = [
+        _event(0.0, "CTRL", "send", "client-u1", 1, actor="u1"),
+        _event(0.001, "REST", "request", "client-u1", 2, actor="u1"),
+        _event(0.02, "REST", "response", "client-u1", 3, actor="u1", msg_id="m1"),
+    ]
+    (logs / "server.jsonl").write_text("\n".join(server) + "\n")
+    (logs / "client-u1.jsonl").write_text("\n".join(client) + "\n")
+    return logs
+
+
+def _detail(recipient: str) -> str:
+    return (
+        f"recipient {recipient}: reached WS-BROADCAST.deliver, never reached WS-RECV.receive "
+        "(the logs go on 8970.0 ms after it)"
+    )
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.split("│")[1:-1]]
+
+
+# -- 1. rich markup ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipient", ["bot[/x]", "[red]admin", "[bold]u2[/bold]"])
+def test_analyze_table_shows_recipients_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recipient: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # short evidence paths: the row fits on one line
+    write_drop(Path("logs"), recipient)
+    code, out, err = run("analyze", "logs", "--grace", "0s")
+    assert (code, err) == (0, "")
+    row = next(line for line in out.splitlines() if line.startswith("│ drop │"))
+    assert _cells(row) == [
+        "drop",
+        T[:12],
+        f"for {recipient} at WS-RECV.receive after WS-BROADCAST.deliver",
+        _detail(recipient),
+        "logs/server.jsonl:3",
+    ]
+
+
+@pytest.mark.parametrize("recipient", ["bot[/x]", "[red]admin"])
+def test_trace_shows_recipients_as_written(tmp_path: Path, recipient: str) -> None:
+    logs = write_drop(tmp_path / "logs", recipient)
+    code, out, err = run("trace", T, str(logs))
+    assert (code, err) == (0, "")
+    recipient_rows = [
+        _cells(line)[:3] for line in out.splitlines() if line.startswith("│ " + recipient)
+    ]
+    assert recipient_rows == [
+        [recipient, "WS-BROADCAST.deliver", "srv"],
+        [recipient, "✗ WS-RECV.receive (missing)", ""],
+        [recipient, "✗ REPO.add (missing)", ""],
+        [recipient, "✗ CTRL.add (missing)", ""],
+    ]
+
+
+@pytest.mark.parametrize("recipient", ["bot[/x]", "[red]admin"])
+def test_watch_shows_recipients_as_written(tmp_path: Path, recipient: str) -> None:
+    logs = write_drop(tmp_path / "logs", recipient)
+    code, out, _ = run(
+        "watch", str(logs), "--grace", "0s", "--interval", "100ms", "--duration", "0s"
+    )
+    assert code == 0
+    assert out == (
+        f"drop {T} recipient {recipient} at WS-RECV.receive after WS-BROADCAST.deliver: "
+        f"{_detail(recipient)}\n"
+    )
