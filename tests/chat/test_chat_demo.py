@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tracekit.analyzers import analyze, default_pipeline
 from tracekit.chat.demo import DemoRun, run_demo
 from tracekit.chat.load import plan_load
+from tracekit.collectors import collect
 
 
 def _events(run: DemoRun) -> dict[str, list[dict[str, Any]]]:
@@ -57,6 +59,13 @@ def _check_common(run: DemoRun, tmp_path: Path) -> dict[str, list[dict[str, Any]
         ]
         assert start["recipients"] == m["recipients"] and m["sender"] not in m["recipients"]
     return events
+
+
+def _reported(run: DemoRun) -> list[dict[str, Any]]:
+    """What tracekit finds in the run's logs (grace below the run's tail, as the demo does)."""
+    grace = timedelta(milliseconds=max(run.tail_ms // 2, 100))
+    findings = analyze(collect(run.logs).events, grace=grace).to_dict()["findings"]
+    return list(findings)
 
 
 def _delivered(events: dict[str, list[dict[str, Any]]], trace_id: str, user: str) -> int:
@@ -106,7 +115,8 @@ def test_fixed_demo_delivers_everything(tmp_path: Path) -> None:
 
 
 def test_faults_demo_ground_truth_matches_what_the_logs_show(tmp_path: Path) -> None:
-    run = run_demo("faults", users=3, messages=10, out=tmp_path, seed=1, tail=0.3)
+    # 20 messages: enough deliver -> receive samples for the analyzer to score an outlier
+    run = run_demo("faults", users=3, messages=20, out=tmp_path, seed=1, tail=0.3)
     events = _check_common(run, tmp_path)
     server = events["chat-server-1"]
     truth = run.truth
@@ -184,3 +194,23 @@ def test_run_demo_rejects_bad_arguments(
     with pytest.raises(ValueError, match=message):
         run_demo(out=tmp_path, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("users", "messages", "seed"), [(2, 8, 15), (3, 3, 17)])
+def test_faults_truth_expects_an_outlier_only_with_enough_samples(
+    tmp_path: Path, users: int, messages: int, seed: int
+) -> None:
+    # too few deliver -> receive samples for an outlier: the truth must not expect one
+    run = run_demo("faults", users=users, messages=messages, out=tmp_path, seed=seed, tail=0.3)
+    kinds = Counter(e.kind for e in run.expected_findings)
+    assert kinds["slo_breach"] == 1 and "latency_outlier" not in kinds
+    expected = {(e.kind, e.trace_id, e.recipient, e.stage) for e in run.expected_findings}
+    found = {
+        (f["kind"], f["trace_id"], f["recipient"], f["stage"])
+        for f in _reported(run)
+        if f["kind"] in kinds
+    }
+    assert found == expected
+    assert default_pipeline().outlier_min_samples > sum(
+        len(m["recipients"]) for m in run.truth.messages
+    )

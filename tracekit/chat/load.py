@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from tracekit.analyzers import Pipeline, default_pipeline
 from tracekit.chat.client import Behaviour, ChatClient
 from tracekit.chat.faults import DeliveryFaults
 from tracekit.chat.server import ServerOptions
@@ -47,8 +48,6 @@ __all__ = [
 
 SCENARIOS = ("race-bug", "fixed", "faults")
 TRUTH_SCHEMA = "tracekit.demo-truth/1"
-#: the default pipeline's end-to-end SLO (CTRL.send -> CTRL.add)
-E2E_SLO_MS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,14 +388,28 @@ def _expect(this: Expected, kind: str, stage: str, last_seen: str | None, cause:
     return replace(this, kind=kind, stage=stage, last_seen=last_seen, cause=cause)
 
 
-def ground_truth(plan: LoadPlan, driver: LoadDriver) -> GroundTruth:
-    """What happened to every (message, recipient), read from the clients' own state."""
+def ground_truth(
+    plan: LoadPlan, driver: LoadDriver, pipeline: Pipeline | None = None
+) -> GroundTruth:
+    """What happened to every (message, recipient), read from the clients' own state.
+
+    ``pipeline`` (default: the built-in one) is the model the run will be analyzed with: a
+    delay is an expected ``latency_outlier`` only if its hop has the pipeline's
+    ``outlier_min_samples`` samples (the analyzer scores no hop with fewer), and an expected
+    ``slo_breach`` only if it exceeds the pipeline's end-to-end SLO."""
+    model = pipeline if pipeline is not None else default_pipeline()
+    # the end-to-end SLO (CTRL.send -> CTRL.add), if the model sets one
+    e2e_slo = model.slo.get("end_to_end")
+    slo_ms = None if e2e_slo is None else e2e_slo.total_seconds() * 1000
     clients = driver.clients
     messages: list[dict[str, Any]] = []
     lost: list[Expected] = []
     duplicates: list[Expected] = []
     delayed: list[Expected] = []
     expected = 0
+    outliers: list[Expected] = []
+    #: WS-BROADCAST.deliver -> WS-RECV.receive samples: (message, recipient) received at all
+    receive_samples = 0
     dropped = {u: {m.client_msg_id for m in c.controller.dropped} for u, c in clients.items()}
     for m in plan.messages:
         msg_id = driver.msg_ids.get(m.trace_id, "")
@@ -415,6 +428,7 @@ def ground_truth(plan: LoadPlan, driver: LoadDriver) -> GroundTruth:
             expected += 1
             client = clients[r]
             frames = collections.Counter(client.socket.received)[m.trace_id]
+            receive_samples += frames > 0
             after = any(x.client_msg_id == m.client_msg_id for x in client.messages(m.conv_id))
             shown = m.client_msg_id in driver.shown_before_refresh.get(r, ())
             this = Expected("", m.trace_id, r, m.conv_id, msg_id, "", None, "", shown, after)
@@ -453,15 +467,17 @@ def ground_truth(plan: LoadPlan, driver: LoadDriver) -> GroundTruth:
                 )
             if (m.trace_id, r) in plan.faults.delay:
                 delay_ms = round(plan.faults.delay[(m.trace_id, r)] * 1000)
-                delayed.append(
+                outliers.append(
                     _expect(this, "latency_outlier", "WS-RECV.receive", "WS-BROADCAST.deliver",
                         f"delivery delayed {delay_ms} ms")
                 )  # fmt: skip
-                if delay_ms > E2E_SLO_MS:
+                if slo_ms is not None and delay_ms > slo_ms:
                     delayed.append(
                         _expect(this, "slo_breach", "CTRL.add", "CTRL.send",
-                            f"end to end above the {E2E_SLO_MS} ms SLO")
+                            f"end to end above the {slo_ms:g} ms SLO")
                     )  # fmt: skip
+    if receive_samples >= model.outlier_min_samples:
+        delayed[:0] = outliers
     races = [
         {"recipient": u, "trace_id": t, "conv_id": c}
         for u, client in clients.items()
