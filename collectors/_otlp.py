@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays l
 #: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
 _RAW_KEYS: Final = (*EVENT_KEYS, "dropped")
 
-__all__ = ["otlp_events", "read_otlp_json"]
+__all__ = ["OTLPItems", "otlp_events", "read_otlp_json"]
 
 _ATTR_KEYS: Final = {
     "tracekit.stage": "stage",
@@ -49,23 +50,47 @@ _ATTR_KEYS: Final = {
 _PLAIN_KEYS: Final = frozenset(_RAW_KEYS)
 
 
-def _value(v: dict[str, Any]) -> Any:
+class _Bad(ValueError):
+    """One span or log record that cannot be read; its text is the reason given for it."""
+
+
+def _value(v: Any) -> Any:
+    if not isinstance(v, dict):
+        return None
     for kind in ("stringValue", "boolValue", "doubleValue"):
         if kind in v:
             return v[kind]
     if "intValue" in v:
-        return int(v["intValue"])
+        # int64 as a JSON string (or number); anything else is kept as written, so a bad
+        # tracekit.seq is reported the way a JSON log's bad "seq" is (left empty, counted)
+        # instead of costing the span
+        try:
+            return int(v["intValue"])
+        except (TypeError, ValueError):
+            return None if v["intValue"] is None else str(v["intValue"])
     if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
+        values = v["arrayValue"].get("values") if isinstance(v["arrayValue"], dict) else None
+        return [_value(x) for x in values] if isinstance(values, list) else []
     if "kvlistValue" in v:
-        return {kv["key"]: _value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])}
+        kvs = v["kvlistValue"].get("values") if isinstance(v["kvlistValue"], dict) else None
+        return _attrs(kvs if isinstance(kvs, list) else None)
     if "bytesValue" in v:
         return v["bytesValue"]
     return None
 
 
-def _attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {a["key"]: _value(a.get("value", {})) for a in items or ()}
+def _attrs(items: Any) -> dict[str, Any]:
+    """An OTLP attribute list as a dict. An entry without a string ``key`` names nothing
+    tracekit could map: it alone is skipped, not the span or record it belongs to."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise _Bad(f"attributes are not a list ({type(items).__name__})")
+    out: dict[str, Any] = {}
+    for a in items:
+        if isinstance(a, dict) and isinstance(a.get("key"), str):
+            out[a["key"]] = _value(a.get("value"))
+    return out
 
 
 def _hex_id(value: Any, size: int) -> str | None:
@@ -87,10 +112,6 @@ def _hex_id(value: Any, size: int) -> str | None:
     return raw.hex()
 
 
-def _scopes(resource_item: dict[str, Any], new: str, old: str) -> Iterator[dict[str, Any]]:
-    yield from resource_item.get(new) or resource_item.get(old) or ()
-
-
 def _fields_from(attrs: dict[str, Any], into: dict[str, Any]) -> None:
     for key, val in attrs.items():
         name = _ATTR_KEYS.get(key)
@@ -100,66 +121,139 @@ def _fields_from(attrs: dict[str, Any], into: dict[str, Any]) -> None:
             into[name] = val
 
 
-def otlp_events(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """Events from one OTLP/JSON export request; the second value counts foreign items."""
-    events: list[dict[str, Any]] = []
-    ignored = 0
-    for rs in doc.get("resourceSpans") or ():
-        res = _attrs((rs.get("resource") or {}).get("attributes"))
-        default_source = res.get("service.instance.id") or res.get("service.name")
-        for ss in _scopes(rs, "scopeSpans", "instrumentationLibrarySpans"):
-            for span in ss.get("spans") or ():
-                ev: dict[str, Any] = {}
-                _fields_from(_attrs(span.get("attributes")), ev)
-                name = span.get("name") or ""
-                if ev.get("stage") is None or ev.get("action") is None:
-                    ignored += 1
-                    continue
-                ev["event"] = ev.get("event") or name
-                ev["timestamp"] = span.get("startTimeUnixNano")
-                ev["trace_id"] = _hex_id(span.get("traceId"), 16)
-                ev["span_id"] = _hex_id(span.get("spanId"), 8)
-                ev.setdefault("source", default_source)
-                code = (span.get("status") or {}).get("code")
-                if code in (2, "STATUS_CODE_ERROR"):
-                    ev["level"] = "error"
-                events.append(ev)
-    for rl in doc.get("resourceLogs") or ():
-        res = _attrs((rl.get("resource") or {}).get("attributes"))
-        default_source = res.get("service.instance.id") or res.get("service.name")
-        for sl in _scopes(rl, "scopeLogs", "instrumentationLibraryLogs"):
-            for rec in sl.get("logRecords") or ():
-                ev = {}
-                body = _value(rec.get("body") or {})
-                if isinstance(body, str) and body.startswith("{"):
-                    try:
-                        parsed = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        parsed = None
-                    if isinstance(parsed, dict):
-                        _fields_from(parsed, ev)
-                elif isinstance(body, dict):
-                    _fields_from(body, ev)
-                _fields_from(_attrs(rec.get("attributes")), ev)
-                if ev.get("stage") is None or ev.get("action") is None:
-                    ignored += 1
-                    continue
-                if ev.get("event") is None:
-                    # a plain text body is the message; a structured one gets the span-style name
-                    plain = isinstance(body, str) and not body.startswith("{")
-                    ev["event"] = body if plain else f"{ev['stage']} {ev['action']}"
-                if ev.get("timestamp") is None:
-                    ts = rec.get("timeUnixNano")
-                    if ts in (None, "0", 0):
-                        ts = rec.get("observedTimeUnixNano")
-                    ev["timestamp"] = ts
-                ev["trace_id"] = ev.get("trace_id") or _hex_id(rec.get("traceId"), 16)
-                ev["span_id"] = ev.get("span_id") or _hex_id(rec.get("spanId"), 8)
-                ev.setdefault("source", default_source)
-                if ev.get("level") is None and rec.get("severityText"):
-                    ev["level"] = str(rec["severityText"]).lower()
-                events.append(ev)
-    return events, ignored
+@dataclass
+class OTLPItems:
+    """What one export request holds: its tracekit events, how many items were foreign
+    (``ignored``), and one reason per item that could not be read (``bad``)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ignored: int = 0
+    bad: list[str] = field(default_factory=list)
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Bad(f"{what} is not a list ({type(value).__name__})")
+    return value
+
+
+def _object(value: Any, what: str = "not an object") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"{what} ({type(value).__name__})")
+    return value
+
+
+def _walk(
+    doc: dict[str, Any], top: str, scopes: tuple[str, str], key: str, out: OTLPItems
+) -> Iterator[tuple[str, Any, Any]]:
+    """``(where, item, default source)`` for each span or log record of ``doc[top]``; a
+    resource or scope that cannot be read is one bad item, the others are still walked."""
+    try:
+        resources = _list(doc.get(top), top)
+    except _Bad as exc:
+        out.bad.append(str(exc))
+        return
+    for i, r in enumerate(resources):
+        where = f"{top}[{i}]"
+        try:
+            r = _object(r)
+            res = _attrs(
+                _object(r.get("resource") or {}, "resource is not an object").get("attributes")
+            )
+            source = res.get("service.instance.id") or res.get("service.name")
+            scope_list = _list(r.get(scopes[0]) or r.get(scopes[1]), scopes[0])
+        except _Bad as exc:
+            out.bad.append(f"{where}: {exc}")
+            continue
+        for j, s in enumerate(scope_list):
+            at = f"{where}.{scopes[0]}[{j}]"
+            try:
+                items = _list(_object(s).get(key), key)
+            except _Bad as exc:
+                out.bad.append(f"{at}: {exc}")
+                continue
+            for k, item in enumerate(items):
+                yield f"{at}.{key}[{k}]", item, source
+
+
+def _guarded(where: str, out: OTLPItems, read: Callable[[], None]) -> None:
+    """Run ``read`` for one item: a failure costs that item alone, counted with its reason."""
+    try:
+        read()
+    except _Bad as exc:
+        out.bad.append(f"{where}: {exc}")
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        out.bad.append(f"{where}: unreadable ({type(exc).__name__}: {str(exc)[:60]})")
+
+
+def _span(span: Any, default_source: Any, out: OTLPItems) -> None:
+    span = _object(span)
+    ev: dict[str, Any] = {}
+    _fields_from(_attrs(span.get("attributes")), ev)
+    name = span.get("name") or ""
+    if ev.get("stage") is None or ev.get("action") is None:
+        out.ignored += 1
+        return
+    ev["event"] = ev.get("event") or name
+    ev["timestamp"] = span.get("startTimeUnixNano")
+    ev["trace_id"] = _hex_id(span.get("traceId"), 16)
+    ev["span_id"] = _hex_id(span.get("spanId"), 8)
+    ev.setdefault("source", default_source)
+    code = (_object(span.get("status") or {}, "status is not an object")).get("code")
+    if code in (2, "STATUS_CODE_ERROR"):
+        ev["level"] = "error"
+    out.events.append(ev)
+
+
+def _log_record(rec: Any, default_source: Any, out: OTLPItems) -> None:
+    rec = _object(rec)
+    ev: dict[str, Any] = {}
+    body = _value(rec.get("body"))
+    if isinstance(body, str) and body.startswith("{"):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            _fields_from(parsed, ev)
+    elif isinstance(body, dict):
+        _fields_from(body, ev)
+    _fields_from(_attrs(rec.get("attributes")), ev)
+    if ev.get("stage") is None or ev.get("action") is None:
+        out.ignored += 1
+        return
+    if ev.get("event") is None:
+        # a plain text body is the message; a structured one gets the span-style name
+        plain = isinstance(body, str) and not body.startswith("{")
+        ev["event"] = body if plain else f"{ev['stage']} {ev['action']}"
+    if ev.get("timestamp") is None:
+        ts = rec.get("timeUnixNano")
+        if ts in (None, "0", 0):
+            ts = rec.get("observedTimeUnixNano")
+        ev["timestamp"] = ts
+    ev["trace_id"] = ev.get("trace_id") or _hex_id(rec.get("traceId"), 16)
+    ev["span_id"] = ev.get("span_id") or _hex_id(rec.get("spanId"), 8)
+    ev.setdefault("source", default_source)
+    if ev.get("level") is None and rec.get("severityText"):
+        ev["level"] = str(rec["severityText"]).lower()
+    out.events.append(ev)
+
+
+def otlp_events(doc: dict[str, Any]) -> OTLPItems:
+    """Events from one OTLP/JSON export request. Each span and log record is read on its own:
+    one that cannot be read is counted in ``bad`` with its reason and costs nothing else."""
+    out = OTLPItems()
+    spans = _walk(doc, "resourceSpans", ("scopeSpans", "instrumentationLibrarySpans"), "spans", out)
+    for where, span, source in spans:
+        _guarded(where, out, lambda: _span(span, source, out))  # noqa: B023 (called at once)
+    logs = _walk(
+        doc, "resourceLogs", ("scopeLogs", "instrumentationLibraryLogs"), "logRecords", out
+    )
+    for where, rec, source in logs:
+        _guarded(where, out, lambda: _log_record(rec, source, out))  # noqa: B023
+    return out
 
 
 def _text(v: Any) -> str | None:
@@ -206,14 +300,12 @@ def read_otlp_json(
         if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
             stats.malformed_line(file, i, "not an OTLP export (no resourceSpans/resourceLogs)")
             continue
-        try:
-            evs, ignored = otlp_events(doc)
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
-            stats.malformed_line(file, i, f"not a valid OTLP export ({type(exc).__name__})")
-            continue
-        stats.ignored += ignored
-        events.extend(evs)
-        lines.extend([i] * len(evs))
+        items = otlp_events(doc)
+        for reason in items.bad:  # each bad span or record; the rest of the export is read
+            stats.malformed_line(file, i, reason)
+        stats.ignored += items.ignored
+        events.extend(items.events)
+        lines.extend([i] * len(items.events))
     if not events:
         return empty_table()
     return normalize(

@@ -25,6 +25,7 @@ from typing import IO, Any, Final
 import orjson
 
 from tracekit.collectors._otlp import otlp_events
+from tracekit.collectors._stats import MAX_EXAMPLES
 from tracekit.schema import EVENT_KEYS
 
 __all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
@@ -88,18 +89,40 @@ def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:
     return result
 
 
-def _response(path: str, content_type: str) -> tuple[bytes, str]:
+def _response(path: str, content_type: str, rejected: int, message: str) -> tuple[bytes, str]:
+    """The export response; ``rejected`` spans or log records go in its ``partial_success``
+    (OTLP's answer for a request that was accepted except for some items)."""
+    traces = path == "/v1/traces"
     if content_type.startswith("application/json"):
-        return b"{}", "application/json"
-    if path == "/v1/traces":
+        if not rejected:
+            return b"{}", "application/json"
+        field = "rejectedSpans" if traces else "rejectedLogRecords"
+        partial = {field: str(rejected), "errorMessage": message}  # int64 is a string in JSON
+        return orjson.dumps({"partialSuccess": partial}), "application/json"
+    if traces:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTracePartialSuccess,
             ExportTraceServiceResponse,
         )
 
-        return ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf"
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+        resp: Any = ExportTraceServiceResponse()
+        if rejected:
+            resp.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
+            )
+    else:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsPartialSuccess,
+            ExportLogsServiceResponse,
+        )
 
-    return ExportLogsServiceResponse().SerializeToString(), "application/x-protobuf"
+        resp = ExportLogsServiceResponse()
+        if rejected:
+            resp.partial_success.CopyFrom(
+                ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message)
+            )
+    body: bytes = resp.SerializeToString()
+    return body, "application/x-protobuf"
 
 
 def _read_body(req: Any) -> bytes | None:
@@ -150,6 +173,10 @@ class OTLPReceiver:
         self.ignored = 0
         self.requests = 0
         self.rejected = 0
+        #: spans and log records that could not be read (the rest of their request was kept)
+        self.malformed = 0
+        #: the first few reasons for them
+        self.examples: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -215,22 +242,29 @@ class OTLPReceiver:
             elif encoding == "deflate":
                 body = zlib.decompress(body)
             doc = _decode(path, ctype, body)
-            events, ignored = otlp_events(doc)
         except Exception as exc:  # a bad body is the client's problem: 400, never a crash
             self.rejected += 1
             req._reply(400, f"cannot decode OTLP body: {type(exc).__name__}\n".encode())
             return
+        # Each span and log record is read on its own: a bad one is counted and reported in
+        # the response's partial_success, the request's good events are still written.
+        items = otlp_events(doc)
+        events = items.events
+        bad = list(items.bad)
         payload = b"".join(event_line(ev) for ev in events)
         with self._lock:
             self.requests += 1
             self.events += len(events)
-            self.ignored += ignored
+            self.ignored += items.ignored
+            self.malformed += len(bad)
+            self.examples.extend(bad[: max(0, MAX_EXAMPLES - len(self.examples))])
             if payload:
                 self._out.write(payload)
                 self._out.flush()
         if self._on_events is not None and events:
             self._on_events(events)
-        resp, rtype = _response(path, ctype)
+        message = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        resp, rtype = _response(path, ctype, len(bad), message)
         req._reply(200, resp, rtype)
 
     def serve_forever(self) -> None:

@@ -61,7 +61,64 @@ def test_otlp_json_bad_lines() -> None:
     broken = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": "x"}]}]}]})
     got = collect([MemorySource(broken + b"\n" + orjson.dumps(good) + b"\n", format="otlp")])
     assert got.events.collect().height == 1
-    assert got.inputs.examples == ["memory:1: not a valid OTLP export (TypeError)"]
+    assert got.inputs.examples == [
+        "memory:1: resourceSpans[0].scopeSpans[0].spans[0]: attributes are not a list (str)"
+    ]
+
+
+def _bad_items_export() -> dict[str, Any]:
+    """Good spans and log records around bad ones: a span whose attributes are not a list, a
+    log record that is not an object, an attribute without a key, an intValue that is none."""
+    keyless = _span_json("CTRL", "send", 2)
+    keyless["attributes"].append({"value": {"stringValue": "x"}})
+    bad_int = _span_json("CTRL", "send", 3)
+    bad_int["attributes"][4] = {"key": "tracekit.seq", "value": {"intValue": "two"}}
+    record = {
+        "timeUnixNano": str(NS + 5_000_000),
+        "traceId": T2,
+        "attributes": [
+            {"key": "stage", "value": {"stringValue": "REPO"}},
+            {"key": "action", "value": {"stringValue": "add"}},
+            {"key": "actor", "value": {"stringValue": "u2"}},
+            {"key": "source", "value": {"stringValue": "client-u2"}},
+            {"key": "seq", "value": {"intValue": "4"}},
+        ],
+    }
+    spans = [
+        _span_json("CTRL", "send", 1),
+        {**_span_json("CTRL", "send", 9), "attributes": "x"},
+        keyless,
+        bad_int,
+    ]
+    return {
+        "resourceSpans": [{"scopeSpans": [{"spans": spans}]}],
+        "resourceLogs": [{"scopeLogs": [{"logRecords": ["oops", record]}]}],
+    }
+
+
+_BAD_ITEM_REASONS = [
+    "resourceSpans[0].scopeSpans[0].spans[1]: attributes are not a list (str)",
+    "resourceLogs[0].scopeLogs[0].logRecords[0]: not an object (str)",
+]
+
+
+def _bad_items_rows() -> list[tuple[Any, ...]]:
+    return [
+        ("CTRL", 5, ts("10:00:00.001")),
+        ("CTRL", 5, ts("10:00:00.002")),  # only the attribute without a key is lost
+        ("CTRL", None, ts("10:00:00.003")),  # seq "two": left empty, as in a JSON log
+        ("REPO", 4, ts("10:00:00.005")),
+    ]
+
+
+def test_one_bad_span_or_record_costs_only_itself() -> None:
+    data = orjson.dumps(_bad_items_export()) + b"\n"
+    got = collect([MemorySource(data, name="x.jsonl", format="otlp")])
+    frame = got.events.collect()
+    assert frame.select("stage", "seq", "timestamp").rows() == _bad_items_rows()
+    assert (got.inputs.events, got.inputs.malformed, got.inputs.ignored) == (4, 2, 0)
+    assert got.inputs.examples == [f"x.jsonl:1: {r}" for r in _BAD_ITEM_REASONS]
+    assert got.inputs.warnings == ["x.jsonl: 1 events have a non-integer seq; it was left empty"]
 
 
 def _span_json(stage: str, action: str, ms: int) -> dict[str, Any]:
@@ -380,3 +437,27 @@ def test_a_port_in_use_leaves_no_output_file(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             OTLPReceiver(out, port=rx.port)
         assert not out.exists()
+
+
+def test_receiver_keeps_the_good_items_of_a_request_with_bad_ones(receiver: Any) -> None:
+    rx, out = receiver
+    doc = _bad_items_export()
+    traces = {"resourceSpans": doc["resourceSpans"]}
+    logs = {"resourceLogs": doc["resourceLogs"]}
+    json_type = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        t = client.post("/v1/traces", content=orjson.dumps(traces), headers=json_type)
+        lg = client.post("/v1/logs", content=orjson.dumps(logs), headers=json_type)
+    assert (t.status_code, t.json()) == (
+        200,
+        {"partialSuccess": {"rejectedSpans": "1", "errorMessage": _BAD_ITEM_REASONS[0]}},
+    )
+    assert (lg.status_code, lg.json()) == (
+        200,
+        {"partialSuccess": {"rejectedLogRecords": "1", "errorMessage": _BAD_ITEM_REASONS[1]}},
+    )
+    assert (rx.requests, rx.events, rx.malformed, rx.rejected) == (2, 4, 2, 0)
+    assert rx.examples == _BAD_ITEM_REASONS
+    got = collect([out])
+    assert got.events.collect().select("stage", "seq", "timestamp").rows() == _bad_items_rows()
+    assert (got.inputs.events, got.inputs.malformed) == (4, 0)

@@ -25,15 +25,17 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from tracekit.analyzers import Pipeline, default_pipeline
 from tracekit.chat.client import Behaviour, ChatClient
 from tracekit.chat.faults import DeliveryFaults
 from tracekit.chat.server import ServerOptions
 from tracekit.schema import trace_id_from_uuid
+
+if TYPE_CHECKING:  # the chat system itself runs without polars (tracekit.analyzers needs it)
+    from tracekit.analyzers import Pipeline
 
 __all__ = [
     "SCENARIOS",
@@ -397,7 +399,11 @@ def ground_truth(
     delay is an expected ``latency_outlier`` only if its hop has the pipeline's
     ``outlier_min_samples`` samples (the analyzer scores no hop with fewer), and an expected
     ``slo_breach`` only if it exceeds the pipeline's end-to-end SLO."""
-    model = pipeline if pipeline is not None else default_pipeline()
+    if pipeline is None:
+        from tracekit.analyzers import default_pipeline
+
+        pipeline = default_pipeline()
+    model = pipeline
     # the end-to-end SLO (CTRL.send -> CTRL.add), if the model sets one
     e2e_slo = model.slo.get("end_to_end")
     slo_ms = None if e2e_slo is None else e2e_slo.total_seconds() * 1000
