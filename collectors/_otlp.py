@@ -18,6 +18,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays l
 #: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
 _RAW_KEYS: Final = (*EVENT_KEYS, "dropped")
 
-__all__ = ["OTLPItems", "otlp_events", "read_otlp_json"]
+__all__ = ["OTLPItems", "ns_iso", "otlp_events", "read_otlp_json"]
 
 _ATTR_KEYS: Final = {
     "tracekit.stage": "stage",
@@ -110,6 +111,31 @@ def _hex_id(value: Any, size: int) -> str | None:
     if len(raw) != size or not any(raw):
         return None
     return raw.hex()
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64_MAX: Final = (1 << 63) - 1
+
+
+def ns_iso(value: Any, what: str) -> str | None:
+    """An OTLP time (nanoseconds since 1970, a uint64 as a JSON string or number) as tracekit's
+    ISO-8601 text with nanoseconds; None when absent. A value that is no such time (not an
+    integer, negative, or past what int64 nanoseconds hold, i.e. 2262) makes its item bad."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool | float):
+            raise ValueError
+        ns = int(value)
+    except (TypeError, ValueError):
+        ns = -1
+    if not 0 <= ns <= _INT64_MAX:
+        shown = str(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise _Bad(f"{what} {shown!r} is not a time (nanoseconds since 1970)")
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = (_EPOCH + timedelta(seconds=secs)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
 
 
 def _fields_from(attrs: dict[str, Any], into: dict[str, Any]) -> None:
@@ -197,7 +223,7 @@ def _span(span: Any, default_source: Any, out: OTLPItems) -> None:
         out.ignored += 1
         return
     ev["event"] = ev.get("event") or name
-    ev["timestamp"] = span.get("startTimeUnixNano")
+    ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
     ev["trace_id"] = _hex_id(span.get("traceId"), 16)
     ev["span_id"] = _hex_id(span.get("spanId"), 8)
     ev.setdefault("source", default_source)
@@ -229,10 +255,10 @@ def _log_record(rec: Any, default_source: Any, out: OTLPItems) -> None:
         plain = isinstance(body, str) and not body.startswith("{")
         ev["event"] = body if plain else f"{ev['stage']} {ev['action']}"
     if ev.get("timestamp") is None:
-        ts = rec.get("timeUnixNano")
-        if ts in (None, "0", 0):
-            ts = rec.get("observedTimeUnixNano")
-        ev["timestamp"] = ts
+        what = "timeUnixNano"
+        if rec.get(what) in (None, "0", 0):  # 0 is OTLP's "unknown": the collector's time then
+            what = "observedTimeUnixNano"
+        ev["timestamp"] = ns_iso(rec.get(what), what)
     ev["trace_id"] = ev.get("trace_id") or _hex_id(rec.get("traceId"), 16)
     ev["span_id"] = ev.get("span_id") or _hex_id(rec.get("spanId"), 8)
     ev.setdefault("source", default_source)

@@ -35,25 +35,18 @@ MAX_BODY: Final = 64 << 20
 _KEYS: Final = EVENT_KEYS
 
 
-def _iso(ns_text: Any) -> str | None:
-    try:
-        ns = int(ns_text)
-    except (TypeError, ValueError):
-        return None
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z"
-
-
 def event_line(ev: dict[str, Any]) -> bytes:
-    """One event as a schema v1 JSON line (timestamp ISO-8601 with nanoseconds)."""
+    """One event as a schema v1 JSON line. OTLP's own times arrive as ISO-8601 text with
+    nanoseconds (:func:`tracekit.collectors._otlp.ns_iso`) and are written as they are."""
     out: dict[str, Any] = {}
     for key in _KEYS:
         val = ev.get(key)
         if val is None:
             continue
-        if key == "timestamp":
+        if key == "timestamp" and not isinstance(val, str):
             val = _iso(val)
+            if val is None:
+                continue
         elif key == "seq":
             try:
                 val = int(val)
@@ -63,6 +56,16 @@ def event_line(ev: dict[str, Any]) -> bytes:
             val = [v.strip() for v in val.split(",") if v.strip()]
         out[key] = val
     return orjson.dumps(out) + b"\n"
+
+
+def _iso(ns_text: Any) -> str | None:
+    try:
+        ns = int(ns_text)
+        secs, frac = divmod(ns, 1_000_000_000)
+        base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return f"{base}.{frac:09d}Z"
 
 
 def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:
@@ -251,7 +254,17 @@ class OTLPReceiver:
         items = otlp_events(doc)
         events = items.events
         bad = list(items.bad)
-        payload = b"".join(event_line(ev) for ev in events)
+        lines: list[bytes] = []
+        written: list[dict[str, Any]] = []
+        for ev in events:
+            try:
+                lines.append(event_line(ev))
+            except Exception as exc:  # one event that cannot be written costs only itself
+                bad.append(f"{ev.get('stage')} {ev.get('action')}: not writable ({exc})"[:200])
+                continue
+            written.append(ev)
+        events = written
+        payload = b"".join(lines)
         with self._lock:
             self.requests += 1
             self.events += len(events)

@@ -461,3 +461,52 @@ def test_receiver_keeps_the_good_items_of_a_request_with_bad_ones(receiver: Any)
     got = collect([out])
     assert got.events.collect().select("stage", "seq", "timestamp").rows() == _bad_items_rows()
     assert (got.inputs.events, got.inputs.malformed) == (4, 0)
+
+
+def _overflow_export() -> dict[str, Any]:
+    """A good span, then spans whose times no clock gives (past 2262, negative)."""
+    late = {**_span_json("CTRL", "send", 2), "startTimeUnixNano": "9" * 26}
+    negative = {**_span_json("CTRL", "send", 3), "startTimeUnixNano": "-1"}
+    spans = [_span_json("CTRL", "send", 1), late, negative]
+    return {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+
+
+_OVERFLOW_REASONS = [
+    "resourceSpans[0].scopeSpans[0].spans[1]: startTimeUnixNano "
+    "'99999999999999999999999999' is not a time (nanoseconds since 1970)",
+    "resourceSpans[0].scopeSpans[0].spans[2]: startTimeUnixNano '-1' is not a time "
+    "(nanoseconds since 1970)",
+]
+
+
+def test_a_span_time_out_of_range_is_one_malformed_span() -> None:
+    data = orjson.dumps(_overflow_export())
+    got = collect([MemorySource(data, name="x.json", format="otlp")])
+    assert got.events.collect().select("stage", "seq", "timestamp").rows() == [
+        ("CTRL", 5, ts("10:00:00.001"))
+    ]
+    assert (got.inputs.events, got.inputs.malformed) == (1, 2)
+    assert got.inputs.examples == [f"x.json:1: {r}" for r in _OVERFLOW_REASONS]
+
+
+def test_receiver_answers_and_keeps_the_good_span_when_a_time_is_out_of_range(
+    receiver: Any,
+) -> None:
+    rx, out = receiver
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        r = client.post(
+            "/v1/traces",
+            content=orjson.dumps(_overflow_export()),
+            headers={"Content-Type": "application/json"},
+        )
+    assert (r.status_code, r.json()) == (
+        200,
+        {"partialSuccess": {"rejectedSpans": "2", "errorMessage": "; ".join(_OVERFLOW_REASONS)}},
+    )
+    assert (rx.requests, rx.events, rx.malformed, rx.rejected) == (1, 1, 2, 0)
+    assert rx.examples == _OVERFLOW_REASONS
+    assert out.read_bytes() == (
+        b'{"timestamp":"2026-11-25T10:00:00.001000000Z","stage":"CTRL","action":"send",'
+        b'"event":"CTRL send","trace_id":"' + T2.encode() + b'","actor":"u1",'
+        b'"source":"client-u1","seq":5,"span_id":"00f067aa0ba902b7"}\n'
+    )
