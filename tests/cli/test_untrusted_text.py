@@ -4,6 +4,8 @@ terminal output shows it as written, the Markdown output keeps it inside its cel
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,79 @@ def test_watch_shows_recipients_as_written(tmp_path: Path, recipient: str) -> No
         f"drop {T} recipient {recipient} at WS-RECV.receive after WS-BROADCAST.deliver: "
         f"{_detail(recipient)}\n"
     )
+
+
+# -- 2. watch and log gaps -----------------------------------------------------------------
+
+
+def _tick(sec: int, seq: int) -> str:
+    return (
+        json.dumps(
+            {
+                "timestamp": f"2026-01-01T00:{sec // 60:02d}:{sec % 60:02d}.000000Z",
+                "stage": "TRACEKIT",
+                "action": "configured",
+                "event": "tick",
+                "actor": "server",
+                "source": "srv[/x]",
+                "seq": seq,
+            }
+        )
+        + "\n"
+    )
+
+
+def test_watch_prints_every_log_gap_of_a_source_and_names_the_source(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "server.jsonl"
+    log.write_text("".join(_tick(s, q) for s, q in [(0, 1), (1, 2), (2, 4), (3, 5)]))
+
+    def append_a_second_gap() -> None:
+        time.sleep(0.8)
+        with log.open("a") as fh:
+            fh.write("".join(_tick(s, q) for s, q in [(10, 6), (11, 9), (12, 10)]))
+
+    writer = threading.Thread(target=append_a_second_gap)
+    writer.start()
+    try:
+        code, out, _ = run(
+            "watch", str(logs), "--grace", "0s", "--interval", "100ms", "--duration", "2s"
+        )
+    finally:
+        writer.join()
+    assert code == 0
+    assert out == (
+        "log_gap in srv[/x]: seq jumps from 2 to 4: 1 event(s) lost by the logging\n"
+        "log_gap in srv[/x]: seq jumps from 6 to 9: 2 event(s) lost by the logging\n"
+    )
+
+
+def test_watch_key_is_the_gap_not_the_paths_it_makes_indeterminate() -> None:
+    from tracekit.cli._watch import _key
+
+    gap: dict[str, Any] = {
+        "kind": "log_gap",
+        "trace_id": None,
+        "recipient": None,
+        "stage": None,
+        "source": "srv",
+        "detail": "seq jumps from 2 to 4: 1 event(s) lost by the logging",
+        "evidence": [{"file": "a/server.jsonl", "line": 2}, {"file": "a/server.jsonl", "line": 3}],
+    }
+    # a later round finds a message path inside the gap: the same gap, not printed again
+    later = {**gap, "detail": gap["detail"] + "; 1 message path(s) indeterminate, ..."}
+    # the file rotated away: the same gap, now in server.jsonl.1
+    rotated = {
+        **gap,
+        "evidence": [{"file": "a/server.jsonl.1", "line": n} for n in (2, 3)],
+    }
+    other = {**gap, "detail": "seq jumps from 6 to 9: 2 event(s) lost by the logging"}
+    assert _key(gap) == _key(later) == _key(rotated) != _key(other)
+    # the emitter's own report has no seq range: its line tells two of them apart
+    dropped = {
+        **gap,
+        "detail": "the emitter reported dropping events (TRACEKIT.dropped)",
+        "evidence": [{"file": "a/server.jsonl", "line": 7}],
+    }
+    assert _key(dropped) != _key({**dropped, "evidence": [{"file": "a/server.jsonl", "line": 9}]})

@@ -24,7 +24,26 @@ __all__ = ["watch_paths"]
 
 
 def _key(f: dict[str, Any]) -> tuple[Any, ...]:
-    return (f["kind"], f.get("trace_id"), f.get("recipient"), f.get("stage"), f.get("source"))
+    """What makes a finding the same one in a later round.
+
+    Most findings are one per (trace, recipient, stage, source); their detail is not part of
+    it, since it changes from round to round (how long the logs go on, a median, an offset).
+    A source has a ``log_gap`` per jump in its ``seq``, so a gap is also told apart by the
+    jump, the part of its detail before "; " (after it come the message paths the gap makes
+    indeterminate, a list that grows), and by the line numbers of its evidence (the emitter's
+    own TRACEKIT.dropped reports have no seq range); not by the file names, which rotation
+    changes."""
+    key: tuple[Any, ...] = (
+        f["kind"],
+        f.get("trace_id"),
+        f.get("recipient"),
+        f.get("stage"),
+        f.get("source"),
+    )
+    if f["kind"] == "log_gap":
+        lines = tuple(e.get("line") for e in f.get("evidence") or () if isinstance(e, dict))
+        key += (str(f.get("detail") or "").partition("; ")[0], lines)
+    return key
 
 
 def _identity(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -81,6 +100,8 @@ def watch_paths(
                             f.get("recipient") and f"recipient {f['recipient']}",
                             f.get("stage") and f"at {f['stage']}",
                             f.get("last_seen") and f"after {f['last_seen']}",
+                            # a finding of a whole source (log_gap, clock_skew) names it
+                            f.get("source") and not f.get("recipient") and f"in {f['source']}",
                         )
                         if x
                     )
