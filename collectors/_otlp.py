@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays l
 #: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
 _RAW_KEYS: Final = (*EVENT_KEYS, "dropped")
 
-__all__ = ["OTLPItems", "ns_iso", "otlp_events", "read_otlp_json"]
+__all__ = ["OTLPItems", "ns_iso", "otlp_events", "raw_text", "read_otlp_json"]
 
 _ATTR_KEYS: Final = {
     "tracekit.stage": "stage",
@@ -282,7 +282,8 @@ def otlp_events(doc: dict[str, Any]) -> OTLPItems:
     return out
 
 
-def _text(v: Any) -> str | None:
+def raw_text(v: Any) -> str | None:
+    """A value as the text the reader normalises (the receiver writes the same text)."""
     if v is None:
         return None
     if isinstance(v, str):
@@ -297,7 +298,7 @@ def events_raw_frame(events: list[dict[str, Any]], lines: list[int]) -> pl.DataF
 
     from tracekit.collectors._normalize import RAW_COLUMNS, RAW_SCHEMA
 
-    cols: dict[str, list[Any]] = {c: [_text(e.get(c)) for e in events] for c in RAW_COLUMNS}
+    cols: dict[str, list[Any]] = {c: [raw_text(e.get(c)) for e in events] for c in RAW_COLUMNS}
     return pl.DataFrame({"line": lines, **cols}, schema={"line": pl.Int64, **RAW_SCHEMA})
 
 

@@ -16,7 +16,6 @@ import os
 import threading
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +23,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from tracekit.collectors._otlp import otlp_events
+from tracekit.collectors._otlp import otlp_events, raw_text
 from tracekit.collectors._stats import MAX_EXAMPLES
 from tracekit.schema import EVENT_KEYS
 
@@ -33,39 +32,34 @@ __all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
 #: Request bodies above this size are refused (413) rather than buffered.
 MAX_BODY: Final = 64 << 20
 _KEYS: Final = EVENT_KEYS
+_INT64: Final = 1 << 63
+
+
+def _written(key: str, val: Any) -> Any:
+    if key == "timestamp":
+        # OTLP's own times are ISO text already (ns_iso); one from a JSON body (ISO, epoch
+        # s/ms/us/ns, an offset) is kept as the very text the OTLP file reader normalises, so
+        # reading this file parses it the same way.
+        return raw_text(val)
+    if key == "seq":
+        fits = isinstance(val, int) and not isinstance(val, bool) and -_INT64 <= val < _INT64
+        return val if fits else raw_text(val)  # a bad seq is left to the reader, as in a file
+    if key == "recipients" and isinstance(val, str):
+        return [v.strip() for v in val.split(",") if v.strip()]
+    return val
 
 
 def event_line(ev: dict[str, Any]) -> bytes:
-    """One event as a schema v1 JSON line. OTLP's own times arrive as ISO-8601 text with
-    nanoseconds (:func:`tracekit.collectors._otlp.ns_iso`) and are written as they are."""
-    out: dict[str, Any] = {}
-    for key in _KEYS:
-        val = ev.get(key)
-        if val is None:
-            continue
-        if key == "timestamp" and not isinstance(val, str):
-            val = _iso(val)
-            if val is None:
-                continue
-        elif key == "seq":
-            try:
-                val = int(val)
-            except (TypeError, ValueError):
-                continue
-        elif key == "recipients" and isinstance(val, str):
-            val = [v.strip() for v in val.split(",") if v.strip()]
-        out[key] = val
-    return orjson.dumps(out) + b"\n"
-
-
-def _iso(ns_text: Any) -> str | None:
+    """One event as a schema v1 JSON line: the values the OTLP file reader would normalise for
+    the same span or record (:func:`tracekit.collectors._otlp.otlp_events`)."""
+    out = {key: _written(key, ev[key]) for key in _KEYS if ev.get(key) is not None}
     try:
-        ns = int(ns_text)
-        secs, frac = divmod(ns, 1_000_000_000)
-        base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return f"{base}.{frac:09d}Z"
+        return orjson.dumps(out) + b"\n"
+    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits: as text, like the reader
+        return (
+            orjson.dumps({k: v if isinstance(v, str) else raw_text(v) for k, v in out.items()})
+            + b"\n"
+        )
 
 
 def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:

@@ -461,6 +461,8 @@ def test_receiver_keeps_the_good_items_of_a_request_with_bad_ones(receiver: Any)
     got = collect([out])
     assert got.events.collect().select("stage", "seq", "timestamp").rows() == _bad_items_rows()
     assert (got.inputs.events, got.inputs.malformed) == (4, 0)
+    # the bad seq is left to the reader, which warns as for the same export read from a file
+    assert got.inputs.warnings == [f"{out}: 1 events have a non-integer seq; it was left empty"]
 
 
 def _overflow_export() -> dict[str, Any]:
@@ -509,4 +511,55 @@ def test_receiver_answers_and_keeps_the_good_span_when_a_time_is_out_of_range(
         b'{"timestamp":"2026-11-25T10:00:00.001000000Z","stage":"CTRL","action":"send",'
         b'"event":"CTRL send","trace_id":"' + T2.encode() + b'","actor":"u1",'
         b'"source":"client-u1","seq":5,"span_id":"00f067aa0ba902b7"}\n'
+    )
+
+
+def _body_times_export() -> dict[str, Any]:
+    """Log records whose JSON bodies are tracekit events with times in every form a reader
+    takes (ISO, an offset, epoch seconds with a fraction, epoch milliseconds), and a bad seq."""
+    bodies: list[dict[str, Any]] = [
+        {"timestamp": "2026-11-25T10:00:00.123456Z", "seq": 1},
+        {"timestamp": "2026-11-25T11:00:00.25+01:00", "seq": 2},
+        {"timestamp": 1795600800.5, "seq": 3},
+        {"timestamp": 1795600800750, "seq": "two"},
+    ]
+    records = [
+        {
+            "timeUnixNano": str(NS + 999_000_000),  # the body's own time wins
+            "body": {
+                "stringValue": orjson.dumps(
+                    {"stage": "WS-RECV", "action": "receive", "actor": "u2", **b}
+                ).decode()
+            },
+        }
+        for b in bodies
+    ]
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+
+
+def test_receiver_writes_body_times_as_the_file_reader_reads_them(receiver: Any) -> None:
+    from tracekit.collectors.otlp_receiver import event_line
+
+    rx, out = receiver
+    doc = _body_times_export()
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        r = client.post(
+            "/v1/logs", content=orjson.dumps(doc), headers={"Content-Type": "application/json"}
+        )
+    assert (r.status_code, r.json(), rx.events, rx.malformed) == (200, {}, 4, 0)
+    expected = [
+        (ts("10:00:00.123456"), 1),
+        (ts("10:00:00.250"), 2),
+        (ts("10:00:00.500"), 3),
+        (ts("10:00:00.750"), None),
+    ]
+    warning = "1 events have a non-integer seq; it was left empty"
+    received = collect([out])
+    assert received.events.collect().select("timestamp", "seq").rows() == expected
+    assert (received.inputs.malformed, received.inputs.warnings) == (0, [f"{out}: {warning}"])
+    from_file = collect([MemorySource(orjson.dumps(doc), name="x.json", format="otlp")])
+    assert from_file.events.collect().select("timestamp", "seq").rows() == expected
+    assert (from_file.inputs.malformed, from_file.inputs.warnings) == (0, [f"x.json: {warning}"])
+    assert event_line({"timestamp": 1767225600.123, "stage": "REST", "action": "persist"}) == (
+        b'{"timestamp":"1767225600.123","stage":"REST","action":"persist"}\n'
     )
