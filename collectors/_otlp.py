@@ -7,9 +7,12 @@ instrumentation emits): name ``"{stage} {action}"``, attributes ``tracekit.stage
 ``tracekit.action``, ``tracekit.actor``, ``tracekit.peer``, ``tracekit.source``, ``tracekit.seq``,
 ``tracekit.recipients``, ``messaging.message.id`` (msg_id),
 ``messaging.message.conversation_id`` (conv_id); the span's trace id is the message trace id and
-its start time the event's timestamp. Log records map the same attributes (with or without the
-``tracekit.`` prefix) or a body that is itself a JSON event. Spans and records without a stage
-(foreign instrumentation) are counted as ignored.
+its start time the event's timestamp. A span's events (``span.add_event``) with a stage and an
+action are events too, at their own time, with the span's trace and span id. Log records map the
+same attributes (with or without the ``tracekit.`` prefix) or a body that is itself a JSON
+event. Spans, span events and records without a stage (foreign instrumentation, exceptions)
+are counted as ignored. Each span, span event and record is read on its own: one that cannot
+be read is counted as malformed with its reason and costs nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -214,22 +218,50 @@ def _guarded(where: str, out: OTLPItems, read: Callable[[], None]) -> None:
         out.bad.append(f"{where}: unreadable ({type(exc).__name__}: {str(exc)[:60]})")
 
 
-def _span(span: Any, default_source: Any, out: OTLPItems) -> None:
+def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     span = _object(span)
     ev: dict[str, Any] = {}
     _fields_from(_attrs(span.get("attributes")), ev)
-    name = span.get("name") or ""
+    trace_id = _hex_id(span.get("traceId"), 16)
+    span_id = _hex_id(span.get("spanId"), 8)
+    span_events = _list(span.get("events"), "events")
+    tracekit = ev.get("stage") is not None and ev.get("action") is not None
+    if tracekit:
+        ev["event"] = ev.get("event") or span.get("name") or ""
+        ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
+        ev["trace_id"] = trace_id
+        ev["span_id"] = span_id
+        ev.setdefault("source", default_source)
+        code = (_object(span.get("status") or {}, "status is not an object")).get("code")
+        if code in (2, "STATUS_CODE_ERROR"):
+            ev["level"] = "error"
+    # all of the span is read before anything is kept: a bad span is one malformed item
+    if tracekit:
+        out.events.append(ev)
+    else:
+        out.ignored += 1
+    for n, item in enumerate(span_events):
+        read = partial(_span_event, item, trace_id, span_id, default_source, out)
+        _guarded(f"{where}.events[{n}]", out, read)
+
+
+def _span_event(
+    item: Any, trace_id: str | None, span_id: str | None, default_source: Any, out: OTLPItems
+) -> None:
+    """A span event (``span.add_event``) that carries tracekit's stage and action is an event
+    of its own: its own time and attributes, its span's trace and span id. Others (exceptions,
+    foreign annotations) are ignored."""
+    item = _object(item)
+    ev: dict[str, Any] = {}
+    _fields_from(_attrs(item.get("attributes")), ev)
     if ev.get("stage") is None or ev.get("action") is None:
         out.ignored += 1
         return
-    ev["event"] = ev.get("event") or name
-    ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
-    ev["trace_id"] = _hex_id(span.get("traceId"), 16)
-    ev["span_id"] = _hex_id(span.get("spanId"), 8)
+    ev["event"] = ev.get("event") or item.get("name") or f"{ev['stage']} {ev['action']}"
+    ev["timestamp"] = ns_iso(item.get("timeUnixNano"), "timeUnixNano")
+    ev["trace_id"] = trace_id
+    ev["span_id"] = span_id
     ev.setdefault("source", default_source)
-    code = (_object(span.get("status") or {}, "status is not an object")).get("code")
-    if code in (2, "STATUS_CODE_ERROR"):
-        ev["level"] = "error"
     out.events.append(ev)
 
 
@@ -273,12 +305,12 @@ def otlp_events(doc: dict[str, Any]) -> OTLPItems:
     out = OTLPItems()
     spans = _walk(doc, "resourceSpans", ("scopeSpans", "instrumentationLibrarySpans"), "spans", out)
     for where, span, source in spans:
-        _guarded(where, out, lambda: _span(span, source, out))  # noqa: B023 (called at once)
+        _guarded(where, out, partial(_span, where, span, source, out))
     logs = _walk(
         doc, "resourceLogs", ("scopeLogs", "instrumentationLibraryLogs"), "logRecords", out
     )
     for where, rec, source in logs:
-        _guarded(where, out, lambda: _log_record(rec, source, out))  # noqa: B023
+        _guarded(where, out, partial(_log_record, rec, source, out))
     return out
 
 

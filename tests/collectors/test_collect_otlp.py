@@ -563,3 +563,79 @@ def test_receiver_writes_body_times_as_the_file_reader_reads_them(receiver: Any)
     assert event_line({"timestamp": 1767225600.123, "stage": "REST", "action": "persist"}) == (
         b'{"timestamp":"1767225600.123","stage":"REST","action":"persist"}\n'
     )
+
+
+def _attr_list(**kw: str) -> list[dict[str, Any]]:
+    return [{"key": f"tracekit.{k}", "value": {"stringValue": v}} for k, v in kw.items()]
+
+
+def test_span_events_with_a_stage_are_events() -> None:
+    fetch = {
+        "timeUnixNano": str(NS + 4_000_000),
+        "name": "REST fetch_start",
+        "attributes": _attr_list(stage="REST", action="fetch_start", actor="u2"),
+    }
+    exception = {"timeUnixNano": str(NS + 5_000_000), "name": "exception", "attributes": []}
+    bad = {"timeUnixNano": str(NS + 6_000_000), "name": "x", "attributes": "x"}
+    own = {**_span_json("CTRL", "send", 1), "events": [fetch, exception, bad]}
+    foreign = {
+        "traceId": T1,
+        "spanId": "b3d05a82bb5f508d",
+        "name": "GET /x",
+        "startTimeUnixNano": str(NS),
+        "events": [{**fetch, "timeUnixNano": str(NS + 7_000_000)}],
+    }
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [own, foreign]}]}]}
+    got = collect([MemorySource(orjson.dumps(doc), name="x.json", format="otlp")])
+    rows = got.events.collect().select(
+        "timestamp", "stage", "action", "event", "trace_id", "span_id", "actor", "seq"
+    )
+    assert rows.rows() == [
+        (ts("10:00:00.001"), "CTRL", "send", "CTRL send", T2, "00f067aa0ba902b7", "u1", 5),
+        (ts("10:00:00.004"), "REST", "fetch_start", "REST fetch_start", T2, "00f067aa0ba902b7",
+         "u2", None),
+        (ts("10:00:00.007"), "REST", "fetch_start", "REST fetch_start", T1, "b3d05a82bb5f508d",
+         "u2", None),
+    ]  # fmt: skip
+    assert (got.inputs.events, got.inputs.ignored, got.inputs.malformed) == (3, 2, 1)
+    assert got.inputs.examples == [
+        "x.json:1: resourceSpans[0].scopeSpans[0].spans[0].events[2]: "
+        "attributes are not a list (str)"
+    ]
+
+
+def test_receiver_maps_span_events_from_the_real_exporter(receiver: Any) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    rx, out = receiver
+    provider = _tracer_provider(rx.url)
+    tracer = provider.get_tracer("tracekit")
+    parent = SpanContext(int(T1, 16), 0x1234, is_remote=True, trace_flags=TraceFlags(1))
+    span = tracer.start_span(
+        "GET /messages", context=trace.set_span_in_context(NonRecordingSpan(parent)), start_time=NS
+    )
+    span.add_event(
+        "REST fetch_start",
+        attributes={"tracekit.stage": "REST", "tracekit.action": "fetch_start", "tracekit.seq": 3},
+        timestamp=NS + 4_000_000,
+    )
+    span.add_event("cache miss", timestamp=NS + 5_000_000)
+    span.end(end_time=NS + 9_000_000)
+    provider.shutdown()
+    assert (rx.events, rx.ignored, rx.malformed) == (1, 2, 0)
+    span_id = f"{span.get_span_context().span_id:016x}"
+    assert collect([out]).events.collect().to_dicts() == [
+        event(
+            timestamp=ts("10:00:00.004"),
+            stage="REST",
+            action="fetch_start",
+            event="REST fetch_start",
+            trace_id=T1,
+            source="chat-server-1",
+            seq=3,
+            span_id=span_id,
+            file=str(out),
+            line=1,
+        )
+    ]
