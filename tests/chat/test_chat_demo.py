@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 from collections import Counter
 from datetime import datetime, timedelta
@@ -9,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from tracekit.analyzers import analyze, default_pipeline
 from tracekit.chat.demo import DemoRun, run_demo
 from tracekit.chat.load import plan_load
+from tracekit.cli._app import _explain_demo
 from tracekit.collectors import collect
 
 
@@ -61,11 +65,21 @@ def _check_common(run: DemoRun, tmp_path: Path) -> dict[str, list[dict[str, Any]
     return events
 
 
-def _reported(run: DemoRun) -> list[dict[str, Any]]:
-    """What tracekit finds in the run's logs (grace below the run's tail, as the demo does)."""
+def _report(run: DemoRun) -> dict[str, Any]:
+    """tracekit's report of the run's logs (grace below the run's tail, as the demo does)."""
     grace = timedelta(milliseconds=max(run.tail_ms // 2, 100))
-    findings = analyze(collect(run.logs).events, grace=grace).to_dict()["findings"]
-    return list(findings)
+    return analyze(collect(run.logs).events, grace=grace).to_dict()
+
+
+def _reported(run: DemoRun) -> list[dict[str, Any]]:
+    return list(_report(run)["findings"])
+
+
+def _explained(run: DemoRun, data: dict[str, Any]) -> str:
+    """What ``tracekit demo`` prints after its table: the truth against ``data``'s findings."""
+    out = io.StringIO()
+    _explain_demo(run, data, Console(file=out, width=300, no_color=True))
+    return out.getvalue()
 
 
 def _delivered(events: dict[str, list[dict[str, Any]]], trace_id: str, user: str) -> int:
@@ -214,3 +228,26 @@ def test_faults_truth_expects_an_outlier_only_with_enough_samples(
     assert default_pipeline().outlier_min_samples > sum(
         len(m["recipients"]) for m in run.truth.messages
     )
+
+
+def test_demo_explanation_compares_races_and_every_finding_kind(tmp_path: Path) -> None:
+    run = run_demo("race-bug", users=3, messages=4, out=tmp_path, seed=0, tail=0.3)
+    data = _report(run)
+    assert run.truth.races and run.lost
+    n = len(run.expected_findings) + len({(r["trace_id"], r["recipient"]) for r in run.truth.races})
+    assert f"tracekit reported exactly the {n} expected findings" in _explained(run, data)
+
+    no_races = copy.deepcopy(data)
+    no_races["findings"] = [f for f in data["findings"] if f["kind"] != "race"]
+    text = _explained(run, no_races)
+    assert "mismatch" in text and "exactly" not in text
+    assert f"{len(run.truth.races)} expected finding(s) not reported" in text
+
+    extra = copy.deepcopy(data)
+    for kind in ("unexpected", "in_flight", "reorder"):
+        extra["findings"].append(
+            {"kind": kind, "trace_id": "ab" * 16, "recipient": "u1", "stage": "CTRL.add"}
+        )
+    text = _explained(run, extra)
+    assert "mismatch" in text and "3 reported but not expected" in text
+    assert "reorder" in text and "in_flight" in text and "unexpected" in text

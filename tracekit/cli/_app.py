@@ -660,20 +660,41 @@ def demo(
             _explain_demo(run, data, status)
 
 
+def _finding_key(
+    kind: str, trace_id: Any, recipient: Any, stage: Any, last_seen: Any
+) -> tuple[Any, ...]:
+    """What a demo finding is compared on. A race is one (message, recipient) that arrived
+    during a history load: its hops are the analyzer's choice, the truth names none."""
+    if kind == "race":
+        return (kind, trace_id, recipient, None, None)
+    return (kind, trace_id, recipient, stage, last_seen)
+
+
 def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
-    """Compare what the scenario knows it caused with what tracekit found."""
-    kinds = {e.kind for e in run.expected_findings}
-    expected = {(e.kind, e.trace_id, e.recipient, e.stage) for e in run.expected_findings}
+    """Compare what the scenario knows it caused (its expected findings and the races its
+    clients saw) with every finding tracekit reported, whatever its kind."""
+    from rich.markup import escape
+
+    expected = {
+        _finding_key(e.kind, e.trace_id, e.recipient, e.stage, e.last_seen)
+        for e in run.expected_findings
+    }
+    races = {
+        _finding_key("race", r["trace_id"], r["recipient"], None, None) for r in run.truth.races
+    }
+    expected |= races
     found = {
-        (f["kind"], f["trace_id"], f["recipient"], f["stage"])
+        _finding_key(
+            f["kind"], f.get("trace_id"), f.get("recipient"), f.get("stage"), f.get("last_seen")
+        )
         for f in data["findings"]
-        if f["kind"] in kinds | {"drop", "duplicate"}
     }
     summary = data["summary"]
     console.print(
         f"scenario {run.scenario}: {len(run.lost)} deliveries lost by the app, "
-        f"{len(expected)} findings expected; tracekit: {summary['drop']} drop(s), "
-        f"{summary['race']} race(s), {summary['duplicate']} duplicate(s)."
+        f"{len(expected)} findings expected ({len(races)} race(s)); tracekit: "
+        f"{summary['drop']} drop(s), {summary['race']} race(s), "
+        f"{summary['duplicate']} duplicate(s), {len(data['findings'])} finding(s) in all."
     )
     if found == expected:
         what = "finding" if len(expected) == 1 else "findings"
@@ -681,9 +702,25 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
             f"[green]tracekit reported exactly the {len(expected)} expected {what}"
             f"{'' if expected else ' (none)'}.[/green] Ground truth: {run.truth_path}"
         )
-    else:
+        return
+    missing, extra = expected - found, found - expected
+    console.print(
+        f"[red]mismatch: {len(missing)} expected finding(s) not reported, "
+        f"{len(extra)} reported but not expected.[/red] Ground truth: {run.truth_path}"
+    )
+    shown = 10
+    for label, keys in (("expected, not reported", missing), ("reported, not expected", extra)):
+        rows = sorted(keys, key=lambda k: tuple("" if x is None else str(x) for x in k))
+        for kind, trace_id, recipient, stage, last_seen in rows[:shown]:
+            where = f" at {stage}" if stage else ""
+            where += f" (last seen {last_seen})" if last_seen else ""
+            console.print(
+                escape(f"  {label}: {kind} {trace_id} for {recipient}{where}"), highlight=False
+            )
+        if len(rows) > shown:
+            console.print(f"  ... and {len(rows) - shown} more {label}")
+    if any(k[0] in ("latency_outlier", "slo_breach") for k in extra):
         console.print(
-            f"[red]mismatch: {len(expected - found)} expected finding(s) not reported, "
-            f"{len(found - expected)} reported but not expected.[/red] Ground truth: "
-            f"{run.truth_path}"
+            "  (a latency finding the scenario did not cause is this machine's own timing,"
+            " e.g. a busy CPU or a slow disk: it is real, the ground truth cannot know it)"
         )
