@@ -108,7 +108,9 @@ def test_trace_shows_recipients_as_written(tmp_path: Path, recipient: str) -> No
     code, out, err = run("trace", T, str(logs))
     assert (code, err) == (0, "")
     recipient_rows = [
-        _cells(line)[:3] for line in out.splitlines() if line.startswith("│ " + recipient)
+        [_cells(line)[i] for i in (0, 1, 3)]  # recipient, hop, source
+        for line in out.splitlines()
+        if line.startswith("│ " + recipient)
     ]
     assert recipient_rows == [
         [recipient, "WS-BROADCAST.deliver", "srv"],
@@ -205,3 +207,107 @@ def test_watch_key_is_the_gap_not_the_paths_it_makes_indeterminate() -> None:
         "evidence": [{"file": "a/server.jsonl", "line": 7}],
     }
     assert _key(dropped) != _key({**dropped, "evidence": [{"file": "a/server.jsonl", "line": 9}]})
+
+
+# -- 3. the timeline's count and file:line -------------------------------------------------
+
+
+def write_duplicate(logs: Path) -> Path:
+    """u1 sends one message to u2, whose client logs WS-RECV.receive twice (lines 1 and 2)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    server = [
+        _event(0.01, "REST", "persist", "srv", 1, actor="server", msg_id="m1"),
+        _event(0.02, "WS-BROADCAST", "start", "srv", 2, actor="server", recipients=["u2"]),
+        _event(0.03, "WS-BROADCAST", "deliver", "srv", 3, actor="server", peer="u2", msg_id="m1"),
+    ]
+    sender = [
+        _event(0.0, "CTRL", "send", "client-u1", 1, actor="u1"),
+        _event(0.001, "REST", "request", "client-u1", 2, actor="u1"),
+        _event(0.02, "REST", "response", "client-u1", 3, actor="u1", msg_id="m1"),
+    ]
+    recipient = [
+        _event(0.04, "WS-RECV", "receive", "client-u2", 1, actor="u2", msg_id="m1"),
+        _event(0.041, "WS-RECV", "receive", "client-u2", 2, actor="u2", msg_id="m1"),
+        _event(0.05, "REPO", "add", "client-u2", 3, actor="u2", msg_id="m1"),
+        _event(0.06, "CTRL", "add", "client-u2", 4, actor="u2", msg_id="m1"),
+    ]
+    (logs / "server.jsonl").write_text("\n".join(server) + "\n")
+    (logs / "client-u1.jsonl").write_text("\n".join(sender) + "\n")
+    (logs / "client-u2.jsonl").write_text("\n".join(recipient) + "\n")
+    return logs
+
+
+def test_trace_shows_how_often_and_where_each_hop_was_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_duplicate(Path("logs"))
+    code, out, err = run("trace", T, "logs")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert _cells(lines[2].replace("┃", "│")) == [
+        "recipient",
+        "hop",
+        "count",
+        "source",
+        "time (corrected, UTC)",
+        "+ms",
+        "logged at",
+    ]
+    rows = [_cells(line) for line in lines if line.startswith("│")]
+    assert [[r[0], r[1], r[2], r[3], r[6]] for r in rows] == [
+        ["·", "CTRL.send", "1", "client-u1", "logs/client-u1.jsonl:1"],
+        ["·", "REST.request", "1", "client-u1", "logs/client-u1.jsonl:2"],
+        ["·", "REST.persist", "1", "srv", "logs/server.jsonl:1"],
+        ["·", "REST.response", "1", "client-u1", "logs/client-u1.jsonl:3"],
+        ["·", "WS-BROADCAST.start", "1", "srv", "logs/server.jsonl:2"],
+        ["u2", "WS-BROADCAST.deliver", "1", "srv", "logs/server.jsonl:3"],
+        ["u2", "WS-RECV.receive", "2", "client-u2", "logs/client-u2.jsonl:1"],
+        ["u2", "REPO.add", "1", "client-u2", "logs/client-u2.jsonl:3"],
+        ["u2", "CTRL.add", "1", "client-u2", "logs/client-u2.jsonl:4"],
+    ]
+
+
+def test_trace_leaves_count_and_place_of_a_missing_hop_empty(tmp_path: Path) -> None:
+    logs = write_drop(tmp_path / "logs", "u2")
+    code, out, _ = run("trace", T, str(logs))
+    assert code == 0
+    missing = [_cells(line) for line in out.splitlines() if "(missing)" in line]
+    assert [r[:3] + r[4:] for r in missing] == [
+        ["u2", "✗ WS-RECV.receive (missing)", "", "", "", ""],
+        ["u2", "✗ REPO.add (missing)", "", "", "", ""],
+        ["u2", "✗ CTRL.add (missing)", "", "", "", ""],
+    ]
+
+
+def test_html_timeline_rows_show_how_often_and_where_each_hop_was_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_duplicate(Path("logs"))
+    code, _, err = run("report", "logs", "-o", "report.html")
+    assert (code, err) == (0, "wrote report.html\n")
+    page = Path("report.html").read_text()
+    assert (
+        '<th>time (corrected, UTC)</th><th class="num">since first</th>'
+        '<th class="num">from previous</th><th class="num">count</th><th>logged at</th>'
+        "<th>status</th>"
+    ) in page
+    receive = next(
+        row.partition("</tr>")[0]
+        for row in page.split('<tr class="reached">')[1:]
+        if '<td class="stage">WS-RECV.receive</td>' in row
+    )
+    assert receive == (
+        '<td class="recipient">u2</td><td class="stage">WS-RECV.receive</td>'
+        '<td class="source">client-u2</td><td class="mono">2026-01-01T00:00:00.040000Z</td>'
+        '<td class="num">+40 ms</td><td class="num">10 ms</td>'
+        '<td class="num count dup">2</td>'
+        '<td class="evidence"><code title="logs/client-u2.jsonl:1">client-u2.jsonl:1</code></td>'
+        '<td class="status">reached</td>'
+    )
+    # the hop's tooltip in the drawing says so too
+    assert (
+        "<title>u2 · WS-RECV.receive · logged 2 times · client-u2 · 2026-01-01T00:00:00.040000Z · +10 ms · "
+        "logs/client-u2.jsonl:1</title>"
+    ) in page

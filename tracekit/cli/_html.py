@@ -207,6 +207,7 @@ article.timeline h3 code{font-size:14px}
 .tag.k-info{background:var(--info-soft);border-color:var(--info)}
 details.rows>summary{cursor:pointer;color:var(--muted);font-size:12.5px;margin:4px 0}
 tr.missing td{color:var(--bad)}
+td.count.dup{color:var(--warn);font-weight:650}
 tr.missing td.status{font-weight:650}
 .pill{font-size:11px;border:1px solid var(--border);border-radius:999px;padding:0 7px;color:var(--muted)}
 ul.examples{margin:6px 0 0;padding-left:18px}ul.examples li{margin:2px 0}
@@ -885,14 +886,17 @@ def _timeline_svg(
                 out.append(_text(mid, y - 8, _ms(lat), "muted small", "middle"))
             hop = str(r.get("hop"))
             src = r.get("source")
+            n = _num(r.get("count"))
             tip = " · ".join(
                 str(x)
                 for x in (
                     name,
                     hop,
+                    f"logged {int(n)} times" if reached and n is not None and n > 1 else None,
                     src,
                     r.get("timestamp"),
                     f"+{_ms(lat)}" if lat is not None else None,
+                    f"{r.get('file')}:{r.get('line')}" if reached and r.get("file") else None,
                     None if reached else "MISSING",
                 )
                 if x
@@ -934,14 +938,31 @@ def _timeline_svg(
     return f'<div class="scroll">{_svg(width, height, out, "timeline")}</div>'
 
 
+def _logged(r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A timeline row's place in the logs as evidence (``[]`` when unknown)."""
+    return [{"file": r.get("file"), "line": r.get("line")}] if r.get("file") else []
+
+
 def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
     times = [t for r in rows if (t := _parse_ts(r.get("timestamp"))) is not None]
     t0 = min(times) if times else None
+    strip = _common_dir(str(r.get("file")) for r in rows if r.get("file"))
     body = []
     for r in rows:
         reached = bool(r.get("reached", True))
         t = _parse_ts(r.get("timestamp"))
         since = f"+{_ms((t - t0).total_seconds() * 1000)}" if t and t0 else "—"
+        n = _num(r.get("count"))
+        count = (
+            f'<td class="num count{" dup" if n > 1 else ""}">{_int(n)}</td>'
+            if reached and n is not None
+            else '<td class="num count"></td>'
+        )
+        logged = (
+            f'<td class="evidence">{_evidence(_logged(r), strip)}</td>'
+            if reached
+            else '<td class="evidence"></td>'
+        )
         body.append(
             f'<tr class="{"reached" if reached else "missing"}">'
             + _cell(r.get("recipient"), "recipient")
@@ -950,13 +971,17 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + _cell(r.get("timestamp"), "mono")
             + f'<td class="num">{_e(since if reached else "")}</td>'
             + f'<td class="num">{_e(_ms(r.get("latency_ms")) if reached else "")}</td>'
+            + count
+            + logged
             + f'<td class="status">{"reached" if reached else "✗ missing"}</td></tr>'
         )
     return (
-        '<details class="rows"><summary>Rows: source, corrected time, latency</summary>'
+        '<details class="rows"><summary>Rows: source, corrected time, latency, count, '
+        "place in the logs</summary>"
         '<div class="scroll"><table><thead><tr><th>recipient</th><th>hop</th><th>source</th>'
         '<th>time (corrected, UTC)</th><th class="num">since first</th>'
-        '<th class="num">from previous</th><th>status</th></tr></thead>'
+        '<th class="num">from previous</th><th class="num">count</th><th>logged at</th>'
+        "<th>status</th></tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div></details>"
     )
 

@@ -221,19 +221,34 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _logged_at(row: Mapping[str, Any]) -> str:
+    """Where a hop was (first) logged, ``file:line``; empty if unknown."""
+    file, line = row.get("file"), row.get("line")
+    if not file:
+        return ""
+    return f"{file}:{line}" if line is not None else str(file)
+
+
 def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
-    """One message's path: a row per (recipient, hop), the missing hops marked."""
+    """One message's path: a row per (recipient, hop), the missing hops marked; how many times
+    each hop was logged (more than once is a duplicate) and where it was logged first."""
     table = Table(title=Text(f"trace {trace_id}"), title_justify="left")
-    for col in ("recipient", "hop", "source", "time (corrected, UTC)", "+ms"):
-        table.add_column(col, justify="right" if col == "+ms" else "left")
+    for col in ("recipient", "hop", "count", "source", "time (corrected, UTC)", "+ms", "logged at"):
+        table.add_column(col, justify="right" if col in ("+ms", "count") else "left")
     for row in rows:
         reached = row.get("reached", True)
+        count = row.get("count")
         table.add_row(
             Text(str(row.get("recipient") or "·")),
             Text(str(row.get("hop")) if reached else f"✗ {row.get('hop')} (missing)"),
+            Text(
+                str(count) if reached and count is not None else "",
+                style="bold yellow" if isinstance(count, int) and count > 1 else "",
+            ),
             Text(str(row.get("source") or "")),
             Text(str(row.get("timestamp") or "")),
             _ms(row.get("latency_ms")) if reached else "",
+            Text(_logged_at(row) if reached else ""),
             style=None if reached else "bold red",
         )
     console.print(table)

@@ -17,6 +17,10 @@ _NAMES = {
     "timestamp": ("timestamp", "corrected", "corrected_ts", "time"),
     "latency_ms": ("latency_ms", "since_previous_ms", "delta_ms"),
     "reached": ("reached",),
+    # how many times the hop was logged (2 is a duplicate), and where it was logged first
+    "count": ("count",),
+    "file": ("file",),
+    "line": ("line",),
 }
 
 
