@@ -11,11 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chat_helpers import Chat
 from rich.console import Console
 
 from tracekit.analyzers import analyze, default_pipeline
 from tracekit.chat.demo import DemoRun, run_demo
-from tracekit.chat.load import plan_load
+from tracekit.chat.load import (
+    AwaitReloads,
+    LoadDriver,
+    LoadPlan,
+    PlannedMessage,
+    Reload,
+    Send,
+    ground_truth,
+    plan_load,
+)
 from tracekit.cli._app import _explain_demo
 from tracekit.collectors import collect
 
@@ -251,3 +261,26 @@ def test_demo_explanation_compares_races_and_every_finding_kind(tmp_path: Path) 
     text = _explained(run, extra)
     assert "mismatch" in text and "3 reported but not expected" in text
     assert "reorder" in text and "in_flight" in text and "unexpected" in text
+
+
+async def test_truth_counts_a_socket_message_the_race_bug_page_overwrites(chat: Chat) -> None:
+    # u2 reloads c1 and sends in it while the page is in flight: its own send puts c1 back in
+    # the store, so u1's message reaches CTRL.add, and then the page (read before) wipes it
+    chat.options.history_latency = 0.3
+    clients = {u: await chat.client(u, "race-bug", ["c1"]) for u in ("u1", "u2", "u3")}
+    plan = LoadPlan("race-bug", 0, "race-bug", list(clients), {"c1": list(clients)}, 0.3)
+    own = PlannedMessage(0, "c1", "u2", "11111111-1111-4111-8111-111111111111")
+    other = PlannedMessage(1, "c1", "u1", "22222222-2222-4222-8222-222222222222")
+    plan.steps = [Reload("u2", "c1", wait=False), Send(own), Send(other), AwaitReloads()]
+    driver = LoadDriver(plan, clients, chat.server.base_url, chat.options)
+    await driver.run(tail=0.05)
+    truth = ground_truth(plan, driver)
+
+    assert _hops(chat.events("u2"), other.trace_id)["CTRL.add"] == 1  # logged as shown...
+    assert clients["u2"].controller.dropped == []
+    (lost,) = truth.lost  # ...yet gone from u2's screen until the refresh
+    assert (lost.trace_id, lost.recipient, lost.kind, lost.stage) == (
+        other.trace_id, "u2", "drop", "CTRL.add"
+    )  # fmt: skip
+    assert not lost.shown and lost.shown_after_refresh
+    assert {(r["trace_id"], r["recipient"]) for r in truth.races} == {(other.trace_id, "u2")}

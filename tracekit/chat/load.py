@@ -359,7 +359,9 @@ class GroundTruth:
     #: every message: trace_id, client_msg_id, msg_id, conv_id, sender, recipients
     messages: list[dict[str, Any]]
     deliveries_expected: int
-    #: (message, recipient) that never reached CTRL.add, with the hop where it stopped
+    #: (message, recipient) that never reached CTRL.add, with the hop where it stopped, or
+    #: that reached it and was no longer on the recipient's screen before the final refresh
+    #: (the race-bug page overwrote it: stage and last_seen CTRL.add)
     lost: list[Expected]
     #: (message, recipient) whose frame arrived more than once
     duplicates: list[Expected]
@@ -394,6 +396,10 @@ def ground_truth(
     plan: LoadPlan, driver: LoadDriver, pipeline: Pipeline | None = None
 ) -> GroundTruth:
     """What happened to every (message, recipient), read from the clients' own state.
+
+    A delivery is lost if it never reached ``CTRL.add`` (by the hop where it stopped) or if
+    the recipient's screen before the final refresh does not show it although its socket
+    message reached ``CTRL.add`` (a race-bug history page overwrote the store).
 
     ``pipeline`` (default: the built-in one) is the model the run will be analyzed with: a
     delay is an expected ``latency_outlier`` only if its hop has the pipeline's
@@ -459,6 +465,18 @@ def ground_truth(
                         "WS-RECV.receive",
                         "WS-BROADCAST.deliver",
                         "frame lost on the wire",
+                    )
+                )
+            elif not shown:
+                # CTRL.add was logged, yet the screen the user had before the refresh lacks
+                # it: the race-bug history page overwrote the store after the socket message
+                lost.append(
+                    _expect(
+                        this,
+                        "drop",
+                        "CTRL.add",
+                        "CTRL.add",
+                        "overwritten by a history page after CTRL.add",
                     )
                 )
             if frames > 1:
