@@ -311,3 +311,51 @@ def test_html_timeline_rows_show_how_often_and_where_each_hop_was_logged(
         "<title>u2 · WS-RECV.receive · logged 2 times · client-u2 · 2026-01-01T00:00:00.040000Z · +10 ms · "
         "logs/client-u2.jsonl:1</title>"
     ) in page
+
+
+# -- 4. Markdown cells ---------------------------------------------------------------------
+
+
+def test_markdown_keeps_log_text_inside_its_cell_and_escapes_html(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    recipient = "u2|<script>alert(1)</script>&co"
+    write_drop(Path("logs<img src=x onerror=alert(1)>"), recipient)
+    code, out, err = run(
+        "analyze", "logs<img src=x onerror=alert(1)>", "--grace", "0s", "-f", "markdown"
+    )
+    assert (code, err) == (0, "")
+    shown = "u2\\|&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
+    rows = [line for line in out.splitlines() if line.startswith("| drop | `")]
+    assert rows == [
+        f"| drop | `{T}` | for {shown} at WS-RECV.receive after WS-BROADCAST.deliver | "
+        f"recipient {shown}: reached WS-BROADCAST.deliver, never reached WS-RECV.receive "
+        "(the logs go on 8970.0 ms after it) | "
+        "logs&lt;img src=x onerror=alert(1)&gt;/server.jsonl:3 |"
+    ]
+    assert "<" not in out and ">" not in out
+
+
+def test_markdown_cells_escape_backslashes_and_line_breaks() -> None:
+    from tracekit.cli._render import render_markdown
+
+    report = {
+        "summary": {"messages": 1, "drop": 1},
+        "findings": [
+            {
+                "kind": "drop",
+                "trace_id": "t`1|x",
+                "source": "a\\|b",
+                "detail": "two\nlines\r\nhere",
+                "evidence": [{"file": "f|g", "line": 3}],
+            }
+        ],
+        "latency": {
+            "hops": [{"from": "A|B", "to": "<C>", "count": 1, "p50_ms": 1.0}],
+        },
+    }
+    out = render_markdown(report).splitlines()
+    # a backslash before a pipe would escape the escape and end the cell
+    assert "| drop | t\\`1\\|x | in a\\\\\\|b | two lines here | f\\|g:3 |" in out
+    assert "| A\\|B | &lt;C&gt; | 1 | 1.0 | - | - | - |" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -165,6 +166,32 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         )
 
 
+_MD_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",  # else a backslash before an escaped pipe would unescape it
+        "|": "\\|",  # a pipe would end the cell
+        "`": "\\`",
+        "&": "&amp;",  # Markdown passes HTML through: text from the logs must not be HTML
+        "<": "&lt;",
+        ">": "&gt;",
+        "\r": " ",  # a line break would end the row
+        "\n": " ",
+    }
+)
+_PLAIN_ID = re.compile(r"[\w.:-]+")
+
+
+def _md(value: object) -> str:
+    """A table cell's text: it stays in its cell and row and is never read as HTML."""
+    return str(value).replace("\r\n", " ").translate(_MD_ESCAPES)
+
+
+def _md_id(value: object) -> str:
+    """A trace id as code, unless it is not a plain id (then escaped text)."""
+    text = str(value)
+    return f"`{text}`" if _PLAIN_ID.fullmatch(text) else _md(text)
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     summary = report.get("summary", {})
     out = [
@@ -189,11 +216,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         ]
         for f in findings:
             cells = [
-                str(f.get("kind")),
-                f"`{f.get('trace_id') or '-'}`",
-                _where(f),
-                str(f.get("detail", "")).replace("|", "\\|"),
-                _evidence(f),
+                _md(f.get("kind")),
+                _md_id(f.get("trace_id") or "-"),
+                _md(_where(f)),
+                _md(f.get("detail", "")),
+                _md(_evidence(f)),
             ]
             out.append("| " + " | ".join(cells) + " |")
     hops = report.get("latency", {}).get("hops", [])
@@ -207,7 +234,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         ]
         for row in hops:
             out.append(
-                f"| {row['from']} | {row['to']} | {row['count']} | "
+                f"| {_md(row['from'])} | {_md(row['to'])} | {row['count']} | "
                 + " | ".join(_ms(row.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
                 + " |"
             )
