@@ -244,8 +244,13 @@ def test_demo_explanation_compares_races_and_every_finding_kind(tmp_path: Path) 
     run = run_demo("race-bug", users=3, messages=4, out=tmp_path, seed=0, tail=0.3)
     data = _report(run)
     assert run.truth.races and run.lost
-    n = len(run.expected_findings) + len({(r["trace_id"], r["recipient"]) for r in run.truth.races})
-    assert f"tracekit reported exactly the {n} expected findings" in _explained(run, data)
+    n, races = (
+        len(run.expected_findings),
+        {(r["trace_id"], r["recipient"]) for r in run.truth.races},
+    )
+    assert f"reported exactly the {n} expected findings and the {len(races)} races" in _explained(
+        run, data
+    )
 
     no_races = copy.deepcopy(data)
     no_races["findings"] = [f for f in data["findings"] if f["kind"] != "race"]

@@ -697,9 +697,11 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
         f"{summary['duplicate']} duplicate(s), {len(data['findings'])} finding(s) in all."
     )
     if found == expected:
-        what = "finding" if len(expected) == 1 else "findings"
+        n = len(expected) - len(races)
+        what = "finding" if n == 1 else "findings"
+        also = f" and the {len(races)} race{'' if len(races) == 1 else 's'}" if races else ""
         console.print(
-            f"[green]tracekit reported exactly the {len(expected)} expected {what}"
+            f"[green]tracekit reported exactly the {n} expected {what}{also}"
             f"{'' if expected else ' (none)'}.[/green] Ground truth: {run.truth_path}"
         )
         return
