@@ -456,3 +456,30 @@ def test_watch_refuses_an_unknown_timezone_at_once(logs: Path) -> None:
     code, _, err = run("watch", str(logs), "--timezone", "Mars/Base", "--duration", "5s")
     assert code == 2
     assert "unknown timezone 'Mars/Base'" in err
+
+
+def test_a_crash_is_exit_3_not_a_failed_gate(tmp_path: Path) -> None:
+    # Exit 1 means "a gate failed": a bug in tracekit must not read as a finding in CI.
+    log = tmp_path / "one.jsonl"
+    log.write_text(
+        '{"timestamp":"2026-01-01T00:00:00Z","stage":"CTRL","action":"send","event":"x",'
+        f'"trace_id":"{1:032x}","actor":"u1","source":"c","seq":1}}\n'
+    )
+    script = (
+        "import sys, tracekit.analyzers as a\n"
+        "def boom(*args, **kw): raise RuntimeError('boom')\n"
+        "a.analyze = boom\n"
+        "import tracekit.analyzers._report as r; r.analyze = boom\n"
+        f"sys.argv = ['tracekit', 'check', {str(log)!r}, '--max', 'drop=0']\n"
+        "from tracekit.cli import main; main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("tracekit: internal error: RuntimeError: boom (a bug in tracekit")
+    )
