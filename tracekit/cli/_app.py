@@ -635,13 +635,15 @@ def demo(
 
     Example: `tracekit demo --scenario race-bug --users 3 --messages 20`
     """
+    from rich.markup import escape
+
     from tracekit.chat.demo import run_demo
 
     with _translated_errors():
         status = _stderr()
         status.print(
             f"[bold]tracekit demo[/bold]: scenario {scenario.value}, {users} users, "
-            f"{messages} messages, logs in {out}/"
+            f"{messages} messages, logs in {escape(str(out))}/"
         )
         run = run_demo(scenario=scenario.value, users=users, messages=messages, out=out, seed=seed)
         # The run's logs go on `tail_ms` after the last delivery: a grace window under that
@@ -702,13 +704,14 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
         also = f" and the {len(races)} race{'' if len(races) == 1 else 's'}" if races else ""
         console.print(
             f"[green]tracekit reported exactly the {n} expected {what}{also}"
-            f"{'' if expected else ' (none)'}.[/green] Ground truth: {run.truth_path}"
+            f"{'' if expected else ' (none)'}.[/green] Ground truth: {escape(str(run.truth_path))}"
         )
         return
     missing, extra = expected - found, found - expected
     console.print(
         f"[red]mismatch: {len(missing)} expected finding(s) not reported, "
-        f"{len(extra)} reported but not expected.[/red] Ground truth: {run.truth_path}"
+        f"{len(extra)} reported but not expected.[/red] Ground truth: "
+        f"{escape(str(run.truth_path))}"
     )
     shown = 10
     for label, keys in (("expected, not reported", missing), ("reported, not expected", extra)):
