@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import polars as pl
 
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
@@ -194,6 +195,7 @@ def _read_block(
         raw = _slow(data, schema, file, stats, first_line)
         if rename:
             raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
+    raw = _exact_lists(raw, data, path, first_line)
     return normalize(
         raw,
         file=file,
@@ -202,6 +204,39 @@ def _read_block(
         timezone=options["timezone"],
         timestamp_format=fmt,
     )
+
+
+def _exact_lists(
+    raw: pl.DataFrame, data: bytes | None, path: Path | None, first_line: int
+) -> pl.DataFrame:
+    """``recipients`` as exact JSON text where polars cannot give it back.
+
+    Read as text, a list comes back as JSON with its strings unescaped but for ``"``:
+    ``["a\\\\b"]`` becomes ``["a\\b"]``, which then decodes as a backspace (silently wrong) or
+    not at all (``a\\[b``). The few rows whose text holds a backslash are read again from their
+    line with orjson; a line that still cannot be read keeps its text (and its warning)."""
+    if "recipients" not in raw.columns or raw.height == 0:
+        return raw
+    lossy = raw.select("line", "recipients").filter(
+        pl.col("recipients").str.contains("\\", literal=True)
+    )
+    if lossy.is_empty():
+        return raw
+    if data is None:
+        data = path.read_bytes() if path is not None else b""
+    lines = data.split(b"\n")
+    exact: list[str | None] = []
+    for n in lossy.get_column("line"):
+        try:
+            value = orjson.loads(lines[n - first_line])["recipients"]
+            exact.append(orjson.dumps(value).decode() if isinstance(value, list) else None)
+        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError):
+            exact.append(None)
+    fixed = pl.DataFrame(
+        {"line": lossy.get_column("line"), "recipients": exact},
+        schema={"line": raw.schema["line"], "recipients": pl.String},
+    )
+    return raw.update(fixed, on="line")
 
 
 def _reason(exc: Exception, line: bytes) -> str:

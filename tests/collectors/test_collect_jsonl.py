@@ -253,6 +253,20 @@ def test_comma_milliseconds_with_an_offset() -> None:
     assert got.inputs.malformed == 0
 
 
+def test_recipient_names_with_backslashes_and_tabs_come_back_exactly(tmp_path: Path) -> None:
+    # polars gives a list read as text back with its strings unescaped: "a\\b" decoded as a
+    # backspace, "a\\[b]" not at all (the broadcast then seemed to name no one)
+    names = ["a\\[b]", 'q"x', "a\\b", "tab\there", "ok"]
+    ev = {"timestamp": "2026-11-25T10:00:00Z", "stage": "WS-BROADCAST", "action": "start"}
+    lines = [{**ev, "recipients": names}, {**ev, "recipients": ["u1"]}]
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    for src in (MemorySource(lines, name="b"), path):
+        got = collect([src])
+        assert got.events.collect().get_column("recipients").to_list() == [names, ["u1"]]
+        assert got.inputs.warnings == []
+
+
 def test_a_fractional_seq_is_left_empty_not_rounded() -> None:
     # 4.5 rounded to 4 (or "5.7" to 6) would invent a position, here a repeated seq 6
     got = collect([MemorySource([jl(seq=v) for v in (3, 4.5, "5.7", 6.0, "6.0", "x")])])
