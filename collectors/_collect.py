@@ -543,16 +543,29 @@ def _read_one(
     if fmt == "jsonl":
         from tracekit.collectors._jsonl import read_jsonl
 
-        stats.formats[name] = stats.formats.get(name, 0) + 1
         # polars reads a plain file itself (memory-mapped) rather than from a Python copy
+        part = InputStats()
         frame = read_jsonl(
             raw.data,
             path=raw.path,
             file=src.name,
             source=src.source_name,
-            stats=stats,
+            stats=part,
             timezone=timezone,
         )
+        if part.malformed and src.format is None and len(formats) != 1:
+            # Detected from its first lines, but legacy tagged lines further down are no bad
+            # JSON: read the file as mixed (its JSON objects as JSON lines, the rest as legacy).
+            data = raw.load()
+            if _LEGACY_TAG.search(data):
+                lines, latin1 = _text_lines(data)
+                is_object, bare = _object_lines(lines)
+                if is_object.any():
+                    return _read_mixed(
+                        lines, latin1, is_object, bare, "legacy", src, timezone, stats
+                    )
+        stats.formats[name] = stats.formats.get(name, 0) + 1
+        stats.merge(part)
         if b'\\"stage\\"' in head:  # events as text inside a JSON string (a wrapper)
             lines, _ = _text_lines(raw.load())
             found = _key_lines(_numbered(lines), '\\"stage\\"')

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import orjson
+import polars as pl
 from collectors_helpers import T1, jl, ts
 
 from tracekit.collectors import Collected, MemorySource, collect, detect_format
@@ -271,3 +272,20 @@ def test_legacy_payloads_with_stage_keys_are_counted_per_line() -> None:
         "a JSON event is read when it is the whole line or follows a container runtime's "
         "'<time> stdout F ' prefix"
     ]
+
+
+def test_legacy_lines_far_down_a_json_lines_file_are_read_not_malformed() -> None:
+    # Detection sees 60 JSON lines first; the legacy lines after them used to be "invalid JSON"
+    # (counted, but their events lost).
+    events = [line(seq=i, timestamp="2026-11-25T10:00:00.100000Z") for i in range(60)]
+    tail = [
+        "2026-11-25T10:00:01.000Z [CTRL] sendMessage: clientMsgId=tmp-9",
+        "not a log line",
+    ]
+    data = "\n".join(events + tail) + "\n"
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.height == 61
+    assert frame.filter(pl.col("line") == 61).select("stage", "action").rows() == [("CTRL", "send")]
+    assert counts(got) == (1, 62, 61, 1, 0)
+    assert got.inputs.formats == {"legacy": 1}
