@@ -363,6 +363,10 @@ def expand_paths(
         text = os.fspath(item)
         if text == "-":
             flush()
+            if any(isinstance(s, StdinSource) for s in sources):
+                # stdin is read once: a second "-" would only find it empty
+                notes.append("-: stdin given twice; read once")
+                continue
             sources.append(StdinSource())
             continue
         path = Path(text)

@@ -86,6 +86,15 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seqs(collect([StdinSource(io.BytesIO(jsonl(3)))])) == [3]
 
 
+def test_stdin_given_twice_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the second "-" found stdin drained: "empty, no events" and a file counted twice
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl(1, 2))))
+    got = collect(["-", "-"])
+    assert seqs(got) == [1, 2]
+    assert got.inputs.files == 1
+    assert got.inputs.warnings == ["-: stdin given twice; read once"]
+
+
 def test_truncated_gzip_keeps_what_came_before(tmp_path: Path) -> None:
     whole = gzip.compress(jsonl(*range(1, 2001)))
     p = tmp_path / "app.log.1.gz"
