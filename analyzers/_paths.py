@@ -458,9 +458,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # except where each id of a trace with several was first logged (evidence, a few rows).
     del facts_cols
     several = facts[2].filter(pl.col("n_msg_id") > 1).get_column("trace_id")
+    with_ids = hops_df if several.len() else hops_df.head(0)  # usually none: no scan
     msg_ids = as_text(
-        hops_df.lazy()
-        .head(hops_df.height if several.len() else 0)
+        with_ids.lazy()
         .filter(pl.col("trace_id").is_in(several.implode()) & pl.col("msg_id").is_not_null())
         .select("trace_id", "msg_id", "file", "line")
         .unique(["trace_id", "msg_id"], keep="first", maintain_order=True)

@@ -151,33 +151,24 @@ def _text_lines(data: bytes) -> tuple[pl.Series, bool]:
     :func:`_joined` gives back the very bytes and the readers account for them as for the
     file; a file holding the unit separator is split by Python."""
 
-    def by_csv(blob: bytes) -> pl.Series | None:
-        try:
-            raw = pl.read_csv(
-                blob,
-                has_header=False,
-                separator="\x1f",
-                quote_char=None,
-                schema={"raw": pl.String},
-                encoding="utf8-lossy",
-            ).get_column("raw")
-        except (pl.exceptions.PolarsError, OSError):  # e.g. it sniffed compression magic
-            return None
-        return raw.fill_null("")
+    from tracekit.collectors._text import csv_lines
 
-    if b"\x1f" not in data:
-        raw = by_csv(data)
+    def by_csv(blob: bytes) -> pl.Series | None:
+        raw = csv_lines(blob)
+        return None if raw is None else raw.fill_null("")
+
+    raw = by_csv(data)
+    if raw is not None:
+        if not raw.str.contains("\ufffd", literal=True).any():
+            return raw, False
+        try:
+            data.decode("utf-8")
+            return raw, False  # a real U+FFFD
+        except UnicodeDecodeError:
+            pass
+        raw = by_csv(data.decode("latin-1").encode("utf-8"))
         if raw is not None:
-            if not raw.str.contains("\ufffd", literal=True).any():
-                return raw, False
-            try:
-                data.decode("utf-8")
-                return raw, False  # a real U+FFFD
-            except UnicodeDecodeError:
-                pass
-            raw = by_csv(data.decode("latin-1").encode("utf-8"))
-            if raw is not None:
-                return raw, True
+            return raw, True
     text = data.decode("latin-1")
     split = text.split("\n")
     if text.endswith("\n"):
@@ -262,19 +253,9 @@ def _unwrap_docker(data: bytes) -> bytes:
     runtime's prefix the readers know (a legacy line without a time takes Docker's; a JSON
     event behind it is read as JSON). Lines that are not such objects stay as they are, so
     line numbers and the account stay true."""
-    raw: pl.Series | None = None
-    if b"\x1f" not in data:
-        try:
-            raw = pl.read_csv(
-                data,
-                has_header=False,
-                separator="\x1f",
-                quote_char=None,
-                schema={"raw": pl.String},
-                encoding="utf8-lossy",
-            ).get_column("raw")
-        except (pl.exceptions.PolarsError, OSError):
-            raw = None
+    from tracekit.collectors._text import csv_lines
+
+    raw = csv_lines(data)
     if raw is None:
         text = data.decode("utf-8", errors="replace")
         raw = pl.Series("raw", text.split("\n"), dtype=pl.String)

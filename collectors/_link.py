@@ -36,13 +36,12 @@ fetches) left without a trace id are counted as unlinked.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
 import polars as pl
 
 from tracekit.collectors._stats import InputStats
-from tracekit.schema import META_STAGE
+from tracekit.schema import META_STAGE, derived_trace_id
 
 __all__ = ["link"]
 
@@ -51,10 +50,6 @@ _NOT_MESSAGE_ACTIONS: Final = ("fetch_start", "fetch_end")
 #: logging any of them is a server's log.
 _SERVER_HOPS: Final = {"REST": ("persist",), "WS-BROADCAST": ("start", "deliver")}
 _UUID_RE: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-def _derived(ident: str) -> str:
-    return hashlib.sha256(b"tracekit-derived:" + ident.encode()).hexdigest()[:32]
 
 
 def link(table: pl.DataFrame, stats: InputStats) -> pl.DataFrame:
@@ -305,12 +300,12 @@ def _fill(table: pl.DataFrame, need: pl.DataFrame) -> tuple[pl.DataFrame, set[st
         ).alias("ambiguous"),
         pl.coalesce("carried", pl.col("uuid").str.replace_all("-", "")).alias("tid"),
     )
-    # A derived id only where neither a carried trace id nor a UUID exists (hashlib: stable).
+    # A derived id only where neither a carried trace id nor a UUID exists (sha256: stable).
     derive = per.filter(pl.col("tid").is_null() & ~pl.col("ambiguous"))
     if derive.height:
         seeds = derive.select(pl.coalesce("server", "client")).to_series().to_list()
         derived = pl.DataFrame(
-            {"label": derive.get_column("label"), "derived": [_derived(x) for x in seeds]}
+            {"label": derive.get_column("label"), "derived": [derived_trace_id(x) for x in seeds]}
         )
         per = per.join(derived, on="label", how="left").with_columns(
             pl.coalesce("tid", "derived").alias("tid")

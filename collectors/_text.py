@@ -65,25 +65,30 @@ def _decode(data: bytes, file: str, stats: InputStats) -> str:
         return text
 
 
-def _lines(data: bytes, file: str, stats: InputStats) -> pl.DataFrame:
-    """The file's lines with 1-based numbers (blank ones included, so numbers stay true).
+def csv_lines(data: bytes) -> pl.Series | None:
+    """``data``'s lines, split in parallel straight from the bytes by polars' CSV reader with
+    one column and no quoting (blank lines come back as nulls, keeping the numbering; invalid
+    UTF-8 as U+FFFD); None when it cannot: the data holds the unit separator, or polars
+    sniffed compression magic in it."""
+    if b"\x1f" in data:
+        return None
+    try:
+        return pl.read_csv(
+            data,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"raw": pl.String},
+            encoding="utf8-lossy",
+        ).get_column("raw")
+    except (pl.exceptions.PolarsError, OSError):
+        return None
 
-    polars' CSV reader with one column and no quoting splits lines in parallel straight from
-    the bytes (blank lines come back as nulls, keeping the numbering); a file containing the
-    unit separator falls back to Python's split."""
-    raw: pl.Series | None = None
-    if b"\x1f" not in data:
-        try:
-            raw = pl.read_csv(
-                data,
-                has_header=False,
-                separator="\x1f",
-                quote_char=None,
-                schema={"raw": pl.String},
-                encoding="utf8-lossy",
-            ).get_column("raw")
-        except (pl.exceptions.PolarsError, OSError):  # e.g. it sniffed compression magic
-            raw = None
+
+def _lines(data: bytes, file: str, stats: InputStats) -> pl.DataFrame:
+    """The file's lines with 1-based numbers (blank ones included, so numbers stay true):
+    :func:`csv_lines`, else Python's split."""
+    raw = csv_lines(data)
     if raw is None:
         text = _decode(data, file, stats)
         raw = pl.Series("raw", text.split("\n"), dtype=pl.String)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tracekit.schema import is_trace_id, new_trace_id, normalize_trace_id
+from tracekit.schema import derived_trace_id, is_trace_id, new_trace_id, normalize_trace_id
 
 __all__ = ["MessageContext", "bind", "current", "message"]
 
@@ -142,7 +141,7 @@ def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
     if text.strip().strip("0-"):
         owner = actor if actor is not None else getattr(emitter, "actor", None)
         seed = text if owner is None else f"{owner}\x1f{text}"
-        derived = hashlib.sha256(b"tracekit-derived:" + seed.encode()).hexdigest()[:32]
+        derived = derived_trace_id(seed)
         trace_id = derived if is_trace_id(derived) else None
     return MessageContext(trace_id=trace_id or new_trace_id(), fields={"bad_trace_id": text})
 

@@ -6,6 +6,7 @@ instrumentation all take their names from here. It imports nothing heavy.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -23,6 +24,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STAGES",
     "TEXT_KEYS",
+    "derived_trace_id",
     "is_trace_id",
     "new_trace_id",
     "normalize_trace_id",
@@ -82,6 +84,13 @@ TEXT_KEYS: Final = frozenset({"text", "content", "body", "message", "message_tex
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ZERO_ID = "0" * 32
+
+
+def derived_trace_id(seed: str) -> str:
+    """The trace id of a message known only by an id that is no trace id (a server id, or
+    ``actor + "\x1f" + temp id``): ``sha256("tracekit-derived:" + seed)[:32]``. The collectors
+    (logs without trace ids) and ``message(bad_id)`` use this one recipe, so they agree."""
+    return hashlib.sha256(b"tracekit-derived:" + seed.encode()).hexdigest()[:32]
 
 
 def new_trace_id() -> str:

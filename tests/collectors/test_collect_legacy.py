@@ -9,7 +9,8 @@ import pytest
 from collectors_helpers import T1, T2, event, ts
 
 from tracekit.collectors import MemorySource, collect
-from tracekit.collectors._link import _SERVER_HOPS, _derived
+from tracekit.collectors._link import _SERVER_HOPS
+from tracekit.schema import derived_trace_id as _derived
 from tracekit.table import EVENT_SCHEMA
 
 U1 = "3f2b8c1e-5d4a-4e8f-9a7b-1c2d3e4f5a6b"
