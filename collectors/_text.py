@@ -163,19 +163,24 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
 _QUOTED_OR_PAIR: Final = r"""(^|[\s=(\[,])(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|[\w.-]+=\S*"""
 
 
-def _with_bare(frame: pl.DataFrame, fmt: TextFormat) -> pl.DataFrame:
-    """``_bare``: the message without :data:`_QUOTED_OR_PAIR`, for the rules marked ``bare``
-    (failure words in "Sorry, I cannot make it" or ``conversationId=errors`` are no failure).
-    Worked out only on the lines such a rule matches as they are: a regex replace over every
-    line would cost more than the whole rule chain."""
-    bare = [r.match for r in fmt.rules if r.bare and r.match]
+def _bare_hits(frame: pl.DataFrame, fmt: TextFormat, rules: list[Rule]) -> pl.DataFrame:
+    """``_bare{i}``: whether rule ``i`` (marked ``bare``) matches the message without
+    :data:`_QUOTED_OR_PAIR` (failure words in "Sorry, I cannot make it" or
+    ``conversationId=errors`` are no failure). Each rule is searched once over the lines as
+    they are; only the few lines it matches are stripped and searched again (a regex replace
+    over every line would cost more than the whole rule chain)."""
+    bare = {fmt.rules.index(r): r.match for r in rules if r.bare and r.match}
     if not bare:
-        return frame.with_columns(pl.col("_msg").alias("_bare"))
-    msg = frame.get_column("_msg")
-    idx = frame.select(pl.any_horizontal(pl.col("_msg").str.contains(m) for m in bare)).to_series()
-    idx = idx.fill_null(False).arg_true()
-    stripped = msg.gather(idx).str.replace_all(_QUOTED_OR_PAIR, "${1}")
-    return frame.with_columns(msg.scatter(idx, stripped).alias("_bare"))
+        return frame
+    hits = frame.select(
+        pl.col("_msg").str.contains(m).fill_null(False).alias(f"_bare{i}") for i, m in bare.items()
+    )
+    idx = hits.select(pl.any_horizontal(pl.all())).to_series().arg_true()
+    stripped = frame.get_column("_msg").gather(idx).str.replace_all(_QUOTED_OR_PAIR, "${1}")
+    return frame.with_columns(
+        hits.get_column(f"_bare{i}").scatter(idx, stripped.str.contains(m).fill_null(False))
+        for i, m in bare.items()
+    )
 
 
 def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> pl.DataFrame:
@@ -203,8 +208,10 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
             alias = pl.col(key) + pl.lit(".")
         chain: Any = None
         for rule in rules:
-            text = pl.col("_bare" if rule.bare else "_msg")
-            cond = text.str.contains(rule.match) if rule.match else pl.lit(True)
+            if rule.bare and rule.match:
+                cond = pl.col(f"_bare{fmt.rules.index(rule)}")
+            else:
+                cond = pl.col("_msg").str.contains(rule.match) if rule.match else pl.lit(True)
             event = pl.lit(rule.event)
             if rule.event.startswith("*.") and tag is not None:  # the stage the tag stands for
                 stage = fmt.aliases[tag].split(".", 1)[0] if tag in fmt.aliases else tag
@@ -216,17 +223,18 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
 
     if not any(r.tag is not None for r in fmt.rules):
         return (
-            _with_bare(df.with_columns(msg.alias("_msg")), fmt)
+            _bare_hits(df.with_columns(msg.alias("_msg")), fmt, list(fmt.rules))
             .with_columns(chain_for(list(fmt.rules)).alias("_ev"))
-            .drop("_msg", "_bare")
+            .select(*df.columns, "_ev")
         )
     # Narrow partitions (line, tag, message), re-sorted by line: the wide frame never moves.
     cols = ["line", key, *(["action"] if has_action else [])]
-    narrow = _with_bare(df.select(*cols, msg.alias("_msg")), fmt)
+    narrow = df.select(*cols, msg.alias("_msg"))
     pieces = []
     for part in narrow.partition_by(key, maintain_order=True):
         tag = part.get_column(key)[0]
         rules = [r for r in fmt.rules if r.tag is None or r.tag == tag]
+        part = _bare_hits(part, fmt, rules)
         pieces.append(part.select("line", chain_for(rules, tag).alias("_ev")))
     ev = pl.concat(pieces).sort("line").get_column("_ev")
     return df.with_columns(ev)
