@@ -25,7 +25,8 @@ Named groups of ``line_regex`` may be any schema key (``timestamp``, ``stage``, 
 Instead of ``line_regex``, ``tag_regex`` (with a ``tag`` group) finds the tag anywhere in the line:
 what comes before it is the ``prefix`` (searched with ``timestamp_regex``), what follows the
 ``msg``; that is how the built-in legacy format reads any prefix, and it is several times faster
-than a whole-line regex. Regexes use Rust's regex syntax (as polars does): no look-around.
+than a whole-line regex. Regexes use Rust's regex syntax (as polars does): named groups as
+``(?P<name>...)`` or ``(?<name>...)``, no look-around (a format using it is a FormatError).
 A rule without ``tag`` applies to every tag; its ``event`` may be ``"*.action"``: the stage the
 row's tag stands for (its alias's stage, else the tag itself), as the legacy format keeps
 failures (``"*.failed"``) and retries (``"*.retry"``) as non-hop events of their stage.
@@ -47,7 +48,7 @@ from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import known_zone
 from tracekit.errors import InputError
 
-__all__ = ["FormatError", "Rule", "TextFormat", "legacy_format", "load_format"]
+__all__ = ["FormatError", "Rule", "TextFormat", "group_names", "legacy_format", "load_format"]
 
 _ALLOWED_KEYS: Final = frozenset(
     {
@@ -153,14 +154,36 @@ class TextFormat:
         return read_text(data, self, file=file, source=source, stats=stats, timezone=timezone)
 
 
+#: A named group, Python's ``(?P<name>...)`` or Rust's ``(?<name>...)``: polars runs the
+#: regexes with Rust's engine, which accepts both. ``(?<=`` and ``(?<!`` are look-behinds.
+_NAMED_GROUP: Final = re.compile(r"\(\?P?<([A-Za-z_]\w*)>")
+#: A look-behind opening that is not an escaped parenthesis.
+_LOOK_BEHIND: Final = re.compile(r"(?<!\\)(?:\\\\)*(\(\?<[=!])")
+
+
+def group_names(regex: str) -> list[str]:
+    """The names of ``regex``'s named groups, in order, however they are written."""
+    return _NAMED_GROUP.findall(regex)
+
+
+def _has_group(regex: str, name: str) -> bool:
+    return name in group_names(regex)
+
+
 def _check_regex(where: str, regex: str) -> None:
     try:
         pl.Series([""], dtype=pl.String).str.contains(regex)
     except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()
-        raise FormatError(
-            f"{where}: invalid regex {regex!r}: {first[-1] if first else exc}"
-        ) from None
+        behind = _LOOK_BEHIND.search(regex)
+        if behind:
+            raise FormatError(
+                f"{where}: look-behind {behind.group(1)!r} is not supported (regexes use "
+                "Rust's regex syntax, as polars runs them: no look-around)"
+            ) from None
+        # polars' message: the regex, a caret, "error: <what>", then the expression
+        lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+        what = next((ln[6:].strip() for ln in lines if ln.startswith("error:")), lines[0])
+        raise FormatError(f"{where}: invalid regex {regex!r}: {what}") from None
 
 
 def _check_timezone(where: str, tz: Any) -> None:
@@ -187,10 +210,11 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     if kind == "regex":
         if bool(line_regex) == bool(tag_regex):
             raise FormatError(f"{where}: give exactly one of 'line_regex' and 'tag_regex'")
-        _check_regex(where, line_regex or tag_regex)
-        if line_regex and "(?P<tag>" not in line_regex and "(?P<stage>" not in line_regex:
+        key = "line_regex" if line_regex else "tag_regex"
+        _check_regex(f"{where}: {key}", line_regex or tag_regex)
+        if line_regex and not (_has_group(line_regex, "tag") or _has_group(line_regex, "stage")):
             raise FormatError(f"{where}: line_regex needs a named group 'tag' or 'stage'")
-        if tag_regex and "(?P<tag>" not in tag_regex:
+        if tag_regex and not _has_group(tag_regex, "tag"):
             raise FormatError(f"{where}: tag_regex needs a named group 'tag'")
     elif not raw.get("json_fields"):
         raise FormatError(f"{where}: kind = 'json' needs a [json_fields] table")

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from tracekit.collectors._formats import Rule, TextFormat, legacy_format
+from tracekit.collectors._formats import Rule, TextFormat, group_names, legacy_format
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
@@ -127,7 +127,7 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
     regex then runs anchored on the few bytes of the tag only. Several times faster than one
     capturing whole-line regex. ``str.slice`` counts characters, so rows whose prefix is not
     ASCII (offset in bytes != in characters) are redone with a slower exact replace."""
-    plain = re.sub(r"\(\?P<\w+>", "(?:", tag_regex)
+    plain = re.sub(r"\(\?P?<\w+>", "(?:", tag_regex)  # (?P<name> and (?<name>, not (?<=
     pos = pl.col("raw").str.find(plain)
     df = df.with_columns(pos.alias("_p"))
     df = df.with_columns(
@@ -273,7 +273,7 @@ def _whole_group(regex: str) -> bool:
 def _groups(fmt: TextFormat) -> list[str]:
     if fmt.tag_regex:
         return ["prefix", "tag", "msg"]
-    return re.findall(r"\(\?P<(\w+)>", fmt.line_regex)
+    return group_names(fmt.line_regex)
 
 
 def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.DataFrame, int]:

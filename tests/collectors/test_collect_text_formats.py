@@ -119,3 +119,66 @@ def test_rules_share_a_named_pattern(tmp_path: Path) -> None:
         ("WS-RECV", "failed"),
         ("WS-RECV", "receive"),
     ]
+
+
+def test_rust_style_named_groups_are_read_like_python_style_ones(tmp_path: Path) -> None:
+    # polars runs the regex with Rust's engine, which names groups both ways; every group
+    # named (?<name>...) was lost (and a (?<tag>...) format refused as having no tag group)
+    path = tmp_path / "rusty.toml"
+    path.write_text(
+        'name = "rusty"\n'
+        "line_regex = '^(?<timestamp>\\S+) (?<tag>\\w+): (?<msg>.*?) "
+        "conv=(?<conv_id>\\w+) by=(?P<actor>\\w+)$'\n"
+        '[aliases]\nSEND = "CTRL.send"\n'
+    )
+    src = MemorySource(
+        ["2026-11-25T10:00:00Z SEND: hello conv=c1 by=u1"], name="client-u1.log", source_name="c"
+    )
+    got = collect([src], formats=[path])
+    assert got.events.collect().to_dicts() == [
+        event(
+            timestamp=ts("10:00:00"),
+            stage="CTRL",
+            action="send",
+            event="hello",
+            conv_id="c1",
+            actor="u1",
+            source="c",
+            file="client-u1.log",
+            line=1,
+        )
+    ]
+    assert (got.inputs.lines, got.inputs.events, got.inputs.ignored) == (1, 1, 0)
+
+
+def test_a_rust_style_tag_group_in_tag_regex(tmp_path: Path) -> None:
+    path = tmp_path / "rustytag.toml"
+    path.write_text(
+        "name = \"rustytag\"\ntag_regex = '<(?<tag>[A-Z]+)> '\n"
+        "timestamp_regex = '(\\d{4}-\\d{2}-\\d{2}T\\S+)'\n"
+        '[aliases]\nSEND = "CTRL.send"\n'
+    )
+    src = MemorySource(["2026-11-25T10:00:01Z <SEND> hi"], name="c.log", source_name="c")
+    rows = collect([src], formats=[path]).events.collect().select("line", "stage", "action")
+    assert rows.rows() == [(1, "CTRL", "send")]
+
+
+@pytest.mark.parametrize("look", ["(?<=at )", "(?<!x)"])
+def test_a_lookbehind_is_a_format_error_that_names_it(tmp_path: Path, look: str) -> None:
+    # (?<= and (?<! are look-behinds, not named groups: Rust's regex engine has none
+    path = tmp_path / "behind.toml"
+    path.write_text(f"name = 'behind'\nline_regex = '^(?P<tag>\\w+): {look}(?P<msg>.*)$'\n")
+    with pytest.raises(FormatError) as err:
+        load_format(path)
+    assert str(err.value) == (
+        f"{path}: line_regex: look-behind {look[:4]!r} is not supported (regexes use Rust's "
+        "regex syntax, as polars runs them: no look-around)"
+    )
+
+
+def test_an_invalid_regex_names_the_regex_engines_complaint(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("name = 'bad'\nline_regex = '^(?P<tag>\\w+'\n")
+    with pytest.raises(FormatError) as err:
+        load_format(path)
+    assert str(err.value) == f"{path}: line_regex: invalid regex '^(?P<tag>\\\\w+': unclosed group"
