@@ -13,6 +13,7 @@ A format file describes one kind of log without code::
     match = 'POST /messages'
     event = "REST.request"
     bare = false                                # true: ignore quoted strings, key=value pairs
+    ignore = 'without errors?'                  # optional: text the match does not look at
     [patterns]                                  # named regexes a rule's match uses as {name}
     fail = 'failed|error'
     [fields]                                    # more values from the message (one group each)
@@ -86,6 +87,7 @@ class Rule:
     match: str | None
     event: str  # "STAGE.action"
     bare: bool = False  # match the message without quoted strings and key=value pairs
+    ignore: str | None = None  # match the message without what this regex matches
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,15 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
         bare = r.get("bare", False)
         if not isinstance(bare, bool):
             raise FormatError(f"{where}: rules[{i}].bare must be true or false")
-        rules.append(Rule(r.get("tag"), r.get("match"), event, bare))
+        ignore = r.get("ignore")
+        if ignore is not None:
+            if not isinstance(ignore, str) or not ignore or not r.get("match"):
+                raise FormatError(
+                    f"{where}: rules[{i}].ignore must be a regex, in a rule with a match"
+                )
+            ignore = expand(ignore)
+            _check_regex(f"{where}: rules[{i}].ignore", ignore)
+        rules.append(Rule(r.get("tag"), r.get("match"), event, bare, ignore))
     fields = dict(raw.get("fields", {}))
     for key, regex in fields.items():
         _check_regex(f"{where}: fields.{key}", regex)

@@ -164,23 +164,36 @@ _QUOTED_OR_PAIR: Final = r"""(^|[\s=(\[,])(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'
 
 
 def _bare_hits(frame: pl.DataFrame, fmt: TextFormat, rules: list[Rule]) -> pl.DataFrame:
-    """``_bare{i}``: whether rule ``i`` (marked ``bare``) matches the message without
-    :data:`_QUOTED_OR_PAIR` (failure words in "Sorry, I cannot make it" or
-    ``conversationId=errors`` are no failure). Each rule is searched once over the lines as
-    they are; only the few lines it matches are stripped and searched again (a regex replace
-    over every line would cost more than the whole rule chain)."""
-    bare = {fmt.rules.index(r): r.match for r in rules if r.bare and r.match}
-    if not bare:
+    """``_bare{i}``: whether rule ``i`` (marked ``bare``, or with an ``ignore`` regex) matches
+    the message without what it does not look at: :data:`_QUOTED_OR_PAIR` for a ``bare`` rule
+    (failure words in "Sorry, I cannot make it" or ``conversationId=errors`` are no failure),
+    the rule's ``ignore`` matches ("sent without errors"). Each rule is searched once over the
+    lines as they are; only the few lines it matches are stripped and searched again (a regex
+    replace over every line would cost more than the whole rule chain)."""
+    checked = {
+        fmt.rules.index(r): (r.match, r.bare, r.ignore)
+        for r in rules
+        if r.match and (r.bare or r.ignore)
+    }
+    if not checked:
         return frame
     hits = frame.select(
-        pl.col("_msg").str.contains(m).fill_null(False).alias(f"_bare{i}") for i, m in bare.items()
+        pl.col("_msg").str.contains(m).fill_null(False).alias(f"_bare{i}")
+        for i, (m, _, _) in checked.items()
     )
     idx = hits.select(pl.any_horizontal(pl.all())).to_series().arg_true()
-    stripped = frame.get_column("_msg").gather(idx).str.replace_all(_QUOTED_OR_PAIR, "${1}")
-    return frame.with_columns(
-        hits.get_column(f"_bare{i}").scatter(idx, stripped.str.contains(m).fill_null(False))
-        for i, m in bare.items()
-    )
+    msgs = frame.get_column("_msg").gather(idx)
+    stripped: dict[tuple[bool, str | None], pl.Series] = {}
+    cols = []
+    for i, (m, bare, ignore) in checked.items():
+        key = (bare, ignore)
+        if key not in stripped:
+            text = msgs if ignore is None else msgs.str.replace_all(ignore, " ")
+            stripped[key] = text.str.replace_all(_QUOTED_OR_PAIR, "${1}") if bare else text
+        hit = hits.get_column(f"_bare{i}")
+        still = stripped[key].str.contains(m).fill_null(False) & hit.gather(idx)
+        cols.append(hit.scatter(idx, still))
+    return frame.with_columns(cols)
 
 
 def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> pl.DataFrame:
@@ -208,7 +221,7 @@ def _stage_action(df: pl.DataFrame, fmt: TextFormat, key: str, msg: pl.Expr) -> 
             alias = pl.col(key) + pl.lit(".")
         chain: Any = None
         for rule in rules:
-            if rule.bare and rule.match:
+            if (rule.bare or rule.ignore) and rule.match:
                 cond = pl.col(f"_bare{fmt.rules.index(rule)}")
             else:
                 cond = pl.col("_msg").str.contains(rule.match) if rule.match else pl.lit(True)

@@ -33,3 +33,42 @@ def test_failure_words_in_a_users_text_or_an_id_are_no_failure() -> None:
         (5, "REST", "failed"),  # the apostrophe of "Couldn't" quotes nothing
         (6, "REST", "retry"),
     ]
+
+
+def test_a_negated_error_is_no_failure() -> None:
+    lines = [
+        "2024-01-15T10:00:00Z [REST] Message sent without error: id=msg1",
+        "2024-01-15T10:00:01Z [REST] Message sent, no errors id=msg2",
+        "2024-01-15T10:00:02Z [REST] Message sent errors=0 id=msg3",
+        "2024-01-15T10:00:03Z [REST] Message sent errors: 0 id=msg4",
+        "2024-01-15T10:00:04Z [REST] Message sent, 0 errors id=msg5",
+        "2024-01-15T10:00:05Z [REST] Message sent error=None id=msg6",
+        "2024-01-15T10:00:06Z [REST] Message sent, No Errors, error: null id=msg7",
+        "2024-01-15T10:00:07Z [REST] Message sent WITHOUT ERRORS id=msg8",
+        "2024-01-15T10:00:08Z [REST] Message sent (error: none) id=msg9",
+        # a negation does not hide a failure on the same line
+        "2024-01-15T10:00:09Z [REST] no errors in request, but send failed id=msg10",
+        "2024-01-15T10:00:10Z [REST] Message send failed: 10 errors id=msg11",
+        "2024-01-15T10:00:11Z [REST] Message send failed: errors: 3 id=msg12",
+        "2024-01-15T10:00:12Z [REST] Sent, no errors",  # no rule names a bare "Sent"
+    ]
+    got = collect([_legacy(lines)])
+    rows = got.events.collect().select("line", "stage", "action", "msg_id").rows()
+    assert rows == [
+        *((i, "REST", "response", f"msg{i}") for i in range(1, 10)),
+        (10, "REST", "failed", "msg10"),
+        (11, "REST", "failed", "msg11"),
+        (12, "REST", "failed", "msg12"),
+    ]
+    i = got.inputs
+    assert (i.lines, i.events, i.ignored, i.malformed) == (13, 12, 1, 0)
+
+
+def test_negated_errors_in_a_history_load_do_not_end_it_as_failed() -> None:
+    lines = [
+        "2024-01-15T10:00:00Z [REST] Fetching history conversationId=c1",
+        "2024-01-15T10:00:01Z [REST] History loaded without errors conversationId=c1",
+        "2024-01-15T10:00:02Z [REST-FETCH] loading conversationId=c1, 0 errors so far",
+    ]
+    rows = collect([_legacy(lines)]).events.collect().select("line", "action").rows()
+    assert rows == [(1, "fetch_start"), (2, "fetch_end"), (3, "fetch_start")]
