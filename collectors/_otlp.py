@@ -12,7 +12,8 @@ action are events too, at their own time, with the span's trace and span id. Log
 same attributes (with or without the ``tracekit.`` prefix) or a body that is itself a JSON
 event. Spans, span events and records without a stage (foreign instrumentation, exceptions)
 are counted as ignored. Each span, span event and record is read on its own: one that cannot
-be read is counted as malformed with its reason and costs nothing else.
+be read is counted as malformed with its reason and costs nothing else. An attribute without a
+key is skipped (its item kept) and counted in a warning.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class _Bad(ValueError):
     """One span or log record that cannot be read; its text is the reason given for it."""
 
 
-def _value(v: Any) -> Any:
+def _value(v: Any, out: OTLPItems | None = None, where: str = "") -> Any:
     if not isinstance(v, dict):
         return None
     for kind in ("stringValue", "boolValue", "doubleValue"):
@@ -75,27 +76,31 @@ def _value(v: Any) -> Any:
             return None if v["intValue"] is None else str(v["intValue"])
     if "arrayValue" in v:
         values = v["arrayValue"].get("values") if isinstance(v["arrayValue"], dict) else None
-        return [_value(x) for x in values] if isinstance(values, list) else []
+        return [_value(x, out, where) for x in values] if isinstance(values, list) else []
     if "kvlistValue" in v:
         kvs = v["kvlistValue"].get("values") if isinstance(v["kvlistValue"], dict) else None
-        return _attrs(kvs if isinstance(kvs, list) else None)
+        return _attrs(kvs if isinstance(kvs, list) else None, out, where)
     if "bytesValue" in v:
         return v["bytesValue"]
     return None
 
 
-def _attrs(items: Any) -> dict[str, Any]:
+def _attrs(items: Any, out: OTLPItems | None = None, where: str = "") -> dict[str, Any]:
     """An OTLP attribute list as a dict. An entry without a string ``key`` names nothing
-    tracekit could map: it alone is skipped, not the span or record it belongs to."""
+    tracekit could map: it alone is skipped, not the span or record it belongs to, and counted
+    in ``out`` (``where``: the item it belongs to) for the input's warnings."""
     if items is None:
         return {}
     if not isinstance(items, list):
         raise _Bad(f"attributes are not a list ({type(items).__name__})")
-    out: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
     for a in items:
         if isinstance(a, dict) and isinstance(a.get("key"), str):
-            out[a["key"]] = _value(a.get("value"))
-    return out
+            attrs[a["key"]] = _value(a.get("value"), out, where)
+        elif out is not None:
+            out.keyless += 1
+            out.keyless_at = out.keyless_at or where
+    return attrs
 
 
 def _hex_id(value: Any, size: int) -> str | None:
@@ -159,6 +164,9 @@ class OTLPItems:
     events: list[dict[str, Any]] = field(default_factory=list)
     ignored: int = 0
     bad: list[str] = field(default_factory=list)
+    #: attributes without a (string) key, skipped (their items kept), and where the first was
+    keyless: int = 0
+    keyless_at: str | None = None
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -190,7 +198,9 @@ def _walk(
         try:
             r = _object(r)
             res = _attrs(
-                _object(r.get("resource") or {}, "resource is not an object").get("attributes")
+                _object(r.get("resource") or {}, "resource is not an object").get("attributes"),
+                out,
+                f"{where}.resource",
             )
             source = res.get("service.instance.id") or res.get("service.name")
             scope_list = _list(r.get(scopes[0]) or r.get(scopes[1]), scopes[0])
@@ -221,7 +231,7 @@ def _guarded(where: str, out: OTLPItems, read: Callable[[], None]) -> None:
 def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     span = _object(span)
     ev: dict[str, Any] = {}
-    _fields_from(_attrs(span.get("attributes")), ev)
+    _fields_from(_attrs(span.get("attributes"), out, where), ev)
     trace_id = _hex_id(span.get("traceId"), 16)
     span_id = _hex_id(span.get("spanId"), 8)
     span_events = _list(span.get("events"), "events")
@@ -241,19 +251,25 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     else:
         out.ignored += 1
     for n, item in enumerate(span_events):
-        read = partial(_span_event, item, trace_id, span_id, default_source, out)
-        _guarded(f"{where}.events[{n}]", out, read)
+        at = f"{where}.events[{n}]"
+        read = partial(_span_event, at, item, trace_id, span_id, default_source, out)
+        _guarded(at, out, read)
 
 
 def _span_event(
-    item: Any, trace_id: str | None, span_id: str | None, default_source: Any, out: OTLPItems
+    where: str,
+    item: Any,
+    trace_id: str | None,
+    span_id: str | None,
+    default_source: Any,
+    out: OTLPItems,
 ) -> None:
     """A span event (``span.add_event``) that carries tracekit's stage and action is an event
     of its own: its own time and attributes, its span's trace and span id. Others (exceptions,
     foreign annotations) are ignored."""
     item = _object(item)
     ev: dict[str, Any] = {}
-    _fields_from(_attrs(item.get("attributes")), ev)
+    _fields_from(_attrs(item.get("attributes"), out, where), ev)
     if ev.get("stage") is None or ev.get("action") is None:
         out.ignored += 1
         return
@@ -265,10 +281,10 @@ def _span_event(
     out.events.append(ev)
 
 
-def _log_record(rec: Any, default_source: Any, out: OTLPItems) -> None:
+def _log_record(where: str, rec: Any, default_source: Any, out: OTLPItems) -> None:
     rec = _object(rec)
     ev: dict[str, Any] = {}
-    body = _value(rec.get("body"))
+    body = _value(rec.get("body"), out, where)
     if isinstance(body, str) and body.startswith("{"):
         try:
             parsed = orjson.loads(body)
@@ -278,7 +294,7 @@ def _log_record(rec: Any, default_source: Any, out: OTLPItems) -> None:
             _fields_from(parsed, ev)
     elif isinstance(body, dict):
         _fields_from(body, ev)
-    _fields_from(_attrs(rec.get("attributes")), ev)
+    _fields_from(_attrs(rec.get("attributes"), out, where), ev)
     if ev.get("stage") is None or ev.get("action") is None:
         out.ignored += 1
         return
@@ -310,7 +326,7 @@ def otlp_events(doc: dict[str, Any]) -> OTLPItems:
         doc, "resourceLogs", ("scopeLogs", "instrumentationLibraryLogs"), "logRecords", out
     )
     for where, rec, source in logs:
-        _guarded(where, out, partial(_log_record, rec, source, out))
+        _guarded(where, out, partial(_log_record, where, rec, source, out))
     return out
 
 
@@ -355,6 +371,7 @@ def read_otlp_json(
                 stats.malformed_line(file, i, f"invalid JSON ({str(exc)[:60]})")
     events: list[dict[str, Any]] = []
     lines: list[int] = []
+    keyless, keyless_at = 0, ""
     for i, doc in docs:
         if not isinstance(doc, dict) or not ("resourceSpans" in doc or "resourceLogs" in doc):
             stats.malformed_line(file, i, "not an OTLP export (no resourceSpans/resourceLogs)")
@@ -363,8 +380,16 @@ def read_otlp_json(
         for reason in items.bad:  # each bad span or record; the rest of the export is read
             stats.malformed_line(file, i, reason)
         stats.ignored += items.ignored
+        if items.keyless and not keyless:
+            keyless_at = f"line {i}, {items.keyless_at}"
+        keyless += items.keyless
         events.extend(items.events)
         lines.extend([i] * len(items.events))
+    if keyless:
+        stats.warn(
+            f"{file}: {keyless} OTLP attributes without a key were skipped; their spans and "
+            f"records were kept (first: {keyless_at})"
+        )
     if not events:
         return empty_table()
     return normalize(

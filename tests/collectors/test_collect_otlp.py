@@ -118,7 +118,11 @@ def test_one_bad_span_or_record_costs_only_itself() -> None:
     assert frame.select("stage", "seq", "timestamp").rows() == _bad_items_rows()
     assert (got.inputs.events, got.inputs.malformed, got.inputs.ignored) == (4, 2, 0)
     assert got.inputs.examples == [f"x.jsonl:1: {r}" for r in _BAD_ITEM_REASONS]
-    assert got.inputs.warnings == ["x.jsonl: 1 events have a non-integer seq; it was left empty"]
+    assert got.inputs.warnings == [
+        "x.jsonl: 1 OTLP attributes without a key were skipped; their spans and records were "
+        "kept (first: line 1, resourceSpans[0].scopeSpans[0].spans[2])",
+        "x.jsonl: 1 events have a non-integer seq; it was left empty",
+    ]
 
 
 def _span_json(stage: str, action: str, ms: int) -> dict[str, Any]:
@@ -638,4 +642,44 @@ def test_receiver_maps_span_events_from_the_real_exporter(receiver: Any) -> None
             file=str(out),
             line=1,
         )
+    ]
+
+
+def test_attributes_without_a_key_are_counted_in_a_warning() -> None:
+    # Chosen: a warning, not malformed. The span or record stays an event (its other
+    # attributes kept), so counting it as malformed would count one item twice.
+    span = _span_json("CTRL", "send", 1)
+    span["attributes"] += [{"value": {"stringValue": "x"}}, {"key": 5, "value": {"intValue": 1}}]
+    record = {
+        "timeUnixNano": str(NS + 2_000_000),
+        "traceId": T2,
+        "attributes": [
+            *_attr_list(stage="REPO", action="add", actor="u2", source="client-u2"),
+            "not an attribute",
+            {"key": "x", "value": {"kvlistValue": {"values": [{"value": {"intValue": 1}}]}}},
+        ],
+    }
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"value": {"stringValue": "chat"}}]},
+                "scopeSpans": [{"spans": [span]}],
+            }
+        ],
+        "resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}],
+    }
+    good = {"resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 3)]}]}]}
+    data = orjson.dumps(good) + b"\n" + orjson.dumps(doc) + b"\n"
+    got = collect([MemorySource(data, name="x.jsonl", format="otlp")])
+    rows = got.events.collect().select("line", "stage", "action", "trace_id", "actor", "seq")
+    assert rows.rows() == [
+        (1, "CTRL", "send", T2, "u1", 5),
+        (2, "CTRL", "send", T2, "u1", 5),
+        (2, "REPO", "add", T2, "u2", None),
+    ]
+    i = got.inputs
+    assert (i.lines, i.events, i.ignored, i.malformed) == (2, 3, 0, 0)
+    assert i.warnings == [
+        "x.jsonl: 5 OTLP attributes without a key were skipped; their spans and records were "
+        "kept (first: line 2, resourceSpans[0].resource)"
     ]
