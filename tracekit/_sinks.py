@@ -6,8 +6,11 @@ broken sink costs the application nothing. What could not be written is counted 
 from __future__ import annotations
 
 import atexit
+import codecs
 import io
 import os
+import select
+import stat
 import threading
 import time
 import weakref
@@ -242,16 +245,79 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     )
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd`` with as many ``os.write`` calls as it takes (a non-blocking
+    descriptor is waited on, as a blocking one would be)."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        if not n:
+            raise OSError(f"short write to file descriptor {fd}")
+        view = view[n:]
+
+
+def _stream_fd(stream: IO[Any], text: bool) -> int | None:
+    """The descriptor to write ``stream``'s events to directly, or None to go through the
+    stream (no descriptor, or a text stream in an encoding other than UTF-8)."""
+    try:
+        fd = stream.fileno()
+        if text and codecs.lookup(getattr(stream, "encoding", "")).name != "utf-8":
+            return None
+        os.fstat(fd)
+    except (AttributeError, OSError, ValueError, LookupError, TypeError):
+        return None  # io.UnsupportedOperation is both an OSError and a ValueError
+    return fd
+
+
 def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
-    """Write JSON lines to an open stream (text or binary); the stream is not closed by us."""
+    """Write JSON lines to an open stream (text or binary); the stream is not closed by us.
+
+    A stream with a file descriptor (stderr, an open file, a pipe) is written like the file
+    sink: each batch goes to the descriptor with ``os.write``, never through the stream's
+    buffer. So a forked child neither writes the parent's buffered bytes a second time nor
+    waits on the buffer's lock, which another thread of the parent may have held at the fork;
+    and on a pipe, lines go in line-aligned writes of at most ``PIPE_BUF`` bytes, which the
+    kernel does not interleave with other writers' (a line longer than that excepted). What
+    the app itself wrote into the stream's buffer reaches the output when the app flushes it.
+    Once the app closes the stream, events are dropped (its descriptor may have been reused).
+    A stream without a descriptor (``io.StringIO``...) is written through."""
     text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
+    fd = _stream_fd(stream, text)
 
-    def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        data = b"".join(lines)
-        stream.write(data.decode() if text else data)
-        stream.flush()
+    if fd is None:
 
-    return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)
+        def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+            data = b"".join(lines)
+            stream.write(data.decode() if text else data)
+            stream.flush()
+
+        return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)
+
+    pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    limit = select.PIPE_BUF
+
+    def write_fd(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+        if getattr(stream, "closed", False):  # an attribute read: no lock of the stream's
+            raise ValueError("write to a stream the application closed")
+        if not pipe:
+            _write_all(fd, b"".join(lines))
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) > limit:
+                _write_all(fd, b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            _write_all(fd, b"".join(chunk))
+
+    return ThreadedSink(write_fd, max_queue=max_queue, name="tracekit-stream", events=False)
 
 
 class CallableSink(ThreadedSink):

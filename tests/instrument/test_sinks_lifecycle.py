@@ -1,0 +1,174 @@
+"""Sink lifecycle defects: fork with a stream sink, close() under a blocked output, drops a
+replaced sink had not yet reported. Real pipes, real threads, a real ``os.fork()``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import tracekit
+from tracekit import _core
+from tracekit._sinks import ThreadedSink
+
+posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+
+
+def _sink() -> ThreadedSink:
+    emitter = _core._emitter
+    assert emitter is not None and isinstance(emitter.sink, ThreadedSink)
+    return emitter.sink
+
+
+def _wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.002)
+
+
+class _PipeReader:
+    """Reads a pipe to EOF on a thread of its own (started on demand)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while chunk := os.read(self.fd, 65536):
+            self.data += chunk
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def finish(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "a write end of the pipe is still open"
+        os.close(self.fd)
+        return [json.loads(line) for line in bytes(self.data).splitlines()]
+
+
+def _run_child(body: Callable[[], dict[str, Any]], timeout: float = 20.0) -> dict[str, Any]:
+    """Fork; the child runs ``body`` and leaves by ``os._exit`` (no atexit, no stdio flush).
+    A child still running after ``timeout`` is killed and reported as hung."""
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(rd)
+            result = body()
+        except BaseException as exc:
+            result = {"error": repr(exc)}
+        os.write(wr, json.dumps(result).encode())
+        os._exit(0)
+    os.close(wr)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(rd)
+            return {"error": "child hung"}
+        time.sleep(0.01)
+    with os.fdopen(rd, "rb") as pipe:
+        data = pipe.read()
+    return dict(json.loads(data)) if data else {"error": "child wrote no result"}
+
+
+# 1. A stream sink in a forked child writes the child's events once, without the parent's
+#    stream buffer or its lock.
+
+
+@posix_only
+def test_stream_sink_in_a_forked_child_writes_each_event_exactly_once() -> None:
+    read_fd, write_fd = os.pipe()
+    reader = _PipeReader(read_fd)
+    # a buffered text stream on a pipe, as stderr is under a supervisor or in a container
+    stream = os.fdopen(write_fd, "w")
+    tracekit.configure(service="svc", source="parent", sink=stream)
+    sink = _sink()
+    pad = "x" * 1000
+    n_batch, n_queued, n_child = 200, 30, 7
+    # ~200 KB while nobody reads the pipe: the writer takes them all as one batch and
+    # blocks writing it (the old stream sink did so inside the stream's buffer lock)
+    for i in range(n_batch):
+        tracekit.emit("REST", "request", who="parent", i=i, pad=pad)
+    _wait_for(lambda: sink._busy and not sink._queue)
+    time.sleep(0.1)  # let it fill the pipe and block
+    for i in range(n_batch, n_batch + n_queued):  # still queued at the fork
+        tracekit.emit("REST", "request", who="parent", i=i)
+    assert len(sink._queue) == n_queued and sink._busy
+
+    def child() -> dict[str, Any]:
+        for i in range(n_child):
+            tracekit.emit("REST", "request", who="child", i=i)
+        return {"flush": tracekit.flush(3.0), "stats": tracekit.stats()}
+
+    threading.Timer(0.2, reader.start).start()  # the pipe drains only after the fork
+    got = _run_child(child)
+    assert tracekit.flush(5.0) is True
+    tracekit.shutdown()
+    stream.close()
+    rows = reader.finish()
+
+    assert got == {
+        "flush": True,
+        "stats": {
+            "emitted": n_child,
+            "dropped": 0,
+            "sampled_out": 0,
+            "filtered": 0,
+            "internal_errors": 0,
+            "bad_trace_ids": 0,
+        },
+    }
+    parent = [(e["i"], e["seq"]) for e in rows if e["who"] == "parent"]
+    assert sorted(parent) == [(i, i + 1) for i in range(n_batch + n_queued)]
+    assert {e["source"] for e in rows if e["who"] == "parent"} == {"parent"}
+    kids = [e for e in rows if e["who"] == "child"]
+    assert sorted((e["i"], e["seq"]) for e in kids) == [(i, i + 1) for i in range(n_child)]
+    (child_source,) = {e["source"] for e in kids}
+    assert child_source.startswith("parent-")
+    assert len(rows) == n_batch + n_queued + n_child
+
+
+def test_stream_sink_never_writes_to_a_stream_the_app_closed(tmp_path: Any) -> None:
+    # the sink writes to the stream's file descriptor: once the app closes its stream, the
+    # number may be reused by another file, which must not receive our events
+    first = open(tmp_path / "first.jsonl", "w")  # noqa: SIM115
+    tracekit.configure(service="svc", source="s", sink=first)
+    tracekit.emit("REST", "request", i=0)
+    assert tracekit.flush() is True
+    fd = first.fileno()
+    first.close()
+    with open(tmp_path / "second.txt", "w") as second:
+        assert second.fileno() == fd  # the lowest free number: the one just released
+        tracekit.emit("REST", "request", i=1)
+        assert tracekit.flush() is False
+    assert (tmp_path / "second.txt").read_text() == ""
+    assert [json.loads(line)["i"] for line in (tmp_path / "first.jsonl").open()] == [0]
+    assert tracekit.stats()["dropped"] == 1
+
+
+def test_stream_sink_without_a_file_descriptor_still_writes_through_the_stream() -> None:
+    text, binary = io.StringIO(), io.BytesIO()
+    a = tracekit.Instrumentation(service="a", source="a", sink=text)
+    b = tracekit.Instrumentation(service="b", source="b", sink=binary)
+    with a.activate():
+        tracekit.emit("REST", "request", i=0)
+    with b.activate():
+        tracekit.emit("REST", "request", i=1)
+    assert a.flush() and b.flush()
+    a.close()
+    b.close()
+    assert [json.loads(line)["i"] for line in text.getvalue().splitlines()] == [0]
+    assert [json.loads(line)["i"] for line in binary.getvalue().splitlines()] == [1]
