@@ -22,6 +22,7 @@ import polars as pl
 from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
+from tracekit.analyzers._removed import removal_drops
 
 __all__ = ["drop_candidates", "drops_and_in_flight"]
 
@@ -428,7 +429,8 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
-    """``drop`` and ``in_flight`` findings (``cand``: :func:`drop_candidates`, if at hand)."""
+    """``drop`` and ``in_flight`` findings (``cand``: :func:`drop_candidates`, if at hand),
+    with the messages a recipient's store lost after ``final`` (:mod:`._removed`)."""
     if cand is None:
         cand = drop_candidates(paths, grace)
     g = grace_ns(paths.pipeline, grace)
@@ -487,4 +489,4 @@ def drops_and_in_flight(
         evidence=evidence(("file_last", "line_last")),
         at="t_last",
     )
-    return pl.concat([drop, in_flight])
+    return pl.concat([drop, removal_drops(paths), in_flight])

@@ -7,6 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._findings import empty_findings, evidence, findings
 from tracekit.analyzers._paths import Paths, as_text, col
+from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
 
@@ -233,13 +234,23 @@ def races(paths: Paths) -> pl.LazyFrame:
             ),
         )
     )
+    # the raced device's store took it, then lost it again (a page replaced the store)
+    lost = removed(paths).select("trace_id", "recipient", "source", removed=pl.lit(True))
     hits = (
         raced.lazy()
         .join(state, on=["trace_id", "recipient"], how="left")
+        .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
         .with_columns(t=paths.true_time())
     )
     then = (
-        pl.when(pl.col("arrived"))
+        pl.when(pl.col("removed").fill_null(False))
+        .then(
+            pl.lit(
+                f"the message then went missing: reached {final}, then "
+                f"{p.role('remove')} took it off the store"
+            )
+        )
+        .when(pl.col("arrived"))
         .then(pl.lit(f"the message then reached {final}"))
         .otherwise(
             pl.format(

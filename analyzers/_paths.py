@@ -48,6 +48,9 @@ class Paths:
     gaps: pl.DataFrame  # one row per seq jump of a source
     offsets: dict[str, int]  # ns per source (only non-zero ones)
     msg_ids: pl.DataFrame  # first line of each msg_id of the traces that got several
+    #: events of the pipeline's ``remove`` role (not hops): whose store lost which message,
+    #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
+    removals: pl.DataFrame
 
     def true_time(self, ts: str = "ts", source: str = "source") -> pl.Expr:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
@@ -600,6 +603,34 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         gaps=gaps,
         offsets=offsets,
         msg_ids=msg_ids,
+        removals=_removals(base, p, offsets),
+    )
+
+
+def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.DataFrame:
+    """Events of the ``remove`` role, named by the recipient column of the hop they undo."""
+    remove, final = p.role("remove"), p.role("final")
+    schema = {"trace_id": pl.String, "recipient": pl.String, "source": pl.String}
+    if remove is None or final is None:
+        return pl.DataFrame(
+            schema={**schema, "pos": _I64, "t": _I64, "file": pl.String, "line": _I64}
+        )
+    stage, action = remove.split(".", 1)
+    who = p.hop(final).recipient or "actor"
+    return (
+        as_text(
+            base.filter(
+                (pl.col("stage") == stage)
+                & (pl.col("action") == action)
+                & pl.col("trace_id").is_not_null()
+            ).select(
+                "trace_id", pl.col(who).alias("recipient"), "source", "pos", "ts", "file", "line"
+            )
+        )
+        .with_columns(t=true_time(offsets))
+        .drop("ts")
+        .select("trace_id", "recipient", "source", "pos", "t", "file", "line")
+        .collect()
     )
 
 

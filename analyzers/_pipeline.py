@@ -35,7 +35,10 @@ _ROLES: Final = (
     "order",
     "fetch_start",
     "fetch_end",
+    "remove",
 )
+#: Roles that name an event, not a hop: history fetches, and the removal that undoes ``final``.
+_EVENT_ROLES: Final = ("fetch_start", "fetch_end", "remove")
 _REQUIRED_ROLES: Final = ("send",)
 
 
@@ -218,8 +221,10 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     for role, value in roles_raw.items():
         if not isinstance(value, str) or "." not in value:
             raise _err(f"[roles] {role}", f"must be 'STAGE.action', got {value!r}")
-        if role not in ("fetch_start", "fetch_end") and value not in by_id:
+        if role not in _EVENT_ROLES and value not in by_id:
             raise _err(f"[roles] {role}", f"names unknown hop {value!r}")
+        if role == "remove" and value in by_id:
+            raise _err("[roles] remove", f"{value!r} is a hop; a removal undoes one")
         roles[role] = value
     for role in _REQUIRED_ROLES:
         if role not in roles:
@@ -234,6 +239,8 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
             raise _err(f"[roles] {role}", f"{roles[role]!r} must be a recipient hop")
     if ("fetch_start" in roles) != ("fetch_end" in roles):
         raise _err("[roles]", "'fetch_start' and 'fetch_end' go together")
+    if "remove" in roles and "final" not in roles:
+        raise _err("[roles] remove", "needs a 'final' role (the hop it undoes)")
 
     slo_raw = data.get("slo", {})
     if not isinstance(slo_raw, dict):

@@ -23,6 +23,7 @@ from tracekit.analyzers._latency import (
 from tracekit.analyzers._order import races, reorders
 from tracekit.analyzers._paths import Paths, build_paths, col
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, default_pipeline
+from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
 from tracekit.table import TIMESTAMP_DTYPE
 
@@ -198,6 +199,10 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
         if final is not None
         else 0
     )
+    # reached the store, then taken off it on every device that had it: not on a screen
+    gone = removed(paths).filter("pair_lost").select("trace_id", "recipient").unique()
+    if gone.height:
+        delivered -= expected.join(gone, on=["trace_id", "recipient"], how="semi").height
     listed = paths.msg.filter(pl.col("recipients").is_not_null()).height
     out: dict[str, Any] = {
         "messages": paths.msg.height,

@@ -1,0 +1,169 @@
+"""The seed bug's other half: a message that reached ``CTRL.add`` and was then taken off the
+store again (a history page that replaces the store instead of merging), seen through the
+pipeline's ``remove`` role (``CTRL.remove`` by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tracekit.analyzers import Pipeline, analyze, find_races, load_pipeline
+from tracekit.errors import PipelineError
+
+
+def _overwrite(history, *, device: str = "client-u2") -> str:
+    """u2 has c1 open and reloads it: m2 reaches CTRL.add during the fetch, then the page
+    (read before m2 was persisted) replaces the store and takes m2 off it."""
+    history.message(1, "u1", ["u1", "u2"], t=0)
+    history.ev(1000, "REST.fetch_start", device, "u2", conv_id="c1")
+    t2 = history.message(2, "u1", ["u1", "u2"], t=1005)
+    history.ev(1100.5, "CTRL.remove", device, "u2", trace=history.tid(2), conv_id="c1")
+    history.ev(1101, "REST.fetch_end", device, "u2", conv_id="c1")
+    return t2
+
+
+def test_a_message_removed_after_ctrl_add_is_a_drop_at_ctrl_add(history) -> None:
+    t2 = _overwrite(history)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "CTRL.add", "CTRL.add"),
+        ("race", t2, "u2", "WS-RECV.receive", "CTRL.add"),
+    ]
+    drop, race = report.findings.rows(named=True)
+    assert drop["source"] == "client-u2"
+    assert drop["conv_id"] == "c1"
+    assert drop["detail"] == (
+        "recipient u2 on client-u2: reached CTRL.add, then CTRL.remove took the message off "
+        "the store 55.0 ms later and nothing added it again"
+    )
+    # the CTRL.add, then the CTRL.remove that undid it (client-u2's lines)
+    assert [(e["file"], e["line"]) for e in drop["evidence"]] == [
+        ("client-u2.jsonl", 7),
+        ("client-u2.jsonl", 8),
+    ]
+    assert race["detail"] == (
+        "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
+        "of it was in flight; the message then went missing: reached CTRL.add, then "
+        "CTRL.remove took it off the store"
+    )
+    # 2 messages x 2 recipients expected; m2 is not on u2's screen
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (4, 3)
+    assert report.summary["drop"] == 1
+
+
+def test_a_message_added_again_after_its_removal_is_delivered(history) -> None:
+    t2 = _overwrite(history)
+    # a second frame of m2 (say, after a reconnect) puts it back
+    history.ev(2000, "CTRL.add", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert [k for k in history.kinds(report.findings) if k[0] == "drop"] == []
+    assert report.summary["delivered"] == 4
+
+
+def test_a_removal_on_one_device_is_that_devices_drop_only(history) -> None:
+    # u2's tablet also got m2 and kept it: the phone's loss is reported for the phone, and
+    # the recipient still has the message (delivered)
+    t2 = _overwrite(history, device="client-u2")
+    for hop in ("WS-RECV.receive", "REPO.add", "CTRL.add"):
+        history.ev(1040, hop, "client-u2-tablet", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    drops = report.findings.filter(pl.col("kind") == "drop")
+    assert history.kinds(drops) == [("drop", t2, "u2", "CTRL.add", "CTRL.add")]
+    assert drops["source"].to_list() == ["client-u2"]
+    assert report.summary["delivered"] == 4
+
+
+def test_a_removal_without_ctrl_add_on_that_device_is_not_judged(history) -> None:
+    # the sender's own message wiped from its screen, or one shown from an earlier page: no
+    # CTRL.add of it on that device to undo, so nothing to say about a delivery
+    history.message(1, "u1", ["u2"], t=0)
+    history.ev(50, "CTRL.remove", "client-u1", "u1", trace=history.tid(1), conv_id="c1")
+    history.ev(60, "CTRL.remove", "client-u2-tablet", "u2", trace=history.tid(1), conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["delivered"] == 1
+
+
+def test_a_removal_before_the_add_does_not_undo_it(history) -> None:
+    history.ev(0, "CTRL.remove", "client-u2", "u2", trace=history.tid(1), conv_id="c1")
+    history.message(1, "u1", ["u2"], t=5)
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+
+
+def test_race_says_the_message_went_missing_when_it_was_removed(history) -> None:
+    t2 = _overwrite(history)
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t2, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert got["detail"][0].endswith(
+        "the message then went missing: reached CTRL.add, then CTRL.remove took it off the store"
+    )
+
+
+_MODEL = """
+[roles]
+send = "A.send"
+final = "B.show"
+{remove}
+
+[[hops]]
+id = "A.send"
+scope = "message"
+emitter = "sender"
+
+[[hops]]
+id = "B.show"
+after = ["A.send"]
+scope = "recipient"
+recipient = "actor"
+emitter = "recipient"
+"""
+
+
+def _model(tmp_path: Path, remove: str, text: str = _MODEL) -> Pipeline:
+    path = tmp_path / "model.toml"
+    path.write_text(text.format(remove=remove), encoding="utf-8")
+    return load_pipeline(path)
+
+
+def test_a_pipeline_names_its_own_remove_event(tmp_path: Path) -> None:
+    p = _model(tmp_path, 'remove = "B.hide"')
+    assert p.role("remove") == "B.hide"
+    # not a hop: no path waits for it
+    assert "B.hide" not in p.ids
+
+
+def test_a_pipeline_without_a_remove_role_judges_no_removal(history, tmp_path: Path) -> None:
+    p = _model(tmp_path, "")
+    assert p.role("remove") is None
+    history.ev(0, "A.send", "client-u1", "u1", trace=history.tid(1))
+    history.ev(5, "B.show", "client-u2", "u2", trace=history.tid(1))
+    history.ev(9, "CTRL.remove", "client-u2", "u2", trace=history.tid(1))
+    history.tail()
+    assert analyze(history.frame(), pipeline=p).findings.is_empty()
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        ('remove = "B.show"', "[roles] remove: 'B.show' is a hop; a removal undoes one"),
+        ('remove = "hide"', "[roles] remove: must be 'STAGE.action', got 'hide'"),
+    ],
+)
+def test_a_bad_remove_role_is_named(tmp_path: Path, remove: str, message: str) -> None:
+    with pytest.raises(PipelineError) as err:
+        _model(tmp_path, remove)
+    assert str(err.value).endswith(message)
+
+
+def test_remove_needs_a_final_hop(tmp_path: Path) -> None:
+    text = _MODEL.replace('final = "B.show"\n', "")
+    with pytest.raises(PipelineError) as err:
+        _model(tmp_path, 'remove = "B.hide"', text)
+    assert str(err.value).endswith("[roles] remove: needs a 'final' role (the hop it undoes)")
