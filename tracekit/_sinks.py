@@ -89,6 +89,9 @@ class ThreadedSink:
         self._queue: deque[Any] = deque()
         self._busy = False
         self._stopped = False
+        # Events of the batch being written; close() takes them when it gives up on the output.
+        self._inflight = 0
+        self._abandoned = False  # close() gave up on a blocked output: never write again
         self._lock = threading.Lock()
         self._dropped = 0
         self._dropped_at_flush = 0  # what flush() compares with: drops since the last flush
@@ -132,7 +135,7 @@ class ThreadedSink:
         # wake-up writes everything queued. It loops without waiting only while a full batch
         # is pending; ``flush`` and ``close`` wake it early.
         queue, wake = self._queue, self._wake
-        while True:
+        while not self._abandoned:
             self._drain()
             if self._stopped:
                 if not queue:
@@ -144,7 +147,7 @@ class ThreadedSink:
     def _drain(self) -> bool:
         queue = self._queue
         n = min(len(queue), _BATCH)
-        if not n:
+        if not n or self._abandoned:
             return False
         self._busy = True
         try:
@@ -155,12 +158,18 @@ class ThreadedSink:
                 lines = [item[1] for item in items]
             else:
                 events, lines = [], items
+            self._inflight = n
             try:
                 self._write(lines, events)
             except Exception as exc:  # a broken output must never reach the app
-                self._count_drop(n, f"sink error: {type(exc).__name__}: {exc}")
+                with self._lock:  # unless close() gave up on this batch and counted it
+                    n, self._inflight = self._inflight, 0
+                if n:
+                    self._count_drop(n, f"sink error: {type(exc).__name__}: {exc}")
             else:
-                self._report_drops()
+                self._inflight = 0
+                if not self._abandoned:  # else a report could only be lost, and counted
+                    self._report_drops()
         finally:
             self._busy = False
         return True
@@ -191,6 +200,16 @@ class ThreadedSink:
         self._dropped_at_flush = dropped
         return clean
 
+    def _discard_queue(self) -> int:
+        """Empty the queue (other threads may still append or pop); returns how many."""
+        popleft, n = self._queue.popleft, 0
+        while True:
+            try:
+                popleft()
+            except IndexError:
+                return n
+            n += 1
+
     def _after_fork_in_child(self) -> None:
         """In a forked child the writer thread is gone (only the forking thread survives) and
         the queue holds the parent's events, which the parent writes: start again empty."""
@@ -198,6 +217,7 @@ class ThreadedSink:
         self._wake = threading.Event()
         self._queue = deque()
         self._busy = False
+        self._inflight = 0
         self._dropped = self._dropped_at_flush = self._unreported = 0
         self._reason = ""
         if not self._stopped:
@@ -205,16 +225,29 @@ class ThreadedSink:
             self._thread.start()
 
     def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued and stop, within ``timeout`` in all. If the output blocks
+        past it, the sink gives up on it: the events still queued are discarded and, with the
+        batch the writer is stuck in, counted as dropped. That batch may yet get through if
+        the output unblocks (counted anyway: a loss is never left uncounted); nothing after it
+        is written."""
         _live.discard(self)
+        if self._abandoned:
+            return
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout)
-        if not self._thread.is_alive() and self._queue:
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            with self._lock:
+                inflight, self._inflight = self._inflight, 0
+                self._abandoned = True
+            lost = inflight + self._discard_queue()
+            if lost:
+                self._count_drop(lost, "sink closed: output blocked")
+        elif self._queue:
             # appended by a thread that passed the ``_stopped`` check just before it was set
-            lost = len(self._queue)
-            self._queue.clear()
-            self._count_drop(lost, "sink closed")
+            self._count_drop(self._discard_queue(), "sink closed")
         if self._close is not None:
             try:
                 self._close()
@@ -340,6 +373,8 @@ class CallableSink(ThreadedSink):
         failed = 0
         error: Exception | None = None
         for event in events:
+            if self._abandoned:  # close() gave up on this batch and counted it as dropped
+                return
             try:
                 fn(event)
             except Exception as exc:
@@ -349,7 +384,8 @@ class CallableSink(ThreadedSink):
             return
         if failed == len(events):
             raise error
-        self._count_drop(failed, f"sink error: {type(error).__name__}: {error}")
+        if not self._abandoned:
+            self._count_drop(failed, f"sink error: {type(error).__name__}: {error}")
 
 
 class MemorySink:

@@ -172,3 +172,71 @@ def test_stream_sink_without_a_file_descriptor_still_writes_through_the_stream()
     b.close()
     assert [json.loads(line)["i"] for line in text.getvalue().splitlines()] == [0]
     assert [json.loads(line)["i"] for line in binary.getvalue().splitlines()] == [1]
+
+
+# 2. close(timeout=t) returns within t even when the output blocks; what it gives up on is
+#    counted as dropped: the events still queued (discarded, never written) plus the batch
+#    the writer is stuck in (counted although it may still get through if the output
+#    unblocks later: a loss is never left uncounted, at worst one batch is counted twice).
+
+TIMEOUT, MARGIN = 0.5, 0.25
+
+
+def test_close_returns_within_its_timeout_when_a_callable_sink_blocks() -> None:
+    entered, release = threading.Event(), threading.Event()
+    got: list[int] = []
+
+    def callback(event: Any) -> None:
+        got.append(event["i"])
+        if event["i"] == 0:
+            entered.set()
+            release.wait(10)
+
+    inst = tracekit.Instrumentation(service="c", source="c", sink=callback)
+    sink = inst._emitter.sink
+    assert isinstance(sink, ThreadedSink)
+    with inst.activate():
+        tracekit.emit("REST", "request", i=0)
+        assert entered.wait(5)  # the writer is stuck in the callback with event 0
+        for i in range(1, 10):
+            tracekit.emit("REST", "request", i=i)
+    start = time.monotonic()
+    inst.close(timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    try:
+        assert TIMEOUT - 0.05 <= elapsed < TIMEOUT + MARGIN
+        # event 0 (in the callback's hands) and events 1-9 (still queued)
+        assert inst.stats()["dropped"] == 10
+        assert len(sink._queue) == 0
+    finally:
+        release.set()
+    sink._thread.join(5)
+    assert not sink._thread.is_alive()
+    assert got == [0]  # the queued nine were discarded, not delivered after close
+    assert inst.stats()["dropped"] == 10  # and not counted twice
+
+
+def test_close_returns_within_its_timeout_when_nobody_reads_the_pipe() -> None:
+    read_fd, write_fd = os.pipe()
+    reader = _PipeReader(read_fd)
+    stream = os.fdopen(write_fd, "wb")
+    tracekit.configure(service="svc", source="s", sink=stream)
+    sink = _sink()
+    # one line larger than any pipe buffer: the writer blocks in the middle of it
+    tracekit.emit("REST", "request", i=0, pad="x" * 300_000)
+    _wait_for(lambda: sink._busy and not sink._queue)
+    for i in range(1, 10):
+        tracekit.emit("REST", "request", i=i)
+    start = time.monotonic()
+    tracekit.shutdown(timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    assert TIMEOUT - 0.05 <= elapsed < TIMEOUT + MARGIN
+    assert sink.dropped == 10  # the line being written and the nine queued
+    assert len(sink._queue) == 0
+    reader.start()  # the output unblocks: the writer finishes its line, then stops
+    sink._thread.join(5)
+    assert not sink._thread.is_alive()
+    stream.close()
+    rows = reader.finish()
+    assert [(e["i"], e["seq"], len(e["pad"])) for e in rows] == [(0, 1, 300_000)]
+    assert sink.dropped == 10
