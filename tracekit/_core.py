@@ -485,10 +485,19 @@ def configure(
         emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
         changes = _diff(old.config if old is not None else None, config)
         _emitter = emitter
+        carried: tuple[int, str] | None = None
         if old is not None and not same_sink:
             if isinstance(old.sink, ThreadedSink) and isinstance(out, ThreadedSink):
                 old.sink.successor = out  # late submissions to the old sink are reported
             old.sink.close()
+            if isinstance(old.sink, ThreadedSink):
+                # Drops the old sink counted but could not report yet (no write of its
+                # succeeded since): the new configuration reports them, below.
+                lost, reason, unflushed = old.sink.take_unreported()
+                if lost:
+                    if isinstance(out, ThreadedSink):
+                        out.adopt_drops(lost, unflushed)
+                    carried = (lost, f"{reason} (reconfigured)")
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
@@ -500,6 +509,11 @@ def configure(
             changed=sorted(changes),
             actor=config.actor,
         )
+    if carried is not None:
+        try:
+            emitter._report_drop(*carried)
+        except Exception:
+            emitter.internal_errors += 1
     return changes
 
 

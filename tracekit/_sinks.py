@@ -187,6 +187,15 @@ class ThreadedSink:
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until the queue is written. True when it was, in time, and no event was dropped
         since the previous ``flush`` (queue full, sink closed, the output failing)."""
+        if not self._wait(timeout):
+            return False
+        dropped = self._dropped
+        clean = dropped == self._dropped_at_flush
+        self._dropped_at_flush = dropped
+        return clean
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait until the queue is written; False if the writer is gone or time ran out."""
         deadline = time.monotonic() + timeout
         while self._queue or self._busy:
             if not self._thread.is_alive():
@@ -195,10 +204,23 @@ class ThreadedSink:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.001)
-        dropped = self._dropped
-        clean = dropped == self._dropped_at_flush
-        self._dropped_at_flush = dropped
-        return clean
+        return True
+
+    def take_unreported(self) -> tuple[int, str, int]:
+        """Hand over the drops counted but not reported yet (their report needs a write that
+        succeeds): ``(count, last reason, how many of them no flush has seen yet)``; this
+        sink will not report them. ``configure`` gives them to the sink replacing this one."""
+        with self._lock:
+            n, reason, self._unreported = self._unreported, self._reason, 0
+            unflushed = min(n, self._dropped - self._dropped_at_flush)
+        return n, reason, unflushed
+
+    def adopt_drops(self, n: int, unflushed: int) -> None:
+        """Count ``n`` drops of a replaced sink (reported by the caller) as this sink's;
+        the next ``flush`` is False when ``unflushed`` > 0."""
+        with self._lock:
+            self._dropped += n
+            self._dropped_at_flush += n - unflushed
 
     def _discard_queue(self) -> int:
         """Empty the queue (other threads may still append or pop); returns how many."""
@@ -234,7 +256,7 @@ class ThreadedSink:
         if self._abandoned:
             return
         deadline = time.monotonic() + timeout
-        self.flush(timeout)
+        self._wait(timeout)  # not flush(): what the next flush() reports is left as it is
         self._stopped = True
         self._wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))

@@ -240,3 +240,46 @@ def test_close_returns_within_its_timeout_when_nobody_reads_the_pipe() -> None:
     rows = reader.finish()
     assert [(e["i"], e["seq"], len(e["pad"])) for e in rows] == [(0, 1, 300_000)]
     assert sink.dropped == 10
+
+
+# 3. Drops the replaced sink had counted but not reported (its output kept failing, so no
+#    report could be written) are reported by the new configuration: one TRACEKIT.dropped
+#    event with the old count, counted in its stats(); flush() still says whether they were
+#    lost since the previous flush.
+
+
+class _Broken(io.StringIO):
+    def write(self, s: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("flushed_before", [False, True])
+def test_drops_the_replaced_sink_had_not_reported_are_reported_by_the_new_one(
+    tmp_path: Any, flushed_before: bool
+) -> None:
+    tracekit.configure(service="svc", source="s1", sink=_Broken())
+    old = _sink()
+    for i in range(3):
+        tracekit.emit("REST", "request", i=i)
+    if flushed_before:
+        assert tracekit.flush() is False
+    else:
+        _wait_for(lambda: old.dropped == 3)
+    assert (old.dropped, old._unreported) == (3, 3)
+    new = tmp_path / "b.jsonl"
+    tracekit.configure(service="svc", source="s1", sink=new)
+    # a flush before the reconfigure has already said these three were lost
+    assert tracekit.flush() is flushed_before
+    assert tracekit.flush() is True
+    rows = [json.loads(line) for line in new.read_text().splitlines()]
+    assert [(e["stage"], e["action"], e["seq"], e.get("dropped")) for e in rows] == [
+        ("TRACEKIT", "configured", 4, None),
+        ("TRACEKIT", "dropped", 5, 3),
+    ]
+    report = rows[1]
+    assert (
+        report["reason"] == "sink error: OSError: [Errno 28] No space left on device (reconfigured)"
+    )
+    assert (report["total_dropped"], report["level"]) == (3, "warning")
+    assert tracekit.stats()["dropped"] == 3
+    assert old._unreported == 0  # handed over, not reported twice
