@@ -235,21 +235,19 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
     )
     # the raced device's store took it, then lost it again (a page replaced the store)
-    lost = removed(paths).select("trace_id", "recipient", "source", removed=pl.lit(True))
+    lost = removed(paths).select("trace_id", "recipient", "source", "restored")
     hits = (
         raced.lazy()
         .join(state, on=["trace_id", "recipient"], how="left")
         .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
         .with_columns(t=paths.true_time())
     )
+    took = f"reached {final}, then {p.role('remove')} took it off the store"
     then = (
-        pl.when(pl.col("removed").fill_null(False))
-        .then(
-            pl.lit(
-                f"the message then went missing: reached {final}, then "
-                f"{p.role('remove')} took it off the store"
-            )
-        )
+        pl.when(pl.col("restored").not_())
+        .then(pl.lit(f"the message then went missing: {took}"))
+        .when(pl.col("restored"))
+        .then(pl.lit(f"the message then went missing: {took} until a later history load showed it"))
         .when(pl.col("arrived"))
         .then(pl.lit(f"the message then reached {final}"))
         .otherwise(

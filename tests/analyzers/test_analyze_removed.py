@@ -13,12 +13,14 @@ from tracekit.analyzers import Pipeline, analyze, find_races, load_pipeline
 from tracekit.errors import PipelineError
 
 
-def _overwrite(history, *, device: str = "client-u2") -> str:
+def _overwrite(history, *, device: str = "client-u2", before_removal=()) -> str:
     """u2 has c1 open and reloads it: m2 reaches CTRL.add during the fetch, then the page
     (read before m2 was persisted) replaces the store and takes m2 off it."""
     history.message(1, "u1", ["u1", "u2"], t=0)
     history.ev(1000, "REST.fetch_start", device, "u2", conv_id="c1")
     t2 = history.message(2, "u1", ["u1", "u2"], t=1005)
+    for t, hop in before_removal:
+        history.ev(t, hop, device, "u2", conv_id="c1")
     history.ev(1100.5, "CTRL.remove", device, "u2", trace=history.tid(2), conv_id="c1")
     history.ev(1101, "REST.fetch_end", device, "u2", conv_id="c1")
     return t2
@@ -167,3 +169,67 @@ def test_remove_needs_a_final_hop(tmp_path: Path) -> None:
     with pytest.raises(PipelineError) as err:
         _model(tmp_path, 'remove = "B.hide"', text)
     assert str(err.value).endswith("[roles] remove: needs a 'final' role (the hop it undoes)")
+
+
+def test_a_history_load_begun_after_the_removal_shows_it_again_still_a_drop(history):
+    # the page of a fetch that starts after the removal was read after m2 was persisted: it
+    # holds m2, which is on the screen again; it left the screen until then (a drop, as a
+    # socket message dropped before CTRL.add and shown by the next page is)
+    t2 = _overwrite(history)
+    history.ev(1500, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1600, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "CTRL.add", "CTRL.add"),
+        ("race", t2, "u2", "WS-RECV.receive", "CTRL.add"),
+    ]
+    drop, race = report.findings["detail"]
+    assert drop.endswith(
+        "took the message off the store 55.0 ms later and only a later history load of the "
+        "conversation showed it again"
+    )
+    assert race.endswith(
+        "the message then went missing: reached CTRL.add, then CTRL.remove took it off the "
+        "store until a later history load showed it"
+    )
+    assert report.summary["delivered"] == 3
+
+
+def _still_off_the_screen(history, t2):
+    history.tail()
+    found = analyze(history.frame()).findings
+    drops = found.filter(pl.col("kind") == "drop")
+    assert history.kinds(drops) == [("drop", t2, "u2", "CTRL.add", "CTRL.add")]
+    assert drops["detail"][0].endswith("later and nothing added it again")
+
+
+@pytest.mark.parametrize("later_start", [False, True])
+def test_a_history_load_begun_before_the_removal_does_not_show_it_again(history, later_start):
+    # its page may have been read before m2 was persisted (in log order, its start comes
+    # before the removal); ends close fetches in order, so with one more fetch begun after
+    # the removal, one end closes the earlier fetch and that one is still in flight
+    t2 = _overwrite(history, before_removal=[(1090, "REST.fetch_start")])
+    if later_start:
+        history.ev(1500, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1600, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    _still_off_the_screen(history, t2)
+
+
+@pytest.mark.parametrize(
+    ("fetches", "why"),
+    [
+        # begun after it, never completed
+        ([(1500, "REST.fetch_start")], "never ended"),
+        # of another conversation
+        ([(1500, "REST.fetch_start", "c9"), (1600, "REST.fetch_end", "c9")], "other conv"),
+        # on another device of u2
+        ([(1500, "REST.fetch_start", "c1", "client-u2-b"), (1600, "REST.fetch_end")], "device"),
+    ],
+)
+def test_a_history_load_that_cannot_hold_the_message_does_not_show_it_again(history, fetches, why):
+    t2 = _overwrite(history)
+    for t, hop, *rest in fetches:
+        conv, device = (*rest, "c1", "client-u2")[:2] if rest else ("c1", "client-u2")
+        history.ev(t, hop, device, "u2", conv_id=conv)
+    _still_off_the_screen(history, t2)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from chat_helpers import Chat
 from rich.console import Console
@@ -28,6 +29,7 @@ from tracekit.chat.load import (
 )
 from tracekit.cli._app import _explain_demo
 from tracekit.collectors import collect
+from tracekit.table import events_frame
 
 
 def _events(run: DemoRun) -> dict[str, list[dict[str, Any]]]:
@@ -67,6 +69,8 @@ def _check_common(run: DemoRun, tmp_path: Path) -> dict[str, list[dict[str, Any]
     server = events["chat-server-1"]
     for m in run.truth.messages:
         sender = _hops(events[f"client-{m['sender']}"], m["trace_id"])
+        # (a race-bug reloader's own message, sent during its reload, is then overwritten)
+        assert sender.pop("CTRL.remove", 0) <= (run.truth.behaviour == "race-bug")
         assert sender == Counter({"CTRL.send": 1, "REST.request": 1, "REST.response": 1})
         (start,) = [
             e for e in server if e.get("trace_id") == m["trace_id"] and e["action"] == "start"
@@ -102,12 +106,18 @@ def test_race_bug_demo_loses_messages_at_ctrl_add_during_history_loads(tmp_path:
 
     assert len(run.lost) >= 4
     lost = {(e.trace_id, e.recipient) for e in run.lost}
-    assert {(e.kind, e.stage, e.last_seen) for e in run.lost} == {("drop", "CTRL.add", "REPO.add")}
+    # both halves of the seed bug: dropped before CTRL.add while c1 was not loaded, and
+    # overwritten by the page after CTRL.add once the reloader's own message loaded it again
+    dropped = {(e.trace_id, e.recipient) for e in run.lost if e.last_seen == "REPO.add"}
+    overwritten = {(e.trace_id, e.recipient) for e in run.lost if e.last_seen == "CTRL.add"}
+    assert dropped and overwritten and dropped | overwritten == lost
+    assert {(e.kind, e.stage) for e in run.lost} == {("drop", "CTRL.add")}
     for m in run.truth.messages:
         for r in m["recipients"]:
             hops = _hops(events[f"client-{r}"], m["trace_id"])
             assert hops["WS-RECV.receive"] == hops["REPO.add"] == 1
-            assert hops["CTRL.add"] == (0 if (m["trace_id"], r) in lost else 1)
+            assert hops["CTRL.add"] == (0 if (m["trace_id"], r) in dropped else 1)
+            assert hops["CTRL.remove"] == ((m["trace_id"], r) in overwritten)
     # each lost message arrived inside a history fetch of its conversation on that client
     for e in run.lost:
         log = events[f"client-{e.recipient}"]
@@ -289,3 +299,22 @@ async def test_truth_counts_a_socket_message_the_race_bug_page_overwrites(chat: 
     )  # fmt: skip
     assert not lost.shown and lost.shown_after_refresh
     assert {(r["trace_id"], r["recipient"]) for r in truth.races} == {(other.trace_id, "u2")}
+
+    # the store logged what the page took off the screen: u1's message, and u2's own
+    removals = [e for e in chat.events("u2") if (e["stage"], e["action"]) == ("CTRL", "remove")]
+    assert sorted((e["trace_id"], e["actor"]) for e in removals) == sorted(
+        [(own.trace_id, "u2"), (other.trace_id, "u2")]
+    )
+    # ...so the analysis sees the loss the truth counts: a drop at CTRL.add on u2's client
+    logs = [*chat.server_events, *(e for u in clients for e in chat.events(u))]
+    report = analyze(events_frame(logs).lazy())
+    drops = report.findings.filter(pl.col("kind") == "drop")
+    assert drops.select("trace_id", "recipient", "stage", "last_seen", "source").rows() == [
+        (other.trace_id, "u2", "CTRL.add", "CTRL.add", "client-u2")
+    ]
+    race = report.findings.filter(pl.col("kind") == "race").row(0, named=True)
+    # (the driver's final refresh is that later load)
+    assert race["detail"].endswith(
+        "the message then went missing: reached CTRL.add, then CTRL.remove took it off the "
+        "store until a later history load showed it"
+    )

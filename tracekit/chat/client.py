@@ -3,15 +3,16 @@
 - :class:`RestClient`: REST calls (``REST.request`` for sends, ``REST.fetch_start`` for history);
 - :class:`SocketClient`: the WebSocket; each ``message:created`` frame is ``WS-RECV.receive``;
 - :class:`Repository`: the socket's message store (``REPO.add``), deduplicated by message id;
-- :class:`Controller`: what the UI shows (``CTRL.send``, ``CTRL.add``, ``REST.response``,
-  ``REST.fetch_end``), with two behaviours:
+- :class:`Controller`: what the UI shows (``CTRL.send``, ``CTRL.add``, ``CTRL.remove``,
+  ``REST.response``, ``REST.fetch_end``), with two behaviours:
 
   ``fixed``: socket messages are always added; a history load merges, never overwrites;
   duplicates are removed by id; the optimistic copy is replaced by the canonical message.
 
   ``race-bug``: a socket message for a conversation that is not loaded (its history load
   still in flight) is dropped, silently, and the history result overwrites the store: the
-  message appears only after the next refresh.
+  message appears only after the next refresh. The overwrite is logged (``CTRL.remove`` of
+  each message it takes off the screen), the drop is not: two ways the analysis must see.
 
 :class:`ChatClient` ties them together for one user, all emitting through its own
 :class:`tracekit.Instrumentation` when given one.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -161,6 +162,21 @@ class Repository:
         return set(self._seen.get(conv_id, {}))
 
 
+def _wiped(shown: Iterable[ChatMessage], page: list[ChatMessage]) -> list[ChatMessage]:
+    """What replacing ``shown`` with a history ``page`` takes off the screen: the messages
+    the page lacks, except those older than its oldest (paged out, not lost: scrolling up
+    loads them again)."""
+    ids = {m.client_msg_id for m in page} | {m.id for m in page if m.id}
+    oldest = min((m.seq for m in page if m.seq is not None), default=None)
+    return [
+        m
+        for m in shown
+        if m.client_msg_id not in ids
+        and m.id not in ids
+        and (oldest is None or m.seq is None or m.seq >= oldest)
+    ]
+
+
 class Controller:
     """What the UI shows: each conversation's messages in order, optimistic ones last."""
 
@@ -175,6 +191,10 @@ class Controller:
         self._outbox: dict[str, asyncio.Lock] = {}
         #: socket messages the race-bug controller threw away (ground truth, never logged)
         self.dropped: list[ChatMessage] = []
+        #: socket messages shown (``CTRL.add``), then taken off by a race-bug history page and
+        #: not added again (ground truth; logged as ``CTRL.remove``)
+        self.overwritten: list[ChatMessage] = []
+        self._from_socket: set[str] = set()
         #: called with (conversation, its messages) on every change: what a UI would redraw
         self.listeners: list[Callable[[str, list[ChatMessage]], None]] = []
 
@@ -215,7 +235,17 @@ class Controller:
                 self._store[msg.conv_id].append(msg)
             else:
                 self._upsert(msg)
+        self._from_socket.add(msg.client_msg_id)
+        self.overwritten = [m for m in self.overwritten if m.client_msg_id != msg.client_msg_id]
         self._changed(msg.conv_id)
+
+    def _removed(self, msg: ChatMessage) -> None:
+        """The store lost ``msg``: the guard a team adds once it suspects the store (the seed
+        report's third fix), as a ``CTRL.remove`` of that message for this user."""
+        with tracekit.message(
+            msg.client_msg_id, conv_id=msg.conv_id, msg_id=msg.id, actor=self.user
+        ):
+            tracekit.emit("CTRL", "remove", reason="history page replaced the store")
 
     async def load(self, conv_id: str) -> list[ChatMessage]:
         """Open (or reload) a conversation: fetch its history and apply it."""
@@ -230,8 +260,13 @@ class Controller:
                 tracekit.emit("REST", "fetch_start")
                 page = await self.rest.history(conv_id)
                 if self.behaviour == "race-bug":
+                    wiped = _wiped(self._store.get(conv_id, ()), page)
                     self._store[conv_id] = list(page)  # the bug: overwrites socket messages
                     added = len(page)
+                    for msg in wiped:
+                        self._removed(msg)
+                        if msg.client_msg_id in self._from_socket:
+                            self.overwritten.append(msg)
                 else:
                     before = len(self._store.get(conv_id, ()))
                     self._store.setdefault(conv_id, [])

@@ -10,7 +10,10 @@ Scenarios:
 
 - ``race-bug`` / ``fixed``: bursts of messages in the group conversation while one member
   reloads its history (the server's history page takes ``history_latency`` seconds to land),
-  then quieter messages anywhere. The race-bug client loses the burst; the fixed one does not.
+  then quieter messages anywhere; in every second burst the reloader writes one message
+  itself. The race-bug client loses the burst (dropped before ``CTRL.add`` while the
+  conversation is not loaded, overwritten by the page after ``CTRL.add`` once the reloader's
+  own message loaded it again); the fixed one loses nothing.
 - ``faults``: fixed clients, no overlapping reloads; one delivery dropped on the wire, one
   written twice, one recipient disconnected for two messages (it reconnects and reloads), and
   the last message delayed to one recipient.
@@ -182,13 +185,19 @@ def plan_load(
 
     if scenario in ("race-bug", "fixed"):
         left = messages
+        bursts = 0
         while left > 0:
-            # a burst lands while one member's history page of c1 is in flight
+            # a burst lands while one member's history page of c1 is in flight; in every
+            # second burst the reloader itself writes its third message, which puts c1 back
+            # in a race-bug store: the burst's later messages reach CTRL.add there, and the
+            # page then overwrites them (the seed bug's other half)
             reloader = rng.choice(names)
             plan.steps += [Reload(reloader, "c1", wait=False), Pause(0.02)]
-            for _ in range(min(burst, left)):
-                send("c1", rng.choice([u for u in names if u != reloader]))
+            for k in range(min(burst, left)):
+                own = bursts % 2 == 1 and k == 2
+                send("c1", reloader if own else rng.choice([u for u in names if u != reloader]))
                 left -= 1
+            bursts += 1
             plan.steps.append(AwaitReloads())
             n = min(burst, left)
             quiet(n)
@@ -360,8 +369,8 @@ class GroundTruth:
     messages: list[dict[str, Any]]
     deliveries_expected: int
     #: (message, recipient) that never reached CTRL.add, with the hop where it stopped, or
-    #: that reached it and was no longer on the recipient's screen before the final refresh
-    #: (the race-bug page overwrote it: stage and last_seen CTRL.add)
+    #: that reached it and was then taken off the recipient's screen by a race-bug history
+    #: page (stage and last_seen CTRL.add)
     lost: list[Expected]
     #: (message, recipient) whose frame arrived more than once
     duplicates: list[Expected]
@@ -398,8 +407,8 @@ def ground_truth(
     """What happened to every (message, recipient), read from the clients' own state.
 
     A delivery is lost if it never reached ``CTRL.add`` (by the hop where it stopped) or if
-    the recipient's screen before the final refresh does not show it although its socket
-    message reached ``CTRL.add`` (a race-bug history page overwrote the store).
+    its socket message reached ``CTRL.add`` and a race-bug history page then replaced the
+    store without it (shown again only by a later history load, such as the final refresh).
 
     ``pipeline`` (default: the built-in one) is the model the run will be analyzed with: a
     delay is an expected ``latency_outlier`` only if its hop has the pipeline's
@@ -423,6 +432,9 @@ def ground_truth(
     #: WS-BROADCAST.deliver -> WS-RECV.receive samples: (message, recipient) received at all
     receive_samples = 0
     dropped = {u: {m.client_msg_id for m in c.controller.dropped} for u, c in clients.items()}
+    overwritten = {
+        u: {m.client_msg_id for m in c.controller.overwritten} for u, c in clients.items()
+    }
     for m in plan.messages:
         msg_id = driver.msg_ids.get(m.trace_id, "")
         recipients = plan.recipients(m)
@@ -467,9 +479,9 @@ def ground_truth(
                         "frame lost on the wire",
                     )
                 )
-            elif not shown:
-                # CTRL.add was logged, yet the screen the user had before the refresh lacks
-                # it: the race-bug history page overwrote the store after the socket message
+            elif m.client_msg_id in overwritten[r]:
+                # CTRL.add was logged, then a race-bug history page replaced the store without
+                # it: off the screen until a later history load (a refresh) showed it again
                 lost.append(
                     _expect(
                         this,
