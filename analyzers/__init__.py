@@ -37,6 +37,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   of that device's own log (a process that ended right after is in flight, not a drop); a
   device that logged nothing of it is offline, not judged. A path whose last hop was retried is judged from the
   last attempt.
+- A message taken off a recipient's store after ``final`` (the pipeline's ``remove`` role,
+  ``CTRL.remove``: a history page that replaced the store) is a ``drop`` at ``final`` on that
+  device, ``last_seen`` = ``final`` (:mod:`._removed`).
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 """
 
