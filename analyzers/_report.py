@@ -235,7 +235,8 @@ def timeline(
     """One message's path: a row per (recipient, hop), message hops first (recipient null).
 
     Columns: recipient, hop (pipeline order), stage_action, reached, count, source, timestamp
-    (clock-corrected), latency_ms (from the previous hop reached), file, line. Clock offsets
+    (clock-corrected), latency_ms (from the previous hop reached), file, line. Events of the
+    pipeline's ``remove`` role follow a recipient's hops (one row each, latency from ``final``). Clock offsets
     are estimated from the whole table, so pass all events, not only this trace's; the rebuilt
     paths of the last ``events`` object are kept, so asking about many messages is cheap.
     """
@@ -266,6 +267,31 @@ def timeline(
                 ((pl.col(col("t", i)) - prev) / 1e6).alias("latency_ms"),
                 pl.col(col("file", i)).cast(pl.String).alias("file"),
                 pl.col(col("line", i)).cast(pl.Int64).alias("line"),
+            )
+        )
+    removals = paths.removals.filter(pl.col("trace_id") == trace_id)
+    final = p.role("final")
+    if final is not None and not removals.is_empty() and not pairs.is_empty():
+        # after the hops: the events that took the message off a recipient's store again
+        t_final = pairs.select("recipient", pl.col(col("t", p.index(final))).alias("t_final"))
+        frames.append(
+            removals.join(
+                t_final.with_columns(pl.col("recipient").cast(pl.String)),
+                on="recipient",
+                how="left",
+            )
+            .sort("recipient", "pos")
+            .select(
+                "recipient",
+                pl.lit(len(p.hops), dtype=pl.Int32).alias("hop"),
+                pl.lit(p.role("remove")).alias("stage_action"),
+                pl.lit(True).alias("reached"),
+                pl.lit(1, dtype=pl.UInt32).alias("count"),
+                "source",
+                pl.col("t").cast(TIMESTAMP_DTYPE).alias("timestamp"),
+                ((pl.col("t") - pl.col("t_final")) / 1e6).alias("latency_ms"),
+                "file",
+                "line",
             )
         )
     if not frames:

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tracekit.analyzers import Pipeline, analyze, find_races, load_pipeline
+from tracekit.analyzers import Pipeline, analyze, find_races, load_pipeline, timeline
 from tracekit.errors import PipelineError
 
 
@@ -233,3 +233,16 @@ def test_a_history_load_that_cannot_hold_the_message_does_not_show_it_again(hist
         conv, device = (*rest, "c1", "client-u2")[:2] if rest else ("c1", "client-u2")
         history.ev(t, hop, device, "u2", conv_id=conv)
     _still_off_the_screen(history, t2)
+
+
+def test_the_timeline_shows_the_removal_after_the_recipients_hops(history):
+    t2 = _overwrite(history)
+    got = timeline(history.frame(), t2).filter(pl.col("recipient") == "u2")
+    assert got.select("stage_action", "source", "line").rows() == [
+        ("WS-BROADCAST.deliver", "server-1", 8),
+        ("WS-RECV.receive", "client-u2", 5),
+        ("REPO.add", "client-u2", 6),
+        ("CTRL.add", "client-u2", 7),
+        ("CTRL.remove", "client-u2", 8),
+    ]
+    assert got["latency_ms"][-1] == pytest.approx(55.0)
