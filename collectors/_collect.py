@@ -558,11 +558,17 @@ def _read_one(
     braces = b"{" in data
     numbered: pl.DataFrame | None = None
     if fmt in ("kv", "legacy") and braces:
-        lines, latin1 = _text_lines(data)
+        from tracekit.collectors._text import join_partials
+
+        # a JSON event a container runtime split is one object again
+        raw_lines, latin1 = _text_lines(data)
+        lines, joins = join_partials(raw_lines, src.name)
         is_object, bare = _object_lines(lines)
         if is_object.any():
+            for note in joins:
+                stats.warn(note)
             return _read_mixed(lines, latin1, is_object, bare, fmt, src, timezone, stats)
-        numbered = _numbered(lines)
+        numbered = _numbered(lines)  # the reader joins the partial lines itself
     stats.formats[name] = stats.formats.get(name, 0) + 1
     if isinstance(fmt, str):
         reader = _reader(fmt)

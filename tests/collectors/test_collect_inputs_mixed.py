@@ -13,6 +13,10 @@ import polars as pl
 from collectors_helpers import T1, jl, ts
 
 from tracekit.collectors import Collected, MemorySource, collect, detect_format
+from tracekit.schema import derived_trace_id
+
+#: the trace id linking gives u1's lines naming client id c1 (no trace id of their own)
+U1_C1 = derived_trace_id("u1\x1fc1")
 
 
 def line(**kw: object) -> str:
@@ -289,3 +293,75 @@ def test_legacy_lines_far_down_a_json_lines_file_are_read_not_malformed() -> Non
     assert frame.filter(pl.col("line") == 61).select("stage", "action").rows() == [("CTRL", "send")]
     assert counts(got) == (1, 62, 61, 1, 0)
     assert got.inputs.formats == {"legacy": 1}
+
+
+def _cri(time: str, stream: str, tag: str, text: str) -> str:
+    return f"2026-11-25T{time}000000Z {stream} {tag} {text}\n"
+
+
+def test_cri_partial_lines_are_joined_per_stream() -> None:
+    # CRI splits a long line into P records and a last F record of the same stream; the
+    # other stream's records may come in between. Each fragment was read as a line of its own.
+    ev = line(seq=1, trace_id=T1, conv_id="c9")
+    a, b = len(ev) // 3, 2 * len(ev) // 3
+    data = (
+        _cri("10:00:00.100", "stdout", "P", ev[:a])
+        + _cri("10:00:00.150", "stderr", "F", "[CTRL] sendMessage: clientMsgId=c1")
+        + _cri("10:00:00.100", "stdout", "P", ev[a:b])
+        + _cri("10:00:00.100", "stdout", "F", ev[b:])
+        + _cri("10:00:00.200", "stderr", "P", "[REST] Sending mess")
+        + _cri("10:00:00.200", "stderr", "F", "age: clientMsgId=c1 conversationId=c7")
+        + _cri("10:00:00.300", "stdout", "F", "INFO: plain")
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action", "trace_id", "conv_id", "seq").rows() == [
+        (1, "CTRL", "send", T1, "c9", 1),
+        (2, "CTRL", "send", U1_C1, None, None),
+        (5, "REST", "request", U1_C1, "c7", None),
+    ]
+    assert frame.get_column("timestamp").to_list() == [
+        ts("10:00:00"),
+        ts("10:00:00.15"),
+        ts("10:00:00.2"),
+    ]
+    assert frame.get_column("event").to_list()[2] == (
+        "[REST] Sending message: clientMsgId=c1 conversationId=c7"
+    )
+    assert counts(got) == (1, 7, 3, 1, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: 1 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_a_cri_partial_line_without_its_final_record_is_read_with_a_warning() -> None:
+    data = (
+        _cri("10:00:00.100", "stdout", "F", "[CTRL] sendMessage: clientMsgId=c1")
+        + _cri("10:00:00.200", "stdout", "P", "[REST] Sending message: client")
+        + _cri("10:00:00.200", "stdout", "P", "MsgId=c2")
+    ).removesuffix("\n")
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action", "event").rows() == [
+        (1, "CTRL", "send", "[CTRL] sendMessage: clientMsgId=c1"),
+        (2, "REST", "request", "[REST] Sending message: clientMsgId=c2"),
+    ]
+    assert counts(got) == (1, 3, 2, 0, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: lines 2-3: a container runtime's partial line (P records) has no final "
+        "(F) record at the end of the file; read as one line"
+    ]
+
+
+def test_lines_without_partial_cri_records_are_left_as_they_are() -> None:
+    from tracekit.collectors._text import join_partials
+
+    cri = [_cri("10:00:00.100", "stdout", "F", "[CTRL] sendMessage: P x").strip()] * 3
+    # a P record's look-alike in a log that is no CRI log, and in a CRI record's text
+    legacy = ["2026-11-25T10:00:00Z [CTRL] said: 2026-11-25T10:00:00Z stdout P x"] * 3
+    text = [cri[0] + " 2026-11-25T10:00:00Z stdout P x"]
+    for lines in (cri, legacy, text):
+        series = pl.Series("raw", lines)
+        out, notes = join_partials(series, "x.log")
+        assert out is series
+        assert notes == []
