@@ -252,7 +252,10 @@ def _unwrap_docker(data: bytes) -> bytes:
     """Each line's ``log`` as a CRI line (``<time> <stream> F <log>``): the container
     runtime's prefix the readers know (a legacy line without a time takes Docker's; a JSON
     event behind it is read as JSON). Lines that are not such objects stay as they are, so
-    line numbers and the account stay true."""
+    line numbers and the account stay true. Docker cuts a line longer than 16 KiB into
+    several entries and only the last one's ``log`` ends with a newline: the others become
+    partial CRI records (``P``), joined as a CRI runtime's are
+    (:func:`tracekit.collectors._text.join_partials`)."""
     from tracekit.collectors._text import csv_lines
 
     raw = csv_lines(data)
@@ -266,12 +269,13 @@ def _unwrap_docker(data: bytes) -> bytes:
     when = line.str.json_path_match("$.time")
     stream = line.str.json_path_match("$.stream").fill_null("stdout")
     text_ = log.str.strip_suffix("\n").str.replace_all("\n", " ", literal=True)
+    tag = pl.when(log.str.ends_with("\n")).then(pl.lit(" F ")).otherwise(pl.lit(" P "))
     out = (
         pl.when(log.is_null())
         .then(line)
         .when(when.is_null())
         .then(text_)
-        .otherwise(when + pl.lit(" ") + stream + pl.lit(" F ") + text_)
+        .otherwise(when + pl.lit(" ") + stream + tag + text_)
     )
     joined = pl.DataFrame([raw]).select(out.str.join("\n")).item()
     return str(joined).encode() + b"\n"

@@ -365,3 +365,51 @@ def test_lines_without_partial_cri_records_are_left_as_they_are() -> None:
         out, notes = join_partials(series, "x.log")
         assert out is series
         assert notes == []
+
+
+def _docker(log: str, time: str, stream: str = "stdout") -> str:
+    return json.dumps({"log": log, "stream": stream, "time": f"2026-11-25T{time}Z"}) + "\n"
+
+
+def test_docker_json_file_entries_split_at_16_kib_are_joined() -> None:
+    # Docker's json-file driver cuts a line every 16 KiB; only the last entry's log ends
+    # with "\n". A JSON event over 16 KiB came out as three malformed fragments.
+    big = line(seq=7, trace_id=T1, conv_id="c9", note="x" * 40_000)
+    assert len(big) > 2 * 16384
+    pieces = [big[i : i + 16384] for i in range(0, len(big), 16384)]
+    data = (
+        _docker(line(seq=6) + "\n", "10:00:00.5")
+        + _docker(pieces[0], "10:00:01.5")
+        + _docker("[CTRL] sendMessage: clientMsgId=c1\n", "10:00:01.6", "stderr")
+        + "".join(_docker(p, "10:00:01.5") for p in pieces[1:-1])
+        + _docker(pieces[-1] + "\n", "10:00:01.5")
+        + _docker(line(seq=8) + "\n", "10:00:02.5")
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action", "trace_id", "conv_id", "seq").rows() == [
+        (1, "CTRL", "send", T1, None, 6),
+        (2, "CTRL", "send", T1, "c9", 7),
+        (3, "CTRL", "send", U1_C1, None, None),
+        (6, "CTRL", "send", T1, None, 8),
+    ]
+    assert counts(got) == (1, 6, 4, 0, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: 3 lines are JSON objects among legacy text lines; read them as JSON lines"
+    ]
+
+
+def test_a_docker_entry_split_without_its_last_part_is_read_with_a_warning() -> None:
+    data = _docker("[CTRL] sendMessage: clientMsgId=c1\n", "10:00:00.5") + _docker(
+        "[REST] Sending message: clientMsgId=c2", "10:00:01.5"
+    )
+    got = collect([MemorySource(data, name="client-u1.log")])
+    assert got.events.collect().select("line", "stage", "action").rows() == [
+        (1, "CTRL", "send"),
+        (2, "REST", "request"),
+    ]
+    assert counts(got) == (1, 2, 2, 0, 0)
+    assert got.inputs.warnings == [
+        "client-u1.log: lines 2-2: a container runtime's partial line (P records) has no "
+        "final (F) record at the end of the file; read as one line"
+    ]
