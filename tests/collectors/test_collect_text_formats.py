@@ -182,3 +182,28 @@ def test_an_invalid_regex_names_the_regex_engines_complaint(tmp_path: Path) -> N
     with pytest.raises(FormatError) as err:
         load_format(path)
     assert str(err.value) == f"{path}: line_regex: invalid regex '^(?P<tag>\\\\w+': unclosed group"
+
+
+def test_a_rules_ignore_regex_is_left_out_of_its_match(tmp_path: Path) -> None:
+    path = tmp_path / "ign.toml"
+    path.write_text(
+        f'name = "ign"\n{LINE}'
+        "[patterns]\nok = '(?i)no errors|errors=0'\n"
+        "[[rules]]\ntag = \"NET\"\nmatch = '(?i)error'\nignore = '{ok}'\nevent = \"REST.failed\"\n"
+        '[[rules]]\ntag = "NET"\nmatch = \'^POST\'\nevent = "REST.request"\n'
+    )
+    lines = [
+        "2026-11-25T10:00:00Z NET: POST /messages ERROR 500",
+        "2026-11-25T10:00:01Z NET: POST /messages, no errors",
+        "2026-11-25T10:00:02Z NET: POST /messages errors=0, then error 502",
+    ]
+    rows = collect([MemorySource(lines, name="c.log")], formats=[path]).events.collect()
+    assert rows.select("line", "stage", "action").rows() == [
+        (1, "REST", "failed"),
+        (2, "REST", "request"),
+        (3, "REST", "failed"),
+    ]
+    path.write_text(f'name = "ign"\n{LINE}[[rules]]\nignore = "x"\nevent = "REST.failed"\n')
+    with pytest.raises(FormatError) as err:
+        load_format(path)
+    assert str(err.value) == f"{path}: rules[0].ignore must be a regex, in a rule with a match"
