@@ -609,3 +609,26 @@ def test_failures_and_retries_are_not_hops() -> None:
     ]
     inputs = got.inputs
     assert (inputs.events, inputs.ignored, inputs.malformed) == (13, 0, 0)
+
+
+def test_a_message_taken_off_the_screen_is_ctrl_remove_of_its_trace() -> None:
+    # the other half of the seed bug in legacy words: shown, then wiped by a history page
+    src = legacy(
+        [
+            "2026-11-25T10:00:01.000Z [WS-RECV] Received event type=message:created id=msg-7",
+            "2026-11-25T10:00:01.001Z [REPO] Added message to store id=msg-7",
+            "2026-11-25T10:00:01.002Z [CTRL] Message added to UI id=msg-7",
+            "2026-11-25T10:00:01.300Z [CTRL] Removed message from UI id=msg-7 (history replaced)",
+            "2026-11-25T10:00:01.301Z [CTRL] removeMessage id=msg-7",
+        ],
+        name="client-u2.log",
+    )
+    got = collect([src]).events.collect()
+    trace = _derived("msg-7")
+    assert got.select("stage", "action", "trace_id", "msg_id", "line").rows() == [
+        ("WS-RECV", "receive", trace, "msg-7", 1),
+        ("REPO", "add", trace, "msg-7", 2),
+        ("CTRL", "add", trace, "msg-7", 3),
+        ("CTRL", "remove", trace, "msg-7", 4),
+        ("CTRL", "remove", trace, "msg-7", 5),
+    ]
