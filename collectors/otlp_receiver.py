@@ -88,10 +88,11 @@ def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:
 
 def _response(path: str, content_type: str, rejected: int, message: str) -> tuple[bytes, str]:
     """The export response; ``rejected`` spans or log records go in its ``partial_success``
-    (OTLP's answer for a request that was accepted except for some items)."""
+    (OTLP's answer for a request that was accepted except for some items), and so does a
+    ``message`` alone (OTLP: a warning, with nothing rejected)."""
     traces = path == "/v1/traces"
     if content_type.startswith("application/json"):
-        if not rejected:
+        if not (rejected or message):
             return b"{}", "application/json"
         field = "rejectedSpans" if traces else "rejectedLogRecords"
         partial = {field: str(rejected), "errorMessage": message}  # int64 is a string in JSON
@@ -103,7 +104,7 @@ def _response(path: str, content_type: str, rejected: int, message: str) -> tupl
         )
 
         resp: Any = ExportTraceServiceResponse()
-        if rejected:
+        if rejected or message:
             resp.partial_success.CopyFrom(
                 ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
             )
@@ -114,7 +115,7 @@ def _response(path: str, content_type: str, rejected: int, message: str) -> tupl
         )
 
         resp = ExportLogsServiceResponse()
-        if rejected:
+        if rejected or message:
             resp.partial_success.CopyFrom(
                 ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message)
             )
@@ -174,6 +175,8 @@ class OTLPReceiver:
         self.malformed = 0
         #: the first few reasons for them
         self.examples: list[str] = []
+        #: attributes without a key, skipped (their spans and records were kept)
+        self.keyless = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -264,13 +267,19 @@ class OTLPReceiver:
             self.events += len(events)
             self.ignored += items.ignored
             self.malformed += len(bad)
+            self.keyless += items.keyless
             self.examples.extend(bad[: max(0, MAX_EXAMPLES - len(self.examples))])
             if payload:
                 self._out.write(payload)
                 self._out.flush()
         if self._on_events is not None and events:
             self._on_events(events)
-        message = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        notes = bad[:3] + [f"and {len(bad) - 3} more"] * (len(bad) > 3)
+        if items.keyless:  # kept, so not rejected: said as OTLP's warning
+            notes.append(
+                f"{items.keyless} attribute(s) without a key skipped (first: {items.keyless_at})"
+            )
+        message = "; ".join(notes)
         resp, rtype = _response(path, ctype, len(bad), message)
         req._reply(200, resp, rtype)
 

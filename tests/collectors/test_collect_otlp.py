@@ -452,15 +452,23 @@ def test_receiver_keeps_the_good_items_of_a_request_with_bad_ones(receiver: Any)
     with httpx.Client(base_url=rx.url, timeout=5) as client:
         t = client.post("/v1/traces", content=orjson.dumps(traces), headers=json_type)
         lg = client.post("/v1/logs", content=orjson.dumps(logs), headers=json_type)
+    keyless = (
+        "1 attribute(s) without a key skipped (first: resourceSpans[0].scopeSpans[0].spans[2])"
+    )
     assert (t.status_code, t.json()) == (
         200,
-        {"partialSuccess": {"rejectedSpans": "1", "errorMessage": _BAD_ITEM_REASONS[0]}},
+        {
+            "partialSuccess": {
+                "rejectedSpans": "1",
+                "errorMessage": f"{_BAD_ITEM_REASONS[0]}; {keyless}",
+            }
+        },
     )
     assert (lg.status_code, lg.json()) == (
         200,
         {"partialSuccess": {"rejectedLogRecords": "1", "errorMessage": _BAD_ITEM_REASONS[1]}},
     )
-    assert (rx.requests, rx.events, rx.malformed, rx.rejected) == (2, 4, 2, 0)
+    assert (rx.requests, rx.events, rx.malformed, rx.rejected, rx.keyless) == (2, 4, 2, 0, 1)
     assert rx.examples == _BAD_ITEM_REASONS
     got = collect([out])
     assert got.events.collect().select("stage", "seq", "timestamp").rows() == _bad_items_rows()
@@ -682,4 +690,44 @@ def test_attributes_without_a_key_are_counted_in_a_warning() -> None:
     assert i.warnings == [
         "x.jsonl: 5 OTLP attributes without a key were skipped; their spans and records were "
         "kept (first: line 2, resourceSpans[0].resource)"
+    ]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-protobuf"])
+def test_receiver_counts_attributes_without_a_key_and_warns_the_exporter(
+    receiver: Any, content_type: str
+) -> None:
+    rx, out = receiver
+    span = _span_json("CTRL", "send", 1)
+    span["attributes"] += [{"value": {"stringValue": "x"}}]
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    if content_type == "application/json":
+        body = orjson.dumps(doc)
+    else:
+        from google.protobuf.json_format import ParseDict
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        body = ParseDict(doc, ExportTraceServiceRequest()).SerializeToString()
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        r = client.post("/v1/traces", content=body, headers={"Content-Type": content_type})
+    warning = (
+        "1 attribute(s) without a key skipped (first: resourceSpans[0].scopeSpans[0].spans[0])"
+    )
+    if content_type == "application/json":
+        assert r.json() == {"partialSuccess": {"rejectedSpans": "0", "errorMessage": warning}}
+    else:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        resp = ExportTraceServiceResponse.FromString(r.content)
+        assert (resp.partial_success.rejected_spans, resp.partial_success.error_message) == (
+            0,
+            warning,
+        )
+    assert (rx.events, rx.malformed, rx.keyless) == (1, 0, 1)
+    assert collect([out]).events.collect().select("stage", "action", "seq").rows() == [
+        ("CTRL", "send", 5)
     ]
