@@ -40,6 +40,7 @@ FaultKind = Literal[
     "log_loss",
     "race",
     "race_drop",
+    "race_overwrite",
     "unexpected",
     "orphan",
     "skew",
@@ -55,6 +56,7 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "log_loss",
     "race",
     "race_drop",
+    "race_overwrite",
     "unexpected",
     "orphan",
     "skew",
@@ -485,13 +487,18 @@ def _inject(
         src = _client(r)
         m.lost.add((r, "_log_loss" if kind == "log_loss" else "_seq_gap"))
         truth.append(Expected("log_gap", None, None, None, None, source=src))
-    elif kind in ("race", "race_drop"):
+    elif kind in ("race", "race_drop", "race_overwrite"):
         recv = m.r[r]["WS-RECV.receive"]
         fetches.append((r, m.conv, recv - rng.uniform(5.0, 20.0), m.r[r]["CTRL.add"] + 30.0))
         if kind == "race_drop":
             m.lost.add((r, "CTRL.add"))
             truth.append(Expected("race", m.trace, r, "WS-RECV.receive", "REPO.add"))
             truth.append(Expected("drop", m.trace, r, "CTRL.add", "REPO.add"))
+        elif kind == "race_overwrite":
+            # shown, then the page (read before it was persisted) replaced the store
+            m.r[r]["_removed"] = m.r[r]["CTRL.add"] + rng.uniform(5.0, 25.0)
+            truth.append(Expected("race", m.trace, r, "WS-RECV.receive", "CTRL.add"))
+            truth.append(Expected("drop", m.trace, r, "CTRL.add", "CTRL.add"))
         else:
             truth.append(Expected("race", m.trace, r, "WS-RECV.receive", "CTRL.add"))
     elif kind == "unexpected":
@@ -642,6 +649,9 @@ def _emit(
                     conv=m.conv,
                     peer=r if src == SERVER else None,
                 )
+        if "_removed" in times:  # a history page took it off the store again
+            gone_at = times["_removed"]
+            out.add("CTRL.remove", cr, r, gone_at, gone_at, trace=m.trace, conv=m.conv)
         if r in tablets:  # the second device: its own socket write, its own log
             _deliver(out, m, r, times["WS-BROADCAST.deliver"] + 0.05)
             for hop, _, _, start, end in rows[1:]:
