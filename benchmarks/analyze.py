@@ -21,6 +21,7 @@ Prints a table and, with ``--json``, one JSON object (for docs/perf/analyze.md).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -62,6 +63,7 @@ FAULTS = [
     "unexpected",
     "orphan",
     "race",
+    "race_overwrite",
 ]
 
 DUCKDB_SQL = """
@@ -154,7 +156,9 @@ def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
 
 def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, Path, int, int]:
     folder.mkdir(parents=True, exist_ok=True)
-    jsonl = folder / f"synth-{events}-{seed}.jsonl"
+    # the fault list is part of the name: a history generated for another list is not reused
+    faults_tag = hashlib.sha1(",".join(FAULTS).encode()).hexdigest()[:8]
+    jsonl = folder / f"synth-{events}-{seed}-{faults_tag}.jsonl"
     parquet = jsonl.with_suffix(".parquet")
     meta = jsonl.with_suffix(".meta.json")
     if not (jsonl.exists() and parquet.exists() and meta.exists()):
