@@ -80,16 +80,23 @@ def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -
     return pl.col(ts) - pl.col(source).replace_strict(offsets, default=0, return_dtype=_I64)
 
 
-def _with_hop(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
+def _with_hop(events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True) -> pl.LazyFrame:
+    """``hop`` (index), ``ts`` (ns) and ``pos``, an event's position in its source's log: its
+    ``seq``; without one (legacy text), its rank by time with ties in the order the lines were
+    read (a millisecond holds several lines of a log). ``seqless=False`` says every event has
+    a ``seq`` (no rank to compute)."""
     # Equality tests on the two columns beat building "STAGE.action" strings for every event.
     hop: pl.Expr = pl.lit(None, dtype=pl.Int32)
     for i, h in reversed(list(enumerate(p.hops))):
         is_hop = (pl.col("stage") == h.stage) & (pl.col("action") == h.action)
         hop = pl.when(is_hop).then(pl.lit(i, dtype=pl.Int32)).otherwise(hop)
+    ts = pl.col("timestamp").cast(_I64)
+    by_time = pl.when(pl.col("seq").is_null()).then(ts).rank("ordinal").cast(_I64)
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
-        ts=pl.col("timestamp").cast(_I64),
-    ).with_columns(pos=pl.coalesce(pl.col("seq"), pl.col("ts")))
+        ts=ts,
+        pos=pl.coalesce(pl.col("seq"), by_time) if seqless else pl.col("seq"),
+    )
 
 
 def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
@@ -401,7 +408,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         "timestamp", "stage", "action", "trace_id", "seq", "peer", "actor", "source",
         "conv_id", "msg_id", "recipients", "file", "line",
     ]  # fmt: skip
-    base = _with_hop(events.select(columns).collect().lazy(), p)
+    table = events.select(columns).collect()
+    base = _with_hop(table.lazy(), p, seqless=table.get_column("seq").has_nulls())
+    del table
     # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
     # source and file names stay Categorical: one pair per hop and row adds up).

@@ -179,3 +179,40 @@ def test_a_store_repeated_on_one_device_is_a_duplicate_not_a_reorder(history):
     history.tail()
     found = analyze(history.frame()).findings
     assert history.kinds(found) == [("duplicate", t1, "u2", "CTRL.add", None)]
+
+
+def _without_seq(history, tie_with: str, trace: str):
+    """The history as a legacy log would have it: no seq, and the fetch event named logged in
+    the same millisecond as u2's receive of ``trace`` (its line order unchanged)."""
+    import polars as pl
+
+    rows = history.frame().collect()
+    is_recv = (pl.col("trace_id") == trace) & (pl.col("action") == "receive")
+    t_recv = rows.filter(is_recv)["timestamp"][0]
+    return rows.with_columns(
+        seq=pl.lit(None, dtype=pl.Int64),
+        timestamp=pl.when(pl.col("action") == tie_with)
+        .then(pl.lit(t_recv))
+        .otherwise(pl.col("timestamp")),
+    ).lazy()
+
+
+def test_without_seq_a_fetch_ended_on_the_line_before_a_receive_in_the_same_ms_is_no_race(
+    history,
+):
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.tail()
+    assert find_races(_without_seq(history, "fetch_end", t1)).collect().is_empty()
+
+
+def test_without_seq_a_fetch_started_on_the_line_before_a_receive_in_the_same_ms_is_a_race(
+    history,
+):
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.ev(90, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    got = find_races(_without_seq(history, "fetch_start", t1)).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]

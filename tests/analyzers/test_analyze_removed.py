@@ -246,3 +246,25 @@ def test_the_timeline_shows_the_removal_after_the_recipients_hops(history):
         ("CTRL.remove", "client-u2", 8),
     ]
     assert got["latency_ms"][-1] == pytest.approx(55.0)
+
+
+def test_without_seq_a_removal_logged_in_the_same_millisecond_still_follows_the_add(history):
+    # legacy text logs: no seq, millisecond times; the line order is the log's order
+    t2 = _overwrite(history)
+    history.tail()
+    rows = history.frame().collect()
+    is_add = (
+        (pl.col("trace_id") == t2)
+        & (pl.col("source") == "client-u2")
+        & (pl.col("stage") == "CTRL")
+        & (pl.col("action") == "add")
+    )
+    t_add = rows.filter(is_add)["timestamp"][0]
+    legacy = rows.with_columns(
+        seq=pl.lit(None, dtype=pl.Int64),
+        timestamp=pl.when(pl.col("action") == "remove")
+        .then(pl.lit(t_add))
+        .otherwise(pl.col("timestamp")),
+    )
+    drops = analyze(legacy.lazy()).findings.filter(pl.col("kind") == "drop")
+    assert history.kinds(drops) == [("drop", t2, "u2", "CTRL.add", "CTRL.add")]
