@@ -16,8 +16,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   end of the logs as a whole (latest corrected timestamp of any source); symmetrically, a
   message without a send whose first event lies within the grace window after the logs begin is
   ``in_flight`` (sent before the logs), not ``unexpected``.
-- Order (reorders, races) is compared by ``seq`` inside one source's log; timestamps only across
-  sources, and then clock-corrected.
+- Order (reorders, races, removals) is compared by ``seq`` inside one source's log (without
+  ``seq``, as in legacy text, by time with ties in line order); timestamps only across sources,
+  and then clock-corrected.
 - Clock offsets come from every cross-source pipeline edge as difference constraints (NTP on
   request/persist/response, causal bound on deliver/receive); ``uncertainty_ms`` is null when
   only a one-sided bound exists. The offset is the middle of the consistent interval where
