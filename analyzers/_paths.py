@@ -10,7 +10,7 @@ offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
@@ -51,15 +51,19 @@ class Paths:
     #: events of the pipeline's ``remove`` role (not hops): whose store lost which message,
     #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
     removals: pl.DataFrame
+    #: frames derived from these, computed once (e.g. :func:`._removed.removed`)
+    memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
     def true_time(self, ts: str = "ts", source: str = "source") -> pl.Expr:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
         return true_time(self.offsets, ts, source)
 
-    def hops_of(self, trace_ids: pl.LazyFrame) -> pl.LazyFrame:
+    def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hops of these traces (a frame with a text ``trace_id``), names as text: the rows
-        are picked on the table's integer codes, so only theirs are converted."""
-        return _hops_of(self.hops, trace_ids)
+        are picked on the table's integer codes, so only theirs are converted. ``hop``: only
+        that hop's events (picked first, on its index)."""
+        hops = self.hops if hop is None else self.hops.filter(pl.col("hop") == hop)
+        return _hops_of(hops, trace_ids)
 
 
 def as_text(frame: pl.LazyFrame) -> pl.LazyFrame:

@@ -58,12 +58,11 @@ def removed(paths: Paths) -> pl.DataFrame:
     final = p.role("final")
     if final is None or paths.removals.is_empty():
         return pl.DataFrame(schema=_SCHEMA)
+    if "removed" in paths.memo:  # asked by the drops, the races and the summary
+        return paths.memo["removed"]
     keys = ["trace_id", "recipient", "source"]
-    adds = (
-        paths.hops_of(paths.removals.lazy().select("trace_id"))
-        .filter(pl.col("hop") == p.index(final))
-        .with_columns(t=paths.true_time())
-    )
+    wanted = paths.removals.lazy().select("trace_id")
+    adds = paths.hops_of(wanted, p.index(final)).with_columns(t=paths.true_time())
     last = pl.all().sort_by("pos").last()
     last_add = adds.group_by(keys).agg(
         last.name.suffix("_add"), pl.col("conv_id").drop_nulls().first()
@@ -77,7 +76,7 @@ def removed(paths: Paths) -> pl.DataFrame:
         .collect()
     )
     back = _restored(paths, gone)
-    return (
+    paths.memo["removed"] = out = (
         gone.lazy()
         .with_columns(restored=pl.col("rid").is_in(back.implode()))
         .join(devices, on=["trace_id", "recipient"])
@@ -86,6 +85,7 @@ def removed(paths: Paths) -> pl.DataFrame:
         .sort(keys)
         .collect()
     )
+    return out
 
 
 def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:
