@@ -501,13 +501,12 @@ def configure(
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
-    if old is not None and changes:
-        emit(
+    if old is not None and changes:  # on the new emitter, even inside inst.activate()
+        _emit_on(
+            emitter,
             META_STAGE,
             "configured",
-            event="tracekit reconfigured",
-            changed=sorted(changes),
-            actor=config.actor,
+            {"event": "tracekit reconfigured", "changed": sorted(changes), "actor": config.actor},
         )
     if carried is not None:
         try:
@@ -645,8 +644,11 @@ def emit(stage: str, action: str, /, **fields: Any) -> None:
     also a zero-length span of the message's trace (every event that takes a ``seq`` has its
     span, so a trace read back from OTLP has no hole where a point event was)."""
     emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
-    if emitter is None:
-        return
+    if emitter is not None:
+        _emit_on(emitter, stage, action, fields)
+
+
+def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any]) -> None:
     try:
         merged = emitter.base_fields(fields)
         if emitter.threshold is not None and not emitter.keep(merged.get("trace_id")):

@@ -367,3 +367,23 @@ async def test_instrumentations_give_each_client_its_own_source_and_seq(tmp_path
         ("client-u2", 1),
         ("client-u2", 2),
     ]
+
+
+def test_reconfiguring_inside_an_activated_instrumentation_logs_to_the_process_sink(
+    tmp_path: Path,
+) -> None:
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    tracekit.configure(service="client", source="client-u1", sink=a)
+    inst = tracekit.Instrumentation(service="c", source="c-1", sink=c)
+    with inst.activate():
+        tracekit.configure(service="client", source="client-u1", sink=b)
+        tracekit.emit("CTRL", "add")  # the activated instance's
+    tracekit.flush()
+    inst.close()
+    # the configuration event goes where the configuration writes, seq after a's event
+    assert [(e["stage"], e["action"], e["seq"]) for e in read_jsonl(b)] == [
+        ("TRACEKIT", "configured", 1)
+    ]
+    assert [(e["stage"], e["action"], e["source"]) for e in read_jsonl(c)] == [
+        ("CTRL", "add", "c-1")
+    ]
