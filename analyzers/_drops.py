@@ -22,7 +22,7 @@ import polars as pl
 from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
-from tracekit.analyzers._removed import removal_drops
+from tracekit.analyzers._removed import removal_candidates
 
 __all__ = ["drop_candidates", "drops_and_in_flight"]
 
@@ -151,13 +151,29 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "n_last": pl.UInt32,
         "device": pl.String,
         "t_end_device": pl.Int64,
+        # a removal (:mod:`._removed`): when the final hop was reached, the removal's line,
+        # whether a later history load showed the message again
+        "t_add": pl.Int64,
+        "file_rm": pl.String,
+        "line_rm": pl.Int64,
+        "restored": pl.Boolean,
+        "removal": pl.Boolean,
     }
-    none = {"device": pl.lit(None, dtype=pl.String), "t_end_device": pl.lit(None, dtype=pl.Int64)}
-    frames = [f.with_columns(**none) for f in frames]
     frames += _device_candidates(paths)
+    frames += removal_candidates(paths)
     if not frames:
         return pl.LazyFrame(schema=schema)
-    return pl.concat([f.cast(schema) for f in frames], how="vertical")  # type: ignore[arg-type]
+    return pl.concat(
+        [
+            f.with_columns(
+                pl.lit(None, dtype=t).alias(c)
+                for c, t in schema.items()
+                if c not in f.collect_schema().names()
+            ).select(pl.col(c).cast(t) for c, t in schema.items())
+            for f in frames
+        ],
+        how="vertical",
+    )
 
 
 def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
@@ -442,8 +458,24 @@ def drops_and_in_flight(
         .then(pl.format("recipient {}: ", pl.col("recipient")))
         .otherwise(pl.lit(""))
     )
+    removal = pl.col("removal").fill_null(False)
     on_device = (
-        pl.when(device).then(pl.lit(", which another of their devices did")).otherwise(pl.lit(""))
+        pl.when(device & ~removal)
+        .then(pl.lit(", which another of their devices did"))
+        .otherwise(pl.lit(""))
+    )
+    membership = (
+        pl.when(pl.col("by_membership"))
+        .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
+        .otherwise(pl.lit(""))
+    )
+    # the removal (:mod:`._removed`): the final hop was reached, then undone
+    taken = pl.format(
+        "{}reached {}, then {} took the message off the store {} ms later",
+        who,
+        pl.col("last_seen"),
+        pl.lit(paths.pipeline.role("remove")),
+        ms(pl.col("t_last") - pl.col("t_add")),
     )
     drop = findings(
         cand.filter(pl.col("status") == "drop"),
@@ -454,18 +486,29 @@ def drops_and_in_flight(
         last_seen="last_seen",
         conv_id="conv_id",
         source="src_last",
-        detail=pl.format(
-            "{}reached {}, never reached {}{} (the logs go on {} ms after it){}",
-            who,
-            pl.col("last_seen"),
-            pl.col("stage"),
-            on_device,
-            ms(pl.col("logs_after")),
-            pl.when(pl.col("by_membership"))
-            .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
-            .otherwise(pl.lit("")),
+        detail=pl.when(removal)
+        .then(
+            pl.format(
+                "{} and {}{}",
+                taken,
+                pl.when(pl.col("restored"))
+                .then(pl.lit("only a later history load of the conversation showed it again"))
+                .otherwise(pl.lit("nothing added it again")),
+                membership,
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{}reached {}, never reached {}{} (the logs go on {} ms after it){}",
+                who,
+                pl.col("last_seen"),
+                pl.col("stage"),
+                on_device,
+                ms(pl.col("logs_after")),
+                membership,
+            )
         ),
-        evidence=evidence(("file_last", "line_last")),
+        evidence=evidence(("file_last", "line_last"), ("file_rm", "line_rm")),
         at="t_last",
     )
     in_flight = findings(
@@ -478,15 +521,22 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}reached {}, {} not seen yet{}; the logs end {} ms later, inside the {} ms grace window",
-            who,
-            pl.col("last_seen"),
-            pl.col("stage"),
-            on_device,
+            "{}; the logs end {} ms later, inside the {} ms grace window",
+            pl.when(removal)
+            .then(taken)
+            .otherwise(
+                pl.format(
+                    "{}reached {}, {} not seen yet{}",
+                    who,
+                    pl.col("last_seen"),
+                    pl.col("stage"),
+                    on_device,
+                )
+            ),
             ms(pl.col("logs_after")),
             pl.lit(str(round(g / 1e6))),
         ),
-        evidence=evidence(("file_last", "line_last")),
+        evidence=evidence(("file_last", "line_last"), ("file_rm", "line_rm")),
         at="t_last",
     )
-    return pl.concat([drop, removal_drops(paths), in_flight])
+    return pl.concat([drop, in_flight])

@@ -621,15 +621,18 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
 
 def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.DataFrame:
-    """Events of the ``remove`` role, named by the recipient column of the hop they undo."""
+    """Events of the ``remove`` role, named by the recipient column of the hop they undo (a
+    store logs its own user as ``actor``: the fallback when that column is ``peer``)."""
     remove, final = p.role("remove"), p.role("final")
-    schema = {"trace_id": pl.String, "recipient": pl.String, "source": pl.String}
+    cols: dict[str, pl.DataType | type[pl.DataType]] = {
+        "trace_id": pl.String, "recipient": pl.String, "source": pl.String,
+        "conv_id": pl.String, "pos": _I64, "t": _I64, "file": pl.String, "line": _I64,
+    }  # fmt: skip
     if remove is None or final is None:
-        return pl.DataFrame(
-            schema={**schema, "pos": _I64, "t": _I64, "file": pl.String, "line": _I64}
-        )
+        return pl.DataFrame(schema=cols)
     stage, action = remove.split(".", 1)
     who = p.hop(final).recipient or "actor"
+    recipient = pl.coalesce(pl.col(who).cast(pl.String), pl.col("actor").cast(pl.String))
     return (
         as_text(
             base.filter(
@@ -637,12 +640,19 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
                 & (pl.col("action") == action)
                 & pl.col("trace_id").is_not_null()
             ).select(
-                "trace_id", pl.col(who).alias("recipient"), "source", "pos", "ts", "file", "line"
+                "trace_id",
+                recipient.alias("recipient"),
+                "source",
+                "conv_id",
+                "pos",
+                "ts",
+                "file",
+                "line",
             )
         )
         .with_columns(t=true_time(offsets))
-        .drop("ts")
-        .select("trace_id", "recipient", "source", "pos", "t", "file", "line")
+        .filter(pl.col("recipient").is_not_null())
+        .select(list(cols))
         .collect()
     )
 

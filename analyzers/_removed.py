@@ -6,10 +6,14 @@ path is broken, yet the message is not on the screen until the next refresh. The
 ``remove`` role names the event a store logs when it loses a message (``CTRL.remove`` by
 default; it is not a hop, so no path waits for it).
 
-Judged per device (source), in that device's log order: a removal after the device's last
-``final`` hop of the message for that recipient, with no ``final`` hop after it, is a ``drop``
-at ``final`` with ``last_seen`` = ``final`` (the path was complete; the message did not stay),
-and the recipient no longer counts as delivered unless another of their devices kept it.
+Judged per device (source), in that device's log order, for the recipients the message was
+meant for: the first removal after the device's last ``final`` hop of the message for that
+recipient (no ``final`` hop after it) is a ``drop`` at ``final`` with ``last_seen`` = ``final``
+(the path was complete; the message did not stay), and the recipient no longer counts as
+delivered unless another of their devices kept it. Like any drop it is ``in_flight`` while
+the device's log ends within the grace window after the removal, and indeterminate (a
+``log_gap``) where the recipient's logs lost events then: the ``final`` hop that would have
+put it back may be among them. :func:`removal_candidates` feeds them to the drop classifier.
 
 A history fetch of the conversation that *started after the removal* and completed on that
 device showed the message again: its page was read after the message was persisted (persist,
@@ -26,10 +30,9 @@ from typing import Final
 
 import polars as pl
 
-from tracekit.analyzers._findings import empty_findings, evidence, findings, ms
 from tracekit.analyzers._paths import Paths
 
-__all__ = ["removal_drops", "removed"]
+__all__ = ["removal_candidates", "removed"]
 
 _SCHEMA: Final = pl.Schema(
     {
@@ -37,10 +40,12 @@ _SCHEMA: Final = pl.Schema(
         "recipient": pl.String,
         "source": pl.String,
         "conv_id": pl.String,
+        "named": pl.Boolean,
         "t_add": pl.Int64,
         "file_add": pl.String,
         "line_add": pl.Int64,
         "t_rm": pl.Int64,
+        "pos_rm": pl.Int64,
         "file_rm": pl.String,
         "line_rm": pl.Int64,
         "restored": pl.Boolean,
@@ -50,10 +55,10 @@ _SCHEMA: Final = pl.Schema(
 
 
 def removed(paths: Paths) -> pl.DataFrame:
-    """One row per (trace, recipient, device) whose device took the message off its store
-    after ``final``: the last ``final`` hop there and the removal after it; ``restored`` when a
-    history fetch begun after the removal showed it again, ``pair_lost`` when no device of the
-    recipient kept it."""
+    """One row per (trace, expected recipient, device) whose device took the message off its
+    store after ``final``: the device's last ``final`` hop and the first removal after it;
+    ``restored`` when a history fetch begun after the removal showed it again, ``pair_lost``
+    when no device of the recipient kept it."""
     p = paths.pipeline
     final = p.role("final")
     if final is None or paths.removals.is_empty():
@@ -61,26 +66,33 @@ def removed(paths: Paths) -> pl.DataFrame:
     if "removed" in paths.memo:  # asked by the drops, the races and the summary
         return paths.memo["removed"]
     keys = ["trace_id", "recipient", "source"]
-    wanted = paths.removals.lazy().select("trace_id")
-    adds = paths.hops_of(wanted, p.index(final)).with_columns(t=paths.true_time())
-    last = pl.all().sort_by("pos").last()
-    last_add = adds.group_by(keys).agg(
-        last.name.suffix("_add"), pl.col("conv_id").drop_nulls().first()
+    rm = paths.removals.lazy()
+    adds = paths.hops_of(rm.select("trace_id"), p.index(final)).with_columns(t=paths.true_time())
+    fields = ("pos", "t", "file", "line", "conv_id")
+    last_add = adds.group_by(keys).agg(pl.col(fields).sort_by("pos").last().name.suffix("_add"))
+    # the removal that took it off: the first after that add (a later one removed nothing)
+    first_rm = (
+        rm.join(last_add.select(*keys, "pos_add"), on=keys)
+        .filter(pl.col("pos") > pl.col("pos_add"))
+        .group_by(keys)
+        .agg(pl.col(fields).sort_by("pos").first().name.suffix("_rm"))
     )
-    last_rm = paths.removals.lazy().group_by(keys).agg(last.name.suffix("_rm"))
-    devices = adds.group_by("trace_id", "recipient").agg(devices=pl.col("source").n_unique())
+    expected = paths.pairs.lazy().filter("expected")
     gone = (
-        last_add.join(last_rm, on=keys)
-        .filter(pl.col("pos_rm") > pl.col("pos_add"))
+        last_add.join(first_rm, on=keys)
+        # only deliveries the message was meant for (a stray one is `unexpected` already)
+        .join(expected.select("trace_id", "recipient", "named", conv_pair="conv_id"), on=keys[:2])
+        .with_columns(conv_id=pl.coalesce("conv_id_add", "conv_id_rm", "conv_pair"))
         .with_row_index("rid")
         .collect()
     )
     back = _restored(paths, gone)
+    devices = adds.group_by("trace_id", "recipient").agg(devices=pl.col("source").n_unique())
     paths.memo["removed"] = out = (
         gone.lazy()
         .with_columns(restored=pl.col("rid").is_in(back.implode()))
-        .join(devices, on=["trace_id", "recipient"])
-        .with_columns(pair_lost=pl.len().over("trace_id", "recipient") == pl.col("devices"))
+        .join(devices, on=keys[:2])
+        .with_columns(pair_lost=pl.len().over(keys[:2]) == pl.col("devices"))
         .select(_SCHEMA.names())
         .sort(keys)
         .collect()
@@ -122,34 +134,37 @@ def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:
     )
 
 
-def removal_drops(paths: Paths, lost: pl.DataFrame | None = None) -> pl.LazyFrame:
-    """``drop`` findings of the messages :func:`removed` (``lost``, if at hand) found."""
-    if lost is None:
-        lost = removed(paths)
-    final, remove = paths.pipeline.role("final"), paths.pipeline.role("remove")
-    if lost.is_empty() or final is None or remove is None:
-        return empty_findings()
-    return findings(
-        lost.lazy(),
-        "drop",
-        trace_id="trace_id",
-        recipient="recipient",
-        stage=pl.lit(final),
-        last_seen=pl.lit(final),
-        conv_id="conv_id",
-        source="source",
-        detail=pl.format(
-            "recipient {} on {}: reached {}, then {} took the message off the store {} ms "
-            "later and {}",
-            pl.col("recipient"),
-            pl.col("source"),
-            pl.lit(final),
-            pl.lit(remove),
-            ms(pl.col("t_rm") - pl.col("t_add")),
-            pl.when(pl.col("restored"))
-            .then(pl.lit("only a later history load of the conversation showed it again"))
-            .otherwise(pl.lit("nothing added it again")),
-        ),
-        evidence=evidence(("file_add", "line_add"), ("file_rm", "line_rm")),
-        at="t_rm",
-    )
+def removal_candidates(paths: Paths) -> list[pl.LazyFrame]:
+    """The removals as drop candidates of the device (:mod:`._drops`): judged from the removal
+    (``t_last``) against the end of the device's log, the ``final`` hop as the last one seen
+    (its line the evidence, with the removal's)."""
+    lost = removed(paths)
+    final = paths.pipeline.role("final")
+    if lost.is_empty() or final is None:
+        return []
+    return [
+        lost.lazy()
+        .join(paths.sources.lazy().select("source", "t_end"), on="source", how="left")
+        .select(
+            "trace_id",
+            "recipient",
+            stage=pl.lit(final),
+            emitter=pl.lit("recipient"),
+            who=pl.col("recipient"),
+            conv_id=pl.col("conv_id"),
+            by_membership=~pl.col("named"),
+            last_seen=pl.lit(final),
+            t_last=pl.col("t_rm"),
+            src_last=pl.col("source"),
+            file_last=pl.col("file_add"),
+            line_last=pl.col("line_add"),
+            n_last=pl.lit(1, dtype=pl.UInt32),
+            device=pl.col("source"),
+            t_end_device=pl.col("t_end"),
+            t_add=pl.col("t_add"),
+            file_rm=pl.col("file_rm"),
+            line_rm=pl.col("line_rm"),
+            restored=pl.col("restored"),
+            removal=pl.lit(True),
+        )
+    ]

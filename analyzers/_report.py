@@ -278,16 +278,26 @@ def timeline(
         )
     removals = paths.removals.filter(pl.col("trace_id") == trace_id)
     final = p.role("final")
-    if final is not None and not removals.is_empty() and not pairs.is_empty():
-        # after the hops: the events that took the message off a recipient's store again
-        t_final = pairs.select("recipient", pl.col(col("t", p.index(final))).alias("t_final"))
+    if final is not None and not removals.is_empty():
+        # after the hops: the events that took the message off a recipient's store again,
+        # each timed from the last final hop before it in the same log
+        adds = (
+            paths.hops_of(pl.LazyFrame({"trace_id": [trace_id]}), p.index(final))
+            .select("recipient", "source", "pos", paths.true_time().alias("t_final"))
+            .sort("pos")
+        )
         frames.append(
-            removals.join(
-                t_final.with_columns(pl.col("recipient").cast(pl.String)),
-                on="recipient",
-                how="left",
+            removals.lazy()
+            .sort("pos")
+            .join_asof(
+                adds,
+                on="pos",
+                by=["recipient", "source"],
+                strategy="backward",
+                check_sortedness=False,  # both sorted by pos above
             )
             .sort("recipient", "pos")
+            .collect()
             .select(
                 "recipient",
                 pl.lit(len(p.hops), dtype=pl.Int32).alias("hop"),

@@ -192,7 +192,7 @@ def _without_seq(history, tie_with: str, trace: str):
     return rows.with_columns(
         seq=pl.lit(None, dtype=pl.Int64),
         timestamp=pl.when(pl.col("action") == tie_with)
-        .then(pl.lit(t_recv))
+        .then(pl.lit(t_recv, dtype=rows.schema["timestamp"]))
         .otherwise(pl.col("timestamp")),
     ).lazy()
 

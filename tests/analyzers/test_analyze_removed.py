@@ -263,8 +263,113 @@ def test_without_seq_a_removal_logged_in_the_same_millisecond_still_follows_the_
     legacy = rows.with_columns(
         seq=pl.lit(None, dtype=pl.Int64),
         timestamp=pl.when(pl.col("action") == "remove")
-        .then(pl.lit(t_add))
+        .then(pl.lit(t_add, dtype=rows.schema["timestamp"]))
         .otherwise(pl.col("timestamp")),
     )
     drops = analyze(legacy.lazy()).findings.filter(pl.col("kind") == "drop")
     assert history.kinds(drops) == [("drop", t2, "u2", "CTRL.add", "CTRL.add")]
+
+
+# Found by a second reading: a removal is judged like any drop (grace, log gaps, expected
+# recipients), and the other analyzers know that a removed message may come back.
+
+
+def test_a_removal_the_logs_end_right_after_is_in_flight(history):
+    t2 = _overwrite(history)  # the logs end 0.5 ms after the removal
+    found = analyze(history.frame()).findings.filter(pl.col("kind") != "race")
+    assert history.kinds(found) == [("in_flight", t2, "u2", "CTRL.add", "CTRL.add")]
+    assert found["detail"][0] == (
+        "recipient u2 on client-u2: reached CTRL.add, then CTRL.remove took the message off the "
+        "store 55.0 ms later; the logs end 0.5 ms later, inside the 5000 ms grace window"
+    )
+
+
+def test_a_removal_where_the_recipients_log_lost_events_is_indeterminate(history):
+    # client-u2 lost 5 events right after the removal: a CTRL.add that put it back may be
+    # among them
+    t2 = _overwrite(history)
+    history.seq["client-u2"] += 5
+    history.ev(1200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found.filter(pl.col("kind") != "race")) == [
+        ("log_gap", None, None, None, None)
+    ]
+    assert (
+        "1 message path(s) indeterminate" in found.filter(pl.col("kind") == "log_gap")["detail"][0]
+    )
+    assert t2 in found["trace_id"].to_list()  # its race
+
+
+def test_a_removal_by_a_recipient_the_broadcast_did_not_name_is_no_drop(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(40 + k, hop, "client-u3", "u3", trace=t1, conv_id="c1")
+    history.ev(60, "CTRL.remove", "client-u3", "u3", trace=t1, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert [k[:3] for k in history.kinds(report.findings)] == [("unexpected", t1, "u3")]
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (1, 1)
+
+
+def test_add_remove_add_on_one_device_is_no_duplicate(history):
+    t2 = _overwrite(history)
+    history.ev(2000, "CTRL.add", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    assert [k for k in history.kinds(analyze(history.frame()).findings) if k[0] != "race"] == []
+
+
+def test_the_first_removal_after_the_add_is_the_one_that_took_it_off(history):
+    t2 = _overwrite(history)
+    history.ev(1300, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(5000, "CTRL.remove", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(5001, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    drop = analyze(history.frame()).findings.filter(pl.col("kind") == "drop").row(0, named=True)
+    assert "off the store 55.0 ms later" in drop["detail"]
+    assert [e["line"] for e in drop["evidence"]] == [7, 8]
+
+
+def test_conv_id_comes_from_the_message_when_the_recipients_lines_lack_it(history):
+    _overwrite(history)
+    history.ev(1500, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1600, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    for row in history.rows:
+        if row["source"] == "client-u2" and row["stage"] in ("WS-RECV", "REPO", "CTRL"):
+            row["conv_id"] = None
+    history.tail()
+    drop = analyze(history.frame()).findings.filter(pl.col("kind") == "drop").row(0, named=True)
+    assert drop["conv_id"] == "c1"
+    assert drop["detail"].endswith("only a later history load of the conversation showed it again")
+
+
+def test_timeline_measures_a_removal_from_that_devices_last_add(history):
+    t2 = _overwrite(history)
+    # the tablet's CTRL.add comes first in the table; a re-add and second removal on the phone
+    tablet = [
+        history.ev(1010 + k, hop, "client-u2-tablet", "u2", trace=t2, conv_id="c1")
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add"))
+    ]
+    history.rows = tablet + [r for r in history.rows if r not in tablet]
+    history.ev(2000, "CTRL.add", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(2100, "CTRL.remove", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    got = timeline(history.frame(), t2).filter(pl.col("stage_action") == "CTRL.remove")
+    assert got["latency_ms"].to_list() == pytest.approx([55.0, 100.0])
+
+
+_PEER_MODEL = _MODEL.replace('recipient = "actor"', 'recipient = "peer"')
+
+
+def test_a_peer_pipeline_takes_a_removal_logged_by_its_actor(history, tmp_path: Path):
+    p = _model(tmp_path, 'remove = "B.hide"', _PEER_MODEL)
+    t = history.tid(1)
+    history.ev(0, "A.send", "client-u1", "u1", trace=t, conv_id="c1")
+    history.ev(5, "B.show", "client-u2", "u2", trace=t, conv_id="c1", peer="u2")
+    history.ev(9, "B.hide", "client-u2", "u2", trace=t, conv_id="c1")  # no peer on it
+    history.tail()
+    assert timeline(history.frame(), t, p).filter(pl.col("stage_action") == "B.hide")[
+        "recipient"
+    ].to_list() == ["u2"]
+    found = analyze(history.frame(), pipeline=p).findings
+    assert history.kinds(found) == [("drop", t, "u2", "B.show", "B.show")]

@@ -307,7 +307,7 @@ async def test_truth_counts_a_socket_message_the_race_bug_page_overwrites(chat: 
     )
     # ...so the analysis sees the loss the truth counts: a drop at CTRL.add on u2's client
     logs = [*chat.server_events, *(e for u in clients for e in chat.events(u))]
-    report = analyze(events_frame(logs).lazy())
+    report = analyze(events_frame(logs).lazy(), grace=timedelta(milliseconds=20))
     drops = report.findings.filter(pl.col("kind") == "drop")
     assert drops.select("trace_id", "recipient", "stage", "last_seen", "source").rows() == [
         (other.trace_id, "u2", "CTRL.add", "CTRL.add", "client-u2")
