@@ -620,6 +620,8 @@ def test_a_message_taken_off_the_screen_is_ctrl_remove_of_its_trace() -> None:
             "2026-11-25T10:00:01.002Z [CTRL] Message added to UI id=msg-7",
             "2026-11-25T10:00:01.300Z [CTRL] Removed message from UI id=msg-7 (history replaced)",
             "2026-11-25T10:00:01.301Z [CTRL] removeMessage id=msg-7",
+            # a dedupe guard dropping a second copy: no loss
+            "2026-11-25T10:00:01.302Z [CTRL] Duplicate message removed id=msg-7",
         ],
         name="client-u2.log",
     )
