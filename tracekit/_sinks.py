@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -78,9 +78,13 @@ class ThreadedSink:
         name: str = "tracekit-sink",
         events: bool = True,
         interval: float = 0.02,
+        on_fork: Callable[[], None] | None = None,
+        on_abandon: Callable[[], None] | None = None,
     ) -> None:
         self._write = write
         self._close = close
+        self._on_fork = on_fork  # in a forked child, before its writer starts
+        self._on_abandon = on_abandon  # close() gave up on the output: stop writing it
         self._max_queue = max_queue
         # With ``events=False`` (files, streams) only the rendered lines are queued: the
         # writer's per-event work is one ``popleft`` and ``write`` gets ``(lines, [])``.
@@ -242,6 +246,11 @@ class ThreadedSink:
         self._inflight = 0
         self._dropped = self._dropped_at_flush = self._unreported = 0
         self._reason = ""
+        if self._on_fork is not None:
+            try:
+                self._on_fork()
+            except Exception:
+                pass
         if not self._stopped:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
@@ -264,6 +273,11 @@ class ThreadedSink:
             with self._lock:
                 inflight, self._inflight = self._inflight, 0
                 self._abandoned = True
+            if self._on_abandon is not None:
+                try:
+                    self._on_abandon()
+                except Exception:
+                    pass
             lost = inflight + self._discard_queue()
             if lost:
                 self._count_drop(lost, "sink closed: output blocked")
@@ -300,79 +314,141 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     )
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, stop: Callable[[], bool]) -> None:
     """Write ``data`` to ``fd`` with as many ``os.write`` calls as it takes (a non-blocking
-    descriptor is waited on, as a blocking one would be)."""
+    descriptor is waited on, as a blocking one would be); not one more once ``stop()``."""
     view = memoryview(data)
-    while view:
+    while view and not stop():
         try:
             n = os.write(fd, view)
         except BlockingIOError:
-            select.select([], [fd], [])
+            select.select([], [fd], [], 0.1)
             continue
         if not n:
             raise OSError(f"short write to file descriptor {fd}")
         view = view[n:]
 
 
-def _stream_fd(stream: IO[Any], text: bool) -> int | None:
-    """The descriptor to write ``stream``'s events to directly, or None to go through the
-    stream (no descriptor, or a text stream in an encoding other than UTF-8)."""
+def _ascii_json(text: str) -> str:
+    """JSON text with every non-ASCII character escaped (``\\u00e9``; a surrogate pair above
+    U+FFFF), for a stream whose encoding cannot hold them: the same JSON, once decoded."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x80:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "".join(out)
+
+
+def _is_pipe(stream: IO[Any]) -> bool:
     try:
-        fd = stream.fileno()
-        if text and codecs.lookup(getattr(stream, "encoding", "")).name != "utf-8":
-            return None
-        os.fstat(fd)
-    except (AttributeError, OSError, ValueError, LookupError, TypeError):
-        return None  # io.UnsupportedOperation is both an OSError and a ValueError
-    return fd
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except Exception:  # no descriptor (io.StringIO...), a closed stream
+        return False
+
+
+class _StreamWriter:
+    """The stream sink's ``write``: through the stream (``write`` then ``flush``), so events
+    take their place among the app's own output in the stream's buffer and go wherever the
+    stream sends them (a notebook cell, a test's capture). On a pipe, which a forked child may
+    share, each write is whole lines of at most ``PIPE_BUF`` bytes, which the kernel does not
+    interleave with another process's (a longer line excepted). A forked child does not use
+    the inherited stream object again (its buffer may hold the parent's unwritten bytes, its
+    lock may have been held by another parent thread at the fork): it writes at its own
+    duplicate of the stream's descriptor; a stream without a descriptor is kept."""
+
+    def __init__(self, stream: IO[Any]) -> None:
+        self.stream = stream
+        self.text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
+        self.fd: int | None = None  # the child's own descriptor
+        self.pipe = _is_pipe(stream)
+        self.stopped = False  # set by the sink when close() gave up: write nothing more
+
+    def __call__(self, lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+        if self.fd is not None:
+            for chunk in self._chunks(lines):
+                _write_all(self.fd, chunk, self._stop)
+            return
+        stream = self.stream
+        for chunk in self._chunks(lines):
+            if self.stopped:
+                return
+            if self.pipe:  # the app's pending bytes first: our chunk then goes alone
+                stream.flush()
+            if not self.text:
+                stream.write(chunk)
+            else:
+                text = chunk.decode()
+                try:
+                    stream.write(text)
+                except UnicodeEncodeError:  # an ASCII/Latin-1 stream: the same JSON, escaped
+                    stream.write(_ascii_json(text))
+            stream.flush()
+
+    def _chunks(self, lines: list[bytes]) -> Iterator[bytes]:
+        """The batch in one piece; on a pipe (which a forked child may share), in whole lines
+        of at most ``PIPE_BUF`` bytes a piece, written in one go each, so that the processes'
+        lines never cut into each other's."""
+        if not self.pipe:
+            yield b"".join(lines)
+            return
+        limit = getattr(select, "PIPE_BUF", 512)
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) > limit:
+                yield b"".join(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            yield b"".join(chunk)
+
+    def _stop(self) -> bool:
+        return self.stopped
+
+    def after_fork_in_child(self) -> None:
+        try:
+            fd = self.stream.fileno()
+            if self.text and codecs.lookup(getattr(self.stream, "encoding", "")).name != "utf-8":
+                return  # our UTF-8 bytes would not be the stream's text: keep the stream
+            own = os.dup(fd)
+        except Exception:  # io.UnsupportedOperation, a closed stream, no descriptor
+            return
+        self.fd = own
+
+    def close(self) -> None:
+        self.stopped = True
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
     """Write JSON lines to an open stream (text or binary); the stream is not closed by us.
 
-    A stream with a file descriptor (stderr, an open file, a pipe) is written like the file
-    sink: each batch goes to the descriptor with ``os.write``, never through the stream's
-    buffer. So a forked child neither writes the parent's buffered bytes a second time nor
-    waits on the buffer's lock, which another thread of the parent may have held at the fork;
-    and on a pipe, lines go in line-aligned writes of at most ``PIPE_BUF`` bytes, which the
-    kernel does not interleave with other writers' (a line longer than that excepted). What
-    the app itself wrote into the stream's buffer reaches the output when the app flushes it.
-    Once the app closes the stream, events are dropped (its descriptor may have been reused).
-    A stream without a descriptor (``io.StringIO``...) is written through."""
-    text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
-    fd = _stream_fd(stream, text)
-
-    if fd is None:
-
-        def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-            data = b"".join(lines)
-            stream.write(data.decode() if text else data)
-            stream.flush()
-
-        return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)
-
-    pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
-    limit = select.PIPE_BUF
-
-    def write_fd(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        if getattr(stream, "closed", False):  # an attribute read: no lock of the stream's
-            raise ValueError("write to a stream the application closed")
-        if not pipe:
-            _write_all(fd, b"".join(lines))
-            return
-        chunk: list[bytes] = []
-        size = 0
-        for line in lines:
-            if chunk and size + len(line) > limit:
-                _write_all(fd, b"".join(chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line)
-        if chunk:
-            _write_all(fd, b"".join(chunk))
-
-    return ThreadedSink(write_fd, max_queue=max_queue, name="tracekit-stream", events=False)
+    Written through the stream (see :class:`_StreamWriter`; a forked child writes at its own
+    copy of the descriptor). A text stream whose encoding cannot hold a character gets it
+    escaped (``\\u00e9``: the same JSON). Once the app closes the stream, its events are
+    dropped and counted."""
+    writer = _StreamWriter(stream)
+    return ThreadedSink(
+        writer,
+        close=writer.close,
+        max_queue=max_queue,
+        name="tracekit-stream",
+        events=False,
+        on_fork=writer.after_fork_in_child,
+        on_abandon=writer.close,
+    )
 
 
 class CallableSink(ThreadedSink):

@@ -283,3 +283,86 @@ def test_drops_the_replaced_sink_had_not_reported_are_reported_by_the_new_one(
     assert (report["total_dropped"], report["level"]) == (3, "warning")
     assert tracekit.stats()["dropped"] == 3
     assert old._unreported == 0  # handed over, not reported twice
+
+
+# Found by a second reading of the descriptor writes above: events go through the stream.
+
+
+def test_stream_sink_events_keep_their_place_among_the_apps_own_output(tmp_path: Any) -> None:
+    # stdout to a file is block-buffered: the app's line waits in the buffer; an event
+    # written at the descriptor overtook it (or was glued onto its half-written line)
+    path = tmp_path / "out.log"
+    stream = open(path, "w", buffering=8192)  # noqa: SIM115 - the app's stream, closed below
+    tracekit.configure(service="svc", source="app-1", sink=stream)
+    stream.write("app line 1")
+    stream.write("\n")
+    tracekit.emit("CTRL", "send")
+    assert tracekit.flush(3.0)
+    stream.write("app line 2\n")
+    tracekit.shutdown()
+    stream.close()
+    lines = path.read_text().splitlines()
+    assert lines[0] == "app line 1" and lines[2] == "app line 2"
+    assert (json.loads(lines[1])["stage"], len(lines)) == ("CTRL", 3)
+
+
+class _NotebookStream(io.TextIOBase):
+    """Like ipykernel's OutStream: ``fileno()`` is the process's original stdout, while what
+    is written goes to the notebook cell."""
+
+    def __init__(self, fd: int) -> None:
+        self.cell: list[str] = []
+        self._fd = fd
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "UTF-8"
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.cell.append(s)
+        return len(s)
+
+
+def test_stream_sink_writes_through_a_stream_whose_descriptor_is_elsewhere(tmp_path: Any) -> None:
+    with open(tmp_path / "terminal", "wb") as terminal:
+        stream = _NotebookStream(terminal.fileno())
+        tracekit.configure(service="svc", source="nb", sink=stream)
+        tracekit.emit("CTRL", "send")
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    assert [json.loads(line)["stage"] for line in "".join(stream.cell).splitlines()] == ["CTRL"]
+    assert (tmp_path / "terminal").read_bytes() == b""
+
+
+def test_stream_sink_on_a_platform_without_pipe_buf(monkeypatch: Any) -> None:
+    import select
+
+    monkeypatch.delattr(select, "PIPE_BUF", raising=False)
+    read_fd, write_fd = os.pipe()
+    reader = _PipeReader(read_fd)
+    reader.start()
+    with os.fdopen(write_fd, "w") as stream:
+        tracekit.configure(service="svc", source="w", sink=stream)
+        for i in range(50):
+            tracekit.emit("CTRL", "send", i=i)
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    assert [e["i"] for e in reader.finish()] == list(range(50))
+
+
+def test_stream_sink_escapes_what_the_streams_encoding_cannot_hold(tmp_path: Any) -> None:
+    path = tmp_path / "ascii.log"
+    with open(path, "w", encoding="ascii") as stream:
+        tracekit.configure(service="svc", source="a", sink=stream)
+        for text in ("m1", "café 😀", "m3"):
+            tracekit.emit("CTRL", "send", note=text)
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text(encoding="ascii").splitlines()]
+    assert [r["note"] for r in rows] == ["m1", "café 😀", "m3"]
