@@ -380,7 +380,8 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
     # blank is checked on the untagged rows only: stripping every line copies the whole text
     ignored = df.filter(~matched).filter(~blank).height
     df = df.filter(matched)
-    if "raw" not in groups and "msg" in groups:
+    ts_in_raw = bool(fmt.timestamp_regex) and not {"timestamp", "prefix"} & set(groups)
+    if "raw" not in groups and "msg" in groups and not ts_in_raw:
         df = df.drop("raw")  # every later step reads the parts, not the whole line
 
     msg = pl.col("msg") if "msg" in groups else pl.col("raw")

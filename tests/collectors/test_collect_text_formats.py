@@ -207,3 +207,20 @@ def test_a_rules_ignore_regex_is_left_out_of_its_match(tmp_path: Path) -> None:
     with pytest.raises(FormatError) as err:
         load_format(path)
     assert str(err.value) == f"{path}: rules[0].ignore must be a regex, in a rule with a match"
+
+
+def test_a_msg_group_with_the_time_found_by_timestamp_regex(tmp_path: Path) -> None:
+    # the whole line was dropped once a msg group was read, then searched for the time: a raw
+    # polars ColumnNotFoundError out of collect()
+    path = tmp_path / "msgts.toml"
+    path.write_text(
+        'name = "msgts"\n'
+        "line_regex = '^(?P<pre>\\S+) (?P<tag>\\w+) (?P<msg>.*)$'\n"
+        "timestamp_regex = '^(\\S+)'\n"
+        "[[rules]]\nmatch = 'send'\nevent = \"CTRL.send\"\n"
+    )
+    src = MemorySource(["2026-11-25T10:00:00Z CTRL send id=m1"], name="a.log", source_name="a")
+    got = collect([src], formats=[path]).events.collect()
+    assert got.select("timestamp", "stage", "action", "event").rows() == [
+        (ts("10:00:00"), "CTRL", "send", "send id=m1")
+    ]

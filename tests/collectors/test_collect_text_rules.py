@@ -43,9 +43,9 @@ def test_a_negated_error_is_no_failure() -> None:
         "2024-01-15T10:00:03Z [REST] Message sent errors: 0 id=msg4",
         "2024-01-15T10:00:04Z [REST] Message sent, 0 errors id=msg5",
         "2024-01-15T10:00:05Z [REST] Message sent error=None id=msg6",
-        "2024-01-15T10:00:06Z [REST] Message sent, No Errors, error: null id=msg7",
+        "2024-01-15T10:00:06Z [REST] Message sent, No Errors, error=null id=msg7",
         "2024-01-15T10:00:07Z [REST] Message sent WITHOUT ERRORS id=msg8",
-        "2024-01-15T10:00:08Z [REST] Message sent (error: none) id=msg9",
+        "2024-01-15T10:00:08Z [REST] Message sent, error: <nil> id=msg9",
         # a negation does not hide a failure on the same line
         "2024-01-15T10:00:09Z [REST] no errors in request, but send failed id=msg10",
         "2024-01-15T10:00:10Z [REST] Message send failed: 10 errors id=msg11",
@@ -62,6 +62,18 @@ def test_a_negated_error_is_no_failure() -> None:
     ]
     i = got.inputs
     assert (i.lines, i.events, i.ignored, i.malformed) == (13, 12, 1, 0)
+
+
+def test_a_failure_that_only_looks_negated_is_still_a_failure() -> None:
+    lines = [
+        "2024-01-15T10:00:00Z [REST] Message send error: null id=msg1",  # no message
+        "2024-01-15T10:00:01Z [REST] Send error: 0 bytes written id=msg2",
+        "2024-01-15T10:00:02Z [REST] Error: none of the recipients could be reached id=msg3",
+        "2024-01-15T10:00:03Z [REST] Exception: null id=msg4",
+        "2024-01-15T10:00:04Z [REST] Send: 3 failures, 0 errors id=msg5",
+    ]
+    rows = collect([_legacy(lines)]).events.collect().select("line", "action").rows()
+    assert rows == [(i, "failed") for i in range(1, 6)]
 
 
 def test_negated_errors_in_a_history_load_do_not_end_it_as_failed() -> None:
