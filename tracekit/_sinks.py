@@ -60,6 +60,16 @@ class Sink(Protocol):
         """Events lost so far (queue full or output failing)."""
 
 
+class PartialWrite(Exception):
+    """A write that failed after its first ``written`` lines were out (a full disk, a file size
+    limit): only the rest of the batch is lost."""
+
+    def __init__(self, written: int, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.written = written
+        self.cause = cause
+
+
 class ThreadedSink:
     """A bounded queue drained by one daemon writer thread.
 
@@ -166,10 +176,12 @@ class ThreadedSink:
             try:
                 self._write(lines, events)
             except Exception as exc:  # a broken output must never reach the app
+                written = exc.written if isinstance(exc, PartialWrite) else 0
+                cause = exc.cause if isinstance(exc, PartialWrite) else exc
                 with self._lock:  # unless close() gave up on this batch and counted it
                     n, self._inflight = self._inflight, 0
-                if n:
-                    self._count_drop(n, f"sink error: {type(exc).__name__}: {exc}")
+                if n > written:
+                    self._count_drop(n - written, f"sink error: {type(cause).__name__}: {cause}")
             else:
                 self._inflight = 0
                 if not self._abandoned:  # else a report could only be lost, and counted
@@ -300,14 +312,29 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fh = target.open("ab", buffering=0)
+    torn = False  # a failed write cut the last line: the next write ends it first
 
     def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        data = memoryview(b"".join(lines))
-        while data:
-            n = fh.write(data)
-            if not n:
-                raise OSError(f"short write to {target}")
-            data = data[n:]
+        nonlocal torn
+        data = (b"\n" if torn else b"") + b"".join(lines)
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                n = fh.write(view[done:])
+                if not n:
+                    raise OSError(f"short write to {target}")
+                done += n
+        except OSError as exc:
+            if not done:
+                raise
+            # the lines that got out whole are written, not lost; the cut one is ended by the
+            # next write (one malformed line, its event counted as lost) instead of running
+            # into the next event
+            out = data[:done]
+            written = out.count(b"\n") - (1 if torn else 0)
+            torn = not out.endswith(b"\n")
+            raise PartialWrite(max(written, 0), exc) from exc
+        torn = False
 
     return ThreadedSink(
         write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}", events=False

@@ -366,3 +366,43 @@ def test_stream_sink_escapes_what_the_streams_encoding_cannot_hold(tmp_path: Any
         tracekit.shutdown()
     rows = [json.loads(line) for line in path.read_text(encoding="ascii").splitlines()]
     assert [r["note"] for r in rows] == ["m1", "café 😀", "m3"]
+
+
+@posix_only
+def test_a_write_cut_short_by_a_full_disk_loses_only_the_lines_it_did_not_write(
+    tmp_path: Any,
+) -> None:
+    # the file size limit stands in for a full disk (EFBIG after a short write, as ENOSPC):
+    # the lines written before the failure are in the file, not counted as lost; the cut
+    # line is ended before the next write, so the next event is not glued onto it
+    import resource
+
+    path = tmp_path / "events.jsonl"
+
+    def child() -> dict[str, Any]:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, resource.RLIM_INFINITY))
+        tracekit.configure(service="svc", source="c", sink=path)
+        for i in range(10):
+            tracekit.emit("CTRL", "send", msg_id=f"m{i}")
+        first = tracekit.flush(3.0)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        tracekit.emit("CTRL", "send", msg_id="after")
+        second = tracekit.flush(3.0)
+        stats = tracekit.stats()
+        tracekit.shutdown()
+        return {"flush": [first, second], "dropped": stats["dropped"]}
+
+    got = _run_child(child)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    whole = [json.loads(line) for line in lines[:-1] if line.endswith(b"}")]
+    cut = [line for line in lines[:-1] if not line.endswith(b"}")]
+    sent = [e["msg_id"] for e in whole if e["action"] == "send"]
+    assert got["flush"] == [False, True]
+    assert len(cut) == 1 and b"{" not in cut[0][1:]  # one torn line, nothing glued to it
+    # every event is either in the file whole or counted as lost, never both, never neither
+    assert sent[:-1] == [f"m{i}" for i in range(len(sent) - 1)] and sent[-1] == "after"
+    assert got["dropped"] == 10 - (len(sent) - 1) > 0
+    (report,) = [e for e in whole if e["action"] == "dropped"]
+    assert report["dropped"] == got["dropped"]
