@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -359,9 +360,30 @@ _atexit_registered = False
 _live_emitters: weakref.WeakSet[_Emitter] = weakref.WeakSet()
 
 
+#: Sinks replaced by ``configure`` that are still closing (writing what they had queued).
+_closing: set[threading.Thread] = set()
+
+
+def _close_in_background(sink: ThreadedSink) -> None:
+    thread = threading.Thread(target=sink.close, name="tracekit-close", daemon=True)
+    _closing.add(thread)
+    thread.start()
+
+
+def _wait_closing(deadline: float) -> bool:
+    """Wait for the replaced sinks to finish closing, until ``deadline``; True if they did."""
+    for thread in list(_closing):
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            return False
+        _closing.discard(thread)
+    return True
+
+
 def _after_fork_in_child() -> None:
     global _config_lock
     _config_lock = threading.Lock()  # another thread may have held it at the fork
+    _closing.clear()  # the parent's closing threads do not exist here
     for emitter in list(_live_emitters):
         try:
             emitter._after_fork_in_child()
@@ -488,8 +510,8 @@ def configure(
         carried: tuple[int, str] | None = None
         if old is not None and not same_sink:
             if isinstance(old.sink, ThreadedSink) and isinstance(out, ThreadedSink):
-                old.sink.successor = out  # late submissions to the old sink are reported
-            old.sink.close()
+                # from now on the old sink's drops (its queue may still fail) are the new one's
+                old.sink.successor = out
             if isinstance(old.sink, ThreadedSink):
                 # Drops the old sink counted but could not report yet (no write of its
                 # succeeded since): the new configuration reports them, below.
@@ -498,6 +520,14 @@ def configure(
                     if isinstance(out, ThreadedSink):
                         out.adopt_drops(lost, unflushed)
                     carried = (lost, f"{reason} (reconfigured)")
+                # It takes nothing more from now on (a late event is a counted loss), and is
+                # closed off the caller's thread: on a blocked output close() waits up to its
+                # timeout, which must not stall the app (an event loop). flush() and
+                # shutdown() wait for it.
+                old.sink.stop_accepting()
+                _close_in_background(old.sink)
+            else:  # the app's own Sink: closed where the app called
+                old.sink.close()
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
@@ -597,19 +627,26 @@ def _diff(old: Config | None, new: Config) -> dict[str, tuple[object, object]]:
 
 def flush(timeout: float = 2.0) -> bool:
     """Wait until queued events are written. True when every event emitted since the previous
-    ``flush`` was written: the queue emptied in time and none was dropped (see ``stats()``)."""
+    ``flush`` was written: the queue emptied in time and none was dropped (see ``stats()``).
+    Sinks a ``configure`` replaced are waited for too (their last events)."""
+    deadline = time.monotonic() + timeout
+    closed = _wait_closing(deadline)
     emitter = _scoped.get() or _emitter
-    return True if emitter is None else emitter.flush(timeout)
+    if emitter is None:
+        return closed
+    return emitter.flush(max(0.0, deadline - time.monotonic())) and closed
 
 
 def shutdown(timeout: float = 2.0) -> None:
     """Flush, close the sink and go back to the unconfigured no-op state. Runs at exit."""
     global _emitter
+    deadline = time.monotonic() + timeout
     with _config_lock:
         emitter, _emitter = _emitter, None
+    _wait_closing(deadline)
     if emitter is not None:
         try:
-            emitter.sink.close(timeout)
+            emitter.sink.close(max(0.05, deadline - time.monotonic()))
         except Exception:
             pass
 

@@ -133,9 +133,10 @@ class ThreadedSink:
 
     def _count_drop(self, n: int, reason: str) -> None:
         successor = self.successor
-        if self._stopped and successor is not None and successor is not self:
-            # Lost after configure() replaced this sink (a thread still held the old emitter):
-            # the sink that replaced it counts and reports the loss, this one never writes again.
+        if successor is not None and successor is not self:
+            # Lost after configure() replaced this sink (its queue failing while it closes, a
+            # thread still holding the old emitter): the sink that replaced it counts and
+            # reports the loss.
             successor._count_drop(n, f"{reason} (reconfigured)")
             return
         with self._lock:
@@ -266,6 +267,12 @@ class ThreadedSink:
         if not self._stopped:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
+
+    def stop_accepting(self) -> None:
+        """Take no more events (counted as dropped, "sink closed"); what is queued is still
+        written, and ``close`` then waits for it."""
+        self._stopped = True
+        self._wake.set()
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued and stop, within ``timeout`` in all. If the output blocks

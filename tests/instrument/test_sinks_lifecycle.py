@@ -406,3 +406,32 @@ def test_a_write_cut_short_by_a_full_disk_loses_only_the_lines_it_did_not_write(
     assert got["dropped"] == 10 - (len(sent) - 1) > 0
     (report,) = [e for e in whole if e["action"] == "dropped"]
     assert report["dropped"] == got["dropped"]
+
+
+def test_reconfiguring_away_from_a_blocked_output_does_not_block_the_caller(
+    tmp_path: Any,
+) -> None:
+    # configure() waited for the old sink's close(), up to 2 s on a blocked output: from
+    # async code, a stalled event loop. It closes the old sink off the caller's thread; its
+    # queued events are still written, and what it loses is counted by the new configuration.
+    gate = threading.Event()
+    got: list[str] = []
+
+    def blocked(event: dict[str, Any]) -> None:
+        gate.wait(10)
+        got.append(event["action"])
+
+    tracekit.configure(service="svc", source="s", sink=blocked)
+    tracekit.emit("CTRL", "send")
+    _wait_for(lambda: _sink()._busy)  # the writer is stuck in the callable
+    tracekit.emit("CTRL", "add")  # queued behind it
+    new = tmp_path / "new.jsonl"
+    t0 = time.monotonic()
+    tracekit.configure(service="svc", source="s", sink=new)
+    assert time.monotonic() - t0 < 0.5
+    gate.set()
+    assert tracekit.flush(5.0) is True  # flush waits for the old sink's close too
+    assert got == ["send", "add"]
+    tracekit.shutdown()
+    rows = [json.loads(line) for line in new.read_text().splitlines()]
+    assert [(e["stage"], e["action"], e["seq"]) for e in rows] == [("TRACEKIT", "configured", 3)]
