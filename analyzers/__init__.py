@@ -30,8 +30,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   or pairs that contradict causality.
 - ``REST.request``, ``REST.persist`` and ``REST.response`` may repeat (client retries, idempotent
   persists); a second canonical ``msg_id`` is still a duplicate. A recipient with several
-  devices (sources) gets each of its own hops once per device and one server write per device:
-  only repeats beyond that are duplicates. Reorders are checked per device log. A drop is
+  devices (sources) gets each of its own hops once per device and one server write per device
+  whose log runs at the time (a restarted client is not a second device): only repeats beyond
+  that are duplicates. Reorders are checked per device log. A drop is
   judged per recipient and, where several devices logged the recipient's hops, per device: a
   device that received a message and stopped short of a hop another device reached is a drop on
   that device (the seed bug on a phone whose tablet showed the message), judged against the end

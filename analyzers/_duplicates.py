@@ -45,13 +45,24 @@ def _client_sources(paths: Paths, users: pl.Series) -> pl.LazyFrame:
     return seen.join(servers, on="source", how="anti").unique()
 
 
-def _devices(paths: Paths, users: pl.Series) -> pl.LazyFrame:
-    """``recipient`` -> ``devices``: how many client sources each of ``users`` has anywhere in
-    the logs (a client restarted during them counts twice)."""
-    return (
+def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
+    """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
+    recipient have a log that runs at the write's time ``t`` (within the grace window on each
+    side). A client restarted later, or ended before, is another process of the same device,
+    not a second device (its logs do not overlap)."""
+    g = grace_ns(paths.pipeline, None)
+    users = writes.select("recipient").unique().collect().get_column("recipient")
+    spans = (
         _client_sources(paths, users)
-        .group_by(pl.col("actor").alias("recipient"))
-        .agg(pl.len().alias("devices"))
+        .join(paths.sources.lazy().select("source", "t_start", "t_end"), on="source")
+        .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
+    )
+    return (
+        writes.select("trace_id", "recipient", t)
+        .join(spans, on="recipient")
+        .filter((pl.col("t_start") - g <= pl.col(t)) & (pl.col(t) <= pl.col("t_end") + g))
+        .group_by("trace_id", "recipient")
+        .agg(devices=pl.len())
     )
 
 
@@ -128,18 +139,17 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
             over = n > allowed
             if h.emitter != "recipient":
                 # The server writes once per device of the recipient, whether or not that
-                # device logs it (offline, asleep): allowed as many as the devices the logs
-                # show for that user anywhere. This misses a true double write to one device
-                # while another is offline, but a device that logs it twice repeats its own
-                # hops (flagged above), while counting only the devices that logged this
-                # message would report every message sent while a device is off: routine,
-                # and it would bury the real duplicates.
+                # device logs it (offline, asleep): allowed as many as the devices whose logs
+                # run at the time. This misses a true double write to one device while another
+                # is offline, but a device that logs it twice repeats its own hops (flagged
+                # above), while counting only the devices that logged this message would
+                # report every message sent while a device is off: routine, and it would bury
+                # the real duplicates.
                 again = frame.filter(n > 1).collect()
-                users = again.get_column("recipient").unique()
-                devices = _devices(paths, users) if len(users) else None
                 frame = again.lazy()
-                if devices is not None:
-                    frame = frame.join(devices, on="recipient", how="left")
+                if again.height:
+                    devices = _devices(paths, frame, col("t", i))
+                    frame = frame.join(devices, on=["trace_id", "recipient"], how="left")
                     over = n > pl.col("devices").fill_null(0).clip(lower_bound=1)
         keys.append(
             frame.filter(over).select(

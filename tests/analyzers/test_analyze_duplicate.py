@@ -240,3 +240,16 @@ def test_a_send_lost_in_a_gap_of_the_senders_log_when_none_of_its_lines_survived
         {"file": "client-u1.jsonl", "line": 3},
         {"file": "server-1.jsonl", "line": 7},
     ]
+
+
+def test_a_restarted_client_is_not_a_second_device_for_writes_before_it_started(history):
+    # u2's app restarted (a new process, a new source) long after message 1: two writes to u2
+    # at message 1's time are one too many, though the logs show u2 with two sources
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    history.ev(20_000, "REST.fetch_start", "client-u2-restarted", "u2", conv_id="c1")
+    history.ev(20_010, "REST.fetch_end", "client-u2-restarted", "u2", conv_id="c1")
+    history.tail()
+    got = find_duplicates(history.frame()).collect()
+    assert history.kinds(got) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
+    assert got["detail"][0] == "WS-BROADCAST.deliver happened 2 times for recipient u2"
