@@ -134,6 +134,13 @@ def test_race_bug_demo_loses_messages_at_ctrl_add_during_history_loads(tmp_path:
         assert e.shown_after_refresh  # the final refresh brings it back
     assert {(r["trace_id"], r["recipient"]) for r in run.truth.races} >= lost
     assert run.duration_s < 10
+    # what `tracekit demo` prints: both halves, counted, and found
+    text = _explained(run, _report(run))
+    assert (
+        f"{len(lost)} deliveries lost by the app ({len(dropped)} dropped by the race-bug "
+        f"controller, {len(overwritten)} overwritten by a history page after CTRL.add)"
+    ) in text
+    assert "tracekit reported exactly" in text
 
 
 def test_fixed_demo_delivers_everything(tmp_path: Path) -> None:

@@ -458,7 +458,11 @@ def ground_truth(
             this = Expected("", m.trace_id, r, m.conv_id, msg_id, "", None, "", shown, after)
 
             if m.client_msg_id in dropped[r]:
-                lost.append(_expect(this, "drop", "CTRL.add", "REPO.add", "race-bug controller"))
+                lost.append(
+                    _expect(
+                        this, "drop", "CTRL.add", "REPO.add", "dropped by the race-bug controller"
+                    )
+                )
             elif frames == 0 and r in plan.offline.get(m.trace_id, ()):
                 lost.append(
                     _expect(

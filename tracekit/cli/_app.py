@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -692,8 +693,11 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
         for f in data["findings"]
     }
     summary = data["summary"]
+    causes = Counter(e.cause for e in run.lost)
+    how = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items()))
     console.print(
-        f"scenario {run.scenario}: {len(run.lost)} deliveries lost by the app, "
+        f"scenario {run.scenario}: {len(run.lost)} deliveries lost by the app"
+        f"{f' ({escape(how)})' if how else ''}, "
         f"{len(expected)} findings expected ({len(races)} race(s)); tracekit: "
         f"{summary['drop']} drop(s), {summary['race']} race(s), "
         f"{summary['duplicate']} duplicate(s), {len(data['findings'])} finding(s) in all."
