@@ -366,13 +366,20 @@ _closing: set[threading.Thread] = set()
 
 def _close_in_background(sink: ThreadedSink) -> None:
     thread = threading.Thread(target=sink.close, name="tracekit-close", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no new threads (interpreter shutdown): close here
+        sink.close()
+        return
     _closing.add(thread)
-    thread.start()
 
 
 def _wait_closing(deadline: float) -> bool:
     """Wait for the replaced sinks to finish closing, until ``deadline``; True if they did."""
     for thread in list(_closing):
+        if thread.ident is None:  # not started (a fork in between): nothing to wait for
+            _closing.discard(thread)
+            continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             return False
@@ -516,12 +523,12 @@ def configure(
                 # Drops the old sink counted but could not report yet (no write of its
                 # succeeded since): the new configuration reports them, below.
                 lost, reason, unflushed = old.sink.take_unreported()
+                if isinstance(out, ThreadedSink) and (lost or unflushed):
+                    out.adopt_drops(lost, unflushed)
                 if lost:
-                    if isinstance(out, ThreadedSink):
-                        out.adopt_drops(lost, unflushed)
                     carried = (lost, f"{reason} (reconfigured)")
-                # It takes nothing more from now on (a late event is a counted loss), and is
-                # closed off the caller's thread: on a blocked output close() waits up to its
+                # It takes nothing more from now on (a late event goes to the new sink), and
+                # is closed off the caller's thread: on a blocked output close() waits up to its
                 # timeout, which must not stall the app (an event loop). flush() and
                 # shutdown() wait for it.
                 old.sink.stop_accepting()

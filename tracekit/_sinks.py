@@ -17,7 +17,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Final, Protocol, runtime_checkable
 
 __all__ = [
     "CallableSink",
@@ -88,12 +88,10 @@ class ThreadedSink:
         name: str = "tracekit-sink",
         events: bool = True,
         interval: float = 0.02,
-        on_fork: Callable[[], None] | None = None,
         on_abandon: Callable[[], None] | None = None,
     ) -> None:
         self._write = write
         self._close = close
-        self._on_fork = on_fork  # in a forked child, before its writer starts
         self._on_abandon = on_abandon  # close() gave up on the output: stop writing it
         self._max_queue = max_queue
         # With ``events=False`` (files, streams) only the rendered lines are queued: the
@@ -106,6 +104,7 @@ class ThreadedSink:
         # Events of the batch being written; close() takes them when it gives up on the output.
         self._inflight = 0
         self._abandoned = False  # close() gave up on a blocked output: never write again
+        self._healthy = True  # the last write succeeded: a drop report can go out
         self._lock = threading.Lock()
         self._dropped = 0
         self._dropped_at_flush = 0  # what flush() compares with: drops since the last flush
@@ -128,16 +127,28 @@ class ThreadedSink:
         # deque.append is atomic: no lock, and no wake-up of the writer, on the hot path.
         if len(self._queue) < self._max_queue and not self._stopped:
             self._queue.append((event, line) if self._events else line)
+            return
+        successor = self._live_successor()
+        if self._stopped and successor is not None:
+            # after configure() replaced this sink: an event a thread still sends here (a
+            # stage that began before, a drop report in flight) goes to the sink in use
+            successor.submit(event, line)
         else:
             self._count_drop(1, "sink closed" if self._stopped else "queue full")
 
-    def _count_drop(self, n: int, reason: str) -> None:
+    def _live_successor(self) -> ThreadedSink | None:
         successor = self.successor
-        if successor is not None and successor is not self:
-            # Lost after configure() replaced this sink (its queue failing while it closes, a
-            # thread still holding the old emitter): the sink that replaced it counts and
-            # reports the loss.
+        if successor is None or successor is self or successor._stopped:
+            return None
+        return successor
+
+    def _count_drop(self, n: int, reason: str) -> None:
+        successor = self._live_successor()
+        if successor is not None:
+            # Lost after configure() replaced this sink (its queue failing while it closes):
+            # the sink that replaced it counts and reports the loss.
             successor._count_drop(n, f"{reason} (reconfigured)")
+            successor._wake.set()  # to report it even if nothing else is written there
             return
         with self._lock:
             self._dropped += n
@@ -151,7 +162,11 @@ class ThreadedSink:
         # is pending; ``flush`` and ``close`` wake it early.
         queue, wake = self._queue, self._wake
         while not self._abandoned:
-            self._drain()
+            if not self._drain() and self._unreported and self._healthy:
+                # drops counted while nothing was written (forwarded by a replaced sink, the
+                # queue full): reported now, not only after the next event's write
+                self._report_drops()
+                continue
             if self._stopped:
                 if not queue:
                     return
@@ -177,6 +192,7 @@ class ThreadedSink:
             try:
                 self._write(lines, events)
             except Exception as exc:  # a broken output must never reach the app
+                self._healthy = False
                 written = exc.written if isinstance(exc, PartialWrite) else 0
                 cause = exc.cause if isinstance(exc, PartialWrite) else exc
                 with self._lock:  # unless close() gave up on this batch and counted it
@@ -185,6 +201,7 @@ class ThreadedSink:
                     self._count_drop(n - written, f"sink error: {type(cause).__name__}: {cause}")
             else:
                 self._inflight = 0
+                self._healthy = True
                 if not self._abandoned:  # else a report could only be lost, and counted
                     self._report_drops()
         finally:
@@ -225,16 +242,19 @@ class ThreadedSink:
 
     def take_unreported(self) -> tuple[int, str, int]:
         """Hand over the drops counted but not reported yet (their report needs a write that
-        succeeds): ``(count, last reason, how many of them no flush has seen yet)``; this
-        sink will not report them. ``configure`` gives them to the sink replacing this one."""
+        succeeds): ``(count, last reason, how many drops, reported or not, no flush has seen
+        yet)``; this sink will not report them. ``configure`` gives them to the sink replacing
+        this one, whose next ``flush`` then says False."""
         with self._lock:
             n, reason, self._unreported = self._unreported, self._reason, 0
-            unflushed = min(n, self._dropped - self._dropped_at_flush)
+            unflushed = self._dropped - self._dropped_at_flush
+            self._dropped_at_flush = self._dropped
         return n, reason, unflushed
 
     def adopt_drops(self, n: int, unflushed: int) -> None:
-        """Count ``n`` drops of a replaced sink (reported by the caller) as this sink's;
-        the next ``flush`` is False when ``unflushed`` > 0."""
+        """Count ``n`` unreported drops of a replaced sink (reported by the caller) as this
+        sink's; the next ``flush`` is False when ``unflushed`` (all the replaced sink's drops
+        since its last flush) > 0."""
         with self._lock:
             self._dropped += n
             self._dropped_at_flush += n - unflushed
@@ -259,11 +279,6 @@ class ThreadedSink:
         self._inflight = 0
         self._dropped = self._dropped_at_flush = self._unreported = 0
         self._reason = ""
-        if self._on_fork is not None:
-            try:
-                self._on_fork()
-            except Exception:
-                pass
         if not self._stopped:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
@@ -348,24 +363,40 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     )
 
 
-def _write_all(fd: int, data: bytes, stop: Callable[[], bool]) -> None:
+def _wait_writable(fd: int) -> None:
+    try:
+        select.select([], [fd], [], 0.1)
+    except (ValueError, OSError):  # a descriptor select cannot watch (>= FD_SETSIZE)
+        time.sleep(0.01)
+
+
+def _write_all(fd: int, data: bytes, stop: Callable[[], bool]) -> int:
     """Write ``data`` to ``fd`` with as many ``os.write`` calls as it takes (a non-blocking
-    descriptor is waited on, as a blocking one would be); not one more once ``stop()``."""
+    descriptor is waited on, as a blocking one would be), stopping early once ``stop()``;
+    returns how many bytes went out. An error after some bytes is raised as it is (the caller
+    counts what got out from ``written`` on the exception)."""
     view = memoryview(data)
-    while view and not stop():
+    done = 0
+    while done < len(data) and not stop():
         try:
-            n = os.write(fd, view)
+            n = os.write(fd, view[done:])
         except BlockingIOError:
-            select.select([], [fd], [], 0.1)
+            _wait_writable(fd)
             continue
+        except OSError as exc:
+            exc.written = done  # type: ignore[attr-defined]
+            raise
         if not n:
-            raise OSError(f"short write to file descriptor {fd}")
-        view = view[n:]
+            err = OSError(f"short write to file descriptor {fd}")
+            err.written = done  # type: ignore[attr-defined]
+            raise err
+        done += n
+    return done
 
 
 def _ascii_json(text: str) -> str:
     """JSON text with every non-ASCII character escaped (``\\u00e9``; a surrogate pair above
-    U+FFFF), for a stream whose encoding cannot hold them: the same JSON, once decoded."""
+    U+FFFF): the same JSON once decoded, and the same bytes in any ASCII-compatible encoding."""
     out = []
     for ch in text:
         code = ord(ch)
@@ -379,110 +410,116 @@ def _ascii_json(text: str) -> str:
     return "".join(out)
 
 
-def _is_pipe(stream: IO[Any]) -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
-    except Exception:  # no descriptor (io.StringIO...), a closed stream
-        return False
+#: The stream types whose ``fileno()`` is where their writes go (a notebook's OutStream, a
+#: test's capture object and other look-alikes subclass or imitate them: written through).
+_OS_STREAMS: Final = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
 
 
-class _StreamWriter:
-    """The stream sink's ``write``: through the stream (``write`` then ``flush``), so events
-    take their place among the app's own output in the stream's buffer and go wherever the
-    stream sends them (a notebook cell, a test's capture). On a pipe, which a forked child may
-    share, each write is whole lines of at most ``PIPE_BUF`` bytes, which the kernel does not
-    interleave with another process's (a longer line excepted). A forked child does not use
-    the inherited stream object again (its buffer may hold the parent's unwritten bytes, its
-    lock may have been held by another parent thread at the fork): it writes at its own
-    duplicate of the stream's descriptor; a stream without a descriptor is kept."""
+class _FdWriter:
+    """The stream sink's ``write`` for an OS stream (stderr, a file, a pipe): each batch goes
+    to a duplicate of the stream's descriptor with ``os.write``, never through the stream's
+    buffer. The writer thread so never holds the stream's lock: a fork does not leave it held
+    in the child (whose next write to the stream would hang), and interpreter exit does not
+    find it held by a daemon thread stuck on a full pipe (a fatal error). The duplicate is
+    ours: if the app closes its stream, the number it frees is not written to (events are
+    then dropped and counted). On a pipe each write is whole lines of at most ``PIPE_BUF``
+    bytes, which the kernel does not interleave with another process's (a forked child's). A
+    text stream in an encoding other than UTF-8 gets ASCII JSON (non-ASCII characters
+    escaped). What the app leaves in the stream's buffer reaches the output when the app
+    flushes it, so an event may come before an app line written just before it."""
 
-    def __init__(self, stream: IO[Any]) -> None:
+    def __init__(self, stream: IO[Any], fd: int, ascii_only: bool) -> None:
         self.stream = stream
-        self.text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
-        self.fd: int | None = None  # the child's own descriptor
-        self.pipe = _is_pipe(stream)
-        self.stopped = False  # set by the sink when close() gave up: write nothing more
+        self.fd = fd
+        self.ascii = ascii_only
+        try:
+            self.pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            self.pipe = False
+        self.stopped = False  # close() gave up on a blocked output: write nothing more
 
     def __call__(self, lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        if self.fd is not None:
-            for chunk in self._chunks(lines):
+        if getattr(self.stream, "closed", False):  # an attribute read: no lock of the stream's
+            raise ValueError("write to a stream the application closed")
+        if self.ascii:
+            lines = [_ascii_json(line.decode()).encode() for line in lines]
+        written = 0
+        for chunk, n in self._chunks(lines):
+            try:
                 _write_all(self.fd, chunk, self._stop)
-            return
-        stream = self.stream
-        for chunk in self._chunks(lines):
+            except OSError as exc:
+                out = chunk[: getattr(exc, "written", 0)]
+                raise PartialWrite(written + out.count(b"\n"), exc) from exc
             if self.stopped:
                 return
-            if self.pipe:  # the app's pending bytes first: our chunk then goes alone
-                stream.flush()
-            if not self.text:
-                stream.write(chunk)
-            else:
-                text = chunk.decode()
-                try:
-                    stream.write(text)
-                except UnicodeEncodeError:  # an ASCII/Latin-1 stream: the same JSON, escaped
-                    stream.write(_ascii_json(text))
-            stream.flush()
+            written += n
 
-    def _chunks(self, lines: list[bytes]) -> Iterator[bytes]:
-        """The batch in one piece; on a pipe (which a forked child may share), in whole lines
-        of at most ``PIPE_BUF`` bytes a piece, written in one go each, so that the processes'
-        lines never cut into each other's."""
+    def _chunks(self, lines: list[bytes]) -> Iterator[tuple[bytes, int]]:
         if not self.pipe:
-            yield b"".join(lines)
+            yield b"".join(lines), len(lines)
             return
         limit = getattr(select, "PIPE_BUF", 512)
         chunk: list[bytes] = []
         size = 0
         for line in lines:
             if chunk and size + len(line) > limit:
-                yield b"".join(chunk)
+                yield b"".join(chunk), len(chunk)
                 chunk, size = [], 0
             chunk.append(line)
             size += len(line)
         if chunk:
-            yield b"".join(chunk)
+            yield b"".join(chunk), len(chunk)
 
     def _stop(self) -> bool:
         return self.stopped
 
-    def after_fork_in_child(self) -> None:
-        try:
-            fd = self.stream.fileno()
-            if self.text and codecs.lookup(getattr(self.stream, "encoding", "")).name != "utf-8":
-                return  # our UTF-8 bytes would not be the stream's text: keep the stream
-            own = os.dup(fd)
-        except Exception:  # io.UnsupportedOperation, a closed stream, no descriptor
-            return
-        self.fd = own
-
     def close(self) -> None:
         self.stopped = True
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _os_fd(stream: IO[Any]) -> tuple[int, bool] | None:
+    """A duplicate of ``stream``'s descriptor and whether its text must be ASCII, or None
+    to write through the stream (not an OS stream, no descriptor)."""
+    if type(stream) not in _OS_STREAMS:
+        return None
+    try:
+        text = isinstance(stream, io.TextIOBase)
+        encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+        fd = os.dup(stream.fileno())
+    except Exception:  # io.UnsupportedOperation, a closed stream, an unknown encoding
+        return None
+    return fd, text and encoding != "utf-8"
 
 
 def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
     """Write JSON lines to an open stream (text or binary); the stream is not closed by us.
 
-    Written through the stream (see :class:`_StreamWriter`; a forked child writes at its own
-    copy of the descriptor). A text stream whose encoding cannot hold a character gets it
-    escaped (``\\u00e9``: the same JSON). Once the app closes the stream, its events are
-    dropped and counted."""
-    writer = _StreamWriter(stream)
-    return ThreadedSink(
-        writer,
-        close=writer.close,
-        max_queue=max_queue,
-        name="tracekit-stream",
-        events=False,
-        on_fork=writer.after_fork_in_child,
-        on_abandon=writer.close,
-    )
+    An OS stream (stderr, an open file, a pipe) is written at its descriptor (see
+    :class:`_FdWriter`); any other stream object (``io.StringIO``, a notebook's output, a
+    test's capture) through its ``write``, flushed after each batch."""
+    os_fd = _os_fd(stream)
+    if os_fd is not None:
+        writer = _FdWriter(stream, *os_fd)
+        return ThreadedSink(
+            writer,
+            close=writer.close,
+            max_queue=max_queue,
+            name="tracekit-stream",
+            events=False,
+            on_abandon=writer.close,
+        )
+    text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
+
+    def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
+        data = b"".join(lines)
+        stream.write(data.decode() if text else data)
+        stream.flush()
+
+    return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)
 
 
 class CallableSink(ThreadedSink):

@@ -288,22 +288,70 @@ def test_drops_the_replaced_sink_had_not_reported_are_reported_by_the_new_one(
 # Found by a second reading of the descriptor writes above: events go through the stream.
 
 
-def test_stream_sink_events_keep_their_place_among_the_apps_own_output(tmp_path: Any) -> None:
-    # stdout to a file is block-buffered: the app's line waits in the buffer; an event
-    # written at the descriptor overtook it (or was glued onto its half-written line)
-    path = tmp_path / "out.log"
-    stream = open(path, "w", buffering=8192)  # noqa: SIM115 - the app's stream, closed below
-    tracekit.configure(service="svc", source="app-1", sink=stream)
-    stream.write("app line 1")
-    stream.write("\n")
-    tracekit.emit("CTRL", "send")
-    assert tracekit.flush(3.0)
-    stream.write("app line 2\n")
-    tracekit.shutdown()
-    stream.close()
-    lines = path.read_text().splitlines()
-    assert lines[0] == "app line 1" and lines[2] == "app line 2"
-    assert (json.loads(lines[1])["stage"], len(lines)) == ("CTRL", 3)
+@posix_only
+def test_workers_forked_while_the_sink_writes_to_their_stream_never_hang() -> None:
+    # written through the stream, the writer thread held its buffer lock; a fork at that
+    # moment left it held in the child, whose first write to the stream hung for ever
+    read_fd, write_fd = os.pipe()
+    reader = _PipeReader(read_fd)
+    reader.start()
+    stream = os.fdopen(write_fd, "w")
+    tracekit.configure(service="svc", source="app", sink=stream)
+    stop = threading.Event()
+
+    def app() -> None:
+        while not stop.is_set():
+            for i in range(200):
+                tracekit.emit("APP", "work", i=i, pad="x" * 200)
+            time.sleep(0.001)
+
+    threading.Thread(target=app, daemon=True).start()
+
+    def worker() -> dict[str, Any]:
+        stream.write("worker line\n")
+        stream.flush()
+        return {}
+
+    try:
+        results = [_run_child(worker, timeout=2.0) for _ in range(60)]
+    finally:
+        stop.set()
+        assert tracekit.flush(5.0)
+        tracekit.shutdown()
+        stream.close()
+    assert [r for r in results if r] == []  # none hung, none failed
+    reader.thread.join(5)
+    text = bytes(reader.data).decode()
+    assert text.count("worker line\n") == 60
+    assert all(json.loads(line)["stage"] == "APP" for line in text.splitlines() if line[0] == "{")
+
+
+def test_exit_with_a_stalled_stderr_reader_does_not_abort_the_process() -> None:
+    # the writer thread, stuck in sys.stderr's buffer on a full pipe, held its lock at exit:
+    # "Fatal Python error: _enter_buffered_busy: could not acquire lock" (signal 6)
+    import subprocess
+    import sys
+
+    code = (
+        "import tracekit\n"
+        "tracekit.configure(service='svc')\n"  # the default sink: sys.stderr, a pipe here
+        "for i in range(2000):\n"
+        "    tracekit.emit('APP', 'tick', i=i, pad='x' * 100)\n"
+        "print('main done', flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    time.sleep(3.5)  # the log shipper stalls past shutdown()'s 2 s, then reads everything
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (0, b"main done\n"), err[-500:]
+    assert b"Fatal Python error" not in err
+    lines = err.decode().splitlines()
+    rows = [json.loads(line) for line in lines]  # every line whole
+    ticks = [r["i"] for r in rows if r["stage"] == "APP"]
+    dropped = sum(r.get("dropped", 0) for r in rows if r["action"] == "dropped")
+    assert ticks == sorted(ticks) and len(ticks) + dropped <= 2000
 
 
 class _NotebookStream(io.TextIOBase):
@@ -435,3 +483,73 @@ def test_reconfiguring_away_from_a_blocked_output_does_not_block_the_caller(
     tracekit.shutdown()
     rows = [json.loads(line) for line in new.read_text().splitlines()]
     assert [(e["stage"], e["action"], e["seq"]) for e in rows] == [("TRACEKIT", "configured", 3)]
+
+
+# A second reading of configure()'s background close and the drop hand-over.
+
+
+def test_drops_a_replaced_sink_already_reported_still_make_the_next_flush_false(
+    tmp_path: Any,
+) -> None:
+    failing = {"left": 10}
+    got: list[str] = []
+
+    def flaky(event: dict[str, Any]) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OSError("disk hiccup")
+        got.append(event["action"])
+
+    tracekit.configure(service="svc", source="s", sink=flaky)
+    for _ in range(10):
+        tracekit.emit("CTRL", "send")
+    _wait_for(lambda: failing["left"] == 0 and not _sink()._queue and not _sink()._busy)
+    tracekit.emit("CTRL", "add")  # gets through, and the loss is reported after it
+    _wait_for(lambda: "dropped" in got)
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "b.jsonl")
+    assert tracekit.flush(3.0) is False  # 10 events lost since the last flush, before or not
+    assert tracekit.flush(3.0) is True
+
+
+def test_drops_handed_to_the_new_sink_are_reported_though_nothing_else_is_written(
+    tmp_path: Any,
+) -> None:
+    gate = threading.Event()
+    tracekit.configure(service="svc", source="s", sink=lambda e: gate.wait(10))
+    for i in range(5):
+        tracekit.emit("CTRL", "send", i=i)
+    _wait_for(lambda: _sink()._busy)
+    new = tmp_path / "new.jsonl"
+    tracekit.configure(service="svc", source="s", sink=new)
+    # the old output stays blocked: its close gives up after 2 s and counts what it held
+    assert tracekit.flush(5.0) is False
+    gate.set()
+    _wait_for(lambda: any('"dropped"' in line for line in new.read_text().splitlines()))
+    rows = [json.loads(line) for line in new.read_text().splitlines()]
+    (report,) = [r for r in rows if r["action"] == "dropped"]
+    assert report["dropped"] == 5 and report["reason"].endswith("(reconfigured)")
+    tracekit.shutdown()
+
+
+def test_configure_where_no_thread_can_start_closes_the_old_sink_itself(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    # at interpreter shutdown (an atexit hook reconfiguring) no new thread may start
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "a.jsonl")
+    tracekit.emit("CTRL", "send")
+
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name == "tracekit-close":
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", refuse)
+        tracekit.configure(service="svc", source="s", sink=tmp_path / "b.jsonl")
+    assert tracekit.flush(3.0) is True
+    tracekit.shutdown()
+    assert [
+        json.loads(line)["action"] for line in (tmp_path / "a.jsonl").read_text().splitlines()
+    ] == ["send"]
