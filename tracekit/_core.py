@@ -512,6 +512,8 @@ def configure(
         out = old.sink if same_sink and old is not None else _open_sink(sink, max_queue)
         keep_seq = old is not None and old.config.source == config.source
         emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
+        if old is not None:  # events the old emitter lost since the last flush: its next says so
+            emitter.unwritable_at_flush = old.unwritable_at_flush - old.unwritable
         changes = _diff(old.config if old is not None else None, config)
         _emitter = emitter
         carried: tuple[int, str] | None = None

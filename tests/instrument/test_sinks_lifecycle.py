@@ -553,3 +553,18 @@ def test_configure_where_no_thread_can_start_closes_the_old_sink_itself(
     assert [
         json.loads(line)["action"] for line in (tmp_path / "a.jsonl").read_text().splitlines()
     ] == ["send"]
+
+
+def test_an_event_a_processor_lost_before_a_reconfigure_makes_the_next_flush_false(
+    tmp_path: Any,
+) -> None:
+    def picky(_l: Any, _m: str, ed: dict[str, Any]) -> dict[str, Any]:
+        if ed["action"] == "persist":
+            raise KeyError("conv")
+        return ed
+
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "a.jsonl", processors=[picky])
+    tracekit.emit("REST", "persist")  # lost, counted by the emitter
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "b.jsonl")
+    assert tracekit.flush(3.0) is False
+    assert tracekit.flush(3.0) is True
