@@ -137,10 +137,16 @@ class ThreadedSink:
             self._count_drop(1, "sink closed" if self._stopped else "queue full")
 
     def _live_successor(self) -> ThreadedSink | None:
+        """The sink in use that replaced this one, following replacements (A, then B, then C:
+        C); None when there is none (or the chain loops: an app reusing its own sinks)."""
+        seen = {id(self)}
         successor = self.successor
-        if successor is None or successor is self or successor._stopped:
-            return None
-        return successor
+        while successor is not None and id(successor) not in seen:
+            if not successor._stopped:
+                return successor
+            seen.add(id(successor))
+            successor = successor.successor
+        return None
 
     def _count_drop(self, n: int, reason: str) -> None:
         successor = self._live_successor()
@@ -162,17 +168,32 @@ class ThreadedSink:
         # is pending; ``flush`` and ``close`` wake it early.
         queue, wake = self._queue, self._wake
         while not self._abandoned:
-            if not self._drain() and self._unreported and self._healthy:
+            drained = self._drain()
+            if self._stopped:
+                if not queue:
+                    break
+                continue
+            if not drained and self._unreported and self._healthy and self.on_drop is not None:
                 # drops counted while nothing was written (forwarded by a replaced sink, the
                 # queue full): reported now, not only after the next event's write
                 self._report_drops()
                 continue
-            if self._stopped:
-                if not queue:
-                    return
-            elif len(queue) < _BATCH:
+            if len(queue) < _BATCH:
                 wake.wait(self._interval)
                 wake.clear()
+        if self._abandoned:
+            # close() gave up on this writer while it was stuck: the output is released
+            # here, once the write that held it is over (never under it)
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            close, self._close = self._close, None
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
 
     def _drain(self) -> bool:
         queue = self._queue
@@ -299,8 +320,10 @@ class ThreadedSink:
         if self._abandoned:
             return
         deadline = time.monotonic() + timeout
-        self._wait(timeout)  # not flush(): what the next flush() reports is left as it is
+        # Nothing more is taken (a thread still emitting cannot keep the queue from emptying);
+        # what is queued is written, within the timeout.
         self._stopped = True
+        self._wait(timeout)  # not flush(): what the next flush() reports is left as it is
         self._wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
@@ -318,11 +341,11 @@ class ThreadedSink:
         elif self._queue:
             # appended by a thread that passed the ``_stopped`` check just before it was set
             self._count_drop(self._discard_queue(), "sink closed")
-        if self._close is not None:
-            try:
-                self._close()
-            except Exception:
-                pass
+        # Released only once the writer is gone: a writer stuck in a write still uses the
+        # output, and a descriptor closed under it may be reused by the app (then written
+        # to). A stuck writer releases it itself when its write ends.
+        if not self._abandoned or not self._thread.is_alive():  # (it may just have ended)
+            self._release()
 
 
 def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> ThreadedSink:
@@ -370,14 +393,14 @@ def _wait_writable(fd: int) -> None:
         time.sleep(0.01)
 
 
-def _write_all(fd: int, data: bytes, stop: Callable[[], bool]) -> int:
+def _write_all(fd: int, data: bytes) -> int:
     """Write ``data`` to ``fd`` with as many ``os.write`` calls as it takes (a non-blocking
-    descriptor is waited on, as a blocking one would be), stopping early once ``stop()``;
-    returns how many bytes went out. An error after some bytes is raised as it is (the caller
-    counts what got out from ``written`` on the exception)."""
+    descriptor is waited on, as a blocking one would be); returns how many bytes went out. An
+    error after some bytes is raised as it is, with ``written`` on it (whole lines only are
+    given: a caller stopping stops between them, never inside one)."""
     view = memoryview(data)
     done = 0
-    while done < len(data) and not stop():
+    while done < len(data):
         try:
             n = os.write(fd, view[done:])
         except BlockingIOError:
@@ -437,19 +460,26 @@ class _FdWriter:
         except OSError:
             self.pipe = False
         self.stopped = False  # close() gave up on a blocked output: write nothing more
+        self.torn = False  # a failed write cut the last line: the next write ends it first
 
     def __call__(self, lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
         if getattr(self.stream, "closed", False):  # an attribute read: no lock of the stream's
             raise ValueError("write to a stream the application closed")
         if self.ascii:
             lines = [_ascii_json(line.decode()).encode() for line in lines]
+        if self.torn:  # the cut line ends here (one malformed line) instead of taking ours
+            lines = [b"\n" + lines[0], *lines[1:]]
         written = 0
         for chunk, n in self._chunks(lines):
             try:
-                _write_all(self.fd, chunk, self._stop)
+                _write_all(self.fd, chunk)
             except OSError as exc:
                 out = chunk[: getattr(exc, "written", 0)]
-                raise PartialWrite(written + out.count(b"\n"), exc) from exc
+                whole = out.count(b"\n") - (1 if self.torn and not written else 0)
+                if out:
+                    self.torn = not out.endswith(b"\n")
+                raise PartialWrite(written + max(whole, 0), exc) from exc
+            self.torn = False
             if self.stopped:
                 return
             written += n
@@ -470,22 +500,31 @@ class _FdWriter:
         if chunk:
             yield b"".join(chunk), len(chunk)
 
-    def _stop(self) -> bool:
-        return self.stopped
+    def stop(self) -> None:
+        """Write nothing more (the descriptor stays open while a stuck write may use it)."""
+        self.stopped = True
 
     def close(self) -> None:
+        """Release the descriptor, once (the sink calls it only when its writer is gone)."""
         self.stopped = True
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _os_fd(stream: IO[Any]) -> tuple[int, bool] | None:
     """A duplicate of ``stream``'s descriptor and whether its text must be ASCII, or None
     to write through the stream (not an OS stream, no descriptor)."""
-    if type(stream) not in _OS_STREAMS:
-        return None
+    # Every layer a plain stdlib one down to the file: a TextIOWrapper over a GzipFile has
+    # the file's descriptor too, but its bytes must go through the compressor.
+    layer: Any = stream
+    while type(layer) is not io.FileIO:
+        if type(layer) not in _OS_STREAMS:
+            return None
+        layer = getattr(layer, "buffer", None) or getattr(layer, "raw", None)
     try:
         text = isinstance(stream, io.TextIOBase)
         encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
@@ -510,13 +549,20 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
             max_queue=max_queue,
             name="tracekit-stream",
             events=False,
-            on_abandon=writer.close,
+            on_abandon=writer.stop,
         )
     text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
 
     def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
         data = b"".join(lines)
-        stream.write(data.decode() if text else data)
+        if not text:
+            stream.write(data)
+        else:
+            chunk = data.decode()
+            try:
+                stream.write(chunk)
+            except UnicodeEncodeError:  # an ASCII/Latin-1 stream: the same JSON, escaped
+                stream.write(_ascii_json(chunk))
         stream.flush()
 
     return ThreadedSink(write, max_queue=max_queue, name="tracekit-stream", events=False)

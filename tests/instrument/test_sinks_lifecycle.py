@@ -568,3 +568,136 @@ def test_an_event_a_processor_lost_before_a_reconfigure_makes_the_next_flush_fal
     tracekit.configure(service="svc", source="s", sink=tmp_path / "b.jsonl")
     assert tracekit.flush(3.0) is False
     assert tracekit.flush(3.0) is True
+
+
+# A fourth reading: the descriptor's lifetime, idle reports, wrapped streams, chains.
+
+
+def test_a_gzip_text_stream_is_written_through_its_compressor(tmp_path: Any) -> None:
+    import gzip
+
+    path = tmp_path / "events.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as stream:
+        tracekit.configure(service="svc", source="z", sink=stream)
+        for i in range(3):
+            tracekit.emit("CTRL", "send", i=i)
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert [r["i"] for r in rows] == [0, 1, 2]
+
+
+class _AsciiSubclass(io.TextIOWrapper):
+    pass
+
+
+def test_a_stream_written_through_escapes_what_its_encoding_cannot_hold(tmp_path: Any) -> None:
+    raw = open(tmp_path / "a.log", "wb")  # noqa: SIM115 - wrapped below, closed with it
+    with _AsciiSubclass(raw, encoding="ascii") as stream:
+        tracekit.configure(service="svc", source="a", sink=stream)
+        for note in ("m1", "café", "m3"):
+            tracekit.emit("CTRL", "send", note=note)
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    rows = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
+    assert [r["note"] for r in rows] == ["m1", "café", "m3"]
+
+
+def test_an_idle_sink_with_an_unreported_drop_and_no_reporter_does_not_spin(
+    tmp_path: Any,
+) -> None:
+    from tracekit._sinks import make_sink
+
+    sink = make_sink(tmp_path / "x.jsonl", max_queue=1)
+    assert isinstance(sink, ThreadedSink)
+    for i in range(3):  # a full queue: drops, and no on_drop to report them to
+        sink.submit({}, b'{"i": %d}\n' % i)
+    _wait_for(lambda: not sink._queue and not sink._busy)
+    t0 = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - t0 < 0.2  # the writer waits, it does not loop
+    sink.close()
+    assert sink.dropped >= 1
+
+
+def test_late_events_and_drops_follow_the_chain_of_replacements(tmp_path: Any) -> None:
+    # A replaced by B, B by C while A still closes: what reaches A goes to C, the sink in use
+    from tracekit import _core
+
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "a.jsonl")
+    a = _core._emitter
+    assert a is not None
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "b.jsonl")
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "c.jsonl")
+    a.write("CTRL", "send", {"i": 1}, 0)  # a thread still holding A's emitter
+    assert tracekit.flush(3.0) is True
+    c = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [(r["action"], r.get("i")) for r in c] == [("configured", None), ("send", 1)]
+    tracekit.shutdown()
+
+
+@posix_only
+def test_an_abandoned_stream_sink_closes_its_descriptor_once_and_only_when_done() -> None:
+    # close() gave up on a writer stuck on a full pipe: the descriptor it writes to stays
+    # open until that write ends, then is closed once (closed early, or twice, a number the
+    # app reused was written to, or closed under the app)
+    read_fd, write_fd = os.pipe()
+    reader = _PipeReader(read_fd)
+    stream = os.fdopen(write_fd, "wb")
+    tracekit.configure(service="svc", source="s", sink=stream)
+    sink = _sink()
+    own = sink._write.fd  # type: ignore[attr-defined]
+    tracekit.emit("REST", "request", pad="x" * 300_000)
+    _wait_for(lambda: sink._busy and not sink._queue)
+    closed: list[int] = []
+    real_close = os.close
+
+    def spy(fd: int) -> None:
+        if fd == own:
+            closed.append(fd)
+        real_close(fd)
+
+    try:
+        os.close = spy  # type: ignore[assignment]
+        tracekit.shutdown(timeout=0.3)
+        assert closed == []  # the stuck write still uses it
+        reader.start()
+        sink._thread.join(5)
+        assert closed == [own]
+    finally:
+        os.close = real_close  # type: ignore[assignment]
+    stream.close()
+    assert [len(e["pad"]) for e in reader.finish()] == [300_000]
+
+
+@posix_only
+def test_a_stream_sink_write_cut_short_ends_the_cut_line_before_the_next(tmp_path: Any) -> None:
+    import resource
+
+    path = tmp_path / "app.log"
+
+    def child() -> dict[str, Any]:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, resource.RLIM_INFINITY))
+        stream = open(path, "ab")  # noqa: SIM115 - the app's stream, closed below
+        tracekit.configure(service="svc", source="c", sink=stream)
+        for i in range(10):
+            tracekit.emit("CTRL", "send", msg_id=f"m{i}")
+        tracekit.flush(3.0)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        tracekit.emit("CTRL", "send", msg_id="after")
+        tracekit.flush(3.0)
+        dropped = tracekit.stats()["dropped"]
+        tracekit.shutdown()
+        stream.close()
+        return {"dropped": dropped}
+
+    got = _run_child(child)
+    lines = path.read_bytes().split(b"\n")
+    whole = [json.loads(line) for line in lines[:-1] if line.endswith(b"}")]
+    cut = [line for line in lines[:-1] if not line.endswith(b"}")]
+    sent = [e["msg_id"] for e in whole if e["action"] == "send"]
+    assert len(cut) == 1 and sent[-1] == "after"
+    assert got["dropped"] == 10 - (len(sent) - 1) > 0
+    (report,) = [e for e in whole if e["action"] == "dropped"]
+    assert report["dropped"] == got["dropped"]
