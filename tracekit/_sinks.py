@@ -528,6 +528,8 @@ def _os_fd(stream: IO[Any]) -> tuple[int, bool] | None:
     try:
         text = isinstance(stream, io.TextIOBase)
         encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+        if text and "{a}\n".encode(encoding) != b"{a}\n":
+            return None  # not ASCII-compatible (UTF-16, EBCDIC): our bytes are not its text
         fd = os.dup(stream.fileno())
     except Exception:  # io.UnsupportedOperation, a closed stream, an unknown encoding
         return None

@@ -701,3 +701,14 @@ def test_a_stream_sink_write_cut_short_ends_the_cut_line_before_the_next(tmp_pat
     assert got["dropped"] == 10 - (len(sent) - 1) > 0
     (report,) = [e for e in whole if e["action"] == "dropped"]
     assert report["dropped"] == got["dropped"]
+
+
+def test_a_utf16_text_stream_gets_its_own_encoding(tmp_path: Any) -> None:
+    path = tmp_path / "u16.log"
+    with open(path, "w", encoding="utf-16") as stream:
+        tracekit.configure(service="svc", source="u", sink=stream)
+        tracekit.emit("CTRL", "send", note="café")
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-16").splitlines()]
+    assert [r["note"] for r in rows] == ["café"]
