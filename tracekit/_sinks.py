@@ -105,6 +105,7 @@ class ThreadedSink:
         self._inflight = 0
         self._abandoned = False  # close() gave up on a blocked output: never write again
         self._healthy = True  # the last write succeeded: a drop report can go out
+        self._exited = False  # the writer thread has returned
         self._lock = threading.Lock()
         self._dropped = 0
         self._dropped_at_flush = 0  # what flush() compares with: drops since the last flush
@@ -126,6 +127,12 @@ class ThreadedSink:
     def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
         # deque.append is atomic: no lock, and no wake-up of the writer, on the hot path.
         if len(self._queue) < self._max_queue and not self._stopped:
+            self._queue.append((event, line) if self._events else line)
+            if self._stopped and self._exited:  # close() finished between check and append
+                self._count_drop(self._discard_queue(), "sink closed")
+            return
+        if self._stopped and threading.current_thread() is self._thread and not self._abandoned:
+            # the writer's own drop report while close() drains the queue: it is written
             self._queue.append((event, line) if self._events else line)
             return
         successor = self._live_successor()
@@ -181,7 +188,10 @@ class ThreadedSink:
             if len(queue) < _BATCH:
                 wake.wait(self._interval)
                 wake.clear()
-        if self._abandoned:
+        with self._lock:
+            self._exited = True
+            abandoned = self._abandoned
+        if abandoned:
             # close() gave up on this writer while it was stuck: the output is released
             # here, once the write that held it is over (never under it)
             self._release()
@@ -197,19 +207,26 @@ class ThreadedSink:
 
     def _drain(self) -> bool:
         queue = self._queue
-        n = min(len(queue), _BATCH)
-        if not n or self._abandoned:
-            return False
         self._busy = True
         try:
-            popleft = queue.popleft
-            items = [popleft() for _ in range(n)]
+            with self._lock:  # close() giving up takes what is in flight under it
+                if self._abandoned:
+                    return False
+                items = []
+                popleft = queue.popleft
+                for _ in range(min(len(queue), _BATCH)):
+                    try:
+                        items.append(popleft())
+                    except IndexError:  # close() emptied the queue meanwhile
+                        break
+                n = self._inflight = len(items)
+            if not n:
+                return False
             if self._events:
                 events = [item[0] for item in items]
                 lines = [item[1] for item in items]
             else:
                 events, lines = [], items
-            self._inflight = n
             try:
                 self._write(lines, events)
             except Exception as exc:  # a broken output must never reach the app
@@ -326,10 +343,12 @@ class ThreadedSink:
         self._wait(timeout)  # not flush(): what the next flush() reports is left as it is
         self._wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))
+        release = True
         if self._thread.is_alive():
-            with self._lock:
+            with self._lock:  # the writer reads _abandoned under it as it exits
                 inflight, self._inflight = self._inflight, 0
                 self._abandoned = True
+                release = self._exited  # it ended meanwhile: release here, else it will
             if self._on_abandon is not None:
                 try:
                     self._on_abandon()
@@ -344,7 +363,7 @@ class ThreadedSink:
         # Released only once the writer is gone: a writer stuck in a write still uses the
         # output, and a descriptor closed under it may be reused by the app (then written
         # to). A stuck writer releases it itself when its write ends.
-        if not self._abandoned or not self._thread.is_alive():  # (it may just have ended)
+        if release:
             self._release()
 
 
@@ -393,17 +412,20 @@ def _wait_writable(fd: int) -> None:
         time.sleep(0.01)
 
 
-def _write_all(fd: int, data: bytes) -> int:
+def _write_all(fd: int, data: bytes, stopped: Callable[[], bool] = lambda: False) -> int:
     """Write ``data`` to ``fd`` with as many ``os.write`` calls as it takes (a non-blocking
-    descriptor is waited on, as a blocking one would be); returns how many bytes went out. An
-    error after some bytes is raised as it is, with ``written`` on it (whole lines only are
-    given: a caller stopping stops between them, never inside one)."""
+    descriptor is waited on, as a blocking one would be, until ``stopped()``); returns how
+    many bytes went out. An error after some bytes is raised as it is, with ``written`` on it
+    (whole lines only are given: a caller stopping stops between them, never inside one)."""
     view = memoryview(data)
     done = 0
     while done < len(data):
         try:
             n = os.write(fd, view[done:])
-        except BlockingIOError:
+        except BlockingIOError as exc:
+            if stopped():  # close() gave up on this output: do not wait on it for ever
+                exc.written = done  # type: ignore[attr-defined]
+                raise
             _wait_writable(fd)
             continue
         except OSError as exc:
@@ -433,6 +455,8 @@ def _ascii_json(text: str) -> str:
     return "".join(out)
 
 
+#: Every byte JSON text can hold once escaped to ASCII: an encoding must keep them as they are.
+_PRINTABLE: Final = bytes(range(32, 127)) + b"\n"
 #: The stream types whose ``fileno()`` is where their writes go (a notebook's OutStream, a
 #: test's capture object and other look-alikes subclass or imitate them: written through).
 _OS_STREAMS: Final = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
@@ -472,7 +496,7 @@ class _FdWriter:
         written = 0
         for chunk, n in self._chunks(lines):
             try:
-                _write_all(self.fd, chunk)
+                _write_all(self.fd, chunk, self._is_stopped)
             except OSError as exc:
                 out = chunk[: getattr(exc, "written", 0)]
                 whole = out.count(b"\n") - (1 if self.torn and not written else 0)
@@ -504,6 +528,9 @@ class _FdWriter:
         """Write nothing more (the descriptor stays open while a stuck write may use it)."""
         self.stopped = True
 
+    def _is_stopped(self) -> bool:
+        return self.stopped
+
     def close(self) -> None:
         """Release the descriptor, once (the sink calls it only when its writer is gone)."""
         self.stopped = True
@@ -528,8 +555,8 @@ def _os_fd(stream: IO[Any]) -> tuple[int, bool] | None:
     try:
         text = isinstance(stream, io.TextIOBase)
         encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
-        if text and "{a}\n".encode(encoding) != b"{a}\n":
-            return None  # not ASCII-compatible (UTF-16, EBCDIC): our bytes are not its text
+        if text and _PRINTABLE.decode("ascii").encode(encoding) != _PRINTABLE:
+            return None  # not ASCII-compatible (UTF-16, EBCDIC, UTF-7): our bytes not its text
         fd = os.dup(stream.fileno())
     except Exception:  # io.UnsupportedOperation, a closed stream, an unknown encoding
         return None

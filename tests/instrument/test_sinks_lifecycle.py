@@ -712,3 +712,49 @@ def test_a_utf16_text_stream_gets_its_own_encoding(tmp_path: Any) -> None:
         tracekit.shutdown()
     rows = [json.loads(line) for line in path.read_text(encoding="utf-16").splitlines()]
     assert [r["note"] for r in rows] == ["café"]
+
+
+# A fifth reading.
+
+
+def test_a_loss_just_before_shutdown_is_still_reported_in_the_log(tmp_path: Any) -> None:
+    path = tmp_path / "e.jsonl"
+    tracekit.configure(service="svc", source="s", sink=path, max_queue=50)
+    for i in range(5000):  # a burst overflows the queue right before the app exits
+        tracekit.emit("APP", "burst", i=i)
+    dropped = tracekit.stats()["dropped"]
+    tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    reports = [r for r in rows if r["action"] == "dropped"]
+    assert dropped > 0 and sum(r["dropped"] for r in reports) == dropped
+    assert len(rows) - len(reports) + dropped == 5000
+
+
+@posix_only
+def test_a_writer_given_up_on_a_non_blocking_pipe_exits_and_closes_its_descriptor() -> None:
+    from tracekit._sinks import stream_sink
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    stream = os.fdopen(write_fd, "wb")
+    sink = stream_sink(stream)
+    own = sink._write.fd  # type: ignore[attr-defined]
+    for _ in range(3000):  # nobody reads: the pipe fills
+        sink.submit({}, b'{"x":"' + b"y" * 200 + b'"}\n')
+    sink.close(0.5)
+    _wait_for(lambda: not sink._thread.is_alive(), timeout=3.0)
+    with pytest.raises(OSError):
+        os.fstat(own)  # closed by the writer on its way out
+    stream.close()
+    os.close(read_fd)
+
+
+def test_a_utf7_text_stream_is_written_in_its_own_encoding(tmp_path: Any) -> None:
+    path = tmp_path / "u7.log"
+    with open(path, "w", encoding="utf-7") as stream:
+        tracekit.configure(service="svc", source="u", sink=stream)
+        tracekit.emit("CTRL", "send", note="1+2 ~{ok}~ café")
+        assert tracekit.flush(3.0)
+        tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-7").splitlines()]
+    assert [r["note"] for r in rows] == ["1+2 ~{ok}~ café"]
