@@ -365,6 +365,8 @@ _closing: set[threading.Thread] = set()
 
 
 def _close_in_background(sink: ThreadedSink) -> None:
+    for done in [t for t in _closing if t.ident is not None and not t.is_alive()]:
+        _closing.discard(done)  # an app reconfiguring often, and never flushing
     thread = threading.Thread(target=sink.close, name="tracekit-close", daemon=True)
     try:
         thread.start()

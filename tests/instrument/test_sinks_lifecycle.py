@@ -758,3 +758,13 @@ def test_a_utf7_text_stream_is_written_in_its_own_encoding(tmp_path: Any) -> Non
         tracekit.shutdown()
     rows = [json.loads(line) for line in path.read_text(encoding="utf-7").splitlines()]
     assert [r["note"] for r in rows] == ["1+2 ~{ok}~ café"]
+
+
+def test_reconfiguring_many_times_keeps_no_finished_close_threads(tmp_path: Any) -> None:
+    from tracekit import _core
+
+    for i in range(30):
+        tracekit.configure(service="svc", source="s", sink=tmp_path / f"{i}.jsonl")
+        _wait_for(lambda: all(not t.is_alive() for t in _core._closing))
+    assert len(_core._closing) <= 1
+    tracekit.shutdown()
