@@ -520,7 +520,7 @@ def configure(
         _emitter = emitter
         carried: tuple[int, str] | None = None
         if old is not None and not same_sink:
-            if isinstance(old.sink, ThreadedSink) and isinstance(out, ThreadedSink):
+            if isinstance(old.sink, ThreadedSink):
                 # from now on the old sink's drops (its queue may still fail) are the new one's
                 old.sink.successor = out
             if isinstance(old.sink, ThreadedSink):

@@ -113,7 +113,7 @@ class ThreadedSink:
         self._reason = ""
         self.on_drop: DropReporter | None = None
         #: The sink that replaced this one (set by ``configure``): counts drops after close.
-        self.successor: ThreadedSink | None = None
+        self.successor: Sink | None = None
         self._name = name
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -143,12 +143,14 @@ class ThreadedSink:
         else:
             self._count_drop(1, "sink closed" if self._stopped else "queue full")
 
-    def _live_successor(self) -> ThreadedSink | None:
+    def _live_successor(self) -> Sink | None:
         """The sink in use that replaced this one, following replacements (A, then B, then C:
         C); None when there is none (or the chain loops: an app reusing its own sinks)."""
         seen = {id(self)}
         successor = self.successor
         while successor is not None and id(successor) not in seen:
+            if not isinstance(successor, ThreadedSink):
+                return successor  # the app's own Sink: in use, as far as we can know
             if not successor._stopped:
                 return successor
             seen.add(id(successor))
@@ -157,9 +159,10 @@ class ThreadedSink:
 
     def _count_drop(self, n: int, reason: str) -> None:
         successor = self._live_successor()
-        if successor is not None:
+        if isinstance(successor, ThreadedSink):
             # Lost after configure() replaced this sink (its queue failing while it closes):
-            # the sink that replaced it counts and reports the loss.
+            # the sink that replaced it counts and reports the loss (an app's own Sink has
+            # no count to add to: counted here).
             successor._count_drop(n, f"{reason} (reconfigured)")
             successor._wake.set()  # to report it even if nothing else is written there
             return

@@ -768,3 +768,30 @@ def test_reconfiguring_many_times_keeps_no_finished_close_threads(tmp_path: Any)
         _wait_for(lambda: all(not t.is_alive() for t in _core._closing))
     assert len(_core._closing) <= 1
     tracekit.shutdown()
+
+
+def test_a_late_event_goes_to_the_apps_own_sink_that_replaced_ours(tmp_path: Any) -> None:
+    from tracekit import _core
+
+    class Mine:
+        def __init__(self) -> None:
+            self.lines: list[bytes] = []
+            self.dropped = 0
+
+        def submit(self, event: Any, line: bytes) -> None:
+            self.lines.append(line)
+
+        def flush(self, timeout: float = 2.0) -> bool:
+            return True
+
+        def close(self, timeout: float = 2.0) -> None:
+            pass
+
+    tracekit.configure(service="svc", source="s", sink=tmp_path / "a.jsonl")
+    a = _core._emitter
+    assert a is not None
+    mine = Mine()
+    tracekit.configure(service="svc", source="s", sink=mine)
+    a.write("CTRL", "send", {"i": 1}, 0)  # a thread still holding the old emitter
+    assert [json.loads(line).get("i") for line in mine.lines] == [None, 1]  # configured, ours
+    tracekit.shutdown()
