@@ -251,6 +251,12 @@ def _from_dict(raw: dict[str, Any], where: str, path: str | None) -> TextFormat:
     fields = dict(raw.get("fields", {}))
     for key, regex in fields.items():
         _check_regex(f"{where}: fields.{key}", regex)
+        groups = pl.Series([""], dtype=pl.String).str.extract_groups(regex).struct.fields
+        if not groups:  # the value is its first group: without one, every value is null
+            raise FormatError(
+                f"{where}: fields.{key}: {regex!r} has no group; the value is what its first "
+                "group matches, e.g. 'id=(\\w+)'"
+            )
     for key in ("timestamp_regex", "detect", "actor_from_source", "server_from_source"):
         if raw.get(key):
             _check_regex(f"{where}: {key}", raw[key])

@@ -224,3 +224,15 @@ def test_a_msg_group_with_the_time_found_by_timestamp_regex(tmp_path: Path) -> N
     assert got.select("timestamp", "stage", "action", "event").rows() == [
         (ts("10:00:00"), "CTRL", "send", "send id=m1")
     ]
+
+
+def test_a_field_regex_without_a_group_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "nogroup.toml"
+    path.write_text(
+        'name = "nogroup"\n'
+        "line_regex = '^(?P<timestamp>\\S+) (?P<tag>\\w+) (?P<msg>.*)$'\n"
+        "[[rules]]\nmatch = 'send'\nevent = \"CTRL.send\"\n"
+        "[fields]\nmsg_id = 'id=\\w+'\n"
+    )
+    with pytest.raises(FormatError, match=r"fields\.msg_id: 'id=\\\\w\+' has no group"):
+        load_format(path)
