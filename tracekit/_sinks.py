@@ -379,32 +379,15 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fh = target.open("ab", buffering=0)
-    torn = False  # a failed write cut the last line: the next write ends it first
-
-    def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
-        nonlocal torn
-        data = (b"\n" if torn else b"") + b"".join(lines)
-        view, done = memoryview(data), 0
-        try:
-            while done < len(data):
-                n = fh.write(view[done:])
-                if not n:
-                    raise OSError(f"short write to {target}")
-                done += n
-        except OSError as exc:
-            if not done:
-                raise
-            # the lines that got out whole are written, not lost; the cut one is ended by the
-            # next write (one malformed line, its event counted as lost) instead of running
-            # into the next event
-            out = data[:done]
-            written = out.count(b"\n") - (1 if torn else 0)
-            torn = not out.endswith(b"\n")
-            raise PartialWrite(max(written, 0), exc) from exc
-        torn = False
-
+    # the stream sink's descriptor writer: partial writes, cut lines, a FIFO's PIPE_BUF
+    writer = _FdWriter(fh, fh.fileno(), ascii_only=False)
     return ThreadedSink(
-        write, close=fh.close, max_queue=max_queue, name=f"tracekit-{target.name}", events=False
+        writer,
+        close=fh.close,
+        max_queue=max_queue,
+        name=f"tracekit-{target.name}",
+        events=False,
+        on_abandon=writer.stop,
     )
 
 
