@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
 from tracekit.analyzers._findings import empty_findings, evidence, findings
 from tracekit.analyzers._paths import Paths, as_text, col
 from tracekit.analyzers._removed import removed
@@ -125,56 +126,12 @@ def races(paths: Paths) -> pl.LazyFrame:
     rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     final = p.role("final")
     # Fetches and receives are matched on integer codes of (source, conversation), packed
-    # into one key (the event table's own codes when its names are Categorical).
-    code = [
-        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in ("source", "conv_id")
-    ]
-    key = (code[0] * (1 << 32) + code[1]).alias("key")
-    # Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
-    # ones. Ends are paired with starts in order (the k-th end that closes something closes
-    # the k-th start), so at any position the open fetches are starts number ends + 1 ..
-    # starts, and the one named is the earliest still open: its window holds the receive.
-    # Open count = running sum of +1/-1 in log order, floored at 0 (an end whose start came
-    # before the logs closes nothing): floor(x) = x - min(0, running min of x).
-    is_start = pl.col("kind") == "start"
-    raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over("key")
-    floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over("key"))
-    closes = ~is_start & (pl.col("open").shift(1).over("key").fill_null(0) > 0)
-    fetch = (
-        paths.fetches.lazy()
-        .filter(pl.col("conv_id").is_not_null())
-        .with_columns(key)
-        .sort("key", "pos", maintain_order=True)
-        .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
-        .with_columns(open=pl.col("raw") - floor)
-        .with_columns(closes=closes)
-        .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over("key"))
-        .collect()
-    )
+    # into one key; the fetch named is the earliest still open: its window holds the receive.
+    key = fetch_key()
+    fetch = fetch_positions(paths)
     # how many fetches were started and are still open after each fetch event
     open_at = fetch.lazy().select("key", "pos", "started", "open").sort("pos")
-    starts = (
-        fetch.lazy()
-        .filter(is_start)
-        .select(
-            "key",
-            pl.col("started").alias("k"),
-            pl.col("pos").alias("start_pos"),
-            pl.col("file").alias("start_file"),
-            pl.col("line").alias("start_line"),
-        )
-    )
-    ends = (
-        fetch.lazy()
-        .filter(pl.col("closes"))
-        .select(
-            "key",
-            pl.col("closed").alias("k"),
-            pl.col("pos").alias("end_pos"),
-            pl.col("file").alias("end_file"),
-            pl.col("line").alias("end_line"),
-        )
-    )
+    starts, ends = fetch_bounds(fetch)
     # Receives are matched narrow (row, key, pos); only the raced rows are then read whole.
     narrow = ["row", "trace_id", "source", "pos", "conv_id"]
     received = paths.hops.lazy().with_row_index("row").filter(pl.col("hop") == r).select(narrow)

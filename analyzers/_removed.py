@@ -30,6 +30,7 @@ from typing import Final
 
 import polars as pl
 
+from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
 from tracekit.analyzers._paths import Paths
 
 __all__ = ["removal_candidates", "removed"]
@@ -102,31 +103,15 @@ def removed(paths: Paths) -> pl.DataFrame:
 
 def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:
     """``rid`` of the removals after which a fetch of the conversation started on the device
-    and completed. Fetches carry no id: ends close starts in order, so the fetch that starts
-    at a given position is complete once as many ends follow it as fetches were open there
-    (at least itself)."""
-    fetches = paths.fetches.lazy().filter(pl.col("conv_id").is_not_null())
-    where = ["source", "conv_id"]
-    is_start = pl.col("kind") == "start"
-    counted = fetches.sort(*where, "pos").with_columns(
-        starts=is_start.cast(pl.Int64).cum_sum().over(where),
-        ends=(~is_start).cast(pl.Int64).cum_sum().over(where),
-    )
-    total = counted.group_by(where).agg(total_ends=pl.col("ends").max())
-    starts = (
-        counted.filter(is_start)
-        .join(total, on=where)
-        .select(
-            *where,
-            pl.col("pos").alias("pos_start"),
-            done=pl.col("total_ends") - pl.col("ends")
-            >= pl.max_horizontal(pl.lit(1), pl.col("starts") - pl.col("ends")),
-        )
-    )
+    and completed (its window, :mod:`._fetches`, begins after the removal and has an end)."""
+    starts, ends = fetch_bounds(fetch_positions(paths))
+    completed = starts.join(ends, on=["key", "k"]).select("key", "start_pos")
     return (
         gone.lazy()
-        .join(starts, on=where)
-        .filter((pl.col("pos_start") > pl.col("pos_rm")) & pl.col("done"))
+        .filter(pl.col("conv_id").is_not_null())
+        .with_columns(fetch_key())
+        .join(completed, on="key")
+        .filter(pl.col("start_pos") > pl.col("pos_rm"))
         .select("rid")
         .unique()
         .collect()

@@ -1,0 +1,75 @@
+"""History fetches paired into windows: each fetch's start and, once seen, its end, in its
+client's log. Shared by the races (a receive inside a window) and the removals (a window begun
+after a removal showed the message again)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracekit.analyzers._paths import Paths
+
+__all__ = ["fetch_bounds", "fetch_key", "fetch_positions"]
+
+
+def fetch_key() -> pl.Expr:
+    """(source, conversation) as one integer: their codes packed (the event table's own codes
+    when its names are Categorical, so text columns give the same key)."""
+    code = [
+        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in ("source", "conv_id")
+    ]
+    return (code[0] * (1 << 32) + code[1]).alias("key")
+
+
+def fetch_positions(paths: Paths) -> pl.DataFrame:
+    """The fetch events of each (source, conversation), in log order, with how many fetches
+    were ``started`` and are ``open`` after each, whether an end ``closes`` one, and how many
+    were ``closed``.
+
+    Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
+    ones. Ends are paired with starts in order (the k-th end that closes something closes the
+    k-th start), so at any position the open fetches are starts number ends + 1 .. starts.
+    Open count = running sum of +1/-1 in log order, floored at 0 (an end whose start came
+    before the logs closes nothing): floor(x) = x - min(0, running min of x)."""
+    is_start = pl.col("kind") == "start"
+    raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over("key")
+    floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over("key"))
+    closes = ~is_start & (pl.col("open").shift(1).over("key").fill_null(0) > 0)
+    return (
+        paths.fetches.lazy()
+        .filter(pl.col("conv_id").is_not_null())
+        .with_columns(fetch_key())
+        .sort("key", "pos", maintain_order=True)
+        .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
+        .with_columns(open=pl.col("raw") - floor)
+        .with_columns(closes=closes)
+        .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over("key"))
+        .collect()
+    )
+
+
+def fetch_bounds(fetch: pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The k-th fetch's start and end per key (``start_pos``/``_file``/``_line``,
+    ``end_pos``/...), from :func:`fetch_positions`; join them on ``key`` and ``k``."""
+    starts = (
+        fetch.lazy()
+        .filter(pl.col("kind") == "start")
+        .select(
+            "key",
+            pl.col("started").alias("k"),
+            pl.col("pos").alias("start_pos"),
+            pl.col("file").alias("start_file"),
+            pl.col("line").alias("start_line"),
+        )
+    )
+    ends = (
+        fetch.lazy()
+        .filter(pl.col("closes"))
+        .select(
+            "key",
+            pl.col("closed").alias("k"),
+            pl.col("pos").alias("end_pos"),
+            pl.col("file").alias("end_file"),
+            pl.col("line").alias("end_line"),
+        )
+    )
+    return starts, ends
