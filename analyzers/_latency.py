@@ -3,7 +3,10 @@
 Outliers use the modified z-score (0.6745 * (x - median) / MAD) of the log latency, per edge,
 only on the slow side, only with ``min_samples`` samples, and only when the latency also exceeds
 the median by an absolute floor: that floor alone decides when the spread (MAD) is zero, and it
-keeps sub-millisecond jitter from ever being an "outlier". A cross-host latency that is still
+keeps sub-millisecond jitter from ever being an "outlier". The log is taken of the latency plus
+that floor: a hop that takes 0 or 5 ms is fast either way, and the plain log of those (a factor
+of 5, or of 500 against 0.01 ms) made its spread look wide enough to hide a 1000 ms spike. For
+latencies well above the floor it is the log of the latency. A cross-host latency that is still
 negative after correction is not a latency: it is left out and reported as a clock finding.
 
 Samples are kept lean (edge id, keys, latency, cross-host flag); sources, files and lines are
@@ -19,7 +22,7 @@ import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import Paths, col, same_device
-from tracekit.analyzers._pipeline import END_TO_END
+from tracekit.analyzers._pipeline import END_TO_END, Pipeline
 
 __all__ = [
     "edge_stats",
@@ -113,10 +116,17 @@ def _r(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 3)
 
 
-def edge_stats(samples: pl.LazyFrame) -> pl.DataFrame:
+def _log_ms(lat_ns: pl.Expr, floor_ms: float) -> pl.Expr:
+    """log(latency + floor) in ms (at least log(1 ms)): differences far below the floor
+    shrink, so they do not pass for spread."""
+    return (lat_ns / 1e6 + floor_ms).clip(lower_bound=1.0).log()
+
+
+def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     """Per edge, in one pass: the report's percentiles and the outliers' robust statistics."""
+    floor_ms = p.outlier_floor.total_seconds() * 1e3
     lat = pl.col("lat") / 1e6
-    log = lat.clip(lower_bound=0.01).log()
+    log = _log_ms(pl.col("lat"), floor_ms)
     return (
         samples.filter(pl.col("lat") >= 0)
         .group_by("eid")
@@ -157,20 +167,26 @@ def outliers_and_slo(
     floor = p.outlier_floor.total_seconds() * 1e3
     ok = samples.filter(pl.col("lat") >= 0)
     if stats is None:
-        stats = edge_stats(samples)
+        stats = edge_stats(samples, p)
     # Only rows past median + floor are scored: thresholds go in as a lookup, not as a join of
     # every sample.
     usable = stats.filter(
         (pl.col("eid") != e2e) & (pl.col("count") >= p.outlier_min_samples)
     ).select("eid", pl.col("p50_ms").alias("med_ms"), "med_log", "mad")
     above = {r["eid"]: int((r["med_ms"] + floor) * 1e6) for r in usable.iter_rows(named=True)}
-    scored = (
-        ok.filter(
-            pl.col("lat") > pl.col("eid").replace_strict(above, default=None, return_dtype=pl.Int64)
-        )
-        .join(usable.lazy(), on="eid")
-        .with_columns(z=0.6745 * ((pl.col("lat") / 1e6).log() - pl.col("med_log")) / pl.col("mad"))
-        .filter((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
+    candidates = ok.filter(
+        pl.col("lat") > pl.col("eid").replace_strict(above, default=None, return_dtype=pl.Int64)
+    ).join(usable.lazy(), on="eid")
+    # Scored on the shortest latency the clock bounds allow: a cross-host sample is corrected
+    # with estimated offsets, and where a clock is known only on one side (a client that only
+    # receives) its estimate can be off by tens of ms. A spike has to stand out whatever the
+    # offsets are within their bounds.
+    least = _least_latency(_enrich(candidates, paths), paths)
+    scored = least.with_columns(
+        z=0.6745 * (_log_ms(pl.col("lat_lo"), floor) - pl.col("med_log")) / pl.col("mad")
+    ).filter(
+        (pl.col("lat_lo") > pl.col("med_ms") * 1e6 + floor * 1e6)
+        & ((pl.col("mad") == 0) | (pl.col("z") > p.outlier_z))
     )
     rcp = (
         pl.when(pl.col("recipient").is_not_null())
@@ -178,7 +194,7 @@ def outliers_and_slo(
         .otherwise(pl.lit(""))
     )
     outl = findings(
-        _enrich(scored, paths),
+        scored,
         "latency_outlier",
         trace_id="trace_id",
         recipient="recipient",
@@ -187,9 +203,12 @@ def outliers_and_slo(
         conv_id="conv_id",
         source="src_b",
         detail=pl.format(
-            "{} took {} ms{} (median {} ms, modified z-score {})",
+            "{} took {} ms{}{} (median {} ms, modified z-score {})",
             pl.col("edge"),
             ms(pl.col("lat")),
+            pl.when(pl.col("lat_lo") < pl.col("lat"))
+            .then(pl.format(", at least {} ms within the clock bounds", ms(pl.col("lat_lo"))))
+            .otherwise(pl.lit("")),
             rcp,
             pl.col("med_ms").round(1).cast(pl.String),
             pl.when(pl.col("mad") == 0)
@@ -228,6 +247,29 @@ def outliers_and_slo(
         at="t",
     )
     return pl.concat([outl, slo])
+
+
+def _least_latency(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
+    """``lat_lo``: the latency with ``src_b``'s offset at the top of its interval and
+    ``src_a``'s at the bottom (``true = ts - offset``); -inf where an interval is unbounded on
+    that side, the latency itself on one host."""
+    room_b = {s: c.hi_ns - c.offset_ns for s, c in paths.clock.items()}
+    room_a = {s: c.offset_ns - c.lo_ns for s, c in paths.clock.items()}
+
+    def room(side: str, by: dict[str, float]) -> pl.Expr:
+        r = (
+            pl.col(side)
+            .cast(pl.String)
+            .replace_strict(by, default=math.inf, return_dtype=pl.Float64)
+        )
+        return r.clip(lower_bound=0.0)
+
+    slack = room("src_b", room_b) + room("src_a", room_a)
+    return rows.with_columns(
+        lat_lo=pl.when(pl.col("src_a") == pl.col("src_b"))
+        .then(pl.col("lat").cast(pl.Float64))
+        .otherwise(pl.col("lat") - slack)
+    )
 
 
 def negative_latencies(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:

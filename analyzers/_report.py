@@ -129,7 +129,7 @@ def analyze(
     paths = build_paths(events.lazy(), p)
     cand = drop_candidates(paths).cache()
     samples = latency_samples(paths).collect()
-    stats = edge_stats(samples.lazy())
+    stats = edge_stats(samples.lazy(), p)
     parts = [
         drops_and_in_flight(paths, cand=cand),
         duplicates(paths),

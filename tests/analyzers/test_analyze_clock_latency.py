@@ -123,6 +123,41 @@ def test_outlier_with_zero_spread_uses_the_floor(history):
     )
 
 
+def test_a_spike_on_a_hop_that_takes_0_or_5_ms_is_an_outlier(history):
+    # The plain log of 0 ms (clipped) and 5 ms lay so far apart that the spread hid a 1000 ms
+    # spike (z 1.3); both are fast, and log(latency + floor) says so.
+    traces = _many(history, n=27)
+    for i, trace in enumerate(traces):
+        _shift(history, trace, "CTRL.add", "u2", -5 if i % 2 else 0)
+    _shift(history, traces[6], "CTRL.add", "u2", 995)
+    history.tail(60_000)
+    got = find_latency_outliers(history.frame()).collect()
+    assert history.kinds(got) == [("latency_outlier", traces[6], "u2", "CTRL.add", "REPO.add")]
+    assert got["detail"][0].startswith("REPO.add->CTRL.add took 1000.0 ms for recipient u2")
+
+
+def test_a_client_whose_clock_is_bounded_on_one_side_is_judged_on_its_shortest_latency(history):
+    # u3 only receives, 40 ms ahead: its receives bound its clock from above only, so its
+    # offset is taken as 0 and its deliver->receive reads 45 ms against everyone else's 5 ms.
+    # That is the clock, not 30 outliers; a 1000 ms spike is an outlier whatever the offset.
+    members = ["u2", "u4", "u5", "u6", "u3"]
+    traces = [
+        history.message(i, "u1", members, t=i * 1000, offsets={"client-u3": 40})
+        for i in range(1, 31)
+    ]
+    for hop in ("WS-RECV.receive", "REPO.add", "CTRL.add"):
+        _shift(history, traces[6], hop, "u3", 1000)
+    history.tail(60_000)
+    got = find_latency_outliers(history.frame()).collect()
+    assert history.kinds(got) == [
+        ("latency_outlier", traces[6], "u3", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert got["detail"][0] == (
+        "WS-BROADCAST.deliver->WS-RECV.receive took 1045.0 ms, at least 1000.0 ms within the"
+        " clock bounds for recipient u3 (median 5.0 ms, modified z-score inf)"
+    )
+
+
 def test_small_deviation_or_few_samples_is_no_outlier(history):
     traces = _many(history)
     _shift(history, traces[7], "CTRL.add", "u2", 15)  # below the 20 ms floor
