@@ -112,10 +112,21 @@ class TextFormat:
     path: str | None = None
 
     def identity(self) -> list[Any]:
+        """A cache key component: the format file's identity (a file replaced by one of the
+        same size and mtime is a new inode with a new ctime), or, for a format built in
+        code, its whole content."""
         if self.path is None:
-            return [self.name]
+            return [self.name, repr(self)]
         st = Path(self.path).stat()
-        return [self.name, self.path, st.st_size, st.st_mtime_ns]
+        return [
+            self.name,
+            self.path,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_dev,
+            st.st_ino,
+            st.st_ctime_ns,
+        ]
 
     def matches(self, sample: bytes) -> bool:
         """True when at least half of the sample's non-blank lines match (detection)."""

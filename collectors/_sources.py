@@ -38,7 +38,13 @@ __all__ = [
 _HEAD = 65536
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd")
 _ROTATED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})$")
-_DATED = re.compile(r"^(?P<base>.+?)[.-](?P<stamp>\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2,6})?)$")
+#: A date-stamped rotation: logrotate ``dateext`` (``-%Y%m%d``, ``-%Y%m%d%H``, ``-%Y-%m-%d``,
+#: ``-%Y%m%d-%s``), Python's TimedRotatingFileHandler (``.%Y-%m-%d``, ``.%Y-%m-%d_%H``,
+#: ``.%Y-%m-%d_%H-%M``, ``.%Y-%m-%d_%H-%M-%S``), ISO-like ``T10:00:05``.
+_DATED = re.compile(
+    r"^(?P<base>.+?)[.-](?P<stamp>(?P<date>\d{4}-?\d{2}-?\d{2})"
+    r"(?:[T_-]?(?P<time>\d{2}(?:[-:]?\d{2}){0,2}))?(?:-(?P<epoch>\d{9,10}))?)$"
+)
 #: Never logs: documentation and configuration next to them in a directory walk.
 _NOT_LOGS = ("README*", "*.md", "*.rst", "*.toml", "*.py", "*.parquet")
 #: The cache's own entries (``{inputs}-{state}.parquet`` / ``.json``, see _collect._cache_key):
@@ -120,7 +126,17 @@ class FileSource(Source):
             return None
         if not stat.S_ISREG(st.st_mode):
             return None  # a pipe: its content is gone once read, nothing to key a cache on
-        return (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+        # Size and mtime alone miss a file replaced by one of the same size whose mtime was
+        # kept (cp -p, rsync -t, tar x, touch -r, then a rename over it): the replacement is a
+        # new inode, and its ctime (which utime cannot set) is new too.
+        return (
+            str(self.path.resolve()),
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_dev,
+            st.st_ino,
+            st.st_ctime_ns,
+        )
 
 
 class StdinSource(Source):
@@ -316,20 +332,40 @@ def source_name_from_path(path: Path) -> str:
 
 def _rotation_key(path: Path) -> tuple[str, str, int, int, str]:
     """Order rotated sets oldest first: app.log.2.gz, app.log.1, app.log (logrotate numbering);
-    date-stamped rotations sort by their stamp, before the live file."""
+    date-stamped rotations sort by their stamp's date, time and epoch (whatever its separators:
+    ``app.log-20260102`` before ``app.log-2026-01-03``), before the live file."""
     name = _strip_compression(path.name)
     m = _ROTATED.match(name)
     if m:
         return (str(path.parent), m.group("base"), 0, -int(m.group("n")), "")
     m = _DATED.match(name)
     if m:
-        return (str(path.parent), m.group("base"), 1, 0, m.group("stamp"))
+        date = re.sub(r"\D", "", m.group("date"))
+        time = re.sub(r"\D", "", m.group("time") or "").ljust(6, "0")
+        epoch = (m.group("epoch") or "").rjust(10, "0")
+        return (str(path.parent), m.group("base"), 1, 0, f"{date}{time}{epoch}")
     return (str(path.parent), name, 2, 0, "")
+
+
+def _zero_dirs(pattern: str) -> list[str]:
+    """``pattern`` and its forms with any ``**/`` matching no directory (as in glob and
+    gitignore): ``**/*.jsonl`` -> ``**/*.jsonl``, ``*.jsonl``; ``a/**/b`` -> also ``a/b``."""
+    head, sep, tail = pattern.partition("**/")
+    if not sep:
+        return [pattern]
+    if head and not head.endswith("/"):
+        # x**/: the ** is part of a name, not a whole path segment
+        return [head + sep + rest for rest in _zero_dirs(tail)]
+    return [head + keep + rest for rest in _zero_dirs(tail) for keep in (sep, "")]
 
 
 def _matches(rel: str, patterns: Sequence[str]) -> bool:
     name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+    return any(
+        fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p)
+        for pattern in patterns
+        for p in _zero_dirs(pattern)
+    )
 
 
 def expand_paths(
@@ -341,8 +377,9 @@ def expand_paths(
     warnings: list[str] | None = None,
 ) -> list[Source]:
     """Turn the user's inputs into sources: files as given, directories walked recursively
-    (hidden entries, ``cache_dir`` and the cache's entries skipped, so are pipes, sockets and
-    dangling links; include/exclude globs on the relative path or the name), ``-`` as stdin.
+    (links to directories followed, each directory walked once; hidden entries, ``cache_dir``
+    and the cache's entries skipped, so are pipes, sockets and dangling links; include/exclude
+    globs on the relative path or the name, ``**/`` also matching no directory), ``-`` as stdin.
     Rotated sets read oldest first, also when named one by one (``app.log*``). A file reached
     twice (named again, or by another path or a link) is read once, the first time. A missing
     path raises InputError. What was skipped is appended to ``warnings``."""
@@ -373,13 +410,32 @@ def expand_paths(
         if path.is_dir():
             flush()
             found: list[Path] = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(
-                    d
-                    for d in dirs
-                    if not d.startswith(".")
-                    and (skip_dir is None or _resolved(Path(root) / d) != skip_dir)
-                )
+            # Links to directories are followed (like find -L, rg -L): an archive linked into
+            # the log directory is part of it. Each directory is walked once, by the first path
+            # reaching it, so a link loop or a second link to a directory ends there, with a note.
+            walked: dict[Path, Path] = {_resolved(path): path}
+            left_out = 0  # files the include globs did not match
+            for root, dirs, files in os.walk(path, followlinks=True):
+                keep: list[str] = []
+                for d in sorted(dirs):
+                    if d.startswith("."):
+                        continue
+                    sub = Path(root) / d
+                    real = _resolved(sub)
+                    if real == skip_dir:
+                        continue
+                    first = walked.get(real)
+                    if first is not None:
+                        notes.append(
+                            f"{sub}: a link to {first}, a directory walked already "
+                            "(a loop, or a second path to it); not walked again"
+                            if sub.is_symlink()
+                            else f"{sub}: the same directory as {first}; walked once"
+                        )
+                        continue
+                    walked[real] = sub
+                    keep.append(d)
+                dirs[:] = keep
                 for f in sorted(files):
                     if (
                         f.startswith(".")
@@ -390,6 +446,7 @@ def expand_paths(
                     full = Path(root) / f
                     rel = full.relative_to(path).as_posix()
                     if include and not _matches(rel, include):
+                        left_out += 1
                         continue
                     if exclude and _matches(rel, exclude):
                         continue
@@ -402,6 +459,11 @@ def expand_paths(
                         )
                         continue
                     found.append(full)
+            if left_out and not found:
+                notes.append(
+                    f"{path}: none of its {left_out} file(s) matches include "
+                    f"{', '.join(include or ())}; nothing read from it"
+                )
             sources.extend(FileSource(p) for p in sorted(found, key=_rotation_key))
         elif path.exists():
             run.append(path)

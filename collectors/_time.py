@@ -120,22 +120,25 @@ def _epoch_ns(s: pl.Series) -> pl.Series:
 
     Works on the text so decimal seconds keep their digits (a float64 loses sub-microsecond
     precision at today's epoch)."""
-    parts = s.str.strip_chars().str.extract_groups(r"^(-?\d+)(?:\.(\d+))?$")
-    whole = parts.struct.field("1").cast(pl.Int64, strict=False)
-    frac9 = parts.struct.field("2").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64).fill_null(0)
-    frame = pl.DataFrame({"w": whole, "f": frac9})
+    # The sign is read apart and applied last: -1.5 is -(1 + 0.5), not -1 + 0.5, and "-0.5"
+    # has a whole part of 0, whose sign an integer cannot keep.
+    parts = s.str.strip_chars().str.extract_groups(r"^(-?)(\d+)(?:\.(\d+))?$")
+    negative = parts.struct.field("1") == "-"
+    whole = parts.struct.field("2").cast(pl.Int64, strict=False)
+    frac9 = parts.struct.field("3").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64).fill_null(0)
+    frame = pl.DataFrame({"w": whole, "f": frac9, "neg": negative})
     w = pl.col("w")
     # Values int64 nanoseconds cannot hold (past 2262) become null rather than wrap around.
-    out = frame.select(
-        pl.when(w.abs() < 100_000_000_000)
-        .then(pl.when(w.abs() <= 9_223_372_035).then(w * 1_000_000_000 + pl.col("f")))
-        .when(w.abs() < 100_000_000_000_000)
-        .then(pl.when(w.abs() <= 9_223_372_036_853).then(w * 1_000_000 + pl.col("f") // 1_000))
-        .when(w.abs() < 100_000_000_000_000_000)
-        .then(pl.when(w.abs() <= 9_223_372_036_854_774).then(w * 1_000 + pl.col("f") // 1_000_000))
+    ns = (
+        pl.when(w < 100_000_000_000)
+        .then(pl.when(w <= 9_223_372_035).then(w * 1_000_000_000 + pl.col("f")))
+        .when(w < 100_000_000_000_000)
+        .then(pl.when(w <= 9_223_372_036_853).then(w * 1_000_000 + pl.col("f") // 1_000))
+        .when(w < 100_000_000_000_000_000)
+        .then(pl.when(w <= 9_223_372_036_854_774).then(w * 1_000 + pl.col("f") // 1_000_000))
         .otherwise(w)
-        .alias("ns")
-    ).to_series()
+    )
+    out = frame.select(pl.when(pl.col("neg")).then(-ns).otherwise(ns).alias("ns")).to_series()
     return out.cast(TIMESTAMP_DTYPE)
 
 
