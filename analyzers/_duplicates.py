@@ -12,15 +12,36 @@ __all__ = ["duplicates", "unexpected"]
 
 
 def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
-    """``keys`` (trace_id, hop, rkey) -> every occurrence's file/line, in log order."""
+    """``keys`` (trace_id, hop, rkey) -> every occurrence's file/line, in log order; the source
+    that logged it most (``src_top``; ties by name) and, where several did, how many times each
+    (``by_source``): the device that repeated a hop, not whichever log was read first."""
     hops = paths.hops_of(keys).select(
-        "trace_id", "hop", pl.col("recipient").fill_null("").alias("rkey"), "file", "line"
+        "trace_id",
+        "hop",
+        pl.col("recipient").fill_null("").alias("rkey"),
+        "source",
+        "file",
+        "line",
+    )
+    on = ["trace_id", "hop", "rkey"]
+    mine = keys.join(hops, on=on)
+    per_source = (
+        mine.group_by(*on, "source")
+        .agg(n=pl.len())
+        .sort("n", "source", descending=[True, False])
+        .group_by(on, maintain_order=True)
+        .agg(
+            pl.col("source").first().alias("src_top"),
+            pl.when(pl.len() > 1)
+            .then(pl.format("{} on {}", "n", "source").sort_by("source").str.join(", "))
+            .alias("by_source"),
+        )
     )
     return (
-        keys.join(hops, on=["trace_id", "hop", "rkey"])
-        .group_by("trace_id", "hop", "rkey")
+        mine.group_by(on)
         .agg(pl.struct("file", "line").sort_by("file", "line").alias("evidence"))
         .with_columns(pl.col("evidence").cast(EVIDENCE))
+        .join(per_source, on=on, how="left")
     )
 
 
@@ -180,13 +201,16 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 recipient="recipient",
                 stage=names,
                 conv_id="conv_id",
-                source="src",
+                source=pl.coalesce("src_top", "src"),
                 detail=pl.format(
-                    "{} happened {} times{}",
+                    "{} happened {} times{}{}",
                     names,
                     pl.col("n"),
                     pl.when(pl.col("recipient").is_not_null())
                     .then(pl.format(" for recipient {}", pl.col("recipient")))
+                    .otherwise(pl.lit("")),
+                    pl.when(pl.col("by_source").is_not_null())
+                    .then(pl.format(" ({})", pl.col("by_source")))
                     .otherwise(pl.lit("")),
                 ),
                 evidence=pl.col("evidence"),
@@ -262,15 +286,20 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         first = pl.when(reached).then(pl.lit(p.ids[i])).otherwise(first)
     orphans = paths.msg.lazy().filter(pl.col(col("n", send)) == 0)
     by_sender = [i for i in msg_hops if p.hops[i].emitter == "sender"]
+    # The first event is one of the hop named first (``first``: pipeline order), the earliest
+    # on corrected time, not the first row read: the logs' order across files is arbitrary.
+    rank = {h: k for k, h in enumerate(msg_hops + rcp_hops)}
+    order = [pl.col("hop").replace_strict(rank, default=len(rank)), pl.col("t"), pl.col("source")]
     first_event = (
         paths.hops_of(orphans.select("trace_id"))
+        .with_columns(t=paths.true_time())
         .group_by("trace_id")
         .agg(
-            paths.true_time().first().alias("t_first"),
-            paths.true_time().min().alias("t_min"),
-            pl.col("source").first().alias("src_first"),
-            pl.col("file").first().alias("file_first"),
-            pl.col("line").first().alias("line_first"),
+            pl.col("t").sort_by(order).first().alias("t_first"),
+            pl.col("t").min().alias("t_min"),
+            pl.col("source").sort_by(order).first().alias("src_first"),
+            pl.col("file").sort_by(order).first().alias("file_first"),
+            pl.col("line").sort_by(order).first().alias("line_first"),
             pl.len().alias("n_events"),
             pl.col("source").filter(pl.col("hop").is_in(by_sender)).first().alias("sender_src"),
             pl.col("actor").filter(pl.col("hop").is_in(msg_hops)).first().alias("acting"),

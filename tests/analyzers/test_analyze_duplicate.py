@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tracekit.analyzers import analyze, find_duplicates, find_in_flight, find_unexpected
 
 
@@ -98,6 +100,31 @@ def test_message_begun_before_the_logs_is_in_flight(history):
     )
 
 
+@pytest.mark.parametrize("server_first", [False, True])
+def test_a_message_without_a_send_points_at_its_first_hop(history, server_first):
+    # the send is lost; the first hop seen is the client's REST.request, whichever file is read
+    # first (the server's persist comes later in the pipeline and in time)
+    history.message(1, "u1", ["u2"], t=0)
+    t2, at = history.tid(2), {"trace": history.tid(2), "conv_id": "c1"}
+    history.ev(10_000, "REST.request", "client-u1", "u1", **at)
+    history.ev(10_005, "REST.persist", "server-1", "u1", msg_id="m2", **at)
+    history.ev(10_010, "REST.response", "client-u1", "u1", msg_id="m2", **at)
+    history.tail()
+    if server_first:
+        history.rows.sort(key=lambda r: r["source"] != "server-1")
+    found = find_unexpected(history.frame()).collect()
+    assert history.kinds(found) == [("unexpected", t2, None, "REST.request", None)]
+    row = found.row(0, named=True)
+    assert (row["source"], row["evidence"]) == (
+        "client-u1",
+        [{"file": "client-u1.jsonl", "line": 4}],
+    )
+    assert (
+        row["detail"]
+        == "3 event(s) for a message whose CTRL.send was never seen (first: REST.request)"
+    )
+
+
 def test_delivery_to_someone_the_broadcast_did_not_name(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
     history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u9")
@@ -134,6 +161,26 @@ def test_two_devices_of_one_recipient_are_not_duplicates(history):
     assert history.kinds(analyze(history.frame()).findings) == [
         ("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)
     ]
+
+
+@pytest.mark.parametrize("tablet_first", [False, True])
+def test_a_duplicate_on_one_of_two_devices_names_that_device(history, tablet_first):
+    # the phone shows the message twice, the tablet once: the phone is the source, whichever
+    # log is read first
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    history.ev(40, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(31 + k, hop, "client-u2-tablet", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    if tablet_first:
+        history.rows.sort(key=lambda r: r["source"] != "client-u2-tablet")
+    found = find_duplicates(history.frame()).collect()
+    assert history.kinds(found) == [("duplicate", t1, "u2", "CTRL.add", None)]
+    assert found["source"][0] == "client-u2"
+    assert found["detail"][0] == (
+        "CTRL.add happened 3 times for recipient u2 (2 on client-u2, 1 on client-u2-tablet)"
+    )
 
 
 def _tablet_gets(history, trace, t):
