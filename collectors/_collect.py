@@ -17,7 +17,7 @@ import polars as pl
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
-from tracekit.collectors._stats import InputStats
+from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
 from tracekit.errors import InputError
 from tracekit.table import EVENT_SCHEMA, compact
 
@@ -28,6 +28,12 @@ _CACHE_VERSION: Final = 2  # 2: `event` is text, not Categorical
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
+#: A kv event behind a prefix (a logging ``asctime level``, a container runtime's
+#: ``<time> stdout F``): its ``stage=`` and ``action=`` pairs anywhere on the line.
+_KV_STAGE: Final = re.compile(rb"(?:^|\s)stage=[^\s=]")
+_KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
+#: A line holding a ``stage=`` pair (polars): a kv event, when no reader made it one.
+_KV_STAGE_LINE: Final = r"(?:^|\s)stage=[^\s=]"
 #: File signatures of things found next to logs that are never logs (databases, executables,
 #: core dumps, images, archives): binary whatever text they contain.
 _BINARY_MAGIC: Final = (
@@ -57,6 +63,16 @@ _JSON_PREFIX: Final = (
 _OBJECT_START: Final = "^" + _JSON_PREFIX + r'\{"'
 _OBJECT_END: Final = r"\}[ \t\r]*$"
 _TEXTISH: Final = frozenset(b"\t\n\r\f\b\x1b") | frozenset(range(0x20, 0x100))
+#: Candidates for a clean text line (then checked by :func:`_clean_line`): 16 bytes or more
+#: between two line ends, none of them a control byte. A C-speed scan of a whole file.
+_CLEAN_CANDIDATE: Final = re.compile(rb"(?m)^[^\x00-\x08\x0a-\x1f\x7f]{16,}\r?$")
+#: Byte order marks of UTF-32/UTF-16 (UTF-32 LE first: it starts with UTF-16 LE's).
+_UTF_BOMS: Final = (
+    (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32 LE"),
+    (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32 BE"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16 LE"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16 BE"),
+)
 
 FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded TextFormat
 
@@ -77,22 +93,85 @@ def _clean_line(line: bytes) -> bool:
     return len(text) >= 16 and text.isprintable()
 
 
-def _looks_binary(sample: bytes) -> bool:
-    """Mostly control bytes or invalid UTF-8, and not one clean text line: not a log.
-
-    A log with garbage in it keeps at least one clean line, so its valid lines are never
-    thrown away with the garbage (they are read, and the garbage counted line by line)."""
-    head = sample[:4096]
+def _garbled(head: bytes) -> bool:
+    """The file starts like no log: a database/executable/image/archive signature, or mostly
+    control bytes or invalid UTF-8 in its first 4 KiB. It is still read as a log when a line
+    further in reads as one (:func:`_first_readable`)."""
+    head = head[:4096]
     if not head:
         return False
     if head.startswith(_BINARY_MAGIC):
-        # unless a trace event shows through: valid events are never thrown away
-        return _EVENTISH.search(sample) is None
+        return True
     control = sum(1 for b in head if b not in _TEXTISH)
     invalid = head.decode("utf-8", errors="replace").count("\ufffd")
-    if control <= len(head) * 0.1 and invalid <= len(head) * 0.1:
-        return False
-    return not any(_clean_line(ln) for ln in sample.split(b"\n"))
+    return control > len(head) * 0.1 or invalid > len(head) * 0.1
+
+
+def _first_readable(data: bytes) -> int | None:
+    """Offset of the first line of ``data`` (a garbled file, :func:`_garbled`) that reads as
+    a log line, or None when none does (binary, not a log).
+
+    In a file with a binary signature that is a trace event showing through (a database or a
+    core dump holds text lines of its own); in any other, a clean text line too. The whole
+    file is searched, stopping at the first hit: a log after any amount of garbage is read,
+    its valid lines are never thrown away with the garbage."""
+    found: list[int] = []
+    event = _EVENTISH.search(data)
+    if event is not None:
+        found.append(data.rfind(b"\n", 0, event.start()) + 1)
+    if not data.startswith(_BINARY_MAGIC):
+        end = found[0] if found else len(data)
+        for m in _CLEAN_CANDIDATE.finditer(data, 0, end):
+            if _clean_line(m.group(0)):
+                found.append(m.start())
+                break
+    return min(found) if found else None
+
+
+def _garbage_lines(data: bytes, end: int) -> tuple[bytes, list[int]]:
+    """``data`` with its non-blank lines before offset ``end`` (a line start: the first line
+    that reads as a log line, :func:`_first_readable`) made blank, and their numbers: the
+    binary data ahead of the log. Line numbers stay true; the readers see blank lines there."""
+    region = data[:end].split(b"\n")  # the last item is b"" (end is a line start)
+    bad = [i + 1 for i, ln in enumerate(region[:-1]) if ln.strip()]
+    if not bad:
+        return data, bad
+    return b"\n" * (len(region) - 1) + data[end:], bad
+
+
+def _example_line(example: str) -> int:
+    """The line number of a ``file:line: reason`` example (0 when it has none)."""
+    m = _EXAMPLE_LINE.search(example)
+    return int(m.group(1)) if m else 0
+
+
+_EXAMPLE_LINE: Final = re.compile(r":(\d+): ")
+
+
+class _FileStats(InputStats):
+    """One input's account, merged into the whole account when the input is read: its
+    examples are its first :data:`MAX_EXAMPLES` malformed lines by line number, whatever the
+    order the readers found them in (parse errors are found before normalize's missing keys
+    and bad timestamps, a mixed file's JSON lines apart from its text lines)."""
+
+    def _keep(self, earlier: list[str], later: list[str]) -> None:
+        self.examples = sorted(earlier + later, key=_example_line)[:MAX_EXAMPLES]
+
+    def malformed_line(self, file: str, line: int, reason: str) -> None:
+        self.malformed += 1
+        self._keep(self.examples, [f"{file}:{line}: {reason}"])
+
+    def malformed_frame(self, file: str, bad: pl.DataFrame) -> None:
+        self.malformed += bad.height
+        if bad.height:
+            rows = bad.select("line", "reason").sort("line", maintain_order=True)
+            new = [f"{file}:{n}: {why}" for n, why in rows.head(MAX_EXAMPLES).iter_rows()]
+            self._keep(self.examples, new)
+
+    def merge(self, part: InputStats) -> None:
+        mine, self.examples = self.examples, []
+        super().merge(part)
+        self._keep(mine, self.examples)
 
 
 _OTLP_FIRST_KEY: Final = re.compile(rb'\s*\{\s*"resource(?:Spans|Logs)"\s*:')
@@ -416,7 +495,9 @@ def collect(
         stats.warn(note)
     frames: list[pl.DataFrame] = []
     for src in sources:
-        frames.append(_read_one(src, fmts, timezone, stats))
+        part = _FileStats()
+        frames.append(_read_one(src, fmts, timezone, part))
+        stats.merge(part)
     frames = [f for f in frames if f.height]
     table = pl.concat(frames, how="diagonal") if frames else empty_table()
     # Readers return compact frames; linking may leave trace ids as text, hence the cast.
@@ -445,6 +526,20 @@ def _read_one(
         raw.data = raw.load()[3:]
         raw.path = None
         raw.head = raw.data[:65536]
+    for bom, codec, label in _UTF_BOMS:
+        if raw.head.startswith(bom):
+            # PowerShell 5's '>' and Out-File write UTF-16 LE: read as the UTF-8 it stands for
+            data = raw.load()[len(bom) :]
+            try:
+                text, note = data.decode(codec), ""
+            except UnicodeDecodeError:
+                text = data.decode(codec, errors="replace")
+                note = "; undecodable bytes were replaced by U+FFFD"
+            raw.data = text.encode("utf-8", errors="replace")
+            raw.path = None
+            raw.head = raw.data[:65536]
+            stats.warn(f"{src.name}: {label} text (byte order mark); decoded to UTF-8{note}")
+            break
     if raw.head.startswith(b"\x00"):
         # logrotate copytruncate while the writer keeps its offset: a hole of NUL bytes (often
         # megabytes) before the first new line. Skipped (NUL bytes only, so every line keeps
@@ -470,23 +565,45 @@ def _read_one(
         stats.lines += count_lines(raw.load())
         stats.warn(f"{src.name}: empty, no events")
         return empty_table()
-    if _looks_binary(head):
-        from tracekit.collectors._jsonl import count_lines
-
+    if _garbled(head):
         data = raw.load()
-        n_lines = count_lines(data)
-        body = data[:-1] if data.endswith(b"\n") else data
-        # counted without splitting: a core dump can be gigabytes
-        blank = sum(1 for _ in _BLANK_LINE.finditer(body)) if body else 0
-        nonblank = n_lines - blank
-        # Not a log at all (a database, a core dump next to the logs): its "lines" are
-        # ignored, not malformed; the warning says what was skipped.
-        stats.lines += n_lines
-        stats.ignored += nonblank
-        stats.warn(
-            f"{src.name}: binary data, not a log; skipped ({len(data)} bytes, {nonblank} lines)"
-        )
-        return empty_table()
+        start = _first_readable(data)
+        if start is None:
+            from tracekit.collectors._jsonl import count_lines
+
+            n_lines = count_lines(data)
+            body = data[:-1] if data.endswith(b"\n") else data
+            # counted without splitting: a core dump can be gigabytes
+            blank = sum(1 for _ in _BLANK_LINE.finditer(body)) if body else 0
+            nonblank = n_lines - blank
+            # Not a log at all (a database, a core dump next to the logs): its "lines" are
+            # ignored, not malformed; the warning says what was skipped.
+            stats.lines += n_lines
+            stats.ignored += nonblank
+            stats.warn(
+                f"{src.name}: binary data, not a log; skipped ({len(data)} bytes, {nonblank} lines)"
+            )
+            return empty_table()
+        # Garbage ahead of log lines (a torn write, a binary blob pasted in): its lines are
+        # malformed, made blank for the readers (line numbers stay), and the rest is read.
+        rest, bad = _garbage_lines(data, start)
+        if bad:
+            stats.malformed_frame(
+                src.name,
+                pl.DataFrame(
+                    {"line": bad, "reason": "binary data, not a log line"},
+                    schema={"line": pl.Int64, "reason": pl.String},
+                ),
+            )
+            stats.warn(
+                f"{src.name}: {len(bad)} lines of binary data ahead of the log lines "
+                f"(first: line {bad[0]}); counted as malformed, the lines after them read"
+            )
+            raw.data = rest
+            raw.path = None
+            raw.head = rest[:65536]
+        start += len(rest) - len(data)  # blanked lines are shorter
+        head = rest[start : start + 65536]  # the format is the log lines'
     if src.format is None and len(formats) != 1 and _docker_json(head):
         raw.data = _unwrap_docker(raw.load())
         raw.path = None
@@ -529,7 +646,7 @@ def _read_one(
         from tracekit.collectors._jsonl import read_jsonl
 
         # polars reads a plain file itself (memory-mapped) rather than from a Python copy
-        part = InputStats()
+        part = _FileStats()
         frame = read_jsonl(
             raw.data,
             path=raw.path,
@@ -646,7 +763,7 @@ def _read_apart(
     """``rows`` (``line``, ``raw``) read by ``read`` as lines 1..n of their own, then given
     the file's line numbers back (events and examples); their account is added to ``stats``
     but their lines, which the caller counts."""
-    part = InputStats()
+    part = _FileStats()
     frame = read(
         _joined(rows.get_column("raw"), latin1),
         file=src.name,

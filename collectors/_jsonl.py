@@ -132,7 +132,7 @@ def read_jsonl(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracekit-jsonl") as pool:
         first_line = 1
         for block in _blocks(data, path):
-            part = InputStats()
+            part = type(stats)()  # the caller's kind: its examples by line
             pending.append((pool.submit(block_frame, block, first_line, part), part))
             first_line += count_lines(block)
             if len(pending) == 2:
