@@ -11,7 +11,7 @@ thread by tests (port 0 picks a free port) and stopped with :meth:`OTLPReceiver.
 
 from __future__ import annotations
 
-import gzip
+import logging
 import os
 import threading
 import zlib
@@ -33,6 +33,7 @@ __all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
 MAX_BODY: Final = 64 << 20
 _KEYS: Final = EVENT_KEYS
 _INT64: Final = 1 << 63
+_log = logging.getLogger(__name__)
 
 
 def _written(key: str, val: Any) -> Any:
@@ -62,11 +63,76 @@ def event_line(ev: dict[str, Any]) -> bytes:
         )
 
 
+class _TooLarge(Exception):
+    """A body past MAX_BODY once decompressed."""
+
+
+#: gRPC status codes (google.rpc.Code) for the Status of an error reply.
+_INVALID_ARGUMENT: Final = 3
+_UNIMPLEMENTED: Final = 12
+_INTERNAL: Final = 13
+
+
+def _status(code: int, message: str, content_type: str) -> tuple[bytes, str]:
+    """An error reply's body (OTLP/HTTP: a ``google.rpc.Status``, protobuf-encoded, or
+    JSON-encoded when the request was JSON). The message is two fields, encoded by hand:
+    ``code`` (int32, field 1) and ``message`` (string, field 2)."""
+    if content_type.startswith("application/json"):
+        return orjson.dumps({"code": code, "message": message}), "application/json"
+    text = message.encode()
+    return (
+        b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text,
+        "application/x-protobuf",
+    )
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _inflate(body: bytes, encoding: str) -> bytes:
+    """``body`` decompressed (gzip, possibly several members, or deflate), never past
+    MAX_BODY: a small body can inflate a thousandfold, so the limit is on the output."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r} (use gzip or deflate)")
+    gz = encoding != "deflate"
+    out: list[bytes] = []
+    total = 0
+    rest = body
+    while rest:
+        d = zlib.decompressobj(wbits=31 if gz else 15)
+        chunk = d.decompress(rest, MAX_BODY - total + 1)
+        total += len(chunk)
+        if total > MAX_BODY or d.unconsumed_tail:
+            raise _TooLarge
+        out.append(chunk)
+        if not d.eof:
+            raise ValueError(f"truncated {encoding} body")
+        rest = d.unused_data if gz else b""
+    return b"".join(out)
+
+
 def _decode(path: str, content_type: str, body: bytes) -> dict[str, Any]:
     if content_type.startswith("application/json"):
         doc = orjson.loads(body)
         if not isinstance(doc, dict):
             raise ValueError("JSON body is not an object")
+        # A protobuf body of the wrong signal does not parse; a JSON one would, and its items
+        # would be written and counted under the wrong signal.
+        wrong, right = (
+            ("resourceLogs", "/v1/logs")
+            if path == "/v1/traces"
+            else ("resourceSpans", "/v1/traces")
+        )
+        if wrong in doc:
+            raise ValueError(f"{wrong} belong on {right}, not {path}")
         return doc
     from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
 
@@ -177,6 +243,8 @@ class OTLPReceiver:
         self.examples: list[str] = []
         #: attributes without a key, skipped (their spans and records were kept)
         self.keyless = 0
+        #: requests whose ``on_events`` raised (their events were written and answered)
+        self.callback_errors = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,7 +253,10 @@ class OTLPReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the exporter retries are not worth a line each
 
-            def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            replied = False
+
+            def _reply(self, code: int, body: bytes, ctype: str) -> None:
+                self.replied = True
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -193,6 +264,7 @@ class OTLPReceiver:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                self.replied = False
                 receiver._handle(self)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -218,34 +290,57 @@ class OTLPReceiver:
         host = str(self._server.server_address[0])
         return f"http://{host}:{self.port}"
 
+    def _fail(self, req: Any, http: int, code: int, message: str, ctype: str) -> None:
+        """An error reply: the request's type for the Status, protobuf unless it was JSON."""
+        body, rtype = _status(code, message, ctype)
+        req._reply(http, body, rtype)
+
     def _handle(self, req: Any) -> None:
+        ctype = (req.headers.get("Content-Type") or "application/x-protobuf").lower()
+        try:
+            self._serve(req, ctype)
+        except Exception as exc:  # e.g. the output cannot be written: 500, and the client retries
+            if req.replied:  # the answer is out (the client went away): nothing more to say
+                raise
+            req.close_connection = True
+            message = f"the receiver failed: {type(exc).__name__}: {exc}"[:300]
+            self._fail(req, 500, _INTERNAL, message, ctype)
+
+    def _reject(self, req: Any, http: int, message: str, ctype: str) -> bool:
+        with self._lock:
+            self.rejected += 1
+        self._fail(req, http, _INVALID_ARGUMENT, message, ctype)
+        return True
+
+    def _serve(self, req: Any, ctype: str) -> bool:
+        """Answer one request (True: answered)."""
         # Read the body before any reply so a keep-alive connection stays in step.
         body = _read_body(req)
         if body is None:
-            self.rejected += 1
             req.close_connection = True  # the unread body must not be taken for a request
-            req._reply(413, b"body too large or its length unreadable\n")
-            return
+            return self._reject(
+                req, 413, f"body too large (over {MAX_BODY} bytes) or its length unreadable", ctype
+            )
         path = req.path.split("?", 1)[0]
         if path not in ("/v1/traces", "/v1/logs"):
-            req._reply(404, b"only /v1/traces and /v1/logs\n")
-            return
-        ctype = (req.headers.get("Content-Type") or "application/x-protobuf").lower()
+            self._fail(req, 404, _UNIMPLEMENTED, "only /v1/traces and /v1/logs", ctype)
+            return True
         if not ctype.startswith(("application/json", "application/x-protobuf")):
-            self.rejected += 1
-            req._reply(415, b"use application/x-protobuf or application/json\n")
-            return
+            return self._reject(req, 415, "use application/x-protobuf or application/json", ctype)
+        encoding = (req.headers.get("Content-Encoding") or "").strip().lower()
         try:
-            encoding = (req.headers.get("Content-Encoding") or "").lower()
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
+            body = _inflate(body, encoding)
+        except _TooLarge:
+            return self._reject(
+                req, 413, f"body too large once decompressed (over {MAX_BODY} bytes)", ctype
+            )
+        except (ValueError, zlib.error) as exc:
+            return self._reject(req, 400, f"cannot decompress the body: {exc}"[:300], ctype)
+        try:
             doc = _decode(path, ctype, body)
         except Exception as exc:  # a bad body is the client's problem: 400, never a crash
-            self.rejected += 1
-            req._reply(400, f"cannot decode OTLP body: {type(exc).__name__}\n".encode())
-            return
+            message = f"cannot decode the OTLP body: {type(exc).__name__}: {exc}"[:300]
+            return self._reject(req, 400, message, ctype)
         # Each span and log record is read on its own: a bad one is counted and reported in
         # the response's partial_success, the request's good events are still written.
         items = otlp_events(doc)
@@ -263,17 +358,24 @@ class OTLPReceiver:
         events = written
         payload = b"".join(lines)
         with self._lock:
+            if payload:
+                self._out.write(payload)
+                self._out.flush()
             self.requests += 1
             self.events += len(events)
             self.ignored += items.ignored
             self.malformed += len(bad)
             self.keyless += items.keyless
             self.examples.extend(bad[: max(0, MAX_EXAMPLES - len(self.examples))])
-            if payload:
-                self._out.write(payload)
-                self._out.flush()
+        # The events are written: whatever on_events does, the client gets its answer (without
+        # one it would send them again, and they would be written twice).
         if self._on_events is not None and events:
-            self._on_events(events)
+            try:
+                self._on_events(events)
+            except Exception:
+                _log.exception("OTLPReceiver: on_events raised; the events were written")
+                with self._lock:
+                    self.callback_errors += 1
         notes = bad[:3] + [f"and {len(bad) - 3} more"] * (len(bad) > 3)
         if items.keyless:  # kept, so not rejected: said as OTLP's warning
             notes.append(
@@ -282,6 +384,7 @@ class OTLPReceiver:
         message = "; ".join(notes)
         resp, rtype = _response(path, ctype, len(bad), message)
         req._reply(200, resp, rtype)
+        return True
 
     def serve_forever(self) -> None:
         try:
