@@ -163,31 +163,66 @@ def _wide(hops: pl.LazyFrame, keys: list[str], indices: list[int], *extra: pl.Ex
 
 def _sources_per_hop(
     wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int]
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
-    Counted only for the groups where a hop repeats; elsewhere it is the hop's count."""
+    Counted only for the groups where a hop repeats; elsewhere it is the hop's count.
+
+    Where several sources logged a hop, its first occurrence (``r*``) is not the first row
+    read (the order of the logs across files is arbitrary) but, of each source's first in its
+    own log, the earliest by timestamp (then by source name). Also returned: those per-source
+    first occurrences (keys, ``hop``, ``source``, ``ts``, ``n``: how often that source logged
+    it), so that every device's clock gets its pairs, not only the chosen one's."""
     wide = wide.with_columns(pl.col(col("n", i)).alias(col("k", i)) for i in indices)
+    devices = pl.DataFrame(
+        schema={
+            **{k: pl.Categorical() for k in keys},
+            "hop": pl.Int32,
+            "source": pl.Categorical(),
+            "ts": pl.Int64,
+            "n": pl.UInt32,
+        }
+    )
     if not indices:
-        return wide
+        return wide, devices
     repeated = pl.any_horizontal(pl.col(col("n", i)) > 1 for i in indices)
     again = wide.filter(repeated)
     if again.is_empty():
-        return wide
-    counted = (
+        return wide, devices
+    per_source = (
         hops.join(again.lazy().select(keys), on=keys, how="semi")
-        .group_by(keys)
-        .agg(
-            pl.col("source")
-            .filter(pl.col("hop") == i)
-            .n_unique()
-            .cast(pl.UInt32)
-            .alias(col("k", i))
-            for i in indices
-        )
+        .filter(pl.col("hop").is_in(indices))
+        .group_by(*keys, "hop", "source")
+        .agg(pl.col("row", "ts").sort_by("row").first(), pl.len().cast(pl.UInt32).alias("n"))
+        .collect()
     )
+    counted = per_source.group_by(keys).agg(
+        pl.col("source").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
+        for i in indices
+    )
+    # the representative occurrence of each hop the group's sources logged
+    reps = (
+        per_source.group_by(*keys, "hop")
+        .agg(pl.col("row").sort_by("ts", pl.col("source").cast(pl.String)).first())
+        .pivot(on="hop", index=keys, values="row")
+    )
+    reps = reps.rename({c: col("r", int(c)) for c in reps.columns if c not in keys})
+    chosen = [c for c in reps.columns if c not in keys]
     ks = [col("k", i) for i in indices]
-    fixed = again.lazy().drop(ks).join(counted, on=keys).select(wide.columns).collect()
-    return pl.concat([wide.filter(~repeated), fixed])
+    fixed = (
+        again.lazy()
+        .drop(ks)
+        .join(counted.lazy(), on=keys)
+        .join(reps.lazy(), on=keys, how="left", suffix="_rep")
+        .with_columns(pl.coalesce(f"{c}_rep", c).alias(c) for c in chosen)
+        .select(wide.columns)
+        .collect()
+    )
+    several = per_source.join(
+        per_source.group_by(*keys, "hop").agg(pl.len().alias("_s")).filter(pl.col("_s") > 1),
+        on=[*keys, "hop"],
+        how="semi",
+    )
+    return pl.concat([wide.filter(~repeated), fixed]), several.select(devices.columns)
 
 
 _GATHERED: Final = {"t": "ts", "src": "source", "pos": "pos", "file": "file", "line": "line"}
@@ -244,32 +279,73 @@ Constraint = tuple[str, str, int, int]
 
 
 def _clock_constraints(
-    msg: pl.DataFrame, pairs: pl.DataFrame, p: Pipeline
+    msg: pl.DataFrame,
+    pairs: pl.DataFrame,
+    p: Pipeline,
+    devices: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> tuple[list[Constraint], list[Constraint]]:
     """Tightest ``(src_a, src_b, min(ts_b - ts_a), n)`` over every cross-source pipeline edge;
     then the same over the clean pairs only, where both hops happened once (a retried hop's
     first occurrence may belong to another attempt than the other hop's: request of attempt 1,
-    response of attempt 2, a valid but loose bound; see :func:`solve_offsets`)."""
+    response of attempt 2, a valid but loose bound; see :func:`solve_offsets`).
+
+    ``devices`` (:func:`_sources_per_hop`, per message and per pair): where several sources
+    logged ``b`` (two devices of a recipient), each one's first occurrence pairs with ``a``, so
+    every device's clock is bounded, whichever occurrence represents the pair."""
     frames: list[pl.LazyFrame] = []
     for a, b in p.edges:
         if same_device(p, a, b):
             continue
         ia, ib = p.index(a), p.index(b)
-        frame = pairs if p.hop(b).scope == "recipient" else msg
-        frames.append(
-            frame.lazy()
-            .select(
-                pl.col(col("src", ia)).alias("a"),
-                pl.col(col("src", ib)).alias("b"),
-                (pl.col(col("t", ib)) - pl.col(col("t", ia))).alias("w"),
-                ((pl.col(col("n", ia)) == 1) & (pl.col(col("n", ib)) == 1)).alias("clean"),
-            )
-            .filter(pl.col("a") != pl.col("b"))
+        rcp = p.hop(b).scope == "recipient"
+        frame = pairs if rcp else msg
+        side = frame.lazy().select(
+            "trace_id",
+            *(["recipient"] if rcp else []),
+            pl.col(col("src", ia)).cast(pl.String).alias("a"),
+            pl.col(col("src", ib)).cast(pl.String).alias("b"),
+            pl.col(col("t", ia)).alias("t_a"),
+            pl.col(col("t", ib)).alias("t_b"),
+            pl.col(col("n", ia)).alias("n_a"),
+            pl.col(col("n", ib)).alias("n_b"),
         )
+        keys = ["trace_id", "recipient"] if rcp else ["trace_id"]
+        if devices is None:
+            frames.append(side.select("a", "b", "t_a", "t_b", "n_a", "n_b"))
+        else:
+            dev = devices[1] if rcp else devices[0]
+            each = (
+                dev.lazy()
+                .filter(pl.col("hop") == ib)
+                .select(
+                    *[pl.col(k).cast(pl.String) for k in keys],
+                    pl.col("source").cast(pl.String).alias("b"),
+                    pl.col("ts").alias("t_b"),
+                    pl.col("n").alias("n_b"),
+                )
+            )
+            # those pairs by device only (the representative is one of them)
+            frames.append(
+                side.join(each.select(keys).unique(), on=keys, how="anti").select(
+                    "a", "b", "t_a", "t_b", "n_a", "n_b"
+                )
+            )
+            frames.append(
+                side.drop("b", "t_b", "n_b")
+                .join(each, on=keys)
+                .select("a", "b", "t_a", "t_b", "n_a", "n_b")
+            )
     if not frames:
         return [], []
     agg = (
         pl.concat(frames)
+        .select(
+            "a",
+            "b",
+            (pl.col("t_b") - pl.col("t_a")).alias("w"),
+            ((pl.col("n_a") == 1) & (pl.col("n_b") == 1)).alias("clean"),
+        )
+        .filter(pl.col("a") != pl.col("b"))
         .drop_nulls()
         .group_by("a", "b")
         .agg(
@@ -436,7 +512,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         hops_df.lazy()
         .with_row_index("row")
         .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
-        .select("trace_id", "recipient", "hop", "row", "source")
+        .select("trace_id", "recipient", "hop", "row", "source", "ts")
     )
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
     if bcast is not None:
@@ -485,8 +561,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
-    msg_w = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx)
-    rcp_w = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx)
+    msg_w, msg_dev = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx)
+    rcp_w, rcp_dev = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx)
     del coded, with_recipient  # they read the hop events as they were before the drop
     # Joined on the Categorical trace id (integers); text from here on.
     # The narrow frames joined first: each join of the wide one copies all its columns.
@@ -563,7 +639,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         reference = ref[0] if len(ref) else None
     if reference is None and sources.height:
         reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
-    constraints, clean = _clock_constraints(msg_raw, pairs_raw, p)
+    constraints, clean = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
     clock = solve_offsets(reference, sources.get_column("source").drop_nulls(), constraints, clean)
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
 

@@ -248,10 +248,20 @@ def test_a_retried_request_does_not_shift_the_senders_clock(history, lost, e2e_m
     assert report.findings.filter(pl.col("kind") != "slo_breach").is_empty()
 
 
-def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(history):
-    # u2's phone gets the message late (900 ms) and shows the seed bug (no CTRL.add); the
-    # tablet has all of it at +30 ms. The phone's log is read first, so the pair's first
-    # REPO.add is the phone's and its first CTRL.add the tablet's: that is no causal pair.
+@pytest.mark.parametrize(
+    ("phone_ms", "same_device_samples", "e2e_max"),
+    # at 27 ms the phone's receive bounds its clock: at most 2 ms ahead, at least 5 ms behind
+    # (its own requests), so -1.5 ms, and its messages' end to end is 38.5 ms
+    [(900, 4, 40.0), (27, 3, 38.5)],
+)
+def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(
+    history, phone_ms, same_device_samples, e2e_max
+):
+    # u2's phone shows the seed bug (no CTRL.add); the tablet has all of it at +30 ms. The
+    # phone's log is read first. A hop two devices logged is represented by the earliest
+    # device's occurrence: the tablet's everywhere when the phone got it late (900 ms), so its
+    # REPO.add -> CTRL.add is a sample; the phone's REPO.add when it got it first (27 ms),
+    # and the phone's REPO.add and the tablet's CTRL.add are no causal pair: no sample.
     for n in range(2, 5):  # the phone's own messages pin its clock to the server's
         history.message(n, "u2", ["u1"], t=n * 1000 + 5000)
     tr, u1, phone, tablet = (
@@ -268,8 +278,8 @@ def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(history):
     history.ev(20, "WS-BROADCAST.start", "server-1", "u1", recipients=["u2"], **at)
     history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
     history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
-    history.ev(900, "WS-RECV.receive", phone, "u2", **at)
-    history.ev(905, "REPO.add", phone, "u2", **at)
+    history.ev(phone_ms, "WS-RECV.receive", phone, "u2", **at)
+    history.ev(phone_ms + 1, "REPO.add", phone, "u2", **at)
     history.ev(30, "WS-RECV.receive", tablet, "u2", **at)
     history.ev(31, "REPO.add", tablet, "u2", **at)
     history.ev(32, "CTRL.add", tablet, "u2", **at)
@@ -277,10 +287,10 @@ def test_hops_of_two_devices_are_no_latency_and_no_clock_pair(history):
     report = analyze(history.frame())
     assert {c["source"]: c["offset_ms"] for c in report.clock}["client-u2-tablet"] == 0.0
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
-    # the three clean messages' REPO.add -> CTRL.add only, none across the two devices
-    assert hops[("REPO.add", "CTRL.add")]["count"] == 3
+    # the three clean messages' REPO.add -> CTRL.add, and message 1's on one device only
+    assert hops[("REPO.add", "CTRL.add")]["count"] == same_device_samples
     assert hops[("REPO.add", "CTRL.add")]["max_ms"] == 5.0
-    assert report.latency["end_to_end"]["max_ms"] == 40.0
+    assert report.latency["end_to_end"]["max_ms"] == e2e_max
     # the phone's own broken path is the only finding (not a clock skew, not a breach)
     assert history.kinds(report.findings) == [("drop", tr, "u2", "CTRL.add", "REPO.add")]
     assert report.findings.get_column("source").to_list() == ["client-u2"]
@@ -310,3 +320,33 @@ def test_a_reorder_across_two_servers_is_found_on_corrected_time(history):
     assert found.select("trace_id", "recipient", "stage", "source").rows() == [
         (history.tid(1), "u2", "CTRL.add", "client-u2")
     ]
+
+
+@pytest.mark.parametrize("tablet_first", [False, True])
+def test_every_device_of_a_recipient_gets_its_clock_whichever_log_is_read_first(
+    history, tablet_first
+):
+    # u2's phone is in sync, its tablet's clock 800 ms behind. Only the pair's first
+    # occurrence of a hop used to pair with the server's deliver: the tablet's clock was
+    # estimated only when its log was read first.
+    phone, tablet = history.client("u2"), "client-u2-tablet"
+    devices: dict[str, list[dict]] = {phone: [], tablet: []}
+    for n in range(1, 6):
+        t, at = n * 1000, {"trace": history.tid(n), "conv_id": "c1"}
+        history.message(n, "u1", [], t=t - 20)  # send .. broadcast start (to nobody listed)
+        history.rows[-1]["recipients"] = ["u2"]
+        for _ in range(2):  # one socket write per device
+            history.ev(t + 5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+        for src, dt in ((phone, 0), (tablet, -800)):
+            for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+                devices[src].append(history.ev(t + 10 + k + dt, hop, src, "u2", **at))
+    history.tail()
+    rest = [r for r in history.rows if r["source"] not in devices]
+    first, second = (tablet, phone) if tablet_first else (phone, tablet)
+    history.rows = rest + devices[first] + devices[second]
+    report = analyze(history.frame())
+    clock = {c["source"]: (c["offset_ms"], c["samples"]) for c in report.clock}
+    # receive-only: bounded from above by its earliest receive (5 ms after the deliver)
+    assert clock[tablet] == (-795.0, 5)
+    assert clock[phone] == (0.0, 5)
+    assert [f["source"] for f in report.to_dict()["findings"]] == [tablet]
