@@ -483,3 +483,37 @@ def test_large_inputs_are_read_in_blocks_with_the_same_result(
         f"{name}: 2 events have a non-integer seq; it was left empty",
     ]
     assert whole.schema == EVENT_SCHEMA
+
+
+def test_many_bad_lines_cost_a_few_parses_not_a_bisection_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python reprs between JSON events (a file detected as JSON lines by its "{"): each bad
+    # line cost ~2*log2(block) polars parses (about 1 ms), 40k of them 50 s
+    calls = []
+    parse = _jsonl._parse
+
+    def counted(data: bytes | Path, schema: pl.Schema) -> pl.DataFrame:
+        calls.append(1)
+        return parse(data, schema)
+
+    monkeypatch.setattr(_jsonl, "_parse", counted)
+    rows = []
+    for i in range(2000):
+        rows += [orjson.dumps(jl(seq=i)), repr(jl(seq=i)).encode()]
+    rows[7] = b'{"stage": "CTRL", "action": "send", "event": "\\ud800", "timestamp": 1}'
+    rows[9] = b"   "
+    rows[11] = b"[1]"
+    got = collect([MemorySource(b"\n".join(rows) + b"\n", name="f")])
+    frame = got.events.collect()
+    seqs = frame.get_column("seq").to_list()
+    assert seqs == [0, 1, 2, 3, None, *range(4, 2000)]  # a lone surrogate polars reads (line 8)
+    assert frame.get_column("line").to_list() == [1, 3, 5, 7, 8, *range(9, 4000, 2)]
+    inputs = got.inputs
+    assert (inputs.lines, inputs.events, inputs.malformed) == (4000, 2001, 1998)
+    assert inputs.examples == [
+        *(f"f:{n}: invalid JSON at character 1" for n in (2, 4, 6)),
+        "f:12: not a JSON object",
+        *(f"f:{n}: invalid JSON at character 1" for n in (14, 16, 18, 20, 22, 24)),
+    ]
+    assert len(calls) <= 2 + 10 + 1  # the block (twice: blank line), the examples, the good lines
