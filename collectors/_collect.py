@@ -215,10 +215,23 @@ def detect_format(data: bytes) -> str:
         ):
             return "legacy"
         return "jsonl"
-    kv = sum(1 for ln in lines if _KV_LINE.match(ln) and _KV_KEYS.search(ln))
+    kv = sum(1 for ln in lines if _kv_line(ln))
     if kv * 2 >= len(lines):
         return "kv"
     return "legacy"
+
+
+def _kv_line(line: bytes) -> bool:
+    """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
+    ``action=`` pairs behind a prefix (``2026-... INFO``, ``<time> stdout F``) that is no
+    legacy tag's."""
+    if _KV_LINE.match(line):
+        return _KV_KEYS.search(line) is not None
+    return (
+        _KV_STAGE.search(line) is not None
+        and _KV_ACTION.search(line) is not None
+        and _LEGACY_TAG.search(line) is None
+    )
 
 
 def _text_lines(data: bytes) -> tuple[pl.Series, bool]:
@@ -313,6 +326,32 @@ _WHY_PREFIX: Final = (
     "'<time> stdout F ' prefix"
 )
 _WHY_STRING: Final = "they hold the event as text inside a JSON string"
+_WHY_KV: Final = (
+    "a key=value event is read in a file read as kv (detected when most of its first lines are "
+    "such events, or formats=['kv'])"
+)
+
+
+def _warn_unread_kv(
+    file: str, lines: pl.DataFrame, frame: pl.DataFrame, fmt: Any, stats: InputStats
+) -> None:
+    """Warn about the rows of ``lines`` (``line``, ``raw``) with a ``stage=`` pair that are
+    not events in ``frame`` (read by ``fmt``, not the kv reader)."""
+    if fmt == "kv" or getattr(fmt, "kind", "regex") == "json":
+        return
+    raw = pl.col("raw")
+    found = lines.filter(
+        raw.str.contains("stage=", literal=True) & raw.str.contains(_KV_STAGE_LINE)
+    ).get_column("line")
+    if not found.len():
+        return
+    read = frame.get_column("line") if frame.height else pl.Series("line", [], pl.Int64)
+    unread = found.filter(~found.is_in(read.cast(found.dtype).implode()))
+    if unread.len():
+        stats.warn(
+            f"{file}: {unread.len()} lines look like key=value events but were not read as "
+            f"such (first: line {unread[0]}); {_WHY_KV}"
+        )
 
 
 def _docker_json(head: bytes) -> bool:
@@ -702,6 +741,10 @@ def _read_one(
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
+    if fmt != "kv" and b"stage=" in data:
+        if numbered is None:
+            numbered = _numbered(_text_lines(data)[0])
+        _warn_unread_kv(src.name, numbered, result, fmt, stats)
     return result
 
 
@@ -749,6 +792,7 @@ def _read_mixed(
     out = pl.concat([f for f in frames if f.height] or frames[-1:], how="diagonal")
     out = out.sort("line")
     _warn_unread(src.name, _key_lines(text, '"stage"'), out, _WHY_PREFIX, stats)
+    _warn_unread_kv(src.name, text, out, fmt, stats)
     return out
 
 

@@ -40,6 +40,12 @@ _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", 
 #: no string is just a character of a bare word.
 _PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
 
+#: The ISO-8601 time a prefix starts a line with (a logging ``asctime``, a container
+#: runtime's): an event's time when it has no ``timestamp``/``ts``/``time`` pair.
+_PREFIX_TIME: Final = (
+    r"^[ \t]*\[?([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)[\] \t]"
+)
 _STRING_RE: Final = re.compile(_STRING, re.DOTALL)
 _LIST_RE: Final = re.compile(
     rf"\[\s*(?:(?:{_STRING})\s*,\s*)*(?:(?:{_STRING})\s*,?\s*)?\]", re.DOTALL
@@ -215,7 +221,9 @@ def read_kv(
     df = pl.DataFrame([lines]).with_row_index("line", offset=1)
     df = df.with_columns(pl.col("raw").str.strip_suffix("\r"), pl.col("line").cast(pl.Int64))
     df = df.filter(pl.col("raw").str.strip_chars(_ASCII_SPACE) != "")
-    is_kv = pl.col("raw").str.contains(r"^\s*[A-Za-z_][\w.@-]*=")
+    # pairs from the line's start, or behind a prefix (a logging "<asctime> <level>", a
+    # container runtime's "<time> stdout F"): the pairs are read wherever they are
+    is_kv = pl.col("raw").str.contains(r"(?:^|\s)[A-Za-z_][\w.@-]*=")
     bad = df.filter(~is_kv)
     if bad.height:
         stats.malformed_frame(
@@ -230,4 +238,8 @@ def read_kv(
     )
     if "\\" in text or ("[" in text and '"' in text):  # escapes, or lists that need Python
         raw = _decode_slow(tokens, raw)
+    if raw.get_column("timestamp").null_count():
+        # no timestamp pair: the time a prefix starts the line with, if any
+        prefix = df.get_column("raw").str.extract(_PREFIX_TIME, 1).str.replace(",", ".")
+        raw = raw.with_columns(pl.coalesce(pl.col("timestamp"), prefix).alias("timestamp"))
     return normalize(raw, file=file, source=source, stats=stats, timezone=timezone)

@@ -241,3 +241,72 @@ def test_keys_inside_quoted_values_are_text_not_keys() -> None:
     assert frame.get_column("timestamp").to_list() == [ts("10:00:00")] * 6
     inputs = got.inputs
     assert (inputs.events, inputs.malformed, inputs.ignored, inputs.warnings) == (6, 0, 0, [])
+
+
+KV_EVENT = f"stage=CTRL action=send event='CTRL send' trace_id={T1} actor=u1 source=client-u1"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "2026-11-25 09:59:0{i},000 INFO ",  # logging's "%(asctime)s %(levelname)s %(message)s"
+        "2026-11-25T09:59:0{i}.000000000Z stdout F ",  # a container runtime's (CRI) prefix
+    ],
+)
+@pytest.mark.parametrize("forced", [False, True])
+def test_kv_events_behind_a_prefix_are_read(prefix: str, forced: bool) -> None:
+    # were all "ignored" (detected as legacy, no tag), or malformed with formats=["kv"]
+    lines = [
+        prefix.format(i=i) + f"timestamp=2026-11-25T10:00:0{i}Z {KV_EVENT} seq={i}"
+        for i in range(1, 4)
+    ]
+    data = "\n".join(lines) + "\n"
+    if not forced:
+        assert detect_format(data.encode()) == "kv"
+    got = collect([MemorySource(data, name="app.log", format="kv" if forced else None)])
+    frame = got.events.collect()
+    assert frame.select("timestamp", "stage", "action", "trace_id", "seq", "line").rows() == [
+        (ts(f"10:00:0{i}"), "CTRL", "send", T1, i, i) for i in range(1, 4)
+    ]
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored, i.warnings) == (3, 3, 0, 0, [])
+
+
+def test_kv_events_without_a_timestamp_pair_take_their_prefix_time() -> None:
+    lines = [
+        f"2026-11-25 10:00:01,250 INFO {KV_EVENT} seq=1",
+        f"[2026-11-25T10:00:02.5+00:00] {KV_EVENT} seq=2",
+        f"2026-11-25T10:00:03.000000000Z stdout F ts=2026-11-25T10:00:04Z {KV_EVENT} seq=3",
+        f"INFO {KV_EVENT} seq=4",  # no time anywhere
+    ]
+    got = collect([MemorySource(lines, name="app.log")])
+    frame = got.events.collect()
+    assert frame.select("timestamp", "seq", "line").rows() == [
+        (ts("10:00:01.25"), 1, 1),
+        (ts("10:00:02.5"), 2, 2),
+        (ts("10:00:04"), 3, 3),  # the event's own time, not the runtime's
+    ]
+    assert got.inputs.examples == ["app.log:4: missing required key 'timestamp'"]
+    assert got.inputs.warnings == [
+        "app.log: 1 timestamps have no time zone and were read as UTC; pass timezone=... "
+        "(e.g. 'Europe/Berlin') if they are local times"
+    ]
+
+
+def test_kv_events_in_a_legacy_log_are_counted_in_a_warning() -> None:
+    lines = [
+        "2026-11-25T10:00:00.100Z [CTRL] sendMessage: hi clientMsgId=c1",
+        "2026-11-25T10:00:00.200Z [CTRL] sendMessage: hi clientMsgId=c2",
+        f"2026-11-25 10:00:01,000 INFO timestamp=2026-11-25T10:00:01Z {KV_EVENT}",
+        "2026-11-25T10:00:00.300Z [CTRL] sendMessage: hi clientMsgId=c3",
+        f"2026-11-25 10:00:02,000 INFO timestamp=2026-11-25T10:00:02Z {KV_EVENT}",
+    ]
+    got = collect([MemorySource(lines, name="client-u1.log")])
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored) == (5, 3, 0, 2)
+    assert i.formats == {"legacy": 1}
+    assert i.warnings == [
+        "client-u1.log: 2 lines look like key=value events but were not read as such "
+        "(first: line 3); a key=value event is read in a file read as kv (detected when most "
+        "of its first lines are such events, or formats=['kv'])"
+    ]
