@@ -359,3 +359,93 @@ def test_markdown_cells_escape_backslashes_and_line_breaks() -> None:
     # a backslash before a pipe would escape the escape and end the cell
     assert "| drop | t\\`1\\|x | in a\\\\\\|b | two lines here | f\\|g:3 |" in out
     assert "| A\\|B | &lt;C&gt; | 1 | 1.0 | - | - | - |" in out
+
+
+# -- 5. control characters and terminal escapes (review B, D4 and D5) ----------------------
+
+HOSTILE = "u2\x1b[2J\x1b]0;pwned\x07EVIL\x1b[31mred\u202e\x9b"
+SHOWN = "u2\\x1b[2J\\x1b]0;pwned\\x07EVIL\\x1b[31mred\\u202e\\x9b"
+
+
+def _no_controls(text: str) -> None:
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e"), repr(text)
+
+
+def test_analyze_table_shows_control_characters_as_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_drop(Path("logs"), HOSTILE)
+    code, out, err = run("analyze", "logs", "--grace", "0s")
+    assert (code, err) == (0, "")
+    _no_controls(out)
+    row = next(line for line in out.splitlines() if line.startswith("│ drop │"))
+    assert _cells(row)[2] == f"for {SHOWN} at WS-RECV.receive after WS-BROADCAST.deliver"
+
+
+def test_analyze_markdown_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    logs = write_drop(tmp_path / "logs", HOSTILE)
+    code, out, _ = run("analyze", str(logs), "--grace", "0s", "-f", "markdown")
+    assert code == 0
+    _no_controls(out)
+    assert f"| for {SHOWN} at WS-RECV.receive" in out
+
+
+def test_trace_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    logs = write_drop(tmp_path / "logs", HOSTILE)
+    code, out, _ = run("trace", T, str(logs))
+    assert code == 0
+    _no_controls(out)
+    assert [_cells(line)[1] for line in out.splitlines() if line.startswith("│ " + SHOWN)] == [
+        "WS-BROADCAST.deliver",
+        "✗ WS-RECV.receive (missing)",
+        "✗ REPO.add (missing)",
+        "✗ CTRL.add (missing)",
+    ]
+
+
+def test_watch_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    logs = write_drop(tmp_path / "logs", HOSTILE)
+    code, out, _ = run(
+        "watch", str(logs), "--grace", "0s", "--interval", "100ms", "--duration", "0s"
+    )
+    assert code == 0
+    _no_controls(out)
+    assert out.startswith(
+        f"drop {T} recipient {SHOWN} at WS-RECV.receive after WS-BROADCAST.deliver: "
+        f"recipient {SHOWN}: reached WS-BROADCAST.deliver"
+    )
+
+
+def test_check_lines_junit_and_annotations_carry_no_control_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xml.etree import ElementTree
+
+    monkeypatch.chdir(tmp_path)
+    write_drop(Path("logs"), HOSTILE)
+    result = runner.invoke(
+        app,
+        ["check", "logs", "--max", "drop=0", "--grace", "0s", "--junit", "junit.xml"],
+        env={"COLUMNS": "250", "GITHUB_ACTIONS": "true"},
+    )
+    assert result.exit_code == 1
+    _no_controls(result.stdout)
+    example = (
+        f"{T} recipient {SHOWN} at WS-RECV.receive (last seen WS-BROADCAST.deliver) "
+        "[logs/server.jsonl:3]"
+    )
+    assert f"      {example}\n" in result.stdout
+    assert f"::error title=tracekit gate drop <= 0::1 drop finding(s), allowed 0%0A{example}\n" in (
+        result.stdout
+    )
+    failure = ElementTree.parse("junit.xml").find("testsuite/testcase/failure")  # well-formed
+    assert failure is not None
+    assert failure.text == f"1 drop finding(s), allowed 0\n{example}"
+
+
+def test_printable_keeps_text_and_tabs_and_escapes_what_xml_forbids() -> None:
+    from tracekit.cli._safe import printable
+
+    assert printable("ü → 数\tok") == "ü → 数\tok"
+    assert printable("a\x00b\x0bc\rd\ne\x7f\ufffe") == "a\\x00b\\x0bc\\x0dd\\x0ae\\x7f\\ufffe"

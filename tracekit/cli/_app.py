@@ -100,7 +100,9 @@ class Scenario(StrEnum):
 
 def _fail(message: str) -> NoReturn:
     """Bad usage or unreadable input: one line on stderr, exit 2."""
-    typer.echo(f"tracekit: error: {message}", err=True)
+    from tracekit.cli._safe import printable
+
+    typer.echo(f"tracekit: error: {printable(message)}", err=True)
     raise typer.Exit(2)
 
 
@@ -273,16 +275,23 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
 
 def _analyze(
     reading: _Reading,
-    pipeline: Path | None,
+    pipeline: Path | Pipeline | None,
     grace: str,
     slo: Mapping[str, timedelta] | None = None,
+    *,
+    require_events: bool = False,
 ) -> tuple[Report, pl.LazyFrame, Pipeline]:
+    """Read and analyze. ``require_events``: no event at all to analyze is unreadable input
+    (exit 2), e.g. for ``check``, whose gates would otherwise pass over nothing."""
     from tracekit.analyzers import analyze
 
-    model = _load_pipeline(pipeline)
+    model = _load_pipeline(pipeline) if pipeline is None or isinstance(pipeline, Path) else pipeline
     events, inputs = _collect(reading)
     with _progress(f"analyzing {inputs.get('events', 0):,} events"):
-        events = events.collect().lazy()  # read once: the analyzers and the funnel both use it
+        table = events.collect()  # read once: the analyzers and the funnel both use it
+        if require_events and table.height == 0:
+            _fail(_no_events(reading, inputs))
+        events = table.lazy()
         report = analyze(
             events,
             pipeline=model,
@@ -291,6 +300,21 @@ def _analyze(
             inputs=inputs,
         )
     return report, events, model
+
+
+def _no_events(reading: _Reading, inputs: Mapping[str, Any]) -> str:
+    """Why there is nothing to check: what was read, and the first account of a skipped input."""
+    read = (
+        f"{inputs.get('files', 0)} file(s), {inputs.get('lines', 0)} line(s), "
+        f"{inputs.get('malformed', 0)} malformed"
+    )
+    if inputs.get("events") and (reading.since or reading.until):
+        why = f"none of the {inputs['events']} events read is inside --since/--until"
+    else:
+        why = f"no events read from {', '.join(str(p) for p in reading.paths)} ({read})"
+    notes = [str(n) for n in [*(inputs.get("warnings") or []), *(inputs.get("examples") or [])]]
+    more = f" (+{len(notes) - 3} more)" if len(notes) > 3 else ""
+    return f"{why}: nothing to check" + "".join(f"; {n}" for n in notes[:3]) + more
 
 
 def _report_dict(report: Report, events: pl.LazyFrame, model: Pipeline) -> dict[str, Any]:
@@ -433,7 +457,10 @@ def check(
         ),
     ] = None,
     max_latency: Annotated[
-        list[str] | None, typer.Option("--max-latency", help="HOP=DURATION on the maximum.")
+        list[str] | None,
+        typer.Option(
+            "--max-latency", help="HOP=DURATION: the slowest sample of HOP (end_to_end=2s)."
+        ),
     ] = None,
     min_delivered: Annotated[
         str | None, typer.Option("--min-delivered", help="Delivered share, e.g. 99.9%.")
@@ -464,12 +491,18 @@ def check(
     Example: `tracekit check logs/ --max drop=0 --max duplicate=0 --p99 end_to_end=500ms --min-delivered 99.9%`
     """
     from tracekit.cli import _gates
+    from tracekit.cli._safe import printable
 
     if config is not None and not config.is_file():
         _fail(f"--config {config}: {'not a file' if config.exists() else 'no such file'}")
     try:
         gates = [_gates.parse_max_gate(g) for g in max or []]
-        for name, values in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max_latency)):
+        for name, values in (
+            ("p50", p50),
+            ("p95", p95),
+            ("p99", p99),
+            ("max_latency", max_latency),
+        ):
             gates += [_gates.parse_latency_gate(name, v) for v in values or []]
         if min_delivered is not None:
             from tracekit.cli._units import parse_percent
@@ -484,15 +517,17 @@ def check(
         )
     slo = {g.target: timedelta(milliseconds=g.limit) for g in gates if g.kind == "p99"}
     with _translated_errors():
+        model = _load_pipeline(pipeline)
+        _gates.check_hops(gates, model.edges)  # a misspelt hop, whatever the statistic: exit 2
         reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
-        analysis, events, model = _analyze(reading, pipeline, grace, slo=slo)
+        analysis, events, model = _analyze(reading, model, grace, slo=slo, require_events=True)
         data = _report_dict(analysis, events, model)
     results = _gates.evaluate(data, gates)
     for result in results:
         mark = "PASS" if result.ok else "FAIL"
-        typer.echo(f"{mark}  {result.gate.name}: {result.detail}")
+        typer.echo(printable(f"{mark}  {result.gate.name}: {result.detail}"))
         for example in result.examples:
-            typer.echo(f"      {example}")
+            typer.echo(f"      {printable(example)}")
     if junit is not None:
         _emit(_gates.junit_xml(results), junit, "--junit")
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -678,6 +713,8 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
     clients saw) with every finding tracekit reported, whatever its kind."""
     from rich.markup import escape
 
+    from tracekit.cli._safe import printable
+
     expected = {
         _finding_key(e.kind, e.trace_id, e.recipient, e.stage, e.last_seen)
         for e in run.expected_findings
@@ -724,7 +761,8 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
             where = f" at {stage}" if stage else ""
             where += f" (last seen {last_seen})" if last_seen else ""
             console.print(
-                escape(f"  {label}: {kind} {trace_id} for {recipient}{where}"), highlight=False
+                escape(printable(f"  {label}: {kind} {trace_id} for {recipient}{where}")),
+                highlight=False,
             )
         if len(rows) > shown:
             console.print(f"  ... and {len(rows) - shown} more {label}")

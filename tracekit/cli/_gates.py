@@ -1,5 +1,6 @@
 """CI gates over a JSON report: ``--max drop=0``, ``--p99 end_to_end=500ms``,
-``--min-delivered 99.9%``, or the same under ``[tool.tracekit.gates]`` in pyproject.toml.
+``--max-latency end_to_end=2s``, ``--min-delivered 99.9%``, or the same under
+``[tool.tracekit.gates]`` in pyproject.toml.
 
 Pure functions over the report dict (DESIGN.md section 6), so they are tested without a CLI.
 """
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
+from tracekit.cli._safe import printable
 from tracekit.cli._units import parse_duration, parse_percent
 
 __all__ = [
+    "LATENCY_GATES",
     "Gate",
     "GateResult",
+    "check_hops",
     "evaluate",
     "gates_from_config",
     "github_annotations",
@@ -38,13 +42,27 @@ FINDING_KINDS: Final = (
     "log_gap",
     "clock_skew",
 )
-PERCENTILES: Final = ("p50", "p95", "p99", "max")
+PERCENTILES: Final = ("p50", "p95", "p99")
+#: Latency gate kinds and the report key each one checks. ``max_latency`` is not ``max``:
+#: ``max`` is the count of findings of a kind (``--max drop=0``).
+LATENCY_GATES: Final = {"p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "max_latency": "max_ms"}
+
+
+def _option(kind: str) -> str:
+    """The command-line option of a gate kind: ``max_latency`` -> ``--max-latency``."""
+    return "--" + kind.replace("_", "-")
+
+
+def _label(kind: str) -> str:
+    """How a latency gate names its statistic: ``p99``, ``max``."""
+    return "max" if kind == "max_latency" else kind
 
 
 @dataclass(frozen=True)
 class Gate:
-    """One condition. ``kind``: ``max`` (findings of ``target`` <= limit), a percentile
-    (latency of hop ``target`` <= limit ms) or ``min_delivered`` (delivered % >= limit)."""
+    """One condition. ``kind``: ``max`` (findings of ``target`` <= limit), a latency statistic
+    (``p50``, ``p95``, ``p99``, ``max_latency``: latency of hop ``target`` <= limit ms) or
+    ``min_delivered`` (delivered % >= limit)."""
 
     kind: str
     target: str
@@ -56,7 +74,7 @@ class Gate:
             return f"{self.target} <= {self.limit:g}"
         if self.kind == "min_delivered":
             return f"delivered >= {self.limit:g}%"
-        return f"{self.kind} {self.target} <= {self.limit:g} ms"
+        return f"{_label(self.kind)} {self.target} <= {self.limit:g} ms"
 
 
 @dataclass(frozen=True)
@@ -86,24 +104,40 @@ def parse_max_gate(text: str) -> Gate:
 
 
 def parse_latency_gate(percentile: str, text: str) -> Gate:
-    """``end_to_end=500ms`` or ``WS-BROADCAST.deliver->WS-RECV.receive=100ms``."""
+    """``end_to_end=500ms`` or ``WS-BROADCAST.deliver->WS-RECV.receive=100ms``; ``percentile``
+    is a kind of :data:`LATENCY_GATES`."""
+    if percentile not in LATENCY_GATES:
+        raise ValueError(f"unknown latency gate {percentile!r}: use {', '.join(LATENCY_GATES)}")
+    option = _option(percentile)
     target, sep, value = text.rpartition("=")
     target = target.strip()
     if not sep or not target:
         raise ValueError(
-            f"bad --{percentile} gate {text!r}: use HOP=DURATION, e.g. end_to_end=500ms or "
+            f"bad {option} gate {text!r}: use HOP=DURATION, e.g. end_to_end=500ms or "
             "WS-BROADCAST.deliver->WS-RECV.receive=100ms"
         )
     if target != "end_to_end" and "->" not in target:
         raise ValueError(
-            f"bad --{percentile} gate {text!r}: HOP is end_to_end or FROM->TO "
+            f"bad {option} gate {text!r}: HOP is end_to_end or FROM->TO "
             "(e.g. REST.persist->WS-BROADCAST.start)"
         )
     try:
         limit_ms = parse_duration(value).total_seconds() * 1000
     except ValueError as exc:
-        raise ValueError(f"bad --{percentile} gate {text!r}: {exc}") from None
+        raise ValueError(f"bad {option} gate {text!r}: {exc}") from None
     return Gate(percentile, target, limit_ms)
+
+
+def check_hops(gates: Iterable[Gate], edges: Iterable[tuple[str, str]]) -> None:
+    """A latency gate on a hop the pipeline does not have could never be checked: a misspelt
+    hop is bad usage (ValueError), whatever the statistic."""
+    known = {f"{a}->{b}" for a, b in edges}
+    for gate in gates:
+        if gate.kind in LATENCY_GATES and gate.target != "end_to_end" and gate.target not in known:
+            raise ValueError(
+                f"{_option(gate.kind)} {gate.target}: not a hop of the pipeline (use end_to_end "
+                f"or one of: {', '.join(sorted(known))})"
+            )
 
 
 def gates_from_config(pyproject: Path) -> list[Gate]:
@@ -112,24 +146,27 @@ def gates_from_config(pyproject: Path) -> list[Gate]:
         return []
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read gates from {pyproject}: {exc}") from None
-    table = data.get("tool", {}).get("tracekit", {}).get("gates", {})
-    if not isinstance(table, dict):
-        raise ValueError(f"{pyproject}: [tool.tracekit.gates] must be a table")
+    table: Any = data
+    for name in ("tool", "tool.tracekit", "tool.tracekit.gates"):
+        table = table.get(name.rpartition(".")[2], {})
+        if not isinstance(table, dict):
+            raise ValueError(f"{pyproject}: [{name}] must be a table")
     gates: list[Gate] = []
     for key, value in table.items():
         where = f"{pyproject}: [tool.tracekit.gates] {key}"
         if key == "max" and isinstance(value, dict):
             gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
-        elif key in PERCENTILES and isinstance(value, dict):
+        elif key in LATENCY_GATES and isinstance(value, dict):
             gates += [parse_latency_gate(key, f"{k}={v}") for k, v in value.items()]
         elif key == "min_delivered" and isinstance(value, str | int | float):
             gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))
         else:
             raise ValueError(
                 f"{where}: unknown or malformed gate (use max = {{drop = 0}}, "
-                'p99 = {end_to_end = "500ms"}, min_delivered = "99.9%")'
+                'p99 = {end_to_end = "500ms"}, max_latency = {end_to_end = "2s"}, '
+                'min_delivered = "99.9%")'
             )
     return gates
 
@@ -142,6 +179,7 @@ def merge(config: Iterable[Gate], cli: Iterable[Gate]) -> list[Gate]:
 
 
 def _example(finding: Mapping[str, Any]) -> str:
+    """One finding on one line, its text from the logs made printable."""
     parts = [str(finding.get("trace_id") or "-")]
     if finding.get("recipient"):
         parts.append(f"recipient {finding['recipient']}")
@@ -150,10 +188,11 @@ def _example(finding: Mapping[str, Any]) -> str:
     if finding.get("last_seen"):
         parts.append(f"(last seen {finding['last_seen']})")
     evidence = finding.get("evidence") or []
-    if evidence:
+    if evidence and evidence[0].get("file"):  # events captured in memory have no file
         first = evidence[0]
-        parts.append(f"[{first.get('file')}:{first.get('line')}]")
-    return " ".join(parts)
+        line = first.get("line")
+        parts.append(f"[{first['file']}:{line}]" if line is not None else f"[{first['file']}]")
+    return printable(" ".join(parts))
 
 
 def _latency_row(report: Mapping[str, Any], target: str) -> Mapping[str, Any] | None:
@@ -219,7 +258,7 @@ def evaluate(
             results.append(GateResult(gate, ok, pct, detail, shown))
         else:
             row = _latency_row(report, gate.target)
-            key = f"{gate.kind}_ms"
+            key = LATENCY_GATES[gate.kind]
             if row is None or row.get(key) is None or not row.get("count"):
                 results.append(
                     GateResult(gate, False, None, f"no latency samples for {gate.target}")
@@ -227,7 +266,8 @@ def evaluate(
                 continue
             value = float(row[key])
             ok = value <= gate.limit
-            detail = f"{gate.kind} {gate.target} = {value:.1f} ms over {row['count']} samples"
+            label = _label(gate.kind)
+            detail = f"{label} {gate.target} = {value:.1f} ms over {row['count']} samples"
             slow = [
                 f
                 for f in findings
@@ -248,14 +288,16 @@ def junit_xml(results: Sequence[GateResult], *, name: str = "tracekit.check") ->
         f'failures="{failures}" errors="0">',
     ]
     for result in results:
-        case = f"<testcase classname={quoteattr(name)} name={quoteattr(result.gate.name)}"
+        # printable(): XML 1.0 forbids most control characters even as character references
+        gate_name = quoteattr(printable(result.gate.name))
+        case = f"<testcase classname={quoteattr(printable(name))} name={gate_name}"
         if result.ok:
             lines.append(case + " />")
         else:
-            body = "\n".join([result.detail, *result.examples])
+            detail = printable(result.detail)
+            body = "\n".join([detail, *(printable(e) for e in result.examples)])
             lines.append(
-                case + f"><failure message={quoteattr(result.detail)}>{escape(body)}</failure>"
-                "</testcase>"
+                case + f"><failure message={quoteattr(detail)}>{escape(body)}</failure></testcase>"
             )
     lines.append("</testsuite></testsuites>")
     return "\n".join(lines) + "\n"
@@ -265,11 +307,11 @@ def github_annotations(results: Sequence[GateResult]) -> list[str]:
     """GitHub Actions workflow commands, one error per failing gate."""
 
     def clean(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
     return [
         f"::error title=tracekit gate {clean(r.gate.name)}::"
-        + clean("\n".join([r.detail, *r.examples]))
+        + "%0A".join(clean(line) for line in [r.detail, *r.examples])
         for r in results
         if not r.ok
     ]

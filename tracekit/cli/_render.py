@@ -12,6 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tracekit.cli._safe import printable
+
 __all__ = ["render_json", "render_markdown", "render_table", "render_timeline"]
 
 _KIND_STYLE = {
@@ -34,6 +36,11 @@ def render_json(report: Mapping[str, Any]) -> str:
 
 def _ms(value: object) -> str:
     return "-" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
+
+
+def _text(value: object, style: str = "") -> Text:
+    """Text from the logs as a rich Text: never markup, never a control sequence."""
+    return Text(printable(value), style=style)
 
 
 def _where(f: Mapping[str, Any]) -> str:
@@ -62,6 +69,38 @@ def _delivered_pct(summary: Mapping[str, Any]) -> str:
     return f"{100.0 * summary.get('delivered', 0) / expected:.1f}%"
 
 
+#: How many input warnings and malformed-line examples the table and Markdown show.
+_SHOWN_NOTES = 5
+
+
+def _input_notes(inputs: Mapping[str, Any], *, head: bool = False) -> list[tuple[str, str]]:
+    """What the reading skipped or guessed (DESIGN.md section 8: never silently): each input
+    warning and the first malformed-line examples, one line each, the rest counted. ``head``:
+    first the line of counts (the table has it in its summary panel)."""
+    lines: list[tuple[str, str]] = []
+    if head:
+        lines.append(
+            (
+                f"{inputs.get('events', 0)} events from {inputs.get('files', 0)} file(s), "
+                f"{inputs.get('lines', 0)} line(s), {inputs.get('malformed', 0)} malformed "
+                "line(s)",
+                "",
+            )
+        )
+    warnings = [str(w) for w in inputs.get("warnings") or []]
+    lines += [(f"warning: {w}", "yellow") for w in warnings[:_SHOWN_NOTES]]
+    if len(warnings) > _SHOWN_NOTES:
+        more = len(warnings) - _SHOWN_NOTES
+        lines.append((f"... and {more} more warning(s) (use --format json for all)", "yellow"))
+    examples = [str(e) for e in inputs.get("examples") or []]
+    malformed = int(inputs.get("malformed") or 0)
+    lines += [(f"malformed: {e}", "yellow") for e in examples[:_SHOWN_NOTES]]
+    if malformed > min(len(examples), _SHOWN_NOTES):
+        shown = min(len(examples), _SHOWN_NOTES)
+        lines.append((f"... {malformed - shown} more malformed line(s) not shown", "yellow"))
+    return lines
+
+
 def render_table(report: Mapping[str, Any], console: Console, *, max_findings: int = 20) -> None:
     """The human report: summary, funnel, findings grouped by kind, latency per hop."""
     summary = report.get("summary", {})
@@ -85,6 +124,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     if not counts:
         counts.append("no findings", style="green")
     console.print(Panel(Group(head, counts), title="tracekit", expand=False))
+    for line, style in _input_notes(inputs):
+        console.print(_text(line, style))
 
     funnel = report.get("funnel")
     if funnel:
@@ -96,8 +137,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         for row in funnel:
             row_style = "red" if row["reached"] < row["expected"] else None
             table.add_row(
-                Text(str(row["hop"])),
-                Text(str(row["scope"])),
+                _text(row["hop"]),
+                _text(row["scope"]),
                 str(row["reached"]),
                 str(row["expected"]),
                 style=row_style,
@@ -119,10 +160,10 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                     break
                 table.add_row(
                     Text(kind, style=_KIND_STYLE[kind]),
-                    Text(str(f.get("trace_id") or "-")[:12]),
-                    Text(_where(f)),
-                    Text(str(f.get("detail", ""))),
-                    Text(_evidence(f)),
+                    _text(str(f.get("trace_id") or "-")[:12]),
+                    _text(_where(f)),
+                    _text(f.get("detail", "")),
+                    _text(_evidence(f)),
                 )
                 shown += 1
         console.print(table)
@@ -139,8 +180,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         e2e = latency.get("end_to_end")
         for row in rows:
             table.add_row(
-                Text(str(row["from"])),
-                Text(str(row["to"])),
+                _text(row["from"]),
+                _text(row["to"]),
                 str(row["count"]),
                 *(_ms(row.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
             )
@@ -156,7 +197,7 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     clock = [c for c in report.get("clock", []) if c.get("offset_ms")]
     if clock:
         console.print(
-            Text(
+            _text(
                 "clock offsets: "
                 + ", ".join(
                     f"{c['source']} {c['offset_ms']:+.1f} ms (±{c.get('uncertainty_ms') or 0:.1f})"
@@ -183,7 +224,7 @@ _PLAIN_ID = re.compile(r"[\w.:-]+")
 
 def _md(value: object) -> str:
     """A table cell's text: it stays in its cell and row and is never read as HTML."""
-    return str(value).replace("\r\n", " ").translate(_MD_ESCAPES)
+    return printable(str(value).replace("\r\n", " ").translate(_MD_ESCAPES))
 
 
 def _md_id(value: object) -> str:
@@ -205,6 +246,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "|---|---:|",
     ]
     out += [f"| {k} | {summary.get(k, 0)} |" for k in _KIND_STYLE if k in summary]
+    inputs = report.get("inputs")
+    if inputs:
+        out += ["", "## Inputs", ""]
+        out += [f"- {_md(line)}" for line, _style in _input_notes(inputs, head=True)]
     findings = report.get("findings", [])
     if findings:
         out += [
@@ -259,23 +304,23 @@ def _logged_at(row: Mapping[str, Any]) -> str:
 def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
     """One message's path: a row per (recipient, hop), the missing hops marked; how many times
     each hop was logged (more than once is a duplicate) and where it was logged first."""
-    table = Table(title=Text(f"trace {trace_id}"), title_justify="left")
+    table = Table(title=_text(f"trace {trace_id}"), title_justify="left")
     for col in ("recipient", "hop", "count", "source", "time (corrected, UTC)", "+ms", "logged at"):
         table.add_column(col, justify="right" if col in ("+ms", "count") else "left")
     for row in rows:
         reached = row.get("reached", True)
         count = row.get("count")
         table.add_row(
-            Text(str(row.get("recipient") or "·")),
-            Text(str(row.get("hop")) if reached else f"✗ {row.get('hop')} (missing)"),
+            _text(row.get("recipient") or "·"),
+            _text(row.get("hop") if reached else f"✗ {row.get('hop')} (missing)"),
             Text(
                 str(count) if reached and count is not None else "",
                 style="bold yellow" if isinstance(count, int) and count > 1 else "",
             ),
-            Text(str(row.get("source") or "")),
-            Text(str(row.get("timestamp") or "")),
+            _text(row.get("source") or ""),
+            _text(row.get("timestamp") or ""),
             _ms(row.get("latency_ms")) if reached else "",
-            Text(_logged_at(row) if reached else ""),
+            _text(_logged_at(row) if reached else ""),
             style=None if reached else "bold red",
         )
     console.print(table)

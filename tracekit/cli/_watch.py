@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tracekit.analyzers import Pipeline, analyze
+from tracekit.cli._safe import printable
 from tracekit.collectors import collect
 from tracekit.errors import InputError
 
@@ -81,7 +82,7 @@ def watch_paths(
             try:
                 collected = collect([str(p) for p in paths], timezone=timezone)
             except InputError as exc:  # a file rotated away between listing and reading
-                status.print(Text(f"skipped a round: {exc}", style="dim"))
+                status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
             else:
                 report = analyze(
                     collected.events,
@@ -106,7 +107,10 @@ def watch_paths(
                         if x
                     )
                     out.print(
-                        Text.assemble((str(f["kind"]), "bold"), f" {where}: {f.get('detail', '')}")
+                        Text.assemble(
+                            (printable(f["kind"]), "bold"),
+                            printable(f" {where}: {f.get('detail', '')}"),
+                        )
                     )
                 s = report["summary"]
                 status.print(

@@ -1,0 +1,168 @@
+"""``tracekit check``: the latency maximum, misspelt hops, config shapes, inputs with no
+events (review B: D1, D6, D11)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracekit.cli._app import app
+from tracekit.cli._gates import Gate, evaluate, gates_from_config, parse_latency_gate
+
+runner = CliRunner()
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_logs" / "jsonl"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+# -- D1: --max-latency checks the maximum latency ------------------------------------------
+
+
+def test_max_latency_fails_when_the_slowest_sample_is_over_the_limit() -> None:
+    # the sample's end-to-end latencies are 17, 18 and 19 ms
+    code, out, err = run("check", str(SAMPLES), "--max-latency", "end_to_end=1ms", "--grace", "0s")
+    assert (code, err) == (1, "")
+    assert out == (
+        "FAIL  max end_to_end <= 1 ms: max end_to_end = 19.0 ms over 3 samples\n0 passed, 1 failed\n"
+    )
+
+
+def test_max_latency_passes_when_the_slowest_sample_is_under_the_limit() -> None:
+    code, out, _ = run("check", str(SAMPLES), "--max-latency", "end_to_end=20ms", "--grace", "0s")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "PASS  max end_to_end <= 20 ms: max end_to_end = 19.0 ms over 3 samples"
+    )
+
+
+@pytest.mark.parametrize("option", ["--max-latency", "--p50", "--p95", "--p99"])
+def test_a_latency_gate_on_an_unknown_hop_is_bad_usage(option: str) -> None:
+    code, out, err = run("check", str(SAMPLES), option, "CTRL.send->TYPO.x=1ms", "--grace", "0s")
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"tracekit: error: {option} CTRL.send->TYPO.x: not a hop of the pipeline (use end_to_end "
+        "or one of: CTRL.send->REST.request, "
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_max_latency_in_pyproject(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.tracekit.gates]\nmax_latency = {end_to_end = "1ms"}\n')
+    code, out, _ = run("check", str(SAMPLES), "--config", str(pyproject), "--grace", "0s")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "FAIL  max end_to_end <= 1 ms: max end_to_end = 19.0 ms over 3 samples"
+    )
+    assert gates_from_config(pyproject) == [Gate("max_latency", "end_to_end", 1.0)]
+
+
+def test_the_max_latency_gate_is_not_the_count_gate() -> None:
+    report = {
+        "summary": {"messages": 1},
+        "findings": [],
+        "latency": {"hops": [], "end_to_end": {"count": 3, "max_ms": 19.0}},
+    }
+    (result,) = evaluate(report, [parse_latency_gate("max_latency", "end_to_end=1ms")])
+    assert (result.ok, result.actual, result.gate.name) == (False, 19.0, "max end_to_end <= 1 ms")
+
+
+# -- D11: a [tool] or [tool.tracekit] that is not a table -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("tool = 1\n", "tool"),
+        ('[tool]\ntracekit = "x"\n', "tool.tracekit"),
+        ("[tool.tracekit]\ngates = 3\n", "tool.tracekit.gates"),
+    ],
+)
+def test_a_config_level_that_is_not_a_table_exits_2_with_one_line(
+    tmp_path: Path, text: str, name: str
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(text)
+    code, out, err = run("check", str(SAMPLES), "--max", "drop=0", "--config", str(pyproject))
+    assert (code, out) == (2, "")
+    assert err == f"tracekit: error: {pyproject}: [{name}] must be a table\n"
+
+
+def test_a_config_that_is_not_utf8_exits_2_with_one_line(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(b"[tool.tracekit.gates]\n# \xff\n")
+    code, out, err = run("check", str(SAMPLES), "--max", "drop=0", "--config", str(pyproject))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"tracekit: error: cannot read gates from {pyproject}: ")
+    assert len(err.splitlines()) == 1
+
+
+# -- D6: no events at all is unreadable input, not a pass ----------------------------------
+
+
+def test_check_over_an_empty_directory_exits_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run("check", str(empty), "--max", "drop=0")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"tracekit: error: no events read from {empty} (0 file(s), 0 line(s), 0 malformed): "
+        "nothing to check\n"
+    )
+
+
+def test_check_over_a_binary_file_exits_2_and_says_why(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    code, out, err = run("check", str(garbage), "--max", "drop=0", "--max", "duplicate=0")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"tracekit: error: no events read from {garbage} (1 file(s), ")
+    assert err.endswith(
+        f"nothing to check; {garbage}: starts with 1 NUL bytes (a hole left by log rotation, "
+        f"e.g. copytruncate); skipped them; {garbage}: binary data, not a log; skipped "
+        "(5119 bytes, 21 lines)\n"
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_check_over_empty_stdin_exits_2() -> None:
+    result = runner.invoke(app, ["check", "-", "--max", "drop=0"], input="")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith("tracekit: error: no events read from - (")
+
+
+def test_check_with_a_time_window_holding_no_event_exits_2() -> None:
+    code, out, err = run(
+        "check", str(SAMPLES), "--max", "drop=0", "--since", "2099-01-01T00:00:00Z"
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("tracekit: error: none of the ")
+    assert "events read is inside --since/--until: nothing to check" in err
+
+
+def test_events_without_messages_still_fail_min_delivered_not_exit_2(tmp_path: Path) -> None:
+    log = tmp_path / "server.jsonl"
+    log.write_text(
+        json.dumps(
+            {
+                "timestamp": "2026-01-01T00:00:00Z",
+                "stage": "TRACEKIT",
+                "action": "configured",
+                "event": "e",
+                "source": "srv",
+                "seq": 1,
+            }
+        )
+        + "\n"
+    )
+    code, out, _ = run("check", str(log), "--min-delivered", "99%", "--grace", "0s")
+    assert code == 1
+    assert out.startswith(
+        "FAIL  delivered >= 99%: no deliveries to check: the logs hold no messages"
+    )

@@ -1,0 +1,88 @@
+"""The table and Markdown output say what the reading skipped or guessed: the input warnings
+and the first malformed lines, as the JSON report does (review B, D3; DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tracekit.cli._app import app
+from tracekit.cli._render import render_markdown
+
+runner = CliRunner()
+T = "3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b"
+
+
+def _inputs(logs: Path) -> Path:
+    logs.mkdir()
+    (logs / "bin.jsonl").write_bytes(b"\x01\xff\xfe garbage\n\x89PNG\r\n")
+    event = {
+        "timestamp": "2026-11-25T10:00:00",
+        "stage": "CTRL",
+        "action": "send",
+        "event": "e",
+        "trace_id": T,
+        "actor": "u1",
+        "source": "c",
+        "seq": 1,
+    }
+    (logs / "naive.jsonl").write_text(json.dumps(event) + "\nnot json\n")
+    return logs
+
+
+WARNINGS = [
+    "warning: logs/bin.jsonl: binary data, not a log; skipped (18 bytes, 2 lines)",
+    "warning: logs/naive.jsonl: 1 timestamps have no time zone and were read as UTC; pass "
+    "timezone=... (e.g. 'Europe/Berlin') if they are local times",
+    "malformed: logs/naive.jsonl:2: invalid JSON at character 0",
+]
+
+
+def test_the_table_lists_input_warnings_and_malformed_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _inputs(Path("logs"))
+    result = runner.invoke(app, ["analyze", "logs"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("╰"))
+    assert lines[start + 1 : start + 4] == WARNINGS
+
+
+def test_markdown_has_an_inputs_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _inputs(Path("logs"))
+    result = runner.invoke(app, ["analyze", "logs", "-f", "markdown"])
+    assert result.exit_code == 0
+    out = result.stdout
+    section = out[out.index("## Inputs") :].split("\n\n")[1].splitlines()
+    assert section == [
+        "- 1 events from 2 file(s), 4 line(s), 1 malformed line(s)",
+        *(f"- {w}" for w in WARNINGS),
+    ]
+
+
+def test_many_notes_are_cut_with_a_count() -> None:
+    report = {
+        "summary": {},
+        "inputs": {
+            "events": 0,
+            "files": 9,
+            "lines": 9,
+            "malformed": 12,
+            "warnings": [f"f{i}: empty, no events" for i in range(7)],
+            "examples": [f"g:{i}: invalid JSON" for i in range(6)],
+        },
+    }
+    lines = render_markdown(report).split("## Inputs\n\n")[1].splitlines()
+    assert lines == [
+        "- 0 events from 9 file(s), 9 line(s), 12 malformed line(s)",
+        *(f"- warning: f{i}: empty, no events" for i in range(5)),
+        "- ... and 2 more warning(s) (use --format json for all)",
+        *(f"- malformed: g:{i}: invalid JSON" for i in range(5)),
+        "- ... 7 more malformed line(s) not shown",
+    ]
