@@ -2,42 +2,55 @@
 :mod:`tracekit.testing`.
 
 - fixture ``tracekit_events``: the events this test emitted (captured in memory);
-- fixture ``tracekit_logs``: a directory for the JSON-lines logs of servers and subprocesses the
-  test starts; the marker's checks read it too;
+- fixture ``tracekit_logs``: a directory for the logs of servers and subprocesses the test
+  starts; the marker's checks read it too, every file in it, as ``tracekit analyze`` would
+  (any name, gzip...); a line that cannot be read fails the check;
 - marker ``@pytest.mark.tracekit(complete=True, max_latency="500ms", no_findings=[...],
   pipeline=None, allow_empty=False)``: fails the test when its messages were not delivered,
   and when no message event was captured at all (nothing to check) unless ``allow_empty=True``.
   Before reading ``tracekit_logs`` it flushes every open tracekit sink of the process
   (``configure``'s and every ``Instrumentation``'s), so events still queued are seen;
-- ``--tracekit-report FILE``: the JSON report over every captured event of the session;
-- ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,min_delivered=99.9%``: session
-  gates over the same events; a failing gate fails the run.
+- ``--tracekit-report FILE``: the JSON report over every captured event of the session (written
+  even when there is none, so no stale report survives);
+- ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,max_latency:end_to_end=2s,
+  min_delivered=99.9%``: session gates over the same events; a failing gate fails the run.
+
+The session report and gates analyze every test's events together but keep the tests apart:
+each test is its own run, so a trace id (or conversation, or log source) reused by two tests is
+two messages, not a duplicate. Each finding names its ``test``.
 
 Works under pytest-xdist: workers send their events to the controller, which reports once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tracekit.schema import META_STAGE
 from tracekit.testing import (
     CapturedEvents,
+    _kinds,
     assert_complete,
     assert_latency,
     assert_no_findings,
     capture,
 )
 
+if TYPE_CHECKING:
+    from tracekit.analyzers import Pipeline
+
 __all__ = ["tracekit_events", "tracekit_logs"]
 
 _EVENTS = pytest.StashKey[CapturedEvents]()
 _LOGS = pytest.StashKey[Path]()
+#: The session's events, one entry per test: {"test": nodeid, "events": [...]}.
 _SESSION = pytest.StashKey[list[dict[str, Any]]]()
 
 
@@ -89,7 +102,8 @@ def _tracekit_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     with capture(source=f"pytest:{item.nodeid}") as events:
         item.stash[_EVENTS] = events
         yield
-    request.config.stash[_SESSION].extend(_session_events(item))
+    captured, _malformed = _test_events(item)
+    request.config.stash[_SESSION].append({"test": item.nodeid, "events": captured})
 
 
 def _flush_sinks(timeout: float = 5.0) -> None:
@@ -110,18 +124,33 @@ def _flush_sinks(timeout: float = 5.0) -> None:
             pass  # a failing sink shows as missing events or a log gap, never as a crash here
 
 
-def _session_events(item: pytest.Item) -> list[dict[str, Any]]:
+def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
+    """The test's captured events plus those of every file under ``tracekit_logs``, read by the
+    collectors (any format or name they read, gzip...); and, when some lines of those files
+    could not be read, a sentence saying so (empty otherwise)."""
     events: list[dict[str, Any]] = list(item.stash.get(_EVENTS, []))
     logs = item.stash.get(_LOGS, None)
-    if logs is not None:
-        _flush_sinks()
-        for path in sorted(logs.rglob("*.jsonl")):
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-    return events
+    if logs is None:
+        return events, ""
+    _flush_sinks()
+    import polars as pl
+
+    from tracekit.collectors import collect
+
+    collected = collect([logs])
+    table = collected.events.with_columns(
+        pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
+    ).collect()
+    events += [{k: v for k, v in row.items() if v is not None} for row in table.to_dicts()]
+    inputs = collected.inputs.to_dict()
+    malformed = int(inputs.get("malformed") or 0)
+    if not malformed:
+        return events, ""
+    examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
+    return events, (
+        f"tracekit_logs holds {malformed} line(s) that could not be read (a lost line may hold "
+        f"the missing hop): {examples}"
+    )
 
 
 @pytest.fixture
@@ -163,22 +192,41 @@ def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
         raise pytest.UsageError(
             f"@pytest.mark.tracekit: unknown option(s) {', '.join(sorted(options))}"
         )
-    events = _session_events(item)
-    if pipeline is not None:
-        from tracekit.analyzers import load_pipeline
-
-        pipeline = load_pipeline(Path(pipeline))
+    try:
+        _kinds(no_findings)
+    except ValueError as exc:
+        raise pytest.UsageError(f"@pytest.mark.tracekit(no_findings=...): {exc}") from None
+    model = _pipeline(pipeline)
+    events, malformed = _test_events(item)
     __tracebackhide__ = True
+    if malformed:
+        raise AssertionError(malformed)
     if not any(e.get("trace_id") and e.get("stage") != META_STAGE for e in events):
         if allow_empty:
             return
         raise AssertionError(_NOTHING_CAPTURED)
     if complete:
-        assert_complete(events, within=max_latency, pipeline=pipeline, allow_empty=allow_empty)
+        assert_complete(events, within=max_latency, pipeline=model, allow_empty=allow_empty)
     elif max_latency is not None:
-        assert_latency(events, max=max_latency, pipeline=pipeline)
+        assert_latency(events, max=max_latency, pipeline=model)
     if no_findings is not None:
-        assert_no_findings(events, kinds=no_findings, pipeline=pipeline, allow_empty=allow_empty)
+        assert_no_findings(events, kinds=no_findings, pipeline=model, allow_empty=allow_empty)
+
+
+def _pipeline(value: object) -> Pipeline | None:
+    """The marker's ``pipeline=``: None, a TOML file's path, or a Pipeline."""
+    if value is None:
+        return None
+    from tracekit.analyzers import Pipeline, load_pipeline
+
+    if isinstance(value, Pipeline):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return load_pipeline(Path(value))
+    raise pytest.UsageError(
+        "@pytest.mark.tracekit(pipeline=...): expected a path to a pipeline TOML file or a "
+        f"tracekit.analyzers.Pipeline, not {type(value).__name__}"
+    )
 
 
 _NOTHING_CAPTURED = (
@@ -196,36 +244,37 @@ _NOTHING_CAPTURED = (
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """On the xdist controller: collect a finished worker's events."""
-    events = getattr(node, "workeroutput", {}).get("tracekit_events")
-    if events:
-        node.config.stash[_SESSION].extend(json.loads(events))
+    tests = getattr(node, "workeroutput", {}).get("tracekit_events")
+    if tests:
+        node.config.stash[_SESSION].extend(json.loads(tests))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    events = config.stash[_SESSION]
+    tests = config.stash[_SESSION]
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the events over
-        workeroutput["tracekit_events"] = json.dumps(events, default=str)
+        workeroutput["tracekit_events"] = json.dumps(tests, default=str)
         return
     report_path = config.getoption("--tracekit-report")
     gates = config.stash.get(_GATES, None)
     if report_path is None and gates is None:
         return
-    from tracekit.testing import analyze_events
-
-    if not events:
-        data: dict[str, Any] | None = None
-    else:
-        data = analyze_events(events).to_dict()
+    data = _session_report(tests)
+    events = sum(len(t["events"]) for t in tests)
     lines: list[str] = []
-    if report_path is not None and data is not None:
+    if report_path is not None:
         try:
             Path(report_path).write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
         except OSError as exc:  # one line in the summary, not an INTERNALERROR traceback
             lines.append(f"FAIL cannot write --tracekit-report {report_path}: {exc.strerror}")
+        else:
+            lines.append(
+                f"wrote --tracekit-report {report_path}: {events} event(s) from "
+                f"{len(tests)} test(s)"
+            )
     if gates is not None:
-        lines += _evaluate_gates(gates, data)
+        lines += _evaluate_gates(gates, data if events else None)
     config.stash[_GATE_LINES] = lines
     if any(line.startswith("FAIL") for line in lines) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -235,6 +284,62 @@ _GATE_LINES = pytest.StashKey[list[str]]()
 _GATES = pytest.StashKey[list[Any]]()
 
 
+def _scoped_id(test: str, trace_id: str) -> str:
+    """A trace id of its own for each (test, trace id): 32 hex, as the analyzers expect."""
+    return hashlib.blake2b(f"{test}\0{trace_id}".encode(), digest_size=16).hexdigest()
+
+
+def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """One analysis of every test's events, the tests kept apart: each test's trace ids,
+    conversations, message ids and log sources are its own (a test is a run of its own: two
+    tests sending the same trace id constant send two messages). Findings come back with their
+    own trace id and conversation, plus the ``test`` they are in."""
+    from tracekit.testing import analyze_events
+
+    events: list[dict[str, Any]] = []
+    traces: dict[str, tuple[str, str]] = {}  # scoped id -> (trace id, test)
+    for entry in tests:
+        test = str(entry["test"])
+        for event in entry["events"]:
+            scoped = dict(event)
+            tid = scoped.get("trace_id")
+            if tid:
+                scoped["trace_id"] = _scoped_id(test, str(tid))
+                traces[scoped["trace_id"]] = (str(tid), test)
+            for key in ("conv_id", "msg_id"):
+                if scoped.get(key) is not None:
+                    scoped[key] = f"{scoped[key]} @ {test}"
+            source = scoped.get("source")
+            if source is not None and source != f"pytest:{test}":
+                scoped["source"] = f"{source} @ {test}"
+            events.append(scoped)
+    data = analyze_events(events).to_dict()
+    for finding in data["findings"]:
+        _unscope(finding, traces)
+    return data
+
+
+def _unscope(finding: dict[str, Any], traces: Mapping[str, tuple[str, str]]) -> None:
+    """A finding of :func:`_session_report` in the test's own terms, naming its test."""
+    test = None
+    scoped = finding.get("trace_id")
+    if isinstance(scoped, str) and scoped in traces:
+        tid, test = traces[scoped]
+        finding["trace_id"] = tid
+        if isinstance(finding.get("detail"), str):
+            finding["detail"] = finding["detail"].replace(scoped, tid)
+    conv = finding.get("conv_id")
+    if isinstance(conv, str) and " @ " in conv:
+        finding["conv_id"], _, test = conv.partition(" @ ")
+    source = finding.get("source")
+    if test is None and isinstance(source, str):
+        if source.startswith("pytest:"):
+            test = source.removeprefix("pytest:")
+        elif " @ " in source:
+            test = source.partition(" @ ")[2]
+    finding["test"] = test
+
+
 def _parse_gates(spec: str) -> list[Any]:
     from tracekit.cli import _gates
     from tracekit.cli._units import parse_percent
@@ -242,7 +347,9 @@ def _parse_gates(spec: str) -> list[Any]:
     gates = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         kind, colon, rest = part.partition(":")
-        if colon and kind in _gates.PERCENTILES:
+        if colon and kind in ("max", "max_latency"):  # max:HOP=... is the latency maximum
+            gates.append(_gates.parse_latency_gate("max_latency", rest))
+        elif colon and kind in _gates.LATENCY_GATES:
             gates.append(_gates.parse_latency_gate(kind, rest))
         elif part.startswith("min_delivered="):
             gates.append(
@@ -253,7 +360,7 @@ def _parse_gates(spec: str) -> list[Any]:
     return gates
 
 
-def _evaluate_gates(gates: list[Any], data: dict[str, Any] | None) -> list[str]:
+def _evaluate_gates(gates: list[Any], data: Mapping[str, Any] | None) -> list[str]:
     from tracekit.cli import _gates
 
     if data is None:
@@ -269,6 +376,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     lines = config.stash.get(_GATE_LINES, None)
     if not lines:
         return
-    terminalreporter.section("tracekit gates")
+    terminalreporter.section("tracekit")
     for line in lines:
         terminalreporter.write_line(line)

@@ -170,6 +170,36 @@ def format_timeline(events: Events, trace_id: str, pipeline: Pipeline | None = N
     return "\n".join(lines)
 
 
+def _table(events: Events) -> pl.DataFrame:
+    """The events as one table, read once: a generator (or stdin) cannot be read again for the
+    explanation or the trace ids."""
+    return load_events(events).collect()
+
+
+def _kinds(kinds: str | Iterable[str] | None) -> set[str] | None:
+    """``kinds`` as a set of finding kinds: a string is one kind (not its letters); a kind
+    that no finding has would make the check pass without checking anything: a ValueError."""
+    if kinds is None:
+        return None
+    from tracekit.cli._gates import FINDING_KINDS
+
+    wanted = {kinds} if isinstance(kinds, str) else set(kinds)
+    unknown = sorted(str(k) for k in wanted - set(FINDING_KINDS))
+    if unknown or not wanted:
+        what = f"unknown finding kind(s) {', '.join(map(repr, unknown))}" if unknown else "no kind"
+        raise ValueError(f"{what}: use one or more of {', '.join(FINDING_KINDS)}")
+    return wanted
+
+
+def _traces(traces: str | Iterable[str] | None) -> set[str] | None:
+    """Trace ids in the events' form (32 lower-case hex): a UUID maps to its hex."""
+    if traces is None:
+        return None
+    from tracekit.schema import normalize_trace_id
+
+    return {normalize_trace_id(t) for t in ([traces] if isinstance(traces, str) else traces)}
+
+
 def _explain(
     events: Events, findings: Sequence[Mapping[str, Any]], pipeline: Pipeline | None, limit: int
 ) -> str:
@@ -193,29 +223,31 @@ def _explain(
 
 def assert_no_findings(
     events: Events,
-    kinds: Iterable[str] | None = None,
+    kinds: str | Iterable[str] | None = None,
     *,
     pipeline: Pipeline | None = None,
     grace: timedelta | str = timedelta(0),
     limit: int = 5,
     allow_empty: bool = False,
 ) -> None:
-    """Fail if the analysis finds anything of ``kinds`` (default: every kind), or if the events
-    hold no message at all (nothing was checked) unless ``allow_empty=True``."""
-    report = analyze_events(events, pipeline=pipeline, grace=grace).to_dict()
+    """Fail if the analysis finds anything of ``kinds`` (default: every kind; a string is one
+    kind), or if the events hold no message at all (nothing was checked) unless
+    ``allow_empty=True``. An unknown kind is a ValueError (it would check nothing)."""
+    wanted = _kinds(kinds)
+    table = _table(events)
+    report = analyze_events(table, pipeline=pipeline, grace=grace).to_dict()
     _require_messages(report, allow_empty)
-    wanted = set(kinds) if kinds is not None else None
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
     if found:
         raise AssertionError(
-            f"tracekit found {len(found)} problem(s):\n" + _explain(events, found, pipeline, limit)
+            f"tracekit found {len(found)} problem(s):\n" + _explain(table, found, pipeline, limit)
         )
 
 
 def assert_complete(
     events: Events,
     *,
-    traces: Iterable[str] | None = None,
+    traces: str | Iterable[str] | None = None,
     within: timedelta | str | None = None,
     pipeline: Pipeline | None = None,
     limit: int = 5,
@@ -225,13 +257,14 @@ def assert_complete(
     exactly once, in order, and (with ``within``) end to end within that time.
 
     Events holding no message at all fail (a check of nothing must not pass) unless
-    ``allow_empty=True``."""
+    ``allow_empty=True``. ``traces`` are trace ids (32 hex, or the client's message UUID)."""
+    wanted = _traces(traces)
     slo = {"end_to_end": _td(within)} if within is not None else None
-    report = analyze_events(events, pipeline=pipeline, slo=slo).to_dict()
+    table = _table(events)
+    report = analyze_events(table, pipeline=pipeline, slo=slo).to_dict()
     kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
     if within is not None:
         kinds.add("slo_breach")
-    wanted = set(traces) if traces is not None else None
     found = [
         f
         for f in report["findings"]
@@ -239,7 +272,7 @@ def assert_complete(
         and (wanted is None or f.get("trace_id") in wanted or f.get("trace_id") is None)
     ]
     if wanted is not None:
-        seen = _trace_ids(events)
+        seen = _trace_ids(table)
         missing = sorted(wanted - seen)
         if missing:
             raise AssertionError(f"no events at all for trace(s): {', '.join(missing)}")
@@ -249,7 +282,7 @@ def assert_complete(
         raise AssertionError(
             f"not every message was delivered completely ({summary['delivered']}/"
             f"{summary['deliveries_expected']} deliveries):\n"
-            + _explain(events, found, pipeline, limit)
+            + _explain(table, found, pipeline, limit)
         )
 
 
@@ -282,7 +315,7 @@ def assert_latency(
 ) -> None:
     """Fail if a latency percentile of ``hop`` (``end_to_end`` or ``FROM->TO``) is over its
     limit, or if there are no samples to check."""
-    latency = analyze_events(events, pipeline=pipeline).to_dict()["latency"]
+    latency = analyze_events(_table(events), pipeline=pipeline).to_dict()["latency"]
     if hop == "end_to_end":
         row = latency["end_to_end"]
     else:

@@ -117,7 +117,7 @@ def test_gates_option_fails_the_run(chat_tests: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=2)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*tracekit gates*", "PASS drop <= 0*", "PASS duplicate <= 0*"])
+    result.stdout.fnmatch_lines(["*= tracekit =*", "PASS drop <= 0*", "PASS duplicate <= 0*"])
 
     result = chat_tests.runpytest("-p", "no:cacheprovider", "--tracekit-gates=drop=0")
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,260 @@
+"""The plugin and tracekit.testing: kinds given as a string or misspelt, logs of any name,
+generators, UUID trace ids, the session report and gates (review B: D1, D2, D7-D10, D14)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import polars
+import pytest
+
+import tracekit.analyzers
+import tracekit.collectors
+import tracekit.table
+from tracekit.testing import assert_complete, assert_no_findings, capture
+
+# shared with in-process pytester runs (see test_pytest_plugin.py)
+_SHARED_MODULES = (polars, tracekit.analyzers, tracekit.collectors, tracekit.table)
+
+ROOT = Path(__file__).parents[1]
+CHATFLOW = (ROOT / "chatflow.py").read_text()
+T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def _send(**kw: object) -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        from chatflow import send_message
+    finally:
+        sys.path.remove(str(ROOT))
+    send_message(T1, recipients=["u2"], **kw)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(chatflow=CHATFLOW)
+    pytester.syspathinsert()
+    return pytester
+
+
+# -- D2: kinds -------------------------------------------------------------------------------
+
+
+def test_a_string_kind_is_one_kind() -> None:
+    with capture() as ev:
+        _send(twice={"u2": "CTRL.add"})
+    with pytest.raises(AssertionError, match=r"^tracekit found 1 problem\(s\):\n- duplicate "):
+        assert_no_findings(ev, "duplicate")
+    assert_no_findings(ev, "drop")
+
+
+@pytest.mark.parametrize("kinds", ["duplicates", ["drop", "drops"], []])
+def test_an_unknown_or_empty_kind_is_an_error_not_a_pass(kinds: object) -> None:
+    with capture() as ev:
+        _send()
+    with pytest.raises(
+        ValueError, match=r"(unknown finding kind|no kind).*: use one or more of drop"
+    ):
+        assert_no_findings(ev, kinds)  # type: ignore[arg-type]
+
+
+def test_marker_no_findings_string_and_typo(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        f'''
+        import pytest
+        from chatflow import send_message
+
+        @pytest.mark.tracekit(complete=False, no_findings="duplicate")
+        def test_string():
+            send_message("{T1}", recipients=["u2"], twice={{"u2": "CTRL.add"}})
+
+        @pytest.mark.tracekit(complete=False, no_findings=["duplicates"])
+        def test_typo():
+            send_message("{T1}", recipients=["u2"])
+        '''
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_string _*",
+            f"*- duplicate {T1}*",
+            "*_ test_typo _*",
+            "*@pytest.mark.tracekit(no_findings=...): unknown finding kind(s) 'duplicates': use*",
+        ]
+    )
+
+
+# -- D8: generators and UUIDs ------------------------------------------------------------------
+
+
+def test_a_generator_of_events_is_read_once() -> None:
+    with capture() as ev:
+        _send()
+    assert_complete((e for e in ev), traces=[T1])
+    with capture() as lost:
+        _send(stop_before={"u2": "REPO.add"})
+    with pytest.raises(AssertionError) as info:
+        assert_no_findings(e for e in lost)
+    assert "✓ CTRL.send" in str(info.value)  # the timeline of the explanation is not empty
+
+
+def test_traces_take_the_uuid_form() -> None:
+    with capture() as ev:
+        _send()
+    assert_complete(ev, traces=[str(uuid.UUID(T1))])
+    assert_complete(ev, traces=T1.upper())
+
+
+# -- D7: tracekit_logs through the collectors ---------------------------------------------------
+
+LOG_TESTS = f'''
+import gzip
+import pytest
+import tracekit
+from chatflow import send_message
+
+
+def lost(path):
+    inst = tracekit.Instrumentation(service="server", source="srv-1", sink=path)
+    with inst.activate():
+        send_message("{T1}", recipients=["u2"], stop_before={{"u2": "WS-RECV.receive"}})
+    inst.close()
+
+
+@pytest.mark.tracekit(complete=True)
+def test_dot_log(tracekit_logs):
+    lost(tracekit_logs / "server.log")
+
+
+@pytest.mark.tracekit(complete=True)
+def test_gzip(tracekit_logs, tmp_path):
+    lost(tmp_path / "plain.jsonl")
+    (tracekit_logs / "server.jsonl.gz").write_bytes(gzip.compress((tmp_path / "plain.jsonl").read_bytes()))
+
+
+@pytest.mark.tracekit(complete=True)
+def test_malformed_line(tracekit_logs):
+    send_message("{T1}", recipients=["u2"])
+    (tracekit_logs / "server.jsonl").write_text('{{"timestamp": "2026-01-01T00:00:0\\n')
+'''
+
+
+def test_logs_of_any_name_are_read_and_malformed_lines_fail(project: pytest.Pytester) -> None:
+    project.makepyfile(test_logs=LOG_TESTS)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_dot_log _*",
+            f"*- drop {T1} (recipient=u2, stage=WS-RECV.receive*",
+            "*_ test_gzip _*",
+            f"*- drop {T1} (recipient=u2, stage=WS-RECV.receive*",
+            "*_ test_malformed_line _*",
+            "E * tracekit_logs holds 1 line(s) that could not be read (a lost line may hold the "
+            "missing hop): *server.jsonl:1: *",
+        ]
+    )
+
+
+# -- D1, D9, D10: session report and gates -----------------------------------------------------
+
+REUSE_TESTS = f'''
+import pytest
+from chatflow import send_message
+
+
+@pytest.mark.tracekit
+def test_a():
+    send_message("{T1}", recipients=["u2"])
+
+
+@pytest.mark.tracekit
+def test_b():
+    send_message("{T1}", recipients=["u2"])
+
+
+@pytest.mark.tracekit(complete=False)
+def test_c():
+    send_message("{T1}", recipients=["u2"], stop_before={{"u2": "CTRL.add"}})
+'''
+
+
+def test_session_gates_keep_the_tests_apart(project: pytest.Pytester) -> None:
+    project.makepyfile(test_reuse=REUSE_TESTS)
+    out = project.path / "report.json"
+    result = project.runpytest(
+        "-p", "no:cacheprovider", "--tracekit-gates=duplicate=0,drop=0", f"--tracekit-report={out}"
+    )
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "PASS duplicate <= 0: 0 duplicate finding(s), allowed 0",
+            "FAIL drop <= 0: 1 drop finding(s), allowed 0",
+            f"    {T1} recipient u2 at CTRL.add (last seen REPO.add)",
+        ]
+    )
+    assert "None:None" not in result.stdout.str()
+    report = json.loads(out.read_text())
+    assert report["summary"]["messages"] == 3
+    assert [(f["kind"], f["trace_id"], f["test"], f["conv_id"]) for f in report["findings"]] == [
+        ("drop", T1, "test_reuse.py::test_c", "c1")
+    ]
+
+
+def test_max_latency_session_gate(project: pytest.Pytester) -> None:
+    project.makepyfile(test_reuse=REUSE_TESTS)
+    for spec in ("max:end_to_end=0.001ms", "max_latency:end_to_end=0.001ms"):
+        result = project.runpytest(
+            "-p", "no:cacheprovider", "-k", "test_a", f"--tracekit-gates={spec}"
+        )
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(
+            ["FAIL max end_to_end <= 0.001 ms: max end_to_end = * ms over 1 samples"]
+        )
+
+
+def test_report_is_written_when_no_event_was_captured(project: pytest.Pytester) -> None:
+    project.makepyfile(test_none="def test_nothing():\n    pass\n")
+    out = project.path / "report.json"
+    out.write_text("stale")
+    result = project.runpytest("-p", "no:cacheprovider", f"--tracekit-report={out}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"wrote --tracekit-report {out}: 0 event(s) from 0 test(s)"])
+    report = json.loads(out.read_text())
+    assert (report["summary"]["messages"], report["findings"]) == (0, [])
+
+
+# -- D14: pipeline objects ---------------------------------------------------------------------
+
+
+def test_marker_takes_a_pipeline_object(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        f'''
+        import pytest
+        from chatflow import send_message
+        from tracekit.analyzers import default_pipeline
+
+        @pytest.mark.tracekit(pipeline=default_pipeline())
+        def test_object():
+            send_message("{T1}", recipients=["u2"])
+
+        @pytest.mark.tracekit(pipeline=42)
+        def test_number():
+            send_message("{T1}", recipients=["u2"])
+        '''
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.tracekit(pipeline=...): expected a path to a pipeline TOML file or a "
+            "tracekit.analyzers.Pipeline, not int*"
+        ]
+    )
