@@ -346,11 +346,14 @@ def _warn_unread_kv(
     if not found.len():
         return
     read = frame.get_column("line") if frame.height else pl.Series("line", [], pl.Int64)
-    unread = found.filter(~found.is_in(read.cast(found.dtype).implode()))
+    _warn_kv_lines(file, found.filter(~found.is_in(read.cast(found.dtype).implode())), stats)
+
+
+def _warn_kv_lines(file: str, unread: pl.Series, stats: InputStats) -> None:
     if unread.len():
         stats.warn(
             f"{file}: {unread.len()} lines look like key=value events but were not read as "
-            f"such (first: line {unread[0]}); {_WHY_KV}"
+            f"such (first: line {unread.sort()[0]}); {_WHY_KV}"
         )
 
 
@@ -730,7 +733,19 @@ def _read_one(
             return _read_mixed(lines, latin1, is_object, bare, fmt, src, timezone, stats)
         numbered = _numbered(lines)  # the reader joins the partial lines itself
     stats.formats[name] = stats.formats.get(name, 0) + 1
-    if isinstance(fmt, str):
+    unread_kv: list[pl.Series] = []
+    if fmt == "legacy":  # it finds the key=value events among the lines it ignores
+        from tracekit.collectors._text import read_legacy
+
+        result = read_legacy(
+            data,
+            file=src.name,
+            source=src.source_name,
+            stats=stats,
+            timezone=timezone,
+            unread_kv=unread_kv,
+        )
+    elif isinstance(fmt, str):
         reader = _reader(fmt)
         result = reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
     else:
@@ -741,7 +756,9 @@ def _read_one(
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
-    if fmt != "kv" and b"stage=" in data:
+    if unread_kv:
+        _warn_kv_lines(src.name, pl.concat(unread_kv), stats)
+    elif not isinstance(fmt, str) and b"stage=" in data:  # a user format
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread_kv(src.name, numbered, result, fmt, stats)

@@ -39,10 +39,22 @@ _CRI_RECORD: Final = (
 
 
 def read_legacy(
-    data: bytes, *, file: str, source: str, stats: InputStats, timezone: str | None = None
+    data: bytes,
+    *,
+    file: str,
+    source: str,
+    stats: InputStats,
+    timezone: str | None = None,
+    unread_kv: list[pl.Series] | None = None,
 ) -> pl.DataFrame:
     return read_text(
-        data, legacy_format(), file=file, source=source, stats=stats, timezone=timezone
+        data,
+        legacy_format(),
+        file=file,
+        source=source,
+        stats=stats,
+        timezone=timezone,
+        unread_kv=unread_kv,
     )
 
 
@@ -362,8 +374,15 @@ def _groups(fmt: TextFormat) -> list[str]:
     return group_names(fmt.line_regex)
 
 
-def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.DataFrame, int]:
-    """Lines -> raw String columns of their events, and how many lines were ignored.
+#: A ``stage=`` pair: a key=value event, which the text readers do not read.
+_KV_STAGE: Final = r"(?:^|\s)stage=[^\s=]"
+
+
+def _extract(
+    df: pl.DataFrame, fmt: TextFormat, actor: str | None
+) -> tuple[pl.DataFrame, int, pl.Series]:
+    """Lines -> raw String columns of their events, how many lines were ignored, and the
+    numbers of the ignored ones that hold a ``stage=`` pair (key=value events).
 
     Works on any slice of a file's lines (no state carries from one line to the next), so
     slices can run in parallel."""
@@ -378,7 +397,9 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
     matched = pl.col(key).is_not_null()
     blank = pl.col("raw").str.strip_chars(_ASCII_SPACE) == ""
     # blank is checked on the untagged rows only: stripping every line copies the whole text
-    ignored = df.filter(~matched).filter(~blank).height
+    unmatched = df.filter(~matched).filter(~blank)
+    ignored = unmatched.height
+    kv = [_with_kv_stage(unmatched, pl.col("raw"))]
     df = df.filter(matched)
     ts_in_raw = bool(fmt.timestamp_regex) and not {"timestamp", "prefix"} & set(groups)
     if "raw" not in groups and "msg" in groups and not ts_in_raw:
@@ -386,7 +407,9 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
 
     msg = pl.col("msg") if "msg" in groups else pl.col("raw")
     df = _stage_action(df, fmt, key, msg)
-    ignored += df.filter(pl.col("_ev").is_null()).height
+    unmapped = df.filter(pl.col("_ev").is_null())
+    ignored += unmapped.height
+    kv.append(_with_kv_stage(unmapped, msg))
     df = df.filter(pl.col("_ev").is_not_null())
 
     # Timestamps: a group, or the first match of timestamp_regex in the prefix (or line).
@@ -426,7 +449,16 @@ def _extract(df: pl.DataFrame, fmt: TextFormat, actor: str | None) -> tuple[pl.D
     # One select: the regexes run in parallel, one per column; normalize's per-row checks and
     # casts (timestamp parse included) fused in, so they too run in the slice threads.
     out = df.lazy().select(pl.col("line"), *(e.alias(k) for k, e in cols.items()))
-    return prepared(out, fmt.timestamp_format).collect(), ignored
+    kv_lines = pl.concat(kv).sort()
+    return prepared(out, fmt.timestamp_format).collect(), ignored, kv_lines
+
+
+def _with_kv_stage(rows: pl.DataFrame, text: pl.Expr) -> pl.Series:
+    """Numbers of the ``rows`` whose ``text`` holds a ``stage=`` pair."""
+    if not rows.height:
+        return rows.get_column("line")
+    has = text.str.contains("stage=", literal=True) & text.str.contains(_KV_STAGE)
+    return rows.filter(has).get_column("line")
 
 
 def _decimal_point(raw: pl.DataFrame) -> pl.DataFrame:
@@ -453,7 +485,10 @@ def read_text(
     source: str,
     stats: InputStats,
     timezone: str | None = None,
+    unread_kv: list[pl.Series] | None = None,
 ) -> pl.DataFrame:
+    """``unread_kv``: where to add the numbers of ignored lines holding a ``stage=`` pair
+    (key=value events this reader does not read), for the caller's warning."""
     df = _lines(data, file, stats)
     actor = _actor_for(source, fmt)
     # Most steps are one regex over one column, i.e. one core: big files go in slices on a
@@ -468,6 +503,8 @@ def read_text(
             results = list(pool.map(lambda part: _extract(part, fmt, actor), slices))
     raw = pl.concat([r[0] for r in results])
     stats.ignored += sum(r[1] for r in results)
+    if unread_kv is not None:
+        unread_kv.append(pl.concat([r[2] for r in results]))
     if fmt.untimed == "previous":
         untimed = raw.get_column("timestamp").is_null()
         # Each row takes the text and the parsed time of the last timed row up to it.
