@@ -8,17 +8,22 @@ deliver -> receive is the causal bound; keeping only the tightest constraint per
 taking shortest paths from the reference (the source that persists messages, offset 0) gives
 each source an interval ``[lo, hi]`` of offsets consistent with every pair in the logs. The
 estimate is its middle and the uncertainty its half width where clean pairs bound the source on
-both sides, else the point of the interval nearest zero (see :func:`solve_offsets`). An empty
-interval means some receive is before its send whatever the offsets: that is reported as a
-clock finding, not a latency.
+both sides, else the point of the interval nearest zero (see :func:`solve_offsets`).
+
+Pairs that contradict each other (a negative cycle: some receive is before its send whatever
+the offsets) would empty everyone's interval along the cycle. The cycle is broken instead: of
+its source pairs, the one backed by the fewest pairs (then the tightest) is set aside, until no
+cycle is left, and every other source keeps what the remaining pairs say of it. The receiving
+side of a pair set aside is the clock that contradicts causality: a clock finding, not a
+latency.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 __all__ = ["ClockEstimate", "solve_offsets"]
 
@@ -34,6 +39,10 @@ class ClockEstimate:
     hi_ns: float
     samples: int
     consistent: bool
+    #: where not consistent: how far (ns) an event is logged before its cause at the offsets
+    #: the other pairs allow, and the source on the other side of that pair
+    contradiction_ns: float | None = None
+    contradicted_by: str | None = None
 
 
 def _shortest(
@@ -57,24 +66,85 @@ def _shortest(
     return dist, False
 
 
+def _negative_cycle(
+    nodes: list[str], constraints: list[tuple[str, str, int, int]]
+) -> list[int] | None:
+    """Indices into ``constraints`` of one negative cycle of ``offset_b - offset_a <= w``, or
+    None (Bellman-Ford from every node at once)."""
+    dist: dict[str, float] = dict.fromkeys(nodes, 0.0)
+    pred: dict[str, int] = {}
+    last: str | None = None
+    for _ in range(len(nodes) + 1):
+        last = None
+        for k, (a, b, w, _) in enumerate(constraints):
+            if dist[a] + w < dist[b]:
+                dist[b] = dist[a] + w
+                pred[b] = k
+                last = b
+        if last is None:
+            return None
+    node = last
+    assert node is not None
+    for _ in range(len(nodes)):  # walk back into the cycle itself
+        node = constraints[pred[node]][0]
+    cycle, at = [], node
+    while True:
+        k = pred[at]
+        cycle.append(k)
+        at = constraints[k][0]
+        if at == node:
+            return cycle
+
+
+def _break_cycles(
+    nodes: list[str],
+    constraints: list[tuple[str, str, int, int]],
+    ladders: Callable[[], Mapping[tuple[str, str], Sequence[int]]] | None = None,
+) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int, int]]]:
+    """``(kept, set_aside)``: while a negative cycle is left, its source pair whose tightest
+    pair stands out most from its next (``ladders``: each source pair's few smallest ``w``,
+    ascending) loses that one pair; a source pair with no pair left goes. One receive logged
+    early is one pair too tight among many: it is set aside, the rest still bound the clocks."""
+    kept, aside = list(constraints), []
+    rungs: dict[tuple[str, str], list[int]] = {}
+
+    def next_w(i: int) -> int | None:
+        a, b, w, _ = kept[i]
+        return next((x for x in rungs.get((a, b), []) if x > w), None)
+
+    def stands_out(i: int) -> tuple[float, int, int]:
+        # how far the tightest pair is from the next one (a lone pair: unknown, first to go)
+        _, _, w, n = kept[i]
+        up = next_w(i)
+        gap = math.inf if n == 1 else (0.0 if up is None else float(up - w))
+        return (-gap, n, w)
+
+    while (cycle := _negative_cycle(nodes, kept)) is not None:
+        if not rungs and ladders is not None:  # asked for only now: contradictions are rare
+            rungs = {k: list(v) for k, v in ladders().items()}
+        i = min(cycle, key=stands_out)
+        a, b, _, n = kept[i]
+        aside.append(kept[i])
+        up = next_w(i)
+        if up is not None and n > 1:
+            kept[i] = (a, b, up, n - 1)  # (n: the pairs left, at most; equal ones go together)
+        else:
+            kept.pop(i)
+    return kept, aside
+
+
 def _bounds(
     reference: str, nodes: list[str], constraints: list[tuple[str, str, int, int]]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` (``inf``: unbounded)."""
+    """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` (``inf``: unbounded);
+    ``constraints`` must be consistent (:func:`_break_cycles`)."""
     fwd: dict[str, list[tuple[str, int]]] = defaultdict(list)
     rev: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for a, b, w, _ in constraints:
         fwd[a].append((b, w))
         rev[b].append((a, w))
-    hi, ok_hi = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
-    back, ok_lo = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
-    if not (ok_hi and ok_lo):
-        # Some pairs contradict each other: paths through other sources would spread the
-        # contradiction to everyone, so each source keeps only its own pairs with the reference.
-        direct = {(a, b): w for a, b, w, _ in constraints}
-        hi = {s: float(direct.get((reference, s), math.inf)) for s in nodes}
-        back = {s: float(direct.get((s, reference), math.inf)) for s in nodes}
-        hi[reference] = back[reference] = 0.0
+    hi, _ = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
+    back, _ = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
     return hi, back
 
 
@@ -83,6 +153,8 @@ def solve_offsets(
     sources: Iterable[str],
     constraints: Iterable[tuple[str, str, int, int]],
     clean: Iterable[tuple[str, str, int, int]] | None = None,
+    ladders: Callable[[], Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]]
+    | None = None,
 ) -> dict[str, ClockEstimate]:
     """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs.
 
@@ -92,6 +164,10 @@ def solve_offsets(
     estimate only where clean pairs bound the source on both sides (NTP's symmetric exchange);
     elsewhere it is the point of the interval nearest zero (clocks are taken as in sync unless
     the logs force an offset), and the uncertainty covers the whole interval.
+
+    ``ladders``: asked for when pairs contradict each other, per source pair the few smallest
+    ``w`` of all its pairs and of its clean ones, ascending: what is left of a source pair once
+    a contradicting pair is set aside.
     """
     nodes = sorted(set(sources))
     constraints_list = list(constraints)
@@ -104,11 +180,24 @@ def solve_offsets(
         for s in nodes:
             out[s] = ClockEstimate(s, 0, None, -math.inf, math.inf, count[s], True)
         return out
-    hi, back = _bounds(reference, nodes, constraints_list)
+    every = sorted(set(nodes).union(*((a, b) for a, b, _, _ in constraints_list)))
+    cached: list[Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]] = []
+
+    def ladder(k: int) -> Callable[[], Mapping[tuple[str, str], Sequence[int]]]:
+        def get() -> Mapping[tuple[str, str], Sequence[int]]:
+            if not cached:
+                cached.append(ladders() if ladders is not None else {})
+            return {pair: v[k] for pair, v in cached[0].items()}
+
+        return get
+
+    kept, aside = _break_cycles(every, constraints_list, ladder(0))
+    hi, back = _bounds(reference, every, kept)
     if clean is None:
         two_sided = {s for s in nodes if math.isfinite(hi[s]) and math.isfinite(back[s])}
     else:
-        hi_c, back_c = _bounds(reference, nodes, list(clean))
+        kept_c, _ = _break_cycles(every, list(clean), ladder(1))
+        hi_c, back_c = _bounds(reference, every, kept_c)
         two_sided = {s for s in nodes if math.isfinite(hi_c[s]) and math.isfinite(back_c[s])}
     for s in nodes:
         h, lo = hi[s], -back[s]
@@ -126,4 +215,16 @@ def solve_offsets(
         bounded = math.isfinite(h) and math.isfinite(lo)
         spread = round(max(near - lo, h - near)) if bounded else None
         out[s] = ClockEstimate(s, round(near), spread, lo, h, count[s], consistent)
+    for a, b, w, _ in aside:
+        # the receiving side's clock, unless that is the reference's
+        blamed, other = (b, a) if b != reference else (a, b)
+        if blamed not in out:
+            continue
+        at = {x: out[x].offset_ns if x in out else 0 for x in (a, b)}
+        late = at[b] - at[a] - w  # > 0: the pair's second event logged before the first
+        c = out[blamed]
+        if late > 0 and (c.contradiction_ns is None or late > c.contradiction_ns):
+            out[blamed] = replace(
+                c, consistent=False, contradiction_ns=float(late), contradicted_by=other
+            )
     return out

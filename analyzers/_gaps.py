@@ -66,13 +66,16 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
             continue
         off_ms = c.offset_ns / 1e6
         if not c.consistent:
+            early = c.lo_ns - c.hi_ns if c.contradiction_ns is None else c.contradiction_ns
             rows.append(
                 {
                     "source": s,
                     "detail": (
-                        f"clock of {s} contradicts causality: some event is logged "
-                        f"{(c.lo_ns - c.hi_ns) / 1e6:.1f} ms before its cause whatever the "
-                        f"offset; estimated {off_ms:+.1f} ms against {paths.reference}"
+                        f"clock of {s} contradicts causality: an event is logged "
+                        f"{early / 1e6:.1f} ms before its cause"
+                        + (f" on {c.contradicted_by}" if c.contradicted_by else "")
+                        + " at the offsets every other pair allows; estimated "
+                        f"{off_ms:+.1f} ms against {paths.reference}"
                     ),
                 }
             )

@@ -10,6 +10,7 @@ offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
@@ -276,6 +277,8 @@ def same_device(p: Pipeline, a: str, b: str) -> bool:
 
 
 Constraint = tuple[str, str, int, int]
+Ladders = dict[tuple[str, str], tuple[list[int], list[int]]]
+_LADDER: Final = 8  # contradicting pairs set aside per source pair, at most
 
 
 def _clock_constraints(
@@ -283,7 +286,7 @@ def _clock_constraints(
     pairs: pl.DataFrame,
     p: Pipeline,
     devices: tuple[pl.DataFrame, pl.DataFrame] | None = None,
-) -> tuple[list[Constraint], list[Constraint]]:
+) -> tuple[list[Constraint], list[Constraint], Callable[[], Ladders]]:
     """Tightest ``(src_a, src_b, min(ts_b - ts_a), n)`` over every cross-source pipeline edge;
     then the same over the clean pairs only, where both hops happened once (a retried hop's
     first occurrence may belong to another attempt than the other hop's: request of attempt 1,
@@ -291,53 +294,47 @@ def _clock_constraints(
 
     ``devices`` (:func:`_sources_per_hop`, per message and per pair): where several sources
     logged ``b`` (two devices of a recipient), each one's first occurrence pairs with ``a``, so
-    every device's clock is bounded, whichever occurrence represents the pair."""
+    every device's clock is bounded, whichever occurrence represents the pair.
+
+    Also, on demand (only pairs that contradict each other need them), each source pair's
+    ``_LADDER`` smallest ``ts_b - ts_a`` of all and of clean pairs: a pair that contradicts
+    the others is set aside for the next (:func:`solve_offsets`)."""
     frames: list[pl.LazyFrame] = []
     for a, b in p.edges:
         if same_device(p, a, b):
             continue
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
-        frame = pairs if rcp else msg
-        side = frame.lazy().select(
-            "trace_id",
-            *(["recipient"] if rcp else []),
-            pl.col(col("src", ia)).cast(pl.String).alias("a"),
-            pl.col(col("src", ib)).cast(pl.String).alias("b"),
-            pl.col(col("t", ia)).alias("t_a"),
-            pl.col(col("t", ib)).alias("t_b"),
-            pl.col(col("n", ia)).alias("n_a"),
-            pl.col(col("n", ib)).alias("n_b"),
-        )
         keys = ["trace_id", "recipient"] if rcp else ["trace_id"]
-        if devices is None:
-            frames.append(side.select("a", "b", "t_a", "t_b", "n_a", "n_b"))
-        else:
-            dev = devices[1] if rcp else devices[0]
-            each = (
-                dev.lazy()
-                .filter(pl.col("hop") == ib)
-                .select(
-                    *[pl.col(k).cast(pl.String) for k in keys],
-                    pl.col("source").cast(pl.String).alias("b"),
-                    pl.col("ts").alias("t_b"),
-                    pl.col("n").alias("n_b"),
-                )
-            )
-            # those pairs by device only (the representative is one of them)
-            frames.append(
-                side.join(each.select(keys).unique(), on=keys, how="anti").select(
-                    "a", "b", "t_a", "t_b", "n_a", "n_b"
-                )
-            )
-            frames.append(
-                side.drop("b", "t_b", "n_b")
-                .join(each, on=keys)
-                .select("a", "b", "t_a", "t_b", "n_a", "n_b")
-            )
+        side = (pairs if rcp else msg).lazy()
+        cols = {
+            "a": pl.col(col("src", ia)),
+            "b": pl.col(col("src", ib)),
+            "t_a": pl.col(col("t", ia)),
+            "t_b": pl.col(col("t", ib)),
+            "n_a": pl.col(col("n", ia)),
+            "n_b": pl.col(col("n", ib)),
+        }
+        dev = devices[1 if rcp else 0] if devices is not None else None
+        each = dev.filter(pl.col("hop") == ib) if dev is not None else None
+        if each is None or each.is_empty():
+            frames.append(side.select(**cols))
+            continue
+        # where several sources logged b: a pair per source (the representative is one)
+        each = each.select(
+            *[pl.col(k).cast(pl.String) for k in keys], b="source", t_b="ts", n_b="n"
+        )
+        frames.append(
+            side.join(each.lazy().select(keys).unique(), on=keys, how="anti").select(**cols)
+        )
+        frames.append(
+            side.select(*keys, **{k: v for k, v in cols.items() if k.endswith("a")})
+            .join(each.lazy(), on=keys)
+            .select(*cols)
+        )
     if not frames:
-        return [], []
-    agg = (
+        return [], [], dict
+    pooled = (
         pl.concat(frames)
         .select(
             "a",
@@ -347,7 +344,9 @@ def _clock_constraints(
         )
         .filter(pl.col("a") != pl.col("b"))
         .drop_nulls()
-        .group_by("a", "b")
+    )
+    agg = (
+        pooled.group_by("a", "b")
         .agg(
             pl.col("w").min(),
             pl.len().alias("n"),
@@ -359,7 +358,15 @@ def _clock_constraints(
     )
     every = [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
     clean = [(r[0], r[1], int(r[4]), int(r[5])) for r in agg.iter_rows() if r[5]]
-    return every, clean
+
+    def ladders() -> Ladders:
+        rungs = pooled.group_by("a", "b").agg(
+            pl.col("w").bottom_k(_LADDER).sort(),
+            pl.col("w").filter("clean").bottom_k(_LADDER).sort().alias("w_clean"),
+        )
+        return {(r[0], r[1]): (r[2], r[3]) for r in rungs.collect().iter_rows()}
+
+    return every, clean, ladders
 
 
 def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
@@ -639,8 +646,10 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         reference = ref[0] if len(ref) else None
     if reference is None and sources.height:
         reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
-    constraints, clean = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
-    clock = solve_offsets(reference, sources.get_column("source").drop_nulls(), constraints, clean)
+    constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
+    clock = solve_offsets(
+        reference, sources.get_column("source").drop_nulls(), constraints, clean, ladders
+    )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
 
     def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:

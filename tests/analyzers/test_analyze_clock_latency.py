@@ -350,3 +350,37 @@ def test_every_device_of_a_recipient_gets_its_clock_whichever_log_is_read_first(
     assert clock[tablet] == (-795.0, 5)
     assert clock[phone] == (0.0, 5)
     assert [f["source"] for f in report.to_dict()["findings"]] == [tablet]
+
+
+def test_one_receive_logged_early_is_set_aside_and_the_other_clocks_keep_their_bounds(history):
+    # server-1 persists (the reference); ws-2 delivers, its clock 800 ms ahead; u1 and u2 are
+    # in sync. ws-2's lower bound comes through u1 (deliver -> u1's receive -> u1's request).
+    # u1 logs one receive 100 ms early: that pair contradicts the rest. It used to empty the
+    # bounds through every source: ws-2 fell to 0 and u2's receives all read "reversed".
+    for n in range(1, 6):
+        t, at = n * 1000, {"trace": history.tid(n), "conv_id": "c1"}
+        history.ev(t, "CTRL.send", "client-u1", "u1", **at)
+        history.ev(t + 5, "REST.request", "client-u1", "u1", **at)
+        history.ev(t + 10, "REST.persist", "server-1", "u1", msg_id=f"m{n}", **at)
+        history.ev(t + 15, "REST.response", "client-u1", "u1", msg_id=f"m{n}", **at)
+        history.ev(t + 20, "WS-BROADCAST.start", "server-1", "u1", recipients=["u2", "u1"], **at)
+        for r in ("u2", "u1"):
+            history.ev(t + 825, "WS-BROADCAST.deliver", "ws-2", "server", peer=r, **at)
+            rt = t + 30 - (100 if (n == 3 and r == "u1") else 0)
+            for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+                history.ev(rt + k, hop, f"client-{r}", r, **at)
+    history.tail()
+    report = analyze(history.frame())
+    clock = {c["source"]: (c["offset_ms"], c["uncertainty_ms"]) for c in report.clock}
+    assert clock["ws-2"] == (797.5, 7.5)
+    assert clock["client-u1"] == (0.0, 5.0)
+    skew = report.findings.filter(pl.col("kind") == "clock_skew")
+    assert skew.get_column("source").to_list() == ["client-u1", "ws-2"]
+    assert skew["detail"][0] == (
+        "clock of client-u1 contradicts causality: an event is logged 97.5 ms before its cause"
+        " on ws-2 at the offsets every other pair allows; estimated +0.0 ms against server-1"
+    )
+    hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
+    # the nine receives that are not reversed, at 2.5 ms on corrected time
+    assert hops[("WS-BROADCAST.deliver", "WS-RECV.receive")]["count"] == 9
+    assert hops[("WS-BROADCAST.deliver", "WS-RECV.receive")]["p50_ms"] == 2.5
