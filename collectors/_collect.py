@@ -504,7 +504,8 @@ def collect(
     or :class:`Source` objects. ``timezone`` is applied to timestamps without a zone (without
     it they are read as UTC and a warning says so). ``formats`` restricts or forces the parsers
     (``jsonl``, ``kv``, ``legacy``, ``otlp`` or a TOML format file). ``cache_dir`` keeps the
-    table as Parquet keyed by the inputs' identity (path, size, mtime).
+    table as Parquet keyed by the inputs' identity (path, size, mtime, device, inode,
+    ctime).
 
     Raises InputError when an input as a whole cannot be read; bad lines are only counted.
     """
