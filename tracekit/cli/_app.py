@@ -45,6 +45,11 @@ class _OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except BrokenPipeError:
+            # the reader went away (`tracekit analyze logs | head -1`): what it read is what it
+            # wanted; exit quietly, 0, never 1 (a failed gate). `check` finishes its gates first.
+            _stdout_gone()
+            sys.exit(0)
         except _parse_errors() as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":
                 # bare `tracekit`: the help, as before (typer prints it on its own error path)
@@ -61,6 +66,31 @@ class _OneLineErrors(TyperGroup):
             typer.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null: what is still buffered, and the interpreter's flush at exit,
+    go nowhere instead of raising BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _broken_pipe() -> None:
+    """Rich's own handler exits 1 (a failed gate, to CI): raise, so the command decides."""
+    raise BrokenPipeError
+
+
+def _say(line: str) -> None:
+    """One line on stdout; a closed pipe does not stop the command (``check`` still exits
+    with its gates' result)."""
+    try:
+        typer.echo(line)
+    except BrokenPipeError:
+        _stdout_gone()
 
 
 def _parse_errors() -> tuple[type[Any], ...]:
@@ -115,7 +145,9 @@ def _stderr() -> Console:
 def _stdout() -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
+    console = Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
 
 
 @contextmanager
@@ -125,6 +157,11 @@ def _translated_errors() -> Iterator[None]:
 
     try:
         yield
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head -1`): what it read is what it wanted; exit
+        # quietly, 0: not 2 (the input is fine), and not click's 1 (a failed gate, to CI)
+        _stdout_gone()
+        raise typer.Exit(0) from None
     except (TracekitError, ValueError) as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except OSError as exc:
@@ -345,7 +382,10 @@ def _writing(output: Path, option: str) -> Iterator[None]:
 
 def _emit(text: str, output: Path | None, option: str = "-o") -> None:
     if output is None:
+        if sys.stdout is None:
+            _fail(f"cannot write the output: stdout is closed (give {option} FILE)")
         sys.stdout.write(text)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     else:
         with _writing(output, option):
             output.write_text(text, encoding="utf-8")
@@ -525,19 +565,19 @@ def check(
     results = _gates.evaluate(data, gates)
     for result in results:
         mark = "PASS" if result.ok else "FAIL"
-        typer.echo(printable(f"{mark}  {result.gate.name}: {result.detail}"))
+        _say(printable(f"{mark}  {result.gate.name}: {result.detail}"))
         for example in result.examples:
-            typer.echo(f"      {printable(example)}")
+            _say(f"      {printable(example)}")
     if junit is not None:
         _emit(_gates.junit_xml(results), junit, "--junit")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in _gates.github_annotations(results):
-            typer.echo(line)
+            _say(line)
     note = _in_flight_note(data, gates, _duration(grace, "grace"))
     if note:
-        typer.echo(note)
+        _say(note)
     failed = sum(not r.ok for r in results)
-    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    _say(f"{len(results) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)
 
 
@@ -665,7 +705,15 @@ def demo(
     messages: Annotated[int, typer.Option("--messages", min=1, help="Messages to send.")] = 20,
     out: Annotated[Path, typer.Option("--out", help="Where the logs go.")] = Path("tracekit-demo"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format (stdout); table also compares the findings with the scenario's "
+            "ground truth.",
+        ),
+    ] = Format.table,
 ) -> None:
     """Run the reference chat system on 127.0.0.1, then analyze what it logged.
 
@@ -691,6 +739,12 @@ def demo(
             from tracekit.cli._render import render_json
 
             _emit(render_json(data), None)
+        elif format is Format.markdown:
+            from tracekit.cli._render import render_markdown
+
+            _emit(render_markdown(data), None)
+        elif format is Format.html:
+            _emit(_html(data, analysis, events, model), None)
         else:
             from tracekit.cli._render import render_table
 
