@@ -167,7 +167,7 @@ def format_timeline(events: Events, trace_id: str, pipeline: Pipeline | None = N
             )
         else:
             lines.append(f"    ✗ {row['stage_action']:<22} (missing)")
-    return "\n".join(lines)
+    return _printed(lines)
 
 
 def _table(events: Events) -> pl.DataFrame:
@@ -215,10 +215,17 @@ def _explain(
         tid = f.get("trace_id")
         if tid and tid not in shown and len(shown) < limit:
             shown.append(tid)
-    lines += ["", *(format_timeline(table, tid, pipeline) for tid in shown)]
+    parts = [_printed(lines), "", *(format_timeline(table, tid, pipeline) for tid in shown)]
     if len(findings) > limit:
-        lines.append(f"... and {len(findings) - limit} more findings")
-    return "\n".join(lines)
+        parts.append(f"... and {len(findings) - limit} more findings")
+    return "\n".join(parts)
+
+
+def _printed(lines: Iterable[str]) -> str:
+    """Lines holding log text, made safe for a terminal (pytest prints them) and joined."""
+    from tracekit.cli._safe import printable
+
+    return "\n".join(printable(line) for line in lines)
 
 
 def assert_no_findings(

@@ -31,7 +31,7 @@ def _send(**kw: object) -> None:
         from chatflow import send_message
     finally:
         sys.path.remove(str(ROOT))
-    send_message(T1, recipients=["u2"], **kw)
+    send_message(T1, **{"recipients": ["u2"], **kw})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -102,6 +102,20 @@ def test_a_generator_of_events_is_read_once() -> None:
     with pytest.raises(AssertionError) as info:
         assert_no_findings(e for e in lost)
     assert "✓ CTRL.send" in str(info.value)  # the timeline of the explanation is not empty
+
+
+def test_the_explanation_shows_control_characters_from_the_logs_as_escapes() -> None:
+    # pytest prints the assertion message to the terminal: a recipient id holding an escape
+    # sequence must not clear the screen or retitle the window there
+    hostile = "u2\x1b]0;pwned\x07\x1b[2J"
+    with capture() as lost:
+        _send(recipients=[hostile], stop_before={hostile: "CTRL.add"})
+    with pytest.raises(AssertionError) as info:
+        assert_no_findings(lost)
+    text = str(info.value)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "recipient=u2\\x1b]0;pwned\\x07\\x1b[2J" in text  # shown, escaped, in the finding
+    assert "recipient u2\\x1b]0;pwned\\x07\\x1b[2J:" in text  # and in the timeline
 
 
 def test_traces_take_the_uuid_form() -> None:
