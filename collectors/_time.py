@@ -24,12 +24,16 @@ _ZONED: Final = (
     "%Y-%m-%d %H:%M:%S%.f %#z",
     "%Y-%m-%d %H:%M:%S,%3f%#z",  # log4j / Python logging: a comma before the milliseconds
     "%Y-%m-%d %H:%M:%S,%3f %#z",
+    "%Y-%m-%dT%H:%M:%S,%3f%#z",  # ISO 8601 allows the comma too
+    "%Y-%m-%dT%H:%M%#z",  # and minutes without seconds
+    "%Y-%m-%d %H:%M%#z",
 )
 #: Without a zone: local times, they need the caller's timezone.
 _NAIVE: Final = (
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S,%3f",
+    "%Y-%m-%dT%H:%M:%S,%3f",
     "%Y/%m/%d %H:%M:%S%.f",
 )
 _EPOCH: Final = r"^\s*-?\d+(?:\.\d+)?\s*$"

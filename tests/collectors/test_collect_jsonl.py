@@ -253,6 +253,22 @@ def test_comma_milliseconds_with_an_offset() -> None:
     assert got.inputs.malformed == 0
 
 
+def test_iso_8601_comma_fractions_and_minutes_without_seconds() -> None:
+    # ISO 8601 allows "T10:00:00,123" and "T10:00Z"; the space-separated comma form was read,
+    # these were "unparseable timestamp"
+    base = {"stage": "CTRL", "action": "send"}
+    stamps_in = (
+        "2026-11-25T10:00:00,123Z",
+        "2026-11-25T10:00:00,123+01:00",
+        "2026-11-25T10:05Z",
+        "2026-11-25 10:05+0530",
+    )
+    got = collect([MemorySource([{**base, "timestamp": t} for t in stamps_in], name="c")])
+    stamps = got.events.collect().get_column("timestamp").dt.strftime("%H:%M:%S%.3f").to_list()
+    assert stamps == ["10:00:00.123", "09:00:00.123", "10:05:00.000", "04:35:00.000"]
+    assert (got.inputs.malformed, got.inputs.warnings) == (0, [])
+
+
 def test_recipient_names_with_backslashes_and_tabs_come_back_exactly(tmp_path: Path) -> None:
     # polars gives a list read as text back with its strings unescaped: "a\\b" decoded as a
     # backspace, "a\\[b]" not at all (the broadcast then seemed to name no one)
