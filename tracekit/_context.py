@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tracekit.schema import derived_trace_id, is_trace_id, new_trace_id, normalize_trace_id
+from tracekit.schema import derived_trace_id, is_trace_id, new_trace_id
 
 __all__ = ["MessageContext", "bind", "current", "message"]
 
@@ -32,6 +34,20 @@ class MessageContext:
     _event: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        global _last_canonical
+        trace_id = self.trace_id
+        if trace_id is _last_canonical:  # the common case: replace() of a checked context
+            pass
+        elif type(trace_id) is str and _CANONICAL.fullmatch(trace_id) and trace_id != _ZERO:
+            _last_canonical = trace_id
+        else:
+            # Not canonical: normalised the way message() does it (a UUID, upper case...), or
+            # the derived trace of a bad id, flagged with bad_trace_id.
+            canonical = canonical_trace_id(trace_id)
+            if canonical is None:
+                canonical, text = _bad_trace_id(trace_id, self.actor)
+                object.__setattr__(self, "fields", {**self.fields, "bad_trace_id": text})
+            object.__setattr__(self, "trace_id", canonical)
         out: dict[str, Any] = {"trace_id": self.trace_id}
         if self.msg_id is not None:
             out["msg_id"] = self.msg_id
@@ -55,6 +71,45 @@ _current: contextvars.ContextVar[MessageContext | None] = contextvars.ContextVar
 _bound: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "tracekit_bound", default=None
 )
+
+
+_CANONICAL = re.compile(r"[0-9a-f]{32}")
+_ZERO = "0" * 32
+# The last trace id found canonical (compared by identity: a context's replace() passes the
+# same string object on, and the check is skipped).
+_last_canonical: object = object()
+_LENIENT = re.compile(
+    r"(?:urn:uuid:)?(\{)?([0-9a-f]{8})(-?)([0-9a-f]{4})\3([0-9a-f]{4})\3([0-9a-f]{4})\3([0-9a-f]{12})(\})?"
+)
+
+
+def canonical_trace_id(value: object) -> str | None:
+    """The canonical trace id (32 lowercase hex, not all zero) that ``value`` spells, or None.
+
+    Accepts what plainly names one id: 32 hex digits or a UUID (``uuid.UUID``, dashed, braced
+    ``{...}``, ``urn:uuid:...``) in any case, surrounding whitespace, ASCII bytes. Never raises.
+    """
+    try:
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, uuid.UUID):
+            text = value.hex
+        elif isinstance(value, bytes | bytearray):
+            text = bytes(value).decode("ascii")
+        else:
+            return None
+        if len(text) > 128:
+            return None
+        text = text.strip().lower()
+        if len(text) == 32:
+            return text if _CANONICAL.fullmatch(text) and text != _ZERO else None
+        match = _LENIENT.fullmatch(text)
+        if match is None or (match.group(1) is None) != (match.group(8) is None):
+            return None
+        hex32 = "".join(match.group(2, 4, 5, 6, 7))
+        return hex32 if hex32 != _ZERO else None
+    except Exception:
+        return None
 
 
 def current() -> MessageContext | None:
@@ -85,10 +140,8 @@ def message(
     if isinstance(ctx, MessageContext):
         base = ctx
     elif ctx is not None:
-        try:
-            base = MessageContext(trace_id=normalize_trace_id(ctx))
-        except Exception:
-            base = _bad_id_context(ctx, actor)
+        trace_id = canonical_trace_id(ctx)
+        base = MessageContext(trace_id=trace_id) if trace_id else _bad_id_context(ctx, actor)
     elif outer is not None:
         base = outer
     else:
@@ -100,6 +153,7 @@ def message(
             conv_id=base.conv_id or outer.conv_id,
             msg_id=base.msg_id or outer.msg_id,
             actor=base.actor or outer.actor,
+            parent_span_id=base.parent_span_id or outer.parent_span_id,
             fields={**outer.fields, **base.fields},
         )
     updated = replace(
@@ -113,10 +167,26 @@ def message(
     try:
         yield updated
     finally:
-        _current.reset(token)
+        _reset(_current, token, outer)
+
+
+def _reset(var: contextvars.ContextVar[Any], token: contextvars.Token[Any], previous: Any) -> None:
+    """Undo a ``var.set``. Exited in another context than it was entered in (an async generator
+    left by ``break`` is finalised in a new task), the token cannot be used: set the previous
+    value there instead of raising into the app. The entering context keeps the binding (a
+    contextvar of another context cannot be reached)."""
+    try:
+        var.reset(token)
+    except ValueError:
+        var.set(previous)
 
 
 def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
+    trace_id, text = _bad_trace_id(given, actor)
+    return MessageContext(trace_id=trace_id, fields={"bad_trace_id": text})
+
+
+def _bad_trace_id(given: object, actor: str | None = None) -> tuple[str, str]:
     """The message of an id that is not a trace id. A per-message id (a client's temp id, a
     server id) gets a trace id derived from it the way the collectors derive one for a client
     temp id, scoped to its actor: ``sha256("tracekit-derived:" + actor + "\x1f" + id)[:32]``
@@ -143,15 +213,27 @@ def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
         seed = text if owner is None else f"{owner}\x1f{text}"
         derived = derived_trace_id(seed)
         trace_id = derived if is_trace_id(derived) else None
-    return MessageContext(trace_id=trace_id or new_trace_id(), fields={"bad_trace_id": text})
+    return trace_id or new_trace_id(), text
 
 
 @contextmanager
 def bind(**fields: Any) -> Iterator[None]:
-    """Bind event fields (e.g. ``actor``, ``conv_id``) for the block, message or not."""
+    """Bind event fields (e.g. ``actor``, ``conv_id``) for the block, message or not.
+
+    A ``trace_id`` is normalised as ``message()`` does it (a UUID is its hex); an id that is
+    no trace id gets a derived one and ``bad_trace_id``."""
+    if "trace_id" in fields:
+        given = fields["trace_id"]
+        trace_id = canonical_trace_id(given)
+        if trace_id is None:
+            actor = fields.get("actor")
+            trace_id, fields["bad_trace_id"] = _bad_trace_id(
+                given, actor if isinstance(actor, str) else None
+            )
+        fields["trace_id"] = trace_id
     outer = _bound.get()
     token = _bound.set({**outer, **fields} if outer else dict(fields))
     try:
         yield
     finally:
-        _bound.reset(token)
+        _reset(_bound, token, outer)
