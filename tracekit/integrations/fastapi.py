@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import tracekit
 from tracekit._context import MessageContext
+from tracekit.propagation import CONV_HEADER, MSG_HEADER, TRACE_HEADER, TRACEPARENT
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -48,14 +49,21 @@ class MessageContextMiddleware:
             await self.app(scope, receive, send)
 
 
+_NAMES = frozenset(name.encode() for name in (TRACEPARENT, TRACE_HEADER, CONV_HEADER, MSG_HEADER))
+
+
 def _extract(scope: Scope) -> MessageContext | None:
+    """The request's message context from its raw headers: only tracekit's are decoded (as
+    UTF-8, or latin-1 when they are not: what ``inject`` writes is ASCII either way)."""
     try:
-        headers: dict[str, Any] = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())
-        }
+        headers: dict[str, Any] = {}
+        for k, v in scope.get("headers", ()):
+            name = bytes(k).lower()
+            if name in _NAMES:
+                headers.setdefault(name.decode(), bytes(v))  # the first of a repeated header
     except Exception:  # malformed headers are the app's business, never ours to raise
         return None
-    return tracekit.extract(headers)
+    return tracekit.extract(headers) if headers else None
 
 
 def message_context(connection: HTTPConnection) -> MessageContext | None:
