@@ -32,10 +32,14 @@ class Received:
 
 
 def decode(raw: str | bytes) -> Received:
-    """Decode a JSON frame and extract its envelope; never raises."""
+    """Decode a JSON frame and extract its envelope; never raises.
+
+    A frame that is not JSON, or too deeply nested for the decoder (``RecursionError``: a
+    hostile peer's ``[[[[...``), has ``payload`` None and no context; ``raw`` is as received.
+    """
     try:
         payload = json.loads(raw)
-    except (ValueError, TypeError):
+    except Exception:
         return Received(raw, None, None)
     ctx = tracekit.extract(payload, tracekit.envelope_getter) if isinstance(payload, dict) else None
     return Received(raw, payload, ctx)
