@@ -14,6 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import tracekit
+from tracekit.propagation import (
+    CONV_HEADER,
+    ENVELOPE_KEY,
+    MSG_HEADER,
+    TRACE_HEADER,
+    TRACEPARENT,
+)
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -50,12 +57,28 @@ async def deliver(peer: str, send: Send, payload: Mapping[str, Any]) -> BaseExce
     """
     try:
         with tracekit.stage("WS-BROADCAST", "deliver", peer=peer):
-            copy = dict(payload)
-            tracekit.inject(copy, tracekit.envelope_setter)
-            await send(copy)
+            await send(_with_envelope(payload))
     except Exception as exc:
         return exc
     return None
+
+
+_KEYS = (TRACEPARENT, TRACE_HEADER, CONV_HEADER, MSG_HEADER)
+
+
+def _with_envelope(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` whose ``_trace`` envelope is its own (the payload's may be shared:
+    a received frame re-broadcast, or one already injected) and carries the current message's
+    context: the trace keys of the payload's envelope are replaced, its other keys kept."""
+    copy = dict(payload)
+    envelope = copy.get(ENVELOPE_KEY)
+    if isinstance(envelope, Mapping):
+        if tracekit.current() is None:
+            copy[ENVELOPE_KEY] = dict(envelope)
+            return copy
+        copy[ENVELOPE_KEY] = {k: v for k, v in envelope.items() if k not in _KEYS}
+    tracekit.inject(copy, tracekit.envelope_setter)
+    return copy
 
 
 async def fanout(
