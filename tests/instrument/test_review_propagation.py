@@ -363,3 +363,9 @@ def test_message_and_bind_reset_normally_in_their_own_context() -> None:
         current = tracekit.current()
         assert current is not None and current.conv_id == "c1"
     assert tracekit.current() is None
+
+
+@pytest.mark.parametrize("carrier", [None, 42, "traceparent", [TP], {("traceparent",): TP}])
+def test_extract_of_a_carrier_that_is_no_mapping_is_none(carrier: Any) -> None:
+    assert tracekit.extract(carrier) is None
+    assert tracekit.extract(carrier, tracekit.envelope_getter) is None
