@@ -13,13 +13,21 @@ import contextvars
 import functools
 import inspect
 import itertools
+import math
 import os
 import re
 import secrets
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field, fields, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -28,10 +36,25 @@ import orjson
 
 from tracekit._clock import iso_utc, now_ns
 from tracekit._context import _bound, _current
-from tracekit._processors import JSON_OPTIONS, Processor, RedactText, json_default
+from tracekit._processors import (
+    JSON_OPTIONS,
+    Cut,
+    Processor,
+    RedactText,
+    exception_text,
+    json_default,
+    spellings,
+)
 from tracekit._sinks import Sink, SinkSpec, ThreadedSink, make_sink
 from tracekit.errors import ConfigError
-from tracekit.schema import META_STAGE, TEXT_KEYS
+from tracekit.schema import (
+    META_STAGE,
+    TEXT_KEYS,
+    derived_trace_id,
+    is_trace_id,
+    new_trace_id,
+    normalize_trace_id,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -81,14 +104,18 @@ class _Emitter:
         self.source = config.source
         self.actor = config.actor
         self.level = config.level
-        # Redaction runs first, inline: most events carry no text key, and one C-level check
-        # tells (RedactText is only called for the events that do).
+        # Redaction runs first, inline: most events carry no text key and no nested value, and
+        # two C-level checks tell (RedactText is only called for the events that do): the
+        # top-level keys against the text keys' usual spellings, and the types of the fields'
+        # values against dict/list/tuple (nested text is found, whatever its case, by walking).
         self.redact = RedactText(config.redact) if config.redact else None
-        self.redact_keys = self.redact.keys if self.redact is not None else frozenset()
+        self.redact_keys = spellings(config.redact) if self.redact is not None else frozenset()
         self.processors = tuple(config.processors)
-        # Keep a trace when the low 64 bits of its id fall under the threshold: every process
-        # makes the same decision for the same message, so kept traces are whole.
-        self.threshold = int(config.sample * 2**64) if config.sample < 1.0 else None
+        # Keep a trace when the rightmost 56 bits of its id fall under the threshold: every
+        # process makes the same decision for the same message, so kept traces are whole. Those
+        # bits are random in random ids (W3C Trace Context level 2's "random" flag promises
+        # them) and in UUIDv4/v7 client message ids, whose hex digit 16 is the fixed variant.
+        self.threshold = int(config.sample * 2**56) if config.sample < 1.0 else None
         self.spans: SpanFactory | None = None
         if config.otel:
             from tracekit._otel import SpanFactory
@@ -125,7 +152,7 @@ class _Emitter:
         if self.threshold is None or not isinstance(trace_id, str) or len(trace_id) != 32:
             return True
         try:
-            return int(trace_id[16:], 16) < self.threshold
+            return int(trace_id[18:], 16) < self.threshold
         except ValueError:
             return True
 
@@ -134,12 +161,63 @@ class _Emitter:
         bound = _bound.get()
         msg = _current.get()
         if bound is None:
-            return fields if msg is None else {**msg._event, **fields}
-        merged: dict[str, Any] = dict(bound)
-        if msg is not None:
-            merged.update(msg._event)
-        merged.update(fields)
+            merged = fields if msg is None else {**msg._event, **fields}
+        else:
+            merged = dict(bound)
+            if msg is not None:
+                merged.update(msg._event)
+            merged.update(fields)
+        # The message's own trace id (checked by message()) is passed on as is: one identity
+        # test. Any other (a call's or a bound trace_id=) is checked here.
+        if merged.get("trace_id") is not (None if msg is None else msg.trace_id):
+            merged = self.check_trace_id(merged, fields, msg)
         return merged
+
+    def check_trace_id(
+        self, merged: dict[str, Any], given: dict[str, Any], msg: Any
+    ) -> dict[str, Any]:
+        """An event's trace id as the spans have it: 32 lowercase hex. Inside a message, a
+        ``trace_id`` among the message's fields (``message(id, trace_id=...)``) or bound ones
+        gives way to the message's own; one the call gives, or one bound outside a message, is
+        normalised (a UUID to its hex, upper to lower case) or, not being a trace id, replaced
+        by one derived from it as ``message()`` does (``bad_trace_id`` on the event, counted in
+        ``stats()``)."""
+        raw = merged.get("trace_id")
+        bad = None
+        if msg is not None and "trace_id" not in given:
+            tid = msg.trace_id
+        elif raw is None or is_trace_id(raw):
+            return merged
+        else:
+            try:
+                tid = normalize_trace_id(raw)
+            except Exception:
+                tid, bad = self._derived_trace_id(raw, merged.get("actor"))
+        out = dict(merged)
+        out["trace_id"] = tid
+        if bad is not None:
+            out["bad_trace_id"] = bad
+        return out
+
+    def _derived_trace_id(self, given: object, actor: object) -> tuple[str, str]:
+        """As message() does for an id that is not a trace id: derived from it (scoped to the
+        actor), or fresh for an empty or all-zero one."""
+        self.bad_trace_ids += 1
+        text = given if isinstance(given, str) else safe_repr(given)
+        text = _safe_str(text[:200])
+        owner = actor if isinstance(actor, str) else self.actor
+        derived = derived_trace_id(f"{owner}\x1f{text}") if text.strip().strip("0-") else ""
+        return (derived if is_trace_id(derived) else new_trace_id()), text
+
+    def lost(self, exc: BaseException) -> None:
+        """An event lost to an internal failure: counted (``dropped``, ``flush()`` False) and
+        reported like the sink's losses, with a ``TRACEKIT.dropped`` event."""
+        self.internal_errors += 1
+        self.unwritable += 1
+        try:
+            self._report_drop(1, f"internal error: {exception_text(exc)}")
+        except Exception:
+            pass
 
     def write(
         self,
@@ -151,11 +229,14 @@ class _Emitter:
     ) -> int | None:
         """Render and submit one event; returns its seq (None if filtered). ``fields`` is
         not modified."""
-        if "event" in fields:
-            fields = dict(fields)
-            name = fields.pop("event") or f"{stage} {action}"
-        else:
+        if fields.keys().isdisjoint(_SPECIAL_KEYS):
             name = f"{stage} {action}"
+        else:
+            fields = dict(fields)
+            name = fields.pop("event", None) or f"{stage} {action}"
+            for key in _COMPUTED_KEYS:  # the computed value wins; the app's is kept aside
+                if key in fields:
+                    fields[f"field_{key}"] = fields.pop(key)
         event: dict[str, Any] = {
             "timestamp": iso_utc(ts_ns),
             "stage": stage,
@@ -169,8 +250,13 @@ class _Emitter:
             event.update(after)
         if "level" not in event:
             event["level"] = self.level
-        if self.redact is not None and not event.keys().isdisjoint(self.redact_keys):
-            self.redact(None, event["level"], event)
+        if self.redact is not None and (
+            not event.keys().isdisjoint(self.redact_keys)
+            or not _NESTED.isdisjoint(map(type, fields.values()))
+        ):
+            cut = self.redact.apply(event)
+        else:
+            cut = False
         for processor in self.processors:
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
@@ -194,13 +280,27 @@ class _Emitter:
         event["source"] = self.source
         event["seq"] = seq
         try:
-            line = _dumps(event, default=json_default, option=JSON_OPTIONS)
-        except Exception:  # orjson rejects some values without calling ``default``
+            # No ``default``: a value orjson cannot write natively goes the slow path, which
+            # writes it as text and lists it under ``unserialisable``.
+            line: bytes | None = _dumps(event, option=JSON_OPTIONS)
+        except Exception:
+            line = None
+        # orjson writes NaN and infinities as null: the slow path writes them as text.
+        if line is None or cut or (b"null" in line and _has_nonfinite(event, 0)):
             safe = self._render_safe(event, seq)
             if safe is None:
                 return None
             event, line = safe
-        self.sink.submit(event, line)
+        try:
+            self.sink.submit(event, line)
+        except Exception as exc:  # a Sink of the app's that breaks its contract
+            self.unwritable += 1
+            if stage != META_STAGE:  # the report goes through the same sink: no loop
+                try:
+                    self._report_drop(1, f"sink.submit raised {exception_text(exc)}", lost_seq=seq)
+                except Exception:
+                    self.internal_errors += 1
+            return None
         self.emitted += 1
         return seq
 
@@ -266,6 +366,30 @@ class _Emitter:
 
 #: Nesting past this depth is written as the repr of the rest (orjson stops at 255 levels).
 _SAFE_DEPTH = 100
+#: Keys write() computes; a field of the same name is written as ``field_{key}``.
+_COMPUTED_KEYS = ("timestamp", "stage", "action")
+_SPECIAL_KEYS = frozenset({"event", *_COMPUTED_KEYS})
+#: Types of field values redaction walks into.
+_NESTED = frozenset({dict, list, tuple})
+
+
+def _has_nonfinite(value: Any, depth: int) -> bool:
+    """True when ``value`` holds a NaN or an infinity (which orjson writes as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth > _SAFE_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nonfinite(v, depth + 1) for v in value)
+    return False
+
+
+def _float_text(value: float) -> str:
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
@@ -296,12 +420,14 @@ def _safe_str(text: str) -> str:
 def json_safe(value: Any, depth: int = 0, path: set[int] | None = None) -> Any:
     """``value`` if orjson can write it, else a copy with what it rejects replaced by strings.
     Returns ``value`` itself (same object) when nothing needed changing."""
-    if value is None or isinstance(value, bool | float):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _float_text(value)
     if isinstance(value, int):
         return value if _INT_MIN <= value <= _INT_MAX else safe_repr(int(value))
     if isinstance(value, str):
-        return _safe_str(value)
+        return _safe_str(value) if type(value) is not Cut else str(value)
     if depth >= _SAFE_DEPTH:
         return safe_repr(value)
     if isinstance(value, dict | list | tuple):
@@ -326,9 +452,9 @@ def json_safe(value: Any, depth: int = 0, path: set[int] | None = None) -> Any:
             return items
         finally:
             path.discard(id(value))
-    try:  # datetimes, UUIDs, dataclasses, enums...: orjson writes them, or json_default does
-        _dumps(value, default=json_default, option=JSON_OPTIONS)
-    except Exception:
+    try:  # datetimes, UUIDs, dataclasses, enums...: orjson writes them natively
+        _dumps(value, option=JSON_OPTIONS)
+    except Exception:  # bytes, sets, Decimal, the app's own classes: written as their text
         return safe_repr(value)
     return value
 
@@ -336,6 +462,8 @@ def json_safe(value: Any, depth: int = 0, path: set[int] | None = None) -> Any:
 def _safe_key(key: Any) -> Any:
     if isinstance(key, str):
         return _safe_str(key)
+    if isinstance(key, float) and not math.isfinite(key):
+        return _float_text(key)
     if key is None or isinstance(key, bool | float):
         return key
     if isinstance(key, int) and _INT_MIN <= key <= _INT_MAX:
@@ -436,14 +564,35 @@ def _make_config(
 ) -> Config:
     if not isinstance(service, str) or not service:
         raise ConfigError("configure(service=...) needs a non-empty name, e.g. 'chat-server'")
+    # Checked here, at setup: a value of the wrong type would otherwise fail on the hot path,
+    # losing every event instead of raising once where the mistake is.
+    if isinstance(sample, bool) or not isinstance(sample, int | float):
+        raise ConfigError(f"sample must be a number between 0 and 1, got {sample!r}")
     if not 0.0 <= sample <= 1.0:
         raise ConfigError(f"sample must be between 0 and 1, got {sample!r}")
+    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+        raise ConfigError(f"max_queue must be a positive int, got {max_queue!r}")
+    if not isinstance(level, str) or not level:
+        raise ConfigError(f"level must be a non-empty string, got {level!r}")
+    for name, value in (("source", source), ("actor", actor)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
     if redact is True:
         redact_keys = TEXT_KEYS
     elif redact is False:
         redact_keys = frozenset()
+    elif isinstance(redact, str) or not isinstance(redact, Iterable):
+        raise ConfigError(f"redact must be True, False or an iterable of keys, got {redact!r}")
     else:
         redact_keys = frozenset(redact)
+        if not all(isinstance(key, str) for key in redact_keys):
+            raise ConfigError(f"redact keys must be strings, got {sorted(map(repr, redact_keys))}")
+    if isinstance(processors, str | bytes) or not isinstance(processors, Iterable):
+        raise ConfigError(f"processors must be a sequence of callables, got {processors!r}")
+    processors = tuple(processors)
+    for processor in processors:
+        if not callable(processor):
+            raise ConfigError(f"processors must be callables, got {processor!r}")
     return Config(
         service=service,
         source=source or _default_source(service),
@@ -707,31 +856,40 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
         if spans is None:
             emitter.write(stage, action, merged, ts)
             return
+    except Exception as exc:
+        emitter.lost(exc)
+        return
+    span = token = after = None
+    try:  # a span that cannot start costs the span, not the event
         msg = _current.get()
         parent = msg.parent_span_id if msg is not None else None
         span, token, span_id = spans.start(
             stage, action, merged, emitter.source, emitter.actor, parent, ts
         )
+        after = {"span_id": span_id}
     except Exception:
         emitter.internal_errors += 1
-        return
     seq = None
     try:
-        seq = emitter.write(stage, action, merged, ts, {"span_id": span_id})
-    except Exception:
-        emitter.internal_errors += 1
-    try:  # ended even when the event failed: its context must not stay attached
-        spans.finish(span, token, ts, None, seq)
-    except Exception:
-        emitter.internal_errors += 1
+        seq = emitter.write(stage, action, merged, ts, after)
+    except Exception as exc:
+        emitter.lost(exc)
+    if span is not None:
+        try:  # ended even when the event failed: its context must not stay attached
+            spans.finish(span, token, ts, None, seq)
+        except Exception:
+            emitter.internal_errors += 1
 
 
 class _Stage:
     """One stage of a message: context manager (sync and async) and decorator.
 
     The event is written when the stage ends, stamped with its start time and carrying
-    ``duration_ms`` and ``status`` (``ok``/``error`` with ``error``); the app's exception is
-    recorded and re-raised unchanged.
+    ``duration_ms`` and ``status``: ``ok``; ``error`` (with ``error``, level error) for an
+    ``Exception``, which is recorded and re-raised unchanged; ``closed`` for GeneratorExit (a
+    generator closed early); ``cancelled`` for the other BaseExceptions (asyncio's
+    CancelledError, KeyboardInterrupt...), which, as in OpenTelemetry's ``use_span``, are no
+    errors: no ``error``, level unchanged, span status unset.
     """
 
     __slots__ = (
@@ -782,6 +940,10 @@ class _Stage:
             if bound is None:
                 if msg is not None:
                     fields = {**msg._event, **fields}
+                    if fields.get("trace_id") is not msg.trace_id:
+                        fields = emitter.check_trace_id(fields, self._fields, msg)
+                elif "trace_id" in fields:
+                    fields = emitter.check_trace_id(fields, fields, None)
             else:
                 fields = emitter.base_fields(fields)
             if emitter.threshold is not None and not emitter.keep(fields.get("trace_id")):
@@ -789,8 +951,13 @@ class _Stage:
                 return self
             self._fields = fields
             self._start = start = now_ns()
-            spans = emitter.spans
-            if spans is not None:
+            self._emitter = emitter
+        except Exception as exc:
+            emitter.lost(exc)
+            return self
+        spans = emitter.spans
+        if spans is not None:
+            try:  # a span that cannot start costs the span, not the event
                 self._span, self._token, self._span_id = spans.start(
                     self._stage,
                     self._action,
@@ -800,9 +967,8 @@ class _Stage:
                     msg.parent_span_id if msg is not None else None,
                     start,
                 )
-            self._emitter = emitter
-        except Exception:
-            emitter.internal_errors += 1
+            except Exception:
+                emitter.internal_errors += 1
         return self
 
     def __exit__(
@@ -825,13 +991,15 @@ class _Stage:
             after["duration_ms"] = (end - self._start + 500) // 1000 / 1000
             if exc is None:
                 after["status"] = "ok"
-            else:
+            elif isinstance(exc, Exception):
                 after["status"] = "error"
-                after["error"] = f"{type(exc).__name__}: {exc}"
+                after["error"] = exception_text(exc)
                 after["level"] = "error"
+            else:
+                after["status"] = "closed" if isinstance(exc, GeneratorExit) else "cancelled"
             seq = emitter.write(self._stage, self._action, fields, self._start, after)
-        except Exception:
-            emitter.internal_errors += 1
+        except Exception as failure:
+            emitter.lost(failure)
         if span is not None:
             # Even when the event failed: the span's context must be detached and the span ended.
             self._span = None
@@ -851,8 +1019,84 @@ class _Stage:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    def _hold(self) -> None:
+        """Make the stage's span current again (a generator stage, while its body runs)."""
+        emitter = self._emitter
+        if emitter is not None and self._span is not None and self._token is None:
+            try:
+                self._token = emitter.spans.attach(self._span)  # type: ignore[union-attr]
+            except Exception:
+                emitter.internal_errors += 1
+
+    def _release(self) -> None:
+        """Detach the stage's span (a generator stage, while its consumer runs)."""
+        emitter = self._emitter
+        if emitter is not None and self._span is not None and self._token is not None:
+            token, self._token = self._token, None
+            try:
+                emitter.spans.detach(token)  # type: ignore[union-attr]
+            except Exception:
+                emitter.internal_errors += 1
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         stage, action, static = self._stage, self._action, self._fields
+        if inspect.isgeneratorfunction(fn):
+            gfn = fn
+
+            @functools.wraps(fn)
+            def generator_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return (
+                    yield from _stage_generator(
+                        _Stage(stage, action, dict(static)), gfn, args, kwargs
+                    )
+                )
+
+            return cast("Callable[P, R]", generator_wrapper)
+        if inspect.isasyncgenfunction(fn):
+            agfn = fn
+
+            @functools.wraps(fn)
+            async def async_generator_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                # The stage spans the iteration, as _stage_generator's; written out here
+                # because an async generator cannot delegate with ``yield from``.
+                st = _Stage(stage, action, dict(static))
+                gen = agfn(*args, **kwargs)
+                st.__enter__()
+                st._release()
+                failure: BaseException | None = None
+                send: Any = None
+                throw: BaseException | None = None
+                try:
+                    while True:
+                        st._hold()
+                        try:
+                            if throw is None:
+                                item = await gen.asend(send)
+                            else:
+                                item = await gen.athrow(throw)
+                        except StopAsyncIteration:
+                            return
+                        finally:
+                            st._release()
+                        throw = None
+                        try:
+                            send = yield item
+                        except GeneratorExit:
+                            st._hold()
+                            try:
+                                await gen.aclose()
+                            finally:
+                                st._release()
+                            raise
+                        except BaseException as exc:
+                            throw = exc
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    st.__exit__(None if failure is None else type(failure), failure, None)
+
+            return cast("Callable[P, R]", async_generator_wrapper)
         if inspect.iscoroutinefunction(fn):
             afn = cast("Callable[P, Awaitable[Any]]", fn)
 
@@ -869,6 +1113,49 @@ class _Stage:
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _stage_generator(
+    st: _Stage,
+    fn: Callable[..., Generator[Any, Any, Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[Any, Any, Any]:
+    """Run a generator function's generator as one stage: from its first step to its end
+    (exhausted, raised, or closed early: status ``closed``). The stage's span is current only
+    while the body runs, never in the consumer between steps."""
+    gen = fn(*args, **kwargs)
+    st.__enter__()
+    st._release()
+    failure: BaseException | None = None
+    send: Any = None
+    throw: BaseException | None = None
+    try:
+        while True:
+            st._hold()
+            try:
+                item = gen.send(send) if throw is None else gen.throw(throw)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                st._release()
+            throw = None
+            try:
+                send = yield item
+            except GeneratorExit:
+                st._hold()
+                try:
+                    gen.close()
+                finally:
+                    st._release()
+                raise
+            except BaseException as exc:
+                throw = exc
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        st.__exit__(None if failure is None else type(failure), failure, None)
 
 
 class _NoopStage:

@@ -19,6 +19,9 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
+from tracekit._processors import exception_text
+from tracekit._processors import safe_text as _text
+
 __all__ = ["SpanFactory", "current_span_id", "span_attributes"]
 
 # messaging.operation.type per action (OpenTelemetry messaging semantic conventions).
@@ -57,9 +60,9 @@ def _phantom_parent_id(trace_id: str) -> int:
 
 def span_attributes(fields: dict[str, Any]) -> dict[str, str]:
     """The span attributes for event fields learnt after the span started."""
-    out = {attr: str(fields[key]) for key, attr in _OPTIONAL if fields.get(key) is not None}
+    out = {attr: _text(fields[key]) for key, attr in _OPTIONAL if fields.get(key) is not None}
     if fields.get("actor") is not None:
-        out["tracekit.actor"] = str(fields["actor"])
+        out["tracekit.actor"] = _text(fields["actor"])
     return out
 
 
@@ -128,13 +131,19 @@ class SpanFactory:
             "messaging.operation.type": kind[2],
             "tracekit.stage": stage,
             "tracekit.action": action,
-            "tracekit.actor": str(fields.get("actor") or actor),
+            "tracekit.actor": actor,
             "tracekit.source": source,
         }
+        value = fields.get("actor")
+        if type(value) is str:
+            if value:
+                attributes["tracekit.actor"] = value
+        elif value is not None:  # an odd value (raising __bool__/__str__) must not cost the span
+            attributes["tracekit.actor"] = _text(value)
         for key, attr in _OPTIONAL:
             value = fields.get(key)
             if value is not None:
-                attributes[attr] = str(value)
+                attributes[attr] = value if type(value) is str else _text(value)
         span = self._tracer.start_span(
             kind[0], context=parent, kind=kind[1], attributes=attributes, start_time=start_ns
         )
@@ -143,19 +152,41 @@ class SpanFactory:
         return span, otel_context.attach(trace.set_span_in_context(span)), span_id
 
     @staticmethod
+    def attach(span: Span) -> object:
+        """Make ``span`` current (a generator stage, for each step of its body)."""
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def detach(token: object) -> None:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    @staticmethod
     def finish(
         span: Span, token: object, end_ns: int, exc: BaseException | None, seq: int | None
     ) -> None:
+        """Detach the span's context and end it. Only an ``Exception`` is an error (as in
+        OpenTelemetry's ``use_span``): GeneratorExit, CancelledError, KeyboardInterrupt end the
+        span with its status unset. The span is ended whatever else fails."""
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:
+                pass
         try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception:
-            pass
-        if seq is not None:
-            span.set_attribute("tracekit.seq", seq)
-        if exc is not None:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        span.end(end_time=end_ns)
+            if seq is not None:
+                span.set_attribute("tracekit.seq", seq)
+            if isinstance(exc, Exception):
+                text = exception_text(exc)
+                try:
+                    span.record_exception(exc)
+                except Exception:  # the SDK calls str(exc), which may raise
+                    span.add_event(
+                        "exception",
+                        {"exception.type": type(exc).__qualname__, "exception.message": text},
+                    )
+                span.set_status(Status(StatusCode.ERROR, text))
+        finally:
+            span.end(end_time=end_ns)
 
 
 def current_span_id(trace_id: str) -> str | None:

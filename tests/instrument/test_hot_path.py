@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import tracekit
 from tracekit import _core
 from tracekit._sinks import ThreadedSink
+from tracekit.schema import derived_trace_id
 from tracekit.testing import capture
 
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -134,8 +135,13 @@ def test_stage_with_unparsable_32_char_trace_id_still_emits_and_spans() -> None:
         with tracekit.stage("REST", "persist", trace_id=bad):
             pass
         assert tracekit.stats()["internal_errors"] == 0
-    assert [e["trace_id"] for e in events] == [bad]
-    assert [s.name for s in exporter.get_finished_spans()] == ["REST persist"]
+        assert tracekit.stats()["bad_trace_ids"] == 1
+    # Not a trace id: the event and its span get the trace id derived from it, as message()
+    # does for such an id, and the event says so.
+    derived = derived_trace_id(f"test\x1f{bad}")
+    assert [(e["trace_id"], e["bad_trace_id"]) for e in events] == [(derived, bad)]
+    spans = exporter.get_finished_spans()
+    assert [(s.name, f"{s.context.trace_id:032x}") for s in spans] == [("REST persist", derived)]
 
 
 def test_failing_processor_still_ends_the_span_and_detaches_its_context() -> None:
