@@ -70,30 +70,44 @@ def _negative_cycle(
     nodes: list[str], constraints: list[tuple[str, str, int, int]]
 ) -> list[int] | None:
     """Indices into ``constraints`` of one negative cycle of ``offset_b - offset_a <= w``, or
-    None (Bellman-Ford from every node at once)."""
+    None. Bellman-Ford from every node at once; after each round the predecessor graph is
+    searched for a cycle (any cycle there is negative), so a cycle is found in a few rounds,
+    not the V rounds that prove it."""
     dist: dict[str, float] = dict.fromkeys(nodes, 0.0)
     pred: dict[str, int] = {}
-    last: str | None = None
     for _ in range(len(nodes) + 1):
-        last = None
+        changed = False
         for k, (a, b, w, _) in enumerate(constraints):
             if dist[a] + w < dist[b]:
                 dist[b] = dist[a] + w
                 pred[b] = k
-                last = b
-        if last is None:
+                changed = True
+        if not changed:
             return None
-    node = last
-    assert node is not None
-    for _ in range(len(nodes)):  # walk back into the cycle itself
-        node = constraints[pred[node]][0]
-    cycle, at = [], node
-    while True:
-        k = pred[at]
-        cycle.append(k)
-        at = constraints[k][0]
-        if at == node:
+        if (cycle := _pred_cycle(pred, constraints)) is not None:
             return cycle
+    return None  # not reached: a cycle shows in the predecessor graph by round V
+
+
+def _pred_cycle(
+    pred: dict[str, int], constraints: list[tuple[str, str, int, int]]
+) -> list[int] | None:
+    """A cycle of the predecessor graph (each node's last improving constraint), or None."""
+    seen: dict[str, int] = {}  # node -> the walk that reached it
+    for walk, start in enumerate(pred):
+        at = start
+        while at in pred and at not in seen:
+            seen[at] = walk
+            at = constraints[pred[at]][0]
+        if seen.get(at) == walk and at in pred:  # this walk came back to itself
+            cycle, node = [], at
+            while True:
+                k = pred[node]
+                cycle.append(k)
+                node = constraints[k][0]
+                if node == at:
+                    return cycle
+    return None
 
 
 def _break_cycles(
@@ -101,36 +115,56 @@ def _break_cycles(
     constraints: list[tuple[str, str, int, int]],
     ladders: Callable[[], Mapping[tuple[str, str], Sequence[int]]] | None = None,
 ) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int, int]]]:
-    """``(kept, set_aside)``: while a negative cycle is left, its source pair whose tightest
-    pair stands out most from its next (``ladders``: each source pair's few smallest ``w``,
-    ascending) loses that one pair; a source pair with no pair left goes. One receive logged
-    early is one pair too tight among many: it is set aside, the rest still bound the clocks."""
-    kept, aside = list(constraints), []
+    """``(kept, set_aside)``: while a negative cycle is left, the source pair of the cycle that
+    needs the fewest of its pairs set aside to clear it loses them (``ladders``: each source
+    pair's smallest ``w``, ascending). Early receives of one clock among many good pairs are
+    what is set aside; the rest still bound the clocks. A source pair whose pairs all clash
+    goes whole. ``set_aside``: ``(a, b, tightest w, pairs set aside)``."""
+    kept: list[tuple[str, str, int, int] | None] = list(constraints)
+    aside: list[tuple[str, str, int, int]] = []
     rungs: dict[tuple[str, str], list[int]] = {}
 
-    def next_w(i: int) -> int | None:
-        a, b, w, _ = kept[i]
-        return next((x for x in rungs.get((a, b), []) if x > w), None)
+    def clashing(i: int, cycle: list[int]) -> tuple[list[int], int, bool]:
+        # its known pairs from its tightest up, and how many are tighter than the rest of the
+        # cycle allows; unknown beyond the ladder when they fill it and it has more
+        a, b, w, n = _at(kept, i)
+        floor = -sum(_at(kept, k)[2] for k in cycle if k != i)
+        ladder = [x for x in rungs.get((a, b), [w]) if x >= w] or [w]
+        count = sum(1 for x in ladder if x < floor)
+        return ladder, count, count == len(ladder) < n
 
-    def stands_out(i: int) -> tuple[float, int, int]:
-        # how far the tightest pair is from the next one (a lone pair: unknown, first to go)
-        _, _, w, n = kept[i]
-        up = next_w(i)
-        gap = math.inf if n == 1 else (0.0 if up is None else float(up - w))
-        return (-gap, n, w)
-
-    while (cycle := _negative_cycle(nodes, kept)) is not None:
+    def resolve(cycle: list[int]) -> None:
+        nonlocal rungs
         if not rungs and ladders is not None:  # asked for only now: contradictions are rare
             rungs = {k: list(v) for k, v in ladders().items()}
-        i = min(cycle, key=stands_out)
-        a, b, _, n = kept[i]
-        aside.append(kept[i])
-        up = next_w(i)
-        if up is not None and n > 1:
-            kept[i] = (a, b, up, n - 1)  # (n: the pairs left, at most; equal ones go together)
-        else:
-            kept.pop(i)
-    return kept, aside
+        cost = {k: clashing(k, cycle) for k in cycle}
+        i = min(cycle, key=lambda k: (cost[k][1], cost[k][2], _at(kept, k)[3]))
+        ladder, count, unknown = cost[i]
+        a, b, w, n = _at(kept, i)
+        aside.append((a, b, w, count))
+        kept[i] = None if unknown or count >= n else (a, b, ladder[count], n - count)
+
+    # Source pairs that contradict each other directly (a client against the server: the
+    # usual case) in one pass; Bellman-Ford is left the longer cycles.
+    where = {(c[0], c[1]): k for k, c in enumerate(constraints)}
+    for (a, b), k in where.items():
+        back = where.get((b, a))
+        if a < b and back is not None:
+            ab, ba = kept[k], kept[back]
+            if ab is not None and ba is not None and ab[2] + ba[2] < 0:
+                resolve([k, back])
+    rest = [c for c in kept if c is not None]
+    while (cycle := _negative_cycle(nodes, rest)) is not None:
+        kept = list(rest)
+        resolve(cycle)
+        rest = [c for c in kept if c is not None]
+    return rest, aside
+
+
+def _at(kept: list[tuple[str, str, int, int] | None], i: int) -> tuple[str, str, int, int]:
+    c = kept[i]
+    assert c is not None  # only the cycle's own, present, entries are asked for
+    return c
 
 
 def _bounds(
@@ -155,8 +189,11 @@ def solve_offsets(
     clean: Iterable[tuple[str, str, int, int]] | None = None,
     ladders: Callable[[], Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]]
     | None = None,
-) -> dict[str, ClockEstimate]:
+) -> tuple[dict[str, ClockEstimate], dict[tuple[str, str], int]]:
     """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs.
+    Returns the estimates and, per source pair, the tightest ``w`` kept (the contradicting
+    pairs set aside): a bound on ``offset_b - offset_a`` of its own, tighter than the two
+    sources' intervals against the reference where neither is the reference.
 
     ``clean``: the constraints from unambiguous pairs only (no retried hop), when some are not.
     Every constraint is a valid bound, but a retried hop's first occurrence may pair with the
@@ -179,7 +216,7 @@ def solve_offsets(
     if reference is None or reference not in nodes:
         for s in nodes:
             out[s] = ClockEstimate(s, 0, None, -math.inf, math.inf, count[s], True)
-        return out
+        return out, {}
     every = sorted(set(nodes).union(*((a, b) for a, b, _, _ in constraints_list)))
     cached: list[Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]] = []
 
@@ -227,4 +264,7 @@ def solve_offsets(
             out[blamed] = replace(
                 c, consistent=False, contradiction_ns=float(late), contradicted_by=other
             )
-    return out
+    tightest: dict[tuple[str, str], int] = {}
+    for a, b, w, _ in kept:
+        tightest[(a, b)] = min(w, tightest.get((a, b), w))
+    return out, tightest

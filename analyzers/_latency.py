@@ -16,6 +16,7 @@ joined back only for the few rows that become findings.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -250,21 +251,26 @@ def outliers_and_slo(
 
 
 def _least_latency(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
-    """``lat_lo``: the latency with ``src_b``'s offset at the top of its interval and
-    ``src_a``'s at the bottom (``true = ts - offset``); -inf where an interval is unbounded on
-    that side, the latency itself on one host."""
-    room_b = {s: c.hi_ns - c.offset_ns for s, c in paths.clock.items()}
-    room_a = {s: c.offset_ns - c.lo_ns for s, c in paths.clock.items()}
+    """``lat_lo``: the shortest latency the clocks allow. With ``true = ts - offset``, the true
+    latency is the corrected one minus how much further ``offset_b - offset_a`` may go than the
+    estimates put it: up to ``hi_b - lo_a`` (each source against the reference), or up to the
+    tightest pair of the two sources themselves (``Paths.clock_pairs``), whichever is smaller.
+    -inf where nothing bounds it, the latency itself on one host."""
+    est = {s: c.offset_ns for s, c in paths.clock.items()}
+    hi = {s: c.hi_ns for s, c in paths.clock.items()}
+    lo = {s: c.lo_ns for s, c in paths.clock.items()}
+    a, b = pl.col("src_a").cast(pl.String), pl.col("src_b").cast(pl.String)
 
-    def room(side: str, by: dict[str, float]) -> pl.Expr:
-        r = (
-            pl.col(side)
-            .cast(pl.String)
-            .replace_strict(by, default=math.inf, return_dtype=pl.Float64)
-        )
-        return r.clip(lower_bound=0.0)
+    def by(side: pl.Expr, values: Mapping[str, float], default: float) -> pl.Expr:
+        return side.replace_strict(values, default=default, return_dtype=pl.Float64)
 
-    slack = room("src_b", room_b) + room("src_a", room_a)
+    estimated = by(b, est, 0.0) - by(a, est, 0.0)  # offset_b - offset_a as corrected
+    via_reference = by(b, hi, math.inf) - by(a, lo, -math.inf)
+    pairs = {f"{x}\x1f{y}": float(w) for (x, y), w in paths.clock_pairs.items()}
+    direct = pl.concat_str([a, b], separator="\x1f").replace_strict(
+        pairs, default=math.inf, return_dtype=pl.Float64
+    )
+    slack = (pl.min_horizontal(via_reference, direct) - estimated).clip(lower_bound=0.0)
     return rows.with_columns(
         lat_lo=pl.when(pl.col("src_a") == pl.col("src_b"))
         .then(pl.col("lat").cast(pl.Float64))

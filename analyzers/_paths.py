@@ -40,6 +40,9 @@ class Paths:
     msg: pl.DataFrame  # one row per trace id
     pairs: pl.DataFrame  # one row per (trace id, recipient), expected and/or observed
     clock: dict[str, ClockEstimate]
+    #: per (source a, source b): the tightest ts_b - ts_a of their causal pairs that the clock
+    #: kept, a bound on offset_b - offset_a (raw ns)
+    clock_pairs: dict[tuple[str, str], int]
     reference: str | None
     sources: pl.DataFrame  # per-source stats: n, seq bounds, corrected end
     t_end: int | None  # corrected end of the logs (ns), None when empty
@@ -278,7 +281,7 @@ def same_device(p: Pipeline, a: str, b: str) -> bool:
 
 Constraint = tuple[str, str, int, int]
 Ladders = dict[tuple[str, str], tuple[list[int], list[int]]]
-_LADDER: Final = 8  # contradicting pairs set aside per source pair, at most
+_LADDER: Final = 64  # pairs known per source pair when pairs contradict each other
 
 
 def _clock_constraints(
@@ -647,7 +650,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     if reference is None and sources.height:
         reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
     constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
-    clock = solve_offsets(
+    clock, clock_pairs = solve_offsets(
         reference, sources.get_column("source").drop_nulls(), constraints, clean, ladders
     )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
@@ -692,6 +695,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         msg=msg,
         pairs=pairs,
         clock=clock,
+        clock_pairs=clock_pairs,
         reference=reference,
         sources=sources,
         t_end=int(t_end_val) if isinstance(t_end_val, int) else None,

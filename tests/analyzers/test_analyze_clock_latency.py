@@ -384,3 +384,66 @@ def test_one_receive_logged_early_is_set_aside_and_the_other_clocks_keep_their_b
     # the nine receives that are not reversed, at 2.5 ms on corrected time
     assert hops[("WS-BROADCAST.deliver", "WS-RECV.receive")]["count"] == 9
     assert hops[("WS-BROADCAST.deliver", "WS-RECV.receive")]["p50_ms"] == 2.5
+
+
+def test_a_spike_between_two_hosts_neither_the_reference_is_an_outlier(history):
+    # The WebSocket node is not the server that persists: its clock, and u2's, are bounded
+    # from above only. Their own pairs still bound their difference: a receive 1000 ms late
+    # is at least ~1000 ms whatever the offsets.
+    traces = []
+    for n in range(40):
+        t, at = n * 1000.0, {"trace": history.tid(n + 1), "conv_id": "c1"}
+        traces.append(at["trace"])
+        history.ev(t, "CTRL.send", "client-u1", "u1", **at)
+        history.ev(t + 5 + n % 3 * 0.5, "REST.request", "client-u1", "u1", **at)
+        history.ev(t + 10, "REST.persist", "server-rest", "u1", msg_id=f"m{n}", **at)
+        history.ev(t + 15, "REST.response", "client-u1", "u1", **at)
+        history.ev(t + 20, "WS-BROADCAST.start", "server-ws", "u1", recipients=["u2"], **at)
+        history.ev(t + 25, "WS-BROADCAST.deliver", "server-ws", "server", peer="u2", **at)
+        late = 1000.0 if n == 30 else n % 4 * 0.5
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(t + 30 + late + k, hop, "client-u2", "u2", **at)
+    history.tail()
+    got = find_latency_outliers(history.frame()).collect()
+    assert history.kinds(got) == [
+        ("latency_outlier", traces[30], "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert got["detail"][0].startswith(
+        "WS-BROADCAST.deliver->WS-RECV.receive took 1005.0 ms, at least 1000.0 ms within the"
+        " clock bounds for recipient u2"
+    )
+
+
+@pytest.mark.parametrize("early", [2, 9, 19])
+def test_a_burst_of_early_receives_is_set_aside_not_the_pairs_that_agree(history, early):
+    # u1's clock is right (its requests and receives: -3.0 .. +6.0 ms against the server), but
+    # a burst of its receives is logged ~55 ms early, 0.1 ms apart. Those clash with all 20
+    # requests: the side with the fewest clashing pairs (the burst, up to 19) is set aside, not
+    # the requests one by one. (From 21 early receives on, they are the majority and win.)
+    def message(n, sender, recipient, t, persist_after, recv_shift=0.0):
+        at = {"trace": history.tid(n), "conv_id": "c1"}
+        history.ev(t, "CTRL.send", f"client-{sender}", sender, **at)
+        history.ev(t + 1, "REST.request", f"client-{sender}", sender, **at)
+        p = t + 1 + persist_after
+        history.ev(p, "REST.persist", "server-1", sender, msg_id=f"m{n}", **at)
+        history.ev(p + 6, "REST.response", f"client-{sender}", sender, **at)
+        history.ev(p + 1, "WS-BROADCAST.start", "server-1", sender, recipients=[recipient], **at)
+        history.ev(p + 2, "WS-BROADCAST.deliver", "server-1", "server", peer=recipient, **at)
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(p + 8 + recv_shift + k, hop, f"client-{recipient}", recipient, **at)
+
+    t = 0.0
+    for k in range(20):  # u1's requests reach the server 3.0, 3.5, ... ms later
+        t += 200
+        message(k + 1, "u1", "u2", t, 3.0 + 0.5 * k)
+    for k in range(40):
+        t += 200
+        shift = -55.0 + 0.1 * (k - 5) if 5 <= k < 5 + early else 0.0
+        message(k + 21, "u2", "u1", t, 4.0, recv_shift=shift)
+    history.tail()
+    report = analyze(history.frame())
+    u1 = next(c for c in report.clock if c["source"] == "client-u1")
+    assert (u1["offset_ms"], u1["uncertainty_ms"]) == (1.5, 4.5)  # [-3.0, +6.0]
+    assert history.kinds(report.findings) == [("clock_skew", None, None, None, None)]
+    assert report.findings["source"].to_list() == ["client-u1"]
+    assert "contradicts causality" in report.findings["detail"][0]
