@@ -287,9 +287,13 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     orphans = paths.msg.lazy().filter(pl.col(col("n", send)) == 0)
     by_sender = [i for i in msg_hops if p.hops[i].emitter == "sender"]
     # The first event is one of the hop named first (``first``: pipeline order), the earliest
-    # on corrected time, not the first row read: the logs' order across files is arbitrary.
+    # on corrected time (then by source, file, line: a total order, so every column comes from
+    # one row), not the first row read: the logs' order across files is arbitrary.
     rank = {h: k for k, h in enumerate(msg_hops + rcp_hops)}
-    order = [pl.col("hop").replace_strict(rank, default=len(rank)), pl.col("t"), pl.col("source")]
+    order = [
+        pl.col("hop").replace_strict(rank, default=len(rank)),
+        *map(pl.col, ("t", "source", "file", "line")),
+    ]
     first_event = (
         paths.hops_of(orphans.select("trace_id"))
         .with_columns(t=paths.true_time())
