@@ -128,6 +128,10 @@ class _Emitter:
         self.internal_errors = 0
         # message() calls given an id that is not a trace id (a derived or fresh one was used).
         self.bad_trace_ids = 0
+        self.good_trace_id = ""  # the last valid trace id check_trace_id saw
+        # The last message's fields (MessageContext._event) found to hold no odd value and the
+        # message's own trace id: a stage without fields of its own uses them as they are.
+        self.plain_event: dict[str, Any] | None = None
         # Events whose line could not be rendered even with their odd values made safe.
         self.unwritable = 0
         self.unwritable_at_flush = 0  # what flush() compares with
@@ -186,7 +190,10 @@ class _Emitter:
         bad = None
         if msg is not None and "trace_id" not in given:
             tid = msg.trace_id
-        elif raw is None or is_trace_id(raw):
+        elif raw is None or raw == self.good_trace_id:
+            return merged
+        elif is_trace_id(raw):
+            self.good_trace_id = raw  # the same id on the next call: one comparison
             return merged
         else:
             try:
@@ -226,38 +233,51 @@ class _Emitter:
         fields: dict[str, Any],
         ts_ns: int,
         after: dict[str, Any] | None = None,
+        odd: bool | None = None,
     ) -> int | None:
         """Render and submit one event; returns its seq (None if filtered). ``fields`` is
-        not modified."""
-        if fields.keys().isdisjoint(_SPECIAL_KEYS):
-            name = f"{stage} {action}"
-        else:
+        not modified. ``odd``: whether a field value is a dict, list, tuple or float, when the
+        caller knows (None: looked at here)."""
+        timestamp = iso_utc(ts_ns)
+        event: dict[str, Any] = {
+            "timestamp": timestamp,
+            "stage": stage,
+            "action": action,
+            "event": f"{stage} {action}",
+            **fields,
+        }
+        if len(event) != len(fields) + 4:  # a field named event, timestamp, stage or action
             fields = dict(fields)
             name = fields.pop("event", None) or f"{stage} {action}"
             for key in _COMPUTED_KEYS:  # the computed value wins; the app's is kept aside
                 if key in fields:
                     fields[f"field_{key}"] = fields.pop(key)
-        event: dict[str, Any] = {
-            "timestamp": iso_utc(ts_ns),
-            "stage": stage,
-            "action": action,
-            "event": name,
-            **fields,
-        }
+            event = {
+                "timestamp": timestamp,
+                "stage": stage,
+                "action": action,
+                "event": name,
+                **fields,
+            }
         if "actor" not in event:
             event["actor"] = self.actor
         if after:
             event.update(after)
         if "level" not in event:
             event["level"] = self.level
-        if self.redact is not None and (
-            not event.keys().isdisjoint(self.redact_keys)
-            or not _NESTED.isdisjoint(map(type, fields.values()))
-        ):
+        # Only a field value that is a dict, list, tuple or float (nested text to redact, NaN
+        # or an infinity) sends the event down the slower paths. A stage of a message without
+        # fields of its own knows whether it has one (the message's fields are looked at once).
+        if odd is None:  # _is_odd, inlined (measured: cheaper than searching the line)
+            odd = False
+            for value in fields.values():
+                if type(value) is not str and type(value) in _ODD_TYPES:
+                    odd = True
+                    break
+        cut = False
+        if self.redact is not None and (odd or not fields.keys().isdisjoint(self.redact_keys)):
             cut = self.redact.apply(event)
-        else:
-            cut = False
-        for processor in self.processors:
+        for processor in self.processors or ():
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
             except BaseException as exc:  # structlog.DropEvent is a BaseException
@@ -272,7 +292,7 @@ class _Emitter:
                 if stage != META_STAGE:  # the report runs the processors too: no loop
                     try:
                         name = getattr(processor, "__name__", type(processor).__name__)
-                        self._report_drop(1, f"processor {name} raised {type(exc).__name__}: {exc}")
+                        self._report_drop(1, f"processor {name} raised {exception_text(exc)}")
                     except Exception:
                         self.internal_errors += 1
                 return None
@@ -286,7 +306,7 @@ class _Emitter:
         except Exception:
             line = None
         # orjson writes NaN and infinities as null: the slow path writes them as text.
-        if line is None or cut or (b"null" in line and _has_nonfinite(event, 0)):
+        if line is None or cut or ((odd or self.processors) and _has_nonfinite(event, 0)):
             safe = self._render_safe(event, seq)
             if safe is None:
                 return None
@@ -369,8 +389,16 @@ _SAFE_DEPTH = 100
 #: Keys write() computes; a field of the same name is written as ``field_{key}``.
 _COMPUTED_KEYS = ("timestamp", "stage", "action")
 _SPECIAL_KEYS = frozenset({"event", *_COMPUTED_KEYS})
-#: Types of field values redaction walks into.
-_NESTED = frozenset({dict, list, tuple})
+#: Types of field values that may hold nested text or a NaN/infinity.
+_ODD_TYPES = frozenset({dict, list, tuple, float})
+
+
+def _is_odd(fields: dict[str, Any]) -> bool:
+    """True when a value of ``fields`` is a dict, list, tuple or float."""
+    for value in fields.values():  # noqa: SIM110 (a loop: any() over a generator is slower)
+        if type(value) is not str and type(value) in _ODD_TYPES:
+            return True
+    return False
 
 
 def _has_nonfinite(value: Any, depth: int) -> bool:
@@ -847,7 +875,19 @@ def emit(stage: str, action: str, /, **fields: Any) -> None:
 
 def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any]) -> None:
     try:
-        merged = emitter.base_fields(fields)
+        msg = _current.get()
+        if _bound.get() is None:  # Emitter.base_fields, inlined
+            if msg is None:
+                merged = fields
+                tid = fields.get("trace_id")
+                if tid is not None and tid != emitter.good_trace_id:
+                    merged = emitter.check_trace_id(fields, fields, None)
+            else:
+                merged = {**msg._event, **fields}
+                if merged.get("trace_id") is not msg.trace_id:
+                    merged = emitter.check_trace_id(merged, fields, msg)
+        else:
+            merged = emitter.base_fields(fields)
         if emitter.threshold is not None and not emitter.keep(merged.get("trace_id")):
             emitter.sampled_out += 1
             return
@@ -861,7 +901,6 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
         return
     span = token = after = None
     try:  # a span that cannot start costs the span, not the event
-        msg = _current.get()
         parent = msg.parent_span_id if msg is not None else None
         span, token, span_id = spans.start(
             stage, action, merged, emitter.source, emitter.actor, parent, ts
@@ -897,6 +936,7 @@ class _Stage:
         "_emitter",
         "_fields",
         "_late",
+        "_odd",
         "_span",
         "_span_id",
         "_stage",
@@ -937,11 +977,22 @@ class _Stage:
             fields = self._fields
             msg = _current.get()
             bound = _bound.get()
+            odd = None
             if bound is None:
                 if msg is not None:
-                    fields = {**msg._event, **fields}
-                    if fields.get("trace_id") is not msg.trace_id:
-                        fields = emitter.check_trace_id(fields, self._fields, msg)
+                    event_fields = msg._event
+                    if not fields and event_fields is emitter.plain_event:
+                        # The usual stage: no fields of its own, in a message already seen
+                        # (its trace id the message's, no odd value): its fields as they are.
+                        fields = event_fields
+                        odd = False
+                    else:
+                        fields = {**event_fields, **fields}
+                        if fields.get("trace_id") is not msg.trace_id:
+                            fields = emitter.check_trace_id(fields, self._fields, msg)
+                        elif not self._fields and not _is_odd(event_fields):
+                            emitter.plain_event = event_fields
+                            odd = False
                 elif "trace_id" in fields:
                     fields = emitter.check_trace_id(fields, fields, None)
             else:
@@ -950,6 +1001,7 @@ class _Stage:
                 emitter.sampled_out += 1
                 return self
             self._fields = fields
+            self._odd = odd
             self._start = start = now_ns()
             self._emitter = emitter
         except Exception as exc:
@@ -997,7 +1049,14 @@ class _Stage:
                 after["level"] = "error"
             else:
                 after["status"] = "closed" if isinstance(exc, GeneratorExit) else "cancelled"
-            seq = emitter.write(self._stage, self._action, fields, self._start, after)
+            seq = emitter.write(
+                self._stage,
+                self._action,
+                fields,
+                self._start,
+                after,
+                self._odd if self._late is None else None,
+            )
         except Exception as failure:
             emitter.lost(failure)
         if span is not None:

@@ -272,6 +272,8 @@ def test_trace_ids_given_to_stage_and_emit_are_normalised() -> None:
         tracekit.emit("CTRL", "send2", trace_id=TID.upper())
         with tracekit.message(TID, trace_id="not-a-trace"):  # the message's own id wins
             tracekit.emit("REPO", "add")
+            with tracekit.stage("REPO", "persist"):
+                pass
         tracekit.emit("CTRL", "send3", trace_id="tmp-1", actor="u1")
         assert tracekit.stats()["bad_trace_ids"] == 1
     derived = tracekit.schema.derived_trace_id("u1\x1ftmp-1")
@@ -279,9 +281,10 @@ def test_trace_ids_given_to_stage_and_emit_are_normalised() -> None:
         (TID, None),
         (TID, None),
         (TID, None),
+        (TID, None),
         (derived, "tmp-1"),
     ]
-    assert [trace_of(s) for s in exporter.get_finished_spans()] == [TID, TID, TID, derived]
+    assert [trace_of(s) for s in exporter.get_finished_spans()] == [TID] * 4 + [derived]
 
 
 # 12. Events lost to internal errors are drops: counted, reported, flush() False.
@@ -506,3 +509,30 @@ def test_nan_inf_bytes_sets_decimal_are_text_and_listed() -> None:
         "nested",
     ]
     assert "unserialisable" not in plain
+
+
+def test_processors_see_nested_text_redacted_and_stage_fields_cache_is_per_message() -> None:
+    seen: list[Any] = []
+
+    def spy(_l: Any, _m: str, event: Any) -> Any:
+        seen.append(event.get("payload"))
+        return event
+
+    with capture(processors=[spy]) as events:
+        tracekit.emit("CTRL", "send", payload={"Body": "secret"})
+        # a message whose own fields are nested: its field-less stages are redacted too
+        with tracekit.message(TID, meta={"content": "secret"}):
+            with tracekit.stage("REST", "persist"):
+                pass
+            with tracekit.stage("REST", "persist"):
+                pass
+        with tracekit.message(TID):  # a plain one after it: no stale answer
+            with tracekit.stage("REST", "persist"):
+                pass
+    assert seen[0] == {"Body": "[redacted]"}
+    assert [e.get("meta") for e in events] == [
+        None,
+        {"content": "[redacted]"},
+        {"content": "[redacted]"},
+        None,
+    ]
