@@ -277,7 +277,8 @@ class _Emitter:
         cut = False
         if self.redact is not None and (odd or not fields.keys().isdisjoint(self.redact_keys)):
             cut = self.redact.apply(event)
-        for processor in self.processors or ():
+        for processor in self.processors:
+            odd = True  # what the app's processors wrote is looked at below
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
             except BaseException as exc:  # structlog.DropEvent is a BaseException
@@ -306,7 +307,7 @@ class _Emitter:
         except Exception:
             line = None
         # orjson writes NaN and infinities as null: the slow path writes them as text.
-        if line is None or cut or ((odd or self.processors) and _has_nonfinite(event, 0)):
+        if line is None or cut or (odd and _has_nonfinite(event, 0)):
             safe = self._render_safe(event, seq)
             if safe is None:
                 return None
