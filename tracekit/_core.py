@@ -271,7 +271,11 @@ class _Emitter:
         if odd is None:  # _is_odd, inlined (measured: cheaper than searching the line)
             odd = False
             for value in fields.values():
-                if type(value) is not str and type(value) in _ODD_TYPES:
+                if (
+                    type(value) is not str
+                    and type(value) not in _PLAIN_TYPES
+                    and isinstance(value, _ODD_CLASSES)
+                ):
                     odd = True
                     break
         cut = False
@@ -389,15 +393,20 @@ class _Emitter:
 _SAFE_DEPTH = 100
 #: Keys write() computes; a field of the same name is written as ``field_{key}``.
 _COMPUTED_KEYS = ("timestamp", "stage", "action")
-_SPECIAL_KEYS = frozenset({"event", *_COMPUTED_KEYS})
-#: Types of field values that may hold nested text or a NaN/infinity.
-_ODD_TYPES = frozenset({dict, list, tuple, float})
+#: Field values that may hold nested text or a NaN/infinity (subclasses too: a defaultdict,
+#: a namedtuple, numpy's float64); the plain types are ruled out first by one set lookup.
+_ODD_CLASSES = (dict, list, tuple, float)
+_PLAIN_TYPES = frozenset({int, bool, type(None)})
 
 
 def _is_odd(fields: dict[str, Any]) -> bool:
-    """True when a value of ``fields`` is a dict, list, tuple or float."""
-    for value in fields.values():  # noqa: SIM110 (a loop: any() over a generator is slower)
-        if type(value) is not str and type(value) in _ODD_TYPES:
+    """True when a value of ``fields`` is a dict, list, tuple or float (or a subclass)."""
+    for value in fields.values():  # a loop: any() over a generator is slower
+        if (
+            type(value) is not str
+            and type(value) not in _PLAIN_TYPES
+            and isinstance(value, _ODD_CLASSES)
+        ):
             return True
     return False
 

@@ -6,6 +6,7 @@ NaN and other values JSON cannot hold)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import decimal
 import io
 import json
@@ -365,6 +366,7 @@ def test_redaction_of_nested_and_differently_cased_keys() -> None:
         tracekit.emit("CTRL", "send", Text=secret, MESSAGE_TEXT=secret, messageText=secret)
         tracekit.emit("CTRL", "send", payload={"tExT": secret})
         tracekit.emit("CTRL", "send", text=None, n=[1, 2])
+        tracekit.emit("CTRL", "send", payload=collections.defaultdict(int, body=secret))
     mine = {"payload", "messages", "Text", "MESSAGE_TEXT", "messageText", "text", "n"}
     assert [{k: v for k, v in e.items() if k in mine} for e in events] == [
         {"payload": {"type": "message", "text": "[redacted]", "meta": [{"Body": "[redacted]"}]}},
@@ -372,6 +374,7 @@ def test_redaction_of_nested_and_differently_cased_keys() -> None:
         {"Text": "[redacted]", "MESSAGE_TEXT": "[redacted]", "messageText": "[redacted]"},
         {"payload": {"tExT": "[redacted]"}},
         {"text": None, "n": [1, 2]},
+        {"payload": {"body": "[redacted]"}},
     ]
     # the app's own objects are not changed
     assert payload == {"type": "message", "text": secret, "meta": ({"Body": secret},)}
