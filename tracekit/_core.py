@@ -886,6 +886,7 @@ def emit(stage: str, action: str, /, **fields: Any) -> None:
 def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any]) -> None:
     try:
         msg = _current.get()
+        odd = None
         if _bound.get() is None:  # Emitter.base_fields, inlined
             if msg is None:
                 merged = fields
@@ -893,9 +894,12 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
                 if tid is not None and tid != emitter.good_trace_id:
                     merged = emitter.check_trace_id(fields, fields, None)
             else:
-                merged = {**msg._event, **fields}
+                event_fields = msg._event
+                merged = {**event_fields, **fields}
                 if merged.get("trace_id") is not msg.trace_id:
                     merged = emitter.check_trace_id(merged, fields, msg)
+                elif event_fields is emitter.plain_event:  # only the call's own values to see
+                    odd = _is_odd(fields) if fields else False
         else:
             merged = emitter.base_fields(fields)
         if emitter.threshold is not None and not emitter.keep(merged.get("trace_id")):
@@ -904,7 +908,7 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
         ts = now_ns()
         spans = emitter.spans
         if spans is None:
-            emitter.write(stage, action, merged, ts)
+            emitter.write(stage, action, merged, ts, None, odd)
             return
     except Exception as exc:
         emitter.lost(exc)
@@ -920,7 +924,7 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
         emitter.internal_errors += 1
     seq = None
     try:
-        seq = emitter.write(stage, action, merged, ts, after)
+        seq = emitter.write(stage, action, merged, ts, after, odd)
     except Exception as exc:
         emitter.lost(exc)
     if span is not None:

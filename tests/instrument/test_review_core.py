@@ -529,13 +529,18 @@ def test_processors_see_nested_text_redacted_and_stage_fields_cache_is_per_messa
                 pass
             with tracekit.stage("REST", "persist"):
                 pass
+            tracekit.emit("CTRL", "send")
         with tracekit.message(TID):  # a plain one after it: no stale answer
             with tracekit.stage("REST", "persist"):
                 pass
+            tracekit.emit("CTRL", "send", payload=[{"text": "secret"}], ms=math.nan)
     assert seen[0] == {"Body": "[redacted]"}
     assert [e.get("meta") for e in events] == [
         None,
         {"content": "[redacted]"},
         {"content": "[redacted]"},
+        {"content": "[redacted]"},
+        None,
         None,
     ]
+    assert (events[-1]["payload"], events[-1]["ms"]) == ([{"text": "[redacted]"}], "NaN")
