@@ -4,6 +4,7 @@ so unconfigured and span-less processes never pay for the OpenTelemetry API.
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -23,6 +24,35 @@ from tracekit._processors import exception_text
 from tracekit._processors import safe_text as _text
 
 __all__ = ["SpanFactory", "current_span_id", "span_attributes"]
+
+# Set next to every attach of a stage's span: resetting it tells whether the detach happens in
+# the context that attached (an async generator left early is finalised in another task's copy
+# of the context). There, OpenTelemetry's detach fails and logs an ERROR with a traceback; the
+# probe fails the same way, quietly, and the detach is skipped: that context never held it.
+_PROBE: ContextVar[None] = ContextVar("tracekit_span_probe", default=None)
+_Tokens = tuple[object, Token[None]]
+
+
+def _attach(span: Span) -> _Tokens:
+    return otel_context.attach(trace.set_span_in_context(span)), _PROBE.set(None)
+
+
+def _detach(tokens: object) -> None:
+    if not isinstance(tokens, tuple):
+        return
+    token, probe = tokens
+    try:
+        _PROBE.reset(probe)
+    except ValueError:  # another context: the span was never current here
+        return
+    otel_context.detach(token)
+
+
+def _live(span: Span) -> bool:
+    """False for an SDK span that has ended (still current in a context whose stage was
+    finished elsewhere): nothing may nest under it."""
+    return getattr(span, "end_time", None) is None
+
 
 # messaging.operation.type per action (OpenTelemetry messaging semantic conventions).
 _OPERATION = {
@@ -111,14 +141,23 @@ class SpanFactory:
         give back to :meth:`finish`, and its span id as 16 hex digits."""
         trace_id = fields.get("trace_id")
         parent: otel_context.Context | None = None
+        span_now = trace.get_current_span()
         if isinstance(trace_id, str) and len(trace_id) == 32:
             remote = self._remote_parent(trace_id, parent_span_id)
             if remote is not None:
                 # Under a current span of the same trace (e.g. the web framework's server
                 # span, or an enclosing stage), nest in it; otherwise join the remote parent.
-                current = trace.get_current_span().get_span_context()
-                if not (current.is_valid and current.trace_id == remote[0]):
+                current = span_now.get_span_context()
+                if not (current.is_valid and current.trace_id == remote[0] and _live(span_now)):
                     parent = remote[1]
+        if parent is None and not _live(span_now):
+            # an ended span left current by a stage finished in another context: its parent
+            above = getattr(span_now, "parent", None)
+            parent = (
+                trace.set_span_in_context(NonRecordingSpan(above))
+                if above is not None
+                else otel_context.Context()
+            )
         kind = self._kinds.get((stage, action))
         if kind is None:
             kind = self._kinds[(stage, action)] = (
@@ -149,16 +188,16 @@ class SpanFactory:
         )
         span_id = "%016x" % span.get_span_context().span_id  # noqa: UP031 (faster than f"")
         # Last: nothing after the attach can fail and leave the context attached.
-        return span, otel_context.attach(trace.set_span_in_context(span)), span_id
+        return span, _attach(span), span_id
 
     @staticmethod
     def attach(span: Span) -> object:
         """Make ``span`` current (a generator stage, for each step of its body)."""
-        return otel_context.attach(trace.set_span_in_context(span))
+        return _attach(span)
 
     @staticmethod
     def detach(token: object) -> None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        _detach(token)
 
     @staticmethod
     def finish(
@@ -169,7 +208,7 @@ class SpanFactory:
         span with its status unset. The span is ended whatever else fails."""
         if token is not None:
             try:
-                otel_context.detach(token)  # type: ignore[arg-type]
+                _detach(token)
             except Exception:
                 pass
         try:
@@ -191,7 +230,8 @@ class SpanFactory:
 
 def current_span_id(trace_id: str) -> str | None:
     """The current span's id if it belongs to ``trace_id`` (for ``inject``)."""
-    ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid and f"{ctx.trace_id:032x}" == trace_id:
+    span = trace.get_current_span()
+    ctx = span.get_span_context() if _live(span) else getattr(span, "parent", None)
+    if ctx is not None and ctx.is_valid and f"{ctx.trace_id:032x}" == trace_id:
         return f"{ctx.span_id:016x}"
     return None

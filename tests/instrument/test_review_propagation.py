@@ -355,6 +355,34 @@ async def test_message_and_bind_exited_in_another_context_do_not_raise() -> None
     assert errors == []
 
 
+async def test_a_stage_span_finished_in_another_context_is_no_parent_and_logs_nothing(
+    spans: tuple[TracerProvider, InMemorySpanExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same with a stage: OpenTelemetry's detach failed there ("Failed to detach context",
+    an ERROR with a traceback), and the ended span stayed current in the consumer's context,
+    so its next stage nested under a finished span."""
+    provider, exporter = spans
+
+    async def frames() -> AsyncIterator[int]:
+        async with tracekit.stage("WS-RECV", "receive"):
+            for i in range(3):
+                yield i
+
+    with capture(otel=provider), tracekit.message(TID, conv_id="c9"):
+        async for _ in frames():
+            break
+        gc.collect()
+        await asyncio.sleep(0.05)
+        with tracekit.stage("CTRL", "add"):
+            pass
+    got = {s.name: s for s in exporter.get_finished_spans()}
+    receive, add = got["WS-RECV receive"], got["CTRL add"]
+    assert add.parent is not None
+    assert add.parent.span_id != receive.context.span_id
+    assert f"{add.parent.span_id:016x}" == TID[16:]  # the message's own (phantom) parent
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 def test_message_and_bind_reset_normally_in_their_own_context() -> None:
     with tracekit.message(TID, conv_id="c1"), tracekit.bind(actor="u1"):
         with tracekit.message(conv_id="c2"), tracekit.bind(actor="u2"):
