@@ -28,30 +28,39 @@ __all__ = ["SpanFactory", "current_span_id", "span_attributes"]
 # Set next to every attach of a stage's span: resetting it tells whether the detach happens in
 # the context that attached (an async generator left early is finalised in another task's copy
 # of the context). There, OpenTelemetry's detach fails and logs an ERROR with a traceback; the
-# probe fails the same way, quietly, and the detach is skipped: that context never held it.
+# probe fails the same way, quietly, and the detach is skipped. The span then stays current in
+# the context that attached it although it has ended: it is recorded as stranded, and nothing
+# nests under it. (An ended span is otherwise a fine parent: a framework's server span, ended
+# when the response went out, still parents the work of a background task.)
 _PROBE: ContextVar[None] = ContextVar("tracekit_span_probe", default=None)
-_Tokens = tuple[object, Token[None]]
+_STRANDED: dict[int, None] = {}  # span ids, oldest first
+_STRANDED_MAX = 1024
+_Tokens = tuple[object, Token[None], Span]
 
 
 def _attach(span: Span) -> _Tokens:
-    return otel_context.attach(trace.set_span_in_context(span)), _PROBE.set(None)
+    return otel_context.attach(trace.set_span_in_context(span)), _PROBE.set(None), span
 
 
 def _detach(tokens: object) -> None:
     if not isinstance(tokens, tuple):
         return
-    token, probe = tokens
+    token, probe, span = tokens
     try:
         _PROBE.reset(probe)
     except ValueError:  # another context: the span was never current here
+        _STRANDED[span.get_span_context().span_id] = None
+        if len(_STRANDED) > _STRANDED_MAX:
+            try:  # another thread may trim it at the same time
+                del _STRANDED[next(iter(_STRANDED))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass
         return
     otel_context.detach(token)
 
 
-def _live(span: Span) -> bool:
-    """False for an SDK span that has ended (still current in a context whose stage was
-    finished elsewhere): nothing may nest under it."""
-    return getattr(span, "end_time", None) is None
+def _stranded(span: Span) -> bool:
+    return bool(_STRANDED) and span.get_span_context().span_id in _STRANDED
 
 
 # messaging.operation.type per action (OpenTelemetry messaging semantic conventions).
@@ -148,10 +157,12 @@ class SpanFactory:
                 # Under a current span of the same trace (e.g. the web framework's server
                 # span, or an enclosing stage), nest in it; otherwise join the remote parent.
                 current = span_now.get_span_context()
-                if not (current.is_valid and current.trace_id == remote[0] and _live(span_now)):
+                if not (
+                    current.is_valid and current.trace_id == remote[0] and not _stranded(span_now)
+                ):
                     parent = remote[1]
-        if parent is None and not _live(span_now):
-            # an ended span left current by a stage finished in another context: its parent
+        if parent is None and _stranded(span_now):
+            # a span left current by a stage finished in another context: its parent
             above = getattr(span_now, "parent", None)
             parent = (
                 trace.set_span_in_context(NonRecordingSpan(above))
@@ -231,7 +242,7 @@ class SpanFactory:
 def current_span_id(trace_id: str) -> str | None:
     """The current span's id if it belongs to ``trace_id`` (for ``inject``)."""
     span = trace.get_current_span()
-    ctx = span.get_span_context() if _live(span) else getattr(span, "parent", None)
+    ctx = getattr(span, "parent", None) if _stranded(span) else span.get_span_context()
     if ctx is not None and ctx.is_valid and f"{ctx.trace_id:032x}" == trace_id:
         return f"{ctx.span_id:016x}"
     return None
