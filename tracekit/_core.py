@@ -262,6 +262,9 @@ class _Emitter:
         if "actor" not in event:
             event["actor"] = self.actor
         if after:
+            if not event.keys().isdisjoint(after):  # an app field named status, error, ...
+                for key in after.keys() & event.keys():  # the computed value wins, as above
+                    event[f"field_{key}"] = event[key]
             event.update(after)
         if "level" not in event:
             event["level"] = self.level
@@ -391,7 +394,9 @@ class _Emitter:
 
 #: Nesting past this depth is written as the repr of the rest (orjson stops at 255 levels).
 _SAFE_DEPTH = 100
-#: Keys write() computes; a field of the same name is written as ``field_{key}``.
+#: Keys write() computes; a field of the same name is written as ``field_{key}`` (so is one
+#: named like a key the stage computes: ``span_id``, ``duration_ms``, ``status``, ``error``,
+#: ``level`` when it fails).
 _COMPUTED_KEYS = ("timestamp", "stage", "action")
 #: Field values that may hold nested text or a NaN/infinity (subclasses too: a defaultdict,
 #: a namedtuple, numpy's float64); the plain types are ruled out first by one set lookup.

@@ -471,6 +471,28 @@ def test_reserved_field_names_are_kept_aside() -> None:
     assert [s.name for s in exporter.get_finished_spans()] == ["CTRL send", "WS-RECV receive"]
 
 
+def test_fields_named_like_what_a_stage_computes_are_kept_aside() -> None:
+    # status, duration_ms, span_id and, on a failure, error and level are the stage's own:
+    # an app field of that name was overwritten, silently
+    provider, _ = otel()
+    app = {"status": "queued", "duration_ms": "n/a", "span_id": "app-1", "error": "none"}
+    with capture(otel=provider) as events, tracekit.message(TID):
+        with tracekit.stage("REST", "persist", **app):
+            pass
+        with pytest.raises(ValueError), tracekit.stage("REST", "response", level="warning"):
+            raise ValueError("boom")
+    ok, failed = events
+    assert (ok["status"], ok["field_status"], ok["field_duration_ms"]) == ("ok", "queued", "n/a")
+    assert ok["field_span_id"] == "app-1"
+    assert len(ok["span_id"]) == 16 and isinstance(ok["duration_ms"], float)
+    assert (ok["error"], "field_error" in ok) == ("none", False)  # not computed when it is ok
+    assert (failed["level"], failed["field_level"], failed["error"]) == (
+        "error",
+        "warning",
+        "ValueError: boom",
+    )
+
+
 # 18. Values JSON cannot hold are written as text and listed under `unserialisable`.
 
 
