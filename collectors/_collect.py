@@ -14,6 +14,7 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
+from tracekit.collectors._kv import KV_LINE, kv_event_line
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
@@ -26,14 +27,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: Bump when the table a reader produces changes, so old cache entries are not reused.
 _CACHE_VERSION: Final = 2  # 2: `event` is text, not Categorical
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
-_KV_LINE: Final = re.compile(rb"^\s*[A-Za-z_][\w.@-]*=")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
-#: A kv event behind a prefix (a logging ``asctime level``, a container runtime's
-#: ``<time> stdout F``): its ``stage=`` and ``action=`` pairs anywhere on the line.
 _KV_STAGE: Final = re.compile(rb"(?:^|\s)stage=[^\s=]")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
-#: A line holding a ``stage=`` pair (polars): a kv event, when no reader made it one.
-_KV_STAGE_LINE: Final = r"(?:^|\s)stage=[^\s=]"
 #: File signatures of things found next to logs that are never logs (databases, executables,
 #: core dumps, images, archives): binary whatever text they contain.
 _BINARY_MAGIC: Final = (
@@ -51,6 +47,7 @@ _EVENTISH: Final = re.compile(
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\f\v]")
 _LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
+_KV_LINE: Final = re.compile(KV_LINE.encode())
 #: What may stand before a JSON object on a text line for the object to be read as JSON:
 #: nothing, or a container runtime's prefix (CRI: containerd, CRI-O, kubelet's /var/log/pods).
 #: A Rust regex (polars): the object starts at the line's first '{"', so the prefix's time
@@ -223,13 +220,18 @@ def detect_format(data: bytes) -> str:
 
 def _kv_line(line: bytes) -> bool:
     """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
-    ``action=`` pairs behind a prefix (``2026-... INFO``, ``<time> stdout F``) that is no
-    legacy tag's."""
-    if _KV_LINE.match(line):
+    ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
+    ``<time> stdout F``), on a line with no legacy tag. A ``stage=`` further in (an app's
+    sentence, SQL) makes no kv line."""
+    m = _KV_LINE.match(line)
+    if m is None:
+        return False
+    if not m.group(1).strip():
         return _KV_KEYS.search(line) is not None
+    rest = line[m.end(1) :]
     return (
-        _KV_STAGE.search(line) is not None
-        and _KV_ACTION.search(line) is not None
+        _KV_STAGE.search(rest) is not None
+        and _KV_ACTION.search(rest) is not None
         and _LEGACY_TAG.search(line) is None
     )
 
@@ -339,10 +341,7 @@ def _warn_unread_kv(
     not events in ``frame`` (read by ``fmt``, not the kv reader)."""
     if fmt == "kv" or getattr(fmt, "kind", "regex") == "json":
         return
-    raw = pl.col("raw")
-    found = lines.filter(
-        raw.str.contains("stage=", literal=True) & raw.str.contains(_KV_STAGE_LINE)
-    ).get_column("line")
+    found = lines.filter(kv_event_line(pl.col("raw"))).get_column("line")
     if not found.len():
         return
     read = frame.get_column("line") if frame.height else pl.Series("line", [], pl.Int64)

@@ -23,7 +23,7 @@ import polars as pl
 from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
 
-__all__ = ["read_kv"]
+__all__ = ["KV_LINE", "KV_PREFIX", "kv_event_line", "read_kv"]
 
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
@@ -39,6 +39,44 @@ _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", 
 #: alternatives are tried in order (a string, a list, then a bare word), so a quote that opens
 #: no string is just a character of a bare word.
 _PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
+
+_TIME: Final = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_LEVEL: Final = (
+    r"(?i:trace|debug|info|notice|warn|warning|error|err|critical|crit|fatal|alert|emerg)"
+)
+_LOGGER: Final = r"[A-Za-z_][\w.$/-]*"
+#: What may stand before a line's first ``key=value`` pair (a regex for both Rust (polars) and
+#: Python): nothing, or a known prefix shape, read from the line's start. A container runtime's
+#: ``<RFC3339> stdout|stderr F|P``; then an ISO-8601 time, bracketed or not; then up to three
+#: of a level (``INFO``, ``[INFO]``, ``INFO:``) and a logger name (``app.db:``, ``[app.db]``,
+#: ``app.db -``), with spaces (or `` - ``/`` | ``) between them. The pairs are read from where
+#: it ends: a ``stage=`` in the middle of an app's sentence or SQL is text, never a pair.
+KV_PREFIX: Final = (
+    rf"\s*(?:{_TIME}[ \t]+(?:stdout|stderr)[ \t]+[FP][ \t]+)?"
+    rf"(?:\[{_TIME}\][ \t]*(?:[-|][ \t]+)?|{_TIME}[ \t]+(?:[-|][ \t]+)?)?"
+    rf"(?:(?:\[{_LEVEL}\]|{_LEVEL}:|\[{_LOGGER}\]|{_LOGGER}:)[ \t]*(?:[-|][ \t]+)?"
+    rf"|{_LEVEL}[ \t]+(?:[-|][ \t]+)?|{_LOGGER}[ \t]+[-|][ \t]+){{0,3}}"
+)
+#: A key=value line: its prefix (group 1, :data:`KV_PREFIX`) and then a pair.
+KV_LINE: Final = rf"^({KV_PREFIX})[A-Za-z_][\w.@-]*="
+#: The built-in legacy reader's tags (legacy.toml): a line holding one is a legacy line.
+_LEGACY_TAG: Final = r"\[(?:CTRL|REST|REST-SEND|REST-FETCH|REPO|WS-BROADCAST|WS-RECV|WS)\]"
+
+
+def kv_event_line(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` (a line) reads as a key=value event: a ``stage=`` pair among the pairs
+    from its start or behind a known prefix (:data:`KV_LINE`), and no legacy tag (a legacy
+    line is the legacy reader's, whatever words it holds)."""
+    return (
+        text.str.contains("stage=", literal=True)
+        & text.str.contains(KV_LINE)
+        & text.str.contains(r"(?:^|\s)stage=[^\s=]")
+        & ~text.str.contains(_LEGACY_TAG)
+    )
+
 
 #: The ISO-8601 time a prefix starts a line with (a logging ``asctime``, a container
 #: runtime's): an event's time when it has no ``timestamp``/``ts``/``time`` pair.
@@ -221,9 +259,10 @@ def read_kv(
     df = pl.DataFrame([lines]).with_row_index("line", offset=1)
     df = df.with_columns(pl.col("raw").str.strip_suffix("\r"), pl.col("line").cast(pl.Int64))
     df = df.filter(pl.col("raw").str.strip_chars(_ASCII_SPACE) != "")
-    # pairs from the line's start, or behind a prefix (a logging "<asctime> <level>", a
-    # container runtime's "<time> stdout F"): the pairs are read wherever they are
-    is_kv = pl.col("raw").str.contains(r"(?:^|\s)[A-Za-z_][\w.@-]*=")
+    # pairs from the line's start, or from where a known prefix ends (KV_PREFIX: a logging
+    # "<asctime> <level> <logger>:", a container runtime's "<time> stdout F")
+    df = df.with_columns(pl.col("raw").str.extract(KV_LINE, 1).alias("_prefix"))
+    is_kv = pl.col("_prefix").is_not_null()
     bad = df.filter(~is_kv)
     if bad.height:
         stats.malformed_frame(
@@ -232,7 +271,9 @@ def read_kv(
         df = df.filter(is_kv)
     if df.height == 0:
         return empty_table()
-    tokens = _pairs(df)
+    prefixed = pl.col("_prefix").str.len_bytes() > 0
+    pairs = pl.when(prefixed).then(pl.col("raw").str.slice(pl.col("_prefix").str.len_chars()))
+    tokens = _pairs(df.select("line", pairs.otherwise(pl.col("raw")).alias("raw")))
     raw = tokens.select(
         "line", *(_unquote(pl.col(c), listed=c == "recipients").alias(c) for c in RAW_COLUMNS)
     )

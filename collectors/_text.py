@@ -15,6 +15,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._formats import Rule, TextFormat, group_names, legacy_format
+from tracekit.collectors._kv import kv_event_line
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
@@ -374,10 +375,6 @@ def _groups(fmt: TextFormat) -> list[str]:
     return group_names(fmt.line_regex)
 
 
-#: A ``stage=`` pair: a key=value event, which the text readers do not read.
-_KV_STAGE: Final = r"(?:^|\s)stage=[^\s=]"
-
-
 def _extract(
     df: pl.DataFrame, fmt: TextFormat, actor: str | None
 ) -> tuple[pl.DataFrame, int, pl.Series]:
@@ -409,7 +406,8 @@ def _extract(
     df = _stage_action(df, fmt, key, msg)
     unmapped = df.filter(pl.col("_ev").is_null())
     ignored += unmapped.height
-    kv.append(_with_kv_stage(unmapped, msg))
+    if not fmt.tag_regex:  # a line with the format's tag is the format's, not a kv event
+        kv.append(_with_kv_stage(unmapped, msg))
     df = df.filter(pl.col("_ev").is_not_null())
 
     # Timestamps: a group, or the first match of timestamp_regex in the prefix (or line).
@@ -454,11 +452,10 @@ def _extract(
 
 
 def _with_kv_stage(rows: pl.DataFrame, text: pl.Expr) -> pl.Series:
-    """Numbers of the ``rows`` whose ``text`` holds a ``stage=`` pair."""
+    """Numbers of the ``rows`` whose ``text`` reads as a key=value event (``kv_event_line``)."""
     if not rows.height:
         return rows.get_column("line")
-    has = text.str.contains("stage=", literal=True) & text.str.contains(_KV_STAGE)
-    return rows.filter(has).get_column("line")
+    return rows.filter(kv_event_line(text)).get_column("line")
 
 
 def _decimal_point(raw: pl.DataFrame) -> pl.DataFrame:

@@ -310,3 +310,74 @@ def test_kv_events_in_a_legacy_log_are_counted_in_a_warning() -> None:
         "(first: line 3); a key=value event is read in a file read as kv (detected when most "
         "of its first lines are such events, or formats=['kv'])"
     ]
+
+
+KV_TEXT = [  # an app's own text mentioning stage=/action=: no pairs from where a prefix ends
+    "2026-11-25 10:00:03,100 DEBUG sqlalchemy.engine: UPDATE jobs SET stage=3, action='retry' "
+    "WHERE id=5",
+    '2026-11-25 10:00:04,100 WARNING app: user wrote "please redo stage=2 action=resend" in chat',
+    "2026-11-25 10:00:05,100 INFO worker: retry stage=2 action=resend attempt=3",
+    '[2026-11-25T10:00:06Z] said "stage=2 action=resend"',
+]
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_words_like_pairs_in_an_apps_text_are_no_kv_events(forced: bool) -> None:
+    # were events with stage "3," / "2" and action "retry" / 'resend"' (review F #1)
+    kv = [f"timestamp=2026-11-25T10:00:0{i}Z {KV_EVENT} seq={i}" for i in (1, 2, 7, 8, 9)]
+    lines = kv[:2] + KV_TEXT + kv[2:]
+    data = "\n".join(lines) + "\n"
+    if not forced:
+        assert detect_format(data.encode()) == "kv"
+    got = collect([MemorySource(data, name="app.log", format="kv" if forced else None)])
+    frame = got.events.collect()
+    assert frame.select("stage", "action", "seq", "line").rows() == [
+        ("CTRL", "send", 1, 1),
+        ("CTRL", "send", 2, 2),
+        ("CTRL", "send", 7, 7),
+        ("CTRL", "send", 8, 8),
+        ("CTRL", "send", 9, 9),
+    ]
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored, i.warnings) == (9, 5, 4, 0, [])
+    assert i.examples == [f"app.log:{n}: not key=value text" for n in range(3, 7)]
+
+
+def test_words_like_pairs_in_an_apps_text_do_not_make_a_file_kv() -> None:
+    # detection counted them as kv lines: this file was read as kv, its lines malformed
+    data = "\n".join(KV_TEXT) + "\n"
+    assert detect_format(data.encode()) == "legacy"
+    got = collect([MemorySource(data, name="app.log")])
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored, i.warnings) == (4, 0, 0, 4, [])
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "INFO:app.db:",  # logging.basicConfig's default format
+        "2026-11-25 09:59:00,000 - app.db - INFO - ",  # the logging cookbook's
+        "2026-11-25 09:59:00,000 [INFO] [app.db] ",
+        "2026-11-25T09:59:00Z stderr P 2026-11-25 09:59:00,000 WARNING app.db: ",  # CRI + logging
+    ],
+)
+def test_kv_events_behind_other_prefix_shapes_are_read(prefix: str) -> None:
+    lines = [prefix + f"timestamp=2026-11-25T10:00:0{i}Z {KV_EVENT} seq={i}" for i in (1, 2)]
+    got = collect([MemorySource(lines, name="app.log")])
+    assert got.events.collect().select("timestamp", "stage", "seq").rows() == [
+        (ts(f"10:00:0{i}"), "CTRL", i) for i in (1, 2)
+    ]
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored, i.warnings) == (2, 2, 0, 0, [])
+
+
+def test_legacy_tagged_lines_with_pairs_are_not_counted_as_unread_kv_events() -> None:
+    # review F #6: the warning pointed to formats=['kv'], which loses the legacy events
+    lines = [
+        "2026-11-25 10:00:01.000Z [CTRL] sendMessage: clientMsgId=a1",
+        "2026-11-25 10:00:03.000 [WS] heartbeat stage=ping action=pong",
+        "2026-11-25 10:00:04.000 DEBUG db: UPDATE jobs SET stage=3 WHERE id=5",
+    ]
+    got = collect([MemorySource(lines, name="client-u1.log")])
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored, i.warnings) == (3, 1, 0, 2, [])
