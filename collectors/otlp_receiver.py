@@ -115,7 +115,9 @@ def _inflate(body: bytes, encoding: str) -> bytes:
         out.append(chunk)
         if not d.eof:
             raise ValueError(f"truncated {encoding} body")
-        rest = d.unused_data if gz else b""
+        # NUL padding after the last member (tape-style writers) is no member: gzip.decompress
+        # and the file readers (_sources) skip it too
+        rest = d.unused_data.lstrip(b"\x00") if gz else b""
     return b"".join(out)
 
 

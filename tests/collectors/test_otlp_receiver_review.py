@@ -209,3 +209,14 @@ def test_rejected_is_counted_under_the_lock(receiver: Any) -> None:
         assert (rx.rejected, answers) == (0, [])
     thread.join(5)
     assert (rx.rejected, answers) == (1, [400])
+
+
+def test_a_gzip_body_with_nul_padding_after_its_last_member_is_read(receiver: Any) -> None:
+    # review F #5: refused with 400 "incorrect header check" (gzip.decompress reads it)
+    rx, out = receiver
+    body = gzip.compress(orjson.dumps(SPANS)) + b"\x00" * 8
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        headers = JSON | {"Content-Encoding": "gzip"}
+        assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
+    assert (rx.rejected, rx.events) == (0, 1)
+    assert [line["trace_id"] for line in _lines(out)] == [T]
