@@ -43,6 +43,9 @@ class ClockEstimate:
     #: the other pairs allow, and the source on the other side of that pair
     contradiction_ns: float | None = None
     contradicted_by: str | None = None
+    #: the source its offset is measured against: the reference of its part of the logs (a
+    #: part whose sources share no pair with the reference's has a reference of its own)
+    against: str | None = None
 
 
 def _shortest(
@@ -167,18 +170,55 @@ def _at(kept: list[tuple[str, str, int, int] | None], i: int) -> tuple[str, str,
     return c
 
 
+def _references(
+    reference: str,
+    preferred: Sequence[str],
+    nodes: list[str],
+    kept: list[tuple[str, str, int, int]],
+) -> dict[str, str]:
+    """Each source's reference: ``reference`` for its part of the pair graph, the first
+    ``preferred`` source of any other part that holds one (sources of a part with none are
+    left out: unbounded)."""
+    root = {s: s for s in nodes}
+
+    def find(s: str) -> str:
+        while root[s] != s:
+            root[s] = root[root[s]]
+            s = root[s]
+        return s
+
+    for a, b, _, _ in kept:
+        root[find(a)] = find(b)
+    local: dict[str, str] = {find(reference): reference}
+    for s in preferred:
+        if s in root:
+            local.setdefault(find(s), s)
+    return {s: local[find(s)] for s in nodes if find(s) in local}
+
+
 def _bounds(
-    reference: str, nodes: list[str], constraints: list[tuple[str, str, int, int]]
+    refs: Mapping[str, str], nodes: list[str], constraints: list[tuple[str, str, int, int]]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` (``inf``: unbounded);
-    ``constraints`` must be consistent (:func:`_break_cycles`)."""
-    fwd: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    rev: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` against its reference
+    (``inf``: unbounded); ``constraints`` must be consistent (:func:`_break_cycles`)."""
+    # per part of the graph (a pair joins two sources of one part)
+    fwd: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
+    rev: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
     for a, b, w, _ in constraints:
-        fwd[a].append((b, w))
-        rev[b].append((a, w))
-    hi, _ = _shortest(reference, fwd, nodes)  # offset_s <= dist(ref -> s)
-    back, _ = _shortest(reference, rev, nodes)  # offset_s >= -dist(s -> ref)
+        if (ref := refs.get(a)) is not None:
+            fwd[ref][a].append((b, w))
+            rev[ref][b].append((a, w))
+    parts: dict[str, list[str]] = defaultdict(list)
+    for s in nodes:
+        if (ref := refs.get(s)) is not None:
+            parts[ref].append(s)
+    hi: dict[str, float] = dict.fromkeys(nodes, math.inf)
+    back: dict[str, float] = dict.fromkeys(nodes, math.inf)
+    for ref, part in parts.items():
+        up, _ = _shortest(ref, fwd[ref], part)  # offset_s <= dist(ref -> s)
+        down, _ = _shortest(ref, rev[ref], part)  # offset_s >= -dist(s -> ref)
+        for s in part:
+            hi[s], back[s] = up[s], down[s]
     return hi, back
 
 
@@ -189,6 +229,7 @@ def solve_offsets(
     clean: Iterable[tuple[str, str, int, int]] | None = None,
     ladders: Callable[[], Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]]
     | None = None,
+    preferred: Sequence[str] = (),
 ) -> tuple[dict[str, ClockEstimate], dict[tuple[str, str], int]]:
     """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs.
     Returns the estimates and, per source pair, the tightest ``w`` kept (the contradicting
@@ -201,6 +242,11 @@ def solve_offsets(
     estimate only where clean pairs bound the source on both sides (NTP's symmetric exchange);
     elsewhere it is the point of the interval nearest zero (clocks are taken as in sync unless
     the logs force an offset), and the uncertainty covers the whole interval.
+
+    ``preferred``: references in order of preference (the sources that persist the most
+    messages first). Sources that share no pair, even indirectly, with ``reference`` (the logs
+    of two separate systems, e.g. test runs each with its own server) are measured against the
+    first of these in their own part of the logs; with none, they stay unbounded.
 
     ``ladders``: asked for when pairs contradict each other, per source pair the few smallest
     ``w`` of all its pairs and of its clean ones, ascending: what is left of a source pair once
@@ -229,32 +275,37 @@ def solve_offsets(
         return get
 
     kept, aside = _break_cycles(every, constraints_list, ladder(0))
-    hi, back = _bounds(reference, every, kept)
+    refs = _references(reference, preferred, every, kept)
+    hi, back = _bounds(refs, every, kept)
     if clean is None:
         two_sided = {s for s in nodes if math.isfinite(hi[s]) and math.isfinite(back[s])}
     else:
         kept_c, _ = _break_cycles(every, list(clean), ladder(1))
-        hi_c, back_c = _bounds(reference, every, kept_c)
+        hi_c, back_c = _bounds(refs, every, kept_c)
         two_sided = {s for s in nodes if math.isfinite(hi_c[s]) and math.isfinite(back_c[s])}
     for s in nodes:
         h, lo = hi[s], -back[s]
-        if s == reference:
-            out[s] = ClockEstimate(s, 0, 0, 0.0, 0.0, count[s], lo <= 0 <= h)
+        if refs.get(s) == s:
+            out[s] = ClockEstimate(s, 0, 0, 0.0, 0.0, count[s], lo <= 0 <= h, against=s)
             continue
         consistent = lo <= h
         if s in two_sided and math.isfinite(h) and math.isfinite(lo):
             off, unc = (lo + h) / 2, abs(h - lo) / 2
-            out[s] = ClockEstimate(s, round(off), round(unc), lo, h, count[s], consistent)
+            out[s] = ClockEstimate(
+                s, round(off), round(unc), lo, h, count[s], consistent, against=refs.get(s)
+            )
             continue
         # Only "at most h ahead" and/or "at least lo" (e.g. a client that only receives, or
         # whose only exchanges were retried): no offset unless the bounds force one.
         near = min(max(0.0, lo), h) if consistent else (lo + h) / 2
         bounded = math.isfinite(h) and math.isfinite(lo)
         spread = round(max(near - lo, h - near)) if bounded else None
-        out[s] = ClockEstimate(s, round(near), spread, lo, h, count[s], consistent)
+        out[s] = ClockEstimate(
+            s, round(near), spread, lo, h, count[s], consistent, against=refs.get(s)
+        )
     for a, b, w, _ in aside:
         # the receiving side's clock, unless that is the reference's
-        blamed, other = (b, a) if b != reference else (a, b)
+        blamed, other = (b, a) if refs.get(b) != b else (a, b)
         if blamed not in out:
             continue
         at = {x: out[x].offset_ns if x in out else 0 for x in (a, b)}

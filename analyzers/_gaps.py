@@ -57,13 +57,20 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _is_reference(paths: Paths, source: str) -> bool:
+    """The reference, or that of a part of the logs no pair ties to it."""
+    c = paths.clock.get(source)
+    return source == paths.reference or (c is not None and c.against == source)
+
+
 def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
     p = paths.pipeline
     limit = p.clock_skew.total_seconds() * 1e9
     rows: list[dict[str, object]] = []
     for s, c in sorted(paths.clock.items()):
-        if s == paths.reference:
+        if _is_reference(paths, s):
             continue
+        against = c.against or paths.reference
         off_ms = c.offset_ns / 1e6
         if not c.consistent:
             early = c.lo_ns - c.hi_ns if c.contradiction_ns is None else c.contradiction_ns
@@ -75,7 +82,7 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                         f"{early / 1e6:.1f} ms before its cause"
                         + (f" on {c.contradicted_by}" if c.contradicted_by else "")
                         + " at the offsets every other pair allows; estimated "
-                        f"{off_ms:+.1f} ms against {paths.reference}"
+                        f"{off_ms:+.1f} ms against {against}"
                     ),
                 }
             )
@@ -87,7 +94,7 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                 {
                     "source": s,
                     "detail": (
-                        f"{s} runs {off_ms:+.1f} ms ahead of {paths.reference} "
+                        f"{s} runs {off_ms:+.1f} ms ahead of {against} "
                         f"(uncertainty {unc} ms, from {c.samples} causal pair(s)); "
                         f"cross-host latencies are corrected for it"
                     ),
@@ -98,7 +105,7 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
         if r["src_a"] in flagged or r["src_b"] in flagged:
             continue
         # Blame the side that is not the reference.
-        src = r["src_a"] if r["src_b"] == paths.reference else r["src_b"]
+        src = r["src_a"] if _is_reference(paths, r["src_b"]) else r["src_b"]
         other = r["src_b"] if src == r["src_a"] else r["src_a"]
         flagged.add(src)
         rows.append(

@@ -642,16 +642,29 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     pairs_raw = pairs_raw.with_columns(strings)
 
     # Clock: reference = the source that persists most messages (else the busiest source).
+    # References: the sources that persist messages, the most first (else the busiest source).
+    # The first is the reference; the others serve parts of the logs that share no pair with
+    # it (e.g. test runs, each with its own server).
     persist = p.role("persist")
-    reference: str | None = None
+    preferred: list[str] = []
     if persist is not None:
-        ref = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().mode().sort()
-        reference = ref[0] if len(ref) else None
-    if reference is None and sources.height:
-        reference = sources.sort(["n", "source"], descending=[True, False])["source"][0]
+        persisted = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().cast(pl.String)
+        counts = persisted.value_counts(name="n").sort(
+            ["n", persisted.name], descending=[True, False]
+        )
+        preferred = counts.get_column(persisted.name).to_list()
+    if not preferred and sources.height:
+        busiest = sources.sort(["n", "source"], descending=[True, False]).get_column("source")
+        preferred = busiest.drop_nulls().head(1).to_list()
+    reference: str | None = preferred[0] if preferred else None
     constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
     clock, clock_pairs = solve_offsets(
-        reference, sources.get_column("source").drop_nulls(), constraints, clean, ladders
+        reference,
+        sources.get_column("source").drop_nulls(),
+        constraints,
+        clean,
+        ladders,
+        preferred=preferred,
     )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
 

@@ -104,8 +104,10 @@ def _clock_section(paths: Paths) -> list[dict[str, Any]]:
                 "uncertainty_ms": None
                 if c.uncertainty_ns is None
                 else round(c.uncertainty_ns / 1e6, 3),
-                "reference": s == paths.reference,
+                "reference": s == paths.reference or c.against == s,
                 "samples": c.samples,
+                # the reference of its part of the logs (None: no pair ties it to one)
+                "against": c.against,
             }
         )
     return out

@@ -67,7 +67,9 @@ def test_offsets_are_estimated_and_latencies_corrected(history):
         "uncertainty_ms": 0.0,
         "reference": True,
         "samples": 15,
+        "against": "server-1",
     }
+    assert clock["client-u1"]["against"] == clock["client-u2"]["against"] == "server-1"
     # NTP bounds: request 5 ms before persist, response 5 ms after: 300 +- 5
     assert clock["client-u1"]["offset_ms"] == 300.0
     assert clock["client-u1"]["uncertainty_ms"] == 5.0
@@ -447,3 +449,26 @@ def test_a_burst_of_early_receives_is_set_aside_not_the_pairs_that_agree(history
     assert history.kinds(report.findings) == [("clock_skew", None, None, None, None)]
     assert report.findings["source"].to_list() == ["client-u1"]
     assert "contradicts causality" in report.findings["detail"][0]
+
+
+def test_logs_of_two_separate_systems_each_have_their_own_reference(history):
+    # Two runs (e.g. two tests), each with its own server; no pair ties them together. The
+    # second run's clocks used to stay unbounded (offset 0): u3's 200 ms skew uncorrected.
+    for n in range(5):
+        history.message(n, "u1", ["u2"], t=n * 1000, offsets={"client-u1": 300.0})
+    for n in range(5, 10):
+        history.message(n, "u3", ["u4"], t=n * 1000, offsets={"client-u3": -200.0}, server="srv-b")
+    history.tail()
+    report = analyze(history.frame())
+    clock = {c["source"]: c for c in report.clock}
+    assert (clock["srv-b"]["reference"], clock["srv-b"]["against"]) == (True, "srv-b")
+    assert (clock["server-1"]["reference"], clock["server-1"]["against"]) == (True, "server-1")
+    u3 = clock["client-u3"]
+    assert (u3["offset_ms"], u3["uncertainty_ms"], u3["against"]) == (-200.0, 5.0, "srv-b")
+    assert clock["client-u1"]["against"] == "server-1"
+    assert list(report.findings["source"]) == ["client-u1", "client-u3"]
+    assert report.findings["detail"][1].startswith(
+        "client-u3 runs -200.0 ms ahead of srv-b (uncertainty 5.0 ms"
+    )
+    hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
+    assert hops[("REST.request", "REST.persist")]["max_ms"] == 5.0  # both runs corrected
