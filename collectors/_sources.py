@@ -368,6 +368,86 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     )
 
 
+def _walk_dir(
+    path: Path,
+    include: Sequence[str] | None,
+    exclude: Sequence[str] | None,
+    skip_dir: Path | None,
+    notes: list[str],
+) -> tuple[list[Path], int]:
+    """The files under directory ``path`` that pass the globs, and how many the include globs
+    left out."""
+    found: list[Path] = []
+    # Links to directories are followed (like find -L, rg -L): an archive linked into
+    # the log directory is part of it. Each directory is walked once: first every real
+    # directory under ``path``, then the links, so a directory is reached by its own
+    # path (the one include/exclude globs are written for) before any link to it; a link
+    # loop or a second link to a directory ends there, with a note.
+    walked: dict[Path, Path] = {_resolved(path): path}
+    links: list[Path] = []  # links to directories, walked after the real directories
+    left_out = 0  # files the include globs did not match
+
+    def claim(sub: Path) -> bool:
+        """Whether ``sub`` is the first path reaching its directory (then it is walked)."""
+        real = _resolved(sub)
+        if real == skip_dir:
+            return False
+        first = walked.get(real)
+        if first is not None:
+            notes.append(
+                f"{sub}: a link to {first}, a directory walked already "
+                "(a loop, or a second path to it); not walked again"
+                if sub.is_symlink()
+                else f"{sub}: the same directory as {first}; walked once"
+            )
+            return False
+        walked[real] = sub
+        return True
+
+    def walk(top: Path) -> None:
+        nonlocal left_out
+        for root, dirs, files in os.walk(top):  # links in dirs are not descended
+            keep: list[str] = []
+            for d in sorted(dirs):
+                if d.startswith("."):
+                    continue
+                sub = Path(root) / d
+                if sub.is_symlink():
+                    links.append(sub)
+                elif claim(sub):
+                    keep.append(d)
+            dirs[:] = keep
+            for f in sorted(files):
+                if (
+                    f.startswith(".")
+                    or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS)
+                    or _CACHE_ENTRY.match(f)
+                ):
+                    continue
+                full = Path(root) / f
+                rel = full.relative_to(path).as_posix()
+                if include and not _matches(rel, include):
+                    left_out += 1
+                    continue
+                if exclude and _matches(rel, exclude):
+                    continue
+                if not full.is_file():
+                    # a FIFO would block the read, a socket or a dangling link fail it
+                    notes.append(
+                        f"{full}: a link to a missing file; skipped"
+                        if full.is_symlink() and not full.exists()
+                        else f"{full}: not a regular file (a pipe, socket or device); skipped"
+                    )
+                    continue
+                found.append(full)
+
+    walk(path)
+    for link_dir in links:  # grows while links are walked: links found in them
+        if claim(link_dir):
+            walk(link_dir)
+    return found, left_out
+
+
 def expand_paths(
     paths: Iterable[str | os.PathLike[str] | Source],
     *,
@@ -409,56 +489,7 @@ def expand_paths(
         path = Path(text)
         if path.is_dir():
             flush()
-            found: list[Path] = []
-            # Links to directories are followed (like find -L, rg -L): an archive linked into
-            # the log directory is part of it. Each directory is walked once, by the first path
-            # reaching it, so a link loop or a second link to a directory ends there, with a note.
-            walked: dict[Path, Path] = {_resolved(path): path}
-            left_out = 0  # files the include globs did not match
-            for root, dirs, files in os.walk(path, followlinks=True):
-                keep: list[str] = []
-                for d in sorted(dirs):
-                    if d.startswith("."):
-                        continue
-                    sub = Path(root) / d
-                    real = _resolved(sub)
-                    if real == skip_dir:
-                        continue
-                    first = walked.get(real)
-                    if first is not None:
-                        notes.append(
-                            f"{sub}: a link to {first}, a directory walked already "
-                            "(a loop, or a second path to it); not walked again"
-                            if sub.is_symlink()
-                            else f"{sub}: the same directory as {first}; walked once"
-                        )
-                        continue
-                    walked[real] = sub
-                    keep.append(d)
-                dirs[:] = keep
-                for f in sorted(files):
-                    if (
-                        f.startswith(".")
-                        or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS)
-                        or _CACHE_ENTRY.match(f)
-                    ):
-                        continue
-                    full = Path(root) / f
-                    rel = full.relative_to(path).as_posix()
-                    if include and not _matches(rel, include):
-                        left_out += 1
-                        continue
-                    if exclude and _matches(rel, exclude):
-                        continue
-                    if not full.is_file():
-                        # a FIFO would block the read, a socket or a dangling link fail it
-                        notes.append(
-                            f"{full}: a link to a missing file; skipped"
-                            if full.is_symlink() and not full.exists()
-                            else f"{full}: not a regular file (a pipe, socket or device); skipped"
-                        )
-                        continue
-                    found.append(full)
+            found, left_out = _walk_dir(path, include, exclude, skip_dir, notes)
             if left_out and not found:
                 notes.append(
                     f"{path}: none of its {left_out} file(s) matches include "

@@ -129,6 +129,25 @@ def test_a_link_loop_and_a_second_link_are_walked_once_with_a_note(tmp_path: Pat
     ]
 
 
+@pytest.mark.parametrize("globs", [{}, {"exclude": ["current/**"]}, {"include": ["zarchive/**"]}])
+def test_a_link_sorting_before_its_target_does_not_take_it_over(
+    tmp_path: Path, globs: dict[str, list[str]]
+) -> None:
+    # review F #4: 'current' (a link) reached zarchive/2026 first, so globs were judged on the
+    # link's path: excluding the link, or including the archive, read nothing
+    logs = tmp_path / "logs"
+    (logs / "zarchive" / "2026").mkdir(parents=True)
+    (logs / "zarchive" / "2026" / "app.log").write_bytes(jsonl(1))
+    os.symlink("zarchive/2026", logs / "current")
+    notes: list[str] = []
+    names = [s.name for s in expand_paths([logs], warnings=notes, **globs)]
+    assert names == [str(logs / "zarchive" / "2026" / "app.log")]
+    assert notes == [
+        f"{logs / 'current'}: a link to {logs / 'zarchive' / '2026'}, a directory walked "
+        "already (a loop, or a second path to it); not walked again"
+    ]
+
+
 def test_double_star_slash_also_matches_no_directory(tmp_path: Path) -> None:
     (tmp_path / "sub" / "deep").mkdir(parents=True)
     for rel in ("a.jsonl", "sub/b.jsonl", "sub/deep/c.jsonl", "sub/d.log"):
