@@ -291,11 +291,21 @@ def _scoped_id(test: str, trace_id: str) -> str:
 
 def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
     """One analysis of every test's events, the tests kept apart: each test's trace ids,
-    conversations, message ids and log sources are its own (a test is a run of its own: two
-    tests sending the same trace id constant send two messages). Findings come back with their
-    own trace id and conversation, plus the ``test`` they are in."""
+    conversations and message ids are its own (a test is a run of its own: two tests sending
+    the same trace id constant send two messages). A log source stays one source (a server
+    shared by the tests has one clock and one ``seq``: split, it would show gaps and lose its
+    clock), unless two tests hold the same ``seq`` of it (each read the same log): then each
+    test's copy is a source of its own. Findings come back in the tests' own terms, plus the
+    ``test`` they are in."""
     from tracekit.testing import analyze_events
 
+    tests_of: dict[tuple[str, object], set[str]] = {}
+    for entry in tests:
+        for event in entry["events"]:
+            if event.get("source") is not None and event.get("seq") is not None:
+                at = (str(event["source"]), event["seq"])
+                tests_of.setdefault(at, set()).add(str(entry["test"]))
+    shared = {source for (source, _), where in tests_of.items() if len(where) > 1}
     events: list[dict[str, Any]] = []
     traces: dict[str, tuple[str, str]] = {}  # scoped id -> (trace id, test)
     for entry in tests:
@@ -309,35 +319,55 @@ def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
             for key in ("conv_id", "msg_id"):
                 if scoped.get(key) is not None:
                     scoped[key] = f"{scoped[key]} @ {test}"
-            source = scoped.get("source")
-            if source is not None and source != f"pytest:{test}":
-                scoped["source"] = f"{source} @ {test}"
+            if str(scoped.get("source")) in shared:
+                scoped["source"] = f"{scoped['source']} @ {test}"
             events.append(scoped)
     data = analyze_events(events).to_dict()
+    unscope = _Unscope(traces, {str(t["test"]) for t in tests})
     for finding in data["findings"]:
-        _unscope(finding, traces)
+        unscope(finding)
     return data
 
 
-def _unscope(finding: dict[str, Any], traces: Mapping[str, tuple[str, str]]) -> None:
-    """A finding of :func:`_session_report` in the test's own terms, naming its test."""
-    test = None
-    scoped = finding.get("trace_id")
-    if isinstance(scoped, str) and scoped in traces:
-        tid, test = traces[scoped]
-        finding["trace_id"] = tid
+class _Unscope:
+    """A finding of :func:`_session_report` in the tests' own terms: every scoped trace id in
+    it back to the test's own, every `` @ test`` suffix gone, and the ``test`` it is in."""
+
+    def __init__(self, traces: Mapping[str, tuple[str, str]], tests: set[str]) -> None:
+        import re
+
+        self.traces = traces
+        self.scoped = re.compile(r"\b[0-9a-f]{32}\b")
+        # the longest test ids first: one may end like another
+        names = sorted(tests, key=len, reverse=True)
+        self.suffix = (
+            re.compile(" @ (?:" + "|".join(map(re.escape, names)) + ")") if names else None
+        )
+        self.tests = names
+
+    def _test_of(self, text: str) -> str | None:
+        return next((t for t in self.tests if text.endswith(f" @ {t}")), None)
+
+    def _plain(self, text: str) -> str:
+        text = self.scoped.sub(lambda m: self.traces.get(m.group(), (m.group(),))[0], text)
+        return self.suffix.sub("", text) if self.suffix is not None else text
+
+    def __call__(self, finding: dict[str, Any]) -> None:
+        test = None
+        scoped = finding.get("trace_id")
+        if isinstance(scoped, str) and scoped in self.traces:
+            finding["trace_id"], test = self.traces[scoped]
+        for key in ("conv_id", "source"):
+            value = finding.get(key)
+            if isinstance(value, str):
+                if test is None:
+                    test = self._test_of(value)
+                    if test is None and key == "source" and value.startswith("pytest:"):
+                        test = value.removeprefix("pytest:")
+                finding[key] = self._plain(value)
         if isinstance(finding.get("detail"), str):
-            finding["detail"] = finding["detail"].replace(scoped, tid)
-    conv = finding.get("conv_id")
-    if isinstance(conv, str) and " @ " in conv:
-        finding["conv_id"], _, test = conv.partition(" @ ")
-    source = finding.get("source")
-    if test is None and isinstance(source, str):
-        if source.startswith("pytest:"):
-            test = source.removeprefix("pytest:")
-        elif " @ " in source:
-            test = source.partition(" @ ")[2]
-    finding["test"] = test
+            finding["detail"] = self._plain(finding["detail"])
+        finding["test"] = test
 
 
 def _parse_gates(spec: str) -> list[Any]:

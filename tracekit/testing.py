@@ -114,7 +114,22 @@ def load_events(events: Events) -> pl.LazyFrame:
         from tracekit.collectors import collect
 
         return collect([str(i) for i in items]).events
-    return events_frame(e for e in items if isinstance(e, Mapping)).lazy()
+    return events_frame(_canonical(e) for e in items if isinstance(e, Mapping)).lazy()
+
+
+def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with its trace id in the form the log readers give it (a UUID or upper-case
+    hex is 32 lower-case hex), so dicts and files of the same events analyze alike."""
+    from tracekit.errors import SchemaError
+    from tracekit.schema import normalize_trace_id
+
+    tid = event.get("trace_id")
+    if tid is None or (type(tid) is str and len(tid) == 32 and tid.islower()):
+        return event
+    try:
+        return {**event, "trace_id": normalize_trace_id(tid)}
+    except SchemaError:
+        return event
 
 
 def analyze_events(
