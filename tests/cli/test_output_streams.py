@@ -44,9 +44,24 @@ def test_check_with_a_broken_stdout_still_exits_with_its_gates(gate: str, code: 
     assert (done.returncode, done.stderr) == (code, "")
 
 
-def test_a_closed_stdout_is_exit_2_with_one_line() -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("analyze", "-f", "json"),
+        ("analyze", "-f", "table"),
+        ("trace", "3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b"),
+    ],
+    ids=["json", "table", "trace"],
+)
+def test_a_closed_stdout_is_exit_2_with_one_line(args: tuple[str, ...]) -> None:
+    # the table and trace printed to a closed stdout and exited 0: the report was lost
+    command, *rest = args
+    if command == "trace":
+        argv = ["trace", rest[0], str(SAMPLES / "jsonl")]
+    else:
+        argv = ["analyze", str(SAMPLES / "jsonl"), *rest]
     done = subprocess.run(
-        [sys.executable, "-m", "tracekit", "analyze", str(SAMPLES / "jsonl"), "-f", "json"],
+        [sys.executable, "-m", "tracekit", *argv],
         stdout=None,
         stderr=subprocess.PIPE,
         text=True,
@@ -56,6 +71,27 @@ def test_a_closed_stdout_is_exit_2_with_one_line() -> None:
     assert (done.returncode, done.stderr) == (
         2,
         "tracekit: error: cannot write the output: stdout is closed (give -o FILE)\n",
+    )
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_a_crash_not_a_quiet_exit(tmp_path: Path) -> None:
+    # a socket of the demo's own chat system failing with EPIPE was taken for `| head`: exit 0,
+    # nothing said, stdout sent to /dev/null
+    script = (
+        "import sys, tracekit.chat.demo as demo\n"
+        "def boom(**kw):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "demo.run_demo = boom\n"
+        "from tracekit.cli import main\n"
+        f"sys.argv = ['tracekit', 'demo', '--out', {str(tmp_path / 'out')!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3
+    assert done.stderr.splitlines()[-1].startswith(
+        "tracekit: internal error: RuntimeError: broken pipe, not stdout's"
     )
 
 

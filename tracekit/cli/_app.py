@@ -46,6 +46,8 @@ class _OneLineErrors(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except BrokenPipeError:
+            if not _reader_gone():
+                raise  # not stdout's reader: a crash (exit 3 with its traceback, in main())
             # the reader went away (`tracekit analyze logs | head -1`): what it read is what it
             # wanted; exit quietly, 0, never 1 (a failed gate). `check` finishes its gates first.
             _stdout_gone()
@@ -77,6 +79,19 @@ def _stdout_gone() -> None:
         os.close(devnull)
     except (OSError, AttributeError, ValueError):
         pass
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reader went away (poll says POLLERR/POLLHUP):
+    a BrokenPipeError from anywhere else (a socket of the demo, a child's pipe) is a crash."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def _broken_pipe() -> None:
@@ -145,6 +160,8 @@ def _stderr() -> Console:
 def _stdout() -> Console:
     from rich.console import Console
 
+    if sys.stdout is None:  # started with stdout closed (`>&-`): the output would be lost
+        _fail("cannot write the output: stdout is closed (give -o FILE)")
     console = Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     return console
@@ -157,7 +174,9 @@ def _translated_errors() -> Iterator[None]:
 
     try:
         yield
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not _reader_gone():  # click would exit 1 on it, silently: a crash it is (exit 3)
+            raise RuntimeError(f"broken pipe, not stdout's: {exc}") from exc
         # the reader of stdout went away (`| head -1`): what it read is what it wanted; exit
         # quietly, 0: not 2 (the input is fine), and not click's 1 (a failed gate, to CI)
         _stdout_gone()
