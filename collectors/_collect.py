@@ -41,9 +41,17 @@ _BINARY_MAGIC: Final = (
     b"%PDF-",
     b"PK\x03\x04",
 )
-_EVENTISH: Final = re.compile(
-    rb'"stage"\s*:|(?:^|\s)stage=|\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]'
-)
+#: Literal markers of a trace event (a JSON ``"stage"`` key, a ``stage=`` pair, a legacy tag),
+#: found with ``bytes.find`` (memchr speed; a regex alternation starting with ``(?:^|\s)`` ran at
+#: ~40 ns a byte, 40 s per GB of core dump), each hit then checked by :data:`_EVENT_AT`.
+_EVENT_MARKERS: Final = (b"stage", b"[CTRL]", b"[RE", b"[WS-")
+_TAG_AT: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]")
+_COLON_AT: Final = re.compile(rb"\s*:")
+#: How far into a garbled file a clean text line is looked for (events are looked for in the
+#: whole file): a log behind more garbage than this is read from its first trace event.
+_CLEAN_SEARCH: Final = 16 << 20
+#: After a clean text line, the bytes looked at to tell a log from text inside a binary file.
+_READABLE_WINDOW: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\f\v]")
 _LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
@@ -104,22 +112,78 @@ def _garbled(head: bytes) -> bool:
     return control > len(head) * 0.1 or invalid > len(head) * 0.1
 
 
+def _event_at(data: bytes, at: int, marker: bytes) -> bool:
+    """Whether the ``marker`` found at ``at`` starts a trace event's ``"stage":`` key, a
+    ``stage=`` pair (after a space or a line start) or a legacy tag."""
+    if marker != b"stage":
+        return _TAG_AT.match(data, at) is not None
+    before = data[at - 1 : at] if at else b"\n"
+    after = data[at + 5 : at + 6]
+    if after == b"=":
+        return before.isspace()
+    return before == after == b'"' and _COLON_AT.match(data, at + 6) is not None
+
+
+def _first_event(data: bytes) -> int | None:
+    """Offset of the first trace event marker in ``data`` (:data:`_EVENT_MARKERS`)."""
+    best = len(data)
+    for marker in _EVENT_MARKERS:
+        end = best + len(marker) - 1  # a hit before the best one so far
+        at = data.find(marker, 0, end)
+        while at >= 0 and not _event_at(data, at, marker):
+            at = data.find(marker, at + 1, end)
+        if at >= 0:
+            best = at
+    return best if best < len(data) else None
+
+
+def _readable_from(data: bytes, start: int) -> bool:
+    """Whether the text from ``start`` (a clean line) reads as a log rather than text inside a
+    binary file: at least 3 clean lines (:func:`_clean_line`) in the next
+    :data:`_READABLE_WINDOW` bytes, and readable lines at least half of that window's bytes."""
+    window = data[start : start + _READABLE_WINDOW]
+    lines = window.split(b"\n")
+    if start + _READABLE_WINDOW < len(data):
+        lines.pop()  # cut off by the window
+    clean = readable = total = 0
+    for ln in lines:
+        total += len(ln) + 1
+        if not ln.strip():
+            readable += len(ln) + 1
+            continue
+        if _clean_line(ln):
+            clean += 1
+            readable += len(ln) + 1
+        elif _readable_line(ln):
+            readable += len(ln) + 1
+    return clean >= 3 and readable * 2 >= total
+
+
+def _readable_line(line: bytes) -> bool:
+    try:
+        return line.decode("utf-8").replace("\t", " ").rstrip("\r").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
 def _first_readable(data: bytes) -> int | None:
     """Offset of the first line of ``data`` (a garbled file, :func:`_garbled`) that reads as
     a log line, or None when none does (binary, not a log).
 
-    In a file with a binary signature that is a trace event showing through (a database or a
-    core dump holds text lines of its own); in any other, a clean text line too. The whole
-    file is searched, stopping at the first hit: a log after any amount of garbage is read,
-    its valid lines are never thrown away with the garbage."""
+    A trace event showing through (a JSON ``"stage"`` key, a ``stage=`` pair, a legacy tag),
+    searched in the whole file: a log after any amount of garbage is read, its valid lines
+    are never thrown away with the garbage. In a file with no binary signature, also a clean
+    text line in its first :data:`_CLEAN_SEARCH` bytes that a log follows
+    (:func:`_readable_from`: more clean lines, readable text half the bytes); one clean line
+    inside a binary file (a minidump, a journal) is no log."""
     found: list[int] = []
-    event = _EVENTISH.search(data)
+    event = _first_event(data)
     if event is not None:
-        found.append(data.rfind(b"\n", 0, event.start()) + 1)
+        found.append(data.rfind(b"\n", 0, event) + 1)
     if not data.startswith(_BINARY_MAGIC):
-        end = found[0] if found else len(data)
+        end = min(found[0] if found else len(data), _CLEAN_SEARCH)
         for m in _CLEAN_CANDIDATE.finditer(data, 0, end):
-            if _clean_line(m.group(0)):
+            if _clean_line(m.group(0)) and _readable_from(data, m.start()):
                 found.append(m.start())
                 break
     return min(found) if found else None

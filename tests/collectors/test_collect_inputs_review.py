@@ -73,6 +73,71 @@ def test_a_file_that_is_all_garbage_is_still_skipped_as_binary() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # one line (review F #2: 20 MB of it was read as a log, 81,357 lines malformed)
+        pytest.param(b"this is one clean text line\n", id="one line"),
+        pytest.param(
+            b"Copyright (c) 2026 Example Corp.\nAll rights reserved worldwide.\n", id="two"
+        ),
+        # three clean lines, then more binary than text: strings inside a binary file
+        pytest.param(
+            b"MDMP environment PATH=/usr/bin\nHOME=/home/someone/x\nLANG=en_US.UTF-8 (utf)\n"
+            + garbage(5_000, newlines=True, seed=5),
+            id="three, then binary",
+        ),
+    ],
+)
+def test_clean_text_lines_inside_a_binary_file_do_not_make_it_a_log(text: bytes) -> None:
+    data = garbage(200_000, newlines=True, seed=3) + b"\n" + text
+    got = collect([MemorySource(data, name="core")])
+    nonblank = sum(1 for ln in data.split(b"\n") if ln.strip())
+    assert counts(got) == (data.count(b"\n") + (not data.endswith(b"\n")), 0, 0, nonblank)
+    assert got.inputs.warnings == [
+        f"core: binary data, not a log; skipped ({len(data)} bytes, {nonblank} lines)"
+    ]
+
+
+def test_a_plain_text_log_after_garbage_is_read_from_its_first_line() -> None:
+    # no trace event in it (a legacy log of untagged lines): its readable lines are the file
+    junk = garbage(70_000, newlines=True, seed=7)
+    junk_lines = junk.split(b"\n")
+    text = b"".join(b"2026-11-25T10:00:0%d.000Z app started worker %d\n" % (i, i) for i in range(5))
+    got = collect([MemorySource(junk + b"\n" + text, name="app.log")])
+    nonblank = sum(1 for ln in junk_lines if ln.strip())
+    assert counts(got) == (len(junk_lines) + 5, 0, nonblank, 5)
+    assert got.inputs.formats == {"legacy": 1}
+
+
+def test_finding_the_log_in_a_big_binary_file_is_a_literal_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # review F #3: a regex alternation over the whole file ran at ~40 ns a byte (40 s per GB
+    # of core dump before it was skipped); a literal search is a few passes of bytes.find
+    import time
+
+    from tracekit.collectors import _collect
+
+    blob = random.Random(11).randbytes(24 << 20)
+    event = line(seq=1)
+    data = blob + b"\n" + event + b"\n"
+
+    def best(f: object) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            assert callable(f)
+            f()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    assert _collect._first_readable(data) == len(blob) + 1  # past the clean-line search
+    assert _collect._first_readable(blob) is None
+    one_pass = best(lambda: blob.find(b"\x00never\x00"))
+    assert best(lambda: _collect._first_readable(blob)) < 30 * one_pass + 0.05  # was ~80 times
+
+
 def test_examples_are_the_first_malformed_lines_by_line_number() -> None:
     missing_stage = b'{"timestamp": "2026-11-25T10:00:00Z", "action": "send"}'
     data = b"\n".join([missing_stage] + [b"{broken"] * 12 + [line(seq=1)]) + b"\n"
