@@ -8,11 +8,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from tracekit.schema import derived_trace_id, is_trace_id, new_trace_id
 
-__all__ = ["MessageContext", "bind", "current", "message"]
+__all__ = [
+    "MessageContext",
+    "bad_id_text",
+    "bind",
+    "canonical_trace_id",
+    "current",
+    "derive_trace_id",
+    "effective_actor",
+    "message",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,19 +195,58 @@ def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
     return MessageContext(trace_id=trace_id, fields={"bad_trace_id": text})
 
 
-def _bad_trace_id(given: object, actor: str | None = None) -> tuple[str, str]:
-    """The message of an id that is not a trace id. A per-message id (a client's temp id, a
-    server id) gets a trace id derived from it the way the collectors derive one for a client
-    temp id, scoped to its actor: ``sha256("tracekit-derived:" + actor + "\x1f" + id)[:32]``
-    (``actor``: the call's, else the configured emitter's). The same id of one actor is one
-    trace in every process; u1's ``tmp-1`` and u2's ``tmp-1`` are two. An empty or all-zero id,
-    which would put unrelated messages in one trace, gets a fresh trace id."""
+def bad_id_text(given: object) -> str:
+    """How an id that is no trace id is written under ``bad_trace_id`` (and seeds its derived
+    trace): the string itself or its ``str()``, at most 200 characters, always UTF-8 writable."""
     try:
         text = given if isinstance(given, str) else str(given)
+        if not isinstance(text, str):
+            raise TypeError
     except Exception:
         text = f"<{type(given).__name__}>"
-    text = text[:200].encode("utf-8", "backslashreplace").decode()
-    emitter = None
+    return text[:200].encode("utf-8", "backslashreplace").decode()
+
+
+def derive_trace_id(text: str, owner: object) -> str:
+    """The one rule for the trace of an id that is no trace id (``text``: its
+    :func:`bad_id_text`): ``sha256("tracekit-derived:" + owner + "\x1f" + text)[:32]``, as the
+    collectors derive one for a client temp id, scoped to ``owner``, the actor in effect for
+    the events (see :func:`effective_actor`); without one (unconfigured, no actor bound) the
+    text alone is the seed. An empty or all-zero id, which would put unrelated messages in one
+    trace, gets a fresh trace id."""
+    if text.strip().strip("0-"):
+        seed = f"{owner}\x1f{text}" if isinstance(owner, str) else text
+        derived = derived_trace_id(seed)
+        if is_trace_id(derived):
+            return derived
+    return new_trace_id()
+
+
+def effective_actor(actor: object) -> str | None:
+    """The actor the events of a message (or bound block) will carry: ``actor`` (the call's)
+    if a string, else the bound ``actor``, else the configured emitter's (None unconfigured)."""
+    if isinstance(actor, str):
+        return actor
+    bound = _bound.get()
+    if bound is not None and isinstance(bound.get("actor"), str):
+        return cast(str, bound["actor"])
+    try:
+        from tracekit import _core  # here, not at import: _core imports this module
+
+        emitter = _core._active()
+    except Exception:
+        return None
+    owner = getattr(emitter, "actor", None)
+    return owner if isinstance(owner, str) else None
+
+
+def _bad_trace_id(given: object, actor: str | None = None) -> tuple[str, str]:
+    """The trace id and ``bad_trace_id`` text of an id that is not a trace id: derived by
+    :func:`derive_trace_id` for the actor in effect (:func:`effective_actor`); counted in
+    ``stats()["bad_trace_ids"]``. The same id of one actor is one trace in every process and
+    every API (``message()``, ``bind()``, ``stage()``/``emit(trace_id=...)``); u1's ``tmp-1``
+    and u2's ``tmp-1`` are two."""
+    text = bad_id_text(given)
     try:
         from tracekit import _core  # here, not at import: _core imports this module
 
@@ -207,13 +255,7 @@ def _bad_trace_id(given: object, actor: str | None = None) -> tuple[str, str]:
             emitter.bad_trace_ids += 1
     except Exception:
         pass
-    trace_id = None
-    if text.strip().strip("0-"):
-        owner = actor if actor is not None else getattr(emitter, "actor", None)
-        seed = text if owner is None else f"{owner}\x1f{text}"
-        derived = derived_trace_id(seed)
-        trace_id = derived if is_trace_id(derived) else None
-    return trace_id or new_trace_id(), text
+    return derive_trace_id(text, effective_actor(actor)), text
 
 
 @contextmanager
@@ -226,7 +268,7 @@ def bind(**fields: Any) -> Iterator[None]:
         given = fields["trace_id"]
         trace_id = canonical_trace_id(given)
         if trace_id is None:
-            actor = fields.get("actor")
+            actor = fields.get("actor")  # else the bound one (outer bind), else configured
             trace_id, fields["bad_trace_id"] = _bad_trace_id(
                 given, actor if isinstance(actor, str) else None
             )

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 import orjson
 
 from tracekit._clock import iso_utc, now_ns
-from tracekit._context import _bound, _current
+from tracekit._context import (
+    _bound,
+    _current,
+    bad_id_text,
+    canonical_trace_id,
+    derive_trace_id,
+)
 from tracekit._processors import (
     JSON_OPTIONS,
     Cut,
@@ -50,10 +56,7 @@ from tracekit.errors import ConfigError
 from tracekit.schema import (
     META_STAGE,
     TEXT_KEYS,
-    derived_trace_id,
     is_trace_id,
-    new_trace_id,
-    normalize_trace_id,
 )
 
 if TYPE_CHECKING:
@@ -196,25 +199,18 @@ class _Emitter:
             self.good_trace_id = raw  # the same id on the next call: one comparison
             return merged
         else:
-            try:
-                tid = normalize_trace_id(raw)
-            except Exception:
-                tid, bad = self._derived_trace_id(raw, merged.get("actor"))
+            tid = canonical_trace_id(raw)  # the one reading of message() and bind()
+            if tid is None:
+                # Derived as message() derives it (one rule), for the actor the event carries.
+                self.bad_trace_ids += 1
+                bad = bad_id_text(raw)
+                actor = merged.get("actor")
+                tid = derive_trace_id(bad, actor if isinstance(actor, str) else self.actor)
         out = dict(merged)
         out["trace_id"] = tid
         if bad is not None:
             out["bad_trace_id"] = bad
         return out
-
-    def _derived_trace_id(self, given: object, actor: object) -> tuple[str, str]:
-        """As message() does for an id that is not a trace id: derived from it (scoped to the
-        actor), or fresh for an empty or all-zero one."""
-        self.bad_trace_ids += 1
-        text = given if isinstance(given, str) else safe_repr(given)
-        text = _safe_str(text[:200])
-        owner = actor if isinstance(actor, str) else self.actor
-        derived = derived_trace_id(f"{owner}\x1f{text}") if text.strip().strip("0-") else ""
-        return (derived if is_trace_id(derived) else new_trace_id()), text
 
     def lost(self, exc: BaseException) -> None:
         """An event lost to an internal failure: counted (``dropped``, ``flush()`` False) and
