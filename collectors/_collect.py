@@ -98,6 +98,13 @@ def _clean_line(line: bytes) -> bool:
     return len(text) >= 16 and text.isprintable()
 
 
+def _utf_text(sample: bytes, codec: str) -> bool:
+    """Whether ``sample`` (after a byte order mark) reads as a log in ``codec``: at least half
+    of its characters ASCII (times, keys, tags; random code units are nearly never ASCII)."""
+    text = sample.decode(codec, errors="replace")
+    return sum(1 for c in text if c < "\x80") * 2 >= len(text)
+
+
 def _garbled(head: bytes) -> bool:
     """The file starts like no log: a database/executable/image/archive signature, or mostly
     control bytes or invalid UTF-8 in its first 4 KiB. It is still read as a log when a line
@@ -636,6 +643,8 @@ def _read_one(
         if raw.head.startswith(bom):
             # PowerShell 5's '>' and Out-File write UTF-16 LE: read as the UTF-8 it stands for
             data = raw.load()[len(bom) :]
+            if not _utf_text(data[:8192], codec):
+                continue  # binary data that happens to start like a byte order mark
             try:
                 text, note = data.decode(codec), ""
             except UnicodeDecodeError:

@@ -181,3 +181,18 @@ def test_utf16_logs_with_a_byte_order_mark_are_read(tmp_path: Path, codec: str, 
     assert frame.get_column("event").to_list() == ["café ✓"] * 3
     assert counts(got) == (3, 3, 0, 0)
     assert got.inputs.warnings == [f"{p}: {label} text (byte order mark); decoded to UTF-8"]
+
+
+@pytest.mark.parametrize("bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00"])
+def test_binary_data_starting_like_a_byte_order_mark_is_not_decoded_as_utf16(bom: bytes) -> None:
+    # random code units decoded as UTF-16 are printable CJK "lines": the file was read as a
+    # log, and its lines were counted in the decoded text (b"\xfe\xff\n\n": 1 line, not 2)
+    junk = bom + garbage(20_000, newlines=True, seed=9)
+    got = collect([MemorySource(junk, name="core")])
+    nonblank = sum(1 for ln in junk.split(b"\n") if ln.strip())
+    assert counts(got) == (junk.count(b"\n") + 1, 0, 0, nonblank)
+    assert got.inputs.warnings == [
+        f"core: binary data, not a log; skipped ({len(junk)} bytes, {nonblank} lines)"
+    ]
+    small = collect([MemorySource(b"\xfe\xff\n\n", name="tiny")])
+    assert small.inputs.lines == 2
