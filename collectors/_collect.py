@@ -55,7 +55,7 @@ _READABLE_WINDOW: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\f\v]")
 _LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
-_KV_LINE: Final = re.compile(KV_LINE.encode())
+_KV_LINE: Final = re.compile(KV_LINE)
 #: What may stand before a JSON object on a text line for the object to be read as JSON:
 #: nothing, or a container runtime's prefix (CRI: containerd, CRI-O, kubelet's /var/log/pods).
 #: A Rust regex (polars): the object starts at the line's first '{"', so the prefix's time
@@ -294,12 +294,12 @@ def _kv_line(line: bytes) -> bool:
     ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
     ``<time> stdout F``), on a line with no legacy tag. A ``stage=`` further in (an app's
     sentence, SQL) makes no kv line."""
-    m = _KV_LINE.match(line)
+    m = _KV_LINE.match(line.decode("utf-8", errors="replace"))  # \w as polars reads it
     if m is None:
         return False
     if not m.group(1).strip():
         return _KV_KEYS.search(line) is not None
-    rest = line[m.end(1) :]
+    rest = line[len(m.group(1).encode()) :]
     return (
         _KV_STAGE.search(rest) is not None
         and _KV_ACTION.search(rest) is not None

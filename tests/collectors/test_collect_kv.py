@@ -358,6 +358,7 @@ def test_words_like_pairs_in_an_apps_text_do_not_make_a_file_kv() -> None:
         "INFO:app.db:",  # logging.basicConfig's default format
         "2026-11-25 09:59:00,000 - app.db - INFO - ",  # the logging cookbook's
         "2026-11-25 09:59:00,000 [INFO] [app.db] ",
+        "2026-11-25 09:59:00,000 INFO café.db: ",  # a prefix that is not ASCII
         "2026-11-25T09:59:00Z stderr P 2026-11-25 09:59:00,000 WARNING app.db: ",  # CRI + logging
     ],
 )
