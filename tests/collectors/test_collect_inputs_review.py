@@ -110,32 +110,15 @@ def test_a_plain_text_log_after_garbage_is_read_from_its_first_line() -> None:
     assert got.inputs.formats == {"legacy": 1}
 
 
-def test_finding_the_log_in_a_big_binary_file_is_a_literal_search(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # review F #3: a regex alternation over the whole file ran at ~40 ns a byte (40 s per GB
-    # of core dump before it was skipped); a literal search is a few passes of bytes.find
-    import time
-
+def test_the_log_in_a_big_binary_file_is_found_past_the_clean_line_search() -> None:
+    # review F #3: the search is literal (bytes.find on the markers); its speed is measured in
+    # docs/perf/ingest.md (session 6: 100 MB of random bytes 3.5 s -> 0.35 s), not here
     from tracekit.collectors import _collect
 
     blob = random.Random(11).randbytes(24 << 20)
-    event = line(seq=1)
-    data = blob + b"\n" + event + b"\n"
-
-    def best(f: object) -> float:
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            assert callable(f)
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    assert _collect._first_readable(data) == len(blob) + 1  # past the clean-line search
+    data = blob + b"\n" + line(seq=1) + b"\n"
+    assert _collect._first_readable(data) == len(blob) + 1
     assert _collect._first_readable(blob) is None
-    one_pass = best(lambda: blob.find(b"\x00never\x00"))
-    assert best(lambda: _collect._first_readable(blob)) < 30 * one_pass + 0.05  # was ~80 times
 
 
 def test_examples_are_the_first_malformed_lines_by_line_number() -> None:
