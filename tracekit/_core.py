@@ -49,7 +49,7 @@ from tracekit._processors import (
     RedactText,
     exception_text,
     json_default,
-    spellings,
+    namedtuple_fields,
 )
 from tracekit._sinks import Sink, SinkSpec, ThreadedSink, make_sink
 from tracekit.errors import ConfigError
@@ -107,12 +107,11 @@ class _Emitter:
         self.source = config.source
         self.actor = config.actor
         self.level = config.level
-        # Redaction runs first, inline: most events carry no text key and no nested value, and
-        # two C-level checks tell (RedactText is only called for the events that do): the
-        # top-level keys against the text keys' usual spellings, and the types of the fields'
-        # values against dict/list/tuple (nested text is found, whatever its case, by walking).
+        # Redaction runs inline: most events carry no text key and no nested value. Their
+        # top-level keys are ruled out by one C-level subset test against the keys already
+        # known plain (any other key is folded, as RedactText matches); nested values only
+        # when the rendered line holds a text key's spelling (RedactText.may_hold_text).
         self.redact = RedactText(config.redact) if config.redact else None
-        self.redact_keys = spellings(config.redact) if self.redact is not None else frozenset()
         self.processors = tuple(config.processors)
         # Keep a trace when the rightmost 56 bits of its id fall under the threshold: every
         # process makes the same decision for the same message, so kept traces are whole. Those
@@ -264,23 +263,31 @@ class _Emitter:
             event.update(after)
         if "level" not in event:
             event["level"] = self.level
-        # Only a field value that is a dict, list, tuple or float (nested text to redact, NaN
-        # or an infinity) sends the event down the slower paths. A stage of a message without
-        # fields of its own knows whether it has one (the message's fields are looked at once).
+        # Only a field value that is a dict, list, tuple, dataclass or float (nested text to
+        # redact, NaN or an infinity) sends the event down the slower paths. A stage of a message
+        # without fields of its own knows whether it has one (the message's fields are looked at
+        # once).
         if odd is None:  # _is_odd, inlined (measured: cheaper than searching the line)
             odd = False
             for value in fields.values():
                 if (
                     type(value) is not str
                     and type(value) not in _PLAIN_TYPES
-                    and isinstance(value, _ODD_CLASSES)
+                    and (isinstance(value, _ODD_CLASSES) or _is_dataclass_instance(value))
                 ):
                     odd = True
                     break
-        cut = False
-        if self.redact is not None and (odd or not fields.keys().isdisjoint(self.redact_keys)):
-            cut = self.redact.apply(event)
-        for processor in self.processors:
+        redact = self.redact
+        processors = self.processors
+        cut = changed = False
+        if redact is not None:
+            # Top-level keys: the usual event's keys are all known plain (one subset test);
+            # any other is folded as RedactText matches it, whatever the other fields are.
+            if redact.top_level_hit(fields):
+                redact.redact_top(event)
+            if odd and processors:  # the app's processors see nested text redacted
+                changed, cut = redact.redact_rendered(event)
+        for processor in processors:
             odd = True  # what the app's processors wrote is looked at below
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
@@ -301,20 +308,45 @@ class _Emitter:
                         self.internal_errors += 1
                 return None
         seq = next(self.seq)
-        event["source"] = self.source
-        event["seq"] = seq
-        try:
-            # No ``default``: a value orjson cannot write natively goes the slow path, which
-            # writes it as text and lists it under ``unserialisable``.
-            line: bytes | None = _dumps(event, option=JSON_OPTIONS)
-        except Exception:
-            line = None
-        # orjson writes NaN and infinities as null: the slow path writes them as text.
-        if line is None or cut or (odd and _has_nonfinite(event, 0)):
-            safe = self._render_safe(event, seq)
-            if safe is None:
-                return None
-            event, line = safe
+        try:  # from here a loss names its seq (the gap it leaves is explained)
+            if "seq" in event or "source" in event:  # app fields: kept aside, as stage's are
+                for key in ("source", "seq"):
+                    if key in event:
+                        event[f"field_{key}"] = event.pop(key)
+            event["source"] = self.source
+            event["seq"] = seq
+            try:
+                # No ``default``: a value orjson cannot write natively goes the slow path, which
+                # writes it as text and lists it under ``unserialisable``.
+                line: bytes | None = _dumps(event, option=JSON_OPTIONS)
+            except Exception:
+                line = None
+            if odd and redact is not None and not processors:
+                # Nested text: only a line holding a text key spelling is walked (read back).
+                if line is None:
+                    changed, cut = redact.apply_walk(event)
+                else:
+                    changed, cut = redact.redact_line(event, line)
+                if changed and line is not None:
+                    try:
+                        line = _dumps(event, option=JSON_OPTIONS)
+                    except Exception:
+                        line = None
+            # orjson writes NaN and infinities as null: the slow path writes them as text.
+            if line is None or cut or (odd and b"null" in line and _has_nonfinite(event)):
+                safe = self._render_safe(event, seq)
+                if safe is None:
+                    return None
+                event, line = safe
+        except Exception as exc:
+            self.internal_errors += 1
+            self.unwritable += 1
+            if stage != META_STAGE:
+                try:
+                    self._report_drop(1, f"internal error: {exception_text(exc)}", lost_seq=seq)
+                except Exception:
+                    self.internal_errors += 1
+            return None
         try:
             self.sink.submit(event, line)
         except Exception as exc:  # a Sink of the app's that breaks its contract
@@ -398,30 +430,48 @@ _COMPUTED_KEYS = ("timestamp", "stage", "action")
 #: a namedtuple, numpy's float64); the plain types are ruled out first by one set lookup.
 _ODD_CLASSES = (dict, list, tuple, float)
 _PLAIN_TYPES = frozenset({int, bool, type(None)})
+#: Values with nothing inside to look at: ruled out by one set lookup.
+_LEAF_TYPES = frozenset({str, int, bool, type(None), bytes})
 
 
 def _is_odd(fields: dict[str, Any]) -> bool:
-    """True when a value of ``fields`` is a dict, list, tuple or float (or a subclass)."""
+    """True when a value of ``fields`` is a dict, list, tuple, float (or a subclass) or a
+    dataclass instance."""
     for value in fields.values():  # a loop: any() over a generator is slower
         if (
             type(value) is not str
             and type(value) not in _PLAIN_TYPES
-            and isinstance(value, _ODD_CLASSES)
+            and (isinstance(value, _ODD_CLASSES) or _is_dataclass_instance(value))
         ):
             return True
     return False
 
 
-def _has_nonfinite(value: Any, depth: int) -> bool:
-    """True when ``value`` holds a NaN or an infinity (which orjson writes as null)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if depth > _SAFE_DEPTH:
-        return False
-    if isinstance(value, dict):
-        return any(_has_nonfinite(v, depth + 1) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_nonfinite(v, depth + 1) for v in value)
+def _is_dataclass_instance(value: object) -> bool:
+    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
+
+
+def _has_nonfinite(root: Any) -> bool:
+    """True when ``root`` holds a NaN or an infinity (which orjson writes as null) in a dict,
+    list or tuple, at most ``_SAFE_DEPTH`` deep. A loop over a stack, no recursion."""
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    push = stack.append
+    pop = stack.pop
+    isfinite = math.isfinite
+    while stack:
+        node, depth = pop()
+        values = node.values() if isinstance(node, dict) else node
+        for value in values:
+            kind = type(value)
+            if kind is float or (kind not in _LEAF_TYPES and isinstance(value, float)):
+                if not isfinite(value):
+                    return True
+            elif (
+                kind not in _LEAF_TYPES
+                and isinstance(value, dict | list | tuple)
+                and depth < _SAFE_DEPTH
+            ):
+                push((value, depth + 1))
     return False
 
 
@@ -487,7 +537,11 @@ def json_safe(value: Any, depth: int = 0, path: set[int] | None = None) -> Any:
                 return value if same else out
             items = [json_safe(v, depth + 1, path) for v in value]
             if all(a is b for a, b in zip(items, value, strict=True)):
-                return value
+                return value  # a namedtuple: written by json_default as an object
+            if isinstance(value, tuple):
+                names = namedtuple_fields(value)
+                if names is not None:  # its shape (an object of its fields) kept
+                    return dict(zip(names, items, strict=True))
             return items
         finally:
             path.discard(id(value))

@@ -7,6 +7,7 @@ contract, so any structlog processor can be put in ``configure(processors=[...])
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TypeAlias
 
@@ -21,9 +22,9 @@ __all__ = [
     "RedactText",
     "exception_text",
     "json_default",
+    "namedtuple_fields",
     "render_json",
     "safe_text",
-    "spellings",
 ]
 
 EventDict: TypeAlias = MutableMapping[str, Any]
@@ -52,52 +53,186 @@ def _folded(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
 
-def spellings(keys: Iterable[str]) -> frozenset[str]:
-    """The usual spellings of ``keys`` (``text``: ``Text``, ``TEXT``; ``message_text``:
-    ``messageText``, ``MessageText``, ``MESSAGE_TEXT``...): what the emitter's one C-level
-    check over an event's top-level keys looks for."""
-    out: set[str] = set()
-    for key in keys:
-        parts = key.lower().split("_")
-        camel = parts[0] + "".join(p.capitalize() for p in parts[1:])
-        for form in (key, key.lower(), key.upper(), key.capitalize(), key.title(), camel):
-            out.add(form)
-            out.add(form[:1].upper() + form[1:])
-    return frozenset(out)
+#: Folded key spellings (see :func:`_folded`) cached per RedactText, at most this many: an
+#: app with endless distinct keys still gets them checked, only not cached.
+_KEY_CACHE = 4096
+_KELVIN = "\u212a".encode()  # the one non-ASCII character str.lower() makes ASCII ("k")
+
+
+def _is_dataclass_instance(value: object) -> bool:
+    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
+
+
+def _dataclass_fields(value: Any) -> dict[str, Any]:
+    """A dataclass instance's fields, as orjson writes them (a JSON object of its fields)."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def namedtuple_fields(value: tuple[Any, ...]) -> dict[Any, Any] | None:
+    """A namedtuple's fields as a dict (how tracekit writes a namedtuple: a JSON object of its
+    fields, whatever it holds), or None for a plain tuple."""
+    names = getattr(type(value), "_fields", None)
+    if not isinstance(names, tuple) or len(names) != len(value):
+        return None
+    return dict(zip(names, value, strict=True))
 
 
 class RedactText:
     """Replace message text (``text``, ``content``, ``body``, ...) unless the app opted in.
 
-    Keys match whatever their case and separators (``Text``, ``CONTENT``, ``messageText``),
-    at the top level and inside dict,
-    list and tuple values (``payload={"text": ...}``, ``messages=[{"content": ...}]``). The
+    Keys match whatever their case and separators (``Text``, ``CONTENT``, ``messageText``,
+    ``message-text``, ``msgtext``), at the top level and inside dict, list, tuple, namedtuple
+    and dataclass values (``payload={"text": ...}``, ``messages=[{"content": ...}]``). The
     top-level event dict is changed in place; a nested value holding text is replaced by a
-    redacted copy (the app's own objects are never modified)."""
+    redacted copy (the app's own objects are never modified): a dict for a dict, namedtuple
+    or dataclass (as they are written: JSON objects of their fields), a list for a list or
+    tuple."""
 
-    __slots__ = ("keys",)
+    __slots__ = ("_plain", "_seen", "keys", "patterns")
 
     def __init__(self, keys: Iterable[str] = TEXT_KEYS) -> None:
         self.keys = frozenset(map(_folded, keys))
+        # str key -> whether it is a text key (what _folded(key) in keys says), and the str
+        # keys known plain (most events' top-level keys are all in it: one C-level subset
+        # test); at most _KEY_CACHE of each.
+        self._seen: dict[str, bool] = {}
+        self._plain: set[str] = set()
+        # What a text key looks like in a rendered line once lowered and stripped of "_" and
+        # "-" (see may_hold_text); None if some key cannot be found that way (it needs JSON
+        # escapes or is not ASCII): then every nested value is walked.
+        patterns: list[bytes] | None = []
+        for key in self.keys:
+            if not key or not key.isascii() or not key.isprintable() or '"' in key or "\\" in key:
+                patterns = None
+                break
+            patterns.append(f'"{key}":'.encode())  # type: ignore[union-attr]
+        self.patterns: tuple[bytes, ...] | None = None if patterns is None else tuple(patterns)
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         self.apply(event_dict)
         return event_dict
 
+    def is_text_key(self, key: object) -> bool:
+        """``key`` folded (case, ``_``/``-`` ignored) is a text key; remembered for str keys."""
+        if type(key) is str:
+            hit = self._seen.get(key)
+            if hit is None:
+                hit = _folded(key) in self.keys
+                if len(self._seen) < _KEY_CACHE:
+                    self._seen[key] = hit
+                    if not hit:
+                        self._plain.add(key)
+            return hit
+        return isinstance(key, str) and _folded(key) in self.keys
+
+    def top_level_hit(self, fields: EventDict) -> bool:
+        """Whether a key of ``fields`` is a text key, as :meth:`apply` matches them, whatever
+        the other fields are. Cheap for the usual event: its keys all known plain, one C-level
+        subset test."""
+        keys = fields.keys()
+        if keys <= self._plain:
+            return False
+        hit = False
+        for key in keys:
+            if self.is_text_key(key):
+                hit = True
+        return hit
+
+    def redact_top(self, event_dict: EventDict) -> None:
+        """Redact the top-level text keys of ``event_dict`` in place (not nested values)."""
+        for key, value in list(event_dict.items()):
+            if value is not None and self.is_text_key(key):
+                event_dict[key] = REDACTED
+
+    def may_hold_text(self, line: bytes) -> bool:
+        """Whether the rendered line ``line`` may hold a text key anywhere (never False when it
+        does; may be True when it does not): a key ``k`` is written ``"k":``, and lowered, with
+        ``_``/``-`` removed, that is ``"{folded k}":``. A few C-level passes over the line."""
+        patterns = self.patterns
+        if patterns is None:
+            return True
+        folded = line.lower()
+        if _KELVIN in folded:
+            folded = folded.replace(_KELVIN, b"k")
+        folded = folded.replace(b"_", b"").replace(b"-", b"")
+        return any(pattern in folded for pattern in patterns)
+
     def apply(self, event_dict: EventDict) -> bool:
         """Redact in place; True when a value was cut (a cycle, or nesting too deep to walk:
         written as :class:`Cut` text, which the emitter lists under ``unserialisable``)."""
-        keys = self.keys
+        return self.apply_walk(event_dict)[1]
+
+    def apply_walk(self, event_dict: EventDict) -> tuple[bool, bool]:
+        """:meth:`apply`, returning (whether a nested value was replaced, whether one was cut)."""
         cut: list[bool] = []
+        changed = False
         for key, value in list(event_dict.items()):
-            if isinstance(key, str) and _folded(key) in keys:
+            if self.is_text_key(key):
                 if value is not None:
                     event_dict[key] = REDACTED
-            elif isinstance(value, _CONTAINERS):
+            elif type(value) in _LEAVES:
+                continue
+            elif isinstance(value, _CONTAINERS) or _is_dataclass_instance(value):
                 fixed = self._nested(value, 1, set(), cut)
                 if fixed is not value:
                     event_dict[key] = fixed
-        return bool(cut)
+                    changed = True
+        return changed, bool(cut)
+
+    def redact_rendered(self, event_dict: EventDict) -> tuple[bool, bool]:
+        """Redact the nested values of ``event_dict`` (its top-level keys already done) knowing
+        its rendered line, when orjson could write it: a line without any text key needs no
+        walk; one with may, and is read back (plain JSON: no cycles, namedtuples or objects)
+        and walked without recursion. Returns (changed, cut) as :meth:`apply_walk`."""
+        try:
+            line = orjson.dumps(event_dict, option=JSON_OPTIONS)
+        except Exception:  # a cycle, a namedtuple, an odd value: walk the objects themselves
+            return self.apply_walk(event_dict)
+        return self.redact_line(event_dict, line)
+
+    def redact_line(self, event_dict: EventDict, line: bytes) -> tuple[bool, bool]:
+        """:meth:`redact_rendered` for an event already rendered as ``line``."""
+        if not self.may_hold_text(line):
+            return False, False
+        loaded = orjson.loads(line)
+        changed = False
+        for key, value in event_dict.items():
+            if type(value) in _LEAVES or type(key) is not str:
+                continue
+            written = loaded.get(key)
+            if (type(written) is dict or type(written) is list) and self._redact_json(written):
+                event_dict[key] = written
+                changed = True
+        return changed, False
+
+    def _redact_json(self, root: Any) -> bool:
+        """Redact, in place, the text keys of a structure read back from JSON (dicts, lists and
+        scalars only); True if one was found. A loop over a stack, no recursion (measured:
+        C-level per-dict checks cost more than they save on small dicts)."""
+        seen = self._seen
+        is_text_key = self.is_text_key
+        found = False
+        stack = [root]
+        push = stack.append
+        pop = stack.pop
+        while stack:
+            node = pop()
+            for item in (node,) if type(node) is dict else node:
+                kind = type(item)
+                if kind is dict:
+                    for key, value in item.items():
+                        hit = seen.get(key)
+                        if hit is None:
+                            hit = is_text_key(key)
+                        if hit:
+                            if value is not None:
+                                item[key] = REDACTED  # a value replaced: no size change
+                                found = True
+                        elif type(value) is dict or type(value) is list:
+                            push(value)
+                elif kind is list:
+                    push(item)
+        return found
 
     def _nested(self, value: Any, depth: int, path: set[int], cut: list[bool]) -> Any:
         """``value`` itself when it holds no text key, else a redacted copy. A cycle is
@@ -112,21 +247,34 @@ class RedactText:
         path.add(id(value))
         try:
             if isinstance(value, dict):
+                mapping: dict[Any, Any] | None = value
+            elif isinstance(value, tuple):
+                mapping = namedtuple_fields(value)
+            elif isinstance(value, list):
+                mapping = None
+            else:  # a dataclass instance
+                mapping = _dataclass_fields(value)
+            if mapping is not None:
                 out: dict[Any, Any] | None = None
-                for key, item in value.items():
-                    if isinstance(key, str) and _folded(key) in self.keys:
+                for key, item in mapping.items():
+                    if self.is_text_key(key):
                         fixed = REDACTED if item is not None else None
-                    elif isinstance(item, _CONTAINERS):
+                    elif type(item) in _LEAVES:
+                        continue
+                    elif isinstance(item, _CONTAINERS) or _is_dataclass_instance(item):
                         fixed = self._nested(item, depth + 1, path, cut)
                     else:
                         continue
                     if fixed is not item:
                         if out is None:
-                            out = dict(value)
+                            out = dict(mapping)
                         out[key] = fixed
                 return value if out is None else out
             items = [
-                self._nested(v, depth + 1, path, cut) if isinstance(v, _CONTAINERS) else v
+                v
+                if type(v) in _LEAVES
+                or not (isinstance(v, _CONTAINERS) or _is_dataclass_instance(v))
+                else self._nested(v, depth + 1, path, cut)
                 for v in value
             ]
         finally:
@@ -134,6 +282,10 @@ class RedactText:
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
         return items
+
+
+#: Types that hold no key: skipped by one set lookup.
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def safe_text(value: object) -> str:
@@ -157,9 +309,13 @@ def exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {safe_text(exc)}"
 
 
-def json_default(value: object) -> str:
-    """orjson's ``default``: never fail on an odd field value, its repr is better than a lost
-    event."""
+def json_default(value: object) -> Any:
+    """orjson's ``default``: a namedtuple is written as a JSON object of its fields; any other
+    odd field value as its repr (better than a lost event)."""
+    if isinstance(value, tuple):
+        fields = namedtuple_fields(value)
+        if fields is not None:
+            return fields
     return repr(value)
 
 

@@ -5,13 +5,37 @@ and dataclasses, large payloads, configure(otel=) validation, lost seqs, app fie
 
 from __future__ import annotations
 
+import json
+from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
 import tracekit
+from tracekit import _core
+from tracekit._processors import RedactText
 from tracekit.schema import derived_trace_id
 from tracekit.testing import capture
 
 TID = "0af7651916cd43dd8448eb211c80319c"
+
+
+@contextmanager
+def written(**options: Any) -> Iterator[list[dict[str, Any]]]:
+    """The lines written (parsed) while configured with ``options``, filled at the end."""
+    sink = tracekit.MemorySink()
+    tracekit.configure(service="test", source="test-1", sink=sink, **options)
+    out: list[dict[str, Any]] = []
+    try:
+        yield out
+    finally:
+        out.extend(json.loads(line) for line in sink.lines)
+        tracekit.shutdown()
+
+
 UUID = "0af76519-16cd-43dd-8448-eb211c80319c"
 
 
@@ -72,3 +96,154 @@ def test_bad_id_derives_one_trace_per_actor_in_every_api() -> None:
         ("configured", "server", server, "tmp-1"),
         ("emit_configured", "server", server, "tmp-1"),
     ]
+
+
+# 3. A top-level text key is redacted whatever its spelling and whatever the other fields.
+
+
+@pytest.mark.parametrize("other", [{}, {"tags": ["a"]}, {"score": 0.5}])
+def test_top_level_text_keys_are_redacted_whatever_the_other_fields(other: dict[str, Any]) -> None:
+    spelled = {"message-text": "S1", "msgtext": "S2", "Msg-Text": "S3", "BODY": "S4", "k": "v"}
+    with capture() as events:
+        tracekit.emit("X", "flat", **spelled, **other)
+    with capture(redact=["x-secret"]) as custom:
+        tracekit.emit("X", "custom", x_secret="S5", XSecret="S6", text="kept", **other)
+    assert {k: events[0][k] for k in spelled} == {
+        "message-text": "[redacted]",
+        "msgtext": "[redacted]",
+        "Msg-Text": "[redacted]",
+        "BODY": "[redacted]",
+        "k": "v",
+    }
+    assert (custom[0]["x_secret"], custom[0]["XSecret"], custom[0]["text"]) == (
+        "[redacted]",
+        "[redacted]",
+        "kept",
+    )
+    assert "S1" not in repr(list(events)) and "S5" not in repr(list(custom))
+
+
+# 4. Namedtuples and dataclasses: redacted, and always written as objects of their fields.
+
+Msg = namedtuple("Msg", "text author")
+P = namedtuple("P", "meta n")
+
+
+@dataclass
+class Payload:
+    text: str
+    n: int = 1
+
+
+@dataclass
+class Outer:
+    inner: list[Payload]
+    note: str = "n"
+
+
+def test_namedtuples_and_dataclasses_are_redacted_and_objects() -> None:
+    with written() as events:
+        tracekit.emit("X", "nt", payload=Msg("SECRET-NT", "u1"))
+        tracekit.emit("X", "dc", payload=Payload("SECRET-DC"))
+        tracekit.emit("X", "dc_in_list", items=[Payload("SECRET-DC2")], other=(1, 2))
+        tracekit.emit("X", "nested_dc", outer=Outer([Payload("SECRET-DC3", 2)]))
+        tracekit.emit("X", "plain", payload=P({"k": "v"}, 1))
+        tracekit.emit("X", "nested_text", payload=P({"text": "s"}, 1))
+        tracekit.emit("X", "nt_list", payload=[P({"k": "v"}, 2)], big=2**70)
+    assert "SECRET" not in repr(list(events))
+    got = [
+        (e["action"], {k: e[k] for k in ("payload", "items", "outer") if k in e}) for e in events
+    ]
+    assert got == [
+        ("nt", {"payload": {"text": "[redacted]", "author": "u1"}}),
+        ("dc", {"payload": {"text": "[redacted]", "n": 1}}),
+        ("dc_in_list", {"items": [{"text": "[redacted]", "n": 1}]}),
+        ("nested_dc", {"outer": {"inner": [{"text": "[redacted]", "n": 2}], "note": "n"}}),
+        ("plain", {"payload": {"meta": {"k": "v"}, "n": 1}}),
+        ("nested_text", {"payload": {"meta": {"text": "[redacted]"}, "n": 1}}),
+        ("nt_list", {"payload": [{"meta": {"k": "v"}, "n": 2}]}),
+    ]
+    # a namedtuple is no unserialisable value (written as an object, not its repr)
+    assert [e.get("unserialisable") for e in events] == [[], None, None, None, [], [], ["big"]]
+
+
+def test_namedtuple_and_dataclass_text_kept_when_redaction_is_off() -> None:
+    with written(redact=False) as events:
+        tracekit.emit("X", "nt", payload=Msg("t1", "u1"), dc=Payload("t2"))
+    assert (events[0]["payload"], events[0]["dc"]) == (
+        {"text": "t1", "author": "u1"},
+        {"text": "t2", "n": 1},
+    )
+
+
+# 5. Large nested payloads: no walk unless the rendered line could need one.
+
+
+def test_nested_payloads_are_walked_only_when_the_line_could_need_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    walks: list[str] = []
+    real_nonfinite = _core._has_nonfinite
+    real_nested = RedactText._nested
+    real_json = RedactText._redact_json
+
+    def nonfinite(*args: Any) -> bool:
+        walks.append("nonfinite")
+        return real_nonfinite(*args)
+
+    def nested(self: RedactText, *args: Any) -> Any:
+        walks.append("nested")
+        return real_nested(self, *args)
+
+    def redact_json(self: RedactText, *args: Any) -> Any:
+        walks.append("json")
+        return real_json(self, *args)
+
+    monkeypatch.setattr(_core, "_has_nonfinite", nonfinite)
+    monkeypatch.setattr(RedactText, "_nested", nested)
+    monkeypatch.setattr(RedactText, "_redact_json", redact_json)
+    plain = [{"id": i, "v": "s", "f": 0.5} for i in range(1000)]
+    texts = [{"id": i, "Text": "s"} for i in range(3)]
+    found: list[list[str]] = []
+    with written() as events:
+        for action, payload in (
+            ("plain", plain),
+            ("none", [1, None]),
+            ("nan", [1.0, float("nan")]),
+            ("text", texts),
+            ("text_kind", [{"id": 1, "textual": "t"}]),  # a near spelling: walked, kept
+        ):
+            walks.clear()
+            tracekit.emit("X", action, payload=payload)
+            found.append(list(walks))
+    assert found == [[], ["nonfinite"], ["nonfinite"], ["json"], []]
+    assert [e["payload"] for e in events[1:]] == [
+        [1, None],
+        [1.0, "NaN"],
+        [{"id": i, "Text": "[redacted]"} for i in range(3)],
+        [{"id": 1, "textual": "t"}],
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert texts[0]["Text"] == "s"  # the app's own objects are not modified
+
+
+# 7. A loss after the seq was taken names the seq.
+
+
+class Flaky(dict[str, Any]):
+    def values(self) -> Any:
+        raise RuntimeError("dictionary changed size during iteration")
+
+
+def test_a_loss_after_the_seq_was_taken_names_it() -> None:
+    with capture(redact=False) as events:
+        tracekit.emit("X", "a")
+        tracekit.emit("X", "flaky", payload=Flaky(k=None))
+        tracekit.emit("X", "b")
+        assert tracekit.stats()["dropped"] == 1
+    assert [(e["seq"], e["action"], e.get("lost_seq")) for e in events] == [
+        (1, "a", None),
+        (3, "dropped", 2),
+        (4, "b", None),
+    ]
+    assert events[1]["reason"].startswith("internal error: RuntimeError: dictionary changed")
