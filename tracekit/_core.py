@@ -680,6 +680,8 @@ def _make_config(
         redact_keys = frozenset(redact)
         if not all(isinstance(key, str) for key in redact_keys):
             raise ConfigError(f"redact keys must be strings, got {sorted(map(repr, redact_keys))}")
+    if not isinstance(otel, bool) and not callable(getattr(otel, "get_tracer", None)):
+        raise ConfigError(f"otel must be True, False or a TracerProvider, got {otel!r}")
     if isinstance(processors, str | bytes) or not isinstance(processors, Iterable):
         raise ConfigError(f"processors must be a sequence of callables, got {processors!r}")
     processors = tuple(processors)
@@ -705,6 +707,13 @@ def _open_sink(sink: SinkSpec | None, max_queue: int) -> Sink:
         return make_sink(sink if sink is not None else _stderr(), max_queue=max_queue)
     except (OSError, TypeError) as exc:
         raise ConfigError(f"cannot open sink {sink!r}: {exc}") from exc
+
+
+def _close_quietly(sink: Sink) -> None:
+    try:
+        sink.close(0.5)
+    except Exception:
+        pass
 
 
 def configure(
@@ -755,7 +764,12 @@ def configure(
         same_sink = old is not None and old.config.sink is sink and sink is not None
         out = old.sink if same_sink and old is not None else _open_sink(sink, max_queue)
         keep_seq = old is not None and old.config.source == config.source
-        emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
+        try:
+            emitter = _Emitter(config, out, seq=old.seq if keep_seq and old is not None else None)
+        except BaseException:
+            if not same_sink:  # opened for this call: no writer thread or file left behind
+                _close_quietly(out)
+            raise
         if old is not None:  # events the old emitter lost since the last flush: its next says so
             emitter.unwritable_at_flush = old.unwritable_at_flush - old.unwritable
         changes = _diff(old.config if old is not None else None, config)
@@ -834,7 +848,12 @@ class Instrumentation:
             max_queue=max_queue,
             level=level,
         )
-        self._emitter = _Emitter(config, _open_sink(sink, max_queue))
+        out = _open_sink(sink, max_queue)
+        try:
+            self._emitter = _Emitter(config, out)
+        except BaseException:
+            _close_quietly(out)
+            raise
 
     @property
     def source(self) -> str:

@@ -6,6 +6,9 @@ and dataclasses, large payloads, configure(otel=) validation, lost seqs, app fie
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -247,3 +250,61 @@ def test_a_loss_after_the_seq_was_taken_names_it() -> None:
         (4, "b", None),
     ]
     assert events[1]["reason"].startswith("internal error: RuntimeError: dictionary changed")
+
+
+# 6. configure(otel=<wrong type>) is a ConfigError, and leaves no sink open.
+
+
+def _open_fds(path: str) -> int:
+    fds = os.listdir("/proc/self/fd")
+    return sum(1 for fd in fds if os.path.realpath(f"/proc/self/fd/{fd}") == path)
+
+
+@pytest.mark.parametrize("make", [tracekit.configure, tracekit.Instrumentation])
+def test_wrong_otel_is_a_config_error_and_opens_no_sink(make: Any, tmp_path: Any) -> None:
+    path = str(tmp_path / "out.jsonl")
+    threads = threading.active_count()
+    for _ in range(3):
+        with pytest.raises(tracekit.ConfigError, match="otel must be"):
+            make(service="svc", sink=path, otel="yes")
+    assert (threading.active_count(), _open_fds(path), tracekit.is_configured()) == (
+        threads,
+        0,
+        False,
+    )
+
+
+def test_a_failing_emitter_closes_the_sink_configure_opened(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    path = str(tmp_path / "out.jsonl")
+    threads = threading.active_count()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no emitter")
+
+    monkeypatch.setattr(_core._Emitter, "__init__", broken)
+    for make in (tracekit.configure, tracekit.Instrumentation):
+        with pytest.raises(RuntimeError, match="no emitter"):
+            make(service="svc", sink=path)
+    deadline = time.monotonic() + 2
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (threading.active_count(), _open_fds(path)) == (threads, 0)
+
+
+# Unconfirmed list: app fields named seq / source are kept aside, as timestamp's are.
+
+
+def test_app_fields_named_seq_and_source_are_kept_aside() -> None:
+    with written() as events:
+        tracekit.emit("X", "a", seq=99, source="app", n=1)
+        with tracekit.stage("X", "b", source="app2"):
+            pass
+        with tracekit.bind(seq="bound"):
+            tracekit.emit("X", "c")
+    assert [(e["seq"], e["source"], e.get("field_seq"), e.get("field_source")) for e in events] == [
+        (1, "test-1", 99, "app"),
+        (2, "test-1", None, "app2"),
+        (3, "test-1", "bound", None),
+    ]
