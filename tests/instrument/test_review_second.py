@@ -188,7 +188,6 @@ def test_nested_payloads_are_walked_only_when_the_line_could_need_it(
     walks: list[str] = []
     real_nonfinite = _core._has_nonfinite
     real_nested = RedactText._nested
-    real_json = RedactText._redact_json
 
     def nonfinite(*args: Any) -> bool:
         walks.append("nonfinite")
@@ -198,13 +197,8 @@ def test_nested_payloads_are_walked_only_when_the_line_could_need_it(
         walks.append("nested")
         return real_nested(self, *args)
 
-    def redact_json(self: RedactText, *args: Any) -> Any:
-        walks.append("json")
-        return real_json(self, *args)
-
     monkeypatch.setattr(_core, "_has_nonfinite", nonfinite)
     monkeypatch.setattr(RedactText, "_nested", nested)
-    monkeypatch.setattr(RedactText, "_redact_json", redact_json)
     plain = [{"id": i, "v": "s", "f": 0.5} for i in range(1000)]
     texts = [{"id": i, "Text": "s"} for i in range(3)]
     found: list[list[str]] = []
@@ -219,7 +213,8 @@ def test_nested_payloads_are_walked_only_when_the_line_could_need_it(
             walks.clear()
             tracekit.emit("X", action, payload=payload)
             found.append(list(walks))
-    assert found == [[], ["nonfinite"], ["nonfinite"], ["json"], []]
+    # the text payload: the list, then its three dicts (the objects are walked, not the line)
+    assert found == [[], ["nonfinite"], ["nonfinite"], ["nested"] * 4, []]
     assert [e["payload"] for e in events[1:]] == [
         [1, None],
         [1.0, "NaN"],
@@ -228,6 +223,40 @@ def test_nested_payloads_are_walked_only_when_the_line_could_need_it(
     ]
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     assert texts[0]["Text"] == "s"  # the app's own objects are not modified
+
+
+def test_what_json_cannot_tell_apart_is_redacted_on_the_objects() -> None:
+    # third reading: the line read back merged a key 1 with a key "1" (the text under one
+    # leaked), turned a NaN beside a text key into null, and skipped a StrEnum key's value
+    import enum
+
+    class F(enum.StrEnum):
+        PAYLOAD = "payload"
+
+    with written() as events:
+        tracekit.emit("X", "a", payload={1: {"text": "SECRET"}, "1": "keep"})
+        tracekit.emit("X", "b", p={"text": "s", "v": float("nan")})
+        tracekit.emit("X", "c", **{F.PAYLOAD: {"text": "SECRET"}})  # type: ignore[arg-type]
+    lines = [json.dumps(e) for e in events]
+    assert all("SECRET" not in line for line in lines)
+    assert events[1]["p"] == {"text": "[redacted]", "v": "NaN"}
+    assert events[1]["unserialisable"] == ["p"]
+    assert events[2]["payload"] == {"text": "[redacted]"}
+
+
+def test_a_dataclass_field_never_set_is_left_out_not_the_event() -> None:
+    from dataclasses import field
+    from decimal import Decimal
+
+    @dataclass
+    class Job:
+        n: int
+        later: int = field(init=False)
+
+    with written() as events:
+        tracekit.emit("X", "y", job=Job(1), amount=Decimal("1.5"))  # the walk, not orjson
+    (event,) = events
+    assert (event["job"], event["amount"]) == ({"n": 1}, "Decimal('1.5')")
 
 
 # 7. A loss after the seq was taken names the seq.
