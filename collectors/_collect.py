@@ -14,7 +14,7 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
-from tracekit.collectors._kv import KV_LINE, kv_event_line
+from tracekit.collectors._kv import KV_LINE, LEGACY_TAGS, kv_event_line
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
@@ -45,7 +45,10 @@ _BINARY_MAGIC: Final = (
 #: found with ``bytes.find`` (memchr speed; a regex alternation starting with ``(?:^|\s)`` ran at
 #: ~40 ns a byte, 40 s per GB of core dump), each hit then checked by :data:`_EVENT_AT`.
 _EVENT_MARKERS: Final = (b"stage", b"[CTRL]", b"[RE", b"[WS-")
-_TAG_AT: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV)\]")
+#: A trace event's legacy tag (``[WS]`` lines are the socket's own chatter, not trace events).
+_TAG_AT: Final = re.compile(
+    rb"\[(?:" + b"|".join(re.escape(t.encode()) for t in LEGACY_TAGS if t != "WS") + rb")\]"
+)
 _COLON_AT: Final = re.compile(rb"\s*:")
 #: How far into a garbled file a clean text line is looked for (events are looked for in the
 #: whole file): a log behind more garbage than this is read from its first trace event.
@@ -54,7 +57,9 @@ _CLEAN_SEARCH: Final = 16 << 20
 _READABLE_WINDOW: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
 _NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\f\v]")
-_LEGACY_TAG: Final = re.compile(rb"\[(?:CTRL|REST|REST-SEND|REPO|WS-BROADCAST|WS-RECV|WS)\]")
+_LEGACY_TAG: Final = re.compile(
+    rb"\[(?:" + b"|".join(re.escape(t.encode()) for t in LEGACY_TAGS) + rb")\]"
+)
 _KV_LINE: Final = re.compile(KV_LINE)
 #: What may stand before a JSON object on a text line for the object to be read as JSON:
 #: nothing, or a container runtime's prefix (CRI: containerd, CRI-O, kubelet's /var/log/pods).

@@ -179,3 +179,16 @@ def test_binary_data_starting_like_a_byte_order_mark_is_not_decoded_as_utf16(bom
     ]
     small = collect([MemorySource(b"\xfe\xff\n\n", name="tiny")])
     assert small.inputs.lines == 2
+
+
+def test_detection_knows_the_legacy_readers_tags() -> None:
+    # detection kept its own list of legacy tags, which lacked REST-FETCH
+    import tomllib
+    from importlib import resources
+
+    from tracekit.collectors._kv import LEGACY_TAGS
+
+    text = resources.files("tracekit.collectors").joinpath("legacy.toml").read_text("utf-8")
+    assert list(LEGACY_TAGS) == tomllib.loads(text)["tags"]
+    got = collect([MemorySource(b"[REST-FETCH] History loaded: conv=c1 messages=3\n", name="a")])
+    assert got.inputs.formats == {"legacy": 1}
