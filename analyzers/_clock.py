@@ -50,11 +50,11 @@ class ClockEstimate:
 
 def _shortest(
     start: str, adj: dict[str, list[tuple[str, int]]], nodes: Iterable[str]
-) -> tuple[dict[str, float], bool]:
-    """Bellman-Ford from ``start``; ``False`` when a negative cycle (a contradiction) remains."""
+) -> dict[str, float]:
+    """Bellman-Ford from ``start`` over consistent constraints (:func:`_break_cycles`)."""
     dist: dict[str, float] = dict.fromkeys(nodes, math.inf)
     dist[start] = 0.0
-    for _ in range(len(dist) + 1):
+    for _ in range(len(dist)):
         changed = False
         for a, outs in adj.items():
             da = dist[a]
@@ -65,8 +65,8 @@ def _shortest(
                     dist[b] = da + w
                     changed = True
         if not changed:
-            return dist, True
-    return dist, False
+            break
+    return dist
 
 
 def _negative_cycle(
@@ -215,8 +215,8 @@ def _bounds(
     hi: dict[str, float] = dict.fromkeys(nodes, math.inf)
     back: dict[str, float] = dict.fromkeys(nodes, math.inf)
     for ref, part in parts.items():
-        up, _ = _shortest(ref, fwd[ref], part)  # offset_s <= dist(ref -> s)
-        down, _ = _shortest(ref, rev[ref], part)  # offset_s >= -dist(s -> ref)
+        up = _shortest(ref, fwd[ref], part)  # offset_s <= dist(ref -> s)
+        down = _shortest(ref, rev[ref], part)  # offset_s >= -dist(s -> ref)
         for s in part:
             hi[s], back[s] = up[s], down[s]
     return hi, back

@@ -50,26 +50,11 @@ def fetch_positions(paths: Paths) -> pl.DataFrame:
 def fetch_bounds(fetch: pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """The k-th fetch's start and end per key (``start_pos``/``_file``/``_line``,
     ``end_pos``/...), from :func:`fetch_positions`; join them on ``key`` and ``k``."""
-    starts = (
-        fetch.lazy()
-        .filter(pl.col("kind") == "start")
-        .select(
-            "key",
-            pl.col("started").alias("k"),
-            pl.col("pos").alias("start_pos"),
-            pl.col("file").alias("start_file"),
-            pl.col("line").alias("start_line"),
-        )
+
+    def side(rows: pl.Expr, k: str, name: str) -> pl.LazyFrame:
+        where = pl.col("pos", "file", "line").name.prefix(f"{name}_")
+        return fetch.lazy().filter(rows).select("key", pl.col(k).alias("k"), where)
+
+    return side(pl.col("kind") == "start", "started", "start"), side(
+        pl.col("closes"), "closed", "end"
     )
-    ends = (
-        fetch.lazy()
-        .filter(pl.col("closes"))
-        .select(
-            "key",
-            pl.col("closed").alias("k"),
-            pl.col("pos").alias("end_pos"),
-            pl.col("file").alias("end_file"),
-            pl.col("line").alias("end_line"),
-        )
-    )
-    return starts, ends

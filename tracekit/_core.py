@@ -322,7 +322,7 @@ class _Emitter:
             except Exception:
                 line = None
             if odd and redact is not None and not processors:
-                # Nested text: only a line holding a text key spelling is walked (read back).
+                # Nested text: the objects are walked only when the line spells a text key.
                 if line is None:
                     changed, cut = redact.apply_walk(event)
                 else:

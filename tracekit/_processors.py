@@ -182,10 +182,10 @@ class RedactText:
         return changed, bool(cut)
 
     def redact_rendered(self, event_dict: EventDict) -> tuple[bool, bool]:
-        """Redact the nested values of ``event_dict`` (its top-level keys already done) knowing
-        its rendered line, when orjson could write it: a line without any text key needs no
-        walk; one with may, and is read back (plain JSON: no cycles, namedtuples or objects)
-        and walked without recursion. Returns (changed, cut) as :meth:`apply_walk`."""
+        """Redact the nested values of ``event_dict`` (its top-level keys already done): when
+        orjson can write it, its line says whether any text key is spelled in it at all
+        (:meth:`redact_line`); else the objects are walked. Returns (changed, cut) as
+        :meth:`apply_walk`."""
         try:
             line = orjson.dumps(event_dict, option=JSON_OPTIONS)
         except Exception:  # a cycle, a namedtuple, an odd value: walk the objects themselves
