@@ -14,7 +14,7 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
-from tracekit.collectors._kv import KV_LINE, LEGACY_TAGS, kv_event_line
+from tracekit.collectors._kv import KV_LINE, LEGACY_TAGS, kv_event_line, legacy_tagged
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
@@ -284,7 +284,7 @@ def detect_format(data: bytes) -> str:
     if objects * 2 >= len(lines):
         # legacy tagged lines among them: the legacy reader reads both kinds (mixed file)
         if objects < len(lines) and any(
-            _LEGACY_TAG.search(ln) for ln in lines if not ln.lstrip().startswith(b"{")
+            _legacy_line(ln) for ln in lines if not ln.lstrip().startswith(b"{")
         ):
             return "legacy"
         return "jsonl"
@@ -294,22 +294,27 @@ def detect_format(data: bytes) -> str:
     return "legacy"
 
 
+def _legacy_line(line: bytes) -> bool:
+    """A line holding a legacy tag outside its key=value pairs' values (``legacy_tagged``)."""
+    return _LEGACY_TAG.search(line) is not None and legacy_tagged(
+        line.decode("utf-8", errors="replace")
+    )
+
+
 def _kv_line(line: bytes) -> bool:
     """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
     ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
-    ``<time> stdout F``), on a line with no legacy tag. A ``stage=`` further in (an app's
+    ``<time> stdout F``); with or without a prefix, not a legacy line (a legacy tag outside
+    the pairs' values: one inside a quoted value is text). A ``stage=`` further in (an app's
     sentence, SQL) makes no kv line."""
-    m = _KV_LINE.match(line.decode("utf-8", errors="replace"))  # \w as polars reads it
-    if m is None:
+    text = line.decode("utf-8", errors="replace")
+    m = _KV_LINE.match(text)  # \w as polars reads it
+    if m is None or (_LEGACY_TAG.search(line) is not None and legacy_tagged(text)):
         return False
     if not m.group(1).strip():
         return _KV_KEYS.search(line) is not None
     rest = line[len(m.group(1).encode()) :]
-    return (
-        _KV_STAGE.search(rest) is not None
-        and _KV_ACTION.search(rest) is not None
-        and _LEGACY_TAG.search(line) is None
-    )
+    return _KV_STAGE.search(rest) is not None and _KV_ACTION.search(rest) is not None
 
 
 def _text_lines(data: bytes) -> tuple[pl.Series, bool]:

@@ -23,7 +23,7 @@ import polars as pl
 from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
 
-__all__ = ["KV_LINE", "KV_PREFIX", "kv_event_line", "read_kv"]
+__all__ = ["KV_LINE", "KV_PREFIX", "kv_event_line", "legacy_line", "legacy_tagged", "read_kv"]
 
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
@@ -78,15 +78,37 @@ LEGACY_TAGS: Final = (
 _LEGACY_TAG: Final = r"\[(?:" + "|".join(map(re.escape, LEGACY_TAGS)) + r")\]"
 
 
+_LEGACY_TAG_RE: Final = re.compile(_LEGACY_TAG)
+_PAIR_RE: Final = re.compile(_PAIR)
+
+
+def legacy_line(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` (a line) is a legacy line: it holds a legacy tag outside its
+    ``key=value`` pairs' values. One rule, whatever stands before the pairs: a tag a value
+    quotes (``event='[REST] Sending message'``, structlog's KeyValueRenderer) is text.
+
+    The pairs are cut out only of the lines that hold a tag at all (a null elsewhere: polars
+    skips it), so a log without tags costs one DFA search."""
+    tagged = pl.when(text.str.contains(_LEGACY_TAG)).then(text)
+    return tagged.str.replace_all(_PAIR, " ").str.contains(_LEGACY_TAG).fill_null(False)
+
+
+def legacy_tagged(line: str) -> bool:
+    """:func:`legacy_line` for one line (detection's sample)."""
+    if _LEGACY_TAG_RE.search(line) is None:
+        return False
+    return _LEGACY_TAG_RE.search(_PAIR_RE.sub(" ", line)) is not None
+
+
 def kv_event_line(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` (a line) reads as a key=value event: a ``stage=`` pair among the pairs
-    from its start or behind a known prefix (:data:`KV_LINE`), and no legacy tag (a legacy
-    line is the legacy reader's, whatever words it holds)."""
+    from its start or behind a known prefix (:data:`KV_LINE`), and no legacy line
+    (:func:`legacy_line`: a legacy line is the legacy reader's, whatever words it holds)."""
     return (
         text.str.contains("stage=", literal=True)
         & text.str.contains(KV_LINE)
         & text.str.contains(r"(?:^|\s)stage=[^\s=]")
-        & ~text.str.contains(_LEGACY_TAG)
+        & ~legacy_line(text)
     )
 
 
