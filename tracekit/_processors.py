@@ -70,6 +70,31 @@ def _dataclass_fields(value: Any) -> dict[str, Any]:
     return {name: v for name, v in got if v is not missing}
 
 
+_SCALAR_KEY_TEXT: dict[object, str] = {True: "true", False: "false", None: "null"}
+
+
+def key_text(key: object) -> str:
+    """A non-str dict key as it is written: as orjson (``OPT_NON_STR_KEYS``) writes it (an
+    enum as its value, a date in ISO form, ``True`` as ``true``...), or as its repr (what the
+    slow path writes for a key orjson rejects: a tuple, a frozenset, an int past 64 bits)."""
+    if type(key) is int:
+        return str(key)
+    if type(key) is bool or key is None:
+        return _SCALAR_KEY_TEXT[key]
+    try:
+        written: dict[str, None] = orjson.loads(
+            orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
+        )
+        return next(iter(written))
+    except Exception:
+        pass
+    try:
+        text = repr(key)
+    except Exception:
+        return ""
+    return text if isinstance(text, str) else ""
+
+
 def namedtuple_fields(value: tuple[Any, ...]) -> dict[Any, Any] | None:
     """A namedtuple's fields as a dict (how tracekit writes a namedtuple: a JSON object of its
     fields, whatever it holds), or None for a plain tuple."""
@@ -125,7 +150,9 @@ class RedactText:
                     if not hit:
                         self._plain.add(key)
             return hit
-        return isinstance(key, str) and _folded(key) in self.keys
+        if isinstance(key, str):
+            return _folded(key) in self.keys
+        return _folded(key_text(key)) in self.keys
 
     def top_level_hit(self, fields: EventDict) -> bool:
         """Whether a key of ``fields`` is a text key, as :meth:`apply` matches them, whatever
