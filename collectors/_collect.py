@@ -14,7 +14,13 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
-from tracekit.collectors._kv import KV_LINE, LEGACY_TAGS, kv_event_line, legacy_tagged
+from tracekit.collectors._kv import (
+    KV_LINE,
+    LEGACY_TAGS,
+    kv_event_line,
+    legacy_line,
+    legacy_tagged,
+)
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
@@ -803,6 +809,13 @@ def _read_one(
     # cost ~5% of reading a 1M-line legacy log (every '"' is a partial match for them).
     braces = b"{" in data
     numbered: pl.DataFrame | None = None
+    # Detected as kv, but legacy tagged lines among its lines: the legacy reader reads them.
+    kv_mixed = (
+        fmt == "kv"
+        and src.format is None
+        and len(formats) != 1
+        and _LEGACY_TAG.search(data) is not None
+    )
     if fmt in ("kv", "legacy") and braces:
         from tracekit.collectors._text import join_partials
 
@@ -813,8 +826,19 @@ def _read_one(
         if is_object.any():
             for note in joins:
                 stats.warn(note)
-            return _read_mixed(lines, latin1, is_object, bare, fmt, src, timezone, stats)
+            legacy = _legacy_lines(lines) if kv_mixed else None
+            return _read_mixed(
+                lines, latin1, is_object, bare, fmt, src, timezone, stats, legacy=legacy
+            )
         numbered = _numbered(lines)  # the reader joins the partial lines itself
+    if kv_mixed:
+        lines, latin1 = _text_lines(data)
+        legacy = _legacy_lines(lines)
+        if legacy.any():
+            no_object = pl.repeat(False, lines.len(), dtype=pl.Boolean, eager=True)
+            return _read_mixed(
+                lines, latin1, no_object, True, fmt, src, timezone, stats, legacy=legacy
+            )
     stats.formats[name] = stats.formats.get(name, 0) + 1
     unread_kv: list[pl.Series] = []
     if fmt == "legacy":  # it finds the key=value events among the lines it ignores
@@ -848,6 +872,11 @@ def _read_one(
     return result
 
 
+def _legacy_lines(lines: pl.Series) -> pl.Series:
+    """Which ``lines`` are legacy lines (a legacy tag outside their pairs' values)."""
+    return pl.DataFrame([lines.alias("raw")]).select(legacy_line(pl.col("raw"))).to_series()
+
+
 def _read_mixed(
     lines: pl.Series,
     latin1: bool,
@@ -857,9 +886,12 @@ def _read_mixed(
     src: Source,
     timezone: str | None,
     stats: InputStats,
+    *,
+    legacy: pl.Series | None = None,
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
     reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
+    ``legacy``: the legacy lines of a kv file (not objects), which go to the legacy reader.
 
     polars column work, none per line in Python: each reader reads its lines as a file of
     their own (the JSON-lines reader on its fast path, which blank lines in their place would
@@ -869,30 +901,50 @@ def _read_mixed(
     raw = pl.col("raw")
     obj = pl.col("obj")
     table = _numbered(lines).with_columns(is_object.alias("obj"))
+    if legacy is None:
+        table = table.with_columns(pl.lit(False).alias("tagged"))
+    else:
+        table = table.with_columns((legacy & ~is_object).alias("tagged"))
+    tagged = pl.col("tagged")
     objects = table.filter(obj).select("line", "raw")
-    text = table.filter(~obj).select("line", "raw")
+    untagged = table.filter(~obj).select("line", "raw")  # what the warnings look at
+    text = table.filter(~obj & ~tagged).select("line", "raw")
+    tagged_lines = table.filter(tagged).select("line", "raw")
     frames: list[pl.DataFrame] = []
     before = stats.lines
-    if text.select(raw.str.contains(r"[^ \t\n\r\x0b\x0c]").any()).item():
+    has_text = text.select(raw.str.contains(r"[^ \t\n\r\x0b\x0c]").any()).item()
+    if has_text:
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         frame = _read_apart(_reader(fmt), text.filter(raw != ""), latin1, src, timezone, stats)
         frames.append(frame)
+    if tagged_lines.height:
+        stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
+        frames.append(_read_apart(_reader("legacy"), tagged_lines, latin1, src, timezone, stats))
         stats.warn(
-            f"{src.name}: {objects.height} lines are JSON objects among {fmt} text lines; "
-            "read them as JSON lines"
+            f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
+            "lines; read them with the legacy reader"
         )
-    else:  # every line a JSON object (behind a container runtime's prefix)
-        stats.formats["jsonl"] = stats.formats.get("jsonl", 0) + 1
+    if objects.height:
+        if has_text or tagged_lines.height:
+            stats.warn(
+                f"{src.name}: {objects.height} lines are JSON objects among {fmt} text lines; "
+                "read them as JSON lines"
+            )
+        else:  # every line a JSON object (behind a container runtime's prefix)
+            stats.formats["jsonl"] = stats.formats.get("jsonl", 0) + 1
     stats.lines = before + lines.len()
-    if not bare:
-        objects = objects.with_columns(
-            raw.str.replace("^" + _JSON_PREFIX, "").str.strip_chars_end(" \t\r")
-        )
-    frames.append(_read_apart(read_jsonl, objects, latin1, src, timezone, stats))
-    out = pl.concat([f for f in frames if f.height] or frames[-1:], how="diagonal")
+    if objects.height:
+        if not bare:
+            objects = objects.with_columns(
+                raw.str.replace("^" + _JSON_PREFIX, "").str.strip_chars_end(" \t\r")
+            )
+        frames.append(_read_apart(read_jsonl, objects, latin1, src, timezone, stats))
+    out = pl.concat(
+        [f for f in frames if f.height] or frames[-1:] or [empty_table()], how="diagonal"
+    )
     out = out.sort("line")
-    _warn_unread(src.name, _key_lines(text, '"stage"'), out, _WHY_PREFIX, stats)
-    _warn_unread_kv(src.name, text, out, fmt, stats)
+    _warn_unread(src.name, _key_lines(untagged, '"stage"'), out, _WHY_PREFIX, stats)
+    _warn_unread_kv(src.name, untagged, out, fmt, stats)
     return out
 
 

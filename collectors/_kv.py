@@ -314,13 +314,22 @@ def read_kv(
     df = df.filter(pl.col("raw").str.strip_chars(_ASCII_SPACE) != "")
     # pairs from the line's start, or from where a known prefix ends (KV_PREFIX: a logging
     # "<asctime> <level> <logger>:", a container runtime's "<time> stdout F")
-    is_kv = pl.col("raw").str.contains(KV_LINE)
+    # A legacy line (a legacy tag outside the pairs' values) is no kv event, whatever pairs it
+    # holds: collect() gives such lines of a detected kv file to the legacy reader; here (kv
+    # forced) they are malformed, never a kv line without a stage.
+    legacy = legacy_line(pl.col("raw"))
+    df = df.with_columns(legacy.alias("_legacy"))
+    is_kv = pl.col("raw").str.contains(KV_LINE) & ~pl.col("_legacy")
     bad = df.filter(~is_kv)
     if bad.height:
-        stats.malformed_frame(
-            file, bad.select("line", pl.lit("not key=value text").alias("reason"))
+        reason = (
+            pl.when(pl.col("_legacy"))
+            .then(pl.lit("a legacy tagged line, not key=value text"))
+            .otherwise(pl.lit("not key=value text"))
         )
+        stats.malformed_frame(file, bad.select("line", reason.alias("reason")))
         df = df.filter(is_kv)
+    df = df.drop("_legacy")
     if df.height == 0:
         return empty_table()
     tokens = _pairs(df.select("line", _after_prefix(df.get_column("raw"))))
