@@ -12,6 +12,7 @@ with the parser's reason.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +25,12 @@ import polars as pl
 
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
+from tracekit.collectors._time import fast_iso_utc
+
+try:
+    from tracekit.collectors import _jsonscan  # type: ignore[attr-defined]
+except ImportError:  # not compiled (it is optional): polars reads JSON lines alone
+    _jsonscan = None
 
 __all__ = ["CHUNK_BYTES", "count_lines", "read_jsonl"]
 
@@ -72,6 +79,57 @@ def _parse(data: bytes | Path, schema: pl.Schema) -> pl.DataFrame:
     return pl.read_ndjson(data, schema=schema)
 
 
+class _Capsules:
+    """The Arrow PyCapsule interface over the scanner's (schema, array) pair: polars takes the
+    columns over without a copy."""
+
+    __slots__ = ("_array", "_schema")
+
+    def __init__(self, schema: object, array: object) -> None:
+        self._schema, self._array = schema, array
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
+        return self._schema, self._array
+
+
+#: Inputs from this size are scanned in two halves, one per core.
+_SPLIT_BYTES: Final = 4 << 20
+_pool: ThreadPoolExecutor | None = None
+
+
+def _native(
+    data: bytes | mmap.mmap | Path, keys: tuple[str, ...], ts_key: int
+) -> pl.DataFrame | None:
+    """``data`` read by the compiled scanner (tracekit/collectors/_jsonscan.c): the String
+    columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). None
+    when it is not built, or when a line is outside what it reads exactly as polars does;
+    the caller then reads with polars."""
+    if _jsonscan is None:
+        return None
+    if isinstance(data, Path):
+        try:
+            with data.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return _native(mm, keys, ts_key)  # type: ignore[arg-type]
+        except (OSError, ValueError):  # not mappable (a pipe, an empty file): polars decides
+            return None
+    view = memoryview(data)
+    cut = data.find(b"\n", len(data) // 2) + 1 if len(data) >= _SPLIT_BYTES else 0
+    try:
+        if cut <= 0 or cut >= len(data):
+            parts = [_jsonscan.scan(view, keys, ts_key)]
+        else:
+            global _pool
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-scan")
+            second = _pool.submit(_jsonscan.scan, view[cut:], keys, ts_key)
+            parts = [_jsonscan.scan(view[:cut], keys, ts_key), second.result()]
+    finally:
+        view.release()
+    if any(part is None for part in parts):
+        return None
+    return pl.concat([pl.DataFrame(_Capsules(p[1], p[2])) for p in parts], rechunk=False)
+
+
 def _parse_prepared(
     data: bytes | Path,
     schema: pl.Schema,
@@ -80,15 +138,37 @@ def _parse_prepared(
     first_line: int = 1,
 ) -> pl.DataFrame:
     """The fast path: scan with row numbers, then normalize's per-row work."""
-    frame = (
-        pl.scan_ndjson(data, schema=schema)
-        if isinstance(data, Path)
-        else pl.read_ndjson(data, schema=schema).lazy()
-    )
+    keys = tuple(schema.names())
+    inverse = {v: k for k, v in (rename or {}).items()}
+    ts_name = inverse.get("timestamp", "timestamp")
+    ts_key = keys.index(ts_name) if fmt is None and ts_name in keys else -1
+    native = _native(data, keys, ts_key)
+    if native is not None:
+        frame = _with_fast_times(native, ts_name).lazy()
+    elif isinstance(data, Path):
+        frame = pl.scan_ndjson(data, schema=schema)
+    else:
+        frame = pl.read_ndjson(data, schema=schema).lazy()
+    if native is not None and ts_key < 0:
+        frame = frame.drop("_ts_fast")
     frame = frame.with_row_index("line", offset=first_line)
     if rename:
         frame = frame.rename({k: v for k, v in rename.items() if k in schema})
     return prepared(frame, fmt).collect()
+
+
+def _with_fast_times(frame: pl.DataFrame, ts_name: str) -> pl.DataFrame:
+    """The scanner parses the plainest form of tracekit's timestamps; the few it leaves that
+    :func:`fast_iso_utc` reads get its values, so the result never depends on the reader."""
+    if ts_name not in frame.columns:
+        return frame
+    fast = frame.get_column("_ts_fast")
+    text = frame.get_column(ts_name)
+    if fast.null_count() == text.null_count():
+        return frame
+    idx = (fast.is_null() & text.is_not_null()).arg_true()
+    redo = pl.select(fast_iso_utc(pl.lit(text.gather(idx)))).to_series()
+    return frame.with_columns(fast.scatter(idx, redo))
 
 
 def read_jsonl(

@@ -44,9 +44,11 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
     if missing:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
     fast = (
-        fast_iso_utc(pl.col("timestamp"))
-        if timestamp_format is None
-        else pl.lit(None, dtype=TIMESTAMP_DTYPE)
+        pl.lit(None, dtype=TIMESTAMP_DTYPE)
+        if timestamp_format is not None
+        else pl.col("_ts_fast")  # parsed by the reader (the compiled JSON lines scanner)
+        if "_ts_fast" in names
+        else fast_iso_utc(pl.col("timestamp"))
     )
     # A list or an object where a name belongs (JSON readers serialise them to text).
     not_text = pl.any_horizontal(
