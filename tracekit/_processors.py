@@ -64,10 +64,15 @@ def _is_dataclass_instance(value: object) -> bool:
 
 
 def _dataclass_fields(value: Any) -> dict[str, Any]:
-    """A dataclass instance's fields, as orjson writes them (a JSON object of its fields)."""
-    missing = object()  # a field(init=False) never set: orjson leaves it out, so do we
+    """A dataclass instance as orjson writes it: its ``__dict__`` when it has one (attributes
+    beyond the fields too, e.g. set in ``__post_init__``), else its fields (``__slots__``); in
+    both, names starting with ``_`` left out. A field(init=False) never set is not written."""
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict):
+        return {k: v for k, v in attrs.items() if not (type(k) is str and k.startswith("_"))}
+    missing = object()
     got = ((f.name, getattr(value, f.name, missing)) for f in dataclasses.fields(value))
-    return {name: v for name, v in got if v is not missing}
+    return {name: v for name, v in got if v is not missing and not name.startswith("_")}
 
 
 _SCALAR_KEY_TEXT: dict[object, str] = {True: "true", False: "false", None: "null"}

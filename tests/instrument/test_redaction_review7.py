@@ -9,6 +9,7 @@ import json
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import tracekit
@@ -63,3 +64,27 @@ def test_an_enum_key_is_matched_as_written() -> None:
     events = [json.loads(line) for line in lines]
     assert events[0]["payload"] == {"text": "[redacted]", "n": 1}
     assert events[1]["payload"] == [{"text": "[redacted]", "Message-Text": "[redacted]"}]
+
+
+# 2. A dataclass is redacted as orjson writes it: its __dict__ (not only its fields).
+
+
+@dataclass
+class Reply:
+    id: int
+
+    def __post_init__(self) -> None:
+        self.text = "SECRET-postinit"  # an attribute, not a field
+        self._private = "kept out"  # orjson leaves out names starting with "_"
+
+
+def test_a_dataclass_attribute_that_is_not_a_field_is_redacted() -> None:
+    reply = Reply(1)
+    with written() as lines:
+        tracekit.emit("S", "top", payload=reply)
+        tracekit.emit("S", "nested", payload={"reply": reply})
+    assert not any(b"SECRET" in line for line in lines)
+    events = [json.loads(line) for line in lines]
+    assert events[0]["payload"] == {"id": 1, "text": "[redacted]"}
+    assert events[1]["payload"] == {"reply": {"id": 1, "text": "[redacted]"}}
+    assert reply.text == "SECRET-postinit"  # the app's object is not modified
