@@ -22,6 +22,7 @@ import polars as pl
 
 from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
+from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 
 __all__ = ["KV_LINE", "KV_PREFIX", "kv_event_line", "legacy_line", "legacy_tagged", "read_kv"]
 
@@ -240,7 +241,8 @@ def _decode_slow(tokens: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
 
 def _pairs(df: pl.DataFrame) -> pl.DataFrame:
     """``line`` and one String column per raw key: its value token as written (quotes kept),
-    the first one on the line; null where the line has no such key.
+    the first one on the line; null where the line has no such key. ``timestamp`` is the
+    first of its aliases the line has; ``_ts_<alias>`` each of them (see :func:`_fall_back`).
 
     The lines are cut into their pairs by one left-to-right regex scan (see ``_PAIR``); a key
     is only ever looked up among those pairs, never searched for in the text."""
@@ -275,6 +277,7 @@ def _pairs(df: pl.DataFrame) -> pl.DataFrame:
     return out.select(
         "line",
         *(pl.coalesce(_ALIASES.get(key, (key,))).alias(key) for key in RAW_COLUMNS),
+        *(pl.col(n).alias(f"_ts_{n}") for n in _ALIASES["timestamp"]),
     )
 
 
@@ -332,14 +335,57 @@ def read_kv(
     df = df.drop("_legacy")
     if df.height == 0:
         return empty_table()
-    tokens = _pairs(df.select("line", _after_prefix(df.get_column("raw"))))
+    body = _after_prefix(df.get_column("raw"))
+    tokens = _pairs(df.select("line", body))
     raw = tokens.select(
         "line", *(_unquote(pl.col(c), listed=c == "recipients").alias(c) for c in RAW_COLUMNS)
     )
     if "\\" in text or ("[" in text and '"' in text):  # escapes, or lists that need Python
         raw = _decode_slow(tokens, raw)
+    raw = _fall_back(raw, tokens, df.get_column("raw"), body, timezone)
     if raw.get_column("timestamp").null_count():
         # no timestamp pair: the time a prefix starts the line with, if any
         prefix = df.get_column("raw").str.extract(_PREFIX_TIME, 1).str.replace(",", ".")
         raw = raw.with_columns(pl.coalesce(pl.col("timestamp"), prefix).alias("timestamp"))
     return normalize(raw, file=file, source=source, stats=stats, timezone=timezone)
+
+
+def _fall_back(
+    raw: pl.DataFrame,
+    tokens: pl.DataFrame,
+    lines: pl.Series,
+    body: pl.Series,
+    timezone: str | None,
+) -> pl.DataFrame:
+    """``raw`` with each ``timestamp`` that does not parse replaced by the first of the line's
+    other times that does: its ``timestamp``/``ts``/``time`` pairs in that order, then the time
+    its prefix starts with. A ``time=15ms`` (a duration) is no reason to lose an event whose
+    prefix has its time; with nothing that parses, the first pair stays (malformed, named).
+
+    Coalesced after parsing, only where there is another time to fall back on (a second pair,
+    a prefix): tracekit's own format is checked first (cheap), the general parser runs on the
+    few rows left."""
+    ts = raw.get_column("timestamp")
+    names = _ALIASES["timestamp"]
+    pairs = tokens.select(_unquote(pl.col(f"_ts_{n}")).alias(n) for n in names)
+    several = pairs.select(pl.sum_horizontal(pl.all().is_not_null()) > 1).to_series()
+    prefixed = body.str.len_bytes() < lines.str.len_bytes()
+    maybe = ts.is_not_null() & (several | prefixed)
+    if not maybe.any():
+        return raw
+    idx = maybe.arg_true()
+    first = ts.gather(idx)
+    idx = idx.filter(pl.select(fast_iso_utc(pl.lit(first)).is_null()).to_series())
+    if not idx.len():
+        return raw
+    idx = idx.filter(parse_timestamps(ts.gather(idx), timezone).values.is_null())
+    if not idx.len():
+        return raw
+    candidates = [pairs.get_column(n).gather(idx) for n in names]
+    candidates.append(lines.gather(idx).str.extract(_PREFIX_TIME, 1).str.replace(",", "."))
+    chosen = pl.Series("timestamp", [None] * idx.len(), dtype=pl.String)
+    for c in candidates:
+        parses = parse_timestamps(c, timezone).values.is_not_null()
+        chosen = chosen.fill_null(pl.select(pl.when(pl.lit(parses)).then(pl.lit(c))).to_series())
+    fixed = chosen.fill_null(ts.gather(idx))
+    return raw.with_columns(ts.clone().scatter(idx, fixed))
