@@ -15,9 +15,10 @@
 - ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,max_latency:end_to_end=2s,
   min_delivered=99.9%``: session gates over the same events; a failing gate fails the run.
 
-The session report and gates analyze every test's events together but keep the tests apart:
-each test is its own run, so a trace id (or conversation, or log source) reused by two tests is
-two messages, not a duplicate. Each finding names its ``test``.
+The session report and gates analyze the events of every test with the marker,
+``tracekit_events`` or ``tracekit_logs`` together but keep the tests apart: each test is its own
+run, so a trace id (or conversation, or log source) reused by two tests is two messages, not a
+duplicate. Each finding names its ``test``.
 
 Works under pytest-xdist: workers send their events to the controller, which reports once.
 """
@@ -88,8 +89,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _wants_capture(item: pytest.Item) -> bool:
+    """A test whose events go to the session report: it has the marker, or uses
+    ``tracekit_events`` or ``tracekit_logs`` (a test checking its logs itself, or nothing)."""
     names = getattr(item, "fixturenames", ())
-    return item.get_closest_marker("tracekit") is not None or "tracekit_events" in names
+    return item.get_closest_marker("tracekit") is not None or any(
+        name in names for name in ("tracekit_events", "tracekit_logs")
+    )
 
 
 @pytest.fixture(autouse=True)
