@@ -29,6 +29,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field, fields, replace
+from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -273,7 +274,7 @@ class _Emitter:
                 if (
                     type(value) is not str
                     and type(value) not in _PLAIN_TYPES
-                    and (isinstance(value, _ODD_CLASSES) or _is_dataclass_instance(value))
+                    and (isinstance(value, _ODD_CLASSES) or _is_odd_object(value))
                 ):
                     odd = True
                     break
@@ -285,7 +286,9 @@ class _Emitter:
             # any other is folded as RedactText matches it, whatever the other fields are.
             if redact.top_level_hit(fields):
                 redact.redact_top(event)
-            if odd and processors:  # the app's processors see nested text redacted
+            # the app's processors see nested text redacted (a value orjson rejects, a set or
+            # a deque, is written as its repr: looked at too)
+            if processors and (odd or _has_object(fields)):
                 changed, cut = redact.redact_rendered(event)
         for processor in processors:
             odd = True  # what the app's processors wrote is looked at below
@@ -321,8 +324,10 @@ class _Emitter:
                 line: bytes | None = _dumps(event, option=JSON_OPTIONS)
             except Exception:
                 line = None
-            if odd and redact is not None and not processors:
-                # Nested text: the objects are walked only when the line spells a text key.
+            if (odd or line is None) and redact is not None and not processors:
+                # Nested text: the objects are walked only when the line spells a text key, or
+                # when orjson rejected a value (a set, a deque, an object: the slow path writes
+                # its repr, which may spell one).
                 if line is None:
                     changed, cut = redact.apply_walk(event)
                 else:
@@ -432,6 +437,7 @@ _ODD_CLASSES = (dict, list, tuple, float)
 _PLAIN_TYPES = frozenset({int, bool, type(None)})
 #: Values with nothing inside to look at: ruled out by one set lookup.
 _LEAF_TYPES = frozenset({str, int, bool, type(None), bytes})
+_SCALAR_TYPES = frozenset({str, int, bool, type(None), float})
 
 
 def _is_odd(fields: dict[str, Any]) -> bool:
@@ -441,14 +447,24 @@ def _is_odd(fields: dict[str, Any]) -> bool:
         if (
             type(value) is not str
             and type(value) not in _PLAIN_TYPES
-            and (isinstance(value, _ODD_CLASSES) or _is_dataclass_instance(value))
+            and (isinstance(value, _ODD_CLASSES) or _is_odd_object(value))
         ):
             return True
     return False
 
 
-def _is_dataclass_instance(value: object) -> bool:
+def _is_odd_object(value: object) -> bool:
+    """A dataclass instance, or an enum member whose value is no scalar (orjson writes both
+    natively, and either may hold nested text)."""
+    if isinstance(value, Enum):
+        return type(value._value_) not in _LEAF_TYPES and not isinstance(value._value_, float)
     return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
+
+
+def _has_object(fields: dict[str, Any]) -> bool:
+    """True when a value of ``fields`` is no str, int, bool, None or float: something orjson
+    may reject (a set, a deque, an object), which the slow path writes as its repr."""
+    return not _SCALAR_TYPES.issuperset(map(type, fields.values()))
 
 
 def _has_nonfinite(root: Any) -> bool:

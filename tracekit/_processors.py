@@ -7,8 +7,13 @@ contract, so any structlog processor can be put in ``configure(processors=[...])
 
 from __future__ import annotations
 
+import array
 import dataclasses
-from collections.abc import Callable, Iterable, MutableMapping
+import enum
+import types
+from collections import deque
+from collections.abc import Callable, ItemsView, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeAlias
 
 import orjson
@@ -34,10 +39,9 @@ Processor: TypeAlias = Callable[[Any, str, EventDict], EventDict]
 REDACTED = "[redacted]"
 
 
-#: Nesting past this depth under a text-bearing container is written as REDACTED whole
-#: (a cycle, or a structure too deep to walk, must not leak text).
+#: A subtree past this depth is not walked: it is written as REDACTED whole when it may hold a
+#: text key (its line spells one, or it cannot be rendered natively: a cycle...), else as it is.
 _REDACT_DEPTH = 32
-_CONTAINERS = (dict, list, tuple)
 
 
 class Cut(str):
@@ -59,20 +63,110 @@ _KEY_CACHE = 4096
 _KELVIN = "\u212a".encode()  # the one non-ASCII character str.lower() makes ASCII ("k")
 
 
-def _is_dataclass_instance(value: object) -> bool:
-    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
-
-
-def _dataclass_fields(value: Any) -> dict[str, Any]:
+def _dataclass_view(value: Any) -> tuple[dict[str, Any], dict[Any, Any]]:
     """A dataclass instance as orjson writes it: its ``__dict__`` when it has one (attributes
     beyond the fields too, e.g. set in ``__post_init__``), else its fields (``__slots__``); in
-    both, names starting with ``_`` left out. A field(init=False) never set is not written."""
+    both, names starting with ``_`` left out (returned apart: the slow path's repr of the
+    instance shows such fields). A field(init=False) never set is not written."""
+    attrs = getattr(value, "__dict__", None)
+    if not isinstance(attrs, dict):
+        missing = object()
+        got = ((f.name, getattr(value, f.name, missing)) for f in dataclasses.fields(value))
+        attrs = {name: v for name, v in got if v is not missing}
+    shown: dict[str, Any] = {}
+    hidden: dict[Any, Any] = {}
+    for k, v in attrs.items():
+        if type(k) is str and not k.startswith("_"):
+            shown[k] = v
+        else:
+            hidden[k] = v
+    return shown, hidden
+
+
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """The attributes of an object its own repr may spell (``SimpleNamespace``, an attrs or
+    pydantic class): its ``__dict__``, or its ``__slots__`` set; None when it has neither."""
     attrs = getattr(value, "__dict__", None)
     if isinstance(attrs, dict):
-        return {k: v for k, v in attrs.items() if not (type(k) is str and k.startswith("_"))}
+        return attrs
+    names: list[str] = []
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__"):
+                names.append(name)
+    if not names:
+        return None
     missing = object()
-    got = ((f.name, getattr(value, f.name, missing)) for f in dataclasses.fields(value))
-    return {name: v for name, v in got if v is not missing and not name.startswith("_")}
+    got = ((name, getattr(value, name, missing)) for name in names)
+    return {name: v for name, v in got if v is not missing}
+
+
+# What a value is to the walk, by its type (see _kind).
+_LEAF = 0  # holds no key that is written (a str, a number, a date, a function...)
+_DICT = 1
+_TUPLE = 2  # a namedtuple is written as an object of its fields
+_LIST = 3
+_DATACLASS = 4
+_ENUM = 5  # written as its value
+_MAPPING = 6  # another mapping (MappingProxyType, ChainMap, UserDict), an items view: its repr
+_ITERABLE = 7  # a set, a frozenset, a deque, another sequence: its repr
+_OBJECT = 8  # a repr of its own, which may spell its attributes (SimpleNamespace...)
+
+#: Written as their text or repr, never walked (a range or an array is not iterated).
+_NOT_WALKED = (
+    str,
+    bytes,
+    bytearray,
+    memoryview,
+    int,
+    float,
+    complex,
+    range,
+    array.array,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+)
+_KINDS: dict[type, int] = {dict: _DICT, list: _LIST, tuple: _TUPLE}
+
+
+def _kind_of(cls: type) -> int:
+    if issubclass(cls, dict):  # orjson writes a dict subclass as a dict
+        return _DICT
+    if issubclass(cls, list):
+        return _LIST
+    if issubclass(cls, tuple):
+        return _TUPLE
+    if issubclass(cls, _NOT_WALKED):
+        return _LEAF
+    if hasattr(cls, "__dataclass_fields__"):
+        return _DATACLASS
+    if issubclass(cls, enum.Enum):
+        return _ENUM
+    if issubclass(cls, Mapping | ItemsView):
+        return _MAPPING
+    if issubclass(cls, AbstractSet | deque | Sequence):
+        return _ITERABLE
+    if cls.__repr__ is object.__repr__:  # "<X object at 0x...>": shows nothing inside
+        return _LEAF
+    return _OBJECT
+
+
+def _kind(value: object) -> int:
+    """What ``value`` is to the walk (cached per type, at most ``_KEY_CACHE`` types)."""
+    cls = type(value)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        try:
+            kind = _kind_of(cls)
+        except Exception:  # a metaclass raising in issubclass: its repr is what is written
+            kind = _OBJECT
+        if len(_KINDS) < _KEY_CACHE:
+            _KINDS[cls] = kind
+    return kind
 
 
 _SCALAR_KEY_TEXT: dict[object, str] = {True: "true", False: "false", None: "null"}
@@ -206,7 +300,7 @@ class RedactText:
                     event_dict[key] = REDACTED
             elif type(value) in _LEAVES:
                 continue
-            elif isinstance(value, _CONTAINERS) or _is_dataclass_instance(value):
+            elif _kind(value) != _LEAF:
                 fixed = self._nested(value, 1, set(), cut)
                 if fixed is not value:
                     event_dict[key] = fixed
@@ -235,9 +329,12 @@ class RedactText:
 
     def _nested(self, value: Any, depth: int, path: set[int], cut: list[bool]) -> Any:
         """``value`` itself when it holds no text key, else a redacted copy. A cycle is
-        written ``"<cycle>"`` (as the renderer writes one), nesting past ``_REDACT_DEPTH`` as
-        REDACTED: neither is walked, so neither may leak text."""
+        written ``"<cycle>"`` (as the renderer writes one); a subtree past ``_REDACT_DEPTH``
+        that may hold text, or a value that raises when looked at, as REDACTED: neither is
+        walked, so neither may leak text."""
         if depth > _REDACT_DEPTH:
+            if self._text_free(value):
+                return value
             cut.append(True)
             return Cut(REDACTED)
         if id(value) in path:
@@ -245,46 +342,111 @@ class RedactText:
             return Cut("<cycle>")
         path.add(id(value))
         try:
-            if isinstance(value, dict):
-                mapping: dict[Any, Any] | None = value
-            elif isinstance(value, tuple):
-                mapping = namedtuple_fields(value)
-            elif isinstance(value, list):
-                mapping = None
-            else:  # a dataclass instance
-                mapping = _dataclass_fields(value)
-            if mapping is not None:
-                out: dict[Any, Any] | None = None
-                for key, item in mapping.items():
-                    if self.is_text_key(key):
-                        fixed = REDACTED if item is not None else None
-                    elif type(item) in _LEAVES:
-                        continue
-                    elif isinstance(item, _CONTAINERS) or _is_dataclass_instance(item):
-                        fixed = self._nested(item, depth + 1, path, cut)
-                    else:
-                        continue
-                    if fixed is not item:
-                        if out is None:
-                            out = dict(mapping)
-                        out[key] = fixed
-                return value if out is None else out
-            items = [
-                v
-                if type(v) in _LEAVES
-                or not (isinstance(v, _CONTAINERS) or _is_dataclass_instance(v))
-                else self._nested(v, depth + 1, path, cut)
-                for v in value
-            ]
+            return self._walk(value, _kind(value), depth, path, cut)
+        except Exception:  # an app object raising in __iter__, __getattr__...: not written
+            cut.append(True)
+            return Cut(REDACTED)
         finally:
             path.discard(id(value))
-        if all(a is b for a, b in zip(items, value, strict=True)):
+
+    def _text_free(self, value: Any) -> bool:
+        """Whether orjson writes ``value`` natively with no text key spelled in it."""
+        try:
+            line = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except Exception:  # a cycle, nesting past orjson's limit, a value it cannot write
+            return False
+        return not self.may_hold_text(line)
+
+    def _walk(self, value: Any, kind: int, depth: int, path: set[int], cut: list[bool]) -> Any:
+        """:meth:`_nested` for a value of ``kind`` (see :func:`_kind`): a redacted copy is a
+        dict for what is written as a JSON object or a mapping's repr, a list for what is
+        written as an array or an iterable's repr, an enum's value for an enum."""
+        hidden: dict[Any, Any] | None = None
+        mapping: Mapping[Any, Any] | None
+        if kind == _DICT:
+            mapping = value
+        elif kind == _TUPLE:
+            mapping = namedtuple_fields(value)
+        elif kind in (_LIST, _ITERABLE):
+            mapping = None
+        elif kind == _DATACLASS:
+            mapping, hidden = _dataclass_view(value)
+        elif kind == _MAPPING:
+            mapping = dict(value)
+        elif kind == _ENUM:  # written as its value
+            inner = value._value_
+            if _kind(inner) == _LEAF:
+                return value
+            fixed = self._nested(inner, depth + 1, path, cut)
+            return value if fixed is inner else fixed
+        elif kind == _OBJECT:  # a repr of its own: it may spell its attributes
+            mapping = _attributes(value)
+            if mapping is None:
+                return value
+        else:
             return value
-        return items
+        if mapping is None:  # a list, tuple, set, deque...
+            seq = value if kind != _ITERABLE else list(value)
+            items: list[Any] | None = None
+            for i, v in enumerate(seq):
+                if type(v) in _LEAVES or _kind(v) == _LEAF:
+                    continue
+                fixed = self._nested(v, depth + 1, path, cut)
+                if fixed is not v:
+                    if items is None:
+                        items = list(seq)
+                    items[i] = fixed
+            return value if items is None else items
+        out: dict[Any, Any] | None = None
+        for key, item in mapping.items():
+            if self.is_text_key(key):
+                fixed = REDACTED if item is not None else None
+            elif type(item) in _LEAVES or _kind(item) == _LEAF:
+                fixed = item
+            else:
+                fixed = self._nested(item, depth + 1, path, cut)
+            if fixed is not item:
+                if out is None:
+                    out = dict(mapping)
+                out[key] = fixed
+            if type(key) is not str:
+                new_key = self._written_key(key, depth, path, cut)
+                if new_key is not key:  # a key written as its repr, holding text
+                    if out is None:
+                        out = dict(mapping)
+                    out[new_key] = out.pop(key)
+        if out is None and hidden:
+            # a dataclass's _names orjson leaves out: its repr (the slow path's) shows them
+            for key, item in hidden.items():
+                if (self.is_text_key(key) and item is not None) or (
+                    _kind(item) != _LEAF and self._nested(item, depth + 1, path, cut) is not item
+                ):
+                    out = dict(mapping)
+                    break
+        return value if out is None else out
+
+    def _written_key(self, key: Any, depth: int, path: set[int], cut: list[bool]) -> Any:
+        """``key`` itself, unless it is written as its repr (orjson rejects it as a key) and
+        holds text: then the repr of its redacted copy."""
+        if isinstance(key, str) or _kind(key) == _LEAF:
+            return key
+        try:
+            orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS)
+            return key  # written as orjson's text of it: matched by is_text_key
+        except Exception:
+            pass
+        fixed = self._nested(key, depth + 1, path, cut)
+        if fixed is key:
+            return key
+        try:
+            return repr(fixed) if not isinstance(fixed, str) else str(fixed)
+        except Exception:
+            return REDACTED
 
 
 #: Types that hold no key: skipped by one set lookup.
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+_KINDS.update({cls: _LEAF for cls in (str, int, float, bool, type(None), bytes)})
 
 
 def safe_text(value: object) -> str:
