@@ -18,7 +18,8 @@
 The session report and gates analyze the events of every test with the marker,
 ``tracekit_events`` or ``tracekit_logs`` together but keep the tests apart: each test is its own
 run, so a trace id (or conversation, or log source) reused by two tests is two messages, not a
-duplicate. Each finding names its ``test``.
+duplicate. Each finding names its ``test``. A test run again under its node id (a rerun) counts
+as its last attempt.
 
 Works under pytest-xdist: workers send their events to the controller, which reports once.
 """
@@ -265,6 +266,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gates = config.stash.get(_GATES, None)
     if report_path is None and gates is None:
         return
+    tests = _last_attempts(tests)
     data = _session_report(tests)
     events = sum(len(t["events"]) for t in tests)
     lines: list[str] = []
@@ -294,6 +296,16 @@ def _scoped_id(test: str, trace_id: str) -> str:
     return hashlib.blake2b(f"{test}\0{trace_id}".encode(), digest_size=16).hexdigest()
 
 
+def _last_attempts(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per test: a test run again under its node id (pytest-rerunfailures, flaky)
+    is its last attempt, which replaces the earlier ones (merged, the attempts' messages would
+    be duplicates of each other). In the order the tests first ran."""
+    last: dict[str, dict[str, Any]] = {}
+    for entry in tests:
+        last[str(entry["test"])] = entry
+    return list(last.values())
+
+
 def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
     """One analysis of every test's events, the tests kept apart: each test's trace ids,
     conversations and message ids are its own (a test is a run of its own: two tests sending
@@ -301,8 +313,10 @@ def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
     shared by the tests has one clock and one ``seq``: split, it would show gaps and lose its
     clock), unless two tests hold the same ``seq`` of it (each read the same log): then each
     test's copy is a source of its own. Findings come back in the tests' own terms, plus the
-    ``test`` they are in."""
+    ``test`` they are in. A test recorded more than once (a rerun) is its last attempt."""
     from tracekit.testing import analyze_events
+
+    tests = _last_attempts(tests)
 
     tests_of: dict[tuple[str, object], set[str]] = {}
     for entry in tests:
