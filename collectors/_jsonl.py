@@ -80,8 +80,8 @@ def _parse(data: bytes | Path, schema: pl.Schema) -> pl.DataFrame:
 
 
 class _Capsules:
-    """The Arrow PyCapsule interface over the scanner's (schema, array) pair: polars takes the
-    columns over without a copy."""
+    """The Arrow PyCapsule interface over one of the scanner's (schema, array) pairs: polars
+    takes the column over without a copy."""
 
     __slots__ = ("_array", "_schema")
 
@@ -127,7 +127,8 @@ def _native(
         view.release()
     if any(part is None for part in parts):
         return None
-    return pl.concat([pl.DataFrame(_Capsules(p[1], p[2])) for p in parts], rechunk=False)
+    frames = [pl.DataFrame([pl.Series(_Capsules(*c)) for c in p[1]]) for p in parts]
+    return pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
 
 
 def _parse_prepared(
