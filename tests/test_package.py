@@ -40,6 +40,8 @@ def test_wheel_has_only_the_tracekit_top_level_package(tmp_path: Path) -> None:
     assert "tracekit/collectors/__init__.py" in names
     assert "tracekit/analyzers/__init__.py" in names
     assert "tracekit/py.typed" in names
+    # the compiled JSON lines scanner (optional for users; CI builds it)
+    assert any(n.startswith("tracekit/collectors/_jsonscan.") and n.endswith(".so") for n in names)
 
 
 def test_cli_start_up_path_stays_light() -> None:
