@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, runtime_checkable
 
+import orjson
+
 __all__ = [
     "CallableSink",
     "DropReporter",
@@ -586,6 +588,11 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
 class CallableSink(ThreadedSink):
     """Hand each event dict to a function, on the writer thread.
 
+    The function gets the event as it was written (parsed from its line, a new dict each
+    time): never the app's own objects, which the app may change between ``emit()`` and the
+    delivery (text it adds to them after would reach the function unredacted). Only the
+    rendered lines are queued, as for files.
+
     Each event is offered on its own: an event the function raises on is counted as dropped
     (and reported), the others of its batch are still delivered. When it raises on every event
     of a batch, the batch counts as a failed write: nothing is reported until an event gets
@@ -596,30 +603,32 @@ class CallableSink(ThreadedSink):
         self, fn: Callable[[MutableMapping[str, Any]], object], *, max_queue: int = 100_000
     ) -> None:
         self._fn = fn
-        super().__init__(self._deliver, max_queue=max_queue, name="tracekit-callable")
+        super().__init__(self._deliver, max_queue=max_queue, name="tracekit-callable", events=False)
 
-    def _deliver(self, _lines: list[bytes], events: list[MutableMapping[str, Any]]) -> None:
+    def _deliver(self, lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
         fn = self._fn
         failed = 0
         error: Exception | None = None
-        for event in events:
+        for line in lines:
             if self._abandoned:  # close() gave up on this batch and counted it as dropped
                 return
             try:
-                fn(event)
+                fn(orjson.loads(line))
             except Exception as exc:
                 failed += 1
                 error = exc
         if error is None:
             return
-        if failed == len(events):
+        if failed == len(lines):
             raise error
         if not self._abandoned:
             self._count_drop(failed, f"sink error: {type(error).__name__}: {error}")
 
 
 class MemorySink:
-    """Keep events in a list, synchronously: for tests (see ``tracekit.testing``)."""
+    """Keep events in a list, synchronously: for tests (see ``tracekit.testing``). Each event
+    is kept as it was written (parsed from its line): not the app's own objects, which it may
+    change after ``emit()``."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -630,7 +639,7 @@ class MemorySink:
         return 0
 
     def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
-        self.events.append(dict(event))
+        self.events.append(orjson.loads(line))
         self.lines.append(line)
 
     def flush(self, timeout: float = 2.0) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import enum
 import json
+import threading
 import types
 from collections import namedtuple
 from collections.abc import Iterator
@@ -176,6 +177,44 @@ def test_a_value_that_raises_when_walked_is_cut_not_raised() -> None:
     (line,) = lines
     assert b"SECRET" not in line
     assert json.loads(line)["payload"] == "[redacted]"
+
+
+# 4. An event-dict sink gets the event as it was at emit(), not the app's live objects.
+
+
+def test_the_callable_sink_gets_the_event_as_emitted() -> None:
+    got: list[dict[str, Any]] = []
+    gate = threading.Event()
+
+    def sink(event: Any) -> None:
+        gate.wait(5)
+        got.append(event)
+
+    tracekit.configure(service="test", source="test-1", sink=sink)
+    try:
+        ctx: dict[str, Any] = {"user": "u1", "items": [1]}
+        tracekit.emit("S", "send", ctx=ctx)
+        ctx["text"] = "SECRET typed after emit"
+        ctx["items"].append(2)
+        gate.set()
+        assert tracekit.flush(5)
+    finally:
+        tracekit.shutdown()
+    (event,) = [e for e in got if e["stage"] == "S"]
+    assert event["ctx"] == {"user": "u1", "items": [1]}
+
+
+def test_the_memory_sink_keeps_the_event_as_emitted() -> None:
+    sink = tracekit.MemorySink()
+    tracekit.configure(service="test", source="test-1", sink=sink)
+    try:
+        ctx: dict[str, Any] = {"user": "u1"}
+        tracekit.emit("S", "send", ctx=ctx)
+        ctx["text"] = "SECRET typed after emit"
+    finally:
+        tracekit.shutdown()
+    (event,) = [e for e in sink.events if e["stage"] == "S"]
+    assert event["ctx"] == {"user": "u1"}
 
 
 # 5. Only a deep subtree that may hold text is cut.
