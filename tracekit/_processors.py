@@ -11,7 +11,7 @@ import array
 import dataclasses
 import enum
 import types
-from collections import deque
+from collections import UserString, deque
 from collections.abc import Callable, ItemsView, Iterable, Mapping, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeAlias
@@ -116,6 +116,7 @@ _OBJECT = 8  # a repr of its own, which may spell its attributes (SimpleNamespac
 #: Written as their text or repr, never walked (a range or an array is not iterated).
 _NOT_WALKED = (
     str,
+    UserString,
     bytes,
     bytearray,
     memoryview,
@@ -207,12 +208,15 @@ class RedactText:
     """Replace message text (``text``, ``content``, ``body``, ...) unless the app opted in.
 
     Keys match whatever their case and separators (``Text``, ``CONTENT``, ``messageText``,
-    ``message-text``, ``msgtext``), at the top level and inside dict, list, tuple, namedtuple
-    and dataclass values (``payload={"text": ...}``, ``messages=[{"content": ...}]``). The
-    top-level event dict is changed in place; a nested value holding text is replaced by a
-    redacted copy (the app's own objects are never modified): a dict for a dict, namedtuple
-    or dataclass (as they are written: JSON objects of their fields), a list for a list or
-    tuple."""
+    ``message-text``, ``msgtext``), a non-str key as it is written (an enum key as its
+    value), at the top level and inside dict, list, tuple, namedtuple and dataclass values
+    (``payload={"text": ...}``, ``messages=[{"content": ...}]``) and what the renderer writes
+    as its repr (sets, deques, other mappings, ``SimpleNamespace``, keys it cannot write as
+    JSON keys). The top-level event dict is changed in place; a nested value holding text is
+    replaced by a redacted copy (the app's own objects are never modified): a dict for a
+    dict, namedtuple, dataclass (as they are written: JSON objects of their fields), mapping
+    or namespace, a list for a list, tuple, set or deque, REDACTED for another object with
+    a repr of its own."""
 
     __slots__ = ("_plain", "_seen", "keys", "patterns")
 
@@ -359,8 +363,10 @@ class RedactText:
 
     def _walk(self, value: Any, kind: int, depth: int, path: set[int], cut: list[bool]) -> Any:
         """:meth:`_nested` for a value of ``kind`` (see :func:`_kind`): a redacted copy is a
-        dict for what is written as a JSON object or a mapping's repr, a list for what is
-        written as an array or an iterable's repr, an enum's value for an enum."""
+        dict for what is written as a JSON object or a mapping's (or a SimpleNamespace's)
+        repr, a list for what is written as an array or an iterable's repr, an enum's value
+        for an enum; another object written as its own repr is written REDACTED whole (a dict
+        of its attributes could show what its repr hides)."""
         hidden: dict[Any, Any] | None = None
         mapping: Mapping[Any, Any] | None
         if kind == _DICT:
@@ -380,9 +386,14 @@ class RedactText:
             fixed = self._nested(inner, depth + 1, path, cut)
             return value if fixed is inner else fixed
         elif kind == _OBJECT:  # a repr of its own: it may spell its attributes
-            mapping = _attributes(value)
-            if mapping is None:
+            attrs = _attributes(value)
+            if attrs is None:
                 return value
+            if isinstance(value, types.SimpleNamespace):  # its repr: all of its __dict__
+                mapping = attrs
+            else:  # its repr may show less than its attributes: none of them is written
+                fixed = self._walk(attrs, _DICT, depth, path, cut)
+                return value if fixed is attrs else REDACTED
         else:
             return value
         if mapping is None:  # a list, tuple, set, deque...

@@ -151,6 +151,28 @@ def test_values_written_as_their_repr_do_not_leak_text_to_processors() -> None:
     assert not any("SECRET" in s for s in seen)
 
 
+class Card:
+    def __init__(self) -> None:
+        self.text = "SECRET-card"
+        self.token = "not in the repr"
+
+    def __repr__(self) -> str:
+        return f"Card({self.text!r})"
+
+
+def test_an_object_with_its_own_repr_holding_text_is_redacted_whole() -> None:
+    with written() as lines:
+        tracekit.emit("S", "a", card=Card(), cards=[Card()], ok=types.SimpleNamespace(k=Card()))
+    (line,) = lines
+    assert b"SECRET" not in line and b"not in the repr" not in line
+    event = json.loads(line)
+    assert (event["card"], event["cards"], event["ok"]) == (
+        "[redacted]",
+        ["[redacted]"],
+        {"k": "[redacted]"},
+    )
+
+
 def test_repr_values_without_text_are_still_written_as_their_repr() -> None:
     with written() as lines:
         tracekit.emit("S", "a", d=collections.deque([{"k": "v"}]), ns=types.SimpleNamespace(k=1))
