@@ -43,6 +43,8 @@ _AT: Final = re.compile(r"at character (\d+)")
 
 
 def count_lines(data: bytes) -> int:
+    if _jsonscan is not None:  # memchr: bytes.count is a byte loop (1 s of CPU per 1.6 GB)
+        return int(_jsonscan.count_lines(data))
     if not data:
         return 0
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

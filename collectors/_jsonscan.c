@@ -798,7 +798,24 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Lines of a buffer, the last one counted without its newline: memchr runs at memory speed
+ * where bytes.count(b"\n") is a byte loop (1 s of a 5M-event read). */
+static PyObject *count_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    const uint8_t *p = buf.buf, *end = p + buf.len;
+    long long n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) { n++; p++; }
+    if (buf.len && ((const uint8_t *)buf.buf)[buf.len - 1] != '\n') n++;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    return PyLong_FromLongLong(n);
+}
+
 static PyMethodDef methods[] = {
+    {"count_lines", count_lines, METH_VARARGS, "count_lines(buffer) -> lines, the last one unterminated"},
     {"scan", scan, METH_VARARGS,
      "scan(buffer, keys, ts_key) -> (rows, [(schema, array) capsules per column]) | None"},
     {NULL, NULL, 0, NULL},

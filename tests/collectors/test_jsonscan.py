@@ -166,6 +166,14 @@ def test_an_input_is_split_between_two_threads_in_order(monkeypatch: pytest.Monk
     assert df.n_chunks() == 2
 
 
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [(b"", 0), (b"a", 1), (b"a\n", 1), (b"a\nb", 2), (b"\n\n", 2), (b"\n", 1), (b"a\r\nb\r\n", 2)],
+)
+def test_lines_are_counted_as_the_reader_numbers_them(data: bytes, lines: int) -> None:
+    assert jsonl._jsonscan.count_lines(data) == lines
+
+
 # ---- differential: generated lines, polars as the oracle ----
 
 _NUMBER = st.from_regex(
