@@ -12,7 +12,15 @@ import dataclasses
 import enum
 import types
 from collections import UserString, deque
-from collections.abc import Callable, ItemsView, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeAlias
 
@@ -149,7 +157,7 @@ def _kind_of(cls: type) -> int:
         return _ENUM
     if issubclass(cls, Mapping | ItemsView):
         return _MAPPING
-    if issubclass(cls, AbstractSet | deque | Sequence):
+    if issubclass(cls, AbstractSet | deque | Sequence | ValuesView):
         return _ITERABLE
     if cls.__repr__ is object.__repr__:  # "<X object at 0x...>": shows nothing inside
         return _LEAF

@@ -111,6 +111,8 @@ def test_a_dataclass_attribute_that_is_not_a_field_is_redacted() -> None:
             {"k": "{1, 2}", "t": [{"text": "[redacted]"}]},
         ),
         (Boxed.A, {"text": "[redacted]"}),
+        ({"a": {"text": "SECRET-values"}}.values(), [{"text": "[redacted]"}]),
+        ({"a": Msg("SECRET-items")}.items(), {"a": {"text": "[redacted]"}}),
         ({"a": Boxed.A}, {"a": {"text": "[redacted]"}}),
         (
             {"text": "SECRET", "d": collections.deque([1])},
@@ -125,6 +127,8 @@ def test_a_dataclass_attribute_that_is_not_a_field_is_redacted() -> None:
         "nt_key",
         "mixed",
         "enum",
+        "values",
+        "items",
         "enum_in",
         "rest",
     ],
