@@ -131,14 +131,28 @@ static int reserve(StrCol *c, size_t more) {
     return region_grow(&c->data, cap);
 }
 
+/* Copy n <= 12 bytes without a call: two overlapping fixed-size copies (memcpy of a constant
+ * size compiles to a move), reading and writing only [src, src + n). */
+static inline void copy_small(uint8_t *dst, const uint8_t *src, size_t n) {
+    if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    }
+}
+
 /* Store `len` bytes at `s` as row `row` of `c`. */
-static int put(StrCol *c, int64_t row, const uint8_t *s, size_t len) {
+static inline int put(StrCol *c, int64_t row, const uint8_t *s, size_t len) {
     uint8_t *v = c->views.p + 16 * row;
     uint32_t n = (uint32_t)len;
     if (len > 0x7fffffff) return 0;
     memcpy(v, &n, 4);
     if (len <= 12) {
-        memcpy(v + 4, s, len);
+        copy_small(v + 4, s, len);
     } else {
         if (c->dlen > 0x7fffffff - len) return 0; /* one buffer holds 2 GiB at most here */
         if (!reserve(c, len)) return 0;
@@ -155,7 +169,9 @@ static int put(StrCol *c, int64_t row, const uint8_t *s, size_t len) {
 
 /* ---- lexing ---- */
 static inline void skip_ws(Scan *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r')) s->p++;
+    /* most calls find none: one test of the first byte */
+    if (s->p < s->end && *s->p <= ' ')
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r')) s->p++;
 }
 
 static int hexval(uint8_t c) {
@@ -221,6 +237,22 @@ static inline uint64_t stops8(const uint8_t *p) {
     memcpy(&v, p, 8);
     uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
     return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v) | v) & HIGHS;
+}
+
+/* The closing quote of the string whose text starts at p, when that text is plain (ASCII,
+ * no escape, no control character): the common case, inlined where strings are read. NULL
+ * otherwise, and string() reads it. */
+static inline const uint8_t *plain_string(const uint8_t *p, const uint8_t *end) {
+    while (end - p >= 8) {
+        uint64_t m = stops8(p);
+        if (m) {
+            p += __builtin_ctzll(m) >> 3;
+            return *p == '"' ? p : NULL;
+        }
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+    return p < end && *p == '"' ? p : NULL;
 }
 
 /* A JSON string at s->p (the opening quote). Decoded into `out` (room for the raw length)
@@ -496,10 +528,16 @@ static int column_value(Scan *s, int k) {
     if (ch == '"') {
         size_t len;
         int esc;
-        const uint8_t *start = s->p;
+        const uint8_t *start = s->p, *q = plain_string(start + 1, s->end);
         /* Validate first; decode into scratch only when the value holds an escape (else the
          * bytes between the quotes are the value). */
-        if (!string(s, NULL, &len, &esc)) return 0;
+        if (q) {
+            len = (size_t)(q - start - 1);
+            esc = 0;
+            s->p = q + 1;
+        } else if (!string(s, NULL, &len, &esc)) {
+            return 0;
+        }
         if (esc) {
             const uint8_t *after = s->p;
             s->p = start;
@@ -558,9 +596,31 @@ static int column_value(Scan *s, int k) {
     return 0; /* an object, or not JSON */
 }
 
+/* a == b over n bytes, without a call for keys of up to 16 bytes */
+static inline int same(const void *a, const void *b, size_t n) {
+    const uint8_t *x = a, *y = b;
+    uint64_t u, v, w, z;
+    if (n >= 8 && n <= 16) {
+        memcpy(&u, x, 8); memcpy(&v, y, 8);
+        memcpy(&w, x + n - 8, 8); memcpy(&z, y + n - 8, 8);
+        return u == v && w == z;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a4, b4, c4, d4;
+        memcpy(&a4, x, 4); memcpy(&b4, y, 4);
+        memcpy(&c4, x + n - 4, 4); memcpy(&d4, y + n - 4, 4);
+        return a4 == b4 && c4 == d4;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++) if (x[i] != y[i]) return 0;
+        return 1;
+    }
+    return memcmp(x, y, n) == 0;
+}
+
 static int find_key(const Scan *s, const uint8_t *k, size_t n) {
     for (int i = 0; i < s->ncols; i++)
-        if (s->key_len[i] == n && memcmp(s->keys[i], k, n) == 0) return i;
+        if (s->key_len[i] == n && same(s->keys[i], k, n)) return i;
     return -1;
 }
 
@@ -574,13 +634,18 @@ static int line(Scan *s) {
     } else {
         for (int j = 0;; j++) {
             if (s->p >= s->end || *s->p != '"') return 0;
-            const uint8_t *kstart = s->p + 1;
+            const uint8_t *kstart = s->p + 1, *kq = plain_string(kstart, s->end);
             size_t klen;
-            int esc;
-            if (!string(s, NULL, &klen, &esc) || esc) return 0; /* escaped keys: general reader */
+            int esc = 0;
+            if (kq) {
+                klen = (size_t)(kq - kstart);
+                s->p = kq + 1;
+            } else if (!string(s, NULL, &klen, &esc) || esc) {
+                return 0; /* escaped keys: general reader */
+            }
             /* Lines of one log name their keys in one order: try the previous line's first. */
             int k = j < MAX_KEYS ? s->guess[j] : -1;
-            if (k < 0 || s->key_len[k] != klen || memcmp(s->keys[k], kstart, klen) != 0) {
+            if (k < 0 || s->key_len[k] != klen || !same(s->keys[k], kstart, klen)) {
                 k = find_key(s, kstart, klen);
                 if (j < MAX_KEYS) s->guess[j] = (int8_t)k;
             }
