@@ -139,21 +139,27 @@ def _parse_prepared(
     rename: dict[str, str] | None,
     fmt: str | None,
     first_line: int = 1,
-) -> pl.DataFrame:
-    """The fast path: scan with row numbers, then normalize's per-row work."""
-    keys = tuple(schema.names())
-    inverse = {v: k for k, v in (rename or {}).items()}
-    ts_name = inverse.get("timestamp", "timestamp")
-    ts_key = keys.index(ts_name) if fmt is None and ts_name in keys else -1
-    native = _native(data, keys, ts_key)
-    if native is not None:
-        frame = _with_fast_times(native, ts_name).lazy()
+    *,
+    native: bool = False,
+) -> pl.DataFrame | None:
+    """The fast path: parse with row numbers, then normalize's per-row work. With ``native``,
+    the compiled scanner's (None when it declines the input); else polars'."""
+    frame: pl.LazyFrame
+    if native:
+        keys = tuple(schema.names())
+        inverse = {v: k for k, v in (rename or {}).items()}
+        ts_name = inverse.get("timestamp", "timestamp")
+        ts_key = keys.index(ts_name) if fmt is None and ts_name in keys else -1
+        scanned = _native(data, keys, ts_key)
+        if scanned is None:
+            return None
+        frame = _with_fast_times(scanned, ts_name).lazy()
+        if ts_key < 0:
+            frame = frame.drop("_ts_fast")
     elif isinstance(data, Path):
         frame = pl.scan_ndjson(data, schema=schema)
     else:
         frame = pl.read_ndjson(data, schema=schema).lazy()
-    if native is not None and ts_key < 0:
-        frame = frame.drop("_ts_fast")
     frame = frame.with_row_index("line", offset=first_line)
     if rename:
         frame = frame.rename({k: v for k, v in rename.items() if k in schema})
@@ -258,27 +264,34 @@ def _read_block(
     """One block of whole lines (or the whole input) -> the event table."""
     rename: dict[str, str] | None = options["rename"]
     fmt: str | None = options["timestamp_format"]
-    n_lines = count_lines(data) if data is not None else _count_file_lines(path)  # type: ignore[arg-type]
-    stats.lines += n_lines
-    if n_lines == 0:
-        return empty_table()
     schema = RAW_SCHEMA
     if rename:
         inverse = {v: k for k, v in rename.items()}
         schema = pl.Schema({inverse.get(c, c): pl.String for c in RAW_SCHEMA})
-    raw: pl.DataFrame | None
-    try:
-        source_data = data if data is not None else path
-        raw = _parse_prepared(source_data, schema, rename, fmt, first_line)  # type: ignore[arg-type]
-    except (pl.exceptions.PolarsError, OSError):  # polars sniffs compression: OSError
-        raw = None
-    if raw is None or raw.height != n_lines:
-        if data is None:
-            data = path.read_bytes()  # type: ignore[union-attr]
-        raw = _slow(data, schema, file, stats, first_line)
-        if rename:
-            raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
-    raw = _exact_lists(raw, data, path, first_line)
+    source_data = data if data is not None else path
+    # The scanner reads every line or none (it declines blank lines), so its rows are the
+    # lines, and its lists are exact (it declines lists with escapes).
+    raw = _parse_prepared(source_data, schema, rename, fmt, first_line, native=True)  # type: ignore[arg-type]
+    if raw is not None:
+        stats.lines += raw.height
+        if raw.height == 0:
+            return empty_table()
+    else:
+        n_lines = count_lines(data) if data is not None else _count_file_lines(path)  # type: ignore[arg-type]
+        stats.lines += n_lines
+        if n_lines == 0:
+            return empty_table()
+        try:
+            raw = _parse_prepared(source_data, schema, rename, fmt, first_line)  # type: ignore[arg-type]
+        except (pl.exceptions.PolarsError, OSError):  # polars sniffs compression: OSError
+            raw = None
+        if raw is None or raw.height != n_lines:
+            if data is None:
+                data = path.read_bytes()  # type: ignore[union-attr]
+            raw = _slow(data, schema, file, stats, first_line)
+            if rename:
+                raw = raw.rename({k: v for k, v in rename.items() if k in raw.columns})
+        raw = _exact_lists(raw, data, path, first_line)
     return normalize(
         raw,
         file=file,
