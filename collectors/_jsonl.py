@@ -12,7 +12,6 @@ with the parser's reason.
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -99,9 +98,7 @@ _SPLIT_BYTES: Final = 4 << 20
 _pool: ThreadPoolExecutor | None = None
 
 
-def _native(
-    data: bytes | mmap.mmap | Path, keys: tuple[str, ...], ts_key: int
-) -> pl.DataFrame | None:
+def _native(data: bytes | Path, keys: tuple[str, ...], ts_key: int) -> pl.DataFrame | None:
     """``data`` read by the compiled scanner (tracekit/collectors/_jsonscan.c): the String
     columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). None
     when it is not built, or when a line is outside what it reads exactly as polars does;
@@ -109,10 +106,12 @@ def _native(
     if _jsonscan is None:
         return None
     if isinstance(data, Path):
+        # Read, not mapped: a log truncated while mapped (copytruncate rotation) would kill
+        # the process with SIGBUS; a read sees a consistent, shorter file. (Inputs over
+        # 512 MiB come here in blocks, as bytes.)
         try:
-            with data.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _native(mm, keys, ts_key)  # type: ignore[arg-type]
-        except (OSError, ValueError):  # not mappable (a pipe, an empty file): polars decides
+            data = data.read_bytes()
+        except OSError:
             return None
     view = memoryview(data)
     cut = data.find(b"\n", len(data) // 2) + 1 if len(data) >= _SPLIT_BYTES else 0
