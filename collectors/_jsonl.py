@@ -113,19 +113,21 @@ def _native(data: bytes | Path, keys: tuple[str, ...], ts_key: int) -> pl.DataFr
             data = data.read_bytes()
         except OSError:
             return None
-    view = memoryview(data)
     cut = data.find(b"\n", len(data) // 2) + 1 if len(data) >= _SPLIT_BYTES else 0
-    try:
-        if cut <= 0 or cut >= len(data):
-            parts = [_jsonscan.scan(view, keys, ts_key)]
-        else:
-            global _pool
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-scan")
-            second = _pool.submit(_jsonscan.scan, view[cut:], keys, ts_key)
-            parts = [_jsonscan.scan(view[:cut], keys, ts_key), second.result()]
-    finally:
-        view.release()
+    if cut <= 0 or cut >= len(data):
+        parts = [_jsonscan.scan(data, keys, ts_key)]
+    else:
+        global _pool
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-scan")
+        view = memoryview(data)  # halves without a copy
+        second = _pool.submit(_jsonscan.scan, view[cut:], keys, ts_key)
+        try:
+            first = _jsonscan.scan(view[:cut], keys, ts_key)
+        except BaseException:
+            second.exception()  # the other half finishes with the buffer before we unwind
+            raise
+        parts = [first, second.result()]
     if any(part is None for part in parts):
         return None
     frames = [pl.DataFrame([pl.Series(_Capsules(*c)) for c in p[1]]) for p in parts]
