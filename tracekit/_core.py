@@ -751,7 +751,8 @@ def configure(
     - ``service``: the emitting program (``chat-server``, ``client``); ``source`` the process
       instance (default ``{service}-{12 hex}``); ``actor`` the default actor (default: service).
     - ``sink``: a file path (JSON lines, appended), an open stream, a callable taking each
-      event dict, or a :class:`~tracekit.Sink`. Default: standard error.
+      event dict (parsed from its JSON line: JSON types), or a :class:`~tracekit.Sink`.
+      Default: standard error.
     - ``otel``: True for spans through the global tracer provider, or a provider to use.
     - ``redact``: True (message text keys redacted), False (keep text: opt-in), or the keys.
     - ``sample``: fraction of traces kept, decided by trace id (the same in every process).

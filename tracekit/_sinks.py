@@ -78,7 +78,7 @@ class ThreadedSink:
     ``write`` gets one batch: the rendered lines and their event dicts (an empty list with
     ``events=False``). If it raises, the batch is counted as dropped; once a later write
     succeeds, ``on_drop`` is told how many were lost and why, so the loss itself lands in the
-    log (as a ``TRACEKIT.dropped`` event).
+    log (as a ``TRACEKIT.dropped`` event; the writer queues that report past ``max_queue``).
     """
 
     def __init__(
@@ -107,6 +107,7 @@ class ThreadedSink:
         self._inflight = 0
         self._abandoned = False  # close() gave up on a blocked output: never write again
         self._healthy = True  # the last write succeeded: a drop report can go out
+        self._reporting = False  # the writer is in on_drop: its report is queued past the bound
         self._exited = False  # the writer thread has returned
         self._lock = threading.Lock()
         self._dropped = 0
@@ -133,8 +134,16 @@ class ThreadedSink:
             if self._stopped and self._exited:  # close() finished between check and append
                 self._count_drop(self._discard_queue(), "sink closed")
             return
-        if self._stopped and threading.current_thread() is self._thread and not self._abandoned:
-            # the writer's own drop report while close() drains the queue: it is written
+        if (
+            (self._stopped or self._reporting)
+            and threading.current_thread() is self._thread
+            and not self._abandoned
+        ):
+            # The writer's own drop report: queued whatever the queue holds (one event per
+            # report, one report per write at most). Held to the bound, it was lost whenever
+            # the app refilled the queue during the write before it: counted as one more drop
+            # while the count it carried was reported nowhere. Also, while close() drains the
+            # queue, whatever the writer thread emits.
             self._queue.append((event, line) if self._events else line)
             return
         successor = self._live_successor()
@@ -182,9 +191,16 @@ class ThreadedSink:
         while not self._abandoned:
             drained = self._drain()
             if self._stopped:
-                if not queue:
-                    break
-                continue
+                if queue:
+                    continue
+                if self._unreported and self._healthy and not self._abandoned:
+                    # drops counted since the last write (an event sent after close() began):
+                    # reported before the writer goes, as nobody else can write them (not
+                    # once close() gave up on the output: the report could only be lost)
+                    self._report_drops()
+                    if queue:
+                        continue
+                break
             if not drained and self._unreported and self._healthy and self.on_drop is not None:
                 # drops counted while nothing was written (forwarded by a replaced sink, the
                 # queue full): reported now, not only after the next event's write
@@ -256,10 +272,13 @@ class ThreadedSink:
             return
         with self._lock:
             n, reason, self._unreported = self._unreported, self._reason, 0
+        self._reporting = True
         try:
             self.on_drop(n, reason)
         except Exception:
             pass
+        finally:
+            self._reporting = False
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until the queue is written. True when it was, in time, and no event was dropped
@@ -318,7 +337,7 @@ class ThreadedSink:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._queue = deque()
-        self._busy = False
+        self._busy = self._reporting = False
         self._inflight = 0
         self._dropped = self._dropped_at_flush = self._unreported = 0
         self._reason = ""

@@ -41,7 +41,8 @@ __all__ = [
 
 
 class CapturedEvents(list[dict[str, Any]]):
-    """The events emitted inside :func:`capture`, in emission order."""
+    """The events emitted inside :func:`capture`, in emission order, each as written: parsed
+    from its JSON line (JSON types: a tuple is a list, a datetime its text, an int key a str)."""
 
     def filter(self, **match: Any) -> list[dict[str, Any]]:
         """Events whose keys equal every given value, e.g. ``filter(stage="REST")``."""
@@ -61,7 +62,9 @@ Events: TypeAlias = "Iterable[Mapping[str, Any]] | pl.DataFrame | pl.LazyFrame |
 def capture(
     *, service: str = "test", source: str = "test-1", **options: Any
 ) -> Iterator[CapturedEvents]:
-    """Capture emitted events in memory for the block (process-wide, all threads).
+    """Capture emitted events in memory for the block (process-wide, all threads). Each is
+    kept as written, parsed from its JSON line (as a callable sink gets it): JSON types, not
+    the app's objects (a tuple comes back as a list, a datetime as its text, an int key a str).
 
     ``options`` are :func:`tracekit.configure`'s (``otel=``, ``redact=``, ``sample=``...).
     """

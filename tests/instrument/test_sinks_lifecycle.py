@@ -702,6 +702,61 @@ def test_a_loss_just_before_shutdown_is_still_reported_in_the_log(tmp_path: Any)
     assert len(rows) - len(reports) + dropped == 5000
 
 
+def test_a_drop_report_is_written_when_the_queue_refilled_during_the_write_before_it(
+    tmp_path: Any,
+) -> None:
+    # The race the burst test above hits under CPU load, made deterministic: the writer is
+    # held in a write while the app fills the queue and overflows it. The report of that loss
+    # is made right after the write, the queue still full: it must not be lost to the bound
+    # (it was: counted as one more "queue full" drop, the 150 it carried reported nowhere).
+    path = tmp_path / "e.jsonl"
+    tracekit.configure(service="svc", source="s", sink=path, max_queue=50)
+    sink = _sink()
+    write = sink._write
+    entered, gate = threading.Event(), threading.Event()
+
+    def held(lines: list[bytes], events: list[Any]) -> None:
+        if not gate.is_set():
+            entered.set()
+            gate.wait(10)
+        write(lines, events)
+
+    sink._write = held
+    tracekit.emit("APP", "burst", i=0)
+    assert entered.wait(5)  # the writer took event 0 and is in its write
+    for i in range(1, 201):
+        tracekit.emit("APP", "burst", i=i)  # 50 queued, 150 dropped
+    gate.set()
+    _wait_for(lambda: not sink._queue and not sink._busy and not sink._unreported)
+    dropped = tracekit.stats()["dropped"]
+    tracekit.shutdown()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    reports = [r for r in rows if r["action"] == "dropped"]
+    assert dropped == 150
+    assert [(r["dropped"], r["reason"]) for r in reports] == [(150, "queue full")]
+    assert [r["i"] for r in rows if r["action"] == "burst"] == list(range(51))
+
+
+def test_a_drop_counted_while_the_sink_closes_is_reported_before_its_writer_exits() -> None:
+    out = io.BytesIO()
+    sink = ThreadedSink(lambda lines, _events: out.write(b"".join(lines)), interval=60.0)
+    reports: list[tuple[int, str]] = []
+
+    def on_drop(n: int, reason: str) -> None:
+        reports.append((n, reason))
+        sink.submit({}, b"report\n")
+
+    sink.on_drop = on_drop
+    sink.submit({}, b"a\n")
+    sink.flush()  # written: the writer waits for its next interval, nothing queued
+    sink._stopped = True  # close() has begun (its wake-up of the writer not yet sent) ...
+    sink.submit({}, b"late\n")  # ... when a thread that held the sink sends one more
+    sink.close()
+    assert sink.dropped == 1
+    assert reports == [(1, "sink closed")]
+    assert out.getvalue() == b"a\nreport\n"
+
+
 @posix_only
 def test_a_writer_given_up_on_a_non_blocking_pipe_exits_and_closes_its_descriptor() -> None:
     from tracekit._sinks import stream_sink
