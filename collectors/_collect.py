@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -31,7 +32,9 @@ from tracekit.table import EVENT_SCHEMA, compact
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 
 #: Bump when the table a reader produces changes, so old cache entries are not reused.
-_CACHE_VERSION: Final = 2  # 2: `event` is text, not Categorical
+#: 2: `event` is text, not Categorical; 3: review 7's reading of mixed kv/legacy files (a
+#: cached file read before would keep its old rows: kv events read as legacy lines).
+_CACHE_VERSION: Final = 3
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_STAGE: Final = re.compile(rb"(?:^|\s)stage=[^\s=]")
@@ -795,7 +798,7 @@ def _read_one(
                 is_object, bare = _object_lines(lines)
                 if is_object.any():
                     return _read_mixed(
-                        lines, latin1, is_object, bare, "legacy", src, timezone, stats
+                        lines, latin1, is_object, bare, "legacy", src, timezone, stats, kv=True
                     )
         stats.formats[name] = stats.formats.get(name, 0) + 1
         stats.merge(part)
@@ -809,13 +812,11 @@ def _read_one(
     # cost ~5% of reading a 1M-line legacy log (every '"' is a partial match for them).
     braces = b"{" in data
     numbered: pl.DataFrame | None = None
+    detected = src.format is None and len(formats) != 1
     # Detected as kv, but legacy tagged lines among its lines: the legacy reader reads them.
-    kv_mixed = (
-        fmt == "kv"
-        and src.format is None
-        and len(formats) != 1
-        and _LEGACY_TAG.search(data) is not None
-    )
+    # (Detected as legacy, the key=value events among its lines are the kv reader's: the
+    # legacy reader gives them back, see below.)
+    kv_mixed = fmt == "kv" and detected and _LEGACY_TAG.search(data) is not None
     if fmt in ("kv", "legacy") and braces:
         from tracekit.collectors._text import join_partials
 
@@ -828,7 +829,16 @@ def _read_one(
                 stats.warn(note)
             legacy = _legacy_lines(lines) if kv_mixed else None
             return _read_mixed(
-                lines, latin1, is_object, bare, fmt, src, timezone, stats, legacy=legacy
+                lines,
+                latin1,
+                is_object,
+                bare,
+                fmt,
+                src,
+                timezone,
+                stats,
+                legacy=legacy,
+                kv=detected,
             )
         numbered = _numbered(lines)  # the reader joins the partial lines itself
     if kv_mixed:
@@ -840,7 +850,7 @@ def _read_one(
                 lines, latin1, no_object, True, fmt, src, timezone, stats, legacy=legacy
             )
     stats.formats[name] = stats.formats.get(name, 0) + 1
-    unread_kv: list[pl.Series] = []
+    unread_kv: list[pl.DataFrame] = []
     if fmt == "legacy":  # it finds the key=value events among the lines it ignores
         from tracekit.collectors._text import read_legacy
 
@@ -863,8 +873,10 @@ def _read_one(
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
-    if unread_kv:
-        _warn_kv_lines(src.name, pl.concat(unread_kv), stats)
+    if unread_kv and detected:
+        result = _read_kv_among(result, pl.concat(unread_kv), False, fmt, src, timezone, stats)
+    elif unread_kv:
+        _warn_kv_lines(src.name, pl.concat(unread_kv).get_column("line"), stats)
     elif not isinstance(fmt, str) and b"stage=" in data:  # a user format
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
@@ -888,10 +900,13 @@ def _read_mixed(
     stats: InputStats,
     *,
     legacy: pl.Series | None = None,
+    kv: bool = False,
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
     reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
     ``legacy``: the legacy lines of a kv file (not objects), which go to the legacy reader.
+    ``kv``: the key=value events the legacy reader gives back go to the kv reader (a format
+    detected, not forced).
 
     polars column work, none per line in Python: each reader reads its lines as a file of
     their own (the JSON-lines reader on its fast path, which blank lines in their place would
@@ -913,9 +928,23 @@ def _read_mixed(
     frames: list[pl.DataFrame] = []
     before = stats.lines
     has_text = text.select(raw.str.contains(r"[^ \t\n\r\x0b\x0c]").any()).item()
+    kv_rows = table.clear().select("line", "raw")
     if has_text:
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
-        frame = _read_apart(_reader(fmt), text.filter(raw != ""), latin1, src, timezone, stats)
+        rows = text.filter(raw != "")
+        if fmt == "legacy" and kv:
+            from tracekit.collectors._text import read_legacy
+
+            given: list[pl.DataFrame] = []
+            read = functools.partial(read_legacy, unread_kv=given)
+            frame = _read_apart(read, rows, latin1, src, timezone, stats)
+            if given:  # numbered as lines of their own: the file's lines, as written
+                numbers = rows.get_column("line")
+                at = numbers.gather(pl.concat(given).get_column("line") - 1)
+                kv_rows = rows.filter(pl.col("line").is_in(at.implode()))
+                frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
+        else:
+            frame = _read_apart(_reader(fmt), rows, latin1, src, timezone, stats)
         frames.append(frame)
     if tagged_lines.height:
         stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
@@ -944,8 +973,36 @@ def _read_mixed(
     )
     out = out.sort("line")
     _warn_unread(src.name, _key_lines(untagged, '"stage"'), out, _WHY_PREFIX, stats)
-    _warn_unread_kv(src.name, untagged, out, fmt, stats)
+    routed = pl.col("line").is_in(kv_rows.get_column("line").implode())
+    _warn_unread_kv(src.name, untagged.filter(~routed), out, fmt, stats)
     return out
+
+
+def _read_kv_among(
+    frame: pl.DataFrame,
+    rows: pl.DataFrame,
+    latin1: bool,
+    fmt: str,
+    src: Source,
+    timezone: str | None,
+    stats: InputStats,
+) -> pl.DataFrame:
+    """``frame``, read by the legacy reader, with ``rows`` (``line``, ``raw``: the key=value
+    events it ignored and gave back, ``read_text``'s ``unread_kv``) read by the kv reader as
+    it reads a kv file's lines, in line order. The legacy reader counted them as ignored:
+    they are the kv reader's to count now (events or malformed); a warning counts them."""
+    stats.ignored -= rows.height
+    stats.formats["kv"] = stats.formats.get("kv", 0) + 1
+    kv = _read_apart(_reader("kv"), rows, latin1, src, timezone, stats)
+    stats.warn(
+        f"{src.name}: {rows.height} lines are key=value events among {fmt} lines; "
+        "read them with the kv reader"
+    )
+    if not kv.height:
+        return frame
+    if not frame.height:
+        return kv
+    return pl.concat([frame, kv], how="diagonal").sort("line")
 
 
 def _read_apart(

@@ -24,7 +24,15 @@ from tracekit.collectors._normalize import RAW_COLUMNS, empty_table, normalize
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 
-__all__ = ["KV_LINE", "KV_PREFIX", "kv_event_line", "legacy_line", "legacy_tagged", "read_kv"]
+__all__ = [
+    "KV_LINE",
+    "KV_PREFIX",
+    "before_legacy_tag",
+    "kv_event_line",
+    "legacy_line",
+    "legacy_tagged",
+    "read_kv",
+]
 
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
@@ -92,6 +100,18 @@ def legacy_line(text: pl.Expr) -> pl.Expr:
     skips it), so a log without tags costs one DFA search."""
     tagged = pl.when(text.str.contains(_LEGACY_TAG)).then(text)
     return tagged.str.replace_all(_PAIR, " ").str.contains(_LEGACY_TAG).fill_null(False)
+
+
+def before_legacy_tag(text: pl.Expr, tag: str) -> pl.Expr:
+    """The text of a legacy line (:func:`legacy_line`) before its first tag outside its pairs'
+    values; null for a line that is no legacy line. ``tag``: the legacy format's tag regex,
+    without capture groups.
+
+    One left-to-right scan that takes a pair whole wherever one starts, else one character,
+    and stops at the first tag it meets (a lazy repeat: Rust's regex engine keeps a
+    backtracking engine's priorities), so a tag a value quotes is never where the line's tag
+    is. For the few lines a caller suspects (a ``=`` before their first tag)."""
+    return pl.when(legacy_line(text)).then(text.str.extract(rf"^((?:{_PAIR}|.)*?){tag}", 1))
 
 
 def legacy_tagged(line: str) -> bool:

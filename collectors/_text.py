@@ -15,7 +15,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._formats import Rule, TextFormat, group_names, legacy_format
-from tracekit.collectors._kv import kv_event_line
+from tracekit.collectors._kv import before_legacy_tag, kv_event_line
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
@@ -46,8 +46,10 @@ def read_legacy(
     source: str,
     stats: InputStats,
     timezone: str | None = None,
-    unread_kv: list[pl.Series] | None = None,
+    unread_kv: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
+    """The built-in legacy format's reader: :func:`read_text`, a legacy tag inside a
+    ``key=value`` pair's value being text (one rule with detection and the kv reader)."""
     return read_text(
         data,
         legacy_format(),
@@ -56,6 +58,7 @@ def read_legacy(
         stats=stats,
         timezone=timezone,
         unread_kv=unread_kv,
+        outside_pairs=True,
     )
 
 
@@ -206,8 +209,9 @@ def _lines(data: bytes, file: str, stats: InputStats) -> pl.DataFrame:
     return df
 
 
-def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
-    """prefix / tag / msg around the first tag match.
+def _split_on_tag(df: pl.DataFrame, tag_regex: str, *, outside_pairs: bool) -> pl.DataFrame:
+    """prefix / tag / msg around the first tag match (``outside_pairs``: the first one outside
+    the line's ``key=value`` pairs' values, see :func:`_outside_pairs`).
 
     ``str.find`` (a DFA search, no captures) gives the byte offset of the tag; the capturing
     regex then runs anchored on the few bytes of the tag only. Several times faster than one
@@ -220,6 +224,8 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
         pl.col("raw").str.slice(0, pl.col("_p")).alias("prefix"),
         pl.col("raw").str.slice(pl.col("_p")).alias("_rest"),
     )
+    if outside_pairs:
+        df = _outside_pairs(df, plain)
     df = df.with_columns(
         pl.col("_rest").str.extract_groups(f"^(?P<_head>{tag_regex})").alias("_g")
     ).unnest("_g")
@@ -241,6 +247,43 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str) -> pl.DataFrame:
         )
         df = df.update(fixed.select("line", "prefix", "tag", "msg"), on="line")
     return df.drop("_p", "_rest", "_head")
+
+
+#: A prefix whose last ``=`` may open a value that runs on into the tag after it: a bare
+#: word up to the prefix's end (``id=[REST]``), or a quoted string or list (``event='...``).
+#: A tag inside a pair's value has one of these before it; ``pid=7 [REST]`` has none.
+_OPEN_VALUE: Final = r"""=(?:\S*$|['"\[])"""
+
+
+def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
+    """``df`` (``raw``, ``_p``, ``prefix``, ``_rest`` of :func:`_split_on_tag`) with the tag
+    of each line at its first legacy tag outside the line's ``key=value`` pairs' values, the
+    rule of detection and the kv reader (:func:`~tracekit.collectors._kv.legacy_line`): a
+    tag a value quotes (``event='[REST] Sending message'``) is text. A line with no other tag
+    is no legacy line (its ``_p`` null): the caller counts it as it counts untagged lines (a
+    key=value event among them is the kv reader's).
+
+    Only a line whose prefix (the text before its first tag) holds a value that may run into
+    the tag can hold it in a pair's value (:data:`_OPEN_VALUE`): one literal search for ``=``
+    over the prefixes (a timestamp, a few bytes), a regex over the few that have one, and only
+    the lines it matches are scanned pair by pair. Their prefix is cut in characters, exact
+    whatever the text, so ``_p`` is set to its bytes (never redone as a non-ASCII prefix)."""
+    prefixes = df.get_column("prefix")
+    has_eq = prefixes.str.contains("=", literal=True)
+    if not has_eq.any():
+        return df
+    idx = has_eq.fill_null(False).arg_true()
+    idx = idx.filter(prefixes.gather(idx).str.contains(_OPEN_VALUE))
+    if not idx.len():
+        return df
+    raw = df.get_column("raw").gather(idx)
+    prefix = pl.select(before_legacy_tag(pl.lit(raw), plain)).to_series()
+    rest = raw.str.slice(prefix.str.len_chars())  # null where the line is no legacy line
+    return df.with_columns(
+        df.get_column("_p").clone().scatter(idx, prefix.str.len_bytes()),
+        df.get_column("prefix").clone().scatter(idx, prefix),
+        df.get_column("_rest").clone().scatter(idx, rest),
+    )
 
 
 #: What a ``bare`` rule does not look at: quoted strings (what a user wrote) and ``key=value``
@@ -376,16 +419,17 @@ def _groups(fmt: TextFormat) -> list[str]:
 
 
 def _extract(
-    df: pl.DataFrame, fmt: TextFormat, actor: str | None
+    df: pl.DataFrame, fmt: TextFormat, actor: str | None, outside_pairs: bool = False
 ) -> tuple[pl.DataFrame, int, pl.Series]:
     """Lines -> raw String columns of their events, how many lines were ignored, and the
     numbers of the ignored ones that hold a ``stage=`` pair (key=value events).
+    ``outside_pairs``: a tag inside a pair's value is text (:func:`_outside_pairs`).
 
     Works on any slice of a file's lines (no state carries from one line to the next), so
     slices can run in parallel."""
     groups = _groups(fmt)
     if fmt.tag_regex:
-        df = _split_on_tag(df, fmt.tag_regex)
+        df = _split_on_tag(df, fmt.tag_regex, outside_pairs=outside_pairs)
         df = df.with_columns(pl.col("msg").str.strip_chars_end())
     else:
         df = df.with_columns(pl.col("raw").str.extract_groups(fmt.line_regex).alias("g"))
@@ -482,10 +526,13 @@ def read_text(
     source: str,
     stats: InputStats,
     timezone: str | None = None,
-    unread_kv: list[pl.Series] | None = None,
+    unread_kv: list[pl.DataFrame] | None = None,
+    outside_pairs: bool = False,
 ) -> pl.DataFrame:
-    """``unread_kv``: where to add the numbers of ignored lines holding a ``stage=`` pair
-    (key=value events this reader does not read), for the caller's warning."""
+    """``unread_kv``: where to add the ignored lines (``line``, ``raw``) holding a ``stage=``
+    pair (key=value events this reader does not read), for the caller to read or warn about.
+    ``outside_pairs``: a tag inside a ``key=value`` pair's value is text, not the line's tag
+    (the built-in legacy format; a user format's tags are taken wherever they stand)."""
     df = _lines(data, file, stats)
     actor = _actor_for(source, fmt)
     # Most steps are one regex over one column, i.e. one core: big files go in slices on a
@@ -494,14 +541,18 @@ def read_text(
     step = max(_SLICE, -(-df.height // workers))
     slices = [df.slice(i, step) for i in range(0, df.height, step)] or [df]
     if len(slices) == 1:
-        results = [_extract(slices[0], fmt, actor)]
+        results = [_extract(slices[0], fmt, actor, outside_pairs)]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda part: _extract(part, fmt, actor), slices))
+            results = list(pool.map(lambda part: _extract(part, fmt, actor, outside_pairs), slices))
     raw = pl.concat([r[0] for r in results])
     stats.ignored += sum(r[1] for r in results)
     if unread_kv is not None:
-        unread_kv.append(pl.concat([r[2] for r in results]))
+        kv_lines = pl.concat([r[2] for r in results])
+        if kv_lines.len():  # few: the lines' text from the file's, for the kv reader
+            unread_kv.append(
+                df.filter(pl.col("line").is_in(kv_lines.implode())).select("line", "raw")
+            )
     if fmt.untimed == "previous":
         untimed = raw.get_column("timestamp").is_null()
         # Each row takes the text and the parsed time of the last timed row up to it.

@@ -301,7 +301,17 @@ def test_kv_events_in_a_legacy_log_are_counted_in_a_warning() -> None:
         "2026-11-25T10:00:00.300Z [CTRL] sendMessage: hi clientMsgId=c3",
         f"2026-11-25 10:00:02,000 INFO timestamp=2026-11-25T10:00:02Z {KV_EVENT}",
     ]
+    # detected as legacy: the kv reader reads them in place (review 7; were left unread)
     got = collect([MemorySource(lines, name="client-u1.log")])
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored) == (5, 5, 0, 0)
+    assert i.formats == {"legacy": 1, "kv": 1}
+    assert i.warnings == [
+        "client-u1.log: 2 lines are key=value events among legacy lines; read them with the "
+        "kv reader"
+    ]
+    # legacy forced: left unread, counted in a warning
+    got = collect([MemorySource(lines, name="client-u1.log")], formats=["legacy"])
     i = got.inputs
     assert (i.lines, i.events, i.malformed, i.ignored) == (5, 3, 0, 2)
     assert i.formats == {"legacy": 1}
