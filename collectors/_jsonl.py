@@ -103,8 +103,8 @@ def _native(data: bytes | Path, keys: tuple[str, ...], ts_key: int) -> pl.DataFr
     columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). None
     when it is not built, or when a line is outside what it reads exactly as polars does;
     the caller then reads with polars."""
-    if _jsonscan is None:
-        return None
+    if _jsonscan is None or any(not k or "\x00" in k for k in keys):
+        return None  # (odd names from a user's rename: an empty one would come back renamed)
     if isinstance(data, Path):
         # Read, not mapped: a log truncated while mapped (copytruncate rotation) would kill
         # the process with SIGBUS; a read sees a consistent, shorter file. (Inputs over

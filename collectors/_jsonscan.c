@@ -53,18 +53,28 @@ struct ArrowArray {
 #define MAX_KEYS 64
 #define MAX_DEPTH 64
 
-/* ---- memory: the columns live in their own mappings ----
- * Handed to polars, they are freed whenever it drops them; from malloc, glibc kept the freed
- * blocks of a 5M-event read in its heaps (peak RSS 1.1 GB -> 2.1 GB); unmapped, they go back
- * to the system at once. Mappings come zeroed, which every column needs (absent = null). */
+/* ---- memory: big columns live in their own mappings ----
+ * Handed to polars, they are freed whenever it drops them; unmapped, they go back to the
+ * system at once, where glibc may keep freed heap blocks for reuse. Small ones come from the
+ * heap (MAPPED_FROM). Both come zeroed, which views and validity need (absent = null). */
 typedef struct {
     uint8_t *p;
     size_t size;
 } Region;
 
+/* Under this size, from the heap: a mapping each would leave thousands of them behind a
+ * collection of many small files (the kernel caps a process at ~65k). */
+#define MAPPED_FROM ((size_t)1 << 20)
+
 static int region_new(Region *r, size_t size) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return 0;
+    void *p;
+    if (size < MAPPED_FROM) {
+        p = calloc(1, size);
+        if (!p) return 0;
+    } else {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return 0;
+    }
     r->p = p;
     r->size = size;
     return 1;
@@ -72,6 +82,14 @@ static int region_new(Region *r, size_t size) {
 
 static int region_grow(Region *r, size_t size) {
     if (!r->p) return region_new(r, size);
+    if (r->size < MAPPED_FROM) { /* from the heap: move it (to a mapping once it is big) */
+        Region bigger;
+        if (!region_new(&bigger, size)) return 0;
+        memcpy(bigger.p, r->p, r->size);
+        free(r->p);
+        *r = bigger;
+        return 1;
+    }
 #ifdef MREMAP_MAYMOVE
     void *p = mremap(r->p, r->size, size, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) return 0;
@@ -89,7 +107,8 @@ static int region_grow(Region *r, size_t size) {
 }
 
 static void region_free(Region *r) {
-    if (r->p) munmap(r->p, r->size);
+    if (r->p && r->size < MAPPED_FROM) free(r->p);
+    else if (r->p) munmap(r->p, r->size);
     r->p = NULL;
     r->size = 0;
 }
@@ -100,6 +119,7 @@ typedef struct {
     Region valid;    /* validity bitmap */
     Region data;     /* the one data buffer of strings over 12 bytes */
     size_t dlen;
+    size_t first_cap; /* the data buffer's first size: no more than the input could fill */
     int64_t seen;    /* row + 1 of the last row that set it: a duplicate key */
 } StrCol;
 
@@ -126,7 +146,7 @@ typedef struct {
 
 static int reserve(StrCol *c, size_t more) {
     if (c->dlen + more <= c->data.size) return 1;
-    size_t cap = c->data.size ? c->data.size : 1 << 16;
+    size_t cap = c->data.size ? c->data.size : c->first_cap;
     while (cap < c->dlen + more) cap *= 2;
     return region_grow(&c->data, cap);
 }
@@ -329,9 +349,10 @@ static int string(Scan *s, uint8_t *out, size_t *len, int *escaped) {
     return 1;
 }
 
-/* JSON number grammar at s->p; *end_out is where it stops. Numbers a double cannot hold
- * (polars rejects 1E400 as invalid) are declined with a margin: over 100 digits or an
- * exponent over 300. */
+/* JSON number grammar at s->p; *end_out is where it stops. Numbers polars rejects as
+ * invalid are declined, with a margin: integers beyond 128 bits (over 38 digits), values a
+ * double cannot hold (1E400, 1000000000e300: exponent plus integer digits over 300), over
+ * 100 digits in all. */
 static int number(Scan *s, const uint8_t **end_out) {
     const uint8_t *p = s->p, *end = s->end, *first;
     if (p < end && *p == '-') p++;
@@ -340,6 +361,10 @@ static int number(Scan *s, const uint8_t **end_out) {
     if (*p == '0') p++;
     else if (*p >= '1' && *p <= '9') { while (p < end && *p >= '0' && *p <= '9') p++; }
     else return 0;
+    size_t idigits = (size_t)(p - first);
+    int plain_integer = !(p < end && (*p == '.' || *p == 'e' || *p == 'E'));
+    /* polars rejects integer literals outside i128/u128 (InvalidNumber): 38 digits are safe */
+    if (plain_integer && idigits > 38) return 0;
     if (p < end && *p == '.') {
         p++;
         const uint8_t *d = p;
@@ -349,6 +374,7 @@ static int number(Scan *s, const uint8_t **end_out) {
     if (p - first > 100) return 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
+        int negexp = p < end && *p == '-';
         if (p < end && (*p == '+' || *p == '-')) p++;
         const uint8_t *d = p;
         int exp = 0;
@@ -357,6 +383,8 @@ static int number(Scan *s, const uint8_t **end_out) {
             p++;
         }
         if (p == d || exp > 300) return 0;
+        /* overflow to infinity: polars rejects the line (InvalidNumber) */
+        if (!negexp && (size_t)exp + idigits > 300) return 0;
     }
     *end_out = p;
     return 1;
@@ -836,6 +864,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) { lines++; p++; }
     if (size && data[size - 1] != '\n') lines++;
     size_t nbytes = (size_t)(lines + 8) / 8 + 8;
+    for (int i = 0; i < s.ncols; i++)
+        s.cols[i].first_cap = size < (1 << 16) ? size + 64 : 1 << 16;
     for (int i = 0; i < s.ncols && ok; i++)
         ok = region_new(&s.cols[i].views, ((size_t)lines + 1) * 16) &&
              region_new(&s.cols[i].valid, nbytes);
@@ -847,7 +877,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         s.p = p;
         s.end = le;
         s.row = rows;
-        if (le == p || !line(&s)) { ok = 0; break; }
+        if (le == p || rows >= lines || !line(&s)) { ok = 0; break; }
         rows++;
         p = nl ? nl + 1 : end;
     }
