@@ -225,9 +225,7 @@ def _line(draw: st.DrawFn) -> bytes:
     return raw
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_line(), min_size=1, max_size=6), st.booleans())
-def test_the_scanner_reads_exactly_what_polars_reads_or_declines(
+def _reads_exactly_what_polars_reads_or_declines(
     lines: list[bytes], trailing_newline: bool
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
@@ -240,6 +238,26 @@ def test_the_scanner_reads_exactly_what_polars_reads_or_declines(
     fast = pl.select(fast_iso_utc(pl.lit(want.get_column("timestamp")))).to_series()
     parsed = got.get_column("_ts_fast")
     assert (parsed.is_null() | (parsed == fast)).fill_null(False).all()
+
+
+_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+
+@settings(max_examples=200, **_SETTINGS)  # type: ignore[arg-type]
+@given(st.lists(_line(), min_size=1, max_size=6), st.booleans())
+def test_the_scanner_reads_exactly_what_polars_reads_or_declines(
+    lines: list[bytes], trailing_newline: bool
+) -> None:
+    _reads_exactly_what_polars_reads_or_declines(lines, trailing_newline)
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, **_SETTINGS)  # type: ignore[arg-type]
+@given(st.lists(_line(), min_size=1, max_size=6), st.booleans())
+def test_the_scanner_reads_exactly_what_polars_reads_or_declines_at_length(
+    lines: list[bytes], trailing_newline: bool
+) -> None:
+    _reads_exactly_what_polars_reads_or_declines(lines, trailing_newline)
 
 
 # ---- whole collections, with and without the scanner ----
