@@ -252,7 +252,7 @@ def test_the_scanner_reads_exactly_what_polars_reads_or_declines(
 
 
 @pytest.mark.slow
-@settings(max_examples=5000, **_SETTINGS)  # type: ignore[arg-type]
+@settings(max_examples=1200, **_SETTINGS)  # type: ignore[arg-type]
 @given(st.lists(_line(), min_size=1, max_size=6), st.booleans())
 def test_the_scanner_reads_exactly_what_polars_reads_or_declines_at_length(
     lines: list[bytes], trailing_newline: bool
