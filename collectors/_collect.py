@@ -20,7 +20,7 @@ from tracekit.collectors._kv import (
     LEGACY_TAGS,
     kv_event_line,
     legacy_line,
-    legacy_tagged,
+    legacy_tagged_lines,
 )
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
@@ -290,35 +290,30 @@ def detect_format(data: bytes) -> str:
         return "document"  # one pretty-printed JSON document: not a log
     # "[" alone is not enough: bracketed timestamps start many text logs.
     objects = sum(1 for ln in lines if ln.lstrip().startswith(b"{"))
+    texts = [ln.decode("utf-8", errors="replace") for ln in lines]
+    # a legacy tag outside the line's key=value pairs' values: one polars call for the sample
+    tagged = legacy_tagged_lines(texts)
     if objects * 2 >= len(lines):
         # legacy tagged lines among them: the legacy reader reads both kinds (mixed file)
         if objects < len(lines) and any(
-            _legacy_line(ln) for ln in lines if not ln.lstrip().startswith(b"{")
+            t for ln, t in zip(lines, tagged, strict=True) if not ln.lstrip().startswith(b"{")
         ):
             return "legacy"
         return "jsonl"
-    kv = sum(1 for ln in lines if _kv_line(ln))
+    kv = sum(1 for ln, text, t in zip(lines, texts, tagged, strict=True) if _kv_line(ln, text, t))
     if kv * 2 >= len(lines):
         return "kv"
     return "legacy"
 
 
-def _legacy_line(line: bytes) -> bool:
-    """A line holding a legacy tag outside its key=value pairs' values (``legacy_tagged``)."""
-    return _LEGACY_TAG.search(line) is not None and legacy_tagged(
-        line.decode("utf-8", errors="replace")
-    )
-
-
-def _kv_line(line: bytes) -> bool:
+def _kv_line(line: bytes, text: str, tagged: bool) -> bool:
     """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
     ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
-    ``<time> stdout F``); with or without a prefix, not a legacy line (a legacy tag outside
-    the pairs' values: one inside a quoted value is text). A ``stage=`` further in (an app's
-    sentence, SQL) makes no kv line."""
-    text = line.decode("utf-8", errors="replace")
+    ``<time> stdout F``); with or without a prefix, not a legacy line (``tagged``: a legacy
+    tag outside the pairs' values; one inside a quoted value is text). A ``stage=`` further
+    in (an app's sentence, SQL) makes no kv line. ``text``: ``line`` decoded."""
     m = _KV_LINE.match(text)  # \w as polars reads it
-    if m is None or (_LEGACY_TAG.search(line) is not None and legacy_tagged(text)):
+    if m is None or tagged:
         return False
     if not m.group(1).strip():
         return _KV_KEYS.search(line) is not None

@@ -31,6 +31,7 @@ __all__ = [
     "kv_event_line",
     "legacy_line",
     "legacy_tagged",
+    "legacy_tagged_lines",
     "read_kv",
 ]
 
@@ -47,6 +48,9 @@ _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", 
 #: match, so a quoted value is consumed whole: ``key=`` inside it is text, not a key. The value
 #: alternatives are tried in order (a string, a list, then a bare word), so a quote that opens
 #: no string is just a character of a bare word.
+#: Run by polars only (Rust's regex engine: linear time), never by Python's ``re``: a list's
+#: ``''`` reads as an empty string or as two lone quotes, so a backtracking engine tries every
+#: way of reading a list that has no ``]`` (2**n for n items: a 40-item line ran for hours).
 _PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
 
 _TIME: Final = (
@@ -88,7 +92,6 @@ _LEGACY_TAG: Final = r"\[(?:" + "|".join(map(re.escape, LEGACY_TAGS)) + r")\]"
 
 
 _LEGACY_TAG_RE: Final = re.compile(_LEGACY_TAG)
-_PAIR_RE: Final = re.compile(_PAIR)
 
 
 def legacy_line(text: pl.Expr) -> pl.Expr:
@@ -114,11 +117,24 @@ def before_legacy_tag(text: pl.Expr, tag: str) -> pl.Expr:
     return pl.when(legacy_line(text)).then(text.str.extract(rf"^((?:{_PAIR}|.)*?){tag}", 1))
 
 
+def legacy_tagged_lines(lines: list[str]) -> list[bool]:
+    """:func:`legacy_line` for each of ``lines`` (detection's sample). A line without a tag is
+    none, one without ``=`` holds no pairs (its tag stands outside them); the others go to
+    polars in one call: ``_PAIR`` is for Rust's regex engine (linear time), never Python's
+    ``re`` (exponential on a list without its ``]``, see ``_PAIR``)."""
+    flags = [_LEGACY_TAG_RE.search(line) is not None for line in lines]
+    ask = [i for i, line in enumerate(lines) if flags[i] and "=" in line]
+    if ask:
+        text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
+        found = pl.DataFrame([text]).select(legacy_line(pl.col("raw"))).to_series()
+        for i, tagged in zip(ask, found.to_list(), strict=True):
+            flags[i] = bool(tagged)
+    return flags
+
+
 def legacy_tagged(line: str) -> bool:
-    """:func:`legacy_line` for one line (detection's sample)."""
-    if _LEGACY_TAG_RE.search(line) is None:
-        return False
-    return _LEGACY_TAG_RE.search(_PAIR_RE.sub(" ", line)) is not None
+    """:func:`legacy_line` for one line (:func:`legacy_tagged_lines`)."""
+    return legacy_tagged_lines([line])[0]
 
 
 def kv_event_line(text: pl.Expr) -> pl.Expr:
