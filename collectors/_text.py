@@ -259,9 +259,14 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
     """``df`` (``raw``, ``_p``, ``prefix``, ``_rest`` of :func:`_split_on_tag`) with the tag
     of each line at its first legacy tag outside the line's ``key=value`` pairs' values, the
     rule of detection and the kv reader (:func:`~tracekit.collectors._kv.legacy_line`): a
-    tag a value quotes (``event='[REST] Sending message'``) is text. A line with no other tag
-    is no legacy line (its ``_p`` null): the caller counts it as it counts untagged lines (a
-    key=value event among them is the kv reader's).
+    tag a value quotes (``event='[REST] Sending message'``) is text.
+
+    A line whose tags are all inside its pairs' values is no legacy line (its ``_p`` null)
+    only when it is a key=value event (:func:`~tracekit.collectors._kv.kv_event_line`, a
+    ``stage=`` pair): the caller counts it as it counts untagged lines and gives it to the kv
+    reader. Any other such line keeps its first tag wherever it stands: legacy text an app
+    writes through a logfmt or KeyValueRenderer handler (``msg="[REST] Sending message: ..."``)
+    is the legacy reader's, never ignored without a word.
 
     Only a line whose prefix (the text before its first tag) holds a value that may run into
     the tag can hold it in a pair's value (:data:`_OPEN_VALUE`): one literal search for ``=``
@@ -276,9 +281,20 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
     idx = idx.filter(prefixes.gather(idx).str.contains(_OPEN_VALUE))
     if not idx.len():
         return df
-    raw = df.get_column("raw").gather(idx)
-    prefix = pl.select(before_legacy_tag(pl.lit(raw), plain)).to_series()
-    rest = raw.str.slice(prefix.str.len_chars())  # null where the line is no legacy line
+    line = pl.col("raw")
+    outside = before_legacy_tag(line, plain)  # null where no tag is outside the values
+    found = pl.DataFrame([df.get_column("raw").gather(idx)]).select(
+        line,
+        outside.alias("prefix"),
+        (outside.is_not_null() | kv_event_line(line)).fill_null(False).alias("moved"),
+    )
+    moved = found.get_column("moved")
+    if not moved.any():
+        return df
+    idx = idx.filter(moved)
+    found = found.filter(moved)
+    prefix = found.get_column("prefix")
+    rest = found.get_column("raw").str.slice(prefix.str.len_chars())  # null: a kv event
     return df.with_columns(
         df.get_column("_p").clone().scatter(idx, prefix.str.len_bytes()),
         df.get_column("prefix").clone().scatter(idx, prefix),

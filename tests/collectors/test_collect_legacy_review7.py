@@ -117,16 +117,21 @@ def test_forced_legacy_never_takes_a_tag_inside_a_quoted_value(how: str) -> None
     assert counts(got) == (5, 4, 0, 1, {"legacy": 1}, [UNREAD.format(n=1, first=4)])
 
 
-def test_a_line_quoting_a_tag_without_a_stage_pair_is_no_legacy_event() -> None:
-    # an app's kv line quoting a tag, no event of either reader: ignored (was REST.request)
+def test_a_line_quoting_a_tag_without_a_stage_pair_keeps_its_tag() -> None:
+    # no kv event (no stage= pair): the legacy reader's line, its first tag wherever it stands
+    # (review 7c: was ignored without a word, as was legacy text in a logfmt msg="...")
     lines = [
         *LEGACY,
         "2026-01-01T10:00:03Z INFO app: msg_id=m3 note='[REST] Sending message'",
         LEGACY_TAIL,
     ]
     got = collect([MemorySource(lines, name="client-a.log")])
-    assert rows(got) == [*LEGACY_ROWS, (5, *TAIL_ROW[1:])]
-    assert counts(got) == (5, 4, 0, 1, {"legacy": 1}, [])
+    assert rows(got) == [
+        *LEGACY_ROWS,
+        (4, "REST", "request", None, None, at(3), "[REST] Sending message'"),
+        (5, *TAIL_ROW[1:]),
+    ]
+    assert counts(got) == (5, 5, 0, 0, {"legacy": 1}, [])
 
 
 @pytest.mark.parametrize("before", ["", "2026-01-01T10:00:04Z ", "2026-01-01T10:00:04Z ü=1 "])

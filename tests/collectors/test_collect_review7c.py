@@ -9,6 +9,10 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 
+import pytest
+
+from tracekit.collectors import MemorySource, collect, detect_format
+
 TA = "a" * 32
 
 
@@ -82,3 +86,77 @@ def test_detection_still_tells_a_tag_inside_a_quoted_value_from_one_outside() ->
     assert legacy_tagged_lines(lines) == [False, True, False, True, False]
     assert [legacy_tagged(line) for line in lines] == [False, True, False, True, False]
     assert legacy_tagged_lines([]) == []
+
+
+# -- 2: legacy text inside a key=value field is the legacy reader's -------------------------
+
+T_C1 = "31427f06c6bea455361219410e6c0d1c"  # the legacy reader's trace id for client message c1
+SENT = "Message sent: id=msg1 clientMsgId=c1"
+LOGFMT = [  # a legacy app logging through a logfmt handler (Go slog's TextHandler, logrus)
+    'time=2026-01-01T10:00:00Z level=INFO msg="[REST] Sending message: clientMsgId=c1"',
+    f'time=2026-01-01T10:00:01Z level=INFO msg="[REST-SEND] {SENT}"',
+    'time=2026-01-01T10:00:02Z level=INFO msg="[WS-BROADCAST] Sending to userId=u2 id=msg1"',
+    'time=2026-01-01T10:00:03Z level=INFO msg="[WS-RECV] Received event type=message:created id=msg1"',
+]
+LOGFMT_ROWS = [
+    (1, "REST", "request", T_C1, None, at(0), '[REST] Sending message: clientMsgId=c1"'),
+    (2, "REST", "response", T_C1, "msg1", at(1), f'[REST-SEND] {SENT}"'),
+    (
+        3,
+        "WS-BROADCAST",
+        "deliver",
+        T_C1,
+        "msg1",
+        at(2),
+        '[WS-BROADCAST] Sending to userId=u2 id=msg1"',
+    ),
+    (
+        4,
+        "WS-RECV",
+        "receive",
+        T_C1,
+        "msg1",
+        at(3),
+        '[WS-RECV] Received event type=message:created id=msg1"',
+    ),
+]
+STRUCTLOG = [  # structlog's KeyValueRenderer behind a logging prefix, no stage= pair
+    "2026-01-01T10:00:00Z INFO app: event='[REST] Sending message: clientMsgId=c1'",
+    f"2026-01-01T10:00:01Z INFO app: event='[REST-SEND] {SENT}'",
+]
+STRUCTLOG_ROWS = [
+    (1, "REST", "request", T_C1, None, at(0), "[REST] Sending message: clientMsgId=c1'"),
+    (2, "REST", "response", T_C1, "msg1", at(1), f"[REST-SEND] {SENT}'"),
+]
+
+
+def rows(got: object) -> list[tuple[object, ...]]:
+    frame = got.events.collect()  # type: ignore[attr-defined]
+    cols = ("line", "stage", "action", "trace_id", "msg_id", "timestamp", "event")
+    return frame.select(*cols).rows()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("formats", [None, ["legacy"]])
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [(LOGFMT, LOGFMT_ROWS), (STRUCTLOG, STRUCTLOG_ROWS)],
+    ids=["logfmt", "kvr"],
+)
+def test_legacy_text_inside_a_pairs_value_is_read_as_legacy(
+    lines: list[str], expected: list[tuple[object, ...]], formats: list[str] | None
+) -> None:
+    # were: every line ignored, no warning (the tag inside a value was no tag)
+    data = "\n".join(lines) + "\n"
+    assert detect_format(data.encode()) == "legacy"
+    got = collect([MemorySource(data, name="client-a.log")], formats=formats)
+    assert rows(got) == expected
+    n = len(lines)
+    assert counts(got) == (n, n, 0, 0, {"legacy": 1}, [])
+
+
+def test_a_kv_event_quoting_a_tag_among_logfmt_legacy_lines_is_still_the_kv_readers() -> None:
+    kv = f"time=2026-01-01T10:00:04Z stage=REST action=request trace_id={TA} msg_id=m5 event='[REST] x'"
+    got = collect([MemorySource([*LOGFMT, kv], name="client-a.log")])
+    assert rows(got) == [*LOGFMT_ROWS, (5, "REST", "request", TA, "m5", at(4), "[REST] x")]
+    among = "client-a.log: 1 lines are key=value events among legacy lines; read them with the kv reader"
+    assert counts(got) == (5, 5, 0, 0, {"legacy": 1, "kv": 1}, [among])
