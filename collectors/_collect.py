@@ -771,6 +771,12 @@ def _read_one(
         head = data[end : end + 65536]
         fmt = _choose(head, src, formats)
     name = fmt if isinstance(fmt, str) else fmt.name
+    # A detected file's lines of another built-in format go to that format's reader, if
+    # formats=[...] allows it (any reader, when not given): otherwise the file's reader counts
+    # them, as with that one format forced (malformed, or ignored and warned about).
+    detected = src.format is None and len(formats) != 1
+    to_kv = detected and (not formats or "kv" in formats)
+    to_legacy = detected and (not formats or "legacy" in formats)
     if fmt == "jsonl":
         from tracekit.collectors._jsonl import read_jsonl
 
@@ -784,7 +790,7 @@ def _read_one(
             stats=part,
             timezone=timezone,
         )
-        if part.malformed and src.format is None and len(formats) != 1:
+        if part.malformed and to_legacy:
             # Detected from its first lines, but legacy tagged lines further down are no bad
             # JSON: read the file as mixed (its JSON objects as JSON lines, the rest as legacy).
             data = raw.load()
@@ -793,7 +799,7 @@ def _read_one(
                 is_object, bare = _object_lines(lines)
                 if is_object.any():
                     return _read_mixed(
-                        lines, latin1, is_object, bare, "legacy", src, timezone, stats, kv=True
+                        lines, latin1, is_object, bare, "legacy", src, timezone, stats, kv=to_kv
                     )
         stats.formats[name] = stats.formats.get(name, 0) + 1
         stats.merge(part)
@@ -807,11 +813,10 @@ def _read_one(
     # cost ~5% of reading a 1M-line legacy log (every '"' is a partial match for them).
     braces = b"{" in data
     numbered: pl.DataFrame | None = None
-    detected = src.format is None and len(formats) != 1
     # Detected as kv, but legacy tagged lines among its lines: the legacy reader reads them.
     # (Detected as legacy, the key=value events among its lines are the kv reader's: the
     # legacy reader gives them back, see below.)
-    kv_mixed = fmt == "kv" and detected and _LEGACY_TAG.search(data) is not None
+    kv_mixed = fmt == "kv" and to_legacy and _LEGACY_TAG.search(data) is not None
     if fmt in ("kv", "legacy") and braces:
         from tracekit.collectors._text import join_partials
 
@@ -833,7 +838,7 @@ def _read_one(
                 timezone,
                 stats,
                 legacy=legacy,
-                kv=detected,
+                kv=to_kv,
             )
         numbered = _numbered(lines)  # the reader joins the partial lines itself
     if kv_mixed:
@@ -868,7 +873,7 @@ def _read_one(
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
-    if unread_kv and detected:
+    if unread_kv and to_kv:
         result = _read_kv_among(result, pl.concat(unread_kv), False, fmt, src, timezone, stats)
     elif unread_kv:
         _warn_kv_lines(src.name, pl.concat(unread_kv).get_column("line"), stats)
@@ -899,9 +904,10 @@ def _read_mixed(
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
     reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
-    ``legacy``: the legacy lines of a kv file (not objects), which go to the legacy reader.
+    ``legacy``: the legacy lines of a kv file (not objects), which go to the legacy reader
+    (detected, and ``formats=[...]`` allowing legacy).
     ``kv``: the key=value events the legacy reader gives back go to the kv reader (a format
-    detected, not forced).
+    detected, not forced, and ``formats=[...]`` allowing kv); otherwise they are warned about.
 
     polars column work, none per line in Python: each reader reads its lines as a file of
     their own (the JSON-lines reader on its fast path, which blank lines in their place would

@@ -160,3 +160,102 @@ def test_a_kv_event_quoting_a_tag_among_logfmt_legacy_lines_is_still_the_kv_read
     assert rows(got) == [*LOGFMT_ROWS, (5, "REST", "request", TA, "m5", at(4), "[REST] x")]
     among = "client-a.log: 1 lines are key=value events among legacy lines; read them with the kv reader"
     assert counts(got) == (5, 5, 0, 0, {"legacy": 1, "kv": 1}, [among])
+
+
+# -- 3: formats=[...] with several formats limits the readers of a mixed file --------------
+
+LEGACY = [
+    "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1",
+    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z",
+    "2026-01-01T10:00:02Z [REST-SEND] Message sent: id=msg1 clientMsgId=c1",
+]
+LEGACY_ROWS = [
+    (1, "REST", "request", T_C1, None, at(0), "[REST] Sending message: clientMsgId=c1"),
+    (3, "REST", "response", T_C1, "msg1", at(2), f"[REST-SEND] {SENT}"),
+]
+KV_ROW = (2, "WS", "broadcast", TA, "m1", at(1), None)
+UNREAD_KV = (
+    "client-a.log: 1 lines look like key=value events but were not read as such (first: line "
+    "{first}); a key=value event is read in a file read as kv (detected when most of its first "
+    "lines are such events, or formats=['kv'])"
+)
+
+
+@pytest.mark.parametrize("formats", [["legacy", "jsonl"], ["jsonl", "legacy"], ["legacy"]])
+def test_formats_without_kv_leave_kv_events_in_a_legacy_file_unread(formats: list[str]) -> None:
+    # were, with two formats: read by the kv reader (formats {'legacy': 1, 'kv': 1})
+    assert detect_format(("\n".join(LEGACY) + "\n").encode()) == "legacy"
+    got = collect([MemorySource(LEGACY, name="client-a.log")], formats=formats)
+    assert rows(got) == LEGACY_ROWS
+    assert counts(got) == (3, 2, 0, 1, {"legacy": 1}, [UNREAD_KV.format(first=2)])
+
+
+def test_formats_with_kv_read_kv_events_in_a_legacy_file() -> None:
+    got = collect([MemorySource(LEGACY, name="client-a.log")], formats=["legacy", "kv"])
+    assert rows(got) == [LEGACY_ROWS[0], KV_ROW, LEGACY_ROWS[1]]
+    among = (
+        "client-a.log: 1 lines are key=value events among legacy lines; read them with the kv "
+        "reader"
+    )
+    assert counts(got) == (3, 3, 0, 0, {"legacy": 1, "kv": 1}, [among])
+
+
+KV_FILE = [
+    f"stage=REST action=response trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z",
+    "2026-01-01T10:00:02Z [REST] Sending message: clientMsgId=c1",
+    f"stage=WS action=recv trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:03Z",
+]
+
+
+@pytest.mark.parametrize("formats", [["kv", "jsonl"], ["kv"]])
+def test_formats_without_legacy_leave_legacy_lines_in_a_kv_file_malformed(
+    formats: list[str],
+) -> None:
+    # were, with two formats: read by the legacy reader (formats {'kv': 1, 'legacy': 1})
+    assert detect_format(("\n".join(KV_FILE) + "\n").encode()) == "kv"
+    got = collect([MemorySource(KV_FILE, name="client-a.log")], formats=formats)
+    assert rows(got) == [
+        (1, "REST", "response", TA, "m1", at(1), None),
+        (3, "WS", "recv", TA, "m1", at(3), None),
+    ]
+    assert counts(got) == (3, 2, 1, 0, {"kv": 1}, [])
+    assert got.inputs.examples == ["client-a.log:2: a legacy tagged line, not key=value text"]
+
+
+def obj(i: int) -> str:
+    return (
+        f'{{"timestamp": "2026-01-01T10:00:0{i}Z", "stage": "REST", "action": "persist", '
+        f'"trace_id": "{TA}", "seq": {i}}}'
+    )
+
+
+MIXED_JSON = [obj(0), obj(1), LEGACY[0].replace(":00Z", ":02Z"), LEGACY[1], obj(4)]
+OBJ_ROWS = [(i + 1, "REST", "persist") for i in (0, 1)]
+
+
+def test_formats_without_kv_in_a_json_file_mixed_with_legacy_lines() -> None:
+    # were: the kv line read by the kv reader, which formats=['jsonl', 'legacy'] leaves out
+    got = collect([MemorySource(MIXED_JSON, name="client-a.log")], formats=["jsonl", "legacy"])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [
+        *OBJ_ROWS,
+        (3, "REST", "request"),
+        (5, "REST", "persist"),
+    ]
+    objects = (
+        "client-a.log: 3 lines are JSON objects among legacy text lines; read them as JSON lines"
+    )
+    assert counts(got) == (5, 4, 0, 1, {"legacy": 1}, [objects, UNREAD_KV.format(first=4)])
+
+
+def test_formats_without_legacy_in_a_json_file_mixed_with_legacy_lines() -> None:
+    # were: the legacy line read by the legacy reader, which formats=['jsonl', 'kv'] leaves out;
+    # now the JSON lines reader's, as with formats=['jsonl'] (malformed, each with its reason)
+    got = collect([MemorySource(MIXED_JSON, name="client-a.log")], formats=["jsonl", "kv"])
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [*OBJ_ROWS, (5, "REST", "persist")]
+    assert counts(got) == (5, 3, 2, 0, {"jsonl": 1}, [])
+    assert got.inputs.examples == [
+        "client-a.log:3: invalid JSON at character 4",
+        "client-a.log:4: invalid JSON at character 0",
+    ]
