@@ -187,7 +187,8 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
     names = pl.col("hop").replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
     out: list[pl.LazyFrame] = []
     if keys:
-        dup = pl.concat(keys)
+        # Collected once (few rows): the evidence below reads the keys three times.
+        dup = pl.concat(keys).collect().lazy()
         dup = dup.join(
             _all_evidence(paths, dup.select("trace_id", "hop", "rkey")),
             on=["trace_id", "hop", "rkey"],
