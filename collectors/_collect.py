@@ -869,10 +869,6 @@ def _read_one(
         result = fmt.read(
             data, file=src.name, source=src.source_name, stats=stats, timezone=timezone
         )
-    if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
-        if numbered is None:
-            numbered = _numbered(_text_lines(data)[0])
-        _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
     if unread_kv and to_kv:
         result = _read_kv_among(result, pl.concat(unread_kv), False, fmt, src, timezone, stats)
     elif unread_kv:
@@ -881,6 +877,11 @@ def _read_one(
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
         _warn_unread_kv(src.name, numbered, result, fmt, stats)
+    # after the kv reader's rows joined: a kv event holding JSON text is read, not unread
+    if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
+        if numbered is None:
+            numbered = _numbered(_text_lines(data)[0])
+        _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
     return result
 
 

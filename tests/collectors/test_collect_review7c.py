@@ -259,3 +259,18 @@ def test_formats_without_legacy_in_a_json_file_mixed_with_legacy_lines() -> None
         "client-a.log:3: invalid JSON at character 4",
         "client-a.log:4: invalid JSON at character 0",
     ]
+
+
+# -- 4: no unread-JSON warning for a key=value event holding JSON text that is read ---------
+
+
+def test_a_kv_event_holding_json_text_in_a_legacy_file_is_no_unread_json_event() -> None:
+    # was also warned: "1 lines look like JSON events but were not read as such (first: line 2)"
+    kv = LEGACY[1] + ' body=\'{"stage": "x"}\''
+    got = collect([MemorySource([LEGACY[0], kv, LEGACY[2]], name="client-a.log")])
+    assert rows(got) == [LEGACY_ROWS[0], KV_ROW, LEGACY_ROWS[1]]
+    among = (
+        "client-a.log: 1 lines are key=value events among legacy lines; read them with the kv "
+        "reader"
+    )
+    assert counts(got) == (3, 3, 0, 0, {"legacy": 1, "kv": 1}, [among])
