@@ -188,15 +188,20 @@ class ThreadedSink:
         # wake-up writes everything queued. It loops without waiting only while a full batch
         # is pending; ``flush`` and ``close`` wake it early.
         queue, wake = self._queue, self._wake
+        final_report = False
         while not self._abandoned:
             drained = self._drain()
             if self._stopped:
                 if queue:
                     continue
-                if self._unreported and self._healthy and not self._abandoned:
-                    # drops counted since the last write (an event sent after close() began):
-                    # reported before the writer goes, as nobody else can write them (not
-                    # once close() gave up on the output: the report could only be lost)
+                if not final_report and self._unreported and self._healthy and not self._abandoned:
+                    # drops counted since the last write (events sent after close() began):
+                    # reported once, before the writer goes, as nobody else can write them.
+                    # Once only: an app thread still emitting adds a drop during every
+                    # write, and reporting each round kept close() busy until its timeout,
+                    # which then gave up on a healthy output. Later drops stay counted. (Not
+                    # once close() gave up on the output: the report could only be lost.)
+                    final_report = True
                     self._report_drops()
                     if queue:
                         continue
@@ -261,7 +266,9 @@ class ThreadedSink:
             else:
                 self._inflight = 0
                 self._healthy = True
-                if not self._abandoned:  # else a report could only be lost, and counted
+                # not once close() gave up (a report could only be lost) or began (the
+                # writer reports once at the end: see _run)
+                if not self._abandoned and not self._stopped:
                     self._report_drops()
         finally:
             self._busy = False

@@ -811,3 +811,40 @@ def test_a_late_event_goes_to_the_apps_own_sink_that_replaced_ours(tmp_path: Any
     a.write("CTRL", "send", {"i": 1}, 0)  # a thread still holding the old emitter
     assert [json.loads(line).get("i") for line in mine.lines] == [None, 1]  # configured, ours
     tracekit.shutdown()
+
+
+def test_close_ends_promptly_while_an_app_thread_keeps_emitting() -> None:
+    # Each event sent after close() began is a "sink closed" drop; reporting them after
+    # every write started a new write each round, so close() ran to its timeout and gave up
+    # on a healthy output. The writer now reports once, at the end; later drops are counted.
+    import threading
+
+    from tracekit._sinks import ThreadedSink
+
+    out: list[bytes] = []
+
+    def write(lines: list[bytes], events: list[Any]) -> None:
+        time.sleep(0.005)  # a slow output: the app emits during every write
+        out.extend(lines)
+
+    sink = ThreadedSink(write, max_queue=1000, events=False)
+    sink.on_drop = lambda n, reason: sink.submit(
+        {}, json.dumps({"dropped": n, "reason": reason}).encode()
+    )
+    stop = threading.Event()
+
+    def app() -> None:
+        while not stop.is_set():
+            sink.submit({}, b'{"x":1}')
+            time.sleep(0)
+
+    t = threading.Thread(target=app, daemon=True)
+    t.start()
+    time.sleep(0.1)
+    sink.close(2.0)
+    stop.set()
+    t.join()
+    assert not sink._abandoned  # the output was healthy: nothing given up
+    reports = [json.loads(line) for line in out if b"dropped" in line]
+    assert [r["reason"] for r in reports] == ["sink closed"]
+    assert reports[0]["dropped"] + sink._unreported == sink.dropped
