@@ -294,7 +294,8 @@ def detect_format(data: bytes) -> str:
     # "[" alone is not enough: bracketed timestamps start many text logs.
     objects = sum(1 for ln in lines if ln.lstrip().startswith(b"{"))
     texts = [ln.decode("utf-8", errors="replace") for ln in lines]
-    # a legacy tag outside the line's key=value pairs' values: one polars call for the sample
+    # legacy lines (_kv.legacy_line's rule, the readers' own): a pair scan only for the few
+    # lines with a "=" before their first tag, in one polars call for the sample
     tagged = legacy_tagged_lines(texts)
     if objects * 2 >= len(lines):
         # legacy tagged lines among them: the legacy reader reads both kinds (mixed file)
@@ -313,8 +314,8 @@ def _kv_line(line: bytes, text: str, tagged: bool) -> bool:
     """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
     ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
     ``<time> stdout F``); with or without a prefix, not a legacy line (``tagged``: a legacy
-    tag outside the pairs' values; one inside a quoted value is text). A ``stage=`` further
-    in (an app's sentence, SQL) makes no kv line. ``text``: ``line`` decoded."""
+    tag, unless all its tags sit inside pairs' values and it is a ``stage=`` event). A
+    ``stage=`` further in (an app's sentence, SQL) makes no kv line. ``text``: ``line`` decoded."""
     m = _KV_LINE.match(text)  # \w as polars reads it
     if m is None or tagged:
         return False
@@ -889,7 +890,8 @@ def _read_one(
 
 
 def _legacy_lines(lines: pl.Series) -> pl.Series:
-    """Which ``lines`` are legacy lines (a legacy tag outside their pairs' values)."""
+    """Which ``lines`` are legacy lines (:func:`~tracekit.collectors._kv.legacy_line`, the rule
+    of detection and of the readers)."""
     return pl.DataFrame([lines.alias("raw")]).select(legacy_line(pl.col("raw"))).to_series()
 
 

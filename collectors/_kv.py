@@ -27,6 +27,7 @@ from tracekit.collectors._time import fast_iso_utc, parse_timestamps
 __all__ = [
     "KV_LINE",
     "KV_PREFIX",
+    "OPEN_VALUE",
     "before_legacy_tag",
     "kv_event_line",
     "legacy_line",
@@ -94,10 +95,16 @@ _LEGACY_TAG: Final = r"\[(?:" + "|".join(map(re.escape, LEGACY_TAGS)) + r")\]"
 _LEGACY_TAG_RE: Final = re.compile(_LEGACY_TAG)
 
 
-def legacy_line(text: pl.Expr) -> pl.Expr:
-    """Whether ``text`` (a line) is a legacy line: it holds a legacy tag outside its
-    ``key=value`` pairs' values. One rule, whatever stands before the pairs: a tag a value
-    quotes (``event='[REST] Sending message'``, structlog's KeyValueRenderer) is text.
+#: A text before a line's first tag whose last ``=`` may open a value that runs on into the
+#: tag: a bare word up to the text's end (``id=[REST]``), or a quoted string or list
+#: (``event='...``). Only such a line can hold its tags in pairs' values; ``pid=7 [REST]``
+#: cannot. A superset (any ``=``, not only a pair's): the pair scan decides.
+OPEN_VALUE: Final = r"""=(?:\S*$|['"\[])"""
+_OPEN_VALUE_RE: Final = re.compile(OPEN_VALUE)
+
+
+def _tag_outside_pairs(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` (a line) holds a legacy tag outside its ``key=value`` pairs' values.
 
     The pairs are cut out only of the lines that hold a tag at all (a null elsewhere: polars
     skips it), so a log without tags costs one DFA search."""
@@ -105,25 +112,58 @@ def legacy_line(text: pl.Expr) -> pl.Expr:
     return tagged.str.replace_all(_PAIR, " ").str.contains(_LEGACY_TAG).fill_null(False)
 
 
+def _stage_pair(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` reads as pairs from its start or behind a known prefix
+    (:data:`KV_LINE`) with a ``stage=`` pair among them."""
+    return (
+        text.str.contains("stage=", literal=True)
+        & text.str.contains(KV_LINE)
+        & text.str.contains(r"(?:^|\s)stage=[^\s=]")
+    )
+
+
+def legacy_line(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` (a line) is a legacy line: it holds a legacy tag, unless all its tags
+    sit inside its ``key=value`` pairs' values AND it is a key=value event (a ``stage=`` pair,
+    :func:`kv_event_line`). One rule for detection, for the lines of a detected file rerouted
+    to another reader, and for the kv and legacy readers: a kv event quoting a tag
+    (``event='[REST] ...'``) is the kv reader's; legacy text an app writes through a logfmt or
+    KeyValueRenderer handler (``msg="[REST] Sending message: ..."``, no ``stage=``) is a
+    legacy line, never a kv line ignored without a word.
+
+    Only a line with a ``=`` before its first tag can hold that tag in a pair's value: the
+    others are legacy lines without the pair scan (one DFA search)."""
+    tagged = text.str.contains(_LEGACY_TAG)
+    plain = text.str.contains(rf"^[^=]*{_LEGACY_TAG}")  # no "=" before the first tag
+    suspect = pl.when(tagged & ~plain).then(text)
+    return (tagged & (plain | _tag_outside_pairs(suspect) | ~_stage_pair(text))).fill_null(False)
+
+
 def before_legacy_tag(text: pl.Expr, tag: str) -> pl.Expr:
-    """The text of a legacy line (:func:`legacy_line`) before its first tag outside its pairs'
-    values; null for a line that is no legacy line. ``tag``: the legacy format's tag regex,
-    without capture groups.
+    """The text of a line before its first tag outside its pairs' values; null for a line
+    with no tag outside them. ``tag``: the legacy format's tag regex, without capture groups.
 
     One left-to-right scan that takes a pair whole wherever one starts, else one character,
     and stops at the first tag it meets (a lazy repeat: Rust's regex engine keeps a
     backtracking engine's priorities), so a tag a value quotes is never where the line's tag
     is. For the few lines a caller suspects (a ``=`` before their first tag)."""
-    return pl.when(legacy_line(text)).then(text.str.extract(rf"^((?:{_PAIR}|.)*?){tag}", 1))
+    outside = _tag_outside_pairs(text)
+    return pl.when(outside).then(text.str.extract(rf"^((?:{_PAIR}|.)*?){tag}", 1))
 
 
 def legacy_tagged_lines(lines: list[str]) -> list[bool]:
     """:func:`legacy_line` for each of ``lines`` (detection's sample). A line without a tag is
-    none, one without ``=`` holds no pairs (its tag stands outside them); the others go to
-    polars in one call: ``_PAIR`` is for Rust's regex engine (linear time), never Python's
-    ``re`` (exponential on a list without its ``]``, see ``_PAIR``)."""
-    flags = [_LEGACY_TAG_RE.search(line) is not None for line in lines]
-    ask = [i for i, line in enumerate(lines) if flags[i] and "=" in line]
+    none; one whose text before its first tag opens no value there (:data:`OPEN_VALUE`: no
+    ``=`` at all, most legacy lines) holds that tag outside its pairs and is one, without the
+    pair scan. The others go to polars in one call: ``_PAIR`` is for Rust's regex engine
+    (linear time), never Python's ``re`` (exponential on a list without its ``]``)."""
+    flags: list[bool] = []
+    ask: list[int] = []
+    for i, line in enumerate(lines):
+        m = _LEGACY_TAG_RE.search(line)
+        flags.append(m is not None)
+        if m is not None and _OPEN_VALUE_RE.search(line, 0, m.start()) is not None:
+            ask.append(i)
     if ask:
         text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
         found = pl.DataFrame([text]).select(legacy_line(pl.col("raw"))).to_series()
@@ -141,12 +181,7 @@ def kv_event_line(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` (a line) reads as a key=value event: a ``stage=`` pair among the pairs
     from its start or behind a known prefix (:data:`KV_LINE`), and no legacy line
     (:func:`legacy_line`: a legacy line is the legacy reader's, whatever words it holds)."""
-    return (
-        text.str.contains("stage=", literal=True)
-        & text.str.contains(KV_LINE)
-        & text.str.contains(r"(?:^|\s)stage=[^\s=]")
-        & ~legacy_line(text)
-    )
+    return _stage_pair(text) & ~_tag_outside_pairs(text)
 
 
 #: The ISO-8601 time a prefix starts a line with (a logging ``asctime``, a container

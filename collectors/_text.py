@@ -15,7 +15,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._formats import Rule, TextFormat, group_names, legacy_format
-from tracekit.collectors._kv import before_legacy_tag, kv_event_line
+from tracekit.collectors._kv import OPEN_VALUE, before_legacy_tag, kv_event_line
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
@@ -249,12 +249,6 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str, *, outside_pairs: bool) -> p
     return df.drop("_p", "_rest", "_head")
 
 
-#: A prefix whose last ``=`` may open a value that runs on into the tag after it: a bare
-#: word up to the prefix's end (``id=[REST]``), or a quoted string or list (``event='...``).
-#: A tag inside a pair's value has one of these before it; ``pid=7 [REST]`` has none.
-_OPEN_VALUE: Final = r"""=(?:\S*$|['"\[])"""
-
-
 def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
     """``df`` (``raw``, ``_p``, ``prefix``, ``_rest`` of :func:`_split_on_tag`) with the tag
     of each line at its first legacy tag outside the line's ``key=value`` pairs' values, the
@@ -269,16 +263,16 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
     is the legacy reader's, never ignored without a word.
 
     Only a line whose prefix (the text before its first tag) holds a value that may run into
-    the tag can hold it in a pair's value (:data:`_OPEN_VALUE`): one literal search for ``=``
-    over the prefixes (a timestamp, a few bytes), a regex over the few that have one, and only
-    the lines it matches are scanned pair by pair. Their prefix is cut in characters, exact
+    the tag can hold it in a pair's value (:data:`~tracekit.collectors._kv.OPEN_VALUE`, as in
+    detection): one literal search for ``=`` over the prefixes (a timestamp, a few bytes), a
+    regex over the few that have one, and only the lines it matches are scanned pair by pair. Their prefix is cut in characters, exact
     whatever the text, so ``_p`` is set to its bytes (never redone as a non-ASCII prefix)."""
     prefixes = df.get_column("prefix")
     has_eq = prefixes.str.contains("=", literal=True)
     if not has_eq.any():
         return df
     idx = has_eq.fill_null(False).arg_true()
-    idx = idx.filter(prefixes.gather(idx).str.contains(_OPEN_VALUE))
+    idx = idx.filter(prefixes.gather(idx).str.contains(OPEN_VALUE))
     if not idx.len():
         return df
     line = pl.col("raw")

@@ -79,12 +79,13 @@ def test_detection_still_tells_a_tag_inside_a_quoted_value_from_one_outside() ->
     lines = [
         "stage=REST action=request event='[REST] Sending message'",  # quoted: text
         "ids=['a', 'b]'] [REST] Sending message",  # after a list holding ']'
-        "ids=['a', '[REST]'] note",  # inside a list's item
+        "stage=REST ids=['a', '[REST]'] note",  # inside a list's item of a kv event
+        "ids=['a', '[REST]'] note",  # the same, no kv event: a legacy line (review 7d)
         "[REST] Sending message",  # no pairs at all
         "no tag=here",
     ]
-    assert legacy_tagged_lines(lines) == [False, True, False, True, False]
-    assert [legacy_tagged(line) for line in lines] == [False, True, False, True, False]
+    assert legacy_tagged_lines(lines) == [False, True, False, True, True, False]
+    assert [legacy_tagged(line) for line in lines] == [False, True, False, True, True, False]
     assert legacy_tagged_lines([]) == []
 
 

@@ -53,3 +53,69 @@ def test_an_entry_cached_before_review_7c_is_not_reused(tmp_path: Path, monkeypa
     frame = got.events.collect()
     assert frame.select("line", "stage", "action").rows() == [(1, "REST", "request")]
     assert (got.inputs.events, got.inputs.ignored) == (1, 0)
+
+
+# -- 2: one legacy-line rule for detection, rerouting and the readers ----------------------
+
+KVR = [  # structlog's KeyValueRenderer, no prefix, no stage= pair: legacy text in event=
+    "timestamp='2026-01-01T10:00:00Z' level='info' event='[REST] Sending message: clientMsgId=c1'",
+    "timestamp='2026-01-01T10:00:02Z' level='info' "
+    "event='[REST-SEND] Message sent: id=msg1 clientMsgId=c1'",
+]
+
+
+def test_a_key_value_renderer_file_of_legacy_text_is_detected_as_legacy(tmp_path: Path) -> None:
+    from tracekit.collectors import detect_format
+
+    data = "\n".join(KVR) + "\n"
+    assert detect_format(data.encode()) == "legacy"
+    path = tmp_path / "app.log"
+    path.write_text(data)
+    got = collect(path)
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [
+        (1, "REST", "request"),
+        (2, "REST", "response"),
+    ]
+    assert counts(got) == (2, 2, 0, 0, {"legacy": 1}, [])
+
+
+KV_FILE = [
+    f"stage=REST action=response trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z",
+    'time=2026-01-01T10:00:02Z level=INFO msg="[REST] Sending message: clientMsgId=c1"',
+    f"stage=WS action=recv trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:03Z",
+]
+
+
+def test_logfmt_legacy_text_in_a_kv_file_goes_to_the_legacy_reader(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(KV_FILE) + "\n")
+    for formats in (None, ["kv", "legacy"]):
+        got = collect(path, formats=formats)
+        frame = got.events.collect()
+        assert frame.select("line", "stage", "action").rows() == [
+            (1, "REST", "response"),
+            (2, "REST", "request"),
+            (3, "WS", "recv"),
+        ]
+        assert counts(got) == (
+            3,
+            3,
+            0,
+            0,
+            {"kv": 1, "legacy": 1},
+            [
+                f"{path}: 1 lines are legacy tagged lines among kv lines; "
+                "read them with the legacy reader"
+            ],
+        )
+
+
+def test_logfmt_legacy_text_in_a_kv_file_read_as_kv_only_is_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(KV_FILE) + "\n")
+    for formats in (["kv"], ["kv", "jsonl"]):
+        got = collect(path, formats=formats)
+        assert got.events.collect().get_column("line").to_list() == [1, 3]
+        assert counts(got)[:5] == (3, 2, 1, 0, {"kv": 1})
+        assert got.inputs.examples == [f"{path}:2: a legacy tagged line, not key=value text"]
