@@ -380,13 +380,18 @@ def _object_lines(lines: pl.Series) -> tuple[pl.Series, bool]:
     return bare.scatter(rest, found), not found.any()
 
 
-def _key_lines(lines: pl.DataFrame, key: str) -> pl.Series:
+def _key_lines(lines: pl.DataFrame, key: str, *, kv: bool = True) -> pl.Series:
     """Numbers (column ``line``) of the rows of ``lines`` whose first ``key`` (a literal) is
-    followed by a colon: a JSON key."""
+    followed by a colon: a JSON key. ``kv=False``: not of key=value events
+    (:func:`~tracekit.collectors._kv.kv_event_line`), which are read by the kv reader or
+    counted in the unread key=value warning, never JSON events not read (review 7d)."""
     regex = re.escape(key) + r"([ \t\n\r\f\v]*:)?"
     raw = pl.col("raw")
     has = lines.filter(raw.str.contains(key, literal=True))
-    return has.filter(raw.str.extract(regex, 1).is_not_null()).get_column("line")
+    found = has.filter(raw.str.extract(regex, 1).is_not_null())
+    if not kv and found.height:
+        found = found.filter(~kv_event_line(raw))
+    return found.get_column("line")
 
 
 def _numbered(lines: pl.Series) -> pl.DataFrame:
@@ -885,7 +890,9 @@ def _read_one(
     if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
-        _warn_unread(src.name, _key_lines(numbered, '"stage"'), result, _WHY_PREFIX, stats)
+        _warn_unread(
+            src.name, _key_lines(numbered, '"stage"', kv=False), result, _WHY_PREFIX, stats
+        )
     return result
 
 
@@ -979,7 +986,7 @@ def _read_mixed(
         [f for f in frames if f.height] or frames[-1:] or [empty_table()], how="diagonal"
     )
     out = out.sort("line")
-    _warn_unread(src.name, _key_lines(untagged, '"stage"'), out, _WHY_PREFIX, stats)
+    _warn_unread(src.name, _key_lines(untagged, '"stage"', kv=False), out, _WHY_PREFIX, stats)
     routed = pl.col("line").is_in(kv_rows.get_column("line").implode())
     _warn_unread_kv(src.name, untagged.filter(~routed), out, fmt, stats)
     return out

@@ -119,3 +119,47 @@ def test_logfmt_legacy_text_in_a_kv_file_read_as_kv_only_is_malformed(tmp_path: 
         assert got.events.collect().get_column("line").to_list() == [1, 3]
         assert counts(got)[:5] == (3, 2, 1, 0, {"kv": 1})
         assert got.inputs.examples == [f"{path}:2: a legacy tagged line, not key=value text"]
+
+
+# -- 3: a kv event holding JSON text left unread is no unread JSON event -------------------
+
+G = "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1"
+KJ = (
+    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z "
+    'body=\'{"stage": "x"}\''
+)
+J = f'{{"timestamp":"2026-01-01T10:00:05Z","stage":"WS-RECV","action":"recv","trace_id":"{TA}"}}'
+UNREAD_KV = (
+    "1 lines look like key=value events but were not read as such (first: line 2); a "
+    "key=value event is read in a file read as kv (detected when most of its first lines are "
+    "such events, or formats=['kv'])"
+)
+
+
+def test_an_unread_kv_event_holding_json_text_is_warned_about_once(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("\n".join([G, KJ, G]) + "\n")
+    for formats in (["legacy", "jsonl"], ["legacy"]):
+        got = collect(path, formats=formats)
+        assert got.events.collect().get_column("line").to_list() == [1, 3]
+        assert counts(got) == (3, 2, 0, 1, {"legacy": 1}, [f"{path}: {UNREAD_KV}"])
+
+
+def test_an_unread_kv_event_holding_json_text_among_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("\n".join([G, KJ, J, G]) + "\n")
+    for formats in (["legacy", "jsonl"], ["legacy"]):
+        got = collect(path, formats=formats)
+        assert got.events.collect().get_column("line").to_list() == [1, 3, 4]
+        assert counts(got) == (
+            4,
+            3,
+            0,
+            1,
+            {"legacy": 1},
+            [
+                f"{path}: 1 lines are JSON objects among legacy text lines; "
+                "read them as JSON lines",
+                f"{path}: {UNREAD_KV}",
+            ],
+        )
