@@ -163,3 +163,26 @@ def test_an_unread_kv_event_holding_json_text_among_json_lines(tmp_path: Path) -
                 f"{path}: {UNREAD_KV}",
             ],
         )
+
+
+# -- 5: a rerouted line the legacy reader ignores is named, not said to be read ------------
+
+
+def test_a_rerouted_tagged_line_the_legacy_reader_ignores_is_named(tmp_path: Path) -> None:
+    k = f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z"
+    mid = f"stage=REST action=request trace_id={TA} note=x [REST] hi ts=2026-01-01T10:00:02Z"
+    path = tmp_path / "app.log"
+    path.write_text("\n".join([k, mid, k.replace("m1", "m3")]) + "\n")
+    got = collect(path)
+    assert got.events.collect().get_column("line").to_list() == [1, 3]
+    assert counts(got) == (
+        3,
+        2,
+        0,
+        1,
+        {"kv": 1, "legacy": 1},
+        [
+            f"{path}: 1 lines are legacy tagged lines among kv lines; read them with the "
+            "legacy reader (1 of them ignored: no legacy event, first: line 2)"
+        ],
+    )
