@@ -21,6 +21,7 @@ from tracekit.collectors._kv import (
     kv_event_line,
     legacy_line,
     legacy_tagged_lines,
+    stage_pair_lines,
 )
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
@@ -40,7 +41,6 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 _CACHE_VERSION: Final = 4
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
-_KV_STAGE: Final = re.compile(rb"(?:^|\s)stage=[^\s=]")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
 #: File signatures of things found next to logs that are never logs (databases, executables,
 #: core dumps, images, archives): binary whatever text they contain.
@@ -304,25 +304,33 @@ def detect_format(data: bytes) -> str:
         ):
             return "legacy"
         return "jsonl"
-    kv = sum(1 for ln, text, t in zip(lines, texts, tagged, strict=True) if _kv_line(ln, text, t))
+    # a stage= pair: one the kv reader reads, never a "stage=" inside a quoted or list value
+    staged = stage_pair_lines(texts)
+    kv = sum(
+        1
+        for ln, text, t, st in zip(lines, texts, tagged, staged, strict=True)
+        if _kv_line(ln, text, t, st)
+    )
     if kv * 2 >= len(lines):
         return "kv"
     return "legacy"
 
 
-def _kv_line(line: bytes, text: str, tagged: bool) -> bool:
+def _kv_line(line: bytes, text: str, tagged: bool, staged: bool) -> bool:
     """A logfmt/KeyValueRenderer line: pairs from its start, or an event's ``stage=`` and
     ``action=`` pairs from where a known prefix ends (``KV_PREFIX``: ``2026-... INFO app:``,
     ``<time> stdout F``); with or without a prefix, not a legacy line (``tagged``: a legacy
     tag, unless all its tags sit inside pairs' values and it is a ``stage=`` event). A
-    ``stage=`` further in (an app's sentence, SQL) makes no kv line. ``text``: ``line`` decoded."""
+    ``stage=`` further in (an app's sentence, SQL) makes no kv line. ``text``: ``line`` decoded;
+    ``staged``: it has a ``stage=`` pair (:func:`~tracekit.collectors._kv.stage_pair_lines`:
+    not one inside a quoted or list value)."""
     m = _KV_LINE.match(text)  # \w as polars reads it
     if m is None or tagged:
         return False
     if not m.group(1).strip():
         return _KV_KEYS.search(line) is not None
     rest = line[len(m.group(1).encode()) :]
-    return _KV_STAGE.search(rest) is not None and _KV_ACTION.search(rest) is not None
+    return staged and _KV_ACTION.search(rest) is not None
 
 
 def _text_lines(data: bytes) -> tuple[pl.Series, bool]:

@@ -34,6 +34,7 @@ __all__ = [
     "legacy_tagged",
     "legacy_tagged_lines",
     "read_kv",
+    "stage_pair_lines",
 ]
 
 #: Blank means ASCII whitespace only, as bytes.strip() sees it everywhere else.
@@ -43,7 +44,8 @@ _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 _STRING: Final = r"'(?:[^'\\]|\\.)*'|" + r'"(?:[^"\\]|\\.)*"'
 #: A quoted string, a list (``]`` may appear inside its quoted items; a quote that opens no
 #: string is just a character) or a bare word.
-_VALUE: Final = rf"""({_STRING}|\[(?:[^\]'"]|{_STRING}|['"])*\]|\S*)"""
+_LIST: Final = rf"""\[(?:[^\]'"]|{_STRING}|['"])*\]"""
+_VALUE: Final = rf"({_STRING}|{_LIST}|\S*)"
 _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", "lvl")}
 #: One ``key=value`` pair after the line's start or a space. Read left to right, match after
 #: match, so a quoted value is consumed whole: ``key=`` inside it is text, not a key. The value
@@ -53,6 +55,12 @@ _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", 
 #: ``''`` reads as an empty string or as two lone quotes, so a backtracking engine tries every
 #: way of reading a list that has no ``]`` (2**n for n items: a 40-item line ran for hours).
 _PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
+#: ``_PAIR`` with its key (group 1) and a bare value (group 2) apart: replaced by ``${1}${2}``,
+#: a line keeps its keys and bare values and loses its quoted and list values, so a
+#: ``stage=`` inside ``msg="... stage=x"`` is text, never a pair (review 7e). Polars only.
+_PAIR_CUT: Final = rf"((?:^|\s)[A-Za-z_][\w.@-]*=)(?:{_STRING}|{_LIST}|(\S*))"
+#: A ``stage=`` pair with a value, in a line whose quoted and list values are cut out.
+_STAGE: Final = r"(?:^|\s)stage=[^\s=]"
 
 _TIME: Final = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?"
@@ -115,11 +123,25 @@ def _tag_outside_pairs(text: pl.Expr) -> pl.Expr:
 def _stage_pair(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` reads as pairs from its start or behind a known prefix
     (:data:`KV_LINE`) with a ``stage=`` pair among them."""
-    return (
-        text.str.contains("stage=", literal=True)
-        & text.str.contains(KV_LINE)
-        & text.str.contains(r"(?:^|\s)stage=[^\s=]")
-    )
+    candidate = text.str.contains("stage=", literal=True) & text.str.contains(KV_LINE)
+    # the pairs' quoted and list values cut out (only of the candidates: a null elsewhere),
+    # so a "stage=" a value quotes is no pair (review 7e)
+    cut = pl.when(candidate).then(text).str.replace_all(_PAIR_CUT, "${1}${2}")
+    return (candidate & cut.str.contains(_STAGE)).fill_null(False)
+
+
+def stage_pair_lines(lines: list[str]) -> list[bool]:
+    """Whether each of ``lines`` (detection's sample) has a ``stage=`` pair: the rule of
+    :func:`kv_event_line` and the kv reader, in one polars call for the lines that hold a
+    ``stage=`` at all (``_PAIR`` runs in Rust's regex engine only, never Python's ``re``)."""
+    flags = [False] * len(lines)
+    ask = [i for i, line in enumerate(lines) if "stage=" in line]
+    if ask:
+        text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
+        found = pl.DataFrame([text]).select(_stage_pair(pl.col("raw"))).to_series()
+        for i, staged in zip(ask, found.to_list(), strict=True):
+            flags[i] = bool(staged)
+    return flags
 
 
 def legacy_line(text: pl.Expr) -> pl.Expr:
