@@ -37,8 +37,10 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: cached file read before would keep its old rows: kv events read as legacy lines); 4: review
 #: 7c's legacy-line rule (a quoted tag is text only in a kv event: a logfmt ``msg="[REST] ..."``
 #: line is a legacy line), formats=[...] limiting rerouting, and a kv event holding JSON text no
-#: longer warned about (a file cached before kept its old rows: 0 events where 1 is read now).
-_CACHE_VERSION: Final = 4
+#: longer warned about (a file cached before kept its old rows: 0 events where 1 is read now);
+#: 5: a ``stage=`` inside a quoted or list value is no stage pair (review 7e: such legacy lines
+#: were ignored, now read).
+_CACHE_VERSION: Final = 5
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
