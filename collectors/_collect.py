@@ -39,8 +39,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: line is a legacy line), formats=[...] limiting rerouting, and a kv event holding JSON text no
 #: longer warned about (a file cached before kept its old rows: 0 events where 1 is read now);
 #: 5: a ``stage=`` inside a quoted or list value is no stage pair (review 7e: such legacy lines
-#: were ignored, now read).
-_CACHE_VERSION: Final = 5
+#: were ignored, now read); 6: kv lines whose first pair is glued to the prefix
+#: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines).
+_CACHE_VERSION: Final = 6
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")

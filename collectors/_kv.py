@@ -124,9 +124,11 @@ def _stage_pair(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` reads as pairs from its start or behind a known prefix
     (:data:`KV_LINE`) with a ``stage=`` pair among them."""
     candidate = text.str.contains("stage=", literal=True) & text.str.contains(KV_LINE)
-    # the pairs' quoted and list values cut out (only of the candidates: a null elsewhere),
-    # so a "stage=" a value quotes is no pair (review 7e)
-    cut = pl.when(candidate).then(text).str.replace_all(_PAIR_CUT, "${1}${2}")
+    # From the first pair on (the prefix cut: "INFO:stage=..." has no space before its first
+    # pair, review 7f), the pairs' quoted and list values cut out (only of the candidates: a
+    # null elsewhere), so a "stage=" a value quotes is no pair (review 7e).
+    body = text.str.slice(text.str.extract(KV_LINE, 1).str.len_chars())
+    cut = pl.when(candidate).then(body).str.replace_all(_PAIR_CUT, "${1}${2}")
     return (candidate & cut.str.contains(_STAGE)).fill_null(False)
 
 

@@ -76,3 +76,22 @@ def test_a_prefixed_line_with_stage_only_in_a_value_is_no_kv_line() -> None:
     assert detect_format((line * 3).encode()) == "legacy"
     good = "2026-01-01T10:00:00Z INFO app: stage=x action=y\n"
     assert detect_format((good * 3).encode()) == "kv"
+
+
+def test_kv_lines_with_their_first_pair_glued_to_the_prefix_are_kv_events(
+    tmp_path: Path,
+) -> None:
+    # review 7f: the stage test ran on the whole line, where "INFO:stage=" has neither a line
+    # start nor a space before its first pair: detected as legacy, every event ignored
+    trace = "0123456789abcdef" * 2
+    for prefix in ("INFO:", "[INFO]", "app:", "[2026-01-01T10:00:00Z]"):
+        lines = [
+            f"{prefix}stage=REST action=request trace_id={trace} msg_id=m1 "
+            f"ts=2026-01-01T10:00:0{i}Z"
+            for i in range(3)
+        ]
+        assert detect_format(("\n".join(lines) + "\n").encode()) == "kv", prefix
+        assert _run(tmp_path, lines) == (
+            [(1, "REST", "request"), (2, "REST", "request"), (3, "REST", "request")],
+            (3, 0, 0, []),
+        ), prefix
