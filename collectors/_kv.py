@@ -127,8 +127,9 @@ def _stage_pair(text: pl.Expr) -> pl.Expr:
     # From the first pair on (the prefix cut: "INFO:stage=..." has no space before its first
     # pair, review 7f), the pairs' quoted and list values cut out (only of the candidates: a
     # null elsewhere), so a "stage=" a value quotes is no pair (review 7e).
-    body = text.str.slice(text.str.extract(KV_LINE, 1).str.len_chars())
-    cut = pl.when(candidate).then(body).str.replace_all(_PAIR_CUT, "${1}${2}")
+    mine = pl.when(candidate).then(text)
+    body = mine.str.slice(mine.str.extract(KV_LINE, 1).str.len_chars())
+    cut = body.str.replace_all(_PAIR_CUT, "${1}${2}")
     return (candidate & cut.str.contains(_STAGE)).fill_null(False)
 
 
