@@ -46,3 +46,14 @@ def jl(**kw: Any) -> dict[str, Any]:
     }
     base.update(kw)
     return base
+
+
+def at(second: int) -> datetime:
+    """2026-01-01T10:00:<second>Z, the time the review-7 kv/legacy fixtures write."""
+    return datetime(2026, 1, 1, 10, 0, second, tzinfo=UTC)
+
+
+def counts(got: Any) -> tuple[object, ...]:
+    """A collection's account: lines, events, malformed, ignored, formats, warnings."""
+    i = got.inputs
+    return (i.lines, i.events, i.malformed, i.ignored, i.formats, i.warnings)

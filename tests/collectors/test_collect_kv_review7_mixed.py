@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collectors_helpers import at, counts
 
 from tracekit.collectors import MemorySource, collect, detect_format
 
 TA = "a" * 32
-
-
-def at(second: int) -> datetime:
-    return datetime(2026, 1, 1, 10, 0, second, tzinfo=UTC)
-
-
-def counts(got: object) -> tuple[object, ...]:
-    i = got.inputs  # type: ignore[attr-defined]
-    return (i.lines, i.events, i.malformed, i.ignored, i.formats, i.warnings)
 
 
 # -- 7: legacy tagged lines in a kv file are read by the legacy reader ----------------------

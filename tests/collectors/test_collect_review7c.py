@@ -7,22 +7,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
 
 import pytest
+from collectors_helpers import at, counts
 
 from tracekit.collectors import MemorySource, collect, detect_format
 
 TA = "a" * 32
-
-
-def at(second: int) -> datetime:
-    return datetime(2026, 1, 1, 10, 0, second, tzinfo=UTC)
-
-
-def counts(got: object) -> tuple[object, ...]:
-    i = got.inputs  # type: ignore[attr-defined]
-    return (i.lines, i.events, i.malformed, i.ignored, i.formats, i.warnings)
 
 
 # -- 1: detection of a line with an unclosed list of quotes ---------------------------------

@@ -7,16 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+from collectors_helpers import counts
 
 from tracekit.collectors import _collect, collect
 from tracekit.collectors._normalize import empty_table
 
 TA = "a" * 32
-
-
-def counts(got: object) -> tuple[object, ...]:
-    i = got.inputs  # type: ignore[attr-defined]
-    return (i.lines, i.events, i.malformed, i.ignored, i.formats, i.warnings)
 
 
 def rows(got: object) -> list[tuple[object, ...]]:
