@@ -975,13 +975,8 @@ def _read_mixed(
         stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
         legacy_frame = _read_apart(_reader("legacy"), tagged_lines, latin1, src, timezone, stats)
         frames.append(legacy_frame)
-        # the ones the legacy reader ignored (a tag with no event it knows, `[REST] hi`) are
-        # named: never said to be read when they were not (review 7d)
-        numbers = tagged_lines.get_column("line")
-        unread = numbers.filter(~numbers.is_in(legacy_frame.get_column("line").implode()))
-        note = ""
-        if unread.len():
-            note = f" ({unread.len()} of them ignored: no legacy event, first: line {unread[0]})"
+        # the ones the legacy reader ignored (a tag with no event it knows, `[REST] hi`)
+        note = _unread_note(tagged_lines, legacy_frame, "ignored: no legacy event")
         stats.warn(
             f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
             f"lines; read them with the legacy reader{note}"
@@ -1011,6 +1006,15 @@ def _read_mixed(
     return out
 
 
+def _unread_note(rows: pl.DataFrame, read: pl.DataFrame, what: str) -> str:
+    """`` (N of them <what>, first: line L)`` for the ``rows`` (``line``) rerouted to another
+    reader that it made no event of (``read``): a rerouting warning never says a line was read
+    when it was not (review 7d); empty when all were read."""
+    numbers = rows.get_column("line")
+    unread = numbers.filter(~numbers.is_in(read.get_column("line").implode()))
+    return f" ({unread.len()} of them {what}, first: line {unread[0]})" if unread.len() else ""
+
+
 def _read_kv_among(
     frame: pl.DataFrame,
     rows: pl.DataFrame,
@@ -1027,13 +1031,8 @@ def _read_kv_among(
     stats.ignored -= rows.height
     stats.formats["kv"] = stats.formats.get("kv", 0) + 1
     kv = _read_apart(_reader("kv"), rows, latin1, src, timezone, stats)
-    # the ones the kv reader made no event of (malformed: no action, no timestamp) are named:
-    # never said to be read when they were not (as legacy lines in a kv file, review 7d)
-    numbers = rows.get_column("line")
-    unread = numbers.filter(~numbers.is_in(kv.get_column("line").implode()))
-    note = ""
-    if unread.len():
-        note = f" ({unread.len()} of them not read as events, first: line {unread[0]})"
+    # the ones the kv reader made no event of (malformed: no action, no timestamp)
+    note = _unread_note(rows, kv, "not read as events")
     stats.warn(
         f"{src.name}: {rows.height} lines are key=value events among {fmt} lines; "
         f"read them with the kv reader{note}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Final
 
 import polars as pl
@@ -133,18 +134,27 @@ def _stage_pair(text: pl.Expr) -> pl.Expr:
     return (candidate & cut.str.contains(_STAGE)).fill_null(False)
 
 
+def _ask_polars(
+    lines: list[str], ask: list[int], rule: Callable[[pl.Expr], pl.Expr], flags: list[bool]
+) -> list[bool]:
+    """``flags`` with ``rule`` (a line -> bool expression) decided for ``lines[i]``, i in
+    ``ask``, in one polars call: the pair patterns run in Rust's regex engine (linear time),
+    never Python's ``re``."""
+    if ask:
+        text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
+        found = pl.DataFrame([text]).select(rule(pl.col("raw"))).to_series()
+        for i, hit in zip(ask, found.to_list(), strict=True):
+            flags[i] = bool(hit)
+    return flags
+
+
 def stage_pair_lines(lines: list[str]) -> list[bool]:
     """Whether each of ``lines`` (detection's sample) has a ``stage=`` pair: the rule of
     :func:`kv_event_line` and the kv reader, in one polars call for the lines that hold a
     ``stage=`` at all (``_PAIR`` runs in Rust's regex engine only, never Python's ``re``)."""
     flags = [False] * len(lines)
     ask = [i for i, line in enumerate(lines) if "stage=" in line]
-    if ask:
-        text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
-        found = pl.DataFrame([text]).select(_stage_pair(pl.col("raw"))).to_series()
-        for i, staged in zip(ask, found.to_list(), strict=True):
-            flags[i] = bool(staged)
-    return flags
+    return _ask_polars(lines, ask, _stage_pair, flags)
 
 
 def legacy_line(text: pl.Expr) -> pl.Expr:
@@ -189,12 +199,7 @@ def legacy_tagged_lines(lines: list[str]) -> list[bool]:
         flags.append(m is not None)
         if m is not None and _OPEN_VALUE_RE.search(line, 0, m.start()) is not None:
             ask.append(i)
-    if ask:
-        text = pl.Series("raw", [lines[i] for i in ask], dtype=pl.String)
-        found = pl.DataFrame([text]).select(legacy_line(pl.col("raw"))).to_series()
-        for i, tagged in zip(ask, found.to_list(), strict=True):
-            flags[i] = bool(tagged)
-    return flags
+    return _ask_polars(lines, ask, legacy_line, flags)
 
 
 def legacy_tagged(line: str) -> bool:
