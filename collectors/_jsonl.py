@@ -154,9 +154,10 @@ def _parse_prepared(
         scanned = _native(data, keys, ts_key)
         if scanned is None:
             return None
-        frame = _with_fast_times(scanned, ts_name).lazy()
-        if ts_key < 0:
-            frame = frame.drop("_ts_fast")
+        # with a user's timestamp format, the scanner's parse of tracekit's layout is unused
+        frame = (
+            _with_fast_times(scanned, ts_name) if ts_key >= 0 else scanned.drop("_ts_fast")
+        ).lazy()
     elif isinstance(data, Path):
         frame = pl.scan_ndjson(data, schema=schema)
     else:
