@@ -40,8 +40,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: longer warned about (a file cached before kept its old rows: 0 events where 1 is read now);
 #: 5: a ``stage=`` inside a quoted or list value is no stage pair (review 7e: such legacy lines
 #: were ignored, now read); 6: kv lines whose first pair is glued to the prefix
-#: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines).
-_CACHE_VERSION: Final = 6
+#: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines);
+#: 7: review 8 (JSON objects among text lines read only when formats=[...] allows jsonl).
+_CACHE_VERSION: Final = 7
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
@@ -432,6 +433,7 @@ _WHY_PREFIX: Final = (
     "a JSON event is read when it is the whole line or follows a container runtime's "
     "'<time> stdout F ' prefix"
 )
+_WHY_NO_JSONL: Final = "formats=[...] does not include jsonl"
 _WHY_STRING: Final = "they hold the event as text inside a JSON string"
 _WHY_KV: Final = (
     "a key=value event is read in a file read as kv (detected when most of its first lines are "
@@ -797,6 +799,9 @@ def _read_one(
     detected = src.format is None and len(formats) != 1
     to_kv = detected and (not formats or "kv" in formats)
     to_legacy = detected and (not formats or "legacy" in formats)
+    to_jsonl = detected and (not formats or "jsonl" in formats)
+    # why a JSON event among text lines was not read (warned about by line number)
+    why_json = _WHY_PREFIX if to_jsonl else _WHY_NO_JSONL
     if fmt == "jsonl":
         from tracekit.collectors._jsonl import read_jsonl
 
@@ -844,7 +849,7 @@ def _read_one(
         raw_lines, latin1 = _text_lines(data)
         lines, joins = join_partials(raw_lines, src.name)
         is_object, bare = _object_lines(lines)
-        if is_object.any():
+        if is_object.any() and to_jsonl:  # else the file's reader counts them, as forced
             for note in joins:
                 stats.warn(note)
             legacy = _legacy_lines(lines) if kv_mixed else None
@@ -867,7 +872,16 @@ def _read_one(
         if legacy.any():
             no_object = pl.repeat(False, lines.len(), dtype=pl.Boolean, eager=True)
             return _read_mixed(
-                lines, latin1, no_object, True, fmt, src, timezone, stats, legacy=legacy
+                lines,
+                latin1,
+                no_object,
+                True,
+                fmt,
+                src,
+                timezone,
+                stats,
+                legacy=legacy,
+                why=why_json,
             )
     stats.formats[name] = stats.formats.get(name, 0) + 1
     unread_kv: list[pl.DataFrame] = []
@@ -901,9 +915,7 @@ def _read_one(
     if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
         if numbered is None:
             numbered = _numbered(_text_lines(data)[0])
-        _warn_unread(
-            src.name, _key_lines(numbered, '"stage"', kv=False), result, _WHY_PREFIX, stats
-        )
+        _warn_unread(src.name, _key_lines(numbered, '"stage"', kv=False), result, why_json, stats)
     return result
 
 
@@ -925,6 +937,7 @@ def _read_mixed(
     *,
     legacy: pl.Series | None = None,
     kv: bool = False,
+    why: str = _WHY_PREFIX,
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
     reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
@@ -932,6 +945,7 @@ def _read_mixed(
     (detected, and ``formats=[...]`` allowing legacy).
     ``kv``: the key=value events the legacy reader gives back go to the kv reader (a format
     detected, not forced, and ``formats=[...]`` allowing kv); otherwise they are warned about.
+    ``why``: the reason the warning about JSON events not read gives.
 
     polars column work, none per line in Python: each reader reads its lines as a file of
     their own (the JSON-lines reader on its fast path, which blank lines in their place would
@@ -1000,7 +1014,7 @@ def _read_mixed(
         [f for f in frames if f.height] or frames[-1:] or [empty_table()], how="diagonal"
     )
     out = out.sort("line")
-    _warn_unread(src.name, _key_lines(untagged, '"stage"', kv=False), out, _WHY_PREFIX, stats)
+    _warn_unread(src.name, _key_lines(untagged, '"stage"', kv=False), out, why, stats)
     routed = pl.col("line").is_in(kv_rows.get_column("line").implode())
     _warn_unread_kv(src.name, untagged.filter(~routed), out, fmt, stats)
     return out

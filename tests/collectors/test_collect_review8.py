@@ -1,0 +1,99 @@
+"""Review 8: JSON objects among text lines read only when formats=[...] allows jsonl; kv
+events the legacy reader makes no event of (a tag outside their values) given to the kv
+reader; a legacy line read from a quoted value ends where the value does; detection judges
+whole lines only; a non-UTF-8 byte is the same character to every check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from collectors_helpers import at, counts
+
+from tracekit.collectors import collect
+
+L1 = "2026-01-01T10:00:00Z [CTRL] sendMessage: clientMsgId=c1"
+J2 = '{"timestamp":"2026-01-01T10:00:01Z","stage":"REST","action":"send","event":"x"}'
+L3 = "2026-01-01T10:00:02Z [REST-SEND] Message sent: id=m1 clientMsgId=c1"
+K = "ts=2026-01-01T10:00:0{}Z stage=REST action=send msg_id=m{}"
+
+
+def _write(tmp_path: Path, lines: list[str], name: str = "app.log") -> Path:
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def _rows(got: object) -> list[tuple[object, ...]]:
+    frame = got.events.collect()  # type: ignore[attr-defined]
+    return frame.select("line", "stage", "action", "timestamp").rows()
+
+
+def _short(got: object) -> tuple[object, ...]:
+    """counts() with the file name cut off the warnings."""
+    c = counts(got)
+    return (*c[:5], [w.split(": ", 1)[1] for w in c[5]])  # type: ignore[attr-defined]
+
+
+# -- 1: JSON objects among text lines, formats=[...] without jsonl ------------------------
+
+NO_JSONL = "1 lines look like JSON events but were not read as such (first: line 2); "
+NO_JSONL += "formats=[...] does not include jsonl"
+
+
+def test_json_among_legacy_lines_is_read_when_formats_allow_it(tmp_path: Path) -> None:
+    p = _write(tmp_path, [L1, J2, L3])
+    for formats in (None, ["legacy", "jsonl"]):
+        got = collect(str(p), formats=formats)
+        assert [r[:3] for r in _rows(got)] == [
+            (1, "CTRL", "send"),
+            (2, "REST", "send"),
+            (3, "REST", "response"),
+        ]
+
+
+@pytest.mark.parametrize("formats", [["legacy"], ["legacy", "kv"]])
+def test_json_among_legacy_lines_is_not_read_without_jsonl(
+    tmp_path: Path, formats: list[str]
+) -> None:
+    got = collect(str(_write(tmp_path, [L1, J2, L3])), formats=formats)
+    assert _rows(got) == [(1, "CTRL", "send", at(0)), (3, "REST", "response", at(2))]
+    assert _short(got) == (3, 2, 0, 1, {"legacy": 1}, [NO_JSONL])
+
+
+def test_json_among_kv_lines_is_malformed_without_jsonl(tmp_path: Path) -> None:
+    p = _write(tmp_path, [K.format(0, 1), J2, K.format(2, 2)])
+    got = collect(str(p), formats=["kv", "legacy"])
+    assert [r[:3] for r in _rows(got)] == [(1, "REST", "send"), (3, "REST", "send")]
+    assert _short(got) == (3, 2, 1, 0, {"kv": 1}, [NO_JSONL])
+    assert got.inputs.examples == [f"{p}:2: not key=value text"]
+    forced = collect(str(p), formats=["kv"])
+    assert _short(forced) == _short(got)
+
+
+TA = "a" * 32
+G = "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1"
+KJ = (
+    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z "
+    'body=\'{"stage": "x"}\''
+)
+J = f'{{"timestamp":"2026-01-01T10:00:05Z","stage":"WS-RECV","action":"recv","trace_id":"{TA}"}}'
+UNREAD_KV = (
+    "1 lines look like key=value events but were not read as such (first: line 2); a "
+    "key=value event is read in a file read as kv (detected when most of its first lines are "
+    "such events, or formats=['kv'])"
+)
+
+
+def test_forced_legacy_counts_a_json_event_and_an_unread_kv_event_apart(tmp_path: Path) -> None:
+    # review 7d's test read the JSON event of line 3 with formats=['legacy']: now ignored
+    got = collect(str(_write(tmp_path, [G, KJ, J, G])), formats=["legacy"])
+    assert [r[0] for r in _rows(got)] == [1, 4]
+    assert _short(got) == (
+        4,
+        2,
+        0,
+        2,
+        {"legacy": 1},
+        [UNREAD_KV, NO_JSONL.replace("line 2", "line 3")],
+    )
