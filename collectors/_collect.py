@@ -41,7 +41,8 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: 5: a ``stage=`` inside a quoted or list value is no stage pair (review 7e: such legacy lines
 #: were ignored, now read); 6: kv lines whose first pair is glued to the prefix
 #: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines);
-#: 7: review 8 (JSON objects among text lines read only when formats=[...] allows jsonl).
+#: 7: review 8 (JSON objects among text lines read only when formats=[...] allows jsonl; a
+#: kv event with a tag outside its values that the legacy reader ignores is the kv reader's).
 _CACHE_VERSION: Final = 7
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
@@ -442,13 +443,21 @@ _WHY_KV: Final = (
 
 
 def _warn_unread_kv(
-    file: str, lines: pl.DataFrame, frame: pl.DataFrame, fmt: Any, stats: InputStats
+    file: str,
+    lines: pl.DataFrame,
+    frame: pl.DataFrame,
+    fmt: Any,
+    stats: InputStats,
+    also: pl.Series | None = None,
 ) -> None:
     """Warn about the rows of ``lines`` (``line``, ``raw``) with a ``stage=`` pair that are
-    not events in ``frame`` (read by ``fmt``, not the kv reader)."""
+    not events in ``frame`` (read by ``fmt``, not the kv reader), and the lines ``also``
+    numbers (key=value events the legacy reader gave back, the kv reader not allowed)."""
     if fmt == "kv" or getattr(fmt, "kind", "regex") == "json":
         return
     found = lines.filter(kv_event_line(pl.col("raw"))).get_column("line")
+    if also is not None and also.len():
+        found = pl.concat([found, also.cast(found.dtype)]).unique()
     if not found.len():
         return
     read = frame.get_column("line") if frame.height else pl.Series("line", [], pl.Int64)
@@ -968,10 +977,11 @@ def _read_mixed(
     before = stats.lines
     has_text = text.select(raw.str.contains(r"[^ \t\n\r\x0b\x0c]").any()).item()
     kv_rows = table.clear().select("line", "raw")
+    unread_kv = kv_rows.get_column("line")  # given back by the legacy reader, kv not allowed
     if has_text:
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         rows = text.filter(raw != "")
-        if fmt == "legacy" and kv:
+        if fmt == "legacy":
             from tracekit.collectors._text import read_legacy
 
             given: list[pl.DataFrame] = []
@@ -981,7 +991,10 @@ def _read_mixed(
                 numbers = rows.get_column("line")
                 at = numbers.gather(pl.concat(given).get_column("line") - 1)
                 kv_rows = rows.filter(pl.col("line").is_in(at.implode()))
-                frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
+                if kv:
+                    frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
+                else:  # kv not allowed: warned about (with the others, below)
+                    unread_kv = kv_rows.get_column("line")
         else:
             frame = _read_apart(_reader(fmt), rows, latin1, src, timezone, stats)
         frames.append(frame)
@@ -1016,7 +1029,7 @@ def _read_mixed(
     out = out.sort("line")
     _warn_unread(src.name, _key_lines(untagged, '"stage"', kv=False), out, why, stats)
     routed = pl.col("line").is_in(kv_rows.get_column("line").implode())
-    _warn_unread_kv(src.name, untagged.filter(~routed), out, fmt, stats)
+    _warn_unread_kv(src.name, untagged.filter(~routed), out, fmt, stats, also=unread_kv)
     return out
 
 
@@ -1042,9 +1055,12 @@ def _read_kv_among(
     events it ignored and gave back, ``read_text``'s ``unread_kv``) read by the kv reader as
     it reads a kv file's lines, in line order. The legacy reader counted them as ignored:
     they are the kv reader's to count now (events or malformed); a warning counts them."""
+    from tracekit.collectors._kv import read_kv
+
     stats.ignored -= rows.height
     stats.formats["kv"] = stats.formats.get("kv", 0) + 1
-    kv = _read_apart(_reader("kv"), rows, latin1, src, timezone, stats)
+    read = functools.partial(read_kv, given_back=True)  # a tag outside their values too
+    kv = _read_apart(read, rows, latin1, src, timezone, stats)
     # the ones the kv reader made no event of (malformed: no action, no timestamp)
     note = _unread_note(rows, kv, "not read as events")
     stats.warn(

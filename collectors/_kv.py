@@ -35,6 +35,7 @@ __all__ = [
     "legacy_tagged",
     "legacy_tagged_lines",
     "read_kv",
+    "stage_pair_line",
     "stage_pair_lines",
 ]
 
@@ -132,6 +133,12 @@ def _stage_pair(text: pl.Expr) -> pl.Expr:
     body = mine.str.slice(mine.str.extract(KV_LINE, 1).str.len_chars())
     cut = body.str.replace_all(_PAIR_CUT, "${1}${2}")
     return (candidate & cut.str.contains(_STAGE)).fill_null(False)
+
+
+def stage_pair_line(text: pl.Expr) -> pl.Expr:
+    """Whether ``text`` (a line) has a ``stage=`` pair the kv reader reads (whatever tags it
+    holds): a legacy line the legacy reader makes no event of is then the kv reader's."""
+    return _stage_pair(text)
 
 
 def _ask_polars(
@@ -402,8 +409,16 @@ def _after_prefix(raw: pl.Series) -> pl.Series:
 
 
 def read_kv(
-    data: bytes, *, file: str, source: str, stats: InputStats, timezone: str | None = None
+    data: bytes,
+    *,
+    file: str,
+    source: str,
+    stats: InputStats,
+    timezone: str | None = None,
+    given_back: bool = False,
 ) -> pl.DataFrame:
+    """``given_back``: the lines are key=value events the legacy reader made no event of
+    (``read_text``'s ``unread_kv``): read whatever tags they hold, none is a legacy line."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -421,7 +436,7 @@ def read_kv(
     # A legacy line (a legacy tag outside the pairs' values) is no kv event, whatever pairs it
     # holds: collect() gives such lines of a detected kv file to the legacy reader; here (kv
     # forced) they are malformed, never a kv line without a stage.
-    legacy = legacy_line(pl.col("raw"))
+    legacy = pl.lit(False) if given_back else legacy_line(pl.col("raw"))
     df = df.with_columns(legacy.alias("_legacy"))
     is_kv = pl.col("raw").str.contains(KV_LINE) & ~pl.col("_legacy")
     bad = df.filter(~is_kv)

@@ -15,7 +15,12 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.collectors._formats import Rule, TextFormat, group_names, legacy_format
-from tracekit.collectors._kv import OPEN_VALUE, before_legacy_tag, kv_event_line
+from tracekit.collectors._kv import (
+    OPEN_VALUE,
+    before_legacy_tag,
+    kv_event_line,
+    stage_pair_line,
+)
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
 
@@ -453,15 +458,19 @@ def _extract(
     kv = [_with_kv_stage(unmatched, pl.col("raw"))]
     df = df.filter(matched)
     ts_in_raw = bool(fmt.timestamp_regex) and not {"timestamp", "prefix"} & set(groups)
-    if "raw" not in groups and "msg" in groups and not ts_in_raw:
-        df = df.drop("raw")  # every later step reads the parts, not the whole line
 
     msg = pl.col("msg") if "msg" in groups else pl.col("raw")
-    df = _stage_action(df, fmt, key, msg)
+    df = _stage_action(df, fmt, key, msg)  # on narrow frames: the whole line is not moved
     unmapped = df.filter(pl.col("_ev").is_null())
     ignored += unmapped.height
     if not fmt.tag_regex:  # a line with the format's tag is the format's, not a kv event
         kv.append(_with_kv_stage(unmapped, msg))
+    elif outside_pairs:
+        # a key=value event holding a tag outside its values (`stage=REST ... [REST] hi`) is a
+        # legacy line; one the legacy reader makes no event of is given back all the same
+        kv.append(_with_kv_stage(unmapped, pl.col("raw"), tagged=True))
+    if "raw" not in groups and "msg" in groups and not ts_in_raw:
+        df = df.drop("raw")  # every later step reads the parts, not the whole line
     df = df.filter(pl.col("_ev").is_not_null())
 
     # Timestamps: a group, or the first match of timestamp_regex in the prefix (or line).
@@ -505,11 +514,13 @@ def _extract(
     return prepared(out, fmt.timestamp_format).collect(), ignored, kv_lines
 
 
-def _with_kv_stage(rows: pl.DataFrame, text: pl.Expr) -> pl.Series:
-    """Numbers of the ``rows`` whose ``text`` reads as a key=value event (``kv_event_line``)."""
+def _with_kv_stage(rows: pl.DataFrame, text: pl.Expr, *, tagged: bool = False) -> pl.Series:
+    """Numbers of the ``rows`` whose ``text`` reads as a key=value event (``kv_event_line``;
+    ``tagged``: legacy lines the legacy reader made no event of, with a ``stage=`` pair)."""
     if not rows.height:
         return rows.get_column("line")
-    return rows.filter(kv_event_line(text)).get_column("line")
+    rule = stage_pair_line(text) if tagged else kv_event_line(text)
+    return rows.filter(rule).get_column("line")
 
 
 def _decimal_point(raw: pl.DataFrame) -> pl.DataFrame:

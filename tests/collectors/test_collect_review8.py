@@ -97,3 +97,58 @@ def test_forced_legacy_counts_a_json_event_and_an_unread_kv_event_apart(tmp_path
         {"legacy": 1},
         [UNREAD_KV, NO_JSONL.replace("line 2", "line 3")],
     )
+
+
+# -- 2: a kv event with a tag outside its values, no legacy event -------------------------
+
+KT = "ts=2026-01-01T10:00:01Z stage=REST action=send msg_id=m1 note=x [REST] hi"
+READ_KV = "1 lines are key=value events among legacy lines; read them with the kv reader"
+UNREAD_KT = UNREAD_KV  # line 2, as KJ's
+
+
+def test_a_kv_event_the_legacy_reader_ignores_goes_to_the_kv_reader(tmp_path: Path) -> None:
+    got = collect(str(_write(tmp_path, [L1, KT, L3])))
+    assert _rows(got) == [
+        (1, "CTRL", "send", at(0)),
+        (2, "REST", "send", at(1)),
+        (3, "REST", "response", at(2)),
+    ]
+    assert _short(got) == (3, 3, 0, 0, {"legacy": 1, "kv": 1}, [READ_KV])
+    assert got.events.collect().get_column("msg_id").to_list() == [None, "m1", "m1"]
+
+
+def test_forced_legacy_warns_about_it_by_line_number(tmp_path: Path) -> None:
+    got = collect(str(_write(tmp_path, [L1, KT, L3])), formats=["legacy"])
+    assert [r[0] for r in _rows(got)] == [1, 3]
+    assert _short(got) == (3, 2, 0, 1, {"legacy": 1}, [UNREAD_KT])
+
+
+def test_among_json_lines_too(tmp_path: Path) -> None:
+    p = _write(tmp_path, [L1, KT, L3, J])
+    got = collect(str(p))
+    assert [r[:3] for r in _rows(got)] == [
+        (1, "CTRL", "send"),
+        (2, "REST", "send"),
+        (3, "REST", "response"),
+        (4, "WS-RECV", "recv"),
+    ]
+    assert counts(got)[:4] == (4, 4, 0, 0)
+    assert f"{p}: {READ_KV}" in got.inputs.warnings
+    # kv not allowed: warned about by line number, the JSON line read
+    got = collect(str(p), formats=["legacy", "jsonl"])
+    assert [r[0] for r in _rows(got)] == [1, 3, 4]
+    assert counts(got)[:4] == (4, 3, 0, 1)
+    assert f"{p}: {UNREAD_KT}" in got.inputs.warnings
+
+
+def test_a_kv_event_with_a_tag_the_legacy_reader_reads_stays_a_legacy_line(
+    tmp_path: Path,
+) -> None:
+    line = "ts=2026-01-01T10:00:01Z stage=CTRL action=x [REST] Sending message: clientMsgId=c1"
+    got = collect(str(_write(tmp_path, [L1, line, L3])))
+    assert [r[:3] for r in _rows(got)] == [
+        (1, "CTRL", "send"),
+        (2, "REST", "request"),
+        (3, "REST", "response"),
+    ]
+    assert _short(got)[:5] == (3, 3, 0, 0, {"legacy": 1})
