@@ -42,7 +42,8 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: were ignored, now read); 6: kv lines whose first pair is glued to the prefix
 #: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines);
 #: 7: review 8 (JSON objects among text lines read only when formats=[...] allows jsonl; a
-#: kv event with a tag outside its values that the legacy reader ignores is the kv reader's).
+#: kv event with a tag outside its values that the legacy reader ignores is the kv reader's;
+#: a legacy line read from a quoted value: its event text ends where the value does).
 _CACHE_VERSION: Final = 7
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")

@@ -34,6 +34,7 @@ __all__ = [
     "legacy_line",
     "legacy_tagged",
     "legacy_tagged_lines",
+    "open_quote",
     "read_kv",
     "stage_pair_line",
     "stage_pair_lines",
@@ -191,6 +192,22 @@ def before_legacy_tag(text: pl.Expr, tag: str) -> pl.Expr:
     is. For the few lines a caller suspects (a ``=`` before their first tag)."""
     outside = _tag_outside_pairs(text)
     return pl.when(outside).then(text.str.extract(rf"^((?:{_PAIR}|.)*?){tag}", 1))
+
+
+#: A text whose last pair's value is a quoted string left open: the pairs before it taken
+#: whole (a lazy repeat, as in :func:`before_legacy_tag`), then ``key=`` and the opening quote
+#: (group 2: ``"``, group 3: ``'``; group 1 is ``_PAIR``'s) with no closing one after it.
+_OPEN_STRING: Final = (
+    rf"^(?:{_PAIR}|.)*?(?:^|\s)[A-Za-z_][\w.@-]*="
+    r"""(?:(")(?:[^"\\]|\\.)*|(')(?:[^'\\]|\\.)*)$"""
+)
+
+
+def open_quote(text: pl.Expr) -> pl.Expr:
+    """The quote (``"`` or ``'``) opening the value that ``text`` (a line up to its tag) leaves
+    open, null when it leaves no quoted value open. For a few lines only (a tag inside a
+    value); polars only, as every ``_PAIR`` pattern."""
+    return pl.coalesce(text.str.extract(_OPEN_STRING, 2), text.str.extract(_OPEN_STRING, 3))
 
 
 def legacy_tagged_lines(lines: list[str]) -> list[bool]:

@@ -19,6 +19,7 @@ from tracekit.collectors._kv import (
     OPEN_VALUE,
     before_legacy_tag,
     kv_event_line,
+    open_quote,
     stage_pair_line,
 )
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
@@ -251,7 +252,30 @@ def _split_on_tag(df: pl.DataFrame, tag_regex: str, *, outside_pairs: bool) -> p
             pl.col("_x").struct.field("msg"),
         )
         df = df.update(fixed.select("line", "prefix", "tag", "msg"), on="line")
+    if "_inside" in df.columns:
+        df = _quoted_text(df)
     return df.drop("_p", "_rest", "_head")
+
+
+def _quoted_text(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with ``_text``: for a legacy line read from inside a quoted value
+    (``msg="[REST] Sending message: clientMsgId=c9" ts=...``, ``_inside``), its message up to
+    the quote that closes the value (the event's text); null elsewhere, and where the value
+    does not close. ``msg`` stays the whole rest of the line: the rules and the ids read it (an
+    id in a pair after the value is the line's too). For the few such rows only."""
+    inside = df.get_column("_inside").fill_null(False)
+    idx = inside.arg_true()
+    part = df.select(pl.col("prefix", "msg").gather(idx))
+    quote = open_quote(pl.col("prefix"))
+    cut = part.select(
+        pl.when(quote == '"')
+        .then(pl.col("msg").str.extract(r'^((?:[^"\\]|\\.)*)"', 1))
+        .when(quote == "'")
+        .then(pl.col("msg").str.extract(r"^((?:[^'\\]|\\.)*)'", 1))
+        .str.strip_chars_end()
+    ).to_series()
+    text = pl.repeat(None, df.height, dtype=pl.String, eager=True).scatter(idx, cut)
+    return df.with_columns(text.alias("_text")).drop("_inside")
 
 
 def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
@@ -288,6 +312,9 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
         (outside.is_not_null() | kv_event_line(line)).fill_null(False).alias("moved"),
     )
     moved = found.get_column("moved")
+    if not moved.all():  # a tag inside a value, the line's all the same: see _quoted_text
+        inside = pl.repeat(False, df.height, dtype=pl.Boolean, eager=True)
+        df = df.with_columns(inside.scatter(idx.filter(~moved), True).alias("_inside"))
     if not moved.any():
         return df
     idx = idx.filter(moved)
@@ -487,7 +514,8 @@ def _extract(
 
     parts = pl.col("_ev").str.split_exact(".", 1)
     # the legacy line as written from its tag on; a user format's msg group (or line)
-    event = pl.lit("[") + pl.col(key) + pl.lit("] ") + msg if fmt.tag_regex else msg
+    text = pl.coalesce("_text", msg) if "_text" in df.columns else msg  # see _quoted_text
+    event = pl.lit("[") + pl.col(key) + pl.lit("] ") + text if fmt.tag_regex else msg
     cols: dict[str, pl.Expr] = {
         "timestamp": ts,
         "stage": parts.struct.field("field_0"),

@@ -152,3 +152,37 @@ def test_a_kv_event_with_a_tag_the_legacy_reader_reads_stays_a_legacy_line(
         (3, "REST", "response"),
     ]
     assert _short(got)[:5] == (3, 3, 0, 0, {"legacy": 1})
+
+
+# -- 3: a legacy line read from inside a quoted value ends where the value does ------------
+
+Q1 = '2026-01-01T10:00:01Z msg="[REST-SEND] Message sent: id=m9 clientMsgId=c1"'
+Q2 = "2026-01-01T10:00:02Z level=info msg='[REST] Sending message \"hi\"' conversationId=k2"
+Q3 = '2026-01-01T10:00:03Z note="café [CTRL] sendMessage: it\'s ok " id=m7'
+
+
+def _texts(got: object) -> list[tuple[object, ...]]:
+    frame = got.events.collect()  # type: ignore[attr-defined]
+    return frame.select("line", "event", "msg_id", "conv_id").rows()
+
+
+def test_the_closing_quote_is_no_part_of_the_event_text(tmp_path: Path) -> None:
+    got = collect(str(_write(tmp_path, [L1, Q1, Q2, Q3])))
+    assert _texts(got) == [
+        (1, "[CTRL] sendMessage: clientMsgId=c1", None, None),
+        (2, "[REST-SEND] Message sent: id=m9 clientMsgId=c1", "m9", None),
+        (3, '[REST] Sending message "hi"', None, "k2"),  # an id after the value is the line's
+        (4, "[CTRL] sendMessage: it's ok", "m7", None),
+    ]
+    assert counts(got)[:4] == (4, 4, 0, 0)
+
+
+def test_in_a_kv_file_too(tmp_path: Path) -> None:
+    got = collect(str(_write(tmp_path, [K.format(0, 1), Q1, K.format(2, 2)])))
+    assert _texts(got)[1] == (2, "[REST-SEND] Message sent: id=m9 clientMsgId=c1", "m9", None)
+
+
+def test_a_value_that_does_not_close_keeps_the_rest_of_the_line(tmp_path: Path) -> None:
+    line = '2026-01-01T10:00:01Z msg="[REST-SEND] Message sent: id=m9'
+    got = collect(str(_write(tmp_path, [L1, line])))
+    assert _texts(got)[1] == (2, "[REST-SEND] Message sent: id=m9", "m9", None)
