@@ -71,6 +71,8 @@ _COLON_AT: Final = re.compile(rb"\s*:")
 #: How far into a garbled file a clean text line is looked for (events are looked for in the
 #: whole file): a log behind more garbage than this is read from its first trace event.
 _CLEAN_SEARCH: Final = 16 << 20
+#: The bytes format detection looks at (cut at their last line end, :func:`_whole_lines`).
+_SAMPLE: Final = 65536
 #: After a clean text line, the bytes looked at to tell a log from text inside a binary file.
 _READABLE_WINDOW: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"(?m)^[ \t\r\f\v]*$")
@@ -282,6 +284,14 @@ def _otlp_export(sample: bytes, first_line: bytes) -> bool:
     return isinstance(obj, dict) and ("resourceSpans" in obj or "resourceLogs" in obj)
 
 
+def _whole_lines(head: bytes) -> bytes:
+    """``head`` (the first bytes of more) up to its last line end: a sample cut in the middle
+    of a line (inside a quoted value, a JSON object) is never judged; all of it when it holds
+    no line end (one long line)."""
+    end = head.rfind(b"\n")
+    return head if end < 0 else head[: end + 1]
+
+
 def detect_format(data: bytes) -> str:
     """Guess a built-in format from the first non-blank lines (blank lines ahead of them, e.g.
     where a leading JSON block was blanked, are skipped whatever their number)."""
@@ -289,7 +299,9 @@ def detect_format(data: bytes) -> str:
     if first is None:
         return "jsonl"
     start = data.rfind(b"\n", 0, first.start()) + 1
-    sample = data[start : start + 65536]
+    sample = data[start : start + _SAMPLE]
+    if start + _SAMPLE < len(data):  # cut: judged on whole lines only
+        sample = _whole_lines(sample)
     lines = [ln for ln in sample.split(b"\n")[:200] if ln.strip()][:50]
     if not lines:
         return "jsonl"
@@ -571,9 +583,11 @@ def _choose(data: bytes, src: Source, formats: list[Any]) -> Any:
         return src.format if src.format in BUILTIN_FORMATS else _resolve_formats([src.format])[0]
     if len(formats) == 1:
         return formats[0]
+    if len(data) >= _SAMPLE:  # a head taken from more (the first 64 KiB): whole lines only
+        data = _whole_lines(data[:_SAMPLE])
     users = [f for f in formats if not isinstance(f, str)]
     for fmt in users:
-        if fmt.matches(data[:65536]):
+        if fmt.matches(data):
             return fmt
     guess = detect_format(data)
     builtins = [f for f in formats if isinstance(f, str)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from collectors_helpers import at, counts
 
-from tracekit.collectors import collect
+from tracekit.collectors import collect, detect_format
 
 L1 = "2026-01-01T10:00:00Z [CTRL] sendMessage: clientMsgId=c1"
 J2 = '{"timestamp":"2026-01-01T10:00:01Z","stage":"REST","action":"send","event":"x"}'
@@ -186,3 +186,36 @@ def test_a_value_that_does_not_close_keeps_the_rest_of_the_line(tmp_path: Path) 
     line = '2026-01-01T10:00:01Z msg="[REST-SEND] Message sent: id=m9'
     got = collect(str(_write(tmp_path, [L1, line])))
     assert _texts(got)[1] == (2, "[REST-SEND] Message sent: id=m9", "m9", None)
+
+
+# -- 4: detection judges whole lines only -------------------------------------------------
+
+
+def _cut_log() -> bytes:
+    """23 kv lines and 23 legacy lines, then a kv line whose quoted value (holding a tag)
+    the first 64 KiB end in: cut there, the line reads as a legacy line (its ``event=`` value
+    a bare word, the tag outside it) and tips the vote."""
+    n = 1300
+    kv = "ts=2026-01-01T10:00:00Z stage=REST action=send msg_id=m1 pad=" + "x" * n
+    legacy = "2026-01-01T10:00:01Z [REST] Sending message: clientMsgId=c1 pad=" + "y" * n
+    head = "\n".join([kv] * 23 + [legacy] * 23) + "\n"
+    last = 'ts=2026-01-01T10:00:02Z stage=REST action=send event="a b [REST] ' + "z" * 4000
+    data = (head + last + '" msg_id=m2\n').encode()
+    cut = data[:65536]
+    assert len(head) < 65536 and b"[REST] zz" in cut.rsplit(b"\n", 1)[1]  # the setting
+    return data
+
+
+def test_detection_never_judges_a_cut_line() -> None:
+    data = _cut_log()
+    assert detect_format(data) == "kv"
+    assert detect_format(data[:65536]) == "legacy"  # what the cut line made of the sample
+
+
+def test_a_file_is_read_by_the_format_of_its_whole_lines(tmp_path: Path) -> None:
+    p = tmp_path / "app.log"
+    p.write_bytes(_cut_log())
+    got = collect(str(p))
+    among = "23 lines are legacy tagged lines among kv lines; read them with the legacy reader"
+    assert _short(got) == (47, 47, 0, 0, {"kv": 1, "legacy": 1}, [among])
+    assert _rows(got)[-1][:3] == (47, "REST", "send")
