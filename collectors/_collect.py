@@ -43,7 +43,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: (``INFO:stage=...``) detected as kv again (version 5 read them as ignored legacy lines);
 #: 7: review 8 (JSON objects among text lines read only when formats=[...] allows jsonl; a
 #: kv event with a tag outside its values that the legacy reader ignores is the kv reader's;
-#: a legacy line read from a quoted value: its event text ends where the value does).
+#: a legacy line read from a quoted value: its event text ends where the value does; the
+#: detection sample judged up to its last line end; a non-UTF-8 file's lines judged by the
+#: line rules as its readers decode them).
 _CACHE_VERSION: Final = 7
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
@@ -383,6 +385,30 @@ def _text_lines(data: bytes) -> tuple[pl.Series, bool]:
     if text.endswith("\n"):
         split.pop()
     return pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r"), True
+
+
+def _as_read(data: bytes, lines: pl.Series, latin1: bool) -> pl.Series:
+    """``lines`` (:func:`_text_lines` of ``data``) as the readers see them, for the line
+    rules (:func:`~tracekit.collectors._kv.legacy_line`, ``kv_event_line``): the same lines,
+    or for a file read as Latin-1 (not UTF-8) its UTF-8 decoding with U+FFFD for the invalid
+    bytes, as the readers decode it (:func:`~tracekit.collectors._text.csv_lines`). A Latin-1
+    character is no stand-in there: byte 0xA0 is a no-break space in Latin-1 (whitespace to the
+    pair patterns' ``\\s``) and U+FFFD to a reader, so a tag a bare value runs into was outside
+    the value to one and inside it to the other.
+    A second split, for non-UTF-8 files only."""
+    if not latin1:
+        return lines
+    from tracekit.collectors._text import csv_lines
+
+    seen = csv_lines(data)
+    if seen is None:
+        text = data.decode("utf-8", errors="replace")
+        split = text.split("\n")
+        if text.endswith("\n"):
+            split.pop()
+        seen = pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r")
+    seen = seen.fill_null("")
+    return seen if seen.len() == lines.len() else lines
 
 
 def _joined(lines: pl.Series, latin1: bool) -> bytes:
@@ -847,8 +873,18 @@ def _read_one(
                 lines, latin1 = _text_lines(data)
                 is_object, bare = _object_lines(lines)
                 if is_object.any():
+                    seen = _as_read(data, lines, latin1)
                     return _read_mixed(
-                        lines, latin1, is_object, bare, "legacy", src, timezone, stats, kv=to_kv
+                        lines,
+                        latin1,
+                        is_object,
+                        bare,
+                        "legacy",
+                        src,
+                        timezone,
+                        stats,
+                        kv=to_kv,
+                        seen=seen,
                     )
         stats.formats[name] = stats.formats.get(name, 0) + 1
         stats.merge(part)
@@ -872,11 +908,12 @@ def _read_one(
         # a JSON event a container runtime split is one object again
         raw_lines, latin1 = _text_lines(data)
         lines, joins = join_partials(raw_lines, src.name)
+        seen = join_partials(_as_read(data, raw_lines, True), "")[0] if latin1 else lines
         is_object, bare = _object_lines(lines)
         if is_object.any() and to_jsonl:  # else the file's reader counts them, as forced
             for note in joins:
                 stats.warn(note)
-            legacy = _legacy_lines(lines) if kv_mixed else None
+            legacy = _legacy_lines(seen) if kv_mixed else None
             return _read_mixed(
                 lines,
                 latin1,
@@ -888,11 +925,13 @@ def _read_one(
                 stats,
                 legacy=legacy,
                 kv=to_kv,
+                seen=seen,
             )
-        numbered = _numbered(lines)  # the reader joins the partial lines itself
+        numbered = _numbered(seen)  # the reader joins the partial lines itself
     if kv_mixed:
         lines, latin1 = _text_lines(data)
-        legacy = _legacy_lines(lines)
+        seen = _as_read(data, lines, latin1)
+        legacy = _legacy_lines(seen)
         if legacy.any():
             no_object = pl.repeat(False, lines.len(), dtype=pl.Boolean, eager=True)
             return _read_mixed(
@@ -906,6 +945,7 @@ def _read_one(
                 stats,
                 legacy=legacy,
                 why=why_json,
+                seen=seen,
             )
     stats.formats[name] = stats.formats.get(name, 0) + 1
     unread_kv: list[pl.DataFrame] = []
@@ -933,12 +973,12 @@ def _read_one(
         _warn_kv_lines(src.name, pl.concat(unread_kv).get_column("line"), stats)
     elif not isinstance(fmt, str) and b"stage=" in data:  # a user format
         if numbered is None:
-            numbered = _numbered(_text_lines(data)[0])
+            numbered = _numbered(_as_read(data, *_text_lines(data)))
         _warn_unread_kv(src.name, numbered, result, fmt, stats)
     # after the kv reader's rows joined: a kv event holding JSON text is read, not unread
     if braces and getattr(fmt, "kind", "regex") != "json" and b'"stage"' in data:
         if numbered is None:
-            numbered = _numbered(_text_lines(data)[0])
+            numbered = _numbered(_as_read(data, *_text_lines(data)))
         _warn_unread(src.name, _key_lines(numbered, '"stage"', kv=False), result, why_json, stats)
     return result
 
@@ -962,6 +1002,7 @@ def _read_mixed(
     legacy: pl.Series | None = None,
     kv: bool = False,
     why: str = _WHY_PREFIX,
+    seen: pl.Series | None = None,
 ) -> pl.DataFrame:
     """A text log with JSON lines among its lines: the JSON objects go to the JSON-lines
     reader, the rest to ``fmt``'s, so that every line keeps its number and is counted once.
@@ -970,6 +1011,7 @@ def _read_mixed(
     ``kv``: the key=value events the legacy reader gives back go to the kv reader (a format
     detected, not forced, and ``formats=[...]`` allowing kv); otherwise they are warned about.
     ``why``: the reason the warning about JSON events not read gives.
+    ``seen``: ``lines`` as the readers see them (:func:`_as_read`), for the line rules.
 
     polars column work, none per line in Python: each reader reads its lines as a file of
     their own (the JSON-lines reader on its fast path, which blank lines in their place would
@@ -979,13 +1021,15 @@ def _read_mixed(
     raw = pl.col("raw")
     obj = pl.col("obj")
     table = _numbered(lines).with_columns(is_object.alias("obj"))
+    # what the warnings look at: the text as the readers see it
+    checked = table if seen is None else _numbered(seen).with_columns(is_object.alias("obj"))
     if legacy is None:
         table = table.with_columns(pl.lit(False).alias("tagged"))
     else:
         table = table.with_columns((legacy & ~is_object).alias("tagged"))
     tagged = pl.col("tagged")
     objects = table.filter(obj).select("line", "raw")
-    untagged = table.filter(~obj).select("line", "raw")  # what the warnings look at
+    untagged = checked.filter(~obj).select("line", "raw")
     text = table.filter(~obj & ~tagged).select("line", "raw")
     tagged_lines = table.filter(tagged).select("line", "raw")
     frames: list[pl.DataFrame] = []

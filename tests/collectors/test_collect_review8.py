@@ -219,3 +219,34 @@ def test_a_file_is_read_by_the_format_of_its_whole_lines(tmp_path: Path) -> None
     among = "23 lines are legacy tagged lines among kv lines; read them with the legacy reader"
     assert _short(got) == (47, 47, 0, 0, {"kv": 1, "legacy": 1}, [among])
     assert _rows(got)[-1][:3] == (47, "REST", "send")
+
+
+# -- 5: a byte that is not UTF-8 is the same character to the line rules and the readers ---
+
+KB = b"ts=2026-01-01T10:00:0%d stage=REST action=send msg_id=m1 note=caf\xe9"  # Latin-1
+# the reader sees U+FFFD for \xa0: a bare value running into the tag (a kv event); Latin-1's
+# no-break space made it a tag outside the values (a legacy line, no legacy event: lost)
+KA = b"ts=2026-01-01T10:00:02Z stage=REST action=send msg_id=m2 note=x\xa0[REST] hi"
+LB = b"2026-01-01T10:00:04Z [REST-SEND] Message sent: id=m1 clientMsgId=c1"
+AMONG_KV = "1 lines are legacy tagged lines among kv lines; read them with the legacy reader"
+
+
+@pytest.mark.parametrize("json", [False, True], ids=["kv-legacy", "kv-legacy-json"])
+def test_a_no_break_space_byte_is_no_space_to_the_line_rules(tmp_path: Path, json: bool) -> None:
+    lines = [KB % 0, KB % 1, KA, KB % 3, LB]
+    if json:
+        lines.append(J.encode())
+    p = tmp_path / "app.log"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    got = collect(str(p))
+    frame = got.events.collect()
+    n = len(lines)
+    assert frame.select("line", "msg_id").rows()[:5] == [
+        (1, "m1"),
+        (2, "m1"),
+        (3, "m2"),
+        (4, "m1"),
+        (5, "m1"),
+    ]
+    assert counts(got)[:4] == (n, n, 0, 0)
+    assert f"{p}: {AMONG_KV}" in got.inputs.warnings
