@@ -120,7 +120,7 @@ def test_a_line_quoting_a_tag_without_a_stage_pair_keeps_its_tag() -> None:
     got = collect([MemorySource(lines, name="client-a.log")])
     assert rows(got) == [
         *LEGACY_ROWS,
-        (4, "REST", "request", None, None, at(3), "[REST] Sending message'"),
+        (4, "REST", "request", None, None, at(3), "[REST] Sending message"),
         (5, *TAIL_ROW[1:]),
     ]
     assert counts(got) == (5, 5, 0, 0, {"legacy": 1}, [])

@@ -91,8 +91,8 @@ LOGFMT = [  # a legacy app logging through a logfmt handler (Go slog's TextHandl
     'time=2026-01-01T10:00:03Z level=INFO msg="[WS-RECV] Received event type=message:created id=msg1"',
 ]
 LOGFMT_ROWS = [
-    (1, "REST", "request", T_C1, None, at(0), '[REST] Sending message: clientMsgId=c1"'),
-    (2, "REST", "response", T_C1, "msg1", at(1), f'[REST-SEND] {SENT}"'),
+    (1, "REST", "request", T_C1, None, at(0), "[REST] Sending message: clientMsgId=c1"),
+    (2, "REST", "response", T_C1, "msg1", at(1), f"[REST-SEND] {SENT}"),
     (
         3,
         "WS-BROADCAST",
@@ -100,7 +100,7 @@ LOGFMT_ROWS = [
         T_C1,
         "msg1",
         at(2),
-        '[WS-BROADCAST] Sending to userId=u2 id=msg1"',
+        "[WS-BROADCAST] Sending to userId=u2 id=msg1",
     ),
     (
         4,
@@ -109,7 +109,7 @@ LOGFMT_ROWS = [
         T_C1,
         "msg1",
         at(3),
-        '[WS-RECV] Received event type=message:created id=msg1"',
+        "[WS-RECV] Received event type=message:created id=msg1",
     ),
 ]
 STRUCTLOG = [  # structlog's KeyValueRenderer behind a logging prefix, no stage= pair
@@ -117,8 +117,8 @@ STRUCTLOG = [  # structlog's KeyValueRenderer behind a logging prefix, no stage=
     f"2026-01-01T10:00:01Z INFO app: event='[REST-SEND] {SENT}'",
 ]
 STRUCTLOG_ROWS = [
-    (1, "REST", "request", T_C1, None, at(0), "[REST] Sending message: clientMsgId=c1'"),
-    (2, "REST", "response", T_C1, "msg1", at(1), f"[REST-SEND] {SENT}'"),
+    (1, "REST", "request", T_C1, None, at(0), "[REST] Sending message: clientMsgId=c1"),
+    (2, "REST", "response", T_C1, "msg1", at(1), f"[REST-SEND] {SENT}"),
 ]
 
 
