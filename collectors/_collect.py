@@ -46,7 +46,7 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: a legacy line read from a quoted value: its event text ends where the value does; the
 #: detection sample judged up to its last line end; a non-UTF-8 file's lines judged by the
 #: line rules as its readers decode them).
-_CACHE_VERSION: Final = 7
+_CACHE_VERSION: Final = 8
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
@@ -1061,8 +1061,8 @@ def _read_mixed(
         stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
         legacy_frame = _read_apart(_reader("legacy"), tagged_lines, latin1, src, timezone, stats)
         frames.append(legacy_frame)
-        # the ones the legacy reader ignored (a tag with no event it knows, `[REST] hi`)
-        note = _unread_note(tagged_lines, legacy_frame, "ignored: no legacy event")
+        # the ones the legacy reader made no event of (ignored or malformed: review 8)
+        note = _unread_note(tagged_lines, legacy_frame, "not read as events")
         stats.warn(
             f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
             f"lines; read them with the legacy reader{note}"

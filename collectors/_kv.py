@@ -58,10 +58,17 @@ _ALIASES: Final = {"timestamp": ("timestamp", "ts", "time"), "level": ("level", 
 #: ``''`` reads as an empty string or as two lone quotes, so a backtracking engine tries every
 #: way of reading a list that has no ``]`` (2**n for n items: a 40-item line ran for hours).
 _PAIR: Final = rf"(?:^|\s)[A-Za-z_][\w.@-]*={_VALUE}"
-#: ``_PAIR`` with its key (group 1) and a bare value (group 2) apart: replaced by ``${1}${2}``,
-#: a line keeps its keys and bare values and loses its quoted and list values, so a
-#: ``stage=`` inside ``msg="... stage=x"`` is text, never a pair (review 7e). Polars only.
-_PAIR_CUT: Final = rf"((?:^|\s)[A-Za-z_][\w.@-]*=)(?:{_STRING}|{_LIST}|(\S*))"
+#: ``_PAIR`` with its key (group 1), a quoted or list value's opening character (groups 2-4)
+#: and a bare value (group 5) apart: replaced by :data:`_PAIR_KEPT`, a line keeps its keys,
+#: its bare values and the first character of its quoted and list values, and loses the rest
+#: of them. So a ``stage=`` inside ``msg="... stage=x"`` is text, never a pair (review 7e),
+#: while structlog's ``stage='REST'`` is still a pair with a value (review 8). Polars only.
+_PAIR_CUT: Final = (
+    r"((?:^|\s)[A-Za-z_][\w.@-]*=)"
+    r"""(?:(')(?:[^'\\]|\\.)*'|(")(?:[^"\\]|\\.)*"|"""
+    rf"""(\[)(?:[^\]'"]|{_STRING}|['"])*\]|(\S*))"""
+)
+_PAIR_KEPT: Final = "${1}${2}${3}${4}${5}"
 #: A ``stage=`` pair with a value, in a line whose quoted and list values are cut out.
 _STAGE: Final = r"(?:^|\s)stage=[^\s=]"
 
@@ -88,6 +95,10 @@ KV_PREFIX: Final = (
 #: A key=value line: its prefix (group 1, :data:`KV_PREFIX`) and then a pair.
 KV_LINE: Final = rf"^({KV_PREFIX})[A-Za-z_][\w.@-]*="
 _FIRST_KEY: Final = r"[A-Za-z_][\w.@-]*="
+#: A key=value line from its first pair on (group 1).
+_FROM_FIRST_PAIR: Final = rf"^{KV_PREFIX}({_FIRST_KEY}.*)$"
+#: A key=value line's prefix (group 1) and first key (group 2).
+_GLUED: Final = rf"^({KV_PREFIX})({_FIRST_KEY})"
 #: The built-in legacy reader's tags (legacy.toml's ``tags``; a test keeps them equal): a line
 #: holding one is a legacy line. Here so that detection does not load the TOML file.
 LEGACY_TAGS: Final = (
@@ -118,28 +129,27 @@ def _tag_outside_pairs(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` (a line) holds a legacy tag outside its ``key=value`` pairs' values.
 
     The pairs are cut out only of the lines that hold a tag at all (a null elsewhere: polars
-    skips it), so a log without tags costs one DFA search."""
+    skips it), so a log without tags costs one DFA search. A space goes between a known prefix
+    and the first pair (:data:`KV_LINE`), so a pair glued to its prefix (``INFO:event='[REST]
+    ...'``) is a pair here as in the stage test (review 8); a tag in the prefix stays outside."""
     tagged = pl.when(text.str.contains(_LEGACY_TAG)).then(text)
-    return tagged.str.replace_all(_PAIR, " ").str.contains(_LEGACY_TAG).fill_null(False)
-
-
-def _stage_pair(text: pl.Expr) -> pl.Expr:
-    """Whether ``text`` reads as pairs from its start or behind a known prefix
-    (:data:`KV_LINE`) with a ``stage=`` pair among them."""
-    candidate = text.str.contains("stage=", literal=True) & text.str.contains(KV_LINE)
-    # From the first pair on (the prefix cut: "INFO:stage=..." has no space before its first
-    # pair, review 7f), the pairs' quoted and list values cut out (only of the candidates: a
-    # null elsewhere), so a "stage=" a value quotes is no pair (review 7e).
-    mine = pl.when(candidate).then(text)
-    body = mine.str.slice(mine.str.extract(KV_LINE, 1).str.len_chars())
-    cut = body.str.replace_all(_PAIR_CUT, "${1}${2}")
-    return (candidate & cut.str.contains(_STAGE)).fill_null(False)
+    spaced = tagged.str.replace(_GLUED, "${1} ${2}")
+    return spaced.str.replace_all(_PAIR, " ").str.contains(_LEGACY_TAG).fill_null(False)
 
 
 def stage_pair_line(text: pl.Expr) -> pl.Expr:
-    """Whether ``text`` (a line) has a ``stage=`` pair the kv reader reads (whatever tags it
-    holds): a legacy line the legacy reader makes no event of is then the kv reader's."""
-    return _stage_pair(text)
+    """Whether ``text`` (a line) reads as pairs from its start or behind a known prefix
+    (:data:`KV_LINE`) with a ``stage=`` pair among them, whatever tags it holds (a legacy
+    line the legacy reader makes no event of is then the kv reader's).
+
+    From the first pair on (the prefix cut: ``INFO:stage=...`` has no space before its first
+    pair, review 7f), the pairs' quoted and list values cut out but their opening character
+    (``stage='REST'`` is a pair, a ``stage=`` a value quotes is none: reviews 7e, 8). Each
+    sub-expression once: an eager select evaluates a repeated one again (review 8)."""
+    mine = pl.when(text.str.contains("stage=", literal=True)).then(text)
+    body = mine.str.extract(_FROM_FIRST_PAIR, 1)  # null: no pairs from a known prefix on
+    cut = body.str.replace_all(_PAIR_CUT, _PAIR_KEPT)
+    return cut.str.contains(_STAGE).fill_null(False)
 
 
 def _ask_polars(
@@ -162,7 +172,7 @@ def stage_pair_lines(lines: list[str]) -> list[bool]:
     ``stage=`` at all (``_PAIR`` runs in Rust's regex engine only, never Python's ``re``)."""
     flags = [False] * len(lines)
     ask = [i for i, line in enumerate(lines) if "stage=" in line]
-    return _ask_polars(lines, ask, _stage_pair, flags)
+    return _ask_polars(lines, ask, stage_pair_line, flags)
 
 
 def legacy_line(text: pl.Expr) -> pl.Expr:
@@ -179,7 +189,9 @@ def legacy_line(text: pl.Expr) -> pl.Expr:
     tagged = text.str.contains(_LEGACY_TAG)
     plain = text.str.contains(rf"^[^=]*{_LEGACY_TAG}")  # no "=" before the first tag
     suspect = pl.when(tagged & ~plain).then(text)
-    return (tagged & (plain | _tag_outside_pairs(suspect) | ~_stage_pair(text))).fill_null(False)
+    # both pair scans on the suspects only: elsewhere ``tagged`` or ``plain`` decides
+    outside = _tag_outside_pairs(suspect) | ~stage_pair_line(suspect)
+    return (tagged & (plain | outside)).fill_null(False)
 
 
 def before_legacy_tag(text: pl.Expr, tag: str) -> pl.Expr:
@@ -235,7 +247,7 @@ def kv_event_line(text: pl.Expr) -> pl.Expr:
     """Whether ``text`` (a line) reads as a key=value event: a ``stage=`` pair among the pairs
     from its start or behind a known prefix (:data:`KV_LINE`), and no legacy line
     (:func:`legacy_line`: a legacy line is the legacy reader's, whatever words it holds)."""
-    return _stage_pair(text) & ~_tag_outside_pairs(text)
+    return stage_pair_line(text) & ~_tag_outside_pairs(text)
 
 
 #: The ISO-8601 time a prefix starts a line with (a logging ``asctime``, a container

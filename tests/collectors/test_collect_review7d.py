@@ -180,6 +180,6 @@ def test_a_rerouted_tagged_line_the_legacy_reader_ignores_is_named(tmp_path: Pat
         {"kv": 1, "legacy": 1},
         [
             f"{path}: 1 lines are legacy tagged lines among kv lines; read them with the "
-            "legacy reader (1 of them ignored: no legacy event, first: line 2)"
+            "legacy reader (1 of them not read as events, first: line 2)"
         ],
     )

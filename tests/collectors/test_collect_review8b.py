@@ -1,0 +1,134 @@
+"""Review 8: structlog's ``KeyValueRenderer`` quotes every string value, ``stage='REST'``
+included: that is a ``stage=`` pair (the quoted values are cut out of the stage test, their
+opening quote kept). A prefix glued to the first pair (``INFO:event=...``) is cut before the
+tag test as before the stage test. A rerouting warning says "not read as events", whichever
+way the reader refused a line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import structlog
+from collectors_helpers import at, counts
+
+from tracekit.collectors import collect, detect_format
+from tracekit.collectors._kv import legacy_line, stage_pair_line
+
+_KVR = structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"])
+
+
+def _kvr(i: int, event: str) -> str:
+    return _KVR(
+        None,
+        "info",
+        {
+            "timestamp": f"2026-01-01T10:00:0{i}Z",
+            "event": event,
+            "stage": "REST",
+            "action": "request",
+            "msg_id": f"m{i}",
+        },
+    )
+
+
+def _read(
+    tmp_path: Path, lines: list[str], **kw: object
+) -> tuple[list[object], tuple[object, ...]]:
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n")
+    got = collect(str(p), **kw)  # type: ignore[arg-type]
+    rows = got.events.collect().select("line", "timestamp", "stage", "action", "msg_id").rows()
+    return rows, counts(got)
+
+
+def _events(n: int) -> list[tuple[object, ...]]:
+    return [(i + 1, at(i), "REST", "request", f"m{i}") for i in range(n)]
+
+
+def test_keyvaluerenderer_lines_behind_a_prefix_are_kv_events(tmp_path: Path) -> None:
+    lines = [f"2026-01-01 10:00:0{i},000 INFO app: " + _kvr(i, "sending") for i in range(3)]
+    assert lines[0].endswith("stage='REST' action='request' msg_id='m0'")
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n")
+    assert detect_format(p.read_bytes()) == "kv"
+    for kw in ({}, {"formats": ["kv"]}):
+        rows, account = _read(tmp_path, lines, **kw)
+        assert rows == _events(3), kw
+        assert account == (3, 3, 0, 0, {"kv": 1}, []), kw
+
+
+def test_keyvaluerenderer_lines_quoting_a_tag_are_kv_events(tmp_path: Path) -> None:
+    lines = [_kvr(i, "[REST] Sending message") for i in range(3)]
+    for kw in ({}, {"formats": ["kv"]}):
+        rows, account = _read(tmp_path, lines, **kw)
+        assert rows == _events(3), kw
+        assert account == (3, 3, 0, 0, {"kv": 1}, []), kw
+
+
+def test_a_stage_inside_a_quoted_value_is_still_no_pair() -> None:
+    frame = pl.DataFrame(
+        {
+            "raw": [
+                "stage='REST' action='request'",
+                'time=2026-01-01T00:00:00Z msg="[REST] Sending message: stage=send"',
+                "INFO:stage='REST' action=x",
+                "tags=['stage=x'] action=y",
+                "stage=[REST] action=y",
+            ]
+        }
+    )
+    got = frame.select(stage_pair_line(pl.col("raw"))).to_series().to_list()
+    assert got == [True, False, True, False, True]
+
+
+def test_a_tag_in_a_glued_first_pair_is_inside_the_pair(tmp_path: Path) -> None:
+    glued = [
+        f"2026-01-01T10:00:0{i}Z INFO:event='[REST] Sending message' stage=REST "
+        f"action=request msg_id=m{i}"
+        for i in range(3)
+    ]
+    spaced = [line.replace("INFO:event", "INFO: event") for line in glued]
+    for lines in (glued, spaced):
+        rows, account = _read(tmp_path, lines)
+        assert rows == _events(3), lines[0]
+        assert account == (3, 3, 0, 0, {"kv": 1}, []), lines[0]
+
+
+def test_a_tag_in_a_glued_first_list_value_is_inside_the_pair(tmp_path: Path) -> None:
+    lines = [
+        f"INFO:tags=['[REST]'] stage=REST action=request ts=2026-01-01T10:00:0{i}Z msg_id=m{i}"
+        for i in range(3)
+    ]
+    rows, account = _read(tmp_path, lines)
+    assert rows == _events(3)
+    assert account == (3, 3, 0, 0, {"kv": 1}, [])
+
+
+def test_a_tag_in_a_prefix_still_makes_a_legacy_line() -> None:
+    frame = pl.DataFrame(
+        {
+            "raw": [
+                "[REST] id=m1 stage=REST action=x",  # the tag is the prefix: legacy
+                "INFO:event='[REST] x' stage=REST action=y",  # quoted by a pair: kv
+                "INFO:event=x [REST] stage=REST action=y",  # outside the pairs: legacy
+            ]
+        }
+    )
+    got = frame.select(legacy_line(pl.col("raw"))).to_series().to_list()
+    assert got == [True, False, True]
+
+
+def test_the_legacy_rerouting_warning_does_not_call_a_malformed_line_ignored(
+    tmp_path: Path,
+) -> None:
+    kv = [f"ts=2026-01-01T10:00:0{i}Z stage=WS action=broadcast msg_id=k{i}" for i in range(3)]
+    p = tmp_path / "app.log"
+    p.write_text("\n".join([*kv, "[REST] Sending message: clientMsgId=c1"]) + "\n")
+    got = collect(str(p))
+    i = got.inputs
+    assert (i.lines, i.events, i.malformed, i.ignored) == (4, 3, 1, 0)
+    assert i.warnings == [
+        f"{p}: 1 lines are legacy tagged lines among kv lines; read them with the legacy "
+        "reader (1 of them not read as events, first: line 4)"
+    ]
