@@ -1041,32 +1041,30 @@ def _read_mixed(
         stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         rows = text.filter(raw != "")
         if fmt == "legacy":
-            from tracekit.collectors._text import read_legacy
-
-            given: list[pl.DataFrame] = []
-            read = functools.partial(read_legacy, unread_kv=given)
-            frame = _read_apart(read, rows, latin1, src, timezone, stats)
-            if given:  # numbered as lines of their own: the file's lines, as written
-                numbers = rows.get_column("line")
-                at = numbers.gather(pl.concat(given).get_column("line") - 1)
-                kv_rows = rows.filter(pl.col("line").is_in(at.implode()))
-                if kv:
-                    frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
-                else:  # kv not allowed: warned about (with the others, below)
-                    unread_kv = kv_rows.get_column("line")
+            frame, kv_rows = _read_legacy_apart(rows, latin1, src, timezone, stats)
+            if kv_rows.height and kv:
+                frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
+            elif kv_rows.height:  # kv not allowed: warned about (with the others, below)
+                unread_kv = kv_rows.get_column("line")
         else:
             frame = _read_apart(_reader(fmt), rows, latin1, src, timezone, stats)
         frames.append(frame)
     if tagged_lines.height:
         stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
-        legacy_frame = _read_apart(_reader("legacy"), tagged_lines, latin1, src, timezone, stats)
-        frames.append(legacy_frame)
-        # the ones the legacy reader made no event of (ignored or malformed: review 8)
-        note = _unread_note(tagged_lines, legacy_frame, "not read as events")
+        legacy_frame, back = _read_legacy_apart(tagged_lines, latin1, src, timezone, stats)
+        # the ones the legacy reader made no event of (ignored or malformed: review 8), but
+        # the key=value events it gave back: the kv file's own reader's (their own warning)
+        mine = tagged_lines.filter(~pl.col("line").is_in(back.get_column("line").implode()))
+        note = _unread_note(mine, legacy_frame, "not read as events")
         stats.warn(
             f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
             f"lines; read them with the legacy reader{note}"
         )
+        if back.height:
+            legacy_frame = _read_kv_among(
+                legacy_frame, back, latin1, "legacy", src, timezone, stats, counted=has_text
+            )
+        frames.append(legacy_frame)
     if objects.height:
         if has_text or tagged_lines.height:
             stats.warn(
@@ -1092,6 +1090,24 @@ def _read_mixed(
     return out
 
 
+def _read_legacy_apart(
+    rows: pl.DataFrame, latin1: bool, src: Source, timezone: str | None, stats: InputStats
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``rows`` (``line``, ``raw``) read by the legacy reader (:func:`_read_apart`), and the
+    rows it gave back: key=value events it made no event of (``read_legacy``'s ``unread_kv``),
+    counted as ignored until another reader takes them."""
+    from tracekit.collectors._text import read_legacy
+
+    given: list[pl.DataFrame] = []
+    read = functools.partial(read_legacy, unread_kv=given)
+    frame = _read_apart(read, rows, latin1, src, timezone, stats)
+    if not given:
+        return frame, rows.clear()
+    # numbered as lines of their own: the file's lines, as written
+    at = rows.get_column("line").gather(pl.concat(given).get_column("line") - 1)
+    return frame, rows.filter(pl.col("line").is_in(at.implode()))
+
+
 def _unread_note(rows: pl.DataFrame, read: pl.DataFrame, what: str) -> str:
     """`` (N of them <what>, first: line L)`` for the ``rows`` (``line``) rerouted to another
     reader that it made no event of (``read``): a rerouting warning never says a line was read
@@ -1109,15 +1125,19 @@ def _read_kv_among(
     src: Source,
     timezone: str | None,
     stats: InputStats,
+    *,
+    counted: bool = False,
 ) -> pl.DataFrame:
     """``frame``, read by the legacy reader, with ``rows`` (``line``, ``raw``: the key=value
     events it ignored and gave back, ``read_text``'s ``unread_kv``) read by the kv reader as
     it reads a kv file's lines, in line order. The legacy reader counted them as ignored:
-    they are the kv reader's to count now (events or malformed); a warning counts them."""
+    they are the kv reader's to count now (events or malformed); a warning counts them.
+    ``counted``: the file is already counted as a kv file (the lines come from one)."""
     from tracekit.collectors._kv import read_kv
 
     stats.ignored -= rows.height
-    stats.formats["kv"] = stats.formats.get("kv", 0) + 1
+    if not counted:
+        stats.formats["kv"] = stats.formats.get("kv", 0) + 1
     read = functools.partial(read_kv, given_back=True)  # a tag outside their values too
     kv = _read_apart(read, rows, latin1, src, timezone, stats)
     # the ones the kv reader made no event of (malformed: no action, no timestamp)

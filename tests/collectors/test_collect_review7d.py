@@ -167,7 +167,7 @@ def test_an_unread_kv_event_holding_json_text_among_json_lines(tmp_path: Path) -
 
 def test_a_rerouted_tagged_line_the_legacy_reader_ignores_is_named(tmp_path: Path) -> None:
     k = f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z"
-    mid = f"stage=REST action=request trace_id={TA} note=x [REST] hi ts=2026-01-01T10:00:02Z"
+    mid = f"action=request trace_id={TA} note=x [REST] hi ts=2026-01-01T10:00:02Z"
     path = tmp_path / "app.log"
     path.write_text("\n".join([k, mid, k.replace("m1", "m3")]) + "\n")
     got = collect(path)
@@ -181,5 +181,33 @@ def test_a_rerouted_tagged_line_the_legacy_reader_ignores_is_named(tmp_path: Pat
         [
             f"{path}: 1 lines are legacy tagged lines among kv lines; read them with the "
             "legacy reader (1 of them not read as events, first: line 2)"
+        ],
+    )
+
+
+def test_a_rerouted_kv_event_the_legacy_reader_ignores_is_the_kv_readers(tmp_path: Path) -> None:
+    """Review 8: with a ``stage=`` pair the legacy reader gives it back to the kv reader."""
+    k = f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z"
+    mid = f"stage=REST action=request trace_id={TA} note=x [REST] hi ts=2026-01-01T10:00:02Z"
+    path = tmp_path / "app.log"
+    path.write_text("\n".join([k, mid, k.replace("m1", "m3")]) + "\n")
+    got = collect(path)
+    frame = got.events.collect()
+    assert frame.select("line", "stage", "action").rows() == [
+        (1, "WS", "broadcast"),
+        (2, "REST", "request"),
+        (3, "WS", "broadcast"),
+    ]
+    assert counts(got) == (
+        3,
+        3,
+        0,
+        0,
+        {"kv": 1, "legacy": 1},
+        [
+            f"{path}: 1 lines are legacy tagged lines among kv lines; read them with the "
+            "legacy reader",
+            f"{path}: 1 lines are key=value events among legacy lines; read them with the "
+            "kv reader",
         ],
     )
