@@ -45,8 +45,11 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: kv event with a tag outside its values that the legacy reader ignores is the kv reader's;
 #: a legacy line read from a quoted value: its event text ends where the value does; the
 #: detection sample judged up to its last line end; a non-UTF-8 file's lines judged by the
-#: line rules as its readers decode them).
-_CACHE_VERSION: Final = 8
+#: line rules as its readers decode them); 8: structlog's ``stage='REST'`` a stage pair, a
+#: pair glued to its prefix a pair for the tag test; 9: in a kv file, a kv event the legacy
+#: reader gives back is read by the kv reader, and a long first line behind blank lines is
+#: judged whole by detection (review 8b).
+_CACHE_VERSION: Final = 9
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
@@ -288,10 +291,12 @@ def _otlp_export(sample: bytes, first_line: bytes) -> bool:
 
 def _whole_lines(head: bytes) -> bytes:
     """``head`` (the first bytes of more) up to its last line end: a sample cut in the middle
-    of a line (inside a quoted value, a JSON object) is never judged; all of it when it holds
-    no line end (one long line)."""
+    of a line (inside a quoted value, a JSON object) is never judged; all of it when no line
+    with text ends in it (one long line, maybe behind blank lines: review 8)."""
     end = head.rfind(b"\n")
-    return head if end < 0 else head[: end + 1]
+    if end < 0 or _NOT_BLANK.search(head, 0, end) is None:
+        return head
+    return head[: end + 1]
 
 
 def detect_format(data: bytes) -> str:

@@ -132,3 +132,33 @@ def test_the_legacy_rerouting_warning_does_not_call_a_malformed_line_ignored(
         f"{p}: 1 lines are legacy tagged lines among kv lines; read them with the legacy "
         "reader (1 of them not read as events, first: line 4)"
     ]
+
+
+def _long_after_blank(tmp_path: Path, head: str) -> tuple[object, ...]:
+    """A file whose first line with text is longer than detection's 64 KiB sample."""
+    lines = [f"2026-11-25T10:00:0{i}Z [REST] Sending message: clientMsgId=u{i}" for i in range(4)]
+    lines[0] += " note=" + "x" * 70_000
+    p = tmp_path / "app.log"
+    p.write_bytes(head.encode() + ("\n".join(lines) + "\n").encode())
+    got = collect(str(p))
+    assert got.events.collect().get_column("msg_id").to_list() == [None] * 4
+    assert got.events.collect().get_column("line").to_list() == [
+        n + head.count("\n") for n in (1, 2, 3, 4)
+    ]
+    i = got.inputs
+    return (i.events, i.malformed, i.formats)
+
+
+def test_a_long_first_line_behind_blank_lines_is_judged_whole(tmp_path: Path) -> None:
+    for head in ("\n", "\r\n", "\n\n  \n", '{\n  "config": 1\n}\n'):
+        assert _long_after_blank(tmp_path, head) == (4, 0, {"legacy": 1}), repr(head)
+
+
+def test_a_long_first_kv_line_behind_a_blank_line_is_judged_whole(tmp_path: Path) -> None:
+    lines = [f"ts=2026-01-01T10:00:0{i}Z stage=REST action=request msg_id=m{i}" for i in range(3)]
+    lines[0] += " note=" + "x" * 70_000
+    p = tmp_path / "app.log"
+    p.write_text("\n" + "\n".join(lines) + "\n")
+    got = collect(str(p))
+    assert got.events.collect().select("line", "msg_id").rows() == [(2, "m0"), (3, "m1"), (4, "m2")]
+    assert (got.inputs.events, got.inputs.malformed, got.inputs.formats) == (3, 0, {"kv": 1})
