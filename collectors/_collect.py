@@ -48,8 +48,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: line rules as its readers decode them); 8: structlog's ``stage='REST'`` a stage pair, a
 #: pair glued to its prefix a pair for the tag test; 9: in a kv file, a kv event the legacy
 #: reader gives back is read by the kv reader, and a long first line behind blank lines is
-#: judged whole by detection (review 8b).
-_CACHE_VERSION: Final = 9
+#: judged whole by detection (review 8b); 10: the legacy reader's tag and quoted-text scans
+#: read a pair glued to its prefix as a pair (review 8b).
+_CACHE_VERSION: Final = 10
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")

@@ -21,6 +21,7 @@ from tracekit.collectors._kv import (
     kv_event_line,
     open_quote,
     stage_pair_line,
+    tag_outside_pairs,
 )
 from tracekit.collectors._normalize import RAW_COLUMNS, normalize, prepared
 from tracekit.collectors._stats import InputStats
@@ -305,13 +306,14 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
     if not idx.len():
         return df
     line = pl.col("raw")
-    outside = before_legacy_tag(line, plain)  # null where no tag is outside the values
-    found = pl.DataFrame([df.get_column("raw").gather(idx)]).select(
-        line,
-        outside.alias("prefix"),
-        (outside.is_not_null() | kv_event_line(line)).fill_null(False).alias("moved"),
+    # Each rule once (an eager select evaluates a repeated sub-expression again, review 8): a
+    # line moves when a tag is outside its values, or when it is a kv event (a stage pair;
+    # kv_event_line's other half is that no tag is outside, true wherever this decides).
+    found = pl.DataFrame([df.get_column("raw").gather(idx)]).with_columns(
+        tag_outside_pairs(line).alias("out"), stage_pair_line(line).alias("staged")
     )
-    moved = found.get_column("moved")
+    out = found.get_column("out")
+    moved = out | found.get_column("staged")
     if not moved.all():  # a tag inside a value, the line's all the same: see _quoted_text
         inside = pl.repeat(False, df.height, dtype=pl.Boolean, eager=True)
         df = df.with_columns(inside.scatter(idx.filter(~moved), True).alias("_inside"))
@@ -319,8 +321,14 @@ def _outside_pairs(df: pl.DataFrame, plain: str) -> pl.DataFrame:
         return df
     idx = idx.filter(moved)
     found = found.filter(moved)
-    prefix = found.get_column("prefix")
-    rest = found.get_column("raw").str.slice(prefix.str.len_chars())  # null: a kv event
+    # the text before the tag outside, scanned pair by pair on those lines only; null: a kv
+    # event
+    prefix = pl.repeat(None, found.height, dtype=pl.String, eager=True)
+    at = found.get_column("out").arg_true()
+    if at.len():
+        before = found.filter(pl.col("out")).select(before_legacy_tag(line, plain))
+        prefix = prefix.scatter(at, before.to_series())
+    rest = found.get_column("raw").str.slice(prefix.str.len_chars())
     return df.with_columns(
         df.get_column("_p").clone().scatter(idx, prefix.str.len_bytes()),
         df.get_column("prefix").clone().scatter(idx, prefix),

@@ -162,3 +162,22 @@ def test_a_long_first_kv_line_behind_a_blank_line_is_judged_whole(tmp_path: Path
     got = collect(str(p))
     assert got.events.collect().select("line", "msg_id").rows() == [(2, "m0"), (3, "m1"), (4, "m2")]
     assert (got.inputs.events, got.inputs.malformed, got.inputs.formats) == (3, 0, {"kv": 1})
+
+
+def test_the_legacy_reader_reads_a_glued_first_pair_as_a_pair(tmp_path: Path) -> None:
+    """Review 8b: the reader's tag and quoted-text scans space a glued prefix as the rule does."""
+    lines = [
+        '2026-01-01T10:00:00Z INFO:app:msg="[REST] Sending message: clientMsgId=c1" level=info',
+        '2026-01-01T10:00:01Z INFO: app: msg="[REST] Sending message: clientMsgId=c2" level=info',
+        "2026-01-01T10:00:02Z INFO:app:note='[WS] hi' [REST] Sending message: clientMsgId=c3",
+        "2026-01-01T10:00:03Z INFO: app: note='[WS] hi' [REST] Sending message: clientMsgId=c4",
+    ]
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n")
+    got = collect(str(p))
+    rows = got.events.collect().select("line", "timestamp", "stage", "action", "event").rows()
+    assert rows == [
+        (n, at(n - 1), "REST", "request", f"[REST] Sending message: clientMsgId=c{n}")
+        for n in (1, 2, 3, 4)
+    ]
+    assert counts(got) == (4, 4, 0, 0, {"legacy": 1}, [])
