@@ -858,6 +858,8 @@ def _read_one(
     to_jsonl = detected and (not formats or "jsonl" in formats)
     # why a JSON event among text lines was not read (warned about by line number)
     why_json = _WHY_PREFIX if to_jsonl else _WHY_NO_JSONL
+    if src.format is not None:  # no formats=[...] to name: the source's own format (review 8b)
+        why_json = f"the source is read as {name} only"
     if fmt == "jsonl":
         from tracekit.collectors._jsonl import read_jsonl
 
@@ -1062,6 +1064,8 @@ def _read_mixed(
         # the key=value events it gave back: the kv file's own reader's (their own warning)
         mine = tagged_lines.filter(~pl.col("line").is_in(back.get_column("line").implode()))
         note = _unread_note(mine, legacy_frame, "not read as events")
+        if back.height:
+            note += f" ({back.height} of them key=value events it gave back to the kv reader)"
         stats.warn(
             f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
             f"lines; read them with the legacy reader{note}"

@@ -181,3 +181,32 @@ def test_the_legacy_reader_reads_a_glued_first_pair_as_a_pair(tmp_path: Path) ->
         for n in (1, 2, 3, 4)
     ]
     assert counts(got) == (4, 4, 0, 0, {"legacy": 1}, [])
+
+
+def test_a_json_event_in_a_source_of_another_format_names_that_format() -> None:
+    from tracekit.collectors import MemorySource
+
+    lines = [
+        "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1",
+        '{"timestamp": "2026-01-01T10:00:01Z", "stage": "REST", "action": "send"}',
+    ]
+    got = collect([MemorySource(lines, name="app.log", format="legacy")])
+    assert got.events.collect().get_column("line").to_list() == [1]
+    assert [w for w in got.inputs.warnings if "JSON" in w] == [
+        "app.log: 1 lines look like JSON events but were not read as such (first: line 2); "
+        "the source is read as legacy only"
+    ]
+
+
+def test_the_rerouting_warning_counts_the_kv_events_given_back(tmp_path: Path) -> None:
+    kv = "stage=WS action=broadcast msg_id=m1 ts=2026-01-01T10:00:01Z"
+    back = "stage=REST action=request note=x [REST] hi ts=2026-01-01T10:00:02Z"
+    p = tmp_path / "app.log"
+    p.write_text("\n".join([kv, back, back, kv]) + "\n")
+    got = collect(str(p))
+    assert got.events.collect().get_column("line").to_list() == [1, 2, 3, 4]
+    assert got.inputs.warnings == [
+        f"{p}: 2 lines are legacy tagged lines among kv lines; read them with the legacy "
+        "reader (2 of them key=value events it gave back to the kv reader)",
+        f"{p}: 2 lines are key=value events among legacy lines; read them with the kv reader",
+    ]
