@@ -206,7 +206,7 @@ def test_a_rerouted_kv_event_the_legacy_reader_ignores_is_the_kv_readers(tmp_pat
         {"kv": 1, "legacy": 1},
         [
             f"{path}: 1 lines are legacy tagged lines among kv lines; read them with the "
-            "legacy reader",
+            "legacy reader (1 of them key=value events it gave back to the kv reader)",
             f"{path}: 1 lines are key=value events among legacy lines; read them with the "
             "kv reader",
         ],
