@@ -35,5 +35,8 @@ def test_benchmark_runs_and_finds_every_injected_fault(tmp_path, reader):
     result = json.loads(out.stdout)
     assert result["events"] > 15000
     assert result["findings"] == result["injected_faults"]
+    # the second analysis reads the collectors' cache and finds the same
+    assert result["parquet_cached"] is True
+    assert result["parquet_findings"] == result["findings"]
     for key in ("raw_s", "duckdb_s", "analyze_s", "parquet_analyze_s"):
         assert result[key] > 0
