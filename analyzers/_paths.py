@@ -499,7 +499,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         "conv_id", "msg_id", "recipients", "file", "line",
     ]  # fmt: skip
     table = events.select(columns).collect()
-    base = _with_hop(table.lazy(), p, seqless=table.get_column("seq").has_nulls())
+    seqless = table.get_column("seq").has_nulls()
+    base = _with_hop(table.lazy(), p, seqless=seqless)
     del table
     # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
@@ -508,6 +509,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # One chunk: the first occurrences are gathered from it by row (a gather from many
     # chunks looks up each row's chunk; at 5M events 3-5x slower than this copy).
     hops_df = _hop_rows(base, p).collect().rechunk()
+    if not seqless:  # pos is seq: one buffer for both, not two filtered copies (38 MB at 5M)
+        hops_df = hops_df.with_columns(pos=pl.col("seq"))
     rest = as_text(
         base.filter(pl.col("hop").is_null()).select(
             "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
