@@ -1061,19 +1061,24 @@ def _read_mixed(
         stats.formats["legacy"] = stats.formats.get("legacy", 0) + 1
         legacy_frame, back = _read_legacy_apart(tagged_lines, latin1, src, timezone, stats)
         # the ones the legacy reader made no event of (ignored or malformed: review 8), but
-        # the key=value events it gave back: the kv file's own reader's (their own warning)
+        # the key=value events it gave back: the kv file's own reader's, said in one warning
         mine = tagged_lines.filter(~pl.col("line").is_in(back.get_column("line").implode()))
         note = _unread_note(mine, legacy_frame, "not read as events")
         if back.height:
-            note += f" ({back.height} of them key=value events it gave back to the kv reader)"
+            if not has_text:  # no line of the file was the kv reader's yet
+                stats.formats["kv"] = stats.formats.get("kv", 0) + 1
+            legacy_frame = _read_kv_among(
+                legacy_frame, back, latin1, "legacy", src, timezone, stats, own=True
+            )
+            gone = _unread(back, legacy_frame)
+            given = f"{back.height} of them key=value events it gave back to the kv reader"
+            if gone.len():
+                given += f"; {gone.len()} of those not read as events, first: line {gone[0]}"
+            note += f" ({given})"
         stats.warn(
             f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
             f"lines; read them with the legacy reader{note}"
         )
-        if back.height:
-            legacy_frame = _read_kv_among(
-                legacy_frame, back, latin1, "legacy", src, timezone, stats, counted=has_text
-            )
         frames.append(legacy_frame)
     if objects.height:
         if has_text or tagged_lines.height:
@@ -1118,12 +1123,17 @@ def _read_legacy_apart(
     return frame, rows.filter(pl.col("line").is_in(at.implode()))
 
 
+def _unread(rows: pl.DataFrame, read: pl.DataFrame) -> pl.Series:
+    """Numbers of the ``rows`` (``line``) that ``read`` (a reader's events) has no event of."""
+    numbers = rows.get_column("line")
+    return numbers.filter(~numbers.is_in(read.get_column("line").implode()))
+
+
 def _unread_note(rows: pl.DataFrame, read: pl.DataFrame, what: str) -> str:
     """`` (N of them <what>, first: line L)`` for the ``rows`` (``line``) rerouted to another
     reader that it made no event of (``read``): a rerouting warning never says a line was read
     when it was not (review 7d); empty when all were read."""
-    numbers = rows.get_column("line")
-    unread = numbers.filter(~numbers.is_in(read.get_column("line").implode()))
+    unread = _unread(rows, read)
     return f" ({unread.len()} of them {what}, first: line {unread[0]})" if unread.len() else ""
 
 
@@ -1136,26 +1146,28 @@ def _read_kv_among(
     timezone: str | None,
     stats: InputStats,
     *,
-    counted: bool = False,
+    own: bool = False,
 ) -> pl.DataFrame:
     """``frame``, read by the legacy reader, with ``rows`` (``line``, ``raw``: the key=value
     events it ignored and gave back, ``read_text``'s ``unread_kv``) read by the kv reader as
     it reads a kv file's lines, in line order. The legacy reader counted them as ignored:
     they are the kv reader's to count now (events or malformed); a warning counts them.
-    ``counted``: the file is already counted as a kv file (the lines come from one)."""
+    ``own``: the lines come from a kv file, already counted as one, whose rerouting warning
+    (the caller's) says what became of them."""
     from tracekit.collectors._kv import read_kv
 
     stats.ignored -= rows.height
-    if not counted:
+    if not own:
         stats.formats["kv"] = stats.formats.get("kv", 0) + 1
     read = functools.partial(read_kv, given_back=True)  # a tag outside their values too
     kv = _read_apart(read, rows, latin1, src, timezone, stats)
-    # the ones the kv reader made no event of (malformed: no action, no timestamp)
-    note = _unread_note(rows, kv, "not read as events")
-    stats.warn(
-        f"{src.name}: {rows.height} lines are key=value events among {fmt} lines; "
-        f"read them with the kv reader{note}"
-    )
+    if not own:
+        # the ones the kv reader made no event of (malformed: no action, no timestamp)
+        note = _unread_note(rows, kv, "not read as events")
+        stats.warn(
+            f"{src.name}: {rows.height} lines are key=value events among {fmt} lines; "
+            f"read them with the kv reader{note}"
+        )
     if not kv.height:
         return frame
     if not frame.height:

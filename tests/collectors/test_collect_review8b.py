@@ -208,5 +208,30 @@ def test_the_rerouting_warning_counts_the_kv_events_given_back(tmp_path: Path) -
     assert got.inputs.warnings == [
         f"{p}: 2 lines are legacy tagged lines among kv lines; read them with the legacy "
         "reader (2 of them key=value events it gave back to the kv reader)",
-        f"{p}: 2 lines are key=value events among legacy lines; read them with the kv reader",
     ]
+
+
+def test_a_kv_file_says_once_what_became_of_the_kv_events_given_back(tmp_path: Path) -> None:
+    """Review 8c: one warning, no "among legacy lines" about a kv file."""
+    lines = [
+        "ts=2026-01-01T10:00:00Z stage=WS action=broadcast msg_id=k0",
+        "ts=2026-01-01T10:00:01Z stage=WS action=broadcast msg_id=k1",
+        "ts=2026-01-01T10:00:02Z stage=REST action=send msg_id=k2 note=x [REST] hi",
+        "ts=2026-01-01T10:00:03Z stage=REST note=x [CTRL] hi",
+    ]
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n")
+    got = collect(str(p))
+    assert got.events.collect().get_column("line").to_list() == [1, 2, 3]
+    assert counts(got) == (
+        4,
+        3,
+        1,
+        0,
+        {"kv": 1, "legacy": 1},
+        [
+            f"{p}: 2 lines are legacy tagged lines among kv lines; read them with the legacy "
+            "reader (2 of them key=value events it gave back to the kv reader; 1 of those not "
+            "read as events, first: line 4)"
+        ],
+    )
