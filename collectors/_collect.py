@@ -970,6 +970,8 @@ def _read_one(
         )
     elif isinstance(fmt, str):
         reader = _reader(fmt)
+        if kv_mixed:  # no legacy line among its lines: decided above, not again
+            reader = functools.partial(reader, judged=True)
         result = reader(data, file=src.name, source=src.source_name, stats=stats, timezone=timezone)
     else:
         result = fmt.read(
@@ -994,7 +996,9 @@ def _read_one(
 def _legacy_lines(lines: pl.Series) -> pl.Series:
     """Which ``lines`` are legacy lines (:func:`~tracekit.collectors._kv.legacy_line`, the rule
     of detection and of the readers)."""
-    return pl.DataFrame([lines.alias("raw")]).select(legacy_line(pl.col("raw"))).to_series()
+    # lazy: the rule's repeated sub-expressions computed once (an eager select runs them again)
+    frame = pl.LazyFrame([lines.alias("raw")]).select(legacy_line(pl.col("raw")))
+    return frame.collect().to_series()
 
 
 def _read_mixed(
@@ -1054,6 +1058,9 @@ def _read_mixed(
                 frame = _read_kv_among(frame, kv_rows, latin1, fmt, src, timezone, stats)
             elif kv_rows.height:  # kv not allowed: warned about (with the others, below)
                 unread_kv = kv_rows.get_column("line")
+        elif fmt == "kv" and legacy is not None:  # its legacy lines are taken out: none here
+            read = functools.partial(_reader("kv"), judged=True)
+            frame = _read_apart(read, rows, latin1, src, timezone, stats)
         else:
             frame = _read_apart(_reader(fmt), rows, latin1, src, timezone, stats)
         frames.append(frame)
@@ -1159,7 +1166,7 @@ def _read_kv_among(
     stats.ignored -= rows.height
     if not own:
         stats.formats["kv"] = stats.formats.get("kv", 0) + 1
-    read = functools.partial(read_kv, given_back=True)  # a tag outside their values too
+    read = functools.partial(read_kv, judged=True)  # a tag outside their values too
     kv = _read_apart(read, rows, latin1, src, timezone, stats)
     if not own:
         # the ones the kv reader made no event of (malformed: no action, no timestamp)
