@@ -110,7 +110,9 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
                 pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")
             )
         )
-    return pl.concat(parts, how="diagonal_relaxed").lazy()
+    # One chunk layout: the parts' columns come chunked apart (a gathered column, a literal),
+    # and polars 2.1's streaming engine panics filtering such a frame (review 8d).
+    return pl.concat(parts, how="diagonal_relaxed").rechunk().lazy()
 
 
 def _r(x: Any) -> float | None:

@@ -49,8 +49,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: pair glued to its prefix a pair for the tag test; 9: in a kv file, a kv event the legacy
 #: reader gives back is read by the kv reader, and a long first line behind blank lines is
 #: judged whole by detection (review 8b); 10: the legacy reader's tag and quoted-text scans
-#: read a pair glued to its prefix as a pair (review 8b).
-_CACHE_VERSION: Final = 10
+#: read a pair glued to its prefix as a pair (review 8b); 11: a kv file's rerouting warning
+#: counts the kv events given back, in one warning (review 8c).
+_CACHE_VERSION: Final = 11
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")
@@ -1071,6 +1072,11 @@ def _read_mixed(
         # the key=value events it gave back: the kv file's own reader's, said in one warning
         mine = tagged_lines.filter(~pl.col("line").is_in(back.get_column("line").implode()))
         note = _unread_note(mine, legacy_frame, "not read as events")
+        said = (
+            f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
+            f"lines; read them with the legacy reader{note}"
+        )
+        stats.warn(said)  # ahead of what the kv reader says of the lines given back
         if back.height:
             if not has_text:  # no line of the file was the kv reader's yet
                 stats.formats["kv"] = stats.formats.get("kv", 0) + 1
@@ -1081,11 +1087,7 @@ def _read_mixed(
             given = f"{back.height} of them key=value events it gave back to the kv reader"
             if gone.len():
                 given += f"; {gone.len()} of those not read as events, first: line {gone[0]}"
-            note += f" ({given})"
-        stats.warn(
-            f"{src.name}: {tagged_lines.height} lines are legacy tagged lines among {fmt} "
-            f"lines; read them with the legacy reader{note}"
-        )
+            stats.amend(said, f"{said} ({given})")
         frames.append(legacy_frame)
     if objects.height:
         if has_text or tagged_lines.height:

@@ -126,6 +126,11 @@ class InputStats:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def amend(self, message: str, new: str) -> None:
+        """``message`` (a warning given) says ``new`` now, in its place in the order: a
+        warning that introduces lines stays ahead of what their reader says of them."""
+        self.warnings[self.warnings.index(message)] = new
+
     def warn_count(self, file: str, n: int, text: str) -> None:
         """Warn ``"{file}: {n} {text}"``; another call for the same file and text adds to
         that warning's count (a file read in blocks still warns once)."""

@@ -479,3 +479,69 @@ def test_logs_of_two_separate_systems_each_have_their_own_reference(history):
     )
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     assert hops[("REST.request", "REST.persist")]["max_ms"] == 5.0  # both runs corrected
+
+
+_MINI = """
+[pipeline]
+name = "mini"
+[roles]
+send = "CTRL.send"
+persist = "REST.persist"
+[[hops]]
+id = "CTRL.send"
+[[hops]]
+id = "REST.persist"
+after = ["CTRL.send"]
+emitter = "server"
+[[hops]]
+id = "WS-BROADCAST.deliver"
+after = ["REST.persist"]
+scope = "recipient"
+recipient = "peer"
+emitter = "server"
+[outliers]
+min_samples = 3
+floor_ms = 1
+"""
+
+
+def test_outliers_on_message_and_recipient_edges_of_a_custom_pipeline(history, tmp_path):
+    """Review 8d: the samples that become findings, gathered by row from the messages and the
+    pairs frames, once made a frame polars' streaming engine panicked on."""
+    from tracekit.analyzers import load_pipeline
+
+    path = tmp_path / "mini.toml"
+    path.write_text(_MINI)
+    traces = [history.message(i, "u1", ["u2", "u3"], t=i * 1000) for i in range(1, 26)]
+    _shift(history, traces[3], "REST.persist", "u1", 100)  # +100 ms into persist, and out
+    _shift(history, traces[3], "WS-BROADCAST.deliver", "server", 100)
+    _shift(history, traces[9], "WS-BROADCAST.deliver", "server", 100)  # its two deliveries
+    history.tail(60_000)
+    report = analyze(history.frame(), pipeline=load_pipeline(path))
+    found = report.findings.filter(pl.col("kind") == "latency_outlier")
+    assert history.kinds(found) == sorted(
+        [
+            ("latency_outlier", traces[3], None, "REST.persist", "CTRL.send"),
+            ("latency_outlier", traces[9], "u2", "WS-BROADCAST.deliver", "REST.persist"),
+            ("latency_outlier", traces[9], "u3", "WS-BROADCAST.deliver", "REST.persist"),
+        ],
+        key=repr,
+    )
+
+
+def test_outliers_of_a_custom_pipeline_on_a_generated_history_do_not_crash(tmp_path):
+    """Review 8d's case: polars' streaming engine panicked filtering the scored samples."""
+    from tracekit import synth
+    from tracekit.analyzers import load_pipeline
+
+    path = tmp_path / "mini.toml"
+    path.write_text(_MINI + "z = 1\n")
+    pipeline = load_pipeline(path)
+    events = synth.generate(0, messages=80, users=4, conversations=1).frame().lazy()
+    found = analyze(events, pipeline=pipeline).findings
+    assert found.group_by("kind", "stage").len().rows() == [
+        ("latency_outlier", "WS-BROADCAST.deliver", 14)
+    ]
+    alone = find_latency_outliers(events, pipeline=pipeline).collect()
+    keys = ["trace_id", "recipient"]
+    assert alone.select(keys).sort(keys).equals(found.select(keys).sort(keys))

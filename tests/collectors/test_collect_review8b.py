@@ -235,3 +235,20 @@ def test_a_kv_file_says_once_what_became_of_the_kv_events_given_back(tmp_path: P
             "read as events, first: line 4)"
         ],
     )
+
+
+def test_the_rerouting_warning_comes_before_what_the_kv_reader_says(tmp_path: Path) -> None:
+    """Review 8d: the warning that introduces the given-back lines stays first."""
+    lines = [
+        "ts=2026-01-01T10:00:00Z stage=WS action=broadcast msg_id=k0",
+        "ts=2026-01-01T10:00:02Z stage=REST action=send msg_id=k2 trace_id=zz note=x [REST] hi",
+    ]
+    p = tmp_path / "app.log"
+    p.write_text("\n".join(lines) + "\n")
+    got = collect(str(p))
+    assert got.events.collect().get_column("line").to_list() == [1, 2]
+    assert got.inputs.warnings == [
+        f"{p}: 1 lines are legacy tagged lines among kv lines; read them with the legacy "
+        "reader (1 of them key=value events it gave back to the kv reader)",
+        f"{p}: 1 events have an invalid trace_id; it was left empty",
+    ]
