@@ -58,7 +58,11 @@ def latency_samples(paths: Paths) -> pl.LazyFrame:
     ids as text were 48 bytes of the 62 a sample took (~0.35 GB at 5M events), and only the
     few samples that become findings need them (:func:`_enrich`)."""
     p = paths.pipeline
-    frames: list[pl.LazyFrame] = []
+    frames: list[pl.LazyFrame] = [  # no edge at all (a one-hop pipeline): no sample
+        pl.LazyFrame(
+            schema={"eid": pl.UInt8, "row": pl.UInt32, "lat": pl.Int64, "cross": pl.Boolean}
+        )
+    ]
     for eid, (_, a, b) in enumerate(_edges(paths)):
         ia, ib = p.index(a), p.index(b)
         both = (pl.col(col("n", ia)).fill_null(0) > 0) & (pl.col(col("n", ib)).fill_null(0) > 0)
@@ -110,6 +114,13 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
                 pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")
             )
         )
+    if not parts:  # no edge at all (a one-hop pipeline): no sample, the columns all the same
+        cat, text, i64 = pl.Categorical(), pl.String(), pl.Int64()
+        names: dict[str, pl.DataType] = {"trace_id": text, "recipient": text, "conv_id": text}
+        names |= {"t": i64, "src_a": cat, "src_b": cat, "file_a": cat, "line_a": i64}
+        names |= {"file_b": cat, "line_b": i64, "edge": text, "from": text, "to": text}
+        typed = [pl.lit(None, dtype=d).alias(k) for k, d in names.items()]
+        return few.drop("row").lazy().with_columns(typed)
     # One chunk layout: the parts' columns come chunked apart (a gathered column, a literal),
     # and polars 2.1's streaming engine panics filtering such a frame (review 8d).
     return pl.concat(parts, how="diagonal_relaxed").rechunk().lazy()

@@ -545,3 +545,23 @@ def test_outliers_of_a_custom_pipeline_on_a_generated_history_do_not_crash(tmp_p
     alone = find_latency_outliers(events, pipeline=pipeline).collect()
     keys = ["trace_id", "recipient"]
     assert alone.select(keys).sort(keys).equals(found.select(keys).sort(keys))
+
+
+def test_a_one_hop_pipeline_has_no_latency_and_does_not_crash(history, tmp_path):
+    """Review 8e: no edge, no sample (the samples' concat had no part at all)."""
+    from tracekit.analyzers import find_slo_breaches, load_pipeline
+
+    path = tmp_path / "one.toml"
+    path.write_text(
+        '[pipeline]\nname = "one"\n[roles]\nsend = "CTRL.send"\n[[hops]]\nid = "CTRL.send"\n'
+    )
+    pipeline = load_pipeline(path)
+    for n in range(3):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    history.tail()
+    report = analyze(history.frame(), pipeline=pipeline)
+    assert report.findings.is_empty()
+    assert report.summary["messages"] == 3
+    assert report.latency["hops"] == []
+    for find in (find_latency_outliers, find_slo_breaches, find_clock_skew):
+        assert find(history.frame(), pipeline=pipeline).collect().is_empty()
