@@ -69,7 +69,9 @@ def reorders(paths: Paths) -> pl.LazyFrame:
     messy = stored.filter(back).get_column("gid").unique()
     if len(messy):
         fix = pl.col("gid").is_in(messy.implode())
-        stored = pl.concat([stored.filter(~fix), stored.filter(fix).sort("gid", "rkey", "prank")])
+        # ties (one event in two files) by row, log order: the evidence is the same every run
+        again = stored.filter(fix).sort("gid", "rkey", "prank", "row")
+        stored = pl.concat([stored.filter(~fix), again])
     # One pass instead of windows: number the groups in frame order and add group * 2**32 to
     # the persist rank, so one running maximum never crosses a group.
     ahead = (
