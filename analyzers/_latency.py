@@ -90,7 +90,9 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
     few = rows.collect()
     parts: list[pl.DataFrame] = []
-    for eid, (name, a, b) in enumerate(_edges(paths)):
+    # no edge (a one-hop pipeline) has no sample: the send "edge" gives the columns, no row
+    send = p.roles["send"]
+    for eid, (name, a, b) in enumerate(_edges(paths) or [("", send, send)]):
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
         mine = few.filter(pl.col("eid") == eid)
@@ -114,13 +116,6 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
                 pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")
             )
         )
-    if not parts:  # no edge at all (a one-hop pipeline): no sample, the columns all the same
-        cat, text, i64 = pl.Categorical(), pl.String(), pl.Int64()
-        names: dict[str, pl.DataType] = {"trace_id": text, "recipient": text, "conv_id": text}
-        names |= {"t": i64, "src_a": cat, "src_b": cat, "file_a": cat, "line_a": i64}
-        names |= {"file_b": cat, "line_b": i64, "edge": text, "from": text, "to": text}
-        typed = [pl.lit(None, dtype=d).alias(k) for k, d in names.items()]
-        return few.drop("row").lazy().with_columns(typed)
     # One chunk layout: the parts' columns come chunked apart (a gathered column, a literal),
     # and polars 2.1's streaming engine panics filtering such a frame (review 8d).
     return pl.concat(parts, how="diagonal_relaxed").rechunk().lazy()

@@ -387,11 +387,15 @@ def _text_lines(data: bytes) -> tuple[pl.Series, bool]:
         raw = by_csv(data.decode("latin-1").encode("utf-8"))
         if raw is not None:
             return raw, True
-    text = data.decode("latin-1")
+    return _split_text(data.decode("latin-1")), True
+
+
+def _split_text(text: str) -> pl.Series:
+    """``text``'s lines split by Python (a CR before the LF dropped), where polars cannot."""
     split = text.split("\n")
     if text.endswith("\n"):
         split.pop()
-    return pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r"), True
+    return pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r")
 
 
 def _as_read(data: bytes, lines: pl.Series, latin1: bool) -> pl.Series:
@@ -409,11 +413,7 @@ def _as_read(data: bytes, lines: pl.Series, latin1: bool) -> pl.Series:
 
     seen = csv_lines(data)
     if seen is None:
-        text = data.decode("utf-8", errors="replace")
-        split = text.split("\n")
-        if text.endswith("\n"):
-            split.pop()
-        seen = pl.Series("raw", split, dtype=pl.String).str.strip_suffix("\r")
+        seen = _split_text(data.decode("utf-8", errors="replace"))
     seen = seen.fill_null("")
     return seen if seen.len() == lines.len() else lines
 

@@ -57,3 +57,26 @@ def counts(got: Any) -> tuple[object, ...]:
     """A collection's account: lines, events, malformed, ignored, formats, warnings."""
     i = got.inputs
     return (i.lines, i.events, i.malformed, i.ignored, i.formats, i.warnings)
+
+
+# Review 7d's mixed fixtures (reused by review 8's tests): a legacy line, a kv event holding
+# JSON text, a JSON event, and the warning about a kv event not read as one.
+TA = "a" * 32
+G = "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1"
+KJ = (
+    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z "
+    'body=\'{"stage": "x"}\''
+)
+J = f'{{"timestamp":"2026-01-01T10:00:05Z","stage":"WS-RECV","action":"recv","trace_id":"{TA}"}}'
+UNREAD_KV = (
+    "1 lines look like key=value events but were not read as such (first: line 2); a "
+    "key=value event is read in a file read as kv (detected when most of its first lines are "
+    "such events, or formats=['kv'])"
+)
+
+
+def write_log(folder: Path, lines: list[str], name: str = "app.log") -> Path:
+    """``lines`` written as a log file in ``folder`` (a final line end)."""
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -7,12 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from collectors_helpers import counts
+from collectors_helpers import KJ, TA, UNREAD_KV, G, J, counts
 
 from tracekit.collectors import _collect, collect
 from tracekit.collectors._normalize import empty_table
-
-TA = "a" * 32
 
 
 def rows(got: object) -> list[tuple[object, ...]]:
@@ -118,18 +116,6 @@ def test_logfmt_legacy_text_in_a_kv_file_read_as_kv_only_is_malformed(tmp_path: 
 
 
 # -- 3: a kv event holding JSON text left unread is no unread JSON event -------------------
-
-G = "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1"
-KJ = (
-    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z "
-    'body=\'{"stage": "x"}\''
-)
-J = f'{{"timestamp":"2026-01-01T10:00:05Z","stage":"WS-RECV","action":"recv","trace_id":"{TA}"}}'
-UNREAD_KV = (
-    "1 lines look like key=value events but were not read as such (first: line 2); a "
-    "key=value event is read in a file read as kv (detected when most of its first lines are "
-    "such events, or formats=['kv'])"
-)
 
 
 def test_an_unread_kv_event_holding_json_text_is_warned_about_once(tmp_path: Path) -> None:

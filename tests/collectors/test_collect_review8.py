@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from collectors_helpers import at, counts
+from collectors_helpers import KJ, UNREAD_KV, G, J, at, counts
 
 from tracekit.collectors import collect, detect_format
 
@@ -69,20 +69,6 @@ def test_json_among_kv_lines_is_malformed_without_jsonl(tmp_path: Path) -> None:
     assert got.inputs.examples == [f"{p}:2: not key=value text"]
     forced = collect(str(p), formats=["kv"])
     assert _short(forced) == _short(got)
-
-
-TA = "a" * 32
-G = "2026-01-01T10:00:00Z [REST] Sending message: clientMsgId=c1"
-KJ = (
-    f"stage=WS action=broadcast trace_id={TA} msg_id=m1 ts=2026-01-01T10:00:01Z "
-    'body=\'{"stage": "x"}\''
-)
-J = f'{{"timestamp":"2026-01-01T10:00:05Z","stage":"WS-RECV","action":"recv","trace_id":"{TA}"}}'
-UNREAD_KV = (
-    "1 lines look like key=value events but were not read as such (first: line 2); a "
-    "key=value event is read in a file read as kv (detected when most of its first lines are "
-    "such events, or formats=['kv'])"
-)
 
 
 def test_forced_legacy_counts_a_json_event_and_an_unread_kv_event_apart(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import structlog
-from collectors_helpers import at, counts
+from collectors_helpers import at, counts, write_log
 
 from tracekit.collectors import collect, detect_format
 from tracekit.collectors._kv import legacy_line, stage_pair_line
@@ -35,8 +35,7 @@ def _kvr(i: int, event: str) -> str:
 def _read(
     tmp_path: Path, lines: list[str], **kw: object
 ) -> tuple[list[object], tuple[object, ...]]:
-    p = tmp_path / "app.log"
-    p.write_text("\n".join(lines) + "\n")
+    p = write_log(tmp_path, lines)
     got = collect(str(p), **kw)  # type: ignore[arg-type]
     rows = got.events.collect().select("line", "timestamp", "stage", "action", "msg_id").rows()
     return rows, counts(got)
@@ -49,8 +48,7 @@ def _events(n: int) -> list[tuple[object, ...]]:
 def test_keyvaluerenderer_lines_behind_a_prefix_are_kv_events(tmp_path: Path) -> None:
     lines = [f"2026-01-01 10:00:0{i},000 INFO app: " + _kvr(i, "sending") for i in range(3)]
     assert lines[0].endswith("stage='REST' action='request' msg_id='m0'")
-    p = tmp_path / "app.log"
-    p.write_text("\n".join(lines) + "\n")
+    p = write_log(tmp_path, lines)
     assert detect_format(p.read_bytes()) == "kv"
     for kw in ({}, {"formats": ["kv"]}):
         rows, account = _read(tmp_path, lines, **kw)
@@ -123,8 +121,7 @@ def test_the_legacy_rerouting_warning_does_not_call_a_malformed_line_ignored(
     tmp_path: Path,
 ) -> None:
     kv = [f"ts=2026-01-01T10:00:0{i}Z stage=WS action=broadcast msg_id=k{i}" for i in range(3)]
-    p = tmp_path / "app.log"
-    p.write_text("\n".join([*kv, "[REST] Sending message: clientMsgId=c1"]) + "\n")
+    p = write_log(tmp_path, [*kv, "[REST] Sending message: clientMsgId=c1"])
     got = collect(str(p))
     i = got.inputs
     assert (i.lines, i.events, i.malformed, i.ignored) == (4, 3, 1, 0)
@@ -172,8 +169,7 @@ def test_the_legacy_reader_reads_a_glued_first_pair_as_a_pair(tmp_path: Path) ->
         "2026-01-01T10:00:02Z INFO:app:note='[WS] hi' [REST] Sending message: clientMsgId=c3",
         "2026-01-01T10:00:03Z INFO: app: note='[WS] hi' [REST] Sending message: clientMsgId=c4",
     ]
-    p = tmp_path / "app.log"
-    p.write_text("\n".join(lines) + "\n")
+    p = write_log(tmp_path, lines)
     got = collect(str(p))
     rows = got.events.collect().select("line", "timestamp", "stage", "action", "event").rows()
     assert rows == [
@@ -201,8 +197,7 @@ def test_a_json_event_in_a_source_of_another_format_names_that_format() -> None:
 def test_the_rerouting_warning_counts_the_kv_events_given_back(tmp_path: Path) -> None:
     kv = "stage=WS action=broadcast msg_id=m1 ts=2026-01-01T10:00:01Z"
     back = "stage=REST action=request note=x [REST] hi ts=2026-01-01T10:00:02Z"
-    p = tmp_path / "app.log"
-    p.write_text("\n".join([kv, back, back, kv]) + "\n")
+    p = write_log(tmp_path, [kv, back, back, kv])
     got = collect(str(p))
     assert got.events.collect().get_column("line").to_list() == [1, 2, 3, 4]
     assert got.inputs.warnings == [
@@ -219,8 +214,7 @@ def test_a_kv_file_says_once_what_became_of_the_kv_events_given_back(tmp_path: P
         "ts=2026-01-01T10:00:02Z stage=REST action=send msg_id=k2 note=x [REST] hi",
         "ts=2026-01-01T10:00:03Z stage=REST note=x [CTRL] hi",
     ]
-    p = tmp_path / "app.log"
-    p.write_text("\n".join(lines) + "\n")
+    p = write_log(tmp_path, lines)
     got = collect(str(p))
     assert got.events.collect().get_column("line").to_list() == [1, 2, 3]
     assert counts(got) == (
@@ -243,8 +237,7 @@ def test_the_rerouting_warning_comes_before_what_the_kv_reader_says(tmp_path: Pa
         "ts=2026-01-01T10:00:00Z stage=WS action=broadcast msg_id=k0",
         "ts=2026-01-01T10:00:02Z stage=REST action=send msg_id=k2 trace_id=zz note=x [REST] hi",
     ]
-    p = tmp_path / "app.log"
-    p.write_text("\n".join(lines) + "\n")
+    p = write_log(tmp_path, lines)
     got = collect(str(p))
     assert got.events.collect().get_column("line").to_list() == [1, 2]
     assert got.inputs.warnings == [
