@@ -1,9 +1,9 @@
 """Rebuild every message's path and find what went wrong, and where.
 
-``analyze(events)`` runs every analyzer over an event table (``tracekit.table.EVENT_SCHEMA``)
-and returns a :class:`Report`; the ``find_*`` functions run one finding kind each
-(``LazyFrame -> LazyFrame`` in :data:`FINDING_SCHEMA`, report order) and :func:`timeline` shows
-one message's path.
+``analyze(events)`` runs every analyzer over an event table (``tracekit.table.EVENT_SCHEMA``,
+or just its :data:`INPUT_COLUMNS`) and returns a :class:`Report`; the ``find_*`` functions run
+one finding kind each (``LazyFrame -> LazyFrame`` in :data:`FINDING_SCHEMA`, report order) and
+:func:`timeline` shows one message's path.
 
 Choices where DESIGN.md leaves room (each module's docstring says why):
 
@@ -58,11 +58,13 @@ from tracekit.analyzers._api import (
     find_unexpected,
 )
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
+from tracekit.analyzers._paths import INPUT_COLUMNS
 from tracekit.analyzers._pipeline import Hop, Pipeline, default_pipeline, load_pipeline
 from tracekit.analyzers._report import REPORT_SCHEMA, Report, analyze, timeline
 
 __all__ = [
     "FINDING_SCHEMA",
+    "INPUT_COLUMNS",
     "KINDS",
     "REPORT_SCHEMA",
     "Hop",

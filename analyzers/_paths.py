@@ -21,7 +21,15 @@ from tracekit.analyzers._clock import ClockEstimate, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
 from tracekit.schema import META_STAGE
 
-__all__ = ["Paths", "build_paths", "hop_events", "same_device"]
+__all__ = ["INPUT_COLUMNS", "Paths", "build_paths", "hop_events", "same_device"]
+
+#: The event table's columns the analysis reads (the only pass over the table, in
+#: :func:`build_paths`): a reader may leave the others out (``collect(columns=...)``);
+#: ``event``, ``span_id`` and ``level`` are half of a JSON log's table.
+INPUT_COLUMNS: Final = (
+    "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor", "peer",
+    "source", "seq", "recipients", "file", "line",
+)  # fmt: skip
 
 _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "file", "line")
@@ -494,11 +502,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
-    columns = [
-        "timestamp", "stage", "action", "trace_id", "seq", "peer", "actor", "source",
-        "conv_id", "msg_id", "recipients", "file", "line",
-    ]  # fmt: skip
-    table = events.select(columns).collect()
+    table = events.select(INPUT_COLUMNS).collect()
     seqless = table.get_column("seq").has_nulls()
     base = _with_hop(table.lazy(), p, seqless=seqless)
     del table

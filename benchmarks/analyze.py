@@ -10,7 +10,8 @@ its own child process (so peak RSS is that step's own):
 - ``duckdb``: a hand-written SQL query doing the simple part of the job (group by trace, count
   stages per recipient, flag missing / duplicate hops);
 - ``analyze``: reading the JSON lines into the event table + ``tracekit.analyzers.analyze``.
-  The reader is ``tracekit.collectors.collect`` (``--reader collectors``, the default) or this
+  The reader is ``tracekit.collectors.collect`` as the CLI calls it (``--reader collectors``,
+  the default: ``columns=INPUT_COLUMNS``, the columns the analysis reads) or this
   file's own ``read_events`` (``--reader own``: ``scan_ndjson`` with the schema, ISO timestamps
   parsed, file/line added), written before the collectors landed;
 - ``parquet``: a second analysis of the same file: ``collect`` with ``cache_dir`` (a hit on
@@ -134,19 +135,21 @@ def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
         rows = con.execute(DUCKDB_SQL.format(path=path)).fetchall()
         out["rows"] = len(rows)
     elif mode in ("analyze", "parquet"):
-        from tracekit.analyzers import analyze
+        from tracekit.analyzers import INPUT_COLUMNS, analyze
 
         inputs = None
         if mode == "parquet":
             from tracekit.collectors import collect
 
-            collected = collect([str(path)], cache_dir=str(path.parent / "cache"))
+            collected = collect(
+                [str(path)], cache_dir=str(path.parent / "cache"), columns=INPUT_COLUMNS
+            )
             out["cached"] = collected.inputs.cached
             lf, inputs = collected.events, collected.inputs.to_dict()
         elif reader == "collectors":
             from tracekit.collectors import collect
 
-            collected = collect([str(path)])
+            collected = collect([str(path)], columns=INPUT_COLUMNS)
             lf, inputs = collected.events, collected.inputs.to_dict()
         else:
             lf = read_events(path)

@@ -7,7 +7,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -27,7 +27,7 @@ from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
 from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
-from tracekit.errors import InputError
+from tracekit.errors import InputError, SchemaError
 from tracekit.table import EVENT_SCHEMA, compact
 
 __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
@@ -116,7 +116,8 @@ FormatSpec = Any  # a builtin name, a path to a TOML format file, or a loaded Te
 
 @dataclass
 class Collected:
-    """What :func:`collect` returns: the event table (lazy, EVENT_SCHEMA) and the account."""
+    """What :func:`collect` returns: the event table (lazy, EVENT_SCHEMA, or the ``columns``
+    asked for) and the account."""
 
     events: pl.LazyFrame
     inputs: InputStats
@@ -660,6 +661,7 @@ def collect(
     timezone: str | None = None,
     formats: Sequence[FormatSpec] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    columns: Collection[str] | None = None,
 ) -> Collected:
     """Read every input into one event table (EVENT_SCHEMA, in input then line order).
 
@@ -668,10 +670,14 @@ def collect(
     it they are read as UTC and a warning says so). ``formats`` restricts or forces the parsers
     (``jsonl``, ``kv``, ``legacy``, ``otlp`` or a TOML format file). ``cache_dir`` keeps the
     table as Parquet keyed by the inputs' identity (path, size, mtime, device, inode,
-    ctime).
+    ctime). ``columns``: only these columns of the table (in its order), like polars'
+    ``read_parquet(columns=...)``; every line is still read and checked, so the account is a
+    full read's, but the other columns are never kept (the analyzers read
+    ``tracekit.analyzers.INPUT_COLUMNS``: half the memory of a JSON log's table).
 
     Raises InputError when an input as a whole cannot be read; bad lines are only counted.
     """
+    wanted = _projection(columns)
     if isinstance(paths, str | os.PathLike | Source):
         paths = [paths]
     notes: list[str] = []  # inputs skipped or read once, for the account
@@ -690,7 +696,7 @@ def collect(
         )
         if key is not None:
             cache_path = Path(cache_dir)
-            hit = _cache_read(cache_path, key)
+            hit = _cache_read(cache_path, key, wanted)
             if hit is not None:
                 for note in notes:
                     hit.inputs.warn(note)
@@ -699,18 +705,42 @@ def collect(
     stats = InputStats()
     for note in notes:
         stats.warn(note)
+    # Columns left out as soon as each input is read; linking still needs its own.
+    unread = [] if wanted is None else [c for c in EVENT_SCHEMA if c not in {*wanted, *_LINKED}]
     frames: list[pl.DataFrame] = []
     for src in sources:
         part = _FileStats()
-        frames.append(_read_one(src, fmts, timezone, part))
+        frames.append(_read_one(src, fmts, timezone, part, unread).drop(unread, strict=False))
         stats.merge(part)
     frames = [f for f in frames if f.height]
-    table = pl.concat(frames, how="diagonal") if frames else empty_table()
+    table = pl.concat(frames, how="diagonal") if frames else empty_table().drop(unread)
     # Readers return compact frames; linking may leave trace ids as text, hence the cast.
-    table = compact(link(table, stats).lazy()).collect()
+    table = compact(link(table, stats).lazy(), wanted).collect()
     if cache_path is not None and key is not None:
         _cache_write(cache_path, key, table, stats)
     return Collected(table.lazy(), stats)
+
+
+#: The columns linking reads (see ``_link``), read whatever the caller asked for.
+_LINKED: Final = frozenset(
+    {"stage", "action", "trace_id", "msg_id", "actor", "source", "file", "line"}
+)
+
+
+def _projection(columns: Collection[str] | None) -> tuple[str, ...] | None:
+    """``columns`` in the table's order (None: all of them); an unknown name is an error."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):  # one name, not its letters
+        columns = [columns]
+    unknown = sorted(set(columns) - set(EVENT_SCHEMA))
+    if unknown:
+        raise SchemaError(
+            f"columns: {', '.join(map(repr, unknown))} not in the event table "
+            f"({', '.join(EVENT_SCHEMA)})",
+            key=unknown[0],
+        )
+    return tuple(c for c in EVENT_SCHEMA if c in columns)
 
 
 def _check_timezone(tz: str) -> None:
@@ -721,8 +751,14 @@ def _check_timezone(tz: str) -> None:
 
 
 def _read_one(
-    src: Source, formats: list[Any], timezone: str | None, stats: InputStats
+    src: Source,
+    formats: list[Any],
+    timezone: str | None,
+    stats: InputStats,
+    unread: Sequence[str] = (),
 ) -> pl.DataFrame:
+    """One input -> its events; ``unread``: columns the caller drops (a reader that can
+    leave them out does)."""
     raw = src.read()
     stats.files += 1
     stats.bytes += raw.raw_size
@@ -873,6 +909,7 @@ def _read_one(
             source=src.source_name,
             stats=part,
             timezone=timezone,
+            skip=unread,
         )
         if part.malformed and to_legacy:
             # Detected from its first lines, but legacy tagged lines further down are no bad
@@ -1223,20 +1260,25 @@ def _renumbered(example: str, file: str, numbers: pl.Series) -> str:
     return f"{prefix}{numbers[int(n) - 1]}:{reason}"
 
 
-def _cache_read(cache_dir: Path, key: str) -> Collected | None:
-    """The cached table and account, or None: a missing, unreadable or damaged entry is a
-    miss (the logs are read again and the entry rewritten), never an error."""
+def _cache_read(cache_dir: Path, key: str, columns: tuple[str, ...] | None) -> Collected | None:
+    """The cached table (``columns`` of it) and account, or None: a missing, unreadable or
+    damaged entry, or one that lacks a column asked for, is a miss (the logs are read again
+    and the entry rewritten), never an error."""
     parquet = cache_dir / f"{key}.parquet"
     meta = cache_dir / f"{key}.json"
+    wanted = columns or tuple(EVENT_SCHEMA)
     try:
         if not (parquet.is_file() and meta.is_file()):
             return None
         stats = InputStats.from_dict(orjson.loads(meta.read_bytes()))
+        held = pl.read_parquet_schema(parquet)
+        if any(held.get(c) != EVENT_SCHEMA[c] for c in wanted):
+            return None  # another version's table, or a projection without them
         # Read now, not scanned: damage must show here, not in the caller's collect.
-        table = pl.read_parquet(parquet)
+        table = pl.read_parquet(parquet, columns=list(wanted))
     except (OSError, ValueError, TypeError, AttributeError, pl.exceptions.PolarsError):
         return None  # orjson.JSONDecodeError is a ValueError
-    if table.schema != EVENT_SCHEMA:
+    if table.schema != pl.Schema({c: EVENT_SCHEMA[c] for c in wanted}):
         return None
     stats.cached = True
     return Collected(table.lazy(), stats)
@@ -1248,15 +1290,16 @@ def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputSta
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
         # Uncompressed: reading it back is what the cache is for (about 2x faster than lz4).
-        # One row group per reader thread: the reader decodes row groups in parallel, and each
-        # group's dictionary of trace and msg ids is inserted into polars' category map again,
-        # so polars' default (262,144 rows) read 8.4-9.2M events/s and this 10.7-12.4M.
-        threads = pl.thread_pool_size()
+        # One row group: each group's dictionary of trace and msg ids is inserted into polars'
+        # category map again, and the reader decodes columns in parallel anyway. Polars'
+        # default groups (262,144 rows) were the slowest (docs/perf/ingest.md, session 5);
+        # at 5M events the analysis' columns read at 9.1-9.8M events/s from one group per
+        # thread, 10.4-13.3M/s from one (session 9).
         table.write_parquet(
             tmp,
             compression="uncompressed",
             statistics=False,
-            row_group_size=max(1, -(-table.height // threads)),
+            row_group_size=max(1, table.height),
         )
         os.replace(tmp, cache_dir / f"{key}.parquet")
         tmp_meta = cache_dir / f".{key}.{os.getpid()}.json.tmp"

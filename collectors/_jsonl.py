@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -192,6 +192,7 @@ def read_jsonl(
     rename: dict[str, str] | None = None,
     timestamp_format: str | None = None,
     path: Path | None = None,
+    skip: Collection[str] = (),
 ) -> pl.DataFrame:
     """Parse JSON lines into the event table (:data:`tracekit.table.EVENT_SCHEMA`).
 
@@ -203,9 +204,16 @@ def read_jsonl(
     if data is None and path is None:
         raise ValueError("read_jsonl needs data or path")
     size = len(data) if data is not None else path.stat().st_size  # type: ignore[union-attr]
-    options = {"rename": rename, "timestamp_format": timestamp_format, "timezone": timezone}
+    # Columns the caller drops: those no check reads are not even parsed (the scanner
+    # validates and skips their values), the others dropped block by block.
+    options = {
+        "rename": rename,
+        "timestamp_format": timestamp_format,
+        "timezone": timezone,
+        "unparsed": _UNCHECKED.intersection(skip),
+    }
     if size <= 8 * CHUNK_BYTES:
-        return _read_block(data, path, 1, file, source, stats, options)
+        return _read_block(data, path, 1, file, source, stats, options).drop(skip, strict=False)
     frames: list[pl.DataFrame] = []
     # Two blocks in flight: one's single-threaded steps overlap the other's parse (polars
     # releases the GIL), and memory stays bounded by a few blocks. Each block keeps its own
@@ -213,7 +221,8 @@ def read_jsonl(
     pending: deque[tuple[Future[pl.DataFrame], InputStats]] = deque()
 
     def block_frame(block: bytes, first_line: int, part: InputStats) -> pl.DataFrame:
-        return _read_block(block, None, first_line, file, source, part, options)
+        frame = _read_block(block, None, first_line, file, source, part, options)
+        return frame.drop(skip, strict=False)
 
     def finish_one() -> None:
         future, part = pending.popleft()
@@ -230,8 +239,11 @@ def read_jsonl(
                 finish_one()
         while pending:
             finish_one()
-    return pl.concat(frames) if frames else empty_table()
+    return pl.concat(frames) if frames else empty_table().drop(skip, strict=False)
 
+
+#: Columns normalize passes through unchecked: a read that drops them need not parse them.
+_UNCHECKED: Final = frozenset({"span_id", "level"})
 
 #: Block size of the chunked read (whole lines; the last line of a block is completed).
 CHUNK_BYTES: Final = 64 << 20
@@ -266,10 +278,10 @@ def _read_block(
     """One block of whole lines (or the whole input) -> the event table."""
     rename: dict[str, str] | None = options["rename"]
     fmt: str | None = options["timestamp_format"]
-    schema = RAW_SCHEMA
+    schema = pl.Schema({c: t for c, t in RAW_SCHEMA.items() if c not in options["unparsed"]})
     if rename:
         inverse = {v: k for k, v in rename.items()}
-        schema = pl.Schema({inverse.get(c, c): pl.String for c in RAW_SCHEMA})
+        schema = pl.Schema({inverse.get(c, c): pl.String for c in schema})
     source_data = data if data is not None else path
     # The scanner reads every line or none (it declines blank lines), so its rows are the
     # lines, and its lists are exact (it declines lists with escapes).

@@ -6,7 +6,7 @@ that. Imports polars, so ``import tracekit`` never imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 import polars as pl
@@ -63,9 +63,14 @@ EVENT_SCHEMA: Final = pl.Schema(
 )
 
 
-def compact(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """A frame in :data:`TEXT_SCHEMA` (or already compact) -> :data:`EVENT_SCHEMA`."""
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in EVENT_SCHEMA.items())
+def compact(frame: pl.LazyFrame, columns: Collection[str] | None = None) -> pl.LazyFrame:
+    """A frame in :data:`TEXT_SCHEMA` (or already compact) -> :data:`EVENT_SCHEMA`; with
+    ``columns``, only those (in the schema's order)."""
+    return frame.select(
+        pl.col(name).cast(dtype)
+        for name, dtype in EVENT_SCHEMA.items()
+        if columns is None or name in columns
+    )
 
 
 def empty_events() -> pl.LazyFrame:

@@ -10,11 +10,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import jsonschema
+import polars as pl
 import pytest
 from conftest import T_LOST
 from typer.testing import CliRunner
 
 import tracekit
+from tracekit.analyzers import INPUT_COLUMNS
 from tracekit.cli._app import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,6 +397,9 @@ def test_cache_dir_second_run_reads_the_cache_and_reports_the_same(
     first = report("--cache-dir", str(cache))
     assert first["inputs"]["cached"] is False
     assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".parquet"]
+    # what the analysis reads, no more: event, span_id and level are never kept
+    (entry,) = cache.glob("*.parquet")
+    assert tuple(pl.read_parquet_schema(entry)) == INPUT_COLUMNS
     second = report("--cache-dir", str(cache))
     assert second["inputs"]["cached"] is True
     assert second["findings"] == first["findings"] and second["summary"] == first["summary"]

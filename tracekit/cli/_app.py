@@ -307,6 +307,7 @@ class _Reading:
 def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
     import polars as pl
 
+    from tracekit.analyzers import INPUT_COLUMNS
     from tracekit.collectors import collect
 
     start, end = _iso(reading.since, "since"), _iso(reading.until, "until")
@@ -320,6 +321,7 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
             include=reading.include or None,
             exclude=reading.exclude or None,
             cache_dir=reading.cache_dir,
+            columns=INPUT_COLUMNS,  # what every reading command reads: the analysis'
         )
     events = collected.events
     if start is not None:

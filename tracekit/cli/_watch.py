@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from tracekit.analyzers import Pipeline, analyze
+from tracekit.analyzers import INPUT_COLUMNS, Pipeline, analyze
 from tracekit.cli._safe import printable
 from tracekit.collectors import collect
 from tracekit.errors import InputError
@@ -80,7 +80,9 @@ def watch_paths(
         if identity != last and identity:
             last = identity
             try:
-                collected = collect([str(p) for p in paths], timezone=timezone)
+                collected = collect(
+                    [str(p) for p in paths], timezone=timezone, columns=INPUT_COLUMNS
+                )
             except InputError as exc:  # a file rotated away between listing and reading
                 status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
             else:
