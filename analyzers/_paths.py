@@ -24,8 +24,7 @@ from tracekit.schema import META_STAGE
 __all__ = ["INPUT_COLUMNS", "Paths", "build_paths", "hop_events", "same_device"]
 
 #: The event table's columns the analysis reads (the only pass over the table, in
-#: :func:`build_paths`): a reader may leave the others out (``collect(columns=...)``);
-#: ``event``, ``span_id`` and ``level`` are half of a JSON log's table.
+#: :func:`build_paths`): a reader may leave the others out (``collect(columns=...)``).
 INPUT_COLUMNS: Final = (
     "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor", "peer",
     "source", "seq", "recipients", "file", "line",

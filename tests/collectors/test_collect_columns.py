@@ -1,7 +1,7 @@
 """``collect(columns=...)``: a projection of the event table that keeps the full account.
 
-The analysis reads 13 of the table's 16 columns (``INPUT_COLUMNS``); ``event``, ``span_id`` and
-``level`` are half of a JSON log's table. Left out, they are never kept: ``span_id`` and
+The analysis reads 13 of the table's 16 columns (``INPUT_COLUMNS``). Left out, ``event``,
+``span_id`` and ``level`` are never kept: ``span_id`` and
 ``level`` not even parsed by the JSON reader (no check reads them), ``event`` dropped block by
 block (its absence is counted in ``missing``).
 """
