@@ -333,7 +333,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     gaps = paths.gaps.lazy()
     # Only the logs with gaps matter (names as integer codes until unique, few rows, is done).
     gappy = paths.gaps.get_column("source").unique()
-    hops = paths.hops.lazy().filter(pl.col("source").is_in(gappy.implode()))
+    hops = paths.hop_rows().filter(pl.col("source").is_in(gappy.implode()))
     server_hops = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
     server_sources = as_text(

@@ -49,7 +49,7 @@ def _client_sources(paths: Paths, users: pl.Series) -> pl.LazyFrame:
     """``(actor, source)``: the client sources the logs show acting for each of ``users`` (their
     own hops, history loads, any other event). Each process instance is a source."""
     server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    hops = paths.hops.lazy()
+    hops = paths.hop_rows()
     mine = pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode())
     # a server logs on behalf of users too (a persist's actor is the sender): not a client
     servers = hops.filter(pl.col("hop").is_in(server)).select(

@@ -43,7 +43,11 @@ def col(kind: str, i: int) -> str:
 @dataclass(frozen=True)
 class Paths:
     pipeline: Pipeline
-    hops: pl.DataFrame  # the hop events themselves (for evidence, races, reorders)
+    #: every event, in log order, with ``hop`` (index; null: not a hop of the pipeline),
+    #: ``recipient``, ``ts`` and ``pos``: the table's own columns, not a copy of its hop events
+    #: (one ~230 MB copy at 5M events). Read hop events through :meth:`hop_rows` or
+    #: :meth:`hops_of`; a ``row`` is an index into this frame.
+    hops: pl.DataFrame
     msg: pl.DataFrame  # one row per trace id
     pairs: pl.DataFrame  # one row per (trace id, recipient), expected and/or observed
     clock: dict[str, ClockEstimate]
@@ -69,12 +73,15 @@ class Paths:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""
         return true_time(self.offsets, ts, source)
 
+    def hop_rows(self) -> pl.LazyFrame:
+        """The hop events (names Categorical, log order)."""
+        return self.hops.lazy().filter(pl.col("hop").is_not_null())
+
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
-        """The hops of these traces (a frame with a text ``trace_id``), names as text: the rows
-        are picked on the table's integer codes, so only theirs are converted. ``hop``: only
-        that hop's events (picked first, on its index)."""
-        hops = self.hops if hop is None else self.hops.filter(pl.col("hop") == hop)
-        return _hops_of(hops, trace_ids)
+        """The hop events of these traces (a frame with a text ``trace_id``), names as text: the
+        rows are picked on the table's integer codes, so only theirs are converted. ``hop``:
+        only that hop's events (picked first, on its index)."""
+        return _hops_of(self.hops, trace_ids, hop)
 
 
 def as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -82,11 +89,14 @@ def as_text(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
-def _hops_of(hops: pl.DataFrame, trace_ids: pl.LazyFrame) -> pl.LazyFrame:
+def _hops_of(hops: pl.DataFrame, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
     wanted = trace_ids.select(pl.col("trace_id").cast(hops.schema["trace_id"])).unique()
-    # log order kept: callers take each trace's first event
-    picked = hops.lazy().join(wanted, on="trace_id", how="semi", maintain_order="left")
-    return as_text(picked)
+    lf = hops.lazy() if hop is None else hops.lazy().filter(pl.col("hop") == hop)
+    # The traces' events picked eagerly (few rows), then their hops: in one plan, polars
+    # pushes the hop filter below the join and copies every hop event of the table first.
+    # Log order kept: callers take each trace's first event.
+    picked = lf.join(wanted, on="trace_id", how="semi", maintain_order="left").collect()
+    return as_text(picked.lazy().filter(pl.col("hop").is_not_null()))
 
 
 def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -> pl.Expr:
@@ -116,11 +126,12 @@ def _with_hop(events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True) -> pl.
 
 def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
     """Events of the pipeline's hops, with ``hop`` (index), ``recipient``, ``ts`` (ns), ``pos``."""
-    return _hop_rows(_with_hop(events, p), p)
+    return _hop_rows(_with_hop(events, p), p).filter(pl.col("hop").is_not_null())
 
 
 def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
-    """Hop events, with ``recipient`` (the peer or actor the hop is about)."""
+    """Every event with its ``hop`` (null where none) and ``recipient`` (the peer or actor
+    the hop is about)."""
     peer_hops = [i for i, h in enumerate(p.hops) if h.recipient == "peer"]
     actor_hops = [i for i, h in enumerate(p.hops) if h.recipient == "actor"]
     recipient = (
@@ -145,7 +156,7 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
         "file",
         "line",
     ]
-    return base.filter(pl.col("hop").is_not_null()).select(cols)
+    return base.select(cols)
 
 
 def _first_rows(indices: list[int]) -> list[pl.Expr]:
@@ -427,13 +438,13 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
     )
 
 
-def _trace_facts(hops: pl.DataFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
+def _trace_facts(hops: pl.LazyFrame, send: int, bcast: int | None) -> list[pl.LazyFrame]:
     """Sender, conversation, canonical ids and recipients list per trace (each from few rows).
 
     ``hops`` has ``trace_id`` as Categorical (integer grouping and joins, kept); the other
     names come back as text.
     """
-    lf = hops.lazy()
+    lf = hops
 
     def first(rows: pl.Expr, value: pl.Expr) -> pl.LazyFrame:
         # each trace's first row in log order (a unique, ~20x faster than a group-by's first)
@@ -509,9 +520,12 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
     # source and file names stay Categorical: one pair per hop and row adds up).
     sources = as_text(_source_stats(base)).collect()
-    # One chunk: the first occurrences are gathered from it by row (a gather from many
-    # chunks looks up each row's chunk; at 5M events 3-5x slower than this copy).
-    hops_df = _hop_rows(base, p).collect().rechunk()
+    # Every event with its hop: the table's own columns, no copy (the in-memory engine; the
+    # streaming one cuts them into morsels). A filtered copy of the hop events was the
+    # analysis' largest frame (~230 MB at 5M events). One chunk: the first occurrences are
+    # gathered from it by row (3.3x slower from 18 chunks); the collectors' table is one
+    # already, a table built another way may be copied here.
+    hops_df = _hop_rows(base, p).collect(engine="in-memory").rechunk()
     if not seqless:  # pos is seq: one buffer for both, not two filtered copies (38 MB at 5M)
         hops_df = hops_df.with_columns(pos=pl.col("seq"))
     rest = as_text(
@@ -527,6 +541,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     coded = (
         hops_df.lazy()
         .with_row_index("row")
+        .filter(pl.col("hop").is_not_null())
         .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
         .select("trace_id", "recipient", "hop", "row", "source", "ts")
     )
@@ -548,8 +563,10 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
         with_recipient = pl.concat([with_recipient, named_rows.lazy()], how="diagonal")
     rcp_keys = ["trace_id", "recipient"]
-    facts_cols = hops_df.select(
-        "trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients"
+    facts_cols = (
+        hops_df.lazy()
+        .filter(pl.col("hop").is_not_null())
+        .select("trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients")
     )
     # Log positions are only compared for the persist order and the recipients' store order.
     positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
@@ -569,7 +586,11 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     with_ids = hops_df if several.len() else hops_df.head(0)  # usually none: no scan
     msg_ids = as_text(
         with_ids.lazy()
-        .filter(pl.col("trace_id").is_in(several.implode()) & pl.col("msg_id").is_not_null())
+        .filter(
+            pl.col("trace_id").is_in(several.implode())
+            & pl.col("msg_id").is_not_null()
+            & pl.col("hop").is_not_null()
+        )
         .select("trace_id", "msg_id", "file", "line")
         .unique(["trace_id", "msg_id"], keep="first", maintain_order=True)
     ).collect()
@@ -705,7 +726,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     rest = fix(rest, "ts", "t")
     sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
-    gaps = _gaps(hops_df.lazy(), rest, sources, offsets)
+    gaps = _gaps(hops_df.lazy().filter(pl.col("hop").is_not_null()), rest, sources, offsets)
     t_end_val = sources.get_column("t_end").max()
     t_start_val = sources.get_column("t_start").min()
     return Paths(
