@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import polars as pl
 import pytest
 
@@ -42,3 +44,24 @@ def test_finders_agree_with_analyze(history):
     )
     assert report.summary["drop"] == 1 and report.summary["duplicate"] == 1
     assert report.summary["log_gap"] == 1
+
+
+@pytest.mark.parametrize("chunks", [18, 40])
+def test_a_table_in_many_chunks_is_analysed_as_in_one(history, chunks):
+    """The hop events are the table's own columns: read in place from a few chunks (a large
+    file's blocks), copied into one beyond 32; the findings are the same either way."""
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0, stop={"u3": "CTRL.add"})
+    history.ev(40, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    for n in range(2, 12):
+        history.message(n, "u1", ["u2", "u3"], t=100.0 * n)
+    history.tail()
+    table = history.frame().collect()
+    cuts = [table.height * k // chunks for k in range(chunks + 1)]
+    parts = pl.concat([table.slice(a, b - a) for a, b in pairwise(cuts)], rechunk=False)
+    assert parts.n_chunks() == chunks
+    whole, cut = analyze(table.lazy()), analyze(parts.lazy())
+    assert history.kinds(cut.findings) == [
+        ("drop", t1, "u3", "CTRL.add", "REPO.add"),
+        ("duplicate", t1, "u2", "CTRL.add", None),
+    ]
+    assert cut.to_dict() == whole.to_dict()
