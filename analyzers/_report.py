@@ -129,7 +129,7 @@ def analyze(
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
     paths = build_paths(events.lazy(), p)
-    cand = drop_candidates(paths).cache()
+    cand = drop_candidates(paths).collect().lazy()  # read by drops and gaps, each collected
     samples = latency_samples(paths).collect()
     stats = edge_stats(samples.lazy(), p)
     parts = [

@@ -690,6 +690,7 @@ def collect(
 
     key = None
     cache_path: Path | None = None
+    kept: tuple[str, ...] | None = None  # what the caller asked for, when more is read
     if cache_dir is not None:
         key = _cache_key(
             sources, {"include": include, "exclude": exclude, "timezone": timezone}, fmts
@@ -701,6 +702,12 @@ def collect(
                 for note in notes:
                     hit.inputs.warn(note)
                 return hit
+            # An entry of other columns: read theirs too, so two callers asking for different
+            # columns do not replace each other's entry on every read.
+            held = _cache_columns(cache_path, key)
+            if wanted is not None and held:
+                kept = wanted
+                wanted = tuple(c for c in EVENT_SCHEMA if c in held or c in kept)
 
     stats = InputStats()
     for note in notes:
@@ -718,6 +725,8 @@ def collect(
     table = compact(link(table, stats).lazy(), wanted).collect()
     if cache_path is not None and key is not None:
         _cache_write(cache_path, key, table, stats)
+        if kept is not None:
+            table = table.select(kept)
     return Collected(table.lazy(), stats)
 
 
@@ -733,6 +742,8 @@ def _projection(columns: Collection[str] | None) -> tuple[str, ...] | None:
         return None
     if isinstance(columns, str):  # one name, not its letters
         columns = [columns]
+    if not columns:  # a frame of no columns has no rows either: the events would be lost
+        raise SchemaError("columns: empty; name at least one column of the event table")
     unknown = sorted(set(columns) - set(EVENT_SCHEMA))
     if unknown:
         raise SchemaError(
@@ -1266,7 +1277,7 @@ def _cache_read(cache_dir: Path, key: str, columns: tuple[str, ...] | None) -> C
     and the entry rewritten), never an error."""
     parquet = cache_dir / f"{key}.parquet"
     meta = cache_dir / f"{key}.json"
-    wanted = columns or tuple(EVENT_SCHEMA)
+    wanted = tuple(EVENT_SCHEMA) if columns is None else columns
     try:
         if not (parquet.is_file() and meta.is_file()):
             return None
@@ -1282,6 +1293,15 @@ def _cache_read(cache_dir: Path, key: str, columns: tuple[str, ...] | None) -> C
         return None
     stats.cached = True
     return Collected(table.lazy(), stats)
+
+
+def _cache_columns(cache_dir: Path, key: str) -> tuple[str, ...]:
+    """The event table's columns a cache entry holds (none when it cannot be read)."""
+    try:
+        held = pl.read_parquet_schema(cache_dir / f"{key}.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return ()
+    return tuple(c for c, dtype in held.items() if EVENT_SCHEMA.get(c) == dtype)
 
 
 def _cache_write(cache_dir: Path, key: str, table: pl.DataFrame, stats: InputStats) -> None:

@@ -121,6 +121,35 @@ def test_an_unknown_column_names_itself(tmp_path: Path) -> None:
         collect([tmp_path], columns=["seq", "zzz", "evnt"])
 
 
+def test_no_column_at_all_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
+    """A frame of no columns has no rows: every event would be lost, cached or not."""
+    (tmp_path / "a.jsonl").write_bytes(lines_of(jl(seq=1)))
+    for cache in (None, tmp_path / "cache"):
+        with pytest.raises(SchemaError, match="columns: empty"):
+            collect([tmp_path / "a.jsonl"], columns=[], cache_dir=cache)
+
+
+def test_two_projections_share_one_entry_instead_of_replacing_it(tmp_path: Path) -> None:
+    """The CLI reads the analysis' columns, a script `level`: the second read of the logs
+    keeps both in the entry, and from then on both hit."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(lines_of(jl(seq=1, level="info"), jl(seq=2, level="warning")))
+    cache = tmp_path / "cache"
+    assert not collect([logs], cache_dir=cache, columns=INPUT_COLUMNS).inputs.cached
+    level = collect([logs], cache_dir=cache, columns=["level"])
+    assert not level.inputs.cached
+    assert level.events.collect().to_dict(as_series=False) == {"level": ["info", "warning"]}
+    (entry,) = cache.glob("*.parquet")
+    held = [c for c in EVENT_SCHEMA if c not in ("event", "span_id")]
+    assert list(pl.read_parquet_schema(entry)) == held  # the analysis' columns and `level`
+    again = collect([logs], cache_dir=cache, columns=INPUT_COLUMNS)
+    assert again.inputs.cached and again.events.collect().columns == list(INPUT_COLUMNS)
+    hit = collect([logs], cache_dir=cache, columns=["level"])
+    assert hit.inputs.cached
+    assert hit.events.collect().to_dict(as_series=False) == {"level": ["info", "warning"]}
+
+
 def test_the_cache_serves_a_projection_from_a_full_entry_and_not_the_reverse(
     tmp_path: Path,
 ) -> None:
