@@ -6,8 +6,18 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
-from tracekit.analyzers import analyze, find_clock_skew, find_latency_outliers, find_slo_breaches
+from tracekit.analyzers import (
+    analyze,
+    default_pipeline,
+    find_clock_skew,
+    find_latency_outliers,
+    find_slo_breaches,
+)
+from tracekit.analyzers._latency import _log_ms, edge_stats
 from tracekit.errors import PipelineError
 
 
@@ -565,3 +575,40 @@ def test_a_one_hop_pipeline_has_no_latency_and_does_not_crash(history, tmp_path)
     assert report.latency["hops"] == []
     for find in (find_latency_outliers, find_slo_breaches, find_clock_skew):
         assert find(history.frame(), pipeline=pipeline).collect().is_empty()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.one_of(st.integers(0, 5), st.integers(-10, 2_000_000_000))),
+        max_size=60,
+    )
+)
+def test_edge_stats_are_polars_own_quantiles_and_medians(rows: list[tuple[int, int]]) -> None:
+    """Read off each edge's sorted latencies, the statistics are polars' linear quantiles and
+    medians of the same samples (to the last bits of a float: dividing a column by 1e6
+    multiplies by the reciprocal, dividing one value does not)."""
+    floor_ms = default_pipeline().outlier_floor.total_seconds() * 1e3
+    samples = pl.LazyFrame(
+        {"eid": [e for e, _ in rows], "row": list(range(len(rows))), "lat": [x for _, x in rows]},
+        schema={"eid": pl.UInt8, "row": pl.UInt32, "lat": pl.Int64},
+    ).with_columns(cross=pl.lit(False))
+    got = edge_stats(samples, default_pipeline()).sort("eid")
+    lat = pl.col("lat") / 1e6
+    log = _log_ms(pl.col("lat"), floor_ms)
+    want = (
+        samples.filter(pl.col("lat") >= 0)
+        .group_by("eid")
+        .agg(
+            lat.count().alias("count"),
+            lat.quantile(0.5, "linear").alias("p50_ms"),
+            lat.quantile(0.95, "linear").alias("p95_ms"),
+            lat.quantile(0.99, "linear").alias("p99_ms"),
+            lat.max().alias("max_ms"),
+            log.median().alias("med_log"),
+            (log - log.median()).abs().median().alias("mad"),
+        )
+        .sort("eid")
+        .collect()
+    )
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
