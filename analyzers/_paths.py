@@ -258,6 +258,12 @@ def _gather(
     and ``pos*`` where order is checked. Names stay Categorical."""
     cat = pl.Categorical()
     picks: list[pl.Expr] = []
+    if indices:
+        # In log order of their first event: one message's events lie close together in each
+        # log, so every hop's rows are then read nearly in order. Gathered at random, 1M rows
+        # x 5 columns took 20 ms from one chunk and 122 ms from 18 (a 5M-event JSON read);
+        # in order, 10 and 20 ms. (A group-by's row order is arbitrary anyway.)
+        frame = frame.sort(pl.min_horizontal(col("r", i) for i in indices), nulls_last=True)
     for i in indices:
         rows = pl.lit(frame.get_column(col("r", i)))
         for name, source in _GATHERED.items():
