@@ -740,8 +740,8 @@ def _projection(columns: Collection[str] | None) -> tuple[str, ...] | None:
     """``columns`` in the table's order (None: all of them); an unknown name is an error."""
     if columns is None:
         return None
-    if isinstance(columns, str):  # one name, not its letters
-        columns = [columns]
+    # one name, not its letters; any collection (a Series, an array) as a list of names
+    columns = [columns] if isinstance(columns, str) else list(columns)
     if not columns:  # a frame of no columns has no rows either: the events would be lost
         raise SchemaError("columns: empty; name at least one column of the event table")
     unknown = sorted(set(columns) - set(EVENT_SCHEMA))
@@ -1297,8 +1297,11 @@ def _cache_read(cache_dir: Path, key: str, columns: tuple[str, ...] | None) -> C
 
 def _cache_columns(cache_dir: Path, key: str) -> tuple[str, ...]:
     """The event table's columns a cache entry holds (none when it cannot be read)."""
+    parquet = cache_dir / f"{key}.parquet"
     try:
-        held = pl.read_parquet_schema(cache_dir / f"{key}.parquet")
+        if not parquet.is_file():  # a FIFO, a directory: never opened (a FIFO blocks)
+            return ()
+        held = pl.read_parquet_schema(parquet)
     except (OSError, ValueError, pl.exceptions.PolarsError):
         return ()
     return tuple(c for c, dtype in held.items() if EVENT_SCHEMA.get(c) == dtype)

@@ -8,6 +8,8 @@ block (its absence is counted in ``missing``).
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -17,7 +19,7 @@ from collectors_helpers import SAMPLES, T1, T2, jl, write_log
 from polars.testing import assert_frame_equal
 
 from tracekit.analyzers import INPUT_COLUMNS, analyze
-from tracekit.collectors import MemorySource, _jsonl, collect
+from tracekit.collectors import Collected, MemorySource, _jsonl, collect
 from tracekit.errors import SchemaError
 from tracekit.table import EVENT_SCHEMA
 
@@ -119,6 +121,36 @@ def test_one_name_or_any_order_is_read_in_the_table_s_order(tmp_path: Path) -> N
 def test_an_unknown_column_names_itself(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"columns: 'evnt', 'zzz' not in the event table \("):
         collect([tmp_path], columns=["seq", "zzz", "evnt"])
+
+
+def test_any_collection_of_names_is_a_projection(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(lines_of(jl(seq=1, level="info")))
+    for names in (pl.Series(["level", "seq"]), ("seq", "level"), {"level", "seq"}):
+        assert collect([tmp_path], columns=names).events.collect().columns == ["seq", "level"]
+    with pytest.raises(SchemaError, match="columns: empty"):
+        collect([tmp_path], columns=pl.Series([], dtype=pl.String))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_the_entry_is_a_miss_and_never_opened(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(lines_of(jl(seq=1), jl(seq=2)))
+    cache = tmp_path / "cache"
+    collect([logs], cache_dir=cache, columns=["seq"])
+    (entry,) = cache.glob("*.parquet")
+    entry.unlink()
+    os.mkfifo(entry)  # opened, it would block the read forever
+    done: list[Collected] = []
+    reader = threading.Thread(
+        target=lambda: done.append(collect([logs], cache_dir=cache, columns=["level"])),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=20)
+    assert done, "collect blocked on the FIFO"
+    assert not done[0].inputs.cached
+    assert done[0].events.collect().columns == ["level"]
 
 
 def test_no_column_at_all_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
