@@ -673,7 +673,7 @@ def collect(
     ctime). ``columns``: only these columns of the table (in its order), like polars'
     ``read_parquet(columns=...)``; every line is still read and checked, so the account is a
     full read's, but the other columns are never kept (the analyzers read
-    ``tracekit.analyzers.INPUT_COLUMNS``: half the memory of a JSON log's table).
+    ``tracekit.analyzers.INPUT_COLUMNS``: all but ``event``, ``span_id`` and ``level``).
 
     Raises InputError when an input as a whole cannot be read; bad lines are only counted.
     """
@@ -704,7 +704,7 @@ def collect(
                 return hit
             # An entry of other columns: read theirs too, so two callers asking for different
             # columns do not replace each other's entry on every read.
-            held = _cache_columns(cache_path, key)
+            held = () if wanted is None else _cache_columns(cache_path, key)
             if wanted is not None and held:
                 kept = wanted
                 wanted = tuple(c for c in EVENT_SCHEMA if c in held or c in kept)
