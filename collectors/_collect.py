@@ -744,12 +744,13 @@ def _projection(columns: Collection[str] | None) -> tuple[str, ...] | None:
     columns = [columns] if isinstance(columns, str) else list(columns)
     if not columns:  # a frame of no columns has no rows either: the events would be lost
         raise SchemaError("columns: empty; name at least one column of the event table")
-    unknown = sorted(set(columns) - set(EVENT_SCHEMA))
+    # by their repr: a name that is no string (a number, None) is named, not compared
+    unknown = sorted({c for c in columns if c not in EVENT_SCHEMA}, key=repr)
     if unknown:
         raise SchemaError(
             f"columns: {', '.join(map(repr, unknown))} not in the event table "
             f"({', '.join(EVENT_SCHEMA)})",
-            key=unknown[0],
+            key=str(unknown[0]),
         )
     return tuple(c for c in EVENT_SCHEMA if c in columns)
 

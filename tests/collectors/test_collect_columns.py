@@ -121,6 +121,8 @@ def test_one_name_or_any_order_is_read_in_the_table_s_order(tmp_path: Path) -> N
 def test_an_unknown_column_names_itself(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"columns: 'evnt', 'zzz' not in the event table \("):
         collect([tmp_path], columns=["seq", "zzz", "evnt"])
+    with pytest.raises(SchemaError, match=r"columns: 'zzz', 1 not in the event table \("):
+        collect([tmp_path], columns=["zzz", 1])  # type: ignore[list-item]
 
 
 def test_any_collection_of_names_is_a_projection(tmp_path: Path) -> None:
