@@ -703,7 +703,8 @@ def collect(
                     hit.inputs.warn(note)
                 return hit
             # An entry of other columns: read theirs too, so two callers asking for different
-            # columns do not replace each other's entry on every read.
+            # columns do not replace each other's entry on every read. (A second look at the
+            # entry's footer, on a miss only: the logs are read next.)
             held = () if wanted is None else _cache_columns(cache_path, key)
             if wanted is not None and held:
                 kept = wanted
@@ -1279,13 +1280,12 @@ def _cache_read(cache_dir: Path, key: str, columns: tuple[str, ...] | None) -> C
     parquet = cache_dir / f"{key}.parquet"
     meta = cache_dir / f"{key}.json"
     wanted = tuple(EVENT_SCHEMA) if columns is None else columns
+    if not set(wanted) <= set(_cache_columns(cache_dir, key)):
+        return None  # none, another version's table, or a projection without them
     try:
-        if not (parquet.is_file() and meta.is_file()):
+        if not meta.is_file():
             return None
         stats = InputStats.from_dict(orjson.loads(meta.read_bytes()))
-        held = pl.read_parquet_schema(parquet)
-        if any(held.get(c) != EVENT_SCHEMA[c] for c in wanted):
-            return None  # another version's table, or a projection without them
         # Read now, not scanned: damage must show here, not in the caller's collect.
         table = pl.read_parquet(parquet, columns=list(wanted))
     except (OSError, ValueError, TypeError, AttributeError, pl.exceptions.PolarsError):

@@ -28,7 +28,10 @@ def test_retried_request_is_not_a_duplicate(history):
     assert analyze(history.frame()).findings.is_empty()
 
 
-def test_two_canonical_msg_ids_for_one_trace(history):
+@pytest.mark.parametrize("render_first", [False, True])
+def test_two_canonical_msg_ids_for_one_trace(history, render_first):
+    if render_first:  # an event that is no hop logged the second id first: not its evidence
+        history.ev(-5, "UI.render", "client-u1", "u1", trace=history.tid(1), msg_id="m1-again")
     t1 = history.message(1, "u1", ["u2"], t=0)
     history.ev(11, "REST.persist", "server-1", "u1", trace=t1, conv_id="c1", msg_id="m1-again")
     history.tail()

@@ -4,13 +4,14 @@ The analysis keeps every event with its hop (null for these) as one frame, the t
 columns rather than a copy of its hop events; these events must still count for nothing but
 the log positions they take: no conversation, id, evidence or path of a message comes from
 them. Each history is analysed twice, with and without their trace ids: the reports are equal.
+(A second msg_id logged first by such an event: test_analyze_duplicate.py.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tracekit.analyzers import analyze, find_duplicates
+from tracekit.analyzers import analyze
 
 
 def _without_their_trace_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,18 +53,3 @@ def test_an_id_on_an_event_that_is_no_hop_is_no_canonical_msg_id(history):
     assert report.findings.is_empty()
     history.rows = _without_their_trace_ids(history.rows)
     assert analyze(history.frame()).to_dict() == report.to_dict()
-
-
-def test_the_first_line_of_a_second_msg_id_is_a_hop_s(history):
-    """A render logged the second id first: the evidence is the persist that assigned it."""
-    history.ev(-5, "UI.render", "client-u1", "u1", trace=history.tid(1), msg_id="m1-again")
-    t1 = history.message(1, "u1", ["u2"], t=0)
-    history.ev(11, "REST.persist", "server-1", "u1", trace=t1, conv_id="c1", msg_id="m1-again")
-    history.tail()
-    got = find_duplicates(history.frame()).collect()
-    assert history.kinds(got) == [("duplicate", t1, None, "REST.persist", None)]
-    assert got["detail"][0] == "one trace id got two canonical msg_ids: m1 and m1-again"
-    assert got["evidence"][0].to_list() == [
-        {"file": "server-1.jsonl", "line": 1},
-        {"file": "server-1.jsonl", "line": 4},
-    ]
