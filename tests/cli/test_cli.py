@@ -48,7 +48,7 @@ def test_analyze_table(logs: Path) -> None:
     assert "drop=1" in out
     assert "Delivery funnel" in out and "Latency (ms, clock-corrected)" in out
     finding = next(line for line in out.splitlines() if "│ drop " in line)
-    assert T_LOST[:12] in finding and "for u2 at CTRL.add after REPO.add" in finding
+    assert T_LOST[:12] in finding and "for u2 at CTRL.add (last seen REPO.add)" in finding
 
 
 def test_analyze_json_follows_the_documented_schema(logs: Path) -> None:
@@ -101,7 +101,7 @@ def test_markdown_and_output_file(logs: Path, tmp_path: Path) -> None:
     assert (code, out) == (0, "")
     text = target.read_text()
     assert text.startswith("# tracekit report")
-    assert f"| drop | `{T_LOST}` | for u2 at CTRL.add after REPO.add |" in text
+    assert f"| drop | `{T_LOST}` | for u2 at CTRL.add (last seen REPO.add) |" in text
 
 
 def test_since_until_filter(logs: Path) -> None:

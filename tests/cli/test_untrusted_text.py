@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "250"})
+    result = runner.invoke(app, list(args), env={"COLUMNS": "300"})
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -96,7 +96,7 @@ def test_analyze_table_shows_recipients_as_written(
     assert _cells(row) == [
         "drop",
         T[:12],
-        f"for {recipient} at WS-RECV.receive after WS-BROADCAST.deliver",
+        f"for {recipient} at WS-RECV.receive (last seen WS-BROADCAST.deliver)",
         _detail(recipient),
         "logs/server.jsonl:3",
     ]
@@ -128,7 +128,7 @@ def test_watch_shows_recipients_as_written(tmp_path: Path, recipient: str) -> No
     )
     assert code == 0
     assert out == (
-        f"drop {T} recipient {recipient} at WS-RECV.receive after WS-BROADCAST.deliver: "
+        f"drop {T} recipient {recipient} at WS-RECV.receive (last seen WS-BROADCAST.deliver): "
         f"{_detail(recipient)}\n"
     )
 
@@ -329,7 +329,7 @@ def test_markdown_keeps_log_text_inside_its_cell_and_escapes_html(
     shown = "u2\\|&lt;script&gt;alert(1)&lt;/script&gt;&amp;co"
     rows = [line for line in out.splitlines() if line.startswith("| drop | `")]
     assert rows == [
-        f"| drop | `{T}` | for {shown} at WS-RECV.receive after WS-BROADCAST.deliver | "
+        f"| drop | `{T}` | for {shown} at WS-RECV.receive (last seen WS-BROADCAST.deliver) | "
         f"recipient {shown}: reached WS-BROADCAST.deliver, never reached WS-RECV.receive "
         "(the logs go on 8970.0 ms after it) | "
         "logs&lt;img src=x onerror=alert(1)&gt;/server.jsonl:3 |"
@@ -380,7 +380,7 @@ def test_analyze_table_shows_control_characters_as_escapes(
     assert (code, err) == (0, "")
     _no_controls(out)
     row = next(line for line in out.splitlines() if line.startswith("│ drop │"))
-    assert _cells(row)[2] == f"for {SHOWN} at WS-RECV.receive after WS-BROADCAST.deliver"
+    assert _cells(row)[2] == f"for {SHOWN} at WS-RECV.receive (last seen WS-BROADCAST.deliver)"
 
 
 def test_analyze_markdown_shows_control_characters_as_escapes(tmp_path: Path) -> None:
@@ -412,7 +412,7 @@ def test_watch_shows_control_characters_as_escapes(tmp_path: Path) -> None:
     assert code == 0
     _no_controls(out)
     assert out.startswith(
-        f"drop {T} recipient {SHOWN} at WS-RECV.receive after WS-BROADCAST.deliver: "
+        f"drop {T} recipient {SHOWN} at WS-RECV.receive (last seen WS-BROADCAST.deliver): "
         f"recipient {SHOWN}: reached WS-BROADCAST.deliver"
     )
 

@@ -60,6 +60,6 @@ def test_watch_prints_each_decided_finding_once(tmp_path: Path) -> None:
     # T_LOST decided once, despite many rounds and the rotation; T_AFTER came in the last
     # moment, the logs do not go on past its grace window: still in flight, so not printed.
     assert len(drops) == 1
-    assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add after REPO.add: ")
+    assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add (last seen REPO.add): ")
     assert T_AFTER not in result.stdout
     assert "messages," in result.stderr and "delivered" in result.stderr

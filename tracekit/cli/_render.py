@@ -50,7 +50,7 @@ def _where(f: Mapping[str, Any]) -> str:
     if f.get("stage"):
         parts.append(f"at {f['stage']}")
     if f.get("last_seen"):
-        parts.append(f"after {f['last_seen']}")
+        parts.append(f"(last seen {f['last_seen']})")
     if f.get("source") and not f.get("recipient"):
         parts.append(f"in {f['source']}")
     return " ".join(parts)

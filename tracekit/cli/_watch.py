@@ -102,7 +102,7 @@ def watch_paths(
                             f.get("trace_id"),
                             f.get("recipient") and f"recipient {f['recipient']}",
                             f.get("stage") and f"at {f['stage']}",
-                            f.get("last_seen") and f"after {f['last_seen']}",
+                            f.get("last_seen") and f"(last seen {f['last_seen']})",
                             # a finding of a whole source (log_gap, clock_skew) names it
                             f.get("source") and not f.get("recipient") and f"in {f['source']}",
                         )
