@@ -65,3 +65,23 @@ def test_a_table_in_many_chunks_is_analysed_as_in_one(history, chunks):
         ("duplicate", t1, "u2", "CTRL.add", None),
     ]
     assert cut.to_dict() == whole.to_dict()
+
+
+def test_a_trace_seen_only_at_recipient_hops_is_a_message(history):
+    # Message hops are grouped over their own rows: these traces have none, and still count.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t9, t8 = history.tid(9), history.tid(8)
+    history.ev(30, "WS-RECV.receive", "client-u2", "u2", trace=t9, conv_id="c1")
+    history.ev(31, "REPO.add", "client-u2", "u2", trace=t9, conv_id="c1")
+    history.ev(32, "WS-RECV.receive", "client-u3", None, trace=t8)  # names no recipient
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t9, "u2", "CTRL.add", "REPO.add"),
+        # begun before its send could be seen (within the grace window of the logs' start)
+        ("in_flight", t9, None, "CTRL.send", "WS-RECV.receive"),
+        ("in_flight", t8, None, "CTRL.send", None),
+    ]
+    assert (report.summary["messages"], report.summary["delivered"]) == (3, 1)
+    assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 2}
+    assert t1 not in report.findings["trace_id"].to_list()
