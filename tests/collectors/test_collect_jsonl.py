@@ -501,6 +501,39 @@ def test_large_inputs_are_read_in_blocks_with_the_same_result(
     assert whole.schema == EVENT_SCHEMA
 
 
+@pytest.mark.parametrize("returned", [False, True])
+def test_a_files_blocks_are_its_whole_lines_read_into_reused_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, returned: bool
+) -> None:
+    monkeypatch.setattr(_jsonl, "CHUNK_BYTES", 64)
+    # lines shorter, as long as, and longer than a block (200 bytes: read on to its end)
+    data = b"".join(b"x" * n + b"\n" for n in (10, 70, 200, 5, 63, 64, 65, 1)) + b"no newline"
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(data)
+    spare: list[bytearray] = []
+    kept: list[bytearray] = []
+    blocks, buffers = [], set()
+    for block in _jsonl._blocks(None, path, spare):
+        blocks.append(bytes(block))
+        buffers.add(id(block))
+        # returned as read_jsonl does once the block is parsed, or kept (ids stay unique)
+        (spare if returned else kept).append(block)  # type: ignore[arg-type]
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[-1].endswith(b"no newline")
+    assert b"x" * 200 + b"\n" in blocks  # the long line whole, in a block of its own
+    assert len(blocks) == 7  # each cut at its last newline, the rest carried into the next
+    assert len(buffers) == (1 if returned else len(blocks))
+
+
+def test_a_spare_buffer_still_viewed_is_not_reused() -> None:
+    held = bytearray(100)
+    view = memoryview(held)
+    got = _jsonl._buffer([held], 50)
+    assert got is not held and len(got) == 50
+    view.release()
+    assert _jsonl._buffer([held], 50) is held and len(held) == 50
+
+
 def test_many_bad_lines_cost_a_few_parses_not_a_bisection_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
