@@ -625,9 +625,18 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     narrow = any_w.lazy()
     for f in facts:
         narrow = narrow.join(f.lazy(), on="trace_id", how="full", coalesce=True)
+    # The text-heavy frame on the left, whose rows a left join keeps in place: only the
+    # wide frame's integer columns are gathered (a full join, which gathers both sides'
+    # strings and lists, took 0.12 s at 5M events, this 0.04 s). First, the few traces that
+    # only the wide frame has (message hops but no fact): none in the usual case.
+    wide = _gather(msg_w, hops_df, msg_idx, positions)
+    facts_of = narrow.collect()
+    only_wide = wide.select("trace_id").join(facts_of.select("trace_id"), on="trace_id", how="anti")
+    if only_wide.height:
+        facts_of = pl.concat([facts_of, only_wide], how="diagonal")
     msg_raw = (
-        _gather(msg_w, hops_df, msg_idx, positions)
-        .join(narrow.collect(), on="trace_id", how="full", coalesce=True)
+        facts_of.join(wide, on="trace_id", how="left")
+        .select(*wide.columns, pl.exclude(wide.columns))
         .with_columns(pl.col(col(k, i)).fill_null(0) for i in msg_idx for k in ("n", "k"))
     )
     if bcast is None:

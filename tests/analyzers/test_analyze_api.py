@@ -85,3 +85,14 @@ def test_a_trace_seen_only_at_recipient_hops_is_a_message(history):
     assert (report.summary["messages"], report.summary["delivered"]) == (3, 1)
     assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 2}
     assert t1 not in report.findings["trace_id"].to_list()
+
+
+def test_a_trace_whose_events_say_nothing_but_a_message_hop_is_a_message(history):
+    # no sender, conversation, id, list or recipient: its row comes from its hops alone
+    history.message(1, "u1", ["u2"], t=0)
+    t9 = history.tid(9)
+    history.ev(30, "REST.response", "server-1", "u1", trace=t9)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("in_flight", t9, None, "CTRL.send", "REST.response")]
+    assert report.summary["messages"] == 2
