@@ -26,18 +26,23 @@ from tracekit.analyzers._removed import removal_candidates
 
 __all__ = ["drop_candidates", "drops_and_in_flight"]
 
-_MSG_COLS: Final = ("n", "t", "src", "file", "line")
-#: Of the hop reached last: its first occurrence (time, source, evidence) and how many times.
-_LAST: Final = ("t", "src", "file", "line", "n")
+_MSG_COLS: Final = ("n", "t", "src", "r")
+#: Of the hop reached last: its first occurrence (time, source, row: the evidence's file and
+#: line, looked up once the candidates are known) and how many times.
+_LAST: Final = ("t", "src", "r", "n")
+#: The same from one device's own events, which carry their file and line.
+_DEVICE_LAST: Final = ("t", "src", "file", "line", "n")
 
 
-def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
+def _last_seen(
+    p: Pipeline, preds: list[int], fields: tuple[str, ...] = _LAST
+) -> dict[str, pl.Expr]:
     """Columns of the predecessor reached last (the only one in a chain)."""
     if len(preds) == 1:
         i = preds[0]
         return {
             "last_seen": pl.lit(p.hops[i].id),
-            **{f"{k}_last": pl.col(col(k, i)) for k in _LAST},
+            **{f"{k}_last": pl.col(col(k, i)) for k in fields},
         }
     order = pl.concat_list([pl.col(col("t", i)) for i in preds]).list.arg_max()
     out: dict[str, pl.Expr] = {
@@ -45,7 +50,7 @@ def _last_seen(p: Pipeline, preds: list[int]) -> dict[str, pl.Expr]:
             dict(enumerate(p.hops[i].id for i in preds)), return_dtype=pl.String
         )
     }
-    for k in _LAST:
+    for k in fields:
         expr: pl.Expr = pl.lit(None)
         for n, i in reversed(list(enumerate(preds))):
             expr = pl.when(order == n).then(pl.col(col(k, i))).otherwise(expr)
@@ -146,6 +151,7 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "last_seen": pl.String,
         "t_last": pl.Int64,
         "src_last": pl.String,
+        "r_last": pl.get_index_type(),  # the row of the evidence, where a path gives it
         "file_last": pl.String,
         "line_last": pl.Int64,
         "n_last": pl.UInt32,
@@ -241,7 +247,7 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
                 who=pl.col("recipient"),
                 conv_id=pl.col("conv_id"),
                 by_membership=~pl.col("named"),
-                **_last_seen(p, preds),
+                **_last_seen(p, preds, _DEVICE_LAST),
                 device=pl.col("source"),
                 t_end_device=pl.col("t_end"),
             )
@@ -253,7 +259,15 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
-    cand = _latest_attempt(paths, _raw_candidates(paths).with_row_index("rid").collect())
+    raw = _raw_candidates(paths).with_row_index("rid").collect()
+    located = paths.located(raw, "r_last", "file_r", "line_r")
+    cand = _latest_attempt(
+        paths,
+        located.with_columns(
+            file_last=pl.coalesce("file_last", "file_r"),
+            line_last=pl.coalesce("line_last", "line_r"),
+        ).drop("r_last", "file_r", "line_r"),
+    )
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}

@@ -382,22 +382,20 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     for i in entry:
         via_ws |= pl.col(col("n", i)).fill_null(0) > 0
     cols: dict[str, pl.Expr] = {}
-    for k in ("id", "t", "src", "file", "line"):
+    for k in ("id", "t", "src", "r"):
         expr: pl.Expr = pl.lit(None)
         for i in reversed(rcp_hops):
             val = pl.lit(p.ids[i]) if k == "id" else pl.col(col(k, i))
             expr = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(val).otherwise(expr)
         cols[k] = expr
-    stray = findings(
+    strays = (
         paths.pairs.lazy()
         .filter(~pl.col("expected") & pl.col("has_list").fill_null(False) & via_ws)
-        .with_columns(
-            r_id=cols["id"],
-            r_t=cols["t"],
-            r_src=cols["src"],
-            r_file=cols["file"],
-            r_line=cols["line"],
-        ),
+        .with_columns(r_id=cols["id"], r_t=cols["t"], r_src=cols["src"], r_row=cols["r"])
+        .collect()
+    )
+    stray = findings(
+        paths.located(strays, "r_row", "r_file", "r_line").lazy(),
         "unexpected",
         trace_id="trace_id",
         recipient="recipient",

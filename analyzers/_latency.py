@@ -106,11 +106,13 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
             pl.col(col("t", ib)).gather(at).alias("t"),
             pl.col(col("src", ia)).gather(at).alias("src_a"),
             pl.col(col("src", ib)).gather(at).alias("src_b"),
-            pl.col(col("file", ia)).gather(at).alias("file_a"),
-            pl.col(col("line", ia)).gather(at).alias("line_a"),
-            pl.col(col("file", ib)).gather(at).alias("file_b"),
-            pl.col(col("line", ib)).gather(at).alias("line_b"),
+            pl.col(col("r", ia)).gather(at).alias("r_a"),
+            pl.col(col("r", ib)).gather(at).alias("r_b"),
         )
+        side = paths.located(
+            paths.located(side, "r_a", "file_a", "line_a"), "r_b", "file_b", "line_b"
+        )
+        side = side.drop("r_a", "r_b")
         parts.append(
             pl.concat([mine.drop("row"), side], how="horizontal").with_columns(
                 pl.lit(name).alias("edge"), pl.lit(a).alias("from"), pl.lit(b).alias("to")

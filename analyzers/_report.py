@@ -260,6 +260,7 @@ def timeline(
         src = msg if h.scope == "message" else pairs
         if src.is_empty():
             continue
+        src = paths.located(src, col("r", i), "_file", "_line")
         prev: pl.Expr = pl.lit(None, dtype=pl.Int64)
         for a in h.after:
             t_a = pl.col(col("t", p.index(a)))
@@ -276,8 +277,8 @@ def timeline(
                 pl.col(col("src", i)).cast(pl.String).alias("source"),
                 pl.col(col("t", i)).cast(pl.Int64).cast(TIMESTAMP_DTYPE).alias("timestamp"),
                 ((pl.col(col("t", i)) - prev) / 1e6).alias("latency_ms"),
-                pl.col(col("file", i)).cast(pl.String).alias("file"),
-                pl.col(col("line", i)).cast(pl.Int64).alias("line"),
+                pl.col("_file").alias("file"),
+                pl.col("_line").cast(pl.Int64).alias("line"),
             )
         )
     removals = paths.removals.filter(pl.col("trace_id") == trace_id)

@@ -136,6 +136,16 @@ def test_outlier_with_zero_spread_uses_the_floor(history):
     assert got["detail"][0] == (
         "REPO.add->CTRL.add took 105.0 ms for recipient u2 (median 5.0 ms, modified z-score inf)"
     )
+    # both ends of the edge, each looked up by its row
+    line = {
+        r["event"]: r["line"]
+        for r in history.rows
+        if r["trace_id"] == traces[7] and r["source"] == "client-u2"
+    }
+    assert got["evidence"][0].to_list() == [
+        {"file": "client-u2.jsonl", "line": line["REPO.add"]},
+        {"file": "client-u2.jsonl", "line": line["CTRL.add"]},
+    ]
 
 
 def test_a_spike_on_a_hop_that_takes_0_or_5_ms_is_an_outlier(history):

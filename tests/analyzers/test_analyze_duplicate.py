@@ -130,7 +130,7 @@ def test_a_message_without_a_send_points_at_its_first_hop(history, server_first)
 
 def test_delivery_to_someone_the_broadcast_did_not_name(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
-    history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u9")
+    stray = history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u9")
     history.ev(30, "WS-RECV.receive", "client-u9", "u9", trace=t1)
     history.tail()
     report = analyze(history.frame())
@@ -138,6 +138,10 @@ def test_delivery_to_someone_the_broadcast_did_not_name(history):
         ("unexpected", t1, "u9", "WS-BROADCAST.deliver", None)
     ]
     assert report.summary["unexpected"] == 1
+    # the evidence is the first hop the stray delivery reached, looked up by its row
+    assert report.findings.row(0, named=True)["evidence"] == [
+        {"file": "server-1.jsonl", "line": stray["line"]}
+    ]
 
 
 def test_history_load_of_an_unnamed_user_is_not_unexpected(history):
