@@ -74,6 +74,13 @@ static int region_new(Region *r, size_t size) {
     } else {
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return 0;
+#ifdef MADV_HUGEPAGE
+        /* Every page of a mapping is written, each block's anew: in 2 MiB pages (where the
+         * system hands them out on request) the kernel takes one fault where it took 512.
+         * A 5M-event read: 2.62 s -> 2.42 s, peak memory the same. A hint: its failure
+         * changes nothing. */
+        madvise(p, size, MADV_HUGEPAGE);
+#endif
     }
     r->p = p;
     r->size = size;
