@@ -63,3 +63,30 @@ def test_watch_prints_each_decided_finding_once(tmp_path: Path) -> None:
     assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add (last seen REPO.add): ")
     assert T_AFTER not in result.stdout
     assert "messages," in result.stderr and "delivered" in result.stderr
+
+
+def test_watch_names_a_delivery_still_in_flight_once_the_logs_go_quiet(tmp_path: Path) -> None:
+    # The logs stop right after T_LOST's REPO.add: nothing ever goes on past its grace window,
+    # so it is never a drop; once no file has changed for that window, it is named, once.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    inst = tracekit.Instrumentation(service="chat", source="chat-1", sink=logs / "chat.jsonl")
+    with inst.activate():
+        send_message(T_OK, recipients=["u2"])
+        send_message(T_LOST, msg_id="m2", recipients=["u2"], stop_before={"u2": "CTRL.add"})
+    inst.close()
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(logs), "--grace", "300ms", "--interval", "100ms", "--duration", "1500ms"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert not [line for line in result.stdout.splitlines() if line.startswith("drop")]
+    stuck = [line for line in result.stderr.splitlines() if line.startswith("still in flight")]
+    assert len(stuck) == 1
+    assert stuck[0].startswith(
+        f"still in flight: {T_LOST} recipient u2 at CTRL.add (last seen REPO.add): "
+        "no log has changed for "
+    )
+    assert stuck[0].endswith(" s; undecided until the logs go on")
+    assert T_OK not in result.stderr

@@ -2,7 +2,10 @@
 
 Each round re-reads the inputs (so rotation is just "the files changed") and analyzes them;
 a finding is printed once, the first round it appears. ``in_flight`` is never printed: it is a
-drop that is not decided yet, and becomes a ``drop`` once its grace window has passed.
+drop that is not decided yet, and becomes a ``drop`` once the logs go on past its grace window.
+On a system gone quiet they never do: once no file has changed for the grace window, each
+delivery still in flight is named once on the status stream, as undecided (a lost message and
+a system with nothing more to log look alike from the logs).
 """
 
 from __future__ import annotations
@@ -73,12 +76,15 @@ def watch_paths(
     timezone: str | None = None,
 ) -> None:
     seen: set[tuple[Any, ...]] = set()
-    began = time.monotonic()
+    began = changed = time.monotonic()
     last: tuple[tuple[str, int, int], ...] | None = None
+    in_flight: list[dict[str, Any]] = []  # the last round's undecided deliveries
+    named: set[tuple[Any, ...]] = set()  # those said to be stuck while the logs were quiet
     while True:
         identity = _identity(paths)
         if identity != last and identity:
             last = identity
+            changed = time.monotonic()
             try:
                 collected = collect(
                     [str(p) for p in paths], timezone=timezone, columns=INPUT_COLUMNS
@@ -92,26 +98,15 @@ def watch_paths(
                     grace=grace,
                     inputs=collected.inputs.to_dict(),
                 ).to_dict()
+                in_flight = [f for f in report["findings"] if f["kind"] == "in_flight"]
                 for f in report["findings"]:
                     if f["kind"] == "in_flight" or _key(f) in seen:
                         continue
                     seen.add(_key(f))
-                    where = " ".join(
-                        str(x)
-                        for x in (
-                            f.get("trace_id"),
-                            f.get("recipient") and f"recipient {f['recipient']}",
-                            f.get("stage") and f"at {f['stage']}",
-                            f.get("last_seen") and f"(last seen {f['last_seen']})",
-                            # a finding of a whole source (log_gap, clock_skew) names it
-                            f.get("source") and not f.get("recipient") and f"in {f['source']}",
-                        )
-                        if x
-                    )
                     out.print(
                         Text.assemble(
                             (printable(f["kind"]), "bold"),
-                            printable(f" {where}: {f.get('detail', '')}"),
+                            printable(f" {_where(f)}: {f.get('detail', '')}"),
                         )
                     )
                 s = report["summary"]
@@ -123,6 +118,35 @@ def watch_paths(
                         style="dim",
                     )
                 )
+        quiet = time.monotonic() - changed
+        if quiet >= grace.total_seconds():
+            for f in in_flight:
+                if _key(f) not in named:
+                    named.add(_key(f))
+                    status.print(
+                        Text(
+                            printable(
+                                f"still in flight: {_where(f)}: no log has changed for "
+                                f"{quiet:.1f} s; undecided until the logs go on"
+                            ),
+                            style="yellow",
+                        )
+                    )
         if stop_after is not None and time.monotonic() - began >= stop_after:
             return
         time.sleep(interval)
+
+
+def _where(f: dict[str, Any]) -> str:
+    return " ".join(
+        str(x)
+        for x in (
+            f.get("trace_id"),
+            f.get("recipient") and f"recipient {f['recipient']}",
+            f.get("stage") and f"at {f['stage']}",
+            f.get("last_seen") and f"(last seen {f['last_seen']})",
+            # a finding of a whole source (log_gap, clock_skew) names it
+            f.get("source") and not f.get("recipient") and f"in {f['source']}",
+        )
+        if x
+    )
