@@ -740,6 +740,8 @@ def demo(
 
     Example: `tracekit demo --scenario race-bug --users 3 --messages 20`
     """
+    import shlex
+
     from rich.markup import escape
 
     from tracekit.chat.demo import run_demo
@@ -771,6 +773,14 @@ def demo(
 
             render_table(data, _stdout())
             _explain_demo(run, data, status)
+            # the next thing a reader does: the same logs through `analyze`, whose default
+            # grace window (5 s) is longer than the run went on, so its drops read in flight
+            logs = " ".join(shlex.quote(str(log)) for log in run.logs)
+            status.print(
+                f"Analyze these logs again: tracekit analyze {escape(logs)} --grace {grace}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _finding_key(
