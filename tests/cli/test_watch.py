@@ -90,3 +90,34 @@ def test_watch_names_a_delivery_still_in_flight_once_the_logs_go_quiet(tmp_path:
     )
     assert stuck[0].endswith(" s; undecided until the logs go on")
     assert T_OK not in result.stderr
+
+
+def test_watch_does_not_call_a_message_sent_before_the_logs_began_in_flight(
+    tmp_path: Path,
+) -> None:
+    # The logs begin with T_EARLY's persist (its send came before them): an in_flight finding
+    # at CTRL.send that the logs going on can never decide. It reached u2; nothing is stuck.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    inst = tracekit.Instrumentation(service="chat", source="chat-1", sink=logs / "chat.jsonl")
+    with inst.activate():
+        with tracekit.message(T_AFTER, conv_id="c1"), tracekit.message(msg_id="m0"):
+            with tracekit.bind(actor="server"):
+                tracekit.emit("REST", "persist")
+                tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+                tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
+            with tracekit.bind(actor="u1"):
+                tracekit.emit("REST", "response")
+            with tracekit.bind(actor="u2"):
+                for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
+                    tracekit.emit(stage, action)
+        send_message(T_OK, recipients=["u2"])
+    inst.close()
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(logs), "--grace", "300ms", "--interval", "100ms", "--duration", "1s"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 in flight" in result.stderr  # the analysis' own account: undecided at its send
+    assert "still in flight" not in result.stderr

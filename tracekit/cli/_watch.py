@@ -98,7 +98,14 @@ def watch_paths(
                     grace=grace,
                     inputs=collected.inputs.to_dict(),
                 ).to_dict()
-                in_flight = [f for f in report["findings"] if f["kind"] == "in_flight"]
+                # deliveries under way, not messages sent before the logs began (in flight at
+                # the send: where the logs start decides them, not whether they go on)
+                send = pipeline.roles.get("send")
+                in_flight = [
+                    f
+                    for f in report["findings"]
+                    if f["kind"] == "in_flight" and f.get("stage") != send
+                ]
                 for f in report["findings"]:
                     if f["kind"] == "in_flight" or _key(f) in seen:
                         continue
