@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from chatflow import send_message
 from conftest import T_LOST, T_OK
 from typer.testing import CliRunner
@@ -121,3 +123,39 @@ def test_watch_does_not_call_a_message_sent_before_the_logs_began_in_flight(
     assert result.exit_code == 0, result.output
     assert "1 in flight" in result.stderr  # the analysis' own account: undecided at its send
     assert "still in flight" not in result.stderr
+
+
+def test_watch_reads_again_after_a_round_it_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file rotated away between listing and reading fails a round: the next round reads
+    # again (the logs may never change after it) and the error is said once, not each round.
+    import tracekit.cli._watch as watch_module
+    from tracekit.errors import InputError
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    inst = tracekit.Instrumentation(service="chat", source="chat-1", sink=logs / "chat.jsonl")
+    with inst.activate():
+        send_message(T_LOST, msg_id="m2", recipients=["u2"], stop_before={"u2": "CTRL.add"})
+        send_message(T_OK, recipients=["u2"])
+    inst.close()
+    real, failures = watch_module.collect, [3]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise InputError("logs/chat.jsonl: no such file (rotated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(watch_module, "collect", flaky)
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(logs), "--grace", "0s", "--interval", "50ms", "--duration", "1s"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("skipped a round: ") == 1
+    drops = [line for line in result.stdout.splitlines() if line.startswith("drop")]
+    assert len(drops) == 1
+    assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add (last seen REPO.add): ")

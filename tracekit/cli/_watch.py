@@ -80,6 +80,7 @@ def watch_paths(
     last: tuple[tuple[str, int, int], ...] | None = None
     in_flight: list[dict[str, Any]] = []  # the last round's undecided deliveries
     named: set[tuple[Any, ...]] = set()  # those said to be stuck while the logs were quiet
+    skipped = ""  # the last read's error, said once
     while True:
         identity = _identity(paths)
         if identity != last and identity:
@@ -90,8 +91,14 @@ def watch_paths(
                     [str(p) for p in paths], timezone=timezone, columns=INPUT_COLUMNS
                 )
             except InputError as exc:  # a file rotated away between listing and reading
-                status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
+                # read again next round (the files settle), and claim nothing meanwhile: the
+                # last round's deliveries in flight may be decided by what could not be read
+                last, in_flight = None, []
+                if str(exc) != skipped:
+                    skipped = str(exc)
+                    status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
             else:
+                skipped = ""
                 report = analyze(
                     collected.events,
                     pipeline=pipeline,
