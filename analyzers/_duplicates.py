@@ -305,6 +305,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             pl.col("source").sort_by(order).first().alias("src_first"),
             pl.col("file").sort_by(order).first().alias("file_first"),
             pl.col("line").sort_by(order).first().alias("line_first"),
+            pl.col("hop").sort_by(order).first().alias("hop_first"),
             pl.len().alias("n_events"),
             pl.col("source").filter(pl.col("hop").is_in(by_sender)).first().alias("sender_src"),
             pl.col("actor").filter(pl.col("hop").is_in(msg_hops)).first().alias("acting"),
@@ -315,6 +316,10 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     start = paths.t_start if paths.t_start is not None else 0
     early = pl.col("t_min") - start < grace_ns(p, None)
     orphans = orphans.join(first_event, on="trace_id", how="left")
+    # a recipient hop whose event names no recipient counts for no pair: named by the event
+    first = pl.coalesce(
+        first, pl.col("hop_first").replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
+    )
     before = findings(
         orphans.filter(early),
         "in_flight",

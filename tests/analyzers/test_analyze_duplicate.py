@@ -307,3 +307,20 @@ def test_a_restarted_client_is_not_a_second_device_for_writes_before_it_started(
     got = find_duplicates(history.frame()).collect()
     assert history.kinds(got) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
     assert got["detail"][0] == "WS-BROADCAST.deliver happened 2 times for recipient u2"
+
+
+def test_a_message_known_only_by_an_event_naming_no_recipient_is_named_by_that_event(history):
+    # a deliver without its peer counts for no recipient's path: the finding names the event
+    # itself as the first one seen (it read "first: null", with no stage, before)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t2 = history.tid(2)
+    history.ev(10_000, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("unexpected", t2, None, "WS-BROADCAST.deliver", None)
+    ]
+    assert report.findings.row(0, named=True)["detail"] == (
+        "1 event(s) for a message whose CTRL.send was never seen (first: WS-BROADCAST.deliver)"
+    )
+    assert t1 not in report.findings["trace_id"].to_list()
