@@ -80,7 +80,7 @@ def test_a_trace_seen_only_at_recipient_hops_is_a_message(history):
         ("drop", t9, "u2", "CTRL.add", "REPO.add"),
         # begun before its send could be seen (within the grace window of the logs' start)
         ("in_flight", t9, None, "CTRL.send", "WS-RECV.receive"),
-        ("in_flight", t8, None, "CTRL.send", None),
+        ("in_flight", t8, None, "CTRL.send", "WS-RECV.receive"),
     ]
     assert (report.summary["messages"], report.summary["delivered"]) == (3, 1)
     assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 2}
