@@ -355,12 +355,20 @@ def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> No
     assert code == 0 and out.startswith("<!DOCTYPE html>")
 
 
-def test_demo_race_bug_finds_exactly_what_the_scenario_lost(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+def test_demo_race_bug_finds_exactly_what_the_scenario_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a relative --out that reads like an option and holds an emoji code and a space: the
+    # demo's lines show it as written, and its last line is a command that runs as printed
+    monkeypatch.chdir(tmp_path)
+    out = Path("-demo :bug:")
     code, stdout, stderr = run(
         "demo", "--scenario", "race-bug", "--users", "3", "--messages", "10", "--out", str(out)
     )
     assert code == 0, stderr
+    assert (
+        "logs in -demo :bug:/" in stderr and "Ground truth: -demo :bug:/ground_truth.json" in stderr
+    )
     truth = json.loads((out / "ground_truth.json").read_text())
     lost = {(e["trace_id"], e["recipient"]) for e in truth["lost"]}
     assert lost, "the race-bug scenario must lose messages"
@@ -370,6 +378,7 @@ def test_demo_race_bug_finds_exactly_what_the_scenario_lost(tmp_path: Path) -> N
     assert again.startswith("Analyze these logs again: tracekit analyze ")
     args = shlex.split(again.removeprefix("Analyze these logs again: tracekit "))
     assert args[-2] == "--grace" and len(args) == 1 + 4 + 2  # the server's log and 3 clients'
+    assert all(a.startswith("./-demo :bug:/") for a in args[1:5]), args
     report = json.loads(run(*args, "-f", "json")[1])
     drops = {(f["trace_id"], f["recipient"]) for f in report["findings"] if f["kind"] == "drop"}
     assert drops == lost

@@ -449,3 +449,15 @@ def test_printable_keeps_text_and_tabs_and_escapes_what_xml_forbids() -> None:
 
     assert printable("ü → 数\tok") == "ü → 数\tok"
     assert printable("a\x00b\x0bc\rd\ne\x7f\ufffe") == "a\\x00b\\x0bc\\x0dd\\x0ae\\x7f\\ufffe"
+
+
+def test_shell_path_is_one_word_that_is_not_an_option_and_holds_no_control_character() -> None:
+    import shlex
+    from pathlib import PurePath
+
+    from tracekit.cli._safe import shell_path
+
+    assert shell_path(PurePath("logs/a.jsonl")) == "logs/a.jsonl"
+    assert shlex.split(shell_path(PurePath("-run :bug:/a b.jsonl"))) == ["./-run :bug:/a b.jsonl"]
+    assert shell_path(PurePath("/tmp/-x")) == "/tmp/-x"  # absolute: no option to mistake
+    assert shell_path(PurePath("a\x1b[31m\n.jsonl")) == "'a\\x1b[31m\\x0a.jsonl'"

@@ -154,7 +154,8 @@ def _fail(message: str) -> NoReturn:
 def _stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True)
+    # emoji=False: ":bug:" in a path or a trace id is shown as written, never as an emoji
+    return Console(stderr=True, emoji=False)
 
 
 def _stdout() -> Console:
@@ -162,7 +163,7 @@ def _stdout() -> Console:
 
     if sys.stdout is None:  # started with stdout closed (`>&-`): the output would be lost
         _fail("cannot write the output: stdout is closed (give -o FILE)")
-    console = Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")))
+    console = Console(soft_wrap=False, width=int(os.environ.get("COLUMNS", "160")), emoji=False)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     return console
 
@@ -458,7 +459,7 @@ def analyze(
                 from rich.console import Console
 
                 with _writing(output, "-o"), output.open("w", encoding="utf-8") as fh:
-                    render_table(data, Console(file=fh, width=160))
+                    render_table(data, Console(file=fh, width=160, emoji=False))
 
 
 def _html(data: Mapping[str, Any], report: Report, events: pl.LazyFrame, model: Pipeline) -> str:
@@ -740,17 +741,16 @@ def demo(
 
     Example: `tracekit demo --scenario race-bug --users 3 --messages 20`
     """
-    import shlex
-
     from rich.markup import escape
 
     from tracekit.chat.demo import run_demo
+    from tracekit.cli._safe import printable, shell_path
 
     with _translated_errors():
         status = _stderr()
         status.print(
             f"[bold]tracekit demo[/bold]: scenario {scenario.value}, {users} users, "
-            f"{messages} messages, logs in {escape(str(out))}/"
+            f"{messages} messages, logs in {escape(printable(out))}/"
         )
         run = run_demo(scenario=scenario.value, users=users, messages=messages, out=out, seed=seed)
         # The run's logs go on `tail_ms` after the last delivery: a grace window under that
@@ -775,7 +775,7 @@ def demo(
             _explain_demo(run, data, status)
             # the next thing a reader does: the same logs through `analyze`, whose default
             # grace window (5 s) is longer than the run went on, so its drops read in flight
-            logs = " ".join(shlex.quote(str(log)) for log in run.logs)
+            logs = " ".join(shell_path(log) for log in run.logs)
             status.print(
                 f"Analyze these logs again: tracekit analyze {escape(logs)} --grace {grace}",
                 highlight=False,
@@ -830,14 +830,15 @@ def _explain_demo(run: Any, data: Mapping[str, Any], console: Console) -> None:
         also = f" and the {len(races)} race{'' if len(races) == 1 else 's'}" if races else ""
         console.print(
             f"[green]tracekit reported exactly the {n} expected {what}{also}"
-            f"{'' if expected else ' (none)'}.[/green] Ground truth: {escape(str(run.truth_path))}"
+            f"{'' if expected else ' (none)'}.[/green] Ground truth: "
+            f"{escape(printable(run.truth_path))}"
         )
         return
     missing, extra = expected - found, found - expected
     console.print(
         f"[red]mismatch: {len(missing)} expected finding(s) not reported, "
         f"{len(extra)} reported but not expected.[/red] Ground truth: "
-        f"{escape(str(run.truth_path))}"
+        f"{escape(printable(run.truth_path))}"
     )
     shown = 10
     for label, keys in (("expected, not reported", missing), ("reported, not expected", extra)):

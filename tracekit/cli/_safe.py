@@ -2,14 +2,17 @@
 every control character in it is shown as an escape (``\\x1b``), never sent as such.
 
 One function, :func:`printable`, used by every rendering of log text (table, Markdown,
-``trace``, ``watch``, ``check`` lines, JUnit XML, GitHub annotations). Light: no rich, no polars.
+``trace``, ``watch``, ``check`` lines, JUnit XML, GitHub annotations), and :func:`shell_path`
+for a path shown in a command to run. Light: no rich, no polars.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import PurePath
 
-__all__ = ["printable"]
+__all__ = ["printable", "shell_path"]
 
 # C0 controls except tab (ESC starts terminal sequences; CR/LF would forge a line of their
 # own, e.g. a "PASS"), DEL and C1 (0x9b is a one-byte CSI), the bidirectional overrides and
@@ -31,3 +34,13 @@ def printable(value: object) -> str:
     on a terminal, on one line, and in XML 1.0."""
     text = str(value)
     return _UNSAFE.sub(_escape, text)
+
+
+def shell_path(path: PurePath) -> str:
+    """``path`` as one shell word to copy into a command line: quoted, a relative path that
+    starts with ``-`` led by ``./`` (it would read as an option), control characters shown
+    as escapes (a path holding one cannot be pasted back anyway; printing it raw could)."""
+    text = str(path)
+    if text.startswith("-"):
+        text = f"./{text}"
+    return printable(shlex.quote(text))
