@@ -159,3 +159,40 @@ def test_watch_reads_again_after_a_round_it_could_not_read(
     drops = [line for line in result.stdout.splitlines() if line.startswith("drop")]
     assert len(drops) == 1
     assert drops[0].startswith(f"drop {T_LOST} recipient u2 at CTRL.add (last seen REPO.add): ")
+
+
+def test_watch_stops_reading_files_it_cannot_read_until_they_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read that always fails is tried again a few rounds running, then not until the files
+    # change: not every interval for as long as watch runs (each try costs a full read).
+    import tracekit.cli._watch as watch_module
+    from tracekit.errors import InputError
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "chat.jsonl").write_text("{}\n")
+    calls: list[float] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        raise InputError("logs/chat.jsonl: permission denied")
+
+    def touch() -> None:
+        time.sleep(0.6)
+        (logs / "chat.jsonl").chmod(0o644)  # a chmod changes no size or mtime, only ctime
+
+    monkeypatch.setattr(watch_module, "collect", broken)
+    toucher = threading.Thread(target=touch)
+    toucher.start()
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(logs), "--interval", "20ms", "--duration", "1.2s"],
+        env={"COLUMNS": "200"},
+    )
+    toucher.join()
+    assert result.exit_code == 0, result.output
+    # 1 + 3 tries for the files as they were, 1 + 3 once the chmod changed them
+    assert len(calls) == 2 * (1 + watch_module._RETRIES)
+    assert result.stderr.count("skipped a round: logs/chat.jsonl: permission denied") == 1
+    assert result.stderr.count("read 4 times in vain: waiting for the files to change") == 2

@@ -50,7 +50,17 @@ def _key(f: dict[str, Any]) -> tuple[Any, ...]:
     return key
 
 
-def _identity(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+# A round that could not read its files is read again this many rounds running, for what
+# settles by itself (a file rotated away between listing and reading); then not until the
+# files change, so a read that always fails is not repeated (and paid for) every interval.
+_RETRIES = 3
+
+_Identity = tuple[tuple[str, int, int, int, int], ...]
+
+
+def _identity(paths: Sequence[Path]) -> _Identity:
+    """What tells the files changed: each one's size, mtime, ctime (which a chmod that makes
+    an unreadable file readable moves too) and inode (a file replaced under its name)."""
     files = []
     for path in paths:
         candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
@@ -60,7 +70,7 @@ def _identity(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
             except OSError:
                 continue
             if f.is_file():
-                files.append((str(f), st.st_size, st.st_mtime_ns))
+                files.append((str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return tuple(files)
 
 
@@ -77,28 +87,37 @@ def watch_paths(
 ) -> None:
     seen: set[tuple[Any, ...]] = set()
     began = changed = time.monotonic()
-    last: tuple[tuple[str, int, int], ...] | None = None
+    looked: _Identity | None = None  # the files as the last round found them
+    read: _Identity | None = None  # ... and as the last successful read found them
+    failed = 0  # reads of `looked` that failed
     in_flight: list[dict[str, Any]] = []  # the last round's undecided deliveries
     named: set[tuple[Any, ...]] = set()  # those said to be stuck while the logs were quiet
     skipped = ""  # the last read's error, said once
     while True:
         identity = _identity(paths)
-        if identity != last and identity:
-            last = identity
-            changed = time.monotonic()
+        if identity != looked:
+            looked, failed, changed = identity, 0, time.monotonic()
+        if identity and identity != read and failed <= _RETRIES:
             try:
                 collected = collect(
                     [str(p) for p in paths], timezone=timezone, columns=INPUT_COLUMNS
                 )
-            except InputError as exc:  # a file rotated away between listing and reading
-                # read again next round (the files settle), and claim nothing meanwhile: the
-                # last round's deliveries in flight may be decided by what could not be read
-                last, in_flight = None, []
+            except InputError as exc:  # e.g. a file rotated away between listing and reading
+                # claim nothing meanwhile: the last round's deliveries in flight may be
+                # decided by what could not be read
+                failed, in_flight = failed + 1, []
                 if str(exc) != skipped:
                     skipped = str(exc)
                     status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
+                if failed > _RETRIES:
+                    status.print(
+                        Text(
+                            f"read {failed} times in vain: waiting for the files to change",
+                            style="dim",
+                        )
+                    )
             else:
-                skipped = ""
+                read, skipped = identity, ""
                 report = analyze(
                     collected.events,
                     pipeline=pipeline,
