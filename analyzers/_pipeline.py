@@ -7,6 +7,7 @@ offending key, so a typo in a TOML file never turns into silently wrong findings
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,9 +108,16 @@ def _err(where: str, problem: str) -> PipelineError:
     return PipelineError(f"invalid pipeline model: {where}: {problem}")
 
 
+#: The longest duration a model may give (a year): every duration becomes int64 nanoseconds.
+_MAX_MS: Final = 365 * 24 * 3600 * 1000
+
+
 def _ms(value: object, where: str) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _err(where, f"must be a non-negative number of milliseconds, got {value!r}")
+    # `not 0 <= value <= _MAX_MS` also refuses nan, which every comparison fails
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _MAX_MS:
+        raise _err(
+            where, f"must be a number of milliseconds from 0 to {_MAX_MS} (a year), got {value!r}"
+        )
     return timedelta(milliseconds=float(value))
 
 
@@ -128,7 +136,8 @@ def _parse_hop(raw: object, n: int) -> Hop:
     if not isinstance(hop_id, str) or "." not in hop_id:
         raise _err(where, f"'id' must be 'STAGE.action', got {hop_id!r}")
     stage, action = hop_id.split(".", 1)
-    if not stage or not action:
+    # an id with blanks could never match an event's stage and action
+    if not stage or not action or any(c.isspace() for c in hop_id):
         raise _err(where, f"'id' must be 'STAGE.action', got {hop_id!r}")
     if stage == META_STAGE:
         raise _err(where, f"stage {META_STAGE!r} is tracekit's own bookkeeping, not a hop")
@@ -197,6 +206,8 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     if not isinstance(name, str):
         raise _err("[pipeline] name", f"must be a string, got {name!r}")
     raw_hops = data.get("hops")
+    if isinstance(raw_hops, dict):
+        raise _err("[[hops]]", "must be an array of tables: write [[hops]], not [hops]")
     if not isinstance(raw_hops, list) or not raw_hops:
         raise _err("[[hops]]", "at least one hop is required")
     hops = [_parse_hop(raw, n) for n, raw in enumerate(raw_hops)]
@@ -231,6 +242,15 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
             raise _err("[roles]", f"missing required role {role!r}")
     if by_id[roles["send"]].after:
         raise _err("[roles] send", f"{roles['send']!r} must be a first hop (no 'after')")
+    # Paths start at the send: a second hop without 'after' would never be expected, so its
+    # absence would never be a drop.
+    for h in hops:
+        if not h.after and h.id != roles["send"]:
+            raise _err(
+                f"hop {h.id!r}",
+                f"needs 'after': only the send ({roles['send']!r}) starts a path, and a hop "
+                "that no path reaches is never checked",
+            )
     for role in ("persist", "broadcast"):
         if role in roles and by_id[roles[role]].scope != "message":
             raise _err(f"[roles] {role}", f"{roles[role]!r} must be a message hop")
@@ -268,8 +288,8 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 3:
         raise _err("[outliers] min_samples", f"must be an integer >= 3, got {min_samples!r}")
     z = out_raw.get("z", 3.5)
-    if isinstance(z, bool) or not isinstance(z, int | float) or z <= 0:
-        raise _err("[outliers] z", f"must be a positive number, got {z!r}")
+    if isinstance(z, bool) or not isinstance(z, int | float) or not 0 < z < math.inf:
+        raise _err("[outliers] z", f"must be a positive finite number, got {z!r}")
     return Pipeline(
         name=name,
         hops=tuple(hops),

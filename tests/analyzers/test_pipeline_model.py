@@ -85,6 +85,9 @@ def test_custom_pipeline_loads_and_analyzes(tmp_path, history):
     assert history.kinds(report.findings) == [("drop", t2, "u1", "APP.show", "API.store")]
 
 
+S = '"API.store->APP.show" = 50'  # the last line of CUSTOM
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -96,7 +99,33 @@ def test_custom_pipeline_loads_and_analyzes(tmp_path, history):
         (('scope = "recipient"', 'scope = "everyone"'), "'scope' must be 'message' or 'recipient'"),
         (('recipient = "actor"', 'recipient = "peer2"'), "needs 'recipient' = 'peer' or 'actor'"),
         (('send = "APP.send"', 'send = "API.store"'), "must be a first hop"),
-        (("grace_ms = 1000", "grace_ms = -1"), "grace_ms: must be a non-negative number"),
+        (("grace_ms = 1000", "grace_ms = -1"), "grace_ms: must be a number of milliseconds"),
+        # not finite, or beyond int64 nanoseconds: a PipelineError naming the key, not a
+        # ValueError / OverflowError from the conversion (nan also fails every comparison)
+        (("grace_ms = 1000", "grace_ms = nan"), "[pipeline] grace_ms: must be a number of"),
+        (("grace_ms = 1000", "grace_ms = inf"), "[pipeline] grace_ms: must be a number of"),
+        (("grace_ms = 1000", "grace_ms = 1e300"), "[pipeline] grace_ms: must be a number of"),
+        (("grace_ms = 1000", "clock_skew_ms = nan"), "[pipeline] clock_skew_ms: must be"),
+        (("end_to_end_ms = 100", "end_to_end_ms = nan"), "[slo] end_to_end_ms: must be"),
+        ((S, f"{S}\n[outliers]\nfloor_ms = inf"), "[outliers] floor_ms: must be a number of"),
+        # a nan z turned every latency_outlier off without a word
+        (
+            (S, f"{S}\n[outliers]\nz = nan"),
+            "[outliers] z: must be a positive finite number, got nan",
+        ),
+        (
+            (S, f"{S}\n[outliers]\nz = inf"),
+            "[outliers] z: must be a positive finite number, got inf",
+        ),
+        (
+            ('[[hops]]\nid = "APP.send"', '[[hops]]\nid = "APP .send"'),
+            "'id' must be 'STAGE.action'",
+        ),
+        # a second hop with no 'after': no path would reach it, its absence never a drop
+        (
+            ('after = ["API.store"]\nscope', "scope"),
+            "hop 'APP.show': needs 'after': only the send ('APP.send') starts a path",
+        ),
         (("end_to_end_ms = 100", "e2e = 100"), "unknown key 'e2e'"),
         (('name = "mini"', 'name = "mini"\ncolour = "red"'), "unknown key(s) 'colour'"),
         (('emitter = "server"', 'emitter = "cloud"'), "'emitter' must be"),
@@ -118,6 +147,9 @@ def test_cycles_duplicates_and_unreadable_files(tmp_path):
     dup = CUSTOM + '\n[[hops]]\nid = "APP.send"\n'
     with pytest.raises(PipelineError, match="duplicate hop id"):
         load_pipeline(_write(tmp_path, dup))
+    table = CUSTOM.replace("[[hops]]", "[hops]", 1).split("[[hops]]")[0]
+    with pytest.raises(PipelineError, match=r"write \[\[hops\]\], not \[hops\]"):
+        load_pipeline(_write(tmp_path, table))
     with pytest.raises(PipelineError, match="not valid TOML"):
         load_pipeline(_write(tmp_path, "[[hops"))
     with pytest.raises(PipelineError, match="cannot read pipeline model"):
