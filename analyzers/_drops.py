@@ -385,7 +385,12 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         server.join(_logged_by(paths, "server", "recipient", server), on="recipient").select(
             "rid", "source"
         ),
-        client.join(user_sources, left_on="who", right_on="actor").select("rid", "source"),
+        # one device's path (a phone that never showed what the tablet did) belongs in that
+        # device's log alone: a gap in the tablet's log says nothing of the phone's
+        client.filter(pl.col("device").is_null())
+        .join(user_sources, left_on="who", right_on="actor")
+        .select("rid", "source"),
+        client.filter(pl.col("device").is_not_null()).select("rid", source=pl.col("device")),
         # the sender's log is also the one holding the message's other sender hops: the sender
         # is unknown when the send's line is lost
         client.filter(pl.col("emitter") == "sender")

@@ -370,6 +370,32 @@ def test_seed_bug_on_one_of_two_devices(history):
     ]
 
 
+def test_a_gap_in_the_other_devices_log_does_not_hide_a_devices_drop(history):
+    # The phone's CTRL.add belongs in the phone's log, which lost nothing: the tablet's gap
+    # (right after it showed the message) leaves the phone's drop decided. In the phone's
+    # own log, the same gap makes it indeterminate.
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.seq["client-u2-tablet"] += 3
+    history.ev(200, "TRACEKIT.heartbeat", "client-u2-tablet", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", tr, "u2", "CTRL.add", "REPO.add"),
+        ("log_gap", None, None, None, None),
+    ]
+    assert report.findings.get_column("source").to_list() == ["client-u2", "client-u2-tablet"]
+    assert "indeterminate" not in report.findings.row(1, named=True)["detail"]
+    history.rows.clear()
+    history.seq.clear()
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.seq["client-u2"] += 3
+    history.ev(200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert f"{tr} (u2 at CTRL.add)" in report.findings.row(0, named=True)["detail"]
+
+
 def test_a_device_that_logged_nothing_is_offline_not_a_drop(history):
     _two_devices(history, (), RECIPIENT_HOPS, delivers=1)
     history.tail()
