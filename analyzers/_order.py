@@ -7,7 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, as_text, col
+from tracekit.analyzers._paths import Paths, as_text
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -169,9 +169,6 @@ def races(paths: Paths) -> pl.LazyFrame:
     cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line"]
     picked = paths.hops.select(cols).gather(inside.get_column("row"))
     recv = as_text(picked.hstack(inside.select("key", "conv_id", "k")).lazy())
-    last: pl.Expr = pl.lit(None, dtype=pl.String)
-    for i in rcp:
-        last = pl.when(pl.col(col("n", i)).fill_null(0) > 0).then(pl.lit(p.ids[i])).otherwise(last)
     raced = (
         recv.join(starts, on=["key", "k"])
         .join(ends, on=["key", "k"], how="left")
@@ -180,24 +177,28 @@ def races(paths: Paths) -> pl.LazyFrame:
         .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
         .collect()
     )
-    # The pairs' state only for the few raced traces (a join hashes all of its right side).
+    # What became of the message on the raced client: its own hops (few rows, the raced
+    # traces'), not the recipient's path, which another device of theirs may have finished.
+    keys = ["trace_id", "recipient", "source"]
     state = (
-        paths.pairs.lazy()
-        .filter(pl.col("trace_id").is_in(raced.get_column("trace_id").implode()))
-        .select(
-            "trace_id",
-            "recipient",
-            last.alias("last_seen"),
-            (pl.col(col("n", p.index(final))).fill_null(0) > 0 if final else pl.lit(True)).alias(
-                "arrived"
-            ),
+        paths.hops_of(raced.lazy().select("trace_id"))
+        .filter(pl.col("hop").is_in(rcp))
+        .join(raced.lazy().select(keys), on=keys, how="semi")
+        .group_by(keys)
+        .agg(
+            # recipient hops are in pipeline order: the furthest one reached
+            pl.col("hop")
+            .max()
+            .replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
+            .alias("last_seen"),
+            ((pl.col("hop") == p.index(final)).any() if final else pl.lit(True)).alias("arrived"),
         )
     )
     # the raced device's store took it, then lost it again (a page replaced the store)
     lost = removed(paths).select("trace_id", "recipient", "source", "restored")
     hits = (
         raced.lazy()
-        .join(state, on=["trace_id", "recipient"], how="left")
+        .join(state, on=keys, how="left")
         .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
         .with_columns(t=paths.true_time())
     )

@@ -70,6 +70,29 @@ def test_seed_bug_race_then_drop(history):
     assert [e["line"] for e in race["evidence"]] == [4, 5, 7]
 
 
+def test_a_race_tells_what_became_of_the_message_on_that_device(history):
+    # The phone loads c1's history, receives m1 during it and never stores it; the tablet
+    # shows m1. The race is the phone's, and so is its outcome: missing after the receive
+    # (as the phone's drop says), not "reached CTRL.add" as the tablet did.
+    t1 = history.tid(1)
+    at = {"trace": t1, "conv_id": "c1"}
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.message(1, "u1", ["u2"], t=5, stop={"u2": "REPO.add"})
+    history.ev(100, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(40 + k, hop, "client-u2-tablet", "u2", **at)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, "u2", "REPO.add", "WS-RECV.receive"),
+        ("race", t1, "u2", "WS-RECV.receive", "WS-RECV.receive"),
+    ]
+    assert report.findings.get_column("source").to_list() == ["client-u2", "client-u2"]
+    assert report.findings.row(1, named=True)["detail"].endswith(
+        "the message then went missing: last reached WS-RECV.receive, never reached CTRL.add"
+    )
+
+
 def test_race_where_the_message_still_arrived(history):
     history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
     t1 = history.message(1, "u1", ["u2"], t=5)
