@@ -125,6 +125,23 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
+def _over_removals(paths: Paths, frame: pl.LazyFrame, i: int) -> pl.LazyFrame:
+    """The rows of ``frame`` (pairs whose hop ``i`` some device logged more than once) where
+    a device logged it more often than once plus that device's removals of the message."""
+    keys = ["trace_id", "recipient", "source"]
+    again = frame.collect()  # few rows: the hop events are read for these traces only
+    removals = paths.removals.lazy().group_by(keys).agg(removals=pl.len())
+    over = (
+        paths.hops_of(again.lazy().select("trace_id"), hop=i)
+        .join(again.lazy().select("trace_id", "recipient"), on=["trace_id", "recipient"])
+        .group_by(keys)
+        .agg(times=pl.len())
+        .join(removals, on=keys, how="left")
+        .filter(pl.col("times") > 1 + pl.col("removals").fill_null(0))
+    )
+    return again.lazy().join(over, on=["trace_id", "recipient"], how="semi")
+
+
 def duplicates(paths: Paths) -> pl.LazyFrame:
     p = paths.pipeline
     keys: list[pl.LazyFrame] = []
@@ -151,13 +168,13 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
             # the recipient's own hops repeat only within one log (``k``: the sources that
             # logged it).
             allowed = pl.col(col("k", i))
-            if h.id == p.role("final") and not paths.removals.is_empty():
-                # a message taken off the store (the remove role) may be added again: one
-                # more per removal
-                removals = paths.removals.group_by("trace_id", "recipient").agg(removals=pl.len())
-                frame = frame.join(removals.lazy(), on=["trace_id", "recipient"], how="left")
-                allowed = allowed + pl.col("removals").fill_null(0)
             over = n > allowed
+            if h.id == p.role("final") and not paths.removals.is_empty():
+                # A message taken off a store (the remove role) may be added to it again: one
+                # more per removal, counted per device, since each device keeps its own store
+                # (a phone's removal allows the phone a second add, not the tablet).
+                frame = _over_removals(paths, frame.filter(over), i)
+                over = pl.lit(True)
             if h.emitter != "recipient":
                 # The server writes once per device of the recipient, whether or not that
                 # device logs it (offline, asleep): allowed as many as the devices whose logs

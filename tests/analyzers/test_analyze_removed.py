@@ -80,6 +80,35 @@ def test_a_removal_on_one_device_is_that_devices_drop_only(history) -> None:
     assert report.summary["delivered"] == 4
 
 
+def test_a_removal_on_one_device_allows_that_device_alone_to_add_again(history) -> None:
+    # The phone's removal allows the phone a second CTRL.add of m2, not the tablet: the
+    # tablet showing m2 twice is a duplicate there, whatever the phone did.
+    t2 = _overwrite(history, device="client-u2")
+    for hop in ("WS-RECV.receive", "REPO.add", "CTRL.add", "CTRL.add"):
+        history.ev(1040, hop, "client-u2-tablet", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    found = report.findings.filter(pl.col("kind").is_in(["drop", "duplicate"]))
+    assert history.kinds(found) == [
+        ("drop", t2, "u2", "CTRL.add", "CTRL.add"),
+        ("duplicate", t2, "u2", "CTRL.add", None),
+    ]
+    assert found["source"].to_list() == ["client-u2", "client-u2-tablet"]
+    assert found.row(1, named=True)["detail"] == (
+        "CTRL.add happened 3 times for recipient u2 (1 on client-u2, 2 on client-u2-tablet)"
+    )
+    # the phone adding m2 again after its removal: neither a duplicate nor a drop
+    history.rows.clear()
+    history.seq.clear()
+    t2 = _overwrite(history, device="client-u2")
+    for hop in ("WS-RECV.receive", "REPO.add", "CTRL.add"):
+        history.ev(1040, hop, "client-u2-tablet", "u2", trace=t2, conv_id="c1")
+    history.ev(2000, "CTRL.add", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.filter(pl.col("kind").is_in(["drop", "duplicate"])).is_empty()
+
+
 def test_a_removal_without_ctrl_add_on_that_device_is_not_judged(history) -> None:
     # the sender's own message wiped from its screen, or one shown from an earlier page: no
     # CTRL.add of it on that device to undo, so nothing to say about a delivery
