@@ -204,7 +204,8 @@ def _sources_per_hop(
     read (the order of the logs across files is arbitrary) but, of each source's first in its
     own log, the earliest by timestamp (then by source name). Also returned: those per-source
     first occurrences (keys, ``hop``, ``source``, ``ts``, ``n``: how often that source logged
-    it), so that every device's clock gets its pairs, not only the chosen one's."""
+    it; ``row``: where), so that every device's clock gets its pairs, not only the chosen
+    one's, and so that the choice is made again on corrected time (:func:`_repick`)."""
     wide = wide.with_columns(pl.col(col("n", i)).alias(col("k", i)) for i in indices)
     devices = pl.DataFrame(
         schema={
@@ -213,6 +214,7 @@ def _sources_per_hop(
             "source": pl.Categorical(),
             "ts": pl.Int64,
             "n": pl.UInt32,
+            "row": pl.get_index_type(),
         }
     )
     if not indices:
@@ -287,6 +289,59 @@ def _gather(
     if picks:  # one select: the gathers (random reads, cache misses) run on every core
         frame = frame.with_columns(hops.select(picks).get_columns())
     return frame
+
+
+def _repick(
+    frame: pl.DataFrame,
+    devices: pl.DataFrame,
+    keys: list[str],
+    hops: pl.DataFrame,
+    offsets: dict[str, int],
+    positions: frozenset[int],
+) -> tuple[pl.DataFrame, set[int]]:
+    """The hops several sources logged (:func:`_sources_per_hop`) chosen again, once the
+    clocks are known: of each source's first occurrence, the earliest by corrected time (a
+    device whose clock runs behind no longer stands for the recipient because of it). Returns
+    the frame with those hops' ``r*``, ``t*`` (raw), ``src*`` and ``pos*`` replaced, and the
+    hops where some row changed."""
+    if devices.is_empty() or not offsets:
+        return frame, set()
+    names = [pl.col(k).cast(pl.String) for k in keys]
+    rows = [col("r", i) for i in devices.get_column("hop").unique().sort()]
+    best = (
+        devices.lazy()
+        .with_columns(*names, t=true_time(offsets), name=pl.col("source").cast(pl.String))
+        .sort("t", "name")
+        .group_by(*keys, "hop")
+        .agg(pl.col("row").first())
+        .join(frame.lazy().select(*keys, *rows), on=keys)
+        .collect()
+    )
+    moved: set[int] = set()
+    fixes = []
+    for i in sorted(best.get_column("hop").unique().to_list()):
+        r = col("r", i)
+        changed = best.filter((pl.col("hop") == i) & (pl.col("row") != pl.col(r)))
+        if changed.is_empty():
+            continue
+        moved.add(i)
+        at = changed.get_column("row")
+        cols = {col("r", i): at, col("t", i): hops.get_column("ts").gather(at)}
+        cols[col("src", i)] = hops.get_column("source").gather(at).cast(frame.schema[col("src", i)])
+        if i in positions and col("pos", i) in frame.columns:
+            cols[col("pos", i)] = hops.get_column("pos").gather(at)
+        fixes.append(changed.select(keys).with_columns(**{k: v.alias(k) for k, v in cols.items()}))
+    if not fixes:
+        return frame, moved
+    fix = pl.concat(fixes, how="diagonal_relaxed")
+    fix = fix.group_by(keys).agg(pl.exclude(keys).drop_nulls().first())
+    changed_cols = [c for c in fix.columns if c not in keys]
+    out = (
+        frame.join(fix, on=keys, how="left", suffix="_new")
+        .with_columns(pl.coalesce(f"{c}_new", c).alias(c) for c in changed_cols)
+        .select(frame.columns)
+    )
+    return out, moved
 
 
 def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
@@ -737,6 +792,21 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         preferred=preferred,
     )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
+    msg_raw, moved = _repick(msg_raw, msg_dev, ["trace_id"], hops_df, offsets, positions)
+    if moved & needed:  # the pairs' copies of those message hops, again
+        copied = [
+            c
+            for i in sorted(moved & needed)
+            for k in ("n", *_PER_HOP)
+            if (c := col(k, i)) in pairs_raw.columns
+        ]
+        pairs_raw = (
+            pairs_raw.drop(copied)
+            .join(msg_raw.select("trace_id", *copied), on="trace_id", how="left")
+            .select(pairs_raw.columns)
+        )
+    pairs_raw, _ = _repick(pairs_raw, rcp_dev, keys, hops_df, offsets, positions)
+    persist_moved = persist is not None and p.index(persist) in moved
 
     def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
         if not offsets:
@@ -751,7 +821,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
     msg = corrected(msg_raw, msg_idx)
     pairs = corrected(pairs_raw, sorted(needed) + rcp_idx)
-    if multi_persist and offsets:  # several servers' persist times compare only corrected
+    if (multi_persist or persist_moved) and offsets:
+        # several servers' persist times compare only corrected
         msg, _ = _persist_rank(msg, p)
         pairs = (
             pairs.drop("prank")

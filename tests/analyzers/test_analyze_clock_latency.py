@@ -622,3 +622,25 @@ def test_edge_stats_are_polars_own_quantiles_and_medians(rows: list[tuple[int, i
         .collect()
     )
     assert_frame_equal(got, want, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("phone_ahead_ms", [-10_000, 0, 10_000])
+def test_a_recipients_device_stands_for_them_by_corrected_time(history, phone_ahead_ms):
+    # u2's tablet shows m1 40 ms after the send, the phone 1.5 s after. The phone's clock
+    # (known from its own sends) is all that differs between the runs: the tablet stands for
+    # u2 in each, as the earliest on corrected time. Chosen on raw time, the phone behind by
+    # 10 s stood for u2: end to end 1.5 s and an SLO breach that the clock made.
+    phone, tablet = "client-u2", "client-u2-tablet"
+    for n in range(5):
+        history.message(10 + n, "u2", ["u1"], t=200 * n, offsets={phone: phone_ahead_ms})
+    t1 = history.message(1, "u1", ["u2"], t=2000, stop={"u2": "WS-RECV.receive"})
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(2030 + 5 * k, hop, tablet, "u2", trace=t1, conv_id="c1")
+        history.ev(3490 + 5 * k + phone_ahead_ms, hop, phone, "u2", trace=t1, conv_id="c1")
+    history.tail(90_000)
+    report = analyze(history.frame())
+    (phone_clock,) = [c for c in report.clock if c["source"] == phone]
+    assert phone_clock["offset_ms"] == phone_ahead_ms
+    assert report.findings.filter(pl.col("kind") != "clock_skew").is_empty()
+    end_to_end = report.latency["end_to_end"]
+    assert (end_to_end["count"], end_to_end["max_ms"]) == (6, 40.0)
