@@ -540,7 +540,7 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}; the logs end {} ms later, inside the {} ms grace window",
+            "{}; the logs end {} ms later, inside the {} ms grace window{}",
             pl.when(removal)
             .then(taken)
             .otherwise(
@@ -554,6 +554,7 @@ def drops_and_in_flight(
             ),
             ms(pl.col("logs_after")),
             pl.lit(str(round(g / 1e6))),
+            membership,
         ),
         evidence=evidence(("file_last", "line_last"), ("file_rm", "line_rm")),
         at="t_last",

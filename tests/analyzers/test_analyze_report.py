@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import polars as pl
 import pytest
@@ -83,6 +84,15 @@ def test_recipients_from_membership_when_the_broadcast_names_none(history):
     )
     assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 1}
     assert report.summary["deliveries_expected"] == 4
+    # near the end of the logs, the same delivery is in flight, and says so too
+    report = analyze(history.frame(), grace=timedelta(minutes=5))
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith(
+        "inside the 300000 ms grace window; expected from conversation membership, the "
+        "broadcast named no one"
+    )
 
 
 def test_sender_who_is_also_a_recipient(history):

@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 import jsonschema
 import polars as pl
 import pytest
-from conftest import T_LOST
+from conftest import T_LOST, write_logs
 from typer.testing import CliRunner
 
 import tracekit
@@ -340,6 +340,28 @@ def test_real_subprocess_exit_codes_and_no_traceback(logs: Path) -> None:
         bad.stderr.strip() == f"tracekit: error: no such file or directory: {logs / 'absent.jsonl'}"
     )
     assert "Traceback" not in bad.stderr + failed.stderr
+
+
+def test_table_and_markdown_say_the_recipients_came_from_membership(logs: Path) -> None:
+    # A broadcast without its recipients list: who should get the message is the
+    # conversation's members the logs show, and the human reports say so (the JSON counts it).
+    chat = logs / "chat.jsonl"
+    lines = [json.loads(line) for line in chat.read_text().splitlines()]
+    for line in lines:
+        if line.get("stage") == "WS-BROADCAST" and line.get("action") == "start":
+            line.pop("recipients", None)
+    chat.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    note = (
+        "Expected recipients of every message from conversation membership seen in the logs: "
+        "their broadcast named none."
+    )
+    code, out, _ = run("analyze", str(logs), "--grace", "0s")
+    assert code == 0 and note in " ".join(out.split())  # the panel may wrap it
+    code, out, _ = run("analyze", str(logs), "--grace", "0s", "-f", "markdown")
+    assert code == 0 and f"\n\n{note}\n\n" in out
+    # every broadcast naming its recipients: nothing to say
+    code, out, _ = run("analyze", str(write_logs(logs.parent / "named")), "--grace", "0s")
+    assert code == 0 and "conversation membership" not in out
 
 
 def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> None:

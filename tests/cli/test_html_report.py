@@ -60,6 +60,7 @@ def make_report() -> dict[str, Any]:
             "slo_breach": 0,
             "race": 1,
             "log_gap": 0,
+            "recipients_from": {"broadcast": 37, "membership": 3},
         },
         "findings": [
             {
@@ -141,7 +142,6 @@ def make_report() -> dict[str, Any]:
             }
             for hop, scope in HOPS
         ],
-        "recipients_from": "the broadcast's recipients",
     }
 
 
@@ -330,7 +330,11 @@ def test_summary_counts_and_headline(page_html: str) -> None:
     assert "1 delivery dropped" in text
     assert "98.8%" in text
     assert "79 of 80 deliveries" in text
-    assert "the broadcast's recipients" in text
+    # the report's summary.recipients_from, said (it was read from a key no report has)
+    assert (
+        "Expected recipients of 3 of 40 messages from conversation membership seen in the "
+        "logs: their broadcast named none." in text
+    )
     # every kind with a finding links to its group
     for kind in ("drop", "race", "duplicate"):
         assert page.find("a", href=f"#findings-{kind}")
@@ -429,7 +433,7 @@ def test_hostile_strings_are_escaped() -> None:
     report["inputs"]["examples"] = [f"{evil}:3: bad"]
     report["clock"][1]["source"] = evil
     report["funnel"][0]["hop"] = evil
-    report["recipients_from"] = evil
+    report["summary"]["recipients_from"] = {"broadcast": evil, "membership": [evil]}
     timelines = make_timelines()
     timelines[report["findings"][1]["trace_id"]] = [
         {**r, "source": evil} for r in timelines.pop("t9")

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from tracekit.cli._recipients import recipients_note
+
 __all__ = ["render_html"]
 
 #: How many findings of one kind are listed, and how many timelines drawn; the counts stay exact.
@@ -410,9 +412,6 @@ def _header(report: Mapping[str, Any], title: str) -> str:
         f"{_plural(_count(inputs.get('files')), 'file')}",
         f"schema {report.get('schema') or 'unknown'}",
     ]
-    rf = report.get("recipients_from")
-    if rf:
-        bits.append(f"recipients from {rf}")
     return (
         f'<header class="top"><h1>{_e(title)}</h1>'
         f'<div class="meta">{" · ".join(_e(b) for b in bits)}</div></header>'
@@ -499,8 +498,8 @@ def _summary(report: Mapping[str, Any], kinds: Sequence[str], counts: Mapping[st
                 f'<span class="chip zero" title="{_e(why)}">{_e(name)} '
                 f'<span class="badge">0</span></span>'
             )
-    rf = report.get("recipients_from")
-    note = f'<p class="note">Recipients taken from {_e(rf)}.</p>' if rf else ""
+    rf = recipients_note(_m(report.get("summary")))
+    note = f'<p class="note">{_e(rf)}</p>' if rf else ""
     body = (
         f'<div class="verdict {verdict[0]}"><span class="dot"></span>{_e(verdict[1])}</div>'
         f'<div class="tiles">{"".join(tiles)}</div>'
@@ -1218,7 +1217,7 @@ def render_html(
     *,
     title: str = "tracekit report",
 ) -> str:
-    """The report (DESIGN.md section 6, optionally with ``funnel`` and ``recipients_from``) as
+    """The report (DESIGN.md section 6, optionally with ``funnel``) as
     one self-contained HTML page; ``timelines`` maps a trace id to its rows (one per recipient
     and hop), drawn for each trace with a finding."""
     findings = [_m(f) for f in _seq(report.get("findings"))]

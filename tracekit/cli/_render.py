@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tracekit.cli._recipients import recipients_note
 from tracekit.cli._safe import printable
 
 __all__ = ["render_json", "render_markdown", "render_table", "render_timeline"]
@@ -123,7 +124,10 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
             counts.append(f"{kind}={n}  ", style=style)
     if not counts:
         counts.append("no findings", style="green")
-    console.print(Panel(Group(head, counts), title="tracekit", expand=False))
+    lines = [head, counts]
+    if note := recipients_note(summary):
+        lines.append(Text(note, style="dim"))
+    console.print(Panel(Group(*lines), title="tracekit", expand=False))
     for line, style in _input_notes(inputs):
         console.print(_text(line, style))
 
@@ -241,6 +245,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"**{summary.get('messages', 0)} messages**, "
         f"{summary.get('delivered', 0)}/{summary.get('deliveries_expected', 0)} deliveries "
         f"({_delivered_pct(summary)})",
+        *(["", note] if (note := recipients_note(summary)) else []),
         "",
         "| kind | count |",
         "|---|---:|",
