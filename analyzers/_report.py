@@ -145,8 +145,7 @@ def analyze(
     # One kind after another: run as one plan, every kind's intermediate frames were alive at
     # once (~0.25 GB at 5M events, the analysis' peak), for no gain in time.
     found = pl.concat([part.collect() for part in [*parts, clock_findings(paths, negatives)]])
-    found = _explain_clock(found)
-    found = sort_findings(found)
+    found = _explain_clock(sort_findings(found))  # it names findings in report order
     return Report(
         findings=found,
         summary=_summary(paths, found),
@@ -174,22 +173,51 @@ def sort_lazy(found: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+#: How many of the findings a clock affects its finding names (the rest are counted).
+_AFFECTED_SHOWN: Final = 3
+
+
 def _explain_clock(found: pl.DataFrame) -> pl.DataFrame:
-    """Clock findings say how many other findings come from that source."""
+    """Clock findings name the other findings that come from that source (DESIGN.md section
+    5: "which findings it affects"), in report order, the first few by kind, trace and
+    recipient, the rest counted."""
     skew = found.filter(pl.col("kind") == "clock_skew")
     if skew.is_empty():
         return found
-    counts = (
-        found.filter(pl.col("kind") != "clock_skew").group_by("source").agg(n_affected=pl.len())
+    name = pl.format(
+        "{} {}{}",
+        "kind",
+        pl.col("trace_id").fill_null("-"),
+        pl.when(pl.col("recipient").is_not_null())
+        .then(pl.format(" for {}", "recipient"))
+        .otherwise(pl.lit("")),
+    )
+    affected = (
+        found.filter(
+            (pl.col("kind") != "clock_skew") & pl.col("source").is_in(skew["source"].implode())
+        )
+        .group_by("source", maintain_order=True)
+        .agg(n_affected=pl.len(), names=name.head(_AFFECTED_SHOWN))
+        .with_columns(
+            affects=pl.format(
+                "; it affects {} other finding(s) from this source: {}{}",
+                "n_affected",
+                pl.col("names").list.join(", "),
+                pl.when(pl.col("n_affected") > _AFFECTED_SHOWN)
+                .then(pl.format(" and {} more", pl.col("n_affected") - _AFFECTED_SHOWN))
+                .otherwise(pl.lit("")),
+            )
+        )
+        .select("source", "affects")
     )
     return (
-        found.join(counts, on="source", how="left")
+        found.join(affected, on="source", how="left", maintain_order="left")
         .with_columns(
-            detail=pl.when((pl.col("kind") == "clock_skew") & (pl.col("n_affected") > 0))
-            .then(pl.format("{}; {} other finding(s) involve this source", "detail", "n_affected"))
+            detail=pl.when((pl.col("kind") == "clock_skew") & pl.col("affects").is_not_null())
+            .then(pl.concat_str("detail", "affects"))
             .otherwise(pl.col("detail"))
         )
-        .drop("n_affected")
+        .drop("affects")
     )
 
 

@@ -644,3 +644,28 @@ def test_a_recipients_device_stands_for_them_by_corrected_time(history, phone_ah
     assert report.findings.filter(pl.col("kind") != "clock_skew").is_empty()
     end_to_end = report.latency["end_to_end"]
     assert (end_to_end["count"], end_to_end["max_ms"]) == (6, 40.0)
+
+
+def test_a_clock_finding_names_the_findings_from_its_source(history):
+    # DESIGN.md section 5: clock_skew says "which findings it affects": those from the
+    # skewed source, the first three by kind, trace and recipient (in report order), the
+    # rest counted.
+    ahead = {"client-u1": 300.0}
+    for n in range(5):
+        history.message(n, "u1", ["u2"], t=n * 1000, offsets=ahead)
+    lost = [
+        history.message(n, "u2", ["u1"], t=n * 1000, stop={"u1": "CTRL.add"}, offsets=ahead)
+        for n in range(10, 14)
+    ]
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        *[("drop", t, "u1", "CTRL.add", "REPO.add") for t in lost],
+        ("clock_skew", None, None, None, None),
+    ]
+    skew = report.findings.row(4, named=True)
+    assert skew["source"] == "client-u1"
+    assert skew["detail"].endswith(
+        "cross-host latencies are corrected for it; it affects 4 other finding(s) from this "
+        f"source: drop {lost[0]} for u1, drop {lost[1]} for u1, drop {lost[2]} for u1 and 1 more"
+    )
