@@ -445,7 +445,8 @@ def _logged_by(paths: Paths, emitter: str, key: str, wanted: pl.LazyFrame) -> pl
 
 def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> pl.LazyFrame:
     # A device's path is judged against the end of its own log, every other path against the
-    # end of the logs as a whole.
+    # end of the logs as a whole: see docs/decisions.md (session 11) for why a recipient's
+    # only device is not judged by its own log.
     end = pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64))
     return (
         cand.join(gap_hit, on="rid", how="left")
@@ -456,6 +457,7 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
             .then(pl.lit("log_gap"))
             .otherwise(pl.lit("drop")),
             logs_after=end - pl.col("t_last"),
+            own_end=pl.col("t_end_device").is_not_null(),
         )
         .drop("rid", "t_end_device")
     )
@@ -488,6 +490,12 @@ def drops_and_in_flight(
         .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
         .otherwise(pl.lit(""))
     )
+    # whose end the path was judged against: its device's log, or the logs as a whole
+    logs = (
+        pl.when(pl.col("own_end"))
+        .then(pl.format("{}'s log", pl.col("src_last")))
+        .otherwise(pl.lit("the logs"))
+    )
     # the removal (:mod:`._removed`): the final hop was reached, then undone
     taken = pl.format(
         "{}reached {}, then {} took the message off the store {} ms later",
@@ -518,11 +526,13 @@ def drops_and_in_flight(
         )
         .otherwise(
             pl.format(
-                "{}reached {}, never reached {}{} (the logs go on {} ms after it){}",
+                "{}reached {}, never reached {}{} ({} {} on {} ms after it){}",
                 who,
                 pl.col("last_seen"),
                 pl.col("stage"),
                 on_device,
+                logs,
+                pl.when(pl.col("own_end")).then(pl.lit("goes")).otherwise(pl.lit("go")),
                 ms(pl.col("logs_after")),
                 membership,
             )
@@ -540,7 +550,7 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}; the logs end {} ms later, inside the {} ms grace window{}",
+            "{}; {} {} {} ms later, inside the {} ms grace window{}",
             pl.when(removal)
             .then(taken)
             .otherwise(
@@ -552,6 +562,8 @@ def drops_and_in_flight(
                     on_device,
                 )
             ),
+            logs,
+            pl.when(pl.col("own_end")).then(pl.lit("ends")).otherwise(pl.lit("end")),
             ms(pl.col("logs_after")),
             pl.lit(str(round(g / 1e6))),
             membership,

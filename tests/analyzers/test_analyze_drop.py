@@ -358,7 +358,7 @@ def test_seed_bug_on_one_of_two_devices(history):
     assert row["evidence"] == [{"file": "client-u2.jsonl", "line": 2}]
     assert row["detail"] == (
         "recipient u2 on client-u2: reached REPO.add, never reached CTRL.add, which another of"
-        " their devices did (the logs go on 59969.0 ms after it)"
+        " their devices did (client-u2's log goes on 59969.0 ms after it)"
     )
     # near the end of the logs the same is in flight
     history.rows.clear()

@@ -309,7 +309,7 @@ def test_a_removal_the_logs_end_right_after_is_in_flight(history):
     assert history.kinds(found) == [("in_flight", t2, "u2", "CTRL.add", "CTRL.add")]
     assert found["detail"][0] == (
         "recipient u2 on client-u2: reached CTRL.add, then CTRL.remove took the message off the "
-        "store 55.0 ms later; the logs end 0.5 ms later, inside the 5000 ms grace window"
+        "store 55.0 ms later; client-u2's log ends 0.5 ms later, inside the 5000 ms grace window"
     )
 
 
