@@ -1,21 +1,24 @@
 """One function per finding kind: ``LazyFrame`` of events -> ``LazyFrame`` of findings.
 
-Each rebuilds the paths it needs; ``analyze`` shares that work between all of them.
+Lazy as polars' own frames are: a call checks its arguments (an unknown SLO raises there)
+and reads nothing; the events are read and the paths rebuilt when the result is collected,
+once per collect. ``analyze`` shares that work between every kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 import polars as pl
 
 from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
 from tracekit.analyzers._duplicates import duplicates, unexpected
+from tracekit.analyzers._findings import FINDING_SCHEMA
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import latency_samples, negative_latencies, outliers_and_slo
 from tracekit.analyzers._order import races, reorders
-from tracekit.analyzers._paths import build_paths
+from tracekit.analyzers._paths import Paths, build_paths
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._report import sort_lazy, with_overrides
 
@@ -33,49 +36,66 @@ __all__ = [
 ]
 
 
-def _kind(lf: pl.LazyFrame, kind: str) -> pl.LazyFrame:
-    return sort_lazy(lf.filter(pl.col("kind") == kind))
+def _deferred(
+    events: pl.LazyFrame, pipeline: Pipeline, finder: Callable[[Paths], pl.LazyFrame]
+) -> pl.LazyFrame:
+    """``finder`` over the paths of ``events``, run when the result is collected."""
+    return pl.defer(
+        lambda: sort_lazy(finder(build_paths(events, pipeline))).collect(),
+        schema=FINDING_SCHEMA,
+    )
+
+
+def _kind(kind: str, finder: Callable[[Paths], pl.LazyFrame]) -> Callable[[Paths], pl.LazyFrame]:
+    """``finder``'s findings of one ``kind`` (a finder that also yields another)."""
+    return lambda paths: finder(paths).filter(pl.col("kind") == kind)
 
 
 def find_drops(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
-    paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return _kind(drops_and_in_flight(paths), "drop")
+    p = with_overrides(pipeline, grace=grace)
+    return _deferred(events, p, _kind("drop", drops_and_in_flight))
 
 
 def find_in_flight(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
     """Undecided paths: near the end of the logs, or begun before their start."""
-    paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return _kind(pl.concat([drops_and_in_flight(paths), unexpected(paths)]), "in_flight")
+    p = with_overrides(pipeline, grace=grace)
+    both = _kind(
+        "in_flight", lambda paths: pl.concat([drops_and_in_flight(paths), unexpected(paths)])
+    )
+    return _deferred(events, p, both)
 
 
 def find_duplicates(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return sort_lazy(duplicates(build_paths(events, pipeline)))
+    return _deferred(events, with_overrides(pipeline), duplicates)
 
 
 def find_unexpected(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
-    paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return _kind(unexpected(paths), "unexpected")
+    p = with_overrides(pipeline, grace=grace)
+    return _deferred(events, p, _kind("unexpected", unexpected))
 
 
 def find_reorders(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return sort_lazy(reorders(build_paths(events, pipeline)))
+    return _deferred(events, with_overrides(pipeline), reorders)
 
 
 def find_races(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    return sort_lazy(races(build_paths(events, pipeline)))
+    return _deferred(events, with_overrides(pipeline), races)
+
+
+def _latency(paths: Paths) -> pl.LazyFrame:
+    return outliers_and_slo(latency_samples(paths), paths)
 
 
 def find_latency_outliers(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None
 ) -> pl.LazyFrame:
-    paths = build_paths(events, pipeline)
-    return _kind(outliers_and_slo(latency_samples(paths), paths), "latency_outlier")
+    return _deferred(events, with_overrides(pipeline), _kind("latency_outlier", _latency))
 
 
 def find_slo_breaches(
@@ -84,19 +104,19 @@ def find_slo_breaches(
     pipeline: Pipeline | None = None,
     slo: Mapping[str, timedelta] | None = None,
 ) -> pl.LazyFrame:
-    paths = build_paths(events, with_overrides(pipeline, slo=slo))
-    return _kind(outliers_and_slo(latency_samples(paths), paths), "slo_breach")
+    p = with_overrides(pipeline, slo=slo)
+    return _deferred(events, p, _kind("slo_breach", _latency))
 
 
 def find_log_gaps(
     events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
 ) -> pl.LazyFrame:
-    paths = build_paths(events, with_overrides(pipeline, grace=grace))
-    return sort_lazy(log_gaps(paths, drop_candidates(paths)))
+    p = with_overrides(pipeline, grace=grace)
+    return _deferred(events, p, lambda paths: log_gaps(paths, drop_candidates(paths)))
 
 
 def find_clock_skew(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
-    paths = build_paths(events, pipeline)
-    return sort_lazy(
-        clock_findings(paths, negative_latencies(latency_samples(paths), paths).collect())
-    )
+    def clock(paths: Paths) -> pl.LazyFrame:
+        return clock_findings(paths, negative_latencies(latency_samples(paths), paths).collect())
+
+    return _deferred(events, with_overrides(pipeline), clock)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import pairwise
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import tracekit.analyzers as analyzers
 from tracekit.analyzers import FINDING_SCHEMA, KINDS, analyze
+from tracekit.errors import PipelineError
 
 FINDERS = [name for name in analyzers.__all__ if name.startswith("find_")]
 
@@ -28,6 +31,34 @@ def test_finders_are_lazy_and_schema_true(history, name):
     assert isinstance(out, pl.LazyFrame)
     assert out.collect_schema() == FINDING_SCHEMA
     assert set(out.collect()["kind"].to_list()) <= set(KINDS)
+
+
+@pytest.mark.parametrize("name", FINDERS)
+def test_finders_read_nothing_until_collected(history, name):
+    # as polars' own frames: the call builds a plan; the events are read (and the paths
+    # rebuilt) by each collect, and a plan collected after the events changed sees the change
+    history.message(1, "u1", ["u2"], t=0, stop={"u2": "CTRL.add"})
+    history.tail()
+    reads: list[int] = []
+    frame = history.frame().collect()
+
+    def events() -> pl.DataFrame:
+        reads.append(1)
+        return frame
+
+    out = getattr(analyzers, name)(pl.defer(events, schema=frame.schema))
+    assert reads == [] and out.collect_schema() == FINDING_SCHEMA and reads == []
+    first = out.collect()
+    assert reads == [1]
+    if name == "find_drops":
+        assert history.kinds(first) == [("drop", history.tid(1), "u2", "CTRL.add", "REPO.add")]
+    assert_frame_equal(out.collect(), first)
+    assert reads == [1, 1]
+
+
+def test_a_finder_refuses_an_unknown_slo_when_called(history):
+    with pytest.raises(PipelineError, match="unknown SLO 'A->B'"):
+        analyzers.find_slo_breaches(history.frame(), slo={"A->B": timedelta(seconds=1)})
 
 
 def test_finders_agree_with_analyze(history):
