@@ -355,8 +355,12 @@ def generate(
     # events would rightly make that fault indeterminate, and the truth would not say so.
     wanted = [f if isinstance(f, Fault) else Fault(f) for f in faults]
     wanted.sort(key=lambda f: f.kind in ("seq_gap", "log_loss"))
+    # Faults draw from their own generator: the rest of the history (history loads, reconnect
+    # fetches) gets the same draws with or without them, so a faulted history is the clean one
+    # of the same seed plus its faults.
+    fault_rng = random.Random(f"tracekit.synth.faults/{seed}")
     for fault in wanted:
-        _inject(fault, plans, names, offsets, rng, truth, fetches, t_last, tablets)
+        _inject(fault, plans, names, offsets, fault_rng, truth, fetches, t_last, tablets)
     # Clean history loads, in the quiet time after a message of that conversation.
     for m in plans:
         if rng.random() < history_loads:

@@ -669,3 +669,22 @@ def test_a_clock_finding_names_the_findings_from_its_source(history):
         "cross-host latencies are corrected for it; it affects 4 other finding(s) from this "
         f"source: drop {lost[0]} for u1, drop {lost[1]} for u1, drop {lost[2]} for u1 and 1 more"
     )
+
+
+def test_the_offset_comes_from_the_fastest_exchanges_not_an_average(history):
+    # NTP-style: each direction's tightest sample bounds the offset. Two exchanges whose
+    # request took 400 ms and 250 ms to persist (a slow network, a busy server) would pull an
+    # average of the request/response offsets by ~40 ms; they do not move the estimate.
+    ahead = {"client-u1": 300.0}
+    for n in range(5):
+        history.message(n, "u1", ["u2"], t=n * 1000, offsets=ahead)
+    for n, slow in ((5, 400.0), (6, 250.0)):
+        t = history.message(n, "u1", ["u2"], t=n * 1000, offsets=ahead)
+        _shift(history, t, "CTRL.send", "u1", -slow)
+        _shift(history, t, "REST.request", "u1", -slow)
+    history.tail()
+    report = analyze(history.frame())
+    (clock,) = [c for c in report.clock if c["source"] == "client-u1"]
+    assert (clock["offset_ms"], clock["uncertainty_ms"]) == (300.0, 5.0)
+    hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
+    assert hops[("REST.request", "REST.persist")]["max_ms"] == 405.0
