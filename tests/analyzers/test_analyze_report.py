@@ -113,6 +113,39 @@ def test_conversation_with_one_member(history):
     assert report.summary["delivered"] == 1
 
 
+def test_one_member_whose_own_echo_is_lost_without_a_recipients_list(history):
+    # a legacy broadcast (no list) in a one-member conversation: the sender sees their own
+    # echo arrive and never shown; membership (no one but the sender) gives no one else
+    t1 = history.message(1, "u1", None, conv="solo", t=0)
+    history.ev(
+        25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, conv_id="solo", peer="u1"
+    )
+    history.ev(30, "WS-RECV.receive", "client-u1", "u1", trace=t1, conv_id="solo")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t1, "u1", "REPO.add", "WS-RECV.receive")]
+    assert report.findings["detail"][0].endswith(
+        "; expected from conversation membership, the broadcast named no one"
+    )
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (1, 0)
+
+
+def test_recipient_reconnecting_whose_history_load_misses_it(history):
+    # the deliver went to a dead socket; the history load after the reconnect does not
+    # bring the message (no REPO.add of it): lost where the socket was, for u2
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1200, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1230, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (3, 2)
+
+
 def test_recipient_reconnecting_gets_it_from_history(history):
     # deliver went to a dead socket (no receive); after reconnecting, a history load adds it.
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
