@@ -88,6 +88,30 @@ def test_custom_pipeline_loads_and_analyzes(tmp_path, history):
 S = '"API.store->APP.show" = 50'  # the last line of CUSTOM
 
 
+def test_a_models_grace_and_slos_are_the_analysis_own(tmp_path, history):
+    # CUSTOM says grace_ms = 1000, end_to_end_ms = 100 and API.store->APP.show = 50
+    p = load_pipeline(_write(tmp_path, CUSTOM))
+    t1, t2 = history.tid(1), history.tid(2)
+    at = {"conv_id": "c1"}
+    history.ev(0, "APP.send", "client-u1", "u1", trace=t1, **at)
+    history.ev(10, "API.store", "server-1", "u1", trace=t1, **at)
+    history.ev(130, "APP.show", "client-u2", "u2", trace=t1, **at)  # 120 ms after the store
+    # stored, never shown to u2: the logs go on 2 s, past the model's 1 s grace (not 5 s)
+    history.ev(1000, "APP.send", "client-u1", "u1", trace=t2, **at)
+    history.ev(1010, "API.store", "server-1", "u1", trace=t2, **at)
+    history.tail(3010)
+    report = analyze(history.frame(), pipeline=p)
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "APP.show", "API.store"),
+        ("slo_breach", t1, "u2", "APP.show", "API.store"),
+        ("slo_breach", t1, "u2", "APP.show", "APP.send"),
+    ]
+    assert report.findings["detail"].to_list()[1:] == [
+        "API.store->APP.show took 120.0 ms for recipient u2, above the 50.0 ms SLO",
+        "end to end: APP.send -> APP.show took 130.0 ms for recipient u2, above the 100.0 ms SLO",
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
