@@ -385,15 +385,18 @@ def generate(
     return Synth(columns, truth, len(plans), offsets)
 
 
-def _eligible(plans: list[_Msg], t_last: float, tablets: set[str]) -> list[int]:
+def _eligible(
+    plans: list[_Msg], t_last: float, tablets: set[str], *, unnamed: bool = True
+) -> list[int]:
     # Far enough from both ends of the history (never in flight) and with a real recipient
-    # that has one device.
+    # that has one device. ``unnamed``: a broadcast without a recipients list will do (its
+    # expected recipients are the conversation's members).
     idx = [
         i
         for i, m in enumerate(plans)
         if 0 < i < len(plans) - 1
         and 6000.0 < m.t["CTRL.send"] < t_last - 2000.0  # past a 5 s grace at both ends
-        and m.named
+        and (m.named or unnamed)
         and m.reconnect is None
         and any(r != m.sender and r not in tablets for r in m.recipients)
     ]
@@ -414,7 +417,12 @@ def _inject(
     tablets: set[str],
 ) -> None:
     kind = fault.kind
-    pool = [i for i in _eligible(plans, t_last, tablets) if not plans[i].faulted]
+    # A delivery outside a broadcast's list is unexpected; with no list, the delivery makes the
+    # recipient one of the members the analyzer expects, so that fault needs a named broadcast.
+    named_only = kind == "unexpected"
+    pool = [
+        i for i in _eligible(plans, t_last, tablets, unnamed=not named_only) if not plans[i].faulted
+    ]
     if not pool:
         raise ValueError("more faults than messages to put them on: generate more messages")
     involved: set[str | None] = set()

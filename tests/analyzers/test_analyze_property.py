@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
@@ -76,24 +77,141 @@ def test_clean_histories_have_no_findings(
             assert abs(c["offset_ms"] - true) <= c["uncertainty_ms"] + 1e-3
 
 
-@SETTINGS
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    fault=st.sampled_from(FAULT_KINDS),
-    devices=st.sampled_from([0.0, 0.25]),
-)
-def test_one_fault_gives_exactly_its_findings(seed, fault, devices):
-    synth = _generate(
-        seed,
-        messages=60,
-        users=8,
-        conversations=3,
-        max_members=4,
-        second_devices=devices,
-        faults=[fault],
+@st.composite
+def _options(draw, fault=None, *, users=(2, 8)):
+    """Generator options as the clean test draws them (offsets within the same bounds), plus
+    ``max_members``; only the combinations that leave no room for ``fault`` are left out."""
+    single = draw(st.booleans())
+    # a one-member conversation has no recipient but the sender to fault: keep another one
+    conversations = draw(st.integers(2 if single else 1, 4))
+    max_members = draw(st.integers(2, 6))
+    lo, hi = users
+    if fault == "unexpected":
+        # an outsider to deliver to needs a user that no conversation can hold all of
+        lo = max(lo, max_members + 1)
+    return {
+        "users": draw(st.integers(lo, max(lo, hi))),
+        "conversations": conversations,
+        "max_members": max_members,
+        "include_sender": draw(st.booleans()),
+        "clock_offset_ms": draw(st.floats(0.0, 45.0)),
+        "unnamed": draw(st.sampled_from([0.0, 0.5])),
+        "reconnects": draw(st.sampled_from([0.0, 0.1])),
+        "single_member": single,
+        "second_devices": draw(st.sampled_from([0.0, 0.25])),
+        "retries": draw(st.sampled_from([0.05, 0.1])),
+        "history_loads": draw(st.sampled_from([0.1, 0.2])),
+    }
+
+
+def _orphan_unlisted(synth, options) -> bool:
+    """An orphan (lost send) whose broadcast had no recipients list nor the sender: the
+    analyzer defect that ``test_orphan_of_an_unlisted_broadcast_...`` keeps as strict xfails."""
+    if options["include_sender"]:
+        return False
+    c = synth.columns
+    orphans = {e.trace_id for e in synth.truth if e.kind == "unexpected" and e.recipient is None}
+    return any(
+        c["event"][i] == "WS-BROADCAST.start" and c["recipients"][i] is None
+        for i in range(len(c["ts"]))
+        if c["trace_id"][i] in orphans
     )
+
+
+# Every kind with every option the clean test draws: membership-mode (unnamed) broadcasts,
+# reconnects, a one-member conversation, broadcasts without the sender, second devices, clock
+# offsets. The generator puts a fault on a broadcast with or without a recipients list (named
+# only for ``unexpected``) that has a recipient other than the sender with one device and no
+# reconnect (``synth._eligible``), so no kind needs more exclusions than ``_options`` makes.
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_one_fault_gives_exactly_its_findings(fault, seed, data):
+    options = data.draw(_options(fault), label="options")
+    synth = _generate(seed, messages=60, faults=[fault], **options)
+    if _orphan_unlisted(synth, options):
+        reject()  # the analyzer defect the xfail cases below keep, not a second copy of it
     report = analyze(synth.frame().lazy())
     assert _found(report) == sorted(synth.truth, key=repr)
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        pytest.param(
+            seed,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="analyzer defect: a message whose CTRL.send is lost, broadcast without a "
+                "recipients list by a server that skips the sender, gets a drop for its sender "
+                "(known only from CTRL.send, though REST.request names them); "
+                "/tmp/prop11/orphan_unlisted_sender.py",
+            ),
+        )
+        for seed in (0, 1, 2)
+    ],
+)
+def test_orphan_of_an_unlisted_broadcast_gives_exactly_its_finding(seed):
+    """Every broadcast without a list, none to its sender: the lost send is the only finding."""
+    synth = generate(
+        seed,
+        messages=40,
+        users=3,
+        conversations=1,
+        max_members=2,
+        include_sender=False,
+        unnamed=1.0,
+        faults=["orphan"],
+    )
+    assert _orphan_unlisted(synth, {"include_sender": False})
+    report = analyze(synth.frame().lazy())
+    assert _found(report) == sorted(synth.truth, key=repr)
+
+
+def _rows(synth) -> list[tuple]:
+    """The events without ``seq``/``line`` (a fault may shift a source's counter), each stamped
+    on the true clock (the offset ``generate`` gave its source undone)."""
+    c = synth.columns
+    off = {s: int(o * 1_000_000) for s, o in synth.sources.items()}
+    keys = ("event", "trace_id", "msg_id", "conv_id", "actor", "peer", "source")
+    return [
+        (c["ts"][i] - off[c["source"][i]], *(c[k][i] for k in keys), str(c["recipients"][i]))
+        for i in range(len(c["ts"]))
+    ]
+
+
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_a_fault_leaves_the_rest_of_the_history_as_it_was(fault, seed, data):
+    """The faulted history is the clean one of the same seed plus the fault: every event that
+    differs belongs to a faulted trace, to the source of a log fault, or is a history load in
+    a faulted conversation (a load after a delayed message waits for it)."""
+    from collections import Counter
+
+    options = data.draw(_options(fault), label="options")
+    faulted = _generate(seed, messages=60, faults=[fault], **options)
+    clean = generate(seed, messages=60, **options)
+    assert clean.messages == faulted.messages
+    traces = {e.trace_id for e in faulted.truth if e.trace_id}
+    sources = {e.source for e in faulted.truth if e.source}
+    a, b = Counter(_rows(clean)), Counter(_rows(faulted))
+    differ = list((a - b).elements()) + list((b - a).elements())
+    convs = {r[4] for r in b if r[2] in traces}
+    lost_traces = set()
+    for ts, event, trace, _msg, conv, _actor, _peer, source, _rcp in differ:
+        if trace in traces:
+            continue
+        if trace is None and event.startswith("REST.fetch_") and conv in convs:
+            continue
+        # a log fault loses (log_loss) events of one trace on the source it names
+        assert fault == "log_loss" and source in sources, (ts, event, trace, source)
+        lost_traces.add(trace)
+    assert len(lost_traces) <= 1
+    # and the clean part of the faulted history is the same history: same messages, same clocks
+    # but the one a skew fault moves
+    moved = {s for s in faulted.sources if faulted.sources[s] != clean.sources[s]}
+    assert moved == (sources if fault == "skew" else set())
 
 
 def test_every_fault_kind_once():
@@ -103,13 +221,18 @@ def test_every_fault_kind_once():
         assert _found(report) == sorted(synth.truth, key=repr), fault
 
 
-@SETTINGS
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     faults=st.lists(st.sampled_from(FAULT_KINDS), min_size=2, max_size=4),
+    data=st.data(),
 )
-def test_several_faults_give_exactly_their_findings(seed, faults):
-    synth = _generate(seed, messages=100, users=10, conversations=3, max_members=4, faults=faults)
+def test_several_faults_give_exactly_their_findings(seed, faults, data):
+    # several faults, each on its own message and (log faults) its own client: more users
+    options = data.draw(_options("unexpected" if "unexpected" in faults else None, users=(6, 12)))
+    synth = _generate(seed, messages=100, faults=faults, **options)
+    if _orphan_unlisted(synth, options):
+        reject()  # the analyzer defect ``test_orphan_of_an_unlisted_broadcast_...`` keeps
     report = analyze(synth.frame().lazy())
     assert _found(report) == sorted(synth.truth, key=repr)
 
@@ -122,7 +245,8 @@ def test_names_as_text_or_categorical_give_the_same_report():
 
     from tracekit.analyzers._findings import FINDING_SCHEMA
 
-    synth = generate(3, messages=80, users=12, conversations=3, max_members=4, faults=FAULT_KINDS)
+    # a seed with room for every kind at once (the log faults need a client no other touches)
+    synth = generate(13, messages=80, users=12, conversations=3, max_members=4, faults=FAULT_KINDS)
     compact = synth.frame()
     assert compact.schema["trace_id"] == pl.Categorical()
     text = compact.with_columns(pl.col(pl.Categorical).cast(pl.String))
