@@ -544,6 +544,29 @@ def _trace_facts(hops: pl.LazyFrame, send: int, bcast: int | None) -> list[pl.La
     return [f.with_columns(text) for f in facts]
 
 
+def _sender_fallback(msg: pl.DataFrame, hops: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
+    """The sender of a message whose send was not logged (an orphan): the actor of its first
+    other hop that the sender's client logs (``emitter = "sender"``, e.g. ``REST.request``).
+    Unknown, membership expected the sender among the recipients of their own message."""
+    lacking = msg.filter(pl.col("sender").is_null()).select("trace_id")
+    own = [i for i, h in enumerate(p.hops) if h.scope == "message" and h.emitter == "sender"]
+    if not lacking.height or not own:
+        return msg
+    found = (
+        _hops_of(hops, lacking.lazy())
+        .filter(pl.col("hop").is_in(own) & pl.col("actor").is_not_null())
+        .group_by("trace_id")
+        .agg(pl.col("actor").first().alias("_sender"))
+        .with_columns(pl.col("trace_id").cast(msg.schema["trace_id"]))
+        .collect()
+    )
+    return (
+        msg.join(found, on="trace_id", how="left", maintain_order="left")
+        .with_columns(sender=pl.coalesce("sender", "_sender"))
+        .drop("_sender")
+    )
+
+
 def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> tuple[pl.DataFrame, bool]:
     """``prank``: the message's place in its conversation's canonical (persist) order, and
     whether some conversation is persisted by several sources.
@@ -724,6 +747,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             .with_columns(conv_id=pl.coalesce("conv_id", "conv_any"))
             .drop("conv_any")
         )
+    msg_raw = _sender_fallback(msg_raw, hops_df, p)
     msg_raw, multi_persist = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
     rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions)
     del msg_w, rcp_w, any_w, facts
