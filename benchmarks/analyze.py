@@ -159,17 +159,23 @@ def _child(mode: str, path: Path, reader: str = "collectors") -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown mode {mode}")
     out["seconds"] = round(time.perf_counter() - t0, 3)
+    if mode in ("analyze", "parquet"):  # after the clock: what was found, to check it
+        out["found"] = sorted(map(list, report.findings.select(_KEY).iter_rows()), key=repr)
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
-def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, int, int]:
+#: What a finding is checked on against the generator's truth.
+_KEY: tuple[str, ...] = ("kind", "trace_id", "recipient", "stage", "last_seen")
+
+
+def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, int, list[list[Any]]]:
     folder.mkdir(parents=True, exist_ok=True)
     # the fault list is part of the name: a history generated for another list is not reused
     faults_tag = hashlib.sha1(",".join(FAULTS).encode()).hexdigest()[:8]
     jsonl = folder / f"synth-{events}-{seed}-{faults_tag}.jsonl"
     meta = jsonl.with_suffix(".meta.json")
-    if not (jsonl.exists() and meta.exists()):
+    if not (jsonl.exists() and meta.exists() and "truth" in json.loads(meta.read_text())):
         from tracekit.synth import generate
 
         t0 = time.perf_counter()
@@ -183,12 +189,13 @@ def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, int, int]:
             faults=FAULTS,
         )
         n = synth.write_jsonl(jsonl)
-        meta.write_text(json.dumps({"events": n, "faults": len(synth.truth)}))
+        truth = sorted(([getattr(e, k) for k in _KEY] for e in synth.truth), key=repr)
+        meta.write_text(json.dumps({"events": n, "faults": len(truth), "truth": truth}))
         print(
             f"generated {n} events in {time.perf_counter() - t0:.1f} s -> {jsonl}", file=sys.stderr
         )
     info = json.loads(meta.read_text())
-    return jsonl, int(info["events"]), int(info["faults"])
+    return jsonl, int(info["events"]), info["truth"]
 
 
 def _compile_tracekit() -> None:
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child(args.child[0], Path(args.child[1]), args.reader)))
         return 0
-    jsonl, n, faults = _prepare(args.events, args.seed, args.dir)
+    jsonl, n, truth = _prepare(args.events, args.seed, args.dir)
     _compile_tracekit()
     results: dict[str, dict[str, Any]] = {}
     modes = (("raw", jsonl), ("duckdb", jsonl), ("analyze", jsonl), ("parquet", jsonl))
@@ -245,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "events": n,
         "reader": args.reader,
-        "injected_faults": faults,
+        "injected_faults": len(truth),
         "jsonl_mb": round(jsonl.stat().st_size / 2**20, 1),
         "cpus": os.cpu_count(),
         "raw_s": raw["seconds"],
@@ -259,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         "parquet_findings": pq["rows"],
         "peak_rss_mb": {m: r["peak_rss_mb"] for m, r in results.items()},
         "findings": full["rows"],
+        # exactly the generator's truth (kind, trace, recipient, stage, last seen), both runs
+        "findings_are_the_truth": full["found"] == truth and pq["found"] == truth,
         "summary": full.get("summary"),
     }
     if args.json:

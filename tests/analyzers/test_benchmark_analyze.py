@@ -35,6 +35,8 @@ def test_benchmark_runs_and_finds_every_injected_fault(tmp_path, reader):
     result = json.loads(out.stdout)
     assert result["events"] > 15000
     assert result["findings"] == result["injected_faults"]
+    # not only as many: the very findings injected (kind, trace, recipient, stage, last seen)
+    assert result["findings_are_the_truth"] is True
     # the second analysis reads the collectors' cache and finds the same
     assert result["parquet_cached"] is True
     assert result["parquet_findings"] == result["findings"]
