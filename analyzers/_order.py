@@ -196,10 +196,22 @@ def races(paths: Paths) -> pl.LazyFrame:
     )
     # the raced device's store took it, then lost it again (a page replaced the store)
     lost = removed(paths).select("trace_id", "recipient", "source", "restored")
+    # A fetch with no end in its log, and a seq gap between its start and the receive: the
+    # end may be among the events lost there, before the receive (no race at all).
+    unended = (
+        raced.lazy()
+        .filter(pl.col("end_pos").is_null())
+        .select(*keys, "start_pos", "pos")
+        .join(paths.gaps.lazy().select("source", "seq_before", "missing"), on="source")
+        .filter(pl.col("seq_before").is_between("start_pos", "pos", closed="left"))
+        .group_by(keys)
+        .agg(pl.col("missing").sum().alias("lost"))
+    )
     hits = (
         raced.lazy()
         .join(state, on=keys, how="left")
         .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
+        .join(unended, on=keys, how="left")
         .with_columns(t=paths.true_time())
     )
     took = f"reached {final}, then {p.role('remove')} took it off the store"
@@ -232,7 +244,15 @@ def races(paths: Paths) -> pl.LazyFrame:
             pl.lit(receive),
             pl.col("conv_id"),
             pl.col("source"),
-            pl.when(pl.col("end_pos").is_null())
+            pl.when(pl.col("lost").is_not_null())
+            .then(
+                pl.format(
+                    " (its end is not in the log: never finished, or among the {} event(s) the "
+                    "log lost before the receive, which would make this no race)",
+                    pl.col("lost"),
+                )
+            )
+            .when(pl.col("end_pos").is_null())
             .then(pl.lit(" (never finished)"))
             .otherwise(pl.lit("")),
             then,

@@ -101,6 +101,32 @@ def test_race_where_the_message_still_arrived(history):
     assert "(never finished); the message then reached CTRL.add" in got["detail"][0]
 
 
+def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
+    # u2's log lost 2 events between the fetch's start and the receive: its end may be one
+    # of them (then no race). The race is still reported, with what the log cannot tell.
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.seq["client-u2"] += 2
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert got["detail"][0] == (
+        "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
+        "of it was in flight (its end is not in the log: never finished, or among the 2 "
+        "event(s) the log lost before the receive, which would make this no race); the "
+        "message then reached CTRL.add"
+    )
+    # a gap after the receive changes nothing: the fetch was open when it arrived
+    history.rows.clear()
+    history.seq.clear()
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.message(1, "u1", ["u2"], t=5)
+    history.seq["client-u2"] += 2
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert "(never finished); the message then reached CTRL.add" in got["detail"][0]
+
+
 def test_fetch_of_another_conversation_or_client_is_no_race(history):
     history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c9")
     history.ev(0, "REST.fetch_start", "client-u3", "u3", conv_id="c1")
