@@ -127,19 +127,27 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
 
 def _over_removals(paths: Paths, frame: pl.LazyFrame, i: int) -> pl.LazyFrame:
     """The rows of ``frame`` (pairs whose hop ``i`` some device logged more than once) where
-    a device logged it more often than once plus that device's removals of the message."""
+    a device logged it twice with no removal of the message between, in that device's log:
+    add, remove, add is a message put back; add, add (then remove) was shown twice."""
     keys = ["trace_id", "recipient", "source"]
     again = frame.collect()  # few rows: the hop events are read for these traces only
-    removals = paths.removals.lazy().group_by(keys).agg(removals=pl.len())
-    over = (
-        paths.hops_of(again.lazy().select("trace_id"), hop=i)
-        .join(again.lazy().select("trace_id", "recipient"), on=["trace_id", "recipient"])
-        .group_by(keys)
-        .agg(times=pl.len())
-        .join(removals, on=keys, how="left")
-        .filter(pl.col("times") > 1 + pl.col("removals").fill_null(0))
+    pairs = again.lazy().select("trace_id", "recipient")
+    adds = (
+        paths.hops_of(pairs.select("trace_id"), hop=i)
+        .join(pairs, on=["trace_id", "recipient"])
+        .select(*keys, "pos", add=pl.lit(True))
     )
-    return again.lazy().join(over, on=["trace_id", "recipient"], how="semi")
+    removals = (
+        paths.removals.lazy()
+        .join(pairs, on=["trace_id", "recipient"])
+        .select(*keys, "pos", add=pl.lit(False))
+    )
+    twice = (
+        pl.concat([adds, removals])
+        .sort(*keys, "pos", "add", descending=[False, False, False, False, True])
+        .filter(pl.col("add") & pl.col("add").shift(1).over(keys).fill_null(False))
+    )
+    return again.lazy().join(twice, on=["trace_id", "recipient"], how="semi")
 
 
 def duplicates(paths: Paths) -> pl.LazyFrame:

@@ -109,6 +109,21 @@ def test_a_removal_on_one_device_allows_that_device_alone_to_add_again(history) 
     assert report.findings.filter(pl.col("kind").is_in(["drop", "duplicate"])).is_empty()
 
 
+def test_a_message_shown_twice_before_its_removal_is_a_duplicate(history) -> None:
+    # add, add, remove on one device: shown twice before anything took it off the store (the
+    # removal allows an add after it, not one before it)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(100, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(200, "CTRL.remove", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, "u2", "CTRL.add", "CTRL.add"),
+        ("duplicate", t1, "u2", "CTRL.add", None),
+    ]
+    assert report.findings["detail"][1] == "CTRL.add happened 2 times for recipient u2"
+
+
 def test_a_removal_without_ctrl_add_on_that_device_is_not_judged(history) -> None:
     # the sender's own message wiped from its screen, or one shown from an earlier page: no
     # CTRL.add of it on that device to undo, so nothing to say about a delivery
