@@ -220,6 +220,9 @@ def races(paths: Paths) -> pl.LazyFrame:
         .then(pl.lit(f"the message then went missing: {took}"))
         .when(pl.col("restored"))
         .then(pl.lit(f"the message then went missing: {took} until a later history load showed it"))
+        # without a final role, how far it got on that client is all there is to say
+        .when(pl.lit(final is None))
+        .then(pl.format("on that client it then got as far as {}", pl.col("last_seen")))
         .when(pl.col("arrived"))
         .then(pl.lit(f"the message then reached {final}"))
         .otherwise(

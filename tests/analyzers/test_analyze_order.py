@@ -127,6 +127,38 @@ def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
     assert "(never finished); the message then reached CTRL.add" in got["detail"][0]
 
 
+def test_a_race_in_a_pipeline_without_a_final_hop_says_how_far_it_got(history):
+    from tracekit.analyzers._pipeline import parse_pipeline
+
+    p = parse_pipeline(
+        {
+            "roles": {
+                "send": "CTRL.send",
+                "receive": "WS-RECV.receive",
+                "fetch_start": "REST.fetch_start",
+                "fetch_end": "REST.fetch_end",
+            },
+            "hops": [
+                {"id": "CTRL.send"},
+                {"id": "WS-RECV.receive", "after": ["CTRL.send"], "scope": "recipient",
+                 "recipient": "actor"},
+                {"id": "REPO.add", "after": ["WS-RECV.receive"], "scope": "recipient",
+                 "recipient": "actor"},
+            ],
+        }
+    )  # fmt: skip
+    t1, at = history.tid(1), {"conv_id": "c1"}
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", **at)
+    history.ev(5, "CTRL.send", "client-u1", "u1", trace=t1, **at)
+    history.ev(10, "WS-RECV.receive", "client-u2", "u2", trace=t1, **at)
+    history.ev(50, "REST.fetch_end", "client-u2", "u2", **at)
+    history.tail()
+    got = find_races(history.frame(), pipeline=p).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "WS-RECV.receive")]
+    # it read "the message then reached None"
+    assert got["detail"][0].endswith("; on that client it then got as far as WS-RECV.receive")
+
+
 def test_fetch_of_another_conversation_or_client_is_no_race(history):
     history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c9")
     history.ev(0, "REST.fetch_start", "client-u3", "u3", conv_id="c1")
