@@ -230,7 +230,8 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     _check_keys(roles_raw, set(_ROLES), "[roles]")
     roles: dict[str, str] = {}
     for role, value in roles_raw.items():
-        if not isinstance(value, str) or "." not in value:
+        stage, _, action = value.partition(".") if isinstance(value, str) else ("", "", "")
+        if not stage or not action or any(c.isspace() for c in value):
             raise _err(f"[roles] {role}", f"must be 'STAGE.action', got {value!r}")
         if role not in _EVENT_ROLES and value not in by_id:
             raise _err(f"[roles] {role}", f"names unknown hop {value!r}")

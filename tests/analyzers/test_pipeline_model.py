@@ -145,6 +145,11 @@ def test_a_models_grace_and_slos_are_the_analysis_own(tmp_path, history):
             ('[[hops]]\nid = "APP.send"', '[[hops]]\nid = "APP .send"'),
             "'id' must be 'STAGE.action'",
         ),
+        # a role naming an event (not a hop) is held to the same form
+        (
+            ('final = "APP.show"', 'final = "APP.show"\nremove = "APP. hide"'),
+            "[roles] remove: must be 'STAGE.action', got 'APP. hide'",
+        ),
         # a second hop with no 'after': no path would reach it, its absence never a drop
         (
             ('after = ["API.store"]\nscope', "scope"),
