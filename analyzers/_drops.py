@@ -487,7 +487,11 @@ def drops_and_in_flight(
     )
     membership = (
         pl.when(pl.col("by_membership"))
-        .then(pl.lit("; expected from conversation membership, the broadcast named no one"))
+        .then(
+            pl.lit(
+                "; expected from conversation membership, no broadcast in the logs listed the recipients"
+            )
+        )
         .otherwise(pl.lit(""))
     )
     # whose end the path was judged against: its device's log, or the logs as a whole

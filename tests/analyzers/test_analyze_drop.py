@@ -312,7 +312,7 @@ def test_lost_broadcast_line_does_not_hide_a_recipients_drop(history):
     row = report.findings.row(0, named=True)
     assert row["source"] == "server-1"
     assert row["evidence"] == [{"file": "server-1.jsonl", "line": 5}]  # message 2's persist
-    assert row["detail"].endswith("the broadcast named no one")
+    assert row["detail"].endswith("no broadcast in the logs listed the recipients")
     assert report.summary["drop"] == 1
 
 

@@ -352,8 +352,8 @@ def test_table_and_markdown_say_the_recipients_came_from_membership(logs: Path) 
             line.pop("recipients", None)
     chat.write_text("".join(json.dumps(line) + "\n" for line in lines))
     note = (
-        "Expected recipients of every message from conversation membership seen in the logs: "
-        "their broadcast named none."
+        "Expected recipients of every message taken from conversation membership: no "
+        "broadcast in the logs listed them."
     )
     code, out, _ = run("analyze", str(logs), "--grace", "0s")
     assert code == 0 and note in " ".join(out.split())  # the panel may wrap it

@@ -332,8 +332,8 @@ def test_summary_counts_and_headline(page_html: str) -> None:
     assert "79 of 80 deliveries" in text
     # the report's summary.recipients_from, said (it was read from a key no report has)
     assert (
-        "Expected recipients of 3 of 40 messages from conversation membership seen in the "
-        "logs: their broadcast named none." in text
+        "Expected recipients of 3 of 40 messages taken from conversation membership: no "
+        "broadcast in the logs listed them." in text
     )
     # every kind with a finding links to its group
     for kind in ("drop", "race", "duplicate"):

@@ -1,6 +1,7 @@
 """Where a report's expected recipients came from, said in every human rendering (the JSON
-has ``summary.recipients_from``): the broadcast's list, or, where it named none, the
-conversation's members as the logs show them. Light: no rich, no polars."""
+has ``summary.recipients_from``): the broadcast's list, or, where no broadcast in the logs
+lists them (none logged, or one without a list), the conversation's members as the logs show
+them. Light: no rich, no polars."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def recipients_note(summary: Mapping[str, Any]) -> str | None:
     total = membership + broadcast
     which = "every message" if membership == total else f"{membership} of {total} messages"
     return (
-        f"Expected recipients of {which} from conversation membership seen in the logs: "
-        "their broadcast named none."
+        f"Expected recipients of {which} taken from conversation membership: no broadcast "
+        "in the logs listed them."
     )
 
 
