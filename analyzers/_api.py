@@ -37,9 +37,16 @@ __all__ = [
 
 
 def _deferred(
-    events: pl.LazyFrame, pipeline: Pipeline, finder: Callable[[Paths], pl.LazyFrame]
+    events: pl.LazyFrame | pl.DataFrame,
+    pipeline: Pipeline,
+    finder: Callable[[Paths], pl.LazyFrame],
 ) -> pl.LazyFrame:
-    """``finder`` over the paths of ``events``, run when the result is collected."""
+    """``finder`` over the paths of ``events``, run when the result is collected. What the
+    call can check, it checks: a wrong argument fails here, not at some later collect."""
+    if isinstance(events, pl.DataFrame):
+        events = events.lazy()
+    if not isinstance(events, pl.LazyFrame):
+        raise TypeError(f"events: a polars LazyFrame or DataFrame, got {type(events).__name__}")
     return pl.defer(
         lambda: sort_lazy(finder(build_paths(events, pipeline))).collect(),
         schema=FINDING_SCHEMA,
@@ -52,14 +59,20 @@ def _kind(kind: str, finder: Callable[[Paths], pl.LazyFrame]) -> Callable[[Paths
 
 
 def find_drops(
-    events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | None = None,
 ) -> pl.LazyFrame:
     p = with_overrides(pipeline, grace=grace)
     return _deferred(events, p, _kind("drop", drops_and_in_flight))
 
 
 def find_in_flight(
-    events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | None = None,
 ) -> pl.LazyFrame:
     """Undecided paths: near the end of the logs, or begun before their start."""
     p = with_overrides(pipeline, grace=grace)
@@ -69,22 +82,31 @@ def find_in_flight(
     return _deferred(events, p, both)
 
 
-def find_duplicates(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
+def find_duplicates(
+    events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
+) -> pl.LazyFrame:
     return _deferred(events, with_overrides(pipeline), duplicates)
 
 
 def find_unexpected(
-    events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | None = None,
 ) -> pl.LazyFrame:
     p = with_overrides(pipeline, grace=grace)
     return _deferred(events, p, _kind("unexpected", unexpected))
 
 
-def find_reorders(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
+def find_reorders(
+    events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
+) -> pl.LazyFrame:
     return _deferred(events, with_overrides(pipeline), reorders)
 
 
-def find_races(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
+def find_races(
+    events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
+) -> pl.LazyFrame:
     return _deferred(events, with_overrides(pipeline), races)
 
 
@@ -93,13 +115,13 @@ def _latency(paths: Paths) -> pl.LazyFrame:
 
 
 def find_latency_outliers(
-    events: pl.LazyFrame, *, pipeline: Pipeline | None = None
+    events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
 ) -> pl.LazyFrame:
     return _deferred(events, with_overrides(pipeline), _kind("latency_outlier", _latency))
 
 
 def find_slo_breaches(
-    events: pl.LazyFrame,
+    events: pl.LazyFrame | pl.DataFrame,
     *,
     pipeline: Pipeline | None = None,
     slo: Mapping[str, timedelta] | None = None,
@@ -109,13 +131,18 @@ def find_slo_breaches(
 
 
 def find_log_gaps(
-    events: pl.LazyFrame, *, pipeline: Pipeline | None = None, grace: timedelta | None = None
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    pipeline: Pipeline | None = None,
+    grace: timedelta | None = None,
 ) -> pl.LazyFrame:
     p = with_overrides(pipeline, grace=grace)
     return _deferred(events, p, lambda paths: log_gaps(paths, drop_candidates(paths)))
 
 
-def find_clock_skew(events: pl.LazyFrame, *, pipeline: Pipeline | None = None) -> pl.LazyFrame:
+def find_clock_skew(
+    events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
+) -> pl.LazyFrame:
     def clock(paths: Paths) -> pl.LazyFrame:
         return clock_findings(paths, negative_latencies(latency_samples(paths), paths).collect())
 

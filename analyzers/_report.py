@@ -79,6 +79,11 @@ def with_overrides(
     slo: Mapping[str, timedelta] | None = None,
 ) -> Pipeline:
     """The pipeline with the caller's grace window and SLOs (``end_to_end`` or ``"A->B"``)."""
+    if pipeline is not None and not isinstance(pipeline, Pipeline):
+        # a path given where the model goes: said now, not as an AttributeError later
+        raise TypeError(
+            f"pipeline: a Pipeline (load_pipeline(path)), got {type(pipeline).__name__}"
+        )
     p = pipeline or default_pipeline()
     if slo:
         edges = {f"{a}->{b}" for a, b in p.edges}

@@ -61,6 +61,22 @@ def test_a_finder_refuses_an_unknown_slo_when_called(history):
         analyzers.find_slo_breaches(history.frame(), slo={"A->B": timedelta(seconds=1)})
 
 
+@pytest.mark.parametrize("name", FINDERS)
+def test_a_finder_takes_a_dataframe_and_refuses_what_is_not_one_when_called(history, name):
+    # as analyze does: a DataFrame is taken; anything else, or a pipeline that is not a
+    # Pipeline (a path), fails at the call with what it wanted, not as an AttributeError
+    # at some later collect
+    history.message(1, "u1", ["u2"], t=0, stop={"u2": "CTRL.add"})
+    history.tail()
+    finder = getattr(analyzers, name)
+    frame = history.frame()
+    assert_frame_equal(finder(frame.collect()).collect(), finder(frame).collect())
+    with pytest.raises(TypeError, match="events: a polars LazyFrame or DataFrame, got dict"):
+        finder({"stage": []})
+    with pytest.raises(TypeError, match=r"pipeline: a Pipeline \(load_pipeline\(path\)\), got str"):
+        finder(frame, pipeline="pipeline.toml")
+
+
 def test_finders_agree_with_analyze(history):
     history.message(1, "u1", ["u2", "u3"], t=0, stop={"u2": "CTRL.add"})
     history.ev(30, "CTRL.add", "client-u3", "u3", trace=history.tid(1), conv_id="c1")
