@@ -105,7 +105,9 @@ def watch_paths(
             except InputError as exc:  # e.g. a file rotated away between listing and reading
                 # claim nothing meanwhile: the last round's deliveries in flight may be
                 # decided by what could not be read
-                failed, in_flight = failed + 1, []
+                # and the next read, even of files as they were at the last good one, says
+                # what is in flight again
+                failed, in_flight, read = failed + 1, [], None
                 if str(exc) != skipped:
                     skipped = str(exc)
                     status.print(Text(printable(f"skipped a round: {exc}"), style="dim"))
