@@ -89,13 +89,18 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
         elif abs(c.offset_ns) > limit and (
             c.uncertainty_ns is None or abs(c.offset_ns) > c.uncertainty_ns
         ):
-            unc = "unbounded" if c.uncertainty_ns is None else f"{c.uncertainty_ns / 1e6:.1f}"
+            # one-sided (a client that only receives): the offset is a bound, not an estimate
+            unc = (
+                f"uncertainty unbounded: its {c.samples} causal pair(s) bound the offset on one "
+                "side only"
+                if c.uncertainty_ns is None
+                else f"uncertainty {c.uncertainty_ns / 1e6:.1f} ms, from {c.samples} causal pair(s)"
+            )
             rows.append(
                 {
                     "source": s,
                     "detail": (
-                        f"{s} runs {off_ms:+.1f} ms ahead of {against} "
-                        f"(uncertainty {unc} ms, from {c.samples} causal pair(s)); "
+                        f"{s} runs {off_ms:+.1f} ms ahead of {against} ({unc}); "
                         f"cross-host latencies are corrected for it"
                     ),
                 }

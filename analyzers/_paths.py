@@ -412,6 +412,15 @@ def _clock_constraints(
             "n_b": pl.col(col("n", ib)),
         }
         dev = devices[1 if rcp else 0] if devices is not None else None
+        # Where several sources logged the cause a (a broadcast a failover server repeated),
+        # which one caused b is unknown: pairing b with either could be false (b logged
+        # "before its cause"), so those paths give this edge no pair.
+        rcp_a = p.hop(a).scope == "recipient"
+        dev_a = devices[1 if rcp_a else 0] if devices is not None else None
+        if dev_a is not None and not (causes := dev_a.filter(pl.col("hop") == ia)).is_empty():
+            keys_a = ["trace_id", "recipient"] if rcp_a else ["trace_id"]
+            unsure = causes.select(pl.col(k).cast(pl.String) for k in keys_a).unique().lazy()
+            side = side.join(unsure, on=keys_a, how="anti")
         each = dev.filter(pl.col("hop") == ib) if dev is not None else None
         if each is None or each.is_empty():
             frames.append(side.select(**cols))

@@ -92,6 +92,11 @@ def test_offsets_are_estimated_and_latencies_corrected(history):
     assert report.findings["detail"][0].startswith(
         "client-u1 runs +300.0 ms ahead of server-1 (uncertainty 5.0 ms"
     )
+    # it read "(uncertainty unbounded ms, ...)"
+    assert report.findings["detail"][1] == (
+        "client-u2 runs -195.0 ms ahead of server-1 (uncertainty unbounded: its 5 causal "
+        "pair(s) bound the offset on one side only); cross-host latencies are corrected for it"
+    )
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     assert hops[("REST.request", "REST.persist")]["p50_ms"] == 5.0
     # u2's offset is only bounded: its receive lands on the deliver (0 ms instead of 5 ms)
@@ -688,3 +693,31 @@ def test_the_offset_comes_from_the_fastest_exchanges_not_an_average(history):
     assert (clock["offset_ms"], clock["uncertainty_ms"]) == (300.0, 5.0)
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     assert hops[("REST.request", "REST.persist")]["max_ms"] == 405.0
+
+
+def test_a_broadcast_two_servers_logged_gives_no_causal_pair(history):
+    # server-2 (its clock 2 s behind) repeated m1's broadcast 300 ms after server-1 (a
+    # failover). Which start caused server-1's deliver is unknown: paired with server-2's
+    # (the earliest on raw time), it bounded the clocks falsely and put client-u3, whose
+    # clock is right, at +290 ms. Reported: the repeated broadcast, and server-2's clock (a
+    # bound only: nothing ties it to server-1 both ways).
+    for n in range(20, 27):
+        history.message(n, "u1", ["u2"], t=n * 100)
+    behind = {"server-2": -2000.0}
+    for n in range(10, 15):
+        history.message(n, "u3", ["u2"], t=n * 100 + 5000, server="server-2", offsets=behind)
+    t1 = history.message(1, "u1", ["u2"], t=8000)
+    history.ev(
+        8320 - 2000, "WS-BROADCAST.start", "server-2", "u1", trace=t1, conv_id="c1",
+        recipients=["u2"],
+    )  # fmt: skip
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("duplicate", t1, None, "WS-BROADCAST.start", None),
+        ("clock_skew", None, None, None, None),
+    ]
+    assert report.findings["source"].to_list() == ["server-1", "server-2"]
+    clock = {c["source"]: c for c in report.clock}
+    assert [clock[s]["offset_ms"] for s in ("client-u1", "client-u2", "client-u3")] == [0.0] * 3
+    assert (clock["server-2"]["offset_ms"], clock["server-2"]["uncertainty_ms"]) == (-1690.0, None)
