@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-__all__ = ["ClockEstimate", "solve_offsets"]
+__all__ = ["ClockEstimate", "majority_reference", "solve_offsets"]
 
 
 @dataclass(frozen=True)
@@ -319,3 +319,34 @@ def solve_offsets(
     for a, b, w, _ in kept:
         tightest[(a, b)] = min(w, tightest.get((a, b), w))
     return out, tightest
+
+
+def majority_reference(
+    clock: Mapping[str, ClockEstimate], candidates: Sequence[str], limit_ns: float
+) -> str | None:
+    """Of the ``candidates`` (the sources that persist messages, the most first) measured
+    against the first, the one whose clock the fewest others certainly differ from by more
+    than ``limit_ns``; ties go to the earlier candidate.
+
+    Two servers, one of them skewed: measured against the skewed one, every other source
+    would be reported as skewed; against the one the rest agree with, only the odd one out.
+    """
+    if not candidates:
+        return None
+    first = candidates[0]
+    group = [c for c in clock.values() if (c.against or first) == first and c.consistent]
+    best, fewest = first, math.inf
+    for name in candidates:
+        ref = clock.get(name)
+        if ref is None or not ref.consistent or (ref.against or first) != first:
+            continue
+        # off for certain: the whole interval the pairs allow lies beyond the limit (a client
+        # that only receives is bounded on one side, and never off on the other)
+        off = sum(
+            1
+            for c in group
+            if c.lo_ns - ref.offset_ns > limit_ns or c.hi_ns - ref.offset_ns < -limit_ns
+        )
+        if off < fewest:
+            best, fewest = name, off
+    return best

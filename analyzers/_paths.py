@@ -18,7 +18,7 @@ from typing import Final
 
 import polars as pl
 
-from tracekit.analyzers._clock import ClockEstimate, solve_offsets
+from tracekit.analyzers._clock import ClockEstimate, majority_reference, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
 from tracekit.schema import META_STAGE
 
@@ -824,6 +824,18 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         ladders,
         preferred=preferred,
     )
+    # Several servers persist: the reference is the one the other clocks agree with
+    better = majority_reference(clock, preferred, p.clock_skew.total_seconds() * 1e9)
+    if better is not None and better != reference:
+        reference, preferred = better, [better, *(s for s in preferred if s != better)]
+        clock, clock_pairs = solve_offsets(
+            reference,
+            sources.get_column("source").drop_nulls(),
+            constraints,
+            clean,
+            ladders,
+            preferred=preferred,
+        )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
     msg_raw, moved = _repick(msg_raw, msg_dev, ["trace_id"], hops_df, offsets, positions)
     if moved & needed:  # the pairs' copies of those message hops, again

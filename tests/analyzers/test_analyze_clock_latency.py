@@ -721,3 +721,24 @@ def test_a_broadcast_two_servers_logged_gives_no_causal_pair(history):
     clock = {c["source"]: c for c in report.clock}
     assert [clock[s]["offset_ms"] for s in ("client-u1", "client-u2", "client-u3")] == [0.0] * 3
     assert (clock["server-2"]["offset_ms"], clock["server-2"]["uncertainty_ms"]) == (-1690.0, None)
+
+
+def test_with_two_servers_the_reference_is_the_one_the_other_clocks_agree_with(history):
+    # server-2 persists more messages, but its clock runs 2 s behind everyone else's: as the
+    # reference, it made server-1 and client-u1 "2 s ahead", and client-u2 (bounded on one
+    # side only) read every message 2 s late: 2 clock findings and 10 SLO breaches for one
+    # wrong clock. The reference is server-1, whose clock the others agree with.
+    behind = {"server-2": -2000.0}
+    for n in range(4):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    for n in range(10, 16):
+        history.message(n, "u1", ["u2"], t=n * 1000, server="server-2", offsets=behind)
+    history.tail(90_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("clock_skew", None, None, None, None)]
+    assert report.findings["source"].to_list() == ["server-2"]
+    clock = {c["source"]: c for c in report.clock}
+    assert clock["server-1"]["reference"] is True
+    assert (clock["server-2"]["offset_ms"], clock["server-2"]["uncertainty_ms"]) == (-2000.0, 10.0)
+    assert report.latency["end_to_end"]["max_ms"] == 40.0
+    assert clock["client-u1"]["offset_ms"] == 0.0
