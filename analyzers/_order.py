@@ -172,9 +172,11 @@ def races(paths: Paths) -> pl.LazyFrame:
     raced = (
         recv.join(starts, on=["key", "k"])
         .join(ends, on=["key", "k"], how="left")
-        # The first fetch in flight; ties (two devices of one recipient) by source, position.
-        .sort("trace_id", "recipient", "start_pos", "source", "pos", maintain_order=True)
-        .unique(subset=["trace_id", "recipient"], keep="first", maintain_order=True)
+        # One race per client (DESIGN.md: "on that client"; two devices of a recipient may
+        # both race, and each loses or keeps the message on its own), at the first fetch in
+        # flight there.
+        .sort("trace_id", "recipient", "source", "start_pos", "pos", maintain_order=True)
+        .unique(subset=["trace_id", "recipient", "source"], keep="first", maintain_order=True)
         .collect()
     )
     # What became of the message on the raced client: its own hops (few rows, the raced
