@@ -296,7 +296,46 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 at=col("t", i),
             )
         )
+        out.append(_shared_msg_ids(paths, i, persist))
     return pl.concat(out) if out else empty_findings()
+
+
+def _shared_msg_ids(paths: Paths, i: int, persist: str) -> pl.LazyFrame:
+    """The mirror of two ids for one trace: one canonical ``msg_id`` persisted for several
+    trace ids, the same message traced twice (a client that re-sent it under a new id, which
+    the server's idempotency mapped to the first): each of its recipients may show it twice.
+    Counted within one conversation and one persisting source, whose ids are unique (test runs
+    each with a server of their own number their messages alike)."""
+    keys = ["msg_id_min", "conv_id", col("src", i)]
+    rows = paths.msg.filter(
+        (pl.col("n_msg_id") == 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+    )
+    again = rows.filter(pl.struct(keys).is_duplicated())
+    if again.is_empty():
+        return empty_findings()
+    ranked = again.sort(col("t", i), "trace_id").with_columns(
+        first=pl.col("trace_id").first().over(keys),
+        first_row=pl.col(col("r", i)).first().over(keys),
+    )
+    later = ranked.filter(pl.col("trace_id") != pl.col("first"))
+    later = paths.located(later, col("r", i), "file", "line")
+    later = paths.located(later, "first_row", "first_file", "first_line")
+    return findings(
+        later.lazy(),
+        "duplicate",
+        trace_id="trace_id",
+        stage=pl.lit(persist),
+        conv_id="conv_id",
+        source=col("src", i),
+        detail=pl.format(
+            "msg_id {} was persisted for trace {} before: one message traced twice, which "
+            "its recipients may show twice",
+            pl.col("msg_id_min"),
+            pl.col("first"),
+        ),
+        evidence=evidence(("first_file", "first_line"), ("file", "line")),
+        at=col("t", i),
+    )
 
 
 def unexpected(paths: Paths) -> pl.LazyFrame:

@@ -45,6 +45,36 @@ def test_two_canonical_msg_ids_for_one_trace(history, render_first):
     ]
 
 
+def test_one_msg_id_for_two_traces_is_one_message_traced_twice(history):
+    # the client re-sent m1 under a new trace id; the server's idempotency gave it m1 again
+    # and broadcast it again: u2 shows one message twice, under two traces
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    for row in history.rows:
+        if row["trace_id"] == t2 and row.get("msg_id"):
+            row["msg_id"] = "m1"
+    # the same id from another server (a test run of its own) or in another conversation is
+    # another message
+    history.message(3, "u1", ["u2"], t=2000, server="server-9")
+    history.message(4, "u1", ["u2"], t=3000, conv="c2")
+    for row in history.rows:
+        if row["trace_id"] in (history.tid(3), history.tid(4)) and row.get("msg_id"):
+            row["msg_id"] = "m1"
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("duplicate", t2, None, "REST.persist", None)]
+    dup = report.findings.row(0, named=True)
+    assert dup["detail"] == (
+        f"msg_id m1 was persisted for trace {t1} before: one message traced twice, which its "
+        "recipients may show twice"
+    )
+    assert dup["source"] == "server-1" and dup["conv_id"] == "c1"
+    assert dup["evidence"] == [
+        {"file": "server-1.jsonl", "line": 1},
+        {"file": "server-1.jsonl", "line": 4},  # its persist, the first's on line 1
+    ]
+
+
 def test_three_canonical_msg_ids_for_one_trace(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
     for k, again in enumerate(("m1-b", "m1-c")):
