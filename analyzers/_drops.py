@@ -268,12 +268,66 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
             line_last=pl.coalesce("line_last", "line_r"),
         ).drop("r_last", "file_r", "line_r"),
     )
+    cand = _retried_since(paths, cand)
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}
         )
         return _classify(cand.lazy(), gap_hit, g, t_end)
     return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), g), g, t_end)
+
+
+def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
+    """A path whose sender retried an earlier hop after its last hop (a request sent again
+    because its response never came) is still under way: judged from the latest retry
+    (``t_last``), which ``retried`` names. Only message hops marked ``repeatable`` and upstream
+    of the missing hop count; their events are read for the few traces that repeated one."""
+    p = paths.pipeline
+    rep = [i for i, h in enumerate(p.hops) if h.repeatable and h.scope == "message"]
+    cand = cand.with_columns(retried=pl.lit(None, dtype=pl.String))
+    if not rep or cand.is_empty():
+        return cand
+    again = paths.msg.filter(pl.any_horizontal(pl.col(col("n", i)) > 1 for i in rep))
+    sub = cand.join(again.select("trace_id"), on="trace_id", how="semi")
+    if sub.is_empty():
+        return cand
+    # per missing hop: the repeatable hops upstream of it
+    upstream = {h.id: [i for i in rep if h.id in p.descendants(p.hops[i].id)] for h in p.hops}
+    latest = (
+        paths.hops_of(sub.lazy().select("trace_id"))
+        .filter(pl.col("hop").is_in(rep))
+        .group_by("trace_id", "hop")
+        .agg(t=paths.true_time().max())
+    )
+    moved = (
+        sub.lazy()
+        .select(
+            "rid",
+            "trace_id",
+            "t_last",
+            hop=pl.col("stage").replace_strict(
+                upstream, default=[], return_dtype=pl.List(pl.Int32)
+            ),
+        )
+        .explode("hop")
+        .join(latest, on=["trace_id", "hop"])
+        .filter(pl.col("t") > pl.col("t_last"))
+        .sort("t")
+        .group_by("rid")
+        .agg(
+            pl.col("t").last().alias("t_retry"),
+            pl.col("hop")
+            .last()
+            .replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
+            .alias("retried_"),
+        )
+        .collect()
+    )
+    return (
+        cand.join(moved, on="rid", how="left")
+        .with_columns(t_last=pl.coalesce("t_retry", "t_last"), retried=pl.col("retried_"))
+        .drop("t_retry", "retried_")
+    )
 
 
 def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
@@ -494,6 +548,12 @@ def drops_and_in_flight(
         )
         .otherwise(pl.lit(""))
     )
+    # an upstream hop its sender retried since (the path is judged from that retry)
+    retried = (
+        pl.when(pl.col("retried").is_not_null())
+        .then(pl.format("its sender retried {} later; ", pl.col("retried")))
+        .otherwise(pl.lit(""))
+    )
     # whose end the path was judged against: its device's log, or the logs as a whole
     logs = (
         pl.when(pl.col("own_end"))
@@ -530,14 +590,16 @@ def drops_and_in_flight(
         )
         .otherwise(
             pl.format(
-                "{}reached {}, never reached {}{} ({} {} on {} ms after it){}",
+                "{}reached {}, never reached {}{} ({}{} {} on {} ms after {}){}",
                 who,
                 pl.col("last_seen"),
                 pl.col("stage"),
                 on_device,
+                retried,
                 logs,
                 pl.when(pl.col("own_end")).then(pl.lit("goes")).otherwise(pl.lit("go")),
                 ms(pl.col("logs_after")),
+                pl.when(pl.col("retried").is_null()).then(pl.lit("it")).otherwise(pl.lit("that")),
                 membership,
             )
         ),
@@ -559,11 +621,14 @@ def drops_and_in_flight(
             .then(taken)
             .otherwise(
                 pl.format(
-                    "{}reached {}, {} not seen yet{}",
+                    "{}reached {}, {} not seen yet{}{}",
                     who,
                     pl.col("last_seen"),
                     pl.col("stage"),
                     on_device,
+                    pl.when(pl.col("retried").is_not_null())
+                    .then(pl.format(", and its sender retried {} since", pl.col("retried")))
+                    .otherwise(pl.lit("")),
                 )
             ),
             logs,

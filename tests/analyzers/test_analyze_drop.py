@@ -103,6 +103,32 @@ def test_a_retry_that_never_got_through_is_a_drop_at_its_last_attempt(history):
     )
 
 
+def test_a_request_retried_after_its_persist_is_judged_from_the_retry(history):
+    # Attempt 1 was persisted (t=1 s) and its response lost; the client retried the request
+    # at 58 s and the logs end at 60 s: the retry may still be answered. Judged from the
+    # persist 59 s before, it was a drop. With the logs going on, a drop after the retry.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, skip_message=["REST.response"])
+    history.ev(58_000, "REST.request", history.client("u1"), "u1", trace=t2, conv_id="c1")
+    history.tail(60_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "REST.response", "REST.persist")
+    ]
+    assert report.findings["detail"][0] == (
+        "reached REST.persist, REST.response not seen yet, and its sender retried REST.request "
+        "since; the logs end 2000.0 ms later, inside the 5000 ms grace window"
+    )
+    history.tail(70_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, None, "REST.response", "REST.persist")]
+    assert report.findings["detail"][0] == (
+        "reached REST.persist, never reached REST.response (its sender retried REST.request "
+        "later; the logs go on 12000.0 ms after that)"
+    )
+    assert report.findings["evidence"][0].to_list() == [{"file": "server-1.jsonl", "line": 4}]
+
+
 def test_in_flight_inside_grace_window(history):
     history.message(1, "u1", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=10_000, stop={"u2": "WS-RECV.receive"})
