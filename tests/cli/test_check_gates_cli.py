@@ -166,3 +166,39 @@ def test_events_without_messages_still_fail_min_delivered_not_exit_2(tmp_path: P
     assert out.startswith(
         "FAIL  delivered >= 99%: no deliveries to check: the logs hold no messages"
     )
+
+
+def test_a_finding_count_over_no_message_fails_rather_than_passing_on_nothing(
+    tmp_path: Path,
+) -> None:
+    # history loads and nothing else: "0 drops" is no evidence of delivery (it passed, exit 0)
+    log = tmp_path / "client-u1.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "timestamp": f"2026-01-01T00:00:0{i}Z",
+                    "stage": "REST",
+                    "action": action,
+                    "event": f"REST {action}",
+                    "conv_id": "c1",
+                    "actor": "u1",
+                    "source": "client-u1",
+                    "seq": i + 1,
+                }
+            )
+            + "\n"
+            for i, action in enumerate(("fetch_start", "fetch_end"))
+        )
+    )
+    code, out, _ = run("check", str(log), "--max", "drop=0", "--grace", "0s")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "FAIL  drop <= 0: no messages to check for drop: the logs hold no message (empty, "
+        "unreadable or not tracekit events?)"
+    )
+    # a count over its limit fails as it always did
+    assert (
+        evaluate({"summary": {"messages": 0, "drop": 1}}, [Gate("max", "drop", 0)])[0].ok is False
+    )
+    assert evaluate({"summary": {"messages": 2, "drop": 0}}, [Gate("max", "drop", 0)])[0].ok is True

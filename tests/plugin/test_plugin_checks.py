@@ -375,3 +375,23 @@ def test_dict_events_with_uuid_trace_ids_read_like_the_files() -> None:
     events = [dict(e, trace_id=str(uuid.UUID(a))) for e in _shared_server_lines([a])[a]]
     assert_complete(events, traces=[str(uuid.UUID(a))])
     assert_no_findings(events)
+
+
+def test_a_session_count_gate_over_no_message_fails(project: pytest.Pytester) -> None:
+    # the tests logged history loads and no message: "0 drops" is no evidence (it passed)
+    project.makepyfile(
+        test_history="""
+import pytest, tracekit
+
+@pytest.mark.tracekit(allow_empty=True)
+def test_history_only():
+    with tracekit.bind(actor="u1", conv_id="c1"):
+        tracekit.emit("REST", "fetch_start")
+        tracekit.emit("REST", "fetch_end")
+"""
+    )
+    result = project.runpytest("-p", "no:cacheprovider", "--tracekit-gates=drop=0")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["FAIL drop <= 0: no messages to check for drop: the logs hold no message *"]
+    )

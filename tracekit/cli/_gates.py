@@ -229,6 +229,14 @@ def evaluate(
     for gate in gates:
         if gate.kind == "max":
             actual = float(summary.get(gate.target, 0))
+            if actual <= gate.limit and not int(summary.get("messages", 0)):
+                # no message, no finding: a count of 0 over nothing is no evidence either
+                detail = (
+                    f"no messages to check for {gate.target}: the logs hold no message "
+                    "(empty, unreadable or not tracekit events?)"
+                )
+                results.append(GateResult(gate, False, None, detail))
+                continue
             ok = actual <= gate.limit
             matching = [f for f in findings if f.get("kind") == gate.target]
             detail = f"{int(actual)} {gate.target} finding(s), allowed {gate.limit:g}"
