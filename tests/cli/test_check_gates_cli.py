@@ -202,3 +202,45 @@ def test_a_finding_count_over_no_message_fails_rather_than_passing_on_nothing(
         evaluate({"summary": {"messages": 0, "drop": 1}}, [Gate("max", "drop", 0)])[0].ok is False
     )
     assert evaluate({"summary": {"messages": 2, "drop": 0}}, [Gate("max", "drop", 0)])[0].ok is True
+
+
+def test_a_p99_gate_does_not_change_which_deliveries_breach_the_slo(tmp_path: Path) -> None:
+    # one delivery of ten takes 745 ms against the pipeline's 500 ms end-to-end SLO: a
+    # looser --p99 gate once became the SLO threshold and made `--max slo_breach=0` pass
+    hops = [
+        ("client-u1", "CTRL", "send"),
+        ("client-u1", "REST", "request"),
+        ("server", "REST", "persist"),
+        ("client-u1", "REST", "response"),
+        ("server", "WS-BROADCAST", "start"),
+        ("server", "WS-BROADCAST", "deliver"),
+        ("client-u2", "WS-RECV", "receive"),
+        ("client-u2", "REPO", "add"),
+        ("client-u2", "CTRL", "add"),
+    ]
+    seq: dict[str, int] = {}
+    lines: dict[str, list[str]] = {}
+    for n in range(10):
+        for k, (source, stage, action) in enumerate(hops):
+            ms = n * 1000 + 5 * k + (700 if n == 3 and action == "add" and stage == "CTRL" else 0)
+            seq[source] = seq.get(source, 0) + 1
+            event = {
+                "timestamp": f"2026-01-01T00:00:{ms // 1000:02d}.{ms % 1000:03d}Z",
+                "stage": stage,
+                "action": action,
+                "event": f"{stage} {action}",
+                "trace_id": f"{n + 1:032x}",
+                "conv_id": "c1",
+                "actor": "u2" if source == "client-u2" else "u1",
+                "source": source,
+                "seq": seq[source],
+                **({"recipients": ["u2"]} if action == "start" else {}),
+                **({"peer": "u2"} if action == "deliver" else {}),
+            }
+            lines.setdefault(source, []).append(json.dumps(event) + "\n")
+    for source, text in lines.items():
+        (tmp_path / f"{source}.jsonl").write_text("".join(text))
+    for extra in ((), ("--p99", "end_to_end=10s")):
+        code, out, _ = run("check", str(tmp_path), "--max", "slo_breach=0", "--grace", "0s", *extra)
+        assert code == 1, extra
+        assert out.splitlines()[0] == "FAIL  slo_breach <= 0: 1 slo_breach finding(s), allowed 0"
