@@ -150,12 +150,22 @@ def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
     events += [{k: v for k, v in row.items() if v is not None} for row in table.to_dicts()]
     inputs = collected.inputs.to_dict()
     malformed = int(inputs.get("malformed") or 0)
-    if not malformed:
+    ignored = int(inputs.get("ignored") or 0)
+    # a compressed log cut short (or corrupt) lost its end without a malformed line to show
+    broken = [str(w) for w in inputs.get("warnings") or [] if "truncated" in w or "corrupt" in w]
+    if not (malformed or ignored or broken):
         return events, ""
-    examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
+    said = []
+    if malformed:
+        examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
+        said.append(f"{malformed} line(s) that could not be read: {examples}")
+    if ignored:
+        skipped = [str(w) for w in inputs.get("warnings") or [] if "skipped" in w or "ignored" in w]
+        said.append(f"{ignored} line(s) that are not log lines ({'; '.join(skipped[:3])})")
+    said += broken[:3]
     return events, (
-        f"tracekit_logs holds {malformed} line(s) that could not be read (a lost line may hold "
-        f"the missing hop): {examples}"
+        "tracekit_logs holds what could not be read (a lost line may hold the missing hop): "
+        + "; ".join(said)
     )
 
 

@@ -284,7 +284,8 @@ def assert_complete(
     Events holding no message at all fail (a check of nothing must not pass) unless
     ``allow_empty=True``. ``traces`` are trace ids (32 hex, or the client's message UUID)."""
     wanted = _traces(traces)
-    slo = {"end_to_end": _td(within)} if within is not None else None
+    limit_td = _td(within) if within is not None else None
+    slo = {"end_to_end": limit_td} if limit_td is not None else None
     table = _table(events)
     report = analyze_events(table, pipeline=pipeline, slo=slo).to_dict()
     kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
@@ -304,10 +305,24 @@ def assert_complete(
     _require_messages(report, allow_empty)
     if found:
         summary = report["summary"]
+        late = limit_td is not None and all(f["kind"] == "slo_breach" for f in found)
+        head = (
+            f"every message was delivered ({summary['delivered']}/"
+            f"{summary['deliveries_expected']} deliveries), not every one within "
+            f"{limit_td.total_seconds() * 1e3:g} ms"
+            if late and limit_td is not None
+            else f"not every message was delivered completely ({summary['delivered']}/"
+            f"{summary['deliveries_expected']} deliveries)"
+        )
+        raise AssertionError(f"{head}:\n" + _explain(table, found, pipeline, limit))
+    # a time limit over no delivery checks nothing: fail, as a latency gate without samples
+    # does (README)
+    samples = report["latency"]["end_to_end"]["count"]
+    if limit_td is not None and report["summary"]["messages"] and not samples:
         raise AssertionError(
-            f"not every message was delivered completely ({summary['delivered']}/"
-            f"{summary['deliveries_expected']} deliveries):\n"
-            + _explain(table, found, pipeline, limit)
+            "no end-to-end latency samples to check within="
+            f"{limit_td.total_seconds() * 1e3:g} ms: no delivery reached its final hop "
+            "(no expected recipient?)"
         )
 
 
@@ -339,8 +354,15 @@ def assert_latency(
     pipeline: Pipeline | None = None,
 ) -> None:
     """Fail if a latency percentile of ``hop`` (``end_to_end`` or ``FROM->TO``) is over its
-    limit, or if there are no samples to check."""
-    latency = analyze_events(_table(events), pipeline=pipeline).to_dict()["latency"]
+    limit, or if there are no samples to check; the message names the slowest messages,
+    each with its path as a timeline. At least one limit must be given."""
+    limits = {"p50": p50, "p95": p95, "p99": p99, "max": max}
+    if all(v is None for v in limits.values()):
+        raise ValueError(
+            "assert_latency checks nothing without a limit: give p50=, p95=, p99= or max="
+        )
+    table = _table(events)
+    latency = analyze_events(table, pipeline=pipeline).to_dict()["latency"]
     if hop == "end_to_end":
         row = latency["end_to_end"]
     else:
@@ -348,13 +370,26 @@ def assert_latency(
         row = next((r for r in latency["hops"] if (r["from"], r["to"]) == (source, dest)), None)
     if not row or not row.get("count"):
         raise AssertionError(f"no latency samples for {hop}")
-    over = []
-    for name, limit in (("p50", p50), ("p95", p95), ("p99", p99), ("max", max)):
+    over, broken = [], []
+    for name, limit in limits.items():
         if limit is None:
             continue
         limit_ms = _td(limit).total_seconds() * 1000
         value = row[f"{name}_ms"]
         if value is not None and value > limit_ms:
             over.append(f"{name} {value:.1f} ms > {limit_ms:g} ms")
+            broken.append(_td(limit))
     if over:
-        raise AssertionError(f"latency of {hop} over {row['count']} samples: " + "; ".join(over))
+        # the messages over the lowest limit broken: those that made the percentile
+        slow = analyze_events(table, pipeline=pipeline, slo={hop: min(broken)}).to_dict()
+        head = "end to end" if hop == "end_to_end" else hop
+        found = [
+            f
+            for f in slow["findings"]
+            if f["kind"] == "slo_breach" and str(f["detail"]).startswith(head)
+        ]
+        raise AssertionError(
+            f"latency of {hop} over {row['count']} samples: "
+            + "; ".join(over)
+            + (":\n" + _explain(table, found, pipeline, 5) if found else "")
+        )

@@ -153,6 +153,13 @@ def test_gzip(tracekit_logs, tmp_path):
 
 
 @pytest.mark.tracekit(complete=True)
+def test_truncated_gzip(tracekit_logs, tmp_path):
+    send_message("{T1}", recipients=["u2"])
+    whole = gzip.compress(b'{{"timestamp": "2026-01-01T00:00:00Z"}}\\n' * 50)
+    (tracekit_logs / "client.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+
+
+@pytest.mark.tracekit(complete=True)
 def test_malformed_line(tracekit_logs):
     send_message("{T1}", recipients=["u2"])
     (tracekit_logs / "server.jsonl").write_text('{{"timestamp": "2026-01-01T00:00:0\\n')
@@ -162,16 +169,20 @@ def test_malformed_line(tracekit_logs):
 def test_logs_of_any_name_are_read_and_malformed_lines_fail(project: pytest.Pytester) -> None:
     project.makepyfile(test_logs=LOG_TESTS)
     result = project.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=3)
+    result.assert_outcomes(failed=4)
     result.stdout.fnmatch_lines(
         [
             "*_ test_dot_log _*",
             f"*- drop {T1} (recipient=u2, stage=WS-RECV.receive*",
             "*_ test_gzip _*",
             f"*- drop {T1} (recipient=u2, stage=WS-RECV.receive*",
+            # a compressed log cut short loses its end with no malformed line (it passed)
+            "*_ test_truncated_gzip _*",
+            "E * tracekit_logs holds what could not be read (a lost line may hold the missing "
+            "hop): *client.jsonl.gz: truncated gzip stream*",
             "*_ test_malformed_line _*",
-            "E * tracekit_logs holds 1 line(s) that could not be read (a lost line may hold the "
-            "missing hop): *server.jsonl:1: *",
+            "E * tracekit_logs holds what could not be read (a lost line may hold the missing "
+            "hop): 1 line(s) that could not be read: *server.jsonl:1: *",
         ]
     )
 

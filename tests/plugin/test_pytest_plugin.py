@@ -284,3 +284,63 @@ def test_testing_assertions_fail_on_no_messages() -> None:
         assert_no_findings([], kinds=["duplicate"])
     assert_complete([], allow_empty=True)
     assert_no_findings([], allow_empty=True)
+
+
+def _chat(late_ms: float = 0.0, recipients: tuple[str, ...] = ("u2",)) -> list[dict[str, object]]:
+    """Ten messages u1 -> recipients as event dicts, 5 ms a hop; the fourth shown late_ms later."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    out: list[dict[str, object]] = []
+    seq: dict[str, int] = {}
+
+    def ev(ms: float, source: str, hop: str, actor: str, trace: str, **extra: object) -> None:
+        stage, action = hop.split(".")
+        seq[source] = seq.get(source, 0) + 1
+        out.append(
+            {"timestamp": t0 + timedelta(milliseconds=ms), "stage": stage, "action": action,
+             "event": hop, "trace_id": trace, "conv_id": "c1", "actor": actor,
+             "source": source, "seq": seq[source], **extra}
+        )  # fmt: skip
+
+    for n in range(10):
+        trace, t = f"{n + 1:032x}", n * 1000.0
+        ev(t, "client-u1", "CTRL.send", "u1", trace)
+        ev(t + 5, "client-u1", "REST.request", "u1", trace)
+        ev(t + 10, "server", "REST.persist", "u1", trace, msg_id=f"m{n}")
+        ev(t + 15, "client-u1", "REST.response", "u1", trace, msg_id=f"m{n}")
+        ev(t + 20, "server", "WS-BROADCAST.start", "u1", trace, recipients=list(recipients))
+        for r in recipients:
+            ev(t + 25, "server", "WS-BROADCAST.deliver", "server", trace, peer=r)
+            for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+                extra = late_ms if n == 3 and hop == "CTRL.add" else 0.0
+                ev(t + 30 + 5 * k + extra, f"client-{r}", hop, r, trace)
+    return out
+
+
+def test_assert_complete_within_says_late_and_fails_on_no_samples() -> None:
+    from tracekit.testing import assert_complete
+
+    assert_complete(_chat(), within="500ms")
+    # only late: delivered, not in time (it read "not every message was delivered completely")
+    with pytest.raises(AssertionError, match=r"^every message was delivered \(10/10 deliveries"
+                       r"\), not every one within 500 ms:"):  # fmt: skip
+        assert_complete(_chat(late_ms=700), within="500ms")
+    # a time limit over no delivery (a broadcast to no one) checks nothing: it passed
+    with pytest.raises(AssertionError, match=r"^no end-to-end latency samples to check "
+                       r"within=500 ms: no delivery reached its final hop"):  # fmt: skip
+        assert_complete(_chat(recipients=()), within="500ms")
+    assert_complete(_chat(recipients=()))  # complete, vacuously: 0/0 deliveries
+
+
+def test_assert_latency_names_the_slow_messages_and_wants_a_limit() -> None:
+    from tracekit.testing import assert_latency
+
+    assert_latency(_chat(), max="500ms")
+    with pytest.raises(AssertionError) as failed:
+        assert_latency(_chat(late_ms=700), max="500ms")
+    text = str(failed.value)
+    assert text.startswith("latency of end_to_end over 10 samples: max 740.0 ms > 500 ms:\n")
+    assert f"{4:032x}" in text and "u2" in text  # the late message, for its recipient
+    with pytest.raises(ValueError, match="checks nothing without a limit"):
+        assert_latency(_chat())
