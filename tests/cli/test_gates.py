@@ -131,6 +131,21 @@ def test_junit_and_github_annotations() -> None:
     ]
 
 
+def test_github_annotation_title_escapes_what_ends_a_property() -> None:
+    # a hop id may hold ':' and ',': in the title they ended it early (GitHub cuts a property
+    # at ',' and the properties at '::')
+    report = {"summary": {"messages": 1}, "findings": [], "latency": {
+        "hops": [{"from": "grpc::Chat.send", "to": "Chat,Room.add", "count": 3, "p99_ms": 20.0}],
+        "end_to_end": {"count": 0},
+    }}  # fmt: skip
+    (line,) = github_annotations(
+        evaluate(report, [Gate("p99", "grpc::Chat.send->Chat,Room.add", 10.0)])
+    )
+    title, _, message = line.removeprefix("::error title=").partition("::")
+    assert title == "tracekit gate p99 grpc%3A%3AChat.send->Chat%2CRoom.add <= 10 ms"
+    assert message.startswith("p99 grpc::Chat.send->Chat,Room.add = 20.0 ms over 3 samples")
+
+
 def test_delivery_gate_without_expected_deliveries_fails() -> None:
     """0/0 is not 100%: a delivery gate that has nothing to check must not pass silently."""
     empty: dict[str, Any] = {"summary": {"messages": 0}, "findings": []}

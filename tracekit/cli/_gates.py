@@ -317,8 +317,12 @@ def github_annotations(results: Sequence[GateResult]) -> list[str]:
     def clean(text: str) -> str:
         return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
+    def prop(text: str) -> str:
+        # a property value also ends at ',' (the next property) and '::' (the message)
+        return clean(text).replace(":", "%3A").replace(",", "%2C")
+
     return [
-        f"::error title=tracekit gate {clean(r.gate.name)}::"
+        f"::error title={prop(f'tracekit gate {r.gate.name}')}::"
         + "%0A".join(clean(line) for line in [r.detail, *r.examples])
         for r in results
         if not r.ok
