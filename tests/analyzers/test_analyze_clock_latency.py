@@ -742,3 +742,28 @@ def test_with_two_servers_the_reference_is_the_one_the_other_clocks_agree_with(h
     assert (clock["server-2"]["offset_ms"], clock["server-2"]["uncertainty_ms"]) == (-2000.0, 10.0)
     assert report.latency["end_to_end"]["max_ms"] == 40.0
     assert clock["client-u1"]["offset_ms"] == 0.0
+
+
+def test_a_retried_hop_is_timed_from_the_attempt_that_led_on(history):
+    # 28 messages whose request is persisted 5 ms later; one whose first request was lost and
+    # sent again 200 ms later. The server took 5 ms for that one too: from the first attempt,
+    # 205 ms, it was a latency_outlier on the server. End to end keeps the wait.
+    for n in range(28):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    at = {"trace": history.tid(99), "conv_id": "c1"}
+    u1, u2 = "client-u1", "client-u2"
+    history.ev(40_000, "CTRL.send", u1, "u1", **at)
+    history.ev(40_005, "REST.request", u1, "u1", **at)  # lost on its way
+    history.ev(40_205, "REST.request", u1, "u1", **at)  # sent again 200 ms later
+    history.ev(40_210, "REST.persist", "server-1", "u1", msg_id="m99", **at)
+    history.ev(40_215, "REST.response", u1, "u1", msg_id="m99", **at)
+    history.ev(40_220, "WS-BROADCAST.start", "server-1", "u1", recipients=["u2"], **at)
+    history.ev(40_225, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(40_230 + 5 * k, hop, u2, "u2", **at)
+    history.tail(100_000)
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
+    assert hops[("REST.request", "REST.persist")]["max_ms"] == 5.0
+    assert report.latency["end_to_end"]["max_ms"] == 240.0
