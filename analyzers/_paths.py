@@ -227,7 +227,12 @@ def _sources_per_hop(
         hops.join(again.lazy().select(keys), on=keys, how="semi")
         .filter(pl.col("hop").is_in(indices))
         .group_by(*keys, "hop", "source")
-        .agg(pl.col("row", "ts").sort_by("row").first(), pl.len().cast(pl.UInt32).alias("n"))
+        # each source's first in its own log order (seq), not the first row read: files given
+        # newest first put a later occurrence ahead (ties, a line without seq: by row)
+        .agg(
+            pl.col("row", "ts").sort_by("pos", "row", nulls_last=True).first(),
+            pl.len().cast(pl.UInt32).alias("n"),
+        )
         .collect()
     )
     counted = per_source.group_by(keys).agg(
@@ -655,7 +660,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         .with_row_index("row")
         .filter(pl.col("hop").is_not_null())
         .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
-        .select("trace_id", "recipient", "hop", "row", "source", "ts")
+        .select("trace_id", "recipient", "hop", "row", "source", "ts", "pos")
     )
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
     if bcast is not None:

@@ -354,3 +354,17 @@ def test_a_message_known_only_by_an_event_naming_no_recipient_is_named_by_that_e
         "1 event(s) for a message whose CTRL.send was never seen (first: WS-BROADCAST.deliver)"
     )
     assert t1 not in report.findings["trace_id"].to_list()
+
+
+def test_a_repeated_hop_is_first_in_its_logs_order_not_the_order_read(history):
+    # u2 showed m1 at +40 ms and again 3 s later; its log was read newest part first (two
+    # directories given the other way round): the first occurrence is the one with the lower
+    # seq. Taken from the row read first, end to end was 3 s and an SLO breach.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    again = history.ev(3000, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    history.rows.remove(again)
+    history.rows.insert(0, again)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("duplicate", t1, "u2", "CTRL.add", None)]
+    assert report.latency["end_to_end"]["max_ms"] == 40.0
