@@ -271,6 +271,75 @@ def _paths_for(events: pl.LazyFrame | pl.DataFrame, p: Pipeline) -> Paths:
     return paths
 
 
+def _per_device(
+    paths: Paths, trace_id: str, pairs: pl.DataFrame, frames: list[pl.DataFrame]
+) -> list[pl.DataFrame]:
+    """A recipient whose own hops several devices logged gets them per device ("u2 on
+    client-u2"), each device's missing hops marked: the recipient's path takes each hop from
+    whichever device logged it, so a phone that never showed what the tablet showed looked
+    complete (and its +ms ran from one device to the other), while the analysis reports the
+    phone's drop."""
+    p = paths.pipeline
+    own = [i for i, h in enumerate(p.hops) if h.scope == "recipient" and h.emitter == "recipient"]
+    ks = [col("k", i) for i in own if col("k", i) in pairs.columns]
+    if not ks or pairs.is_empty():
+        return frames
+    multi = pairs.filter(pl.any_horizontal(pl.col(k) > 1 for k in ks))
+    if multi.is_empty():
+        return frames
+    users = multi.get_column("recipient").cast(pl.String).to_list()
+    events = (
+        paths.hops_of(pl.LazyFrame({"trace_id": [trace_id]}))
+        .filter(pl.col("hop").is_in(own) & pl.col("recipient").is_in(users))
+        .with_columns(t=paths.true_time())
+        .sort("pos")
+        .group_by("recipient", "source", "hop")
+        .agg(pl.len().alias("count"), pl.col("t", "file", "line").first())
+        .collect()
+    )
+    rows: list[dict[str, object]] = []
+    for user in sorted(users):
+        pair = multi.filter(pl.col("recipient").cast(pl.String) == user).row(0, named=True)
+        mine = events.filter(pl.col("recipient") == user)
+        for device in sorted(mine.get_column("source").unique().to_list()):
+            got = {
+                r["hop"]: r for r in mine.filter(pl.col("source") == device).iter_rows(named=True)
+            }
+            for i in own:
+                h = p.hops[i]
+                t_prev = None
+                for a in h.after:
+                    ia = p.index(a)
+                    t_a = got[ia]["t"] if ia in got else (None if ia in own else pair[col("t", ia)])
+                    if t_a is not None and (t_prev is None or t_a > t_prev):
+                        t_prev = t_a
+                hit = got.get(i)
+                rows.append(
+                    {
+                        "recipient": f"{user} on {device}",
+                        "hop": i,
+                        "stage_action": h.id,
+                        "reached": hit is not None,
+                        "count": hit["count"] if hit else 0,
+                        "source": device if hit else None,
+                        "timestamp": hit["t"] if hit else None,
+                        "latency_ms": (hit["t"] - t_prev) / 1e6
+                        if hit is not None and t_prev is not None
+                        else None,
+                        "file": hit["file"] if hit else None,
+                        "line": hit["line"] if hit else None,
+                    }
+                )
+    schema = frames[0].schema
+    devices = pl.DataFrame(
+        rows,
+        schema={**schema, "timestamp": pl.Int64},
+        orient="row",
+    ).with_columns(pl.col("timestamp").cast(schema["timestamp"]))
+    drop = pl.col("recipient").is_in(users) & pl.col("hop").is_in(own)
+    return [f.filter(~drop) for f in frames] + [devices]
+
+
 def timeline(
     events: pl.LazyFrame | pl.DataFrame,
     trace_id: str,
@@ -349,6 +418,7 @@ def timeline(
                 "line",
             )
         )
+    frames = _per_device(paths, trace_id, pairs, frames)
     if not frames:
         return pl.DataFrame(
             schema={

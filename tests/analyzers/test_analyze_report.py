@@ -217,3 +217,32 @@ def test_report_validates_against_the_published_json_schema():
     doc = analyze(synth.frame()).to_dict()
     jsonschema.validate(doc, json.loads(schema_path.read_text()))
     assert len(doc["findings"]) == len(synth.truth)
+
+
+def test_timeline_shows_each_device_of_a_recipient_with_its_missing_hop(history):
+    # The phone stored m1 and never showed it; the tablet showed it. Per recipient the path
+    # looked complete (CTRL.add from the tablet, +ms from the phone's REPO.add), while the
+    # analysis reports the phone's drop: each device gets its own rows.
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    at = {"trace": t1, "conv_id": "c1"}
+    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add")):
+        history.ev(30 + k, hop, "client-u2", "u2", **at)
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(32 + 2 * k, hop, "client-u2-tablet", "u2", **at)
+    history.tail()
+    rows = (
+        timeline(history.frame(), t1)
+        .filter(pl.col("recipient").is_not_null())
+        .select("recipient", "stage_action", "reached", "count", "source", "latency_ms", "line")
+        .rows()
+    )
+    assert rows == [
+        ("u2", "WS-BROADCAST.deliver", True, 2, "server-1", 5.0, 3),
+        ("u2 on client-u2", "WS-RECV.receive", True, 1, "client-u2", 5.0, 1),
+        ("u2 on client-u2", "REPO.add", True, 1, "client-u2", 1.0, 2),
+        ("u2 on client-u2", "CTRL.add", False, 0, None, None, None),
+        ("u2 on client-u2-tablet", "WS-RECV.receive", True, 1, "client-u2-tablet", 7.0, 1),
+        ("u2 on client-u2-tablet", "REPO.add", True, 1, "client-u2-tablet", 2.0, 2),
+        ("u2 on client-u2-tablet", "CTRL.add", True, 1, "client-u2-tablet", 2.0, 3),
+    ]
