@@ -150,18 +150,16 @@ def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
     events += [{k: v for k, v in row.items() if v is not None} for row in table.to_dicts()]
     inputs = collected.inputs.to_dict()
     malformed = int(inputs.get("malformed") or 0)
-    ignored = int(inputs.get("ignored") or 0)
-    # a compressed log cut short (or corrupt) lost its end without a malformed line to show
+    # A compressed log cut short (or corrupt) lost its end without a malformed line to show.
+    # A file that is no log at all (the app's database next to its logs) loses nothing: it is
+    # skipped, as `tracekit analyze` does.
     broken = [str(w) for w in inputs.get("warnings") or [] if "truncated" in w or "corrupt" in w]
-    if not (malformed or ignored or broken):
+    if not (malformed or broken):
         return events, ""
     said = []
     if malformed:
         examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
         said.append(f"{malformed} line(s) that could not be read: {examples}")
-    if ignored:
-        skipped = [str(w) for w in inputs.get("warnings") or [] if "skipped" in w or "ignored" in w]
-        said.append(f"{ignored} line(s) that are not log lines ({'; '.join(skipped[:3])})")
     said += broken[:3]
     return events, (
         "tracekit_logs holds what could not be read (a lost line may hold the missing hop): "
