@@ -244,3 +244,17 @@ def test_a_p99_gate_does_not_change_which_deliveries_breach_the_slo(tmp_path: Pa
         code, out, _ = run("check", str(tmp_path), "--max", "slo_breach=0", "--grace", "0s", *extra)
         assert code == 1, extra
         assert out.splitlines()[0] == "FAIL  slo_breach <= 0: 1 slo_breach finding(s), allowed 0"
+
+
+def test_check_says_a_drop_gate_does_not_count_what_log_gaps_hide() -> None:
+    # the sample's server log says it dropped events (a TRACEKIT.dropped line): a log_gap,
+    # where a drop would be indeterminate; --max drop=0 cannot see those, and check says so
+    code, out, _ = run("check", str(SAMPLES), "--max", "drop=0", "--grace", "0s")
+    assert code == 1
+    assert out.splitlines()[-2:] == [
+        "note: 1 log_gap finding: events were lost by the logging, and a drop where they were "
+        "lost is indeterminate, not counted as a drop: gate them with --max log_gap=0",
+        "0 passed, 1 failed",
+    ]
+    code, out, _ = run("check", str(SAMPLES), "--max", "drop=5", "--max", "log_gap=0")
+    assert code == 1 and "note: 1 log_gap" not in out

@@ -596,9 +596,9 @@ def check(
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in _gates.github_annotations(results):
             _say(line)
-    note = _in_flight_note(data, gates, _duration(grace, "grace"))
-    if note:
-        _say(note)
+    for note in (_in_flight_note(data, gates, _duration(grace, "grace")), _gap_note(data, gates)):
+        if note:
+            _say(note)
     failed = sum(not r.ok for r in results)
     _say(f"{len(results) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)
@@ -618,6 +618,20 @@ def _in_flight_note(data: Mapping[str, Any], gates: Sequence[Any], grace: timede
         f"note: {count} {what} (undecided: its next hop may still come within the {window} "
         f"grace window at the end of the logs), not counted as {drop}: gate it with "
         "--max in_flight=0, or decide it with --grace 0s"
+    )
+
+
+def _gap_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
+    """A drop gate does not count a drop inside a log gap (DESIGN: indeterminate, events were
+    lost by the logging): say so where a gate counts drops, unless a gate counts the gaps."""
+    count = int(data.get("summary", {}).get("log_gap", 0))
+    targets = {g.target for g in gates if g.kind == "max"}
+    if not count or "drop" not in targets or "log_gap" in targets:
+        return ""
+    what = "log_gap finding" if count == 1 else "log_gap findings"
+    return (
+        f"note: {count} {what}: events were lost by the logging, and a drop where they were "
+        "lost is indeterminate, not counted as a drop: gate them with --max log_gap=0"
     )
 
 
