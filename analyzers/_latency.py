@@ -69,7 +69,18 @@ def latency_samples(paths: Paths) -> pl.LazyFrame:
         if same_device(p, a, b):
             # first occurrences logged by two devices of the user: no latency between them
             both &= pl.col(col("src", ia)) == pl.col(col("src", ib))
-        samples = (
+        lat = pl.col(col("t", ib)) - pl.col(col("t", ia))
+        retried = _from_last_attempt(paths, a, b, both) if p.hop(a).repeatable else None
+        if retried is not None:
+            # a lookup, not a join: the samples stay one projection of the side's columns (a
+            # join of every sample kept another copy of them, 70 MB at 5M events)
+            fixed = dict(zip(*retried.get_columns(), strict=True))
+            lat = (
+                pl.when(pl.col("row").is_in(list(fixed)))
+                .then(pl.col("row").replace_strict(fixed, default=None, return_dtype=pl.Int64))
+                .otherwise(lat)
+            )
+        frames.append(
             _side(paths, b)
             .lazy()
             .with_row_index("row")
@@ -77,19 +88,10 @@ def latency_samples(paths: Paths) -> pl.LazyFrame:
             .select(
                 pl.lit(eid, dtype=pl.UInt8).alias("eid"),
                 "row",
-                (pl.col(col("t", ib)) - pl.col(col("t", ia))).alias("lat"),
+                lat.alias("lat"),
                 (pl.col(col("src", ia)) != pl.col(col("src", ib))).alias("cross"),
             )
         )
-        if p.hop(a).repeatable:
-            retried = _from_last_attempt(paths, a, b, both)
-            if retried is not None:
-                samples = (
-                    samples.join(retried.lazy(), on="row", how="left")
-                    .with_columns(lat=pl.coalesce("lat_retry", "lat"))
-                    .drop("lat_retry")
-                )
-        frames.append(samples)
     return pl.concat(frames)
 
 

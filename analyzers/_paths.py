@@ -195,7 +195,7 @@ def _wide(hops: pl.LazyFrame, keys: list[str], indices: list[int], *extra: pl.Ex
 
 
 def _sources_per_hop(
-    wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int]
+    wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int], pos: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
     Counted only for the groups where a hop repeats; elsewhere it is the hop's count.
@@ -223,17 +223,22 @@ def _sources_per_hop(
     again = wide.filter(repeated)
     if again.is_empty():
         return wide, devices
-    per_source = (
+    picked = (
         hops.join(again.lazy().select(keys), on=keys, how="semi")
         .filter(pl.col("hop").is_in(indices))
+        .collect()
+    )
+    # each source's first in its own log order (seq), not the first row read: files given
+    # newest first put a later occurrence ahead (ties, a line without seq: by row). Positions
+    # gathered for these few rows only (a column of every hop event in the group-bys' frames
+    # raised the 5M analysis' peak by 50 MB).
+    per_source = (
+        picked.with_columns(pos.gather(picked.get_column("row")).alias("pos"))
         .group_by(*keys, "hop", "source")
-        # each source's first in its own log order (seq), not the first row read: files given
-        # newest first put a later occurrence ahead (ties, a line without seq: by row)
         .agg(
             pl.col("row", "ts").sort_by("pos", "row", nulls_last=True).first(),
             pl.len().cast(pl.UInt32).alias("n"),
         )
-        .collect()
     )
     counted = per_source.group_by(keys).agg(
         pl.col("source").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
@@ -660,7 +665,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         .with_row_index("row")
         .filter(pl.col("hop").is_not_null())
         .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
-        .select("trace_id", "recipient", "hop", "row", "source", "ts", "pos")
+        .select("trace_id", "recipient", "hop", "row", "source", "ts")
     )
     with_recipient = coded.filter(pl.col("recipient").is_not_null())
     if bcast is not None:
@@ -722,8 +727,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
-    msg_w, msg_dev = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx)
-    rcp_w, rcp_dev = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx)
+    pos = hops_df.get_column("pos")
+    msg_w, msg_dev = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx, pos)
+    rcp_w, rcp_dev = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx, pos)
     del coded, with_recipient  # they read the hop events as they were before the drop
     # Joined on the Categorical trace id (integers); text from here on.
     # The narrow frames joined first: each join of the wide one copies all its columns.
