@@ -62,6 +62,20 @@ def test_bad_values_say_how_to_fix_them() -> None:
     assert parse_percent("99.9%") == 99.9
 
 
+def test_a_bare_fraction_is_refused_as_a_percentage() -> None:
+    # min_delivered = 0.999 meant 99.9%, and gated at 0.999%: a gate that passed on almost
+    # nothing, without a word
+    with pytest.raises(ValueError, match=r"'0.999' is a percent, not a fraction: write 99.9%"):
+        parse_percent("0.999")
+    with pytest.raises(ValueError, match=r"write 100% for a fraction of 1, or 1% if you mean"):
+        parse_percent("1")
+    assert (parse_percent("0.999%"), parse_percent("0"), parse_percent("99.9")) == (
+        0.999,
+        0.0,
+        99.9,
+    )
+
+
 def test_evaluate_names_failures_with_examples() -> None:
     gates = [
         parse_max_gate("drop=0"),

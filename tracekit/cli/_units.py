@@ -24,11 +24,19 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_percent(text: str) -> float:
-    """``99.9%`` or ``99.9`` -> 99.9. Raises ValueError with the fix."""
+    """``99.9%`` or ``99.9`` -> 99.9. Raises ValueError with the fix. A bare number up to 1
+    (``0.999``, ``1``) is refused: it reads as a fraction (99.9%) but would be a percent
+    (0.999%), a gate that passes on almost nothing; write the ``%``."""
+    body = text.strip()
     try:
-        value = float(text.strip().removesuffix("%"))
+        value = float(body.removesuffix("%"))
     except ValueError:
         raise ValueError(f"not a percentage: {text!r} (use e.g. 99.9%)") from None
     if not 0.0 <= value <= 100.0:
         raise ValueError(f"percentage out of range: {text!r} (0% to 100%)")
+    if not body.endswith("%") and 0.0 < value <= 1.0:
+        raise ValueError(
+            f"{text!r} is a percent, not a fraction: write {value * 100:g}% for a fraction of "
+            f"{text}, or {body}% if you mean {body} percent"
+        )
     return value
