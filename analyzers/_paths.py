@@ -128,10 +128,14 @@ def _with_hop(events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True) -> pl.
         hop = pl.when(is_hop).then(pl.lit(i, dtype=pl.Int32)).otherwise(hop)
     ts = pl.col("timestamp").cast(_I64)
     by_time = pl.when(pl.col("seq").is_null()).then(ts).rank("ordinal").cast(_I64)
+    # A line without seq in a log that has seq (an event that lost its key) sits at the seq of
+    # the line read before it in that log (a tie, after it): the time rank of every seq-less
+    # line, another scale, made false reorders there. Logs without seq take the time rank.
+    after = pl.col("seq").forward_fill().over("source")
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
         ts=ts,
-        pos=pl.coalesce(pl.col("seq"), by_time) if seqless else pl.col("seq"),
+        pos=pl.coalesce(pl.col("seq"), after, by_time) if seqless else pl.col("seq"),
     )
 
 
@@ -976,14 +980,29 @@ def _gaps(
         ]
     ).sort("source", "seq")
     nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in ("seq", "t", "file", "line")}
+    # lines without seq in these logs, each at the seq of the line before it (`_with_hop`):
+    # an event whose seq was lost, not an event the logging lost
+    lost_seq = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_null()
+    unnumbered = (
+        pl.concat(
+            [
+                as_text(hops.filter(lost_seq).select("source", "pos")).collect(),
+                rest.filter(lost_seq).select("source", "pos"),
+            ]
+        )
+        .group_by("source", pl.col("pos").alias("seq"))
+        .agg(pl.len().cast(_I64).alias("unnumbered"))
+    )
     jumps = (
         rows.with_columns(**nxt)
-        .filter(pl.col("seq_after") - pl.col("seq") > 1)
+        .join(unnumbered, on=["source", "seq"], how="left", maintain_order="left")
+        .with_columns(pl.col("unnumbered").fill_null(0))
+        .filter(pl.col("seq_after") - pl.col("seq") - 1 - pl.col("unnumbered") > 0)
         .select(
             "source",
             pl.col("seq").alias("seq_before"),
             "seq_after",
-            (pl.col("seq_after") - pl.col("seq") - 1).alias("missing"),
+            (pl.col("seq_after") - pl.col("seq") - 1 - pl.col("unnumbered")).alias("missing"),
             pl.col("t").alias("t_before"),
             "t_after",
             pl.col("file").alias("file_before"),

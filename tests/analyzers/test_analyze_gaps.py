@@ -64,3 +64,26 @@ def test_legacy_logs_without_seq_have_no_gap_analysis(history):
     assert history.kinds(report.findings) == [
         ("drop", history.tid(2), "u2", "CTRL.add", "REPO.add")
     ]
+
+
+def test_a_line_without_seq_in_a_log_with_seq_is_no_gap_and_no_reorder(history):
+    # u2's CTRL.add of m3 lost its seq key (the collector keeps the event): it sits after the
+    # line read before it, not at its rank among every seq-less line of the table (another
+    # scale: a false reorder of m1 and m2), and the seq number it left out is not a lost event
+    for n in range(1, 4):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    history.tail()
+    (row,) = [
+        r
+        for r in history.rows
+        if r["source"] == "client-u2" and r["trace_id"] == history.tid(3) and r["stage"] == "CTRL"
+    ]
+    row["seq"] = None
+    assert analyze(history.frame()).findings.is_empty()
+    # two numbers missing after it, one of them the unnumbered line: one event lost
+    history.seq["client-u2"] += 1
+    history.ev(9000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail(60_000)
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("log_gap", None, None, None, None)]
+    assert "1 event(s) lost by the logging" in found["detail"][0]
