@@ -543,7 +543,8 @@ def drops_and_in_flight(
         pl.when(pl.col("by_membership"))
         .then(
             pl.lit(
-                "; expected from conversation membership, no broadcast in the logs listed the recipients"
+                "; expected from conversation membership, no broadcast in the logs listed the "
+                "recipients"
             )
         )
         .otherwise(pl.lit(""))
@@ -555,10 +556,12 @@ def drops_and_in_flight(
         .otherwise(pl.lit(""))
     )
     # whose end the path was judged against: its device's log, or the logs as a whole
-    logs = (
-        pl.when(pl.col("own_end"))
-        .then(pl.format("{}'s log", pl.col("src_last")))
-        .otherwise(pl.lit("the logs"))
+    own = pl.col("own_end")
+    logs_go = (
+        pl.when(own).then(pl.format("{}'s log goes", "src_last")).otherwise(pl.lit("the logs go"))
+    )
+    logs_end = (
+        pl.when(own).then(pl.format("{}'s log ends", "src_last")).otherwise(pl.lit("the logs end"))
     )
     # the removal (:mod:`._removed`): the final hop was reached, then undone
     taken = pl.format(
@@ -590,14 +593,13 @@ def drops_and_in_flight(
         )
         .otherwise(
             pl.format(
-                "{}reached {}, never reached {}{} ({}{} {} on {} ms after {}){}",
+                "{}reached {}, never reached {}{} ({}{} on {} ms after {}){}",
                 who,
                 pl.col("last_seen"),
                 pl.col("stage"),
                 on_device,
                 retried,
-                logs,
-                pl.when(pl.col("own_end")).then(pl.lit("goes")).otherwise(pl.lit("go")),
+                logs_go,
                 ms(pl.col("logs_after")),
                 pl.when(pl.col("retried").is_null()).then(pl.lit("it")).otherwise(pl.lit("that")),
                 membership,
@@ -616,7 +618,7 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}; {} {} {} ms later, inside the {} ms grace window{}",
+            "{}; {} {} ms later, inside the {} ms grace window{}",
             pl.when(removal)
             .then(taken)
             .otherwise(
@@ -631,8 +633,7 @@ def drops_and_in_flight(
                     .otherwise(pl.lit("")),
                 )
             ),
-            logs,
-            pl.when(pl.col("own_end")).then(pl.lit("ends")).otherwise(pl.lit("end")),
+            logs_end,
             ms(pl.col("logs_after")),
             pl.lit(str(round(g / 1e6))),
             membership,

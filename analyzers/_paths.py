@@ -831,25 +831,16 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         preferred = busiest.drop_nulls().head(1).to_list()
     reference: str | None = preferred[0] if preferred else None
     constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
+    names = sources.get_column("source").drop_nulls()
     clock, clock_pairs = solve_offsets(
-        reference,
-        sources.get_column("source").drop_nulls(),
-        constraints,
-        clean,
-        ladders,
-        preferred=preferred,
+        reference, names, constraints, clean, ladders, preferred=preferred
     )
     # Several servers persist: the reference is the one the other clocks agree with
     better = majority_reference(clock, preferred, p.clock_skew.total_seconds() * 1e9)
     if better is not None and better != reference:
         reference, preferred = better, [better, *(s for s in preferred if s != better)]
         clock, clock_pairs = solve_offsets(
-            reference,
-            sources.get_column("source").drop_nulls(),
-            constraints,
-            clean,
-            ladders,
-            preferred=preferred,
+            reference, names, constraints, clean, ladders, preferred=preferred
         )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
     msg_raw, moved = _repick(msg_raw, msg_dev, ["trace_id"], hops_df, offsets, positions)

@@ -341,6 +341,12 @@ def test_assert_latency_names_the_slow_messages_and_wants_a_limit() -> None:
         assert_latency(_chat(late_ms=700), max="500ms")
     text = str(failed.value)
     assert text.startswith("latency of end_to_end over 10 samples: max 740.0 ms > 500 ms:\n")
-    assert f"{4:032x}" in text and "u2" in text  # the late message, for its recipient
+    # the late message (the fourth), for its recipient and at its hop, the only one named
+    assert text.splitlines()[1] == (
+        f"- slo_breach {4:032x} (recipient=u2, stage=CTRL.add, last_seen=CTRL.send, "
+        "source=client-u2): end to end: CTRL.send -> CTRL.add took 740.0 ms for recipient u2, "
+        "above the 500.0 ms SLO"
+    )
+    assert text.count("- slo_breach ") == 1
     with pytest.raises(ValueError, match="checks nothing without a limit"):
         assert_latency(_chat())
