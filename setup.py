@@ -1,17 +1,28 @@
-"""The one compiled part: the JSON lines scanner (tracekit/collectors/_jsonscan.c).
+"""The compiled parts, both optional: where one does not build, tracekit does its work with
+polars alone (slower, the same results).
 
-Optional: where it does not build, tracekit reads JSON lines with polars alone (slower, the
-same results)."""
+- tracekit/collectors/_jsonscan.c: the JSON lines scanner;
+- tracekit/analyzers/_firsts.c: the path builder's group-bys (each hop's count and first row
+  per message and per recipient) in one pass.
+"""
 
 from setuptools import Extension, setup
+
+_FLAGS = ["-std=c11", "-Wall", "-Wextra"]
 
 setup(
     ext_modules=[
         Extension(
             "tracekit.collectors._jsonscan",
             sources=["tracekit/collectors/_jsonscan.c"],
-            extra_compile_args=["-std=c11", "-Wall", "-Wextra"],
+            extra_compile_args=_FLAGS,
             optional=True,
-        )
+        ),
+        Extension(
+            "tracekit.analyzers._firsts",
+            sources=["tracekit/analyzers/_firsts.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
     ]
 )

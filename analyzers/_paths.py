@@ -18,9 +18,15 @@ from typing import Final
 
 import polars as pl
 
+from tracekit._arrow import Capsules
 from tracekit.analyzers._clock import ClockEstimate, majority_reference, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
 from tracekit.schema import META_STAGE
+
+try:
+    from tracekit.analyzers import _firsts  # type: ignore[attr-defined]
+except ImportError:  # not compiled (it is optional): polars groups the hops
+    _firsts = None
 
 __all__ = ["INPUT_COLUMNS", "Paths", "build_paths", "hop_events", "same_device"]
 
@@ -35,6 +41,9 @@ _I64: Final = pl.Int64
 _PER_HOP: Final = ("t", "src", "pos", "r")
 _NAMED: Final = -1  # marker rows: a recipient named by the broadcast
 _CHUNKS: Final = 32  # the event table is copied into one chunk beyond this many
+_NAMED_SCHEMA: Final = pl.Schema(
+    {"trace_id": pl.Categorical(), "recipient": pl.Categorical(), "hop": pl.Int32()}
+)
 
 
 def col(kind: str, i: int) -> str:
@@ -198,6 +207,92 @@ def _wide(hops: pl.LazyFrame, keys: list[str], indices: list[int], *extra: pl.Ex
     return hops.group_by(packed).agg(*[pl.col(k).first() for k in keys], *aggs).drop("_key")
 
 
+def _coded(hops: pl.DataFrame) -> pl.LazyFrame:
+    """The hop events' keys (Categorical), ``hop``, ``row`` (an index into ``hops``, whose
+    order is log order), ``source`` and ``ts``. Lazy: the group-bys read ``hops`` through
+    it, no event-sized copy is kept."""
+    return (
+        hops.lazy()
+        .with_row_index("row")
+        .filter(pl.col("hop").is_not_null())
+        .with_columns(pl.col("trace_id", "recipient").cast(pl.Categorical))
+        .select("trace_id", "recipient", "hop", "row", "source", "ts")
+    )
+
+
+def _polars_wide(
+    coded: pl.LazyFrame, named: pl.DataFrame, msg_idx: list[int], rcp_idx: list[int]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per message and per (trace, recipient), each hop's count and first row (:func:`_wide`).
+
+    Message hops grouped over their own rows (a quarter of the hop events). A trace with no
+    such row gets its row from the recipient side (the full join in ``build_paths``); a
+    recipient hop whose event names no recipient is kept here, so that its trace has one too.
+    The recipients ``named`` by a broadcast join the recipient rows as markers (hop -1).
+    Collected one after another: together (collect_all), the plans contend for the two cores
+    and took 20% longer (0.54 s against 0.45 at 5M events)."""
+    msg_rows = coded.filter(pl.col("hop").is_in(msg_idx) | pl.col("recipient").is_null())
+    with_recipient = pl.concat(
+        [coded.filter(pl.col("recipient").is_not_null()), named.lazy()], how="diagonal"
+    )
+    named_any = (pl.col("hop") == _NAMED).any().alias("named")
+    return (
+        _wide(msg_rows, ["trace_id"], msg_idx).collect(),
+        _wide(with_recipient, ["trace_id", "recipient"], rcp_idx, named_any).collect(),
+    )
+
+
+def _native_wide(
+    hops: pl.DataFrame, named: pl.DataFrame, msg_idx: list[int], rcp_idx: list[int]
+) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """What :func:`_polars_wide` gives, computed by the compiled pass (_firsts.c), groups in
+    the order of their first row. None when it is
+    not built or declines the input (e.g. 64-bit row indices): polars' group-bys then."""
+    if _firsts is None or pl.get_index_type() != pl.UInt32:
+        return None
+    cat = pl.Categorical()
+    trace, recipient = (
+        s if s.dtype == cat else s.cast(cat)
+        for s in (hops.get_column("trace_id"), hops.get_column("recipient"))
+    )
+    out = _firsts.firsts(
+        trace.to_physical(),
+        recipient.to_physical(),
+        hops.get_column("hop"),
+        tuple(msg_idx),
+        tuple(rcp_idx),
+        named.get_column("trace_id").to_physical(),
+        named.get_column("recipient").to_physical(),
+    )
+    if out is None:
+        return None
+
+    def series(pair: tuple[object, object], name: str) -> pl.Series:
+        return pl.Series(Capsules(*pair)).alias(name)
+
+    def per_hop(
+        ns: list[tuple[object, object]], rs: list[tuple[object, object]], idx: list[int]
+    ) -> list[pl.Series]:
+        return [
+            s
+            for i, n, r in zip(idx, ns, rs, strict=True)
+            for s in (series(n, col("n", i)), series(r, col("r", i)))
+        ]
+
+    (m_key, m_n, m_r), (p_key, p_n, p_r, p_named) = out
+    msg = pl.DataFrame(
+        [trace.gather(series(m_key, "k")).alias("trace_id"), *per_hop(m_n, m_r, msg_idx)]
+    )
+    # a pair's key row is a hop event's, or (beyond them) a named pair's
+    at = series(p_key, "k")
+    keys = [
+        pl.concat([s, named.get_column(name)], rechunk=False).gather(at).alias(name)
+        for s, name in ((trace, "trace_id"), (recipient, "recipient"))
+    ]
+    pairs = pl.DataFrame([*keys, *per_hop(p_n, p_r, rcp_idx), series(p_named, "named")])
+    return msg, pairs
+
+
 def _sources_per_hop(
     wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int], pos: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -281,17 +376,23 @@ _GATHERED: Final = {"t": "ts", "src": "source", "pos": "pos"}
 
 
 def _gather(
-    frame: pl.DataFrame, hops: pl.DataFrame, indices: list[int], positions: frozenset[int]
+    frame: pl.DataFrame,
+    hops: pl.DataFrame,
+    indices: list[int],
+    positions: frozenset[int],
+    *,
+    in_order: bool = False,
 ) -> pl.DataFrame:
     """Each hop's first occurrence, by its row ``r*``: ``t*`` (raw ns), ``src*``, and
     ``pos*`` where order is checked. Names stay Categorical."""
     cat = pl.Categorical()
     picks: list[pl.Expr] = []
-    if indices:
+    if indices and not in_order:
         # In log order of their first event: one message's events lie close together in each
         # log, so every hop's rows are then read nearly in order. Gathered at random, 1M rows
         # x 5 columns took 20 ms from one chunk and 122 ms from 18 (a 5M-event JSON read);
-        # in order, 10 and 20 ms. (A group-by's row order is arbitrary anyway.)
+        # in order, 10 and 20 ms. (A group-by's row order is arbitrary anyway; the compiled
+        # one's, ``in_order``, is already that of the first rows.)
         frame = frame.sort(pl.min_horizontal(col("r", i) for i in indices), nulls_last=True)
     for i in indices:
         rows = pl.lit(frame.get_column(col("r", i)))
@@ -662,32 +763,23 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     fetches = _fetch_events(rest, p)
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
-    # Lazy: the group-bys read hops_df through it, no event-sized copy is kept. ``row``
-    # points back into hops_df, whose order is log order.
-    coded = (
+    coded = _coded(hops_df)
+    # Recipients named by the broadcast join the per-recipient rows as markers (hop -1): one
+    # group-by then yields every expected or observed pair, with no full join.
+    named_rows = (
         hops_df.lazy()
-        .with_row_index("row")
-        .filter(pl.col("hop").is_not_null())
-        .with_columns(**cat, recipient=pl.col("recipient").cast(pl.Categorical))
-        .select("trace_id", "recipient", "hop", "row", "source", "ts")
-    )
-    with_recipient = coded.filter(pl.col("recipient").is_not_null())
-    if bcast is not None:
-        # Recipients named by the broadcast join the per-recipient rows as markers (hop -1):
-        # one group-by then yields every expected or observed pair, with no full join.
-        named_rows = (
-            hops_df.lazy()
-            .filter((pl.col("hop") == bcast) & pl.col("recipients").is_not_null())
-            .select(
-                pl.col("trace_id").cast(pl.Categorical),
-                pl.col("recipients").list.unique().alias("recipient"),
-            )
-            .explode("recipient")
-            .drop_nulls("recipient")
-            .with_columns(pl.col("recipient").cast(pl.Categorical), hop=pl.lit(_NAMED, pl.Int32))
-            .collect()
+        .filter((pl.col("hop") == bcast) & pl.col("recipients").is_not_null())
+        .select(
+            pl.col("trace_id").cast(pl.Categorical),
+            pl.col("recipients").list.unique().alias("recipient"),
         )
-        with_recipient = pl.concat([with_recipient, named_rows.lazy()], how="diagonal")
+        .explode("recipient")
+        .drop_nulls("recipient")
+        .with_columns(pl.col("recipient").cast(pl.Categorical), hop=pl.lit(_NAMED, pl.Int32))
+        .collect()
+        if bcast is not None
+        else pl.DataFrame(schema=_NAMED_SCHEMA)
+    )
     rcp_keys = ["trace_id", "recipient"]
     facts_cols = (
         hops_df.lazy()
@@ -696,22 +788,11 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     )
     # Log positions are only compared for the persist order and the recipients' store order.
     positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
-    # Message hops grouped over their own rows (a quarter of the hop events). A trace with
-    # no such row gets its row from the recipient side (the full join below); a recipient
-    # hop whose event names no recipient is kept here, so that its trace has one too.
-    msg_rows = coded.filter(pl.col("hop").is_in(msg_idx) | pl.col("recipient").is_null())
-    # One after another: collected together (collect_all), the plans contend for the two
-    # cores and took 20% longer (0.54 s against 0.45 at 5M events).
-    msg_w, rcp_w, *facts = [
-        plan.collect()
-        for plan in (
-            _wide(msg_rows, ["trace_id"], msg_idx),
-            _wide(
-                with_recipient, rcp_keys, rcp_idx, (pl.col("hop") == _NAMED).any().alias("named")
-            ),
-            *_trace_facts(facts_cols.with_columns(**cat), send, bcast),
-        )
-    ]
+    # Compiled, both group-bys are one pass (_firsts.c); else polars'.
+    native = _native_wide(hops_df, named_rows, msg_idx, rcp_idx)
+    msg_w, rcp_w = native or _polars_wide(coded, named_rows, msg_idx, rcp_idx)
+    del named_rows
+    facts = [f.collect() for f in _trace_facts(facts_cols.with_columns(**cat), send, bcast)]
     # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events),
     # except where each id of a trace with several was first logged (evidence, a few rows).
     del facts_cols
@@ -733,6 +814,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     )
     pos = hops_df.get_column("pos")
     msg_w, msg_dev = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx, pos)
+    with_recipient = coded.filter(pl.col("recipient").is_not_null())
     rcp_w, rcp_dev = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx, pos)
     del coded, with_recipient  # they read the hop events as they were before the drop
     # Joined on the Categorical trace id (integers); text from here on.
@@ -744,7 +826,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # wide frame's integer columns are gathered (a full join, which gathers both sides'
     # strings and lists, took 0.12 s at 5M events, this 0.04 s). First, the few traces that
     # only the wide frame has (message hops but no fact): none in the usual case.
-    wide = _gather(msg_w, hops_df, msg_idx, positions)
+    wide = _gather(msg_w, hops_df, msg_idx, positions, in_order=native is not None)
     facts_of = narrow.collect()
     only_wide = wide.select("trace_id").join(facts_of.select("trace_id"), on="trace_id", how="anti")
     if only_wide.height:
@@ -773,7 +855,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         )
     msg_raw = _sender_fallback(msg_raw, hops_df, p)
     msg_raw, multi_persist = _persist_rank(msg_raw.with_columns(pl.col("n_msg_id").fill_null(0)), p)
-    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions)
+    rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions, in_order=native is not None)
     del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
     fallback = _fallback(msg_raw, rcp_raw, fetches)

@@ -23,6 +23,7 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
+from tracekit._arrow import Capsules
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
 from tracekit.collectors._time import fast_iso_utc
@@ -86,19 +87,6 @@ def _bytes(data: bytes | bytearray) -> bytes:
     return bytes(data) if isinstance(data, bytearray) else data
 
 
-class _Capsules:
-    """The Arrow PyCapsule interface over one of the scanner's (schema, array) pairs: polars
-    takes the column over without a copy."""
-
-    __slots__ = ("_array", "_schema")
-
-    def __init__(self, schema: object, array: object) -> None:
-        self._schema, self._array = schema, array
-
-    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
-        return self._schema, self._array
-
-
 #: Inputs from this size are scanned in two halves, one per core.
 _SPLIT_BYTES: Final = 4 << 20
 _pool: ThreadPoolExecutor | None = None
@@ -138,7 +126,7 @@ def _native(
         parts = [first, second.result()]
     if any(part is None for part in parts):
         return None
-    frames = [pl.DataFrame([pl.Series(_Capsules(*c)) for c in p[1]]) for p in parts]
+    frames = [pl.DataFrame([pl.Series(Capsules(*c)) for c in p[1]]) for p in parts]
     return pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
 
 

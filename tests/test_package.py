@@ -40,8 +40,10 @@ def test_wheel_has_only_the_tracekit_top_level_package(tmp_path: Path) -> None:
     assert "tracekit/collectors/__init__.py" in names
     assert "tracekit/analyzers/__init__.py" in names
     assert "tracekit/py.typed" in names
-    # the compiled JSON lines scanner (optional for users; CI builds it)
-    assert any(n.startswith("tracekit/collectors/_jsonscan.") and n.endswith(".so") for n in names)
+    # the compiled parts, the JSON lines scanner and the path builder's pass (optional for
+    # users; CI builds them)
+    for part in ("tracekit/collectors/_jsonscan.", "tracekit/analyzers/_firsts."):
+        assert any(n.startswith(part) and n.endswith(".so") for n in names), part
 
 
 def test_cli_start_up_path_stays_light() -> None:

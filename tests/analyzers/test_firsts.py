@@ -1,0 +1,158 @@
+"""The compiled path builder pass gives exactly what polars' group-bys give, or declines.
+
+``tracekit/analyzers/_firsts.c`` counts each hop and finds its first row per message and per
+(trace, recipient) in one pass; ``_paths._polars_wide`` is the same in polars, and the
+fallback where the extension is not built. These tests hold the two to the same frames: a
+differential property test on generated hop events (nulls, hops of neither side, several
+chunks, named recipients never seen), a trace with more recipients than the kernel's chains
+hold, and whole analyses with and without it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import tracekit.analyzers._paths as paths_mod
+from tracekit.analyzers import analyze, default_pipeline
+from tracekit.analyzers._paths import _coded, _native_wide, _polars_wide, build_paths
+from tracekit.synth import generate
+
+MSG = [0, 1, 2, 3, 4]
+RCP = [5, 6, 7, 8]
+TRACES = [f"t{i}" for i in range(6)]
+USERS = [f"u{i}" for i in range(5)]
+
+
+def test_the_kernel_is_built() -> None:
+    # Optional for users (setup.py); here it must exist, or the differential tests below
+    # would compare polars with itself.
+    assert paths_mod._firsts is not None, "tracekit/analyzers/_firsts.c did not build"
+
+
+def hop_frame(rows: list[tuple[str | None, str | None, int | None]], cut: int) -> pl.DataFrame:
+    """Hop events as build_paths has them (Categorical names, a hop only with a trace), in
+    two chunks cut at ``cut``."""
+    frame = pl.DataFrame(
+        {
+            "trace_id": [r[0] for r in rows],
+            "recipient": [r[1] for r in rows],
+            "hop": [r[2] if r[0] is not None else None for r in rows],
+            "source": ["s"] * len(rows),
+            "ts": list(range(len(rows))),
+        },
+        schema={
+            "trace_id": pl.Categorical(),
+            "recipient": pl.Categorical(),
+            "hop": pl.Int32,
+            "source": pl.Categorical(),
+            "ts": pl.Int64,
+        },
+    )
+    cut = min(cut, frame.height)
+    return pl.concat([frame.head(cut), frame.tail(frame.height - cut)], rechunk=False)
+
+
+def named_frame(pairs: list[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"trace_id": [p[0] for p in pairs], "recipient": [p[1] for p in pairs]},
+        schema={"trace_id": pl.Categorical(), "recipient": pl.Categorical()},
+    ).with_columns(hop=pl.lit(-1, pl.Int32))
+
+
+def by_key(frame: pl.DataFrame) -> pl.DataFrame:
+    keys = [k for k in ("trace_id", "recipient") if k in frame.columns]
+    return frame.sort([pl.col(k).cast(pl.String) for k in keys])
+
+
+def assert_same(hops: pl.DataFrame, named: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    native = _native_wide(hops, named, MSG, RCP)
+    assert native is not None
+    expected = _polars_wide(_coded(hops), named, MSG, RCP)
+    for got, want in zip(native, expected, strict=True):
+        assert_frame_equal(by_key(got), by_key(want))
+    return native
+
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([*TRACES, None]),
+        st.sampled_from([*USERS, None]),
+        st.one_of(st.none(), st.integers(0, 11)),  # 9-11: a hop of neither side
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=rows_strategy,
+    named=st.lists(st.tuples(st.sampled_from(TRACES), st.sampled_from(USERS)), max_size=12),
+    cut=st.integers(0, 80),
+)
+def test_the_kernel_gives_what_polars_gives(
+    rows: list[tuple[str | None, str | None, int | None]],
+    named: list[tuple[str, str]],
+    cut: int,
+) -> None:
+    assert_same(hop_frame(rows, cut), named_frame(named))
+
+
+def test_exact_counts_first_rows_and_named_pairs() -> None:
+    hops = hop_frame(
+        [
+            ("t0", None, 0),  # send
+            ("t0", "u1", 5),  # deliver to u1
+            ("t0", "u1", 8),
+            ("t0", "u1", 8),  # a duplicate add: counted twice, first row 2
+            (None, None, None),  # not a hop event
+            ("t0", None, 7),  # a recipient hop naming no one: the trace's row, no pair
+            ("t1", "u2", 6),  # a trace with no message hop
+        ],
+        cut=3,
+    )
+    msg, pairs = assert_same(hops, named_frame([("t0", "u1"), ("t0", "u3")]))
+    assert msg.select("trace_id", "n0", "r0").rows() == [("t0", 1, 0)]
+    assert pairs.select("trace_id", "recipient", "n5", "r5", "n8", "r8", "named").rows() == [
+        ("t0", "u1", 1, 1, 2, 2, True),
+        ("t1", "u2", 0, None, 0, None, False),
+        ("t0", "u3", 0, None, 0, None, True),  # named, never seen: after every seen pair
+    ]
+
+
+def test_a_trace_with_more_recipients_than_a_chain_holds() -> None:
+    # A broadcast to a large group: past 16 recipients, a trace's pairs go to a hash table.
+    users = [f"member{i}" for i in range(60)]
+    rows: list[tuple[str | None, str | None, int | None]] = [("big", None, 0)]
+    for hop in RCP:  # each hop to everyone, so every pair is looked up again and again
+        rows += [("big", u, hop) for u in users]
+    rows += [("big", u, 8) for u in users[::7]]  # some duplicates
+    named = [("big", u) for u in [*users[::2], "absent1", "absent2"]]
+    _, pairs = assert_same(hop_frame(rows, cut=100), named_frame(named))
+    assert pairs.height == 62
+    first = pairs.filter(pl.col("recipient") == "member7").row(0, named=True)
+    assert (first["n8"], first["r8"], first["named"]) == (2, 1 + 3 * 60 + 7, False)
+
+
+def test_no_hop_events() -> None:
+    msg, pairs = assert_same(hop_frame([], 0), named_frame([]))
+    assert msg.height == pairs.height == 0
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_whole_analyses_agree_with_and_without_the_kernel(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synth = generate(seed, messages=60, users=5, second_devices=0.3, faults=["drop"])
+    events = synth.frame()
+    with_kernel = build_paths(events.lazy(), default_pipeline())
+    report = analyze(events)
+    monkeypatch.setattr(paths_mod, "_firsts", None)
+    without = build_paths(events.lazy(), default_pipeline())
+    assert_frame_equal(by_key(with_kernel.msg), by_key(without.msg))
+    assert_frame_equal(by_key(with_kernel.pairs), by_key(without.pairs))
+    assert_frame_equal(report.findings, analyze(events).findings)
+    assert "drop" in report.findings.get_column("kind").to_list()
