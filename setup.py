@@ -2,7 +2,7 @@
 polars alone (slower, the same results).
 
 - tracekit/collectors/_jsonscan.c: the JSON lines scanner;
-- tracekit/analyzers/_firsts.c: the path builder's group-bys (each hop's count and first row
+- tracekit/analyzers/_passes.c: the path builder's group-bys (each hop's count and first row
   per message and per recipient) in one pass.
 """
 
@@ -19,8 +19,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "tracekit.analyzers._firsts",
-            sources=["tracekit/analyzers/_firsts.c"],
+            "tracekit.analyzers._passes",
+            sources=["tracekit/analyzers/_passes.c"],
             extra_compile_args=_FLAGS,
             optional=True,
         ),

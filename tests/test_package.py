@@ -42,7 +42,7 @@ def test_wheel_has_only_the_tracekit_top_level_package(tmp_path: Path) -> None:
     assert "tracekit/py.typed" in names
     # the compiled parts, the JSON lines scanner and the path builder's pass (optional for
     # users; CI builds them)
-    for part in ("tracekit/collectors/_jsonscan.", "tracekit/analyzers/_firsts."):
+    for part in ("tracekit/collectors/_jsonscan.", "tracekit/analyzers/_passes."):
         assert any(n.startswith(part) and n.endswith(".so") for n in names), part
 
 

@@ -1,28 +1,29 @@
-/* The path builder's two group-bys in one pass over the hop events.
- *
- * firsts(trace, recipient, hop, msg_hops, rcp_hops, named_trace, named_recipient)
- *   -> ((key_row, [n per message hop], [r per message hop]),
- *       (key_row, [n per recipient hop], [r per recipient hop], named))
+/* The analysis' compiled passes over the hop events: each gives exactly what a polars
+ * expression in _paths.py gives (the fallback where this is not built), or None for input it
+ * does not take (another type, more rows than 32-bit indices hold, out of memory), and the
+ * caller then runs the polars version.
  *
  * Every column is an Arrow (schema, array) capsule pair (the PyCapsule interface); the inputs
  * are polars Series (anything with __arrow_c_stream__): `trace` and `recipient` the physical
  * codes (uint32) of the hop events' Categorical columns, `hop` their hop index (int32, null:
  * no hop), `named_*` the recipients a broadcast named (uint32 codes, no nulls).
  *
- * It computes exactly what `_paths._wide` computes with polars, per message (trace) over the
- * rows whose hop is a message hop or whose recipient is null, and per (trace, recipient)
- * over the rows with a recipient plus the named pairs:
+ * firsts(trace, recipient, hop, msg_hops, rcp_hops, named_trace, named_recipient)
+ *   -> ((key_row, [n per message hop], [r per message hop]),
+ *       (key_row, [n per recipient hop], [r per recipient hop], named))
+ * The path builder's two group-bys (`_paths._polars_wide`) in one pass: per message (trace)
+ * over the rows whose hop is a message hop or whose recipient is null, and per (trace,
+ * recipient) over the rows with a recipient plus the named pairs:
  *   n<i>  how many rows have hop i (uint32),
  *   r<i>  the first such row (uint32, null when none): rows are read in order,
  *   named whether the broadcast named the pair;
  * and `key_row`, a row that holds the group's key (at or beyond the hop events' length: the
  * named pair at key_row - length). Groups come out in the order of their first row, so that
- * the gathers by r<i> that follow read the columns nearly in order.
+ * the gathers by r<i> that follow read the columns nearly in order. Polars' group-bys
+ * (hashing 5M rows into 1M groups with a dozen conditional aggregations) were a quarter of a
+ * 5M-event analysis.
  *
- * Why: polars' group-bys (hashing 5M rows into 1M groups with a dozen conditional
- * aggregations) were a quarter of a 5M-event analysis; this is one pass, an open-addressing
- * table per side, without the GIL. None is returned for input it does not take (another
- * type, an index type over 32 bits, out of memory): the caller then runs the polars version.
+ * rows_of(trace, wanted) -> the rows whose trace is one of `wanted`'s (`_paths._hops_of`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -582,19 +583,80 @@ done:
     return result;
 }
 
+/* rows_of(trace, wanted) -> the rows whose trace code is one of `wanted`'s (uint32, in
+ * order): a bitmap of the wanted codes read against every row, where polars' semi join or
+ * is_in hashed all 5M rows for a handful of traces (~20 ms a call, ten calls an analysis). */
+static PyObject *rows_of(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o_trace, *o_wanted;
+    if (!PyArg_ParseTuple(args, "OO", &o_trace, &o_wanted)) return NULL;
+    Column trace, wanted;
+    int loaded = column_load(o_trace, "I", &trace);
+    loaded += column_load(o_wanted, "I", &wanted);
+    PyObject *result = NULL;
+    uint8_t *bits = NULL;
+    uint32_t *out = NULL;
+    if (loaded < 2 || trace.length >= (int64_t)NONE) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int ok = 1;
+    uint32_t size = 0, cap = 1024;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t top = 0, t;
+    int any = 0;
+    Cursor cw = {&wanted, 0, 0};
+    for (int64_t i = 0; i < wanted.length; i++)
+        if (next(&cw, &t)) {
+            any = 1;
+            if (t > top) top = t;
+        }
+    bits = calloc((size_t)top / 8 + 1, 1);
+    out = malloc((size_t)cap * sizeof *out);
+    ok = bits && out;
+    cw = (Cursor){&wanted, 0, 0};
+    for (int64_t i = 0; ok && i < wanted.length; i++)
+        if (next(&cw, &t)) bits[t >> 3] |= (uint8_t)(1u << (t & 7));
+    Cursor ct = {&trace, 0, 0};
+    for (int64_t row = 0; ok && any && row < trace.length; row++) {
+        if (!next(&ct, &t) || t > top || !((bits[t >> 3] >> (t & 7)) & 1)) continue;
+        if (size == cap) {
+            uint32_t *more = realloc(out, (size_t)cap * 2 * sizeof *out);
+            if (!more) { ok = 0; break; }
+            out = more;
+            cap *= 2;
+        }
+        out[size++] = (uint32_t)row;
+    }
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = export_u32(&out, size);
+done:
+    free(bits);
+    free(out);
+    column_free(&trace);
+    column_free(&wanted);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"firsts", firsts, METH_VARARGS,
      "firsts(trace, recipient, hop, msg_hops, rcp_hops, named_trace, named_recipient) -> "
      "((key_row, [n], [r]), (key_row, [n], [r], named)) | None"},
+    {"rows_of", rows_of, METH_VARARGS,
+     "rows_of(trace, wanted) -> the rows (uint32 capsule pair) whose code is wanted | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_firsts",
-    .m_doc = "The path builder's group-bys in one pass (see _firsts.c)",
+    .m_name = "_passes",
+    .m_doc = "The analysis' compiled passes over the hop events (see _passes.c)",
     .m_size = -1,
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__firsts(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__passes(void) { return PyModule_Create(&module); }

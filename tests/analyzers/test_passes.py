@@ -1,9 +1,10 @@
-"""The compiled path builder pass gives exactly what polars' group-bys give, or declines.
+"""The analysis' compiled passes give exactly what their polars versions give, or decline.
 
-``tracekit/analyzers/_firsts.c`` counts each hop and finds its first row per message and per
-(trace, recipient) in one pass; ``_paths._polars_wide`` is the same in polars, and the
-fallback where the extension is not built. These tests hold the two to the same frames: a
-differential property test on generated hop events (nulls, hops of neither side, several
+``tracekit/analyzers/_passes.c`` counts each hop and finds its first row per message and per
+(trace, recipient) in one pass (``firsts``; ``_paths._polars_wide`` is the same in polars,
+and the fallback where the extension is not built), and picks the hop events of a few traces
+(``rows_of``, for ``_paths._hops_of``). These tests hold each to its polars version:
+differential property tests on generated hop events (nulls, hops of neither side, several
 chunks, named recipients never seen), a trace with more recipients than the kernel's chains
 hold, and whole analyses with and without it.
 """
@@ -18,7 +19,7 @@ from polars.testing import assert_frame_equal
 
 import tracekit.analyzers._paths as paths_mod
 from tracekit.analyzers import analyze, default_pipeline
-from tracekit.analyzers._paths import _coded, _native_wide, _polars_wide, build_paths
+from tracekit.analyzers._paths import _coded, _hops_of, _native_wide, _polars_wide, build_paths
 from tracekit.synth import generate
 
 MSG = [0, 1, 2, 3, 4]
@@ -30,7 +31,7 @@ USERS = [f"u{i}" for i in range(5)]
 def test_the_kernel_is_built() -> None:
     # Optional for users (setup.py); here it must exist, or the differential tests below
     # would compare polars with itself.
-    assert paths_mod._firsts is not None, "tracekit/analyzers/_firsts.c did not build"
+    assert paths_mod._passes is not None, "tracekit/analyzers/_passes.c did not build"
 
 
 def hop_frame(rows: list[tuple[str | None, str | None, int | None]], cut: int) -> pl.DataFrame:
@@ -150,9 +151,34 @@ def test_whole_analyses_agree_with_and_without_the_kernel(
     events = synth.frame()
     with_kernel = build_paths(events.lazy(), default_pipeline())
     report = analyze(events)
-    monkeypatch.setattr(paths_mod, "_firsts", None)
+    monkeypatch.setattr(paths_mod, "_passes", None)
     without = build_paths(events.lazy(), default_pipeline())
     assert_frame_equal(by_key(with_kernel.msg), by_key(without.msg))
     assert_frame_equal(by_key(with_kernel.pairs), by_key(without.pairs))
     assert_frame_equal(report.findings, analyze(events).findings)
     assert "drop" in report.findings.get_column("kind").to_list()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=rows_strategy,
+    wanted=st.lists(st.sampled_from([*TRACES, "never-logged"]), max_size=4),
+    hop=st.one_of(st.none(), st.integers(0, 9)),
+    cut=st.integers(0, 80),
+)
+def test_the_hops_of_a_few_traces_are_polars_own(
+    rows: list[tuple[str | None, str | None, int | None]],
+    wanted: list[str],
+    hop: int | None,
+    cut: int,
+) -> None:
+    hops = hop_frame(rows, cut)
+    traces = pl.LazyFrame({"trace_id": wanted}, schema={"trace_id": pl.String})
+    got = _hops_of(hops, traces, hop).collect()
+    try:
+        saved, paths_mod._passes = paths_mod._passes, None
+        want = _hops_of(hops, traces, hop).collect()
+    finally:
+        paths_mod._passes = saved
+    assert_frame_equal(got, want)  # same rows, in log order
+    assert set(got.get_column("trace_id")) <= set(wanted)
