@@ -617,16 +617,26 @@ static PyObject *rows_of(PyObject *self, PyObject *args) {
     cw = (Cursor){&wanted, 0, 0};
     for (int64_t i = 0; ok && i < wanted.length; i++)
         if (next(&cw, &t)) bits[t >> 3] |= (uint8_t)(1u << (t & 7));
-    Cursor ct = {&trace, 0, 0};
-    for (int64_t row = 0; ok && any && row < trace.length; row++) {
-        if (!next(&ct, &t) || t > top || !((bits[t >> 3] >> (t & 7)) & 1)) continue;
-        if (size == cap) {
-            uint32_t *more = realloc(out, (size_t)cap * 2 * sizeof *out);
-            if (!more) { ok = 0; break; }
-            out = more;
-            cap *= 2;
+    /* chunk by chunk, a tight loop: few rows match, the branch is predicted */
+    int64_t base = 0;
+    for (int c = 0; ok && any && c < trace.n; c++) {
+        const struct ArrowArray *a = &trace.arrays[c];
+        const uint32_t *v = (const uint32_t *)a->buffers[1] + a->offset;
+        const uint8_t *valid = a->buffers[0];
+        for (int64_t i = 0; i < a->length; i++) {
+            t = v[i];
+            if (t > top || !((bits[t >> 3] >> (t & 7)) & 1)) continue;
+            int64_t at = a->offset + i;
+            if (valid && !((valid[at >> 3] >> (at & 7)) & 1)) continue;
+            if (size == cap) {
+                uint32_t *more = realloc(out, (size_t)cap * 2 * sizeof *out);
+                if (!more) { ok = 0; break; }
+                out = more;
+                cap *= 2;
+            }
+            out[size++] = (uint32_t)(base + i);
         }
-        out[size++] = (uint32_t)row;
+        base += a->length;
     }
     Py_END_ALLOW_THREADS
     if (!ok) {
