@@ -19,7 +19,14 @@ from polars.testing import assert_frame_equal
 
 import tracekit.analyzers._paths as paths_mod
 from tracekit.analyzers import analyze, default_pipeline
-from tracekit.analyzers._paths import _coded, _hops_of, _native_wide, _polars_wide, build_paths
+from tracekit.analyzers._paths import (
+    _coded,
+    _hops_of,
+    _lookup,
+    _native_wide,
+    _polars_wide,
+    build_paths,
+)
 from tracekit.synth import generate
 
 MSG = [0, 1, 2, 3, 4]
@@ -182,3 +189,26 @@ def test_the_hops_of_a_few_traces_are_polars_own(
         paths_mod._passes = saved
     assert_frame_equal(got, want)  # same rows, in log order
     assert set(got.get_column("trace_id")) <= set(wanted)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    left=st.lists(st.sampled_from([*TRACES, None]), max_size=30),
+    right=st.lists(st.sampled_from(TRACES), unique=True, max_size=6),
+    text=st.booleans(),
+)
+def test_a_lookup_by_code_is_a_left_join(
+    left: list[str | None], right: list[str], text: bool
+) -> None:
+    # _lookup gathers by the key's code where polars hashed every key; text keys join
+    dtype = pl.String if text else pl.Categorical()
+    lf = pl.DataFrame(
+        {"trace_id": left, "x": range(len(left))}, schema={"trace_id": dtype, "x": pl.Int64}
+    )
+    rf = pl.DataFrame(
+        {"trace_id": right, "y": [f"y-{t}" for t in right], "z": range(len(right))},
+        schema={"trace_id": dtype, "y": pl.String, "z": pl.Int64},
+    )
+    got = _lookup(lf, rf)
+    want = lf.join(rf, on="trace_id", how="left", maintain_order="left")
+    assert_frame_equal(got, want)
