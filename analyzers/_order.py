@@ -7,7 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, as_text
+from tracekit.analyzers._paths import Paths, as_text, rows_by_code
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -24,12 +24,10 @@ def reorders(paths: Paths) -> pl.LazyFrame:
     def code(c: str) -> pl.Expr:  # a name's integer code (the table's own when Categorical)
         return pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64)
 
-    # Each message's conversation and persist rank, by its trace id's code.
-    canon = (
-        paths.msg.lazy()
-        .filter(pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null())
-        .select(code("trace_id").alias("tc"), code("conv_id").alias("gc"), "prank")
-    )
+    # Each message's conversation and persist rank, by its trace id's code (``tc``).
+    canon = paths.msg.filter(
+        pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null()
+    ).select("tc", code("conv_id").alias("gc"), "prank")
     # Every store event, not only a pair's first: each device (source) keeps its own store, so
     # the order is checked per (conversation, recipient, source) by that log's seq. Narrow
     # integer rows (``row`` points back into the hop events); text only for the findings.
@@ -39,12 +37,22 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         .filter((pl.col("hop") == o) & pl.col("recipient").is_not_null())
         .select(
             "row",
-            code("trace_id").alias("tc"),
+            pl.col("trace_id").cast(pl.Categorical).to_physical().alias("tc"),
             (code("source") * (1 << 32) + code("recipient")).alias("dev"),
             pl.col("pos").alias("rkey"),
         )
-        .join(canon, on="tc", maintain_order="left")
         .collect()
+    )
+    # the message's row by code (a join hashed ~1M store events: 57 ms at 5M events)
+    at = rows_by_code(stored.get_column("tc"), canon.get_column("tc"))
+    if at is None:
+        stored = stored.join(canon, on="tc", maintain_order="left")
+    else:
+        stored = stored.with_columns(
+            canon.select(pl.col("gc", "prank").gather(at)).get_columns()
+        ).filter(at.is_not_null())
+    stored = (
+        stored
         # Grouped by two stable one-key sorts, which keep log order inside each group: a log
         # is in seq order already unless its writer interleaved lines (or its files were read
         # out of order), and only such groups are sorted again below. Two eager sorts: in one

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+import tracekit.analyzers._order as order_mod
 import tracekit.analyzers._paths as paths_mod
 from tracekit.analyzers import analyze, default_pipeline
 from tracekit.analyzers._paths import (
@@ -26,6 +27,7 @@ from tracekit.analyzers._paths import (
     _native_wide,
     _polars_wide,
     build_paths,
+    rows_by_code,
 )
 from tracekit.synth import generate
 
@@ -150,20 +152,39 @@ def test_no_hop_events() -> None:
     assert msg.height == pairs.height == 0
 
 
+FAULTS = ["drop", "duplicate", "reorder", "race_drop", "slow", "seq_gap", "unexpected", "skew"]
+
+
 @pytest.mark.parametrize("seed", [3, 11])
-def test_whole_analyses_agree_with_and_without_the_kernel(
+def test_whole_analyses_agree_with_and_without_the_fast_paths(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synth = generate(seed, messages=60, users=5, second_devices=0.3, faults=["drop"])
+    # Every fast path off at once: the compiled passes, and the lookups by code (as where the
+    # codes are sparse), which then join. The same paths, the same findings.
+    synth = generate(seed, messages=80, users=8, second_devices=0.3, faults=FAULTS)
     events = synth.frame()
-    with_kernel = build_paths(events.lazy(), default_pipeline())
+    fast = build_paths(events.lazy(), default_pipeline())
     report = analyze(events)
     monkeypatch.setattr(paths_mod, "_passes", None)
-    without = build_paths(events.lazy(), default_pipeline())
-    assert_frame_equal(by_key(with_kernel.msg), by_key(without.msg))
-    assert_frame_equal(by_key(with_kernel.pairs), by_key(without.pairs))
+    monkeypatch.setattr(paths_mod, "rows_by_code", lambda keys, among: None)
+    monkeypatch.setattr(order_mod, "rows_by_code", lambda keys, among: None)
+    slow = build_paths(events.lazy(), default_pipeline())
+    assert_frame_equal(by_key(fast.msg), by_key(slow.msg))
+    assert_frame_equal(by_key(fast.pairs), by_key(slow.pairs))
     assert_frame_equal(report.findings, analyze(events).findings)
-    assert "drop" in report.findings.get_column("kind").to_list()
+    kinds = set(report.findings.get_column("kind"))
+    assert {"drop", "duplicate", "reorder", "race", "latency_outlier", "log_gap"} <= kinds
+
+
+def test_a_lookup_declines_sparse_codes() -> None:
+    # An index from code to row as large as the codes: declined where it would be mostly
+    # empty (the caller joins instead)
+    keys = pl.Series([0, 50_000_000], dtype=pl.UInt32)
+    assert rows_by_code(keys, pl.Series([50_000_000], dtype=pl.UInt32)) is None
+    found = rows_by_code(
+        pl.Series([7, 3, None, 9], dtype=pl.UInt32), pl.Series([3, 7], dtype=pl.UInt32)
+    )
+    assert found is not None and found.to_list() == [1, 0, None, None]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
