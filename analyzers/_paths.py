@@ -231,14 +231,17 @@ def _wide(hops: pl.LazyFrame, keys: list[str], indices: list[int], *extra: pl.Ex
     return hops.group_by(packed).agg(*[pl.col(k).first() for k in keys], *aggs).drop("_key")
 
 
-def _coded(hops: pl.DataFrame) -> pl.LazyFrame:
+def _coded(hops: pl.DataFrame, rows: pl.Series | None = None) -> pl.LazyFrame:
     """The hop events' keys (Categorical), ``hop``, ``row`` (an index into ``hops``, whose
-    order is log order), ``source`` and ``ts``. Lazy: the group-bys read ``hops`` through
-    it, no event-sized copy is kept."""
+    order is log order), ``source`` and ``ts``; only those at ``rows`` where given. Lazy: the
+    group-bys read ``hops`` through it, no event-sized copy is kept."""
+    events = (
+        hops.lazy().with_row_index("row")
+        if rows is None
+        else hops[rows].lazy().with_columns(pl.lit(rows).alias("row"))
+    )
     return (
-        hops.lazy()
-        .with_row_index("row")
-        .filter(pl.col("hop").is_not_null())
+        events.filter(pl.col("hop").is_not_null())
         .with_columns(pl.col("trace_id", "recipient").cast(pl.Categorical))
         .select("trace_id", "recipient", "hop", "row", "source", "ts")
     )
@@ -345,7 +348,7 @@ def _lookup(left: pl.DataFrame, right: pl.DataFrame, key: str = "trace_id") -> p
 
 
 def _sources_per_hop(
-    wide: pl.DataFrame, hops: pl.LazyFrame, keys: list[str], indices: list[int], pos: pl.Series
+    wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int], pos: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
     Counted only for the groups where a hop repeats; elsewhere it is the hop's count.
@@ -373,8 +376,10 @@ def _sources_per_hop(
     again = wide.filter(repeated)
     if again.is_empty():
         return wide, devices
+    # the hop events of those traces (compiled: a pass over the codes; else every hop event)
     picked = (
-        hops.join(again.lazy().select(keys), on=keys, how="semi")
+        _coded(hops, _rows_of(hops, again.get_column("trace_id")))
+        .join(again.lazy().select(keys), on=keys, how="semi")
         .filter(pl.col("hop").is_in(indices))
         .collect()
     )
@@ -789,7 +794,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     seqless = table.get_column("seq").has_nulls()
     base = _with_hop(table.lazy(), p, seqless=seqless)
     del table
-    # Names stay Categorical (4 bytes a row) in the event-sized frames (hops_df, coded); the
+    # Names stay Categorical (4 bytes a row) in the event-sized frame (hops_df); the
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
     # source and file names stay Categorical: one pair per hop and row adds up).
     sources = as_text(_source_stats(base)).collect()
@@ -814,7 +819,6 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     fetches = _fetch_events(rest, p)
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
-    coded = _coded(hops_df)
     # Recipients named by the broadcast join the per-recipient rows as markers (hop -1): one
     # group-by then yields every expected or observed pair, with no full join.
     named_rows = (
@@ -841,7 +845,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
     # Compiled, both group-bys are one pass (_passes.c); else polars'.
     native = _native_wide(hops_df, named_rows, msg_idx, rcp_idx)
-    msg_w, rcp_w = native or _polars_wide(coded, named_rows, msg_idx, rcp_idx)
+    msg_w, rcp_w = native or _polars_wide(_coded(hops_df), named_rows, msg_idx, rcp_idx)
     del named_rows
     facts = [f.collect() for f in _trace_facts(facts_cols.with_columns(**cat), send, bcast)]
     # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events),
@@ -864,10 +868,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     pos = hops_df.get_column("pos")
-    msg_w, msg_dev = _sources_per_hop(msg_w, coded, ["trace_id"], msg_idx, pos)
-    with_recipient = coded.filter(pl.col("recipient").is_not_null())
-    rcp_w, rcp_dev = _sources_per_hop(rcp_w, with_recipient, rcp_keys, rcp_idx, pos)
-    del coded, with_recipient  # they read the hop events as they were before the drop
+    msg_w, msg_dev = _sources_per_hop(msg_w, hops_df, ["trace_id"], msg_idx, pos)
+    rcp_w, rcp_dev = _sources_per_hop(rcp_w, hops_df, rcp_keys, rcp_idx, pos)
     # Joined on the Categorical trace id (integers); text from here on.
     # The narrow frames joined first: each join of the wide one copies all its columns.
     wide = _gather(msg_w, hops_df, msg_idx, positions, in_order=native is not None)
