@@ -25,9 +25,11 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         return pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64)
 
     # Each message's conversation and persist rank, by its trace id's code (``tc``).
+    # (``tc`` is null where the hop events hold trace ids as text: their codes made now)
+    tc = pl.col("tc") if paths.msg.get_column("tc").null_count() == 0 else code("trace_id")
     canon = paths.msg.filter(
         pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null()
-    ).select("tc", code("conv_id").alias("gc"), "prank")
+    ).select(tc.cast(pl.UInt32).alias("tc"), code("conv_id").alias("gc"), "prank")
     # Every store event, not only a pair's first: each device (source) keeps its own store, so
     # the order is checked per (conversation, recipient, source) by that log's seq. Narrow
     # integer rows (``row`` points back into the hop events); text only for the findings.

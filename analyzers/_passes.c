@@ -1,7 +1,8 @@
 /* The analysis' compiled passes over the hop events: each gives exactly what a polars
  * expression in _paths.py gives (the fallback where this is not built), or None for input it
- * does not take (another type, more rows than 32-bit indices hold, out of memory), and the
- * caller then runs the polars version.
+ * does not take (another type, more rows than 32-bit indices hold, out of memory while
+ * grouping), and the caller then runs the polars version. Out of memory while handing the
+ * result over raises MemoryError.
  *
  * Every column is an Arrow (schema, array) capsule pair (the PyCapsule interface); the inputs
  * are polars Series (anything with __arrow_c_stream__): `trace` and `recipient` the physical
@@ -83,14 +84,19 @@ static void column_free(Column *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* `obj.__arrow_c_stream__()` read into `c` if its type's format is `format`; 0 otherwise
- * (a Python error set only for a failed call). */
+/* `obj.__arrow_c_stream__()` read into `c` if its type's format is `format`; 0 otherwise.
+ * A Python error is left set only for an interrupt (then later loads do nothing). */
 static int column_load(PyObject *obj, const char *format, Column *c) {
     memset(c, 0, sizeof *c);
+    if (PyErr_Occurred()) return 0;
     PyObject *cap = PyObject_CallMethod(obj, "__arrow_c_stream__", NULL);
-    if (!cap) return 0;
+    if (!cap) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) PyErr_Clear(); /* not an Arrow column */
+        return 0;
+    }
     struct ArrowArrayStream *st = PyCapsule_GetPointer(cap, "arrow_array_stream");
     if (!st) {
+        PyErr_Clear();
         Py_DECREF(cap);
         return 0;
     }
@@ -127,7 +133,8 @@ done:
     if (st->release) st->release(st);
     Py_DECREF(cap);
     if (!ok) column_free(c);
-    PyErr_Clear(); /* a type it does not take is no error: the caller takes another way */
+    /* a type it does not take is no error: the caller takes another way (an interrupt is) */
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_Exception)) PyErr_Clear();
     return ok;
 }
 
@@ -607,6 +614,7 @@ static PyObject *firsts(PyObject *self, PyObject *args) {
     Index x = {NULL, NULL};
     memset(&msg, 0, sizeof msg);
     memset(&pairs, 0, sizeof pairs);
+    if (PyErr_Occurred()) goto done; /* interrupted */
     int64_t rows = trace.length, named = ntrace.length;
     if (loaded < 5 || rcp.length != rows || hop.length != rows || nrcp.length != named ||
         rows + named >= (int64_t)NONE) {
@@ -683,6 +691,7 @@ static PyObject *rows_of(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     uint8_t *bits = NULL;
     uint32_t *out = NULL;
+    if (PyErr_Occurred()) goto done; /* interrupted */
     if (loaded < 2 || trace.length >= (int64_t)NONE) {
         result = Py_NewRef(Py_None);
         goto done;

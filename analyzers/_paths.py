@@ -66,7 +66,9 @@ class Paths:
     #: (one ~230 MB copy at 5M events). Read hop events through :meth:`hop_rows` or
     #: :meth:`hops_of`; a ``row`` is an index into this frame.
     hops: pl.DataFrame
-    msg: pl.DataFrame  # one row per trace id (``tc``: its code in ``hops``' trace_id)
+    #: one row per trace id (``tc``: its code in ``hops``' trace_id where that is Categorical,
+    #: else null)
+    msg: pl.DataFrame
     pairs: pl.DataFrame  # one row per (trace id, recipient), expected and/or observed
     clock: dict[str, ClockEstimate]
     #: per (source a, source b): the tightest ts_b - ts_a of their causal pairs that the clock
@@ -275,7 +277,13 @@ def _native_wide(
     """What :func:`_polars_wide` gives, computed by the compiled pass (_passes.c), groups in
     the order of their first row. None when it is
     not built or declines the input (e.g. 64-bit row indices): polars' group-bys then."""
-    if _passes is None or pl.get_index_type() != pl.UInt32:
+    # (Its inputs are build_paths': a hop only with a trace, hop indices from 0, named pairs
+    # without nulls. Polars groups a null key where the pass skips it.)
+    if (
+        _passes is None
+        or pl.get_index_type() != pl.UInt32
+        or named.null_count().sum_horizontal()[0]
+    ):
         return None
     cat = pl.Categorical()
     trace, recipient = (
@@ -321,9 +329,10 @@ def _native_wide(
 
 
 def rows_by_code(keys: pl.Series, among: pl.Series) -> pl.Series | None:
-    """For each of ``keys``, the row of ``among`` (unique values) that holds it, null where
-    none: integer codes (a Categorical's, physical), looked up in an index from code to row
-    rather than hashed. None where the codes are sparse (the index would be mostly empty: a
+    """For each of ``keys``, the row of ``among`` that holds it, null where none: integer
+    codes (a Categorical's, physical), looked up in an index from code to row rather than
+    hashed. ``among`` must be unique (a repeated code keeps its last row, where a join would
+    repeat the key's rows): every caller's is a group-by's keys or one row per trace. None where the codes are sparse (the index would be mostly empty: a
     process that made many other strings Categorical); the caller then joins."""
     top = int(pl.select(pl.max_horizontal(keys.max(), among.max(), 0)).item())
     if top > 8 * (keys.len() + among.len()) + (1 << 20):
@@ -334,8 +343,9 @@ def rows_by_code(keys: pl.Series, among: pl.Series) -> pl.Series | None:
 
 
 def _lookup(left: pl.DataFrame, right: pl.DataFrame, key: str = "trace_id") -> pl.DataFrame:
-    """A left join of ``right`` (unique ``key``) on ``key``, a Categorical both share, by
-    :func:`rows_by_code` (1M pairs joined to their message: 90 ms as a hash join, 35 ms)."""
+    """A left join of ``right`` (unique ``key``; no other column name in common with
+    ``left``) on ``key``, a Categorical both share, by :func:`rows_by_code` (1M pairs joined to
+    their message: 90 ms as a hash join, 35 ms); ``left``'s order kept."""
     dtype = left.schema[key]
     at = (
         rows_by_code(left.get_column(key).to_physical(), right.get_column(key).to_physical())
@@ -343,7 +353,7 @@ def _lookup(left: pl.DataFrame, right: pl.DataFrame, key: str = "trace_id") -> p
         else None
     )
     if at is None:
-        return left.join(right, on=key, how="left")
+        return left.join(right, on=key, how="left", maintain_order="left")
     return left.hstack(right.drop(key).select(pl.all().gather(at)).get_columns())
 
 
@@ -938,8 +948,14 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     del rcp_raw, observed, fallback  # pairs_raw holds them now
     # Keys joined as Categorical (integers) up to here; the frames hold them as text.
     strings = [pl.col(k).cast(pl.String) for k in keys]
-    # ``tc``: the trace id's code, which the hop events share (reorders look messages up by it)
-    msg_raw = msg_raw.with_columns(strings[0], tc=pl.col("trace_id").to_physical())
+    # ``tc``: the trace id's code, which the hop events share (reorders look messages up by
+    # it). Only where they hold it Categorical: polars gives a code to another string once no
+    # Categorical refers to its own, so a code saved from a frame that is then made text may
+    # stand for another trace by the time it is read.
+    tc = (
+        pl.col("trace_id").to_physical() if hops_df.schema["trace_id"] == pl.Categorical() else None
+    )
+    msg_raw = msg_raw.with_columns(strings[0], tc=tc)
     pairs_raw = pairs_raw.with_columns(strings)
 
     # Clock: reference = the source that persists most messages (else the busiest source).

@@ -233,3 +233,30 @@ def test_a_lookup_by_code_is_a_left_join(
     got = _lookup(lf, rf)
     want = lf.join(rf, on="trace_id", how="left", maintain_order="left")
     assert_frame_equal(got, want)
+
+
+def test_the_passes_decline_what_is_no_arrow_column() -> None:
+    # A column they do not take (no Arrow stream, another type) is a None, never an error:
+    # the caller runs polars
+    empty = pl.Series([], dtype=pl.UInt32)
+    hop = pl.Series([], dtype=pl.Int32)
+    passes = paths_mod._passes
+    assert passes.firsts(object(), empty, hop, (0,), (1,), empty, empty) is None
+    assert passes.firsts(pl.Series(["t1"]), empty, hop, (0,), (1,), empty, empty) is None
+    assert passes.rows_of([1, 2], empty) is None
+    nulls = named_frame([("t0", "u1")]).with_columns(
+        pl.lit(None, pl.Categorical()).alias("recipient")
+    )
+    assert _native_wide(hop_frame([("t0", "u1", 5)], 1), nulls, MSG, RCP) is None
+
+
+def test_text_trace_ids_give_the_same_reorders(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trace ids as text in the hop events: no code is kept in Paths.msg (a code saved from a
+    # frame made text may later stand for another string); reorders make theirs when run.
+    synth = generate(5, messages=80, users=8, faults=["reorder", "drop"])
+    events = synth.frame()
+    as_text = events.with_columns(pl.col("trace_id").cast(pl.String))
+    assert build_paths(as_text.lazy(), default_pipeline()).msg.get_column("tc").null_count() > 0
+    found = analyze(events).findings
+    assert "reorder" in found.get_column("kind").to_list()
+    assert_frame_equal(analyze(as_text).findings, found)
