@@ -357,6 +357,21 @@ def _lookup(left: pl.DataFrame, right: pl.DataFrame, key: str = "trace_id") -> p
     return left.hstack(right.drop(key).select(pl.all().gather(at)).get_columns())
 
 
+def _offsets_by_code(offsets: dict[str, int], sources: list[pl.Series]) -> pl.Series | None:
+    """Each source's clock offset (ns, 0 where none) at its Categorical code, a table for
+    ``sources`` (columns of source names) to gather from: a replace_strict hashed every row's
+    name (0.10 s for the paths' columns at 5M events, this 0.05 s). None where there is no
+    offset, a column is not Categorical, or the codes are sparse (see :func:`rows_by_code`)."""
+    if not offsets or any(s.dtype != pl.Categorical() for s in sources):
+        return None
+    codes = pl.Series(list(offsets), dtype=pl.Categorical()).to_physical()
+    maxima = [codes.max(), *(s.to_physical().max() for s in sources)]
+    top = int(pl.select(pl.max_horizontal(*maxima, 0)).item())
+    if top > 8 * max((s.len() for s in sources), default=0) + (1 << 20):
+        return None
+    return pl.zeros(top + 1, dtype=_I64, eager=True).scatter(codes, list(offsets.values()))
+
+
 def _sources_per_hop(
     wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int], pos: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -1003,16 +1018,27 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     pairs_raw, _ = _repick(pairs_raw, rcp_dev, keys, hops_df, offsets, positions)
     persist_moved = persist is not None and p.index(persist) in moved
 
+    by_code = _offsets_by_code(
+        offsets,
+        [
+            f.get_column(col("src", i))
+            for f, idx in ((msg_raw, msg_idx), (pairs_raw, sorted(needed) + rcp_idx))
+            for i in idx
+        ],
+    )
+
     def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
         if not offsets:
             return frame
-        return frame.with_columns(
-            (
-                pl.col(col("t", i))
-                - pl.col(col("src", i)).replace_strict(offsets, default=0, return_dtype=_I64)
-            ).alias(col("t", i))
-            for i in indices
-        )
+        out: dict[str, pl.Series | pl.Expr] = {}
+        for i in indices:
+            t, src = col("t", i), frame.get_column(col("src", i))
+            if by_code is None:
+                offset = pl.col(src.name).replace_strict(offsets, default=0, return_dtype=_I64)
+                out[t] = pl.col(t) - offset
+            else:
+                out[t] = frame.get_column(t) - by_code.gather(src.to_physical())
+        return frame.with_columns(**out)
 
     msg = corrected(msg_raw, msg_idx)
     pairs = corrected(pairs_raw, sorted(needed) + rcp_idx)

@@ -160,7 +160,7 @@ def test_whole_analyses_agree_with_and_without_the_fast_paths(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every fast path off at once: the compiled passes, and the lookups by code (as where the
-    # codes are sparse), which then join. The same paths, the same findings.
+    # codes are sparse), which then join or replace by name. The same paths, the same findings.
     synth = generate(seed, messages=80, users=8, second_devices=0.3, faults=FAULTS)
     events = synth.frame()
     fast = build_paths(events.lazy(), default_pipeline())
@@ -168,6 +168,7 @@ def test_whole_analyses_agree_with_and_without_the_fast_paths(
     monkeypatch.setattr(paths_mod, "_passes", None)
     monkeypatch.setattr(paths_mod, "rows_by_code", lambda keys, among: None)
     monkeypatch.setattr(order_mod, "rows_by_code", lambda keys, among: None)
+    monkeypatch.setattr(paths_mod, "_offsets_by_code", lambda offsets, sources: None)
     slow = build_paths(events.lazy(), default_pipeline())
     assert_frame_equal(by_key(fast.msg), by_key(slow.msg))
     assert_frame_equal(by_key(fast.pairs), by_key(slow.pairs))
