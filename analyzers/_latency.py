@@ -198,24 +198,59 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     def log(ns: pl.Expr) -> pl.Expr:
         return _log_ms(ns, floor_ms)
 
-    per_edge = (
-        ok.group_by("eid")
-        .agg(pl.col("lat").sort().alias("_sorted"))
-        .select(
-            "eid",
-            lat.list.len().cast(pl.UInt32).alias("count"),
-            at(0.5, ms).alias("p50_ms"),
-            at(0.95, ms).alias("p95_ms"),
-            at(0.99, ms).alias("p99_ms"),
-            ms(lat.list.last()).alias("max_ms"),
-            at(0.5, log).alias("med_log"),
-        )
-        .collect()
+    by_edge = ok.group_by("eid").agg(pl.col("lat").sort().alias("_sorted")).collect()
+    per_edge = by_edge.select(
+        "eid",
+        lat.list.len().cast(pl.UInt32).alias("count"),
+        at(0.5, ms).alias("p50_ms"),
+        at(0.95, ms).alias("p95_ms"),
+        at(0.99, ms).alias("p99_ms"),
+        ms(lat.list.last()).alias("max_ms"),
+        at(0.5, log).alias("med_log"),
     )
-    med = dict(per_edge.select("eid", "med_log").iter_rows())
-    deviation = log(pl.col("lat")) - pl.col("eid").replace_strict(med, return_dtype=pl.Float64)
-    mad = ok.group_by("eid").agg(deviation.abs().median().alias("mad")).collect()
-    return per_edge.join(mad, on="eid")
+    # The MAD off the sorted logs (see _median_deviation): a group-by median of every sample's
+    # deviation took 0.12 s at 5M events, this a few ms.
+    mads = [
+        _median_deviation(pl.select(log(pl.lit(lats))).to_series(), m)
+        for lats, m in zip(
+            by_edge.get_column("_sorted"), per_edge.get_column("med_log"), strict=True
+        )
+    ]
+    return per_edge.with_columns(pl.Series("mad", mads, dtype=pl.Float64))
+
+
+def _median_deviation(g: pl.Series, m: float) -> float:
+    """``(g - m).abs().median()`` of ``g`` sorted ascending, as polars computes it, without a
+    pass over ``g``: the deviations fall to ``m`` and rise after it, two sorted runs (``m -
+    g[i]`` leftwards of where ``m`` would go, ``g[j] - m`` from there), so their k-th smallest
+    is a binary search (O(log n) reads). Polars' median of an even count is ``a + (b - a) *
+    0.5`` of the middle two; the values are polars' own (its log, IEEE subtraction), so the
+    result is the same to the bit."""
+    n = g.len()
+    split = int(g.search_sorted(m, side="left"))  # g[:split] < m <= g[split:]
+
+    def left(t: int) -> float:  # t-th smallest deviation left of m
+        return m - float(g[split - 1 - t])
+
+    def right(t: int) -> float:  # t-th smallest deviation from m on
+        return float(g[split + t]) - m
+
+    def kth(k: int) -> float:
+        a, b = split, n - split
+        lo, hi = max(0, k + 1 - b), min(k + 1, a)  # how many of the k + 1 smallest are left
+        while lo < hi:
+            i = (lo + hi) // 2
+            if left(i) < right(k - i):  # the i + 1-th left one is among them
+                lo = i + 1
+            else:
+                hi = i
+        j = k + 1 - lo
+        return max([left(lo - 1)] * bool(lo) + [right(j - 1)] * bool(j))
+
+    if n % 2:
+        return kth(n // 2)
+    lo_mid, hi_mid = kth(n // 2 - 1), kth(n // 2)
+    return lo_mid + (hi_mid - lo_mid) * 0.5
 
 
 def latency_stats(stats: pl.DataFrame, paths: Paths) -> dict[str, Any]:

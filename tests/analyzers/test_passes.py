@@ -6,7 +6,8 @@ and the fallback where the extension is not built), and picks the hop events of 
 (``rows_of``, for ``_paths._hops_of``). These tests hold each to its polars version:
 differential property tests on generated hop events (nulls, hops of neither side, several
 chunks, named recipients never seen), a trace with more recipients than the kernel's chains
-hold, and whole analyses with and without it.
+hold, and whole analyses with and without it. Likewise the lookups by code (a left join),
+the clock correction's offset table, and edge_stats' MAD off the sorted logs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from polars.testing import assert_frame_equal
 import tracekit.analyzers._order as order_mod
 import tracekit.analyzers._paths as paths_mod
 from tracekit.analyzers import analyze, default_pipeline
+from tracekit.analyzers._latency import _log_ms, _median_deviation
 from tracekit.analyzers._paths import (
     _coded,
     _hops_of,
@@ -261,3 +263,23 @@ def test_text_trace_ids_give_the_same_reorders(monkeypatch: pytest.MonkeyPatch) 
     found = analyze(events).findings
     assert "reorder" in found.get_column("kind").to_list()
     assert_frame_equal(analyze(as_text).findings, found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lats=st.lists(
+        st.one_of(st.integers(0, 10**8), st.integers(0, 3 * 10**6), st.just(5_000_000)),
+        min_size=1,
+        max_size=60,
+    ),
+    floor=st.sampled_from([0.0, 20.0]),
+    where=st.one_of(st.none(), st.floats(-1.0, 6.0)),
+)
+def test_the_median_deviation_off_sorted_logs_is_polars_own(
+    lats: list[int], floor: float, where: float | None
+) -> None:
+    # edge_stats' MAD by binary search over the two sorted runs of deviations: the same float
+    # polars' group-by median of every deviation gives, to the bit (ties, odd and even counts)
+    g = pl.select(_log_ms(pl.Series(sorted(lats), dtype=pl.Int64), floor)).to_series()
+    m = float(g.median()) if where is None else where  # type: ignore[arg-type]
+    assert _median_deviation(g, m) == (g - m).abs().median()
