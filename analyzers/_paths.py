@@ -930,10 +930,14 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     rcp_raw = _gather(rcp_w, hops_df, rcp_idx, positions, in_order=native is not None)
     del msg_w, rcp_w, any_w, facts
     keys = ["trace_id", "recipient"]
-    fallback = _fallback(msg_raw, rcp_raw, fetches)
-    observed = rcp_raw.lazy()
-    if not rcp_raw.is_empty():
-        fallback = fallback.join(observed.select(keys), on=keys, how="anti")
+    # Membership's pairs (few, or none where every broadcast names its recipients): added to
+    # the observed ones only where there are some (a concat copied every observed pair).
+    fallback = _fallback(msg_raw, rcp_raw, fetches).collect()
+    if fallback.height and rcp_raw.height:
+        fallback = fallback.join(rcp_raw.select(keys), on=keys, how="anti")
+    observed = (
+        pl.concat([rcp_raw, fallback], how="diagonal_relaxed") if fallback.height else rcp_raw
+    )
     # Only the message hops that recipient rows refer to: predecessors of recipient hops
     # (drops, latency, clock) and the send (end to end).
     needed = {p.index(a) for h in p.hops if h.scope == "recipient" for a in h.after} | {send}
@@ -952,10 +956,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         ],
     )
     pairs_raw = _lookup(
-        pl.concat([observed, fallback], how="diagonal_relaxed")
-        .with_columns(pl.col("named").fill_null(False))
-        .collect(),
-        per_message,
+        observed.with_columns(pl.col("named").fill_null(False)), per_message
     ).with_columns(
         # Membership mode: every recipient seen counts as expected (nothing to contradict it).
         expected=pl.col("named") | ~pl.col("has_list").fill_null(False)
