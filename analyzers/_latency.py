@@ -285,9 +285,9 @@ def outliers_and_slo(
         (pl.col("eid") != e2e) & (pl.col("count") >= p.outlier_min_samples)
     ).select("eid", pl.col("p50_ms").alias("med_ms"), "med_log", "mad")
     above = {r["eid"]: int((r["med_ms"] + floor) * 1e6) for r in usable.iter_rows(named=True)}
-    candidates = ok.filter(
-        pl.col("lat") > pl.col("eid").replace_strict(above, default=None, return_dtype=pl.Int64)
-    ).join(usable.lazy(), on="eid")
+    candidates = ok.filter(pl.col("lat") > _per_edge(above, len(edges))).join(
+        usable.lazy(), on="eid"
+    )
     # Scored on the shortest latency the clock bounds allow: a cross-host sample is corrected
     # with estimated offsets, and where a clock is known only on one side (a client that only
     # receives) its estimate can be off by tens of ms. A spike has to stand out whatever the
@@ -333,7 +333,7 @@ def outliers_and_slo(
     limits = {ids[k]: int(v.total_seconds() * 1e9) for k, v in p.slo.items() if k in ids}
     if not limits:
         return outl
-    slo_ns = pl.col("eid").replace_strict(limits, default=None, return_dtype=pl.Int64)
+    slo_ns = _per_edge(limits, len(edges))
     breach = _enrich(ok.filter(pl.col("lat") > slo_ns).with_columns(slo_ns.alias("slo_ns")), paths)
     slo = findings(
         breach,
@@ -358,6 +358,14 @@ def outliers_and_slo(
         at="t",
     )
     return pl.concat([outl, slo])
+
+
+def _per_edge(values: Mapping[int, int], edges: int) -> pl.Expr:
+    """Each sample's value of ``values`` by its edge (``eid``), null for an edge without one:
+    a gather from a table by edge, where a replace_strict hashed every sample (5.7M samples:
+    46 -> 20 ms)."""
+    table = pl.Series([values.get(e) for e in range(edges)], dtype=pl.Int64)
+    return pl.lit(table).gather(pl.col("eid"))
 
 
 def _least_latency(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
