@@ -623,7 +623,10 @@ def _clock_constraints(
             continue
         # where several sources logged b: a pair per source (the representative is one)
         each = each.select(
-            *[pl.col(k).cast(pl.String) for k in keys], b="source", t_b="ts", n_b="n"
+            *[pl.col(k).cast(pl.String) for k in keys],
+            b=pl.col("source").cast(pl.Categorical()),  # as the src columns (text input too)
+            t_b="ts",
+            n_b="n",
         )
         frames.append(
             side.join(each.lazy().select(keys).unique(), on=keys, how="anti").select(**cols)
@@ -1038,7 +1041,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
                 offset = pl.col(src.name).replace_strict(offsets, default=0, return_dtype=_I64)
                 out[t] = pl.col(t) - offset
             else:
-                out[t] = frame.get_column(t) - by_code.gather(src.to_physical())
+                # (a hop with no source: not shifted, as replace_strict's default has it)
+                out[t] = frame.get_column(t) - by_code.gather(src.to_physical()).fill_null(0)
         return frame.with_columns(**out)
 
     msg = corrected(msg_raw, msg_idx)
