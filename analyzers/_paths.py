@@ -275,8 +275,8 @@ def _native_wide(
     hops: pl.DataFrame, named: pl.DataFrame, msg_idx: list[int], rcp_idx: list[int]
 ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """What :func:`_polars_wide` gives, computed by the compiled pass (_passes.c), groups in
-    the order of their first row. None when it is
-    not built or declines the input (e.g. 64-bit row indices): polars' group-bys then."""
+    the order of their first row. None when it is not built or declines the input (e.g.
+    64-bit row indices): polars' group-bys then."""
     # (Its inputs are build_paths': a hop only with a trace, hop indices from 0, named pairs
     # without nulls. Polars groups a null key where the pass skips it.)
     if (
@@ -332,8 +332,9 @@ def rows_by_code(keys: pl.Series, among: pl.Series) -> pl.Series | None:
     """For each of ``keys``, the row of ``among`` that holds it, null where none: integer
     codes (a Categorical's, physical), looked up in an index from code to row rather than
     hashed. ``among`` must be unique (a repeated code keeps its last row, where a join would
-    repeat the key's rows): every caller's is a group-by's keys or one row per trace. None where the codes are sparse (the index would be mostly empty: a
-    process that made many other strings Categorical); the caller then joins."""
+    repeat the key's rows): every caller's is a group-by's keys or one row per trace. None
+    where the codes are sparse (the index would be mostly empty: a process that made many
+    other strings Categorical); the caller then joins."""
     top = int(pl.select(pl.max_horizontal(keys.max(), among.max(), 0)).item())
     if top > 8 * (keys.len() + among.len()) + (1 << 20):
         return None
