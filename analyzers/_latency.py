@@ -132,7 +132,12 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     parts: list[pl.DataFrame] = []
     # no edge (a one-hop pipeline) has no sample: the send "edge" gives the columns, no row
     send = p.roles["send"]
-    for eid, (name, a, b) in enumerate(_edges(paths) or [("", send, send)]):
+    edges = list(enumerate(_edges(paths) or [("", send, send)]))
+    # Only the edges the rows are on (each edge's gathers were a dozen small collects, for
+    # every edge of every call: ~150 an analysis, most of them over no row); one edge, empty,
+    # where there is no row, for the columns.
+    on = set(few.get_column("eid").unique().to_list())
+    for eid, (name, a, b) in [e for e in edges if e[0] in on] or edges[:1]:
         ia, ib = p.index(a), p.index(b)
         rcp = p.hop(b).scope == "recipient"
         mine = few.filter(pl.col("eid") == eid)
