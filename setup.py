@@ -9,6 +9,8 @@ polars alone (slower, the same results).
 from setuptools import Extension, setup
 
 _FLAGS = ["-std=c11", "-Wall", "-Wextra"]
+# both include tracekit/_arrow_c.h (the Arrow C interfaces and the capsules over them)
+_SHARED = {"include_dirs": ["tracekit"], "depends": ["tracekit/_arrow_c.h"]}
 
 setup(
     ext_modules=[
@@ -17,12 +19,14 @@ setup(
             sources=["tracekit/collectors/_jsonscan.c"],
             extra_compile_args=_FLAGS,
             optional=True,
+            **_SHARED,
         ),
         Extension(
             "tracekit.analyzers._passes",
             sources=["tracekit/analyzers/_passes.c"],
             extra_compile_args=_FLAGS,
             optional=True,
+            **_SHARED,
         ),
     ]
 )

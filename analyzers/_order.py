@@ -25,8 +25,9 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         return pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64)
 
     # Each message's conversation and persist rank, by its trace id's code (``tc``).
-    # (``tc`` is null where the hop events hold trace ids as text: their codes made now)
-    tc = pl.col("tc") if paths.msg.get_column("tc").null_count() == 0 else code("trace_id")
+    # (no ``tc`` where the hop events hold trace ids as text: their codes made now)
+    kept = paths.hops.schema["trace_id"] == pl.Categorical()
+    tc = pl.col("tc") if kept else code("trace_id")
     canon = paths.msg.filter(
         pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null()
     ).select(tc.cast(pl.UInt32).alias("tc"), code("conv_id").alias("gc"), "prank")

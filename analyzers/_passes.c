@@ -33,41 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Arrow C data and stream interfaces ---- */
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
+#include "_arrow_c.h" /* tracekit/: the Arrow structs and capsules */
 
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-
-struct ArrowArrayStream {
-    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
-    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
-    const char *(*get_last_error)(struct ArrowArrayStream *);
-    void (*release)(struct ArrowArrayStream *);
-    void *private_data;
-};
-
-#define ARROW_FLAG_NULLABLE 2
 #define NONE UINT32_MAX /* no row */
 
 /* ---- input: one column's chunks, read through a cursor ---- */
@@ -362,22 +329,6 @@ static void release_array(struct ArrowArray *a) {
 
 static void release_schema(struct ArrowSchema *sc) { sc->release = NULL; }
 
-static void capsule_schema_free(PyObject *cap) {
-    struct ArrowSchema *sc = PyCapsule_GetPointer(cap, "arrow_schema");
-    if (sc) {
-        if (sc->release) sc->release(sc);
-        free(sc);
-    }
-}
-
-static void capsule_array_free(PyObject *cap) {
-    struct ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
-    if (a) {
-        if (a->release) a->release(a);
-        free(a);
-    }
-}
-
 /* A (schema, array) capsule pair over `values` (taken: freed with the array, or here on
  * failure) and `valid` (a bitmap, taken likewise; NULL: no nulls). */
 static PyObject *export(const char *format, void *values, uint8_t *valid, int64_t length,
@@ -403,17 +354,7 @@ static PyObject *export(const char *format, void *values, uint8_t *valid, int64_
     arr->buffers = o->buffers;
     arr->private_data = o;
     arr->release = release_array;
-    PyObject *scap = PyCapsule_New(sc, "arrow_schema", capsule_schema_free);
-    if (!scap) {
-        free(sc); release_array(arr); free(arr);
-        return NULL;
-    }
-    PyObject *acap = PyCapsule_New(arr, "arrow_array", capsule_array_free);
-    if (!acap) {
-        Py_DECREF(scap); release_array(arr); free(arr);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", scap, acap);
+    return arrow_capsules(sc, arr);
 }
 
 static PyObject *export_u32(uint32_t **values, uint32_t length) {
@@ -509,14 +450,18 @@ typedef struct {
     const Column *trace, *rcp, *hop, *ntrace, *nrcp;
     const int8_t *slot; /* hop -> this side's column, -1 */
     int64_t rows, named;
+    int pairs;          /* the recipient side (else the message side) */
     int ok;
 } Side;
 
-/* per message: the rows whose hop is a message hop or whose recipient is null */
-static void *scan_msg(void *arg) {
+/* The message side groups the rows whose hop is a message hop or whose recipient is null, by
+ * trace; the recipient side the rows with a recipient, then the named pairs, by (trace,
+ * recipient). Each counts its hops' rows and keeps the first. */
+static void *scan_side(void *arg) {
     Side *s = arg;
+    Groups *g = s->g;
     Cursor ct = {s->trace, 0, 0}, cr = {s->rcp, 0, 0}, ch = {s->hop, 0, 0};
-    for (int64_t row = 0; s->ok && row < s->rows;) {
+    for (int64_t row = 0; row < s->rows;) {
         const uint32_t *tv, *rv, *hv;
         const uint8_t *tn, *rn, *hn;
         int64_t tb, rb, hb;
@@ -525,50 +470,24 @@ static void *scan_msg(void *arg) {
         for (int64_t i = 0; i < n; i++) {
             /* not a hop event (no trace: no hop either) */
             if (!is_valid(hn, hb + i) || !is_valid(tn, tb + i)) continue;
+            int has_r = is_valid(rn, rb + i);
             int32_t hi = (int32_t)hv[i];
             int j = hi >= 0 && hi < MAX_HOPS ? s->slot[hi] : -1;
-            if (j < 0 && is_valid(rn, rb + i)) continue;
-            uint32_t id = msg_of(s->g, s->x, tv[i], (uint32_t)(row + i));
+            uint32_t at = (uint32_t)(row + i), id;
+            if (s->pairs) {
+                if (!has_r) continue;
+                id = pair_of(g, s->x, tv[i], rv[i], at);
+            } else {
+                if (j < 0 && has_r) continue;
+                id = msg_of(g, s->x, tv[i], at);
+            }
             if (id == UINT32_MAX) {
                 s->ok = 0;
                 return NULL;
             }
             if (j >= 0) {
-                if (s->g->r[j][id] == NONE) s->g->r[j][id] = (uint32_t)(row + i);
-                s->g->n[j][id]++;
-            }
-        }
-        row += n;
-        ct.i += n;
-        cr.i += n;
-        ch.i += n;
-    }
-    return NULL;
-}
-
-/* per (trace, recipient): the rows with a recipient, then the named pairs */
-static void *scan_pairs(void *arg) {
-    Side *s = arg;
-    Cursor ct = {s->trace, 0, 0}, cr = {s->rcp, 0, 0}, ch = {s->hop, 0, 0};
-    for (int64_t row = 0; s->ok && row < s->rows;) {
-        const uint32_t *tv, *rv, *hv;
-        const uint8_t *tn, *rn, *hn;
-        int64_t tb, rb, hb;
-        int64_t n = min3(span(&ct, &tv, &tn, &tb), span(&cr, &rv, &rn, &rb),
-                         span(&ch, &hv, &hn, &hb));
-        for (int64_t i = 0; i < n; i++) {
-            if (!is_valid(rn, rb + i) || !is_valid(hn, hb + i) || !is_valid(tn, tb + i))
-                continue;
-            uint32_t id = pair_of(s->g, s->x, tv[i], rv[i], (uint32_t)(row + i));
-            if (id == UINT32_MAX) {
-                s->ok = 0;
-                return NULL;
-            }
-            int32_t hi = (int32_t)hv[i];
-            int j = hi >= 0 && hi < MAX_HOPS ? s->slot[hi] : -1;
-            if (j >= 0) {
-                if (s->g->r[j][id] == NONE) s->g->r[j][id] = (uint32_t)(row + i);
-                s->g->n[j][id]++;
+                if (g->r[j][id] == NONE) g->r[j][id] = at;
+                g->n[j][id]++;
             }
         }
         row += n;
@@ -578,15 +497,15 @@ static void *scan_pairs(void *arg) {
     }
     Cursor nt = {s->ntrace, 0, 0}, nr = {s->nrcp, 0, 0};
     uint32_t t, r;
-    for (int64_t i = 0; s->ok && i < s->named; i++) {
+    for (int64_t i = 0; s->pairs && i < s->named; i++) {
         int has_t = next(&nt, &t), has_r = next(&nr, &r);
         if (!has_t || !has_r) continue;
-        uint32_t id = pair_of(s->g, s->x, t, r, (uint32_t)(s->rows + i));
+        uint32_t id = pair_of(g, s->x, t, r, (uint32_t)(s->rows + i));
         if (id == UINT32_MAX) {
             s->ok = 0;
-            break;
+            return NULL;
         }
-        s->g->named[id] = 1;
+        g->named[id] = 1;
     }
     return NULL;
 }
@@ -639,13 +558,13 @@ static PyObject *firsts(PyObject *self, PyObject *args) {
         ok = x.msg && x.head;
     }
     /* The two sides share only the (read-only) columns: one thread each. */
-    Side sm = {&msg, &x, &trace, &rcp, &hop, &ntrace, &nrcp, msg_slot, rows, named, ok};
-    Side sp = {&pairs, &x, &trace, &rcp, &hop, &ntrace, &nrcp, rcp_slot, rows, named, ok};
+    Side sm = {&msg, &x, &trace, &rcp, &hop, &ntrace, &nrcp, msg_slot, rows, named, 0, ok};
+    Side sp = {&pairs, &x, &trace, &rcp, &hop, &ntrace, &nrcp, rcp_slot, rows, named, 1, ok};
     pthread_t other;
-    int threaded = ok && pthread_create(&other, NULL, scan_pairs, &sp) == 0;
-    scan_msg(&sm);
+    int threaded = ok && pthread_create(&other, NULL, scan_side, &sp) == 0;
+    if (ok) scan_side(&sm);
     if (threaded) pthread_join(other, NULL);
-    else scan_pairs(&sp);
+    else if (ok) scan_side(&sp);
     ok = sm.ok && sp.ok;
     Py_END_ALLOW_THREADS
     if (!ok) {

@@ -328,18 +328,26 @@ def _native_wide(
     return msg, pairs
 
 
+def _code_table_size(codes: list[pl.Series], rows: int) -> int | None:
+    """The size of a table indexed by integer codes (a Categorical's, physical) that holds
+    every one of ``codes``; None where the codes are sparse against the ``rows`` it serves
+    (the table would be mostly empty: a process that made many other strings Categorical,
+    e.g. a long ``watch``), and the caller joins or replaces by name instead."""
+    top = int(pl.select(pl.max_horizontal(*(c.max() for c in codes), 0)).item())
+    return None if top > 8 * rows + (1 << 20) else top + 1
+
+
 def rows_by_code(keys: pl.Series, among: pl.Series) -> pl.Series | None:
     """For each of ``keys``, the row of ``among`` that holds it, null where none: integer
     codes (a Categorical's, physical), looked up in an index from code to row rather than
     hashed. ``among`` must be unique (a repeated code keeps its last row, where a join would
     repeat the key's rows): every caller's is a group-by's keys or one row per trace. None
-    where the codes are sparse (the index would be mostly empty: a process that made many
-    other strings Categorical); the caller then joins."""
-    top = int(pl.select(pl.max_horizontal(keys.max(), among.max(), 0)).item())
-    if top > 8 * (keys.len() + among.len()) + (1 << 20):
+    where the codes are sparse (:func:`_code_table_size`)."""
+    size = _code_table_size([keys, among], keys.len() + among.len())
+    if size is None:
         return None
     rows = pl.int_range(among.len(), dtype=pl.UInt32, eager=True)
-    index = pl.Series(values=[None], dtype=pl.UInt32).extend_constant(None, top)
+    index = pl.Series(values=[None], dtype=pl.UInt32).extend_constant(None, size - 1)
     return index.scatter(among.drop_nulls(), rows.filter(among.is_not_null())).gather(keys)
 
 
@@ -362,15 +370,15 @@ def _offsets_by_code(offsets: dict[str, int], sources: list[pl.Series]) -> pl.Se
     """Each source's clock offset (ns, 0 where none) at its Categorical code, a table for
     ``sources`` (columns of source names) to gather from: a replace_strict hashed every row's
     name (0.10 s for the paths' columns at 5M events, this 0.05 s). None where there is no
-    offset, a column is not Categorical, or the codes are sparse (see :func:`rows_by_code`)."""
+    offset, a column is not Categorical, or the codes are sparse (:func:`_code_table_size`)."""
     if not offsets or any(s.dtype != pl.Categorical() for s in sources):
         return None
     codes = pl.Series(list(offsets), dtype=pl.Categorical()).to_physical()
-    maxima = [codes.max(), *(s.to_physical().max() for s in sources)]
-    top = int(pl.select(pl.max_horizontal(*maxima, 0)).item())
-    if top > 8 * max((s.len() for s in sources), default=0) + (1 << 20):
+    physical = [s.to_physical() for s in sources]
+    size = _code_table_size([codes, *physical], max((s.len() for s in sources), default=0))
+    if size is None:
         return None
-    return pl.zeros(top + 1, dtype=_I64, eager=True).scatter(codes, list(offsets.values()))
+    return pl.zeros(size, dtype=_I64, eager=True).scatter(codes, list(offsets.values()))
 
 
 def _sources_per_hop(

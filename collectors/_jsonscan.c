@@ -23,33 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Arrow C data interface (https://arrow.apache.org/docs/format/CDataInterface.html) ---- */
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
+#include "_arrow_c.h" /* tracekit/: the Arrow structs and capsules */
 
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-
-#define ARROW_FLAG_NULLABLE 2
 #define MAX_KEYS 64
 #define MAX_DEPTH 64
 
@@ -723,22 +698,6 @@ static void release_schema(struct ArrowSchema *sc) {
     sc->release = NULL;
 }
 
-static void capsule_schema_free(PyObject *cap) {
-    struct ArrowSchema *sc = PyCapsule_GetPointer(cap, "arrow_schema");
-    if (sc) {
-        if (sc->release) sc->release(sc);
-        free(sc);
-    }
-}
-
-static void capsule_array_free(PyObject *cap) {
-    struct ArrowArray *a = PyCapsule_GetPointer(cap, "arrow_array");
-    if (a) {
-        if (a->release) a->release(a);
-        free(a);
-    }
-}
-
 static int64_t count_nulls(const uint8_t *valid, int64_t n) {
     int64_t set = 0, full = n >> 3;
     for (int64_t i = 0; i < full; i++) set += __builtin_popcount(valid[i]);
@@ -812,17 +771,7 @@ static PyObject *export_column(Scan *s, int i, int64_t rows) {
         memset(&s->ts.valid, 0, sizeof s->ts.valid);
         memset(&s->ts.values, 0, sizeof s->ts.values);
     }
-    PyObject *scap = PyCapsule_New(sc, "arrow_schema", capsule_schema_free);
-    if (!scap) {
-        release_schema(sc); free(sc); release_array(arr); free(arr);
-        return NULL;
-    }
-    PyObject *acap = PyCapsule_New(arr, "arrow_array", capsule_array_free);
-    if (!acap) {
-        Py_DECREF(scap); release_array(arr); free(arr);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", scap, acap);
+    return arrow_capsules(sc, arr);
 }
 
 /* (rows, [(schema, array) capsules per column, then the timestamps]) */
