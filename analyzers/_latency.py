@@ -186,8 +186,7 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     monotonic); the spread (MAD) takes one more pass. A group-by quantile selects afresh for
     each statistic: 116 ms against 39 ms for 1M events' samples."""
     floor_ms = p.outlier_floor.total_seconds() * 1e3
-    # read twice below: collected once (a caller's uncollected samples would run twice)
-    ok = samples.filter(pl.col("lat") >= 0).select("eid", "lat").collect().lazy()
+    ok = samples.filter(pl.col("lat") >= 0).select("eid", "lat").collect()
     lat = pl.col("_sorted")
 
     def at(q: float, of: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
@@ -203,7 +202,7 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     def log(ns: pl.Expr) -> pl.Expr:
         return _log_ms(ns, floor_ms)
 
-    by_edge = ok.group_by("eid").agg(pl.col("lat").sort().alias("_sorted")).collect()
+    by_edge = _sorted_by_edge(ok)
     per_edge = by_edge.select(
         "eid",
         lat.list.len().cast(pl.UInt32).alias("count"),
@@ -222,6 +221,34 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
         _median_deviation(g, m) for g, m in zip(logs, per_edge.get_column("med_log"), strict=True)
     ]
     return per_edge.with_columns(pl.Series("mad", mads, dtype=pl.Float64))
+
+
+def _sorted_by_edge(ok: pl.DataFrame) -> pl.DataFrame:
+    """Per edge (``eid``, ascending), its latencies (``lat``, none negative) sorted, as a list.
+
+    One sort of one integer key, the edge in the high bits and the latency in the low ones,
+    then a slice per edge: a group-by sorting each edge's list took 0.15-0.25 s for 5M
+    events' samples, this 0.08-0.10 s. Where the key would not fit (latencies of years), the
+    group-by."""
+    top, last = ok.select(pl.col("lat").max(), pl.col("eid").cast(pl.Int64).max()).row(0)
+    if top is None:  # no sample
+        return ok.group_by("eid").agg(pl.col("lat").alias("_sorted"))
+    bits = int(top).bit_length()
+    if bits + int(last).bit_length() > 62:
+        return ok.group_by("eid").agg(pl.col("lat").sort().alias("_sorted"))
+    key = ok.select((pl.col("eid").cast(pl.Int64) * (1 << bits) + pl.col("lat")).sort())
+    keys = key.to_series()
+    lat = keys & ((1 << bits) - 1)
+    # where each edge's keys begin (and the last ends): a binary search each, no pass
+    starts = pl.Series([e << bits for e in range(last + 2)], dtype=pl.Int64)
+    at = keys.search_sorted(starts, side="left").to_list()
+    eids = [e for e in range(last + 1) if at[e + 1] > at[e]]
+    return pl.DataFrame(
+        {
+            "eid": pl.Series(eids, dtype=ok.schema["eid"]),
+            "_sorted": pl.concat([lat.slice(at[e], at[e + 1] - at[e]).implode() for e in eids]),
+        }
+    )
 
 
 def _median_deviation(g: pl.Series, m: float) -> float:

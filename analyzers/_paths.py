@@ -351,6 +351,25 @@ def rows_by_code(keys: pl.Series, among: pl.Series) -> pl.Series | None:
     return index.scatter(among.drop_nulls(), rows.filter(among.is_not_null())).gather(keys)
 
 
+def _union_keys(parts: list[pl.DataFrame], key: str = "trace_id") -> pl.DataFrame:
+    """Each ``key`` of ``parts`` once, in order of first appearance. The first part's keys are
+    unique (a group-by's) and usually hold every other part's: those are looked up in it by
+    code (:func:`rows_by_code`), and only the others made unique (a unique of every part's
+    keys took 0.11 s at 5M events)."""
+    head = parts[0].select(key)
+    rest = pl.concat([f.select(key) for f in parts[1:]])
+    cat = pl.Categorical()
+    at = (
+        rows_by_code(rest.get_column(key).to_physical(), head.get_column(key).to_physical())
+        if head.schema[key] == cat and rest.schema[key] == cat
+        else None
+    )
+    if at is None:
+        return pl.concat([head, rest]).unique(maintain_order=True)
+    extra = rest.filter(at.is_null()).unique(maintain_order=True)
+    return pl.concat([head, extra]) if extra.height else head
+
+
 def _lookup(left: pl.DataFrame, right: pl.DataFrame, key: str = "trace_id") -> pl.DataFrame:
     """A left join of ``right`` (unique ``key``; no other column name in common with
     ``left``) on ``key``, a Categorical both share, by :func:`rows_by_code` (1M pairs joined to
@@ -913,7 +932,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # Every trace with a message hop, a pair or a fact, once; the columns of each looked up by
     # its code (full joins hashed every key of every part: 0.14 s at 5M events).
     parts = [wide, any_w, *facts]
-    traces = pl.concat([f.select("trace_id") for f in parts]).unique(maintain_order=True)
+    traces = _union_keys(parts)
     msg_raw = traces
     for part in parts:
         msg_raw = _lookup(msg_raw, part)
