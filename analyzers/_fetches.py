@@ -30,13 +30,15 @@ def fetch_positions(paths: Paths) -> pl.DataFrame:
     k-th start), so at any position the open fetches are starts number ends + 1 .. starts.
     Open count = running sum of +1/-1 in log order, floored at 0 (an end whose start came
     before the logs closes nothing): floor(x) = x - min(0, running min of x)."""
-    if "fetch_positions" in paths.memo:  # read by the races and the removals
-        return paths.memo["fetch_positions"]
+    return paths.memoised("fetch_positions", lambda: _fetch_positions(paths))
+
+
+def _fetch_positions(paths: Paths) -> pl.DataFrame:
     is_start = pl.col("kind") == "start"
     raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over("key")
     floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over("key"))
     closes = ~is_start & (pl.col("open").shift(1).over("key").fill_null(0) > 0)
-    paths.memo["fetch_positions"] = out = (
+    return (
         paths.fetches.lazy()
         .filter(pl.col("conv_id").is_not_null())
         .with_columns(fetch_key())
@@ -47,7 +49,6 @@ def fetch_positions(paths: Paths) -> pl.DataFrame:
         .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over("key"))
         .collect()
     )
-    return out
 
 
 def fetch_bounds(fetch: pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:

@@ -11,6 +11,7 @@ offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -86,8 +87,20 @@ class Paths:
     #: events of the pipeline's ``remove`` role (not hops): whose store lost which message,
     #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
     removals: pl.DataFrame
-    #: frames derived from these, computed once (e.g. :func:`._removed.removed`)
+    #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
+    _memo_lock: threading.RLock = field(
+        default_factory=threading.RLock, init=False, compare=False, repr=False
+    )
+
+    def memoised(self, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        """``compute()``, once per ``key``: ``analyze`` runs the finding kinds on threads, and
+        two of them asking for one frame get the same (re-entrant: a memoised frame may ask
+        for another)."""
+        with self._memo_lock:
+            if key not in self.memo:
+                self.memo[key] = compute()
+            return self.memo[key]
 
     def true_time(self, ts: str = "ts", source: str = "source") -> pl.Expr:
         """Corrected time of raw ``ts`` logged by ``source`` (``hops`` keeps raw ``ts``)."""

@@ -64,11 +64,14 @@ def removed(paths: Paths) -> pl.DataFrame:
     final = p.role("final")
     if final is None or paths.removals.is_empty():
         return pl.DataFrame(schema=_SCHEMA)
-    if "removed" in paths.memo:  # asked by the drops, the races and the summary
-        return paths.memo["removed"]
+    f = p.index(final)
+    return paths.memoised("removed", lambda: _removed(paths, f))  # drops, races, summary
+
+
+def _removed(paths: Paths, final: int) -> pl.DataFrame:
     keys = ["trace_id", "recipient", "source"]
     rm = paths.removals.lazy()
-    adds = paths.hops_of(rm.select("trace_id"), p.index(final)).with_columns(t=paths.true_time())
+    adds = paths.hops_of(rm.select("trace_id"), final).with_columns(t=paths.true_time())
     fields = ("pos", "t", "file", "line", "conv_id")
     last_add = adds.group_by(keys).agg(pl.col(fields).sort_by("pos").last().name.suffix("_add"))
     # the removal that took it off: the first after that add (a later one removed nothing)
@@ -89,7 +92,7 @@ def removed(paths: Paths) -> pl.DataFrame:
     )
     back = _restored(paths, gone)
     devices = adds.group_by("trace_id", "recipient").agg(devices=pl.col("source").n_unique())
-    paths.memo["removed"] = out = (
+    return (
         gone.lazy()
         .with_columns(restored=pl.col("rid").is_in(back.implode()))
         .join(devices, on=keys[:2])
@@ -98,7 +101,6 @@ def removed(paths: Paths) -> pl.DataFrame:
         .sort(keys)
         .collect()
     )
-    return out
 
 
 def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import polars as pl
 import pytest
 
+import tracekit.analyzers._report as report_module
 from tracekit.analyzers import FINDING_SCHEMA, analyze, timeline
+from tracekit.analyzers._paths import build_paths
 from tracekit.table import empty_events
 
 
@@ -246,3 +250,43 @@ def test_timeline_shows_each_device_of_a_recipient_with_its_missing_hop(history)
         ("u2 on client-u2-tablet", "REPO.add", True, 1, "client-u2-tablet", 2.0, 2),
         ("u2 on client-u2-tablet", "CTRL.add", True, 1, "client-u2-tablet", 2.0, 3),
     ]
+
+
+def test_a_memoised_frame_is_computed_once_by_threads_asking_together(history):
+    # analyze runs the finding kinds two at a time on threads; the drops, races and summary
+    # all ask for the removals (which ask for the fetch windows): one computation, one frame
+    history.message(1, "u1", ["u2"], t=0)
+    paths = build_paths(history.frame().lazy())
+    calls: list[str] = []
+
+    def inner() -> pl.DataFrame:
+        calls.append("inner")
+        return pl.DataFrame({"x": [1]})
+
+    def outer() -> pl.DataFrame:
+        calls.append("outer")
+        time.sleep(0.05)  # the others arrive meanwhile
+        return paths.memoised("inner", inner).with_columns(y=pl.lit(2))  # re-entrant
+
+    got: list[pl.DataFrame] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(paths.memoised("outer", outer)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["outer", "inner"]
+    assert len(got) == 4 and all(g is got[0] for g in got)
+
+
+def test_a_kind_that_fails_fails_the_analysis(history, monkeypatch):
+    # the kinds run on a pool: an error in one is raised by analyze, not lost with its thread
+    def broken(paths):
+        raise RuntimeError("races broke")
+
+    monkeypatch.setattr(report_module, "races", broken)
+    history.message(1, "u1", ["u2"], t=0)
+    with pytest.raises(RuntimeError, match="races broke"):
+        analyze(history.frame())
