@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -178,23 +178,54 @@ def _log_ms(lat_ns: pl.Expr, floor_ms: float) -> pl.Expr:
     return (lat_ns / 1e6 + floor_ms).clip(lower_bound=1.0).log()
 
 
+_QUANTILES: Final = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+_STATS_SCHEMA: Final = pl.Schema(
+    {
+        "eid": pl.UInt8,
+        "count": pl.UInt32,
+        **dict.fromkeys(_QUANTILES, pl.Float64),
+        "max_ms": pl.Float64,
+        "med_log": pl.Float64,
+        "mad": pl.Float64,
+    }
+)
+
+
 def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     """Per edge: the report's percentiles and the outliers' robust statistics.
 
-    Each edge's latencies are sorted once and the percentiles read off the sorted list (polars'
-    "linear" quantile: ``frac * (hi - lo) + lo``), as is the median of their log (the log is
-    monotonic); the spread (MAD) takes one more pass. A group-by quantile selects afresh for
-    each statistic: 116 ms against 39 ms for 1M events' samples."""
+    Every sample's latency is sorted once, by edge then latency (:func:`_sorted_by_edge`), and
+    the percentiles read off each edge's run (polars' "linear" quantile: ``frac * (hi - lo) +
+    lo``), as is the median of their log (the log is monotonic); the spread (MAD) is a binary
+    search over the run's logs. A group-by quantile selects afresh for each statistic: 116 ms
+    against 39 ms for 1M events' samples; lists per edge held two more copies of them."""
     floor_ms = p.outlier_floor.total_seconds() * 1e3
-    ok = samples.filter(pl.col("lat") >= 0).select("eid", "lat").collect()
-    lat = pl.col("_sorted")
+    keys, mask, runs = _sorted_by_edge(samples.filter(pl.col("lat") >= 0).select("eid", "lat"))
+    if not runs:
+        return pl.DataFrame(schema=_STATS_SCHEMA)
+    # each quantile's two neighbouring samples and the fraction between them, per edge (the
+    # index as polars computes it: (n - 1) * q in float64, floored and ceiled)
+    picks: dict[str, list[Any]] = {"eid": [], "count": [], "last": []}
+    for e, start, n in runs:
+        picks["eid"].append(e)
+        picks["count"].append(n)
+        picks["last"].append(start + n - 1)
+        for name, q in _QUANTILES.items():
+            idx = (n - 1) * q
+            picks.setdefault(f"lo_{name}", []).append(start + math.floor(idx))
+            picks.setdefault(f"hi_{name}", []).append(start + math.ceil(idx))
+            picks.setdefault(f"frac_{name}", []).append(idx - math.floor(idx))
+    frame = pl.DataFrame(
+        {
+            k: keys.gather(v) & mask if k.startswith(("lo_", "hi_", "last")) else v
+            for k, v in picks.items()
+        },
+        schema_overrides={"eid": pl.UInt8, "count": pl.UInt32},
+    )
 
-    def at(q: float, of: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
-        idx = (lat.list.len() - 1).cast(pl.Float64) * q
-        base = idx.floor()
-        lo = of(lat.list.get(base.cast(pl.Int64)))
-        hi = of(lat.list.get(idx.ceil().cast(pl.Int64)))
-        return (idx - base) * (hi - lo) + lo
+    def at(name: str, of: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+        lo, hi = of(pl.col(f"lo_{name}")), of(pl.col(f"hi_{name}"))
+        return pl.col(f"frac_{name}") * (hi - lo) + lo
 
     def ms(ns: pl.Expr) -> pl.Expr:
         return ns / 1e6
@@ -202,53 +233,55 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     def log(ns: pl.Expr) -> pl.Expr:
         return _log_ms(ns, floor_ms)
 
-    by_edge = _sorted_by_edge(ok)
-    per_edge = by_edge.select(
+    per_edge = frame.select(
         "eid",
-        lat.list.len().cast(pl.UInt32).alias("count"),
-        at(0.5, ms).alias("p50_ms"),
-        at(0.95, ms).alias("p95_ms"),
-        at(0.99, ms).alias("p99_ms"),
-        ms(lat.list.last()).alias("max_ms"),
-        at(0.5, log).alias("med_log"),
+        "count",
+        *[at(name, ms).alias(name) for name in _QUANTILES],
+        ms(pl.col("last")).alias("max_ms"),
+        at("p50_ms", log).alias("med_log"),
     )
     # The MAD off the sorted logs (see _median_deviation): a group-by median of every sample's
-    # deviation took 0.12 s at 5M events, this a few ms.
-    # (the logs of every edge in one column, as the median's: polars divides one value and a
-    # column of them differently in the last bit)
-    logs = by_edge.select(lat.list.eval(log(pl.element()))).to_series()
+    # deviation took 0.12 s at 5M events, this a few ms. The logs of every sample in one
+    # column, as the median's (polars divides one value and a column differently in the
+    # last bit).
+    logs = pl.select(log(pl.lit(keys) & mask)).to_series()
+    del keys
     mads = [
-        _median_deviation(g, m) for g, m in zip(logs, per_edge.get_column("med_log"), strict=True)
+        _median_deviation(logs.slice(start, n), m)
+        for (_, start, n), m in zip(runs, per_edge.get_column("med_log"), strict=True)
     ]
     return per_edge.with_columns(pl.Series("mad", mads, dtype=pl.Float64))
 
 
-def _sorted_by_edge(ok: pl.DataFrame) -> pl.DataFrame:
-    """Per edge (``eid``, ascending), its latencies (``lat``, none negative) sorted, as a list.
+def _sorted_by_edge(samples: pl.LazyFrame) -> tuple[pl.Series, int, list[tuple[int, int, int]]]:
+    """The samples (``eid``, ``lat``: none negative) sorted by edge, then latency, as keys
+    whose bits under the mask (the second value) are the latency; and per edge present,
+    ascending, ``(eid, start, count)`` of its run. (Only the keys are kept: the latencies are
+    read through the mask where they are needed, not copied out of them.)
 
-    One sort of one integer key, the edge in the high bits and the latency in the low ones,
-    then a slice per edge: a group-by sorting each edge's list took 0.15-0.25 s for 5M
-    events' samples, this 0.08-0.10 s. Where the key would not fit (latencies of years), the
-    group-by."""
+    One sort of one integer key, the edge in the high bits and the latency in the low ones: a
+    group-by sorting each edge's list took 0.15-0.25 s for 5M events' samples, this 0.08-0.10
+    s. Where the key would not fit (latencies of years), a sort by the two columns."""
+    ok = samples.collect()
     top, last = ok.select(pl.col("lat").max(), pl.col("eid").cast(pl.Int64).max()).row(0)
     if top is None:  # no sample
-        return ok.group_by("eid").agg(pl.col("lat").alias("_sorted"))
+        return pl.Series("lat", [], dtype=pl.Int64), -1, []
     bits = int(top).bit_length()
+    starts = range(int(last) + 2)
     if bits + int(last).bit_length() > 62:
-        return ok.group_by("eid").agg(pl.col("lat").sort().alias("_sorted"))
-    key = ok.select((pl.col("eid").cast(pl.Int64) * (1 << bits) + pl.col("lat")).sort())
-    keys = key.to_series()
-    lat = keys & ((1 << bits) - 1)
-    # where each edge's keys begin (and the last ends): a binary search each, no pass
-    starts = pl.Series([e << bits for e in range(last + 2)], dtype=pl.Int64)
-    at = keys.search_sorted(starts, side="left").to_list()
-    eids = [e for e in range(last + 1) if at[e + 1] > at[e]]
-    return pl.DataFrame(
-        {
-            "eid": pl.Series(eids, dtype=ok.schema["eid"]),
-            "_sorted": pl.concat([lat.slice(at[e], at[e + 1] - at[e]).implode() for e in eids]),
-        }
-    )
+        both = ok.sort("eid", "lat")
+        keys, mask, at = both.get_column("lat"), -1, both.get_column("eid").cast(pl.Int64)
+        bounds = pl.Series(list(starts), dtype=pl.Int64)
+    else:
+        key = (pl.col("eid").cast(pl.Int64) * (1 << bits) + pl.col("lat")).sort()
+        at = keys = ok.select(key).to_series()
+        del ok  # (the sort's input, freed before the callers' next copies)
+        mask = (1 << bits) - 1
+        bounds = pl.Series([e << bits for e in starts], dtype=pl.Int64)
+    # where each edge's run begins (and the last ends): a binary search each, no pass
+    edge = at.search_sorted(bounds, side="left").to_list()
+    runs = [(e, edge[e], edge[e + 1] - edge[e]) for e in starts[:-1] if edge[e + 1] > edge[e]]
+    return keys, mask, runs
 
 
 def _median_deviation(g: pl.Series, m: float) -> float:

@@ -158,8 +158,8 @@ def analyze(
     # analysis' peak (~0.25 GB more at 5M events).
     pool = ThreadPoolExecutor(2, thread_name_prefix="tracekit-analyze")
     try:
-        lat = pool.submit(latency)
         kinds = [pool.submit(collected, f) for f in (reorders, races, duplicates, unexpected)]
+        lat = pool.submit(latency)
         drops = pool.submit(gapless)
         found = pl.concat([drops.result(), *(k.result() for k in kinds), lat.result()[0]])
         stats = lat.result()[1]
