@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
@@ -851,11 +852,6 @@ def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> tuple[pl.DataFrame, bool]:
 
 def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
     p = pipeline or default_pipeline()
-    msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
-    rcp_idx = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
-    send = p.index(p.roles["send"])
-    bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
-
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
@@ -863,10 +859,32 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     seqless = table.get_column("seq").has_nulls()
     base = _with_hop(table.lazy(), p, seqless=seqless)
     del table
+    # Frames needed only later are made on a thread meanwhile (the hop events' passes are
+    # mostly on one core): the per-source stats, the other events, the per-trace facts.
+    side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
+    try:
+        return _assemble(base, p, seqless, side)
+    finally:  # an error: what was not begun is not run
+        side.shutdown(cancel_futures=True)
+
+
+def _assemble(base: pl.LazyFrame, p: Pipeline, seqless: bool, side: ThreadPoolExecutor) -> Paths:
+    """:func:`build_paths` of the events with their hop (``base``: :func:`_with_hop`)."""
+    msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
+    rcp_idx = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    send = p.index(p.roles["send"])
+    bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
     # Names stay Categorical (4 bytes a row) in the event-sized frame (hops_df); the
     # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
     # source and file names stay Categorical: one pair per hop and row adds up).
-    sources = as_text(_source_stats(base)).collect()
+    sources_later = side.submit(lambda: as_text(_source_stats(base)).collect())
+    rest_later = side.submit(
+        lambda: as_text(
+            base.filter(pl.col("hop").is_null()).select(
+                "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
+            )
+        ).collect()
+    )
     # Every event with its hop: the table's own columns, no copy (the in-memory engine; the
     # streaming one cuts them into morsels). A filtered copy of the hop events was the
     # analysis' largest frame (~230 MB at 5M events). The first occurrences are gathered from
@@ -880,14 +898,19 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         hops_df = hops_df.rechunk()
     if not seqless:  # pos is seq: one buffer for both, not two filtered copies (38 MB at 5M)
         hops_df = hops_df.with_columns(pos=pl.col("seq"))
-    rest = as_text(
-        base.filter(pl.col("hop").is_null()).select(
-            "stage", "action", "source", "seq", "ts", "pos", "actor", "conv_id", "file", "line"
-        )
-    ).collect()
-    fetches = _fetch_events(rest, p)
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
+    facts_cols = (
+        hops_df.lazy()
+        .filter(pl.col("hop").is_not_null())
+        .select("trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients")
+    )
+    facts_later = [
+        side.submit(f.collect) for f in _trace_facts(facts_cols.with_columns(**cat), send, bcast)
+    ]
+    # Ids and recipient lists are read only for the facts: not kept (60 MB at 5M events),
+    # except where each id of a trace with several was first logged (evidence, a few rows).
+    del facts_cols
     # Recipients named by the broadcast join the per-recipient rows as markers (hop -1): one
     # group-by then yields every expected or observed pair, with no full join.
     named_rows = (
@@ -905,21 +928,13 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         else pl.DataFrame(schema=_NAMED_SCHEMA)
     )
     rcp_keys = ["trace_id", "recipient"]
-    facts_cols = (
-        hops_df.lazy()
-        .filter(pl.col("hop").is_not_null())
-        .select("trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients")
-    )
     # Log positions are only compared for the persist order and the recipients' store order.
     positions = frozenset(p.index(h) for r in ("persist", "order", "final") if (h := p.role(r)))
     # Compiled, both group-bys are one pass (_passes.c); else polars'.
     native = _native_wide(hops_df, named_rows, msg_idx, rcp_idx)
     msg_w, rcp_w = native or _polars_wide(_coded(hops_df), named_rows, msg_idx, rcp_idx)
     del named_rows
-    facts = [f.collect() for f in _trace_facts(facts_cols.with_columns(**cat), send, bcast)]
-    # Ids and recipient lists are read only for the facts above: not kept (60 MB at 5M events),
-    # except where each id of a trace with several was first logged (evidence, a few rows).
-    del facts_cols
+    facts = [f.result() for f in facts_later]
     several = facts[2].filter(pl.col("n_msg_id") > 1).get_column("trace_id")
     with_ids = hops_df if several.len() else hops_df.head(0)  # usually none: no scan
     msg_ids = as_text(
@@ -976,6 +991,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     keys = ["trace_id", "recipient"]
     # Membership's pairs (few, or none where every broadcast names its recipients): added to
     # the observed ones only where there are some (a concat copied every observed pair).
+    rest = rest_later.result()
+    fetches = _fetch_events(rest, p)
     fallback = _fallback(msg_raw, rcp_raw, fetches).collect()
     if fallback.height and rcp_raw.height:
         fallback = fallback.join(rcp_raw.select(keys), on=keys, how="anti")
@@ -1023,6 +1040,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The first is the reference; the others serve parts of the logs that share no pair with
     # it (e.g. test runs, each with its own server).
     persist = p.role("persist")
+    sources = sources_later.result()
     preferred: list[str] = []
     if persist is not None:
         persisted = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().cast(pl.String)
