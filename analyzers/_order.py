@@ -158,10 +158,26 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
         .select(narrow)
     )
+    # Only receives within the span of their key's fetch events can be in a window: after the
+    # first start, and up to the last event unless a fetch is still open there (history loads
+    # run at connect: most receives come after them, and are not sorted and matched).
+    span = (
+        fetch.lazy()
+        .group_by("key")
+        .agg(
+            first=pl.col("pos").filter(pl.col("kind") == "start").min(),
+            last=pl.col("pos").last(),
+            still_open=pl.col("open").last() > 0,
+        )
+    )
     inside = (
         pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
         .select("row", "conv_id", "pos", key)
-        .join(fetch.lazy().select("key").unique(), on="key", how="semi")
+        .join(span, on="key")
+        .filter(
+            (pl.col("pos") > pl.col("first")) & ((pl.col("pos") <= pl.col("last")) | "still_open")
+        )
+        .drop("first", "last", "still_open")
         .sort("pos")
         # the last fetch event strictly before the receive in its log (a tie, only possible
         # without seq, counts as after it); both sides sorted by pos, hence in every group

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tracekit.analyzers import analyze, find_races, find_reorders
 
 
@@ -314,3 +317,31 @@ def test_a_reorder_logged_in_two_files_cites_the_first_read(history):
         found = find_reorders(history.frame()).collect()
         assert history.kinds(found) == [("reorder", t1, "u2", "CTRL.add", None)]
         assert [e["file"] for e in found["evidence"][0]] == ["client-u2.jsonl"] * 2, t2
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(st.sampled_from(["start", "end", "message"]), max_size=12))
+def test_a_receive_is_a_race_exactly_while_a_fetch_of_its_conversation_is_open(history, ops):
+    # One client's log: fetch starts and ends (unlabelled: an end closes one open fetch, or
+    # nothing) and messages received, in any order. The model: count the open fetches in log
+    # order; a receive races while the count is above zero (receives before the first start,
+    # after the last end, or with a fetch that never ends included).
+    history = type(history)()  # a fresh one each example
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")  # the log begins before any op
+    open_now, want = 0, []
+    for k, op in enumerate(ops):
+        t = 100.0 * (k + 1)
+        if op == "message":
+            trace = history.message(k, "u1", ["u2"], t=t)
+            if open_now:
+                want.append(("race", trace, "u2", "WS-RECV.receive", "CTRL.add"))
+        elif op == "start":
+            history.ev(t, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+            open_now += 1
+        else:
+            history.ev(t, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+            open_now = max(0, open_now - 1)
+    history.tail()
+    assert history.kinds(find_races(history.frame()).collect()) == sorted(want)
