@@ -359,14 +359,23 @@ def timeline(
     events: pl.LazyFrame | pl.DataFrame,
     trace_id: str,
     pipeline: Pipeline | None = None,
+    *,
+    findings: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One message's path: a row per (recipient, hop), message hops first (recipient null).
 
-    Columns: recipient, hop (pipeline order), stage_action, reached, count, source, timestamp
-    (clock-corrected), latency_ms (from the previous hop reached), file, line. Events of the
-    pipeline's ``remove`` role follow a recipient's hops (one row each, latency from ``final``). Clock offsets
-    are estimated from the whole table, so pass all events, not only this trace's; the rebuilt
-    paths of the last ``events`` object are kept, so asking about many messages is cheap.
+    Columns: recipient, hop (pipeline order), stage_action, reached, status, count, source,
+    timestamp (clock-corrected), latency_ms (from the previous hop reached), file, line.
+    ``status`` says what the analysis makes of the row: ``reached``, ``duplicate`` (reached,
+    and a duplicate there: a server hop written once to each of a recipient's devices is
+    logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``in_flight``
+    (the first missing hop of a path still inside the grace window) or ``not_reached`` (any
+    other hop not reached: after the first missing one, or where the logs lost events).
+    Events of the pipeline's ``remove`` role follow a recipient's hops (one row each, latency
+    from ``final``). Clock offsets are estimated from the whole table, so pass all events, not
+    only this trace's; the rebuilt paths of the last ``events`` object are kept, so asking
+    about many messages is cheap. ``findings``: the report's, where the caller has one (else
+    the drops and duplicates are found here, once for those paths).
     """
     p = pipeline or default_pipeline()
     paths = _paths_for(events, p)
@@ -441,6 +450,7 @@ def timeline(
                 "hop": pl.Int32,
                 "stage_action": pl.String,
                 "reached": pl.Boolean,
+                "status": pl.String,
                 "count": pl.UInt32,
                 "source": pl.String,
                 "timestamp": TIMESTAMP_DTYPE,
@@ -449,4 +459,47 @@ def timeline(
                 "line": pl.Int64,
             }
         )
-    return pl.concat(frames).sort("recipient", "hop", nulls_last=False)
+    rows = pl.concat(frames).sort("recipient", "hop", nulls_last=False)
+    if findings is None:
+        findings = paths.memoised("timeline_marks", lambda: _marking(paths))
+    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id))
+
+
+def _marking(paths: Paths) -> pl.DataFrame:
+    """The findings that mark a timeline's rows (drops, in-flight paths, duplicates)."""
+    found = [drops_and_in_flight(paths).collect(), duplicates(paths).collect()]
+    return pl.concat(found).filter(pl.col("kind").is_in(_MARKS))
+
+
+_MARKS: Final = ("drop", "in_flight", "duplicate")
+
+
+def _with_status(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+    """``status`` (see :func:`timeline`) from one message's findings. A finding names its
+    recipient, and the device in ``source``: per-device rows ("u2 on client-u2") match on
+    both."""
+    marks: dict[tuple[str | None, str | None], set[str]] = {}
+    for kind, recipient, stage, source in (
+        found.filter(pl.col("kind").is_in(_MARKS))
+        .select("kind", "recipient", "stage", "source")
+        .iter_rows()
+    ):
+        labels = {recipient, f"{recipient} on {source}"} if recipient and source else {recipient}
+        for label in labels:
+            marks.setdefault((label, stage), set()).add(kind)
+    status = []
+    for recipient, stage, reached in rows.select(
+        "recipient", "stage_action", "reached"
+    ).iter_rows():
+        kinds = marks.get((recipient, stage), set())
+        if reached:
+            status.append("duplicate" if "duplicate" in kinds else "reached")
+        else:
+            status.append(
+                "dropped"
+                if "drop" in kinds
+                else "in_flight"
+                if "in_flight" in kinds
+                else "not_reached"
+            )
+    return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))

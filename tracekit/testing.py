@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from tracekit import _core
 from tracekit._sinks import MemorySink
@@ -163,11 +163,31 @@ def _td(value: timedelta | str) -> timedelta:
     return parse_duration(value)
 
 
-def format_timeline(events: Events, trace_id: str, pipeline: Pipeline | None = None) -> str:
-    """One message's path as text: a line per hop per recipient, missing hops marked ✗."""
-    from tracekit.analyzers import timeline
+#: How a hop not reached is marked, by its timeline status.
+_UNREACHED: Final = {
+    "dropped": ("✗", "missing"),
+    "in_flight": ("…", "in flight"),
+    "not_reached": ("·", "not reached"),
+}
 
-    frame = timeline(load_events(events), trace_id, pipeline=pipeline)
+
+def format_timeline(
+    events: Events,
+    trace_id: str,
+    pipeline: Pipeline | None = None,
+    *,
+    grace: timedelta | str = timedelta(0),
+) -> str:
+    """One message's path as text: a line per hop per recipient; a hop not reached is marked
+    ✗ (missing: a drop), … (in flight: the logs end inside the grace window) or · (not
+    reached, after one of those); a duplicate's count says so. ``grace`` as for
+    :func:`analyze_events` (zero: the test is over)."""
+    from dataclasses import replace
+
+    from tracekit.analyzers import default_pipeline, timeline
+
+    model = replace(pipeline or default_pipeline(), grace=_td(grace))
+    frame = timeline(load_events(events), trace_id, pipeline=model)
     lines = [f"message {trace_id}:"]
     current: object = ()
     for row in frame.iter_rows(named=True):
@@ -179,12 +199,15 @@ def format_timeline(events: Events, trace_id: str, pipeline: Pipeline | None = N
             lat = f"+{row['latency_ms']:.1f} ms" if row["latency_ms"] is not None else ""
             where = f"{row['file']}:{row['line']}" if row.get("file") else ""
             extra = f" x{row['count']}" if row["count"] > 1 else ""
+            if row["status"] == "duplicate":
+                extra += " (duplicate)"
             lines.append(
                 f"    ✓ {row['stage_action']:<22} {row['source'] or '':<18} {ts} {lat:>11}"
                 f"{extra}  {where}".rstrip()
             )
         else:
-            lines.append(f"    ✗ {row['stage_action']:<22} (missing)")
+            mark, why = _UNREACHED.get(row["status"], ("✗", "missing"))
+            lines.append(f"    {mark} {row['stage_action']:<22} ({why})")
     return _printed(lines)
 
 
@@ -219,7 +242,11 @@ def _traces(traces: str | Iterable[str] | None) -> set[str] | None:
 
 
 def _explain(
-    events: Events, findings: Sequence[Mapping[str, Any]], pipeline: Pipeline | None, limit: int
+    events: Events,
+    findings: Sequence[Mapping[str, Any]],
+    pipeline: Pipeline | None,
+    limit: int,
+    grace: timedelta | str = timedelta(0),
 ) -> str:
     table = load_events(events).collect().lazy()
     lines = []
@@ -233,7 +260,11 @@ def _explain(
         tid = f.get("trace_id")
         if tid and tid not in shown and len(shown) < limit:
             shown.append(tid)
-    parts = [_printed(lines), "", *(format_timeline(table, tid, pipeline) for tid in shown)]
+    parts = [
+        _printed(lines),
+        "",
+        *(format_timeline(table, tid, pipeline, grace=grace) for tid in shown),
+    ]
     if len(findings) > limit:
         parts.append(f"... and {len(findings) - limit} more findings")
     return "\n".join(parts)
@@ -265,7 +296,8 @@ def assert_no_findings(
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
     if found:
         raise AssertionError(
-            f"tracekit found {len(found)} problem(s):\n" + _explain(table, found, pipeline, limit)
+            f"tracekit found {len(found)} problem(s):\n"
+            + _explain(table, found, pipeline, limit, grace)
         )
 
 

@@ -181,6 +181,7 @@ def test_timeline_of_one_message(history):
         "hop",
         "stage_action",
         "reached",
+        "status",
         "count",
         "source",
         "timestamp",
@@ -204,6 +205,9 @@ def test_timeline_of_one_message(history):
         ("u2", "CTRL.add", True, 5.0),
     ]
     assert rows[11:] == [("u3", "REPO.add", False, None), ("u3", "CTRL.add", False, None)]
+    # the drop's first missing hop, and the one after it that was never reached either
+    assert tl.get_column("status").to_list()[9:] == ["reached", "reached", "dropped", "not_reached"]
+    assert set(tl.get_column("status")[:9]) == {"reached"}
     assert tl.filter(pl.col("stage_action") == "REST.persist")["source"][0] == "server-1"
     assert timeline(history.frame(), "f" * 32).is_empty()
 
@@ -238,18 +242,47 @@ def test_timeline_shows_each_device_of_a_recipient_with_its_missing_hop(history)
     rows = (
         timeline(history.frame(), t1)
         .filter(pl.col("recipient").is_not_null())
-        .select("recipient", "stage_action", "reached", "count", "source", "latency_ms", "line")
+        .select("recipient", "stage_action", "status", "count", "source", "latency_ms", "line")
         .rows()
     )
+    # the deliver written once to each device is logged twice, and is no duplicate
     assert rows == [
-        ("u2", "WS-BROADCAST.deliver", True, 2, "server-1", 5.0, 3),
-        ("u2 on client-u2", "WS-RECV.receive", True, 1, "client-u2", 5.0, 1),
-        ("u2 on client-u2", "REPO.add", True, 1, "client-u2", 1.0, 2),
-        ("u2 on client-u2", "CTRL.add", False, 0, None, None, None),
-        ("u2 on client-u2-tablet", "WS-RECV.receive", True, 1, "client-u2-tablet", 7.0, 1),
-        ("u2 on client-u2-tablet", "REPO.add", True, 1, "client-u2-tablet", 2.0, 2),
-        ("u2 on client-u2-tablet", "CTRL.add", True, 1, "client-u2-tablet", 2.0, 3),
+        ("u2", "WS-BROADCAST.deliver", "reached", 2, "server-1", 5.0, 3),
+        ("u2 on client-u2", "WS-RECV.receive", "reached", 1, "client-u2", 5.0, 1),
+        ("u2 on client-u2", "REPO.add", "reached", 1, "client-u2", 1.0, 2),
+        ("u2 on client-u2", "CTRL.add", "dropped", 0, None, None, None),
+        ("u2 on client-u2-tablet", "WS-RECV.receive", "reached", 1, "client-u2-tablet", 7.0, 1),
+        ("u2 on client-u2-tablet", "REPO.add", "reached", 1, "client-u2-tablet", 2.0, 2),
+        ("u2 on client-u2-tablet", "CTRL.add", "reached", 1, "client-u2-tablet", 2.0, 3),
     ]
+
+
+def test_timeline_status_says_duplicate_and_in_flight_as_the_analysis_does(history):
+    # m1: u2's client stored it twice (a duplicate); m2: u3's path stops at REPO.add 1 s
+    # before the logs end, inside the 5 s grace window (in flight, not dropped)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(40, "REPO.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    t2 = history.message(2, "u1", ["u3"], t=1000, stop={"u3": "REPO.add"})
+    history.ev(2000, "TRACEKIT.heartbeat", "client-u3", "u3")
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("in_flight", t2, "u3", "REPO.add", "WS-RECV.receive"),
+        ("duplicate", t1, "u2", "REPO.add", None),
+    ]
+    for given in (None, found):  # found here, or the report's
+        statuses = {
+            t: dict(
+                timeline(history.frame(), t, findings=given)
+                .select("stage_action", "status")
+                .filter(pl.col("status") != "reached")
+                .iter_rows()
+            )
+            for t in (t1, t2)
+        }
+        assert statuses == {
+            t1: {"REPO.add": "duplicate"},
+            t2: {"REPO.add": "in_flight", "CTRL.add": "not_reached"},
+        }
 
 
 def test_a_memoised_frame_is_computed_once_by_threads_asking_together(history):

@@ -177,11 +177,16 @@ def test_check_reads_gates_from_pyproject(logs: Path, tmp_path: Path) -> None:
 
 
 def test_trace_shows_the_missing_hop(logs: Path) -> None:
-    code, out, _ = run("trace", T_LOST, str(logs))
+    code, out, _ = run("trace", T_LOST, str(logs), "--grace", "0s")
     assert code == 0
     lines = out.splitlines()
     missing = [line for line in lines if "(missing)" in line]  # not the tmp path's test name
     assert len(missing) == 1 and "u2" in missing[0] and "✗ CTRL.add (missing)" in missing[0]
+    # the logs end right after it: within the default 5 s grace window it is not yet a drop
+    code, out, _ = run("trace", T_LOST, str(logs))
+    (pending,) = [line for line in out.splitlines() if "(in flight)" in line]
+    assert code == 0 and "u2" in pending and "… CTRL.add (in flight)" in pending
+    assert "(missing)" not in out
     # accepts the client message id UUID form too
     assert run("trace", "0b9e6f4c-1d2a-4e8b-9c3f-5a6b7c8d9e0f", str(logs))[0] == 0
 

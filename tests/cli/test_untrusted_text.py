@@ -115,8 +115,8 @@ def test_trace_shows_recipients_as_written(tmp_path: Path, recipient: str) -> No
     assert recipient_rows == [
         [recipient, "WS-BROADCAST.deliver", "srv"],
         [recipient, "✗ WS-RECV.receive (missing)", ""],
-        [recipient, "✗ REPO.add (missing)", ""],
-        [recipient, "✗ CTRL.add (missing)", ""],
+        [recipient, "· REPO.add (not reached)", ""],
+        [recipient, "· CTRL.add (not reached)", ""],
     ]
 
 
@@ -272,11 +272,12 @@ def test_trace_leaves_count_and_place_of_a_missing_hop_empty(tmp_path: Path) -> 
     logs = write_drop(tmp_path / "logs", "u2")
     code, out, _ = run("trace", T, str(logs))
     assert code == 0
-    missing = [_cells(line) for line in out.splitlines() if "(missing)" in line]
+    # the drop's first missing hop, then the two never reached after it
+    missing = [_cells(line) for line in out.splitlines() if "(missing)" in line or "(not r" in line]
     assert [r[:3] + r[4:] for r in missing] == [
         ["u2", "✗ WS-RECV.receive (missing)", "", "", "", ""],
-        ["u2", "✗ REPO.add (missing)", "", "", "", ""],
-        ["u2", "✗ CTRL.add (missing)", "", "", "", ""],
+        ["u2", "· REPO.add (not reached)", "", "", "", ""],
+        ["u2", "· CTRL.add (not reached)", "", "", "", ""],
     ]
 
 
@@ -304,7 +305,7 @@ def test_html_timeline_rows_show_how_often_and_where_each_hop_was_logged(
         '<td class="num">+40 ms</td><td class="num">10 ms</td>'
         '<td class="num count dup">2</td>'
         '<td class="evidence"><code title="logs/client-u2.jsonl:1">client-u2.jsonl:1</code></td>'
-        '<td class="status">reached</td>'
+        '<td class="status">duplicate</td>'
     )
     # the hop's tooltip in the drawing says so too
     assert (
@@ -399,8 +400,8 @@ def test_trace_shows_control_characters_as_escapes(tmp_path: Path) -> None:
     assert [_cells(line)[1] for line in out.splitlines() if line.startswith("│ " + SHOWN)] == [
         "WS-BROADCAST.deliver",
         "✗ WS-RECV.receive (missing)",
-        "✗ REPO.add (missing)",
-        "✗ CTRL.add (missing)",
+        "· REPO.add (not reached)",
+        "· CTRL.add (not reached)",
     ]
 
 

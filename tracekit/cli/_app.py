@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -472,7 +472,10 @@ def _html(data: Mapping[str, Any], report: Report, events: pl.LazyFrame, model: 
         tid = f.get("trace_id")
         if tid and tid not in traced and f.get("kind") != "in_flight":
             traced.append(tid)
-    timelines = {tid: timeline_rows(timeline(events, tid, pipeline=model)) for tid in traced[:50]}
+    timelines = {
+        tid: timeline_rows(timeline(events, tid, pipeline=model, findings=report.findings))
+        for tid in traced[:50]
+    }
     return render_html(data, timelines)
 
 
@@ -640,10 +643,12 @@ def trace(
     trace_id: Annotated[str, typer.Argument(help="Trace id (32 hex) or client message UUID.")],
     paths: Paths,
     pipeline: PipelineOpt = None,
+    grace: GraceOpt = "5s",
     timezone: TimezoneOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """One message's path as a timeline: every hop per recipient, the missing hop marked.
+    """One message's path as a timeline: every hop per recipient, the missing hop marked
+    (missing: a drop; in flight: the logs end inside the grace window; not reached: after it).
 
     Example: `tracekit trace 4bf92f3577b34da6a3ce929d0e0e4736 logs/`
     """
@@ -655,7 +660,7 @@ def trace(
         from tracekit.cli._render import render_timeline
         from tracekit.cli._timeline import timeline_rows
 
-        model = _load_pipeline(pipeline)
+        model = replace(_load_pipeline(pipeline), grace=_duration(grace, "grace"))
         events, _inputs = _collect(_Reading(paths, timezone=timezone, cache_dir=cache_dir))
         rows = timeline_rows(timeline(events, tid, pipeline=model))
         if not rows:

@@ -209,6 +209,8 @@ article.timeline h3 code{font-size:14px}
 .tag.k-info{background:var(--info-soft);border-color:var(--info)}
 details.rows>summary{cursor:pointer;color:var(--muted);font-size:12.5px;margin:4px 0}
 tr.missing td{color:var(--bad)}
+tr.pending td{color:var(--warn)}
+tr.after td{color:var(--muted)}
 td.count.dup{color:var(--warn);font-weight:650}
 tr.missing td.status{font-weight:650}
 .pill{font-size:11px;border:1px solid var(--border);border-radius:999px;padding:0 7px;color:var(--muted)}
@@ -942,6 +944,15 @@ def _logged(r: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"file": r.get("file"), "line": r.get("line")}] if r.get("file") else []
 
 
+#: A timeline row's status (tracekit.analyzers.timeline) as the table shows it.
+_STATUS_TEXT: Final = {
+    "dropped": "✗ missing",
+    "in_flight": "in flight",
+    "not_reached": "not reached",
+}
+_ROW_CLASS: Final = {"dropped": "missing", "in_flight": "pending", "not_reached": "after"}
+
+
 def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
     times = [t for r in rows if (t := _parse_ts(r.get("timestamp"))) is not None]
     t0 = min(times) if times else None
@@ -949,11 +960,12 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in rows:
         reached = bool(r.get("reached", True))
+        status = str(r.get("status") or ("reached" if reached else "dropped"))
         t = _parse_ts(r.get("timestamp"))
         since = f"+{_ms((t - t0).total_seconds() * 1000)}" if t and t0 else "—"
         n = _num(r.get("count"))
         count = (
-            f'<td class="num count{" dup" if n > 1 else ""}">{_int(n)}</td>'
+            f'<td class="num count{" dup" if status == "duplicate" else ""}">{_int(n)}</td>'
             if reached and n is not None
             else '<td class="num count"></td>'
         )
@@ -963,7 +975,7 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
             else '<td class="evidence"></td>'
         )
         body.append(
-            f'<tr class="{"reached" if reached else "missing"}">'
+            f'<tr class="{_ROW_CLASS.get(status, "reached")}">'
             + _cell(r.get("recipient"), "recipient")
             + _cell(r.get("hop"), "stage")
             + _cell(r.get("source"), "source")
@@ -972,7 +984,7 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + f'<td class="num">{_e(_ms(r.get("latency_ms")) if reached else "")}</td>'
             + count
             + logged
-            + f'<td class="status">{"reached" if reached else "✗ missing"}</td></tr>'
+            + f'<td class="status">{_e(_STATUS_TEXT.get(status, status))}</td></tr>'
         )
     return (
         '<details class="rows"><summary>Rows: source, corrected time, latency, count, '

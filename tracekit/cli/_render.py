@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from rich.console import Console, Group
@@ -307,25 +307,37 @@ def _logged_at(row: Mapping[str, Any]) -> str:
 
 
 def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: Console) -> None:
-    """One message's path: a row per (recipient, hop), the missing hops marked; how many times
-    each hop was logged (more than once is a duplicate) and where it was logged first."""
+    """One message's path: a row per (recipient, hop), the hops not reached marked (missing, in
+    flight, or not reached after those); how many times each hop was logged (a duplicate's
+    count highlighted) and where it was logged first."""
     table = Table(title=_text(f"trace {trace_id}"), title_justify="left")
     for col in ("recipient", "hop", "count", "source", "time (corrected, UTC)", "+ms", "logged at"):
         table.add_column(col, justify="right" if col in ("+ms", "count") else "left")
     for row in rows:
         reached = row.get("reached", True)
+        status = row.get("status") or ("reached" if reached else "dropped")
         count = row.get("count")
+        mark, style = _UNREACHED.get(status, ("", None))
         table.add_row(
             _text(row.get("recipient") or "·"),
-            _text(row.get("hop") if reached else f"✗ {row.get('hop')} (missing)"),
+            _text(row.get("hop") if reached else mark.format(hop=row.get("hop"))),
             Text(
                 str(count) if reached and count is not None else "",
-                style="bold yellow" if isinstance(count, int) and count > 1 else "",
+                # a count of 2 is no duplicate where each of a recipient's devices got one
+                style="bold yellow" if status == "duplicate" else "",
             ),
             _text(row.get("source") or ""),
             _text(row.get("timestamp") or ""),
             _ms(row.get("latency_ms")) if reached else "",
             _text(_logged_at(row) if reached else ""),
-            style=None if reached else "bold red",
+            style=style,
         )
     console.print(table)
+
+
+#: How a hop not reached reads, by its timeline status.
+_UNREACHED: Final = {
+    "dropped": ("✗ {hop} (missing)", "bold red"),
+    "in_flight": ("… {hop} (in flight)", "yellow"),
+    "not_reached": ("· {hop} (not reached)", "dim"),
+}

@@ -17,6 +17,8 @@ _NAMES = {
     "timestamp": ("timestamp", "corrected", "corrected_ts", "time"),
     "latency_ms": ("latency_ms", "since_previous_ms", "delta_ms"),
     "reached": ("reached",),
+    # reached, duplicate, dropped, in_flight or not_reached (tracekit.analyzers.timeline)
+    "status": ("status",),
     # how many times the hop was logged (2 is a duplicate), and where it was logged first
     "count": ("count",),
     "file": ("file",),
@@ -36,5 +38,7 @@ def timeline_rows(frame: pl.DataFrame | pl.LazyFrame) -> list[dict[str, Any]]:
             row[name] = value
         if row["reached"] is None:
             row["reached"] = True
+        if row["status"] is None:  # a frame without it: every hop not reached is missing
+            row["status"] = "reached" if row["reached"] else "dropped"
         rows.append(row)
     return rows
