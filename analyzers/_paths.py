@@ -88,6 +88,9 @@ class Paths:
     #: events of the pipeline's ``remove`` role (not hops): whose store lost which message,
     #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
     removals: pl.DataFrame
+    #: where a source's seq started over (a process restarted under the same name): from
+    #: there on its events are read as ``as`` (``source``, ``as``, ``file``, ``line``)
+    restarts: pl.DataFrame
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.RLock = field(
@@ -858,26 +861,93 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     table = events.select(INPUT_COLUMNS).collect()
     seqless = table.get_column("seq").has_nulls()
     base = _with_hop(table.lazy(), p, seqless=seqless)
+    # Names stay Categorical (4 bytes a row) in the event-sized frame (hops_df); the
+    # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
+    # source and file names stay Categorical: one pair per hop and row adds up).
+    sources = as_text(_source_stats(base)).collect()
+    restarts = _restarts(table, sources)
+    if restarts.height:  # rare: each restarted process read as a source of its own
+        table = _renamed(table, restarts)
+        base = _with_hop(table.lazy(), p, seqless=seqless)
+        sources = as_text(_source_stats(base)).collect()
     del table
     # Frames needed only later are made on a thread meanwhile (the hop events' passes are
-    # mostly on one core): the per-source stats, the other events, the per-trace facts.
+    # mostly on one core): the other events, the per-trace facts.
     side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
     try:
-        return _assemble(base, p, seqless, side)
+        return _assemble(base, p, seqless, side, sources, restarts.drop("row"))
     finally:  # an error: what was not begun is not run
         side.shutdown(cancel_futures=True)
 
 
-def _assemble(base: pl.LazyFrame, p: Pipeline, seqless: bool, side: ThreadPoolExecutor) -> Paths:
+def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
+    """Where a source's ``seq`` starts over: a process restarted under the same name (DESIGN.md
+    calls a source one process instance; its counter went back, so one name holds two logs,
+    whose positions do not compare: false reorders and races, no log gaps).
+
+    One row per restart: the table ``row`` where it begins, the ``source``, the name the
+    events from there on are read under (``as``: ``client-u2#2``, ``#3``...) and its ``file``
+    and ``line``. A restart is an event whose seq goes back (below the one before it in the
+    source's lines, read in order) to a value the source already logged, at or below every
+    seq before it, logged after every event before it (a new process logs after the old
+    one); only sources with more seqs than their range holds are looked at (the counts are at
+    hand: no pass in the usual case). Not a restart: lines out of order by a few, a line
+    logged twice, a log read twice (its copy is no later), a rotated log's parts read newest
+    first (no seq repeats). Not found: a restart whose first log lost its beginning (the new
+    run starts below it, but repeats nothing there)."""
+    schema = {"row": pl.UInt32, "source": pl.String, "as": pl.String}
+    suspects = sources.filter(pl.col("n_seq") > pl.col("seq_max") - pl.col("seq_min") + 1)
+    if suspects.is_empty():
+        return pl.DataFrame(schema={**schema, "file": pl.String, "line": pl.Int64})
+    name = pl.col("source").cast(pl.String)
+    seq = pl.col("seq")
+    return (
+        table.lazy()
+        .with_row_index("row")
+        .filter(name.is_in(suspects.get_column("source").implode()) & seq.is_not_null())
+        .select("row", name, "seq", "timestamp", pl.col("file").cast(pl.String), "line")
+        .with_columns(
+            before=seq.shift(1).over("source"),
+            low=seq.cum_min().shift(1).over("source"),
+            again=pl.int_range(pl.len()).over("source", "seq") > 0,
+            latest=pl.col("timestamp").cum_max().shift(1).over("source"),
+        )
+        .filter(
+            (seq < pl.col("before"))
+            & (seq <= pl.col("low"))
+            & pl.col("again")
+            & (pl.col("timestamp") > pl.col("latest"))
+        )
+        .with_columns(run=pl.int_range(pl.len()).over("source") + 2)
+        .select("row", "source", pl.format("{}#{}", "source", "run").alias("as"), "file", "line")
+        .collect()
+    )
+
+
+def _renamed(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with each restarted process' events under its own source name."""
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    name = pl.col("source").cast(pl.String)
+    renamed = name
+    # in row order: each restart's condition wraps the ones before it, so it wins from its row on
+    for begins, source, alias in restarts.sort("row").select("row", "source", "as").iter_rows():
+        renamed = pl.when((name == source) & (row >= begins)).then(pl.lit(alias)).otherwise(renamed)
+    return table.with_columns(renamed.cast(table.schema["source"]).alias("source"))
+
+
+def _assemble(
+    base: pl.LazyFrame,
+    p: Pipeline,
+    seqless: bool,
+    side: ThreadPoolExecutor,
+    sources: pl.DataFrame,
+    restarts: pl.DataFrame,
+) -> Paths:
     """:func:`build_paths` of the events with their hop (``base``: :func:`_with_hop`)."""
     msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
     rcp_idx = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     send = p.index(p.roles["send"])
     bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
-    # Names stay Categorical (4 bytes a row) in the event-sized frame (hops_df); the
-    # per-source, per-message and per-recipient frames hold their keys as text (their per-hop
-    # source and file names stay Categorical: one pair per hop and row adds up).
-    sources_later = side.submit(lambda: as_text(_source_stats(base)).collect())
     rest_later = side.submit(
         lambda: as_text(
             base.filter(pl.col("hop").is_null()).select(
@@ -1040,7 +1110,6 @@ def _assemble(base: pl.LazyFrame, p: Pipeline, seqless: bool, side: ThreadPoolEx
     # The first is the reference; the others serve parts of the logs that share no pair with
     # it (e.g. test runs, each with its own server).
     persist = p.role("persist")
-    sources = sources_later.result()
     preferred: list[str] = []
     if persist is not None:
         persisted = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().cast(pl.String)
@@ -1145,6 +1214,7 @@ def _assemble(base: pl.LazyFrame, p: Pipeline, seqless: bool, side: ThreadPoolEx
         offsets=offsets,
         msg_ids=msg_ids,
         removals=_removals(base, p, offsets),
+        restarts=restarts,
     )
 
 

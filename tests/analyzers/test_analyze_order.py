@@ -345,3 +345,54 @@ def test_a_receive_is_a_race_exactly_while_a_fetch_of_its_conversation_is_open(h
             open_now = max(0, open_now - 1)
     history.tail()
     assert history.kinds(find_races(history.frame()).collect()) == sorted(want)
+
+
+def _restarted_u2(history, runs: int = 2) -> list[list[str]]:
+    """u2's app logs three messages a run, each run's counter from 0 under the same source
+    name (a restarted process), each run opening with a history fetch."""
+    traces = []
+    for run in range(runs):
+        history.seq["client-u2"] = 0
+        t0 = 10_000.0 * run
+        history.ev(t0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+        history.ev(t0 + 1, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+        traces.append(
+            [history.message(10 * run + n, "u1", ["u2"], t=t0 + 100 * n) for n in (1, 2, 3)]
+        )
+    return traces
+
+
+def test_a_restarted_process_under_the_same_name_is_read_as_a_source_of_its_own(history):
+    # u2's seq starts over at the second run: its positions compared with the first run's
+    # made false reorders (and races: the first run's fetch windows held the second run's
+    # receives). Read apart, each run is clean; the report says where the name was split.
+    (_, second, third) = _restarted_u2(history, runs=3)
+    history.message(99, "u1", ["u2"], t=25_000, stop={"u2": "CTRL.add"})  # a real drop, run 3
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", history.tid(99), "u2", "CTRL.add", "REPO.add")
+    ]
+    assert report.findings["source"].to_list() == ["client-u2#3"]
+    # the second and third runs' first lines (History numbers lines by seq)
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "as": "client-u2#2", "file": "client-u2.jsonl", "line": 1},
+        {"source": "client-u2", "as": "client-u2#3", "file": "client-u2.jsonl", "line": 1},
+    ]
+    assert {c["source"] for c in report.clock} >= {"client-u2", "client-u2#2", "client-u2#3"}
+    assert second and third  # (their messages delivered: no finding names them)
+
+
+def test_lines_out_of_order_a_line_twice_or_a_log_read_twice_are_no_restart(history):
+    # seq repeats or goes back in each, but no process started over: one source, as before
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    _swap_last_two(history, "client-u2")  # written out of order: a reorder
+    first = next(r for r in history.rows if r["source"] == "client-u2")
+    history.rows.append(dict(first))  # its first line again, at the end
+    history.tail()
+    history.rows.extend(dict(r, file="copy.jsonl") for r in list(history.rows))  # read twice
+    report = analyze(history.frame())
+    assert report.summary["restarts"] == []
+    assert {c["source"] for c in report.clock} == {"client-u1", "client-u2", "server-1"}
+    assert ("reorder", t1, "u2", "CTRL.add", None) in history.kinds(report.findings)

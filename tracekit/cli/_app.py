@@ -556,6 +556,7 @@ def check(
     Example: `tracekit check logs/ --max drop=0 --max duplicate=0 --p99 end_to_end=500ms --min-delivered 99.9%`
     """
     from tracekit.cli import _gates
+    from tracekit.cli._restarts import restarts_note
     from tracekit.cli._safe import printable
 
     if config is not None and not config.is_file():
@@ -599,9 +600,14 @@ def check(
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in _gates.github_annotations(results):
             _say(line)
-    for note in (_in_flight_note(data, gates, _duration(grace, "grace")), _gap_note(data, gates)):
+    notes = (
+        _in_flight_note(data, gates, _duration(grace, "grace")),
+        _gap_note(data, gates),
+        f"note: {said}" if (said := restarts_note(data.get("summary", {}))) else "",
+    )
+    for note in notes:
         if note:
-            _say(note)
+            _say(printable(note))
     failed = sum(not r.ok for r in results)
     _say(f"{len(results) - failed} passed, {failed} failed")
     raise typer.Exit(1 if failed else 0)

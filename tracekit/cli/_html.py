@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from tracekit.cli._recipients import recipients_note
+from tracekit.cli._restarts import restarts_note
 
 __all__ = ["render_html"]
 
@@ -500,8 +501,8 @@ def _summary(report: Mapping[str, Any], kinds: Sequence[str], counts: Mapping[st
                 f'<span class="chip zero" title="{_e(why)}">{_e(name)} '
                 f'<span class="badge">0</span></span>'
             )
-    rf = recipients_note(_m(report.get("summary")))
-    note = f'<p class="note">{_e(rf)}</p>' if rf else ""
+    said = (recipients_note(_m(report.get("summary"))), restarts_note(_m(report.get("summary"))))
+    note = "".join(f'<p class="note">{_e(n)}</p>' for n in said if n)
     body = (
         f'<div class="verdict {verdict[0]}"><span class="dot"></span>{_e(verdict[1])}</div>'
         f'<div class="tiles">{"".join(tiles)}</div>'

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracekit.cli._recipients import recipients_note
+from tracekit.cli._restarts import restarts_note
 from tracekit.cli._safe import printable
 
 __all__ = ["render_json", "render_markdown", "render_table", "render_timeline"]
@@ -127,6 +128,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     lines = [head, counts]
     if note := recipients_note(summary):
         lines.append(Text(note, style="dim"))
+    if note := restarts_note(summary):
+        lines.append(_text(note, "yellow"))
     console.print(Panel(Group(*lines), title="tracekit", expand=False))
     for line, style in _input_notes(inputs):
         console.print(_text(line, style))
@@ -246,6 +249,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{summary.get('delivered', 0)}/{summary.get('deliveries_expected', 0)} deliveries "
         f"({_delivered_pct(summary)})",
         *(["", note] if (note := recipients_note(summary)) else []),
+        *(["", _md(note)] if (note := restarts_note(summary)) else []),
         "",
         "| kind | count |",
         "|---|---:|",
