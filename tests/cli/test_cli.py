@@ -540,6 +540,7 @@ def test_a_restarted_process_is_split_and_said(tmp_path: Path) -> None:
     first_of_run_2 = 1 + next(i for i, line in enumerate(lines) if T_LOST in line)
     code, out, _ = run("analyze", str(logs), "--grace", "0s", "-f", "json")
     report = json.loads(out)
+    jsonschema.validate(report, json.loads((ROOT / "docs" / "report.schema.json").read_text()))
     assert report["summary"]["restarts"] == [
         {
             "source": "chat-1",
