@@ -44,8 +44,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   device, ``last_seen`` = ``final`` (:mod:`._removed`).
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 - A source is one process instance (DESIGN.md); a process restarted under the same name (its
-  ``seq`` back to where it began, logged after everything before it) is read from there as a
-  source of its own, ``client-u2#2``, and ``summary.restarts`` says where (``_paths._restarts``).
+  ``seq`` back to where it began, logged after everything before it) is reported in
+  ``summary.restarts`` with where it began: that source's order findings may be false
+  (``_paths._restarts``).
 """
 
 from tracekit.analyzers._api import (

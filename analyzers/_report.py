@@ -270,8 +270,8 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
     }
     out.update({k: int(counts.get(k, 0)) for k in KINDS})
     out["recipients_from"] = {"broadcast": listed, "membership": paths.msg.height - listed}
-    # sources whose seq started over (a restarted process): read as sources of their own
-    out["restarts"] = paths.restarts.select("source", "as", "file", "line").to_dicts()
+    # sources whose seq started over (a restarted process): their order findings may be false
+    out["restarts"] = paths.restarts.select("source", "file", "line").to_dicts()
     return out
 
 

@@ -524,17 +524,17 @@ def test_a_crash_is_exit_3_not_a_failed_gate(tmp_path: Path) -> None:
     )
 
 
-def test_a_restarted_process_is_split_and_said(tmp_path: Path) -> None:
+def test_a_restarted_process_is_said(tmp_path: Path) -> None:
     # the chat process logs one message, restarts (its seq from 0 again) appending to the same
     # file under the same source name, and loses the second message's CTRL.add for u2
     from chatflow import send_message
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    for trace, stop in (("a" * 32, None), (T_LOST, {"u2": "CTRL.add"})):
+    for trace, msg, stop in (("a" * 32, "m1", None), (T_LOST, "m2", {"u2": "CTRL.add"})):
         inst = tracekit.Instrumentation(service="chat", source="chat-1", sink=logs / "chat.jsonl")
         with inst.activate():
-            send_message(trace, recipients=["u2"], stop_before=stop)
+            send_message(trace, msg_id=msg, recipients=["u2"], stop_before=stop)
         inst.close()
     lines = (logs / "chat.jsonl").read_text().splitlines()
     first_of_run_2 = 1 + next(i for i, line in enumerate(lines) if T_LOST in line)
@@ -542,21 +542,17 @@ def test_a_restarted_process_is_split_and_said(tmp_path: Path) -> None:
     report = json.loads(out)
     jsonschema.validate(report, json.loads((ROOT / "docs" / "report.schema.json").read_text()))
     assert report["summary"]["restarts"] == [
-        {
-            "source": "chat-1",
-            "as": "chat-1#2",
-            "file": str(logs / "chat.jsonl"),
-            "line": first_of_run_2,
-        }
+        {"source": "chat-1", "file": str(logs / "chat.jsonl"), "line": first_of_run_2}
     ]
     assert [(f["kind"], f["trace_id"], f["source"]) for f in report["findings"]] == [
-        ("drop", T_LOST, "chat-1#2")
+        ("drop", T_LOST, "chat-1")
     ]
     code, out, _ = run("check", str(logs), "--max", "drop=0", "--grace", "0s")
     assert code == 1
     assert (
-        f"note: chat-1's seq started over at {logs / 'chat.jsonl'}:{first_of_run_2}: read from "
-        "there as chat-1#2 (a restarted process; give each run its own source name)."
+        f"note: chat-1's seq started over at {logs / 'chat.jsonl'}:{first_of_run_2}: a process "
+        "restarted under the same source name? Order is compared within a source's log, so its "
+        "reorders, races and log gaps may be false: give each run its own source name."
     ) in out
     code, out, _ = run("analyze", str(logs), "--grace", "0s")
     assert "chat-1's seq started over" in out

@@ -9,19 +9,23 @@ __all__ = ["restarts_note"]
 
 
 def restarts_note(summary: Mapping[str, Any]) -> str | None:
-    """One sentence per source whose counter started over (a process restarted under the same
-    name), saying where and under which name its later events were read; ``None`` when no
-    source did. A report read back from a file may hold anything: what is not a restart is
-    skipped."""
+    """One sentence naming the sources whose counter started over (a process restarted under
+    the same name) and where; ``None`` when no source did. A report read back from a file may
+    hold anything: what is not a restart is skipped."""
     restarts = summary.get("restarts")
     if not isinstance(restarts, list):
         return None
     said = []
     for r in restarts:
-        if not isinstance(r, Mapping) or not r.get("source") or not r.get("as"):
+        if not isinstance(r, Mapping) or not r.get("source"):
             continue
         where = f" at {r['file']}:{r['line']}" if r.get("file") else ""
-        said.append(f"{r['source']}'s seq started over{where}: read from there as {r['as']}")
+        said.append(f"{r['source']}'s seq started over{where}")
     if not said:
         return None
-    return "; ".join(said) + " (a restarted process; give each run its own source name)."
+    return (
+        "; ".join(said)
+        + ": a process restarted under the same source name? Order is compared within a "
+        "source's log, so its reorders, races and log gaps may be false: give each run its "
+        "own source name."
+    )
