@@ -370,7 +370,8 @@ def timeline(
     timestamp (clock-corrected), latency_ms (from the previous hop reached), file, line.
     ``status`` says what the analysis makes of the row: ``reached``, ``duplicate`` (reached,
     and a duplicate there: a server hop written once to each of a recipient's devices is
-    logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``in_flight``
+    logged twice and is not one), ``dropped`` (the first missing hop of a drop, or the removal
+    that took the message off a store it had reached), ``in_flight``
     (the first missing hop of a path still inside the grace window) or ``not_reached`` (any
     other hop not reached: after the first missing one, or where the logs lost events).
     Events of the pipeline's ``remove`` role follow a recipient's hops (one row each, latency
@@ -464,7 +465,7 @@ def timeline(
     rows = pl.concat(frames).sort("recipient", "hop", nulls_last=False)
     if findings is None:
         findings = paths.memoised("timeline_marks", lambda: _marking(paths))
-    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id))
+    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p)
 
 
 def _marking(paths: Paths) -> pl.DataFrame:
@@ -476,11 +477,15 @@ def _marking(paths: Paths) -> pl.DataFrame:
 _MARKS: Final = ("drop", "in_flight", "duplicate")
 
 
-def _with_status(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+def _with_status(rows: pl.DataFrame, found: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
     """``status`` (see :func:`timeline`) from one message's findings. A finding names its
-    recipient, and the device in ``source``: per-device rows ("u2 on client-u2") match on
-    both."""
-    marks: dict[tuple[str | None, str | None], set[str]] = {}
+    recipient, and a device in ``source``: a duplicate marks that device's row ("u2 on
+    client-u2"); a drop or in-flight path marks the recipient's row and each of their devices'
+    rows that did not reach the hop (a recipient-level drop names one device of several, all
+    of which stopped there: review 13). A drop at ``final`` with a removal after it (the
+    ``remove`` role) marks the removal row: the message reached the screen, then left it."""
+    exact: dict[tuple[str | None, str | None], set[str]] = {}
+    undecided: dict[tuple[str, str | None], set[str]] = {}  # (recipient, stage): any device
     for kind, recipient, stage, source in (
         found.filter(pl.col("kind").is_in(_MARKS))
         .select("kind", "recipient", "stage", "source")
@@ -488,20 +493,32 @@ def _with_status(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
     ):
         labels = {recipient, f"{recipient} on {source}"} if recipient and source else {recipient}
         for label in labels:
-            marks.setdefault((label, stage), set()).add(kind)
+            exact.setdefault((label, stage), set()).add(kind)
+        if recipient and kind != "duplicate":
+            undecided.setdefault((recipient, stage), set()).add(kind)
+    users = {u for u, _ in undecided}
+
+    def kinds(label: str | None, stage: str | None) -> set[str]:
+        got = set(exact.get((label, stage), ()))
+        for user in users:  # "u2 on client-u2": the recipient's device
+            if label and label.startswith(f"{user} on "):
+                got |= undecided.get((user, stage), set())
+        return got
+
+    final, remove = p.role("final"), p.role("remove")
     status = []
-    for recipient, stage, reached in rows.select(
-        "recipient", "stage_action", "reached"
-    ).iter_rows():
-        kinds = marks.get((recipient, stage), set())
+    for label, stage, reached in rows.select("recipient", "stage_action", "reached").iter_rows():
         if reached:
-            status.append("duplicate" if "duplicate" in kinds else "reached")
+            removed = stage == remove and "drop" in kinds(label, final)
+            duplicated = "duplicate" in exact.get((label, stage), ())
+            status.append("dropped" if removed else "duplicate" if duplicated else "reached")
         else:
+            mine = kinds(label, stage)
             status.append(
                 "dropped"
-                if "drop" in kinds
+                if "drop" in mine
                 else "in_flight"
-                if "in_flight" in kinds
+                if "in_flight" in mine
                 else "not_reached"
             )
     return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))

@@ -201,6 +201,8 @@ def format_timeline(
             extra = f" x{row['count']}" if row["count"] > 1 else ""
             if row["status"] == "duplicate":
                 extra += " (duplicate)"
+            elif row["status"] == "dropped":  # a removal: it took the message off the store
+                extra += " (took it off: dropped)"
             lines.append(
                 f"    ✓ {row['stage_action']:<22} {row['source'] or '':<18} {ts} {lat:>11}"
                 f"{extra}  {where}".rstrip()

@@ -323,3 +323,50 @@ def test_a_kind_that_fails_fails_the_analysis(history, monkeypatch):
     history.message(1, "u1", ["u2"], t=0)
     with pytest.raises(RuntimeError, match="races broke"):
         analyze(history.frame())
+
+
+def test_a_drop_of_the_recipient_marks_each_device_that_stopped_there(history):
+    # both of u2's devices stored m1 and neither showed it: one drop for u2, naming one device
+    # as its source; each device's row at CTRL.add is that drop (review 13: only the named
+    # device's was)
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    at = {"trace": t1, "conv_id": "c1"}
+    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add")):
+        history.ev(30 + k, hop, "client-u2", "u2", **at)
+        history.ev(32 + 2 * k, hop, "client-u2-tablet", "u2", **at)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t1, "u2", "CTRL.add", "REPO.add")]
+    for given in (None, report.findings):
+        rows = (
+            timeline(history.frame(), t1, findings=given)
+            .filter(pl.col("status") != "reached")
+            .select("recipient", "stage_action", "status")
+            .rows()
+        )
+        assert rows == [
+            ("u2 on client-u2", "CTRL.add", "dropped"),
+            ("u2 on client-u2-tablet", "CTRL.add", "dropped"),
+        ]
+
+
+def test_a_removal_that_dropped_the_message_is_marked_on_its_row(history):
+    # m2 reached u2's CTRL.add, then a history page took it off the store: the drop's row in
+    # the timeline is the removal's (review 13: every row read "reached")
+    history.message(1, "u1", ["u1", "u2"], t=0)
+    history.ev(1000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t2 = history.message(2, "u1", ["u1", "u2"], t=1005)
+    history.ev(1100.5, "CTRL.remove", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(1101, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert ("drop", t2, "u2", "CTRL.add", "CTRL.add") in history.kinds(report.findings)
+    rows = (
+        timeline(history.frame(), t2, findings=report.findings)
+        .filter(pl.col("recipient") == "u2")
+        .select("stage_action", "reached", "status")
+        .rows()
+    )
+    assert rows[-2:] == [("CTRL.add", True, "reached"), ("CTRL.remove", True, "dropped")]
+    assert {s for _, _, s in rows[:-1]} == {"reached"}

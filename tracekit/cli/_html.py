@@ -954,6 +954,12 @@ _STATUS_TEXT: Final = {
 _ROW_CLASS: Final = {"dropped": "missing", "in_flight": "pending", "not_reached": "after"}
 
 
+def _status_text(status: str, reached: bool) -> str:
+    if reached and status == "dropped":  # a removal that took the message off the store
+        return "✗ took it off"
+    return _STATUS_TEXT.get(status, status)
+
+
 def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
     times = [t for r in rows if (t := _parse_ts(r.get("timestamp"))) is not None]
     t0 = min(times) if times else None
@@ -985,7 +991,7 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + f'<td class="num">{_e(_ms(r.get("latency_ms")) if reached else "")}</td>'
             + count
             + logged
-            + f'<td class="status">{_e(_STATUS_TEXT.get(status, status))}</td></tr>'
+            + f'<td class="status">{_e(_status_text(status, reached))}</td></tr>'
         )
     return (
         '<details class="rows"><summary>Rows: source, corrected time, latency, count, '

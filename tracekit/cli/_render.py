@@ -322,9 +322,11 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
         status = row.get("status") or ("reached" if reached else "dropped")
         count = row.get("count")
         mark, style = _UNREACHED.get(status, ("", None))
+        if reached and status == "dropped":  # a removal that took the message off the store
+            mark, style = "✗ {hop} (took it off)", "bold red"
         table.add_row(
             _text(row.get("recipient") or "·"),
-            _text(row.get("hop") if reached else mark.format(hop=row.get("hop"))),
+            _text(mark.format(hop=row.get("hop")) if mark else row.get("hop")),
             Text(
                 str(count) if reached and count is not None else "",
                 # a count of 2 is no duplicate where each of a recipient's devices got one

@@ -1,0 +1,113 @@
+"""How each timeline status reads: the terminal (`tracekit trace`), the HTML rows and the text
+of a failing test (`tracekit.testing.format_timeline`)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import polars as pl
+from rich.console import Console
+
+from tracekit.cli._html import _timeline_table
+from tracekit.cli._render import render_timeline
+from tracekit.testing import format_timeline
+
+ROWS = [
+    # recipient, hop, reached, status, count
+    ("u2", "REPO.add", True, "duplicate", 2),
+    ("u2", "CTRL.add", True, "reached", 1),
+    ("u2", "CTRL.remove", True, "dropped", 1),
+    ("u3", "REPO.add", False, "dropped", 0),
+    ("u3", "CTRL.add", False, "not_reached", 0),
+    ("u4", "REPO.add", False, "in_flight", 0),
+]
+
+
+def _dicts() -> list[dict[str, object]]:
+    return [
+        {
+            "recipient": r,
+            "hop": h,
+            "reached": ok,
+            "status": st,
+            "count": n,
+            "source": "client" if ok else None,
+            "timestamp": "2026-01-01T00:00:00.000000Z" if ok else None,
+            "latency_ms": 1.0 if ok else None,
+            "file": "c.jsonl" if ok else None,
+            "line": 1 if ok else None,
+        }
+        for r, h, ok, st, n in ROWS
+    ]
+
+
+def test_the_terminal_marks_each_status() -> None:
+    out = io.StringIO()
+    render_timeline("t", _dicts(), Console(file=out, width=200, color_system=None))
+    hops = [line.split("│")[2].strip() for line in out.getvalue().splitlines() if "│ u" in line]
+    assert hops == [
+        "REPO.add",
+        "CTRL.add",
+        "✗ CTRL.remove (took it off)",
+        "✗ REPO.add (missing)",
+        "· CTRL.add (not reached)",
+        "… REPO.add (in flight)",
+    ]
+
+
+def test_the_html_rows_say_each_status() -> None:
+    page = _timeline_table(_dicts())
+    statuses = [cell.split("<")[0] for cell in page.split('<td class="status">')[1:]]
+    assert statuses == [
+        "duplicate",
+        "reached",
+        "✗ took it off",
+        "✗ missing",
+        "not reached",
+        "in flight",
+    ]
+    # only the duplicate's count is marked: a count of 2 alone is no duplicate
+    assert page.count("count dup") == 1
+    assert [c.split('"')[0] for c in page.split('<tr class="')[1:]] == [
+        "reached",
+        "reached",
+        "missing",
+        "missing",
+        "after",
+        "pending",
+    ]  # (the removal's row in the drop's colour too)
+
+
+def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
+    frame = pl.DataFrame(
+        [
+            {
+                "recipient": r,
+                "stage_action": h,
+                "reached": ok,
+                "status": st,
+                "count": n,
+                "source": "client" if ok else None,
+                "timestamp": datetime(2026, 1, 1, tzinfo=UTC) if ok else None,
+                "latency_ms": 1.0 if ok else None,
+                "file": "c.jsonl" if ok else None,
+                "line": 1 if ok else None,
+            }
+            for r, h, ok, st, n in ROWS
+        ]
+    )
+    monkeypatch.setattr("tracekit.analyzers.timeline", lambda *a, **k: frame)
+    lines = format_timeline([], "t").splitlines()
+    assert [line.split()[0:2] for line in lines if line.startswith("    ")] == [
+        ["✓", "REPO.add"],
+        ["✓", "CTRL.add"],
+        ["✓", "CTRL.remove"],
+        ["✗", "REPO.add"],
+        ["·", "CTRL.add"],
+        ["…", "REPO.add"],
+    ]
+    text = "\n".join(lines)
+    assert "x2 (duplicate)" in text and "(took it off: dropped)" in text
+    assert "REPO.add               (missing)" in text and "(not reached)" in text
+    assert "(in flight)" in text
