@@ -899,8 +899,10 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     whose seq goes back somewhere are looked at (counted with the per-source stats). Not a
     restart: lines out of order by a few, a line logged twice, a log read twice (its copy is
     no later), a rotated log's parts read newest first (no seq repeats). Not found: a restart
-    whose first log lost its beginning (the new run repeats none of its seqs), or, in a log
-    that interleaves sources, one whose first run lost more lines than the next logged."""
+    whose first log lost its beginning (the new run repeats none of its seqs); in a log
+    that interleaves sources, one whose first run lost more lines than the next logged; runs
+    in files read out of time order (``10.log`` before ``9.log``: read order is the order of
+    the lines, review 13b)."""
     schema = {"source": pl.String, "file": pl.String, "line": pl.Int64}
     # (seqs going back between two lines of the source, or more seqs than its range holds:
     # its lines interleaved with another source's)

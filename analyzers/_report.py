@@ -290,20 +290,20 @@ def _paths_for(events: pl.LazyFrame | pl.DataFrame, p: Pipeline) -> Paths:
 
 def _per_device(
     paths: Paths, trace_id: str, pairs: pl.DataFrame, frames: list[pl.DataFrame]
-) -> list[pl.DataFrame]:
+) -> tuple[list[pl.DataFrame], dict[str, tuple[str, str]]]:
     """A recipient whose own hops several devices logged gets them per device ("u2 on
     client-u2"), each device's missing hops marked: the recipient's path takes each hop from
     whichever device logged it, so a phone that never showed what the tablet showed looked
     complete (and its +ms ran from one device to the other), while the analysis reports the
-    phone's drop."""
+    phone's drop. Also each such row's label -> (recipient, device)."""
     p = paths.pipeline
     own = [i for i, h in enumerate(p.hops) if h.scope == "recipient" and h.emitter == "recipient"]
     ks = [col("k", i) for i in own if col("k", i) in pairs.columns]
     if not ks or pairs.is_empty():
-        return frames
+        return frames, {}
     multi = pairs.filter(pl.any_horizontal(pl.col(k) > 1 for k in ks))
     if multi.is_empty():
-        return frames
+        return frames, {}
     users = multi.get_column("recipient").cast(pl.String).to_list()
     events = (
         paths.hops_of(pl.LazyFrame({"trace_id": [trace_id]}))
@@ -315,6 +315,7 @@ def _per_device(
         .collect()
     )
     rows: list[dict[str, object]] = []
+    labels: dict[str, tuple[str, str]] = {}
     for user in sorted(users):
         pair = multi.filter(pl.col("recipient").cast(pl.String) == user).row(0, named=True)
         mine = events.filter(pl.col("recipient") == user)
@@ -322,6 +323,7 @@ def _per_device(
             got = {
                 r["hop"]: r for r in mine.filter(pl.col("source") == device).iter_rows(named=True)
             }
+            labels[f"{user} on {device}"] = (user, device)
             for i in own:
                 h = p.hops[i]
                 t_prev = None
@@ -354,7 +356,7 @@ def _per_device(
         orient="row",
     ).with_columns(pl.col("timestamp").cast(schema["timestamp"]))
     drop = pl.col("recipient").is_in(users) & pl.col("hop").is_in(own)
-    return [f.filter(~drop) for f in frames] + [devices]
+    return [f.filter(~drop) for f in frames] + [devices], labels
 
 
 def timeline(
@@ -445,7 +447,7 @@ def timeline(
                 "line",
             )
         )
-    frames = _per_device(paths, trace_id, pairs, frames)
+    frames, devices = _per_device(paths, trace_id, pairs, frames)
     if not frames:
         return pl.DataFrame(
             schema={
@@ -465,7 +467,7 @@ def timeline(
     rows = pl.concat(frames).sort("recipient", "hop", nulls_last=False)
     if findings is None:
         findings = paths.memoised("timeline_marks", lambda: _marking(paths))
-    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p)
+    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p, devices)
 
 
 def _marking(paths: Paths) -> pl.DataFrame:
@@ -477,48 +479,70 @@ def _marking(paths: Paths) -> pl.DataFrame:
 _MARKS: Final = ("drop", "in_flight", "duplicate")
 
 
-def _with_status(rows: pl.DataFrame, found: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
-    """``status`` (see :func:`timeline`) from one message's findings. A finding names its
-    recipient, and a device in ``source``: a duplicate marks that device's row ("u2 on
-    client-u2"); a drop or in-flight path marks the recipient's row and each of their devices'
-    rows that did not reach the hop (a recipient-level drop names one device of several, all
-    of which stopped there: review 13). A drop at ``final`` with a removal after it (the
-    ``remove`` role) marks the removal row: the message reached the screen, then left it."""
-    exact: dict[tuple[str | None, str | None], set[str]] = {}
-    undecided: dict[tuple[str, str | None], set[str]] = {}  # (recipient, stage): any device
-    for kind, recipient, stage, source in (
+def _with_status(
+    rows: pl.DataFrame, found: pl.DataFrame, p: Pipeline, devices: dict[str, tuple[str, str]]
+) -> pl.DataFrame:
+    """``status`` (see :func:`timeline`) from one message's findings, which name a recipient
+    and, in ``source``, a device. A recipient's row (or a message hop's) takes the findings of
+    its recipient and hop. A device's row (``devices``: "u2 on client-u2" -> (u2, client-u2))
+    takes its device's own; a device with no drop or in-flight finding of its own takes the
+    recipient's at its first hop not reached (a recipient-level drop names one device of
+    several that all stopped there: review 13). A removal row is the drop (or in-flight path)
+    at ``final`` of its device whose evidence cites the removal's line."""
+    marks = (
         found.filter(pl.col("kind").is_in(_MARKS))
-        .select("kind", "recipient", "stage", "source")
-        .iter_rows()
-    ):
-        labels = {recipient, f"{recipient} on {source}"} if recipient and source else {recipient}
-        for label in labels:
-            exact.setdefault((label, stage), set()).add(kind)
-        if recipient and kind != "duplicate":
-            undecided.setdefault((recipient, stage), set()).add(kind)
-    users = {u for u, _ in undecided}
-
-    def kinds(label: str | None, stage: str | None) -> set[str]:
-        got = set(exact.get((label, stage), ()))
-        for user in users:  # "u2 on client-u2": the recipient's device
-            if label and label.startswith(f"{user} on "):
-                got |= undecided.get((user, stage), set())
-        return got
-
+        .select("kind", "recipient", "stage", "last_seen", "source", "evidence")
+        .to_dicts()
+    )
     final, remove = p.role("final"), p.role("remove")
-    status = []
-    for label, stage, reached in rows.select("recipient", "stage_action", "reached").iter_rows():
+    undecided = ("drop", "in_flight")
+    decided = {  # devices with a drop or in-flight finding of their own
+        (m["recipient"], m["source"]) for m in marks if m["kind"] in undecided
+    }
+
+    def kinds(recipient: str | None, stage: str, source: str | None = None) -> set[str]:
+        return {
+            m["kind"]
+            for m in marks
+            if m["recipient"] == recipient
+            and m["stage"] == stage
+            and (source is None or m["source"] == source)
+        }
+
+    def removed(recipient: str, source: str, file: str, line: int) -> str | None:
+        for m in marks:
+            cites = any((e["file"], e["line"]) == (file, line) for e in m["evidence"] or ())
+            if (
+                m["kind"] in undecided
+                and (m["recipient"], m["source"]) == (recipient, source)
+                and m["stage"] == m["last_seen"] == final
+                and cites
+            ):
+                return "dropped" if m["kind"] == "drop" else "in_flight"
+        return None
+
+    status: list[str] = []
+    passed: set[str] = set()  # device rows whose first hop not reached came already
+    for label, stage, reached, source, file, line in rows.select(
+        "recipient", "stage_action", "reached", "source", "file", "line"
+    ).iter_rows():
+        device = devices.get(label) if label is not None else None
         if reached:
-            removed = stage == remove and "drop" in kinds(label, final)
-            duplicated = "duplicate" in exact.get((label, stage), ())
-            status.append("dropped" if removed else "duplicate" if duplicated else "reached")
-        else:
+            if stage == remove and label is not None and source and file:
+                status.append(removed(label, source, file, line) or "reached")
+                continue
+            dup = kinds(device[0], stage, device[1]) if device else kinds(label, stage)
+            status.append("duplicate" if "duplicate" in dup else "reached")
+            continue
+        if device is None:
             mine = kinds(label, stage)
-            status.append(
-                "dropped"
-                if "drop" in mine
-                else "in_flight"
-                if "in_flight" in mine
-                else "not_reached"
-            )
+        elif device in decided:
+            mine = kinds(device[0], stage, device[1])
+        else:
+            mine = kinds(device[0], stage) if label not in passed else set()
+        if device is not None:
+            passed.add(label)
+        status.append(
+            "dropped" if "drop" in mine else "in_flight" if "in_flight" in mine else "not_reached"
+        )
     return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))

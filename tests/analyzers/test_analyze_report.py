@@ -370,3 +370,73 @@ def test_a_removal_that_dropped_the_message_is_marked_on_its_row(history):
     )
     assert rows[-2:] == [("CTRL.add", True, "reached"), ("CTRL.remove", True, "dropped")]
     assert {s for _, _, s in rows[:-1]} == {"reached"}
+
+
+def _statuses(history, trace, pick=None):
+    report = analyze(history.frame())
+    tl = timeline(history.frame(), trace, findings=report.findings)
+    pick = pl.col("recipient").is_not_null() if pick is None else pick
+    return tl.filter(pick).select("recipient", "stage_action", "status").rows()
+
+
+def test_each_device_keeps_its_own_drop_and_in_flight_path(history):
+    # review 13b: u2's phone stops at REPO.add, the tablet at CTRL.add (a drop each, one hop
+    # apart); on a second message the web client's log ends right after REPO.add (in flight)
+    # while the tablet's goes on (a drop), and the phone showed it
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    at = {"trace": t1, "conv_id": "c1"}
+    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    history.ev(30, "WS-RECV.receive", "client-u2", "u2", **at)
+    history.ev(31, "WS-RECV.receive", "client-u2-tablet", "u2", **at)
+    history.ev(33, "REPO.add", "client-u2-tablet", "u2", **at)
+    history.tail()
+    devices = pl.col("recipient").str.contains(" on ")
+    assert [r for r in _statuses(history, t1, devices) if r[2] != "reached"] == [
+        ("u2 on client-u2", "REPO.add", "dropped"),
+        ("u2 on client-u2", "CTRL.add", "not_reached"),
+        ("u2 on client-u2-tablet", "CTRL.add", "dropped"),
+    ]
+
+
+def test_a_device_in_flight_is_not_marked_with_another_devices_drop(history):
+    t1 = history.message(1, "u1", ["u2"], t=0)  # the phone showed it
+    at = {"trace": t1, "conv_id": "c1"}
+    for k, dev in enumerate(("client-u2-tablet", "client-u2-web")):
+        history.ev(25.5 + k, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+        history.ev(31 + k, "WS-RECV.receive", dev, "u2", **at)
+        history.ev(33 + k, "REPO.add", dev, "u2", **at)
+    for src in ("client-u1", "client-u2", "client-u2-tablet", "server-1"):  # not the web's
+        history.ev(60_000, "TRACEKIT.heartbeat", src, "x")
+    devices = pl.col("recipient").str.contains(" on ")
+    assert [r for r in _statuses(history, t1, devices) if r[2] != "reached"] == [
+        ("u2 on client-u2-tablet", "CTRL.add", "dropped"),
+        ("u2 on client-u2-web", "CTRL.add", "in_flight"),
+    ]
+
+
+def test_a_user_named_like_a_device_label_keeps_their_own_status(history):
+    other = "u2 on x"  # a user id that reads like a device of u2
+    t1 = history.message(1, "u1", ["u2", other], t=0, stop={"u2": "CTRL.add", other: "REPO.add"})
+    history.tail()
+    assert [r for r in _statuses(history, t1) if r[2] != "reached"] == [
+        ("u2", "CTRL.add", "dropped"),
+        (other, "REPO.add", "dropped"),
+        (other, "CTRL.add", "not_reached"),
+    ]
+
+
+def test_only_the_removal_that_dropped_the_message_is_marked(history):
+    # removed, shown again, removed again: the drop is the second removal's; a removal in the
+    # grace window at the end of the logs is undecided
+    t1 = history.message(1, "u1", ["u1", "u2"], t=0)
+    for t, hop in ((1000, "CTRL.remove"), (1010, "CTRL.add"), (1020, "CTRL.remove")):
+        history.ev(t, hop, "client-u2", "u2", trace=t1, conv_id="c1")
+    t2 = history.message(2, "u1", ["u1", "u2"], t=58_000)
+    history.ev(59_000, "CTRL.remove", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.tail()
+    removals = pl.col("stage_action") == "CTRL.remove"
+    assert _statuses(history, t1, removals) == [
+        ("u2", "CTRL.remove", "reached"),
+        ("u2", "CTRL.remove", "dropped"),
+    ]
+    assert _statuses(history, t2, removals) == [("u2", "CTRL.remove", "in_flight")]
