@@ -54,21 +54,10 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         stored = stored.with_columns(
             canon.select(pl.col("gc", "prank").gather(at)).get_columns()
         ).filter(at.is_not_null())
-    stored = (
-        stored
-        # Grouped by two stable one-key sorts, which keep log order inside each group: a log
-        # is in seq order already unless its writer interleaved lines (or its files were read
-        # out of order), and only such groups are sorted again below. Two eager sorts: in one
-        # plan polars merges them into one two-key sort, several times slower.
-        .sort("dev", maintain_order=True)
-        .sort("gc", maintain_order=True)
-        .with_columns(
-            gid=(
-                (pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("dev") != pl.col("dev").shift(1))
-            )
-            .fill_null(True)
-            .cum_sum()
-        )
+    stored = _grouped(stored).with_columns(
+        gid=((pl.col("gc") != pl.col("gc").shift(1)) | (pl.col("dev") != pl.col("dev").shift(1)))
+        .fill_null(True)
+        .cum_sum()
     )
     back = (pl.col("gid") == pl.col("gid").shift(1)) & (
         (pl.col("rkey") < pl.col("rkey").shift(1))
@@ -128,6 +117,24 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("lead_file", "lead_line"), ("file", "line")),
         at="t",
     )
+
+
+def _grouped(stored: pl.DataFrame) -> pl.DataFrame:
+    """``stored`` sorted by conversation (``gc``) and device (``dev``: source code << 32 |
+    recipient code), log order kept inside each group: a log is in seq order already unless
+    its writer interleaved lines (or its files were read out of order), and only such groups
+    are sorted again by the caller. One stable sort of the three codes packed into one key
+    where they fit in 64 bits (0.07 s for 1M store events), else two stable one-key sorts
+    (0.10 s; as one plan polars merges them into one two-key sort, several times slower)."""
+    source, recipient = pl.col("dev") // (1 << 32), pl.col("dev") % (1 << 32)
+    top = stored.select(
+        pl.col("gc").max().alias("c"), source.max().alias("s"), recipient.max().alias("r")
+    ).row(0)
+    c, s, r = (int(x or 0).bit_length() for x in top)
+    if c + s + r > 64:
+        return stored.sort("dev", maintain_order=True).sort("gc", maintain_order=True)
+    key = pl.col("gc").cast(pl.UInt64) * (1 << (s + r)) + source * (1 << r) + recipient
+    return stored.sort(key, maintain_order=True)
 
 
 def races(paths: Paths) -> pl.LazyFrame:

@@ -801,8 +801,9 @@ def _trace_facts(hops: pl.LazyFrame, send: int, bcast: int | None) -> list[pl.La
         ),
     ]
     if bcast is not None:
+        # the list's row in the hop events (``rr``), not the list: copied once, in the end
         named = (pl.col("hop") == bcast) & pl.col("recipients").is_not_null()
-        facts.append(first(named, pl.col("recipients")))
+        facts.append(first(named, pl.col("rr")))
     text = pl.col(pl.Categorical).exclude("trace_id").cast(pl.String)
     return [f.with_columns(text) for f in facts]
 
@@ -974,8 +975,9 @@ def _assemble(
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
     facts_cols = (
         hops_df.lazy()
+        .with_row_index("rr")
         .filter(pl.col("hop").is_not_null())
-        .select("trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients")
+        .select("trace_id", "hop", "recipient", "actor", "conv_id", "msg_id", "recipients", "rr")
     )
     facts_later = [
         side.submit(f.collect) for f in _trace_facts(facts_cols.with_columns(**cat), send, bcast)
@@ -1019,6 +1021,7 @@ def _assemble(
         .select("trace_id", "msg_id", "file", "line")
         .unique(["trace_id", "msg_id"], keep="first", maintain_order=True)
     ).collect()
+    lists = hops_df.get_column("recipients")  # (gathered for the messages below)
     hops_df = hops_df.drop("msg_id", "recipients")
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
@@ -1041,6 +1044,9 @@ def _assemble(
     )
     if bcast is None:
         msg_raw = msg_raw.with_columns(recipients=pl.lit(None, dtype=pl.List(pl.String)))
+    else:  # each message's recipients list, from its broadcast's row
+        msg_raw = msg_raw.with_columns(recipients=lists.gather(msg_raw.get_column("rr"))).drop("rr")
+    del lists
     lacking = msg_raw.filter(pl.col("conv_id").is_null()).select("trace_id")
     if lacking.height:  # no message event named the conversation: take a recipient event's
         conv_any = (

@@ -7,7 +7,8 @@ and the fallback where the extension is not built), and picks the hop events of 
 differential property tests on generated hop events (nulls, hops of neither side, several
 chunks, named recipients never seen), a trace with more recipients than the kernel's chains
 hold, and whole analyses with and without it. Likewise the lookups by code (a left join),
-the clock correction's offset table, and edge_stats' MAD off the sorted logs.
+the clock correction's offset table, edge_stats' MAD off the sorted logs, and reorders'
+grouping by one packed key.
 """
 
 from __future__ import annotations
@@ -312,3 +313,30 @@ def test_the_mad_is_the_group_by_median_of_every_deviation() -> None:
     want = samples.group_by("eid").agg(deviation.abs().median().alias("mad")).sort("eid")
     assert stats.get_column("mad").to_list() == want.get_column("mad").to_list()
     assert stats.get_column("mad")[0] == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            # small codes (one packed key) or large ones (the two sorts)
+            st.one_of(st.integers(0, 7), st.integers(0, 2**40)),
+            st.integers(0, 3),
+            st.one_of(st.integers(0, 3), st.integers(0, 2**31)),
+        ),
+        max_size=40,
+    )
+)
+def test_reorders_grouping_is_the_two_stable_sorts(rows: list[tuple[int, int, int]]) -> None:
+    # reorders' store events by (conversation, device), log order kept in each group: one
+    # sort of the packed codes where they fit, as the two stable sorts it replaced
+    stored = pl.DataFrame(
+        {
+            "row": list(range(len(rows))),
+            "gc": [c for c, _, _ in rows],
+            "dev": [s * (1 << 32) + r for _, s, r in rows],
+        },
+        schema={"row": pl.UInt32, "gc": pl.UInt64, "dev": pl.UInt64},
+    )
+    want = stored.sort("dev", maintain_order=True).sort("gc", maintain_order=True)
+    assert_frame_equal(order_mod._grouped(stored), want)
