@@ -1171,15 +1171,17 @@ def _assemble(
     def corrected(frame: pl.DataFrame, indices: list[int]) -> pl.DataFrame:
         if not offsets:
             return frame
-        out: dict[str, pl.Series | pl.Expr] = {}
+        out: dict[str, pl.Expr] = {}
         for i in indices:
-            t, src = col("t", i), frame.get_column(col("src", i))
+            t, src = col("t", i), pl.col(col("src", i))
             if by_code is None:
-                offset = pl.col(src.name).replace_strict(offsets, default=0, return_dtype=_I64)
-                out[t] = pl.col(t) - offset
+                offset = src.replace_strict(offsets, default=0, return_dtype=_I64)
             else:
                 # (a hop with no source: not shifted, as replace_strict's default has it)
-                out[t] = frame.get_column(t) - by_code.gather(src.to_physical()).fill_null(0)
+                offset = pl.lit(by_code).gather(src.to_physical()).fill_null(0)
+            out[t] = pl.col(t) - offset
+        # one frame operation, the hops' columns corrected in parallel (eagerly one after
+        # another they ran on one core; a few ms at 5M events)
         return frame.with_columns(**out)
 
     msg = corrected(msg_raw, msg_idx)
