@@ -556,3 +556,6 @@ def test_a_restarted_process_is_said(tmp_path: Path) -> None:
     ) in out
     code, out, _ = run("analyze", str(logs), "--grace", "0s")
     assert "chat-1's seq started over" in out
+    code, _, _ = run("report", str(logs), "--grace", "0s", "-o", str(tmp_path / "r.html"))
+    assert code == 0
+    assert "chat-1&#x27;s seq started over at" in (tmp_path / "r.html").read_text()
