@@ -372,10 +372,11 @@ def timeline(
     timestamp (clock-corrected), latency_ms (from the previous hop reached), file, line.
     ``status`` says what the analysis makes of the row: ``reached``, ``duplicate`` (reached,
     and a duplicate there: a server hop written once to each of a recipient's devices is
-    logged twice and is not one), ``dropped`` (the first missing hop of a drop, or the removal
-    that took the message off a store it had reached), ``in_flight``
-    (the first missing hop of a path still inside the grace window) or ``not_reached`` (any
-    other hop not reached: after the first missing one, or where the logs lost events).
+    logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``removed``
+    (the removal that took the message off a store it had reached: that drop), ``in_flight``
+    (the first missing hop, or the removal, of a path still inside the grace window) or
+    ``not_reached`` (any other hop not reached: after the first missing one, or where the logs
+    lost events).
     Events of the pipeline's ``remove`` role follow a recipient's hops (one row each, latency
     from ``final``). Clock offsets are estimated from the whole table, so pass all events, not
     only this trace's; the rebuilt paths of the last ``events`` object are kept, so asking
@@ -472,8 +473,7 @@ def timeline(
 
 def _marking(paths: Paths) -> pl.DataFrame:
     """The findings that mark a timeline's rows (drops, in-flight paths, duplicates)."""
-    found = [drops_and_in_flight(paths).collect(), duplicates(paths).collect()]
-    return pl.concat(found).filter(pl.col("kind").is_in(_MARKS))
+    return pl.concat([drops_and_in_flight(paths).collect(), duplicates(paths).collect()])
 
 
 _MARKS: Final = ("drop", "in_flight", "duplicate")
@@ -518,7 +518,7 @@ def _with_status(
                 and m["stage"] == m["last_seen"] == final
                 and cites
             ):
-                return "dropped" if m["kind"] == "drop" else "in_flight"
+                return "removed" if m["kind"] == "drop" else "in_flight"
         return None
 
     status: list[str] = []

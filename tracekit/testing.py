@@ -163,6 +163,12 @@ def _td(value: timedelta | str) -> timedelta:
     return parse_duration(value)
 
 
+#: What a reached hop's line adds, by its timeline status.
+_REACHED_NOTE: Final = {
+    "duplicate": " (duplicate)",
+    "removed": " (took it off: dropped)",
+    "in_flight": " (in flight)",
+}
 #: How a hop not reached is marked, by its timeline status.
 _UNREACHED: Final = {
     "dropped": ("✗", "missing"),
@@ -199,10 +205,7 @@ def format_timeline(
             lat = f"+{row['latency_ms']:.1f} ms" if row["latency_ms"] is not None else ""
             where = f"{row['file']}:{row['line']}" if row.get("file") else ""
             extra = f" x{row['count']}" if row["count"] > 1 else ""
-            if row["status"] == "duplicate":
-                extra += " (duplicate)"
-            elif row["status"] == "dropped":  # a removal: it took the message off the store
-                extra += " (took it off: dropped)"
+            extra += _REACHED_NOTE.get(row["status"], "")
             lines.append(
                 f"    ✓ {row['stage_action']:<22} {row['source'] or '':<18} {ts} {lat:>11}"
                 f"{extra}  {where}".rstrip()

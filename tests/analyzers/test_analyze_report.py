@@ -227,17 +227,26 @@ def test_report_validates_against_the_published_json_schema():
     assert len(doc["findings"]) == len(synth.truth)
 
 
+_OWN = ("WS-RECV.receive", "REPO.add", "CTRL.add")  # u2's own hops
+
+
+def _on_devices(history, trace, phone=(), tablet=()):
+    """u2's own hops of ``trace`` on two devices, which the server delivers it to once (at 25.5
+    ms): the phone's from 30 ms, 1 ms apart; the tablet's from 32 ms, 2 ms apart."""
+    at = {"trace": trace, "conv_id": "c1"}
+    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    for k, hop in enumerate(phone):
+        history.ev(30 + k, hop, "client-u2", "u2", **at)
+    for k, hop in enumerate(tablet):
+        history.ev(32 + 2 * k, hop, "client-u2-tablet", "u2", **at)
+
+
 def test_timeline_shows_each_device_of_a_recipient_with_its_missing_hop(history):
     # The phone stored m1 and never showed it; the tablet showed it. Per recipient the path
     # looked complete (CTRL.add from the tablet, +ms from the phone's REPO.add), while the
     # analysis reports the phone's drop: each device gets its own rows.
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
-    at = {"trace": t1, "conv_id": "c1"}
-    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
-    for k, hop in enumerate(("WS-RECV.receive", "REPO.add")):
-        history.ev(30 + k, hop, "client-u2", "u2", **at)
-    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
-        history.ev(32 + 2 * k, hop, "client-u2-tablet", "u2", **at)
+    _on_devices(history, t1, _OWN[:2], _OWN)
     history.tail()
     rows = (
         timeline(history.frame(), t1)
@@ -330,11 +339,7 @@ def test_a_drop_of_the_recipient_marks_each_device_that_stopped_there(history):
     # as its source; each device's row at CTRL.add is that drop (review 13: only the named
     # device's was)
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
-    at = {"trace": t1, "conv_id": "c1"}
-    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
-    for k, hop in enumerate(("WS-RECV.receive", "REPO.add")):
-        history.ev(30 + k, hop, "client-u2", "u2", **at)
-        history.ev(32 + 2 * k, hop, "client-u2-tablet", "u2", **at)
+    _on_devices(history, t1, _OWN[:2], _OWN[:2])
     history.tail()
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("drop", t1, "u2", "CTRL.add", "REPO.add")]
@@ -368,7 +373,7 @@ def test_a_removal_that_dropped_the_message_is_marked_on_its_row(history):
         .select("stage_action", "reached", "status")
         .rows()
     )
-    assert rows[-2:] == [("CTRL.add", True, "reached"), ("CTRL.remove", True, "dropped")]
+    assert rows[-2:] == [("CTRL.add", True, "reached"), ("CTRL.remove", True, "removed")]
     assert {s for _, _, s in rows[:-1]} == {"reached"}
 
 
@@ -384,11 +389,7 @@ def test_each_device_keeps_its_own_drop_and_in_flight_path(history):
     # apart); on a second message the web client's log ends right after REPO.add (in flight)
     # while the tablet's goes on (a drop), and the phone showed it
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
-    at = {"trace": t1, "conv_id": "c1"}
-    history.ev(25.5, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
-    history.ev(30, "WS-RECV.receive", "client-u2", "u2", **at)
-    history.ev(31, "WS-RECV.receive", "client-u2-tablet", "u2", **at)
-    history.ev(33, "REPO.add", "client-u2-tablet", "u2", **at)
+    _on_devices(history, t1, _OWN[:1], _OWN[:2])
     history.tail()
     devices = pl.col("recipient").str.contains(" on ")
     assert [r for r in _statuses(history, t1, devices) if r[2] != "reached"] == [
@@ -437,6 +438,6 @@ def test_only_the_removal_that_dropped_the_message_is_marked(history):
     removals = pl.col("stage_action") == "CTRL.remove"
     assert _statuses(history, t1, removals) == [
         ("u2", "CTRL.remove", "reached"),
-        ("u2", "CTRL.remove", "dropped"),
+        ("u2", "CTRL.remove", "removed"),
     ]
     assert _statuses(history, t2, removals) == [("u2", "CTRL.remove", "in_flight")]

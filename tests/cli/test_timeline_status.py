@@ -17,10 +17,11 @@ ROWS = [
     # recipient, hop, reached, status, count
     ("u2", "REPO.add", True, "duplicate", 2),
     ("u2", "CTRL.add", True, "reached", 1),
-    ("u2", "CTRL.remove", True, "dropped", 1),
+    ("u2", "CTRL.remove", True, "removed", 1),
     ("u3", "REPO.add", False, "dropped", 0),
     ("u3", "CTRL.add", False, "not_reached", 0),
     ("u4", "REPO.add", False, "in_flight", 0),
+    ("u5", "CTRL.remove", True, "in_flight", 1),  # a removal inside the grace window
 ]
 
 
@@ -53,6 +54,7 @@ def test_the_terminal_marks_each_status() -> None:
         "✗ REPO.add (missing)",
         "· CTRL.add (not reached)",
         "… REPO.add (in flight)",
+        "… CTRL.remove (in flight)",
     ]
 
 
@@ -66,6 +68,7 @@ def test_the_html_rows_say_each_status() -> None:
         "✗ missing",
         "not reached",
         "in flight",
+        "in flight",
     ]
     # only the duplicate's count is marked: a count of 2 alone is no duplicate
     assert page.count("count dup") == 1
@@ -75,6 +78,7 @@ def test_the_html_rows_say_each_status() -> None:
         "missing",
         "missing",
         "after",
+        "pending",
         "pending",
     ]  # (the removal's row in the drop's colour too)
 
@@ -106,8 +110,9 @@ def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
         ["✗", "REPO.add"],
         ["·", "CTRL.add"],
         ["…", "REPO.add"],
+        ["✓", "CTRL.remove"],
     ]
     text = "\n".join(lines)
     assert "x2 (duplicate)" in text and "(took it off: dropped)" in text
     assert "REPO.add               (missing)" in text and "(not reached)" in text
-    assert "(in flight)" in text
+    assert "(in flight)" in text and "+1.0 ms (in flight)" in text

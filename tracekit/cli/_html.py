@@ -948,16 +948,16 @@ def _logged(r: Mapping[str, Any]) -> list[dict[str, Any]]:
 #: A timeline row's status (tracekit.analyzers.timeline) as the table shows it.
 _STATUS_TEXT: Final = {
     "dropped": "✗ missing",
+    "removed": "✗ took it off",
     "in_flight": "in flight",
     "not_reached": "not reached",
 }
-_ROW_CLASS: Final = {"dropped": "missing", "in_flight": "pending", "not_reached": "after"}
-
-
-def _status_text(status: str, reached: bool) -> str:
-    if reached and status == "dropped":  # a removal that took the message off the store
-        return "✗ took it off"
-    return _STATUS_TEXT.get(status, status)
+_ROW_CLASS: Final = {
+    "dropped": "missing",
+    "removed": "missing",
+    "in_flight": "pending",
+    "not_reached": "after",
+}
 
 
 def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -991,7 +991,7 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + f'<td class="num">{_e(_ms(r.get("latency_ms")) if reached else "")}</td>'
             + count
             + logged
-            + f'<td class="status">{_e(_status_text(status, reached))}</td></tr>'
+            + f'<td class="status">{_e(_STATUS_TEXT.get(status, status))}</td></tr>'
         )
     return (
         '<details class="rows"><summary>Rows: source, corrected time, latency, count, '

@@ -321,9 +321,7 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
         reached = row.get("reached", True)
         status = row.get("status") or ("reached" if reached else "dropped")
         count = row.get("count")
-        mark, style = _UNREACHED.get(status, ("", None))
-        if reached and status == "dropped":  # a removal that took the message off the store
-            mark, style = "✗ {hop} (took it off)", "bold red"
+        mark, style = _MARKED.get(status, ("", None))
         table.add_row(
             _text(row.get("recipient") or "·"),
             _text(mark.format(hop=row.get("hop")) if mark else row.get("hop")),
@@ -341,9 +339,10 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
     console.print(table)
 
 
-#: How a hop not reached reads, by its timeline status.
-_UNREACHED: Final = {
+#: How a marked hop reads, by its timeline status (reached and duplicate rows read as is).
+_MARKED: Final = {
     "dropped": ("✗ {hop} (missing)", "bold red"),
+    "removed": ("✗ {hop} (took it off)", "bold red"),
     "in_flight": ("… {hop} (in flight)", "yellow"),
     "not_reached": ("· {hop} (not reached)", "dim"),
 }

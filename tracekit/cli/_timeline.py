@@ -17,7 +17,7 @@ _NAMES = {
     "timestamp": ("timestamp", "corrected", "corrected_ts", "time"),
     "latency_ms": ("latency_ms", "since_previous_ms", "delta_ms"),
     "reached": ("reached",),
-    # reached, duplicate, dropped, in_flight or not_reached (tracekit.analyzers.timeline)
+    # reached, duplicate, dropped, removed, in_flight or not_reached (analyzers.timeline)
     "status": ("status",),
     # how many times the hop was logged (2 is a duplicate), and where it was logged first
     "count": ("count",),
