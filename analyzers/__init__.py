@@ -44,9 +44,12 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   device, ``last_seen`` = ``final`` (:mod:`._removed`).
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
 - A source is one process instance (DESIGN.md); a process restarted under the same name (its
-  ``seq`` back to where it began, logged after everything before it) is reported in
-  ``summary.restarts`` with where it began: that source's order findings may be false
-  (``_paths._restarts``).
+  ``seq`` back to where it began, logged after everything before it) stays one source (one
+  clock, one device) whose runs are read one after another: positions ``run << 40 | seq``,
+  log gaps and history fetch windows per run (a fetch open at the restart ended there).
+  ``summary.restarts`` says where each began, and ``mended: false`` where its seqs could not
+  be packed (outside ``[0, 2**40)``): that source's order findings may then be false
+  (``_paths._restarts``, ``_paths._runs``).
 """
 
 from tracekit.analyzers._api import (

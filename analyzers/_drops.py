@@ -271,7 +271,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     cand = _retried_since(paths, cand)
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
-            schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_seq": pl.Int64}
+            schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_pos": pl.Int64}
         )
         return _classify(cand.lazy(), gap_hit, g, t_end)
     return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), g), g, t_end)
@@ -383,7 +383,7 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
 
 
 def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
-    """``(rid, gap_source, gap_seq)``: the first gap of the logs that should hold the missing
+    """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
     hop which overlaps ``[t_last, t_last + g]``."""
     overlaps = (pl.col("t_after") >= pl.col("t_last")) & (
         pl.col("t_before") <= pl.col("t_last") + g
@@ -471,8 +471,8 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .filter(overlaps)
         .group_by("rid")
         .agg(
-            pl.col("source").sort_by("source", "seq_before").first().alias("gap_source"),
-            pl.col("seq_before").sort_by("source", "seq_before").first().alias("gap_seq"),
+            pl.col("source").sort_by("source", "pos_before").first().alias("gap_source"),
+            pl.col("pos_before").sort_by("source", "pos_before").first().alias("gap_pos"),
         )
     )
 

@@ -1,12 +1,13 @@
 """History fetches paired into windows: each fetch's start and, once seen, its end, in its
 client's log. Shared by the races (a receive inside a window) and the removals (a window begun
-after a removal showed the message again)."""
+after a removal showed the message again). A restarted client's fetches open at its restart
+never end: its windows are paired run by run (``run``, :func:`tracekit.analyzers._paths.run_of`)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._paths import Paths
+from tracekit.analyzers._paths import Paths, run_of
 
 __all__ = ["fetch_bounds", "fetch_key", "fetch_positions"]
 
@@ -23,7 +24,7 @@ def fetch_key() -> pl.Expr:
 def fetch_positions(paths: Paths) -> pl.DataFrame:
     """The fetch events of each (source, conversation), in log order, with how many fetches
     were ``started`` and are ``open`` after each, whether an end ``closes`` one, and how many
-    were ``closed``.
+    were ``closed`` (or left open by an earlier run of the client), with the ``run``.
 
     Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
     ones. Ends are paired with starts in order (the k-th end that closes something closes the
@@ -34,19 +35,24 @@ def fetch_positions(paths: Paths) -> pl.DataFrame:
 
 
 def _fetch_positions(paths: Paths) -> pl.DataFrame:
+    # Open counts are kept per run (a restart ends every fetch then open); starts are numbered
+    # over the whole log, and a run's first end closes the first start of its own run: the
+    # starts of earlier runs count as closed.
+    run = ["key", "run"]
     is_start = pl.col("kind") == "start"
-    raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over("key")
-    floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over("key"))
-    closes = ~is_start & (pl.col("open").shift(1).over("key").fill_null(0) > 0)
+    raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over(run)
+    floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over(run))
+    closes = ~is_start & (pl.col("open").shift(1).over(run).fill_null(0) > 0)
+    earlier = (pl.col("started") - is_start.cast(pl.Int64)).first().over(run)
     return (
         paths.fetches.lazy()
         .filter(pl.col("conv_id").is_not_null())
-        .with_columns(fetch_key())
+        .with_columns(fetch_key(), run_of(paths))
         .sort("key", "pos", maintain_order=True)
         .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
         .with_columns(open=pl.col("raw") - floor)
         .with_columns(closes=closes)
-        .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over("key"))
+        .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over(run) + earlier)
         .collect()
     )
 

@@ -21,10 +21,10 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
             )
             .otherwise(pl.format("{} (at {})", pl.col("trace_id"), pl.col("stage")))
         )
-        .group_by(pl.col("gap_source").alias("source"), pl.col("gap_seq").alias("seq_before"))
+        .group_by(pl.col("gap_source").alias("source"), pl.col("gap_pos").alias("pos_before"))
         .agg(n_lost=pl.len(), lost=pl.col("what").sort().head(5).str.join(", "))
     )
-    rows = paths.gaps.lazy().join(lost, on=["source", "seq_before"], how="left")
+    rows = paths.gaps.lazy().join(lost, on=["source", "pos_before"], how="left")
     return findings(
         rows,
         "log_gap",

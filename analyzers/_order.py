@@ -7,7 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, as_text, rows_by_code
+from tracekit.analyzers._paths import Paths, as_text, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -150,7 +150,7 @@ def races(paths: Paths) -> pl.LazyFrame:
     key = fetch_key()
     fetch = fetch_positions(paths)
     # how many fetches were started and are still open after each fetch event
-    open_at = fetch.lazy().select("key", "pos", "started", "open").sort("pos")
+    open_at = fetch.lazy().select("key", "run", "pos", "started", "open").sort("pos")
     starts, ends = fetch_bounds(fetch)
     # Receives are matched narrow (row, key, pos); only the raced rows are then read whole.
     narrow = ["row", "trace_id", "source", "pos", "conv_id"]
@@ -168,9 +168,11 @@ def races(paths: Paths) -> pl.LazyFrame:
     # Only receives within the span of their key's fetch events can be in a window: after the
     # first start, and up to the last event unless a fetch is still open there (history loads
     # run at connect: most receives come after them, and are not sorted and matched).
+    # (per run of a restarted client: a fetch open at its restart ended there)
+    run = ["key", "run"]
     span = (
         fetch.lazy()
-        .group_by("key")
+        .group_by(run)
         .agg(
             first=pl.col("pos").filter(pl.col("kind") == "start").min(),
             last=pl.col("pos").last(),
@@ -179,8 +181,8 @@ def races(paths: Paths) -> pl.LazyFrame:
     )
     inside = (
         pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
-        .select("row", "conv_id", "pos", key)
-        .join(span, on="key")
+        .select("row", "conv_id", "pos", key, run_of(paths))
+        .join(span, on=run)
         .filter(
             (pl.col("pos") > pl.col("first")) & ((pl.col("pos") <= pl.col("last")) | "still_open")
         )
@@ -191,7 +193,7 @@ def races(paths: Paths) -> pl.LazyFrame:
         .join_asof(
             open_at,
             on="pos",
-            by="key",
+            by=run,
             strategy="backward",
             allow_exact_matches=False,
             check_sortedness=False,
@@ -238,8 +240,8 @@ def races(paths: Paths) -> pl.LazyFrame:
         raced.lazy()
         .filter(pl.col("end_pos").is_null())
         .select(*keys, "start_pos", "pos")
-        .join(paths.gaps.lazy().select("source", "seq_before", "missing"), on="source")
-        .filter(pl.col("seq_before").is_between("start_pos", "pos", closed="left"))
+        .join(paths.gaps.lazy().select("source", "pos_before", "missing"), on="source")
+        .filter(pl.col("pos_before").is_between("start_pos", "pos", closed="left"))
         .group_by(keys)
         .agg(pl.col("missing").sum().alias("lost"))
     )

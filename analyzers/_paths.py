@@ -55,6 +55,17 @@ _NAMED_SCHEMA: Final = pl.Schema(
 )
 
 
+#: A restarted source's positions: ``run << RUN_BITS | seq`` (seqs in [0, 2**RUN_BITS)).
+RUN_BITS: Final = 40
+
+
+def run_of(paths: Paths) -> pl.Expr:
+    """``run``: which run of its source a ``pos`` belongs to (0 where no source restarted)."""
+    if not paths.runs:
+        return pl.lit(0, dtype=_I64).alias("run")
+    return (pl.col("pos") // (1 << RUN_BITS)).alias("run")
+
+
 def col(kind: str, i: int) -> str:
     """Name of a per-hop column, e.g. ``t3`` (first corrected ns of hop 3), ``n3`` (count)."""
     return f"{kind}{i}"
@@ -88,9 +99,13 @@ class Paths:
     #: events of the pipeline's ``remove`` role (not hops): whose store lost which message,
     #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
     removals: pl.DataFrame
-    #: where a source's seq started over (a process restarted under the same name: its
-    #: positions compare only within each run): ``source``, ``file``, ``line``
+    #: where a source's seq started over (a process restarted under the same name):
+    #: ``source``, ``file``, ``line``, ``row`` (in ``hops``)
     restarts: pl.DataFrame
+    #: positions hold each run of a restarted source (``pos = run << RUN_BITS | seq``): its
+    #: runs compare in the order they were logged (:func:`run_of`). False without a restart,
+    #: or where a restarted log's seqs do not fit (said, not mended)
+    runs: bool = False
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.RLock = field(
@@ -168,11 +183,14 @@ def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -
     return pl.col(ts) - pl.col(source).replace_strict(offsets, default=0, return_dtype=_I64)
 
 
-def _with_hop(events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True) -> pl.LazyFrame:
+def _with_hop(
+    events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True, run: pl.Series | None = None
+) -> pl.LazyFrame:
     """``hop`` (index), ``ts`` (ns) and ``pos``, an event's position in its source's log: its
     ``seq``; without one (legacy text), its rank by time with ties in the order the lines were
     read (a millisecond holds several lines of a log). ``seqless=False`` says every event has
-    a ``seq`` (no rank to compute)."""
+    a ``seq`` (no rank to compute). ``run``: each event's run of its source
+    (:func:`_runs`), packed above its seq."""
     # Equality tests on the two columns beat building "STAGE.action" strings for every event.
     hop: pl.Expr = pl.lit(None, dtype=pl.Int32)
     for i, h in reversed(list(enumerate(p.hops))):
@@ -183,11 +201,12 @@ def _with_hop(events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True) -> pl.
     # A line without seq in a log that has seq (an event that lost its key) sits at the seq of
     # the line read before it in that log (a tie, after it): the time rank of every seq-less
     # line, another scale, made false reorders there. Logs without seq take the time rank.
-    after = pl.col("seq").forward_fill().over("source")
+    seq = pl.col("seq") if run is None else pl.lit(run) * (1 << RUN_BITS) + pl.col("seq")
+    after = seq.forward_fill().over("source")
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
         ts=ts,
-        pos=pl.coalesce(pl.col("seq"), after, by_time) if seqless else pl.col("seq"),
+        pos=pl.coalesce(seq, after, by_time) if seqless else seq,
     )
 
 
@@ -596,13 +615,9 @@ def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
 
 
 def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
-    # a seq below the line before it of the same source (lines out of order, or a restart):
-    # next lines only (a diff inside the group-by took 0.15 s at 5M events, this 0.01 s)
-    back = (pl.col("seq") < pl.col("seq").shift(1)) & (
-        pl.col("source") == pl.col("source").shift(1)
-    )
+    # _BACK on next lines only (a diff inside the group-by took 0.15 s at 5M events, this 0.01 s)
     return (
-        events.with_columns(_back=back)
+        events.with_columns(_back=_BACK)
         .group_by("source")
         .agg(
             n=pl.len(),
@@ -871,30 +886,75 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # no intermediate copy of every event exists.
     table = events.select(INPUT_COLUMNS).collect()
     seqless = table.get_column("seq").has_nulls()
-    base = _with_hop(table.lazy(), p, seqless=seqless)
-    # Frames needed only later are made on a thread meanwhile (the hop events' passes are
-    # mostly on one core): the per-source stats and restarts, the other events, the per-trace
-    # facts.
-    side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
+    # A restart under the old name is looked for first where a seq goes back between two
+    # lines of a source (4 ms at 5M events), so its runs are read in order from the start;
+    # elsewhere the per-source stats wait on a thread. A restart found there (a log that
+    # interleaves sources, so no two of its lines are adjacent) builds the paths again.
+    known = _per_source(table) if table.select(_BACK.any()).item() else None
+    while True:
+        run = None if known is None else _runs(table, known[1])
+        base = _with_hop(table.lazy(), p, seqless=seqless, run=run)
+        # Frames needed only later are made on a thread meanwhile (the hop events' passes are
+        # mostly on one core): the per-source stats and restarts, the other events, the
+        # per-trace facts.
+        side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
+        stats: Future[tuple[pl.DataFrame, pl.DataFrame]]
+        if known is None:
+            stats = side.submit(_per_source, table)
+        else:
+            stats = Future()
+            stats.set_result(known)
+        try:
+            paths = _assemble(base, p, seqless, side, stats, mended=run is not None)
+        finally:  # an error: what was not begun is not run
+            side.shutdown(cancel_futures=True)
+        if known is not None or paths.restarts.is_empty():
+            return paths
+        known = stats.result()
 
-    def per_source() -> tuple[pl.DataFrame, pl.DataFrame]:
-        sources = as_text(_source_stats(base)).collect()
-        return sources, _restarts(table, sources)
 
-    try:
-        return _assemble(base, p, seqless, side, side.submit(per_source))
-    finally:  # an error: what was not begun is not run
-        side.shutdown(cancel_futures=True)
+#: A seq below the line before it of the same source (lines out of order, or a restart).
+_BACK: Final = (pl.col("seq") < pl.col("seq").shift(1)) & (
+    pl.col("source") == pl.col("source").shift(1)
+)
+
+
+def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The per-source stats and the restarts (:func:`_restarts`)."""
+    stats = _source_stats(table.lazy().with_columns(ts=pl.col("timestamp").cast(_I64)))
+    sources = as_text(stats).collect()
+    return sources, _restarts(table, sources)
+
+
+def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
+    """Each event's run of its source: how many of its restarts began at or before its line
+    (read order). None without a restart, or where some seq is outside
+    ``[0, 2**RUN_BITS)`` (positions could not hold the runs: the restart is said, not
+    mended)."""
+    if restarts.is_empty():
+        return None
+    seq = table.get_column("seq")
+    low, high = seq.min(), seq.max()
+    assert isinstance(low, int) and isinstance(high, int)  # a restart is between two seqs
+    if low < 0 or high >= 1 << RUN_BITS:
+        return None
+    begins = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(restarts.get_column("row").implode())
+    return (
+        table.select("source", begins=begins)  # (row numbers outside the window: in it, per group)
+        .select(pl.col("begins").cum_sum().over("source").cast(_I64).alias("run"))
+        .to_series()
+    )
 
 
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     """Where a source's ``seq`` starts over: a process restarted under the same name. DESIGN.md
-    calls a source one process instance; one name then holds two logs whose positions do not
-    compare, so its reorders, races and log gaps may be false. Said, not mended (a run renamed
-    into a source of its own lost its clock estimate and read as a second device: review 13).
+    calls a source one process instance; one name then holds several runs whose seqs do not
+    compare. The runs stay one source (one clock, one device: a run renamed into a source of
+    its own lost its clock estimate and read as a second device, review 13); their positions
+    hold the run (:func:`_runs`), so order, log gaps and fetch windows are read run by run.
 
-    One row per restart: the ``source`` and the ``file`` and ``line`` where it begins. A
-    restart is an event whose seq goes back (below the one before it in the source's lines,
+    One row per restart: the ``source``, the ``file`` and ``line`` where it begins and its
+    ``row`` in the table. A restart is an event whose seq goes back (below the one before it in the source's lines,
     read in order) to a value the source already logged, at or below every seq before it,
     logged after every event before it (a new process logs after the old one). Only sources
     whose seq goes back somewhere are looked at (counted with the per-source stats). Not a
@@ -904,7 +964,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     that interleaves sources, one whose first run lost more lines than the next logged; runs
     in files read out of time order (``10.log`` before ``9.log``: read order is the order of
     the lines, review 13b)."""
-    schema = {"source": pl.String, "file": pl.String, "line": pl.Int64}
+    schema = {"source": pl.String, "file": pl.String, "line": pl.Int64, "row": pl.UInt32}
     # (seqs going back between two lines of the source, or more seqs than its range holds:
     # its lines interleaved with another source's)
     suspects = sources.filter(
@@ -916,8 +976,9 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     seq = pl.col("seq")
     return (
         table.lazy()
+        .with_row_index("row")
         .filter(name.is_in(suspects.implode()) & seq.is_not_null())
-        .select(name, "seq", "timestamp", pl.col("file").cast(pl.String), "line")
+        .select(name, "seq", "timestamp", pl.col("file").cast(pl.String), "line", "row")
         .with_columns(
             before=seq.shift(1).over("source"),
             low=seq.cum_min().shift(1).over("source"),
@@ -941,9 +1002,12 @@ def _assemble(
     seqless: bool,
     side: ThreadPoolExecutor,
     per_source: Future[tuple[pl.DataFrame, pl.DataFrame]],
+    *,
+    mended: bool,
 ) -> Paths:
     """:func:`build_paths` of the events with their hop (``base``: :func:`_with_hop`);
-    ``per_source``: the per-source stats and restarts, being made on ``side``."""
+    ``per_source``: the per-source stats and restarts, being made on ``side``; ``mended``:
+    the positions hold the runs of restarted sources."""
     msg_idx = [i for i, h in enumerate(p.hops) if h.scope == "message"]
     rcp_idx = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     send = p.index(p.roles["send"])
@@ -969,7 +1033,9 @@ def _assemble(
     hops_df = _hop_rows(base, p).collect(engine="in-memory")
     if hops_df.n_chunks() > _CHUNKS:
         hops_df = hops_df.rechunk()
-    if not seqless:  # pos is seq: one buffer for both, not two filtered copies (38 MB at 5M)
+    if (
+        not seqless and not mended
+    ):  # pos is seq: one buffer for both, not two filtered copies (38 MB at 5M)
         hops_df = hops_df.with_columns(pos=pl.col("seq"))
     # Categorical keys group as integers: several times faster than hashing trace id strings.
     cat = {"trace_id": pl.col("trace_id").cast(pl.Categorical)}
@@ -1207,7 +1273,9 @@ def _assemble(
 
     rest = fix(rest, "ts", "t")
     sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
-    gaps = _gaps(hops_df.lazy().filter(pl.col("hop").is_not_null()), rest, sources, offsets)
+    gaps = _gaps(
+        hops_df.lazy().filter(pl.col("hop").is_not_null()), rest, sources, offsets, restarts, mended
+    )
     t_end_val = sources.get_column("t_end").max()
     t_start_val = sources.get_column("t_start").min()
     return Paths(
@@ -1228,6 +1296,7 @@ def _assemble(
         msg_ids=msg_ids,
         removals=_removals(base, p, offsets),
         restarts=restarts,
+        runs=mended,
     )
 
 
@@ -1269,27 +1338,39 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
 
 
 def _gaps(
-    hops: pl.LazyFrame, rest: pl.DataFrame, sources: pl.DataFrame, offsets: dict[str, int]
+    hops: pl.LazyFrame,
+    rest: pl.DataFrame,
+    sources: pl.DataFrame,
+    offsets: dict[str, int],
+    restarts: pl.DataFrame,
+    mended: bool,
 ) -> pl.DataFrame:
-    """Seq jumps per source. Only sources whose seq range is not dense get sorted."""
+    """Seq jumps per source (per run of a restarted one: ``pos_before``/``pos_after`` place
+    each in it). Only sources whose seq range is not dense get sorted."""
     gappy = sources.filter(
-        # not exactly one event per seq number: a gap (or repeats, which the sort sorts out)
-        (pl.col("n_seq") > 0) & (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq"))
+        # not exactly one event per seq number: a gap (or repeats, which the sort sorts out);
+        # a restarted source's later runs may fill in its first's gaps
+        (pl.col("n_seq") > 0)
+        & (
+            (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq"))
+            | pl.col("source").is_in(restarts.get_column("source").implode())
+        )
     ).get_column("source")
-    cols = ["source", "seq", "t", "file", "line"]
+    cols = ["source", "seq", "pos", "t", "file", "line"]
     in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
     rows = pl.concat(
         [
-            as_text(hops.filter(in_gappy).select("source", "seq", "ts", "file", "line"))
+            as_text(hops.filter(in_gappy).select("source", "seq", "pos", "ts", "file", "line"))
             .with_columns(t=true_time(offsets))
             .select(cols)
             .collect(),
             rest.filter(in_gappy).select(cols),
         ]
-    ).sort("source", "seq")
-    nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in ("seq", "t", "file", "line")}
-    # lines without seq in these logs, each at the seq of the line before it (`_with_hop`):
-    # an event whose seq was lost, not an event the logging lost
+    ).sort("source", "pos")
+    after = ("seq", "pos", "t", "file", "line")
+    nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in after}
+    # lines without seq in these logs, each at the position of the line before it
+    # (`_with_hop`): an event whose seq was lost, not an event the logging lost
     lost_seq = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_null()
     unnumbered = (
         pl.concat(
@@ -1298,25 +1379,34 @@ def _gaps(
                 rest.filter(lost_seq).select("source", "pos"),
             ]
         )
-        .group_by("source", pl.col("pos").alias("seq"))
+        .group_by("source", "pos")
         .agg(pl.len().cast(_I64).alias("unnumbered"))
+    )
+    missing = pl.col("pos_after") - pl.col("pos") - 1 - pl.col("unnumbered")
+    # no jump between two runs: each counts from its own start
+    one_run = (
+        pl.col("pos_after") // (1 << RUN_BITS) == pl.col("pos") // (1 << RUN_BITS)
+        if mended
+        else pl.lit(True)
     )
     jumps = (
         rows.with_columns(**nxt)
-        .join(unnumbered, on=["source", "seq"], how="left", maintain_order="left")
+        .join(unnumbered, on=["source", "pos"], how="left", maintain_order="left")
         .with_columns(pl.col("unnumbered").fill_null(0))
-        .filter(pl.col("seq_after") - pl.col("seq") - 1 - pl.col("unnumbered") > 0)
+        .filter((missing > 0) & one_run)
         .select(
             "source",
             pl.col("seq").alias("seq_before"),
             "seq_after",
-            (pl.col("seq_after") - pl.col("seq") - 1 - pl.col("unnumbered")).alias("missing"),
+            missing.alias("missing"),
             pl.col("t").alias("t_before"),
             "t_after",
             pl.col("file").alias("file_before"),
             pl.col("line").alias("line_before"),
             "file_after",
             "line_after",
+            pl.col("pos").alias("pos_before"),
+            "pos_after",
         )
     )
     markers = _dropped_markers(hops, rest, jumps, offsets)
@@ -1352,7 +1442,8 @@ def _dropped_markers(
             ),
         ]
     ).sort("source", "pos", "t")
-    prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in ("seq", "t", "file", "line")}
+    before = ("seq", "t", "file", "line", "pos")
+    prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in before}
     return (
         rows.with_columns(**prev)
         .filter(pl.col("marker"))
@@ -1367,14 +1458,16 @@ def _dropped_markers(
             "line_before",
             pl.col("file").alias("file_after"),
             pl.col("line").alias("line_after"),
+            "pos_before",
+            pl.col("pos").alias("pos_after"),
         )
         .join(
-            jumps.select("source", "seq_after"),
-            on=["source", "seq_after"],
+            jumps.select("source", "pos_after"),
+            on=["source", "pos_after"],
             how="anti",
             nulls_equal=False,
         )
-        .with_columns(pl.col("seq_before").fill_null(-1))
+        .with_columns(pl.col("seq_before", "pos_before").fill_null(-1))
     )
 
 

@@ -270,8 +270,11 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
     }
     out.update({k: int(counts.get(k, 0)) for k in KINDS})
     out["recipients_from"] = {"broadcast": listed, "membership": paths.msg.height - listed}
-    # sources whose seq started over (a restarted process): their order findings may be false
-    out["restarts"] = paths.restarts.select("source", "file", "line").to_dicts()
+    # sources whose seq started over (a restarted process), and whether their runs were read
+    # apart (else their order findings may be false)
+    out["restarts"] = paths.restarts.select(
+        "source", "file", "line", mended=pl.lit(paths.runs)
+    ).to_dicts()
     return out
 
 

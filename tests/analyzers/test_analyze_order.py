@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -362,22 +363,107 @@ def _restarted_u2(history, runs: int = 2) -> list[list[str]]:
     return traces
 
 
-def test_a_restarted_process_under_the_same_name_is_said_where_it_began(history):
-    # u2's seq starts over at each run: positions of two runs do not compare, so the store
-    # order across runs makes reorders that are not. Reading each run as a source of its own
-    # lost the run's clock estimate and made it a second device (review 13): the report says
-    # where each restart began instead, so the reorders can be read for what they are.
+def _each_log_apart(history) -> None:
+    """The rows as log files read one after another (each source's lines together), not
+    interleaved by time: the seq then goes back between two adjacent lines at a restart."""
+    history.rows.sort(key=lambda r: r["file"])  # stable: each log keeps its order
+
+
+def _restart(history, source="client-u2"):
+    return {"source": source, "file": f"{source}.jsonl", "line": 1, "mended": True}
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["interleaved", "log_by_log"])
+def test_a_restarted_process_under_the_same_name_is_read_run_by_run(history, apart):
+    # u2's seq starts over at each run: compared as one log, the store order across runs made
+    # reorders that are not. The runs stay one source (one clock, one device: a run renamed
+    # into a source of its own lost both, review 13); positions hold the run, so each run
+    # comes after the one before. Found before the paths are built where two lines of the
+    # log are adjacent, else with the per-source stats (the paths then built again).
     _restarted_u2(history, runs=3)
     history.tail()
+    if apart:
+        _each_log_apart(history)
     report = analyze(history.frame())
-    assert {k[0] for k in history.kinds(report.findings)} == {"reorder"}
-    assert set(report.findings["source"]) == {"client-u2"}
+    assert report.findings.is_empty()
     # the second and third runs' first lines (History numbers lines by seq)
-    assert report.summary["restarts"] == [
-        {"source": "client-u2", "file": "client-u2.jsonl", "line": 1},
-        {"source": "client-u2", "file": "client-u2.jsonl", "line": 1},
-    ]
+    assert report.summary["restarts"] == [_restart(history), _restart(history)]
     assert {c["source"] for c in report.clock} == {"client-u1", "client-u2", "server-1"}
+
+
+def test_a_reorder_inside_a_later_run_is_still_found(history):
+    traces = _restarted_u2(history, runs=2)
+    _swap_last_two(history, "client-u2")  # the second run's last two stores
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("reorder", traces[1][1], "u2", "CTRL.add", None)]
+
+
+def test_a_gap_in_a_first_run_is_found_though_a_later_run_logged_those_seqs(history):
+    # u2's first run lost m2's REPO.add and CTRL.add (seq 6, 7); the second run's counter
+    # passed 6 and 7 again. Read as one log, the second run filled the hole: no gap, and m2
+    # was a drop at REPO.add. Run by run, the gap is there and m2 is undecided.
+    traces = _restarted_u2(history, runs=2)
+    lost = [r for r in history.rows if r["source"] == "client-u2" and r["seq"] in (6, 7)][:2]
+    for r in lost:
+        history.rows.remove(r)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    gap = report.findings.row(0, named=True)
+    assert gap["source"] == "client-u2"
+    assert gap["detail"] == (
+        "seq jumps from 5 to 8: 2 event(s) lost by the logging; 1 message path(s) "
+        f"indeterminate, not reported as drops: {traces[0][1]} (u2 at REPO.add)"
+    )
+    assert [e["line"] for e in gap["evidence"]] == [6, 9]
+
+
+def test_a_fetch_open_when_the_process_restarted_ended_there(history):
+    # u2's app was killed while its history load was in flight; the next run receives m1
+    # (no fetch of its own in flight) and then races m2 with its own fetch. Read as one log,
+    # the first run's fetch stayed open: m1 raced too, and m2's race paired the second
+    # run's end with the first run's start.
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.ev(1, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.seq["client-u2"] = 0  # restarted
+    history.ev(5_000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=6_000)
+    history.ev(7_000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t2 = history.message(2, "u1", ["u2"], t=7_100)
+    end = history.ev(7_500, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("race", t2, "u2", "WS-RECV.receive", "CTRL.add")]
+    race = report.findings.row(0, named=True)
+    assert "(never finished)" not in race["detail"]
+    # the second run's fetch: its start (seq 4: heartbeat 0, m1's three hops) and end lines
+    assert [e["line"] for e in race["evidence"]] == [5, 6, end["line"]]
+
+
+def test_a_fetch_in_flight_at_a_restart_never_finished(history):
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=10)
+    history.seq["client-u2"] = 0  # killed before the fetch ended
+    history.ev(5_000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(5_010, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(2, "u1", ["u2"], t=6_000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert "(never finished)" in report.findings["detail"][0]
+
+
+def test_a_restart_whose_seqs_cannot_be_packed_is_said_not_mended(history):
+    # positions hold a run above 40 bits of seq: a log counting from below 0 cannot be read
+    # run by run, and the report says so (its reorders may be false) rather than pretend
+    _restarted_u2(history, runs=2)
+    history.tail()
+    for r in history.rows:
+        r["seq"] -= 100
+    report = analyze(history.frame())
+    assert report.summary["restarts"] == [dict(_restart(history), mended=False)]
+    assert {k[0] for k in history.kinds(report.findings)} == {"reorder"}
 
 
 def test_a_restart_is_found_though_its_first_run_lost_lines(history):
@@ -390,9 +476,7 @@ def test_a_restart_is_found_though_its_first_run_lost_lines(history):
     history.ev(20_000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
     history.ev(20_001, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
     history.tail()
-    assert analyze(history.frame()).summary["restarts"] == [
-        {"source": "client-u2", "file": "client-u2.jsonl", "line": 1}
-    ]
+    assert analyze(history.frame()).summary["restarts"] == [_restart(history)]
 
 
 def test_lines_out_of_order_a_line_twice_or_a_log_read_twice_are_no_restart(history):
