@@ -184,13 +184,13 @@ def true_time(offsets: dict[str, int], ts: str = "ts", source: str = "source") -
 
 
 def _with_hop(
-    events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True, run: pl.Series | None = None
+    events: pl.LazyFrame, p: Pipeline, *, seqless: bool = True, runs: bool = False
 ) -> pl.LazyFrame:
     """``hop`` (index), ``ts`` (ns) and ``pos``, an event's position in its source's log: its
     ``seq``; without one (legacy text), its rank by time with ties in the order the lines were
     read (a millisecond holds several lines of a log). ``seqless=False`` says every event has
-    a ``seq`` (no rank to compute). ``run``: each event's run of its source
-    (:func:`_runs`), packed above its seq."""
+    a ``seq`` (no rank to compute). ``runs``: the events' ``run`` column (:func:`_runs`) is
+    packed above their seq."""
     # Equality tests on the two columns beat building "STAGE.action" strings for every event.
     hop: pl.Expr = pl.lit(None, dtype=pl.Int32)
     for i, h in reversed(list(enumerate(p.hops))):
@@ -201,7 +201,7 @@ def _with_hop(
     # A line without seq in a log that has seq (an event that lost its key) sits at the seq of
     # the line read before it in that log (a tie, after it): the time rank of every seq-less
     # line, another scale, made false reorders there. Logs without seq take the time rank.
-    seq = pl.col("seq") if run is None else pl.lit(run) * (1 << RUN_BITS) + pl.col("seq")
+    seq = pl.col("run") * (1 << RUN_BITS) + pl.col("seq") if runs else pl.col("seq")
     after = seq.forward_fill().over("source")
     return events.with_columns(
         hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
@@ -891,26 +891,39 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # elsewhere the per-source stats wait on a thread. A restart found there (a log that
     # interleaves sources, so no two of its lines are adjacent) builds the paths again.
     known = _per_source(table) if table.select(_BACK.any()).item() else None
-    while True:
-        run = None if known is None else _runs(table, known[1])
-        base = _with_hop(table.lazy(), p, seqless=seqless, run=run)
-        # Frames needed only later are made on a thread meanwhile (the hop events' passes are
-        # mostly on one core): the per-source stats and restarts, the other events, the
-        # per-trace facts.
-        side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
-        stats: Future[tuple[pl.DataFrame, pl.DataFrame]]
-        if known is None:
-            stats = side.submit(_per_source, table)
-        else:
-            stats = Future()
-            stats.set_result(known)
-        try:
-            paths = _assemble(base, p, seqless, side, stats, mended=run is not None)
-        finally:  # an error: what was not begun is not run
-            side.shutdown(cancel_futures=True)
-        if known is not None or paths.restarts.is_empty():
-            return paths
-        known = stats.result()
+    run = None if known is None else _runs(table, known[1])
+    paths, found = _build(table, p, seqless, known, run)
+    if known is None and not found[1].is_empty() and (run := _runs(table, found[1])) is not None:
+        paths, _ = _build(table, p, seqless, found, run)
+    return paths
+
+
+def _build(
+    table: pl.DataFrame,
+    p: Pipeline,
+    seqless: bool,
+    known: tuple[pl.DataFrame, pl.DataFrame] | None,
+    run: pl.Series | None,
+) -> tuple[Paths, tuple[pl.DataFrame, pl.DataFrame]]:
+    """The paths of ``table`` and its per-source stats and restarts (``known``, else made on
+    a thread meanwhile), with ``run`` packed into the positions."""
+    events = table.lazy() if run is None else table.with_columns(run).lazy()
+    base = _with_hop(events, p, seqless=seqless, runs=run is not None)
+    # Frames needed only later are made on a thread meanwhile (the hop events' passes are
+    # mostly on one core): the per-source stats and restarts, the other events, the
+    # per-trace facts.
+    side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
+    stats: Future[tuple[pl.DataFrame, pl.DataFrame]]
+    if known is None:
+        stats = side.submit(_per_source, table)
+    else:
+        stats = Future()
+        stats.set_result(known)
+    try:
+        paths = _assemble(base, p, seqless, side, stats, mended=run is not None)
+    finally:  # an error: what was not begun is not run
+        side.shutdown(cancel_futures=True)
+    return paths, stats.result()
 
 
 #: A seq below the line before it of the same source (lines out of order, or a restart).
@@ -928,9 +941,9 @@ def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
     """Each event's run of its source: how many of its restarts began at or before its line
-    (read order). None without a restart, or where some seq is outside
+    (read order). None without a restart, or where any seq of the table is outside
     ``[0, 2**RUN_BITS)`` (positions could not hold the runs: the restart is said, not
-    mended)."""
+    mended; the runs' packing is read off every source's positions, :func:`run_of`)."""
     if restarts.is_empty():
         return None
     seq = table.get_column("seq")
@@ -1460,13 +1473,17 @@ def _dropped_markers(
             pl.col("line").alias("line_after"),
             "pos_before",
             pl.col("pos").alias("pos_after"),
+            # a marker without seq sits at the position of the line before it: no jump ends
+            # at it, though one may end at that line
+            pl.when(pl.col("seq").is_not_null()).then("pos").alias("_ends"),
         )
         .join(
-            jumps.select("source", "pos_after"),
-            on=["source", "pos_after"],
+            jumps.select("source", _ends="pos_after"),
+            on=["source", "_ends"],
             how="anti",
             nulls_equal=False,
         )
+        .drop("_ends")
         .with_columns(pl.col("seq_before", "pos_before").fill_null(-1))
     )
 

@@ -53,6 +53,46 @@ def test_dropped_marker_after_a_seq_jump_is_one_gap(history):
     assert report.findings["detail"][0] == "seq jumps from 2 to 5: 2 event(s) lost by the logging"
 
 
+def test_a_marker_without_seq_after_a_jump_is_a_gap_of_its_own(history):
+    # u2 lost m2's REPO.add (seq 5), then logged a seq-less TRACEKIT.dropped after m2's
+    # CTRL.add (seq 6, where the jump ends): the marker sits at seq 6's position, but no jump
+    # ends at it; both are said (review 14: the marker was taken for the jump's end)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    history.rows.remove(u2[5])
+    marker = dict(u2[6], stage="TRACEKIT", action="dropped", trace_id=None, conv_id=None)
+    history.rows.insert(history.rows.index(u2[6]) + 1, dict(marker, seq=None, line=100))
+    report = analyze(history.frame())
+    assert list(report.findings["detail"]) == [
+        "seq jumps from 4 to 6: 1 event(s) lost by the logging; 1 message path(s) "
+        f"indeterminate, not reported as drops: {t2} (u2 at CTRL.add)",
+        "the emitter reported dropping events (TRACEKIT.dropped)",
+    ]
+
+
+def test_each_marker_of_a_log_without_seq_names_only_the_paths_it_holds(history):
+    # two drop reports of a legacy emitter: m1's missing REPO.add is at the first only (the
+    # list of undecided paths was on every marker of the log, all keyed seq -1, before
+    # session 14)
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    t1 = history.message(1, "u1", ["u2"], t=10, stop={"u2": "REPO.add"})
+    history.ev(60, "TRACEKIT.dropped", "client-u2", "u2")
+    history.ev(20_000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.ev(20_001, "TRACEKIT.dropped", "client-u2", "u2")
+    history.tail()
+    for r in history.rows:
+        if r["source"] == "client-u2":
+            r["seq"] = None
+    report = analyze(history.frame())
+    assert list(report.findings["detail"]) == [
+        "the emitter reported dropping events (TRACEKIT.dropped); 1 message path(s) "
+        f"indeterminate, not reported as drops: {t1} (u2 at REPO.add)",
+        "the emitter reported dropping events (TRACEKIT.dropped)",
+    ]
+
+
 def test_legacy_logs_without_seq_have_no_gap_analysis(history):
     history.message(1, "u1", ["u2"], t=0)
     history.message(2, "u1", ["u2"], t=1000, stop={"u2": "CTRL.add"})

@@ -391,6 +391,17 @@ def test_a_restarted_process_under_the_same_name_is_read_run_by_run(history, apa
     assert {c["source"] for c in report.clock} == {"client-u1", "client-u2", "server-1"}
 
 
+def test_a_restart_is_read_run_by_run_beside_a_log_without_seq(history):
+    # a legacy text log (no seq) analysed with the JSON ones: the seq-less lines take their
+    # time rank, the restarted source its runs (review 14: this crashed on the runs' column)
+    _restarted_u2(history, runs=2)
+    history.tail()
+    history.ev(50, "TRACEKIT.heartbeat", "legacy-x", "x")["seq"] = None
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["restarts"] == [_restart(history)]
+
+
 def test_a_reorder_inside_a_later_run_is_still_found(history):
     traces = _restarted_u2(history, runs=2)
     _swap_last_two(history, "client-u2")  # the second run's last two stores
