@@ -941,7 +941,7 @@ def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
     """Each event's run of its source: how many of its restarts began at or before its line
-    (read order). None without a restart, or where any seq of the table is outside
+    (:func:`_in_time_order`). None without a restart, or where any seq of the table is outside
     ``[0, 2**RUN_BITS)`` (positions could not hold the runs: the restart is said, not
     mended; the runs' packing is read off every source's positions, :func:`run_of`)."""
     if restarts.is_empty():
@@ -951,12 +951,26 @@ def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
     assert isinstance(low, int) and isinstance(high, int)  # a restart is between two seqs
     if low < 0 or high >= 1 << RUN_BITS:
         return None
-    begins = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(restarts.get_column("row").implode())
-    return (
-        table.select("source", begins=begins)  # (row numbers outside the window: in it, per group)
-        .select(pl.col("begins").cum_sum().over("source").cast(_I64).alias("run"))
-        .to_series()
+    restarted = restarts.get_column("source").unique()
+    begins = pl.col("row").is_in(restarts.get_column("row").implode())
+    runs = (
+        table.lazy()
+        .with_row_index("row")
+        .filter(pl.col("source").cast(pl.String).is_in(restarted.implode()))
+        .select("row", "source", "file", "timestamp")
+        .pipe(_in_time_order)
+        .select("row", begins.cum_sum().over("source").cast(_I64).alias("run"))
+        .collect()
     )
+    run = pl.zeros(table.height, dtype=_I64, eager=True).alias("run")
+    return run.scatter(runs.get_column("row"), runs.get_column("run"))
+
+
+def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """``lines`` (with ``row``, their read order) as each source logged them: its files by the
+    time of its first line in each, each file's lines as read. Read order sorts a source's
+    ``10.log`` before its ``9.log`` (review 13b): its later run came first."""
+    return lines.sort(pl.col("timestamp").min().over("source", "file"), "row")
 
 
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
@@ -966,17 +980,16 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     its own lost its clock estimate and read as a second device, review 13); their positions
     hold the run (:func:`_runs`), so order, log gaps and fetch windows are read run by run.
 
-    One row per restart: the ``source``, the ``file`` and ``line`` where it begins and its
-    ``row`` in the table. A restart is an event whose seq goes back (below the one before it in the source's lines,
-    read in order) to a value the source already logged, at or below every seq before it,
-    logged after every event before it (a new process logs after the old one). Only sources
-    whose seq goes back somewhere are looked at (counted with the per-source stats). Not a
-    restart: lines out of order by a few, a line logged twice, a log read twice (its copy is
-    no later), a rotated log's parts read newest first (no seq repeats). Not found: a restart
-    whose first log lost its beginning (the new run repeats none of its seqs); in a log
-    that interleaves sources, one whose first run lost more lines than the next logged; runs
-    in files read out of time order (``10.log`` before ``9.log``: read order is the order of
-    the lines, review 13b)."""
+    One row per restart, in the order logged: the ``source``, the ``file`` and ``line`` where
+    it begins and its ``row`` in the table. A restart is an event whose seq goes back (below
+    the one before it in the source's lines, :func:`_in_time_order`) to a value the source
+    already logged, at or below every seq before it, logged after every event before it (a
+    new process logs after the old one). Only sources whose seq goes back somewhere are
+    looked at (counted with the per-source stats). Not a restart: lines out of order by a
+    few, a line logged twice, a log read twice (its copy is no later), a rotated log's parts
+    read newest first (no seq repeats). Not found: a restart whose first log lost its
+    beginning (the new run repeats none of its seqs); in a log that interleaves sources,
+    one whose first run lost more lines than the next logged."""
     schema = {"source": pl.String, "file": pl.String, "line": pl.Int64, "row": pl.UInt32}
     # (seqs going back between two lines of the source, or more seqs than its range holds:
     # its lines interleaved with another source's)
@@ -992,6 +1005,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
         .with_row_index("row")
         .filter(name.is_in(suspects.implode()) & seq.is_not_null())
         .select(name, "seq", "timestamp", pl.col("file").cast(pl.String), "line", "row")
+        .pipe(_in_time_order)
         .with_columns(
             before=seq.shift(1).over("source"),
             low=seq.cum_min().shift(1).over("source"),

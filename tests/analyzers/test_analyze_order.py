@@ -402,6 +402,24 @@ def test_a_restart_is_read_run_by_run_beside_a_log_without_seq(history):
     assert report.summary["restarts"] == [_restart(history)]
 
 
+def test_runs_in_files_read_out_of_time_order_are_read_in_the_order_logged(history):
+    # u2's first run logged to 9.jsonl, its second to 10.jsonl; read by name, 10 comes first
+    # (a kubelet's rotated logs): each source's files are taken by the time of their first
+    # line, so the restart is where 10.jsonl begins, and the runs compare in that order
+    _restarted_u2(history, runs=2)
+    history.tail()
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    run2 = u2.index(next(r for r in u2[1:] if r["seq"] == 0))
+    for k, r in enumerate(u2):
+        r["file"] = "10.jsonl" if k >= run2 else "9.jsonl"
+    _each_log_apart(history)  # 10.jsonl, then 9.jsonl, then the others'
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "file": "10.jsonl", "line": 1, "mended": True}
+    ]
+
+
 def test_a_reorder_inside_a_later_run_is_still_found(history):
     traces = _restarted_u2(history, runs=2)
     _swap_last_two(history, "client-u2")  # the second run's last two stores
