@@ -9,7 +9,7 @@ import polars as pl
 
 from tracekit.analyzers._paths import Paths, run_of
 
-__all__ = ["fetch_bounds", "fetch_key", "fetch_positions"]
+__all__ = ["fetch_bounds", "fetch_key", "fetch_positions", "fetch_window"]
 
 
 def fetch_key() -> pl.Expr:
@@ -21,10 +21,17 @@ def fetch_key() -> pl.Expr:
     return (code[0] * (1 << 32) + code[1]).alias("key")
 
 
+def fetch_window(paths: Paths) -> list[str]:
+    """What a fetch window is kept per: the ``key``, and the ``run`` where a source restarted
+    (:func:`fetch_positions` and the receives then carry it, :func:`run_of`)."""
+    return ["key", "run"] if paths.runs else ["key"]
+
+
 def fetch_positions(paths: Paths) -> pl.DataFrame:
     """The fetch events of each (source, conversation), in log order, with how many fetches
     were ``started`` and are ``open`` after each, whether an end ``closes`` one, and how many
-    were ``closed`` (or left open by an earlier run of the client), with the ``run``.
+    were ``closed`` (or left open by an earlier run of the client), with the ``run`` where
+    a source restarted.
 
     Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
     ones. Ends are paired with starts in order (the k-th end that closes something closes the
@@ -38,16 +45,16 @@ def _fetch_positions(paths: Paths) -> pl.DataFrame:
     # Open counts are kept per run (a restart ends every fetch then open); starts are numbered
     # over the whole log, and a run's first end closes the first start of its own run: the
     # starts of earlier runs count as closed.
-    run = ["key", "run"]
+    run = fetch_window(paths)
     is_start = pl.col("kind") == "start"
     raw = pl.when(is_start).then(1).otherwise(-1).cum_sum().over(run)
     floor = pl.min_horizontal(pl.lit(0), pl.col("raw").cum_min().over(run))
     closes = ~is_start & (pl.col("open").shift(1).over(run).fill_null(0) > 0)
-    earlier = (pl.col("started") - is_start.cast(pl.Int64)).first().over(run)
+    earlier = (pl.col("started") - is_start.cast(pl.Int64)).first().over(run) if paths.runs else 0
     return (
         paths.fetches.lazy()
         .filter(pl.col("conv_id").is_not_null())
-        .with_columns(fetch_key(), run_of(paths))
+        .with_columns(fetch_key(), *run_of(paths))
         .sort("key", "pos", maintain_order=True)
         .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
         .with_columns(open=pl.col("raw") - floor)

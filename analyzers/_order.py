@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
+from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
 from tracekit.analyzers._findings import empty_findings, evidence, findings
 from tracekit.analyzers._paths import Paths, as_text, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
@@ -150,7 +150,8 @@ def races(paths: Paths) -> pl.LazyFrame:
     key = fetch_key()
     fetch = fetch_positions(paths)
     # how many fetches were started and are still open after each fetch event
-    open_at = fetch.lazy().select("key", "run", "pos", "started", "open").sort("pos")
+    run = fetch_window(paths)  # (and the run, where a source restarted)
+    open_at = fetch.lazy().select(*run, "pos", "started", "open").sort("pos")
     starts, ends = fetch_bounds(fetch)
     # Receives are matched narrow (row, key, pos); only the raced rows are then read whole.
     narrow = ["row", "trace_id", "source", "pos", "conv_id"]
@@ -169,7 +170,6 @@ def races(paths: Paths) -> pl.LazyFrame:
     # first start, and up to the last event unless a fetch is still open there (history loads
     # run at connect: most receives come after them, and are not sorted and matched).
     # (per run of a restarted client: a fetch open at its restart ended there)
-    run = ["key", "run"]
     span = (
         fetch.lazy()
         .group_by(run)
@@ -181,7 +181,7 @@ def races(paths: Paths) -> pl.LazyFrame:
     )
     inside = (
         pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
-        .select("row", "conv_id", "pos", key, run_of(paths))
+        .select("row", "conv_id", "pos", key, *run_of(paths))
         .join(span, on=run)
         .filter(
             (pl.col("pos") > pl.col("first")) & ((pl.col("pos") <= pl.col("last")) | "still_open")
