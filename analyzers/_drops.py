@@ -517,6 +517,40 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     )
 
 
+def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
+    """``drops`` with where the source of their last hop restarted within the grace window
+    after it (``t_restart``, ``file_restart``, ``line_restart``; null where it did not): the
+    process stopped with the message under way, a loss of another cause than the app's code."""
+    cols = {"t_restart": pl.Int64, "file_restart": pl.String, "line_restart": pl.Int64}
+    if paths.restarts.is_empty():
+        return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in cols.items())
+    at = paths.restarts.get_column("row")
+    restarts = (
+        paths.restarts.select(
+            pl.col("source").alias("src_last"),
+            paths.hops.get_column("ts").gather(at).alias("ts"),
+            pl.col("file").alias("file_restart"),
+            pl.col("line").alias("line_restart"),
+        )
+        .with_columns(t_restart=paths.true_time("ts", "src_last"))
+        .drop("ts")
+        .sort("t_restart")
+    )
+    return (
+        drops.with_columns(pl.col("src_last").cast(pl.String))
+        .sort("t_last")
+        .join_asof(
+            restarts.lazy(),
+            left_on="t_last",
+            right_on="t_restart",
+            by="src_last",
+            strategy="forward",
+            tolerance=g,
+            check_sortedness=False,  # both sorted by time above
+        )
+    )
+
+
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -572,7 +606,7 @@ def drops_and_in_flight(
         ms(pl.col("t_last") - pl.col("t_add")),
     )
     drop = findings(
-        cand.filter(pl.col("status") == "drop"),
+        _with_restart(paths, cand.filter(pl.col("status") == "drop"), g),
         "drop",
         trace_id="trace_id",
         recipient="recipient",
@@ -604,8 +638,17 @@ def drops_and_in_flight(
                 pl.when(pl.col("retried").is_null()).then(pl.lit("it")).otherwise(pl.lit("that")),
                 membership,
             )
+        )
+        + pl.format(
+            "; {} restarted {} ms after it (a new run of its log begins at {}:{})",
+            "src_last",
+            ms(pl.col("t_restart") - pl.col("t_last")),
+            "file_restart",
+            "line_restart",
+        ).fill_null(""),
+        evidence=evidence(
+            ("file_last", "line_last"), ("file_rm", "line_rm"), ("file_restart", "line_restart")
         ),
-        evidence=evidence(("file_last", "line_last"), ("file_rm", "line_rm")),
         at="t_last",
     )
     in_flight = findings(

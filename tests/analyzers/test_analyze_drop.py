@@ -469,3 +469,42 @@ def test_a_device_whose_log_ends_right_after_is_not_judged_a_drop(history):
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("in_flight", tr, "u2", "CTRL.add", "REPO.add")]
     assert report.findings.get_column("source").to_list() == ["client-u2"]
+
+
+def _crash_after_receive(history, restart_at: float) -> str:
+    """u2's app received m2, then its process stopped before storing it and started again
+    under the same source name at ``restart_at`` ms."""
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=10)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "REPO.add"})
+    history.seq["client-u2"] = 0
+    history.ev(restart_at, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=restart_at + 1000)
+    history.tail()
+    return t2
+
+
+def test_a_drop_says_the_process_restarted_with_the_message_under_way(history):
+    # still a drop (u2 never saw m2, and the logs go on: the loss tracekit exists to report),
+    # told apart from the app's own bugs: its process restarted within the grace window
+    t2 = _crash_after_receive(history, restart_at=2_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    drop = report.findings.row(0, named=True)
+    assert drop["detail"] == (
+        "recipient u2: reached WS-RECV.receive, never reached REPO.add (the logs go on 58970.0 "
+        "ms after it); client-u2 restarted 970.0 ms after it (a new run of its log begins at "
+        "client-u2.jsonl:1)"
+    )
+    assert drop["evidence"] == [
+        {"file": "client-u2.jsonl", "line": 5},  # m2's receive
+        {"file": "client-u2.jsonl", "line": 1},  # the next run's first line
+    ]
+
+
+def test_a_restart_long_after_a_drop_is_not_its_cause(history):
+    t2 = _crash_after_receive(history, restart_at=30_000)  # 29 s later: past the 5 s grace
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert "restarted" not in report.findings["detail"][0]
+    assert len(report.findings["evidence"][0]) == 1
