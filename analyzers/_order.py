@@ -7,7 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import Paths, as_text, rows_by_code, run_of
+from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -116,6 +116,34 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         ),
         evidence=evidence(("lead_file", "lead_line"), ("file", "line")),
         at="t",
+    )
+
+
+def _next_runs(paths: Paths) -> pl.LazyFrame:
+    """Per fetch start (``source``, ``start_pos``) in a run a restart ended: where the next
+    run begins (``restart_file``, ``restart_line``). Empty where no source restarted."""
+    schema = {
+        "source": pl.String, "start_pos": pl.Int64, "restart_file": pl.String,
+        "restart_line": pl.Int64,
+    }  # fmt: skip
+    if not paths.runs:
+        return pl.LazyFrame(schema=schema)
+    # a restart begins run r (its pos // 2**RUN_BITS); a fetch of run r - 1 ended there
+    run = pl.col("pos") // (1 << RUN_BITS)
+    first = paths.hops.get_column("pos").gather(paths.restarts.get_column("row"))
+    begins = paths.restarts.lazy().select(
+        "source",
+        run=pl.lit(first) // (1 << RUN_BITS),
+        restart_file=pl.col("file"),
+        restart_line=pl.col("line"),
+    )
+    starts = as_text(
+        paths.fetches.lazy().filter(pl.col("kind") == "start").select("source", "pos")
+    ).with_columns(run=run + 1)
+    return (
+        starts.join(begins, on=["source", "run"])
+        .select("source", pl.col("pos").alias("start_pos"), "restart_file", "restart_line")
+        .unique(["source", "start_pos"])
     )
 
 
@@ -250,6 +278,12 @@ def races(paths: Paths) -> pl.LazyFrame:
         .join(state, on=keys, how="left")
         .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
         .join(unended, on=keys, how="left")
+        .join(_next_runs(paths), on=["source", "start_pos"], how="left")
+        .with_columns(
+            # (the restart ended the fetch only where no end was seen)
+            pl.when(pl.col("end_pos").is_null()).then(pl.col(f"restart_{c}")).name.keep()
+            for c in ("file", "line")
+        )
         .with_columns(t=paths.true_time())
     )
     took = f"reached {final}, then {p.role('remove')} took it off the store"
@@ -293,11 +327,25 @@ def races(paths: Paths) -> pl.LazyFrame:
                     pl.col("lost"),
                 )
             )
+            .when(pl.col("restart_line").is_not_null())
+            .then(
+                pl.format(
+                    " (never finished: {} restarted, a new run of its log begins at {}:{})",
+                    pl.col("source"),
+                    pl.col("restart_file"),
+                    pl.col("restart_line"),
+                )
+            )
             .when(pl.col("end_pos").is_null())
             .then(pl.lit(" (never finished)"))
             .otherwise(pl.lit("")),
             then,
         ),
-        evidence=evidence(("start_file", "start_line"), ("file", "line"), ("end_file", "end_line")),
+        evidence=evidence(
+            ("start_file", "start_line"),
+            ("file", "line"),
+            ("end_file", "end_line"),
+            ("restart_file", "restart_line"),
+        ),
         at="t",
     )

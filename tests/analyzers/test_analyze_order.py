@@ -480,7 +480,14 @@ def test_a_fetch_in_flight_at_a_restart_never_finished(history):
     history.tail()
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
-    assert "(never finished)" in report.findings["detail"][0]
+    race = report.findings.row(0, named=True)
+    assert race["detail"] == (
+        "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
+        "of it was in flight (never finished: client-u2 restarted, a new run of its log begins "
+        "at client-u2.jsonl:1); the message then reached CTRL.add"
+    )
+    # the fetch's start, the receive, and the next run's first line (no end)
+    assert [e["line"] for e in race["evidence"]] == [1, 2, 1]
 
 
 def test_a_restart_whose_seqs_cannot_be_packed_is_said_not_mended(history):
