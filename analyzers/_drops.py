@@ -518,37 +518,80 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
 
 
 def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
-    """``drops`` with where the source of their last hop restarted within the grace window
-    after it (``t_restart``, ``file_restart``, ``line_restart``; null where it did not): the
-    process stopped with the message under way, a loss of another cause than the app's code."""
-    cols = {"t_restart": pl.Int64, "file_restart": pl.String, "line_restart": pl.Int64}
+    """``drops`` with the first restart, within the grace window after the last hop, of a
+    process that logged that hop or should have logged the missing one (the user's client,
+    for a client hop): ``restarted`` (its source), ``t_restart``, ``file_restart``,
+    ``line_restart``; null where none. The process stopped with the message under way, a loss
+    of another cause than the app's code. Not for a removal (the app took the message off)
+    nor a path judged from its sender's retry (``t_last`` is then the retry's)."""
+    cols = {
+        "restarted": pl.String, "t_restart": pl.Int64, "file_restart": pl.String,
+        "line_restart": pl.Int64,
+    }  # fmt: skip
     if paths.restarts.is_empty():
         return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in cols.items())
     at = paths.restarts.get_column("row")
     restarts = (
         paths.restarts.select(
-            pl.col("source").alias("src_last"),
-            paths.hops.get_column("ts").gather(at).alias("ts"),
-            pl.col("file").alias("file_restart"),
-            pl.col("line").alias("line_restart"),
+            restarted=pl.col("source"),
+            ts=paths.hops.get_column("ts").gather(at),
+            actor=paths.hops.get_column("actor").gather(at).cast(pl.String),
+            file_restart=pl.col("file"),
+            line_restart=pl.col("line"),
         )
-        .with_columns(t_restart=paths.true_time("ts", "src_last"))
+        .with_columns(t_restart=paths.true_time("ts", "restarted"))
         .drop("ts")
-        .sort("t_restart")
+        .sort("t_restart", "restarted")
     )
-    return (
-        drops.with_columns(pl.col("src_last").cast(pl.String))
-        .sort("t_last")
-        .join_asof(
-            restarts.lazy(),
-            left_on="t_last",
-            right_on="t_restart",
-            by="src_last",
-            strategy="forward",
-            tolerance=g,
-            check_sortedness=False,  # both sorted by time above
+    # A server's first line may act for any user: only a client's restart stands for its user.
+    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    servers = as_text(
+        paths.hop_rows()
+        .filter(
+            pl.col("hop").is_in(server_hops)
+            & pl.col("source").cast(pl.String).is_in(restarts.get_column("restarted").implode())
         )
+        .select("source")
+        .unique()
+    ).collect()
+    clients = restarts.join(servers, left_on="restarted", right_on="source", how="anti")
+    judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
+    base = drops.with_row_index("_d")
+
+    def first_after(who: pl.Expr, by: str, found: pl.DataFrame) -> pl.LazyFrame:
+        # (strictly after: a last hop logged by the new run, or at its first millisecond, is
+        # not one the restart cut off)
+        return (
+            base.filter(judged & who.is_not_null())
+            .select("_d", "t_last", who.cast(pl.String).alias("_key"))
+            .sort("t_last")
+            .join_asof(
+                found.lazy().with_columns(pl.col(by).alias("_key")),
+                left_on="t_last",
+                right_on="t_restart",
+                by="_key",
+                strategy="forward",
+                tolerance=g,
+                allow_exact_matches=False,
+                check_sortedness=False,  # both sorted by time
+            )
+        )
+
+    client_hop = pl.when(pl.col("emitter") != "server").then(pl.col("who"))
+    best = (
+        pl.concat(
+            [
+                first_after(pl.col("src_last"), "restarted", restarts.drop("actor")),
+                first_after(client_hop, "actor", clients),
+            ],
+            how="diagonal",
+        )
+        .filter(pl.col("t_restart").is_not_null())
+        .sort("t_restart", "restarted")
+        .unique("_d", keep="first", maintain_order=True)
+        .select("_d", *cols)
     )
+    return base.join(best, on="_d", how="left").drop("_d")
 
 
 def drops_and_in_flight(
@@ -641,7 +684,7 @@ def drops_and_in_flight(
         )
         + pl.format(
             "; {} restarted {} ms after it (a new run of its log begins at {}:{})",
-            "src_last",
+            "restarted",
             ms(pl.col("t_restart") - pl.col("t_last")),
             "file_restart",
             "line_restart",

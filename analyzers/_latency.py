@@ -231,24 +231,31 @@ def edge_stats(samples: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
     def ms(ns: pl.Expr) -> pl.Expr:
         return ns / 1e6
 
-    def log(ns: pl.Expr) -> pl.Expr:
-        return _log_ms(ns, floor_ms)
-
     per_edge = frame.select(
         "eid",
         "count",
         *[at(name, ms).alias(name) for name in _QUANTILES],
         ms(pl.col("last")).alias("max_ms"),
-        at("p50_ms", log).alias("med_log"),
     )
-    # The MAD off the sorted logs (see _median_deviation): a group-by median of every sample's
-    # deviation took 0.12 s at 5M events, this a few ms; the logs are computed where it reads
-    # them (the log of every sample took 0.2 s at 5M events, on one core).
+    # The median of the logs and their MAD off the sorted logs (see _median_deviation): a
+    # group-by median of every sample's deviation took 0.12 s at 5M events, this a few ms.
+    # The logs are computed where they are read (_Logs: the log of every sample took 0.2 s at
+    # 5M events, on one core), the median's too: polars computes a lone row's by another
+    # division than a column's, and a one-edge table's median then differed from its
+    # samples' logs in the last bit (a zero spread read as 1e-16, review 14b).
+    lo, hi, frac = (frame.get_column(f"{k}_p50_ms").to_list() for k in ("lo", "hi", "frac"))
+    # (as polars' linear quantile: frac * (hi - lo) + lo, in that order)
+    med = [
+        f * (_log_one(b, floor_ms) - _log_one(a, floor_ms)) + _log_one(a, floor_ms)
+        for a, b, f in zip(lo, hi, frac, strict=True)
+    ]
     mads = [
         _median_deviation(_Logs(keys, mask, start, n, floor_ms), m)
-        for (_, start, n), m in zip(runs, per_edge.get_column("med_log"), strict=True)
+        for (_, start, n), m in zip(runs, med, strict=True)
     ]
-    return per_edge.with_columns(pl.Series("mad", mads, dtype=pl.Float64))
+    return per_edge.with_columns(
+        pl.Series("med_log", med, dtype=pl.Float64), pl.Series("mad", mads, dtype=pl.Float64)
+    )
 
 
 def _sorted_by_edge(samples: pl.LazyFrame) -> tuple[pl.Series, int, list[tuple[int, int, int]]]:
@@ -301,8 +308,12 @@ class _Logs(Sequence[float]):
     def __getitem__(self, i: int | slice) -> float | Sequence[float]:
         if isinstance(i, slice) or not 0 <= i < self._n:
             raise IndexError(i)  # (only what _median_deviation reads)
-        ns = int(self._keys[self._start + i]) & self._mask
-        return math.log(max(ns * _PER_NS_MS + self._floor, 1.0))
+        return _log_one(int(self._keys[self._start + i]) & self._mask, self._floor)
+
+
+def _log_one(ns: int, floor_ms: float) -> float:
+    """:func:`_log_ms` of one latency, as polars computes it in a column (not alone)."""
+    return math.log(max(ns * _PER_NS_MS + floor_ms, 1.0))
 
 
 _PER_NS_MS: Final = 1 / 1e6

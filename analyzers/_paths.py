@@ -979,8 +979,8 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     its own lost its clock estimate and read as a second device, review 13); their positions
     hold the run (:func:`_runs`), so order, log gaps and fetch windows are read run by run.
 
-    One row per restart, in the order logged: the ``source``, the ``file`` and ``line`` where
-    it begins and its ``row`` in the table. A restart is an event whose seq goes back (below
+    One row per restart, in read order: the ``source``, the ``file`` and ``line`` where it
+    begins and its ``row`` in the table. A restart is an event whose seq goes back (below
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
     already logged, at or below every seq before it, logged after every event before it (a
     new process logs after the old one). Only sources whose seq goes back somewhere are
@@ -1018,6 +1018,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             & (pl.col("timestamp") > pl.col("latest"))
         )
         .select(list(schema))
+        .sort("row")
         .collect()
     )
 

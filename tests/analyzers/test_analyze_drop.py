@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from tracekit.analyzers import analyze, find_drops, find_in_flight
@@ -508,3 +509,45 @@ def test_a_restart_long_after_a_drop_is_not_its_cause(history):
     assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
     assert "restarted" not in report.findings["detail"][0]
     assert len(report.findings["evidence"][0]) == 1
+
+
+def test_a_client_restarted_after_the_server_delivered_is_named(history):
+    # the last hop is the server's deliver; the process that should have logged the receive,
+    # u2's app, restarted 75 ms later (its new run's first line: the evidence)
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=10)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.seq["client-u2"] = 0
+    history.ev(1100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=3000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    drop = report.findings.row(0, named=True)
+    assert drop["detail"].endswith(
+        "; client-u2 restarted 75.0 ms after it (a new run of its log begins at client-u2.jsonl:1)"
+    )
+    assert drop["evidence"] == [
+        {"file": "server-1.jsonl", "line": 6},
+        {"file": "client-u2.jsonl", "line": 1},
+    ]
+
+
+@pytest.mark.parametrize("first", ["the_receive", "a_line_of_its_millisecond"])
+def test_a_hop_the_new_run_logged_was_not_cut_off_by_the_restart(history, first):
+    # m2's receive is the new run's first line, or logged in the millisecond of the new run's
+    # first line: the restart came before it, not after (review 14b)
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=10)
+    history.seq["client-u2"] = 0
+    if first == "a_line_of_its_millisecond":
+        history.ev(1030, "TRACEKIT.heartbeat", "client-u2", "u2")  # m2's receive: 1030 ms
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "REPO.add"})
+    history.message(3, "u1", ["u2"], t=3000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert "restarted" not in report.findings["detail"][0]
+    assert len(report.summary["restarts"]) == 1

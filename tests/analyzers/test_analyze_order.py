@@ -420,6 +420,21 @@ def test_runs_in_files_read_out_of_time_order_are_read_in_the_order_logged(histo
     ]
 
 
+def test_restarts_are_listed_in_read_order(history):
+    # u2's log begins first, u3 restarts first: listed u3, then u2 (each source's lines are
+    # taken in time order to find them, which grouped them by source, review 14b)
+    history.ev(0, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.ev(5, "TRACEKIT.heartbeat", "client-u3", "u3")
+    for src, who, t in (("client-u3", "u3", 1000), ("client-u2", "u2", 2000)):
+        history.ev(t - 10, "TRACEKIT.heartbeat", src, who)
+        history.seq[src] = 0
+        history.ev(t, "TRACEKIT.heartbeat", src, who)
+        history.ev(t + 1, "TRACEKIT.heartbeat", src, who)
+    history.tail()
+    report = analyze(history.frame())
+    assert [r["source"] for r in report.summary["restarts"]] == ["client-u3", "client-u2"]
+
+
 def test_a_reorder_inside_a_later_run_is_still_found(history):
     traces = _restarted_u2(history, runs=2)
     _swap_last_two(history, "client-u2")  # the second run's last two stores

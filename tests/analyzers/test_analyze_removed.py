@@ -417,3 +417,16 @@ def test_a_peer_pipeline_takes_a_removal_logged_by_its_actor(history, tmp_path: 
     ].to_list() == ["u2"]
     found = analyze(history.frame(), pipeline=p).findings
     assert history.kinds(found) == [("drop", t, "u2", "B.show", "B.show")]
+
+
+def test_a_removal_is_the_apps_own_loss_though_the_client_restarted(history) -> None:
+    history.ev(-100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    t2 = _overwrite(history)
+    history.seq["client-u2"] = 0
+    history.ev(1500, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    drop = report.findings.filter(pl.col("kind") == "drop").row(0, named=True)
+    assert (drop["trace_id"], drop["stage"]) == (t2, "CTRL.add")
+    assert "took the message off the store" in drop["detail"]
+    assert "restarted" not in drop["detail"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -318,6 +318,31 @@ def test_the_logs_read_one_at_a_time_are_polars_column_of_them(
     assert [logs[i] for i in range(len(lats))] == column
     shifted = _Logs(pl.Series([0] * bits + lats, dtype=pl.Int64), -1, bits, len(lats), floor)
     assert list(shifted) == column
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lats=st.lists(st.integers(0, 10**10), min_size=1, max_size=80),
+    same=st.integers(1, 12),
+)
+# (a latency whose log polars computes otherwise in a one-row frame than in a column)
+@example(lats=[2_444_298_126], same=1)
+@example(lats=[2_444_298_126], same=5)
+def test_one_edges_median_is_its_samples_logs_median(lats: list[int], same: int) -> None:
+    # A one-edge table: polars computed a lone row's log by true division, its samples' (a
+    # column) by the reciprocal; the median then differed from the samples' logs in the last
+    # bit, and an edge with no spread had a MAD of 1e-16, not 0 (review 14b). Now the median
+    # is the samples' own, and a spread of zero is 0.
+    p = default_pipeline()
+    floor = p.outlier_floor.total_seconds() * 1e3
+    for sample in (lats, [lats[0]] * same):
+        frame = pl.DataFrame(
+            {"eid": [3] * len(sample), "lat": sample}, schema={"eid": pl.UInt8, "lat": pl.Int64}
+        )
+        stats = edge_stats(frame.lazy(), p).row(0, named=True)
+        logs = pl.select(_log_ms(pl.Series([*sample, 0], dtype=pl.Int64), floor)).to_series()
+        assert stats["med_log"] == logs.head(len(sample)).median()
+    assert stats["mad"] == 0.0
 
 
 def test_the_mad_is_the_group_by_median_of_every_deviation() -> None:
