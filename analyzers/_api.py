@@ -18,7 +18,7 @@ from tracekit.analyzers._findings import FINDING_SCHEMA
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import latency_samples, negative_latencies, outliers_and_slo
 from tracekit.analyzers._order import races, reorders
-from tracekit.analyzers._paths import Paths, build_paths
+from tracekit.analyzers._paths import Paths, build_paths, engine, engine_for
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._report import sort_lazy, with_overrides
 
@@ -47,10 +47,13 @@ def _deferred(
         events = events.lazy()
     if not isinstance(events, pl.LazyFrame):
         raise TypeError(f"events: a polars LazyFrame or DataFrame, got {type(events).__name__}")
-    return pl.defer(
-        lambda: sort_lazy(finder(build_paths(events, pipeline))).collect(),
-        schema=FINDING_SCHEMA,
-    )
+
+    def found() -> pl.DataFrame:
+        paths = build_paths(events, pipeline)
+        with engine_for(paths.hops.height):
+            return sort_lazy(finder(paths)).collect(engine=engine())
+
+    return pl.defer(found, schema=FINDING_SCHEMA)
 
 
 def _kind(kind: str, finder: Callable[[Paths], pl.LazyFrame]) -> Callable[[Paths], pl.LazyFrame]:
@@ -144,6 +147,7 @@ def find_clock_skew(
     events: pl.LazyFrame | pl.DataFrame, *, pipeline: Pipeline | None = None
 ) -> pl.LazyFrame:
     def clock(paths: Paths) -> pl.LazyFrame:
-        return clock_findings(paths, negative_latencies(latency_samples(paths), paths).collect())
+        negatives = negative_latencies(latency_samples(paths), paths).collect(engine=engine())
+        return clock_findings(paths, negatives)
 
     return _deferred(events, with_overrides(pipeline), clock)

@@ -20,7 +20,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
+from tracekit.analyzers._paths import Paths, as_text, col, engine, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
 
@@ -259,7 +259,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
-    raw = _raw_candidates(paths).with_row_index("rid").collect()
+    raw = _raw_candidates(paths).with_row_index("rid").collect(engine=engine())
     located = paths.located(raw, "r_last", "file_r", "line_r")
     cand = _latest_attempt(
         paths,
@@ -321,7 +321,7 @@ def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             .replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
             .alias("retried_"),
         )
-        .collect()
+        .collect(engine=engine())
     )
     return (
         cand.join(moved, on="rid", how="left")
@@ -372,7 +372,7 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             pl.col("file").alias("file_last_"),
             pl.col("line").alias("line_last_"),
         )
-        .collect()
+        .collect(engine=engine())
     )
     fields = ("t", "src", "file", "line")
     return (
@@ -394,7 +394,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .filter(overlaps)
         .select(cand.collect_schema().names())
         .unique("rid")
-        .collect()
+        .collect(engine=engine())
         .lazy()
     )
     p = paths.pipeline
@@ -406,7 +406,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     client_hops = [i for i, h in enumerate(p.hops) if h.emitter != "server"]
     server_sources = as_text(
         hops.filter(pl.col("hop").is_in(server_hops)).select("source").unique()
-    ).collect()
+    ).collect(engine=engine())
     # A user's logs: the sources of their client hops and of their other events (history
     # fetches, meta events: a log whose every hop was lost still says whose it is). A server
     # log's events may act for users too: not their client.
@@ -553,7 +553,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         )
         .select("source")
         .unique()
-    ).collect()
+    ).collect(engine=engine())
     clients = restarts.join(servers, left_on="restarted", right_on="source", how="anti")
     judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
     base = drops.with_row_index("_d")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, as_text, col, grace_ns
+from tracekit.analyzers._paths import Paths, as_text, col, engine, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -72,7 +72,7 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     side). A client restarted later, or ended before, is another process of the same device,
     not a second device (its logs do not overlap)."""
     g = grace_ns(paths.pipeline, None)
-    users = writes.select("recipient").unique().collect().get_column("recipient")
+    users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
         _client_sources(paths, users)
         .join(paths.sources.lazy().select("source", "t_start", "t_end"), on="source")
@@ -130,7 +130,9 @@ def _over_removals(paths: Paths, frame: pl.LazyFrame, i: int) -> pl.LazyFrame:
     a device logged it twice with no removal of the message between, in that device's log:
     add, remove, add is a message put back; add, add (then remove) was shown twice."""
     keys = ["trace_id", "recipient", "source"]
-    again = frame.collect()  # few rows: the hop events are read for these traces only
+    again = frame.collect(
+        engine=engine()
+    )  # few rows: the hop events are read for these traces only
     pairs = again.lazy().select("trace_id", "recipient")
     adds = (
         paths.hops_of(pairs.select("trace_id"), hop=i)
@@ -191,7 +193,7 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 # above), while counting only the devices that logged this message would
                 # report every message sent while a device is off: routine, and it would bury
                 # the real duplicates.
-                again = frame.filter(n > 1).collect()
+                again = frame.filter(n > 1).collect(engine=engine())
                 frame = again.lazy()
                 if again.height:
                     devices = _devices(paths, frame, col("t", i))
@@ -213,7 +215,7 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
     out: list[pl.LazyFrame] = []
     if keys:
         # Collected once (few rows): the evidence below reads the keys three times.
-        dup = pl.concat(keys).collect().lazy()
+        dup = pl.concat(keys).collect(engine=engine()).lazy()
         dup = dup.join(
             _all_evidence(paths, dup.select("trace_id", "hop", "rkey")),
             on=["trace_id", "hop", "rkey"],
@@ -417,7 +419,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         # message's first event) makes "never seen" indeterminate, as a drop inside a log gap
         # is. Still reported, marked, with the gap in its evidence: not listing it anywhere
         # would hide it (the log_gap finding names only drops; see the drop candidates).
-        rows = late.collect()
+        rows = late.collect(engine=engine())
         sent_in_gap = _send_in_gap(paths, rows.select("trace_id", "t_min", "sender_src", "acting"))
         late = rows.lazy().join(sent_in_gap, on="trace_id", how="left")
     no_send = findings(
@@ -463,7 +465,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         paths.pairs.lazy()
         .filter(~pl.col("expected") & pl.col("has_list").fill_null(False) & via_ws)
         .with_columns(r_id=cols["id"], r_t=cols["t"], r_src=cols["src"], r_row=cols["r"])
-        .collect()
+        .collect(engine=engine())
     )
     stray = findings(
         paths.located(strays, "r_row", "r_file", "r_line").lazy(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._paths import Paths, run_of
+from tracekit.analyzers._paths import Paths, engine, run_of
 
 __all__ = ["fetch_bounds", "fetch_key", "fetch_positions", "fetch_window"]
 
@@ -60,7 +60,7 @@ def _fetch_positions(paths: Paths) -> pl.DataFrame:
         .with_columns(open=pl.col("raw") - floor)
         .with_columns(closes=closes)
         .with_columns(closed=pl.col("closes").cast(pl.Int64).cum_sum().over(run) + earlier)
-        .collect()
+        .collect(engine=engine())
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any, Final, overload
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, same_device
+from tracekit.analyzers._paths import Paths, col, engine, same_device
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline
 
 __all__ = [
@@ -121,7 +121,7 @@ def _from_last_attempt(paths: Paths, a: str, b: str, both: pl.Expr) -> pl.DataFr
         .filter(pl.col("t_a") <= pl.col("t_b"))
         .group_by("row")
         .agg(lat_retry=pl.col("t_b").first() - pl.col("t_a").max())
-        .collect()
+        .collect(engine=engine())
     )
 
 
@@ -129,7 +129,7 @@ def _enrich(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     """Names, sources, conversation, time and evidence for a few sample rows, gathered by
     their ``row`` from each edge's side (no join: a join hashes every pair or message)."""
     p = paths.pipeline
-    few = rows.collect()
+    few = rows.collect(engine=engine())
     parts: list[pl.DataFrame] = []
     # no edge (a one-hop pipeline) has no sample: the send "edge" gives the columns, no row
     send = p.roles["send"]
@@ -267,7 +267,7 @@ def _sorted_by_edge(samples: pl.LazyFrame) -> tuple[pl.Series, int, list[tuple[i
     One sort of one integer key, the edge in the high bits and the latency in the low ones: a
     group-by sorting each edge's list took 0.15-0.25 s for 5M events' samples, this 0.08-0.10
     s. Where the key would not fit (latencies of years), a sort by the two columns."""
-    ok = samples.collect()
+    ok = samples.collect(engine=engine())
     top, last = ok.select(pl.col("lat").max(), pl.col("eid").cast(pl.Int64).max()).row(0)
     if top is None:  # no sample
         return pl.Series("lat", [], dtype=pl.Int64), -1, []
@@ -375,7 +375,9 @@ def outliers_and_slo(
     edges = _edges(paths)
     e2e = next((i for i, (name, _, _) in enumerate(edges) if name == _E2E), -1)
     floor = p.outlier_floor.total_seconds() * 1e3
-    samples = samples.collect().lazy()  # read three times below (a no-op when collected)
+    samples = samples.collect(
+        engine=engine()
+    ).lazy()  # read three times below (a no-op when collected)
     ok = samples.filter(pl.col("lat") >= 0)
     if stats is None:
         stats = edge_stats(samples, p)

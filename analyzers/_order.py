@@ -7,7 +7,7 @@ import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
 from tracekit.analyzers._findings import empty_findings, evidence, findings
-from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, rows_by_code, run_of
+from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -44,7 +44,7 @@ def reorders(paths: Paths) -> pl.LazyFrame:
             (code("source") * (1 << 32) + code("recipient")).alias("dev"),
             pl.col("pos").alias("rkey"),
         )
-        .collect()
+        .collect(engine=engine())
     )
     # the message's row by code (a join hashed ~1M store events: 57 ms at 5M events)
     at = rows_by_code(stored.get_column("tc"), canon.get_column("tc"))
@@ -93,7 +93,7 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         )
         .filter(pl.col("key") < pl.col("prev_max"))
         .select("row", "lead_row")
-        .collect()
+        .collect(engine=engine())
     )
     cols = ["trace_id", "recipient", "source", "ts", "file", "line"]
     late = paths.hops.select(cols).gather(ahead.get_column("row"))
@@ -228,7 +228,7 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
         .filter(pl.col("open") > 0)
         .select("row", "key", "conv_id", k=pl.col("started") - pl.col("open") + 1)
-        .collect()
+        .collect(engine=engine())
     )
     cols = ["trace_id", "recipient", "source", "pos", "ts", "file", "line"]
     picked = paths.hops.select(cols).gather(inside.get_column("row"))
@@ -241,7 +241,7 @@ def races(paths: Paths) -> pl.LazyFrame:
         # flight there.
         .sort("trace_id", "recipient", "source", "start_pos", "pos", maintain_order=True)
         .unique(subset=["trace_id", "recipient", "source"], keep="first", maintain_order=True)
-        .collect()
+        .collect(engine=engine())
     )
     # What became of the message on the raced client: its own hops (few rows, the raced
     # traces'), not the recipient's path, which another device of theirs may have finished.

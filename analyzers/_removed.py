@@ -31,7 +31,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
-from tracekit.analyzers._paths import Paths
+from tracekit.analyzers._paths import Paths, engine
 
 __all__ = ["removal_candidates", "removed"]
 
@@ -88,7 +88,7 @@ def _removed(paths: Paths, final: int) -> pl.DataFrame:
         .join(expected.select("trace_id", "recipient", "named", conv_pair="conv_id"), on=keys[:2])
         .with_columns(conv_id=pl.coalesce("conv_id_add", "conv_id_rm", "conv_pair"))
         .with_row_index("rid")
-        .collect()
+        .collect(engine=engine())
     )
     back = _restored(paths, gone)
     devices = adds.group_by("trace_id", "recipient").agg(devices=pl.col("source").n_unique())
@@ -99,7 +99,7 @@ def _removed(paths: Paths, final: int) -> pl.DataFrame:
         .with_columns(pair_lost=pl.len().over(keys[:2]) == pl.col("devices"))
         .select(_SCHEMA.names())
         .sort(keys)
-        .collect()
+        .collect(engine=engine())
     )
 
 
@@ -116,7 +116,7 @@ def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:
         .filter(pl.col("start_pos") > pl.col("pos_rm"))
         .select("rid")
         .unique()
-        .collect()
+        .collect(engine=engine())
         .get_column("rid")
     )
 

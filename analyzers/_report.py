@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, Final
 
 import polars as pl
@@ -22,7 +23,7 @@ from tracekit.analyzers._latency import (
     outliers_and_slo,
 )
 from tracekit.analyzers._order import races, reorders
-from tracekit.analyzers._paths import Paths, build_paths, col
+from tracekit.analyzers._paths import Paths, build_paths, col, engine, engine_for, in_context
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, default_pipeline
 from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
@@ -135,22 +136,36 @@ def analyze(
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
     paths = build_paths(events.lazy(), p)
+    # the analysis' size decides the engine of its queries, here and on the pool's threads
+    with engine_for(paths.hops.height):
+        return _report(paths, inputs)
+
+
+def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
+    """The finding kinds over ``paths`` and the report of them."""
+    p = paths.pipeline
 
     def gapless() -> pl.DataFrame:  # drops and in-flight paths, and where gaps explain them
-        cand = drop_candidates(paths).collect().lazy()
+        cand = drop_candidates(paths).collect(engine=engine()).lazy()
         return pl.concat(
-            [drops_and_in_flight(paths, cand=cand).collect(), log_gaps(paths, cand).collect()]
+            [
+                drops_and_in_flight(paths, cand=cand).collect(engine=engine()),
+                log_gaps(paths, cand).collect(engine=engine()),
+            ]
         )
 
     def collected(kind: Callable[[Paths], pl.LazyFrame]) -> pl.DataFrame:
-        return kind(paths).collect()
+        return kind(paths).collect(engine=engine())
 
     def latency() -> tuple[pl.DataFrame, pl.DataFrame]:  # outliers, SLO breaches, clock; stats
-        samples = latency_samples(paths).collect()
+        samples = latency_samples(paths).collect(engine=engine())
         stats = edge_stats(samples.lazy(), p)
-        negatives = negative_latencies(samples.lazy(), paths).collect()
-        kinds = [outliers_and_slo(samples.lazy(), paths, stats), clock_findings(paths, negatives)]
-        return pl.concat([k.collect() for k in kinds]), stats
+        negatives = negative_latencies(samples.lazy(), paths).collect(engine=engine())
+        kinds = [
+            outliers_and_slo(samples.lazy(), paths, stats),
+            clock_findings(paths, negatives),
+        ]
+        return pl.concat([k.collect(engine=engine()) for k in kinds]), stats
 
     # Each kind is many small steps, most on one core: two run at a time, on threads (polars
     # works without the GIL), so one's Python and small frames overlap the other's. Not all
@@ -158,9 +173,12 @@ def analyze(
     # analysis' peak (~0.25 GB more at 5M events).
     pool = ThreadPoolExecutor(2, thread_name_prefix="tracekit-analyze")
     try:
-        kinds = [pool.submit(collected, f) for f in (reorders, races, duplicates, unexpected)]
-        lat = pool.submit(latency)
-        drops = pool.submit(gapless)
+        kinds = [
+            pool.submit(in_context(partial(collected, f)))
+            for f in (reorders, races, duplicates, unexpected)
+        ]
+        lat = pool.submit(in_context(latency))
+        drops = pool.submit(in_context(gapless))
         found = pl.concat([drops.result(), *(k.result() for k in kinds), lat.result()[0]])
         stats = lat.result()[1]
     finally:  # an error or an interrupt: the kinds not begun are not run
@@ -177,7 +195,7 @@ def analyze(
 
 
 def sort_findings(found: pl.DataFrame) -> pl.DataFrame:
-    return sort_lazy(found.lazy()).collect()
+    return sort_lazy(found.lazy()).collect(engine=engine())
 
 
 def sort_lazy(found: pl.LazyFrame) -> pl.LazyFrame:
@@ -259,7 +277,7 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
             .filter(expected)
             .join(gone.lazy(), on=["trace_id", "recipient"], how="semi")
             .select(pl.len())
-            .collect()
+            .collect(engine=engine())
             .item()
         )
     listed = paths.msg.select(pl.col("recipients").is_not_null().sum()).item()
@@ -315,7 +333,7 @@ def _per_device(
         .sort("pos")
         .group_by("recipient", "source", "hop")
         .agg(pl.len().alias("count"), pl.col("t", "file", "line").first())
-        .collect()
+        .collect(engine=engine())
     )
     rows: list[dict[str, object]] = []
     labels: dict[str, tuple[str, str]] = {}
@@ -437,7 +455,7 @@ def timeline(
                 check_sortedness=False,  # both sorted by pos above
             )
             .sort("recipient", "pos")
-            .collect()
+            .collect(engine=engine())
             .select(
                 "recipient",
                 pl.lit(len(p.hops), dtype=pl.Int32).alias("hop"),
@@ -476,7 +494,12 @@ def timeline(
 
 def _marking(paths: Paths) -> pl.DataFrame:
     """The findings that mark a timeline's rows (drops, in-flight paths, duplicates)."""
-    return pl.concat([drops_and_in_flight(paths).collect(), duplicates(paths).collect()])
+    return pl.concat(
+        [
+            drops_and_in_flight(paths).collect(engine=engine()),
+            duplicates(paths).collect(engine=engine()),
+        ]
+    )
 
 
 _MARKS: Final = ("drop", "in_flight", "duplicate")
