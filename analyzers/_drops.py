@@ -535,7 +535,6 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         paths.restarts.select(
             restarted=pl.col("source"),
             ts=paths.hops.get_column("ts").gather(at),
-            actor=paths.hops.get_column("actor").gather(at).cast(pl.String),
             file_restart=pl.col("file"),
             line_restart=pl.col("line"),
         )
@@ -543,18 +542,26 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .drop("ts")
         .sort("t_restart", "restarted")
     )
-    # A server's first line may act for any user: only a client's restart stands for its user.
+    # A user's clients: the restarted sources that logged client hops as that user (a
+    # server's lines act for many users; a log of no hop is nobody's client).
     server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    servers = as_text(
+    restarted = pl.col("source").cast(pl.String).is_in(restarts.get_column("restarted").implode())
+    logged = as_text(
         paths.hop_rows()
-        .filter(
-            pl.col("hop").is_in(server_hops)
-            & pl.col("source").cast(pl.String).is_in(restarts.get_column("restarted").implode())
-        )
-        .select("source")
+        .filter(restarted)
+        .select("source", "actor", server=pl.col("hop").is_in(server_hops))
         .unique()
     ).collect(engine=engine())
-    clients = restarts.join(servers, left_on="restarted", right_on="source", how="anti")
+    servers = logged.filter("server").select("source").unique()
+    users = (
+        logged.filter(~pl.col("server"))
+        .select("source", "actor")
+        .drop_nulls()
+        .join(servers, on="source", how="anti")
+    )
+    clients = restarts.join(users, left_on="restarted", right_on="source").sort(
+        "t_restart", "restarted"
+    )
     judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
     base = drops.with_row_index("_d")
 
@@ -577,11 +584,14 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
             )
         )
 
-    client_hop = pl.when(pl.col("emitter") != "server").then(pl.col("who"))
+    # (a device's own path: its own log only, which the last hop's source is)
+    client_hop = pl.when((pl.col("emitter") != "server") & pl.col("device").is_null()).then(
+        pl.col("who")
+    )
     best = (
         pl.concat(
             [
-                first_after(pl.col("src_last"), "restarted", restarts.drop("actor")),
+                first_after(pl.col("src_last"), "restarted", restarts),
                 first_after(client_hop, "actor", clients),
             ],
             how="diagonal",

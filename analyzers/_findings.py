@@ -78,5 +78,11 @@ def empty_findings() -> pl.LazyFrame:
 
 
 def ms(expr: pl.Expr) -> pl.Expr:
-    """ns -> ms with 0.1 ms resolution, as text for details."""
-    return (expr / 1e6).round(1).cast(pl.String)
+    """ns -> ms with 0.1 ms resolution (halves away from zero), as text for details. Rounded
+    in integers: a float's last bit depends on polars' kernel (a one-row frame divides by
+    1e6, a longer one multiplies by its reciprocal, and the streaming engine cuts frames
+    into pieces), and a latency on a 0.05 ms boundary then read 1.3 or 1.4 by the frame's
+    size and engine (review 14c)."""
+    tenths = ((expr.abs() + 50_000) // 100_000).cast(pl.Int64)
+    sign = pl.when((expr < 0) & (tenths > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.format("{}{}.{}", sign, tenths // 10, tenths % 10)

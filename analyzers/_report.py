@@ -406,6 +406,12 @@ def timeline(
     """
     p = pipeline or default_pipeline()
     paths = _paths_for(events, p)
+    with engine_for(paths.hops.height):  # as the analysis' (:func:`analyze`)
+        return _timeline(paths, trace_id, findings)
+
+
+def _timeline(paths: Paths, trace_id: str, findings: pl.DataFrame | None) -> pl.DataFrame:
+    p = paths.pipeline
     msg = paths.msg.filter(pl.col("trace_id") == trace_id)
     pairs = paths.pairs.filter(pl.col("trace_id") == trace_id).sort("recipient")
     frames: list[pl.DataFrame] = []

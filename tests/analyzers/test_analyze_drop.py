@@ -551,3 +551,32 @@ def test_a_hop_the_new_run_logged_was_not_cut_off_by_the_restart(history, first)
     assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
     assert "restarted" not in report.findings["detail"][0]
     assert len(report.summary["restarts"]) == 1
+
+
+def test_another_devices_restart_is_not_a_device_drops_cause(history):
+    # the phone never showed m1; the tablet, which did, restarted 469 ms later: the phone's
+    # path is judged by its own log, and nothing restarted there (review 14c)
+    history.ev(-100, "TRACEKIT.heartbeat", "client-u2-tablet", "u2")
+    tr = _two_devices(history, RECIPIENT_HOPS[:2], RECIPIENT_HOPS)
+    history.seq["client-u2-tablet"] = 0
+    history.ev(500, "TRACEKIT.heartbeat", "client-u2-tablet", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", tr, "u2", "CTRL.add", "REPO.add")]
+    assert "restarted" not in report.findings["detail"][0]
+
+
+def test_a_log_of_no_hop_is_nobodys_client(history):
+    # server-2 logs no hop, and its first line acts for u2: its restart is not u2's app's
+    history.ev(0, "TRACEKIT.heartbeat", "server-2", "u2")
+    history.ev(1, "TRACEKIT.heartbeat", "server-2", "u2")
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.seq["server-2"] = 0
+    history.ev(1100, "TRACEKIT.heartbeat", "server-2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.summary["restarts"][0]["source"] == "server-2"
+    assert "restarted" not in report.findings["detail"][0]

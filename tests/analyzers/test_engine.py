@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import polars as pl
 import pytest
 
 import tracekit.analyzers._paths as paths_mod
-from tracekit.analyzers import analyze
+from tracekit.analyzers import analyze, timeline
 from tracekit.analyzers._paths import engine, engine_for, in_context
 from tracekit.synth import generate
 
@@ -48,3 +49,44 @@ def test_either_engine_gives_the_same_report(monkeypatch, seed: int) -> None:
     monkeypatch.setattr(paths_mod, "_STREAMED", 0)  # every analysis on the streaming engine
     assert analyze(synth.frame()).to_dict() == small
     assert len(small["findings"]) == len(synth.truth)
+
+
+@pytest.mark.parametrize("recipients", [["u2"], ["u2", "u3"], ["u2", "u3", "u4"]])
+def test_a_time_on_a_rounding_boundary_reads_the_same_on_either_engine(
+    history, monkeypatch, recipients: list[str]
+) -> None:
+    # each recipient's app restarts exactly 1.35 ms after its receive: 1.4 ms, whichever
+    # engine and however many rows (a float division's last bit read 1.3 or 1.4, review 14c)
+    for u in recipients:
+        history.ev(0, "TRACEKIT.heartbeat", f"client-{u}", u)
+    history.message(1, "u1", recipients, t=10)
+    history.message(2, "u1", recipients, t=1000, stop=dict.fromkeys(recipients, "REPO.add"))
+    for k, u in enumerate(recipients):
+        history.seq[f"client-{u}"] = 0
+        history.ev(1030 + k * 0.5 + 1.35, "TRACEKIT.heartbeat", f"client-{u}", u)
+    history.tail()
+    details = list(analyze(history.frame()).findings["detail"])
+    monkeypatch.setattr(paths_mod, "_STREAMED", 0)
+    assert list(analyze(history.frame()).findings["detail"]) == details
+    assert len(details) == len(recipients)
+    assert all("restarted 1.4 ms after it" in d for d in details)
+
+
+def test_a_timeline_runs_its_queries_on_its_analysis_engine(history, monkeypatch) -> None:
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "CTRL.add"})
+    history.tail()
+    frame = history.frame().collect()
+    engines: list[str] = []
+    collect = pl.LazyFrame.collect
+
+    def spy(self: pl.LazyFrame, *args: object, **kwargs: object) -> pl.DataFrame:
+        engines.append(str(kwargs.get("engine", "auto")))
+        return collect(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", spy)
+    rows = timeline(frame, t1)
+    # (the first query reads the input, whose size is not known before it)
+    assert engines[0] == "auto"
+    assert set(engines[1:]) == {"in-memory"}
+    assert len(engines) > 20
+    assert rows.filter(pl.col("stage_action") == "CTRL.add")["status"].to_list() == ["dropped"]
