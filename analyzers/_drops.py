@@ -517,8 +517,13 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     )
 
 
+#: How long after a drop's last hop a restart is named with it, where the grace is shorter (ns).
+_RESTART_WINDOW: Final = 5_000_000_000
+
+
 def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
-    """``drops`` with the first restart, within the grace window after the last hop, of a
+    """``drops`` with the first restart, within the grace window after the last hop (at least
+    :data:`_RESTART_WINDOW`: a test judged with no grace still says its crashes), of a
     process that logged that hop or should have logged the missing one (the user's client,
     for a client hop): ``restarted`` (its source), ``t_restart``, ``file_restart``,
     ``line_restart``; null where none. The process stopped with the message under way, a loss
@@ -578,7 +583,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
                 right_on="t_restart",
                 by="_key",
                 strategy="forward",
-                tolerance=g,
+                tolerance=max(g, _RESTART_WINDOW),
                 allow_exact_matches=False,
                 check_sortedness=False,  # both sorted by time
             )

@@ -580,3 +580,14 @@ def test_a_log_of_no_hop_is_nobodys_client(history):
     ]
     assert report.summary["restarts"][0]["source"] == "server-2"
     assert "restarted" not in report.findings["detail"][0]
+
+
+def test_a_restart_is_named_though_the_path_is_judged_with_no_grace(history):
+    # the testing helpers judge with grace 0: a crash 970 ms after the receive is still said
+    t2 = _crash_after_receive(history, restart_at=2_000)
+    report = analyze(history.frame(), grace=timedelta(0))
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert report.findings["detail"][0].endswith(
+        "; client-u2 restarted 970.0 ms after it (a new run of its log begins at "
+        "client-u2.jsonl:1)"
+    )
