@@ -588,6 +588,5 @@ def test_a_restart_is_named_though_the_path_is_judged_with_no_grace(history):
     report = analyze(history.frame(), grace=timedelta(0))
     assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
     assert report.findings["detail"][0].endswith(
-        "; client-u2 restarted 970.0 ms after it (a new run of its log begins at "
-        "client-u2.jsonl:1)"
+        "; client-u2 restarted 970.0 ms after it (a new run of its log begins at client-u2.jsonl:1)"
     )
