@@ -1025,6 +1025,11 @@ def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
     return lines.sort(pl.col("timestamp").min().over("source", "file"), "row")
 
 
+#: A seq this far below every seq its source logged before starts a new run though it
+#: repeats none (lines out of order are a few apart, a thread's reordering at most).
+_RESTART_DROP: Final = 100
+
+
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     """Where a source's ``seq`` starts over: a process restarted under the same name. DESIGN.md
     calls a source one process instance; one name then holds several runs whose seqs do not
@@ -1035,13 +1040,13 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     One row per restart, in read order: the ``source``, the ``file`` and ``line`` where it
     begins and its ``row`` in the table. A restart is an event whose seq goes back (below
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
-    already logged, at or below every seq before it, logged after every event before it (a
-    new process logs after the old one). Only sources whose seq goes back somewhere are
-    looked at (counted with the per-source stats). Not a restart: lines out of order by a
-    few, a line logged twice, a log read twice (its copy is no later), a rotated log's parts
-    read newest first (no seq repeats). Not found: a restart whose first log lost its
-    beginning (the new run repeats none of its seqs); in a log that interleaves sources,
-    one whose first run lost more lines than the next logged."""
+    already logged, or more than :data:`_RESTART_DROP` below every seq it logged (the first
+    run's log lost its beginning), at or below every seq before it, logged after every event
+    before it (a new process logs after the old one). Only sources whose seq goes back
+    somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
+    order by a few, a line logged twice, a log read twice (its copy is no later), a rotated
+    log's parts read newest first (no seq repeats). Not found: in a log that interleaves
+    sources, a restart whose first run lost more lines than the next logged."""
     schema = {"source": pl.String, "file": pl.String, "line": pl.Int64, "row": pl.UInt32}
     # (seqs going back between two lines of the source, or more seqs than its range holds:
     # its lines interleaved with another source's)
@@ -1067,7 +1072,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
         .filter(
             (seq < pl.col("before"))
             & (seq <= pl.col("low"))
-            & pl.col("again")
+            & (pl.col("again") | (seq + _RESTART_DROP < pl.col("low")))
             & (pl.col("timestamp") > pl.col("latest"))
         )
         .select(list(schema))

@@ -530,6 +530,30 @@ def test_a_restart_is_found_though_its_first_run_lost_lines(history):
     assert analyze(history.frame()).summary["restarts"] == [_restart(history)]
 
 
+def test_a_restart_is_found_though_the_first_runs_log_lost_its_beginning(history):
+    # the first run's log starts at seq 1000 (rotated away before it); the next run counts
+    # from 0 and repeats none of its seqs: far below all of them, later than all of them
+    _restarted_u2(history, runs=2)
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    for r in u2[: len(u2) // 2]:  # the first run's
+        r["seq"] += 1000
+        r["line"] = r["seq"] + 1
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["restarts"] == [_restart(history)]
+
+
+def test_the_first_lines_of_a_log_out_of_order_are_no_restart(history):
+    # a log whose first two lines took their seqs in the other order: seq 1, then seq 0
+    # logged later (below every seq before it, and later, but only just)
+    history.message(1, "u1", ["u2"], t=0)
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    u2[0]["seq"], u2[1]["seq"] = u2[1]["seq"], u2[0]["seq"]
+    history.tail()
+    assert analyze(history.frame()).summary["restarts"] == []
+
+
 def test_lines_out_of_order_a_line_twice_or_a_log_read_twice_are_no_restart(history):
     # seq repeats or goes back in each, but no process started over: one source, as before
     t1 = history.message(1, "u1", ["u2"], t=0)
