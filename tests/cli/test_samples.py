@@ -21,6 +21,7 @@ EXPECTED: dict[str, tuple[int, int, int, set[tuple[str, Any, Any]]]] = {
     "jsonl": (2, 4, 3, {("drop", RACE, "u2"), ("race", RACE, "u2"), ("log_gap", None, None)}),
     "legacy": (3, 6, 5, {("drop", RACE, "u2"), ("race", RACE, "u2")}),
     "otlp": (1, 2, 2, set()),
+    "restart": (4, 4, 3, {("drop", "5a1c0e2f7b3d4c6e8f9a0b1c2d3e4f52", "u2")}),
 }
 
 
@@ -57,3 +58,22 @@ def test_each_sample_holds_what_the_readme_says(
     )
     assert {(f["kind"], f["trace_id"], f["recipient"]) for f in report["findings"]} == findings
     assert report["inputs"]["warnings"] == []
+
+
+def test_the_restart_sample_reads_its_runs_in_order_and_says_the_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["analyze", "sample_logs/restart/", "-f", "json"])
+    report = json.loads(result.stdout)
+    where = "sample_logs/restart/client-u2.jsonl"
+    assert report["summary"]["restarts"] == [
+        {"source": "client-u2", "file": where, "line": 7, "mended": True}
+    ]
+    (drop,) = report["findings"]
+    assert drop["detail"] == (
+        "recipient u2: reached WS-RECV.receive, never reached REPO.add (the logs go on 9984.0 "
+        f"ms after it); client-u2 restarted 832.0 ms after it (a new run of its log begins at "
+        f"{where}:7)"
+    )
+    assert drop["evidence"] == [{"file": where, "line": 6}, {"file": where, "line": 7}]
