@@ -993,9 +993,11 @@ def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
     """Each event's run of its source: how many of its restarts began at or before its line
-    (:func:`_in_time_order`). None without a restart, or where any seq of the table is outside
-    ``[0, 2**RUN_BITS)`` (positions could not hold the runs: the restart is said, not
-    mended; the runs' packing is read off every source's positions, :func:`run_of`)."""
+    (:func:`_in_time_order`), less one for a line logged before its run's first line (the old
+    process' line written after the new one's first, both appending to one file). None
+    without a restart, or where any seq of the table is outside ``[0, 2**RUN_BITS)``
+    (positions could not hold the runs: the restart is said, not mended; the runs' packing is
+    read off every source's positions, :func:`run_of`)."""
     if restarts.is_empty():
         return None
     seq = table.get_column("seq")
@@ -1011,7 +1013,15 @@ def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
         .filter(pl.col("source").cast(pl.String).is_in(restarted.implode()))
         .select("row", "source", "file", "timestamp")
         .pipe(_in_time_order)
-        .select("row", begins.cum_sum().over("source").cast(_I64).alias("run"))
+        .with_columns(run=begins.cum_sum().over("source").cast(_I64))
+        .with_columns(began=pl.col("timestamp").filter(begins).first().over("source", "run"))
+        .select(
+            "row",
+            pl.when(pl.col("timestamp") < pl.col("began"))
+            .then(pl.col("run") - 1)
+            .otherwise(pl.col("run"))
+            .alias("run"),
+        )
         .collect(engine=engine())
     )
     run = pl.zeros(table.height, dtype=_I64, eager=True).alias("run")

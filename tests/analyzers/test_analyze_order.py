@@ -435,6 +435,24 @@ def test_restarts_are_listed_in_read_order(history):
     assert [r["source"] for r in report.summary["restarts"]] == ["client-u3", "client-u2"]
 
 
+def test_a_line_of_the_old_run_written_after_the_new_runs_first_is_in_the_old_run(history):
+    # both processes append to one file: the old one's last line (seq 6, logged before the
+    # restart) lands after the new one's first; in the new run it read as a gap 2 -> 6
+    for k in range(6):
+        history.ev(k, "TRACEKIT.heartbeat", "client-u2", "u2")  # seq 0..5
+    history.seq["client-u2"] = 0
+    history.ev(10_000, "TRACEKIT.heartbeat", "client-u2", "u2")  # the new run's seq 0
+    history.seq["client-u2"] = 6
+    history.ev(6, "TRACEKIT.heartbeat", "client-u2", "u2")  # the old run's, flushed late
+    history.seq["client-u2"] = 1
+    for k in range(2):
+        history.ev(10_001 + k, "TRACEKIT.heartbeat", "client-u2", "u2")  # seq 1, 2
+    history.tail()  # (seq 3)
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["restarts"] == [_restart(history)]
+
+
 def test_a_reorder_inside_a_later_run_is_still_found(history):
     traces = _restarted_u2(history, runs=2)
     _swap_last_two(history, "client-u2")  # the second run's last two stores
