@@ -993,11 +993,12 @@ def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
     """Each event's run of its source: how many of its restarts began at or before its line
-    (:func:`_in_time_order`), less one for a line logged before its run's first line (the old
-    process' line written after the new one's first, both appending to one file). None
-    without a restart, or where any seq of the table is outside ``[0, 2**RUN_BITS)``
-    (positions could not hold the runs: the restart is said, not mended; the runs' packing is
-    read off every source's positions, :func:`run_of`)."""
+    (:func:`_in_time_order`). Not by time: tracekit's own stage lines carry the stage's start
+    and are written at its end, after the lines logged inside it, so a new run's second line
+    may be older than its first (review 14d: a time rule put it back in the old run, a false
+    gap that hid a drop). None without a restart, or where any seq of the table is outside
+    ``[0, 2**RUN_BITS)`` (positions could not hold the runs: the restart is said, not
+    mended; the runs' packing is read off every source's positions, :func:`run_of`)."""
     if restarts.is_empty():
         return None
     seq = table.get_column("seq")
@@ -1013,15 +1014,7 @@ def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
         .filter(pl.col("source").cast(pl.String).is_in(restarted.implode()))
         .select("row", "source", "file", "timestamp")
         .pipe(_in_time_order)
-        .with_columns(run=begins.cum_sum().over("source").cast(_I64))
-        .with_columns(began=pl.col("timestamp").filter(begins).first().over("source", "run"))
-        .select(
-            "row",
-            pl.when(pl.col("timestamp") < pl.col("began"))
-            .then(pl.col("run") - 1)
-            .otherwise(pl.col("run"))
-            .alias("run"),
-        )
+        .select("row", begins.cum_sum().over("source").cast(_I64).alias("run"))
         .collect(engine=engine())
     )
     run = pl.zeros(table.height, dtype=_I64, eager=True).alias("run")
@@ -1035,8 +1028,9 @@ def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
     return lines.sort(pl.col("timestamp").min().over("source", "file"), "row")
 
 
-#: A seq this far below every seq its source logged before starts a new run though it
-#: repeats none (lines out of order are a few apart, a thread's reordering at most).
+#: A seq this far below the one before it (and at or below every earlier one) starts a new
+#: run though it repeats none (lines out of order are a few apart, a thread's reordering at
+#: most).
 _RESTART_DROP: Final = 100
 
 
@@ -1050,7 +1044,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     One row per restart, in read order: the ``source``, the ``file`` and ``line`` where it
     begins and its ``row`` in the table. A restart is an event whose seq goes back (below
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
-    already logged, or more than :data:`_RESTART_DROP` below every seq it logged (the first
+    already logged, or more than :data:`_RESTART_DROP` below the one before it (the first
     run's log lost its beginning), at or below every seq before it, logged after every event
     before it (a new process logs after the old one). Only sources whose seq goes back
     somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
@@ -1082,7 +1076,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
         .filter(
             (seq < pl.col("before"))
             & (seq <= pl.col("low"))
-            & (pl.col("again") | (seq + _RESTART_DROP < pl.col("low")))
+            & (pl.col("again") | (seq + _RESTART_DROP < pl.col("before")))
             & (pl.col("timestamp") > pl.col("latest"))
         )
         .select(list(schema))

@@ -435,22 +435,24 @@ def test_restarts_are_listed_in_read_order(history):
     assert [r["source"] for r in report.summary["restarts"]] == ["client-u3", "client-u2"]
 
 
-def test_a_line_of_the_old_run_written_after_the_new_runs_first_is_in_the_old_run(history):
-    # both processes append to one file: the old one's last line (seq 6, logged before the
-    # restart) lands after the new one's first; in the new run it read as a gap 2 -> 6
-    for k in range(6):
-        history.ev(k, "TRACEKIT.heartbeat", "client-u2", "u2")  # seq 0..5
-    history.seq["client-u2"] = 0
-    history.ev(10_000, "TRACEKIT.heartbeat", "client-u2", "u2")  # the new run's seq 0
-    history.seq["client-u2"] = 6
-    history.ev(6, "TRACEKIT.heartbeat", "client-u2", "u2")  # the old run's, flushed late
+def test_a_new_runs_line_older_than_its_first_stays_in_the_new_run(history):
+    # tracekit's stage lines carry the stage's start and are written at its end: the new
+    # run's history fetch (started at 10 000 ms) is written after the connect logged inside
+    # it (10 010 ms) and m3's receive. Put back in the old run by its time, it made a gap
+    # that hid m3's drop (review 14d); the runs are read in log order
     history.seq["client-u2"] = 1
-    for k in range(2):
-        history.ev(10_001 + k, "TRACEKIT.heartbeat", "client-u2", "u2")  # seq 1, 2
-    history.tail()  # (seq 3)
+    history.ev(0, "REST.fetch", "client-u2", "u2", conv_id="c1")
+    for n in (1, 2):
+        history.message(n, "u1", ["u2"], t=100 * n)
+    history.seq["client-u2"] = 1
+    history.ev(10_010, "WS.connect", "client-u2", "u2")
+    t3 = history.message(3, "u1", ["u2"], t=10_020, stop={"u2": "REPO.add"})
+    history.ev(10_000, "REST.fetch", "client-u2", "u2", conv_id="c1")
+    history.message(4, "u1", ["u2"], t=10_500)
+    history.tail()
     report = analyze(history.frame())
-    assert report.findings.is_empty()
-    assert report.summary["restarts"] == [_restart(history)]
+    assert history.kinds(report.findings) == [("drop", t3, "u2", "REPO.add", "WS-RECV.receive")]
+    assert len(report.summary["restarts"]) == 1
 
 
 def test_a_reorder_inside_a_later_run_is_still_found(history):
