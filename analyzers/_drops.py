@@ -535,18 +535,12 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     }  # fmt: skip
     if paths.restarts.is_empty():
         return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in cols.items())
-    at = paths.restarts.get_column("row")
-    restarts = (
-        paths.restarts.select(
-            restarted=pl.col("source"),
-            ts=paths.hops.get_column("ts").gather(at),
-            file_restart=pl.col("file"),
-            line_restart=pl.col("line"),
-        )
-        .with_columns(t_restart=paths.true_time("ts", "restarted"))
-        .drop("ts")
-        .sort("t_restart", "restarted")
-    )
+    restarts = paths.restarts.select(
+        restarted=pl.col("source"),
+        t_restart=pl.col("t"),
+        file_restart=pl.col("file"),
+        line_restart=pl.col("line"),
+    ).sort("t_restart", "restarted")
     # A user's clients: the restarted sources that logged client hops as that user (a
     # server's lines act for many users; a log of no hop is nobody's client).
     server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]

@@ -375,9 +375,8 @@ def outliers_and_slo(
     edges = _edges(paths)
     e2e = next((i for i, (name, _, _) in enumerate(edges) if name == _E2E), -1)
     floor = p.outlier_floor.total_seconds() * 1e3
-    samples = samples.collect(
-        engine=engine()
-    ).lazy()  # read three times below (a no-op when collected)
+    # (read three times below; a no-op when collected)
+    samples = samples.collect(engine=engine()).lazy()
     ok = samples.filter(pl.col("lat") >= 0)
     if stats is None:
         stats = edge_stats(samples, p)

@@ -130,12 +130,8 @@ def _next_runs(paths: Paths) -> pl.LazyFrame:
         return pl.LazyFrame(schema=schema)
     # a restart begins run r (its pos // 2**RUN_BITS); a fetch of run r - 1 ended there
     run = pl.col("pos") // (1 << RUN_BITS)
-    first = paths.hops.get_column("pos").gather(paths.restarts.get_column("row"))
     begins = paths.restarts.lazy().select(
-        "source",
-        run=pl.lit(first) // (1 << RUN_BITS),
-        restart_file=pl.col("file"),
-        restart_line=pl.col("line"),
+        "source", run=run, restart_file=pl.col("file"), restart_line=pl.col("line")
     )
     starts = as_text(
         paths.fetches.lazy().filter(pl.col("kind") == "start").select("source", "pos")

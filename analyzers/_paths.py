@@ -139,7 +139,8 @@ class Paths:
     #: with ``pos`` (log position) and ``t`` (corrected ns); empty without the role
     removals: pl.DataFrame
     #: where a source's seq started over (a process restarted under the same name):
-    #: ``source``, ``file``, ``line``, ``row`` (in ``hops``)
+    #: ``source``, ``file``, ``line``, ``row`` (in ``hops``), and the new run's first line's
+    #: ``pos`` and ``t`` (corrected ns)
     restarts: pl.DataFrame
     #: positions hold each run of a restarted source (``pos = run << RUN_BITS | seq``): its
     #: runs compare in the order they were logged (:func:`run_of`). False without a restart,
@@ -1374,6 +1375,14 @@ def _assemble(
 
     rest = fix(rest, "ts", "t")
     sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
+    at = restarts.get_column("row")
+    restarts = fix(
+        restarts.with_columns(
+            pos=hops_df.get_column("pos").gather(at), ts=hops_df.get_column("ts").gather(at)
+        ),
+        "ts",
+        "t",
+    ).drop("ts")
     gaps = _gaps(
         hops_df.lazy().filter(pl.col("hop").is_not_null()), rest, sources, offsets, restarts, mended
     )
