@@ -435,7 +435,13 @@ def outliers_and_slo(
     if not limits:
         return outl
     slo_ns = _per_edge(limits, len(edges))
-    breach = _enrich(ok.filter(pl.col("lat") > slo_ns).with_columns(slo_ns.alias("slo_ns")), paths)
+    # Judged on the corrected latency, as the SLO is stated; where the clock bounds allow a
+    # latency within it (a client that only receives is bounded on one side: every receive
+    # may look seconds late if its clock runs ahead), the detail says the breach is not sure.
+    breach = _least_latency(
+        _enrich(ok.filter(pl.col("lat") > slo_ns).with_columns(slo_ns.alias("slo_ns")), paths),
+        paths,
+    )
     slo = findings(
         breach,
         "slo_breach",
@@ -446,7 +452,7 @@ def outliers_and_slo(
         conv_id="conv_id",
         source="src_b",
         detail=pl.format(
-            "{}{} took {} ms{}, above the {} ms SLO",
+            "{}{} took {} ms{}, above the {} ms SLO{}",
             pl.col("edge").replace(_E2E, "end to end: "),
             pl.when(pl.col("edge") == _E2E)
             .then(pl.format("{} -> {}", pl.col("from"), pl.col("to")))
@@ -454,11 +460,48 @@ def outliers_and_slo(
             ms(pl.col("lat")),
             rcp,
             ms(pl.col("slo_ns")),
+            _unsure(paths),
         ),
         evidence=evidence(("file_a", "line_a"), ("file_b", "line_b")),
         at="t",
     )
     return pl.concat([outl, slo])
+
+
+def _unsure(paths: Paths) -> pl.Expr:
+    """An SLO breach's caveat where the clock bounds (``lat_lo``) allow a latency within the
+    SLO, naming a clock known on one side only (the receiving side's first)."""
+    one_sided = {s: s for s, c in paths.clock.items() if c.uncertainty_ns is None}
+
+    def named(side: str) -> pl.Expr:
+        return (
+            pl.col(side)
+            .cast(pl.String)
+            .replace_strict(one_sided, default=None, return_dtype=pl.String)
+        )
+
+    lo = pl.col("lat_lo")
+    least = pl.when(lo.is_finite() & (lo >= 0)).then(lo)  # (-inf: nothing bounds it)
+    which = pl.coalesce(named("src_b"), named("src_a"))
+    return (
+        pl.when(lo <= pl.col("slo_ns"))
+        .then(
+            pl.format(
+                "; not certain: {}{}",
+                pl.when(least.is_not_null())
+                .then(
+                    pl.format(
+                        "at other clock offsets the logs allow, as little as {} ms", ms(least)
+                    )
+                )
+                .otherwise(pl.lit("other clock offsets the logs allow put it within the SLO")),
+                pl.when(which.is_not_null())
+                .then(pl.format(" ({}'s clock is bounded on one side only)", which))
+                .otherwise(pl.lit("")),
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
 
 
 def _per_edge(values: Mapping[int, int], edges: int) -> pl.Expr:

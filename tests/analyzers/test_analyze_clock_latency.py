@@ -217,6 +217,34 @@ def test_end_to_end_slo(history):
     assert relaxed.findings.is_empty()
 
 
+def test_a_breach_the_clock_bounds_leave_in_doubt_says_so(history):
+    # u2 only receives, its clock 2 s ahead: every receive bounds it from above only (at most
+    # 2005 ms ahead), so its offset is taken as 0 and every message reads 2 s late. Each
+    # breach stays (the SLO is judged on the corrected latency) and says it is not certain.
+    # u3, on time, only receives too: its one slow message is a breach at every offset its
+    # other receives allow, and is said plainly.
+    traces = [
+        history.message(i, "u1", ["u2", "u3"], t=i * 1000, offsets={"client-u2": 2000})
+        for i in range(1, 5)
+    ]
+    _shift(history, traces[1], "CTRL.add", "u3", 600)
+    history.tail(60_000)
+    report = analyze(history.frame())
+    # (in time order: u2's receives read 2 s late)
+    assert history.kinds(report.findings) == [
+        ("slo_breach", traces[1], "u3", "CTRL.add", "CTRL.send")
+    ] + [("slo_breach", t, "u2", "CTRL.add", "CTRL.send") for t in traces]
+    details = report.findings["detail"].to_list()
+    assert details[0] == (
+        "end to end: CTRL.send -> CTRL.add took 640.5 ms for recipient u3, above the 500.0 ms SLO"
+    )
+    assert set(details[1:]) == {
+        "end to end: CTRL.send -> CTRL.add took 2040.0 ms for recipient u2, above the 500.0 ms"
+        " SLO; not certain: at other clock offsets the logs allow, as little as 30.0 ms"
+        " (client-u2's clock is bounded on one side only)"
+    }
+
+
 def test_hop_slo(history):
     traces = _many(history, n=3)
     history.tail(60_000)
