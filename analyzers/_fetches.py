@@ -65,11 +65,11 @@ def _fetch_positions(paths: Paths) -> pl.DataFrame:
 
 
 def fetch_bounds(fetch: pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """The k-th fetch's start and end per key (``start_pos``/``_file``/``_line``,
+    """The k-th fetch's start and end per key (``start_pos``/``_file``/``_line``/``_ts``,
     ``end_pos``/...), from :func:`fetch_positions`; join them on ``key`` and ``k``."""
 
     def side(rows: pl.Expr, k: str, name: str) -> pl.LazyFrame:
-        where = pl.col("pos", "file", "line").name.prefix(f"{name}_")
+        where = pl.col("pos", "file", "line", "ts").name.prefix(f"{name}_")
         return fetch.lazy().filter(rows).select("key", pl.col(k).alias("k"), where)
 
     return side(pl.col("kind") == "start", "started", "start"), side(

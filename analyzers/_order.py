@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
-from tracekit.analyzers._findings import empty_findings, evidence, findings
+from tracekit.analyzers._findings import empty_findings, evidence, findings, ms
 from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
 
@@ -332,8 +332,14 @@ def races(paths: Paths) -> pl.LazyFrame:
                     pl.col("restart_line"),
                 )
             )
+            # how long it had been open says whether it hung or its end was not logged
             .when(pl.col("end_pos").is_null())
-            .then(pl.lit(" (never finished)"))
+            .then(
+                pl.format(
+                    " (never finished: it began {} ms before the receive)",
+                    ms(pl.col("ts") - pl.col("start_ts")),
+                )
+            )
             .otherwise(pl.lit("")),
             then,
         ),
