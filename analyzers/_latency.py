@@ -470,19 +470,36 @@ def outliers_and_slo(
 
 def _unsure(paths: Paths) -> pl.Expr:
     """An SLO breach's caveat where the clock bounds (``lat_lo``) allow a latency within the
-    SLO, naming a clock known on one side only (the receiving side's first)."""
-    one_sided = {s: s for s, c in paths.clock.items() if c.uncertainty_ns is None}
+    SLO, naming the clock most of the doubt comes from: the receiving side's room to run
+    further ahead than estimated (``hi - offset``) or the sending side's to run further
+    behind (``offset - lo``), whichever is larger (review 15a: a sender known to 605 ms
+    was left out for a receiver whose missing bound was worth 5 ms)."""
+    clock = paths.clock
 
-    def named(side: str) -> pl.Expr:
-        return (
-            pl.col(side)
-            .cast(pl.String)
-            .replace_strict(one_sided, default=None, return_dtype=pl.String)
-        )
+    def said(s: str) -> str:
+        c = clock[s]
+        if c.uncertainty_ns is not None:
+            return f"{s}'s clock is known to within {c.uncertainty_ns / 1e6:.1f} ms"
+        if math.isfinite(c.lo_ns) or math.isfinite(c.hi_ns):
+            return f"{s}'s clock is bounded on one side only"
+        return f"{s}'s clock is bounded by no pair"
 
+    def by(side: str, values: Mapping[str, float | str], dtype: pl.DataType) -> pl.Expr:
+        return pl.col(side).cast(pl.String).replace_strict(values, default=None, return_dtype=dtype)
+
+    ahead = {s: c.hi_ns - c.offset_ns for s, c in clock.items()}
+    behind = {s: c.offset_ns - c.lo_ns for s, c in clock.items()}
+    names = {s: said(s) for s in clock}
+    receiving = by("src_b", ahead, pl.Float64).fill_null(0.0) >= by(
+        "src_a", behind, pl.Float64
+    ).fill_null(0.0)
+    which = (
+        pl.when(receiving)
+        .then(by("src_b", names, pl.String))
+        .otherwise(by("src_a", names, pl.String))
+    )
     lo = pl.col("lat_lo")
     least = pl.when(lo.is_finite() & (lo >= 0)).then(lo)  # (-inf: nothing bounds it)
-    which = pl.coalesce(named("src_b"), named("src_a"))
     return (
         pl.when(lo <= pl.col("slo_ns"))
         .then(
@@ -495,9 +512,7 @@ def _unsure(paths: Paths) -> pl.Expr:
                     )
                 )
                 .otherwise(pl.lit("other clock offsets the logs allow put it within the SLO")),
-                pl.when(which.is_not_null())
-                .then(pl.format(" ({}'s clock is bounded on one side only)", which))
-                .otherwise(pl.lit("")),
+                pl.when(which.is_not_null()).then(pl.format(" ({})", which)).otherwise(pl.lit("")),
             )
         )
         .otherwise(pl.lit(""))

@@ -332,12 +332,14 @@ def races(paths: Paths) -> pl.LazyFrame:
                     pl.col("restart_line"),
                 )
             )
-            # how long it had been open says whether it hung or its end was not logged
+            # How long it had been open: minutes point to an end that was not logged (or a
+            # load that hung). Decided in log order; a stage line carries its start, so the
+            # receive's time may be a little before the fetch's (then 0).
             .when(pl.col("end_pos").is_null())
             .then(
                 pl.format(
-                    " (never finished: it began {} ms before the receive)",
-                    ms(pl.col("ts") - pl.col("start_ts")),
+                    " (no end logged; it began {} ms before the receive)",
+                    ms((pl.col("ts") - pl.col("start_ts")).clip(lower_bound=0)),
                 )
             )
             .otherwise(pl.lit("")),

@@ -245,6 +245,44 @@ def test_a_breach_the_clock_bounds_leave_in_doubt_says_so(history):
     }
 
 
+def test_a_breach_in_doubt_names_the_clock_the_doubt_comes_from(history):
+    # u1's responses are logged 1200 ms late, so its clock is known only to within 605 ms;
+    # u2, in sync, only receives: its missing bound is worth 5 ms. The doubt is u1's.
+    traces = [history.message(i, "u1", ["u2"], t=i * 2000) for i in range(1, 5)]
+    for r in history.rows:
+        if r["event"] == "REST.response":
+            r["timestamp"] += timedelta(milliseconds=1200)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("slo_breach", t, "u2", "CTRL.add", "CTRL.send") for t in traces
+    ]
+    assert set(report.findings["detail"]) == {
+        "end to end: CTRL.send -> CTRL.add took 640.0 ms for recipient u2, above the 500.0 ms"
+        " SLO; not certain: at other clock offsets the logs allow, as little as 30.0 ms"
+        " (client-u1's clock is known to within 605.0 ms)"
+    }
+
+
+def test_a_breach_on_a_clock_no_pair_bounds_says_so(history):
+    # the server logs no delivery: u2, 700 ms ahead, shares no pair with any other source
+    traces = [
+        history.message(i, "u1", ["u2"], t=i * 2000, offsets={"client-u2": 700})
+        for i in range(1, 4)
+    ]
+    history.rows[:] = [r for r in history.rows if r["event"] != "WS-BROADCAST.deliver"]
+    history.tail()
+    found = analyze(history.frame()).findings.filter(pl.col("kind") == "slo_breach")
+    assert history.kinds(found) == [
+        ("slo_breach", t, "u2", "CTRL.add", "CTRL.send") for t in traces
+    ]
+    assert set(found["detail"]) == {
+        "end to end: CTRL.send -> CTRL.add took 740.0 ms for recipient u2, above the 500.0 ms"
+        " SLO; not certain: other clock offsets the logs allow put it within the SLO"
+        " (client-u2's clock is bounded by no pair)"
+    }
+
+
 def test_hop_slo(history):
     traces = _many(history, n=3)
     history.tail(60_000)

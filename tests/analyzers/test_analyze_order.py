@@ -105,9 +105,20 @@ def test_race_where_the_message_still_arrived(history):
     # how long it had been open (the receive came at 35 ms) tells a hung fetch from an end
     # that was not logged
     assert got["detail"][0].endswith(
-        "in flight (never finished: it began 35.0 ms before the receive); the message then "
+        "in flight (no end logged; it began 35.0 ms before the receive); the message then "
         "reached CTRL.add"
     )
+
+
+def test_a_receive_stamped_before_the_fetch_it_raced_reads_0_ms_after_it(history):
+    # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
+    # with its start, 30 ms): the race is decided in log order, and the age is not negative
+    history.ev(32, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert "(no end logged; it began 0.0 ms before the receive)" in got["detail"][0]
 
 
 def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
@@ -134,7 +145,7 @@ def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
     history.tail()
     got = find_races(history.frame()).collect()
     assert got["detail"][0].endswith(
-        "(never finished: it began 35.0 ms before the receive); the message then reached CTRL.add"
+        "(no end logged; it began 35.0 ms before the receive); the message then reached CTRL.add"
     )
 
 
