@@ -490,13 +490,13 @@ def _unsure(paths: Paths) -> pl.Expr:
     ahead = {s: c.hi_ns - c.offset_ns for s, c in clock.items()}
     behind = {s: c.offset_ns - c.lo_ns for s, c in clock.items()}
     names = {s: said(s) for s in clock}
-    receiving = by("src_b", ahead, pl.Float64).fill_null(0.0) >= by(
-        "src_a", behind, pl.Float64
+    receiving = by("src_b", ahead, pl.Float64()).fill_null(0.0) >= by(
+        "src_a", behind, pl.Float64()
     ).fill_null(0.0)
     which = (
         pl.when(receiving)
-        .then(by("src_b", names, pl.String))
-        .otherwise(by("src_a", names, pl.String))
+        .then(by("src_b", names, pl.String()))
+        .otherwise(by("src_a", names, pl.String()))
     )
     lo = pl.col("lat_lo")
     least = pl.when(lo.is_finite() & (lo >= 0)).then(lo)  # (-inf: nothing bounds it)
