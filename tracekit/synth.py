@@ -44,6 +44,7 @@ FaultKind = Literal[
     "unexpected",
     "orphan",
     "skew",
+    "restart",
 ]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "drop",
@@ -60,6 +61,7 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "unexpected",
     "orphan",
     "skew",
+    "restart",
 )
 SERVER: Final = "chat-server-1"
 T0_NS: Final = int(datetime(2026, 2, 9, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -90,6 +92,9 @@ class Fault:
 
     ``hop`` is the first hop lost (``drop``), duplicated (``duplicate``) or delayed (``delay``,
     ``slow``: that hop and the rest of the recipient's path happen ``delay_ms`` later).
+    ``restart``: a client's process starts again under the same source name at a quiet time
+    (no message or history load in flight anywhere), its ``seq`` from 0; no finding, the
+    report's ``summary.restarts`` names it (:attr:`Synth.restarts`).
     """
 
     kind: FaultKind
@@ -134,6 +139,7 @@ class Synth:
     truth: list[Expected]
     messages: int
     sources: dict[str, float]  # true clock offset (ms) per source
+    restarts: list[str] = field(default_factory=list)  # sources a ``restart`` fault restarted
 
     def __len__(self) -> int:
         return len(self.columns["ts"])
@@ -355,6 +361,9 @@ def generate(
     # events would rightly make that fault indeterminate, and the truth would not say so.
     wanted = [f if isinstance(f, Fault) else Fault(f) for f in faults]
     wanted.sort(key=lambda f: f.kind in ("seq_gap", "log_loss"))
+    # (restarts last of all, once every event is placed: they need a quiet time)
+    restarts = [f for f in wanted if f.kind == "restart"]
+    wanted = [f for f in wanted if f.kind != "restart"]
     # Faults draw from their own generator: the rest of the history (history loads, reconnect
     # fetches) gets the same draws with or without them, so a faulted history is the clean one
     # of the same seed plus its faults.
@@ -381,8 +390,11 @@ def generate(
         actor = "server" if src == SERVER else src.removeprefix("client-")
         out.add("TRACEKIT.configured", src, actor, 0.0, -1.0)
         out.add("TRACEKIT.heartbeat", src, actor, t_hb, t_hb)
-    columns = _sequence(out, plans, truth, rng, faults)
-    return Synth(columns, truth, len(plans), offsets)
+    restarted: dict[str, int] = {}
+    for _ in restarts:
+        _restart(out, fetches, truth, fault_rng, t_last, tablets, restarted)
+    columns = _sequence(out, plans, truth, rng, faults, restarted)
+    return Synth(columns, truth, len(plans), offsets, sorted(restarted))
 
 
 def _eligible(
@@ -543,6 +555,63 @@ def _inject(
         raise ValueError(f"unknown fault {kind!r}")
 
 
+def _restart(
+    out: _Out,
+    fetches: list[tuple[str, str, float, float]],
+    truth: list[Expected],
+    rng: random.Random,
+    t_last: float,
+    tablets: set[str],
+    restarted: dict[str, int],
+) -> None:
+    """A client's process starts again (``TRACEKIT.configured``, its ``seq`` from 0 in
+    :func:`_sequence`) at a quiet time: between two messages, with no message or history load
+    in flight anywhere, so nothing is lost and nothing more may be found (another fault's
+    message is wholly in one run). On a client that logged messages before and after it, not
+    one whose log lost events (a log fault: its seqs jump from a message on), nor a second
+    device; ``restarted``: its source -> the time (ns) its new run begins."""
+    involved = {e.source for e in truth if e.kind == "log_gap"}
+    # Busy times (true ms): each trace from its first event's start to its last write, and
+    # each history load.
+    busy: dict[str, tuple[float, float]] = {}
+    seen: dict[str, list[float]] = {}  # client -> the true times of its message events
+    for i, trace in enumerate(out.cols["trace_id"]):
+        if trace is None:
+            continue
+        src = out.cols["source"][i]
+        start = (out.ts[i] - T0_NS - out.offsets.get(src, 0)) / _MS
+        end = out.emit[i] / _MS
+        lo, hi = busy.get(trace, (start, end))
+        busy[trace] = (min(lo, start, end), max(hi, start, end))
+        seen.setdefault(src, []).append(start)
+    spans = sorted([*busy.values(), *((s, e) for _, _, s, e in fetches)])
+    quiet: list[tuple[float, float]] = []
+    reach = -1e18
+    for lo, hi in spans:
+        # past a 5 s grace from the start, before the last messages
+        if lo - reach >= 50.0 and reach > 6000.0 and lo < t_last - 2000.0:
+            quiet.append((reach, lo))
+        reach = max(reach, hi)
+    candidates = [
+        (a, b, src)
+        for a, b in quiet
+        for src in sorted(seen)
+        if src.startswith("client-")
+        and src not in involved
+        and src.removeprefix("client-") not in tablets
+        and src not in restarted
+        and not src.endswith("-b")  # (a second device)
+        and min(seen[src]) < a
+        and max(seen[src]) > b
+    ]
+    if not candidates:
+        raise ValueError("no quiet time for a restart: generate more messages")
+    a, b, src = rng.choice(candidates)
+    at = (a + b) / 2
+    out.add("TRACEKIT.configured", src, src.removeprefix("client-"), at, at)
+    restarted[src] = int(at * _MS)
+
+
 def _emit(
     m: _Msg,
     out: _Out,
@@ -683,15 +752,21 @@ def _sequence(
     truth: list[Expected],
     rng: random.Random,
     faults: Sequence[Fault | FaultKind],
+    restarted: dict[str, int],
 ) -> dict[str, Any]:
-    """Give each source its ``seq`` in emission order, then apply the logging faults."""
+    """Give each source its ``seq`` in emission order (from 0 again where ``restarted``),
+    then apply the logging faults."""
     n = len(out.ts)
     order = sorted(range(n), key=lambda i: (out.emit[i], i))
     seq = [0] * n
     counter: dict[str, int] = {}
     src = out.cols["source"]
+    pending = dict(restarted)
     for i in order:
         s = src[i]
+        if s in pending and out.emit[i] >= pending[s]:
+            counter[s] = 0  # the new run's first event
+            del pending[s]
         seq[i] = counter.get(s, 0)
         counter[s] = seq[i] + 1
     drop_rows: set[int] = set()

@@ -183,6 +183,9 @@ def test_a_fault_leaves_the_rest_of_the_history_as_it_was(fault, seed, data):
             continue
         if trace is None and event.startswith("REST.fetch_") and conv in convs:
             continue
+        if fault == "restart" and event == "TRACEKIT.configured":
+            assert source in faulted.restarts  # the new run's first line
+            continue
         # a log fault loses (log_loss) events of one trace on the source it names
         assert fault == "log_loss" and source in sources, (ts, event, trace, source)
         lost_traces.add(trace)
@@ -191,6 +194,37 @@ def test_a_fault_leaves_the_rest_of_the_history_as_it_was(fault, seed, data):
     # but the one a skew fault moves
     moved = {s for s in faulted.sources if faulted.sources[s] != clean.sources[s]}
     assert moved == (sources if fault == "skew" else set())
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_restart_alone_gives_no_finding_in_one_log_or_a_log_per_source(seed, tmp_path):
+    """A client restarted under its name, its seq from 0: read run by run, nothing is found
+    (read as one run, its new seqs made false reorders) and the summary says where. In one
+    file the source's lines interleave with the others'; in a log of its own two adjacent
+    lines show the seq going back."""
+    import orjson
+
+    from tracekit.collectors import collect
+
+    synth = generate(seed, messages=60, users=8, conversations=3, max_members=4, faults=["restart"])
+    (restarted,) = synth.restarts
+    one = analyze(synth.frame().lazy())
+    for ev in synth.events():
+        with open(tmp_path / f"{ev['source']}.jsonl", "ab") as fh:
+            fh.write(orjson.dumps(ev) + b"\n")
+    collected = collect([str(tmp_path)])
+    apart = analyze(collected.events)
+    for report in (one, apart):
+        assert report.findings.is_empty(), report.findings.to_dicts()
+        assert [(r["source"], r["mended"]) for r in report.summary["restarts"]] == [
+            (restarted, True)
+        ]
+    # the new run begins at its TRACEKIT.configured line, read back from its own file
+    (at,) = apart.summary["restarts"]
+    lines = (tmp_path / f"{restarted}.jsonl").read_bytes().splitlines()
+    first = orjson.loads(lines[at["line"] - 1])
+    assert (first["event"], first["seq"]) == ("TRACEKIT.configured", 0)
+    assert at["file"].endswith(f"{restarted}.jsonl")
 
 
 def test_every_fault_kind_once():
