@@ -45,6 +45,7 @@ FaultKind = Literal[
     "orphan",
     "skew",
     "restart",
+    "restart_drop",
 ]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "drop",
@@ -62,6 +63,7 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "orphan",
     "skew",
     "restart",
+    "restart_drop",
 )
 SERVER: Final = "chat-server-1"
 T0_NS: Final = int(datetime(2026, 2, 9, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -94,7 +96,9 @@ class Fault:
     ``slow``: that hop and the rest of the recipient's path happen ``delay_ms`` later).
     ``restart``: a client's process starts again under the same source name at a quiet time
     (no message or history load in flight anywhere), its ``seq`` from 0; no finding, the
-    report's ``summary.restarts`` names it (:attr:`Synth.restarts`).
+    report's ``summary.restarts`` names it (:attr:`Synth.restarts`). ``restart_drop``: the
+    same, the process killed with a message written to its socket and not yet received: one
+    ``drop`` at ``WS-RECV.receive`` for that recipient.
     """
 
     kind: FaultKind
@@ -362,8 +366,8 @@ def generate(
     wanted = [f if isinstance(f, Fault) else Fault(f) for f in faults]
     wanted.sort(key=lambda f: f.kind in ("seq_gap", "log_loss"))
     # (restarts last of all, once every event is placed: they need a quiet time)
-    restarts = [f for f in wanted if f.kind == "restart"]
-    wanted = [f for f in wanted if f.kind != "restart"]
+    restarts = [f for f in wanted if f.kind.startswith("restart")]
+    wanted = [f for f in wanted if not f.kind.startswith("restart")]
     # Faults draw from their own generator: the rest of the history (history loads, reconnect
     # fetches) gets the same draws with or without them, so a faulted history is the clean one
     # of the same seed plus its faults.
@@ -391,9 +395,11 @@ def generate(
         out.add("TRACEKIT.configured", src, actor, 0.0, -1.0)
         out.add("TRACEKIT.heartbeat", src, actor, t_hb, t_hb)
     restarted: dict[str, int] = {}
-    for _ in restarts:
-        _restart(out, fetches, truth, fault_rng, t_last, tablets, restarted)
-    columns = _sequence(out, plans, truth, rng, faults, restarted)
+    killed: set[int] = set()  # rows a killed process never wrote
+    for fault in restarts:
+        lose = fault.kind == "restart_drop"
+        _restart(out, plans, fetches, truth, fault_rng, t_last, tablets, restarted, killed, lose)
+    columns = _sequence(out, plans, truth, rng, faults, restarted, killed)
     return Synth(columns, truth, len(plans), offsets, sorted(restarted))
 
 
@@ -557,24 +563,32 @@ def _inject(
 
 def _restart(
     out: _Out,
+    plans: list[_Msg],
     fetches: list[tuple[str, str, float, float]],
     truth: list[Expected],
     rng: random.Random,
     t_last: float,
     tablets: set[str],
     restarted: dict[str, int],
+    killed: set[int],
+    lose: bool,
 ) -> None:
     """A client's process starts again (``TRACEKIT.configured``, its ``seq`` from 0 in
     :func:`_sequence`) at a quiet time: between two messages, with no message or history load
     in flight anywhere, so nothing is lost and nothing more may be found (another fault's
     message is wholly in one run). On a client that logged messages before and after it, not
     one whose log lost events (a log fault: its seqs jump from a message on), nor a second
-    device; ``restarted``: its source -> the time (ns) its new run begins."""
+    device; ``restarted``: its source -> the time (ns) its new run begins.
+
+    With ``lose``, the process was killed with the message before the quiet time written to
+    its socket: its rows of that message (``killed``) are never written, a drop whose detail
+    names the restart (it comes at most 500 ms after the quiet time begins)."""
     involved = {e.source for e in truth if e.kind == "log_gap"}
     # Busy times (true ms): each trace from its first event's start to its last write, and
     # each history load.
     busy: dict[str, tuple[float, float]] = {}
     seen: dict[str, list[float]] = {}  # client -> the true times of its message events
+    rows: dict[tuple[str, str], list[int]] = {}  # (source, trace) -> its rows
     for i, trace in enumerate(out.cols["trace_id"]):
         if trace is None:
             continue
@@ -584,6 +598,7 @@ def _restart(
         lo, hi = busy.get(trace, (start, end))
         busy[trace] = (min(lo, start, end), max(hi, start, end))
         seen.setdefault(src, []).append(start)
+        rows.setdefault((src, trace), []).append(i)
     spans = sorted([*busy.values(), *((s, e) for _, _, s, e in fetches)])
     quiet: list[tuple[float, float]] = []
     reach = -1e18
@@ -604,10 +619,36 @@ def _restart(
         and min(seen[src]) < a
         and max(seen[src]) > b
     ]
+    if lose:  # the message just before the quiet time, delivered to the client
+        last = {hi: trace for trace, (_, hi) in busy.items()}
+        plan = {m.trace: m for m in plans}
+
+        def victim(a: float, src: str) -> _Msg | None:
+            m = plan.get(last.get(a, ""))
+            user = src.removeprefix("client-")
+            ok = (
+                m is not None
+                and not m.faulted
+                and user in m.r
+                and user != m.sender
+                and m.reconnect != user
+                and 6000.0 < m.t["CTRL.send"] < t_last - 2000.0
+                and (src, m.trace) in rows
+            )
+            return m if ok else None
+
+        candidates = [(a, b, src) for a, b, src in candidates if victim(a, src) is not None]
     if not candidates:
         raise ValueError("no quiet time for a restart: generate more messages")
     a, b, src = rng.choice(candidates)
-    at = (a + b) / 2
+    if lose:
+        m = victim(a, src)
+        assert m is not None
+        m.faulted = True
+        killed.update(rows[(src, m.trace)])
+        user = src.removeprefix("client-")
+        truth.append(Expected("drop", m.trace, user, "WS-RECV.receive", "WS-BROADCAST.deliver"))
+    at = a + min((b - a) / 2, 500.0)
     out.add("TRACEKIT.configured", src, src.removeprefix("client-"), at, at)
     restarted[src] = int(at * _MS)
 
@@ -753,9 +794,10 @@ def _sequence(
     rng: random.Random,
     faults: Sequence[Fault | FaultKind],
     restarted: dict[str, int],
+    killed: set[int],
 ) -> dict[str, Any]:
-    """Give each source its ``seq`` in emission order (from 0 again where ``restarted``),
-    then apply the logging faults."""
+    """Give each source its ``seq`` in emission order (from 0 again where ``restarted``;
+    ``killed`` rows are never written), then apply the logging faults."""
     n = len(out.ts)
     order = sorted(range(n), key=lambda i: (out.emit[i], i))
     seq = [0] * n
@@ -763,13 +805,15 @@ def _sequence(
     src = out.cols["source"]
     pending = dict(restarted)
     for i in order:
+        if i in killed:  # (no seq: never written)
+            continue
         s = src[i]
         if s in pending and out.emit[i] >= pending[s]:
             counter[s] = 0  # the new run's first event
             del pending[s]
         seq[i] = counter.get(s, 0)
         counter[s] = seq[i] + 1
-    drop_rows: set[int] = set()
+    drop_rows: set[int] = set(killed)
     bumps: list[tuple[str, int]] = []
     for m in plans:
         for who, what in m.lost:

@@ -183,7 +183,7 @@ def test_a_fault_leaves_the_rest_of_the_history_as_it_was(fault, seed, data):
             continue
         if trace is None and event.startswith("REST.fetch_") and conv in convs:
             continue
-        if fault == "restart" and event == "TRACEKIT.configured":
+        if fault.startswith("restart") and event == "TRACEKIT.configured":
             assert source in faulted.restarts  # the new run's first line
             continue
         # a log fault loses (log_loss) events of one trace on the source it names
@@ -225,6 +225,22 @@ def test_a_restart_alone_gives_no_finding_in_one_log_or_a_log_per_source(seed, t
     first = orjson.loads(lines[at["line"] - 1])
     assert (first["event"], first["seq"]) == ("TRACEKIT.configured", 0)
     assert at["file"].endswith(f"{restarted}.jsonl")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_message_lost_to_a_restart_is_one_drop_that_names_it(seed):
+    """The recipient's app killed with a message written to its socket, then started again:
+    one drop at the receive, whose detail names the restart and where its new run begins."""
+    synth = generate(
+        seed, messages=60, users=8, conversations=3, max_members=4, faults=["restart_drop"]
+    )
+    report = analyze(synth.frame().lazy())
+    assert _found(report) == synth.truth
+    (restart,) = report.summary["restarts"]
+    assert restart["source"] == synth.restarts[0]
+    detail = report.findings["detail"][0]
+    assert f"; {restart['source']} restarted " in detail
+    assert detail.endswith(f"(a new run of its log begins at synth.jsonl:{restart['line']})")
 
 
 def test_every_fault_kind_once():
