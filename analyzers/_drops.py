@@ -603,6 +603,70 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     return base.join(best, on="_d", how="left").drop("_d")
 
 
+def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
+    """``drops`` (with :func:`_with_restart`'s columns) with where the log of the process
+    that logged the last hop ends, or for a missing client hop the log of the user's one
+    client, where that is within the grace window after the last hop (at least
+    :data:`_RESTART_WINDOW`) and the other logs go on that long after it: ``ended`` (its
+    source), ``t_ended``; null where not. A server that died after persisting (a process of
+    another name took over), an app closed with the message on its socket: the loss of a
+    process that stopped, or went quiet (tracekit logs no heartbeat), not of one that went
+    on. Not where a restart is named, nor for a removal or a path judged from a retry."""
+    window = max(g, _RESTART_WINDOW)
+    found = drops.with_row_index("_d").collect(engine=engine())
+    judged = found.filter(
+        ~pl.col("removal").fill_null(False)
+        & pl.col("retried").is_null()
+        & pl.col("restarted").is_null()
+    )
+    none = [
+        pl.lit(None, dtype=pl.String).alias("ended"),
+        pl.lit(None, dtype=pl.Int64).alias("t_ended"),
+    ]
+    if judged.is_empty() or paths.t_end is None:
+        return found.lazy().drop("_d").with_columns(none)
+    ends = paths.sources.select(
+        ended=pl.col("source").cast(pl.String), t_ended=pl.col("t_end")
+    ).filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
+    if ends.is_empty():
+        return found.lazy().drop("_d").with_columns(none)
+    # (a device's own path: its own log only, which the last hop's source is)
+    client_hop = (pl.col("emitter") != "server") & pl.col("device").is_null()
+    users = judged.filter(client_hop).get_column("who").drop_nulls().unique()
+    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    # A user's one client: the one source that logged client hops as them and no server hop
+    # (a server's lines act for many users). Matched on the table's own dtype: a cast of
+    # every actor to text took 28 ms at 1M events.
+    logged = as_text(
+        paths.hop_rows()
+        .filter(pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode()))
+        .select("source", "actor", server=pl.col("hop").is_in(server_hops))
+        .unique()
+    ).collect(engine=engine())
+    servers = logged.filter("server").select("source").unique()
+    clients = (
+        logged.filter(~pl.col("server"))
+        .join(servers, on="source", how="anti")
+        .group_by("actor")
+        .agg(pl.col("source").first(), n=pl.len())
+        .filter(pl.col("n") == 1)
+        .select(who=pl.col("actor"), client=pl.col("source"))
+    )
+    stopped = (
+        judged.lazy()
+        .join(clients.lazy(), on="who", how="left")
+        .select(
+            "_d",
+            "t_last",
+            ended=pl.when(client_hop).then(pl.col("client")).otherwise(pl.col("src_last")),
+        )
+        .join(ends.lazy(), on="ended")
+        .filter(pl.col("t_ended").is_between(pl.col("t_last"), pl.col("t_last") + window))
+        .select("_d", "ended", "t_ended")
+    )
+    return found.lazy().join(stopped, on="_d", how="left").drop("_d")
+
+
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -658,7 +722,7 @@ def drops_and_in_flight(
         ms(pl.col("t_last") - pl.col("t_add")),
     )
     drop = findings(
-        _with_restart(paths, cand.filter(pl.col("status") == "drop"), g),
+        _with_log_end(paths, _with_restart(paths, cand.filter(pl.col("status") == "drop"), g), g),
         "drop",
         trace_id="trace_id",
         recipient="recipient",
@@ -697,6 +761,9 @@ def drops_and_in_flight(
             ms(pl.col("t_restart") - pl.col("t_last")),
             "file_restart",
             "line_restart",
+        ).fill_null("")
+        + pl.format(
+            "; {}'s log ends {} ms after it", "ended", ms(pl.col("t_ended") - pl.col("t_last"))
         ).fill_null(""),
         evidence=evidence(
             ("file_last", "line_last"), ("file_rm", "line_rm"), ("file_restart", "line_restart")

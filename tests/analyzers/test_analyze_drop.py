@@ -590,3 +590,71 @@ def test_a_restart_is_named_though_the_path_is_judged_with_no_grace(history):
     assert report.findings["detail"][0].endswith(
         "; client-u2 restarted 970.0 ms after it (a new run of its log begins at client-u2.jsonl:1)"
     )
+
+
+def test_a_drop_says_the_log_of_the_server_that_had_it_ends_soon_after(history):
+    # server-a persisted m4 and logged nothing after 50 ms more (killed); server-b, a process
+    # of another name, took over and the logs go on: still a drop, said to follow that end
+    for n in range(1, 4):
+        history.message(n, "u1", ["u2"], t=n * 1000, server="server-a")
+    t4 = history.message(
+        4, "u1", ["u2"], t=4000, server="server-a", stop={"": "WS-BROADCAST.start"}
+    )
+    history.ev(4060, "TRACEKIT.heartbeat", "server-a", "server")
+    for n in range(5, 8):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 2000, server="server-b")
+    for source, actor in (("server-b", "server"), ("client-u1", "u1"), ("client-u2", "u2")):
+        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t4, None, "WS-BROADCAST.start", "REST.persist")
+    ]
+    assert report.findings["detail"][0] == (
+        "reached REST.persist, never reached WS-BROADCAST.start (the logs go on 55990.0 ms "
+        "after it); server-a's log ends 50.0 ms after it"
+    )
+
+
+def test_a_drop_says_the_log_of_the_app_that_should_have_received_it_ends(history):
+    # the server wrote m2 to u2's socket; u2's app logged nothing after (closed, not restarted)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(3, "u1", [], t=9000)  # the others go on
+    history.ev(60_000, "TRACEKIT.heartbeat", "client-u1", "u1")
+    history.ev(60_000, "TRACEKIT.heartbeat", "server-1", "server")
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith(
+        "(the logs go on 58975.0 ms after it); client-u2's log ends 175.0 ms after it"
+    )
+
+
+@pytest.mark.parametrize("case", ["goes_on", "ends_with_the_rest", "two_clients"])
+def test_a_log_end_is_said_only_of_a_log_that_stops_while_the_others_go_on(history, case):
+    # u2's log goes on 6 s after the drop (past the 5 s window); or it ends 150 ms after, but
+    # the other logs end 1 s later (all stopped: no telling); or u2 has two apps, so which
+    # should have received it is not known
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    end = {"goes_on": 7000, "ends_with_the_rest": 1200, "two_clients": 1200}[case]
+    history.ev(end, "TRACEKIT.heartbeat", "client-u2", "u2")
+    if case == "two_clients":  # the tablet got m1, and its log ends with the phone's
+        history.ev(
+            0, "WS-RECV.receive", "client-u2-tablet", "u2", trace=history.tid(1), conv_id="c1"
+        )
+        history.ev(end, "TRACEKIT.heartbeat", "client-u2-tablet", "u2")
+    others_end = 2200 if case == "ends_with_the_rest" else 60_000
+    history.ev(others_end, "TRACEKIT.heartbeat", "client-u1", "u1")
+    history.ev(others_end, "TRACEKIT.heartbeat", "server-1", "server")
+    report = analyze(history.frame(), grace=timedelta(0))
+    assert history.kinds(report.findings)[-1] == (
+        "drop",
+        t2,
+        "u2",
+        "WS-RECV.receive",
+        "WS-BROADCAST.deliver",
+    )
+    assert "log ends" not in report.findings["detail"][-1]
