@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Final, Literal, TypeVar
 
@@ -110,6 +110,19 @@ def col(kind: str, i: int) -> str:
     return f"{kind}{i}"
 
 
+#: :attr:`Paths.copies`
+COPIES_SCHEMA: Final = pl.Schema(
+    {
+        "source": pl.String,
+        "events": pl.Int64,
+        "file": pl.String,
+        "line": pl.Int64,
+        "first_file": pl.String,
+        "first_line": pl.Int64,
+    }
+)
+
+
 @dataclass(frozen=True)
 class Paths:
     pipeline: Pipeline
@@ -146,6 +159,10 @@ class Paths:
     #: runs compare in the order they were logged (:func:`run_of`). False without a restart,
     #: or where a restarted log's seqs do not fit (said, not mended)
     runs: bool = False
+    #: events read twice (one logged line in two copies of a log, or exports that overlap),
+    #: left out of every frame above: per source, how many (``events``) and the first copy's
+    #: ``file``/``line`` with the line it repeats (``first_file``/``first_line``)
+    copies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COPIES_SCHEMA))
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.RLock = field(
@@ -939,16 +956,88 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
 
 def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:
     seqless = table.get_column("seq").has_nulls()
-    # A restart under the old name is looked for first where a seq goes back between two
-    # lines of a source (4 ms at 5M events), so its runs are read in order from the start;
-    # elsewhere the per-source stats wait on a thread. A restart found there (a log that
-    # interleaves sources, so no two of its lines are adjacent) builds the paths again.
+    # A restart under the old name, or lines read twice, are looked for first where a seq
+    # goes back between two lines of a source (4 ms at 5M events), so the paths are built
+    # right from the start; elsewhere the per-source stats wait on a thread. A restart or
+    # copies found there (a log that interleaves sources, so no two of its lines are
+    # adjacent, or a copy in a file of its own) build the paths again.
     known = _per_source(table) if table.select(_BACK.any()).item() else None
+    said = None
+    if known is not None and (copies := _copies(table, known[0])).height:
+        said = _copies_said(table, copies)
+        table = _without(table, copies)
+        known = _per_source(table)
     run = None if known is None else _runs(table, known[1])
     paths, found = _build(table, p, seqless, known, run)
-    if known is None and not found[1].is_empty() and (run := _runs(table, found[1])) is not None:
+    if known is None and (copies := _copies(table, found[0])).height:
+        said = _copies_said(table, copies)
+        table = _without(table, copies)
+        known = _per_source(table)
+        paths, _ = _build(table, p, seqless, known, _runs(table, known[1]))
+    elif known is None and not found[1].is_empty() and (run := _runs(table, found[1])) is not None:
         paths, _ = _build(table, p, seqless, found, run)
-    return paths
+    return paths if said is None else replace(paths, copies=said)
+
+
+#: What makes two events one logged line read twice: every field but where it was read (an
+#: event logged twice differs in its seq: each emit takes the next one).
+_COPY_KEY: Final = (
+    "source", "seq", "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor",
+    "peer",
+)  # fmt: skip
+
+
+def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
+    """The events that repeat an earlier one (read order) field for field, seq included: one
+    logged line read twice. ``row`` (in ``table``), ``source``, ``file``, ``line`` and the
+    first reading's ``first_file``/``first_line``. Looked for only in the sources that hold
+    more seqs than their range (:func:`_source_stats`): nothing to do in a log without."""
+    suspects = sources.filter(
+        pl.col("n_seq") > pl.col("seq_max") - pl.col("seq_min") + 1
+    ).get_column("source")
+    if suspects.is_empty():
+        return pl.DataFrame(schema={"row": pl.UInt32, "first": pl.UInt32})
+    found = (
+        table.lazy()
+        .with_row_index("row")
+        .filter(
+            pl.col("source").cast(pl.String).is_in(suspects.implode()) & pl.col("seq").is_not_null()
+        )
+        .select("row", *_COPY_KEY)
+        .with_columns(first=pl.col("row").min().over(_COPY_KEY))
+        .filter(pl.col("row") != pl.col("first"))
+        .select("row", "first")
+        .collect(engine=engine())
+    )
+    return found
+
+
+def _copies_said(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
+    """Per source, how many events were copies, and the first copy with the line it
+    repeats (:data:`COPIES_SCHEMA`), in read order."""
+    at, first = copies.get_column("row"), copies.get_column("first")
+    return (
+        pl.DataFrame(
+            {
+                "source": table.get_column("source").gather(at).cast(pl.String),
+                "file": table.get_column("file").gather(at).cast(pl.String),
+                "line": table.get_column("line").gather(at).cast(pl.Int64),
+                "first_file": table.get_column("file").gather(first).cast(pl.String),
+                "first_line": table.get_column("line").gather(first).cast(pl.Int64),
+                "row": at,
+            }
+        )
+        .sort("row")
+        .group_by("source", maintain_order=True)
+        .agg(pl.len().cast(pl.Int64).alias("events"), pl.exclude("row").first())
+        .select(list(COPIES_SCHEMA))
+    )
+
+
+def _without(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
+    """``table`` without the ``copies`` rows, read order kept."""
+    keep = pl.repeat(True, table.height, eager=True).scatter(copies.get_column("row"), False)
+    return table.filter(keep).rechunk()
 
 
 def _build(

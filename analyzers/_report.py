@@ -293,6 +293,8 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
     out["restarts"] = paths.restarts.select(
         "source", "file", "line", mended=pl.lit(paths.runs)
     ).to_dicts()
+    # events read twice (one logged line in two copies of a log), each counted once
+    out["copies"] = paths.copies.to_dicts()
     return out
 
 

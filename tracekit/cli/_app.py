@@ -556,6 +556,7 @@ def check(
     Example: `tracekit check logs/ --max drop=0 --max duplicate=0 --p99 end_to_end=500ms --min-delivered 99.9%`
     """
     from tracekit.cli import _gates
+    from tracekit.cli._copies import copies_note
     from tracekit.cli._restarts import restarts_note
     from tracekit.cli._safe import printable
 
@@ -604,6 +605,7 @@ def check(
         _in_flight_note(data, gates, _duration(grace, "grace")),
         _gap_note(data, gates),
         f"note: {said}" if (said := restarts_note(data.get("summary", {}))) else "",
+        f"note: {said}" if (said := copies_note(data.get("summary", {}))) else "",
     )
     for note in notes:
         if note:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from tracekit.cli._copies import copies_note
 from tracekit.cli._recipients import recipients_note
 from tracekit.cli._restarts import restarts_note
 
@@ -501,7 +502,7 @@ def _summary(report: Mapping[str, Any], kinds: Sequence[str], counts: Mapping[st
                 f'<span class="chip zero" title="{_e(why)}">{_e(name)} '
                 f'<span class="badge">0</span></span>'
             )
-    said = (recipients_note(_m(report.get("summary"))), restarts_note(_m(report.get("summary"))))
+    said = (recipients_note(s), restarts_note(s), copies_note(s))
     note = "".join(f'<p class="note">{_e(n)}</p>' for n in said if n)
     body = (
         f'<div class="verdict {verdict[0]}"><span class="dot"></span>{_e(verdict[1])}</div>'

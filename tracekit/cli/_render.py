@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tracekit.cli._copies import copies_note
 from tracekit.cli._recipients import recipients_note
 from tracekit.cli._restarts import restarts_note
 from tracekit.cli._safe import printable
@@ -130,6 +131,8 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         lines.append(Text(note, style="dim"))
     if note := restarts_note(summary):
         lines.append(_text(note, "yellow"))
+    if note := copies_note(summary):
+        lines.append(_text(note, "dim"))
     console.print(Panel(Group(*lines), title="tracekit", expand=False))
     for line, style in _input_notes(inputs):
         console.print(_text(line, style))
@@ -250,6 +253,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"({_delivered_pct(summary)})",
         *(["", note] if (note := recipients_note(summary)) else []),
         *(["", _md(note)] if (note := restarts_note(summary)) else []),
+        *(["", _md(note)] if (note := copies_note(summary)) else []),
         "",
         "| kind | count |",
         "|---|---:|",

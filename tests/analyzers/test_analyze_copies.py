@@ -1,0 +1,133 @@
+"""Events read twice (one logged line in two copies of a log, or exports that overlap, or a
+shipper that sent a line again): counted once, and said."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tracekit.analyzers import analyze
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
+
+
+def _copied(history, source: str, *, folder: str = "copy/") -> None:
+    """Every line of ``source`` read a second time from another file."""
+    again = [{**r, "file": folder + r["file"]} for r in list(history.rows) if r["source"] == source]
+    history.rows.extend(again)
+
+
+def test_a_log_read_twice_gives_no_duplicate_and_says_where(history):
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "CTRL.add"})
+    history.tail()
+    alone = analyze(history.frame())
+    _copied(history, "client-u2")
+    report = analyze(history.frame())
+    # the same report as from one copy: the drop, no duplicate of any of u2's hops
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "CTRL.add", "REPO.add")]
+    assert report.findings["detail"].to_list() == alone.findings["detail"].to_list()
+    assert report.findings["evidence"].to_list() == alone.findings["evidence"].to_list()
+    assert report.summary["copies"] == [
+        {
+            "source": "client-u2",
+            "events": 6,  # every line of u2's: 3 hops of m1, 2 of m2, the heartbeat
+            "file": "copy/client-u2.jsonl",
+            "line": 1,
+            "first_file": "client-u2.jsonl",
+            "first_line": 1,
+        }
+    ]
+    assert report.summary["delivered"] == alone.summary["delivered"]
+    assert alone.summary["copies"] == []
+
+
+def test_an_event_logged_twice_is_still_a_duplicate_beside_a_copy(history):
+    # u2's app logged CTRL.add of m1 twice (two seqs: shown twice), and its log was read
+    # twice: one duplicate, of the app's, with the first reading's lines as evidence
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(41, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.tail()
+    _copied(history, "client-u2")
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("duplicate", t1, "u2", "CTRL.add", None)]
+    assert report.findings["evidence"].to_list() == [
+        [{"file": "client-u2.jsonl", "line": 3}, {"file": "client-u2.jsonl", "line": 4}]
+    ]
+    assert report.summary["copies"][0]["events"] == 5
+
+
+def test_a_line_sent_twice_in_one_file_is_counted_once(history):
+    # a shipper that sent each of u2's lines again right after it (at-least-once delivery):
+    # no seq goes back between two lines, the per-source counts show it
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    rows = []
+    for r in history.rows:
+        rows.append(r)
+        if r["source"] == "client-u2":
+            rows.append({**r, "line": r["line"] + 1000})
+    history.rows[:] = rows
+    report = analyze(history.frame())
+    assert report.findings.is_empty(), report.findings.to_dicts()
+    assert report.summary["copies"] == [
+        {
+            "source": "client-u2",
+            "events": 7,
+            "file": "client-u2.jsonl",
+            "line": 1001,
+            "first_file": "client-u2.jsonl",
+            "first_line": 1,
+        }
+    ]
+
+
+@pytest.mark.parametrize("field", ["timestamp", "seq"])
+def test_lines_that_differ_in_time_or_seq_are_two_events(history, field):
+    # the same hop again with another time (logged twice, by a retry) or another seq: no copy
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.tail()
+    add = next(r for r in history.rows if r["event"] == "CTRL.add")
+    again = dict(add, file="copy/client-u2.jsonl")
+    if field == "seq":
+        again["seq"] = 99
+    else:
+        from datetime import timedelta
+
+        again["timestamp"] = add["timestamp"] + timedelta(milliseconds=1)
+    history.rows.append(again)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings)[0] == ("duplicate", t1, "u2", "CTRL.add", None)
+    assert report.summary["copies"] == []
+
+
+def test_a_restarted_log_read_twice_is_read_run_by_run_once(history):
+    # u2's app restarted under its name (seq from 0 again), and its log was read twice: one
+    # restart, no false reorder or duplicate
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.seq["client-u2"] = 0
+    history.ev(1500, "TRACEKIT.configured", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    for r in history.rows:  # the second run's lines follow the first's in one file
+        if r["source"] == "client-u2" and r["timestamp"].second >= 1 and r["line"] < 100:
+            r["line"] += 100
+    _copied(history, "client-u2")
+    report = analyze(history.frame())
+    assert report.findings.is_empty(), report.findings.to_dicts()
+    assert [(r["source"], r["mended"]) for r in report.summary["restarts"]] == [("client-u2", True)]
+    assert report.summary["copies"][0]["events"] == 11  # 3 + 3 hops, 1 + 3, the heartbeat
+
+
+def test_the_report_with_copies_validates_against_the_published_schema(history):
+    jsonschema = pytest.importorskip("jsonschema")
+    history.message(1, "u1", ["u2"], t=0)
+    history.tail()
+    _copied(history, "server-1")
+    doc = analyze(history.frame()).to_dict()
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    assert doc["summary"]["copies"][0]["source"] == "server-1"
