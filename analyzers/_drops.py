@@ -605,19 +605,23 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
 
 def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``drops`` (with :func:`_with_restart`'s columns) with where the log of the process
-    that logged the last hop ends, or for a missing client hop the log of the user's one
-    client, where that is within the grace window after the last hop (at least
-    :data:`_RESTART_WINDOW`) and the other logs go on that long after it: ``ended`` (its
-    source), ``t_ended``; null where not. A server that died after persisting (a process of
-    another name took over), an app closed with the message on its socket: the loss of a
-    process that stopped, or went quiet (tracekit logs no heartbeat), not of one that went
-    on. Not where a restart is named, nor for a removal or a path judged from a retry."""
+    that had the message ends, within the grace window of the last hop (at least
+    :data:`_RESTART_WINDOW`), where the other logs go on that long after that end:
+    ``ended`` (its source), ``t_ended``; null where not. The process is the last hop's, or
+    for a missing client hop the user's client: the one whose log was going at the last hop
+    (an app restarted under a new name has an older and a newer log), else the last to end
+    before it (the app was gone when the server wrote to its socket). A server that died
+    after persisting, an app closed with the message under way: the loss of a process that
+    stopped, or went quiet (tracekit logs no heartbeat). Not where a restart is named, nor
+    for a removal, a path judged from a retry, or a device's own path (judged by its log's
+    end already)."""
     window = max(g, _RESTART_WINDOW)
     found = drops.with_row_index("_d").collect(engine=engine())
     judged = found.filter(
         ~pl.col("removal").fill_null(False)
         & pl.col("retried").is_null()
         & pl.col("restarted").is_null()
+        & ~pl.col("own_end")
     )
     none = [
         pl.lit(None, dtype=pl.String).alias("ended"),
@@ -626,17 +630,16 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     if judged.is_empty() or paths.t_end is None:
         return found.lazy().drop("_d").with_columns(none)
     ends = paths.sources.select(
-        ended=pl.col("source").cast(pl.String), t_ended=pl.col("t_end")
+        ended=pl.col("source").cast(pl.String), t_from=pl.col("t_start"), t_ended=pl.col("t_end")
     ).filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
     if ends.is_empty():
         return found.lazy().drop("_d").with_columns(none)
-    # (a device's own path: its own log only, which the last hop's source is)
-    client_hop = (pl.col("emitter") != "server") & pl.col("device").is_null()
+    client_hop = pl.col("emitter") != "server"
     users = judged.filter(client_hop).get_column("who").drop_nulls().unique()
     server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    # A user's one client: the one source that logged client hops as them and no server hop
-    # (a server's lines act for many users). Matched on the table's own dtype: a cast of
-    # every actor to text took 28 ms at 1M events.
+    # A user's clients: the sources that logged client hops as them and no server hop (a
+    # server's lines act for many users). Matched on the table's own dtype: a cast of every
+    # actor to text took 28 ms at 1M events.
     logged = as_text(
         paths.hop_rows()
         .filter(pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode()))
@@ -647,21 +650,35 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     clients = (
         logged.filter(~pl.col("server"))
         .join(servers, on="source", how="anti")
-        .group_by("actor")
-        .agg(pl.col("source").first(), n=pl.len())
-        .filter(pl.col("n") == 1)
-        .select(who=pl.col("actor"), client=pl.col("source"))
+        .select(who=pl.col("actor"), ended=pl.col("source"))
     )
-    stopped = (
+    every = paths.sources.select(
+        ended=pl.col("source").cast(pl.String), t_from=pl.col("t_start"), t_ended=pl.col("t_end")
+    )
+    going = (pl.col("t_from") <= pl.col("t_last")) & (pl.col("t_last") <= pl.col("t_ended"))
+    theirs = (
         judged.lazy()
-        .join(clients.lazy(), on="who", how="left")
-        .select(
-            "_d",
-            "t_last",
-            ended=pl.when(client_hop).then(pl.col("client")).otherwise(pl.col("src_last")),
+        .filter(client_hop)
+        .select("_d", "t_last", "who")
+        .join(clients.lazy(), on="who")
+        .join(every.lazy(), on="ended")
+        .filter(going | (pl.col("t_ended") < pl.col("t_last")))
+        .group_by("_d")
+        .agg(
+            n_going=going.sum(),
+            # the one going at the last hop, else the last to end before it
+            ended=pl.col("ended").sort_by(going, "t_ended").last(),
+            t_ended=pl.col("t_ended").sort_by(going, "t_ended").last(),
         )
-        .join(ends.lazy(), on="ended")
-        .filter(pl.col("t_ended").is_between(pl.col("t_last"), pl.col("t_last") + window))
+        .filter(pl.col("n_going") <= 1)
+        .drop("n_going")
+    )
+    own = judged.lazy().filter(~client_hop).select("_d", ended=pl.col("src_last"))
+    stopped = (
+        pl.concat([theirs.select("_d", "ended"), own])
+        .join(judged.lazy().select("_d", "t_last"), on="_d")
+        .join(ends.lazy().drop("t_from"), on="ended")
+        .filter(pl.col("t_ended").is_between(pl.col("t_last") - window, pl.col("t_last") + window))
         .select("_d", "ended", "t_ended")
     )
     return found.lazy().join(stopped, on="_d", how="left").drop("_d")
@@ -762,9 +779,20 @@ def drops_and_in_flight(
             "file_restart",
             "line_restart",
         ).fill_null("")
-        + pl.format(
-            "; {}'s log ends {} ms after it", "ended", ms(pl.col("t_ended") - pl.col("t_last"))
-        ).fill_null(""),
+        + pl.when(pl.col("t_ended") >= pl.col("t_last"))
+        .then(
+            pl.format(
+                "; {}'s log ends {} ms after it", "ended", ms(pl.col("t_ended") - pl.col("t_last"))
+            )
+        )
+        .otherwise(
+            pl.format(
+                "; {}'s log ended {} ms before it",
+                "ended",
+                ms(pl.col("t_last") - pl.col("t_ended")),
+            )
+        )
+        .fill_null(""),
         evidence=evidence(
             ("file_last", "line_last"), ("file_rm", "line_rm"), ("file_restart", "line_restart")
         ),

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, NamedTuple, TypeVar
 
 import polars as pl
 
@@ -687,6 +687,8 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             n=pl.len(),
             n_seq=pl.col("seq").count(),
+            # (a seq repeated: a restart, or a line read twice, :func:`_copies`)
+            n_seq_unique=pl.col("seq").drop_nulls().n_unique(),
             seq_min=pl.col("seq").min(),
             seq_max=pl.col("seq").max(),
             seq_back=pl.col("_back").any(),
@@ -962,68 +964,96 @@ def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:
     # copies found there (a log that interleaves sources, so no two of its lines are
     # adjacent, or a copy in a file of its own) build the paths again.
     known = _per_source(table) if table.select(_BACK.any()).item() else None
-    said = None
-    if known is not None and (copies := _copies(table, known[0])).height:
-        said = _copies_said(table, copies)
-        table = _without(table, copies)
-        known = _per_source(table)
-    run = None if known is None else _runs(table, known[1])
+    if known is not None:
+        table = known.table
+    run = None if known is None else _runs(table, known.restarts)
     paths, found = _build(table, p, seqless, known, run)
-    if known is None and (copies := _copies(table, found[0])).height:
-        said = _copies_said(table, copies)
-        table = _without(table, copies)
-        known = _per_source(table)
-        paths, _ = _build(table, p, seqless, known, _runs(table, known[1]))
-    elif known is None and not found[1].is_empty() and (run := _runs(table, found[1])) is not None:
+    if known is None and not found.copies.is_empty():
+        table = found.table
+        paths, _ = _build(table, p, seqless, found, _runs(table, found.restarts))
+    elif known is None and (run := _runs(table, found.restarts)) is not None:
         paths, _ = _build(table, p, seqless, found, run)
-    return paths if said is None else replace(paths, copies=said)
+    copies = (known or found).copies
+    return paths if copies.is_empty() else replace(paths, copies=copies)
+
+
+class _PerSource(NamedTuple):
+    """What is known of the table's sources before its paths are built."""
+
+    table: pl.DataFrame  # without the copies
+    sources: pl.DataFrame  # per-source stats (:func:`_source_stats`, as text)
+    restarts: pl.DataFrame  # (:func:`_restarts`)
+    copies: pl.DataFrame  # events read twice, left out (:data:`COPIES_SCHEMA`)
+
+
+def _per_source(table: pl.DataFrame) -> _PerSource:
+    """The table without its copies (:func:`_copies`), its per-source stats and restarts."""
+
+    def stats(of: pl.DataFrame) -> pl.DataFrame:
+        lf = _source_stats(of.lazy().with_columns(ts=pl.col("timestamp").cast(_I64)))
+        return as_text(lf).collect(engine=engine())
+
+    sources = stats(table)
+    copies = _copies(table, sources)
+    said = _copies_said(table, copies)
+    if not copies.is_empty():
+        table = _without(table, copies)
+        sources = stats(table)
+    return _PerSource(table, sources, _restarts(table, sources), said)
 
 
 #: What makes two events one logged line read twice: every field but where it was read (an
-#: event logged twice differs in its seq: each emit takes the next one).
+#: event logged twice differs in its seq: each emit takes the next one), the time to the
+#: millisecond (a JSON line keeps microseconds where its OTLP span keeps nanoseconds; a
+#: process restarted under its name does not log the same seq within a millisecond).
 _COPY_KEY: Final = (
-    "source", "seq", "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor",
-    "peer",
+    pl.col("source"), pl.col("seq"), pl.col("timestamp").dt.truncate("1ms"), pl.col("stage"),
+    pl.col("action"), pl.col("trace_id"), pl.col("msg_id"), pl.col("conv_id"), pl.col("actor"),
+    pl.col("peer"),
 )  # fmt: skip
 
 
 def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
-    """The events that repeat an earlier one (read order) field for field, seq included: one
-    logged line read twice. ``row`` (in ``table``), ``source``, ``file``, ``line`` and the
-    first reading's ``first_file``/``first_line``. Looked for only in the sources that hold
-    more seqs than their range (:func:`_source_stats`): nothing to do in a log without."""
-    suspects = sources.filter(
-        pl.col("n_seq") > pl.col("seq_max") - pl.col("seq_min") + 1
-    ).get_column("source")
+    """The events that repeat another of their source field for field, seq included: one
+    logged line read twice. ``row`` (in ``table``) of each copy left out and ``kept``, the
+    reading kept: the one in the file that holds most of the source's lines (then the first
+    read), so a partial backup read first does not take a run's first lines out of its log
+    (review 15c: a restart was lost). Looked for only in the sources where a seq repeats
+    (:func:`_source_stats`): nothing to do in a log without."""
+    suspects = sources.filter(pl.col("n_seq") > pl.col("n_seq_unique")).get_column("source")
     if suspects.is_empty():
-        return pl.DataFrame(schema={"row": pl.UInt32, "first": pl.UInt32})
-    found = (
+        return pl.DataFrame(schema={"row": pl.UInt32, "kept": pl.UInt32})
+    return (
         table.lazy()
         .with_row_index("row")
         .filter(
             pl.col("source").cast(pl.String).is_in(suspects.implode()) & pl.col("seq").is_not_null()
         )
-        .select("row", *_COPY_KEY)
-        .with_columns(first=pl.col("row").min().over(_COPY_KEY))
-        .filter(pl.col("row") != pl.col("first"))
-        .select("row", "first")
+        .with_columns(in_file=pl.len().over("source", "file"))
+        .with_columns(
+            kept=pl.col("row")
+            .sort_by("in_file", "row", descending=[True, False])
+            .first()
+            .over(_COPY_KEY)
+        )
+        .filter(pl.col("row") != pl.col("kept"))
+        .select("row", "kept")
         .collect(engine=engine())
     )
-    return found
 
 
 def _copies_said(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
-    """Per source, how many events were copies, and the first copy with the line it
-    repeats (:data:`COPIES_SCHEMA`), in read order."""
-    at, first = copies.get_column("row"), copies.get_column("first")
+    """Per source, how many events were copies, and the first copy (read order) with the
+    line kept for it (:data:`COPIES_SCHEMA`)."""
+    at, kept = copies.get_column("row"), copies.get_column("kept")
     return (
         pl.DataFrame(
             {
                 "source": table.get_column("source").gather(at).cast(pl.String),
                 "file": table.get_column("file").gather(at).cast(pl.String),
                 "line": table.get_column("line").gather(at).cast(pl.Int64),
-                "first_file": table.get_column("file").gather(first).cast(pl.String),
-                "first_line": table.get_column("line").gather(first).cast(pl.Int64),
+                "first_file": table.get_column("file").gather(kept).cast(pl.String),
+                "first_line": table.get_column("line").gather(kept).cast(pl.Int64),
                 "row": at,
             }
         )
@@ -1044,18 +1074,18 @@ def _build(
     table: pl.DataFrame,
     p: Pipeline,
     seqless: bool,
-    known: tuple[pl.DataFrame, pl.DataFrame] | None,
+    known: _PerSource | None,
     run: pl.Series | None,
-) -> tuple[Paths, tuple[pl.DataFrame, pl.DataFrame]]:
-    """The paths of ``table`` and its per-source stats and restarts (``known``, else made on
-    a thread meanwhile), with ``run`` packed into the positions."""
+) -> tuple[Paths, _PerSource]:
+    """The paths of ``table`` and what is known of its sources (``known``, else made on a
+    thread meanwhile), with ``run`` packed into the positions."""
     events = table.lazy() if run is None else table.with_columns(run).lazy()
     base = _with_hop(events, p, seqless=seqless, runs=run is not None)
     # Frames needed only later are made on a thread meanwhile (the hop events' passes are
     # mostly on one core): the per-source stats and restarts, the other events, the
     # per-trace facts.
     side = ThreadPoolExecutor(1, thread_name_prefix="tracekit-paths")
-    stats: Future[tuple[pl.DataFrame, pl.DataFrame]]
+    stats: Future[_PerSource]
     if known is None:
         stats = side.submit(in_context(lambda: _per_source(table)))
     else:
@@ -1072,13 +1102,6 @@ def _build(
 _BACK: Final = (pl.col("seq") < pl.col("seq").shift(1)) & (
     pl.col("source") == pl.col("source").shift(1)
 )
-
-
-def _per_source(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The per-source stats and the restarts (:func:`_restarts`)."""
-    stats = _source_stats(table.lazy().with_columns(ts=pl.col("timestamp").cast(_I64)))
-    sources = as_text(stats).collect(engine=engine())
-    return sources, _restarts(table, sources)
 
 
 def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
@@ -1180,7 +1203,7 @@ def _assemble(
     p: Pipeline,
     seqless: bool,
     side: ThreadPoolExecutor,
-    per_source: Future[tuple[pl.DataFrame, pl.DataFrame]],
+    per_source: Future[_PerSource],
     *,
     mended: bool,
 ) -> Paths:
@@ -1377,7 +1400,7 @@ def _assemble(
     # The first is the reference; the others serve parts of the logs that share no pair with
     # it (e.g. test runs, each with its own server).
     persist = p.role("persist")
-    sources, restarts = per_source.result()
+    _, sources, restarts, _ = per_source.result()
     preferred: list[str] = []
     if persist is not None:
         persisted = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().cast(pl.String)

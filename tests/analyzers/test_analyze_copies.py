@@ -131,3 +131,83 @@ def test_the_report_with_copies_validates_against_the_published_schema(history):
     doc = analyze(history.frame()).to_dict()
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
     assert doc["summary"]["copies"][0]["source"] == "server-1"
+
+
+def test_copies_are_found_in_a_log_whose_seqs_jump(history):
+    # u2's log lost 50 lines (a log gap), then its last lines were read again: its seqs span
+    # more than it holds lines, but a seq still repeats (review 15c)
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u2"] += 50
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    alone = analyze(history.frame())
+    last = [r for r in history.rows if r["source"] == "client-u2"][-4:]
+    history.rows.extend({**r, "file": "export2/client-u2.jsonl"} for r in last)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == history.kinds(alone.findings)
+    assert [k[0] for k in history.kinds(report.findings)] == ["log_gap"]
+    assert report.summary["copies"][0]["events"] == 4
+
+
+def test_a_partial_copy_read_first_keeps_the_lines_in_their_log(history):
+    # u2's app restarted under its name; a backup holding the new run's first 3 lines is read
+    # before the log. The log holds every line of u2's: its readings are kept, so the new run
+    # still begins in it and comes after the first (review 15c: a reorder, the restart lost)
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.seq["client-u2"] = 0
+    history.ev(1500, "TRACEKIT.configured", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=2000)
+    history.message(4, "u1", ["u2"], t=3000)
+    history.tail()
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    for k, r in enumerate(u2):
+        r["line"] = k + 1
+    alone = analyze(history.frame())
+    restart = next(r for r in u2 if r["event"] == "TRACEKIT.configured")
+    backup = [{**r, "file": "a-backup/client-u2.jsonl"} for r in u2[u2.index(restart) :][:3]]
+    history.rows[:0] = backup
+    report = analyze(history.frame())
+    assert report.findings.is_empty(), report.findings.to_dicts()
+    assert (
+        report.summary["restarts"]
+        == alone.summary["restarts"]
+        == [
+            {
+                "source": "client-u2",
+                "file": "client-u2.jsonl",
+                "line": restart["line"],
+                "mended": True,
+            }
+        ]
+    )
+    assert report.summary["copies"] == [
+        {
+            "source": "client-u2",
+            "events": 3,
+            "file": "a-backup/client-u2.jsonl",
+            "line": restart["line"],
+            "first_file": "client-u2.jsonl",
+            "first_line": restart["line"],
+        }
+    ]
+
+
+def test_a_copy_with_a_finer_time_is_a_copy(history):
+    # the same emit as a JSON line (microseconds) and as an OTLP span (nanoseconds): the time
+    # is compared to the millisecond (review 15c)
+    from datetime import timedelta
+
+    history.message(1, "u1", ["u2"], t=0)
+    history.tail()
+    add = next(r for r in history.rows if r["event"] == "CTRL.add")
+    history.rows.append(
+        {
+            **add,
+            "file": "traces.otlp.json",
+            "timestamp": add["timestamp"] + timedelta(microseconds=400),
+        }
+    )
+    report = analyze(history.frame())
+    assert report.findings.is_empty(), report.findings.to_dicts()
+    assert report.summary["copies"][0]["file"] == "traces.otlp.json"

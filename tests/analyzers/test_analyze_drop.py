@@ -658,3 +658,61 @@ def test_a_log_end_is_said_only_of_a_log_that_stops_while_the_others_go_on(histo
         "WS-BROADCAST.deliver",
     )
     assert "log ends" not in report.findings["detail"][-1]
+
+
+def test_a_drop_on_one_device_says_its_log_end_once(history):
+    # the phone received m2 and stored nothing; the tablet showed it. The phone's path is
+    # judged by its own log's end, which its detail says already (review 15c)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "REPO.add"})
+    for n, t in ((1, 0), (2, 1000)):
+        for j, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(
+                t + 30 + j, hop, "client-u2-tablet", "u2", trace=history.tid(n), conv_id="c1"
+            )
+    history.ev(2000, "TRACEKIT.heartbeat", "client-u2", "u2")  # 970 ms after m2's receive
+    for source, actor in (("client-u1", "u1"), ("server-1", "server"), ("client-u2-tablet", "u2")):
+        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+    report = analyze(history.frame(), grace=timedelta(0))
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert report.findings["detail"][0] == (
+        "recipient u2 on client-u2: reached WS-RECV.receive, never reached REPO.add, which "
+        "another of their devices did (client-u2's log goes on 970.0 ms after it)"
+    )
+
+
+def test_the_app_going_at_the_last_hop_is_named_though_it_restarted_under_a_new_name(history):
+    # u2's app closed with m2 on its socket and started again as client-u2-b: the log that
+    # was going when the server wrote m2 is the one that ends
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(3, "u1", [], t=9000)
+    t4 = history.message(4, "u1", ["u2"], t=10_000)
+    moved = [r for r in history.rows if r["trace_id"] == t4 and r["source"] == "client-u2"]
+    for k, r in enumerate(moved):  # the new run got m4 (its own log, seq from 0)
+        r.update(source="client-u2-b", file="client-u2-b.jsonl", seq=k, line=k + 1)
+    history.seq["client-u2"] -= len(moved)
+    history.seq["client-u2-b"] = len(moved)
+    for source, actor in (("client-u1", "u1"), ("server-1", "server"), ("client-u2-b", "u2")):
+        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith("; client-u2's log ends 175.0 ms after it")
+
+
+def test_a_drop_says_the_app_was_gone_when_the_server_wrote_to_it(history):
+    # u2's log ended 125 ms before the server wrote m2 to its socket (the app was closed)
+    history.message(1, "u1", ["u2"], t=0)
+    history.ev(900, "TRACEKIT.heartbeat", "client-u2", "u2")
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.message(3, "u1", [], t=9000)
+    for source, actor in (("client-u1", "u1"), ("server-1", "server")):
+        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith("; client-u2's log ended 125.0 ms before it")
