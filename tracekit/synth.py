@@ -143,7 +143,7 @@ class Synth:
     truth: list[Expected]
     messages: int
     sources: dict[str, float]  # true clock offset (ms) per source
-    restarts: list[str] = field(default_factory=list)  # sources a ``restart`` fault restarted
+    restarts: list[str] = field(default_factory=list)  # sources a restart fault restarted
 
     def __len__(self) -> int:
         return len(self.columns["ts"])
@@ -398,9 +398,25 @@ def generate(
     killed: set[int] = set()  # rows a killed process never wrote
     for fault in restarts:
         lose = fault.kind == "restart_drop"
-        _restart(out, plans, fetches, truth, fault_rng, t_last, tablets, restarted, killed, lose)
+        _restart(
+            out,
+            plans,
+            fetches,
+            truth,
+            fault_rng,
+            t_last=t_last,
+            tablets=tablets,
+            restarted=restarted,
+            killed=killed,
+            lose=lose,
+        )
     columns = _sequence(out, plans, truth, rng, faults, restarted, killed)
     return Synth(columns, truth, len(plans), offsets, sorted(restarted))
+
+
+#: How far from the history's start and its last message a fault is put (ms): past a 5 s
+#: grace at the start, and not among the last messages.
+_ROOM: Final = (6000.0, 2000.0)
 
 
 def _eligible(
@@ -413,7 +429,7 @@ def _eligible(
         i
         for i, m in enumerate(plans)
         if 0 < i < len(plans) - 1
-        and 6000.0 < m.t["CTRL.send"] < t_last - 2000.0  # past a 5 s grace at both ends
+        and _ROOM[0] < m.t["CTRL.send"] < t_last - _ROOM[1]
         and (m.named or unnamed)
         and m.reconnect is None
         and any(r != m.sender and r not in tablets for r in m.recipients)
@@ -567,6 +583,7 @@ def _restart(
     fetches: list[tuple[str, str, float, float]],
     truth: list[Expected],
     rng: random.Random,
+    *,
     t_last: float,
     tablets: set[str],
     restarted: dict[str, int],
@@ -578,14 +595,15 @@ def _restart(
     in flight anywhere, so nothing is lost and nothing more may be found (another fault's
     message is wholly in one run). On a client that logged messages before and after it, not
     one whose log lost events (a log fault: its seqs jump from a message on), nor a second
-    device; ``restarted``: its source -> the time (ns) its new run begins.
+    device; ``restarted``: its source -> the time (ns) its new run begins, at most 500 ms
+    into the quiet time (a drop's detail names a restart within 5 s of it).
 
-    With ``lose``, the process was killed with the message before the quiet time written to
-    its socket: its rows of that message (``killed``) are never written, a drop whose detail
-    names the restart (it comes at most 500 ms after the quiet time begins)."""
+    With ``lose``, the process was killed with the message that ends just before the quiet
+    time written to its socket: its rows of that message (``killed``) are never written, a
+    drop at its receive."""
     involved = {e.source for e in truth if e.kind == "log_gap"}
     # Busy times (true ms): each trace from its first event's start to its last write, and
-    # each history load.
+    # each history load (no trace).
     busy: dict[str, tuple[float, float]] = {}
     seen: dict[str, list[float]] = {}  # client -> the true times of its message events
     rows: dict[tuple[str, str], list[int]] = {}  # (source, trace) -> its rows
@@ -599,17 +617,32 @@ def _restart(
         busy[trace] = (min(lo, start, end), max(hi, start, end))
         seen.setdefault(src, []).append(start)
         rows.setdefault((src, trace), []).append(i)
-    spans = sorted([*busy.values(), *((s, e) for _, _, s, e in fetches)])
-    quiet: list[tuple[float, float]] = []
-    reach = -1e18
-    for lo, hi in spans:
-        # past a 5 s grace from the start, before the last messages
-        if lo - reach >= 50.0 and reach > 6000.0 and lo < t_last - 2000.0:
-            quiet.append((reach, lo))
-        reach = max(reach, hi)
+    spans = sorted(
+        [*((lo, hi, t) for t, (lo, hi) in busy.items()), *((s, e, "") for _, _, s, e in fetches)]
+    )
+    # quiet times (a, b) and the trace whose span ends at a ("": a history load's)
+    quiet: list[tuple[float, float, str]] = []
+    reach, last = -1e18, ""
+    for lo, hi, trace in spans:
+        if lo - reach >= 50.0 and _ROOM[0] < reach and lo < t_last - _ROOM[1]:
+            quiet.append((reach, lo, last))
+        if hi > reach:
+            reach, last = hi, trace
+    plan = {m.trace: m for m in plans}
+
+    def victim(trace: str, src: str) -> _Msg | None:
+        """The message lost where ``src`` restarts after ``trace`` (with ``lose``)."""
+        m = plan.get(trace)
+        user = src.removeprefix("client-")
+        if m is None or m.faulted or user not in m.r or user == m.sender:
+            return None
+        if m.reconnect == user or (src, m.trace) not in rows:
+            return None
+        return m if _ROOM[0] < m.t["CTRL.send"] < t_last - _ROOM[1] else None
+
     candidates = [
-        (a, b, src)
-        for a, b in quiet
+        (a, b, src, victim(trace, src) if lose else None)
+        for a, b, trace in quiet
         for src in sorted(seen)
         if src.startswith("client-")
         and src not in involved
@@ -619,37 +652,18 @@ def _restart(
         and min(seen[src]) < a
         and max(seen[src]) > b
     ]
-    if lose:  # the message just before the quiet time, delivered to the client
-        last = {hi: trace for trace, (_, hi) in busy.items()}
-        plan = {m.trace: m for m in plans}
-
-        def victim(a: float, src: str) -> _Msg | None:
-            m = plan.get(last.get(a, ""))
-            user = src.removeprefix("client-")
-            ok = (
-                m is not None
-                and not m.faulted
-                and user in m.r
-                and user != m.sender
-                and m.reconnect != user
-                and 6000.0 < m.t["CTRL.send"] < t_last - 2000.0
-                and (src, m.trace) in rows
-            )
-            return m if ok else None
-
-        candidates = [(a, b, src) for a, b, src in candidates if victim(a, src) is not None]
+    if lose:
+        candidates = [c for c in candidates if c[3] is not None]
     if not candidates:
         raise ValueError("no quiet time for a restart: generate more messages")
-    a, b, src = rng.choice(candidates)
-    if lose:
-        m = victim(a, src)
-        assert m is not None
-        m.faulted = True
-        killed.update(rows[(src, m.trace)])
-        user = src.removeprefix("client-")
-        truth.append(Expected("drop", m.trace, user, "WS-RECV.receive", "WS-BROADCAST.deliver"))
+    a, b, src, lost = rng.choice(candidates)
+    user = src.removeprefix("client-")
+    if lost is not None:
+        lost.faulted = True
+        killed.update(rows[(src, lost.trace)])
+        truth.append(Expected("drop", lost.trace, user, "WS-RECV.receive", "WS-BROADCAST.deliver"))
     at = a + min((b - a) / 2, 500.0)
-    out.add("TRACEKIT.configured", src, src.removeprefix("client-"), at, at)
+    out.add("TRACEKIT.configured", src, user, at, at)
     restarted[src] = int(at * _MS)
 
 
