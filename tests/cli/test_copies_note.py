@@ -66,6 +66,9 @@ def test_a_log_and_its_copy_read_as_one(tmp_path: Path) -> None:
             app, ["analyze", str(logs), "--grace", "0s", "-f", fmt], env={"COLUMNS": "400"}
         ).stdout
         assert f"{copies['events']} event(s) were read twice, each counted once" in out
+    page = tmp_path / "report.html"
+    runner.invoke(app, ["report", str(logs), "--grace", "0s", "-o", str(page)])
+    assert f"{copies['events']} event(s) were read twice, each counted once" in page.read_text()
     check = runner.invoke(app, ["check", str(logs), "--grace", "0s", "--max", "duplicate=0"])
     assert check.exit_code == 0
     said = check.stdout + check.stderr
