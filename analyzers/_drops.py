@@ -517,7 +517,8 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     )
 
 
-#: How long after a drop's last hop a restart is named with it, where the grace is shorter (ns).
+#: How near a drop's last hop a restart (after it) or a log's end (either side) is named with
+#: it, where the grace is shorter (ns).
 _RESTART_WINDOW: Final = 5_000_000_000
 
 
@@ -629,32 +630,16 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     ]
     if judged.is_empty() or paths.t_end is None:
         return found.lazy().drop("_d").with_columns(none)
-    ends = paths.sources.select(
+    every = paths.sources.select(
         ended=pl.col("source").cast(pl.String), t_from=pl.col("t_start"), t_ended=pl.col("t_end")
-    ).filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
+    )
+    ends = every.filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
     if ends.is_empty():
         return found.lazy().drop("_d").with_columns(none)
     client_hop = pl.col("emitter") != "server"
     users = judged.filter(client_hop).get_column("who").drop_nulls().unique()
-    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    # A user's clients: the sources that logged client hops as them and no server hop (a
-    # server's lines act for many users). Matched on the table's own dtype: a cast of every
-    # actor to text took 28 ms at 1M events.
-    logged = as_text(
-        paths.hop_rows()
-        .filter(pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode()))
-        .select("source", "actor", server=pl.col("hop").is_in(server_hops))
-        .unique()
-    ).collect(engine=engine())
-    servers = logged.filter("server").select("source").unique()
-    clients = (
-        logged.filter(~pl.col("server"))
-        .join(servers, on="source", how="anti")
-        .select(who=pl.col("actor"), ended=pl.col("source"))
-    )
-    every = paths.sources.select(
-        ended=pl.col("source").cast(pl.String), t_from=pl.col("t_start"), t_ended=pl.col("t_end")
-    )
+    # (as the duplicates' devices: a log of the user's history loads alone is an app of theirs)
+    clients = paths.client_sources(users).select(who=pl.col("actor"), ended=pl.col("source"))
     going = (pl.col("t_from") <= pl.col("t_last")) & (pl.col("t_last") <= pl.col("t_ended"))
     theirs = (
         judged.lazy()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, as_text, col, engine, grace_ns
+from tracekit.analyzers._paths import Paths, col, engine, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -45,27 +45,6 @@ def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _client_sources(paths: Paths, users: pl.Series) -> pl.LazyFrame:
-    """``(actor, source)``: the client sources the logs show acting for each of ``users`` (their
-    own hops, history loads, any other event). Each process instance is a source."""
-    server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    hops = paths.hop_rows()
-    mine = pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode())
-    # a server logs on behalf of users too (a persist's actor is the sender): not a client
-    servers = hops.filter(pl.col("hop").is_in(server)).select(
-        pl.col("source").unique().cast(pl.String)
-    )
-    seen = pl.concat(
-        [
-            as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
-            paths.rest.lazy()
-            .filter(pl.col("actor").is_in(users.implode()))
-            .select("actor", "source"),
-        ]
-    )
-    return seen.join(servers, on="source", how="anti").unique()
-
-
 def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
     recipient have a log that runs at the write's time ``t`` (within the grace window on each
@@ -74,7 +53,7 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     g = grace_ns(paths.pipeline, None)
     users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
-        _client_sources(paths, users)
+        paths.client_sources(users)
         .join(paths.sources.lazy().select("source", "t_start", "t_end"), on="source")
         .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
     )
@@ -104,7 +83,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     if len(users):
         sources.append(
             unnamed.lazy()
-            .join(_client_sources(paths, users), left_on="acting", right_on="actor")
+            .join(paths.client_sources(users), left_on="acting", right_on="actor")
             .select("trace_id", "t_min", "source")
         )
     return (

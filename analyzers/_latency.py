@@ -469,11 +469,13 @@ def outliers_and_slo(
 
 
 def _unsure(paths: Paths) -> pl.Expr:
-    """An SLO breach's caveat where the clock bounds (``lat_lo``) allow a latency within the
-    SLO, naming the clock most of the doubt comes from: the receiving side's room to run
-    further ahead than estimated (``hi - offset``) or the sending side's to run further
-    behind (``offset - lo``), whichever is larger (review 15a: a sender known to 605 ms
-    was left out for a receiver whose missing bound was worth 5 ms)."""
+    """An SLO breach's caveat where the clock bounds (``lat_lo``, :func:`_least_latency`)
+    allow a latency within the SLO, naming the clock most of the doubt comes from: the
+    receiving side's room to run further ahead than estimated (``hi - offset``) or the
+    sending side's to run further behind (``offset - lo``), whichever is larger (review 15a:
+    a sender known to 605 ms was left out for a receiver whose missing bound was worth 5
+    ms). None where the two sources' own tightest pair binds (``lat_direct``): neither
+    clock alone is the doubt."""
     clock = paths.clock
 
     def said(s: str) -> str:
@@ -484,19 +486,16 @@ def _unsure(paths: Paths) -> pl.Expr:
             return f"{s}'s clock is bounded on one side only"
         return f"{s}'s clock is bounded by no pair"
 
-    def by(side: str, values: Mapping[str, float | str], dtype: pl.DataType) -> pl.Expr:
-        return pl.col(side).cast(pl.String).replace_strict(values, default=None, return_dtype=dtype)
-
-    ahead = {s: c.hi_ns - c.offset_ns for s, c in clock.items()}
-    behind = {s: c.offset_ns - c.lo_ns for s, c in clock.items()}
+    a, b = pl.col("src_a").cast(pl.String), pl.col("src_b").cast(pl.String)
+    ahead = _by_source(b, {s: c.hi_ns - c.offset_ns for s, c in clock.items()}, 0.0)
+    behind = _by_source(a, {s: c.offset_ns - c.lo_ns for s, c in clock.items()}, 0.0)
     names = {s: said(s) for s in clock}
-    receiving = by("src_b", ahead, pl.Float64()).fill_null(0.0) >= by(
-        "src_a", behind, pl.Float64()
-    ).fill_null(0.0)
     which = (
-        pl.when(receiving)
-        .then(by("src_b", names, pl.String()))
-        .otherwise(by("src_a", names, pl.String()))
+        pl.when(pl.col("lat_direct"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(ahead >= behind)
+        .then(_by_source(b, names, None, pl.String()))
+        .otherwise(_by_source(a, names, None, pl.String()))
     )
     lo = pl.col("lat_lo")
     least = pl.when(lo.is_finite() & (lo >= 0)).then(lo)  # (-inf: nothing bounds it)
@@ -506,17 +505,23 @@ def _unsure(paths: Paths) -> pl.Expr:
             pl.format(
                 "; not certain: {}{}",
                 pl.when(least.is_not_null())
-                .then(
-                    pl.format(
-                        "at other clock offsets the logs allow, as little as {} ms", ms(least)
-                    )
-                )
-                .otherwise(pl.lit("other clock offsets the logs allow put it within the SLO")),
+                .then(pl.format("at least {} ms within the clock bounds", ms(least)))
+                .otherwise(pl.lit("within the SLO at some clock offsets the logs allow")),
                 pl.when(which.is_not_null()).then(pl.format(" ({})", which)).otherwise(pl.lit("")),
             )
         )
         .otherwise(pl.lit(""))
     )
+
+
+def _by_source(
+    side: pl.Expr,
+    values: Mapping[str, float] | Mapping[str, str],
+    default: float | None,
+    dtype: pl.DataType | None = None,
+) -> pl.Expr:
+    """``values`` of each row's source (``side``, as text); ``default`` for another."""
+    return side.replace_strict(values, default=default, return_dtype=dtype or pl.Float64())
 
 
 def _per_edge(values: Mapping[int, int], edges: int) -> pl.Expr:
@@ -531,27 +536,23 @@ def _least_latency(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     """``lat_lo``: the shortest latency the clocks allow. With ``true = ts - offset``, the true
     latency is the corrected one minus how much further ``offset_b - offset_a`` may go than the
     estimates put it: up to ``hi_b - lo_a`` (each source against the reference), or up to the
-    tightest pair of the two sources themselves (``Paths.clock_pairs``), whichever is smaller.
-    -inf where nothing bounds it, the latency itself on one host."""
+    tightest pair of the two sources themselves (``Paths.clock_pairs``), whichever is smaller
+    (``lat_direct``: the pair). -inf where nothing bounds it, the latency itself on one host."""
     est = {s: c.offset_ns for s, c in paths.clock.items()}
     hi = {s: c.hi_ns for s, c in paths.clock.items()}
     lo = {s: c.lo_ns for s, c in paths.clock.items()}
     a, b = pl.col("src_a").cast(pl.String), pl.col("src_b").cast(pl.String)
-
-    def by(side: pl.Expr, values: Mapping[str, float], default: float) -> pl.Expr:
-        return side.replace_strict(values, default=default, return_dtype=pl.Float64)
-
-    estimated = by(b, est, 0.0) - by(a, est, 0.0)  # offset_b - offset_a as corrected
-    via_reference = by(b, hi, math.inf) - by(a, lo, -math.inf)
+    estimated = _by_source(b, est, 0.0) - _by_source(a, est, 0.0)  # offset_b - offset_a
+    via_reference = _by_source(b, hi, math.inf) - _by_source(a, lo, -math.inf)
     pairs = {f"{x}\x1f{y}": float(w) for (x, y), w in paths.clock_pairs.items()}
-    direct = pl.concat_str([a, b], separator="\x1f").replace_strict(
-        pairs, default=math.inf, return_dtype=pl.Float64
-    )
+    direct = _by_source(pl.concat_str([a, b], separator="\x1f"), pairs, math.inf)
     slack = (pl.min_horizontal(via_reference, direct) - estimated).clip(lower_bound=0.0)
+    one_host = pl.col("src_a") == pl.col("src_b")
     return rows.with_columns(
-        lat_lo=pl.when(pl.col("src_a") == pl.col("src_b"))
+        lat_lo=pl.when(one_host)
         .then(pl.col("lat").cast(pl.Float64))
-        .otherwise(pl.col("lat") - slack)
+        .otherwise(pl.col("lat") - slack),
+        lat_direct=~one_host & (direct < via_reference),
     )
 
 

@@ -301,6 +301,36 @@ def races(paths: Paths) -> pl.LazyFrame:
             )
         )
     )
+    # A fetch with no end logged: how long it had been open (minutes point to an end that was
+    # not logged, or a load that hung; decided in log order, and a stage line carries its
+    # start, so the receive's time may be a little before the fetch's: then "at the
+    # receive"), and why it may have none.
+    age = (pl.col("ts") - pl.col("start_ts")).clip(lower_bound=0)
+    began = (
+        pl.when(age < 50_000)  # (under 0.05 ms: 0.0 as written)
+        .then(pl.lit("at the receive"))
+        .otherwise(pl.format("{} ms before the receive", ms(age)))
+    )
+    unended_why = (
+        pl.when(pl.col("lost").is_not_null())
+        .then(
+            pl.format(
+                ": it never finished, or its end is among the {} event(s) the log lost before "
+                "the receive, which would make this no race",
+                pl.col("lost"),
+            )
+        )
+        .when(pl.col("restart_line").is_not_null())
+        .then(
+            pl.format(
+                ": {} restarted, a new run of its log begins at {}:{}",
+                pl.col("source"),
+                pl.col("restart_file"),
+                pl.col("restart_line"),
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
     return findings(
         hits,
         "race",
@@ -315,34 +345,9 @@ def races(paths: Paths) -> pl.LazyFrame:
             pl.lit(receive),
             pl.col("conv_id"),
             pl.col("source"),
-            pl.when(pl.col("lost").is_not_null())
-            .then(
-                pl.format(
-                    " (its end is not in the log: never finished, or among the {} event(s) the "
-                    "log lost before the receive, which would make this no race)",
-                    pl.col("lost"),
-                )
-            )
-            .when(pl.col("restart_line").is_not_null())
-            .then(
-                pl.format(
-                    " (never finished: {} restarted, a new run of its log begins at {}:{})",
-                    pl.col("source"),
-                    pl.col("restart_file"),
-                    pl.col("restart_line"),
-                )
-            )
-            # How long it had been open: minutes point to an end that was not logged (or a
-            # load that hung). Decided in log order; a stage line carries its start, so the
-            # receive's time may be a little before the fetch's (then 0).
-            .when(pl.col("end_pos").is_null())
-            .then(
-                pl.format(
-                    " (no end logged; it began {} ms before the receive)",
-                    ms((pl.col("ts") - pl.col("start_ts")).clip(lower_bound=0)),
-                )
-            )
-            .otherwise(pl.lit("")),
+            pl.when(pl.col("end_pos").is_not_null())
+            .then(pl.lit(""))
+            .otherwise(pl.format(" (no end logged; it began {}{})", began, unended_why)),
             then,
         ),
         evidence=evidence(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final, Literal, NamedTuple, TypeVar
 
@@ -117,8 +117,8 @@ COPIES_SCHEMA: Final = pl.Schema(
         "events": pl.Int64,
         "file": pl.String,
         "line": pl.Int64,
-        "first_file": pl.String,
-        "first_line": pl.Int64,
+        "kept_file": pl.String,
+        "kept_line": pl.Int64,
     }
 )
 
@@ -161,7 +161,7 @@ class Paths:
     runs: bool = False
     #: events read twice (one logged line in two copies of a log, or exports that overlap),
     #: left out of every frame above: per source, how many (``events``) and the first copy's
-    #: ``file``/``line`` with the line it repeats (``first_file``/``first_line``)
+    #: ``file``/``line`` with the line kept for it (``kept_file``/``kept_line``)
     copies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COPIES_SCHEMA))
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
@@ -194,6 +194,27 @@ class Paths:
     def hop_rows(self) -> pl.LazyFrame:
         """The hop events (names Categorical, log order)."""
         return self.hops.lazy().filter(pl.col("hop").is_not_null())
+
+    def client_sources(self, users: pl.Series) -> pl.LazyFrame:
+        """``(actor, source)``: the client sources the logs show acting for each of ``users``
+        (their own hops, history loads, any other event), as text. Each process instance is
+        a source; a server logs on behalf of users too (a persist's actor is the sender),
+        so a source that logged a server hop is no client."""
+        server = [i for i, h in enumerate(self.pipeline.hops) if h.emitter == "server"]
+        hops = self.hop_rows()
+        mine = pl.col("actor").is_in(users.cast(self.hops.schema["actor"]).implode())
+        servers = hops.filter(pl.col("hop").is_in(server)).select(
+            pl.col("source").unique().cast(pl.String)
+        )
+        seen = pl.concat(
+            [
+                as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
+                self.rest.lazy()
+                .filter(pl.col("actor").is_in(users.implode()))
+                .select("actor", "source"),
+            ]
+        )
+        return seen.join(servers, on="source", how="anti").unique()
 
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the
@@ -973,8 +994,7 @@ def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:
         paths, _ = _build(table, p, seqless, found, _runs(table, found.restarts))
     elif known is None and (run := _runs(table, found.restarts)) is not None:
         paths, _ = _build(table, p, seqless, found, run)
-    copies = (known or found).copies
-    return paths if copies.is_empty() else replace(paths, copies=copies)
+    return paths
 
 
 class _PerSource(NamedTuple):
@@ -996,16 +1016,18 @@ def _per_source(table: pl.DataFrame) -> _PerSource:
     sources = stats(table)
     copies = _copies(table, sources)
     said = _copies_said(table, copies)
-    if not copies.is_empty():
+    if not copies.is_empty():  # (the stats again, of what is left: only where copies were)
         table = _without(table, copies)
         sources = stats(table)
     return _PerSource(table, sources, _restarts(table, sources), said)
 
 
-#: What makes two events one logged line read twice: every field but where it was read (an
-#: event logged twice differs in its seq: each emit takes the next one), the time to the
-#: millisecond (a JSON line keeps microseconds where its OTLP span keeps nanoseconds; a
-#: process restarted under its name does not log the same seq within a millisecond).
+#: What makes two events one logged line read twice: where it came from, its seq (an event
+#: logged twice differs there: each emit takes the next one), its time to the millisecond (a
+#: JSON line keeps microseconds where its OTLP span keeps nanoseconds; a process restarted
+#: under its name does not log the same seq within a millisecond) and its names. Not
+#: ``event``, ``span_id``, ``level`` or ``recipients``: one reader or format may leave them
+#: out or word them otherwise (an OTLP span's name, a JSON line without its span id).
 _COPY_KEY: Final = (
     pl.col("source"), pl.col("seq"), pl.col("timestamp").dt.truncate("1ms"), pl.col("stage"),
     pl.col("action"), pl.col("trace_id"), pl.col("msg_id"), pl.col("conv_id"), pl.col("actor"),
@@ -1014,8 +1036,8 @@ _COPY_KEY: Final = (
 
 
 def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
-    """The events that repeat another of their source field for field, seq included: one
-    logged line read twice. ``row`` (in ``table``) of each copy left out and ``kept``, the
+    """The events that repeat another of their source on :data:`_COPY_KEY`, seq included:
+    one logged line read twice. ``row`` (in ``table``) of each copy left out and ``kept``, the
     reading kept: the one in the file that holds most of the source's lines (then the first
     read), so a partial backup read first does not take a run's first lines out of its log
     (review 15c: a restart was lost). Looked for only in the sources where a seq repeats
@@ -1052,8 +1074,8 @@ def _copies_said(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
                 "source": table.get_column("source").gather(at).cast(pl.String),
                 "file": table.get_column("file").gather(at).cast(pl.String),
                 "line": table.get_column("line").gather(at).cast(pl.Int64),
-                "first_file": table.get_column("file").gather(kept).cast(pl.String),
-                "first_line": table.get_column("line").gather(kept).cast(pl.Int64),
+                "kept_file": table.get_column("file").gather(kept).cast(pl.String),
+                "kept_line": table.get_column("line").gather(kept).cast(pl.Int64),
                 "row": at,
             }
         )
@@ -1400,7 +1422,7 @@ def _assemble(
     # The first is the reference; the others serve parts of the logs that share no pair with
     # it (e.g. test runs, each with its own server).
     persist = p.role("persist")
-    _, sources, restarts, _ = per_source.result()
+    _, sources, restarts, copies = per_source.result()
     preferred: list[str] = []
     if persist is not None:
         persisted = msg_raw.get_column(col("src", p.index(persist))).drop_nulls().cast(pl.String)
@@ -1519,6 +1541,7 @@ def _assemble(
         removals=_removals(base, p, offsets),
         restarts=restarts,
         runs=mended,
+        copies=copies,
     )
 
 

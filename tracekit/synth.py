@@ -366,8 +366,8 @@ def generate(
     wanted = [f if isinstance(f, Fault) else Fault(f) for f in faults]
     wanted.sort(key=lambda f: f.kind in ("seq_gap", "log_loss"))
     # (restarts last of all, once every event is placed: they need a quiet time)
-    restarts = [f for f in wanted if f.kind.startswith("restart")]
-    wanted = [f for f in wanted if not f.kind.startswith("restart")]
+    restarts = [f for f in wanted if f.kind in _RESTARTS]
+    wanted = [f for f in wanted if f.kind not in _RESTARTS]
     # Faults draw from their own generator: the rest of the history (history loads, reconnect
     # fetches) gets the same draws with or without them, so a faulted history is the clean one
     # of the same seed plus its faults.
@@ -410,9 +410,12 @@ def generate(
             killed=killed,
             lose=lose,
         )
-    columns = _sequence(out, plans, truth, rng, faults, restarted, killed)
+    columns = _sequence(out, plans, restarted, killed)
     return Synth(columns, truth, len(plans), offsets, sorted(restarted))
 
+
+#: The faults that restart a client (placed once every event is, :func:`_restart`).
+_RESTARTS: Final = ("restart", "restart_drop")
 
 #: How far from the history's start and its last message a fault is put (ms): past a 5 s
 #: grace at the start, and not among the last messages.
@@ -804,9 +807,6 @@ def _deliver(out: _Out, m: _Msg, r: str, at: float) -> None:
 def _sequence(
     out: _Out,
     plans: list[_Msg],
-    truth: list[Expected],
-    rng: random.Random,
-    faults: Sequence[Fault | FaultKind],
     restarted: dict[str, int],
     killed: set[int],
 ) -> dict[str, Any]:

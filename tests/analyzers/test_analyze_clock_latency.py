@@ -240,7 +240,7 @@ def test_a_breach_the_clock_bounds_leave_in_doubt_says_so(history):
     )
     assert set(details[1:]) == {
         "end to end: CTRL.send -> CTRL.add took 2040.0 ms for recipient u2, above the 500.0 ms"
-        " SLO; not certain: at other clock offsets the logs allow, as little as 30.0 ms"
+        " SLO; not certain: at least 30.0 ms within the clock bounds"
         " (client-u2's clock is bounded on one side only)"
     }
 
@@ -259,7 +259,7 @@ def test_a_breach_in_doubt_names_the_clock_the_doubt_comes_from(history):
     ]
     assert set(report.findings["detail"]) == {
         "end to end: CTRL.send -> CTRL.add took 640.0 ms for recipient u2, above the 500.0 ms"
-        " SLO; not certain: at other clock offsets the logs allow, as little as 30.0 ms"
+        " SLO; not certain: at least 30.0 ms within the clock bounds"
         " (client-u1's clock is known to within 605.0 ms)"
     }
 
@@ -278,7 +278,7 @@ def test_a_breach_on_a_clock_no_pair_bounds_says_so(history):
     ]
     assert set(found["detail"]) == {
         "end to end: CTRL.send -> CTRL.add took 740.0 ms for recipient u2, above the 500.0 ms"
-        " SLO; not certain: other clock offsets the logs allow put it within the SLO"
+        " SLO; not certain: within the SLO at some clock offsets the logs allow"
         " (client-u2's clock is bounded by no pair)"
     }
 

@@ -36,8 +36,8 @@ def test_a_log_read_twice_gives_no_duplicate_and_says_where(history):
             "events": 6,  # every line of u2's: 3 hops of m1, 2 of m2, the heartbeat
             "file": "copy/client-u2.jsonl",
             "line": 1,
-            "first_file": "client-u2.jsonl",
-            "first_line": 1,
+            "kept_file": "client-u2.jsonl",
+            "kept_line": 1,
         }
     ]
     assert report.summary["delivered"] == alone.summary["delivered"]
@@ -79,8 +79,8 @@ def test_a_line_sent_twice_in_one_file_is_counted_once(history):
             "events": 7,
             "file": "client-u2.jsonl",
             "line": 1001,
-            "first_file": "client-u2.jsonl",
-            "first_line": 1,
+            "kept_file": "client-u2.jsonl",
+            "kept_line": 1,
         }
     ]
 
@@ -187,27 +187,35 @@ def test_a_partial_copy_read_first_keeps_the_lines_in_their_log(history):
             "events": 3,
             "file": "a-backup/client-u2.jsonl",
             "line": restart["line"],
-            "first_file": "client-u2.jsonl",
-            "first_line": restart["line"],
+            "kept_file": "client-u2.jsonl",
+            "kept_line": restart["line"],
         }
     ]
 
 
 def test_a_copy_with_a_finer_time_is_a_copy(history):
-    # the same emit as a JSON line (microseconds) and as an OTLP span (nanoseconds): the time
-    # is compared to the millisecond (review 15c)
-    from datetime import timedelta
+    # the same emit as an OTLP span (nanoseconds) and as a JSON line (the same time cut to
+    # microseconds), off any millisecond boundary: compared to the millisecond (review 15c)
+    import polars as pl
 
-    history.message(1, "u1", ["u2"], t=0)
+    history.message(1, "u1", ["u2"], t=0.25)
     history.tail()
-    add = next(r for r in history.rows if r["event"] == "CTRL.add")
-    history.rows.append(
-        {
-            **add,
-            "file": "traces.otlp.json",
-            "timestamp": add["timestamp"] + timedelta(microseconds=400),
-        }
+    frame = history.frame().collect()
+    add = frame.filter(pl.col("event") == "CTRL.add")
+    assert add["timestamp"].dt.nanosecond().item() % 1_000_000 == 250_000  # (0.25 ms past)
+    span = add.with_columns(
+        pl.col("timestamp") + pl.duration(nanoseconds=417),
+        pl.lit("traces.otlp.json").cast(frame.schema["file"]).alias("file"),
     )
-    report = analyze(history.frame())
+    report = analyze(pl.concat([span, frame]).lazy())  # the span read first
     assert report.findings.is_empty(), report.findings.to_dicts()
-    assert report.summary["copies"][0]["file"] == "traces.otlp.json"
+    assert report.summary["copies"] == [
+        {
+            "source": "client-u2",
+            "events": 1,
+            "file": "traces.otlp.json",
+            "line": add["line"].item(),
+            "kept_file": "client-u2.jsonl",
+            "kept_line": add["line"].item(),
+        }
+    ]

@@ -110,7 +110,7 @@ def test_race_where_the_message_still_arrived(history):
     )
 
 
-def test_a_receive_stamped_before_the_fetch_it_raced_reads_0_ms_after_it(history):
+def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(history):
     # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
     # with its start, 30 ms): the race is decided in log order, and the age is not negative
     history.ev(32, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
@@ -118,7 +118,7 @@ def test_a_receive_stamped_before_the_fetch_it_raced_reads_0_ms_after_it(history
     history.tail()
     got = find_races(history.frame()).collect()
     assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
-    assert "(no end logged; it began 0.0 ms before the receive)" in got["detail"][0]
+    assert "(no end logged; it began at the receive)" in got["detail"][0]
 
 
 def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
@@ -132,9 +132,9 @@ def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
     assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
     assert got["detail"][0] == (
         "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
-        "of it was in flight (its end is not in the log: never finished, or among the 2 "
-        "event(s) the log lost before the receive, which would make this no race); the "
-        "message then reached CTRL.add"
+        "of it was in flight (no end logged; it began 35.0 ms before the receive: it never "
+        "finished, or its end is among the 2 event(s) the log lost before the receive, which "
+        "would make this no race); the message then reached CTRL.add"
     )
     # a gap after the receive changes nothing: the fetch was open when it arrived
     history.rows.clear()
@@ -536,8 +536,9 @@ def test_a_fetch_in_flight_at_a_restart_never_finished(history):
     race = report.findings.row(0, named=True)
     assert race["detail"] == (
         "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch "
-        "of it was in flight (never finished: client-u2 restarted, a new run of its log begins "
-        "at client-u2.jsonl:1); the message then reached CTRL.add"
+        "of it was in flight (no end logged; it began 40.0 ms before the receive: client-u2 "
+        "restarted, a new run of its log begins at client-u2.jsonl:1); the message then "
+        "reached CTRL.add"
     )
     # the fetch's start, the receive, and the next run's first line (no end)
     assert [e["line"] for e in race["evidence"]] == [1, 2, 1]

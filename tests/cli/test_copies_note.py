@@ -20,9 +20,9 @@ def test_each_source_read_twice_is_named_with_its_first_copy() -> None:
     summary = {
         "copies": [
             {"source": "chat-1", "events": 9, "file": "b/chat.jsonl", "line": 1,
-             "first_file": "a/chat.jsonl", "first_line": 1},
+             "kept_file": "a/chat.jsonl", "kept_line": 1},
             {"source": "client-u2", "events": 3, "file": "u2.jsonl", "line": 41,
-             "first_file": "u2.jsonl", "first_line": 40},
+             "kept_file": "u2.jsonl", "kept_line": 40},
         ]
     }  # fmt: skip
     assert copies_note(summary) == (
@@ -34,7 +34,7 @@ def test_each_source_read_twice_is_named_with_its_first_copy() -> None:
 
 
 def test_past_three_sources_the_rest_are_counted() -> None:
-    entry = {"events": 1, "file": "f", "line": 2, "first_file": "f", "first_line": 1}
+    entry = {"events": 1, "file": "f", "line": 2, "kept_file": "f", "kept_line": 1}
     summary = {"copies": [{"source": f"s{i}", **entry} for i in range(5)]}
     note = copies_note(summary)
     assert note is not None
@@ -58,7 +58,7 @@ def test_a_log_and_its_copy_read_as_one(tmp_path: Path) -> None:
     (copies,) = report["summary"]["copies"]
     assert copies["source"] == "chat-1"
     assert copies["file"] == str(logs / "backup" / "chat.jsonl")
-    assert (copies["first_file"], copies["line"], copies["first_line"]) == (
+    assert (copies["kept_file"], copies["line"], copies["kept_line"]) == (
         str(logs / "chat.jsonl"), 1, 1,
     )  # fmt: skip
     for fmt in ("table", "markdown"):

@@ -28,7 +28,7 @@ def copies_note(summary: Mapping[str, Any]) -> str | None:
         if len(said) < _SHOWN:
             said.append(
                 f"{c['source']}: {n}, the first at {c.get('file')}:{c.get('line')} "
-                f"(a copy of {c.get('first_file')}:{c.get('first_line')})"
+                f"(a copy of {c.get('kept_file')}:{c.get('kept_line')})"
             )
     if not said:
         return None
