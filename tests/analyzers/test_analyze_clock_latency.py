@@ -16,6 +16,7 @@ from tracekit.analyzers import (
     find_clock_skew,
     find_latency_outliers,
     find_slo_breaches,
+    load_pipeline,
 )
 from tracekit.analyzers._latency import _log_ms, edge_stats
 from tracekit.errors import PipelineError
@@ -839,3 +840,48 @@ def test_a_retried_hop_is_timed_from_the_attempt_that_led_on(history):
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     assert hops[("REST.request", "REST.persist")]["max_ms"] == 5.0
     assert report.latency["end_to_end"]["max_ms"] == 240.0
+
+
+DIRECT = """
+[pipeline]
+name = "direct"
+[roles]
+send = "APP.send"
+persist = "API.store"
+final = "APP.show"
+[[hops]]
+id = "APP.send"
+[[hops]]
+id = "API.store"
+after = ["APP.send"]
+emitter = "server"
+[[hops]]
+id = "APP.show"
+after = ["APP.send"]
+scope = "recipient"
+recipient = "actor"
+[slo]
+end_to_end_ms = 100
+"""
+
+
+def test_a_breach_in_doubt_by_the_two_clients_own_pairs_names_no_one_clock(history, tmp_path):
+    # u1's send goes straight to u2's screen: the two clients' own pairs bound their offsets
+    # against each other (at most 20 ms apart), tighter than either against the server. The
+    # doubt is theirs together, not one clock's.
+    path = tmp_path / "direct.toml"
+    path.write_text(DIRECT)
+    for n in range(1, 5):
+        at = {"trace": history.tid(n), "conv_id": "c1"}
+        history.ev(n * 1000, "APP.send", "client-u1", "u1", **at)
+        history.ev(n * 1000 + 5, "API.store", "server-1", "u1", **at)
+        history.ev(n * 1000 + (110 if n == 2 else 20), "APP.show", "client-u2", "u2", **at)
+    history.tail(5000)
+    report = analyze(history.frame(), pipeline=load_pipeline(path))
+    assert history.kinds(report.findings) == [
+        ("slo_breach", history.tid(2), "u2", "APP.show", "APP.send")
+    ]
+    assert report.findings["detail"][0] == (
+        "end to end: APP.send -> APP.show took 110.0 ms for recipient u2, above the 100.0 ms"
+        " SLO; not certain: at least 90.0 ms within the clock bounds"
+    )
