@@ -121,6 +121,19 @@ def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(histor
     assert "(no end logged; it began at the receive)" in got["detail"][0]
 
 
+@pytest.mark.parametrize(
+    ("start_ms", "began"), [(34.951, "at the receive"), (34.94, "0.1 ms before the receive")]
+)
+def test_a_fetch_begun_under_0_05_ms_before_the_receive_began_at_it(history, start_ms, began):
+    # the receive is at 35 ms: 49 us after the fetch's start reads 0.0 ms, so "at the
+    # receive"; 60 us reads 0.1 ms
+    history.ev(start_ms, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.message(1, "u1", ["u2"], t=5)
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert f"(no end logged; it began {began});" in got["detail"][0]
+
+
 def test_a_fetch_whose_end_may_be_in_a_log_gap_says_so(history):
     # u2's log lost 2 events between the fetch's start and the receive: its end may be one
     # of them (then no race). The race is still reported, with what the log cannot tell.

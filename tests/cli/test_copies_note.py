@@ -26,8 +26,8 @@ def test_each_source_read_twice_is_named_with_its_first_copy() -> None:
         ]
     }  # fmt: skip
     assert copies_note(summary) == (
-        "12 event(s) were read twice, each counted once (the same source, seq, time and "
-        "fields: copies of a log, or exports that overlap): chat-1: 9, the first at "
+        "12 event(s) were read twice, each counted once (the same source, seq, time, stage, "
+        "action and names: copies of a log, or exports that overlap): chat-1: 9, the first at "
         "b/chat.jsonl:1 (a copy of a/chat.jsonl:1); client-u2: 3, the first at u2.jsonl:41 "
         "(a copy of u2.jsonl:40)."
     )
