@@ -710,6 +710,8 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
             n_seq=pl.col("seq").count(),
             # (a seq repeated: a restart, or a line read twice, :func:`_copies`)
             n_seq_unique=pl.col("seq").drop_nulls().n_unique(),
+            # (the first seq read above the least: a seq goes back somewhere, :func:`_restarts`)
+            seq_first=pl.col("seq").drop_nulls().first(),
             seq_min=pl.col("seq").min(),
             seq_max=pl.col("seq").max(),
             seq_back=pl.col("_back").any(),
@@ -1184,13 +1186,15 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     before it (a new process logs after the old one). Only sources whose seq goes back
     somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
     order by a few, a line logged twice, a log read twice (its copy is no later), a rotated
-    log's parts read newest first (no seq repeats). Not found: in a log that interleaves
-    sources, a restart whose first run lost more lines than the next logged."""
+    log's parts read newest first (no seq repeats)."""
     schema = {"source": pl.String, "file": pl.String, "line": pl.Int64, "row": pl.UInt32}
-    # (seqs going back between two lines of the source, or more seqs than its range holds:
-    # its lines interleaved with another source's)
+    # (seqs going back between two lines of the source; or, its lines interleaved with
+    # another source's, more seqs than its range holds, or a first seq above its least: a
+    # restart whose first run lost more lines than the next logged, session 15)
     suspects = sources.filter(
-        pl.col("seq_back") | (pl.col("n_seq") > pl.col("seq_max") - pl.col("seq_min") + 1)
+        pl.col("seq_back")
+        | (pl.col("n_seq") > pl.col("seq_max") - pl.col("seq_min") + 1)
+        | (pl.col("seq_first") > pl.col("seq_min"))
     ).get_column("source")
     if suspects.is_empty():
         return pl.DataFrame(schema=schema)
