@@ -418,10 +418,10 @@ def outliers_and_slo(
             "{} took {} ms{}{} (median {} ms, modified z-score {})",
             pl.col("edge"),
             ms(pl.col("lat")),
+            rcp,
             pl.when(pl.col("lat_lo") < pl.col("lat"))
             .then(pl.format(", at least {} ms within the clock bounds", ms(pl.col("lat_lo"))))
             .otherwise(pl.lit("")),
-            rcp,
             pl.col("med_ms").round(1).cast(pl.String),
             pl.when(pl.col("mad") == 0)
             .then(pl.lit("inf"))
