@@ -26,10 +26,10 @@ def test_each_source_read_twice_is_named_with_its_first_copy() -> None:
         ]
     }  # fmt: skip
     assert copies_note(summary) == (
-        "12 event(s) were read twice, each counted once (the same source, seq, time, stage, "
-        "action and names: copies of a log, or exports that overlap): chat-1: 9, the first at "
-        "b/chat.jsonl:1 (a copy of a/chat.jsonl:1); client-u2: 3, the first at u2.jsonl:41 "
-        "(a copy of u2.jsonl:40)."
+        "12 event(s) were read twice, each counted once by the analysis (the same source, "
+        "seq, time, stage, action and names: copies of a log, or exports that overlap; the "
+        "input counts count every reading): chat-1: 9, the first at b/chat.jsonl:1 (a copy of "
+        "a/chat.jsonl:1); client-u2: 3, the first at u2.jsonl:41 (a copy of u2.jsonl:40)."
     )
 
 
@@ -65,11 +65,11 @@ def test_a_log_and_its_copy_read_as_one(tmp_path: Path) -> None:
         out = runner.invoke(
             app, ["analyze", str(logs), "--grace", "0s", "-f", fmt], env={"COLUMNS": "400"}
         ).stdout
-        assert f"{copies['events']} event(s) were read twice, each counted once" in out
+        assert f"{copies['events']} event(s) were read twice, each counted once by" in out
     page = tmp_path / "report.html"
     runner.invoke(app, ["report", str(logs), "--grace", "0s", "-o", str(page)])
-    assert f"{copies['events']} event(s) were read twice, each counted once" in page.read_text()
+    assert f"{copies['events']} event(s) were read twice, each counted once by" in page.read_text()
     check = runner.invoke(app, ["check", str(logs), "--grace", "0s", "--max", "duplicate=0"])
     assert check.exit_code == 0
     said = check.stdout + check.stderr
-    assert f"note: {copies['events']} event(s) were read twice, each counted once" in said
+    assert f"note: {copies['events']} event(s) were read twice, each counted once by" in said

@@ -34,8 +34,9 @@ def copies_note(summary: Mapping[str, Any]) -> str | None:
         return None
     more = len([c for c in copies if isinstance(c, Mapping) and c.get("source")]) - len(said)
     return (
-        f"{total} event(s) were read twice, each counted once (the same source, seq, time, "
-        f"stage, action and names: copies of a log, or exports that overlap): "
+        f"{total} event(s) were read twice, each counted once by the analysis (the same "
+        f"source, seq, time, stage, action and names: copies of a log, or exports that "
+        f"overlap; the input counts count every reading): "
         + "; ".join(said)
         + (f"; and {more} more source(s)" if more > 0 else "")
         + "."
