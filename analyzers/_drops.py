@@ -658,12 +658,36 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .filter(pl.col("n_going") <= 1)
         .drop("n_going")
     )
-    own = judged.lazy().filter(~client_hop).select("_d", ended=pl.col("src_last"))
+    # A server hop: the last hop's source; after a client's hop (a request no server
+    # logged), first the one server whose log was going then, else that client.
+    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    servers = as_text(
+        paths.hop_rows().filter(pl.col("hop").is_in(server_hops)).select(pl.col("source").unique())
+    ).collect(engine=engine())
+    after_client = judged.filter(
+        ~client_hop & ~pl.col("src_last").is_in(servers.get_column("source").implode())
+    )
+    own = pl.concat(
+        [
+            judged.lazy().filter(~client_hop).select("_d", ended=pl.col("src_last"), rank=1),
+            after_client.lazy()
+            .select("_d", "t_last")
+            .join(servers.lazy().rename({"source": "ended"}), how="cross")
+            .join(every.lazy(), on="ended")
+            .filter(going)
+            .group_by("_d")
+            .agg(pl.col("ended").first(), n=pl.len())
+            .filter(pl.col("n") == 1)
+            .select("_d", "ended", rank=0),
+        ]
+    )
     stopped = (
-        pl.concat([theirs.select("_d", "ended"), own])
+        pl.concat([theirs.select("_d", "ended", rank=1), own])
         .join(judged.lazy().select("_d", "t_last"), on="_d")
         .join(ends.lazy().drop("t_from"), on="ended")
         .filter(pl.col("t_ended").is_between(pl.col("t_last") - window, pl.col("t_last") + window))
+        .sort("_d", "rank")
+        .unique("_d", keep="first", maintain_order=True)
         .select("_d", "ended", "t_ended")
     )
     return found.lazy().join(stopped, on="_d", how="left").drop("_d")

@@ -722,3 +722,27 @@ def test_a_drop_says_the_app_was_gone_when_the_server_wrote_to_it(history):
         ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
     ]
     assert report.findings["detail"][0].endswith("; client-u2's log ended 125.0 ms before it")
+
+
+@pytest.mark.parametrize("two_servers", [False, True])
+def test_a_request_no_server_logged_names_the_one_server_whose_log_ended(history, two_servers):
+    # u1 sent m3; server-a, the one server going, logged nothing after 35 ms (killed before
+    # persisting it) and server-b took over. With server-b going too, which one had the
+    # request is not known: nothing said.
+    if two_servers:
+        history.ev(500, "TRACEKIT.heartbeat", "server-b", "server")
+    for n in range(1, 3):
+        history.message(n, "u1", ["u2"], t=n * 1000, server="server-a")
+    t3 = history.message(3, "u1", ["u2"], t=3000, server="server-a", stop={"": "REST.persist"})
+    history.ev(3035, "TRACEKIT.heartbeat", "server-a", "server")
+    for n in range(4, 6):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 3000, server="server-b")
+    for source, actor in (("server-b", "server"), ("client-u1", "u1"), ("client-u2", "u2")):
+        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t3, None, "REST.persist", "REST.request")]
+    said = "(the logs go on 56995.0 ms after it)"
+    assert report.findings["detail"][0] == (
+        f"reached REST.request, never reached REST.persist {said}"
+        + ("" if two_servers else "; server-a's log ends 30.0 ms after it")
+    )
