@@ -724,25 +724,36 @@ def test_a_drop_says_the_app_was_gone_when_the_server_wrote_to_it(history):
     assert report.findings["detail"][0].endswith("; client-u2's log ended 125.0 ms before it")
 
 
-@pytest.mark.parametrize("two_servers", [False, True])
-def test_a_request_no_server_logged_names_the_one_server_whose_log_ended(history, two_servers):
-    # u1 sent m3; server-a, the one server going, logged nothing after 35 ms (killed before
-    # persisting it) and server-b took over. With server-b going too, which one had the
-    # request is not known: nothing said.
-    if two_servers:
+@pytest.mark.parametrize("case", ["one_server", "and_the_client", "two_going", "two_ending"])
+def test_a_request_no_server_logged_names_the_one_server_whose_log_ended(history, case):
+    # u1 sent m3 through server-a, which logged nothing after 35 ms (killed before persisting
+    # it); server-c took over for u2's messages to u3. The server is named first, though u1's
+    # app stopped too (5 ms after). With server-b going as well (on, or ending then too),
+    # which server had the request is not known: nothing said.
+    if case in ("two_going", "two_ending"):
         history.ev(500, "TRACEKIT.heartbeat", "server-b", "server")
+        history.message(9, "u2", ["u3"], t=600, server="server-b")
     for n in range(1, 3):
         history.message(n, "u1", ["u2"], t=n * 1000, server="server-a")
     t3 = history.message(3, "u1", ["u2"], t=3000, server="server-a", stop={"": "REST.persist"})
+    if case == "and_the_client":
+        history.ev(3010, "TRACEKIT.heartbeat", "client-u1", "u1")
     history.ev(3035, "TRACEKIT.heartbeat", "server-a", "server")
+    if case == "two_ending":
+        history.ev(3040, "TRACEKIT.heartbeat", "server-b", "server")
     for n in range(4, 6):
-        history.message(n, "u1", ["u2"], t=n * 1000 + 3000, server="server-b")
-    for source, actor in (("server-b", "server"), ("client-u1", "u1"), ("client-u2", "u2")):
-        history.ev(60_000, "TRACEKIT.heartbeat", source, actor)
+        history.message(n, "u2", ["u3"], t=n * 1000 + 3000, server="server-c")
+    going = ["server-c", "client-u2", "client-u3"] + (["server-b"] if case == "two_going" else [])
+    if case != "and_the_client":
+        going.append("client-u1")
+    for source in going:
+        history.ev(60_000, "TRACEKIT.heartbeat", source, source.removeprefix("client-"))
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("drop", t3, None, "REST.persist", "REST.request")]
     said = "(the logs go on 56995.0 ms after it)"
+    named = (
+        "; server-a's log ends 30.0 ms after it" if case in ("one_server", "and_the_client") else ""
+    )
     assert report.findings["detail"][0] == (
-        f"reached REST.request, never reached REST.persist {said}"
-        + ("" if two_servers else "; server-a's log ends 30.0 ms after it")
+        f"reached REST.request, never reached REST.persist {said}{named}"
     )
