@@ -564,6 +564,26 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     )
     judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
     base = drops.with_row_index("_d")
+    # A server hop after a client's (a request no server logged): the one server whose log
+    # was going then (a server restarted in place; with several, which had it is not known).
+    every_server = as_text(
+        paths.hop_rows().filter(pl.col("hop").is_in(server_hops)).select(pl.col("source").unique())
+    ).collect(engine=engine())
+    going = (
+        base.filter(
+            (pl.col("emitter") == "server")
+            & ~pl.col("src_last").is_in(every_server.get_column("source").implode())
+        )
+        .select("_d", "t_last")
+        .join(every_server.lazy(), how="cross")
+        .join(as_text(paths.sources.lazy().select("source", "t_start", "t_end")), on="source")
+        .filter(pl.col("t_last").is_between("t_start", "t_end"))
+        .group_by("_d")
+        .agg(pl.col("source").first(), n=pl.len())
+        .filter(pl.col("n") == 1)
+        .select("_d", _server=pl.col("source"))
+    )
+    base = base.join(going, on="_d", how="left")
 
     def first_after(who: pl.Expr, by: str, found: pl.DataFrame) -> pl.LazyFrame:
         # (strictly after: a last hop logged by the new run, or at its first millisecond, is
@@ -592,6 +612,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         pl.concat(
             [
                 first_after(pl.col("src_last"), "restarted", restarts),
+                first_after(pl.col("_server"), "restarted", restarts),
                 first_after(client_hop, "actor", clients),
             ],
             how="diagonal",
@@ -601,7 +622,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .unique("_d", keep="first", maintain_order=True)
         .select("_d", *cols)
     )
-    return base.join(best, on="_d", how="left").drop("_d")
+    return base.join(best, on="_d", how="left").drop("_d", "_server")
 
 
 def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:

@@ -757,3 +757,24 @@ def test_a_request_no_server_logged_names_the_one_server_whose_log_ended(history
     assert report.findings["detail"][0] == (
         f"reached REST.request, never reached REST.persist {said}{named}"
     )
+
+
+def test_a_request_no_server_logged_names_the_server_restarted_in_place(history):
+    # server-a, the one server, was killed before persisting m3 and started again under its
+    # name 80 ms after u1's request (review 15f): its restart is named, with its first line
+    for n in range(1, 3):
+        history.message(n, "u1", ["u2"], t=n * 1000, server="server-a")
+    t3 = history.message(3, "u1", ["u2"], t=3000, server="server-a", stop={"": "REST.persist"})
+    history.ev(3035, "TRACEKIT.heartbeat", "server-a", "server")
+    history.seq["server-a"] = 0
+    restart = history.ev(3085, "TRACEKIT.configured", "server-a", "server")
+    restart["line"] = 100  # (its own line in the file, after the first run's)
+    for n in range(4, 6):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 3000, server="server-a")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t3, None, "REST.persist", "REST.request")]
+    assert report.findings["detail"][0] == (
+        "reached REST.request, never reached REST.persist (the logs go on 56995.0 ms after it);"
+        " server-a restarted 80.0 ms after it (a new run of its log begins at server-a.jsonl:100)"
+    )
