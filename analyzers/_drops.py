@@ -522,6 +522,33 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
 _RESTART_WINDOW: Final = 5_000_000_000
 
 
+def _with_server_going(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
+    """``drops`` with ``server_going``: for a server hop after a client's (a request no
+    server logged), the one server whose log was going at the last hop, which
+    :func:`_with_restart` and :func:`_with_log_end` name if it restarted or stopped (each
+    once it knows it has one to name); null elsewhere, and with several going (which had
+    the request is not known)."""
+    servers = paths.server_sources()
+    base = drops.with_row_index("_g")
+    one = (
+        base.filter(
+            (pl.col("emitter") == "server")
+            & ~pl.col("src_last").is_in(servers.get_column("source").implode())
+        )
+        .select("_g", "t_last")
+        .join(servers.lazy(), how="cross")
+        .join(as_text(paths.sources.lazy().select("source", "t_start", "t_end")), on="source")
+        .filter(pl.col("t_last").is_between("t_start", "t_end"))
+        .group_by("_g")
+        .agg(pl.col("source").first(), n=pl.len())
+        .filter(pl.col("n") == 1)
+        .select("_g", server_going=pl.col("source"))
+    )
+    # (in the drops' order: a caller numbers the rows after this and reads the plan more
+    # than once, so an order that changed between runs would mix the rows up)
+    return base.join(one, on="_g", how="left", maintain_order="left").drop("_g")
+
+
 def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``drops`` with the first restart, within the grace window after the last hop (at least
     :data:`_RESTART_WINDOW`: a test judged with no grace still says its crashes), of a
@@ -563,27 +590,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         "t_restart", "restarted"
     )
     judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
-    base = drops.with_row_index("_d")
-    # A server hop after a client's (a request no server logged): the one server whose log
-    # was going then (a server restarted in place; with several, which had it is not known).
-    every_server = as_text(
-        paths.hop_rows().filter(pl.col("hop").is_in(server_hops)).select(pl.col("source").unique())
-    ).collect(engine=engine())
-    going = (
-        base.filter(
-            (pl.col("emitter") == "server")
-            & ~pl.col("src_last").is_in(every_server.get_column("source").implode())
-        )
-        .select("_d", "t_last")
-        .join(every_server.lazy(), how="cross")
-        .join(as_text(paths.sources.lazy().select("source", "t_start", "t_end")), on="source")
-        .filter(pl.col("t_last").is_between("t_start", "t_end"))
-        .group_by("_d")
-        .agg(pl.col("source").first(), n=pl.len())
-        .filter(pl.col("n") == 1)
-        .select("_d", _server=pl.col("source"))
-    )
-    base = base.join(going, on="_d", how="left")
+    base = _with_server_going(paths, drops).with_row_index("_d")
 
     def first_after(who: pl.Expr, by: str, found: pl.DataFrame) -> pl.LazyFrame:
         # (strictly after: a last hop logged by the new run, or at its first millisecond, is
@@ -612,7 +619,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         pl.concat(
             [
                 first_after(pl.col("src_last"), "restarted", restarts),
-                first_after(pl.col("_server"), "restarted", restarts),
+                first_after(pl.col("server_going"), "restarted", restarts),
                 first_after(client_hop, "actor", clients),
             ],
             how="diagonal",
@@ -622,7 +629,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .unique("_d", keep="first", maintain_order=True)
         .select("_d", *cols)
     )
-    return base.join(best, on="_d", how="left").drop("_d", "_server")
+    return base.join(best, on="_d", how="left").drop("_d", "server_going")
 
 
 def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
@@ -657,6 +664,7 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     ends = every.filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
     if ends.is_empty():
         return found.lazy().drop("_d").with_columns(none)
+    judged = _with_server_going(paths, judged.lazy()).collect(engine=engine())
     client_hop = pl.col("emitter") != "server"
     users = judged.filter(client_hop).get_column("who").drop_nulls().unique()
     # (as the duplicates' devices: a log of the user's history loads alone is an app of theirs)
@@ -680,26 +688,13 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .drop("n_going")
     )
     # A server hop: the last hop's source; after a client's hop (a request no server
-    # logged), first the one server whose log was going then, else that client.
-    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    servers = as_text(
-        paths.hop_rows().filter(pl.col("hop").is_in(server_hops)).select(pl.col("source").unique())
-    ).collect(engine=engine())
-    after_client = judged.filter(
-        ~client_hop & ~pl.col("src_last").is_in(servers.get_column("source").implode())
-    )
+    # logged), first the one server whose log was going then (:func:`_with_server_going`).
     own = pl.concat(
         [
             judged.lazy().filter(~client_hop).select("_d", ended=pl.col("src_last"), rank=1),
-            after_client.lazy()
-            .select("_d", "t_last")
-            .join(servers.lazy().rename({"source": "ended"}), how="cross")
-            .join(every.lazy(), on="ended")
-            .filter(going)
-            .group_by("_d")
-            .agg(pl.col("ended").first(), n=pl.len())
-            .filter(pl.col("n") == 1)
-            .select("_d", "ended", rank=0),
+            judged.lazy()
+            .filter(pl.col("server_going").is_not_null())
+            .select("_d", ended=pl.col("server_going"), rank=0),
         ]
     )
     stopped = (

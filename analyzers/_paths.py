@@ -195,6 +195,18 @@ class Paths:
         """The hop events (names Categorical, log order)."""
         return self.hops.lazy().filter(pl.col("hop").is_not_null())
 
+    def server_sources(self) -> pl.DataFrame:
+        """``source`` (text): the sources that logged a server hop (computed once)."""
+        server = [i for i, h in enumerate(self.pipeline.hops) if h.emitter == "server"]
+        return self.memoised(
+            "server_sources",
+            lambda: as_text(
+                self.hop_rows()
+                .filter(pl.col("hop").is_in(server))
+                .select(pl.col("source").unique())
+            ).collect(engine=engine()),
+        )
+
     def client_sources(self, users: pl.Series) -> pl.LazyFrame:
         """``(actor, source)``: the client sources the logs show acting for each of ``users``
         (their own hops, history loads, any other event), as text. Each process instance is
@@ -203,9 +215,6 @@ class Paths:
         server = [i for i, h in enumerate(self.pipeline.hops) if h.emitter == "server"]
         hops = self.hop_rows()
         mine = pl.col("actor").is_in(users.cast(self.hops.schema["actor"]).implode())
-        servers = hops.filter(pl.col("hop").is_in(server)).select(
-            pl.col("source").unique().cast(pl.String)
-        )
         seen = pl.concat(
             [
                 as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
@@ -214,7 +223,7 @@ class Paths:
                 .select("actor", "source"),
             ]
         )
-        return seen.join(servers, on="source", how="anti").unique()
+        return seen.join(self.server_sources().lazy(), on="source", how="anti").unique()
 
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the

@@ -129,10 +129,16 @@ class History:
     def frame(self) -> pl.LazyFrame:
         return events_frame(self.rows).lazy()
 
-    def tail(self, t_ms: float = 60_000.0) -> None:
-        """Heartbeats long after everything: the logs go on past any grace window."""
-        for src in sorted({r["source"] for r in self.rows}):
-            self.ev(t_ms, "TRACEKIT.heartbeat", src, "server" if src == SERVER else src[7:])
+    def tail(self, t_ms: float = 60_000.0, sources: Iterable[str] | None = None) -> None:
+        """Heartbeats long after everything: the logs go on past any grace window. Only of
+        ``sources`` where given (the others' logs end where they are)."""
+        every = sources if sources is not None else {r["source"] for r in self.rows}
+        for src in sorted(every):
+            # a client's user: client-u2, client-u2-tablet -> u2
+            user = src.removeprefix("client-").split("-")[0]
+            self.ev(
+                t_ms, "TRACEKIT.heartbeat", src, user if src.startswith("client-") else "server"
+            )
 
     tid = staticmethod(tid)
     client = staticmethod(client)
