@@ -90,7 +90,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
         pl.concat(sources)
         .join(paths.gaps.lazy(), on="source")
         .filter(
-            (pl.col("t_before") <= pl.col("t_min")) & (pl.col("t_after") >= pl.col("t_min") - g)
+            (pl.col("t_before") <= pl.col("t_min")) & (pl.col("end_after") >= pl.col("t_min") - g)
         )
         # one gap a message: the first of the first log
         .sort("source", "t_before")

@@ -48,7 +48,7 @@ __all__ = [
 #: :func:`build_paths`): a reader may leave the others out (``collect(columns=...)``).
 INPUT_COLUMNS: Final = (
     "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor", "peer",
-    "source", "seq", "recipients", "file", "line",
+    "source", "seq", "recipients", "duration_ms", "file", "line",
 )  # fmt: skip
 
 _I64: Final = pl.Int64
@@ -332,6 +332,7 @@ def _hop_rows(base: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
         "conv_id",
         "msg_id",
         "recipients",
+        "duration_ms",
         "file",
         "line",
     ]
@@ -1261,6 +1262,7 @@ def _assemble(
                     "pos",
                     "actor",
                     "conv_id",
+                    "duration_ms",
                     "file",
                     "line",
                 )
@@ -1595,6 +1597,14 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
     )
 
 
+#: When a line was written, on the corrected clock ``t``: a stage's line at its end (stamped
+#: with its start, carrying ``duration_ms``), any other when it is stamped. A log's lines are
+#: written in seq order, so the lines a gap lost were written before the line after it: none
+#: of them is stamped after that line's end (its stamp alone let a lost line stamped later
+#: read as a drop; review 15b).
+_written_at: Final = pl.col("t") + (pl.col("duration_ms").clip(0) * 1e6).cast(_I64).fill_null(0)
+
+
 def _gaps(
     hops: pl.LazyFrame,
     rest: pl.DataFrame,
@@ -1614,18 +1624,23 @@ def _gaps(
             | pl.col("source").is_in(restarts.get_column("source").implode())
         )
     ).get_column("source")
-    cols = ["source", "seq", "pos", "t", "file", "line"]
+    cols = ["source", "seq", "pos", "t", "end", "file", "line"]
     in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
     rows = pl.concat(
         [
-            as_text(hops.filter(in_gappy).select("source", "seq", "pos", "ts", "file", "line"))
+            as_text(
+                hops.filter(in_gappy).select(
+                    "source", "seq", "pos", "ts", "duration_ms", "file", "line"
+                )
+            )
             .with_columns(t=true_time(offsets))
+            .with_columns(end=_written_at)
             .select(cols)
             .collect(engine=engine()),
-            rest.filter(in_gappy).select(cols),
+            rest.filter(in_gappy).with_columns(end=_written_at).select(cols),
         ]
     ).sort("source", "pos")
-    after = ("seq", "pos", "t", "file", "line")
+    after = ("seq", "pos", "end", "file", "line")
     nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in after}
     # lines without seq in these logs, each at the position of the line before it
     # (`_with_hop`): an event whose seq was lost, not an event the logging lost
@@ -1658,7 +1673,7 @@ def _gaps(
             "seq_after",
             missing.alias("missing"),
             pl.col("t").alias("t_before"),
-            "t_after",
+            "end_after",
             pl.col("file").alias("file_before"),
             pl.col("line").alias("line_before"),
             "file_after",
@@ -1711,7 +1726,8 @@ def _dropped_markers(
             pl.col("seq").alias("seq_after"),
             pl.lit(None, dtype=pl.Int64).alias("missing"),
             "t_before",
-            pl.col("t").alias("t_after"),
+            # (the marker is written when it is stamped: it is no stage)
+            pl.col("t").alias("end_after"),
             "file_before",
             "line_before",
             pl.col("file").alias("file_after"),

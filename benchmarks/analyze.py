@@ -50,6 +50,7 @@ RAW_SCHEMA = {
     "span_id": "String",
     "recipients": "List[String]",
     "level": "String",
+    "duration_ms": "Float64",
 }
 FAULTS = [
     "drop",
@@ -95,7 +96,12 @@ WHERE (CASE WHEN recipient IS NULL THEN hops < 5 ELSE hops < 4 END) OR most > 1
 def _pl_schema() -> Any:
     import polars as pl
 
-    types = {"String": pl.String, "Int64": pl.Int64, "List[String]": pl.List(pl.String)}
+    types = {
+        "String": pl.String,
+        "Int64": pl.Int64,
+        "Float64": pl.Float64,
+        "List[String]": pl.List(pl.String),
+    }
     return pl.Schema({k: types[v] for k, v in RAW_SCHEMA.items()})
 
 
@@ -171,8 +177,9 @@ _KEY: tuple[str, ...] = ("kind", "trace_id", "recipient", "stage", "last_seen")
 
 def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, int, list[list[Any]]]:
     folder.mkdir(parents=True, exist_ok=True)
-    # the fault list is part of the name: a history generated for another list is not reused
-    faults_tag = hashlib.sha1(",".join(FAULTS).encode()).hexdigest()[:8]
+    # the fault list and the file's layout are part of the name: a history generated for
+    # another list, or before the lines had their stages' lengths, is not reused
+    faults_tag = hashlib.sha1(",".join([*FAULTS, "duration_ms"]).encode()).hexdigest()[:8]
     jsonl = folder / f"synth-{events}-{seed}-{faults_tag}.jsonl"
     meta = jsonl.with_suffix(".meta.json")
     if not (jsonl.exists() and meta.exists() and "truth" in json.loads(meta.read_text())):

@@ -50,8 +50,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: reader gives back is read by the kv reader, and a long first line behind blank lines is
 #: judged whole by detection (review 8b); 10: the legacy reader's tag and quoted-text scans
 #: read a pair glued to its prefix as a pair (review 8b); 11: a kv file's rerouting warning
-#: counts the kv events given back, in one warning (review 8c).
-_CACHE_VERSION: Final = 11
+#: counts the kv events given back, in one warning (review 8c); 12: the table's
+#: ``duration_ms`` column (session 16).
+_CACHE_VERSION: Final = 12
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")

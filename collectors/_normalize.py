@@ -20,7 +20,7 @@ __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
 #: Keys read as text whatever their JSON type (numbers stringify, lists serialise): one schema
 #: for every line, so a wrongly typed value never costs the row, only that value.
-RAW_COLUMNS: Final = (*EVENT_KEYS, "dropped")
+RAW_COLUMNS: Final = (*EVENT_KEYS, "duration_ms", "dropped")
 RAW_SCHEMA: Final = pl.Schema({c: pl.String for c in RAW_COLUMNS})
 #: Required by schema v1 but not needed to place an event: kept, counted in ``missing``.
 _SOFT_REQUIRED: Final = ("event", "actor", "source", "seq")
@@ -66,6 +66,7 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
     return frame.with_columns(
         fast.alias("_ts_fast"),
         pl.col("seq").cast(pl.Int64, strict=False).alias("_seq_i"),
+        pl.col("duration_ms").cast(pl.Float64, strict=False).alias("_dur_f"),
         not_text.alias("_not_text"),
         *absent,
         pl.col(categorical).cast(pl.Categorical()),
@@ -172,6 +173,16 @@ def normalize(
     if bad_seq:
         stats.warn_count(file, bad_seq, "events have a non-integer seq; it was left empty")
 
+    duration = raw.get_column("_dur_f")
+    not_finite = duration.is_not_null() & ~duration.is_finite()
+    bad_duration = int((raw.get_column("duration_ms").is_not_null() & duration.is_null()).sum())
+    bad_duration += int(not_finite.sum())
+    if bad_duration:  # "n/a", "12ms", NaN: no length of time
+        duration = duration.zip_with(~not_finite, duration.clear(1))
+        stats.warn_count(
+            file, bad_duration, "events have a duration_ms that is not a number; it was left empty"
+        )
+
     # Canonical trace ids pass as they are; anything else is normalised or dropped. Checked on
     # the distinct ids (Categorical by now): a regex on every event cost ~10% of a JSON read.
     ids = raw.get_column("trace_id").unique().drop_nulls().cast(pl.String)
@@ -211,6 +222,7 @@ def normalize(
         "span_id",
         recipients.alias("recipients"),
         "level",
+        duration.alias("duration_ms"),
         pl.lit(file, dtype=pl.Categorical()).alias("file"),
         pl.col("line").cast(pl.Int64),
         *keep,

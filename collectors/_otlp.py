@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # polars loads only when a file is read: the receiver stays l
     import polars as pl
 
 #: The schema keys a tracekit event may carry (tracekit.collectors._normalize.RAW_COLUMNS).
-_RAW_KEYS: Final = (*EVENT_KEYS, "dropped")
+_RAW_KEYS: Final = (*EVENT_KEYS, "duration_ms", "dropped")
 
 __all__ = ["OTLPItems", "ns_iso", "otlp_events", "raw_text", "read_otlp_json"]
 
@@ -239,6 +239,7 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     if tracekit:
         ev["event"] = ev.get("event") or span.get("name") or ""
         ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
+        ev["duration_ms"] = _span_ms(span)
         ev["trace_id"] = trace_id
         ev["span_id"] = span_id
         ev.setdefault("source", default_source)
@@ -254,6 +255,16 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
         at = f"{where}.events[{n}]"
         read = partial(_span_event, at, item, trace_id, span_id, default_source, out)
         _guarded(at, out, read)
+
+
+def _span_ms(span: dict[str, Any]) -> float | None:
+    """A span's length in ms (its event is stamped with its start): None where its end is
+    absent or not after its start; its start alone decides whether the span can be read."""
+    try:
+        start, end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (end - start) / 1e6 if end >= start > 0 else None
 
 
 def _span_event(

@@ -31,7 +31,8 @@ __all__ = ["MAX_BODY", "OTLPReceiver", "event_line", "serve"]
 
 #: Request bodies above this size are refused (413) rather than buffered.
 MAX_BODY: Final = 64 << 20
-_KEYS: Final = EVENT_KEYS
+#: What a line written for a span or record keeps: schema v1's keys and a span's length.
+_KEYS: Final = (*EVENT_KEYS, "duration_ms")
 _INT64: Final = 1 << 63
 _log = logging.getLogger(__name__)
 

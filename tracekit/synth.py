@@ -171,6 +171,7 @@ class Synth:
             "span_id": [None] * n,
             "recipients": c["recipients"],
             "level": ["info"] * n,
+            "duration_ms": pl.Series(c["duration_ms"], dtype=pl.Float64),
             "file": ["synth.jsonl"] * n,
             "line": pl.int_range(1, n + 1, eager=True),
         }
@@ -194,6 +195,8 @@ class Synth:
             if c["recipients"][i] is not None:
                 ev["recipients"] = c["recipients"][i]
             ev["level"] = "info"
+            if c["duration_ms"][i] is not None:
+                ev["duration_ms"] = c["duration_ms"][i]
             yield ev
 
     def write_jsonl(self, path: str | Path) -> int:
@@ -804,6 +807,14 @@ def _deliver(out: _Out, m: _Msg, r: str, at: float) -> None:
     )
 
 
+def _duration_ms(out: _Out, i: int) -> float | None:
+    """How long event ``i``'s stage took, as tracekit writes it (ms, to the microsecond); None
+    for an event written when it happened."""
+    start = out.ts[i] - T0_NS - out.offsets.get(out.cols["source"][i], 0)
+    took = out.emit[i] - start
+    return (took + 500) // 1000 / 1000 if took > 0 else None
+
+
 def _sequence(
     out: _Out,
     plans: list[_Msg],
@@ -847,4 +858,5 @@ def _sequence(
     cols: dict[str, Any] = {k: [v[i] for i in keep] for k, v in out.cols.items()}
     cols["ts"] = [out.ts[i] for i in keep]
     cols["seq"] = [seq[i] for i in keep]
+    cols["duration_ms"] = [_duration_ms(out, i) for i in keep]
     return cols

@@ -26,17 +26,21 @@ __all__ = [
 TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
 
 #: Column order and types of the event table with every name as text: schema v1's keys, then
-#: ``file``/``line``, the evidence of each event (where it was read). ``recipients`` is set on
-#: ``WS-BROADCAST.start`` events.
+#: ``duration_ms``, then ``file``/``line``, the evidence of each event (where it was read).
+#: ``recipients`` is set on ``WS-BROADCAST.start`` events. ``duration_ms`` is how long the
+#: stage took (tracekit writes a stage's line at its end, stamped with its start; an OTLP
+#: span has its end), null for a line written when it happened: ``timestamp + duration_ms``
+#: is when the line was written, which bounds the stamps of the lines a log lost before it.
 TEXT_SCHEMA: Final = pl.Schema(
     {  # type: ignore[arg-type]
         key: {
             "timestamp": TIMESTAMP_DTYPE,
             "seq": pl.Int64,
             "recipients": pl.List(pl.String),
+            "duration_ms": pl.Float64,
             "line": pl.Int64,
         }.get(key, pl.String)
-        for key in (*EVENT_KEYS, "file", "line")
+        for key in (*EVENT_KEYS, "duration_ms", "file", "line")
     }
 )
 

@@ -163,6 +163,45 @@ def test_drop_inside_a_log_gap_is_indeterminate(history):
     assert report.summary["drop"] == 0 and report.summary["log_gap"] == 1
 
 
+def _lost_before_a_long_stage(history, took_ms: float | None) -> str:
+    """u2's log loses message 2's three lines; the line after them is u2's own send of
+    message 3, stamped (at its start) before message 2 reached u2's socket and written when
+    it ended, ``took_ms`` later."""
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=990, stop={"u2": "WS-RECV.receive"})  # deliver 1015
+    history.seq["client-u2"] += 3
+    t3 = history.message(3, "u2", ["u1"], t=1005)  # its CTRL.send is stamped 1005
+    send = next(r for r in history.rows if r["trace_id"] == t3 and r["stage"] == "CTRL")
+    assert send["seq"] == 6 and send["source"] == "client-u2"
+    send["duration_ms"] = took_ms
+    history.tail()
+    return t2
+
+
+def test_a_drop_lost_before_a_long_stage_line_is_in_the_gap(history):
+    # The lost lines were written before the send's line, which was written at 1065: they
+    # may be stamped up to then, so the gap covers the deliver at 1015 (review 15b: the
+    # gap's window ended at the send's stamp, 1005, and the lost receive read as a drop).
+    t2 = _lost_before_a_long_stage(history, took_ms=60.0)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings.row(0, named=True)["detail"] == (
+        "seq jumps from 2 to 6: 3 event(s) lost by the logging; 1 message path(s) "
+        f"indeterminate, not reported as drops: {t2} (u2 at WS-RECV.receive)"
+    )
+
+
+def test_a_line_written_when_stamped_ends_the_gap_at_its_stamp(history):
+    # The same log where the send's line carries no duration (written when it was stamped,
+    # at 1005): the lines lost before it were all stamped by 1005, before the deliver.
+    t2 = _lost_before_a_long_stage(history, took_ms=None)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("log_gap", None, None, None, None),
+    ]
+
+
 def test_gap_elsewhere_does_not_hide_a_drop(history):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000, stop={"u2": "WS-RECV.receive"})

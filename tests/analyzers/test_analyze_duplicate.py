@@ -296,6 +296,22 @@ def test_a_gap_in_the_senders_log_long_before_the_message_leaves_it_unexpected(h
     assert got["detail"][0].endswith("was never seen (first: REST.request)")
 
 
+def test_a_send_lost_before_a_long_stage_of_the_senders_log_is_indeterminate(history):
+    # The same gap, but the line after it is a stage stamped at 100 ms that ended at 9.1 s:
+    # the lines lost before it were written by then, so the send may be among them.
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u1"] += 1
+    history.ev(100, "CTRL.sync", "client-u1", "u1", duration_ms=9000.0)
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
+    assert got["detail"][0].endswith(
+        "was never seen (first: REST.request); "
+        "indeterminate: the sender's log client-u1 lost events just before it"
+    )
+
+
 def test_a_gap_in_another_users_log_leaves_it_unexpected(history):
     history.message(1, "u1", ["u2"], t=0)
     history.seq["client-u2"] += 1  # the recipient's log, not the sender's

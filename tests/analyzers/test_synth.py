@@ -36,6 +36,10 @@ def test_frame_and_json_lines_agree(tmp_path):
     )
     per_source = seqs.group_by("source").agg(ok=(pl.col("seq").diff().drop_nulls() == 1).all())
     assert per_source["ok"].all()
+    # the stages' lengths go to the file as tracekit writes them (absent on point events)
+    durations = [e.get("duration_ms") for e in events]
+    assert durations == frame.get_column("duration_ms").to_list()
+    assert None in durations and any(d is not None for d in durations)
 
 
 def test_nested_stages_are_emitted_after_their_children():
@@ -50,3 +54,22 @@ def test_nested_stages_are_emitted_after_their_children():
     # the receive handler wraps the store updates: logged last, stamped first
     assert hops == ["CTRL.add", "REPO.add", "WS-RECV.receive"]
     assert path["timestamp"].to_list() == sorted(path["timestamp"].to_list(), reverse=True)
+
+
+def test_each_line_is_written_when_its_stage_ends():
+    # stamped at the start, duration_ms to the end: the ends follow each log's seq (to the
+    # microsecond duration_ms is rounded to), as tracekit's own lines do
+    frame = generate(3, messages=40, faults=["slow", "delay", "log_loss"]).frame()
+    assert frame.get_column("duration_ms").null_count() < frame.height
+    assert frame.get_column("duration_ms").drop_nulls().min() > 0  # type: ignore[operator]
+    late = (
+        frame.sort("source", "seq")
+        .with_columns(
+            end=pl.col("timestamp")
+            + pl.duration(microseconds=pl.col("duration_ms").fill_null(0) * 1000)
+        )
+        .filter(
+            pl.col("end") < pl.col("end").cum_max().over("source") - pl.duration(microseconds=1)
+        )
+    )
+    assert late.is_empty()

@@ -77,6 +77,7 @@ def test_exact_events_and_schema(tmp_path: Path) -> None:
             span_id="00f067aa0ba902b7",
             recipients=["u1", "u2"],
             level="info",
+            duration_ms=0.1,
             file=str(p),
             line=1,
         ),
@@ -283,6 +284,22 @@ def test_recipient_names_with_backslashes_and_tabs_come_back_exactly(tmp_path: P
         got = collect([src])
         assert got.events.collect().get_column("recipients").to_list() == [names, ["u1"]]
         assert got.inputs.warnings == []
+
+
+def test_a_duration_that_is_no_number_is_left_empty(tmp_path: Path) -> None:
+    # A stage's length bounds when its line was written (the analysis' log gaps need it);
+    # text that is no length of time is left empty, counted, and costs nothing else.
+    values = [0.25, "1.5", 3, "n/a", "12ms", None, "NaN", "inf", -2.0]
+    lines = [jl(seq=i, duration_ms=v) for i, v in enumerate(values)]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(lines_of(*lines))
+    for src, name in ((path, str(path)), (MemorySource(lines, name="d"), "d")):
+        got = collect([src])
+        durations = got.events.collect().get_column("duration_ms").to_list()
+        assert durations == [0.25, 1.5, 3.0, None, None, None, None, None, -2.0]
+        assert got.inputs.warnings == [
+            f"{name}: 4 events have a duration_ms that is not a number; it was left empty"
+        ]
 
 
 def test_a_fractional_seq_is_left_empty_not_rounded() -> None:

@@ -170,6 +170,19 @@ def test_logfmt_escapes_of_other_writers() -> None:
     ]
 
 
+def test_a_stage_duration_is_read_from_key_value_lines() -> None:
+    lines = [
+        "timestamp=2026-11-25T10:00:00Z stage=REST action=request seq=1 duration_ms=12.5",
+        "timestamp=2026-11-25T10:00:01Z stage=REST action=response seq=2",
+        "timestamp=2026-11-25T10:00:02Z stage=REST action=request seq=3 duration_ms=slow",
+    ]
+    got = collect([MemorySource(lines, name="f", format="kv")])
+    assert got.events.collect().get_column("duration_ms").to_list() == [12.5, None, None]
+    assert got.inputs.warnings == [
+        "f: 1 events have a duration_ms that is not a number; it was left empty"
+    ]
+
+
 def test_undecodable_escapes_are_kept_as_written() -> None:
     # Never raise: an escape that decodes to nothing valid stays as it was written.
     odd = [

@@ -37,6 +37,7 @@ def test_sample_otlp_exports(samples: Path) -> None:
         seq=2,
         span_id=server.get_column("span_id")[1],
         recipients=["u1", "u2"],
+        duration_ms=0.12,
         file=str(traces),
         line=1,
     )
@@ -64,6 +65,19 @@ def test_otlp_json_bad_lines() -> None:
     assert got.inputs.examples == [
         "memory:1: resourceSpans[0].scopeSpans[0].spans[0]: attributes are not a list (str)"
     ]
+
+
+def test_a_span_is_as_long_as_its_start_to_its_end() -> None:
+    # A span's event is stamped with its start; its end, where it has one after its start,
+    # is the event's duration_ms. Without it the span is still read.
+    spans = [_span_json("CTRL", "send", ms) for ms in (1, 2, 3, 4)]
+    spans[1]["endTimeUnixNano"] = str(NS + 2_000_000 + 7_250_000)
+    del spans[2]["endTimeUnixNano"]
+    spans[3]["endTimeUnixNano"] = str(NS)  # before its start
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    got = collect([MemorySource(orjson.dumps(doc), name="x.jsonl", format="otlp")])
+    assert got.events.collect().get_column("duration_ms").to_list() == [0.001, 7.25, None, None]
+    assert (got.inputs.malformed, got.inputs.warnings) == (0, [])
 
 
 def _bad_items_export() -> dict[str, Any]:
@@ -227,6 +241,7 @@ def test_receiver_with_real_span_exporter(receiver: Any) -> None:
             source="chat-server-1",
             seq=7,
             span_id=span_ids[0],
+            duration_ms=1.0,  # the span's end, 1 ms after its start
             file=str(out),
             line=1,
         ),
@@ -242,6 +257,7 @@ def test_receiver_with_real_span_exporter(receiver: Any) -> None:
             seq=8,
             span_id=span_ids[1],
             recipients=["u1", "u2"],
+            duration_ms=0.5,
             file=str(out),
             line=2,
         ),
@@ -522,7 +538,7 @@ def test_receiver_answers_and_keeps_the_good_span_when_a_time_is_out_of_range(
     assert out.read_bytes() == (
         b'{"timestamp":"2026-11-25T10:00:00.001000000Z","stage":"CTRL","action":"send",'
         b'"event":"CTRL send","trace_id":"' + T2.encode() + b'","actor":"u1",'
-        b'"source":"client-u1","seq":5,"span_id":"00f067aa0ba902b7"}\n'
+        b'"source":"client-u1","seq":5,"span_id":"00f067aa0ba902b7","duration_ms":0.001}\n'
     )
 
 
