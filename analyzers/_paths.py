@@ -1098,10 +1098,30 @@ def _copies_said(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: What one reading of a line may leave out and another carry (a format without the list or
+#: the stage's length): the reading kept takes them from a copy where it has none.
+_COPY_FILLS: Final = ("recipients", "duration_ms")
+
+
 def _without(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
-    """``table`` without the ``copies`` rows, read order kept."""
+    """``table`` without the ``copies`` rows, read order kept; where the reading kept lacks a
+    value of :data:`_COPY_FILLS`, the first copy's that has one."""
     keep = pl.repeat(True, table.height, eager=True).scatter(copies.get_column("row"), False)
-    return table.filter(keep).rechunk()
+    at = copies.get_column("row")
+    fills = (
+        pl.DataFrame({"kept": copies.get_column("kept")})
+        .with_columns(table.get_column(c).gather(at) for c in _COPY_FILLS)
+        .group_by("kept")
+        .agg(pl.col(c).drop_nulls().first().alias(f"_{c}") for c in _COPY_FILLS)
+    )
+    return (
+        table.with_row_index("_row")
+        .join(fills, left_on="_row", right_on="kept", how="left", maintain_order="left")
+        .with_columns(pl.coalesce(c, f"_{c}").alias(c) for c in _COPY_FILLS)
+        .select(table.columns)
+        .filter(keep)
+        .rechunk()
+    )
 
 
 def _build(

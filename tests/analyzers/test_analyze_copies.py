@@ -219,3 +219,39 @@ def test_a_copy_with_a_finer_time_is_a_copy(history):
             "kept_line": add["line"].item(),
         }
     ]
+
+
+def test_the_reading_kept_takes_what_only_a_copy_carries(history):
+    # The server's log was read twice: its own file (kept: it holds every line) from an
+    # export that left out the broadcast's recipient list and the stages' lengths, and a copy
+    # of the broadcast line that has them. The list decides who should have had m1: u3,
+    # whose app logged nothing, is a drop (taken from membership, u3 would be unknown).
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0, stop={"u3": "WS-BROADCAST.deliver"})
+    history.tail()
+    start = next(r for r in history.rows if r["stage"] == "WS-BROADCAST")
+    start["duration_ms"] = 2.5
+    history.rows.append({**start, "file": "copy/server-1.jsonl"})
+    start.pop("recipients")
+    start.pop("duration_ms")
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, "u3", "WS-BROADCAST.deliver", "WS-BROADCAST.start")
+    ]
+    assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 0}
+    assert [c["kept_file"] for c in report.summary["copies"]] == ["server-1.jsonl"]
+
+
+def test_the_reading_kept_takes_a_stage_length_only_a_copy_carries(history):
+    # u2's log lost m2's three lines before u2's own send of m3, stamped at 1005 and written
+    # at 1065. Only a copy of the send's line (an OTLP span: its end) says how long it took:
+    # the gap then covers the deliver at 1015, and m2 for u2 is indeterminate, not a drop.
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=990, stop={"u2": "WS-RECV.receive"})
+    history.seq["client-u2"] += 3
+    t3 = history.message(3, "u2", ["u1"], t=1005)
+    history.tail()
+    send = next(r for r in history.rows if r["trace_id"] == t3 and r["stage"] == "CTRL")
+    history.rows.append({**send, "file": "traces.otlp.json", "duration_ms": 60.0})
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert f"not reported as drops: {t2} (u2 at WS-RECV.receive)" in report.findings["detail"][0]
