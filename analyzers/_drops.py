@@ -386,11 +386,11 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
     hop which overlaps ``[t_last, t_last + g]``."""
     overlaps = (pl.col("end_after") >= pl.col("t_last")) & (
-        pl.col("t_before") <= pl.col("t_last") + g
+        pl.col("start_before") <= pl.col("t_last") + g
     )
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
-        cand.join(paths.gaps.lazy().select("t_before", "end_after"), how="cross")
+        cand.join(paths.gaps.lazy().select("start_before", "end_after"), how="cross")
         .filter(overlaps)
         .select(cand.collect_schema().names())
         .unique("rid")

@@ -90,7 +90,8 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
         pl.concat(sources)
         .join(paths.gaps.lazy(), on="source")
         .filter(
-            (pl.col("t_before") <= pl.col("t_min")) & (pl.col("end_after") >= pl.col("t_min") - g)
+            (pl.col("start_before") <= pl.col("t_min"))
+            & (pl.col("end_after") >= pl.col("t_min") - g)
         )
         # one gap a message: the first of the first log
         .sort("source", "t_before")
@@ -416,7 +417,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             pl.when(pl.col("gap_source").is_not_null())
             .then(
                 pl.format(
-                    "; indeterminate: the sender's log {} lost events just before it",
+                    "; indeterminate: the sender's log {} lost events around it",
                     pl.col("gap_source"),
                 )
             )

@@ -984,6 +984,8 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
+    if "duration_ms" not in events.collect_schema().names():  # a table made before session 16
+        events = events.with_columns(pl.lit(None, dtype=pl.Float64).alias("duration_ms"))
     table = events.select(INPUT_COLUMNS).collect(engine=engine())
     with engine_for(table.height):
         return _paths_of(table, p)
@@ -1617,12 +1619,32 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
     )
 
 
-#: When a line was written, on the corrected clock ``t``: a stage's line at its end (stamped
-#: with its start, carrying ``duration_ms``), any other when it is stamped. A log's lines are
-#: written in seq order, so the lines a gap lost were written before the line after it: none
-#: of them is stamped after that line's end (its stamp alone let a lost line stamped later
-#: read as a drop; review 15b).
-_written_at: Final = pl.col("t") + (pl.col("duration_ms").clip(0) * 1e6).cast(_I64).fill_null(0)
+#: How long a line's stage took (ns): none (a line written when it is stamped), a negative
+#: or NaN one read as 0; at most a day (no chat stage lasts that long; times stay in int64).
+_took: Final = (
+    (pl.col("duration_ms").fill_nan(None).clip(0, 86_400_000) * 1e6).cast(_I64).fill_null(0)
+)
+
+
+_LINE_COLS: Final = ("source", "seq", "pos", "t", "duration_ms", "file", "line")
+
+
+def _with_written(rows: pl.DataFrame) -> pl.DataFrame:
+    """Lines of some logs (:data:`_LINE_COLS`) with when each was written (``end``, on the
+    corrected clock) and the earliest stamp a line its log wrote after it may carry
+    (``reach``). A stage's line is written at its end, stamped with its start; any other
+    when stamped. A log's lines are written in seq order, so a line a gap lost was written
+    after the line before the gap and before the line after it: it is stamped no later than
+    the one's end (its stamp alone let a lost line stamped later read as a drop; review
+    15b), and no earlier than the other's end less the longest stage the log shows (a lost
+    stage that began earlier, a send wrapping its request: review 16a)."""
+    took = _took.alias("took")
+    return (
+        rows.with_columns(took)
+        .with_columns(end=pl.col("t") + pl.col("took"))
+        .with_columns(reach=pl.col("end") - pl.col("took").max().over("source"))
+        .drop("took")
+    )
 
 
 def _gaps(
@@ -1644,21 +1666,21 @@ def _gaps(
             | pl.col("source").is_in(restarts.get_column("source").implode())
         )
     ).get_column("source")
-    cols = ["source", "seq", "pos", "t", "end", "file", "line"]
     in_gappy = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_not_null()
-    rows = pl.concat(
-        [
-            as_text(
-                hops.filter(in_gappy).select(
-                    "source", "seq", "pos", "ts", "duration_ms", "file", "line"
+    rows = _with_written(
+        pl.concat(
+            [
+                as_text(
+                    hops.filter(in_gappy).select(
+                        "source", "seq", "pos", "ts", "duration_ms", "file", "line"
+                    )
                 )
-            )
-            .with_columns(t=true_time(offsets))
-            .with_columns(end=_written_at)
-            .select(cols)
-            .collect(engine=engine()),
-            rest.filter(in_gappy).with_columns(end=_written_at).select(cols),
-        ]
+                .with_columns(t=true_time(offsets))
+                .select(_LINE_COLS)
+                .collect(engine=engine()),
+                rest.filter(in_gappy).select(_LINE_COLS),
+            ]
+        )
     ).sort("source", "pos")
     after = ("seq", "pos", "end", "file", "line")
     nxt = {f"{c}_after": pl.col(c).shift(-1).over("source") for c in after}
@@ -1693,6 +1715,7 @@ def _gaps(
             "seq_after",
             missing.alias("missing"),
             pl.col("t").alias("t_before"),
+            pl.col("reach").alias("start_before"),
             "end_after",
             pl.col("file").alias("file_before"),
             pl.col("line").alias("line_before"),
@@ -1716,26 +1739,27 @@ def _dropped_markers(
     """
     is_marker = (pl.col("stage") == META_STAGE) & (pl.col("action") == "dropped")
     marked = rest.filter(is_marker).get_column("source").unique()
-    cols = ["source", "seq", "pos", "t", "file", "line"]
     if marked.is_empty():
         return jumps.head(0)
-    rows = pl.concat(
-        [
-            as_text(
-                hops.filter(pl.col("source").is_in(marked.implode())).select(
-                    "source", "seq", "pos", "ts", "file", "line"
+    rows = _with_written(
+        pl.concat(
+            [
+                as_text(
+                    hops.filter(pl.col("source").is_in(marked.implode())).select(
+                        "source", "seq", "pos", "ts", "duration_ms", "file", "line"
+                    )
                 )
-            )
-            .with_columns(t=true_time(offsets))
-            .select(cols)
-            .with_columns(marker=pl.lit(False))
-            .collect(engine=engine()),
-            rest.filter(pl.col("source").is_in(marked.implode())).select(
-                *cols, is_marker.alias("marker")
-            ),
-        ]
+                .with_columns(t=true_time(offsets))
+                .select(_LINE_COLS)
+                .with_columns(marker=pl.lit(False))
+                .collect(engine=engine()),
+                rest.filter(pl.col("source").is_in(marked.implode())).select(
+                    *_LINE_COLS, is_marker.alias("marker")
+                ),
+            ]
+        )
     ).sort("source", "pos", "t")
-    before = ("seq", "t", "file", "line", "pos")
+    before = ("seq", "t", "reach", "file", "line", "pos")
     prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in before}
     return (
         rows.with_columns(**prev)
@@ -1746,6 +1770,7 @@ def _dropped_markers(
             pl.col("seq").alias("seq_after"),
             pl.lit(None, dtype=pl.Int64).alias("missing"),
             "t_before",
+            pl.col("reach_before").alias("start_before"),
             # (the marker is written when it is stamped: it is no stage)
             pl.col("t").alias("end_after"),
             "file_before",

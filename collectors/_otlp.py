@@ -239,7 +239,8 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     if tracekit:
         ev["event"] = ev.get("event") or span.get("name") or ""
         ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
-        ev["duration_ms"] = _span_ms(span)
+        if (took := _span_ms(span)) is not None:  # (else a duration_ms attribute stands)
+            ev["duration_ms"] = took
         ev["trace_id"] = trace_id
         ev["span_id"] = span_id
         ev.setdefault("source", default_source)
@@ -259,7 +260,7 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
 
 def _span_ms(span: dict[str, Any]) -> float | None:
     """A span's length in ms (its event is stamped with its start): None where its end is
-    absent or not after its start; its start alone decides whether the span can be read."""
+    absent or before its start; its start alone decides whether the span can be read."""
     try:
         start, end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
     except (KeyError, TypeError, ValueError):

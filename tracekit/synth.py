@@ -395,7 +395,7 @@ def generate(
     t_hb = t_last + tail_ms
     for src in sorted(offsets):
         actor = "server" if src == SERVER else src.removeprefix("client-")
-        out.add("TRACEKIT.configured", src, actor, 0.0, -1.0)
+        out.add("TRACEKIT.configured", src, actor, -1.0, -1.0)  # first in every log
         out.add("TRACEKIT.heartbeat", src, actor, t_hb, t_hb)
     restarted: dict[str, int] = {}
     killed: set[int] = set()  # rows a killed process never wrote
@@ -504,8 +504,10 @@ def _inject(
         m.extra_msg_id = True
         truth.append(Expected("duplicate", m.trace, None, "REST.persist", None))
     elif kind == "reorder":
-        # A message and the next one of its conversation to the same recipient: swap the order
-        # in which the recipient's store applies the two (emission order only).
+        # A message and the next one of its conversation to the same recipient: the store
+        # applies the later one first. The earlier one's stages run on past the later one's
+        # (stamps unchanged, only when the lines are written): no line is written before it
+        # is stamped.
         order = list(pool)
         rng.shuffle(order)
         for i in order:
@@ -522,7 +524,7 @@ def _inject(
             raise ValueError("no two messages to reorder: generate more messages")
         m.faulted = nxt.faulted = True
         a, b = m.r[r], nxt.r[r]
-        a["_emit_ctrl"], b["_emit_ctrl"] = b["CTRL.add"] + 0.6, a["CTRL.add"] + 0.6
+        a["_emit_ctrl"] = b["CTRL.add"] + 0.6
         truth.append(Expected("reorder", m.trace, r, "CTRL.add", None))
     elif kind in ("delay", "slow"):
         hop = fault.hop or rng.choice(_RCP_HOPS[1:])
@@ -812,6 +814,7 @@ def _duration_ms(out: _Out, i: int) -> float | None:
     for an event written when it happened."""
     start = out.ts[i] - T0_NS - out.offsets.get(out.cols["source"][i], 0)
     took = out.emit[i] - start
+    assert took >= 0, f"event {i} is written before it is stamped"
     return (took + 500) // 1000 / 1000 if took > 0 else None
 
 

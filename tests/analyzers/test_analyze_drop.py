@@ -191,6 +191,30 @@ def test_a_drop_lost_before_a_long_stage_line_is_in_the_gap(history):
     )
 
 
+@pytest.mark.parametrize(
+    ("took_ms", "dropped"),
+    [(1e13, False), (float("inf"), False), (float("nan"), True), (-5.0, True)],
+)
+def test_a_length_past_any_stage_or_no_number_is_read_not_raised(history, took_ms, dropped):
+    # A table built in memory may hold any float (review 16a: 1e13 ms overflowed int64 and
+    # the analysis stopped): past a day a length is read as a day, NaN and negative ones as 0.
+    t2 = _lost_before_a_long_stage(history, took_ms=took_ms)
+    report = analyze(history.frame())
+    gap = [("log_gap", None, None, None, None)]
+    drop = [("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")]
+    assert history.kinds(report.findings) == (drop + gap if dropped else gap)
+
+
+def test_a_table_without_stage_lengths_is_read_as_written_when_stamped(history):
+    # a table made before the column existed (a saved frame, an application's own)
+    t2 = _lost_before_a_long_stage(history, took_ms=None)
+    frame = history.frame().drop("duration_ms")
+    assert history.kinds(analyze(frame).findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("log_gap", None, None, None, None),
+    ]
+
+
 def test_a_line_written_when_stamped_ends_the_gap_at_its_stamp(history):
     # The same log where the send's line carries no duration (written when it was stamped,
     # at 1005): the lines lost before it were all stamped by 1005, before the deliver.
@@ -200,6 +224,30 @@ def test_a_line_written_when_stamped_ends_the_gap_at_its_stamp(history):
         ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
         ("log_gap", None, None, None, None),
     ]
+
+
+@pytest.mark.parametrize("receive_took", [200.0, None])
+def test_a_drop_lost_after_a_line_stamped_later_is_in_the_gap(history, receive_took):
+    # m2 reached u2's socket at 1015 (grace 5 s: its receive is looked for up to 6015). u2's
+    # log has a heartbeat at 6050, then lost 3 lines, then goes on. A lost line was written
+    # after the heartbeat, but a stage stamped at its start may have begun before it: as
+    # early as 6050 less the longest stage u2's log shows (m1's receive, 200 ms: 5850), in
+    # the window (review 16a). A log without lengths was written as stamped: no lost line
+    # is stamped before 6050, and m2 for u2 is a drop.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    receive = next(r for r in history.rows if r["trace_id"] == t1 and r["stage"] == "WS-RECV")
+    receive["duration_ms"] = receive_took
+    t2 = history.message(2, "u1", ["u2"], t=990, stop={"u2": "WS-RECV.receive"})
+    history.ev(6050, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.tail()
+    report = analyze(history.frame())
+    gap = [("log_gap", None, None, None, None)]
+    assert history.kinds(report.findings) == (
+        gap
+        if receive_took
+        else [("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"), *gap]
+    )
 
 
 def test_gap_elsewhere_does_not_hide_a_drop(history):

@@ -277,7 +277,7 @@ def test_a_send_lost_in_the_senders_log_gap_is_marked_indeterminate(history):
     assert row["source"] == "client-u1"
     assert row["detail"] == (
         "8 event(s) for a message whose CTRL.send was never seen (first: REST.request); "
-        "indeterminate: the sender's log client-u1 lost events just before it"
+        "indeterminate: the sender's log client-u1 lost events around it"
     )
     assert row["evidence"] == [
         {"file": "client-u1.jsonl", "line": 3},
@@ -308,7 +308,30 @@ def test_a_send_lost_before_a_long_stage_of_the_senders_log_is_indeterminate(his
     assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
     assert got["detail"][0].endswith(
         "was never seen (first: REST.request); "
-        "indeterminate: the sender's log client-u1 lost events just before it"
+        "indeterminate: the sender's log client-u1 lost events around it"
+    )
+
+
+@pytest.mark.parametrize("send_took", [16.0, None])
+def test_a_send_lost_after_the_request_it_wraps(history, send_took):
+    # tracekit writes CTRL.send when the send ends, after the REST.request and REST.response
+    # lines it wraps: u1's log kept message 2's request and response, then lost its send.
+    # The gap begins after the message's first line; the send, stamped before it, may be in
+    # it if a send lasts as long as u1's sends do (16 ms for message 1's: review 16a). A log
+    # whose lines carry no lengths was written as stamped: no line after the response is
+    # stamped before the request.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    send = next(r for r in history.rows if r["trace_id"] == t1 and r["stage"] == "CTRL")
+    send["duration_ms"] = send_took
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    history.seq["client-u1"] += 1
+    history.tail()
+    got = find_unexpected(history.frame()).collect()
+    assert history.kinds(got) == [("unexpected", t2, None, "REST.request", None)]
+    said = "; indeterminate: the sender's log client-u1 lost events around it"
+    assert got["detail"][0] == (
+        "8 event(s) for a message whose CTRL.send was never seen (first: REST.request)"
+        + (said if send_took else "")
     )
 
 
@@ -334,7 +357,7 @@ def test_a_send_lost_in_a_gap_of_the_senders_log_when_none_of_its_lines_survived
     got = find_unexpected(history.frame()).collect()
     assert history.kinds(got) == [("unexpected", t2, None, "REST.persist", None)]
     assert got["detail"][0].endswith(
-        "; indeterminate: the sender's log client-u1 lost events just before it"
+        "; indeterminate: the sender's log client-u1 lost events around it"
     )
     assert got["evidence"][0].to_list() == [
         {"file": "client-u1.jsonl", "line": 3},

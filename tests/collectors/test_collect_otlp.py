@@ -68,15 +68,19 @@ def test_otlp_json_bad_lines() -> None:
 
 
 def test_a_span_is_as_long_as_its_start_to_its_end() -> None:
-    # A span's event is stamped with its start; its end, where it has one after its start,
-    # is the event's duration_ms. Without it the span is still read.
-    spans = [_span_json("CTRL", "send", ms) for ms in (1, 2, 3, 4)]
+    # A span's event is stamped with its start; its end, where it has one not before its
+    # start, is the event's duration_ms. Without it the span is still read (with its own
+    # duration_ms attribute, if it has one).
+    spans = [_span_json("CTRL", "send", ms) for ms in (1, 2, 3, 4, 5)]
     spans[1]["endTimeUnixNano"] = str(NS + 2_000_000 + 7_250_000)
     del spans[2]["endTimeUnixNano"]
     spans[3]["endTimeUnixNano"] = str(NS)  # before its start
+    del spans[4]["endTimeUnixNano"]
+    spans[4]["attributes"].append({"key": "duration_ms", "value": {"doubleValue": 5.5}})
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
     got = collect([MemorySource(orjson.dumps(doc), name="x.jsonl", format="otlp")])
-    assert got.events.collect().get_column("duration_ms").to_list() == [0.001, 7.25, None, None]
+    durations = got.events.collect().get_column("duration_ms").to_list()
+    assert durations == [0.001, 7.25, None, None, 5.5]
     assert (got.inputs.malformed, got.inputs.warnings) == (0, [])
 
 
