@@ -16,6 +16,7 @@ Imports polars only inside :meth:`Synth.frame`, so it stays cheap for the instru
 
 from __future__ import annotations
 
+import bisect
 import random
 from array import array
 from collections.abc import Iterator, Sequence
@@ -377,13 +378,25 @@ def generate(
     fault_rng = random.Random(f"tracekit.synth.faults/{seed}")
     for fault in wanted:
         _inject(fault, plans, names, offsets, fault_rng, truth, fetches, t_last, tablets)
-    # Clean history loads, in the quiet time after a message of that conversation.
+    # Clean history loads, in the quiet time after a message of that conversation; none over
+    # a receive of that conversation by that user (a fault may have moved one there: a
+    # `slow` message's receive 600 ms late, review 16b), which would be a race the truth
+    # does not hold. Drawn either way, so the rest of the history stays the same.
+    receives: dict[tuple[str, str], list[float]] = {}
+    for m in plans:
+        for r, hops in m.r.items():
+            receives.setdefault((m.conv, r), []).append(hops["WS-RECV.receive"])
+    for seen in receives.values():
+        seen.sort()
     for m in plans:
         if rng.random() < history_loads:
             user = rng.choice([u for c, ms in convs if c == m.conv for u in ms])
             s = max(max(v["CTRL.add"] for v in m.r.values()) if m.r else 0, m.t["REST.response"])
             s += rng.uniform(20.0, 60.0)
-            fetches.append((user, m.conv, s, s + rng.uniform(10.0, 100.0)))
+            e = s + rng.uniform(10.0, 100.0)
+            seen = receives.get((m.conv, user), [])
+            if bisect.bisect_left(seen, s) == bisect.bisect_right(seen, e):
+                fetches.append((user, m.conv, s, e))
 
     # Phase 3: write events.
     out = _Out(offsets)

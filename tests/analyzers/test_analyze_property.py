@@ -264,6 +264,31 @@ def test_several_faults_give_exactly_their_findings(seed, faults, data):
     assert _found(report) == sorted(synth.truth, key=repr)
 
 
+def test_a_late_receive_is_never_inside_a_clean_history_load():
+    # review 16b (fuzzing): a clean history load, placed after a `slow` message's late
+    # CTRL.add, took in the next message's receive: a race the truth did not hold
+    synth = generate(
+        3176426961,
+        messages=100,
+        faults=["slow"],
+        users=6,
+        conversations=4,
+        max_members=4,
+        include_sender=False,
+        clock_offset_ms=35.4897895123876,
+        unnamed=0.5,
+        reconnects=0.3,
+        single_member=True,
+        second_devices=0.25,
+        retries=0.05,
+        history_loads=0.3,
+        gap_ms=700.0,
+    )
+    report = analyze(synth.frame().lazy())
+    assert _found(report) == sorted(synth.truth, key=repr)
+    assert [e.kind for e in synth.truth] == ["latency_outlier", "slo_breach"]
+
+
 def test_names_as_text_or_categorical_give_the_same_report():
     """The event table keeps names Categorical; a table of text (an old cache, a hand-built
     frame) must give exactly the same report."""
