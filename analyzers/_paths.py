@@ -1630,20 +1630,23 @@ _LINE_COLS: Final = ("source", "seq", "pos", "t", "duration_ms", "file", "line")
 
 
 def _with_written(rows: pl.DataFrame) -> pl.DataFrame:
-    """Lines of some logs (:data:`_LINE_COLS`) with when each was written (``end``, on the
-    corrected clock) and the earliest stamp a line its log wrote after it may carry
-    (``reach``). A stage's line is written at its end, stamped with its start; any other
-    when stamped. A log's lines are written in seq order, so a line a gap lost was written
-    after the line before the gap and before the line after it: it is stamped no later than
-    the one's end (its stamp alone let a lost line stamped later read as a drop; review
-    15b), and no earlier than the other's end less the longest stage the log shows (a lost
-    stage that began earlier, a send wrapping its request: review 16a)."""
+    """Lines of some logs (:data:`_LINE_COLS` and ``hop_line``: a line of a pipeline hop)
+    with when each was written (``end``, on the corrected clock) and the earliest stamp a
+    hop line its log wrote after it may carry (``reach``). A stage's line is written at its
+    end, stamped with its start; any other when stamped. A log's lines are written in seq
+    order, so a line a gap lost was written after the line before the gap and before the
+    line after it: it is stamped no later than the one's end (its stamp alone let a lost
+    line stamped later read as a drop; review 15b), and a lost hop line no earlier than the
+    other's end less the longest hop stage the log shows (one that began earlier, a send
+    wrapping its request: review 16a). Hops only: a long stage of the app's own (a
+    connection held open for minutes) says nothing of how long its hops take."""
     took = _took.alias("took")
+    longest = pl.when(pl.col("hop_line")).then(pl.col("took")).max().over("source")
     return (
         rows.with_columns(took)
         .with_columns(end=pl.col("t") + pl.col("took"))
-        .with_columns(reach=pl.col("end") - pl.col("took").max().over("source"))
-        .drop("took")
+        .with_columns(reach=pl.col("end") - longest.fill_null(0))
+        .drop("took", "hop_line")
     )
 
 
@@ -1676,9 +1679,9 @@ def _gaps(
                     )
                 )
                 .with_columns(t=true_time(offsets))
-                .select(_LINE_COLS)
+                .select(*_LINE_COLS, hop_line=pl.lit(True))
                 .collect(engine=engine()),
-                rest.filter(in_gappy).select(_LINE_COLS),
+                rest.filter(in_gappy).select(*_LINE_COLS, hop_line=pl.lit(False)),
             ]
         )
     ).sort("source", "pos")
@@ -1750,11 +1753,10 @@ def _dropped_markers(
                     )
                 )
                 .with_columns(t=true_time(offsets))
-                .select(_LINE_COLS)
-                .with_columns(marker=pl.lit(False))
+                .select(*_LINE_COLS, marker=pl.lit(False), hop_line=pl.lit(True))
                 .collect(engine=engine()),
                 rest.filter(pl.col("source").is_in(marked.implode())).select(
-                    *_LINE_COLS, is_marker.alias("marker")
+                    *_LINE_COLS, is_marker.alias("marker"), hop_line=pl.lit(False)
                 ),
             ]
         )

@@ -250,6 +250,23 @@ def test_a_drop_lost_after_a_line_stamped_later_is_in_the_gap(history, receive_t
     )
 
 
+def test_a_long_stage_of_the_apps_own_does_not_widen_a_gap(history):
+    # u2's app logs its socket's connection as one stage of ten minutes (no pipeline hop):
+    # how long it was open says nothing of how long a receive takes, and the gap after the
+    # heartbeat at 6050 does not reach back to m2's deliver at 1015
+    history.ev(0, "WS-RECV.connection", "client-u2", "u2", duration_ms=600_000.0)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=990, stop={"u2": "WS-RECV.receive"})
+    history.ev(6050, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("log_gap", None, None, None, None),
+    ]
+
+
 def test_gap_elsewhere_does_not_hide_a_drop(history):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000, stop={"u2": "WS-RECV.receive"})
