@@ -20,7 +20,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, as_text, col, engine, grace_ns
+from tracekit.analyzers._paths import Paths, as_text, col, engine, gap_start, grace_ns
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
 
@@ -385,12 +385,10 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
 def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
     hop which overlaps ``[t_last, t_last + g]``."""
-    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (
-        pl.col("start_before") <= pl.col("t_last") + g
-    )
+    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= pl.col("t_last") + g)
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
-        cand.join(paths.gaps.lazy().select("start_before", "end_after"), how="cross")
+        cand.join(paths.gaps.lazy().select("start_before", "end_before", "end_after"), how="cross")
         .filter(overlaps)
         .select(cand.collect_schema().names())
         .unique("rid")

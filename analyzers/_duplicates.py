@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, engine, grace_ns
+from tracekit.analyzers._paths import Paths, col, engine, gap_start, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -89,10 +89,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     return (
         pl.concat(sources)
         .join(paths.gaps.lazy(), on="source")
-        .filter(
-            (pl.col("start_before") <= pl.col("t_min"))
-            & (pl.col("end_after") >= pl.col("t_min") - g)
-        )
+        .filter((gap_start(g) <= pl.col("t_min")) & (pl.col("end_after") >= pl.col("t_min") - g))
         # one gap a message: the first of the first log
         .sort("source", "t_before")
         .unique("trace_id", keep="first", maintain_order=True)

@@ -38,6 +38,7 @@ __all__ = [
     "build_paths",
     "engine",
     "engine_for",
+    "gap_start",
     "hop_events",
     "in_context",
     "rows_by_code",
@@ -1109,10 +1110,18 @@ def _without(table: pl.DataFrame, copies: pl.DataFrame) -> pl.DataFrame:
     """``table`` without the ``copies`` rows, read order kept; where the reading kept lacks a
     value of :data:`_COPY_FILLS`, the first copy's that has one."""
     keep = pl.repeat(True, table.height, eager=True).scatter(copies.get_column("row"), False)
-    at = copies.get_column("row")
+    at, kept = copies.get_column("row"), copies.get_column("kept")
+    # the copies that have a value their kept reading lacks (usually none: nothing to do)
+    lacking = pl.any_horizontal(
+        table.get_column(c).gather(kept).is_null() & table.get_column(c).gather(at).is_not_null()
+        for c in _COPY_FILLS
+    )
+    wanted = copies.filter(lacking)
+    if wanted.is_empty():
+        return table.filter(keep).rechunk()
     fills = (
-        pl.DataFrame({"kept": copies.get_column("kept")})
-        .with_columns(table.get_column(c).gather(at) for c in _COPY_FILLS)
+        pl.DataFrame({"kept": wanted.get_column("kept")})
+        .with_columns(table.get_column(c).gather(wanted.get_column("row")) for c in _COPY_FILLS)
         .group_by("kept")
         .agg(pl.col(c).drop_nulls().first().alias(f"_{c}") for c in _COPY_FILLS)
     )
@@ -1650,6 +1659,19 @@ def _with_written(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: A time before any log (ns), where a gap has no line before it; far enough from int64's
+#: least that a window's arithmetic on it cannot wrap.
+_SINCE_EVER: Final = -(1 << 62)
+
+
+def gap_start(g: int) -> pl.Expr:
+    """The earliest stamp a hop line lost in a gap (a row of :attr:`Paths.gaps`) may carry,
+    judged with the grace window ``g`` (ns): its ``start_before``, but a lost hop stage is
+    not taken to have lasted more than ``g`` (review 16c: one 30-minute send made every gap
+    of its log swallow the drops of the 30 minutes before it)."""
+    return pl.max_horizontal("start_before", pl.col("end_before") - g)
+
+
 def _gaps(
     hops: pl.LazyFrame,
     rest: pl.DataFrame,
@@ -1719,6 +1741,7 @@ def _gaps(
             missing.alias("missing"),
             pl.col("t").alias("t_before"),
             pl.col("reach").alias("start_before"),
+            pl.col("end").alias("end_before"),
             "end_after",
             pl.col("file").alias("file_before"),
             pl.col("line").alias("line_before"),
@@ -1761,7 +1784,7 @@ def _dropped_markers(
             ]
         )
     ).sort("source", "pos", "t")
-    before = ("seq", "t", "reach", "file", "line", "pos")
+    before = ("seq", "t", "reach", "end", "file", "line", "pos")
     prev = {f"{c}_before": pl.col(c).shift(1).over("source") for c in before}
     return (
         rows.with_columns(**prev)
@@ -1772,7 +1795,9 @@ def _dropped_markers(
             pl.col("seq").alias("seq_after"),
             pl.lit(None, dtype=pl.Int64).alias("missing"),
             "t_before",
-            pl.col("reach_before").alias("start_before"),
+            # (the first line of its log: lost since the log began)
+            pl.col("reach_before").fill_null(_SINCE_EVER).alias("start_before"),
+            pl.col("end_before").fill_null(_SINCE_EVER),
             # (the marker is written when it is stamped: it is no stage)
             pl.col("t").alias("end_after"),
             "file_before",

@@ -8,7 +8,8 @@ the findings the analyzers must report, exactly.
 
 Clean histories are built to be unambiguous: messages of one conversation are at least ``gap_ms``
 apart (so no store order can flip by jitter), latencies are bounded (no outlier, no SLO breach),
-clock offsets stay below ``clock_offset_ms``, history loads never overlap a delivery, and the
+clock offsets stay below ``clock_offset_ms``, history loads never hold a receive line (a load
+a fault would put over one is left out, or refused for a reconnect's), and the
 logs go on ``tail_ms`` after the last message (heartbeat meta events), past the grace window.
 
 Imports polars only inside :meth:`Synth.frame`, so it stays cheap for the instrumentation side.
@@ -16,7 +17,6 @@ Imports polars only inside :meth:`Synth.frame`, so it stays cheap for the instru
 
 from __future__ import annotations
 
-import bisect
 import random
 from array import array
 from collections.abc import Iterator, Sequence
@@ -379,29 +379,24 @@ def generate(
     for fault in wanted:
         _inject(fault, plans, names, offsets, fault_rng, truth, fetches, t_last, tablets)
     # Clean history loads, in the quiet time after a message of that conversation; none over
-    # a receive of that conversation by that user (a fault may have moved one there: a
-    # `slow` message's receive 600 ms late, review 16b), which would be a race the truth
-    # does not hold. Drawn either way, so the rest of the history stays the same.
-    receives: dict[tuple[str, str], list[float]] = {}
-    for m in plans:
-        for r, hops in m.r.items():
-            receives.setdefault((m.conv, r), []).append(hops["WS-RECV.receive"])
-    for seen in receives.values():
-        seen.sort()
+    # a receive line of that conversation by that user (a fault may have moved one there: a
+    # `slow` message's CTRL.add 600 ms late, and its receive's line with it, reviews 16b and
+    # 16c), which would be a race the truth does not hold. Drawn either way, so the rest of
+    # the history stays the same.
+    receives = _receive_lines(plans)
     for m in plans:
         if rng.random() < history_loads:
             user = rng.choice([u for c, ms in convs if c == m.conv for u in ms])
             s = max(max(v["CTRL.add"] for v in m.r.values()) if m.r else 0, m.t["REST.response"])
             s += rng.uniform(20.0, 60.0)
             e = s + rng.uniform(10.0, 100.0)
-            seen = receives.get((m.conv, user), [])
-            if bisect.bisect_left(seen, s) == bisect.bisect_right(seen, e):
+            if not _over_a_receive(receives, m.conv, user, s, e):
                 fetches.append((user, m.conv, s, e))
 
     # Phase 3: write events.
     out = _Out(offsets)
     for m in plans:
-        _emit(m, out, rng, fetches, tablets)
+        _emit(m, out, rng, fetches, tablets, receives)
     for user, conv, s, e in fetches:
         out.add("REST.fetch_start", _client(user), user, s, s, conv=conv)
         out.add("REST.fetch_end", _client(user), user, e, e, conv=conv)
@@ -688,12 +683,38 @@ def _restart(
     restarted[src] = int(at * _MS)
 
 
+def _receive_lines(plans: list[_Msg]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """``(conversation, user)`` -> when each receive line of a message to that user is stamped
+    and written (:func:`_emit`'s times; not a reconnecting recipient's: its client loads the
+    message instead)."""
+    lines: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for m in plans:
+        for r, hops in m.r.items():
+            if r != m.reconnect:
+                written = hops.get("_emit_ctrl", hops["CTRL.add"] + 0.05) + 0.2
+                lines.setdefault((m.conv, r), []).append((hops["WS-RECV.receive"], written))
+    return lines
+
+
+def _over_a_receive(
+    receives: dict[tuple[str, str], list[tuple[float, float]]],
+    conv: str,
+    user: str,
+    start: float,
+    end: float,
+) -> bool:
+    """Whether a history load of ``conv`` by ``user`` from ``start`` to ``end`` would hold a
+    receive line of it (stamped before its end, written after its start)."""
+    return any(a <= end and b >= start for a, b in receives.get((conv, user), ()))
+
+
 def _emit(
     m: _Msg,
     out: _Out,
     rng: random.Random,
     fetches: list[tuple[str, str, float, float]],
     tablets: set[str],
+    receives: dict[tuple[str, str], list[tuple[float, float]]],
 ) -> None:
     t, s = m.t, m.sender
     cs = _client(s)
@@ -773,6 +794,12 @@ def _emit(
             _deliver(out, m, r, d)
             fs = d + rng.uniform(50.0, 100.0)
             fe = fs + rng.uniform(10.0, 50.0)
+            if _over_a_receive(receives, m.conv, r, fs, fe):
+                # (a fault moved another message's receive this late: a race no truth holds)
+                raise ValueError(
+                    "a fault's delay moves a receive into a reconnecting client's history "
+                    "load: use a longer gap_ms or a shorter delay"
+                )
             fetches.append((r, m.conv, fs, fe))
             out.add("REPO.add", cr, r, fe + 1.0, fe + 1.6, trace=m.trace, conv=m.conv)
             out.add("CTRL.add", cr, r, fe + 1.2, fe + 1.4, trace=m.trace, conv=m.conv)

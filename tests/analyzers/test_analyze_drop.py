@@ -267,6 +267,46 @@ def test_a_long_stage_of_the_apps_own_does_not_widen_a_gap(history):
     ]
 
 
+def test_a_hop_stage_that_hung_does_not_widen_a_gap_past_the_grace_window(history):
+    # m2 for u2 is lost at 1 s; 37 messages later (20 min in) u2's log loses 3 lines, and at
+    # 25 min u2 sends a message whose send hung 30 min. A lost hop is not taken to have
+    # lasted more than the grace window (5 s): the gap says nothing of the 20 minutes of
+    # intact log before it (review 16c: it covered them all, and the drop read as a gap)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=990, stop={"u2": "WS-RECV.receive"})
+    for n in range(3, 40):
+        history.message(n, "u1", ["u2"], t=n * 30_000.0)
+    history.ev(1_200_000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.ev(1_201_000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    t99 = history.message(99, "u2", ["u1"], t=1_500_000)
+    send = next(r for r in history.rows if r["trace_id"] == t99 and r["stage"] == "CTRL")
+    send["duration_ms"] = 1_800_000.0
+    history.tail(4_000_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("log_gap", None, None, None, None),
+    ]
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_dropped_marker_first_in_its_log_covers_what_came_before(history, first):
+    # u2's emitter says it lost events (TRACEKIT.dropped) since its previous line; where the
+    # marker is the first line read of its log, since the log began (review 16c: the gap had
+    # no start and covered nothing, and m1's lost receive read as a drop)
+    if not first:
+        history.ev(-100, "TRACEKIT.configured", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    history.ev(2000, "TRACEKIT.dropped", "client-u2", "u2")
+    history.message(2, "u1", ["u2"], t=3000)
+    history.tail()
+    for r in history.rows:  # a log without seq: the marker is what says lines were lost
+        r["seq"] = None
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+
+
 def test_gap_elsewhere_does_not_hide_a_drop(history):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000, stop={"u2": "WS-RECV.receive"})

@@ -165,7 +165,8 @@ def _rows(synth) -> list[tuple]:
 def test_a_fault_leaves_the_rest_of_the_history_as_it_was(fault, seed, data):
     """The faulted history is the clean one of the same seed plus the fault: every event that
     differs belongs to a faulted trace, to the source of a log fault, or is a history load in
-    a faulted conversation (a load after a delayed message waits for it)."""
+    a faulted conversation (a load after a delayed message waits for it, or is left out where
+    it would hold a receive line the fault moved)."""
     from collections import Counter
 
     options = data.draw(_options(fault), label="options")
@@ -264,25 +265,37 @@ def test_several_faults_give_exactly_their_findings(seed, faults, data):
     assert _found(report) == sorted(synth.truth, key=repr)
 
 
-def test_a_late_receive_is_never_inside_a_clean_history_load():
-    # review 16b (fuzzing): a clean history load, placed after a `slow` message's late
-    # CTRL.add, took in the next message's receive: a race the truth did not hold
+@pytest.mark.parametrize(
+    ("seed", "conversations", "offset", "reconnects", "loads", "gap"),
+    [
+        # review 16b (fuzzing): a clean history load, placed after a `slow` message's late
+        # CTRL.add, took in the next message's receive
+        (3176426961, 4, 35.4897895123876, 0.3, 0.3, 700.0),
+        # review 16c: one placed before it took in the slow message's own receive line, stamped
+        # before the load began and written (when its CTRL.add ended) inside it
+        (3932310791, 2, 11.057416300143677, 0.1, 0.5, 650.0),
+    ],
+)
+def test_a_late_receive_is_never_inside_a_clean_history_load(
+    seed, conversations, offset, reconnects, loads, gap
+):
+    # either would be a race the truth does not hold
     synth = generate(
-        3176426961,
+        seed,
         messages=100,
         faults=["slow"],
         users=6,
-        conversations=4,
+        conversations=conversations,
         max_members=4,
         include_sender=False,
-        clock_offset_ms=35.4897895123876,
+        clock_offset_ms=offset,
         unnamed=0.5,
-        reconnects=0.3,
+        reconnects=reconnects,
         single_member=True,
         second_devices=0.25,
         retries=0.05,
-        history_loads=0.3,
-        gap_ms=700.0,
+        history_loads=loads,
+        gap_ms=gap,
     )
     report = analyze(synth.frame().lazy())
     assert _found(report) == sorted(synth.truth, key=repr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from tracekit.schema import validate_event
@@ -73,3 +74,62 @@ def test_each_line_is_written_when_its_stage_ends():
             pl.col("end") < pl.col("end").cum_max().over("source") - pl.duration(microseconds=1)
         )
         assert late.is_empty(), (kind, late.head(3).to_dicts())
+
+
+def _receives_inside_loads(frame: pl.DataFrame) -> set[str]:
+    """The traces whose receive line a client logged between a fetch_start and fetch_end of
+    that conversation (in its log's order): a race, as the analysis reads one."""
+    lines = frame.filter(
+        pl.col("source").cast(pl.String).str.starts_with("client-")
+        & pl.col("event").is_in(["REST.fetch_start", "REST.fetch_end", "WS-RECV.receive"])
+    ).sort("source", "seq")
+    inside = set()
+    for (_source, _conv), log in lines.group_by("source", "conv_id"):
+        open_loads = 0
+        for event, trace in log.select("event", "trace_id").iter_rows():
+            if event == "REST.fetch_start":
+                open_loads += 1
+            elif event == "REST.fetch_end":
+                open_loads = max(open_loads - 1, 0)
+            elif open_loads:
+                inside.add(trace)
+    return inside
+
+
+def test_no_receive_is_inside_a_load_but_the_races_the_truth_holds():
+    # loads (history loads, reconnects' loads) around faults that move receives late
+    # (reviews 16b, 16c); a delay that would put one inside a reconnect's load is refused
+    kinds = ["slow", "delay", "race", "race_drop", "race_overwrite"]
+    for seed in range(40):
+        try:
+            synth = generate(
+                seed,
+                messages=100,
+                users=6,
+                conversations=1 + seed % 3,
+                faults=[kinds[seed % len(kinds)], Fault("slow", delay_ms=400.0 + 10 * seed)],
+                history_loads=0.5,
+                reconnects=0.3,
+                gap_ms=650.0,
+            )
+        except ValueError as exc:
+            assert "use more users" in str(exc) or "gap_ms" in str(exc), exc
+            continue
+        races = {e.trace_id for e in synth.truth if e.kind == "race"}
+        assert _receives_inside_loads(synth.frame()) == races, seed
+
+
+def test_a_delay_that_moves_a_receive_into_a_reconnects_load_is_refused():
+    # 800 ms late, 650 ms apart: the slow message's receive line would sit in the next
+    # message's reconnect load (review 16c), a race no truth holds; the history cannot be
+    # built as asked, and generate says so
+    with pytest.raises(ValueError, match="use a longer gap_ms or a shorter delay"):
+        generate(
+            13,
+            messages=100,
+            users=6,
+            conversations=2,
+            faults=[Fault("slow", delay_ms=800.0)],
+            reconnects=0.5,
+            gap_ms=650.0,
+        )
