@@ -20,7 +20,15 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings, ms
-from tracekit.analyzers._paths import Paths, as_text, col, engine, gap_start, grace_ns
+from tracekit.analyzers._paths import (
+    Paths,
+    as_text,
+    col,
+    engine,
+    gap_start,
+    gap_window_ns,
+    grace_ns,
+)
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
 
@@ -274,7 +282,10 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_pos": pl.Int64}
         )
         return _classify(cand.lazy(), gap_hit, g, t_end)
-    return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), g), g, t_end)
+    # (`--grace 0s` says the logs are final, not that a hop takes no time: a receive lost in
+    # a gap 2 ms after its deliver read as a drop)
+    reach = gap_window_ns(paths.pipeline, grace)
+    return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
 
 
 def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, engine, gap_start, grace_ns
+from tracekit.analyzers._paths import Paths, col, engine, gap_start, gap_window_ns, grace_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -72,7 +72,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     event (the send comes before every other hop). The sender's log is the one that logged its
     other sender hops, else (none survived) any client of that sender. -> ``trace_id``,
     ``gap_source`` and the gap's last line before it (``gap_file``, ``gap_line``)."""
-    g = grace_ns(paths.pipeline, None)
+    g = gap_window_ns(paths.pipeline, None)
     named = orphans.filter(pl.col("sender_src").is_not_null()).select(
         "trace_id", "t_min", pl.col("sender_src").alias("source")
     )

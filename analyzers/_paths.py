@@ -39,6 +39,7 @@ __all__ = [
     "engine",
     "engine_for",
     "gap_start",
+    "gap_window_ns",
     "hop_events",
     "in_context",
     "rows_by_code",
@@ -1824,3 +1825,10 @@ def _dropped_markers(
 def grace_ns(p: Pipeline, grace: timedelta | None) -> int:
     g = p.grace if grace is None else grace
     return int(g.total_seconds() * 1_000_000_000)
+
+
+def gap_window_ns(p: Pipeline, grace: timedelta | None) -> int:
+    """How long after a path's last hop its missing hop is looked for in a log gap (ns): the
+    grace window, or the model's (:attr:`Pipeline.gap_window`) where that is longer."""
+    window = grace_ns(p, None) if p.gap_window is None else grace_ns(p, p.gap_window)
+    return max(grace_ns(p, grace), window)

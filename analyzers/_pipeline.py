@@ -67,6 +67,10 @@ class Pipeline:
     slo: Mapping[str, timedelta] = field(default_factory=dict)
     grace: timedelta = timedelta(seconds=5)
     clock_skew: timedelta = timedelta(milliseconds=100)
+    #: How long after a path's last hop its missing hop is looked for in a log gap (None: the
+    #: grace window). A caller's ``grace`` keeps the model's here: a shorter wait at the end
+    #: of the logs (``--grace 0s``: they are final) says nothing of how long a hop takes.
+    gap_window: timedelta | None = None
     outlier_min_samples: int = 20
     outlier_z: float = 3.5
     outlier_floor: timedelta = timedelta(milliseconds=20)

@@ -97,7 +97,8 @@ def with_overrides(
                 )
         p = replace(p, slo={**p.slo, **slo})
     if grace is not None:
-        p = replace(p, grace=grace)
+        window = p.grace if p.gap_window is None else p.gap_window
+        p = replace(p, grace=grace, gap_window=window)
     return p
 
 

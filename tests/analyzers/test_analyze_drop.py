@@ -307,6 +307,23 @@ def test_a_dropped_marker_first_in_its_log_covers_what_came_before(history, firs
     assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
 
 
+@pytest.mark.parametrize("grace", [None, timedelta(0), timedelta(milliseconds=3)])
+def test_a_gap_just_after_the_last_hop_covers_it_whatever_the_grace(history, grace):
+    # m2 reached u2's socket at 1025; u2 logged a heartbeat at 1026, then lost 3 lines. With
+    # `--grace 0s` (the logs are final: nothing is in flight) the gap still covers a receive
+    # 2 ms after its deliver: the window a hop is looked for in a gap is the pipeline's
+    # grace (5 s) at least (it was the 0 ms asked for, and the lost receive read as a drop)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1026, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    report = analyze(history.frame(), grace=grace)
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert f"not reported as drops: {t2} (u2 at WS-RECV.receive)" in report.findings["detail"][0]
+
+
 def test_gap_elsewhere_does_not_hide_a_drop(history):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000, stop={"u2": "WS-RECV.receive"})

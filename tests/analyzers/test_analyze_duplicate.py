@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tracekit.analyzers import analyze, find_duplicates, find_in_flight, find_unexpected
@@ -333,6 +335,9 @@ def test_a_send_lost_after_the_request_it_wraps(history, send_took):
         "8 event(s) for a message whose CTRL.send was never seen (first: REST.request)"
         + (said if send_took else "")
     )
+    # the same with `--grace 0s` (the logs are final): a send still takes time
+    final = find_unexpected(history.frame(), grace=timedelta(0)).collect()
+    assert final["detail"].to_list() == got["detail"].to_list()
 
 
 def test_a_gap_in_another_users_log_leaves_it_unexpected(history):
