@@ -17,6 +17,7 @@ Imports polars only inside :meth:`Synth.frame`, so it stays cheap for the instru
 
 from __future__ import annotations
 
+import itertools
 import random
 from array import array
 from collections.abc import Iterator, Sequence
@@ -421,7 +422,8 @@ def generate(
             killed=killed,
             lose=lose,
         )
-    columns = _sequence(out, plans, restarted, killed)
+    columns, more_gaps = _sequence(out, plans, restarted, killed)
+    truth += [Expected("log_gap", None, None, None, None, source=s) for s in more_gaps]
     return Synth(columns, truth, len(plans), offsets, sorted(restarted))
 
 
@@ -863,9 +865,12 @@ def _sequence(
     plans: list[_Msg],
     restarted: dict[str, int],
     killed: set[int],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     """Give each source its ``seq`` in emission order (from 0 again where ``restarted``;
-    ``killed`` rows are never written), then apply the logging faults."""
+    ``killed`` rows are never written), then apply the logging faults. Also the sources of
+    the seq jumps a lost message makes beyond the one its fault's truth holds: its lines
+    are not always adjacent (a line of the user's own send written between them, fuzzing
+    16d), and each jump is a ``log_gap``."""
     n = len(out.ts)
     order = sorted(range(n), key=lambda i: (out.emit[i], i))
     seq = [0] * n
@@ -883,6 +888,7 @@ def _sequence(
         counter[s] = seq[i] + 1
     drop_rows: set[int] = set(killed)
     bumps: list[tuple[str, int]] = []
+    more_gaps: list[str] = []
     for m in plans:
         for who, what in m.lost:
             if what not in ("_log_loss", "_seq_gap"):
@@ -891,6 +897,8 @@ def _sequence(
             trace_rows = [i for i in range(n) if src[i] == s and out.cols["trace_id"][i] == m.trace]
             if what == "_log_loss":
                 drop_rows.update(trace_rows)  # the logging lost this message's client events
+                lost = sorted(seq[i] for i in trace_rows if i not in killed)
+                more_gaps += [s for a, b in itertools.pairwise(lost) if b != a + 1]
             else:
                 bumps.append((s, min(seq[i] for i in trace_rows)))
     for s, from_seq in bumps:  # the logging lost 3 events that were not message hops
@@ -902,4 +910,4 @@ def _sequence(
     cols["ts"] = [out.ts[i] for i in keep]
     cols["seq"] = [seq[i] for i in keep]
     cols["duration_ms"] = [_duration_ms(out, i) for i in keep]
-    return cols
+    return cols, more_gaps

@@ -302,6 +302,28 @@ def test_a_late_receive_is_never_inside_a_clean_history_load(
     assert [e.kind for e in synth.truth] == ["latency_outlier", "slo_breach"]
 
 
+def test_a_message_lost_around_a_line_of_its_own_is_two_gaps():
+    # fuzzing 16d: the logging lost a message's three lines on u2's client while u2's own
+    # send wrote its request and response between two of them: two seq jumps, two log_gap
+    # findings, and the truth holds both (it held one)
+    synth = generate(
+        2931641899,
+        messages=60,
+        faults=["log_loss"],
+        users=3,
+        conversations=2,
+        max_members=6,
+        include_sender=False,
+        clock_offset_ms=25.787134939260866,
+        reconnects=0.1,
+        second_devices=0.25,
+        retries=0.1,
+        history_loads=0.2,
+    )
+    assert [(e.kind, e.source) for e in synth.truth] == [("log_gap", "client-u2")] * 2
+    assert _found(analyze(synth.frame().lazy())) == sorted(synth.truth, key=repr)
+
+
 def test_names_as_text_or_categorical_give_the_same_report():
     """The event table keeps names Categorical; a table of text (an old cache, a hand-built
     frame) must give exactly the same report."""
