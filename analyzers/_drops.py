@@ -26,8 +26,8 @@ from tracekit.analyzers._paths import (
     col,
     engine,
     gap_start,
-    gap_window_ns,
     grace_ns,
+    hop_window_ns,
 )
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
@@ -284,7 +284,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         return _classify(cand.lazy(), gap_hit, g, t_end)
     # (`--grace 0s` says the logs are final, not that a hop takes no time: a receive lost in
     # a gap 2 ms after its deliver read as a drop)
-    reach = gap_window_ns(paths.pipeline, grace)
+    reach = hop_window_ns(paths.pipeline, grace)
     return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
 
 

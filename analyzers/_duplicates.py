@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, engine, gap_start, gap_window_ns, grace_ns
+from tracekit.analyzers._paths import Paths, col, engine, gap_start, hop_window_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -49,8 +49,10 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
     recipient have a log that runs at the write's time ``t`` (within the grace window on each
     side). A client restarted later, or ended before, is another process of the same device,
-    not a second device (its logs do not overlap)."""
-    g = grace_ns(paths.pipeline, None)
+    not a second device (its logs do not overlap). Within the time a hop may take: a log
+    that begins with its own receive of the write, or ended just before it, is the device's
+    (with `--grace 0s` it was not, and one write to each device read as a duplicate)."""
+    g = hop_window_ns(paths.pipeline, None)
     users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
         paths.client_sources(users)
@@ -72,7 +74,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     event (the send comes before every other hop). The sender's log is the one that logged its
     other sender hops, else (none survived) any client of that sender. -> ``trace_id``,
     ``gap_source`` and the gap's last line before it (``gap_file``, ``gap_line``)."""
-    g = gap_window_ns(paths.pipeline, None)
+    g = hop_window_ns(paths.pipeline, None)
     named = orphans.filter(pl.col("sender_src").is_not_null()).select(
         "trace_id", "t_min", pl.col("sender_src").alias("source")
     )
@@ -356,10 +358,11 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             pl.col("actor").filter(pl.col("hop").is_in(msg_hops)).first().alias("acting"),
         )
     )
-    # A message whose first event comes within the grace window after the logs begin was
-    # probably sent before them: undecided (in flight), like one near their end.
+    # A message whose first event comes within the time a hop may take after the logs begin
+    # was probably sent before them: undecided (in flight), like one near their end.
     start = paths.t_start if paths.t_start is not None else 0
-    early = pl.col("t_min") - start < grace_ns(p, None)
+    window = hop_window_ns(p, None)
+    early = pl.col("t_min") - start < window
     orphans = orphans.join(first_event, on="trace_id", how="left")
     # a recipient hop whose event names no recipient counts for no pair: named by the event
     first = pl.coalesce(
@@ -375,11 +378,11 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         source="src_first",
         detail=pl.format(
             "{} not seen: the message's first event ({}) comes {} ms after the logs begin, "
-            "inside the {} ms grace window, so it was probably sent before them",
+            "within the {} ms a hop may take, so it was probably sent before them",
             pl.lit(p.ids[send]),
             first,
             ms(pl.col("t_min") - start),
-            pl.lit(str(round(grace_ns(p, None) / 1e6))),
+            pl.lit(str(round(window / 1e6))),
         ),
         evidence=evidence(("file_first", "line_first")),
         at="t_first",

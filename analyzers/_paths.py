@@ -39,8 +39,8 @@ __all__ = [
     "engine",
     "engine_for",
     "gap_start",
-    "gap_window_ns",
     "hop_events",
+    "hop_window_ns",
     "in_context",
     "rows_by_code",
     "same_device",
@@ -1827,8 +1827,8 @@ def grace_ns(p: Pipeline, grace: timedelta | None) -> int:
     return int(g.total_seconds() * 1_000_000_000)
 
 
-def gap_window_ns(p: Pipeline, grace: timedelta | None) -> int:
-    """How long after a path's last hop its missing hop is looked for in a log gap (ns): the
-    grace window, or the model's (:attr:`Pipeline.gap_window`) where that is longer."""
-    window = grace_ns(p, None) if p.gap_window is None else grace_ns(p, p.gap_window)
-    return max(grace_ns(p, grace), window)
+def hop_window_ns(p: Pipeline, grace: timedelta | None) -> int:
+    """How long a hop may take (ns): the model's :attr:`Pipeline.hop_window`, or the grace
+    window where that is longer (a hop awaited that long at the end of the logs may take
+    that long anywhere)."""
+    return max(grace_ns(p, grace), grace_ns(p, p.hop_window))

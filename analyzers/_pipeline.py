@@ -67,10 +67,11 @@ class Pipeline:
     slo: Mapping[str, timedelta] = field(default_factory=dict)
     grace: timedelta = timedelta(seconds=5)
     clock_skew: timedelta = timedelta(milliseconds=100)
-    #: How long after a path's last hop its missing hop is looked for in a log gap (None: the
-    #: grace window). A caller's ``grace`` keeps the model's here: a shorter wait at the end
-    #: of the logs (``--grace 0s``: they are final) says nothing of how long a hop takes.
-    gap_window: timedelta | None = None
+    #: How long a hop may take: how far after a path's last hop its missing one is looked
+    #: for in a log gap, how near a log's start or end an event still counts as in it. Apart
+    #: from ``grace``, the wait at the end of the logs: ``--grace 0s`` (they are final) says
+    #: nothing of how long a hop takes. The longer of the two is used.
+    hop_window: timedelta = timedelta(seconds=5)
     outlier_min_samples: int = 20
     outlier_z: float = 3.5
     outlier_floor: timedelta = timedelta(milliseconds=20)
@@ -205,7 +206,7 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     meta = data.get("pipeline", {})
     if not isinstance(meta, dict):
         raise _err("[pipeline]", "must be a table")
-    _check_keys(meta, {"name", "grace_ms", "clock_skew_ms"}, "[pipeline]")
+    _check_keys(meta, {"name", "grace_ms", "hop_window_ms", "clock_skew_ms"}, "[pipeline]")
     name = meta.get("name", "custom")
     if not isinstance(name, str):
         raise _err("[pipeline] name", f"must be a string, got {name!r}")
@@ -301,6 +302,7 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
         roles=roles,
         slo=slo,
         grace=_ms(meta.get("grace_ms", 5000), "[pipeline] grace_ms"),
+        hop_window=_ms(meta.get("hop_window_ms", 5000), "[pipeline] hop_window_ms"),
         clock_skew=_ms(meta.get("clock_skew_ms", 100), "[pipeline] clock_skew_ms"),
         outlier_min_samples=min_samples,
         outlier_z=float(z),

@@ -97,8 +97,7 @@ def with_overrides(
                 )
         p = replace(p, slo={**p.slo, **slo})
     if grace is not None:
-        window = p.grace if p.gap_window is None else p.gap_window
-        p = replace(p, grace=grace, gap_window=window)
+        p = replace(p, grace=grace)
     return p
 
 

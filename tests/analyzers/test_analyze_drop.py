@@ -324,6 +324,46 @@ def test_a_gap_just_after_the_last_hop_covers_it_whatever_the_grace(history, gra
     assert f"not reported as drops: {t2} (u2 at WS-RECV.receive)" in report.findings["detail"][0]
 
 
+@pytest.mark.parametrize(("grace_ms", "hop_window_ms", "dropped"), [(0, None, False), (0, 0, True)])
+def test_a_model_that_waits_for_nothing_still_gives_hops_time(
+    history, grace_ms, hop_window_ms, dropped
+):
+    # a model with `grace_ms = 0` (review 16e: it had the `--grace 0s` bug still): a hop
+    # may take the model's hop window (5 s unless `hop_window_ms` says otherwise) whatever
+    # the wait at the end of the logs; a model that says hops take no time has the receive
+    # lost 2 ms after its deliver out of the gap's reach again
+    import tomllib
+    from dataclasses import replace
+    from importlib import resources
+
+    from tracekit.analyzers._pipeline import parse_pipeline
+
+    text = resources.files("tracekit.analyzers").joinpath("default_pipeline.toml").read_text()
+    model = tomllib.loads(text)
+    model["pipeline"] = {**model["pipeline"], "grace_ms": grace_ms}
+    if hop_window_ms is not None:
+        model["pipeline"]["hop_window_ms"] = hop_window_ms
+    pipeline = parse_pipeline(model)
+    assert pipeline.grace == timedelta(0)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1026, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    gap = [("log_gap", None, None, None, None)]
+    drop = [("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")]
+    assert history.kinds(analyze(history.frame(), pipeline=pipeline).findings) == (
+        drop + gap if dropped else gap
+    )
+    # a model whose grace is replaced in place (`tracekit trace --grace`,
+    # `tracekit.testing.format_timeline`) keeps its hop window
+    kept = replace(pipeline, grace=timedelta(0))
+    assert history.kinds(analyze(history.frame(), pipeline=kept).findings) == (
+        drop + gap if dropped else gap
+    )
+
+
 def test_gap_elsewhere_does_not_hide_a_drop(history):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000, stop={"u2": "WS-RECV.receive"})

@@ -137,6 +137,7 @@ def test_a_models_grace_and_slos_are_the_analysis_own(tmp_path, history):
         (("grace_ms = 1000", "grace_ms = inf"), "[pipeline] grace_ms: must be a number of"),
         (("grace_ms = 1000", "grace_ms = 1e300"), "[pipeline] grace_ms: must be a number of"),
         (("grace_ms = 1000", "clock_skew_ms = nan"), "[pipeline] clock_skew_ms: must be"),
+        (("grace_ms = 1000", "hop_window_ms = -5"), "[pipeline] hop_window_ms: must be a number"),
         (("end_to_end_ms = 100", "end_to_end_ms = nan"), "[slo] end_to_end_ms: must be"),
         ((S, f"{S}\n[outliers]\nfloor_ms = inf"), "[outliers] floor_ms: must be a number of"),
         # a nan z turned every latency_outlier off without a word
