@@ -331,6 +331,26 @@ def test_bad_pipeline_file_exits_2(logs: Path, tmp_path: Path) -> None:
     assert code == 2 and "invalid pipeline model" in err
 
 
+@pytest.mark.parametrize(("grace", "decided"), [(None, "drop=1"), ("5s", "in_flight=1")])
+def test_a_models_grace_applies_unless_grace_is_given(
+    logs: Path, tmp_path: Path, grace: str | None, decided: str
+) -> None:
+    # The logs end right after T_LOST's lost CTRL.add: in flight within a 5 s grace. A model
+    # with `grace_ms = 0` decides it (review 16e: the option's default, 5 s, replaced every
+    # model's grace); `--grace` still wins over the model.
+    from importlib import resources
+
+    text = resources.files("tracekit.analyzers").joinpath("default_pipeline.toml").read_text()
+    model = tmp_path / "final.toml"
+    model.write_text(text.replace("grace_ms = 5000", "grace_ms = 0"))
+    extra = [] if grace is None else ["--grace", grace]
+    code, out, _ = run("analyze", str(logs), "--pipeline", str(model), *extra)
+    assert code == 0 and decided in out
+    code, out, _ = run("check", str(logs), "--pipeline", str(model), "--max", "drop=0", *extra)
+    assert code == (1 if grace is None else 0)
+    assert ("in_flight finding" in out) == (grace is not None)
+
+
 def test_real_subprocess_exit_codes_and_no_traceback(logs: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -218,11 +218,13 @@ PipelineOpt = Annotated[
     typer.Option("--pipeline", help="Pipeline model (TOML); default: the built-in chat pipeline."),
 ]
 GraceOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--grace",
-        help="Undecided window at the end of the logs (500ms, 2s, 1m).",
-        show_default=True,
+        help=(
+            "Undecided window at the end of the logs (500ms, 2s, 1m); default: the pipeline "
+            "model's grace_ms (5 s for the built-in one)."
+        ),
     ),
 ]
 SinceOpt = Annotated[
@@ -270,6 +272,12 @@ def _duration(value: str, name: str) -> timedelta:
         return parse_duration(value)
     except ValueError as exc:
         _fail(f"--{name}: {exc}")
+
+
+def _grace(value: str | None, model: Pipeline) -> timedelta:
+    """``--grace``, else the model's own (a model's ``grace_ms`` was never used by the CLI:
+    the option's default, 5 s, replaced it)."""
+    return model.grace if value is None else _duration(value, "grace")
 
 
 def _load_pipeline(path: Path | None) -> Pipeline:
@@ -335,7 +343,7 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
 def _analyze(
     reading: _Reading,
     pipeline: Path | Pipeline | None,
-    grace: str,
+    grace: str | None,
     slo: Mapping[str, timedelta] | None = None,
     *,
     require_events: bool = False,
@@ -354,7 +362,7 @@ def _analyze(
         report = analyze(
             events,
             pipeline=model,
-            grace=_duration(grace, "grace"),
+            grace=_grace(grace, model),
             slo=dict(slo) if slo else None,
             inputs=inputs,
         )
@@ -424,7 +432,7 @@ def analyze(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
-    grace: GraceOpt = "5s",
+    grace: GraceOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     timezone: TimezoneOpt = None,
@@ -486,7 +494,7 @@ def report(
         "tracekit-report.html"
     ),
     pipeline: PipelineOpt = None,
-    grace: GraceOpt = "5s",
+    grace: GraceOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     timezone: TimezoneOpt = None,
@@ -539,7 +547,7 @@ def check(
     ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
     pipeline: PipelineOpt = None,
-    grace: GraceOpt = "5s",
+    grace: GraceOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     timezone: TimezoneOpt = None,
@@ -602,7 +610,7 @@ def check(
         for line in _gates.github_annotations(results):
             _say(line)
     notes = (
-        _in_flight_note(data, gates, _duration(grace, "grace")),
+        _in_flight_note(data, gates, _grace(grace, model)),
         _gap_note(data, gates),
         f"note: {said}" if (said := restarts_note(data.get("summary", {}))) else "",
         f"note: {said}" if (said := copies_note(data.get("summary", {}))) else "",
@@ -651,7 +659,7 @@ def trace(
     trace_id: Annotated[str, typer.Argument(help="Trace id (32 hex) or client message UUID.")],
     paths: Paths,
     pipeline: PipelineOpt = None,
-    grace: GraceOpt = "5s",
+    grace: GraceOpt = None,
     timezone: TimezoneOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
@@ -668,7 +676,8 @@ def trace(
         from tracekit.cli._render import render_timeline
         from tracekit.cli._timeline import timeline_rows
 
-        model = replace(_load_pipeline(pipeline), grace=_duration(grace, "grace"))
+        model = _load_pipeline(pipeline)
+        model = replace(model, grace=_grace(grace, model))
         events, _inputs = _collect(_Reading(paths, timezone=timezone, cache_dir=cache_dir))
         rows = timeline_rows(timeline(events, tid, pipeline=model))
         if not rows:
@@ -680,7 +689,7 @@ def trace(
 def watch(
     path: Annotated[list[Path], typer.Argument(help="Log files or directories to follow.")],
     pipeline: PipelineOpt = None,
-    grace: GraceOpt = "5s",
+    grace: GraceOpt = None,
     interval: Annotated[
         str, typer.Option("--interval", help="How often to look again (e.g. 500ms).")
     ] = "1s",
@@ -707,10 +716,11 @@ def watch(
             from tracekit.collectors import collect
 
             collect([], timezone=timezone)
+        model = _load_pipeline(pipeline)
         watch_paths(
             path,
-            _load_pipeline(pipeline),
-            grace=_duration(grace, "grace"),
+            model,
+            grace=_grace(grace, model),
             interval=every,
             stop_after=stop,
             out=_stdout(),
