@@ -13,9 +13,10 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   the logs show receiving it; ``summary.recipients_from`` counts messages per method.
 - A drop is the first missing hop of a path with no later hop reached (a later hop reached means
   the message got through and only evidence is missing). The grace window counts back from the
-  end of the logs as a whole (latest corrected timestamp of any source); symmetrically, a
-  message without a send whose first event lies within the grace window after the logs begin is
-  ``in_flight`` (sent before the logs), not ``unexpected``.
+  end of the logs as a whole (latest corrected timestamp of any source); a message without a
+  send whose first event lies within the time a hop may take (``Pipeline.hop_window``, or the
+  grace window where longer) after the logs begin is ``in_flight`` (sent before the logs), not
+  ``unexpected``.
 - Order (reorders, races, removals) is compared by ``seq`` inside one source's log (without
   ``seq``, as in legacy text, by time with ties in line order); timestamps only across sources,
   and then clock-corrected.

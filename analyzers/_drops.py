@@ -8,8 +8,8 @@ once, at its first missing hop, with the last hop reached as ``last_seen``.
 The grace window is measured from the end of the logs as a whole (the latest corrected
 timestamp of any source): a path whose last hop is within ``grace`` of that end is ``in_flight``.
 A path whose missing hop should have been logged by a source with a ``seq`` gap overlapping
-``[last_seen, last_seen + grace]`` is indeterminate: it is not a drop, the ``log_gap`` finding
-lists it.
+``[last_seen, last_seen + w]`` (``w``: the time a hop may take, :func:`hop_window_ns`) is
+indeterminate: it is not a drop, the ``log_gap`` finding lists it.
 """
 
 from __future__ import annotations
@@ -526,11 +526,6 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     )
 
 
-#: How near a drop's last hop a restart (after it) or a log's end (either side) is named with
-#: it, where the grace is shorter (ns).
-_RESTART_WINDOW: Final = 5_000_000_000
-
-
 def _with_server_going(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     """``drops`` with ``server_going``: for a server hop after a client's (a request no
     server logged), the one server whose log was going at the last hop, which
@@ -559,8 +554,8 @@ def _with_server_going(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
-    """``drops`` with the first restart, within the grace window after the last hop (at least
-    :data:`_RESTART_WINDOW`: a test judged with no grace still says its crashes), of a
+    """``drops`` with the first restart, within the time a hop may take after the last hop
+    (``g``: :func:`hop_window_ns`; a test judged with no grace still says its crashes), of a
     process that logged that hop or should have logged the missing one (the user's client,
     for a client hop): ``restarted`` (its source), ``t_restart``, ``file_restart``,
     ``line_restart``; null where none. The process stopped with the message under way, a loss
@@ -614,7 +609,7 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
                 right_on="t_restart",
                 by="_key",
                 strategy="forward",
-                tolerance=max(g, _RESTART_WINDOW),
+                tolerance=g,
                 allow_exact_matches=False,
                 check_sortedness=False,  # both sorted by time
             )
@@ -643,8 +638,8 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
 
 def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``drops`` (with :func:`_with_restart`'s columns) with where the log of the process
-    that had the message ends, within the grace window of the last hop (at least
-    :data:`_RESTART_WINDOW`), where the other logs go on that long after that end:
+    that had the message ends, within the time a hop may take of the last hop (``g``:
+    :func:`hop_window_ns`), where the other logs go on that long after that end:
     ``ended`` (its source), ``t_ended``; null where not. The process is the last hop's, or
     for a missing client hop the user's client: the one whose log was going at the last hop
     (an app restarted under a new name has an older and a newer log), else the last to end
@@ -653,7 +648,7 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     stopped, or went quiet (tracekit logs no heartbeat). Not where a restart is named, nor
     for a removal, a path judged from a retry, or a device's own path (judged by its log's
     end already)."""
-    window = max(g, _RESTART_WINDOW)
+    window = g
     found = drops.with_row_index("_d").collect(engine=engine())
     judged = found.filter(
         ~pl.col("removal").fill_null(False)
@@ -772,8 +767,11 @@ def drops_and_in_flight(
         pl.lit(paths.pipeline.role("remove")),
         ms(pl.col("t_last") - pl.col("t_add")),
     )
+    # (how near the last hop a restart or a log's end is named: the time a hop may take)
+    hop = hop_window_ns(paths.pipeline, grace)
+    judged_drops = cand.filter(pl.col("status") == "drop")
     drop = findings(
-        _with_log_end(paths, _with_restart(paths, cand.filter(pl.col("status") == "drop"), g), g),
+        _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop),
         "drop",
         trace_id="trace_id",
         recipient="recipient",

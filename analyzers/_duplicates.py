@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, engine, gap_start, hop_window_ns
+from tracekit.analyzers._paths import Paths, col, engine, gap_start, grace_ns, hop_window_ns
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -47,9 +47,9 @@ def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
 
 def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
-    recipient have a log that runs at the write's time ``t`` (within the grace window on each
-    side). A client restarted later, or ended before, is another process of the same device,
-    not a second device (its logs do not overlap). Within the time a hop may take: a log
+    recipient have a log that runs at the write's time ``t`` (within the time a hop may take
+    on each side). A client restarted later, or ended before, is another process of the same
+    device, not a second device (its logs do not overlap). Not the grace window: a log
     that begins with its own receive of the write, or ended just before it, is the device's
     (with `--grace 0s` it was not, and one write to each device read as a duplicate)."""
     g = hop_window_ns(paths.pipeline, None)
@@ -70,7 +70,7 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
 
 def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     """The ``orphans`` (``trace_id``, ``t_min``, ``sender_src``, ``acting``) whose send may be in
-    a gap of the sender's log: one overlapping the grace window before the message's first
+    a gap of the sender's log: one overlapping the time a hop may take before the message's first
     event (the send comes before every other hop). The sender's log is the one that logged its
     other sender hops, else (none survived) any client of that sender. -> ``trace_id``,
     ``gap_source`` and the gap's last line before it (``gap_file``, ``gap_line``)."""
@@ -378,11 +378,12 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         source="src_first",
         detail=pl.format(
             "{} not seen: the message's first event ({}) comes {} ms after the logs begin, "
-            "within the {} ms a hop may take, so it was probably sent before them",
+            "within the {} ms {}, so it was probably sent before them",
             pl.lit(p.ids[send]),
             first,
             ms(pl.col("t_min") - start),
             pl.lit(str(round(window / 1e6))),
+            pl.lit("grace window" if window > grace_ns(p, p.hop_window) else "a hop may take"),
         ),
         evidence=evidence(("file_first", "line_first")),
         at="t_first",

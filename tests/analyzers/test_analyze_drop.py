@@ -712,6 +712,21 @@ def test_a_restart_long_after_a_drop_is_not_its_cause(history):
     assert len(report.findings["evidence"][0]) == 1
 
 
+@pytest.mark.parametrize(("hop_window_s", "named"), [(60, True), (5, False)])
+def test_a_restart_is_named_within_the_time_a_hop_may_take(history, hop_window_s, named):
+    # 29 s after the receive: named where the model gives a hop a minute (review 16f: a
+    # fixed 5 s), whatever the grace (0: the logs are final)
+    from dataclasses import replace
+
+    from tracekit.analyzers import default_pipeline
+
+    t2 = _crash_after_receive(history, restart_at=30_000)
+    model = replace(default_pipeline(), hop_window=timedelta(seconds=hop_window_s))
+    report = analyze(history.frame(), pipeline=model, grace=timedelta(0))
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert ("client-u2 restarted 28970.0 ms after it" in report.findings["detail"][0]) == named
+
+
 def test_a_client_restarted_after_the_server_delivered_is_named(history):
     # the last hop is the server's deliver; the process that should have logged the receive,
     # u2's app, restarted 75 ms later (its new run's first line: the evidence)

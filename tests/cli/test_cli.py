@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -349,6 +350,25 @@ def test_a_models_grace_applies_unless_grace_is_given(
     code, out, _ = run("check", str(logs), "--pipeline", str(model), "--max", "drop=0", *extra)
     assert code == (1 if grace is None else 0)
     assert ("in_flight finding" in out) == (grace is not None)
+
+
+@pytest.mark.parametrize("grace", ["0s", "5s"])
+def test_check_says_apart_a_message_begun_before_the_logs(tmp_path: Path, grace: str) -> None:
+    # The sample chat without its first two lines (msg-1001's send and request): in flight
+    # at its send, which `--grace 0s` does not decide (review 16f: the note said it would)
+    logs = tmp_path / "early"
+    shutil.copytree(ROOT / "sample_logs" / "jsonl", logs)
+    client = logs / "client-u1.jsonl"
+    client.write_text("".join(client.read_text().splitlines(keepends=True)[2:]))
+    code, out, _ = run("check", str(logs), "--max", "duplicate=0", "--grace", grace)
+    assert code == 0
+    early = (
+        "note: 1 in_flight finding for a message begun before the logs (its CTRL.send not "
+        "logged, its first event at their start), not counted as unexpected: gate it with "
+        "--max in_flight=0"
+    )
+    assert early in out.splitlines()
+    assert ("decide it with --grace 0s" in out) == (grace == "5s")
 
 
 def test_real_subprocess_exit_codes_and_no_traceback(logs: Path) -> None:
