@@ -196,3 +196,24 @@ def test_watch_stops_reading_files_it_cannot_read_until_they_change(
     assert len(calls) == 2 * (1 + watch_module._RETRIES)
     assert result.stderr.count("skipped a round: logs/chat.jsonl: permission denied") == 1
     assert result.stderr.count("read 4 times in vain: waiting for the files to change") == 2
+
+
+@pytest.mark.parametrize(("grace", "said"), [("0s", True), ("1s", False)])
+def test_watch_with_no_grace_says_what_it_does_to_live_logs(
+    tmp_path: Path, grace: str, said: bool
+) -> None:
+    # review 16f: a model's grace_ms = 0 now applies to watch too
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "chat.jsonl").write_text("")
+    result = CliRunner().invoke(
+        app,
+        ["watch", str(logs), "--grace", grace, "--interval", "100ms", "--duration", "200ms"],
+        env={"COLUMNS": "300"},
+    )
+    assert result.exit_code == 0, result.output
+    note = (
+        "note: a zero grace window decides every delivery whose next hop is not logged yet "
+        "as a drop; on logs still being written, give --grace (e.g. 2s)"
+    )
+    assert (note in result.stderr) == said

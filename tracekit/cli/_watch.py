@@ -85,6 +85,14 @@ def watch_paths(
     status: Console,
     timezone: str | None = None,
 ) -> None:
+    if not grace:  # (a model's grace_ms = 0, or --grace 0s: fine for logs that are final)
+        status.print(
+            Text(
+                "note: a zero grace window decides every delivery whose next hop is not "
+                "logged yet as a drop; on logs still being written, give --grace (e.g. 2s)",
+                style="dim",
+            )
+        )
     seen: set[tuple[Any, ...]] = set()
     began = changed = time.monotonic()
     looked: _Identity | None = None  # the files as the last round found them
