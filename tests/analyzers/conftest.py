@@ -129,6 +129,14 @@ class History:
     def frame(self) -> pl.LazyFrame:
         return events_frame(self.rows).lazy()
 
+    def shown(
+        self, t_ms: float, source: str, user: str, *, trace: str, conv_id: str = "c1"
+    ) -> None:
+        """``user``'s app at ``source`` receives, stores and shows ``trace``: its three lines,
+        1 ms apart from ``t_ms`` (a second device, or an app the test builds by hand)."""
+        for k, hop in enumerate(PER_RECIPIENT[1:]):
+            self.ev(t_ms + k, hop, source, user, trace=trace, conv_id=conv_id)
+
     def tail(self, t_ms: float = 60_000.0, sources: Iterable[str] | None = None) -> None:
         """Heartbeats long after everything: the logs go on past any grace window. Only of
         ``sources`` where given (the others' logs end where they are)."""
