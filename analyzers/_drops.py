@@ -5,8 +5,9 @@ every hop before it did and no hop after it did either: if a later hop happened,
 got through and only the evidence is missing, which is not a drop. That reports each broken path
 once, at its first missing hop, with the last hop reached as ``last_seen``.
 
-The grace window is measured from the end of the logs as a whole (the latest corrected
-timestamp of any source): a path whose last hop is within ``grace`` of that end is ``in_flight``.
+The grace window is measured from the end of the logs as a whole (the latest corrected time
+any source wrote a line, its stamp plus its stage's ``duration_ms``): a path whose last hop is
+within ``grace`` of that end is ``in_flight``. A device's own path, the same of its own log.
 A path whose missing hop should have been logged by a source with a ``seq`` gap overlapping
 ``[last_seen, last_seen + w]`` (``w``: the time a hop may take, :func:`hop_window_ns`) is
 indeterminate: it is not a drop, the ``log_gap`` finding lists it.

@@ -143,7 +143,7 @@ class Paths:
     clock_pairs: dict[tuple[str, str], int]
     reference: str | None
     sources: pl.DataFrame  # per-source stats: n, seq bounds, corrected end
-    t_end: int | None  # corrected end of the logs (ns), None when empty
+    t_end: int | None  # corrected end of the logs (ns: the last line written), None when empty
     t_start: int | None  # corrected start of the logs (ns)
     fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
     rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
@@ -728,7 +728,8 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
             seq_max=pl.col("seq").max(),
             seq_back=pl.col("_back").any(),
             ts_min=pl.col("ts").min(),
-            ts_max=pl.col("ts").max(),
+            # (when the log's last line was written: a stage's line at its end, :data:`_took`)
+            ts_end=(pl.col("ts") + _took).max(),
         )
     )
 
@@ -1555,7 +1556,7 @@ def _assemble(
         return frame.with_columns((pl.col(ts) - shift).alias(out))
 
     rest = fix(rest, "ts", "t")
-    sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
+    sources = fix(fix(sources, "ts_end", "t_end"), "ts_min", "t_start")
     at = restarts.get_column("row")
     restarts = fix(
         restarts.with_columns(

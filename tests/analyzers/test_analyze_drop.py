@@ -979,3 +979,52 @@ def test_a_request_no_server_logged_names_the_server_restarted_in_place(history)
         "reached REST.request, never reached REST.persist (the logs go on 56995.0 ms after it);"
         " server-a restarted 80.0 ms after it (a new run of its log begins at server-a.jsonl:100)"
     )
+
+
+def test_the_logs_end_when_their_last_line_was_written(history):
+    # u1's app began a 6 s history load at 10 050 ms, logged when it ended (at 16 050 ms): the
+    # logs went on 6 s after m2's deliver, past the grace window, so m2 is a drop, not in
+    # flight as the stamps alone (ending at 10 050 ms) would have it
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=10_000, stop={"u2": "WS-RECV.receive"})
+    history.ev(10_050, "REST.fetch_end", "client-u1", "u1", conv_id="c1", duration_ms=6000.0)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].startswith(
+        "recipient u2: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the logs go"
+        " on 6025.0 ms after it)"
+    )
+
+
+def test_a_devices_log_ends_when_its_last_line_was_written(history):
+    # the tablet received m2 and never stored it; it is judged by its own log's end, and its
+    # last line, stamped 1 ms after that receive, took 7 s: the tablet went on 7 s after
+    history.message(1, "u1", ["u2"], t=0)
+    history.shown(31, "client-u2-tablet", "u2", trace=history.tid(1))
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    history.ev(1027, "WS-RECV.receive", "client-u2-tablet", "u2", trace=t2, conv_id="c1")
+    history.ev(1028, "REST.fetch_end", "client-u2-tablet", "u2", conv_id="c1", duration_ms=7000.0)
+    history.tail(sources=["client-u1", "client-u2", "server-1"])
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert report.findings.get_column("source").to_list() == ["client-u2-tablet"]
+
+
+def test_a_drop_says_a_log_ends_when_its_last_line_was_written(history):
+    # server-a's last line is stamped 60 ms after m4's persist and took 300 ms
+    for n in range(1, 4):
+        history.message(n, "u1", ["u2"], t=n * 1000, server="server-a")
+    t4 = history.message(
+        4, "u1", ["u2"], t=4000, server="server-a", stop={"": "WS-BROADCAST.start"}
+    )
+    history.ev(4070, "REPO.query", "server-a", "server", duration_ms=300.0)
+    for n in range(5, 8):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 2000, server="server-b")
+    history.tail(sources=["server-b", "client-u1", "client-u2"])
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t4, None, "WS-BROADCAST.start", "REST.persist")
+    ]
+    assert report.findings["detail"][0].endswith("; server-a's log ends 360.0 ms after it")
