@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import bz2
 import fnmatch
+import math
 import os
 import re
 import stat
@@ -163,6 +164,16 @@ def _default(obj: Any) -> Any:
     raise TypeError
 
 
+def _finite(event: object) -> object:
+    """``event`` with its NaN and infinite floats as their text: JSON holds none (orjson
+    writes null), and an absent value would hide a bad one the reader counts and says.
+    Anything but a mapping as it is (the reader says it is no JSON object)."""
+    if not isinstance(event, Mapping):
+        return event
+    bad = [k for k, v in event.items() if isinstance(v, float) and not math.isfinite(v)]
+    return {**event, **{k: str(event[k]) for k in bad}} if bad else event
+
+
 class MemorySource(Source):
     """In-memory input for tests: event dicts (written as JSON lines) or raw lines/bytes.
 
@@ -189,7 +200,7 @@ class MemorySource(Source):
                 data = "\n".join(items).encode() + b"\n"  # type: ignore[arg-type]
             else:
                 data = b"".join(
-                    orjson.dumps(i, default=_default) + b"\n"
+                    orjson.dumps(_finite(i), default=_default) + b"\n"
                     for i in items
                     if not isinstance(i, str)
                 )

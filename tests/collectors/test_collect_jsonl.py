@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,20 @@ def test_a_duration_that_is_no_number_is_left_empty(tmp_path: Path) -> None:
         assert got.inputs.warnings == [
             f"{name}: 4 events have a duration_ms that is not a number; it was left empty"
         ]
+
+
+def test_a_float_no_json_can_hold_is_read_as_its_text_from_memory() -> None:
+    # JSON has no NaN or infinity (orjson writes null): a dict's such value is written as its
+    # text, so it is counted and said as a bad value, not lost silently as an absent one
+    lines = [jl(seq=0, duration_ms=math.nan), jl(seq=1, duration_ms=-math.inf), jl(seq=math.nan)]
+    got = collect([MemorySource(lines, name="d")])
+    table = got.events.collect()
+    assert table.get_column("duration_ms").to_list() == [None, None, None]
+    assert table.get_column("seq").to_list() == [0, 1, None]
+    assert got.inputs.warnings == [
+        "d: 1 events have a non-integer seq; it was left empty",
+        "d: 2 events have a duration_ms that is not a number; it was left empty",
+    ]
 
 
 def test_a_fractional_seq_is_left_empty_not_rounded() -> None:
