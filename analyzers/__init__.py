@@ -13,8 +13,9 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   the logs show receiving it; ``summary.recipients_from`` counts messages per method.
 - A drop is the first missing hop of a path with no later hop reached (a later hop reached means
   the message got through and only evidence is missing). The grace window counts back from the
-  end of the logs as a whole (the latest corrected time a source wrote a line: a stage's line
-  is written when it ends, its stamp plus its ``duration_ms``); a message without a
+  end of the logs as a whole (latest corrected timestamp of any source) to when the last
+  hop's line was written (a stage's at its end: its stamp plus ``duration_ms``); a message
+  without a
   send whose first event lies within the time a hop may take (``Pipeline.hop_window``, or the
   grace window where longer) after the logs begin is ``in_flight`` (sent before the logs), not
   ``unexpected``.

@@ -5,9 +5,12 @@ every hop before it did and no hop after it did either: if a later hop happened,
 got through and only the evidence is missing, which is not a drop. That reports each broken path
 once, at its first missing hop, with the last hop reached as ``last_seen``.
 
-The grace window is measured from the end of the logs as a whole (the latest corrected time
-any source wrote a line, its stamp plus its stage's ``duration_ms``): a path whose last hop is
-within ``grace`` of that end is ``in_flight``. A device's own path, the same of its own log.
+The grace window is measured from the end of the logs as a whole (the latest corrected
+timestamp of any source; a device's own path: of its own log): a path whose last hop's line
+was written within ``grace`` of that end is ``in_flight``. A stage's line is written when it
+ends (its stamp plus ``duration_ms``): a broadcast follows its persist's end. A duration never
+moves a log's end: one wrong value (microseconds written as milliseconds) would make every
+message under way at the end a drop.
 A path whose missing hop should have been logged by a source with a ``seq`` gap overlapping
 ``[last_seen, last_seen + w]`` (``w``: the time a hop may take, :func:`hop_window_ns`) is
 indeterminate: it is not a drop, the ``log_gap`` finding lists it.
@@ -29,6 +32,7 @@ from tracekit.analyzers._paths import (
     gap_start,
     grace_ns,
     hop_window_ns,
+    took_ns,
 )
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
@@ -40,7 +44,7 @@ _MSG_COLS: Final = ("n", "t", "src", "r")
 #: line, looked up once the candidates are known) and how many times.
 _LAST: Final = ("t", "src", "r", "n")
 #: The same from one device's own events, which carry their file and line.
-_DEVICE_LAST: Final = ("t", "src", "file", "line", "n")
+_DEVICE_LAST: Final = ("t", "src", "file", "line", "n", "duration")
 
 
 def _last_seen(
@@ -164,6 +168,7 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
         "file_last": pl.String,
         "line_last": pl.Int64,
         "n_last": pl.UInt32,
+        "duration_last": pl.Float64,  # the line's duration_ms, where the row is not given
         "device": pl.String,
         "t_end_device": pl.Int64,
         # a removal (:mod:`._removed`): when the final hop was reached, the removal's line,
@@ -220,7 +225,7 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
     first = {  # per device and hop: the first occurrence (hop events are in log order)
         col(k, i): pl.col(v).filter(pl.col("hop") == i).first()
         for i in own
-        for k, v in (("t", "t"), ("file", "file"), ("line", "line"))
+        for k, v in (("t", "t"), ("file", "file"), ("line", "line"), ("duration", "duration_ms"))
     }
     devices = (
         hops.with_columns(t=paths.true_time())
@@ -269,13 +274,20 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
     raw = _raw_candidates(paths).with_row_index("rid").collect(engine=engine())
-    located = paths.located(raw, "r_last", "file_r", "line_r")
-    cand = _latest_attempt(
-        paths,
-        located.with_columns(
-            file_last=pl.coalesce("file_last", "file_r"),
-            line_last=pl.coalesce("line_last", "line_r"),
-        ).drop("r_last", "file_r", "line_r"),
+    at_row = paths.hops.get_column("duration_ms").gather(raw.get_column("r_last"))
+    located = paths.located(raw, "r_last", "file_r", "line_r").with_columns(
+        duration_last=pl.coalesce("duration_last", pl.lit(at_row))
+    )
+    cand = (
+        _latest_attempt(
+            paths,
+            located.with_columns(
+                file_last=pl.coalesce("file_last", "file_r"),
+                line_last=pl.coalesce("line_last", "line_r"),
+            ).drop("r_last", "file_r", "line_r"),
+        )
+        .with_columns(took_last=took_ns(pl.col("duration_last")))
+        .drop("duration_last")
     )
     cand = _retried_since(paths, cand)
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
@@ -337,7 +349,12 @@ def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     )
     return (
         cand.join(moved, on="rid", how="left")
-        .with_columns(t_last=pl.coalesce("t_retry", "t_last"), retried=pl.col("retried_"))
+        .with_columns(
+            t_last=pl.coalesce("t_retry", "t_last"),
+            # (judged from the retry's stamp)
+            took_last=pl.when(pl.col("t_retry").is_null()).then("took_last").otherwise(0),
+            retried=pl.col("retried_"),
+        )
         .drop("t_retry", "retried_")
     )
 
@@ -365,6 +382,7 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
                 "source",
                 "file",
                 "line",
+                pl.col("duration_ms").alias("duration"),
             ),
             on=["trace_id", "last_seen"],
         )
@@ -383,14 +401,19 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             pl.col("source").alias("src_last_"),
             pl.col("file").alias("file_last_"),
             pl.col("line").alias("line_last_"),
+            pl.col("duration").alias("duration_last_"),
         )
         .collect(engine=engine())
     )
     fields = ("t", "src", "file", "line")
+    found = pl.col("t_last_").is_not_null()
     return (
         cand.join(last, on="rid", how="left")
         .with_columns(pl.coalesce(f"{k}_last_", f"{k}_last").alias(f"{k}_last") for k in fields)
-        .drop(f"{k}_last_" for k in fields)
+        .with_columns(
+            duration_last=pl.when(found).then("duration_last_").otherwise("duration_last")
+        )
+        .drop(*(f"{k}_last_" for k in fields), "duration_last_")
     )
 
 
@@ -510,17 +533,20 @@ def _logged_by(paths: Paths, emitter: str, key: str, wanted: pl.LazyFrame) -> pl
 def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> pl.LazyFrame:
     # A device's path is judged against the end of its own log, every other path against the
     # end of the logs as a whole: see docs/decisions.md (session 11) for why a recipient's
-    # only device is not judged by its own log.
+    # only device is not judged by its own log. The grace counts from when the last hop's
+    # line was written (a stage's, at its end: a broadcast follows its persist's end).
     end = pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64))
+    written = pl.col("t_last") + pl.col("took_last")
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
-            status=pl.when(pl.col("t_last") + g > end)
+            status=pl.when(written + g > end)
             .then(pl.lit("in_flight"))
             .when(pl.col("gap_source").is_not_null())
             .then(pl.lit("log_gap"))
             .otherwise(pl.lit("drop")),
-            logs_after=end - pl.col("t_last"),
+            # (a log ends no sooner than its lines were written: none at its last stamp)
+            logs_after=(end - written).clip(lower_bound=0),
             own_end=pl.col("t_end_device").is_not_null(),
         )
         .drop("rid", "t_end_device")
@@ -760,6 +786,8 @@ def drops_and_in_flight(
     logs_end = (
         pl.when(own).then(pl.format("{}'s log ends", "src_last")).otherwise(pl.lit("the logs end"))
     )
+    # the last hop a stage, its line written at its end: the logs' time counts from there
+    since_ended = pl.when(pl.col("took_last") > 0).then(pl.lit("it ended"))
     # the removal (:mod:`._removed`): the final hop was reached, then undone
     taken = pl.format(
         "{}reached {}, then {} took the message off the store {} ms later",
@@ -801,7 +829,9 @@ def drops_and_in_flight(
                 retried,
                 logs_go,
                 ms(pl.col("logs_after")),
-                pl.when(pl.col("retried").is_null()).then(pl.lit("it")).otherwise(pl.lit("that")),
+                pl.when(pl.col("retried").is_not_null())
+                .then(pl.lit("that"))
+                .otherwise(since_ended.fill_null("it")),
                 membership,
             )
         )
@@ -841,7 +871,7 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}; {} {} ms later, inside the {} ms grace window{}",
+            "{}; {} {} ms {}, inside the {} ms grace window{}",
             pl.when(removal)
             .then(taken)
             .otherwise(
@@ -858,6 +888,7 @@ def drops_and_in_flight(
             ),
             logs_end,
             ms(pl.col("logs_after")),
+            pl.format("after {}", since_ended).fill_null("later"),
             pl.lit(str(round(g / 1e6))),
             membership,
         ),

@@ -44,6 +44,7 @@ __all__ = [
     "in_context",
     "rows_by_code",
     "same_device",
+    "took_ns",
 ]
 
 #: The event table's columns the analysis reads (the only pass over the table, in
@@ -143,7 +144,7 @@ class Paths:
     clock_pairs: dict[tuple[str, str], int]
     reference: str | None
     sources: pl.DataFrame  # per-source stats: n, seq bounds, corrected end
-    t_end: int | None  # corrected end of the logs (ns: the last line written), None when empty
+    t_end: int | None  # corrected end of the logs (ns: the latest stamp), None when empty
     t_start: int | None  # corrected start of the logs (ns)
     fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
     rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
@@ -728,8 +729,7 @@ def _source_stats(events: pl.LazyFrame) -> pl.LazyFrame:
             seq_max=pl.col("seq").max(),
             seq_back=pl.col("_back").any(),
             ts_min=pl.col("ts").min(),
-            # (when the log's last line was written: a stage's line at its end, :data:`_took`)
-            ts_end=(pl.col("ts") + _took).max(),
+            ts_max=pl.col("ts").max(),
         )
     )
 
@@ -1556,7 +1556,7 @@ def _assemble(
         return frame.with_columns((pl.col(ts) - shift).alias(out))
 
     rest = fix(rest, "ts", "t")
-    sources = fix(fix(sources, "ts_end", "t_end"), "ts_min", "t_start")
+    sources = fix(fix(sources, "ts_max", "t_end"), "ts_min", "t_start")
     at = restarts.get_column("row")
     restarts = fix(
         restarts.with_columns(
@@ -1630,11 +1630,11 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
     )
 
 
-#: How long a line's stage took (ns): none (a line written when it is stamped), a negative
-#: or NaN one read as 0; at most a day (no chat stage lasts that long; times stay in int64).
-_took: Final = (
-    (pl.col("duration_ms").fill_nan(None).clip(0, 86_400_000) * 1e6).cast(_I64).fill_null(0)
-)
+def took_ns(duration_ms: pl.Expr) -> pl.Expr:
+    """How long a line's stage took (ns): none (a line written when it is stamped), a
+    negative or NaN one read as 0; at most a day (no chat stage lasts that long; times stay
+    in int64)."""
+    return (duration_ms.fill_nan(None).clip(0, 86_400_000) * 1e6).cast(_I64).fill_null(0)
 
 
 _LINE_COLS: Final = ("source", "seq", "pos", "t", "duration_ms", "file", "line")
@@ -1651,7 +1651,7 @@ def _with_written(rows: pl.DataFrame) -> pl.DataFrame:
     other's end less the longest hop stage the log shows (one that began earlier, a send
     wrapping its request: review 16a). Hops only: a long stage of the app's own (a
     connection held open for minutes) says nothing of how long its hops take."""
-    took = _took.alias("took")
+    took = took_ns(pl.col("duration_ms")).alias("took")
     longest = pl.when(pl.col("hop_line")).then(pl.col("took")).max().over("source")
     return (
         rows.with_columns(took)
