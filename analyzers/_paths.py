@@ -25,7 +25,9 @@ import polars as pl
 from tracekit._arrow import Capsules
 from tracekit.analyzers._clock import ClockEstimate, majority_reference, solve_offsets
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
+from tracekit.errors import SchemaError
 from tracekit.schema import META_STAGE
+from tracekit.table import TEXT_SCHEMA, TIMESTAMP_DTYPE
 
 try:
     from tracekit.analyzers import _passes  # type: ignore[attr-defined]
@@ -987,11 +989,68 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
-    if "duration_ms" not in events.collect_schema().names():  # a table made before session 16
-        events = events.with_columns(pl.lit(None, dtype=pl.Float64).alias("duration_ms"))
-    table = events.select(INPUT_COLUMNS).collect(engine=engine())
+    table = _conformed(events).collect(engine=engine())
     with engine_for(table.height):
         return _paths_of(table, p)
+
+
+#: What a column of :data:`TEXT_SCHEMA` may be, said by its type there (else text: String,
+#: Categorical or Enum).
+_KINDS: Final[dict[pl.DataType, str]] = {
+    TIMESTAMP_DTYPE: "a Datetime",
+    pl.Int64(): "an integer",
+    pl.Float64(): "a number",
+    pl.List(pl.String): "a list of text",
+}
+
+#: Columns an event table must have: without them no event can be placed on a path.
+_REQUIRED: Final = ("timestamp", "stage", "action", "trace_id", "source")
+
+
+def _conformed(events: pl.LazyFrame) -> pl.LazyFrame:
+    """:data:`INPUT_COLUMNS` of ``events`` in the types the analysis computes with. A table
+    of the application's own may differ from the collectors' (``EVENT_SCHEMA``): times in
+    another unit or zone (milliseconds read as nanoseconds made every drop in flight) or
+    naive (read as UTC), other integer widths, names as text, a column of nulls only, an
+    optional column left out (``duration_ms`` before session 16). Anything else raises
+    :class:`~tracekit.errors.SchemaError` naming the column, not a polars error from deep
+    inside the analysis."""
+    have = events.collect_schema()
+    out: list[pl.Expr] = []
+    for name in INPUT_COLUMNS:
+        want = TEXT_SCHEMA[name]
+        got = have.get(name)
+        if got is None:
+            if name in _REQUIRED:
+                raise SchemaError(f"the event table has no {name!r} column", key=name)
+            out.append(pl.lit(None, dtype=want).alias(name))
+        elif got == want:
+            out.append(pl.col(name))
+        elif got == pl.Null:
+            out.append(pl.col(name).cast(want))
+        elif name == "timestamp" and isinstance(got, pl.Datetime):
+            stamp = pl.col(name)
+            if got.time_zone is None:  # naive: UTC, as the collectors read a zoneless time
+                stamp = stamp.dt.replace_time_zone("UTC")
+            out.append(stamp.dt.convert_time_zone("UTC").dt.cast_time_unit("ns"))
+        elif want == pl.String and got in (pl.String, pl.Categorical, pl.Enum):
+            out.append(pl.col(name))
+        elif (
+            (want == pl.Int64 and got.is_integer())
+            or (want == pl.Float64 and got.is_numeric())
+            or (
+                name == "recipients"
+                and isinstance(got, pl.List)
+                and got.inner in (pl.String, pl.Categorical, pl.Enum, pl.Null)
+            )
+        ):
+            out.append(pl.col(name).cast(want))
+        else:
+            raise SchemaError(
+                f"the event table's {name!r} column is {got}, not {_KINDS.get(want, 'text')}",
+                key=name,
+            )
+    return events.select(out)
 
 
 def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:

@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 import tracekit.analyzers as analyzers
 from tracekit.analyzers import FINDING_SCHEMA, KINDS, analyze
-from tracekit.errors import PipelineError
+from tracekit.errors import PipelineError, SchemaError
 
 FINDERS = [name for name in analyzers.__all__ if name.startswith("find_")]
 
@@ -143,3 +143,87 @@ def test_a_trace_whose_events_say_nothing_but_a_message_hop_is_a_message(history
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [("in_flight", t9, None, "CTRL.send", "REST.response")]
     assert report.summary["messages"] == 2
+
+
+def _drop_history(history) -> pl.DataFrame:
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=100, stop={"u2": "REPO.add"})
+    history.tail()
+    return history.frame().collect()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # milliseconds read as nanoseconds put every hop within the grace window: in flight
+        pl.col("timestamp").cast(pl.Datetime("ms", "UTC")),
+        pl.col("timestamp").dt.replace_time_zone(None),  # naive: UTC
+        pl.col("timestamp").dt.convert_time_zone("Asia/Kolkata"),
+        pl.col("seq").cast(pl.Int32),
+        pl.col("line").cast(pl.UInt32),
+        pl.col("duration_ms").cast(pl.Int64),
+        pl.col("source").cast(pl.String),
+        pl.lit(None).alias("duration_ms"),
+        pl.col("recipients").cast(pl.List(pl.Categorical())),
+    ],
+    ids=str,
+)
+def test_an_applications_own_table_is_read_in_the_analysis_types(history, change):
+    table = _drop_history(history)
+    expected = analyze(table.lazy())
+    assert history.kinds(expected.findings) == [
+        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive")
+    ]
+    got = analyze(table.with_columns(change).lazy())
+    assert_frame_equal(got.findings, expected.findings)
+
+
+def test_a_table_without_optional_columns_is_analysed(history):
+    # no seq, evidence, durations, ids or lists (recipients from membership then): what a
+    # minimal exporter might give
+    table = _drop_history(history).drop(
+        "seq", "file", "line", "duration_ms", "msg_id", "peer", "recipients"
+    )
+    report = analyze(table.lazy())
+    assert history.kinds(report.findings) == [
+        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive")
+    ]
+    assert report.findings["evidence"][0].to_list() == []
+    assert report.summary["recipients_from"] == {"broadcast": 0, "membership": 2}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            pl.col("seq").cast(pl.Float64),
+            "the event table's 'seq' column is Float64, not an integer",
+        ),
+        (pl.col("seq").cast(pl.String), "the event table's 'seq' column is String, not an integer"),
+        (
+            pl.col("timestamp").cast(pl.String),
+            "the event table's 'timestamp' column is String, not a Datetime",
+        ),
+        (
+            pl.lit("5").alias("duration_ms"),
+            "the event table's 'duration_ms' column is String, not a number",
+        ),
+        (pl.lit(3).alias("stage"), "the event table's 'stage' column is Int32, not text"),
+        (
+            pl.lit("u2").alias("recipients"),
+            "the event table's 'recipients' column is String, not a list of text",
+        ),
+    ],
+)
+def test_a_table_of_other_types_is_refused_naming_the_column(history, change, message):
+    table = _drop_history(history).with_columns(change)
+    with pytest.raises(SchemaError) as err:
+        analyze(table.lazy())
+    assert str(err.value) == message
+    assert err.value.key == message.split("'")[2]
+
+
+@pytest.mark.parametrize("column", ["timestamp", "stage", "action", "trace_id", "source"])
+def test_a_table_without_a_column_every_path_needs_is_refused(history, column):
+    with pytest.raises(SchemaError, match=f"the event table has no '{column}' column"):
+        analyze(_drop_history(history).drop(column).lazy())
