@@ -535,8 +535,10 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     # end of the logs as a whole: see docs/decisions.md (session 11) for why a recipient's
     # only device is not judged by its own log. The grace counts from when the last hop's
     # line was written (a stage's, at its end: a broadcast follows its persist's end).
-    end = pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64))
+    # (and a path's logs end no sooner than its own last line was written: its stamp may be
+    # the latest, its end later; with no grace, the logs are final there too)
     written = pl.col("t_last") + pl.col("took_last")
+    end = pl.max_horizontal(pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64)), written)
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
@@ -545,8 +547,7 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
             .when(pl.col("gap_source").is_not_null())
             .then(pl.lit("log_gap"))
             .otherwise(pl.lit("drop")),
-            # (a log ends no sooner than its lines were written: none at its last stamp)
-            logs_after=(end - written).clip(lower_bound=0),
+            logs_after=end - written,
             own_end=pl.col("t_end_device").is_not_null(),
         )
         .drop("rid", "t_end_device")

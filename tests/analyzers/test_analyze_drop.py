@@ -1014,6 +1014,27 @@ def test_the_grace_window_counts_from_when_the_last_hop_ended(history):
     )
 
 
+def test_with_no_grace_a_path_whose_line_was_written_last_is_a_drop(history):
+    # the logs' stamps end (12 s) before m2's persist line was written (16 s): that line ends
+    # them, and with no grace they are final there too (fuzzing 17b: in flight)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(
+        2, "u1", ["u2"], t=10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
+    )
+    persist = next(r for r in history.rows if r["trace_id"] == t2 and r["action"] == "persist")
+    persist["duration_ms"] = 6000.0
+    history.tail(12_000)
+    report = analyze(history.frame(), grace=timedelta(0))
+    assert history.kinds(report.findings) == [
+        ("drop", t2, None, "REST.response", "REST.persist"),
+        ("drop", t2, None, "WS-BROADCAST.start", "REST.persist"),
+    ]
+    assert report.findings["detail"][0].endswith("(the logs go on 0.0 ms after it ended)")
+    # with a grace window, in flight: nothing was logged after its line was written
+    report = analyze(history.frame())
+    assert report.summary["in_flight"] == 2 and report.summary["drop"] == 0
+
+
 def test_a_devices_grace_counts_from_when_its_last_hop_ended(history):
     # the tablet's receive of m2 lasted 7 s (its line written at 8 027 ms, after the tablet's
     # heartbeat stamped 7 500 ms): judged by its own log, which ends inside the window from
