@@ -22,7 +22,7 @@ import random
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -455,6 +455,49 @@ def _eligible(
     return idx
 
 
+#: How near the end-to-end SLO a delayed message may end and its breach still be certain
+#: (the analysis reads times on estimated clocks, a few ms off).
+_SLO_MARGIN_MS: Final = 25.0
+
+
+def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list[_Msg]) -> bool:
+    """Whether delaying ``m``'s ``hop`` to ``r`` by ``extra`` ms breaches the end-to-end SLO
+    (the truth then holds the breach, whatever the kind); ValueError where the analysis
+    could not find what the fault claims, or would find more: a delay within the outlier
+    floor, an edge with fewer samples than an outlier needs, a ``slow`` message within the
+    SLO, one too near it to say, one that overtakes the next message to ``r`` (a reorder)."""
+    from tracekit.analyzers import default_pipeline  # (polars: only for a delay fault)
+
+    model = default_pipeline()
+    floor = model.outlier_floor.total_seconds() * 1000
+    if extra <= floor:
+        raise ValueError(
+            f"a delay of {extra} ms is within the {floor:g} ms outlier floor: use a longer delay"
+        )
+    # (a recipient reconnecting gets the message by a history load: no hop of its own)
+    samples = sum(1 for p in plans for x in p.r if x != p.reconnect)
+    if samples < model.outlier_min_samples:
+        raise ValueError(
+            f"{samples} deliveries, fewer than the {model.outlier_min_samples} samples an "
+            "outlier needs: generate more messages"
+        )
+    slo = model.slo.get("end_to_end", timedelta(milliseconds=500)).total_seconds() * 1000
+    took = m.r[r]["CTRL.add"] + extra - m.t["CTRL.send"]
+    if abs(took - slo) < _SLO_MARGIN_MS:
+        raise ValueError(f"a delay of {extra} ms ends too near the {slo:g} ms SLO to say")
+    if kind == "slow" and took < slo:
+        raise ValueError(f"a slow message needs a delay past the {slo:g} ms SLO")
+    i = plans.index(m)
+    nxt = next((n for n in plans[i + 1 :] if n.conv == m.conv and r in n.r), None)
+    # (the last hop is always delayed; reaching the next one's store is a reorder, or near one)
+    if nxt is not None and m.r[r]["CTRL.add"] + extra >= nxt.r[r]["REPO.add"]:
+        raise ValueError(
+            f"a delay of {extra} ms overtakes the next message to {r}: use a longer gap_ms or "
+            "a shorter delay"
+        )
+    return took > slo
+
+
 def _inject(
     fault: Fault,
     plans: list[_Msg],
@@ -539,13 +582,14 @@ def _inject(
     elif kind in ("delay", "slow"):
         hop = fault.hop or rng.choice(_RCP_HOPS[1:])
         extra = fault.delay_ms or (250.0 if kind == "delay" else 600.0)
+        breach = _check_delay(kind, hop, extra, m, r, plans)
         seen = False
         for h in _RCP_HOPS:
             seen = seen or h == hop
             if seen:
                 m.r[r][h] += extra
         truth.append(Expected("latency_outlier", m.trace, r, hop, _PRED[hop]))
-        if kind == "slow":
+        if breach:
             truth.append(Expected("slo_breach", m.trace, r, "CTRL.add", "CTRL.send"))
     elif kind in ("seq_gap", "log_loss"):
         src = _client(r)
