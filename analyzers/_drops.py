@@ -8,9 +8,11 @@ once, at its first missing hop, with the last hop reached as ``last_seen``.
 The grace window is measured from the end of the logs as a whole (the latest corrected
 timestamp of any source; a device's own path: of its own log): a path whose last hop's line
 was written within ``grace`` of that end is ``in_flight``. A stage's line is written when it
-ends (its stamp plus ``duration_ms``): a broadcast follows its persist's end. A duration never
-moves a log's end: one wrong value (microseconds written as milliseconds) would make every
-message under way at the end a drop.
+ends (its stamp plus ``duration_ms``): a broadcast follows its persist's end. So the logs'
+time, a log gap that may hold the missing hop, a restart or a log's end near the last hop
+count from when its line was written (its own log went on at least that long: with no grace,
+a path is never in flight). A duration never moves another path's end of the logs: one wrong
+value (microseconds written as milliseconds) would make every message under way a drop.
 A path whose missing hop should have been logged by a source with a ``seq`` gap overlapping
 ``[last_seen, last_seen + w]`` (``w``: the time a hop may take, :func:`hop_window_ns`) is
 indeterminate: it is not a drop, the ``log_gap`` finding lists it.
@@ -44,6 +46,9 @@ _MSG_COLS: Final = ("n", "t", "src", "r")
 #: line, looked up once the candidates are known) and how many times.
 _LAST: Final = ("t", "src", "r", "n")
 #: The same from one device's own events, which carry their file and line.
+#: When a path's last hop's line was written: a stage's at its end (``took_last``, the
+#: length its line says), any other when stamped. The next hop may come after it.
+_WRITTEN: Final = pl.col("t_last") + pl.col("took_last")
 _DEVICE_LAST: Final = ("t", "src", "file", "line", "n", "duration")
 
 
@@ -320,8 +325,9 @@ def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     latest = (
         paths.hops_of(sub.lazy().select("trace_id"))
         .filter(pl.col("hop").is_in(rep))
+        .with_columns(t=paths.true_time())
         .group_by("trace_id", "hop")
-        .agg(t=paths.true_time().max())
+        .agg(pl.col("t").max(), took=took_ns(pl.col("duration_ms")).sort_by("t").last())
     )
     moved = (
         sub.lazy()
@@ -340,6 +346,7 @@ def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         .group_by("rid")
         .agg(
             pl.col("t").last().alias("t_retry"),
+            pl.col("took").last().alias("took_retry"),
             pl.col("hop")
             .last()
             .replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
@@ -351,11 +358,10 @@ def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         cand.join(moved, on="rid", how="left")
         .with_columns(
             t_last=pl.coalesce("t_retry", "t_last"),
-            # (judged from the retry's stamp)
-            took_last=pl.when(pl.col("t_retry").is_null()).then("took_last").otherwise(0),
+            took_last=pl.coalesce("took_retry", "took_last"),
             retried=pl.col("retried_"),
         )
-        .drop("t_retry", "retried_")
+        .drop("t_retry", "took_retry", "retried_")
     )
 
 
@@ -419,8 +425,10 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
 
 def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
-    hop which overlaps ``[t_last, t_last + g]``."""
-    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= pl.col("t_last") + g)
+    hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's line was
+    written, ``t_last + took_last``; the next hop may come after it)."""
+    written = _WRITTEN
+    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= written + g)
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
         cand.join(paths.gaps.lazy().select("start_before", "end_before", "end_after"), how="cross")
@@ -499,7 +507,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     ]
     return (
         pl.concat(srcs)
-        .join(cand.select("rid", "t_last"), on="rid")
+        .join(cand.select("rid", "t_last", "took_last"), on="rid")
         .join(gaps, on="source")
         .filter(overlaps)
         .group_by("rid")
@@ -537,7 +545,7 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     # line was written (a stage's, at its end: a broadcast follows its persist's end).
     # (and a path's logs end no sooner than its own last line was written: its stamp may be
     # the latest, its end later; with no grace, the logs are final there too)
-    written = pl.col("t_last") + pl.col("took_last")
+    written = _WRITTEN
     end = pl.max_horizontal(pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64)), written)
     return (
         cand.join(gap_hit, on="rid", how="left")
@@ -626,14 +634,14 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
 
     def first_after(who: pl.Expr, by: str, found: pl.DataFrame) -> pl.LazyFrame:
         # (strictly after: a last hop logged by the new run, or at its first millisecond, is
-        # not one the restart cut off)
+        # not one the restart cut off; after its line was written: the old run wrote it)
         return (
             base.filter(judged & who.is_not_null())
-            .select("_d", "t_last", who.cast(pl.String).alias("_key"))
-            .sort("t_last")
+            .select("_d", _WRITTEN.alias("_w"), who.cast(pl.String).alias("_key"))
+            .sort("_w")
             .join_asof(
                 found.lazy().with_columns(pl.col(by).alias("_key")),
-                left_on="t_last",
+                left_on="_w",
                 right_on="t_restart",
                 by="_key",
                 strategy="forward",
@@ -731,12 +739,20 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     )
     stopped = (
         pl.concat([theirs.select("_d", "ended", rank=1), own])
-        .join(judged.lazy().select("_d", "t_last"), on="_d")
+        .join(judged.lazy().select("_d", "t_last", "took_last", "src_last"), on="_d")
         .join(ends.lazy().drop("t_from"), on="ended")
-        .filter(pl.col("t_ended").is_between(pl.col("t_last") - window, pl.col("t_last") + window))
+        .filter(pl.col("t_ended").is_between(pl.col("t_last") - window, _WRITTEN + window))
         .sort("_d", "rank")
         .unique("_d", keep="first", maintain_order=True)
-        .select("_d", "ended", "t_ended")
+        # (the log that wrote the last hop's line went on until it was written)
+        .select(
+            "_d",
+            "ended",
+            pl.when(pl.col("ended") == pl.col("src_last"))
+            .then(pl.max_horizontal("t_ended", _WRITTEN))
+            .otherwise("t_ended")
+            .alias("t_ended"),
+        )
     )
     return found.lazy().join(stopped, on="_d", how="left").drop("_d")
 
@@ -837,23 +853,28 @@ def drops_and_in_flight(
             )
         )
         + pl.format(
-            "; {} restarted {} ms after it (a new run of its log begins at {}:{})",
+            "; {} restarted {} ms after {} (a new run of its log begins at {}:{})",
             "restarted",
-            ms(pl.col("t_restart") - pl.col("t_last")),
+            ms(pl.col("t_restart") - _WRITTEN),
+            since_ended.fill_null("it"),
             "file_restart",
             "line_restart",
         ).fill_null("")
-        + pl.when(pl.col("t_ended") >= pl.col("t_last"))
+        + pl.when(pl.col("t_ended") >= _WRITTEN)
         .then(
             pl.format(
-                "; {}'s log ends {} ms after it", "ended", ms(pl.col("t_ended") - pl.col("t_last"))
+                "; {}'s log ends {} ms after {}",
+                "ended",
+                ms(pl.col("t_ended") - _WRITTEN),
+                since_ended.fill_null("it"),
             )
         )
         .otherwise(
             pl.format(
-                "; {}'s log ended {} ms before it",
+                "; {}'s log ended {} ms before {}",
                 "ended",
-                ms(pl.col("t_last") - pl.col("t_ended")),
+                ms(_WRITTEN - pl.col("t_ended")),
+                since_ended.fill_null("it"),
             )
         )
         .fill_null(""),

@@ -1088,3 +1088,93 @@ def test_a_retry_is_judged_from_when_its_own_line_was_written(history):
         ("in_flight", t2, None, "REST.persist", "REST.request")
     ]
     assert "the logs end 2000.0 ms after it ended" in report.findings["detail"][0]
+
+
+def test_a_hop_lost_in_a_gap_after_a_long_last_hop_ended_is_indeterminate(history):
+    # m3's deliver took 6 s (written at ~16 s); u2's log lost a line between 16.2 s and 17 s,
+    # within the time a hop may take after the deliver ended: its receive may be that line
+    # (review 17c: searched from the deliver's stamp only, a drop)
+    for n in range(1, 3):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    t3 = history.message(3, "u1", ["u2"], t=10_000, stop={"u2": "WS-RECV.receive"})
+    deliver = next(r for r in history.rows if r["trace_id"] == t3 and r["action"] == "deliver")
+    deliver["duration_ms"] = 6000.0
+    history.ev(16_200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 1  # the receive's line, lost
+    history.ev(17_000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    for n in range(4, 6):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 20_000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings["detail"][0].endswith(
+        f"1 message path(s) indeterminate, not reported as drops: {t3} (u2 at WS-RECV.receive)"
+    )
+
+
+def test_a_retry_of_an_earlier_hop_is_judged_from_when_its_line_was_written(history):
+    # m2 reached its persist, its response never came; the client sent the request again at
+    # 52 s, a request that took 6 s: the logs end 2 s after it ended (review 17c: a drop)
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"": "REST.response"})
+    history.ev(
+        52_000, "REST.request", history.client("u1"), "u1", trace=t2, conv_id="c1",
+        duration_ms=6000.0,
+    )  # fmt: skip
+    history.tail(60_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "REST.response", "REST.persist")
+    ]
+    assert report.findings["detail"][0] == (
+        "reached REST.persist, REST.response not seen yet, and its sender retried REST.request "
+        "since; the logs end 2000.0 ms after it ended, inside the 5000 ms grace window"
+    )
+
+
+def _long_persist(history, n: int, t: float, **stop: object) -> str:
+    """Message ``n`` at ``t`` ms whose persist took 6 s (its line written then)."""
+    trace = history.message(n, "u1", ["u2"], t=t, **stop)
+    persist = next(r for r in history.rows if r["trace_id"] == trace and r["action"] == "persist")
+    persist["duration_ms"] = 6000.0
+    return trace
+
+
+def test_a_restart_soon_after_a_long_last_hop_ended_is_named(history):
+    # server-1 restarted 1 s after m3's 6 s persist ended, 7 s after its stamp (review 17c:
+    # looked for within 5 s of the stamp, not named)
+    for n in range(1, 3):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    t3 = _long_persist(
+        history, 3, 10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
+    )
+    history.seq["server-1"] = 0
+    history.ev(17_010, "TRACEKIT.heartbeat", "server-1", "server")
+    for n in range(4, 6):
+        history.message(n, "u1", ["u2"], t=n * 1000 + 20_000)
+    history.tail()
+    report = analyze(history.frame())
+    assert ("drop", t3, None, "WS-BROADCAST.start", "REST.persist") in history.kinds(
+        report.findings
+    )
+    detail = report.findings.filter(pl.col("stage") == "WS-BROADCAST.start")["detail"][0]
+    assert detail.endswith(
+        "; server-1 restarted 1000.0 ms after it ended (a new run of its log begins at "
+        "server-1.jsonl:1)"
+    )
+
+
+def test_a_log_end_soon_after_a_long_last_hop_ended_is_named(history):
+    # u1's app logged nothing 1 s after m3's 6 s persist ended, and its response never came
+    for n in range(1, 3):
+        history.message(n, "u1", ["u2"], t=n * 1000)
+    t3 = _long_persist(history, 3, 10_000, skip_message=["REST.response"])
+    history.ev(17_010, "TRACEKIT.heartbeat", "client-u1", "u1")
+    for n in range(4, 6):
+        history.message(n, "u3", ["u2"], t=n * 1000 + 20_000)
+    history.tail(sources=["server-1", "client-u2", "client-u3"])
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [("drop", t3, None, "REST.response", "REST.persist")]
+    assert report.findings["detail"][0].endswith(
+        "(the logs go on 43990.0 ms after it ended); client-u1's log ends 1000.0 ms after it ended"
+    )
