@@ -18,7 +18,7 @@ from tracekit.analyzers._findings import FINDING_SCHEMA
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import latency_samples, negative_latencies, outliers_and_slo
 from tracekit.analyzers._order import races, reorders
-from tracekit.analyzers._paths import Paths, build_paths, engine, engine_for
+from tracekit.analyzers._paths import Paths, build_paths, conformed, engine, engine_for
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._report import sort_lazy, with_overrides
 
@@ -47,6 +47,7 @@ def _deferred(
         events = events.lazy()
     if not isinstance(events, pl.LazyFrame):
         raise TypeError(f"events: a polars LazyFrame or DataFrame, got {type(events).__name__}")
+    conformed(events)  # (a table of other types fails here: its schema only, nothing read)
 
     def found() -> pl.DataFrame:
         paths = build_paths(events, pipeline)

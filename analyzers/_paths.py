@@ -38,6 +38,7 @@ __all__ = [
     "INPUT_COLUMNS",
     "Paths",
     "build_paths",
+    "conformed",
     "engine",
     "engine_for",
     "gap_start",
@@ -989,7 +990,7 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
-    table = _conformed(events).collect(engine=engine())
+    table = conformed(events).collect(engine=engine())
     with engine_for(table.height):
         return _paths_of(table, p)
 
@@ -1007,12 +1008,12 @@ _KINDS: Final[dict[pl.DataType, str]] = {
 _REQUIRED: Final = ("timestamp", "stage", "action", "trace_id", "source")
 
 
-def _conformed(events: pl.LazyFrame) -> pl.LazyFrame:
+def conformed(events: pl.LazyFrame) -> pl.LazyFrame:
     """:data:`INPUT_COLUMNS` of ``events`` in the types the analysis computes with. A table
     of the application's own may differ from the collectors' (``EVENT_SCHEMA``): times in
     another unit or zone (milliseconds read as nanoseconds made every drop in flight) or
-    naive (read as UTC), other integer widths, names as text, a column of nulls only, an
-    optional column left out (``duration_ms`` before session 16). Anything else raises
+    naive (read as UTC), other integer widths, names as text or Enum, an optional column of
+    nulls only or left out (``duration_ms`` before session 16). Anything else raises
     :class:`~tracekit.errors.SchemaError` naming the column, not a polars error from deep
     inside the analysis."""
     have = events.collect_schema()
@@ -1027,14 +1028,18 @@ def _conformed(events: pl.LazyFrame) -> pl.LazyFrame:
         elif got == want:
             out.append(pl.col(name))
         elif got == pl.Null:
+            if name in _REQUIRED:
+                raise SchemaError(f"the event table's {name!r} column holds no value", key=name)
             out.append(pl.col(name).cast(want))
         elif name == "timestamp" and isinstance(got, pl.Datetime):
             stamp = pl.col(name)
             if got.time_zone is None:  # naive: UTC, as the collectors read a zoneless time
                 stamp = stamp.dt.replace_time_zone("UTC")
             out.append(stamp.dt.convert_time_zone("UTC").dt.cast_time_unit("ns"))
-        elif want == pl.String and got in (pl.String, pl.Categorical, pl.Enum):
+        elif want == pl.String and got in (pl.String, pl.Categorical):
             out.append(pl.col(name))
+        elif want == pl.String and isinstance(got, pl.Enum):  # (an Enum joins no Categorical)
+            out.append(pl.col(name).cast(pl.Categorical()))
         elif (
             (want == pl.Int64 and got.is_integer())
             or (want == pl.Float64 and got.is_numeric())

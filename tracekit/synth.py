@@ -469,13 +469,24 @@ def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list
     from tracekit.analyzers import default_pipeline  # (polars: only for a delay fault)
 
     model = default_pipeline()
-    floor = model.outlier_floor.total_seconds() * 1000
-    if extra <= floor:
+    # (twice the floor: a hop between hosts is read on estimated clocks, a few ms off; a
+    # 30 ms delay of a receive was found in 5 of 8 histories, review 17c)
+    floor = 2 * model.outlier_floor.total_seconds() * 1000
+    if extra < floor:
         raise ValueError(
-            f"a delay of {extra} ms is within the {floor:g} ms outlier floor: use a longer delay"
+            f"a delay of {extra} ms is within twice the outlier floor ({floor:g} ms): use a "
+            "longer delay"
         )
-    # (a recipient reconnecting gets the message by a history load: no hop of its own)
-    samples = sum(1 for p in plans for x in p.r if x != p.reconnect)
+    # the edge's samples: deliveries with both its hops (not by a reconnect's history load,
+    # nor lost, nor in lost lines, by an earlier fault of the list)
+    edge = {hop, _PRED[hop]}
+    samples = sum(
+        1
+        for p in plans
+        for x in p.r
+        if x != p.reconnect
+        and not any(who in (x, "") and (h in edge or h.startswith("_")) for who, h in p.lost)
+    )
     if samples < model.outlier_min_samples:
         raise ValueError(
             f"{samples} deliveries, fewer than the {model.outlier_min_samples} samples an "

@@ -225,5 +225,24 @@ def test_a_table_of_other_types_is_refused_naming_the_column(history, change, me
 
 @pytest.mark.parametrize("column", ["timestamp", "stage", "action", "trace_id", "source"])
 def test_a_table_without_a_column_every_path_needs_is_refused(history, column):
+    table = _drop_history(history)
     with pytest.raises(SchemaError, match=f"the event table has no '{column}' column"):
-        analyze(_drop_history(history).drop(column).lazy())
+        analyze(table.drop(column).lazy())
+    # nor one of no value (a Null column: nothing to place an event by, review 17c)
+    with pytest.raises(SchemaError, match=f"the event table's '{column}' column holds no value"):
+        analyze(table.with_columns(pl.lit(None).alias(column)).lazy())
+    # a finder says so when called, as it does of other arguments
+    with pytest.raises(SchemaError):
+        analyzers.find_drops(table.drop(column))
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["stage", "action", "trace_id", "msg_id", "conv_id", "actor", "peer", "source", "file"],
+)
+def test_names_in_an_enum_are_read_as_any_names(history, column):
+    table = _drop_history(history)
+    names = table.get_column(column).cast(pl.String)
+    enum = pl.Enum(sorted(names.drop_nulls().unique()))
+    got = analyze(table.with_columns(pl.col(column).cast(pl.String).cast(enum)).lazy())
+    assert_frame_equal(got.findings, analyze(table.lazy()).findings)
