@@ -456,8 +456,10 @@ def _eligible(
 
 
 #: How near the end-to-end SLO a delayed message may end and its breach still be certain
-#: (the analysis reads times on estimated clocks, a few ms off).
+#: (the analysis reads times on estimated clocks, a few ms off), and a skewed clock's offset
+#: the skew threshold.
 _SLO_MARGIN_MS: Final = 25.0
+_SKEW_MARGIN_MS: Final = 10.0
 
 
 def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list[_Msg]) -> bool:
@@ -507,6 +509,20 @@ def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list
             "a shorter delay"
         )
     return took > slo
+
+
+def _check_skew(offset_ms: float) -> None:
+    """ValueError where a skewed clock ends within the analysis' skew threshold, or too near
+    it to say (the skew added to the source's own small offset: fuzzing 17d, a 110 ms skew
+    was an 80 ms offset, no finding)."""
+    from tracekit.analyzers import default_pipeline  # (polars: only for a skew fault)
+
+    limit = default_pipeline().clock_skew.total_seconds() * 1000
+    if abs(offset_ms) < limit + _SKEW_MARGIN_MS:
+        raise ValueError(
+            f"a skewed clock {offset_ms:.1f} ms off is within (or too near) the {limit:g} ms "
+            "the analysis reports: use a longer skew"
+        )
 
 
 def _inject(
@@ -645,6 +661,7 @@ def _inject(
             raise ValueError("every sender's clock is skewed already: use more users")
         src = _client(m.sender) if _client(m.sender) in senders else rng.choice(senders)
         offsets[src] = offsets[src] + (fault.delay_ms or 2000.0)
+        _check_skew(offsets[src])
         truth.append(Expected("clock_skew", None, None, None, None, source=src))
     else:  # pragma: no cover - Literal exhausts it
         raise ValueError(f"unknown fault {kind!r}")
