@@ -20,7 +20,14 @@ from typing import Any, Final, Literal
 from tracekit.errors import PipelineError
 from tracekit.schema import META_STAGE
 
-__all__ = ["Hop", "Pipeline", "default_pipeline", "load_pipeline", "parse_pipeline"]
+__all__ = [
+    "Hop",
+    "Pipeline",
+    "checked_window",
+    "default_pipeline",
+    "load_pipeline",
+    "parse_pipeline",
+]
 
 Scope = Literal["message", "recipient"]
 Emitter = Literal["sender", "server", "recipient"]
@@ -124,6 +131,17 @@ def _ms(value: object, where: str) -> timedelta:
             where, f"must be a number of milliseconds from 0 to {_MAX_MS} (a year), got {value!r}"
         )
     return timedelta(milliseconds=float(value))
+
+
+def checked_window(value: object, what: str) -> timedelta:
+    """A caller's window (``grace``, an SLO): a timedelta from 0 to a year, as a model's
+    milliseconds are; TypeError for another type (an int of seconds read as what?),
+    :class:`PipelineError` for a negative one (every path decided, every message a breach)."""
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{what}: a datetime.timedelta, got {type(value).__name__}")
+    if not timedelta(0) <= value <= timedelta(milliseconds=_MAX_MS):
+        raise PipelineError(f"{what} must be from 0 to a year, got {value}")
+    return value
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -24,7 +24,7 @@ from tracekit.analyzers._latency import (
 )
 from tracekit.analyzers._order import races, reorders
 from tracekit.analyzers._paths import Paths, build_paths, col, engine, engine_for, in_context
-from tracekit.analyzers._pipeline import END_TO_END, Pipeline, default_pipeline
+from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
 from tracekit.table import TIMESTAMP_DTYPE
@@ -89,15 +89,16 @@ def with_overrides(
     p = pipeline or default_pipeline()
     if slo:
         edges = {f"{a}->{b}" for a, b in p.edges}
-        for key in slo:
+        for key, value in slo.items():
             if key != END_TO_END and key not in edges:
                 raise PipelineError(
                     f"unknown SLO {key!r} (use {END_TO_END!r} or an edge of: "
                     f"{', '.join(sorted(edges))})"
                 )
+            checked_window(value, f"slo[{key!r}]")
         p = replace(p, slo={**p.slo, **slo})
     if grace is not None:
-        p = replace(p, grace=grace)
+        p = replace(p, grace=checked_window(grace, "grace"))
     return p
 
 

@@ -158,6 +158,11 @@ def analyze_events(
 def _td(value: timedelta | str) -> timedelta:
     if isinstance(value, timedelta):
         return value
+    if not isinstance(value, str):  # (5: seconds? milliseconds? said, not guessed)
+        raise TypeError(
+            f"a duration: a datetime.timedelta or text such as '500ms' or '2s', got "
+            f"{type(value).__name__}"
+        )
     from tracekit.cli._units import parse_duration
 
     return parse_duration(value)

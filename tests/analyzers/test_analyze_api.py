@@ -246,3 +246,35 @@ def test_names_in_an_enum_are_read_as_any_names(history, column):
     enum = pl.Enum(sorted(names.drop_nulls().unique()))
     got = analyze(table.with_columns(pl.col(column).cast(pl.String).cast(enum)).lazy())
     assert_frame_equal(got.findings, analyze(table.lazy()).findings)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"grace": 5}, TypeError, "grace: a datetime.timedelta, got int"),
+        (
+            {"slo": {"end_to_end": 0.5}},
+            TypeError,
+            r"slo\['end_to_end'\]: a datetime.timedelta, got float",
+        ),
+        # a negative window decided every path, a negative SLO made every message a breach
+        (
+            {"grace": timedelta(seconds=-5)},
+            PipelineError,
+            "grace must be from 0 to a year, got -1 day",
+        ),
+        (
+            {"slo": {"end_to_end": timedelta(seconds=-1)}},
+            PipelineError,
+            r"slo\['end_to_end'\] must be from 0 to a year",
+        ),
+        ({"grace": timedelta(days=400)}, PipelineError, "grace must be from 0 to a year"),
+    ],
+)
+def test_a_window_that_is_no_length_of_time_is_refused(history, kwargs, error, message):
+    # as a model's milliseconds are (0 to a year), said at the call, not as an AttributeError
+    with pytest.raises(error, match=message):
+        analyze(history.frame(), **kwargs)
+    finder = analyzers.find_slo_breaches if "slo" in kwargs else analyzers.find_drops
+    with pytest.raises(error, match=message):
+        finder(history.frame(), **kwargs)

@@ -63,6 +63,23 @@ def test_an_unknown_or_empty_kind_is_an_error_not_a_pass(kinds: object) -> None:
         assert_no_findings(ev, kinds)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("grace", "error", "message"),
+    [
+        (5, TypeError, "a duration: a datetime.timedelta or text such as '500ms' or '2s', got int"),
+        ("-5s", ValueError, "not a duration: '-5s'"),
+    ],
+)
+def test_a_grace_that_is_no_duration_is_refused_saying_what_one_is(
+    grace: object, error: type[Exception], message: str
+) -> None:
+    # an int was read by a regex ("expected string or bytes-like object")
+    with capture() as ev:
+        _send()
+    with pytest.raises(error, match=message):
+        assert_no_findings(ev, grace=grace)  # type: ignore[arg-type]
+
+
 def test_marker_no_findings_string_and_typo(project: pytest.Pytester) -> None:
     project.makepyfile(
         f'''
