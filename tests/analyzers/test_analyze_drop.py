@@ -392,8 +392,7 @@ def _lost_client_lines(history, n: int, t: float, lose: set[str]) -> str:
                recipients=["u2"])  # fmt: skip
     history.ev(t + 25, "WS-BROADCAST.deliver", "server-1", "server", trace=trace, conv_id="c1",
                peer="u2")  # fmt: skip
-    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
-        history.ev(t + 30 + k, hop, "client-u2", "u2", trace=trace, conv_id="c1")
+    history.shown(t + 30, "client-u2", "u2", trace=trace)
     return trace
 
 
@@ -467,8 +466,7 @@ def _delivered_by(history, n: int, t: float, server: str, *, lost: bool = False)
     if not lost:
         history.ev(t + 25, "WS-BROADCAST.deliver", server, "server", trace=trace, conv_id="c1",
                    peer="u2")  # fmt: skip
-        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
-            history.ev(t + 30 + k, hop, "client-u2", "u2", trace=trace, conv_id="c1")
+        history.shown(t + 30, "client-u2", "u2", trace=trace)
     return trace
 
 
