@@ -990,7 +990,12 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
     # no intermediate copy of every event exists.
-    table = conformed(events).collect(engine=engine())
+    try:
+        table = conformed(events).collect(engine=engine())
+    except pl.exceptions.InvalidOperationError as exc:  # a value its type cannot take (a seq
+        # over 2**63 as UInt64): said as the table's, not as a polars error from inside
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SchemaError(f"the event table cannot be read in its types: {reason}") from exc
     with engine_for(table.height):
         return _paths_of(table, p)
 

@@ -278,3 +278,11 @@ def test_a_window_that_is_no_length_of_time_is_refused(history, kwargs, error, m
     finder = analyzers.find_slo_breaches if "slo" in kwargs else analyzers.find_drops
     with pytest.raises(error, match=message):
         finder(history.frame(), **kwargs)
+
+
+def test_a_value_its_type_cannot_take_is_refused_naming_the_column(history):
+    # a UInt64 seq is read as Int64: one over 2**63 cannot be (review 17c: a polars error)
+    table = _drop_history(history).with_columns(pl.col("seq").cast(pl.UInt64))
+    table[0, "seq"] = 2**64 - 1
+    with pytest.raises(SchemaError, match=r"cannot be read in its types: .* in column 'seq'"):
+        analyze(table.lazy())
