@@ -1160,3 +1160,41 @@ def test_a_log_end_soon_after_a_long_last_hop_ended_is_named(history):
     assert report.findings["detail"][0].endswith(
         "(the logs go on 43990.0 ms after it ended); client-u1's log ends 1000.0 ms after it ended"
     )
+
+
+def test_a_restart_of_an_app_that_only_loaded_history_is_named(history):
+    # client-u2 logged only history loads before m2 (no hop of its own yet), then crashed and
+    # started again: it is u2's app, as a log's end and the duplicates' devices read it
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(20, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(1, "u1", [], t=100)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.seq["client-u2"] = 0
+    history.ev(1500, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1520, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(3, "u1", [], t=5000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith(
+        "; client-u2 restarted 475.0 ms after it (a new run of its log begins at client-u2.jsonl:1)"
+    )
+
+
+def test_a_log_of_a_users_heartbeats_alone_is_not_their_app(history):
+    # a monitor logs heartbeats as u2 all along: no hop, no history load, so not an app of
+    # u2's; client-u2, which ends 175 ms after m2's deliver, is the one that should have
+    # received it (before: two of u2's apps going, none named)
+    history.ev(0, "TRACEKIT.heartbeat", "monitor-1", "u2")
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1200, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(3, "u1", [], t=9000)
+    history.tail(sources=["client-u1", "server-1", "monitor-1"])
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith("; client-u2's log ends 175.0 ms after it")
