@@ -609,24 +609,22 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         file_restart=pl.col("file"),
         line_restart=pl.col("line"),
     ).sort("t_restart", "restarted")
-    # A user's clients: the restarted sources acting for that user (their client hops or
-    # history loads, :meth:`Paths.client_sources`, as for a log's end and the duplicates'
-    # devices; a server's lines act for many users, a heartbeat's actor makes no app)
-    names = restarts.get_column("restarted").unique()
-    mine = pl.col("source").cast(pl.String).is_in(names.implode())
-    actors = pl.concat(
-        [
-            as_text(paths.hop_rows().filter(mine).select("actor").unique())
-            .collect(engine=engine())
-            .get_column("actor"),
-            paths.fetches.filter(mine).get_column("actor"),
-        ]
-    ).drop_nulls()
+    # A user's clients: the restarted sources that logged client hops as that user (a
+    # server's lines act for many users; a log of no hop is nobody's client).
+    server_hops = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    restarted = pl.col("source").cast(pl.String).is_in(restarts.get_column("restarted").implode())
+    logged = as_text(
+        paths.hop_rows()
+        .filter(restarted)
+        .select("source", "actor", server=pl.col("hop").is_in(server_hops))
+        .unique()
+    ).collect(engine=engine())
+    servers = logged.filter("server").select("source").unique()
     users = (
-        paths.client_sources(actors.unique())
-        .filter(mine)
+        logged.filter(~pl.col("server"))
         .select("source", "actor")
-        .collect(engine=engine())
+        .drop_nulls()
+        .join(servers, on="source", how="anti")
     )
     clients = restarts.join(users, left_on="restarted", right_on="source").sort(
         "t_restart", "restarted"

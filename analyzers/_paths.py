@@ -215,17 +215,16 @@ class Paths:
 
     def client_sources(self, users: pl.Series) -> pl.LazyFrame:
         """``(actor, source)``: the client sources the logs show acting for each of ``users``
-        (their own hops, or history loads), as text. Each process instance is a source; a
-        server logs on behalf of users too (a persist's actor is the sender), so a source
-        that logged a server hop is no client; nor is one whose only lines for the user are
-        other events (a heartbeat's actor: review 14c)."""
+        (their own hops, history loads, any other event), as text. Each process instance is
+        a source; a server logs on behalf of users too (a persist's actor is the sender),
+        so a source that logged a server hop is no client."""
         server = [i for i, h in enumerate(self.pipeline.hops) if h.emitter == "server"]
         hops = self.hop_rows()
         mine = pl.col("actor").is_in(users.cast(self.hops.schema["actor"]).implode())
         seen = pl.concat(
             [
                 as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
-                self.fetches.lazy()
+                self.rest.lazy()
                 .filter(pl.col("actor").is_in(users.implode()))
                 .select("actor", "source"),
             ]
