@@ -11,6 +11,7 @@ offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -993,9 +994,15 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
     try:
         table = conformed(events).collect(engine=engine())
     except pl.exceptions.InvalidOperationError as exc:  # a value its type cannot take (a seq
-        # over 2**63 as UInt64): said as the table's, not as a polars error from inside
+        # over 2**63 as UInt64): said as the table's, not as a polars error from inside; an
+        # error of the caller's own plan (another column) stays theirs
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SchemaError(f"the event table cannot be read in its types: {reason}") from exc
+        column = re.search(r"in column '([^']+)'", reason)
+        if column is None or column.group(1) not in INPUT_COLUMNS:
+            raise
+        raise SchemaError(
+            f"the event table cannot be read in its types: {reason}", key=column.group(1)
+        ) from exc
     with engine_for(table.height):
         return _paths_of(table, p)
 

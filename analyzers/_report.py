@@ -408,6 +408,7 @@ def timeline(
     the drops and duplicates are found here, once for those paths).
     """
     p = pipeline or default_pipeline()
+    checked_window(p.grace, "grace")  # (a model with a caller's grace put in place)
     paths = _paths_for(events, p)
     with engine_for(paths.hops.height):  # as the analysis' (:func:`analyze`)
         return _timeline(paths, trace_id, findings)
