@@ -427,8 +427,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
     hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's line was
     written, ``t_last + took_last``; the next hop may come after it)."""
-    written = _WRITTEN
-    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= written + g)
+    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= _WRITTEN + g)
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
         cand.join(paths.gaps.lazy().select("start_before", "end_before", "end_after"), how="cross")
@@ -542,20 +541,18 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     # A device's path is judged against the end of its own log, every other path against the
     # end of the logs as a whole: see docs/decisions.md (session 11) for why a recipient's
     # only device is not judged by its own log. The grace counts from when the last hop's
-    # line was written (a stage's, at its end: a broadcast follows its persist's end).
-    # (and a path's logs end no sooner than its own last line was written: its stamp may be
-    # the latest, its end later; with no grace, the logs are final there too)
-    written = _WRITTEN
-    end = pl.max_horizontal(pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64)), written)
+    # line was written (a stage's at its end: a broadcast follows its persist's end), and a
+    # path's logs end no sooner than that (its stamp may be the latest of all, its end later).
+    end = pl.max_horizontal(pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64)), _WRITTEN)
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
-            status=pl.when(written + g > end)
+            status=pl.when(_WRITTEN + g > end)
             .then(pl.lit("in_flight"))
             .when(pl.col("gap_source").is_not_null())
             .then(pl.lit("log_gap"))
             .otherwise(pl.lit("drop")),
-            logs_after=end - written,
+            logs_after=end - _WRITTEN,
             own_end=pl.col("t_end_device").is_not_null(),
         )
         .drop("rid", "t_end_device")

@@ -979,16 +979,22 @@ def test_a_request_no_server_logged_names_the_server_restarted_in_place(history)
     )
 
 
+def _long_persist(history, n: int, t: float, **stop: object) -> str:
+    """Message ``n`` at ``t`` ms whose persist took 6 s (its line written then)."""
+    trace = history.message(n, "u1", ["u2"], t=t, **stop)
+    persist = next(r for r in history.rows if r["trace_id"] == trace and r["action"] == "persist")
+    persist["duration_ms"] = 6000.0
+    return trace
+
+
 def test_the_grace_window_counts_from_when_the_last_hop_ended(history):
     # server-1's persist of m2 began at 10 010 ms and took 6 s: its line, written when it
-    # ended, is m2's last; the broadcast (and the response) could not come before that, so
-    # 2 s of logs after its stamp's grace window are 4 s inside the window from its end
+    # ended, is m2's last; the broadcast (and the response) could not come before that. The
+    # logs end 7 s after its stamp (past a 5 s window from there), 1 s after it ended
     history.message(1, "u1", ["u2"], t=0)
-    t2 = history.message(
-        2, "u1", ["u2"], t=10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
+    t2 = _long_persist(
+        history, 2, 10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
     )
-    persist = next(r for r in history.rows if r["trace_id"] == t2 and r["action"] == "persist")
-    persist["duration_ms"] = 6000.0
     history.tail(17_010)
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [
@@ -1016,11 +1022,9 @@ def test_with_no_grace_a_path_whose_line_was_written_last_is_a_drop(history):
     # the logs' stamps end (12 s) before m2's persist line was written (16 s): that line ends
     # them, and with no grace they are final there too (fuzzing 17b: in flight)
     history.message(1, "u1", ["u2"], t=0)
-    t2 = history.message(
-        2, "u1", ["u2"], t=10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
+    t2 = _long_persist(
+        history, 2, 10_000, stop={"": "WS-BROADCAST.start"}, skip_message=["REST.response"]
     )
-    persist = next(r for r in history.rows if r["trace_id"] == t2 and r["action"] == "persist")
-    persist["duration_ms"] = 6000.0
     history.tail(12_000)
     report = analyze(history.frame(), grace=timedelta(0))
     assert history.kinds(report.findings) == [
@@ -1112,14 +1116,6 @@ def test_a_hop_lost_in_a_gap_after_a_long_last_hop_ended_is_indeterminate(histor
     assert report.findings["detail"][0].endswith(
         f"1 message path(s) indeterminate, not reported as drops: {t3} (u2 at WS-RECV.receive)"
     )
-
-
-def _long_persist(history, n: int, t: float, **stop: object) -> str:
-    """Message ``n`` at ``t`` ms whose persist took 6 s (its line written then)."""
-    trace = history.message(n, "u1", ["u2"], t=t, **stop)
-    persist = next(r for r in history.rows if r["trace_id"] == trace and r["action"] == "persist")
-    persist["duration_ms"] = 6000.0
-    return trace
 
 
 def test_a_restart_soon_after_a_long_last_hop_ended_is_named(history):
