@@ -28,7 +28,12 @@ from tracekit.analyzers._clock import ClockEstimate, majority_reference, solve_o
 from tracekit.analyzers._pipeline import Pipeline, default_pipeline
 from tracekit.errors import SchemaError
 from tracekit.schema import META_STAGE
-from tracekit.table import TEXT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import (
+    TEXT_SCHEMA,
+    TIMESTAMP_DTYPE,
+    canonical_trace_ids,
+    is_canonical_trace_id,
+)
 
 try:
     from tracekit.analyzers import _passes  # type: ignore[attr-defined]
@@ -1004,7 +1009,24 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             f"the event table cannot be read in its types: {reason}", key=column.group(1)
         ) from exc
     with engine_for(table.height):
-        return _paths_of(table, p)
+        paths = _paths_of(table, p)
+        if (canonical := _canonical_ids(table, paths.msg)) is not None:
+            paths = _paths_of(canonical, p)
+        return paths
+
+
+def _canonical_ids(table: pl.DataFrame, msg: pl.DataFrame) -> pl.DataFrame | None:
+    """``table`` with its trace ids in their canonical form, where a message's is not (a
+    UUID in one log and hex in another, in a table of the application's own: two traces of
+    one message); None where each is or has none (the collectors' tables; checked on the
+    messages' ids: ~3 ms at 1M events). Ids with no canonical form are kept as they are."""
+    ids = pl.col("trace_id").cast(pl.String)
+    odd = msg.filter(~is_canonical_trace_id(ids))
+    if odd.is_empty() or not odd.select(canonical_trace_ids(ids).is_not_null().any()).item():
+        return None
+    return table.with_columns(
+        pl.coalesce(canonical_trace_ids(ids), ids).cast(table.schema["trace_id"])
+    )
 
 
 #: What a column of :data:`TEXT_SCHEMA` may be, said by its type there (else text: String,

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from tracekit._context import canonical_trace_id
 from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
 from tracekit.analyzers._duplicates import duplicates, unexpected
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
@@ -409,6 +410,8 @@ def timeline(
     """
     p = pipeline or default_pipeline()
     checked_window(p.grace, "grace")  # (a model with a caller's grace put in place)
+    # (the paths hold each id in its canonical form where it has one)
+    trace_id = canonical_trace_id(trace_id) or trace_id
     paths = _paths_for(events, p)
     with engine_for(paths.hops.height):  # as the analysis' (:func:`analyze`)
         return _timeline(paths, trace_id, findings)

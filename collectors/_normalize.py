@@ -14,7 +14,13 @@ import polars as pl
 from tracekit.collectors._stats import InputStats
 from tracekit.collectors._time import ParsedTimes, fast_iso_utc, parse_timestamps
 from tracekit.schema import EVENT_KEYS, META_STAGE
-from tracekit.table import CATEGORICAL_COLUMNS, EVENT_SCHEMA, TIMESTAMP_DTYPE
+from tracekit.table import (
+    CATEGORICAL_COLUMNS,
+    EVENT_SCHEMA,
+    TIMESTAMP_DTYPE,
+    canonical_trace_ids,
+    is_canonical_trace_id,
+)
 
 __all__ = ["RAW_COLUMNS", "RAW_SCHEMA", "empty_table", "normalize", "prepared"]
 
@@ -186,13 +192,11 @@ def normalize(
     # Canonical trace ids pass as they are; anything else is normalised or dropped. Checked on
     # the distinct ids (Categorical by now): a regex on every event cost ~10% of a JSON read.
     ids = raw.get_column("trace_id").unique().drop_nulls().cast(pl.String)
-    if (ids.str.contains(r"^[0-9a-f]{32}$") & (ids != "0" * 32)).all():
+    if ids.to_frame().select(is_canonical_trace_id(pl.col("trace_id")).all()).item():
         raw = raw.with_columns(pl.col("trace_id").alias("trace_id_n"))
     else:
-        tid = pl.col("trace_id").cast(pl.String).str.strip_chars().str.to_lowercase()
-        tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
-        tid_ok = tid.str.contains(r"^[0-9a-f]{32}$") & (tid != "0" * 32)
-        raw = raw.with_columns(pl.when(tid_ok).then(tid).otherwise(None).alias("trace_id_n"))
+        canonical = canonical_trace_ids(pl.col("trace_id").cast(pl.String))
+        raw = raw.with_columns(canonical.alias("trace_id_n"))
         bad_tid = int(
             (
                 raw.get_column("trace_id").is_not_null() & raw.get_column("trace_id_n").is_null()

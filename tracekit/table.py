@@ -18,9 +18,11 @@ __all__ = [
     "EVENT_SCHEMA",
     "TEXT_SCHEMA",
     "TIMESTAMP_DTYPE",
+    "canonical_trace_ids",
     "compact",
     "empty_events",
     "events_frame",
+    "is_canonical_trace_id",
 ]
 
 TIMESTAMP_DTYPE: Final = pl.Datetime("ns", "UTC")
@@ -65,6 +67,22 @@ EVENT_SCHEMA: Final = pl.Schema(
         for name, dtype in TEXT_SCHEMA.items()
     }
 )
+
+
+def is_canonical_trace_id(ids: pl.Expr) -> pl.Expr:
+    """Whether each of ``ids`` (text) is a canonical trace id: 32 lowercase hex digits, not
+    all zero (:func:`tracekit.schema.is_trace_id`, as an expression)."""
+    return ids.str.contains(r"^[0-9a-f]{32}$") & (ids != "0" * 32)
+
+
+def canonical_trace_ids(ids: pl.Expr) -> pl.Expr:
+    """The canonical form of each of ``ids`` (text) that has one, else null: 32 hex digits
+    in any case, or 36 with dashes (a UUID), spaces around them ignored. What the collectors
+    read a trace id as, so the same message logged as a UUID by one process and as hex by
+    another is one trace."""
+    tid = ids.str.strip_chars().str.to_lowercase()
+    tid = pl.when(tid.str.len_bytes() == 36).then(tid.str.replace_all("-", "")).otherwise(tid)
+    return pl.when(is_canonical_trace_id(tid)).then(tid)
 
 
 def compact(frame: pl.LazyFrame, columns: Collection[str] | None = None) -> pl.LazyFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from itertools import pairwise
 
@@ -10,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import tracekit.analyzers as analyzers
-from tracekit.analyzers import FINDING_SCHEMA, KINDS, analyze
+from tracekit.analyzers import FINDING_SCHEMA, KINDS, analyze, timeline
 from tracekit.errors import PipelineError, SchemaError
 
 FINDERS = [name for name in analyzers.__all__ if name.startswith("find_")]
@@ -176,6 +177,54 @@ def test_an_applications_own_table_is_read_in_the_analysis_types(history, change
     ]
     got = analyze(table.with_columns(change).lazy())
     assert_frame_equal(got.findings, expected.findings)
+
+
+def _spelled(ids: pl.Expr, how: str) -> pl.Expr:
+    """Trace ids (canonical) as a UUID with dashes, or as upper-case hex."""
+    if how == "upper":
+        return ids.str.to_uppercase()
+    cut = [(0, 8), (8, 4), (12, 4), (16, 4), (20, 12)]
+    return pl.concat_str([ids.str.slice(a, n) for a, n in cut], separator="-")
+
+
+def test_one_message_logged_under_several_spellings_of_its_id_is_one_trace(history):
+    # an application's own table: its server logs a message's id as a UUID, one client as
+    # upper-case hex, the other as tracekit writes it (the collectors read all three as one)
+    lettered = {history.tid(n): f"{n:02d}" + "c0ffee" * 5 for n in (1, 2)}
+    tid = pl.col("trace_id").cast(pl.String)
+    table = _drop_history(history).with_columns(tid.replace(lettered).cast(pl.Categorical))
+    expected = analyze(table.lazy())
+    mixed = table.with_columns(
+        pl.when(pl.col("source") == "server-1")
+        .then(_spelled(tid, "uuid"))
+        .when(pl.col("actor") == "u2")
+        .then(_spelled(tid, "upper"))
+        .otherwise(tid)
+        .cast(pl.Categorical)
+        .alias("trace_id")
+    )
+    assert mixed.get_column("trace_id").n_unique() == 3 * 2 + 1  # (+ the heartbeats' null)
+    got = analyze(mixed.lazy())
+    assert_frame_equal(got.findings, expected.findings)
+    assert got.summary == expected.summary
+    t2 = lettered[history.tid(2)]
+    assert history.kinds(got.findings) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
+    assert_frame_equal(
+        timeline(mixed, str(uuid.UUID(t2)).upper()),
+        timeline(table, t2),
+    )
+
+
+def test_ids_of_no_trace_id_form_are_taken_as_given(history):
+    # a table of the application's own may key its messages by any text: kept as it is (not
+    # made null) while another message's id is made canonical
+    table = _drop_history(history)
+    names = {history.tid(1): "AB" * 16, history.tid(2): "MSG-2"}
+    renamed = table.with_columns(
+        pl.col("trace_id").cast(pl.String).replace(names).cast(pl.Categorical)
+    )
+    found = analyze(renamed.lazy()).findings
+    assert history.kinds(found) == [("drop", "MSG-2", "u2", "REPO.add", "WS-RECV.receive")]
 
 
 def test_a_table_without_optional_columns_is_analysed(history):
