@@ -100,7 +100,8 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                 {
                     "source": s,
                     "detail": (
-                        f"{s} runs {off_ms:+.1f} ms ahead of {against} ({unc}); "
+                        f"{s} runs {abs(off_ms):.1f} ms {'ahead of' if off_ms >= 0 else 'behind'} "
+                        f"{against} ({unc}); "
                         f"cross-host latencies are corrected for it"
                     ),
                 }

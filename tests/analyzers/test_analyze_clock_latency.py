@@ -91,11 +91,11 @@ def test_offsets_are_estimated_and_latencies_corrected(history):
     assert kinds == [("clock_skew", None, None, None, None)] * 2
     assert list(report.findings["source"]) == ["client-u1", "client-u2"]
     assert report.findings["detail"][0].startswith(
-        "client-u1 runs +300.0 ms ahead of server-1 (uncertainty 5.0 ms"
+        "client-u1 runs 300.0 ms ahead of server-1 (uncertainty 5.0 ms"
     )
     # it read "(uncertainty unbounded ms, ...)"
     assert report.findings["detail"][1] == (
-        "client-u2 runs -195.0 ms ahead of server-1 (uncertainty unbounded: its 5 causal "
+        "client-u2 runs 195.0 ms behind server-1 (uncertainty unbounded: its 5 causal "
         "pair(s) bound the offset on one side only); cross-host latencies are corrected for it"
     )
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
@@ -567,7 +567,7 @@ def test_logs_of_two_separate_systems_each_have_their_own_reference(history):
     assert clock["client-u1"]["against"] == "server-1"
     assert list(report.findings["source"]) == ["client-u1", "client-u3"]
     assert report.findings["detail"][1].startswith(
-        "client-u3 runs -200.0 ms ahead of srv-b (uncertainty 5.0 ms"
+        "client-u3 runs 200.0 ms behind srv-b (uncertainty 5.0 ms"
     )
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     assert hops[("REST.request", "REST.persist")]["max_ms"] == 5.0  # both runs corrected

@@ -258,3 +258,54 @@ def test_check_says_a_drop_gate_does_not_count_what_log_gaps_hide() -> None:
     ]
     code, out, _ = run("check", str(SAMPLES), "--max", "drop=5", "--max", "log_gap=0")
     assert code == 1 and "note: 1 log_gap" not in out
+
+
+# -- review 18a: what check says of its input, and gates given twice --------------------------
+
+
+def test_check_says_what_the_reading_skipped_where_a_gate_passes(tmp_path: Path) -> None:
+    # a gate that passes over half a log must say so: a lost line may hold the missing hop
+    import gzip
+
+    lines = (SAMPLES / "client-u1.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "client-u1.jsonl").write_bytes(b"".join(lines[:6]) + b"{not json\n")
+    (tmp_path / "client-u1b.jsonl.gz").write_bytes(gzip.compress(b"".join(lines[6:]))[:-12])
+    for name in ("chat-server-1.jsonl", "client-u2.jsonl"):
+        (tmp_path / name).write_bytes((SAMPLES / name).read_bytes())
+    code, out, err = run("check", str(tmp_path), "--max", "duplicate=0", "--grace", "0s")
+    assert (code, err) == (0, "")
+    said = out.splitlines()
+    assert said[0] == "PASS  duplicate <= 0: 0 duplicate finding(s), allowed 0"
+    assert said[-1] == "1 passed, 0 failed"
+    assert f"malformed: {tmp_path / 'client-u1.jsonl'}:7: invalid JSON at character 1" in said
+    assert any(
+        s.startswith(f"warning: {tmp_path / 'client-u1b.jsonl.gz'}: truncated gzip stream")
+        for s in said
+    )
+
+
+@pytest.mark.parametrize(
+    ("gates", "said"),
+    [
+        (["--max", "drop=0", "--max", "drop=5"], "drop <= 0; drop <= 5"),
+        (
+            ["--p50", "end_to_end=1ms", "--p50", "end_to_end=1s"],
+            "p50 end_to_end <= 1 ms; p50 end_to_end <= 1000 ms",
+        ),
+    ],
+)
+def test_a_gate_given_twice_is_bad_usage(gates: list[str], said: str) -> None:
+    # keeping the last silently dropped the stricter one: which was meant is not known
+    code, out, err = run("check", str(SAMPLES), *gates, "--grace", "0s")
+    assert (code, out) == (2, "")
+    assert err == f"tracekit: error: two gates on one thing ({said}): give each gate once\n"
+
+
+def test_a_bad_gate_in_pyproject_is_said_of_the_file_not_of_an_option(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.tracekit.gates]\nmax = {drops = 0}\n")
+    code, out, err = run("check", str(SAMPLES), "--config", str(pyproject))
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"tracekit: error: {pyproject}: [tool.tracekit.gates] max: bad gate drops=0: use KIND=N"
+    )

@@ -86,3 +86,33 @@ def test_many_notes_are_cut_with_a_count() -> None:
         *(f"- malformed: g:{i}: invalid JSON" for i in range(5)),
         "- ... 7 more malformed line(s) not shown",
     ]
+
+
+def test_events_read_without_a_required_key_or_a_message_are_said() -> None:
+    # review 18a: a log with no actor made every delivery on it look missing, and said nothing
+    report = {
+        "summary": {},
+        "inputs": {
+            "events": 40,
+            "files": 3,
+            "lines": 47,
+            "malformed": 0,
+            "unlinked": 2,
+            "unlinked_examples": ["u2.log:9: no message id on the line: WS-RECV.receive"],
+            "missing": {"actor": 28, "seq": 40, "source": 1},
+        },
+    }
+    lines = render_markdown(report).split("## Inputs\n\n")[1].splitlines()
+    assert lines == [
+        "- 40 events from 3 file(s), 47 line(s), 0 malformed line(s)",
+        "- warning: 28 event(s) have no actor; whose they are is unknown, and a recipient's "
+        "hop among them on no recipient's path",
+        "- warning: 1 event(s) have no source; each was given its file's name as its source",
+        "- warning: 2 event(s) tied to no message, so on no message's path; first: u2.log:9: "
+        "no message id on the line: WS-RECV.receive",
+    ]
+    # a seq missing from some events only is said: gaps cannot be seen there
+    report["inputs"]["missing"] = {"seq": 39}  # type: ignore[index]
+    assert "- warning: 39 event(s) have no seq; a gap in their logs cannot be seen" in (
+        render_markdown(report)
+    )

@@ -565,6 +565,7 @@ def check(
     """
     from tracekit.cli import _gates
     from tracekit.cli._copies import copies_note
+    from tracekit.cli._render import input_notes
     from tracekit.cli._restarts import restarts_note
     from tracekit.cli._safe import printable
 
@@ -610,6 +611,8 @@ def check(
         for line in _gates.github_annotations(results):
             _say(line)
     notes = (
+        # what the reading skipped or guessed: a gate passed over half a log says so
+        *(line for line, _style in input_notes(data.get("inputs", {}))),
         *_in_flight_notes(data, gates, _grace(grace, model), model.roles.get("send")),
         _gap_note(data, gates),
         f"note: {said}" if (said := restarts_note(data.get("summary", {}))) else "",

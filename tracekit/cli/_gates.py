@@ -7,6 +7,7 @@ Pure functions over the report dict (DESIGN.md section 6), so they are tested wi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -156,12 +157,19 @@ def gates_from_config(pyproject: Path) -> list[Gate]:
     gates: list[Gate] = []
     for key, value in table.items():
         where = f"{pyproject}: [tool.tracekit.gates] {key}"
-        if key == "max" and isinstance(value, dict):
-            gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
-        elif key in LATENCY_GATES and isinstance(value, dict):
-            gates += [parse_latency_gate(key, f"{k}={v}") for k, v in value.items()]
-        elif key == "min_delivered" and isinstance(value, str | int | float):
-            gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))
+        try:
+            if key == "max" and isinstance(value, dict):
+                gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
+                continue
+            if key in LATENCY_GATES and isinstance(value, dict):
+                gates += [parse_latency_gate(key, f"{k}={v}") for k, v in value.items()]
+                continue
+            if key == "min_delivered" and isinstance(value, str | int | float):
+                gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))
+                continue
+        except ValueError as exc:  # said of the file, not of an option nobody gave
+            said = re.sub(r"^bad --?[\w-]+ gate '([^']*)'", r"bad gate \1", str(exc))
+            raise ValueError(f"{where}: {said}") from None
         else:
             raise ValueError(
                 f"{where}: unknown or malformed gate (use max = {{drop = 0}}, "
@@ -172,9 +180,18 @@ def gates_from_config(pyproject: Path) -> list[Gate]:
 
 
 def merge(config: Iterable[Gate], cli: Iterable[Gate]) -> list[Gate]:
-    """Command-line gates replace configured gates of the same kind and target."""
+    """Command-line gates replace configured gates of the same kind and target; one given
+    twice on the command line is bad usage (ValueError): which one was meant is not known,
+    and keeping the last silently dropped the stricter (``--max drop=0 --max drop=5``)."""
+    given: dict[tuple[str, str], Gate] = {}
+    for g in cli:
+        if (before := given.get((g.kind, g.target))) is not None:
+            raise ValueError(
+                f"two gates on one thing ({before.name}; {g.name}): give each gate once"
+            )
+        given[(g.kind, g.target)] = g
     merged = {(g.kind, g.target): g for g in config}
-    merged.update({(g.kind, g.target): g for g in cli})
+    merged.update(given)
     return list(merged.values())
 
 

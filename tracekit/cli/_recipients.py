@@ -17,7 +17,7 @@ def recipients_note(summary: Mapping[str, Any]) -> str | None:
     counts = summary.get("recipients_from")
     if not isinstance(counts, Mapping):
         return None
-    membership, broadcast = (_count(counts.get(k)) for k in ("membership", "broadcast"))
+    membership, broadcast = (count_of(counts.get(k)) for k in ("membership", "broadcast"))
     if not membership:
         return None
     total = membership + broadcast
@@ -28,6 +28,6 @@ def recipients_note(summary: Mapping[str, Any]) -> str | None:
     )
 
 
-def _count(value: object) -> int:
-    # a report read back from a file may hold anything: what is not a count counts as none
+def count_of(value: object) -> int:
+    """A count from a report (one read back from a file may hold anything): else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

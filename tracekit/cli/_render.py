@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracekit.cli._copies import copies_note
-from tracekit.cli._recipients import recipients_note
+from tracekit.cli._recipients import count_of, recipients_note
 from tracekit.cli._restarts import restarts_note
 from tracekit.cli._safe import printable
 
@@ -76,7 +76,7 @@ def _delivered_pct(summary: Mapping[str, Any]) -> str:
 _SHOWN_NOTES = 5
 
 
-def _input_notes(inputs: Mapping[str, Any], *, head: bool = False) -> list[tuple[str, str]]:
+def input_notes(inputs: Mapping[str, Any], *, head: bool = False) -> list[tuple[str, str]]:
     """What the reading skipped or guessed (DESIGN.md section 8: never silently): each input
     warning and the first malformed-line examples, one line each, the rest counted. ``head``:
     first the line of counts (the table has it in its summary panel)."""
@@ -95,6 +95,17 @@ def _input_notes(inputs: Mapping[str, Any], *, head: bool = False) -> list[tuple
     if len(warnings) > _SHOWN_NOTES:
         more = len(warnings) - _SHOWN_NOTES
         lines.append((f"... and {more} more warning(s) (use --format json for all)", "yellow"))
+    lines += [(f"warning: {note}", "yellow") for note in _missing_notes(inputs)]
+    unlinked = count_of(inputs.get("unlinked"))
+    if unlinked:
+        said = [str(e) for e in inputs.get("unlinked_examples") or []]
+        lines.append(
+            (
+                f"warning: {unlinked} event(s) tied to no message, so on no message's path"
+                + "".join(f"; first: {e}" for e in said[:1]),
+                "yellow",
+            )
+        )
     examples = [str(e) for e in inputs.get("examples") or []]
     malformed = int(inputs.get("malformed") or 0)
     lines += [(f"malformed: {e}", "yellow") for e in examples[:_SHOWN_NOTES]]
@@ -102,6 +113,33 @@ def _input_notes(inputs: Mapping[str, Any], *, head: bool = False) -> list[tuple
         shown = min(len(examples), _SHOWN_NOTES)
         lines.append((f"... {malformed - shown} more malformed line(s) not shown", "yellow"))
     return lines
+
+
+#: What an event without each required key becomes (DESIGN.md section 3).
+_WITHOUT: Final = {
+    "actor": "whose they are is unknown, and a recipient's hop among them on no recipient's path",
+    "source": "each was given its file's name as its source",
+    "seq": "a gap in their logs cannot be seen",
+    "event": "no human message",
+}
+
+
+def _missing_notes(inputs: Mapping[str, Any]) -> list[str]:
+    """Events read without a required key (``inputs.missing``), one line per key, with what
+    that costs the analysis. A ``seq`` missing from every event is a log format without one
+    (legacy text), not news."""
+    missing = inputs.get("missing")
+    if not isinstance(missing, Mapping):
+        return []
+    events = count_of(inputs.get("events"))
+    notes = []
+    for key, value in sorted(missing.items()):
+        n = count_of(value)
+        if not n or (key == "seq" and n >= events):
+            continue
+        why = _WITHOUT.get(str(key), "")
+        notes.append(f"{n} event(s) have no {key}" + (f"; {why}" if why else ""))
+    return notes
 
 
 def render_table(report: Mapping[str, Any], console: Console, *, max_findings: int = 20) -> None:
@@ -134,7 +172,7 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     if note := copies_note(summary):
         lines.append(_text(note, "dim"))
     console.print(Panel(Group(*lines), title="tracekit", expand=False))
-    for line, style in _input_notes(inputs):
+    for line, style in input_notes(inputs):
         console.print(_text(line, style))
 
     funnel = report.get("funnel")
@@ -262,7 +300,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     inputs = report.get("inputs")
     if inputs:
         out += ["", "## Inputs", ""]
-        out += [f"- {_md(line)}" for line, _style in _input_notes(inputs, head=True)]
+        out += [f"- {_md(line)}" for line, _style in input_notes(inputs, head=True)]
     findings = report.get("findings", [])
     if findings:
         out += [
