@@ -275,7 +275,8 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
 
 
 def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
-    """Every broken path with ``status`` = drop, in_flight or log_gap (indeterminate)."""
+    """Every broken path with ``status`` = drop, in_flight, log_gap or unnamed (both
+    indeterminate: a log gap or an event naming no recipient may hold its missing hop)."""
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
     raw = _raw_candidates(paths).with_row_index("rid").collect(engine=engine())
@@ -294,7 +295,7 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         .with_columns(took_last=took_ns(pl.col("duration_last")))
         .drop("duration_last")
     )
-    cand = _retried_since(paths, cand)
+    cand = _with_unnamed(paths, _retried_since(paths, cand))
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
             schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_pos": pl.Int64}
@@ -304,6 +305,65 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     # a gap 2 ms after its deliver read as a drop)
     reach = hop_window_ns(paths.pipeline, grace)
     return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
+
+
+def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
+    """``unnamed``: an event of the message that names no recipient (:meth:`Paths.unnamed`)
+    is at the path's missing hop or after it, in a log that may be the recipient's (a
+    server's, or one acting for that user or for nobody known), so it may be this path's:
+    not judged, as a path whose hop a log gap may hold is not (the events are reported as
+    unexpected)."""
+    unnamed = paths.unnamed()
+    if unnamed.is_empty():  # the usual case
+        return cand.with_columns(unnamed=pl.lit(False))
+    p = paths.pipeline
+    reach = {h.id: [i, *(p.index(d) for d in p.descendants(h.id))] for i, h in enumerate(p.hops)}
+    # whom each client log with such events acts for, where its other lines say
+    logs = unnamed.get_column("source").unique().implode()
+    server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
+    owners = (
+        pl.concat(
+            [
+                as_text(
+                    paths.hop_rows()
+                    .filter(pl.col("source").is_in(logs) & ~pl.col("hop").is_in(server))
+                    .select("actor", "source")
+                ),
+                paths.rest.lazy().filter(pl.col("source").is_in(logs)).select("actor", "source"),
+            ]
+        )
+        .drop_nulls()
+        .join(paths.server_sources().lazy(), on="source", how="anti")
+        .group_by("source")
+        .agg(pl.col("actor").unique().alias("owners"))
+    )
+    hit = (
+        cand.lazy()
+        .with_row_index("_c")
+        .select(
+            "_c",
+            "trace_id",
+            "recipient",
+            reach=pl.col("stage").replace_strict(
+                reach, default=None, return_dtype=pl.List(pl.Int32)
+            ),
+        )
+        .join(unnamed.lazy().select("trace_id", "source", "hops"), on="trace_id")
+        .join(owners, on="source", how="left")
+        .filter(
+            (pl.col("hops").list.set_intersection("reach").list.len() > 0)
+            & (
+                pl.col("owners").is_null()
+                | pl.col("recipient").is_null()
+                | pl.col("owners").list.contains(pl.col("recipient"))
+            )
+        )
+        .select("_c")
+        .collect(engine=engine())
+    )
+    return cand.with_columns(
+        unnamed=pl.int_range(pl.len(), dtype=pl.UInt32).is_in(hit.get_column("_c").implode())
+    )
 
 
 def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
@@ -551,11 +611,13 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
             .then(pl.lit("in_flight"))
             .when(pl.col("gap_source").is_not_null())
             .then(pl.lit("log_gap"))
+            .when(pl.col("unnamed"))
+            .then(pl.lit("unnamed"))
             .otherwise(pl.lit("drop")),
             logs_after=end - _WRITTEN,
             own_end=pl.col("t_end_device").is_not_null(),
         )
-        .drop("rid", "t_end_device")
+        .drop("rid", "t_end_device", "unnamed")
     )
 
 

@@ -427,11 +427,14 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("gap_file", "gap_line"), ("file_first", "line_first")),
         at="t_first",
     )
+    # (a message whose send was never seen is said whole above, these events with it)
+    sent = paths.msg.lazy().filter(pl.col(col("n", send)) > 0).select("trace_id")
+    found = [before, no_send, _unnamed(paths, sent)]
     entry = [p.index(r) for r in (p.role("deliver"), p.role("receive")) if r is not None]
     if not entry:
         entry = rcp_hops[:1]
     if not entry:
-        return pl.concat([before, no_send])
+        return pl.concat(found)
     via_ws = pl.lit(False)
     for i in entry:
         via_ws |= pl.col(col("n", i)).fill_null(0) > 0
@@ -464,4 +467,34 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("r_file", "r_line")),
         at="r_t",
     )
-    return pl.concat([before, no_send, stray])
+    return pl.concat([*found, stray])
+
+
+def _unnamed(paths: Paths, sent: pl.LazyFrame) -> pl.LazyFrame:
+    """Recipient hop events that name no recipient (:meth:`Paths.unnamed`), per message and
+    log: on no recipient's path, so said here, not lost; a drop they may explain is not
+    claimed (:mod:`._drops`). Of the messages ``sent`` only."""
+    p = paths.pipeline
+    ids = dict(enumerate(p.ids))
+    keys = {i: h.recipient for i, h in enumerate(p.hops) if h.scope == "recipient"}
+    named = pl.col("hops").list.eval(pl.element().replace_strict(ids, return_dtype=pl.String))
+    key = pl.col("hops").list.eval(pl.element().replace_strict(keys, return_dtype=pl.String))
+    return findings(
+        paths.unnamed().lazy().join(sent, on="trace_id", how="semi"),
+        "unexpected",
+        trace_id="trace_id",
+        stage=pl.col("hop").replace_strict(ids, return_dtype=pl.String),
+        conv_id="conv_id",
+        source="source",
+        detail=pl.format(
+            "{} event(s) of this message on {} name no recipient (no {} on their lines: {}), so "
+            "they are on no recipient's path; a drop of the message they may belong to is not "
+            "claimed",
+            pl.col("n"),
+            pl.col("source"),
+            key.list.unique(maintain_order=True).list.join(" or "),
+            named.list.join(", "),
+        ),
+        evidence=evidence(("file", "line")),
+        at="t",
+    )

@@ -284,7 +284,10 @@ def races(paths: Paths) -> pl.LazyFrame:
     )
     took = f"reached {final}, then {p.role('remove')} took it off the store"
     then = (
-        pl.when(pl.col("restored").not_())
+        # a receive whose line names no recipient (no actor) is on no recipient's path
+        pl.when(pl.col("recipient").is_null())
+        .then(pl.lit("its line names no recipient (no actor): whose message it was is unknown"))
+        .when(pl.col("restored").not_())
         .then(pl.lit(f"the message then went missing: {took}"))
         .when(pl.col("restored"))
         .then(pl.lit(f"the message then went missing: {took} until a later history load showed it"))

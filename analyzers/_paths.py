@@ -219,6 +219,34 @@ class Paths:
             ).collect(engine=engine()),
         )
 
+    def unnamed(self) -> pl.DataFrame:
+        """Recipient hop events that name no recipient (a client's line without its actor, a
+        deliver without its peer): on no recipient's path, though one may be on the path of
+        a recipient whose hop is missing. One row per (``trace_id``, ``source``), as text:
+        ``n``, ``hops`` (distinct indices), and the first one's (on corrected time) ``hop``,
+        ``t``, ``conv_id``, ``file``, ``line``. Usually none (computed once)."""
+        rcp = [i for i, h in enumerate(self.pipeline.hops) if h.scope == "recipient"]
+        first = [pl.col("t"), pl.col("file"), pl.col("line")]
+
+        def compute() -> pl.DataFrame:
+            return as_text(
+                self.hop_rows()
+                .filter(pl.col("hop").is_in(rcp) & pl.col("recipient").is_null())
+                .with_columns(t=self.true_time())
+                .group_by("trace_id", "source")
+                .agg(
+                    pl.len().alias("n"),
+                    pl.col("hop").unique().sort().alias("hops"),
+                    *(
+                        pl.col(c).sort_by(first).first()
+                        for c in ("hop", "t", "conv_id", "file", "line")
+                    ),
+                )
+                .sort("trace_id", "source")
+            ).collect(engine=engine())
+
+        return self.memoised("unnamed", compute)
+
     def client_sources(self, users: pl.Series) -> pl.LazyFrame:
         """``(actor, source)``: the client sources the logs show acting for each of ``users``
         (their own hops, history loads, any other event), as text. Each process instance is

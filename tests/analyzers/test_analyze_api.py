@@ -234,8 +234,11 @@ def test_a_table_without_optional_columns_is_analysed(history):
         "seq", "file", "line", "duration_ms", "msg_id", "peer", "recipients"
     )
     report = analyze(table.lazy())
+    # (without peers, each message's delivers name no recipient: said, on no path)
     assert history.kinds(report.findings) == [
-        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive")
+        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive"),
+        ("unexpected", history.tid(1), None, "WS-BROADCAST.deliver", None),
+        ("unexpected", history.tid(2), None, "WS-BROADCAST.deliver", None),
     ]
     assert report.findings["evidence"][0].to_list() == []
     assert report.summary["recipients_from"] == {"broadcast": 0, "membership": 2}
