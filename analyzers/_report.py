@@ -191,9 +191,16 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
         summary=_summary(paths, found),
         latency=latency_stats(stats, paths),
         clock=_clock_section(paths),
+        # (no reading's account, as for a table or dicts: the events are the table's)
         inputs={k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
+        | ({} if inputs is not None else {"events": _events_of(paths)})
         | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
     )
+
+
+def _events_of(paths: Paths) -> int:
+    """How many events the table held (its copies left out of ``hops``, counted back)."""
+    return paths.hops.height + int(paths.copies.get_column("events").sum())
 
 
 def sort_findings(found: pl.DataFrame) -> pl.DataFrame:

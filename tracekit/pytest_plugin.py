@@ -43,6 +43,7 @@ from tracekit.testing import (
     assert_latency,
     assert_no_findings,
     capture,
+    unreadable,
 )
 
 if TYPE_CHECKING:
@@ -148,22 +149,12 @@ def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
     ).collect()
     events += [{k: v for k, v in row.items() if v is not None} for row in table.to_dicts()]
-    inputs = collected.inputs.to_dict()
-    malformed = int(inputs.get("malformed") or 0)
-    # A compressed log cut short (or corrupt) lost its end without a malformed line to show.
-    # A file that is no log at all (the app's database next to its logs) loses nothing: it is
-    # skipped, as `tracekit analyze` does.
-    broken = [str(w) for w in inputs.get("warnings") or [] if "truncated" in w or "corrupt" in w]
-    if not (malformed or broken):
+    lost = unreadable(collected.inputs.to_dict())
+    if not lost:
         return events, ""
-    said = []
-    if malformed:
-        examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
-        said.append(f"{malformed} line(s) that could not be read: {examples}")
-    said += broken[:3]
     return events, (
         "tracekit_logs holds what could not be read (a lost line may hold the missing hop): "
-        + "; ".join(said)
+        + "; ".join(lost)
     )
 
 
@@ -414,6 +405,11 @@ def _parse_gates(spec: str) -> list[Any]:
             )
         else:
             gates.append(_gates.parse_max_gate(part))
+    # a misspelt hop is bad usage, as `tracekit check` says it (not "no latency samples")
+    if any(g.kind in _gates.LATENCY_GATES and g.target != "end_to_end" for g in gates):
+        from tracekit.analyzers import default_pipeline
+
+        _gates.check_hops(gates, default_pipeline().edges)
     return gates
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "capture",
     "format_timeline",
     "load_events",
+    "unreadable",
 ]
 
 
@@ -102,22 +103,66 @@ class _Capture(MemorySink):
 
 def load_events(events: Events) -> pl.LazyFrame:
     """Turn any :data:`Events` into an event table."""
+    return _load(events)[0]
+
+
+def _load(events: Events) -> tuple[pl.LazyFrame, dict[str, Any] | None]:
+    """:func:`load_events`, and the collectors' account of the files where it read some (the
+    report's ``inputs``: what was read, and what could not be)."""
     import polars as pl
 
     from tracekit.table import events_frame
 
     if isinstance(events, pl.LazyFrame):
-        return events
+        return events, None
     if isinstance(events, pl.DataFrame):
-        return events.lazy()
+        return events.lazy(), None
     if isinstance(events, str | os.PathLike):
         events = [events]
     items = list(events)  # type: ignore[arg-type]
     if items and all(isinstance(i, str | os.PathLike) for i in items):
         from tracekit.collectors import collect
 
-        return collect([str(i) for i in items]).events
-    return events_frame(_canonical(e) for e in items if isinstance(e, Mapping)).lazy()
+        collected = collect([str(i) for i in items])
+        return collected.events, collected.inputs.to_dict()
+    return events_frame(_canonical(e) for e in items if isinstance(e, Mapping)).lazy(), None
+
+
+def unreadable(inputs: Mapping[str, Any] | None) -> list[str]:
+    """What a reading of log files lost (its ``inputs``), one phrase each: lines that could
+    not be read, a compressed log cut short or corrupt. A file that is no log at all (the
+    app's database next to its logs) loses nothing: skipped, as ``tracekit analyze`` does.
+    Empty when nothing was lost."""
+    if not inputs:
+        return []
+    said = []
+    malformed = int(inputs.get("malformed") or 0)
+    if malformed:
+        examples = "; ".join(str(e) for e in (inputs.get("examples") or [])[:5])
+        said.append(f"{malformed} line(s) that could not be read: {examples}")
+    # (a compressed log cut short lost its end without a malformed line to show)
+    broken = [str(w) for w in inputs.get("warnings") or [] if "truncated" in w or "corrupt" in w]
+    return said + broken[:3]
+
+
+def _complete_logs(inputs: Mapping[str, Any] | None) -> None:
+    """An assertion over log files fails where their reading lost lines: a lost line may hold
+    the missing hop, so a pass would say nothing (as the pytest plugin's ``tracekit_logs``)."""
+    lost = unreadable(inputs)
+    if lost:
+        raise AssertionError(
+            "the logs hold what could not be read (a lost line may hold the missing hop): "
+            + "; ".join(lost)
+        )
+
+
+def _model(pipeline: Pipeline | str | os.PathLike[str] | None) -> Pipeline | None:
+    """A pipeline given as a TOML file's path, loaded; a :class:`Pipeline` or None as is."""
+    if isinstance(pipeline, str | os.PathLike):
+        from tracekit.analyzers import load_pipeline
+
+        return load_pipeline(Path(pipeline))
+    return pipeline
 
 
 def _canonical(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -144,14 +189,15 @@ def analyze_events(
 ) -> Report:
     """Analyze events. ``grace`` defaults to zero: when a test is over, whatever has not
     arrived is missing, not in flight."""
-    from tracekit.analyzers import analyze, load_pipeline
+    from tracekit.analyzers import analyze
 
-    model = load_pipeline(Path(pipeline)) if isinstance(pipeline, str | os.PathLike) else pipeline
+    table, inputs = _load(events)
     return analyze(
-        load_events(events),
-        pipeline=model,
+        table,
+        pipeline=_model(pipeline),
         grace=_td(grace),
         slo={k: _td(v) for k, v in slo.items()} if slo else None,
+        inputs=inputs,
     )
 
 
@@ -185,7 +231,7 @@ _UNREACHED: Final = {
 def format_timeline(
     events: Events,
     trace_id: str,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | str | os.PathLike[str] | None = None,
     *,
     grace: timedelta | str = timedelta(0),
 ) -> str:
@@ -197,7 +243,7 @@ def format_timeline(
 
     from tracekit.analyzers import default_pipeline, timeline
 
-    model = replace(pipeline or default_pipeline(), grace=_td(grace))
+    model = replace(_model(pipeline) or default_pipeline(), grace=_td(grace))
     frame = timeline(load_events(events), trace_id, pipeline=model)
     lines = [f"message {trace_id}:"]
     current: object = ()
@@ -221,10 +267,12 @@ def format_timeline(
     return _printed(lines)
 
 
-def _table(events: Events) -> pl.DataFrame:
+def _read(events: Events) -> pl.DataFrame:
     """The events as one table, read once: a generator (or stdin) cannot be read again for the
-    explanation or the trace ids."""
-    return load_events(events).collect()
+    explanation or the trace ids. Log files that lost lines fail (:func:`_complete_logs`)."""
+    table, inputs = _load(events)
+    _complete_logs(inputs)
+    return table.collect()
 
 
 def _kinds(kinds: str | Iterable[str] | None) -> set[str] | None:
@@ -254,7 +302,7 @@ def _traces(traces: str | Iterable[str] | None) -> set[str] | None:
 def _explain(
     events: Events,
     findings: Sequence[Mapping[str, Any]],
-    pipeline: Pipeline | None,
+    pipeline: Pipeline | str | os.PathLike[str] | None,
     limit: int,
     grace: timedelta | str = timedelta(0),
 ) -> str:
@@ -291,7 +339,7 @@ def assert_no_findings(
     events: Events,
     kinds: str | Iterable[str] | None = None,
     *,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | str | os.PathLike[str] | None = None,
     grace: timedelta | str = timedelta(0),
     limit: int = 5,
     allow_empty: bool = False,
@@ -300,7 +348,7 @@ def assert_no_findings(
     kind), or if the events hold no message at all (nothing was checked) unless
     ``allow_empty=True``. An unknown kind is a ValueError (it would check nothing)."""
     wanted = _kinds(kinds)
-    table = _table(events)
+    table = _read(events)
     report = analyze_events(table, pipeline=pipeline, grace=grace).to_dict()
     _require_messages(report, allow_empty)
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
@@ -316,7 +364,7 @@ def assert_complete(
     *,
     traces: str | Iterable[str] | None = None,
     within: timedelta | str | None = None,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | str | os.PathLike[str] | None = None,
     limit: int = 5,
     allow_empty: bool = False,
 ) -> None:
@@ -328,7 +376,7 @@ def assert_complete(
     wanted = _traces(traces)
     limit_td = _td(within) if within is not None else None
     slo = {"end_to_end": limit_td} if limit_td is not None else None
-    table = _table(events)
+    table = _read(events)
     report = analyze_events(table, pipeline=pipeline, slo=slo).to_dict()
     kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
     if within is not None:
@@ -393,7 +441,7 @@ def assert_latency(
     p95: timedelta | str | None = None,
     p99: timedelta | str | None = None,
     max: timedelta | str | None = None,
-    pipeline: Pipeline | None = None,
+    pipeline: Pipeline | str | os.PathLike[str] | None = None,
 ) -> None:
     """Fail if a latency percentile of ``hop`` (``end_to_end`` or ``FROM->TO``) is over its
     limit, or if there are no samples to check; the message names the slowest messages,
@@ -403,8 +451,18 @@ def assert_latency(
         raise ValueError(
             "assert_latency checks nothing without a limit: give p50=, p95=, p99= or max="
         )
-    table = _table(events)
-    latency = analyze_events(table, pipeline=pipeline).to_dict()["latency"]
+    model = _model(pipeline)
+    if hop != "end_to_end":  # a misspelt hop has no samples ever: said as what it is
+        from tracekit.analyzers import default_pipeline
+
+        known = {f"{a}->{b}" for a, b in (model or default_pipeline()).edges}
+        if hop not in known:
+            raise ValueError(
+                f"assert_latency: {hop!r} is not a hop of the pipeline (use end_to_end or one "
+                f"of: {', '.join(sorted(known))})"
+            )
+    table = _read(events)
+    latency = analyze_events(table, pipeline=model).to_dict()["latency"]
     if hop == "end_to_end":
         row = latency["end_to_end"]
     else:
@@ -423,7 +481,7 @@ def assert_latency(
             broken.append(_td(limit))
     if over:
         # the messages over the lowest limit broken: those that made the percentile
-        slow = analyze_events(table, pipeline=pipeline, slo={hop: min(broken)}).to_dict()
+        slow = analyze_events(table, pipeline=model, slo={hop: min(broken)}).to_dict()
         head = "end to end" if hop == "end_to_end" else hop
         found = [
             f
@@ -433,5 +491,5 @@ def assert_latency(
         raise AssertionError(
             f"latency of {hop} over {row['count']} samples: "
             + "; ".join(over)
-            + (":\n" + _explain(table, found, pipeline, 5) if found else "")
+            + (":\n" + _explain(table, found, model, 5) if found else "")
         )

@@ -423,3 +423,80 @@ def test_history_only():
     result.stdout.fnmatch_lines(
         ["FAIL drop <= 0: no messages to check for drop: the logs hold no message *"]
     )
+
+
+# -- review 18a: tracekit.testing over log files, a model's path, a misspelt hop ---------------
+
+SAMPLES = ROOT.parent / "sample_logs" / "jsonl"
+
+
+def _copy_of_samples(to: Path, broken: bool) -> Path:
+    to.mkdir()
+    for log in SAMPLES.glob("*.jsonl"):
+        (to / log.name).write_bytes(log.read_bytes())
+    if broken:
+        with (to / "client-u1.jsonl").open("ab") as fh:
+            fh.write(b'{"timestamp": "2026-11-25T10:00:09Z", "stage": \n')
+    return to
+
+
+def test_the_report_of_log_files_keeps_their_account(tmp_path: Path) -> None:
+    from tracekit.testing import analyze_events
+
+    logs = _copy_of_samples(tmp_path / "logs", broken=True)
+    inputs = analyze_events(logs).to_dict()["inputs"]
+    assert {k: inputs[k] for k in ("files", "lines", "events", "malformed")} == {
+        "files": 3,
+        "lines": 28,
+        "events": 27,
+        "malformed": 1,
+    }
+    # events given as dicts or a table have no reading: the events are counted still
+    with capture() as ev:
+        _send()
+    assert analyze_events(ev).to_dict()["inputs"]["events"] == len(ev)
+
+
+def test_an_assertion_over_log_files_that_lost_lines_fails(tmp_path: Path) -> None:
+    # a lost line may hold the missing hop: passing over it says nothing (as tracekit_logs)
+    logs = _copy_of_samples(tmp_path / "logs", broken=True)
+    with pytest.raises(AssertionError) as info:
+        assert_no_findings(logs, kinds="duplicate")
+    assert str(info.value) == (
+        "the logs hold what could not be read (a lost line may hold the missing hop): 1 line(s) "
+        f"that could not be read: {logs / 'client-u1.jsonl'}:13: invalid JSON at character 45"
+    )
+    assert_no_findings(_copy_of_samples(tmp_path / "whole", broken=False), kinds="duplicate")
+
+
+def test_the_assertions_take_a_model_by_its_path_when_they_fail() -> None:
+    # the failure path built a timeline with the path as a model: a TypeError hid it
+    from tracekit.testing import assert_latency
+
+    model = ROOT.parent / "analyzers" / "default_pipeline.toml"
+    with pytest.raises(AssertionError, match="not every message was delivered completely"):
+        assert_complete(SAMPLES, pipeline=model)
+    with pytest.raises(AssertionError, match=r"(?s)tracekit found .* ✗ REPO\.add"):
+        assert_no_findings(SAMPLES, kinds="drop", pipeline=str(model))
+    with pytest.raises(AssertionError, match="latency of end_to_end over 3 samples: p99"):
+        assert_latency(SAMPLES, p99="1ms", pipeline=model)
+
+
+def test_a_latency_assertion_on_a_hop_the_pipeline_lacks_is_a_usage_error() -> None:
+    from tracekit.testing import assert_latency
+
+    with pytest.raises(ValueError, match=r"'CTRL.send->CTRL.add' is not a hop of the pipeline"):
+        assert_latency(SAMPLES, "CTRL.send->CTRL.add", p99="1s")
+
+
+def test_a_session_gate_on_a_hop_the_pipeline_lacks_is_a_usage_error(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(test_reuse=REUSE_TESTS)
+    result = project.runpytest(
+        "-p", "no:cacheprovider", "--tracekit-gates=p99:CTRL.send->CTRL.add=5ms"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--tracekit-gates: --p99 CTRL.send->CTRL.add: not a hop of the pipeline*"]
+    )
