@@ -417,10 +417,13 @@ def _walk_dir(
 
     def walk(top: Path) -> None:
         nonlocal left_out
+        hidden: list[str] = []  # said, not read: a hidden directory may hold logs
         for root, dirs, files in os.walk(top):  # links in dirs are not descended
             keep: list[str] = []
             for d in sorted(dirs):
                 if d.startswith("."):
+                    if _resolved(Path(root) / d) != skip_dir:
+                        hidden.append(f"{d}/")
                     continue
                 sub = Path(root) / d
                 if sub.is_symlink():
@@ -429,11 +432,10 @@ def _walk_dir(
                     keep.append(d)
             dirs[:] = keep
             for f in sorted(files):
-                if (
-                    f.startswith(".")
-                    or any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS)
-                    or _CACHE_ENTRY.match(f)
-                ):
+                if f.startswith("."):
+                    hidden.append(f)
+                    continue
+                if any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS) or _CACHE_ENTRY.match(f):
                     continue
                 full = Path(root) / f
                 rel = full.relative_to(path).as_posix()
@@ -451,6 +453,14 @@ def _walk_dir(
                     )
                     continue
                 found.append(full)
+        if hidden:
+            names = ", ".join(hidden[:3]) + (
+                f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
+            )
+            notes.append(
+                f"{top}: {len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} not read "
+                f"({names}); name one to read it"
+            )
 
     walk(path)
     for link_dir in links:  # grows while links are walked: links found in them

@@ -77,6 +77,24 @@ def test_directory_walk_rotation_order_and_globs(tmp_path: Path) -> None:
     assert seqs(collect(globbed)) == [1, 2, 3, 4, 5]
 
 
+def test_hidden_entries_of_a_directory_are_not_read_and_said(tmp_path: Path) -> None:
+    # review 18a: a hidden directory may hold logs (.pm2/, .logs/): skipped silently, its
+    # messages read as drops; the cache's own directory is no log and says nothing
+    d = tmp_path / "logs"
+    for sub in (".logs", ".cache", "sub/.old"):
+        (d / sub).mkdir(parents=True)
+    (d / "app.jsonl").write_bytes(jsonl(1))
+    (d / ".logs" / "u2.jsonl").write_bytes(jsonl(2))
+    (d / "sub" / ".old" / "u3.jsonl").write_bytes(jsonl(3))
+    (d / "sub" / ".env").write_text("KEY=1\n")
+    got = collect([d], cache_dir=d / ".cache")
+    assert seqs(got) == [1]
+    assert got.inputs.warnings == [
+        f"{d}: 3 hidden entries not read (.logs/, .old/, .env); name one to read it"
+    ]
+    assert sorted(seqs(collect([d / ".logs", d / "app.jsonl"]))) == [1, 2]  # named: read
+
+
 def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = io.TextIOWrapper(io.BytesIO(gzip.compress(jsonl(1, 2))))
     monkeypatch.setattr(sys, "stdin", fake)
