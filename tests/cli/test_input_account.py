@@ -116,3 +116,22 @@ def test_events_read_without_a_required_key_or_a_message_are_said() -> None:
     assert "- warning: 39 event(s) have no seq; a gap in their logs cannot be seen" in (
         render_markdown(report)
     )
+
+
+def test_the_events_a_time_window_leaves_out_are_counted_and_said() -> None:
+    # review 18a: "27 events ... no findings" over a window that held none of them
+    samples = Path(__file__).resolve().parents[2] / "sample_logs" / "jsonl"
+    window = ["--since", "2026-11-25T10:00:02Z", "--grace", "0s"]
+    result = runner.invoke(app, ["analyze", str(samples), *window, "-f", "json"])
+    assert result.exit_code == 0
+    inputs = json.loads(result.stdout)["inputs"]
+    assert (inputs["events"], inputs["outside_window"]) == (27, 13)
+    assert inputs["warnings"] == [
+        "13 of the 27 events read are outside --since/--until; not analyzed"
+    ]
+    result = runner.invoke(
+        app, ["analyze", str(samples), "--since", "2030-01-01T00:00:00Z"], env={"COLUMNS": "200"}
+    )
+    assert "warning: 27 of the 27 events read are outside --since/--until; not analyzed" in (
+        result.stdout.splitlines()
+    )

@@ -358,6 +358,8 @@ def _analyze(
         table = events.collect()  # read once: the analyzers and the funnel both use it
         if require_events and table.height == 0:
             _fail(_no_events(reading, inputs))
+        if reading.since or reading.until:  # what the window left out, said (DESIGN section 8)
+            inputs = _windowed(inputs, int(inputs.get("events") or 0) - table.height)
         events = table.lazy()
         report = analyze(
             events,
@@ -367,6 +369,23 @@ def _analyze(
             inputs=inputs,
         )
     return report, events, model
+
+
+def _windowed(inputs: dict[str, Any], outside: int) -> dict[str, Any]:
+    """``inputs`` with the events ``--since``/``--until`` left out counted
+    (``outside_window``) and said among the warnings."""
+    said = (
+        []
+        if outside <= 0
+        else [
+            f"{outside} of the {inputs.get('events', 0)} events read are outside --since/--until; "
+            "not analyzed"
+        ]
+    )
+    return inputs | {
+        "outside_window": max(outside, 0),
+        "warnings": [*(inputs.get("warnings") or []), *said],
+    }
 
 
 def _no_events(reading: _Reading, inputs: Mapping[str, Any]) -> str:
