@@ -135,3 +135,30 @@ def test_the_events_a_time_window_leaves_out_are_counted_and_said() -> None:
     assert "warning: 27 of the 27 events read are outside --since/--until; not analyzed" in (
         result.stdout.splitlines()
     )
+
+
+def test_the_evidence_keeps_its_line_numbers_in_a_narrow_table() -> None:
+    # review 18a: a path is one word; cut to the column, "client-u1.jsonl:…" lost the line
+    import io
+
+    from rich.console import Console
+
+    from tracekit.cli._render import render_table
+
+    long = "logs/2026-11-25/run-4711/chat-app/devices/client-u1.jsonl"
+    finding = {
+        "kind": "drop",
+        "trace_id": T,
+        "recipient": "u1",
+        "stage": "CTRL.add",
+        "last_seen": "REPO.add",
+        "detail": "recipient u1: reached REPO.add, never reached CTRL.add",
+        "evidence": [{"file": long, "line": 4321}, {"file": long, "line": 4322}],
+    }
+    out = io.StringIO()
+    render_table({"findings": [finding]}, Console(file=out, width=80, emoji=False))
+    text = out.getvalue()
+    rows = [line for line in text[text.index("Findings") :].splitlines() if line.startswith("│")]
+    cells = [row.split("│")[-2].strip() for row in rows]
+    assert "…" not in text
+    assert "".join(cells) == f"{long}:4321{long}:4322"

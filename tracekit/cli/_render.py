@@ -200,7 +200,9 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         table.add_column("trace")
         table.add_column("where")
         table.add_column("detail")
-        table.add_column("evidence")
+        # A path is one word: cut to the column, its line number (the point of the evidence)
+        # was lost. One entry a line, folded where the column is narrower.
+        table.add_column("evidence", overflow="fold")
         shown = 0
         for kind in _KIND_STYLE:
             for f in (f for f in findings if f.get("kind") == kind):
@@ -211,7 +213,7 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                     _text(str(f.get("trace_id") or "-")[:12]),
                     _text(_where(f)),
                     _text(f.get("detail", "")),
-                    _text(_evidence(f)),
+                    Text("\n").join(_text(e) for e in _evidence(f).split(", ")),
                 )
                 shown += 1
         console.print(table)
