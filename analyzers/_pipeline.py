@@ -283,6 +283,14 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
             raise _err(f"[roles] {role}", f"{roles[role]!r} must be a recipient hop")
     if ("fetch_start" in roles) != ("fetch_end" in roles):
         raise _err("[roles]", "'fetch_start' and 'fetch_end' go together")
+    for role in ("fetch_start", "fetch_end"):
+        if role in roles and roles[role] in by_id:  # (a hop's event is on a message's path)
+            raise _err(f"[roles] {role}", f"{roles[role]!r} is a hop; a history load is none")
+    said = [r for r in _EVENT_ROLES if r in roles]
+    for i, a in enumerate(said):  # one event cannot open and close a load, or remove
+        for b in said[i + 1 :]:
+            if roles[a] == roles[b]:
+                raise _err("[roles]", f"{a!r} and {b!r} name one event, {roles[a]!r}")
     if "remove" in roles and "final" not in roles:
         raise _err("[roles] remove", "needs a 'final' role (the hop it undoes)")
 

@@ -200,6 +200,19 @@ def test_a_pipeline_without_a_remove_role_judges_no_removal(history, tmp_path: P
     [
         ('remove = "B.show"', "[roles] remove: 'B.show' is a hop; a removal undoes one"),
         ('remove = "hide"', "[roles] remove: must be 'STAGE.action', got 'hide'"),
+        # review 18a: one event cannot open and close a history load (or remove)
+        (
+            'remove = "B.hide"\nfetch_start = "R.load"\nfetch_end = "R.load"',
+            "[roles]: 'fetch_start' and 'fetch_end' name one event, 'R.load'",
+        ),
+        (
+            'remove = "B.hide"\nfetch_start = "B.hide"\nfetch_end = "R.done"',
+            "[roles]: 'fetch_start' and 'remove' name one event, 'B.hide'",
+        ),
+        (
+            'fetch_start = "B.show"\nfetch_end = "R.done"',
+            "[roles] fetch_start: 'B.show' is a hop; a history load is none",
+        ),
     ],
 )
 def test_a_bad_remove_role_is_named(tmp_path: Path, remove: str, message: str) -> None:
