@@ -162,3 +162,25 @@ def test_the_evidence_keeps_its_line_numbers_in_a_narrow_table() -> None:
     cells = [row.split("│")[-2].strip() for row in rows]
     assert "…" not in text
     assert "".join(cells) == f"{long}:4321{long}:4322"
+
+
+def test_a_clock_bounded_on_one_side_only_is_said_not_left_out() -> None:
+    # review 18a: the line left out every source at 0.0 ms, one whose pairs bound its clock
+    # on one side only (no estimate) among them, under a table titled clock-corrected
+    import io
+
+    from rich.console import Console
+
+    from tracekit.cli._render import render_table
+
+    clock = [
+        {"source": "srv", "offset_ms": 0.0, "uncertainty_ms": 0.0, "reference": True},
+        {"source": "c1", "offset_ms": -3.0, "uncertainty_ms": 6.0, "reference": False},
+        {"source": "c2", "offset_ms": 0.0, "uncertainty_ms": None, "reference": False},
+        {"source": "c3", "offset_ms": 0.0, "uncertainty_ms": 1.0, "reference": False},
+    ]
+    out = io.StringIO()
+    render_table({"clock": clock}, Console(file=out, width=200, emoji=False))
+    assert out.getvalue().splitlines()[-1] == (
+        "clock offsets: c1 -3.0 ms (±6.0), c2 +0.0 ms (bounded on one side only: not measured)"
+    )

@@ -244,17 +244,21 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                 style="bold",
             )
         console.print(table)
-    clock = [c for c in report.get("clock", []) if c.get("offset_ms")]
+    # a clock the pairs bound on one side only is no estimate: said, not left out as if zero
+    clock = [
+        c
+        for c in report.get("clock", [])
+        if not c.get("reference") and (c.get("offset_ms") or c.get("uncertainty_ms") is None)
+    ]
     if clock:
-        console.print(
-            _text(
-                "clock offsets: "
-                + ", ".join(
-                    f"{c['source']} {c['offset_ms']:+.1f} ms (±{c.get('uncertainty_ms') or 0:.1f})"
-                    for c in clock
-                )
-            )
-        )
+        console.print(_text("clock offsets: " + ", ".join(_offset(c) for c in clock)))
+
+
+def _offset(c: Mapping[str, Any]) -> str:
+    said = f"{c['source']} {c.get('offset_ms') or 0:+.1f} ms"
+    if c.get("uncertainty_ms") is None:
+        return f"{said} (bounded on one side only: not measured)"
+    return f"{said} (±{c['uncertainty_ms']:.1f})"
 
 
 _MD_ESCAPES = str.maketrans(
