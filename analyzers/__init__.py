@@ -21,7 +21,10 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   ``unexpected``.
 - Order (reorders, races, removals) is compared by ``seq`` inside one source's log (without
   ``seq``, as in legacy text, by time with ties in line order); timestamps only across sources,
-  and then clock-corrected.
+  and then clock-corrected. The table's rows are each file's lines in the order they were
+  read (as the collectors give them): a process restarted under its name starts its ``seq``
+  over, and where its runs are is read from that order (a table sorted by ``source, seq``
+  puts the runs' lines side by side: the restart is lost; sorted by time it is kept).
 - Clock offsets come from every cross-source pipeline edge as difference constraints (NTP on
   request/persist/response, causal bound on deliver/receive); ``uncertainty_ms`` is null when
   only a one-sided bound exists. The offset is the middle of the consistent interval where

@@ -816,6 +816,47 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
     return found.lazy().join(stopped, on="_d", how="left").drop("_d")
 
 
+def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
+    """``drops`` with where the logs of the app that missed a client hop begin, where every
+    one of them begins after the last hop's line was written: ``begun`` (the first to begin)
+    and ``t_begun``; null elsewhere. The app was running (its server wrote to its socket, it
+    sent the message) but none of its logs covers that time: an older rotated file not
+    given, or lost (fuzzing 18b: a client log without its first 30% read as a flood of
+    drops, saying nothing of it). Said, not decided: an app that only started later is the
+    same lines. Not for a removal, nor a device's own path (its log's span judged it)."""
+    found = drops.with_row_index("_d").collect(engine=engine())
+    none = [
+        pl.lit(None, dtype=pl.String).alias("begun"),
+        pl.lit(None, dtype=pl.Int64).alias("t_begun"),
+    ]
+    judged = found.filter(
+        ~pl.col("removal").fill_null(False)
+        & ~pl.col("own_end")
+        & (pl.col("emitter") != "server")
+        & pl.col("who").is_not_null()
+    )
+    if judged.is_empty():
+        return found.lazy().drop("_d").with_columns(none)
+    users = judged.get_column("who").unique()
+    clients = paths.client_sources(users).select(who=pl.col("actor"), begun=pl.col("source"))
+    spans = paths.sources.select(begun=pl.col("source").cast(pl.String), t_begun="t_start")
+    late = (
+        judged.lazy()
+        .select("_d", "who", "t_last", "took_last")
+        .join(clients, on="who")
+        .join(spans.lazy(), on="begun")
+        .group_by("_d")
+        .agg(
+            pl.col("begun").sort_by("t_begun").first(),
+            pl.col("t_begun").min(),
+            (pl.col("t_begun") > _WRITTEN).all().alias("all_after"),
+        )
+        .filter("all_after")
+        .drop("all_after")
+    )
+    return found.lazy().join(late, on="_d", how="left").drop("_d")
+
+
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -876,7 +917,7 @@ def drops_and_in_flight(
     hop = hop_window_ns(paths.pipeline, grace)
     judged_drops = cand.filter(pl.col("status") == "drop")
     drop = findings(
-        _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop),
+        _with_log_start(paths, _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop)),
         "drop",
         trace_id="trace_id",
         recipient="recipient",
@@ -936,7 +977,15 @@ def drops_and_in_flight(
                 since_ended.fill_null("it"),
             )
         )
-        .fill_null(""),
+        .fill_null("")
+        + pl.format(
+            "; {}'s log begins {} ms after {}: none of {}'s app logs from then is among the "
+            "inputs (an older rotated file?)",
+            "begun",
+            ms(pl.col("t_begun") - _WRITTEN),
+            since_ended.fill_null("it"),
+            "who",
+        ).fill_null(""),
         evidence=evidence(
             ("file_last", "line_last"), ("file_rm", "line_rm"), ("file_restart", "line_restart")
         ),

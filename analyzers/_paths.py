@@ -1166,16 +1166,21 @@ def _per_source(table: pl.DataFrame) -> _PerSource:
 
 
 #: What makes two events one logged line read twice: where it came from, its seq (an event
-#: logged twice differs there: each emit takes the next one), its time to the millisecond (a
-#: JSON line keeps microseconds where its OTLP span keeps nanoseconds; a process restarted
-#: under its name does not log the same seq within a millisecond) and its names. Not
-#: ``event``, ``span_id``, ``level`` or ``recipients``: one reader or format may leave them
-#: out or word them otherwise (an OTLP span's name, a JSON line without its span id).
+#: logged twice differs there: each emit takes the next one), its names, and its time to
+#: less than a millisecond (:data:`_COPY_WITHIN`). Not ``event``, ``span_id``, ``level`` or
+#: ``recipients``: one reader or format may leave them out or word them otherwise (an OTLP
+#: span's name, a JSON line without its span id).
 _COPY_KEY: Final = (
-    pl.col("source"), pl.col("seq"), pl.col("timestamp").dt.truncate("1ms"), pl.col("stage"),
-    pl.col("action"), pl.col("trace_id"), pl.col("msg_id"), pl.col("conv_id"), pl.col("actor"),
-    pl.col("peer"),
+    pl.col("source"), pl.col("seq"), pl.col("stage"), pl.col("action"), pl.col("trace_id"),
+    pl.col("msg_id"), pl.col("conv_id"), pl.col("actor"), pl.col("peer"),
 )  # fmt: skip
+
+#: A line's readings' times are less than this apart (ns): a JSON line keeps microseconds
+#: where its OTLP span keeps nanoseconds, an export cuts or rounds them to the millisecond
+#: (fuzzing 18b: a rounded copy fell in the next millisecond of a truncated key, a false
+#: duplicate); a process restarted under its name does not log the same seq and names again
+#: within a millisecond.
+_COPY_WITHIN: Final = 1_000_000
 
 
 def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
@@ -1195,11 +1200,19 @@ def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             pl.col("source").cast(pl.String).is_in(suspects.implode()) & pl.col("seq").is_not_null()
         )
         .with_columns(in_file=pl.len().over("source", "file"))
+        # readings of one line: the same key, each less than _COPY_WITHIN after the one before
+        .sort("timestamp")
+        .with_columns(
+            apart=(pl.col("timestamp").diff().dt.total_nanoseconds() >= _COPY_WITHIN)
+            .fill_null(False)
+            .cum_sum()
+            .over(_COPY_KEY)
+        )
         .with_columns(
             kept=pl.col("row")
             .sort_by("in_file", "row", descending=[True, False])
             .first()
-            .over(_COPY_KEY)
+            .over(*_COPY_KEY, "apart")
         )
         .filter(pl.col("row") != pl.col("kept"))
         .select("row", "kept")
@@ -1318,7 +1331,7 @@ def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
         table.lazy()
         .with_row_index("row")
         .filter(pl.col("source").cast(pl.String).is_in(restarted.implode()))
-        .select("row", "source", "file", "timestamp")
+        .select("row", "source", "file", "timestamp", "duration_ms")
         .pipe(_in_time_order)
         .select("row", begins.cum_sum().over("source").cast(_I64).alias("run"))
         .collect(engine=engine())
@@ -1328,10 +1341,16 @@ def _runs(table: pl.DataFrame, restarts: pl.DataFrame) -> pl.Series | None:
 
 
 def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """``lines`` (with ``row``, their read order) as each source logged them: its files by the
-    time of its first line in each, each file's lines as read. Read order sorts a source's
-    ``10.log`` before its ``9.log`` (review 13b): its later run came first."""
-    return lines.sort(pl.col("timestamp").min().over("source", "file"), "row")
+    """``lines`` (with ``row``, their read order, and ``duration_ms``) as each source logged
+    them: its files by when the first of their lines was written, each file's lines as read.
+    Read order sorts a source's ``10.log`` before its ``9.log`` (review 13b): its later run
+    came first. Written, not stamped: a stage's line carries its start and is written at its
+    end, so a small file's earliest stamp may be later than the next file's (fuzzing 18b: a
+    file of one line sorted after the next put it in the next run, a false gap). To the
+    millisecond, files of one millisecond in read order: a length written in microseconds
+    may end a microsecond after the next line's stamp."""
+    written = pl.col("timestamp").cast(_I64) + took_ns(pl.col("duration_ms"))
+    return lines.sort((written.min() // 1_000_000).over("source", "file"), "row")
 
 
 #: A seq this far below the one before it (and at or below every earlier one) starts a new
@@ -1373,7 +1392,9 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
         table.lazy()
         .with_row_index("row")
         .filter(name.is_in(suspects.implode()) & seq.is_not_null())
-        .select(name, "seq", "timestamp", pl.col("file").cast(pl.String), "line", "row")
+        .select(
+            name, "seq", "timestamp", "duration_ms", pl.col("file").cast(pl.String), "line", "row"
+        )
         .pipe(_in_time_order)
         .with_columns(
             before=seq.shift(1).over("source"),

@@ -844,6 +844,28 @@ def test_a_drop_says_the_log_of_the_app_that_should_have_received_it_ends(histor
     )
 
 
+@pytest.mark.parametrize("second_app", [False, True])
+def test_a_drop_says_the_app_that_should_have_received_it_logs_only_from_later(history, second_app):
+    # fuzzing 18b: u2's log lost its beginning (an older rotated file not given): m1 reached
+    # u2's socket before any line of it; said on the drop, not a silent flood of drops.
+    # Not said where another log of u2's app was going then (the phone's own drop)
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    if second_app:
+        history.ev(-10, "TRACEKIT.heartbeat", "client-u2-phone", "u2")
+    history.ev(5000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.message(2, "u1", ["u2"], t=6000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    said = (
+        "; client-u2's log begins 4975.0 ms after it: none of u2's app logs from then is among "
+        "the inputs (an older rotated file?)"
+    )
+    assert report.findings["detail"][0].endswith(said) != second_app
+
+
 @pytest.mark.parametrize("case", ["goes_on", "ends_with_the_rest", "two_clients", "a_second_app"])
 def test_a_log_end_is_said_only_of_a_log_that_stops_while_the_others_go_on(history, case):
     # u2's log goes on 6 s after the drop (past the 5 s window); or it ends 150 ms after, but

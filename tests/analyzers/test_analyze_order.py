@@ -450,6 +450,37 @@ def test_runs_in_files_read_out_of_time_order_are_read_in_the_order_logged(histo
     ]
 
 
+def test_a_rotated_file_is_placed_by_when_its_lines_were_written(history):
+    # fuzzing 18b: u2's first run rotated into a.jsonl, b.jsonl (one line: a fetch begun at
+    # 200 ms) and c.jsonl, whose first line is a stage begun at 190 ms and written at its end
+    # (220 ms). By their first stamps c came before b: b's line went to the second run, a
+    # false gap in each run that hid what happened there
+    u2 = "client-u2"
+    history.ev(0, "REST.fetch_start", u2, "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_end", u2, "u2", conv_id="c1")
+    history.message(1, "u1", ["u2"], t=100)
+    history.ev(200, "REST.fetch_start", u2, "u2", conv_id="c1")
+    history.ev(190, "UI.render", u2, "u2", duration_ms=30.0)
+    history.ev(230, "REST.fetch_end", u2, "u2", conv_id="c1")
+    history.message(2, "u1", ["u2"], t=300)
+    history.seq[u2] = 0  # restarted
+    history.ev(10_000, "REST.fetch_start", u2, "u2", conv_id="c1")
+    history.ev(10_001, "REST.fetch_end", u2, "u2", conv_id="c1")
+    history.message(3, "u1", ["u2"], t=10_100)
+    history.tail()
+    mine = [r for r in history.rows if r["source"] == u2]
+    b = [k for k, r in enumerate(mine) if r["action"] == "fetch_start"][1]
+    again = next(k for k, r in enumerate(mine) if k > b and r["seq"] == 0)
+    for k, r in enumerate(mine):
+        r["file"] = "a.jsonl" if k < b else "b.jsonl" if k == b else "c.jsonl"
+        r["line"] = k + 1 if k < b else 1 if k == b else k - b
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert report.summary["restarts"] == [
+        {"source": u2, "file": "c.jsonl", "line": again - b, "mended": True}
+    ]
+
+
 def test_restarts_are_listed_in_read_order(history):
     # u2's log begins first, u3 restarts first: listed u3, then u2 (each source's lines are
     # taken in time order to find them, which grouped them by source, review 14b)
