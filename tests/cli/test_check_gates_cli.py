@@ -309,3 +309,9 @@ def test_a_bad_gate_in_pyproject_is_said_of_the_file_not_of_an_option(tmp_path: 
     assert err.startswith(
         f"tracekit: error: {pyproject}: [tool.tracekit.gates] max: bad gate drops=0: use KIND=N"
     )
+
+
+def test_a_missing_input_is_said_before_missing_gates(tmp_path: Path) -> None:
+    code, out, err = run("check", str(tmp_path / "nope.jsonl"))
+    assert (code, out) == (2, "")
+    assert err == f"tracekit: error: no such file or directory: {tmp_path / 'nope.jsonl'}\n"

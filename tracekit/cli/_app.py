@@ -320,9 +320,7 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
     from tracekit.collectors import collect
 
     start, end = _iso(reading.since, "since"), _iso(reading.until, "until")
-    for path in reading.paths:
-        if str(path) != "-" and not path.exists():
-            _fail(f"no such file or directory: {path}")
+    _require_paths(reading.paths)
     with _progress("reading logs"):
         collected = collect(
             [str(p) for p in reading.paths],
@@ -338,6 +336,13 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
     if end is not None:
         events = events.filter(pl.col("timestamp") < end)
     return events, collected.inputs.to_dict()
+
+
+def _require_paths(paths: Sequence[Path]) -> None:
+    """A path that is not there is bad input (exit 2), said before anything else."""
+    for path in paths:
+        if str(path) != "-" and not path.exists():
+            _fail(f"no such file or directory: {path}")
 
 
 def _analyze(
@@ -588,6 +593,7 @@ def check(
     from tracekit.cli._restarts import restarts_note
     from tracekit.cli._safe import printable
 
+    _require_paths(paths)  # (before "no gates": the first thing wrong is said)
     if config is not None and not config.is_file():
         _fail(f"--config {config}: {'not a file' if config.exists() else 'no such file'}")
     try:
