@@ -308,16 +308,23 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
 
 
 def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
-    """``unnamed``: an event of the message that names no recipient (:meth:`Paths.unnamed`)
-    is at the path's missing hop or after it, in a log that may be the recipient's (a
-    server's, or one acting for that user or for nobody known), so it may be this path's:
-    not judged, as a path whose hop a log gap may hold is not (the events are reported as
-    unexpected)."""
+    """``unnamed``: events of the message that name no recipient (:meth:`Paths.unnamed`) at a
+    last hop of the path after its missing one, in a log that may be the recipient's (the
+    device's own, for a device's path; else one acting for that user or for nobody known),
+    so the path may be whole, its missing lines lost: not judged, as a path whose hop a log
+    gap may hold is not (the events are reported as unexpected). Not where another app's own
+    lines show the recipient's path there left short (a second device's), and not for such
+    an event before the path's end: it moves where the path broke, not whether (review
+    18c); the drop stands."""
     unnamed = paths.unnamed()
     if unnamed.is_empty():  # the usual case
         return cand.with_columns(unnamed=pl.lit(False))
     p = paths.pipeline
-    reach = {h.id: [i, *(p.index(d) for d in p.descendants(h.id))] for i, h in enumerate(p.hops)}
+    ends = {i for i, h in enumerate(p.hops) if not p.descendants(h.id)}
+    reach = {
+        h.id: [k for k in [i, *(p.index(d) for d in p.descendants(h.id))] if k in ends]
+        for i, h in enumerate(p.hops)
+    }
     # whom each client log with such events acts for, where its other lines say
     logs = unnamed.get_column("source").unique().implode()
     server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
@@ -337,6 +344,22 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         .group_by("source")
         .agg(pl.col("actor").unique().alias("owners"))
     )
+    # the apps whose own lines show the recipient's path of the message: a path one of them
+    # left short is broken whatever another app's unnamed line is (a second device's)
+    traces = unnamed.get_column("trace_id").unique().implode()
+    named_in = (
+        as_text(
+            paths.hop_rows()
+            .filter(
+                pl.col("trace_id").cast(pl.String).is_in(traces)
+                & ~pl.col("hop").is_in(server)
+                & pl.col("recipient").is_not_null()
+            )
+            .select("trace_id", "recipient", "source")
+        )
+        .group_by("trace_id", "recipient")
+        .agg(pl.col("source").unique().alias("named_in"))
+    )
     hit = (
         cand.lazy()
         .with_row_index("_c")
@@ -344,14 +367,21 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             "_c",
             "trace_id",
             "recipient",
+            "device",
             reach=pl.col("stage").replace_strict(
                 reach, default=None, return_dtype=pl.List(pl.Int32)
             ),
         )
         .join(unnamed.lazy().select("trace_id", "source", "hops"), on="trace_id")
         .join(owners, on="source", how="left")
+        .join(named_in, on=["trace_id", "recipient"], how="left")
         .filter(
             (pl.col("hops").list.set_intersection("reach").list.len() > 0)
+            & (pl.col("device").is_null() | (pl.col("device") == pl.col("source")))
+            & (
+                pl.col("named_in").is_null()
+                | (pl.col("named_in").list.set_difference(pl.concat_list("source")).list.len() == 0)
+            )
             & (
                 pl.col("owners").is_null()
                 | pl.col("recipient").is_null()

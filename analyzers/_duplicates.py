@@ -488,8 +488,8 @@ def _unnamed(paths: Paths, sent: pl.LazyFrame) -> pl.LazyFrame:
         source="source",
         detail=pl.format(
             "{} event(s) of this message on {} name no recipient (no {} on their lines: {}), so "
-            "they are on no recipient's path; a drop of the message they may belong to is not "
-            "claimed",
+            "they are on no recipient's path; a recipient's path they may complete is not "
+            "judged",
             pl.col("n"),
             pl.col("source"),
             key.list.unique(maintain_order=True).list.join(" or "),

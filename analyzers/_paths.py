@@ -220,12 +220,18 @@ class Paths:
         )
 
     def unnamed(self) -> pl.DataFrame:
-        """Recipient hop events that name no recipient (a client's line without its actor, a
-        deliver without its peer): on no recipient's path, though one may be on the path of
-        a recipient whose hop is missing. One row per (``trace_id``, ``source``), as text:
-        ``n``, ``hops`` (distinct indices), and the first one's (on corrected time) ``hop``,
-        ``t``, ``conv_id``, ``file``, ``line``. Usually none (computed once)."""
-        rcp = [i for i, h in enumerate(self.pipeline.hops) if h.scope == "recipient"]
+        """A recipient's app's hop events that name no recipient (a client's line without its
+        actor): on no recipient's path, though one may be on the path of a recipient whose
+        hop is missing. One row per (``trace_id``, ``source``), as text: ``n``, ``hops``
+        (distinct indices), and the first one's (on corrected time) ``hop``, ``t``,
+        ``conv_id``, ``file``, ``line``. Usually none (computed once). Not a server's: a
+        deliver without its peer (a legacy server's "sent to 2 sockets") completes no path,
+        and would be a finding on every message of such a log (review 18c)."""
+        rcp = [
+            i
+            for i, h in enumerate(self.pipeline.hops)
+            if h.scope == "recipient" and h.emitter != "server"
+        ]
         first = [pl.col("t"), pl.col("file"), pl.col("line")]
 
         def compute() -> pl.DataFrame:
@@ -1038,18 +1044,21 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
         ) from exc
     with engine_for(table.height):
         paths = _paths_of(table, p)
-        if (canonical := _canonical_ids(table, paths.msg)) is not None:
+        if (canonical := _canonical_ids(table, paths)) is not None:
             paths = _paths_of(canonical, p)
         return paths
 
 
-def _canonical_ids(table: pl.DataFrame, msg: pl.DataFrame) -> pl.DataFrame | None:
-    """``table`` with its trace ids in their canonical form, where a message's is not (a
-    UUID in one log and hex in another, in a table of the application's own: two traces of
-    one message); None where each is or has none (the collectors' tables; checked on the
-    messages' ids: ~3 ms at 1M events). Ids with no canonical form are kept as they are."""
+def _canonical_ids(table: pl.DataFrame, paths: Paths) -> pl.DataFrame | None:
+    """``table`` with its trace ids in their canonical form, where a message's or a
+    removal's is not (a UUID in one log and hex in another, in a table of the application's
+    own: two traces of one message); None where each is or has none (the collectors' tables;
+    checked on the messages' ids: ~3 ms at 1M events). Ids with no canonical form are kept
+    as they are. (No other event of a trace counts for it.)"""
     ids = pl.col("trace_id").cast(pl.String)
-    odd = msg.filter(~is_canonical_trace_id(ids))
+    odd = pl.concat([paths.msg.select(ids), paths.removals.select(ids)]).filter(
+        ~is_canonical_trace_id(ids)
+    )
     if odd.is_empty() or not odd.select(canonical_trace_ids(ids).is_not_null().any()).item():
         return None
     return table.with_columns(
@@ -1167,7 +1176,7 @@ def _per_source(table: pl.DataFrame) -> _PerSource:
 
 #: What makes two events one logged line read twice: where it came from, its seq (an event
 #: logged twice differs there: each emit takes the next one), its names, and its time to
-#: less than a millisecond (:data:`_COPY_WITHIN`). Not ``event``, ``span_id``, ``level`` or
+#: the millisecond (:data:`_COPY_WITHIN`). Not ``event``, ``span_id``, ``level`` or
 #: ``recipients``: one reader or format may leave them out or word them otherwise (an OTLP
 #: span's name, a JSON line without its span id).
 _COPY_KEY: Final = (
@@ -1175,11 +1184,11 @@ _COPY_KEY: Final = (
     pl.col("msg_id"), pl.col("conv_id"), pl.col("actor"), pl.col("peer"),
 )  # fmt: skip
 
-#: A line's readings' times are less than this apart (ns): a JSON line keeps microseconds
+#: A line's readings' times are at most this apart (ns): a JSON line keeps microseconds
 #: where its OTLP span keeps nanoseconds, an export cuts or rounds them to the millisecond
 #: (fuzzing 18b: a rounded copy fell in the next millisecond of a truncated key, a false
-#: duplicate); a process restarted under its name does not log the same seq and names again
-#: within a millisecond.
+#: duplicate; one export cut and one rounded are 1 ms apart, review 18c); a process
+#: restarted under its name does not log the same seq and names again within a millisecond.
 _COPY_WITHIN: Final = 1_000_000
 
 
@@ -1200,10 +1209,10 @@ def _copies(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             pl.col("source").cast(pl.String).is_in(suspects.implode()) & pl.col("seq").is_not_null()
         )
         .with_columns(in_file=pl.len().over("source", "file"))
-        # readings of one line: the same key, each less than _COPY_WITHIN after the one before
+        # readings of one line: the same key, each at most _COPY_WITHIN after the one before
         .sort("timestamp")
         .with_columns(
-            apart=(pl.col("timestamp").diff().dt.total_nanoseconds() >= _COPY_WITHIN)
+            apart=(pl.col("timestamp").diff().dt.total_nanoseconds() > _COPY_WITHIN)
             .fill_null(False)
             .cum_sum()
             .over(_COPY_KEY)

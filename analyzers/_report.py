@@ -11,7 +11,6 @@ from typing import Any, Final
 
 import polars as pl
 
-from tracekit._context import canonical_trace_id
 from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
 from tracekit.analyzers._duplicates import duplicates, unexpected
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
@@ -28,7 +27,7 @@ from tracekit.analyzers._paths import Paths, build_paths, col, engine, engine_fo
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
-from tracekit.table import TIMESTAMP_DTYPE
+from tracekit.table import TIMESTAMP_DTYPE, canonical_trace_ids
 
 __all__ = ["REPORT_SCHEMA", "Report", "analyze", "timeline", "with_overrides"]
 
@@ -417,8 +416,8 @@ def timeline(
     """
     p = pipeline or default_pipeline()
     checked_window(p.grace, "grace")  # (a model with a caller's grace put in place)
-    # (the paths hold each id in its canonical form where it has one)
-    trace_id = canonical_trace_id(trace_id) or trace_id
+    # (the paths hold each id in its canonical form where it has one, by the table's rule)
+    trace_id = pl.select(canonical_trace_ids(pl.lit(trace_id, pl.String))).item() or trace_id
     paths = _paths_for(events, p)
     with engine_for(paths.hops.height):  # as the analysis' (:func:`analyze`)
         return _timeline(paths, trace_id, findings)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import orjson
 
@@ -48,6 +48,8 @@ _DATED = re.compile(
 )
 #: Never logs: documentation and configuration next to them in a directory walk.
 _NOT_LOGS = ("README*", "*.md", "*.rst", "*.toml", "*.py", "*.parquet")
+#: Hidden entries that hold no log: not read, and not said either (every run would say them).
+_NO_LOGS: Final = frozenset({".git", ".gitkeep", ".gitignore", ".keep", ".DS_Store"})
 #: The cache's own entries (``{inputs}-{state}.parquet`` / ``.json``, see _collect._cache_key):
 #: never logs, also when the cache lives inside the log directory.
 _CACHE_ENTRY = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{16}\.(?:json|parquet)$")
@@ -420,10 +422,11 @@ def _walk_dir(
         hidden: list[str] = []  # said, not read: a hidden directory may hold logs
         for root, dirs, files in os.walk(top):  # links in dirs are not descended
             keep: list[str] = []
+            here = Path(root).relative_to(top)
             for d in sorted(dirs):
                 if d.startswith("."):
-                    if _resolved(Path(root) / d) != skip_dir:
-                        hidden.append(f"{d}/")
+                    if d not in _NO_LOGS and _resolved(Path(root) / d) != skip_dir:
+                        hidden.append(f"{(here / d).as_posix()}/")
                     continue
                 sub = Path(root) / d
                 if sub.is_symlink():
@@ -433,7 +436,8 @@ def _walk_dir(
             dirs[:] = keep
             for f in sorted(files):
                 if f.startswith("."):
-                    hidden.append(f)
+                    if f not in _NO_LOGS:
+                        hidden.append((here / f).as_posix())
                     continue
                 if any(fnmatch.fnmatch(f, p) for p in _NOT_LOGS) or _CACHE_ENTRY.match(f):
                     continue

@@ -215,6 +215,27 @@ def test_one_message_logged_under_several_spellings_of_its_id_is_one_trace(histo
     )
 
 
+def test_a_removal_logged_under_another_spelling_of_its_id_is_the_messages(history):
+    # review 18c: the store's remover logs the id as an upper-case UUID, the hops as hex
+    t1 = history.message(1, "u1", ["u2"])
+    history.ev(200, "CTRL.remove", "client-u2", "u2", trace=str(uuid.UUID(t1)).upper())
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("drop", t1, "u2", "CTRL.add", "CTRL.add")]
+
+
+def test_a_timeline_reads_an_id_by_the_tables_rule(history):
+    # review 18c: a braced UUID has no canonical form in a table (kept as given): asked by it,
+    # the timeline found nothing where a laxer rule made it hex
+    table = _drop_history(history)
+    braced = "{" + str(uuid.UUID(history.tid(2))) + "}"
+    table = table.with_columns(
+        pl.col("trace_id").cast(pl.String).replace({history.tid(2): braced}).cast(pl.Categorical)
+    )
+    rows = timeline(table, braced)
+    assert rows.height == 9 and rows.filter(pl.col("reached")).height == 7
+
+
 def test_ids_of_no_trace_id_form_are_taken_as_given(history):
     # a table of the application's own may key its messages by any text: kept as it is (not
     # made null) while another message's id is made canonical
@@ -234,11 +255,8 @@ def test_a_table_without_optional_columns_is_analysed(history):
         "seq", "file", "line", "duration_ms", "msg_id", "peer", "recipients"
     )
     report = analyze(table.lazy())
-    # (without peers, each message's delivers name no recipient: said, on no path)
     assert history.kinds(report.findings) == [
-        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive"),
-        ("unexpected", history.tid(1), None, "WS-BROADCAST.deliver", None),
-        ("unexpected", history.tid(2), None, "WS-BROADCAST.deliver", None),
+        ("drop", history.tid(2), "u2", "REPO.add", "WS-RECV.receive")
     ]
     assert report.findings["evidence"][0].to_list() == []
     assert report.summary["recipients_from"] == {"broadcast": 0, "membership": 2}

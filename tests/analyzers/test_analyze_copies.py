@@ -85,7 +85,7 @@ def test_a_line_sent_twice_in_one_file_is_counted_once(history):
     ]
 
 
-@pytest.mark.parametrize("cut", ["round", "truncate"])
+@pytest.mark.parametrize("cut", ["round", "truncate", "both"])
 def test_a_copy_whose_times_an_export_rounded_or_cut_to_the_millisecond_is_a_copy(history, cut):
     # fuzzing 18b: times to the millisecond (truncated) put a rounded copy of a line at .5 ms
     # or later in the next millisecond: a false duplicate for each such line
@@ -93,15 +93,20 @@ def test_a_copy_whose_times_an_export_rounded_or_cut_to_the_millisecond_is_a_cop
 
     t1 = history.message(1, "u1", ["u2"], t=0.7)
     history.tail()
-    for r in [r for r in history.rows if r["source"] == "client-u2"]:
-        ms = r["timestamp"].replace(microsecond=r["timestamp"].microsecond // 1000 * 1000)
-        late = cut == "round" and r["timestamp"].microsecond % 1000 >= 500
-        at = ms + timedelta(milliseconds=1) if late else ms
-        history.rows.append({**r, "timestamp": at, "file": "export.jsonl"})
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    if cut == "both":  # two exports and no original: one cut, one rounded, 1 ms apart
+        history.rows[:] = [r for r in history.rows if r["source"] != "client-u2"]
+    for way in ("truncate", "round") if cut == "both" else (cut,):
+        for r in u2:
+            ms = r["timestamp"].replace(microsecond=r["timestamp"].microsecond // 1000 * 1000)
+            late = way == "round" and r["timestamp"].microsecond % 1000 >= 500
+            at = ms + timedelta(milliseconds=1) if late else ms
+            history.rows.append({**r, "timestamp": at, "file": f"export-{way}.jsonl"})
     report = analyze(history.frame())
     assert report.findings.is_empty(), report.findings.to_dicts()
     (said,) = report.summary["copies"]
-    assert (said["source"], said["events"], said["file"]) == ("client-u2", 4, "export.jsonl")
+    copy = "export-round.jsonl" if cut == "both" else f"export-{cut}.jsonl"
+    assert (said["source"], said["events"], said["file"]) == ("client-u2", 4, copy)
     assert t1 not in report.findings.get_column("trace_id").to_list()
 
 
@@ -117,7 +122,7 @@ def test_lines_that_differ_in_time_or_seq_are_two_events(history, field):
     else:
         from datetime import timedelta
 
-        again["timestamp"] = add["timestamp"] + timedelta(milliseconds=1)
+        again["timestamp"] = add["timestamp"] + timedelta(milliseconds=2)
     history.rows.append(again)
     report = analyze(history.frame())
     assert history.kinds(report.findings)[0] == ("duplicate", t1, "u2", "CTRL.add", None)

@@ -1,10 +1,12 @@
-"""Recipient hop events that name no recipient (a client's line without its actor, a deliver
-without its peer; review 18a). They are on no recipient's path: said as `unexpected`, one
-finding per message and log, and a drop they may belong to is not claimed (as one a log gap
-may hold is not). Before, they counted for nothing: a log without actors read as every
-delivery on it dropped, and said nothing."""
+"""A recipient's app's hop events that name no recipient (its lines without their actor;
+review 18a). They are on no recipient's path: said as `unexpected`, one finding per message
+and log, and a path they may complete is not judged (as one a log gap may hold is not).
+Before, they counted for nothing: a log without actors read as every delivery on it dropped,
+and said nothing. A server's deliver without its peer completes no path (review 18c)."""
 
 from __future__ import annotations
+
+import pytest
 
 from tracekit.analyzers import analyze
 
@@ -12,8 +14,8 @@ from tracekit.analyzers import analyze
 def _said(n: int, source: str, key: str, hops: str) -> str:
     return (
         f"{n} event(s) of this message on {source} name no recipient (no {key} on their "
-        f"lines: {hops}), so they are on no recipient's path; a drop of the message they may "
-        "belong to is not claimed"
+        f"lines: {hops}), so they are on no recipient's path; a recipient's path they may "
+        "complete is not judged"
     )
 
 
@@ -38,16 +40,53 @@ def test_a_recipients_lines_without_their_actor_are_unexpected_not_a_drop(histor
 
 
 def test_lines_in_a_log_of_nobody_known_may_be_anyones(history):
-    # a log none of whose lines names its user (a legacy log named web.log): its lines may be
-    # any recipient's, so neither path is judged
+    # a log none of whose lines names its user (a legacy log named web.log) shows the message
+    # whole: its lines may be either recipient's, so neither path is judged
     stop = {"u2": "WS-RECV.receive", "u3": "WS-RECV.receive"}
     t1 = history.message(1, "u1", ["u2", "u3"], stop=stop)
-    history.ev(30, "WS-RECV.receive", "web", None, trace=t1, conv_id="c1")
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(30 + k, hop, "web", None, trace=t1, conv_id="c1")
     history.tail(sources=["server-1", "client-u1", "client-u3"])
     history.ev(60_000, "TRACEKIT.heartbeat", "web", None)
     found = analyze(history.frame()).findings
     assert history.kinds(found) == [("unexpected", t1, None, "WS-RECV.receive", None)]
-    assert found.get_column("detail").to_list() == [_said(1, "web", "actor", "WS-RECV.receive")]
+    assert found.get_column("detail").to_list() == [
+        _said(3, "web", "actor", "WS-RECV.receive, REPO.add, CTRL.add")
+    ]
+
+
+@pytest.mark.parametrize("owner", ["u2", None])
+def test_lines_short_of_the_paths_end_move_where_it_broke_not_whether(history, owner):
+    # review 18c: u2's app took the message to its store, logged without the actor, and
+    # never showed it: whoever the store line is, nobody's show exists, so u2's drop stands
+    # (u2's log names its user, or nobody's does)
+    t1 = history.message(1, "u1", ["u2"], stop={"u2": "REPO.add"})
+    history.ev(36, "REPO.add", history.client("u2"), None, trace=t1, conv_id="c1")
+    history.tail(sources=["server-1", "client-u1"])
+    history.ev(60_000, "TRACEKIT.heartbeat", history.client("u2"), owner)
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, "u2", "REPO.add", "WS-RECV.receive"),
+        ("unexpected", t1, None, "REPO.add", None),
+    ]
+
+
+def test_another_devices_line_is_not_on_this_devices_path(history):
+    # review 18c: u2's phone stops at its store; the tablet shows the message, its show line
+    # without the actor (its other lines name u2): the phone's own drop stands
+    t1 = history.message(1, "u1", ["u2"], stop={"u2": "CTRL.add"})
+    tablet = "client-u2-tablet"
+    history.ev(29, "WS-RECV.receive", tablet, "u2", trace=t1, conv_id="c1")
+    history.ev(30, "REPO.add", tablet, "u2", trace=t1, conv_id="c1")
+    history.ev(31, "CTRL.add", tablet, None, trace=t1, conv_id="c1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, "u2", "CTRL.add", "REPO.add"),
+        ("unexpected", t1, None, "CTRL.add", None),
+    ]
+    # (judged for u2: the tablet's show is not known to be u2's, so not "another device did")
+    assert found.get_column("detail")[0].startswith("recipient u2: reached REPO.add, never")
 
 
 def test_a_line_before_the_missing_hop_cannot_be_it(history):
@@ -63,17 +102,18 @@ def test_a_line_before_the_missing_hop_cannot_be_it(history):
     ]
 
 
-def test_a_deliver_without_its_peer_may_be_any_recipients(history):
-    # the server wrote to a socket without saying whose: either recipient's receive may follow
-    t1 = history.message(
-        1, "u1", ["u2", "u3"], stop={"u2": "WS-BROADCAST.deliver", "u3": "WS-BROADCAST.deliver"}
-    )
+def test_a_deliver_without_its_peer_is_on_no_path_and_no_finding(history):
+    # review 18c: a server's write that names no socket (a legacy "sent to 2 sockets") says
+    # nothing of any recipient's path: both drops stand, and no message of such a log is
+    # an unexpected finding for it
+    stop = {"u2": "WS-BROADCAST.deliver", "u3": "WS-BROADCAST.deliver"}
+    t1 = history.message(1, "u1", ["u2", "u3"], stop=stop)
     history.ev(25, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, conv_id="c1")
     history.tail()
     found = analyze(history.frame()).findings
-    assert history.kinds(found) == [("unexpected", t1, None, "WS-BROADCAST.deliver", None)]
-    assert found.get_column("detail").to_list() == [
-        _said(1, "server-1", "peer", "WS-BROADCAST.deliver")
+    assert history.kinds(found) == [
+        ("drop", t1, "u2", "WS-BROADCAST.deliver", "WS-BROADCAST.start"),
+        ("drop", t1, "u3", "WS-BROADCAST.deliver", "WS-BROADCAST.start"),
     ]
 
 
@@ -86,6 +126,7 @@ def test_a_race_on_a_receive_without_its_actor_says_so(history):
     history.tail()
     found = analyze(history.frame()).findings
     assert history.kinds(found) == [
+        ("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
         ("unexpected", t1, None, "WS-RECV.receive", None),
         ("race", t1, None, "WS-RECV.receive", None),
     ]

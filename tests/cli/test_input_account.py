@@ -182,5 +182,17 @@ def test_a_clock_bounded_on_one_side_only_is_said_not_left_out() -> None:
     out = io.StringIO()
     render_table({"clock": clock}, Console(file=out, width=200, emoji=False))
     assert out.getvalue().splitlines()[-1] == (
-        "clock offsets: c1 -3.0 ms (±6.0), c2 +0.0 ms (bounded on one side only: not measured)"
+        "clock offsets: c1 -3.0 ms (±6.0); not measured (no pair bounds them on both sides): c2"
+    )
+    # many receive-only clients: named, a few, the rest counted
+    many = clock + [
+        {"source": f"r{i}", "offset_ms": 0.0, "uncertainty_ms": None, "samples": 0}
+        for i in range(6)
+    ]
+    out = io.StringIO()
+    render_table({"clock": many}, Console(file=out, width=200, emoji=False))
+    assert (
+        out.getvalue()
+        .splitlines()[-1]
+        .endswith("not measured (no pair bounds them on both sides): c2, r0, r1, r2, r3 and 2 more")
     )

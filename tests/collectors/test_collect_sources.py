@@ -87,10 +87,13 @@ def test_hidden_entries_of_a_directory_are_not_read_and_said(tmp_path: Path) -> 
     (d / ".logs" / "u2.jsonl").write_bytes(jsonl(2))
     (d / "sub" / ".old" / "u3.jsonl").write_bytes(jsonl(3))
     (d / "sub" / ".env").write_text("KEY=1\n")
+    (d / ".git").mkdir()  # (and files that never hold logs: not said on every run)
+    for name in (".gitkeep", ".DS_Store"):
+        (d / "sub" / name).write_text("")
     got = collect([d], cache_dir=d / ".cache")
     assert seqs(got) == [1]
     assert got.inputs.warnings == [
-        f"{d}: 3 hidden entries not read (.logs/, .old/, .env); name one to read it"
+        f"{d}: 3 hidden entries not read (.logs/, sub/.old/, sub/.env); name one to read it"
     ]
     assert sorted(seqs(collect([d / ".logs", d / "app.jsonl"]))) == [1, 2]  # named: read
 

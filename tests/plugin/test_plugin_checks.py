@@ -500,3 +500,25 @@ def test_a_session_gate_on_a_hop_the_pipeline_lacks_is_a_usage_error(
     result.stderr.fnmatch_lines(
         ["*--tracekit-gates: --p99 CTRL.send->CTRL.add: not a hop of the pipeline*"]
     )
+
+
+def test_traces_are_found_in_a_table_that_spells_them_in_upper_case() -> None:
+    # review 18c: the "no events at all for trace(s)" check compared canonical ids with the
+    # table's own spelling: an upper-case table's message was said to have no events
+    import polars as pl
+
+    with capture() as ev:
+        _send()
+    table = tracekit.table.events_frame(ev).with_columns(
+        pl.col("trace_id").cast(pl.String).str.to_uppercase().cast(pl.Categorical)
+    )
+    assert table.get_column("trace_id").drop_nulls().unique().to_list() == [T1.upper()]
+    assert_complete(table, traces=T1.upper())
+
+
+def test_a_path_that_says_corrupt_is_no_lost_line(tmp_path: Path) -> None:
+    # review 18c: "truncated"/"corrupt" anywhere in a warning, a path's words included, failed
+    # the assertion over logs that lost nothing (a hidden entry's warning names the path)
+    logs = _copy_of_samples(tmp_path / "truncated-corrupt", broken=False)
+    (logs / ".env").write_text("KEY=1\n")
+    assert_no_findings(logs, kinds="duplicate")

@@ -560,7 +560,7 @@ def check(
         ),
     ] = None,
     min_delivered: Annotated[
-        str | None, typer.Option("--min-delivered", help="Delivered share, e.g. 99.9%.")
+        list[str] | None, typer.Option("--min-delivered", help="Delivered share, e.g. 99.9%.")
     ] = None,
     config: Annotated[
         Path | None,
@@ -605,10 +605,11 @@ def check(
             ("max_latency", max_latency),
         ):
             gates += [_gates.parse_latency_gate(name, v) for v in values or []]
-        if min_delivered is not None:
-            from tracekit.cli._units import parse_percent
+        from tracekit.cli._units import parse_percent
 
-            gates.append(_gates.Gate("min_delivered", "delivered", parse_percent(min_delivered)))
+        gates += [
+            _gates.Gate("min_delivered", "delivered", parse_percent(v)) for v in min_delivered or []
+        ]
         gates = _gates.merge(_gates.gates_from_config(config or Path("pyproject.toml")), gates)
     except ValueError as exc:
         _fail(str(exc))
@@ -640,6 +641,7 @@ def check(
         *(line for line, _style in input_notes(data.get("inputs", {}))),
         *_in_flight_notes(data, gates, _grace(grace, model), model.roles.get("send")),
         _gap_note(data, gates),
+        _unnamed_note(data, gates),
         f"note: {said}" if (said := restarts_note(data.get("summary", {}))) else "",
         f"note: {said}" if (said := copies_note(data.get("summary", {}))) else "",
     )
@@ -692,16 +694,40 @@ def _in_flight_notes(
 
 def _gap_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
     """A drop gate does not count a drop inside a log gap (DESIGN: indeterminate, events were
-    lost by the logging): say so where a gate counts drops, unless a gate counts the gaps."""
-    count = int(data.get("summary", {}).get("log_gap", 0))
-    targets = {g.target for g in gates if g.kind == "max"}
-    if not count or "drop" not in targets or "log_gap" in targets:
-        return ""
-    what = "log_gap finding" if count == 1 else "log_gap findings"
-    return (
-        f"note: {count} {what}: events were lost by the logging, and a drop where they were "
-        "lost is indeterminate, not counted as a drop: gate them with --max log_gap=0"
+    lost by the logging)."""
+    return _not_drops(
+        int(data.get("summary", {}).get("log_gap", 0)),
+        "log_gap",
+        gates,
+        ": events were lost by the logging, and a drop where they were lost is indeterminate",
     )
+
+
+def _unnamed_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
+    """A drop gate does not count a path that events naming no recipient may complete (their
+    `unexpected` finding says so)."""
+    count = sum(
+        1
+        for f in data.get("findings", ())
+        if f.get("kind") == "unexpected" and "name no recipient" in str(f.get("detail"))
+    )
+    return _not_drops(
+        count,
+        "unexpected",
+        gates,
+        " of events naming no recipient (lines without their actor): a path they may "
+        "complete is undecided",
+    )
+
+
+def _not_drops(count: int, kind: str, gates: Sequence[Any], why: str) -> str:
+    """``count`` findings of ``kind`` stand for paths a drop gate does not count: said where a
+    gate counts drops, unless one counts ``kind``."""
+    targets = {g.target for g in gates if g.kind == "max"}
+    if not count or "drop" not in targets or kind in targets:
+        return ""
+    what = f"{kind} finding" if count == 1 else f"{kind} findings"
+    return f"note: {count} {what}{why}, not counted as a drop: gate them with --max {kind}=0"
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
@@ -68,6 +68,8 @@ class Gate:
     kind: str
     target: str
     limit: float
+    #: where it was given, where not on the command line (a pyproject table's key)
+    given_in: str | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -136,8 +138,8 @@ def check_hops(gates: Iterable[Gate], edges: Iterable[tuple[str, str]]) -> None:
     for gate in gates:
         if gate.kind in LATENCY_GATES and gate.target != "end_to_end" and gate.target not in known:
             raise ValueError(
-                f"{_option(gate.kind)} {gate.target}: not a hop of the pipeline (use end_to_end "
-                f"or one of: {', '.join(sorted(known))})"
+                f"{gate.given_in or _option(gate.kind)} {gate.target}: not a hop of the pipeline "
+                f"(use end_to_end or one of: {', '.join(sorted(known))})"
             )
 
 
@@ -162,7 +164,10 @@ def gates_from_config(pyproject: Path) -> list[Gate]:
                 gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
                 continue
             if key in LATENCY_GATES and isinstance(value, dict):
-                gates += [parse_latency_gate(key, f"{k}={v}") for k, v in value.items()]
+                gates += [
+                    replace(parse_latency_gate(key, f"{k}={v}"), given_in=where)
+                    for k, v in value.items()
+                ]
                 continue
             if key == "min_delivered" and isinstance(value, str | int | float):
                 gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))

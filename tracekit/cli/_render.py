@@ -244,21 +244,28 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                 style="bold",
             )
         console.print(table)
-    # a clock the pairs bound on one side only is no estimate: said, not left out as if zero
-    clock = [
-        c
-        for c in report.get("clock", [])
-        if not c.get("reference") and (c.get("offset_ms") or c.get("uncertainty_ms") is None)
-    ]
-    if clock:
-        console.print(_text("clock offsets: " + ", ".join(_offset(c) for c in clock)))
-
-
-def _offset(c: Mapping[str, Any]) -> str:
-    said = f"{c['source']} {c.get('offset_ms') or 0:+.1f} ms"
-    if c.get("uncertainty_ms") is None:
-        return f"{said} (bounded on one side only: not measured)"
-    return f"{said} (±{c['uncertainty_ms']:.1f})"
+    # a clock the pairs bound on one side only (or not at all) is no estimate: said, apart,
+    # not left out as if it were 0 (review 18a); names only, a receive-only client each
+    clock = [c for c in report.get("clock", []) if not c.get("reference")]
+    measured = [c for c in clock if c.get("uncertainty_ms") is not None and c.get("offset_ms")]
+    unmeasured = [str(c["source"]) for c in clock if c.get("uncertainty_ms") is None]
+    said = (
+        [
+            ", ".join(
+                f"{c['source']} {c['offset_ms']:+.1f} ms (±{c['uncertainty_ms']:.1f})"
+                for c in measured
+            )
+        ]
+        if measured
+        else []
+    )
+    if unmeasured:
+        more = f" and {len(unmeasured) - 5} more" if len(unmeasured) > 5 else ""
+        said.append(
+            f"not measured (no pair bounds them on both sides): {', '.join(unmeasured[:5])}{more}"
+        )
+    if said:
+        console.print(_text("clock offsets: " + "; ".join(said)))
 
 
 _MD_ESCAPES = str.maketrans(
