@@ -48,6 +48,7 @@ FaultKind = Literal[
     "skew",
     "restart",
     "restart_drop",
+    "no_actor",
 ]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "drop",
@@ -66,6 +67,7 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "skew",
     "restart",
     "restart_drop",
+    "no_actor",
 )
 SERVER: Final = "chat-server-1"
 T0_NS: Final = int(datetime(2026, 2, 9, 12, 0, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -100,7 +102,9 @@ class Fault:
     (no message or history load in flight anywhere), its ``seq`` from 0; no finding, the
     report's ``summary.restarts`` names it (:attr:`Synth.restarts`). ``restart_drop``: the
     same, the process killed with a message written to its socket and not yet received: one
-    ``drop`` at ``WS-RECV.receive`` for that recipient.
+    ``drop`` at ``WS-RECV.receive`` for that recipient. ``no_actor``: a recipient's app logs
+    one message's lines without its actor: one ``unexpected`` (lines that name no
+    recipient), and no drop (they may be that recipient's whole path).
     """
 
     kind: FaultKind
@@ -246,7 +250,7 @@ class _Out:
         self,
         hop: str,
         source: str,
-        actor: str,
+        actor: str | None,
         start_ms: float,
         end_ms: float,
         *,
@@ -651,6 +655,10 @@ def _inject(
             "_unnamed": 1.0,
         }
         truth.append(Expected("unexpected", m.trace, u, "WS-BROADCAST.deliver", None))
+    elif kind == "no_actor":
+        # ("_" lost entries remove the recipient's latency samples, :func:`_check_delay`)
+        m.lost.add((r, "_no_actor"))
+        truth.append(Expected("unexpected", m.trace, None, "WS-RECV.receive", None))
     elif kind == "orphan":
         m.lost.add(("", "_no_send"))
         truth.append(Expected("unexpected", m.trace, None, "REST.request", None))
@@ -900,7 +908,7 @@ def _emit(
                 out.add(
                     hop,
                     src,
-                    actor,
+                    None if "_no_actor" in lost and src != SERVER else actor,
                     start + k * 0.3,
                     end + k * 0.3,
                     trace=m.trace,
