@@ -308,14 +308,16 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
 
 
 def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
-    """``unnamed``: events of the message that name no recipient (:meth:`Paths.unnamed`) at a
-    last hop of the path after its missing one, in a log that may be the recipient's (the
-    device's own, for a device's path; else one acting for that user or for nobody known),
-    so the path may be whole, its missing lines lost: not judged, as a path whose hop a log
-    gap may hold is not (the events are reported as unexpected). Not where another app's own
-    lines show the recipient's path there left short (a second device's), and not for such
-    an event before the path's end: it moves where the path broke, not whether (review
-    18c); the drop stands."""
+    """``unnamed``: a recipient's path that events naming no recipient (:meth:`Paths.unnamed`)
+    may complete: they hold every last hop of the path at or after its missing one, in a log
+    that may be the recipient's (the device's own, for a device's path; else one acting for
+    that user or for nobody known, no other app of the recipient showing the path short), so
+    its missing lines may be lost ones: not judged, as a path whose hop a log gap may hold is
+    not (the events are reported as unexpected). One app's lines complete one path: where
+    they could complete several, none is let off (at least all but one are drops, review
+    18d). Such events short of the path's end move where it broke, not whether (review 18c);
+    nor do they touch a message's own hops, or a removal (a line before it restores
+    nothing)."""
     unnamed = paths.unnamed()
     if unnamed.is_empty():  # the usual case
         return cand.with_columns(unnamed=pl.lit(False))
@@ -324,6 +326,7 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     reach = {
         h.id: [k for k in [i, *(p.index(d) for d in p.descendants(h.id))] if k in ends]
         for i, h in enumerate(p.hops)
+        if h.scope == "recipient"
     }
     # whom each client log with such events acts for, where its other lines say
     logs = unnamed.get_column("source").unique().implode()
@@ -360,9 +363,15 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         .group_by("trace_id", "recipient")
         .agg(pl.col("source").unique().alias("named_in"))
     )
+    device = pl.col("device").is_not_null()
+    mine = (pl.col("owners").is_null() | pl.col("owners").list.contains(pl.col("recipient"))) & (
+        pl.col("named_in").is_null()
+        | (pl.col("named_in").list.set_difference(pl.concat_list("source")).list.len() == 0)
+    )
     hit = (
         cand.lazy()
         .with_row_index("_c")
+        .filter(pl.col("recipient").is_not_null() & ~pl.col("removal").fill_null(False))
         .select(
             "_c",
             "trace_id",
@@ -376,18 +385,12 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         .join(owners, on="source", how="left")
         .join(named_in, on=["trace_id", "recipient"], how="left")
         .filter(
-            (pl.col("hops").list.set_intersection("reach").list.len() > 0)
-            & (pl.col("device").is_null() | (pl.col("device") == pl.col("source")))
-            & (
-                pl.col("named_in").is_null()
-                | (pl.col("named_in").list.set_difference(pl.concat_list("source")).list.len() == 0)
-            )
-            & (
-                pl.col("owners").is_null()
-                | pl.col("recipient").is_null()
-                | pl.col("owners").list.contains(pl.col("recipient"))
-            )
+            (pl.col("reach").list.len() > 0)
+            & (pl.col("reach").list.set_difference("hops").list.len() == 0)
+            & pl.when(device).then(pl.col("device") == pl.col("source")).otherwise(mine)
         )
+        # one app's lines are one path: a log that could complete several completes none
+        .filter(pl.col("recipient").n_unique().over("trace_id", "source") == 1)
         .select("_c")
         .collect(engine=engine())
     )

@@ -146,8 +146,13 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     """The finding kinds over ``paths`` and the report of them."""
     p = paths.pipeline
 
+    undecided: dict[str, int] = {}
+
     def gapless() -> pl.DataFrame:  # drops and in-flight paths, and where gaps explain them
-        cand = drop_candidates(paths).collect(engine=engine()).lazy()
+        judged = drop_candidates(paths).collect(engine=engine())
+        # paths lines naming no recipient may complete: no finding of their own to count
+        undecided["unnamed"] = judged.filter(pl.col("status") == "unnamed").height
+        cand = judged.lazy()
         return pl.concat(
             [
                 drops_and_in_flight(paths, cand=cand).collect(engine=engine()),
@@ -187,7 +192,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     found = _explain_clock(sort_findings(found))  # it names findings in report order
     return Report(
         findings=found,
-        summary=_summary(paths, found),
+        summary=_summary(paths, found) | {"unnamed_paths": undecided.get("unnamed", 0)},
         latency=latency_stats(stats, paths),
         clock=_clock_section(paths),
         # (no reading's account, as for a table or dicts: the events are the table's)

@@ -39,18 +39,25 @@ def test_a_recipients_lines_without_their_actor_are_unexpected_not_a_drop(histor
     assert unexpected["evidence"] == [{"file": "client-u2.jsonl", "line": 1}]
 
 
-def test_lines_in_a_log_of_nobody_known_may_be_anyones(history):
+@pytest.mark.parametrize("short", [["u2"], ["u2", "u3"]])
+def test_lines_in_a_log_of_nobody_known_may_be_anyones_but_one_path(history, short):
     # a log none of whose lines names its user (a legacy log named web.log) shows the message
-    # whole: its lines may be either recipient's, so neither path is judged
-    stop = {"u2": "WS-RECV.receive", "u3": "WS-RECV.receive"}
-    t1 = history.message(1, "u1", ["u2", "u3"], stop=stop)
+    # whole: its lines may be u2's, whose path is then not judged. One app's lines are one
+    # path: where u2's and u3's both stop short, at least one is a drop, so both stand
+    # (review 18d)
+    t1 = history.message(1, "u1", ["u2", "u3"], stop=dict.fromkeys(short, "WS-RECV.receive"))
     for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
         history.ev(30 + k, hop, "web", None, trace=t1, conv_id="c1")
     history.tail(sources=["server-1", "client-u1", "client-u3"])
     history.ev(60_000, "TRACEKIT.heartbeat", "web", None)
     found = analyze(history.frame()).findings
-    assert history.kinds(found) == [("unexpected", t1, None, "WS-RECV.receive", None)]
-    assert found.get_column("detail").to_list() == [
+    drops = [("drop", t1, u, "WS-RECV.receive", "WS-BROADCAST.deliver") for u in short[1:]]
+    assert history.kinds(found) == [
+        *([("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")] if drops else []),
+        *drops,
+        ("unexpected", t1, None, "WS-RECV.receive", None),
+    ]
+    assert found.filter(kind="unexpected").get_column("detail").to_list() == [
         _said(3, "web", "actor", "WS-RECV.receive, REPO.add, CTRL.add")
     ]
 
@@ -135,3 +142,88 @@ def test_a_race_on_a_receive_without_its_actor_says_so(history):
         "of it was in flight; its line names no recipient (no actor): whose message it was is "
         "unknown"
     )
+
+
+def test_a_devices_own_unnamed_line_may_complete_the_devices_path(history):
+    # review 18d: the phone's store took it (named), its show has no actor; the tablet showed
+    # it whole (named). The phone's own line may be its show: no drop on the phone
+    t1 = history.message(1, "u1", ["u2"], stop={"u2": "CTRL.add"})
+    history.ev(36, "CTRL.add", history.client("u2"), None, trace=t1, conv_id="c1")
+    history.shown(31, "client-u2-tablet", "u2", trace=t1)
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("unexpected", t1, None, "CTRL.add", None)]
+
+
+def test_lines_naming_nobody_do_not_hide_a_message_hops_drop(history):
+    # review 18d: the server's broadcast lines are lost, u3's app logged the message without
+    # its actor: the message's own break stands (u2's delivery is certainly missing)
+    stop = {"u2": "WS-BROADCAST.deliver", "u3": "WS-BROADCAST.deliver"}
+    t1 = history.message(1, "u1", ["u2", "u3"], stop=stop, skip_message=["WS-BROADCAST.start"])
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(30 + k, hop, history.client("u3"), None, trace=t1, conv_id="c1")
+    history.message(2, "u1", ["u2", "u3"], t=1000)
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, None, "WS-BROADCAST.start", "REST.persist"),
+        ("unexpected", t1, None, "WS-RECV.receive", None),
+    ]
+
+
+BRANCHED = """
+[pipeline]
+name = "two ends"
+[roles]
+send = "A.send"
+deliver = "B.deliver"
+final = "C.show"
+[[hops]]
+id = "A.send"
+scope = "message"
+emitter = "sender"
+[[hops]]
+id = "B.deliver"
+after = ["A.send"]
+scope = "recipient"
+recipient = "peer"
+emitter = "server"
+[[hops]]
+id = "C.store"
+after = ["B.deliver"]
+scope = "recipient"
+recipient = "actor"
+emitter = "recipient"
+[[hops]]
+id = "C.show"
+after = ["C.store"]
+scope = "recipient"
+recipient = "actor"
+emitter = "recipient"
+[[hops]]
+id = "C.push"
+after = ["C.store"]
+scope = "recipient"
+recipient = "actor"
+emitter = "recipient"
+"""
+
+
+@pytest.mark.parametrize("ends", [["C.push"], ["C.push", "C.show"]])
+def test_lines_naming_nobody_complete_a_path_only_with_all_its_ends(history, tmp_path, ends):
+    # review 18d: a model with two last hops; u2's app logged its store and push without the
+    # actor and no show anywhere: whoever they are, nobody showed it, u2's drop stands. With
+    # the show too, the lines may be u2's whole path
+    from tracekit.analyzers import load_pipeline
+
+    (tmp_path / "model.toml").write_text(BRANCHED)
+    model = load_pipeline(tmp_path / "model.toml")
+    t1 = history.tid(1)
+    history.ev(0, "A.send", "client-u1", "u1", trace=t1)
+    history.ev(5, "B.deliver", "server-1", "server", trace=t1, peer="u2")
+    for k, hop in enumerate(["C.store", *ends]):
+        history.ev(10 + k, hop, history.client("u2"), None, trace=t1)
+    history.tail()
+    found = analyze(history.frame(), pipeline=model).findings
+    drop = [("drop", t1, "u2", "C.store", "B.deliver")] if len(ends) == 1 else []
+    assert history.kinds(found) == [*drop, ("unexpected", t1, None, "C.store", None)]

@@ -326,9 +326,8 @@ def test_check_says_a_drop_gate_does_not_count_paths_lines_without_actor_may_com
     code, out, _ = run("check", str(tmp_path), "--max", "drop=0", "--grace", "0s")
     assert code == 1
     assert (
-        "note: 2 unexpected findings of events naming no recipient (lines without their "
-        "actor): a path they may complete is undecided, not counted as a drop: gate them "
-        "with --max unexpected=0"
+        "note: 1 path that lines naming no recipient (no actor) may complete is undecided, not "
+        "counted as a drop: gate them with --max unexpected=0"
     ) in out.splitlines()
     assert out.splitlines()[0] == "FAIL  drop <= 0: 1 drop finding(s), allowed 0"
     code, out, _ = run("check", str(tmp_path), "--max", "drop=1", "--max", "unexpected=0")

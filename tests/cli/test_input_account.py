@@ -178,11 +178,14 @@ def test_a_clock_bounded_on_one_side_only_is_said_not_left_out() -> None:
         {"source": "c1", "offset_ms": -3.0, "uncertainty_ms": 6.0, "reference": False},
         {"source": "c2", "offset_ms": 0.0, "uncertainty_ms": None, "reference": False},
         {"source": "c3", "offset_ms": 0.0, "uncertainty_ms": 1.0, "reference": False},
+        # (a one-sided bound that forces an offset: the offset applied, said)
+        {"source": "c4", "offset_ms": -295.0, "uncertainty_ms": None, "reference": False},
     ]
     out = io.StringIO()
     render_table({"clock": clock}, Console(file=out, width=200, emoji=False))
     assert out.getvalue().splitlines()[-1] == (
-        "clock offsets: c1 -3.0 ms (±6.0); not measured (no pair bounds them on both sides): c2"
+        "clock offsets: c1 -3.0 ms (±6.0), c4 -295.0 ms (bounded on one side only); not "
+        "measured (no pair bounds them on both sides): c2"
     )
     # many receive-only clients: named, a few, the rest counted
     many = clock + [

@@ -695,39 +695,30 @@ def _in_flight_notes(
 def _gap_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
     """A drop gate does not count a drop inside a log gap (DESIGN: indeterminate, events were
     lost by the logging)."""
-    return _not_drops(
-        int(data.get("summary", {}).get("log_gap", 0)),
-        "log_gap",
-        gates,
-        ": events were lost by the logging, and a drop where they were lost is indeterminate",
-    )
+    n = int(data.get("summary", {}).get("log_gap", 0))
+    what = "log_gap finding" if n == 1 else "log_gap findings"
+    said = f"{n} {what}: events were lost by the logging, and a drop where they were lost is"
+    return _not_drops(n, "log_gap", gates, f"{said} indeterminate")
 
 
 def _unnamed_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
-    """A drop gate does not count a path that events naming no recipient may complete (their
-    `unexpected` finding says so)."""
-    count = sum(
-        1
-        for f in data.get("findings", ())
-        if f.get("kind") == "unexpected" and "name no recipient" in str(f.get("detail"))
+    """A drop gate does not count a path that lines naming no recipient may complete (their
+    `unexpected` finding says so; ``summary.unnamed_paths`` counts the paths)."""
+    n = int(data.get("summary", {}).get("unnamed_paths", 0))
+    what = (
+        "path that lines naming no recipient" if n == 1 else "paths that lines naming no recipient"
     )
-    return _not_drops(
-        count,
-        "unexpected",
-        gates,
-        " of events naming no recipient (lines without their actor): a path they may "
-        "complete is undecided",
-    )
+    said = f"{n} {what} (no actor) may complete {'is' if n == 1 else 'are'} undecided"
+    return _not_drops(n, "unexpected", gates, said)
 
 
-def _not_drops(count: int, kind: str, gates: Sequence[Any], why: str) -> str:
-    """``count`` findings of ``kind`` stand for paths a drop gate does not count: said where a
-    gate counts drops, unless one counts ``kind``."""
+def _not_drops(count: int, kind: str, gates: Sequence[Any], said: str) -> str:
+    """What ``count`` findings of ``kind`` stand for is not counted by a drop gate: ``said``
+    where a gate counts drops, unless one counts ``kind``."""
     targets = {g.target for g in gates if g.kind == "max"}
     if not count or "drop" not in targets or kind in targets:
         return ""
-    what = f"{kind} finding" if count == 1 else f"{kind} findings"
-    return f"note: {count} {what}{why}, not counted as a drop: gate them with --max {kind}=0"
+    return f"note: {said}, not counted as a drop: gate them with --max {kind}=0"
 
 
 @app.command()

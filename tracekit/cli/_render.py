@@ -247,18 +247,13 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
     # a clock the pairs bound on one side only (or not at all) is no estimate: said, apart,
     # not left out as if it were 0 (review 18a); names only, a receive-only client each
     clock = [c for c in report.get("clock", []) if not c.get("reference")]
-    measured = [c for c in clock if c.get("uncertainty_ms") is not None and c.get("offset_ms")]
-    unmeasured = [str(c["source"]) for c in clock if c.get("uncertainty_ms") is None]
-    said = (
-        [
-            ", ".join(
-                f"{c['source']} {c['offset_ms']:+.1f} ms (±{c['uncertainty_ms']:.1f})"
-                for c in measured
-            )
-        ]
-        if measured
-        else []
-    )
+    moved = [c for c in clock if c.get("offset_ms")]  # (a one-sided bound may force one)
+    unmeasured = [
+        str(c["source"])
+        for c in clock
+        if c.get("uncertainty_ms") is None and not c.get("offset_ms")
+    ]
+    said = [", ".join(_offset(c) for c in moved)] if moved else []
     if unmeasured:
         more = f" and {len(unmeasured) - 5} more" if len(unmeasured) > 5 else ""
         said.append(
@@ -266,6 +261,12 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
         )
     if said:
         console.print(_text("clock offsets: " + "; ".join(said)))
+
+
+def _offset(c: Mapping[str, Any]) -> str:
+    unc = c.get("uncertainty_ms")
+    said = f"{c['source']} {c['offset_ms']:+.1f} ms"
+    return f"{said} (±{unc:.1f})" if unc is not None else f"{said} (bounded on one side only)"
 
 
 _MD_ESCAPES = str.maketrans(
