@@ -13,7 +13,7 @@ import polars as pl
 
 from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
 from tracekit.analyzers._duplicates import duplicates, unexpected
-from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS
+from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS, empty_findings, findings
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import (
     edge_stats,
@@ -410,9 +410,10 @@ def timeline(
     and a duplicate there: a server hop written once to each of a recipient's devices is
     logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``removed``
     (the removal that took the message off a store it had reached: that drop), ``in_flight``
-    (the first missing hop, or the removal, of a path still inside the grace window) or
-    ``not_reached`` (any other hop not reached: after the first missing one, or where the logs
-    lost events).
+    (the first missing hop, or the removal, of a path still inside the grace window),
+    ``undecided`` (the first missing hop of a path that the recipient's app's lines naming no
+    recipient may complete: not judged) or ``not_reached`` (any other hop not reached: after
+    the first missing one, or where the logs lost events).
     Events of the pipeline's ``remove`` role follow a recipient's hops (one row each, latency
     from ``final``). Clock offsets are estimated from the whole table, so pass all events, not
     only this trace's; the rebuilt paths of the last ``events`` object are kept, so asking
@@ -513,6 +514,9 @@ def _timeline(paths: Paths, trace_id: str, findings: pl.DataFrame | None) -> pl.
     rows = pl.concat(frames).sort("recipient", "hop", nulls_last=False)
     if findings is None:
         findings = paths.memoised("timeline_marks", lambda: _marking(paths))
+    findings = pl.concat(
+        [findings, paths.memoised("timeline_undecided", lambda: _undecided(paths))]
+    )
     return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p, devices)
 
 
@@ -526,7 +530,23 @@ def _marking(paths: Paths) -> pl.DataFrame:
     )
 
 
-_MARKS: Final = ("drop", "in_flight", "duplicate")
+def _undecided(paths: Paths) -> pl.DataFrame:
+    """Marks (kind ``undecided``, not a finding kind) of the paths that lines naming no
+    recipient may complete: not judged, so no finding marks them (:mod:`._drops`)."""
+    if paths.unnamed().is_empty():  # the usual case: none
+        return empty_findings().collect(engine=engine())
+    return findings(
+        drop_candidates(paths).filter(pl.col("status") == "unnamed"),
+        "undecided",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage="stage",
+        last_seen="last_seen",
+        source="device",
+    ).collect(engine=engine())
+
+
+_MARKS: Final = ("drop", "in_flight", "duplicate", "undecided")
 
 
 def _with_status(
@@ -593,6 +613,12 @@ def _with_status(
         if device is not None:
             passed.add(label)
         status.append(
-            "dropped" if "drop" in mine else "in_flight" if "in_flight" in mine else "not_reached"
+            "dropped"
+            if "drop" in mine
+            else "in_flight"
+            if "in_flight" in mine
+            else "undecided"
+            if "undecided" in mine
+            else "not_reached"
         )
     return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))

@@ -230,6 +230,7 @@ _REACHED_NOTE: Final = {
 _UNREACHED: Final = {
     "dropped": ("✗", "missing"),
     "in_flight": ("…", "in flight"),
+    "undecided": ("?", "undecided: lines naming no recipient may hold it"),
     "not_reached": ("·", "not reached"),
 }
 

@@ -227,3 +227,26 @@ def test_lines_naming_nobody_complete_a_path_only_with_all_its_ends(history, tmp
     found = analyze(history.frame(), pipeline=model).findings
     drop = [("drop", t1, "u2", "C.store", "B.deliver")] if len(ends) == 1 else []
     assert history.kinds(found) == [*drop, ("unexpected", t1, None, "C.store", None)]
+
+
+def test_a_timeline_marks_a_path_left_undecided(history):
+    # the path u2's unnamed lines may complete is not judged: its first missing hop reads
+    # "undecided", not "not reached" (review 18c), in the API and `tracekit trace`'s text
+    from tracekit.analyzers import timeline
+    from tracekit.testing import format_timeline
+
+    t1 = history.message(1, "u1", ["u2"], stop={"u2": "WS-RECV.receive"})
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(30 + k, hop, history.client("u2"), None, trace=t1, conv_id="c1")
+    history.tail()
+    rows = timeline(history.frame(), t1).filter(recipient="u2")
+    assert rows.select("stage_action", "status").rows() == [
+        ("WS-BROADCAST.deliver", "reached"),
+        ("WS-RECV.receive", "undecided"),
+        ("REPO.add", "not_reached"),
+        ("CTRL.add", "not_reached"),
+    ]
+    text = format_timeline(history.frame(), t1)
+    assert "    ? WS-RECV.receive        (undecided: lines naming no recipient may hold it)" in (
+        text.splitlines()
+    )

@@ -951,12 +951,14 @@ _STATUS_TEXT: Final = {
     "dropped": "✗ missing",
     "removed": "✗ took it off",
     "in_flight": "in flight",
+    "undecided": "undecided",
     "not_reached": "not reached",
 }
 _ROW_CLASS: Final = {
     "dropped": "missing",
     "removed": "missing",
     "in_flight": "pending",
+    "undecided": "pending",
     "not_reached": "after",
 }
 

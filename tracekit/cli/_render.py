@@ -400,5 +400,6 @@ _MARKED: Final = {
     "dropped": ("✗ {hop} (missing)", "bold red"),
     "removed": ("✗ {hop} (took it off)", "bold red"),
     "in_flight": ("… {hop} (in flight)", "yellow"),
+    "undecided": ("? {hop} (undecided: lines naming no recipient may hold it)", "yellow"),
     "not_reached": ("· {hop} (not reached)", "dim"),
 }
