@@ -313,9 +313,9 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     that may be the recipient's (the device's own, for a device's path; else one acting for
     that user or for nobody known, no other app of the recipient showing the path short), so
     its missing lines may be lost ones: not judged, as a path whose hop a log gap may hold is
-    not (the events are reported as unexpected). One app's lines complete one path: where
-    they could complete several, none is let off (at least all but one are drops, review
-    18d). Such events short of the path's end move where it broke, not whether (review 18c);
+    not (the events are reported as unexpected). One app's lines complete one path: a
+    message's paths are let off where its logs can complete them all at once, else none (at
+    least one is a drop; reviews 18d, 18e). Such events short of the path's end move where it broke, not whether (review 18c);
     nor do they touch a message's own hops, or a removal (a line before it restores
     nothing)."""
     unnamed = paths.unnamed()
@@ -389,14 +389,41 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
             & (pl.col("reach").list.set_difference("hops").list.len() == 0)
             & pl.when(device).then(pl.col("device") == pl.col("source")).otherwise(mine)
         )
-        # one app's lines are one path: a log that could complete several completes none
-        .filter(pl.col("recipient").n_unique().over("trace_id", "source") == 1)
-        .select("_c")
+        .select("_c", "trace_id", "recipient", "source")
         .collect(engine=engine())
     )
+    # One app's lines are one path: a message's paths are let off only where its logs can
+    # complete them all at once (a log each), else at least one is a drop and all stand
+    # (review 18d: one nameless log hid two drops; 18e: two hid none).
+    whole = {
+        trace
+        for (trace,), edges in hit.group_by("trace_id")
+        if _all_matched(edges.select("recipient", "source").unique().rows())
+    }
+    let_off = hit.filter(pl.col("trace_id").is_in(list(whole))).get_column("_c")
     return cand.with_columns(
-        unnamed=pl.int_range(pl.len(), dtype=pl.UInt32).is_in(hit.get_column("_c").implode())
+        unnamed=pl.int_range(pl.len(), dtype=pl.UInt32).is_in(let_off.implode())
     )
+
+
+def _all_matched(edges: list[tuple[str, str]]) -> bool:
+    """Whether every recipient of ``edges`` ((recipient, log) a log may complete) gets a log
+    of its own: a bipartite matching (Kuhn's augmenting paths; a message's few recipients)."""
+    logs_of: dict[str, list[str]] = {}
+    for recipient, log in edges:
+        logs_of.setdefault(recipient, []).append(log)
+    owner: dict[str, str] = {}
+
+    def place(recipient: str, seen: set[str]) -> bool:
+        for log in logs_of[recipient]:
+            if log not in seen:
+                seen.add(log)
+                if log not in owner or place(owner[log], seen):
+                    owner[log] = recipient
+                    return True
+        return False
+
+    return all(place(r, set()) for r in logs_of)
 
 
 def _retried_since(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:

@@ -383,6 +383,9 @@ def generate(
     fault_rng = random.Random(f"tracekit.synth.faults/{seed}")
     for fault in wanted:
         _inject(fault, plans, names, offsets, fault_rng, truth, fetches, t_last, tablets)
+    for outlier in truth:  # (a later fault may have taken a delay's samples away)
+        if outlier.kind == "latency_outlier" and outlier.stage is not None:
+            _check_samples(outlier.stage, plans)
     # Clean history loads, in the quiet time after a message of that conversation; none over
     # a receive line of that conversation by that user (a fault may have moved one there: a
     # `slow` message's CTRL.add 600 ms late, and its receive's line with it, reviews 16b and
@@ -483,21 +486,7 @@ def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list
             f"a delay of {extra} ms is within twice the outlier floor ({floor:g} ms): use a "
             "longer delay"
         )
-    # the edge's samples: deliveries with both its hops (not by a reconnect's history load,
-    # nor lost, nor in lost lines, by an earlier fault of the list)
-    edge = {hop, _PRED[hop]}
-    samples = sum(
-        1
-        for p in plans
-        for x in p.r
-        if x != p.reconnect
-        and not any(who in (x, "") and (h in edge or h.startswith("_")) for who, h in p.lost)
-    )
-    if samples < model.outlier_min_samples:
-        raise ValueError(
-            f"{samples} deliveries, fewer than the {model.outlier_min_samples} samples an "
-            "outlier needs: generate more messages"
-        )
+    _check_samples(hop, plans)
     slo = model.slo.get("end_to_end", timedelta(milliseconds=500)).total_seconds() * 1000
     took = m.r[r]["CTRL.add"] + extra - m.t["CTRL.send"]
     if abs(took - slo) < _SLO_MARGIN_MS:
@@ -513,6 +502,29 @@ def _check_delay(kind: str, hop: str, extra: float, m: _Msg, r: str, plans: list
             "a shorter delay"
         )
     return took > slo
+
+
+def _check_samples(hop: str, plans: list[_Msg]) -> None:
+    """ValueError where ``hop``'s edge has fewer samples than an outlier needs: deliveries
+    with both its hops (not by a reconnect's history load, nor lost, nor in lost or unnamed
+    lines, by a fault of the list). Checked as a delay fault is placed, and again once every
+    fault is (a later one may take samples away, review 18e)."""
+    from tracekit.analyzers import default_pipeline  # (polars: only for a delay fault)
+
+    least = default_pipeline().outlier_min_samples
+    edge = {hop, _PRED[hop]}
+    samples = sum(
+        1
+        for p in plans
+        for x in p.r
+        if x != p.reconnect
+        and not any(who in (x, "") and (h in edge or h.startswith("_")) for who, h in p.lost)
+    )
+    if samples < least:
+        raise ValueError(
+            f"{samples} deliveries, fewer than the {least} samples an outlier needs: generate "
+            "more messages"
+        )
 
 
 def _check_skew(offset_ms: float) -> None:

@@ -250,3 +250,20 @@ def test_a_timeline_marks_a_path_left_undecided(history):
     assert "    ? WS-RECV.receive        (undecided: lines naming no recipient may hold it)" in (
         text.splitlines()
     )
+
+
+@pytest.mark.parametrize("logs", [["web", "mobile"], ["web"]])
+def test_two_logs_of_nobody_known_may_be_the_two_recipients_paths(history, logs):
+    # review 18e: each log could complete either path; two logs may complete both (a log
+    # each: none judged), one log only one (at least one is a drop: both stand)
+    stop = {"u2": "WS-RECV.receive", "u3": "WS-RECV.receive"}
+    t1 = history.message(1, "u1", ["u2", "u3"], stop=stop)
+    for log in logs:
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(30 + k, hop, log, None, trace=t1, conv_id="c1")
+    history.tail(sources=["server-1", "client-u1"])
+    report = analyze(history.frame())
+    drops = [("drop", t1, u, "WS-RECV.receive", "WS-BROADCAST.deliver") for u in ("u2", "u3")]
+    unexpected = [("unexpected", t1, None, "WS-RECV.receive", None)] * len(logs)
+    assert history.kinds(report.findings) == (unexpected if len(logs) == 2 else drops + unexpected)
+    assert report.summary["unnamed_paths"] == (2 if len(logs) == 2 else 0)

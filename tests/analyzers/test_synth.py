@@ -212,3 +212,10 @@ def test_a_skew_the_analysis_would_not_report_is_refused(skew, found):
     synth = generate(1, **kwargs)
     assert [(e.kind, e.source) for e in synth.truth] == [("clock_skew", "client-u0")]
     assert _found(synth) == _truth(synth)
+
+
+def test_a_delay_whose_samples_a_later_fault_took_is_refused():
+    # review 18e: the delay's samples were counted when it was placed; two no_actor faults
+    # after it took two away, and the truth held an outlier the analysis cannot find
+    with pytest.raises(ValueError, match="fewer than the 20 samples an outlier needs"):
+        generate(2, messages=10, users=3, conversations=1, faults=["slow", "no_actor", "no_actor"])
