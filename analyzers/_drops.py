@@ -276,7 +276,8 @@ def _device_candidates(paths: Paths) -> list[pl.LazyFrame]:
 
 def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFrame:
     """Every broken path with ``status`` = drop, in_flight, log_gap or unnamed (both
-    indeterminate: a log gap or an event naming no recipient may hold its missing hop)."""
+    indeterminate: a log gap or an event naming no recipient may hold its missing hop), and
+    ``unnamed`` (whether such events may complete it, whatever the status)."""
     g = grace_ns(paths.pipeline, grace)
     t_end = paths.t_end if paths.t_end is not None else 0
     raw = _raw_candidates(paths).with_row_index("rid").collect(engine=engine())
@@ -677,7 +678,7 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
             logs_after=end - _WRITTEN,
             own_end=pl.col("t_end_device").is_not_null(),
         )
-        .drop("rid", "t_end_device", "unnamed")
+        .drop("rid", "t_end_device")
     )
 
 

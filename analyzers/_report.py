@@ -151,7 +151,8 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     def gapless() -> pl.DataFrame:  # drops and in-flight paths, and where gaps explain them
         judged = drop_candidates(paths).collect(engine=engine())
         # paths lines naming no recipient may complete: no finding of their own to count
-        undecided["unnamed"] = judged.filter(pl.col("status") == "unnamed").height
+        # (also those in flight or in a log gap: undecided for that reason too)
+        undecided["unnamed"] = judged.filter(pl.col("unnamed")).height
         cand = judged.lazy()
         return pl.concat(
             [

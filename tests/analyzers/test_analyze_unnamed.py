@@ -267,3 +267,18 @@ def test_two_logs_of_nobody_known_may_be_the_two_recipients_paths(history, logs)
     unexpected = [("unexpected", t1, None, "WS-RECV.receive", None)] * len(logs)
     assert history.kinds(report.findings) == (unexpected if len(logs) == 2 else drops + unexpected)
     assert report.summary["unnamed_paths"] == (2 if len(logs) == 2 else 0)
+
+
+def test_a_path_left_undecided_twice_is_counted_as_lines_naming_nobody_may_complete(history):
+    # review 18e: a path those lines may complete, also in flight at the end of the logs,
+    # was not counted in summary.unnamed_paths (its status says in_flight first)
+    t1 = history.message(1, "u1", ["u2"], stop={"u2": "WS-RECV.receive"})
+    for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+        history.ev(30 + k, hop, history.client("u2"), None, trace=t1, conv_id="c1")
+    history.tail(t_ms=1000)  # (the logs end inside the grace window)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("unexpected", t1, None, "WS-RECV.receive", None),
+    ]
+    assert report.summary["unnamed_paths"] == 1
