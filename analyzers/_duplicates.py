@@ -471,9 +471,9 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
 
 
 def _unnamed(paths: Paths, sent: pl.LazyFrame) -> pl.LazyFrame:
-    """Recipient hop events that name no recipient (:meth:`Paths.unnamed`), per message and
-    log: on no recipient's path, so said here, not lost; a drop they may explain is not
-    claimed (:mod:`._drops`). Of the messages ``sent`` only."""
+    """An app's recipient hop events that name no recipient (:meth:`Paths.unnamed`), per
+    message and log: on no recipient's path, so said here, not lost; a path they may
+    complete is not judged (:func:`._drops._with_unnamed`). Of the messages ``sent`` only."""
     p = paths.pipeline
     ids = dict(enumerate(p.ids))
     keys = {i: h.recipient for i, h in enumerate(p.hops) if h.scope == "recipient"}
