@@ -316,9 +316,9 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
     its missing lines may be lost ones: not judged, as a path whose hop a log gap may hold is
     not (the events are reported as unexpected). One app's lines complete one path: a
     message's paths are let off where its logs can complete them all at once, else none (at
-    least one is a drop; reviews 18d, 18e). Such events short of the path's end move where it broke, not whether (review 18c);
-    nor do they touch a message's own hops, or a removal (a line before it restores
-    nothing)."""
+    least one is a drop; reviews 18d, 18e). Such events short of the path's end move where
+    it broke, not whether (review 18c); nor do they touch a message's own hops, or a removal
+    (a line before it restores nothing)."""
     unnamed = paths.unnamed()
     if unnamed.is_empty():  # the usual case
         return cand.with_columns(unnamed=pl.lit(False))
@@ -330,24 +330,12 @@ def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
         if h.scope == "recipient"
     }
     # whom each client log with such events acts for, where its other lines say
-    logs = unnamed.get_column("source").unique().implode()
-    server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     owners = (
-        pl.concat(
-            [
-                as_text(
-                    paths.hop_rows()
-                    .filter(pl.col("source").is_in(logs) & ~pl.col("hop").is_in(server))
-                    .select("actor", "source")
-                ),
-                paths.rest.lazy().filter(pl.col("source").is_in(logs)).select("actor", "source"),
-            ]
-        )
-        .drop_nulls()
-        .join(paths.server_sources().lazy(), on="source", how="anti")
+        paths.client_sources(sources=unnamed.get_column("source").unique())
         .group_by("source")
-        .agg(pl.col("actor").unique().alias("owners"))
+        .agg(pl.col("actor").alias("owners"))
     )
+    server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
     # the apps whose own lines show the recipient's path of the message: a path one of them
     # left short is broken whatever another app's unnamed line is (a second device's)
     traces = unnamed.get_column("trace_id").unique().implode()

@@ -253,23 +253,38 @@ class Paths:
 
         return self.memoised("unnamed", compute)
 
-    def client_sources(self, users: pl.Series) -> pl.LazyFrame:
+    def client_sources(
+        self, users: pl.Series | None = None, *, sources: pl.Series | None = None
+    ) -> pl.LazyFrame:
         """``(actor, source)``: the client sources the logs show acting for each of ``users``
-        (their own hops, history loads, any other event), as text. Each process instance is
-        a source; a server logs on behalf of users too (a persist's actor is the sender),
-        so a source that logged a server hop is no client."""
+        (their own hops, history loads, any other event), as text; or, given ``sources``,
+        whom each of those acts for. Each process instance is a source; a server logs on
+        behalf of users too (a persist's actor is the sender), so a source that logged a
+        server hop is no client."""
         server = [i for i, h in enumerate(self.pipeline.hops) if h.emitter == "server"]
-        hops = self.hop_rows()
-        mine = pl.col("actor").is_in(users.cast(self.hops.schema["actor"]).implode())
+        if sources is not None:
+            key, wanted = "source", sources
+        else:
+            assert users is not None, "client_sources: give users or sources"
+            key, wanted = "actor", users
         seen = pl.concat(
             [
-                as_text(hops.filter(mine & ~pl.col("hop").is_in(server)).select("actor", "source")),
+                as_text(
+                    self.hop_rows()
+                    .filter(
+                        pl.col(key).is_in(wanted.cast(self.hops.schema[key]).implode())
+                        & ~pl.col("hop").is_in(server)
+                    )
+                    .select("actor", "source")
+                ),
                 self.rest.lazy()
-                .filter(pl.col("actor").is_in(users.implode()))
+                .filter(pl.col(key).is_in(wanted.cast(pl.String).implode()))
                 .select("actor", "source"),
             ]
         )
-        return seen.join(self.server_sources().lazy(), on="source", how="anti").unique()
+        return (
+            seen.drop_nulls().join(self.server_sources().lazy(), on="source", how="anti").unique()
+        )
 
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the

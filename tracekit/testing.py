@@ -309,7 +309,7 @@ def _traces(traces: str | Iterable[str] | None) -> set[str] | None:
 def _explain(
     events: Events,
     findings: Sequence[Mapping[str, Any]],
-    pipeline: Pipeline | str | os.PathLike[str] | None,
+    pipeline: Pipeline | None,
     limit: int,
     grace: timedelta | str = timedelta(0),
 ) -> str:
@@ -356,13 +356,14 @@ def assert_no_findings(
     ``allow_empty=True``. An unknown kind is a ValueError (it would check nothing)."""
     wanted = _kinds(kinds)
     table = _read(events)
-    report = analyze_events(table, pipeline=pipeline, grace=grace).to_dict()
+    model = _model(pipeline)  # (loaded once: the explanation uses it too)
+    report = analyze_events(table, pipeline=model, grace=grace).to_dict()
     _require_messages(report, allow_empty)
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
     if found:
         raise AssertionError(
             f"tracekit found {len(found)} problem(s):\n"
-            + _explain(table, found, pipeline, limit, grace)
+            + _explain(table, found, model, limit, grace)
         )
 
 
@@ -384,7 +385,8 @@ def assert_complete(
     limit_td = _td(within) if within is not None else None
     slo = {"end_to_end": limit_td} if limit_td is not None else None
     table = _read(events)
-    report = analyze_events(table, pipeline=pipeline, slo=slo).to_dict()
+    model = _model(pipeline)  # (loaded once: the explanation uses it too)
+    report = analyze_events(table, pipeline=model, slo=slo).to_dict()
     kinds = {"drop", "in_flight", "duplicate", "unexpected", "reorder", "log_gap"}
     if within is not None:
         kinds.add("slo_breach")
@@ -411,7 +413,7 @@ def assert_complete(
             else f"not every message was delivered completely ({summary['delivered']}/"
             f"{summary['deliveries_expected']} deliveries)"
         )
-        raise AssertionError(f"{head}:\n" + _explain(table, found, pipeline, limit))
+        raise AssertionError(f"{head}:\n" + _explain(table, found, model, limit))
     # a time limit over no delivery checks nothing: fail, as a latency gate without samples
     # does (README)
     samples = report["latency"]["end_to_end"]["count"]
@@ -466,15 +468,14 @@ def assert_latency(
             "assert_latency checks nothing without a limit: give p50=, p95=, p99= or max="
         )
     model = _model(pipeline)
-    if hop != "end_to_end":  # a misspelt hop has no samples ever: said as what it is
-        from tracekit.analyzers import default_pipeline
+    # a misspelt hop has no samples ever: said as what it is, as `tracekit check` says it
+    from tracekit.analyzers import default_pipeline
+    from tracekit.cli._gates import Gate, check_hops
 
-        known = {f"{a}->{b}" for a, b in (model or default_pipeline()).edges}
-        if hop not in known:
-            raise ValueError(
-                f"assert_latency: {hop!r} is not a hop of the pipeline (use end_to_end or one "
-                f"of: {', '.join(sorted(known))})"
-            )
+    check_hops(
+        [Gate("max_latency", hop, 0, given_in="assert_latency")],
+        (model or default_pipeline()).edges,
+    )
     table = _read(events)
     latency = analyze_events(table, pipeline=model).to_dict()["latency"]
     if hop == "end_to_end":

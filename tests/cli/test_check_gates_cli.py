@@ -337,7 +337,7 @@ def test_check_says_a_drop_gate_does_not_count_paths_lines_without_actor_may_com
 @pytest.mark.parametrize(
     ("table", "said"),
     [
-        ("max = {drops = 0}", "max: bad gate drops=0: use KIND=N"),
+        ("max = {drops = 0}", "max: bad gate 'drops=0': use KIND=N"),
         ('p99 = {"A.b->C.d" = "5ms"}', "p99 A.b->C.d: not a hop of the pipeline (use end_to_end"),
     ],
 )

@@ -7,10 +7,9 @@ Pure functions over the report dict (DESIGN.md section 6), so they are tested wi
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
@@ -89,46 +88,46 @@ class GateResult:
     examples: tuple[str, ...] = ()
 
 
-def parse_max_gate(text: str) -> Gate:
-    """``drop=0`` -> Gate("max", "drop", 0)."""
+def parse_max_gate(text: str, *, given_in: str | None = None) -> Gate:
+    """``drop=0`` -> Gate("max", "drop", 0). ``given_in``: where, when not the command line
+    (an error then names it, not an option nobody gave)."""
+    bad = f"bad {'gate' if given_in else '--max gate'} {text!r}"
     kind, sep, value = text.partition("=")
     kind = kind.strip()
     if not sep or kind not in FINDING_KINDS:
-        raise ValueError(
-            f"bad --max gate {text!r}: use KIND=N with KIND one of {', '.join(FINDING_KINDS)}"
-        )
+        raise ValueError(f"{bad}: use KIND=N with KIND one of {', '.join(FINDING_KINDS)}")
     try:
         limit = int(value)
     except ValueError:
-        raise ValueError(f"bad --max gate {text!r}: the limit must be a whole number") from None
+        raise ValueError(f"{bad}: the limit must be a whole number") from None
     if limit < 0:
-        raise ValueError(f"bad --max gate {text!r}: the limit must be >= 0")
-    return Gate("max", kind, limit)
+        raise ValueError(f"{bad}: the limit must be >= 0")
+    return Gate("max", kind, limit, given_in=given_in)
 
 
-def parse_latency_gate(percentile: str, text: str) -> Gate:
+def parse_latency_gate(percentile: str, text: str, *, given_in: str | None = None) -> Gate:
     """``end_to_end=500ms`` or ``WS-BROADCAST.deliver->WS-RECV.receive=100ms``; ``percentile``
-    is a kind of :data:`LATENCY_GATES`."""
+    is a kind of :data:`LATENCY_GATES`; ``given_in`` as for :func:`parse_max_gate`."""
     if percentile not in LATENCY_GATES:
         raise ValueError(f"unknown latency gate {percentile!r}: use {', '.join(LATENCY_GATES)}")
-    option = _option(percentile)
+    option = "" if given_in else f" {_option(percentile)}"
     target, sep, value = text.rpartition("=")
     target = target.strip()
     if not sep or not target:
         raise ValueError(
-            f"bad {option} gate {text!r}: use HOP=DURATION, e.g. end_to_end=500ms or "
+            f"bad{option} gate {text!r}: use HOP=DURATION, e.g. end_to_end=500ms or "
             "WS-BROADCAST.deliver->WS-RECV.receive=100ms"
         )
     if target != "end_to_end" and "->" not in target:
         raise ValueError(
-            f"bad {option} gate {text!r}: HOP is end_to_end or FROM->TO "
+            f"bad{option} gate {text!r}: HOP is end_to_end or FROM->TO "
             "(e.g. REST.persist->WS-BROADCAST.start)"
         )
     try:
         limit_ms = parse_duration(value).total_seconds() * 1000
     except ValueError as exc:
-        raise ValueError(f"bad {option} gate {text!r}: {exc}") from None
-    return Gate(percentile, target, limit_ms)
+        raise ValueError(f"bad{option} gate {text!r}: {exc}") from None
+    return Gate(percentile, target, limit_ms, given_in=given_in)
 
 
 def check_hops(gates: Iterable[Gate], edges: Iterable[tuple[str, str]]) -> None:
@@ -159,28 +158,23 @@ def gates_from_config(pyproject: Path) -> list[Gate]:
     gates: list[Gate] = []
     for key, value in table.items():
         where = f"{pyproject}: [tool.tracekit.gates] {key}"
-        try:
+        try:  # an error said of the file, not of an option nobody gave
             if key == "max" and isinstance(value, dict):
-                gates += [parse_max_gate(f"{k}={v}") for k, v in value.items()]
-                continue
-            if key in LATENCY_GATES and isinstance(value, dict):
+                gates += [parse_max_gate(f"{k}={v}", given_in=where) for k, v in value.items()]
+            elif key in LATENCY_GATES and isinstance(value, dict):
                 gates += [
-                    replace(parse_latency_gate(key, f"{k}={v}"), given_in=where)
-                    for k, v in value.items()
+                    parse_latency_gate(key, f"{k}={v}", given_in=where) for k, v in value.items()
                 ]
-                continue
-            if key == "min_delivered" and isinstance(value, str | int | float):
+            elif key == "min_delivered" and isinstance(value, str | int | float):
                 gates.append(Gate("min_delivered", "delivered", parse_percent(str(value))))
-                continue
-        except ValueError as exc:  # said of the file, not of an option nobody gave
-            said = re.sub(r"^bad --?[\w-]+ gate '([^']*)'", r"bad gate \1", str(exc))
-            raise ValueError(f"{where}: {said}") from None
-        else:
-            raise ValueError(
-                f"{where}: unknown or malformed gate (use max = {{drop = 0}}, "
-                'p99 = {end_to_end = "500ms"}, max_latency = {end_to_end = "2s"}, '
-                'min_delivered = "99.9%")'
-            )
+            else:
+                raise ValueError(
+                    "unknown or malformed gate (use max = {drop = 0}, "
+                    'p99 = {end_to_end = "500ms"}, max_latency = {end_to_end = "2s"}, '
+                    'min_delivered = "99.9%")'
+                )
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     return gates
 
 

@@ -59,10 +59,13 @@ def _where(f: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _evidence(f: Mapping[str, Any], limit: int = 2) -> str:
+def _evidence(f: Mapping[str, Any], limit: int = 2) -> list[str]:
+    """A finding's first evidence lines as ``file:line``, the rest counted on the last."""
     ev = f.get("evidence") or []
-    shown = ", ".join(f"{e.get('file')}:{e.get('line')}" for e in ev[:limit])
-    return shown + (f" (+{len(ev) - limit})" if len(ev) > limit else "")
+    shown = [f"{e.get('file')}:{e.get('line')}" for e in ev[:limit]]
+    if len(ev) > limit:
+        shown[-1] += f" (+{len(ev) - limit})"
+    return shown
 
 
 def _delivered_pct(summary: Mapping[str, Any]) -> str:
@@ -213,7 +216,7 @@ def render_table(report: Mapping[str, Any], console: Console, *, max_findings: i
                     _text(str(f.get("trace_id") or "-")[:12]),
                     _text(_where(f)),
                     _text(f.get("detail", "")),
-                    Text("\n").join(_text(e) for e in _evidence(f).split(", ")),
+                    Text("\n").join(_text(e) for e in _evidence(f)),
                 )
                 shown += 1
         console.print(table)
@@ -330,7 +333,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 _md_id(f.get("trace_id") or "-"),
                 _md(_where(f)),
                 _md(f.get("detail", "")),
-                _md(_evidence(f)),
+                _md(", ".join(_evidence(f))),
             ]
             out.append("| " + " | ".join(cells) + " |")
     hops = report.get("latency", {}).get("hops", [])
