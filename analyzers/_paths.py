@@ -1856,11 +1856,12 @@ def _gaps(
     """Seq jumps per source (per run of a restarted one: ``pos_before``/``pos_after`` place
     each in it). Only sources whose seq range is not dense get sorted."""
     gappy = sources.filter(
-        # not exactly one event per seq number: a gap (or repeats, which the sort sorts out);
-        # a restarted source's later runs may fill in its first's gaps
+        # a seq number of its range with no event: a gap. Distinct seqs, not lines: a seq
+        # logged twice (two processes under one name) cancelled a hole out (review 19a: a
+        # real loss read as a drop); a restarted source's later runs may fill in its first's
         (pl.col("n_seq") > 0)
         & (
-            (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq"))
+            (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq_unique"))
             | pl.col("source").is_in(restarts.get_column("source").implode())
         )
     ).get_column("source")

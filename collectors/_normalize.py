@@ -178,6 +178,10 @@ def normalize(
         bad_seq = int((seq.is_not_null() & seq_int.is_null()).sum())
     if bad_seq:
         stats.warn_count(file, bad_seq, "events have a non-integer seq; it was left empty")
+    negative = int((seq_int < 0).sum())
+    if negative:  # a position counts up from 0: read, -2 made two false gaps (review 19a)
+        seq_int = seq_int.zip_with(seq_int >= 0, seq_int.clear(1))
+        stats.warn_count(file, negative, "events have a negative seq; it was left empty")
 
     duration = raw.get_column("_dur_f")
     not_finite = duration.is_not_null() & ~duration.is_finite()

@@ -151,7 +151,9 @@ class StdinSource(Source):
         self.source_name = "stdin"
 
     def read(self) -> RawInput:
-        stream = self._stream if self._stream is not None else sys.stdin.buffer
+        stream = self._stream if self._stream is not None else getattr(sys.stdin, "buffer", None)
+        if stream is None:  # (closed: `tracekit analyze - <&-`; review 19a: a traceback)
+            raise InputError("<stdin>: cannot read: standard input is closed")
         try:
             raw = stream.read()
         except OSError as exc:
@@ -381,6 +383,12 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     )
 
 
+def _unreadable_dir(exc: OSError) -> None:
+    """A directory the walk cannot list stops the reading, as a file it cannot read does: its
+    logs skipped unsaid read as drops (review 19a)."""
+    raise InputError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from None
+
+
 def _walk_dir(
     path: Path,
     include: Sequence[str] | None,
@@ -420,7 +428,7 @@ def _walk_dir(
     def walk(top: Path) -> None:
         nonlocal left_out
         hidden: list[str] = []  # said, not read: a hidden directory may hold logs
-        for root, dirs, files in os.walk(top):  # links in dirs are not descended
+        for root, dirs, files in os.walk(top, onerror=_unreadable_dir):  # (links not descended)
             keep: list[str] = []
             here = Path(root).relative_to(top)
             for d in sorted(dirs):

@@ -130,6 +130,7 @@ def current() -> MessageContext | None:
 def message(
     ctx: MessageContext | str | None = None,
     *,
+    trace_id: str | None = None,
     conv_id: str | None = None,
     msg_id: str | None = None,
     actor: str | None = None,
@@ -138,7 +139,8 @@ def message(
     """Bind a message for the duration of the block.
 
     ``ctx`` is a :class:`MessageContext` (e.g. from ``extract``) or a trace id (32 hex or a
-    client message id UUID). Without one, the enclosing message is refined (e.g. once the
+    client message id UUID); ``trace_id=`` says the same by name (with ``ctx`` too, ``ctx``
+    wins: a message has one id). Without one, the enclosing message is refined (e.g. once the
     server knows ``msg_id``) or, outside any message, a fresh trace id is made. Works whether
     or not tracekit is configured: binding is a contextvar set.
 
@@ -146,6 +148,8 @@ def message(
     :func:`_bad_id_context`), its events carry ``bad_trace_id`` and ``stats()`` counts it.
     """
     outer = _current.get()
+    if ctx is None:  # (review 19b: the keyword fell into fields, and a fresh id was made)
+        ctx = trace_id
     if isinstance(ctx, MessageContext):
         base = ctx
     elif ctx is not None:

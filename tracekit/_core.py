@@ -184,9 +184,8 @@ class _Emitter:
         self, merged: dict[str, Any], given: dict[str, Any], msg: Any
     ) -> dict[str, Any]:
         """An event's trace id as the spans have it: 32 lowercase hex. Inside a message, a
-        ``trace_id`` among the message's fields (``message(id, trace_id=...)``) or bound ones
-        gives way to the message's own; one the call gives, or one bound outside a message, is
-        normalised (a UUID to its hex, upper to lower case) or, not being a trace id, replaced
+        ``trace_id`` bound (``bind(trace_id=...)``) gives way to the message's own; one the
+        call gives, or one bound outside a message, is normalised (a UUID to its hex, upper to lower case) or, not being a trace id, replaced
         by one derived from it as ``message()`` does (``bad_trace_id`` on the event, counted in
         ``stats()``)."""
         raw = merged.get("trace_id")

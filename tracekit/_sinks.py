@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import errno
 import io
 import os
 import select
@@ -406,7 +407,18 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     possibly held by the parent's writer thread at the fork)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fh = target.open("ab", buffering=0)
+    if target.is_fifo():  # opened blocking, it waits for a reader: configure() hung (19b)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            raise OSError(
+                exc.errno, "no process has the FIFO open for reading", str(path)
+            ) from None
+        fh: IO[bytes] = os.fdopen(fd, "ab", buffering=0)  # (writes wait on a full pipe)
+    else:
+        fh = target.open("ab", buffering=0)
     # the stream sink's descriptor writer: partial writes, cut lines, a FIFO's PIPE_BUF
     writer = _FdWriter(fh, fh.fileno(), ascii_only=False)
     return ThreadedSink(

@@ -8,7 +8,7 @@ reached through small getter/setter seams, like the OpenTelemetry propagators AP
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
 from tracekit import _core
@@ -84,18 +84,21 @@ def dict_setter(carrier: MutableMapping[str, str], key: str, value: str) -> None
     carrier[key] = value
 
 
-def dict_getter(carrier: Mapping[str, Any], key: str) -> str | None:
+def dict_getter(carrier: Mapping[str, Any] | Iterable[tuple[Any, Any]], key: str) -> str | None:
     """Read a key, case-insensitively for plain dicts (HTTP header names are).
 
-    A bytes value (raw ASGI or Kafka headers) is decoded; a list or tuple of values (a
-    multi-valued header, OpenTelemetry's getter convention) gives its first value."""
-    value = carrier.get(key)
-    if value is None and isinstance(carrier, dict):
-        lowered = key.lower()
-        for k, v in carrier.items():
-            if isinstance(k, str) and k.lower() == lowered:
-                value = v
-                break
+    The carrier is a mapping (a dict, httpx or starlette headers) or a list of (name, value)
+    pairs: raw ASGI headers (``scope["headers"]``, bytes names and values) or Kafka's (str
+    names, bytes values); a name may be bytes. A bytes value is decoded; a list or tuple of
+    values (a multi-valued header, OpenTelemetry's getter convention) gives its first value."""
+    if isinstance(carrier, Mapping):
+        value = carrier.get(key)
+        if value is None and isinstance(carrier, dict):
+            value = _by_name(carrier.items(), key)
+    elif isinstance(carrier, list | tuple):
+        value = _by_name(carrier, key)
+    else:
+        return None
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple) and value:
@@ -104,6 +107,20 @@ def dict_getter(carrier: Mapping[str, Any], key: str) -> str | None:
             return value
     if isinstance(value, bytes | bytearray):
         return _text(bytes(value))
+    return None
+
+
+def _by_name(pairs: Iterable[Any], key: str) -> Any:
+    """The value of the first (name, value) pair named ``key`` in any case, str or bytes."""
+    lowered = key.lower()
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            continue
+        name = pair[0]
+        if isinstance(name, bytes | bytearray):
+            name = bytes(name).decode("latin-1")
+        if isinstance(name, str) and name.lower() == lowered:
+            return pair[1]
     return None
 
 
@@ -210,6 +227,6 @@ def _traceparent(value: str | None) -> tuple[str, str | None] | None:
     version, trace_id, span_id, _ = match.groups()
     if version == "ff" or (len(value) != 55 and (version == "00" or value[55] != "-")):
         return None
-    if canonical_trace_id(trace_id) is None:
-        return None
-    return trace_id, span_id if span_id != _ZERO_SPAN else None
+    if canonical_trace_id(trace_id) is None or span_id == _ZERO_SPAN:
+        return None  # (W3C: an all-zero parent id makes the whole header invalid)
+    return trace_id, span_id

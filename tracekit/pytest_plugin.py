@@ -8,12 +8,20 @@
 - marker ``@pytest.mark.tracekit(complete=True, max_latency="500ms", no_findings=[...],
   pipeline=None, allow_empty=False)``: fails the test when its messages were not delivered,
   and when no message event was captured at all (nothing to check) unless ``allow_empty=True``.
-  Before reading ``tracekit_logs`` it flushes every open tracekit sink of the process
-  (``configure``'s and every ``Instrumentation``'s), so events still queued are seen;
+  ``no_findings=True`` is every kind. Its options are checked when the tests are collected: a
+  mistake is bad usage (exit 4; under xdist, its test fails at setup). Before reading
+  ``tracekit_logs`` it flushes every open tracekit sink of the process (``configure``'s and
+  every ``Instrumentation``'s), so events still queued are seen;
 - ``--tracekit-report FILE``: the JSON report over every captured event of the session (written
-  even when there is none, so no stale report survives);
+  even when there is none, so no stale report survives; not with ``--collect-only``);
 - ``--tracekit-gates drop=0,duplicate=0,p99:end_to_end=500ms,max_latency:end_to_end=2s,
-  min_delivered=99.9%``: session gates over the same events; a failing gate fails the run.
+  min_delivered=99.9%``: session gates over the same events; a failing gate fails the run;
+  what the tests' ``tracekit_logs`` could not be read is said under them;
+- ``--tracekit-pipeline MODEL.toml``: the pipeline of the session report and gates, and of
+  the markers that name none (default: the built-in chat pipeline).
+
+The events are captured with :func:`tracekit.testing.capture`: an app's own configuration
+(actor, redaction, processors...) stays, and its sink still gets every event.
 
 The session report and gates analyze the events of every test with the marker,
 ``tracekit_events`` or ``tracekit_logs`` together but keep the tests apart: each test is its own
@@ -30,8 +38,9 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -52,6 +61,11 @@ if TYPE_CHECKING:
 __all__ = ["tracekit_events", "tracekit_logs"]
 
 _EVENTS = pytest.StashKey[CapturedEvents]()
+_OPTIONS = pytest.StashKey["_MarkerOptions"]()
+#: Under xdist, a marker's mistake (said when its test sets up: a worker cannot stop the run).
+_MISUSED = pytest.StashKey[str]()
+#: The session's pipeline (``--tracekit-pipeline``), where one was given.
+_MODEL = pytest.StashKey["Pipeline"]()
 _LOGS = pytest.StashKey[Path]()
 #: The session's events, one entry per test: {"test": nodeid, "events": [...]}.
 _SESSION = pytest.StashKey[list[dict[str, Any]]]()
@@ -72,6 +86,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated session gates, e.g. drop=0,duplicate=0,p99:end_to_end=500ms,"
         "min_delivered=99.9%%",
     )
+    group.addoption(
+        "--tracekit-pipeline",
+        metavar="MODEL",
+        default=None,
+        help="pipeline model (TOML) of the session report and gates, and of the markers "
+        "that name none (default: the built-in chat pipeline)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,12 +103,34 @@ def pytest_configure(config: pytest.Config) -> None:
         "recipient; a test that sent no message fails unless allow_empty=True",
     )
     config.stash[_SESSION] = []
+    model = config.getoption("--tracekit-pipeline", None)
+    if model is not None:
+        config.stash[_MODEL] = _pipeline(model, "--tracekit-pipeline")
     spec = config.getoption("--tracekit-gates", None)
-    if spec:
+    if spec is not None:
         try:
-            config.stash[_GATES] = _parse_gates(spec)
+            config.stash[_GATES] = _parse_gates(spec, config.stash.get(_MODEL, None))
         except ValueError as exc:
             raise pytest.UsageError(f"--tracekit-gates: {exc}") from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The markers of the tests to run checked once they are known (deselected ones not): a
+    mistake in one is bad usage (exit 4, before any test runs), not a failure of its test
+    after the test ran (review 19b)."""
+    model = session.config.stash.get(_MODEL, None)
+    for item in session.items:
+        marker = item.get_closest_marker("tracekit")
+        if marker is not None:
+            try:
+                item.stash[_OPTIONS] = _marker_options(marker, model)
+            except pytest.UsageError as exc:
+                if hasattr(session.config, "workerinput"):
+                    # an xdist worker cannot stop the run (its controller crashes): the test
+                    # fails at setup instead, before its body runs
+                    item.stash[_MISUSED] = str(exc)
+                    continue
+                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 
 
 def _wants_capture(item: pytest.Item) -> bool:
@@ -102,6 +145,8 @@ def _wants_capture(item: pytest.Item) -> bool:
 @pytest.fixture(autouse=True)
 def _tracekit_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     item = request.node
+    if (misused := item.stash.get(_MISUSED, None)) is not None:
+        pytest.fail(f"usage: {misused}", pytrace=False)
     if not _wants_capture(item):
         yield
         return
@@ -109,8 +154,11 @@ def _tracekit_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     with capture(source=f"pytest:{item.nodeid}") as events:
         item.stash[_EVENTS] = events
         yield
-    captured, _malformed = _test_events(item)
-    request.config.stash[_SESSION].append({"test": item.nodeid, "events": captured})
+    captured, inputs = _test_events(item)
+    entry: dict[str, Any] = {"test": item.nodeid, "events": captured}
+    if inputs is not None:  # the reading of tracekit_logs: what it lost is the report's too
+        entry["inputs"] = inputs
+    request.config.stash[_SESSION].append(entry)
 
 
 def _flush_sinks(timeout: float = 5.0) -> None:
@@ -131,14 +179,14 @@ def _flush_sinks(timeout: float = 5.0) -> None:
             pass  # a failing sink shows as missing events or a log gap, never as a crash here
 
 
-def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
+def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The test's captured events plus those of every file under ``tracekit_logs``, read by the
-    collectors (any format or name they read, gzip...); and, when some lines of those files
-    could not be read, a sentence saying so (empty otherwise)."""
+    collectors (any format or name they read, gzip...); and the reading's account (the
+    report's ``inputs``: what it read and what it could not), None without ``tracekit_logs``."""
     events: list[dict[str, Any]] = list(item.stash.get(_EVENTS, []))
     logs = item.stash.get(_LOGS, None)
     if logs is None:
-        return events, ""
+        return events, None
     _flush_sinks()
     import polars as pl
 
@@ -149,10 +197,15 @@ def _test_events(item: pytest.Item) -> tuple[list[dict[str, Any]], str]:
         pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ")
     ).collect()
     events += [{k: v for k, v in row.items() if v is not None} for row in table.to_dicts()]
-    lost = unreadable(collected.inputs.to_dict())
+    return events, collected.inputs.to_dict()
+
+
+def _lost(inputs: Mapping[str, Any] | None) -> str:
+    """A sentence saying what the reading of ``tracekit_logs`` lost; empty where nothing."""
+    lost = unreadable(inputs)
     if not lost:
-        return events, ""
-    return events, (
+        return ""
+    return (
         "tracekit_logs holds what could not be read (a lost line may hold the missing hop): "
         + "; ".join(lost)
     )
@@ -177,60 +230,97 @@ def tracekit_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
-    marker = item.get_closest_marker("tracekit")
-    if marker is None:
-        return result
-    _check_marker(item, marker)
+    options = item.stash.get(_OPTIONS, None)
+    if options is not None:
+        _check_marker(item, options)
     return result
 
 
-def _check_marker(item: pytest.Item, marker: pytest.Mark) -> None:
+class _MarkerOptions(NamedTuple):
+    """A ``@pytest.mark.tracekit`` marker's options, checked (:func:`_marker_options`)."""
+
+    complete: bool
+    max_latency: timedelta | None
+    no_findings: set[str] | None  # None: not checked; every kind for no_findings=True
+    pipeline: Pipeline | None
+    allow_empty: bool
+
+
+def _marker_options(marker: pytest.Mark, session_model: Pipeline | None) -> _MarkerOptions:
+    """The marker's options, or a :class:`pytest.UsageError` naming what is wrong."""
+    from tracekit.testing import _td
+
+    name = "@pytest.mark.tracekit"
     if marker.args:
-        raise pytest.UsageError("@pytest.mark.tracekit takes keyword arguments only")
+        raise pytest.UsageError(f"{name} takes keyword arguments only")
     options = dict(marker.kwargs)
     complete = options.pop("complete", True)
     max_latency = options.pop("max_latency", None)
     no_findings = options.pop("no_findings", None)
     pipeline = options.pop("pipeline", None)
-    allow_empty = bool(options.pop("allow_empty", False))
+    allow_empty = options.pop("allow_empty", False)
     if options:
-        raise pytest.UsageError(
-            f"@pytest.mark.tracekit: unknown option(s) {', '.join(sorted(options))}"
-        )
+        raise pytest.UsageError(f"{name}: unknown option(s) {', '.join(sorted(options))}")
+    for key, flag in (("complete", complete), ("allow_empty", allow_empty)):
+        if not isinstance(flag, bool):  # ("no" is truthy)
+            raise pytest.UsageError(f"{name}({key}=...): True or False, not {flag!r}")
     try:
-        _kinds(no_findings)
-    except ValueError as exc:
-        raise pytest.UsageError(f"@pytest.mark.tracekit(no_findings=...): {exc}") from None
-    model = _pipeline(pipeline)
-    events, malformed = _test_events(item)
-    __tracebackhide__ = True
-    if malformed:
-        raise AssertionError(malformed)
+        limit = _td(max_latency) if max_latency is not None else None
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"{name}(max_latency=...): {exc}") from None
+    if no_findings is True:
+        from tracekit.cli._gates import FINDING_KINDS
+
+        kinds: set[str] | None = set(FINDING_KINDS)
+    else:
+        try:
+            kinds = _kinds(None if no_findings is False else no_findings)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"{name}(no_findings=...): {exc}") from None
+    model = _pipeline(pipeline, f"{name}(pipeline=...)") if pipeline is not None else None
+    return _MarkerOptions(complete, limit, kinds, model or session_model, allow_empty)
+
+
+def _check_marker(item: pytest.Item, options: _MarkerOptions) -> None:
+    events, inputs = _test_events(item)
+    # the assertion's message alone: tracekit's frames say nothing about the user's test
+    if lost := _lost(inputs):
+        pytest.fail(lost, pytrace=False)
     if not any(e.get("trace_id") and e.get("stage") != META_STAGE for e in events):
-        if allow_empty:
+        if options.allow_empty:
             return
-        raise AssertionError(_NOTHING_CAPTURED)
-    if complete:
-        assert_complete(events, within=max_latency, pipeline=model, allow_empty=allow_empty)
-    elif max_latency is not None:
-        assert_latency(events, max=max_latency, pipeline=model)
-    if no_findings is not None:
-        assert_no_findings(events, kinds=no_findings, pipeline=model, allow_empty=allow_empty)
+        pytest.fail(_NOTHING_CAPTURED, pytrace=False)
+    model, empty = options.pipeline, options.allow_empty
+    try:
+        if options.complete:
+            assert_complete(events, within=options.max_latency, pipeline=model, allow_empty=empty)
+        elif options.max_latency is not None:
+            assert_latency(events, max=options.max_latency, pipeline=model)
+        if options.no_findings is not None:
+            assert_no_findings(events, kinds=options.no_findings, pipeline=model, allow_empty=empty)
+    except AssertionError as exc:
+        failed = str(exc)
+    else:
+        return
+    pytest.fail(failed, pytrace=False)  # (outside the except: no "during handling" chain)
 
 
-def _pipeline(value: object) -> Pipeline | None:
-    """The marker's ``pipeline=``: None, a TOML file's path, or a Pipeline."""
-    if value is None:
-        return None
+def _pipeline(value: object, given: str) -> Pipeline:
+    """A pipeline ``given`` (an option's name) as a TOML file's path or a Pipeline; a
+    :class:`pytest.UsageError` where it is neither, or its file is missing or invalid."""
     from tracekit.analyzers import Pipeline, load_pipeline
+    from tracekit.errors import TracekitError
 
     if isinstance(value, Pipeline):
         return value
     if isinstance(value, str | os.PathLike):
-        return load_pipeline(Path(value))
+        try:
+            return load_pipeline(Path(value))
+        except (TracekitError, OSError) as exc:
+            raise pytest.UsageError(f"{given}: {exc}") from None
     raise pytest.UsageError(
-        "@pytest.mark.tracekit(pipeline=...): expected a path to a pipeline TOML file or a "
-        f"tracekit.analyzers.Pipeline, not {type(value).__name__}"
+        f"{given}: expected a path to a pipeline TOML file or a tracekit.analyzers.Pipeline, "
+        f"not {type(value).__name__}"
     )
 
 
@@ -263,10 +353,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     report_path = config.getoption("--tracekit-report")
     gates = config.stash.get(_GATES, None)
-    if report_path is None and gates is None:
-        return
+    if (report_path is None and gates is None) or config.option.collectonly:
+        return  # (--collect-only ran no test: no report to write, no gate to fail, 19b)
     tests = _last_attempts(tests)
-    data = _session_report(tests)
+    data = _session_report(tests, config.stash.get(_MODEL, None))
     events = sum(len(t["events"]) for t in tests)
     lines: list[str] = []
     if report_path is not None:
@@ -281,6 +371,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             )
     if gates is not None:
         lines += _evaluate_gates(gates, data if events else None)
+        from tracekit.cli._render import input_notes
+
+        # what the reading of tracekit_logs lost, as `tracekit check` says it
+        lines += [line for line, _style in input_notes(data.get("inputs", {}))]
     config.stash[_GATE_LINES] = lines
     if any(line.startswith("FAIL") for line in lines) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -305,7 +399,7 @@ def _last_attempts(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(last.values())
 
 
-def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
+def _session_report(tests: list[dict[str, Any]], model: Pipeline | None = None) -> dict[str, Any]:
     """One analysis of every test's events, the tests kept apart: each test's trace ids,
     conversations and message ids are its own (a test is a run of its own: two tests sending
     the same trace id constant send two messages). A log source stays one source (a server
@@ -340,11 +434,27 @@ def _session_report(tests: list[dict[str, Any]]) -> dict[str, Any]:
             if str(scoped.get("source")) in shared:
                 scoped["source"] = f"{scoped['source']} @ {test}"
             events.append(scoped)
-    data = analyze_events(events).to_dict()
+    data = analyze_events(events, pipeline=model).to_dict()
     unscope = _Unscope(traces, {str(t["test"]) for t in tests})
     for finding in data["findings"]:
         unscope(finding)
+    data["inputs"] = _inputs(tests) | {"events": len(events)}
     return data
+
+
+def _inputs(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The readings of the tests' ``tracekit_logs`` as one account (counts added, examples and
+    warnings named by their test): a line one test's logs lost is the session's loss too
+    (review 19b: the report said ``malformed: 0`` over a test's unreadable line)."""
+    out: dict[str, Any] = {"files": 0, "lines": 0, "events": 0, "malformed": 0}
+    for entry in tests:
+        inputs = entry.get("inputs") or {}
+        for key, value in inputs.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                out[key] = out.get(key, 0) + value
+            elif isinstance(value, list) and key in ("examples", "warnings"):
+                out.setdefault(key, []).extend(f"{entry['test']}: {v}" for v in value)
+    return out
 
 
 class _Unscope:
@@ -388,7 +498,7 @@ class _Unscope:
         finding["test"] = test
 
 
-def _parse_gates(spec: str) -> list[Any]:
+def _parse_gates(spec: str, model: Pipeline | None = None) -> list[Any]:
     from tracekit.cli import _gates
     from tracekit.cli._units import parse_percent
 
@@ -397,7 +507,7 @@ def _parse_gates(spec: str) -> list[Any]:
         kind, colon, rest = part.partition(":")
         if colon and kind in ("max", "max_latency"):  # max:HOP=... is the latency maximum
             gates.append(_gates.parse_latency_gate("max_latency", rest))
-        elif colon and kind in _gates.LATENCY_GATES:
+        elif colon and "=" not in kind:  # p99:HOP=... (p42 is no latency gate: said so)
             gates.append(_gates.parse_latency_gate(kind, rest))
         elif part.startswith("min_delivered="):
             gates.append(
@@ -405,11 +515,13 @@ def _parse_gates(spec: str) -> list[Any]:
             )
         else:
             gates.append(_gates.parse_max_gate(part))
+    if not gates:  # ("," or "": a run gated by nothing must not pass as gated)
+        raise ValueError(f"no gate in {spec!r}: give e.g. drop=0,p99:end_to_end=500ms")
     # a misspelt hop is bad usage, as `tracekit check` says it (not "no latency samples")
     if any(g.kind in _gates.LATENCY_GATES and g.target != "end_to_end" for g in gates):
         from tracekit.analyzers import default_pipeline
 
-        _gates.check_hops(gates, default_pipeline().edges)
+        _gates.check_hops(gates, (model or default_pipeline()).edges)
     return gates
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from tracekit import _core
-from tracekit._sinks import MemorySink
+from tracekit._sinks import MemorySink, Sink
 from tracekit.schema import META_STAGE
 
 if TYPE_CHECKING:
@@ -62,27 +62,39 @@ Events: TypeAlias = "Iterable[Mapping[str, Any]] | pl.DataFrame | pl.LazyFrame |
 
 @contextmanager
 def capture(
-    *, service: str = "test", source: str = "test-1", **options: Any
+    *, service: str | None = None, source: str = "test-1", **options: Any
 ) -> Iterator[CapturedEvents]:
     """Capture emitted events in memory for the block (process-wide, all threads). Each is
     kept as written, parsed from its JSON line (as a callable sink gets it): JSON types, not
     the app's objects (a tuple comes back as a list, a datetime as its text, an int key a str).
 
-    ``options`` are :func:`tracekit.configure`'s (``otel=``, ``redact=``, ``sample=``...).
+    Where the app has configured tracekit, the block keeps that configuration (its service,
+    actor, redaction, processors, sampling, OpenTelemetry, level) and its sink, which still
+    gets every event: the capture is added, not swapped in (review 19b: a test's events took
+    the actor ``test`` and the app's log got nothing). ``source`` is the block's own, its
+    ``seq`` from 1 (a test's events are a run of their own). ``options`` are
+    :func:`tracekit.configure`'s (``actor=``, ``otel=``, ``redact=``, ``sample=``...) and
+    override the app's; without a configuration, its defaults (service ``test``).
     """
     events = CapturedEvents()
-    sink = _Capture(events)
+    base = _core._emitter
+    app = base.config if base is not None else None
+
+    def given(name: str, default: Any) -> Any:
+        return options.pop(name) if name in options else (getattr(app, name) if app else default)
+
+    sink = _Capture(events, also=base.sink if base is not None else None)
     config = _core._make_config(
-        service=service,
+        service=service if service is not None else (app.service if app else "test"),
         source=source,
-        actor=options.pop("actor", None),
+        actor=given("actor", None),
         sink=sink,
-        otel=options.pop("otel", False),
-        redact=options.pop("redact", True),
-        sample=options.pop("sample", 1.0),
-        processors=options.pop("processors", ()),
+        otel=given("otel", False),
+        redact=given("redact", True),
+        sample=given("sample", 1.0),
+        processors=given("processors", ()),
         max_queue=100_000,
-        level="info",
+        level=given("level", "info"),
     )
     if options:
         raise TypeError(f"capture() got unexpected options: {', '.join(sorted(options))}")
@@ -94,9 +106,21 @@ def capture(
 
 
 class _Capture(MemorySink):
-    def __init__(self, events: CapturedEvents) -> None:
+    """The capture's sink: the events in memory, and each line also to ``also`` (the app's
+    own sink, which its emitter, swapped out for the block, still owns: not closed here)."""
+
+    def __init__(self, events: CapturedEvents, also: Sink | None = None) -> None:
         super().__init__()
         self.events = events
+        self.also = also
+
+    def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
+        super().submit(event, line)
+        if self.also is not None:
+            self.also.submit(event, line)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        return self.also.flush(timeout) if self.also is not None else True
 
 
 # -- analysis ------------------------------------------------------------------------------
@@ -121,12 +145,24 @@ def _load(events: Events) -> tuple[pl.LazyFrame, dict[str, Any] | None]:
     if isinstance(events, str | os.PathLike):
         events = [events]
     items = list(events)  # type: ignore[arg-type]
-    if items and all(isinstance(i, str | os.PathLike) for i in items):
-        from tracekit.collectors import collect
+    paths = [str(i) for i in items if isinstance(i, str | os.PathLike)]
+    dicts = [i for i in items if isinstance(i, Mapping)]
+    if len(paths) + len(dicts) < len(items):  # (skipped, they were checked as nothing)
+        odd = next(i for i in items if not isinstance(i, str | os.PathLike | Mapping))
+        raise TypeError(
+            "events: event dicts, log file or directory paths, or an event table; got an item "
+            f"of type {type(odd).__name__}"
+        )
+    frames = [events_frame(_canonical(e) for e in dicts).lazy()] if dicts or not paths else []
+    if not paths:
+        return frames[0], None
+    from tracekit.collectors import collect
 
-        collected = collect([str(i) for i in items])
-        return collected.events, collected.inputs.to_dict()
-    return events_frame(_canonical(e) for e in items if isinstance(e, Mapping)).lazy(), None
+    # logs and captured events together (review 19b: the paths were left out, unread)
+    collected = collect(paths)
+    frames.insert(0, collected.events)
+    both = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    return both, collected.inputs.to_dict()
 
 
 def unreadable(inputs: Mapping[str, Any] | None) -> list[str]:
@@ -154,6 +190,7 @@ _CUT_SHORT: Final = re.compile(r": (?:truncated|corrupt) (?:gzip|bz2|zstd) ")
 def _complete_logs(inputs: Mapping[str, Any] | None) -> None:
     """An assertion over log files fails where their reading lost lines: a lost line may hold
     the missing hop, so a pass would say nothing (as the pytest plugin's ``tracekit_logs``)."""
+    __tracebackhide__ = True
     lost = unreadable(inputs)
     if lost:
         raise AssertionError(
@@ -253,6 +290,8 @@ def format_timeline(
     model = replace(_model(pipeline) or default_pipeline(), grace=_td(grace))
     frame = timeline(load_events(events), trace_id, pipeline=model)
     lines = [f"message {trace_id}:"]
+    if frame.is_empty():  # (review 19b: a header alone read as a message with no hop)
+        lines.append("  no event of this trace in the events given")
     current: object = ()
     for row in frame.iter_rows(named=True):
         if row["recipient"] != current:
@@ -277,6 +316,7 @@ def format_timeline(
 def _read(events: Events) -> pl.DataFrame:
     """The events as one table, read once: a generator (or stdin) cannot be read again for the
     explanation or the trace ids. Log files that lost lines fail (:func:`_complete_logs`)."""
+    __tracebackhide__ = True
     table, inputs = _load(events)
     _complete_logs(inputs)
     return table.collect()
@@ -354,11 +394,12 @@ def assert_no_findings(
     """Fail if the analysis finds anything of ``kinds`` (default: every kind; a string is one
     kind), or if the events hold no message at all (nothing was checked) unless
     ``allow_empty=True``. An unknown kind is a ValueError (it would check nothing)."""
+    __tracebackhide__ = True  # (pytest shows the assertion, not our frames)
     wanted = _kinds(kinds)
     table = _read(events)
     model = _model(pipeline)  # (loaded once: the explanation uses it too)
     report = analyze_events(table, pipeline=model, grace=grace).to_dict()
-    _require_messages(report, allow_empty)
+    _require_messages(report, allow_empty, table)
     found = [f for f in report["findings"] if wanted is None or f["kind"] in wanted]
     if found:
         raise AssertionError(
@@ -381,6 +422,7 @@ def assert_complete(
 
     Events holding no message at all fail (a check of nothing must not pass) unless
     ``allow_empty=True``. ``traces`` are trace ids (32 hex, or the client's message UUID)."""
+    __tracebackhide__ = True
     wanted = _traces(traces)
     limit_td = _td(within) if within is not None else None
     slo = {"end_to_end": limit_td} if limit_td is not None else None
@@ -401,17 +443,22 @@ def assert_complete(
         missing = sorted(wanted - seen)
         if missing:
             raise AssertionError(f"no events at all for trace(s): {', '.join(missing)}")
-    _require_messages(report, allow_empty)
+    _require_messages(report, allow_empty, table)
     if found:
         summary = report["summary"]
         late = limit_td is not None and all(f["kind"] == "slo_breach" for f in found)
+        # the counts are the whole analysis': said only where it is what was asked about
+        # (review 19b: "every message was delivered (3/4 deliveries)" of two given traces)
+        counts = (
+            f" ({summary['delivered']}/{summary['deliveries_expected']} deliveries)"
+            if wanted is None
+            else f" (of the {len(wanted)} trace(s) given)"
+        )
         head = (
-            f"every message was delivered ({summary['delivered']}/"
-            f"{summary['deliveries_expected']} deliveries), not every one within "
+            f"every message was delivered{counts}, not every one within "
             f"{limit_td.total_seconds() * 1e3:g} ms"
             if late and limit_td is not None
-            else f"not every message was delivered completely ({summary['delivered']}/"
-            f"{summary['deliveries_expected']} deliveries)"
+            else f"not every message was delivered completely{counts}"
         )
         raise AssertionError(f"{head}:\n" + _explain(table, found, model, limit))
     # a time limit over no delivery checks nothing: fail, as a latency gate without samples
@@ -425,9 +472,25 @@ def assert_complete(
         )
 
 
-def _require_messages(report: Mapping[str, Any], allow_empty: bool) -> None:
+def _require_messages(
+    report: Mapping[str, Any], allow_empty: bool, table: pl.DataFrame | None = None
+) -> None:
+    __tracebackhide__ = True
     if allow_empty or report["summary"]["messages"]:
         return
+    traced = 0
+    if table is not None:  # events of a message, of no hop of the pipeline: another model's
+        import polars as pl
+
+        traced = table.filter(
+            pl.col("trace_id").is_not_null() & (pl.col("stage") != META_STAGE)
+        ).height
+    if traced:
+        raise AssertionError(
+            f"no messages to check: {traced} event(s) carry a trace id, but none is a hop that "
+            "makes a message of the pipeline (its send hop): do the events follow another "
+            "pipeline? Pass its model (pipeline=...)"
+        )
     raise AssertionError(
         "no messages to check: the events hold no message event (is tracekit configured where "
         "the messages are sent, and do its events reach what was passed here?); pass "
@@ -462,6 +525,7 @@ def assert_latency(
     """Fail if a latency percentile of ``hop`` (``end_to_end`` or ``FROM->TO``) is over its
     limit, or if there are no samples to check; the message names the slowest messages,
     each with its path as a timeline. At least one limit must be given."""
+    __tracebackhide__ = True
     limits = {"p50": p50, "p95": p95, "p99": p99, "max": max}
     if all(v is None for v in limits.values()):
         raise ValueError(

@@ -19,7 +19,6 @@ from tracekit.testing import assert_complete, assert_no_findings, capture
 _SHARED_MODULES = (polars, tracekit.analyzers, tracekit.collectors, tracekit.table)
 
 ROOT = Path(__file__).parents[1]
-CHATFLOW = (ROOT / "chatflow.py").read_text()
 T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -32,14 +31,6 @@ def _send(**kw: object) -> None:
     finally:
         sys.path.remove(str(ROOT))
     send_message(T1, **{"recipients": ["u2"], **kw})  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(chatflow=CHATFLOW)
-    pytester.syspathinsert()
-    return pytester
 
 
 # -- D2: kinds -------------------------------------------------------------------------------
@@ -95,14 +86,17 @@ def test_marker_no_findings_string_and_typo(project: pytest.Pytester) -> None:
             send_message("{T1}", recipients=["u2"])
         '''
     )
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "test_string")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*_ test_string _*", f"*- duplicate {T1}*"])
+    # the typo is bad usage when collected, before any test runs (review 19b)
     result = project.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.assert_outcomes()
+    result.stderr.fnmatch_lines(
         [
-            "*_ test_string _*",
-            f"*- duplicate {T1}*",
-            "*_ test_typo _*",
-            "*@pytest.mark.tracekit(no_findings=...): unknown finding kind(s) 'duplicates': use*",
+            "ERROR: *::test_typo: @pytest.mark.tracekit(no_findings=...): unknown finding "
+            "kind(s) 'duplicates': use*"
         ]
     )
 
@@ -195,10 +189,10 @@ def test_logs_of_any_name_are_read_and_malformed_lines_fail(project: pytest.Pyte
             f"*- drop {T1} (recipient=u2, stage=WS-RECV.receive*",
             # a compressed log cut short loses its end with no malformed line (it passed)
             "*_ test_truncated_gzip _*",
-            "E * tracekit_logs holds what could not be read (a lost line may hold the missing "
+            "tracekit_logs holds what could not be read (a lost line may hold the missing "
             "hop): *client.jsonl.gz: truncated gzip stream*",
             "*_ test_malformed_line _*",
-            "E * tracekit_logs holds what could not be read (a lost line may hold the missing "
+            "tracekit_logs holds what could not be read (a lost line may hold the missing "
             "hop): 1 line(s) that could not be read: *server.jsonl:1: *",
         ]
     )
@@ -239,7 +233,8 @@ def test_session_gates_keep_the_tests_apart(project: pytest.Pytester) -> None:
         [
             "PASS duplicate <= 0: 0 duplicate finding(s), allowed 0",
             "FAIL drop <= 0: 1 drop finding(s), allowed 0",
-            f"    {T1} recipient u2 at CTRL.add (last seen REPO.add)",
+            # (the example names its test: review 19b)
+            f"    {T1} recipient u2 at CTRL.add (last seen REPO.add) in test_reuse.py::test_c",
         ]
     )
     assert "None:None" not in result.stdout.str()
@@ -292,12 +287,14 @@ def test_marker_takes_a_pipeline_object(project: pytest.Pytester) -> None:
             send_message("{T1}", recipients=["u2"])
         '''
     )
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "test_object")
+    result.assert_outcomes(passed=1)
     result = project.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
         [
-            "*@pytest.mark.tracekit(pipeline=...): expected a path to a pipeline TOML file or a "
-            "tracekit.analyzers.Pipeline, not int*"
+            "*::test_number: @pytest.mark.tracekit(pipeline=...): expected a path to a pipeline "
+            "TOML file or a tracekit.analyzers.Pipeline, not int*"
         ]
     )
 

@@ -55,9 +55,11 @@ def test_a_test_with_only_tracekit_logs_is_in_the_session_report_and_gates(
         [
             f"wrote --tracekit-report {out}: 4 event(s) from 2 test(s)",
             "FAIL drop <= 0: 3 drop finding(s), allowed 0",
-            f"    {TD} at REST.response (last seen REST.persist) [[]*server.jsonl:3]",
-            f"    {TD} at WS-BROADCAST.start (last seen REST.persist) [[]*server.jsonl:3]",
-            f"    {TE} at REST.request (last seen CTRL.send)",
+            f"    {TD} at REST.response (last seen REST.persist) [[]*server.jsonl:3] in "
+            "test_logs.py::test_dropped_message_in_logs",
+            f"    {TD} at WS-BROADCAST.start (last seen REST.persist) [[]*server.jsonl:3] in "
+            "test_logs.py::test_dropped_message_in_logs",
+            f"    {TE} at REST.request (last seen CTRL.send) in test_logs.py::test_other_with_events",
         ]
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -208,6 +208,8 @@ def _example(finding: Mapping[str, Any]) -> str:
         first = evidence[0]
         line = first.get("line")
         parts.append(f"[{first['file']}:{line}]" if line is not None else f"[{first['file']}]")
+    if finding.get("test"):  # (the pytest plugin's session report: which test it is in)
+        parts.append(f"in {finding['test']}")
     return printable(" ".join(parts))
 
 
