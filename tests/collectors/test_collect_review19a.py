@@ -57,3 +57,19 @@ def test_a_directory_that_cannot_be_listed_stops_the_reading(tmp_path: Path) -> 
         2,
         f"tracekit: error: {hidden}: cannot read: Permission denied\n",
     )
+
+
+def test_a_negative_seq_is_left_empty_and_said(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    log = tmp_path / "client-u2.jsonl"
+    log.write_text(
+        "".join(
+            f'{{"timestamp": "2026-01-01T00:00:0{i}Z", "stage": "CTRL", "action": "add", '
+            f'"trace_id": "{i + 1:032x}", "actor": "u2", "source": "c", "seq": {seq}}}\n'
+            for i, seq in enumerate([1, -2, 3])
+        )
+    )
+    got = collect([log])
+    assert got.events.collect().get_column("seq").to_list() == [1, None, 3]
+    assert got.inputs.warnings == [f"{log}: 1 events have a negative seq; it was left empty"]
