@@ -156,7 +156,8 @@ class Paths:
     t_end: int | None  # corrected end of the logs (ns: the latest stamp), None when empty
     t_start: int | None  # corrected start of the logs (ns)
     fetches: pl.DataFrame  # REST.fetch_start/fetch_end events
-    rest: pl.DataFrame  # every other event (meta, fetches, non-hop): for log gaps
+    #: every other event (meta, fetches, non-hop): for log gaps; ``traced``: it has a trace id
+    rest: pl.DataFrame
     gaps: pl.DataFrame  # one row per seq jump of a source
     offsets: dict[str, int]  # ns per source (only non-zero ones)
     msg_ids: pl.DataFrame  # first line of each msg_id of the traces that got several
@@ -1460,6 +1461,7 @@ def _assemble(
                 base.filter(pl.col("hop").is_null()).select(
                     "stage",
                     "action",
+                    pl.col("trace_id").is_not_null().alias("traced"),
                     "source",
                     "seq",
                     "ts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from tracekit.analyzers._paths import Paths, build_paths, col, engine, engine_fo
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
+from tracekit.schema import META_STAGE
 from tracekit.table import TIMESTAMP_DTYPE, canonical_trace_ids
 
 __all__ = ["REPORT_SCHEMA", "Report", "analyze", "timeline", "with_overrides"]
@@ -197,9 +199,62 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
         latency=latency_stats(stats, paths),
         clock=_clock_section(paths),
         # (no reading's account, as for a table or dicts: the events are the table's)
-        inputs={k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
-        | ({} if inputs is not None else {"events": _events_of(paths)})
-        | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
+        inputs=_with_warnings(
+            {k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
+            | ({} if inputs is not None else {"events": _events_of(paths)})
+            | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
+            [said] if (said := _misspelt_hops(paths)) else [],
+        ),
+    )
+
+
+def _with_warnings(inputs: dict[str, Any], more: list[str]) -> dict[str, Any]:
+    """``inputs`` with the analysis' own warnings after the reading's."""
+    if not more:
+        return inputs
+    return inputs | {"warnings": [*(inputs.get("warnings") or []), *more]}
+
+
+#: How many of the names of :func:`_misspelt_hops` its warning shows.
+_NAMES_SHOWN: Final = 5
+
+
+def _spelling(name: str) -> str:
+    """A hop's name as a misspelling may still match it: lower case, letters and digits."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _misspelt_hops(paths: Paths) -> str | None:
+    """Events of a message named almost as a hop or role event of the pipeline is (another
+    case, ``_`` for ``-``, a space): on no path, so not analysed. Said (review 19a:
+    ``WS_RECV.receive`` read as every delivery dropped there and a race gone, with no word
+    why), each with the name it is close to. An app's own other events (``UI.render``) are
+    not: they are no misspelling, and there is nothing to say of them."""
+    p = paths.pipeline
+    if "traced" not in paths.rest.columns:
+        return None
+    roles = [p.roles[r] for r in ("fetch_start", "fetch_end", "remove") if r in p.roles]
+    near = {_spelling(n): n for n in [h.id for h in p.hops] + roles}
+    odd = (
+        paths.rest.lazy()
+        .filter(pl.col("traced") & (pl.col("stage") != META_STAGE))
+        .group_by(name=pl.concat_str("stage", pl.lit("."), "action"))
+        .agg(n=pl.len())
+        .sort(["n", "name"], descending=[True, False])
+        .collect()
+    )
+    said = [
+        (name, n, near[key])
+        for name, n in odd.iter_rows()
+        if (key := _spelling(name)) in near and near[key] != name
+    ]
+    if not said:
+        return None
+    shown = ", ".join(f"{name} ({n}) for {hop}" for name, n, hop in said[:_NAMES_SHOWN])
+    more = f" and {len(said) - _NAMES_SHOWN} more" if len(said) > _NAMES_SHOWN else ""
+    return (
+        f"{sum(n for _, n, _ in said)} event(s) of messages are named almost as a hop of the "
+        f"pipeline {p.name!r} is: {shown}{more}; read as no hop, on no message's path"
     )
 
 

@@ -56,10 +56,6 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
         if "_ts_fast" in names
         else fast_iso_utc(pl.col("timestamp"))
     )
-    # A list or an object where a name belongs (JSON readers serialise them to text).
-    not_text = pl.any_horizontal(
-        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in ("stage", "action")
-    ).fill_null(False)
     # Empty strings count as absent for the keys an event cannot do without (checked here,
     # not rewritten: rewriting three string columns costs more than the whole check).
     absent = [
@@ -73,10 +69,77 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
         fast.alias("_ts_fast"),
         pl.col("seq").cast(pl.Int64, strict=False).alias("_seq_i"),
         pl.col("duration_ms").cast(pl.Float64, strict=False).alias("_dur_f"),
-        not_text.alias("_not_text"),
         *absent,
         pl.col(categorical).cast(pl.Categorical()),
     )
+
+
+#: A JSON number or literal as JSON readers render it into a String column.
+_LITERAL: Final = r"^(?:true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)$"
+#: Names of an event's places, besides its stage and action: a list or an object there is no
+#: name (its JSON text would be one, matching no other line's).
+_PLACE_NAMES: Final = ("actor", "peer", "source", "conv_id", "msg_id")
+
+
+def _json_container(text: str) -> bool:
+    """Whether ``text`` is the JSON text of a list or an object (``["a"]``, ``{"id": 2}``),
+    not a name in brackets (``[CTRL]``, the stages' own notation)."""
+    import json
+
+    try:
+        return isinstance(json.loads(text), list | dict)
+    except ValueError:
+        return False
+
+
+def _odd_values(column: pl.Series, literal: bool) -> tuple[list[str], list[str]]:
+    """Of ``column``'s distinct values (its Categorical's few, not its rows): those that are
+    no name (a JSON list or object; with ``literal``, a number or boolean too) and the names
+    in brackets (``[CTRL]``)."""
+    values = column.unique().drop_nulls().cast(pl.String)
+    odd = values.str.contains(_LITERAL) if literal else pl.repeat(False, len(values), eager=True)
+    bracketed = values.filter(values.str.starts_with("[") | values.str.starts_with("{"))
+    containers = {v for v in bracketed.to_list() if _json_container(v)}
+    bad = sorted(set(values.filter(odd).to_list()) | containers)
+    tags = [v for v in bracketed.to_list() if v not in containers and v.startswith("[")]
+    return bad, [t for t in tags if t.endswith("]")]
+
+
+def _names(raw: pl.DataFrame, file: str, stats: InputStats) -> tuple[pl.DataFrame, pl.Expr]:
+    """The names checked on their distinct values (review 19a: a number, a boolean, a list or
+    an object, read as its text, was a name no other line has: a false drop, unsaid). A stage
+    or action that is not a name makes the line malformed (the returned mask); ``[CTRL]``, the
+    stages' own notation in DESIGN.md, is read as ``CTRL``. A list or an object as an actor,
+    peer, source, conversation or message id is left empty, with a warning."""
+    fixes: dict[str, pl.Expr] = {}
+    unusable: list[pl.Expr] = []
+    for c in ("stage", "action", *_PLACE_NAMES):
+        if c not in raw.columns:
+            continue
+        stage_like = c in ("stage", "action")
+        bad, tags = _odd_values(raw.get_column(c), literal=stage_like)
+        tags = tags if stage_like else []  # ("[bot]" is an actor's name as it is)
+        if not (bad or tags):
+            continue
+        text = pl.col(c).cast(pl.String)
+        if tags:
+            text = text.replace(tags, [t[1:-1].strip() for t in tags])
+        if stage_like:
+            unusable.append(pl.col(c).cast(pl.String).is_in(bad))
+        elif bad:
+            n = int(raw.get_column(c).cast(pl.String).is_in(bad).sum())
+            stats.warn_count(
+                file, n, f"events have a list or an object as their {c}; it was left empty"
+            )
+            text = pl.when(text.is_in(bad)).then(None).otherwise(text)
+        fixes[c] = text.cast(pl.Categorical())
+    if fixes:
+        mask = pl.any_horizontal(unusable) if unusable else None
+        flags = raw.select(mask.fill_null(False)).to_series() if mask is not None else None
+        raw = raw.with_columns(**fixes)
+        if flags is not None:
+            return raw.with_columns(flags.alias("_not_text")), pl.col("_not_text")
+    return raw, pl.lit(False)
 
 
 def normalize(
@@ -116,7 +179,7 @@ def normalize(
     else:
         raw = raw.rename({"_ts_fast": "ts"})
         times = ParsedTimes(fast.clear(), 0, False)
-    not_text = pl.col("_not_text")
+    raw, not_text = _names(raw, file, stats)
     absent = {c: pl.col(f"_{c}_absent") for c in ("stage", "action")}
     no_ts = pl.col("timestamp").is_null() | (pl.col("timestamp").str.len_bytes() == 0)
     unusable = pl.col("ts").is_null() | absent["stage"] | absent["action"] | not_text
@@ -242,6 +305,10 @@ def normalize(
     return out.rechunk()
 
 
+#: Values that name nobody, in a recipients list or as it.
+_NO_NAMES: Final = ("", "true", "false")
+
+
 def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
     """JSON lists (as the reader serialised them) or comma-separated text -> List(String).
 
@@ -256,7 +323,26 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
     if present.height == 0:
         return pl.lit(None, dtype=dtype)
     listed = present.filter(is_json).get_column("recipients").unique()
-    bad = pl.Series(_undecodable(listed, dtype), dtype=pl.String).implode()
+    broken: list[str] = []
+    try:  # (one decode of the distinct lists, where all decode: the usual case)
+        lists = listed.str.json_decode(dtype)
+    except pl.exceptions.PolarsError:
+        broken = _undecodable(listed, dtype)
+        lists = listed.filter(~listed.is_in(broken)).str.json_decode(dtype)
+    # Decoded, a number is its text (an id) but a null, an empty string or a boolean no name;
+    # unlisted, an object or a boolean is none either (review 19a: `true`, `[1, null]`,
+    # `{"u1": 1}` named recipients, and the real ones read as unexpected)
+    kept = listed.filter(~listed.is_in(broken))
+    unnamed = lists.list.eval(pl.element().is_null() | pl.element().is_in(_NO_NAMES)).list.any()
+    texts = present.filter(~is_json).get_column("recipients").unique()
+    bad = pl.Series(
+        [
+            *broken,
+            *kept.filter(unnamed.fill_null(False)).to_list(),
+            *texts.filter(texts.str.starts_with("{") | texts.is_in(_NO_NAMES)).to_list(),
+        ],
+        dtype=pl.String,
+    ).implode()
     decodable = is_json & ~c.is_in(bad)
     n_bad = present.filter(c.is_in(bad)).height
     if n_bad:
@@ -267,7 +353,8 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
         # Lists only (JSON lines always): the text branch would still run on every row.
         return c.str.json_decode(dtype)
     decoded = pl.when(decodable).then(c).str.json_decode(dtype)
-    as_text = c.str.split(",").list.eval(pl.element().str.strip_chars())
+    named = pl.when(~c.is_in(bad)).then(c)
+    as_text = named.str.split(",").list.eval(pl.element().str.strip_chars())
     return pl.when(is_json).then(decoded).otherwise(as_text)
 
 

@@ -203,6 +203,8 @@ def _read_body(req: Any) -> bytes | None:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 return None
+            if size < 0:  # ("-5": a 500 from the read, review 19a)
+                return None
             if size == 0:
                 while req.rfile.readline(1024).strip():  # trailers, then the blank line
                     pass

@@ -20,3 +20,23 @@ def test_a_repeated_seq_does_not_cancel_a_gap_out(history):
     detail = report.findings.row(0, named=True)["detail"]
     assert "seq jumps from 2 to 4: 1 event(s) lost" in detail
     assert f"not reported as drops: {t2} (u2 at WS-RECV.receive)" in detail
+
+
+def test_events_of_no_hop_of_the_pipeline_are_said(history):
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "WS-RECV.receive"})
+    history.ev(1100, "WS_RECV.receive", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(1200, "rest.FETCH_START", "client-u2", "u2", trace=t2, conv_id="c1")
+    history.ev(1300, "UI.render", "client-u2", "u2", trace=t2)  # the app's own: nothing said
+    history.tail()
+    report = analyze(history.frame(), inputs={"warnings": ["a reading's warning"]})
+    # the misspelt receive is on no path: u2's path reads as lost there (the events say so)
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.inputs["warnings"] == [
+        "a reading's warning",
+        "2 event(s) of messages are named almost as a hop of the pipeline 'chat' is: "
+        "WS_RECV.receive (1) for WS-RECV.receive, rest.FETCH_START (1) for REST.fetch_start; "
+        "read as no hop, on no message's path",
+    ]

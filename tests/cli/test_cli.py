@@ -409,7 +409,9 @@ def test_table_and_markdown_say_the_recipients_came_from_membership(logs: Path) 
     assert code == 0 and "conversation membership" not in out
 
 
-def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> None:
+def test_report_writes_one_self_contained_html(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.html"
     code, _, err = run("report", str(logs), "-o", str(target), "--grace", "0s")
     assert code == 0 and f"wrote {target}" in err
@@ -420,6 +422,11 @@ def test_report_writes_one_self_contained_html(logs: Path, tmp_path: Path) -> No
     # the same through analyze --format html
     code, out, _ = run("analyze", str(logs), "-f", "html", "--grace", "0s")
     assert code == 0 and out.startswith("<!DOCTYPE html>")
+    # "-o -" is stdout, not a file named "-" (review 19a)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("report", str(logs), "-o", "-", "--grace", "0s")
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and "wrote" not in err
+    assert not (tmp_path / "-").exists()
 
 
 def test_demo_race_bug_finds_exactly_what_the_scenario_lost(

@@ -217,3 +217,20 @@ def test_watch_with_no_grace_says_what_it_does_to_live_logs(
         "as a drop; on logs still being written, give --grace (e.g. 2s)"
     )
     assert (note in result.stderr) == said
+
+
+def test_watch_sees_a_log_under_a_linked_directory_change(tmp_path: Path) -> None:
+    from tracekit.cli._watch import _identity
+
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    logs.mkdir()
+    elsewhere.mkdir()
+    (logs / "server.jsonl").write_text("{}\n")
+    (logs / "clients").symlink_to(elsewhere, target_is_directory=True)
+    client = elsewhere / "client-u2.jsonl"
+    client.write_text("{}\n")
+    before = _identity([logs])
+    assert [Path(f[0]).name for f in before] == ["server.jsonl", "client-u2.jsonl"]
+    with client.open("a") as fh:  # the reading follows the link: so does the watch (19a)
+        fh.write("{}\n")
+    assert _identity([logs]) != before

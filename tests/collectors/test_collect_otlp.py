@@ -455,6 +455,20 @@ def test_receiver_chunked_body(receiver: Any) -> None:
     assert collect([out]).events.collect().height == 1
 
 
+def test_receiver_refuses_a_negative_chunk_size(receiver: Any) -> None:
+    import socket
+
+    rx, _ = receiver
+    request = (
+        b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n-5\r\nabc\r\n0\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", rx.port), timeout=5) as conn:
+        conn.sendall(request)
+        status = conn.makefile("rb").readline()
+    assert status.split()[1] == b"413"  # (a 500 from the read, review 19a)
+
+
 def test_a_port_in_use_leaves_no_output_file(tmp_path: Path) -> None:
     with OTLPReceiver(tmp_path / "first.jsonl", port=0) as rx:
         out = tmp_path / "second.jsonl"

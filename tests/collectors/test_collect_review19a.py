@@ -73,3 +73,69 @@ def test_a_negative_seq_is_left_empty_and_said(tmp_path: Path) -> None:
     got = collect([log])
     assert got.events.collect().get_column("seq").to_list() == [1, None, 3]
     assert got.inputs.warnings == [f"{log}: 1 events have a negative seq; it was left empty"]
+
+
+def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    log = tmp_path / "client-u2.jsonl"
+    values = [
+        '"stage": 5, "action": "add"',  # a number: no stage (read as "5": a false drop)
+        '"stage": "CTRL", "action": false',
+        '"stage": "[CTRL]", "action": "add"',  # DESIGN.md's notation: the stage CTRL
+        '"stage": "CTRL", "action": "add", "actor": {"id": "u2"}',  # an object: no name
+        '"stage": "WS-BROADCAST", "action": "deliver", "peer": ["u2"]',
+        '"stage": "CTRL", "action": "add", "actor": "[bot]"',  # a name in brackets stays
+    ]
+    log.write_text(
+        "".join(
+            f'{{"timestamp": "2026-01-01T00:00:0{i}Z", {v}, "trace_id": "{i + 1:032x}", '
+            f'"source": "c", "seq": {i + 1}' + (', "actor": "u2"}\n' if "actor" not in v else "}\n")
+            for i, v in enumerate(values)
+        )
+    )
+    got = collect([log])
+    rows = got.events.collect().select("line", "stage", "action", "actor", "peer").rows()
+    assert rows == [
+        (3, "CTRL", "add", "u2", None),
+        (4, "CTRL", "add", None, None),
+        (5, "WS-BROADCAST", "deliver", "u2", None),
+        (6, "CTRL", "add", "[bot]", None),
+    ]
+    assert got.inputs.malformed == 2
+    assert got.inputs.examples == [
+        f"{log}:1: 'stage' and 'action' must be strings",
+        f"{log}:2: 'stage' and 'action' must be strings",
+    ]
+    assert got.inputs.warnings == [
+        f"{log}: 1 events have a list or an object as their actor; it was left empty",
+        f"{log}: 1 events have a list or an object as their peer; it was left empty",
+    ]
+
+
+def test_recipients_that_name_nobody_are_left_empty_and_said(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    log = tmp_path / "server.jsonl"
+    values = ["true", '{"u1": 1}', "[1, null]", '["u1", ""]', '"u2, u3"', "[5]", '["u1", "u2"]']
+    log.write_text(
+        "".join(
+            f'{{"timestamp": "2026-01-01T00:00:0{i}Z", "stage": "WS-BROADCAST", '
+            f'"action": "start", "trace_id": "{i + 1:032x}", "actor": "server", "source": "s", '
+            f'"seq": {i + 1}, "recipients": {v}}}\n'
+            for i, v in enumerate(values)
+        )
+    )
+    got = collect([log])
+    assert got.events.collect().get_column("recipients").to_list() == [
+        None,
+        None,
+        None,
+        None,
+        ["u2", "u3"],  # (text formats' comma-separated names)
+        ["5"],  # a number is an id
+        ["u1", "u2"],
+    ]
+    assert got.inputs.warnings == [
+        f"{log}: 4 events have 'recipients' that are not lists of strings; left empty"
+    ]

@@ -435,7 +435,7 @@ def _writing(output: Path, option: str) -> Iterator[None]:
 
 
 def _emit(text: str, output: Path | None, option: str = "-o") -> None:
-    if output is None:
+    if output is None or str(output) == "-":  # ("-o -": stdout, not a file named "-")
         if sys.stdout is None:
             _fail(f"cannot write the output: stdout is closed (give {option} FILE)")
         sys.stdout.write(text)
@@ -535,7 +535,8 @@ def report(
         analysis, events, model = _analyze(reading, pipeline, grace)
         data = _report_dict(analysis, events, model)
         _emit(_html(data, analysis, events, model), output)
-    typer.echo(f"wrote {output}", err=True)
+    if str(output) != "-":
+        typer.echo(f"wrote {output}", err=True)
 
 
 @app.command()

@@ -61,16 +61,22 @@ _Identity = tuple[tuple[str, int, int, int, int], ...]
 def _identity(paths: Sequence[Path]) -> _Identity:
     """What tells the files changed: each one's size, mtime, ctime (which a chmod that makes
     an unreadable file readable moves too) and inode (a file replaced under its name)."""
+    from tracekit.collectors._sources import FileSource, expand_paths
+
     files = []
     for path in paths:
-        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in candidates:
+        # the files the reading reads (links to directories followed: rglob did not, so
+        # a log under a linked directory never showed its changes, review 19a)
+        try:
+            found = [s.path for s in expand_paths([path]) if isinstance(s, FileSource)]
+        except InputError:  # (not there yet)
+            continue
+        for f in found:
             try:
                 st = f.stat()
             except OSError:
                 continue
-            if f.is_file():
-                files.append((str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+            files.append((str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return tuple(files)
 
 
