@@ -436,9 +436,11 @@ def serve(
     port: int = 4318,
     out: str | os.PathLike[str] = "events.jsonl",
     on_ready: Callable[[OTLPReceiver], None] | None = None,
+    on_stop: Callable[[OTLPReceiver], None] | None = None,
 ) -> None:
     """Receive OTLP/HTTP on ``host:port`` and append events to ``out``; blocks until interrupted.
-    ``on_ready`` is called once the port is bound (to announce the address)."""
+    ``on_ready`` is called once the port is bound (to announce the address), ``on_stop`` once
+    it is interrupted (to account for what it received)."""
     receiver = OTLPReceiver(out, host=host, port=port)
     if on_ready is not None:
         on_ready(receiver)
@@ -446,3 +448,6 @@ def serve(
         receiver.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        if on_stop is not None:
+            on_stop(receiver)

@@ -37,14 +37,19 @@ def _wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("receiver did not start")
 
 
-def test_collect_receives_spans_from_the_real_exporter(tmp_path: Path) -> None:
-    port, out = _free_port(), tmp_path / "otlp.jsonl"
-    proc = subprocess.Popen(
+def _collect(port: int, out: Path) -> subprocess.Popen[str]:
+    """``tracekit collect`` in a process of its own (stopped with SIGINT, as Ctrl-C does)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "tracekit", "collect", "--port", str(port), "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_collect_receives_spans_from_the_real_exporter(tmp_path: Path) -> None:
+    port, out = _free_port(), tmp_path / "otlp.jsonl"
+    proc = _collect(port, out)
     try:
         _wait_listening(port, proc)
         provider = TracerProvider()
@@ -99,3 +104,36 @@ def test_collect_on_a_busy_port_exits_2(tmp_path: Path) -> None:
     # it never listened, and left no output file behind
     assert "listening on" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_collect_says_what_it_received_and_refused_when_it_stops(tmp_path: Path) -> None:
+    import httpx
+
+    port, out = _free_port(), tmp_path / "otlp.jsonl"
+    proc = _collect(port, out)
+    span = {
+        "traceId": TID,
+        "spanId": "00f067aa0ba902b7",
+        "name": "CTRL send",
+        "startTimeUnixNano": "1700000000000000000",
+        "attributes": [
+            {"key": "tracekit.stage", "value": {"stringValue": "CTRL"}},
+            {"key": "tracekit.action", "value": {"stringValue": "send"}},
+        ],
+    }
+    spans = [span, {**span, "attributes": "not a list"}, {**span, "attributes": []}]
+    try:
+        _wait_listening(port, proc)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+            client.post("/v1/traces", json=body)
+            client.post("/v1/traces", content=b"{", headers={"Content-Type": "application/json"})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    # said in the HTTP replies only, it reached nobody who reads the logs (review 19a)
+    assert err.splitlines()[-1] == (
+        f"tracekit collect: stopped: 1 event(s) from 1 request(s) -> {out}; 1 request(s) "
+        "refused; 1 span(s) or record(s) unreadable (first: resourceSpans[0].scopeSpans[0]."
+        "spans[1]: attributes are not a list (str)); 1 span(s) or record(s) of no tracekit stage"
+    )

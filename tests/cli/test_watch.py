@@ -40,6 +40,12 @@ def _writer(logs: Path, stop: threading.Event) -> None:
     second.close()
 
 
+def _watch(logs: Path, *args: str, columns: int = 200) -> Any:
+    """``tracekit watch LOGS --interval 100ms ARGS`` through typer's runner."""
+    command = ["watch", str(logs), "--interval", "100ms", *args]
+    return CliRunner().invoke(app, command, env={"COLUMNS": str(columns)})
+
+
 def test_watch_prints_each_decided_finding_once(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -49,11 +55,7 @@ def test_watch_prints_each_decided_finding_once(tmp_path: Path) -> None:
     try:
         timer = threading.Timer(2.5, stop.set)
         timer.start()
-        result = CliRunner().invoke(
-            app,
-            ["watch", str(logs), "--grace", "300ms", "--interval", "100ms", "--duration", "4s"],
-            env={"COLUMNS": "200"},
-        )
+        result = _watch(logs, "--grace", "300ms", "--duration", "4s")
     finally:
         stop.set()
         writer.join()
@@ -234,3 +236,40 @@ def test_watch_sees_a_log_under_a_linked_directory_change(tmp_path: Path) -> Non
     with client.open("a") as fh:  # the reading follows the link: so does the watch (19a)
         fh.write("{}\n")
     assert _identity([logs]) != before
+
+
+def test_watch_takes_back_a_finding_a_late_log_disproves_and_says_what_it_skipped(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    samples = Path(__file__).parents[2] / "sample_logs" / "jsonl"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("chat-server-1.jsonl", "client-u1.jsonl"):
+        shutil.copy(samples / name, logs / name)
+    (logs / "notes.jsonl").write_text('{"stage": "CTRL", "act\n')
+    # u2's client ships its log late: until then, both deliveries to u2 read as dropped
+    late = threading.Timer(1.5, shutil.copy, (samples / "client-u2.jsonl", logs / "u2.jsonl"))
+    late.start()
+    try:
+        result = _watch(logs, "--grace", "0s", "--duration", "3.5s", columns=300)
+    finally:
+        late.join()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    said = [line.split(":")[0] for line in lines if line.startswith(("drop", "withdrawn"))]
+    assert said == [
+        "drop 3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b recipient u2 at WS-RECV.receive (last seen "
+        "WS-BROADCAST.deliver)",
+        "drop 9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d recipient u2 at WS-RECV.receive (last seen "
+        "WS-BROADCAST.deliver)",
+        "drop 9a8b7c6d5e4f4a3b8c2d1e0f9a8b7c6d recipient u2 at REPO.add (last seen "
+        "WS-RECV.receive)",  # where it broke, once the log came
+        "withdrawn",
+        "withdrawn",
+    ]
+    assert "withdrawn: drop 3f2b8c1e5d4a4e8f9a7b1c2d3e4f5a6b recipient u2 at WS-RECV.receive" in (
+        result.output
+    )
+    assert sum(line.startswith("malformed: ") and "notes.jsonl:1" in line for line in lines) == 1

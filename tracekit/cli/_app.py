@@ -821,7 +821,22 @@ def collect(
             on_ready=lambda rx: typer.echo(
                 f"tracekit collect: listening on {rx.url} -> {out}", err=True
             ),
+            on_stop=lambda rx: typer.echo(_received(rx, out), err=True),
         )
+
+
+def _received(rx: Any, out: Path) -> str:
+    """What a receiver took and left, when it stops: a malformed span or a refused request
+    said only in its HTTP reply reached nobody who reads the logs (review 19a)."""
+    from tracekit.cli._safe import printable
+
+    said = [f"{rx.events} event(s) from {rx.requests} request(s) -> {printable(out)}"]
+    said += [f"{rx.rejected} request(s) refused"] if rx.rejected else []
+    if rx.malformed:
+        first = f" (first: {printable(rx.examples[0])})" if rx.examples else ""
+        said.append(f"{rx.malformed} span(s) or record(s) unreadable{first}")
+    said += [f"{rx.ignored} span(s) or record(s) of no tracekit stage"] if rx.ignored else []
+    return "tracekit collect: stopped: " + "; ".join(said)
 
 
 @app.command()

@@ -99,7 +99,10 @@ def watch_paths(
                 style="dim",
             )
         )
-    seen: set[tuple[Any, ...]] = set()
+    from tracekit.cli._render import input_notes
+
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}  # the findings said, and standing
+    noted: set[str] = set()  # the reading's notes said
     began = changed = time.monotonic()
     looked: _Identity | None = None  # the files as the last round found them
     read: _Identity | None = None  # ... and as the last successful read found them
@@ -148,16 +151,34 @@ def watch_paths(
                     for f in report["findings"]
                     if f["kind"] == "in_flight" and f.get("stage") != send
                 ]
-                for f in report["findings"]:
-                    if f["kind"] == "in_flight" or _key(f) in seen:
+                now = {_key(f): f for f in report["findings"] if f["kind"] != "in_flight"}
+                for key, f in now.items():
+                    if key in seen:
                         continue
-                    seen.add(_key(f))
+                    seen[key] = f
                     out.print(
                         Text.assemble(
                             (printable(f["kind"]), "bold"),
                             printable(f" {_where(f)}: {f.get('detail', '')}"),
                         )
                     )
+                # a finding the logs no longer hold (a late log showed the hop) is taken back:
+                # said once, it stood for good (review 19a)
+                for key in [k for k in seen if k not in now]:
+                    f = seen.pop(key)
+                    out.print(
+                        Text(
+                            printable(
+                                f"withdrawn: {f['kind']} {_where(f)}: the logs read so far no "
+                                "longer show it"
+                            ),
+                            style="dim",
+                        )
+                    )
+                for note, style in input_notes(report.get("inputs", {})):
+                    if note not in noted:  # what the reading skipped, said once
+                        noted.add(note)
+                        status.print(Text(printable(note), style=style or "dim"))
                 s = report["summary"]
                 status.print(
                     Text(
