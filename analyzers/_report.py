@@ -193,6 +193,8 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     finally:  # an error or an interrupt: the kinds not begun are not run
         pool.shutdown(cancel_futures=True)
     found = _explain_clock(sort_findings(found))  # it names findings in report order
+    skipped = dict((inputs or {}).get("malformed_lines") or {})
+    found = _skipped_lines(found, skipped) if skipped else found
     return Report(
         findings=found,
         summary=_summary(paths, found) | {"unnamed_paths": undecided.get("unnamed", 0)},
@@ -202,10 +204,44 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
         inputs=_with_warnings(
             {k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
             | ({} if inputs is not None else {"events": _events_of(paths)})
-            | {k: v for k, v in (inputs or {}).items() if k not in _INPUT_KEYS},
+            | {k: v for k, v in (inputs or {}).items() if k not in _PRIVATE_INPUTS},
             [said] if (said := _misspelt_hops(paths)) else [],
         ),
     )
+
+
+#: The reading's account keys the report does not copy: the counts it writes itself, and the
+#: malformed lines' numbers (read here, a list per file: no part of the report).
+_PRIVATE_INPUTS: Final = (*_INPUT_KEYS, "malformed_lines")
+
+_JUMP: Final = re.compile(r"(\d+) event\(s\) lost by the logging")
+
+
+def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.DataFrame:
+    """A ``log_gap`` across lines the reading skipped (malformed) says so: the logging need
+    not have lost those events; tracekit could not read them (review 19a: every malformed
+    line with a seq read as "lost by the logging")."""
+    details = found.get_column("detail").to_list()
+    changed = False
+    for i, (kind, evidence) in enumerate(found.select("kind", "evidence").iter_rows()):
+        ends = [(e["file"], e["line"]) for e in evidence or []]
+        if kind != "log_gap" or len(ends) != 2 or ends[0][0] != ends[1][0]:
+            continue
+        (file, before), (_, after) = ends
+        inside = sorted(n for n in skipped.get(file, ()) if before < n < after)
+        jump = _JUMP.search(details[i])
+        if not inside or jump is None:
+            continue
+        missing, k = int(jump.group(1)), len(inside)
+        shown = ", ".join(map(str, inside[:5])) + (" ..." if k > 5 else "")
+        said = (
+            f"{missing} event(s) missing: {k} line(s) between them could not be read "
+            f"({file}: line {shown}, malformed)"
+            + (f", the rest ({missing - k}) lost by the logging" if k < missing else "")
+        )
+        details[i] = details[i][: jump.start()] + said + details[i][jump.end() :]
+        changed = True
+    return found.with_columns(detail=pl.Series(details, dtype=pl.String)) if changed else found
 
 
 def _with_warnings(inputs: dict[str, Any], more: list[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tracekit.collectors._kv import (
 from tracekit.collectors._link import link
 from tracekit.collectors._normalize import empty_table
 from tracekit.collectors._sources import Source, expand_paths
-from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
+from tracekit.collectors._stats import MAX_EXAMPLES, MAX_LINES_KEPT, InputStats
 from tracekit.errors import InputError, SchemaError
 from tracekit.table import EVENT_SCHEMA, compact
 
@@ -261,11 +261,13 @@ class _FileStats(InputStats):
 
     def malformed_line(self, file: str, line: int, reason: str) -> None:
         self.malformed += 1
+        self._keep_lines(file, [line])
         self._keep(self.examples, [f"{file}:{line}: {reason}"])
 
     def malformed_frame(self, file: str, bad: pl.DataFrame) -> None:
         self.malformed += bad.height
         if bad.height:
+            self._keep_lines(file, bad.get_column("line").head(MAX_LINES_KEPT).to_list())
             rows = bad.select("line", "reason").sort("line", maintain_order=True)
             new = [f"{file}:{n}: {why}" for n, why in rows.head(MAX_EXAMPLES).iter_rows()]
             self._keep(self.examples, new)
@@ -1258,6 +1260,10 @@ def _read_apart(
     if frame.height:
         frame = frame.with_columns(numbers.gather(frame.get_column("line") - 1).alias("line"))
     part.examples = [_renumbered(ex, src.name, numbers) for ex in part.examples]
+    part.malformed_lines = {
+        f: numbers.gather([n - 1 for n in lines]).to_list() if f == src.name else lines
+        for f, lines in part.malformed_lines.items()
+    }
     part.lines = 0
     stats.merge(part)
     return frame

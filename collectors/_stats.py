@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["MAX_EXAMPLES", "InputStats"]
+__all__ = ["MAX_EXAMPLES", "MAX_LINES_KEPT", "InputStats"]
 
 #: How many ``file:line: reason`` examples are kept per kind; the counts are always exact.
 MAX_EXAMPLES: Final = 10
+#: How many malformed lines' numbers are kept per file (:attr:`InputStats.malformed_lines`).
+MAX_LINES_KEPT: Final = 10_000
 
 
 @dataclass
@@ -41,6 +43,9 @@ class InputStats:
     #: events the instrumentation itself reported dropping (``TRACEKIT.dropped``)
     dropped_by_sink: int = 0
     cached: bool = False
+    #: per file, the numbers of its malformed lines (at most :data:`MAX_LINES_KEPT`): a seq
+    #: jump across one is a line tracekit skipped, not an event the logging lost
+    malformed_lines: dict[str, list[int]] = field(default_factory=dict)
     #: (file, text) -> (index in warnings, count so far), for :meth:`warn_count`
     _counted: dict[tuple[str, str], tuple[int, int]] = field(
         default_factory=dict, repr=False, compare=False
@@ -62,6 +67,7 @@ class InputStats:
             "missing": dict(sorted(self.missing.items())),
             "dropped_by_sink": self.dropped_by_sink,
             "cached": self.cached,
+            "malformed_lines": {f: list(lines) for f, lines in self.malformed_lines.items()},
         }
 
     @classmethod
@@ -73,12 +79,19 @@ class InputStats:
 
     def malformed_line(self, file: str, line: int, reason: str) -> None:
         self.malformed += 1
+        self._keep_lines(file, [line])
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"{file}:{line}: {reason}")
+
+    def _keep_lines(self, file: str, lines: list[int]) -> None:
+        kept = self.malformed_lines.setdefault(file, [])
+        kept.extend(lines[: max(0, MAX_LINES_KEPT - len(kept))])
 
     def malformed_frame(self, file: str, bad: pl.DataFrame) -> None:
         """Record rows of ``bad`` (columns ``line`` and ``reason``) as malformed."""
         self.malformed += bad.height
+        if bad.height:
+            self._keep_lines(file, bad.get_column("line").head(MAX_LINES_KEPT).to_list())
         room = MAX_EXAMPLES - len(self.examples)
         if room > 0 and bad.height:
             for line, reason in bad.select("line", "reason").head(room).iter_rows():
@@ -121,6 +134,8 @@ class InputStats:
             self.count_missing(missing_key, n)
         for name, n in part.formats.items():
             self.formats[name] = self.formats.get(name, 0) + n
+        for file, lines in part.malformed_lines.items():
+            self._keep_lines(file, lines)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

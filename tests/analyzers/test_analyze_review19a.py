@@ -40,3 +40,34 @@ def test_events_of_no_hop_of_the_pipeline_are_said(history):
         "WS_RECV.receive (1) for WS-RECV.receive, rest.FETCH_START (1) for REST.fetch_start; "
         "read as no hop, on no message's path",
     ]
+
+
+def test_a_gap_across_a_line_the_reading_skipped_says_so(history, tmp_path):
+    import json
+
+    from tracekit.collectors import collect
+
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for row in history.rows:
+        line = {k: v for k, v in row.items() if k not in ("file", "line") and v is not None}
+        line["timestamp"] = row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # u2's CTRL.add of message 2: its time unreadable, the line is skipped (malformed)
+        if (row["trace_id"], row["event"], row["actor"]) == (t2, "CTRL.add", "u2"):
+            line["timestamp"] = "Wed " + line["timestamp"]
+            at = row["seq"]
+        with (logs / f"{row['source']}.jsonl").open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    u2 = logs / "client-u2.jsonl"
+    read = collect([logs])
+    report = analyze(read.events, inputs=read.inputs.to_dict())
+    assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
+    assert report.findings.row(0, named=True)["detail"] == (
+        f"seq jumps from {at - 1} to {at + 1}: 1 event(s) missing: 1 line(s) between them "
+        f"could not be read ({u2}: line {at + 1}, malformed); 1 message path(s) "
+        f"indeterminate, not reported as drops: {t2} (u2 at CTRL.add)"
+    )
+    assert "malformed_lines" not in report.inputs and report.inputs["malformed"] == 1

@@ -114,6 +114,7 @@ def test_exact_events_and_schema(tmp_path: Path) -> None:
         "missing": {},
         "dropped_by_sink": 0,
         "cached": False,
+        "malformed_lines": {},
     }
 
 
