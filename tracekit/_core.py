@@ -289,6 +289,9 @@ class _Emitter:
             # a deque, is written as its repr: looked at too)
             if processors and (odd or _has_object(fields)):
                 changed, cut = redact.redact_rendered(event)
+        # tracekit's own report of a loss goes out without the processor that failed on it
+        # (review 19b: one failing on every event lost the report of it too, unsaid)
+        pristine = dict(event) if processors and stage == META_STAGE else None
         for processor in processors:
             odd = True  # what the app's processors wrote is looked at below
             try:
@@ -299,16 +302,32 @@ class _Emitter:
                     return None
                 if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
                     raise
+                if pristine is not None:
+                    event = pristine
+                    break
                 # The app's processor failed: the event is lost, so it is counted and reported
                 # like any other loss (not only as an internal error). No seq was taken.
                 self.unwritable += 1
-                if stage != META_STAGE:  # the report runs the processors too: no loop
+                if stage != META_STAGE:  # (the report, not the processors': written below)
                     try:
                         name = getattr(processor, "__name__", type(processor).__name__)
                         self._report_drop(1, f"processor {name} raised {exception_text(exc)}")
                     except Exception:
                         self.internal_errors += 1
                 return None
+        if processors and not isinstance(event, dict):  # a renderer's text, or None
+            if pristine is None:
+                self.unwritable += 1
+                try:
+                    self._report_drop(
+                        1,
+                        f"a processor returned {type(event).__name__}, not the event dict "
+                        "(tracekit renders the line itself: no renderer among processors)",
+                    )
+                except Exception:
+                    self.internal_errors += 1
+                return None
+            event = pristine
         seq = next(self.seq)
         try:  # from here a loss names its seq (the gap it leaves is explained)
             if "seq" in event or "source" in event:  # app fields: kept aside, as stage's are

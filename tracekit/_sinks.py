@@ -594,7 +594,18 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
 
     An OS stream (stderr, an open file, a pipe) is written at its descriptor (see
     :class:`_FdWriter`); any other stream object (``io.StringIO``, a notebook's output, a
-    test's capture) through its ``write``, flushed after each batch."""
+    test's capture) through its ``write``, flushed after each batch. A stream closed or
+    opened for reading only is refused here (review 19b: every event was lost, said only by
+    ``flush()`` and ``stats()``)."""
+    if getattr(stream, "closed", False):
+        raise OSError("the stream is closed")
+    writable = getattr(stream, "writable", None)
+    try:
+        refused = callable(writable) and writable() is False
+    except Exception:  # (a stream that cannot say: let its writes show it)
+        refused = False
+    if refused:
+        raise OSError("the stream is not open for writing")
     os_fd = _os_fd(stream)
     if os_fd is not None:
         writer = _FdWriter(stream, *os_fd)

@@ -428,3 +428,37 @@ def test_a_fifo_sink_without_a_reader_is_refused_at_once(tmp_path: Path) -> None
         os.close(reader)
     lines = [json.loads(line) for line in bytes(got).splitlines()]
     assert [(e["stage"], e["action"]) for e in lines if e["stage"] == "CTRL"] == [("CTRL", "send")]
+
+
+def test_a_processor_failing_on_every_event_still_gets_its_losses_reported() -> None:
+    def named(_logger: object, _level: str, event: dict[str, object]) -> dict[str, object]:
+        raise AttributeError("'NoneType' object has no attribute 'name'")  # as stdlib's do
+
+    def renderer(_logger: object, _level: str, event: dict[str, object]) -> str:
+        return json.dumps(event)
+
+    for processor, reason in (
+        (named, "processor named raised AttributeError: 'NoneType' object has no attribute 'name'"),
+        (
+            renderer,
+            "a processor returned str, not the event dict (tracekit renders the line "
+            "itself: no renderer among processors)",
+        ),
+    ):
+        with capture(processors=[processor]) as events, tracekit.message(T1):
+            tracekit.emit("REST", "persist")
+        # the report of the loss runs without the processor that failed on it
+        assert [(e["stage"], e["action"], e["reason"]) for e in events] == [
+            ("TRACEKIT", "dropped", reason)
+        ]
+
+
+def test_a_stream_sink_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("")
+    closed = path.open("a")
+    closed.close()
+    with path.open() as reading:
+        for stream, why in ((reading, "not open for writing"), (closed, "closed")):
+            with pytest.raises(ConfigError, match=f"the stream is {why}"):
+                tracekit.configure(service="s", sink=stream)
