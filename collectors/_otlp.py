@@ -246,6 +246,8 @@ def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     if tracekit:
         ev["event"] = ev.get("event") or span.get("name") or ""
         ev["timestamp"] = ns_iso(span.get("startTimeUnixNano"), "startTimeUnixNano")
+        if ev["timestamp"] is None:  # (the receiver wrote it, a line no reader could place)
+            raise _Bad("no startTimeUnixNano: a span with no time")
         if (took := _span_ms(span)) is not None:  # (else a duration_ms attribute stands)
             ev["duration_ms"] = took
         ev["trace_id"] = trace_id
@@ -326,6 +328,8 @@ def _log_record(where: str, rec: Any, default_source: Any, out: OTLPItems) -> No
         if rec.get(what) in (None, "0", 0):  # 0 is OTLP's "unknown": the collector's time then
             what = "observedTimeUnixNano"
         ev["timestamp"] = ns_iso(rec.get(what), what)
+        if ev["timestamp"] is None:
+            raise _Bad("no timeUnixNano nor observedTimeUnixNano: a record with no time")
     ev["trace_id"] = ev.get("trace_id") or _trace_id(rec.get("traceId"))
     ev["span_id"] = ev.get("span_id") or _hex_id(rec.get("spanId"), 8)
     ev.setdefault("source", default_source)

@@ -777,3 +777,24 @@ def test_a_trace_id_of_no_form_is_said_not_dropped(tmp_path: Path) -> None:
     assert got.inputs.warnings == [
         f"{export}: 2 events have an invalid trace_id; it was left empty"
     ]
+
+
+def test_a_span_with_no_time_is_refused_not_written(receiver: Any) -> None:
+    rx, out = receiver
+    timeless = _span_json("CTRL", "send", 0)
+    del timeless["startTimeUnixNano"]
+    body = {
+        "resourceSpans": [{"scopeSpans": [{"spans": [_span_json("CTRL", "send", 1), timeless]}]}]
+    }
+    with httpx.Client(base_url=rx.url, timeout=5) as client:
+        reply = client.post("/v1/traces", json=body)
+    # (review 19a: a 200 {}, and a line written that no reader could place)
+    assert reply.json() == {
+        "partialSuccess": {
+            "rejectedSpans": "1",
+            "errorMessage": "resourceSpans[0].scopeSpans[0].spans[1]: no startTimeUnixNano: a "
+            "span with no time",
+        }
+    }
+    got = collect([out])
+    assert (got.inputs.events, got.inputs.malformed) == (1, 0)
