@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import bz2
+import errno
 import fnmatch
 import math
 import os
@@ -383,6 +384,18 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     )
 
 
+def _not_a_file(path: Path) -> str:
+    """What a path that is no regular file is, in a few words."""
+    if path.is_symlink() and not path.exists():
+        try:
+            path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # (said as "a link to a missing file", review 19a)
+                return "a link loop"
+        return "a link to a missing file"
+    return "not a regular file (a pipe, socket or device)"
+
+
 def _unreadable_dir(exc: OSError) -> None:
     """A directory the walk cannot list stops the reading, as a file it cannot read does: its
     logs skipped unsaid read as drops (review 19a)."""
@@ -458,11 +471,7 @@ def _walk_dir(
                     continue
                 if not full.is_file():
                     # a FIFO would block the read, a socket or a dangling link fail it
-                    notes.append(
-                        f"{full}: a link to a missing file; skipped"
-                        if full.is_symlink() and not full.exists()
-                        else f"{full}: not a regular file (a pipe, socket or device); skipped"
-                    )
+                    notes.append(f"{full}: {_not_a_file(full)}; skipped")
                     continue
                 found.append(full)
         if hidden:
@@ -531,6 +540,8 @@ def expand_paths(
             sources.extend(FileSource(p) for p in sorted(found, key=_rotation_key))
         elif path.exists():
             run.append(path)
+        elif path.is_symlink():
+            raise InputError(f"{text}: {_not_a_file(path)}")
         else:
             raise InputError(f"{text}: no such file or directory")
     flush()

@@ -139,3 +139,25 @@ def test_recipients_that_name_nobody_are_left_empty_and_said(tmp_path: Path) -> 
     assert got.inputs.warnings == [
         f"{log}: 4 events have 'recipients' that are not lists of strings; left empty"
     ]
+
+
+def test_a_link_loop_is_said_as_one(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(SAMPLES / "client-u1.jsonl", logs)
+    (logs / "a.jsonl").symlink_to("b.jsonl")
+    (logs / "b.jsonl").symlink_to("a.jsonl")
+    (logs / "gone.jsonl").symlink_to("nowhere.jsonl")
+    # (a loop read as "a link to a missing file", review 19a)
+    assert collect([logs]).inputs.warnings == [
+        f"{logs / 'a.jsonl'}: a link loop; skipped",
+        f"{logs / 'b.jsonl'}: a link loop; skipped",
+        f"{logs / 'gone.jsonl'}: a link to a missing file; skipped",
+    ]
+    done = _tracekit("analyze", str(logs / "a.jsonl"))
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"tracekit: error: {logs / 'a.jsonl'}: a link loop\n",
+    )

@@ -342,6 +342,10 @@ def _require_paths(paths: Sequence[Path]) -> None:
     """A path that is not there is bad input (exit 2), said before anything else."""
     for path in paths:
         if str(path) != "-" and not path.exists():
+            if path.is_symlink():  # a dangling link, or a loop: said as the reading says it
+                from tracekit.collectors._sources import _not_a_file
+
+                _fail(f"{path}: {_not_a_file(path)}")
             _fail(f"no such file or directory: {path}")
 
 
