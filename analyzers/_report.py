@@ -504,8 +504,9 @@ def timeline(
     (the removal that took the message off a store it had reached: that drop), ``in_flight``
     (the first missing hop, or the removal, of a path still inside the grace window),
     ``undecided`` (the first missing hop of a path that the recipient's app's lines naming no
-    recipient may complete: not judged) or ``not_reached`` (any other hop not reached: after
-    the first missing one, or where the logs lost events).
+    recipient may complete: not judged), ``in_log_gap`` (the first missing hop of a path a
+    ``log_gap`` may hold: not judged either) or ``not_reached`` (any other hop not reached:
+    after the first missing one).
     Events of the pipeline's ``remove`` role follow a recipient's hops (one row each, latency
     from ``final``). Clock offsets are estimated from the whole table, so pass all events, not
     only this trace's; the rebuilt paths of the last ``events`` object are kept, so asking
@@ -623,22 +624,27 @@ def _marking(paths: Paths) -> pl.DataFrame:
 
 
 def _undecided(paths: Paths) -> pl.DataFrame:
-    """Marks (kind ``undecided``, not a finding kind) of the paths that lines naming no
-    recipient may complete: not judged, so no finding marks them (:mod:`._drops`)."""
-    if paths.unnamed().is_empty():  # the usual case: none
+    """Marks (kinds ``undecided`` and ``in_log_gap``, no finding kinds) of the paths that lines
+    naming no recipient may complete, or a log gap may hold: not judged, so no finding marks
+    them (:mod:`._drops`; review 19a: a gap's path read "not reached", unexplained)."""
+    if paths.unnamed().is_empty() and paths.gaps.is_empty():  # the usual case: none
         return empty_findings().collect(engine=engine())
-    return findings(
-        drop_candidates(paths).filter(pl.col("status") == "unnamed"),
-        "undecided",
-        trace_id="trace_id",
-        recipient="recipient",
-        stage="stage",
-        last_seen="last_seen",
-        source="device",
+    cand = drop_candidates(paths)
+    return pl.concat(
+        findings(
+            cand.filter(pl.col("status") == status),
+            mark,
+            trace_id="trace_id",
+            recipient="recipient",
+            stage="stage",
+            last_seen="last_seen",
+            source="device",
+        )
+        for status, mark in (("unnamed", "undecided"), ("log_gap", "in_log_gap"))
     ).collect(engine=engine())
 
 
-_MARKS: Final = ("drop", "in_flight", "duplicate", "undecided")
+_MARKS: Final = ("drop", "in_flight", "duplicate", "undecided", "in_log_gap")
 
 
 def _with_status(
@@ -711,6 +717,8 @@ def _with_status(
             if "in_flight" in mine
             else "undecided"
             if "undecided" in mine
+            else "in_log_gap"
+            if "in_log_gap" in mine
             else "not_reached"
         )
     return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))

@@ -268,6 +268,7 @@ _UNREACHED: Final = {
     "dropped": ("✗", "missing"),
     "in_flight": ("…", "in flight"),
     "undecided": ("?", "undecided: lines naming no recipient may hold it"),
+    "in_log_gap": ("?", "undecided: in a seq gap of its log, see log_gap"),
     "not_reached": ("·", "not reached"),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from tracekit.analyzers import analyze
 
 
@@ -71,3 +73,24 @@ def test_a_gap_across_a_line_the_reading_skipped_says_so(history, tmp_path):
         f"indeterminate, not reported as drops: {t2} (u2 at CTRL.add)"
     )
     assert "malformed_lines" not in report.inputs and report.inputs["malformed"] == 1
+
+
+def test_a_timeline_marks_a_path_a_log_gap_may_hold(history):
+    from tracekit.analyzers import timeline
+    from tracekit.testing import format_timeline
+
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "REPO.add"})
+    history.seq["client-u2"] += 2  # u2's log lost two lines
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    rows = timeline(history.frame(), t2).filter(pl.col("recipient") == "u2")
+    # (review 19a: "not reached", as after a drop, with no word of the gap)
+    assert rows.select("stage_action", "status").rows() == [
+        ("WS-BROADCAST.deliver", "reached"),
+        ("WS-RECV.receive", "reached"),
+        ("REPO.add", "in_log_gap"),
+        ("CTRL.add", "not_reached"),
+    ]
+    said = format_timeline(history.frame(), t2)
+    assert "? REPO.add               (undecided: in a seq gap of its log, see log_gap)" in said

@@ -952,6 +952,7 @@ _STATUS_TEXT: Final = {
     "removed": "✗ took it off",
     "in_flight": "in flight",
     "undecided": "undecided",
+    "in_log_gap": "undecided (log gap)",
     "not_reached": "not reached",
 }
 _ROW_CLASS: Final = {
@@ -959,6 +960,7 @@ _ROW_CLASS: Final = {
     "removed": "missing",
     "in_flight": "pending",
     "undecided": "pending",
+    "in_log_gap": "pending",
     "not_reached": "after",
 }
 
