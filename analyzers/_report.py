@@ -219,7 +219,7 @@ _JUMP: Final = re.compile(r"(\d+) event\(s\) lost by the logging")
 
 def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.DataFrame:
     """A ``log_gap`` across lines the reading skipped (malformed) says so: the logging need
-    not have lost those events; tracekit could not read them (review 19a: every malformed
+    not have lost those events; tracekit may not have read them (review 19a: every malformed
     line with a seq read as "lost by the logging")."""
     details = found.get_column("detail").to_list()
     changed = False
@@ -234,10 +234,12 @@ def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.
             continue
         missing, k = int(jump.group(1)), len(inside)
         shown = ", ".join(map(str, inside[:5])) + (" ..." if k > 5 else "")
+        # which lines they were is not known (one may be an app's traceback): said as may be;
+        # after a "; ", so the jump's words (watch's key) hold no file name (review 19c)
         said = (
-            f"{missing} event(s) missing: {k} line(s) between them could not be read "
-            f"({file}: line {shown}, malformed)"
-            + (f", the rest ({missing - k}) lost by the logging" if k < missing else "")
+            f"{missing} event(s) missing; {k} line(s) between them could not be read "
+            f"({file}: line {shown}, malformed): the events may be among them, not lost by "
+            "the logging"
         )
         details[i] = details[i][: jump.start()] + said + details[i][jump.end() :]
         changed = True

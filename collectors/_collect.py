@@ -51,8 +51,9 @@ __all__ = ["BUILTIN_FORMATS", "Collected", "collect", "detect_format"]
 #: judged whole by detection (review 8b); 10: the legacy reader's tag and quoted-text scans
 #: read a pair glued to its prefix as a pair (review 8b); 11: a kv file's rerouting warning
 #: counts the kv events given back, in one warning (review 8c); 12: the table's
-#: ``duration_ms`` column (session 16).
-_CACHE_VERSION: Final = 12
+#: ``duration_ms`` column (session 16); 13: names read by their JSON type, recipients naming
+#: nobody left empty, a negative seq left empty, malformed lines' numbers kept (session 19).
+_CACHE_VERSION: Final = 13
 BUILTIN_FORMATS: Final = ("jsonl", "kv", "legacy", "otlp")
 _KV_KEYS: Final = re.compile(rb"(?:^|\s)(?:stage|event|action)=")
 _KV_ACTION: Final = re.compile(rb"(?:^|\s)action=[^\s=]")

@@ -56,6 +56,11 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
         if "_ts_fast" in names
         else fast_iso_utc(pl.col("timestamp"))
     )
+    # A name that opens with a bracket or a brace (a JSON list or object read as its text, or
+    # "[CTRL]"): looked at in :func:`_names`, on those rows only (usually none).
+    bracketed = pl.any_horizontal(
+        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in _NAME_COLUMNS
+    ).fill_null(False)
     # Empty strings count as absent for the keys an event cannot do without (checked here,
     # not rewritten: rewriting three string columns costs more than the whole check).
     absent = [
@@ -69,56 +74,50 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
         fast.alias("_ts_fast"),
         pl.col("seq").cast(pl.Int64, strict=False).alias("_seq_i"),
         pl.col("duration_ms").cast(pl.Float64, strict=False).alias("_dur_f"),
+        bracketed.alias("_bracketed"),
         *absent,
         pl.col(categorical).cast(pl.Categorical()),
     )
 
 
-#: A JSON number or literal as JSON readers render it into a String column.
-_LITERAL: Final = r"^(?:true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)$"
 #: Names of an event's places, besides its stage and action: a list or an object there is no
 #: name (its JSON text would be one, matching no other line's).
 _PLACE_NAMES: Final = ("actor", "peer", "source", "conv_id", "msg_id")
+_NAME_COLUMNS: Final = ("stage", "action", *_PLACE_NAMES)
 
 
 def _json_container(text: str) -> bool:
-    """Whether ``text`` is the JSON text of a list or an object (``["a"]``, ``{"id": 2}``),
-    not a name in brackets (``[CTRL]``, the stages' own notation)."""
+    """Whether ``text`` is a JSON list or object of text (``["u2"]``, ``{"id": "u2"}``) as a
+    reader renders one: not a name in brackets (``[CTRL]``, the stages' own notation), nor one
+    that only parses as JSON (``[42]``, a logfmt value: review 19c)."""
     import json
 
+    if '"' not in text:
+        return False
     try:
         return isinstance(json.loads(text), list | dict)
     except ValueError:
         return False
 
 
-def _odd_values(column: pl.Series, literal: bool) -> tuple[list[str], list[str]]:
-    """Of ``column``'s distinct values (its Categorical's few, not its rows): those that are
-    no name (a JSON list or object; with ``literal``, a number or boolean too) and the names
-    in brackets (``[CTRL]``)."""
-    values = column.unique().drop_nulls().cast(pl.String)
-    odd = values.str.contains(_LITERAL) if literal else pl.repeat(False, len(values), eager=True)
-    bracketed = values.filter(values.str.starts_with("[") | values.str.starts_with("{"))
-    containers = {v for v in bracketed.to_list() if _json_container(v)}
-    bad = sorted(set(values.filter(odd).to_list()) | containers)
-    tags = [v for v in bracketed.to_list() if v not in containers and v.startswith("[")]
-    return bad, [t for t in tags if t.endswith("]")]
-
-
 def _names(raw: pl.DataFrame, file: str, stats: InputStats) -> tuple[pl.DataFrame, pl.Expr]:
-    """The names checked on their distinct values (review 19a: a number, a boolean, a list or
-    an object, read as its text, was a name no other line has: a false drop, unsaid). A stage
-    or action that is not a name makes the line malformed (the returned mask); ``[CTRL]``, the
-    stages' own notation in DESIGN.md, is read as ``CTRL``. A list or an object as an actor,
-    peer, source, conversation or message id is left empty, with a warning."""
+    """Names that are no names, looked at on the rows whose name opens with a bracket or a
+    brace (usually none: nothing to do). A JSON list or object read as its text is a name no
+    other line has (review 19a: a false drop, unsaid): as a stage or action it makes the line
+    malformed (the returned mask), as an actor, peer, source, conversation or message id it
+    is left empty, with a warning. ``[CTRL]``, the stages' notation in DESIGN.md, is ``CTRL``.
+    Numbers and literals stay names: every reader renders them alike, and a logfmt line has
+    no types to tell ``action=404`` from ``"action": 404``."""
+    if not raw.get_column("_bracketed").any():
+        return raw, pl.lit(False)
+    odd = raw.filter(pl.col("_bracketed"))
     fixes: dict[str, pl.Expr] = {}
     unusable: list[pl.Expr] = []
-    for c in ("stage", "action", *_PLACE_NAMES):
-        if c not in raw.columns:
-            continue
+    for c in _NAME_COLUMNS:
+        values = odd.get_column(c).drop_nulls().cast(pl.String).unique().to_list()
+        bad = [v for v in values if v[:1] in "[{" and _json_container(v)]
         stage_like = c in ("stage", "action")
-        bad, tags = _odd_values(raw.get_column(c), literal=stage_like)
-        tags = tags if stage_like else []  # ("[bot]" is an actor's name as it is)
+        tags = [v for v in values if stage_like and v not in bad and v[:1] == "[" and v[-1:] == "]"]
         if not (bad or tags):
             continue
         text = pl.col(c).cast(pl.String)
@@ -127,19 +126,19 @@ def _names(raw: pl.DataFrame, file: str, stats: InputStats) -> tuple[pl.DataFram
         if stage_like:
             unusable.append(pl.col(c).cast(pl.String).is_in(bad))
         elif bad:
-            n = int(raw.get_column(c).cast(pl.String).is_in(bad).sum())
+            n = int(odd.get_column(c).cast(pl.String).is_in(bad).sum())
             stats.warn_count(
                 file, n, f"events have a list or an object as their {c}; it was left empty"
             )
             text = pl.when(text.is_in(bad)).then(None).otherwise(text)
         fixes[c] = text.cast(pl.Categorical())
-    if fixes:
-        mask = pl.any_horizontal(unusable) if unusable else None
-        flags = raw.select(mask.fill_null(False)).to_series() if mask is not None else None
-        raw = raw.with_columns(**fixes)
-        if flags is not None:
-            return raw.with_columns(flags.alias("_not_text")), pl.col("_not_text")
-    return raw, pl.lit(False)
+    if not fixes:
+        return raw, pl.lit(False)
+    mask = raw.select(pl.any_horizontal(unusable).fill_null(False)) if unusable else None
+    raw = raw.with_columns(**fixes)
+    if mask is None:
+        return raw, pl.lit(False)
+    return raw.with_columns(mask.to_series().alias("_not_text")), pl.col("_not_text")
 
 
 def normalize(
@@ -305,8 +304,10 @@ def normalize(
     return out.rechunk()
 
 
-#: Values that name nobody, in a recipients list or as it.
+#: Values that name nobody, in a recipients list; as the whole value, the literals (an empty
+#: value, ``recipients=`` in logfmt, is none listed: no warning, review 19c).
 _NO_NAMES: Final = ("", "true", "false")
+_LITERALS: Final = ("true", "false")
 
 
 def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
@@ -339,7 +340,7 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
         [
             *broken,
             *kept.filter(unnamed.fill_null(False)).to_list(),
-            *texts.filter(texts.str.starts_with("{") | texts.is_in(_NO_NAMES)).to_list(),
+            *texts.filter(texts.str.starts_with("{") | texts.is_in(_LITERALS)).to_list(),
         ],
         dtype=pl.String,
     ).implode()

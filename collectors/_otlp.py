@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -126,7 +127,16 @@ def _trace_id(value: Any) -> str | None:
     """A span's or record's trace id as hex; one that is neither hex nor base64 of 16 bytes
     kept as given, so the reading says it is invalid (review 19a: dropped unsaid, the span
     became no message's event)."""
-    return _hex_id(value, 16) or (value if isinstance(value, str) and value else None)
+    hexed = _hex_id(value, 16)
+    if hexed is not None:
+        return hexed if hexed.strip("0") else None  # (all zeros: OTLP's "no trace", 19c)
+    if isinstance(value, str) and value and not _ZEROS.fullmatch(value):
+        return value
+    return None
+
+
+#: An all-zero id as hex or base64: OTLP's "not set".
+_ZEROS: Final = re.compile(r"0+|A+=*")
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

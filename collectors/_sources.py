@@ -396,12 +396,6 @@ def _not_a_file(path: Path) -> str:
     return "not a regular file (a pipe, socket or device)"
 
 
-def _unreadable_dir(exc: OSError) -> None:
-    """A directory the walk cannot list stops the reading, as a file it cannot read does: its
-    logs skipped unsaid read as drops (review 19a)."""
-    raise InputError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from None
-
-
 def _walk_dir(
     path: Path,
     include: Sequence[str] | None,
@@ -441,7 +435,20 @@ def _walk_dir(
     def walk(top: Path) -> None:
         nonlocal left_out
         hidden: list[str] = []  # said, not read: a hidden directory may hold logs
-        for root, dirs, files in os.walk(top, onerror=_unreadable_dir):  # (links not descended)
+
+        def unreadable(exc: OSError) -> None:
+            # said, not skipped unsaid (review 19a: its logs' deliveries read as drops); not
+            # fatal (review 19c: a lost+found beside the logs stopped every reading, and
+            # watch), nor said where the exclude globs leave it out
+            where = Path(os.fsdecode(exc.filename or top))
+            rel = where.relative_to(path).as_posix() if where.is_relative_to(path) else where.name
+            if not (exclude and _matches(f"{rel}/-", exclude)):
+                notes.append(
+                    f"{exc.filename}: cannot read the directory: {exc.strerror or exc}; its "
+                    "files, if any, not read"
+                )
+
+        for root, dirs, files in os.walk(top, onerror=unreadable):  # (links not descended)
             keep: list[str] = []
             here = Path(root).relative_to(top)
             for d in sorted(dirs):

@@ -289,11 +289,13 @@ class _Emitter:
             # a deque, is written as its repr: looked at too)
             if processors and (odd or _has_object(fields)):
                 changed, cut = redact.redact_rendered(event)
-        # tracekit's own report of a loss goes out without the processor that failed on it
-        # (review 19b: one failing on every event lost the report of it too, unsaid)
-        pristine = dict(event) if processors and stage == META_STAGE else None
+        # tracekit's own report of a loss goes out without the processor that failed on it,
+        # the others applied (review 19b: one failing on every event lost the report of it
+        # too, unsaid; 19c: all were skipped)
+        meta = stage == META_STAGE
         for processor in processors:
             odd = True  # what the app's processors wrote is looked at below
+            before = dict(event) if meta else None
             try:
                 event = processor(None, event["level"], event)  # type: ignore[assignment]
             except BaseException as exc:  # structlog.DropEvent is a BaseException
@@ -302,21 +304,22 @@ class _Emitter:
                     return None
                 if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
                     raise
-                if pristine is not None:
-                    event = pristine
-                    break
+                if before is not None:
+                    event = before
+                    continue
                 # The app's processor failed: the event is lost, so it is counted and reported
                 # like any other loss (not only as an internal error). No seq was taken.
                 self.unwritable += 1
-                if stage != META_STAGE:  # (the report, not the processors': written below)
-                    try:
-                        name = getattr(processor, "__name__", type(processor).__name__)
-                        self._report_drop(1, f"processor {name} raised {exception_text(exc)}")
-                    except Exception:
-                        self.internal_errors += 1
+                try:
+                    name = getattr(processor, "__name__", type(processor).__name__)
+                    self._report_drop(1, f"processor {name} raised {exception_text(exc)}")
+                except Exception:
+                    self.internal_errors += 1
                 return None
-        if processors and not isinstance(event, dict):  # a renderer's text, or None
-            if pristine is None:
+            if not isinstance(event, dict):  # a renderer's text, or None
+                if before is not None:
+                    event = before
+                    continue
                 self.unwritable += 1
                 try:
                     self._report_drop(
@@ -327,7 +330,6 @@ class _Emitter:
                 except Exception:
                     self.internal_errors += 1
                 return None
-            event = pristine
         seq = next(self.seq)
         try:  # from here a loss names its seq (the gap it leaves is explained)
             if "seq" in event or "source" in event:  # app fields: kept aside, as stage's are

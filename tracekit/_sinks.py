@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import errno
 import io
 import os
 import select
@@ -407,28 +406,53 @@ def file_sink(path: str | os.PathLike[str], *, max_queue: int = 100_000) -> Thre
     possibly held by the parent's writer thread at the fork)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_fifo():  # opened blocking, it waits for a reader: configure() hung (19b)
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:
-                raise
-            raise OSError(
-                exc.errno, "no process has the FIFO open for reading", str(path)
-            ) from None
-        fh: IO[bytes] = os.fdopen(fd, "ab", buffering=0)  # (writes wait on a full pipe)
+    write: _FdWriter | _FifoWriter
+    if target.is_fifo():  # opened on the writer thread (:class:`_FifoWriter`)
+        write = _FifoWriter(target)
+        close = write.close
     else:
         fh = target.open("ab", buffering=0)
-    # the stream sink's descriptor writer: partial writes, cut lines, a FIFO's PIPE_BUF
-    writer = _FdWriter(fh, fh.fileno(), ascii_only=False)
+        # the stream sink's descriptor writer: partial writes, cut lines, a FIFO's PIPE_BUF
+        write = _FdWriter(fh, fh.fileno(), ascii_only=False)
+        close = fh.close
     return ThreadedSink(
-        writer,
-        close=fh.close,
+        write,
+        close=close,
         max_queue=max_queue,
         name=f"tracekit-{target.name}",
         events=False,
-        on_abandon=writer.stop,
+        on_abandon=write.stop,
     )
+
+
+class _FifoWriter:
+    """A FIFO's writer, opened on the writer thread at its first batch: opening a FIFO to
+    write waits for a reader, which ``configure()`` must not (review 19b: it hung; 19c:
+    refusing one with no reader yet crashed an app started before its log reader). Until a
+    reader comes, events queue (and past ``max_queue`` are dropped and counted)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: _FdWriter | None = None
+        self.stopped = False
+
+    def __call__(self, lines: list[bytes], events: list[MutableMapping[str, Any]]) -> None:
+        if self.writer is None:
+            fh = self.path.open("ab", buffering=0)  # (waits here for a reader)
+            if self.stopped:  # the sink gave up meanwhile: write nothing
+                fh.close()
+                raise OSError("the sink was closed before a reader opened the FIFO")
+            self.writer = _FdWriter(fh, fh.fileno(), ascii_only=False)
+        self.writer(lines, events)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.writer is not None:
+            self.writer.stop()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stream.close()
 
 
 def _wait_writable(fd: int) -> None:
@@ -597,14 +621,12 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
     test's capture) through its ``write``, flushed after each batch. A stream closed or
     opened for reading only is refused here (review 19b: every event was lost, said only by
     ``flush()`` and ``stats()``)."""
-    if getattr(stream, "closed", False):
+    if getattr(stream, "closed", False) is True:
         raise OSError("the stream is closed")
-    writable = getattr(stream, "writable", None)
-    try:
-        refused = callable(writable) and writable() is False
-    except Exception:  # (a stream that cannot say: let its writes show it)
-        refused = False
-    if refused:
+    # by its mode, not writable(): a TextIOBase of the app's own with a write() but no
+    # writable() says False, and writes well (review 19c)
+    mode = getattr(stream, "mode", None)
+    if isinstance(mode, str) and mode and not set(mode) & set("wax+"):
         raise OSError("the stream is not open for writing")
     os_fd = _os_fd(stream)
     if os_fd is not None:

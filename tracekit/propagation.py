@@ -87,16 +87,18 @@ def dict_setter(carrier: MutableMapping[str, str], key: str, value: str) -> None
 def dict_getter(carrier: Mapping[str, Any] | Iterable[tuple[Any, Any]], key: str) -> str | None:
     """Read a key, case-insensitively for plain dicts (HTTP header names are).
 
-    The carrier is a mapping (a dict, httpx or starlette headers) or a list of (name, value)
+    The carrier is a mapping or anything with ``get`` (a dict; httpx, starlette or werkzeug
+    headers; ``http.client.HTTPMessage``) or a list of (name, value)
     pairs: raw ASGI headers (``scope["headers"]``, bytes names and values) or Kafka's (str
     names, bytes values); a name may be bytes. A bytes value is decoded; a list or tuple of
     values (a multi-valued header, OpenTelemetry's getter convention) gives its first value."""
-    if isinstance(carrier, Mapping):
-        value = carrier.get(key)
+    if isinstance(carrier, list | tuple):
+        value = _by_name(carrier, key)
+    elif callable(get := getattr(carrier, "get", None)):  # a mapping, or headers that are
+        # none (werkzeug's, http.client's HTTPMessage: review 19c, extract() went blind)
+        value = get(key)
         if value is None and isinstance(carrier, dict):
             value = _by_name(carrier.items(), key)
-    elif isinstance(carrier, list | tuple):
-        value = _by_name(carrier, key)
     else:
         return None
     if isinstance(value, str):

@@ -231,6 +231,13 @@ def tracekit_logs(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
     options = item.stash.get(_OPTIONS, None)
+    marker = item.get_closest_marker("tracekit")
+    if options is None and marker is not None:  # added while the test ran (a fixture's
+        # add_marker): checked now, as it was before (review 19c: passed, checking nothing)
+        try:
+            options = _marker_options(marker, item.config.stash.get(_MODEL, None))
+        except pytest.UsageError as exc:
+            pytest.fail(f"usage: {exc}", pytrace=False)
     if options is not None:
         _check_marker(item, options)
     return result
@@ -438,7 +445,9 @@ def _session_report(tests: list[dict[str, Any]], model: Pipeline | None = None) 
     unscope = _Unscope(traces, {str(t["test"]) for t in tests})
     for finding in data["findings"]:
         unscope(finding)
-    data["inputs"] = _inputs(tests) | {"events": len(events)}
+    read = _inputs(tests)  # (the analysis' own warnings kept after the readings', 19c)
+    warnings = [*read.get("warnings", []), *data["inputs"].get("warnings", [])]
+    data["inputs"] = read | {"events": len(events)} | ({"warnings": warnings} if warnings else {})
     return data
 
 

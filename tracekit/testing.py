@@ -11,6 +11,7 @@ the analyzers load on the first analysis.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -69,12 +70,15 @@ def capture(
     the app's objects (a tuple comes back as a list, a datetime as its text, an int key a str).
 
     Where the app has configured tracekit, the block keeps that configuration (its service,
-    actor, redaction, processors, sampling, OpenTelemetry, level) and its sink, which still
-    gets every event: the capture is added, not swapped in (review 19b: a test's events took
-    the actor ``test`` and the app's log got nothing). ``source`` is the block's own, its
-    ``seq`` from 1 (a test's events are a run of their own). ``options`` are
-    :func:`tracekit.configure`'s (``actor=``, ``otel=``, ``redact=``, ``sample=``...) and
-    override the app's; without a configuration, its defaults (service ``test``).
+    actor, redaction, processors, OpenTelemetry, level) and its sink, which still gets every
+    event: the capture is added, not swapped in (review 19b: a test's events took the actor
+    ``test`` and the app's log got nothing). Not its sampling: a capture keeps every message
+    unless given ``sample=``. ``source`` is the block's own; its ``seq`` runs from 1, or, where
+    the app's log gets the events too, on from the last block of that name (a log where a
+    source starts over reads as a restart). ``options`` are :func:`tracekit.configure`'s
+    (``actor=``, ``otel=``, ``redact=``, ``sample=``...) and override the app's; ``service=``
+    alone takes the actor with it, as in ``configure``. Without a configuration, its
+    defaults (service ``test``).
     """
     events = CapturedEvents()
     base = _core._emitter
@@ -87,22 +91,29 @@ def capture(
     config = _core._make_config(
         service=service if service is not None else (app.service if app else "test"),
         source=source,
-        actor=given("actor", None),
+        # (service= given: its actor, as configure() makes it; review 19c)
+        actor=options.pop("actor", None) if service is not None else given("actor", None),
         sink=sink,
         otel=given("otel", False),
         redact=given("redact", True),
-        sample=given("sample", 1.0),
+        sample=options.pop("sample", 1.0),  # (an app sampling 0% captured nothing, 19c)
         processors=given("processors", ()),
         max_queue=100_000,
         level=given("level", "info"),
     )
     if options:
         raise TypeError(f"capture() got unexpected options: {', '.join(sorted(options))}")
-    previous = _core._swap(_core._Emitter(config, sink))
+    seq = _TEED_SEQS.setdefault(source, itertools.count(1)) if base is not None else None
+    previous = _core._swap(_core._Emitter(config, sink, seq=seq))
     try:
         yield events
     finally:
         _core._swap(previous)
+
+
+#: Per source name, the seq of the blocks whose events an app's log gets too: a second block
+#: of that name goes on numbering (review 19c: each started at 1 in the app's log).
+_TEED_SEQS: dict[str, Iterator[int]] = {}
 
 
 class _Capture(MemorySink):
@@ -117,10 +128,18 @@ class _Capture(MemorySink):
     def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
         super().submit(event, line)
         if self.also is not None:
-            self.also.submit(event, line)
+            try:  # the app's sink failing is the app's: the capture has the event (19c)
+                self.also.submit(event, line)
+            except Exception:
+                pass
 
     def flush(self, timeout: float = 2.0) -> bool:
-        return self.also.flush(timeout) if self.also is not None else True
+        if self.also is not None:
+            try:
+                self.also.flush(timeout)
+            except Exception:
+                pass
+        return True  # (everything captured is in memory)
 
 
 # -- analysis ------------------------------------------------------------------------------

@@ -68,9 +68,10 @@ def test_a_gap_across_a_line_the_reading_skipped_says_so(history, tmp_path):
     report = analyze(read.events, inputs=read.inputs.to_dict())
     assert history.kinds(report.findings) == [("log_gap", None, None, None, None)]
     assert report.findings.row(0, named=True)["detail"] == (
-        f"seq jumps from {at - 1} to {at + 1}: 1 event(s) missing: 1 line(s) between them "
-        f"could not be read ({u2}: line {at + 1}, malformed); 1 message path(s) "
-        f"indeterminate, not reported as drops: {t2} (u2 at CTRL.add)"
+        f"seq jumps from {at - 1} to {at + 1}: 1 event(s) missing; 1 line(s) between them "
+        f"could not be read ({u2}: line {at + 1}, malformed): the events may be among them, "
+        f"not lost by the logging; 1 message path(s) indeterminate, not reported as drops: "
+        f"{t2} (u2 at CTRL.add)"
     )
     assert "malformed_lines" not in report.inputs and report.inputs["malformed"] == 1
 

@@ -426,7 +426,15 @@ def test_report_writes_one_self_contained_html(
     monkeypatch.chdir(tmp_path)
     code, out, err = run("report", str(logs), "-o", "-", "--grace", "0s")
     assert code == 0 and out.startswith("<!DOCTYPE html>") and "wrote" not in err
+    code, out, _ = run("analyze", str(logs), "-o", "-", "--grace", "0s")  # the table too
+    assert code == 0 and "drop=" in out
     assert not (tmp_path / "-").exists()
+    # --junit - would mix the XML with the gate lines on stdout (review 19c)
+    code, _, err = run("check", str(logs), "--max", "drop=9", "--junit", "-")
+    assert (code, err) == (
+        2,
+        "tracekit: error: --junit -: give a file (stdout holds the command's own lines)\n",
+    )
 
 
 def test_demo_race_bug_finds_exactly_what_the_scenario_lost(

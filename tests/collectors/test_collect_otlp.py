@@ -768,12 +768,13 @@ def test_receiver_counts_attributes_without_a_key_and_warns_the_exporter(
 
 
 def test_a_trace_id_of_no_form_is_said_not_dropped(tmp_path: Path) -> None:
-    spans = [_span_json("CTRL", "send", n) for n in range(3)]
+    spans = [_span_json("CTRL", "send", n) for n in range(4)]
     spans[0]["traceId"], spans[1]["traceId"] = "xyz", T2[:31]  # (review 19a: unsaid)
+    spans[3]["traceId"] = "AAAAAAAAAAAAAAAAAAAAAA=="  # all zeros: OTLP's "not set" (19c)
     export = tmp_path / "export.json"
     export.write_bytes(orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
     got = collect([export])
-    assert got.events.collect().get_column("trace_id").to_list() == [None, None, T2]
+    assert got.events.collect().get_column("trace_id").to_list() == [None, None, T2, None]
     assert got.inputs.warnings == [
         f"{export}: 2 events have an invalid trace_id; it was left empty"
     ]

@@ -30,9 +30,10 @@ def test_a_closed_stdin_is_unreadable_input() -> None:
 @pytest.mark.skipif(
     os.geteuid() == 0 and shutil.which("capsh") is None, reason="root reads any directory"
 )
-def test_a_directory_that_cannot_be_listed_stops_the_reading(tmp_path: Path) -> None:
+def test_a_directory_that_cannot_be_listed_is_said(tmp_path: Path) -> None:
     # u2's client logs in a directory nobody may list: skipped unsaid, every delivery to u2
-    # read as a drop (exit 1); a file that cannot be read stops the reading (exit 2): so does it
+    # read as a drop (review 19a); stopping the reading stopped it for a lost+found beside
+    # the logs too (review 19c): said, and not where the exclude globs leave it out
     logs = tmp_path / "logs"
     shutil.copytree(SAMPLES, logs, ignore=shutil.ignore_patterns("README*"))
     hidden = logs / "clients"
@@ -40,23 +41,22 @@ def test_a_directory_that_cannot_be_listed_stops_the_reading(tmp_path: Path) -> 
     for log in logs.glob("client-u2*"):
         log.rename(hidden / log.name)
     hidden.chmod(0)
-    command = [sys.executable, "-m", "tracekit", "check", str(logs), "--max", "drop=0"]
-    if os.geteuid() == 0:  # (root lists it anyway: without the capabilities that let it)
-        command = [
-            "capsh",
-            "--drop=cap_dac_override,cap_dac_read_search",
-            "--",
-            "-c",
-            " ".join(f"'{c}'" for c in command),
-        ]
+    said = f"warning: {hidden}: cannot read the directory: Permission denied; its files, if any,"
+
+    def check(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "tracekit", "check", str(logs), "--grace", "0s"]
+        command += ["--max", "drop=0", *extra]
+        if os.geteuid() == 0:  # (root lists it anyway: without the capabilities that let it)
+            drop = "--drop=cap_dac_override,cap_dac_read_search"
+            command = ["capsh", drop, "--", "-c", " ".join(f"'{c}'" for c in command)]
+        return subprocess.run(command, capture_output=True, text=True)
+
     try:
-        done = subprocess.run(command, capture_output=True, text=True)
+        done, excluded = check(), check("--exclude", "clients/*")
     finally:
         hidden.chmod(0o755)
-    assert (done.returncode, done.stderr) == (
-        2,
-        f"tracekit: error: {hidden}: cannot read: Permission denied\n",
-    )
+    assert done.returncode == 1 and said in done.stdout + done.stderr
+    assert excluded.returncode == 1 and "cannot read the directory" not in excluded.stdout
 
 
 def test_a_negative_seq_is_left_empty_and_said(tmp_path: Path) -> None:
@@ -80,12 +80,13 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
 
     log = tmp_path / "client-u2.jsonl"
     values = [
-        '"stage": 5, "action": "add"',  # a number: no stage (read as "5": a false drop)
-        '"stage": "CTRL", "action": false',
+        '"stage": ["CTRL"], "action": "add"',  # a list: no stage (a name no line has)
+        '"stage": "CTRL", "action": {"a": 1}',
         '"stage": "[CTRL]", "action": "add"',  # DESIGN.md's notation: the stage CTRL
         '"stage": "CTRL", "action": "add", "actor": {"id": "u2"}',  # an object: no name
         '"stage": "WS-BROADCAST", "action": "deliver", "peer": ["u2"]',
         '"stage": "CTRL", "action": "add", "actor": "[bot]"',  # a name in brackets stays
+        '"stage": "HTTP", "action": 404, "msg_id": "[42]"',  # numbers stay names (19c)
     ]
     log.write_text(
         "".join(
@@ -95,12 +96,13 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         )
     )
     got = collect([log])
-    rows = got.events.collect().select("line", "stage", "action", "actor", "peer").rows()
-    assert rows == [
-        (3, "CTRL", "add", "u2", None),
-        (4, "CTRL", "add", None, None),
-        (5, "WS-BROADCAST", "deliver", "u2", None),
-        (6, "CTRL", "add", "[bot]", None),
+    rows = got.events.collect().select("line", "stage", "action", "actor", "peer", "msg_id")
+    assert rows.rows() == [
+        (3, "CTRL", "add", "u2", None, None),
+        (4, "CTRL", "add", None, None, None),
+        (5, "WS-BROADCAST", "deliver", "u2", None, None),
+        (6, "CTRL", "add", "[bot]", None, None),
+        (7, "HTTP", "404", "u2", None, "[42]"),
     ]
     assert got.inputs.malformed == 2
     assert got.inputs.examples == [
@@ -111,6 +113,20 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         f"{log}: 1 events have a list or an object as their actor; it was left empty",
         f"{log}: 1 events have a list or an object as their peer; it was left empty",
     ]
+
+
+def test_a_logfmt_number_is_a_name(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    log = tmp_path / "web.log"
+    log.write_text(
+        "timestamp=2026-01-01T00:00:01Z stage=HTTP action=404 source=w seq=1\n"
+        "timestamp=2026-01-01T00:00:02Z stage=HTTP action=200 source=w seq=2 recipients=\n"
+    )
+    got = collect([log])  # (review 19c: malformed, and a false log_gap where they were)
+    assert got.events.collect().get_column("action").to_list() == ["404", "200"]
+    # an empty recipients= lists none: no warning (19c)
+    assert (got.inputs.malformed, got.inputs.warnings) == (0, [])
 
 
 def test_recipients_that_name_nobody_are_left_empty_and_said(tmp_path: Path) -> None:

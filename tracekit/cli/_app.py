@@ -439,7 +439,7 @@ def _writing(output: Path, option: str) -> Iterator[None]:
 
 
 def _emit(text: str, output: Path | None, option: str = "-o") -> None:
-    if output is None or str(output) == "-":  # ("-o -": stdout, not a file named "-")
+    if output is None or (option == "-o" and str(output) == "-"):  # (stdout: "-o -")
         if sys.stdout is None:
             _fail(f"cannot write the output: stdout is closed (give {option} FILE)")
         sys.stdout.write(text)
@@ -489,7 +489,7 @@ def analyze(
         else:
             from tracekit.cli._render import render_table
 
-            if output is None:
+            if output is None or str(output) == "-":
                 render_table(data, _stdout())
             else:
                 from rich.console import Console
@@ -599,6 +599,8 @@ def check(
     from tracekit.cli._safe import printable
 
     _require_paths(paths)  # (before "no gates": the first thing wrong is said)
+    if junit is not None and str(junit) == "-":  # (said before the reading, not after it)
+        _fail("--junit -: give a file (stdout holds the command's own lines)")
     if config is not None and not config.is_file():
         _fail(f"--config {config}: {'not a file' if config.exists() else 'no such file'}")
     try:
