@@ -500,3 +500,51 @@ def test_the_session_report_keeps_the_analysis_warnings(project: pytest.Pytester
         "1 event(s) of messages are named almost as a hop of the pipeline 'chat' is: "
         "WS_RECV.receive (1) for WS-RECV.receive; read as no hop, on no message's path"
     ]
+
+
+def test_capture_in_a_configured_app_keeps_what_a_test_needs(tmp_path: Path) -> None:
+    class Failing:  # an app's sink that fails: the app's, not the capture's loss
+        dropped = 0
+
+        def submit(self, event: object, line: bytes) -> None:
+            raise OSError("disk full")
+
+        def flush(self, timeout: float = 2.0) -> bool:
+            return False
+
+        def close(self, timeout: float = 2.0) -> None:
+            pass
+
+    tracekit.configure(service="server", sink=Failing(), sample=0.0)  # the app samples all out
+    with capture(service="client") as first:  # (review 19c: its actor was the app's)
+        with tracekit.message(T1):
+            tracekit.emit("CTRL", "send")
+        assert tracekit.flush()
+    with capture() as second:
+        tracekit.emit("CTRL", "send")
+    # every message kept, the service's actor, and one numbering of the source the app's
+    # log got twice (each block from 1 read there as a restart)
+    assert [(e["actor"], e["source"], e["seq"]) for e in [*first, *second]] == [
+        ("client", "test-1", 1),
+        ("server", "test-1", 2),
+    ]
+    assert tracekit.stats()["dropped"] == 0
+
+
+def test_a_marker_added_while_the_test_runs_is_checked(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        f"""
+        import pytest
+        from chatflow import send_message
+
+        @pytest.fixture
+        def marked(request):
+            request.node.add_marker(pytest.mark.tracekit(max_latency=5))
+
+        def test_dynamic(marked):
+            send_message("{T1}", recipients=["u2"])
+        """
+    )
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)  # (review 19c: passed, nothing checked)
+    result.stdout.fnmatch_lines(["usage: @pytest.mark.tracekit(max_latency=...): a duration*"])
