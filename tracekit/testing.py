@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -103,7 +104,7 @@ def capture(
     )
     if options:
         raise TypeError(f"capture() got unexpected options: {', '.join(sorted(options))}")
-    seq = _TEED_SEQS.setdefault(source, itertools.count(1)) if base is not None else None
+    seq = _teed_seq(base.sink, source) if base is not None else None
     previous = _core._swap(_core._Emitter(config, sink, seq=seq))
     try:
         yield events
@@ -111,9 +112,19 @@ def capture(
         _core._swap(previous)
 
 
-#: Per source name, the seq of the blocks whose events an app's log gets too: a second block
-#: of that name goes on numbering (review 19c: each started at 1 in the app's log).
-_TEED_SEQS: dict[str, Iterator[int]] = {}
+#: Per app sink and source name, the seq of the blocks whose events that sink gets too: a
+#: second block of that name goes on numbering (review 19c: each started at 1 in the app's
+#: log, a restart there). Another sink (a test's own log) numbers from 1 again.
+_TEED_SEQS: weakref.WeakKeyDictionary[Any, dict[str, Iterator[int]]] = weakref.WeakKeyDictionary()
+_TEED_ANY: dict[str, Iterator[int]] = {}  # (sinks that take no weak reference)
+
+
+def _teed_seq(sink: Any, source: str) -> Iterator[int]:
+    try:
+        by_source = _TEED_SEQS.setdefault(sink, {})
+    except TypeError:
+        by_source = _TEED_ANY
+    return by_source.setdefault(source, itertools.count(1))
 
 
 class _Capture(MemorySink):
