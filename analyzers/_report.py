@@ -236,10 +236,15 @@ def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.
         shown = ", ".join(map(str, inside[:5])) + (" ..." if k > 5 else "")
         # which lines they were is not known (one may be an app's traceback): said as may be;
         # after a "; ", so the jump's words (watch's key) hold no file name (review 19c)
+        # a line holds one event at most: past k, the logging lost them (review 19d)
         said = (
             f"{missing} event(s) missing; {k} line(s) between them could not be read "
-            f"({file}: line {shown}, malformed): the events may be among them, not lost by "
-            "the logging"
+            f"({file}: line {shown}, malformed): "
+            + (
+                "the events may be among them, not lost by the logging"
+                if k >= missing
+                else f"{k} may be among them, the other {missing - k} lost by the logging"
+            )
         )
         details[i] = details[i][: jump.start()] + said + details[i][jump.end() :]
         changed = True

@@ -7,6 +7,7 @@ counted.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import polars as pl
@@ -86,13 +87,18 @@ _PLACE_NAMES: Final = ("actor", "peer", "source", "conv_id", "msg_id")
 _NAME_COLUMNS: Final = ("stage", "action", *_PLACE_NAMES)
 
 
-def _json_container(text: str) -> bool:
-    """Whether ``text`` is a JSON list or object of text (``["u2"]``, ``{"id": "u2"}``) as a
-    reader renders one: not a name in brackets (``[CTRL]``, the stages' own notation), nor one
-    that only parses as JSON (``[42]``, a logfmt value: review 19c)."""
+#: A name in brackets: DESIGN.md's notation for stages (``[CTRL]``), or an app's (``[bot]``).
+_BRACKETED_NAME: Final = re.compile(r"\[[A-Za-z0-9_.:\-]+\]")
+
+
+def _no_name(text: str) -> bool:
+    """Whether ``text``, opening with a bracket or a brace, is no name: a JSON list or object
+    as a reader renders one (``["u2"]``, ``{"id": 2}``, ``[]``, ``[1, 2]``; review 19d: those
+    without a quote passed as names), but not a word in brackets (``[CTRL]``, ``[42]``) and
+    not text that only opens with one (``[red]admin``)."""
     import json
 
-    if '"' not in text:
+    if _BRACKETED_NAME.fullmatch(text):
         return False
     try:
         return isinstance(json.loads(text), list | dict)
@@ -115,7 +121,7 @@ def _names(raw: pl.DataFrame, file: str, stats: InputStats) -> tuple[pl.DataFram
     unusable: list[pl.Expr] = []
     for c in _NAME_COLUMNS:
         values = odd.get_column(c).drop_nulls().cast(pl.String).unique().to_list()
-        bad = [v for v in values if v[:1] in "[{" and _json_container(v)]
+        bad = [v for v in values if v[:1] in "[{" and _no_name(v)]
         stage_like = c in ("stage", "action")
         tags = [v for v in values if stage_like and v not in bad and v[:1] == "[" and v[-1:] == "]"]
         if not (bad or tags):
@@ -308,6 +314,9 @@ def normalize(
 #: value, ``recipients=`` in logfmt, is none listed: no warning, review 19c).
 _NO_NAMES: Final = ("", "true", "false")
 _LITERALS: Final = ("true", "false")
+#: A whole value that lists nobody, said of nothing: ``recipients=`` or ``recipients=null``
+#: (go-kit's nil) in logfmt, ``""`` in JSON (review 19d: it read as a recipient "").
+_NONE_LISTED: Final = ("", "null")
 
 
 def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
@@ -354,7 +363,7 @@ def _recipients(raw: pl.DataFrame, file: str, stats: InputStats) -> pl.Expr:
         # Lists only (JSON lines always): the text branch would still run on every row.
         return c.str.json_decode(dtype)
     decoded = pl.when(decodable).then(c).str.json_decode(dtype)
-    named = pl.when(~c.is_in(bad)).then(c)
+    named = pl.when(~c.is_in(bad) & ~c.is_in(_NONE_LISTED)).then(c)
     as_text = named.str.split(",").list.eval(pl.element().str.strip_chars())
     return pl.when(is_json).then(decoded).otherwise(as_text)
 

@@ -136,7 +136,7 @@ def _trace_id(value: Any) -> str | None:
 
 
 #: An all-zero id as hex or base64: OTLP's "not set".
-_ZEROS: Final = re.compile(r"0+|A+=*")
+_ZEROS: Final = re.compile(r"0{32}|A{22}==")
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -441,6 +441,8 @@ def _walk_dir(
             # fatal (review 19c: a lost+found beside the logs stopped every reading, and
             # watch), nor said where the exclude globs leave it out
             where = Path(os.fsdecode(exc.filename or top))
+            if where == path:  # the directory named itself: as a named file, fatal (19d)
+                raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
             rel = where.relative_to(path).as_posix() if where.is_relative_to(path) else where.name
             if not (exclude and _matches(f"{rel}/-", exclude)):
                 notes.append(

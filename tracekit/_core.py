@@ -107,6 +107,9 @@ class _Emitter:
         self.seq = iter(seq) if seq is not None else itertools.count(1)
         self.source = config.source
         self.actor = config.actor
+        #: swapped in for a block by ``tracekit.testing.capture``: its source is the block's,
+        #: no configure() in the block goes on with it (review 19d)
+        self.transient = False
         self.level = config.level
         # Redaction runs inline: most events carry no text key and no nested value. Their
         # top-level keys are ruled out by one C-level subset test against the keys already
@@ -784,7 +787,12 @@ def configure(
     global _emitter, _atexit_registered
     with _config_lock:
         old = _emitter
-        if source is None and old is not None and old.config.service == service:
+        if (
+            source is None
+            and old is not None
+            and old.config.service == service
+            and not old.transient
+        ):
             source = old.config.source
         config = _make_config(
             service=service,

@@ -442,6 +442,7 @@ class _FifoWriter:
             if self.stopped:  # the sink gave up meanwhile: write nothing
                 fh.close()
                 raise OSError("the sink was closed before a reader opened the FIFO")
+            os.set_blocking(fh.fileno(), False)  # (a reader that stops: close() can give up)
             self.writer = _FdWriter(fh, fh.fileno(), ascii_only=False)
         self.writer(lines, events)
 
@@ -613,6 +614,21 @@ def _os_fd(stream: IO[Any]) -> tuple[int, bool] | None:
     return fd, text and encoding != "utf-8"
 
 
+def _may_write(stream: IO[Any]) -> bool:
+    """Whether ``stream`` says it can be written: its own ``writable()`` where its class has
+    one (a read-only gzip or wrapped binary file says False), not the ``IOBase`` default that
+    an app's TextIOBase with only a ``write()`` inherits and that says False of it (review
+    19c); else its text mode, where it has one."""
+    own = getattr(type(stream), "writable", None)
+    if own is not None and own is not io.IOBase.writable:
+        try:
+            return stream.writable() is not False
+        except Exception:  # (a stream that cannot say: its writes will)
+            return True
+    mode = getattr(stream, "mode", None)
+    return not (isinstance(mode, str) and mode and not set(mode) & set("wax+"))
+
+
 def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
     """Write JSON lines to an open stream (text or binary); the stream is not closed by us.
 
@@ -623,10 +639,7 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
     ``flush()`` and ``stats()``)."""
     if getattr(stream, "closed", False) is True:
         raise OSError("the stream is closed")
-    # by its mode, not writable(): a TextIOBase of the app's own with a write() but no
-    # writable() says False, and writes well (review 19c)
-    mode = getattr(stream, "mode", None)
-    if isinstance(mode, str) and mode and not set(mode) & set("wax+"):
+    if not _may_write(stream):
         raise OSError("the stream is not open for writing")
     os_fd = _os_fd(stream)
     if os_fd is not None:
@@ -639,7 +652,8 @@ def stream_sink(stream: IO[Any], *, max_queue: int = 100_000) -> ThreadedSink:
             events=False,
             on_abandon=writer.stop,
         )
-    text = isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b")
+    mode = getattr(stream, "mode", "b")  # (a GzipFile's is an int: binary)
+    text = isinstance(stream, io.TextIOBase) or (isinstance(mode, str) and "b" not in mode)
 
     def write(lines: list[bytes], _events: list[MutableMapping[str, Any]]) -> None:
         data = b"".join(lines)

@@ -238,6 +238,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             options = _marker_options(marker, item.config.stash.get(_MODEL, None))
         except pytest.UsageError as exc:
             pytest.fail(f"usage: {exc}", pytrace=False)
+        if _EVENTS not in item.stash:  # (its capture was decided at setup: "captured
+            # nothing" blamed the app, review 19d)
+            pytest.fail(
+                "@pytest.mark.tracekit was added while the test ran, after its events could "
+                "be captured: mark the test itself, or have it use tracekit_events",
+                pytrace=False,
+            )
     if options is not None:
         _check_marker(item, options)
     return result

@@ -105,7 +105,9 @@ def capture(
     if options:
         raise TypeError(f"capture() got unexpected options: {', '.join(sorted(options))}")
     seq = _teed_seq(base.sink, source) if base is not None else None
-    previous = _core._swap(_core._Emitter(config, sink, seq=seq))
+    emitter = _core._Emitter(config, sink, seq=seq)
+    emitter.transient = True
+    previous = _core._swap(emitter)
     try:
         yield events
     finally:

@@ -45,24 +45,13 @@ def test_events_of_no_hop_of_the_pipeline_are_said(history):
 
 
 def test_a_gap_across_a_line_the_reading_skipped_says_so(history, tmp_path):
-    import json
-
     from tracekit.collectors import collect
 
     history.message(1, "u1", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=1000)
     history.tail()
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    for row in history.rows:
-        line = {k: v for k, v in row.items() if k not in ("file", "line") and v is not None}
-        line["timestamp"] = row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        # u2's CTRL.add of message 2: its time unreadable, the line is skipped (malformed)
-        if (row["trace_id"], row["event"], row["actor"]) == (t2, "CTRL.add", "u2"):
-            line["timestamp"] = "Wed " + line["timestamp"]
-            at = row["seq"]
-        with (logs / f"{row['source']}.jsonl").open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
+    # u2's CTRL.add of message 2: its time unreadable, the line is skipped (malformed)
+    logs, at = _write_logs(history, tmp_path, (t2, "CTRL.add", "u2"))
     u2 = logs / "client-u2.jsonl"
     read = collect([logs])
     report = analyze(read.events, inputs=read.inputs.to_dict())
@@ -95,3 +84,39 @@ def test_a_timeline_marks_a_path_a_log_gap_may_hold(history):
     ]
     said = format_timeline(history.frame(), t2)
     assert "? REPO.add               (undecided: in a seq gap of its log, see log_gap)" in said
+
+
+def test_a_gap_wider_than_its_skipped_lines_says_the_rest_was_lost(history, tmp_path):
+    from tracekit.collectors import collect
+
+    history.message(1, "u1", ["u2"], t=0)
+    history.seq["client-u2"] += 2  # two events the logging lost, then one line unreadable
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    logs, _ = _write_logs(history, tmp_path, (t2, "WS-RECV.receive", "u2"))
+    read = collect([logs])
+    found = analyze(read.events, inputs=read.inputs.to_dict()).findings
+    detail = found.row(0, named=True)["detail"]
+    u2 = logs / "client-u2.jsonl"
+    assert detail.startswith(
+        f"seq jumps from 2 to 6: 3 event(s) missing; 1 line(s) between them could not be read "
+        f"({u2}: line 4, malformed): 1 may be among them, the other 2 lost by the logging"
+    )
+
+
+def _write_logs(history, tmp_path, unreadable):
+    """``history`` as JSON lines, a file per source, the line of ``unreadable`` (trace,
+    hop, actor) with a time no reader takes; the logs' directory and that line's seq."""
+    import json
+
+    logs, at = tmp_path / "logs", None
+    logs.mkdir()
+    for row in history.rows:
+        line = {k: v for k, v in row.items() if k not in ("file", "line") and v is not None}
+        line["timestamp"] = row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if (row["trace_id"], row["event"], row["actor"]) == unreadable:
+            line["timestamp"] = "Wed " + line["timestamp"]
+            at = row["seq"]
+        with (logs / f"{row['source']}.jsonl").open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    return logs, at

@@ -4,6 +4,7 @@ of a failing test (`tracekit.testing.format_timeline`)."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 
 import polars as pl
@@ -22,6 +23,8 @@ ROWS = [
     ("u3", "CTRL.add", False, "not_reached", 0),
     ("u4", "REPO.add", False, "in_flight", 0),
     ("u5", "CTRL.remove", True, "in_flight", 1),  # a removal inside the grace window
+    ("u6", "REPO.add", False, "undecided", 0),  # lines naming no recipient may hold it
+    ("u7", "REPO.add", False, "in_log_gap", 0),  # a log gap may hold it
 ]
 
 
@@ -55,6 +58,8 @@ def test_the_terminal_marks_each_status() -> None:
         "· CTRL.add (not reached)",
         "… REPO.add (in flight)",
         "… CTRL.remove (in flight)",
+        "? REPO.add (undecided: lines naming no recipient may hold it)",
+        "? REPO.add (undecided: in a seq gap of its log, see log_gap)",
     ]
 
 
@@ -69,6 +74,8 @@ def test_the_html_rows_say_each_status() -> None:
         "not reached",
         "in flight",
         "in flight",
+        "undecided",
+        "undecided (log gap)",
     ]
     # only the duplicate's count is marked: a count of 2 alone is no duplicate
     assert page.count("count dup") == 1
@@ -78,6 +85,8 @@ def test_the_html_rows_say_each_status() -> None:
         "missing",
         "missing",
         "after",
+        "pending",
+        "pending",
         "pending",
         "pending",
     ]  # (the removal's row in the drop's colour too)
@@ -111,8 +120,27 @@ def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
         ["·", "CTRL.add"],
         ["…", "REPO.add"],
         ["✓", "CTRL.remove"],
+        ["?", "REPO.add"],
+        ["?", "REPO.add"],
     ]
     text = "\n".join(lines)
     assert "x2 (duplicate)" in text and "(took it off: dropped)" in text
     assert "REPO.add               (missing)" in text and "(not reached)" in text
     assert "(in flight)" in text and "+1.0 ms (in flight)" in text
+
+
+def test_the_html_picture_draws_an_undecided_hop_as_pending() -> None:
+    from tracekit.cli._html import _timeline_svg
+
+    svg = _timeline_svg(_dicts(), {}, set(), {})
+    # (review 19d: drawn "missing", in red, as a drop, beside its table row's "undecided")
+    first = re.findall(
+        r'<g class="node missing first-missing([^"]*)"[^>]*data-recipient="(u\d)"', svg
+    )
+    assert dict((lane, cls) for cls, lane in first) == {
+        "u3": "",
+        "u4": "",  # (in flight by its findings, which this picture is given none of)
+        "u6": " pending",
+        "u7": " pending",
+    }
+    assert svg.count(">undecided<") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,20 +44,28 @@ def test_a_directory_that_cannot_be_listed_is_said(tmp_path: Path) -> None:
     hidden.chmod(0)
     said = f"warning: {hidden}: cannot read the directory: Permission denied; its files, if any,"
 
-    def check(*extra: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "tracekit", "check", str(logs), "--grace", "0s"]
-        command += ["--max", "drop=0", *extra]
+    def check(*extra: str, command: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = command or [sys.executable, "-m", "tracekit", "check", str(logs), "--grace"]
+        command += ["0s", "--max", "drop=0", *extra] if command[-1] == "--grace" else []
         if os.geteuid() == 0:  # (root lists it anyway: without the capabilities that let it)
             drop = "--drop=cap_dac_override,cap_dac_read_search"
-            command = ["capsh", drop, "--", "-c", " ".join(f"'{c}'" for c in command)]
+            command = ["capsh", drop, "--", "-c", shlex.join(command)]
         return subprocess.run(command, capture_output=True, text=True)
 
     try:
         done, excluded = check(), check("--exclude", "clients/*")
+        logs.chmod(0)  # the directory named, itself: as a named file, fatal (review 19d)
+        named = check()
+        read = f"from tracekit.collectors import collect\ntry: collect([{str(logs)!r}])\n"
+        read += "except Exception as e: print(type(e).__name__, e)"
+        library = check(command=[sys.executable, "-c", read])
     finally:
+        logs.chmod(0o755)
         hidden.chmod(0o755)
     assert done.returncode == 1 and said in done.stdout + done.stderr
     assert excluded.returncode == 1 and "cannot read the directory" not in excluded.stdout
+    assert named.returncode == 2 and f"'{logs}' is not readable" in named.stderr
+    assert library.stdout == f"InputError {logs}: cannot read: Permission denied\n"
 
 
 def test_a_negative_seq_is_left_empty_and_said(tmp_path: Path) -> None:
@@ -87,6 +96,8 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         '"stage": "WS-BROADCAST", "action": "deliver", "peer": ["u2"]',
         '"stage": "CTRL", "action": "add", "actor": "[bot]"',  # a name in brackets stays
         '"stage": "HTTP", "action": 404, "msg_id": "[42]"',  # numbers stay names (19c)
+        '"stage": [], "action": "add"',  # no quote in it, no name either (19d)
+        '"stage": "CTRL", "action": "add", "actor": [1, 2]',
     ]
     log.write_text(
         "".join(
@@ -103,14 +114,16 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         (5, "WS-BROADCAST", "deliver", "u2", None, None),
         (6, "CTRL", "add", "[bot]", None, None),
         (7, "HTTP", "404", "u2", None, "[42]"),
+        (9, "CTRL", "add", None, None, None),
     ]
-    assert got.inputs.malformed == 2
+    assert got.inputs.malformed == 3
     assert got.inputs.examples == [
         f"{log}:1: 'stage' and 'action' must be strings",
         f"{log}:2: 'stage' and 'action' must be strings",
+        f"{log}:8: 'stage' and 'action' must be strings",
     ]
     assert got.inputs.warnings == [
-        f"{log}: 1 events have a list or an object as their actor; it was left empty",
+        f"{log}: 2 events have a list or an object as their actor; it was left empty",
         f"{log}: 1 events have a list or an object as their peer; it was left empty",
     ]
 
@@ -122,9 +135,12 @@ def test_a_logfmt_number_is_a_name(tmp_path: Path) -> None:
     log.write_text(
         "timestamp=2026-01-01T00:00:01Z stage=HTTP action=404 source=w seq=1\n"
         "timestamp=2026-01-01T00:00:02Z stage=HTTP action=200 source=w seq=2 recipients=\n"
+        "timestamp=2026-01-01T00:00:03Z stage=HTTP action=201 source=w seq=3 recipients=null\n"
     )
     got = collect([log])  # (review 19c: malformed, and a false log_gap where they were)
-    assert got.events.collect().get_column("action").to_list() == ["404", "200"]
+    table = got.events.collect()
+    assert table.get_column("action").to_list() == ["404", "200", "201"]
+    assert table.get_column("recipients").to_list() == [None, None, None]  # (19d: [""])
     # an empty recipients= lists none: no warning (19c)
     assert (got.inputs.malformed, got.inputs.warnings) == (0, [])
 

@@ -548,3 +548,20 @@ def test_a_marker_added_while_the_test_runs_is_checked(project: pytest.Pytester)
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)  # (review 19c: passed, nothing checked)
     result.stdout.fnmatch_lines(["usage: @pytest.mark.tracekit(max_latency=...): a duration*"])
+    # a valid one: its events were not captured, which is said (not "captured nothing")
+    project.makepyfile(
+        test_marked=f"""
+        import pytest
+        from chatflow import send_message
+
+        @pytest.fixture
+        def marked(request):
+            request.node.add_marker(pytest.mark.tracekit())
+
+        def test_dynamic(marked):
+            send_message("{T1}", recipients=["u2"])
+        """
+    )
+    result = project.runpytest("-p", "no:cacheprovider", "test_marked.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["@pytest.mark.tracekit was added while the test ran, *"])

@@ -877,6 +877,7 @@ def _timeline_svg(
                 edge = "edge" if reached else ("edge after" if missing_seen else "edge missing")
                 if edge == "edge missing" and (
                     (flagged.get((lane, str(r.get("hop")))) or ("", ""))[0] == "in_flight"
+                    or r.get("status") in _UNDECIDED
                 ):
                     edge += " pending"
                 out.append(
@@ -915,8 +916,11 @@ def _timeline_svg(
                 )
             elif not missing_seen:
                 missing_seen = True
-                # an in-flight hop is undecided (the logs end inside the grace window)
-                pending = (flagged.get((lane, hop)) or ("", ""))[0] == "in_flight"
+                # an in-flight hop is undecided (the logs end inside the grace window), and
+                # so is one a log gap or lines naming no recipient may hold (its table row
+                # said so, the picture "missing": review 19d)
+                undecided = r.get("status") in _UNDECIDED
+                pending = undecided or (flagged.get((lane, hop)) or ("", ""))[0] == "in_flight"
                 out.append(
                     f'<g class="node missing first-missing{" pending" if pending else ""}" {attrs}>'
                     f"<title>{_e(tip)}</title>"
@@ -924,7 +928,11 @@ def _timeline_svg(
                     f'<path d="M{x - 4:.1f},{y - 4:.1f} L{x + 4:.1f},{y + 4:.1f} '
                     f'M{x + 4:.1f},{y - 4:.1f} L{x - 4:.1f},{y + 4:.1f}"/></g>'
                 )
-                label, cls = ("pending", "warn") if pending else ("missing", "bad")
+                label, cls = (
+                    ("undecided" if undecided else "pending", "warn")
+                    if pending
+                    else ("missing", "bad")
+                )
                 out.append(_text(x, y + 24, label, f"{cls} bold small", "middle"))
             else:
                 out.append(
@@ -945,6 +953,9 @@ def _logged(r: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A timeline row's place in the logs as evidence (``[]`` when unknown)."""
     return [{"file": r.get("file"), "line": r.get("line")}] if r.get("file") else []
 
+
+#: Timeline statuses of a first missing hop that is not judged (no drop).
+_UNDECIDED: Final = ("undecided", "in_log_gap")
 
 #: A timeline row's status (tracekit.analyzers.timeline) as the table shows it.
 _STATUS_TEXT: Final = {
