@@ -407,7 +407,14 @@ def _reason(exc: Exception, line: bytes) -> str:
     if "expected to contain JSON object" in text:
         return "not a JSON object" + size
     at = _AT.search(text)
-    return "invalid JSON" + (f" at character {at.group(1)}" if at else "") + size
+    # lines ending in a bare CR (classic Mac) read as one line: say what it looks like
+    # (review 19a: "invalid JSON at character 283" of a whole file of good events)
+    cr = (
+        "; it holds lines ending in a bare CR (\\r): convert them with tr '\\r' '\\n'"
+        if b"}\r{" in line
+        else ""
+    )
+    return "invalid JSON" + (f" at character {at.group(1)}" if at else "") + size + cr
 
 
 def _slow(

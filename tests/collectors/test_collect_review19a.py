@@ -193,3 +193,15 @@ def test_a_link_loop_is_said_as_one(tmp_path: Path) -> None:
         2,
         f"tracekit: error: {logs / 'a.jsonl'}: a link loop\n",
     )
+
+
+def test_lines_ending_in_a_bare_cr_are_said(tmp_path: Path) -> None:
+    from tracekit.collectors import collect
+
+    log = tmp_path / "client-u1.jsonl"
+    log.write_bytes((SAMPLES / "client-u1.jsonl").read_bytes().replace(b"\n", b"\r"))
+    got = collect([log])  # one line, malformed: said as what it looks like (review 19a)
+    assert got.inputs.malformed == 1
+    assert got.inputs.examples[0].endswith(
+        "; it holds lines ending in a bare CR (\\r): convert them with tr '\\r' '\\n'"
+    )
