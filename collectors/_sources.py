@@ -107,8 +107,13 @@ class FileSource(Source):
     def read(self) -> RawInput:
         try:
             with self.path.open("rb") as fh:
-                head = fh.read(_HEAD)
                 st = os.fstat(fh.fileno())
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    # (/dev/zero was read "to its end" into memory, review 19a)
+                    raise InputError(
+                        f"{self.name}: a device, not a log (give - for standard input)"
+                    )
+                head = fh.read(_HEAD)
                 if stat.S_ISREG(st.st_mode) and _compression(head) is None:
                     # Not compressed: leave the bytes on disk until a reader needs them.
                     return RawInput(None, st.st_size, path=self.path, head=head)

@@ -205,3 +205,12 @@ def test_lines_ending_in_a_bare_cr_are_said(tmp_path: Path) -> None:
     assert got.inputs.examples[0].endswith(
         "; it holds lines ending in a bare CR (\\r): convert them with tr '\\r' '\\n'"
     )
+
+
+@pytest.mark.timeout(20)  # (it read /dev/zero "to its end": gigabytes, then killed)
+def test_a_device_given_as_a_log_is_refused() -> None:
+    from tracekit.collectors import collect
+    from tracekit.errors import InputError
+
+    with pytest.raises(InputError, match=r"^/dev/zero: a device, not a log \(give - for"):
+        collect(["/dev/zero"])
