@@ -565,3 +565,22 @@ def test_a_marker_added_while_the_test_runs_is_checked(project: pytest.Pytester)
     result = project.runpytest("-p", "no:cacheprovider", "test_marked.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["@pytest.mark.tracekit was added while the test ran, *"])
+
+
+def test_message_as_a_decorator_binds_per_call_and_nests() -> None:
+    @tracekit.message(T1, conv_id="c1")
+    def handle(depth: int) -> list[tuple[str, str | None, str | None]]:
+        ctx = tracekit.current()
+        assert ctx is not None
+        seen = [(ctx.trace_id, ctx.conv_id, ctx.msg_id)]
+        if depth:  # a call inside a call: a scope each (one object shared would mix tokens)
+            with tracekit.message(msg_id="m1"):
+                seen += handle(depth - 1)
+        return seen
+
+    assert handle(1) == [(T1, "c1", None), (T1, "c1", "m1")]
+    assert tracekit.current() is None
+    scope = tracekit.message(T2)  # made on entering: what is bound then is the outer message
+    with tracekit.message(T1, conv_id="c7"), scope as inner:
+        assert (inner.trace_id, inner.conv_id) == (T2, None)
+    assert tracekit.current() is None
