@@ -123,7 +123,7 @@ def _names(raw: pl.DataFrame, file: str, stats: InputStats) -> tuple[pl.DataFram
         values = odd.get_column(c).drop_nulls().cast(pl.String).unique().to_list()
         bad = [v for v in values if v[:1] in "[{" and _no_name(v)]
         stage_like = c in ("stage", "action")
-        tags = [v for v in values if stage_like and v not in bad and v[:1] == "[" and v[-1:] == "]"]
+        tags = [v for v in values if stage_like and _BRACKETED_NAME.fullmatch(v)]
         if not (bad or tags):
             continue
         text = pl.col(c).cast(pl.String)

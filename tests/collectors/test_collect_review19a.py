@@ -98,6 +98,7 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         '"stage": "HTTP", "action": 404, "msg_id": "[42]"',  # numbers stay names (19c)
         '"stage": [], "action": "add"',  # no quote in it, no name either (19d)
         '"stage": "CTRL", "action": "add", "actor": [1, 2]',
+        '"stage": "[b]CTRL[/b]", "action": "add"',  # only a word in brackets is a tag
     ]
     log.write_text(
         "".join(
@@ -115,6 +116,7 @@ def test_names_that_are_no_names_are_said(tmp_path: Path) -> None:
         (6, "CTRL", "add", "[bot]", None, None),
         (7, "HTTP", "404", "u2", None, "[42]"),
         (9, "CTRL", "add", None, None, None),
+        (10, "[b]CTRL[/b]", "add", "u2", None, None),
     ]
     assert got.inputs.malformed == 3
     assert got.inputs.examples == [

@@ -438,8 +438,13 @@ def _writing(output: Path, option: str) -> Iterator[None]:
         _cannot_write(output, option, exc)
 
 
+def _stdout_if_dash(output: Path | None) -> Path | None:
+    """``-o -``: stdout (None), not a file named ``-``."""
+    return None if output is not None and str(output) == "-" else output
+
+
 def _emit(text: str, output: Path | None, option: str = "-o") -> None:
-    if output is None or (option == "-o" and str(output) == "-"):  # (stdout: "-o -")
+    if output is None:
         if sys.stdout is None:
             _fail(f"cannot write the output: stdout is closed (give {option} FILE)")
         sys.stdout.write(text)
@@ -472,6 +477,7 @@ def analyze(
 
     Example: `tracekit analyze logs/ --format json -o report.json`
     """
+    output = _stdout_if_dash(output)
     with _translated_errors():
         reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
         report, events, model = _analyze(reading, pipeline, grace)
@@ -489,7 +495,7 @@ def analyze(
         else:
             from tracekit.cli._render import render_table
 
-            if output is None or str(output) == "-":
+            if output is None:
                 render_table(data, _stdout())
             else:
                 from rich.console import Console
@@ -538,8 +544,8 @@ def report(
         reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
         analysis, events, model = _analyze(reading, pipeline, grace)
         data = _report_dict(analysis, events, model)
-        _emit(_html(data, analysis, events, model), output)
-    if str(output) != "-":
+        _emit(_html(data, analysis, events, model), _stdout_if_dash(output))
+    if _stdout_if_dash(output) is not None:
         typer.echo(f"wrote {output}", err=True)
 
 
