@@ -220,26 +220,43 @@ _JUMP: Final = re.compile(r"(\d+) event\(s\) lost by the logging")
 def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.DataFrame:
     """A ``log_gap`` across lines the reading skipped (malformed) says so: the logging need
     not have lost those events; tracekit may not have read them (review 19a: every malformed
-    line with a seq read as "lost by the logging")."""
+    line with a seq read as "lost by the logging"). A gap from one file to the next (a
+    rotated log) spans the first's lines after its last event and the second's before."""
     details = found.get_column("detail").to_list()
     changed = False
     for i, (kind, evidence) in enumerate(found.select("kind", "evidence").iter_rows()):
         ends = [(e["file"], e["line"]) for e in evidence or []]
-        if kind != "log_gap" or len(ends) != 2 or ends[0][0] != ends[1][0]:
+        if kind != "log_gap" or len(ends) != 2:
             continue
-        (file, before), (_, after) = ends
-        inside = sorted(n for n in skipped.get(file, ()) if before < n < after)
+        (first, before), (last, after) = ends
+        inside = {
+            file: lines
+            for file, lines in (
+                [(first, [n for n in skipped.get(first, ()) if before < n < after])]
+                if first == last
+                else [
+                    (first, [n for n in skipped.get(first, ()) if n > before]),
+                    (last, [n for n in skipped.get(last, ()) if n < after]),
+                ]
+            )
+            if lines
+        }
         jump = _JUMP.search(details[i])
         if not inside or jump is None:
             continue
-        missing, k = int(jump.group(1)), len(inside)
-        shown = ", ".join(map(str, inside[:5])) + (" ..." if k > 5 else "")
+        missing, k = int(jump.group(1)), sum(map(len, inside.values()))
+        where = "; ".join(
+            f"{file}: line "
+            + ", ".join(map(str, sorted(lines)[:5]))
+            + (" ..." if len(lines) > 5 else "")
+            for file, lines in inside.items()
+        )
         # which lines they were is not known (one may be an app's traceback): said as may be;
         # after a "; ", so the jump's words (watch's key) hold no file name (review 19c)
         # a line holds one event at most: past k, the logging lost them (review 19d)
         said = (
             f"{missing} event(s) missing; {k} line(s) between them could not be read "
-            f"({file}: line {shown}, malformed): "
+            f"({where}, malformed): "
             + (
                 "the events may be among them, not lost by the logging"
                 if k >= missing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from tracekit.analyzers import analyze
 
@@ -120,3 +121,32 @@ def _write_logs(history, tmp_path, unreadable):
         with (logs / f"{row['source']}.jsonl").open("a") as fh:
             fh.write(json.dumps(line) + "\n")
     return logs, at
+
+
+@pytest.mark.parametrize("ends_older", [True, False])
+def test_a_gap_from_one_rotated_file_to_the_next_counts_the_lines_skipped_in_both(
+    history, tmp_path, ends_older
+):
+    from tracekit.collectors import collect
+
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    logs, at = _write_logs(history, tmp_path, (t2, "CTRL.add", "u2"))
+    # u2's log rotated just after or just before the unreadable line: the gap's two ends are
+    # in two files, the line at the end of the older or the start of the newer
+    lines = (logs / "client-u2.jsonl").read_text().splitlines(keepends=True)
+    (logs / "client-u2.jsonl").unlink()
+    older, newer = logs / "client-u2.1.jsonl", logs / "client-u2.2.jsonl"
+    cut = at + 1 if ends_older else at
+    older.write_text("".join(lines[:cut]))
+    newer.write_text("".join(lines[cut:]))
+    where = f"{older}: line {at + 1}" if ends_older else f"{newer}: line 1"
+    read = collect([logs])
+    found = analyze(read.events, inputs=read.inputs.to_dict()).findings
+    # (it said "1 event(s) lost by the logging": the skipped line was in the other file)
+    assert found.row(0, named=True)["detail"].startswith(
+        f"seq jumps from {at - 1} to {at + 1}: 1 event(s) missing; 1 line(s) between them "
+        f"could not be read ({where}, malformed): the events may be among "
+        "them, not lost by the logging"
+    )
