@@ -481,27 +481,38 @@ def analyze(
     with _translated_errors():
         reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
         report, events, model = _analyze(reading, pipeline, grace)
-        data = _report_dict(report, events, model)
-        if format is Format.json:
-            from tracekit.cli._render import render_json
+        _write_report(format, _report_dict(report, events, model), report, events, model, output)
 
-            _emit(render_json(data), output)
-        elif format is Format.markdown:
-            from tracekit.cli._render import render_markdown
 
-            _emit(render_markdown(data), output)
-        elif format is Format.html:
-            _emit(_html(data, report, events, model), output)
+def _write_report(
+    format: Format,
+    data: Mapping[str, Any],
+    report: Report,
+    events: pl.LazyFrame,
+    model: Pipeline,
+    output: Path | None,
+) -> None:
+    """The report (``data``, the JSON report's dict) in ``format``, to ``output`` or stdout."""
+    if format is Format.json:
+        from tracekit.cli._render import render_json
+
+        _emit(render_json(data), output)
+    elif format is Format.markdown:
+        from tracekit.cli._render import render_markdown
+
+        _emit(render_markdown(data), output)
+    elif format is Format.html:
+        _emit(_html(data, report, events, model), output)
+    else:
+        from tracekit.cli._render import render_table
+
+        if output is None:
+            render_table(data, _stdout())
         else:
-            from tracekit.cli._render import render_table
+            from rich.console import Console
 
-            if output is None:
-                render_table(data, _stdout())
-            else:
-                from rich.console import Console
-
-                with _writing(output, "-o"), output.open("w", encoding="utf-8") as fh:
-                    render_table(data, Console(file=fh, width=160, emoji=False))
+            with _writing(output, "-o"), output.open("w", encoding="utf-8") as fh:
+                render_table(data, Console(file=fh, width=160, emoji=False))
 
 
 def _html(data: Mapping[str, Any], report: Report, events: pl.LazyFrame, model: Pipeline) -> str:
@@ -891,20 +902,8 @@ def demo(
         grace = f"{max(run.tail_ms // 2, 100)}ms"
         analysis, events, model = _analyze(_Reading(run.logs), None, grace)
         data = _report_dict(analysis, events, model)
-        if format is Format.json:
-            from tracekit.cli._render import render_json
-
-            _emit(render_json(data), None)
-        elif format is Format.markdown:
-            from tracekit.cli._render import render_markdown
-
-            _emit(render_markdown(data), None)
-        elif format is Format.html:
-            _emit(_html(data, analysis, events, model), None)
-        else:
-            from tracekit.cli._render import render_table
-
-            render_table(data, _stdout())
+        _write_report(format, data, analysis, events, model, None)
+        if format is Format.table:
             _explain_demo(run, data, status)
             # the next thing a reader does: the same logs through `analyze`, whose default
             # grace window (5 s) is longer than the run went on, so its drops read in flight
