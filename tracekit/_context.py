@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import ContextDecorator, contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar, cast
 
 from tracekit.schema import derived_trace_id, is_trace_id, new_trace_id
 
@@ -72,6 +73,61 @@ class MessageContext:
         """The keys this context contributes to an event (fields given to the event win)."""
         return dict(self._event)
 
+
+class _Unchecked:
+    """:class:`MessageContext`'s layout without its frozen ``__setattr__``: ``message()``
+    fills one in plain slot stores, then makes it a MessageContext (``__class__``, allowed
+    between classes of the same slots): the same object as the dataclass's, equality, repr,
+    immutability and all. Its ``__init__`` stores each field through ``object.__setattr__``
+    and ``__post_init__`` checks the id again: 1.3 us of the 3.5 a message took unconfigured
+    (review 20a). Only for ids already canonical (checked, derived or fresh)."""
+
+    __slots__ = MessageContext.__slots__  # (the same names in the same order)
+
+    def __init__(
+        self,
+        trace_id: str,
+        conv_id: str | None,
+        msg_id: str | None,
+        actor: str | None,
+        parent_span_id: str | None,
+        fields: dict[str, Any],
+    ) -> None:
+        self.trace_id = trace_id
+        self.conv_id = conv_id
+        self.msg_id = msg_id
+        self.actor = actor
+        self.parent_span_id = parent_span_id
+        self.fields = fields
+        # MessageContext.__post_init__'s _event, in its key order (the lines' order)
+        out: dict[str, Any] = {"trace_id": trace_id}
+        if msg_id is not None:
+            out["msg_id"] = msg_id
+        if conv_id is not None:
+            out["conv_id"] = conv_id
+        if actor is not None:
+            out["actor"] = actor
+        if fields:
+            out.update(fields)
+        self._event = out
+
+
+def _context(
+    trace_id: str,
+    conv_id: str | None,
+    msg_id: str | None,
+    actor: str | None,
+    parent_span_id: str | None,
+    fields: dict[str, Any],
+) -> MessageContext:
+    """``MessageContext(...)`` for a ``trace_id`` known canonical, without checking it again."""
+    ctx = _Unchecked(trace_id, conv_id, msg_id, actor, parent_span_id, fields)
+    ctx.__class__ = MessageContext  # type: ignore[assignment]
+    return cast(MessageContext, ctx)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _current: contextvars.ContextVar[MessageContext | None] = contextvars.ContextVar(
     "tracekit_message", default=None
@@ -148,28 +204,20 @@ def message(
     """
     if ctx is None:  # (review 19b: the keyword fell into fields, and a fresh id was made)
         ctx = trace_id
-    return _MessageScope(ctx, conv_id, msg_id, actor, fields)
+    scope = _new_scope(_MessageScope)  # (no __init__ frame: 0.1 us of a message)
+    scope._args = (ctx, conv_id, msg_id, actor, fields)
+    return scope
 
 
-class _MessageScope(ContextDecorator):
+class _MessageScope:
     """:func:`message`'s block: a class, not a generator's context manager (1 us of the
     4 a message took unconfigured, review 19b). The context is made on entering, as the
-    generator made it: what is bound then is the outer message."""
+    generator made it: what is bound then is the outer message. Slotted, without
+    ``ContextDecorator`` (whose instances have a ``__dict__``): its ``__call__`` is here."""
 
     __slots__ = ("_args", "_outer", "_token")
 
-    def __init__(
-        self,
-        ctx: MessageContext | str | None,
-        conv_id: str | None,
-        msg_id: str | None,
-        actor: str | None,
-        fields: dict[str, Any],
-    ) -> None:
-        self._args = (ctx, conv_id, msg_id, actor, fields)
-
-    def _recreate_cm(self) -> _MessageScope:  # (a decorated function's calls: one each)
-        return _MessageScope(*self._args)
+    _args: tuple[MessageContext | str | None, str | None, str | None, str | None, dict[str, Any]]
 
     def __enter__(self) -> MessageContext:
         outer = _current.get()
@@ -179,7 +227,26 @@ class _MessageScope(ContextDecorator):
         return updated
 
     def __exit__(self, *exc: object) -> None:
-        _reset(_current, self._token, self._outer)
+        try:  # _reset, inlined
+            _current.reset(self._token)
+        except ValueError:
+            _current.set(self._outer)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """As a decorator: each call of ``fn`` in a block of its own (ContextDecorator's)."""
+        args = self._args
+
+        @functools.wraps(fn)
+        def inner(*a: P.args, **kw: P.kwargs) -> R:
+            scope = _new_scope(_MessageScope)
+            scope._args = args
+            with scope:
+                return fn(*a, **kw)
+
+        return inner
+
+
+_new_scope = object.__new__
 
 
 def _message_in(
@@ -190,36 +257,40 @@ def _message_in(
     actor: str | None,
     fields: dict[str, Any],
 ) -> MessageContext:
-    """The message :func:`message` binds inside ``outer`` (None: none bound)."""
-    if outer is None and type(ctx) is str and (tid := canonical_trace_id(ctx)):
-        # the usual call, a new message by its id: one context made, not one then a copy
-        # (6 -> ~4 us a message, unconfigured; review 19b)
-        return MessageContext(tid, conv_id, msg_id, actor, None, fields)
+    """The message :func:`message` binds inside ``outer`` (None: none bound). Every id here is
+    canonical (checked, derived or fresh): the context is built unchecked, once."""
+    if outer is None and type(ctx) is str:
+        # the usual call, a new message by its id (already canonical: one regex match)
+        tid = ctx if len(ctx) == 32 and _CANONICAL.fullmatch(ctx) else canonical_trace_id(ctx)
+        if tid is not None and tid != _ZERO:
+            made = _Unchecked(tid, conv_id, msg_id, actor, None, fields)  # (_context, inlined)
+            made.__class__ = MessageContext  # type: ignore[assignment]
+            return made  # type: ignore[return-value]
     if isinstance(ctx, MessageContext):
         base = ctx
     elif ctx is not None:
         trace_id = canonical_trace_id(ctx)
-        base = MessageContext(trace_id=trace_id) if trace_id else _bad_id_context(ctx, actor)
+        base = (
+            _context(trace_id, None, None, None, None, {})
+            if trace_id
+            else _bad_id_context(ctx, actor)
+        )
     elif outer is not None:
         base = outer
     else:
-        base = MessageContext(trace_id=new_trace_id())
+        base = _context(new_trace_id(), None, None, None, None, {})
+    c, m, a, p, f = base.conv_id, base.msg_id, base.actor, base.parent_span_id, base.fields
     if outer is not None and base is not outer and base.trace_id == outer.trace_id:
         # Same message seen again deeper in the call tree: keep what the outer scope knew.
-        base = replace(
-            base,
-            conv_id=base.conv_id or outer.conv_id,
-            msg_id=base.msg_id or outer.msg_id,
-            actor=base.actor or outer.actor,
-            parent_span_id=base.parent_span_id or outer.parent_span_id,
-            fields={**outer.fields, **base.fields},
-        )
-    return replace(
-        base,
-        conv_id=conv_id if conv_id is not None else base.conv_id,
-        msg_id=msg_id if msg_id is not None else base.msg_id,
-        actor=actor if actor is not None else base.actor,
-        fields={**base.fields, **fields} if fields else base.fields,
+        c, m, a = c or outer.conv_id, m or outer.msg_id, a or outer.actor
+        p, f = p or outer.parent_span_id, {**outer.fields, **f}
+    return _context(
+        base.trace_id,
+        conv_id if conv_id is not None else c,
+        msg_id if msg_id is not None else m,
+        actor if actor is not None else a,
+        p,
+        {**f, **fields} if fields else f,
     )
 
 
@@ -235,8 +306,8 @@ def _reset(var: contextvars.ContextVar[Any], token: contextvars.Token[Any], prev
 
 
 def _bad_id_context(given: object, actor: str | None = None) -> MessageContext:
-    trace_id, text = _bad_trace_id(given, actor)
-    return MessageContext(trace_id=trace_id, fields={"bad_trace_id": text})
+    trace_id, text = _bad_trace_id(given, actor)  # (derived: canonical)
+    return _context(trace_id, None, None, None, None, {"bad_trace_id": text})
 
 
 def bad_id_text(given: object) -> str:
