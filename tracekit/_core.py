@@ -606,6 +606,11 @@ def _safe_key(key: Any) -> Any:
 _dumps = orjson.dumps
 
 _emitter: _Emitter | None = None
+# The stages entered again while active (_Stage._reenter) in this context, oldest first: an
+# exit ends the one made last in its own task or thread.
+_reentered: contextvars.ContextVar[tuple[_Stage, ...]] = contextvars.ContextVar(
+    "tracekit_reentered", default=()
+)
 # An Instrumentation activated for a context (one client among several in one process) wins
 # over the process-wide configuration.
 _scoped: contextvars.ContextVar[_Emitter | None] = contextvars.ContextVar(
@@ -1062,13 +1067,21 @@ class _Stage:
     generator closed early); ``cancelled`` for the other BaseExceptions (asyncio's
     CancelledError, KeyboardInterrupt...), which, as in OpenTelemetry's ``use_span``, are no
     errors: no ``error``, level unchanged, span status unset.
+
+    Entered again while active (nested, recursion, another task), the object begins one more
+    stage, as ``stage()`` called again with its arguments would: each entry writes its own
+    event and span, and each exit ends the entry made last in its own context (task,
+    thread). ``set()`` goes to that entry too. Used again after its block, it starts afresh.
     """
 
     __slots__ = (
         "_action",
+        "_active",
         "_emitter",
         "_fields",
         "_late",
+        "_merged",
+        "_nested",
         "_odd",
         "_span",
         "_span_id",
@@ -1078,10 +1091,13 @@ class _Stage:
     )
 
     def __init__(self, stage: str, action: str, fields: dict[str, Any]) -> None:
-        # _span_id, _start and _token are set by __enter__ before anything reads them.
+        # _merged, _odd, _span_id, _start and _token are set by __enter__ before anything
+        # reads them. _fields stays as given: each entry merges it with its own context.
         self._stage = stage
         self._action = action
         self._fields = fields
+        self._active = False  # an entry is open in these slots
+        self._nested: list[_Stage] | None = None  # entries made while it was (review 20a)
         self._emitter: _Emitter | None = None
         self._late: dict[str, Any] | None = None
         self._span: Span | None = None
@@ -1089,6 +1105,11 @@ class _Stage:
     def set(self, **fields: Any) -> None:
         """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned); they
         go on the event and, for the keys spans carry, on the span."""
+        if self._nested:
+            nested = self._nested_here()
+            if nested is not None:
+                nested.set(**fields)
+                return
         if self._late is None:
             self._late = fields
         else:
@@ -1102,6 +1123,11 @@ class _Stage:
                 pass
 
     def __enter__(self) -> _Stage:
+        # Test and set with no call in between: no other thread runs between them (the GIL
+        # is only handed over at calls and backward jumps).
+        if self._active:
+            return self._reenter()
+        self._active = True
         emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
         if emitter is None:
             return self
@@ -1133,7 +1159,7 @@ class _Stage:
             if emitter.threshold is not None and not emitter.keep(fields.get("trace_id")):
                 emitter.sampled_out += 1
                 return self
-            self._fields = fields
+            self._merged = fields
             self._odd = odd
             self._start = start = now_ns()
             self._emitter = emitter
@@ -1162,7 +1188,11 @@ class _Stage:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._nested and self._exit_nested(exc_type, exc, tb):
+            return
+        self._active = False
         emitter = self._emitter
+        late, self._late = self._late, None  # (the next use of the object starts afresh)
         if emitter is None:
             return
         self._emitter = None
@@ -1170,7 +1200,7 @@ class _Stage:
         seq = None
         span = self._span
         try:
-            fields = self._fields if self._late is None else {**self._fields, **self._late}
+            fields = self._merged if late is None else {**self._merged, **late}
             after: dict[str, Any] = {} if span is None else {"span_id": self._span_id}
             # Rounded to the microsecond in integers (round(x, 3) on a float costs 0.3 us).
             after["duration_ms"] = (end - self._start + 500) // 1000 / 1000
@@ -1188,7 +1218,7 @@ class _Stage:
                 fields,
                 self._start,
                 after,
-                self._odd if self._late is None else None,
+                self._odd if late is None else None,
             )
         except Exception as failure:
             emitter.lost(failure)
@@ -1199,6 +1229,48 @@ class _Stage:
                 emitter.spans.finish(span, self._token, end, exc, seq)  # type: ignore[union-attr]
             except Exception:
                 emitter.internal_errors += 1
+
+    def _reenter(self) -> _Stage:
+        """Entered again while active: one more stage, of its own (review 20a: the entry
+        overwrote the open one, whose event was then lost without a word)."""
+        nested = _Stage(self._stage, self._action, self._fields)
+        nested.__enter__()
+        if self._nested is None:
+            self._nested = []
+        self._nested.append(nested)
+        _reentered.set((*_reentered.get(), nested))
+        return self
+
+    def _nested_here(self) -> _Stage | None:
+        """The open entry of ours made last in this context, if one was made here."""
+        mine = self._nested or ()
+        for nested in reversed(_reentered.get()):
+            if any(nested is m for m in mine):
+                return nested
+        return None
+
+    def _exit_nested(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """End the entry this exit belongs to if it is a nested one: the one made last in
+        this context, else (this context made none, the first entry is over: an async
+        generator finalised elsewhere) the one made last. False: the first entry's exit."""
+        nested = self._nested_here()
+        if nested is None:
+            if self._active or not self._nested:
+                return False
+            nested = self._nested[-1]
+        else:
+            _reentered.set(tuple(n for n in _reentered.get() if n is not nested))
+        try:
+            self._nested.remove(nested)  # type: ignore[union-attr]
+        except ValueError:  # ended meanwhile by another context's exit (the fallback above)
+            return False
+        nested.__exit__(exc_type, exc, tb)
+        return True
 
     async def __aenter__(self) -> _Stage:
         return self.__enter__()

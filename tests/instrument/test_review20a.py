@@ -3,6 +3,7 @@ Instrumentation, configure() inside a capture block, and message()'s context bui
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
 from tracekit import _context
+from tracekit.testing import capture
 
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TID2 = "0af7651916cd43dd8448eb211c80319c"
@@ -26,6 +30,115 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+
+# -- 1. a stage object entered again while it is active: each entry its own event ---------
+
+
+def test_a_stage_entered_again_while_active_writes_both_events() -> None:
+    with capture() as events, tracekit.message(TID):
+        st = tracekit.stage("REPO", "add", peer="u2")
+        with st as outer:
+            outer.set(msg_id="m-outer")
+            with st as inner:
+                inner.set(msg_id="m-inner")  # the innermost entry's
+        assert tracekit.stats()["dropped"] == 0
+    adds = events.filter(stage="REPO")
+    assert [e["msg_id"] for e in adds] == ["m-inner", "m-outer"]  # inner ends first
+    assert all(e["peer"] == "u2" and e["status"] == "ok" for e in adds)
+    assert adds[1]["duration_ms"] >= adds[0]["duration_ms"]
+    assert [e["seq"] for e in events] == [1, 2]
+
+
+def test_a_recursive_stage_object_writes_one_event_per_entry() -> None:
+    st_holder: list[Any] = []
+
+    def walk(n: int) -> None:
+        with st_holder[0]:
+            if n:
+                walk(n - 1)
+            else:
+                raise KeyError("bottom")
+
+    with capture() as events, tracekit.message(TID):
+        st_holder.append(tracekit.stage("REST", "persist"))
+        with pytest.raises(KeyError):
+            walk(3)
+    assert len(events.filter(stage="REST")) == 4
+    assert {e["status"] for e in events} == {"error"}
+
+
+def test_a_stage_object_used_again_after_its_block_takes_the_new_message() -> None:
+    # (it kept the first message's fields: the second event had the first trace id)
+    with capture() as events:
+        st = tracekit.stage("REST", "persist")
+        with tracekit.message(TID, conv_id="c1"), st as s:
+            s.set(msg_id="m1")
+        with tracekit.message(TID2), st:
+            pass
+    first, second = events
+    assert (first["trace_id"], first["conv_id"], first["msg_id"]) == (TID, "c1", "m1")
+    assert second["trace_id"] == TID2
+    assert "conv_id" not in second and "msg_id" not in second  # nothing of the first use
+
+
+def test_a_stage_object_shared_by_overlapping_tasks_pairs_each_exit_with_its_entry() -> None:
+    async def run(st: Any) -> None:
+        async def task(name: str, wait_in: float) -> None:
+            with tracekit.message(TID, actor=name):
+                async with st as s:
+                    s.set(who=name)
+                    await asyncio.sleep(wait_in)
+
+        # a enters first and leaves last: b's exit, in between, must end b's own entry
+        await asyncio.gather(task("a", 0.2), task("b", 0.01))
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with capture(otel=provider) as events:
+        asyncio.run(run(tracekit.stage("REPO", "add")))
+    by_actor = {e["actor"]: e for e in events.filter(stage="REPO")}
+    assert set(by_actor) == {"a", "b"}
+    assert by_actor["a"]["who"] == "a" and by_actor["b"]["who"] == "b"
+    assert by_actor["a"]["duration_ms"] >= 150 > by_actor["b"]["duration_ms"]
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 2  # both ended, each in its own task's context
+
+
+def test_a_stage_object_entered_again_with_spans_nests_and_ends_both() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with capture(otel=provider) as events, tracekit.message(TID):
+        st = tracekit.stage("REPO", "add")
+        with st, st:
+            pass
+    inner, outer = exporter.get_finished_spans()
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert [e["span_id"] for e in events] == [
+        f"{inner.context.span_id:016x}",
+        f"{outer.context.span_id:016x}",
+    ]
+    assert tracekit.stats() == {}  # (the capture restored the unconfigured state)
+
+
+def test_a_nested_entry_left_in_another_context_is_still_ended() -> None:
+    # (an async generator left by break is finalised in a new task: not where it entered)
+    import contextvars
+
+    with capture() as events, tracekit.message(TID):
+        st = tracekit.stage("REPO", "add")
+        st.__enter__()
+        contextvars.copy_context().run(st.__enter__)  # the nested entry, made elsewhere
+        st.__exit__(None, None, None)  # this context made none: the first entry ends
+        contextvars.copy_context().run(st.__exit__, None, None, None)  # then the nested one
+        st.__exit__(None, None, None)  # one exit too many: nothing left to end, no raise
+    assert len(events) == 2 and not st._nested and not st._active
 
 
 # -- 4. message(): its context built without the dataclass's checks, same behaviour --------
