@@ -26,6 +26,7 @@ from collections.abc import (
     Generator,
     Iterable,
     Iterator,
+    MutableMapping,
     Sequence,
 )
 from dataclasses import dataclass, field, fields, replace
@@ -79,6 +80,8 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: What a sink's ``submit`` is: one rendered event and its line.
+Submit = Callable[[MutableMapping[str, Any], bytes], None]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ class _Emitter:
     def __init__(self, config: Config, sink: Sink, seq: Iterable[int] | None = None) -> None:
         self.config = config
         self.sink = sink
+        #: where write() hands each line: the sink's submit, or that and the taps (_tap)
+        self.submit: Submit = sink.submit
+        self.taps: tuple[Submit, ...] = ()
         self.seq = iter(seq) if seq is not None else itertools.count(1)
         self.source = config.source
         self.actor = config.actor
@@ -376,7 +382,7 @@ class _Emitter:
                     self.internal_errors += 1
             return None
         try:
-            self.sink.submit(event, line)
+            self.submit(event, line)
         except Exception as exc:  # a Sink of the app's that breaks its contract
             self.unwritable += 1
             if stage != META_STAGE:  # the report goes through the same sink: no loop
@@ -996,6 +1002,35 @@ def _swap(emitter: _Emitter | None) -> _Emitter | None:
     with _config_lock:
         previous, _emitter = _emitter, emitter
     return previous
+
+
+def _tap(emitter: _Emitter, tap: Submit) -> None:
+    """Have ``tap`` get every line ``emitter`` writes, before its sink does (``capture``
+    opened inside ``Instrumentation.activate()``). Nothing on the hot path until one is."""
+    with _config_lock:
+        emitter.taps = (*emitter.taps, tap)
+        emitter.submit = _tapped(emitter.sink.submit, emitter.taps)
+
+
+def _untap(emitter: _Emitter, tap: Submit) -> None:
+    with _config_lock:
+        taps = list(emitter.taps)
+        if tap in taps:
+            taps.remove(tap)
+        emitter.taps = tuple(taps)
+        emitter.submit = _tapped(emitter.sink.submit, emitter.taps) if taps else emitter.sink.submit
+
+
+def _tapped(submit: Submit, taps: tuple[Submit, ...]) -> Submit:
+    def tapped(event: MutableMapping[str, Any], line: bytes) -> None:
+        for tap in taps:
+            try:  # a tap failing is not the sink's loss
+                tap(event, line)
+            except Exception:
+                pass
+        submit(event, line)  # (its failure is the sink's: counted by write())
+
+    return tapped
 
 
 def emit(stage: str, action: str, /, **fields: Any) -> None:

@@ -80,6 +80,11 @@ def capture(
     (``actor=``, ``otel=``, ``redact=``, ``sample=``...) and override the app's; ``service=``
     alone takes the actor with it, as in ``configure``. Without a configuration, its
     defaults (service ``test``).
+
+    Opened inside ``Instrumentation.activate()``, where the block's events go to that
+    instance, the capture takes them too, as the instance writes them (its source, seq,
+    actor, sampling; its sink still gets each one). An instance activated only inside the
+    block keeps writing to its own sink alone.
     """
     events = CapturedEvents()
     base = _core._emitter
@@ -107,10 +112,17 @@ def capture(
     seq = _teed_seq(base.sink, source) if base is not None else None
     emitter = _core._Emitter(config, sink, seq=seq)
     emitter.transient = True
+    # (review 20a: the activated instance won over the capture, which got nothing)
+    scoped = _core._scoped.get()
+    keep = sink.keep
+    if scoped is not None:
+        _core._tap(scoped, keep)
     previous = _core._swap(emitter)
     try:
         yield events
     finally:
+        if scoped is not None:
+            _core._untap(scoped, keep)
         _core._swap(previous)
 
 
@@ -137,6 +149,10 @@ class _Capture(MemorySink):
         super().__init__()
         self.events = events
         self.also = also
+
+    def keep(self, event: MutableMapping[str, Any], line: bytes) -> None:
+        """Keep the event in memory only (a tap on an activated Instrumentation's emitter)."""
+        super().submit(event, line)
 
     def submit(self, event: MutableMapping[str, Any], line: bytes) -> None:
         super().submit(event, line)

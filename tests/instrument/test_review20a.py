@@ -141,6 +141,91 @@ def test_a_nested_entry_left_in_another_context_is_still_ended() -> None:
     assert len(events) == 2 and not st._nested and not st._active
 
 
+# -- 2. capture() inside an activated Instrumentation -------------------------------------
+
+
+def test_capture_inside_an_activated_instrumentation_sees_its_events(tmp_path: Path) -> None:
+    log = tmp_path / "u1.jsonl"
+    inst = tracekit.Instrumentation(service="client", source="c-u1", actor="u1", sink=log)
+    with inst.activate():
+        tracekit.emit("CTRL", "start")
+        with capture() as events, tracekit.message(TID, conv_id="c1"):
+            tracekit.emit("CTRL", "send")
+            with tracekit.stage("REST", "request"):
+                pass
+        tracekit.emit("CTRL", "stop")
+    inst.close()
+    assert [(e["stage"], e["action"]) for e in events] == [("CTRL", "send"), ("REST", "request")]
+    # as the instance writes them: its source, actor and seq (its log shows no gap)
+    assert {(e["source"], e["actor"]) for e in events} == {("c-u1", "u1")}
+    assert [e["seq"] for e in events] == [2, 3]
+    written = read_jsonl(log)
+    assert [e["seq"] for e in written] == [1, 2, 3, 4]  # its own sink still gets every one
+    assert [e["action"] for e in written] == ["start", "send", "request", "stop"]
+
+
+def test_capture_opened_outside_an_activation_leaves_its_events_to_its_sink(
+    tmp_path: Path,
+) -> None:
+    # (the plugin's rule: such instances write to tracekit_logs, read from there; capturing
+    # them in memory too would count each event twice)
+    inst = tracekit.Instrumentation(service="client", source="c-u1", sink=tmp_path / "u1.jsonl")
+    with capture() as events:
+        with inst.activate():
+            tracekit.emit("CTRL", "send")
+        tracekit.emit("CTRL", "add")
+    inst.close()
+    assert [e["action"] for e in events] == ["add"]
+    assert [e["action"] for e in read_jsonl(tmp_path / "u1.jsonl")] == ["send"]
+
+
+def test_capture_inside_an_activation_also_takes_other_threads_global_events(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    inst = tracekit.Instrumentation(service="client", source="c-u1", sink=tmp_path / "u1.jsonl")
+    with inst.activate(), capture() as events:
+        tracekit.emit("CTRL", "send")
+        worker = threading.Thread(target=tracekit.emit, args=("REST", "persist"))
+        worker.start()
+        worker.join()
+    inst.close()
+    assert sorted((e["source"], e["action"]) for e in events) == [
+        ("c-u1", "send"),
+        ("test-1", "persist"),
+    ]
+
+
+def test_capture_inside_an_activation_stops_taking_its_events_at_the_block_end(
+    tmp_path: Path,
+) -> None:
+    inst = tracekit.Instrumentation(service="client", source="c-u1", sink=tmp_path / "u1.jsonl")
+    with inst.activate():
+        with capture() as outer:
+            with capture() as inner:
+                tracekit.emit("CTRL", "send")
+            tracekit.emit("REST", "request")
+        tracekit.emit("REST", "response")
+        assert inst._emitter.submit == inst._emitter.sink.submit  # nothing left attached
+    inst.close()
+    assert [e["action"] for e in inner] == ["send"]
+    assert [e["action"] for e in outer] == ["send", "request"]
+    assert len(read_jsonl(tmp_path / "u1.jsonl")) == 3
+
+
+def test_a_failing_instrumentation_sink_is_its_loss_not_the_captures(tmp_path: Path) -> None:
+    class Broken(tracekit.MemorySink):
+        def submit(self, event: Any, line: bytes) -> None:
+            raise OSError("disk gone")
+
+    inst = tracekit.Instrumentation(service="client", sink=Broken())
+    with inst.activate(), capture() as events, tracekit.message(TID):
+        tracekit.emit("CTRL", "send")
+    assert [e["action"] for e in events][:1] == ["send"]
+    assert inst.stats()["dropped"] >= 1  # counted where it was lost, as before
+
+
 # -- 4. message(): its context built without the dataclass's checks, same behaviour --------
 
 
