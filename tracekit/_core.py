@@ -1004,6 +1004,28 @@ def _swap(emitter: _Emitter | None) -> _Emitter | None:
     return previous
 
 
+def _restore(previous: _Emitter | None, own: _Emitter) -> None:
+    """Put ``previous`` back at the end of a block that swapped ``own`` in (``capture``). A
+    configuration made inside the block (``configure()``) is undone with it, and its sink
+    closed as ``shutdown()`` closes one, every event written (review 20a: left open, a file
+    and a writer thread per block); not a sink ``previous`` still writes to."""
+    global _emitter
+    with _config_lock:
+        current, _emitter = _emitter, previous
+    if current is None or current is own or current is previous:
+        return
+    sink = current.sink
+    kept: object = previous.sink if previous is not None else None
+    while kept is not None:  # previous's sink, and those it hands lines on to (also=)
+        if kept is sink:
+            return
+        kept = getattr(kept, "also", None)
+    try:
+        sink.close(2.0)
+    except Exception:
+        pass
+
+
 def _tap(emitter: _Emitter, tap: Submit) -> None:
     """Have ``tap`` get every line ``emitter`` writes, before its sink does (``capture``
     opened inside ``Instrumentation.activate()``). Nothing on the hot path until one is."""

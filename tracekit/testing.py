@@ -84,7 +84,9 @@ def capture(
     Opened inside ``Instrumentation.activate()``, where the block's events go to that
     instance, the capture takes them too, as the instance writes them (its source, seq,
     actor, sampling; its sink still gets each one). An instance activated only inside the
-    block keeps writing to its own sink alone.
+    block keeps writing to its own sink alone. A ``configure()`` inside the block replaces
+    the capture for the rest of it, as it replaces any configuration; at the block's end it
+    is undone and the sink it opened closed.
     """
     events = CapturedEvents()
     base = _core._emitter
@@ -123,7 +125,7 @@ def capture(
     finally:
         if scoped is not None:
             _core._untap(scoped, keep)
-        _core._swap(previous)
+        _core._restore(previous, emitter)
 
 
 #: Per app sink and source name, the seq of the blocks whose events that sink gets too: a

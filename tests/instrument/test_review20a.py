@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
-from tracekit import _context
+from tracekit import _context, _core, _sinks
 from tracekit.testing import capture
 
 TID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -224,6 +224,53 @@ def test_a_failing_instrumentation_sink_is_its_loss_not_the_captures(tmp_path: P
         tracekit.emit("CTRL", "send")
     assert [e["action"] for e in events][:1] == ["send"]
     assert inst.stats()["dropped"] >= 1  # counted where it was lost, as before
+
+
+# -- 3. configure() inside a capture block: undone at its end, its sink closed -------------
+
+
+def test_configure_inside_a_capture_closes_its_sink_when_undone(tmp_path: Path) -> None:
+    log = tmp_path / "app.jsonl"
+    before = open_fds()
+    with capture():
+        tracekit.configure(service="chat-server", source="srv-1", sink=log)
+        with tracekit.message(TID):
+            tracekit.emit("REST", "persist")
+        opened = [s for s in list(_sinks._live) if s._name == "tracekit-app.jsonl"]
+        assert len(opened) == 1
+    sink = opened[0]
+    assert sink._stopped and not sink._thread.is_alive()  # closed: writer gone, file released
+    assert sink not in _sinks._live
+    if before:
+        assert open_fds() <= before
+    assert not tracekit.is_configured()  # what was there before the block (nothing)
+    # every event was written before the close returned
+    assert [e["action"] for e in read_jsonl(log)] == ["configured", "persist"]
+
+
+def test_configure_inside_a_capture_restores_the_apps_configuration(tmp_path: Path) -> None:
+    app_log, block_log = tmp_path / "app.jsonl", tmp_path / "block.jsonl"
+    tracekit.configure(service="chat-server", source="srv-1", sink=app_log)
+    app_sink = _core._emitter.sink  # type: ignore[union-attr]
+    with capture():
+        tracekit.configure(service="chat-server", source="srv-2", sink=block_log)
+        tracekit.emit("REST", "persist")
+    assert _core._emitter is not None and _core._emitter.sink is app_sink
+    assert not app_sink._stopped  # the app's own sink is not the block's to close
+    tracekit.emit("REST", "response")
+    tracekit.flush()
+    assert [e["action"] for e in read_jsonl(block_log)] == ["configured", "persist"]
+    assert read_jsonl(app_log)[-1]["action"] == "response"
+
+
+def test_configure_inside_a_capture_with_the_apps_own_sink_object_leaves_it_open() -> None:
+    app_sink = tracekit.MemorySink()
+    closed: list[bool] = []
+    app_sink.close = lambda timeout=2.0: closed.append(True)  # type: ignore[method-assign]
+    tracekit.configure(service="chat-server", sink=app_sink)
+    with capture(), capture():
+        tracekit.configure(service="chat-server", sink=app_sink)
+    assert closed == [] and _core._emitter is not None and _core._emitter.sink is app_sink
 
 
 # -- 4. message(): its context built without the dataclass's checks, same behaviour --------
