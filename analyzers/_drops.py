@@ -906,6 +906,25 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     return found.lazy().join(late, on="_d", how="left").drop("_d")
 
 
+def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
+    """``drops`` with the lines of their missing hop that say it failed (:attr:`Paths.failed`:
+    a stage that raised is an attempt, not the hop reached): how many (``n_failed``) and the
+    first's ``file_failed``/``line_failed``; null where none."""
+    names = {i: h.id for i, h in enumerate(paths.pipeline.hops)}
+    tried = (
+        paths.failed.lazy()
+        .group_by("trace_id", "hop", "recipient", maintain_order=True)
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_failed"),
+            pl.col("file").first().alias("file_failed"),
+            pl.col("line").first().alias("line_failed"),
+        )
+        .with_columns(stage=pl.col("hop").replace_strict(names, return_dtype=pl.String))
+        .drop("hop")
+    )
+    return drops.join(tried, on=["trace_id", "recipient", "stage"], how="left", nulls_equal=True)
+
+
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -964,7 +983,7 @@ def drops_and_in_flight(
     )
     # (how near the last hop a restart or a log's end is named: the time a hop may take)
     hop = hop_window_ns(paths.pipeline, grace)
-    judged_drops = cand.filter(pl.col("status") == "drop")
+    judged_drops = _with_failures(paths, cand.filter(pl.col("status") == "drop"))
     drop = findings(
         _with_log_start(paths, _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop)),
         "drop",
@@ -1034,9 +1053,20 @@ def drops_and_in_flight(
             ms(pl.col("t_begun") - _WRITTEN),
             since_ended.fill_null("it"),
             "who",
+        ).fill_null("")
+        + pl.format(
+            "; {} was tried and failed ({} line(s) of it logged at an error level, the first "
+            "at {}:{})",
+            "stage",
+            "n_failed",
+            "file_failed",
+            "line_failed",
         ).fill_null(""),
         evidence=evidence(
-            ("file_last", "line_last"), ("file_rm", "line_rm"), ("file_restart", "line_restart")
+            ("file_last", "line_last"),
+            ("file_failed", "line_failed"),
+            ("file_rm", "line_rm"),
+            ("file_restart", "line_restart"),
         ),
         at="t_last",
     )

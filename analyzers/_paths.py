@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Final, Literal, NamedTuple, TypeVar
 
@@ -60,7 +60,7 @@ __all__ = [
 #: :func:`build_paths`): a reader may leave the others out (``collect(columns=...)``).
 INPUT_COLUMNS: Final = (
     "timestamp", "stage", "action", "trace_id", "msg_id", "conv_id", "actor", "peer",
-    "source", "seq", "recipients", "duration_ms", "file", "line",
+    "source", "seq", "recipients", "level", "duration_ms", "file", "line",
 )  # fmt: skip
 
 _I64: Final = pl.Int64
@@ -135,6 +135,17 @@ COPIES_SCHEMA: Final = pl.Schema(
 )
 
 
+FAILED_SCHEMA: Final = pl.Schema(
+    {
+        "trace_id": pl.String,
+        "hop": pl.Int32,
+        "recipient": pl.String,
+        "file": pl.String,
+        "line": pl.Int64,
+    }
+)
+
+
 @dataclass(frozen=True)
 class Paths:
     pipeline: Pipeline
@@ -176,6 +187,9 @@ class Paths:
     #: left out of every frame above: per source, how many (``events``) and the first copy's
     #: ``file``/``line`` with the line kept for it (``kept_file``/``kept_line``)
     copies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COPIES_SCHEMA))
+    #: lines of a hop that say it failed (:data:`FAILED_LEVELS`), on no path: ``trace_id``,
+    #: ``hop`` (index), ``recipient``, ``file``, ``line``, in log order
+    failed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILED_SCHEMA))
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.RLock = field(
@@ -359,10 +373,21 @@ def _with_hop(
     seq = pl.col("run") * (1 << RUN_BITS) + pl.col("seq") if runs else pl.col("seq")
     after = seq.forward_fill().over("source")
     return events.with_columns(
-        hop=pl.when(pl.col("trace_id").is_not_null()).then(hop).otherwise(None),
+        hop=pl.when(pl.col("trace_id").is_not_null() & ~_FAILED).then(hop).otherwise(None),
         ts=ts,
         pos=pl.coalesce(seq, after, by_time) if seqless else seq,
     )
+
+
+#: Levels of a line that says its stage failed: tracekit writes a stage that raised at level
+#: ``error`` (with ``status="error"``), its OTLP span's ERROR status reads as that level, and
+#: logging libraries spell it so. Such a line is an attempt, not the hop reached.
+FAILED_LEVELS: Final = tuple(
+    spelt
+    for name in ("error", "err", "critical", "crit", "fatal", "emerg", "alert")
+    for spelt in (name, name.upper(), name.capitalize())
+)
+_FAILED: Final = pl.col("level").is_in(FAILED_LEVELS).fill_null(False)
 
 
 def hop_events(events: pl.LazyFrame, p: Pipeline) -> pl.LazyFrame:
@@ -1323,10 +1348,21 @@ def _build(
         stats = Future()
         stats.set_result(known)
     try:
+        failed = side.submit(in_context(lambda: _failed(events, p)))
         paths = _assemble(base, p, seqless, side, stats, mended=run is not None)
+        paths = replace(paths, failed=failed.result())
     finally:  # an error: what was not begun is not run
         side.shutdown(cancel_futures=True)
     return paths, stats.result()
+
+
+def _failed(events: pl.LazyFrame, p: Pipeline) -> pl.DataFrame:
+    """The lines of a hop that say it failed (:attr:`Paths.failed`): the level looked at
+    first, on every event; the hop on those lines only (usually none)."""
+    lines = events.filter(_FAILED & pl.col("trace_id").is_not_null())
+    hop = _with_hop(lines.with_columns(level=pl.lit(None, pl.String)), p)
+    rows = _hop_rows(hop, p).filter(pl.col("hop").is_not_null())
+    return as_text(rows.select(FAILED_SCHEMA.names())).collect(engine=engine())
 
 
 #: A seq below the line before it of the same source (lines out of order, or a restart).

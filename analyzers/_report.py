@@ -524,7 +524,9 @@ def timeline(
     timestamp (clock-corrected), latency_ms (from the previous hop reached), file, line.
     ``status`` says what the analysis makes of the row: ``reached``, ``duplicate`` (reached,
     and a duplicate there: a server hop written once to each of a recipient's devices is
-    logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``removed``
+    logged twice and is not one), ``dropped`` (the first missing hop of a drop), ``failed``
+    (that hop where its lines say it was tried and failed: ``file``/``line`` the first such
+    line), ``removed``
     (the removal that took the message off a store it had reached: that drop), ``in_flight``
     (the first missing hop, or the removal, of a path still inside the grace window),
     ``undecided`` (the first missing hop of a path that the recipient's app's lines naming no
@@ -634,7 +636,32 @@ def _timeline(paths: Paths, trace_id: str, findings: pl.DataFrame | None) -> pl.
     findings = pl.concat(
         [findings, paths.memoised("timeline_undecided", lambda: _undecided(paths))]
     )
+    failed = paths.failed.filter(pl.col("trace_id") == trace_id)
+    if failed.height:  # a hop not reached shows the first line saying it failed
+        first = failed.group_by("recipient", "hop", maintain_order=True).agg(
+            pl.col("file").first().alias("_ffile"), pl.col("line").first().alias("_fline")
+        )
+        rows = (
+            rows.with_columns(_who=pl.col("recipient").replace(_recipients_of(devices)))
+            .join(first, left_on=["_who", "hop"], right_on=["recipient", "hop"], how="left",
+                  nulls_equal=True, maintain_order="left")
+            .with_columns(
+                file=pl.when(pl.col("reached")).then("file").otherwise(
+                    pl.coalesce("file", "_ffile")),
+                line=pl.when(pl.col("reached")).then("line").otherwise(
+                    pl.coalesce("line", "_fline")),
+                _failed=pl.col("_ffile").is_not_null() & ~pl.col("reached"),
+            )
+            .drop("_who", "_ffile", "_fline")
+        )  # fmt: skip
+    else:
+        rows = rows.with_columns(_failed=pl.lit(False))
     return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p, devices)
+
+
+def _recipients_of(devices: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """A device's row label ("u2 on client-u2") -> its recipient."""
+    return {label: who for label, (who, _) in devices.items()}
 
 
 def _marking(paths: Paths) -> pl.DataFrame:
@@ -715,8 +742,8 @@ def _with_status(
 
     status: list[str] = []
     passed: set[str] = set()  # device rows whose first hop not reached came already
-    for label, stage, reached, source, file, line in rows.select(
-        "recipient", "stage_action", "reached", "source", "file", "line"
+    for label, stage, reached, source, file, line, failed in rows.select(
+        "recipient", "stage_action", "reached", "source", "file", "line", "_failed"
     ).iter_rows():
         device = devices.get(label) if label is not None else None
         if reached:
@@ -735,7 +762,7 @@ def _with_status(
         if device is not None:
             passed.add(label)
         status.append(
-            "dropped"
+            ("failed" if failed else "dropped")
             if "drop" in mine
             else "in_flight"
             if "in_flight" in mine
@@ -745,4 +772,4 @@ def _with_status(
             if "in_log_gap" in mine
             else "not_reached"
         )
-    return rows.insert_column(4, pl.Series("status", status, dtype=pl.String))
+    return rows.drop("_failed").insert_column(4, pl.Series("status", status, dtype=pl.String))

@@ -25,6 +25,7 @@ ROWS = [
     ("u5", "CTRL.remove", True, "in_flight", 1),  # a removal inside the grace window
     ("u6", "REPO.add", False, "undecided", 0),  # lines naming no recipient may hold it
     ("u7", "REPO.add", False, "in_log_gap", 0),  # a log gap may hold it
+    ("u8", "CTRL.add", False, "failed", 0),  # its line says it was tried and failed
 ]
 
 
@@ -39,8 +40,8 @@ def _dicts() -> list[dict[str, object]]:
             "source": "client" if ok else None,
             "timestamp": "2026-01-01T00:00:00.000000Z" if ok else None,
             "latency_ms": 1.0 if ok else None,
-            "file": "c.jsonl" if ok else None,
-            "line": 1 if ok else None,
+            "file": "c.jsonl" if ok or st == "failed" else None,
+            "line": 1 if ok else 9 if st == "failed" else None,
         }
         for r, h, ok, st, n in ROWS
     ]
@@ -60,7 +61,11 @@ def test_the_terminal_marks_each_status() -> None:
         "… CTRL.remove (in flight)",
         "? REPO.add (undecided: lines naming no recipient may hold it)",
         "? REPO.add (undecided: in a seq gap of its log, see log_gap)",
+        "✗ CTRL.add (tried and failed)",
     ]
+    # where a hop was logged: a failed one's failing line, no other hop not reached
+    logged = [line.split("│")[7].strip() for line in out.getvalue().splitlines() if "│ u" in line]
+    assert logged == ["c.jsonl:1"] * 3 + [""] * 3 + ["c.jsonl:1"] + [""] * 2 + ["c.jsonl:9"]
 
 
 def test_the_html_rows_say_each_status() -> None:
@@ -76,7 +81,9 @@ def test_the_html_rows_say_each_status() -> None:
         "in flight",
         "undecided",
         "undecided (log gap)",
+        "✗ tried and failed",
     ]
+    assert page.count('title="c.jsonl:9"') == 1  # the failing line, in the failed hop's row
     # only the duplicate's count is marked: a count of 2 alone is no duplicate
     assert page.count("count dup") == 1
     assert [c.split('"')[0] for c in page.split('<tr class="')[1:]] == [
@@ -89,6 +96,7 @@ def test_the_html_rows_say_each_status() -> None:
         "pending",
         "pending",
         "pending",
+        "missing",
     ]  # (the removal's row in the drop's colour too)
 
 
@@ -122,6 +130,7 @@ def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
         ["✓", "CTRL.remove"],
         ["?", "REPO.add"],
         ["?", "REPO.add"],
+        ["✗", "CTRL.add"],
     ]
     text = "\n".join(lines)
     assert "x2 (duplicate)" in text and "(took it off: dropped)" in text
@@ -142,5 +151,7 @@ def test_the_html_picture_draws_an_undecided_hop_as_pending() -> None:
         "u4": "",  # (in flight by its findings, which this picture is given none of)
         "u6": " pending",
         "u7": " pending",
+        "u8": "",  # (tried and failed: a drop, its tip says where)
     }
+    assert "CTRL.add · TRIED AND FAILED at c.jsonl:9</title>" in svg
     assert svg.count(">undecided<") == 2

@@ -1,9 +1,9 @@
 """``collect(columns=...)``: a projection of the event table that keeps the full account.
 
-The analysis reads 13 of the table's 16 columns (``INPUT_COLUMNS``). Left out, ``event``,
-``span_id`` and ``level`` are never kept: ``span_id`` and
-``level`` not even parsed by the JSON reader (no check reads them), ``event`` dropped block by
-block (its absence is counted in ``missing``).
+The analysis reads 14 of the table's 16 columns (``INPUT_COLUMNS``; ``level`` since session
+20: a hop's line at an error level is a failed attempt). Left out, ``event`` and ``span_id``
+are never kept: ``span_id`` not even parsed by the JSON reader (no check reads it), ``event``
+dropped block by block (its absence is counted in ``missing``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tracekit.collectors import Collected, MemorySource, _jsonl, collect
 from tracekit.errors import SchemaError
 from tracekit.table import EVENT_SCHEMA
 
-LEFT_OUT = ("event", "span_id", "level")
+LEFT_OUT = ("event", "span_id")
 
 
 def lines_of(*objs: object) -> bytes:
@@ -38,7 +38,7 @@ def both(paths: list[object], **kw: object) -> tuple[pl.DataFrame, pl.DataFrame]
     return full.events.collect(), part.events.collect()
 
 
-def test_the_analysis_columns_leave_out_exactly_event_span_id_and_level() -> None:
+def test_the_analysis_columns_leave_out_exactly_event_and_span_id() -> None:
     assert [c for c in EVENT_SCHEMA if c not in INPUT_COLUMNS] == list(LEFT_OUT)
     assert list(INPUT_COLUMNS) == [c for c in EVENT_SCHEMA if c in INPUT_COLUMNS]
 
@@ -52,7 +52,7 @@ def test_a_projection_is_the_full_table_s_columns_with_the_same_account(sample: 
 
 
 def test_bad_values_in_unparsed_columns_still_count_and_cost_no_event(tmp_path: Path) -> None:
-    """span_id and level are skipped by the JSON reader: a nested or numeric value there is
+    """span_id is skipped by the JSON reader (level is read as any name): a nested value there is
     no reason to read the file another way, and the account is the full read's (an event
     without `event` counted as missing, a line that is no JSON malformed)."""
     data = lines_of(
@@ -164,24 +164,25 @@ def test_no_column_at_all_is_an_error_not_an_empty_table(tmp_path: Path) -> None
 
 
 def test_two_projections_share_one_entry_instead_of_replacing_it(tmp_path: Path) -> None:
-    """The CLI reads the analysis' columns, a script `level`: the second read of the logs
+    """The CLI reads the analysis' columns, a script `span_id`: the second read of the logs
     keeps both in the entry, and from then on both hit."""
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "a.jsonl").write_bytes(lines_of(jl(seq=1, level="info"), jl(seq=2, level="warning")))
+    spans = ["00f067aa0ba902b7", "00f067aa0ba902b8"]
+    (logs / "a.jsonl").write_bytes(lines_of(*(jl(seq=i, span_id=s) for i, s in enumerate(spans))))
     cache = tmp_path / "cache"
     assert not collect([logs], cache_dir=cache, columns=INPUT_COLUMNS).inputs.cached
-    level = collect([logs], cache_dir=cache, columns=["level"])
-    assert not level.inputs.cached
-    assert level.events.collect().to_dict(as_series=False) == {"level": ["info", "warning"]}
+    span = collect([logs], cache_dir=cache, columns=["span_id"])
+    assert not span.inputs.cached
+    assert span.events.collect().to_dict(as_series=False) == {"span_id": spans}
     (entry,) = cache.glob("*.parquet")
-    held = [c for c in EVENT_SCHEMA if c not in ("event", "span_id")]
-    assert list(pl.read_parquet_schema(entry)) == held  # the analysis' columns and `level`
+    held = [c for c in EVENT_SCHEMA if c != "event"]
+    assert list(pl.read_parquet_schema(entry)) == held  # the analysis' columns and `span_id`
     again = collect([logs], cache_dir=cache, columns=INPUT_COLUMNS)
     assert again.inputs.cached and again.events.collect().columns == list(INPUT_COLUMNS)
-    hit = collect([logs], cache_dir=cache, columns=["level"])
+    hit = collect([logs], cache_dir=cache, columns=["span_id"])
     assert hit.inputs.cached
-    assert hit.events.collect().to_dict(as_series=False) == {"level": ["info", "warning"]}
+    assert hit.events.collect().to_dict(as_series=False) == {"span_id": spans}
 
 
 def test_the_cache_serves_a_projection_from_a_full_entry_and_not_the_reverse(

@@ -901,7 +901,11 @@ def _timeline_svg(
                     r.get("timestamp"),
                     f"+{_ms(lat)}" if lat is not None else None,
                     f"{r.get('file')}:{r.get('line')}" if reached and r.get("file") else None,
-                    None if reached else "MISSING",
+                    None
+                    if reached
+                    else f"TRIED AND FAILED at {r.get('file')}:{r.get('line')}"
+                    if r.get("status") == "failed"
+                    else "MISSING",
                 )
                 if x
             )
@@ -960,6 +964,7 @@ _UNDECIDED: Final = ("undecided", "in_log_gap")
 #: A timeline row's status (tracekit.analyzers.timeline) as the table shows it.
 _STATUS_TEXT: Final = {
     "dropped": "✗ missing",
+    "failed": "✗ tried and failed",
     "removed": "✗ took it off",
     "in_flight": "in flight",
     "undecided": "undecided",
@@ -968,6 +973,7 @@ _STATUS_TEXT: Final = {
 }
 _ROW_CLASS: Final = {
     "dropped": "missing",
+    "failed": "missing",
     "removed": "missing",
     "in_flight": "pending",
     "undecided": "pending",
@@ -994,7 +1000,7 @@ def _timeline_table(rows: Sequence[Mapping[str, Any]]) -> str:
         )
         logged = (
             f'<td class="evidence">{_evidence(_logged(r), strip)}</td>'
-            if reached
+            if reached or status == "failed"  # (a hop tried and failed: its failing line)
             else '<td class="evidence"></td>'
         )
         body.append(

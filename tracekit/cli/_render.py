@@ -392,7 +392,8 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
             _text(row.get("source") or ""),
             _text(row.get("timestamp") or ""),
             _ms(row.get("latency_ms")) if reached else "",
-            _text(_logged_at(row) if reached else ""),
+            # (a hop tried and failed: where its failing line is)
+            _text(_logged_at(row) if reached or status == "failed" else ""),
             style=style,
         )
     console.print(table)
@@ -401,6 +402,7 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
 #: How a marked hop reads, by its timeline status (reached and duplicate rows read as is).
 _MARKED: Final = {
     "dropped": ("✗ {hop} (missing)", "bold red"),
+    "failed": ("✗ {hop} (tried and failed)", "bold red"),
     "removed": ("✗ {hop} (took it off)", "bold red"),
     "in_flight": ("… {hop} (in flight)", "yellow"),
     "undecided": ("? {hop} (undecided: lines naming no recipient may hold it)", "yellow"),

@@ -17,7 +17,8 @@ _NAMES = {
     "timestamp": ("timestamp", "corrected", "corrected_ts", "time"),
     "latency_ms": ("latency_ms", "since_previous_ms", "delta_ms"),
     "reached": ("reached",),
-    # reached, duplicate, dropped, removed, in_flight, undecided, in_log_gap or not_reached
+    # reached, duplicate, dropped, failed, removed, in_flight, undecided, in_log_gap or
+    # not_reached
     # (analyzers.timeline)
     "status": ("status",),
     # how many times the hop was logged (2 is a duplicate), and where it was logged first
