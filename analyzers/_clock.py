@@ -222,6 +222,31 @@ def _bounds(
     return hi, back
 
 
+def _together(
+    loose: Mapping[str, float],
+    offsets: Mapping[str, float],
+    kept: Sequence[tuple[str, str, int, int]],
+    hi: Mapping[str, float],
+    back: Mapping[str, float],
+) -> dict[str, float]:
+    """The ``loose`` sources' offsets (each nearest zero alone) lowered where a pair with
+    another source needs it (``offset_b - offset_a <= w``), never below their lower bound:
+    the greatest offsets under those that the pairs allow (Bellman-Ford's relaxation; the
+    others' ``offsets`` stay). Lowered, not raised: a source that only receives is bounded
+    from below only, and keeps its offset."""
+    x = {**offsets, **loose}
+    for _ in range(len(x)):
+        moved = False
+        for a, b, w, _ in kept:
+            if b in loose and a in x and x[a] + w < x[b]:
+                lowered = max(x[a] + w, -back[b])
+                if lowered < x[b]:
+                    x[b], moved = lowered, True
+        if not moved:
+            break
+    return {s: min(x[s], hi[s]) for s in loose}
+
+
 def solve_offsets(
     reference: str | None,
     sources: Iterable[str],
@@ -283,6 +308,7 @@ def solve_offsets(
         kept_c, _ = _break_cycles(every, list(clean), ladder(1))
         hi_c, back_c = _bounds(refs, every, kept_c)
         two_sided = {s for s in nodes if math.isfinite(hi_c[s]) and math.isfinite(back_c[s])}
+    loose: dict[str, float] = {}  # the sources placed nearest zero: the pairs may move them
     for s in nodes:
         h, lo = hi[s], -back[s]
         if refs.get(s) == s:
@@ -298,11 +324,21 @@ def solve_offsets(
         # Only "at most h ahead" and/or "at least lo" (e.g. a client that only receives, or
         # whose only exchanges were retried): no offset unless the bounds force one.
         near = min(max(0.0, lo), h) if consistent else (lo + h) / 2
-        bounded = math.isfinite(h) and math.isfinite(lo)
-        spread = round(max(near - lo, h - near)) if bounded else None
+        if consistent:
+            loose[s] = near
         out[s] = ClockEstimate(
-            s, round(near), spread, lo, h, count[s], consistent, against=refs.get(s)
+            s, round(near), None, lo, h, count[s], consistent, against=refs.get(s)
         )
+    # Each placed nearest zero alone, two such sources may break their own pairs (a server
+    # and the client that only talks to it, both unbounded against the reference: review
+    # 20b): placed together, within their intervals.
+    placed = _together(loose, {s: c.offset_ns for s, c in out.items()}, kept, hi, back)
+    for s, c in out.items():
+        near = placed.get(s, (c.lo_ns + c.hi_ns) / 2)
+        bounded = math.isfinite(c.hi_ns) and math.isfinite(c.lo_ns)
+        spread = round(max(near - c.lo_ns, c.hi_ns - near)) if bounded else None
+        if s in loose or not c.consistent:
+            out[s] = replace(c, offset_ns=round(near), uncertainty_ns=spread)
     for a, b, w, _ in aside:
         # the receiving side's clock, unless that is the reference's
         blamed, other = (b, a) if refs.get(b) != b else (a, b)

@@ -738,7 +738,9 @@ def _with_restart(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         "t_restart", "restarted"
     )
     judged = ~pl.col("removal").fill_null(False) & pl.col("retried").is_null()
-    base = _with_server_going(paths, drops).with_row_index("_d")
+    # numbered once, collected: a plan read again may give its rows in another order (a join
+    # upstream that keeps none), and the numbers would mix the drops up
+    base = _with_server_going(paths, drops).with_row_index("_d").collect(engine=engine()).lazy()
 
     def first_after(who: pl.Expr, by: str, found: pl.DataFrame) -> pl.LazyFrame:
         # (strictly after: a last hop logged by the new run, or at its first millisecond, is
@@ -922,7 +924,14 @@ def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(stage=pl.col("hop").replace_strict(names, return_dtype=pl.String))
         .drop("hop")
     )
-    return drops.join(tried, on=["trace_id", "recipient", "stage"], how="left", nulls_equal=True)
+    # (in the drops' order: :func:`_with_restart` numbers them and reads the plan again)
+    return drops.join(
+        tried,
+        on=["trace_id", "recipient", "stage"],
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    )
 
 
 def drops_and_in_flight(
