@@ -107,8 +107,7 @@ class _Emitter:
     def __init__(self, config: Config, sink: Sink, seq: Iterable[int] | None = None) -> None:
         self.config = config
         self.sink = sink
-        #: where write() hands each line: the sink's submit, or that and the taps (_tap)
-        self.submit: Submit = sink.submit
+        #: also handed each line, before the sink (_tap: a capture inside activate())
         self.taps: tuple[Submit, ...] = ()
         self.seq = iter(seq) if seq is not None else itertools.count(1)
         self.source = config.source
@@ -382,7 +381,9 @@ class _Emitter:
                     self.internal_errors += 1
             return None
         try:
-            self.submit(event, line)
+            if self.taps:  # (a test: a submit function swapped in per emitter cost more)
+                self._tapped(event, line)
+            self.sink.submit(event, line)
         except Exception as exc:  # a Sink of the app's that breaks its contract
             self.unwritable += 1
             if stage != META_STAGE:  # the report goes through the same sink: no loop
@@ -393,6 +394,13 @@ class _Emitter:
             return None
         self.emitted += 1
         return seq
+
+    def _tapped(self, event: dict[str, Any], line: bytes) -> None:
+        for tap in self.taps:
+            try:  # a tap failing is not the sink's loss
+                tap(event, line)
+            except Exception:
+                pass
 
     def _render_safe(self, event: dict[str, Any], seq: int) -> tuple[dict[str, Any], bytes] | None:
         """The slow path of ``write``: the fields orjson rejected (ints past 64 bits, lone
@@ -1028,10 +1036,9 @@ def _restore(previous: _Emitter | None, own: _Emitter) -> None:
 
 def _tap(emitter: _Emitter, tap: Submit) -> None:
     """Have ``tap`` get every line ``emitter`` writes, before its sink does (``capture``
-    opened inside ``Instrumentation.activate()``). Nothing on the hot path until one is."""
+    opened inside ``Instrumentation.activate()``)."""
     with _config_lock:
         emitter.taps = (*emitter.taps, tap)
-        emitter.submit = _tapped(emitter.sink.submit, emitter.taps)
 
 
 def _untap(emitter: _Emitter, tap: Submit) -> None:
@@ -1040,19 +1047,6 @@ def _untap(emitter: _Emitter, tap: Submit) -> None:
         if tap in taps:
             taps.remove(tap)
         emitter.taps = tuple(taps)
-        emitter.submit = _tapped(emitter.sink.submit, emitter.taps) if taps else emitter.sink.submit
-
-
-def _tapped(submit: Submit, taps: tuple[Submit, ...]) -> Submit:
-    def tapped(event: MutableMapping[str, Any], line: bytes) -> None:
-        for tap in taps:
-            try:  # a tap failing is not the sink's loss
-                tap(event, line)
-            except Exception:
-                pass
-        submit(event, line)  # (its failure is the sink's: counted by write())
-
-    return tapped
 
 
 def emit(stage: str, action: str, /, **fields: Any) -> None:
