@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from tracekit.analyzers._findings import evidence, findings
@@ -67,6 +69,10 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
     p = paths.pipeline
     limit = p.clock_skew.total_seconds() * 1e9
     rows: list[dict[str, object]] = []
+    worst: dict[str, dict[str, Any]] = {}  # per source, its most reversed pair
+    for r in negatives.sort("worst").iter_rows(named=True):
+        for s in (r["src_a"], r["src_b"]):
+            worst.setdefault(s, r)
     for s, c in sorted(paths.clock.items()):
         if _is_reference(paths, s):
             continue
@@ -74,6 +80,7 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
         off_ms = c.offset_ns / 1e6
         if not c.consistent:
             early = c.lo_ns - c.hi_ns if c.contradiction_ns is None else c.contradiction_ns
+            pair = worst.get(s)
             rows.append(
                 {
                     "source": s,
@@ -83,7 +90,9 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                         + (f" on {c.contradicted_by}" if c.contradicted_by else "")
                         + " at the offsets every other pair allows; estimated "
                         f"{off_ms:+.1f} ms against {against}"
+                        + (_worst_pair(pair) if pair is not None else "")
                     ),
+                    **(_pair_lines(pair) if pair is not None else {}),
                 }
             )
         elif abs(c.offset_ns) > limit and (
@@ -120,20 +129,34 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                 "detail": (
                     f"{r['n']} {r['edge']} pair(s) between {other} and {src} are still "
                     f"reversed after clock correction (worst {r['worst'] / 1e6:.1f} ms): "
-                    "clock, not latency"
+                    "clock, not latency" + _worst_pair(r)
                 ),
-                "file": r["file_b"],
-                "line": r["line_b"],
+                **_pair_lines(r),
             }
         )
     frame = pl.LazyFrame(
         rows,
-        schema={"source": pl.String, "detail": pl.String, "file": pl.String, "line": pl.Int64},
-    )
+        schema={
+            "source": pl.String, "detail": pl.String, "trace_id": pl.String,
+            "file_a": pl.String, "line_a": pl.Int64, "file_b": pl.String, "line_b": pl.Int64,
+        },
+    )  # fmt: skip
     return findings(
         frame,
         "clock_skew",
+        trace_id="trace_id",
         source="source",
         detail="detail",
-        evidence=evidence(("file", "line")),
+        evidence=evidence(("file_a", "line_a"), ("file_b", "line_b")),
     )
+
+
+def _worst_pair(r: dict[str, Any]) -> str:
+    """Which pair of a contradiction is the worst: its message and hops (the evidence holds
+    its two lines)."""
+    return f"; the worst: {r['edge']} of trace {r['trace_id']}, {r['worst'] / 1e6:.1f} ms"
+
+
+def _pair_lines(r: dict[str, Any]) -> dict[str, Any]:
+    """The finding's trace and evidence: the worst pair's message and its two lines."""
+    return {k: r[k] for k in ("trace_id", "file_a", "line_a", "file_b", "line_b")}

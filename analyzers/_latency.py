@@ -562,11 +562,13 @@ def negative_latencies(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     return (
         rows.group_by("src_a", "src_b")
         .agg(
+            # the worst pair, named: its message and both lines (review 20b: no trace, no line)
+            *[
+                pl.col(c).sort_by("lat", c).first()
+                for c in ("edge", "trace_id", "file_a", "line_a", "file_b", "line_b")
+            ],
             n=pl.len(),
             worst=pl.col("lat").min(),
-            edge=pl.col("edge").sort().first(),
-            file_b=pl.col("file_b").sort().first(),
-            line_b=pl.col("line_b").sort().first(),
         )
         .sort("src_a", "src_b")
     )

@@ -122,10 +122,21 @@ def test_receive_before_send_whatever_the_offset_is_a_clock_finding(history):
     report = analyze(history.frame())
     skew = report.findings.filter(report.findings["kind"] == "clock_skew")
     assert list(skew["source"]) == ["client-u1"]
+    early = history.tid(1)
     assert skew["detail"][0] == (
         "clock of client-u1 contradicts causality: an event is logged 95.0 ms before its cause"
         " on server-1 at the offsets every other pair allows; estimated +0.0 ms against server-1"
+        f"; the worst: WS-BROADCAST.deliver->WS-RECV.receive of trace {early}, -95.0 ms"
     )
+    # (review 20b: no trace and no line said which event)
+    lines = {
+        (r["trace_id"], r["event"], r.get("peer") or r["actor"]): r["line"] for r in history.rows
+    }
+    assert skew["trace_id"][0] == early
+    assert skew["evidence"][0].to_list() == [
+        {"file": "server-1.jsonl", "line": lines[(early, "WS-BROADCAST.deliver", "u1")]},
+        {"file": "client-u1.jsonl", "line": lines[(early, "WS-RECV.receive", "u1")]},
+    ]
     assert report.summary["latency_outlier"] == 0
 
 
@@ -476,6 +487,8 @@ def test_one_receive_logged_early_is_set_aside_and_the_other_clocks_keep_their_b
     assert skew["detail"][0] == (
         "clock of client-u1 contradicts causality: an event is logged 97.5 ms before its cause"
         " on ws-2 at the offsets every other pair allows; estimated +0.0 ms against server-1"
+        "; the worst: WS-BROADCAST.deliver->WS-RECV.receive of trace "
+        f"{history.tid(3)}, -97.5 ms"
     )
     hops = {(h["from"], h["to"]): h for h in report.latency["hops"]}
     # the nine receives that are not reversed, at 2.5 ms on corrected time
@@ -541,12 +554,13 @@ def test_a_burst_of_early_receives_is_set_aside_not_the_pairs_that_agree(history
     report = analyze(history.frame())
     u1 = next(c for c in report.clock if c["source"] == "client-u1")
     assert (u1["offset_ms"], u1["uncertainty_ms"]) == (1.5, 4.5)  # [-3.0, +6.0]
-    assert history.kinds(report.findings) == [("clock_skew", None, None, None, None)]
+    # the finding names the earliest receive of the burst (message 26's, 55.0 ms early)
+    assert history.kinds(report.findings) == [("clock_skew", history.tid(26), None, None, None)]
     assert report.findings["source"].to_list() == ["client-u1"]
     assert report.findings["detail"][0].startswith("clock of client-u1 contradicts causality")
-    assert report.findings["detail"][0].endswith(
+    assert (
         " before its cause on server-1 at the offsets every other pair allows;"
-        " estimated +1.5 ms against server-1"
+        " estimated +1.5 ms against server-1; the worst: " in report.findings["detail"][0]
     )
 
 
