@@ -930,27 +930,44 @@ def _clock_constraints(
     return every, clean, ladders
 
 
-def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) -> pl.LazyFrame:
-    """Expected recipients of messages whose broadcast names none: conversation membership.
+def _fallback(
+    msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame, p: Pipeline
+) -> pl.LazyFrame:
+    """Expected recipients of messages whose broadcast names none: conversation membership,
+    of the members seen by then.
 
     Trace ids and recipients are Categorical in ``msg``/``observed`` and in the result."""
     unlisted = msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
     if unlisted.is_empty():
         return pl.LazyFrame(schema={"trace_id": pl.Categorical(), "recipient": pl.Categorical()})
+    # When a message or a path was first logged (raw stamps: the clocks are not known yet)
+    at = [c for c in msg.columns if re.fullmatch(r"t\d+", c)]
+    t_msg = pl.min_horizontal(at) if at else pl.lit(None, dtype=_I64)
+    t_path = [c for c in observed.columns if re.fullmatch(r"t\d+", c)]
+    bcast = p.index(p.roles["broadcast"]) if "broadcast" in p.roles else None
     # Membership of just the conversations that need it (a few legacy broadcasts, or none).
     convs = unlisted.select("conv_id").unique().lazy()
     in_convs = msg.lazy().join(convs, on="conv_id", how="semi")
     members = (
         pl.concat(
             [
-                in_convs.select("conv_id", pl.col("sender").alias("user")),
+                in_convs.select("conv_id", pl.col("sender").alias("user"), t=t_msg),
                 in_convs.filter(pl.col("recipients").is_not_null())
-                .select("conv_id", pl.col("recipients").alias("user"))
+                .select(
+                    "conv_id",
+                    pl.col("recipients").alias("user"),
+                    t=pl.col(col("t", bcast)) if bcast is not None else t_msg,
+                )
                 .explode("user"),
                 # recipients seen receiving, unless a broadcast list left them out (a stray
                 # delivery is an `unexpected` finding, not a membership)
                 observed.lazy()
-                .select("trace_id", "named", pl.col("recipient").alias("user"))
+                .select(
+                    "trace_id",
+                    "named",
+                    pl.col("recipient").alias("user"),
+                    t=pl.min_horizontal(t_path) if t_path else pl.lit(None, dtype=_I64),
+                )
                 .join(
                     in_convs.select(
                         "trace_id", "conv_id", pl.col("recipients").is_null().alias("unlisted")
@@ -958,22 +975,34 @@ def _fallback(msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame) 
                     on="trace_id",
                 )
                 .filter(pl.col("named") | pl.col("unlisted"))
-                .select("conv_id", pl.col("user").cast(pl.String)),
+                .select("conv_id", pl.col("user").cast(pl.String), "t"),
                 fetches.lazy()
-                .select("conv_id", pl.col("actor").alias("user"))
+                .select("conv_id", pl.col("actor").alias("user"), t=pl.col("ts"))
                 .join(convs, on="conv_id", how="semi"),
             ],
+            how="vertical_relaxed",
         )
-        .drop_nulls()
-        .unique()
+        .drop_nulls(["conv_id", "user"])
+        .group_by("conv_id", "user")
+        .agg(joined=pl.col("t").min())
     )
-    # Every member seen in the conversation except the sender (the sender counts only where
-    # the logs show them receiving it: observed pairs are expected in this mode anyway).
+    # Every member seen in the conversation by the message, except the sender (the sender
+    # counts only where the logs show them receiving it: observed pairs are expected in this
+    # mode anyway). Not one first seen later (review 20b: a user who joined 29 s after it was
+    # "expected" and its drop reported): by then give or take a hop's time, for the clocks.
+    window = grace_ns(p, p.hop_window)
     return (
         unlisted.lazy()
-        .select("trace_id", "conv_id", "sender")
+        .select("trace_id", "conv_id", "sender", t_msg=t_msg)
         .join(members, on="conv_id")
-        .filter(pl.col("user") != pl.col("sender").fill_null(""))
+        .filter(
+            (pl.col("user") != pl.col("sender").fill_null(""))
+            & (
+                pl.col("joined").is_null()
+                | pl.col("t_msg").is_null()
+                | (pl.col("joined") <= pl.col("t_msg") + window)
+            )
+        )
         .select("trace_id", pl.col("user").cast(pl.Categorical).alias("recipient"))
     )
 
@@ -1632,7 +1661,7 @@ def _assemble(
     # the observed ones only where there are some (a concat copied every observed pair).
     rest = rest_later.result()
     fetches = _fetch_events(rest, p)
-    fallback = _fallback(msg_raw, rcp_raw, fetches).collect(engine=engine())
+    fallback = _fallback(msg_raw, rcp_raw, fetches, p).collect(engine=engine())
     if fallback.height and rcp_raw.height:
         fallback = fallback.join(rcp_raw.select(keys), on=keys, how="anti")
     observed = (

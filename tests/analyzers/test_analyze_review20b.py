@@ -27,3 +27,21 @@ def test_two_sources_unbounded_against_the_reference_keep_their_own_pairs(histor
     hops = {(h["from"], h["to"]): h["max_ms"] for h in report.latency["hops"]}
     assert hops[("REST.persist", "REST.response")] == 10.0
     assert hops[("WS-BROADCAST.deliver", "WS-RECV.receive")] == 10.0
+
+
+def test_membership_expects_only_the_members_seen_by_the_message(history):
+    # No broadcast lists its recipients (a legacy server): membership decides. u4 is first
+    # seen in c1 29 s after message 2: it was "expected" there, and its drop reported.
+    history.message(1, "u1", None, t=0)
+    history.shown(30, "client-u2", "u2", trace=history.tid(1))
+    t2 = history.message(2, "u1", None, t=1000)  # u2 drops it; u4 not a member yet
+    history.message(3, "u4", None, t=30_000)
+    history.shown(30_030, "client-u2", "u2", trace=history.tid(3))
+    history.shown(30_040, "client-u1", "u1", trace=history.tid(3))
+    history.tail(90_000)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u2", "WS-BROADCAST.deliver", "WS-BROADCAST.start")
+    ]
+    assert report.summary["recipients_from"] == {"broadcast": 0, "membership": 3}
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (4, 3)
