@@ -1109,6 +1109,10 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
             emitter.internal_errors += 1
 
 
+#: Guards the first re-entry of a stage object (its list of nested entries made once).
+_NESTING = threading.Lock()
+
+
 class _Stage:
     """One stage of a message: context manager (sync and async) and decorator.
 
@@ -1127,9 +1131,9 @@ class _Stage:
 
     __slots__ = (
         "_action",
-        "_active",
         "_emitter",
         "_fields",
+        "_free",
         "_late",
         "_merged",
         "_nested",
@@ -1147,7 +1151,9 @@ class _Stage:
         self._stage = stage
         self._action = action
         self._fields = fields
-        self._active = False  # an entry is open in these slots
+        # Empty while an entry is open in these slots: taken and given back by one list call
+        # each, atomic under the GIL (review 20c: a test and a set apart let two threads in)
+        self._free = [None]
         self._nested: list[_Stage] | None = None  # entries made while it was (review 20a)
         self._emitter: _Emitter | None = None
         self._late: dict[str, Any] | None = None
@@ -1174,11 +1180,10 @@ class _Stage:
                 pass
 
     def __enter__(self) -> _Stage:
-        # Test and set with no call in between: no other thread runs between them (the GIL
-        # is only handed over at calls and backward jumps).
-        if self._active:
+        try:
+            self._free.pop()
+        except IndexError:
             return self._reenter()
-        self._active = True
         emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
         if emitter is None:
             return self
@@ -1241,20 +1246,25 @@ class _Stage:
     ) -> None:
         if self._nested and self._exit_nested(exc_type, exc, tb):
             return
-        self._active = False
-        emitter = self._emitter
+        # The entry's slots are read before the object is free again: another thread may
+        # enter it as soon as it is (review 20c: an event with another thread's trace id)
+        emitter, self._emitter = self._emitter, None
         late, self._late = self._late, None  # (the next use of the object starts afresh)
         if emitter is None:
+            if not self._free:  # (an exit too many gives back nothing: one token, one entry)
+                self._free.append(None)
             return
-        self._emitter = None
+        span, self._span = self._span, None
+        merged, start, odd = self._merged, self._start, self._odd
+        span_id, token = (self._span_id, self._token) if span is not None else (None, None)
+        self._free.append(None)
         end = now_ns()
         seq = None
-        span = self._span
         try:
-            fields = self._merged if late is None else {**self._merged, **late}
-            after: dict[str, Any] = {} if span is None else {"span_id": self._span_id}
+            fields = merged if late is None else {**merged, **late}
+            after: dict[str, Any] = {} if span is None else {"span_id": span_id}
             # Rounded to the microsecond in integers (round(x, 3) on a float costs 0.3 us).
-            after["duration_ms"] = (end - self._start + 500) // 1000 / 1000
+            after["duration_ms"] = (end - start + 500) // 1000 / 1000
             if exc is None:
                 after["status"] = "ok"
             elif isinstance(exc, Exception):
@@ -1264,20 +1274,14 @@ class _Stage:
             else:
                 after["status"] = "closed" if isinstance(exc, GeneratorExit) else "cancelled"
             seq = emitter.write(
-                self._stage,
-                self._action,
-                fields,
-                self._start,
-                after,
-                self._odd if late is None else None,
+                self._stage, self._action, fields, start, after, odd if late is None else None
             )
         except Exception as failure:
             emitter.lost(failure)
         if span is not None:
             # Even when the event failed: the span's context must be detached and the span ended.
-            self._span = None
             try:
-                emitter.spans.finish(span, self._token, end, exc, seq)  # type: ignore[union-attr]
+                emitter.spans.finish(span, token, end, exc, seq)  # type: ignore[union-attr]
             except Exception:
                 emitter.internal_errors += 1
 
@@ -1287,14 +1291,18 @@ class _Stage:
         nested = _Stage(self._stage, self._action, self._fields)
         nested.__enter__()
         if self._nested is None:
-            self._nested = []
+            with _NESTING:  # (two threads making it at once: one's entry lost)
+                if self._nested is None:
+                    self._nested = []
         self._nested.append(nested)
         _reentered.set((*_reentered.get(), nested))
         return self
 
     def _nested_here(self) -> _Stage | None:
         """The open entry of ours made last in this context, if one was made here."""
-        mine = self._nested or ()
+        # (a copy, made by one call: another thread's entry removed from the list while it
+        # was walked made the walk skip ours, review 20c)
+        mine = tuple(self._nested or ())
         for nested in reversed(_reentered.get()):
             if any(nested is m for m in mine):
                 return nested
@@ -1311,7 +1319,7 @@ class _Stage:
         generator finalised elsewhere) the one made last. False: the first entry's exit."""
         nested = self._nested_here()
         if nested is None:
-            if self._active or not self._nested:
+            if not self._free or not self._nested:
                 return False
             nested = self._nested[-1]
         else:

@@ -138,7 +138,7 @@ def test_a_nested_entry_left_in_another_context_is_still_ended() -> None:
         st.__exit__(None, None, None)  # this context made none: the first entry ends
         contextvars.copy_context().run(st.__exit__, None, None, None)  # then the nested one
         st.__exit__(None, None, None)  # one exit too many: nothing left to end, no raise
-    assert len(events) == 2 and not st._nested and not st._active
+    assert len(events) == 2 and not st._nested and st._free  # (free again)
 
 
 # -- 2. capture() inside an activated Instrumentation -------------------------------------
