@@ -232,8 +232,9 @@ def _together(
     """The ``loose`` sources' offsets (each nearest zero alone) lowered where a pair with
     another source needs it (``offset_b - offset_a <= w``), never below their lower bound:
     the greatest offsets under those that the pairs allow (Bellman-Ford's relaxation; the
-    others' ``offsets`` stay). Lowered, not raised: a source that only receives is bounded
-    from below only, and keeps its offset."""
+    others' ``offsets`` stay). Lowered, not raised: one pair's two sides are placed by
+    moving one of them, the later event's (a source whose lines only ever come first, one that
+    only sends, keeps its offset)."""
     x = {**offsets, **loose}
     for _ in range(len(x)):
         moved = False
@@ -324,7 +325,7 @@ def solve_offsets(
         # Only "at most h ahead" and/or "at least lo" (e.g. a client that only receives, or
         # whose only exchanges were retried): no offset unless the bounds force one.
         near = min(max(0.0, lo), h) if consistent else (lo + h) / 2
-        if consistent:
+        if consistent and refs.get(s) is not None:  # (no reference: nothing to place it by)
             loose[s] = near
         out[s] = ClockEstimate(
             s, round(near), None, lo, h, count[s], consistent, against=refs.get(s)

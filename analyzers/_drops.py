@@ -909,29 +909,32 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
-    """``drops`` with the lines of their missing hop that say it failed (:attr:`Paths.failed`:
-    a stage that raised is an attempt, not the hop reached): how many (``n_failed``) and the
-    first's ``file_failed``/``line_failed``; null where none."""
+    """``drops`` (or in-flight paths) with the lines of their missing hop that say it failed
+    (:attr:`Paths.failed`: a stage that raised is an attempt, not the hop reached): how many
+    (``n_failed``) and the first's ``file_failed``/``line_failed``; null where none. A
+    device's own path counts its device's lines only (review 20c)."""
+    cols = {"n_failed": pl.Int64, "file_failed": pl.String, "line_failed": pl.Int64}
+    if paths.failed.is_empty():  # (usually: nothing to look up)
+        return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in cols.items())
     names = {i: h.id for i, h in enumerate(paths.pipeline.hops)}
+    failed = paths.failed.lazy().with_columns(
+        stage=pl.col("hop").replace_strict(names, return_dtype=pl.String)
+    )
+    numbered = drops.with_row_index("_f").collect(engine=engine())
     tried = (
-        paths.failed.lazy()
-        .group_by("trace_id", "hop", "recipient", maintain_order=True)
+        numbered.lazy()
+        .select("_f", "trace_id", "recipient", "stage", "device")
+        .join(failed, on=["trace_id", "recipient", "stage"], nulls_equal=True)
+        .filter(pl.col("device").is_null() | (pl.col("device") == pl.col("source")))
+        .group_by("_f", maintain_order=True)
         .agg(
             pl.len().cast(pl.Int64).alias("n_failed"),
             pl.col("file").first().alias("file_failed"),
             pl.col("line").first().alias("line_failed"),
         )
-        .with_columns(stage=pl.col("hop").replace_strict(names, return_dtype=pl.String))
-        .drop("hop")
     )
     # (in the drops' order: :func:`_with_restart` numbers them and reads the plan again)
-    return drops.join(
-        tried,
-        on=["trace_id", "recipient", "stage"],
-        how="left",
-        nulls_equal=True,
-        maintain_order="left",
-    )
+    return numbered.lazy().join(tried, on="_f", how="left", maintain_order="left").drop("_f")
 
 
 def drops_and_in_flight(
@@ -992,6 +995,14 @@ def drops_and_in_flight(
     )
     # (how near the last hop a restart or a log's end is named: the time a hop may take)
     hop = hop_window_ns(paths.pipeline, grace)
+    # (the missing hop's lines that say it failed: an attempt, not the hop reached)
+    tried_and_failed = pl.format(
+        "; {} was tried and failed ({} line(s) of it logged at an error level, the first at {}:{})",
+        "stage",
+        "n_failed",
+        "file_failed",
+        "line_failed",
+    ).fill_null("")
     judged_drops = _with_failures(paths, cand.filter(pl.col("status") == "drop"))
     drop = findings(
         _with_log_start(paths, _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop)),
@@ -1063,14 +1074,7 @@ def drops_and_in_flight(
             since_ended.fill_null("it"),
             "who",
         ).fill_null("")
-        + pl.format(
-            "; {} was tried and failed ({} line(s) of it logged at an error level, the first "
-            "at {}:{})",
-            "stage",
-            "n_failed",
-            "file_failed",
-            "line_failed",
-        ).fill_null(""),
+        + tried_and_failed,
         evidence=evidence(
             ("file_last", "line_last"),
             ("file_failed", "line_failed"),
@@ -1080,7 +1084,7 @@ def drops_and_in_flight(
         at="t_last",
     )
     in_flight = findings(
-        cand.filter(pl.col("status") == "in_flight"),
+        _with_failures(paths, cand.filter(pl.col("status") == "in_flight")),
         "in_flight",
         trace_id="trace_id",
         recipient="recipient",
@@ -1109,8 +1113,11 @@ def drops_and_in_flight(
             pl.format("after {}", since_ended).fill_null("later"),
             pl.lit(str(round(g / 1e6))),
             membership,
+        )
+        + tried_and_failed,
+        evidence=evidence(
+            ("file_last", "line_last"), ("file_failed", "line_failed"), ("file_rm", "line_rm")
         ),
-        evidence=evidence(("file_last", "line_last"), ("file_rm", "line_rm")),
         at="t_last",
     )
     return pl.concat([drop, in_flight])

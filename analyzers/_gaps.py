@@ -70,7 +70,7 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
     limit = p.clock_skew.total_seconds() * 1e9
     rows: list[dict[str, object]] = []
     worst: dict[str, dict[str, Any]] = {}  # per source, its most reversed pair
-    for r in negatives.sort("worst").iter_rows(named=True):
+    for r in negatives.sort("worst", "src_a", "src_b").iter_rows(named=True):
         for s in (r["src_a"], r["src_b"]):
             worst.setdefault(s, r)
     for s, c in sorted(paths.clock.items()):
@@ -128,8 +128,8 @@ def clock_findings(paths: Paths, negatives: pl.DataFrame) -> pl.LazyFrame:
                 "source": src,
                 "detail": (
                     f"{r['n']} {r['edge']} pair(s) between {other} and {src} are still "
-                    f"reversed after clock correction (worst {r['worst'] / 1e6:.1f} ms): "
-                    "clock, not latency" + _worst_pair(r)
+                    f"reversed after clock correction (worst {r['worst'] / 1e6:.1f} ms, trace "
+                    f"{r['trace_id']}): clock, not latency"
                 ),
                 **_pair_lines(r),
             }

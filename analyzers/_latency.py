@@ -556,6 +556,11 @@ def _least_latency(rows: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     )
 
 
+#: One order for every column of a group's worst pair: all of its columns from one row (each
+#: broke a tie in the latency by its own value, review 20c: a trace and another's lines).
+_WORST: Final = ("lat", "trace_id", "file_a", "line_a", "file_b", "line_b")
+
+
 def negative_latencies(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
     """Cross-host pairs still reversed after correction, per source pair."""
     rows = _enrich(samples.filter((pl.col("lat") < 0) & pl.col("cross")), paths)
@@ -564,7 +569,7 @@ def negative_latencies(samples: pl.LazyFrame, paths: Paths) -> pl.LazyFrame:
         .agg(
             # the worst pair, named: its message and both lines (review 20b: no trace, no line)
             *[
-                pl.col(c).sort_by("lat", c).first()
+                pl.col(c).sort_by(_WORST).first()
                 for c in ("edge", "trace_id", "file_a", "line_a", "file_b", "line_b")
             ],
             n=pl.len(),

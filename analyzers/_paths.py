@@ -140,6 +140,7 @@ FAILED_SCHEMA: Final = pl.Schema(
         "trace_id": pl.String,
         "hop": pl.Int32,
         "recipient": pl.String,
+        "source": pl.String,
         "file": pl.String,
         "line": pl.Int64,
     }
@@ -188,7 +189,7 @@ class Paths:
     #: ``file``/``line`` with the line kept for it (``kept_file``/``kept_line``)
     copies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COPIES_SCHEMA))
     #: lines of a hop that say it failed (:data:`FAILED_LEVELS`), on no path: ``trace_id``,
-    #: ``hop`` (index), ``recipient``, ``file``, ``line``, in log order
+    #: ``hop`` (index), ``recipient``, ``source``, ``file``, ``line``, in log order
     failed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILED_SCHEMA))
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
@@ -1181,6 +1182,8 @@ def conformed(events: pl.LazyFrame) -> pl.LazyFrame:
             out.append(pl.col(name))
         elif want == pl.String and isinstance(got, pl.Enum):  # (an Enum joins no Categorical)
             out.append(pl.col(name).cast(pl.Categorical()))
+        elif name == "level":  # an app's own levels (30, 50 or True): no failure read in them
+            out.append(pl.lit(None, dtype=want).alias(name))
         elif (
             (want == pl.Int64 and got.is_integer())
             or (want == pl.Float64 and got.is_numeric())
@@ -1850,6 +1853,7 @@ def _removals(base: pl.LazyFrame, p: Pipeline, offsets: dict[str, int]) -> pl.Da
                 (pl.col("stage") == stage)
                 & (pl.col("action") == action)
                 & pl.col("trace_id").is_not_null()
+                & ~_FAILED  # (a removal that failed took nothing off: review 20c)
             ).select(
                 "trace_id",
                 recipient.alias("recipient"),

@@ -194,7 +194,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
         pool.shutdown(cancel_futures=True)
     found = _explain_clock(sort_findings(found))  # it names findings in report order
     skipped = dict((inputs or {}).get("malformed_lines") or {})
-    found = _skipped_lines(found, skipped) if skipped else found
+    found = _skipped_lines(found, skipped, paths) if skipped else found
     return Report(
         findings=found,
         summary=_summary(paths, found) | {"unnamed_paths": undecided.get("unnamed", 0)},
@@ -217,18 +217,26 @@ _PRIVATE_INPUTS: Final = (*_INPUT_KEYS, "malformed_lines")
 _JUMP: Final = re.compile(r"(\d+) event\(s\) lost by the logging")
 
 
-def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.DataFrame:
+def _skipped_lines(
+    found: pl.DataFrame, skipped: Mapping[str, list[int]], paths: Paths
+) -> pl.DataFrame:
     """A ``log_gap`` across lines the reading skipped (malformed) says so: the logging need
     not have lost those events; tracekit may not have read them (review 19a: every malformed
     line with a seq read as "lost by the logging"). A gap from one file to the next (a
-    rotated log) spans the first's lines after its last event and the second's before."""
+    rotated log) spans the first's lines after its last event and the second's before, where
+    the first ends and the second begins with the gap (two files a source writes by turns,
+    stdout and stderr, are no rotation: review 20c)."""
     details = found.get_column("detail").to_list()
     changed = False
-    for i, (kind, evidence) in enumerate(found.select("kind", "evidence").iter_rows()):
+    for i, (kind, source, evidence) in enumerate(
+        found.select("kind", "source", "evidence").iter_rows()
+    ):
         ends = [(e["file"], e["line"]) for e in evidence or []]
         if kind != "log_gap" or len(ends) != 2:
             continue
         (first, before), (last, after) = ends
+        if first != last and not _rotated(paths, source, first, before, last, after):
+            continue
         inside = {
             file: lines
             for file, lines in (
@@ -266,6 +274,15 @@ def _skipped_lines(found: pl.DataFrame, skipped: Mapping[str, list[int]]) -> pl.
         details[i] = details[i][: jump.start()] + said + details[i][jump.end() :]
         changed = True
     return found.with_columns(detail=pl.Series(details, dtype=pl.String)) if changed else found
+
+
+def _rotated(paths: Paths, source: str, first: str, before: int, last: str, after: int) -> bool:
+    """Whether ``source``'s lines ``first:before`` and ``last:after`` end one file and begin
+    the next: none of its lines after the one in ``first``, none before the other in ``last``."""
+    of = paths.hops.lazy().filter(pl.col("source") == source)
+    later = (pl.col("file") == first) & (pl.col("line") > before)
+    earlier = (pl.col("file") == last) & (pl.col("line") < after)
+    return not of.filter(later | earlier).select(pl.len()).collect(engine=engine()).item()
 
 
 def _with_warnings(inputs: dict[str, Any], more: list[str]) -> dict[str, Any]:
@@ -636,32 +653,16 @@ def _timeline(paths: Paths, trace_id: str, findings: pl.DataFrame | None) -> pl.
     findings = pl.concat(
         [findings, paths.memoised("timeline_undecided", lambda: _undecided(paths))]
     )
-    failed = paths.failed.filter(pl.col("trace_id") == trace_id)
-    if failed.height:  # a hop not reached shows the first line saying it failed
-        first = failed.group_by("recipient", "hop", maintain_order=True).agg(
-            pl.col("file").first().alias("_ffile"), pl.col("line").first().alias("_fline")
-        )
-        rows = (
-            rows.with_columns(_who=pl.col("recipient").replace(_recipients_of(devices)))
-            .join(first, left_on=["_who", "hop"], right_on=["recipient", "hop"], how="left",
-                  nulls_equal=True, maintain_order="left")
-            .with_columns(
-                file=pl.when(pl.col("reached")).then("file").otherwise(
-                    pl.coalesce("file", "_ffile")),
-                line=pl.when(pl.col("reached")).then("line").otherwise(
-                    pl.coalesce("line", "_fline")),
-                _failed=pl.col("_ffile").is_not_null() & ~pl.col("reached"),
-            )
-            .drop("_who", "_ffile", "_fline")
-        )  # fmt: skip
-    else:
-        rows = rows.with_columns(_failed=pl.lit(False))
-    return _with_status(rows, findings.filter(pl.col("trace_id") == trace_id), p, devices)
-
-
-def _recipients_of(devices: dict[str, tuple[str, str]]) -> dict[str, str]:
-    """A device's row label ("u2 on client-u2") -> its recipient."""
-    return {label: who for label, (who, _) in devices.items()}
+    # where a hop not reached was tried and failed: (recipient, hop) -> its lines, log order
+    tried: dict[tuple[str | None, int], list[tuple[str, str, int]]] = {}
+    for who, hop, source, file, line in (
+        paths.failed.filter(pl.col("trace_id") == trace_id)
+        .select("recipient", "hop", "source", "file", "line")
+        .iter_rows()
+    ):
+        tried.setdefault((who, hop), []).append((source, file, line))
+    found = findings.filter(pl.col("trace_id") == trace_id)
+    return _with_status(rows, found, p, devices, tried)
 
 
 def _marking(paths: Paths) -> pl.DataFrame:
@@ -699,7 +700,11 @@ _MARKS: Final = ("drop", "in_flight", "duplicate", "undecided", "in_log_gap")
 
 
 def _with_status(
-    rows: pl.DataFrame, found: pl.DataFrame, p: Pipeline, devices: dict[str, tuple[str, str]]
+    rows: pl.DataFrame,
+    found: pl.DataFrame,
+    p: Pipeline,
+    devices: dict[str, tuple[str, str]],
+    tried: Mapping[tuple[str | None, int], list[tuple[str, str, int]]],
 ) -> pl.DataFrame:
     """``status`` (see :func:`timeline`) from one message's findings, which name a recipient
     and, in ``source``, a device. A recipient's row (or a message hop's) takes the findings of
@@ -740,11 +745,21 @@ def _with_status(
                 return "removed" if m["kind"] == "drop" else "in_flight"
         return None
 
+    def failed_at(label: str | None, hop: int) -> tuple[str, int] | None:
+        """The first line saying ``hop`` was tried and failed: on the row's device, if any."""
+        device = devices.get(label) if label is not None else None
+        for source, file, line in tried.get((device[0] if device else label, hop), ()):
+            if device is None or source == device[1]:
+                return file, line
+        return None
+
     status: list[str] = []
+    places: list[tuple[str | None, int | None]] = []  # file and line, as the rows have them
     passed: set[str] = set()  # device rows whose first hop not reached came already
-    for label, stage, reached, source, file, line, failed in rows.select(
-        "recipient", "stage_action", "reached", "source", "file", "line", "_failed"
+    for label, hop, stage, reached, source, file, line in rows.select(
+        "recipient", "hop", "stage_action", "reached", "source", "file", "line"
     ).iter_rows():
+        places.append((file, line))
         device = devices.get(label) if label is not None else None
         if reached:
             if stage == remove and label is not None and source and file:
@@ -761,6 +776,9 @@ def _with_status(
             mine = kinds(device[0], stage) if label not in passed else set()
         if device is not None:
             passed.add(label)
+        failed = failed_at(label, hop) if "drop" in mine else None
+        if failed is not None:  # (its place: the failing line)
+            places[-1] = failed
         status.append(
             ("failed" if failed else "dropped")
             if "drop" in mine
@@ -772,4 +790,7 @@ def _with_status(
             if "in_log_gap" in mine
             else "not_reached"
         )
-    return rows.drop("_failed").insert_column(4, pl.Series("status", status, dtype=pl.String))
+    return rows.with_columns(
+        file=pl.Series([f for f, _ in places], dtype=pl.String),
+        line=pl.Series([n for _, n in places], dtype=pl.Int64),
+    ).insert_column(4, pl.Series("status", status, dtype=pl.String))

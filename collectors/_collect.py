@@ -677,7 +677,7 @@ def collect(
     ctime). ``columns``: only these columns of the table (in its order), like polars'
     ``read_parquet(columns=...)``; every line is still read and checked, so the account is a
     full read's, but the other columns are never kept (the analyzers read
-    ``tracekit.analyzers.INPUT_COLUMNS``: all but ``event``, ``span_id`` and ``level``).
+    ``tracekit.analyzers.INPUT_COLUMNS``: all but ``event`` and ``span_id``).
 
     Raises InputError when an input as a whole cannot be read; bad lines are only counted.
     """

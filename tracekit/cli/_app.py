@@ -755,7 +755,9 @@ def trace(
     cache_dir: CacheOpt = None,
 ) -> None:
     """One message's path as a timeline: every hop per recipient, the missing hop marked
-    (missing: a drop; in flight: the logs end inside the grace window; not reached: after it).
+    (missing: a drop; tried and failed: a drop where the hop's line is at an error level; in
+    flight: the logs end inside the grace window; undecided: a log gap or lines naming no
+    recipient may hold it; not reached: after it).
 
     Example: `tracekit trace 4bf92f3577b34da6a3ce929d0e0e4736 logs/`
     """
