@@ -383,10 +383,9 @@ def _with_hop(
 #: Levels of a line that says its stage failed: tracekit writes a stage that raised at level
 #: ``error`` (with ``status="error"``), its OTLP span's ERROR status reads as that level, and
 #: logging libraries spell it so. Such a line is an attempt, not the hop reached.
-FAILED_LEVELS: Final = tuple(
-    spelt
-    for name in ("error", "err", "critical", "crit", "fatal", "emerg", "alert")
-    for spelt in (name, name.upper(), name.capitalize())
+_FAILING: Final = "error err critical crit fatal emerg emergency alert severe panic dpanic"
+FAILED_LEVELS: Final = tuple(  # (syslog's names, Python's, Java's SEVERE, zap's panics)
+    spelt for name in _FAILING.split() for spelt in (name, name.upper(), name.capitalize())
 )
 _FAILED: Final = pl.col("level").is_in(FAILED_LEVELS).fill_null(False)
 

@@ -22,7 +22,7 @@ def _failing(history, trace: str, hop: str, who: str, level: str = "error") -> d
     return row
 
 
-@pytest.mark.parametrize("level", ["error", "ERROR", "critical", "fatal"])
+@pytest.mark.parametrize("level", ["error", "ERROR", "critical", "fatal", "SEVERE", "panic"])
 def test_an_add_that_failed_is_a_drop_there_and_says_so(history, level):
     history.message(1, "u1", ["u2", "u3"], t=0)
     t2 = history.message(2, "u1", ["u2", "u3"], t=1000)
