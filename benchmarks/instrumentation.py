@@ -382,7 +382,11 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), help="run one case once (for callgrind)")
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
     args = parser.parse_args()
-    run = Run(Path(tempfile.mkdtemp(prefix="tk-bench-")))
+    with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:  # (each run left ~1 MB)
+        _run(args, Run(Path(tmp)))
+
+
+def _run(args: argparse.Namespace, run: Run) -> None:
     if args.case:
         n = args.events if args.events is not None else 2_000
         with ExitStack() as stack:
