@@ -1,6 +1,6 @@
 """``collect(columns=...)``: a projection of the event table that keeps the full account.
 
-The analysis reads 14 of the table's 16 columns (``INPUT_COLUMNS``; ``level`` since session
+The analysis reads 15 of the table's 17 columns (``INPUT_COLUMNS``; ``level`` since session
 20: a hop's line at an error level is a failed attempt). Left out, ``event`` and ``span_id``
 are never kept: ``span_id`` not even parsed by the JSON reader (no check reads it), ``event``
 dropped block by block (its absence is counted in ``missing``).
