@@ -316,6 +316,7 @@ _REACHED_NOTE: Final = {
 #: How a hop not reached is marked, by its timeline status.
 _UNREACHED: Final = {
     "dropped": ("✗", "missing"),
+    "failed": ("✗", "tried and failed: its line is at an error level"),
     "in_flight": ("…", "in flight"),
     "undecided": ("?", "undecided: lines naming no recipient may hold it"),
     "in_log_gap": ("?", "undecided: in a seq gap of its log, see log_gap"),
@@ -331,8 +332,9 @@ def format_timeline(
     grace: timedelta | str = timedelta(0),
 ) -> str:
     """One message's path as text: a line per hop per recipient; a hop not reached is marked
-    ✗ (missing: a drop), … (in flight: the logs end inside the grace window) or · (not
-    reached, after one of those); a duplicate's count says so. ``grace`` as for
+    ✗ (missing: a drop; or tried and failed, its line at an error level), … (in flight: the
+    logs end inside the grace window), ? (undecided) or · (not reached, after one of those); a
+    duplicate's count says so. ``grace`` as for
     :func:`analyze_events` (zero: the test is over)."""
     from dataclasses import replace
 
@@ -360,7 +362,9 @@ def format_timeline(
             )
         else:
             mark, why = _UNREACHED.get(row["status"], ("✗", "missing"))
-            lines.append(f"    {mark} {row['stage_action']:<22} ({why})")
+            # (a hop tried and failed: where its failing line is)
+            where = f"  {row['file']}:{row['line']}" if row.get("file") else ""
+            lines.append(f"    {mark} {row['stage_action']:<22} ({why}){where}")
     return _printed(lines)
 
 

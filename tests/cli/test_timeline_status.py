@@ -112,8 +112,8 @@ def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
                 "source": "client" if ok else None,
                 "timestamp": datetime(2026, 1, 1, tzinfo=UTC) if ok else None,
                 "latency_ms": 1.0 if ok else None,
-                "file": "c.jsonl" if ok else None,
-                "line": 1 if ok else None,
+                "file": "c.jsonl" if ok or st == "failed" else None,
+                "line": 1 if ok else 9 if st == "failed" else None,
             }
             for r, h, ok, st, n in ROWS
         ]
@@ -136,6 +136,10 @@ def test_a_failing_tests_timeline_says_each_status(monkeypatch) -> None:
     assert "x2 (duplicate)" in text and "(took it off: dropped)" in text
     assert "REPO.add               (missing)" in text and "(not reached)" in text
     assert "(in flight)" in text and "+1.0 ms (in flight)" in text
+    assert (
+        "CTRL.add               (tried and failed: its line is at an error level)  c.jsonl:9"
+        in (text)
+    )
 
 
 def test_the_html_picture_draws_an_undecided_hop_as_pending() -> None:
