@@ -25,6 +25,7 @@ from typing import Final
 
 import polars as pl
 
+from tracekit.analyzers._duplicates import resends
 from tracekit.analyzers._findings import evidence, findings, ms
 from tracekit.analyzers._paths import (
     Paths,
@@ -937,6 +938,29 @@ def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     return numbered.lazy().join(tried, on="_f", how="left", maintain_order="left").drop("_f")
 
 
+def _with_resends(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
+    """``drops`` with, for a trace that re-sent a message another trace had persisted (review
+    20b: a client's re-send under a new trace id, which the server answered from its
+    idempotency and did not broadcast again), that trace (``resent_of``) and the id
+    (``resent_id``); null elsewhere."""
+    found = (
+        resends(paths).select("trace_id", resent_of=pl.col("first"), resent_id=pl.col("msg_id_min"))
+        if "msg_id_min" in resends(paths).columns
+        else None
+    )
+    if found is None or found.is_empty():
+        return drops.with_columns(
+            resent_of=pl.lit(None, dtype=pl.String), resent_id=pl.lit(None, dtype=pl.String)
+        )
+    # (in the drops' order: :func:`_with_restart` numbers them)
+    return drops.join(
+        found.lazy().with_columns(pl.col("trace_id").cast(pl.String)),
+        on="trace_id",
+        how="left",
+        maintain_order="left",
+    )
+
+
 def drops_and_in_flight(
     paths: Paths, grace: timedelta | None = None, cand: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -1003,7 +1027,9 @@ def drops_and_in_flight(
         "file_failed",
         "line_failed",
     ).fill_null("")
-    judged_drops = _with_failures(paths, cand.filter(pl.col("status") == "drop"))
+    judged_drops = _with_resends(
+        paths, _with_failures(paths, cand.filter(pl.col("status") == "drop"))
+    )
     drop = findings(
         _with_log_start(paths, _with_log_end(paths, _with_restart(paths, judged_drops, hop), hop)),
         "drop",
@@ -1074,7 +1100,12 @@ def drops_and_in_flight(
             since_ended.fill_null("it"),
             "who",
         ).fill_null("")
-        + tried_and_failed,
+        + tried_and_failed
+        + pl.format(
+            "; a re-send: trace {} persisted its msg_id {} before (see the duplicate)",
+            "resent_of",
+            "resent_id",
+        ).fill_null(""),
         evidence=evidence(
             ("file_last", "line_last"),
             ("file_failed", "line_failed"),

@@ -281,26 +281,46 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
     return pl.concat(out) if out else empty_findings()
 
 
+def resends(paths: Paths) -> pl.DataFrame:
+    """The traces that persisted a canonical ``msg_id`` another trace persisted before them
+    (:func:`_shared_msg_ids`), with that one (``first``) and its persist's row
+    (``first_row``); none without a ``persist`` role."""
+    persist = paths.pipeline.role("persist")
+    if persist is None:
+        return pl.DataFrame(
+            schema={"trace_id": pl.String, "first": pl.String, "msg_id_min": pl.String}
+        )
+    i = paths.pipeline.index(persist)
+
+    def compute() -> pl.DataFrame:
+        keys = ["msg_id_min", "conv_id", col("src", i)]
+        # the few columns first: a filter of the whole message frame copies all of them (50 MB
+        # more at the 5M analysis' peak)
+        rows = paths.msg.select("trace_id", "n_msg_id", *keys, col("t", i), col("r", i)).filter(
+            (pl.col("n_msg_id") == 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+        )
+        ranked = (
+            rows.filter(pl.struct(keys).is_duplicated())
+            .sort(col("t", i), "trace_id")
+            .with_columns(
+                first=pl.col("trace_id").first().over(keys),
+                first_row=pl.col(col("r", i)).first().over(keys),
+            )
+        )
+        return ranked.filter(pl.col("trace_id") != pl.col("first"))
+
+    return paths.memoised("resends", compute)
+
+
 def _shared_msg_ids(paths: Paths, i: int, persist: str) -> pl.LazyFrame:
     """The mirror of two ids for one trace: one canonical ``msg_id`` persisted for several
     trace ids, the same message traced twice (a client that re-sent it under a new id, which
     the server's idempotency mapped to the first): each of its recipients may show it twice.
     Counted within one conversation and one persisting source, whose ids are unique (test runs
     each with a server of their own number their messages alike)."""
-    keys = ["msg_id_min", "conv_id", col("src", i)]
-    # the few columns first: a filter of the whole message frame copies all of them (50 MB
-    # more at the 5M analysis' peak)
-    rows = paths.msg.select("trace_id", "n_msg_id", *keys, col("t", i), col("r", i)).filter(
-        (pl.col("n_msg_id") == 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-    )
-    again = rows.filter(pl.struct(keys).is_duplicated())
-    if again.is_empty():
+    later = resends(paths)
+    if later.is_empty():
         return empty_findings()
-    ranked = again.sort(col("t", i), "trace_id").with_columns(
-        first=pl.col("trace_id").first().over(keys),
-        first_row=pl.col(col("r", i)).first().over(keys),
-    )
-    later = ranked.filter(pl.col("trace_id") != pl.col("first"))
     later = paths.located(later, col("r", i), "file", "line")
     later = paths.located(later, "first_row", "first_file", "first_line")
     return findings(

@@ -45,3 +45,26 @@ def test_membership_expects_only_the_members_seen_by_the_message(history):
     ]
     assert report.summary["recipients_from"] == {"broadcast": 0, "membership": 3}
     assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (4, 3)
+
+
+def test_a_resend_under_a_new_trace_that_the_server_did_not_broadcast_again_says_so(history):
+    # trace 1: persisted, broadcast and shown to u2; its response lost. The client re-sends
+    # under trace 2; the server answers from its idempotency (m1 again) and does not
+    # broadcast it again. Trace 2's missing broadcast read as a plain drop.
+    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["REST.response"])
+    t2 = history.tid(2)
+    history.ev(10_000, "REST.request", "client-u1", "u1", trace=t2, conv_id="c1")
+    history.ev(10_005, "REST.persist", "server-1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.ev(10_010, "REST.response", "client-u1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, None, "REST.response", "REST.persist"),
+        ("drop", t2, None, "WS-BROADCAST.start", "REST.persist"),
+        ("duplicate", t2, None, "REST.persist", None),
+        ("unexpected", t2, None, "REST.request", None),
+    ]
+    assert found.row(1, named=True)["detail"].endswith(
+        f"; a re-send: trace {t1} persisted its msg_id m1 before (see the duplicate)"
+    )
+    assert "re-send" not in found.row(0, named=True)["detail"]
