@@ -24,7 +24,15 @@ from tracekit.analyzers._latency import (
     outliers_and_slo,
 )
 from tracekit.analyzers._order import races, reorders
-from tracekit.analyzers._paths import Paths, build_paths, col, engine, engine_for, in_context
+from tracekit.analyzers._paths import (
+    Paths,
+    as_text,
+    build_paths,
+    col,
+    engine,
+    engine_for,
+    in_context,
+)
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
 from tracekit.errors import PipelineError
@@ -228,6 +236,7 @@ def _skipped_lines(
     stdout and stderr, are no rotation: review 20c)."""
     details = found.get_column("detail").to_list()
     changed = False
+    spans: dict[tuple[str, str], tuple[int, int]] | None = None  # (made where needed)
     for i, (kind, source, evidence) in enumerate(
         found.select("kind", "source", "evidence").iter_rows()
     ):
@@ -235,8 +244,13 @@ def _skipped_lines(
         if kind != "log_gap" or len(ends) != 2:
             continue
         (first, before), (last, after) = ends
-        if first != last and not _rotated(paths, source, first, before, last, after):
-            continue
+        if first != last:  # a rotation: the first file ends with the gap, the next begins
+            spans = spans if spans is not None else _file_spans(paths)
+            if (
+                spans.get((source, first), (0, 0))[1] != before
+                or spans.get((source, last), (0, 0))[0] != after
+            ):
+                continue
         inside = {
             file: lines
             for file, lines in (
@@ -276,13 +290,15 @@ def _skipped_lines(
     return found.with_columns(detail=pl.Series(details, dtype=pl.String)) if changed else found
 
 
-def _rotated(paths: Paths, source: str, first: str, before: int, last: str, after: int) -> bool:
-    """Whether ``source``'s lines ``first:before`` and ``last:after`` end one file and begin
-    the next: none of its lines after the one in ``first``, none before the other in ``last``."""
-    of = paths.hops.lazy().filter(pl.col("source") == source)
-    later = (pl.col("file") == first) & (pl.col("line") > before)
-    earlier = (pl.col("file") == last) & (pl.col("line") < after)
-    return not of.filter(later | earlier).select(pl.len()).collect(engine=engine()).item()
+def _file_spans(paths: Paths) -> dict[tuple[str, str], tuple[int, int]]:
+    """Each source's first and last line per file (review 20d: a scan of every event per gap
+    took seconds for thousands of gaps across two files)."""
+    spans = as_text(
+        paths.hops.lazy()
+        .group_by("source", "file")
+        .agg(pl.col("line").min().alias("lo"), pl.col("line").max().alias("hi"))
+    ).collect(engine=engine())
+    return {(s, f): (lo, hi) for s, f, lo, hi in spans.iter_rows()}
 
 
 def _with_warnings(inputs: dict[str, Any], more: list[str]) -> dict[str, Any]:
