@@ -924,6 +924,8 @@ def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     numbered = drops.with_row_index("_f").collect(engine=engine())
     tried = (
         numbered.lazy()
+        # (not a removal's: its stage was reached, then undone; review 20d)
+        .filter(~pl.col("removal").fill_null(False))
         .select("_f", "trace_id", "recipient", "stage", "device")
         .join(failed, on=["trace_id", "recipient", "stage"], nulls_equal=True)
         .filter(pl.col("device").is_null() | (pl.col("device") == pl.col("source")))

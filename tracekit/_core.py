@@ -1135,6 +1135,7 @@ class _Stage:
         "_fields",
         "_free",
         "_late",
+        "_marked",
         "_merged",
         "_nested",
         "_odd",
@@ -1154,6 +1155,7 @@ class _Stage:
         # Empty while an entry is open in these slots: taken and given back by one list call
         # each, atomic under the GIL (review 20c: a test and a set apart let two threads in)
         self._free = [None]
+        self._marked = False  # the entry in the slots is in its context's nested entries
         self._nested: list[_Stage] | None = None  # entries made while it was (review 20a)
         self._emitter: _Emitter | None = None
         self._late: dict[str, Any] | None = None
@@ -1184,6 +1186,12 @@ class _Stage:
             self._free.pop()
         except IndexError:
             return self._reenter()
+        # This context's nested entries of ours, still open, were made before this one: it
+        # is the latest here, for set() and the next exit (review 20d: they went to one of
+        # those). Marked in the context only then (rarely: the plain path pays one test).
+        self._marked = bool(self._nested) and self._nested_here() is not None
+        if self._marked:
+            _reentered.set((*_reentered.get(), self))
         emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
         if emitter is None:
             return self
@@ -1250,6 +1258,9 @@ class _Stage:
         # enter it as soon as it is (review 20c: an event with another thread's trace id)
         emitter, self._emitter = self._emitter, None
         late, self._late = self._late, None  # (the next use of the object starts afresh)
+        if self._marked:  # (no longer the latest entry of its context)
+            self._marked = False
+            _reentered.set(tuple(n for n in _reentered.get() if n is not self))
         if emitter is None:
             if not self._free:  # (an exit too many gives back nothing: one token, one entry)
                 self._free.append(None)
@@ -1304,6 +1315,8 @@ class _Stage:
         # was walked made the walk skip ours, review 20c)
         mine = tuple(self._nested or ())
         for nested in reversed(_reentered.get()):
+            if nested is self:  # (the entry in the slots is the latest here)
+                return None
             if any(nested is m for m in mine):
                 return nested
         return None

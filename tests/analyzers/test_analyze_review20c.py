@@ -130,3 +130,19 @@ def test_two_files_a_source_writes_by_turns_are_no_rotation(tmp_path):
     assert found.select("kind", "detail").rows() == [
         ("log_gap", "seq jumps from 4 to 9: 4 event(s) lost by the logging")
     ]
+
+
+def test_a_removal_after_a_failed_try_and_a_good_one_says_no_failure(history):
+    # (review 20d) CTRL.add failed once, went through, then CTRL.remove took the message
+    # off: the removal's finding said CTRL.add "was tried and failed", though it was reached
+    for end, kind in ((60_000, "drop"), (2_000, "in_flight")):
+        history.rows.clear()
+        history.seq.clear()
+        history.message(1, "u1", ["u2"], t=0)
+        t2 = history.message(2, "u1", ["u2"], t=1000)
+        history.ev(1030, "CTRL.add", "client-u2", "u2", trace=t2, conv_id="c1", level="error")
+        history.ev(1500, "CTRL.remove", "client-u2", "u2", trace=t2, conv_id="c1")
+        history.tail(end)
+        found = analyze(history.frame()).findings
+        assert history.kinds(found) == [(kind, t2, "u2", "CTRL.add", "CTRL.add")]
+        assert "tried and failed" not in found.row(0, named=True)["detail"]

@@ -42,3 +42,31 @@ def test_a_stage_object_shared_by_threads_writes_each_entry_s_own_event():
     wrong = [e for e in events if e.get("n") is None or int(e["trace_id"], 16) != e["n"] + 1]
     assert wrong == []
     assert min(e["duration_ms"] for e in events) >= 0
+
+
+def test_an_entry_made_in_the_slots_after_a_nested_one_is_the_latest_of_its_context():
+    # (review 20d) X holds the object; Y enters it (a nested entry, Y's outer); X leaves; Y
+    # enters again, and that entry takes the free slots: Y's set() and next exit went to Y's
+    # outer entry, so the outer wrote the inner's fields, status and length, and vice versa.
+    import contextvars
+    import time
+
+    with capture() as got:
+        shared = stage("S", "a")
+        x, y = contextvars.copy_context(), contextvars.copy_context()
+        x.run(shared.__enter__)
+        y.run(shared.__enter__)
+        y.run(shared.set, which="outer")
+        x.run(shared.__exit__, None, None, None)
+        y.run(shared.__enter__)
+        y.run(shared.set, which="inner")
+        y.run(shared.__exit__, ValueError, ValueError("inner failed"), None)
+        time.sleep(0.05)
+        y.run(shared.__exit__, None, None, None)
+    events = [e for e in got if e.get("stage") == "S"]
+    assert [(e.get("which"), e["status"]) for e in events] == [
+        (None, "ok"),  # x's
+        ("inner", "error"),
+        ("outer", "ok"),
+    ]
+    assert events[2]["duration_ms"] >= 50 > events[1]["duration_ms"]

@@ -754,9 +754,10 @@ def trace(
     timezone: TimezoneOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
-    """One message's path as a timeline: every hop per recipient, the missing hop marked
-    (missing: a drop; tried and failed: a drop where the hop's line is at an error level; in
-    flight: the logs end inside the grace window; undecided: a log gap or lines naming no
+    """One message's path as a timeline: every hop per recipient, with how often it was
+    logged (a duplicate marked) and the missing hop marked (missing: a drop; tried and failed:
+    a drop where the hop's line is at an error level; took it off: a removal after the hop;
+    in flight: the logs end inside the grace window; undecided: a log gap or lines naming no
     recipient may hold it; not reached: after it).
 
     Example: `tracekit trace 4bf92f3577b34da6a3ce929d0e0e4736 logs/`
