@@ -927,7 +927,12 @@ def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
         # (not a removal's: its stage was reached, then undone; review 20d)
         .filter(~pl.col("removal").fill_null(False))
         .select("_f", "trace_id", "recipient", "stage", "device")
-        .join(failed, on=["trace_id", "recipient", "stage"], nulls_equal=True)
+        .join(
+            failed,
+            on=["trace_id", "recipient", "stage"],
+            nulls_equal=True,
+            maintain_order="left_right",  # (the failed lines in log order: "the first")
+        )
         .filter(pl.col("device").is_null() | (pl.col("device") == pl.col("source")))
         .group_by("_f", maintain_order=True)
         .agg(

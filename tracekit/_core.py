@@ -1161,6 +1161,16 @@ class _Stage:
         self._late: dict[str, Any] | None = None
         self._span: Span | None = None
 
+    def __copy__(self) -> _Stage:
+        """A stage object of the same arguments, of its own (a copy of the slots would share
+        the busy token and the nested entries of this one: review 20d)."""
+        return _Stage(self._stage, self._action, self._fields)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Stage:
+        import copy
+
+        return _Stage(self._stage, self._action, copy.deepcopy(self._fields, memo))
+
     def set(self, **fields: Any) -> None:
         """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned); they
         go on the event and, for the keys spans carry, on the span."""

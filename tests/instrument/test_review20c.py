@@ -70,3 +70,20 @@ def test_an_entry_made_in_the_slots_after_a_nested_one_is_the_latest_of_its_cont
         ("outer", "ok"),
     ]
     assert events[2]["duration_ms"] >= 50 > events[1]["duration_ms"]
+
+
+def test_a_copied_stage_object_is_one_of_its_own():
+    # (review 20d) a copy shared the original's busy token and nested entries
+    import copy
+
+    with capture() as got:
+        original = stage("S", "a", k=1)
+        with original:
+            twin, deep = copy.copy(original), copy.deepcopy(original)
+            assert twin._free == [None] and twin._free is not original._free
+            with twin, deep:
+                twin.set(which="twin")
+                deep.set(which="deep")
+            original.set(which="original")
+    events = [(e.get("which"), e["k"]) for e in got if e.get("stage") == "S"]
+    assert events == [("deep", 1), ("twin", 1), ("original", 1)]
