@@ -17,6 +17,7 @@ import math
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 import weakref
@@ -31,7 +32,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import orjson
@@ -625,6 +626,25 @@ _emitter: _Emitter | None = None
 _reentered: contextvars.ContextVar[tuple[_Stage, ...]] = contextvars.ContextVar(
     "tracekit_reentered", default=()
 )
+
+
+def _open_here() -> tuple[_Stage, ...]:
+    """This context's re-entered stages still open: an entry ended in another context (a
+    generator closed elsewhere) cannot be taken out of this one's, so each write here drops
+    those (review 20e: they stayed for the context's life)."""
+    return tuple(n for n in _reentered.get() if not n._free)
+
+
+def _entered_in_generator() -> bool:
+    """Whether the stage being entered again is entered by a generator's code (whose block
+    may end in another context: see _Stage._made_elsewhere). Only on re-entry: rare."""
+    frame: FrameType | None = sys._getframe(2)  # (_reenter's caller: __enter__)
+    while frame is not None and frame.f_code in _STAGE_ENTRIES:
+        frame = frame.f_back  # (__enter__, and __aenter__ for async with)
+    return frame is not None and bool(frame.f_code.co_flags & _GENERATOR_FLAGS)
+
+
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 # An Instrumentation activated for a context (one client among several in one process) wins
 # over the process-wide configuration.
 _scoped: contextvars.ContextVar[_Emitter | None] = contextvars.ContextVar(
@@ -1134,6 +1154,7 @@ class _Stage:
         "_emitter",
         "_fields",
         "_free",
+        "_in_generator",
         "_late",
         "_marked",
         "_merged",
@@ -1145,6 +1166,7 @@ class _Stage:
         "_start",
         "_token",
     )
+    _in_generator: bool  # set on nested entries only (_reenter): read with getattr
 
     def __init__(self, stage: str, action: str, fields: dict[str, Any]) -> None:
         # _merged, _odd, _span_id, _start and _token are set by __enter__ before anything
@@ -1201,7 +1223,7 @@ class _Stage:
         # those). Marked in the context only then (rarely: the plain path pays one test).
         self._marked = bool(self._nested) and self._nested_here() is not None
         if self._marked:
-            _reentered.set((*_reentered.get(), self))
+            _reentered.set((*_open_here(), self))
         emitter = (_scoped.get() or _emitter) if _any_scoped else _emitter
         if emitter is None:
             return self
@@ -1310,13 +1332,14 @@ class _Stage:
         """Entered again while active: one more stage, of its own (review 20a: the entry
         overwrote the open one, whose event was then lost without a word)."""
         nested = _Stage(self._stage, self._action, self._fields)
+        nested._in_generator = _entered_in_generator()
         nested.__enter__()
         if self._nested is None:
             with _NESTING:  # (two threads making it at once: one's entry lost)
                 if self._nested is None:
                     self._nested = []
         self._nested.append(nested)
-        _reentered.set((*_reentered.get(), nested))
+        _reentered.set((*_open_here(), nested))
         return self
 
     def _nested_here(self) -> _Stage | None:
@@ -1338,21 +1361,39 @@ class _Stage:
         tb: TracebackType | None,
     ) -> bool:
         """End the entry this exit belongs to if it is a nested one: the one made last in
-        this context, else (this context made none, the first entry is over: an async
-        generator finalised elsewhere) the one made last. False: the first entry's exit."""
+        this context, else one made elsewhere (below). False: the first entry's exit."""
         nested = self._nested_here()
         if nested is None:
-            if not self._free or not self._nested:
+            nested = self._made_elsewhere(exc_type)
+            if nested is None:
                 return False
-            nested = self._nested[-1]
         else:
-            _reentered.set(tuple(n for n in _reentered.get() if n is not nested))
+            _reentered.set(tuple(n for n in _open_here() if n is not nested))
         try:
             self._nested.remove(nested)  # type: ignore[union-attr]
         except ValueError:  # ended meanwhile by another context's exit (the fallback above)
             return False
         nested.__exit__(exc_type, exc, tb)
         return True
+
+    def _made_elsewhere(self, exc_type: type[BaseException] | None) -> _Stage | None:
+        """The entry an exit ends when its context made no nested entry of ours. Only a
+        generator's block ends in another context than it began (closed by the collector or
+        an event loop's finaliser, or resumed by another task), so a generator's open entry
+        is taken before another context's, which that context will end itself (review 20e:
+        the newest entry was taken, another task's, and its later exit ended the
+        generator's: each event had the other's length). A generator being closed takes a
+        generator's entry first; any other exit, the first entry while it is open."""
+        mine = tuple(self._nested or ())
+        if not mine:
+            return None
+        in_generator = [n for n in mine if getattr(n, "_in_generator", False)]
+        if in_generator and exc_type is GeneratorExit:
+            return in_generator[-1]
+        if not self._free:
+            return None
+        # (every exit ends an entry: one left in a context no generator shows, the newest)
+        return in_generator[-1] if in_generator else mine[-1]
 
     async def __aenter__(self) -> _Stage:
         return self.__enter__()
@@ -1502,6 +1543,9 @@ def _stage_generator(
         raise
     finally:
         st.__exit__(None if failure is None else type(failure), failure, None)
+
+
+_STAGE_ENTRIES = frozenset((_Stage.__enter__.__code__, _Stage.__aenter__.__code__))
 
 
 class _NoopStage:
