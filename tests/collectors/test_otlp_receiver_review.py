@@ -121,13 +121,10 @@ def test_error_replies_are_a_status_in_the_request_s_encoding(receiver: Any) -> 
         no_path = _status(client.post("/v1/metrics", content=b"{}", headers=JSON))
     assert bad_proto[:3] == (400, "application/x-protobuf", 3)
     assert bad_proto[3].startswith("cannot decode the OTLP body: DecodeError: ")
-    assert bad_json == (
-        400,
-        "application/json",
-        3,
-        "cannot decode the OTLP body: JSONDecodeError: unexpected character: line 1 column 2 "
-        "(char 1)",
-    )
+    assert bad_json[:3] == (400, "application/json", 3)
+    # (orjson's own words vary by release: "unexpected character", "..., expected a string key")
+    assert bad_json[3].startswith("cannot decode the OTLP body: JSONDecodeError: unexpected ")
+    assert bad_json[3].endswith(": line 1 column 2 (char 1)")
     assert wrong_type == (
         415,
         "application/x-protobuf",
