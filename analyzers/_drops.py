@@ -996,6 +996,10 @@ def drops_and_in_flight(
             pl.lit(
                 "; expected from conversation membership, no broadcast in the logs listed the "
                 "recipients"
+                if "broadcast" in paths.pipeline.roles
+                # (review 21a: it sent the user to the logs, which had the lists)
+                else "; expected from conversation membership: the pipeline names no "
+                "'broadcast' role to read a recipients list from"
             )
         )
         .otherwise(pl.lit(""))

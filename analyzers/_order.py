@@ -344,10 +344,12 @@ def races(paths: Paths) -> pl.LazyFrame:
         conv_id="conv_id",
         source="source",
         detail=pl.format(
-            "{} for conversation {} arrived on {} while a REST history fetch of it was in flight{}; {}",
+            "{} for conversation {} arrived on {} while a {} history fetch of it was in flight{}; {}",
             pl.lit(receive),
             pl.col("conv_id"),
             pl.col("source"),
+            # (the model's fetch stage: REST in the chat pipeline, review 21a)
+            pl.lit(str(p.role("fetch_start")).partition(".")[0]),
             pl.when(pl.col("end_pos").is_not_null())
             .then(pl.lit(""))
             .otherwise(pl.format(" (no end logged; it began {}{})", began, unended_why)),

@@ -191,6 +191,9 @@ class Paths:
     #: lines of a hop that say it failed (:data:`FAILED_LEVELS`), on no path: ``trace_id``,
     #: ``hop`` (index), ``recipient``, ``source``, ``file``, ``line``, in log order
     failed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILED_SCHEMA))
+    #: lines with a ``recipients`` list in a model with recipient hops and no ``broadcast``
+    #: role, which reads none: how many, and the first one's file and line
+    unread_lists: tuple[int, str, int] | None = None
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.RLock = field(
@@ -1612,6 +1615,13 @@ def _assemble(
         .unique(["trace_id", "msg_id"], keep="first", maintain_order=True)
     ).collect(engine=engine())
     lists = hops_df.get_column("recipients")  # (gathered for the messages below)
+    # Lists the model cannot read (no broadcast role), where it has recipients: said (review
+    # 21a: read as no list, the expected recipients were the members, their drops false)
+    unread: tuple[int, str, int] | None = None
+    if bcast is None and rcp_idx and lists.null_count() < lists.len():
+        listed = lists.is_not_null()
+        file, line = hops_df.filter(listed).select("file", "line").row(0)
+        unread = (int(listed.sum()), str(file), int(line))
     hops_df = hops_df.drop("msg_id", "recipients")
     any_w = rcp_w.group_by("trace_id").agg(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
@@ -1830,6 +1840,7 @@ def _assemble(
         restarts=restarts,
         runs=mended,
         copies=copies,
+        unread_lists=unread,
     )
 
 

@@ -104,6 +104,14 @@ class Pipeline:
         """``(from, to)`` pairs in hop order: where latencies are measured."""
         return tuple((p, h.id) for h in self.hops for p in h.after)
 
+    def __post_init__(self) -> None:
+        # Built in Python, a model gets the checks a TOML file gets (review 21a: Pipeline(...)
+        # with no send role failed deep in the analysis with a KeyError); its hops are put in
+        # their 'after' order, as a file's are.
+        order = _checked(_as_model(self))["hops"]
+        by_id = {h.id: h for h in self.hops}
+        object.__setattr__(self, "hops", tuple(by_id[h.id] for h in order))
+
     def descendants(self, hop_id: str) -> frozenset[str]:
         out: set[str] = set()
         todo = [hop_id]
@@ -168,6 +176,9 @@ def _parse_hop(raw: object, n: int) -> Hop:
     after = raw.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise _err(where, f"'after' must be a list of hop ids, got {after!r}")
+    twice = sorted({a for a in after if after.count(a) > 1})
+    if twice:  # (an edge named twice was measured twice: each latency finding said twice)
+        raise _err(where, f"'after' names {', '.join(map(repr, twice))} more than once")
     scope = raw.get("scope", "message")
     if scope not in ("message", "recipient"):
         raise _err(where, f"'scope' must be 'message' or 'recipient', got {scope!r}")
@@ -220,6 +231,11 @@ def _topological(hops: list[Hop]) -> list[Hop]:
 
 def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     """Validate a pipeline model given as the parsed TOML mapping."""
+    return Pipeline(**_checked(data))
+
+
+def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's fields, every check made (a TOML file's, or a Pipeline built in Python)."""
     _check_keys(data, {"pipeline", "roles", "hops", "slo", "outliers"}, "top level")
     meta = data.get("pipeline", {})
     if not isinstance(meta, dict):
@@ -322,18 +338,64 @@ def parse_pipeline(data: Mapping[str, Any]) -> Pipeline:
     z = out_raw.get("z", 3.5)
     if isinstance(z, bool) or not isinstance(z, int | float) or not 0 < z < math.inf:
         raise _err("[outliers] z", f"must be a positive finite number, got {z!r}")
-    return Pipeline(
-        name=name,
-        hops=tuple(hops),
-        roles=roles,
-        slo=slo,
-        grace=_ms(meta.get("grace_ms", 5000), "[pipeline] grace_ms"),
-        hop_window=_ms(meta.get("hop_window_ms", 5000), "[pipeline] hop_window_ms"),
-        clock_skew=_ms(meta.get("clock_skew_ms", 100), "[pipeline] clock_skew_ms"),
-        outlier_min_samples=min_samples,
-        outlier_z=float(z),
-        outlier_floor=_ms(out_raw.get("floor_ms", 20), "[outliers] floor_ms"),
-    )
+    return {
+        "name": name,
+        "hops": tuple(hops),
+        "roles": roles,
+        "slo": slo,
+        "grace": _ms(meta.get("grace_ms", 5000), "[pipeline] grace_ms"),
+        "hop_window": _ms(meta.get("hop_window_ms", 5000), "[pipeline] hop_window_ms"),
+        "clock_skew": _ms(meta.get("clock_skew_ms", 100), "[pipeline] clock_skew_ms"),
+        "outlier_min_samples": min_samples,
+        "outlier_z": float(z),
+        "outlier_floor": _ms(out_raw.get("floor_ms", 20), "[outliers] floor_ms"),
+    }
+
+
+def _as_model(p: Pipeline) -> dict[str, Any]:
+    """A Pipeline built in Python as the mapping a TOML file gives, for the same checks."""
+
+    def ms(value: object, where: str) -> float:  # (said in Python's terms, not the file's)
+        return checked_window(value, where) / timedelta(milliseconds=1)
+
+    hops: list[object] = []
+    for h in p.hops if isinstance(p.hops, tuple | list) else ():
+        if not isinstance(h, Hop):
+            raise _err("hops", f"must be Hop objects, got {type(h).__name__}")
+        if f"{h.stage}.{h.action}" != h.id:
+            raise _err(
+                f"hop {h.id!r}", f"stage {h.stage!r} and action {h.action!r} differ from its id"
+            )
+        raw = {"id": h.id, "after": list(h.after), "scope": h.scope, "emitter": h.emitter}
+        hops.append(
+            raw
+            | {"repeatable": h.repeatable}
+            | ({"recipient": h.recipient} if h.recipient is not None else {})
+        )
+    if not isinstance(p.roles, Mapping):
+        raise _err("roles", f"must be a mapping of role to hop id, got {type(p.roles).__name__}")
+    if not isinstance(p.slo, Mapping):
+        raise _err("slo", f"must be a mapping to datetime.timedelta, got {type(p.slo).__name__}")
+    slo = {
+        (f"{END_TO_END}_ms" if key == END_TO_END else key): ms(value, f"slo[{key!r}]")
+        for key, value in p.slo.items()
+    }
+    return {
+        "pipeline": {
+            "name": p.name,
+            "grace_ms": ms(p.grace, "grace"),
+            "hop_window_ms": ms(p.hop_window, "hop_window"),
+            "clock_skew_ms": ms(p.clock_skew, "clock_skew"),
+        },
+        "hops": hops,
+        "roles": dict(p.roles),
+        "slo": slo,
+        "outliers": {
+            "min_samples": p.outlier_min_samples,
+            "z": p.outlier_z,
+            "floor_ms": ms(p.outlier_floor, "outlier_floor"),
+        },
+    }
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -213,7 +213,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
             {k: int((inputs or {}).get(k, 0)) for k in _INPUT_KEYS}
             | ({} if inputs is not None else {"events": _events_of(paths)})
             | {k: v for k, v in (inputs or {}).items() if k not in _PRIVATE_INPUTS},
-            [said] if (said := _misspelt_hops(paths)) else [],
+            [said for said in (_misspelt_hops(paths), _unread_lists(paths)) if said],
         ),
     )
 
@@ -351,6 +351,19 @@ def _misspelt_hops(paths: Paths) -> str | None:
     )
 
 
+def _unread_lists(paths: Paths) -> str | None:
+    """Recipients lists in the logs that the model reads none of (no ``broadcast`` role)."""
+    if paths.unread_lists is None:
+        return None
+    n, file, line = paths.unread_lists
+    return (
+        f"{n} line(s) carry a recipients list (the first at {file}:{line}), but the pipeline "
+        f"{paths.pipeline.name!r} names no 'broadcast' role to read them from: the expected "
+        "recipients were taken from conversation membership (name the hop that lists them "
+        "in [roles] broadcast)"
+    )
+
+
 def _events_of(paths: Paths) -> int:
     """How many events the table held (its copies left out of ``hops``, counted back)."""
     return paths.hops.height + int(paths.copies.get_column("events").sum())
@@ -449,7 +462,9 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
         "delivered": int(delivered),
     }
     out.update({k: int(counts.get(k, 0)) for k in KINDS})
-    out["recipients_from"] = {"broadcast": listed, "membership": paths.msg.height - listed}
+    # (a model of message hops only expects no recipients: none from anywhere, review 21a)
+    members = paths.msg.height - listed if any(h.scope == "recipient" for h in p.hops) else 0
+    out["recipients_from"] = {"broadcast": listed, "membership": members}
     # sources whose seq started over (a restarted process), and whether their runs were read
     # apart (else their order findings may be false)
     out["restarts"] = paths.restarts.select(

@@ -534,10 +534,13 @@ def _parse_gates(spec: str, model: Pipeline | None = None) -> list[Any]:
     if not gates:  # ("," or "": a run gated by nothing must not pass as gated)
         raise ValueError(f"no gate in {spec!r}: give e.g. drop=0,p99:end_to_end=500ms")
     # a misspelt hop is bad usage, as `tracekit check` says it (not "no latency samples")
-    if any(g.kind in _gates.LATENCY_GATES and g.target != "end_to_end" for g in gates):
+    # (and a delivery or end-to-end gate in a model without a 'final' role)
+    if model is not None or any(
+        g.kind in _gates.LATENCY_GATES and g.target != "end_to_end" for g in gates
+    ):
         from tracekit.analyzers import default_pipeline
 
-        _gates.check_hops(gates, (model or default_pipeline()).edges)
+        _gates.check_hops(gates, model or default_pipeline())
     return gates
 
 

@@ -593,7 +593,7 @@ def assert_latency(
 
     check_hops(
         [Gate("max_latency", hop, 0, given_in="assert_latency")],
-        (model or default_pipeline()).edges,
+        model or default_pipeline(),
     )
     table = _read(events)
     latency = analyze_events(table, pipeline=model).to_dict()["latency"]

@@ -369,6 +369,10 @@ def test_a_timeline_refuses_a_grace_put_in_a_model_by_hand(history):
     from dataclasses import replace
 
     trace = history.message(1, "u1", ["u2"], t=0)
-    model = replace(analyzers.default_pipeline(), grace=timedelta(days=400))
+    # (since review 21a a model built in Python is checked when built)
+    with pytest.raises(PipelineError, match="grace must be from 0 to a year"):
+        replace(analyzers.default_pipeline(), grace=timedelta(days=400))
+    model = analyzers.default_pipeline()
+    object.__setattr__(model := replace(model), "grace", timedelta(days=400))
     with pytest.raises(PipelineError, match="grace must be from 0 to a year"):
         analyzers.timeline(history.frame(), trace, pipeline=model)

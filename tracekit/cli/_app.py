@@ -285,6 +285,8 @@ def _load_pipeline(path: Path | None) -> Pipeline:
 
     if path is None:
         return default_pipeline()
+    if path.is_dir():
+        _fail(f"pipeline model {path} is a directory, not a TOML file")
     if not path.is_file():
         _fail(f"pipeline file not found: {path}")
     return load_pipeline(path)
@@ -643,7 +645,7 @@ def check(
         )
     with _translated_errors():
         model = _load_pipeline(pipeline)
-        _gates.check_hops(gates, model.edges)  # a misspelt hop, whatever the statistic: exit 2
+        _gates.check_hops(gates, model)  # a misspelt hop, whatever the statistic: exit 2
         reading = _Reading(paths, since, until, timezone, include, exclude, cache_dir)
         # The findings are the pipeline's, whatever the gates: a --p99 gate once became the
         # SLO threshold too, so a looser p99 made `--max slo_breach=0` pass over a breach.

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from tracekit.cli._safe import printable
@@ -21,6 +21,7 @@ __all__ = [
     "LATENCY_GATES",
     "Gate",
     "GateResult",
+    "Model",
     "check_hops",
     "evaluate",
     "gates_from_config",
@@ -130,15 +131,40 @@ def parse_latency_gate(percentile: str, text: str, *, given_in: str | None = Non
     return Gate(percentile, target, limit_ms, given_in=given_in)
 
 
-def check_hops(gates: Iterable[Gate], edges: Iterable[tuple[str, str]]) -> None:
-    """A latency gate on a hop the pipeline does not have could never be checked: a misspelt
-    hop is bad usage (ValueError), whatever the statistic."""
-    known = {f"{a}->{b}" for a, b in edges}
+class Model(Protocol):
+    """What the gates' checks read of a pipeline model (``tracekit.analyzers.Pipeline``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]: ...
+    def role(self, name: str) -> str | None: ...
+
+
+def check_hops(gates: Iterable[Gate], model: Model) -> None:
+    """A gate the pipeline could never check is bad usage (ValueError), whatever the logs: a
+    latency gate on a hop it does not have (misspelt), and, in a model with no ``final`` role
+    (nothing is delivered, review 21a: an ETL's pipeline of message hops), a delivery or an
+    end-to-end gate (they failed on every run, saying no recipient was seen)."""
+    known = {f"{a}->{b}" for a, b in model.edges}
+    final = model.role("final")
     for gate in gates:
+        option = gate.given_in or _option(gate.kind)
         if gate.kind in LATENCY_GATES and gate.target != "end_to_end" and gate.target not in known:
             raise ValueError(
-                f"{gate.given_in or _option(gate.kind)} {gate.target}: not a hop of the pipeline "
+                f"{option} {gate.target}: not a hop of the pipeline "
                 f"(use end_to_end or one of: {', '.join(sorted(known))})"
+            )
+        if final is None and (gate.kind == "min_delivered" or gate.target == "end_to_end"):
+            what = "nothing is delivered" if gate.kind == "min_delivered" else "no end to end"
+            instead = (
+                "gate its paths with --max drop=0"
+                if gate.kind == "min_delivered"
+                else f"use a hop FROM->TO: {', '.join(sorted(known))}"
+            )
+            raise ValueError(
+                f"{option} {gate.target if gate.kind != 'min_delivered' else ''}".rstrip()
+                + f": the pipeline {model.name!r} names no 'final' role ({what}); {instead}"
             )
 
 
