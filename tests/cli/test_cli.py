@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import jsonschema
 import polars as pl
 import pytest
-from conftest import T_LOST, write_logs
+from cli_logs import T_LOST, write_logs
 from typer.testing import CliRunner
 
 import tracekit

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import T_LOST, write_logs
+from cli_logs import T_LOST, write_logs
 from typer.testing import CliRunner
 
 from tracekit.cli._app import app

@@ -568,3 +568,14 @@ def test_many_findings_are_capped_but_counted() -> None:
     assert len(_Rows(out).rows) == _html.MAX_FINDINGS_PER_KIND
     assert "and 7 more" in page.within("findings-drop")
     assert f"{_html.MAX_FINDINGS_PER_KIND + 7:,}" in page.within("findings-drop")
+
+
+def test_control_characters_from_the_logs_are_shown_not_written() -> None:
+    # (review 21b: NUL, ESC and BEL went into the page raw: `file` called it data, and the
+    # reader could not see a name held them; every other output shows them as \xNN)
+    report = make_report()
+    report["findings"][2]["recipient"] = "u2\x1b[31m\x07\x00"
+    report["clock"][1]["source"] = "srv\x00"
+    out = render_html(report, make_timelines())
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", out)
+    assert "u2\\x1b[31m\\x07\\x00" in out and "srv\\x00" in out

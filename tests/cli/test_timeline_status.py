@@ -52,7 +52,7 @@ def test_the_terminal_marks_each_status() -> None:
     render_timeline("t", _dicts(), Console(file=out, width=200, color_system=None))
     hops = [line.split("│")[2].strip() for line in out.getvalue().splitlines() if "│ u" in line]
     assert hops == [
-        "REPO.add",
+        "REPO.add (duplicate)",  # (in words: no colour in a pipe, review 21b)
         "CTRL.add",
         "✗ CTRL.remove (took it off)",
         "✗ REPO.add (missing)",

@@ -262,7 +262,7 @@ def test_trace_shows_how_often_and_where_each_hop_was_logged(
         ["·", "REST.response", "1", "client-u1", "logs/client-u1.jsonl:3"],
         ["·", "WS-BROADCAST.start", "1", "srv", "logs/server.jsonl:2"],
         ["u2", "WS-BROADCAST.deliver", "1", "srv", "logs/server.jsonl:3"],
-        ["u2", "WS-RECV.receive", "2", "client-u2", "logs/client-u2.jsonl:1"],
+        ["u2", "WS-RECV.receive (duplicate)", "2", "client-u2", "logs/client-u2.jsonl:1"],
         ["u2", "REPO.add", "1", "client-u2", "logs/client-u2.jsonl:3"],
         ["u2", "CTRL.add", "1", "client-u2", "logs/client-u2.jsonl:4"],
     ]

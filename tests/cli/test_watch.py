@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from chatflow import send_message
-from conftest import T_LOST, T_OK
+from cli_logs import T_LOST, T_OK
 from typer.testing import CliRunner
 
 import tracekit

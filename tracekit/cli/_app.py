@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -749,7 +749,13 @@ def _not_drops(count: int, kind: str, gates: Sequence[Any], said: str) -> str:
 
 @app.command()
 def trace(
-    trace_id: Annotated[str, typer.Argument(help="Trace id (32 hex) or client message UUID.")],
+    trace_id: Annotated[
+        str,
+        typer.Argument(
+            help="Trace id (32 hex) or client message UUID, or the first hex digits of one in "
+            "the logs (as the findings table shows them)."
+        ),
+    ],
     paths: Paths,
     pipeline: PipelineOpt = None,
     grace: GraceOpt = None,
@@ -764,10 +770,16 @@ def trace(
 
     Example: `tracekit trace 4bf92f3577b34da6a3ce929d0e0e4736 logs/`
     """
-    from tracekit.schema import normalize_trace_id
+    from tracekit._context import canonical_trace_id
 
     with _translated_errors():
-        tid = normalize_trace_id(trace_id)
+        tid = canonical_trace_id(trace_id)
+        prefix = trace_id.strip().lower()
+        if tid is None and not (_MIN_PREFIX <= len(prefix) < 32 and _is_hex(prefix)):
+            _fail(
+                f"not a trace id: {trace_id!r} (32 hex digits, a UUID, or the first "
+                f"{_MIN_PREFIX} or more hex digits of a trace id in the logs)"
+            )
         from tracekit.analyzers import timeline
         from tracekit.cli._render import render_timeline
         from tracekit.cli._timeline import timeline_rows
@@ -775,10 +787,46 @@ def trace(
         model = _load_pipeline(pipeline)
         model = replace(model, grace=_grace(grace, model))
         events, _inputs = _collect(_Reading(paths, timezone=timezone, cache_dir=cache_dir))
+        # (review 21b: the findings table shows 12 digits, which were refused here)
+        tid = tid or _by_prefix(events, prefix)
         rows = timeline_rows(timeline(events, tid, pipeline=model))
         if not rows:
             _fail(f"trace {tid} does not occur in the given logs")
         render_timeline(tid, rows, _stdout())
+
+
+#: The fewest hex digits taken as the start of a trace id (a shorter one names too many).
+_MIN_PREFIX: Final = 6
+_SHOWN_IDS: Final = 5
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _by_prefix(events: Any, prefix: str) -> str:
+    """The one trace id of ``events`` that begins with ``prefix``; else bad usage."""
+    import polars as pl
+
+    ids = (
+        events.select(pl.col("trace_id").cast(pl.String))
+        .filter(pl.col("trace_id").str.starts_with(prefix))
+        .unique()
+        .sort("trace_id")
+        .head(_SHOWN_IDS + 1)
+        .collect()
+        .get_column("trace_id")
+        .to_list()
+    )
+    if not ids:
+        _fail(f"no trace id in the given logs begins with {prefix}")
+    if len(ids) > 1:
+        more = ", ..." if len(ids) > _SHOWN_IDS else ""
+        _fail(
+            f"{prefix} begins more than one trace id in the given logs "
+            f"({', '.join(ids[:_SHOWN_IDS])}{more}): give more of its digits"
+        )
+    return str(ids[0])
 
 
 @app.command()

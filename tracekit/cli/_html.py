@@ -17,6 +17,7 @@ from typing import Any, Final
 from tracekit.cli._copies import copies_note
 from tracekit.cli._recipients import recipients_note
 from tracekit.cli._restarts import restarts_note
+from tracekit.cli._safe import printable
 
 __all__ = ["render_html"]
 
@@ -226,8 +227,10 @@ footer{max-width:1240px;margin:0 auto;padding:0 32px 32px;color:var(--muted);fon
 
 
 def _e(value: object) -> str:
-    """Escaped text (attribute-safe); None is the empty string."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    """Escaped text (attribute-safe), its control characters shown as ``\\xNN`` as every
+    other output shows them (review 21b: NUL and ESC went into the page raw); None is the
+    empty string."""
+    return "" if value is None else html.escape(printable(value), quote=True)
 
 
 def _m(value: object) -> Mapping[str, Any]:

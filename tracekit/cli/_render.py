@@ -399,8 +399,10 @@ def render_timeline(trace_id: str, rows: Sequence[Mapping[str, Any]], console: C
     console.print(table)
 
 
-#: How a marked hop reads, by its timeline status (reached and duplicate rows read as is).
+#: How a marked hop reads, by its timeline status (reached rows read as is).
 _MARKED: Final = {
+    # (in words too: a colour alone is lost in a pipe or a CI log, review 21b)
+    "duplicate": ("{hop} (duplicate)", None),
     "dropped": ("✗ {hop} (missing)", "bold red"),
     "failed": ("✗ {hop} (tried and failed)", "bold red"),
     "removed": ("✗ {hop} (took it off)", "bold red"),
