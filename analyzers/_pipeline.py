@@ -376,6 +376,12 @@ def _as_model(p: Pipeline) -> dict[str, Any]:
         raise _err("roles", f"must be a mapping of role to hop id, got {type(p.roles).__name__}")
     if not isinstance(p.slo, Mapping):
         raise _err("slo", f"must be a mapping to datetime.timedelta, got {type(p.slo).__name__}")
+    # (said in Python's keys: a file's 'end_to_end_ms' passed here and was never read, 21c)
+    for key in p.slo:
+        if key != END_TO_END and "->" not in str(key):
+            raise _err(f"slo[{key!r}]", f"unknown key (use {END_TO_END!r} or an edge 'FROM->TO')")
+    if END_TO_END in p.slo and "final" not in p.roles:
+        raise _err(f"slo[{END_TO_END!r}]", "needs a 'final' role (the hop a delivery ends at)")
     slo = {
         (f"{END_TO_END}_ms" if key == END_TO_END else key): ms(value, f"slo[{key!r}]")
         for key, value in p.slo.items()

@@ -635,13 +635,18 @@ def _open_here() -> tuple[_Stage, ...]:
     return tuple(n for n in _reentered.get() if not n._free)
 
 
-def _entered_in_generator() -> bool:
-    """Whether the stage being entered again is entered by a generator's code (whose block
-    may end in another context: see _Stage._made_elsewhere). Only on re-entry: rare."""
-    frame: FrameType | None = sys._getframe(2)  # (_reenter's caller: __enter__)
-    while frame is not None and frame.f_code in _STAGE_ENTRIES:
-        frame = frame.f_back  # (__enter__, and __aenter__ for async with)
-    return frame is not None and bool(frame.f_code.co_flags & _GENERATOR_FLAGS)
+def _generator_frame() -> int | None:
+    """The id of the generator frame running the stage's ``with`` (entered or left), or None
+    when plain code runs it. A generator's block can end in another context than it began
+    (closed by the collector or a loop's finaliser, resumed by another task), but always in
+    its own frame, which lives while the block is open: the frame, not the context, says
+    which entry its exit ends (review 21c). Only on the re-entered path: rare."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code in _STAGE_CODES:
+        frame = frame.f_back  # (the stage's own methods: __enter__, __aexit__, ...)
+    if frame is not None and frame.f_code.co_flags & _GENERATOR_FLAGS:
+        return id(frame)
+    return None
 
 
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
@@ -1154,7 +1159,7 @@ class _Stage:
         "_emitter",
         "_fields",
         "_free",
-        "_in_generator",
+        "_generator",
         "_late",
         "_marked",
         "_merged",
@@ -1166,7 +1171,7 @@ class _Stage:
         "_start",
         "_token",
     )
-    _in_generator: bool  # set on nested entries only (_reenter): read with getattr
+    _generator: int | None  # nested entries only (_reenter): the generator frame's id
 
     def __init__(self, stage: str, action: str, fields: dict[str, Any]) -> None:
         # _merged, _odd, _span_id, _start and _token are set by __enter__ before anything
@@ -1197,7 +1202,7 @@ class _Stage:
         """Add fields learnt during the stage (e.g. the ``msg_id`` the server assigned); they
         go on the event and, for the keys spans carry, on the span."""
         if self._nested:
-            nested = self._nested_here()
+            nested = self._entry_here()
             if nested is not None:
                 nested.set(**fields)
                 return
@@ -1332,7 +1337,7 @@ class _Stage:
         """Entered again while active: one more stage, of its own (review 20a: the entry
         overwrote the open one, whose event was then lost without a word)."""
         nested = _Stage(self._stage, self._action, self._fields)
-        nested._in_generator = _entered_in_generator()
+        nested._generator = _generator_frame()
         nested.__enter__()
         if self._nested is None:
             with _NESTING:  # (two threads making it at once: one's entry lost)
@@ -1342,17 +1347,36 @@ class _Stage:
         _reentered.set((*_open_here(), nested))
         return self
 
-    def _nested_here(self) -> _Stage | None:
-        """The open entry of ours made last in this context, if one was made here."""
+    def _nested_here(self, plain: bool = False) -> _Stage | None:
+        """The open entry of ours made last in this context, if one was made here (by plain
+        code: not a generator's, which its own frame ends)."""
         # (a copy, made by one call: another thread's entry removed from the list while it
         # was walked made the walk skip ours, review 20c)
         mine = tuple(self._nested or ())
         for nested in reversed(_reentered.get()):
             if nested is self:  # (the entry in the slots is the latest here)
                 return None
-            if any(nested is m for m in mine):
+            if any(nested is m for m in mine) and not (plain and nested._generator is not None):
                 return nested
         return None
+
+    def _entry_here(self) -> _Stage | None:
+        """The nested entry that ``set()`` and an exit here go to; None: the first entry.
+
+        A generator's block can end in another context than it began (closed by the
+        collector or a loop's finaliser, resumed by another task), but always in its own
+        frame: a generator's code goes to the entry its frame made, else to the first entry
+        while open (review 21c: a context-based choice took another generator's entry, or a
+        ``@contextmanager`` helper's). Plain code goes to the entry made last by plain code
+        in its context, else to one made elsewhere (:meth:`_made_elsewhere`)."""
+        generator = _generator_frame()
+        if generator is not None:
+            for nested in reversed(tuple(self._nested or ())):
+                if nested._generator == generator:
+                    return nested
+            if not self._free:
+                return None
+        return self._nested_here(plain=True) or self._made_elsewhere()
 
     def _exit_nested(
         self,
@@ -1360,40 +1384,28 @@ class _Stage:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        """End the entry this exit belongs to if it is a nested one: the one made last in
-        this context, else one made elsewhere (below). False: the first entry's exit."""
-        nested = self._nested_here()
+        """End the nested entry this exit belongs to (:meth:`_entry_here`). False: the
+        first entry's exit."""
+        nested = self._entry_here()
         if nested is None:
-            nested = self._made_elsewhere(exc_type)
-            if nested is None:
-                return False
-        else:
-            _reentered.set(tuple(n for n in _open_here() if n is not nested))
+            return False
+        _reentered.set(tuple(n for n in _open_here() if n is not nested))
         try:
             self._nested.remove(nested)  # type: ignore[union-attr]
-        except ValueError:  # ended meanwhile by another context's exit (the fallback above)
+        except ValueError:  # ended meanwhile by another context's exit (the fallback)
             return False
         nested.__exit__(exc_type, exc, tb)
         return True
 
-    def _made_elsewhere(self, exc_type: type[BaseException] | None) -> _Stage | None:
-        """The entry an exit ends when its context made no nested entry of ours. Only a
-        generator's block ends in another context than it began (closed by the collector or
-        an event loop's finaliser, or resumed by another task), so a generator's open entry
-        is taken before another context's, which that context will end itself (review 20e:
-        the newest entry was taken, another task's, and its later exit ended the
-        generator's: each event had the other's length). A generator being closed takes a
-        generator's entry first; any other exit, the first entry while it is open."""
+    def _made_elsewhere(self) -> _Stage | None:
+        """The entry plain code's exit ends when its context made no nested entry of ours:
+        the first entry while it is open, else the newest nested entry plain code made
+        (a generator's ends in its own frame), else the newest (every exit ends one)."""
         mine = tuple(self._nested or ())
-        if not mine:
+        if not mine or not self._free:
             return None
-        in_generator = [n for n in mine if getattr(n, "_in_generator", False)]
-        if in_generator and exc_type is GeneratorExit:
-            return in_generator[-1]
-        if not self._free:
-            return None
-        # (every exit ends an entry: one left in a context no generator shows, the newest)
-        return in_generator[-1] if in_generator else mine[-1]
+        plain = [n for n in mine if n._generator is None]
+        return (plain or mine)[-1]
 
     async def __aenter__(self) -> _Stage:
         return self.__enter__()
@@ -1545,7 +1557,19 @@ def _stage_generator(
         st.__exit__(None if failure is None else type(failure), failure, None)
 
 
-_STAGE_ENTRIES = frozenset((_Stage.__enter__.__code__, _Stage.__aenter__.__code__))
+_STAGE_CODES = frozenset(
+    method.__code__
+    for method in (
+        _Stage.__enter__,
+        _Stage.__aenter__,
+        _Stage.__exit__,
+        _Stage.__aexit__,
+        _Stage._reenter,
+        _Stage._exit_nested,
+        _Stage._entry_here,
+        _Stage.set,
+    )
+)
 
 
 class _NoopStage:

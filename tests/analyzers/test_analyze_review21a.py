@@ -191,3 +191,19 @@ def test_a_pipeline_option_naming_a_directory_says_so(tmp_path: Path) -> None:
     assert result.stderr == (
         f"tracekit: error: pipeline model {tmp_path} is a directory, not a TOML file\n"
     )
+
+
+def test_a_python_model_s_slo_keys_are_python_s() -> None:
+    # (review 21c: a file's 'end_to_end_ms' passed and was never read; end_to_end without a
+    # final role was refused in the file's words)
+    with pytest.raises(
+        PipelineError, match=r"slo\['end_to_end_ms'\]: unknown key \(use 'end_to_end'"
+    ):
+        replace(PIPE, slo={"end_to_end_ms": timedelta(milliseconds=100)})
+    no_final = replace(
+        PIPE,
+        roles={k: v for k, v in PIPE.roles.items() if k not in ("final", "remove", "order")},
+        slo={},
+    )
+    with pytest.raises(PipelineError, match=r"slo\['end_to_end'\]: needs a 'final' role"):
+        replace(no_final, slo={"end_to_end": timedelta(milliseconds=100)})
