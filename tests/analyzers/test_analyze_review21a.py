@@ -207,3 +207,23 @@ def test_a_python_model_s_slo_keys_are_python_s() -> None:
     )
     with pytest.raises(PipelineError, match=r"slo\['end_to_end'\]: needs a 'final' role"):
         replace(no_final, slo={"end_to_end": timedelta(milliseconds=100)})
+
+
+# -- review 21d: logs cut mid-traffic -------------------------------------------------------
+
+
+def test_a_send_not_yet_written_when_the_logs_end_is_in_flight(history: Any) -> None:
+    # A stage's line is written at its end: the sender's CTRL.send is still open while its
+    # request, the persist and the broadcast are already in the logs. Cut there, every such
+    # message read as unexpected ("CTRL.send never seen").
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("in_flight", t2, None, "CTRL.send", "REST.request")]
+    assert found.row(0, named=True)["detail"] == (
+        "CTRL.send not seen yet: the message's first event (REST.request) comes 35.0 ms before "
+        "the logs end, within the 5000 ms grace window (a stage's line is written when it ends)"
+    )
+    # the logs going on past the grace window, it is unexpected as before
+    history.tail()
+    assert [k[0] for k in history.kinds(analyze(history.frame()).findings)] == ["unexpected"]
