@@ -527,7 +527,12 @@ def _parse_gates(spec: str, model: Pipeline | None = None) -> list[Any]:
             gates.append(_gates.parse_latency_gate(kind, rest))
         elif part.startswith("min_delivered="):
             gates.append(
-                _gates.Gate("min_delivered", "delivered", parse_percent(part.split("=", 1)[1]))
+                _gates.Gate(
+                    "min_delivered",
+                    "delivered",
+                    parse_percent(part.split("=", 1)[1]),
+                    given_in=part,  # (named as written: review 21c)
+                )
             )
         else:
             gates.append(_gates.parse_max_gate(part))

@@ -227,3 +227,16 @@ def test_a_send_not_yet_written_when_the_logs_end_is_in_flight(history: Any) -> 
     # the logs going on past the grace window, it is unexpected as before
     history.tail()
     assert [k[0] for k in history.kinds(analyze(history.frame()).findings)] == ["unexpected"]
+
+
+def test_the_plugin_s_refusal_names_the_gate_as_written(tmp_path: Path) -> None:
+    # (review 21c: it named the CLI's --min-delivered and --max, which the user never wrote)
+    from tracekit.pytest_plugin import _parse_gates
+
+    model, _ = _etl_logs(tmp_path)
+    with pytest.raises(ValueError) as err:
+        _parse_gates("drop=0,min_delivered=99%", load_pipeline(model))
+    assert str(err.value) == (
+        "min_delivered=99%: the pipeline 'etl' names no 'final' role (nothing is delivered); "
+        "gate its paths with drop=0"
+    )

@@ -158,7 +158,8 @@ def check_hops(gates: Iterable[Gate], model: Model) -> None:
         if final is None and (gate.kind == "min_delivered" or gate.target == "end_to_end"):
             what = "nothing is delivered" if gate.kind == "min_delivered" else "no end to end"
             instead = (
-                "gate its paths with --max drop=0"
+                # (in the words the gate was given in: the CLI's option, else KIND=N)
+                f"gate its paths with {'--max ' if gate.given_in is None else ''}drop=0"
                 if gate.kind == "min_delivered"
                 else f"use a hop FROM->TO: {', '.join(sorted(known))}"
             )
