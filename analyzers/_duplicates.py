@@ -388,47 +388,42 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     first = pl.coalesce(
         first, pl.col("hop_first").replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
     )
-    before = findings(
-        orphans.filter(early),
-        "in_flight",
-        trace_id="trace_id",
-        stage=pl.lit(p.ids[send]),
-        last_seen=first,
-        conv_id="conv_id",
-        source="src_first",
-        detail=pl.format(
-            "{} not seen: the message's first event ({}) comes {} ms after the logs begin, "
-            "within the {} ms {}, so it was probably sent before them",
-            pl.lit(p.ids[send]),
-            first,
-            ms(pl.col("t_min") - start),
-            pl.lit(str(round(window / 1e6))),
-            pl.lit("grace window" if window > grace_ns(p, p.hop_window) else "a hop may take"),
-        ),
-        evidence=evidence(("file_first", "line_first")),
-        at="t_first",
-    )
     # Near the logs' end, likewise: a stage's line is written at its end, so a send still
     # open when the logs end (its request, persist... already written) is not yet in them
     # (review 21d: every message of a log cut mid-traffic read as unexpected).
     end = paths.t_end if paths.t_end is not None else 0
     grace = grace_ns(p, None)
     near_end = ~early & (end - pl.col("t_min") < grace)
-    pending = findings(
-        orphans.filter(near_end),
+    send_id = pl.lit(p.ids[send])
+    undecided = findings(
+        orphans.filter(early | near_end),
         "in_flight",
         trace_id="trace_id",
-        stage=pl.lit(p.ids[send]),
+        stage=send_id,
         last_seen=first,
         conv_id="conv_id",
         source="src_first",
-        detail=pl.format(
-            "{} not seen yet: the message's first event ({}) comes {} ms before the logs end, "
-            "within the {} ms grace window (a stage's line is written when it ends)",
-            pl.lit(p.ids[send]),
-            first,
-            ms(pl.lit(end) - pl.col("t_min")),
-            pl.lit(str(round(grace / 1e6))),
+        detail=pl.when(early)
+        .then(
+            pl.format(
+                "{} not seen: the message's first event ({}) comes {} ms after the logs "
+                "begin, within the {} ms {}, so it was probably sent before them",
+                send_id,
+                first,
+                ms(pl.col("t_min") - start),
+                pl.lit(str(round(window / 1e6))),
+                pl.lit("grace window" if window > grace_ns(p, p.hop_window) else "a hop may take"),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "{} not seen yet: the message's first event ({}) comes {} ms before the logs "
+                "end, within the {} ms grace window (a stage's line is written when it ends)",
+                send_id,
+                first,
+                ms(pl.lit(end) - pl.col("t_min")),
+                pl.lit(str(round(grace / 1e6))),
+            )
         ),
         evidence=evidence(("file_first", "line_first")),
         at="t_first",
@@ -474,7 +469,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     )
     # (a message whose send was never seen is said whole above, these events with it)
     sent = paths.msg.lazy().filter(pl.col(col("n", send)) > 0).select("trace_id")
-    found = [before, pending, no_send, _unnamed(paths, sent)]
+    found = [undecided, no_send, _unnamed(paths, sent)]
     entry = [p.index(r) for r in (p.role("deliver"), p.role("receive")) if r is not None]
     if not entry:
         entry = rcp_hops[:1]

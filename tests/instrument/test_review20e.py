@@ -18,6 +18,13 @@ def _durations(events: list[dict[str, object]]) -> dict[object, object]:
     return {e.get("who"): (e["status"], e["duration_ms"]) for e in events}
 
 
+def _feed(shared: Any) -> Iterator[int]:
+    """A generator holding an entry of ``shared`` across its one yield."""
+    with shared:
+        shared.set(who="generator")
+        yield 1
+
+
 def test_a_generator_closed_elsewhere_ends_its_own_entry_not_another_tasks() -> None:
     # X holds the object; a generator iterated in context A enters it (a nested entry), so
     # does task D; X leaves. The generator is closed in a context that made no entry: its
@@ -26,15 +33,10 @@ def test_a_generator_closed_elsewhere_ends_its_own_entry_not_another_tasks() -> 
     with capture() as got, message(TID):
         shared = stage("S", "a")
 
-        def feed() -> Iterator[int]:
-            with shared:
-                shared.set(who="generator")
-                yield 1
-
         x, a, d = (contextvars.copy_context() for _ in range(3))
         x.run(shared.__enter__)
         x.run(shared.set, who="x")
-        gen = feed()
+        gen = _feed(shared)
         a.run(next, gen)
         d.run(shared.__enter__)
         d.run(shared.set, who="d")
@@ -56,15 +58,10 @@ def test_a_generator_closed_elsewhere_leaves_the_first_entry_to_its_holder() -> 
     with capture() as got, message(TID):
         shared = stage("S", "a")
 
-        def feed() -> Iterator[int]:
-            with shared:
-                shared.set(who="generator")
-                yield 1
-
         x, a = contextvars.copy_context(), contextvars.copy_context()
         x.run(shared.__enter__)
         x.run(shared.set, who="x")
-        gen = feed()
+        gen = _feed(shared)
         a.run(next, gen)
         contextvars.copy_context().run(gen.close)
         time.sleep(0.05)
@@ -80,12 +77,8 @@ def test_a_context_drops_the_entries_it_made_that_were_ended_elsewhere() -> None
     with capture() as got, message(TID):
         shared = stage("S", "a")
 
-        def feed() -> Iterator[int]:
-            with shared:
-                yield 1
-
         shared.__enter__()
-        gen = feed()
+        gen = _feed(shared)
         next(gen)
         (ended,) = _core._reentered.get()
         contextvars.copy_context().run(gen.close)
@@ -167,15 +160,10 @@ def test_a_contextmanager_helper_s_entry_is_not_a_generator_closed_elsewhere() -
                 shared.set(who=who)
                 yield
 
-        def feed() -> Iterator[int]:
-            with shared:
-                shared.set(who="generator")
-                yield 1
-
         x, a, b = (contextvars.copy_context() for _ in range(3))
         x.run(shared.__enter__)
         x.run(shared.set, who="x")
-        gen = feed()
+        gen = _feed(shared)
         a.run(next, gen)
         helper = timed("helper")
         b.run(helper.__enter__)
