@@ -33,7 +33,16 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
         source="source",
         detail=pl.format(
             "{}{}",
-            pl.when(pl.col("missing").is_not_null())
+            pl.when(pl.col("missing").is_not_null() & pl.col("line_before").is_null())
+            .then(
+                pl.format(
+                    "the log begins at seq {}: {} earlier event(s) are not in these logs "
+                    "(a log begun mid-traffic: rotated, cut or started late)",
+                    pl.col("seq_after"),
+                    pl.col("missing"),
+                )
+            )
+            .when(pl.col("missing").is_not_null())
             .then(
                 pl.format(
                     "seq jumps from {} to {}: {} event(s) lost by the logging",

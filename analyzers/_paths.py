@@ -1943,6 +1943,7 @@ def _gaps(
         (pl.col("n_seq") > 0)
         & (
             (pl.col("seq_max") - pl.col("seq_min") + 1 != pl.col("n_seq_unique"))
+            | (pl.col("seq_min") > 1)  # (its beginning lost: :func:`_leading`)
             | pl.col("source").is_in(restarts.get_column("source").implode())
         )
     ).get_column("source")
@@ -1967,16 +1968,15 @@ def _gaps(
     # lines without seq in these logs, each at the position of the line before it
     # (`_with_hop`): an event whose seq was lost, not an event the logging lost
     lost_seq = pl.col("source").is_in(gappy.implode()) & pl.col("seq").is_null()
-    unnumbered = (
-        pl.concat(
-            [
-                as_text(hops.filter(lost_seq).select("source", "pos")).collect(engine=engine()),
-                rest.filter(lost_seq).select("source", "pos"),
-            ]
-        )
-        .group_by("source", "pos")
-        .agg(pl.len().cast(_I64).alias("unnumbered"))
+    seqless = pl.concat(
+        [
+            as_text(hops.filter(lost_seq).select("source", "pos", "file", "line")).collect(
+                engine=engine()
+            ),
+            rest.filter(lost_seq).select("source", "pos", "file", "line"),
+        ]
     )
+    unnumbered = seqless.group_by("source", "pos").agg(pl.len().cast(_I64).alias("unnumbered"))
     missing = pl.col("pos_after") - pl.col("pos") - 1 - pl.col("unnumbered")
     # no jump between two runs: each counts from its own start
     one_run = (
@@ -2007,7 +2007,48 @@ def _gaps(
         )
     )
     markers = _dropped_markers(hops, rest, jumps, offsets)
-    return pl.concat([jumps, markers], how="vertical_relaxed")
+    return pl.concat([_leading(rows, seqless), jumps, markers], how="vertical_relaxed")
+
+
+def _leading(rows: pl.DataFrame, seqless: pl.DataFrame) -> pl.DataFrame:
+    """A log that begins above seq 1 lost its beginning (a log begun mid-traffic: rotated,
+    cut, or started late): a gap with no line before it, of the events numbered from 1 (as
+    tracekit counts; a log counting from 0 begins at 0 or 1) up to its first line. Its paths
+    are undecided where the missing hop would be logged before that line ends (review 21d:
+    40% of the cuts of a clean history read as false drops). The first run only: a restarted
+    process's later run follows its earlier one, and a message missed while it was down is a
+    drop. Lines without seq above its first line in its file are events whose seq was lost,
+    not events the log lost (``seqless``)."""
+    first = rows.group_by("source", maintain_order=True).first()
+    above = (
+        first.select("source", "file", first="line")
+        .join(seqless.select("source", "file", "line"), on=["source", "file"])
+        .filter(pl.col("line") < pl.col("first"))
+        .group_by("source")
+        .agg(pl.len().cast(_I64).alias("above"))
+    )
+    missing = pl.col("seq") - 1 - pl.col("above").fill_null(0)
+    return (
+        first.join(above, on="source", how="left")
+        .filter((missing > 0) & (pl.col("pos") < (1 << RUN_BITS)))
+        .select(
+            "source",
+            pl.lit(-1, dtype=_I64).alias("seq_before"),
+            pl.col("seq").alias("seq_after"),
+            missing.alias("missing"),
+            # (the first line shows it: the finding's time)
+            pl.col("t").alias("t_before"),
+            pl.lit(_SINCE_EVER, dtype=_I64).alias("start_before"),
+            pl.lit(_SINCE_EVER, dtype=_I64).alias("end_before"),
+            pl.col("end").alias("end_after"),
+            pl.lit(None, dtype=pl.String).alias("file_before"),
+            pl.lit(None, dtype=_I64).alias("line_before"),
+            pl.col("file").alias("file_after"),
+            pl.col("line").alias("line_after"),
+            (pl.col("pos") - 1).alias("pos_before"),
+            pl.col("pos").alias("pos_after"),
+        )
+    )
 
 
 def _dropped_markers(

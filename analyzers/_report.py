@@ -241,7 +241,13 @@ def _skipped_lines(
         found.select("kind", "source", "evidence").iter_rows()
     ):
         ends = [(e["file"], e["line"]) for e in evidence or []]
-        if kind != "log_gap" or len(ends) != 2:
+        if kind != "log_gap" or not ends or len(ends) > 2:
+            continue
+        if len(ends) == 1:  # (a log's lost beginning: the lines above its first, :func:`_begun`)
+            begun = _BEGUN.search(details[i])
+            if begun is not None:
+                said = _begun(details[i], begun, ends[0], skipped)
+                changed, details[i] = changed or said != details[i], said
             continue
         (first, before), (last, after) = ends
         if first != last:  # a rotation: the first file ends with the gap, the next begins
@@ -288,6 +294,35 @@ def _skipped_lines(
         details[i] = details[i][: jump.start()] + said + details[i][jump.end() :]
         changed = True
     return found.with_columns(detail=pl.Series(details, dtype=pl.String)) if changed else found
+
+
+_BEGUN: Final = re.compile(
+    r"(\d+) earlier event\(s\) are not in these logs \(a log begun mid-traffic: rotated, cut "
+    r"or started late\)"
+)
+
+
+def _begun(
+    detail: str, begun: re.Match[str], first: tuple[str, int], skipped: Mapping[str, list[int]]
+) -> str:
+    """A log's lost beginning over lines of its file the reading skipped (malformed) above
+    its first event: they may be the events, not a log begun mid-traffic (as for a gap,
+    :func:`_skipped_lines`)."""
+    file, line = first
+    lines = sorted(n for n in skipped.get(file, ()) if n < line)
+    if not lines:
+        return detail
+    missing, k = int(begun.group(1)), len(lines)
+    said = (
+        f"{missing} earlier event(s) missing; {k} line(s) above it could not be read ({file}: "
+        f"line {', '.join(map(str, lines[:5]))}{' ...' if k > 5 else ''}, malformed): "
+        + (
+            "the events may be among them, not a log begun mid-traffic"
+            if k >= missing
+            else f"{k} may be among them, the other {missing - k} not in these logs"
+        )
+    )
+    return detail[: begun.start()] + said + detail[begun.end() :]
 
 
 def _file_spans(paths: Paths) -> dict[tuple[str, str], tuple[int, int]]:

@@ -99,7 +99,7 @@ class Fault:
     ``hop`` is the first hop lost (``drop``), duplicated (``duplicate``) or delayed (``delay``,
     ``slow``: that hop and the rest of the recipient's path happen ``delay_ms`` later).
     ``restart``: a client's process starts again under the same source name at a quiet time
-    (no message or history load in flight anywhere), its ``seq`` from 0; no finding, the
+    (no message or history load in flight anywhere), its ``seq`` from 1; no finding, the
     report's ``summary.restarts`` names it (:attr:`Synth.restarts`). ``restart_drop``: the
     same, the process killed with a message written to its socket and not yet received: one
     ``drop`` at ``WS-RECV.receive`` for that recipient. ``no_actor``: a recipient's app logs
@@ -700,7 +700,7 @@ def _restart(
     killed: set[int],
     lose: bool,
 ) -> None:
-    """A client's process starts again (``TRACEKIT.configured``, its ``seq`` from 0 in
+    """A client's process starts again (``TRACEKIT.configured``, its ``seq`` from 1 in
     :func:`_sequence`) at a quiet time: between two messages, with no message or history load
     in flight anywhere, so nothing is lost and nothing more may be found (another fault's
     message is wholly in one run). On a client that logged messages before and after it, not
@@ -958,7 +958,7 @@ def _sequence(
     restarted: dict[str, int],
     killed: set[int],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Give each source its ``seq`` in emission order (from 0 again where ``restarted``;
+    """Give each source its ``seq`` in emission order (from 1 again where ``restarted``;
     ``killed`` rows are never written), then apply the logging faults. Also the sources of
     the seq jumps a lost message makes beyond the one its fault's truth holds: its lines
     are not always adjacent (a line of the user's own send written between them, fuzzing
@@ -974,9 +974,9 @@ def _sequence(
             continue
         s = src[i]
         if s in pending and out.emit[i] >= pending[s]:
-            counter[s] = 0  # the new run's first event
+            counter[s] = 1  # the new run's first event
             del pending[s]
-        seq[i] = counter.get(s, 0)
+        seq[i] = counter.get(s, 1)  # (from 1, as tracekit counts)
         counter[s] = seq[i] + 1
     drop_rows: set[int] = set(killed)
     bumps: list[tuple[str, int]] = []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -147,6 +149,23 @@ class History:
             self.ev(
                 t_ms, "TRACEKIT.heartbeat", src, user if src.startswith("client-") else "server"
             )
+
+    def write(
+        self, tmp_path: Path, unreadable: tuple[str, str, str] | None = None
+    ) -> tuple[Path, int | None]:
+        """The events as JSON lines, a file per source, the line of ``unreadable`` (trace,
+        hop, actor) with a time no reader takes; the logs' directory and that line's seq."""
+        logs, at = tmp_path / "logs", None
+        logs.mkdir()
+        for row in self.rows:
+            line = {k: v for k, v in row.items() if k not in ("file", "line") and v is not None}
+            line["timestamp"] = row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if (row["trace_id"], row["event"], row["actor"]) == unreadable:
+                line["timestamp"] = "Wed " + line["timestamp"]
+                at = row["seq"]
+            with (logs / f"{row['source']}.jsonl").open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
+        return logs, at
 
     tid = staticmethod(tid)
     client = staticmethod(client)

@@ -622,7 +622,10 @@ def test_a_restart_is_found_though_the_first_runs_log_lost_its_beginning(history
         r["line"] = r["seq"] + 1
     history.tail()
     report = analyze(history.frame())
-    assert report.findings.is_empty()
+    # no false reorder or gap at the restart; the first run's lost beginning is said
+    ((kind, source, detail),) = report.findings.select("kind", "source", "detail").rows()
+    assert (kind, source) == ("log_gap", "client-u2")
+    assert detail.startswith("the log begins at seq 1000: 999 earlier event(s) are not in")
     assert report.summary["restarts"] == [_restart(history)]
 
 
@@ -669,7 +672,9 @@ def test_a_restart_in_an_interleaved_log_whose_first_run_lost_its_beginning_is_f
         r["file"], r["line"] = "all.jsonl", i + 1
     restart = next(r for r in history.rows if r["event"] == "TRACEKIT.configured")
     report = analyze(history.frame())
-    assert report.findings.is_empty(), report.findings.to_dicts()
+    ((kind, source, detail),) = report.findings.select("kind", "source", "detail").rows()
+    assert (kind, source) == ("log_gap", "client-u2")
+    assert detail.startswith("the log begins at seq 5000: 4999 earlier event(s) are not in")
     assert report.summary["restarts"] == [
         {"source": "client-u2", "file": "all.jsonl", "line": restart["line"], "mended": True}
     ]

@@ -224,7 +224,7 @@ def test_a_restart_alone_gives_no_finding_in_one_log_or_a_log_per_source(seed, t
     (at,) = apart.summary["restarts"]
     lines = (tmp_path / f"{restarted}.jsonl").read_bytes().splitlines()
     first = orjson.loads(lines[at["line"] - 1])
-    assert (first["event"], first["seq"]) == ("TRACEKIT.configured", 0)
+    assert (first["event"], first["seq"]) == ("TRACEKIT.configured", 1)
     assert at["file"].endswith(f"{restarted}.jsonl")
 
 

@@ -52,7 +52,7 @@ def test_a_gap_across_a_line_the_reading_skipped_says_so(history, tmp_path):
     t2 = history.message(2, "u1", ["u2"], t=1000)
     history.tail()
     # u2's CTRL.add of message 2: its time unreadable, the line is skipped (malformed)
-    logs, at = _write_logs(history, tmp_path, (t2, "CTRL.add", "u2"))
+    logs, at = history.write(tmp_path, (t2, "CTRL.add", "u2"))
     u2 = logs / "client-u2.jsonl"
     read = collect([logs])
     report = analyze(read.events, inputs=read.inputs.to_dict())
@@ -94,7 +94,7 @@ def test_a_gap_wider_than_its_skipped_lines_says_the_rest_was_lost(history, tmp_
     history.seq["client-u2"] += 2  # two events the logging lost, then one line unreadable
     t2 = history.message(2, "u1", ["u2"], t=1000)
     history.tail()
-    logs, _ = _write_logs(history, tmp_path, (t2, "WS-RECV.receive", "u2"))
+    logs, _ = history.write(tmp_path, (t2, "WS-RECV.receive", "u2"))
     read = collect([logs])
     found = analyze(read.events, inputs=read.inputs.to_dict()).findings
     detail = found.row(0, named=True)["detail"]
@@ -103,24 +103,6 @@ def test_a_gap_wider_than_its_skipped_lines_says_the_rest_was_lost(history, tmp_
         f"seq jumps from 2 to 6: 3 event(s) missing; 1 line(s) between them could not be read "
         f"({u2}: line 4, malformed): 1 may be among them, the other 2 lost by the logging"
     )
-
-
-def _write_logs(history, tmp_path, unreadable):
-    """``history`` as JSON lines, a file per source, the line of ``unreadable`` (trace,
-    hop, actor) with a time no reader takes; the logs' directory and that line's seq."""
-    import json
-
-    logs, at = tmp_path / "logs", None
-    logs.mkdir()
-    for row in history.rows:
-        line = {k: v for k, v in row.items() if k not in ("file", "line") and v is not None}
-        line["timestamp"] = row["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if (row["trace_id"], row["event"], row["actor"]) == unreadable:
-            line["timestamp"] = "Wed " + line["timestamp"]
-            at = row["seq"]
-        with (logs / f"{row['source']}.jsonl").open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
-    return logs, at
 
 
 @pytest.mark.parametrize("ends_older", [True, False])
@@ -132,7 +114,7 @@ def test_a_gap_from_one_rotated_file_to_the_next_counts_the_lines_skipped_in_bot
     history.message(1, "u1", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=1000)
     history.tail()
-    logs, at = _write_logs(history, tmp_path, (t2, "CTRL.add", "u2"))
+    logs, at = history.write(tmp_path, (t2, "CTRL.add", "u2"))
     # u2's log rotated just after or just before the unreadable line: the gap's two ends are
     # in two files, the line at the end of the older or the start of the newer
     lines = (logs / "client-u2.jsonl").read_text().splitlines(keepends=True)

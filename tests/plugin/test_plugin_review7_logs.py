@@ -26,7 +26,9 @@ def _events(tid):
     t = "2026-01-01T10:00:0{{}}Z"
     hops = [("CTRL", "send", "client-u1"), ("REST", "request", "client-u1"),
             ("REST", "persist", "server-1")]
-    return [dict(timestamp=t.format(i), stage=s, action=a, source=src, seq=i + 1, trace_id=tid,
+    # (seq counts per source, from 1: a log that began later would hide its drops)
+    return [dict(timestamp=t.format(i), stage=s, action=a, source=src,
+                 seq=[h[2] for h in hops[:i + 1]].count(src), trace_id=tid,
                  actor="u1", conv_id="c1") for i, (s, a, src) in enumerate(hops)]
 
 def test_dropped_message_in_logs(tracekit_logs):
