@@ -175,10 +175,12 @@ def _references(
     preferred: Sequence[str],
     nodes: list[str],
     kept: list[tuple[str, str, int, int]],
+    fallback: Callable[[], Sequence[str]] | None,
 ) -> dict[str, str]:
     """Each source's reference: ``reference`` for its part of the pair graph, the first
-    ``preferred`` source of any other part that holds one (sources of a part with none are
-    left out: unbounded)."""
+    ``preferred`` source of any other part that holds one, else the first ``fallback``
+    source of a part with pairs of its own (a source that shares no pair is left out:
+    unbounded)."""
     root = {s: s for s in nodes}
 
     def find(s: str) -> str:
@@ -193,6 +195,14 @@ def _references(
     for s in preferred:
         if s in root:
             local.setdefault(find(s), s)
+    # A part whose sources share pairs but no preferred source (a server whose persisting
+    # peer's log is not given): its pairs still place its sources against each other (each
+    # left at 0, a pair between them read as reversed, a clock finding below the limit).
+    unplaced = {find(a) for a, _, _, _ in kept} - set(local)
+    if unplaced and fallback is not None:
+        for s in fallback():
+            if s in root and find(s) in unplaced:
+                local.setdefault(find(s), s)
     return {s: local[find(s)] for s in nodes if find(s) in local}
 
 
@@ -232,17 +242,26 @@ def _together(
     """The ``loose`` sources' offsets (each nearest zero alone) lowered where a pair with
     another source needs it (``offset_b - offset_a <= w``), never below their lower bound:
     the greatest offsets under those that the pairs allow (Bellman-Ford's relaxation; the
-    others' ``offsets`` stay). Lowered, not raised: one pair's two sides are placed by
-    moving one of them, the later event's (a source whose lines only ever come first, one that
-    only sends, keeps its offset)."""
+    others' ``offsets`` stay). Two loose sides are placed by moving one of them, the later
+    event's, lowered (a source whose lines only ever come first, one that only sends, keeps
+    its offset). A loose source before a placed one is raised, never above its upper bound:
+    its lower bound comes from the other's interval, not its estimate (a sender bounded only
+    by its sends to a client placed at its middle read a send after its receive, within that
+    client's uncertainty, as a clock finding)."""
     x = {**offsets, **loose}
     for _ in range(len(x)):
         moved = False
         for a, b, w, _ in kept:
-            if b in loose and a in x and x[a] + w < x[b]:
+            if a not in x or b not in x or x[a] + w >= x[b]:
+                continue
+            if b in loose:
                 lowered = max(x[a] + w, -back[b])
                 if lowered < x[b]:
                     x[b], moved = lowered, True
+            elif a in loose:
+                raised = min(x[b] - w, hi[a])
+                if raised > x[a]:
+                    x[a], moved = raised, True
         if not moved:
             break
     return {s: min(x[s], hi[s]) for s in loose}
@@ -256,6 +275,7 @@ def solve_offsets(
     ladders: Callable[[], Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]]
     | None = None,
     preferred: Sequence[str] = (),
+    fallback: Callable[[], Sequence[str]] | None = None,
 ) -> tuple[dict[str, ClockEstimate], dict[tuple[str, str], int]]:
     """``constraints``: ``(a, b, w, n)`` meaning ``offset_b - offset_a <= w`` from ``n`` pairs.
     Returns the estimates and, per source pair, the tightest ``w`` kept (the contradicting
@@ -272,7 +292,8 @@ def solve_offsets(
     ``preferred``: references in order of preference (the sources that persist the most
     messages first). Sources that share no pair, even indirectly, with ``reference`` (the logs
     of two separate systems, e.g. test runs each with its own server) are measured against the
-    first of these in their own part of the logs; with none, they stay unbounded.
+    first of these in their own part of the logs; with none, against the first of
+    ``fallback`` there (asked for only then); a source that shares no pair stays unbounded.
 
     ``ladders``: asked for when pairs contradict each other, per source pair the few smallest
     ``w`` of all its pairs and of its clean ones, ascending: what is left of a source pair once
@@ -301,7 +322,7 @@ def solve_offsets(
         return get
 
     kept, aside = _break_cycles(every, constraints_list, ladder(0))
-    refs = _references(reference, preferred, every, kept)
+    refs = _references(reference, preferred, every, kept, fallback)
     hi, back = _bounds(refs, every, kept)
     if clean is None:
         two_sided = {s for s in nodes if math.isfinite(hi[s]) and math.isfinite(back[s])}

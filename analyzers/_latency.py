@@ -498,7 +498,8 @@ def _unsure(paths: Paths) -> pl.Expr:
         .otherwise(_by_source(a, names, None, pl.String()))
     )
     lo = pl.col("lat_lo")
-    least = pl.when(lo.is_finite() & (lo >= 0)).then(lo)  # (-inf: nothing bounds it)
+    # (-inf: nothing bounds it; 0: only the pair itself, a receive after its send)
+    least = pl.when(lo.is_finite() & (lo > 0)).then(lo)
     return (
         pl.when(lo <= pl.col("slo_ns"))
         .then(

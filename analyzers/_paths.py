@@ -852,7 +852,12 @@ def _clock_constraints(
     ``_LADDER`` smallest ``ts_b - ts_a`` of all and of clean pairs: a pair that contradicts
     the others is set aside for the next (:func:`solve_offsets`)."""
     frames: list[pl.LazyFrame] = []
-    for a, b in p.edges:
+    # End to end too: a message's send begins before any recipient's last hop, and a check of
+    # reversed pairs looks at it (a sender whose exchanges with the server were all cut, its
+    # offset unbounded, made a false clock finding blamed on its peer: review 21d).
+    final = p.role("final")
+    e2e = [(p.roles["send"], final)] if final is not None and "send" in p.roles else []
+    for a, b in dict.fromkeys([*p.edges, *e2e]):
         if same_device(p, a, b):
             continue
         ia, ib = p.index(a), p.index(b)
@@ -1734,15 +1739,28 @@ def _assemble(
     reference: str | None = preferred[0] if preferred else None
     constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
     names = sources.get_column("source").drop_nulls()
+
+    def fallback() -> list[str]:
+        """A part of the logs with no persisting source is measured against a server of its
+        own (the busiest), else its busiest source."""
+        server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
+        logged: set[str] = set()
+        for frame in (msg_raw, pairs_raw):
+            for c in (col("src", i) for i in server):
+                if c in frame.columns:
+                    logged.update(frame.get_column(c).drop_nulls().cast(pl.String).unique())
+        busiest = sources.sort(["n", "source"], descending=[True, False]).get_column("source")
+        return sorted(busiest.drop_nulls().to_list(), key=lambda s: s not in logged)
+
     clock, clock_pairs = solve_offsets(
-        reference, names, constraints, clean, ladders, preferred=preferred
+        reference, names, constraints, clean, ladders, preferred=preferred, fallback=fallback
     )
     # Several servers persist: the reference is the one the other clocks agree with
     better = majority_reference(clock, preferred, p.clock_skew.total_seconds() * 1e9)
     if better is not None and better != reference:
         reference, preferred = better, [better, *(s for s in preferred if s != better)]
         clock, clock_pairs = solve_offsets(
-            reference, names, constraints, clean, ladders, preferred=preferred
+            reference, names, constraints, clean, ladders, preferred=preferred, fallback=fallback
         )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
     msg_raw, moved = _repick(msg_raw, msg_dev, ["trace_id"], hops_df, offsets, positions)

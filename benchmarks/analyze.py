@@ -177,9 +177,12 @@ _KEY: tuple[str, ...] = ("kind", "trace_id", "recipient", "stage", "last_seen")
 
 def _prepare(events: int, seed: int, folder: Path) -> tuple[Path, int, list[list[Any]]]:
     folder.mkdir(parents=True, exist_ok=True)
-    # the fault list and the file's layout are part of the name: a history generated for
-    # another list, or before the lines had their stages' lengths, is not reused
-    faults_tag = hashlib.sha1(",".join([*FAULTS, "duration_ms"]).encode()).hexdigest()[:8]
+    # the fault list and the generator's code are part of the name: a history generated for
+    # another list, or by another generator (seq from 0, say), is not reused
+    import tracekit.synth
+
+    made_by = Path(tracekit.synth.__file__).read_bytes()
+    faults_tag = hashlib.sha1(",".join(FAULTS).encode() + made_by).hexdigest()[:8]
     jsonl = folder / f"synth-{events}-{seed}-{faults_tag}.jsonl"
     meta = jsonl.with_suffix(".meta.json")
     if not (jsonl.exists() and meta.exists() and "truth" in json.loads(meta.read_text())):
