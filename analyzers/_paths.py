@@ -1740,7 +1740,7 @@ def _assemble(
     constraints, clean, ladders = _clock_constraints(msg_raw, pairs_raw, p, (msg_dev, rcp_dev))
     names = sources.get_column("source").drop_nulls()
 
-    def fallback() -> list[str]:
+    def own_references() -> list[str]:
         """A part of the logs with no persisting source is measured against a server of its
         own (the busiest), else its busiest source."""
         server = [i for i, h in enumerate(p.hops) if h.emitter == "server"]
@@ -1753,14 +1753,20 @@ def _assemble(
         return sorted(busiest.drop_nulls().to_list(), key=lambda s: s not in logged)
 
     clock, clock_pairs = solve_offsets(
-        reference, names, constraints, clean, ladders, preferred=preferred, fallback=fallback
+        reference, names, constraints, clean, ladders, preferred=preferred, fallback=own_references
     )
     # Several servers persist: the reference is the one the other clocks agree with
     better = majority_reference(clock, preferred, p.clock_skew.total_seconds() * 1e9)
     if better is not None and better != reference:
         reference, preferred = better, [better, *(s for s in preferred if s != better)]
         clock, clock_pairs = solve_offsets(
-            reference, names, constraints, clean, ladders, preferred=preferred, fallback=fallback
+            reference,
+            names,
+            constraints,
+            clean,
+            ladders,
+            preferred=preferred,
+            fallback=own_references,
         )
     offsets = {s: c.offset_ns for s, c in clock.items() if c.offset_ns}
     msg_raw, moved = _repick(msg_raw, msg_dev, ["trace_id"], hops_df, offsets, positions)
