@@ -34,6 +34,7 @@ Works under pytest-xdist: workers send their events to the controller, which rep
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -521,10 +522,13 @@ def _parse_gates(spec: str, model: Pipeline | None = None) -> list[Any]:
     gates = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         kind, colon, rest = part.partition(":")
+        # (a latency gate's hop is checked against the model below: named as written there,
+        # not as the CLI's --p99, review 21c)
         if colon and kind in ("max", "max_latency"):  # max:HOP=... is the latency maximum
-            gates.append(_gates.parse_latency_gate("max_latency", rest))
+            gate = _gates.parse_latency_gate("max_latency", rest)
+            gates.append(dataclasses.replace(gate, given_in=part))
         elif colon and "=" not in kind:  # p99:HOP=... (p42 is no latency gate: said so)
-            gates.append(_gates.parse_latency_gate(kind, rest))
+            gates.append(dataclasses.replace(_gates.parse_latency_gate(kind, rest), given_in=part))
         elif part.startswith("min_delivered="):
             gates.append(
                 _gates.Gate(

@@ -240,3 +240,10 @@ def test_the_plugin_s_refusal_names_the_gate_as_written(tmp_path: Path) -> None:
         "min_delivered=99%: the pipeline 'etl' names no 'final' role (nothing is delivered); "
         "gate its paths with drop=0"
     )
+    # a latency gate too (session 22: it named the CLI's --p99)
+    for gate in ("p99:end_to_end=500ms", "max:end_to_end=2s"):
+        with pytest.raises(ValueError) as err:
+            _parse_gates(f"drop=0,{gate}", load_pipeline(model))
+        assert str(err.value).startswith(
+            f"{gate}: the pipeline 'etl' names no 'final' role (no end to end); use a hop"
+        )

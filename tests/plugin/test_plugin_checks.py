@@ -497,7 +497,7 @@ def test_a_session_gate_on_a_hop_the_pipeline_lacks_is_a_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*--tracekit-gates: --p99 CTRL.send->CTRL.add: not a hop of the pipeline*"]
+        ["*--tracekit-gates: p99:CTRL.send->CTRL.add=5ms: not a hop of the pipeline*"]
     )
 
 
