@@ -33,7 +33,9 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
         source="source",
         detail=pl.format(
             "{}{}",
-            pl.when(pl.col("missing").is_not_null() & pl.col("line_before").is_null())
+            # (a lost beginning has no line before it: seq_before -1; events from memory have
+            # no file or line at all)
+            pl.when(pl.col("missing").is_not_null() & (pl.col("seq_before") == -1))
             .then(
                 pl.format(
                     "the log begins at seq {}: {} earlier event(s) are not in these logs "

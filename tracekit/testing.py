@@ -203,6 +203,8 @@ def _load(events: Events) -> tuple[pl.LazyFrame, dict[str, Any] | None]:
             "events: event dicts, log file or directory paths, or an event table; got an item "
             f"of type {type(odd).__name__}"
         )
+    if isinstance(events, CapturedEvents):
+        dicts = _from_one(dicts)
     frames = [events_frame(_canonical(e) for e in dicts).lazy()] if dicts or not paths else []
     if not paths:
         return frames[0], None
@@ -213,6 +215,29 @@ def _load(events: Events) -> tuple[pl.LazyFrame, dict[str, Any] | None]:
     frames.insert(0, collected.events)
     both = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     return both, collected.inputs.to_dict()
+
+
+def _from_one(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A capture's events numbered from 1 per source, as a log of their own: a block's seq
+    goes on from an earlier block's where the app's log gets the events too, and from the
+    instance's where it taps an activated one, and a log that begins above 1 lost its
+    beginning (a ``log_gap`` that left the block's drops undecided). The block holds every
+    event it emitted; an event the emitter lost in it is still a gap (its TRACEKIT.dropped
+    line is captured too)."""
+    first: dict[Any, int] = {}
+    for e in events:
+        seq = e.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            src = e.get("source")
+            first[src] = min(seq, first.get(src, seq))
+    if all(q <= 1 for q in first.values()):
+        return events
+    return [
+        {**e, "seq": e["seq"] - first[e.get("source")] + 1}
+        if isinstance(e.get("seq"), int) and not isinstance(e.get("seq"), bool)
+        else e
+        for e in events
+    ]
 
 
 def unreadable(inputs: Mapping[str, Any] | None) -> list[str]:
