@@ -6,7 +6,15 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import Paths, col, engine, gap_start, grace_ns, hop_window_ns
+from tracekit.analyzers._paths import (
+    Paths,
+    col,
+    engine,
+    gap_start,
+    grace_ns,
+    hop_window_ns,
+    lost_beginning,
+)
 
 __all__ = ["duplicates", "unexpected"]
 
@@ -51,18 +59,29 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     on each side). A client restarted later, or ended before, is another process of the same
     device, not a second device (its logs do not overlap). Not the grace window: a log
     that begins with its own receive of the write, or ended just before it, is the device's
-    (with `--grace 0s` it was not, and one write to each device read as a duplicate)."""
+    (with `--grace 0s` it was not, and one write to each device read as a duplicate). A log
+    that lost its beginning ran before its first line (session 22's review: a tablet whose
+    log began late made each earlier write to it a duplicate)."""
     g = hop_window_ns(paths.pipeline, None)
     users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
         paths.client_sources(users)
         .join(paths.sources.lazy().select("source", "t_start", "t_end"), on="source")
+        .with_columns(
+            pl.when(pl.col("source").is_in(paths.begun_before().implode()))
+            .then(pl.lit(None, dtype=pl.Int64))
+            .otherwise("t_start")
+            .alias("t_start")
+        )
         .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
     )
     return (
         writes.select("trace_id", "recipient", t)
         .join(spans, on="recipient")
-        .filter((pl.col("t_start") - g <= pl.col(t)) & (pl.col(t) <= pl.col("t_end") + g))
+        .filter(
+            ((pl.col("t_start") - g <= pl.col(t)) | pl.col("t_start").is_null())
+            & (pl.col(t) <= pl.col("t_end") + g)
+        )
         .group_by("trace_id", "recipient")
         .agg(devices=pl.len())
     )
@@ -72,8 +91,11 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     """The ``orphans`` (``trace_id``, ``t_min``, ``sender_src``, ``acting``) whose send may be in
     a gap of the sender's log: one overlapping the time a hop may take before the message's first
     event (the send comes before every other hop). The sender's log is the one that logged its
-    other sender hops, else (none survived) any client of that sender. -> ``trace_id``,
-    ``gap_source`` and the gap's last line before it (``gap_file``, ``gap_line``)."""
+    other sender hops, else (none survived) any client of that sender, else (no client of
+    the sender in the logs) a server's lost beginning. -> ``trace_id``, ``gap_source``, the
+    gap's last line before it (``gap_file``, ``gap_line``) and, where the gap is the log's
+    lost beginning (``begun``: the message was sent before that log began), its first line
+    (``gap_seq``, ``gap_t``, ``first_file``, ``first_line``)."""
     g = hop_window_ns(paths.pipeline, None)
     named = orphans.filter(pl.col("sender_src").is_not_null()).select(
         "trace_id", "t_min", pl.col("sender_src").alias("source")
@@ -88,10 +110,19 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
             .join(paths.client_sources(users), left_on="acting", right_on="actor")
             .select("trace_id", "t_min", "source")
         )
+    mine = pl.concat(sources).with_columns(server=pl.lit(False))
+    # no client of the sender in the logs: a server's lost beginning may hold its persist
+    # (the send before it), though no other gap of a server's says anything of the send
+    unknown = orphans.lazy().join(mine.select("trace_id"), on="trace_id", how="anti")
+    servers = unknown.select("trace_id", "t_min").join(paths.server_sources().lazy(), how="cross")
     return (
-        pl.concat(sources)
+        pl.concat([mine, servers.with_columns(server=pl.lit(True))])
         .join(paths.gaps.lazy(), on="source")
-        .filter((gap_start(g) <= pl.col("t_min")) & (pl.col("end_after") >= pl.col("t_min") - g))
+        .filter(
+            (gap_start(g) <= pl.col("t_min"))
+            & (pl.col("end_after") >= pl.col("t_min") - g)
+            & (~pl.col("server") | lost_beginning())
+        )
         # one gap a message: the first of the first log
         .sort("source", "t_before")
         .unique("trace_id", keep="first", maintain_order=True)
@@ -100,7 +131,42 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
             pl.col("source").alias("gap_source"),
             pl.col("file_before").alias("gap_file"),
             pl.col("line_before").alias("gap_line"),
+            lost_beginning().alias("begun"),
+            pl.col("seq_after").alias("gap_seq"),
+            # (a marker on the log's first line has no line before it: its own time)
+            pl.coalesce("t_before", "end_after").alias("gap_t"),
+            pl.col("file_after").alias("first_file"),
+            pl.col("line_after").alias("first_line"),
         )
+    )
+
+
+def _sent_before(begun: pl.LazyFrame, first: pl.Expr, send: str) -> pl.LazyFrame:
+    """``in_flight`` at the send of the messages (``unexpected``'s rows, with
+    :func:`_send_in_gap`'s) whose ``send`` was never seen, sent before the log of
+    ``gap_source`` began: a log that lost its beginning."""
+    return findings(
+        begun,
+        "in_flight",
+        trace_id="trace_id",
+        stage=pl.lit(send),
+        last_seen=first,
+        conv_id="conv_id",
+        source="src_first",
+        detail=pl.format(
+            "{} not seen: the message's first event ({}) comes {} ms {} {}'s log begins at seq "
+            "{} (its beginning lost), so it was probably sent before it",
+            pl.lit(send),
+            first,
+            ms((pl.col("gap_t") - pl.col("t_min")).abs()),
+            pl.when(pl.col("gap_t") >= pl.col("t_min"))
+            .then(pl.lit("before"))
+            .otherwise(pl.lit("after")),
+            pl.col("gap_source"),
+            pl.col("gap_seq"),
+        ),
+        evidence=evidence(("file_first", "line_first"), ("first_file", "first_line")),
+        at="t_first",
     )
 
 
@@ -434,6 +500,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
             gap_source=pl.lit(None, dtype=pl.String),
             gap_file=pl.lit(None, dtype=pl.String),
             gap_line=pl.lit(None, dtype=pl.Int64),
+            begun=pl.lit(False),
         )
     else:
         # A send that the sender's own logging may have lost (a seq gap just before the
@@ -443,8 +510,14 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         rows = late.collect(engine=engine())
         sent_in_gap = _send_in_gap(paths, rows.select("trace_id", "t_min", "sender_src", "acting"))
         late = rows.lazy().join(sent_in_gap, on="trace_id", how="left")
+        # sent before a log that lost its beginning began (the sender's, or the server's
+        # where the sender's is not in the logs): as one sent before all the logs, in flight
+        # (session 22's review: "unexpected, indeterminate" beside its log's lost beginning)
+        undecided = pl.concat(
+            [undecided, _sent_before(late.filter(pl.col("begun")), first, p.ids[send])]
+        )
     no_send = findings(
-        late,
+        late.filter(~pl.col("begun").fill_null(False)),
         "unexpected",
         trace_id="trace_id",
         stage=first,

@@ -26,20 +26,27 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
         .group_by(pl.col("gap_source").alias("source"), pl.col("gap_pos").alias("pos_before"))
         .agg(n_lost=pl.len(), lost=pl.col("what").sort().head(5).str.join(", "))
     )
-    rows = paths.gaps.lazy().join(lost, on=["source", "pos_before"], how="left")
+    rows = (
+        paths.gaps.lazy()
+        # (a jump a reading's time window filled: nothing lost, :mod:`._window`)
+        .filter(pl.col("missing").is_null() | (pl.col("missing") > 0))
+        .join(lost, on=["source", "pos_before"], how="left")
+    )
     return findings(
         rows,
         "log_gap",
         source="source",
         detail=pl.format(
-            "{}{}",
+            "{}{}{}",
             # (a lost beginning has no line before it: seq_before -1; events from memory have
             # no file or line at all)
             pl.when(pl.col("missing").is_not_null() & (pl.col("seq_before") == -1))
             .then(
                 pl.format(
-                    "the log begins at seq {}: {} earlier event(s) are not in these logs "
+                    "the log {}begins at seq {}: {} earlier event(s) are not in these logs "
                     "(a log begun mid-traffic: rotated, cut or started late)",
+                    # (some before it were left out of the reading: what was read begins there)
+                    pl.when(pl.col("outside") > 0).then(pl.lit("read ")).otherwise(pl.lit("")),
                     pl.col("seq_after"),
                     pl.col("missing"),
                 )
@@ -54,6 +61,9 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
                 )
             )
             .otherwise(pl.lit("the emitter reported dropping events (TRACEKIT.dropped)")),
+            pl.when(pl.col("outside") > 0)
+            .then(pl.format("; {} more are outside the time window read", pl.col("outside")))
+            .otherwise(pl.lit("")),
             pl.when(pl.col("n_lost").is_not_null())
             .then(
                 pl.format(

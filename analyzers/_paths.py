@@ -305,6 +305,12 @@ class Paths:
             seen.drop_nulls().join(self.server_sources().lazy(), on="source", how="anti").unique()
         )
 
+    def begun_before(self) -> pl.Series:
+        """The sources whose log lost its beginning (a gap with no line before it: the log
+        begins above seq 1, or with ``TRACEKIT.dropped``): their process ran before their
+        first line, for as long as nothing says otherwise."""
+        return self.gaps.filter(lost_beginning()).get_column("source").unique()
+
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the
         rows are picked on the table's integer codes, so only theirs are converted. ``hop``:
@@ -1469,9 +1475,10 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     One row per restart, in read order: the ``source``, the ``file`` and ``line`` where it
     begins and its ``row`` in the table. A restart is an event whose seq goes back (below
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
-    already logged, or more than :data:`_RESTART_DROP` below the one before it (the first
-    run's log lost its beginning), at or below every seq before it, logged after every event
-    before it (a new process logs after the old one). Only sources whose seq goes back
+    already logged, or more than :data:`_RESTART_DROP` below the one before it, or to 0 or 1
+    more than 2 below every seq before it (the first run's log lost its beginning), at or
+    below every seq before it, logged after every event before it (a new process logs after
+    the old one). Only sources whose seq goes back
     somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
     order by a few, a line logged twice, a log read twice (its copy is no later), a rotated
     log's parts read newest first (no seq repeats)."""
@@ -1505,7 +1512,15 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
         .filter(
             (seq < pl.col("before"))
             & (seq <= pl.col("low"))
-            & (pl.col("again") | (seq + _RESTART_DROP < pl.col("before")))
+            & (
+                pl.col("again")
+                | (seq + _RESTART_DROP < pl.col("before"))
+                # back to where a counter starts, below a log that begins further on than
+                # a few lines out of order could: the first run lost its own beginning, so
+                # there is nothing to repeat (session 22's review: 133 of 168 head cuts of
+                # a restarted log read as one run, with false reorders)
+                | ((seq <= 1) & (pl.col("low") - seq > 2))
+            )
             & (pl.col("timestamp") > pl.col("latest"))
         )
         .select(list(schema))
@@ -1942,6 +1957,11 @@ def _with_written(rows: pl.DataFrame) -> pl.DataFrame:
 _SINCE_EVER: Final = -(1 << 62)
 
 
+def lost_beginning() -> pl.Expr:
+    """Whether a row of :attr:`Paths.gaps` is a log's lost beginning: no line before it."""
+    return pl.col("start_before") == _SINCE_EVER
+
+
 def gap_start(g: int) -> pl.Expr:
     """The earliest stamp a hop line lost in a gap (a row of :attr:`Paths.gaps`) may carry,
     judged with the grace window ``g`` (ns): its ``start_before``, but a lost hop stage is
@@ -2030,8 +2050,13 @@ def _gaps(
             "pos_after",
         )
     )
-    markers = _dropped_markers(hops, rest, jumps, offsets)
-    return pl.concat([_leading(rows, seqless), jumps, markers], how="vertical_relaxed")
+    leading = _leading(rows, seqless)
+    # (a marker at a lost beginning is said by it: one finding, with its count)
+    markers = _dropped_markers(hops, rest, pl.concat([leading, jumps]), offsets)
+    return pl.concat([leading, jumps, markers], how="vertical_relaxed").with_columns(
+        # events among the missing that a reading's time window left out (:mod:`._window`)
+        outside=pl.lit(0, dtype=_I64)
+    )
 
 
 def _leading(rows: pl.DataFrame, seqless: pl.DataFrame) -> pl.DataFrame:

@@ -35,6 +35,7 @@ from tracekit.analyzers._paths import (
 )
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
+from tracekit.analyzers._window import left_out_of
 from tracekit.errors import PipelineError
 from tracekit.schema import META_STAGE
 from tracekit.table import TIMESTAMP_DTYPE, canonical_trace_ids
@@ -138,15 +139,20 @@ def analyze(
     grace: timedelta | None = None,
     slo: Mapping[str, timedelta] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    left_out: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> Report:
     """Analyze an event table (``EVENT_SCHEMA``) against ``pipeline`` (default: the chat one).
 
     ``grace`` defaults to the pipeline's (5 s for the built-in one); ``slo`` adds or overrides
     thresholds (``{"end_to_end": timedelta(milliseconds=500)}``); ``inputs`` (the collectors'
-    counts) is copied into the report.
+    counts) is copied into the report. ``left_out``: the events a reading left out of
+    ``events`` on purpose (a time window), of which only ``source`` and ``seq`` are read:
+    their seq numbers are no loss of the logs (no ``log_gap`` for them).
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
     paths = build_paths(events.lazy(), p)
+    if left_out is not None:
+        paths = left_out_of(paths, left_out.lazy())
     # the analysis' size decides the engine of its queries, here and on the pool's threads
     with engine_for(paths.hops.height):
         return _report(paths, inputs)

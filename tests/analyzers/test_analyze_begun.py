@@ -139,3 +139,117 @@ def test_malformed_lines_above_the_first_event_may_be_the_lost_beginning(history
         f"logs; 1 message path(s) indeterminate, not reported as drops: {t1} (u2 at "
         "WS-RECV.receive)"
     )
+
+
+def test_a_log_that_begins_with_a_dropped_marker_is_one_gap(history):
+    # the emitter lost events 1-4 and says so on its first line (TRACEKIT.dropped at seq 5):
+    # one loss, said once with its count (session 22's review: a second log_gap for the marker)
+    history.seq["client-u2"] = 5
+    history.ev(100, "TRACEKIT.dropped", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=200)
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.select("kind", "source", "detail").rows() == [
+        ("log_gap", "client-u2", f"the log begins at seq 5: 4 {_BEGUN}")
+    ]
+
+
+def test_a_restart_after_a_lost_beginning_is_read_as_one(history):
+    # u2's log begins at seq 4 (m1's lines lost), then its app restarts: seq back to 1, which
+    # no line repeats (the first run's 1-3 are the lost ones) and only 5 below the line before
+    # it. Read as one run, m3 and m4 were stored "before" m2 (false reorders) and no restart
+    _from_one(history)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.seq["client-u2"] = 1  # restarted
+    t3 = history.message(3, "u1", ["u2"], t=10_000)
+    history.message(4, "u1", ["u2"], t=11_000)
+    history.tail()
+    first = _cut(history, "client-u2", 3)
+    report = analyze(history.frame())
+    assert report.findings.select("kind", "source", "detail").rows() == [
+        (
+            "log_gap",
+            "client-u2",
+            f"the log begins at seq 4: 3 {_BEGUN}; 1 message path(s) indeterminate, not "
+            f"reported as drops: {t1} (u2 at WS-RECV.receive)",
+        )
+    ]
+    again = next(r for r in history.rows if r["trace_id"] == t3 and r["source"] == "client-u2")
+    assert (first["seq"], again["seq"]) == (4, 1)
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "file": "client-u2.jsonl", "line": again["line"], "mended": True}
+    ]
+
+
+def test_a_second_device_whose_log_lost_its_beginning_ran_before_it(history):
+    # the server delivered m1 to both of u2's devices; the tablet's log begins later, at
+    # seq 5, 20 s on (its first four lines, m1's among them, lost). Its log running only from its
+    # first line, m1's second delivery had one device to go to: a false duplicate
+    _from_one(history)
+    tablet = "client-u2-tablet"
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(26, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, conv_id="c1", peer="u2")
+    t2 = history.message(2, "u1", ["u2"], t=20_000)
+    history.ev(
+        20_026, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, conv_id="c1", peer="u2"
+    )
+    history.seq[tablet] = 5
+    history.shown(20_030, tablet, "u2", trace=t2)
+    history.tail()
+    report = analyze(history.frame())
+    assert report.findings.select("kind", "source", "detail").rows() == [
+        ("log_gap", tablet, f"the log begins at seq 5: 4 {_BEGUN}")
+    ]
+
+
+def test_a_message_sent_before_its_senders_log_began_is_in_flight(history):
+    # u1's log lost its beginning, m2's send, request and response among it; the other logs
+    # began 20 s earlier. Sent before u1's log began, not "never sent": in flight, as a
+    # message sent before all the logs is (session 22's review: unexpected, "indeterminate")
+    _from_one(history)
+    history.seq["client-u3"] = 1
+    history.message(1, "u3", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=20_000)
+    history.ev(20_100, "TRACEKIT.heartbeat", "client-u1", "u1")
+    history.tail()
+    first = _cut(history, "client-u1", 3)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "CTRL.send", "REST.persist"),
+        ("log_gap", None, None, None, None),
+    ]
+    persist = next(r for r in history.rows if r["event"] == "REST.persist" and r["trace_id"] == t2)
+    assert report.findings.row(0, named=True)["detail"] == (
+        "CTRL.send not seen: the message's first event (REST.persist) comes 90.0 ms before "
+        "client-u1's log begins at seq 4 (its beginning lost), so it was probably sent before it"
+    )
+    assert [(e["file"], e["line"]) for e in report.findings["evidence"][0]] == [
+        ("server-1.jsonl", persist["line"]),
+        ("client-u1.jsonl", first["line"]),
+    ]
+
+
+def test_a_message_whose_persist_the_servers_lost_beginning_holds_is_in_flight(history):
+    # u1's log is not among the inputs; the server's begins at m2's broadcast (m1's lines
+    # and m2's persist lost). Nothing of m2's sender to look at: the server's lost beginning
+    # holds its persist, so it was sent before that log began (session 22's review: an
+    # unexpected message with no word of the gap)
+    _from_one(history)
+    history.seq["client-u3"] = 1
+    history.message(1, "u3", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=20_000)
+    history.tail()
+    history.rows = [r for r in history.rows if r["source"] != "client-u1"]
+    first = _cut(history, "server-1", 4)
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "CTRL.send", "WS-BROADCAST.start"),
+        ("log_gap", None, None, None, None),
+    ]
+    assert report.findings.row(0, named=True)["detail"] == (
+        "CTRL.send not seen: the message's first event (WS-BROADCAST.start) comes 0.0 ms "
+        "before server-1's log begins at seq 5 (its beginning lost), so it was probably sent "
+        "before it"
+    )
+    assert first["event"] == "WS-BROADCAST.start"

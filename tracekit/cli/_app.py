@@ -316,12 +316,30 @@ class _Reading:
 
 
 def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """The events read, inside the reading's time window, and the collectors' counts."""
+    events, inputs = _read(reading)
+    inside = _window(reading)
+    return (events if inside is None else events.filter(inside)), inputs
+
+
+def _window(reading: _Reading) -> pl.Expr | None:
+    """Which events ``--since``/``--until`` keep; None without them."""
     import polars as pl
 
+    start, end = _iso(reading.since, "since"), _iso(reading.until, "until")
+    kept = [
+        *([pl.col("timestamp") >= start] if start is not None else []),
+        *([pl.col("timestamp") < end] if end is not None else []),
+    ]
+    return pl.all_horizontal(kept) if kept else None
+
+
+def _read(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """Every event of the reading's inputs, and the collectors' counts."""
     from tracekit.analyzers import INPUT_COLUMNS
     from tracekit.collectors import collect
 
-    start, end = _iso(reading.since, "since"), _iso(reading.until, "until")
+    _window(reading)  # (a bad --since/--until said before anything is read)
     _require_paths(reading.paths)
     with _progress("reading logs"):
         collected = collect(
@@ -332,12 +350,7 @@ def _collect(reading: _Reading) -> tuple[pl.LazyFrame, dict[str, Any]]:
             cache_dir=reading.cache_dir,
             columns=INPUT_COLUMNS,  # what every reading command reads: the analysis'
         )
-    events = collected.events
-    if start is not None:
-        events = events.filter(pl.col("timestamp") >= start)
-    if end is not None:
-        events = events.filter(pl.col("timestamp") < end)
-    return events, collected.inputs.to_dict()
+    return collected.events, collected.inputs.to_dict()
 
 
 def _require_paths(paths: Sequence[Path]) -> None:
@@ -364,13 +377,18 @@ def _analyze(
     from tracekit.analyzers import analyze
 
     model = _load_pipeline(pipeline) if pipeline is None or isinstance(pipeline, Path) else pipeline
-    events, inputs = _collect(reading)
+    events, inputs = _read(reading)
+    inside = _window(reading)
     with _progress(f"analyzing {inputs.get('events', 0):,} events"):
         table = events.collect()  # read once: the analyzers and the funnel both use it
+        left_out = None
+        if inside is not None:  # what the window left out, said (DESIGN section 8)
+            # (and given to the analysis: their seqs are no loss of the logs)
+            left_out = table.filter(~inside).select("source", "seq")
+            table = table.filter(inside)
+            inputs = _windowed(inputs, left_out.height)
         if require_events and table.height == 0:
             _fail(_no_events(reading, inputs))
-        if reading.since or reading.until:  # what the window left out, said (DESIGN section 8)
-            inputs = _windowed(inputs, int(inputs.get("events") or 0) - table.height)
         events = table.lazy()
         report = analyze(
             events,
@@ -378,6 +396,7 @@ def _analyze(
             grace=_grace(grace, model),
             slo=dict(slo) if slo else None,
             inputs=inputs,
+            left_out=left_out,
         )
     return report, events, model
 
