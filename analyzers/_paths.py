@@ -1055,17 +1055,34 @@ def _trace_facts(hops: pl.LazyFrame, send: int, bcast: int | None) -> list[pl.La
 
 def _sender_fallback(msg: pl.DataFrame, hops: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
     """The sender of a message whose send was not logged (an orphan): the actor of its first
-    other hop that the sender's client logs (``emitter = "sender"``, e.g. ``REST.request``).
-    Unknown, membership expected the sender among the recipients of their own message."""
+    other hop that the sender's client logs (``emitter = "sender"``, e.g. ``REST.request``),
+    else of a server's message hop (``REST.persist``: the server acts for the sender; session
+    22's review: a message whose client lines were all lost). Unknown, membership expected
+    the sender among the recipients of their own message."""
     lacking = msg.filter(pl.col("sender").is_null()).select("trace_id")
-    own = [i for i, h in enumerate(p.hops) if h.scope == "message" and h.emitter == "sender"]
-    if not lacking.height or not own:
+    mine = [i for i, h in enumerate(p.hops) if h.scope == "message"]
+    own = [i for i in mine if p.hops[i].emitter == "sender"]
+    if not lacking.height or not mine:
         return msg
+    # a server that names itself on its lines ("server", as tracekit's chat server does)
+    # acts for nobody: its name on its deliveries is no sender
+    delivers = [i for i, h in enumerate(p.hops) if h.emitter == "server" and h.scope != "message"]
+    itself = (
+        hops.lazy()
+        .filter(pl.col("hop").is_in(delivers))
+        .select(pl.col("actor").cast(pl.String).unique())
+        .collect(engine=engine())
+        .get_column("actor")
+    )
     found = (
         _hops_of(hops, lacking.lazy())
-        .filter(pl.col("hop").is_in(own) & pl.col("actor").is_not_null())
+        .filter(
+            pl.col("hop").is_in(mine)
+            & pl.col("actor").is_not_null()
+            & (pl.col("hop").is_in(own) | ~pl.col("actor").is_in(itself.implode()))
+        )
         .group_by("trace_id")
-        .agg(pl.col("actor").first().alias("_sender"))
+        .agg(pl.col("actor").sort_by(~pl.col("hop").is_in(own), "hop").first().alias("_sender"))
         .with_columns(pl.col("trace_id").cast(msg.schema["trace_id"]))
         .collect(engine=engine())
     )

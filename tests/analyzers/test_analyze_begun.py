@@ -253,3 +253,27 @@ def test_a_message_whose_persist_the_servers_lost_beginning_holds_is_in_flight(h
         "before it"
     )
     assert first["event"] == "WS-BROADCAST.start"
+
+
+def test_a_sender_known_only_by_the_servers_lines_is_no_recipient_of_their_message(history):
+    # m2 (u2's, a legacy broadcast with no recipients list) was sent before u2's log began:
+    # its send, request and response are in u2's lost beginning. The server's persist names
+    # u2 (the server acts for the sender); read as sender unknown, conversation membership
+    # expected u2 among m2's recipients: a false drop to its own sender
+    _from_one(history)
+    for user in ("u3",):
+        history.seq[f"client-{user}"] = 1
+    history.message(1, "u1", ["u2", "u3"], t=0)
+    t2 = history.message(2, "u2", None, t=20_000)
+    for k, user in enumerate(("u1", "u3")):
+        history.ev(20_025 + k, "WS-BROADCAST.deliver", "server-1", "server", trace=t2, peer=user)
+        history.shown(20_030 + k * 5, f"client-{user}", user, trace=t2)
+    history.tail()
+    mine = [r for r in history.rows if r["source"] == "client-u2"]
+    history.rows = [r for r in history.rows if r not in mine[:6]]  # m1's 3 lines, m2's 3
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("in_flight", t2, None, "CTRL.send", "REST.persist"),
+        ("log_gap", None, None, None, None),
+    ]
+    assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 1}
