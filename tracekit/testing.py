@@ -344,7 +344,7 @@ _UNREACHED: Final = {
     "failed": ("✗", "tried and failed: its line is at an error level"),
     "in_flight": ("…", "in flight"),
     "undecided": ("?", "undecided: lines naming no recipient may hold it"),
-    "in_log_gap": ("?", "undecided: in a seq gap of its log, see log_gap"),
+    "in_log_gap": ("?", "undecided: its log lost events here, see log_gap"),
     "not_reached": ("·", "not reached"),
 }
 

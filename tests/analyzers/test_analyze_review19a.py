@@ -84,7 +84,7 @@ def test_a_timeline_marks_a_path_a_log_gap_may_hold(history):
         ("CTRL.add", "not_reached"),
     ]
     said = format_timeline(history.frame(), t2)
-    assert "? REPO.add               (undecided: in a seq gap of its log, see log_gap)" in said
+    assert "? REPO.add               (undecided: its log lost events here, see log_gap)" in said
 
 
 def test_a_gap_wider_than_its_skipped_lines_says_the_rest_was_lost(history, tmp_path):

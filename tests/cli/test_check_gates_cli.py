@@ -252,8 +252,9 @@ def test_check_says_a_drop_gate_does_not_count_what_log_gaps_hide() -> None:
     code, out, _ = run("check", str(SAMPLES), "--max", "drop=0", "--grace", "0s")
     assert code == 1
     assert out.splitlines()[-2:] == [
-        "note: 1 log_gap finding: events were lost by the logging, and a drop where they were "
-        "lost is indeterminate, not counted as a drop: gate them with --max log_gap=0",
+        "note: 1 log_gap finding: events are missing from the logs (lost by the logging, or "
+        "before a log began), and a drop where they are missing is indeterminate, not counted "
+        "as a drop: gate them with --max log_gap=0",
         "0 passed, 1 failed",
     ]
     code, out, _ = run("check", str(SAMPLES), "--max", "drop=5", "--max", "log_gap=0")

@@ -60,7 +60,7 @@ def test_the_terminal_marks_each_status() -> None:
         "… REPO.add (in flight)",
         "… CTRL.remove (in flight)",
         "? REPO.add (undecided: lines naming no recipient may hold it)",
-        "? REPO.add (undecided: in a seq gap of its log, see log_gap)",
+        "? REPO.add (undecided: its log lost events here, see log_gap)",
         "✗ CTRL.add (tried and failed)",
     ]
     # where a hop was logged: a failed one's failing line, no other hop not reached

@@ -738,11 +738,14 @@ def _in_flight_notes(
 
 
 def _gap_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
-    """A drop gate does not count a drop inside a log gap (DESIGN: indeterminate, events were
-    lost by the logging)."""
+    """A drop gate does not count a drop inside a log gap (DESIGN: indeterminate, events are
+    missing from the logs: lost by the logging, or before a log began)."""
     n = int(data.get("summary", {}).get("log_gap", 0))
     what = "log_gap finding" if n == 1 else "log_gap findings"
-    said = f"{n} {what}: events were lost by the logging, and a drop where they were lost is"
+    said = (
+        f"{n} {what}: events are missing from the logs (lost by the logging, or before a log "
+        "began), and a drop where they are missing is"
+    )
     return _not_drops(n, "log_gap", gates, f"{said} indeterminate")
 
 

@@ -60,8 +60,8 @@ _KINDS: Final[dict[str, tuple[str, str, str]]] = {
     "log_gap": (
         "muted",
         "Log gaps",
-        "a source's sequence numbers jump: the logging lost events, findings there are "
-        "indeterminate",
+        "a source's sequence numbers jump, or begin above 1: events are missing from its log "
+        "(lost by the logging, or before it began), findings there are indeterminate",
     ),
     "clock_skew": ("info", "Clock skew", "a source's clock is offset from the reference clock"),
     "in_flight": (

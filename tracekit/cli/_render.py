@@ -408,6 +408,6 @@ _MARKED: Final = {
     "removed": ("✗ {hop} (took it off)", "bold red"),
     "in_flight": ("… {hop} (in flight)", "yellow"),
     "undecided": ("? {hop} (undecided: lines naming no recipient may hold it)", "yellow"),
-    "in_log_gap": ("? {hop} (undecided: in a seq gap of its log, see log_gap)", "yellow"),
+    "in_log_gap": ("? {hop} (undecided: its log lost events here, see log_gap)", "yellow"),
     "not_reached": ("· {hop} (not reached)", "dim"),
 }
