@@ -891,7 +891,12 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
         return found.lazy().drop("_d").with_columns(none)
     users = judged.get_column("who").unique()
     clients = paths.client_sources(users).select(who=pl.col("actor"), begun=pl.col("source"))
-    spans = paths.sources.select(begun=pl.col("source").cast(pl.String), t_begun="t_start")
+    # (a log that lost its beginning, or whose beginning a time window left out, ran before
+    # its first line)
+    ran_before = pl.col("begun").is_in(paths.begun_before().implode())
+    spans = paths.sources.select(
+        begun=pl.col("source").cast(pl.String), t_begun="t_start"
+    ).with_columns(t_begun=pl.when(ran_before).then(pl.lit(-(1 << 62))).otherwise("t_begun"))
     late = (
         judged.lazy()
         .select("_d", "who", "t_last", "took_last")

@@ -45,15 +45,18 @@ __all__ = [
     "Paths",
     "build_paths",
     "conformed",
+    "dropped_markers",
     "engine",
     "engine_for",
     "gap_start",
     "hop_events",
     "hop_window_ns",
     "in_context",
+    "lost_beginning",
     "rows_by_code",
     "same_device",
     "took_ns",
+    "true_time",
 ]
 
 #: The event table's columns the analysis reads (the only pass over the table, in
@@ -309,7 +312,9 @@ class Paths:
         """The sources whose log lost its beginning (a gap with no line before it: the log
         begins above seq 1, or with ``TRACEKIT.dropped``): their process ran before their
         first line, for as long as nothing says otherwise."""
-        return self.gaps.filter(lost_beginning()).get_column("source").unique()
+        # (a beginning a reading's time window left out: the process ran before it too)
+        leading = (pl.col("seq_before") == -1) & pl.col("missing").is_not_null()
+        return self.gaps.filter(lost_beginning() | leading).get_column("source").unique()
 
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the
@@ -1481,6 +1486,10 @@ def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
 #: most).
 _RESTART_DROP: Final = 100
 
+#: How far from a log's first line a line out of order may land: a seq back to where a
+#: counter starts further on is a restart, however close to the log's least seq.
+_OUT_OF_ORDER: Final = 3
+
 
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     """Where a source's ``seq`` starts over: a process restarted under the same name. DESIGN.md
@@ -1493,9 +1502,9 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     begins and its ``row`` in the table. A restart is an event whose seq goes back (below
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
     already logged, or more than :data:`_RESTART_DROP` below the one before it, or to 0 or 1
-    more than 2 below every seq before it (the first run's log lost its beginning), at or
-    below every seq before it, logged after every event before it (a new process logs after
-    the old one). Only sources whose seq goes back
+    more than 2 below every seq before it or past the log's first few lines (the first run's
+    log lost its beginning), at or below every seq before it, logged after every event
+    before it (a new process logs after the old one). Only sources whose seq goes back
     somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
     order by a few, a line logged twice, a log read twice (its copy is no later), a rotated
     log's parts read newest first (no seq repeats)."""
@@ -1525,6 +1534,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             low=seq.cum_min().shift(1).over("source"),
             again=pl.int_range(pl.len()).over("source", "seq") > 0,
             latest=pl.col("timestamp").cum_max().shift(1).over("source"),
+            nth=pl.int_range(pl.len()).over("source"),
         )
         .filter(
             (seq < pl.col("before"))
@@ -1536,7 +1546,7 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
                 # a few lines out of order could: the first run lost its own beginning, so
                 # there is nothing to repeat (session 22's review: 133 of 168 head cuts of
                 # a restarted log read as one run, with false reorders)
-                | ((seq <= 1) & (pl.col("low") - seq > 2))
+                | ((seq <= 1) & ((pl.col("low") - seq > 2) | (pl.col("nth") > _OUT_OF_ORDER)))
             )
             & (pl.col("timestamp") > pl.col("latest"))
         )
@@ -2069,7 +2079,7 @@ def _gaps(
     )
     leading = _leading(rows, seqless)
     # (a marker at a lost beginning is said by it: one finding, with its count)
-    markers = _dropped_markers(hops, rest, pl.concat([leading, jumps]), offsets)
+    markers = dropped_markers(hops, rest, pl.concat([leading, jumps]), offsets)
     return pl.concat([leading, jumps, markers], how="vertical_relaxed").with_columns(
         # events among the missing that a reading's time window left out (:mod:`._window`)
         outside=pl.lit(0, dtype=_I64)
@@ -2117,7 +2127,7 @@ def _leading(rows: pl.DataFrame, seqless: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _dropped_markers(
+def dropped_markers(
     hops: pl.LazyFrame, rest: pl.DataFrame, jumps: pl.DataFrame, offsets: dict[str, int]
 ) -> pl.DataFrame:
     """``TRACEKIT.dropped``: the emitter itself says it lost events since its previous event.

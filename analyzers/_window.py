@@ -5,47 +5,98 @@ Left out by their stamps, they leave seq jumps where the logs lost nothing: ever
 read from ``--since`` begins above seq 1, and a stage stamped at its start but written at its
 end (``CTRL.send`` after its request) falls outside a window its inner lines are inside, a hole
 in the middle (session 23: ``check --since ... --max log_gap=0`` failed on every clean log).
-A jump they fill stays a gap of :attr:`Paths.gaps` (a hop among them is not read: its message
-is undecided there, as in any gap) but counts only what they do not fill (``missing``, and
-``outside`` the rest): a gap with nothing missing is no ``log_gap`` finding.
+Each gap of :attr:`Paths.gaps` counts only what they do not fill (``missing``, and
+``outside`` the rest): a gap with nothing missing is no ``log_gap`` finding. It stays a gap
+for the paths whose next hop may be among the left-out events (not read: undecided there),
+over their stamps only (review 23: held back from the log's start to its first line, a
+drop in a quiet stretch after ``--since`` went unsaid).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Final
 
 import polars as pl
 
-from tracekit.analyzers._paths import Paths, engine
+from tracekit.analyzers._paths import (
+    Paths,
+    dropped_markers,
+    engine,
+    took_ns,
+    true_time,
+)
 
 __all__ = ["left_out_of"]
 
+_KEYS: Final = ["source", "pos_before"]
+
 
 def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
-    """``paths`` with its gaps' counts less the events of ``left_out`` (``source``, ``seq``)
-    numbered inside them. Distinct seqs: a source restarted under its name numbers its runs
-    alike, so a left-out event of another run may be taken for one of the gap's (a loss
-    under-counted, never a false one)."""
+    """``paths`` with its gaps' counts less the events of ``left_out`` inside them: ``source``
+    and ``seq``, and where given ``file`` and ``line`` (a left-out event counts for a gap
+    only between its two lines: a restarted source numbers its runs alike, and another run's
+    event would fill it) and ``timestamp`` and ``duration_ms`` (the stamps a gap they fill
+    holds paths over; without them it holds them as a lost stretch of the log does)."""
     numbered = paths.gaps.filter(pl.col("missing").is_not_null())
     if numbered.is_empty():
         return paths
+    have = left_out.collect_schema().names()
+    placed = "file" in have and "line" in have
+    stamped = "timestamp" in have
+    events = left_out.select(
+        pl.col("source").cast(pl.String),
+        pl.col("seq").cast(pl.Int64),
+        (pl.col("file").cast(pl.String) if placed else pl.lit(None, dtype=pl.String)).alias(
+            "o_file"
+        ),
+        (pl.col("line").cast(pl.Int64) if placed else pl.lit(None, dtype=pl.Int64)).alias("o_line"),
+        (pl.col("timestamp").dt.epoch("ns") if stamped else pl.lit(None, dtype=pl.Int64)).alias(
+            "ts"
+        ),
+        took_ns(
+            pl.col("duration_ms") if "duration_ms" in have else pl.lit(None, dtype=pl.Float64)
+        ).alias("took"),
+    ).filter(
+        pl.col("source").is_in(numbered.get_column("source").unique().implode())
+        & pl.col("seq").is_not_null()
+    )
+    # between the gap's two lines where both are known in one file (a gap across a rotation
+    # or of events from memory: by seq alone)
+    file, line = pl.col("o_file"), pl.col("o_line")
+    after_first = (
+        file.is_null() | pl.col("file_before").is_null() | (file != pl.col("file_before"))
+    ) | (line > pl.col("line_before"))
+    before_last = (
+        file.is_null() | pl.col("file_after").is_null() | (file != pl.col("file_after"))
+    ) | (line < pl.col("line_after"))
     inside = (
-        left_out.select(pl.col("source").cast(pl.String), pl.col("seq").cast(pl.Int64))
+        events.join(
+            numbered.lazy().select(
+                *_KEYS,
+                "seq_before",
+                "seq_after",
+                "file_before",
+                "line_before",
+                "file_after",
+                "line_after",
+            ),
+            on="source",
+        )
         .filter(
-            pl.col("source").is_in(numbered.get_column("source").unique().implode())
-            & pl.col("seq").is_not_null()
+            pl.col("seq").is_between("seq_before", "seq_after", closed="none")
+            & after_first
+            & before_last
         )
-        .unique()
-        .join(
-            numbered.lazy().select("source", "pos_before", "seq_before", "seq_after"), on="source"
-        )
-        .filter(pl.col("seq").is_between("seq_before", "seq_after", closed="none"))
-        .group_by("source", "pos_before")
+        .with_columns(t=true_time(paths.offsets))
+        .group_by(_KEYS)
         .agg(
-            pl.len().cast(pl.Int64).alias("filled"),
+            pl.col("seq").n_unique().cast(pl.Int64).alias("filled"),
             # a lost beginning counts from seq 1 (as tracekit does); a log left out from 0 on
             # counts from 0: one more event below its first
             (pl.col("seq") == 0).any().cast(pl.Int64).alias("zero"),
+            pl.col("t").min().alias("t_lo"),
+            (pl.col("t") + pl.col("took")).max().alias("t_hi"),
         )
         .collect(engine=engine())
     )
@@ -53,9 +104,27 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
         return paths
     counted = pl.col("missing") + pl.col("zero").fill_null(0)
     filled = pl.min_horizontal(pl.col("filled").fill_null(0), counted)
+    # a gap they fill whole lost nothing: it holds the paths whose next hop may be among
+    # them, over their stamps (written up to t_hi), no longer from the line before it
+    whole = (counted - filled == 0) & pl.col("t_lo").is_not_null()
     gaps = (
-        paths.gaps.join(inside, on=["source", "pos_before"], how="left", maintain_order="left")
-        .with_columns(missing=counted - filled, outside=pl.col("outside") + filled.fill_null(0))
-        .drop("filled", "zero")
+        paths.gaps.join(inside, on=_KEYS, how="left", maintain_order="left")
+        .with_columns(
+            missing=counted - filled,
+            outside=pl.col("outside") + filled.fill_null(0),
+            start_before=pl.when(whole).then("t_lo").otherwise("start_before"),
+            end_before=pl.when(whole).then("t_lo").otherwise("end_before"),
+            end_after=pl.when(whole).then("t_hi").otherwise("end_after"),
+        )
+        .drop("filled", "zero", "t_lo", "t_hi")
     )
-    return replace(paths, gaps=gaps)
+    # a TRACEKIT.dropped at a gap's end is said by that gap; one they filled says it again
+    lost = gaps.filter(pl.col("missing").is_null() | (pl.col("missing") > 0))
+    markers = dropped_markers(
+        paths.hops.lazy().filter(pl.col("hop").is_not_null()),
+        paths.rest,
+        lost.filter(pl.col("missing").is_not_null()),
+        paths.offsets,
+    ).with_columns(outside=pl.lit(0, dtype=pl.Int64))
+    kept = gaps.filter(pl.col("missing").is_not_null())
+    return replace(paths, gaps=pl.concat([kept, markers], how="vertical_relaxed"))

@@ -277,3 +277,22 @@ def test_a_sender_known_only_by_the_servers_lines_is_no_recipient_of_their_messa
         ("log_gap", None, None, None, None),
     ]
     assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 1}
+
+
+def test_a_restart_after_a_beginning_that_lost_one_line_is_found(history):
+    # review 23: a log beginning at seq 2 (a combined file's head cut took each source's
+    # first line) restarts at seq 1, only 1 below its least: read as lines out of order at
+    # the log's start, no restart, and false reorders. Past the log's first lines it is one
+    _from_one(history)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.seq["client-u2"] = 1  # restarted
+    history.message(3, "u1", ["u2"], t=10_000)
+    history.message(4, "u1", ["u2"], t=11_000)
+    history.tail()
+    _cut(history, "client-u2", 1)
+    report = analyze(history.frame())
+    assert report.findings.select("kind", "source").rows() == [("log_gap", "client-u2")]
+    assert report.findings["detail"][0].startswith(f"the log begins at seq 2: 1 {_BEGUN}")
+    assert len(report.summary["restarts"]) == 1
+    assert t1

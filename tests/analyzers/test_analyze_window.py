@@ -110,3 +110,81 @@ def test_a_clean_history_read_in_any_window_finds_only_messages_in_flight(seed, 
     )
     found = analyze(table.filter(inside), left_out=table.filter(~inside)).findings
     assert set(found.get_column("kind")) <= {"in_flight"}, found.to_dicts()
+
+
+def _numbered_from_one(history: Any, *sources: str) -> None:
+    for source in sources:
+        history.seq[source] = 1
+
+
+def test_a_drop_in_a_quiet_stretch_after_the_windows_start_is_found(history):
+    # review 23: u2 logs nothing from the window's start (5 s) until after m3 (10 s), which
+    # it never received. Its beginning, all left out, held every path up to its first line
+    # in the window, and no finding said so: the drop went unsaid
+    _numbered_from_one(history, "client-u1", "client-u2", "client-u3", "server-1")
+    history.message(1, "u1", ["u2", "u3"], t=0)
+    history.message(2, "u3", ["u1"], t=9000)
+    t3 = history.message(3, "u1", ["u2", "u3"], t=10_000, stop={"u2": "WS-RECV.receive"})
+    history.message(4, "u1", ["u2", "u3"], t=30_000)
+    history.tail()
+    inside, outside = _window(history, 5000)
+    found = analyze(inside, left_out=outside).findings
+    assert history.kinds(found) == [("drop", t3, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")]
+    # (u2's app ran before: no "its log begins after it" said of the drop)
+    assert found["detail"][0] == (
+        "recipient u2: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the logs go "
+        "on 49975.0 ms after it)"
+    )
+
+
+def test_a_send_never_logged_inside_the_window_stays_unexpected(history):
+    # review 23: u1's beginning, all left out, read as a lost beginning holding m3's send,
+    # sent 10 s into the window: "in flight, sent before client-u1's log began"
+    _numbered_from_one(history, "client-u1", "client-u2", "server-1")
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u2", ["u1"], t=6000)
+    history.ev(10_500, "TRACEKIT.heartbeat", "server-1", "server")  # the window's first line
+    t3 = history.message(3, "u1", ["u2"], t=20_000, skip_message=["CTRL.send"])
+    history.message(4, "u2", ["u1"], t=40_000)
+    history.tail()
+    inside, outside = _window(history, 10_000)
+    found = analyze(inside, left_out=outside).findings
+    assert history.kinds(found) == [("unexpected", t3, None, "REST.request", None)]
+
+
+def test_a_dropped_marker_on_the_windows_first_line_is_a_gap(history):
+    # review 23: a marker the window's first line of u2 (the emitter lost events, no seq
+    # jump) was folded into the left-out beginning, then gone with it
+    history.message(1, "u1", ["u2"], t=0)
+    history.message(2, "u1", ["u2"], t=1000)
+    history.ev(1900, "TRACEKIT.dropped", "client-u2", "u2")
+    history.message(3, "u1", ["u2"], t=2000)
+    history.tail()
+    inside, outside = _window(history, 1800)
+    found = analyze(inside, left_out=outside).findings
+    assert found.select("kind", "source", "detail").rows() == [
+        ("log_gap", "client-u2", "the emitter reported dropping events (TRACEKIT.dropped)")
+    ]
+
+
+def test_events_another_run_left_out_do_not_fill_a_gap(history):
+    # review 23: u2 restarted; its second run lost seqs 6-8 (m6's lines), inside the window,
+    # and the first run's left-out lines, numbered 6-8 too, filled that gap by seq
+    for n in (1, 2, 3):
+        history.message(n, "u1", ["u2"], t=(n - 1) * 1000)
+    history.seq["client-u2"] = 0  # restarted
+    for n in (4, 5, 6, 7):
+        history.message(n, "u1", ["u2"], t=10_000 + (n - 4) * 1000)
+    history.tail()
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    lost = [r for r in u2 if r["trace_id"] == history.tid(6)]
+    assert [r["seq"] for r in lost] == [6, 7, 8]
+    for k, r in enumerate(u2):  # (one file: its lines numbered on, not by seq)
+        r["line"] = k + 1
+    history.rows = [r for r in history.rows if r not in lost]
+    inside, outside = _window(history, 9000)
+    found = analyze(inside, left_out=outside).findings
+    assert found.select("kind", "source").rows() == [("log_gap", "client-u2")]
+    assert found["detail"][0].startswith(
+        "seq jumps from 5 to 9: 3 event(s) lost by the logging; 1 message path(s) indeterminate"
+    )

@@ -384,7 +384,9 @@ def _analyze(
         left_out = None
         if inside is not None:  # what the window left out, said (DESIGN section 8)
             # (and given to the analysis: their seqs are no loss of the logs)
-            left_out = table.filter(~inside).select("source", "seq")
+            left_out = table.filter(~inside).select(
+                "source", "seq", "file", "line", "timestamp", "duration_ms"
+            )
             table = table.filter(inside)
             inputs = _windowed(inputs, left_out.height)
         if require_events and table.height == 0:
