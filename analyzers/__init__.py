@@ -49,6 +49,10 @@ Choices where DESIGN.md leaves room (each module's docstring says why):
   ``CTRL.remove``: a history page that replaced the store) is a ``drop`` at ``final`` on that
   device, ``last_seen`` = ``final`` (:mod:`._removed`).
 - ``TRACEKIT.dropped`` meta events are log gaps too (the only signal in logs without ``seq``).
+  A source whose first ``seq`` is above 1 lost its beginning: a gap with no line before it.
+  Events a reading leaves out on purpose (a time window: ``analyze(..., left_out=)``, the
+  CLI's ``--since``/``--until``) are no loss: the gaps they fill make no finding and hold
+  paths back only over their own stamps (:mod:`._window`).
 - A source is one process instance (DESIGN.md); a process restarted under the same name (its
   ``seq`` back to where it began, logged after everything before it) stays one source (one
   clock, one device) whose runs are read one after another: positions ``run << 40 | seq``,
