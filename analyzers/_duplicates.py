@@ -92,7 +92,7 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     a gap of the sender's log: one overlapping the time a hop may take before the message's first
     event (the send comes before every other hop). The sender's log is the one that logged its
     other sender hops, else (none survived) any client of that sender, else (no client of
-    the sender in the logs) a server's lost beginning. -> ``trace_id``, ``gap_source``, the
+    the sender in the logs, or none named) a log's lost beginning after it. -> ``trace_id``, ``gap_source``, the
     gap's last line before it (``gap_file``, ``gap_line``) and, where the gap is the log's
     lost beginning (``begun``: the message was sent before that log began), its first line
     (``gap_seq``, ``gap_t``, ``first_file``, ``first_line``)."""
@@ -110,21 +110,32 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
             .join(paths.client_sources(users), left_on="acting", right_on="actor")
             .select("trace_id", "t_min", "source")
         )
-    mine = pl.concat(sources).with_columns(server=pl.lit(False))
-    # no client of the sender in the logs: a server's lost beginning may hold its persist
-    # (the send before it), though no other gap of a server's says anything of the send
+    mine = pl.concat(sources).with_columns(rank=pl.lit(0))
+    # no client of the sender in the logs (or none named: a server that names itself on its
+    # lines, as tracekit's chat server does, review 23b): a log's lost beginning after the
+    # message may hold its send, a client's (the first to begin), else a server's (its
+    # persist, the send before it); no other gap says anything of whose send it was
     unknown = orphans.lazy().join(mine.select("trace_id"), on="trace_id", how="anti")
-    servers = unknown.select("trace_id", "t_min").join(paths.server_sources().lazy(), how="cross")
+    servers = paths.server_sources().get_column("source")
+    begun = (
+        paths.gaps.lazy()
+        .filter(lost_beginning())
+        .select(
+            "source", rank=pl.when(pl.col("source").is_in(servers.implode())).then(2).otherwise(1)
+        )
+        .unique()
+    )
+    guessed = unknown.select("trace_id", "t_min").join(begun, how="cross")
     return (
-        pl.concat([mine, servers.with_columns(server=pl.lit(True))])
+        pl.concat([mine, guessed], how="vertical_relaxed")
         .join(paths.gaps.lazy(), on="source")
         .filter(
             (gap_start(g) <= pl.col("t_min"))
             & (pl.col("end_after") >= pl.col("t_min") - g)
-            & (~pl.col("server") | lost_beginning())
+            & ((pl.col("rank") == 0) | lost_beginning())
         )
-        # one gap a message: the first of the first log
-        .sort("source", "t_before")
+        # one gap a message: the first of the first log (of a guessed one, the first to begin)
+        .sort("rank", pl.when(pl.col("rank") > 0).then("t_before"), "source", "t_before")
         .unique("trace_id", keep="first", maintain_order=True)
         .select(
             "trace_id",
