@@ -300,7 +300,12 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     cand = _with_unnamed(paths, _retried_since(paths, cand))
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
-            schema={"rid": pl.UInt32, "gap_source": pl.String, "gap_pos": pl.Int64}
+            schema={
+                "rid": pl.UInt32,
+                "gap_source": pl.String,
+                "gap_pos": pl.Int64,
+                "gap_count": pl.UInt32,
+            }
         )
         return _classify(cand.lazy(), gap_hit, g, t_end)
     # (`--grace 0s` says the logs are final, not that a hop takes no time: a receive lost in
@@ -534,9 +539,10 @@ def _latest_attempt(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:
 
 
 def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
-    """``(rid, gap_source, gap_pos)``: the first gap of the logs that should hold the missing
-    hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's line was
-    written, ``t_last + took_last``; the next hop may come after it)."""
+    """``(rid, gap_source, gap_pos, gap_count)``: the first gap of the logs that should hold
+    the missing hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's
+    line was written, ``t_last + took_last``; the next hop may come after it), and how many
+    do."""
     overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= _WRITTEN + g)
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
@@ -623,6 +629,8 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .agg(
             pl.col("source").sort_by("source", "pos_before").first().alias("gap_source"),
             pl.col("pos_before").sort_by("source", "pos_before").first().alias("gap_pos"),
+            # (how many gaps may hold it: one, and only that gap explains the path)
+            pl.struct("source", "pos_before").n_unique().cast(pl.UInt32).alias("gap_count"),
         )
     )
 
