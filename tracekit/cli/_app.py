@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -748,7 +749,18 @@ def _gap_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
         f"{n} {what}: events are missing from the logs (lost by the logging, or before a log "
         "began), and a drop where they are missing is"
     )
-    return _not_drops(n, "log_gap", gates, f"{said} indeterminate")
+    # a gap holding more paths than it lost events says how many of them are drops at least
+    surely = sum(
+        int(m.group(1))
+        for f in data.get("findings", ())
+        if f.get("kind") == "log_gap" and (m := _SURE_DROPS.search(str(f.get("detail") or "")))
+    )
+    more = f" (though at least {surely} of the paths they hold are drops)" if surely else ""
+    return _not_drops(n, "log_gap", gates, f"{said} indeterminate{more}")
+
+
+#: What a log_gap says of the paths it holds where they need more lines than it lost.
+_SURE_DROPS: Final = re.compile(r"at least (\d+) of them are drops\)")
 
 
 def _unnamed_note(data: Mapping[str, Any], gates: Sequence[Any]) -> str:
