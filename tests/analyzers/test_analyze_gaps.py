@@ -156,8 +156,7 @@ def test_a_gap_that_lost_as_many_events_as_it_holds_paths_says_nothing_more(hist
     history.ev(-50, "TRACEKIT.heartbeat", "client-u2", "u2")
     history.seq["client-u2"] += 2
     traces = [
-        history.message(n, "u1", ["u2"], t=100 * n, stop={"u2": "WS-RECV.receive"})
-        for n in (1, 2)
+        history.message(n, "u1", ["u2"], t=100 * n, stop={"u2": "WS-RECV.receive"}) for n in (1, 2)
     ]
     history.ev(400, "TRACEKIT.heartbeat", "client-u2", "u2")
     history.tail()
