@@ -8,6 +8,7 @@ import polars as pl
 from tracekit.analyzers._findings import EVIDENCE, empty_findings, evidence, findings, ms
 from tracekit.analyzers._paths import (
     Paths,
+    as_text,
     col,
     engine,
     gap_start,
@@ -88,11 +89,12 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
 
 
 def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
-    """The ``orphans`` (``trace_id``, ``t_min``, ``sender_src``, ``acting``) whose send may be in
-    a gap of the sender's log: one overlapping the time a hop may take before the message's first
-    event (the send comes before every other hop). The sender's log is the one that logged its
-    other sender hops, else (none survived) any client of that sender, else (no client of
-    the sender in the logs, or none named) a log's lost beginning after it. -> ``trace_id``, ``gap_source``, the
+    """The ``orphans`` (``trace_id``, ``t_min``, ``sender_src``, ``acting``, ``conv_id``) whose
+    send may be in a gap of the sender's log: one overlapping the time a hop may take before
+    the message's first event (the send comes before every other hop). The sender's log is the
+    one that logged its other sender hops, else (none survived) any client of that sender,
+    else (no client of the sender in the logs, or none named) a log's lost beginning after it
+    (a client's of the conversation, or a server's). -> ``trace_id``, ``gap_source``, the
     gap's last line before it (``gap_file``, ``gap_line``) and, where the gap is the log's
     lost beginning (``begun``: the message was sent before that log began), its first line
     (``gap_seq``, ``gap_t``, ``first_file``, ``first_line``)."""
@@ -113,19 +115,35 @@ def _send_in_gap(paths: Paths, orphans: pl.DataFrame) -> pl.LazyFrame:
     mine = pl.concat(sources).with_columns(rank=pl.lit(0))
     # no client of the sender in the logs (or none named: a server that names itself on its
     # lines, as tracekit's chat server does, review 23b): a log's lost beginning after the
-    # message may hold its send, a client's (the first to begin), else a server's (its
-    # persist, the send before it); no other gap says anything of whose send it was
+    # message may hold its send, a client's of the message's conversation (the first to
+    # begin), else a server's (its persist, the send before it); no other gap says anything
+    # of whose send it was
     unknown = orphans.lazy().join(mine.select("trace_id"), on="trace_id", how="anti")
     servers = paths.server_sources().get_column("source")
-    begun = (
-        paths.gaps.lazy()
-        .filter(lost_beginning())
-        .select(
-            "source", rank=pl.when(pl.col("source").is_in(servers.implode())).then(2).otherwise(1)
+    begun = paths.gaps.filter(lost_beginning()).get_column("source").unique()
+    clients = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter != "server"]
+    talking = as_text(
+        paths.hop_rows()
+        .filter(
+            pl.col("source").is_in(begun.cast(paths.hops.schema["source"]).implode())
+            & pl.col("hop").is_in(clients)
         )
+        .select("source", "conv_id")
         .unique()
-    )
-    guessed = unknown.select("trace_id", "t_min").join(begun, how="cross")
+    ).with_columns(rank=pl.lit(1))
+    asked = unknown.select("trace_id", "t_min", pl.col("conv_id").cast(pl.String))
+    guessed = pl.concat(
+        [
+            asked.join(talking, on="conv_id", nulls_equal=False),
+            asked.join(
+                pl.LazyFrame({"source": begun}, schema={"source": pl.String})
+                .filter(pl.col("source").is_in(servers.implode()))
+                .with_columns(rank=pl.lit(2)),
+                how="cross",
+            ),
+        ],
+        how="vertical_relaxed",
+    ).drop("conv_id")
     return (
         pl.concat([mine, guessed], how="vertical_relaxed")
         .join(paths.gaps.lazy(), on="source")
@@ -519,7 +537,9 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         # is. Still reported, marked, with the gap in its evidence: not listing it anywhere
         # would hide it (the log_gap finding names only drops; see the drop candidates).
         rows = late.collect(engine=engine())
-        sent_in_gap = _send_in_gap(paths, rows.select("trace_id", "t_min", "sender_src", "acting"))
+        sent_in_gap = _send_in_gap(
+            paths, rows.select("trace_id", "t_min", "sender_src", "acting", "conv_id")
+        )
         late = rows.lazy().join(sent_in_gap, on="trace_id", how="left")
         # sent before a log that lost its beginning began (the sender's, or the server's
         # where the sender's is not in the logs): as one sent before all the logs, in flight

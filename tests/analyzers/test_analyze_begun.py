@@ -216,6 +216,7 @@ def test_a_message_sent_before_its_senders_log_began_is_in_flight(history, serve
     history.message(1, "u3", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=20_000)
     history.ev(20_100, "TRACEKIT.heartbeat", "client-u1", "u1")
+    history.message(3, "u3", ["u1"], t=25_000)  # (u1's log shows it in c1 after the cut)
     history.tail()
     if server_actor:
         for r in history.rows:
@@ -304,3 +305,26 @@ def test_a_restart_after_a_beginning_that_lost_one_line_is_found(history):
     assert report.findings["detail"][0].startswith(f"the log begins at seq 2: 1 {_BEGUN}")
     assert len(report.summary["restarts"]) == 1
     assert t1
+
+
+def test_a_send_no_line_names_the_sender_of_is_not_put_in_another_conversations_log(history):
+    # the server names itself on its lines; m2 (c1) has no client line at all, and u1's log
+    # lost nothing. u9's log lost its beginning after m2, but u9 talks in c9 only: m2's send
+    # is not guessed into it (a never-sent message stays unexpected)
+    _from_one(history)
+    history.seq["client-u9"] = 1
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(
+        2, "u1", ["u2"], t=20_000, skip_message=("CTRL.send", "REST.request", "REST.response")
+    )
+    history.message(3, "u8", ["u9"], t=21_000, conv="c9")
+    history.tail()
+    for r in history.rows:
+        if r["source"] == "server-1":
+            r["actor"] = "server"
+    for r in [r for r in history.rows if r["source"] == "client-u9"]:
+        r["seq"] += 5  # (its first 5 lost)
+    report = analyze(history.frame())
+    assert [k for k in history.kinds(report.findings) if k[0] != "log_gap"] == [
+        ("unexpected", t2, None, "REST.persist", None)
+    ]
