@@ -39,9 +39,12 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             n_lost=pl.len(),
             lost=pl.col("what").sort().head(5).str.join(", "),
-            needed=line.filter(pl.col("gap_count") == 1).n_unique(),
+            # (not a path lines naming no recipient may complete: review 23c)
+            needed=line.filter((pl.col("gap_count") == 1) & ~pl.col("unnamed")).n_unique(),
         )
     )
+    # what the gap may hold: the events lost there, and those a time window left out
+    held = pl.col("missing") + pl.col("outside")
     rows = (
         paths.gaps.lazy()
         # (a jump a reading's time window filled: nothing lost, :mod:`._window`)
@@ -87,14 +90,14 @@ def log_gaps(paths: Paths, indeterminate: pl.LazyFrame) -> pl.LazyFrame:
                     pl.col("n_lost"),
                     pl.col("lost"),
                     pl.when(pl.col("n_lost") > 5).then(pl.lit(", ...")).otherwise(pl.lit("")),
-                    pl.when(pl.col("needed") > pl.col("missing"))
+                    pl.when(pl.col("needed") > held)
                     .then(
                         pl.format(
-                            " (their hops need {} line(s) in it, which lost {}: at least {} of "
-                            "them are drops)",
+                            " (their hops need {} line(s) in it, which may hold {}: at least {} "
+                            "of them are drops)",
                             pl.col("needed"),
-                            pl.col("missing"),
-                            pl.col("needed") - pl.col("missing"),
+                            held,
+                            pl.col("needed") - held,
                         )
                     )
                     .otherwise(pl.lit("")),

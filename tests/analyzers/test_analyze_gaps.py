@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import polars as pl
+
 from tracekit.analyzers import analyze, find_log_gaps
 
 
@@ -148,7 +152,7 @@ def test_a_gap_that_holds_more_paths_than_it_lost_events_says_some_are_drops(his
     assert report.findings["detail"][0] == (
         "seq jumps from 0 to 2: 1 event(s) lost by the logging; 3 message path(s) "
         f"indeterminate, not reported as drops: {held} (their hops need 3 line(s) in it, "
-        "which lost 1: at least 2 of them are drops)"
+        "which may hold 1: at least 2 of them are drops)"
     )
 
 
@@ -162,3 +166,51 @@ def test_a_gap_that_lost_as_many_events_as_it_holds_paths_says_nothing_more(hist
     history.tail()
     detail = analyze(history.frame()).findings["detail"][0]
     assert detail.endswith(f"{traces[1]} (u2 at WS-RECV.receive)")
+
+
+def test_paths_that_lines_naming_no_recipient_may_complete_need_no_line_in_the_gap(history):
+    # review 23c: u2's app logged receive, store and show of each message, without its
+    # actor: those lines may be the whole of the three paths, so none needs the lost line,
+    # and "at least 2 of them are drops" was false
+    history.ev(-50, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 1
+    traces = [
+        history.message(n, "u1", ["u2"], t=100 * n, stop={"u2": "WS-RECV.receive"})
+        for n in (1, 2, 3)
+    ]
+    history.ev(400, "TRACEKIT.heartbeat", "client-u2", "u2")
+    for n, trace in enumerate(traces, 1):
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(500 + 10 * n + k, hop, "client-u2", None, trace=trace, conv_id="c1")
+    history.tail()
+    gaps = analyze(history.frame()).findings.filter(pl.col("kind") == "log_gap")
+    assert gaps["detail"].to_list() == [
+        "seq jumps from 0 to 2: 1 event(s) lost by the logging; 3 message path(s) "
+        "indeterminate, not reported as drops: "
+        + ", ".join(f"{t} (u2 at WS-RECV.receive)" for t in traces)
+    ]
+
+
+def test_events_a_time_window_left_out_count_among_what_a_gap_may_hold(history):
+    # review 23c: u2's log lost 1 event before a window that left out 10 of its lines; the
+    # paths' hops are among those 10: the gap may hold 11 events, not 1
+    history.seq["client-u2"] += 2
+    history.ev(-100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    for n in (1, 2, 3):
+        t = history.message(n, "u1", ["u2"], t=1000 + 100 * n, stop={"u2": "WS-RECV.receive"})
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            # (u2's clock runs 600 ms behind: its lines stamped before the window)
+            history.ev(530 + 100 * n + k, hop, "client-u2", "u2", trace=t, conv_id="c1")
+    history.ev(2000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    table = history.frame().collect()
+    inside = pl.col("timestamp") >= table.get_column("timestamp").min() + timedelta(
+        milliseconds=1150
+    )
+    found = analyze(table.filter(inside), left_out=table.filter(~inside)).findings
+    (detail,) = found.filter(pl.col("kind") == "log_gap")["detail"].to_list()
+    assert detail.startswith(
+        "the log read begins at seq 12: 1 earlier event(s) are not in these logs"
+    )
+    assert "10 more are outside the time window read; 3 message path(s) indeterminate" in detail
+    assert "are drops" not in detail
