@@ -188,3 +188,19 @@ def test_events_another_run_left_out_do_not_fill_a_gap(history):
     assert found["detail"][0].startswith(
         "seq jumps from 5 to 9: 3 event(s) lost by the logging; 1 message path(s) indeterminate"
     )
+
+
+def test_a_window_that_left_out_a_behind_clients_receives_holds_their_paths(history):
+    # review 23c: u2's clock runs 600 ms behind, and nothing the window kept places it; its
+    # receives of m1-m3 are stamped before the window, left out, though they follow the
+    # server's delivers inside it. Held over their raw stamps only, the three read as drops
+    history.seq["client-u2"] += 1
+    history.ev(-100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    for n in (1, 2, 3):
+        t = history.message(n, "u1", ["u2"], t=1000 + 100 * n, stop={"u2": "WS-RECV.receive"})
+        for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
+            history.ev(530 + 100 * n + k, hop, "client-u2", "u2", trace=t, conv_id="c1")
+    history.ev(2000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    inside, outside = _window(history, 1150)
+    assert analyze(inside, left_out=outside).findings.is_empty()
