@@ -901,10 +901,7 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     clients = paths.client_sources(users).select(who=pl.col("actor"), begun=pl.col("source"))
     # (a log that lost its beginning, or whose beginning a time window left out, ran before
     # its first line)
-    ran_before = pl.col("begun").is_in(paths.begun_before().implode())
-    spans = paths.sources.select(
-        begun=pl.col("source").cast(pl.String), t_begun="t_start"
-    ).with_columns(t_begun=pl.when(ran_before).then(pl.lit(-(1 << 62))).otherwise("t_begun"))
+    spans = paths.log_spans().select(begun="source", t_begun="t_start")
     late = (
         judged.lazy()
         .select("_d", "who", "t_last", "took_last")

@@ -67,22 +67,13 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
         paths.client_sources(users)
-        .join(paths.sources.lazy().select("source", "t_start", "t_end"), on="source")
-        .with_columns(
-            pl.when(pl.col("source").is_in(paths.begun_before().implode()))
-            .then(pl.lit(None, dtype=pl.Int64))
-            .otherwise("t_start")
-            .alias("t_start")
-        )
+        .join(paths.log_spans().lazy(), on="source")
         .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
     )
     return (
         writes.select("trace_id", "recipient", t)
         .join(spans, on="recipient")
-        .filter(
-            ((pl.col("t_start") - g <= pl.col(t)) | pl.col("t_start").is_null())
-            & (pl.col(t) <= pl.col("t_end") + g)
-        )
+        .filter((pl.col("t_start") - g <= pl.col(t)) & (pl.col(t) <= pl.col("t_end") + g))
         .group_by("trace_id", "recipient")
         .agg(devices=pl.len())
     )

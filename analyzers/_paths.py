@@ -308,13 +308,21 @@ class Paths:
             seen.drop_nulls().join(self.server_sources().lazy(), on="source", how="anti").unique()
         )
 
-    def begun_before(self) -> pl.Series:
-        """The sources whose log lost its beginning (a gap with no line before it: the log
-        begins above seq 1, or with ``TRACEKIT.dropped``): their process ran before their
-        first line, for as long as nothing says otherwise."""
-        # (a beginning a reading's time window left out: the process ran before it too)
+    def log_spans(self) -> pl.DataFrame:
+        """``source`` (text), ``t_start`` and ``t_end``: when each source's log runs (corrected
+        ns). A log that lost its beginning (it begins above seq 1, or with
+        ``TRACEKIT.dropped``), or whose beginning a reading's time window left out, ran before
+        its first line: since ever, for as long as nothing says otherwise."""
         leading = (pl.col("seq_before") == -1) & pl.col("missing").is_not_null()
-        return self.gaps.filter(lost_beginning() | leading).get_column("source").unique()
+        before = self.gaps.filter(lost_beginning() | leading).get_column("source").unique()
+        return self.sources.select(
+            pl.col("source").cast(pl.String),
+            pl.when(pl.col("source").cast(pl.String).is_in(before.implode()))
+            .then(pl.lit(_SINCE_EVER, dtype=_I64))
+            .otherwise(pl.col("t_start"))
+            .alias("t_start"),
+            "t_end",
+        )
 
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the

@@ -146,8 +146,9 @@ def analyze(
     ``grace`` defaults to the pipeline's (5 s for the built-in one); ``slo`` adds or overrides
     thresholds (``{"end_to_end": timedelta(milliseconds=500)}``); ``inputs`` (the collectors'
     counts) is copied into the report. ``left_out``: the events a reading left out of
-    ``events`` on purpose (a time window), of which only ``source`` and ``seq`` are read:
-    their seq numbers are no loss of the logs (no ``log_gap`` for them).
+    ``events`` on purpose (a time window; ``source`` and ``seq``, and where given ``file``,
+    ``line``, ``timestamp`` and ``duration_ms``): their seq numbers are no loss of the logs
+    (no ``log_gap`` for them; :mod:`tracekit.analyzers._window`).
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
     paths = build_paths(events.lazy(), p)

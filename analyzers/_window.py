@@ -124,11 +124,10 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
         .drop("filled", "zero", "t_lo", "t_hi")
     )
     # a TRACEKIT.dropped at a gap's end is said by that gap; one they filled says it again
-    lost = gaps.filter(pl.col("missing").is_null() | (pl.col("missing") > 0))
     markers = dropped_markers(
         paths.hops.lazy().filter(pl.col("hop").is_not_null()),
         paths.rest,
-        lost.filter(pl.col("missing").is_not_null()),
+        gaps.filter(pl.col("missing") > 0),
         paths.offsets,
     ).with_columns(outside=pl.lit(0, dtype=pl.Int64))
     kept = gaps.filter(pl.col("missing").is_not_null())

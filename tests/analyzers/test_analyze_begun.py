@@ -293,18 +293,21 @@ def test_a_restart_after_a_beginning_that_lost_one_line_is_found(history):
     # first line) restarts at seq 1, only 1 below its least: read as lines out of order at
     # the log's start, no restart, and false reorders. Past the log's first lines it is one
     _from_one(history)
-    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.message(1, "u1", ["u2"], t=0)
     history.message(2, "u1", ["u2"], t=1000)
     history.seq["client-u2"] = 1  # restarted
-    history.message(3, "u1", ["u2"], t=10_000)
+    t3 = history.message(3, "u1", ["u2"], t=10_000)
     history.message(4, "u1", ["u2"], t=11_000)
     history.tail()
     _cut(history, "client-u2", 1)
     report = analyze(history.frame())
-    assert report.findings.select("kind", "source").rows() == [("log_gap", "client-u2")]
-    assert report.findings["detail"][0].startswith(f"the log begins at seq 2: 1 {_BEGUN}")
-    assert len(report.summary["restarts"]) == 1
-    assert t1
+    assert report.findings.select("kind", "source", "detail").rows() == [
+        ("log_gap", "client-u2", f"the log begins at seq 2: 1 {_BEGUN}")
+    ]
+    again = next(r for r in history.rows if r["trace_id"] == t3 and r["source"] == "client-u2")
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "file": "client-u2.jsonl", "line": again["line"], "mended": True}
+    ]
 
 
 def test_a_send_no_line_names_the_sender_of_is_not_put_in_another_conversations_log(history):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,17 +191,37 @@ def test_events_another_run_left_out_do_not_fill_a_gap(history):
     )
 
 
-def test_a_window_that_left_out_a_behind_clients_receives_holds_their_paths(history):
+@pytest.mark.parametrize("lost", [1, 2])
+def test_a_window_that_left_out_a_behind_clients_receives_holds_their_paths(history, lost):
     # review 23c: u2's clock runs 600 ms behind, and nothing the window kept places it; its
     # receives of m1-m3 are stamped before the window, left out, though they follow the
-    # server's delivers inside it. Held over their raw stamps only, the three read as drops
-    history.seq["client-u2"] += 1
+    # server's delivers inside it. Its log lost its first event (seq 0), or its first two:
+    # - 1: the left-out lines fill the rest; held over their raw stamps only, the three read
+    #   as drops
+    # - 2: a gap of 1 lost event beside the 10 left out, which may hold the three paths'
+    #   hops ("at least 2 of them are drops" counted the 1 alone)
+    history.seq["client-u2"] += lost
     history.ev(-100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    traces = []
     for n in (1, 2, 3):
         t = history.message(n, "u1", ["u2"], t=1000 + 100 * n, stop={"u2": "WS-RECV.receive"})
         for k, hop in enumerate(("WS-RECV.receive", "REPO.add", "CTRL.add")):
             history.ev(530 + 100 * n + k, hop, "client-u2", "u2", trace=t, conv_id="c1")
+        traces.append(t)
     history.ev(2000, "TRACEKIT.heartbeat", "client-u2", "u2")
     history.tail()
     inside, outside = _window(history, 1150)
-    assert analyze(inside, left_out=outside).findings.is_empty()
+    found = analyze(inside, left_out=outside).findings
+    if lost == 1:
+        assert found.is_empty()
+        return
+    held = ", ".join(f"{t} (u2 at WS-RECV.receive)" for t in traces)
+    assert found.select("kind", "source", "detail").rows() == [
+        (
+            "log_gap",
+            "client-u2",
+            "the log read begins at seq 12: 1 earlier event(s) are not in these logs (a log "
+            "begun mid-traffic: rotated, cut or started late); 10 more are outside the time "
+            f"window read; 3 message path(s) indeterminate, not reported as drops: {held}",
+        )
+    ]
