@@ -3,7 +3,8 @@
 ``tracekit/analyzers/_passes.c`` counts each hop and finds its first row per message and per
 (trace, recipient) in one pass (``firsts``; ``_paths._polars_wide`` is the same in polars,
 and the fallback where the extension is not built), and picks the hop events of a few traces
-(``rows_of``, for ``_paths._hops_of``). These tests hold each to its polars version:
+(``rows_of``, for ``_paths._hops_of``), and finds the sources whose seqs do not rise line by
+line (``unordered``, for the per-source stats' distinct count). These tests hold each to its polars version:
 differential property tests on generated hop events (nulls, hops of neither side, several
 chunks, named recipients never seen), a trace with more recipients than the kernel's chains
 hold, and whole analyses with and without it. Likewise the lookups by code (a left join),
@@ -12,6 +13,8 @@ grouping by one packed key.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import polars as pl
 import pytest
@@ -29,6 +32,10 @@ from tracekit.analyzers._paths import (
     _lookup,
     _native_wide,
     _polars_wide,
+    _source_stats,
+    _unordered,
+    _with_distinct,
+    as_text,
     build_paths,
     rows_by_code,
 )
@@ -391,3 +398,65 @@ def test_reorders_grouping_is_the_two_stable_sorts(rows: list[tuple[int, int, in
     )
     want = stored.sort("dev", maintain_order=True).sort("gc", maintain_order=True)
     assert_frame_equal(order_mod._grouped(stored), want)
+
+
+def source_frame(rows: list[tuple[str | None, int | None]], cut: int) -> pl.DataFrame:
+    """Lines of sources (Categorical, some unnamed) and their seqs, in two chunks."""
+    frame = pl.DataFrame(
+        {
+            "source": [r[0] for r in rows],
+            "seq": [r[1] for r in rows],
+            "ts": list(range(len(rows))),
+        },
+        schema={"source": pl.Categorical(), "seq": pl.Int64, "ts": pl.Int64},
+    )
+    cut = min(cut, frame.height)
+    return pl.concat([frame.head(cut), frame.tail(frame.height - cut)], rechunk=False)
+
+
+def test_the_sources_whose_seqs_fall_or_repeat() -> None:
+    frame = source_frame(
+        [
+            ("a", 1), ("b", 5), ("a", 2), ("b", 5),  # b repeats 5
+            ("c", 3), ("c", None), ("c", 2),  # c falls, past a line without a seq
+            ("d", 1), (None, 7), (None, 4),  # unnamed lines fall
+            ("a", 9), ("b", 1), ("d", None),  # b falls again: said once
+        ],
+        cut=5,
+    )  # fmt: skip
+    unordered = _unordered(frame)
+    assert unordered is not None
+    assert unordered.dtype == pl.Categorical()
+    assert unordered.to_list() == ["b", "c", None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", None]), st.one_of(st.none(), st.integers(0, 6))),
+        max_size=60,
+    ),
+    cut=st.integers(0, 60),
+)
+def test_the_distinct_seqs_are_polars_count(
+    rows: list[tuple[str | None, int | None]], cut: int
+) -> None:
+    frame = source_frame(rows, cut)
+    unordered = _unordered(frame)
+    assert unordered is not None
+    events = frame.lazy()
+    want = as_text(_source_stats(events)).collect()
+    got = _with_distinct(
+        as_text(_source_stats(events, distinct=False)).collect(), events, unordered
+    )
+    assert_frame_equal(got, want, check_row_order=False, check_column_order=False)
+    # the unordered ones are exactly those whose seqs do not rise line by line
+    rising = {
+        name
+        for name in {r[0] for r in rows}
+        if all(
+            x < y
+            for x, y in itertools.pairwise([q for s, q in rows if s == name and q is not None])
+        )
+    }
+    assert set(unordered.to_list()) == {r[0] for r in rows} - rising
