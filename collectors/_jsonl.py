@@ -27,6 +27,7 @@ from tracekit._arrow import Capsules
 from tracekit.collectors._normalize import RAW_SCHEMA, empty_table, normalize, prepared
 from tracekit.collectors._stats import MAX_EXAMPLES, InputStats
 from tracekit.collectors._time import fast_iso_utc
+from tracekit.table import CATEGORICAL_COLUMNS
 
 try:
     from tracekit.collectors import _jsonscan  # type: ignore[attr-defined]
@@ -93,12 +94,14 @@ _pool: ThreadPoolExecutor | None = None
 
 
 def _native(
-    data: bytes | bytearray | Path, keys: tuple[str, ...], ts_key: int
+    data: bytes | bytearray | Path, keys: tuple[str, ...], ts_key: int, coded: int = 0
 ) -> pl.DataFrame | None:
     """``data`` read by the compiled scanner (tracekit/collectors/_jsonscan.c): the String
-    columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). None
-    when it is not built, or when a line is outside what it reads exactly as polars does;
-    the caller then reads with polars."""
+    columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). The
+    keys whose bit is set in ``coded`` come Categorical (the same values: the scanner keeps
+    each distinct one once, where a String column held every row's copy for the cast that
+    followed). None when it is not built, or when a line is outside what it reads exactly
+    as polars does; the caller then reads with polars."""
     if _jsonscan is None or any(not k or "\x00" in k for k in keys):
         return None  # (odd names from a user's rename: an empty one would come back renamed)
     if isinstance(data, Path):
@@ -111,15 +114,15 @@ def _native(
             return None
     cut = data.find(b"\n", len(data) // 2) + 1 if len(data) >= _SPLIT_BYTES else 0
     if cut <= 0 or cut >= len(data):
-        parts = [_jsonscan.scan(data, keys, ts_key)]
+        parts = [_jsonscan.scan(data, keys, ts_key, coded)]
     else:
         global _pool
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-scan")
         view = memoryview(data)  # halves without a copy
-        second = _pool.submit(_jsonscan.scan, view[cut:], keys, ts_key)
+        second = _pool.submit(_jsonscan.scan, view[cut:], keys, ts_key, coded)
         try:
-            first = _jsonscan.scan(view[:cut], keys, ts_key)
+            first = _jsonscan.scan(view[:cut], keys, ts_key, coded)
         except BaseException:
             second.exception()  # the other half finishes with the buffer before we unwind
             raise
@@ -147,7 +150,13 @@ def _parse_prepared(
         inverse = {v: k for k, v in (rename or {}).items()}
         ts_name = inverse.get("timestamp", "timestamp")
         ts_key = keys.index(ts_name) if fmt is None and ts_name in keys else -1
-        scanned = _native(data, keys, ts_key)
+        # the names (the event table's Categorical columns) read coded, as Categorical
+        coded = sum(
+            1 << i
+            for i, k in enumerate(keys)
+            if (rename or {}).get(k, k) in CATEGORICAL_COLUMNS and i != ts_key
+        )
+        scanned = _native(data, keys, ts_key, coded)
         if scanned is None:
             return None
         # with a user's timestamp format, the scanner's parse of tracekit's layout is unused

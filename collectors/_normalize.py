@@ -46,7 +46,8 @@ def _clip(expr: pl.Expr, n: int = 40) -> pl.Expr:
 def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.LazyFrame:
     """The per-row work of :func:`normalize` as lazy expressions, so a reader can fuse it into
     its scan (polars then parses and converts chunk by chunk, on all cores)."""
-    names = frame.collect_schema().names()
+    schema = frame.collect_schema()
+    names = schema.names()
     missing = [c for c in RAW_COLUMNS if c not in names]
     if missing:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
@@ -59,13 +60,17 @@ def prepared(frame: pl.LazyFrame, timestamp_format: str | None = None) -> pl.Laz
     )
     # A name that opens with a bracket or a brace (a JSON list or object read as its text, or
     # "[CTRL]"): looked at in :func:`_names`, on those rows only (usually none).
+    # (A name the compiled scanner read coded is Categorical already: checked on its
+    # distinct values, the text functions' `cat` forms.)
+    coded = {c for c in names if schema[c] == pl.Categorical()}
+    text = {c: pl.col(c).cat if c in coded else pl.col(c).str for c in RAW_COLUMNS}
     bracketed = pl.any_horizontal(
-        pl.col(c).str.starts_with("[") | pl.col(c).str.starts_with("{") for c in _NAME_COLUMNS
+        text[c].starts_with("[") | text[c].starts_with("{") for c in _NAME_COLUMNS
     ).fill_null(False)
     # Empty strings count as absent for the keys an event cannot do without (checked here,
     # not rewritten: rewriting three string columns costs more than the whole check).
     absent = [
-        (pl.col(c).is_null() | (pl.col(c).str.len_bytes() == 0)).alias(f"_{c}_absent")
+        (pl.col(c).is_null() | (text[c].len_bytes() == 0)).alias(f"_{c}_absent")
         for c in ("stage", "action")
     ]
     # Every check on the text above, then the names made Categorical in the same pass, so in

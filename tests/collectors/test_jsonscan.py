@@ -2,9 +2,11 @@
 
 ``tracekit/collectors/_jsonscan.c`` is a fast path: for every input it either returns the
 String columns ``pl.read_ndjson`` gives with every key typed String (plus ``_ts_fast``, the
-timestamps in tracekit's own layout), or None, and the reader falls back to polars. These
-tests hold it to that: exact cases, a differential property test against polars on generated
-and corrupted lines, and whole collections with and without it.
+timestamps in tracekit's own layout), or None, and the reader falls back to polars. Keys it
+is asked to code come as Categorical columns of the same values (a dictionary of the
+distinct ones). These tests hold it to that: exact cases, a differential property test
+against polars on generated and corrupted lines (plain and coded), and whole collections
+with and without it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ def test_the_scanner_is_built() -> None:
 
 def native(data: bytes) -> pl.DataFrame | None:
     return jsonl._native(data, KEYS, TS)
+
+
+#: Every key but the timestamps coded (the reader codes the names; any key may be).
+CODED = sum(1 << i for i in range(len(KEYS)) if i != TS)
+
+
+def coded_as_text(data: bytes) -> pl.DataFrame | None:
+    """The scanner's coded read, its Categorical columns back to text."""
+    got = jsonl._native(data, KEYS, TS, CODED)
+    if got is None:
+        return None
+    assert all(got.schema[k] == pl.Categorical() for k in KEYS if k != "timestamp")
+    return got.with_columns(pl.col(pl.Categorical()).cast(pl.String))
 
 
 def polars_read(data: bytes) -> pl.DataFrame:
@@ -155,6 +170,31 @@ def test_timestamps_in_tracekits_layout(text: str, expected: dt.datetime | None)
     assert df.get_column("_ts_fast")[0] == expected
 
 
+def test_coded_keys_keep_every_value_many_distinct_ones_among_them() -> None:
+    # Past the dictionary's first table (512 values) several times over, short values and
+    # long ones (over 12 bytes: kept apart from their view), escaped, numbers, lists, nulls,
+    # a key left out, and a value seen again long after its first line.
+    values = [
+        f'"m{i % 1500}"' if i % 7 else f'"a much longer message id number {i % 900}"'
+        for i in range(6000)
+    ]
+    values[10], values[11], values[12], values[13] = '"tab\\tq"', "42", '["u1","u2"]', "null"
+    values[5999] = values[1]
+    lines = [f'{{"msg_id":{v},"stage":"S{i % 3}"}}' for i, v in enumerate(values)]
+    lines[20] = '{"stage":"S2"}'
+    data = "\n".join(lines).encode()
+    plain, coded = native(data), coded_as_text(data)
+    assert plain is not None and coded is not None
+    assert_frame_equal(coded, plain)
+    assert_frame_equal(plain.drop("_ts_fast"), polars_read(data))
+    raw = jsonl._native(data, KEYS, TS, CODED)
+    assert raw is not None
+    ids = raw.get_column("msg_id")
+    assert ids.n_unique() == polars_read(data).get_column("msg_id").n_unique() == 2361
+    assert ids[5999] == ids[1] == "m1"
+    assert ids.null_count() == 2
+
+
 def test_nanoseconds_are_kept() -> None:
     df = native(b'{"timestamp":"2026-11-26T12:00:00.123456789Z"}')
     assert df is not None
@@ -230,11 +270,14 @@ def _reads_exactly_what_polars_reads_or_declines(
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
     got = native(data)
-    if got is None:
+    coded = coded_as_text(data)
+    assert (got is None) == (coded is None)  # coding takes what it reads, never declines more
+    if got is None or coded is None:
         return
     # it read the input: polars must read it too, to the same columns, row for row
     want = polars_read(data)
     assert_frame_equal(got.drop("_ts_fast"), want)
+    assert_frame_equal(coded, got)
     fast = pl.select(fast_iso_utc(pl.lit(want.get_column("timestamp")))).to_series()
     parsed = got.get_column("_ts_fast")
     assert (parsed.is_null() | (parsed == fast)).fill_null(False).all()
