@@ -248,8 +248,12 @@ def _guarded(where: str, out: OTLPItems, read: Callable[[], None]) -> None:
 def _span(where: str, span: Any, default_source: Any, out: OTLPItems) -> None:
     span = _object(span)
     ev: dict[str, Any] = {}
-    _fields_from(_attrs(span.get("attributes"), out, where), ev)
-    trace_id = _trace_id(span.get("traceId"))
+    attrs = _attrs(span.get("attributes"), out, where)
+    _fields_from(attrs, ev)
+    # tracekit's span of an event of no message is in a trace of its own: not the event's
+    # (its JSON line, read beside it, has none; the two are one line read twice)
+    untraced = attrs.get("tracekit.untraced") is True
+    trace_id = None if untraced else _trace_id(span.get("traceId"))
     span_id = _hex_id(span.get("spanId"), 8)
     span_events = _list(span.get("events"), "events")
     tracekit = ev.get("stage") is not None and ev.get("action") is not None

@@ -4,6 +4,7 @@ so unconfigured and span-less processes never pay for the OpenTelemetry API.
 
 from __future__ import annotations
 
+import random
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -97,11 +98,34 @@ def _phantom_parent_id(trace_id: str) -> int:
     return int(trace_id[16:], 16) or 1
 
 
-def span_attributes(fields: dict[str, Any]) -> dict[str, str]:
+def _untraced_parent() -> otel_context.Context:
+    """A sampled remote parent in a new trace, for a span of an event of no message."""
+    remote = SpanContext(
+        random.getrandbits(128) or 1,
+        random.getrandbits(64) or 1,
+        is_remote=True,
+        trace_flags=_SAMPLED,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote))
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    """A recipients list as a span attribute (a sequence of strings); None for anything
+    else (the event's own check words it: no span attribute guesses at it)."""
+    if isinstance(value, list | tuple) and all(type(v) is str for v in value):
+        return tuple(value)
+    return None
+
+
+def span_attributes(fields: dict[str, Any]) -> dict[str, str | tuple[str, ...]]:
     """The span attributes for event fields learnt after the span started."""
-    out = {attr: _text(fields[key]) for key, attr in _OPTIONAL if fields.get(key) is not None}
+    out: dict[str, str | tuple[str, ...]] = {
+        attr: _text(fields[key]) for key, attr in _OPTIONAL if fields.get(key) is not None
+    }
     if fields.get("actor") is not None:
         out["tracekit.actor"] = _text(fields["actor"])
+    if (names := _names(fields.get("recipients"))) is not None:
+        out["tracekit.recipients"] = names
     return out
 
 
@@ -161,6 +185,11 @@ class SpanFactory:
                     current.is_valid and current.trace_id == remote[0] and not _stranded(span_now)
                 ):
                     parent = remote[1]
+        elif trace_id is None and not span_now.get_span_context().is_valid:
+            # An event of no message (a history load's fetch) starts a trace of its own:
+            # sampled, as a message's spans are (a ratio sampler dropped some of a log's
+            # fetches from the spans alone: races and drops unsaid, false ones)
+            parent = _untraced_parent()
         if parent is None and _stranded(span_now):
             # a span left current by a stage finished in another context: its parent
             above = getattr(span_now, "parent", None)
@@ -194,6 +223,12 @@ class SpanFactory:
             value = fields.get(key)
             if value is not None:
                 attributes[attr] = value if type(value) is str else _text(value)
+        if trace_id is None:  # the span's trace id is no trace id of the event's
+            attributes["tracekit.untraced"] = True
+        # The broadcast's recipients: read from spans alone, the expected deliveries (without
+        # them a span-only analysis guessed them from membership: drops to the wrong people)
+        if "recipients" in fields and (names := _names(fields["recipients"])) is not None:
+            attributes["tracekit.recipients"] = names
         span = self._tracer.start_span(
             kind[0], context=parent, kind=kind[1], attributes=attributes, start_time=start_ns
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,14 +168,15 @@ def receiver(tmp_path: Path) -> Any:
         yield rx, out
 
 
-def _tracer_provider(url: str, **kw: Any) -> Any:
+def _tracer_provider(url: str, sampler: Any = None, **kw: Any) -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     provider = TracerProvider(
-        resource=Resource.create({"service.name": "chat", "service.instance.id": "chat-server-1"})
+        resource=Resource.create({"service.name": "chat", "service.instance.id": "chat-server-1"}),
+        sampler=sampler,
     )
     provider.add_span_processor(
         SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=5, **kw))
@@ -799,3 +801,95 @@ def test_a_span_with_no_time_is_refused_not_written(receiver: Any) -> None:
     }
     got = collect([out])
     assert (got.inputs.events, got.inputs.malformed) == (1, 0)
+
+
+def test_tracekits_own_spans_alone_name_the_broadcasts_recipients(
+    receiver: Any, tmp_path: Path
+) -> None:
+    # Review 24a: tracekit's spans carried no recipients, so an analysis of spans alone took
+    # the expected deliveries from membership: drops for the wrong people, none for the one
+    # listed who never got the message. Real SDK spans, through the OTLP/HTTP exporter.
+    import tracekit
+    from tracekit.analyzers import analyze
+
+    rx, out = receiver
+    provider = _tracer_provider(rx.url)
+    tracekit.configure(service="chat", sink=tmp_path / "app.jsonl", otel=provider)
+    with tracekit.message(T1, conv_id="c1"):
+        with tracekit.bind(actor="u1"):
+            tracekit.emit("CTRL", "send")
+            tracekit.emit("REST", "request")
+        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
+            with tracekit.stage("REST", "persist"):
+                tracekit.emit("WS-BROADCAST", "start", recipients=["u2", "u3"])
+            for user in ("u2", "u3"):
+                tracekit.emit("WS-BROADCAST", "deliver", peer=user)
+        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "response")
+        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):  # u3 never receives it
+            for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
+                tracekit.emit(stage, action)
+    tracekit.shutdown()
+    provider.shutdown()
+    events = collect([out]).events.collect()
+    start = events.filter(pl.col("action") == "start")
+    assert start.get_column("recipients").to_list() == [["u2", "u3"]]
+    report = analyze(events, grace=timedelta(0))
+    assert report.summary["recipients_from"] == {"broadcast": 1, "membership": 0}
+    drops = report.findings.filter(pl.col("kind") == "drop")
+    assert drops.select("trace_id", "recipient", "stage", "last_seen").rows() == [
+        (T1, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+
+
+def test_an_events_span_outside_any_message_is_its_json_line_read_twice(
+    receiver: Any, tmp_path: Path
+) -> None:
+    # Review 24a: a history load's fetch (no message) had a span in a trace of its own, so
+    # read beside its JSON line (no trace id) the two were two events, and a ratio sampler
+    # dropped such root spans. Now the span says it is untraced and is always sampled.
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    import tracekit
+    from tracekit.analyzers import analyze
+
+    rx, out = receiver
+    # every trace started here dropped: only a span with a sampled parent is kept
+    provider = _tracer_provider(rx.url, sampler=ParentBased(TraceIdRatioBased(0.0)))
+    app = tmp_path / "app.jsonl"
+    tracekit.configure(service="chat", source="client-u2", sink=app, otel=provider)
+    with tracekit.bind(actor="u2", conv_id="c1"):
+        tracekit.emit("REST", "fetch_start")
+    with tracekit.message(T1, conv_id="c1"):
+        with tracekit.bind(actor="u1"):
+            tracekit.emit("CTRL", "send")
+            tracekit.emit("REST", "request")
+        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "persist")
+            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+            tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
+        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "response")
+        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):
+            tracekit.emit("WS-RECV", "receive")  # while the page is loading
+    with tracekit.bind(actor="u2", conv_id="c1"):
+        tracekit.emit("REST", "fetch_end")
+    tracekit.shutdown()
+    provider.shutdown()
+    spans = collect([out]).events.collect()
+    fetches = spans.filter(pl.col("action").cast(pl.String).str.starts_with("fetch"))
+    assert fetches.select("action", "trace_id", "seq").rows() == [
+        ("fetch_start", None, 1),
+        ("fetch_end", None, 9),
+    ]
+    alone = analyze(collect([app]).events, grace=timedelta(0))
+    both = analyze(collect([app, out]).events, grace=timedelta(0))
+    # every span is its line read again (one run of the copies, all 9 events of the file)
+    assert [c["events"] for c in both.summary["copies"]] == [spans.height] == [9]
+    key = ["kind", "trace_id", "recipient", "stage", "last_seen"]
+    # the seed bug: received while the page loaded, never stored
+    assert alone.findings.select(key).rows() == [
+        ("drop", T1, "u2", "REPO.add", "WS-RECV.receive"),
+        ("race", T1, "u2", "WS-RECV.receive", "WS-RECV.receive"),
+    ]
+    assert both.findings.select(key).rows() == alone.findings.select(key).rows()

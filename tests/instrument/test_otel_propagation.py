@@ -61,16 +61,18 @@ def test_a_point_event_has_a_zero_length_span_too(spans: Any) -> None:
     assert by_action["start"]["span_id"] == f"{start.context.span_id:016x}"
     assert start.attributes is not None
     assert start.attributes["tracekit.seq"] == by_action["start"]["seq"]
+    assert start.attributes["tracekit.recipients"] == ("u2",)  # (review 24a: it had none)
 
 
 def test_fields_set_during_the_stage_reach_the_span(spans: Any) -> None:
     provider, exporter = spans
     with capture(otel=provider) as events, tracekit.message(TID, conv_id="c1"):
         with tracekit.stage("REST", "persist") as stage:
-            stage.set(msg_id="m7")
+            stage.set(msg_id="m7", recipients=["u2", "u3"])
     (span,) = exporter.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["messaging.message.id"] == "m7"
+    assert span.attributes["tracekit.recipients"] == ("u2", "u3")
     assert events[0]["msg_id"] == "m7"
 
 
