@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import RawIOBase
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 import polars as pl
@@ -93,15 +93,23 @@ _SPLIT_BYTES: Final = 4 << 20
 _pool: ThreadPoolExecutor | None = None
 
 
+class Scanned(NamedTuple):
+    """What the compiled scanner read: the columns, and the coded ones with plain values."""
+
+    frame: pl.DataFrame
+    plain: frozenset[str]
+
+
 def _native(
     data: bytes | bytearray | Path, keys: tuple[str, ...], ts_key: int, coded: int = 0
-) -> pl.DataFrame | None:
+) -> Scanned | None:
     """``data`` read by the compiled scanner (tracekit/collectors/_jsonscan.c): the String
     columns polars would read, plus ``_ts_fast`` (timestamps in tracekit's own layout). The
     keys whose bit is set in ``coded`` come Categorical (the same values: the scanner keeps
     each distinct one once, where a String column held every row's copy for the cast that
-    followed). None when it is not built, or when a line is outside what it reads exactly
-    as polars does; the caller then reads with polars."""
+    followed); ``plain`` names those of them that hold no value opening with a bracket or a
+    brace, and no empty one. None when it is not built, or when a line is outside what
+    it reads exactly as polars does; the caller then reads with polars."""
     if _jsonscan is None or any(not k or "\x00" in k for k in keys):
         return None  # (odd names from a user's rename: an empty one would come back renamed)
     if isinstance(data, Path):
@@ -130,7 +138,13 @@ def _native(
     if any(part is None for part in parts):
         return None
     frames = [pl.DataFrame([pl.Series(Capsules(*c)) for c in p[1]]) for p in parts]
-    return pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+    odd = 0
+    for part in parts:
+        odd |= part[2]
+    return Scanned(
+        pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0],
+        frozenset(k for i, k in enumerate(keys) if coded >> i & 1 and not odd >> i & 1),
+    )
 
 
 def _parse_prepared(
@@ -156,21 +170,25 @@ def _parse_prepared(
             for i, k in enumerate(keys)
             if (rename or {}).get(k, k) in CATEGORICAL_COLUMNS and i != ts_key
         )
-        scanned = _native(data, keys, ts_key, coded)
-        if scanned is None:
+        read = _native(data, keys, ts_key, coded)
+        if read is None:
             return None
+        scanned = read.frame
         # with a user's timestamp format, the scanner's parse of tracekit's layout is unused
         frame = (
             _with_fast_times(scanned, ts_name) if ts_key >= 0 else scanned.drop("_ts_fast")
         ).lazy()
+        plain = {(rename or {}).get(k, k) for k in read.plain}
     elif isinstance(data, Path):
+        plain = set()
         frame = pl.scan_ndjson(data, schema=schema)
     else:
+        plain = set()
         frame = pl.read_ndjson(_bytes(data), schema=schema).lazy()
     frame = frame.with_row_index("line", offset=first_line)
     if rename:
         frame = frame.rename({k: v for k, v in rename.items() if k in schema})
-    return prepared(frame, fmt).collect()
+    return prepared(frame, fmt, plain).collect()
 
 
 def _with_fast_times(frame: pl.DataFrame, ts_name: str) -> pl.DataFrame:

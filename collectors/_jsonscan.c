@@ -1,11 +1,13 @@
 /* JSON lines -> Arrow columns, for the lines tracekit itself writes.
  *
  * scan(buffer, keys, ts_key, coded=0) parses every line of `buffer` as one flat JSON object and
- * returns (rows, columns): an Arrow array (the PyCapsule interface) per column, a string-view
- * one per key of `keys`, then an int64 nanosecond timestamp column, `_ts_fast`, parsed from
- * the `ts_key` value where it has tracekit's own layout (YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z).
- * A key whose bit is set in `coded` comes as a dictionary array instead (uint32 codes and
- * each distinct value once; polars takes it as Categorical): the names the reader makes
+ * returns (rows, columns, odd): an Arrow array (the PyCapsule interface) per column, a
+ * string-view one per key of `keys`, then an int64 nanosecond timestamp column, `_ts_fast`,
+ * parsed from the `ts_key` value where it has tracekit's own layout
+ * (YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z). A key whose bit is set in `coded` comes as a dictionary
+ * array instead (uint32 codes and each distinct value once; polars takes it as
+ * Categorical), and its bit in `odd` says whether one of its values opens with a bracket or
+ * a brace or is empty (values the reader looks at row by row): the names the reader makes
  * Categorical anyway, where a string view per row (16 bytes, plus the text of an id over 12)
  * was written, faulted in and hashed again by the cast (a 1M-event read: 0.35-0.8 s of
  * scanning and 0.17 s of casts, against 0.33 s and 0.05 s coded).
@@ -115,6 +117,7 @@ typedef struct {
     uint32_t *slots;
     uint32_t *hashes; /* per distinct value */
     size_t mask;      /* slots - 1 */
+    int odd;          /* a distinct value opens with a bracket or a brace, or is empty */
 } StrCol;
 
 typedef struct {
@@ -253,6 +256,7 @@ static inline int put_coded(StrCol *c, int64_t row, const uint8_t *s, size_t len
     if (c->ndict >= 0x7fffffff) return 0;
     e = c->ndict;
     if (!put_view(c, e, s, len)) return 0;
+    if (len == 0 || s[0] == '[' || s[0] == '{') c->odd = 1;
     c->hashes[e] = h;
     c->slots[i] = e + 1;
     c->ndict++;
@@ -934,8 +938,13 @@ static PyObject *export_column(Scan *s, int i, int64_t rows) {
     return arrow_capsules(sc, arr);
 }
 
-/* (rows, [(schema, array) capsules per column, then the timestamps]) */
+/* (rows, [(schema, array) capsules per column, then the timestamps], odd): `odd` has the bit
+ * of each coded column one of whose values opens with a bracket or a brace or is empty (the
+ * reader looks at those columns' rows; the others it need not). */
 static PyObject *export(Scan *s, int64_t rows) {
+    unsigned long long odd = 0;
+    for (int i = 0; i < s->ncols; i++)
+        if (s->cols[i].coded && s->cols[i].odd) odd |= 1ULL << i;
     PyObject *cols = PyList_New(s->ncols + 1);
     if (!cols) return NULL;
     for (int i = 0; i <= s->ncols; i++) {
@@ -943,7 +952,7 @@ static PyObject *export(Scan *s, int64_t rows) {
         if (!pair) { Py_DECREF(cols); return NULL; }
         PyList_SET_ITEM(cols, i, pair);
     }
-    return Py_BuildValue("(LN)", (long long)rows, cols);
+    return Py_BuildValue("(LNK)", (long long)rows, cols, odd);
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
@@ -1034,8 +1043,8 @@ static PyObject *count_lines(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"count_lines", count_lines, METH_VARARGS, "count_lines(buffer) -> lines, the last one unterminated"},
     {"scan", scan, METH_VARARGS,
-     "scan(buffer, keys, ts_key, coded=0) -> (rows, [(schema, array) capsules per column]) | "
-     "None; the keys whose bit is set in `coded` come as dictionary columns"},
+     "scan(buffer, keys, ts_key, coded=0) -> (rows, [(schema, array) capsules per column], odd) "
+     "| None; the keys whose bit is set in `coded` come as dictionary columns"},
     {NULL, NULL, 0, NULL},
 };
 

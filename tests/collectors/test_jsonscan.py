@@ -39,7 +39,10 @@ def test_the_scanner_is_built() -> None:
 
 
 def native(data: bytes) -> pl.DataFrame | None:
-    return jsonl._native(data, KEYS, TS)
+    read = jsonl._native(data, KEYS, TS)
+    if read is not None:
+        assert read.plain == frozenset()  # (nothing coded)
+    return None if read is None else read.frame
 
 
 #: Every key but the timestamps coded (the reader codes the names; any key may be).
@@ -48,10 +51,18 @@ CODED = sum(1 << i for i in range(len(KEYS)) if i != TS)
 
 def coded_as_text(data: bytes) -> pl.DataFrame | None:
     """The scanner's coded read, its Categorical columns back to text."""
-    got = jsonl._native(data, KEYS, TS, CODED)
-    if got is None:
+    read = jsonl._native(data, KEYS, TS, CODED)
+    if read is None:
         return None
+    got = read.frame
     assert all(got.schema[k] == pl.Categorical() for k in KEYS if k != "timestamp")
+    # a coded key is plain exactly when no value of it opens with [ or {, or is empty
+    odd = {
+        k
+        for k in KEYS
+        if any(v == "" or v[0] in "[{" for v in got.get_column(k).drop_nulls().cast(pl.String))
+    }
+    assert read.plain == frozenset(KEYS) - {"timestamp"} - odd
     return got.with_columns(pl.col(pl.Categorical()).cast(pl.String))
 
 
@@ -187,9 +198,11 @@ def test_coded_keys_keep_every_value_many_distinct_ones_among_them() -> None:
     assert plain is not None and coded is not None
     assert_frame_equal(coded, plain)
     assert_frame_equal(plain.drop("_ts_fast"), polars_read(data))
-    raw = jsonl._native(data, KEYS, TS, CODED)
-    assert raw is not None
-    ids = raw.get_column("msg_id")
+    read = jsonl._native(data, KEYS, TS, CODED)
+    assert read is not None
+    assert "msg_id" not in read.plain  # (a list's text opens with a bracket)
+    assert "stage" in read.plain
+    ids = read.frame.get_column("msg_id")
     assert ids.n_unique() == polars_read(data).get_column("msg_id").n_unique() == 2361
     assert ids[5999] == ids[1] == "m1"
     assert ids.null_count() == 2
