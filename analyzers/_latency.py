@@ -22,7 +22,7 @@ from typing import Any, Final, overload
 
 import polars as pl
 
-from tracekit.analyzers._findings import evidence, findings, ms
+from tracekit.analyzers._findings import evidence, findings, ms, ms_apart
 from tracekit.analyzers._paths import Paths, col, engine, same_device
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline
 
@@ -457,9 +457,9 @@ def outliers_and_slo(
             pl.when(pl.col("edge") == _E2E)
             .then(pl.format("{} -> {}", pl.col("from"), pl.col("to")))
             .otherwise(pl.lit("")),
-            ms(pl.col("lat")),
+            ms_apart(pl.col("lat"), pl.col("slo_ns")),
             rcp,
-            ms(pl.col("slo_ns")),
+            ms_apart(pl.col("slo_ns"), pl.col("lat")),
             _unsure(paths),
         ),
         evidence=evidence(("file_a", "line_a"), ("file_b", "line_b")),

@@ -227,6 +227,14 @@ def test_end_to_end_slo(history):
     )
     relaxed = analyze(history.frame(), slo={"end_to_end": timedelta(seconds=1)})
     assert relaxed.findings.is_empty()
+    # a breach that reads as its SLO at 0.1 ms is said to the microsecond (review 24b: "took
+    # 500.0 ms, above the 500.0 ms SLO")
+    close = analyze(history.frame(), slo={"end_to_end": timedelta(milliseconds=639.99)})
+    assert close.findings["detail"][0] == (
+        "end to end: CTRL.send -> CTRL.add took 640.000 ms for recipient u2, above the "
+        "639.990 ms SLO; not certain: at least 630.0 ms within the clock bounds (client-u2's "
+        "clock is bounded on one side only)"
+    )
 
 
 def test_a_breach_the_clock_bounds_leave_in_doubt_says_so(history):

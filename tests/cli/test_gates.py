@@ -99,6 +99,58 @@ def test_evaluate_names_failures_with_examples() -> None:
     assert results[4].detail == "19/20 delivered = 95.000%, required 99.9%"
 
 
+def test_a_latency_gate_shows_the_findings_of_its_own_edge() -> None:
+    # Review 24b: a hop's gate showed the end-to-end breaches that ended at its hop (matched
+    # on the stage alone); end to end showed every hop's outliers too.
+    def slow(kind: str, trace: str, last_seen: str, stage: str) -> dict[str, Any]:
+        return {"kind": kind, "trace_id": trace, "recipient": "u3", "stage": stage,
+                "last_seen": last_seen}  # fmt: skip
+
+    report = {
+        **REPORT,
+        "findings": [
+            slow("slo_breach", "e2e", "CTRL.send", "CTRL.add"),
+            slow("latency_outlier", "hop", "REPO.add", "CTRL.add"),
+            slow("latency_outlier", "ws", "WS-BROADCAST.deliver", "WS-RECV.receive"),
+        ],
+        "latency": {
+            "hops": [
+                {"from": "WS-BROADCAST.deliver", "to": "WS-RECV.receive", "count": 19,
+                 "p99_ms": 80.0},
+                {"from": "REPO.add", "to": "CTRL.add", "count": 19, "p99_ms": 40.0},
+            ],
+            "end_to_end": {"count": 19, "p99_ms": 620.0},
+        },
+    }  # fmt: skip
+    hop, e2e = evaluate(
+        report,
+        [
+            parse_latency_gate("p99", "REPO.add->CTRL.add=1ms"),
+            parse_latency_gate("p99", "end_to_end=500ms"),
+        ],
+    )
+    assert hop.examples == ("hop recipient u3 at CTRL.add (last seen REPO.add)",)
+    assert e2e.examples == ("e2e recipient u3 at CTRL.add (last seen CTRL.send)",)
+
+
+@pytest.mark.parametrize(
+    ("limit", "ok", "shown"),
+    [
+        ("620.02ms", False, "620.049"),  # (620.0 would read under the limit it failed)
+        ("620ms", False, "620.049"),  # (620.0 would read as the limit)
+        ("620.06ms", True, "620.0"),
+        ("16.73ms", False, "620.0"),
+    ],
+)
+def test_a_latency_gates_value_never_reads_as_its_limit_or_across_it(
+    limit: str, ok: bool, shown: str
+) -> None:
+    # review 24b: "PASS max ... <= 16.773 ms: ... = 16.8 ms"
+    report = {**REPORT, "latency": {"hops": [], "end_to_end": {"count": 19, "p99_ms": 620.049}}}
+    (result,) = evaluate(report, [parse_latency_gate("p99", f"end_to_end={limit}")])
+    assert (result.ok, result.detail) == (ok, f"p99 end_to_end = {shown} ms over 19 samples")
+
+
 def test_missing_latency_samples_fail_the_gate() -> None:
     (result,) = evaluate(REPORT, [parse_latency_gate("p99", "REST.persist->REST.response=1s")])
     assert (result.ok, result.detail) == (

@@ -322,12 +322,28 @@ def evaluate(
             value = float(row[key])
             ok = value <= gate.limit
             label = _label(gate.kind)
-            detail = f"{label} {gate.target} = {value:.1f} ms over {row['count']} samples"
+            # to 0.1 ms, unless that reads as the limit or across it ("p99 <= 26.269 ms:
+            # p99 = 26.3 ms" failed; review 24b): then as the report has it
+            shown_value = f"{value:.1f}"
+            if (float(shown_value) <= gate.limit) != ok or float(shown_value) == gate.limit:
+                shown_value = f"{value:.3f}"
+            detail = f"{label} {gate.target} = {shown_value} ms over {row['count']} samples"
+            # the gate's own edge: a hop's (from, to) is a finding's (last_seen, stage); end
+            # to end, what is on no hop's edge (review 24b: a hop's gate showed the end-to-end
+            # breaches that ended at its hop)
+            edges = {
+                (h.get("from"), h.get("to")) for h in report.get("latency", {}).get("hops", [])
+            }
+            source, _, dest = gate.target.partition("->")
             slow = [
                 f
                 for f in findings
                 if f.get("kind") in ("slo_breach", "latency_outlier")
-                and (gate.target == "end_to_end" or f.get("stage") == gate.target.split("->")[1])
+                and (
+                    (f.get("last_seen"), f.get("stage")) not in edges
+                    if gate.target == "end_to_end"
+                    else (f.get("last_seen"), f.get("stage")) == (source, dest)
+                )
             ]
             shown = tuple(_example(f) for f in slow[:examples]) if not ok else ()
             results.append(GateResult(gate, ok, value, detail, shown))
