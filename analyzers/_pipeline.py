@@ -338,6 +338,16 @@ def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
     z = out_raw.get("z", 3.5)
     if isinstance(z, bool) or not isinstance(z, int | float) or not 0 < z < math.inf:
         raise _err("[outliers] z", f"must be a positive finite number, got {z!r}")
+    floor = _ms(out_raw.get("floor_ms", 20), "[outliers] floor_ms")
+    if floor < timedelta(milliseconds=1):
+        # latencies are compared as log(latency + floor) of at least log(1 ms): under a 1 ms
+        # floor, sub-millisecond hops all read alike, the spread is 0 and every sample above
+        # the median counts (review 24b: 140 outliers in a clean history at floor_ms = 0)
+        raise _err(
+            "[outliers] floor_ms",
+            f"must be at least 1 (ms): below it every sub-millisecond hop above its median "
+            f"would be an outlier, got {out_raw.get('floor_ms')!r}",
+        )
     return {
         "name": name,
         "hops": tuple(hops),
@@ -348,7 +358,7 @@ def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
         "clock_skew": _ms(meta.get("clock_skew_ms", 100), "[pipeline] clock_skew_ms"),
         "outlier_min_samples": min_samples,
         "outlier_z": float(z),
-        "outlier_floor": _ms(out_raw.get("floor_ms", 20), "[outliers] floor_ms"),
+        "outlier_floor": floor,
     }
 
 

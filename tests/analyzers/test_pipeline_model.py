@@ -140,6 +140,8 @@ def test_a_models_grace_and_slos_are_the_analysis_own(tmp_path, history):
         (("grace_ms = 1000", "hop_window_ms = -5"), "[pipeline] hop_window_ms: must be a number"),
         (("end_to_end_ms = 100", "end_to_end_ms = nan"), "[slo] end_to_end_ms: must be"),
         ((S, f"{S}\n[outliers]\nfloor_ms = inf"), "[outliers] floor_ms: must be a number of"),
+        # review 24b: at 0, every sub-millisecond hop above its median was an outlier
+        ((S, f"{S}\n[outliers]\nfloor_ms = 0.5"), "[outliers] floor_ms: must be at least 1"),
         # a nan z turned every latency_outlier off without a word
         (
             (S, f"{S}\n[outliers]\nz = nan"),
