@@ -131,6 +131,14 @@ def test_a_latency_gate_shows_the_findings_of_its_own_edge() -> None:
     )
     assert hop.examples == ("hop recipient u3 at CTRL.add (last seen REPO.add)",)
     assert e2e.examples == ("e2e recipient u3 at CTRL.add (last seen CTRL.send)",)
+    assert e2e.detail == "p99 end_to_end = 620.0 ms over 19 samples"
+    # a breach the clock bounds leave in doubt: the failed gate says so
+    report["findings"][0]["detail"] = "... above the 500.0 ms SLO; not certain: at least 9.0 ms"
+    (e2e,) = evaluate(report, [parse_latency_gate("p99", "end_to_end=500ms")])
+    assert e2e.detail == (
+        "p99 end_to_end = 620.0 ms over 19 samples; 1 of its SLO breaches may be clock error, "
+        "not latency (their details say 'not certain')"
+    )
 
 
 @pytest.mark.parametrize(

@@ -345,6 +345,15 @@ def evaluate(
                     else (f.get("last_seen"), f.get("stage")) == (source, dest)
                 )
             ]
+            # a latency the clock bounds leave in doubt (a client that only receives, its clock
+            # bounded on one side) is said in its breach's detail: the gate says so too
+            # (review 24b: a 600 ms clock read as 600 ms latencies, the gate line alone)
+            unsure = sum("not certain" in str(f.get("detail", "")) for f in slow)
+            if unsure and not ok:
+                detail += (
+                    f"; {unsure} of its SLO breaches may be clock error, not latency "
+                    "(their details say 'not certain')"
+                )
             shown = tuple(_example(f) for f in slow[:examples]) if not ok else ()
             results.append(GateResult(gate, ok, value, detail, shown))
     return results
