@@ -910,3 +910,19 @@ def test_a_breach_in_doubt_by_the_two_clients_own_pairs_names_no_one_clock(histo
         "end to end: APP.send -> APP.show took 110.0 ms for recipient u2, above the 100.0 ms"
         " SLO; not certain: at least 90.0 ms within the clock bounds"
     )
+
+
+def test_a_sample_stamped_backwards_on_one_host_is_said_not_dropped_unsaid(history):
+    # Review 24b: u2's REPO.add stamped 6 ms before its WS-RECV.receive (one client, one
+    # clock): no latency, no clock finding; the statistics left it out without a word.
+    traces = _many(history, n=4)
+    _shift(history, traces[1], "REPO.add", "u2", -6)
+    history.tail(60_000)
+    report = analyze(history.frame())
+    hops = {(h["from"], h["to"]): h["count"] for h in report.latency["hops"]}
+    assert hops[("WS-RECV.receive", "REPO.add")] == 3
+    assert report.inputs["warnings"] == [
+        "1 latency sample(s) ran backwards within one log (the later hop stamped before the "
+        "earlier one, on one host: no clock explains it); left out of the latency statistics"
+    ]
+    assert "clock_skew" not in set(report.findings["kind"])
