@@ -80,22 +80,18 @@ def empty_findings() -> pl.LazyFrame:
 def ms_apart(expr: pl.Expr, other: pl.Expr) -> pl.Expr:
     """:func:`ms` of ``expr``, to the microsecond where it and ``other`` read alike at 0.1 ms
     (review 24b: "took 500.0 ms, above the 500.0 ms SLO" for 500.001 ms)."""
-    return pl.when(ms(expr) == ms(other)).then(_micro(expr)).otherwise(ms(expr))
+    return pl.when(ms(expr) == ms(other)).then(ms(expr, places=3)).otherwise(ms(expr))
 
 
-def _micro(expr: pl.Expr) -> pl.Expr:
-    """ns -> ms to the microsecond, as text (rounded in integers, as :func:`ms`)."""
-    micros = ((expr.abs() + 500) // 1_000).cast(pl.Int64)
-    sign = pl.when((expr < 0) & (micros > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.format("{}{}.{}", sign, micros // 1000, (micros % 1000).cast(pl.String).str.zfill(3))
-
-
-def ms(expr: pl.Expr) -> pl.Expr:
-    """ns -> ms with 0.1 ms resolution (halves away from zero), as text for details. Rounded
-    in integers: a float's last bit depends on polars' kernel (a one-row frame divides by
-    1e6, a longer one multiplies by its reciprocal, and the streaming engine cuts frames
-    into pieces), and a latency on a 0.05 ms boundary then read 1.3 or 1.4 by the frame's
-    size and engine (review 14c)."""
-    tenths = ((expr.abs() + 50_000) // 100_000).cast(pl.Int64)
-    sign = pl.when((expr < 0) & (tenths > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.format("{}{}.{}", sign, tenths // 10, tenths % 10)
+def ms(expr: pl.Expr, places: int = 1) -> pl.Expr:
+    """ns -> ms with ``places`` decimals (0.1 ms; halves away from zero), as text for details.
+    Rounded in integers: a float's last bit depends on polars' kernel (a one-row frame
+    divides by 1e6, a longer one multiplies by its reciprocal, and the streaming engine cuts
+    frames into pieces), and a latency on a 0.05 ms boundary then read 1.3 or 1.4 by the
+    frame's size and engine (review 14c)."""
+    scale = 10**places
+    step = 1_000_000 // scale
+    units = ((expr.abs() + step // 2) // step).cast(pl.Int64)
+    sign = pl.when((expr < 0) & (units > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+    fraction = (units % scale).cast(pl.String).str.zfill(places)
+    return pl.format("{}{}.{}", sign, units // scale, fraction)

@@ -159,16 +159,18 @@ def _parse_prepared(
     """The fast path: parse with row numbers, then normalize's per-row work. With ``native``,
     the compiled scanner's (None when it declines the input); else polars'."""
     frame: pl.LazyFrame
+    renamed = rename or {}
+    plain: set[str] = set()  # (names prepared need not look at row by row)
     if native:
         keys = tuple(schema.names())
-        inverse = {v: k for k, v in (rename or {}).items()}
+        inverse = {v: k for k, v in renamed.items()}
         ts_name = inverse.get("timestamp", "timestamp")
         ts_key = keys.index(ts_name) if fmt is None and ts_name in keys else -1
         # the names (the event table's Categorical columns) read coded, as Categorical
         coded = sum(
             1 << i
             for i, k in enumerate(keys)
-            if (rename or {}).get(k, k) in CATEGORICAL_COLUMNS and i != ts_key
+            if renamed.get(k, k) in CATEGORICAL_COLUMNS and i != ts_key
         )
         read = _native(data, keys, ts_key, coded)
         if read is None:
@@ -178,12 +180,10 @@ def _parse_prepared(
         frame = (
             _with_fast_times(scanned, ts_name) if ts_key >= 0 else scanned.drop("_ts_fast")
         ).lazy()
-        plain = {(rename or {}).get(k, k) for k in read.plain}
+        plain = {renamed.get(k, k) for k in read.plain}
     elif isinstance(data, Path):
-        plain = set()
         frame = pl.scan_ndjson(data, schema=schema)
     else:
-        plain = set()
         frame = pl.read_ndjson(_bytes(data), schema=schema).lazy()
     frame = frame.with_row_index("line", offset=first_line)
     if rename:
