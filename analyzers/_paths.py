@@ -2124,8 +2124,7 @@ def _gaps(
         )
     )
     leading = _leading(rows, seqless)
-    # (a marker at a lost beginning is said by it: one finding, with its count)
-    markers = dropped_markers(hops, rest, pl.concat([leading, jumps]), offsets)
+    markers = dropped_markers(hops, rest, offsets)
     return pl.concat([leading, jumps, markers], how="vertical_relaxed").with_columns(
         # events among the missing that a reading's time window left out (:mod:`._window`)
         outside=pl.lit(0, dtype=_I64)
@@ -2174,17 +2173,22 @@ def _leading(rows: pl.DataFrame, seqless: pl.DataFrame) -> pl.DataFrame:
 
 
 def dropped_markers(
-    hops: pl.LazyFrame, rest: pl.DataFrame, jumps: pl.DataFrame, offsets: dict[str, int]
+    hops: pl.LazyFrame, rest: pl.DataFrame, offsets: dict[str, int]
 ) -> pl.DataFrame:
     """``TRACEKIT.dropped``: the emitter itself says it lost events since its previous event.
 
-    Only where no seq jump already ends at that event (then the jump says it, with a count);
-    this is what still finds losses in logs without ``seq``.
+    Only markers without ``seq`` (a log without seq: nothing else finds its losses). Every
+    event tracekit loses takes a seq (session 25), so a loss in a numbered log is a seq jump,
+    said with its count; a marker with a seq says nothing more, and where another copy of
+    the log (its spans) holds the events the JSON sink lost, the seqs run on and nothing was
+    lost (review 24a: the marker still held the paths before it back, hiding a real drop).
     """
-    is_marker = (pl.col("stage") == META_STAGE) & (pl.col("action") == "dropped")
+    is_marker = (
+        (pl.col("stage") == META_STAGE) & (pl.col("action") == "dropped") & pl.col("seq").is_null()
+    )
     marked = rest.filter(is_marker).get_column("source").unique()
-    if marked.is_empty():
-        return jumps.head(0)
+    if marked.is_empty():  # (the usual case: the frame's columns, nothing read)
+        hops, rest = hops.head(0), rest.head(0)
     rows = _with_written(
         pl.concat(
             [
@@ -2224,17 +2228,7 @@ def dropped_markers(
             pl.col("line").alias("line_after"),
             "pos_before",
             pl.col("pos").alias("pos_after"),
-            # a marker without seq sits at the position of the line before it: no jump ends
-            # at it, though one may end at that line
-            pl.when(pl.col("seq").is_not_null()).then("pos").alias("_ends"),
         )
-        .join(
-            jumps.select("source", _ends="pos_after"),
-            on=["source", "_ends"],
-            how="anti",
-            nulls_equal=False,
-        )
-        .drop("_ends")
         .with_columns(pl.col("seq_before", "pos_before").fill_null(-1))
     )
 

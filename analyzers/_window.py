@@ -123,12 +123,8 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
         )
         .drop("filled", "zero", "t_lo", "t_hi")
     )
-    # a TRACEKIT.dropped at a gap's end is said by that gap; one they filled says it again
     markers = dropped_markers(
-        paths.hops.lazy().filter(pl.col("hop").is_not_null()),
-        paths.rest,
-        gaps.filter(pl.col("missing") > 0),
-        paths.offsets,
+        paths.hops.lazy().filter(pl.col("hop").is_not_null()), paths.rest, paths.offsets
     ).with_columns(outside=pl.lit(0, dtype=pl.Int64))
     kept = gaps.filter(pl.col("missing").is_not_null())
     return replace(paths, gaps=pl.concat([kept, markers], how="vertical_relaxed"))

@@ -220,15 +220,12 @@ class _Emitter:
             out["bad_trace_id"] = bad
         return out
 
-    def lost(self, exc: BaseException) -> None:
+    def lost(self, exc: BaseException) -> int | None:
         """An event lost to an internal failure: counted (``dropped``, ``flush()`` False) and
-        reported like the sink's losses, with a ``TRACEKIT.dropped`` event."""
+        reported like the sink's losses, with a ``TRACEKIT.dropped`` event; it takes a seq
+        (returned)."""
         self.internal_errors += 1
-        self.unwritable += 1
-        try:
-            self._report_drop(1, f"internal error: {exception_text(exc)}")
-        except Exception:
-            pass
+        return self._lose(f"internal error: {exception_text(exc)}")
 
     def write(
         self,
@@ -239,7 +236,9 @@ class _Emitter:
         after: dict[str, Any] | None = None,
         odd: bool | None = None,
     ) -> int | None:
-        """Render and submit one event; returns its seq (None if filtered). ``fields`` is
+        """Render and submit one event; returns its seq, also when the event is lost (every
+        loss takes one: its gap in the seqs is how a reader knows; None if a processor
+        filtered it, which is no loss). ``fields`` is
         not modified. ``odd``: whether a field value is a dict, list, tuple or float, when the
         caller knows (None: looked at here)."""
         timestamp = iso_utc(ts_ns)
@@ -317,28 +316,17 @@ class _Emitter:
                     event = before
                     continue
                 # The app's processor failed: the event is lost, so it is counted and reported
-                # like any other loss (not only as an internal error). No seq was taken.
-                self.unwritable += 1
-                try:
-                    name = getattr(processor, "__name__", type(processor).__name__)
-                    self._report_drop(1, f"processor {name} raised {exception_text(exc)}")
-                except Exception:
-                    self.internal_errors += 1
-                return None
+                # like any other loss (not only as an internal error), and takes its seq.
+                name = getattr(processor, "__name__", type(processor).__name__)
+                return self._lose(f"processor {name} raised {exception_text(exc)}")
             if not isinstance(event, dict):  # a renderer's text, or None
                 if before is not None:
                     event = before
                     continue
-                self.unwritable += 1
-                try:
-                    self._report_drop(
-                        1,
-                        f"a processor returned {type(event).__name__}, not the event dict "
-                        "(tracekit renders the line itself: no renderer among processors)",
-                    )
-                except Exception:
-                    self.internal_errors += 1
-                return None
+                return self._lose(
+                    f"a processor returned {type(event).__name__}, not the event dict "
+                    "(tracekit renders the line itself: no renderer among processors)"
+                )
         seq = next(self.seq)
         try:  # from here a loss names its seq (the gap it leaves is explained)
             if "seq" in event or "source" in event:  # app fields: kept aside, as stage's are
@@ -370,7 +358,7 @@ class _Emitter:
             if line is None or cut or (odd and b"null" in line and _has_nonfinite(event)):
                 safe = self._render_safe(event, seq)
                 if safe is None:
-                    return None
+                    return seq  # (lost: reported with its seq)
                 event, line = safe
         except Exception as exc:
             self.internal_errors += 1
@@ -380,7 +368,7 @@ class _Emitter:
                     self._report_drop(1, f"internal error: {exception_text(exc)}", lost_seq=seq)
                 except Exception:
                     self.internal_errors += 1
-            return None
+            return seq
         try:
             if self.taps:  # (a test: a submit function swapped in per emitter cost more)
                 self._tapped(event, line)
@@ -392,8 +380,21 @@ class _Emitter:
                     self._report_drop(1, f"sink.submit raised {exception_text(exc)}", lost_seq=seq)
                 except Exception:
                     self.internal_errors += 1
-            return None
+            return seq
         self.emitted += 1
+        return seq
+
+    def _lose(self, reason: str) -> int | None:
+        """An event lost before it took its seq: it takes one now (its loss is a seq jump in
+        the log, as every loss is: a reader holding its span elsewhere sees no gap), counted
+        and reported with it. Returns the seq (None if even that failed)."""
+        self.unwritable += 1
+        seq = None
+        try:
+            seq = next(self.seq)
+            self._report_drop(1, reason, lost_seq=seq)
+        except Exception:
+            self.internal_errors += 1
         return seq
 
     def _tapped(self, event: dict[str, Any], line: bytes) -> None:
@@ -449,18 +450,34 @@ class _Emitter:
         return self.sink.dropped + self.unwritable
 
     def _report_drop(self, n: int, reason: str, **extra: Any) -> None:
-        self.write(
-            META_STAGE,
-            "dropped",
-            {
-                "event": f"tracekit dropped {n} events: {reason}",
-                "dropped": n,
-                "reason": reason,
-                **extra,
-            },
-            now_ns(),
-            {"total_dropped": self.dropped, "level": "warning"},
-        )
+        fields = {
+            "event": f"tracekit dropped {n} events: {reason}",
+            "dropped": n,
+            "reason": reason,
+            **extra,
+        }
+        ts = now_ns()
+        after: dict[str, Any] = {"total_dropped": self.dropped, "level": "warning"}
+        spans = self.spans
+        span = token = None
+        if spans is not None:
+            # The report has its span, as every event with a seq has (review 24a: read from
+            # the spans alone, its seq was a one-event gap of its own)
+            try:
+                span, token, after["span_id"] = spans.start(
+                    META_STAGE, "dropped", fields, self.source, self.actor, None, ts
+                )
+            except Exception:
+                self.internal_errors += 1
+        seq = None
+        try:
+            seq = self.write(META_STAGE, "dropped", fields, ts, after)
+        finally:
+            if span is not None and spans is not None:
+                try:
+                    spans.finish(span, token, ts, None, seq)
+                except Exception:
+                    self.internal_errors += 1
 
 
 #: Nesting past this depth is written as the repr of the rest (orjson stops at 255 levels).
@@ -1126,7 +1143,7 @@ def _emit_on(emitter: _Emitter, stage: str, action: str, fields: dict[str, Any])
     try:
         seq = emitter.write(stage, action, merged, ts, after, odd)
     except Exception as exc:
-        emitter.lost(exc)
+        seq = emitter.lost(exc)  # (the span holds the event: its seq fills the log's jump)
     if span is not None:
         try:  # ended even when the event failed: its context must not stay attached
             spans.finish(span, token, ts, None, seq)
@@ -1325,7 +1342,7 @@ class _Stage:
                 self._stage, self._action, fields, start, after, odd if late is None else None
             )
         except Exception as failure:
-            emitter.lost(failure)
+            seq = emitter.lost(failure)
         if span is not None:
             # Even when the event failed: the span's context must be detached and the span ended.
             try:

@@ -222,14 +222,16 @@ def _from_one(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     goes on from an earlier block's where the app's log gets the events too, and from the
     instance's where it taps an activated one, and a log that begins above 1 lost its
     beginning (a ``log_gap`` that left the block's drops undecided). The block holds every
-    event it emitted; an event the emitter lost in it is still a gap (its TRACEKIT.dropped
-    line is captured too)."""
+    event it emitted; an event the emitter lost in it is still a gap: it took a seq, which
+    its TRACEKIT.dropped line names (``lost_seq``: the block's first event lost counts
+    from its seq)."""
     first: dict[Any, int] = {}
     for e in events:
-        seq = e.get("seq")
-        if isinstance(seq, int) and not isinstance(seq, bool):
-            src = e.get("source")
-            first[src] = min(seq, first.get(src, seq))
+        for key in ("seq", "lost_seq") if e.get("stage") == META_STAGE else ("seq",):
+            seq = e.get(key)
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                src = e.get("source")
+                first[src] = min(seq, first.get(src, seq))
     if all(q <= 1 for q in first.values()):
         return events
     return [

@@ -153,19 +153,39 @@ def test_a_send_never_logged_inside_the_window_stays_unexpected(history):
     assert history.kinds(found) == [("unexpected", t3, None, "REST.request", None)]
 
 
-def test_a_dropped_marker_on_the_windows_first_line_is_a_gap(history):
-    # review 23: a marker the window's first line of u2 (the emitter lost events, no seq
-    # jump) was folded into the left-out beginning, then gone with it
+def test_a_loss_ending_at_the_windows_first_line_is_a_gap(history):
+    # review 23: a marker on the window's first line of u2 (the emitter lost events) was
+    # folded into the left-out beginning, then gone with it; since session 25 the loss is
+    # the seq jump that ends there (every lost event takes a seq), not the marker
     history.message(1, "u1", ["u2"], t=0)
     history.message(2, "u1", ["u2"], t=1000)
+    history.seq["client-u2"] += 2  # two events its sink dropped
     history.ev(1900, "TRACEKIT.dropped", "client-u2", "u2")
     history.message(3, "u1", ["u2"], t=2000)
     history.tail()
     inside, outside = _window(history, 1800)
     found = analyze(inside, left_out=outside).findings
     assert found.select("kind", "source", "detail").rows() == [
-        ("log_gap", "client-u2", "the emitter reported dropping events (TRACEKIT.dropped)")
+        (
+            "log_gap",
+            "client-u2",
+            "the log read begins at seq 8: 2 earlier event(s) are not in these logs (a log "
+            "begun mid-traffic: rotated, cut or started late); 6 more are outside the time "
+            "window read",
+        )
     ]
+
+
+def test_a_numbered_marker_between_numbered_lines_is_no_gap(history):
+    # review 24a: the JSON lines and the spans of one process read together: the spans hold
+    # the events the JSON sink dropped, so the seqs run on past its TRACEKIT.dropped line,
+    # which held m2's path back (a real drop unsaid: "the emitter reported dropping events")
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000, stop={"u2": "REPO.add"})
+    history.ev(1100, "TRACEKIT.dropped", "client-u2", "u2")  # after m2's receive, seq 4
+    history.tail()
+    found = analyze(history.frame(), grace=timedelta(0)).findings
+    assert history.kinds(found) == [("drop", t2, "u2", "REPO.add", "WS-RECV.receive")]
 
 
 def test_events_another_run_left_out_do_not_fill_a_gap(history):

@@ -247,8 +247,9 @@ def test_a_p99_gate_does_not_change_which_deliveries_breach_the_slo(tmp_path: Pa
 
 
 def test_check_says_a_drop_gate_does_not_count_what_log_gaps_hide() -> None:
-    # the sample's server log says it dropped events (a TRACEKIT.dropped line): a log_gap,
-    # where a drop would be indeterminate; --max drop=0 cannot see those, and check says so
+    # the sample's server log lost events (its seq jumps, as its TRACEKIT.dropped line
+    # says): a log_gap, where a drop would be indeterminate; --max drop=0 cannot see those,
+    # and check says so
     code, out, _ = run("check", str(SAMPLES), "--max", "drop=0", "--grace", "0s")
     assert code == 1
     assert out.splitlines()[-2:] == [

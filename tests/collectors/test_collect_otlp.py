@@ -893,3 +893,86 @@ def test_an_events_span_outside_any_message_is_its_json_line_read_twice(
         ("race", T1, "u2", "WS-RECV.receive", "WS-RECV.receive"),
     ]
     assert both.findings.select(key).rows() == alone.findings.select(key).rows()
+
+
+class _FullDisk:
+    """A log stream whose writes fail while ``full`` (the JSON sink drops those events)."""
+
+    def __init__(self) -> None:
+        self.full, self.lines = True, [b""]
+
+    def write(self, s: bytes) -> int:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        self.lines.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_events_the_json_sink_lost_are_no_gap_where_their_spans_are_read(
+    receiver: Any, tmp_path: Path
+) -> None:
+    # Review 24a: the JSON sink lost m1's lines (disk full) and said so with a
+    # TRACEKIT.dropped line; the spans hold every event. Read with the spans, the marker
+    # still held m2's path back (its drop unsaid); read alone, the spans lacked the
+    # marker's seq (a one-event gap before m3).
+    import time
+
+    import tracekit
+    from tracekit.analyzers import analyze
+
+    rx, out = receiver
+    provider = _tracer_provider(rx.url)
+    disk = _FullDisk()
+    tracekit.configure(service="chat", source="chat-1", sink=disk, otel=provider)
+
+    def message(tid: str, msg_id: str, last: str) -> None:
+        with tracekit.message(tid, conv_id="c1"):
+            with tracekit.bind(actor="u1"):
+                tracekit.emit("CTRL", "send")
+                tracekit.emit("REST", "request")
+            with tracekit.bind(actor="server"), tracekit.message(msg_id=msg_id):
+                tracekit.emit("REST", "persist")
+                tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+                tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
+            with tracekit.bind(actor="u1"), tracekit.message(msg_id=msg_id):
+                tracekit.emit("REST", "response")
+            with tracekit.bind(actor="u2"), tracekit.message(msg_id=msg_id):
+                for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
+                    tracekit.emit(stage, action)
+                    if f"{stage}.{action}" == last:
+                        break
+
+    message(T1, "m1", "CTRL.add")  # 9 events, lost by the JSON sink
+    tracekit.flush()
+    disk.full = False
+    message(T2, "m2", "WS-RECV.receive")  # never stored by u2: the real drop
+    for _ in range(100):  # the sink's report of its loss, written once the disk takes lines
+        tracekit.flush()
+        if any(b'"TRACEKIT"' in line for line in disk.lines):
+            break
+        time.sleep(0.01)
+    message("3" * 32, "m3", "CTRL.add")
+    tracekit.shutdown()
+    provider.shutdown()
+    app = tmp_path / "app.jsonl"
+    app.write_bytes(b"".join(disk.lines))
+    written = [orjson.loads(line) for line in b"".join(disk.lines).splitlines()]
+    assert [(e["stage"], e["seq"]) for e in written if e["stage"] == "TRACEKIT"] == [
+        ("TRACEKIT", 17)
+    ]
+    assert written[0]["seq"] == 10  # (seqs 1-9 lost by the sink)
+
+    key = ["kind", "trace_id", "recipient", "stage", "last_seen"]
+    drop = ("drop", T2, "u2", "REPO.add", "WS-RECV.receive")
+    alone = analyze(collect([app]).events, grace=timedelta(0))
+    assert alone.findings.select(key).rows() == [drop, ("log_gap", None, None, None, None)]
+    assert alone.findings.get_column("detail")[1].startswith(
+        "the log begins at seq 10: 9 earlier event(s) are not in these logs"
+    )
+    spans = collect([out]).events.collect()
+    assert spans.filter(pl.col("stage") == "TRACEKIT").get_column("seq").to_list() == [17]
+    for read in (collect([out]).events, collect([app, out]).events):
+        assert analyze(read, grace=timedelta(0)).findings.select(key).rows() == [drop]

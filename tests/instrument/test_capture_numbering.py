@@ -63,3 +63,35 @@ def test_a_block_whose_event_the_emitter_lost_still_has_its_gap() -> None:
         .to_list()[0]
         .startswith("seq jumps from 1 to 3: 1 event(s) lost by the logging")
     )
+
+
+def test_a_block_whose_first_event_was_lost_counts_from_its_seq(tmp_path: Path) -> None:
+    # the block's first event lost to the app's processor (it took seq 1: the log's jump);
+    # numbered from the first line captured (the report's), the loss was no gap at all
+    def picky(_l: object, _m: str, ed: dict) -> dict:
+        if ed["action"] == "heartbeat":
+            raise KeyError("conv")
+        return ed
+
+    tracekit.configure(service="app", sink=str(tmp_path / "app.jsonl"), processors=[picky])
+    with capture() as events:  # (a source of its own, numbered from 1)
+        tracekit.emit("CTRL", "heartbeat")
+        _sent_only(T1)
+    assert [(e["stage"], e["seq"], e.get("lost_seq")) for e in events] == [
+        ("TRACEKIT", 2, 1),
+        ("CTRL", 3, None),
+    ]
+    report = analyze_events(events)
+    assert report.findings.select("kind", "trace_id", "detail").rows() == [
+        (
+            "drop",
+            T1,
+            "reached CTRL.send, never reached REST.request (the logs go on 0.0 ms after it)",
+        ),
+        (
+            "log_gap",
+            None,
+            "the log begins at seq 2: 1 earlier event(s) are not in these logs (a log "
+            "begun mid-traffic: rotated, cut or started late)",
+        ),
+    ]

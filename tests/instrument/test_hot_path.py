@@ -163,10 +163,18 @@ def test_failing_processor_still_ends_the_span_and_detaches_its_context() -> Non
         assert tracekit.stats()["dropped"] == 1
         assert tracekit.stats()["internal_errors"] == 0
     assert trace.get_current_span() is before
-    assert [(e["stage"], e["reason"]) for e in events] == [
-        ("TRACEKIT", "processor broken raised ValueError: bug in a processor")
+    assert [(e["stage"], e["reason"], e["seq"], e["lost_seq"]) for e in events] == [
+        ("TRACEKIT", "processor broken raised ValueError: bug in a processor", 2, 1)
     ]
-    assert [s.name for s in exporter.get_finished_spans()] == ["REST persist"]
+    # the lost event's span holds its seq, and the report has a span of its own (review
+    # 24a: read from the spans, the report's seq was a gap, and beside the JSON lines the
+    # lost event's span filled no jump)
+    spans = exporter.get_finished_spans()
+    assert [(s.name, (s.attributes or {}).get("tracekit.seq")) for s in spans] == [
+        ("TRACEKIT dropped", 2),
+        ("REST persist", 1),
+    ]
+    assert (spans[0].attributes or {}).get("tracekit.untraced") is True
 
 
 def test_an_event_a_processor_fails_on_is_counted_and_reported() -> None:
@@ -180,10 +188,11 @@ def test_an_event_a_processor_fails_on_is_counted_and_reported() -> None:
         tracekit.emit("REST", "persist")
         tracekit.emit("REST", "response")
         assert tracekit.stats()["dropped"] == 1
+    # the lost event took seq 2: a seq jump in the log, which the report explains
     assert [(e["stage"], e["action"], e["seq"]) for e in events] == [
         ("REST", "request", 1),
-        ("TRACEKIT", "dropped", 2),
-        ("REST", "response", 3),
+        ("TRACEKIT", "dropped", 3),
+        ("REST", "response", 4),
     ]
-    assert events[1]["dropped"] == 1
+    assert (events[1]["dropped"], events[1]["lost_seq"]) == (1, 2)
     assert events[1]["reason"] == "processor picky raised KeyError: 'conv'"

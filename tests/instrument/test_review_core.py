@@ -346,11 +346,15 @@ def test_internal_failure_while_writing_is_a_reported_drop(monkeypatch: pytest.M
         tracekit.emit("CTRL", "send")
     assert tracekit.flush() is False
     rows = lines_of(out)
+    # the lost stage event took seq 1 (every loss is a seq jump the analysis can read)
     assert [(e["stage"], e["action"], e["seq"], e.get("dropped")) for e in rows] == [
-        ("TRACEKIT", "dropped", 1, 1),
-        ("CTRL", "send", 2, None),
+        ("TRACEKIT", "dropped", 2, 1),
+        ("CTRL", "send", 3, None),
     ]
-    assert rows[0]["reason"] == "internal error: RuntimeError: clock bug"
+    assert (rows[0]["reason"], rows[0]["lost_seq"]) == (
+        "internal error: RuntimeError: clock bug",
+        1,
+    )
     assert tracekit.stats()["dropped"] == 1
 
 
