@@ -80,7 +80,7 @@ class Pipeline:
     #: nothing of how long a hop takes. The longer of the two is used.
     hop_window: timedelta = timedelta(seconds=5)
     outlier_min_samples: int = 20
-    outlier_z: float = 3.5
+    outlier_z: float = 5.0
     outlier_floor: timedelta = timedelta(milliseconds=20)
 
     @property
@@ -335,7 +335,7 @@ def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
     min_samples = out_raw.get("min_samples", 20)
     if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 3:
         raise _err("[outliers] min_samples", f"must be an integer >= 3, got {min_samples!r}")
-    z = out_raw.get("z", 3.5)
+    z = out_raw.get("z", 5.0)
     if isinstance(z, bool) or not isinstance(z, int | float) or not 0 < z < math.inf:
         raise _err("[outliers] z", f"must be a positive finite number, got {z!r}")
     floor = _ms(out_raw.get("floor_ms", 20), "[outliers] floor_ms")
