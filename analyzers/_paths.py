@@ -310,7 +310,7 @@ class Paths:
 
     def log_spans(self) -> pl.DataFrame:
         """``source`` (text), ``t_start`` and ``t_end``: when each source's log runs (corrected
-        ns). A log that lost its beginning (it begins above seq 1, or with
+        ns). A log that lost its beginning (it begins above seq 1, or, without seq, with
         ``TRACEKIT.dropped``), or whose beginning a reading's time window left out, ran before
         its first line: since ever, for as long as nothing says otherwise."""
         leading = (pl.col("seq_before") == -1) & pl.col("missing").is_not_null()
