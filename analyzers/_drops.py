@@ -40,7 +40,7 @@ from tracekit.analyzers._paths import (
 from tracekit.analyzers._pipeline import Pipeline
 from tracekit.analyzers._removed import removal_candidates
 
-__all__ = ["drop_candidates", "drops_and_in_flight"]
+__all__ = ["drop_candidates", "drops_and_in_flight", "judged_candidates"]
 
 _MSG_COLS: Final = ("n", "t", "src", "r")
 #: Of the hop reached last: its first occurrence (time, source, row: the evidence's file and
@@ -312,6 +312,14 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     # a gap 2 ms after its deliver read as a drop)
     reach = hop_window_ns(paths.pipeline, grace)
     return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
+
+
+def judged_candidates(paths: Paths) -> pl.DataFrame:
+    """:func:`drop_candidates` at the pipeline's grace window, collected once per analysis:
+    the drops and the races' account of what became of a raced message read one verdict."""
+    return paths.memoised(
+        "drop_candidates", lambda: drop_candidates(paths).collect(engine=engine())
+    )
 
 
 def _with_unnamed(paths: Paths, cand: pl.DataFrame) -> pl.DataFrame:

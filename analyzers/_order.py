@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tracekit.analyzers._drops import judged_candidates
 from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
 from tracekit.analyzers._findings import empty_findings, evidence, findings, ms
 from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, rows_by_code, run_of
@@ -242,10 +243,12 @@ def races(paths: Paths) -> pl.LazyFrame:
     # What became of the message on the raced client: its own hops (few rows, the raced
     # traces'), not the recipient's path, which another device of theirs may have finished.
     keys = ["trace_id", "recipient", "source"]
+    f = p.index(final) if final is not None else -1
+    at_final = pl.col("hop") == f
     state = (
         paths.hops_of(raced.lazy().select("trace_id"))
         .filter(pl.col("hop").is_in(rcp))
-        .join(raced.lazy().select(keys), on=keys, how="semi")
+        .join(raced.lazy().select(*keys, recv_pos="pos"), on=keys)
         .group_by(keys)
         .agg(
             # recipient hops are in pipeline order: the furthest one reached
@@ -253,8 +256,47 @@ def races(paths: Paths) -> pl.LazyFrame:
             .max()
             .replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
             .alias("last_seen"),
-            ((pl.col("hop") == p.index(final)).any() if final else pl.lit(True)).alias("arrived"),
+            # shown after the receive, or only before it (a redelivery of a message shown)
+            pl.col("pos")
+            .filter(at_final & (pl.col("pos") > pl.col("recv_pos")))
+            .min()
+            .alias("final_pos"),
+            (at_final & (pl.col("pos") < pl.col("recv_pos"))).any().alias("shown_before"),
         )
+    )
+    # The first fetch of the conversation begun after the receive: a final hop only after it
+    # is that history load's doing (the seed bug: the message appeared after a refresh).
+    later = (
+        starts.select("key", "start_pos", reload_file="start_file", reload_line="start_line")
+        .sort("start_pos")
+        .collect(engine=engine())
+    )
+    reloads = (
+        raced.lazy()
+        .select(*keys, "key", "pos")
+        .sort("pos")
+        .join_asof(
+            later.lazy(),
+            left_on="pos",
+            right_on="start_pos",
+            by="key",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+        .select(*keys, reload_pos="start_pos", reload_file="reload_file", reload_line="reload_line")
+    )
+    # Where it never reached final there, the drop analysis' verdict on that path (a drop,
+    # or undecided: in flight, or a log gap or unnamed lines may hold the hop), not one of
+    # the race's own (review 25b: "went missing" beside an in_flight or a log_gap finding).
+    verdict = (
+        judged_candidates(paths)
+        .lazy()
+        .filter(~pl.col("removal").fill_null(False))
+        .join(raced.lazy().select(keys), on=["trace_id", "recipient"])
+        .filter(pl.col("device").is_null() | (pl.col("device") == pl.col("source")))
+        .group_by(keys)
+        .agg(pl.col("status").first())
     )
     # the raced device's store took it, then lost it again (a page replaced the store)
     lost = removed(paths).select("trace_id", "recipient", "source", "restored")
@@ -272,12 +314,20 @@ def races(paths: Paths) -> pl.LazyFrame:
     hits = (
         raced.lazy()
         .join(state, on=keys, how="left")
+        .join(reloads, on=keys, how="left")
+        .join(verdict, on=keys, how="left")
         .join(lost.lazy(), on=["trace_id", "recipient", "source"], how="left")
         .join(unended, on=keys, how="left")
         .join(_next_runs(paths), on=["source", "start_pos"], how="left")
         .with_columns(
             # (the restart ended the fetch only where no end was seen)
             pl.when(pl.col("end_pos").is_null()).then(pl.col(f"restart_{c}")).name.keep()
+            for c in ("file", "line")
+        )
+        .with_columns(
+            pl.when(pl.col("final_pos") > pl.col("reload_pos"))
+            .then(pl.col(f"reload_{c}"))
+            .alias(f"load_{c}")
             for c in ("file", "line")
         )
         .with_columns(t=paths.true_time())
@@ -294,8 +344,37 @@ def races(paths: Paths) -> pl.LazyFrame:
         # without a final role, how far it got on that client is all there is to say
         .when(pl.lit(final is None))
         .then(pl.format("on that client it then got as far as {}", pl.col("last_seen")))
-        .when(pl.col("arrived"))
+        .when(pl.col("final_pos") > pl.col("reload_pos"))
+        .then(
+            pl.lit(
+                "the message then went missing until a later history load showed it (it "
+                f"reached {final} only after that load began)"
+            )
+        )
+        .when(pl.col("final_pos").is_not_null())
         .then(pl.lit(f"the message then reached {final}"))
+        .when(pl.col("shown_before"))
+        .then(pl.lit(f"the message had reached {final} on that client before this receive"))
+        .when(pl.col("status") == "in_flight")
+        .then(
+            pl.format(
+                "the message had not reached {} there when the logs end (last reached {}): "
+                "in flight, not yet a drop",
+                pl.lit(final),
+                pl.col("last_seen"),
+            )
+        )
+        .when(pl.col("status").is_in(["log_gap", "unnamed"]))
+        .then(
+            pl.format(
+                "last reached {}; whether it then reached {} is not known: {} may hold it",
+                pl.col("last_seen"),
+                pl.lit(final),
+                pl.when(pl.col("status") == "log_gap")
+                .then(pl.lit("events the log lost"))
+                .otherwise(pl.lit("lines naming no recipient")),
+            )
+        )
         .otherwise(
             pl.format(
                 "the message then went missing: last reached {}, never reached {}",
@@ -360,6 +439,7 @@ def races(paths: Paths) -> pl.LazyFrame:
             ("file", "line"),
             ("end_file", "end_line"),
             ("restart_file", "restart_line"),
+            ("load_file", "load_line"),  # (the later load that showed it, where one did)
         ),
         at="t",
     )

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight
+from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight, judged_candidates
 from tracekit.analyzers._duplicates import duplicates, unexpected
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS, empty_findings, findings
 from tracekit.analyzers._gaps import clock_findings, log_gaps
@@ -166,7 +166,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     counted: dict[str, int] = {}  # (counts the kinds leave for the report)
 
     def gapless() -> pl.DataFrame:  # drops and in-flight paths, and where gaps explain them
-        judged = drop_candidates(paths).collect(engine=engine())
+        judged = judged_candidates(paths)
         # paths lines naming no recipient may complete: no finding of their own to count
         # (also those in flight or in a log gap: undecided for that reason too)
         counted["unnamed"] = judged.filter(pl.col("unnamed")).height

@@ -110,6 +110,71 @@ def test_race_where_the_message_still_arrived(history):
     )
 
 
+_RACED = (
+    "WS-RECV.receive for conversation c1 arrived on client-u2 while a REST history fetch of it "
+    "was in flight; "
+)
+
+
+def test_a_raced_message_shown_only_by_a_later_history_load_went_missing(history):
+    # Review 25b: the seed bug, then the user refreshes and the second load stores m1 (its
+    # lines logged with the trace): "the message then reached CTRL.add" read as harmless
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5, stop={"u2": "REPO.add"})
+    history.ev(100, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(5000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    for k, hop in enumerate(("REPO.add", "CTRL.add")):
+        history.ev(5010 + k, hop, "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(5020, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert got["detail"][0] == _RACED + (
+        "the message then went missing until a later history load showed it (it reached "
+        "CTRL.add only after that load began)"
+    )
+    # the fetch it raced (start, end), the receive, and the load that showed it
+    assert [e["line"] for e in got["evidence"][0]] == [1, 2, 3, 4]
+
+
+def test_a_redelivery_of_a_message_shown_before_says_so(history):
+    # review 25b: stored before the fetch, delivered again during it: "then reached"
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(100, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(105, "WS-RECV.receive", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(200, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert got["detail"].to_list() == [
+        _RACED + "the message had reached CTRL.add on that client before this receive"
+    ]
+
+
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_race_says_what_the_drop_analysis_says_of_its_path(history, lost):
+    # review 25b: the race said "went missing" of a path the drops held in flight (the logs
+    # end inside the grace window) or undecided (a log gap where its store would be)
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5, stop={"u2": "REPO.add"})
+    history.ev(100, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    if lost:
+        history.seq["client-u2"] += 2
+        history.ev(150, "TRACEKIT.heartbeat", "client-u2", "u2")
+        history.tail()
+    found = analyze(history.frame()).findings
+    races = found.filter(found["kind"] == "race")
+    assert history.kinds(races) == [("race", t1, "u2", "WS-RECV.receive", "WS-RECV.receive")]
+    said = (
+        "last reached WS-RECV.receive; whether it then reached CTRL.add is not known: events "
+        "the log lost may hold it"
+        if lost
+        else "the message had not reached CTRL.add there when the logs end (last reached "
+        "WS-RECV.receive): in flight, not yet a drop"
+    )
+    assert races["detail"].to_list() == [_RACED + said]
+    assert sorted(found["kind"]) == sorted(["race", "log_gap" if lost else "in_flight"])
+
+
 def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(history):
     # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
     # with its start, 30 ms): the race is decided in log order, and the age is not negative
