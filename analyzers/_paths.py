@@ -199,15 +199,20 @@ class Paths:
     unread_lists: tuple[int, str, int] | None = None
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
-    _memo_lock: threading.RLock = field(
-        default_factory=threading.RLock, init=False, compare=False, repr=False
+    _memo_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, compare=False, repr=False
+    )
+    _memo_locks: dict[str, threading.Lock] = field(
+        default_factory=dict, init=False, compare=False, repr=False
     )
 
     def memoised(self, key: str, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
         """``compute()``, once per ``key``: ``analyze`` runs the finding kinds on threads, and
-        two of them asking for one frame get the same (re-entrant: a memoised frame may ask
-        for another)."""
+        two of them asking for one frame get the same. A lock per key: one frame being made
+        holds back no other (a memoised frame may ask for another; none asks for itself)."""
         with self._memo_lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
             if key not in self.memo:
                 self.memo[key] = compute()
             return self.memo[key]

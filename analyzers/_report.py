@@ -200,12 +200,13 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     # analysis' peak (~0.25 GB more at 5M events).
     pool = ThreadPoolExecutor(2, thread_name_prefix="tracekit-analyze")
     try:
+        # (the drops first: the races read their verdicts)
+        drops = pool.submit(in_context(gapless))
         kinds = [
             pool.submit(in_context(partial(collected, f)))
             for f in (reorders, races, duplicates, unexpected)
         ]
         lat = pool.submit(in_context(latency))
-        drops = pool.submit(in_context(gapless))
         found = pl.concat([drops.result(), *(k.result() for k in kinds), lat.result()[0]])
         stats = lat.result()[1]
     finally:  # an error or an interrupt: the kinds not begun are not run
