@@ -9,16 +9,53 @@ import polars as pl
 
 from tracekit.analyzers._paths import Paths, engine, run_of
 
-__all__ = ["fetch_bounds", "fetch_key", "fetch_positions", "fetch_window"]
+__all__ = ["fetch_bounds", "fetch_positions", "fetch_window", "keyed"]
 
 
-def fetch_key() -> pl.Expr:
-    """(source, conversation) as one integer: their codes packed (the event table's own codes
-    when its names are Categorical, so text columns give the same key)."""
-    code = [
-        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in ("source", "conv_id")
-    ]
-    return (code[0] * (1 << 32) + code[1]).alias("key")
+def _code(name: str) -> pl.Expr:
+    """A name's code (the event table's own where its names are Categorical, so text
+    columns give the same one)."""
+    return pl.col(name).cast(pl.Categorical).to_physical()
+
+
+def _groups(paths: Paths) -> pl.DataFrame:
+    """Whose fetches make one series of windows, numbered (``key``): a client's of one
+    conversation (source, conversation), and where the client's every fetch line names its
+    user (``actor``), that user's (review 25b: a load generator logging several users under
+    one source made one user's fetch another's race)."""
+    fetches = paths.fetches.lazy().filter(pl.col("conv_id").is_not_null())
+    named = pl.col("actor").is_not_null().all().over("source")
+    return paths.memoised(
+        "fetch_groups",
+        lambda: (
+            fetches.select(
+                s=_code("source"),
+                c=_code("conv_id"),
+                who=pl.when(named).then(_code("actor")),
+            )
+            .unique(maintain_order=True)
+            .with_row_index("key")
+            .collect(engine=engine())
+        ),
+    )
+
+
+def keyed(frame: pl.LazyFrame, paths: Paths, who: str) -> pl.LazyFrame:
+    """``frame``'s rows with the ``key`` of the fetches that concern them: their source's and
+    conversation's, and ``who``'s where that client's fetch lines name their user (a row
+    naming nobody: any of them). Rows no fetch concerns are left out."""
+    groups = _groups(paths).lazy()
+    users = groups.filter(pl.col("who").is_not_null())
+    rows = frame.with_columns(s=_code("source"), c=_code("conv_id"), who=_code(who))
+    return pl.concat(
+        [
+            rows.join(users, on=["s", "c", "who"]).drop("who"),
+            rows.filter(pl.col("who").is_null()).drop("who").join(users.drop("who"), on=["s", "c"]),
+            rows.drop("who").join(
+                groups.filter(pl.col("who").is_null()).drop("who"), on=["s", "c"]
+            ),
+        ]
+    ).drop("s", "c")
 
 
 def fetch_window(paths: Paths) -> list[str]:
@@ -28,7 +65,7 @@ def fetch_window(paths: Paths) -> list[str]:
 
 
 def fetch_positions(paths: Paths) -> pl.DataFrame:
-    """The fetch events of each (source, conversation), in log order, with how many fetches
+    """The fetch events of each series (:func:`keyed`: a client's, of one conversation), in log order, with how many fetches
     were ``started`` and are ``open`` after each, whether an end ``closes`` one, and how many
     were ``closed`` (or left open by an earlier run of the client), with the ``run`` where
     a source restarted.
@@ -52,9 +89,8 @@ def _fetch_positions(paths: Paths) -> pl.DataFrame:
     closes = ~is_start & (pl.col("open").shift(1).over(run).fill_null(0) > 0)
     earlier = (pl.col("started") - is_start.cast(pl.Int64)).first().over(run) if paths.runs else 0
     return (
-        paths.fetches.lazy()
-        .filter(pl.col("conv_id").is_not_null())
-        .with_columns(fetch_key(), *run_of(paths))
+        keyed(paths.fetches.lazy(), paths, "actor")
+        .with_columns(*run_of(paths))
         .sort("key", "pos", maintain_order=True)
         .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))
         .with_columns(open=pl.col("raw") - floor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracekit.analyzers._drops import judged_candidates
-from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions, fetch_window
+from tracekit.analyzers._fetches import fetch_bounds, fetch_positions, fetch_window, keyed
 from tracekit.analyzers._findings import empty_findings, evidence, findings, ms
 from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
@@ -170,16 +170,15 @@ def races(paths: Paths) -> pl.LazyFrame:
     r = p.index(receive)
     rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     final = p.role("final")
-    # Fetches and receives are matched on integer codes of (source, conversation), packed
-    # into one key; the fetch named is the earliest still open: its window holds the receive.
-    key = fetch_key()
+    # Fetches and receives are matched on the key of their series (:func:`keyed`); the fetch
+    # named is the earliest still open: its window holds the receive.
     fetch = fetch_positions(paths)
     # how many fetches were started and are still open after each fetch event
     run = fetch_window(paths)  # (and the run, where a source restarted)
     open_at = fetch.lazy().select(*run, "pos", "started", "open").sort("pos")
     starts, ends = fetch_bounds(fetch)
     # Receives are matched narrow (row, key, pos); only the raced rows are then read whole.
-    narrow = ["row", "trace_id", "source", "pos", "conv_id"]
+    narrow = ["row", "trace_id", "source", "recipient", "pos", "conv_id"]
     received = paths.hops.lazy().with_row_index("row").filter(pl.col("hop") == r).select(narrow)
     # A receive that does not name its conversation takes its message's (rare: a join of few rows).
     unnamed = (
@@ -187,7 +186,8 @@ def races(paths: Paths) -> pl.LazyFrame:
         .drop("conv_id")
         .join(paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left")
         .with_columns(
-            pl.col(c).cast(paths.hops.schema[c]) for c in ("trace_id", "source", "conv_id")
+            pl.col(c).cast(paths.hops.schema[c])
+            for c in ("trace_id", "source", "recipient", "conv_id")
         )
         .select(narrow)
     )
@@ -205,8 +205,12 @@ def races(paths: Paths) -> pl.LazyFrame:
         )
     )
     inside = (
-        pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed])
-        .select("row", "conv_id", "pos", key, *run_of(paths))
+        keyed(
+            pl.concat([received.filter(pl.col("conv_id").is_not_null()), unnamed]),
+            paths,
+            "recipient",
+        )
+        .select("row", "conv_id", "pos", "key", *run_of(paths))
         .join(span, on=run)
         .filter(
             (pl.col("pos") > pl.col("first")) & ((pl.col("pos") <= pl.col("last")) | "still_open")

@@ -30,7 +30,7 @@ from typing import Final
 
 import polars as pl
 
-from tracekit.analyzers._fetches import fetch_bounds, fetch_key, fetch_positions
+from tracekit.analyzers._fetches import fetch_bounds, fetch_positions, keyed
 from tracekit.analyzers._paths import Paths, engine
 
 __all__ = ["removal_candidates", "removed"]
@@ -109,9 +109,7 @@ def _restored(paths: Paths, gone: pl.DataFrame) -> pl.Series:
     starts, ends = fetch_bounds(fetch_positions(paths))
     completed = starts.join(ends, on=["key", "k"]).select("key", "start_pos")
     return (
-        gone.lazy()
-        .filter(pl.col("conv_id").is_not_null())
-        .with_columns(fetch_key())
+        keyed(gone.lazy().filter(pl.col("conv_id").is_not_null()), paths, "recipient")
         .join(completed, on="key")
         .filter(pl.col("start_pos") > pl.col("pos_rm"))
         .select("rid")

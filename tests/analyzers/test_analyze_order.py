@@ -175,6 +175,27 @@ def test_a_race_says_what_the_drop_analysis_says_of_its_path(history, lost):
     assert sorted(found["kind"]) == sorted(["race", "log_gap" if lost else "in_flight"])
 
 
+def _one_process(history, source):
+    """Every client line logged by one process (a load generator running every user)."""
+    clients = {r["source"] for r in history.rows if r["source"].startswith("client-")}
+    for k, r in enumerate(r for r in history.rows if r["source"] in clients | {source}):
+        r.update(source=source, file=f"{source}.jsonl", seq=k, line=k + 1)
+
+
+@pytest.mark.parametrize("fetcher", ["u3", "u2", None])
+def test_in_a_process_logging_several_users_a_fetch_is_its_users(history, fetcher):
+    # review 25b: u3's history load of c1 made u2's receive of m1 a race (the fetches were
+    # keyed by source and conversation); a fetch line naming no user is the process's
+    history.ev(0, "REST.fetch_start", "client-u2", fetcher, conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.ev(100, "REST.fetch_end", "client-u2", fetcher, conv_id="c1")
+    _one_process(history, "loadgen-1")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    raced = [] if fetcher == "u3" else [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert history.kinds(got) == raced
+
+
 def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(history):
     # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
     # with its start, 30 ms): the race is decided in log order, and the age is not negative
