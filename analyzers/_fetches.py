@@ -18,12 +18,29 @@ def _code(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Categorical).to_physical()
 
 
+def _lines(paths: Paths) -> pl.LazyFrame:
+    """The fetch lines that name a conversation, in each log's order. An end naming none
+    ends the fetch before it in its log (review 25b: left out, that fetch never ended, and
+    every later receive of its conversation was a race)."""
+    ended = (pl.col("kind") == "end") & pl.col("conv_id").is_null()
+    return (
+        paths.fetches.lazy()
+        .sort("source", "pos", maintain_order=True)
+        .with_columns(
+            conv_id=pl.when(ended)
+            .then(pl.col("conv_id").forward_fill().over("source"))
+            .otherwise("conv_id")
+        )
+        .filter(pl.col("conv_id").is_not_null())
+    )
+
+
 def _groups(paths: Paths) -> pl.DataFrame:
     """Whose fetches make one series of windows, numbered (``key``): a client's of one
     conversation (source, conversation), and where the client's every fetch line names its
     user (``actor``), that user's (review 25b: a load generator logging several users under
     one source made one user's fetch another's race)."""
-    fetches = paths.fetches.lazy().filter(pl.col("conv_id").is_not_null())
+    fetches = _lines(paths)
     named = pl.col("actor").is_not_null().all().over("source")
     return paths.memoised(
         "fetch_groups",
@@ -65,10 +82,10 @@ def fetch_window(paths: Paths) -> list[str]:
 
 
 def fetch_positions(paths: Paths) -> pl.DataFrame:
-    """The fetch events of each series (:func:`keyed`: a client's, of one conversation), in log order, with how many fetches
-    were ``started`` and are ``open`` after each, whether an end ``closes`` one, and how many
-    were ``closed`` (or left open by an earlier run of the client), with the ``run`` where
-    a source restarted.
+    """The fetch events of each series (:func:`keyed`: a client's, of one conversation), in
+    log order, with how many fetches were ``started`` and are ``open`` after each, whether
+    an end ``closes`` one, and how many were ``closed`` (or left open by an earlier run of
+    the client), with the ``run`` where a source restarted.
 
     Fetch events carry no fetch id: fetches may overlap, and an end closes one of the open
     ones. Ends are paired with starts in order (the k-th end that closes something closes the
@@ -89,7 +106,7 @@ def _fetch_positions(paths: Paths) -> pl.DataFrame:
     closes = ~is_start & (pl.col("open").shift(1).over(run).fill_null(0) > 0)
     earlier = (pl.col("started") - is_start.cast(pl.Int64)).first().over(run) if paths.runs else 0
     return (
-        keyed(paths.fetches.lazy(), paths, "actor")
+        keyed(_lines(paths), paths, "actor")
         .with_columns(*run_of(paths))
         .sort("key", "pos", maintain_order=True)
         .with_columns(raw=raw, started=is_start.cast(pl.Int64).cum_sum().over("key"))

@@ -196,6 +196,18 @@ def test_in_a_process_logging_several_users_a_fetch_is_its_users(history, fetche
     assert history.kinds(got) == raced
 
 
+def test_a_fetch_end_naming_no_conversation_ends_the_fetch_before_it(history):
+    # review 25b: left out, c1's fetch never ended: m2, received long after, was a race
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5)
+    history.ev(100, "REST.fetch_end", "client-u2", "u2")
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+    assert got["detail"][0] == _RACED + "the message then reached CTRL.add"
+
+
 def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(history):
     # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
     # with its start, 30 ms): the race is decided in log order, and the age is not negative
