@@ -8,7 +8,7 @@ import polars as pl
 from tracekit.analyzers._drops import judged_candidates
 from tracekit.analyzers._fetches import fetch_bounds, fetch_positions, fetch_window, keyed
 from tracekit.analyzers._findings import empty_findings, evidence, findings, ms
-from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, rows_by_code, run_of
+from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, col, engine, rows_by_code, run_of
 from tracekit.analyzers._removed import removed
 
 __all__ = ["races", "reorders"]
@@ -29,9 +29,8 @@ def reorders(paths: Paths) -> pl.LazyFrame:
     # (no ``tc`` where the hop events hold trace ids as text: their codes made now)
     kept = paths.hops.schema["trace_id"] == pl.Categorical()
     tc = pl.col("tc") if kept else code("trace_id")
-    canon = paths.msg.filter(
-        pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null()
-    ).select(tc.cast(pl.UInt32).alias("tc"), code("conv_id").alias("gc"), "prank")
+    ranked = paths.msg.filter(pl.col("conv_id").is_not_null() & pl.col("prank").is_not_null())
+    canon = ranked.select(tc.cast(pl.UInt32).alias("tc"), code("conv_id").alias("gc"), "prank")
     # Every store event, not only a pair's first: each device (source) keeps its own store, so
     # the order is checked per (conversation, recipient, source) by that log's seq. Narrow
     # integer rows (``row`` points back into the hop events); text only for the findings.
@@ -96,11 +95,42 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         .select("row", "lead_row")
         .collect(engine=engine())
     )
+    if ahead.height:
+        i = p.index(persist)
+        placed = ranked.select(
+            tc.cast(pl.UInt32).alias("tc"),
+            src=pl.col(col("src", i)).cast(pl.String),
+            pt=pl.col(col("t", i)),
+        )
+        ahead = _certain(paths, stored, ahead, placed)
     cols = ["trace_id", "recipient", "source", "ts", "file", "line"]
     late = paths.hops.select(cols).gather(ahead.get_column("row"))
     lead = paths.hops.select("trace_id", "file", "line").gather(ahead.get_column("lead_row"))
-    hits = as_text(late.hstack(lead.rename(lambda c: f"lead_{c}").get_columns()).lazy()).join(
-        paths.msg.lazy().select("trace_id", "conv_id"), on="trace_id", how="left"
+    i = p.index(persist)
+    persisted = paths.msg.lazy().select(
+        "trace_id", "conv_id", p_by=pl.col(col("src", i)).cast(pl.String), p_at=col("t", i)
+    )
+    hits = (
+        as_text(late.hstack(lead.rename(lambda c: f"lead_{c}").get_columns()).lazy())
+        .join(persisted, on="trace_id", how="left")
+        .join(
+            persisted.select(lead_trace_id="trace_id", lead_p_by="p_by", lead_p_at="p_at"),
+            on="lead_trace_id",
+            how="left",
+        )
+    )
+    # two servers persisted them: which, and how far apart (their clocks corrected)
+    first = (
+        pl.when(pl.col("p_by") != pl.col("lead_p_by"))
+        .then(
+            pl.format(
+                "{} persisted it first, {} ms before {} persisted that one (corrected clocks)",
+                pl.col("p_by"),
+                ms(pl.col("lead_p_at") - pl.col("p_at")),
+                pl.col("lead_p_by"),
+            )
+        )
+        .otherwise(pl.lit("the server persisted it first"))
     )
     return findings(
         hits.with_columns(t=paths.true_time()),
@@ -111,12 +141,48 @@ def reorders(paths: Paths) -> pl.LazyFrame:
         conv_id="conv_id",
         source="source",
         detail=pl.format(
-            "recipient {} stored this message after {} although the server persisted it first",
+            "recipient {} stored this message after {} although {}",
             pl.col("recipient"),
             pl.col("lead_trace_id"),
+            first,
         ),
         evidence=evidence(("lead_file", "lead_line"), ("file", "line")),
         at="t",
+    )
+
+
+def _certain(
+    paths: Paths, stored: pl.DataFrame, ahead: pl.DataFrame, placed: pl.DataFrame
+) -> pl.DataFrame:
+    """``ahead`` (``row``: a store event of a message stored late, ``lead_row``: the one
+    before it in its log persisted latest) where the order of the two persists is known: one
+    server's log, or two servers' corrected times further apart than both clocks' uncertainty
+    (review 25b: 2 ms apart on clocks known to 10 ms read as a reorder). A late store whose
+    lead is not certain is judged against the others stored before it: the certain one
+    persisted latest leads; with none, no reorder is said."""
+    uncertainty = {s: c.uncertainty_ns for s, c in paths.clock.items()}
+    late = stored.join(ahead.select("row"), on="row").select(
+        "row", "gid", late_rkey="rkey", late_prank="prank", late_tc="tc"
+    )
+    pairs = (
+        late.join(stored.select("gid", "row", "rkey", "prank", "tc"), on="gid", suffix="_lead")
+        .filter((pl.col("rkey") < pl.col("late_rkey")) & (pl.col("prank") > pl.col("late_prank")))
+        .join(placed, left_on="late_tc", right_on="tc")
+        .join(placed, left_on="tc", right_on="tc", suffix="_lead")
+    )
+    unsure = (
+        pl.col(c).replace_strict(uncertainty, default=None, return_dtype=pl.Int64)
+        for c in ("src", "src_lead")
+    )
+    certain = (pl.col("src") == pl.col("src_lead")) | (
+        pl.col("pt_lead") - pl.col("pt") > pl.sum_horizontal(*unsure, ignore_nulls=False)
+    )
+    return (
+        pairs.filter(certain.fill_null(False))
+        .sort("row", "prank", "rkey", descending=[False, True, False])
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("row_lead").first().alias("lead_row"))
+        .sort("row")
     )
 
 

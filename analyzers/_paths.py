@@ -1166,10 +1166,15 @@ def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> tuple[pl.DataFrame, bool]:
         .collect(engine=engine())
         .get_column("conv_id")
     )
+    t, pos = pl.col(col("t", i)), pl.col(col("pos", i))
+    # by time where several persist, one server's own persists in its log order where their
+    # stamps tie (review 25b: persists of one millisecond lost their order, and a reorder
+    # between them went unsaid)
+    tied = pos.rank("ordinal").over("conv_id", col("src", i), col("t", i)).cast(pl.Int64) - 1
     key = (
         pl.when(pl.col("conv_id").is_in(multi.implode()))
-        .then(pl.col(col("t", i)))
-        .otherwise(pl.col(col("pos", i)))
+        .then(t.rank("dense").cast(pl.Int64) * (1 << 20) + tied)
+        .otherwise(pos)
     )
     ranked = msg.with_columns(
         prank=pl.when(pl.col(col("n", i)) > 0).then(key.rank("dense").cast(pl.Int64))

@@ -208,6 +208,64 @@ def test_a_fetch_end_naming_no_conversation_ends_the_fetch_before_it(history):
     assert got["detail"][0] == _RACED + "the message then reached CTRL.add"
 
 
+def _persisted(history, n, server, t, *, ahead=0.0, up=5.0, down=5.0):
+    """Message ``n`` from u1, persisted by ``server`` at true time ``t`` (its clock ``ahead``
+    ms; ``up``/``down``: the request's and the response's way, ms)."""
+    tr, at = history.tid(n), {"trace": history.tid(n), "conv_id": "c1"}
+    history.ev(t - up, "CTRL.send", "client-u1", "u1", **at)
+    history.ev(t - up, "REST.request", "client-u1", "u1", **at)
+    history.ev(t + ahead, "REST.persist", server, "u1", msg_id=f"m{n}", **at)
+    history.ev(t + down, "REST.response", "client-u1", "u1", **at)
+    history.ev(t + 1 + ahead, "WS-BROADCAST.start", server, "u1", recipients=["u2"], **at)
+    history.ev(t + 2 + ahead, "WS-BROADCAST.deliver", server, "server", peer="u2", **at)
+    return tr
+
+
+def _stored(history, *stores):
+    for trace, t in stores:
+        for hop in ("WS-RECV.receive", "REPO.add", "CTRL.add"):
+            history.ev(t, hop, "client-u2", "u2", trace=trace, conv_id="c1")
+
+
+def test_two_servers_persists_closer_than_their_clocks_are_known_are_no_reorder(history):
+    # review 25b: m1 persisted on server-1 at 1000 ms, m2 on server-2 at 1002 (its clock
+    # 300 ms ahead, estimated 304 +- 10 from an asymmetric exchange): stored m1 then m2, the
+    # true order, read as a reorder on the corrected times
+    m1 = _persisted(history, 1, "server-1", 1000)
+    m2 = _persisted(history, 2, "server-2", 1002, ahead=300, up=9, down=1)
+    _stored(history, (m1, 1010), (m2, 1012))
+    history.tail()
+    assert find_reorders(history.frame()).collect().is_empty()
+
+
+def test_two_servers_persists_far_apart_are_a_reorder_that_names_them(history):
+    m1 = _persisted(history, 1, "server-1", 1000)
+    m2 = _persisted(history, 2, "server-2", 1100, ahead=300)
+    _stored(history, (m2, 1110), (m1, 1120))
+    history.tail()
+    got = find_reorders(history.frame()).collect()
+    assert history.kinds(got) == [("reorder", m1, "u2", "CTRL.add", None)]
+    assert got["detail"][0] == (
+        f"recipient u2 stored this message after {m2} although server-1 persisted it first, "
+        "100.0 ms before server-2 persisted that one (corrected clocks)"
+    )
+
+
+def test_one_servers_persists_in_one_millisecond_keep_its_order_beside_another_server(history):
+    # review 25b: with m3 persisted by server-2, the conversation was ranked by time: m1 and
+    # m2, persisted by server-1 in one millisecond, tied, and m2 stored first went unsaid
+    m1 = _persisted(history, 1, "server-1", 1000)
+    m2 = _persisted(history, 2, "server-1", 1000)
+    m3 = _persisted(history, 3, "server-2", 2000)
+    _stored(history, (m2, 1010), (m1, 1011), (m3, 2010))
+    history.tail()
+    got = find_reorders(history.frame()).collect()
+    assert history.kinds(got) == [("reorder", m1, "u2", "CTRL.add", None)]
+    assert got["detail"][0] == (
+        f"recipient u2 stored this message after {m2} although the server persisted it first"
+    )
+
+
 def test_a_receive_stamped_before_the_fetch_it_raced_reads_at_the_receive(history):
     # u2 logs the fetch's start (stamped 32 ms) before the receive (a stage line, stamped
     # with its start, 30 ms): the race is decided in log order, and the age is not negative
