@@ -1049,12 +1049,18 @@ def drops_and_in_flight(
     # (how near the last hop a restart or a log's end is named: the time a hop may take)
     hop = hop_window_ns(paths.pipeline, grace)
     # (the missing hop's lines that say it failed: an attempt, not the hop reached)
+    # (where the first is: events of no file, a test's captured ones, have none to say;
+    # review 25d: the whole phrase went with it)
+    first_at = (
+        pl.when(pl.col("file_failed").is_not_null() & pl.col("line_failed").is_not_null())
+        .then(pl.format(", the first at {}:{}", "file_failed", "line_failed"))
+        .otherwise(pl.lit(""))
+    )
     tried_and_failed = pl.format(
-        "; {} was tried and failed ({} line(s) of it logged at an error level, the first at {}:{})",
+        "; {} was tried and failed ({} line(s) of it logged at an error level{})",
         "stage",
         "n_failed",
-        "file_failed",
-        "line_failed",
+        first_at,
     ).fill_null("")
     judged_drops = _with_resends(
         paths, _with_failures(paths, cand.filter(pl.col("status") == "drop"))

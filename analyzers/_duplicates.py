@@ -382,8 +382,11 @@ def resends(paths: Paths) -> pl.DataFrame:
         keys = ["msg_id_min", "conv_id", col("src", i)]
         # the few columns first: a filter of the whole message frame copies all of them (50 MB
         # more at the 5M analysis' peak)
+        # (a conversation not logged is one of its own: review 25c, a server that never
+        # logs conv_id lost the check)
+        named = [k for k in keys if k != "conv_id"]
         rows = paths.msg.select("trace_id", "n_msg_id", *keys, col("t", i), col("r", i)).filter(
-            (pl.col("n_msg_id") == 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+            (pl.col("n_msg_id") == 1) & pl.all_horizontal(pl.col(k).is_not_null() for k in named)
         )
         ranked = (
             rows.filter(pl.struct(keys).is_duplicated())

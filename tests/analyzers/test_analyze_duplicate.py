@@ -77,6 +77,20 @@ def test_one_msg_id_for_two_traces_is_one_message_traced_twice(history):
     ]
 
 
+def test_one_msg_id_for_two_traces_is_found_where_no_conversation_is_logged(history):
+    # review 25c: a server that never logs conv_id lost the check (every key had to be named)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=1000)
+    for row in history.rows:
+        row.pop("conv_id", None)
+        if row["trace_id"] == t2 and row.get("msg_id"):
+            row["msg_id"] = "m1"
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("duplicate", t2, None, "REST.persist", None)]
+    assert found["detail"][0].startswith(f"msg_id m1 was persisted for trace {t1} before")
+
+
 def test_three_canonical_msg_ids_for_one_trace(history):
     t1 = history.message(1, "u1", ["u2"], t=0)
     for k, again in enumerate(("m1-b", "m1-c")):

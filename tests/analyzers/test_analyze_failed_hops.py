@@ -4,6 +4,7 @@ reached. It was read as reached: a controller that raised on the add read as del
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import polars as pl
 import pytest
@@ -123,3 +124,41 @@ def test_a_stage_that_raised_as_tracekit_writes_it_reads_as_failed(tmp_path):
         ("drop", trace, "u2", "CTRL.add", "REPO.add")
     ]
     assert f"{tmp_path / 'client-u2.jsonl'}:3)" in found.row(0, named=True)["detail"]
+
+
+def test_a_failed_hop_of_captured_events_says_so_without_a_place():
+    # review 25d: events of no file (a test's capture) lost the whole "was tried and
+    # failed" with the line they do not have
+    import tracekit
+    from tracekit.testing import analyze_events, capture
+
+    def stored(*, fail: bool) -> None:
+        with tracekit.stage("CTRL", "add"):
+            if fail:
+                raise ValueError("store is locked")
+
+    tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with capture() as events, tracekit.message(tid, conv_id="c1"):
+        with tracekit.bind(actor="u1"):
+            tracekit.emit("CTRL", "send")
+            tracekit.emit("REST", "request")
+        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "persist")
+            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+            tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
+        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "response")
+        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):
+            tracekit.emit("WS-RECV", "receive")
+            tracekit.emit("REPO", "add")
+            with pytest.raises(ValueError):
+                stored(fail=True)
+    found = analyze_events(events, grace=timedelta(0)).findings
+    assert found.select("kind", "stage", "detail").rows() == [
+        (
+            "drop",
+            "CTRL.add",
+            "recipient u2: reached REPO.add, never reached CTRL.add (the logs go on 0.0 ms "
+            "after it); CTRL.add was tried and failed (1 line(s) of it logged at an error level)",
+        )
+    ]
