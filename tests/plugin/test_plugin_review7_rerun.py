@@ -119,3 +119,43 @@ def test_a_rerun_under_pytester_is_reported_once(pytester: pytest.Pytester) -> N
     report = json.loads(out.read_text())
     assert report["findings"] == []
     assert report["summary"]["messages"] == 1
+
+
+APP_CONFIGURED = """
+import pytest
+import tracekit
+
+@pytest.fixture(scope="session", autouse=True)
+def app(tmp_path_factory):
+    tracekit.configure(service="chat", sink=str(tmp_path_factory.mktemp("app") / "app.jsonl"))
+    yield
+    tracekit.shutdown()
+"""
+
+SENT = """
+import uuid
+import pytest
+from chatflow import send_message
+
+@pytest.mark.tracekit
+def test_send():
+    send_message(uuid.uuid4().hex, recipients=["u2"])
+"""
+
+
+def test_a_test_run_again_where_the_app_configured_tracekit_has_no_lost_beginning(
+    pytester: pytest.Pytester,
+) -> None:
+    # review 25d: the second run's capture went on from the first's seqs (the app's sink
+    # gets the events too), read as a log that lost its beginning: the test failed on a
+    # log_gap, and so did the session's gate (a rerun, or a node id given twice)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest(APP_CONFIGURED)
+    pytester.makepyfile(chatflow=CHATFLOW, test_r=SENT)
+    pytester.syspathinsert()
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--keep-duplicates", "test_r.py", "test_r.py",
+        "--tracekit-gates=log_gap=0,drop=0",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["PASS log_gap <= 0*", "PASS drop <= 0*"])
