@@ -442,6 +442,10 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         )
         first = pl.when(reached).then(pl.lit(p.ids[i])).otherwise(first)
     orphans = paths.msg.lazy().filter(pl.col(col("n", send)) == 0)
+    if not paths.failed.is_empty():  # a send tried and failed was seen: the message went on
+        # (review 25c: "never seen" of a send whose line is in the logs, at an error level)
+        tried = paths.failed.lazy().filter(pl.col("hop") == send).select("trace_id")
+        orphans = orphans.join(tried.unique(), on="trace_id", how="anti")
     by_sender = [i for i in msg_hops if p.hops[i].emitter == "sender"]
     # The first event is one of the hop named first (``first``: pipeline order), the earliest
     # on corrected time (then by source, file, line: a total order, so every column comes from

@@ -162,3 +162,12 @@ def test_a_failed_hop_of_captured_events_says_so_without_a_place():
             "after it); CTRL.add was tried and failed (1 line(s) of it logged at an error level)",
         )
     ]
+
+
+def test_a_send_tried_and_failed_whose_message_went_on_is_no_unexpected(history):
+    # review 25c: "a message whose CTRL.send was never seen", the send's line in the logs
+    history.message(1, "u1", ["u2"], t=0)
+    t2 = history.message(2, "u1", ["u2"], t=10_000)
+    _failing(history, t2, "CTRL.send", "u1")
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
