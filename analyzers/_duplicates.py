@@ -15,6 +15,7 @@ from tracekit.analyzers._paths import (
     grace_ns,
     hop_window_ns,
     lost_beginning,
+    run_of,
 )
 
 __all__ = ["duplicates", "unexpected"]
@@ -58,7 +59,8 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
     recipient have a log that runs at the write's time ``t`` (within the time a hop may take
     on each side). A client restarted later, or ended before, is another process of the same
-    device, not a second device (its logs do not overlap). Not the grace window: a log
+    device, not a second device (its logs do not overlap); each process its own log, the runs
+    of one restarted under its name too (:meth:`Paths.process_spans`). Not the grace window: a log
     that begins with its own receive of the write, or ended just before it, is the device's
     (with `--grace 0s` it was not, and one write to each device read as a duplicate). A log
     that lost its beginning ran before its first line (session 22's review: a tablet whose
@@ -67,7 +69,7 @@ def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
     users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
     spans = (
         paths.client_sources(users)
-        .join(paths.log_spans().lazy(), on="source")
+        .join(paths.process_spans().lazy(), on="source")
         .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
     )
     return (
@@ -194,7 +196,9 @@ def _over_removals(paths: Paths, frame: pl.LazyFrame, i: int) -> pl.LazyFrame:
     """The rows of ``frame`` (pairs whose hop ``i`` some device logged more than once) where
     a device logged it twice with no removal of the message between, in that device's log:
     add, remove, add is a message put back; add, add (then remove) was shown twice."""
-    keys = ["trace_id", "recipient", "source"]
+    # (each run of an app restarted under its name keeps a store of its own, review 25c)
+    run = run_of(paths)
+    keys = ["trace_id", "recipient", "source", *(["run"] if run else [])]
     again = frame.collect(
         engine=engine()
     )  # few rows: the hop events are read for these traces only
@@ -202,16 +206,18 @@ def _over_removals(paths: Paths, frame: pl.LazyFrame, i: int) -> pl.LazyFrame:
     adds = (
         paths.hops_of(pairs.select("trace_id"), hop=i)
         .join(pairs, on=["trace_id", "recipient"])
+        .with_columns(run)
         .select(*keys, "pos", add=pl.lit(True))
     )
     removals = (
         paths.removals.lazy()
         .join(pairs, on=["trace_id", "recipient"])
+        .with_columns(run)
         .select(*keys, "pos", add=pl.lit(False))
     )
     twice = (
         pl.concat([adds, removals])
-        .sort(*keys, "pos", "add", descending=[False, False, False, False, True])
+        .sort(*keys, "pos", "add", descending=[*(False for _ in keys), False, True])
         .filter(pl.col("add") & pl.col("add").shift(1).over(keys).fill_null(False))
     )
     return again.lazy().join(twice, on=["trace_id", "recipient"], how="semi")

@@ -329,6 +329,33 @@ class Paths:
             "t_end",
         )
 
+    def process_spans(self) -> pl.DataFrame:
+        """:meth:`log_spans`, one row per run of a source restarted under its name (``run``;
+        0 elsewhere): each run a process of its own, its log from its first line to its last
+        (review 25c: a message delivered to a client's old process and to its new one was a
+        duplicate where the app names itself, none where it does not). The first run begins
+        as the log does, the last ends as it does."""
+        spans = self.log_spans().with_columns(run=pl.lit(0, dtype=_I64))
+        if not self.runs or self.restarts.is_empty():
+            return spans
+        again = self.restarts.get_column("source").unique()
+        runs = as_text(
+            self.hops.lazy()
+            .filter(pl.col("source").is_in(again.cast(self.hops.schema["source"]).implode()))
+            .group_by("source", (pl.col("pos") // (1 << RUN_BITS)).alias("run"))
+            .agg(self.true_time().min().alias("t_first"), self.true_time().max().alias("t_last"))
+        ).collect(engine=engine())
+        first = pl.col("run") == pl.col("run").min().over("source")
+        last = pl.col("run") == pl.col("run").max().over("source")
+        split = runs.join(spans.drop("run"), on="source").select(
+            "source",
+            pl.when(first).then("t_start").otherwise("t_first").alias("t_start"),
+            pl.when(last).then("t_end").otherwise("t_last").alias("t_end"),
+            pl.col("run").cast(_I64),
+        )
+        kept = spans.filter(~pl.col("source").is_in(again.cast(pl.String).implode()))
+        return pl.concat([kept, split.select(kept.columns)])
+
     def hops_of(self, trace_ids: pl.LazyFrame, hop: int | None = None) -> pl.LazyFrame:
         """The hop events of these traces (a frame with a text ``trace_id``), names as text: the
         rows are picked on the table's integer codes, so only theirs are converted. ``hop``:
@@ -647,10 +674,17 @@ def _offsets_by_code(offsets: dict[str, int], sources: list[pl.Series]) -> pl.Se
 
 
 def _sources_per_hop(
-    wide: pl.DataFrame, hops: pl.DataFrame, keys: list[str], indices: list[int], pos: pl.Series
+    wide: pl.DataFrame,
+    hops: pl.DataFrame,
+    keys: list[str],
+    indices: list[int],
+    pos: pl.Series,
+    runs: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``k*``: how many sources logged the hop (two devices of one user are not a duplicate).
-    Counted only for the groups where a hop repeats; elsewhere it is the hop's count.
+    """``k*``: how many processes logged the hop (two devices of one user are not a
+    duplicate, nor two runs of one app restarted under its name: ``runs``, the positions hold
+    them; review 25c). Counted only for the groups where a hop repeats; elsewhere it is the
+    hop's count.
 
     Where several sources logged a hop, its first occurrence (``r*``) is not the first row
     read (the order of the logs across files is arbitrary) but, of each source's first in its
@@ -686,16 +720,18 @@ def _sources_per_hop(
     # newest first put a later occurrence ahead (ties, a line without seq: by row). Positions
     # gathered for these few rows only (a column of every hop event in the group-bys' frames
     # raised the 5M analysis' peak by 50 MB).
-    per_source = (
-        picked.with_columns(pos.gather(picked.get_column("row")).alias("pos"))
-        .group_by(*keys, "hop", "source")
-        .agg(
-            pl.col("row", "ts").sort_by("pos", "row", nulls_last=True).first(),
-            pl.len().cast(pl.UInt32).alias("n"),
-        )
+    placed = picked.with_columns(pos.gather(picked.get_column("row")).alias("pos"))
+    per_source = placed.group_by(*keys, "hop", "source").agg(
+        pl.col("row", "ts").sort_by("pos", "row", nulls_last=True).first(),
+        pl.len().cast(pl.UInt32).alias("n"),
     )
-    counted = per_source.group_by(keys).agg(
-        pl.col("source").filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
+    process = (
+        pl.struct("source", (pl.col("pos") // (1 << RUN_BITS)).alias("run"))
+        if runs
+        else pl.col("source")
+    )
+    counted = placed.group_by(keys).agg(
+        process.filter(pl.col("hop") == i).n_unique().cast(pl.UInt32).alias(col("k", i))
         for i in indices
     )
     # the representative occurrence of each hop the group's sources logged
@@ -1730,8 +1766,8 @@ def _assemble(
         *[(pl.col(col("n", i)) > 0).any().alias(col("any", i)) for i in rcp_idx]
     )
     pos = hops_df.get_column("pos")
-    msg_w, msg_dev = _sources_per_hop(msg_w, hops_df, ["trace_id"], msg_idx, pos)
-    rcp_w, rcp_dev = _sources_per_hop(rcp_w, hops_df, rcp_keys, rcp_idx, pos)
+    msg_w, msg_dev = _sources_per_hop(msg_w, hops_df, ["trace_id"], msg_idx, pos, mended)
+    rcp_w, rcp_dev = _sources_per_hop(rcp_w, hops_df, rcp_keys, rcp_idx, pos, mended)
     # Joined on the Categorical trace id (integers); text from here on.
     # The narrow frames joined first: each join of the wide one copies all its columns.
     wide = _gather(msg_w, hops_df, msg_idx, positions, in_order=native is not None)

@@ -472,3 +472,49 @@ def test_one_write_to_each_device_is_no_duplicate_whatever_the_grace(history, gr
     assert history.kinds(analyze(history.frame(), grace=grace).findings) == [
         ("duplicate", t2, "u2", "WS-BROADCAST.deliver", None)
     ]
+
+
+@pytest.mark.parametrize("how", ["redelivered", "history load", "shown twice"])
+def test_a_client_restarted_under_its_name_is_a_process_of_its_own(history, how):
+    # review 25c: the new process of an app that names itself showed m1 again (redelivered
+    # after it reconnected, or by its history load): four duplicates, and none where the new
+    # process had a name of its own. A process that shows it twice still does.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(1000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] = 0  # restarted
+    if how == "redelivered":
+        history.ev(3000, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    hops = ["WS-RECV.receive", "REPO.add", "CTRL.add"] if how == "redelivered" else ["CTRL.add"]
+    if how == "history load":
+        history.ev(2990, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+        history.ev(2999, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    for k, hop in enumerate(hops * (2 if how == "shown twice" else 1)):
+        history.ev(3005 + k, hop, "client-u2", "u2", trace=t1, conv_id="c1")
+    restart = history.rows[0]["timestamp"] + timedelta(seconds=2)
+    for r in history.rows:  # (the new run's lines follow the old run's in its file)
+        if r["source"] == "client-u2" and r["timestamp"] > restart:
+            r["line"] += 100
+    history.tail()
+    report = analyze(history.frame())
+    assert [r["source"] for r in report.summary["restarts"]] == ["client-u2"]
+    want = [("duplicate", t1, "u2", "CTRL.add", None)] if how == "shown twice" else []
+    assert history.kinds(report.findings) == want
+
+
+def test_a_message_put_back_then_shown_by_a_restarted_client_is_shown_once_a_run(history):
+    # review 25c: removals count per process too: add, remove, add in the old run, add in
+    # the new one read as "add, add" (shown twice)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(100, "CTRL.remove", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(200, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(1000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] = 0  # restarted
+    history.ev(2990, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(2999, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(3005, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    for r in history.rows[-3:]:
+        r["line"] += 100
+    history.tail()
+    report = analyze(history.frame())
+    assert [r["source"] for r in report.summary["restarts"]] == ["client-u2"]
+    assert report.findings.is_empty()
