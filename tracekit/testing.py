@@ -85,8 +85,9 @@ def capture(
     instance, the capture takes them too, as the instance writes them (its source, seq,
     actor, sampling; its sink still gets each one). An instance activated only inside the
     block keeps writing to its own sink alone. A ``configure()`` inside the block replaces
-    the capture for the rest of it, as it replaces any configuration; at the block's end it
-    is undone and the sink it opened closed.
+    the block's configuration for the rest of it, as it replaces any (its source, sink...);
+    the capture still takes its events, as it writes them. At the block's end it is undone
+    and the sink it opened closed.
     """
     events = CapturedEvents()
     base = _core._emitter

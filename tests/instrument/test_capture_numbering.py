@@ -95,3 +95,30 @@ def test_a_block_whose_first_event_was_lost_counts_from_its_seq(tmp_path: Path) 
             "begun mid-traffic: rotated, cut or started late)",
         ),
     ]
+
+
+def test_a_configuration_made_inside_a_block_is_captured_too(tmp_path: Path) -> None:
+    # review 25d: a server that configures tracekit as it starts, inside a test's capture,
+    # took the capture's place: its events and the rest went to its file alone, and the
+    # delivered message read as a drop at REST.persist
+    def hops(actor: str, *names: str, **fields: object) -> None:
+        with tracekit.message(T1, conv_id="c1"), tracekit.bind(actor=actor):
+            for name in names:
+                tracekit.emit(*name.split("."), **fields)
+
+    with capture() as events:
+        hops("u1", "CTRL.send", "REST.request")
+        tracekit.configure(service="chat-server", sink=str(tmp_path / "server.jsonl"))
+        hops("server", "REST.persist")
+        hops("server", "WS-BROADCAST.start", recipients=["u2"])
+        hops("server", "WS-BROADCAST.deliver", peer="u2")
+        hops("u1", "REST.response")
+        hops("u2", "WS-RECV.receive", "REPO.add", "CTRL.add")
+    assert not tracekit.is_configured()  # (undone at the block's end)
+    assert events.hops() == [
+        "CTRL.send", "REST.request", "REST.persist", "WS-BROADCAST.start",
+        "WS-BROADCAST.deliver", "REST.response", "WS-RECV.receive", "REPO.add", "CTRL.add",
+    ]  # fmt: skip
+    assert analyze_events(events).findings.is_empty()
+    written = (tmp_path / "server.jsonl").read_text().splitlines()
+    assert len([line for line in written if '"TRACEKIT"' not in line]) == 7
