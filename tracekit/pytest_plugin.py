@@ -304,10 +304,16 @@ def _check_marker(item: pytest.Item, options: _MarkerOptions) -> None:
     # the assertion's message alone: tracekit's frames say nothing about the user's test
     if lost := _lost(inputs):
         pytest.fail(lost, pytrace=False)
+    lost_here = _losses(events)
     if not any(e.get("trace_id") and e.get("stage") != META_STAGE for e in events):
         if options.allow_empty:
             return
-        pytest.fail(_NOTHING_CAPTURED, pytrace=False)
+        pytest.fail(
+            f"tracekit captured no message events in this test: it {lost_here}"
+            if lost_here
+            else _NOTHING_CAPTURED,
+            pytrace=False,
+        )
     model, empty = options.pipeline, options.allow_empty
     try:
         if options.complete:
@@ -320,7 +326,29 @@ def _check_marker(item: pytest.Item, options: _MarkerOptions) -> None:
         failed = str(exc)
     else:
         return
+    if lost_here:  # (first: the likeliest cause of what follows)
+        failed = f"tracekit {lost_here}\n{failed}"
     pytest.fail(failed, pytrace=False)  # (outside the except: no "during handling" chain)
+
+
+def _losses(events: list[dict[str, Any]]) -> str:
+    """What tracekit said it lost among ``events`` (its ``TRACEKIT.dropped`` reports: a
+    processor of the app's that raised, a sink that failed), the count per reason; empty
+    where nothing (review 25d: a test failed on "a log_gap" or "nothing captured", the
+    reason in the captured reports unsaid)."""
+    lost: dict[str, int] = {}
+    for e in events:
+        if e.get("stage") == META_STAGE and e.get("action") == "dropped":
+            n = e.get("dropped")
+            reason = str(e.get("reason") or "no reason given")
+            lost[reason] = lost.get(reason, 0) + (n if isinstance(n, int) and n > 0 else 1)
+    if not lost:
+        return ""
+    said = "; ".join(f"{n} by {reason}" for reason, n in lost.items())
+    return (
+        f"lost {sum(lost.values())} event(s) of this test before they were written ({said}): "
+        "a lost event may be a missing hop"
+    )
 
 
 def _pipeline(value: object, given: str) -> Pipeline:

@@ -584,3 +584,52 @@ def test_message_as_a_decorator_binds_per_call_and_nests() -> None:
     with tracekit.message(T1, conv_id="c7"), scope as inner:
         assert (inner.trace_id, inner.conv_id) == (T2, None)
     assert tracekit.current() is None
+
+
+LOSING_APP = """
+import pytest
+import tracekit
+from chatflow import send_message
+
+def picky(_logger, _level, event):
+    if (event["stage"], event["action"], event.get("actor")) == ("REPO", "add", "u3"):
+        raise KeyError("user_id")
+    return event
+
+def every(_logger, _level, event):
+    raise KeyError("user_id")
+
+@pytest.fixture
+def app(request, tmp_path):
+    tracekit.configure(service="chat", sink=str(tmp_path / "app.jsonl"), processors=[request.param])
+    yield
+    tracekit.shutdown()
+
+@pytest.mark.tracekit
+@pytest.mark.parametrize("app", [picky], indirect=True)
+def test_one_lost(app):
+    send_message("{T1}", recipients=["u2", "u3"])
+
+@pytest.mark.tracekit
+@pytest.mark.parametrize("app", [every], indirect=True)
+def test_all_lost(app):
+    send_message("{T1}", recipients=["u2", "u3"])
+"""
+
+
+def test_a_test_whose_events_the_app_lost_says_why_first(project: pytest.Pytester) -> None:
+    # review 25d: the failure said "a log_gap: lost by the logging", or "tracekit is not
+    # configured", the captured TRACEKIT.dropped reports naming the app's processor unsaid
+    project.makepyfile(test_app=LOSING_APP.replace("{T1}", T1))
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "tracekit lost 1 event(s) of this test before they were written (1 by processor "
+            "picky raised KeyError: 'user_id'): a lost event may be a missing hop",
+            "not every message was delivered completely*",
+            "tracekit captured no message events in this test: it lost 13 event(s) of this "
+            "test before they were written (13 by processor every raised KeyError: "
+            "'user_id'): a lost event may be a missing hop",
+        ]
+    )
