@@ -104,19 +104,34 @@ def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """Build an event table from dicts (tests, in-memory sources).
 
     Missing keys become nulls, unknown keys are ignored, ``timestamp`` may be an ISO-8601
-    string (``Z`` or offset) or a ``datetime``; everything is normalised to UTC nanoseconds.
+    string (``Z`` or offset) or a ``datetime`` (naive: UTC), one or the other in each event;
+    everything is normalised to UTC nanoseconds. A value the table cannot hold (no
+    timestamp, one that reads as no time, a ``seq`` that is no integer, ``recipients`` that
+    are no list of names) raises :class:`~tracekit.errors.SchemaError` naming the event and
+    the key (review 25d: polars' own errors, or a names list read letter by letter).
     """
     columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA}
-    for row in rows:
+    for i, row in enumerate(rows):
+        _check_row(i, row)
         for name, values in columns.items():
             values.append(row.get(name))
     raw_ts = columns.pop("timestamp")
+    if len({type(t) is str for t in raw_ts}) > 1:  # text and datetimes: all as text
+        raw_ts = [_iso(t) for t in raw_ts]
     frame = pl.DataFrame(
         columns, schema={k: v for k, v in EVENT_SCHEMA.items() if k != "timestamp"}
     )
     ts = pl.Series("timestamp", raw_ts)
     if ts.dtype == pl.String:
-        ts = ts.str.to_datetime(time_unit="ns", time_zone="UTC")
+        read = ts.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
+        if (bad := (read.is_null() & ts.is_not_null()).arg_true()).len():
+            from tracekit.errors import SchemaError
+
+            i = int(bad[0])
+            raise SchemaError(
+                f"event {i}: timestamp {raw_ts[i]!r} reads as no time", key="timestamp"
+            )
+        ts = read
     elif isinstance(ts.dtype, pl.Datetime):
         naive = getattr(ts.dtype, "time_zone", None) is None
         ts = ts.dt.cast_time_unit("ns")
@@ -126,3 +141,38 @@ def events_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     else:  # epoch numbers are taken as nanoseconds here; collectors handle other units
         ts = ts.cast(TIMESTAMP_DTYPE)
     return frame.with_columns(ts).select(list(EVENT_SCHEMA))
+
+
+def _check_row(i: int, row: Mapping[str, Any]) -> None:
+    """:func:`events_frame`'s checks of one event (``i``: its place among them)."""
+    from tracekit.errors import SchemaError
+
+    if row.get("timestamp") is None:
+        raise SchemaError(
+            f"event {i} has no timestamp: a hop is placed by its time (structlog's "
+            "TimeStamper(fmt='iso') adds one; tracekit.testing.capture() writes them)",
+            key="timestamp",
+        )
+    seq = row.get("seq")
+    if seq is not None and (type(seq) is bool or not isinstance(seq, int)):
+        raise SchemaError(f"event {i}: seq {seq!r} is not an integer", key="seq")
+    names = row.get("recipients")
+    if names is not None and (
+        isinstance(names, str | bytes)
+        or not isinstance(names, list | tuple)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise SchemaError(
+            f"event {i}: recipients {names!r} are not a list of names", key="recipients"
+        )
+
+
+def _iso(stamp: Any) -> Any:
+    """A datetime as ISO-8601 text (naive: UTC), so an event's datetime and another's text
+    read alike; anything else as it is."""
+    from datetime import UTC, datetime
+
+    if isinstance(stamp, datetime):
+        aware = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+        return aware.isoformat()
+    return stamp
