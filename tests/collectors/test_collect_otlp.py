@@ -915,9 +915,9 @@ def test_events_the_json_sink_lost_are_no_gap_where_their_spans_are_read(
     receiver: Any, tmp_path: Path
 ) -> None:
     # Review 24a: the JSON sink lost m1's lines (disk full) and said so with a
-    # TRACEKIT.dropped line; the spans hold every event. Read with the spans, the marker
-    # still held m2's path back (its drop unsaid); read alone, the spans lacked the
-    # marker's seq (a one-event gap before m3).
+    # TRACEKIT.dropped line; the spans hold every event. Read with the spans, the marker was
+    # a gap of its own (one placed after m2's receive held m2's path back: its drop
+    # unsaid); read alone, the spans lacked the marker's seq (a one-event gap).
     import time
 
     import tracekit
@@ -948,22 +948,24 @@ def test_events_the_json_sink_lost_are_no_gap_where_their_spans_are_read(
     message(T1, "m1", "CTRL.add")  # 9 events, lost by the JSON sink
     tracekit.flush()
     disk.full = False
-    message(T2, "m2", "WS-RECV.receive")  # never stored by u2: the real drop
+    tracekit.emit("CTRL", "ready")  # (an event of no message: the sink's next write)
     for _ in range(100):  # the sink's report of its loss, written once the disk takes lines
-        tracekit.flush()
+        tracekit.flush()  # (awaited: written while m2 is sent, it would take a seq among m2's)
         if any(b'"TRACEKIT"' in line for line in disk.lines):
             break
         time.sleep(0.01)
+    message(T2, "m2", "WS-RECV.receive")  # never stored by u2: the real drop
     message("3" * 32, "m3", "CTRL.add")
     tracekit.shutdown()
     provider.shutdown()
     app = tmp_path / "app.jsonl"
     app.write_bytes(b"".join(disk.lines))
     written = [orjson.loads(line) for line in b"".join(disk.lines).splitlines()]
-    assert [(e["stage"], e["seq"]) for e in written if e["stage"] == "TRACEKIT"] == [
-        ("TRACEKIT", 17)
+    # (seqs 1-9 lost by the sink; its report follows the first line written)
+    assert [(e["action"], e["seq"], e.get("dropped")) for e in written[:2]] == [
+        ("ready", 10, None),
+        ("dropped", 11, 9),
     ]
-    assert written[0]["seq"] == 10  # (seqs 1-9 lost by the sink)
 
     key = ["kind", "trace_id", "recipient", "stage", "last_seen"]
     drop = ("drop", T2, "u2", "REPO.add", "WS-RECV.receive")
@@ -973,6 +975,6 @@ def test_events_the_json_sink_lost_are_no_gap_where_their_spans_are_read(
         "the log begins at seq 10: 9 earlier event(s) are not in these logs"
     )
     spans = collect([out]).events.collect()
-    assert spans.filter(pl.col("stage") == "TRACEKIT").get_column("seq").to_list() == [17]
+    assert spans.filter(pl.col("stage") == "TRACEKIT").get_column("seq").to_list() == [11]
     for read in (collect([out]).events, collect([app, out]).events):
         assert analyze(read, grace=timedelta(0)).findings.select(key).rows() == [drop]
