@@ -541,7 +541,7 @@ def assert_complete(
             f"every message was delivered{counts}, not every one within "
             f"{limit_td.total_seconds() * 1e3:g} ms"
             if late and limit_td is not None
-            else f"not every message was delivered completely{counts}"
+            else _head(found, summary, counts, wanted is None)
         )
         raise AssertionError(f"{head}:\n" + _explain(table, found, model, limit))
     # a time limit over no delivery checks nothing: fail, as a latency gate without samples
@@ -553,6 +553,30 @@ def assert_complete(
             f"{limit_td.total_seconds() * 1e3:g} ms: no delivery reached its final hop "
             "(no expected recipient?)"
         )
+
+
+#: What a finding of a kind says of messages that were all delivered (``_head``).
+_DELIVERED_BUT: Final = {
+    "duplicate": "some more than once",
+    "log_gap": "and the logs lost events (a lost line may hold a missing hop)",
+    "reorder": "not every one in the order it was persisted",
+    "slo_breach": "not every one within its SLO",
+}
+
+
+def _head(found: list[dict[str, Any]], summary: Mapping[str, Any], counts: str, whole: bool) -> str:
+    """The first line of a failed ``assert_complete``: every delivery made, and what else was
+    found, where that is so (review 25d: "not every message was delivered completely (2/2
+    deliveries)" of a reorder or a log gap)."""
+    kinds = {f["kind"] for f in found}
+    if (
+        whole
+        and summary["delivered"] == summary["deliveries_expected"]
+        and kinds <= _DELIVERED_BUT.keys()
+    ):
+        said = ", ".join(_DELIVERED_BUT[k] for k in sorted(kinds))
+        return f"every message was delivered{counts}, {said}"
+    return f"not every message was delivered completely{counts}"
 
 
 def _require_messages(

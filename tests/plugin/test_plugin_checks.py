@@ -521,3 +521,36 @@ def test_a_path_that_says_corrupt_is_no_lost_line(tmp_path: Path) -> None:
     logs = _copy_of_samples(tmp_path / "truncated-corrupt", broken=False)
     (logs / ".env").write_text("KEY=1\n")
     assert_no_findings(logs, kinds="duplicate")
+
+
+def test_a_complete_check_that_fails_on_a_reorder_says_every_message_was_delivered() -> None:
+    # review 25d: "not every message was delivered completely (2/2 deliveries)" of a reorder
+    t1, t2 = "1" * 32, "2" * 32
+
+    def persisted(tid: str, msg_id: str) -> None:
+        with tracekit.message(tid, conv_id="c1"):
+            with tracekit.bind(actor="u1"):
+                tracekit.emit("CTRL", "send")
+                tracekit.emit("REST", "request")
+            with tracekit.bind(actor="server"), tracekit.message(msg_id=msg_id):
+                tracekit.emit("REST", "persist")
+                tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+                tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
+            with tracekit.bind(actor="u1"), tracekit.message(msg_id=msg_id):
+                tracekit.emit("REST", "response")
+
+    def stored(tid: str) -> None:
+        with tracekit.message(tid, conv_id="c1"), tracekit.bind(actor="u2"):
+            for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
+                tracekit.emit(stage, action)
+
+    with capture() as events:
+        persisted(t1, "m1")
+        persisted(t2, "m2")
+        stored(t2)
+        stored(t1)
+    with pytest.raises(AssertionError) as info:
+        assert_complete(events)
+    assert str(info.value).splitlines()[0] == (
+        "every message was delivered (2/2 deliveries), not every one in the order it was persisted:"
+    )
