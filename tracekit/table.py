@@ -7,6 +7,7 @@ that. Imports polars, so ``import tracekit`` never imports this module.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from numbers import Integral
 from typing import Any, Final
 
 import polars as pl
@@ -154,7 +155,7 @@ def _check_row(i: int, row: Mapping[str, Any]) -> None:
             key="timestamp",
         )
     seq = row.get("seq")
-    if seq is not None and (type(seq) is bool or not isinstance(seq, int)):
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, Integral)):
         raise SchemaError(f"event {i}: seq {seq!r} is not an integer", key="seq")
     names = row.get("recipients")
     if names is not None and (

@@ -561,6 +561,7 @@ _DELIVERED_BUT: Final = {
     "log_gap": "and the logs lost events (a lost line may hold a missing hop)",
     "reorder": "not every one in the order it was persisted",
     "slo_breach": "not every one within its SLO",
+    "unexpected": "and events no message's path expects (see the unexpected findings)",
 }
 
 

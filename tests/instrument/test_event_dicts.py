@@ -59,3 +59,10 @@ def test_datetimes_and_text_read_alike_in_one_table() -> None:
     text = _sent()
     frames = [events_frame(e).get_column("timestamp").to_list() for e in (mixed, aware, text)]
     assert frames[0] == frames[1] == frames[2]
+
+
+def test_a_numpy_integer_is_a_seq() -> None:
+    # (review 25e: refused once seqs were checked; a table's rows give them)
+    import numpy as np
+
+    assert events_frame(_sent(seq=np.int64(2))).get_column("seq").to_list() == [1, 2]

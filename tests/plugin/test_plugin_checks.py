@@ -554,3 +554,28 @@ def test_a_complete_check_that_fails_on_a_reorder_says_every_message_was_deliver
     assert str(info.value).splitlines()[0] == (
         "every message was delivered (2/2 deliveries), not every one in the order it was persisted:"
     )
+
+
+def test_a_complete_check_that_fails_on_an_unexpected_delivery_says_all_were_delivered() -> None:
+    # review 25e: "not every message was delivered completely (1/1 deliveries)"
+    t1 = "1" * 32
+    with capture() as events, tracekit.message(t1, conv_id="c1"):
+        with tracekit.bind(actor="u1"):
+            tracekit.emit("CTRL", "send")
+            tracekit.emit("REST", "request")
+        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "persist")
+            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
+            for user in ("u2", "u3"):  # u3, not named, gets it too
+                tracekit.emit("WS-BROADCAST", "deliver", peer=user)
+        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
+            tracekit.emit("REST", "response")
+        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):
+            for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
+                tracekit.emit(stage, action)
+    with pytest.raises(AssertionError) as info:
+        assert_complete(events)
+    assert str(info.value).splitlines()[0] == (
+        "every message was delivered (1/1 deliveries), and events no message's path expects "
+        "(see the unexpected findings):"
+    )
