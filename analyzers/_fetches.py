@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._paths import Paths, engine, run_of
+from tracekit.analyzers._paths import Paths, as_text, engine, run_of
 
 __all__ = ["fetch_bounds", "fetch_positions", "fetch_window", "keyed"]
 
@@ -37,23 +37,40 @@ def _lines(paths: Paths) -> pl.LazyFrame:
 
 def _groups(paths: Paths) -> pl.DataFrame:
     """Whose fetches make one series of windows, numbered (``key``): a client's of one
-    conversation (source, conversation), and where the client's every fetch line names its
-    user (``actor``), that user's (review 25b: a load generator logging several users under
-    one source made one user's fetch another's race)."""
-    fetches = _lines(paths)
-    named = pl.col("actor").is_not_null().all().over("source")
-    return paths.memoised(
-        "fetch_groups",
-        lambda: (
-            fetches.select(
-                s=_code("source"),
-                c=_code("conv_id"),
-                who=pl.when(named).then(_code("actor")),
+    conversation (source, conversation), and where the client's every fetch line names one
+    of the users its own recipient hops name, that user's (review 25b: a load generator
+    logging several users under one source made one user's fetch another's race; 25e: an
+    app logging its loads under its service's name, tracekit's default actor, lost them all).
+    """
+    return paths.memoised("fetch_groups", lambda: _numbered(paths))
+
+
+def _numbered(paths: Paths) -> pl.DataFrame:
+    fetches = _lines(paths).collect(engine=engine())
+    asked = fetches.filter(pl.col("actor").is_not_null()).select("source", "actor").unique()
+    users = (
+        as_text(
+            paths.hop_rows()
+            .filter(
+                pl.col("source").is_in(asked.get_column("source").implode())
+                & pl.col("recipient").is_in(asked.get_column("actor").implode())
             )
-            .unique(maintain_order=True)
-            .with_row_index("key")
-            .collect(engine=engine())
-        ),
+            .select("source", actor="recipient")
+            .unique()
+        )
+        .with_columns(user=pl.lit(True))
+        .collect(engine=engine())
+    )
+    user = pl.col("user").fill_null(False)
+    return (
+        fetches.join(users, on=["source", "actor"], how="left")
+        .select(
+            s=_code("source"),
+            c=_code("conv_id"),
+            who=pl.when(user.all().over("source")).then(_code("actor")),
+        )
+        .unique(maintain_order=True)
+        .with_row_index("key")
     )
 
 

@@ -137,6 +137,20 @@ def test_a_raced_message_shown_only_by_a_later_history_load_went_missing(history
     assert [e["line"] for e in got["evidence"][0]] == [1, 2, 3, 4]
 
 
+def test_a_raced_message_whose_own_path_went_on_before_a_later_load_reached_it(history):
+    # review 25e: its REPO.add before the second load began, its CTRL.add just after: the
+    # socket's own path, not the load's ("went missing until a later history load")
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=5, stop={"u2": "CTRL.add"})  # receive 35, add 40
+    history.ev(41, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(42, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(43, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(80, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert got["detail"].to_list() == [_RACED + "the message then reached CTRL.add"]
+
+
 def test_a_redelivery_of_a_message_shown_before_says_so(history):
     # review 25b: stored before the fetch, delivered again during it: "then reached"
     t1 = history.message(1, "u1", ["u2"], t=0)
@@ -182,13 +196,16 @@ def _one_process(history, source):
         r.update(source=source, file=f"{source}.jsonl", seq=k, line=k + 1)
 
 
-@pytest.mark.parametrize("fetcher", ["u3", "u2", None])
+@pytest.mark.parametrize("fetcher", ["u3", "u2", None, "web"])
 def test_in_a_process_logging_several_users_a_fetch_is_its_users(history, fetcher):
     # review 25b: u3's history load of c1 made u2's receive of m1 a race (the fetches were
-    # keyed by source and conversation); a fetch line naming no user is the process's
+    # keyed by source and conversation); a fetch line naming no user is the process's, and
+    # so is one naming no user of it (25e: "web", the app's service name, tracekit's default
+    # actor: its loads were no one's, every race lost)
     history.ev(0, "REST.fetch_start", "client-u2", fetcher, conv_id="c1")
     t1 = history.message(1, "u1", ["u2"], t=5)
     history.ev(100, "REST.fetch_end", "client-u2", fetcher, conv_id="c1")
+    history.message(2, "u1", ["u3"], t=1000)  # (u3, a user of the process too)
     _one_process(history, "loadgen-1")
     history.tail()
     got = find_races(history.frame()).collect()
@@ -248,6 +265,21 @@ def test_two_servers_persists_far_apart_are_a_reorder_that_names_them(history):
     assert got["detail"][0] == (
         f"recipient u2 stored this message after {m2} although server-1 persisted it first, "
         "100.0 ms before server-2 persisted that one (corrected clocks)"
+    )
+
+
+def test_a_late_store_whose_lead_is_uncertain_is_judged_by_a_certain_one(history):
+    # x and w persisted by server-2 in that order, z by server-1 1 ms after x (its order
+    # against x not known on the clocks): stored w, z, x, x is late after w, not after z
+    x = _persisted(history, 1, "server-2", 1049, ahead=300)
+    w = _persisted(history, 2, "server-2", 1049.5, ahead=300)
+    z = _persisted(history, 3, "server-1", 1050)
+    _stored(history, (w, 1060), (z, 1061), (x, 1062))
+    history.tail()
+    got = find_reorders(history.frame()).collect()
+    assert history.kinds(got) == [("reorder", x, "u2", "CTRL.add", None)]
+    assert got["detail"][0] == (
+        f"recipient u2 stored this message after {w} although the server persisted it first"
     )
 
 
