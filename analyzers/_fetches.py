@@ -78,18 +78,19 @@ def keyed(frame: pl.LazyFrame, paths: Paths, who: str) -> pl.LazyFrame:
     """``frame``'s rows with the ``key`` of the fetches that concern them: their source's and
     conversation's, and ``who``'s where that client's fetch lines name their user (a row
     naming nobody: any of them). Rows no fetch concerns are left out."""
-    groups = _groups(paths).lazy()
-    users = groups.filter(pl.col("who").is_not_null())
+    groups = _groups(paths)
+    by_user = groups.get_column("who").is_not_null()
+    users, clients = groups.filter(by_user).lazy(), groups.filter(~by_user).drop("who").lazy()
     rows = frame.with_columns(s=_code("source"), c=_code("conv_id"), who=_code(who))
-    return pl.concat(
-        [
+    parts = []  # (only the kinds of series there are: a join of every receive costs)
+    if by_user.any():
+        parts += [
             rows.join(users, on=["s", "c", "who"]).drop("who"),
             rows.filter(pl.col("who").is_null()).drop("who").join(users.drop("who"), on=["s", "c"]),
-            rows.drop("who").join(
-                groups.filter(pl.col("who").is_null()).drop("who"), on=["s", "c"]
-            ),
         ]
-    ).drop("s", "c")
+    if not by_user.all() or not parts:
+        parts.append(rows.drop("who").join(clients, on=["s", "c"]))
+    return pl.concat(parts).drop("s", "c")
 
 
 def fetch_window(paths: Paths) -> list[str]:
