@@ -63,6 +63,6 @@ def test_datetimes_and_text_read_alike_in_one_table() -> None:
 
 def test_a_numpy_integer_is_a_seq() -> None:
     # (review 25e: refused once seqs were checked; a table's rows give them)
-    import numpy as np
+    np = pytest.importorskip("numpy")  # (no dependency of tracekit's: where it is installed)
 
     assert events_frame(_sent(seq=np.int64(2))).get_column("seq").to_list() == [1, 2]
