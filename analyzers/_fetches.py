@@ -48,9 +48,16 @@ def _groups(paths: Paths) -> pl.DataFrame:
 def _numbered(paths: Paths) -> pl.DataFrame:
     fetches = _lines(paths).collect(engine=engine())
     asked = fetches.filter(pl.col("actor").is_not_null()).select("source", "actor").unique()
+    # the users each client's receives name (the receive role's hop, else every recipient
+    # hop's: an integer filter first, the names' only on those)
+    p = paths.pipeline
+    rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    receive = p.role("receive")
+    hops = [p.index(receive)] if receive is not None else rcp
     users = (
         as_text(
-            paths.hop_rows()
+            paths.hops.lazy()
+            .filter(pl.col("hop").is_in(hops))
             .filter(
                 pl.col("source").is_in(asked.get_column("source").implode())
                 & pl.col("recipient").is_in(asked.get_column("actor").implode())
