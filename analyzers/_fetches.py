@@ -37,19 +37,21 @@ def _lines(paths: Paths) -> pl.LazyFrame:
 
 def _groups(paths: Paths) -> pl.DataFrame:
     """Whose fetches make one series of windows, numbered (``key``): a client's of one
-    conversation (source, conversation), and where the client's every fetch line names one
-    of the users its own recipient hops name, that user's (review 25b: a load generator
-    logging several users under one source made one user's fetch another's race; 25e: an
-    app logging its loads under its service's name, tracekit's default actor, lost them all).
+    conversation (source, conversation), and where the client's every fetch line names its
+    user, one at least a user who receives messages in the logs, that user's (review 25b: a
+    load generator logging several users under one source made one user's fetch another's
+    race; 25e: an app logging its loads under its service's name, tracekit's default actor,
+    lost them all).
     """
     return paths.memoised("fetch_groups", lambda: _numbered(paths))
 
 
 def _numbered(paths: Paths) -> pl.DataFrame:
     fetches = _lines(paths).collect(engine=engine())
-    asked = fetches.filter(pl.col("actor").is_not_null()).select("source", "actor").unique()
-    # the users each client's receives name (the receive role's hop, else every recipient
-    # hop's: an integer filter first, the names' only on those)
+    asked = fetches.get_column("actor").drop_nulls().unique()
+    # which of the names on fetch lines are users: receive a message somewhere in the logs
+    # (the receive role's hop, else every recipient hop's: an integer filter first, the
+    # names' only on those)
     p = paths.pipeline
     rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
     receive = p.role("receive")
@@ -58,23 +60,23 @@ def _numbered(paths: Paths) -> pl.DataFrame:
         as_text(
             paths.hops.lazy()
             .filter(pl.col("hop").is_in(hops))
-            .filter(
-                pl.col("source").is_in(asked.get_column("source").implode())
-                & pl.col("recipient").is_in(asked.get_column("actor").implode())
-            )
-            .select("source", actor="recipient")
+            .filter(pl.col("recipient").is_in(asked.implode()))
+            .select(actor="recipient")
             .unique()
         )
         .with_columns(user=pl.lit(True))
         .collect(engine=engine())
     )
-    user = pl.col("user").fill_null(False)
+    # a client's fetches are its users' where every fetch line names one, and one at least
+    # is a user (review 25f: one load generator's user who only loads history made them the
+    # client's again, all of them: one user's load another's race)
+    named = pl.col("actor").is_not_null().all() & pl.col("user").fill_null(False).any()
     return (
-        fetches.join(users, on=["source", "actor"], how="left")
+        fetches.join(users, on="actor", how="left")
         .select(
             s=_code("source"),
             c=_code("conv_id"),
-            who=pl.when(user.all().over("source")).then(_code("actor")),
+            who=pl.when(named.over("source")).then(_code("actor")),
         )
         .unique(maintain_order=True)
         .with_row_index("key")

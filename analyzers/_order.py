@@ -197,7 +197,8 @@ def _certain(
     )
     found = (
         pairs.filter(certain)
-        .sort("row", "prank", "rkey", descending=[False, True, False])
+        # (of ties in rank, the last stored: the lead the running maximum names, review 25f)
+        .sort("row", "prank", "rkey", descending=[False, True, True])
         .group_by("row", maintain_order=True)
         .agg(pl.col("row_lead").first().alias("lead_row"))
     )
