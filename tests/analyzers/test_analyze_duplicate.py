@@ -514,7 +514,8 @@ def test_a_message_put_back_then_shown_by_a_restarted_client_is_shown_once_a_run
     history.ev(3005, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
     for r in history.rows[-3:]:
         r["line"] += 100
+    t2 = history.message(2, "u1", ["u3"], t=5000, stop={"u3": "CTRL.add"})  # (one drop)
     history.tail()
     report = analyze(history.frame())
     assert [r["source"] for r in report.summary["restarts"]] == ["client-u2"]
-    assert report.findings.is_empty()
+    assert history.kinds(report.findings) == [("drop", t2, "u3", "CTRL.add", "REPO.add")]

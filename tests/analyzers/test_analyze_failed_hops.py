@@ -130,32 +130,21 @@ def test_a_stage_that_raised_as_tracekit_writes_it_reads_as_failed(tmp_path):
 def test_a_failed_hop_of_captured_events_says_so_without_a_place():
     # review 25d: events of no file (a test's capture) lost the whole "was tried and
     # failed" with the line they do not have
+    from chatflow import send_message
+
     import tracekit
     from tracekit.testing import analyze_events, capture
 
-    def stored(*, fail: bool) -> None:
-        with tracekit.stage("CTRL", "add"):
-            if fail:
-                raise ValueError("store is locked")
-
     tid = "4bf92f3577b34da6a3ce929d0e0e4736"
-    with capture() as events, tracekit.message(tid, conv_id="c1"):
-        with tracekit.bind(actor="u1"):
-            tracekit.emit("CTRL", "send")
-            tracekit.emit("REST", "request")
-        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
-            tracekit.emit("REST", "persist")
-            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
-            tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
-        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
-            tracekit.emit("REST", "response")
-        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):
-            tracekit.emit("WS-RECV", "receive")
-            tracekit.emit("REPO", "add")
-            with pytest.raises(ValueError):
-                stored(fail=True)
+    with capture() as events:
+        send_message(tid, stop_before={"u2": "CTRL.add"})
+        with tracekit.message(tid, conv_id="c1", msg_id="m1"), tracekit.bind(actor="u2"):
+            with pytest.raises(ValueError), tracekit.stage("CTRL", "add"):
+                raise ValueError("store is locked")
     found = analyze_events(events, grace=timedelta(0)).findings
-    assert found.select("kind", "stage").rows() == [("drop", "CTRL.add")]
+    assert found.select("kind", "trace_id", "recipient", "stage", "last_seen").rows() == [
+        ("drop", tid, "u2", "CTRL.add", "REPO.add")
+    ]
     # (how long the logs go on after it is the time between two emits: not checked)
     assert re.fullmatch(
         r"recipient u2: reached REPO\.add, never reached CTRL\.add \(the logs go on [\d.]+ ms "
@@ -170,5 +159,7 @@ def test_a_send_tried_and_failed_whose_message_went_on_is_no_unexpected(history)
     history.message(1, "u1", ["u2"], t=0)
     t2 = history.message(2, "u1", ["u2"], t=10_000)
     _failing(history, t2, "CTRL.send", "u1")
+    t3 = history.message(3, "u1", ["u2"], t=20_000, stop={"u2": "CTRL.add"})  # (one drop)
     history.tail()
-    assert analyze(history.frame()).findings.is_empty()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [("drop", t3, "u2", "CTRL.add", "REPO.add")]

@@ -253,9 +253,14 @@ def test_two_servers_persists_closer_than_their_clocks_are_known_are_no_reorder(
     # true order, read as a reorder on the corrected times
     m1 = _persisted(history, 1, "server-1", 1000)
     m2 = _persisted(history, 2, "server-2", 1002, ahead=300, up=9, down=1)
-    _stored(history, (m1, 1010), (m2, 1012))
+    m3 = _persisted(history, 3, "server-1", 900)  # stored last: a reorder for certain
+    _stored(history, (m1, 1010), (m2, 1012), (m3, 1014))
     history.tail()
-    assert find_reorders(history.frame()).collect().is_empty()
+    got = find_reorders(history.frame()).collect()
+    assert history.kinds(got) == [("reorder", m3, "u2", "CTRL.add", None)]
+    assert got["detail"][0] == (
+        f"recipient u2 stored this message after {m1} although the server persisted it first"
+    )
 
 
 def test_two_servers_persists_far_apart_are_a_reorder_that_names_them(history):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars
 import pytest
+from chatflow import send_message
 
 import tracekit.analyzers
 import tracekit.collectors
@@ -527,28 +528,16 @@ def test_a_complete_check_that_fails_on_a_reorder_says_every_message_was_deliver
     # review 25d: "not every message was delivered completely (2/2 deliveries)" of a reorder
     t1, t2 = "1" * 32, "2" * 32
 
-    def persisted(tid: str, msg_id: str) -> None:
-        with tracekit.message(tid, conv_id="c1"):
-            with tracekit.bind(actor="u1"):
-                tracekit.emit("CTRL", "send")
-                tracekit.emit("REST", "request")
-            with tracekit.bind(actor="server"), tracekit.message(msg_id=msg_id):
-                tracekit.emit("REST", "persist")
-                tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
-                tracekit.emit("WS-BROADCAST", "deliver", peer="u2")
-            with tracekit.bind(actor="u1"), tracekit.message(msg_id=msg_id):
-                tracekit.emit("REST", "response")
-
-    def stored(tid: str) -> None:
-        with tracekit.message(tid, conv_id="c1"), tracekit.bind(actor="u2"):
+    def stored(tid: str, msg_id: str) -> None:
+        with tracekit.message(tid, conv_id="c1", msg_id=msg_id), tracekit.bind(actor="u2"):
             for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
                 tracekit.emit(stage, action)
 
     with capture() as events:
-        persisted(t1, "m1")
-        persisted(t2, "m2")
-        stored(t2)
-        stored(t1)
+        send_message(t1, msg_id="m1", stop_before={"u2": "WS-RECV.receive"})
+        send_message(t2, msg_id="m2", stop_before={"u2": "WS-RECV.receive"})
+        stored(t2, "m2")
+        stored(t1, "m1")
     with pytest.raises(AssertionError) as info:
         assert_complete(events)
     assert str(info.value).splitlines()[0] == (
@@ -559,20 +548,10 @@ def test_a_complete_check_that_fails_on_a_reorder_says_every_message_was_deliver
 def test_a_complete_check_that_fails_on_an_unexpected_delivery_says_all_were_delivered() -> None:
     # review 25e: "not every message was delivered completely (1/1 deliveries)"
     t1 = "1" * 32
-    with capture() as events, tracekit.message(t1, conv_id="c1"):
-        with tracekit.bind(actor="u1"):
-            tracekit.emit("CTRL", "send")
-            tracekit.emit("REST", "request")
-        with tracekit.bind(actor="server"), tracekit.message(msg_id="m1"):
-            tracekit.emit("REST", "persist")
-            tracekit.emit("WS-BROADCAST", "start", recipients=["u2"])
-            for user in ("u2", "u3"):  # u3, not named, gets it too
-                tracekit.emit("WS-BROADCAST", "deliver", peer=user)
-        with tracekit.bind(actor="u1"), tracekit.message(msg_id="m1"):
-            tracekit.emit("REST", "response")
-        with tracekit.bind(actor="u2"), tracekit.message(msg_id="m1"):
-            for stage, action in (("WS-RECV", "receive"), ("REPO", "add"), ("CTRL", "add")):
-                tracekit.emit(stage, action)
+    with capture() as events:
+        send_message(t1)
+        with tracekit.message(t1, conv_id="c1", msg_id="m1"), tracekit.bind(actor="server"):
+            tracekit.emit("WS-BROADCAST", "deliver", peer="u3")  # u3, not named, gets it too
     with pytest.raises(AssertionError) as info:
         assert_complete(events)
     assert str(info.value).splitlines()[0] == (
