@@ -189,16 +189,10 @@ def _raw_candidates(paths: Paths) -> pl.LazyFrame:
     frames += removal_candidates(paths)
     if not frames:
         return pl.LazyFrame(schema=schema)
-    return pl.concat(
-        [
-            f.with_columns(
-                pl.lit(None, dtype=t).alias(c)
-                for c, t in schema.items()
-                if c not in f.collect_schema().names()
-            ).select(pl.col(c).cast(t) for c, t in schema.items())
-            for f in frames
-        ],
-        how="vertical",
+    # (one plan: asking each frame its schema resolved each plan once more, ~1 ms a frame)
+    typed = pl.LazyFrame(schema=schema)
+    return pl.concat([typed, *frames], how="diagonal_relaxed").select(
+        pl.col(c).cast(t) for c, t in schema.items()
     )
 
 

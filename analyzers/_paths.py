@@ -1018,8 +1018,10 @@ def _clock_constraints(
         .sort("a", "b")
         .collect(engine=engine())
     )
-    every = [(r[0], r[1], int(r[2]), int(r[3])) for r in agg.iter_rows()]
-    clean = [(r[0], r[1], int(r[4]), int(r[5])) for r in agg.iter_rows() if r[5]]
+    # (columns as lists, zipped: iter_rows was ~7 ms for 7,000 source pairs)
+    firsts, seconds, w, n, w_clean, n_clean = (s.to_list() for s in agg.iter_columns())
+    every = list(zip(firsts, seconds, w, n, strict=True))
+    clean = [c for c in zip(firsts, seconds, w_clean, n_clean, strict=True) if c[3]]
 
     def ladders() -> Ladders:
         rungs = pooled.group_by("a", "b").agg(
