@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracekit.analyzers._paths import Paths, as_text, engine, run_of
+from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, run_of
 
 __all__ = ["fetch_bounds", "fetch_positions", "fetch_window", "keyed"]
 
@@ -20,19 +20,56 @@ def _code(name: str) -> pl.Expr:
 
 def _lines(paths: Paths) -> pl.LazyFrame:
     """The fetch lines that name a conversation, in each log's order. An end naming none
-    ends the fetch before it in its log (review 25b: left out, that fetch never ended, and
-    every later receive of its conversation was a race)."""
-    ended = (pl.col("kind") == "end") & pl.col("conv_id").is_null()
-    return (
-        paths.fetches.lazy()
-        .sort("source", "pos", maintain_order=True)
-        .with_columns(
-            conv_id=pl.when(ended)
-            .then(pl.col("conv_id").forward_fill().over("source"))
-            .otherwise("conv_id")
+    ends the oldest fetch open on its client then (review 25b: left out, that fetch never
+    ended, and every later receive of its conversation was a race)."""
+    return paths.memoised("fetch_lines", lambda: _with_ends_named(paths)).lazy()
+
+
+def _with_ends_named(paths: Paths) -> pl.DataFrame:
+    lines = paths.fetches.sort("source", "pos", maintain_order=True)
+    unnamed = (pl.col("kind") == "end") & pl.col("conv_id").is_null()
+    clients = lines.filter(unnamed).get_column("source").unique()
+    if not clients.is_empty():  # (usually none)
+        ended = _oldest_open(
+            lines.with_row_index("i").filter(pl.col("source").is_in(clients.implode()))
         )
-        .filter(pl.col("conv_id").is_not_null())
-    )
+        conv = pl.Series("conv_id", [None] * lines.height, pl.String).scatter(
+            list(ended), list(ended.values())
+        )
+        lines = lines.with_columns(pl.coalesce("conv_id", conv))
+    return lines.filter(pl.col("conv_id").is_not_null())
+
+
+def _oldest_open(lines: pl.DataFrame) -> dict[int, str]:
+    """Per end naming no conversation (its row ``i``), the conversation of the fetch it ends:
+    the oldest open on its client, of its user where the end names one (a process logging
+    several users' loads), as ends pair with starts first in, first out
+    (:func:`fetch_positions`). A restart ends every fetch open. Walked line by line: only the
+    few clients that log such ends."""
+    out: dict[int, str] = {}
+    open_: list[tuple[str | None, str]] = []  # (actor, conversation), oldest first
+    run = (pl.col("pos") // (1 << RUN_BITS)).alias("run")
+    client: tuple[str, int] | None = None
+    for i, kind, source, r, actor, conv in lines.select(
+        "i", "kind", "source", run, "actor", "conv_id"
+    ).iter_rows():
+        if (source, r) != client:
+            client, open_ = (source, r), []
+        if kind == "start":
+            if conv is not None:
+                open_.append((actor, conv))
+            continue
+        if conv is None:
+            # (an end naming a user with no fetch open closes nothing: begun before the logs)
+            mine = [k for k, (who, _) in enumerate(open_) if who == actor or actor is None]
+            if mine:
+                out[i] = open_.pop(mine[0])[1]
+            continue
+        # an end naming its conversation ends that conversation's oldest fetch open
+        ends = [k for k, (_, c) in enumerate(open_) if c == conv]
+        if ends:
+            open_.pop(ends[0])
+    return out
 
 
 def _groups(paths: Paths) -> pl.DataFrame:

@@ -228,6 +228,37 @@ def test_a_fetch_end_naming_no_conversation_ends_the_fetch_before_it(history):
     assert got["detail"][0] == _RACED + "the message then reached CTRL.add"
 
 
+@pytest.mark.parametrize("who", ["u2", None])
+def test_a_fetch_end_naming_no_conversation_ends_the_oldest_fetch_open(history, who):
+    # review 25e: two loads open (c1's, then c2's), an end naming neither took the line
+    # before it's conversation (c2): c1's load never ended, m2 (long after) read as a race,
+    # and c2's load ended before m3 came in during it. First in, first out: c1's ends.
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(1, "REST.fetch_start", "client-u2", "u2", conv_id="c2")
+    history.ev(100, "REST.fetch_end", "client-u2", who)
+    history.message(2, "u1", ["u2"], t=1000)
+    t3 = history.message(3, "u1", ["u2"], t=1100, conv="c2")
+    history.ev(2000, "REST.fetch_end", "client-u2", "u2", conv_id="c2")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t3, "u2", "WS-RECV.receive", "CTRL.add")]
+
+
+def test_a_fetch_end_naming_its_user_and_no_conversation_ends_that_users_oldest(history):
+    # one process logging two users' loads: u3's load of c1 is older than u2's of c2, and
+    # u2's end naming no conversation ends u2's (c2): m1 of c2, long after, is no race
+    history.ev(0, "REST.fetch_start", "client-u2", "u3", conv_id="c1")
+    history.ev(1, "REST.fetch_start", "client-u2", "u2", conv_id="c2")
+    history.ev(100, "REST.fetch_end", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=1000, conv="c2")
+    t2 = history.message(2, "u1", ["u3"], t=1100)  # during u3's load, still open
+    history.ev(2000, "REST.fetch_end", "client-u2", "u3", conv_id="c1")
+    _one_process(history, "loadgen-1")
+    history.tail()
+    got = find_races(history.frame()).collect()
+    assert history.kinds(got) == [("race", t2, "u3", "WS-RECV.receive", "CTRL.add")]
+
+
 def _persisted(history, n, server, t, *, ahead=0.0, up=5.0, down=5.0):
     """Message ``n`` from u1, persisted by ``server`` at true time ``t`` (its clock ``ahead``
     ms; ``up``/``down``: the request's and the response's way, ms)."""
