@@ -274,7 +274,8 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
     indeterminate: a log gap or an event naming no recipient may hold its missing hop), and
     ``unnamed`` (whether such events may complete it, whatever the status)."""
     g = grace_ns(paths.pipeline, grace)
-    t_end = paths.t_end if paths.t_end is not None else 0
+    end = paths.certain_end()  # (review 26a: whatever the offsets the pairs allow)
+    t_end = end if end is not None else 0
     raw = _raw_candidates(paths).with_row_index("rid").collect(engine=engine())
     at_row = paths.hops.get_column("duration_ms").gather(raw.get_column("r_last"))
     located = paths.located(raw, "r_last", "file_r", "line_r").with_columns(
@@ -545,10 +546,21 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     the missing hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's
     line was written, ``t_last + took_last``; the next hop may come after it), and how many
     do."""
-    overlaps = (pl.col("end_after") >= pl.col("t_last")) & (gap_start(g) <= _WRITTEN + g)
+    # (a gap's stamps are its log's: as early or late as that clock may be, review 26a)
+    overlaps = (pl.col("end_after") + pl.col("late") >= pl.col("t_last")) & (
+        gap_start(g) - pl.col("early") <= _WRITTEN + g
+    )
+    gaps = (
+        paths.gaps.lazy()
+        .with_columns(pl.col("source").cast(pl.String))
+        .join(paths.clock_slack().lazy(), on="source", how="left")
+        .with_columns(pl.col("early", "late").fill_null(0))
+    )
     # Whose logs are looked up only for the few paths that meet some gap in time.
     cand = (
-        cand.join(paths.gaps.lazy().select("start_before", "end_before", "end_after"), how="cross")
+        cand.join(
+            gaps.select("start_before", "end_before", "end_after", "early", "late"), how="cross"
+        )
         .filter(overlaps)
         .select(cand.collect_schema().names())
         .unique("rid")
@@ -556,7 +568,6 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         .lazy()
     )
     p = paths.pipeline
-    gaps = paths.gaps.lazy()
     # Only the logs with gaps matter (names as integer codes until unique, few rows, is done).
     gappy = paths.gaps.get_column("source").unique()
     hops = paths.hop_rows().filter(pl.col("source").is_in(gappy.implode()))
@@ -817,12 +828,13 @@ def _with_log_end(paths: Paths, drops: pl.LazyFrame, g: int) -> pl.LazyFrame:
         pl.lit(None, dtype=pl.String).alias("ended"),
         pl.lit(None, dtype=pl.Int64).alias("t_ended"),
     ]
-    if judged.is_empty() or paths.t_end is None:
+    t_end = paths.certain_end()
+    if judged.is_empty() or t_end is None:
         return found.lazy().drop("_d").with_columns(none)
     every = paths.sources.select(
         ended=pl.col("source").cast(pl.String), t_from=pl.col("t_start"), t_ended=pl.col("t_end")
     )
-    ends = every.filter(pl.col("t_ended") + window <= paths.t_end)  # the other logs go on
+    ends = every.filter(pl.col("t_ended") + window <= t_end)  # the other logs go on
     if ends.is_empty():
         return found.lazy().drop("_d").with_columns(none)
     judged = _with_server_going(paths, judged.lazy()).collect(engine=engine())
@@ -903,7 +915,12 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     clients = paths.client_sources(users).select(who=pl.col("actor"), begun=pl.col("source"))
     # (a log that lost its beginning, or whose beginning a time window left out, ran before
     # its first line)
-    spans = paths.log_spans().select(begun="source", t_begun="t_start")
+    # (the earliest it may have begun, whatever its clock's offset: review 26a)
+    spans = (
+        paths.log_spans()
+        .join(paths.clock_slack(), on="source", how="left")
+        .select(begun="source", t_begun=pl.col("t_start") - pl.col("early").fill_null(0))
+    )
     late = (
         judged.lazy()
         .select("_d", "who", "t_last", "took_last")

@@ -490,7 +490,8 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     # Near the logs' end, likewise: a stage's line is written at its end, so a send still
     # open when the logs end (its request, persist... already written) is not yet in them
     # (review 21d: every message of a log cut mid-traffic read as unexpected).
-    end = paths.t_end if paths.t_end is not None else 0
+    certain = paths.certain_end()  # (whatever the offsets the pairs allow: review 26a)
+    end = certain if certain is not None else 0
     grace = grace_ns(p, None)
     near_end = ~early & (end - pl.col("t_min") < grace)
     send_id = pl.lit(p.ids[send])

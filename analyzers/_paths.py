@@ -11,6 +11,7 @@ offsets are solved on these rows and every ``t*`` column of :class:`Paths` is on
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -312,6 +313,44 @@ class Paths:
         return (
             seen.drop_nulls().join(self.server_sources().lazy(), on="source", how="anti").unique()
         )
+
+    def clock_slack(self) -> pl.DataFrame:
+        """``source`` (text), ``early`` and ``late`` (ns, at least 0): how much earlier and
+        later than its corrected stamps a source's events may truly have happened, where the
+        pairs bound its clock on one side only and its offset is the point of that side
+        nearest zero (clocks are taken as in sync unless the logs force an offset): the
+        bound's distance. A verdict that the logs went on, or that a log gap cannot hold a
+        line, holds at every offset they allow (review 26a: a phone that only receives, its
+        clock 3 s ahead, was taken as in sync: its log's end read 3 s late, a path in flight
+        a drop). A clock bounded on both sides is read at its estimate, as the latencies are
+        (its uncertainty, half a round trip, is the report's)."""
+
+        def side(c: ClockEstimate, bound: float, other: float, sign: int) -> int:
+            if not math.isfinite(bound) or math.isfinite(other):
+                return 0
+            return max(0, round(sign * (bound - c.offset_ns)))
+
+        rows = [
+            (s, side(c, c.hi_ns, c.lo_ns, 1), side(c, c.lo_ns, c.hi_ns, -1))
+            for s, c in self.clock.items()
+        ]
+        return pl.DataFrame(
+            rows, schema={"source": pl.String, "early": _I64, "late": _I64}, orient="row"
+        )
+
+    def certain_end(self) -> int | None:
+        """The latest time (corrected ns) the logs certainly reach, whatever the offsets the
+        pairs allow (:meth:`clock_slack`): what a path's grace window is judged against."""
+        if self.t_end is None:
+            return None
+        ends = (
+            as_text(self.sources.lazy().select("source", "t_end"))
+            .join(self.clock_slack().lazy(), on="source", how="left")
+            .select((pl.col("t_end") - pl.col("early").fill_null(0)).max())
+            .collect(engine=engine())
+            .item()
+        )
+        return int(ends) if ends is not None else self.t_end
 
     def log_spans(self) -> pl.DataFrame:
         """``source`` (text), ``t_start`` and ``t_end``: when each source's log runs (corrected

@@ -519,3 +519,24 @@ def test_a_message_put_back_then_shown_by_a_restarted_client_is_shown_once_a_run
     report = analyze(history.frame())
     assert [r["source"] for r in report.summary["restarts"]] == ["client-u2"]
     assert history.kinds(report.findings) == [("drop", t2, "u3", "CTRL.add", "REPO.add")]
+
+
+def test_a_message_begun_near_the_logs_end_is_judged_at_every_offset_the_pairs_allow(history):
+    # review 26a: u2's phone only receives and runs 3 s ahead: taken as in sync, the logs
+    # read as ending 3 s later, and a message whose send is not logged yet, broadcast 3 s
+    # before their true end, was `unexpected` while its delivery to u2 was in flight
+    ahead = {"client-u2": 3000.0}
+    history.message(1, "u1", ["u2"], t=0, offsets=ahead)
+    unsent = ["CTRL.send", "REST.request", "REST.persist", "REST.response"]
+    t2 = history.message(
+        2, "u1", ["u2"], t=16_975, skip_message=unsent, stop={"u2": "WS-RECV.receive"}
+    )
+    for src in sorted({r["source"] for r in history.rows}):
+        user = src.removeprefix("client-") if src.startswith("client-") else "server"
+        history.ev(20_000 + ahead.get(src, 0.0), "TRACEKIT.heartbeat", src, user)
+    found = analyze(history.frame()).findings
+    found = found.filter(found["trace_id"] == t2)
+    assert history.kinds(found) == [
+        ("in_flight", t2, None, "CTRL.send", "WS-BROADCAST.start"),
+        ("in_flight", t2, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+    ]
