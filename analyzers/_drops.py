@@ -302,11 +302,53 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
                 "gap_count": pl.UInt32,
             }
         )
-        return _classify(cand.lazy(), gap_hit, g, t_end)
+        return _with_resent(paths, _classify(cand.lazy(), gap_hit, g, t_end))
     # (`--grace 0s` says the logs are final, not that a hop takes no time: a receive lost in
     # a gap 2 ms after its deliver read as a drop)
     reach = hop_window_ns(paths.pipeline, grace)
-    return _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
+    return _with_resent(
+        paths, _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
+    )
+
+
+def _with_resent(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
+    """``cand`` with status ``resent`` (no finding) for a re-send's path that the trace
+    which persisted its ``msg_id`` first took past the missing hop (for that recipient, at
+    a recipient hop): a client's re-send under a new trace id, answered from the server's
+    idempotency and not broadcast again, stops at the broadcast while the message went on
+    under its first trace (review 26a: a `drop` and one delivery in two for a message that
+    reached everyone). The duplicate names the two traces."""
+    again = resends(paths)
+    if again.is_empty() or "first" not in again.columns:  # the usual case
+        return cand
+    firsts = again.select(
+        pl.col("trace_id").cast(pl.String), first=pl.col("first").cast(pl.String)
+    ).lazy()
+    p = paths.pipeline
+    wanted = firsts.select(trace_id="first").unique()
+    reached = pl.concat(
+        (paths.pairs if h.scope == "recipient" else paths.msg)
+        .lazy()
+        .filter(pl.col(col("n", i)).fill_null(0) > 0)
+        .join(wanted, on="trace_id", how="semi")
+        .select(
+            first="trace_id",
+            recipient=pl.col("recipient") if h.scope == "recipient" else pl.lit(None, pl.String),
+            stage=pl.lit(h.id),
+            went_on=pl.lit(True),
+        )
+        for i, h in enumerate(p.hops)
+    )
+    return (
+        cand.join(firsts, on="trace_id", how="left")
+        .join(reached, on=["first", "recipient", "stage"], how="left", nulls_equal=True)
+        .with_columns(
+            status=pl.when(pl.col("went_on") & ~pl.col("removal").fill_null(False))
+            .then(pl.lit("resent"))
+            .otherwise("status")
+        )
+        .drop("first", "went_on")
+    )
 
 
 def judged_candidates(paths: Paths) -> pl.DataFrame:

@@ -452,6 +452,11 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         # (review 25c: "never seen" of a send whose line is in the logs, at an error level)
         tried = paths.failed.lazy().filter(pl.col("hop") == send).select("trace_id")
         orphans = orphans.join(tried.unique(), on="trace_id", how="anti")
+    again = resends(paths)
+    if not again.is_empty():  # a re-send's request under a new trace id, its first sent
+        sent = paths.msg.lazy().filter(pl.col(col("n", send)) > 0).select(first="trace_id")
+        resent = again.lazy().select("trace_id", "first").join(sent, on="first")
+        orphans = orphans.join(resent.select("trace_id"), on="trace_id", how="anti")
     by_sender = [i for i in msg_hops if p.hops[i].emitter == "sender"]
     # The first event is one of the hop named first (``first``: pipeline order), the earliest
     # on corrected time (then by source, file, line: a total order, so every column comes from

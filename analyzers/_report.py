@@ -13,7 +13,7 @@ from typing import Any, Final
 import polars as pl
 
 from tracekit.analyzers._drops import drop_candidates, drops_and_in_flight, judged_candidates
-from tracekit.analyzers._duplicates import duplicates, unexpected
+from tracekit.analyzers._duplicates import duplicates, resends, unexpected
 from tracekit.analyzers._findings import FINDING_SCHEMA, KINDS, empty_findings, findings
 from tracekit.analyzers._gaps import clock_findings, log_gaps
 from tracekit.analyzers._latency import (
@@ -515,6 +515,21 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
             paths.pairs.lazy()
             .filter(expected)
             .join(gone.lazy(), on=["trace_id", "recipient"], how="semi")
+            .select(pl.len())
+            .collect(engine=engine())
+            .item()
+        )
+    again = resends(paths)
+    if final is not None and not again.is_empty():
+        # a re-send's recipient that the message reached under its first trace has it (the
+        # re-send was not broadcast again: review 26a, one delivery in two for a message
+        # that reached everyone)
+        got = paths.pairs.lazy().filter(reached).select(first="trace_id", recipient="recipient")
+        delivered += (
+            paths.pairs.lazy()
+            .filter(expected & ~reached)
+            .join(again.lazy().select("trace_id", "first"), on="trace_id")
+            .join(got, on=["first", "recipient"], how="semi")
             .select(pl.len())
             .collect(engine=engine())
             .item()
