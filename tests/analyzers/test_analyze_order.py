@@ -259,6 +259,27 @@ def test_a_fetch_end_naming_its_user_and_no_conversation_ends_that_users_oldest(
     assert history.kinds(got) == [("race", t2, "u3", "WS-RECV.receive", "CTRL.add")]
 
 
+def test_a_race_on_a_resends_copy_says_the_message_reached_the_store_under_its_first(history):
+    # review 26a: a re-send (m1 again, a new trace) broadcast again; u2's app, which had m1,
+    # lets the copy go after its receive (in a history load): not "went missing"
+    history.message(1, "u1", ["u2"], t=0)
+    history.ev(1000, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t2 = history.message(2, "u1", ["u2"], t=1005, stop={"u2": "REPO.add"})
+    for row in history.rows:
+        if row["trace_id"] == t2 and row["event"] == "REST.persist":
+            row["msg_id"] = "m1"
+    history.ev(1100, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("duplicate", t2, None, "REST.persist", None),
+        ("race", t2, "u2", "WS-RECV.receive", "WS-RECV.receive"),
+    ]
+    assert found["detail"][1] == _RACED + (
+        "this trace's copy then stopped; the message reached CTRL.add under its first trace"
+    )
+
+
 def _persisted(history, n, server, t, *, ahead=0.0, up=5.0, down=5.0):
     """Message ``n`` from u1, persisted by ``server`` at true time ``t`` (its clock ``ahead``
     ms; ``up``/``down``: the request's and the response's way, ms)."""
