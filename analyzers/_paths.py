@@ -1132,13 +1132,17 @@ def _fallback(
     # counts only where the logs show them receiving it: observed pairs are expected in this
     # mode anyway). Not one first seen later (review 20b: a user who joined 29 s after it was
     # "expected" and its drop reported): by then give or take a hop's time, for the clocks.
+    # Whoever sent a message whose sender is not logged (begun before the logs) may be any
+    # member: none is expected but those seen with it (review 26a: its sender counted as a
+    # delivery expected and not made, with no finding to say so).
     window = grace_ns(p, p.hop_window)
     return (
         unlisted.lazy()
+        .filter(pl.col("sender").is_not_null())
         .select("trace_id", "conv_id", "sender", t_msg=t_msg)
         .join(members, on="conv_id")
         .filter(
-            (pl.col("user") != pl.col("sender").fill_null(""))
+            (pl.col("user") != pl.col("sender"))
             & (
                 pl.col("joined").is_null()
                 | pl.col("t_msg").is_null()
@@ -1185,8 +1189,8 @@ def _sender_fallback(msg: pl.DataFrame, hops: pl.DataFrame, p: Pipeline) -> pl.D
     """The sender of a message whose send was not logged (an orphan): the actor of its first
     other hop that the sender's client logs (``emitter = "sender"``, e.g. ``REST.request``),
     else of a server's message hop (``REST.persist``: the server acts for the sender; session
-    22's review: a message whose client lines were all lost). Unknown, membership expected
-    the sender among the recipients of their own message."""
+    22's review: a message whose client lines were all lost). Unknown, membership expects
+    none but the members seen with the message (:func:`_fallback`)."""
     lacking = msg.filter(pl.col("sender").is_null()).select("trace_id")
     mine = [i for i, h in enumerate(p.hops) if h.scope == "message"]
     own = [i for i in mine if p.hops[i].emitter == "sender"]

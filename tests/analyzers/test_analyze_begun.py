@@ -331,3 +331,23 @@ def test_a_send_no_line_names_the_sender_of_is_not_put_in_another_conversations_
     assert [k for k in history.kinds(report.findings) if k[0] != "log_gap"] == [
         ("unexpected", t2, None, "REST.persist", None)
     ]
+
+
+def test_a_message_whose_sender_is_not_logged_expects_none_but_the_members_seen_with_it(history):
+    # review 26a: m1 begun before the logs (only its delivery to u2 logged, no list, no
+    # sender line): membership expected every member of c1, its unknown sender u1 among
+    # them, a delivery counted as missing with no finding to say so
+    for src, who in (("server-1", "server"), ("client-u1", "u1"), ("client-u2", "u2")):
+        history.ev(0, "TRACEKIT.heartbeat", src, who)
+    t1 = history.tid(1)
+    history.ev(50, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, conv_id="c1", peer="u2")
+    history.message(2, "u1", ["u2"], t=1000)  # (u1 and u2, members of c1)
+    history.message(3, "u2", ["u1"], t=2000)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("in_flight", t1, None, "CTRL.send", "WS-BROADCAST.deliver"),
+    ]
+    summary = report.summary  # m1 to u2 (not made), m2 to u2, m3 to u1
+    assert (summary["deliveries_expected"], summary["delivered"]) == (3, 2)
