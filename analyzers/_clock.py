@@ -21,9 +21,10 @@ latency.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 
 __all__ = ["ClockEstimate", "majority_reference", "solve_offsets"]
 
@@ -48,34 +49,86 @@ class ClockEstimate:
     against: str | None = None
 
 
-def _shortest(
-    start: str, adj: dict[str, list[tuple[str, int]]], nodes: Iterable[str]
-) -> dict[str, float]:
-    """Bellman-Ford from ``start`` over consistent constraints (:func:`_break_cycles`)."""
-    dist: dict[str, float] = dict.fromkeys(nodes, math.inf)
-    dist[start] = 0.0
-    for _ in range(len(dist)):
-        changed = False
-        for a, outs in adj.items():
-            da = dist[a]
-            if da == math.inf:
+_Pair = tuple[str, str, int, int]  # (a, b, w, n): offset_b - offset_a <= w, from n pairs
+_Adjacency = dict[str, list[_Pair]]  # per source, the pairs it is one side of
+_get_a, _get_b, _get_n = itemgetter(0), itemgetter(1), itemgetter(3)
+
+
+def _adjacency(nodes: Iterable[str], pairs: Iterable[_Pair]) -> tuple[_Adjacency, _Adjacency]:
+    """Per source, the pairs it is ``a`` of and those it is ``b`` of (the pairs themselves:
+    no tuple is built per pair)."""
+    fwd: _Adjacency = {s: [] for s in nodes}
+    rev: _Adjacency = {s: [] for s in fwd}
+    for c in pairs:
+        fwd[c[0]].append(c)
+        rev[c[1]].append(c)
+    return fwd, rev
+
+
+def _relax(
+    pairs_of: _Adjacency,
+    dist: dict[str, float],
+    todo: Iterable[str],
+    reverse: bool = False,
+    part: Container[str] | None = None,
+    leaving: set[str] | None = None,
+) -> bool:
+    """Queue-based Bellman-Ford (SPFA): lowers ``dist`` along the pairs (per source as ``a``,
+    or as ``b`` with ``reverse``: the paths to a source) from the sources ``todo`` until
+    ``dist[b] <= dist[a] + w`` for every pair. Only ``part``'s sources are lowered: one with a
+    pair that would lower a source outside goes to ``leaving``. Only a source whose distance
+    fell is scanned again; a distance is a shortest path sum whatever the order. False where
+    a negative cycle is left (``dist`` part way).
+
+    A cycle of the predecessor graph (each source's last improving pair) is a negative one,
+    and while one is left the distances fall until it shows; it is looked for after every
+    ``len(pairs_of)`` improvements (amortized O(1) each), so it is seen soon after it forms."""
+    pred: dict[str, str] = {}
+    queue, queued = deque(todo), set(todo)
+    budget = len(pairs_of)
+    while queue:
+        a = queue.popleft()
+        queued.discard(a)
+        da = dist[a]
+        for x, y, w, _ in pairs_of[a]:
+            b = x if reverse else y
+            if da + w >= dist[b]:
                 continue
-            for b, w in outs:
-                if da + w < dist[b]:
-                    dist[b] = da + w
-                    changed = True
-        if not changed:
-            break
-    return dist
+            if part is not None and b not in part:
+                if leaving is not None:
+                    leaving.add(a)
+                continue
+            dist[b], pred[b] = da + w, a
+            budget -= 1
+            if b not in queued:
+                queued.add(b)
+                queue.append(b)
+        if budget <= 0:
+            if _has_cycle(pred):
+                return False
+            budget = len(pairs_of)
+    return True
 
 
-def _negative_cycle(
-    nodes: list[str], constraints: list[tuple[str, str, int, int]]
-) -> list[int] | None:
+def _has_cycle(pred: Mapping[str, str]) -> bool:
+    """Whether the graph of ``pred`` (each source's predecessor, if any) has a cycle."""
+    seen: dict[str, str] = {}  # source -> the walk that reached it
+    for start in pred:
+        at = start
+        while at in pred and at not in seen:
+            seen[at] = start
+            at = pred[at]
+        if seen.get(at) == start:  # this walk came back to itself
+            return True
+    return False
+
+
+def _negative_cycle(nodes: list[str], constraints: list[_Pair]) -> list[int] | None:
     """Indices into ``constraints`` of one negative cycle of ``offset_b - offset_a <= w``, or
     None. Bellman-Ford from every node at once; after each round the predecessor graph is
     searched for a cycle (any cycle there is negative), so a cycle is found in a few rounds,
-    not the V rounds that prove it."""
+    not the V rounds that prove it. The cycle found decides which pairs are set aside: kept
+    as is, run (by :func:`_break_cycles`) only where SPFA (:func:`_relax`) found one."""
     dist: dict[str, float] = dict.fromkeys(nodes, 0.0)
     pred: dict[str, int] = {}
     for _ in range(len(nodes) + 1):
@@ -92,9 +145,7 @@ def _negative_cycle(
     return None  # not reached: a cycle shows in the predecessor graph by round V
 
 
-def _pred_cycle(
-    pred: dict[str, int], constraints: list[tuple[str, str, int, int]]
-) -> list[int] | None:
+def _pred_cycle(pred: dict[str, int], constraints: list[_Pair]) -> list[int] | None:
     """A cycle of the predecessor graph (each node's last improving constraint), or None."""
     seen: dict[str, int] = {}  # node -> the walk that reached it
     for walk, start in enumerate(pred):
@@ -173,63 +224,64 @@ def _at(kept: list[tuple[str, str, int, int] | None], i: int) -> tuple[str, str,
 def _references(
     reference: str,
     preferred: Sequence[str],
-    nodes: list[str],
-    kept: list[tuple[str, str, int, int]],
+    fwd: _Adjacency,
+    rev: _Adjacency,
     fallback: Callable[[], Sequence[str]] | None,
 ) -> dict[str, str]:
-    """Each source's reference: ``reference`` for its part of the pair graph, the first
-    ``preferred`` source of any other part that holds one, else the first ``fallback``
-    source of a part with pairs of its own (a source that shares no pair is left out:
-    unbounded)."""
-    root = {s: s for s in nodes}
-
-    def find(s: str) -> str:
-        while root[s] != s:
-            root[s] = root[root[s]]
-            s = root[s]
-        return s
-
-    for a, b, _, _ in kept:
-        root[find(a)] = find(b)
-    local: dict[str, str] = {find(reference): reference}
+    """Each source's reference: ``reference`` for its part of the pair graph (the pairs per
+    source, :func:`_adjacency`), the first ``preferred`` source of any other part that holds
+    one, else the first ``fallback`` source of a part with pairs of its own (a source that
+    shares no pair is left out: unbounded)."""
+    part: dict[str, str] = {}  # source -> the first source of its part
+    for s in fwd:
+        if s in part:
+            continue
+        seen, new = {s}, {s}
+        while new:
+            around: set[str] = set()
+            for a in new:
+                around.update(map(_get_b, fwd[a]), map(_get_a, rev[a]))
+            new = around - seen
+            seen |= new
+        part.update(dict.fromkeys(seen, s))
+    local: dict[str, str] = {part[reference]: reference}
     for s in preferred:
-        if s in root:
-            local.setdefault(find(s), s)
+        if s in part:
+            local.setdefault(part[s], s)
     # A part whose sources share pairs but no preferred source (a server whose persisting
     # peer's log is not given): its pairs still place its sources against each other (each
     # left at 0, a pair between them read as reversed, a clock finding below the limit).
-    unplaced = {find(a) for a, _, _, _ in kept} - set(local)
+    unplaced = {part[s] for s, pairs in fwd.items() if pairs} - set(local)
     if unplaced and fallback is not None:
         for s in fallback():
-            if s in root and find(s) in unplaced:
-                local.setdefault(find(s), s)
-    return {s: local[find(s)] for s in nodes if find(s) in local}
+            if s in part and part[s] in unplaced:
+                local.setdefault(part[s], s)
+    return {s: local[p] for s, p in part.items() if p in local}
 
 
 def _bounds(
-    refs: Mapping[str, str], nodes: list[str], constraints: list[tuple[str, str, int, int]]
-) -> tuple[dict[str, float], dict[str, float]]:
+    refs: Mapping[str, str], fwd: _Adjacency, rev: _Adjacency
+) -> tuple[dict[str, float], dict[str, float], list[str]] | None:
     """Per source, ``hi`` and ``back`` with ``-back <= offset <= hi`` against its reference
-    (``inf``: unbounded); ``constraints`` must be consistent (:func:`_break_cycles`)."""
-    # per part of the graph (a pair joins two sources of one part)
-    fwd: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
-    rev: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
-    for a, b, w, _ in constraints:
-        if (ref := refs.get(a)) is not None:
-            fwd[ref][a].append((b, w))
-            rev[ref][b].append((a, w))
-    parts: dict[str, list[str]] = defaultdict(list)
-    for s in nodes:
-        if (ref := refs.get(s)) is not None:
-            parts[ref].append(s)
-    hi: dict[str, float] = dict.fromkeys(nodes, math.inf)
-    back: dict[str, float] = dict.fromkeys(nodes, math.inf)
+    (``inf``: unbounded), over the pairs per source (:func:`_adjacency`), and the sources
+    whose pairs ``hi`` may not hold for (``hi[b] <= hi[a] + w``): those it does not reach,
+    those with a pair into another part. None where a negative cycle shows."""
+    parts: dict[str, set[str]] = {}
+    for s, ref in refs.items():
+        parts.setdefault(ref, set()).add(s)
+    hi: dict[str, float] = dict.fromkeys(fwd, math.inf)
+    back: dict[str, float] = dict.fromkeys(fwd, math.inf)
+    leaving: set[str] = set()
     for ref, part in parts.items():
-        up = _shortest(ref, fwd[ref], part)  # offset_s <= dist(ref -> s)
-        down = _shortest(ref, rev[ref], part)  # offset_s >= -dist(s -> ref)
-        for s in part:
-            hi[s], back[s] = up[s], down[s]
-    return hi, back
+        # offset_s <= dist(ref -> s) and offset_s >= -dist(s -> ref), within the part (a clean
+        # pair into another, its source pair not in the pair graph, bounds nothing)
+        hi[ref] = back[ref] = 0.0
+        if not _relax(fwd, hi, [ref], part=part, leaving=leaving):
+            return None
+        if not _relax(rev, back, [ref], reverse=True, part=part):
+            return None
+    unsure = [s for s, h in hi.items() if (h == math.inf and fwd[s]) or s in leaving]
+    return hi, back, unsure
 
 
 def _together(
@@ -248,11 +300,16 @@ def _together(
     its lower bound comes from the other's interval, not its estimate (a sender bounded only
     by its sends to a client placed at its middle read a send after its receive, within that
     client's uncertainty, as a clock finding)."""
+    if not loose:
+        return {}
     x = {**offsets, **loose}
+    # Only a pair with a loose side moves one: the others are left out of the rounds (which
+    # keep their order: it decides where the sources end).
+    moving = [c for c in kept if (c[0] in loose or c[1] in loose) and c[0] in x and c[1] in x]
     for _ in range(len(x)):
         moved = False
-        for a, b, w, _ in kept:
-            if a not in x or b not in x or x[a] + w >= x[b]:
+        for a, b, w, _ in moving:
+            if x[a] + w >= x[b]:
                 continue
             if b in loose:
                 lowered = max(x[a] + w, -back[b])
@@ -301,16 +358,14 @@ def solve_offsets(
     """
     nodes = sorted(set(sources))
     constraints_list = list(constraints)
-    count: dict[str, int] = defaultdict(int)
-    for a, b, _, n in constraints_list:
-        count[a] += n
-        count[b] += n
+    every = sorted({*nodes, *map(_get_a, constraints_list), *map(_get_b, constraints_list)})
+    fwd, rev = _adjacency(every, constraints_list)
+    count = {s: sum(map(_get_n, fwd[s])) + sum(map(_get_n, rev[s])) for s in nodes}
     out: dict[str, ClockEstimate] = {}
     if reference is None or reference not in nodes:
         for s in nodes:
             out[s] = ClockEstimate(s, 0, None, -math.inf, math.inf, count[s], True)
         return out, {}
-    every = sorted(set(nodes).union(*((a, b) for a, b, _, _ in constraints_list)))
     cached: list[Mapping[tuple[str, str], tuple[Sequence[int], Sequence[int]]]] = []
 
     def ladder(k: int) -> Callable[[], Mapping[tuple[str, str], Sequence[int]]]:
@@ -321,14 +376,50 @@ def solve_offsets(
 
         return get
 
-    kept, aside = _break_cycles(every, constraints_list, ladder(0))
-    refs = _references(reference, preferred, every, kept, fallback)
-    hi, back = _bounds(refs, every, kept)
+    asked: list[Sequence[str]] = []
+
+    def fallback_once() -> Sequence[str]:  # (the references may be found twice)
+        if not asked:
+            asked.append(fallback() if fallback is not None else [])
+        return asked[0]
+
+    def references(fwd: _Adjacency, rev: _Adjacency) -> dict[str, str]:
+        return _references(
+            reference, preferred, fwd, rev, fallback_once if fallback is not None else None
+        )
+
+    def kept_and_bounds(
+        pairs: list[_Pair],
+        fwd: _Adjacency,
+        rev: _Adjacency,
+        ladders_k: int,
+        refs: dict[str, str] | None = None,
+    ) -> tuple[list[_Pair], list[_Pair], dict[str, str], dict[str, float], dict[str, float]]:
+        # _break_cycles's (kept, set aside) of the pairs (fwd, rev: per source), the references
+        # (given, else those of the pairs' own parts) and the bounds from the kept pairs.
+        # Mostly no pair contradicts another: the bounds' SPFA finds a negative cycle that a
+        # reference reaches, and what is left to check takes one pass, from the bounds: a
+        # potential (dist[b] <= dist[a] + w) for all pairs but those of the unsure sources.
+        own = refs is None
+        refs = references(fwd, rev) if refs is None else refs
+        if (bounds := _bounds(refs, fwd, rev)) is not None:
+            hi, back, unsure = bounds
+            potential = {s: h if h < math.inf else 0.0 for s, h in hi.items()}
+            if _relax(fwd, potential, unsure):
+                return pairs, [], refs, hi, back
+        kept, aside = _break_cycles(every, pairs, ladder(ladders_k))
+        fwd, rev = _adjacency(every, kept)
+        refs = references(fwd, rev) if own else refs  # (a part may have lost its pairs)
+        bounds = _bounds(refs, fwd, rev)
+        assert bounds is not None  # (kept: consistent)
+        return kept, aside, refs, *bounds[:2]
+
+    kept, aside, refs, hi, back = kept_and_bounds(constraints_list, fwd, rev, 0)
     if clean is None:
         two_sided = {s for s in nodes if math.isfinite(hi[s]) and math.isfinite(back[s])}
     else:
-        kept_c, _ = _break_cycles(every, list(clean), ladder(1))
-        hi_c, back_c = _bounds(refs, every, kept_c)
+        clean_list = list(clean)
+        *_, hi_c, back_c = kept_and_bounds(clean_list, *_adjacency(every, clean_list), 1, refs=refs)
         two_sided = {s for s in nodes if math.isfinite(hi_c[s]) and math.isfinite(back_c[s])}
     loose: dict[str, float] = {}  # the sources placed nearest zero: the pairs may move them
     for s in nodes:
@@ -373,9 +464,11 @@ def solve_offsets(
             out[blamed] = replace(
                 c, consistent=False, contradiction_ns=float(late), contradicted_by=other
             )
-    tightest: dict[tuple[str, str], int] = {}
-    for a, b, w, _ in kept:
-        tightest[(a, b)] = min(w, tightest.get((a, b), w))
+    tightest = {(a, b): w for a, b, w, _ in kept}
+    if len(tightest) < len(kept):  # a source pair more than once: its tightest
+        tightest = {}
+        for a, b, w, _ in kept:
+            tightest[(a, b)] = min(w, tightest.get((a, b), w))
     return out, tightest
 
 

@@ -21,6 +21,7 @@ from tracekit.analyzers import (
     find_slo_breaches,
     load_pipeline,
 )
+from tracekit.analyzers._clock import solve_offsets
 from tracekit.analyzers._latency import _log_ms, edge_stats
 from tracekit.errors import PipelineError
 
@@ -959,3 +960,81 @@ def test_a_sample_stamped_backwards_on_one_host_is_said_not_dropped_unsaid(histo
         "earlier one, on one host: no clock explains it); left out of the latency statistics"
     ]
     assert "clock_skew" not in set(report.findings["kind"])
+
+
+@st.composite
+def _offset_constraints(draw):
+    """Sources ``s0``.. and per source pair its tightest ``(a, b, w, n)``: from true offsets
+    (``w`` their difference plus a latency: consistent) or of any ``w`` (contradictions); the
+    preferred and fallback references."""
+    n = draw(st.integers(1, 7))
+    names = [f"s{i}" for i in range(n)]
+    truth = {s: draw(st.integers(-50, 50)) for s in names}
+    consistent = draw(st.booleans())
+    # pairs within groups only: parts of their own, some with no reference
+    group = {s: draw(st.integers(0, 2)) for s in names}
+    pairs = [(a, b) for a in names for b in names if a != b and group[a] == group[b]]
+    w = st.integers(0, 30) if consistent else st.integers(-40, 40)
+    drawn = draw(st.dictionaries(st.sampled_from(pairs), w, max_size=3 * n)) if pairs else {}
+    constraints = [
+        (a, b, truth[b] - truth[a] + x if consistent else x, draw(st.integers(1, 3)))
+        for (a, b), x in drawn.items()
+    ]
+    preferred = draw(st.lists(st.sampled_from(names), max_size=2, unique=True))
+    fallback = draw(st.none() | st.permutations(names))
+    return names, constraints, truth if consistent else None, preferred, fallback
+
+
+@settings(max_examples=300, deadline=None)
+@given(_offset_constraints())
+def test_each_interval_is_what_the_pairs_kept_allow_and_they_leave_no_negative_cycle(
+    drawn,
+) -> None:
+    """Against its part's reference, every source's interval is the shortest paths to and from
+    it over the pairs kept (Floyd-Warshall's), which leave no negative cycle, and its offset
+    lies in it; between two sources bounded on both sides (each at its middle) a kept pair
+    holds, to rounding. From true offsets: nothing set aside, the truth in every interval."""
+    names, constraints, truth, preferred, fallback = drawn
+    out, tightest = solve_offsets(
+        "s0",
+        names,
+        constraints,
+        preferred=preferred,
+        fallback=None if fallback is None else (lambda: fallback),
+    )
+    assert list(out) == sorted(names)
+    drawn_w = {(a, b): w for a, b, w, _ in constraints}
+    # no ladders: a source pair set aside goes whole, the others keep their tightest
+    assert all(drawn_w[pair] == w for pair, w in tightest.items())
+    if truth is not None:
+        assert tightest == drawn_w
+    dist = {(a, b): 0 if a == b else tightest.get((a, b), math.inf) for a in names for b in names}
+    for k in names:
+        for a in names:
+            for b in names:
+                dist[a, b] = min(dist[a, b], dist[a, k] + dist[k, b])
+    assert all(dist[s, s] == 0 for s in names)
+    # a part's reference: s0, else its first preferred source, else its first fallback one
+    # where it has pairs (setting pairs aside splits no part: the rest of a cycle joins it)
+    part = {s: {s} for s in names}
+    for a, b, _, _ in constraints:
+        for s in (joined := part[a] | part[b]):
+            part[s] = joined
+    for s in names:
+        candidates = ["s0", *preferred, *(fallback if fallback and len(part[s]) > 1 else [])]
+        ref = next((r for r in candidates if r in part[s]), None)
+        c = out[s]
+        assert c.against == ref
+        lo, hi = (-dist[s, ref], dist[ref, s]) if ref is not None else (-math.inf, math.inf)
+        assert (c.lo_ns, c.hi_ns) == (lo, hi)
+        assert lo <= c.offset_ns <= hi
+        if math.isfinite(lo) and math.isfinite(hi):  # the middle, give or take half the width
+            assert (c.offset_ns, c.uncertainty_ns) == (round((lo + hi) / 2), round((hi - lo) / 2))
+        else:
+            assert c.uncertainty_ns is None
+        if truth is not None:
+            assert c.consistent and c.contradiction_ns is None
+            assert ref is None or lo <= truth[s] - truth[ref] <= hi
+    for (a, b), w in tightest.items():
+        if out[a].uncertainty_ns is not None and out[b].uncertainty_ns is not None:
+            assert out[b].offset_ns - out[a].offset_ns <= w + 1
