@@ -293,6 +293,8 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
         .drop("duration_last")
     )
     cand = _with_unnamed(paths, _retried_since(paths, cand))
+    ends = as_text(paths.sources.lazy().select(src_last="source", t_end_own="t_end"))
+    cand = cand.lazy().join(ends, on="src_last", how="left").collect(engine=engine())
     if paths.gaps.is_empty():  # the usual case: nothing can be indeterminate
         gap_hit = pl.LazyFrame(
             schema={
@@ -312,32 +314,43 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
 
 
 def _with_resent(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
-    """``cand`` with status ``resent`` (no finding) for a re-send's path that the trace
-    which persisted its ``msg_id`` first took past the missing hop (for that recipient, at
-    a recipient hop): a client's re-send under a new trace id, answered from the server's
-    idempotency and not broadcast again, stops at the broadcast while the message went on
-    under its first trace (review 26a: a `drop` and one delivery in two for a message that
-    reached everyone). The duplicate names the two traces."""
-    again = resends(paths)
-    if again.is_empty() or "first" not in again.columns:  # the usual case
-        return cand
-    firsts = again.select(
-        pl.col("trace_id").cast(pl.String), first=pl.col("first").cast(pl.String)
-    ).lazy()
+    """``cand`` with status ``resent`` (no finding) for the fan-out of a re-send that was not
+    broadcast again, where the trace which persisted its ``msg_id`` first went past the
+    missing hop (for that recipient, at a recipient hop): a client's re-send under a new
+    trace id, answered from the server's idempotency, stops at the broadcast while the
+    message went on under its first trace (review 26a: a `drop` and one delivery in two for
+    a message that reached everyone). The duplicate names the two traces. A re-send that
+    was broadcast again is judged as its own message (two copies sent: whether a client
+    that let the second go deduplicated it or lost it, the logs do not say), and so are
+    its own request and response."""
     p = paths.pipeline
+    bcast = p.role("broadcast")
+    again = resends(paths)
+    if bcast is None or again.is_empty() or "first" not in again.columns:  # (usually)
+        return cand
+    b = p.index(bcast)
+    not_again = paths.msg.lazy().filter(pl.col(col("n", b)).fill_null(0) == 0)
+    firsts = (
+        again.lazy()
+        .select(pl.col("trace_id").cast(pl.String), first=pl.col("first").cast(pl.String))
+        .join(not_again.select(pl.col("trace_id").cast(pl.String)), on="trace_id", how="semi")
+    )
+    fan_out = sorted(p.index(h) for h in (bcast, *p.descendants(bcast)))
     wanted = firsts.select(trace_id="first").unique()
     reached = pl.concat(
-        (paths.pairs if h.scope == "recipient" else paths.msg)
+        (paths.pairs if p.hops[i].scope == "recipient" else paths.msg)
         .lazy()
         .filter(pl.col(col("n", i)).fill_null(0) > 0)
         .join(wanted, on="trace_id", how="semi")
         .select(
             first="trace_id",
-            recipient=pl.col("recipient") if h.scope == "recipient" else pl.lit(None, pl.String),
-            stage=pl.lit(h.id),
+            recipient=pl.col("recipient")
+            if p.hops[i].scope == "recipient"
+            else pl.lit(None, pl.String),
+            stage=pl.lit(p.hops[i].id),
             went_on=pl.lit(True),
         )
-        for i, h in enumerate(p.hops)
+        for i in fan_out
     )
     return (
         cand.join(firsts, on="trace_id", how="left")
@@ -588,10 +601,15 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     the missing hop which overlaps ``[t_last, written + g]`` (``written``: when the last hop's
     line was written, ``t_last + took_last``; the next hop may come after it), and how many
     do."""
-    # (a gap's stamps are its log's: as early or late as that clock may be, review 26a)
-    overlaps = (pl.col("end_after") + pl.col("late") >= pl.col("t_last")) & (
-        gap_start(g) - pl.col("early") <= _WRITTEN + g
-    )
+
+    # (a gap's stamps are its log's: as early or late as that clock may be, review 26a;
+    # on the clock of the path's last hop, they compare as they are: review 26b)
+    def overlaps(early: pl.Expr, late: pl.Expr) -> pl.Expr:
+        return (pl.col("end_after") + late >= pl.col("t_last")) & (
+            gap_start(g) - early <= _WRITTEN + g
+        )
+
+    other = pl.col("source") != pl.col("src_last").fill_null("")
     gaps = (
         paths.gaps.lazy()
         .with_columns(pl.col("source").cast(pl.String))
@@ -603,7 +621,7 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
         cand.join(
             gaps.select("start_before", "end_before", "end_after", "early", "late"), how="cross"
         )
-        .filter(overlaps)
+        .filter(overlaps(pl.col("early"), pl.col("late")))
         .select(cand.collect_schema().names())
         .unique("rid")
         .collect(engine=engine())
@@ -677,9 +695,13 @@ def _gap_hits(paths: Paths, cand: pl.LazyFrame, g: int) -> pl.LazyFrame:
     ]
     return (
         pl.concat(srcs)
-        .join(cand.select("rid", "t_last", "took_last"), on="rid")
+        .join(cand.select("rid", "t_last", "took_last", "src_last"), on="rid")
         .join(gaps, on="source")
-        .filter(overlaps)
+        .filter(
+            overlaps(
+                pl.when(other).then("early").otherwise(0), pl.when(other).then("late").otherwise(0)
+            )
+        )
         .group_by("rid")
         .agg(
             pl.col("source").sort_by("source", "pos_before").first().alias("gap_source"),
@@ -716,7 +738,9 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
     # only device is not judged by its own log. The grace counts from when the last hop's
     # line was written (a stage's at its end: a broadcast follows its persist's end), and a
     # path's logs end no sooner than that (its stamp may be the latest of all, its end later).
-    end = pl.max_horizontal(pl.coalesce("t_end_device", pl.lit(t_end, dtype=pl.Int64)), _WRITTEN)
+    # (the logs as a whole end no sooner than the last hop's own log, on its clock: review 26b)
+    logs = pl.max_horizontal(pl.lit(t_end, dtype=pl.Int64), "t_end_own")
+    end = pl.max_horizontal(pl.coalesce("t_end_device", logs), _WRITTEN)
     return (
         cand.join(gap_hit, on="rid", how="left")
         .with_columns(
@@ -730,7 +754,7 @@ def _classify(cand: pl.LazyFrame, gap_hit: pl.LazyFrame, g: int, t_end: int) -> 
             logs_after=end - _WRITTEN,
             own_end=pl.col("t_end_device").is_not_null(),
         )
-        .drop("rid", "t_end_device")
+        .drop("rid", "t_end_device", "t_end_own")
     )
 
 

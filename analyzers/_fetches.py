@@ -5,6 +5,8 @@ never end: its windows are paired run by run (``run``, :func:`tracekit.analyzers
 
 from __future__ import annotations
 
+from typing import Final
+
 import polars as pl
 
 from tracekit.analyzers._paths import RUN_BITS, Paths, as_text, engine, run_of
@@ -30,9 +32,9 @@ def _with_ends_named(paths: Paths) -> pl.DataFrame:
     unnamed = (pl.col("kind") == "end") & pl.col("conv_id").is_null()
     clients = lines.filter(unnamed).get_column("source").unique()
     if not clients.is_empty():  # (usually none)
-        ended = _oldest_open(
-            lines.with_row_index("i").filter(pl.col("source").is_in(clients.implode()))
-        )
+        theirs = lines.with_row_index("i").filter(pl.col("source").is_in(clients.implode()))
+        run = (pl.col("pos") // (1 << RUN_BITS)) if paths.runs else pl.lit(0)
+        ended = _oldest_open(theirs.with_columns(run=run), _by_user(paths, theirs))
         conv = pl.Series("conv_id", [None] * lines.height, pl.String).scatter(
             list(ended), list(ended.values())
         )
@@ -40,36 +42,67 @@ def _with_ends_named(paths: Paths) -> pl.DataFrame:
     return lines.filter(pl.col("conv_id").is_not_null())
 
 
-def _oldest_open(lines: pl.DataFrame) -> dict[int, str]:
+def _oldest_open(lines: pl.DataFrame, by_user: set[str]) -> dict[int, str]:
     """Per end naming no conversation (its row ``i``), the conversation of the fetch it ends:
-    the oldest open on its client, of its user where the end names one (a process logging
-    several users' loads), as ends pair with starts first in, first out
-    (:func:`fetch_positions`). A restart ends every fetch open. Walked line by line: only the
-    few clients that log such ends."""
+    the oldest open on its client (its ``run``), its user's where the client's fetches are
+    kept per user (``by_user``, as :func:`keyed` keeps them), as ends pair with starts first
+    in, first out (:func:`fetch_positions`). A restart ends every fetch open. Walked line by
+    line: only the few clients that log such ends."""
     out: dict[int, str] = {}
-    open_: list[tuple[str | None, str]] = []  # (actor, conversation), oldest first
-    run = (pl.col("pos") // (1 << RUN_BITS)).alias("run")
+    open_: list[tuple[str | None, str]] = []  # (user, conversation), oldest first
     client: tuple[str, int] | None = None
-    for i, kind, source, r, actor, conv in lines.select(
-        "i", "kind", "source", run, "actor", "conv_id"
+    for i, kind, source, run, actor, conv in lines.select(
+        "i", "kind", "source", "run", "actor", "conv_id"
     ).iter_rows():
-        if (source, r) != client:
-            client, open_ = (source, r), []
+        if (source, run) != client:
+            client, open_ = (source, run), []
+        who = actor if source in by_user else None
         if kind == "start":
             if conv is not None:
-                open_.append((actor, conv))
+                open_.append((who, conv))
             continue
-        if conv is None:
-            # (an end naming a user with no fetch open closes nothing: begun before the logs)
-            mine = [k for k, (who, _) in enumerate(open_) if who == actor or actor is None]
-            if mine:
-                out[i] = open_.pop(mine[0])[1]
-            continue
-        # an end naming its conversation ends that conversation's oldest fetch open
-        ends = [k for k, (_, c) in enumerate(open_) if c == conv]
+        # an end ends its user's oldest fetch open, of its conversation where it names one;
+        # a user's end with none open closes nothing (its start was before the logs)
+        ends = [k for k, (w, c) in enumerate(open_) if w == who and conv in (None, c)]
         if ends:
-            open_.pop(ends[0])
+            ended = open_.pop(ends[0])[1]
+            if conv is None:
+                out[i] = ended
     return out
+
+
+def _users(paths: Paths, asked: pl.Series) -> pl.DataFrame:
+    """Which of the names ``asked`` (``actor``) are users: receive a message somewhere in the
+    logs (the receive role's hop, else every recipient hop's: an integer filter first, the
+    names' only on those); ``user``, true."""
+    p = paths.pipeline
+    rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
+    receive = p.role("receive")
+    hops = [p.index(receive)] if receive is not None else rcp
+    return (
+        as_text(
+            paths.hops.lazy()
+            .filter(pl.col("hop").is_in(hops))
+            .filter(pl.col("recipient").is_in(asked.implode()))
+            .select(actor="recipient")
+            .unique()
+        )
+        .with_columns(user=pl.lit(True))
+        .collect(engine=engine())
+    )
+
+
+#: A client's fetches are its users' where every fetch line names one, and one at least is a
+#: user (review 25f: one load generator's user who only loads history made them the client's
+#: again, all of them: one user's load another's race)
+_NAMED: Final = pl.col("actor").is_not_null().all() & pl.col("user").fill_null(False).any()
+
+
+def _by_user(paths: Paths, fetches: pl.DataFrame) -> set[str]:
+    """The clients (sources) among ``fetches``' whose fetches are kept per user (_NAMED)."""
+    users = _users(paths, fetches.get_column("actor").drop_nulls().unique())
+    named = fetches.join(users, on="actor", how="left").group_by("source").agg(named=_NAMED)
+    return set(named.filter("named").get_column("source"))
 
 
 def _groups(paths: Paths) -> pl.DataFrame:
@@ -85,35 +118,13 @@ def _groups(paths: Paths) -> pl.DataFrame:
 
 def _numbered(paths: Paths) -> pl.DataFrame:
     fetches = _lines(paths).collect(engine=engine())
-    asked = fetches.get_column("actor").drop_nulls().unique()
-    # which of the names on fetch lines are users: receive a message somewhere in the logs
-    # (the receive role's hop, else every recipient hop's: an integer filter first, the
-    # names' only on those)
-    p = paths.pipeline
-    rcp = [i for i, h in enumerate(p.hops) if h.scope == "recipient"]
-    receive = p.role("receive")
-    hops = [p.index(receive)] if receive is not None else rcp
-    users = (
-        as_text(
-            paths.hops.lazy()
-            .filter(pl.col("hop").is_in(hops))
-            .filter(pl.col("recipient").is_in(asked.implode()))
-            .select(actor="recipient")
-            .unique()
-        )
-        .with_columns(user=pl.lit(True))
-        .collect(engine=engine())
-    )
-    # a client's fetches are its users' where every fetch line names one, and one at least
-    # is a user (review 25f: one load generator's user who only loads history made them the
-    # client's again, all of them: one user's load another's race)
-    named = pl.col("actor").is_not_null().all() & pl.col("user").fill_null(False).any()
+    users = _users(paths, fetches.get_column("actor").drop_nulls().unique())
     return (
         fetches.join(users, on="actor", how="left")
         .select(
             s=_code("source"),
             c=_code("conv_id"),
-            who=pl.when(named.over("source")).then(_code("actor")),
+            who=pl.when(_NAMED.over("source")).then(_code("actor")),
         )
         .unique(maintain_order=True)
         .with_row_index("key")

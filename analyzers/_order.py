@@ -466,13 +466,6 @@ def races(paths: Paths) -> pl.LazyFrame:
                 .otherwise(pl.lit("lines naming no recipient")),
             )
         )
-        # a re-send's copy (one msg_id, a new trace) that its first trace had shown there
-        .when(pl.col("status") == "resent")
-        .then(
-            pl.lit(
-                f"this trace's copy then stopped; the message reached {final} under its first trace"
-            )
-        )
         .otherwise(
             pl.format(
                 "the message then went missing: last reached {}, never reached {}",

@@ -1132,17 +1132,20 @@ def _fallback(
     # counts only where the logs show them receiving it: observed pairs are expected in this
     # mode anyway). Not one first seen later (review 20b: a user who joined 29 s after it was
     # "expected" and its drop reported): by then give or take a hop's time, for the clocks.
-    # Whoever sent a message whose sender is not logged (begun before the logs) may be any
-    # member: none is expected but those seen with it (review 26a: its sender counted as a
-    # delivery expected and not made, with no finding to say so).
+    # Whoever sent a message none of whose sender lines is logged (begun before the logs)
+    # may be any member: none is expected but those seen with it (review 26a: its sender
+    # counted as a delivery expected and not made, with no finding to say so). A send logged
+    # naming no one still expects the members (review 26b: a real drop went unsaid).
+    sends = [col("n", i) for i, h in enumerate(p.hops) if h.emitter == "sender"]
+    sent = pl.any_horizontal(pl.col(c).fill_null(0) > 0 for c in sends if c in msg.columns)
     window = grace_ns(p, p.hop_window)
     return (
         unlisted.lazy()
-        .filter(pl.col("sender").is_not_null())
+        .filter(pl.col("sender").is_not_null() | sent)
         .select("trace_id", "conv_id", "sender", t_msg=t_msg)
         .join(members, on="conv_id")
         .filter(
-            (pl.col("user") != pl.col("sender"))
+            (pl.col("user") != pl.col("sender").fill_null(""))
             & (
                 pl.col("joined").is_null()
                 | pl.col("t_msg").is_null()
@@ -1218,10 +1221,53 @@ def _sender_fallback(msg: pl.DataFrame, hops: pl.DataFrame, p: Pipeline) -> pl.D
         .with_columns(pl.col("trace_id").cast(msg.schema["trace_id"]))
         .collect(engine=engine())
     )
-    return (
+    msg = (
         msg.join(found, on="trace_id", how="left", maintain_order="left")
         .with_columns(sender=pl.coalesce("sender", "_sender"))
         .drop("_sender")
+    )
+    return _sender_of_source(msg, hops, own)
+
+
+def _sender_of_source(msg: pl.DataFrame, hops: pl.DataFrame, own: list[int]) -> pl.DataFrame:
+    """The sender of a message whose sender lines name no one (a legacy log without actors)
+    and whose server names itself: the one user the client that logged them names on its
+    other client lines, where it names exactly one (review 26b: unknown, its sender was
+    expected by membership, a false drop; a process logging several users names none)."""
+    lacking = msg.filter(pl.col("sender").is_null()).select("trace_id")
+    if not lacking.height or not own:
+        return msg
+    logged = (
+        _hops_of(hops, lacking.lazy())
+        .filter(pl.col("hop").is_in(own))
+        .group_by("trace_id")
+        .agg(pl.col("source").first())
+    )
+    users = (
+        hops.lazy()
+        .filter(
+            pl.col("source").is_in(
+                logged.select("source").collect(engine=engine()).get_column("source").implode()
+            )
+            & pl.col("actor").is_not_null()
+            & pl.col("hop").is_not_null()
+        )
+        .group_by("source")
+        .agg(pl.col("actor").unique())
+        .filter(pl.col("actor").list.len() == 1)
+        .select(
+            pl.col("source").cast(pl.String), _user=pl.col("actor").list.first().cast(pl.String)
+        )
+    )
+    found = (
+        logged.join(users, on="source")
+        .select(pl.col("trace_id").cast(msg.schema["trace_id"]), "_user")
+        .collect(engine=engine())
+    )
+    return (
+        msg.join(found, on="trace_id", how="left", maintain_order="left")
+        .with_columns(sender=pl.coalesce("sender", "_user"))
+        .drop("_user")
     )
 
 

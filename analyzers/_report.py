@@ -524,7 +524,14 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
         # a re-send's recipient that the message reached under its first trace has it (the
         # re-send was not broadcast again: review 26a, one delivery in two for a message
         # that reached everyone)
-        got = paths.pairs.lazy().filter(reached).select(first="trace_id", recipient="recipient")
+        # (not where that delivery was taken off the screen again: review 26b)
+        got = (
+            paths.pairs.lazy()
+            .filter(reached)
+            .select("trace_id", "recipient")
+            .join(gone.lazy(), on=["trace_id", "recipient"], how="anti")
+            .rename({"trace_id": "first"})
+        )
         delivered += (
             paths.pairs.lazy()
             .filter(expected & ~reached)

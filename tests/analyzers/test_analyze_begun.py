@@ -351,3 +351,30 @@ def test_a_message_whose_sender_is_not_logged_expects_none_but_the_members_seen_
     ]
     summary = report.summary  # m1 to u2 (not made), m2 to u2, m3 to u1
     assert (summary["deliveries_expected"], summary["delivered"]) == (3, 2)
+
+
+def test_a_send_logged_naming_no_one_is_the_user_its_client_logs_for(history):
+    # review 26b: m4's client lines name no actor (a legacy log), the server names itself:
+    # no sender. Membership expected none (a real drop to u3 unsaid), before that every
+    # member, u1 too (a false drop to its own sender). u1's client logs for u1 alone.
+    history.message(1, "u1", None, t=0)
+    history.shown(30, "client-u2", "u2", trace=history.tid(1))
+    history.shown(30, "client-u3", "u3", trace=history.tid(1))
+    history.message(2, "u2", None, t=100)
+    history.shown(130, "client-u1", "u1", trace=history.tid(2))
+    history.shown(130, "client-u3", "u3", trace=history.tid(2))
+    t4 = history.tid(4)
+    at = {"trace": t4, "conv_id": "c1"}
+    history.ev(1000, "CTRL.send", "client-u1", None, **at)
+    history.ev(1005, "REST.request", "client-u1", None, **at)
+    history.ev(1010, "REST.persist", "server-1", "server", msg_id="m4", **at)
+    history.ev(1015, "REST.response", "client-u1", None, msg_id="m4", **at)
+    history.ev(1020, "WS-BROADCAST.start", "server-1", "server", **at)
+    history.ev(1025, "WS-BROADCAST.deliver", "server-1", "server", peer="u2", **at)
+    history.shown(1030, "client-u2", "u2", trace=t4)
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t4, "u3", "WS-BROADCAST.deliver", "WS-BROADCAST.start")
+    ]
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (6, 5)

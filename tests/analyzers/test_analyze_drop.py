@@ -1242,3 +1242,29 @@ def test_a_gap_in_a_clients_log_ahead_of_its_stamps_may_hold_its_missing_hop(his
             "recipient u2: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the "
             "logs go on 26975.0 ms after it)"
         )
+
+
+def test_a_clients_clock_slack_is_not_applied_to_its_own_lines(history):
+    # review 26b: u2 (only receives, 7 s ahead) logged m6's receive, not its store, and its
+    # own log went on 7 s (lost 3 lines 9 s) after it: on one clock, whatever its offset,
+    # a drop. The logs' end and the gap were read as early as u2's clock may be, as if the
+    # receive were on another clock: in flight, then a log_gap holding m6.
+    ahead = {"client-u2": 7000.0}
+    for n in range(1, 6):
+        history.message(n, "u1", ["u2"], t=n * 500, offsets=ahead)
+    t6 = history.message(6, "u1", ["u2"], t=3000, offsets=ahead, stop={"u2": "REPO.add"})
+    received = 3000 + 30 + 7000  # u2's stamp of m6's receive
+    history.ev(received + 9000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] += 3
+    history.ev(received + 9500, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail(12_000, sources=["server-1", "client-u1"])  # (2 s after m6's receive)
+    found = analyze(history.frame()).findings
+    found = found.filter(found["kind"] != "slo_breach")  # (each of u2's 7 s: said elsewhere)
+    assert history.kinds(found) == [
+        ("drop", t6, "u2", "REPO.add", "WS-RECV.receive"),
+        ("log_gap", None, None, None, None),
+    ]
+    assert found["detail"][0] == (
+        "recipient u2: reached WS-RECV.receive, never reached REPO.add (the logs go on "
+        "9500.0 ms after it)"
+    )

@@ -82,3 +82,22 @@ def test_a_resend_under_a_new_trace_that_the_server_did_not_broadcast_again(hist
         assert found.row(2, named=True)["detail"].endswith(
             f"; a re-send: trace {t1} persisted its msg_id m1 before (see the duplicate)"
         )
+
+
+def test_a_resend_of_a_message_taken_off_the_screen_is_not_delivered(history):
+    # review 26b: the first trace reached u2's store, then a history page took it off (a
+    # drop at CTRL.add); its re-send, not broadcast again, counted u2 as delivered
+    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["REST.response"])
+    history.ev(200, "CTRL.remove", "client-u2", "u2", trace=t1, conv_id="c1")
+    t2 = history.tid(2)
+    history.ev(10_000, "REST.request", "client-u1", "u1", trace=t2, conv_id="c1")
+    history.ev(10_005, "REST.persist", "server-1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.ev(10_010, "REST.response", "client-u1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.tail()
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, None, "REST.response", "REST.persist"),
+        ("drop", t1, "u2", "CTRL.add", "CTRL.add"),
+        ("duplicate", t2, None, "REST.persist", None),
+    ]
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (2, 0)
