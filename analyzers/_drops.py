@@ -304,12 +304,31 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
                 "gap_count": pl.UInt32,
             }
         )
-        return _with_resent(paths, _classify(cand.lazy(), gap_hit, g, t_end))
+        return _cut(paths, _with_resent(paths, _classify(cand.lazy(), gap_hit, g, t_end)))
     # (`--grace 0s` says the logs are final, not that a hop takes no time: a receive lost in
     # a gap 2 ms after its deliver read as a drop)
     reach = hop_window_ns(paths.pipeline, grace)
-    return _with_resent(
-        paths, _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)
+    return _cut(
+        paths,
+        _with_resent(paths, _classify(cand.lazy(), _gap_hits(paths, cand.lazy(), reach), g, t_end)),
+    )
+
+
+def _cut(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
+    """``cand`` with status ``outside`` where the missing hop is among the hops a reading's
+    time window left out (:attr:`Paths.outside`): the path goes on outside the window, not
+    judged (reported in flight, said so: review 26c)."""
+    if paths.outside.is_empty():  # (no window, or none cut)
+        return cand
+    cut = paths.outside.lazy().with_columns(cut=pl.lit(True))
+    return (
+        cand.join(cut, on=["trace_id", "stage", "recipient"], how="left", nulls_equal=True)
+        .with_columns(
+            status=pl.when(pl.col("cut") & ~pl.col("removal").fill_null(False))
+            .then(pl.lit("outside"))
+            .otherwise("status")
+        )
+        .drop("cut")
     )
 
 
@@ -1263,4 +1282,23 @@ def drops_and_in_flight(
         ),
         at="t_last",
     )
-    return pl.concat([drop, in_flight])
+    cut = findings(
+        cand.filter(pl.col("status") == "outside"),
+        "in_flight",
+        trace_id="trace_id",
+        recipient="recipient",
+        stage="stage",
+        last_seen="last_seen",
+        conv_id="conv_id",
+        source="src_last",
+        detail=pl.format(
+            "{}reached {}; {} is outside the time window read (--since/--until): not judged{}",
+            who,
+            pl.col("last_seen"),
+            pl.col("stage"),
+            membership,
+        ),
+        evidence=evidence(("file_last", "line_last")),
+        at="t_last",
+    )
+    return pl.concat([drop, in_flight, cut])

@@ -500,15 +500,28 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
     grace = grace_ns(p, None)
     near_end = ~early & (end - pl.col("t_min") < grace)
     send_id = pl.lit(p.ids[send])
+    # a send a reading's time window left out (review 26c): cut by the window, not unseen
+    sends_out = paths.outside.filter(pl.col("stage") == p.ids[send]).get_column("trace_id")
+    cut = pl.col("trace_id").is_in(sends_out.implode())
+    early, near_end = ~cut & early, ~cut & near_end
     undecided = findings(
-        orphans.filter(early | near_end),
+        orphans.filter(cut | early | near_end),
         "in_flight",
         trace_id="trace_id",
         stage=send_id,
         last_seen=first,
         conv_id="conv_id",
         source="src_first",
-        detail=pl.when(early)
+        detail=pl.when(cut)
+        .then(
+            pl.format(
+                "{} is outside the time window read (--since/--until): the message's first "
+                "event in it is {}",
+                send_id,
+                first,
+            )
+        )
+        .when(early)
         .then(
             pl.format(
                 "{} not seen: the message's first event ({}) comes {} ms after the logs "
@@ -533,7 +546,7 @@ def unexpected(paths: Paths) -> pl.LazyFrame:
         evidence=evidence(("file_first", "line_first")),
         at="t_first",
     )
-    late = orphans.filter(~early & ~near_end)
+    late = orphans.filter(~cut & ~early & ~near_end)
     if paths.gaps.is_empty():
         late = late.with_columns(
             gap_source=pl.lit(None, dtype=pl.String),

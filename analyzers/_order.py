@@ -455,6 +455,13 @@ def races(paths: Paths) -> pl.LazyFrame:
                 pl.col("last_seen"),
             )
         )
+        .when(pl.col("status") == "outside")
+        .then(
+            pl.format(
+                "last reached {} in the time window read; what became of it there is outside it",
+                pl.col("last_seen"),
+            )
+        )
         .when(pl.col("status").is_in(["log_gap", "unnamed"]))
         .then(
             pl.format(

@@ -139,6 +139,9 @@ COPIES_SCHEMA: Final = pl.Schema(
 )
 
 
+OUTSIDE_SCHEMA: Final = pl.Schema(
+    {"trace_id": pl.String, "stage": pl.String, "recipient": pl.String}
+)
 FAILED_SCHEMA: Final = pl.Schema(
     {
         "trace_id": pl.String,
@@ -198,6 +201,10 @@ class Paths:
     #: lines with a ``recipients`` list in a model with recipient hops and no ``broadcast``
     #: role, which reads none: how many, and the first one's file and line
     unread_lists: tuple[int, str, int] | None = None
+    #: the hops a reading's time window left out (``--since``/``--until``): ``trace_id``,
+    #: ``stage`` and ``recipient`` (null at a message hop); a path whose missing hop is among
+    #: them is cut by the window, not judged (:mod:`._window`)
+    outside: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=OUTSIDE_SCHEMA))
     #: frames derived from these, computed once (:meth:`memoised`)
     memo: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _memo_lock: threading.Lock = field(

@@ -148,7 +148,9 @@ def analyze(
     counts) is copied into the report. ``left_out``: the events a reading left out of
     ``events`` on purpose (a time window; ``source`` and ``seq``, and where given ``file``,
     ``line``, ``timestamp`` and ``duration_ms``): their seq numbers are no loss of the logs
-    (no ``log_gap`` for them; :mod:`tracekit.analyzers._window`).
+    (no ``log_gap`` for them; :mod:`tracekit.analyzers._window`); with ``trace_id``,
+    ``stage``, ``action`` (and ``peer``, ``actor``, ``level``), a path whose next hop is
+    among them is cut by the window (``in_flight``), and no other is held back.
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
     paths = build_paths(events.lazy(), p)

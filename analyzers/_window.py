@@ -9,7 +9,9 @@ Each gap of :attr:`Paths.gaps` counts only what they do not fill (``missing``, a
 ``outside`` the rest): a gap with nothing missing is no ``log_gap`` finding. It stays a gap
 for the paths whose next hop may be among the left-out events (not read: undecided there),
 over their stamps only (review 23: held back from the log's start to its first line, a
-drop in a quiet stretch after ``--since`` went unsaid).
+drop in a quiet stretch after ``--since`` went unsaid), unless the left-out events say which
+hops they are (the CLI gives them all): then a path whose next hop is among them is cut
+(:attr:`Paths.outside`, in flight) and the gap holds none (review 26c).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._paths import (
+    FAILED_LEVELS,
     Paths,
     dropped_markers,
     engine,
@@ -33,16 +36,49 @@ __all__ = ["left_out_of"]
 _KEYS: Final = ["source", "pos_before"]
 
 
+def _hops_outside(paths: Paths, left_out: pl.LazyFrame, have: list[str]) -> pl.DataFrame | None:
+    """The pipeline's hops among the left-out events (:attr:`Paths.outside`), where they say
+    which (``trace_id``, ``stage``, ``action``; the recipient from ``peer``/``actor`` as the
+    hop names it); None where they do not (only ``source`` and ``seq`` given)."""
+    if not {"trace_id", "stage", "action"} <= set(have):
+        return None
+    p = paths.pipeline
+    text: dict[str, pl.Expr] = {
+        c: pl.col(c).cast(pl.String) for c in ("stage", "action", "peer", "actor") if c in have
+    }
+    none = pl.lit(None, dtype=pl.String)
+    failed = (
+        pl.col("level").is_in(FAILED_LEVELS).fill_null(False) if "level" in have else pl.lit(False)
+    )
+    frames = [
+        left_out.filter(
+            (text["stage"] == h.stage)
+            & (text["action"] == h.action)
+            & pl.col("trace_id").is_not_null()
+            & ~failed  # (a failed try is no hop reached: paths never count it)
+        ).select(
+            pl.col("trace_id").cast(pl.String),
+            stage=pl.lit(h.id),
+            recipient=text.get(h.recipient or "", none) if h.scope == "recipient" else none,
+        )
+        for h in p.hops
+    ]
+    return pl.concat(frames).unique().collect(engine=engine())
+
+
 def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
     """``paths`` with its gaps' counts less the events of ``left_out`` inside them: ``source``
     and ``seq``, and where given ``file`` and ``line`` (a left-out event counts for a gap
     only between its two lines: a restarted source numbers its runs alike, and another run's
     event would fill it) and ``timestamp`` and ``duration_ms`` (the stamps a gap they fill
     holds paths over; without them it holds them as a lost stretch of the log does)."""
+    have = left_out.collect_schema().names()
+    outside = _hops_outside(paths, left_out, have)
+    if outside is not None:
+        paths = replace(paths, outside=outside)
     numbered = paths.gaps.filter(pl.col("missing").is_not_null())
     if numbered.is_empty():
         return paths
-    have = left_out.collect_schema().names()
     placed = "file" in have and "line" in have
     stamped = "timestamp" in have
     events = left_out.select(
@@ -110,8 +146,13 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
     # clock may not be placed by what the window kept, review 23c: a client 600 ms behind
     # had its receives left out before their delivers, read as drops), no longer from the
     # line before it
+    # Where the left-out events say which hops they are, a path whose hop is among them is
+    # cut by the window (:attr:`Paths.outside`), and the gap holds none (review 26c: its
+    # 5 s reach after a --since held every drop of a short run back, and with nothing
+    # missing no finding named them: 11 drops unsaid, every gate passed).
     hop = hop_window_ns(paths.pipeline, None)
     whole = (counted - filled == 0) & pl.col("t_lo").is_not_null()
+    reach = pl.lit(None, dtype=pl.Int64) if outside is not None else pl.col("t_hi") + hop
     gaps = (
         paths.gaps.join(inside, on=_KEYS, how="left", maintain_order="left")
         .with_columns(
@@ -119,7 +160,7 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
             outside=pl.col("outside") + filled.fill_null(0),
             start_before=pl.when(whole).then("t_lo").otherwise("start_before"),
             end_before=pl.when(whole).then("t_lo").otherwise("end_before"),
-            end_after=pl.when(whole).then(pl.col("t_hi") + hop).otherwise("end_after"),
+            end_after=pl.when(whole).then(reach).otherwise("end_after"),
         )
         .drop("filled", "zero", "t_lo", "t_hi")
     )

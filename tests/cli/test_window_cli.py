@@ -56,3 +56,34 @@ def test_a_line_lost_inside_the_window_is_still_a_gap(tmp_path: Path) -> None:
             "logging",
         )
     ]
+
+
+def test_a_drop_just_after_since_fails_the_gate(tmp_path: Path) -> None:
+    # review 26c: the lines --since left out filled each log's "lost beginning" whole; the
+    # gap held every path for 5 s after them and, losing nothing, named none: the first
+    # store after SINCE not made, `check --max drop=0` passed with no finding at all
+    path = _history(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    events = [orjson.loads(line) for line in lines]
+    at = next(
+        i
+        for i, e in enumerate(events)
+        if (e["stage"], e["action"]) == ("CTRL", "add") and e["timestamp"] > SINCE
+    )
+    ignored = {**events[at], "action": "ignored", "event": "CTRL ignored"}  # (seq kept)
+    lines[at] = orjson.dumps(ignored) + b"\n"
+    path.write_bytes(b"".join(lines))
+    result = runner.invoke(
+        app, ["check", str(path), "--since", SINCE, "--max", "drop=0"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1, result.stdout
+    trace, user = events[at]["trace_id"], events[at]["actor"]
+    stored = next(  # (the evidence: the store's line, the last hop reached)
+        i + 1
+        for i, e in enumerate(events)
+        if (e.get("trace_id"), e.get("actor"), e["stage"]) == (trace, user, "REPO")
+    )
+    assert result.stdout.splitlines()[:2] == [
+        "FAIL  drop <= 0: 1 drop finding(s), allowed 0",
+        f"      {trace} recipient {user} at CTRL.add (last seen REPO.add) [{path}:{stored}]",
+    ]

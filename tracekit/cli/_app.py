@@ -385,8 +385,15 @@ def _analyze(
         left_out = None
         if inside is not None:  # what the window left out, said (DESIGN section 8)
             # (and given to the analysis: their seqs are no loss of the logs)
+            # (and which hops they are: a path whose next hop is among them is cut, not lost)
             left_out = table.filter(~inside).select(
-                "source", "seq", "file", "line", "timestamp", "duration_ms"
+                "source",
+                "seq",
+                "file",
+                "line",
+                "timestamp",
+                "duration_ms",
+                *(c for c in _HOP_KEYS if c in table.columns),
             )
             table = table.filter(inside)
             inputs = _windowed(inputs, left_out.height)
@@ -402,6 +409,10 @@ def _analyze(
             left_out=left_out,
         )
     return report, events, model
+
+
+#: What says which hop a left-out event is (:func:`tracekit.analyzers.analyze`'s ``left_out``).
+_HOP_KEYS: Final = ("trace_id", "stage", "action", "peer", "actor", "level")
 
 
 def _windowed(inputs: dict[str, Any], outside: int) -> dict[str, Any]:
