@@ -982,11 +982,14 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     sent the message) but none of its logs covers that time: an older rotated file not
     given, or lost (fuzzing 18b: a client log without its first 30% read as a flood of
     drops, saying nothing of it). Said, not decided: an app that only started later is the
-    same lines. Not for a removal, nor a device's own path (its log's span judged it)."""
+    same lines. Not for a removal, nor a device's own path (its log's span judged it).
+    Also ``no_app``: no log of that user's app is among the inputs at all (review 26c: a
+    client log not given read as a drop of every message to its user, not a word of why)."""
     found = drops.with_row_index("_d").collect(engine=engine())
     none = [
         pl.lit(None, dtype=pl.String).alias("begun"),
         pl.lit(None, dtype=pl.Int64).alias("t_begun"),
+        pl.lit(None, dtype=pl.Boolean).alias("no_app"),
     ]
     judged = found.filter(
         ~pl.col("removal").fill_null(False)
@@ -1020,7 +1023,27 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
         .filter("all_after")
         .drop("all_after")
     )
-    return found.lazy().join(late, on="_d", how="left").drop("_d")
+    # (an app's line: a client hop or an event of the user's client, in any log: a process
+    # that logs a server's hops too, tests' captured events, is no client of theirs)
+    server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+    own = as_text(
+        paths.hop_rows()
+        .filter(
+            pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode())
+            & ~pl.col("hop").is_in(server)
+        )
+        .select(who="actor")
+    )
+    apps = (
+        pl.concat([own, clients.select("who")]).unique().collect(engine=engine()).get_column("who")
+    )
+    without = judged.filter(~pl.col("who").is_in(apps.implode())).select("_d", no_app=True)
+    return (
+        found.lazy()
+        .join(late, on="_d", how="left")
+        .join(without.lazy(), on="_d", how="left")
+        .drop("_d")
+    )
 
 
 def _with_failures(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
@@ -1231,6 +1254,9 @@ def drops_and_in_flight(
             since_ended.fill_null("it"),
             "who",
         ).fill_null("")
+        + pl.when(pl.col("no_app"))
+        .then(pl.format("; no log of {}'s app is among the inputs", "who"))
+        .otherwise(pl.lit(""))
         + tried_and_failed
         + pl.format(
             "; a re-send: trace {} persisted its msg_id {} before (see the duplicate)",

@@ -1268,3 +1268,21 @@ def test_a_clients_clock_slack_is_not_applied_to_its_own_lines(history):
         "recipient u2: reached WS-RECV.receive, never reached REPO.add (the logs go on "
         "9500.0 ms after it)"
     )
+
+
+def test_a_drop_to_a_user_no_log_of_whose_app_is_given_says_so(history):
+    # review 26c: u3's app log not among the inputs: each message to u3 read as a drop at
+    # WS-RECV.receive, as frames lost on the wire would, with not a word of why
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0, stop={"u2": "CTRL.add"})
+    history.tail()
+    history.rows[:] = [r for r in history.rows if r["source"] != "client-u3"]
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("drop", t1, "u2", "CTRL.add", "REPO.add"),
+    ]
+    assert not found["detail"][1].endswith("among the inputs")
+    assert found["detail"][0] == (
+        "recipient u3: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the logs "
+        "go on 59974.5 ms after it); no log of u3's app is among the inputs"
+    )
