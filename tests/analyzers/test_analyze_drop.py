@@ -1286,3 +1286,28 @@ def test_a_drop_to_a_user_no_log_of_whose_app_is_given_says_so(history):
         "recipient u3: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the logs "
         "go on 59974.5 ms after it); no log of u3's app is among the inputs"
     )
+
+
+def test_a_restart_after_the_run_went_on_with_the_conversation_is_not_named(history):
+    # review 26c: server-1 never delivered m1 to u2 (u2's app was down), went on to deliver
+    # m2 and m3 of c1 to both, and was restarted 700 ms later: the drop named the restart;
+    # m4's broadcast, cut by a second restart 3 ms after it, still names that one
+    t1 = history.message(1, "u1", ["u2", "u3"], t=0, stop={"u2": "WS-BROADCAST.deliver"})
+    history.message(2, "u1", ["u2", "u3"], t=100)
+    history.message(3, "u3", ["u2", "u1"], t=200)
+    history.seq["server-1"] = 0
+    history.ev(720, "TRACEKIT.configured", "server-1", "server")
+    t4 = history.message(4, "u1", ["u2"], t=1000, stop={"": "WS-BROADCAST.start"})
+    history.seq["server-1"] = 0
+    history.ev(1013, "TRACEKIT.configured", "server-1", "server")
+    history.tail()
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [
+        ("drop", t1, "u2", "WS-BROADCAST.deliver", "WS-BROADCAST.start"),
+        ("drop", t4, None, "WS-BROADCAST.start", "REST.persist"),
+    ]
+    assert found["detail"][0] == (
+        "recipient u2: reached WS-BROADCAST.start, never reached WS-BROADCAST.deliver (the "
+        "logs go on 59980.0 ms after it)"
+    )
+    assert "; server-1 restarted 3.0 ms after it" in found["detail"][1]
