@@ -73,7 +73,7 @@ def write_drop(logs: Path, recipient: str) -> Path:
 def _detail(recipient: str) -> str:
     return (
         f"recipient {recipient}: reached WS-BROADCAST.deliver, never reached WS-RECV.receive "
-        "(the logs go on 8970.0 ms after it)"
+        f"(the logs go on 8970.0 ms after it); no log of {recipient}'s app is among the inputs"
     )
 
 
@@ -332,7 +332,7 @@ def test_markdown_keeps_log_text_inside_its_cell_and_escapes_html(
     assert rows == [
         f"| drop | `{T}` | for {shown} at WS-RECV.receive (last seen WS-BROADCAST.deliver) | "
         f"recipient {shown}: reached WS-BROADCAST.deliver, never reached WS-RECV.receive "
-        "(the logs go on 8970.0 ms after it) | "
+        f"(the logs go on 8970.0 ms after it); no log of {shown}'s app is among the inputs | "
         "logs&lt;img src=x onerror=alert(1)&gt;/server.jsonl:3 |"
     ]
     assert "<" not in out and ">" not in out
