@@ -321,14 +321,20 @@ def _cut(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
     if paths.outside.is_empty():  # (no window, or none cut)
         return cand
     cut = paths.outside.lazy().with_columns(cut=pl.lit(True))
+    # (a left-out line of the hop naming no recipient may be any recipient's: review 26d)
+    anyone = cut.filter(pl.col("recipient").is_null()).drop("recipient").unique()
     return (
         cand.join(cut, on=["trace_id", "stage", "recipient"], how="left", nulls_equal=True)
+        .join(anyone.rename({"cut": "cut_any"}), on=["trace_id", "stage"], how="left")
         .with_columns(
-            status=pl.when(pl.col("cut") & ~pl.col("removal").fill_null(False))
+            status=pl.when(
+                (pl.col("cut") | pl.col("cut_any")).fill_null(False)
+                & ~pl.col("removal").fill_null(False)
+            )
             .then(pl.lit("outside"))
             .otherwise("status")
         )
-        .drop("cut")
+        .drop("cut", "cut_any")
     )
 
 

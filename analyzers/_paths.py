@@ -1080,12 +1080,22 @@ def _clock_constraints(
 
 
 def _fallback(
-    msg: pl.DataFrame, observed: pl.DataFrame, fetches: pl.DataFrame, p: Pipeline
+    msg: pl.DataFrame,
+    observed: pl.DataFrame,
+    fetches: pl.DataFrame,
+    p: Pipeline,
+    cut: pl.Series | None = None,
 ) -> pl.LazyFrame:
     """Expected recipients of messages whose broadcast names none: conversation membership,
-    of the members seen by then.
+    of the members seen by then. A message whose broadcast a time window left out (``cut``)
+    may have named them: it expects none but those seen with it, and who received it says
+    nothing of membership (review 26d: a user its list left out, seen receiving it, was
+    "expected" of another message).
 
     Trace ids and recipients are Categorical in ``msg``/``observed`` and in the result."""
+    if cut is not None and cut.len():
+        msg = msg.filter(~pl.col("trace_id").cast(pl.String).is_in(cut.implode()))
+        observed = observed.filter(~pl.col("trace_id").cast(pl.String).is_in(cut.implode()))
     unlisted = msg.filter(pl.col("recipients").is_null() & pl.col("conv_id").is_not_null())
     if unlisted.is_empty():
         return pl.LazyFrame(schema={"trace_id": pl.Categorical(), "recipient": pl.Categorical()})
@@ -1316,7 +1326,11 @@ def _persist_rank(msg: pl.DataFrame, p: Pipeline) -> tuple[pl.DataFrame, bool]:
     return ranked, not multi.is_empty()
 
 
-def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths:
+def build_paths(
+    events: pl.LazyFrame, pipeline: Pipeline | None = None, *, cut: pl.Series | None = None
+) -> Paths:
+    """The paths of ``events``. ``cut``: the trace ids whose broadcast a reading's time window
+    left out (its recipients list unread: :func:`_fallback`)."""
     p = pipeline or default_pipeline()
     # The input read once (zero-copy when it is already in memory, one read of the needed
     # columns when it is a scan); hop and other events then filtered from it separately, so
@@ -1334,9 +1348,9 @@ def build_paths(events: pl.LazyFrame, pipeline: Pipeline | None = None) -> Paths
             f"the event table cannot be read in its types: {reason}", key=column.group(1)
         ) from exc
     with engine_for(table.height):
-        paths = _paths_of(table, p)
+        paths = _paths_of(table, p, cut)
         if (canonical := _canonical_ids(table, paths)) is not None:
-            paths = _paths_of(canonical, p)
+            paths = _paths_of(canonical, p, cut)
         return paths
 
 
@@ -1422,7 +1436,7 @@ def conformed(events: pl.LazyFrame) -> pl.LazyFrame:
     return events.select(out)
 
 
-def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:
+def _paths_of(table: pl.DataFrame, p: Pipeline, cut: pl.Series | None = None) -> Paths:
     seqless = table.get_column("seq").has_nulls()
     # A restart under the old name, or lines read twice, are looked for first where a seq
     # goes back between two lines of a source (4 ms at 5M events), so the paths are built
@@ -1433,12 +1447,12 @@ def _paths_of(table: pl.DataFrame, p: Pipeline) -> Paths:
     if known is not None:
         table = known.table
     run = None if known is None else _runs(table, known.restarts)
-    paths, found = _build(table, p, seqless, known, run)
+    paths, found = _build(table, p, seqless, known, run, cut)
     if known is None and not found.copies.is_empty():
         table = found.table
-        paths, _ = _build(table, p, seqless, found, _runs(table, found.restarts))
+        paths, _ = _build(table, p, seqless, found, _runs(table, found.restarts), cut)
     elif known is None and (run := _runs(table, found.restarts)) is not None:
-        paths, _ = _build(table, p, seqless, found, run)
+        paths, _ = _build(table, p, seqless, found, run, cut)
     return paths
 
 
@@ -1589,6 +1603,7 @@ def _build(
     seqless: bool,
     known: _PerSource | None,
     run: pl.Series | None,
+    cut: pl.Series | None = None,
 ) -> tuple[Paths, _PerSource]:
     """The paths of ``table`` and what is known of its sources (``known``, else made on a
     thread meanwhile), with ``run`` packed into the positions."""
@@ -1606,7 +1621,7 @@ def _build(
         stats.set_result(known)
     try:
         failed = side.submit(in_context(lambda: _failed(events, p)))
-        paths = _assemble(base, p, seqless, side, stats, mended=run is not None)
+        paths = _assemble(base, p, seqless, side, stats, mended=run is not None, cut=cut)
         paths = replace(paths, failed=failed.result())
     finally:  # an error: what was not begun is not run
         side.shutdown(cancel_futures=True)
@@ -1754,6 +1769,7 @@ def _assemble(
     per_source: Future[_PerSource],
     *,
     mended: bool,
+    cut: pl.Series | None = None,
 ) -> Paths:
     """:func:`build_paths` of the events with their hop (``base``: :func:`_with_hop`);
     ``per_source``: the per-source stats and restarts, being made on ``side``; ``mended``:
@@ -1910,7 +1926,7 @@ def _assemble(
     # the observed ones only where there are some (a concat copied every observed pair).
     rest = rest_later.result()
     fetches = _fetch_events(rest, p)
-    fallback = _fallback(msg_raw, rcp_raw, fetches, p).collect(engine=engine())
+    fallback = _fallback(msg_raw, rcp_raw, fetches, p, cut).collect(engine=engine())
     if fallback.height and rcp_raw.height:
         fallback = fallback.join(rcp_raw.select(keys), on=keys, how="anti")
     observed = (

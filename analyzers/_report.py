@@ -35,7 +35,7 @@ from tracekit.analyzers._paths import (
 )
 from tracekit.analyzers._pipeline import END_TO_END, Pipeline, checked_window, default_pipeline
 from tracekit.analyzers._removed import removed
-from tracekit.analyzers._window import left_out_of
+from tracekit.analyzers._window import hops_outside, left_out_of
 from tracekit.errors import PipelineError
 from tracekit.schema import META_STAGE
 from tracekit.table import TIMESTAMP_DTYPE, canonical_trace_ids
@@ -153,9 +153,16 @@ def analyze(
     among them is cut by the window (``in_flight``), and no other is held back.
     """
     p = with_overrides(pipeline, grace=grace, slo=slo)
-    paths = build_paths(events.lazy(), p)
+    outside = hops_outside(p, left_out.lazy()) if left_out is not None else None
+    bcast = p.role("broadcast")
+    cut = (
+        outside.filter(pl.col("stage") == bcast).get_column("trace_id")
+        if outside is not None and bcast is not None
+        else None
+    )
+    paths = build_paths(events.lazy(), p, cut=cut)
     if left_out is not None:
-        paths = left_out_of(paths, left_out.lazy())
+        paths = left_out_of(paths, left_out.lazy(), outside)
     # the analysis' size decides the engine of its queries, here and on the pool's threads
     with engine_for(paths.hops.height):
         return _report(paths, inputs)

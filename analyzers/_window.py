@@ -23,26 +23,29 @@ import polars as pl
 
 from tracekit.analyzers._paths import (
     FAILED_LEVELS,
+    OUTSIDE_SCHEMA,
     Paths,
+    col,
     dropped_markers,
     engine,
     hop_window_ns,
     took_ns,
     true_time,
 )
+from tracekit.analyzers._pipeline import Pipeline
 
-__all__ = ["left_out_of"]
+__all__ = ["hops_outside", "left_out_of"]
 
 _KEYS: Final = ["source", "pos_before"]
 
 
-def _hops_outside(paths: Paths, left_out: pl.LazyFrame, have: list[str]) -> pl.DataFrame | None:
+def hops_outside(p: Pipeline, left_out: pl.LazyFrame) -> pl.DataFrame | None:
     """The pipeline's hops among the left-out events (:attr:`Paths.outside`), where they say
     which (``trace_id``, ``stage``, ``action``; the recipient from ``peer``/``actor`` as the
     hop names it); None where they do not (only ``source`` and ``seq`` given)."""
+    have = left_out.collect_schema().names()
     if not {"trace_id", "stage", "action"} <= set(have):
         return None
-    p = paths.pipeline
     text: dict[str, pl.Expr] = {
         c: pl.col(c).cast(pl.String) for c in ("stage", "action", "peer", "actor") if c in have
     }
@@ -66,16 +69,74 @@ def _hops_outside(paths: Paths, left_out: pl.LazyFrame, have: list[str]) -> pl.D
     return pl.concat(frames).unique().collect(engine=engine())
 
 
-def left_out_of(paths: Paths, left_out: pl.LazyFrame) -> Paths:
+def _resent_outside(paths: Paths, left_out: pl.LazyFrame) -> pl.DataFrame:
+    """Rows of :attr:`Paths.outside` for a re-send not broadcast again whose first trace
+    persisted its ``msg_id`` among the left-out events: its fan-out went on under that trace,
+    outside the window (review 26d: a --since between the two made the re-send a drop)."""
+    p = paths.pipeline
+    persist, bcast = p.role("persist"), p.role("broadcast")
+    if persist is None or bcast is None or "msg_id_min" not in paths.msg.columns:
+        return pl.DataFrame(schema=OUTSIDE_SCHEMA)
+    hop = p.hop(persist)
+    first = left_out.filter(
+        (pl.col("stage").cast(pl.String) == hop.stage)
+        & (pl.col("action").cast(pl.String) == hop.action)
+        & pl.col("msg_id").is_not_null()
+    ).select(first=pl.col("trace_id").cast(pl.String), msg_id=pl.col("msg_id").cast(pl.String))
+    fan_out = sorted({bcast, *p.descendants(bcast)}, key=p.index)
+    return (
+        paths.msg.lazy()
+        .filter(pl.col(col("n", p.index(bcast))).fill_null(0) == 0)
+        .select(pl.col("trace_id").cast(pl.String), msg_id=pl.col("msg_id_min").cast(pl.String))
+        .join(first, on="msg_id")
+        .filter(pl.col("trace_id") != pl.col("first"))
+        .select("trace_id")
+        .unique()
+        .join(pl.LazyFrame({"stage": fan_out}), how="cross")
+        .with_columns(recipient=pl.lit(None, dtype=pl.String))
+        .collect(engine=engine())
+    )
+
+
+def _ends_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
+    """``paths`` whose sources' logs end no sooner than their left-out events: a log the
+    window cut goes on (review 26d: a device whose lines after ``--until`` were left out
+    read as a log ending inside the grace window, its drop in flight)."""
+    last = (
+        left_out.select(pl.col("source").cast(pl.String), ts=pl.col("timestamp").dt.epoch("ns"))
+        .with_columns(t=true_time(paths.offsets))
+        .group_by("source")
+        .agg(t_out=pl.col("t").max())
+    )
+    sources = (
+        paths.sources.lazy()
+        .with_columns(pl.col("source").cast(pl.String).alias("_name"))
+        .join(last, left_on="_name", right_on="source", how="left")
+        .with_columns(t_end=pl.max_horizontal("t_end", "t_out"))
+        .drop("_name", "t_out")
+        .collect(engine=engine())
+    )
+    t_end = sources.get_column("t_end").max()
+    return replace(
+        paths, sources=sources, t_end=int(t_end) if isinstance(t_end, int) else paths.t_end
+    )
+
+
+def left_out_of(paths: Paths, left_out: pl.LazyFrame, outside: pl.DataFrame | None = None) -> Paths:
     """``paths`` with its gaps' counts less the events of ``left_out`` inside them: ``source``
     and ``seq``, and where given ``file`` and ``line`` (a left-out event counts for a gap
     only between its two lines: a restarted source numbers its runs alike, and another run's
     event would fill it) and ``timestamp`` and ``duration_ms`` (the stamps a gap they fill
     holds paths over; without them it holds them as a lost stretch of the log does)."""
     have = left_out.collect_schema().names()
-    outside = _hops_outside(paths, left_out, have)
+    if outside is None:
+        outside = hops_outside(paths.pipeline, left_out)
     if outside is not None:
+        if "msg_id" in have:
+            outside = pl.concat([outside, _resent_outside(paths, left_out)])
         paths = replace(paths, outside=outside)
+    if "timestamp" in have:
+        paths = _ends_outside(paths, left_out)
     numbered = paths.gaps.filter(pl.col("missing").is_not_null())
     if numbered.is_empty():
         return paths

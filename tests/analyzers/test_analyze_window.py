@@ -291,3 +291,58 @@ def test_paths_the_window_cuts_at_its_end_are_in_flight_not_drops(history):
         "recipient u2: reached WS-BROADCAST.deliver; WS-RECV.receive is outside the time "
         "window read (--since/--until): not judged"
     )
+
+
+def test_a_receiver_whose_list_the_window_left_out_is_no_member(history):
+    # review 26d: m1's broadcast names u2 only but reached u3 too (unexpected); --since left
+    # out that broadcast and kept u3's receive: u3 read as a member of c1, and m2, a legacy
+    # broadcast with no list, "expected" u3: a false drop. Still said: m1's send is cut.
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(40, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, conv_id="c1", peer="u3")
+    history.shown(60, "client-u3", "u3", trace=t1)
+    t2 = history.message(2, "u1", None, t=1000)
+    history.shown(1040, "client-u2", "u2", trace=t2)
+    history.tail(20_000)
+    inside, outside = _window(history, 50)
+    report = analyze(inside, left_out=outside)
+    assert history.kinds(report.findings) == [
+        ("in_flight", t1, None, "CTRL.send", "WS-RECV.receive")
+    ]
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (2, 2)
+
+
+def test_a_device_log_the_window_cut_goes_on(history):
+    # review 26d: a page took m1 off u2's store (a drop, judged against u2's own log); the
+    # window's end cut u2's log 4 s after it: read as its end, the drop was in flight
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(100, "CTRL.remove", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(4100, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail(20_000)
+    table = history.frame().collect()
+    inside = pl.col("timestamp") < _t0(history) + timedelta(milliseconds=4500)
+    found = analyze(table.filter(inside), left_out=table.filter(~inside)).findings
+    assert history.kinds(found) == [("drop", t1, "u2", "CTRL.add", "CTRL.add")]
+
+
+def test_a_resend_whose_first_trace_the_window_left_out_is_cut_not_dropped(history):
+    # review 26d: m1 persisted, broadcast and delivered under trace 1 (its response lost),
+    # re-sent under trace 2 and answered from the server's idempotency; a --since between
+    # the two made trace 2's missing broadcast a drop
+    t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["REST.response"])
+    t2 = history.tid(2)
+    history.ev(10_000, "REST.request", "client-u1", "u1", trace=t2, conv_id="c1")
+    history.ev(10_005, "REST.persist", "server-1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.ev(10_010, "REST.response", "client-u1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    history.message(3, "u2", ["u1"], t=15_000)
+    history.tail()
+    inside, outside = _window(history, 5000)
+    found = analyze(inside, left_out=outside).findings
+    assert t1 not in found["trace_id"].to_list()
+    assert history.kinds(found) == [
+        ("in_flight", t2, None, "CTRL.send", "REST.request"),  # (its send before the logs)
+        ("in_flight", t2, None, "WS-BROADCAST.start", "REST.persist"),
+    ]
+    assert found["detail"][1] == (
+        "reached REST.persist; WS-BROADCAST.start is outside the time window read "
+        "(--since/--until): not judged"
+    )

@@ -412,7 +412,7 @@ def _analyze(
 
 
 #: What says which hop a left-out event is (:func:`tracekit.analyzers.analyze`'s ``left_out``).
-_HOP_KEYS: Final = ("trace_id", "stage", "action", "peer", "actor", "level")
+_HOP_KEYS: Final = ("trace_id", "stage", "action", "peer", "actor", "level", "msg_id")
 
 
 def _windowed(inputs: dict[str, Any], outside: int) -> dict[str, Any]:
