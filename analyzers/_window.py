@@ -98,6 +98,38 @@ def _resent_outside(paths: Paths, left_out: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+def _fetches_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
+    """``paths`` with the history fetch lines the window left out among its fetches: a load
+    begun before ``--since`` was in flight at a receive inside the window, one ended after
+    ``--until`` too (review 26c: the race went unsaid, or read "no end logged"). Lines with
+    a ``seq`` only (their log position; a log without seq ranks its lines by time)."""
+    p = paths.pipeline
+    start, end = p.role("fetch_start"), p.role("fetch_end")
+    if start is None or end is None:
+        return paths
+    key = pl.concat_str([pl.col("stage").cast(pl.String), pl.lit("."), pl.col("action")])
+    kind = pl.when(key == start).then(pl.lit("start")).when(key == end).then(pl.lit("end"))
+    lines = (
+        left_out.with_columns(kind=kind)
+        .filter(pl.col("kind").is_not_null() & pl.col("seq").is_not_null())
+        .select(
+            "kind",
+            *(pl.col(c).cast(pl.String) for c in ("source", "actor", "conv_id")),
+            ts=pl.col("timestamp").dt.epoch("ns"),
+            pos=pl.col("seq").cast(pl.Int64),
+            file=pl.col("file").cast(pl.String),
+            line=pl.col("line").cast(pl.Int64),
+        )
+        .collect(engine=engine())
+    )
+    if lines.is_empty():
+        return paths
+    fetches = pl.concat(
+        [paths.fetches, lines.select(paths.fetches.columns)], how="vertical_relaxed"
+    )
+    return replace(paths, fetches=fetches)
+
+
 def _ends_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
     """``paths`` whose sources' logs end no sooner than their left-out events: a log the
     window cut goes on (review 26d: a device whose lines after ``--until`` were left out
@@ -137,6 +169,8 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame, outside: pl.DataFrame | No
         paths = replace(paths, outside=outside)
     if "timestamp" in have:
         paths = _ends_outside(paths, left_out)
+        if {"stage", "action", "actor", "conv_id"} <= set(have) and not paths.runs:
+            paths = _fetches_outside(paths, left_out)
     numbered = paths.gaps.filter(pl.col("missing").is_not_null())
     if numbered.is_empty():
         return paths

@@ -254,13 +254,13 @@ def test_a_window_that_left_out_a_behind_clients_receives_holds_their_paths(hist
 
 @pytest.mark.parametrize("hops_said", [True, False])
 def test_drops_just_after_the_window_begins_are_drops(history, hops_said):
-    # review 26c: `--since` left out u2's first lines (no hop of any message), a gap it
+    # review 26c: `--since` left out u2's first lines (no hop of any message, no fetch), a gap it
     # filled whole; the gap held every path for 5 s after them and, losing nothing, named
     # none: two real drops unsaid, `check --max drop=0` passed. Where the left-out events
     # say which hops they are, the gap holds none; given only source and seq, it holds them
     # as a lost stretch of the log would (said as such).
     for k in range(3):
-        history.ev(k, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+        history.ev(k, "TRACEKIT.heartbeat", "client-u2", "u2")
     t1 = history.message(1, "u1", ["u2"], t=100, stop={"u2": "CTRL.add"})
     t2 = history.message(2, "u1", ["u2"], t=600, stop={"u2": "CTRL.add"})
     history.message(3, "u1", ["u2"], t=1100)
@@ -346,3 +346,17 @@ def test_a_resend_whose_first_trace_the_window_left_out_is_cut_not_dropped(histo
         "reached REST.persist; WS-BROADCAST.start is outside the time window read "
         "(--since/--until): not judged"
     )
+
+
+def test_a_load_begun_before_the_window_races_a_receive_inside_it(history):
+    # review 26c: u2's history load of c1 began before --since and ended inside: m1's
+    # receive during it was no race in the window (its start left out); m2, after its end,
+    # is none
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=100)
+    history.ev(300, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.message(2, "u1", ["u2"], t=1000)
+    history.tail()
+    inside, outside = _window(history, 50)
+    found = analyze(inside, left_out=outside).findings
+    assert history.kinds(found) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]

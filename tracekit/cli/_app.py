@@ -411,8 +411,8 @@ def _analyze(
     return report, events, model
 
 
-#: What says which hop a left-out event is (:func:`tracekit.analyzers.analyze`'s ``left_out``).
-_HOP_KEYS: Final = ("trace_id", "stage", "action", "peer", "actor", "level", "msg_id")
+#: What says which hop (or history fetch) a left-out event is (``analyze(left_out=)``).
+_HOP_KEYS: Final = ("trace_id", "stage", "action", "peer", "actor", "level", "msg_id", "conv_id")
 
 
 def _windowed(inputs: dict[str, Any], outside: int) -> dict[str, Any]:
