@@ -25,6 +25,7 @@ from tracekit.analyzers._paths import (
     FAILED_LEVELS,
     OUTSIDE_SCHEMA,
     Paths,
+    as_text,
     col,
     dropped_markers,
     engine,
@@ -33,10 +34,17 @@ from tracekit.analyzers._paths import (
     true_time,
 )
 from tracekit.analyzers._pipeline import Pipeline
+from tracekit.table import canonical_trace_ids
 
 __all__ = ["hops_outside", "left_out_of"]
 
 _KEYS: Final = ["source", "pos_before"]
+
+#: A left-out event's trace id as the paths hold it (an app's own table may log UUIDs:
+#: build_paths takes them to the canonical hex, review 26e)
+_TRACE: Final = pl.coalesce(
+    canonical_trace_ids(pl.col("trace_id").cast(pl.String)), pl.col("trace_id").cast(pl.String)
+)
 
 
 def hops_outside(p: Pipeline, left_out: pl.LazyFrame) -> pl.DataFrame | None:
@@ -60,7 +68,7 @@ def hops_outside(p: Pipeline, left_out: pl.LazyFrame) -> pl.DataFrame | None:
             & pl.col("trace_id").is_not_null()
             & ~failed  # (a failed try is no hop reached: paths never count it)
         ).select(
-            pl.col("trace_id").cast(pl.String),
+            trace_id=_TRACE,
             stage=pl.lit(h.id),
             recipient=text.get(h.recipient or "", none) if h.scope == "recipient" else none,
         )
@@ -71,25 +79,43 @@ def hops_outside(p: Pipeline, left_out: pl.LazyFrame) -> pl.DataFrame | None:
 
 def _resent_outside(paths: Paths, left_out: pl.LazyFrame) -> pl.DataFrame:
     """Rows of :attr:`Paths.outside` for a re-send not broadcast again whose first trace
-    persisted its ``msg_id`` among the left-out events: its fan-out went on under that trace,
-    outside the window (review 26d: a --since between the two made the re-send a drop)."""
+    persisted its ``msg_id`` among the left-out events, before the re-send's own persist: its
+    fan-out went on under that trace, outside the window (review 26d: a --since between the
+    two made the re-send a drop; 26e: a later trace's persist after --until is no first)."""
     p = paths.pipeline
     persist, bcast = p.role("persist"), p.role("broadcast")
+    have = left_out.collect_schema().names()
     if persist is None or bcast is None or "msg_id_min" not in paths.msg.columns:
         return pl.DataFrame(schema=OUTSIDE_SCHEMA)
-    hop = p.hop(persist)
-    first = left_out.filter(
-        (pl.col("stage").cast(pl.String) == hop.stage)
-        & (pl.col("action").cast(pl.String) == hop.action)
-        & pl.col("msg_id").is_not_null()
-    ).select(first=pl.col("trace_id").cast(pl.String), msg_id=pl.col("msg_id").cast(pl.String))
+    if "timestamp" not in have:  # (which came first is not known)
+        return pl.DataFrame(schema=OUTSIDE_SCHEMA)
+    hop, i = p.hop(persist), p.index(persist)
+    first = (
+        left_out.filter(
+            (pl.col("stage").cast(pl.String) == hop.stage)
+            & (pl.col("action").cast(pl.String) == hop.action)
+            & pl.col("msg_id").is_not_null()
+        )
+        .select(
+            first=_TRACE,
+            msg_id=pl.col("msg_id").cast(pl.String),
+            source=pl.col("source").cast(pl.String),
+            ts=pl.col("timestamp").dt.epoch("ns"),
+        )
+        .with_columns(t_first=true_time(paths.offsets))
+        .drop("source", "ts")
+    )
     fan_out = sorted({bcast, *p.descendants(bcast)}, key=p.index)
     return (
         paths.msg.lazy()
         .filter(pl.col(col("n", p.index(bcast))).fill_null(0) == 0)
-        .select(pl.col("trace_id").cast(pl.String), msg_id=pl.col("msg_id_min").cast(pl.String))
+        .select(
+            pl.col("trace_id").cast(pl.String),
+            msg_id=pl.col("msg_id_min").cast(pl.String),
+            t_own=pl.col(col("t", i)),
+        )
         .join(first, on="msg_id")
-        .filter(pl.col("trace_id") != pl.col("first"))
+        .filter((pl.col("trace_id") != pl.col("first")) & (pl.col("t_first") < pl.col("t_own")))
         .select("trace_id")
         .unique()
         .join(pl.LazyFrame({"stage": fan_out}), how="cross")
@@ -107,8 +133,17 @@ def _fetches_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
     start, end = p.role("fetch_start"), p.role("fetch_end")
     if start is None or end is None:
         return paths
+    have = left_out.collect_schema().names()
     key = pl.concat_str([pl.col("stage").cast(pl.String), pl.lit("."), pl.col("action")])
     kind = pl.when(key == start).then(pl.lit("start")).when(key == end).then(pl.lit("end"))
+
+    def text(c: str, dtype: type[pl.DataType]) -> pl.Expr:
+        return pl.col(c).cast(dtype) if c in have else pl.lit(None, dtype=dtype)
+
+    # Beside the lines read, a source's left-out lines lie before or after them in seq: one
+    # among them is another run of a restarted process or a log's other copy (26e: false
+    # races), and that source's are left out. Lines read twice count once.
+    kept = as_text(paths.sources.lazy().select("source", "seq_min", "seq_max"))
     lines = (
         left_out.with_columns(kind=kind)
         .filter(pl.col("kind").is_not_null() & pl.col("seq").is_not_null())
@@ -117,9 +152,15 @@ def _fetches_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
             *(pl.col(c).cast(pl.String) for c in ("source", "actor", "conv_id")),
             ts=pl.col("timestamp").dt.epoch("ns"),
             pos=pl.col("seq").cast(pl.Int64),
-            file=pl.col("file").cast(pl.String),
-            line=pl.col("line").cast(pl.Int64),
+            file=text("file", pl.String),
+            line=text("line", pl.Int64),
         )
+        .unique(["source", "pos"], keep="first", maintain_order=True)
+        .join(kept, on="source", how="left")
+        .filter(
+            ~pl.col("pos").is_between("seq_min", "seq_max").fill_null(False).any().over("source")
+        )
+        .drop("seq_min", "seq_max")
         .collect(engine=engine())
     )
     if lines.is_empty():
@@ -167,10 +208,10 @@ def left_out_of(paths: Paths, left_out: pl.LazyFrame, outside: pl.DataFrame | No
         if "msg_id" in have:
             outside = pl.concat([outside, _resent_outside(paths, left_out)])
         paths = replace(paths, outside=outside)
-    if "timestamp" in have:
+    if "timestamp" in have and outside is not None:  # (the paths it cuts known: 26e)
         paths = _ends_outside(paths, left_out)
-        if {"stage", "action", "actor", "conv_id"} <= set(have) and not paths.runs:
-            paths = _fetches_outside(paths, left_out)
+    if {"timestamp", "stage", "action", "actor", "conv_id"} <= set(have) and not paths.runs:
+        paths = _fetches_outside(paths, left_out)
     numbered = paths.gaps.filter(pl.col("missing").is_not_null())
     if numbered.is_empty():
         return paths

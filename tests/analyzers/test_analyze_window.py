@@ -360,3 +360,88 @@ def test_a_load_begun_before_the_window_races_a_receive_inside_it(history):
     inside, outside = _window(history, 50)
     found = analyze(inside, left_out=outside).findings
     assert history.kinds(found) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+
+
+def _until(history: Any, until_ms: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The history's events before ``until_ms``, and those left out."""
+    table = history.frame().collect()
+    inside = pl.col("timestamp") < _t0(history) + timedelta(milliseconds=until_ms)
+    return table.filter(inside), table.filter(~inside)
+
+
+def test_a_later_trace_of_the_same_msg_id_after_until_is_no_first(history):
+    # review 26e: m1 persisted under trace 1 and never broadcast (a drop); trace 2 persisted
+    # m1 again 8 s later, after --until: it made trace 1 a "re-send" of it, cut, in flight
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"": "WS-BROADCAST.start"})
+    history.tail(6000)
+    t2 = history.message(2, "u1", ["u2"], t=8000)
+    for row in history.rows:
+        if row["trace_id"] == t2 and row.get("msg_id"):
+            row["msg_id"] = "m1"
+    history.tail(30_000)
+    inside, outside = _until(history, 7000)
+    found = analyze(inside, left_out=outside).findings
+    assert history.kinds(found) == [("drop", t1, None, "WS-BROADCAST.start", "REST.persist")]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [("source", "seq", "timestamp"), ("source", "seq", "file", "line", "timestamp")],
+)
+def test_left_out_events_that_do_not_say_their_hops_hold_paths_as_before(history, given):
+    # review 26e: a log's end taken from left-out events that do not say which hops they
+    # are cut nothing: the paths --until cut read as drops
+    for n in range(1, 4):
+        history.message(n, "u1", ["u2"], t=(n - 1) * 1000)
+    history.tail(20_000)
+    inside, outside = _until(history, 2026)  # (m3's receive left out)
+    found = analyze(inside, left_out=outside.select(given)).findings
+    assert history.kinds(found) == [
+        ("in_flight", history.tid(3), "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+
+
+def test_left_out_uuid_trace_ids_are_read_as_the_paths_read_them(history, monkeypatch):
+    # review 26e: an app's own table logging UUIDs (the paths take them to hex): nothing
+    # left out matched, m3's receives cut by --until read as drops
+    import uuid
+
+    monkeypatch.setattr(history, "tid", lambda n: str(uuid.UUID(int=n)))
+    for n in range(1, 4):
+        history.message(n, "u1", ["u2"], t=(n - 1) * 1000)
+    history.tail(20_000)
+    inside, outside = _until(history, 2026)
+    found = analyze(inside, left_out=outside).findings
+    assert history.kinds(found) == [
+        (
+            "in_flight",
+            "00000000000000000000000000000003",
+            "u2",
+            "WS-RECV.receive",
+            "WS-BROADCAST.deliver",
+        )
+    ]
+
+
+def test_left_out_fetch_lines_without_file_or_line_are_read(history):
+    # review 26e: a ColumnNotFoundError ("file")
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    t1 = history.message(1, "u1", ["u2"], t=100)
+    history.ev(300, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.tail()
+    inside, outside = _window(history, 50)
+    left = outside.select("source", "seq", "timestamp", "stage", "action", "actor", "conv_id")
+    found = analyze(inside, left_out=left).findings
+    assert history.kinds(found) == [("race", t1, "u2", "WS-RECV.receive", "CTRL.add")]
+
+
+def test_left_out_fetch_lines_of_another_run_are_not_read(history):
+    # review 26e: client-u2's first run (its fetch never ended) left out by --since, its
+    # second run read: seqs of two runs in one series, every receive of c1 a false race
+    history.ev(0, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.seq["client-u2"] = 0  # restarted under its name
+    history.ev(500, "TRACEKIT.configured", "client-u2", "u2")
+    history.message(1, "u1", ["u2"], t=1000)
+    history.tail()
+    inside, outside = _window(history, 400)
+    assert analyze(inside, left_out=outside).findings.is_empty()
