@@ -87,3 +87,23 @@ def test_a_drop_just_after_since_fails_the_gate(tmp_path: Path) -> None:
         "FAIL  drop <= 0: 1 drop finding(s), allowed 0",
         f"      {trace} recipient {user} at CTRL.add (last seen REPO.add) [{path}:{stored}]",
     ]
+
+
+def test_check_says_how_many_paths_the_window_cut(tmp_path: Path) -> None:
+    # review 26e: the note on in-flight paths said their next hop "may still come within the
+    # grace window at the end of the logs" of paths whose next hop --until left out
+    path = _history(tmp_path)
+    window = ["--until", SINCE, "--grace", "0s"]
+    found = json.loads(runner.invoke(app, ["analyze", str(path), *window, "-f", "json"]).stdout)[
+        "findings"
+    ]
+    cut = [f for f in found if f["kind"] == "in_flight"]
+    assert cut and all("outside the time window read" in f["detail"] for f in cut)
+    result = runner.invoke(app, ["check", str(path), *window, "--max", "drop=0"])
+    assert result.exit_code == 0, result.stdout
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {len(cut)} in_flight finding{'s' if len(cut) > 1 else ''} cut by "
+        "--since/--until (the next hop is outside the time window read), not counted as "
+        "drops: gate them with --max in_flight=0"
+    ]

@@ -712,6 +712,10 @@ def check(
     raise typer.Exit(1 if failed else 0)
 
 
+#: What an in-flight finding cut by a time window says (tracekit.analyzers._drops).
+_CUT: Final = "outside the time window read"
+
+
 def _in_flight_notes(
     data: Mapping[str, Any], gates: Sequence[Any], grace: timedelta, send: str | None
 ) -> list[str]:
@@ -722,14 +726,23 @@ def _in_flight_notes(
     count = int(data.get("summary", {}).get("in_flight", 0))
     if not count or any(g.kind == "max" and g.target == "in_flight" for g in gates):
         return []
+    flights = [f for f in data.get("findings", ()) if f.get("kind") == "in_flight"]
+    # (a path a time window cut: its next hop is among the events --since/--until left out)
+    cut = sum(1 for f in flights if _CUT in str(f.get("detail", "")))
     early = sum(
         1
-        for f in data.get("findings", ())
-        if f.get("kind") == "in_flight" and send is not None and f.get("stage") == send
+        for f in flights
+        if send is not None and f.get("stage") == send and _CUT not in str(f.get("detail", ""))
     )
     notes = []
-    if count > early:
-        n = count - early
+    if cut:
+        what = "in_flight finding" if cut == 1 else "in_flight findings"
+        notes.append(
+            f"note: {cut} {what} cut by --since/--until (the next hop is outside the time "
+            "window read), not counted as drops: gate them with --max in_flight=0"
+        )
+    if count > early + cut:
+        n = count - early - cut
         seconds = grace.total_seconds()
         window = f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
         what = "in_flight finding" if n == 1 else "in_flight findings"
