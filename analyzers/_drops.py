@@ -1055,19 +1055,21 @@ def _with_log_start(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
         .drop("all_after")
     )
     # (an app's line: a client hop or an event of the user's client, in any log: a process
-    # that logs a server's hops too, tests' captured events, is no client of theirs)
-    server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
-    own = as_text(
-        paths.hop_rows()
-        .filter(
-            pl.col("actor").is_in(users.cast(paths.hops.schema["actor"]).implode())
-            & ~pl.col("hop").is_in(server)
-        )
-        .select(who="actor")
-    )
-    apps = (
-        pl.concat([own, clients.select("who")]).unique().collect(engine=engine()).get_column("who")
-    )
+    # that logs a server's hops too, tests' captured events, is no client of theirs; the
+    # hop events looked at only for users with no client source, usually none)
+    apps = clients.select("who").unique().collect(engine=engine()).get_column("who")
+    if (unknown := users.filter(~users.is_in(apps.implode()))).len():
+        server = [i for i, h in enumerate(paths.pipeline.hops) if h.emitter == "server"]
+        own = as_text(
+            paths.hop_rows()
+            .filter(
+                pl.col("actor").is_in(unknown.cast(paths.hops.schema["actor"]).implode())
+                & ~pl.col("hop").is_in(server)
+            )
+            .select(who="actor")
+            .unique()
+        ).collect(engine=engine())
+        apps = pl.concat([apps, own.get_column("who")])
     without = judged.filter(~pl.col("who").is_in(apps.implode())).select("_d", no_app=True)
     return (
         found.lazy()
