@@ -11,7 +11,9 @@ for the paths whose next hop may be among the left-out events (not read: undecid
 over their stamps only (review 23: held back from the log's start to its first line, a
 drop in a quiet stretch after ``--since`` went unsaid), unless the left-out events say which
 hops they are (the CLI gives them all): then a path whose next hop is among them is cut
-(:attr:`Paths.outside`, in flight) and the gap holds none (review 26c).
+(:attr:`Paths.outside`, in flight) and the gap holds none (review 26c). Known too, then: a
+log the window cut goes on (its end), a re-send whose first trace is outside it is cut, and
+the history loads it left out still hold the receives inside it (reviews 26c-26e).
 """
 
 from __future__ import annotations
