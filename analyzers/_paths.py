@@ -896,7 +896,9 @@ def _repick(
     return out, moved
 
 
-def _fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
+def fetch_events(rest: pl.DataFrame, p: Pipeline) -> pl.DataFrame:
+    """The history fetch lines among ``rest`` (events with ``stage``, ``action`` and the
+    fetches' columns), with their ``kind`` (``start``, ``end``)."""
     start, end = p.role("fetch_start"), p.role("fetch_end")
     cols = ("kind", "source", "actor", "conv_id", "ts", "pos", "file", "line")
     if start is None or end is None:
@@ -1925,7 +1927,7 @@ def _assemble(
     # Membership's pairs (few, or none where every broadcast names its recipients): added to
     # the observed ones only where there are some (a concat copied every observed pair).
     rest = rest_later.result()
-    fetches = _fetch_events(rest, p)
+    fetches = fetch_events(rest, p)
     fallback = _fallback(msg_raw, rcp_raw, fetches, p, cut).collect(engine=engine())
     if fallback.height and rcp_raw.height:
         fallback = fallback.join(rcp_raw.select(keys), on=keys, how="anti")

@@ -31,6 +31,7 @@ from tracekit.analyzers._paths import (
     col,
     dropped_markers,
     engine,
+    fetch_events,
     hop_window_ns,
     took_ns,
     true_time,
@@ -86,10 +87,9 @@ def _resent_outside(paths: Paths, left_out: pl.LazyFrame) -> pl.DataFrame:
     two made the re-send a drop; 26e: a later trace's persist after --until is no first)."""
     p = paths.pipeline
     persist, bcast = p.role("persist"), p.role("broadcast")
-    have = left_out.collect_schema().names()
-    if persist is None or bcast is None or "msg_id_min" not in paths.msg.columns:
-        return pl.DataFrame(schema=OUTSIDE_SCHEMA)
-    if "timestamp" not in have:  # (which came first is not known)
+    # (without stamps, which persist came first is not known)
+    stamped = "timestamp" in left_out.collect_schema().names()
+    if persist is None or bcast is None or "msg_id_min" not in paths.msg.columns or not stamped:
         return pl.DataFrame(schema=OUTSIDE_SCHEMA)
     hop, i = p.hop(persist), p.index(persist)
     first = (
@@ -131,32 +131,26 @@ def _fetches_outside(paths: Paths, left_out: pl.LazyFrame) -> Paths:
     begun before ``--since`` was in flight at a receive inside the window, one ended after
     ``--until`` too (review 26c: the race went unsaid, or read "no end logged"). Lines with
     a ``seq`` only (their log position; a log without seq ranks its lines by time)."""
-    p = paths.pipeline
-    start, end = p.role("fetch_start"), p.role("fetch_end")
-    if start is None or end is None:
-        return paths
     have = left_out.collect_schema().names()
-    key = pl.concat_str([pl.col("stage").cast(pl.String), pl.lit("."), pl.col("action")])
-    kind = pl.when(key == start).then(pl.lit("start")).when(key == end).then(pl.lit("end"))
 
     def text(c: str, dtype: type[pl.DataType]) -> pl.Expr:
         return pl.col(c).cast(dtype) if c in have else pl.lit(None, dtype=dtype)
 
+    # (the left-out lines shaped as the other events the paths take their fetches from)
+    rest = left_out.filter(pl.col("seq").is_not_null()).select(
+        *(pl.col(c).cast(pl.String) for c in ("stage", "action", "source", "actor", "conv_id")),
+        ts=pl.col("timestamp").dt.epoch("ns"),
+        pos=pl.col("seq").cast(pl.Int64),
+        file=text("file", pl.String),
+        line=text("line", pl.Int64),
+    )
     # Beside the lines read, a source's left-out lines lie before or after them in seq: one
     # among them is another run of a restarted process or a log's other copy (26e: false
     # races), and that source's are left out. Lines read twice count once.
     kept = as_text(paths.sources.lazy().select("source", "seq_min", "seq_max"))
     lines = (
-        left_out.with_columns(kind=kind)
-        .filter(pl.col("kind").is_not_null() & pl.col("seq").is_not_null())
-        .select(
-            "kind",
-            *(pl.col(c).cast(pl.String) for c in ("source", "actor", "conv_id")),
-            ts=pl.col("timestamp").dt.epoch("ns"),
-            pos=pl.col("seq").cast(pl.Int64),
-            file=text("file", pl.String),
-            line=text("line", pl.Int64),
-        )
+        fetch_events(rest.collect(engine=engine()), paths.pipeline)
+        .lazy()
         .unique(["source", "pos"], keep="first", maintain_order=True)
         .join(kept, on="source", how="left")
         .filter(

@@ -131,6 +131,15 @@ class History:
     def frame(self) -> pl.LazyFrame:
         return events_frame(self.rows).lazy()
 
+    def resend(self, n: int, t_ms: float, *, msg_id: str = "m1", sender: str = "u1") -> str:
+        """Trace ``n``: ``sender``'s client re-sends message ``msg_id`` under a new trace (its
+        request alone), the server answers from its idempotency and does not broadcast it."""
+        at = {"trace": tid(n), "conv_id": "c1"}
+        self.ev(t_ms, "REST.request", client(sender), sender, **at)
+        self.ev(t_ms + 5, "REST.persist", SERVER, sender, msg_id=msg_id, **at)
+        self.ev(t_ms + 10, "REST.response", client(sender), sender, msg_id=msg_id, **at)
+        return tid(n)
+
     def shown(
         self, t_ms: float, source: str, user: str, *, trace: str, conv_id: str = "c1"
     ) -> None:

@@ -59,10 +59,7 @@ def test_a_resend_under_a_new_trace_that_the_server_did_not_broadcast_again(hist
     # (review 26a). Where the first trace did not broadcast it either, the drop stands.
     stop = {} if broadcast else {"": "WS-BROADCAST.start"}
     t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["REST.response"], stop=stop)
-    t2 = history.tid(2)
-    history.ev(10_000, "REST.request", "client-u1", "u1", trace=t2, conv_id="c1")
-    history.ev(10_005, "REST.persist", "server-1", "u1", trace=t2, conv_id="c1", msg_id="m1")
-    history.ev(10_010, "REST.response", "client-u1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    t2 = history.resend(2, 10_000)
     history.tail()
     report = analyze(history.frame())
     found = report.findings
@@ -89,10 +86,7 @@ def test_a_resend_of_a_message_taken_off_the_screen_is_not_delivered(history):
     # drop at CTRL.add); its re-send, not broadcast again, counted u2 as delivered
     t1 = history.message(1, "u1", ["u2"], t=0, skip_message=["REST.response"])
     history.ev(200, "CTRL.remove", "client-u2", "u2", trace=t1, conv_id="c1")
-    t2 = history.tid(2)
-    history.ev(10_000, "REST.request", "client-u1", "u1", trace=t2, conv_id="c1")
-    history.ev(10_005, "REST.persist", "server-1", "u1", trace=t2, conv_id="c1", msg_id="m1")
-    history.ev(10_010, "REST.response", "client-u1", "u1", trace=t2, conv_id="c1", msg_id="m1")
+    t2 = history.resend(2, 10_000)
     history.tail()
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [
