@@ -26,7 +26,7 @@ from typing import Final
 import polars as pl
 
 from tracekit.analyzers._duplicates import resends
-from tracekit.analyzers._findings import evidence, findings, ms
+from tracekit.analyzers._findings import evidence, findings, ms, ms_apart
 from tracekit.analyzers._paths import (
     Paths,
     as_text,
@@ -361,31 +361,41 @@ def _with_resent(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
         .join(not_again.select(pl.col("trace_id").cast(pl.String)), on="trace_id", how="semi")
     )
     fan_out = sorted(p.index(h) for h in (bcast, *p.descendants(bcast)))
-    wanted = firsts.select(trace_id="first").unique()
-    reached = pl.concat(
-        (paths.pairs if p.hops[i].scope == "recipient" else paths.msg)
-        .lazy()
-        .filter(pl.col(col("n", i)).fill_null(0) > 0)
-        .join(wanted, on="trace_id", how="semi")
-        .select(
-            first="trace_id",
-            recipient=pl.col("recipient")
-            if p.hops[i].scope == "recipient"
-            else pl.lit(None, pl.String),
-            stage=pl.lit(p.hops[i].id),
-            went_on=pl.lit(True),
-        )
-        for i in fan_out
-    )
+    reached = _reached_by(paths, firsts.select(trace_id="first").unique(), fan_out)
     return (
         cand.join(firsts, on="trace_id", how="left")
-        .join(reached, on=["first", "recipient", "stage"], how="left", nulls_equal=True)
+        .join(
+            reached.rename({"trace_id": "first"}).with_columns(went_on=pl.lit(True)),
+            on=["first", "recipient", "stage"],
+            how="left",
+            nulls_equal=True,
+        )
         .with_columns(
             status=pl.when(pl.col("went_on") & ~pl.col("removal").fill_null(False))
             .then(pl.lit("resent"))
             .otherwise("status")
         )
         .drop("first", "went_on")
+    )
+
+
+def _reached_by(paths: Paths, traces: pl.LazyFrame, hops: list[int]) -> pl.LazyFrame:
+    """Where ``traces`` (``trace_id``, text) went: ``trace_id``, ``recipient`` (null at a
+    message hop) and ``stage`` of each of ``hops`` (indices) they reached, as text."""
+    p = paths.pipeline
+    return pl.concat(
+        (paths.pairs if p.hops[i].scope == "recipient" else paths.msg)
+        .lazy()
+        .filter(pl.col(col("n", i)).fill_null(0) > 0)
+        .join(traces, on="trace_id", how="semi")
+        .select(
+            pl.col("trace_id").cast(pl.String),
+            recipient=pl.col("recipient")
+            if p.hops[i].scope == "recipient"
+            else pl.lit(None, pl.String),
+            stage=pl.lit(p.hops[i].id),
+        )
+        for i in hops
     )
 
 
@@ -1119,23 +1129,32 @@ def _with_resends(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     """``drops`` with, for a trace that re-sent a message another trace had persisted (review
     20b: a client's re-send under a new trace id, which the server answered from its
     idempotency and did not broadcast again), that trace (``resent_of``) and the id
-    (``resent_id``); null elsewhere."""
-    found = (
-        resends(paths).select("trace_id", resent_of=pl.col("first"), resent_id=pl.col("msg_id_min"))
-        if "msg_id_min" in resends(paths).columns
-        else None
+    (``resent_id``); for the trace a re-send re-sent, the first re-send that got past its
+    missing hop (``resent_by``: a lost response or broadcast the re-send made good; still a
+    drop, the hop that should have happened did not, but the message went on); null
+    elsewhere."""
+    none = {"resent_of": pl.String, "resent_id": pl.String, "resent_by": pl.String}
+    again = resends(paths)
+    if again.is_empty() or "msg_id_min" not in again.columns:
+        return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in none.items())
+    again = again.select(
+        pl.col("trace_id").cast(pl.String),
+        resent_of=pl.col("first").cast(pl.String),
+        resent_id=pl.col("msg_id_min"),
     )
-    if found is None or found.is_empty():
-        return drops.with_columns(
-            resent_of=pl.lit(None, dtype=pl.String), resent_id=pl.lit(None, dtype=pl.String)
-        )
+    # (each first trace's re-sends in the order they were persisted: `resends` sorts them)
+    went_on = (
+        _reached_by(paths, again.lazy().select("trace_id"), list(range(len(paths.pipeline.hops))))
+        .join(again.lazy().select("trace_id", "resent_of"), on="trace_id")
+        .group_by("resent_of", "recipient", "stage", maintain_order=True)
+        .agg(resent_by=pl.col("trace_id").first())
+        .rename({"resent_of": "trace_id"})
+    )
     # (in the drops' order: :func:`_with_restart` numbers them)
-    return drops.join(
-        found.lazy().with_columns(pl.col("trace_id").cast(pl.String)),
-        on="trace_id",
-        how="left",
+    return drops.join(again.lazy(), on="trace_id", how="left", maintain_order="left").join(
+        went_on, on=["trace_id", "recipient", "stage"], how="left", nulls_equal=True,
         maintain_order="left",
-    )
+    )  # fmt: skip
 
 
 def drops_and_in_flight(
@@ -1188,6 +1207,12 @@ def drops_and_in_flight(
     logs_end = (
         pl.when(own).then(pl.format("{}'s log ends", "src_last")).otherwise(pl.lit("the logs end"))
     )
+
+    # (to the microsecond at the grace window's edge: not "5000.0 ms later, inside the
+    # 5000 ms grace window"; with no window, none)
+    def edge(after: pl.Expr) -> pl.Expr:
+        return ms_apart(after, pl.lit(g, dtype=pl.Int64)) if g else ms(after)
+
     # the last hop a stage, its line written at its end: the logs' time counts from there
     since_ended = pl.when(pl.col("took_last") > 0).then(pl.lit("it ended"))
     # the removal (:mod:`._removed`): the final hop was reached, then undone
@@ -1246,7 +1271,7 @@ def drops_and_in_flight(
                 on_device,
                 retried,
                 logs_go,
-                ms(pl.col("logs_after")),
+                edge(pl.col("logs_after")),
                 pl.when(pl.col("retried").is_not_null())
                 .then(pl.lit("that"))
                 .otherwise(since_ended.fill_null("it")),
@@ -1295,6 +1320,14 @@ def drops_and_in_flight(
             "; a re-send: trace {} persisted its msg_id {} before (see the duplicate)",
             "resent_of",
             "resent_id",
+        ).fill_null("")
+        + pl.format(
+            "; its re-send, trace {}, got past {}{} (see the duplicate)",
+            "resent_by",
+            "stage",
+            pl.when(pl.col("recipient").is_not_null())
+            .then(pl.format(" for {}", "recipient"))
+            .otherwise(pl.lit("")),
         ).fill_null(""),
         evidence=evidence(
             ("file_last", "line_last"),
@@ -1330,7 +1363,7 @@ def drops_and_in_flight(
                 )
             ),
             logs_end,
-            ms(pl.col("logs_after")),
+            edge(pl.col("logs_after")),
             pl.format("after {}", since_ended).fill_null("later"),
             pl.lit(str(round(g / 1e6))),
             membership,

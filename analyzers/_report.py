@@ -223,6 +223,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
     found = _explain_clock(sort_findings(found))  # it names findings in report order
     skipped = dict((inputs or {}).get("malformed_lines") or {})
     found = _skipped_lines(found, skipped, paths) if skipped else found
+    misspelt = _misspellings(paths)
     return Report(
         findings=found,
         summary=_summary(paths, found) | {"unnamed_paths": counted.get("unnamed", 0)},
@@ -236,8 +237,9 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
             [
                 said
                 for said in (
-                    _misspelt_hops(paths),
+                    _misspelt_hops(misspelt, p),
                     _unread_lists(paths),
+                    *_unlogged_emitters(paths, found, {hop for _, _, hop in misspelt}),
                     _backwards(counted.get("backwards", 0)),
                 )
                 if said
@@ -390,15 +392,16 @@ def _spelling(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def _misspelt_hops(paths: Paths) -> str | None:
+def _misspellings(paths: Paths) -> list[tuple[str, int, str]]:
     """Events of a message named almost as a hop or role event of the pipeline is (another
-    case, ``_`` for ``-``, a space): on no path, so not analysed. Said (review 19a:
+    case, ``_`` for ``-``, a space): on no path, so not analysed; each name, how many, and
+    the hop it is close to. Said (review 19a:
     ``WS_RECV.receive`` read as every delivery dropped there and a race gone, with no word
     why), each with the name it is close to. An app's own other events (``UI.render``) are
     not: they are no misspelling, and there is nothing to say of them."""
     p = paths.pipeline
     if "traced" not in paths.rest.columns:
-        return None
+        return []
     roles = [p.roles[r] for r in ("fetch_start", "fetch_end", "remove") if r in p.roles]
     near = {_spelling(n): n for n in [h.id for h in p.hops] + roles}
     odd = (
@@ -409,11 +412,15 @@ def _misspelt_hops(paths: Paths) -> str | None:
         .sort(["n", "name"], descending=[True, False])
         .collect()
     )
-    said = [
+    return [
         (name, n, near[key])
         for name, n in odd.iter_rows()
         if (key := _spelling(name)) in near and near[key] != name
     ]
+
+
+def _misspelt_hops(said: list[tuple[str, int, str]], p: Pipeline) -> str | None:
+    """:func:`_misspellings`, said: each name with the hop it is close to, and how often."""
     if not said:
         return None
     shown = ", ".join(f"{name} ({n}) for {hop}" for name, n, hop in said[:_NAMES_SHOWN])
@@ -435,6 +442,48 @@ def _unread_lists(paths: Paths) -> str | None:
         "recipients were taken from conversation membership (name the hop that lists them "
         "in [roles] broadcast)"
     )
+
+
+#: Whose logs a pipeline's ``emitter`` names, as :func:`_unlogged_emitters` says it.
+_EMITTERS: Final = {
+    "sender": "the sender's app",
+    "server": "the server",
+    "recipient": "the recipients' apps",
+}
+
+
+def _unlogged_emitters(paths: Paths, found: pl.DataFrame, misspelt: set[str]) -> list[str]:
+    """Whose hops no line of the inputs logs, where ``found`` has drops or in-flight paths at
+    them: a set of logs without the clients' (or the server's). Every path then breaks where
+    that log's hops begin, each said to be a drop: this says why once (a server's log alone
+    read as a drop of every message at ``REST.response`` and every delivery at
+    ``WS-RECV.receive``). Not for hops some events are named almost as (``misspelt``: that
+    warning says why)."""
+    p = paths.pipeline
+    judged = set(
+        found.filter(pl.col("kind").is_in(["drop", "in_flight"]))
+        .get_column("stage")
+        .drop_nulls()
+        .unique()
+        .to_list()
+    )
+    if not judged:
+        return []
+    seen = set(paths.hops.get_column("hop").drop_nulls().unique().to_list())
+    said = []
+    for emitter, whose in _EMITTERS.items():
+        hops = [h.id for h in p.hops if h.emitter == emitter]
+        if (
+            judged.intersection(hops)
+            and not seen.intersection(p.index(h) for h in hops)
+            and not misspelt.intersection(hops)
+        ):
+            said.append(
+                f"no line of the inputs logs a hop of {whose} ({', '.join(hops)}): are those "
+                "logs among the inputs? Every path that should pass these hops reads as a "
+                "drop at them"
+            )
+    return said
 
 
 def _events_of(paths: Paths) -> int:
@@ -530,22 +579,27 @@ def _summary(paths: Paths, found: pl.DataFrame) -> dict[str, Any]:
         )
     again = resends(paths)
     if final is not None and not again.is_empty():
-        # a re-send's recipient that the message reached under its first trace has it (the
-        # re-send was not broadcast again: review 26a, one delivery in two for a message
-        # that reached everyone)
+        # a recipient the message reached under another trace of its msg_id has it: a
+        # re-send's, where its first trace delivered it (the re-send not broadcast again:
+        # review 26a, one delivery in two for a message that reached everyone), and the first
+        # trace's, where a re-send delivered what it lost (session 27)
         # (not where that delivery was taken off the screen again: review 26b)
         got = (
             paths.pairs.lazy()
             .filter(reached)
             .select("trace_id", "recipient")
             .join(gone.lazy(), on=["trace_id", "recipient"], how="anti")
-            .rename({"trace_id": "first"})
+            .rename({"trace_id": "other"})
         )
+        linked = again.lazy().select("trace_id", other="first")
+        linked = pl.concat([linked, linked.select(trace_id="other", other="trace_id")])
         delivered += (
             paths.pairs.lazy()
             .filter(expected & ~reached)
-            .join(again.lazy().select("trace_id", "first"), on="trace_id")
-            .join(got, on=["first", "recipient"], how="semi")
+            .join(linked, on="trace_id")
+            .join(got, on=["other", "recipient"], how="semi")
+            .select("trace_id", "recipient")
+            .unique()
             .select(pl.len())
             .collect(engine=engine())
             .item()

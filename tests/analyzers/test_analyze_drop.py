@@ -104,6 +104,24 @@ def test_a_retry_that_never_got_through_is_a_drop_at_its_last_attempt(history):
     )
 
 
+@pytest.mark.parametrize(
+    ("after", "kind", "said"),
+    [
+        (4999.999, "in_flight", "the logs end 4999.999 ms later, inside the 5000 ms grace window"),
+        (4999.9, "in_flight", "the logs end 4999.9 ms later, inside the 5000 ms grace window"),
+        (5000.001, "drop", "(the logs go on 5000.001 ms after it)"),
+    ],
+)
+def test_the_logs_end_at_the_grace_window_s_edge_to_the_microsecond(history, after, kind, said):
+    # review 26b's doubt: 1 us inside the window read "5000.0 ms later, inside the 5000 ms
+    # grace window"; to the microsecond where the 0.1 ms reads as the window itself
+    t1 = history.message(1, "u1", ["u2"], t=1000, stop={"u2": "CTRL.add"})
+    history.tail(1035 + after)  # (u2's REPO.add at 1035 ms)
+    found = analyze(history.frame()).findings
+    assert history.kinds(found) == [(kind, t1, "u2", "CTRL.add", "REPO.add")]
+    assert found["detail"][0].endswith(said)
+
+
 def test_a_request_retried_after_its_persist_is_judged_from_the_retry(history):
     # Attempt 1 was persisted (t=1 s) and its response lost; the client retried the request
     # at 58 s and the logs end at 60 s: the retry may still be answered. Judged from the
@@ -1286,6 +1304,41 @@ def test_a_drop_to_a_user_no_log_of_whose_app_is_given_says_so(history):
         "recipient u3: reached WS-BROADCAST.deliver, never reached WS-RECV.receive (the logs "
         "go on 59974.5 ms after it); no log of u3's app is among the inputs"
     )
+
+
+def test_a_server_log_alone_says_once_that_no_client_hop_is_logged(history):
+    # session 27: the server's log alone read as a drop of every message at REST.response and
+    # every delivery at WS-RECV.receive; the sender is unknown there (the server acts as
+    # "server"), so no drop could say whose app's log is missing: the report says it once
+    history.ev(0, "TRACEKIT.heartbeat", "server-1", "server")
+    t1 = history.message(1, "u1", ["u2"], t=10_000)  # (not sent before the logs began)
+    history.tail()
+    history.rows[:] = [r for r in history.rows if r["source"] == "server-1"]
+    for row in history.rows:
+        row["actor"] = "server"
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, None, "REST.response", "REST.persist"),
+        ("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("unexpected", t1, None, "REST.persist", None),  # (no send seen: DESIGN.md 5)
+    ]
+    assert report.inputs["warnings"] == [
+        f"no line of the inputs logs a hop of {whose} ({hops}): are those logs among the "
+        "inputs? Every path that should pass these hops reads as a drop at them"
+        for whose, hops in (
+            ("the sender's app", "CTRL.send, REST.request, REST.response"),
+            ("the recipients' apps", "WS-RECV.receive, REPO.add, CTRL.add"),
+        )
+    ]
+    # the clients' logs alone: the server's hops are proven by theirs, nothing judged there,
+    # nothing to say
+    history = type(history)()
+    history.message(1, "u1", ["u2"], t=10_000)
+    history.tail()
+    history.rows[:] = [r for r in history.rows if r["source"] != "server-1"]
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    assert "warnings" not in report.inputs
 
 
 def test_a_restart_after_the_run_went_on_with_the_conversation_is_not_named(history):

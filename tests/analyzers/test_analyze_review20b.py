@@ -74,7 +74,10 @@ def test_a_resend_under_a_new_trace_that_the_server_did_not_broadcast_again(hist
     assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (
         (2, 2) if broadcast else (0, 0)  # (no list, and no member of c1 in the logs)
     )
-    assert "re-send" not in found.row(0, named=True)["detail"]
+    # (the first trace's lost response: the re-send got one, session 27)
+    assert found.row(0, named=True)["detail"].endswith(
+        f"; its re-send, trace {t2}, got past REST.response (see the duplicate)"
+    )
     if not broadcast:
         assert found.row(2, named=True)["detail"].endswith(
             f"; a re-send: trace {t1} persisted its msg_id m1 before (see the duplicate)"
@@ -95,3 +98,38 @@ def test_a_resend_of_a_message_taken_off_the_screen_is_not_delivered(history):
         ("duplicate", t2, None, "REST.persist", None),
     ]
     assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("stop", "recipient", "missing", "last_seen"),
+    [
+        ({"": "WS-BROADCAST.start"}, None, "WS-BROADCAST.start", "REST.persist"),
+        ({"u2": "WS-RECV.receive"}, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+    ],
+)
+def test_a_first_trace_whose_resend_delivered_it_keeps_its_drop_and_says_so(
+    history, stop, recipient, missing, last_seen
+):
+    # review 26b's doubt: trace 1 was persisted, then lost (never broadcast, or its frame to
+    # u2 lost); the user re-sent it under trace 2, which the server broadcast again and u2
+    # got. A hop that should have happened did not: still a drop, now saying the re-send got
+    # past it, and u2, who has the message, counts as delivered
+    history.message(3, "u2", ["u1"], t=0)  # (u2 a member of c1 by then, broadcast or not)
+    t1 = history.message(1, "u1", ["u2"], t=1000, stop=stop)
+    t2 = history.message(2, "u1", ["u2"], t=10_000, skip_message=["CTRL.send"])
+    for row in history.rows:
+        if row["trace_id"] == t2 and row["event"] == "REST.persist":
+            row["msg_id"] = "m1"
+    history.tail()
+    report = analyze(history.frame())
+    found = report.findings
+    assert history.kinds(found) == [
+        ("drop", t1, recipient, missing, last_seen),
+        ("duplicate", t2, None, "REST.persist", None),
+    ]
+    assert found["detail"][0].endswith(
+        f"; its re-send, trace {t2}, got past {missing}"
+        + (f" for {recipient}" if recipient else "")
+        + " (see the duplicate)"
+    )
+    assert (report.summary["deliveries_expected"], report.summary["delivered"]) == (3, 3)
