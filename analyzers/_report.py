@@ -467,17 +467,15 @@ def _unlogged_emitters(paths: Paths, found: pl.DataFrame, misspelt: set[str]) ->
         .unique()
         .to_list()
     )
-    if not judged:
-        return []
-    seen = set(paths.hops.get_column("hop").drop_nulls().unique().to_list())
-    said = []
+    said, seen = [], None
     for emitter, whose in _EMITTERS.items():
         hops = [h.id for h in p.hops if h.emitter == emitter]
-        if (
-            judged.intersection(hops)
-            and not seen.intersection(p.index(h) for h in hops)
-            and not misspelt.intersection(hops)
-        ):
+        if not judged.intersection(hops) or misspelt.intersection(hops):
+            continue
+        # (every hop line, those naming no recipient too: not the paths' counts)
+        if seen is None:
+            seen = set(paths.hops.get_column("hop").drop_nulls().unique().to_list())
+        if not seen.intersection(p.index(h) for h in hops):
             said.append(
                 f"no line of the inputs logs a hop of {whose} ({', '.join(hops)}): are those "
                 "logs among the inputs? Every path that should pass these hops reads as a "
