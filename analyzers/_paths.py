@@ -1698,6 +1698,11 @@ _RESTART_DROP: Final = 100
 _OUT_OF_ORDER: Final = 3
 
 
+#: How many lines after a seq that goes back far above a source's least show which run they
+#: go on: a restart's new run, or another process logging under the same name.
+_AHEAD: Final = 10
+
+
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     """Where a source's ``seq`` starts over: a process restarted under the same name. DESIGN.md
     calls a source one process instance; one name then holds several runs whose seqs do not
@@ -1710,8 +1715,10 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     the one before it in the source's lines, :func:`_in_time_order`) to a value the source
     already logged, or more than :data:`_RESTART_DROP` below the one before it, or to 0 or 1
     more than 2 below every seq before it or past the log's first few lines (the first run's
-    log lost its beginning), at or below every seq before it, logged after every event
-    before it (a new process logs after the old one). Only sources whose seq goes back
+    log lost its beginning), at or below every seq before it; or to a value the source
+    already logged, more than :data:`_RESTART_DROP` below the one before it and the
+    :data:`_AHEAD` lines after it (a new run that lost its own first lines: review 26b's
+    doubt); logged after every event before it (a new process logs after the old one). Only sources whose seq goes back
     somewhere are looked at (counted with the per-source stats). Not a restart: lines out of
     order by a few, a line logged twice, a log read twice (its copy is no later), a rotated
     log's parts read newest first (no seq repeats)."""
@@ -1742,18 +1749,31 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             again=pl.int_range(pl.len()).over("source", "seq") > 0,
             latest=pl.col("timestamp").cum_max().shift(1).over("source"),
             nth=pl.int_range(pl.len()).over("source"),
+            # (the highest seq of the next lines: null where none)
+            ahead=pl.max_horizontal(seq.shift(-k).over("source") for k in range(1, _AHEAD + 1)),
         )
         .filter(
             (seq < pl.col("before"))
-            & (seq <= pl.col("low"))
             & (
-                pl.col("again")
-                | (seq + _RESTART_DROP < pl.col("before"))
-                # back to where a counter starts, below a log that begins further on than
-                # a few lines out of order could: the first run lost its own beginning, so
-                # there is nothing to repeat (session 22's review: 133 of 168 head cuts of
-                # a restarted log read as one run, with false reorders)
-                | ((seq <= 1) & ((pl.col("low") - seq > 2) | (pl.col("nth") > _OUT_OF_ORDER)))
+                (seq <= pl.col("low"))
+                & (
+                    pl.col("again")
+                    | (seq + _RESTART_DROP < pl.col("before"))
+                    # back to where a counter starts, below a log that begins further on than
+                    # a few lines out of order could: the first run lost its own beginning,
+                    # so there is nothing to repeat (session 22's review: 133 of 168 head
+                    # cuts of a restarted log read as one run, with false reorders)
+                    | ((seq <= 1) & ((pl.col("low") - seq > 2) | (pl.col("nth") > _OUT_OF_ORDER)))
+                )
+                # a new run that lost its own first lines (seq 3 after a run that began at
+                # 1): a seq logged before, far below the line before it, and the lines after
+                # it go on from there, not from the old run's (two processes logging under
+                # one name at once go back and forth between theirs)
+                | (
+                    pl.col("again")
+                    & (seq + _RESTART_DROP < pl.col("before"))
+                    & (pl.col("ahead").fill_null(seq) + _RESTART_DROP < pl.col("before"))
+                )
             )
             & (pl.col("timestamp") > pl.col("latest"))
         )

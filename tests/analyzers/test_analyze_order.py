@@ -734,6 +734,54 @@ def test_runs_in_files_read_out_of_time_order_are_read_in_the_order_logged(histo
     ]
 
 
+def test_a_restart_whose_new_run_lost_its_first_lines_is_read_run_by_run(history):
+    # session 27 (review 26b's doubt): u2's app restarted and its new run's first three lines
+    # (m100's receive, store and screen) were lost: it began at seq 3, above the first run's
+    # least seq (0), and read as one run, every store of the first run came after the second
+    # run's: 38 false reorders. A seq logged before, far below the line before it, with the
+    # lines after it going on from there, begins a run; m100, lost while the process
+    # started, stays a drop (session 22) naming the restart
+    for n in range(40):
+        history.message(n + 1, "u1", ["u2"], t=100 * n)
+    history.seq["client-u2"] = 0  # restarted
+    t100 = history.message(100, "u1", ["u2"], t=20_000)
+    for n in range(5):
+        history.message(101 + n, "u1", ["u2"], t=21_000 + 100 * n)
+    history.tail()
+    lost = [r for r in history.rows if r["trace_id"] == t100 and r["source"] == "client-u2"]
+    history.rows = [r for r in history.rows if r not in lost]
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t100, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert report.findings["detail"][0].endswith(
+        "; client-u2 restarted 1005.0 ms after it (a new run of its log begins at "
+        "client-u2.jsonl:4)"
+    )
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "file": "client-u2.jsonl", "line": 4, "mended": True}
+    ]
+
+
+def test_two_processes_logging_under_one_name_at_once_are_no_restarts(history):
+    # the other side of the rule above: a second process logging under u2's name from 20 s
+    # on, its seqs from 3 between the first's (~120 on): each of its lines goes far back to
+    # a seq logged before, but the next lines go back up to the first process': no run
+    # begins there (the old rule, a seq at or below every earlier one, saw none either)
+    for n in range(40):
+        history.message(n + 1, "u1", ["u2"], t=100 * n)
+    other = history.seq["client-u2"]
+    for n in range(10):
+        history.seq["client-u2"], other = 3 + n, history.seq["client-u2"]
+        history.ev(20_000 + 100 * n, "TRACEKIT.heartbeat", "client-u2", "u2")
+        history.seq["client-u2"], other = other, history.seq["client-u2"]
+        history.ev(20_050 + 100 * n, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert report.summary["restarts"] == []
+    assert report.findings.is_empty()
+
+
 def test_a_rotated_file_is_placed_by_when_its_lines_were_written(history):
     # fuzzing 18b: u2's first run rotated into a.jsonl, b.jsonl (one line: a fetch begun at
     # 200 ms) and c.jsonl, whose first line is a stage begun at 190 ms and written at its end
