@@ -55,29 +55,52 @@ def _all_evidence(paths: Paths, keys: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _devices(paths: Paths, writes: pl.LazyFrame, t: str) -> pl.LazyFrame:
-    """``(trace_id, recipient)`` of ``writes`` -> ``devices``: how many client sources of the
-    recipient have a log that runs at the write's time ``t`` (within the time a hop may take
-    on each side). A client restarted later, or ended before, is another process of the same
-    device, not a second device (its logs do not overlap); each process its own log, the runs
-    of one restarted under its name too (:meth:`Paths.process_spans`). Not the grace window: a log
-    that begins with its own receive of the write, or ended just before it, is the device's
-    (with `--grace 0s` it was not, and one write to each device read as a duplicate). A log
-    that lost its beginning ran before its first line (session 22's review: a tablet whose
-    log began late made each earlier write to it a duplicate)."""
+def _devices(paths: Paths, pairs: pl.LazyFrame, i: int) -> pl.LazyFrame:
+    """``(trace_id, recipient)`` of ``pairs`` -> ``devices``: how many processes of the
+    recipient's clients may have taken the server's writes of hop ``i`` to them: those whose
+    log runs at a write's time (within the time a hop may take on each side), counted once
+    however many writes they may have taken. A client restarted later, or ended before, is
+    another process of the same device, not a second device (its logs do not overlap); each
+    process its own log, the runs of one restarted under its name too
+    (:meth:`Paths.process_spans`): one write to the old run and one redelivered to the new
+    one is no duplicate (review 25c). The runs of one source follow one another: a run took
+    no write made before the run ahead of it logged its last line, nor one made after the run
+    behind it logged its first (session 27's fuzzing: two writes to the old run a moment
+    before a restart counted both runs, a true double write unsaid). Not the grace window: a
+    log that begins with its own receive of the write, or ended just before it, is the
+    device's (with `--grace 0s` it was not, and one write to each device read as a
+    duplicate). A log that lost its beginning ran before its first line (session 22's review:
+    a tablet whose log began late made each earlier write to it a duplicate)."""
     g = hop_window_ns(paths.pipeline, None)
-    users = writes.select("recipient").unique().collect(engine=engine()).get_column("recipient")
+    wanted = pairs.select("trace_id", "recipient").collect(engine=engine())
+    users = wanted.get_column("recipient").unique()
+    per_source = ["source"]
     spans = (
         paths.client_sources(users)
         .join(paths.process_spans().lazy(), on="source")
-        .select(pl.col("actor").alias("recipient"), "t_start", "t_end")
+        .sort("source", "run")
+        .select(
+            pl.col("actor").alias("recipient"),
+            "source",
+            "run",
+            pl.max_horizontal(
+                pl.col("t_start") - g, pl.col("t_end").shift(1).over(per_source)
+            ).alias("lo"),
+            pl.min_horizontal(
+                pl.col("t_end") + g, pl.col("t_start").shift(-1).over(per_source)
+            ).alias("hi"),
+        )
+    )
+    writes = (
+        paths.hops_of(wanted.lazy().select("trace_id"), hop=i)
+        .join(wanted.lazy(), on=["trace_id", "recipient"])
+        .select("trace_id", "recipient", t=paths.true_time())
     )
     return (
-        writes.select("trace_id", "recipient", t)
-        .join(spans, on="recipient")
-        .filter((pl.col("t_start") - g <= pl.col(t)) & (pl.col(t) <= pl.col("t_end") + g))
+        writes.join(spans, on="recipient")
+        .filter(pl.col("t").is_between("lo", "hi"))
         .group_by("trace_id", "recipient")
-        .agg(devices=pl.len())
+        .agg(devices=pl.struct("source", "run").n_unique())
     )
 
 
@@ -267,7 +290,7 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 again = frame.filter(n > 1).collect(engine=engine())
                 frame = again.lazy()
                 if again.height:
-                    devices = _devices(paths, frame, col("t", i))
+                    devices = _devices(paths, frame, i)
                     frame = frame.join(devices, on=["trace_id", "recipient"], how="left")
                     over = n > pl.col("devices").fill_null(0).clip(lower_bound=1)
         keys.append(

@@ -501,6 +501,23 @@ def test_a_client_restarted_under_its_name_is_a_process_of_its_own(history, how)
     assert history.kinds(report.findings) == want
 
 
+def test_a_double_write_to_a_client_just_before_it_restarted_is_a_duplicate(history):
+    # session 27's fuzzing: the server wrote m1 twice to u2's app, which logged one receive
+    # and, 2 s later, restarted under its name; both runs' logs ran within the time a hop
+    # may take of the writes, so two "devices" allowed two writes. The new run began after
+    # the old one's last line, so it took neither: a duplicate. (One write to each run is
+    # none: the test above, "redelivered".)
+    t1 = history.message(1, "u1", ["u2"], t=0)
+    history.ev(25.3, "WS-BROADCAST.deliver", "server-1", "server", trace=t1, peer="u2")
+    history.ev(1000, "TRACEKIT.heartbeat", "client-u2", "u2")
+    history.seq["client-u2"] = 0  # restarted
+    history.ev(3000, "TRACEKIT.configured", "client-u2", "u2")
+    history.tail()
+    report = analyze(history.frame())
+    assert [r["source"] for r in report.summary["restarts"]] == ["client-u2"]
+    assert history.kinds(report.findings) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
+
+
 def test_a_message_put_back_then_shown_by_a_restarted_client_is_shown_once_a_run(history):
     # review 25c: removals count per process too: add, remove, add in the old run, add in
     # the new one read as "add, add" (shown twice)
