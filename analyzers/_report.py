@@ -395,10 +395,10 @@ def _spelling(name: str) -> str:
 def _misspellings(paths: Paths) -> list[tuple[str, int, str]]:
     """Events of a message named almost as a hop or role event of the pipeline is (another
     case, ``_`` for ``-``, a space): on no path, so not analysed; each name, how many, and
-    the hop it is close to. Said (review 19a:
+    the hop it is close to, for :func:`_misspelt_hops` to say (review 19a:
     ``WS_RECV.receive`` read as every delivery dropped there and a race gone, with no word
-    why), each with the name it is close to. An app's own other events (``UI.render``) are
-    not: they are no misspelling, and there is nothing to say of them."""
+    why). An app's own other events (``UI.render``) are not: they are no misspelling, and
+    there is nothing to say of them."""
     p = paths.pipeline
     if "traced" not in paths.rest.columns:
         return []
