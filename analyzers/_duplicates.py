@@ -254,6 +254,8 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
             continue
         over: pl.Expr
         n = pl.col(col("n", i))
+        # (how many processes of the recipient may have taken a server's writes: said)
+        devices = pl.lit(None, dtype=pl.UInt32)
         if h.scope == "message":
             frame = paths.msg.lazy().select(
                 "trace_id",
@@ -290,9 +292,10 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 again = frame.filter(n > 1).collect(engine=engine())
                 frame = again.lazy()
                 if again.height:
-                    devices = _devices(paths, frame, i)
-                    frame = frame.join(devices, on=["trace_id", "recipient"], how="left")
-                    over = n > pl.col("devices").fill_null(0).clip(lower_bound=1)
+                    took = _devices(paths, frame, i)
+                    frame = frame.join(took, on=["trace_id", "recipient"], how="left")
+                    devices = pl.col("devices").fill_null(0)
+                    over = n > devices.clip(lower_bound=1)
         keys.append(
             frame.filter(over).select(
                 "trace_id",
@@ -303,6 +306,7 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 n.alias("n"),
                 pl.col(col("src", i)).alias("src"),
                 pl.col(col("t", i)).alias("t"),
+                devices.cast(pl.UInt32).alias("devices"),
             )
         )
     names = pl.col("hop").replace_strict(dict(enumerate(p.ids)), return_dtype=pl.String)
@@ -325,7 +329,7 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                 conv_id="conv_id",
                 source=pl.coalesce("src_top", "src"),
                 detail=pl.format(
-                    "{} happened {} times{}{}",
+                    "{} happened {} times{}{}{}",
                     names,
                     pl.col("n"),
                     pl.when(pl.col("recipient").is_not_null())
@@ -333,6 +337,17 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                     .otherwise(pl.lit("")),
                     pl.when(pl.col("by_source").is_not_null())
                     .then(pl.format(" ({})", pl.col("by_source")))
+                    .otherwise(pl.lit("")),
+                    # (a user's device whose log was not given reads exactly so: say it)
+                    pl.when(pl.col("devices").is_not_null())
+                    .then(
+                        pl.format(
+                            "; apps of {}'s logging then: {} (the server writes once to each "
+                            "device: is a device's log missing from the inputs?)",
+                            pl.col("recipient"),
+                            pl.col("devices"),
+                        )
+                    )
                     .otherwise(pl.lit("")),
                 ),
                 evidence=pl.col("evidence"),
