@@ -315,26 +315,64 @@ def drop_candidates(paths: Paths, grace: timedelta | None = None) -> pl.LazyFram
 
 
 def _cut(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
-    """``cand`` with status ``outside`` where the missing hop is among the hops a reading's
-    time window left out (:attr:`Paths.outside`): the path goes on outside the window, not
-    judged (reported in flight, said so: review 26c)."""
+    """``cand`` with status ``outside`` where the missing hop, or a hop after it on the same
+    path, is among the hops a reading's time window left out (:attr:`Paths.outside`): the
+    path goes on outside the window, not judged (reported in flight, said so: review 26c).
+    A later hop counts too (session 27's fuzzing: a reconnecting client's history load shows
+    the message with no receive; an ``--until`` between the deliver and the store read as a
+    drop at the receive)."""
     if paths.outside.is_empty():  # (no window, or none cut)
-        return cand
-    cut = paths.outside.lazy().with_columns(cut=pl.lit(True))
+        return cand.with_columns(cut_at=pl.lit(None, dtype=pl.String))
+    p = paths.pipeline
+    # each left-out hop stands for itself and every hop before it on its path (the
+    # recipient's own at a recipient hop; the message's at a message hop); ``cut_at``, the
+    # first of them on the path, is said
+    lineage = pl.DataFrame(
+        [
+            (h.id, up.id, up.scope == "recipient")
+            for h in p.hops
+            for up in p.hops
+            if up.id == h.id or h.id in p.descendants(up.id)
+        ],
+        schema={"stage": pl.String, "up": pl.String, "per_recipient": pl.Boolean},
+        orient="row",
+    )
+    cut = (
+        paths.outside.lazy()
+        .join(lineage.lazy(), on="stage")
+        .select(
+            "trace_id",
+            stage="up",
+            recipient=pl.when("per_recipient").then("recipient"),
+            cut_at="stage",
+            rank=pl.col("stage").replace_strict(p.ids, range(len(p.ids)), return_dtype=pl.Int32),
+        )
+        .sort("rank")
+        .unique(["trace_id", "stage", "recipient"], keep="first")
+        .drop("rank")
+        .with_columns(cut=pl.lit(True))
+    )
     # (a left-out line of the hop naming no recipient may be any recipient's: review 26d)
-    anyone = cut.filter(pl.col("recipient").is_null()).drop("recipient").unique()
+    anyone = (
+        cut.filter(pl.col("recipient").is_null())
+        .drop("recipient")
+        .unique(["trace_id", "stage"], keep="first", maintain_order=True)
+    )
+    cut_here = (pl.col("cut") | pl.col("cut_any")).fill_null(False) & ~pl.col("removal").fill_null(
+        False
+    )
     return (
         cand.join(cut, on=["trace_id", "stage", "recipient"], how="left", nulls_equal=True)
-        .join(anyone.rename({"cut": "cut_any"}), on=["trace_id", "stage"], how="left")
-        .with_columns(
-            status=pl.when(
-                (pl.col("cut") | pl.col("cut_any")).fill_null(False)
-                & ~pl.col("removal").fill_null(False)
-            )
-            .then(pl.lit("outside"))
-            .otherwise("status")
+        .join(
+            anyone.rename({"cut": "cut_any", "cut_at": "cut_at_any"}),
+            on=["trace_id", "stage"],
+            how="left",
         )
-        .drop("cut", "cut_any")
+        .with_columns(
+            status=pl.when(cut_here).then(pl.lit("outside")).otherwise("status"),
+            cut_at=pl.when(cut_here).then(pl.coalesce("cut_at", "cut_at_any")),
+        )
+        .drop("cut", "cut_any", "cut_at_any")
     )
 
 
@@ -1384,10 +1422,15 @@ def drops_and_in_flight(
         conv_id="conv_id",
         source="src_last",
         detail=pl.format(
-            "{}reached {}; {} is outside the time window read (--since/--until): not judged{}",
+            "{}reached {}{}; {} is outside the time window read (--since/--until): not judged{}",
             who,
             pl.col("last_seen"),
-            pl.col("stage"),
+            # (a later hop of the path left out: the missing one may never have been logged,
+            # as a history load shows a message with no receive)
+            pl.when(pl.col("cut_at") != pl.col("stage"))
+            .then(pl.format(", {} not seen", pl.col("stage")))
+            .otherwise(pl.lit("")),
+            pl.col("cut_at").fill_null(pl.col("stage")),
             membership,
         ),
         evidence=evidence(("file_last", "line_last")),

@@ -443,3 +443,27 @@ def test_left_out_fetch_lines_of_another_run_are_not_read(history):
     inside, outside = _window(history, 400)
     found = analyze(inside, left_out=outside).findings
     assert history.kinds(found) == [("race", t2, "u2", "WS-RECV.receive", "CTRL.add")]
+
+
+def test_a_path_whose_later_hop_is_outside_the_window_is_cut(history):
+    # session 27's fuzzing: u2's socket dropped as m1 was delivered; u2's app showed m1 from
+    # a history load (store and screen, no receive: no finding, DESIGN's path is complete).
+    # An --until between the deliver and the store read as a drop at WS-RECV.receive: the
+    # receive is never logged, so it is not among the left-out hops; the store is
+    t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
+    history.ev(100, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
+    history.ev(150, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
+    history.ev(151, "REPO.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.ev(152, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.message(2, "u2", ["u1"], t=20_000)
+    history.tail()
+    assert analyze(history.frame()).findings.is_empty()
+    inside, outside = _until(history, 100)  # (the deliver at 30 ms)
+    found = analyze(inside, left_out=outside, grace=timedelta(0)).findings
+    assert history.kinds(found) == [
+        ("in_flight", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver")
+    ]
+    assert found["detail"][0] == (
+        "recipient u2: reached WS-BROADCAST.deliver, WS-RECV.receive not seen; REPO.add is "
+        "outside the time window read (--since/--until): not judged"
+    )
