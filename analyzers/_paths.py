@@ -1683,9 +1683,41 @@ def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
     end, so a small file's earliest stamp may be later than the next file's (fuzzing 18b: a
     file of one line sorted after the next put it in the next run, a false gap). To the
     millisecond, files of one millisecond in read order: a length written in microseconds
-    may end a microsecond after the next line's stamp."""
+    may end a microsecond after the next line's stamp. Files of a source written side by
+    side (their times overlap: OTLP spans in one and log records in another, two sinks) are
+    one stream, their lines merged by when each was written (session 27's fuzzing: a
+    restarted client's hops read after its other lines, the first run's after the second's,
+    made false reorders)."""
     written = pl.col("timestamp").cast(_I64) + took_ns(pl.col("duration_ms"))
-    return lines.sort((written.min() // 1_000_000).over("source", "file"), "row")
+    per_file = ["source", "file"]
+    lines = lines.with_columns(
+        _w=written,
+        _first=written.min().over(per_file) // 1_000_000,
+        _last=written.max().over(per_file) // 1_000_000,
+    )
+    # (files in order of their first line; one that begins before every earlier one has
+    # ended joins their stream)
+    files = (
+        lines.group_by(per_file)
+        .agg(pl.col("_first").first(), pl.col("_last").first())
+        .sort("source", "_first", "file")
+        .with_columns(
+            _new=(pl.col("_first") >= pl.col("_last").cum_max().shift(1).over("source")).fill_null(
+                True
+            )
+        )
+        .with_columns(_stream=pl.col("_new").cum_sum().over("source"))
+        .with_columns(
+            _begins=pl.col("_first").min().over("source", "_stream"),
+            _merged=pl.len().over("source", "_stream") > 1,
+        )
+        .select(*per_file, "_begins", "_merged")
+    )
+    return (
+        lines.join(files, on=per_file, how="left")
+        .sort("_begins", pl.when("_merged").then("_w"), "row")
+        .drop("_w", "_first", "_last", "_begins", "_merged")
+    )
 
 
 #: A seq this far below the one before it (and at or below every earlier one) starts a new

@@ -782,6 +782,29 @@ def test_two_processes_logging_under_one_name_at_once_are_no_restarts(history):
     assert report.findings.is_empty()
 
 
+def test_a_restarted_source_s_files_written_side_by_side_are_read_as_one_stream(history):
+    # session 27's fuzzing: u2's hops in one file and its history loads in another, both
+    # written through both runs (OTLP spans and log records, two sinks). Taken one file after
+    # the other (as rotated parts are), the first run's hops came after the second run's
+    # loads: runs mixed up, false reorders. Files whose times overlap are merged by when each
+    # line was written
+    _restarted_u2(history, runs=2)
+    history.tail()
+    u2 = [r for r in history.rows if r["source"] == "client-u2"]
+    lines = {"client-u2.jsonl": 0, "loads.jsonl": 0}
+    for r in u2:
+        r["file"] = "client-u2.jsonl" if r["trace_id"] else "loads.jsonl"
+        lines[r["file"]] += 1
+        r["line"] = lines[r["file"]]
+    _each_log_apart(history)  # (client-u2.jsonl read whole, then loads.jsonl)
+    report = analyze(history.frame())
+    assert report.findings.is_empty()
+    second = [r for r in u2 if r["action"] == "fetch_start"][1]  # (the second run's first line)
+    assert report.summary["restarts"] == [
+        {"source": "client-u2", "file": "loads.jsonl", "line": second["line"], "mended": True}
+    ]
+
+
 def test_a_rotated_file_is_placed_by_when_its_lines_were_written(history):
     # fuzzing 18b: u2's first run rotated into a.jsonl, b.jsonl (one line: a fetch begun at
     # 200 ms) and c.jsonl, whose first line is a stage begun at 190 ms and written at its end
