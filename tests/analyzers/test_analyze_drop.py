@@ -1341,6 +1341,26 @@ def test_a_server_log_alone_says_once_that_no_client_hop_is_logged(history):
     assert "warnings" not in report.inputs
 
 
+def test_lines_naming_no_recipient_are_lines_of_the_recipients_apps(history):
+    # the warning above reads the paths' counts first; u2's app names no one on its lines
+    # (on no path, so counted nowhere), yet its log is given: no "no line ... logs a hop of
+    # the recipients' apps" for u3's app, the one really missing
+    history.ev(0, "TRACEKIT.heartbeat", "server-1", "server")
+    t1 = history.message(1, "u1", ["u2"], t=10_000)
+    t2 = history.message(2, "u1", ["u3"], t=11_000)
+    history.tail()
+    history.rows[:] = [r for r in history.rows if r["source"] != "client-u3"]
+    for row in history.rows:
+        if row["source"] == "client-u2":
+            row["actor"] = None
+    report = analyze(history.frame())
+    assert history.kinds(report.findings) == [
+        ("drop", t2, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("unexpected", t1, None, "WS-RECV.receive", None),
+    ]
+    assert "warnings" not in report.inputs
+
+
 def test_a_restart_after_the_run_went_on_with_the_conversation_is_not_named(history):
     # review 26c: server-1 never delivered m1 to u2 (u2's app was down), went on to deliver
     # m2 and m3 of c1 to both, and was restarted 700 ms later: the drop named the restart;
