@@ -239,7 +239,7 @@ def _report(paths: Paths, inputs: Mapping[str, Any] | None) -> Report:
                 for said in (
                     _misspelt_hops(misspelt, p),
                     _unread_lists(paths),
-                    *_unlogged_emitters(paths, found, {hop for _, _, hop in misspelt}),
+                    *_unlogged_emitters(paths, {hop for _, _, hop in misspelt}),
                     _backwards(counted.get("backwards", 0)),
                 )
                 if said
@@ -452,20 +452,26 @@ _EMITTERS: Final = {
 }
 
 
-def _unlogged_emitters(paths: Paths, found: pl.DataFrame, misspelt: set[str]) -> list[str]:
-    """Whose hops no line of the inputs logs, where ``found`` has drops or in-flight paths at
-    them: a set of logs without the clients' (or the server's). Every path then breaks where
-    that log's hops begin, each said to be a drop: this says why once (a server's log alone
-    read as a drop of every message at ``REST.response`` and every delivery at
-    ``WS-RECV.receive``). Not for hops some events are named almost as (``misspelt``: that
-    warning says why)."""
+def _unlogged_emitters(paths: Paths, misspelt: set[str]) -> list[str]:
+    """Whose hops no line of the inputs logs, where drops or in-flight paths stand at them
+    (not those a time window cut: their hops are logged, outside it): a set of logs without
+    the clients' (or the server's). Every path then breaks where that log's hops begin, each
+    said to be a drop: this says why once per such log (a server's log alone read as a drop
+    of every message at ``REST.response`` and every delivery at ``WS-RECV.receive``). Not
+    for hops some events are named almost as (``misspelt``: that warning says why), nor for
+    a client's hops where a client's log is given (an app that logged no hop, offline: its
+    log is among the inputs, the question would mislead)."""
     p = paths.pipeline
     judged = set(
-        found.filter(pl.col("kind").is_in(["drop", "in_flight"]))
+        judged_candidates(paths)
+        .filter(pl.col("status").is_in(["drop", "in_flight"]))
         .get_column("stage")
-        .drop_nulls()
         .unique()
         .to_list()
+    )
+    servers = paths.server_sources().get_column("source")
+    clients = paths.sources.select(
+        (~pl.col("source").cast(pl.String).is_in(servers.implode())).any()
     )
 
     def counted(i: int) -> bool:  # (the paths' counts: a few rows per message, no event)
@@ -477,6 +483,8 @@ def _unlogged_emitters(paths: Paths, found: pl.DataFrame, misspelt: set[str]) ->
         hops = [p.index(h.id) for h in p.hops if h.emitter == emitter]
         names = [p.hops[i].id for i in hops]
         if not judged.intersection(names) or misspelt.intersection(names):
+            continue
+        if emitter != "server" and clients.item():
             continue
         # (the events only where the paths counted none: a line naming no recipient is on
         # no path, yet logged; a pass over 5M events' hops took 0.1 s)

@@ -9,6 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tracekit.analyzers import analyze, find_drops, find_in_flight
+from tracekit.table import events_frame
 
 
 def test_seed_bug_reads_reached_repo_add_never_ctrl_add(history):
@@ -1342,9 +1343,9 @@ def test_a_server_log_alone_says_once_that_no_client_hop_is_logged(history):
 
 
 def test_lines_naming_no_recipient_are_lines_of_the_recipients_apps(history):
-    # the warning above reads the paths' counts first; u2's app names no one on its lines
-    # (on no path, so counted nowhere), yet its log is given: no "no line ... logs a hop of
-    # the recipients' apps" for u3's app, the one really missing
+    # the warning above reads the paths' counts first; one process logs the server's hops and
+    # u2's app's, naming no one on the app's lines (on no path, so counted nowhere): no "no
+    # line ... logs a hop of the recipients' apps" for u3's app, the one really missing
     history.ev(0, "TRACEKIT.heartbeat", "server-1", "server")
     t1 = history.message(1, "u1", ["u2"], t=10_000)
     t2 = history.message(2, "u1", ["u3"], t=11_000)
@@ -1353,10 +1354,40 @@ def test_lines_naming_no_recipient_are_lines_of_the_recipients_apps(history):
     for row in history.rows:
         if row["source"] == "client-u2":
             row["actor"] = None
+        row["source"] = "app-1"
     report = analyze(history.frame())
     assert history.kinds(report.findings) == [
         ("drop", t2, "u3", "WS-RECV.receive", "WS-BROADCAST.deliver"),
         ("unexpected", t1, None, "WS-RECV.receive", None),
+    ]
+    assert "warnings" not in report.inputs
+
+
+def test_a_client_log_given_or_a_window_s_cut_is_no_missing_log(history):
+    # review 27: the warning asked whether the recipients' logs were given where u2's app
+    # logged no hop at all (offline: its log is given), and whether the server's were where
+    # --until cut the path before its first server hop (logged, outside the window)
+    history.ev(0, "TRACEKIT.heartbeat", "server-1", "server")
+    history.ev(0, "TRACEKIT.configured", "client-u2", "u2")
+    t1 = history.message(1, "u1", ["u2"], t=10_000)
+    history.tail()
+    offline = [r for r in history.rows if r["source"] != "client-u1"]
+    offline = [r for r in offline if r["source"] != "client-u2" or r["trace_id"] is None]
+    for seq, row in enumerate(r for r in offline if r["source"] == "client-u2"):
+        row["seq"] = seq  # (its hops not logged: not lost by the logging)
+    report = analyze(events_frame(offline).lazy())
+    assert history.kinds(report.findings) == [
+        ("drop", t1, None, "REST.response", "REST.persist"),
+        ("drop", t1, "u2", "WS-RECV.receive", "WS-BROADCAST.deliver"),
+        ("unexpected", t1, None, "REST.persist", None),
+    ]
+    assert "warnings" not in report.inputs
+    table = history.frame().collect()
+    # (the send and request inside, from the persist on outside: no server hop in the window)
+    inside = pl.col("timestamp") < table.get_column("timestamp").min() + timedelta(seconds=10.007)
+    report = analyze(table.filter(inside), left_out=table.filter(~inside))
+    assert history.kinds(report.findings) == [
+        ("in_flight", t1, None, "REST.persist", "REST.request")
     ]
     assert "warnings" not in report.inputs
 
