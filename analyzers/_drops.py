@@ -323,6 +323,7 @@ def _cut(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
     drop at the receive)."""
     if paths.outside.is_empty():  # (no window, or none cut)
         return cand.with_columns(cut_at=pl.lit(None, dtype=pl.String))
+    cand = cand.collect(engine=engine()).lazy()  # (read twice below)
     p = paths.pipeline
     # each left-out hop stands for itself and every hop before it on its path (the
     # recipient's own at a recipient hop; the message's at a message hop); ``cut_at``, the
@@ -339,6 +340,9 @@ def _cut(paths: Paths, cand: pl.LazyFrame) -> pl.LazyFrame:
     )
     cut = (
         paths.outside.lazy()
+        # (the candidates' traces only: a window over 5M events leaves out millions of hops,
+        # each with its ancestors, review 27: 8 s)
+        .join(cand.select(pl.col("trace_id").cast(pl.String)).unique(), on="trace_id", how="semi")
         .join(lineage.lazy(), on="stage")
         .select(
             "trace_id",
@@ -1175,19 +1179,22 @@ def _with_resends(paths: Paths, drops: pl.LazyFrame) -> pl.LazyFrame:
     again = resends(paths)
     if again.is_empty() or "msg_id_min" not in again.columns:
         return drops.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in none.items())
-    again = again.select(
+    # (`resends` holds each first trace's re-sends in the order they were persisted: the
+    # first that got past a hop is named)
+    again = again.with_row_index("_k").select(
+        "_k",
         pl.col("trace_id").cast(pl.String),
         resent_of=pl.col("first").cast(pl.String),
         resent_id=pl.col("msg_id_min"),
     )
-    # (each first trace's re-sends in the order they were persisted: `resends` sorts them)
     went_on = (
         _reached_by(paths, again.lazy().select("trace_id"), list(range(len(paths.pipeline.hops))))
-        .join(again.lazy().select("trace_id", "resent_of"), on="trace_id")
-        .group_by("resent_of", "recipient", "stage", maintain_order=True)
-        .agg(resent_by=pl.col("trace_id").first())
+        .join(again.lazy().select("_k", "trace_id", "resent_of"), on="trace_id")
+        .group_by("resent_of", "recipient", "stage")
+        .agg(resent_by=pl.col("trace_id").sort_by("_k").first())
         .rename({"resent_of": "trace_id"})
     )
+    again = again.drop("_k")
     # (in the drops' order: :func:`_with_restart` numbers them)
     return drops.join(again.lazy(), on="trace_id", how="left", maintain_order="left").join(
         went_on, on=["trace_id", "recipient", "stage"], how="left", nulls_equal=True,

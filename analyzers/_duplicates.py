@@ -342,8 +342,9 @@ def duplicates(paths: Paths) -> pl.LazyFrame:
                     pl.when(pl.col("devices").is_not_null())
                     .then(
                         pl.format(
-                            "; apps of {}'s logging then: {} (the server writes once to each "
-                            "device: is a device's log missing from the inputs?)",
+                            "; processes of {}'s apps logging then: {} (the server writes "
+                            "once to each connected device: is a device's log missing from "
+                            "the inputs?)",
                             pl.col("recipient"),
                             pl.col("devices"),
                         )

@@ -1715,7 +1715,9 @@ def _in_time_order(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
     return (
         lines.join(files, on=per_file, how="left")
-        .sort("_begins", pl.when("_merged").then("_w"), "row")
+        # (to the millisecond, as the files are: a length written in microseconds may end a
+        # microsecond after the next line's stamp; then in read order)
+        .sort("_begins", pl.when("_merged").then(pl.col("_w") // 1_000_000), "row")
         .drop("_w", "_first", "_last", "_begins", "_merged")
     )
 
@@ -1728,11 +1730,6 @@ _RESTART_DROP: Final = 100
 #: How far from a log's first line a line out of order may land: a seq back to where a
 #: counter starts further on is a restart, however close to the log's least seq.
 _OUT_OF_ORDER: Final = 3
-
-
-#: How many lines after a seq that goes back far above a source's least show which run they
-#: go on: a restart's new run, or another process logging under the same name.
-_AHEAD: Final = 10
 
 
 def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
@@ -1748,9 +1745,9 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     already logged, or more than :data:`_RESTART_DROP` below the one before it, or to 0 or 1
     more than 2 below every seq before it or past the log's first few lines (the first run's
     log lost its beginning), at or below every seq before it; or to a value the source
-    already logged, more than :data:`_RESTART_DROP` below the one before it and the
-    :data:`_AHEAD` lines after it (a new run that lost its own first lines: review 26b's
-    doubt); logged after every event before it (a new process logs after the old one).
+    already logged, more than :data:`_RESTART_DROP` below the one before it, with no line
+    after it above what one counter going on from it reaches (a new run that lost its own
+    first lines: review 26b's doubt); logged after every event before it (a new process logs after the old one).
     Only sources whose seq goes back somewhere are looked at (counted with the per-source
     stats). Not a restart: lines out of order by a few, a line logged twice, a log read
     twice (its copy is no later), a rotated log's parts read newest first (no seq repeats),
@@ -1782,8 +1779,11 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
             again=pl.int_range(pl.len()).over("source", "seq") > 0,
             latest=pl.col("timestamp").cum_max().shift(1).over("source"),
             nth=pl.int_range(pl.len()).over("source"),
-            # (the highest seq of the next lines: null where none)
-            ahead=pl.max_horizontal(seq.shift(-k).over("source") for k in range(1, _AHEAD + 1)),
+            # (the highest seq of the lines after it, and how many there are: one counter
+            # counts up by one a line; a new run that also lost lines further on is not
+            # found by this rule)
+            ahead=seq.reverse().cum_max().reverse().shift(-1).over("source"),
+            after=(pl.len() - 1 - pl.int_range(pl.len())).over("source"),
         )
         .filter(
             (seq < pl.col("before"))
@@ -1799,13 +1799,14 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
                     | ((seq <= 1) & ((pl.col("low") - seq > 2) | (pl.col("nth") > _OUT_OF_ORDER)))
                 )
                 # a new run that lost its own first lines (seq 3 after a run that began at
-                # 1): a seq logged before, far below the line before it, and the lines after
-                # it go on from there, not from the old run's (two processes logging under
-                # one name at once go back and forth between theirs)
+                # 1): a seq logged before, far below the line before it, and no line after
+                # it above what one counter going on from it reaches (two processes logging
+                # under one name at once go back and forth between their counters, in bursts
+                # of any length: review 27)
                 | (
                     pl.col("again")
                     & (seq + _RESTART_DROP < pl.col("before"))
-                    & (pl.col("ahead").fill_null(seq) + _RESTART_DROP < pl.col("before"))
+                    & (pl.col("ahead").fill_null(seq) <= seq + pl.col("after") + _OUT_OF_ORDER)
                 )
             )
             & (pl.col("timestamp") > pl.col("latest"))

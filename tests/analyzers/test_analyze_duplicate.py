@@ -276,8 +276,9 @@ def test_a_device_known_only_by_its_history_loads_counts(history):
     assert history.kinds(got) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
     assert got.row(0, named=True)["source"] == "server-1"
     assert got["detail"][0] == (
-        "WS-BROADCAST.deliver happened 3 times for recipient u2; apps of u2's logging then: 2"
-        " (the server writes once to each device: is a device's log missing from the inputs?)"
+        "WS-BROADCAST.deliver happened 3 times for recipient u2; processes of u2's apps "
+        "logging then: 2 (the server writes once to each connected device: is a device's "
+        "log missing from the inputs?)"
     )
     assert [e["line"] for e in got["evidence"][0]] == [3, 4, 5]
 
@@ -398,8 +399,9 @@ def test_a_restarted_client_is_not_a_second_device_for_writes_before_it_started(
     got = find_duplicates(history.frame()).collect()
     assert history.kinds(got) == [("duplicate", t1, "u2", "WS-BROADCAST.deliver", None)]
     assert got["detail"][0] == (
-        "WS-BROADCAST.deliver happened 2 times for recipient u2; apps of u2's logging then: 1"
-        " (the server writes once to each device: is a device's log missing from the inputs?)"
+        "WS-BROADCAST.deliver happened 2 times for recipient u2; processes of u2's apps "
+        "logging then: 1 (the server writes once to each connected device: is a device's "
+        "log missing from the inputs?)"
     )
 
 

@@ -763,19 +763,21 @@ def test_a_restart_whose_new_run_lost_its_first_lines_is_read_run_by_run(history
     ]
 
 
-def test_two_processes_logging_under_one_name_at_once_are_no_restarts(history):
+@pytest.mark.parametrize("burst", [1, 12])
+def test_two_processes_logging_under_one_name_at_once_are_no_restarts(history, burst):
     # the other side of the rule above: a second process logging under u2's name from 20 s
-    # on, its seqs from 3 between the first's (~120 on): each of its lines goes far back to
-    # a seq logged before, but the next lines go back up to the first process': no run
-    # begins there (the old rule, a seq at or below every earlier one, saw none either)
+    # on, its seqs from 3 between the first's (~120 on), line by line or in bursts (review
+    # 27: bursts of more than 10 lines read as 4 restarts and 4 log gaps): each switch goes
+    # far back to a seq logged before, but later lines go back up to the first counter
     for n in range(40):
         history.message(n + 1, "u1", ["u2"], t=100 * n)
-    other = history.seq["client-u2"]
-    for n in range(10):
-        history.seq["client-u2"], other = 3 + n, history.seq["client-u2"]
-        history.ev(20_000 + 100 * n, "TRACEKIT.heartbeat", "client-u2", "u2")
+    other = 3
+    for n in range(48 // burst):
+        for k in range(2 * burst):
+            if k == burst:  # (switch counters)
+                history.seq["client-u2"], other = other, history.seq["client-u2"]
+            history.ev(20_000 + 100 * n + k, "TRACEKIT.heartbeat", "client-u2", "u2")
         history.seq["client-u2"], other = other, history.seq["client-u2"]
-        history.ev(20_050 + 100 * n, "TRACEKIT.heartbeat", "client-u2", "u2")
     history.tail()
     report = analyze(history.frame())
     assert report.summary["restarts"] == []
