@@ -1747,9 +1747,9 @@ def _restarts(table: pl.DataFrame, sources: pl.DataFrame) -> pl.DataFrame:
     log lost its beginning), at or below every seq before it; or to a value the source
     already logged, more than :data:`_RESTART_DROP` below the one before it, with no line
     after it above what one counter going on from it reaches (a new run that lost its own
-    first lines: review 26b's doubt); logged after every event before it (a new process logs after the old one).
-    Only sources whose seq goes back somewhere are looked at (counted with the per-source
-    stats). Not a restart: lines out of order by a few, a line logged twice, a log read
+    first lines: review 26b's doubt); logged after every event before it (a new process
+    logs after the old one). Only sources whose seq goes back somewhere are looked at
+    (counted with the per-source stats). Not a restart: lines out of order by a few, a line logged twice, a log read
     twice (its copy is no later), a rotated log's parts read newest first (no seq repeats),
     two processes logging under one name at once."""
     schema = {"source": pl.String, "file": pl.String, "line": pl.Int64, "row": pl.UInt32}
