@@ -470,8 +470,10 @@ def _unlogged_emitters(paths: Paths, misspelt: set[str]) -> list[str]:
         .to_list()
     )
     servers = paths.server_sources().get_column("source")
-    clients = paths.sources.select(
-        (~pl.col("source").cast(pl.String).is_in(servers.implode())).any()
+    clients_given = bool(
+        paths.sources.select(
+            (~pl.col("source").cast(pl.String).is_in(servers.implode())).any()
+        ).item()
     )
 
     def counted(i: int) -> bool:  # (the paths' counts: a few rows per message, no event)
@@ -484,7 +486,7 @@ def _unlogged_emitters(paths: Paths, misspelt: set[str]) -> list[str]:
         names = [p.hops[i].id for i in hops]
         if not judged.intersection(names) or misspelt.intersection(names):
             continue
-        if emitter != "server" and clients.item():
+        if emitter != "server" and clients_given:
             continue
         # (the events only where the paths counted none: a line naming no recipient is on
         # no path, yet logged; a pass over 5M events' hops took 0.1 s)

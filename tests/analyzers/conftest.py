@@ -148,6 +148,15 @@ class History:
         for k, hop in enumerate(PER_RECIPIENT[1:]):
             self.ev(t_ms + k, hop, source, user, trace=trace, conv_id=conv_id)
 
+    def loaded(self, t_ms: float, user: str, *, trace: str, conv_id: str = "c1") -> None:
+        """``user``'s app loads the conversation's history from ``t_ms`` (30 ms) and the load
+        stores and shows ``trace``, with no receive: a reconnect's catch-up."""
+        source = client(user)
+        self.ev(t_ms, "REST.fetch_start", source, user, conv_id=conv_id)
+        self.ev(t_ms + 30, "REST.fetch_end", source, user, conv_id=conv_id)
+        for k, hop in enumerate(PER_RECIPIENT[2:]):
+            self.ev(t_ms + 31 + k, hop, source, user, trace=trace, conv_id=conv_id)
+
     def tail(self, t_ms: float = 60_000.0, sources: Iterable[str] | None = None) -> None:
         """Heartbeats long after everything: the logs go on past any grace window. Only of
         ``sources`` where given (the others' logs end where they are)."""

@@ -153,10 +153,7 @@ def test_recipient_reconnecting_whose_history_load_misses_it(history):
 def test_recipient_reconnecting_gets_it_from_history(history):
     # deliver went to a dead socket (no receive); after reconnecting, a history load adds it.
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
-    history.ev(200, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
-    history.ev(230, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
-    history.ev(231, "REPO.add", "client-u2", "u2", trace=t1, conv_id="c1")
-    history.ev(232, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.loaded(200, "u2", trace=t1)
     history.tail()
     report = analyze(history.frame())
     assert report.findings.is_empty()

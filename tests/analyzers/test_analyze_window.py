@@ -451,10 +451,7 @@ def test_a_path_whose_later_hop_is_outside_the_window_is_cut(history):
     # An --until between the deliver and the store read as a drop at WS-RECV.receive: the
     # receive is never logged, so it is not among the left-out hops; the store is
     t1 = history.message(1, "u1", ["u2"], t=0, stop={"u2": "WS-RECV.receive"})
-    history.ev(100, "REST.fetch_start", "client-u2", "u2", conv_id="c1")
-    history.ev(150, "REST.fetch_end", "client-u2", "u2", conv_id="c1")
-    history.ev(151, "REPO.add", "client-u2", "u2", trace=t1, conv_id="c1")
-    history.ev(152, "CTRL.add", "client-u2", "u2", trace=t1, conv_id="c1")
+    history.loaded(100, "u2", trace=t1)
     history.message(2, "u2", ["u1"], t=20_000)
     history.tail()
     assert analyze(history.frame()).findings.is_empty()
